@@ -1,0 +1,28 @@
+// Package adapters defines what a database adapter is: a Backend that answers one service's
+// requests. The adapter runtime in routing carries messages to and from it; the backends live in
+// subpackages named after what they talk to (demo, and later postgres and http).
+package adapters
+
+import (
+	"context"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// Backend answers requests for the services it is configured for.
+//
+// A returned error means the source system failed (the runtime reports it as ADAPTER_ERROR, and
+// may retry it); "no data about this subject" is not an error but a result with status ok, reason
+// NO_DATA and no records. Query must honour ctx: the broker's deadline is on it.
+type Backend interface {
+	Query(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error)
+}
+
+// BackendFunc adapts a function to Backend.
+type BackendFunc func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error)
+
+// Query calls f.
+func (f BackendFunc) Query(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
+	return f(ctx, req)
+}

@@ -1,0 +1,102 @@
+package siobroker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable error code. Codes are part of the wire contract: clients match on them, so a
+// code is never renamed or reused. The README carries the table.
+type Code string
+
+// Codes for refusals of a whole request. Each maps to one SOAP fault in soap.WriteFault.
+const (
+	// Transport and XML.
+	CodeMethod       Code = "SIO-HTTP-METHOD"     // not a POST of a SOAP envelope
+	CodeContentType  Code = "SIO-HTTP-CONTENT"    // a content type other than text/xml
+	CodeOversize     Code = "SIO-XML-OVERSIZE"    // the body exceeds the configured limit
+	CodeEncoding     Code = "SIO-XML-ENCODING"    // not UTF-8
+	CodeMalformed    Code = "SIO-XML-MALFORMED"   // not well-formed XML
+	CodeDoctype      Code = "SIO-XML-DOCTYPE"     // a DOCTYPE directive
+	CodeProcInst     Code = "SIO-XML-PI"          // a processing instruction other than the XML declaration
+	CodeNotSOAP      Code = "SIO-SOAP-ENVELOPE"   // not a SOAP 1.1 envelope with a SendMessage body
+	CodeSchema       Code = "SIO-SCHEMA"          // the XSD rules are broken; the message names the field
+	CodeTooDeep      Code = "SIO-XML-DEPTH"       // nesting or element count beyond the limits
+	CodeReplayDate   Code = "SIO-REPLAY-DATE"     // messageDate outside the accepted window
+	CodeReplayID     Code = "SIO-REPLAY-ID"       // a messageId already seen
+	CodeUnavailable  Code = "SIO-UNAVAILABLE"     // the broker cannot take requests now
+	CodeInternal     Code = "SIO-INTERNAL"        // a fault of the broker itself
+	CodeServiceRange Code = "SIO-SERVICE-UNKNOWN" // a service number with no route
+
+	// Signature and certificate.
+	CodeSigMissing   Code = "SIO-SIG-MISSING"   // no signature in either placement
+	CodeSigInvalid   Code = "SIO-SIG-INVALID"   // a digest or signature value does not verify
+	CodeSigAlgorithm Code = "SIO-SIG-ALGORITHM" // an algorithm outside the allowlist (SHA-1 included)
+	CodeSigReference Code = "SIO-SIG-REFERENCE" // the reference does not cover exactly the content used (wrapping)
+	CodeCertChain    Code = "SIO-CERT-CHAIN"    // not chained to a trusted root
+	CodeCertExpired  Code = "SIO-CERT-EXPIRED"  // outside its validity at the message time
+	CodeCertRevoked  Code = "SIO-CERT-REVOKED"  // listed in a configured CRL
+	CodeCertNoIIN    Code = "SIO-CERT-NO-IIN"   // the subject carries no IIN
+
+	// Users, roles and bases.
+	CodeUserUnknown Code = "SIO-USER-UNKNOWN"
+	CodeUserBlocked Code = "SIO-USER-BLOCKED"
+	CodeUserDeleted Code = "SIO-USER-DELETED"
+	CodeNoConsent   Code = "SIO-USER-NO-CONSENT"
+	CodeRoleBasis   Code = "SIO-ROLE-BASIS"      // the user's role may not use the basis
+	CodeCaseInvalid Code = "SIO-CASE-INVALID"    // a case reference that does not match its pattern
+	CodeCaseUnknown Code = "SIO-CASE-UNKNOWN"    // the case is not found, or is not in the user's proceedings
+	CodeSubject     Code = "SIO-SUBJECT-INVALID" // an IIN or BIN with a bad check digit
+)
+
+// Error is the one error type that crosses package boundaries. Code is stable; Message is for
+// people and may name a field; Field is the XML path of the offending field, where there is one.
+type Error struct {
+	Code    Code
+	Message string
+	Field   string
+	Err     error // the cause, kept for logs; never sent to a client
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldError returns a schema error that names the offending field by its path.
+func FieldError(field, format string, args ...any) *Error {
+	return &Error{Code: CodeSchema, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error that keeps cause for the logs.
+func Wrap(code Code, cause error, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: cause}
+}
+
+// ErrorCode returns the code of err, or CodeInternal if err carries none.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// ErrorMessage returns the client-facing message of err. Errors without a code are internal and
+// their text is not disclosed.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

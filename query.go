@@ -1,0 +1,191 @@
+package siobroker
+
+import (
+	"fmt"
+	"time"
+)
+
+// Basis is the kind of case a request is made under: the columns of Appendices 1 and 2.
+type Basis int
+
+// The six bases of the Rules, in the order of the appendices' columns.
+const (
+	BasisCriminal       Basis = 1 // criminal case (ЕРДР), with the §22 sub-forms
+	BasisCourtAdmin     Basis = 2 // administrative or administrative-offence case in court
+	BasisAdminOffence   Basis = 3 // administrative-offence case registered in КПСиСУ
+	BasisCourtCivil     Basis = 4 // civil case in court
+	BasisEnforcement    Basis = 5 // enforcement proceedings (АИС ОИП)
+	BasisSearch         Basis = 6 // search case
+	FirstBasis                = BasisCriminal
+	LastBasis                 = BasisSearch
+	FirstService              = 1
+	LastService               = 93 // Appendix 2 has 93 rows
+	MaxServicesPerQuery       = LastService
+)
+
+// Valid reports whether b is one of the six bases.
+func (b Basis) Valid() bool { return b >= FirstBasis && b <= LastBasis }
+
+// CaseRef carries the case reference fields. Which of them a basis needs is the business of the
+// case-number rules; the wire form fills only those the sender gave.
+type CaseRef struct {
+	Number string // ЕРДР number, administrative-offence, enforcement or search case number, or court case number
+
+	// §22 sub-forms of the criminal basis.
+	InstructionNo    string // outgoing number of an investigative or prosecutor's instruction
+	RequestingBody   string // international legal assistance: the requesting body
+	CoveringLetterNo string // international legal assistance: outgoing number of the covering letter
+
+	// §25 court form (bases 2 and 4).
+	Year  string // accounting year
+	Court string
+}
+
+// Subject is the person (IIN) or organisation (BIN) asked about. Exactly one is set.
+type Subject struct {
+	IIN string
+	BIN string
+}
+
+// ID returns whichever identifier is set.
+func (s Subject) ID() string {
+	if s.IIN != "" {
+		return s.IIN
+	}
+	return s.BIN
+}
+
+// Query is what a signed request asks: the content of requestData/data, after the signature has
+// been verified. Nothing in it identifies the user; that comes from the certificate.
+type Query struct {
+	Basis    Basis
+	Case     CaseRef
+	Article  string // Criminal Code article, where the basis and services need one
+	Subject  Subject
+	Services []int
+	Purpose  string
+}
+
+// RequestInfo is the envelope part of a SyncChannel request.
+type RequestInfo struct {
+	MessageID     string
+	CorrelationID string
+	ServiceID     string
+	MessageDate   time.Time
+	RouteID       string
+	SenderID      string
+	Properties    []Property
+	SessionID     string
+}
+
+// Property is a key/value pair of requestInfo.
+type Property struct {
+	Key   string
+	Value string
+}
+
+// ResultStatus is the outcome of one requested service.
+type ResultStatus string
+
+// The four outcomes a reply can carry per service.
+const (
+	StatusOK      ResultStatus = "ok"
+	StatusDenied  ResultStatus = "denied"
+	StatusError   ResultStatus = "error"
+	StatusTimeout ResultStatus = "timeout"
+)
+
+// Reason codes of a per-service result. Like Code, they are part of the wire contract.
+const (
+	ReasonOK            = "OK"
+	ReasonNoData        = "NO_DATA"
+	ReasonDeniedBasis   = "DENIED_BASIS"   // the service is not available under this basis (App. 2)
+	ReasonDeniedArticle = "DENIED_ARTICLE" // a КГД service without a Chapter 8 article
+	ReasonAdapterError  = "ADAPTER_ERROR"  // the source system answered with an error
+	ReasonUnavailable   = "UNAVAILABLE"    // the service could not be dispatched
+	ReasonTimeout       = "TIMEOUT"        // no answer within the service's timeout
+)
+
+// Field is one named value of a result record.
+type Field struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Record is one row of a service's answer: a person, a vehicle, a property title and so on.
+type Record struct {
+	Type   string  `json:"type"`
+	Fields []Field `json:"fields"`
+}
+
+// ServiceResult is the answer for one requested service.
+type ServiceResult struct {
+	Service int          `json:"service"`
+	Status  ResultStatus `json:"status"`
+	Reason  string       `json:"reason"`
+	Message string       `json:"message,omitempty"`
+	Records []Record     `json:"records,omitempty"`
+}
+
+// ValidateIIN checks a 12-digit IIN or BIN and its check digit. Both use the same algorithm: the
+// weighted sum of the first eleven digits modulo 11, with a second set of weights when the first
+// gives 10; a second 10 means the number is never issued.
+func ValidateIIN(id string) error {
+	if len(id) != 12 {
+		return fmt.Errorf("must be 12 digits, got %d characters", len(id))
+	}
+	var d [12]int
+	for i := range 12 {
+		c := id[i]
+		if c < '0' || c > '9' {
+			return fmt.Errorf("must be 12 digits, found %q at position %d", c, i+1)
+		}
+		d[i] = int(c - '0')
+	}
+	check := iinCheckDigit(d)
+	if check < 0 {
+		return fmt.Errorf("no valid check digit exists for this number")
+	}
+	if check != d[11] {
+		return fmt.Errorf("check digit is %d, expected %d", d[11], check)
+	}
+	return nil
+}
+
+func iinCheckDigit(d [12]int) int {
+	sum := 0
+	for i := range 11 {
+		sum += (i + 1) * d[i]
+	}
+	if c := sum % 11; c != 10 {
+		return c
+	}
+	sum = 0
+	for i := range 11 {
+		sum += ((i+2)%11 + 1) * d[i]
+	}
+	if c := sum % 11; c != 10 {
+		return c
+	}
+	return -1
+}
+
+// CompleteIIN appends the check digit to an 11-digit prefix. It returns false when the prefix has
+// no valid check digit. Demo data and the development PKI use it to make valid numbers.
+func CompleteIIN(prefix string) (string, bool) {
+	if len(prefix) != 11 {
+		return "", false
+	}
+	var d [12]int
+	for i := range 11 {
+		if prefix[i] < '0' || prefix[i] > '9' {
+			return "", false
+		}
+		d[i] = int(prefix[i] - '0')
+	}
+	c := iinCheckDigit(d)
+	if c < 0 {
+		return "", false
+	}
+	return prefix + string(rune('0'+c)), true
+}

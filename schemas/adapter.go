@@ -1,0 +1,58 @@
+package schemas
+
+import (
+	"time"
+
+	"github.com/sio-pso/siobroker"
+)
+
+// The AMQP/GoChannel messages between the broker and its adapters. They are JSON, so that an
+// adapter written in another language needs no XML. Changing a field is a wire change: add, never
+// rename.
+
+// Metadata keys carried on every transport message. Only strings go into headers (see the
+// watermill-amqp notes in STYLE.md).
+const (
+	MetaRequestID = "sio_request_id" // the broker's id of the client request
+	MetaService   = "sio_service"    // the service number, decimal
+	MetaReplyTo   = "sio_reply_to"   // the topic the answer goes to: one per broker instance
+	MetaMessageID = "sio_message_id" // the client's requestInfo/messageId, for logs
+)
+
+// ServiceRequest asks one adapter for one service about one subject.
+type ServiceRequest struct {
+	RequestID string            `json:"requestId"`
+	MessageID string            `json:"messageId"`
+	Service   int               `json:"service"`
+	Basis     siobroker.Basis   `json:"basis"`
+	Case      siobroker.CaseRef `json:"case"`
+	Article   string            `json:"article,omitempty"`
+	Subject   siobroker.Subject `json:"subject"`
+	SignerIIN string            `json:"signerIin"`
+	SentAt    time.Time         `json:"sentAt"`
+	Deadline  time.Time         `json:"deadline"`
+	ReplyTo   string            `json:"replyTo"`
+}
+
+// ServiceResponse is an adapter's answer to one ServiceRequest.
+type ServiceResponse struct {
+	RequestID  string                  `json:"requestId"`
+	Service    int                     `json:"service"`
+	Result     siobroker.ServiceResult `json:"result"`
+	Adapter    string                  `json:"adapter"`
+	AnsweredAt time.Time               `json:"answeredAt"`
+}
+
+// ServiceTopic is the topic (AMQP queue) that carries requests for service n.
+func ServiceTopic(n int) string {
+	return "sio.service." + threeDigits(n)
+}
+
+func threeDigits(n int) string {
+	b := []byte{'0', '0', '0'}
+	for i := 2; i >= 0 && n > 0; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b)
+}

@@ -1,0 +1,20 @@
+// Package schemas holds the one message format shared by the broker and its adapters: the WSDL and
+// XSDs of the SOAP endpoint, served as they are, and the JSON messages of the transport.
+package schemas
+
+import "embed"
+
+// Files holds the WSDL and XSDs. The broker serves them at <endpoint>?wsdl and ?xsd=NAME.
+//
+//go:embed *.xsd
+var Files embed.FS
+
+// Namespaces of the wire contract.
+const (
+	NSSoapEnv   = "http://schemas.xmlsoap.org/soap/envelope/"
+	NSSyncTypes = "http://bip.bee.kz/SyncChannel/v10/Types"
+	NSQuery     = "urn:kz:sio-pso:broker:v1"
+	NSDSig      = "http://www.w3.org/2000/09/xmldsig#"
+	NSWSSE      = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+	NSWSU       = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+)
