@@ -1,0 +1,310 @@
+package signing
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/beevik/etree"
+)
+
+// This file implements Canonical XML 1.0 and Exclusive XML Canonicalization 1.0 over an etree
+// subtree. goxmldsig's canonicalisers sort prefixed attributes by prefix rather than by namespace
+// URI, need a parent chain for inclusive C14N and cap traversals at 1000 elements; owning the
+// serialiser keeps the digested bytes exactly what this package says they are.
+
+const (
+	nsXML   = "http://www.w3.org/XML/1998/namespace"
+	nsExcCN = "http://www.w3.org/2001/10/xml-exc-c14n#" // namespace of ec:InclusiveNamespaces
+)
+
+// maxC14NDepth bounds recursion. etree refuses to parse deeper than 1024 levels by default, so a
+// parsed document never reaches it; a tree built in memory might.
+const maxC14NDepth = 1100
+
+var errC14NDepth = errors.New("element nesting too deep to canonicalise")
+
+// canonicalizer serialises one element (the apex) in canonical form.
+type canonicalizer struct {
+	method c14nMethod
+	// inclusivePrefixes is the InclusiveNamespaces PrefixList of exclusive C14N; "" stands for
+	// "#default".
+	inclusivePrefixes map[string]bool
+	// exclude is omitted with its subtree: the enveloped-signature transform.
+	exclude *etree.Element
+	buf     bytes.Buffer
+}
+
+// canonicalize returns the canonical form of el as it sits in its document: namespaces declared
+// on its ancestors are taken into account (and, for inclusive C14N, inherited xml:* attributes).
+// exclude, if not nil, is left out. prefixList is the exclusive C14N InclusiveNamespaces list.
+func canonicalize(el *etree.Element, method c14nMethod, prefixList string, exclude *etree.Element) ([]byte, error) {
+	c := &canonicalizer{method: method, exclude: exclude}
+	if method.exclusive {
+		c.inclusivePrefixes = map[string]bool{}
+		for p := range strings.FieldsSeq(prefixList) {
+			if p == "#default" {
+				p = ""
+			}
+			c.inclusivePrefixes[p] = true
+		}
+	}
+	var inherited []etree.Attr
+	if !method.exclusive {
+		inherited = inheritedXMLAttrs(el)
+	}
+	if err := c.element(el, namespacesInScope(el.Parent()), map[string]string{}, inherited, 0); err != nil {
+		return nil, err
+	}
+	return c.buf.Bytes(), nil
+}
+
+// namespacesInScope returns the prefix -> namespace bindings in force at el (declarations on el
+// included); "" is the default namespace. A nil el has no bindings.
+func namespacesInScope(el *etree.Element) map[string]string {
+	var chain []*etree.Element
+	for e := el; e != nil; e = e.Parent() {
+		chain = append(chain, e)
+	}
+	scope := map[string]string{}
+	for i := len(chain) - 1; i >= 0; i-- {
+		declare(scope, chain[i])
+	}
+	return scope
+}
+
+// declare applies the namespace declarations of el to scope.
+func declare(scope map[string]string, el *etree.Element) {
+	for _, a := range el.Attr {
+		switch {
+		case a.Space == "xmlns" && a.Key != "xml":
+			scope[a.Key] = a.Value
+		case a.Space == "" && a.Key == "xmlns":
+			scope[""] = a.Value
+		}
+	}
+}
+
+func hasNamespaceDecls(el *etree.Element) bool {
+	for _, a := range el.Attr {
+		if isNamespaceDecl(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func isNamespaceDecl(a etree.Attr) bool {
+	return a.Space == "xmlns" || (a.Space == "" && a.Key == "xmlns")
+}
+
+// inheritedXMLAttrs returns the xml:* attributes of el's ancestors that el does not override.
+// Inclusive C14N of a document subset carries them onto the apex.
+func inheritedXMLAttrs(el *etree.Element) []etree.Attr {
+	found := map[string]etree.Attr{}
+	for e := el.Parent(); e != nil; e = e.Parent() {
+		for _, a := range e.Attr {
+			if a.Space == "xml" {
+				if _, nearer := found[a.Key]; !nearer {
+					found[a.Key] = a
+				}
+			}
+		}
+	}
+	for _, a := range el.Attr {
+		if a.Space == "xml" {
+			delete(found, a.Key)
+		}
+	}
+	keys := slices.Sorted(maps.Keys(found))
+	out := make([]etree.Attr, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, etree.Attr{Space: "xml", Key: k, Value: found[k].Value})
+	}
+	return out
+}
+
+type nsDecl struct{ prefix, uri string }
+
+type canonicalAttr struct {
+	uri, qname, local, value string
+}
+
+func (c *canonicalizer) element(el *etree.Element, parentScope, rendered map[string]string, extra []etree.Attr, depth int) error {
+	if depth > maxC14NDepth {
+		return errC14NDepth
+	}
+	scope := parentScope
+	if hasNamespaceDecls(el) {
+		scope = maps.Clone(parentScope)
+		declare(scope, el)
+	}
+	if el.Space != "" && el.Space != "xml" {
+		if _, ok := scope[el.Space]; !ok {
+			return fmt.Errorf("element %s: undeclared namespace prefix %q", el.FullTag(), el.Space)
+		}
+	}
+
+	// Namespace declarations to render.
+	var decls []nsDecl
+	consider := func(prefix string) {
+		uri := scope[prefix]
+		prev, wasRendered := rendered[prefix]
+		if prefix == "" && uri == "" {
+			// xmlns="" is needed only to undo a default namespace rendered above.
+			if wasRendered && prev != "" {
+				decls = append(decls, nsDecl{"", ""})
+			}
+			return
+		}
+		if !wasRendered || prev != uri {
+			decls = append(decls, nsDecl{prefix, uri})
+		}
+	}
+	if c.method.exclusive {
+		utilized := map[string]bool{el.Space: true}
+		for _, a := range el.Attr {
+			if !isNamespaceDecl(a) && a.Space != "" {
+				utilized[a.Space] = true
+			}
+		}
+		for p := range c.inclusivePrefixes {
+			if _, ok := scope[p]; ok {
+				utilized[p] = true
+			}
+		}
+		delete(utilized, "xml")
+		for p := range utilized {
+			consider(p)
+		}
+	} else {
+		for p := range scope {
+			consider(p)
+		}
+		if _, ok := scope[""]; !ok {
+			consider("")
+		}
+	}
+	slices.SortFunc(decls, func(a, b nsDecl) int { return strings.Compare(a.prefix, b.prefix) })
+	childRendered := rendered
+	if len(decls) > 0 {
+		childRendered = maps.Clone(rendered)
+		for _, d := range decls {
+			childRendered[d.prefix] = d.uri
+		}
+	}
+
+	// Attributes, sorted by namespace URI then local name.
+	attrs := make([]canonicalAttr, 0, len(el.Attr)+len(extra))
+	for _, a := range slices.Concat(el.Attr, extra) {
+		if isNamespaceDecl(a) {
+			continue
+		}
+		ca := canonicalAttr{qname: a.FullKey(), local: a.Key, value: a.Value}
+		switch a.Space {
+		case "":
+		case "xml":
+			ca.uri = nsXML
+		default:
+			uri, ok := scope[a.Space]
+			if !ok {
+				return fmt.Errorf("attribute %s of %s: undeclared namespace prefix %q", a.FullKey(), el.FullTag(), a.Space)
+			}
+			ca.uri = uri
+		}
+		attrs = append(attrs, ca)
+	}
+	slices.SortFunc(attrs, func(a, b canonicalAttr) int {
+		if n := strings.Compare(a.uri, b.uri); n != 0 {
+			return n
+		}
+		return strings.Compare(a.local, b.local)
+	})
+
+	c.buf.WriteByte('<')
+	c.buf.WriteString(el.FullTag())
+	for _, d := range decls {
+		if d.prefix == "" {
+			c.buf.WriteString(` xmlns="`)
+		} else {
+			c.buf.WriteString(` xmlns:` + d.prefix + `="`)
+		}
+		escapeAttr(&c.buf, d.uri)
+		c.buf.WriteByte('"')
+	}
+	for _, a := range attrs {
+		c.buf.WriteString(" " + a.qname + `="`)
+		escapeAttr(&c.buf, a.value)
+		c.buf.WriteByte('"')
+	}
+	c.buf.WriteByte('>')
+
+	for _, tok := range el.Child {
+		switch t := tok.(type) {
+		case *etree.Element:
+			if t == c.exclude {
+				continue
+			}
+			if err := c.element(t, scope, childRendered, nil, depth+1); err != nil {
+				return err
+			}
+		case *etree.CharData:
+			escapeText(&c.buf, t.Data)
+		case *etree.Comment:
+			if c.method.comments {
+				c.buf.WriteString("<!--" + t.Data + "-->")
+			}
+		case *etree.ProcInst:
+			c.buf.WriteString("<?" + t.Target)
+			if t.Inst != "" {
+				c.buf.WriteString(" " + t.Inst)
+			}
+			c.buf.WriteString("?>")
+		default:
+			return fmt.Errorf("element %s: unexpected %T inside an element", el.FullTag(), tok)
+		}
+	}
+	c.buf.WriteString("</" + el.FullTag() + ">")
+	return nil
+}
+
+func escapeText(b *bytes.Buffer, s string) {
+	for _, r := range s {
+		switch r {
+		case '&':
+			b.WriteString("&amp;")
+		case '<':
+			b.WriteString("&lt;")
+		case '>':
+			b.WriteString("&gt;")
+		case '\r':
+			b.WriteString("&#xD;")
+		default:
+			b.WriteRune(r)
+		}
+	}
+}
+
+func escapeAttr(b *bytes.Buffer, s string) {
+	for _, r := range s {
+		switch r {
+		case '&':
+			b.WriteString("&amp;")
+		case '<':
+			b.WriteString("&lt;")
+		case '"':
+			b.WriteString("&quot;")
+		case '\t':
+			b.WriteString("&#x9;")
+		case '\n':
+			b.WriteString("&#xA;")
+		case '\r':
+			b.WriteString("&#xD;")
+		default:
+			b.WriteRune(r)
+		}
+	}
+}

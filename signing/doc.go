@@ -1,0 +1,29 @@
+// Package signing verifies and produces the XML digital signatures (XML-DSig) of SyncChannel
+// envelopes, in the two placements the broker accepts:
+//
+//   - PlacementWSSE: a ds:Signature in the WS-Security header (wsse:Security) whose single
+//     Reference names the wsu:Id of the SOAP Body;
+//   - PlacementEnveloped: a ds:Signature as the first child of the element carried in
+//     requestData/data (q:query) or responseData/data (q:result), whose single Reference names
+//     that element's Id and applies the enveloped-signature transform.
+//
+// Reference resolution, canonicalisation (exclusive C14N and inclusive C14N 1.0), digests and the
+// SignatureValue are implemented here on top of etree rather than delegated to goxmldsig, which
+// handles only enveloped signatures, accepts SHA-1 and encodes ECDSA as DER rather than the r||s
+// form that xmlsec, Java and .NET use.
+//
+// Security rules, all enforced by Verifier.Verify:
+//
+//   - Only the bytes that were digested are handed on: Verified.Signed is re-parsed from the
+//     canonical form of the referenced element, never taken from the caller's tree. Whatever an
+//     attacker wraps around or beside the signed element cannot reach the caller.
+//   - Exactly one Reference, pointing at exactly the element of the placement; Ids must be unique in
+//     the document; a ds:Signature anywhere else is refused.
+//   - An algorithm allowlist: rsa-sha256, rsa-sha512 and ecdsa-sha256 (r||s), digests sha256 and
+//     sha512, canonicalisation exc-c14n or c14n 1.0. SHA-1 and GOST are refused.
+//   - The signer certificate comes from KeyInfo/X509Data, is chained to the configured roots at the
+//     message time and checked against every configured CRL. The signer's IIN comes from the
+//     certificate subject (serialNumber "IIN" + 12 digits), never from the message body.
+//
+// Every refusal is a *siobroker.Error with one of the signature or certificate codes.
+package signing

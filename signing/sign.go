@@ -1,0 +1,344 @@
+package signing
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/beevik/etree"
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// Signer signs envelopes with one certificate and its private key. It is safe for concurrent use
+// (the documents it is given are not).
+type Signer struct {
+	cert  *x509.Certificate
+	key   crypto.Signer
+	chain []*x509.Certificate
+	iin   string
+
+	signatureMethod string
+	digestMethod    string
+	ecdsaSize       int // coordinate size for r||s; 0 for RSA
+}
+
+// NewSigner returns a signer for cert and key; chain (intermediates) is added to KeyInfo after
+// cert. RSA keys sign with rsa-sha256, ECDSA P-256 keys with ecdsa-sha256 (r||s); the digest is
+// sha256.
+func NewSigner(cert *x509.Certificate, key crypto.Signer, chain ...*x509.Certificate) (*Signer, error) {
+	if cert == nil || key == nil {
+		return nil, errors.New("signer: certificate and key are required")
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("signer: the private key does not belong to certificate %q", cert.Subject.String())
+	}
+	s := &Signer{cert: cert, key: key, chain: append([]*x509.Certificate(nil), chain...), digestMethod: AlgDigestSHA256}
+	switch k := cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < minRSABits {
+			return nil, fmt.Errorf("signer: RSA key of %d bits is too short", k.N.BitLen())
+		}
+		s.signatureMethod = AlgRSASHA256
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("signer: ECDSA curve %s is not supported; use P-256", k.Curve.Params().Name)
+		}
+		s.signatureMethod = AlgECDSASHA256
+		s.ecdsaSize = 32
+	default:
+		return nil, fmt.Errorf("signer: %T keys are not supported", cert.PublicKey)
+	}
+	// The broker's own certificate carries a BIN, not an IIN: a missing IIN is fine here.
+	if iin, err := SubjectIIN(cert); err == nil {
+		s.iin = iin
+	}
+	return s, nil
+}
+
+// LoadSigner reads a PEM certificate (optionally followed by its intermediates) and a PEM private
+// key in PKCS#8, PKCS#1 or SEC1 form.
+func LoadSigner(certFile, keyFile string) (*Signer, error) {
+	certs, err := readCertificates(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	key, err := readPrivateKey(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	return NewSigner(certs[0], key, certs[1:]...)
+}
+
+func readPrivateKey(file string) (crypto.Signer, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return nil, fmt.Errorf("%s: no PEM private key block", file)
+		}
+		var key any
+		switch block.Type {
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		case "ENCRYPTED PRIVATE KEY":
+			return nil, fmt.Errorf("%s: encrypted private keys are not supported", file)
+		default:
+			continue // e.g. "EC PARAMETERS" written by openssl ecparam
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: parse %s: %w", file, block.Type, err)
+		}
+		signer, ok := key.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("%s: %T is not a signing key", file, key)
+		}
+		return signer, nil
+	}
+}
+
+// Certificate returns the signer's certificate.
+func (s *Signer) Certificate() *x509.Certificate { return s.cert }
+
+// IIN returns the IIN of the signer's certificate subject, or "" if it carries none.
+func (s *Signer) IIN() string { return s.iin }
+
+// Sign signs doc in placement p. PlacementEnveloped signs the element carried in
+// requestData|responseData/data.
+func (s *Signer) Sign(doc *etree.Document, p Placement) error {
+	switch p {
+	case PlacementWSSE:
+		return s.SignWSSE(doc)
+	case PlacementEnveloped:
+		_, body, err := envelopeParts(doc)
+		if err != nil {
+			return fmt.Errorf("sign: %w", err)
+		}
+		el, err := dataElement(body)
+		if err != nil {
+			return fmt.Errorf("sign: %w", err)
+		}
+		return s.SignEnveloped(el)
+	default:
+		return fmt.Errorf("sign: unknown placement %q", p)
+	}
+}
+
+// SignWSSE gives the Body a wsu:Id if it has none and adds a ds:Signature over it in
+// Header/wsse:Security, creating both if needed.
+func (s *Signer) SignWSSE(doc *etree.Document) error {
+	if doc == nil {
+		return errors.New("sign wsse: nil document")
+	}
+	header, body, err := envelopeParts(doc)
+	if err != nil {
+		return fmt.Errorf("sign wsse: %w", err)
+	}
+	root := doc.Root()
+	soapPrefix := root.Space // the prefix the Envelope is written with; "" if it uses a default namespace
+	if header == nil {
+		header = etree.NewElement(qualified(soapPrefix, "Header"))
+		root.InsertChildAt(body.Index(), header)
+	}
+	var security *etree.Element
+	switch secs := children(header, schemas.NSWSSE, "Security"); len(secs) {
+	case 0:
+		security = header.CreateElement("wsse:Security")
+		security.CreateAttr("xmlns:wsse", schemas.NSWSSE)
+		if soapPrefix == "" {
+			soapPrefix = "soapenv"
+			security.CreateAttr("xmlns:soapenv", schemas.NSSoapEnv)
+		}
+		security.CreateAttr(soapPrefix+":mustUnderstand", "1")
+	case 1:
+		security = secs[0]
+		if len(children(security, nsDSig, "Signature")) > 0 {
+			return errors.New("sign wsse: wsse:Security already carries a ds:Signature")
+		}
+	default:
+		return fmt.Errorf("sign wsse: the Header has %d wsse:Security elements", len(secs))
+	}
+	id, err := ensureBodyID(doc, body)
+	if err != nil {
+		return fmt.Errorf("sign wsse: %w", err)
+	}
+	sig := s.newSignature(id, false)
+	security.AddChild(sig)
+	if err := s.complete(sig, body, nil); err != nil {
+		security.RemoveChild(sig)
+		return fmt.Errorf("sign wsse: %w", err)
+	}
+	return nil
+}
+
+// SignEnveloped gives el an Id if it has none and inserts a ds:Signature over it as its first
+// child.
+func (s *Signer) SignEnveloped(el *etree.Element) error {
+	if el == nil {
+		return errors.New("sign enveloped: nil element")
+	}
+	if is(firstChildElement(el), nsDSig, "Signature") {
+		return fmt.Errorf("sign enveloped: %s already carries a ds:Signature", el.Tag)
+	}
+	id := el.SelectAttrValue("Id", "")
+	if id == "" {
+		id = freshID(rootOf(el), "id-"+el.Tag)
+		el.CreateAttr("Id", id)
+	}
+	sig := s.newSignature(id, true)
+	el.InsertChildAt(0, sig)
+	if err := s.complete(sig, el, sig); err != nil {
+		el.RemoveChild(sig)
+		return fmt.Errorf("sign enveloped: %w", err)
+	}
+	return nil
+}
+
+// newSignature builds the ds:Signature skeleton: SignedInfo with an empty DigestValue, an empty
+// SignatureValue and the certificates. No white space is added, so nothing depends on how a
+// verifier treats it.
+func (s *Signer) newSignature(id string, enveloped bool) *etree.Element {
+	sig := etree.NewElement("ds:Signature")
+	sig.CreateAttr("xmlns:ds", nsDSig)
+	si := sig.CreateElement("ds:SignedInfo")
+	si.CreateElement("ds:CanonicalizationMethod").CreateAttr("Algorithm", AlgExcC14N)
+	si.CreateElement("ds:SignatureMethod").CreateAttr("Algorithm", s.signatureMethod)
+	ref := si.CreateElement("ds:Reference")
+	ref.CreateAttr("URI", "#"+id)
+	transforms := ref.CreateElement("ds:Transforms")
+	if enveloped {
+		transforms.CreateElement("ds:Transform").CreateAttr("Algorithm", AlgEnvelopedSignature)
+	}
+	transforms.CreateElement("ds:Transform").CreateAttr("Algorithm", AlgExcC14N)
+	ref.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", s.digestMethod)
+	ref.CreateElement("ds:DigestValue")
+	sig.CreateElement("ds:SignatureValue")
+	x509Data := sig.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data")
+	for _, c := range append([]*x509.Certificate{s.cert}, s.chain...) {
+		x509Data.CreateElement("ds:X509Certificate").SetText(base64.StdEncoding.EncodeToString(c.Raw))
+	}
+	return sig
+}
+
+// complete fills in DigestValue and SignatureValue of sig, which already sits in the document,
+// using the same canonicaliser the verifier uses.
+func (s *Signer) complete(sig, target, exclude *etree.Element) error {
+	si := sig.SelectElement("ds:SignedInfo")
+	content, err := canonicalize(target, c14nMethods[AlgExcC14N], "", exclude)
+	if err != nil {
+		return fmt.Errorf("canonicalise %s: %w", target.Tag, err)
+	}
+	h := digestMethods[s.digestMethod].New()
+	h.Write(content)
+	si.SelectElement("ds:Reference").SelectElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
+
+	canonicalSI, err := canonicalize(si, c14nMethods[AlgExcC14N], "", nil)
+	if err != nil {
+		return fmt.Errorf("canonicalise SignedInfo: %w", err)
+	}
+	value, err := s.signBytes(canonicalSI)
+	if err != nil {
+		return err
+	}
+	sig.SelectElement("ds:SignatureValue").SetText(base64.StdEncoding.EncodeToString(value))
+	return nil
+}
+
+// signBytes signs data with the signer's SignatureMethod, in XML-DSig encoding.
+func (s *Signer) signBytes(data []byte) ([]byte, error) {
+	hash := signatureMethods[s.signatureMethod].hash
+	h := hash.New()
+	h.Write(data)
+	value, err := s.key.Sign(rand.Reader, h.Sum(nil), hash)
+	if err != nil {
+		return nil, fmt.Errorf("sign SignedInfo: %w", err)
+	}
+	if s.ecdsaSize > 0 {
+		return derToRS(value, s.ecdsaSize)
+	}
+	return value, nil
+}
+
+// ensureBodyID returns the Body's wsu:Id, adding one (and the wsu namespace) if it has none.
+func ensureBodyID(doc *etree.Document, body *etree.Element) (string, error) {
+	if id, err := bodyID(body); err == nil {
+		if id == "" {
+			return "", errors.New("the Body's wsu:Id is empty")
+		}
+		return id, nil
+	}
+	scope := namespacesInScope(body)
+	prefix := ""
+	for p, uri := range scope {
+		if uri == schemas.NSWSU && p != "" {
+			prefix = p
+			break
+		}
+	}
+	if prefix == "" {
+		if _, taken := scope["wsu"]; taken {
+			return "", errors.New("the prefix wsu is bound to another namespace on the Body")
+		}
+		prefix = "wsu"
+		body.CreateAttr("xmlns:wsu", schemas.NSWSU)
+	}
+	id := freshID(doc.Root(), "id-body")
+	body.CreateAttr(prefix+":Id", id)
+	return id, nil
+}
+
+// freshID returns want, or want with a random suffix if some element already uses it.
+func freshID(root *etree.Element, want string) string {
+	used := map[string]bool{}
+	var walk func(*etree.Element)
+	walk = func(el *etree.Element) {
+		for _, a := range el.Attr {
+			if idAttrNames[a.Key] {
+				used[a.Value] = true
+			}
+		}
+		for _, c := range el.ChildElements() {
+			walk(c)
+		}
+	}
+	walk(root)
+	id := want
+	for used[id] {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		id = want + "-" + hex.EncodeToString(b[:])
+	}
+	return id
+}
+
+// rootOf returns the topmost ancestor of el (the Document's own element if el is in a document).
+func rootOf(el *etree.Element) *etree.Element {
+	for el.Parent() != nil {
+		el = el.Parent()
+	}
+	return el
+}
+
+func qualified(prefix, local string) string {
+	if prefix == "" {
+		return local
+	}
+	return prefix + ":" + local
+}

@@ -1,0 +1,209 @@
+package signing
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+)
+
+// TrustConfig names the PEM files of the trusted roots and of the CRLs to check.
+type TrustConfig struct {
+	RootFiles []string // PEM, one or more CERTIFICATE blocks per file
+	CRLFiles  []string // PEM "X509 CRL" blocks, or a single DER CRL
+}
+
+// TrustStore holds the trusted roots and the CRLs. It is immutable and safe for concurrent use;
+// to reload, build a new one and swap it in.
+type TrustStore struct {
+	roots []*x509.Certificate
+	pool  *x509.CertPool
+	crls  []*x509.RevocationList
+}
+
+// LoadTrustStore reads the roots and CRLs named by cfg.
+func LoadTrustStore(cfg TrustConfig) (*TrustStore, error) {
+	var roots []*x509.Certificate
+	for _, f := range cfg.RootFiles {
+		certs, err := readCertificates(f)
+		if err != nil {
+			return nil, fmt.Errorf("trusted roots: %w", err)
+		}
+		roots = append(roots, certs...)
+	}
+	var crls []*x509.RevocationList
+	for _, f := range cfg.CRLFiles {
+		list, err := readCRLs(f)
+		if err != nil {
+			return nil, fmt.Errorf("CRLs: %w", err)
+		}
+		crls = append(crls, list...)
+	}
+	return NewTrustStore(roots, crls)
+}
+
+// NewTrustStore builds a trust store. A CRL issued by one of the roots must verify against it now;
+// CRLs of other issuers (intermediates) are checked against the issuer found in each chain.
+func NewTrustStore(roots []*x509.Certificate, crls []*x509.RevocationList) (*TrustStore, error) {
+	if len(roots) == 0 {
+		return nil, errors.New("trust store: no trusted root certificates")
+	}
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		if r == nil {
+			return nil, errors.New("trust store: nil root certificate")
+		}
+		pool.AddCert(r)
+	}
+	for i, crl := range crls {
+		if crl == nil {
+			return nil, fmt.Errorf("trust store: CRL %d is nil", i)
+		}
+		for _, r := range roots {
+			if bytes.Equal(crl.RawIssuer, r.RawSubject) {
+				if err := crl.CheckSignatureFrom(r); err != nil {
+					return nil, fmt.Errorf("trust store: CRL of %s does not verify against the root: %w", crl.Issuer, err)
+				}
+			}
+		}
+	}
+	return &TrustStore{roots: append([]*x509.Certificate(nil), roots...), pool: pool, crls: append([]*x509.RevocationList(nil), crls...)}, nil
+}
+
+// Roots returns the trusted roots.
+func (t *TrustStore) Roots() []*x509.Certificate {
+	return append([]*x509.Certificate(nil), t.roots...)
+}
+
+// VerifyChain verifies cert, with the given intermediates, against the trusted roots at time at,
+// then checks every certificate of the chain but the root against the CRLs of its issuer.
+func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.Certificate, at time.Time) error {
+	if cert == nil {
+		return siobroker.Errorf(siobroker.CodeCertChain, "no signer certificate")
+	}
+	subject := cert.Subject.String()
+	// Checked first so that an expired certificate is reported as such, not as a broken chain.
+	if at.Before(cert.NotBefore) {
+		return siobroker.Errorf(siobroker.CodeCertExpired, "certificate %q is not valid before %s (message time %s)",
+			subject, siobroker.FormatTime(cert.NotBefore), siobroker.FormatTime(at))
+	}
+	if at.After(cert.NotAfter) {
+		return siobroker.Errorf(siobroker.CodeCertExpired, "certificate %q expired at %s (message time %s)",
+			subject, siobroker.FormatTime(cert.NotAfter), siobroker.FormatTime(at))
+	}
+	inter := x509.NewCertPool()
+	for _, c := range intermediates {
+		inter.AddCert(c)
+	}
+	chains, err := cert.Verify(x509.VerifyOptions{
+		Roots:         t.pool,
+		Intermediates: inter,
+		CurrentTime:   at,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		var invalid x509.CertificateInvalidError
+		if errors.As(err, &invalid) && invalid.Reason == x509.Expired {
+			return siobroker.Wrap(siobroker.CodeCertExpired, err, "a certificate in the chain of %q is outside its validity at %s", subject, siobroker.FormatTime(at))
+		}
+		return siobroker.Wrap(siobroker.CodeCertChain, err, "certificate %q does not chain to a trusted root", subject)
+	}
+	for _, chain := range chains {
+		for i := 0; i+1 < len(chain); i++ {
+			if err := t.checkRevocation(chain[i], chain[i+1], at); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkRevocation looks cert up in every CRL of issuer.
+func (t *TrustStore) checkRevocation(cert, issuer *x509.Certificate, at time.Time) error {
+	for _, crl := range t.crls {
+		if !bytes.Equal(crl.RawIssuer, cert.RawIssuer) {
+			continue
+		}
+		if err := crl.CheckSignatureFrom(issuer); err != nil {
+			return siobroker.Wrap(siobroker.CodeCertChain, err, "the CRL of %s does not verify against the issuer's key", crl.Issuer)
+		}
+		// A stale CRL fails closed: it can no longer vouch that nothing was revoked since.
+		if !crl.NextUpdate.IsZero() && at.After(crl.NextUpdate) {
+			return siobroker.Errorf(siobroker.CodeCertChain, "the CRL of %s is out of date (next update was due %s)",
+				crl.Issuer, siobroker.FormatTime(crl.NextUpdate))
+		}
+		for _, entry := range crl.RevokedCertificateEntries {
+			if entry.SerialNumber != nil && entry.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+				return siobroker.Errorf(siobroker.CodeCertRevoked, "certificate %q (serial %X) was revoked at %s",
+					cert.Subject.String(), cert.SerialNumber, siobroker.FormatTime(entry.RevocationTime))
+			}
+		}
+	}
+	return nil
+}
+
+// readCertificates reads every CERTIFICATE block of a PEM file.
+func readCertificates(file string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: parse certificate: %w", file, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s: no PEM CERTIFICATE block", file)
+	}
+	return certs, nil
+}
+
+// readCRLs reads the X509 CRL blocks of a PEM file, or a DER CRL.
+func readCRLs(file string) ([]*x509.RevocationList, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	var crls []*x509.RevocationList
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "X509 CRL" {
+			continue
+		}
+		crl, err := x509.ParseRevocationList(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: parse CRL: %w", file, err)
+		}
+		crls = append(crls, crl)
+	}
+	if len(crls) == 0 {
+		crl, err := x509.ParseRevocationList(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: neither a PEM X509 CRL nor a DER CRL: %w", file, err)
+		}
+		crls = append(crls, crl)
+	}
+	return crls, nil
+}
