@@ -6,7 +6,7 @@ import "embed"
 
 // Files holds the WSDL and XSDs. The broker serves them at <endpoint>?wsdl and ?xsd=NAME.
 //
-//go:embed *.xsd
+//go:embed *.wsdl *.xsd
 var Files embed.FS
 
 // Namespaces of the wire contract.

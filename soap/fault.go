@@ -1,0 +1,138 @@
+package soap
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// faultDetail is the gateway's fault detail element (ErrorInfo), in the types namespace.
+const faultDetail = "SendMessageFault1_SendMessageFault"
+
+// FaultXML renders err as a SOAP 1.1 Fault. faultstring and errorMessage are the client-facing
+// message (an error without a code is internal and its text is not disclosed); errorData carries
+// the field path of a schema error. faultcode says whose fault it is, as SOAP 1.1 §4.4.1 asks.
+func FaultXML(err error, now time.Time) []byte {
+	code := siobroker.ErrorCode(err)
+	msg := siobroker.ErrorMessage(err)
+	var field string
+	var e *siobroker.Error
+	if errors.As(err, &e) {
+		field = e.Field
+	}
+
+	doc := etree.NewDocument()
+	env := doc.CreateElement(prefixEnv + ":Envelope")
+	env.CreateAttr("xmlns:"+prefixEnv, schemas.NSSoapEnv)
+	f := env.CreateElement(prefixEnv + ":Body").CreateElement(prefixEnv + ":Fault")
+	leaf(f, "faultcode", prefixEnv+":"+faultCode(code))
+	leaf(f, "faultstring", msg)
+	d := f.CreateElement("detail").CreateElement(prefixTyp + ":" + faultDetail)
+	d.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
+	leaf(d, "errorCode", string(code))
+	leaf(d, "errorMessage", msg)
+	optLeaf(d, "errorData", field)
+	leaf(d, "errorDate", siobroker.FormatTime(now))
+	b, serr := Serialize(doc)
+	if serr != nil {
+		// Serialize fails only on an empty document, and this one has a root.
+		panic("soap: serializing a fault: " + serr.Error())
+	}
+	return b
+}
+
+// faultCode is "Server" for the broker's own failures, after which a retry may succeed, and
+// "Client" for everything the caller must change.
+func faultCode(code siobroker.Code) string {
+	switch code {
+	case siobroker.CodeInternal, siobroker.CodeUnavailable:
+		return "Server"
+	}
+	return "Client"
+}
+
+// HTTPStatus is the one mapping from an error code to an HTTP status. SOAP 1.1 over HTTP answers
+// every fault with 500; the two exceptions are transport refusals that HTTP has a status for, and
+// which are answered before any SOAP processing.
+func HTTPStatus(code siobroker.Code) int {
+	switch code {
+	case siobroker.CodeOversize:
+		return http.StatusRequestEntityTooLarge
+	case siobroker.CodeMethod:
+		return http.StatusMethodNotAllowed
+	}
+	return http.StatusInternalServerError
+}
+
+// WriteFault is the one place that turns an error into a response: a SOAP fault with the status
+// of HTTPStatus.
+func WriteFault(w http.ResponseWriter, err error, now time.Time) {
+	code := siobroker.ErrorCode(err)
+	status := HTTPStatus(code)
+	body := FaultXML(err, now)
+	h := w.Header()
+	h.Set("Content-Type", "text/xml; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if status == http.StatusMethodNotAllowed {
+		h.Set("Allow", http.MethodPost) // RFC 9110 §15.5.6 requires it with 405
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body) // the client has gone if this fails; nothing left to tell it
+}
+
+// ParseFault recognises a SOAP 1.1 fault in a reply body and returns its code, message and field.
+// A fault without the gateway's detail (from a proxy, say) gives CodeInternal with its faultstring.
+// It reads the body with the same defences and default limits as ReadEnvelope.
+func ParseFault(body []byte) (*siobroker.Error, bool) {
+	doc, err := parseXML(body, Limits{}.WithDefaults())
+	if err != nil {
+		return nil, false
+	}
+	b, err := envelopeBody(doc)
+	if err != nil {
+		return nil, false
+	}
+	kids := b.ChildElements()
+	if len(kids) != 1 || kids[0].Tag != "Fault" || kids[0].NamespaceURI() != schemas.NSSoapEnv {
+		return nil, false
+	}
+	return faultError(kids[0]), true
+}
+
+// faultError reads a soapenv:Fault element. The message fields come from the other side and are
+// taken as they are; the code is trusted only to be a string.
+func faultError(f *etree.Element) *siobroker.Error {
+	child := func(parent *etree.Element, name string) string {
+		for _, c := range parent.ChildElements() {
+			if c.Tag == name && c.NamespaceURI() == "" {
+				return strings.TrimSpace(c.Text())
+			}
+		}
+		return ""
+	}
+	e := &siobroker.Error{Code: siobroker.CodeInternal, Message: child(f, "faultstring")}
+	for _, d := range f.ChildElements() {
+		if d.Tag != "detail" || d.NamespaceURI() != "" {
+			continue
+		}
+		for _, info := range d.ChildElements() {
+			if info.Tag != faultDetail || info.NamespaceURI() != schemas.NSSyncTypes {
+				continue
+			}
+			if c := child(info, "errorCode"); c != "" {
+				e.Code = siobroker.Code(c)
+			}
+			if m := child(info, "errorMessage"); m != "" {
+				e.Message = m
+			}
+			e.Field = child(info, "errorData")
+		}
+	}
+	return e
+}

@@ -1,0 +1,400 @@
+package soap
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/beevik/etree"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// nsSOAP12 is recognised only to say clearly that SOAP 1.2 is not spoken here.
+const nsSOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+
+// Limits bound the work an untrusted envelope can cause. They are checked before the tree is
+// built, so an oversized or pathological document costs a scan, not an allocation per node.
+type Limits struct {
+	MaxBytes    int64 // default 1 MiB
+	MaxDepth    int   // default 64
+	MaxElements int   // default 20000
+}
+
+// Defaults of Limits. A SendMessage with 93 services and a signature has fewer than 200 elements
+// and a depth of about 10; the defaults leave room for large WS-Security headers.
+const (
+	DefaultMaxBytes    = 1 << 20
+	DefaultMaxDepth    = 64
+	DefaultMaxElements = 20000
+)
+
+// WithDefaults returns l with every unset (zero or negative) limit set to its default.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = DefaultMaxDepth
+	}
+	if l.MaxElements <= 0 {
+		l.MaxElements = DefaultMaxElements
+	}
+	return l
+}
+
+// ReadEnvelope reads a SOAP 1.1 SendMessage envelope from r. It returns the parsed document and
+// the exact bytes read (the signature is verified over those, not over a re-serialisation).
+//
+// The checks run in this order, and the first that fails decides the code: size (CodeOversize),
+// declared charset in contentType (CodeEncoding), invalid UTF-8 (CodeEncoding), then one token scan
+// that refuses a non-UTF-8 XML declaration (CodeEncoding), any DOCTYPE or other <! directive
+// (CodeDoctype), any processing instruction but the XML declaration (CodeProcInst), depth or
+// element count over the limits (CodeTooDeep) and malformed XML (CodeMalformed). Only then is the
+// etree document built and its shape checked (CodeNotSOAP).
+func ReadEnvelope(r io.Reader, contentType string, lim Limits) (*etree.Document, []byte, error) {
+	lim = lim.WithDefaults()
+	raw, err := readLimited(r, lim.MaxBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkContentTypeCharset(contentType); err != nil {
+		return nil, nil, err
+	}
+	doc, err := parseXML(raw, lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkEnvelope(doc); err != nil {
+		return nil, nil, err
+	}
+	return doc, raw, nil
+}
+
+// readLimited reads at most max+1 bytes: one byte more than allowed is enough to know the body is
+// too large, without reading the rest of it.
+func readLimited(r io.Reader, max int64) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, siobroker.Wrap(siobroker.CodeOversize, err, "the request body exceeds %d bytes", max)
+		}
+		return nil, siobroker.Wrap(siobroker.CodeMalformed, err, "the request body could not be read")
+	}
+	if int64(len(raw)) > max {
+		return nil, siobroker.Errorf(siobroker.CodeOversize, "the request body exceeds %d bytes", max)
+	}
+	return raw, nil
+}
+
+// checkContentTypeCharset refuses a declared charset other than UTF-8. Whether the media type is
+// text/xml is the HTTP layer's business (CodeContentType); an absent charset means UTF-8 here,
+// because etree ignores declared charsets and reads the bytes as UTF-8 anyway.
+func checkContentTypeCharset(contentType string) error {
+	if strings.TrimSpace(contentType) == "" {
+		return nil
+	}
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return siobroker.Wrap(siobroker.CodeContentType, err, "malformed Content-Type %q", contentType)
+	}
+	if cs, ok := params["charset"]; ok && !isUTF8Name(cs) {
+		return siobroker.Errorf(siobroker.CodeEncoding, "charset %q is not accepted; send UTF-8", cs)
+	}
+	return nil
+}
+
+func isUTF8Name(cs string) bool {
+	cs = strings.TrimSpace(cs)
+	return strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
+}
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// parseXML applies the safety checks to raw and builds the document. It does not look at the
+// SOAP shape, so that faults and replies can be read with the same defences.
+func parseXML(raw []byte, lim Limits) (*etree.Document, error) {
+	if !utf8.Valid(raw) {
+		return nil, siobroker.Errorf(siobroker.CodeEncoding, "the body is not valid UTF-8")
+	}
+	// encoding/xml reports a UTF-8 byte order mark as character data before the declaration;
+	// it is legal XML, so it is skipped for parsing. raw keeps it.
+	body := bytes.TrimPrefix(raw, utf8BOM)
+	if err := scan(body, lim); err != nil {
+		return nil, err
+	}
+	doc := etree.NewDocument()
+	doc.ReadSettings = etree.ReadSettings{MaxDepth: lim.MaxDepth}
+	if err := doc.ReadFromBytes(body); err != nil {
+		// The scan accepted it, so this is a disagreement between the two parsers: still malformed.
+		return nil, siobroker.Wrap(siobroker.CodeMalformed, err, "the body is not well-formed XML")
+	}
+	return doc, nil
+}
+
+// errCharset marks a refused charset seen by the decoder's CharsetReader hook.
+type errCharset struct{ charset string }
+
+func (e errCharset) Error() string { return "charset " + e.charset }
+
+// scan tokenises body once, refusing what etree would silently accept: etree keeps DOCTYPEs and
+// processing instructions as tokens and ignores the declared encoding (see STYLE.md), and
+// encoding/xml accepts several root elements and text after the root.
+func scan(body []byte, lim Limits) error {
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	dec.Strict = true
+	var refused string
+	dec.CharsetReader = func(charset string, input io.Reader) (io.Reader, error) {
+		if isUTF8Name(charset) {
+			return input, nil
+		}
+		refused = charset
+		return nil, errCharset{charset}
+	}
+	depth, elements, roots := 0, 0, 0
+	for {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if refused != "" {
+				return siobroker.Errorf(siobroker.CodeEncoding, "encoding %q is not accepted; send UTF-8", refused)
+			}
+			return siobroker.Wrap(siobroker.CodeMalformed, err, "the body is not well-formed XML: %s", xmlErrText(err))
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			elements++
+			if depth == 1 {
+				roots++
+				if roots > 1 {
+					return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: more than one root element")
+				}
+			}
+			if depth > lim.MaxDepth {
+				return siobroker.Errorf(siobroker.CodeTooDeep, "elements are nested deeper than %d", lim.MaxDepth)
+			}
+			if elements > lim.MaxElements {
+				return siobroker.Errorf(siobroker.CodeTooDeep, "the body has more than %d elements", lim.MaxElements)
+			}
+		case xml.EndElement:
+			depth--
+		case xml.CharData:
+			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
+				return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: text outside the root element")
+			}
+		case xml.Directive:
+			// A DOCTYPE can define entities (billion laughs) or external references; there is
+			// no legitimate use for one in a SOAP message (SOAP 1.1 §3 forbids it).
+			return siobroker.Errorf(siobroker.CodeDoctype, "a DOCTYPE or other <! declaration is not accepted")
+		case xml.ProcInst:
+			if t.Target != "xml" {
+				return siobroker.Errorf(siobroker.CodeProcInst, "processing instruction <?%s?> is not accepted", t.Target)
+			}
+			if start != 0 {
+				return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: the XML declaration is not at the start")
+			}
+		}
+	}
+	if roots == 0 {
+		return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: no root element")
+	}
+	return nil
+}
+
+// xmlErrText keeps the decoder's line number and reason but not its Go-specific prefix.
+func xmlErrText(err error) string {
+	var se *xml.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("line %d: %s", se.Line, se.Msg)
+	}
+	return "unexpected end of input"
+}
+
+// checkEnvelope requires Envelope{Header?, Body{typ:SendMessage}} in SOAP 1.1.
+func checkEnvelope(doc *etree.Document) error {
+	body, err := envelopeBody(doc)
+	if err != nil {
+		return err
+	}
+	child, err := singleChild(body)
+	if err != nil {
+		return err
+	}
+	if child.NamespaceURI() != schemas.NSSyncTypes || child.Tag != "SendMessage" {
+		return siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:SendMessage, found %s", describe(child))
+	}
+	return nil
+}
+
+// envelopeBody checks the Envelope and returns its Body, whatever the Body holds.
+func envelopeBody(doc *etree.Document) (*etree.Element, error) {
+	root := doc.Root()
+	if root == nil {
+		return nil, siobroker.Errorf(siobroker.CodeNotSOAP, "not a SOAP envelope: no root element")
+	}
+	if root.Tag == "Envelope" && root.NamespaceURI() == nsSOAP12 {
+		return nil, siobroker.Errorf(siobroker.CodeNotSOAP, "SOAP 1.2 is not supported; send a SOAP 1.1 envelope")
+	}
+	if root.Tag != "Envelope" || root.NamespaceURI() != schemas.NSSoapEnv {
+		return nil, siobroker.Errorf(siobroker.CodeNotSOAP, "not a SOAP 1.1 envelope: the root is %s", describe(root))
+	}
+	if hasText(root) {
+		return nil, siobroker.Errorf(siobroker.CodeNotSOAP, "the Envelope holds text")
+	}
+	var body *etree.Element
+	for i, c := range root.ChildElements() {
+		switch {
+		case c.NamespaceURI() == schemas.NSSoapEnv && c.Tag == "Header" && i == 0:
+		case c.NamespaceURI() == schemas.NSSoapEnv && c.Tag == "Body" && body == nil:
+			body = c
+		default:
+			return nil, siobroker.Errorf(siobroker.CodeNotSOAP, "the Envelope must hold Header? and Body only, found %s", describe(c))
+		}
+	}
+	if body == nil {
+		return nil, siobroker.Errorf(siobroker.CodeNotSOAP, "the Envelope has no Body")
+	}
+	return body, nil
+}
+
+// singleChild returns the one element child of body.
+func singleChild(body *etree.Element) (*etree.Element, error) {
+	if hasText(body) {
+		return nil, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body holds text")
+	}
+	kids := body.ChildElements()
+	if len(kids) != 1 {
+		return nil, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold exactly one element, found %d", len(kids))
+	}
+	return kids[0], nil
+}
+
+// Body returns the SOAP 1.1 Body of doc, or nil if doc is not an envelope.
+func Body(doc *etree.Document) *etree.Element {
+	if doc == nil {
+		return nil
+	}
+	body, err := envelopeBody(doc)
+	if err != nil {
+		return nil
+	}
+	return body
+}
+
+// SendMessageParts returns requestInfo and the single element of requestData/data from a Body. The
+// Body is either the document's (Body) or the element a WS-Security signature verifier returned;
+// in the latter case it is detached, so it must carry its namespace declarations, as a
+// canonicalised element does. The parts are only located here; ParseRequestInfo and ParseQuery
+// validate them.
+func SendMessageParts(body *etree.Element) (requestInfo *etree.Element, data *etree.Element, err error) {
+	if !isBody(body) {
+		return nil, nil, siobroker.Errorf(siobroker.CodeNotSOAP, "not a SOAP 1.1 Body")
+	}
+	sm, err := singleChild(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sm.NamespaceURI() != schemas.NSSyncTypes || sm.Tag != "SendMessage" {
+		return nil, nil, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:SendMessage, found %s", describe(sm))
+	}
+	s, err := newSeq(sm, "SendMessage", "", "request")
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := s.req("request")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.end(); err != nil {
+		return nil, nil, err
+	}
+	rs, err := newSeq(req, "", "", "requestInfo", "requestData")
+	if err != nil {
+		return nil, nil, err
+	}
+	if requestInfo, err = rs.req("requestInfo"); err != nil {
+		return nil, nil, err
+	}
+	rd, err := rs.req("requestData")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := rs.end(); err != nil {
+		return nil, nil, err
+	}
+	if data, err = dataChild(rd, "requestData"); err != nil {
+		return nil, nil, err
+	}
+	return requestInfo, data, nil
+}
+
+// isBody reports whether e is a SOAP 1.1 Body. A Body detached from its Envelope (a copy a
+// verifier returned without canonicalisation) may have lost the declaration of its own prefix; it
+// is accepted by name then, since what makes it trustworthy is the signature, not the namespace.
+// Its content still has to resolve: SendMessage is checked by namespace.
+func isBody(e *etree.Element) bool {
+	if e == nil || e.Tag != "Body" {
+		return false
+	}
+	ns := e.NamespaceURI()
+	return ns == schemas.NSSoapEnv || (ns == "" && e.Space != "" && e.Parent() == nil)
+}
+
+// dataChild returns the one element in parent/data (parent is requestData or responseData).
+func dataChild(parent *etree.Element, path string) (*etree.Element, error) {
+	s, err := newSeq(parent, path, "", "data")
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.req("data")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.end(); err != nil {
+		return nil, err
+	}
+	dpath := path + "/data"
+	if err := checkAttrs(d, dpath); err != nil {
+		return nil, err
+	}
+	if hasText(d) {
+		return nil, siobroker.FieldError(dpath, "must hold one element and no text")
+	}
+	kids := d.ChildElements()
+	if len(kids) != 1 {
+		return nil, siobroker.FieldError(dpath, "must hold exactly one element, found %d", len(kids))
+	}
+	return kids[0], nil
+}
+
+// Serialize writes doc as UTF-8 with an XML declaration and without indentation: a signature is
+// computed over the canonical form of exactly these bytes' tree, and indentation would add text
+// nodes. Text and attribute values are escaped canonically, so a carriage return survives as
+// &#xD; instead of being normalised away by the reader.
+func Serialize(doc *etree.Document) ([]byte, error) {
+	if doc == nil || doc.Root() == nil {
+		return nil, siobroker.Errorf(siobroker.CodeInternal, "serialize: empty document")
+	}
+	ws := etree.WriteSettings{CanonicalText: true, CanonicalAttrVal: true}
+	var buf bytes.Buffer
+	buf.WriteString(`<?xml version="1.0" encoding="UTF-8"?>`)
+	for _, tok := range doc.Child {
+		if pi, ok := tok.(*etree.ProcInst); ok && pi.Target == "xml" {
+			continue // replaced by the declaration above
+		}
+		tok.WriteTo(&buf, &ws)
+	}
+	return buf.Bytes(), nil
+}

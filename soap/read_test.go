@@ -1,0 +1,181 @@
+package soap
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/sio-pso/siobroker"
+)
+
+const minimalEnvelope = `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><typ:SendMessage xmlns:typ="http://bip.bee.kz/SyncChannel/v10/Types"/></soapenv:Body></soapenv:Envelope>`
+
+const billionLaughs = `<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol9 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+]>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><typ:SendMessage xmlns:typ="http://bip.bee.kz/SyncChannel/v10/Types">&lol9;</typ:SendMessage></soapenv:Body></soapenv:Envelope>`
+
+func nested(depth int) string {
+	return `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><typ:SendMessage xmlns:typ="http://bip.bee.kz/SyncChannel/v10/Types">` +
+		strings.Repeat("<a>", depth) + strings.Repeat("</a>", depth) + `</typ:SendMessage></soapenv:Body></soapenv:Envelope>`
+}
+
+func TestReadEnvelopeRefusals(t *testing.T) {
+	golden := string(readGolden(t, "request.xml"))
+	env := func(body string) string {
+		return `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">` + body + `</soapenv:Envelope>`
+	}
+	cases := []struct {
+		name        string
+		body        string
+		contentType string
+		lim         Limits
+		code        siobroker.Code
+	}{
+		{"accepted: minimal", minimalEnvelope, "", Limits{}, ""},
+		{"accepted: golden with BOM", "\xEF\xBB\xBF" + golden, "text/xml", Limits{}, ""},
+		{"accepted: exactly MaxBytes", minimalEnvelope, "", Limits{MaxBytes: int64(len(minimalEnvelope))}, ""},
+		{"accepted: comment", "<!-- hi -->" + minimalEnvelope, "", Limits{}, ""},
+
+		{"oversize", golden, "", Limits{MaxBytes: int64(len(golden) - 1)}, siobroker.CodeOversize},
+		{"oversize: 1 MiB default", `<a>` + strings.Repeat("x", 1<<20) + `</a>`, "", Limits{}, siobroker.CodeOversize},
+
+		{"doctype", `<!DOCTYPE Envelope>` + minimalEnvelope, "", Limits{}, siobroker.CodeDoctype},
+		{"doctype: billion laughs", billionLaughs, "", Limits{}, siobroker.CodeDoctype},
+		{"doctype: external entity", `<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>`, "", Limits{}, siobroker.CodeDoctype},
+
+		{"pi: before root", `<?xml version="1.0"?><?xml-stylesheet href="a.xsl"?>` + minimalEnvelope, "", Limits{}, siobroker.CodeProcInst},
+		{"pi: inside body", strings.Replace(minimalEnvelope, "<soapenv:Body>", "<soapenv:Body><?php echo 1 ?>", 1), "", Limits{}, siobroker.CodeProcInst},
+
+		{"encoding: charset in content type", golden, "text/xml; charset=windows-1251", Limits{}, siobroker.CodeEncoding},
+		{"encoding: declaration", `<?xml version="1.0" encoding="ISO-8859-1"?>` + minimalEnvelope, "", Limits{}, siobroker.CodeEncoding},
+		{"encoding: invalid bytes", strings.Replace(minimalEnvelope, "<soapenv:Body>", "<soapenv:Body>\xC0\xAF", 1), "", Limits{}, siobroker.CodeEncoding},
+		{"encoding: UTF-16 BOM", "\xFF\xFE<\x00a\x00/\x00>\x00", "", Limits{}, siobroker.CodeEncoding},
+		{"content type malformed", golden, "text/xml; charset", Limits{}, siobroker.CodeContentType},
+
+		{"malformed: unclosed", `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>`, "", Limits{}, siobroker.CodeMalformed},
+		{"malformed: mismatched", `<a></b>`, "", Limits{}, siobroker.CodeMalformed},
+		{"malformed: two roots", minimalEnvelope + minimalEnvelope, "", Limits{}, siobroker.CodeMalformed},
+		{"malformed: text after root", minimalEnvelope + "x", "", Limits{}, siobroker.CodeMalformed},
+		{"malformed: empty", "", "", Limits{}, siobroker.CodeMalformed},
+		{"malformed: undefined entity", `<a>&foo;</a>`, "", Limits{}, siobroker.CodeMalformed},
+		{"malformed: late declaration", ` <?xml version="1.0"?>` + minimalEnvelope, "", Limits{}, siobroker.CodeMalformed},
+
+		{"too deep", nested(100), "", Limits{}, siobroker.CodeTooDeep},
+		{"too deep: own limit", nested(10), "", Limits{MaxDepth: 8}, siobroker.CodeTooDeep},
+		{"too many elements", `<a>` + strings.Repeat("<b/>", 30) + `</a>`, "", Limits{MaxElements: 20}, siobroker.CodeTooDeep},
+
+		{"not soap: other root", `<Envelope/>`, "", Limits{}, siobroker.CodeNotSOAP},
+		{"not soap: SOAP 1.2", `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/></e:Envelope>`, "", Limits{}, siobroker.CodeNotSOAP},
+		{"not soap: no body", env(`<soapenv:Header/>`), "", Limits{}, siobroker.CodeNotSOAP},
+		{"not soap: two bodies", env(`<soapenv:Body/><soapenv:Body/>`), "", Limits{}, siobroker.CodeNotSOAP},
+		{"not soap: header after body", env(`<soapenv:Body><typ:SendMessage xmlns:typ="http://bip.bee.kz/SyncChannel/v10/Types"/></soapenv:Body><soapenv:Header/>`), "", Limits{}, siobroker.CodeNotSOAP},
+		{"not soap: empty body", env(`<soapenv:Body/>`), "", Limits{}, siobroker.CodeNotSOAP},
+		{"not soap: two children", env(`<soapenv:Body><typ:SendMessage xmlns:typ="http://bip.bee.kz/SyncChannel/v10/Types"/><x/></soapenv:Body>`), "", Limits{}, siobroker.CodeNotSOAP},
+		{"not soap: wrong operation", env(`<soapenv:Body><typ:SendMessageResponse xmlns:typ="http://bip.bee.kz/SyncChannel/v10/Types"/></soapenv:Body>`), "", Limits{}, siobroker.CodeNotSOAP},
+		{"not soap: unqualified SendMessage", env(`<soapenv:Body><SendMessage/></soapenv:Body>`), "", Limits{}, siobroker.CodeNotSOAP},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			doc, raw, err := ReadEnvelope(strings.NewReader(c.body), c.contentType, c.lim)
+			if c.code == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if doc == nil || string(raw) != c.body {
+					t.Fatal("no document, or raw bytes differ from the input")
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want %s", c.code)
+			}
+			if doc != nil || raw != nil {
+				t.Error("a refusal returned a document")
+			}
+			wantErr(t, err, c.code, "", "")
+		})
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+func TestReadEnvelopeReaderErrors(t *testing.T) {
+	_, _, err := ReadEnvelope(failingReader{}, "", Limits{})
+	wantErr(t, err, siobroker.CodeMalformed, "", "could not be read")
+	if !strings.Contains(err.Error(), "connection reset") {
+		t.Errorf("the cause is lost: %v", err)
+	}
+
+	// http.MaxBytesReader set by the HTTP layer reports oversize, not malformed.
+	rec := httptest.NewRecorder()
+	r := http.MaxBytesReader(rec, io.NopCloser(strings.NewReader(minimalEnvelope)), 10)
+	_, _, err = ReadEnvelope(r, "", Limits{})
+	wantErr(t, err, siobroker.CodeOversize, "", "")
+}
+
+// The limit reads MaxBytes+1 bytes and no more, so a huge body costs no more than that.
+func TestReadEnvelopeReadsAtMostLimit(t *testing.T) {
+	cr := &countingReader{r: strings.NewReader(strings.Repeat("x", 10000))}
+	_, _, err := ReadEnvelope(cr, "", Limits{MaxBytes: 100})
+	wantErr(t, err, siobroker.CodeOversize, "", "")
+	if cr.n > 101 {
+		t.Errorf("read %d bytes with a limit of 100", cr.n)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+func TestLimitsWithDefaults(t *testing.T) {
+	got := Limits{MaxDepth: 5, MaxBytes: -1}.WithDefaults()
+	want := Limits{MaxBytes: 1 << 20, MaxDepth: 5, MaxElements: 20000}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestBody(t *testing.T) {
+	if Body(nil) != nil {
+		t.Error("Body(nil) is not nil")
+	}
+	doc, _, err := ReadEnvelope(bytes.NewReader(readGolden(t, "request.xml")), "", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := Body(doc)
+	if b == nil || b.Tag != "Body" {
+		t.Fatalf("Body = %v", b)
+	}
+	// A detached copy, as a signature verifier returns, still works: its namespaces are declared
+	// where used.
+	ri, data, err := SendMessageParts(b.Copy())
+	if err != nil || ri == nil || data == nil {
+		t.Fatalf("SendMessageParts on a detached Body: %v", err)
+	}
+	if _, _, err := SendMessageParts(nil); err == nil {
+		t.Error("nil Body accepted")
+	}
+	if _, _, err := SendMessageParts(ri); err == nil {
+		t.Error("a non-Body element accepted")
+	}
+}
