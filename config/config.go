@@ -1,0 +1,265 @@
+// Package config reads the broker's static configuration with viper: configs/broker.yaml, then
+// environment overrides (SIOBROKER_<KEY>, with "." and "-" written as "_"). Unknown keys are an
+// error, so a typo never silently falls back to a default.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// Broker is the static configuration of a broker process.
+type Broker struct {
+	Listen    string  `mapstructure:"listen"`
+	DataDir   string  `mapstructure:"data_dir"`
+	Endpoint  string  `mapstructure:"endpoint"`
+	Transport string  `mapstructure:"transport"`
+	Rights    string  `mapstructure:"rights_file"`
+	HTTP      HTTP    `mapstructure:"http"`
+	Trust     Trust   `mapstructure:"trust"`
+	Signing   Signing `mapstructure:"signing"`
+	Replay    Replay  `mapstructure:"replay"`
+	Routing   Routing `mapstructure:"routing"`
+	Demo      Demo    `mapstructure:"demo"`
+	Log       Log     `mapstructure:"log"`
+}
+
+// HTTP holds the server's limits. Every timeout is set so that a slow client cannot hold a
+// connection.
+type HTTP struct {
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
+	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
+	MaxDepth          int           `mapstructure:"max_depth"`
+	MaxElements       int           `mapstructure:"max_elements"`
+	TLS               TLS           `mapstructure:"tls"`
+}
+
+// TLS switches HTTPS on. ClientAuth "require" accepts only client certificates that chain to the
+// trusted roots.
+type TLS struct {
+	Enabled    bool   `mapstructure:"enabled"`
+	CertFile   string `mapstructure:"cert_file"`
+	KeyFile    string `mapstructure:"key_file"`
+	ClientAuth string `mapstructure:"client_auth"` // none, request or require
+}
+
+// Trust names the trusted roots (НУЦ РК) and the CRLs. Empty roots mean the development PKI.
+type Trust struct {
+	Roots []string `mapstructure:"roots"`
+	CRLs  []string `mapstructure:"crls"`
+}
+
+// Signing names the broker's own certificate and key. Empty means the development PKI.
+type Signing struct {
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+// Replay bounds how far a messageDate may be from the broker's clock, and how long seen
+// messageIds are remembered. Retention must exceed twice the window, or a replay could slip
+// through after its id was forgotten but while its date is still accepted.
+type Replay struct {
+	Window      time.Duration `mapstructure:"window"`
+	IDRetention time.Duration `mapstructure:"id_retention"`
+}
+
+// Routing holds the per-service timeouts. A service without an entry uses DefaultTimeout.
+type Routing struct {
+	DefaultTimeout time.Duration         `mapstructure:"default_timeout"`
+	Services       map[int]ServiceRoute  `mapstructure:"services"`
+	Concurrency    int                   `mapstructure:"adapter_concurrency"`
+}
+
+// ServiceRoute is the routing of one service.
+type ServiceRoute struct {
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// Demo sizes the generated demo world of the embedded default.
+type Demo struct {
+	Seed          int64 `mapstructure:"seed"`
+	People        int   `mapstructure:"people"`
+	Organisations int   `mapstructure:"organisations"`
+}
+
+// Log selects the log format and level.
+type Log struct {
+	Format string `mapstructure:"format"` // text or json
+	Level  string `mapstructure:"level"`  // debug, info, warn, error
+}
+
+// Defaults returns the embedded default: in-process transport, the development PKI and demo
+// adapters under ./data.
+func Defaults() Broker {
+	return Broker{
+		Listen:    "127.0.0.1:8080",
+		DataDir:   "./data",
+		Endpoint:  "/SyncChannel/v10",
+		Transport: "gochannel",
+		Rights:    "configs/rights.yaml",
+		HTTP: HTTP{
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      90 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxBodyBytes:      1 << 20,
+			MaxDepth:          64,
+			MaxElements:       20000,
+			TLS:               TLS{ClientAuth: "none"},
+		},
+		Trust:   Trust{Roots: []string{}, CRLs: []string{}},
+		Replay:  Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
+		Routing: Routing{DefaultTimeout: 10 * time.Second, Services: map[int]ServiceRoute{}, Concurrency: 8},
+		Demo:    Demo{Seed: 1, People: 200, Organisations: 50},
+		Log:     Log{Format: "text", Level: "info"},
+	}
+}
+
+// Load reads file (if not empty) over the defaults, then the environment. A missing file is an
+// error only when it was named explicitly; the default path may be absent.
+func Load(file string, explicit bool) (Broker, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	setDefaults(v, Defaults())
+	v.SetEnvPrefix("SIOBROKER")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
+	v.AutomaticEnv()
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			var notFound *os.PathError
+			if explicit || !errors.As(err, &notFound) {
+				return Broker{}, fmt.Errorf("read config %s: %w", file, err)
+			}
+		}
+	}
+	var cfg Broker
+	decode := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	))
+	if err := v.UnmarshalExact(&cfg, decode); err != nil {
+		return Broker{}, fmt.Errorf("config %s: %w", file, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Broker{}, fmt.Errorf("config %s: %w", file, err)
+	}
+	return cfg, nil
+}
+
+// setDefaults registers every key with viper, so that environment overrides reach keys the file
+// does not mention.
+func setDefaults(v *viper.Viper, d Broker) {
+	v.SetDefault("listen", d.Listen)
+	v.SetDefault("data_dir", d.DataDir)
+	v.SetDefault("endpoint", d.Endpoint)
+	v.SetDefault("transport", d.Transport)
+	v.SetDefault("rights_file", d.Rights)
+	v.SetDefault("http.read_header_timeout", d.HTTP.ReadHeaderTimeout)
+	v.SetDefault("http.read_timeout", d.HTTP.ReadTimeout)
+	v.SetDefault("http.write_timeout", d.HTTP.WriteTimeout)
+	v.SetDefault("http.idle_timeout", d.HTTP.IdleTimeout)
+	v.SetDefault("http.max_body_bytes", d.HTTP.MaxBodyBytes)
+	v.SetDefault("http.max_depth", d.HTTP.MaxDepth)
+	v.SetDefault("http.max_elements", d.HTTP.MaxElements)
+	v.SetDefault("http.tls.enabled", d.HTTP.TLS.Enabled)
+	v.SetDefault("http.tls.cert_file", d.HTTP.TLS.CertFile)
+	v.SetDefault("http.tls.key_file", d.HTTP.TLS.KeyFile)
+	v.SetDefault("http.tls.client_auth", d.HTTP.TLS.ClientAuth)
+	v.SetDefault("trust.roots", d.Trust.Roots)
+	v.SetDefault("trust.crls", d.Trust.CRLs)
+	v.SetDefault("signing.cert_file", d.Signing.CertFile)
+	v.SetDefault("signing.key_file", d.Signing.KeyFile)
+	v.SetDefault("replay.window", d.Replay.Window)
+	v.SetDefault("replay.id_retention", d.Replay.IDRetention)
+	v.SetDefault("routing.default_timeout", d.Routing.DefaultTimeout)
+	v.SetDefault("routing.adapter_concurrency", d.Routing.Concurrency)
+	v.SetDefault("demo.seed", d.Demo.Seed)
+	v.SetDefault("demo.people", d.Demo.People)
+	v.SetDefault("demo.organisations", d.Demo.Organisations)
+	v.SetDefault("log.format", d.Log.Format)
+	v.SetDefault("log.level", d.Log.Level)
+}
+
+// Validate checks what decoding cannot: ranges, and combinations of keys.
+func (c Broker) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err))
+	}
+	if !strings.HasPrefix(c.Endpoint, "/") {
+		errs = append(errs, fmt.Errorf("endpoint: %q must start with /", c.Endpoint))
+	}
+	if c.Transport != "gochannel" {
+		errs = append(errs, fmt.Errorf("transport: %q is not supported; use gochannel", c.Transport))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: must not be empty"))
+	}
+	for name, d := range map[string]time.Duration{
+		"http.read_header_timeout": c.HTTP.ReadHeaderTimeout, "http.read_timeout": c.HTTP.ReadTimeout,
+		"http.write_timeout": c.HTTP.WriteTimeout, "http.idle_timeout": c.HTTP.IdleTimeout,
+		"replay.window": c.Replay.Window, "routing.default_timeout": c.Routing.DefaultTimeout,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
+		}
+	}
+	if c.HTTP.MaxBodyBytes < 4096 {
+		errs = append(errs, fmt.Errorf("http.max_body_bytes: %d is too small for a signed envelope (min 4096)", c.HTTP.MaxBodyBytes))
+	}
+	if c.Replay.IDRetention < 2*c.Replay.Window {
+		errs = append(errs, fmt.Errorf("replay.id_retention: %s must be at least twice replay.window (%s)", c.Replay.IDRetention, c.Replay.Window))
+	}
+	for svc, r := range c.Routing.Services {
+		if svc < 1 || svc > 93 {
+			errs = append(errs, fmt.Errorf("routing.services.%d: no such service in Appendix 2 (1..93)", svc))
+		}
+		if r.Timeout < 0 {
+			errs = append(errs, fmt.Errorf("routing.services.%d.timeout: must not be negative", svc))
+		}
+	}
+	if c.Routing.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("routing.adapter_concurrency: must be at least 1"))
+	}
+	switch c.HTTP.TLS.ClientAuth {
+	case "none", "request", "require":
+	default:
+		errs = append(errs, fmt.Errorf("http.tls.client_auth: %q; use none, request or require", c.HTTP.TLS.ClientAuth))
+	}
+	if c.HTTP.TLS.Enabled && (c.HTTP.TLS.CertFile == "" || c.HTTP.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("http.tls: enabled needs cert_file and key_file"))
+	}
+	if (c.Signing.CertFile == "") != (c.Signing.KeyFile == "") {
+		errs = append(errs, errors.New("signing: set both cert_file and key_file, or neither (development PKI)"))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q; use text or json", c.Log.Format))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q; use debug, info, warn or error", c.Log.Level))
+	}
+	return errors.Join(errs...)
+}
+
+// Timeout returns the timeout of service n.
+func (r Routing) Timeout(n int) time.Duration {
+	if s, ok := r.Services[n]; ok && s.Timeout > 0 {
+		return s.Timeout
+	}
+	return r.DefaultTimeout
+}

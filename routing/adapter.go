@@ -1,0 +1,128 @@
+package routing
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// AdapterRuntime serves services from their Backends: it consumes each service's topic and
+// publishes every answer to the reply topic the request names.
+type AdapterRuntime struct {
+	name      string
+	backends  map[int]adapters.Backend
+	publisher message.Publisher
+	clock     siobroker.Clock
+	logger    *slog.Logger
+}
+
+// NewAdapterRuntime returns a runtime named name (it appears in every answer, for tracing) for
+// the services in backends.
+func NewAdapterRuntime(name string, backends map[int]adapters.Backend, publisher message.Publisher, clock siobroker.Clock, logger *slog.Logger) *AdapterRuntime {
+	return &AdapterRuntime{name: name, backends: backends, publisher: publisher, clock: clock, logger: logger}
+}
+
+// Services lists the services this runtime serves, in order.
+func (a *AdapterRuntime) Services() []int {
+	out := make([]int, 0, len(a.backends))
+	for n := range a.backends {
+		out = append(out, n)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// AddHandlers registers one handler per service on router.
+func (a *AdapterRuntime) AddHandlers(router *message.Router, subscriber message.Subscriber) {
+	for _, n := range a.Services() {
+		backend := a.backends[n]
+		router.AddConsumerHandler(
+			fmt.Sprintf("adapter-%s-service-%03d", a.name, n),
+			schemas.ServiceTopic(n), subscriber,
+			func(msg *message.Message) error { return a.handle(msg, n, backend) })
+	}
+}
+
+func (a *AdapterRuntime) handle(msg *message.Message, service int, backend adapters.Backend) error {
+	var req schemas.ServiceRequest
+	if err := json.Unmarshal(msg.Payload, &req); err != nil {
+		// Without a request id there is nobody to answer; redelivery would fail the same way.
+		a.logger.Error("undecodable service request dropped", "service", service, "transport_id", msg.UUID, "error", err)
+		return nil
+	}
+	if req.Service != service || req.ReplyTo == "" {
+		a.logger.Error("service request on the wrong topic or without reply topic dropped",
+			"service", service, "request_service", req.Service, "request_id", req.RequestID)
+		return nil
+	}
+
+	ctx := msg.Context()
+	if !req.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		defer cancel()
+	}
+	result := a.query(ctx, backend, req)
+
+	resp := schemas.ServiceResponse{
+		RequestID:  req.RequestID,
+		Service:    service,
+		Result:     result,
+		Adapter:    a.name,
+		AnsweredAt: a.clock.Now(),
+	}
+	out, err := newJSONMessage(NewMessageID(), resp, map[string]string{
+		schemas.MetaRequestID: req.RequestID,
+		schemas.MetaService:   strconv.Itoa(service),
+	})
+	if err != nil {
+		return fmt.Errorf("encode answer to %s service %d: %w", req.RequestID, service, err)
+	}
+	if err := a.publisher.Publish(req.ReplyTo, out); err != nil {
+		// Returning the error nacks the request, so it is answered again rather than lost.
+		return fmt.Errorf("publish answer to %s service %d: %w", req.RequestID, service, err)
+	}
+	return nil
+}
+
+// query calls the backend and turns its failure, or its panic, into an error result: one
+// broken backend must not take the runtime down.
+func (a *AdapterRuntime) query(ctx context.Context, backend adapters.Backend, req schemas.ServiceRequest) (result siobroker.ServiceResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.logger.Error("backend panicked", "service", req.Service, "request_id", req.RequestID, "panic", fmt.Sprint(p))
+			result = errorResult(req.Service, "the source system failed")
+		}
+	}()
+	result, err := backend.Query(ctx, req)
+	if err != nil {
+		a.logger.Warn("backend error", "service", req.Service, "request_id", req.RequestID, "error", err)
+		// The cause may carry the source system's internals; the client gets a fixed text.
+		return errorResult(req.Service, "the source system answered with an error")
+	}
+	result.Service = req.Service
+	if result.Status == "" {
+		result.Status = siobroker.StatusOK
+	}
+	if result.Reason == "" {
+		result.Reason = siobroker.ReasonOK
+		if len(result.Records) == 0 {
+			result.Reason = siobroker.ReasonNoData
+		}
+	}
+	return result
+}
+
+func errorResult(service int, message string) siobroker.ServiceResult {
+	return siobroker.ServiceResult{Service: service, Status: siobroker.StatusError,
+		Reason: siobroker.ReasonAdapterError, Message: message}
+}

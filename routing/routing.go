@@ -1,0 +1,55 @@
+// Package routing carries one message per requested service from the broker to the adapter for
+// that service, and the adapter's answer back, over watermill. The same handlers run on the
+// in-process GoChannel of the embedded default and on any other watermill pub/sub: only the
+// Publisher and Subscriber passed in differ.
+//
+// The broker side is the Dispatcher: scatter one ServiceRequest per service, gather the
+// ServiceResponses from the broker instance's own reply topic through a correlation map, and
+// answer "timeout" for any service whose adapter does not answer in time. The adapter side is the
+// AdapterRuntime: consume a service's topic, ask the Backend, publish the answer to the reply
+// topic named in the request.
+package routing
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// ReplyTopicPrefix starts the name of every broker instance's reply topic.
+const ReplyTopicPrefix = "sio.reply."
+
+// correlationKey names one service of one request. It is also the transport message id, so that
+// a redelivered copy can be recognised.
+func correlationKey(requestID string, service int) string {
+	return requestID + "/" + strconv.Itoa(service)
+}
+
+func newJSONMessage(uuid string, v any, meta map[string]string) (*message.Message, error) {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", v, err)
+	}
+	msg := message.NewMessage(uuid, payload)
+	for k, val := range meta {
+		msg.Metadata.Set(k, val)
+	}
+	return msg, nil
+}
+
+func requestMetadata(req schemas.ServiceRequest) map[string]string {
+	return map[string]string{
+		schemas.MetaRequestID: req.RequestID,
+		schemas.MetaService:   strconv.Itoa(req.Service),
+		schemas.MetaReplyTo:   req.ReplyTo,
+		schemas.MetaMessageID: req.MessageID,
+	}
+}
+
+// NewMessageID returns a fresh transport message id.
+func NewMessageID() string { return watermill.NewUUID() }

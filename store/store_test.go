@@ -1,0 +1,67 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestMarkSeenOncePerMessageID(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
+
+	// Concurrent copies of one message: exactly one may pass.
+	var fresh atomic.Int32
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			ok, err := db.MarkSeen(ctx, "m-1", "sender", now)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				fresh.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if fresh.Load() != 1 {
+		t.Fatalf("%d copies accepted, want 1", fresh.Load())
+	}
+
+	n, err := db.ForgetSeenBefore(ctx, now.Add(time.Second))
+	if err != nil || n != 1 {
+		t.Fatalf("ForgetSeenBefore = %d, %v; want 1", n, err)
+	}
+	if ok, err := db.MarkSeen(ctx, "m-1", "sender", now); err != nil || !ok {
+		t.Fatalf("after pruning, MarkSeen = %v, %v; want true", ok, err)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.MarkSeen(ctx, "m-2", "s", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if ok, _ := db.MarkSeen(ctx, "m-2", "s", time.Now()); ok {
+		t.Fatal("a messageId seen before the restart was accepted again")
+	}
+}
