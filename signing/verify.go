@@ -53,11 +53,21 @@ type Verified struct {
 // Verifier checks the signature of an envelope. It is safe for concurrent use.
 type Verifier struct {
 	trust *TrustStore
+	// anySigner accepts a signer without an IIN: a client checking the broker's reply, which is
+	// signed by the operator's organisation certificate (BIN), not by a person.
+	anySigner bool
 }
 
-// NewVerifier returns a verifier that chains signer certificates to trust.
+// NewVerifier returns a verifier for requests: signer certificates must chain to trust and carry
+// the user's IIN.
 func NewVerifier(trust *TrustStore) *Verifier {
 	return &Verifier{trust: trust}
+}
+
+// NewReplyVerifier returns a verifier for the broker's replies: the signer must chain to trust,
+// but may be an organisation certificate without an IIN (Verified.SignerIIN is then empty).
+func NewReplyVerifier(trust *TrustStore) *Verifier {
+	return &Verifier{trust: trust, anySigner: true}
 }
 
 // Verify finds the signature of doc and verifies it: a ds:Signature in the wsse:Security header if
@@ -285,7 +295,7 @@ func (v *Verifier) verify(sig, target *etree.Element, targetID string, placement
 		return nil, err
 	}
 	iin, err := SubjectIIN(certs[0])
-	if err != nil {
+	if err != nil && !v.anySigner {
 		return nil, err
 	}
 	return &Verified{

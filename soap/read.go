@@ -60,6 +60,16 @@ func (l Limits) WithDefaults() Limits {
 // element count over the limits (CodeTooDeep) and malformed XML (CodeMalformed). Only then is the
 // etree document built and its shape checked (CodeNotSOAP).
 func ReadEnvelope(r io.Reader, contentType string, lim Limits) (*etree.Document, []byte, error) {
+	return readEnvelope(r, contentType, lim, "SendMessage")
+}
+
+// ReadResponseEnvelope is ReadEnvelope for the other direction: a client reading a
+// SendMessageResponse applies the same limits and refusals.
+func ReadResponseEnvelope(r io.Reader, contentType string, lim Limits) (*etree.Document, []byte, error) {
+	return readEnvelope(r, contentType, lim, "SendMessageResponse")
+}
+
+func readEnvelope(r io.Reader, contentType string, lim Limits, operation string) (*etree.Document, []byte, error) {
 	lim = lim.WithDefaults()
 	raw, err := readLimited(r, lim.MaxBytes)
 	if err != nil {
@@ -72,7 +82,7 @@ func ReadEnvelope(r io.Reader, contentType string, lim Limits) (*etree.Document,
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkEnvelope(doc); err != nil {
+	if err := checkEnvelope(doc, operation); err != nil {
 		return nil, nil, err
 	}
 	return doc, raw, nil
@@ -222,8 +232,8 @@ func xmlErrText(err error) string {
 	return "unexpected end of input"
 }
 
-// checkEnvelope requires Envelope{Header?, Body{typ:SendMessage}} in SOAP 1.1.
-func checkEnvelope(doc *etree.Document) error {
+// checkEnvelope requires Envelope{Header?, Body{typ:<operation>}} in SOAP 1.1.
+func checkEnvelope(doc *etree.Document, operation string) error {
 	body, err := envelopeBody(doc)
 	if err != nil {
 		return err
@@ -232,8 +242,8 @@ func checkEnvelope(doc *etree.Document) error {
 	if err != nil {
 		return err
 	}
-	if child.NamespaceURI() != schemas.NSSyncTypes || child.Tag != "SendMessage" {
-		return siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:SendMessage, found %s", describe(child))
+	if child.NamespaceURI() != schemas.NSSyncTypes || child.Tag != operation {
+		return siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:%s, found %s", operation, describe(child))
 	}
 	return nil
 }

@@ -262,3 +262,9 @@ func parseRecord(el *etree.Element, p string) (siobroker.Record, error) {
 	}
 	return rec, nil
 }
+
+// ParseResult validates and reads a q:result element on its own: the content an enveloped reply
+// signature covers, which is all a client may trust in that placement.
+func ParseResult(el *etree.Element) (Result, error) {
+	return parseResult(el)
+}

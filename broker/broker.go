@@ -1,0 +1,321 @@
+// Package broker is the request pipeline: it takes the bytes of a SOAP request and returns the
+// bytes of the signed reply, or a *siobroker.Error for a fault. It reads the envelope under the
+// size limits, verifies the signature and the signer's certificate, validates the query, refuses
+// replays, applies the service access rights of Appendix 2, scatters the allowed services to their
+// adapters, merges the answers, truncates what the Rules truncate, and signs the reply in the
+// placement the request used.
+//
+// It knows its collaborators only by the interfaces below; cmd/siobroker wires the real ones.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/rights"
+	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/soap"
+)
+
+// Verifier checks a request's signature and returns the only content that may be used.
+type Verifier interface {
+	Verify(doc *etree.Document, at time.Time) (*signing.Verified, error)
+}
+
+// Signer signs a reply in a given placement.
+type Signer interface {
+	Sign(doc *etree.Document, p signing.Placement) error
+}
+
+// ReplayGuard remembers messageIds. MarkSeen reports false for an id it has seen before.
+type ReplayGuard interface {
+	MarkSeen(ctx context.Context, messageID, senderID string, at time.Time) (bool, error)
+}
+
+// Dispatcher scatters per-service requests and gathers their outcomes.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, reqs []schemas.ServiceRequest, timeout func(service int) time.Duration) []routing.Outcome
+}
+
+// Rights decides per service under a basis, and names the fields a truncated service loses.
+type Rights interface {
+	DecideService(b siobroker.Basis, service int, article string) rights.Decision
+	TruncatedFields(service int) []string
+}
+
+// Config holds the pipeline's settings.
+type Config struct {
+	Limits       soap.Limits
+	ReplayWindow time.Duration                   // messageDate must be within ±ReplayWindow of the clock
+	Timeout      func(service int) time.Duration // per-service timeout
+}
+
+// Deps are the pipeline's collaborators.
+type Deps struct {
+	Verifier   Verifier
+	Signer     Signer
+	Replay     ReplayGuard
+	Dispatcher Dispatcher
+	Rights     Rights
+	Clock      siobroker.Clock
+	Logger     *slog.Logger
+	NewID      func() string // reply message ids; also the broker's request id
+}
+
+// Broker runs the pipeline. It is safe for concurrent use.
+type Broker struct {
+	cfg Config
+	Deps
+}
+
+// New returns a Broker.
+func New(cfg Config, deps Deps) (*Broker, error) {
+	if deps.Verifier == nil || deps.Signer == nil || deps.Replay == nil || deps.Dispatcher == nil ||
+		deps.Rights == nil || deps.Clock == nil || deps.Logger == nil || deps.NewID == nil {
+		return nil, errors.New("broker: every dependency must be set")
+	}
+	if cfg.ReplayWindow <= 0 || cfg.Timeout == nil {
+		return nil, errors.New("broker: ReplayWindow and Timeout must be set")
+	}
+	cfg.Limits = cfg.Limits.WithDefaults()
+	return &Broker{cfg: cfg, Deps: deps}, nil
+}
+
+// Reply is a signed reply and what the caller needs to log it.
+type Reply struct {
+	Bytes     []byte
+	MessageID string // the reply's messageId, also the broker's request id
+	RequestID string // the client's messageId
+	SignerIIN string
+	Services  []siobroker.ServiceResult
+}
+
+// Request is what the pipeline knows of a request, as far as it got: for logging refusals.
+type Request struct {
+	MessageID string
+	SenderID  string
+	SignerIIN string
+	Placement signing.Placement
+}
+
+// Handle runs one request. On refusal it returns the partly filled Request and a *siobroker.Error
+// (any other error is internal); the caller turns it into a fault.
+func (b *Broker) Handle(ctx context.Context, body io.Reader, contentType string) (*Reply, Request, error) {
+	var seen Request
+	doc, _, err := soap.ReadEnvelope(body, contentType, b.cfg.Limits)
+	if err != nil {
+		return nil, seen, err
+	}
+
+	// requestInfo is read once before verification, only to learn the message time at which the
+	// certificate must be valid; in the WS-Security placement it is read again from the signed
+	// Body, and only that copy is used.
+	info, _, err := b.parseSendMessage(soap.Body(doc))
+	if err != nil {
+		return nil, seen, err
+	}
+	seen.MessageID, seen.SenderID = info.MessageID, info.SenderID
+	now := b.Clock.Now()
+	if err := b.checkMessageDate(info.MessageDate, now); err != nil {
+		return nil, seen, err
+	}
+
+	verified, err := b.Verifier.Verify(doc, info.MessageDate)
+	if err != nil {
+		return nil, seen, err
+	}
+	seen.SignerIIN, seen.Placement = verified.SignerIIN, verified.Placement
+
+	var queryEl *etree.Element
+	switch verified.Placement {
+	case signing.PlacementWSSE:
+		signedInfo, data, err := b.parseSendMessage(verified.Signed)
+		if err != nil {
+			return nil, seen, err
+		}
+		if signedInfo.MessageID != info.MessageID || !signedInfo.MessageDate.Equal(info.MessageDate) {
+			return nil, seen, siobroker.Errorf(siobroker.CodeSigReference, "requestInfo differs from the signed Body")
+		}
+		info, queryEl = signedInfo, data
+	case signing.PlacementEnveloped:
+		queryEl = verified.Signed
+	default:
+		return nil, seen, fmt.Errorf("verifier returned unknown placement %q", verified.Placement)
+	}
+
+	q, err := soap.ParseQuery(queryEl)
+	if err != nil {
+		return nil, seen, err
+	}
+	if err := validateSubject(q.Subject); err != nil {
+		return nil, seen, err
+	}
+
+	// The id is recorded only after the signature verified, so that unsigned traffic cannot burn
+	// the ids of a legitimate sender.
+	fresh, err := b.Replay.MarkSeen(ctx, info.MessageID, info.SenderID, now)
+	if err != nil {
+		return nil, seen, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
+	}
+	if !fresh {
+		return nil, seen, siobroker.Errorf(siobroker.CodeReplayID, "messageId %q has already been received", info.MessageID)
+	}
+
+	requestID := b.NewID()
+	results := b.route(ctx, requestID, info, q, verified.SignerIIN)
+
+	out, err := b.reply(requestID, info, q, verified, results)
+	if err != nil {
+		return nil, seen, err
+	}
+	return &Reply{Bytes: out, MessageID: requestID, RequestID: info.MessageID, SignerIIN: verified.SignerIIN, Services: results}, seen, nil
+}
+
+func (b *Broker) parseSendMessage(body *etree.Element) (siobroker.RequestInfo, *etree.Element, error) {
+	riEl, data, err := soap.SendMessageParts(body)
+	if err != nil {
+		return siobroker.RequestInfo{}, nil, err
+	}
+	info, err := soap.ParseRequestInfo(riEl)
+	if err != nil {
+		return siobroker.RequestInfo{}, nil, err
+	}
+	return info, data, nil
+}
+
+func (b *Broker) checkMessageDate(date, now time.Time) error {
+	skew := now.Sub(date)
+	if skew > b.cfg.ReplayWindow || skew < -b.cfg.ReplayWindow {
+		return siobroker.Errorf(siobroker.CodeReplayDate,
+			"messageDate %s is outside ±%s of the broker's time %s",
+			siobroker.FormatTime(date), b.cfg.ReplayWindow, siobroker.FormatTime(now))
+	}
+	return nil
+}
+
+func validateSubject(s siobroker.Subject) error {
+	if s.IIN != "" {
+		if err := siobroker.ValidateIIN(s.IIN); err != nil {
+			return &siobroker.Error{Code: siobroker.CodeSubject, Field: "query/subject/iin", Message: "query/subject/iin: " + err.Error()}
+		}
+	}
+	if s.BIN != "" {
+		if err := siobroker.ValidateIIN(s.BIN); err != nil {
+			return &siobroker.Error{Code: siobroker.CodeSubject, Field: "query/subject/bin", Message: "query/subject/bin: " + err.Error()}
+		}
+	}
+	return nil
+}
+
+// route decides each service, dispatches the allowed ones and merges everything back into the
+// order the client asked in.
+func (b *Broker) route(ctx context.Context, requestID string, info siobroker.RequestInfo, q siobroker.Query, signerIIN string) []siobroker.ServiceResult {
+	results := make([]siobroker.ServiceResult, len(q.Services))
+	decisions := make([]rights.Decision, len(q.Services))
+	var reqs []schemas.ServiceRequest
+	var slots []int
+	for i, svc := range q.Services {
+		d := b.Rights.DecideService(q.Basis, svc, q.Article)
+		decisions[i] = d
+		if !d.Allowed {
+			results[i] = siobroker.ServiceResult{Service: svc, Status: siobroker.StatusDenied, Reason: d.Reason, Message: d.Explanation}
+			continue
+		}
+		reqs = append(reqs, schemas.ServiceRequest{
+			RequestID: requestID, MessageID: info.MessageID, Service: svc, Basis: q.Basis, Case: q.Case,
+			Article: q.Article, Subject: q.Subject, SignerIIN: signerIIN,
+		})
+		slots = append(slots, i)
+	}
+	if len(reqs) > 0 {
+		outcomes := b.Dispatcher.Dispatch(ctx, reqs, b.cfg.Timeout)
+		for j, o := range outcomes {
+			i := slots[j]
+			r := o.Result
+			if decisions[i].Access == rights.AccessTruncated {
+				r = truncate(r, b.Rights.TruncatedFields(r.Service))
+			}
+			results[i] = r
+		}
+	}
+	for _, r := range results {
+		b.Logger.Info("service result", "message_id", info.MessageID, "request_id", requestID,
+			"service", r.Service, "status", r.Status, "reason", r.Reason)
+	}
+	return results
+}
+
+// truncate removes the named fields from every record, whatever the adapter sent: the Rules
+// forbid the data, so the broker enforces it rather than trusting each adapter.
+func truncate(r siobroker.ServiceResult, fields []string) siobroker.ServiceResult {
+	if len(fields) == 0 {
+		return r
+	}
+	records := make([]siobroker.Record, len(r.Records))
+	for i, rec := range r.Records {
+		kept := make([]siobroker.Field, 0, len(rec.Fields))
+		for _, f := range rec.Fields {
+			if !slices.Contains(fields, f.Name) {
+				kept = append(kept, f)
+			}
+		}
+		records[i] = siobroker.Record{Type: rec.Type, Fields: kept}
+	}
+	r.Records = records
+	return r
+}
+
+// Status codes of responseInfo/status.
+const (
+	StatusProcessed = "SCSS001" // every service answered (ok or denied)
+	StatusPartial   = "PART001" // at least one service ended in error or timeout
+)
+
+func (b *Broker) reply(requestID string, info siobroker.RequestInfo, q siobroker.Query, v *signing.Verified, results []siobroker.ServiceResult) ([]byte, error) {
+	answered, failed := 0, 0
+	for _, r := range results {
+		switch r.Status {
+		case siobroker.StatusOK:
+			answered++
+		case siobroker.StatusError, siobroker.StatusTimeout:
+			failed++
+		}
+	}
+	status, message := StatusProcessed, fmt.Sprintf("processed: %d of %d services answered", answered, len(results))
+	if failed > 0 {
+		status = StatusPartial
+		message = fmt.Sprintf("partly processed: %d of %d services answered, %d failed or timed out", answered, len(results), failed)
+	}
+	doc := soap.NewResponse(soap.ResponseInfo{
+		MessageID:     requestID,
+		CorrelationID: info.MessageID,
+		ResponseDate:  b.Clock.Now(),
+		StatusCode:    status,
+		StatusMessage: message,
+		SessionID:     info.SessionID,
+	}, soap.Result{
+		RequestMessageID: info.MessageID,
+		SignerIIN:        v.SignerIIN,
+		Basis:            q.Basis,
+		Subject:          q.Subject,
+		Services:         results,
+	})
+	if err := b.Signer.Sign(doc, v.Placement); err != nil {
+		return nil, fmt.Errorf("sign reply %s: %w", requestID, err)
+	}
+	out, err := soap.Serialize(doc)
+	if err != nil {
+		return nil, fmt.Errorf("serialize reply %s: %w", requestID, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,145 @@
+// Package client is the code path of `siobroker send`: build a SyncChannel request, sign it with
+// a user's certificate, post it, and accept the reply only if its signature verifies against the
+// trusted roots and it answers this request. The end-to-end tests drive the broker through it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/soap"
+)
+
+// Client sends signed requests to one broker.
+type Client struct {
+	URL       string
+	Signer    *signing.Signer
+	Verifier  *signing.Verifier // checks the broker's reply signature
+	Placement signing.Placement
+	HTTP      *http.Client
+	Clock     siobroker.Clock
+	SenderID  string
+	ServiceID string
+	// MaxReplyBytes bounds what is read of a reply; 0 means 16 MiB.
+	MaxReplyBytes int64
+}
+
+// Exchange is one request and its reply, as sent and received.
+type Exchange struct {
+	Request  []byte
+	Reply    []byte
+	Info     soap.ResponseInfo
+	Result   soap.Result
+	BrokerCN string // the subject of the certificate that signed the reply
+}
+
+// FaultError is a SOAP fault the broker answered with. It is a distinct type so that a fault is
+// never confused with a reply the client itself refused (which also carries codes).
+type FaultError struct {
+	Fault *siobroker.Error
+}
+
+func (e *FaultError) Error() string { return "SOAP fault " + e.Fault.Error() }
+
+// Send signs and posts q. A SOAP fault is returned as a *FaultError; the exchange is returned
+// with any error, so that the bytes can still be saved.
+func (c *Client) Send(ctx context.Context, q siobroker.Query) (*Exchange, error) {
+	info := siobroker.RequestInfo{
+		MessageID:   uuid.NewString(),
+		ServiceID:   c.ServiceID,
+		MessageDate: c.Clock.Now(),
+		SenderID:    c.SenderID,
+	}
+	doc := soap.NewRequest(info, q)
+	if err := c.Signer.Sign(doc, c.Placement); err != nil {
+		return nil, fmt.Errorf("sign request: %w", err)
+	}
+	raw, err := soap.Serialize(doc)
+	if err != nil {
+		return nil, fmt.Errorf("serialize request: %w", err)
+	}
+	ex := &Exchange{Request: raw}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(raw))
+	if err != nil {
+		return ex, fmt.Errorf("build HTTP request: %w", err)
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", `""`)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return ex, fmt.Errorf("post to %s: %w", c.URL, err)
+	}
+	defer resp.Body.Close()
+	limit := c.MaxReplyBytes
+	if limit <= 0 {
+		limit = 16 << 20
+	}
+	ex.Reply, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return ex, fmt.Errorf("read reply: %w", err)
+	}
+	if int64(len(ex.Reply)) > limit {
+		return ex, fmt.Errorf("reply exceeds %d bytes", limit)
+	}
+	if fault, ok := soap.ParseFault(ex.Reply); ok {
+		return ex, &FaultError{Fault: fault}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return ex, fmt.Errorf("broker answered HTTP %d without a SOAP fault", resp.StatusCode)
+	}
+	if err := c.verifyReply(ex, info); err != nil {
+		return ex, err
+	}
+	return ex, nil
+}
+
+func (c *Client) verifyReply(ex *Exchange, info siobroker.RequestInfo) error {
+	doc, _, err := soap.ReadResponseEnvelope(bytes.NewReader(ex.Reply), "text/xml; charset=utf-8",
+		soap.Limits{MaxBytes: int64(len(ex.Reply)) + 1, MaxElements: 1 << 20, MaxDepth: 64})
+	if err != nil {
+		return fmt.Errorf("reply is not a valid envelope: %w", err)
+	}
+	// The reply's own responseDate is the time its certificate must be valid at.
+	v, err := c.Verifier.Verify(doc, c.Clock.Now())
+	if err != nil {
+		return fmt.Errorf("reply signature does not verify: %w", err)
+	}
+	if v.Placement != c.Placement {
+		return fmt.Errorf("reply is signed in the %s placement, the request in %s", v.Placement, c.Placement)
+	}
+	ex.BrokerCN = v.Certificate.Subject.CommonName
+
+	body := v.Signed
+	if v.Placement == signing.PlacementEnveloped {
+		// Only the result is signed here: read responseInfo from the envelope, the result from
+		// the signed element.
+		body = soap.Body(doc)
+	}
+	ex.Info, ex.Result, err = soap.ParseResponse(body)
+	if err != nil {
+		return fmt.Errorf("reply does not match the schema: %w", err)
+	}
+	if v.Placement == signing.PlacementEnveloped {
+		if ex.Result, err = soap.ParseResult(v.Signed); err != nil {
+			return fmt.Errorf("signed result does not match the schema: %w", err)
+		}
+	}
+	if ex.Info.CorrelationID != info.MessageID || ex.Result.RequestMessageID != info.MessageID {
+		return fmt.Errorf("reply answers message %q, not this request %q", ex.Result.RequestMessageID, info.MessageID)
+	}
+	return nil
+}
+
+// DefaultHTTPClient has a timeout longer than any service timeout the broker would apply.
+func DefaultHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout}
+}

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/google/uuid"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters/demo"
+	"github.com/sio-pso/siobroker/broker"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/httpapi"
+	"github.com/sio-pso/siobroker/rights"
+	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/signing/devpki"
+	"github.com/sio-pso/siobroker/soap"
+	"github.com/sio-pso/siobroker/store"
+)
+
+const defaultConfigFile = "configs/broker.yaml"
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", defaultConfigFile, "configuration file (YAML); SIOBROKER_* environment variables override it")
+	listen := fs.String("listen", "", "address to listen on (default from config: 127.0.0.1:8080)")
+	dataDir := fs.String("data", "", "data directory: the embedded store and the development PKI in DIR/pki (default from config: ./data)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	cfg, err := config.Load(*configFile, explicit)
+	if err != nil {
+		fmt.Fprintf(stderr, "siobroker serve: %v\n", err)
+		return 2
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	logger := newLogger(stderr, cfg.Log)
+
+	b, err := startBroker(ctx, cfg, siobroker.SystemClock{}, logger)
+	if err != nil {
+		logger.Error("broker did not start", "error", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "siobroker listening on %s%s (WSDL: %s%s?wsdl)\n", b.BaseURL(), cfg.Endpoint, b.BaseURL(), cfg.Endpoint)
+	<-ctx.Done()
+	logger.Info("shutting down")
+	if err := b.Close(); err != nil {
+		logger.Error("shutdown", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// runningBroker is a started broker: the HTTP server, the watermill router carrying the demo
+// adapters, and the store.
+type runningBroker struct {
+	server   *http.Server
+	listener net.Listener
+	router   *message.Router
+	pubsub   *gochannel.GoChannel
+	db       *store.DB
+	tls      bool
+	stop     context.CancelFunc
+	done     chan struct{}
+	PKIDir   string
+}
+
+// BaseURL is the scheme and address the broker listens on.
+func (b *runningBroker) BaseURL() string {
+	if b.tls {
+		return "https://" + b.listener.Addr().String()
+	}
+	return "http://" + b.listener.Addr().String()
+}
+
+// startBroker wires the embedded default and starts serving. It returns once the broker is ready.
+func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger) (_ *runningBroker, err error) {
+	ctx, stop := context.WithCancel(ctx)
+	b := &runningBroker{stop: stop}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+
+	trustCfg, signer, err := loadKeys(cfg, clock, logger, b)
+	if err != nil {
+		return nil, err
+	}
+	trust, err := signing.LoadTrustStore(trustCfg)
+	if err != nil {
+		return nil, fmt.Errorf("trust store: %w", err)
+	}
+	table, err := rights.Load(cfg.Rights)
+	if err != nil {
+		return nil, fmt.Errorf("rights: %w", err)
+	}
+	if b.db, err = store.Open(ctx, cfg.DataDir); err != nil {
+		return nil, err
+	}
+
+	// The embedded default: every message stays in this process. GoChannel delivers every
+	// message to every subscriber of its topic, so each topic has exactly one consumer here.
+	// watermill logs every handler start at Info; ninety-three of them drown the broker's own lines.
+	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger.With("component", "watermill"),
+		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	b.pubsub = gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1024}, wmLogger)
+	if b.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wmLogger); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	instance := uuid.NewString()
+	dispatcher := routing.NewDispatcher(b.pubsub, routing.ReplyTopicPrefix+instance, clock, logger.With("component", "dispatcher"))
+	dispatcher.AddHandlers(b.router, b.pubsub)
+	world := demo.Generate(cfg.Demo.Seed, cfg.Demo.People, cfg.Demo.Organisations)
+	adapter := routing.NewAdapterRuntime("demo", demo.NewBackends(world), b.pubsub, clock, logger.With("component", "adapter"))
+	adapter.AddHandlers(b.router, b.pubsub)
+	b.done = make(chan struct{})
+	go func() {
+		defer close(b.done)
+		if err := b.router.Run(ctx); err != nil {
+			logger.Error("router stopped", "error", err)
+		}
+	}()
+	select {
+	case <-b.router.Running():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+
+	pipeline, err := broker.New(broker.Config{
+		Limits:       soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements},
+		ReplayWindow: cfg.Replay.Window,
+		Timeout:      cfg.Routing.Timeout,
+	}, broker.Deps{
+		Verifier:   signing.NewVerifier(trust),
+		Signer:     signer,
+		Replay:     b.db,
+		Dispatcher: dispatcher,
+		Rights:     table,
+		Clock:      clock,
+		Logger:     logger.With("component", "broker"),
+		NewID:      uuid.NewString,
+	})
+	if err != nil {
+		return nil, err
+	}
+	handler := httpapi.NewHandler(httpapi.Config{
+		Endpoint:     cfg.Endpoint,
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		Clock:        clock,
+		Logger:       logger.With("component", "http"),
+		Ready: func(ctx context.Context) error {
+			if !b.router.IsRunning() {
+				return errors.New("message router is not running")
+			}
+			return b.db.Ping(ctx)
+		},
+	}, pipeline)
+
+	srvCfg := httpapi.ServerConfig{
+		Addr: cfg.Listen, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, ReadTimeout: cfg.HTTP.ReadTimeout,
+		WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
+	}
+	if cfg.HTTP.TLS.Enabled {
+		if srvCfg.TLS, err = httpapi.TLSConfig(cfg.HTTP.TLS.CertFile, cfg.HTTP.TLS.KeyFile, cfg.HTTP.TLS.ClientAuth, trust.Roots()); err != nil {
+			return nil, err
+		}
+		b.tls = true
+	}
+	b.server = httpapi.NewServer(srvCfg, handler, logger)
+	if b.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	go func() {
+		var err error
+		if b.tls {
+			err = b.server.ServeTLS(b.listener, "", "")
+		} else {
+			err = b.server.Serve(b.listener)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("HTTP server stopped", "error", err)
+		}
+	}()
+	go forgetOldMessageIDs(ctx, b.db, cfg.Replay.IDRetention, clock, logger)
+	logger.Info("broker ready", "listen", b.listener.Addr().String(), "transport", cfg.Transport,
+		"services", len(adapter.Services()), "data", cfg.DataDir, "reply_topic", dispatcher.ReplyTopic())
+	return b, nil
+}
+
+// loadKeys returns the trust configuration and the broker's signer: the configured files, or the
+// development PKI in DATA/pki, created on first start.
+func loadKeys(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, b *runningBroker) (signing.TrustConfig, *signing.Signer, error) {
+	trustCfg := signing.TrustConfig{RootFiles: cfg.Trust.Roots, CRLFiles: cfg.Trust.CRLs}
+	certFile, keyFile := cfg.Signing.CertFile, cfg.Signing.KeyFile
+	if len(trustCfg.RootFiles) == 0 || certFile == "" {
+		b.PKIDir = filepath.Join(cfg.DataDir, "pki")
+		m, created, err := devpki.Ensure(b.PKIDir, clock.Now())
+		if err != nil {
+			return trustCfg, nil, fmt.Errorf("development PKI: %w", err)
+		}
+		if created {
+			logger.Warn("created a development PKI: NOT FOR PRODUCTION", "dir", b.PKIDir, "users", len(m.Users))
+		}
+		if len(trustCfg.RootFiles) == 0 {
+			trustCfg.RootFiles = []string{filepath.Join(b.PKIDir, m.CA)}
+			if len(trustCfg.CRLFiles) == 0 {
+				trustCfg.CRLFiles = []string{filepath.Join(b.PKIDir, m.CRL)}
+			}
+		}
+		if certFile == "" {
+			certFile, keyFile = filepath.Join(b.PKIDir, m.BrokerCert), filepath.Join(b.PKIDir, m.BrokerKey)
+		}
+	}
+	signer, err := signing.LoadSigner(certFile, keyFile)
+	if err != nil {
+		return trustCfg, nil, fmt.Errorf("broker signing key: %w", err)
+	}
+	return trustCfg, signer, nil
+}
+
+func forgetOldMessageIDs(ctx context.Context, db *store.DB, retention time.Duration, clock siobroker.Clock, logger *slog.Logger) {
+	ticker := time.NewTicker(time.Hour)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if _, err := db.ForgetSeenBefore(ctx, clock.Now().Add(-retention)); err != nil {
+				logger.Warn("pruning seen messageIds failed", "error", err)
+			}
+		}
+	}
+}
+
+// Close stops taking requests, lets those in flight finish, then stops the router and the store.
+func (b *runningBroker) Close() error {
+	var errs []error
+	if b.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		errs = append(errs, b.server.Shutdown(ctx))
+		cancel()
+	} else if b.listener != nil {
+		errs = append(errs, b.listener.Close())
+	}
+	if b.router != nil {
+		errs = append(errs, b.router.Close())
+		if b.done != nil {
+			select {
+			case <-b.done:
+			case <-time.After(15 * time.Second):
+			}
+		}
+	}
+	if b.pubsub != nil {
+		errs = append(errs, b.pubsub.Close())
+	}
+	b.stop()
+	if b.db != nil {
+		errs = append(errs, b.db.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,63 @@
+// Command siobroker is the СИО ПСО integration broker: it serves signed SOAP requests
+// (serve), sends them (send), makes a development PKI (devpki) and explains the access rights
+// (rights). It is the only place where the broker's packages are wired together.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+type command struct {
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	summary string
+}
+
+var commands = map[string]command{
+	"serve":  {cmdServe, "start the broker (embedded default: in-process transport, demo adapters, development PKI)"},
+	"send":   {cmdSend, "sign a request with a user's certificate, post it, verify the signed reply"},
+	"devpki": {cmdDevPKI, "write a development PKI: root CA, CRL, broker and demo user certificates"},
+	"rights": {cmdRights, "export the access-rights tables, or explain one decision"},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "siobroker: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	return cmd.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: siobroker COMMAND [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'siobroker COMMAND -h' for a command's flags.")
+}

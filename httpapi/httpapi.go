@@ -1,0 +1,186 @@
+// Package httpapi serves the broker over HTTP: the SOAP endpoint (POST), its WSDL and XSDs
+// (GET ?wsdl, ?xsd=NAME) and the health check. Every fault leaves through soap.WriteFault.
+package httpapi
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/broker"
+	"github.com/sio-pso/siobroker/soap"
+)
+
+// Pipeline handles one SOAP request.
+type Pipeline interface {
+	Handle(ctx context.Context, body io.Reader, contentType string) (*broker.Reply, broker.Request, error)
+}
+
+// Config configures the handler.
+type Config struct {
+	Endpoint     string
+	MaxBodyBytes int64
+	Clock        siobroker.Clock
+	Logger       *slog.Logger
+	// Ready reports why the broker cannot take requests, or nil when it can.
+	Ready func(ctx context.Context) error
+}
+
+// NewHandler returns the broker's HTTP handler.
+func NewHandler(cfg Config, pipeline Pipeline) http.Handler {
+	mux := http.NewServeMux()
+	s := &server{cfg: cfg, pipeline: pipeline}
+	mux.HandleFunc(cfg.Endpoint, s.endpoint)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	return mux
+}
+
+type server struct {
+	cfg      Config
+	pipeline Pipeline
+}
+
+func (s *server) endpoint(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		s.describe(w, r)
+	case http.MethodPost:
+		s.soap(w, r)
+	default:
+		soap.WriteFault(w, siobroker.Errorf(siobroker.CodeMethod, "method %s is not allowed; POST a SOAP envelope", r.Method), s.cfg.Clock.Now())
+	}
+}
+
+// describe serves the WSDL, with the address rewritten to the one the client used, and the XSDs
+// it imports.
+func (s *server) describe(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	switch {
+	case q.Has("wsdl") || q.Has("WSDL"):
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		_, _ = w.Write(soap.WSDL(scheme + "://" + r.Host + s.cfg.Endpoint))
+	case q.Get("xsd") != "":
+		b, ok := soap.XSD(q.Get("xsd"))
+		if !ok {
+			http.Error(w, "no such schema", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		_, _ = w.Write(b)
+	default:
+		soap.WriteFault(w, siobroker.Errorf(siobroker.CodeMethod, "GET serves only ?wsdl and ?xsd=NAME; POST a SOAP envelope"), s.cfg.Clock.Now())
+	}
+}
+
+func (s *server) soap(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	log := s.cfg.Logger
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		s.fault(w, log, broker.Request{}, siobroker.Errorf(siobroker.CodeOversize,
+			"request of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.cfg.MaxBodyBytes))
+		return
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			s.fault(w, log, broker.Request{}, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker is not ready to take requests; retry later"))
+			return
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	reply, req, err := s.pipeline.Handle(r.Context(), body, r.Header.Get("Content-Type"))
+	if err != nil {
+		s.fault(w, log, req, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(reply.Bytes); err != nil {
+		log.Warn("reply not delivered", "message_id", reply.RequestID, "request_id", reply.MessageID, "error", err)
+		return
+	}
+	log.Info("request answered", "message_id", reply.RequestID, "request_id", reply.MessageID,
+		"signer_iin", reply.SignerIIN, "services", len(reply.Services), "duration_ms", time.Since(start).Milliseconds())
+}
+
+func (s *server) fault(w http.ResponseWriter, log *slog.Logger, req broker.Request, err error) {
+	code := siobroker.ErrorCode(err)
+	attrs := []any{"code", code, "message_id", req.MessageID, "sender_id", req.SenderID, "signer_iin", req.SignerIIN}
+	if code == siobroker.CodeInternal || code == siobroker.CodeUnavailable {
+		log.Error("request failed", append(attrs, "error", err)...)
+	} else {
+		log.Info("request refused", append(attrs, "reason", siobroker.ErrorMessage(err))...)
+	}
+	soap.WriteFault(w, err, s.cfg.Clock.Now())
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// ServerConfig holds the listener's limits and TLS.
+type ServerConfig struct {
+	Addr              string
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	TLS               *tls.Config // nil for plain HTTP
+}
+
+// NewServer returns an http.Server with every timeout set, so that slow clients cannot hold it.
+func NewServer(cfg ServerConfig, h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         cfg.TLS,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// TLSConfig builds the server's TLS settings. With clientAuth "require", only client
+// certificates that chain to roots are accepted; "request" asks for one and verifies it if given.
+func TLSConfig(certFile, keyFile, clientAuth string, roots []*x509.Certificate) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate %s: %w", certFile, err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	switch clientAuth {
+	case "", "none":
+	case "request":
+		cfg.ClientAuth, cfg.ClientCAs = tls.VerifyClientCertIfGiven, pool
+	case "require":
+		cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, pool
+	default:
+		return nil, errors.New("tls client_auth must be none, request or require")
+	}
+	return cfg, nil
+}
