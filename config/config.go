@@ -75,9 +75,9 @@ type Replay struct {
 
 // Routing holds the per-service timeouts. A service without an entry uses DefaultTimeout.
 type Routing struct {
-	DefaultTimeout time.Duration         `mapstructure:"default_timeout"`
-	Services       map[int]ServiceRoute  `mapstructure:"services"`
-	Concurrency    int                   `mapstructure:"adapter_concurrency"`
+	DefaultTimeout time.Duration        `mapstructure:"default_timeout"`
+	Services       map[int]ServiceRoute `mapstructure:"services"`
+	Concurrency    int                  `mapstructure:"adapter_concurrency"`
 }
 
 // ServiceRoute is the routing of one service.
