@@ -142,6 +142,9 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 	dispatcher := routing.NewDispatcher(b.pubsub, routing.ReplyTopicPrefix+instance, clock, logger.With("component", "dispatcher"))
 	dispatcher.AddHandlers(b.router, b.pubsub)
 	world := demo.Generate(cfg.Demo.Seed, cfg.Demo.People, cfg.Demo.Organisations)
+	if err := writeDemoSubjects(cfg.DataDir, world); err != nil {
+		return nil, err
+	}
 	adapter := routing.NewAdapterRuntime("demo", demo.NewBackends(world), b.pubsub, clock, logger.With("component", "adapter"))
 	adapter.AddHandlers(b.router, b.pubsub)
 	b.done = make(chan struct{})
