@@ -1,0 +1,144 @@
+package siobroker
+
+import (
+	"fmt"
+	"time"
+)
+
+// UserStatus is the state of a registered user (§12–16 of the Rules).
+type UserStatus string
+
+// The three states of an account.
+const (
+	UserActive  UserStatus = "active"
+	UserBlocked UserStatus = "blocked"
+	UserDeleted UserStatus = "deleted"
+)
+
+// InactivityLimit is the period without a request after which an account is blocked (§16).
+const InactivityLimit = 60 * 24 * time.Hour
+
+// User is one entry of the user registry: the fields of Appendix 5, the role of Appendix 1 and the
+// state of the account. The role always comes from here, looked up by the IIN of the signing
+// certificate, never from a request.
+type User struct {
+	IIN          string
+	FullName     string
+	Organisation string
+	ERDRCode     string // the organisation's code in ЕРДР
+	Department   string
+	Position     string
+	Contacts     string
+	Role         int  // a row of Appendix 1
+	ReportsRight bool // access to the "Reports" function (§10)
+	Status       UserStatus
+	ConsentAt    time.Time // when the consent (App. 6) was signed; zero = none recorded
+	LastRequest  time.Time // zero = never
+	RegisteredAt time.Time
+}
+
+// ApplicationKind is the kind of an application (Заявка, App. 5).
+type ApplicationKind string
+
+// The five kinds of application of §12–15.
+const (
+	ApplyRegister ApplicationKind = "register"
+	ApplyMove     ApplicationKind = "move"
+	ApplyBlock    ApplicationKind = "block"
+	ApplyDelete   ApplicationKind = "delete"
+	ApplyUnblock  ApplicationKind = "unblock"
+)
+
+// Application is one application applied to the registry. Every application is kept, with its
+// time and reason, whatever it changed.
+type Application struct {
+	ID     int64
+	Kind   ApplicationKind
+	IIN    string
+	Reason string
+	At     time.Time
+	By     string // who applied it: an operator's name, "import", or "system" for §16
+	User   User   // the user's fields after a register or move application
+}
+
+// CheckAccess returns the refusal a user gets, or nil when the user may make requests.
+func (u User) CheckAccess() error {
+	switch u.Status {
+	case UserActive:
+	case UserBlocked:
+		return Errorf(CodeUserBlocked, "the account of user %s is blocked", u.IIN)
+	case UserDeleted:
+		return Errorf(CodeUserDeleted, "the account of user %s is deleted", u.IIN)
+	default:
+		return Errorf(CodeInternal, "user %s has an unknown status %q", u.IIN, u.Status)
+	}
+	if u.ConsentAt.IsZero() {
+		return Errorf(CodeNoConsent, "user %s has no recorded consent (Appendix 6, §17 and §19 of the Rules)", u.IIN)
+	}
+	return nil
+}
+
+// Apply returns the user after application a, or an error when a is not allowed in the user's
+// current state. exists reports whether the user was in the registry before.
+func (a Application) Apply(current User, exists bool) (User, error) {
+	if !exists && a.Kind != ApplyRegister {
+		return User{}, fmt.Errorf("%s: user %s is not registered", a.Kind, a.IIN)
+	}
+	next := current
+	switch a.Kind {
+	case ApplyRegister:
+		if exists && current.Status != UserDeleted {
+			return User{}, fmt.Errorf("register: user %s is already registered (%s)", a.IIN, current.Status)
+		}
+		next = a.User
+		next.IIN = a.IIN
+		next.Status = UserActive
+		next.RegisteredAt = a.At
+		next.LastRequest = time.Time{}
+	case ApplyMove:
+		if current.Status == UserDeleted {
+			return User{}, fmt.Errorf("move: user %s is deleted", a.IIN)
+		}
+		next = a.User
+		next.IIN, next.Status, next.RegisteredAt, next.LastRequest = a.IIN, current.Status, current.RegisteredAt, current.LastRequest
+		if next.ConsentAt.IsZero() {
+			next.ConsentAt = current.ConsentAt
+		}
+	case ApplyBlock:
+		if current.Status != UserActive {
+			return User{}, fmt.Errorf("block: user %s is %s, not active", a.IIN, current.Status)
+		}
+		next.Status = UserBlocked
+	case ApplyUnblock:
+		if current.Status != UserBlocked {
+			return User{}, fmt.Errorf("unblock: user %s is %s, not blocked", a.IIN, current.Status)
+		}
+		next.Status = UserActive
+		// The 60-day clock restarts, or the account would be blocked again at once.
+		next.LastRequest = a.At
+	case ApplyDelete:
+		if current.Status == UserDeleted {
+			return User{}, fmt.Errorf("delete: user %s is already deleted", a.IIN)
+		}
+		next.Status = UserDeleted
+	default:
+		return User{}, fmt.Errorf("unknown application kind %q", a.Kind)
+	}
+	if a.Reason == "" {
+		return User{}, fmt.Errorf("%s: a reason is required", a.Kind)
+	}
+	return next, nil
+}
+
+// Inactive reports whether an active user has made no request for InactivityLimit by now. A user
+// who never made a request is measured from registration.
+func (u User) Inactive(now time.Time) bool {
+	if u.Status != UserActive {
+		return false
+	}
+	since := u.LastRequest
+	if since.IsZero() {
+		since = u.RegisteredAt
+	}
+	return !since.IsZero() && now.Sub(since) > InactivityLimit
+}
