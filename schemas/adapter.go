@@ -56,3 +56,32 @@ func threeDigits(n int) string {
 	}
 	return string(b)
 }
+
+// MetaCorrelation is set on every answer (service or case check): the key the waiting broker
+// correlates it by.
+const MetaCorrelation = "sio_correlation"
+
+// CaseCheckRequest asks a case registry (ЕРДР, the courts' system, АИС ОИП) whether a case exists
+// and is in the proceedings of the signer (§5 of the Rules).
+type CaseCheckRequest struct {
+	RequestID string            `json:"requestId"`
+	Basis     siobroker.Basis   `json:"basis"`
+	Case      siobroker.CaseRef `json:"case"`
+	SignerIIN string            `json:"signerIin"`
+	SentAt    time.Time         `json:"sentAt"`
+	Deadline  time.Time         `json:"deadline"`
+	ReplyTo   string            `json:"replyTo"`
+}
+
+// CaseCheckResponse is a case registry's answer.
+type CaseCheckResponse struct {
+	RequestID     string    `json:"requestId"`
+	Found         bool      `json:"found"`         // the case exists in the registry
+	InProceedings bool      `json:"inProceedings"` // and the signer is among those handling it
+	Message       string    `json:"message,omitempty"`
+	Registry      string    `json:"registry"`
+	AnsweredAt    time.Time `json:"answeredAt"`
+}
+
+// RegistryTopic is the topic that carries case checks to the named registry.
+func RegistryTopic(name string) string { return "sio.registry." + name }
