@@ -81,8 +81,9 @@ func (a *AdapterRuntime) handle(msg *message.Message, service int, backend adapt
 		AnsweredAt: a.clock.Now(),
 	}
 	out, err := newJSONMessage(NewMessageID(), resp, map[string]string{
-		schemas.MetaRequestID: req.RequestID,
-		schemas.MetaService:   strconv.Itoa(service),
+		schemas.MetaRequestID:   req.RequestID,
+		schemas.MetaService:     strconv.Itoa(service),
+		schemas.MetaCorrelation: correlationKey(req.RequestID, service),
 	})
 	if err != nil {
 		return fmt.Errorf("encode answer to %s service %d: %w", req.RequestID, service, err)

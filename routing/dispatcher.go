@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -22,7 +23,7 @@ type Dispatcher struct {
 	logger     *slog.Logger
 
 	mu      sync.Mutex
-	pending map[string]chan schemas.ServiceResponse
+	pending map[string]chan []byte // correlation key → the answer's payload
 }
 
 // NewDispatcher returns a Dispatcher whose answers arrive on replyTopic. Each broker instance
@@ -33,7 +34,7 @@ func NewDispatcher(publisher message.Publisher, replyTopic string, clock siobrok
 		replyTopic: replyTopic,
 		clock:      clock,
 		logger:     logger,
-		pending:    make(map[string]chan schemas.ServiceResponse),
+		pending:    make(map[string]chan []byte),
 	}
 }
 
@@ -46,13 +47,17 @@ func (d *Dispatcher) AddHandlers(router *message.Router, subscriber message.Subs
 }
 
 func (d *Dispatcher) handleReply(msg *message.Message) error {
-	var resp schemas.ServiceResponse
-	if err := json.Unmarshal(msg.Payload, &resp); err != nil {
-		// A reply that cannot be read can never be correlated; redelivering it would loop.
-		d.logger.Error("undecodable adapter reply dropped", "transport_id", msg.UUID, "error", err)
-		return nil
+	key := msg.Metadata.Get(schemas.MetaCorrelation)
+	if key == "" {
+		// An adapter that does not set the header: the service answer carries what is needed.
+		var resp schemas.ServiceResponse
+		if err := json.Unmarshal(msg.Payload, &resp); err != nil || resp.RequestID == "" {
+			// A reply that cannot be read can never be correlated; redelivering it would loop.
+			d.logger.Error("uncorrelatable reply dropped", "transport_id", msg.UUID, "error", err)
+			return nil
+		}
+		key = correlationKey(resp.RequestID, resp.Service)
 	}
-	key := correlationKey(resp.RequestID, resp.Service)
 	d.mu.Lock()
 	ch, ok := d.pending[key]
 	if ok {
@@ -60,12 +65,25 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 	}
 	d.mu.Unlock()
 	if !ok {
-		d.logger.Warn("late or duplicate adapter reply dropped",
-			"request_id", resp.RequestID, "service", resp.Service, "adapter", resp.Adapter)
+		d.logger.Warn("late or duplicate reply dropped", "correlation", key)
 		return nil
 	}
-	ch <- resp // buffered: never blocks
+	ch <- msg.Payload // buffered: never blocks
 	return nil
+}
+
+// await registers key and returns the channel its answer will arrive on, and a release func
+// that must be called when the caller stops waiting.
+func (d *Dispatcher) await(key string) (<-chan []byte, func()) {
+	ch := make(chan []byte, 1)
+	d.mu.Lock()
+	d.pending[key] = ch
+	d.mu.Unlock()
+	return ch, func() {
+		d.mu.Lock()
+		delete(d.pending, key)
+		d.mu.Unlock()
+	}
 }
 
 // Dispatch sends each request to its service's topic and waits for every answer, or for the
@@ -94,15 +112,8 @@ type Outcome struct {
 
 func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest, wait time.Duration) Outcome {
 	key := correlationKey(req.RequestID, req.Service)
-	ch := make(chan schemas.ServiceResponse, 1)
-	d.mu.Lock()
-	d.pending[key] = ch
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		delete(d.pending, key)
-		d.mu.Unlock()
-	}()
+	ch, release := d.await(key)
+	defer release()
 
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -121,7 +132,14 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	}
 
 	select {
-	case resp := <-ch:
+	case payload := <-ch:
+		var resp schemas.ServiceResponse
+		if err := json.Unmarshal(payload, &resp); err != nil {
+			d.logger.Error("undecodable adapter answer", "request_id", req.RequestID, "service", req.Service, "error", err)
+			out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
+				Reason: siobroker.ReasonAdapterError, Message: "the adapter's answer could not be read"}
+			return out
+		}
 		out.Result = resp.Result
 		out.Result.Service = req.Service
 		out.Adapter = resp.Adapter
@@ -141,4 +159,42 @@ func (d *Dispatcher) Pending() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return len(d.pending)
+}
+
+// ErrNoAnswer is returned by CheckCase when the registry did not answer in time.
+var ErrNoAnswer = errors.New("no answer in time")
+
+// CheckCase asks the case registry on topic whether a case exists and is the signer's (§5), and
+// waits for its answer or the timeout.
+func (d *Dispatcher) CheckCase(ctx context.Context, topic string, req schemas.CaseCheckRequest, timeout time.Duration) (schemas.CaseCheckResponse, error) {
+	key := req.RequestID + "/case"
+	ch, release := d.await(key)
+	defer release()
+	req.ReplyTo = d.replyTopic
+	req.SentAt = d.clock.Now()
+	req.Deadline = req.SentAt.Add(timeout)
+	msg, err := newJSONMessage(key, req, map[string]string{
+		schemas.MetaRequestID: req.RequestID,
+		schemas.MetaReplyTo:   req.ReplyTo,
+	})
+	if err != nil {
+		return schemas.CaseCheckResponse{}, err
+	}
+	if err := d.publisher.Publish(topic, msg); err != nil {
+		return schemas.CaseCheckResponse{}, fmt.Errorf("publish case check to %s: %w", topic, err)
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case payload := <-ch:
+		var resp schemas.CaseCheckResponse
+		if err := json.Unmarshal(payload, &resp); err != nil {
+			return resp, fmt.Errorf("decode case check answer from %s: %w", topic, err)
+		}
+		return resp, nil
+	case <-timer.C:
+		return schemas.CaseCheckResponse{}, fmt.Errorf("case registry %s: %w within %s", topic, ErrNoAnswer, timeout)
+	case <-ctx.Done():
+		return schemas.CaseCheckResponse{}, fmt.Errorf("case check: %w", ctx.Err())
+	}
 }
