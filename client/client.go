@@ -34,11 +34,12 @@ type Client struct {
 
 // Exchange is one request and its reply, as sent and received.
 type Exchange struct {
-	Request  []byte
-	Reply    []byte
-	Info     soap.ResponseInfo
-	Result   soap.Result
-	BrokerCN string // the subject of the certificate that signed the reply
+	Request   []byte
+	Reply     []byte
+	Info      soap.ResponseInfo
+	Result    soap.Result
+	BrokerCN  string // the subject of the certificate that signed the reply
+	Placement signing.Placement
 }
 
 // FaultError is a SOAP fault the broker answered with. It is a distinct type so that a fault is
@@ -108,7 +109,8 @@ func (c *Client) verifyReply(ex *Exchange, info siobroker.RequestInfo) error {
 	if err != nil {
 		return fmt.Errorf("reply is not a valid envelope: %w", err)
 	}
-	// The reply's own responseDate is the time its certificate must be valid at.
+	// The broker's certificate must be valid now, when the reply is relied on; responseDate is
+	// not used for this because in the enveloped placement it is not signed.
 	v, err := c.Verifier.Verify(doc, c.Clock.Now())
 	if err != nil {
 		return fmt.Errorf("reply signature does not verify: %w", err)
@@ -116,7 +118,7 @@ func (c *Client) verifyReply(ex *Exchange, info siobroker.RequestInfo) error {
 	if v.Placement != c.Placement {
 		return fmt.Errorf("reply is signed in the %s placement, the request in %s", v.Placement, c.Placement)
 	}
-	ex.BrokerCN = v.Certificate.Subject.CommonName
+	ex.BrokerCN, ex.Placement = v.Certificate.Subject.CommonName, v.Placement
 
 	body := v.Signed
 	if v.Placement == signing.PlacementEnveloped {

@@ -16,7 +16,7 @@ func cmdDevPKI(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "directory to write the PKI into (required)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: siobroker devpki --out DIR\n\nWrites ca.pem, crl.pem, broker.pem, broker.key, users/<IIN>.pem|.key and demo.json.\nThe keys are development keys: never use them in production.")
+		fmt.Fprintln(stderr, "usage: siobroker devpki --out DIR\n\nWrites ca.pem, ca.key, crl.pem, broker.pem, broker.key, users/<IIN>.pem|.key and demo.json.\nThe keys are development keys: never use them in production.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

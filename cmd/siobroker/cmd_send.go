@@ -223,7 +223,12 @@ func (f *sendFlags) save(ex *client.Exchange) error {
 func printExchange(w io.Writer, ex *client.Exchange) {
 	fmt.Fprintf(w, "reply %s to %s, %s\n", ex.Info.MessageID, ex.Info.CorrelationID, siobroker.FormatTime(ex.Info.ResponseDate))
 	fmt.Fprintf(w, "status %s: %s\n", ex.Info.StatusCode, ex.Info.StatusMessage)
-	fmt.Fprintf(w, "signature verified: signed by %q\n", ex.BrokerCN)
+	if ex.Placement == signing.PlacementEnveloped {
+		// Only q:result is signed in this placement; say so rather than vouch for responseInfo.
+		fmt.Fprintf(w, "signature verified over the results (responseInfo above is unsigned): signed by %q\n", ex.BrokerCN)
+	} else {
+		fmt.Fprintf(w, "signature verified over the whole Body: signed by %q\n", ex.BrokerCN)
+	}
 	for _, r := range ex.Result.Services {
 		fmt.Fprintf(w, "\nservice %d: %s %s", r.Service, r.Status, r.Reason)
 		if r.Message != "" {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -91,7 +92,8 @@ type runningBroker struct {
 	db       *store.DB
 	tls      bool
 	stop     context.CancelFunc
-	done     chan struct{}
+	done     chan struct{}  // closed when the router has stopped
+	jobs     sync.WaitGroup // background jobs that use the store
 	PKIDir   string
 }
 
@@ -215,7 +217,7 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 			logger.Error("HTTP server stopped", "error", err)
 		}
 	}()
-	go forgetOldMessageIDs(ctx, b.db, cfg.Replay.IDRetention, clock, logger)
+	b.jobs.Go(func() { forgetOldMessageIDs(ctx, b.db, cfg.Replay.IDRetention, clock, logger) })
 	logger.Info("broker ready", "listen", b.listener.Addr().String(), "transport", cfg.Transport,
 		"services", len(adapter.Services()), "data", cfg.DataDir, "reply_topic", dispatcher.ReplyTopic())
 	return b, nil
@@ -290,6 +292,7 @@ func (b *runningBroker) Close() error {
 		errs = append(errs, b.pubsub.Close())
 	}
 	b.stop()
+	b.jobs.Wait() // the store must outlive every job that writes to it
 	if b.db != nil {
 		errs = append(errs, b.db.Close())
 	}
