@@ -35,6 +35,9 @@ type Config struct {
 
 // NewHandler returns the broker's HTTP handler.
 func NewHandler(cfg Config, pipeline Pipeline) http.Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = soap.DefaultMaxBytes
+	}
 	mux := http.NewServeMux()
 	s := &server{cfg: cfg, pipeline: pipeline}
 	mux.HandleFunc(cfg.Endpoint, s.endpoint)
@@ -128,7 +131,9 @@ func (s *server) fault(w http.ResponseWriter, log *slog.Logger, req broker.Reque
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(r.Context()); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			// The cause may name internals (paths, database errors): it goes to the log only.
+			s.cfg.Logger.Warn("not ready", "error", err)
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 	}

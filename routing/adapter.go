@@ -106,19 +106,33 @@ func (a *AdapterRuntime) query(ctx context.Context, backend adapters.Backend, re
 	}()
 	result, err := backend.Query(ctx, req)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The broker's deadline passed: that is a timeout, whatever error the backend made of it.
+			return siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
+				Reason: siobroker.ReasonTimeout, Message: "the source system did not answer in time"}
+		}
 		a.logger.Warn("backend error", "service", req.Service, "request_id", req.RequestID, "error", err)
 		// The cause may carry the source system's internals; the client gets a fixed text.
 		return errorResult(req.Service, "the source system answered with an error")
 	}
 	result.Service = req.Service
-	if result.Status == "" {
+	switch result.Status {
+	case "", siobroker.StatusOK:
 		result.Status = siobroker.StatusOK
-	}
-	if result.Reason == "" {
-		result.Reason = siobroker.ReasonOK
-		if len(result.Records) == 0 {
-			result.Reason = siobroker.ReasonNoData
+		if result.Reason == "" {
+			result.Reason = siobroker.ReasonOK
+			if len(result.Records) == 0 {
+				result.Reason = siobroker.ReasonNoData
+			}
 		}
+	case siobroker.StatusError:
+		if result.Reason == "" {
+			result.Reason = siobroker.ReasonAdapterError
+		}
+	default:
+		// denied and timeout are the broker's to decide; anything else is not a status at all.
+		a.logger.Warn("backend returned a status it may not set", "service", req.Service, "status", result.Status)
+		return errorResult(req.Service, "the source system answered with an error")
 	}
 	return result
 }

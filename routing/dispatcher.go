@@ -95,7 +95,9 @@ func (d *Dispatcher) Dispatch(ctx context.Context, reqs []schemas.ServiceRequest
 	for i, req := range reqs {
 		req.ReplyTo = d.replyTopic
 		wait := timeout(req.Service)
-		req.Deadline = d.clock.Now().Add(wait)
+		// The deadline is enforced by the adapter against its own wall clock, so it comes from
+		// the wall clock too; the injected clock only stamps the times that are recorded.
+		req.Deadline = time.Now().Add(wait)
 		wg.Go(func() { outcomes[i] = d.dispatchOne(ctx, req, wait) })
 	}
 	wg.Wait()
@@ -172,7 +174,7 @@ func (d *Dispatcher) CheckCase(ctx context.Context, topic string, req schemas.Ca
 	defer release()
 	req.ReplyTo = d.replyTopic
 	req.SentAt = d.clock.Now()
-	req.Deadline = req.SentAt.Add(timeout)
+	req.Deadline = time.Now().Add(timeout)
 	msg, err := newJSONMessage(key, req, map[string]string{
 		schemas.MetaRequestID: req.RequestID,
 		schemas.MetaReplyTo:   req.ReplyTo,

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -627,14 +626,9 @@ func TestCorrelatedButUnreadableAnswer(t *testing.T) {
 
 // TestCtxHonouringBackendTimesOut: a backend that honours ctx, as adapters.Backend requires, gives up
 // at the deadline the dispatcher sent and returns ctx.Err(). That is a timeout, and the client must
-// see "timeout", not "error". KNOWN BUG: Dispatch sets req.Deadline = clock.Now()+wait before
-// dispatchOne starts its own timer of the same length, so the adapter's context expires first; the
-// runtime reports ctx.Err() as ADAPTER_ERROR and that answer often beats the dispatcher's timer.
-// Set SIOBROKER_KNOWN_BUGS=1 to run it.
+// see "timeout", not "error", whichever of the adapter's answer and the dispatcher's timer comes
+// first.
 func TestCtxHonouringBackendTimesOut(t *testing.T) {
-	if os.Getenv("SIOBROKER_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a ctx-honouring backend that times out is reported as ADAPTER_ERROR (see the comment)")
-	}
 	env := newTestEnv(t, map[int]adapters.Backend{
 		1: echoBackend(1),
 		2: adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
