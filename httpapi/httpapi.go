@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"time"
 
@@ -100,6 +101,10 @@ func (s *server) soap(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := checkMediaType(r.Header.Get("Content-Type")); err != nil {
+		s.fault(w, log, broker.Request{}, err)
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	reply, req, err := s.pipeline.Handle(r.Context(), body, r.Header.Get("Content-Type"))
 	if err != nil {
@@ -115,6 +120,23 @@ func (s *server) soap(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("request answered", "message_id", reply.RequestID, "request_id", reply.MessageID,
 		"signer_iin", reply.SignerIIN, "services", len(reply.Services), "duration_ms", time.Since(start).Milliseconds())
+}
+
+// checkMediaType accepts the media types of SOAP 1.1. The charset, if any, is soap.ReadEnvelope's
+// to judge. application/soap+xml is SOAP 1.2, whose envelope this endpoint does not speak.
+func checkMediaType(contentType string) error {
+	if contentType == "" {
+		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type is missing; send text/xml (SOAP 1.1)")
+	}
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %q cannot be parsed; send text/xml (SOAP 1.1)", contentType)
+	}
+	switch mediaType {
+	case "text/xml", "application/xml":
+		return nil
+	}
+	return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %s is not accepted; send text/xml (SOAP 1.1)", mediaType)
 }
 
 func (s *server) fault(w http.ResponseWriter, log *slog.Logger, req broker.Request, err error) {

@@ -38,7 +38,11 @@ func TestSendEndToEnd(t *testing.T) {
 				}
 				for _, want := range []string{
 					"status SCSS001: processed: 3 of 3 services answered",
-					fmt.Sprintf("signature verified: signed by %q", devpki.BrokerCommonName),
+					map[signing.Placement]string{
+						signing.PlacementWSSE:      "signature verified over the whole Body",
+						signing.PlacementEnveloped: "signature verified over the results (responseInfo above is unsigned)",
+					}[placement],
+					fmt.Sprintf("signed by %q", devpki.BrokerCommonName),
 					"\nservice 1: ok ", "\nservice 5: ok ", "\nservice 11: ok ",
 				} {
 					if !strings.Contains(stdout, want) {

@@ -1,6 +1,7 @@
 // Package devpki generates the development PKI of the broker: a root CA that is plainly marked as
 // not for production, its CRL, a broker certificate and a handful of user certificates with valid
-// IINs in the subject, among them a revoked and an expired one, described by demo.json.
+// IINs in the subject, among them a revoked and an expired one, described by demo.json together
+// with each user's demo cases (the case references the demo case registry of adapters/demo knows).
 //
 // Everything here is for demos and tests. Keys are written unencrypted, with a comment that says
 // so; the IINs and names are fixed so that demo scripts can refer to them, the key material is
@@ -25,6 +26,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -66,6 +68,27 @@ type User struct {
 	Key     string `json:"key"`  // relative to the PKI directory
 	KeyType string `json:"keyType"`
 	Status  string `json:"status"`
+	Cases   []Case `json:"cases,omitempty"` // demo cases in the user's proceedings
+}
+
+// Case is a demo case in a user's proceedings: a basis and its case reference (§§20–27 of the
+// Rules), in the forms and default patterns of configs/broker.yaml (section cases). The demo case
+// registry (adapters/demo) answers case checks from them, so that a demo user can send a request
+// that passes the basis check of §5.
+type Case struct {
+	Basis            siobroker.Basis `json:"basis"`
+	Number           string          `json:"number"`
+	InstructionNo    string          `json:"instructionNo,omitempty"`
+	RequestingBody   string          `json:"requestingBody,omitempty"`
+	CoveringLetterNo string          `json:"coveringLetterNo,omitempty"`
+	Year             string          `json:"year,omitempty"`
+	Court            string          `json:"court,omitempty"`
+}
+
+// Ref returns the case reference as a query carries it.
+func (c Case) Ref() siobroker.CaseRef {
+	return siobroker.CaseRef{Number: c.Number, InstructionNo: c.InstructionNo, RequestingBody: c.RequestingBody,
+		CoveringLetterNo: c.CoveringLetterNo, Year: c.Year, Court: c.Court}
 }
 
 // Manifest describes a generated PKI directory; paths are relative to it.
@@ -77,20 +100,54 @@ type Manifest struct {
 	BrokerKey  string `json:"brokerKey"`
 }
 
-// userSpec is the fixed part of a user: IIN prefix (birth date, century/sex digit, serial) and name.
+// userSpec is the fixed part of a user: IIN prefix (birth date, century/sex digit, serial), name,
+// role and demo cases.
 type userSpec struct {
 	iinPrefix, name string
 	role            int
 	keyType, status string
+	cases           []Case
 }
 
 // The development users. The IIN check digit is computed, so the prefixes are all that is fixed.
+//
+// Each user has demo cases only under bases its role may use (Appendix 1, configs/rights.yaml):
+// role 1 prosecutor, all bases; role 2 judge, bases 1, 2, 4, 5; role 5 АФМ investigator, bases 1
+// and 3; role 10 АФМ officer and role 14 ОНБ officer, bases 1, 3 and 6. The numbers follow the
+// default patterns of configs/broker.yaml; ЕРДР numbers are 2 digits of the year, 7 of the
+// registering body, 6 of the sequence. The prosecutor's first case, 261500031000123, is the one
+// the demo scripts and end-to-end tests send.
 var userSpecs = []userSpec{
-	{"75031230045", "ИВАНОВ ИВАН", 1, KeyRSA, StatusValid},
-	{"82060540117", "ПЕТРОВА АЙГЕРИМ", 2, KeyRSA, StatusValid},
-	{"90011430203", "СЕРИКБАЕВ НУРЛАН", 5, KeyECDSA, StatusValid},
-	{"88112940332", "АХМЕТОВА ДИНАРА", 10, KeyRSA, StatusRevoked},
-	{"79082730418", "ЖУМАБЕКОВ АЛИХАН", 14, KeyRSA, StatusExpired},
+	{"75031230045", "ИВАНОВ ИВАН", 1, KeyRSA, StatusValid, []Case{
+		{Basis: siobroker.BasisCriminal, Number: "261500031000123"},
+		{Basis: siobroker.BasisCriminal, Number: "251500031000456", InstructionNo: "2-15-25/1234"},
+		{Basis: siobroker.BasisCourtAdmin, Number: "7511-25-00-3а/125", Year: "2025", Court: "Специализированный межрайонный административный суд г. Астаны"},
+		{Basis: siobroker.BasisAdminOffence, Number: "2615000310000789"},
+		{Basis: siobroker.BasisCourtCivil, Number: "7511-25-00-2/1234", Year: "2025", Court: "Есильский районный суд г. Астаны"},
+		{Basis: siobroker.BasisEnforcement, Number: "02-0015-25-1/1234"},
+		{Basis: siobroker.BasisSearch, Number: "261500031000777"},
+	}},
+	{"82060540117", "ПЕТРОВА АЙГЕРИМ", 2, KeyRSA, StatusValid, []Case{
+		{Basis: siobroker.BasisCriminal, Number: "251900021000314", InstructionNo: "1-7/2025"},
+		{Basis: siobroker.BasisCourtAdmin, Number: "1975-25-00-4/87", Year: "2025", Court: "1975"},
+		{Basis: siobroker.BasisCourtCivil, Number: "2-4521/2024", Year: "2024", Court: "Алмалинский районный суд г. Алматы"},
+		{Basis: siobroker.BasisEnforcement, Number: "1975250012345"},
+	}},
+	{"90011430203", "СЕРИКБАЕВ НУРЛАН", 5, KeyECDSA, StatusValid, []Case{
+		{Basis: siobroker.BasisCriminal, Number: "267100041000042"},
+		{Basis: siobroker.BasisCriminal, Number: "MLA-2025/118", RequestingBody: "Генеральная прокуратура Кыргызской Республики", CoveringLetterNo: "2-09-25/5512"},
+		{Basis: siobroker.BasisAdminOffence, Number: "2571000410000311"},
+	}},
+	{"88112940332", "АХМЕТОВА ДИНАРА", 10, KeyRSA, StatusRevoked, []Case{
+		{Basis: siobroker.BasisCriminal, Number: "257100041000077"},
+		{Basis: siobroker.BasisAdminOffence, Number: "2571000410000512"},
+		{Basis: siobroker.BasisSearch, Number: "РД-257100041"},
+	}},
+	{"79082730418", "ЖУМАБЕКОВ АЛИХАН", 14, KeyRSA, StatusExpired, []Case{
+		{Basis: siobroker.BasisCriminal, Number: "247500011000905"},
+		{Basis: siobroker.BasisAdminOffence, Number: "2475000110000333"},
+		{Basis: siobroker.BasisSearch, Number: "247500011000906"},
+	}},
 }
 
 // brokerBINPrefix: registered 2005-01, legal entity (4), head office (0), serial 00123.
@@ -255,6 +312,7 @@ func generateUser(dir string, spec userSpec, ca *x509.Certificate, caKey crypto.
 		Key:     filepath.ToSlash(filepath.Join(UsersDir, iin+".key")),
 		KeyType: spec.keyType,
 		Status:  spec.status,
+		Cases:   slices.Clone(spec.cases),
 	}
 	if err := writeCert(filepath.Join(dir, u.Cert), der); err != nil {
 		return User{}, nil, err
@@ -341,6 +399,14 @@ func (m *Manifest) validate() error {
 		case KeyRSA, KeyECDSA:
 		default:
 			return fmt.Errorf("user %s: unknown key type %q", u.IIN, u.KeyType)
+		}
+		for i, c := range u.Cases {
+			if !c.Basis.Valid() {
+				return fmt.Errorf("user %s: case %d: basis %d is not 1..6", u.IIN, i+1, int(c.Basis))
+			}
+			if c.Number == "" {
+				return fmt.Errorf("user %s: case %d: no number", u.IIN, i+1)
+			}
 		}
 	}
 	return nil

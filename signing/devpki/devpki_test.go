@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestEnsureGeneratesOnceAndLoads(t *testing.T) {
 	if err != nil || created {
 		t.Fatalf("second Ensure: created=%v err=%v", created, err)
 	}
-	if len(again.Users) != len(m.Users) || again.Users[0] != m.Users[0] {
+	if len(again.Users) != len(m.Users) || !reflect.DeepEqual(again.Users, m.Users) {
 		t.Fatalf("reloaded manifest differs: %+v vs %+v", again, m)
 	}
 

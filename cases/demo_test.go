@@ -1,0 +1,51 @@
+package cases
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/rights"
+	"github.com/sio-pso/siobroker/signing/devpki"
+)
+
+// The development users' demo cases must pass the default rules, under bases their roles may use,
+// so that a new user can send a request that passes the case checks.
+func TestDevPKIDemoCases(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := devpki.Generate(dir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := devpki.LoadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := rights.Load("../configs/rights.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRules(config.DefaultCases())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := map[string]int{}
+	for _, u := range m.Users {
+		if len(u.Cases) == 0 {
+			t.Errorf("user %s has no demo cases", u.IIN)
+		}
+		for _, c := range u.Cases {
+			if err := r.Validate(c.Basis, c.Ref()); err != nil {
+				t.Errorf("user %s: %v", u.IIN, err)
+			}
+			if !tbl.RoleMayUse(u.Role, c.Basis) {
+				t.Errorf("user %s, role %d, has a case under basis %d, which the role may not use", u.IIN, u.Role, c.Basis)
+			}
+			forms[r.Form(c.Basis, c.Ref())]++
+		}
+	}
+	for _, f := range []string{FormERDR, FormInstruction, FormLegalAssistance, FormCourt, FormAdminOffence, FormEnforcement, FormSearch} {
+		if forms[f] == 0 {
+			t.Errorf("no demo case has the %s form", f)
+		}
+	}
+}

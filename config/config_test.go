@@ -1,0 +1,242 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "broker.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestShippedConfigLoads(t *testing.T) {
+	cfg, err := Load("../configs/broker.yaml", true)
+	if err != nil {
+		t.Fatalf("Load(configs/broker.yaml) = %v", err)
+	}
+	d := Defaults()
+	// The shipped file documents the defaults: it must load to exactly them.
+	if cfg.Listen != d.Listen || cfg.Endpoint != d.Endpoint || cfg.Transport != d.Transport ||
+		cfg.DataDir != d.DataDir || cfg.Rights != d.Rights {
+		t.Errorf("top-level keys differ from Defaults: %+v", cfg)
+	}
+	if cfg.HTTP.MaxBodyBytes != d.HTTP.MaxBodyBytes || cfg.HTTP.WriteTimeout != d.HTTP.WriteTimeout ||
+		cfg.HTTP.TLS.ClientAuth != "none" || cfg.HTTP.MaxDepth != d.HTTP.MaxDepth || cfg.HTTP.MaxElements != d.HTTP.MaxElements {
+		t.Errorf("http differs from Defaults: %+v", cfg.HTTP)
+	}
+	if cfg.Replay != d.Replay {
+		t.Errorf("replay = %+v, want %+v", cfg.Replay, d.Replay)
+	}
+	if cfg.Routing.DefaultTimeout != 10*time.Second || cfg.Routing.Concurrency != 8 || len(cfg.Routing.Services) != 0 {
+		t.Errorf("routing = %+v", cfg.Routing)
+	}
+	if len(cfg.Trust.Roots) != 0 || len(cfg.Trust.CRLs) != 0 {
+		t.Errorf("trust = %+v, want empty", cfg.Trust)
+	}
+	if err := Defaults().Validate(); err != nil {
+		t.Errorf("Defaults().Validate() = %v", err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	if _, err := Load(missing, true); err == nil {
+		t.Fatal("explicit missing file: Load succeeded, want error")
+	}
+	cfg, err := Load(missing, false)
+	if err != nil {
+		t.Fatalf("default path missing: Load = %v, want defaults", err)
+	}
+	if cfg.Listen != Defaults().Listen {
+		t.Fatalf("Listen = %q", cfg.Listen)
+	}
+	if _, err := Load("", false); err != nil {
+		t.Fatalf("Load(\"\") = %v", err)
+	}
+}
+
+func TestLoadUnknownKey(t *testing.T) {
+	tests := []struct {
+		name, body, key string
+	}{
+		{"top level", "listen: 127.0.0.1:8080\nlisten_addr: 127.0.0.1:9\n", "listen_addr"},
+		{"nested", "replay:\n  window: 5m\n  windwo: 3m\n", "windwo"},
+		{"deep", "http:\n  tls:\n    client_auht: require\n", "client_auht"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(writeConfig(t, tt.body), true)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error naming the unknown key")
+			}
+			if !strings.Contains(err.Error(), tt.key) {
+				t.Fatalf("error %q does not name %q", err, tt.key)
+			}
+		})
+	}
+}
+
+func TestLoadEnvOverride(t *testing.T) {
+	t.Setenv("SIOBROKER_LISTEN", "127.0.0.1:9999")
+	t.Setenv("SIOBROKER_REPLAY_WINDOW", "2m")
+	t.Setenv("SIOBROKER_HTTP_MAX_BODY_BYTES", "65536")
+	// The file sets listen too: the environment wins.
+	cfg, err := Load(writeConfig(t, "listen: 127.0.0.1:8080\nreplay:\n  window: 5m\n"), true)
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	if cfg.Listen != "127.0.0.1:9999" {
+		t.Errorf("Listen = %q, want 127.0.0.1:9999", cfg.Listen)
+	}
+	if cfg.Replay.Window != 2*time.Minute {
+		t.Errorf("Replay.Window = %s, want 2m", cfg.Replay.Window)
+	}
+	if cfg.HTTP.MaxBodyBytes != 65536 {
+		t.Errorf("HTTP.MaxBodyBytes = %d, want 65536", cfg.HTTP.MaxBodyBytes)
+	}
+
+	// Without a file, the environment still reaches every key.
+	cfg, err = Load("", false)
+	if err != nil {
+		t.Fatalf("Load(\"\") = %v", err)
+	}
+	if cfg.Listen != "127.0.0.1:9999" || cfg.Replay.Window != 2*time.Minute {
+		t.Errorf("env without file: listen %q window %s", cfg.Listen, cfg.Replay.Window)
+	}
+}
+
+func TestLoadEnvOverrideInvalid(t *testing.T) {
+	t.Setenv("SIOBROKER_REPLAY_WINDOW", "13h") // retention 24h < 2*13h
+	_, err := Load("", false)
+	if err == nil || !strings.Contains(err.Error(), "replay.id_retention") {
+		t.Fatalf("Load = %v, want a replay.id_retention error", err)
+	}
+}
+
+func TestLoadRoutingServices(t *testing.T) {
+	cfg, err := Load(writeConfig(t, "routing:\n  default_timeout: 7s\n  services: {11: {timeout: 20s}, 37: {timeout: 3s}}\n"), true)
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	tests := []struct {
+		service int
+		want    time.Duration
+	}{
+		{11, 20 * time.Second},
+		{37, 3 * time.Second},
+		{1, 7 * time.Second},
+		{12, 7 * time.Second},
+		{93, 7 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := cfg.Routing.Timeout(tt.service); got != tt.want {
+			t.Errorf("Timeout(%d) = %s, want %s", tt.service, got, tt.want)
+		}
+	}
+}
+
+func TestRoutingTimeout(t *testing.T) {
+	r := Routing{DefaultTimeout: 10 * time.Second, Services: map[int]ServiceRoute{
+		11: {Timeout: 20 * time.Second},
+		12: {Timeout: 0}, // unset: the default applies
+	}}
+	for _, tt := range []struct {
+		n    int
+		want time.Duration
+	}{{11, 20 * time.Second}, {12, 10 * time.Second}, {13, 10 * time.Second}} {
+		if got := r.Timeout(tt.n); got != tt.want {
+			t.Errorf("Timeout(%d) = %s, want %s", tt.n, got, tt.want)
+		}
+	}
+	if got := (Routing{DefaultTimeout: time.Second}).Timeout(5); got != time.Second {
+		t.Errorf("nil Services: Timeout = %s", got)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(c *Broker)
+		wantErr string // "" means valid
+	}{
+		{"defaults", func(*Broker) {}, ""},
+		{"retention exactly twice window", func(c *Broker) { c.Replay.Window = time.Hour; c.Replay.IDRetention = 2 * time.Hour }, ""},
+		{"retention below twice window", func(c *Broker) { c.Replay.Window = 5 * time.Minute; c.Replay.IDRetention = 9 * time.Minute }, "replay.id_retention"},
+		{"zero window", func(c *Broker) { c.Replay.Window = 0 }, "replay.window"},
+		{"client_auth bad", func(c *Broker) { c.HTTP.TLS.ClientAuth = "optional" }, "http.tls.client_auth"},
+		{"client_auth empty", func(c *Broker) { c.HTTP.TLS.ClientAuth = "" }, "http.tls.client_auth"},
+		{"client_auth require", func(c *Broker) { c.HTTP.TLS.ClientAuth = "require" }, ""},
+		{"service 0", func(c *Broker) { c.Routing.Services = map[int]ServiceRoute{0: {Timeout: time.Second}} }, "routing.services.0"},
+		{"service 94", func(c *Broker) { c.Routing.Services = map[int]ServiceRoute{94: {Timeout: time.Second}} }, "routing.services.94"},
+		{"service 93", func(c *Broker) { c.Routing.Services = map[int]ServiceRoute{93: {Timeout: time.Second}} }, ""},
+		{"negative service timeout", func(c *Broker) { c.Routing.Services = map[int]ServiceRoute{11: {Timeout: -time.Second}} }, "routing.services.11.timeout"},
+		{"listen not host:port", func(c *Broker) { c.Listen = "8080" }, "listen"},
+		{"endpoint relative", func(c *Broker) { c.Endpoint = "SyncChannel" }, "endpoint"},
+		{"transport amqp", func(c *Broker) { c.Transport = "amqp" }, "transport"},
+		{"body too small", func(c *Broker) { c.HTTP.MaxBodyBytes = 100 }, "http.max_body_bytes"},
+		{"tls without cert", func(c *Broker) { c.HTTP.TLS.Enabled = true }, "http.tls"},
+		{"signing half set", func(c *Broker) { c.Signing.CertFile = "b.pem" }, "signing"},
+		{"concurrency 0", func(c *Broker) { c.Routing.Concurrency = 0 }, "adapter_concurrency"},
+		{"log format", func(c *Broker) { c.Log.Format = "xml" }, "log.format"},
+		{"log level", func(c *Broker) { c.Log.Level = "trace" }, "log.level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Defaults()
+			tt.mutate(&c)
+			err := c.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate = %v, want an error naming %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestValidateReportsAllProblems(t *testing.T) {
+	c := Defaults()
+	c.HTTP.TLS.ClientAuth = "maybe"
+	c.Replay.IDRetention = time.Minute
+	c.Routing.Services = map[int]ServiceRoute{100: {}}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate = nil")
+	}
+	for _, want := range []string{"http.tls.client_auth", "replay.id_retention", "routing.services.100"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestLoadFileValidationErrors(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"bad service number", "routing:\n  services: {0: {timeout: 1s}}\n", "routing.services.0"},
+		{"bad client_auth", "http:\n  tls:\n    client_auth: sometimes\n", "client_auth"},
+		{"retention", "replay:\n  window: 1h\n  id_retention: 1h\n", "replay.id_retention"},
+		{"bad duration", "replay:\n  window: soon\n", "window"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(writeConfig(t, tt.body), true)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
