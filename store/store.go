@@ -32,6 +32,10 @@ var migrations = []string{
 		seen_unix  INTEGER NOT NULL
 	);
 	CREATE INDEX seen_messages_unix ON seen_messages(seen_unix);`,
+
+	// The user registry (§12–17 of the Rules): the current state of every user, the append-only
+	// history of applications and the append-only record of refusals. See users.go.
+	migrationUsers,
 }
 
 // Open opens (creating if needed) the store at dir/broker.db and brings its schema up to date.

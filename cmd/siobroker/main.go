@@ -23,6 +23,7 @@ var commands = map[string]command{
 	"send":   {cmdSend, "sign a request with a user's certificate, post it, verify the signed reply"},
 	"devpki": {cmdDevPKI, "write a development PKI: root CA, CRL, broker and demo user certificates"},
 	"rights": {cmdRights, "export the access-rights tables, or explain one decision"},
+	"users":  {cmdUsers, "manage the user registry: import, register, move, block, unblock, delete, list, show"},
 }
 
 func main() {
