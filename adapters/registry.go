@@ -12,3 +12,11 @@ import (
 type CaseRegistry interface {
 	Check(ctx context.Context, req schemas.CaseCheckRequest) (schemas.CaseCheckResponse, error)
 }
+
+// CaseRegistryFunc adapts a function to CaseRegistry.
+type CaseRegistryFunc func(ctx context.Context, req schemas.CaseCheckRequest) (schemas.CaseCheckResponse, error)
+
+// Check calls f.
+func (f CaseRegistryFunc) Check(ctx context.Context, req schemas.CaseCheckRequest) (schemas.CaseCheckResponse, error) {
+	return f(ctx, req)
+}

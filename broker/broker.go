@@ -10,6 +10,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,9 +39,32 @@ type Signer interface {
 	Sign(doc *etree.Document, p signing.Placement) error
 }
 
-// ReplayGuard remembers messageIds. MarkSeen reports false for an id it has seen before.
+// ReplayGuard remembers messageIds, and the digests of signed content. Each reports false for
+// what it has seen before.
 type ReplayGuard interface {
 	MarkSeen(ctx context.Context, messageID, senderID string, at time.Time) (bool, error)
+	MarkSignedContentSeen(ctx context.Context, digest, messageID string, at time.Time) (bool, error)
+	// Release forgets both marks of a request the broker could not serve for a passing reason of
+	// its own, so that the same signed request may be retried as the fault invites.
+	Release(ctx context.Context, messageID, digest string) error
+}
+
+// Users is the user registry: the role always comes from here, by the IIN of the certificate.
+type Users interface {
+	Authorize(ctx context.Context, iin string) (siobroker.User, error)
+	Touch(ctx context.Context, iin string) error
+}
+
+// CaseRules validates case references and names the registry that verifies each basis.
+type CaseRules interface {
+	Validate(b siobroker.Basis, c siobroker.CaseRef) error
+	Registry(b siobroker.Basis) (name string, ok bool)
+	CheckTimeout() time.Duration
+}
+
+// CaseChecker asks a case registry over the transport (§5).
+type CaseChecker interface {
+	CheckCase(ctx context.Context, topic string, req schemas.CaseCheckRequest, timeout time.Duration) (schemas.CaseCheckResponse, error)
 }
 
 // Dispatcher scatters per-service requests and gathers their outcomes.
@@ -47,8 +72,10 @@ type Dispatcher interface {
 	Dispatch(ctx context.Context, reqs []schemas.ServiceRequest, timeout func(service int) time.Duration) []routing.Outcome
 }
 
-// Rights decides per service under a basis, and names the fields a truncated service loses.
+// Rights decides a role's bases (App. 1) and each service under a basis (App. 2), and names the
+// fields a truncated service loses.
 type Rights interface {
+	RoleMayUse(role int, b siobroker.Basis) bool
 	DecideService(b siobroker.Basis, service int, article string) rights.Decision
 	TruncatedFields(service int) []string
 }
@@ -67,6 +94,9 @@ type Deps struct {
 	Replay     ReplayGuard
 	Dispatcher Dispatcher
 	Rights     Rights
+	Users      Users
+	Cases      CaseRules
+	Registry   CaseChecker
 	Clock      siobroker.Clock
 	Logger     *slog.Logger
 	NewID      func() string // reply message ids; also the broker's request id
@@ -81,7 +111,7 @@ type Broker struct {
 // New returns a Broker.
 func New(cfg Config, deps Deps) (*Broker, error) {
 	if deps.Verifier == nil || deps.Signer == nil || deps.Replay == nil || deps.Dispatcher == nil ||
-		deps.Rights == nil || deps.Clock == nil || deps.Logger == nil || deps.NewID == nil {
+		deps.Rights == nil || deps.Users == nil || deps.Cases == nil || deps.Registry == nil || deps.Clock == nil || deps.Logger == nil || deps.NewID == nil {
 		return nil, errors.New("broker: every dependency must be set")
 	}
 	if cfg.ReplayWindow <= 0 || cfg.Timeout == nil {
@@ -105,6 +135,7 @@ type Request struct {
 	MessageID string
 	SenderID  string
 	SignerIIN string
+	Role      int
 	Placement signing.Placement
 }
 
@@ -163,22 +194,114 @@ func (b *Broker) Handle(ctx context.Context, body io.Reader, contentType string)
 
 	// The id is recorded only after the signature verified, so that unsigned traffic cannot burn
 	// the ids of a legitimate sender.
-	fresh, err := b.Replay.MarkSeen(ctx, info.MessageID, info.SenderID, now)
+	digest, err := b.checkReplay(ctx, info, verified, now)
 	if err != nil {
-		return nil, seen, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
+		return nil, seen, err
 	}
-	if !fresh {
-		return nil, seen, siobroker.Errorf(siobroker.CodeReplayID, "messageId %q has already been received", info.MessageID)
+	reply, err := b.serve(ctx, info, q, verified, &seen)
+	if err != nil && siobroker.ErrorCode(err) == siobroker.CodeUnavailable {
+		if relErr := b.Replay.Release(context.WithoutCancel(ctx), info.MessageID, digest); relErr != nil {
+			b.Logger.Error("cannot release a request for retry", "message_id", info.MessageID, "error", relErr)
+		}
+	}
+	return reply, seen, err
+}
+
+// serve runs the checks after the replay defence, and routes: every refusal here comes after the
+// request was recorded as seen.
+func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobroker.Query, verified *signing.Verified, seen *Request) (*Reply, error) {
+
+	// The role comes from the registry, by the certificate's IIN; nothing in the request names it.
+	user, err := b.Users.Authorize(ctx, verified.SignerIIN)
+	if err != nil {
+		return nil, err
+	}
+	seen.Role = user.Role
+	if !b.Rights.RoleMayUse(user.Role, q.Basis) {
+		return nil, siobroker.Errorf(siobroker.CodeRoleBasis,
+			"role %d of user %s may not make requests under basis %d (Appendix 1)", user.Role, user.IIN, q.Basis)
+	}
+	if err := b.Cases.Validate(q.Basis, q.Case); err != nil {
+		return nil, err
+	}
+	requestID := b.NewID()
+	if err := b.verifyCase(ctx, requestID, q, verified.SignerIIN); err != nil {
+		return nil, err
+	}
+	if err := b.Users.Touch(ctx, verified.SignerIIN); err != nil {
+		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
 	}
 
-	requestID := b.NewID()
 	results := b.route(ctx, requestID, info, q, verified.SignerIIN)
 
 	out, err := b.reply(requestID, info, q, verified, results)
 	if err != nil {
-		return nil, seen, err
+		return nil, err
 	}
-	return &Reply{Bytes: out, MessageID: requestID, RequestID: info.MessageID, SignerIIN: verified.SignerIIN, Services: results}, seen, nil
+	return &Reply{Bytes: out, MessageID: requestID, RequestID: info.MessageID, SignerIIN: verified.SignerIIN, Services: results}, nil
+}
+
+// checkReplay refuses a messageId seen before and, because requestInfo is outside an enveloped
+// signature, signed content seen before under any messageId. It returns the content's digest.
+func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v *signing.Verified, now time.Time) (string, error) {
+	digest, err := signedDigest(v.SignerIIN, v.Signed)
+	if err != nil {
+		return "", err
+	}
+	fresh, err := b.Replay.MarkSeen(ctx, info.MessageID, info.SenderID, now)
+	if err != nil {
+		return "", siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
+	}
+	if !fresh {
+		return "", siobroker.Errorf(siobroker.CodeReplayID, "messageId %q has already been received", info.MessageID)
+	}
+	fresh, err = b.Replay.MarkSignedContentSeen(ctx, digest, info.MessageID, now)
+	if err != nil {
+		_ = b.Replay.Release(context.WithoutCancel(ctx), info.MessageID, "")
+		return "", siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
+	}
+	if !fresh {
+		return "", siobroker.Errorf(siobroker.CodeReplayID,
+			"this signed content has already been received; sign every request anew (in the enveloped placement give each query its own Id)")
+	}
+	return digest, nil
+}
+
+// signedDigest is the SHA-256 of the signer's IIN and the signed element as the verifier rebuilt
+// it from the digested canonical bytes, so equal signed content from one signer always gives the
+// same digest, and two signers never collide.
+func signedDigest(signerIIN string, signed *etree.Element) (string, error) {
+	doc := etree.NewDocument()
+	doc.SetRoot(signed.Copy())
+	raw, err := doc.WriteToBytes()
+	if err != nil {
+		return "", fmt.Errorf("serialise signed content: %w", err)
+	}
+	sum := sha256.Sum256(append([]byte(signerIIN+"\n"), raw...))
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// verifyCase asks the registry configured for the basis whether the case exists and is in the
+// signer's proceedings (§5). Basis 3 is exempt (§23); the configuration cannot name a registry
+// for it, and serve refuses to start when another basis has none.
+func (b *Broker) verifyCase(ctx context.Context, requestID string, q siobroker.Query, signerIIN string) error {
+	name, ok := b.Cases.Registry(q.Basis)
+	if !ok {
+		return nil
+	}
+	resp, err := b.Registry.CheckCase(ctx, schemas.RegistryTopic(name), schemas.CaseCheckRequest{
+		RequestID: requestID, Basis: q.Basis, Case: q.Case, SignerIIN: signerIIN,
+	}, b.Cases.CheckTimeout())
+	switch {
+	case err != nil:
+		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the case registry %s did not answer; retry later", name)
+	case !resp.Found || !resp.InProceedings:
+		// One answer for both: telling them apart would let any user learn which cases exist (§44).
+		b.Logger.Info("case check refused", "request_id", requestID, "registry", name, "found", resp.Found)
+		return siobroker.Errorf(siobroker.CodeCaseUnknown,
+			"case %q is not among the proceedings of user %s in the %s registry", q.Case.Number, signerIIN, name)
+	}
+	return nil
 }
 
 func (b *Broker) parseSendMessage(body *etree.Element) (siobroker.RequestInfo, *etree.Element, error) {

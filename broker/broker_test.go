@@ -22,6 +22,10 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/adapters/demo"
+	"github.com/sio-pso/siobroker/cases"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
@@ -34,8 +38,9 @@ import (
 // The development PKI and the rights table are built once for the package.
 var (
 	pkiNow       time.Time
-	userSigner   *signing.Signer // a valid RSA user
-	ecdsaSigner  *signing.Signer // a valid ECDSA user
+	manifest     *devpki.Manifest // the demo users, their roles and cases
+	userSigner   *signing.Signer  // a valid RSA user
+	ecdsaSigner  *signing.Signer  // a valid ECDSA user
 	brokerSigner *signing.Signer
 	trust        *signing.TrustStore
 	table        *rights.Table
@@ -58,6 +63,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "devpki:", err)
 		return 1
 	}
+	manifest = man
 	for _, u := range man.Users {
 		if u.Status != devpki.StatusValid {
 			continue
@@ -120,6 +126,57 @@ func (failingReplay) MarkSeen(context.Context, string, string, time.Time) (bool,
 	return false, errors.New("sqlite: database is locked (/srv/data/broker.db)")
 }
 
+func (failingReplay) MarkSignedContentSeen(context.Context, string, string, time.Time) (bool, error) {
+	return false, errors.New("sqlite: database is locked (/srv/data/broker.db)")
+}
+
+func (failingReplay) Release(context.Context, string, string) error { return nil }
+
+// userOf returns the demo user of the manifest whom signer's certificate names.
+func userOf(t *testing.T, signer *signing.Signer) devpki.User {
+	t.Helper()
+	for _, u := range manifest.Users {
+		if u.IIN == signer.IIN() {
+			return u
+		}
+	}
+	t.Fatalf("no demo user with IIN %s", signer.IIN())
+	return devpki.User{}
+}
+
+// caseFor returns the first demo case of user under basis b: a case in the user's proceedings,
+// which the demo case registry confirms.
+func caseFor(t *testing.T, user devpki.User, b siobroker.Basis) siobroker.CaseRef {
+	t.Helper()
+	for _, c := range user.Cases {
+		if c.Basis == b {
+			return c.Ref()
+		}
+	}
+	t.Fatalf("demo user %s (role %d) has no case under basis %d", user.IIN, user.Role, b)
+	return siobroker.CaseRef{}
+}
+
+// countingRegistry counts the case checks that reach a case registry.
+type countingRegistry struct {
+	inner adapters.CaseRegistry
+	n     *atomic.Int32
+}
+
+func (c countingRegistry) Check(ctx context.Context, req schemas.CaseCheckRequest) (schemas.CaseCheckResponse, error) {
+	c.n.Add(1)
+	return c.inner.Check(ctx, req)
+}
+
+// silentRegistry never answers: it waits until the check's deadline, and the runtime then sends
+// nothing back.
+type silentRegistry struct{}
+
+func (silentRegistry) Check(ctx context.Context, _ schemas.CaseCheckRequest) (schemas.CaseCheckResponse, error) {
+	<-ctx.Done()
+	return schemas.CaseCheckResponse{}, ctx.Err()
+}
+
 const (
 	validIIN    = "820605401173" // the subject asked about
 	slowService = 12             // blocks until the end of the test; its timeout is 50ms
@@ -130,10 +187,56 @@ type harness struct {
 	broker *Broker
 	clock  *movableClock
 	calls  map[int]*atomic.Int32
+	db     *store.DB
+	users  *registry.Registry
+	checks map[string]*atomic.Int32 // case checks per case registry name
 }
 
 // called returns how many times the backend of service n was asked.
 func (h *harness) called(n int) int32 { return h.calls[n].Load() }
+
+// checked returns how many case checks reached every case registry together.
+func (h *harness) checked() int32 {
+	var n int32
+	for _, c := range h.checks {
+		n += c.Load()
+	}
+	return n
+}
+
+// user returns the registry's record of the user with the IIN.
+func (h *harness) user(t *testing.T, iin string) siobroker.User {
+	t.Helper()
+	u, ok, err := h.db.User(context.Background(), iin)
+	if err != nil || !ok {
+		t.Fatalf("user %s: ok %v, err %v", iin, ok, err)
+	}
+	return u
+}
+
+// apply applies an operator's application to the registry.
+func (h *harness) apply(t *testing.T, a siobroker.Application) siobroker.User {
+	t.Helper()
+	if a.Reason == "" {
+		a.Reason = "unit test"
+	}
+	if a.By == "" {
+		a.By = "operator"
+	}
+	u, err := h.users.Apply(context.Background(), a)
+	if err != nil {
+		t.Fatalf("apply %s %s: %v", a.Kind, a.IIN, err)
+	}
+	return u
+}
+
+// harnessOpts vary the real collaborators of newHarnessWith.
+type harnessOpts struct {
+	replay       ReplayGuard                             // nil: the store
+	seed         func(devpki.User) bool                  // which demo users to register; nil: all
+	checkTimeout time.Duration                           // cases.check_timeout; 0: the default
+	caseRegistry func(name string) adapters.CaseRegistry // nil: the demo registry of the manifest's cases
+}
 
 // backendServices are the services with a test backend: the others have no adapter, so a request
 // for them would time out.
@@ -141,17 +244,43 @@ var backendServices = []int{1, 2, 5, 11, slowService, failService, 37, 38, 93}
 
 func newHarness(t *testing.T, replay ReplayGuard) *harness {
 	t.Helper()
+	return newHarnessWith(t, harnessOpts{replay: replay})
+}
+
+// newHarnessWith wires the broker as serve does: the user registry over the store, seeded with the
+// demo users; the case rules of the default configuration; a demo case registry per configured
+// registry name on the same transport as the adapters.
+func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clock := &movableClock{t: time.Now().In(siobroker.Astana).Truncate(time.Millisecond)}
-	h := &harness{clock: clock, calls: map[int]*atomic.Int32{}}
+	h := &harness{clock: clock, calls: map[int]*atomic.Int32{}, checks: map[string]*atomic.Int32{}}
 
+	db, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	h.db = db
+	replay := opts.replay
 	if replay == nil {
-		db, err := store.Open(context.Background(), t.TempDir())
-		if err != nil {
-			t.Fatalf("store.Open: %v", err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
 		replay = db
+	}
+	h.users = registry.New(db, clock, logger)
+	seeded := *manifest
+	seeded.Users = slices.DeleteFunc(slices.Clone(manifest.Users), func(u devpki.User) bool {
+		return opts.seed != nil && !opts.seed(u)
+	})
+	if err := h.users.SeedDemoUsers(context.Background(), &seeded); err != nil {
+		t.Fatalf("SeedDemoUsers: %v", err)
+	}
+	casesCfg := config.DefaultCases()
+	if opts.checkTimeout > 0 {
+		casesCfg.CheckTimeout = opts.checkTimeout
+	}
+	caseRules, err := cases.NewRules(casesCfg, cases.WithClock(clock))
+	if err != nil {
+		t.Fatalf("cases.NewRules: %v", err)
 	}
 
 	release := make(chan struct{})
@@ -192,6 +321,26 @@ func newHarness(t *testing.T, replay ReplayGuard) *harness {
 	dispatcher := routing.NewDispatcher(pubsub, routing.ReplyTopicPrefix+watermill.NewUUID(), siobroker.SystemClock{}, logger)
 	dispatcher.AddHandlers(router, pubsub)
 	routing.NewAdapterRuntime("test", backends, pubsub, siobroker.SystemClock{}, logger).AddHandlers(router, pubsub)
+	// One case registry per configured name, as serve starts them; basis 3 names none.
+	for b := siobroker.FirstBasis; b <= siobroker.LastBasis; b++ {
+		name, ok := caseRules.Registry(b)
+		if !ok {
+			if !cases.Exempt(b) {
+				t.Fatalf("basis %d has no case registry in the default configuration", b)
+			}
+			continue
+		}
+		if h.checks[name] != nil {
+			continue
+		}
+		var reg adapters.CaseRegistry = demo.NewCaseRegistry(name, demo.CasesOf(manifest.Users))
+		if opts.caseRegistry != nil {
+			reg = opts.caseRegistry(name)
+		}
+		h.checks[name] = &atomic.Int32{}
+		routing.NewRegistryRuntime(name, countingRegistry{reg, h.checks[name]}, pubsub, siobroker.SystemClock{}, logger).
+			AddHandlers(router, pubsub)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -226,6 +375,9 @@ func newHarness(t *testing.T, replay ReplayGuard) *harness {
 		Replay:     replay,
 		Dispatcher: dispatcher,
 		Rights:     table,
+		Users:      h.users,
+		Cases:      caseRules,
+		Registry:   dispatcher,
 		Clock:      clock,
 		Logger:     logger,
 		NewID:      func() string { return fmt.Sprintf("broker-%d", ids.Add(1)) },
@@ -243,6 +395,7 @@ type reqSpec struct {
 	placement signing.Placement
 	signer    *signing.Signer
 	basis     siobroker.Basis
+	caseRef   siobroker.CaseRef // zero: caseFor the signer under basis
 	article   string
 	subject   siobroker.Subject
 	services  []int
@@ -267,6 +420,9 @@ func (h *harness) build(t *testing.T, s reqSpec) ([]byte, siobroker.RequestInfo)
 	if s.subject == (siobroker.Subject{}) {
 		s.subject = siobroker.Subject{IIN: validIIN}
 	}
+	if s.caseRef == (siobroker.CaseRef{}) {
+		s.caseRef = caseFor(t, userOf(t, s.signer), s.basis)
+	}
 	info := siobroker.RequestInfo{
 		MessageID:   s.messageID,
 		ServiceID:   "SIO_PSO_QUERY",
@@ -275,7 +431,7 @@ func (h *harness) build(t *testing.T, s reqSpec) ([]byte, siobroker.RequestInfo)
 	}
 	q := siobroker.Query{
 		Basis:    s.basis,
-		Case:     siobroker.CaseRef{Number: "267100031000123"},
+		Case:     s.caseRef,
 		Article:  s.article,
 		Subject:  s.subject,
 		Services: s.services,
@@ -702,9 +858,15 @@ func TestPartialOnTimeoutAndError(t *testing.T) {
 }
 
 func TestNewRequiresDependencies(t *testing.T) {
+	caseRules, err := cases.NewRules(config.DefaultCases())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dispatcher := routing.NewDispatcher(nil, "x", siobroker.SystemClock{}, slog.Default())
 	full := Deps{
 		Verifier: signing.NewVerifier(trust), Signer: brokerSigner, Replay: failingReplay{},
-		Dispatcher: routing.NewDispatcher(nil, "x", siobroker.SystemClock{}, slog.Default()), Rights: table,
+		Dispatcher: dispatcher, Rights: table,
+		Users: registry.New(nil, siobroker.SystemClock{}, nil), Cases: caseRules, Registry: dispatcher,
 		Clock: siobroker.SystemClock{}, Logger: slog.Default(), NewID: func() string { return "x" },
 	}
 	cfg := Config{ReplayWindow: time.Minute, Timeout: func(int) time.Duration { return time.Second }}
@@ -720,6 +882,9 @@ func TestNewRequiresDependencies(t *testing.T) {
 		{"no replay", func(_ *Config, d *Deps) { d.Replay = nil }},
 		{"no dispatcher", func(_ *Config, d *Deps) { d.Dispatcher = nil }},
 		{"no rights", func(_ *Config, d *Deps) { d.Rights = nil }},
+		{"no users", func(_ *Config, d *Deps) { d.Users = nil }},
+		{"no case rules", func(_ *Config, d *Deps) { d.Cases = nil }},
+		{"no case registry", func(_ *Config, d *Deps) { d.Registry = nil }},
 		{"no clock", func(_ *Config, d *Deps) { d.Clock = nil }},
 		{"no logger", func(_ *Config, d *Deps) { d.Logger = nil }},
 		{"no ids", func(_ *Config, d *Deps) { d.NewID = nil }},

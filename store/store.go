@@ -36,6 +36,15 @@ var migrations = []string{
 	// The user registry (§12–17 of the Rules): the current state of every user, the append-only
 	// history of applications and the append-only record of refusals. See users.go.
 	migrationUsers,
+
+	// Digests of signed content, kept for good: in the enveloped placement requestInfo is not
+	// signed, so a captured query re-posted with a fresh messageId must be caught by what the
+	// signature does cover.
+	`CREATE TABLE seen_signed_content (
+		digest     TEXT PRIMARY KEY,
+		message_id TEXT NOT NULL,
+		seen_at    TEXT NOT NULL
+	);`,
 }
 
 // Open opens (creating if needed) the store at dir/broker.db and brings its schema up to date.
@@ -107,6 +116,36 @@ func (s *DB) MarkSeen(ctx context.Context, messageID, senderID string, at time.T
 		return false, fmt.Errorf("record messageId: %w", err)
 	}
 	return n == 1, nil
+}
+
+// MarkSignedContentSeen records the digest of a request's signed content and reports whether it
+// is new. Unlike messageIds, digests are never forgotten.
+func (s *DB) MarkSignedContentSeen(ctx context.Context, digest, messageID string, at time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx,
+		`INSERT INTO seen_signed_content(digest, message_id, seen_at) VALUES (?, ?, ?)
+		 ON CONFLICT(digest) DO NOTHING`, digest, messageID, siobroker.FormatTime(at))
+	if err != nil {
+		return false, fmt.Errorf("record signed content: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("record signed content: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Release forgets a messageId and a signed-content digest ("" skips it) recorded for a request the
+// broker then could not serve, so that the client may retry it.
+func (s *DB) Release(ctx context.Context, messageID, digest string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM seen_messages WHERE message_id = ?`, messageID); err != nil {
+		return fmt.Errorf("release messageId: %w", err)
+	}
+	if digest != "" {
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM seen_signed_content WHERE digest = ?`, digest); err != nil {
+			return fmt.Errorf("release signed content: %w", err)
+		}
+	}
+	return nil
 }
 
 // ForgetSeenBefore removes messageIds recorded before cutoff. It is safe once cutoff is older

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,8 +22,10 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/broker"
+	"github.com/sio-pso/siobroker/cases"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/httpapi"
+	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/signing"
@@ -95,6 +98,7 @@ type runningBroker struct {
 	done     chan struct{}  // closed when the router has stopped
 	jobs     sync.WaitGroup // background jobs that use the store
 	PKIDir   string
+	manifest *devpki.Manifest // the development PKI's users and cases; nil with configured keys
 }
 
 // BaseURL is the scheme and address the broker listens on.
@@ -127,8 +131,24 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 	if err != nil {
 		return nil, fmt.Errorf("rights: %w", err)
 	}
+	caseRules, err := cases.NewRules(cfg.Cases, cases.WithClock(clock))
+	if err != nil {
+		return nil, fmt.Errorf("cases: %w", err)
+	}
+	registryNames, err := caseRegistries(caseRules)
+	if err != nil {
+		return nil, err
+	}
 	if b.db, err = store.Open(ctx, cfg.DataDir); err != nil {
 		return nil, err
+	}
+	users := registry.New(b.db, clock, logger.With("component", "registry"))
+	var demoUsers []devpki.User
+	if b.manifest != nil {
+		if err := users.SeedDemoUsers(ctx, b.manifest); err != nil {
+			return nil, fmt.Errorf("seed demo users: %w", err)
+		}
+		demoUsers = b.manifest.Users
 	}
 
 	// The embedded default: every message stays in this process. GoChannel delivers every
@@ -149,6 +169,12 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 	}
 	adapter := routing.NewAdapterRuntime("demo", demo.NewBackends(world), b.pubsub, clock, logger.With("component", "adapter"))
 	adapter.AddHandlers(b.router, b.pubsub)
+	// The embedded default verifies cases (§5) against demo registries holding the demo users'
+	// cases; deployments run real registry adapters on the shared transport instead.
+	for _, name := range registryNames {
+		routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, demo.CasesOf(demoUsers)), b.pubsub, clock,
+			logger.With("component", "registry-adapter", "registry", name)).AddHandlers(b.router, b.pubsub)
+	}
 	b.done = make(chan struct{})
 	go func() {
 		defer close(b.done)
@@ -172,6 +198,9 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 		Replay:     b.db,
 		Dispatcher: dispatcher,
 		Rights:     table,
+		Users:      users,
+		Cases:      caseRules,
+		Registry:   dispatcher,
 		Clock:      clock,
 		Logger:     logger.With("component", "broker"),
 		NewID:      uuid.NewString,
@@ -218,6 +247,7 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 		}
 	}()
 	b.jobs.Go(func() { forgetOldMessageIDs(ctx, b.db, cfg.Replay.IDRetention, clock, logger) })
+	b.jobs.Go(func() { blockInactiveUsers(ctx, users, logger) })
 	logger.Info("broker ready", "listen", b.listener.Addr().String(), "transport", cfg.Transport,
 		"services", len(adapter.Services()), "data", cfg.DataDir, "reply_topic", dispatcher.ReplyTopic())
 	return b, nil
@@ -234,6 +264,7 @@ func loadKeys(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, b *
 		if err != nil {
 			return trustCfg, nil, fmt.Errorf("development PKI: %w", err)
 		}
+		b.manifest = m
 		if created {
 			logger.Warn("created a development PKI: NOT FOR PRODUCTION", "dir", b.PKIDir, "users", len(m.Users))
 		}
@@ -264,6 +295,45 @@ func forgetOldMessageIDs(ctx context.Context, db *store.DB, retention time.Durat
 		case <-ticker.C:
 			if _, err := db.ForgetSeenBefore(ctx, clock.Now().Add(-retention)); err != nil {
 				logger.Warn("pruning seen messageIds failed", "error", err)
+			}
+		}
+	}
+}
+
+// caseRegistries returns the distinct registries the configuration names, and refuses a
+// configuration that leaves a non-exempt basis without one: §5 requires every basis but the
+// administrative offence (§23) to be verified.
+func caseRegistries(rules *cases.Rules) ([]string, error) {
+	var names []string
+	for b := siobroker.FirstBasis; b <= siobroker.LastBasis; b++ {
+		name, ok := rules.Registry(b)
+		switch {
+		case cases.Exempt(b):
+		case !ok:
+			return nil, fmt.Errorf("cases.registries: basis %d has no case registry; §5 of the Rules requires its verification", b)
+		case !slices.Contains(names, name):
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+// blockInactiveUsers applies §16 to every account once an hour. Authorize applies it too, at the
+// moment of a request; the sweep keeps the registry's state true for operators in between.
+func blockInactiveUsers(ctx context.Context, users *registry.Registry, logger *slog.Logger) {
+	ticker := time.NewTicker(time.Hour)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			blocked, err := users.BlockInactive(ctx)
+			if err != nil {
+				logger.Warn("blocking inactive users failed", "error", err)
+			}
+			if len(blocked) > 0 {
+				logger.Info("blocked inactive users (§16)", "count", len(blocked))
 			}
 		}
 	}

@@ -137,20 +137,28 @@ func sharedBroker(t *testing.T) *e2eBroker {
 	return shared
 }
 
-// skewedBroker starts a second broker whose clock runs d ahead of the wall clock. It reuses the
-// shared broker's PKI (copied into its own data directory), so that no key is generated.
+// skewedBroker starts a second broker whose clock runs d ahead of the wall clock.
 func skewedBroker(t *testing.T, d time.Duration) *e2eBroker {
+	t.Helper()
+	return privateBroker(t, offsetClock{d})
+}
+
+// privateBroker starts a broker of the test's own on clock, for tests that change state the
+// other tests rely on (the user registry, the clock). It reuses the shared broker's PKI (copied
+// into its own data directory, e.cfg.DataDir), so that no key is generated; serve seeds the demo
+// users into its fresh registry. It is closed when the test ends.
+func privateBroker(t *testing.T, clock siobroker.Clock) *e2eBroker {
 	t.Helper()
 	src := sharedBroker(t)
 	dir := t.TempDir()
 	copyDir(t, src.pki, filepath.Join(dir, "pki"))
-	e, err := startE2E(dir, offsetClock{d})
+	e, err := startE2E(dir, clock)
 	if err != nil {
-		t.Fatalf("start the skewed broker: %v", err)
+		t.Fatalf("start a private broker: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := e.b.Close(); err != nil {
-			t.Errorf("close the skewed broker: %v", err)
+			t.Errorf("close the private broker: %v", err)
 		}
 	})
 	return e
@@ -241,13 +249,66 @@ func runSend(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
-// sendArgs are the flags of a send as user u; extra flags are appended (later flags win).
+// prosecutorCase is the first demo case of the role-1 prosecutor, the criminal case the demo
+// scripts send; e.query asks under it.
+const prosecutorCase = "261500031000123"
+
+// sendArgs are the flags of a send as user u, under u's first demo criminal case; extra flags are
+// appended (later flags win, so caseFlags of another case replaces the whole case).
 func (e *e2eBroker) sendArgs(u devpki.User, extra ...string) []string {
 	args := []string{
 		"--url", e.url, "--user", u.IIN, "--pki", e.pki, "--timeout", "20s",
-		"--basis", "1", "--case", "261500031000123", "--subject", e.subject, "--services", "1",
+		"--subject", e.subject, "--services", "1",
+	}
+	if c, ok := firstCase(u, siobroker.BasisCriminal); ok {
+		args = append(args, caseFlags(c)...)
+	} else {
+		args = append(args, "--basis", "1", "--case", prosecutorCase)
 	}
 	return append(args, extra...)
+}
+
+// caseFlags are the send flags of case c: its basis and every case reference field, the empty
+// ones too, so that they replace any case flags given before.
+func caseFlags(c devpki.Case) []string {
+	return []string{
+		"--basis", fmt.Sprint(int(c.Basis)), "--case", c.Number,
+		"--instruction-no", c.InstructionNo, "--requesting-body", c.RequestingBody, "--letter-no", c.CoveringLetterNo,
+		"--year", c.Year, "--court", c.Court,
+	}
+}
+
+// firstCase returns u's first demo case under basis b.
+func firstCase(u devpki.User, b siobroker.Basis) (devpki.Case, bool) {
+	for _, c := range u.Cases {
+		if c.Basis == b {
+			return c, true
+		}
+	}
+	return devpki.Case{}, false
+}
+
+// userCase returns u's first demo case under basis b, and fails the test if u has none.
+func userCase(t *testing.T, u devpki.User, b siobroker.Basis) devpki.Case {
+	t.Helper()
+	c, ok := firstCase(u, b)
+	if !ok {
+		t.Fatalf("demo user %s (role %d) has no case under basis %d", u.IIN, u.Role, int(b))
+	}
+	return c
+}
+
+// caseUser returns the first valid demo user with a case under basis b, and that case. (Demo
+// users have cases only under bases their role may use.)
+func (e *e2eBroker) caseUser(t *testing.T, b siobroker.Basis) (devpki.User, devpki.Case) {
+	t.Helper()
+	for _, u := range e.manifest.Users {
+		if c, ok := firstCase(u, b); ok && u.Status == devpki.StatusValid {
+			return u, c
+		}
+	}
+	t.Fatalf("no valid demo user has a case under basis %d", int(b))
+	return devpki.User{}, devpki.Case{}
 }
 
 // newInfo is a fresh requestInfo dated now by the wall clock.
@@ -258,10 +319,17 @@ func newInfo() siobroker.RequestInfo {
 	}
 }
 
+// query is a query under the role-1 prosecutor's first criminal case: only that user (the first
+// valid RSA user) may send it. queryFor asks under another user's case.
 func (e *e2eBroker) query(services ...int) siobroker.Query {
+	return e.queryFor(devpki.Case{Basis: siobroker.BasisCriminal, Number: prosecutorCase}, services...)
+}
+
+// queryFor is a query under case c.
+func (e *e2eBroker) queryFor(c devpki.Case, services ...int) siobroker.Query {
 	return siobroker.Query{
-		Basis:    siobroker.BasisCriminal,
-		Case:     siobroker.CaseRef{Number: "261500031000123"},
+		Basis:    c.Basis,
+		Case:     c.Ref(),
 		Subject:  siobroker.Subject{IIN: e.subject},
 		Services: services,
 		Purpose:  "e2e",

@@ -30,9 +30,10 @@ func TestSendEndToEnd(t *testing.T) {
 				u := e.user(t, keyType, devpki.StatusValid)
 				dir := t.TempDir()
 				reqFile, replyFile := filepath.Join(dir, "request.xml"), filepath.Join(dir, "reply.xml")
-				code, stdout, stderr := runSend(t, e.sendArgs(u,
-					"--case", "261500031000123", "--services", "1,5,11",
-					"--placement", string(placement), "--save-request", reqFile, "--save-reply", replyFile)...)
+				// Each user under a criminal case of its own (§5: the case must be in its proceedings).
+				code, stdout, stderr := runSend(t, e.sendArgs(u, append(caseFlags(userCase(t, u, siobroker.BasisCriminal)),
+					"--services", "1,5,11",
+					"--placement", string(placement), "--save-request", reqFile, "--save-reply", replyFile)...)...)
 				if code != sendExitOK {
 					t.Fatalf("send exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 				}
@@ -92,39 +93,42 @@ func TestSendEndToEnd(t *testing.T) {
 	}
 }
 
-// TestServiceDecisions checks the per-service rights applied by the broker (Appendix 2).
+// TestServiceDecisions checks the per-service rights applied by the broker (Appendix 2). The
+// role-1 prosecutor may use every basis (Appendix 1) and asks under his own case of each.
 func TestServiceDecisions(t *testing.T) {
 	e := sharedBroker(t)
-	u := e.user(t, devpki.KeyRSA, devpki.StatusValid)
+	u := findUserByRole(t, e.manifest, 1)
 	type want struct {
 		status    siobroker.ResultStatus
 		reason    string
 		hasAmount *bool // service 11 only
 	}
 	yes, no := true, false
+	const b1, b2 = siobroker.BasisCriminal, siobroker.BasisCourtAdmin
 	for _, tc := range []struct {
 		name     string
+		basis    siobroker.Basis // the prosecutor's first case under it gives the case flags
 		flags    []string
 		services []int
 		want     map[int]want
 	}{
-		{"basis1/11 full", []string{"--basis", "1"}, []int{11},
+		{"basis1/11 full", b1, nil, []int{11},
 			map[int]want{11: {siobroker.StatusOK, "", &yes}}},
-		{"basis2/11 truncated", []string{"--basis", "2", "--year", "2025", "--court", "СМЭС г. Астаны"}, []int{11},
+		{"basis2/11 truncated", b2, nil, []int{11},
 			map[int]want{11: {siobroker.StatusOK, "", &no}}},
-		{"basis2/37 denied basis", []string{"--basis", "2"}, []int{37},
+		{"basis2/37 denied basis", b2, nil, []int{37},
 			map[int]want{37: {siobroker.StatusDenied, siobroker.ReasonDeniedBasis, nil}}},
-		{"basis1/37 no article", []string{"--basis", "1"}, []int{37},
+		{"basis1/37 no article", b1, nil, []int{37},
 			map[int]want{37: {siobroker.StatusDenied, siobroker.ReasonDeniedArticle, nil}}},
-		{"basis1/37 article 216", []string{"--basis", "1", "--article", "216"}, []int{37},
+		{"basis1/37 article 216", b1, []string{"--article", "216"}, []int{37},
 			map[int]want{37: {siobroker.StatusOK, "", nil}}},
-		{"mixed basis2", []string{"--basis", "2"}, []int{1, 37, 11, 38, 5},
+		{"mixed basis2", b2, nil, []int{1, 37, 11, 38, 5},
 			map[int]want{
 				1: {siobroker.StatusOK, "", nil}, 37: {siobroker.StatusDenied, siobroker.ReasonDeniedBasis, nil},
 				11: {siobroker.StatusOK, "", &no}, 38: {siobroker.StatusDenied, siobroker.ReasonDeniedBasis, nil},
 				5: {siobroker.StatusOK, "", nil},
 			}},
-		{"mixed basis1 no article", []string{"--basis", "1"}, []int{37, 1, 11},
+		{"mixed basis1 no article", b1, nil, []int{37, 1, 11},
 			map[int]want{
 				37: {siobroker.StatusDenied, siobroker.ReasonDeniedArticle, nil},
 				1:  {siobroker.StatusOK, "", nil}, 11: {siobroker.StatusOK, "", &yes},
@@ -137,7 +141,8 @@ func TestServiceDecisions(t *testing.T) {
 			for i, s := range tc.services {
 				services[i] = fmt.Sprint(s)
 			}
-			args := e.sendArgs(u, append(tc.flags, "--services", strings.Join(services, ","), "--save-reply", replyFile)...)
+			flags := append(caseFlags(userCase(t, u, tc.basis)), tc.flags...)
+			args := e.sendArgs(u, append(flags, "--services", strings.Join(services, ","), "--save-reply", replyFile)...)
 			code, stdout, stderr := runSend(t, args...)
 			if code != sendExitOK {
 				t.Fatalf("send exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
@@ -507,11 +512,11 @@ func TestSendUsage(t *testing.T) {
 	}
 }
 
-// TestAllServicesEveryBasis asks for all 93 services under each basis: every service is answered
-// or denied by the rights, none ends in error or timeout, and the order is the request's.
+// TestAllServicesEveryBasis asks for all 93 services under each basis, each time as a user whose
+// role may use the basis and under that user's own case: every service is answered or denied by
+// the rights, none ends in error or timeout, and the order is the request's.
 func TestAllServicesEveryBasis(t *testing.T) {
 	e := sharedBroker(t)
-	u := e.user(t, devpki.KeyRSA, devpki.StatusValid)
 	all := make([]string, 0, siobroker.LastService)
 	for i := siobroker.FirstService; i <= siobroker.LastService; i++ {
 		all = append(all, fmt.Sprint(i))
@@ -519,9 +524,10 @@ func TestAllServicesEveryBasis(t *testing.T) {
 	for b := siobroker.FirstBasis; b <= siobroker.LastBasis; b++ {
 		t.Run(fmt.Sprint("basis ", int(b)), func(t *testing.T) {
 			t.Parallel()
+			u, c := e.caseUser(t, b)
 			replyFile := filepath.Join(t.TempDir(), "reply.xml")
-			code, stdout, stderr := runSend(t, e.sendArgs(u, "--basis", fmt.Sprint(int(b)), "--article", "216",
-				"--services", strings.Join(all, ","), "--save-reply", replyFile)...)
+			code, stdout, stderr := runSend(t, e.sendArgs(u, append(caseFlags(c), "--article", "216",
+				"--services", strings.Join(all, ","), "--save-reply", replyFile)...)...)
 			if code != sendExitOK {
 				t.Fatalf("send exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 			}

@@ -6,22 +6,23 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/soap"
 )
 
-// These tests state the behaviour the broker should have where it currently does not. While the
-// defect is present they skip with "KNOWN BUG"; once it is fixed they pass and guard the fix.
-// (A skip rather than a failure keeps `go test ./cmd/siobroker` green for the other engineers.)
+// These tests state behaviour the broker once lacked. A test whose defect is still present skips
+// with "KNOWN BUG" (a skip rather than a failure keeps `go test ./cmd/siobroker` green for the other
+// engineers); once the defect is fixed, the skip becomes a hard assertion that guards the fix.
 
 // TestEnvelopedReplayWithFreshRequestInfo: in the enveloped placement only q:query is signed, so
 // requestInfo (messageId, messageDate) can be rewritten by whoever captured the request. A
-// captured request re-posted with a new messageId and a fresh messageDate must not be answered.
+// captured request re-posted with a new messageId and a fresh messageDate must not be answered:
+// the broker remembers the digest of every signed content it accepted (fixed; was a KNOWN BUG).
 func TestEnvelopedReplayWithFreshRequestInfo(t *testing.T) {
 	e := sharedBroker(t)
 	u := e.user(t, devpki.KeyRSA, devpki.StatusValid)
@@ -43,11 +44,12 @@ func TestEnvelopedReplayWithFreshRequestInfo(t *testing.T) {
 	}
 	status, body := post(t, e.url, replayed)
 	if status == http.StatusOK {
-		t.Skip("KNOWN BUG: broker/broker.go Handle accepts an enveloped request re-posted with a new " +
-			"messageId and messageDate: requestInfo is outside the signed q:query, so the replay guard is bypassed")
+		t.Fatalf("the broker answered an enveloped request re-posted with a new messageId and messageDate "+
+			"(requestInfo is outside the signed q:query):\n%s", truncate(body))
 	}
-	if _, ok := soap.ParseFault(body); !ok {
-		t.Fatalf("HTTP %d without a fault:\n%s", status, truncate(body))
+	f := wantFault(t, status, body, http.StatusInternalServerError, siobroker.CodeReplayID)
+	if !strings.Contains(f.Message, "signed content") {
+		t.Errorf("fault message %q does not say the signed content was seen before", f.Message)
 	}
 }
 

@@ -69,10 +69,11 @@ func signatureTemplate(id, sigAlg string, enveloped bool) *etree.Element {
 	return sig
 }
 
-// xmlsecTemplate builds a fresh request with an empty signature in placement p.
+// xmlsecTemplate builds a fresh request of user u, under u's first criminal case, with an empty
+// signature in placement p.
 func xmlsecTemplate(t *testing.T, e *e2eBroker, u devpki.User, p signing.Placement) []byte {
 	t.Helper()
-	doc := soap.NewRequest(newInfo(), e.query(1, 11))
+	doc := soap.NewRequest(newInfo(), e.queryFor(userCase(t, u, siobroker.BasisCriminal), 1, 11))
 	sigAlg := signing.AlgRSASHA256
 	if u.KeyType == devpki.KeyECDSA {
 		sigAlg = signing.AlgECDSASHA256
