@@ -15,12 +15,30 @@ import (
 	"github.com/sio-pso/siobroker/schemas"
 )
 
+// DeliveryTracker is told when a message enters the broker's care and when it leaves it, so that
+// a delay of delivery can be noticed while the message is still waiting (§39-41).
+type DeliveryTracker interface {
+	Sent(key string, service int, topic string, at time.Time)
+	Delivered(key string, at time.Time)
+	// Abandon forgets a message that never entered the transport (its publish failed).
+	Abandon(key string)
+	Failed(service int, topic string, err error)
+}
+
+type noTracker struct{}
+
+func (noTracker) Sent(string, int, string, time.Time) {}
+func (noTracker) Delivered(string, time.Time)         {}
+func (noTracker) Abandon(string)                      {}
+func (noTracker) Failed(int, string, error)           {}
+
 // Dispatcher scatters a request's services to their adapters and gathers the answers.
 type Dispatcher struct {
 	publisher  message.Publisher
 	replyTopic string
 	clock      siobroker.Clock
 	logger     *slog.Logger
+	tracker    DeliveryTracker
 
 	mu      sync.Mutex
 	pending map[string]chan []byte // correlation key → the answer's payload
@@ -35,8 +53,12 @@ func NewDispatcher(publisher message.Publisher, replyTopic string, clock siobrok
 		clock:      clock,
 		logger:     logger,
 		pending:    make(map[string]chan []byte),
+		tracker:    noTracker{},
 	}
 }
+
+// TrackDelivery makes d report every service message to t. Call it before the router runs.
+func (d *Dispatcher) TrackDelivery(t DeliveryTracker) { d.tracker = t }
 
 // ReplyTopic is the topic this dispatcher gathers answers from.
 func (d *Dispatcher) ReplyTopic() string { return d.replyTopic }
@@ -58,6 +80,8 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 		}
 		key = correlationKey(resp.RequestID, resp.Service)
 	}
+	// Delivered even when nobody waits any more: a late answer still ends the delay of its message.
+	d.tracker.Delivered(key, d.clock.Now())
 	d.mu.Lock()
 	ch, ok := d.pending[key]
 	if ok {
@@ -124,9 +148,14 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	req.SentAt = out.DispatchedAt
 	msg, err := newJSONMessage(key, req, requestMetadata(req))
 	if err == nil {
-		err = d.publisher.Publish(schemas.ServiceTopic(req.Service), msg)
+		// Tracked before the publish: the answer may come back before Publish returns.
+		d.tracker.Sent(key, req.Service, schemas.ServiceTopic(req.Service), out.DispatchedAt)
+		if err = d.publisher.Publish(schemas.ServiceTopic(req.Service), msg); err != nil {
+			d.tracker.Abandon(key)
+		}
 	}
 	if err != nil {
+		d.tracker.Failed(req.Service, schemas.ServiceTopic(req.Service), err)
 		d.logger.Error("dispatch failed", "request_id", req.RequestID, "service", req.Service, "error", err)
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
 			Reason: siobroker.ReasonUnavailable, Message: "the service could not be dispatched"}
