@@ -45,6 +45,14 @@ var migrations = []string{
 		message_id TEXT NOT NULL,
 		seen_at    TEXT NOT NULL
 	);`,
+
+	// The permanent journal (§37, 38, 50 of the Rules): append-only and hash-chained. See
+	// journal.go.
+	migrationJournal,
+
+	// The journal of emergencies (§39–41, Appendix 7 of the Rules): incidents and their
+	// append-only history. See incidents.go.
+	migrationIncidents,
 }
 
 // Open opens (creating if needed) the store at dir/broker.db and brings its schema up to date.

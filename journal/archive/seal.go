@@ -1,0 +1,355 @@
+package archive
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+
+	"github.com/sio-pso/siobroker"
+)
+
+// Source is the journal the archives are sealed from: records with Seq > f.AfterSeq, in Seq
+// order, at most f.Limit of them. journal.Store satisfies it.
+type Source interface {
+	Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error)
+}
+
+// Signer signs manifests. *signing.Signer satisfies it. If it also has
+// Chain() []*x509.Certificate, the intermediates are written after the certificate.
+type Signer interface {
+	SignDetached(data []byte) ([]byte, error)
+	Certificate() *x509.Certificate
+}
+
+// Config says where archives go and when a segment of the journal is full.
+type Config struct {
+	Dir string
+	// A segment is sealed when it reaches MaxRecords records or MaxBytes of record data (the
+	// bytes of its JSON lines before compression), whichever comes first; the record that reaches
+	// the limit is the segment's last, so a segment may pass MaxBytes by less than one record.
+	// Zero means no limit of that kind; at least one must be set.
+	MaxRecords int
+	MaxBytes   int64
+}
+
+// pageSize is how many records are asked of the Source at a time.
+const pageSize = 500
+
+// Sealer seals the journal into archives. It is safe for concurrent use; seals run one at a time.
+// Two Sealers (or processes) must not share a directory: the loser of a race is refused rather
+// than overwriting, but it is an error all the same.
+type Sealer struct {
+	cfg     Config
+	src     Source
+	signer  Signer
+	clock   siobroker.Clock
+	certPEM []byte
+	subject string
+
+	mu sync.Mutex
+}
+
+// NewSealer checks cfg and creates cfg.Dir if needed.
+func NewSealer(cfg Config, src Source, signer Signer, clock siobroker.Clock) (*Sealer, error) {
+	switch {
+	case cfg.Dir == "":
+		return nil, errors.New("archive: no directory")
+	case cfg.MaxRecords < 0 || cfg.MaxBytes < 0:
+		return nil, errors.New("archive: negative segment limit")
+	case cfg.MaxRecords == 0 && cfg.MaxBytes == 0:
+		return nil, errors.New("archive: no segment limit: set MaxRecords, MaxBytes or both")
+	case src == nil || signer == nil || clock == nil:
+		return nil, errors.New("archive: source, signer and clock are required")
+	}
+	cert := signer.Certificate()
+	if cert == nil {
+		return nil, errors.New("archive: the signer has no certificate")
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+	if c, ok := signer.(interface{ Chain() []*x509.Certificate }); ok {
+		for _, ic := range c.Chain() {
+			certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ic.Raw})...)
+		}
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	return &Sealer{cfg: cfg, src: src, signer: signer, clock: clock, certPEM: certPEM, subject: cert.Subject.String()}, nil
+}
+
+// SealFull seals every full segment after the last sealed archive and returns the manifests
+// written. Records that do not yet fill a segment stay pending.
+func (s *Sealer) SealFull(ctx context.Context) ([]Manifest, error) { return s.seal(ctx, false) }
+
+// SealNow seals like SealFull, then seals whatever is pending even if it does not fill a segment
+// (the operator's command). With nothing pending it writes nothing.
+func (s *Sealer) SealNow(ctx context.Context) ([]Manifest, error) { return s.seal(ctx, true) }
+
+// position is where the next archive continues: after the last sealed one.
+type position struct {
+	number       int    // of the next archive
+	afterSeq     int64  // Seq of the last archived record; 0 if none
+	prevHash     string // its Hash
+	prevManifest string // hex SHA-256 of the last manifest's bytes
+}
+
+func (s *Sealer) seal(ctx context.Context, flush bool) (sealed []Manifest, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// An archive signed outside the certificate's validity would never verify.
+	if cert, now := s.signer.Certificate(), s.clock.Now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return nil, fmt.Errorf("archive: the signing certificate %q is not valid at %s (valid %s to %s)", s.subject,
+			siobroker.FormatTime(now), siobroker.FormatTime(cert.NotBefore), siobroker.FormatTime(cert.NotAfter))
+	}
+	pos, err := s.resume(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var seg *segment
+	defer func() {
+		if seg != nil {
+			seg.discard()
+		}
+	}()
+	started := pos.afterSeq > 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return sealed, err
+		}
+		recs, err := s.src.Query(ctx, siobroker.JournalFilter{AfterSeq: pos.afterSeq, Limit: pageSize})
+		if err != nil {
+			return sealed, fmt.Errorf("archive: read the journal after record %d: %w", pos.afterSeq, err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			switch {
+			case r.Seq <= pos.afterSeq:
+				return sealed, fmt.Errorf("archive: the journal returned record %d after record %d", r.Seq, pos.afterSeq)
+			case started && r.Seq != pos.afterSeq+1:
+				return sealed, fmt.Errorf("archive: record %d is missing from the journal (the next is %d)", pos.afterSeq+1, r.Seq)
+			case r.PrevHash != pos.prevHash && !started:
+				return sealed, fmt.Errorf("archive: record %d is not the first of the journal (it has a previous hash)", r.Seq)
+			case r.PrevHash != pos.prevHash:
+				return sealed, fmt.Errorf("archive: the journal's chain breaks between records %d and %d", pos.afterSeq, r.Seq)
+			case r.ComputeHash() != r.Hash:
+				return sealed, fmt.Errorf("archive: record %d of the journal does not match its hash", r.Seq)
+			}
+			if seg == nil {
+				if seg, err = s.newSegment(pos); err != nil {
+					return sealed, err
+				}
+			}
+			if err := seg.add(r); err != nil {
+				return sealed, err
+			}
+			started, pos.afterSeq, pos.prevHash = true, r.Seq, r.Hash
+			if s.full(seg) {
+				m, raw, err := s.finish(seg)
+				seg = nil
+				if err != nil {
+					return sealed, err
+				}
+				sealed = append(sealed, m)
+				pos.number, pos.prevManifest = m.Number+1, hexSHA256(raw)
+			}
+		}
+	}
+	if seg != nil && flush {
+		m, _, err := s.finish(seg)
+		seg = nil
+		if err != nil {
+			return sealed, err
+		}
+		sealed = append(sealed, m)
+	}
+	return sealed, nil
+}
+
+func (s *Sealer) full(seg *segment) bool {
+	return (s.cfg.MaxRecords > 0 && seg.count >= s.cfg.MaxRecords) || (s.cfg.MaxBytes > 0 && seg.bytes >= s.cfg.MaxBytes)
+}
+
+var manifestFile = regexp.MustCompile(`^journal-([0-9]{6,})\.manifest\.json$`)
+
+// resume finds the last sealed archive (the highest numbered manifest) and where to continue. If
+// a seal was interrupted after that manifest but before its signature, the signature is written
+// now, once the archive is found to agree with the journal.
+func (s *Sealer) resume(ctx context.Context) (position, error) {
+	entries, err := os.ReadDir(s.cfg.Dir)
+	if err != nil {
+		return position{}, fmt.Errorf("archive: %w", err)
+	}
+	last := 0
+	for _, e := range entries {
+		if m := manifestFile.FindStringSubmatch(e.Name()); m != nil {
+			if n, err := strconv.Atoi(m[1]); err == nil && n > last && e.Name() == manifestName(n) {
+				last = n
+			}
+		}
+	}
+	if last == 0 {
+		return position{number: 1}, nil
+	}
+	raw, err := os.ReadFile(filepath.Join(s.cfg.Dir, manifestName(last)))
+	if err != nil {
+		return position{}, fmt.Errorf("archive: %w", err)
+	}
+	m, err := parseManifest(raw)
+	if err == nil {
+		err = m.check(last)
+	}
+	if err != nil {
+		return position{}, fmt.Errorf("archive: %s, the last manifest, is not valid: %v", manifestName(last), err)
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.Dir, sigName(last))); errors.Is(err, os.ErrNotExist) {
+		if err := s.completeSignature(ctx, m, raw); err != nil {
+			return position{}, err
+		}
+	} else if err != nil {
+		return position{}, fmt.Errorf("archive: %w", err)
+	}
+	return position{number: last + 1, afterSeq: m.LastSeq, prevHash: m.LastHash, prevManifest: hexSHA256(raw)}, nil
+}
+
+// completeSignature signs the manifest of an archive whose seal was interrupted just before its
+// signature, after checking that the archive is ours and agrees with the journal.
+func (s *Sealer) completeSignature(ctx context.Context, m Manifest, raw []byte) error {
+	unsigned := fmt.Errorf("archive: %s has no signature", manifestName(m.Number))
+	certPEM, err := os.ReadFile(filepath.Join(s.cfg.Dir, certName(m.Number)))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("archive: %w", err)
+	}
+	if m.Signer != s.subject || (err == nil && !bytes.Equal(certPEM, s.certPEM)) {
+		return fmt.Errorf("%w and was sealed with another certificate than this broker's", unsigned)
+	}
+	sum, err := fileSHA256(filepath.Join(s.cfg.Dir, m.File))
+	if err != nil || sum != m.FileSHA256 {
+		return fmt.Errorf("%w and its file %s does not match it", unsigned, m.File)
+	}
+	recs, err := s.src.Query(ctx, siobroker.JournalFilter{AfterSeq: m.LastSeq - 1, Limit: 1})
+	if err != nil {
+		return fmt.Errorf("archive: read the journal: %w", err)
+	}
+	if len(recs) == 0 || recs[0].Seq != m.LastSeq || recs[0].Hash != m.LastHash {
+		return fmt.Errorf("%w and does not agree with the journal at record %d", unsigned, m.LastSeq)
+	}
+	if err := writeNew(filepath.Join(s.cfg.Dir, certName(m.Number)), s.certPEM); err != nil {
+		return err
+	}
+	sig, err := s.signer.SignDetached(raw)
+	if err != nil {
+		return fmt.Errorf("archive: sign %s: %w", manifestName(m.Number), err)
+	}
+	return writeNew(filepath.Join(s.cfg.Dir, sigName(m.Number)), sig)
+}
+
+// segment is an archive being written: records go through gzip into a temporary file.
+type segment struct {
+	pos    position
+	tmp    *os.File
+	sum    hash.Hash // of the compressed bytes
+	zw     *gzip.Writer
+	count  int
+	bytes  int64
+	first  int64
+	firstH string // PrevHash of the first record
+	last   int64
+	lastH  string
+}
+
+func (s *Sealer) newSegment(pos position) (*segment, error) {
+	f, err := os.CreateTemp(s.cfg.Dir, ".journal-*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	seg := &segment{pos: pos, tmp: f, sum: sha256.New()}
+	// The zero gzip header (no name, no time) and a fixed level make the file a function of the
+	// records alone, so an interrupted seal is redone byte for byte.
+	seg.zw, err = gzip.NewWriterLevel(io.MultiWriter(f, seg.sum), gzip.BestCompression)
+	if err != nil {
+		seg.discard()
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	return seg, nil
+}
+
+func (seg *segment) add(r siobroker.JournalRecord) error {
+	line, err := encodeRecord(r)
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	if _, err := seg.zw.Write(line); err != nil {
+		return fmt.Errorf("archive: write %s: %w", seg.tmp.Name(), err)
+	}
+	if seg.count == 0 {
+		seg.first, seg.firstH = r.Seq, r.PrevHash
+	}
+	seg.count++
+	seg.bytes += int64(len(line))
+	seg.last, seg.lastH = r.Seq, r.Hash
+	return nil
+}
+
+func (seg *segment) discard() {
+	seg.zw.Close()
+	seg.tmp.Close()
+	os.Remove(seg.tmp.Name())
+}
+
+// finish seals seg as archive seg.pos.number: the gzip file, the certificate, the manifest (the
+// commit point), then its signature. It returns the manifest and its bytes.
+func (s *Sealer) finish(seg *segment) (Manifest, []byte, error) {
+	n := seg.pos.number
+	err := seg.zw.Close()
+	if err == nil {
+		err = seg.tmp.Sync()
+	}
+	if cerr := seg.tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(seg.tmp.Name())
+		return Manifest{}, nil, fmt.Errorf("archive: write %s: %w", gzName(n), err)
+	}
+	m := Manifest{
+		Format: Format, Number: n, FirstSeq: seg.first, LastSeq: seg.last, Count: seg.count,
+		FirstPrevHash: seg.firstH, LastHash: seg.lastH, File: gzName(n), FileSHA256: hex.EncodeToString(seg.sum.Sum(nil)),
+		PrevManifestSHA256: seg.pos.prevManifest, SealedAt: siobroker.FormatTime(s.clock.Now()), Signer: s.subject,
+	}
+	if err := publish(seg.tmp.Name(), filepath.Join(s.cfg.Dir, m.File)); err != nil {
+		return Manifest{}, nil, err
+	}
+	if err := writeNew(filepath.Join(s.cfg.Dir, certName(n)), s.certPEM); err != nil {
+		return Manifest{}, nil, err
+	}
+	raw, err := marshalManifest(m)
+	if err != nil {
+		return Manifest{}, nil, err
+	}
+	sig, err := s.signer.SignDetached(raw)
+	if err != nil {
+		return Manifest{}, nil, fmt.Errorf("archive: sign %s: %w", manifestName(n), err)
+	}
+	if err := writeNew(filepath.Join(s.cfg.Dir, manifestName(n)), raw); err != nil {
+		return Manifest{}, nil, err
+	}
+	if err := writeNew(filepath.Join(s.cfg.Dir, sigName(n)), sig); err != nil {
+		return Manifest{}, nil, err
+	}
+	return m, raw, nil
+}

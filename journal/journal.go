@@ -1,0 +1,124 @@
+// Package journal is the broker's permanent journal (§37, 38 and 50 of the Rules): every request,
+// refusal, exchange, reply, incident and use of reports, kept for good.
+//
+// The journal is append-only and hash-chained. A store assigns each record its Seq (1, 2, ...),
+// the previous record's Hash as PrevHash and its own Hash (siobroker.JournalRecord.ComputeHash),
+// and the database refuses UPDATE and DELETE. Whoever controls the database can still bypass its
+// triggers; Verify then finds the first record that was changed, removed or moved.
+//
+// Two implementations satisfy Store: the embedded SQLite store (store.DB.Journal) and PostgreSQL
+// (journal/postgres). journal/journaltest holds the suite both pass. This package imports nothing
+// of either, so that the broker chooses one by configuration.
+package journal
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+)
+
+// Store is a permanent journal.
+type Store interface {
+	// Append assigns Seq (1, 2, ...), PrevHash (the previous record's Hash, "" for the first) and
+	// Hash (rec.ComputeHash()) to each record in order, atomically and serialised against every
+	// other writer — also across processes sharing one database — and returns them. At is
+	// truncated to the millisecond (ComputeHash formats it with ms) and converted to
+	// siobroker.Astana. A record without At or Kind is refused, and then nothing is appended.
+	Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error)
+
+	// Query returns the records f selects, ordered by Seq: Kinds, Organisation, SignerIIN,
+	// Service, At in [From, To), Seq after AfterSeq, at most Limit. Zero fields do not filter.
+	Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error)
+
+	// Head returns the Seq and Hash of the last record; 0 and "" when the journal is empty.
+	Head(ctx context.Context) (seq int64, hash string, err error)
+
+	// Verify recomputes the chain from the first record and returns an error naming the first
+	// record (by Seq) whose hash or link is wrong, or a gap in Seq. The error wraps a *ChainError
+	// or an equivalent error with a BrokenSeq method. Records removed from the end leave no trace
+	// in the chain itself: compare Head with a head kept elsewhere to catch that.
+	Verify(ctx context.Context) error
+}
+
+// ChainError is a break in the chain: Seq names the first record that is wrong or missing.
+type ChainError struct {
+	Seq     int64
+	Problem string
+}
+
+func (e *ChainError) Error() string { return fmt.Sprintf("journal record %d: %s", e.Seq, e.Problem) }
+
+// BrokenSeq returns the Seq of the first record that is wrong or missing.
+func (e *ChainError) BrokenSeq() int64 { return e.Seq }
+
+// Link prepares recs to follow the record (headSeq, headHash): it checks that each has an At and
+// a Kind, truncates At to the millisecond in Astana time and assigns Seq, PrevHash and Hash. It
+// returns new records and leaves recs as they are.
+func Link(headSeq int64, headHash string, recs []siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	out := make([]siobroker.JournalRecord, len(recs))
+	for i, r := range recs {
+		r, err := Normalise(r)
+		if err != nil {
+			return nil, fmt.Errorf("journal record %d of %d: %w", i+1, len(recs), err)
+		}
+		r.Seq = headSeq + 1
+		r.PrevHash = headHash
+		r.Hash = r.ComputeHash()
+		headSeq, headHash = r.Seq, r.Hash
+		out[i] = r
+	}
+	return out, nil
+}
+
+// Normalise checks that r can be journaled and puts At in the form it is kept in: truncated to
+// the millisecond, in Astana time. Data is copied, so that the caller may reuse its buffer.
+func Normalise(r siobroker.JournalRecord) (siobroker.JournalRecord, error) {
+	if r.At.IsZero() {
+		return r, fmt.Errorf("%s record of request %q has no time", r.Kind, r.RequestID)
+	}
+	if r.Kind == "" {
+		return r, fmt.Errorf("record of request %q has no kind", r.RequestID)
+	}
+	r.At = r.At.Truncate(time.Millisecond).In(siobroker.Astana)
+	if r.Data != nil {
+		r.Data = append([]byte{}, r.Data...)
+	}
+	return r, nil
+}
+
+// Verifier checks a chain one record at a time, in Seq order from the first record.
+type Verifier struct {
+	seq  int64
+	hash string
+}
+
+// Check checks that r follows the records checked before it. The first error is the break.
+func (v *Verifier) Check(r siobroker.JournalRecord) error {
+	switch {
+	case r.Seq <= v.seq:
+		return &ChainError{Seq: r.Seq, Problem: fmt.Sprintf("out of order after record %d", v.seq)}
+	case r.Seq != v.seq+1:
+		return &ChainError{Seq: v.seq + 1, Problem: fmt.Sprintf("missing: record %d follows record %d", r.Seq, v.seq)}
+	case r.PrevHash != v.hash:
+		return &ChainError{Seq: r.Seq, Problem: "link broken: its previous hash is not the hash of the record before it"}
+	case r.Hash != r.ComputeHash():
+		return &ChainError{Seq: r.Seq, Problem: "hash does not match its contents"}
+	}
+	v.seq, v.hash = r.Seq, r.Hash
+	return nil
+}
+
+// Head returns the Seq and Hash of the last record checked.
+func (v *Verifier) Head() (int64, string) { return v.seq, v.hash }
+
+// CeilMilli returns the first whole millisecond at or after t. Records are kept to the
+// millisecond, so At >= t exactly when At >= CeilMilli(t): filters compare with it.
+func CeilMilli(t time.Time) time.Time {
+	c := t.Truncate(time.Millisecond)
+	if c.Before(t) {
+		c = c.Add(time.Millisecond)
+	}
+	return c
+}

@@ -1,0 +1,335 @@
+// Package postgres keeps the permanent journal in PostgreSQL, through pgx (configuration:
+// journal.driver: postgres, journal.dsn). Several brokers may share one journal: appends
+// serialise on a transaction-scoped advisory lock, so the chain stays one chain.
+//
+// Open creates the table sio_journal and its triggers, in the first schema of the connection's
+// search_path, if they are missing. The triggers refuse UPDATE, DELETE and TRUNCATE. The owner of
+// the table can still disable them, so in production let a separate role own the table and give
+// the broker's role only SELECT and INSERT; the hash chain catches what gets past that.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/journal"
+)
+
+// lockKey is the key of the advisory lock that serialises appends and schema creation. It is
+// "siojrnl" in ASCII, unlikely to collide with another application's key in the same database.
+const lockKey int64 = 0x73696f6a726e6c
+
+// schema creates what is missing. It runs under the advisory lock, so that brokers starting
+// together do not race on CREATE ... IF NOT EXISTS (which is not safe against concurrent runs).
+const schema = `
+CREATE TABLE IF NOT EXISTS sio_journal (
+	seq          bigint PRIMARY KEY CHECK (seq > 0),
+	at           timestamptz NOT NULL,
+	at_unix_ms   bigint NOT NULL,
+	kind         text NOT NULL,
+	request_id   text NOT NULL,
+	message_id   text NOT NULL,
+	signer_iin   text NOT NULL,
+	organisation text NOT NULL,
+	service      integer NOT NULL,
+	code         text NOT NULL,
+	data         bytea NOT NULL,
+	prev_hash    text NOT NULL,
+	hash         text NOT NULL,
+	CHECK (at_unix_ms = (extract(epoch FROM at) * 1000)::bigint)
+);
+CREATE INDEX IF NOT EXISTS sio_journal_at ON sio_journal (at_unix_ms, seq);
+CREATE INDEX IF NOT EXISTS sio_journal_kind ON sio_journal (kind, seq);
+CREATE INDEX IF NOT EXISTS sio_journal_organisation ON sio_journal (organisation, seq);
+CREATE INDEX IF NOT EXISTS sio_journal_signer ON sio_journal (signer_iin, seq);
+CREATE INDEX IF NOT EXISTS sio_journal_service ON sio_journal (service, seq);
+CREATE INDEX IF NOT EXISTS sio_journal_request ON sio_journal (request_id);
+CREATE OR REPLACE FUNCTION sio_journal_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'sio_journal is append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'sio_journal'::regclass AND tgname = 'sio_journal_no_change') THEN
+		CREATE TRIGGER sio_journal_no_change BEFORE UPDATE OR DELETE ON sio_journal
+			FOR EACH ROW EXECUTE FUNCTION sio_journal_append_only();
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'sio_journal'::regclass AND tgname = 'sio_journal_no_truncate') THEN
+		CREATE TRIGGER sio_journal_no_truncate BEFORE TRUNCATE ON sio_journal
+			FOR EACH STATEMENT EXECUTE FUNCTION sio_journal_append_only();
+	END IF;
+END
+$$;`
+
+// schemaReady reports whether the table and both triggers exist.
+const schemaReady = `SELECT to_regclass('sio_journal') IS NOT NULL
+	AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('sio_journal')
+		AND tgname IN ('sio_journal_no_change', 'sio_journal_no_truncate')) = 2`
+
+const columns = `seq, at, at_unix_ms, kind, request_id, message_id, signer_iin, organisation, service, code,
+	data, prev_hash, hash`
+
+// Journal is the permanent journal in PostgreSQL. It satisfies journal.Store.
+type Journal struct {
+	pool *pgxpool.Pool
+}
+
+var _ journal.Store = (*Journal)(nil)
+
+// Open connects to the database at dsn (a URL or key=value string; search_path may be set in it)
+// and creates the journal's table and triggers if they are missing.
+func Open(ctx context.Context, dsn string) (*Journal, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("journal database: %w", err)
+	}
+	return OpenConfig(ctx, cfg)
+}
+
+// OpenConfig is Open with a parsed configuration.
+func OpenConfig(ctx context.Context, cfg *pgxpool.Config) (*Journal, error) {
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("journal database: %w", err)
+	}
+	j := &Journal{pool: pool}
+	if err := j.inLock(ctx, func(tx pgx.Tx) error {
+		// DDL needs rights over the schema that a least-privilege role lacks even when nothing
+		// is missing, so it runs only when something is.
+		var ready bool
+		if err := tx.QueryRow(ctx, schemaReady).Scan(&ready); err != nil {
+			return err
+		}
+		if ready {
+			return nil
+		}
+		_, err := tx.Exec(ctx, schema)
+		return err
+	}); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("create journal schema: %w", err)
+	}
+	return j, nil
+}
+
+// Close closes the journal's connections.
+func (j *Journal) Close() { j.pool.Close() }
+
+// Ping reports whether the database answers.
+func (j *Journal) Ping(ctx context.Context) error { return j.pool.Ping(ctx) }
+
+// inLock runs fn in a read-committed transaction that holds the journal's advisory lock. Read
+// committed matters: each statement after the lock sees what the previous holder committed (under
+// repeatable read the snapshot would predate the wait). The lock is released when the
+// transaction ends, and a second broker waiting for it then reads the head this one wrote.
+func (j *Journal) inLock(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := j.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return fmt.Errorf("begin journal transaction: %w", err)
+	}
+	// Commit and rollback run even when ctx is cancelled, so that the outcome is known.
+	bg := context.WithoutCancel(ctx)
+	defer tx.Rollback(bg) // after Commit, a no-op
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey); err != nil {
+		return fmt.Errorf("lock journal: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(bg); err != nil {
+		return fmt.Errorf("commit journal transaction: %w", err)
+	}
+	return nil
+}
+
+// Append assigns Seq, PrevHash and Hash to each record in order and appends them in one
+// transaction, under an advisory lock that every broker sharing the database takes. At is
+// truncated to the millisecond and converted to Astana time. A record without At or Kind is
+// refused, and then nothing is appended.
+func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	norm := make([]siobroker.JournalRecord, len(recs))
+	for i, r := range recs {
+		r, err := journal.Normalise(r)
+		if err != nil {
+			return nil, fmt.Errorf("journal record %d of %d: %w", i+1, len(recs), err)
+		}
+		norm[i] = r
+	}
+	var out []siobroker.JournalRecord
+	err := j.inLock(ctx, func(tx pgx.Tx) error {
+		seq, hash, err := head(ctx, tx)
+		if err != nil {
+			return err
+		}
+		linked, err := journal.Link(seq, hash, norm)
+		if err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		for _, r := range linked {
+			data := r.Data
+			if data == nil {
+				data = []byte{}
+			}
+			b.Queue(`INSERT INTO sio_journal (`+columns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+				r.Seq, r.At, r.At.UnixMilli(), string(r.Kind), r.RequestID, r.MessageID, r.SignerIIN, r.Organisation,
+				r.Service, r.Code, data, r.PrevHash, r.Hash)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("append to journal after record %d: %w", seq, err)
+		}
+		out = linked
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func head(ctx context.Context, q querier) (int64, string, error) {
+	var seq int64
+	var hash string
+	err := q.QueryRow(ctx, `SELECT seq, hash FROM sio_journal ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, "", nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("read journal head: %w", err)
+	}
+	return seq, hash, nil
+}
+
+// Head returns the Seq and Hash of the last record; 0 and "" when the journal is empty.
+func (j *Journal) Head(ctx context.Context) (int64, string, error) { return head(ctx, j.pool) }
+
+// Query returns the records f selects, ordered by Seq. Zero fields of f do not filter.
+func (j *Journal) Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error) {
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))
+	}
+	if len(f.Kinds) > 0 {
+		kinds := make([]string, len(f.Kinds))
+		for i, k := range f.Kinds {
+			kinds[i] = string(k)
+		}
+		add("kind = ANY($?)", kinds)
+	}
+	if f.Organisation != "" {
+		add("organisation = $?", f.Organisation)
+	}
+	if f.SignerIIN != "" {
+		add("signer_iin = $?", f.SignerIIN)
+	}
+	if f.Service != 0 {
+		add("service = $?", f.Service)
+	}
+	// Records are kept to the millisecond: At >= t exactly when At >= ceil(t to the ms).
+	if !f.From.IsZero() {
+		add("at_unix_ms >= $?", journal.CeilMilli(f.From).UnixMilli())
+	}
+	if !f.To.IsZero() {
+		add("at_unix_ms < $?", journal.CeilMilli(f.To).UnixMilli())
+	}
+	if f.AfterSeq > 0 {
+		add("seq > $?", f.AfterSeq)
+	}
+	q := `SELECT ` + columns + ` FROM sio_journal`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY seq`
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		q += ` LIMIT $` + strconv.Itoa(len(args))
+	}
+	rows, err := j.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query journal: %w", err)
+	}
+	defer rows.Close()
+	var out []siobroker.JournalRecord
+	for rows.Next() {
+		r, _, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("query journal: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query journal: %w", err)
+	}
+	return out, nil
+}
+
+// scan reads one row of columns. at is the timestamptz column, which the hash does not cover.
+func scan(row pgx.Row) (r siobroker.JournalRecord, at time.Time, err error) {
+	var ms int64
+	var kind string
+	err = row.Scan(&r.Seq, &at, &ms, &kind, &r.RequestID, &r.MessageID, &r.SignerIIN, &r.Organisation,
+		&r.Service, &r.Code, &r.Data, &r.PrevHash, &r.Hash)
+	if err != nil {
+		return siobroker.JournalRecord{}, time.Time{}, err
+	}
+	r.At = time.UnixMilli(ms).In(siobroker.Astana)
+	r.Kind = siobroker.JournalKind(kind)
+	if len(r.Data) == 0 {
+		r.Data = nil
+	}
+	return r, at, nil
+}
+
+// Verify recomputes the chain from the first record and returns an error wrapping a
+// *journal.ChainError that names the first record whose hash or link is wrong, or the first Seq
+// missing. It also checks that the at column, which the hash does not cover, says the same time
+// as at_unix_ms, which it does. Records removed from the end leave no trace in the chain: compare
+// Head with a head kept elsewhere to catch that.
+func (j *Journal) Verify(ctx context.Context) error {
+	// One repeatable-read transaction: a consistent snapshot however long the walk takes.
+	return pgx.BeginTxFunc(ctx, j.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+columns+` FROM sio_journal ORDER BY seq`)
+		if err != nil {
+			return fmt.Errorf("verify journal: %w", err)
+		}
+		defer rows.Close()
+		var v journal.Verifier
+		for rows.Next() {
+			r, at, err := scan(rows)
+			if err != nil {
+				seq, _ := v.Head()
+				return fmt.Errorf("verify journal after record %d: %w", seq, err)
+			}
+			if err := v.Check(r); err != nil {
+				return err
+			}
+			if !at.Equal(r.At) {
+				return &journal.ChainError{Seq: r.Seq, Problem: fmt.Sprintf("its time %s differs from its recorded time %s",
+					siobroker.FormatTime(at), siobroker.FormatTime(r.At))}
+			}
+		}
+		if err := rows.Err(); err != nil {
+			seq, _ := v.Head()
+			return fmt.Errorf("verify journal after record %d: %w", seq, err)
+		}
+		return nil
+	})
+}

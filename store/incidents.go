@@ -1,0 +1,299 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/incidents"
+)
+
+// migrationIncidents creates the journal of emergencies (§39–41, Appendix 7 of the Rules).
+//
+// incidents holds one row per incident: its current state. number is sequential and never
+// reused (AUTOINCREMENT). A partial unique index keeps at most one open incident per type and
+// cause, so two broker processes sharing the store cannot open the same incident twice.
+// incident_events is the append-only history of every change, with the incident as it was after
+// it: triggers refuse UPDATE and DELETE. Times are kept as text in Astana time and as Unix
+// nanoseconds, as in the user registry.
+const migrationIncidents = `CREATE TABLE incidents (
+		number       INTEGER PRIMARY KEY AUTOINCREMENT,
+		type         TEXT NOT NULL,
+		service      INTEGER NOT NULL,
+		queue        TEXT NOT NULL,
+		adapter      TEXT NOT NULL,
+		last_error   TEXT NOT NULL,
+		started_at   TEXT NOT NULL,
+		started_ns   INTEGER NOT NULL,
+		opened_at    TEXT NOT NULL,
+		opened_ns    INTEGER NOT NULL,
+		affected     INTEGER NOT NULL CHECK (affected >= 0),
+		measures     TEXT NOT NULL,
+		responsible  TEXT NOT NULL,
+		closed_at    TEXT,
+		closed_ns    INTEGER,
+		close_note   TEXT NOT NULL,
+		status       TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+		CHECK ((status = 'open') = (closed_ns IS NULL))
+	);
+	CREATE UNIQUE INDEX incidents_one_open ON incidents(type, service, queue, adapter) WHERE status = 'open';
+	CREATE TABLE incident_events (
+		id            INTEGER PRIMARY KEY AUTOINCREMENT,
+		number        INTEGER NOT NULL REFERENCES incidents(number),
+		kind          TEXT NOT NULL CHECK (kind IN ('opened', 'updated', 'annotated', 'closed')),
+		at            TEXT NOT NULL,
+		at_ns         INTEGER NOT NULL,
+		by            TEXT NOT NULL,
+		note          TEXT NOT NULL,
+		incident_json TEXT NOT NULL
+	);
+	CREATE INDEX incident_events_number ON incident_events(number, id);
+	CREATE TRIGGER incident_events_no_update BEFORE UPDATE ON incident_events
+	BEGIN SELECT RAISE(ABORT, 'incident_events is append-only: an event is never changed'); END;
+	CREATE TRIGGER incident_events_no_delete BEFORE DELETE ON incident_events
+	BEGIN SELECT RAISE(ABORT, 'incident_events is append-only: an event is never deleted'); END;`
+
+// DB is the store the incident tracker and the operator's commands use.
+var _ incidents.Store = (*DB)(nil)
+
+const incidentColumns = `number, type, service, queue, adapter, last_error, started_ns, opened_ns, affected,
+	measures, responsible, closed_ns, close_note, status`
+
+func scanIncident(row rowScanner) (inc incidents.Incident, ok bool, err error) {
+	var started, opened int64
+	var closed sql.NullInt64
+	var status string
+	err = row.Scan(&inc.Number, &inc.Type, &inc.Cause.Service, &inc.Cause.Queue, &inc.Cause.Adapter, &inc.LastError,
+		&started, &opened, &inc.Affected, &inc.Measures, &inc.Responsible, &closed, &inc.CloseNote, &status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return incidents.Incident{}, false, nil
+	}
+	if err != nil {
+		return incidents.Incident{}, false, err
+	}
+	inc.StartedAt = time.Unix(0, started).In(siobroker.Astana)
+	inc.OpenedAt = time.Unix(0, opened).In(siobroker.Astana)
+	inc.ClosedAt = fromNS(closed)
+	inc.Status = incidents.Status(status)
+	return inc, true, nil
+}
+
+// readIncident reads incident number inside a transaction; it wraps incidents.ErrNotFound.
+func readIncident(ctx context.Context, conn *sql.Conn, number int64) (incidents.Incident, error) {
+	inc, ok, err := scanIncident(conn.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE number = ?`, number))
+	if err != nil {
+		return incidents.Incident{}, fmt.Errorf("read incident %d: %w", number, err)
+	}
+	if !ok {
+		return incidents.Incident{}, fmt.Errorf("incident %d: %w", number, incidents.ErrNotFound)
+	}
+	return inc, nil
+}
+
+// appendIncidentEvent records kind of inc (as it is after the change) in incident_events.
+func appendIncidentEvent(ctx context.Context, conn *sql.Conn, inc incidents.Incident, kind string, at time.Time, by, note string) error {
+	js, err := json.Marshal(inc)
+	if err != nil {
+		return fmt.Errorf("encode incident %d: %w", inc.Number, err)
+	}
+	if _, err := conn.ExecContext(ctx,
+		`INSERT INTO incident_events(number, kind, at, at_ns, by, note, incident_json) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		inc.Number, kind, siobroker.FormatTime(at), at.UnixNano(), by, note, string(js)); err != nil {
+		return fmt.Errorf("record incident %d %s: %w", inc.Number, kind, err)
+	}
+	return nil
+}
+
+// OpenIncident records inc as a new open incident, numbered next, unless an incident of the same
+// type and cause is open already: then it writes nothing and returns that one, created false.
+func (s *DB) OpenIncident(ctx context.Context, inc incidents.Incident, by string) (incidents.Incident, bool, error) {
+	if inc.Type == "" {
+		return incidents.Incident{}, false, errors.New("open incident: no type")
+	}
+	if inc.StartedAt.IsZero() || inc.OpenedAt.IsZero() {
+		return incidents.Incident{}, false, fmt.Errorf("open incident for %s: no start or opening time", inc.Cause)
+	}
+	if inc.Affected < 0 {
+		return incidents.Incident{}, false, fmt.Errorf("open incident for %s: negative affected count", inc.Cause)
+	}
+	var out incidents.Incident
+	created := false
+	err := s.immediate(ctx, func(conn *sql.Conn) error {
+		existing, ok, err := scanIncident(conn.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents
+			WHERE type = ? AND service = ? AND queue = ? AND adapter = ? AND status = 'open'`,
+			inc.Type, inc.Cause.Service, inc.Cause.Queue, inc.Cause.Adapter))
+		if err != nil {
+			return fmt.Errorf("read open incidents: %w", err)
+		}
+		if ok {
+			out = existing
+			return nil
+		}
+		res, err := conn.ExecContext(ctx, `INSERT INTO incidents(type, service, queue, adapter, last_error,
+				started_at, started_ns, opened_at, opened_ns, affected, measures, responsible, close_note, status)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 'open')`,
+			inc.Type, inc.Cause.Service, inc.Cause.Queue, inc.Cause.Adapter, inc.LastError,
+			siobroker.FormatTime(inc.StartedAt), inc.StartedAt.UnixNano(), siobroker.FormatTime(inc.OpenedAt), inc.OpenedAt.UnixNano(),
+			inc.Affected, inc.Measures, inc.Responsible)
+		if err != nil {
+			return fmt.Errorf("open incident for %s: %w", inc.Cause, err)
+		}
+		number, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("open incident for %s: %w", inc.Cause, err)
+		}
+		if out, err = readIncident(ctx, conn, number); err != nil {
+			return err
+		}
+		created = true
+		return appendIncidentEvent(ctx, conn, out, incidents.EventOpened, inc.OpenedAt, by, "")
+	})
+	if err != nil {
+		return incidents.Incident{}, false, err
+	}
+	return out, created, nil
+}
+
+// changeIncident runs fn on incident number inside one transaction, writes nothing if fn returns an
+// error, and otherwise records event kind with the incident as it is afterwards.
+func (s *DB) changeIncident(ctx context.Context, number int64, kind string, at time.Time, by, note string,
+	fn func(conn *sql.Conn, cur incidents.Incident) error) (incidents.Incident, error) {
+	if at.IsZero() {
+		return incidents.Incident{}, fmt.Errorf("%s incident %d: no time", kind, number)
+	}
+	var out incidents.Incident
+	err := s.immediate(ctx, func(conn *sql.Conn) error {
+		cur, err := readIncident(ctx, conn, number)
+		if err != nil {
+			return err
+		}
+		if err := fn(conn, cur); err != nil {
+			out = cur
+			return err
+		}
+		if out, err = readIncident(ctx, conn, number); err != nil {
+			return err
+		}
+		return appendIncidentEvent(ctx, conn, out, kind, at, by, note)
+	})
+	return out, err
+}
+
+// UpdateIncident adds addAffected to the affected count of open incident number and, if
+// lastError is not "", records it as the last error seen. On a closed incident it changes nothing
+// and returns the incident with an error wrapping incidents.ErrClosed.
+func (s *DB) UpdateIncident(ctx context.Context, number int64, addAffected int, lastError string, at time.Time, by string) (incidents.Incident, error) {
+	if addAffected < 0 {
+		return incidents.Incident{}, fmt.Errorf("update incident %d: negative affected count", number)
+	}
+	return s.changeIncident(ctx, number, incidents.EventUpdated, at, by, "", func(conn *sql.Conn, cur incidents.Incident) error {
+		if cur.Status != incidents.StatusOpen {
+			return fmt.Errorf("update incident %d: %w", number, incidents.ErrClosed)
+		}
+		if _, err := conn.ExecContext(ctx, `UPDATE incidents SET affected = affected + ?,
+				last_error = CASE WHEN ? = '' THEN last_error ELSE ? END WHERE number = ?`,
+			addAffected, lastError, lastError, number); err != nil {
+			return fmt.Errorf("update incident %d: %w", number, err)
+		}
+		return nil
+	})
+}
+
+// AnnotateIncident records the measures taken against incident number and who was responsible
+// for them; "" keeps the value recorded. Closed incidents may be annotated too.
+func (s *DB) AnnotateIncident(ctx context.Context, number int64, measures, responsible string, at time.Time, by string) (incidents.Incident, error) {
+	if measures == "" && responsible == "" {
+		return incidents.Incident{}, fmt.Errorf("annotate incident %d: nothing to record", number)
+	}
+	return s.changeIncident(ctx, number, incidents.EventAnnotated, at, by, "", func(conn *sql.Conn, _ incidents.Incident) error {
+		if _, err := conn.ExecContext(ctx, `UPDATE incidents SET
+				measures = CASE WHEN ? = '' THEN measures ELSE ? END,
+				responsible = CASE WHEN ? = '' THEN responsible ELSE ? END WHERE number = ?`,
+			measures, measures, responsible, responsible, number); err != nil {
+			return fmt.Errorf("annotate incident %d: %w", number, err)
+		}
+		return nil
+	})
+}
+
+// CloseIncident closes open incident number at at, with note. On a closed incident it changes
+// nothing and returns the incident with an error wrapping incidents.ErrClosed.
+func (s *DB) CloseIncident(ctx context.Context, number int64, note string, at time.Time, by string) (incidents.Incident, error) {
+	return s.changeIncident(ctx, number, incidents.EventClosed, at, by, note, func(conn *sql.Conn, cur incidents.Incident) error {
+		if cur.Status != incidents.StatusOpen {
+			return fmt.Errorf("close incident %d: %w", number, incidents.ErrClosed)
+		}
+		if _, err := conn.ExecContext(ctx, `UPDATE incidents SET status = 'closed', closed_at = ?, closed_ns = ?,
+				close_note = ? WHERE number = ?`,
+			siobroker.FormatTime(at), at.UnixNano(), note, number); err != nil {
+			return fmt.Errorf("close incident %d: %w", number, err)
+		}
+		return nil
+	})
+}
+
+// Incident returns incident number; ok is false when there is none.
+func (s *DB) Incident(ctx context.Context, number int64) (incidents.Incident, bool, error) {
+	inc, ok, err := scanIncident(s.db.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE number = ?`, number))
+	if err != nil {
+		return incidents.Incident{}, false, fmt.Errorf("read incident %d: %w", number, err)
+	}
+	return inc, ok, nil
+}
+
+// Incidents returns the open incidents, or all of them when all is true, by number.
+func (s *DB) Incidents(ctx context.Context, all bool) ([]incidents.Incident, error) {
+	q := `SELECT ` + incidentColumns + ` FROM incidents`
+	if !all {
+		q += ` WHERE status = 'open'`
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY number`)
+	if err != nil {
+		return nil, fmt.Errorf("read incidents: %w", err)
+	}
+	defer rows.Close()
+	var out []incidents.Incident
+	for rows.Next() {
+		inc, _, err := scanIncident(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read incidents: %w", err)
+		}
+		out = append(out, inc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read incidents: %w", err)
+	}
+	return out, nil
+}
+
+// IncidentEvents returns the history of incident number, oldest first.
+func (s *DB) IncidentEvents(ctx context.Context, number int64) ([]incidents.Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, number, kind, at_ns, by, note, incident_json FROM incident_events
+		WHERE number = ? ORDER BY id`, number)
+	if err != nil {
+		return nil, fmt.Errorf("read incident %d history: %w", number, err)
+	}
+	defer rows.Close()
+	var out []incidents.Event
+	for rows.Next() {
+		var e incidents.Event
+		var at int64
+		var js string
+		if err := rows.Scan(&e.ID, &e.Number, &e.Kind, &at, &e.By, &e.Note, &js); err != nil {
+			return nil, fmt.Errorf("read incident %d history: %w", number, err)
+		}
+		e.At = time.Unix(0, at).In(siobroker.Astana)
+		if err := json.Unmarshal([]byte(js), &e.Incident); err != nil {
+			return nil, fmt.Errorf("incident %d event %d: %w", number, e.ID, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read incident %d history: %w", number, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,299 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+)
+
+// The permanent journal (§37, 38, 50 of the Rules) in the embedded store. It satisfies
+// journal.Store; this package does not import journal, so the few lines of chain logic below
+// mirror journal.Link and journal.Verifier, and the shared suite (journal/journaltest) holds both
+// to the same behaviour.
+
+// migrationJournal creates the journal. seq is the rowid, assigned by Append (never by
+// AUTOINCREMENT) so that it is the chain's own numbering. at is kept as text in Astana time for
+// people and as Unix milliseconds for filters and exact reads; ComputeHash covers the time to the
+// millisecond. Triggers refuse UPDATE and DELETE.
+const migrationJournal = `CREATE TABLE journal (
+		seq          INTEGER PRIMARY KEY CHECK (seq > 0),
+		at           TEXT NOT NULL,
+		at_unix_ms   INTEGER NOT NULL,
+		kind         TEXT NOT NULL,
+		request_id   TEXT NOT NULL,
+		message_id   TEXT NOT NULL,
+		signer_iin   TEXT NOT NULL,
+		organisation TEXT NOT NULL,
+		service      INTEGER NOT NULL,
+		code         TEXT NOT NULL,
+		data         BLOB NOT NULL,
+		prev_hash    TEXT NOT NULL,
+		hash         TEXT NOT NULL
+	);
+	CREATE INDEX journal_at ON journal(at_unix_ms, seq);
+	CREATE INDEX journal_kind ON journal(kind, seq);
+	CREATE INDEX journal_organisation ON journal(organisation, seq);
+	CREATE INDEX journal_signer ON journal(signer_iin, seq);
+	CREATE INDEX journal_service ON journal(service, seq);
+	CREATE INDEX journal_request ON journal(request_id);
+	` + journalTriggers
+
+// journalTriggers make the journal append-only through SQL too.
+const journalTriggers = `CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+	BEGIN SELECT RAISE(ABORT, 'journal is append-only: a record is never changed'); END;
+	CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+	BEGIN SELECT RAISE(ABORT, 'journal is append-only: a record is never deleted'); END;`
+
+const journalColumns = `seq, at, at_unix_ms, kind, request_id, message_id, signer_iin, organisation, service, code,
+	data, prev_hash, hash`
+
+// Journal is the permanent journal kept in the embedded store.
+type Journal struct {
+	db *DB
+}
+
+// Journal returns the store's permanent journal.
+func (s *DB) Journal() *Journal { return &Journal{db: s} }
+
+// JournalChainError is a break in the journal's chain: Seq names the first record that is wrong
+// or missing. It mirrors journal.ChainError.
+type JournalChainError struct {
+	Seq     int64
+	Problem string
+}
+
+func (e *JournalChainError) Error() string {
+	return fmt.Sprintf("journal record %d: %s", e.Seq, e.Problem)
+}
+
+// BrokenSeq returns the Seq of the first record that is wrong or missing.
+func (e *JournalChainError) BrokenSeq() int64 { return e.Seq }
+
+// Append assigns Seq (1, 2, ...), PrevHash (the previous record's Hash, "" for the first) and
+// Hash to each record in order and appends them in one transaction. BEGIN IMMEDIATE takes
+// SQLite's write lock first, so appenders serialise, in this process and in any other that
+// opens the same file. At is truncated to the millisecond and converted to Astana time. A record
+// without At or Kind is refused, and then nothing is appended.
+func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	// Check every record before taking the lock.
+	if err := checkJournal(recs); err != nil {
+		return nil, err
+	}
+	var out []siobroker.JournalRecord
+	err := j.db.immediate(ctx, func(conn *sql.Conn) error {
+		var seq int64
+		var hash string
+		err := conn.QueryRowContext(ctx, `SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read journal head: %w", err)
+		}
+		linked := linkJournal(seq, hash, recs)
+		stmt, err := conn.PrepareContext(ctx, `INSERT INTO journal(`+journalColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return fmt.Errorf("append to journal: %w", err)
+		}
+		defer stmt.Close()
+		for _, r := range linked {
+			data := r.Data
+			if data == nil {
+				data = []byte{} // NOT NULL; read back as empty, which hashes alike
+			}
+			if _, err := stmt.ExecContext(ctx, r.Seq, siobroker.FormatTime(r.At), r.At.UnixMilli(), string(r.Kind),
+				r.RequestID, r.MessageID, r.SignerIIN, r.Organisation, r.Service, r.Code, data, r.PrevHash, r.Hash); err != nil {
+				return fmt.Errorf("append journal record %d: %w", r.Seq, err)
+			}
+		}
+		out = linked
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkJournal refuses records without At or Kind, as journal.Normalise does.
+func checkJournal(recs []siobroker.JournalRecord) error {
+	for i, r := range recs {
+		if r.At.IsZero() {
+			return fmt.Errorf("journal record %d of %d: %s record of request %q has no time", i+1, len(recs), r.Kind, r.RequestID)
+		}
+		if r.Kind == "" {
+			return fmt.Errorf("journal record %d of %d: record of request %q has no kind", i+1, len(recs), r.RequestID)
+		}
+	}
+	return nil
+}
+
+// linkJournal mirrors journal.Link for records checkJournal has passed.
+func linkJournal(headSeq int64, headHash string, recs []siobroker.JournalRecord) []siobroker.JournalRecord {
+	out := make([]siobroker.JournalRecord, len(recs))
+	for i, r := range recs {
+		r.At = r.At.Truncate(time.Millisecond).In(siobroker.Astana)
+		if r.Data != nil {
+			r.Data = append([]byte{}, r.Data...)
+		}
+		r.Seq = headSeq + 1
+		r.PrevHash = headHash
+		r.Hash = r.ComputeHash()
+		headSeq, headHash = r.Seq, r.Hash
+		out[i] = r
+	}
+	return out
+}
+
+// Query returns the records f selects, ordered by Seq. Zero fields of f do not filter.
+func (j *Journal) Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error) {
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) {
+		where = append(where, cond)
+		args = append(args, a...)
+	}
+	if len(f.Kinds) > 0 {
+		marks := make([]string, len(f.Kinds))
+		for i, k := range f.Kinds {
+			marks[i] = "?"
+			args = append(args, string(k))
+		}
+		where = append(where, "kind IN ("+strings.Join(marks, ", ")+")")
+	}
+	if f.Organisation != "" {
+		add("organisation = ?", f.Organisation)
+	}
+	if f.SignerIIN != "" {
+		add("signer_iin = ?", f.SignerIIN)
+	}
+	if f.Service != 0 {
+		add("service = ?", f.Service)
+	}
+	// Records are kept to the millisecond: At >= t exactly when at_unix_ms >= ceil(t in ms).
+	if !f.From.IsZero() {
+		add("at_unix_ms >= ?", ceilUnixMilli(f.From))
+	}
+	if !f.To.IsZero() {
+		add("at_unix_ms < ?", ceilUnixMilli(f.To))
+	}
+	if f.AfterSeq > 0 {
+		add("seq > ?", f.AfterSeq)
+	}
+	q := `SELECT ` + journalColumns + ` FROM journal`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY seq`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	rows, err := j.db.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query journal: %w", err)
+	}
+	defer rows.Close()
+	var out []siobroker.JournalRecord
+	for rows.Next() {
+		r, _, err := scanJournal(rows)
+		if err != nil {
+			return nil, fmt.Errorf("query journal: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query journal: %w", err)
+	}
+	return out, nil
+}
+
+// ceilUnixMilli returns the first whole Unix millisecond at or after t.
+func ceilUnixMilli(t time.Time) int64 {
+	c := t.Truncate(time.Millisecond)
+	if c.Before(t) {
+		c = c.Add(time.Millisecond)
+	}
+	return c.UnixMilli()
+}
+
+// scanJournal reads one row of journalColumns; atText is the at column as stored.
+func scanJournal(row rowScanner) (r siobroker.JournalRecord, atText string, err error) {
+	var ms int64
+	var kind string
+	err = row.Scan(&r.Seq, &atText, &ms, &kind, &r.RequestID, &r.MessageID, &r.SignerIIN, &r.Organisation,
+		&r.Service, &r.Code, &r.Data, &r.PrevHash, &r.Hash)
+	if err != nil {
+		return siobroker.JournalRecord{}, "", err
+	}
+	r.At = time.UnixMilli(ms).In(siobroker.Astana)
+	r.Kind = siobroker.JournalKind(kind)
+	if len(r.Data) == 0 {
+		r.Data = nil
+	}
+	return r, atText, nil
+}
+
+// Head returns the Seq and Hash of the last record; 0 and "" when the journal is empty.
+func (j *Journal) Head(ctx context.Context) (int64, string, error) {
+	var seq int64
+	var hash string
+	err := j.db.db.QueryRowContext(ctx, `SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("read journal head: %w", err)
+	}
+	return seq, hash, nil
+}
+
+// Verify recomputes the chain from the first record and returns a *JournalChainError naming the
+// first record whose hash or link is wrong, or the first Seq missing. It also checks that the
+// at text, which the hash does not cover, says the same time as at_unix_ms, which it does.
+// Records removed from the end leave no trace in the chain: compare Head with a head kept
+// elsewhere to catch that.
+func (j *Journal) Verify(ctx context.Context) error {
+	// One read transaction: a consistent snapshot however long the walk takes, beside appenders.
+	tx, err := j.db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("verify journal: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+journalColumns+` FROM journal ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("verify journal: %w", err)
+	}
+	defer rows.Close()
+	var seq int64
+	var hash string
+	for rows.Next() {
+		r, atText, err := scanJournal(rows)
+		if err != nil {
+			return fmt.Errorf("verify journal after record %d: %w", seq, err)
+		}
+		switch {
+		case r.Seq <= seq:
+			return &JournalChainError{Seq: r.Seq, Problem: fmt.Sprintf("out of order after record %d", seq)}
+		case r.Seq != seq+1:
+			return &JournalChainError{Seq: seq + 1, Problem: fmt.Sprintf("missing: record %d follows record %d", r.Seq, seq)}
+		case r.PrevHash != hash:
+			return &JournalChainError{Seq: r.Seq, Problem: "link broken: its previous hash is not the hash of the record before it"}
+		case r.Hash != r.ComputeHash():
+			return &JournalChainError{Seq: r.Seq, Problem: "hash does not match its contents"}
+		case atText != siobroker.FormatTime(r.At):
+			return &JournalChainError{Seq: r.Seq, Problem: fmt.Sprintf("its time as text %q differs from its recorded time %s", atText, siobroker.FormatTime(r.At))}
+		}
+		seq, hash = r.Seq, r.Hash
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("verify journal after record %d: %w", seq, err)
+	}
+	return nil
+}
