@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,11 @@ type CaseRules interface {
 	CheckTimeout() time.Duration
 }
 
+// Journal is the permanent journal (§37, 50): records are only ever appended.
+type Journal interface {
+	Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error)
+}
+
 // CaseChecker asks a case registry over the transport (§5).
 type CaseChecker interface {
 	CheckCase(ctx context.Context, topic string, req schemas.CaseCheckRequest, timeout time.Duration) (schemas.CaseCheckResponse, error)
@@ -97,6 +103,7 @@ type Deps struct {
 	Users      Users
 	Cases      CaseRules
 	Registry   CaseChecker
+	Journal    Journal
 	Clock      siobroker.Clock
 	Logger     *slog.Logger
 	NewID      func() string // reply message ids; also the broker's request id
@@ -111,7 +118,7 @@ type Broker struct {
 // New returns a Broker.
 func New(cfg Config, deps Deps) (*Broker, error) {
 	if deps.Verifier == nil || deps.Signer == nil || deps.Replay == nil || deps.Dispatcher == nil ||
-		deps.Rights == nil || deps.Users == nil || deps.Cases == nil || deps.Registry == nil || deps.Clock == nil || deps.Logger == nil || deps.NewID == nil {
+		deps.Rights == nil || deps.Users == nil || deps.Cases == nil || deps.Registry == nil || deps.Journal == nil || deps.Clock == nil || deps.Logger == nil || deps.NewID == nil {
 		return nil, errors.New("broker: every dependency must be set")
 	}
 	if cfg.ReplayWindow <= 0 || cfg.Timeout == nil {
@@ -132,20 +139,37 @@ type Reply struct {
 
 // Request is what the pipeline knows of a request, as far as it got: for logging refusals.
 type Request struct {
-	MessageID string
-	SenderID  string
-	SignerIIN string
-	Role      int
-	Placement signing.Placement
+	RequestID    string // the broker's id: every journal record of the request carries it
+	Organisation string
+	MessageID    string
+	SenderID     string
+	SignerIIN    string
+	Role         int
+	Placement    signing.Placement
 }
 
 // Handle runs one request. On refusal it returns the partly filled Request and a *siobroker.Error
-// (any other error is internal); the caller turns it into a fault.
+// (any other error is internal); the caller turns it into a fault. Every request is journaled as
+// received, before anything else is done with it, and so is its refusal or its reply.
 func (b *Broker) Handle(ctx context.Context, body io.Reader, contentType string) (*Reply, Request, error) {
-	var seen Request
-	doc, _, err := soap.ReadEnvelope(body, contentType, b.cfg.Limits)
+	seen := Request{RequestID: b.NewID()}
+	received := b.Clock.Now()
+	reply, err := b.handle(ctx, body, contentType, received, &seen)
 	if err != nil {
-		return nil, seen, err
+		b.journalRefusal(ctx, seen, err)
+	}
+	return reply, seen, err
+}
+
+func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string, received time.Time, seen *Request) (*Reply, error) {
+	doc, raw, err := soap.ReadEnvelope(body, contentType, b.cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.Journal.Append(ctx, siobroker.JournalRecord{
+		At: received, Kind: siobroker.JournalRequest, RequestID: seen.RequestID, Data: raw,
+	}); err != nil {
+		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the request now; retry later")
 	}
 
 	// requestInfo is read once before verification, only to learn the message time at which the
@@ -153,17 +177,17 @@ func (b *Broker) Handle(ctx context.Context, body io.Reader, contentType string)
 	// Body, and only that copy is used.
 	info, _, err := b.parseSendMessage(soap.Body(doc))
 	if err != nil {
-		return nil, seen, err
+		return nil, err
 	}
 	seen.MessageID, seen.SenderID = info.MessageID, info.SenderID
 	now := b.Clock.Now()
 	if err := b.checkMessageDate(info.MessageDate, now); err != nil {
-		return nil, seen, err
+		return nil, err
 	}
 
 	verified, err := b.Verifier.Verify(doc, info.MessageDate)
 	if err != nil {
-		return nil, seen, err
+		return nil, err
 	}
 	seen.SignerIIN, seen.Placement = verified.SignerIIN, verified.Placement
 
@@ -172,51 +196,50 @@ func (b *Broker) Handle(ctx context.Context, body io.Reader, contentType string)
 	case signing.PlacementWSSE:
 		signedInfo, data, err := b.parseSendMessage(verified.Signed)
 		if err != nil {
-			return nil, seen, err
+			return nil, err
 		}
 		if signedInfo.MessageID != info.MessageID || !signedInfo.MessageDate.Equal(info.MessageDate) {
-			return nil, seen, siobroker.Errorf(siobroker.CodeSigReference, "requestInfo differs from the signed Body")
+			return nil, siobroker.Errorf(siobroker.CodeSigReference, "requestInfo differs from the signed Body")
 		}
 		info, queryEl = signedInfo, data
 	case signing.PlacementEnveloped:
 		queryEl = verified.Signed
 	default:
-		return nil, seen, fmt.Errorf("verifier returned unknown placement %q", verified.Placement)
+		return nil, fmt.Errorf("verifier returned unknown placement %q", verified.Placement)
 	}
 
 	q, err := soap.ParseQuery(queryEl)
 	if err != nil {
-		return nil, seen, err
+		return nil, err
 	}
 	if err := validateSubject(q.Subject); err != nil {
-		return nil, seen, err
+		return nil, err
 	}
 
 	// The id is recorded only after the signature verified, so that unsigned traffic cannot burn
 	// the ids of a legitimate sender.
 	digest, err := b.checkReplay(ctx, info, verified, now)
 	if err != nil {
-		return nil, seen, err
+		return nil, err
 	}
-	reply, err := b.serve(ctx, info, q, verified, &seen)
+	reply, err := b.serve(ctx, info, q, verified, seen, received)
 	if err != nil && siobroker.ErrorCode(err) == siobroker.CodeUnavailable {
 		if relErr := b.Replay.Release(context.WithoutCancel(ctx), info.MessageID, digest); relErr != nil {
 			b.Logger.Error("cannot release a request for retry", "message_id", info.MessageID, "error", relErr)
 		}
 	}
-	return reply, seen, err
+	return reply, err
 }
 
 // serve runs the checks after the replay defence, and routes: every refusal here comes after the
 // request was recorded as seen.
-func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobroker.Query, verified *signing.Verified, seen *Request) (*Reply, error) {
-
+func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobroker.Query, verified *signing.Verified, seen *Request, received time.Time) (*Reply, error) {
 	// The role comes from the registry, by the certificate's IIN; nothing in the request names it.
 	user, err := b.Users.Authorize(ctx, verified.SignerIIN)
 	if err != nil {
 		return nil, err
 	}
-	seen.Role = user.Role
+	seen.Role, seen.Organisation = user.Role, user.Organisation
 	if !b.Rights.RoleMayUse(user.Role, q.Basis) {
 		return nil, siobroker.Errorf(siobroker.CodeRoleBasis,
 			"role %d of user %s may not make requests under basis %d (Appendix 1)", user.Role, user.IIN, q.Basis)
@@ -224,7 +247,7 @@ func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobro
 	if err := b.Cases.Validate(q.Basis, q.Case); err != nil {
 		return nil, err
 	}
-	requestID := b.NewID()
+	requestID := seen.RequestID
 	if err := b.verifyCase(ctx, requestID, q, verified.SignerIIN); err != nil {
 		return nil, err
 	}
@@ -232,13 +255,73 @@ func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobro
 		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
 	}
 
-	results := b.route(ctx, requestID, info, q, verified.SignerIIN)
+	exchanges := b.route(ctx, requestID, info, q, verified.SignerIIN)
+	results := make([]siobroker.ServiceResult, len(exchanges))
+	for i, e := range exchanges {
+		results[i] = e.Result
+	}
 
 	out, err := b.reply(requestID, info, q, verified, results)
 	if err != nil {
 		return nil, err
 	}
+	if err := b.journalReply(ctx, *seen, received, exchanges, out); err != nil {
+		// A reply that is not in the journal is not given out: the Rules keep every result.
+		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the reply now; retry later")
+	}
 	return &Reply{Bytes: out, MessageID: requestID, RequestID: info.MessageID, SignerIIN: verified.SignerIIN, Services: results}, nil
+}
+
+// exchange is one requested service's outcome with the times the journal keeps.
+type exchange = routing.Outcome
+
+// journalReply appends, in one step, a record per requested service with its four times and the
+// signed reply itself.
+func (b *Broker) journalReply(ctx context.Context, seen Request, received time.Time, exchanges []exchange, reply []byte) error {
+	sent := b.Clock.Now()
+	recs := make([]siobroker.JournalRecord, 0, len(exchanges)+1)
+	for _, e := range exchanges {
+		data, err := json.Marshal(struct {
+			Times   siobroker.ExchangeTimes `json:"times"`
+			Status  siobroker.ResultStatus  `json:"status"`
+			Reason  string                  `json:"reason"`
+			Adapter string                  `json:"adapter,omitempty"`
+			Records int                     `json:"records"`
+		}{
+			Times:  siobroker.ExchangeTimes{Received: received, Dispatched: e.DispatchedAt, Answered: e.AnsweredAt, ReplySent: sent},
+			Status: e.Result.Status, Reason: e.Result.Reason, Adapter: e.Adapter, Records: len(e.Result.Records),
+		})
+		if err != nil {
+			return fmt.Errorf("encode exchange of service %d: %w", e.Result.Service, err)
+		}
+		recs = append(recs, b.record(seen, sent, siobroker.JournalExchange, e.Result.Service,
+			string(e.Result.Status)+"/"+e.Result.Reason, data))
+	}
+	recs = append(recs, b.record(seen, sent, siobroker.JournalReply, 0, "", reply))
+	if _, err := b.Journal.Append(ctx, recs...); err != nil {
+		return fmt.Errorf("journal reply %s: %w", seen.RequestID, err)
+	}
+	return nil
+}
+
+// journalRefusal records a refused request with its fault code and message. It cannot refuse
+// anything further, so a failure to journal is logged loudly.
+func (b *Broker) journalRefusal(ctx context.Context, seen Request, cause error) {
+	data, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{siobroker.ErrorMessage(cause)})
+	rec := b.record(seen, b.Clock.Now(), siobroker.JournalRefusal, 0, string(siobroker.ErrorCode(cause)), data)
+	if _, err := b.Journal.Append(context.WithoutCancel(ctx), rec); err != nil {
+		b.Logger.Error("refusal not journaled", "request_id", seen.RequestID, "message_id", seen.MessageID,
+			"code", siobroker.ErrorCode(cause), "error", err)
+	}
+}
+
+func (b *Broker) record(seen Request, at time.Time, kind siobroker.JournalKind, service int, code string, data []byte) siobroker.JournalRecord {
+	return siobroker.JournalRecord{
+		At: at, Kind: kind, RequestID: seen.RequestID, MessageID: seen.MessageID, SignerIIN: seen.SignerIIN,
+		Organisation: seen.Organisation, Service: service, Code: code, Data: data,
+	}
 }
 
 // checkReplay refuses a messageId seen before and, because requestInfo is outside an enveloped
@@ -342,8 +425,8 @@ func validateSubject(s siobroker.Subject) error {
 
 // route decides each service, dispatches the allowed ones and merges everything back into the
 // order the client asked in.
-func (b *Broker) route(ctx context.Context, requestID string, info siobroker.RequestInfo, q siobroker.Query, signerIIN string) []siobroker.ServiceResult {
-	results := make([]siobroker.ServiceResult, len(q.Services))
+func (b *Broker) route(ctx context.Context, requestID string, info siobroker.RequestInfo, q siobroker.Query, signerIIN string) []exchange {
+	results := make([]exchange, len(q.Services))
 	decisions := make([]rights.Decision, len(q.Services))
 	var reqs []schemas.ServiceRequest
 	var slots []int
@@ -351,7 +434,7 @@ func (b *Broker) route(ctx context.Context, requestID string, info siobroker.Req
 		d := b.Rights.DecideService(q.Basis, svc, q.Article)
 		decisions[i] = d
 		if !d.Allowed {
-			results[i] = siobroker.ServiceResult{Service: svc, Status: siobroker.StatusDenied, Reason: d.Reason, Message: d.Explanation}
+			results[i] = exchange{Result: siobroker.ServiceResult{Service: svc, Status: siobroker.StatusDenied, Reason: d.Reason, Message: d.Explanation}}
 			continue
 		}
 		reqs = append(reqs, schemas.ServiceRequest{
@@ -364,14 +447,14 @@ func (b *Broker) route(ctx context.Context, requestID string, info siobroker.Req
 		outcomes := b.Dispatcher.Dispatch(ctx, reqs, b.cfg.Timeout)
 		for j, o := range outcomes {
 			i := slots[j]
-			r := o.Result
 			if decisions[i].Access == rights.AccessTruncated {
-				r = truncate(r, b.Rights.TruncatedFields(r.Service))
+				o.Result = truncate(o.Result, b.Rights.TruncatedFields(o.Result.Service))
 			}
-			results[i] = r
+			results[i] = o
 		}
 	}
-	for _, r := range results {
+	for _, e := range results {
+		r := e.Result
 		b.Logger.Info("service result", "message_id", info.MessageID, "request_id", requestID,
 			"service", r.Service, "status", r.Status, "reason", r.Reason)
 	}

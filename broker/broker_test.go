@@ -378,6 +378,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		Users:      h.users,
 		Cases:      caseRules,
 		Registry:   dispatcher,
+		Journal:    h.db.Journal(),
 		Clock:      clock,
 		Logger:     logger,
 		NewID:      func() string { return fmt.Sprintf("broker-%d", ids.Add(1)) },
@@ -867,7 +868,8 @@ func TestNewRequiresDependencies(t *testing.T) {
 		Verifier: signing.NewVerifier(trust), Signer: brokerSigner, Replay: failingReplay{},
 		Dispatcher: dispatcher, Rights: table,
 		Users: registry.New(nil, siobroker.SystemClock{}, nil), Cases: caseRules, Registry: dispatcher,
-		Clock: siobroker.SystemClock{}, Logger: slog.Default(), NewID: func() string { return "x" },
+		Journal: openTestStore(t).Journal(),
+		Clock:   siobroker.SystemClock{}, Logger: slog.Default(), NewID: func() string { return "x" },
 	}
 	cfg := Config{ReplayWindow: time.Minute, Timeout: func(int) time.Duration { return time.Second }}
 	if _, err := New(cfg, full); err != nil {
@@ -885,6 +887,7 @@ func TestNewRequiresDependencies(t *testing.T) {
 		{"no users", func(_ *Config, d *Deps) { d.Users = nil }},
 		{"no case rules", func(_ *Config, d *Deps) { d.Cases = nil }},
 		{"no case registry", func(_ *Config, d *Deps) { d.Registry = nil }},
+		{"no journal", func(_ *Config, d *Deps) { d.Journal = nil }},
 		{"no clock", func(_ *Config, d *Deps) { d.Clock = nil }},
 		{"no logger", func(_ *Config, d *Deps) { d.Logger = nil }},
 		{"no ids", func(_ *Config, d *Deps) { d.NewID = nil }},
@@ -935,4 +938,14 @@ func TestConcurrentRequests(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func openTestStore(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -19,19 +19,22 @@ import (
 
 // Broker is the static configuration of a broker process.
 type Broker struct {
-	Listen    string  `mapstructure:"listen"`
-	DataDir   string  `mapstructure:"data_dir"`
-	Endpoint  string  `mapstructure:"endpoint"`
-	Transport string  `mapstructure:"transport"`
-	Rights    string  `mapstructure:"rights_file"`
-	HTTP      HTTP    `mapstructure:"http"`
-	Trust     Trust   `mapstructure:"trust"`
-	Signing   Signing `mapstructure:"signing"`
-	Replay    Replay  `mapstructure:"replay"`
-	Routing   Routing `mapstructure:"routing"`
-	Demo      Demo    `mapstructure:"demo"`
-	Log       Log     `mapstructure:"log"`
-	Cases     Cases   `mapstructure:"cases"`
+	Listen    string    `mapstructure:"listen"`
+	DataDir   string    `mapstructure:"data_dir"`
+	Endpoint  string    `mapstructure:"endpoint"`
+	Transport string    `mapstructure:"transport"`
+	Rights    string    `mapstructure:"rights_file"`
+	HTTP      HTTP      `mapstructure:"http"`
+	Trust     Trust     `mapstructure:"trust"`
+	Signing   Signing   `mapstructure:"signing"`
+	Replay    Replay    `mapstructure:"replay"`
+	Routing   Routing   `mapstructure:"routing"`
+	Demo      Demo      `mapstructure:"demo"`
+	Log       Log       `mapstructure:"log"`
+	Cases     Cases     `mapstructure:"cases"`
+	Journal   Journal   `mapstructure:"journal"`
+	Incidents Incidents `mapstructure:"incidents"`
+	Reports   Reports   `mapstructure:"reports"`
 }
 
 // HTTP holds the server's limits. Every timeout is set so that a slow client cannot hold a
@@ -141,6 +144,27 @@ func (p CasePatterns) All() map[string]CasePattern {
 // Registry names are used in transport topics (schemas.RegistryTopic).
 var registryName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
+// Journal selects where the permanent journal lives and how it is sealed into archives (§37, 38).
+type Journal struct {
+	Driver         string        `mapstructure:"driver"` // sqlite (the embedded store) or postgres
+	DSN            string        `mapstructure:"dsn"`    // for postgres
+	ArchiveDir     string        `mapstructure:"archive_dir"`
+	SegmentRecords int           `mapstructure:"segment_records"`
+	SegmentBytes   int64         `mapstructure:"segment_bytes"`
+	SealEvery      time.Duration `mapstructure:"seal_every"`
+}
+
+// Incidents configures delay incidents (§39-41).
+type Incidents struct {
+	Threshold  time.Duration `mapstructure:"threshold"`
+	CheckEvery time.Duration `mapstructure:"check_every"`
+}
+
+// Reports configures reports and the prosecutor's export (§10, 51-53).
+type Reports struct {
+	ExportRoles []int `mapstructure:"export_roles"`
+}
+
 // Log selects the log format and level.
 type Log struct {
 	Format string `mapstructure:"format"` // text or json
@@ -166,12 +190,15 @@ func Defaults() Broker {
 			MaxElements:       20000,
 			TLS:               TLS{ClientAuth: "none"},
 		},
-		Trust:   Trust{Roots: []string{}, CRLs: []string{}},
-		Replay:  Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
-		Routing: Routing{DefaultTimeout: 10 * time.Second, Services: map[int]ServiceRoute{}, Concurrency: 8},
-		Demo:    Demo{Seed: 1, People: 200, Organisations: 50},
-		Log:     Log{Format: "text", Level: "info"},
-		Cases:   DefaultCases(),
+		Trust:     Trust{Roots: []string{}, CRLs: []string{}},
+		Replay:    Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
+		Routing:   Routing{DefaultTimeout: 10 * time.Second, Services: map[int]ServiceRoute{}, Concurrency: 8},
+		Demo:      Demo{Seed: 1, People: 200, Organisations: 50},
+		Log:       Log{Format: "text", Level: "info"},
+		Journal:   Journal{Driver: "sqlite", ArchiveDir: "", SegmentRecords: 10000, SegmentBytes: 64 << 20, SealEvery: time.Minute},
+		Incidents: Incidents{Threshold: time.Hour, CheckEvery: time.Minute},
+		Reports:   Reports{ExportRoles: []int{1}},
+		Cases:     DefaultCases(),
 	}
 }
 
@@ -279,6 +306,15 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("demo.organisations", d.Demo.Organisations)
 	v.SetDefault("log.format", d.Log.Format)
 	v.SetDefault("log.level", d.Log.Level)
+	v.SetDefault("journal.driver", d.Journal.Driver)
+	v.SetDefault("journal.dsn", d.Journal.DSN)
+	v.SetDefault("journal.archive_dir", d.Journal.ArchiveDir)
+	v.SetDefault("journal.segment_records", d.Journal.SegmentRecords)
+	v.SetDefault("journal.segment_bytes", d.Journal.SegmentBytes)
+	v.SetDefault("journal.seal_every", d.Journal.SealEvery)
+	v.SetDefault("incidents.threshold", d.Incidents.Threshold)
+	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
+	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
 	v.SetDefault("cases.check_timeout", d.Cases.CheckTimeout)
 	v.SetDefault("cases.min_year", d.Cases.MinYear)
 	for key, p := range d.Cases.Patterns.All() {
@@ -346,6 +382,26 @@ func (c Broker) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q; use text or json", c.Log.Format))
+	}
+	switch c.Journal.Driver {
+	case "sqlite":
+	case "postgres":
+		if c.Journal.DSN == "" {
+			errs = append(errs, errors.New("journal.dsn: required with journal.driver postgres"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("journal.driver: %q; use sqlite or postgres", c.Journal.Driver))
+	}
+	if c.Journal.SegmentRecords < 1 || c.Journal.SegmentBytes < 1 || c.Journal.SealEvery <= 0 {
+		errs = append(errs, errors.New("journal.segment_records, segment_bytes and seal_every must be positive"))
+	}
+	if c.Incidents.Threshold <= 0 || c.Incidents.CheckEvery <= 0 {
+		errs = append(errs, errors.New("incidents.threshold and incidents.check_every must be positive"))
+	}
+	for _, r := range c.Reports.ExportRoles {
+		if r < 1 || r > 19 {
+			errs = append(errs, fmt.Errorf("reports.export_roles: %d is not a role of Appendix 1 (1..19)", r))
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

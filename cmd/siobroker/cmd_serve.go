@@ -25,6 +25,9 @@ import (
 	"github.com/sio-pso/siobroker/cases"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/httpapi"
+	"github.com/sio-pso/siobroker/incidents"
+	"github.com/sio-pso/siobroker/journal/archive"
+	"github.com/sio-pso/siobroker/journal/postgres"
 	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/routing"
@@ -88,17 +91,18 @@ func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
 // runningBroker is a started broker: the HTTP server, the watermill router carrying the demo
 // adapters, and the store.
 type runningBroker struct {
-	server   *http.Server
-	listener net.Listener
-	router   *message.Router
-	pubsub   *gochannel.GoChannel
-	db       *store.DB
-	tls      bool
-	stop     context.CancelFunc
-	done     chan struct{}  // closed when the router has stopped
-	jobs     sync.WaitGroup // background jobs that use the store
-	PKIDir   string
-	manifest *devpki.Manifest // the development PKI's users and cases; nil with configured keys
+	server       *http.Server
+	listener     net.Listener
+	router       *message.Router
+	pubsub       *gochannel.GoChannel
+	db           *store.DB
+	tls          bool
+	stop         context.CancelFunc
+	done         chan struct{}  // closed when the router has stopped
+	jobs         sync.WaitGroup // background jobs that use the store
+	PKIDir       string
+	closeJournal func()
+	manifest     *devpki.Manifest // the development PKI's users and cases; nil with configured keys
 }
 
 // BaseURL is the scheme and address the broker listens on.
@@ -142,6 +146,11 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 	if b.db, err = store.Open(ctx, cfg.DataDir); err != nil {
 		return nil, err
 	}
+	journalStore, closeJournal, err := openJournal(ctx, cfg, b.db)
+	if err != nil {
+		return nil, err
+	}
+	b.closeJournal = closeJournal
 	users := registry.New(b.db, clock, logger.With("component", "registry"))
 	var demoUsers []devpki.User
 	if b.manifest != nil {
@@ -163,6 +172,9 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 	instance := uuid.NewString()
 	dispatcher := routing.NewDispatcher(b.pubsub, routing.ReplyTopicPrefix+instance, clock, logger.With("component", "dispatcher"))
 	dispatcher.AddHandlers(b.router, b.pubsub)
+	tracker := incidents.NewTracker(incidents.Config{Threshold: cfg.Incidents.Threshold, CheckEvery: cfg.Incidents.CheckEvery},
+		b.db, journalStore, clock, logger.With("component", "incidents"))
+	dispatcher.TrackDelivery(deliveryTracker{tracker})
 	world := demo.Generate(cfg.Demo.Seed, cfg.Demo.People, cfg.Demo.Organisations)
 	if err := writeDemoSubjects(cfg.DataDir, world); err != nil {
 		return nil, err
@@ -201,6 +213,7 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 		Users:      users,
 		Cases:      caseRules,
 		Registry:   dispatcher,
+		Journal:    journalStore,
 		Clock:      clock,
 		Logger:     logger.With("component", "broker"),
 		NewID:      uuid.NewString,
@@ -248,6 +261,17 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 	}()
 	b.jobs.Go(func() { forgetOldMessageIDs(ctx, b.db, cfg.Replay.IDRetention, clock, logger) })
 	b.jobs.Go(func() { blockInactiveUsers(ctx, users, logger) })
+	b.jobs.Go(func() { tracker.Run(ctx) })
+	archiveDir := cfg.Journal.ArchiveDir
+	if archiveDir == "" {
+		archiveDir = filepath.Join(cfg.DataDir, "archive")
+	}
+	sealer, err := archive.NewSealer(archive.Config{Dir: archiveDir, MaxRecords: cfg.Journal.SegmentRecords, MaxBytes: cfg.Journal.SegmentBytes},
+		journalStore, signer, clock)
+	if err != nil {
+		return nil, fmt.Errorf("journal archives: %w", err)
+	}
+	b.jobs.Go(func() { sealArchives(ctx, sealer, cfg.Journal.SealEvery, logger.With("component", "archive")) })
 	logger.Info("broker ready", "listen", b.listener.Addr().String(), "transport", cfg.Transport,
 		"services", len(adapter.Services()), "data", cfg.DataDir, "reply_topic", dispatcher.ReplyTopic())
 	return b, nil
@@ -298,6 +322,60 @@ func forgetOldMessageIDs(ctx context.Context, db *store.DB, retention time.Durat
 			}
 		}
 	}
+}
+
+// openJournal returns the configured journal: the embedded store's, or a PostgreSQL one that
+// several brokers share.
+func openJournal(ctx context.Context, cfg config.Broker, db *store.DB) (journalStore, func(), error) {
+	switch cfg.Journal.Driver {
+	case "postgres":
+		j, err := postgres.Open(ctx, cfg.Journal.DSN)
+		if err != nil {
+			return nil, nil, fmt.Errorf("journal: %w", err)
+		}
+		return j, j.Close, nil
+	default:
+		return db.Journal(), func() {}, nil
+	}
+}
+
+// journalStore is what serve needs of a journal: appends for the pipeline, queries for sealing.
+type journalStore interface {
+	broker.Journal
+	archive.Source
+}
+
+// sealArchives seals every full journal segment into an archive (§38) once per period.
+func sealArchives(ctx context.Context, sealer *archive.Sealer, every time.Duration, logger *slog.Logger) {
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			manifests, err := sealer.SealFull(ctx)
+			if err != nil {
+				logger.Error("sealing journal archives failed", "error", err)
+			}
+			for _, m := range manifests {
+				logger.Info("journal archive sealed", "archive", m.File, "first_seq", m.FirstSeq, "last_seq", m.LastSeq)
+			}
+		}
+	}
+}
+
+// deliveryTracker adapts the incident tracker to the dispatcher: the cause of a delay is the
+// service's queue.
+type deliveryTracker struct{ t *incidents.Tracker }
+
+func (d deliveryTracker) Sent(key string, service int, topic string, at time.Time) {
+	d.t.Sent(key, incidents.Cause{Service: service, Queue: topic}, at)
+}
+func (d deliveryTracker) Delivered(key string, at time.Time) { d.t.Delivered(key, at) }
+func (d deliveryTracker) Abandon(key string)                 { d.t.Abandon(key) }
+func (d deliveryTracker) Failed(service int, topic string, err error) {
+	d.t.Failed(incidents.Cause{Service: service, Queue: topic}, err)
 }
 
 // caseRegistries returns the distinct registries the configuration names, and refuses a
@@ -363,6 +441,9 @@ func (b *runningBroker) Close() error {
 	}
 	b.stop()
 	b.jobs.Wait() // the store must outlive every job that writes to it
+	if b.closeJournal != nil {
+		b.closeJournal()
+	}
 	if b.db != nil {
 		errs = append(errs, b.db.Close())
 	}

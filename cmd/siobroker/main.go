@@ -19,11 +19,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":  {cmdServe, "start the broker (embedded default: in-process transport, demo adapters, development PKI)"},
-	"send":   {cmdSend, "sign a request with a user's certificate, post it, verify the signed reply"},
-	"devpki": {cmdDevPKI, "write a development PKI: root CA, CRL, broker and demo user certificates"},
-	"rights": {cmdRights, "export the access-rights tables, or explain one decision"},
-	"users":  {cmdUsers, "manage the user registry: import, register, move, block, unblock, delete, list, show"},
+	"serve":     {cmdServe, "start the broker (embedded default: in-process transport, demo adapters, development PKI)"},
+	"send":      {cmdSend, "sign a request with a user's certificate, post it, verify the signed reply"},
+	"devpki":    {cmdDevPKI, "write a development PKI: root CA, CRL, broker and demo user certificates"},
+	"rights":    {cmdRights, "export the access-rights tables, or explain one decision"},
+	"users":     {cmdUsers, "manage the user registry: import, register, move, block, unblock, delete, list, show"},
+	"incidents": {cmdIncidents, "list, show, annotate and close delivery-delay incidents (§39-41)"},
+	"journal":   {cmdJournal, "verify the sealed journal archives offline (§38)"},
 }
 
 func main() {
