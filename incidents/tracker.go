@@ -482,3 +482,23 @@ func (t *Tracker) drop(cause Cause, tr *tracked) {
 	}
 	t.mu.Unlock()
 }
+
+// DispatcherTracker adapts a Tracker to the dispatcher's delivery reports (routing.DeliveryTracker):
+// the cause of a delay is the service's queue.
+type DispatcherTracker struct{ T *Tracker }
+
+// Sent reports a service message entering its queue.
+func (d DispatcherTracker) Sent(key string, service int, topic string, at time.Time) {
+	d.T.Sent(key, Cause{Service: service, Queue: topic}, at)
+}
+
+// Delivered reports an answer received for key.
+func (d DispatcherTracker) Delivered(key string, at time.Time) { d.T.Delivered(key, at) }
+
+// Abandon forgets a message whose publish failed.
+func (d DispatcherTracker) Abandon(key string) { d.T.Abandon(key) }
+
+// Failed records the last error seen for a service's queue.
+func (d DispatcherTracker) Failed(service int, topic string, err error) {
+	d.T.Failed(Cause{Service: service, Queue: topic}, err)
+}

@@ -174,7 +174,7 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 	dispatcher.AddHandlers(b.router, b.pubsub)
 	tracker := incidents.NewTracker(incidents.Config{Threshold: cfg.Incidents.Threshold, CheckEvery: cfg.Incidents.CheckEvery},
 		b.db, journalStore, clock, logger.With("component", "incidents"))
-	dispatcher.TrackDelivery(deliveryTracker{tracker})
+	dispatcher.TrackDelivery(incidents.DispatcherTracker{T: tracker})
 	world := demo.Generate(cfg.Demo.Seed, cfg.Demo.People, cfg.Demo.Organisations)
 	if err := writeDemoSubjects(cfg.DataDir, world); err != nil {
 		return nil, err
@@ -363,19 +363,6 @@ func sealArchives(ctx context.Context, sealer *archive.Sealer, every time.Durati
 			}
 		}
 	}
-}
-
-// deliveryTracker adapts the incident tracker to the dispatcher: the cause of a delay is the
-// service's queue.
-type deliveryTracker struct{ t *incidents.Tracker }
-
-func (d deliveryTracker) Sent(key string, service int, topic string, at time.Time) {
-	d.t.Sent(key, incidents.Cause{Service: service, Queue: topic}, at)
-}
-func (d deliveryTracker) Delivered(key string, at time.Time) { d.t.Delivered(key, at) }
-func (d deliveryTracker) Abandon(key string)                 { d.t.Abandon(key) }
-func (d deliveryTracker) Failed(service int, topic string, err error) {
-	d.t.Failed(incidents.Cause{Service: service, Queue: topic}, err)
 }
 
 // caseRegistries returns the distinct registries the configuration names, and refuses a

@@ -1,0 +1,126 @@
+package incidents_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/incidents"
+	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/store"
+)
+
+type steppedClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *steppedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *steppedClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// TestIncidentFromAStuckAdapter drives the real dispatcher, adapter runtime, store and journal:
+// an adapter that stops answering, the clock moved past one hour, an incident opened while the
+// message still waits; the adapter back, the incident closed. No test sleeps for an hour.
+func TestIncidentFromAStuckAdapter(t *testing.T) {
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	clock := &steppedClock{now: time.Date(2026, 11, 23, 9, 0, 0, 0, siobroker.Astana)}
+	db, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tracker := incidents.NewTracker(incidents.Config{Threshold: time.Hour, CheckEvery: time.Minute}, db, db.Journal(), clock, logger)
+
+	const stuckService = 7
+	release := make(chan struct{})
+	backends := map[int]adapters.Backend{
+		stuckService: adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
+			<-release // a stuck source system ignores the deadline
+			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "x"}}}, nil
+		}),
+	}
+	pubsub := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 16}, watermill.NopLogger{})
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 2 * time.Second}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dispatcher := routing.NewDispatcher(pubsub, routing.ReplyTopicPrefix+"incident-test", clock, logger)
+	dispatcher.TrackDelivery(incidents.DispatcherTracker{T: tracker})
+	dispatcher.AddHandlers(router, pubsub)
+	routing.NewAdapterRuntime("stuck", backends, pubsub, clock, logger).AddHandlers(router, pubsub)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = router.Run(runCtx) }()
+	defer func() {
+		cancel()
+		_ = router.Close()
+		<-done
+	}()
+	<-router.Running()
+
+	out := dispatcher.Dispatch(ctx, []schemas.ServiceRequest{{RequestID: "r1", Service: stuckService, Subject: siobroker.Subject{IIN: "750312300458"}}},
+		func(int) time.Duration { return 50 * time.Millisecond })
+	if out[0].Result.Status != siobroker.StatusTimeout {
+		t.Fatalf("result %+v, want timeout", out[0].Result)
+	}
+
+	clock.advance(59 * time.Minute)
+	if err := tracker.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if open, _ := db.Incidents(ctx, false); len(open) != 0 {
+		t.Fatalf("incident opened before the threshold: %+v", open)
+	}
+
+	clock.advance(2 * time.Minute)
+	if err := tracker.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	open, err := db.Incidents(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 1 || open[0].Cause.Service != stuckService || open[0].Affected != 1 || open[0].Status != incidents.StatusOpen {
+		t.Fatalf("open incidents %+v, want one for service %d with one message", open, stuckService)
+	}
+	if recs, _ := db.Journal().Query(ctx, siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalIncident}}); len(recs) != 1 {
+		t.Fatalf("%d incident journal records, want 1", len(recs))
+	}
+
+	close(release) // the adapter is back: its late answer is the message's delivery
+	deadline := time.Now().Add(5 * time.Second)
+	for len(tracker.Oldest()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	clock.advance(time.Minute)
+	if err := tracker.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	inc, ok, err := db.Incident(ctx, open[0].Number)
+	if err != nil || !ok {
+		t.Fatalf("incident %d: %v", open[0].Number, err)
+	}
+	if inc.Status != incidents.StatusClosed || inc.ClosedAt.IsZero() {
+		t.Fatalf("incident after delivery resumed: %+v", inc)
+	}
+}
