@@ -47,6 +47,10 @@ const (
 	CodeCaseInvalid Code = "SIO-CASE-INVALID"    // a case reference that does not match its pattern
 	CodeCaseUnknown Code = "SIO-CASE-UNKNOWN"    // the case is not found, or is not in the user's proceedings
 	CodeSubject     Code = "SIO-SUBJECT-INVALID" // an IIN or BIN with a bad check digit
+
+	// Reports and the prosecutor's export (§10, 44, 51-53).
+	CodeReportsDenied   Code = "SIO-REPORTS-DENIED"    // no reports right, another organisation, or a role that may not order an export
+	CodeReportsTooLarge Code = "SIO-REPORTS-TOO-LARGE" // the selection exceeds the row limit; narrow it
 )
 
 // Error is the one error type that crosses package boundaries. Code is stable; Message is for

@@ -146,6 +146,9 @@ type Request struct {
 	SignerIIN    string
 	Role         int
 	Placement    signing.Placement
+
+	raw              []byte // the request as received, once read
+	requestJournaled bool
 }
 
 // Handle runs one request. On refusal it returns the partly filled Request and a *siobroker.Error
@@ -166,11 +169,7 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 	if err != nil {
 		return nil, err
 	}
-	if _, err := b.Journal.Append(ctx, siobroker.JournalRecord{
-		At: received, Kind: siobroker.JournalRequest, RequestID: seen.RequestID, Data: raw,
-	}); err != nil {
-		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the request now; retry later")
-	}
+	seen.raw = raw
 
 	// requestInfo is read once before verification, only to learn the message time at which the
 	// certificate must be valid; in the WS-Security placement it is read again from the signed
@@ -240,6 +239,15 @@ func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobro
 		return nil, err
 	}
 	seen.Role, seen.Organisation = user.Role, user.Organisation
+	// The request is journaled once its signer and organisation are known, so that reports and
+	// exports by user and organisation find it; before any further decision, so that nothing the
+	// broker then does with it is unjournaled. A refusal before this point carries the raw request
+	// in its own record.
+	rec := b.record(*seen, received, siobroker.JournalRequest, 0, "", seen.raw)
+	if _, err := b.Journal.Append(ctx, rec); err != nil {
+		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the request now; retry later")
+	}
+	seen.requestJournaled = true
 	if !b.Rights.RoleMayUse(user.Role, q.Basis) {
 		return nil, siobroker.Errorf(siobroker.CodeRoleBasis,
 			"role %d of user %s may not make requests under basis %d (Appendix 1)", user.Role, user.IIN, q.Basis)
@@ -307,9 +315,14 @@ func (b *Broker) journalReply(ctx context.Context, seen Request, received time.T
 // journalRefusal records a refused request with its fault code and message. It cannot refuse
 // anything further, so a failure to journal is logged loudly.
 func (b *Broker) journalRefusal(ctx context.Context, seen Request, cause error) {
-	data, _ := json.Marshal(struct {
+	refusal := struct {
 		Message string `json:"message"`
-	}{siobroker.ErrorMessage(cause)})
+		Request []byte `json:"request,omitempty"` // the raw request, when no request record holds it
+	}{Message: siobroker.ErrorMessage(cause)}
+	if !seen.requestJournaled {
+		refusal.Request = seen.raw
+	}
+	data, _ := json.Marshal(refusal)
 	rec := b.record(seen, b.Clock.Now(), siobroker.JournalRefusal, 0, string(siobroker.ErrorCode(cause)), data)
 	if _, err := b.Journal.Append(context.WithoutCancel(ctx), rec); err != nil {
 		b.Logger.Error("refusal not journaled", "request_id", seen.RequestID, "message_id", seen.MessageID,

@@ -38,8 +38,9 @@ func TestJournalAcceptedRequest(t *testing.T) {
 	if len(recs) != 5 {
 		t.Fatalf("%d journal records, want request + 3 exchanges + reply: %+v", len(recs), recs)
 	}
-	if recs[0].Kind != siobroker.JournalRequest || !bytes.Equal(recs[0].Data, raw) {
-		t.Errorf("first record %s, want the raw request", recs[0].Kind)
+	if recs[0].Kind != siobroker.JournalRequest || !bytes.Equal(recs[0].Data, raw) ||
+		recs[0].SignerIIN != seen.SignerIIN || recs[0].Organisation == "" || recs[0].MessageID != info.MessageID {
+		t.Errorf("first record %+v, want the raw request with its signer and organisation", recs[0])
 	}
 	for i, svc := range []int{1, 37, slowService} {
 		r := recs[1+i]
@@ -108,16 +109,21 @@ func TestJournalRefusals(t *testing.T) {
 				t.Fatalf("error %v, want %s", err, tc.code)
 			}
 			recs := journalOf(t, h, seen.RequestID)
-			want := 1
-			if tc.hasInput {
-				want = 2
+			if len(recs) != 1 {
+				t.Fatalf("%d records, want the refusal alone: %+v", len(recs), recs)
 			}
-			if len(recs) != want {
-				t.Fatalf("%d records, want %d: %+v", len(recs), want, recs)
-			}
-			ref := recs[len(recs)-1]
+			ref := recs[0]
 			if ref.Kind != siobroker.JournalRefusal || ref.Code != string(tc.code) {
-				t.Errorf("last record %s %s, want a refusal with %s", ref.Kind, ref.Code, tc.code)
+				t.Errorf("record %s %s, want a refusal with %s", ref.Kind, ref.Code, tc.code)
+			}
+			var data struct {
+				Request []byte `json:"request"`
+			}
+			if err := json.Unmarshal(ref.Data, &data); err != nil {
+				t.Fatal(err)
+			}
+			if tc.hasInput != bytes.Equal(data.Request, tc.body) {
+				t.Errorf("refusal carries the raw request: %v, want %v", !tc.hasInput, tc.hasInput)
 			}
 		})
 	}

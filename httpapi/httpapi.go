@@ -32,6 +32,8 @@ type Config struct {
 	Logger       *slog.Logger
 	// Ready reports why the broker cannot take requests, or nil when it can.
 	Ready func(ctx context.Context) error
+	// Mount adds further handlers by path pattern (reports).
+	Mount map[string]http.Handler
 }
 
 // NewHandler returns the broker's HTTP handler.
@@ -43,6 +45,9 @@ func NewHandler(cfg Config, pipeline Pipeline) http.Handler {
 	s := &server{cfg: cfg, pipeline: pipeline}
 	mux.HandleFunc(cfg.Endpoint, s.endpoint)
 	mux.HandleFunc("GET /healthz", s.healthz)
+	for pattern, h := range cfg.Mount {
+		mux.Handle(pattern, h)
+	}
 	return mux
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/journal/postgres"
 	"github.com/sio-pso/siobroker/registry"
+	"github.com/sio-pso/siobroker/reports"
 	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/signing"
@@ -221,7 +222,13 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 	if err != nil {
 		return nil, err
 	}
+	reportsService := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: trust.VerifyChain},
+		journalStore, users, clock, logger.With("component", "reports"))
 	handler := httpapi.NewHandler(httpapi.Config{
+		Mount: map[string]http.Handler{
+			reports.Path: reportsService.Handler(signing.NewVerifier(trust).Verify, signer.Sign,
+				soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements}, clock),
+		},
 		Endpoint:     cfg.Endpoint,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Clock:        clock,

@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"users":     {cmdUsers, "manage the user registry: import, register, move, block, unblock, delete, list, show"},
 	"incidents": {cmdIncidents, "list, show, annotate and close delivery-delay incidents (§39-41)"},
 	"journal":   {cmdJournal, "verify the sealed journal archives offline (§38)"},
+	"reports":   {cmdReports, "run a journal report (§10) or the prosecutor's export (§51-53)"},
 }
 
 func main() {

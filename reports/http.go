@@ -1,0 +1,418 @@
+package reports
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/google/uuid"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/soap"
+)
+
+// Path is where Handler serves reports.
+const Path = "/reports"
+
+// MessageDateWindow is how far the messageDate of a signed report request may be from the
+// broker's clock, either way.
+const MessageDateWindow = 5 * time.Minute
+
+// StatusReport is the responseInfo/status/code of a report reply.
+const StatusReport = "SCSS001"
+
+// Handler serves reports over HTTP at Path:
+//
+//   - POST: a SyncChannel SendMessage whose requestData/data holds q:reportQuery or q:exportQuery,
+//     signed in either placement. The envelope is read under limits, its messageDate must be
+//     within ±MessageDateWindow of clock, the signature is verified with verify, and the query is
+//     read from the signed content only. A messageId or signed content seen before (within the
+//     window, in this process) is refused as a replay. The answer is a SendMessageResponse with
+//     q:report, signed with sign in the request's placement; every refusal is a SOAP fault.
+//   - GET ?from=&to=[&organisation=][&user=][&service=][&format=csv|json]: a report (never an
+//     export) for the holder of the TLS client certificate the connection was verified with. from
+//     and to are RFC 3339 with an offset; format defaults to csv. The answer is the CSV or JSON
+//     itself; a refusal is plain text "CODE: message" with a 4xx or 5xx status and the code in
+//     the X-SIO-Error-Code header. Without a verified client certificate the answer is 403
+//     SIO-REPORTS-DENIED.
+//
+// Mount it with mux.Handle(reports.Path, h).
+func (s *Service) Handler(verify func(doc *etree.Document, at time.Time) (*signing.Verified, error),
+	sign func(doc *etree.Document, p signing.Placement) error, limits soap.Limits, clock siobroker.Clock) http.Handler {
+	h := &handler{svc: s, verify: verify, sign: sign, limits: limits.WithDefaults(), clock: clock,
+		replay: newReplayGuard(2*MessageDateWindow + time.Minute)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+Path, h.post)
+	mux.HandleFunc("GET "+Path, h.get)
+	mux.HandleFunc(Path, h.method)
+	return mux
+}
+
+// method refuses every method but GET and POST.
+func (h *handler) method(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, POST")
+	plainError(w, http.StatusMethodNotAllowed, siobroker.Errorf(siobroker.CodeMethod,
+		"method %s is not allowed; POST a signed report request, or GET a report over TLS", r.Method))
+}
+
+type handler struct {
+	svc    *Service
+	verify func(doc *etree.Document, at time.Time) (*signing.Verified, error)
+	sign   func(doc *etree.Document, p signing.Placement) error
+	limits soap.Limits
+	clock  siobroker.Clock
+	replay *replayGuard
+}
+
+func (h *handler) post(w http.ResponseWriter, r *http.Request) {
+	log := h.svc.logger
+	if r.ContentLength > h.limits.MaxBytes {
+		soap.WriteFault(w, siobroker.Errorf(siobroker.CodeOversize, "request of %d bytes exceeds the limit of %d bytes",
+			r.ContentLength, h.limits.MaxBytes), h.clock.Now())
+		return
+	}
+	if err := checkMediaType(r.Header.Get("Content-Type")); err != nil {
+		soap.WriteFault(w, err, h.clock.Now())
+		return
+	}
+	out, err := h.serve(r.Context(), r)
+	if err != nil {
+		code := siobroker.ErrorCode(err)
+		if code == siobroker.CodeInternal || code == siobroker.CodeUnavailable {
+			log.ErrorContext(r.Context(), "report request failed", "code", string(code), "error", err)
+		} else {
+			log.InfoContext(r.Context(), "report request refused", "code", string(code), "reason", siobroker.ErrorMessage(err))
+		}
+		soap.WriteFault(w, err, h.clock.Now())
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/xml; charset=utf-8")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(out); err != nil {
+		log.WarnContext(r.Context(), "report reply not delivered", "error", err)
+	}
+}
+
+// serve reads, verifies and answers one signed report request, in the order of broker.Handle.
+func (h *handler) serve(ctx context.Context, r *http.Request) ([]byte, error) {
+	doc, raw, err := soap.ReadEnvelope(r.Body, r.Header.Get("Content-Type"), h.limits)
+	if err != nil {
+		return nil, err
+	}
+	// requestInfo is read before verification only for the message time; in the WS-Security
+	// placement it is read again from the signed Body, and only that copy is used.
+	info, _, err := sendMessage(soap.Body(doc))
+	if err != nil {
+		return nil, err
+	}
+	now := h.clock.Now()
+	if skew := now.Sub(info.MessageDate); skew > MessageDateWindow || skew < -MessageDateWindow {
+		return nil, siobroker.Errorf(siobroker.CodeReplayDate, "messageDate %s is outside ±%s of the broker's time %s",
+			siobroker.FormatTime(info.MessageDate), MessageDateWindow, siobroker.FormatTime(now))
+	}
+	v, err := h.verify(doc, info.MessageDate)
+	if err != nil {
+		return nil, err
+	}
+	var data *etree.Element
+	switch v.Placement {
+	case signing.PlacementWSSE:
+		signedInfo, d, err := sendMessage(v.Signed)
+		if err != nil {
+			return nil, err
+		}
+		if signedInfo.MessageID != info.MessageID || !signedInfo.MessageDate.Equal(info.MessageDate) {
+			return nil, siobroker.Errorf(siobroker.CodeSigReference, "requestInfo differs from the signed Body")
+		}
+		info, data = signedInfo, d
+	case signing.PlacementEnveloped:
+		data = v.Signed
+	default:
+		return nil, fmt.Errorf("reports: the verifier returned an unknown placement %q", v.Placement)
+	}
+	// Replays are refused after verification (unsigned traffic cannot burn a sender's ids) and
+	// are not journaled: a captured request must not be able to fill the permanent journal.
+	if err := h.replay.mark(v.SignerIIN, info.MessageID, v.Signed, now); err != nil {
+		return nil, err
+	}
+
+	u := use{channel: "soap", requestID: uuid.NewString(), messageID: info.MessageID, signedRequest: raw}
+	var action, format string
+	var count int
+	var body []byte
+	switch {
+	case data.Tag == "reportQuery":
+		action = "report"
+		q, perr := soap.ParseReportQuery(data)
+		if perr != nil {
+			return nil, h.svc.refuseUse(ctx, v.SignerIIN, action, u, perr)
+		}
+		format, count, body, err = h.svc.report(ctx, v.SignerIIN, q, u)
+	case data.Tag == "exportQuery":
+		action = "export"
+		q, perr := soap.ParseExportQuery(data)
+		if perr != nil {
+			return nil, h.svc.refuseUse(ctx, v.SignerIIN, action, u, perr)
+		}
+		format, count, body, err = h.svc.export(ctx, v.SignerIIN, q, u)
+	default:
+		return nil, h.svc.refuseUse(ctx, v.SignerIIN, "unknown", u, siobroker.FieldError("requestData/data",
+			"must hold q:reportQuery or q:exportQuery of namespace urn:kz:sio-pso:broker:v1, found <%s>", data.Tag))
+	}
+	if err != nil {
+		return nil, err
+	}
+	reply := soap.NewReportResponse(soap.ResponseInfo{
+		MessageID: u.requestID, CorrelationID: info.MessageID, ResponseDate: h.clock.Now(), SessionID: info.SessionID,
+		StatusCode: StatusReport, StatusMessage: fmt.Sprintf("%s of %d journal records", action, count),
+	}, format, count, body)
+	if err := h.sign(reply, v.Placement); err != nil {
+		return nil, fmt.Errorf("reports: sign reply %s: %w", u.requestID, err)
+	}
+	return soap.Serialize(reply)
+}
+
+// sendMessage locates and reads requestInfo and the data element of a SendMessage Body.
+func sendMessage(body *etree.Element) (siobroker.RequestInfo, *etree.Element, error) {
+	riEl, data, err := soap.SendMessageParts(body)
+	if err != nil {
+		return siobroker.RequestInfo{}, nil, err
+	}
+	info, err := soap.ParseRequestInfo(riEl)
+	if err != nil {
+		return siobroker.RequestInfo{}, nil, err
+	}
+	return info, data, nil
+}
+
+// refuseUse journals a use refused before it reached Report or Export (its query did not parse).
+func (s *Service) refuseUse(ctx context.Context, callerIIN, action string, u use, err error) error {
+	return s.refuse(ctx, s.record(callerIIN, 0, u), useDetails{Action: action, Channel: u.channel, SignedRequest: u.signedRequest}, err)
+}
+
+func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		// HEAD would run a report, and journal it as delivered, without delivering it.
+		h.method(w, r)
+		return
+	}
+	ctx := r.Context()
+	now := h.clock.Now()
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		h.svc.logger.InfoContext(ctx, "report refused: no verified TLS client certificate", "remote", r.RemoteAddr)
+		plainError(w, http.StatusForbidden, siobroker.Errorf(CodeReportsDenied,
+			"a report by GET needs a TLS client certificate issued under the trusted roots; or POST a signed report request"))
+		return
+	}
+	chain := r.TLS.VerifiedChains[0]
+	leaf := chain[0]
+	if check := h.svc.cfg.VerifyClientCert; check != nil {
+		var intermediates []*x509.Certificate
+		if len(chain) > 2 {
+			intermediates = chain[1 : len(chain)-1]
+		}
+		if err := check(leaf, intermediates, now); err != nil {
+			h.svc.logger.InfoContext(ctx, "report refused: client certificate", "subject", leaf.Subject.String(), "error", err)
+			plainError(w, http.StatusForbidden, err)
+			return
+		}
+	}
+	iin, err := signing.SubjectIIN(leaf)
+	if err != nil {
+		h.svc.logger.InfoContext(ctx, "report refused: client certificate without an IIN", "subject", leaf.Subject.String())
+		plainError(w, http.StatusForbidden, err)
+		return
+	}
+	u := use{channel: "tls", requestID: uuid.NewString()}
+	q, err := parseGetQuery(r.URL.Query())
+	if err != nil {
+		plainError(w, 0, h.svc.refuseUse(ctx, iin, "report", u, err))
+		return
+	}
+	format, count, body, err := h.svc.report(ctx, iin, q, u)
+	if err != nil {
+		plainError(w, 0, err)
+		return
+	}
+	hdr := w.Header()
+	if format == soap.ReportJSON {
+		hdr.Set("Content-Type", "application/json; charset=utf-8")
+	} else {
+		hdr.Set("Content-Type", "text/csv; charset=utf-8; header=present")
+	}
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-SIO-Records", strconv.Itoa(count))
+	hdr.Set("X-SIO-Request-Id", u.requestID)
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(body); err != nil {
+		h.svc.logger.WarnContext(ctx, "report not delivered", "error", err)
+	}
+}
+
+// getParams are the parameters GET accepts. Any other is refused: a misspelt filter must not
+// silently widen a report.
+var getParams = []string{"from", "to", "organisation", "user", "service", "format"}
+
+// parseGetQuery reads the parameters of a GET report. Errors name the field as the XML query does.
+func parseGetQuery(v url.Values) (soap.ReportQuery, error) {
+	q := soap.ReportQuery{Format: soap.ReportCSV}
+	const p = "reportQuery"
+	for k, vs := range v {
+		if !contains(getParams, k) {
+			return q, siobroker.FieldError(k, "unknown parameter; the parameters are %s", strings.Join(getParams, ", "))
+		}
+		if len(vs) != 1 {
+			return q, siobroker.FieldError(k, "may be given once")
+		}
+	}
+	var err error
+	if q.From, err = rfc3339(v, "from", p+"/from"); err != nil {
+		return q, err
+	}
+	if q.To, err = rfc3339(v, "to", p+"/to"); err != nil {
+		return q, err
+	}
+	q.Organisation = v.Get("organisation")
+	q.UserIIN = v.Get("user")
+	if s := v.Get("service"); s != "" {
+		if q.Service, err = strconv.Atoi(s); err != nil || q.Service < siobroker.FirstService || q.Service > siobroker.LastService {
+			return q, siobroker.FieldError(p+"/service", "must be an integer from %d to %d, got %q", siobroker.FirstService, siobroker.LastService, s)
+		}
+	}
+	if f := v.Get("format"); f != "" {
+		q.Format = f
+	}
+	return q, checkReportQuery(q)
+}
+
+func rfc3339(v url.Values, name, path string) (time.Time, error) {
+	s := v.Get(name)
+	if s == "" {
+		return time.Time{}, siobroker.FieldError(path, "is required (RFC 3339 with an offset, e.g. 2026-11-01T00:00:00+05:00)")
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, siobroker.FieldError(path, "must be RFC 3339 with an offset, e.g. 2026-11-01T00:00:00+05:00, got %q", s)
+	}
+	return t, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// plainError answers a GET with "CODE: message" as plain text. status 0 derives it from the code.
+func plainError(w http.ResponseWriter, status int, err error) {
+	code := siobroker.ErrorCode(err)
+	if status == 0 {
+		status = plainStatus(code)
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-SIO-Error-Code", string(code))
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, "%s: %s\n", code, siobroker.ErrorMessage(err))
+}
+
+func plainStatus(code siobroker.Code) int {
+	switch code {
+	case siobroker.CodeSchema:
+		return http.StatusBadRequest
+	case CodeReportsTooLarge:
+		return http.StatusUnprocessableEntity
+	case CodeReportsDenied, siobroker.CodeUserUnknown, siobroker.CodeUserBlocked, siobroker.CodeUserDeleted, siobroker.CodeNoConsent,
+		siobroker.CodeCertChain, siobroker.CodeCertExpired, siobroker.CodeCertRevoked, siobroker.CodeCertNoIIN:
+		return http.StatusForbidden
+	case siobroker.CodeMethod:
+		return http.StatusMethodNotAllowed
+	case siobroker.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// checkMediaType accepts the media types of SOAP 1.1, as the broker's endpoint does.
+func checkMediaType(contentType string) error {
+	if contentType == "" {
+		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type is missing; send text/xml (SOAP 1.1)")
+	}
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %q cannot be parsed; send text/xml (SOAP 1.1)", contentType)
+	}
+	switch mediaType {
+	case "text/xml", "application/xml":
+		return nil
+	}
+	return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %s is not accepted; send text/xml (SOAP 1.1)", mediaType)
+}
+
+// replayGuard remembers, in memory, the messageIds and signed contents of the report requests of
+// the last keep. The messageDate window bounds how long a request can be replayed, so memory is
+// bounded by the signed traffic of that window; a restart forgets, which leaves a replay possible
+// only within MessageDateWindow of the original, to the same signer's report.
+type replayGuard struct {
+	mu        sync.Mutex
+	keep      time.Duration
+	seen      map[string]time.Time
+	lastPrune time.Time
+}
+
+func newReplayGuard(keep time.Duration) *replayGuard {
+	return &replayGuard{keep: keep, seen: make(map[string]time.Time)}
+}
+
+// mark refuses a messageId of the signer, or a signed content, seen before; otherwise it
+// remembers both.
+func (g *replayGuard) mark(signerIIN, messageID string, signed *etree.Element, now time.Time) error {
+	d := etree.NewDocument()
+	d.SetRoot(signed.Copy())
+	raw, err := d.WriteToBytes()
+	if err != nil {
+		return fmt.Errorf("reports: serialise signed content: %w", err)
+	}
+	sum := sha256.Sum256(append([]byte(signerIIN+"\n"), raw...))
+	idKey := "id\x00" + signerIIN + "\x00" + messageID
+	sigKey := "sig\x00" + hex.EncodeToString(sum[:])
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Sub(g.lastPrune) > time.Minute {
+		for k, at := range g.seen {
+			if now.Sub(at) > g.keep {
+				delete(g.seen, k)
+			}
+		}
+		g.lastPrune = now
+	}
+	if _, ok := g.seen[idKey]; ok {
+		return siobroker.Errorf(siobroker.CodeReplayID, "messageId %q has already been received", messageID)
+	}
+	if _, ok := g.seen[sigKey]; ok {
+		return siobroker.Errorf(siobroker.CodeReplayID, "this signed content has already been received; sign every request anew")
+	}
+	g.seen[idKey], g.seen[sigKey] = now, now
+	return nil
+}

@@ -1,0 +1,384 @@
+// Package reports is the "Reports" function of §10 of the Rules and the prosecutor's export of
+// §51–53, both read from the permanent journal.
+//
+// A report shows the requests of the users of one organisation: the departmental control of §10
+// runs it at least monthly. Only a user who holds the reports right (User.ReportsRight, granted by
+// the operator on a motivated letter) may run one, and only over the user's own organisation. A
+// report selects the request, refusal, exchange and reply records by organisation, user, period and
+// service, and shows who asked what when and with which outcome; it never carries the signed bytes
+// of a request or reply, which hold the personal data §44 protects.
+//
+// An export is the prosecutor's (§51–52): a user of a role in Config.ExportRoles (by default role
+// 1 of Appendix 1, the prosecutor) names the resolution (постановление) it is made under and one
+// user or one organisation, and gets the same records with the raw request and reply XML.
+//
+// Every use, allowed or refused, is itself appended to the journal as a JournalReport record:
+// who asked, with which filter, how many rows were given, the resolution of an export, or the code
+// of the refusal. An allowed report is delivered only once that record is written.
+//
+// Service.Handler serves both over HTTP: a signed SyncChannel envelope (POST), and for reports a
+// plain GET identified by the TLS client certificate.
+package reports
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/soap"
+)
+
+// Codes of the refusals of this package. They are siobroker.Code values like the others, and
+// soap.WriteFault renders them as any other code.
+const (
+	// CodeReportsDenied: the caller may not use reports (no reports right, no organisation, or
+	// another organisation than the caller's) or may not order an export (role), or did not
+	// identify itself with a client certificate.
+	CodeReportsDenied = siobroker.CodeReportsDenied
+	// CodeReportsTooLarge: the selection holds more than Config.MaxRows records; a narrower
+	// period is needed. Nothing is delivered truncated.
+	CodeReportsTooLarge = siobroker.CodeReportsTooLarge
+)
+
+// Journal is what reports need of the journal.
+type Journal interface {
+	Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error)
+	Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error)
+}
+
+// Users is the user registry: the caller's role, organisation and reports right come from here,
+// by the IIN of the signing or client certificate.
+type Users interface {
+	Authorize(ctx context.Context, iin string) (siobroker.User, error)
+}
+
+// Config holds the settings of reports.
+type Config struct {
+	// ExportRoles are the roles of Appendix 1 that may order an export. nil means [1], the
+	// prosecutor; an empty non-nil slice lets no one.
+	ExportRoles []int
+	// MaxRows bounds the records of one report or export; 0 means 100000. A larger selection is
+	// refused with CodeReportsTooLarge.
+	MaxRows int
+	// VerifyClientCert, when set, is applied to the client certificate of a GET report after the
+	// TLS handshake verified it: give it signing.TrustStore.VerifyChain so that the CRLs apply,
+	// which crypto/tls does not check.
+	VerifyClientCert func(cert *x509.Certificate, intermediates []*x509.Certificate, at time.Time) error
+}
+
+// DefaultMaxRows is MaxRows when none is configured.
+const DefaultMaxRows = 100000
+
+// reportKinds are the journal records a report or an export shows.
+var reportKinds = []siobroker.JournalKind{
+	siobroker.JournalRequest, siobroker.JournalRefusal, siobroker.JournalExchange, siobroker.JournalReply,
+}
+
+// Service runs reports and exports. It is safe for concurrent use.
+type Service struct {
+	cfg     Config
+	journal Journal
+	users   Users
+	clock   siobroker.Clock
+	logger  *slog.Logger
+}
+
+// New returns a Service. A nil logger discards.
+func New(cfg Config, journal Journal, users Users, clock siobroker.Clock, logger *slog.Logger) *Service {
+	if cfg.ExportRoles == nil {
+		cfg.ExportRoles = []int{1}
+	}
+	if cfg.MaxRows <= 0 {
+		cfg.MaxRows = DefaultMaxRows
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, journal: journal, users: users, clock: clock, logger: logger}
+}
+
+// use is how a report or export came in, for its journal record.
+type use struct {
+	channel       string // "soap", "tls", or "" for a direct call
+	requestID     string // the broker's id of the use (the reply's messageId)
+	messageID     string // the client's messageId
+	signedRequest []byte // the signed request as received, kept as the document of the use (§4)
+}
+
+// useDetails is the Data of a JournalReport record, as JSON.
+type useDetails struct {
+	Action        string         `json:"action"` // "report" or "export"
+	Channel       string         `json:"channel,omitempty"`
+	Filter        filterDetails  `json:"filter"`
+	Format        string         `json:"format,omitempty"`
+	Rows          int            `json:"rows"`
+	Resolution    *resolution    `json:"resolution,omitempty"`
+	Refusal       siobroker.Code `json:"refusal,omitempty"`
+	Message       string         `json:"message,omitempty"`
+	SignedRequest []byte         `json:"signedRequest,omitempty"` // base64
+}
+
+type filterDetails struct {
+	Organisation string `json:"organisation,omitempty"`
+	UserIIN      string `json:"userIin,omitempty"`
+	From         string `json:"from,omitempty"`
+	To           string `json:"to,omitempty"`
+	Service      int    `json:"service,omitempty"`
+}
+
+type resolution struct {
+	No   string `json:"no"`
+	Date string `json:"date"`
+}
+
+// Outcome codes of JournalReport records that are not refusals.
+const outcomeOK = "ok"
+
+// Report runs a report for the caller: callerIIN must be authorised by the user registry and hold
+// the reports right, and q.Organisation must be empty (it then means the caller's organisation) or
+// the caller's organisation. It returns the format, the number of journal records and the
+// rendering. Refusals are *siobroker.Error values with CodeReportsDenied, a registry code,
+// CodeSchema or CodeReportsTooLarge.
+func (s *Service) Report(ctx context.Context, callerIIN string, q soap.ReportQuery) (format string, count int, body []byte, err error) {
+	return s.report(ctx, callerIIN, q, use{})
+}
+
+func (s *Service) report(ctx context.Context, callerIIN string, q soap.ReportQuery, u use) (string, int, []byte, error) {
+	rec := s.record(callerIIN, q.Service, u)
+	d := useDetails{Action: "report", Channel: u.channel, Format: q.Format, SignedRequest: u.signedRequest, Filter: filterDetails{
+		Organisation: q.Organisation, UserIIN: q.UserIIN, From: formatTime(q.From), To: formatTime(q.To), Service: q.Service,
+	}}
+	fail := func(err error) (string, int, []byte, error) { return "", 0, nil, s.refuse(ctx, rec, d, err) }
+
+	if err := checkReportQuery(q); err != nil {
+		return fail(err)
+	}
+	user, err := s.users.Authorize(ctx, callerIIN)
+	if err != nil {
+		return fail(err)
+	}
+	rec.Organisation = user.Organisation
+	switch {
+	case !user.ReportsRight:
+		return fail(siobroker.Errorf(CodeReportsDenied,
+			"user %s has no access to the Reports function; the operator grants it on a motivated letter of the organisation (§10 of the Rules)", callerIIN))
+	case strings.TrimSpace(user.Organisation) == "":
+		return fail(siobroker.Errorf(CodeReportsDenied, "user %s has no organisation in the user registry, so no report can be scoped", callerIIN))
+	case q.Organisation != "" && q.Organisation != user.Organisation:
+		return fail(siobroker.Errorf(CodeReportsDenied,
+			"a report covers only the caller's own organisation (%s), not %q (§10, §44 of the Rules)", user.Organisation, q.Organisation))
+	}
+	d.Filter.Organisation = user.Organisation
+	f := siobroker.JournalFilter{
+		Organisation: user.Organisation, SignerIIN: q.UserIIN, From: q.From, To: q.To, Service: q.Service, Kinds: reportKinds,
+	}
+	return s.run(ctx, rec, d, f, q.Format, false)
+}
+
+// Export runs the prosecutor's export: callerIIN must be authorised by the user registry and be of
+// a role in Config.ExportRoles. The export covers q.UserIIN or q.Organisation (exactly one) of any
+// organisation, and includes the raw request and reply XML. Its journal record keeps the
+// resolution it was made under.
+func (s *Service) Export(ctx context.Context, callerIIN string, q soap.ExportQuery) (format string, count int, body []byte, err error) {
+	return s.export(ctx, callerIIN, q, use{})
+}
+
+func (s *Service) export(ctx context.Context, callerIIN string, q soap.ExportQuery, u use) (string, int, []byte, error) {
+	rec := s.record(callerIIN, 0, u)
+	d := useDetails{Action: "export", Channel: u.channel, Format: q.Format, SignedRequest: u.signedRequest, Filter: filterDetails{
+		Organisation: q.Organisation, UserIIN: q.UserIIN, From: formatTime(q.From), To: formatTime(q.To),
+	}, Resolution: &resolution{No: q.ResolutionNo, Date: formatDate(q.ResolutionDate)}}
+	fail := func(err error) (string, int, []byte, error) { return "", 0, nil, s.refuse(ctx, rec, d, err) }
+
+	if err := s.checkExportQuery(q); err != nil {
+		return fail(err)
+	}
+	user, err := s.users.Authorize(ctx, callerIIN)
+	if err != nil {
+		return fail(err)
+	}
+	rec.Organisation = user.Organisation
+	if !slices.Contains(s.cfg.ExportRoles, user.Role) {
+		return fail(siobroker.Errorf(CodeReportsDenied,
+			"role %d of user %s may not order an export of the journal; it is the prosecutor's, under a resolution (§51–52 of the Rules)", user.Role, callerIIN))
+	}
+	f := siobroker.JournalFilter{Organisation: q.Organisation, SignerIIN: q.UserIIN, From: q.From, To: q.To, Kinds: reportKinds}
+	return s.run(ctx, rec, d, f, q.Format, true)
+}
+
+// run selects the records, renders them, journals the use and only then hands the report out.
+func (s *Service) run(ctx context.Context, rec siobroker.JournalRecord, d useDetails, f siobroker.JournalFilter, format string, export bool) (string, int, []byte, error) {
+	f.Limit = s.cfg.MaxRows + 1
+	recs, err := s.journal.Query(ctx, f)
+	if err != nil {
+		return "", 0, nil, s.refuse(ctx, rec, d, siobroker.Wrap(siobroker.CodeUnavailable, err, "the journal cannot be read now; retry later"))
+	}
+	// The store is trusted to filter, and checked: a record outside the filter never leaves.
+	kept := recs[:0:0]
+	for _, r := range recs {
+		if matches(f, r) {
+			kept = append(kept, r)
+		}
+	}
+	if dropped := len(recs) - len(kept); dropped > 0 {
+		s.logger.ErrorContext(ctx, "the journal returned records outside the filter; they were dropped", "dropped", dropped)
+	}
+	if len(recs) > s.cfg.MaxRows {
+		return "", 0, nil, s.refuse(ctx, rec, d, siobroker.Errorf(CodeReportsTooLarge,
+			"the selection holds more than %d journal records; choose a shorter period", s.cfg.MaxRows))
+	}
+	body, err := render(format, kept, export)
+	if err != nil {
+		return "", 0, nil, s.refuse(ctx, rec, d, err)
+	}
+	d.Rows = len(kept)
+	rec.Code = outcomeOK
+	if rec.Data, err = json.Marshal(d); err != nil {
+		return "", 0, nil, fmt.Errorf("reports: encode journal details: %w", err)
+	}
+	if _, err := s.journal.Append(ctx, rec); err != nil {
+		// Without its record the use would be untraceable: nothing is handed out.
+		s.logger.ErrorContext(ctx, "cannot journal a use of reports; nothing delivered", "action", d.Action, "signer_iin", rec.SignerIIN, "error", err)
+		return "", 0, nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the use of reports now; retry later")
+	}
+	s.logger.InfoContext(ctx, "journal "+d.Action+" delivered", "signer_iin", rec.SignerIIN, "organisation", rec.Organisation,
+		"rows", d.Rows, "format", format, "channel", d.Channel)
+	return format, len(kept), body, nil
+}
+
+// record starts the JournalReport record of a use.
+func (s *Service) record(callerIIN string, service int, u use) siobroker.JournalRecord {
+	return siobroker.JournalRecord{
+		At: s.clock.Now().In(siobroker.Astana), Kind: siobroker.JournalReport, RequestID: u.requestID, MessageID: u.messageID,
+		SignerIIN: callerIIN, Service: service,
+	}
+}
+
+// refuse journals a refused use and returns err. A refusal that cannot be journaled is still a
+// refusal; the failure is logged.
+func (s *Service) refuse(ctx context.Context, rec siobroker.JournalRecord, d useDetails, err error) error {
+	code := siobroker.ErrorCode(err)
+	rec.Code = string(code)
+	d.Refusal, d.Message, d.Rows = code, siobroker.ErrorMessage(err), 0
+	data, jerr := json.Marshal(d)
+	if jerr == nil {
+		rec.Data = data
+		_, jerr = s.journal.Append(context.WithoutCancel(ctx), rec)
+	}
+	if jerr != nil {
+		s.logger.ErrorContext(ctx, "cannot journal a refused use of reports", "action", d.Action, "signer_iin", rec.SignerIIN, "code", string(code), "error", jerr)
+	}
+	if code == siobroker.CodeInternal || code == siobroker.CodeUnavailable {
+		s.logger.ErrorContext(ctx, "journal "+d.Action+" failed", "signer_iin", rec.SignerIIN, "code", string(code), "error", err)
+	} else {
+		s.logger.InfoContext(ctx, "journal "+d.Action+" refused", "signer_iin", rec.SignerIIN, "code", string(code), "reason", siobroker.ErrorMessage(err))
+	}
+	return err
+}
+
+// checkReportQuery repeats the checks of soap.ParseReportQuery, for callers that build a query
+// themselves (GET, or a direct call).
+func checkReportQuery(q soap.ReportQuery) error {
+	const p = "reportQuery"
+	if err := checkPeriod(p, q.From, q.To); err != nil {
+		return err
+	}
+	if q.Service != 0 && (q.Service < siobroker.FirstService || q.Service > siobroker.LastService) {
+		return siobroker.FieldError(p+"/service", "must be an integer from %d to %d, got %d", siobroker.FirstService, siobroker.LastService, q.Service)
+	}
+	if q.UserIIN != "" && !twelveDigits(q.UserIIN) {
+		return siobroker.FieldError(p+"/userIin", "must be 12 digits, got %q", q.UserIIN)
+	}
+	return checkFormat(p, q.Format)
+}
+
+func (s *Service) checkExportQuery(q soap.ExportQuery) error {
+	const p = "exportQuery"
+	if strings.TrimSpace(q.ResolutionNo) == "" {
+		return siobroker.FieldError(p+"/resolutionNo", "is required: an export is made under a prosecutor's resolution (§51 of the Rules)")
+	}
+	if q.ResolutionDate.IsZero() {
+		return siobroker.FieldError(p+"/resolutionDate", "is required")
+	}
+	today := s.clock.Now().In(siobroker.Astana).Format(soap.DateLayout)
+	if formatDate(q.ResolutionDate) > today {
+		return siobroker.FieldError(p+"/resolutionDate", "must not be after today (%s), got %s", today, formatDate(q.ResolutionDate))
+	}
+	switch {
+	case q.UserIIN == "" && q.Organisation == "":
+		return siobroker.FieldError(p+"/userIin", "is required: an export names either a user (userIin) or an organisation")
+	case q.UserIIN != "" && q.Organisation != "":
+		return siobroker.FieldError(p+"/organisation", "must not be given with userIin: an export names either a user or an organisation")
+	case q.UserIIN != "" && !twelveDigits(q.UserIIN):
+		return siobroker.FieldError(p+"/userIin", "must be 12 digits, got %q", q.UserIIN)
+	}
+	if err := checkPeriod(p, q.From, q.To); err != nil {
+		return err
+	}
+	return checkFormat(p, q.Format)
+}
+
+func checkPeriod(p string, from, to time.Time) error {
+	switch {
+	case from.IsZero():
+		return siobroker.FieldError(p+"/from", "is required")
+	case to.IsZero():
+		return siobroker.FieldError(p+"/to", "is required")
+	case !to.After(from):
+		return siobroker.FieldError(p+"/to", "must be after from (%s), got %s", siobroker.FormatTime(from), siobroker.FormatTime(to))
+	}
+	return nil
+}
+
+func checkFormat(p, format string) error {
+	if format != soap.ReportCSV && format != soap.ReportJSON {
+		return siobroker.FieldError(p+"/format", "must be csv or json, got %q", format)
+	}
+	return nil
+}
+
+func twelveDigits(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// matches reports whether r is inside f: the defence in depth of run.
+func matches(f siobroker.JournalFilter, r siobroker.JournalRecord) bool {
+	switch {
+	case f.Organisation != "" && r.Organisation != f.Organisation,
+		f.SignerIIN != "" && r.SignerIIN != f.SignerIIN,
+		!f.From.IsZero() && r.At.Before(f.From),
+		!f.To.IsZero() && !r.At.Before(f.To),
+		f.Service != 0 && r.Service != f.Service,
+		len(f.Kinds) > 0 && !slices.Contains(f.Kinds, r.Kind):
+		return false
+	}
+	return true
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return siobroker.FormatTime(t)
+}
+
+func formatDate(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(soap.DateLayout)
+}

@@ -1,0 +1,481 @@
+package reports
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/soap"
+)
+
+// memJournal is an in-memory journal: it assigns Seq on Append and filters on Query as the
+// JournalFilter documents.
+type memJournal struct {
+	mu        sync.Mutex
+	recs      []siobroker.JournalRecord
+	failQuery error
+	failApp   error
+	extra     []siobroker.JournalRecord // returned by Query whatever the filter (a faulty store)
+}
+
+func (j *memJournal) Query(_ context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failQuery != nil {
+		return nil, j.failQuery
+	}
+	var out []siobroker.JournalRecord
+	for _, r := range j.recs {
+		if r.Seq > f.AfterSeq && matches(f, r) {
+			out = append(out, r)
+			if f.Limit > 0 && len(out) == f.Limit {
+				break
+			}
+		}
+	}
+	return append(out, j.extra...), nil
+}
+
+func (j *memJournal) Append(_ context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failApp != nil {
+		return nil, j.failApp
+	}
+	out := make([]siobroker.JournalRecord, len(recs))
+	for i, r := range recs {
+		r.Seq = int64(len(j.recs) + 1)
+		j.recs = append(j.recs, r)
+		out[i] = r
+	}
+	return out, nil
+}
+
+// uses returns the JournalReport records.
+func (j *memJournal) uses() []siobroker.JournalRecord {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []siobroker.JournalRecord
+	for _, r := range j.recs {
+		if r.Kind == siobroker.JournalReport {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// fakeUsers is a user registry: a user not in it is unknown.
+type fakeUsers map[string]siobroker.User
+
+func (u fakeUsers) Authorize(_ context.Context, iin string) (siobroker.User, error) {
+	user, ok := u[iin]
+	if !ok {
+		return siobroker.User{}, siobroker.Errorf(siobroker.CodeUserUnknown, "user %s is not registered", iin)
+	}
+	if err := user.CheckAccess(); err != nil {
+		return siobroker.User{}, err
+	}
+	return user, nil
+}
+
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
+
+const (
+	orgA = "ДП г. Астаны"
+	orgB = "ДВД г. Алматы"
+
+	iinController = "900101300011" // reports right, organisation A
+	iinPlain      = "900101300022" // organisation A, no reports right
+	iinNoOrg      = "900101300033" // reports right, no organisation
+	iinProsecutor = "750312300455" // role 1
+	iinInspector  = "750312300466" // role 3, reports right
+	iinUserA      = "870315123455" // a user of A who made requests
+	iinUserB      = "870315123466" // a user of B who made requests
+
+	rawRequestA = `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>REQUEST-A</soapenv:Body></soapenv:Envelope>`
+	rawReplyA   = `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>REPLY-A</soapenv:Body></soapenv:Envelope>`
+	rawRequestB = `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>REQUEST-B</soapenv:Body></soapenv:Envelope>`
+)
+
+var (
+	testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, siobroker.Astana)
+	day     = 24 * time.Hour
+	pFrom   = testNow.Add(-30 * day)
+	pTo     = testNow
+)
+
+func testUsers() fakeUsers {
+	consent := testNow.Add(-100 * day)
+	mk := func(iin, org string, role int, right bool) siobroker.User {
+		return siobroker.User{IIN: iin, Organisation: org, Role: role, ReportsRight: right, Status: siobroker.UserActive, ConsentAt: consent}
+	}
+	return fakeUsers{
+		iinController: mk(iinController, orgA, 3, true),
+		iinPlain:      mk(iinPlain, orgA, 3, false),
+		iinNoOrg:      mk(iinNoOrg, "", 3, true),
+		iinProsecutor: mk(iinProsecutor, "Генеральная прокуратура", 1, false),
+		iinInspector:  mk(iinInspector, orgA, 3, true),
+	}
+}
+
+// seedJournal holds two requests of organisation A (one answered, one refused) and one of B.
+func seedJournal(t *testing.T) *memJournal {
+	t.Helper()
+	j := &memJournal{}
+	at := testNow.Add(-10 * day)
+	recs := []siobroker.JournalRecord{
+		{At: at, Kind: siobroker.JournalRequest, RequestID: "req-1", MessageID: "m-1", SignerIIN: iinUserA, Organisation: orgA, Data: []byte(rawRequestA)},
+		{At: at.Add(time.Second), Kind: siobroker.JournalExchange, RequestID: "req-1", MessageID: "m-1", SignerIIN: iinUserA, Organisation: orgA, Service: 5, Code: "ok", Data: []byte(`{"received":"x"}`)},
+		{At: at.Add(2 * time.Second), Kind: siobroker.JournalReply, RequestID: "req-1", MessageID: "m-1", SignerIIN: iinUserA, Organisation: orgA, Data: []byte(rawReplyA)},
+		{At: at.Add(time.Hour), Kind: siobroker.JournalRefusal, MessageID: "m-2", SignerIIN: iinUserA, Organisation: orgA, Code: "SIO-ROLE-BASIS", Data: []byte("<fault/>")},
+		{At: at.Add(2 * time.Hour), Kind: siobroker.JournalRequest, RequestID: "req-3", MessageID: "m-3", SignerIIN: iinUserB, Organisation: orgB, Data: []byte(rawRequestB)},
+		{At: at.Add(3 * time.Hour), Kind: siobroker.JournalIncident, Code: "opened"},
+		{At: testNow.Add(-40 * day), Kind: siobroker.JournalRequest, RequestID: "req-0", SignerIIN: iinUserA, Organisation: orgA, Data: []byte(rawRequestA)},
+	}
+	if _, err := j.Append(context.Background(), recs...); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func newTestService(j *memJournal, cfg Config) *Service {
+	return New(cfg, j, testUsers(), fixedClock{testNow}, nil)
+}
+
+func reportQ(format string) soap.ReportQuery {
+	return soap.ReportQuery{From: pFrom, To: pTo, Format: format}
+}
+
+func exportQ(format string) soap.ExportQuery {
+	return soap.ExportQuery{ResolutionNo: "2-15-26/77", ResolutionDate: testNow.Add(-day).Truncate(day),
+		Organisation: orgA, From: pFrom, To: pTo, Format: format}
+}
+
+func wantCode(t *testing.T, err error, code siobroker.Code) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want %s", code)
+	}
+	if got := siobroker.ErrorCode(err); got != code {
+		t.Fatalf("code %s (%v), want %s", got, err, code)
+	}
+}
+
+// lastUse returns the last JournalReport record and its details, and checks that there are n.
+func lastUse(t *testing.T, j *memJournal, n int) (siobroker.JournalRecord, useDetails) {
+	t.Helper()
+	uses := j.uses()
+	if len(uses) != n {
+		t.Fatalf("%d report records in the journal, want %d", len(uses), n)
+	}
+	rec := uses[len(uses)-1]
+	var d useDetails
+	if err := json.Unmarshal(rec.Data, &d); err != nil {
+		t.Fatalf("report record data %q: %v", rec.Data, err)
+	}
+	return rec, d
+}
+
+func TestReportRefusedWithoutTheRight(t *testing.T) {
+	j := seedJournal(t)
+	s := newTestService(j, Config{})
+	_, _, body, err := s.Report(context.Background(), iinPlain, reportQ(soap.ReportCSV))
+	wantCode(t, err, CodeReportsDenied)
+	if body != nil {
+		t.Error("a refused report has a body")
+	}
+	rec, d := lastUse(t, j, 1)
+	if rec.SignerIIN != iinPlain || rec.Organisation != orgA || rec.Code != string(CodeReportsDenied) || d.Refusal != CodeReportsDenied || d.Action != "report" || d.Rows != 0 {
+		t.Errorf("journaled %+v %+v", rec, d)
+	}
+}
+
+func TestReportRefusedForAnotherOrganisation(t *testing.T) {
+	j := seedJournal(t)
+	s := newTestService(j, Config{})
+	q := reportQ(soap.ReportCSV)
+	q.Organisation = orgB
+	_, _, _, err := s.Report(context.Background(), iinController, q)
+	wantCode(t, err, CodeReportsDenied)
+	rec, d := lastUse(t, j, 1)
+	if rec.Code != string(CodeReportsDenied) || d.Filter.Organisation != orgB {
+		t.Errorf("journaled %+v %+v", rec, d)
+	}
+}
+
+func TestReportRefusedWithoutOrganisationOrRegistration(t *testing.T) {
+	j := seedJournal(t)
+	s := newTestService(j, Config{})
+	_, _, _, err := s.Report(context.Background(), iinNoOrg, reportQ(soap.ReportCSV))
+	wantCode(t, err, CodeReportsDenied)
+	_, _, _, err = s.Report(context.Background(), "111111111111", reportQ(soap.ReportCSV))
+	wantCode(t, err, siobroker.CodeUserUnknown)
+	rec, _ := lastUse(t, j, 2)
+	if rec.Code != string(siobroker.CodeUserUnknown) || rec.SignerIIN != "111111111111" {
+		t.Errorf("journaled %+v", rec)
+	}
+}
+
+func TestReportOwnOrganisationCSV(t *testing.T) {
+	for _, org := range []string{"", orgA} {
+		j := seedJournal(t)
+		s := newTestService(j, Config{})
+		q := reportQ(soap.ReportCSV)
+		q.Organisation = org
+		format, n, body, err := s.Report(context.Background(), iinController, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if format != soap.ReportCSV || n != 4 {
+			t.Fatalf("format %s, %d rows, want csv and 4 (organisation A, in the period, the four kinds)", format, n)
+		}
+		rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(rows[0], reportColumns) {
+			t.Errorf("header %v", rows[0])
+		}
+		if len(rows) != 5 {
+			t.Fatalf("%d CSV lines, want a header and 4 rows:\n%s", len(rows), body)
+		}
+		for _, r := range rows[1:] {
+			if len(r) != len(reportColumns) || r[6] != orgA || !strings.HasSuffix(r[1], "+05:00") {
+				t.Errorf("row %v", r)
+			}
+		}
+		if rows[2][2] != "exchange" || rows[2][7] != "5" || rows[2][8] != "ok" || rows[4][8] != "SIO-ROLE-BASIS" {
+			t.Errorf("rows %v", rows[1:])
+		}
+		// §44: no signed bytes in a report.
+		for _, raw := range []string{"REQUEST-A", "REPLY-A", "REQUEST-B", "Envelope", "<fault/>", "received"} {
+			if strings.Contains(string(body), raw) {
+				t.Errorf("the report carries %q:\n%s", raw, body)
+			}
+		}
+		rec, d := lastUse(t, j, 1)
+		if rec.Code != outcomeOK || d.Rows != 4 || d.Filter.Organisation != orgA || d.Format != soap.ReportCSV || d.Refusal != "" {
+			t.Errorf("journaled %+v %+v", rec, d)
+		}
+	}
+}
+
+func TestReportJSONAndFilters(t *testing.T) {
+	j := seedJournal(t)
+	s := newTestService(j, Config{})
+	q := reportQ(soap.ReportJSON)
+	q.Service = 5
+	_, n, body, err := s.Report(context.Background(), iinController, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(body, &rows); err != nil {
+		t.Fatalf("%v:\n%s", err, body)
+	}
+	if n != 1 || len(rows) != 1 || rows[0]["kind"] != "exchange" || rows[0]["service"] != float64(5) {
+		t.Fatalf("rows %v", rows)
+	}
+	want := []string{"seq", "time", "kind", "requestId", "messageId", "signerIin", "organisation", "service", "code"}
+	for _, k := range want {
+		if _, ok := rows[0][k]; !ok {
+			t.Errorf("row lacks %q: %v", k, rows[0])
+		}
+	}
+	if _, ok := rows[0]["data"]; ok || len(rows[0]) != len(want) {
+		t.Errorf("a report row carries more than the report's columns: %v", rows[0])
+	}
+
+	// A user of organisation B asked for by name still gives nothing outside organisation A.
+	q = reportQ(soap.ReportJSON)
+	q.UserIIN = iinUserB
+	_, n, body, err = s.Report(context.Background(), iinController, q)
+	if err != nil || n != 0 || strings.TrimSpace(string(body)) != "[]" {
+		t.Fatalf("n %d body %q err %v", n, body, err)
+	}
+	lastUse(t, j, 2)
+}
+
+func TestReportQueryChecked(t *testing.T) {
+	j := seedJournal(t)
+	s := newTestService(j, Config{})
+	for name, q := range map[string]soap.ReportQuery{
+		"no period":  {Format: soap.ReportCSV},
+		"reversed":   {From: pTo, To: pFrom, Format: soap.ReportCSV},
+		"format":     {From: pFrom, To: pTo, Format: "xml"},
+		"service 94": {From: pFrom, To: pTo, Format: soap.ReportCSV, Service: 94},
+	} {
+		_, _, _, err := s.Report(context.Background(), iinController, q)
+		if siobroker.ErrorCode(err) != siobroker.CodeSchema {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	lastUse(t, j, 4)
+}
+
+func TestExportRefusedForOtherRoles(t *testing.T) {
+	j := seedJournal(t)
+	s := newTestService(j, Config{})
+	_, _, body, err := s.Export(context.Background(), iinInspector, exportQ(soap.ReportCSV))
+	wantCode(t, err, CodeReportsDenied)
+	if body != nil {
+		t.Error("a refused export has a body")
+	}
+	rec, d := lastUse(t, j, 1)
+	if rec.Code != string(CodeReportsDenied) || d.Action != "export" || d.Resolution == nil || d.Resolution.No != "2-15-26/77" {
+		t.Errorf("journaled %+v %+v", rec, d)
+	}
+
+	// Configured roles replace the default.
+	s = newTestService(j, Config{ExportRoles: []int{3}})
+	if _, _, _, err := s.Export(context.Background(), iinInspector, exportQ(soap.ReportCSV)); err != nil {
+		t.Errorf("role 3 configured: %v", err)
+	}
+	if _, _, _, err := s.Export(context.Background(), iinProsecutor, exportQ(soap.ReportCSV)); siobroker.ErrorCode(err) != CodeReportsDenied {
+		t.Errorf("role 1 not configured: %v", err)
+	}
+}
+
+func TestExportByProsecutorCSV(t *testing.T) {
+	j := seedJournal(t)
+	s := newTestService(j, Config{})
+	format, n, body, err := s.Export(context.Background(), iinProsecutor, exportQ(soap.ReportCSV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if format != soap.ReportCSV || n != 4 {
+		t.Fatalf("format %s, %d rows", format, n)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(slices.Clone(reportColumns), dataColumn); !slices.Equal(rows[0], want) {
+		t.Errorf("header %v", rows[0])
+	}
+	if rows[1][9] != rawRequestA || rows[3][9] != rawReplyA || rows[4][9] != "<fault/>" {
+		t.Errorf("raw XML missing from the export: %v", rows[1:])
+	}
+	if strings.Contains(string(body), "REQUEST-B") {
+		t.Error("organisation B in an export of A")
+	}
+	rec, d := lastUse(t, j, 1)
+	if rec.Code != outcomeOK || rec.SignerIIN != iinProsecutor || d.Rows != 4 || d.Resolution == nil ||
+		d.Resolution.No != "2-15-26/77" || d.Resolution.Date != "2026-11-22" || d.Filter.Organisation != orgA {
+		t.Errorf("journaled %+v %+v", rec, d)
+	}
+}
+
+func TestExportByUserJSON(t *testing.T) {
+	j := seedJournal(t)
+	s := newTestService(j, Config{})
+	q := exportQ(soap.ReportJSON)
+	q.Organisation, q.UserIIN = "", iinUserB
+	_, n, body, err := s.Export(context.Background(), iinProsecutor, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(body, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || len(rows) != 1 || rows[0]["signerIin"] != iinUserB {
+		t.Fatalf("rows %v", rows)
+	}
+	raw, err := base64.StdEncoding.DecodeString(rows[0]["data"].(string))
+	if err != nil || string(raw) != rawRequestB {
+		t.Errorf("data %q (%v), want the raw request", raw, err)
+	}
+}
+
+func TestExportQueryChecked(t *testing.T) {
+	j := seedJournal(t)
+	s := newTestService(j, Config{})
+	mod := func(f func(*soap.ExportQuery)) soap.ExportQuery {
+		q := exportQ(soap.ReportCSV)
+		f(&q)
+		return q
+	}
+	for name, q := range map[string]soap.ExportQuery{
+		"no resolution":   mod(func(q *soap.ExportQuery) { q.ResolutionNo = " " }),
+		"no date":         mod(func(q *soap.ExportQuery) { q.ResolutionDate = time.Time{} }),
+		"dated tomorrow":  mod(func(q *soap.ExportQuery) { q.ResolutionDate = testNow.Add(day) }),
+		"neither":         mod(func(q *soap.ExportQuery) { q.Organisation = "" }),
+		"both":            mod(func(q *soap.ExportQuery) { q.UserIIN = iinUserA }),
+		"reversed period": mod(func(q *soap.ExportQuery) { q.From, q.To = q.To, q.From }),
+	} {
+		_, _, _, err := s.Export(context.Background(), iinProsecutor, q)
+		if siobroker.ErrorCode(err) != siobroker.CodeSchema {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	lastUse(t, j, 6)
+}
+
+func TestNothingDeliveredWithoutItsJournalRecord(t *testing.T) {
+	j := seedJournal(t)
+	j.failApp = errors.New("disk full")
+	s := newTestService(j, Config{})
+	_, _, body, err := s.Report(context.Background(), iinController, reportQ(soap.ReportCSV))
+	wantCode(t, err, siobroker.CodeUnavailable)
+	if body != nil {
+		t.Error("a report was delivered that is not journaled")
+	}
+	j.failApp, j.failQuery = nil, errors.New("down")
+	_, _, _, err = s.Export(context.Background(), iinProsecutor, exportQ(soap.ReportCSV))
+	wantCode(t, err, siobroker.CodeUnavailable)
+	rec, _ := lastUse(t, j, 1)
+	if rec.Code != string(siobroker.CodeUnavailable) {
+		t.Errorf("journaled %+v", rec)
+	}
+}
+
+func TestTooManyRows(t *testing.T) {
+	j := seedJournal(t)
+	s := newTestService(j, Config{MaxRows: 3})
+	_, _, _, err := s.Report(context.Background(), iinController, reportQ(soap.ReportCSV))
+	wantCode(t, err, CodeReportsTooLarge)
+	lastUse(t, j, 1)
+}
+
+func TestRecordsOutsideTheFilterAreDropped(t *testing.T) {
+	j := seedJournal(t)
+	j.extra = []siobroker.JournalRecord{{Seq: 99, At: testNow.Add(-day), Kind: siobroker.JournalRequest, Organisation: orgB, SignerIIN: iinUserB, Data: []byte(rawRequestB)}}
+	s := newTestService(j, Config{})
+	_, n, body, err := s.Report(context.Background(), iinController, reportQ(soap.ReportCSV))
+	if err != nil || n != 4 || strings.Contains(string(body), orgB) {
+		t.Fatalf("n %d err %v body:\n%s", n, err, body)
+	}
+}
+
+func TestRenderIsXMLText(t *testing.T) {
+	recs := []siobroker.JournalRecord{{Seq: 1, At: testNow, Kind: siobroker.JournalRequest, Organisation: "bad\x01\xff", Data: []byte("\x00\x01binary")}}
+	for _, f := range []string{soap.ReportCSV, soap.ReportJSON} {
+		body, err := render(f, recs, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !isXMLText(string(body)) {
+			t.Errorf("%s: not XML text: %q", f, body)
+		}
+	}
+	body, _ := render(soap.ReportCSV, recs, true)
+	rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rows[1][9]; got != base64Prefix+base64.StdEncoding.EncodeToString(recs[0].Data) {
+		t.Errorf("data cell %q", got)
+	}
+}

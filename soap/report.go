@@ -1,0 +1,458 @@
+package soap
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// Reports (§10 of the Rules) and the prosecutor's export (§51–53) travel in the same SyncChannel
+// SendMessage envelope as a query, signed in either placement: requestData/data carries one
+// q:reportQuery or q:exportQuery, and responseData/data of the reply one q:report whose text is
+// the CSV or JSON rendering. The types are in sio-query-v1.xsd.
+
+// The formats of a report.
+const (
+	ReportCSV  = "csv"
+	ReportJSON = "json"
+)
+
+// ReportQuery is a q:reportQuery: the journal of one organisation (by default the caller's), of
+// one user, over the period [From, To), optionally for one service.
+type ReportQuery struct {
+	Organisation string // "" = the caller's organisation
+	UserIIN      string // "" = every user
+	From, To     time.Time
+	Service      int // 0 = every service
+	Format       string
+}
+
+// ExportQuery is a q:exportQuery: the prosecutor's export of one user's or one organisation's
+// requests and their results over [From, To), made under a resolution (постановление, §51–52).
+// Exactly one of UserIIN and Organisation is set.
+type ExportQuery struct {
+	ResolutionNo   string
+	ResolutionDate time.Time // a calendar date: midnight, Astana time
+	UserIIN        string
+	Organisation   string
+	From, To       time.Time
+	Format         string
+}
+
+// Report is the q:report of a reply: the rendered report and how many journal records it holds.
+type Report struct {
+	RequestMessageID string // the messageId of the request it answers
+	Format           string
+	Records          int
+	Body             []byte
+}
+
+// DateLayout is how the date of a resolution is written (xs:date without a time zone).
+const DateLayout = "2006-01-02"
+
+// NewReportRequest builds an unsigned SendMessage envelope carrying q:reportQuery. Like NewRequest
+// it does not validate q: ParseReportQuery on the broker is the authority.
+func NewReportRequest(info siobroker.RequestInfo, q ReportQuery) *etree.Document {
+	doc, data := newRequestData(info)
+	qe := data.CreateElement(prefixQ + ":reportQuery")
+	qe.CreateAttr("xmlns:"+prefixQ, schemas.NSQuery)
+	qe.CreateAttr("Id", "id-rq-"+idPart(info.MessageID))
+	optLeaf(qe, prefixQ+":organisation", q.Organisation)
+	optLeaf(qe, prefixQ+":userIin", q.UserIIN)
+	leaf(qe, prefixQ+":from", siobroker.FormatTime(q.From))
+	leaf(qe, prefixQ+":to", siobroker.FormatTime(q.To))
+	if q.Service != 0 {
+		leaf(qe, prefixQ+":service", strconv.Itoa(q.Service))
+	}
+	leaf(qe, prefixQ+":format", q.Format)
+	return doc
+}
+
+// NewExportRequest builds an unsigned SendMessage envelope carrying q:exportQuery. If both
+// UserIIN and Organisation are set, both are written, and ParseExportQuery refuses the request.
+func NewExportRequest(info siobroker.RequestInfo, q ExportQuery) *etree.Document {
+	doc, data := newRequestData(info)
+	qe := data.CreateElement(prefixQ + ":exportQuery")
+	qe.CreateAttr("xmlns:"+prefixQ, schemas.NSQuery)
+	qe.CreateAttr("Id", "id-eq-"+idPart(info.MessageID))
+	leaf(qe, prefixQ+":resolutionNo", q.ResolutionNo)
+	date := ""
+	if !q.ResolutionDate.IsZero() {
+		date = q.ResolutionDate.Format(DateLayout)
+	}
+	leaf(qe, prefixQ+":resolutionDate", date)
+	optLeaf(qe, prefixQ+":userIin", q.UserIIN)
+	optLeaf(qe, prefixQ+":organisation", q.Organisation)
+	leaf(qe, prefixQ+":from", siobroker.FormatTime(q.From))
+	leaf(qe, prefixQ+":to", siobroker.FormatTime(q.To))
+	leaf(qe, prefixQ+":format", q.Format)
+	return doc
+}
+
+// newRequestData writes the envelope and requestInfo as NewRequest does and returns the empty
+// requestData/data element.
+func newRequestData(info siobroker.RequestInfo) (*etree.Document, *etree.Element) {
+	doc, body := newEnvelope(info.MessageID)
+	sm := body.CreateElement(prefixTyp + ":SendMessage")
+	sm.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
+	req := sm.CreateElement("request")
+	ri := req.CreateElement("requestInfo")
+	leaf(ri, "messageId", info.MessageID)
+	optLeaf(ri, "correlationId", info.CorrelationID)
+	leaf(ri, "serviceId", info.ServiceID)
+	leaf(ri, "messageDate", siobroker.FormatTime(info.MessageDate))
+	optLeaf(ri, "routeId", info.RouteID)
+	leaf(ri.CreateElement("sender"), "senderId", info.SenderID)
+	for _, p := range info.Properties {
+		pe := ri.CreateElement("properties")
+		leaf(pe, "key", p.Key)
+		leaf(pe, "value", p.Value)
+	}
+	optLeaf(ri, "sessionId", info.SessionID)
+	return doc, req.CreateElement("requestData").CreateElement("data")
+}
+
+// NewReportResponse builds an unsigned SendMessageResponse envelope around q:report, whose text is
+// body. requestMessageId is info.CorrelationID, the messageId of the request answered: it is inside
+// what an enveloped signature covers, so the client can bind the reply to its request.
+func NewReportResponse(info ResponseInfo, format string, count int, body []byte) *etree.Document {
+	doc, bdy := newEnvelope(info.MessageID)
+	sm := bdy.CreateElement(prefixTyp + ":SendMessageResponse")
+	sm.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
+	resp := sm.CreateElement("response")
+	ri := resp.CreateElement("responseInfo")
+	leaf(ri, "messageId", info.MessageID)
+	optLeaf(ri, "correlationId", info.CorrelationID)
+	leaf(ri, "responseDate", siobroker.FormatTime(info.ResponseDate))
+	st := ri.CreateElement("status")
+	leaf(st, "code", info.StatusCode)
+	leaf(st, "message", info.StatusMessage)
+	optLeaf(ri, "sessionId", info.SessionID)
+
+	data := resp.CreateElement("responseData").CreateElement("data")
+	re := data.CreateElement(prefixQ + ":report")
+	re.CreateAttr("xmlns:"+prefixQ, schemas.NSQuery)
+	re.CreateAttr("Id", "id-rp-"+idPart(info.MessageID))
+	re.CreateAttr("requestMessageId", info.CorrelationID)
+	re.CreateAttr("format", format)
+	re.CreateAttr("records", strconv.Itoa(count))
+	if len(body) > 0 {
+		re.SetText(string(body))
+	}
+	return doc
+}
+
+var reportFormats = []string{ReportCSV, ReportJSON}
+
+// ParseReportQuery validates a q:reportQuery element against sio-query-v1.xsd and returns it. The
+// element is the one a signature verifier returned (or the one SendMessageParts found in the
+// signed Body). Beyond the XSD, to must be after from.
+func ParseReportQuery(el *etree.Element) (ReportQuery, error) {
+	var q ReportQuery
+	const p = "reportQuery"
+	if err := rootElement(el, p); err != nil {
+		return q, err
+	}
+	s, err := querySeq(el, p, "organisation", "userIin", "from", "to", "service", "format")
+	if err != nil {
+		return q, err
+	}
+	if q.Organisation, err = optText256(s, "organisation"); err != nil {
+		return q, err
+	}
+	if q.UserIIN, err = optTwelve(s, "userIin"); err != nil {
+		return q, err
+	}
+	if q.From, q.To, err = period(s); err != nil {
+		return q, err
+	}
+	if e := s.opt("service"); e != nil {
+		v, err := text(e, p+"/service")
+		if err != nil {
+			return q, err
+		}
+		if q.Service, err = xsInt(p+"/service", v, siobroker.FirstService, siobroker.LastService); err != nil {
+			return q, err
+		}
+	}
+	if q.Format, err = formatField(s); err != nil {
+		return q, err
+	}
+	return q, s.end()
+}
+
+// ParseExportQuery validates a q:exportQuery element against sio-query-v1.xsd and returns it.
+// Beyond the XSD, to must be after from.
+func ParseExportQuery(el *etree.Element) (ExportQuery, error) {
+	var q ExportQuery
+	const p = "exportQuery"
+	if err := rootElement(el, p); err != nil {
+		return q, err
+	}
+	s, err := querySeq(el, p, "resolutionNo", "resolutionDate", "userIin", "organisation", "from", "to", "format")
+	if err != nil {
+		return q, err
+	}
+	e, err := s.req("resolutionNo")
+	if err != nil {
+		return q, err
+	}
+	if q.ResolutionNo, err = text(e, p+"/resolutionNo"); err != nil {
+		return q, err
+	}
+	if err := token64(p+"/resolutionNo", q.ResolutionNo); err != nil {
+		return q, err
+	}
+	if e, err = s.req("resolutionDate"); err != nil {
+		return q, err
+	}
+	v, err := text(e, p+"/resolutionDate")
+	if err != nil {
+		return q, err
+	}
+	if q.ResolutionDate, err = xsDate(p+"/resolutionDate", v); err != nil {
+		return q, err
+	}
+	// xs:choice of userIin and organisation: exactly one.
+	if q.UserIIN, err = optTwelve(s, "userIin"); err != nil {
+		return q, err
+	}
+	if q.UserIIN == "" {
+		if q.Organisation, err = optText256(s, "organisation"); err != nil {
+			return q, err
+		}
+		if q.Organisation == "" {
+			if s.peekIs("from") || s.i >= len(s.kids) {
+				return q, siobroker.FieldError(p+"/userIin", "is required: an export names either a user (userIin) or an organisation")
+			}
+			return q, s.misplaced(s.kids[s.i], "userIin")
+		}
+	} else if s.peekIs("organisation") {
+		return q, siobroker.FieldError(p+"/organisation", "must not be given with userIin: an export names either a user or an organisation")
+	}
+	if q.From, q.To, err = period(s); err != nil {
+		return q, err
+	}
+	if q.Format, err = formatField(s); err != nil {
+		return q, err
+	}
+	return q, s.end()
+}
+
+// rootElement checks the name and attributes of q:reportQuery, q:exportQuery or q:report.
+func rootElement(el *etree.Element, p string, attrs ...string) error {
+	if el == nil {
+		return siobroker.FieldError(p, "is required")
+	}
+	if el.Tag != p || el.NamespaceURI() != schemas.NSQuery {
+		return siobroker.FieldError(p, "expected <%s xmlns=%q>, found %s", p, schemas.NSQuery, describe(el))
+	}
+	if err := checkAttrs(el, p, append([]string{"Id"}, attrs...)...); err != nil {
+		return err
+	}
+	return idAttr(el, p)
+}
+
+func optText256(s *seq, name string) (string, error) {
+	e := s.opt(name)
+	if e == nil {
+		return "", nil
+	}
+	v, err := text(e, s.child(name))
+	if err != nil {
+		return "", err
+	}
+	return v, text256(s.child(name), v)
+}
+
+func optTwelve(s *seq, name string) (string, error) {
+	e := s.opt(name)
+	if e == nil {
+		return "", nil
+	}
+	v, err := text(e, s.child(name))
+	if err != nil {
+		return "", err
+	}
+	return v, twelveDigits(s.child(name), v)
+}
+
+// period reads from and to (tns:ZonedDateTime) and requires to after from.
+func period(s *seq) (from, to time.Time, err error) {
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		e, err := s.req(f.name)
+		if err != nil {
+			return from, to, err
+		}
+		v, err := text(e, s.child(f.name))
+		if err != nil {
+			return from, to, err
+		}
+		if *f.dst, err = xsDateTime(s.child(f.name), v); err != nil {
+			return from, to, err
+		}
+	}
+	if !to.After(from) {
+		return from, to, siobroker.FieldError(s.child("to"), "must be after from (%s), got %s", siobroker.FormatTime(from), siobroker.FormatTime(to))
+	}
+	return from, to, nil
+}
+
+func formatField(s *seq) (string, error) {
+	e, err := s.req("format")
+	if err != nil {
+		return "", err
+	}
+	v, err := text(e, s.child("format"))
+	if err != nil {
+		return "", err
+	}
+	if !contains(reportFormats, v) {
+		return "", siobroker.FieldError(s.child("format"), "must be csv or json, got %q", v)
+	}
+	return v, nil
+}
+
+// reDate is tns:ResolutionDate: an xs:date without a time zone (a resolution is dated by the
+// calendar, not by an instant).
+var reDate = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+
+func xsDate(path, raw string) (time.Time, error) {
+	s := collapse(raw)
+	if reDate.MatchString(s) {
+		if t, err := time.ParseInLocation(DateLayout, s, siobroker.Astana); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, siobroker.FieldError(path, "must be a date such as 2026-11-23, got %q", raw)
+}
+
+// ParseReportResponse reads a SendMessageResponse carrying q:report from a Body, validating
+// responseInfo against the gateway XSD and q:report against sio-query-v1.xsd. A Body holding a
+// soapenv:Fault gives the fault's error. The client calls it after verifying the reply's
+// signature; in the enveloped placement only q:report is signed, and the client reads that with
+// ParseReport from the verified element.
+func ParseReportResponse(body *etree.Element) (ResponseInfo, Report, error) {
+	var info ResponseInfo
+	var rep Report
+	if !isBody(body) {
+		return info, rep, siobroker.Errorf(siobroker.CodeNotSOAP, "not a SOAP 1.1 Body")
+	}
+	sm, err := singleChild(body)
+	if err != nil {
+		return info, rep, err
+	}
+	if sm.Tag == "Fault" && sm.NamespaceURI() == schemas.NSSoapEnv {
+		return info, rep, faultError(sm)
+	}
+	if sm.Tag != "SendMessageResponse" || sm.NamespaceURI() != schemas.NSSyncTypes {
+		return info, rep, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:SendMessageResponse, found %s", describe(sm))
+	}
+	s, err := newSeq(sm, "SendMessageResponse", "", "response")
+	if err != nil {
+		return info, rep, err
+	}
+	resp, err := s.req("response")
+	if err != nil {
+		return info, rep, err
+	}
+	if err := s.end(); err != nil {
+		return info, rep, err
+	}
+	rs, err := newSeq(resp, "", "", "responseInfo", "responseData")
+	if err != nil {
+		return info, rep, err
+	}
+	rie, err := rs.req("responseInfo")
+	if err != nil {
+		return info, rep, err
+	}
+	if info, err = parseResponseInfo(rie); err != nil {
+		return info, rep, err
+	}
+	rd, err := rs.req("responseData")
+	if err != nil {
+		return info, rep, err
+	}
+	if err := rs.end(); err != nil {
+		return info, rep, err
+	}
+	re, err := dataChild(rd, "responseData")
+	if err != nil {
+		return info, rep, err
+	}
+	rep, err = ParseReport(re)
+	return info, rep, err
+}
+
+// ParseReport validates and reads a q:report element on its own: the content an enveloped reply
+// signature covers. Its text is everything but an enveloped ds:Signature, its first child.
+func ParseReport(el *etree.Element) (Report, error) {
+	var r Report
+	const p = "report"
+	if err := rootElement(el, p, "requestMessageId", "format", "records"); err != nil {
+		return r, err
+	}
+	var b strings.Builder
+	first := true
+	for _, t := range el.Child {
+		switch t := t.(type) {
+		case *etree.CharData:
+			b.WriteString(t.Data)
+		case *etree.Element:
+			if first && t.Tag == "Signature" && t.NamespaceURI() == schemas.NSDSig {
+				first = false
+				continue
+			}
+			return r, siobroker.FieldError(p, "must hold text only (after an optional ds:Signature), found element %s", describe(t))
+		}
+	}
+	attr := func(name string) (string, error) {
+		a := el.SelectAttr(name)
+		if a == nil {
+			return "", siobroker.FieldError(p+"/@"+name, "is required")
+		}
+		return a.Value, nil
+	}
+	var err error
+	if r.RequestMessageID, err = attr("requestMessageId"); err != nil {
+		return r, err
+	}
+	if r.Format, err = attr("format"); err != nil {
+		return r, err
+	}
+	if !contains(reportFormats, r.Format) {
+		return r, siobroker.FieldError(p+"/@format", "must be csv or json, got %q", r.Format)
+	}
+	n, err := attr("records")
+	if err != nil {
+		return r, err
+	}
+	if r.Records, err = xsNonNegative(p+"/@records", n); err != nil {
+		return r, err
+	}
+	r.Body = []byte(b.String())
+	return r, nil
+}
+
+var reNonNegative = regexp.MustCompile(`^\+?[0-9]+$`)
+
+// xsNonNegative parses an xs:nonNegativeInteger that fits an int.
+func xsNonNegative(path, raw string) (int, error) {
+	s := collapse(raw)
+	if reNonNegative.MatchString(s) {
+		if n, err := strconv.ParseInt(strings.TrimPrefix(s, "+"), 10, 32); err == nil {
+			return int(n), nil
+		}
+	}
+	return 0, siobroker.FieldError(path, "must be a non-negative integer, got %q", raw)
+}
