@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/journal"
 )
 
 // The permanent journal (§37, 38, 50 of the Rules) in the embedded store. It satisfies
-// journal.Store; this package does not import journal, so the few lines of chain logic below
-// mirror journal.Link and journal.Verifier, and the shared suite (journal/journaltest) holds both
-// to the same behaviour.
+// journal.Store, and takes the chain logic (Link, Verifier) from package journal, which the
+// PostgreSQL journal shares.
 
 // migrationJournal creates the journal. seq is the rowid, assigned by Append (never by
 // AUTOINCREMENT) so that it is the chain's own numbering. at is kept as text in Astana time for
@@ -60,20 +60,6 @@ type Journal struct {
 // Journal returns the store's permanent journal.
 func (s *DB) Journal() *Journal { return &Journal{db: s} }
 
-// JournalChainError is a break in the journal's chain: Seq names the first record that is wrong
-// or missing. It mirrors journal.ChainError.
-type JournalChainError struct {
-	Seq     int64
-	Problem string
-}
-
-func (e *JournalChainError) Error() string {
-	return fmt.Sprintf("journal record %d: %s", e.Seq, e.Problem)
-}
-
-// BrokenSeq returns the Seq of the first record that is wrong or missing.
-func (e *JournalChainError) BrokenSeq() int64 { return e.Seq }
-
 // Append assigns Seq (1, 2, ...), PrevHash (the previous record's Hash, "" for the first) and
 // Hash to each record in order and appends them in one transaction. BEGIN IMMEDIATE takes
 // SQLite's write lock first, so appenders serialise, in this process and in any other that
@@ -84,7 +70,7 @@ func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) (
 		return nil, nil
 	}
 	// Check every record before taking the lock.
-	if err := checkJournal(recs); err != nil {
+	if _, err := journal.Link(0, "", recs); err != nil {
 		return nil, err
 	}
 	var out []siobroker.JournalRecord
@@ -95,7 +81,10 @@ func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) (
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("read journal head: %w", err)
 		}
-		linked := linkJournal(seq, hash, recs)
+		linked, err := journal.Link(seq, hash, recs)
+		if err != nil {
+			return err
+		}
 		stmt, err := conn.PrepareContext(ctx, `INSERT INTO journal(`+journalColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
@@ -119,36 +108,6 @@ func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) (
 		return nil, err
 	}
 	return out, nil
-}
-
-// checkJournal refuses records without At or Kind, as journal.Normalise does.
-func checkJournal(recs []siobroker.JournalRecord) error {
-	for i, r := range recs {
-		if r.At.IsZero() {
-			return fmt.Errorf("journal record %d of %d: %s record of request %q has no time", i+1, len(recs), r.Kind, r.RequestID)
-		}
-		if r.Kind == "" {
-			return fmt.Errorf("journal record %d of %d: record of request %q has no kind", i+1, len(recs), r.RequestID)
-		}
-	}
-	return nil
-}
-
-// linkJournal mirrors journal.Link for records checkJournal has passed.
-func linkJournal(headSeq int64, headHash string, recs []siobroker.JournalRecord) []siobroker.JournalRecord {
-	out := make([]siobroker.JournalRecord, len(recs))
-	for i, r := range recs {
-		r.At = r.At.Truncate(time.Millisecond).In(siobroker.Astana)
-		if r.Data != nil {
-			r.Data = append([]byte{}, r.Data...)
-		}
-		r.Seq = headSeq + 1
-		r.PrevHash = headHash
-		r.Hash = r.ComputeHash()
-		headSeq, headHash = r.Seq, r.Hash
-		out[i] = r
-	}
-	return out
 }
 
 // Query returns the records f selects, ordered by Seq. Zero fields of f do not filter.
@@ -178,10 +137,10 @@ func (j *Journal) Query(ctx context.Context, f siobroker.JournalFilter) ([]siobr
 	}
 	// Records are kept to the millisecond: At >= t exactly when at_unix_ms >= ceil(t in ms).
 	if !f.From.IsZero() {
-		add("at_unix_ms >= ?", ceilUnixMilli(f.From))
+		add("at_unix_ms >= ?", journal.CeilMilli(f.From).UnixMilli())
 	}
 	if !f.To.IsZero() {
-		add("at_unix_ms < ?", ceilUnixMilli(f.To))
+		add("at_unix_ms < ?", journal.CeilMilli(f.To).UnixMilli())
 	}
 	if f.AfterSeq > 0 {
 		add("seq > ?", f.AfterSeq)
@@ -214,14 +173,6 @@ func (j *Journal) Query(ctx context.Context, f siobroker.JournalFilter) ([]siobr
 	return out, nil
 }
 
-// ceilUnixMilli returns the first whole Unix millisecond at or after t.
-func ceilUnixMilli(t time.Time) int64 {
-	c := t.Truncate(time.Millisecond)
-	if c.Before(t) {
-		c = c.Add(time.Millisecond)
-	}
-	return c.UnixMilli()
-}
 
 // scanJournal reads one row of journalColumns; atText is the at column as stored.
 func scanJournal(row rowScanner) (r siobroker.JournalRecord, atText string, err error) {
@@ -254,7 +205,7 @@ func (j *Journal) Head(ctx context.Context) (int64, string, error) {
 	return seq, hash, nil
 }
 
-// Verify recomputes the chain from the first record and returns a *JournalChainError naming the
+// Verify recomputes the chain from the first record and returns a *journal.ChainError naming the
 // first record whose hash or link is wrong, or the first Seq missing. It also checks that the
 // at text, which the hash does not cover, says the same time as at_unix_ms, which it does.
 // Records removed from the end leave no trace in the chain: compare Head with a head kept
@@ -271,28 +222,22 @@ func (j *Journal) Verify(ctx context.Context) error {
 		return fmt.Errorf("verify journal: %w", err)
 	}
 	defer rows.Close()
-	var seq int64
-	var hash string
+	var chain journal.Verifier
 	for rows.Next() {
+		seq, _ := chain.Head()
 		r, atText, err := scanJournal(rows)
 		if err != nil {
 			return fmt.Errorf("verify journal after record %d: %w", seq, err)
 		}
-		switch {
-		case r.Seq <= seq:
-			return &JournalChainError{Seq: r.Seq, Problem: fmt.Sprintf("out of order after record %d", seq)}
-		case r.Seq != seq+1:
-			return &JournalChainError{Seq: seq + 1, Problem: fmt.Sprintf("missing: record %d follows record %d", r.Seq, seq)}
-		case r.PrevHash != hash:
-			return &JournalChainError{Seq: r.Seq, Problem: "link broken: its previous hash is not the hash of the record before it"}
-		case r.Hash != r.ComputeHash():
-			return &JournalChainError{Seq: r.Seq, Problem: "hash does not match its contents"}
-		case atText != siobroker.FormatTime(r.At):
-			return &JournalChainError{Seq: r.Seq, Problem: fmt.Sprintf("its time as text %q differs from its recorded time %s", atText, siobroker.FormatTime(r.At))}
+		if err := chain.Check(r); err != nil {
+			return err
 		}
-		seq, hash = r.Seq, r.Hash
+		if atText != siobroker.FormatTime(r.At) {
+			return &journal.ChainError{Seq: r.Seq, Problem: fmt.Sprintf("its time as text %q differs from its recorded time %s", atText, siobroker.FormatTime(r.At))}
+		}
 	}
 	if err := rows.Err(); err != nil {
+		seq, _ := chain.Head()
 		return fmt.Errorf("verify journal after record %d: %w", seq, err)
 	}
 	return nil

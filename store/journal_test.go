@@ -84,7 +84,7 @@ func TestJournalVerifyChecksTimeText(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = j.Verify(ctx)
-	if ce, ok := err.(*JournalChainError); !ok || ce.Seq != 2 {
+	if ce, ok := err.(*journal.ChainError); !ok || ce.Seq != 2 {
 		t.Fatalf("Verify = %v; want a break at record 2", err)
 	}
 }
