@@ -173,7 +173,6 @@ func (j *Journal) Query(ctx context.Context, f siobroker.JournalFilter) ([]siobr
 	return out, nil
 }
 
-
 // scanJournal reads one row of journalColumns; atText is the at column as stored.
 func scanJournal(row rowScanner) (r siobroker.JournalRecord, atText string, err error) {
 	var ms int64
