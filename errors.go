@@ -51,6 +51,10 @@ const (
 	// Reports and the prosecutor's export (§10, 44, 51-53).
 	CodeReportsDenied   Code = "SIO-REPORTS-DENIED"    // no reports right, another organisation, or a role that may not order an export
 	CodeReportsTooLarge Code = "SIO-REPORTS-TOO-LARGE" // the selection exceeds the row limit; narrow it
+
+	// The asynchronous channel.
+	CodeAsyncPending Code = "SIO-ASYNC-PENDING" // the result is not ready (or its delivery was stopped); ask the status
+	CodeAsyncUnknown Code = "SIO-ASYNC-UNKNOWN" // no such messageId among the caller's own asynchronous requests
 )
 
 // Error is the one error type that crosses package boundaries. Code is stable; Message is for

@@ -91,6 +91,10 @@ type Config struct {
 	Limits       soap.Limits
 	ReplayWindow time.Duration                   // messageDate must be within ±ReplayWindow of the clock
 	Timeout      func(service int) time.Duration // per-service timeout
+	// AsyncTimeout, when positive (and Deps.Async is set), is how long the broker keeps waiting in
+	// the background for the services a synchronous reply went out without; the complete reply is
+	// then stored as a DELIVERED asynchronous request (see processSync). Zero: no waiting.
+	AsyncTimeout time.Duration
 }
 
 // Deps are the pipeline's collaborators.
@@ -107,12 +111,17 @@ type Deps struct {
 	Clock      siobroker.Clock
 	Logger     *slog.Logger
 	NewID      func() string // reply message ids; also the broker's request id
+	// Async stores the requests of the asynchronous channel; nil disables the channel (Accept
+	// answers SIO-UNAVAILABLE).
+	Async AsyncStore
 }
 
 // Broker runs the pipeline. It is safe for concurrent use.
 type Broker struct {
 	cfg Config
 	Deps
+	wake chan struct{} // tells the AsyncWorker that a job was accepted
+	late late          // background waits for the late services of synchronous requests
 }
 
 // New returns a Broker.
@@ -125,7 +134,7 @@ func New(cfg Config, deps Deps) (*Broker, error) {
 		return nil, errors.New("broker: ReplayWindow and Timeout must be set")
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
-	return &Broker{cfg: cfg, Deps: deps}, nil
+	return &Broker{cfg: cfg, Deps: deps, wake: make(chan struct{}, 1)}, nil
 }
 
 // Reply is a signed reply and what the caller needs to log it.
@@ -165,9 +174,43 @@ func (b *Broker) Handle(ctx context.Context, body io.Reader, contentType string)
 }
 
 func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string, received time.Time, seen *Request) (*Reply, error) {
-	doc, raw, err := soap.ReadEnvelope(body, contentType, b.cfg.Limits)
+	a, err := b.authenticate(body, contentType, seen)
 	if err != nil {
 		return nil, err
+	}
+	q, digest, err := b.parseQuery(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := b.serve(ctx, a.info, q, a.verified, seen, received)
+	b.releaseIfUnavailable(ctx, err, a.info.MessageID, digest)
+	return reply, err
+}
+
+// releaseIfUnavailable forgets the replay marks of a request refused for a passing reason of the
+// broker's own (SIO-UNAVAILABLE), so that the client may retry it as the fault invites.
+func (b *Broker) releaseIfUnavailable(ctx context.Context, err error, messageID, digest string) {
+	if err != nil && siobroker.ErrorCode(err) == siobroker.CodeUnavailable {
+		if relErr := b.Replay.Release(context.WithoutCancel(ctx), messageID, digest); relErr != nil {
+			b.Logger.Error("cannot release a request for retry", "message_id", messageID, "error", relErr)
+		}
+	}
+}
+
+// authenticated is a request whose envelope was read and whose signature verified: info and data
+// are taken from what the signature covers (data is the single element of requestData/data).
+type authenticated struct {
+	info     siobroker.RequestInfo
+	data     *etree.Element
+	verified *signing.Verified
+	now      time.Time
+}
+
+// authenticate reads the envelope, checks the message date and verifies the signature.
+func (b *Broker) authenticate(body io.Reader, contentType string, seen *Request) (authenticated, error) {
+	doc, raw, err := soap.ReadEnvelope(body, contentType, b.cfg.Limits)
+	if err != nil {
+		return authenticated{}, err
 	}
 	seen.raw = raw
 
@@ -176,17 +219,17 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 	// Body, and only that copy is used.
 	info, _, err := b.parseSendMessage(soap.Body(doc))
 	if err != nil {
-		return nil, err
+		return authenticated{}, err
 	}
 	seen.MessageID, seen.SenderID = info.MessageID, info.SenderID
 	now := b.Clock.Now()
 	if err := b.checkMessageDate(info.MessageDate, now); err != nil {
-		return nil, err
+		return authenticated{}, err
 	}
 
 	verified, err := b.Verifier.Verify(doc, info.MessageDate)
 	if err != nil {
-		return nil, err
+		return authenticated{}, err
 	}
 	seen.SignerIIN, seen.Placement = verified.SignerIIN, verified.Placement
 
@@ -195,48 +238,68 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 	case signing.PlacementWSSE:
 		signedInfo, data, err := b.parseSendMessage(verified.Signed)
 		if err != nil {
-			return nil, err
+			return authenticated{}, err
 		}
 		if signedInfo.MessageID != info.MessageID || !signedInfo.MessageDate.Equal(info.MessageDate) {
-			return nil, siobroker.Errorf(siobroker.CodeSigReference, "requestInfo differs from the signed Body")
+			return authenticated{}, siobroker.Errorf(siobroker.CodeSigReference, "requestInfo differs from the signed Body")
 		}
 		info, queryEl = signedInfo, data
 	case signing.PlacementEnveloped:
 		queryEl = verified.Signed
 	default:
-		return nil, fmt.Errorf("verifier returned unknown placement %q", verified.Placement)
+		return authenticated{}, fmt.Errorf("verifier returned unknown placement %q", verified.Placement)
 	}
+	return authenticated{info: info, data: queryEl, verified: verified, now: now}, nil
+}
 
-	q, err := soap.ParseQuery(queryEl)
+// parseQuery validates the q:query of an authenticated request and refuses a replay. It returns
+// the signed content's digest.
+func (b *Broker) parseQuery(ctx context.Context, a authenticated) (siobroker.Query, string, error) {
+	q, err := soap.ParseQuery(a.data)
 	if err != nil {
-		return nil, err
+		return q, "", err
 	}
 	if err := validateSubject(q.Subject); err != nil {
-		return nil, err
+		return q, "", err
 	}
-
 	// The id is recorded only after the signature verified, so that unsigned traffic cannot burn
 	// the ids of a legitimate sender.
-	digest, err := b.checkReplay(ctx, info, verified, now)
+	digest, err := b.checkReplay(ctx, a.info, a.verified, a.now)
 	if err != nil {
-		return nil, err
+		return q, "", err
 	}
-	reply, err := b.serve(ctx, info, q, verified, seen, received)
-	if err != nil && siobroker.ErrorCode(err) == siobroker.CodeUnavailable {
-		if relErr := b.Replay.Release(context.WithoutCancel(ctx), info.MessageID, digest); relErr != nil {
-			b.Logger.Error("cannot release a request for retry", "message_id", info.MessageID, "error", relErr)
-		}
-	}
-	return reply, err
+	return q, digest, nil
 }
 
 // serve runs the checks after the replay defence, and routes: every refusal here comes after the
 // request was recorded as seen.
 func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobroker.Query, verified *signing.Verified, seen *Request, received time.Time) (*Reply, error) {
+	if err := b.admit(ctx, info, q, verified, seen, received); err != nil {
+		return nil, err
+	}
+	if b.cfg.AsyncTimeout > 0 && b.Async != nil {
+		return b.processSync(ctx, jobOf(*seen, info, q, received))
+	}
+	return b.Process(ctx, jobOf(*seen, info, q, received))
+}
+
+// jobOf is what Process needs of an admitted request.
+func jobOf(seen Request, info siobroker.RequestInfo, q siobroker.Query, received time.Time) siobroker.AsyncJob {
+	return siobroker.AsyncJob{
+		RequestID: seen.RequestID, MessageID: info.MessageID, SenderID: info.SenderID, SignerIIN: seen.SignerIIN,
+		Organisation: seen.Organisation, Role: seen.Role, Placement: string(seen.Placement),
+		Info: info, Query: q, Received: received,
+	}
+}
+
+// admit runs the checks after the replay defence: the user and role, the request's journal
+// record, the case rules and the case registry. Every refusal here comes after the request was
+// recorded as seen.
+func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobroker.Query, verified *signing.Verified, seen *Request, received time.Time) error {
 	// The role comes from the registry, by the certificate's IIN; nothing in the request names it.
 	user, err := b.Users.Authorize(ctx, verified.SignerIIN)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	seen.Role, seen.Organisation = user.Role, user.Organisation
 	// The request is journaled once its signer and organisation are known, so that reports and
@@ -245,39 +308,49 @@ func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobro
 	// in its own record.
 	rec := b.record(*seen, received, siobroker.JournalRequest, 0, "", seen.raw)
 	if _, err := b.Journal.Append(ctx, rec); err != nil {
-		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the request now; retry later")
+		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the request now; retry later")
 	}
 	seen.requestJournaled = true
 	if !b.Rights.RoleMayUse(user.Role, q.Basis) {
-		return nil, siobroker.Errorf(siobroker.CodeRoleBasis,
+		return siobroker.Errorf(siobroker.CodeRoleBasis,
 			"role %d of user %s may not make requests under basis %d (Appendix 1)", user.Role, user.IIN, q.Basis)
 	}
 	if err := b.Cases.Validate(q.Basis, q.Case); err != nil {
-		return nil, err
+		return err
 	}
 	requestID := seen.RequestID
 	if err := b.verifyCase(ctx, requestID, q, verified.SignerIIN); err != nil {
-		return nil, err
+		return err
 	}
 	if err := b.Users.Touch(ctx, verified.SignerIIN); err != nil {
-		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
+		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
 	}
+	return nil
+}
 
-	exchanges := b.route(ctx, requestID, info, q, verified.SignerIIN)
+// Process routes an admitted request, signs the reply in the request's placement and journals it:
+// the second half of the synchronous pipeline, and all of the asynchronous worker's work. job was
+// admitted (every check passed and the request journaled) before.
+func (b *Broker) Process(ctx context.Context, job siobroker.AsyncJob) (*Reply, error) {
+	seen := Request{
+		RequestID: job.RequestID, Organisation: job.Organisation, MessageID: job.Info.MessageID, SenderID: job.Info.SenderID,
+		SignerIIN: job.SignerIIN, Role: job.Role, Placement: signing.Placement(job.Placement), requestJournaled: true,
+	}
+	exchanges := b.route(ctx, job.RequestID, job.Info, job.Query, job.SignerIIN)
 	results := make([]siobroker.ServiceResult, len(exchanges))
 	for i, e := range exchanges {
 		results[i] = e.Result
 	}
 
-	out, err := b.reply(requestID, info, q, verified, results)
+	out, err := b.reply(job.RequestID, job.Info, job.Query, &signing.Verified{SignerIIN: job.SignerIIN, Placement: seen.Placement}, results, "")
 	if err != nil {
 		return nil, err
 	}
-	if err := b.journalReply(ctx, *seen, received, exchanges, out); err != nil {
+	if err := b.journalReply(ctx, seen, job.Received, exchanges, out); err != nil {
 		// A reply that is not in the journal is not given out: the Rules keep every result.
 		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the reply now; retry later")
 	}
-	return &Reply{Bytes: out, MessageID: requestID, RequestID: info.MessageID, SignerIIN: verified.SignerIIN, Services: results}, nil
+	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: results}, nil
 }
 
 // exchange is one requested service's outcome with the times the journal keeps.
@@ -439,6 +512,36 @@ func validateSubject(s siobroker.Subject) error {
 // route decides each service, dispatches the allowed ones and merges everything back into the
 // order the client asked in.
 func (b *Broker) route(ctx context.Context, requestID string, info siobroker.RequestInfo, q siobroker.Query, signerIIN string) []exchange {
+	results, decisions, reqs, slots := b.decide(requestID, info, q, signerIIN)
+	if len(reqs) > 0 {
+		outcomes := b.Dispatcher.Dispatch(ctx, reqs, b.cfg.Timeout)
+		for j, o := range outcomes {
+			results[slots[j]] = b.finish(o, decisions[slots[j]])
+		}
+	}
+	b.logResults(requestID, info, results)
+	return results
+}
+
+// finish applies the truncation a service's decision asks for.
+func (b *Broker) finish(o exchange, d rights.Decision) exchange {
+	if d.Access == rights.AccessTruncated {
+		o.Result = truncate(o.Result, b.Rights.TruncatedFields(o.Result.Service))
+	}
+	return o
+}
+
+func (b *Broker) logResults(requestID string, info siobroker.RequestInfo, results []exchange) {
+	for _, e := range results {
+		r := e.Result
+		b.Logger.Info("service result", "message_id", info.MessageID, "request_id", requestID,
+			"service", r.Service, "status", r.Status, "reason", r.Reason)
+	}
+}
+
+// decide decides each service: the denied ones are answered in results, the allowed ones are
+// returned as requests with the index of their slot in results.
+func (b *Broker) decide(requestID string, info siobroker.RequestInfo, q siobroker.Query, signerIIN string) ([]exchange, []rights.Decision, []schemas.ServiceRequest, []int) {
 	results := make([]exchange, len(q.Services))
 	decisions := make([]rights.Decision, len(q.Services))
 	var reqs []schemas.ServiceRequest
@@ -456,22 +559,7 @@ func (b *Broker) route(ctx context.Context, requestID string, info siobroker.Req
 		})
 		slots = append(slots, i)
 	}
-	if len(reqs) > 0 {
-		outcomes := b.Dispatcher.Dispatch(ctx, reqs, b.cfg.Timeout)
-		for j, o := range outcomes {
-			i := slots[j]
-			if decisions[i].Access == rights.AccessTruncated {
-				o.Result = truncate(o.Result, b.Rights.TruncatedFields(o.Result.Service))
-			}
-			results[i] = o
-		}
-	}
-	for _, e := range results {
-		r := e.Result
-		b.Logger.Info("service result", "message_id", info.MessageID, "request_id", requestID,
-			"service", r.Service, "status", r.Status, "reason", r.Reason)
-	}
-	return results
+	return results, decisions, reqs, slots
 }
 
 // truncate removes the named fields from every record, whatever the adapter sent: the Rules
@@ -500,7 +588,7 @@ const (
 	StatusPartial   = "PART001" // at least one service ended in error or timeout
 )
 
-func (b *Broker) reply(requestID string, info siobroker.RequestInfo, q siobroker.Query, v *signing.Verified, results []siobroker.ServiceResult) ([]byte, error) {
+func (b *Broker) reply(requestID string, info siobroker.RequestInfo, q siobroker.Query, v *signing.Verified, results []siobroker.ServiceResult, note string) ([]byte, error) {
 	answered, failed := 0, 0
 	for _, r := range results {
 		switch r.Status {
@@ -515,6 +603,7 @@ func (b *Broker) reply(requestID string, info siobroker.RequestInfo, q siobroker
 		status = StatusPartial
 		message = fmt.Sprintf("partly processed: %d of %d services answered, %d failed or timed out", answered, len(results), failed)
 	}
+	message += note
 	doc := soap.NewResponse(soap.ResponseInfo{
 		MessageID:     requestID,
 		CorrelationID: info.MessageID,

@@ -184,6 +184,7 @@ const (
 )
 
 type harness struct {
+	stop   func() // closes the transport and the store; also run at the end of the test
 	broker *Broker
 	clock  *movableClock
 	calls  map[int]*atomic.Int32
@@ -236,6 +237,10 @@ type harnessOpts struct {
 	seed         func(devpki.User) bool                  // which demo users to register; nil: all
 	checkTimeout time.Duration                           // cases.check_timeout; 0: the default
 	caseRegistry func(name string) adapters.CaseRegistry // nil: the demo registry of the manifest's cases
+	dir          string                                  // the store's data directory; "": a new one
+	idPrefix     string                                  // the broker's ids; "": "broker"
+	asyncTimeout time.Duration                           // Config.AsyncTimeout; 0: no waiting for late services
+	slowAnswers  bool                                    // slowService answers after 300ms instead of never
 }
 
 // backendServices are the services with a test backend: the others have no adapter, so a request
@@ -256,11 +261,14 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	clock := &movableClock{t: time.Now().In(siobroker.Astana).Truncate(time.Millisecond)}
 	h := &harness{clock: clock, calls: map[int]*atomic.Int32{}, checks: map[string]*atomic.Int32{}}
 
-	db, err := store.Open(context.Background(), t.TempDir())
+	dir := opts.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	db, err := store.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
-	t.Cleanup(func() { _ = db.Close() })
 	h.db = db
 	replay := opts.replay
 	if replay == nil {
@@ -292,8 +300,15 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 			counter.Add(1)
 			switch n {
 			case slowService:
-				<-release
-				return siobroker.ServiceResult{}, nil
+				if !opts.slowAnswers {
+					<-release
+					return siobroker.ServiceResult{}, nil
+				}
+				select {
+				case <-time.After(300 * time.Millisecond):
+				case <-release:
+					return siobroker.ServiceResult{}, nil
+				}
 			case failService:
 				return siobroker.ServiceResult{}, errors.New("ORA-12541: no listener at gcvp-db.internal")
 			}
@@ -347,13 +362,18 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		defer close(done)
 		_ = router.Run(ctx)
 	}()
-	t.Cleanup(func() {
-		close(release)
-		cancel()
-		_ = router.Close()
-		_ = pubsub.Close()
-		<-done
-	})
+	var stopOnce sync.Once
+	h.stop = func() {
+		stopOnce.Do(func() {
+			close(release)
+			cancel()
+			_ = router.Close()
+			_ = pubsub.Close()
+			<-done
+			_ = db.Close()
+		})
+	}
+	t.Cleanup(h.stop)
 	select {
 	case <-router.Running():
 	case <-time.After(5 * time.Second):
@@ -361,6 +381,10 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	}
 
 	var ids atomic.Int64
+	idPrefix := opts.idPrefix
+	if idPrefix == "" {
+		idPrefix = "broker"
+	}
 	b, err := New(Config{
 		ReplayWindow: 5 * time.Minute,
 		Timeout: func(n int) time.Duration {
@@ -369,6 +393,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 			}
 			return 2 * time.Second
 		},
+		AsyncTimeout: opts.asyncTimeout,
 	}, Deps{
 		Verifier:   signing.NewVerifier(trust),
 		Signer:     brokerSigner,
@@ -381,7 +406,8 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		Journal:    h.db.Journal(),
 		Clock:      clock,
 		Logger:     logger,
-		NewID:      func() string { return fmt.Sprintf("broker-%d", ids.Add(1)) },
+		NewID:      func() string { return fmt.Sprintf("%s-%d", idPrefix, ids.Add(1)) },
+		Async:      db,
 	})
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)

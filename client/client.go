@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
@@ -20,7 +21,10 @@ import (
 
 // Client sends signed requests to one broker.
 type Client struct {
-	URL       string
+	URL string
+	// AsyncURL is the asynchronous endpoint; "" means URL with SyncChannel replaced by
+	// AsyncChannel.
+	AsyncURL  string
 	Signer    *signing.Signer
 	Verifier  *signing.Verifier // checks the broker's reply signature
 	Placement signing.Placement
@@ -53,13 +57,29 @@ func (e *FaultError) Error() string { return "SOAP fault " + e.Fault.Error() }
 // Send signs and posts q. A SOAP fault is returned as a *FaultError; the exchange is returned
 // with any error, so that the bytes can still be saved.
 func (c *Client) Send(ctx context.Context, q siobroker.Query) (*Exchange, error) {
-	info := siobroker.RequestInfo{
+	info := c.newInfo()
+	ex, err := c.post(ctx, c.URL, soap.NewRequest(info, q))
+	if err != nil {
+		return ex, err
+	}
+	if err := c.verifyReply(ex, info); err != nil {
+		return ex, err
+	}
+	return ex, nil
+}
+
+func (c *Client) newInfo() siobroker.RequestInfo {
+	return siobroker.RequestInfo{
 		MessageID:   uuid.NewString(),
 		ServiceID:   c.ServiceID,
 		MessageDate: c.Clock.Now(),
 		SenderID:    c.SenderID,
 	}
-	doc := soap.NewRequest(info, q)
+}
+
+// post signs doc, posts it to url and reads the reply. A SOAP fault is returned as a *FaultError.
+// The reply's signature is not checked here.
+func (c *Client) post(ctx context.Context, url string, doc *etree.Document) (*Exchange, error) {
 	if err := c.Signer.Sign(doc, c.Placement); err != nil {
 		return nil, fmt.Errorf("sign request: %w", err)
 	}
@@ -69,7 +89,7 @@ func (c *Client) Send(ctx context.Context, q siobroker.Query) (*Exchange, error)
 	}
 	ex := &Exchange{Request: raw}
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(raw))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(raw))
 	if err != nil {
 		return ex, fmt.Errorf("build HTTP request: %w", err)
 	}
@@ -77,7 +97,7 @@ func (c *Client) Send(ctx context.Context, q siobroker.Query) (*Exchange, error)
 	req.Header.Set("SOAPAction", `""`)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return ex, fmt.Errorf("post to %s: %w", c.URL, err)
+		return ex, fmt.Errorf("post to %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	limit := c.MaxReplyBytes
@@ -97,28 +117,46 @@ func (c *Client) Send(ctx context.Context, q siobroker.Query) (*Exchange, error)
 	if resp.StatusCode != http.StatusOK {
 		return ex, fmt.Errorf("broker answered HTTP %d without a SOAP fault", resp.StatusCode)
 	}
-	if err := c.verifyReply(ex, info); err != nil {
-		return ex, err
-	}
 	return ex, nil
 }
 
 func (c *Client) verifyReply(ex *Exchange, info siobroker.RequestInfo) error {
+	if err := c.verifyResult(ex); err != nil {
+		return err
+	}
+	if ex.Info.CorrelationID != info.MessageID || ex.Result.RequestMessageID != info.MessageID {
+		return fmt.Errorf("reply answers message %q, not this request %q", ex.Result.RequestMessageID, info.MessageID)
+	}
+	return nil
+}
+
+// verifySignature checks the reply's signature and placement, and returns the document and what
+// the signature covers.
+func (c *Client) verifySignature(ex *Exchange) (*etree.Document, *signing.Verified, error) {
 	doc, _, err := soap.ReadResponseEnvelope(bytes.NewReader(ex.Reply), "text/xml; charset=utf-8",
 		soap.Limits{MaxBytes: int64(len(ex.Reply)) + 1, MaxElements: 1 << 20, MaxDepth: 64})
 	if err != nil {
-		return fmt.Errorf("reply is not a valid envelope: %w", err)
+		return nil, nil, fmt.Errorf("reply is not a valid envelope: %w", err)
 	}
 	// The broker's certificate must be valid now, when the reply is relied on; responseDate is
 	// not used for this because in the enveloped placement it is not signed.
 	v, err := c.Verifier.Verify(doc, c.Clock.Now())
 	if err != nil {
-		return fmt.Errorf("reply signature does not verify: %w", err)
+		return nil, nil, fmt.Errorf("reply signature does not verify: %w", err)
 	}
 	if v.Placement != c.Placement {
-		return fmt.Errorf("reply is signed in the %s placement, the request in %s", v.Placement, c.Placement)
+		return nil, nil, fmt.Errorf("reply is signed in the %s placement, the request in %s", v.Placement, c.Placement)
 	}
 	ex.BrokerCN, ex.Placement = v.Certificate.Subject.CommonName, v.Placement
+	return doc, v, nil
+}
+
+// verifyResult verifies a reply carrying q:result and reads it into ex.
+func (c *Client) verifyResult(ex *Exchange) error {
+	doc, v, err := c.verifySignature(ex)
+	if err != nil {
+		return err
+	}
 
 	body := v.Signed
 	if v.Placement == signing.PlacementEnveloped {
@@ -134,9 +172,6 @@ func (c *Client) verifyReply(ex *Exchange, info siobroker.RequestInfo) error {
 		if ex.Result, err = soap.ParseResult(v.Signed); err != nil {
 			return fmt.Errorf("signed result does not match the schema: %w", err)
 		}
-	}
-	if ex.Info.CorrelationID != info.MessageID || ex.Result.RequestMessageID != info.MessageID {
-		return fmt.Errorf("reply answers message %q, not this request %q", ex.Result.RequestMessageID, info.MessageID)
 	}
 	return nil
 }

@@ -84,6 +84,10 @@ type Routing struct {
 	DefaultTimeout time.Duration        `mapstructure:"default_timeout"`
 	Services       map[int]ServiceRoute `mapstructure:"services"`
 	Concurrency    int                  `mapstructure:"adapter_concurrency"`
+	// AsyncTimeout is how long the broker keeps waiting, in the background, for the services a
+	// synchronous request's reply went out without; the complete reply is then fetched on the
+	// asynchronous channel. It is at least every service timeout.
+	AsyncTimeout time.Duration `mapstructure:"async_timeout"`
 }
 
 // ServiceRoute is the routing of one service.
@@ -192,7 +196,7 @@ func Defaults() Broker {
 		},
 		Trust:     Trust{Roots: []string{}, CRLs: []string{}},
 		Replay:    Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
-		Routing:   Routing{DefaultTimeout: 10 * time.Second, Services: map[int]ServiceRoute{}, Concurrency: 8},
+		Routing:   Routing{DefaultTimeout: 10 * time.Second, Services: map[int]ServiceRoute{}, Concurrency: 8, AsyncTimeout: time.Hour},
 		Demo:      Demo{Seed: 1, People: 200, Organisations: 50},
 		Log:       Log{Format: "text", Level: "info"},
 		Journal:   Journal{Driver: "sqlite", ArchiveDir: "", SegmentRecords: 10000, SegmentBytes: 64 << 20, SealEvery: time.Minute},
@@ -301,6 +305,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("replay.id_retention", d.Replay.IDRetention)
 	v.SetDefault("routing.default_timeout", d.Routing.DefaultTimeout)
 	v.SetDefault("routing.adapter_concurrency", d.Routing.Concurrency)
+	v.SetDefault("routing.async_timeout", d.Routing.AsyncTimeout)
 	v.SetDefault("demo.seed", d.Demo.Seed)
 	v.SetDefault("demo.people", d.Demo.People)
 	v.SetDefault("demo.organisations", d.Demo.Organisations)
@@ -365,6 +370,16 @@ func (c Broker) Validate() error {
 	}
 	if c.Routing.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("routing.adapter_concurrency: must be at least 1"))
+	}
+	if c.Routing.AsyncTimeout < c.Routing.DefaultTimeout || c.Routing.AsyncTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("routing.async_timeout: %s must be positive and at least routing.default_timeout (%s)",
+			c.Routing.AsyncTimeout, c.Routing.DefaultTimeout))
+	}
+	for svc, r := range c.Routing.Services {
+		if r.Timeout > c.Routing.AsyncTimeout {
+			errs = append(errs, fmt.Errorf("routing.async_timeout: %s must be at least routing.services.%d.timeout (%s)",
+				c.Routing.AsyncTimeout, svc, r.Timeout))
+		}
 	}
 	switch c.HTTP.TLS.ClientAuth {
 	case "none", "request", "require":

@@ -53,6 +53,10 @@ var migrations = []string{
 	// The journal of emergencies (§39–41, Appendix 7 of the Rules): incidents and their
 	// append-only history. See incidents.go.
 	migrationIncidents,
+
+	// Requests taken on the asynchronous channel, with their delivery state and signed reply. See
+	// async.go.
+	migrationAsync,
 }
 
 // Open opens (creating if needed) the store at dir/broker.db and brings its schema up to date.

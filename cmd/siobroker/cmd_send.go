@@ -35,6 +35,7 @@ type sendFlags struct {
 	subject, services, purpose, sender    string
 	saveRequest, saveReply                string
 	timeout                               time.Duration
+	async                                 bool
 }
 
 func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -64,6 +65,7 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.saveRequest, "save-request", "", "write the exact bytes sent to FILE")
 	fs.StringVar(&f.saveReply, "save-reply", "", "write the exact bytes received to FILE")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up waiting for the reply after this long")
+	fs.BoolVar(&f.async, "async", false, "post to the asynchronous endpoint (/AsyncChannel/v10); print the broker's id for status and fetch, and exit")
 	if err := fs.Parse(args); err != nil {
 		return sendExitUsage
 	}
@@ -84,6 +86,9 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
+	if f.async {
+		return sendAsync(ctx, c, q, &f, stdout, stderr)
+	}
 	ex, err := c.Send(ctx, q)
 	if ex != nil {
 		if saveErr := f.save(ex); saveErr != nil {

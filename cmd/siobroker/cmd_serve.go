@@ -104,6 +104,18 @@ type runningBroker struct {
 	PKIDir       string
 	closeJournal func()
 	manifest     *devpki.Manifest // the development PKI's users and cases; nil with configured keys
+	pipeline     *broker.Broker
+	asyncStop    context.CancelFunc // stops the asynchronous worker
+	asyncDone    chan struct{}      // closed when the asynchronous worker has stopped
+}
+
+// AsyncPath is where the asynchronous channel is served: the same signed SendMessage as the
+// synchronous endpoint, answered at once (see broker.Broker.Accept).
+const AsyncPath = "/AsyncChannel/v10"
+
+// brokerOptions are test hooks of startBroker.
+type brokerOptions struct {
+	noAsyncWorker bool // accept asynchronous requests but never process them
 }
 
 // BaseURL is the scheme and address the broker listens on.
@@ -115,7 +127,11 @@ func (b *runningBroker) BaseURL() string {
 }
 
 // startBroker wires the embedded default and starts serving. It returns once the broker is ready.
-func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger) (_ *runningBroker, err error) {
+func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger) (*runningBroker, error) {
+	return startBrokerWith(ctx, cfg, clock, logger, brokerOptions{})
+}
+
+func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, opts brokerOptions) (_ *runningBroker, err error) {
 	ctx, stop := context.WithCancel(ctx)
 	b := &runningBroker{stop: stop}
 	defer func() {
@@ -205,6 +221,7 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 		Limits:       soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements},
 		ReplayWindow: cfg.Replay.Window,
 		Timeout:      cfg.Routing.Timeout,
+		AsyncTimeout: cfg.Routing.AsyncTimeout,
 	}, broker.Deps{
 		Verifier:   signing.NewVerifier(trust),
 		Signer:     signer,
@@ -218,14 +235,30 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 		Clock:      clock,
 		Logger:     logger.With("component", "broker"),
 		NewID:      uuid.NewString,
+		Async:      b.db,
 	})
 	if err != nil {
 		return nil, err
 	}
+	b.pipeline = pipeline
 	reportsService := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: trust.VerifyChain},
 		journalStore, users, clock, logger.With("component", "reports"))
+	ready := func(ctx context.Context) error {
+		if !b.router.IsRunning() {
+			return errors.New("message router is not running")
+		}
+		return b.db.Ping(ctx)
+	}
+	asyncHandler := httpapi.NewHandler(httpapi.Config{
+		Endpoint:     AsyncPath,
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		Clock:        clock,
+		Logger:       logger.With("component", "http-async"),
+		Ready:        ready,
+	}, broker.AsyncPipeline{B: pipeline})
 	handler := httpapi.NewHandler(httpapi.Config{
 		Mount: map[string]http.Handler{
+			AsyncPath: asyncHandler,
 			reports.Path: reportsService.Handler(signing.NewVerifier(trust).Verify, signer.Sign,
 				soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements}, clock),
 		},
@@ -233,12 +266,7 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Clock:        clock,
 		Logger:       logger.With("component", "http"),
-		Ready: func(ctx context.Context) error {
-			if !b.router.IsRunning() {
-				return errors.New("message router is not running")
-			}
-			return b.db.Ping(ctx)
-		},
+		Ready:        ready,
 	}, pipeline)
 
 	srvCfg := httpapi.ServerConfig{
@@ -269,6 +297,18 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 	b.jobs.Go(func() { forgetOldMessageIDs(ctx, b.db, cfg.Replay.IDRetention, clock, logger) })
 	b.jobs.Go(func() { blockInactiveUsers(ctx, users, logger) })
 	b.jobs.Go(func() { tracker.Run(ctx) })
+	// The asynchronous worker resumes every ON_DELIVERY request at start. It has its own context,
+	// which Close cancels before the router stops, so that no request in flight is answered with
+	// the errors of a closing transport: an interrupted request stays ON_DELIVERY.
+	if !opts.noAsyncWorker {
+		asyncCtx, asyncStop := context.WithCancel(ctx)
+		b.asyncStop, b.asyncDone = asyncStop, make(chan struct{})
+		worker := &broker.AsyncWorker{Broker: pipeline}
+		b.jobs.Go(func() {
+			defer close(b.asyncDone)
+			worker.Run(asyncCtx)
+		})
+	}
 	archiveDir := cfg.Journal.ArchiveDir
 	if archiveDir == "" {
 		archiveDir = filepath.Join(cfg.DataDir, "archive")
@@ -420,6 +460,13 @@ func (b *runningBroker) Close() error {
 		cancel()
 	} else if b.listener != nil {
 		errs = append(errs, b.listener.Close())
+	}
+	if b.asyncStop != nil {
+		b.asyncStop()
+		<-b.asyncDone
+	}
+	if b.pipeline != nil {
+		b.pipeline.Shutdown() // the waits for late services; their requests resume at the next start
 	}
 	if b.router != nil {
 		errs = append(errs, b.router.Close())

@@ -27,6 +27,8 @@ var commands = map[string]command{
 	"incidents": {cmdIncidents, "list, show, annotate and close delivery-delay incidents (§39-41)"},
 	"journal":   {cmdJournal, "verify the sealed journal archives offline (§38)"},
 	"reports":   {cmdReports, "run a journal report (§10) or the prosecutor's export (§51-53)"},
+	"status":    {cmdStatus, "ask the delivery state of an asynchronous request (send --async)"},
+	"fetch":     {cmdFetch, "fetch and verify the signed result of an asynchronous request"},
 }
 
 func main() {

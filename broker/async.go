@@ -1,0 +1,288 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/soap"
+)
+
+// AsyncStore keeps the requests of the asynchronous channel durably (store.DB implements it).
+type AsyncStore interface {
+	CreateAsync(ctx context.Context, j siobroker.AsyncJob) error
+	AsyncJob(ctx context.Context, requestID string) (siobroker.AsyncJob, bool, error)
+	PendingAsync(ctx context.Context, now time.Time, resume bool) ([]siobroker.AsyncJob, error)
+	CompleteAsync(ctx context.Context, requestID string, state siobroker.AsyncState, reason string, reply []byte, at time.Time) (bool, error)
+}
+
+// AsyncPipeline adapts Accept to the shape of Handle, for an HTTP handler of the asynchronous
+// endpoint.
+type AsyncPipeline struct{ B *Broker }
+
+// Handle runs Accept.
+func (p AsyncPipeline) Handle(ctx context.Context, body io.Reader, contentType string) (*Reply, Request, error) {
+	return p.B.Accept(ctx, body, contentType)
+}
+
+// Accept runs one request of the asynchronous channel. The envelope is the synchronous one; its
+// data decides what is asked:
+//   - q:query: every check of Handle runs now (signature, replay, user, role, case rules, case
+//     registry) and the request is journaled; the admitted work is stored ON_DELIVERY and the
+//     signed ack (q:asyncStatus, state ON_DELIVERY, messageId the broker's id) returned at once.
+//     The AsyncWorker routes it later.
+//   - q:statusQuery: the state of the caller's own request, as a signed q:asyncStatus.
+//   - q:fetchQuery: the signed reply of the caller's own request, exactly as stored; a
+//     SIO-ASYNC-PENDING fault while there is none.
+//
+// An id that does not exist and an id of another signer give the same SIO-ASYNC-UNKNOWN fault.
+// Refusals are journaled as Handle journals them.
+func (b *Broker) Accept(ctx context.Context, body io.Reader, contentType string) (*Reply, Request, error) {
+	seen := Request{RequestID: b.NewID()}
+	received := b.Clock.Now()
+	reply, err := b.accept(ctx, body, contentType, received, &seen)
+	if err != nil {
+		b.journalRefusal(ctx, seen, err)
+	}
+	return reply, seen, err
+}
+
+func (b *Broker) accept(ctx context.Context, body io.Reader, contentType string, received time.Time, seen *Request) (*Reply, error) {
+	if b.Async == nil {
+		return nil, siobroker.Errorf(siobroker.CodeUnavailable, "the asynchronous channel is not enabled on this broker")
+	}
+	a, err := b.authenticate(body, contentType, seen)
+	if err != nil {
+		return nil, err
+	}
+	if soap.IsAsyncQuery(a.data) {
+		return b.lookup(ctx, a, seen)
+	}
+	q, digest, err := b.parseQuery(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := b.enqueue(ctx, a, q, seen, received)
+	b.releaseIfUnavailable(ctx, err, a.info.MessageID, digest)
+	return reply, err
+}
+
+// enqueue admits the request, stores it ON_DELIVERY and signs the ack.
+func (b *Broker) enqueue(ctx context.Context, a authenticated, q siobroker.Query, seen *Request, received time.Time) (*Reply, error) {
+	if err := b.admit(ctx, a.info, q, a.verified, seen, received); err != nil {
+		return nil, err
+	}
+	job := jobOf(*seen, a.info, q, received)
+	job.State, job.Updated = siobroker.AsyncOnDelivery, received
+	if err := b.Async.CreateAsync(ctx, job); err != nil {
+		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot store the request now; retry later")
+	}
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	st := soap.AsyncStatus{
+		RequestMessageID: a.info.MessageID, MessageID: job.RequestID, CorrelationID: a.info.MessageID,
+		State:   siobroker.AsyncOnDelivery,
+		Message: fmt.Sprintf("accepted for delivery; ask for its status or fetch its result by messageId %s", job.RequestID),
+	}
+	out, err := b.signStatus(job.RequestID, a, st)
+	if err != nil {
+		return nil, err
+	}
+	b.Logger.Info("asynchronous request accepted", "request_id", job.RequestID, "message_id", a.info.MessageID)
+	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: a.info.MessageID, SignerIIN: a.verified.SignerIIN}, nil
+}
+
+// lookup answers a q:statusQuery or q:fetchQuery.
+func (b *Broker) lookup(ctx context.Context, a authenticated, seen *Request) (*Reply, error) {
+	kind, id, err := soap.ParseAsyncQuery(a.data)
+	if err != nil {
+		return nil, err
+	}
+	digest, err := b.checkReplay(ctx, a.info, a.verified, a.now)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := b.answerLookup(ctx, a, seen, kind, id)
+	b.releaseIfUnavailable(ctx, err, a.info.MessageID, digest)
+	return reply, err
+}
+
+func (b *Broker) answerLookup(ctx context.Context, a authenticated, seen *Request, kind, id string) (*Reply, error) {
+	user, err := b.Users.Authorize(ctx, a.verified.SignerIIN)
+	if err != nil {
+		return nil, err
+	}
+	seen.Role, seen.Organisation = user.Role, user.Organisation
+	job, ok, err := b.Async.AsyncJob(ctx, id)
+	if err != nil {
+		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot read its requests now; retry later")
+	}
+	if !ok || job.SignerIIN != a.verified.SignerIIN {
+		// One answer for both, so that ids do not leak between signers.
+		return nil, siobroker.Errorf(siobroker.CodeAsyncUnknown, "no asynchronous request %q of this signer", id)
+	}
+	if kind == soap.AsyncFetchQuery {
+		switch {
+		case job.State == siobroker.AsyncStopped:
+			return nil, siobroker.Errorf(siobroker.CodeAsyncPending, "the delivery of %s was stopped by the operator (%s); no result will be produced", id, job.Reason)
+		case len(job.Reply) == 0:
+			return nil, siobroker.Errorf(siobroker.CodeAsyncPending, "the result of %s is not ready (%s); ask again later", id, job.State)
+		}
+		return &Reply{Bytes: job.Reply, MessageID: job.RequestID, RequestID: a.info.MessageID, SignerIIN: job.SignerIIN}, nil
+	}
+	st := soap.AsyncStatus{
+		RequestMessageID: a.info.MessageID, MessageID: job.RequestID, CorrelationID: job.MessageID,
+		State: job.State, Message: stateMessage(job),
+	}
+	out, err := b.signStatus(seen.RequestID, a, st)
+	if err != nil {
+		return nil, err
+	}
+	return &Reply{Bytes: out, MessageID: seen.RequestID, RequestID: a.info.MessageID, SignerIIN: a.verified.SignerIIN}, nil
+}
+
+func stateMessage(j siobroker.AsyncJob) string {
+	switch j.State {
+	case siobroker.AsyncOnDelivery:
+		return "on delivery since " + siobroker.FormatTime(j.Received)
+	case siobroker.AsyncDelivered:
+		return "delivered " + siobroker.FormatTime(j.Updated) + "; fetch the result"
+	case siobroker.AsyncNotDelivered:
+		return "not delivered: " + j.Reason + "; the signed reply can be fetched"
+	case siobroker.AsyncStopped:
+		return "delivery stopped by the operator: " + j.Reason
+	}
+	return string(j.State)
+}
+
+// signStatus signs a reply carrying q:asyncStatus in the request's placement. Its responseInfo
+// carries the state as the status code.
+func (b *Broker) signStatus(messageID string, a authenticated, st soap.AsyncStatus) ([]byte, error) {
+	doc := soap.NewAsyncStatusResponse(soap.ResponseInfo{
+		MessageID: messageID, CorrelationID: a.info.MessageID, ResponseDate: b.Clock.Now(),
+		StatusCode: string(st.State), StatusMessage: st.Message, SessionID: a.info.SessionID,
+	}, st)
+	if err := b.Signer.Sign(doc, a.verified.Placement); err != nil {
+		return nil, fmt.Errorf("sign asynchronous status %s: %w", messageID, err)
+	}
+	out, err := soap.Serialize(doc)
+	if err != nil {
+		return nil, fmt.Errorf("serialize asynchronous status %s: %w", messageID, err)
+	}
+	return out, nil
+}
+
+// AsyncWorker processes the ON_DELIVERY requests of the asynchronous channel with bounded
+// concurrency: it routes each (Broker.Process), stores the signed reply and sets DELIVERED, or
+// NOT_DELIVERED when no service could be answered. At start it resumes every ON_DELIVERY request
+// left by an earlier run.
+type AsyncWorker struct {
+	Broker      *Broker
+	Concurrency int           // default 8
+	Poll        time.Duration // how often the store is scanned besides wake-ups; default 5s
+}
+
+// Run works until ctx ends, then waits for the requests in flight. A request interrupted by the
+// end of ctx stays ON_DELIVERY, and the next run resumes it.
+func (w *AsyncWorker) Run(ctx context.Context) {
+	b := w.Broker
+	n, poll := w.Concurrency, w.Poll
+	if n <= 0 {
+		n = 8
+	}
+	if poll <= 0 {
+		poll = 5 * time.Second
+	}
+	sem := make(chan struct{}, n)
+	var mu sync.Mutex
+	inflight := map[string]bool{}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ticker := time.NewTicker(poll)
+	defer ticker.Stop()
+	// The first scan resumes what an earlier run left ON_DELIVERY, the leased jobs too: their
+	// waiters went with that run.
+	resume := true
+	for {
+		jobs, err := b.Async.PendingAsync(ctx, b.Clock.Now(), resume)
+		resume = false
+		if err != nil && ctx.Err() == nil {
+			b.Logger.Warn("listing asynchronous requests failed", "error", err)
+		}
+		for _, job := range jobs {
+			mu.Lock()
+			busy := inflight[job.RequestID]
+			if !busy {
+				inflight[job.RequestID] = true
+			}
+			mu.Unlock()
+			if busy {
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Go(func() {
+				defer func() {
+					<-sem
+					mu.Lock()
+					delete(inflight, job.RequestID)
+					mu.Unlock()
+				}()
+				w.process(ctx, job)
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake:
+		case <-ticker.C:
+		}
+	}
+}
+
+func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob) {
+	b := w.Broker
+	// The listing may predate the end of an earlier run of this same job, which released it just
+	// before this one claimed it: read the state again now that the job is claimed.
+	current, ok, err := b.Async.AsyncJob(ctx, job.RequestID)
+	if err != nil || !ok || current.State != siobroker.AsyncOnDelivery {
+		return
+	}
+	reply, err := b.Process(ctx, job)
+	if ctx.Err() != nil {
+		b.Logger.Info("asynchronous request interrupted; it resumes at the next start", "request_id", job.RequestID)
+		return
+	}
+	if err != nil {
+		b.Logger.Error("asynchronous request failed; it will be retried", "request_id", job.RequestID, "error", err)
+		return
+	}
+	state, reason := deliveryState(reply.Services)
+	done, err := b.Async.CompleteAsync(ctx, job.RequestID, state, reason, reply.Bytes, b.Clock.Now())
+	switch {
+	case err != nil:
+		b.Logger.Error("asynchronous reply not stored; it will be retried", "request_id", job.RequestID, "error", err)
+	case !done:
+		b.Logger.Info("asynchronous request was stopped meanwhile; reply kept only in the journal", "request_id", job.RequestID)
+	default:
+		b.Logger.Info("asynchronous request answered", "request_id", job.RequestID, "state", state)
+	}
+}
+
+// deliveryState is NOT_DELIVERED when every service ended in error or timeout, else DELIVERED.
+func deliveryState(results []siobroker.ServiceResult) (siobroker.AsyncState, string) {
+	for _, r := range results {
+		if r.Status != siobroker.StatusError && r.Status != siobroker.StatusTimeout {
+			return siobroker.AsyncDelivered, ""
+		}
+	}
+	return siobroker.AsyncNotDelivered, fmt.Sprintf("none of the %d services could be answered", len(results))
+}

@@ -1,0 +1,185 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/signing"
+)
+
+// A synchronous request whose services do not all answer within their (synchronous) timeouts is
+// answered with what has arrived, as always; with Config.AsyncTimeout set, the broker then keeps
+// waiting in the background for the late services, up to AsyncTimeout, and stores the complete
+// signed reply as a DELIVERED asynchronous request under the reply's messageId. The reply's
+// status message says so. The request is stored ON_DELIVERY, leased to the waiter, as soon as the
+// partial reply is ready, so that a broker restarted meanwhile resumes it (from the start: the
+// services are asked again).
+
+// late tracks the background waits, so that Shutdown can end them.
+type late struct {
+	once   sync.Once
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	closed bool // no wait is started after Shutdown
+	wg     sync.WaitGroup
+}
+
+// start runs f as a background wait, unless Shutdown has begun.
+func (l *late) start(f func()) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.wg.Go(f)
+	return true
+}
+
+func (l *late) init() {
+	l.once.Do(func() { l.ctx, l.cancel = context.WithCancel(context.Background()) })
+}
+
+// Shutdown ends the background waits for late services and waits for them to return. Their
+// requests stay ON_DELIVERY, and the AsyncWorker of the next start resumes them. Call it before
+// the transport is closed.
+func (b *Broker) Shutdown() {
+	b.late.init()
+	b.late.mu.Lock()
+	b.late.closed = true
+	b.late.cancel()
+	b.late.mu.Unlock()
+	b.late.wg.Wait()
+}
+
+// processSync is Process for the synchronous path when late services are waited for.
+func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Reply, error) {
+	b.late.init()
+	if b.late.ctx.Err() != nil {
+		return b.Process(ctx, job)
+	}
+	seen := Request{
+		RequestID: job.RequestID, Organisation: job.Organisation, MessageID: job.Info.MessageID, SenderID: job.Info.SenderID,
+		SignerIIN: job.SignerIIN, Role: job.Role, Placement: signing.Placement(job.Placement), requestJournaled: true,
+	}
+	v := &signing.Verified{SignerIIN: job.SignerIIN, Placement: seen.Placement}
+	exchanges, wait := b.routeLate(ctx, job)
+	note := ""
+	if wait != nil {
+		lj := job
+		lj.State, lj.Updated = siobroker.AsyncOnDelivery, b.Clock.Now()
+		lj.LeaseUntil = lj.Updated.Add(b.cfg.AsyncTimeout + time.Minute)
+		if err := b.Async.CreateAsync(ctx, lj); err != nil {
+			b.Logger.Error("late services will not be waited for: the request cannot be stored", "request_id", job.RequestID, "error", err)
+			wait = nil
+		} else {
+			note = fmt.Sprintf("; the broker keeps waiting for the late services for up to %s: fetch the complete result on the asynchronous channel by messageId %s",
+				b.cfg.AsyncTimeout, job.RequestID)
+		}
+	}
+	out, err := b.reply(job.RequestID, job.Info, job.Query, v, results(exchanges), note)
+	if err == nil {
+		if jerr := b.journalReply(ctx, seen, job.Received, exchanges, out); jerr != nil {
+			err = siobroker.Wrap(siobroker.CodeUnavailable, jerr, "the broker cannot journal the reply now; retry later")
+		}
+	}
+	if wait != nil {
+		// The complete reply is produced even if this one could not be given out: the request
+		// was admitted and journaled, and its stored job says where the result will be.
+		if !b.late.start(func() { b.completeLate(job, seen, v, wait) }) {
+			b.Logger.Info("shutting down: the late services resume at the next start", "request_id", job.RequestID)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: results(exchanges)}, nil
+}
+
+func results(exchanges []exchange) []siobroker.ServiceResult {
+	out := make([]siobroker.ServiceResult, len(exchanges))
+	for i, e := range exchanges {
+		out[i] = e.Result
+	}
+	return out
+}
+
+// completeLate waits for the late services, then signs, journals and stores the complete reply.
+func (b *Broker) completeLate(job siobroker.AsyncJob, seen Request, v *signing.Verified, wait func() []exchange) {
+	exchanges := wait()
+	ctx := b.late.ctx
+	if ctx.Err() != nil {
+		b.Logger.Info("waiting for late services interrupted; the request resumes at the next start", "request_id", job.RequestID)
+		return
+	}
+	b.logResults(job.RequestID, job.Info, exchanges)
+	out, err := b.reply(job.RequestID, job.Info, job.Query, v, results(exchanges), "")
+	if err == nil {
+		err = b.journalReply(ctx, seen, job.Received, exchanges, out)
+	}
+	if err != nil {
+		// The lease runs out, and the worker then processes the request from the start.
+		b.Logger.Error("complete reply after late services failed; the worker will retry", "request_id", job.RequestID, "error", err)
+		return
+	}
+	state, reason := deliveryState(results(exchanges))
+	if _, err := b.Async.CompleteAsync(ctx, job.RequestID, state, reason, out, b.Clock.Now()); err != nil {
+		b.Logger.Error("complete reply after late services not stored", "request_id", job.RequestID, "error", err)
+		return
+	}
+	b.Logger.Info("complete reply stored after late services", "request_id", job.RequestID, "state", state)
+}
+
+// routeLate is route for the synchronous path: every allowed service is dispatched with the
+// asynchronous timeout, and waited for up to its synchronous one. A service that misses it is
+// answered as timed out; wait, nil when none missed, then gives every outcome once they are in.
+func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) ([]exchange, func() []exchange) {
+	res, decisions, reqs, slots := b.decide(job.RequestID, job.Info, job.Query, job.SignerIIN)
+	chans := make([]chan exchange, len(reqs))
+	start := time.Now()
+	for j, req := range reqs {
+		ch := make(chan exchange, 1)
+		chans[j] = ch
+		go func() {
+			outs := b.Dispatcher.Dispatch(b.late.ctx, []schemas.ServiceRequest{req}, func(int) time.Duration { return b.cfg.AsyncTimeout })
+			ch <- b.finish(outs[0], decisions[slots[j]])
+		}()
+	}
+	var missed []int
+	for j, req := range reqs {
+		limit := b.cfg.Timeout(req.Service)
+		timer := time.NewTimer(limit - time.Since(start))
+		select {
+		case o := <-chans[j]:
+			res[slots[j]] = o
+		case <-timer.C:
+			res[slots[j]] = timedOut(req.Service, fmt.Sprintf("no answer within %s", limit))
+			missed = append(missed, j)
+		case <-ctx.Done():
+			res[slots[j]] = timedOut(req.Service, "the request was cancelled before the answer came")
+			missed = append(missed, j)
+		}
+		timer.Stop()
+	}
+	b.logResults(job.RequestID, job.Info, res)
+	if len(missed) == 0 {
+		return res, nil
+	}
+	full := make([]exchange, len(res))
+	copy(full, res)
+	return res, func() []exchange {
+		for _, j := range missed {
+			full[slots[j]] = <-chans[j]
+		}
+		return full
+	}
+}
+
+func timedOut(service int, message string) exchange {
+	return exchange{Result: siobroker.ServiceResult{Service: service, Status: siobroker.StatusTimeout,
+		Reason: siobroker.ReasonTimeout, Message: message}}
+}

@@ -1,0 +1,36 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAsyncTimeout(t *testing.T) {
+	if d := Defaults().Routing.AsyncTimeout; d != time.Hour {
+		t.Fatalf("default routing.async_timeout = %s, want 1h", d)
+	}
+	tests := []struct {
+		name    string
+		mutate  func(c *Broker)
+		wantErr bool
+	}{
+		{"zero", func(c *Broker) { c.Routing.AsyncTimeout = 0 }, true},
+		{"below default timeout", func(c *Broker) { c.Routing.AsyncTimeout = time.Second }, true},
+		{"below a service timeout", func(c *Broker) {
+			c.Routing.AsyncTimeout = time.Minute
+			c.Routing.Services = map[int]ServiceRoute{11: {Timeout: 2 * time.Minute}}
+		}, true},
+		{"equal to default timeout", func(c *Broker) { c.Routing.AsyncTimeout = c.Routing.DefaultTimeout }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Defaults()
+			tt.mutate(&c)
+			err := c.Validate()
+			if tt.wantErr != (err != nil && strings.Contains(err.Error(), "routing.async_timeout")) {
+				t.Fatalf("Validate = %v, want error %v", err, tt.wantErr)
+			}
+		})
+	}
+}

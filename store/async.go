@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+)
+
+// migrationAsync holds the requests taken on the asynchronous channel. A row is written once every
+// check has passed, in state ON_DELIVERY; the worker later stores the signed reply and the final
+// state. Rows are never deleted: a broker restarted in the middle resumes every ON_DELIVERY row.
+const migrationAsync = `CREATE TABLE async_jobs (
+	request_id    TEXT PRIMARY KEY,
+	message_id    TEXT NOT NULL,
+	sender_id     TEXT NOT NULL,
+	signer_iin    TEXT NOT NULL,
+	organisation  TEXT NOT NULL,
+	role          INTEGER NOT NULL,
+	placement     TEXT NOT NULL,
+	request_info  TEXT NOT NULL, -- JSON of siobroker.RequestInfo
+	query         TEXT NOT NULL, -- JSON of siobroker.Query
+	state         TEXT NOT NULL,
+	reason        TEXT NOT NULL DEFAULT '',
+	received_at   TEXT NOT NULL,
+	received_unix INTEGER NOT NULL,
+	updated_at    TEXT NOT NULL,
+	lease_unix    INTEGER NOT NULL DEFAULT 0, -- the worker leaves the job alone until then
+	reply         BLOB
+);
+CREATE INDEX async_jobs_state ON async_jobs(state, received_unix);`
+
+// CreateAsync stores a new asynchronous job in its given state (ON_DELIVERY, or DELIVERED with its
+// reply for a synchronous request completed late).
+func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
+	if !j.State.Valid() {
+		return fmt.Errorf("store async job %s: invalid state %q", j.RequestID, j.State)
+	}
+	info, err := json.Marshal(j.Info)
+	if err != nil {
+		return fmt.Errorf("store async job %s: %w", j.RequestID, err)
+	}
+	q, err := json.Marshal(j.Query)
+	if err != nil {
+		return fmt.Errorf("store async job %s: %w", j.RequestID, err)
+	}
+	var lease int64
+	if !j.LeaseUntil.IsZero() {
+		lease = j.LeaseUntil.Unix()
+	}
+	updated := j.Updated
+	if updated.IsZero() {
+		updated = j.Received
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin,
+		organisation, role, placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.RequestID, j.MessageID, j.SenderID, j.SignerIIN, j.Organisation, j.Role, j.Placement, string(info), string(q),
+		string(j.State), j.Reason, siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.Reply)
+	if err != nil {
+		return fmt.Errorf("store async job %s: %w", j.RequestID, err)
+	}
+	return nil
+}
+
+const asyncColumns = `request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info,
+	query, state, reason, received_at, updated_at, reply`
+
+func scanAsync(row interface{ Scan(...any) error }) (siobroker.AsyncJob, error) {
+	var j siobroker.AsyncJob
+	var info, q, state, received, updated string
+	if err := row.Scan(&j.RequestID, &j.MessageID, &j.SenderID, &j.SignerIIN, &j.Organisation, &j.Role, &j.Placement,
+		&info, &q, &state, &j.Reason, &received, &updated, &j.Reply); err != nil {
+		return j, err
+	}
+	j.State = siobroker.AsyncState(state)
+	if err := json.Unmarshal([]byte(info), &j.Info); err != nil {
+		return j, fmt.Errorf("async job %s: request info: %w", j.RequestID, err)
+	}
+	if err := json.Unmarshal([]byte(q), &j.Query); err != nil {
+		return j, fmt.Errorf("async job %s: query: %w", j.RequestID, err)
+	}
+	var err error
+	if j.Received, err = time.Parse(time.RFC3339Nano, received); err != nil {
+		return j, fmt.Errorf("async job %s: received_at: %w", j.RequestID, err)
+	}
+	if j.Updated, err = time.Parse(time.RFC3339Nano, updated); err != nil {
+		return j, fmt.Errorf("async job %s: updated_at: %w", j.RequestID, err)
+	}
+	return j, nil
+}
+
+// AsyncJob returns the job with the broker's request id, and false if there is none.
+func (s *DB) AsyncJob(ctx context.Context, requestID string) (siobroker.AsyncJob, bool, error) {
+	j, err := scanAsync(s.db.QueryRowContext(ctx, `SELECT `+asyncColumns+` FROM async_jobs WHERE request_id = ?`, requestID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return j, false, nil
+	}
+	if err != nil {
+		return j, false, fmt.Errorf("read async job %s: %w", requestID, err)
+	}
+	return j, true, nil
+}
+
+// PendingAsync returns the ON_DELIVERY jobs for the worker, oldest first: those whose lease has
+// run out by now, and with resume (at start, when no lease holder of an earlier run is left) also
+// those received before now whatever their lease.
+func (s *DB) PendingAsync(ctx context.Context, now time.Time, resume bool) ([]siobroker.AsyncJob, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+asyncColumns+` FROM async_jobs WHERE state = ?
+		AND (lease_unix <= ? OR (? AND received_unix <= ?)) ORDER BY received_unix, request_id`,
+		string(siobroker.AsyncOnDelivery), now.Unix(), resume, now.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("list pending async jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []siobroker.AsyncJob
+	for rows.Next() {
+		j, err := scanAsync(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list pending async jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// CompleteAsync stores the signed reply and the final state of an ON_DELIVERY job. It reports false
+// when the job is no longer ON_DELIVERY (an operator stopped it meanwhile): the stop wins.
+func (s *DB) CompleteAsync(ctx context.Context, requestID string, state siobroker.AsyncState, reason string, reply []byte, at time.Time) (bool, error) {
+	if state != siobroker.AsyncDelivered && state != siobroker.AsyncNotDelivered {
+		return false, fmt.Errorf("complete async job %s: state %q is not final", requestID, state)
+	}
+	return s.setAsyncState(ctx, requestID, state, reason, reply, at)
+}
+
+// StopAsync stops an ON_DELIVERY job (DELIVERY_STOPPED), for an operator. It reports false when
+// there is no such job or it is no longer ON_DELIVERY.
+func (s *DB) StopAsync(ctx context.Context, requestID, reason string, at time.Time) (bool, error) {
+	return s.setAsyncState(ctx, requestID, siobroker.AsyncStopped, reason, nil, at)
+}
+
+func (s *DB) setAsyncState(ctx context.Context, requestID string, state siobroker.AsyncState, reason string, reply []byte, at time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE async_jobs SET state = ?, reason = ?, reply = ?, updated_at = ?
+		WHERE request_id = ? AND state = ?`,
+		string(state), reason, reply, siobroker.FormatTime(at), requestID, string(siobroker.AsyncOnDelivery))
+	if err != nil {
+		return false, fmt.Errorf("set async job %s to %s: %w", requestID, state, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("set async job %s to %s: %w", requestID, state, err)
+	}
+	return n == 1, nil
+}
