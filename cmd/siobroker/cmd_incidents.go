@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/incidents"
 	"github.com/sio-pso/siobroker/store"
 )
@@ -63,9 +64,10 @@ func cmdIncidents(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // incidentsFlags are the flags every subcommand shares.
 type incidentsFlags struct {
-	fs   *flag.FlagSet
-	data *string
-	by   *string
+	fs     *flag.FlagSet
+	data   *string
+	by     *string
+	config *string
 }
 
 func newIncidentsFlags(name string, stderr io.Writer, mutating bool) *incidentsFlags {
@@ -83,6 +85,7 @@ func newIncidentsFlags(name string, stderr io.Writer, mutating bool) *incidentsF
 			by = "operator"
 		}
 		f.by = fs.String("by", by, "who acts")
+		f.config = fs.String("config", defaultConfigFile, "the broker's configuration: names the journal the action is recorded in")
 	}
 	return f
 }
@@ -121,12 +124,21 @@ func (f *incidentsFlags) number(stderr io.Writer, pos []string) (int64, int) {
 	return n, incidentsExitOK
 }
 
-// incidentsService returns the operator's actions over db. The command line has no journal of
-// its own yet, so Journal is nil and the annotation or close is not journaled: the store's
-// append-only incident history still records it, with who did it and when. The broker process
-// passes its real journal to the Tracker, whose changes are journaled.
-func incidentsService(db *store.DB, by string) *incidents.Service {
-	return &incidents.Service{Store: db, Journal: nil, Clock: siobroker.SystemClock{}, By: by}
+// incidentsService returns the operator's actions over db, journaled in the journal the broker's
+// configuration names (§39: an incident is also recorded in the journal), beside the store's
+// append-only incident history. The returned func closes the journal.
+func (f *incidentsFlags) incidentsService(ctx context.Context, db *store.DB) (*incidents.Service, func(), error) {
+	explicit := false
+	f.fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "config" })
+	cfg, err := config.Load(*f.config, explicit)
+	if err != nil {
+		return nil, nil, err
+	}
+	j, closeJournal, err := openJournal(ctx, cfg, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &incidents.Service{Store: db, Journal: j, Clock: siobroker.SystemClock{}, By: *f.by}, closeJournal, nil
 }
 
 func incidentsList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -241,7 +253,13 @@ func incidentsAnnotate(ctx context.Context, args []string, stdout, stderr io.Wri
 		return incidentsExitFailed
 	}
 	defer db.Close()
-	inc, err := incidentsService(db, *f.by).Annotate(ctx, n, *measures, *responsible)
+	svc, closeJournal, err := f.incidentsService(ctx, db)
+	if err != nil {
+		fmt.Fprintf(stderr, "incidents annotate: %v\n", err)
+		return incidentsExitFailed
+	}
+	defer closeJournal()
+	inc, err := svc.Annotate(ctx, n, *measures, *responsible)
 	if err != nil {
 		fmt.Fprintf(stderr, "incidents annotate: %v\n", err)
 		return incidentsExitFailed
@@ -271,7 +289,13 @@ func incidentsClose(ctx context.Context, args []string, stdout, stderr io.Writer
 		return incidentsExitFailed
 	}
 	defer db.Close()
-	inc, err := incidentsService(db, *f.by).Close(ctx, n, *note)
+	svc, closeJournal, err := f.incidentsService(ctx, db)
+	if err != nil {
+		fmt.Fprintf(stderr, "incidents close: %v\n", err)
+		return incidentsExitFailed
+	}
+	defer closeJournal()
+	inc, err := svc.Close(ctx, n, *note)
 	if err != nil {
 		if errors.Is(err, incidents.ErrClosed) {
 			fmt.Fprintf(stderr, "incidents close: incident %d is closed already\n", n)

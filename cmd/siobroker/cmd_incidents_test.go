@@ -97,4 +97,17 @@ func TestIncidentsCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "2 incidents") || !strings.Contains(out, "Касымов") {
 		t.Fatalf("list --all = %d\n%s", code, out)
 	}
+	// §39: the operator's annotation and close are recorded in the journal too.
+	db, err = store.Open(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	recs, err := db.Journal().Query(ctx, siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalIncident}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Code != "annotated" || recs[1].Code != "closed" {
+		t.Fatalf("incident journal records %+v, want the annotation and the close", recs)
+	}
 }
