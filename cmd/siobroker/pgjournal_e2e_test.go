@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/journal/postgres"
+	"github.com/sio-pso/siobroker/signing/devpki"
+)
+
+// sharedJournalDSN returns a DSN to a fresh schema of the machine's PostgreSQL, dropped after the
+// test. Under CI=true an unreachable server fails the test; otherwise it skips.
+func sharedJournalDSN(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("SIO_TEST_POSTGRES_DSN")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL at %s: %v", base, err)
+		}
+		t.Skipf("PostgreSQL not reachable (%v); CI=true makes this a failure", err)
+	}
+	defer conn.Close(ctx)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "sio_e2e_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, base)
+		if err == nil {
+			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(ctx)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// TestTwoBrokersShareOnePostgresJournal: with journal.driver postgres, two broker processes
+// journal into one chain; it verifies, and holds both brokers' requests and replies.
+func TestTwoBrokersShareOnePostgresJournal(t *testing.T) {
+	dsn := sharedJournalDSN(t)
+	src := sharedBroker(t)
+	var brokers []*e2eBroker
+	for range 2 {
+		dir := t.TempDir()
+		copyDir(t, src.pki, filepath.Join(dir, "pki"))
+		cfg := testConfig(dir)
+		cfg.Journal.Driver, cfg.Journal.DSN = "postgres", dsn
+		b, err := startBroker(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
+		if err != nil {
+			t.Fatalf("start a broker on the shared journal: %v", err)
+		}
+		t.Cleanup(func() { b.Close() })
+		e := *src
+		e.b, e.cfg, e.base, e.url, e.pki = b, cfg, b.BaseURL(), b.BaseURL()+cfg.Endpoint, filepath.Join(dir, "pki")
+		brokers = append(brokers, &e)
+	}
+
+	u := src.user(t, devpki.KeyRSA, devpki.StatusValid)
+	const rounds = 3
+	for i := range rounds {
+		for _, e := range brokers {
+			if code, out, errs := runSend(t, e.sendArgs(u)...); code != sendExitOK {
+				t.Fatalf("round %d on %s: send exited %d\n%s%s", i, e.url, code, out, errs)
+			}
+		}
+	}
+
+	ctx := context.Background()
+	j, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if err := j.Verify(ctx); err != nil {
+		t.Fatalf("the shared chain does not verify: %v", err)
+	}
+	replies, err := j.Query(ctx, siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalReply}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(replies) != 2*rounds {
+		t.Fatalf("%d replies journaled, want %d", len(replies), 2*rounds)
+	}
+	// Both brokers wrote: their replies are signed responses to requests posted to each of them.
+	for _, r := range replies {
+		if !strings.Contains(string(r.Data), "SendMessageResponse") || r.SignerIIN != u.IIN {
+			t.Errorf("reply record %d: %s by %s", r.Seq, r.Kind, r.SignerIIN)
+		}
+	}
+	local, err := brokers[0].b.db.Journal().Query(ctx, siobroker.JournalFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(local) != 0 {
+		t.Errorf("%d records went to the embedded journal although journal.driver is postgres", len(local))
+	}
+}
