@@ -1,0 +1,193 @@
+// Package amqp is the RabbitMQ transport of the broker: it replaces the embedded GoChannel when
+// the configuration says `transport: amqp`, and gives the routing package a watermill Publisher
+// and Subscriber with the same topic names (schemas.ServiceTopic, schemas.RegistryTopic,
+// routing.ReplyTopicPrefix+instance).
+//
+// Addressing is queue-per-topic through the default exchange: publishing to topic T puts the
+// message on the queue named Prefix+T, and subscribing to T consumes that queue. Nothing is
+// declared on publish or subscribe: Declare creates the service, registry and dead-letter
+// topology at start-up, NewBrokerTransport the broker instance's reply queue. A publish to a queue
+// that does not exist is an error (ErrUnroutable), never a silent loss.
+//
+// The Publisher is written here on amqp091-go rather than taken from watermill-amqp: the
+// library's publisher waits for a confirm without a time limit and ignores basic.return, so a
+// mandatory publish to a missing queue returned nil and the message was gone. This one publishes
+// persistent, mandatory messages on a pool of confirm-mode channels and returns only once the
+// server has confirmed (ack) the message; a nack, a return, a closed channel or no confirm within
+// Config.ConfirmTimeout is an error.
+//
+// The Subscriber is watermill-amqp's, on its own connection (RabbitMQ advises separate
+// connections for publishing and consuming, because flow control blocks publishing
+// connections). watermill-amqp hands a consumer's messages over one at a time, waiting for each
+// ack, so every Subscribe here opens Config.Concurrency consumers on the queue and merges them:
+// the routing package registers one handler per topic and still gets Concurrency messages in
+// flight, and several processes on one queue compete for its messages (each message goes to one
+// consumer).
+//
+// Headers: quorum queues add x-delivery-count (a number) on redelivery and dead-lettering adds
+// x-death (a table). watermill-amqp's default marshaler rejects every non-string header, which
+// turned one nack into an endless redelivery loop; here numbers, booleans and times become
+// decimal/RFC 3339 strings and the other kinds (tables, arrays, bytes) are dropped, so
+// Metadata.Get(MetaDeliveryCount) gives the delivery count as a string.
+package amqp
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// Config is the RabbitMQ transport's configuration.
+type Config struct {
+	// URL is the AMQP URI, e.g. amqp://user:pass@host:5672/vhost.
+	URL string
+	// Instance is this broker or adapter instance's id. A broker's reply queue is
+	// "sio.reply.<Instance>": keep it stable across restarts (a host or pod name), see
+	// NewBrokerTransport.
+	Instance string
+	// Services and Registries name the queues Declare creates ("sio.service.NNN",
+	// "sio.registry.NAME").
+	Services   []int
+	Registries []string
+
+	// Prefix is put in front of every queue and exchange name (tests use it to keep parallel
+	// runs apart). Default "".
+	Prefix string
+
+	// Prefetch is the consumer prefetch (Qos.PrefetchCount) of each consumer channel. Default 16.
+	// watermill-amqp hands a consumer's messages over one at a time, so the messages prefetched
+	// beyond the first only wait in this process, where competing processes cannot take them:
+	// a small value (1-2) spreads slow work better; parallelism comes from Concurrency.
+	Prefetch int
+	// Concurrency is the number of consumers, hence of messages handled at once, per Subscribe
+	// (per queue). Default 4.
+	Concurrency int
+	// ChannelPoolSize is the number of confirm-mode channels publishes share. Default 8.
+	ChannelPoolSize int
+	// ConfirmTimeout bounds the wait for a publisher confirm. Default 5s.
+	ConfirmTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the exponential back-off between connection attempts.
+	// Defaults 500ms and 30s.
+	ReconnectMin, ReconnectMax time.Duration
+
+	// ClassicQueues declares classic durable queues instead of quorum queues. The default
+	// (false) is quorum queues, with a fall-back to classic durable queues when the server
+	// refuses a quorum queue (an old server, or a queue that already exists as classic).
+	// (A bool whose zero value is the default, rather than a `Quorum bool` defaulting to true,
+	// which a zero value could not express.)
+	ClassicQueues bool
+
+	// DeliveryLimit, when above 0, sets x-delivery-limit on the quorum service and registry
+	// queues: a message redelivered more often is dead-lettered to DeadLetterQueue instead of
+	// looping. Default 0: no limit (RabbitMQ 3.x then redelivers without end; 4.x applies its
+	// own default of 20). Changing it on an existing queue makes Declare fail with
+	// PRECONDITION_FAILED; a RabbitMQ policy (delivery-limit) is the way to change it later.
+	// Classic queues have no delivery limit.
+	DeliveryLimit int
+
+	// DeadLetterExchange (fanout) and DeadLetterQueue receive the messages the queues
+	// dead-letter. Defaults "sio.dlx" and "sio.dlq".
+	DeadLetterExchange string
+	DeadLetterQueue    string
+}
+
+// Defaults.
+const (
+	DefaultPrefetch           = 16
+	DefaultConcurrency        = 4
+	DefaultChannelPoolSize    = 8
+	DefaultConfirmTimeout     = 5 * time.Second
+	DefaultReconnectMin       = 500 * time.Millisecond
+	DefaultReconnectMax       = 30 * time.Second
+	DefaultDeadLetterExchange = "sio.dlx"
+	DefaultDeadLetterQueue    = "sio.dlq"
+)
+
+func (c *Config) setDefaults() {
+	if c.Prefetch == 0 {
+		c.Prefetch = DefaultPrefetch
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.ChannelPoolSize == 0 {
+		c.ChannelPoolSize = DefaultChannelPoolSize
+	}
+	if c.ConfirmTimeout == 0 {
+		c.ConfirmTimeout = DefaultConfirmTimeout
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = DefaultReconnectMin
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = DefaultReconnectMax
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		c.ReconnectMax = c.ReconnectMin
+	}
+	if c.DeadLetterExchange == "" {
+		c.DeadLetterExchange = DefaultDeadLetterExchange
+	}
+	if c.DeadLetterQueue == "" {
+		c.DeadLetterQueue = DefaultDeadLetterQueue
+	}
+}
+
+// Validate reports what is wrong with c once its defaults are applied.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("amqp: empty URL"))
+	} else if _, err := amqp091.ParseURI(c.URL); err != nil {
+		// The error of ParseURI does not contain the password.
+		errs = append(errs, fmt.Errorf("amqp: URL: %w", err))
+	}
+	if c.Instance != "" && !validName(c.Instance) {
+		errs = append(errs, fmt.Errorf("amqp: instance %q: only letters, digits, '.', '_' and '-'", c.Instance))
+	}
+	if c.Prefix != "" && !validName(c.Prefix) {
+		errs = append(errs, fmt.Errorf("amqp: prefix %q: only letters, digits, '.', '_' and '-'", c.Prefix))
+	}
+	for _, n := range c.Services {
+		if n < 1 || n > 999 {
+			errs = append(errs, fmt.Errorf("amqp: service %d out of 1..999", n))
+		}
+	}
+	for _, r := range c.Registries {
+		if !validName(r) {
+			errs = append(errs, fmt.Errorf("amqp: registry %q: only letters, digits, '.', '_' and '-'", r))
+		}
+	}
+	if c.Prefetch < 0 || c.Prefetch > 65535 {
+		errs = append(errs, fmt.Errorf("amqp: prefetch %d out of 0..65535", c.Prefetch))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 256 {
+		errs = append(errs, fmt.Errorf("amqp: concurrency %d out of 1..256", c.Concurrency))
+	}
+	if c.ChannelPoolSize < 1 || c.ChannelPoolSize > 1024 {
+		errs = append(errs, fmt.Errorf("amqp: channel pool size %d out of 1..1024", c.ChannelPoolSize))
+	}
+	if c.DeliveryLimit < 0 {
+		errs = append(errs, fmt.Errorf("amqp: delivery limit %d is negative", c.DeliveryLimit))
+	}
+	if c.ConfirmTimeout < 0 || c.ReconnectMin < 0 {
+		errs = append(errs, errors.New("amqp: negative duration"))
+	}
+	if !validName(c.DeadLetterExchange) || !validName(c.DeadLetterQueue) {
+		errs = append(errs, errors.New("amqp: dead-letter exchange and queue: only letters, digits, '.', '_' and '-'"))
+	}
+	return errors.Join(errs...)
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	return strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}) < 0
+}

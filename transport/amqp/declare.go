@@ -1,0 +1,171 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// QueueKind says what kind of queue was declared.
+type QueueKind string
+
+// Queue kinds.
+const (
+	Quorum  QueueKind = "quorum"
+	Classic QueueKind = "classic"
+)
+
+// Declare declares the topology idempotently: the durable fanout dead-letter exchange, the
+// durable dead-letter queue bound to it, and a durable queue per service ("sio.service.NNN") and
+// per registry ("sio.registry.NAME"), each with x-dead-letter-exchange set. Queues are quorum
+// queues unless cfg.ClassicQueues, or unless the server refuses one (then classic durable).
+// It dials once with back-off until ctx ends.
+func Declare(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg.setDefaults()
+	conn, err := dialRetry(ctx, cfg, watermill.NopLogger{})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("amqp: open channel: %w", err)
+	}
+	if err := ch.ExchangeDeclare(cfg.name(cfg.DeadLetterExchange), amqp091.ExchangeFanout, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("amqp: declare dead-letter exchange %s: %w", cfg.name(cfg.DeadLetterExchange), err)
+	}
+	_ = ch.Close()
+
+	if _, err := declareQueue(conn, cfg, cfg.name(cfg.DeadLetterQueue), false); err != nil {
+		return err
+	}
+	if ch, err = conn.Channel(); err != nil {
+		return fmt.Errorf("amqp: open channel: %w", err)
+	}
+	if err := ch.QueueBind(cfg.name(cfg.DeadLetterQueue), "", cfg.name(cfg.DeadLetterExchange), false, nil); err != nil {
+		return fmt.Errorf("amqp: bind dead-letter queue: %w", err)
+	}
+	_ = ch.Close()
+
+	for _, q := range cfg.workQueues() {
+		if _, err := declareQueue(conn, cfg, q, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// name is the queue or exchange name of a topic or configured name.
+func (c Config) name(s string) string { return c.Prefix + s }
+
+// workQueues are the service and registry queues of c.
+func (c Config) workQueues() []string {
+	out := make([]string, 0, len(c.Services)+len(c.Registries))
+	for _, n := range c.Services {
+		out = append(out, c.name(schemas.ServiceTopic(n)))
+	}
+	for _, r := range c.Registries {
+		out = append(out, c.name(schemas.RegistryTopic(r)))
+	}
+	return out
+}
+
+// replyQueue is the queue of this instance's reply topic.
+func (c Config) replyQueue() string { return c.name(routing.ReplyTopicPrefix + c.Instance) }
+
+// declareQueue declares a durable queue (quorum, or classic on refusal), dead-lettering to the
+// DLX when withDLX. Each attempt uses its own channel: a refused declare closes the channel.
+func declareQueue(conn *amqp091.Connection, cfg Config, name string, withDLX bool) (QueueKind, error) {
+	args := amqp091.Table{}
+	if withDLX {
+		args["x-dead-letter-exchange"] = cfg.name(cfg.DeadLetterExchange)
+	}
+	try := func(kind QueueKind) error {
+		ch, err := conn.Channel()
+		if err != nil {
+			return fmt.Errorf("amqp: open channel: %w", err)
+		}
+		a := amqp091.Table{}
+		for k, v := range args {
+			a[k] = v
+		}
+		if kind == Quorum {
+			a[amqp091.QueueTypeArg] = amqp091.QueueTypeQuorum
+			if withDLX && cfg.DeliveryLimit > 0 {
+				a["x-delivery-limit"] = int64(cfg.DeliveryLimit)
+			}
+		}
+		_, err = ch.QueueDeclare(name, true, false, false, false, a)
+		if err == nil {
+			_ = ch.Close()
+		}
+		return err
+	}
+	if !cfg.ClassicQueues {
+		err := try(Quorum)
+		if err == nil {
+			return Quorum, nil
+		}
+		var amqpErr *amqp091.Error
+		if !errors.As(err, &amqpErr) || conn.IsClosed() {
+			return "", fmt.Errorf("amqp: declare queue %s: %w", name, err)
+		}
+		// The server refused a quorum queue on this channel only: take a classic one.
+	}
+	if err := try(Classic); err != nil {
+		return "", fmt.Errorf("amqp: declare queue %s: %w", name, err)
+	}
+	return Classic, nil
+}
+
+// dialRetry dials cfg.URL until it succeeds or ctx ends, with exponential back-off and jitter
+// between ReconnectMin and ReconnectMax.
+func dialRetry(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*amqp091.Connection, error) {
+	var conn *amqp091.Connection
+	err := retry(ctx, cfg, logger, "dial RabbitMQ", func() error {
+		var err error
+		conn, err = amqp091.DialConfig(cfg.URL, amqp091.Config{
+			Heartbeat:  10 * time.Second,
+			Locale:     "en_US",
+			Properties: amqp091.Table{"connection_name": "siobroker " + cfg.Instance},
+		})
+		return err
+	})
+	return conn, err
+}
+
+// retry calls f until it succeeds or ctx ends, sleeping with exponential back-off.
+func retry(ctx context.Context, cfg Config, logger watermill.LoggerAdapter, what string, f func() error) error {
+	wait := cfg.ReconnectMin
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		logger.Error("amqp: "+what+" failed, retrying", err, watermill.LogFields{"attempt": attempt, "wait": wait.String()})
+		// Full jitter around wait: 50–100 %.
+		sleep := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("amqp: %s: %w (last error: %w)", what, ctx.Err(), err)
+		case <-t.C:
+		}
+		if wait *= 2; wait > cfg.ReconnectMax {
+			wait = cfg.ReconnectMax
+		}
+	}
+}
