@@ -32,6 +32,7 @@ type Broker struct {
 	Demo      Demo      `mapstructure:"demo"`
 	Log       Log       `mapstructure:"log"`
 	Cases     Cases     `mapstructure:"cases"`
+	AMQP      AMQP      `mapstructure:"amqp"`
 	Journal   Journal   `mapstructure:"journal"`
 	Incidents Incidents `mapstructure:"incidents"`
 	Reports   Reports   `mapstructure:"reports"`
@@ -148,6 +149,23 @@ func (p CasePatterns) All() map[string]CasePattern {
 // Registry names are used in transport topics (schemas.RegistryTopic).
 var registryName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
+// AMQP configures the RabbitMQ transport (transport: amqp).
+type AMQP struct {
+	URL      string `mapstructure:"url"`
+	Instance string `mapstructure:"instance"` // names this broker's reply queue; stable across restarts. Empty: host name and listen port
+	Prefetch int    `mapstructure:"prefetch"`
+	// Concurrency is the number of messages handled at once per queue.
+	Concurrency   int  `mapstructure:"concurrency"`
+	ClassicQueues bool `mapstructure:"classic_queues"`
+	DeliveryLimit int  `mapstructure:"delivery_limit"` // redeliveries before the dead-letter queue; 0: unlimited
+	// Prefix goes in front of every queue and exchange name, so that separate deployments (or
+	// test runs) can share one virtual host.
+	Prefix string `mapstructure:"prefix"`
+	// InProcessAdapters runs the demo adapters and case registries inside the broker process on
+	// the same RabbitMQ, for demonstrations and tests; deployments run `siobroker adapter`.
+	InProcessAdapters bool `mapstructure:"in_process_adapters"`
+}
+
 // Journal selects where the permanent journal lives and how it is sealed into archives (§37, 38).
 type Journal struct {
 	Driver         string        `mapstructure:"driver"` // sqlite (the embedded store) or postgres
@@ -201,6 +219,7 @@ func Defaults() Broker {
 		Log:       Log{Format: "text", Level: "info"},
 		Journal:   Journal{Driver: "sqlite", ArchiveDir: "", SegmentRecords: 10000, SegmentBytes: 64 << 20, SealEvery: time.Minute},
 		Incidents: Incidents{Threshold: time.Hour, CheckEvery: time.Minute},
+		AMQP:      AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 2, Concurrency: 8, DeliveryLimit: 5},
 		Reports:   Reports{ExportRoles: []int{1}},
 		Cases:     DefaultCases(),
 	}
@@ -311,6 +330,14 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("demo.organisations", d.Demo.Organisations)
 	v.SetDefault("log.format", d.Log.Format)
 	v.SetDefault("log.level", d.Log.Level)
+	v.SetDefault("amqp.url", d.AMQP.URL)
+	v.SetDefault("amqp.instance", d.AMQP.Instance)
+	v.SetDefault("amqp.prefetch", d.AMQP.Prefetch)
+	v.SetDefault("amqp.concurrency", d.AMQP.Concurrency)
+	v.SetDefault("amqp.classic_queues", d.AMQP.ClassicQueues)
+	v.SetDefault("amqp.delivery_limit", d.AMQP.DeliveryLimit)
+	v.SetDefault("amqp.in_process_adapters", d.AMQP.InProcessAdapters)
+	v.SetDefault("amqp.prefix", d.AMQP.Prefix)
 	v.SetDefault("journal.driver", d.Journal.Driver)
 	v.SetDefault("journal.dsn", d.Journal.DSN)
 	v.SetDefault("journal.archive_dir", d.Journal.ArchiveDir)
@@ -339,8 +366,17 @@ func (c Broker) Validate() error {
 	if !strings.HasPrefix(c.Endpoint, "/") {
 		errs = append(errs, fmt.Errorf("endpoint: %q must start with /", c.Endpoint))
 	}
-	if c.Transport != "gochannel" {
-		errs = append(errs, fmt.Errorf("transport: %q is not supported; use gochannel", c.Transport))
+	switch c.Transport {
+	case "gochannel":
+	case "amqp":
+		if c.AMQP.URL == "" {
+			errs = append(errs, errors.New("amqp.url: required with transport amqp"))
+		}
+		if c.AMQP.Prefetch < 1 || c.AMQP.Concurrency < 1 || c.AMQP.DeliveryLimit < 0 {
+			errs = append(errs, errors.New("amqp.prefetch and amqp.concurrency must be at least 1, amqp.delivery_limit not negative"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("transport: %q is not supported; use gochannel or amqp", c.Transport))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir: must not be empty"))

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +38,7 @@ import (
 	"github.com/sio-pso/siobroker/signing/devpki"
 	"github.com/sio-pso/siobroker/soap"
 	"github.com/sio-pso/siobroker/store"
+	amqptransport "github.com/sio-pso/siobroker/transport/amqp"
 )
 
 const defaultConfigFile = "configs/broker.yaml"
@@ -96,6 +99,7 @@ type runningBroker struct {
 	listener     net.Listener
 	router       *message.Router
 	pubsub       *gochannel.GoChannel
+	amqp         *amqptransport.Transport
 	db           *store.DB
 	tls          bool
 	stop         context.CancelFunc
@@ -177,18 +181,18 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		demoUsers = b.manifest.Users
 	}
 
-	// The embedded default: every message stays in this process. GoChannel delivers every
-	// message to every subscriber of its topic, so each topic has exactly one consumer here.
 	// watermill logs every handler start at Info; ninety-three of them drown the broker's own lines.
 	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger.With("component", "watermill"),
 		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	b.pubsub = gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1024}, wmLogger)
 	if b.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wmLogger); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	instance := uuid.NewString()
-	dispatcher := routing.NewDispatcher(b.pubsub, routing.ReplyTopicPrefix+instance, clock, logger.With("component", "dispatcher"))
-	dispatcher.AddHandlers(b.router, b.pubsub)
+	pub, sub, replyTopic, err := b.openTransport(ctx, cfg, registryNames, wmLogger)
+	if err != nil {
+		return nil, err
+	}
+	dispatcher := routing.NewDispatcher(pub, replyTopic, clock, logger.With("component", "dispatcher"))
+	dispatcher.AddHandlers(b.router, sub)
 	tracker := incidents.NewTracker(incidents.Config{Threshold: cfg.Incidents.Threshold, CheckEvery: cfg.Incidents.CheckEvery},
 		b.db, journalStore, clock, logger.With("component", "incidents"))
 	dispatcher.TrackDelivery(incidents.DispatcherTracker{T: tracker})
@@ -196,13 +200,19 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	if err := writeDemoSubjects(cfg.DataDir, world); err != nil {
 		return nil, err
 	}
-	adapter := routing.NewAdapterRuntime("demo", demo.NewBackends(world), b.pubsub, clock, logger.With("component", "adapter"))
-	adapter.AddHandlers(b.router, b.pubsub)
-	// The embedded default verifies cases (§5) against demo registries holding the demo users'
-	// cases; deployments run real registry adapters on the shared transport instead.
-	for _, name := range registryNames {
-		routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, demo.CasesOf(demoUsers)), b.pubsub, clock,
-			logger.With("component", "registry-adapter", "registry", name)).AddHandlers(b.router, b.pubsub)
+	inProcessServices := 0
+	if cfg.Transport == "gochannel" || cfg.AMQP.InProcessAdapters {
+		// The embedded default runs the demo adapters, and demo case registries holding the demo
+		// users' cases (§5), in this process; with RabbitMQ, deployments run `siobroker adapter`
+		// processes on the shared queues instead. GoChannel delivers every message to every
+		// subscriber of its topic, so each topic has exactly one consumer here.
+		adapter := routing.NewAdapterRuntime("demo", demo.NewBackends(world), pub, clock, logger.With("component", "adapter"))
+		adapter.AddHandlers(b.router, sub)
+		inProcessServices = len(adapter.Services())
+		for _, name := range registryNames {
+			routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, demo.CasesOf(demoUsers)), pub, clock,
+				logger.With("component", "registry-adapter", "registry", name)).AddHandlers(b.router, sub)
+		}
 	}
 	b.done = make(chan struct{})
 	go func() {
@@ -246,6 +256,11 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	ready := func(ctx context.Context) error {
 		if !b.router.IsRunning() {
 			return errors.New("message router is not running")
+		}
+		if b.amqp != nil {
+			if err := b.amqp.Ready(); err != nil {
+				return fmt.Errorf("RabbitMQ: %w", err)
+			}
 		}
 		return b.db.Ping(ctx)
 	}
@@ -320,7 +335,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	}
 	b.jobs.Go(func() { sealArchives(ctx, sealer, cfg.Journal.SealEvery, logger.With("component", "archive")) })
 	logger.Info("broker ready", "listen", b.listener.Addr().String(), "transport", cfg.Transport,
-		"services", len(adapter.Services()), "data", cfg.DataDir, "reply_topic", dispatcher.ReplyTopic())
+		"in_process_services", inProcessServices, "data", cfg.DataDir, "reply_topic", dispatcher.ReplyTopic())
 	return b, nil
 }
 
@@ -368,6 +383,45 @@ func forgetOldMessageIDs(ctx context.Context, db *store.DB, retention time.Durat
 				logger.Warn("pruning seen messageIds failed", "error", err)
 			}
 		}
+	}
+}
+
+// openTransport returns the publisher, subscriber and reply topic of the configured transport:
+// the in-process GoChannel, or RabbitMQ with its topology declared first (publishing to a queue
+// that does not exist would lose the message).
+func (b *runningBroker) openTransport(ctx context.Context, cfg config.Broker, registries []string, logger watermill.LoggerAdapter) (message.Publisher, message.Subscriber, string, error) {
+	if cfg.Transport != "amqp" {
+		b.pubsub = gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1024}, logger)
+		return b.pubsub, b.pubsub, routing.ReplyTopicPrefix + uuid.NewString(), nil
+	}
+	instance := cfg.AMQP.Instance
+	if instance == "" {
+		host, _ := os.Hostname()
+		instance = host + "-" + strings.ReplaceAll(cfg.Listen, ":", "-")
+	}
+	acfg := amqpConfig(cfg.AMQP, instance, registries)
+	if err := amqptransport.Declare(ctx, acfg); err != nil {
+		return nil, nil, "", fmt.Errorf("declare RabbitMQ topology: %w", err)
+	}
+	t, err := amqptransport.NewBrokerTransport(ctx, acfg, logger)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("RabbitMQ: %w", err)
+	}
+	b.amqp = t
+	return t.Publisher(), t.Subscriber(), t.ReplyTopic(), nil
+}
+
+// amqpConfig is the transport configuration for every service of Appendix 2 and the given case
+// registries.
+func amqpConfig(c config.AMQP, instance string, registries []string) amqptransport.Config {
+	services := make([]int, 0, siobroker.LastService)
+	for n := siobroker.FirstService; n <= siobroker.LastService; n++ {
+		services = append(services, n)
+	}
+	return amqptransport.Config{
+		URL: c.URL, Instance: instance, Services: services, Registries: registries,
+		Prefetch: c.Prefetch, Concurrency: c.Concurrency, ClassicQueues: c.ClassicQueues, DeliveryLimit: c.DeliveryLimit,
+		Prefix: c.Prefix,
 	}
 }
 
@@ -476,6 +530,9 @@ func (b *runningBroker) Close() error {
 			case <-time.After(15 * time.Second):
 			}
 		}
+	}
+	if b.amqp != nil {
+		errs = append(errs, b.amqp.Close())
 	}
 	if b.pubsub != nil {
 		errs = append(errs, b.pubsub.Close())

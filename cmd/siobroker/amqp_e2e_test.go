@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/signing/devpki"
+)
+
+const testAMQPURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+// amqpPrefix returns a fresh queue-name prefix on the machine's RabbitMQ and deletes the queues
+// and exchanges it names after the test. Under CI=true an unreachable server fails the test.
+func amqpPrefix(t *testing.T) string {
+	t.Helper()
+	conn, err := amqp091.DialConfig(testAMQPURL, amqp091.Config{Dial: amqp091.DefaultDial(5 * time.Second)})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("RabbitMQ at 127.0.0.1:5672: %v", err)
+		}
+		t.Skipf("RabbitMQ not reachable (%v); CI=true makes this a failure", err)
+	}
+	conn.Close()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	prefix := "e2e" + hex.EncodeToString(b[:]) + "."
+	t.Cleanup(func() {
+		conn, err := amqp091.Dial(testAMQPURL)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			return
+		}
+		defer ch.Close()
+		for n := siobroker.FirstService; n <= siobroker.LastService; n++ {
+			_, _ = ch.QueueDelete(prefix+fmt.Sprintf("sio.service.%03d", n), false, false, false)
+		}
+		for _, q := range []string{"sio.registry.erdr", "sio.registry.courts", "sio.registry.aisoip", "sio.dlq"} {
+			_, _ = ch.QueueDelete(prefix+q, false, false, false)
+		}
+		_, _ = ch.QueueDelete(prefix+"sio.reply."+prefix+"broker", false, false, false)
+		_ = ch.ExchangeDelete(prefix+"sio.dlx", false, false)
+	})
+	return prefix
+}
+
+// TestSendOverRabbitMQ: with transport amqp the same handlers carry a signed request over the real
+// RabbitMQ: the topology is declared at start-up, the demo adapters and case registries consume
+// the service and registry queues, and the answers come back on the broker's reply queue.
+func TestSendOverRabbitMQ(t *testing.T) {
+	prefix := amqpPrefix(t)
+	src := sharedBroker(t)
+	dir := t.TempDir()
+	copyDir(t, src.pki, filepath.Join(dir, "pki"))
+	cfg := testConfig(dir)
+	cfg.Transport = "amqp"
+	cfg.AMQP.URL = testAMQPURL
+	cfg.AMQP.Prefix = prefix
+	cfg.AMQP.Instance = prefix + "broker"
+	cfg.AMQP.ClassicQueues = true // lighter than 93 quorum queues for a test run
+	cfg.AMQP.InProcessAdapters = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := startBroker(ctx, cfg, siobroker.SystemClock{}, testLogger())
+	if err != nil {
+		t.Fatalf("start a broker on RabbitMQ: %v", err)
+	}
+	defer b.Close()
+	e := *src
+	e.b, e.cfg, e.base, e.url, e.pki = b, cfg, b.BaseURL(), b.BaseURL()+cfg.Endpoint, filepath.Join(dir, "pki")
+
+	u := src.user(t, devpki.KeyRSA, devpki.StatusValid)
+	for _, placement := range []string{"wsse", "enveloped"} {
+		code, out, errs := runSend(t, e.sendArgs(u, "--services", "1,5,11,37", "--placement", placement)...)
+		if code != sendExitOK {
+			t.Fatalf("%s: send exited %d\n%s%s", placement, code, out, errs)
+		}
+		for _, want := range []string{"\nservice 1: ok ", "\nservice 5: ok ", "\nservice 11: ok ", "\nservice 37: denied DENIED_ARTICLE"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: output lacks %q:\n%s", placement, want, out)
+			}
+		}
+	}
+}
