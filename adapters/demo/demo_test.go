@@ -13,6 +13,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/adapters/adaptertest"
 )
 
 const (
@@ -20,6 +21,9 @@ const (
 	testPeople = 200
 	testOrgs   = 50
 )
+
+// request is the request the shared suite sends.
+var request = adaptertest.Request
 
 var testWorld = sync.OnceValue(func() *Dataset { return Generate(testSeed, testPeople, testOrgs) })
 
@@ -223,7 +227,7 @@ func TestEveryBackendMeetsTheContract(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			RunBackendSuite(t, BackendCase{Service: info.No, Backend: b, WithData: withData[:min(len(withData), 6)], WithoutData: without})
+			adaptertest.RunBackendSuite(t, adaptertest.Case{Service: info.No, Backend: b, WithData: withData[:min(len(withData), 6)], WithoutData: without})
 		})
 		fmt.Fprintf(&report, "%3d %-19s %4d  %s\n", info.No, info.SubjectKinds, len(withData), info.Name)
 	}

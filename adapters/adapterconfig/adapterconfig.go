@@ -1,0 +1,297 @@
+// Package adapterconfig reads an adapter process's configuration file: its name, its transport,
+// and for each service it answers the backend that answers it (postgres, http or demo). Unknown
+// keys are errors naming their line, so a typo never silently falls back to a default. Build turns
+// a validated Config into the backends; this package is the one place that knows every kind.
+package adapterconfig
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/adapters/demo"
+	"github.com/sio-pso/siobroker/adapters/httpsource"
+	"github.com/sio-pso/siobroker/adapters/postgres"
+)
+
+// The backend kinds a service may name.
+const (
+	KindPostgres = "postgres"
+	KindHTTP     = "http"
+	KindDemo     = "demo"
+)
+
+// Config is the configuration of one adapter process.
+type Config struct {
+	Name      string          `yaml:"name"`
+	Transport Transport       `yaml:"transport"`
+	Services  map[int]Service `yaml:"services"`
+	Demo      Demo            `yaml:"demo"`
+}
+
+// Transport is the adapter's connection to the broker.
+type Transport struct {
+	AMQPURL     string `yaml:"amqp_url"`
+	Prefetch    int    `yaml:"prefetch"`    // AMQP QoS prefetch per consumer
+	Concurrency int    `yaml:"concurrency"` // handlers per service
+}
+
+// Service is the backend of one service. Which keys apply depends on Backend: postgres takes dsn,
+// query, params, record_type, fields and timeout; http takes url, method, timeout, record_type,
+// records_path and fields; demo takes none (the demo section sizes its world).
+type Service struct {
+	Backend     string            `yaml:"backend"`
+	DSN         string            `yaml:"dsn"`
+	Query       string            `yaml:"query"`
+	Params      []string          `yaml:"params"`
+	URL         string            `yaml:"url"`
+	Method      string            `yaml:"method"`
+	RecordsPath string            `yaml:"records_path"`
+	RecordType  string            `yaml:"record_type"`
+	Fields      map[string]string `yaml:"fields"`
+	Timeout     time.Duration     `yaml:"timeout"`
+}
+
+// Demo sizes the generated world the demo backends answer from.
+type Demo struct {
+	Seed          int64 `yaml:"seed"`
+	People        int   `yaml:"people"`
+	Organisations int   `yaml:"organisations"`
+}
+
+// Defaults are filled in for keys a file leaves out.
+func (c *Config) setDefaults() {
+	if c.Transport.Prefetch == 0 {
+		c.Transport.Prefetch = 16
+	}
+	if c.Transport.Concurrency == 0 {
+		c.Transport.Concurrency = 4
+	}
+	if c.Demo == (Demo{}) {
+		c.Demo = Demo{Seed: 1, People: 200, Organisations: 50}
+	}
+}
+
+// Load reads, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("adapter config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("adapter config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes, defaults and validates one YAML document.
+func Parse(data []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the file is empty")
+		}
+		return nil, err
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("the file must hold one YAML document")
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+var adapterName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+// Validate checks what decoding cannot: ranges, kinds, and the keys each kind needs and forbids.
+func (c Config) Validate() error { return c.validate(false) }
+
+// validate is Validate; haveWorld says the demo world is given, so the demo section is not used.
+func (c Config) validate(haveWorld bool) error {
+	var errs []error
+	if !adapterName.MatchString(c.Name) {
+		errs = append(errs, fmt.Errorf("name: %q must be 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter", c.Name))
+	}
+	if u, err := url.Parse(c.Transport.AMQPURL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("transport.amqp_url: %q is not an amqp:// or amqps:// URL", redact(c.Transport.AMQPURL)))
+	}
+	if c.Transport.Prefetch < 1 {
+		errs = append(errs, fmt.Errorf("transport.prefetch: must be at least 1, got %d", c.Transport.Prefetch))
+	}
+	if c.Transport.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("transport.concurrency: must be at least 1, got %d", c.Transport.Concurrency))
+	}
+	if len(c.Services) == 0 {
+		errs = append(errs, errors.New("services: an adapter must answer at least one service"))
+	}
+	usesDemo := false
+	for _, no := range sortedKeys(c.Services) {
+		s := c.Services[no]
+		if no < siobroker.FirstService || no > siobroker.LastService {
+			errs = append(errs, fmt.Errorf("services.%d: no such service in Appendix 2 (%d..%d)", no, siobroker.FirstService, siobroker.LastService))
+			continue
+		}
+		var err error
+		switch s.Backend {
+		case KindPostgres:
+			err = errors.Join(s.only(KindPostgres, "dsn", "query", "params", "record_type", "fields", "timeout"), s.checkDSN(), s.postgresSpec(no).Validate())
+		case KindHTTP:
+			err = errors.Join(s.only(KindHTTP, "url", "method", "timeout", "record_type", "records_path", "fields"), s.httpSpec(no).Validate())
+		case KindDemo:
+			usesDemo = true
+			err = s.only(KindDemo)
+		default:
+			err = fmt.Errorf("backend: %q; use %s, %s or %s", s.Backend, KindPostgres, KindHTTP, KindDemo)
+		}
+		if s.Timeout != 0 && s.Timeout < time.Millisecond {
+			err = errors.Join(err, fmt.Errorf("timeout: %s is less than 1ms; write a unit, as in 5s", s.Timeout))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("services.%d: %w", no, err))
+		}
+	}
+	if usesDemo && !haveWorld && (c.Demo.People < 1 || c.Demo.Organisations < 1) {
+		errs = append(errs, fmt.Errorf("demo: people and organisations must be at least 1, got %d and %d", c.Demo.People, c.Demo.Organisations))
+	}
+	return errors.Join(errs...)
+}
+
+// only reports the keys set that the kind does not take.
+func (s Service) only(kind string, allowed ...string) error {
+	set := map[string]bool{
+		"dsn": s.DSN != "", "query": s.Query != "", "params": s.Params != nil, "url": s.URL != "",
+		"method": s.Method != "", "records_path": s.RecordsPath != "", "record_type": s.RecordType != "",
+		"fields": s.Fields != nil, "timeout": s.Timeout != 0,
+	}
+	var errs []error
+	for _, key := range []string{"dsn", "query", "params", "url", "method", "records_path", "record_type", "fields", "timeout"} {
+		if set[key] && !slices.Contains(allowed, key) {
+			errs = append(errs, fmt.Errorf("%s: not a key of a %s backend", key, kind))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s Service) checkDSN() error {
+	if s.DSN == "" {
+		return errors.New("dsn: a postgres backend needs one")
+	}
+	if _, err := pgxpool.ParseConfig(s.DSN); err != nil {
+		return errors.New("dsn: not a PostgreSQL connection string") // the parser's text may quote the password
+	}
+	return nil
+}
+
+func (s Service) postgresSpec(no int) postgres.Spec {
+	return postgres.Spec{Service: no, Query: s.Query, Params: s.Params, RecordType: s.RecordType, Fields: s.Fields, Timeout: s.Timeout}
+}
+
+func (s Service) httpSpec(no int) httpsource.Spec {
+	return httpsource.Spec{Service: no, URL: s.URL, Method: s.Method, Timeout: s.Timeout, RecordType: s.RecordType,
+		RecordsPath: s.RecordsPath, Fields: s.Fields}
+}
+
+// redact hides a URL's password.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}
+
+func sortedKeys(m map[int]Service) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Backends are the built backends and what they hold open.
+type Backends struct {
+	Backends map[int]adapters.Backend
+	pools    []*pgxpool.Pool
+}
+
+// Close closes the PostgreSQL pools.
+func (b *Backends) Close() {
+	for _, p := range b.pools {
+		p.Close()
+	}
+}
+
+// Build builds the backend of every configured service. Demo backends answer from demoWorld, or,
+// when it is nil, from a world generated as the demo section says. PostgreSQL pools (one per
+// distinct DSN) connect lazily and live as long as the process; use Open to be able to close them.
+func Build(cfg *Config, demoWorld *demo.Dataset) (map[int]adapters.Backend, error) {
+	b, err := Open(cfg, demoWorld)
+	if err != nil {
+		return nil, err
+	}
+	return b.Backends, nil
+}
+
+// Open is Build with a Close for the pools it opened.
+func Open(cfg *Config, demoWorld *demo.Dataset) (*Backends, error) {
+	if cfg == nil {
+		return nil, errors.New("adapter config: nil config")
+	}
+	if err := cfg.validate(demoWorld != nil); err != nil {
+		return nil, err
+	}
+	out := &Backends{Backends: make(map[int]adapters.Backend, len(cfg.Services))}
+	pools := map[string]*pgxpool.Pool{}
+	fail := func(err error) (*Backends, error) {
+		out.Close()
+		return nil, err
+	}
+	for _, no := range sortedKeys(cfg.Services) {
+		s := cfg.Services[no]
+		var b adapters.Backend
+		var err error
+		switch s.Backend {
+		case KindPostgres:
+			pool, ok := pools[s.DSN]
+			if !ok {
+				if pool, err = pgxpool.New(context.Background(), s.DSN); err != nil {
+					return fail(fmt.Errorf("services.%d: open the pool: %w", no, err))
+				}
+				pools[s.DSN] = pool
+				out.pools = append(out.pools, pool)
+			}
+			b, err = postgres.New(pool, s.postgresSpec(no))
+		case KindHTTP:
+			b, err = httpsource.New(s.httpSpec(no))
+		case KindDemo:
+			if demoWorld == nil {
+				demoWorld = demo.Generate(cfg.Demo.Seed, cfg.Demo.People, cfg.Demo.Organisations)
+			}
+			b, err = demo.NewBackend(demoWorld, no)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("services.%d: %w", no, err))
+		}
+		out.Backends[no] = b
+	}
+	return out, nil
+}

@@ -1,0 +1,112 @@
+package adapterconfig_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters/adapterconfig"
+	"github.com/sio-pso/siobroker/adapters/adaptertest"
+	"github.com/sio-pso/siobroker/adapters/demo"
+	"github.com/sio-pso/siobroker/adapters/httpsource"
+	"github.com/sio-pso/siobroker/adapters/postgres"
+)
+
+const example = "../../testdata/adapters/config/adapter.yaml"
+
+func TestLoadExample(t *testing.T) {
+	cfg, err := adapterconfig.Load(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Name != "kgd-adapter-1" || cfg.Transport.Prefetch != 16 || cfg.Transport.Concurrency != 4 || len(cfg.Services) != 3 {
+		t.Errorf("got %+v", cfg)
+	}
+	s := cfg.Services[37]
+	if s.Backend != "postgres" || s.Timeout != 5*time.Second || len(s.Params) != 1 || s.Fields["inspection_no"] != "inspection_no" {
+		t.Errorf("service 37: %+v", s)
+	}
+	if cfg.Services[5].RecordsPath != "data.vehicles" || cfg.Services[1].Backend != "demo" || cfg.Demo.People != 200 {
+		t.Errorf("got %+v", cfg)
+	}
+}
+
+func TestBuild(t *testing.T) {
+	cfg, err := adapterconfig.Load(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := adapterconfig.Open(cfg, nil) // pools connect lazily: no server needed
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	if _, ok := set.Backends[37].(*postgres.Backend); !ok {
+		t.Errorf("service 37: %T, want *postgres.Backend", set.Backends[37])
+	}
+	if _, ok := set.Backends[5].(*httpsource.Backend); !ok {
+		t.Errorf("service 5: %T, want *httpsource.Backend", set.Backends[5])
+	}
+	world := demo.Generate(1, 20, 5)
+	backends, err := adapterconfig.Build(&adapterconfig.Config{Name: "demo", Transport: cfg.Transport,
+		Services: map[int]adapterconfig.Service{1: {Backend: "demo"}}}, world)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := backends[1].Query(context.Background(), adaptertest.Request(1, siobroker.Subject{IIN: world.People()[0].IIN}))
+	if err != nil || res.Reason != siobroker.ReasonOK {
+		t.Errorf("demo service 1 from the given world: %+v, %v", res, err)
+	}
+}
+
+func load(t *testing.T, text string) error {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "adapter.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := adapterconfig.Load(path)
+	return err
+}
+
+const head = "name: a1\ntransport: {amqp_url: \"amqp://guest:guest@127.0.0.1:5672/\"}\n"
+
+func TestLoadRejects(t *testing.T) {
+	for name, tc := range map[string]struct{ text, want string }{
+		"unknown top key":     {head + "services: {1: {backend: demo}}\nprefech: 3\n", "line 4: field prefech not found"},
+		"unknown service key": {head + "services:\n  1: {backend: demo, tiemout: 3s}\n", "line 4: field tiemout not found"},
+		"service 0":           {head + "services: {0: {backend: demo}}\n", "services.0: no such service"},
+		"service 94":          {head + "services: {94: {backend: demo}}\n", "services.94: no such service"},
+		"unknown kind":        {head + "services: {1: {backend: oracle}}\n", `backend: "oracle"`},
+		"no services":         {head, "at least one service"},
+		"bad amqp":            {"name: a1\ntransport: {amqp_url: \"http://x:secret@h/\"}\nservices: {1: {backend: demo}}\n", "not an amqp"},
+		"password hidden":     {"name: a1\ntransport: {amqp_url: \"http://x:secret@h/\"}\nservices: {1: {backend: demo}}\n", "x:xxxxx@h"},
+		"bad name":            {"name: A 1\ntransport: {amqp_url: \"amqp://h/\"}\nservices: {1: {backend: demo}}\n", "name:"},
+		"demo with dsn":       {head + "services: {1: {backend: demo, dsn: \"postgres://h/db\"}}\n", "dsn: not a key of a demo backend"},
+		"http with query":     {head + "services: {5: {backend: http, url: \"http://h/v\", record_type: v, fields: {a: a}, query: \"SELECT 1\"}}\n", "query: not a key of a http backend"},
+		"unknown param": {head + "services: {37: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT a FROM t WHERE b = $1\", params: [subject.name], record_type: c, fields: {a: a}}}\n",
+			`"subject.name" is not one of`},
+		"param count": {head + "services: {37: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT a FROM t WHERE b = $1 AND c = $2\", params: [subject.bin], record_type: c, fields: {a: a}}}\n",
+			"$2 has no entry in params"},
+		"spliced query": {head + "services: {37: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT a FROM t WHERE b = '%s'\", record_type: c, fields: {a: a}}}\n",
+			"text substitution"},
+		"no dsn": {head + "services: {37: {backend: postgres, query: \"SELECT a FROM t WHERE b = $1\", params: [subject.bin], record_type: c, fields: {a: a}}}\n",
+			"dsn: a postgres backend needs one"},
+		"bare timeout":  {head + "services: {5: {backend: http, url: \"http://h/v\", record_type: v, fields: {a: a}, timeout: 3}}\n", "cannot unmarshal !!int `3` into time.Duration"},
+		"http method":   {head + "services: {5: {backend: http, url: \"http://h/v\", method: PUT, record_type: v, fields: {a: a}}}\n", "use GET or POST"},
+		"empty":         {"", "empty"},
+		"two documents": {head + "services: {1: {backend: demo}}\n---\nname: b\n", "one YAML document"},
+	} {
+		err := load(t, tc.text)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the error shows a password: %v", name, err)
+		}
+	}
+}

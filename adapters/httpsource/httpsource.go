@@ -1,0 +1,344 @@
+// Package httpsource is an adapters.Backend that asks the source system's own HTTP endpoint: a
+// GET with the subject as a query parameter (iin= or bin=), or a POST of a JSON body
+// {"service":..,"subject":{..},"case":{..}}. The JSON answer's array at RecordsPath becomes the
+// records, each object's values mapped to fields by Fields.
+package httpsource
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// DefaultMaxBodyBytes bounds an answer when Spec.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 8 << 20
+
+// Spec is one service's endpoint and how its answer becomes records.
+type Spec struct {
+	Service     int
+	URL         string        // http or https; GET adds iin= or bin= to its query
+	Method      string        // GET (default) or POST
+	Timeout     time.Duration // 0: only the caller's ctx bounds the call
+	RecordType  string        // snake_case type of every record
+	RecordsPath string        // dot-separated path to the array of objects; "" when the answer is the array
+	// Fields maps a result field name (snake_case) to a key of each object, or a dot-separated
+	// path into it ("owner.iin").
+	Fields       map[string]string
+	Header       http.Header  // sent with every request (an API key, Accept-Language)
+	Client       *http.Client // nil: a client of the package's own, not http.DefaultClient
+	MaxBodyBytes int64        // 0: DefaultMaxBodyBytes
+}
+
+var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+
+// Validate checks the spec without calling the endpoint.
+func (s Spec) Validate() error {
+	var errs []error
+	if s.Service < siobroker.FirstService || s.Service > siobroker.LastService {
+		errs = append(errs, fmt.Errorf("service %d: no such service in Appendix 2 (%d..%d)", s.Service, siobroker.FirstService, siobroker.LastService))
+	}
+	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("url: %q is not an absolute http or https URL", s.URL))
+	}
+	switch strings.ToUpper(s.Method) {
+	case "", http.MethodGet, http.MethodPost:
+	default:
+		errs = append(errs, fmt.Errorf("method: %q; use GET or POST", s.Method))
+	}
+	if !snakeCase.MatchString(s.RecordType) {
+		errs = append(errs, fmt.Errorf("record_type: %q must be snake_case", s.RecordType))
+	}
+	if s.RecordsPath != "" && slices.Contains(strings.Split(s.RecordsPath, "."), "") {
+		errs = append(errs, fmt.Errorf("records_path: %q has an empty element", s.RecordsPath))
+	}
+	if len(s.Fields) == 0 {
+		errs = append(errs, errors.New("fields: at least one field → key mapping is needed"))
+	}
+	for name, key := range s.Fields {
+		if !snakeCase.MatchString(name) {
+			errs = append(errs, fmt.Errorf("fields: %q must be snake_case", name))
+		}
+		if key == "" || slices.Contains(strings.Split(key, "."), "") {
+			errs = append(errs, fmt.Errorf("fields.%s: %q is not a key or a dot-separated path", name, key))
+		}
+	}
+	if s.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout: must not be negative, got %s", s.Timeout))
+	}
+	if s.MaxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_body_bytes: must not be negative, got %d", s.MaxBodyBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// Backend answers one service from an HTTP endpoint. It is safe for concurrent use.
+type Backend struct {
+	spec   Spec
+	method string
+	client *http.Client
+	fields []field // sorted by name, so that records are the same whatever the map order
+	path   []string
+}
+
+type field struct {
+	name string
+	key  []string
+}
+
+// New returns the backend for spec.
+func New(spec Spec) (*Backend, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("http service %d: %w", spec.Service, err)
+	}
+	b := &Backend{spec: spec, method: strings.ToUpper(spec.Method), client: spec.Client}
+	if b.method == "" {
+		b.method = http.MethodGet
+	}
+	if b.client == nil {
+		b.client = &http.Client{Transport: http.DefaultTransport}
+	}
+	if b.spec.MaxBodyBytes == 0 {
+		b.spec.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	b.spec.Header = spec.Header.Clone()
+	if spec.RecordsPath != "" {
+		b.path = strings.Split(spec.RecordsPath, ".")
+	}
+	for name, key := range spec.Fields {
+		b.fields = append(b.fields, field{name: name, key: strings.Split(key, ".")})
+	}
+	slices.SortFunc(b.fields, func(x, y field) int { return strings.Compare(x.name, y.name) })
+	return b, nil
+}
+
+// Body is what a POST sends.
+type Body struct {
+	Service int         `json:"service"`
+	Subject BodySubject `json:"subject"`
+	Case    BodyCase    `json:"case"`
+}
+
+// BodySubject is the subject of a POST: exactly one of IIN and BIN.
+type BodySubject struct {
+	IIN string `json:"iin,omitempty"`
+	BIN string `json:"bin,omitempty"`
+}
+
+// BodyCase is the case a POST is made under.
+type BodyCase struct {
+	Basis   int    `json:"basis"`
+	Number  string `json:"number,omitempty"`
+	Article string `json:"article,omitempty"`
+}
+
+// Query calls the endpoint. 404, 204, an empty or null array are NO_DATA; another status, an
+// answer that is not JSON or not of the configured shape, or a failed call is an error, which
+// wraps ctx's error when ctx or the spec's timeout ended the call.
+func (b *Backend) Query(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
+	no := b.spec.Service
+	if err := ctx.Err(); err != nil {
+		return siobroker.ServiceResult{}, fmt.Errorf("http service %d: %w", no, err)
+	}
+	if req.Service != no {
+		return siobroker.ServiceResult{}, fmt.Errorf("http service %d: request is for service %d", no, req.Service)
+	}
+	if (req.Subject.IIN == "") == (req.Subject.BIN == "") {
+		return siobroker.ServiceResult{}, fmt.Errorf("http service %d: the subject needs exactly one of IIN and BIN", no)
+	}
+	if b.spec.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.spec.Timeout)
+		defer cancel()
+	}
+	records, err := b.call(ctx, req)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w: %w", cerr, err)
+		}
+		return siobroker.ServiceResult{}, fmt.Errorf("http service %d: %w", no, err)
+	}
+	result := siobroker.ServiceResult{Service: no, Status: siobroker.StatusOK, Reason: siobroker.ReasonNoData}
+	if len(records) > 0 {
+		result.Reason, result.Records = siobroker.ReasonOK, records
+	}
+	return result, nil
+}
+
+func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobroker.Record, error) {
+	hreq, err := b.request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.client.Do(hreq)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusNoContent:
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // let the connection be reused
+		return nil, nil
+	case resp.StatusCode != http.StatusOK:
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return nil, fmt.Errorf("%s %s: status %s: %q", b.method, b.spec.URL, resp.Status, snippet)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, b.spec.MaxBodyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the answer: %w", err)
+	}
+	if int64(len(body)) > b.spec.MaxBodyBytes {
+		return nil, fmt.Errorf("the answer exceeds %d bytes", b.spec.MaxBodyBytes)
+	}
+	return b.records(body)
+}
+
+func (b *Backend) request(ctx context.Context, req schemas.ServiceRequest) (*http.Request, error) {
+	var hreq *http.Request
+	var err error
+	if b.method == http.MethodPost {
+		body, merr := json.Marshal(Body{
+			Service: req.Service,
+			Subject: BodySubject{IIN: req.Subject.IIN, BIN: req.Subject.BIN},
+			Case:    BodyCase{Basis: int(req.Basis), Number: req.Case.Number, Article: req.Article},
+		})
+		if merr != nil {
+			return nil, merr
+		}
+		hreq, err = http.NewRequestWithContext(ctx, http.MethodPost, b.spec.URL, bytes.NewReader(body))
+		if err == nil {
+			hreq.Header.Set("Content-Type", "application/json")
+		}
+	} else {
+		u, perr := url.Parse(b.spec.URL)
+		if perr != nil {
+			return nil, perr
+		}
+		q := u.Query()
+		if req.Subject.IIN != "" {
+			q.Set("iin", req.Subject.IIN)
+		} else {
+			q.Set("bin", req.Subject.BIN)
+		}
+		u.RawQuery = q.Encode()
+		hreq, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range b.spec.Header {
+		for _, v := range vs {
+			hreq.Header.Add(k, v)
+		}
+	}
+	hreq.Header.Set("Accept", "application/json")
+	if req.RequestID != "" {
+		hreq.Header.Set("X-Request-Id", req.RequestID)
+	}
+	return hreq, nil
+}
+
+// records decodes the answer and maps the array at the records path.
+func (b *Backend) records(body []byte) ([]siobroker.Record, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("the answer is not JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("the answer is not JSON: data after the value")
+	}
+	at := doc
+	for i, key := range b.path {
+		obj, ok := at.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("records_path %s: %s is not an object", b.spec.RecordsPath, strings.Join(b.path[:i], "."))
+		}
+		if at, ok = obj[key]; !ok {
+			return nil, fmt.Errorf("records_path %s: the answer has no %q", b.spec.RecordsPath, strings.Join(b.path[:i+1], "."))
+		}
+	}
+	if at == nil {
+		return nil, nil
+	}
+	items, ok := at.([]any)
+	if !ok {
+		return nil, fmt.Errorf("records_path %q: not an array", b.spec.RecordsPath)
+	}
+	var records []siobroker.Record
+	for i, item := range items {
+		obj, ok := item.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("record %d: not an object", i)
+		}
+		r := siobroker.Record{Type: b.spec.RecordType}
+		for _, f := range b.fields {
+			v, err := text(lookup(obj, f.key))
+			if err != nil {
+				return nil, fmt.Errorf("record %d, field %s: %w", i, f.name, err)
+			}
+			if strings.HasSuffix(f.name, "_date") {
+				v = dateOnly(v)
+			}
+			if strings.TrimSpace(v) != "" {
+				r.Fields = append(r.Fields, siobroker.Field{Name: f.name, Value: v})
+			}
+		}
+		if len(r.Fields) > 0 {
+			records = append(records, r)
+		}
+	}
+	return records, nil
+}
+
+func lookup(obj map[string]any, key []string) any {
+	var at any = obj
+	for _, k := range key {
+		m, ok := at.(map[string]any)
+		if !ok {
+			return nil
+		}
+		at = m[k]
+	}
+	return at
+}
+
+// text renders a JSON value: strings as they are, numbers as written, objects and arrays as
+// compact JSON. null and a missing key are "".
+func text(v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	case json.Number:
+		return v.String(), nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	default:
+		b, err := json.Marshal(v)
+		return string(b), err
+	}
+}
+
+// dateOnly turns an RFC 3339 timestamp in a *_date field into its date, as written in its own
+// offset; anything else is left as it is.
+func dateOnly(v string) string {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t.Format(time.DateOnly)
+	}
+	return v
+}
