@@ -39,6 +39,15 @@ type Config struct {
 	Transport Transport       `yaml:"transport"`
 	Services  map[int]Service `yaml:"services"`
 	Demo      Demo            `yaml:"demo"`
+	// CaseRegistries are the case registries (§5) this process answers. Only the demo registry
+	// exists so far: it answers from the demo cases of a development PKI's demo.json.
+	CaseRegistries CaseRegistries `yaml:"case_registries"`
+}
+
+// CaseRegistries names the registries served and where their demo cases come from.
+type CaseRegistries struct {
+	Names   []string `yaml:"names"`    // e.g. [erdr, courts, aisoip]: the queues sio.registry.NAME
+	DemoPKI string   `yaml:"demo_pki"` // the development PKI directory whose demo.json lists the cases
 }
 
 // Transport is the adapter's connection to the broker.
@@ -46,6 +55,8 @@ type Transport struct {
 	AMQPURL     string `yaml:"amqp_url"`
 	Prefetch    int    `yaml:"prefetch"`    // AMQP QoS prefetch per consumer
 	Concurrency int    `yaml:"concurrency"` // handlers per service
+	// Prefix goes in front of every queue name, as the broker's amqp.prefix.
+	Prefix string `yaml:"prefix"`
 }
 
 // Service is the backend of one service. Which keys apply depends on Backend: postgres takes dsn,
@@ -139,8 +150,11 @@ func (c Config) validate(haveWorld bool) error {
 	if c.Transport.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("transport.concurrency: must be at least 1, got %d", c.Transport.Concurrency))
 	}
-	if len(c.Services) == 0 {
-		errs = append(errs, errors.New("services: an adapter must answer at least one service"))
+	if len(c.Services) == 0 && len(c.CaseRegistries.Names) == 0 {
+		errs = append(errs, errors.New("services: an adapter must answer at least one service or case registry"))
+	}
+	if len(c.CaseRegistries.Names) > 0 && c.CaseRegistries.DemoPKI == "" {
+		errs = append(errs, errors.New("case_registries.demo_pki: required with case_registries.names"))
 	}
 	usesDemo := false
 	for _, no := range sortedKeys(c.Services) {

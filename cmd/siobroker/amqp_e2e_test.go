@@ -95,3 +95,79 @@ func TestSendOverRabbitMQ(t *testing.T) {
 		}
 	}
 }
+
+// TestAdapterProcessesOverRabbitMQ: the broker on RabbitMQ with no adapters of its own; two
+// `siobroker adapter` processes (run here as the command's code path) serve the services and the
+// case registries, and a signed request is answered through them.
+func TestAdapterProcessesOverRabbitMQ(t *testing.T) {
+	prefix := amqpPrefix(t)
+	src := sharedBroker(t)
+	dir := t.TempDir()
+	pki := filepath.Join(dir, "pki")
+	copyDir(t, src.pki, pki)
+	cfg := testConfig(dir)
+	cfg.Transport = "amqp"
+	cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance, cfg.AMQP.ClassicQueues = testAMQPURL, prefix, prefix+"broker", true
+	b, err := startBroker(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
+	if err != nil {
+		t.Fatalf("start a broker on RabbitMQ: %v", err)
+	}
+	defer b.Close()
+
+	adapterCtx, stopAdapters := context.WithCancel(context.Background())
+	var done []chan int
+	for i, body := range []string{
+		"services:\n  1: {backend: demo}\n  5: {backend: demo}\n",
+		"services:\n  11: {backend: demo}\ncase_registries:\n  names: [erdr, courts, aisoip]\n  demo_pki: " + pki + "\n",
+	} {
+		file := filepath.Join(dir, fmt.Sprintf("adapter-%d.yaml", i))
+		yaml := fmt.Sprintf("name: demo-%d\ntransport: {amqp_url: %q, prefix: %q, prefetch: 2, concurrency: 2}\n", i, testAMQPURL, prefix) + body
+		if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan int, 1)
+		done = append(done, ch)
+		go func() {
+			var out, errb strings.Builder
+			code := run(adapterCtx, []string{"adapter", "--config", file}, &out, &errb)
+			if code != 0 {
+				t.Errorf("adapter %d exited %d: %s", i, code, errb.String())
+			}
+			ch <- code
+		}()
+	}
+	defer func() {
+		stopAdapters()
+		for _, ch := range done {
+			select {
+			case <-ch:
+			case <-time.After(40 * time.Second):
+				t.Error("an adapter did not stop")
+			}
+		}
+	}()
+
+	e := *src
+	e.b, e.cfg, e.base, e.url, e.pki = b, cfg, b.BaseURL(), b.BaseURL()+cfg.Endpoint, pki
+	u := src.user(t, devpki.KeyRSA, devpki.StatusValid)
+	var out string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// The adapters may still be starting: a case registry with no consumer yet leaves the
+		// request SIO-UNAVAILABLE, which invites exactly this retry.
+		code, o, errs := runSend(t, e.sendArgs(u, "--services", "1,5,11")...)
+		out = o
+		if code == sendExitOK || time.Now().After(deadline) {
+			if code != sendExitOK {
+				t.Fatalf("send exited %d\n%s%s", code, o, errs)
+			}
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, want := range []string{"\nservice 1: ok ", "\nservice 5: ok ", "\nservice 11: ok "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -19,6 +19,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"adapter":   {cmdAdapter, "run an adapter process for the services its config names, over RabbitMQ"},
 	"serve":     {cmdServe, "start the broker (embedded default: in-process transport, demo adapters, development PKI)"},
 	"send":      {cmdSend, "sign a request with a user's certificate, post it, verify the signed reply"},
 	"devpki":    {cmdDevPKI, "write a development PKI: root CA, CRL, broker and demo user certificates"},
