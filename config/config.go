@@ -84,7 +84,6 @@ type Replay struct {
 type Routing struct {
 	DefaultTimeout time.Duration        `mapstructure:"default_timeout"`
 	Services       map[int]ServiceRoute `mapstructure:"services"`
-	Concurrency    int                  `mapstructure:"adapter_concurrency"`
 	// AsyncTimeout is how long the broker keeps waiting, in the background, for the services a
 	// synchronous request's reply went out without; the complete reply is then fetched on the
 	// asynchronous channel. It is at least every service timeout.
@@ -214,7 +213,7 @@ func Defaults() Broker {
 		},
 		Trust:     Trust{Roots: []string{}, CRLs: []string{}},
 		Replay:    Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
-		Routing:   Routing{DefaultTimeout: 10 * time.Second, Services: map[int]ServiceRoute{}, Concurrency: 8, AsyncTimeout: time.Hour},
+		Routing:   Routing{DefaultTimeout: 10 * time.Second, Services: map[int]ServiceRoute{}, AsyncTimeout: time.Hour},
 		Demo:      Demo{Seed: 1, People: 200, Organisations: 50},
 		Log:       Log{Format: "text", Level: "info"},
 		Journal:   Journal{Driver: "sqlite", ArchiveDir: "", SegmentRecords: 10000, SegmentBytes: 64 << 20, SealEvery: time.Minute},
@@ -323,7 +322,6 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("replay.window", d.Replay.Window)
 	v.SetDefault("replay.id_retention", d.Replay.IDRetention)
 	v.SetDefault("routing.default_timeout", d.Routing.DefaultTimeout)
-	v.SetDefault("routing.adapter_concurrency", d.Routing.Concurrency)
 	v.SetDefault("routing.async_timeout", d.Routing.AsyncTimeout)
 	v.SetDefault("demo.seed", d.Demo.Seed)
 	v.SetDefault("demo.people", d.Demo.People)
@@ -403,9 +401,6 @@ func (c Broker) Validate() error {
 		if r.Timeout < 0 {
 			errs = append(errs, fmt.Errorf("routing.services.%d.timeout: must not be negative", svc))
 		}
-	}
-	if c.Routing.Concurrency < 1 {
-		errs = append(errs, fmt.Errorf("routing.adapter_concurrency: must be at least 1"))
 	}
 	if c.Routing.AsyncTimeout < c.Routing.DefaultTimeout || c.Routing.AsyncTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("routing.async_timeout: %s must be positive and at least routing.default_timeout (%s)",

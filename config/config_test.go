@@ -35,7 +35,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if cfg.Replay != d.Replay {
 		t.Errorf("replay = %+v, want %+v", cfg.Replay, d.Replay)
 	}
-	if cfg.Routing.DefaultTimeout != 10*time.Second || cfg.Routing.Concurrency != 8 || len(cfg.Routing.Services) != 0 {
+	if cfg.Routing.DefaultTimeout != 10*time.Second || cfg.AMQP.Concurrency != 8 || len(cfg.Routing.Services) != 0 {
 		t.Errorf("routing = %+v", cfg.Routing)
 	}
 	if len(cfg.Trust.Roots) != 0 || len(cfg.Trust.CRLs) != 0 {
@@ -185,7 +185,6 @@ func TestValidate(t *testing.T) {
 		{"body too small", func(c *Broker) { c.HTTP.MaxBodyBytes = 100 }, "http.max_body_bytes"},
 		{"tls without cert", func(c *Broker) { c.HTTP.TLS.Enabled = true }, "http.tls"},
 		{"signing half set", func(c *Broker) { c.Signing.CertFile = "b.pem" }, "signing"},
-		{"concurrency 0", func(c *Broker) { c.Routing.Concurrency = 0 }, "adapter_concurrency"},
 		{"log format", func(c *Broker) { c.Log.Format = "xml" }, "log.format"},
 		{"log level", func(c *Broker) { c.Log.Level = "trace" }, "log.level"},
 	}
