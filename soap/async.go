@@ -104,55 +104,11 @@ func NewAsyncStatusResponse(info ResponseInfo, st AsyncStatus) *etree.Document {
 // holding a soapenv:Fault gives the fault's error. In the enveloped placement only q:asyncStatus is
 // signed; the client reads that with ParseAsyncStatus from the verified element.
 func ParseAsyncStatusResponse(body *etree.Element) (ResponseInfo, AsyncStatus, error) {
-	var info ResponseInfo
-	var st AsyncStatus
-	if !isBody(body) {
-		return info, st, siobroker.Errorf(siobroker.CodeNotSOAP, "not a SOAP 1.1 Body")
-	}
-	sm, err := singleChild(body)
+	info, data, err := responseParts(body)
 	if err != nil {
-		return info, st, err
+		return info, AsyncStatus{}, err
 	}
-	if sm.Tag == "Fault" && sm.NamespaceURI() == schemas.NSSoapEnv {
-		return info, st, faultError(sm)
-	}
-	if sm.Tag != "SendMessageResponse" || sm.NamespaceURI() != schemas.NSSyncTypes {
-		return info, st, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:SendMessageResponse, found %s", describe(sm))
-	}
-	s, err := newSeq(sm, "SendMessageResponse", "", "response")
-	if err != nil {
-		return info, st, err
-	}
-	resp, err := s.req("response")
-	if err != nil {
-		return info, st, err
-	}
-	if err := s.end(); err != nil {
-		return info, st, err
-	}
-	rs, err := newSeq(resp, "", "", "responseInfo", "responseData")
-	if err != nil {
-		return info, st, err
-	}
-	rie, err := rs.req("responseInfo")
-	if err != nil {
-		return info, st, err
-	}
-	if info, err = parseResponseInfo(rie); err != nil {
-		return info, st, err
-	}
-	rd, err := rs.req("responseData")
-	if err != nil {
-		return info, st, err
-	}
-	if err := rs.end(); err != nil {
-		return info, st, err
-	}
-	ae, err := dataChild(rd, "responseData")
-	if err != nil {
-		return info, st, err
-	}
-	st, err = ParseAsyncStatus(ae)
+	st, err := ParseAsyncStatus(data)
 	return info, st, err
 }
 

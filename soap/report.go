@@ -342,55 +342,11 @@ func xsDate(path, raw string) (time.Time, error) {
 // signature; in the enveloped placement only q:report is signed, and the client reads that with
 // ParseReport from the verified element.
 func ParseReportResponse(body *etree.Element) (ResponseInfo, Report, error) {
-	var info ResponseInfo
-	var rep Report
-	if !isBody(body) {
-		return info, rep, siobroker.Errorf(siobroker.CodeNotSOAP, "not a SOAP 1.1 Body")
-	}
-	sm, err := singleChild(body)
+	info, data, err := responseParts(body)
 	if err != nil {
-		return info, rep, err
+		return info, Report{}, err
 	}
-	if sm.Tag == "Fault" && sm.NamespaceURI() == schemas.NSSoapEnv {
-		return info, rep, faultError(sm)
-	}
-	if sm.Tag != "SendMessageResponse" || sm.NamespaceURI() != schemas.NSSyncTypes {
-		return info, rep, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:SendMessageResponse, found %s", describe(sm))
-	}
-	s, err := newSeq(sm, "SendMessageResponse", "", "response")
-	if err != nil {
-		return info, rep, err
-	}
-	resp, err := s.req("response")
-	if err != nil {
-		return info, rep, err
-	}
-	if err := s.end(); err != nil {
-		return info, rep, err
-	}
-	rs, err := newSeq(resp, "", "", "responseInfo", "responseData")
-	if err != nil {
-		return info, rep, err
-	}
-	rie, err := rs.req("responseInfo")
-	if err != nil {
-		return info, rep, err
-	}
-	if info, err = parseResponseInfo(rie); err != nil {
-		return info, rep, err
-	}
-	rd, err := rs.req("responseData")
-	if err != nil {
-		return info, rep, err
-	}
-	if err := rs.end(); err != nil {
-		return info, rep, err
-	}
-	re, err := dataChild(rd, "responseData")
-	if err != nil {
-		return info, rep, err
-	}
-	rep, err = ParseReport(re)
+	rep, err := ParseReport(data)
 	return info, rep, err
 }
 

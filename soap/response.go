@@ -11,56 +11,63 @@ import (
 // gateway XSD and q:result against sio-query-v1.xsd. A Body holding a soapenv:Fault gives the
 // fault's error, as ParseFault does. The client calls it after verifying the reply's signature.
 func ParseResponse(body *etree.Element) (ResponseInfo, Result, error) {
+	info, data, err := responseParts(body)
+	if err != nil {
+		return info, Result{}, err
+	}
+	res, err := parseResult(data)
+	return info, res, err
+}
+
+// responseParts validates the SendMessageResponse of a Body and returns its responseInfo and the
+// single element of responseData/data, whatever that element is: a result, a report or an
+// asynchronous status. A Body holding a soapenv:Fault gives the fault's error.
+func responseParts(body *etree.Element) (ResponseInfo, *etree.Element, error) {
 	var info ResponseInfo
-	var res Result
 	if !isBody(body) {
-		return info, res, siobroker.Errorf(siobroker.CodeNotSOAP, "not a SOAP 1.1 Body")
+		return info, nil, siobroker.Errorf(siobroker.CodeNotSOAP, "not a SOAP 1.1 Body")
 	}
 	sm, err := singleChild(body)
 	if err != nil {
-		return info, res, err
+		return info, nil, err
 	}
 	if sm.Tag == "Fault" && sm.NamespaceURI() == schemas.NSSoapEnv {
-		return info, res, faultError(sm)
+		return info, nil, faultError(sm)
 	}
 	if sm.Tag != "SendMessageResponse" || sm.NamespaceURI() != schemas.NSSyncTypes {
-		return info, res, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:SendMessageResponse, found %s", describe(sm))
+		return info, nil, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:SendMessageResponse, found %s", describe(sm))
 	}
 	s, err := newSeq(sm, "SendMessageResponse", "", "response")
 	if err != nil {
-		return info, res, err
+		return info, nil, err
 	}
 	resp, err := s.req("response")
 	if err != nil {
-		return info, res, err
+		return info, nil, err
 	}
 	if err := s.end(); err != nil {
-		return info, res, err
+		return info, nil, err
 	}
 	rs, err := newSeq(resp, "", "", "responseInfo", "responseData")
 	if err != nil {
-		return info, res, err
+		return info, nil, err
 	}
 	rie, err := rs.req("responseInfo")
 	if err != nil {
-		return info, res, err
+		return info, nil, err
 	}
 	if info, err = parseResponseInfo(rie); err != nil {
-		return info, res, err
+		return info, nil, err
 	}
 	rd, err := rs.req("responseData")
 	if err != nil {
-		return info, res, err
+		return info, nil, err
 	}
 	if err := rs.end(); err != nil {
-		return info, res, err
+		return info, nil, err
 	}
-	re, err := dataChild(rd, "responseData")
-	if err != nil {
-		return info, res, err
-	}
-	res, err = parseResult(re)
-	return info, res, err
+	data, err := dataChild(rd, "responseData")
+	return info, data, err
 }
 
 func parseResponseInfo(el *etree.Element) (ResponseInfo, error) {
