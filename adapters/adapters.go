@@ -5,6 +5,7 @@ package adapters
 
 import (
 	"context"
+	"errors"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/schemas"
@@ -25,4 +26,25 @@ type BackendFunc func(ctx context.Context, req schemas.ServiceRequest) (siobroke
 // Query calls f.
 func (f BackendFunc) Query(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
 	return f(ctx, req)
+}
+
+// transientError marks a failure worth retrying: the source may answer if asked again soon.
+type transientError struct{ err error }
+
+func (e transientError) Error() string { return e.err.Error() }
+func (e transientError) Unwrap() error { return e.err }
+
+// Transient marks err as transient: the adapter runtime retries the query with back-off while
+// the broker's deadline allows, instead of answering ADAPTER_ERROR at once.
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return transientError{err}
+}
+
+// IsTransient reports whether err, or an error it wraps, was marked with Transient.
+func IsTransient(err error) bool {
+	var t transientError
+	return errors.As(err, &t)
 }

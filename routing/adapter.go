@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -23,12 +24,22 @@ type AdapterRuntime struct {
 	publisher message.Publisher
 	clock     siobroker.Clock
 	logger    *slog.Logger
+	retries   int
+	backoff   time.Duration
 }
 
 // NewAdapterRuntime returns a runtime named name (it appears in every answer, for tracing) for
 // the services in backends.
 func NewAdapterRuntime(name string, backends map[int]adapters.Backend, publisher message.Publisher, clock siobroker.Clock, logger *slog.Logger) *AdapterRuntime {
-	return &AdapterRuntime{name: name, backends: backends, publisher: publisher, clock: clock, logger: logger}
+	return &AdapterRuntime{name: name, backends: backends, publisher: publisher, clock: clock, logger: logger,
+		retries: 3, backoff: 100 * time.Millisecond}
+}
+
+// WithRetry sets how often a transient backend error (adapters.Transient) is retried, and the
+// first back-off, doubled each time. Retries stop at the broker's deadline in any case.
+func (a *AdapterRuntime) WithRetry(retries int, backoff time.Duration) *AdapterRuntime {
+	a.retries, a.backoff = retries, backoff
+	return a
 }
 
 // Services lists the services this runtime serves, in order.
@@ -105,6 +116,17 @@ func (a *AdapterRuntime) query(ctx context.Context, backend adapters.Backend, re
 		}
 	}()
 	result, err := backend.Query(ctx, req)
+	wait := a.backoff
+	for attempt := 1; err != nil && adapters.IsTransient(err) && attempt <= a.retries && ctx.Err() == nil; attempt++ {
+		a.logger.Info("transient backend error; retrying", "service", req.Service, "request_id", req.RequestID,
+			"attempt", attempt, "backoff", wait, "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+			result, err = backend.Query(ctx, req)
+		}
+		wait *= 2
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// The broker's deadline passed: that is a timeout, whatever error the backend made of it.

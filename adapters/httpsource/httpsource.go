@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -184,6 +185,10 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 	}
 	resp, err := b.client.Do(hreq)
 	if err != nil {
+		if ctx.Err() == nil {
+			// A refused or reset connection, not our deadline: the source may be back shortly.
+			return nil, adapters.Transient(err)
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()
@@ -193,7 +198,13 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 		return nil, nil
 	case resp.StatusCode != http.StatusOK:
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-		return nil, fmt.Errorf("%s %s: status %s: %q", b.method, b.spec.URL, resp.Status, snippet)
+		err := fmt.Errorf("%s %s: status %s: %q", b.method, b.spec.URL, resp.Status, snippet)
+		switch resp.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests:
+			// The source is overloaded or restarting: worth asking again.
+			return nil, adapters.Transient(err)
+		}
+		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, b.spec.MaxBodyBytes+1))
 	if err != nil {
