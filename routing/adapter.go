@@ -26,13 +26,14 @@ type AdapterRuntime struct {
 	logger    *slog.Logger
 	retries   int
 	backoff   time.Duration
+	answered  *answeredCache
 }
 
 // NewAdapterRuntime returns a runtime named name (it appears in every answer, for tracing) for
 // the services in backends.
 func NewAdapterRuntime(name string, backends map[int]adapters.Backend, publisher message.Publisher, clock siobroker.Clock, logger *slog.Logger) *AdapterRuntime {
 	return &AdapterRuntime{name: name, backends: backends, publisher: publisher, clock: clock, logger: logger,
-		retries: 3, backoff: 100 * time.Millisecond}
+		retries: 3, backoff: 100 * time.Millisecond, answered: newAnsweredCache(10000)}
 }
 
 // WithRetry sets how often a transient backend error (adapters.Transient) is retried, and the
@@ -76,6 +77,14 @@ func (a *AdapterRuntime) handle(msg *message.Message, service int, backend adapt
 		return nil
 	}
 
+	// A redelivered copy of a request this process has answered is not asked again: the same
+	// answer goes back, so a lost answer is replaced and the source is queried once.
+	key := correlationKey(req.RequestID, service)
+	if resp, ok := a.answered.get(key); ok {
+		a.logger.Info("redelivered request answered from the earlier answer", "service", service, "request_id", req.RequestID)
+		return a.publishAnswer(req, service, resp)
+	}
+
 	ctx := msg.Context()
 	if !req.Deadline.IsZero() {
 		var cancel context.CancelFunc
@@ -91,6 +100,15 @@ func (a *AdapterRuntime) handle(msg *message.Message, service int, backend adapt
 		Adapter:    a.name,
 		AnsweredAt: a.clock.Now(),
 	}
+	if err := a.publishAnswer(req, service, resp); err != nil {
+		return err
+	}
+	a.answered.put(key, resp)
+	return nil
+}
+
+// publishAnswer sends resp to the reply topic the request named.
+func (a *AdapterRuntime) publishAnswer(req schemas.ServiceRequest, service int, resp schemas.ServiceResponse) error {
 	out, err := newJSONMessage(NewMessageID(), resp, map[string]string{
 		schemas.MetaRequestID:   req.RequestID,
 		schemas.MetaService:     strconv.Itoa(service),
