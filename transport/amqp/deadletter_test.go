@@ -35,25 +35,25 @@ func TestDeadLettersListAndReplay(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Reject it until RabbitMQ dead-letters it (delivery limit 1: the second return kills it).
-	deadline := time.Now().Add(10 * time.Second)
+	// Reject it until RabbitMQ dead-letters it (delivery limit 1: the second return kills it). A
+	// requeued message may not be visible to the very next Get, so poll the dead-letter queue.
+	deadline := time.Now().Add(15 * time.Second)
+	var letters []DeadLetter
 	for time.Now().Before(deadline) {
 		d, ok, err := ch.Get(queue, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !ok {
-			break
+		if ok {
+			_ = ch.Nack(d.DeliveryTag, false, true)
 		}
-		_ = ch.Nack(d.DeliveryTag, false, true)
-	}
-
-	var letters []DeadLetter
-	for time.Now().Before(deadline) && len(letters) == 0 {
 		if letters, err = ListDeadLetters(ctx, cfg, 10); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if len(letters) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if len(letters) != 1 || letters[0].MessageID != "poison-1" || letters[0].Queue != queue || letters[0].Reason == "" {
 		t.Fatalf("dead letters %+v, want poison-1 from %s with a reason", letters, queue)
