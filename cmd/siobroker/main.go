@@ -19,6 +19,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"load":      {cmdLoad, "send signed requests at a rate or concurrency and report throughput, latency, errors and memory"},
 	"dlq":       {cmdDLQ, "list the RabbitMQ dead-letter queue, or replay it to the queues its messages died in"},
 	"adapter":   {cmdAdapter, "run an adapter process for the services its config names, over RabbitMQ"},
 	"serve":     {cmdServe, "start the broker (embedded default: in-process transport, demo adapters, development PKI)"},
