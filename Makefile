@@ -24,9 +24,11 @@ test-short:
 	$(GO) test -count=1 $(PKGS)
 
 # Benchmarks report ns/op and, because the machines are noisy, ratios to a baseline measured in
-# the same run (x-raw-crypto: a whole signed request over HTTP against its four RSA operations).
+# the same run (x-raw-crypto: a whole signed request over HTTP against its four RSA operations;
+# BenchmarkVerifyAndSign and BenchmarkRawRoundTrip are the crypto and RabbitMQ baselines).
+# docs/benchmarks.md records the figures.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./cmd/siobroker
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./signing ./transport/amqp ./cmd/siobroker
 
 vet:
 	$(GO) vet $(PKGS)

@@ -21,7 +21,7 @@ const testAMQPURL = "amqp://guest:guest@127.0.0.1:5672/"
 
 // amqpPrefix returns a fresh queue-name prefix on the machine's RabbitMQ and deletes the queues
 // and exchanges it names after the test. Under CI=true an unreachable server fails the test.
-func amqpPrefix(t *testing.T) string {
+func amqpPrefix(t testing.TB) string {
 	t.Helper()
 	conn, err := amqp091.DialConfig(testAMQPURL, amqp091.Config{Dial: amqp091.DefaultDial(5 * time.Second)})
 	if err != nil {

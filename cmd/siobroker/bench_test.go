@@ -27,19 +27,27 @@ import (
 // of one request divided by the time of the four RSA operations it cannot avoid (two signatures,
 // two verifications), measured in the same run.
 func BenchmarkSendEndToEnd(b *testing.B) {
-	for _, services := range []int{1, 10} {
-		b.Run(fmt.Sprintf("services=%d", services), func(b *testing.B) {
-			benchSend(b, services)
-		})
+	for _, transport := range []string{"gochannel", "amqp"} {
+		for _, services := range []int{1, 10} {
+			b.Run(fmt.Sprintf("transport=%s/services=%d", transport, services), func(b *testing.B) {
+				benchSend(b, transport, services)
+			})
+		}
 	}
 }
 
-func benchSend(b *testing.B, services int) {
+func benchSend(b *testing.B, transport string, services int) {
 	ctx := context.Background()
 	cfg := config.Defaults()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = b.TempDir()
 	cfg.Rights = filepath.Join("..", "..", "configs", "rights.yaml")
+	if transport == "amqp" {
+		prefix := amqpPrefix(b)
+		cfg.Transport = "amqp"
+		cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance = testAMQPURL, prefix, prefix+"broker"
+		cfg.AMQP.ClassicQueues, cfg.AMQP.InProcessAdapters = true, true
+	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	br, err := startBroker(ctx, cfg, siobroker.SystemClock{}, logger)
 	if err != nil {
