@@ -102,7 +102,12 @@ func (s *server) soap(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(r.Context()); err != nil {
-			s.fault(w, log, broker.Request{}, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker is not ready to take requests; retry later"))
+			var public *siobroker.Error
+			if !errors.As(err, &public) {
+				// Only an error the readiness check chose to say is shown; anything else stays in the log.
+				public = siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker is not ready to take requests; retry later")
+			}
+			s.fault(w, log, broker.Request{}, public)
 			return
 		}
 	}

@@ -171,3 +171,40 @@ func TestAdapterProcessesOverRabbitMQ(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestsWhileRabbitMQUnreachable: when the broker has no RabbitMQ connection, new requests
+// get a clear SIO-UNAVAILABLE fault and /healthz says not ready, instead of being accepted and lost.
+func TestRequestsWhileRabbitMQUnreachable(t *testing.T) {
+	prefix := amqpPrefix(t)
+	src := sharedBroker(t)
+	dir := t.TempDir()
+	copyDir(t, src.pki, filepath.Join(dir, "pki"))
+	cfg := testConfig(dir)
+	cfg.Transport = "amqp"
+	cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance = testAMQPURL, prefix, prefix+"broker"
+	cfg.AMQP.ClassicQueues, cfg.AMQP.InProcessAdapters = true, true
+	b, err := startBroker(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
+	if err != nil {
+		t.Fatalf("start a broker on RabbitMQ: %v", err)
+	}
+	defer b.Close()
+	e := *src
+	e.b, e.cfg, e.base, e.url, e.pki = b, cfg, b.BaseURL(), b.BaseURL()+cfg.Endpoint, filepath.Join(dir, "pki")
+	u := src.user(t, devpki.KeyRSA, devpki.StatusValid)
+	if code, out, errs := runSend(t, e.sendArgs(u)...); code != sendExitOK {
+		t.Fatalf("send before the outage exited %d\n%s%s", code, out, errs)
+	}
+
+	// The connection goes away (as when RabbitMQ stops).
+	if err := b.amqp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runSend(t, e.sendArgs(u)...)
+	if code != sendExitFault || !strings.Contains(out, "fault SIO-UNAVAILABLE") || !strings.Contains(out, "RabbitMQ") {
+		t.Fatalf("send during the outage exited %d: %s; want SIO-UNAVAILABLE naming RabbitMQ", code, out)
+	}
+	status, _, _ := do(t, "GET", e.base+"/healthz", nil)
+	if status != 503 {
+		t.Fatalf("/healthz during the outage = %d, want 503", status)
+	}
+}

@@ -259,7 +259,8 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		}
 		if b.amqp != nil {
 			if err := b.amqp.Ready(); err != nil {
-				return fmt.Errorf("RabbitMQ: %w", err)
+				return siobroker.Wrap(siobroker.CodeUnavailable, err,
+					"the message transport (RabbitMQ) is not connected; the request was not accepted, retry later")
 			}
 		}
 		return b.db.Ping(ctx)
