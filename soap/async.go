@@ -75,20 +75,7 @@ func ParseAsyncQuery(el *etree.Element) (kind, messageID string, err error) {
 
 // NewAsyncStatusResponse builds an unsigned SendMessageResponse envelope around q:asyncStatus.
 func NewAsyncStatusResponse(info ResponseInfo, st AsyncStatus) *etree.Document {
-	doc, bdy := newEnvelope(info.MessageID)
-	sm := bdy.CreateElement(prefixTyp + ":SendMessageResponse")
-	sm.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
-	resp := sm.CreateElement("response")
-	ri := resp.CreateElement("responseInfo")
-	leaf(ri, "messageId", info.MessageID)
-	optLeaf(ri, "correlationId", info.CorrelationID)
-	leaf(ri, "responseDate", siobroker.FormatTime(info.ResponseDate))
-	stEl := ri.CreateElement("status")
-	leaf(stEl, "code", info.StatusCode)
-	leaf(stEl, "message", info.StatusMessage)
-	optLeaf(ri, "sessionId", info.SessionID)
-
-	data := resp.CreateElement("responseData").CreateElement("data")
+	doc, data := newResponseData(info)
 	ae := data.CreateElement(prefixQ + ":asyncStatus")
 	ae.CreateAttr("xmlns:"+prefixQ, schemas.NSQuery)
 	ae.CreateAttr("Id", "id-as-"+idPart(info.MessageID))

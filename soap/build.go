@@ -44,26 +44,7 @@ type Result struct {
 // same input gives the same bytes. It does not validate q: the client validates its input, and
 // ParseQuery on the broker is the authority.
 func NewRequest(info siobroker.RequestInfo, q siobroker.Query) *etree.Document {
-	doc, body := newEnvelope(info.MessageID)
-	sm := body.CreateElement(prefixTyp + ":SendMessage")
-	sm.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
-	req := sm.CreateElement("request")
-
-	ri := req.CreateElement("requestInfo")
-	leaf(ri, "messageId", info.MessageID)
-	optLeaf(ri, "correlationId", info.CorrelationID)
-	leaf(ri, "serviceId", info.ServiceID)
-	leaf(ri, "messageDate", siobroker.FormatTime(info.MessageDate))
-	optLeaf(ri, "routeId", info.RouteID)
-	leaf(ri.CreateElement("sender"), "senderId", info.SenderID)
-	for _, p := range info.Properties {
-		pe := ri.CreateElement("properties")
-		leaf(pe, "key", p.Key)
-		leaf(pe, "value", p.Value)
-	}
-	optLeaf(ri, "sessionId", info.SessionID)
-
-	data := req.CreateElement("requestData").CreateElement("data")
+	doc, data := newRequestData(info)
 	qe := data.CreateElement(prefixQ + ":query")
 	qe.CreateAttr("xmlns:"+prefixQ, schemas.NSQuery)
 	qe.CreateAttr("Id", "id-q-"+idPart(info.MessageID))
@@ -87,21 +68,7 @@ func NewRequest(info siobroker.RequestInfo, q siobroker.Query) *etree.Document {
 
 // NewResponse builds an unsigned SendMessageResponse envelope around q:result.
 func NewResponse(info ResponseInfo, r Result) *etree.Document {
-	doc, body := newEnvelope(info.MessageID)
-	sm := body.CreateElement(prefixTyp + ":SendMessageResponse")
-	sm.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
-	resp := sm.CreateElement("response")
-
-	ri := resp.CreateElement("responseInfo")
-	leaf(ri, "messageId", info.MessageID)
-	optLeaf(ri, "correlationId", info.CorrelationID)
-	leaf(ri, "responseDate", siobroker.FormatTime(info.ResponseDate))
-	st := ri.CreateElement("status")
-	leaf(st, "code", info.StatusCode)
-	leaf(st, "message", info.StatusMessage)
-	optLeaf(ri, "sessionId", info.SessionID)
-
-	data := resp.CreateElement("responseData").CreateElement("data")
+	doc, data := newResponseData(info)
 	re := data.CreateElement(prefixQ + ":result")
 	re.CreateAttr("xmlns:"+prefixQ, schemas.NSQuery)
 	re.CreateAttr("Id", "id-r-"+idPart(info.MessageID))
@@ -125,6 +92,47 @@ func NewResponse(info ResponseInfo, r Result) *etree.Document {
 		}
 	}
 	return doc
+}
+
+// newRequestData writes the envelope and requestInfo of a SendMessage and returns the empty
+// requestData/data element.
+func newRequestData(info siobroker.RequestInfo) (*etree.Document, *etree.Element) {
+	doc, body := newEnvelope(info.MessageID)
+	sm := body.CreateElement(prefixTyp + ":SendMessage")
+	sm.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
+	req := sm.CreateElement("request")
+	ri := req.CreateElement("requestInfo")
+	leaf(ri, "messageId", info.MessageID)
+	optLeaf(ri, "correlationId", info.CorrelationID)
+	leaf(ri, "serviceId", info.ServiceID)
+	leaf(ri, "messageDate", siobroker.FormatTime(info.MessageDate))
+	optLeaf(ri, "routeId", info.RouteID)
+	leaf(ri.CreateElement("sender"), "senderId", info.SenderID)
+	for _, p := range info.Properties {
+		pe := ri.CreateElement("properties")
+		leaf(pe, "key", p.Key)
+		leaf(pe, "value", p.Value)
+	}
+	optLeaf(ri, "sessionId", info.SessionID)
+	return doc, req.CreateElement("requestData").CreateElement("data")
+}
+
+// newResponseData writes a SendMessageResponse envelope with its responseInfo and returns the
+// empty responseData/data element, for the result, report or asynchronous status to fill.
+func newResponseData(info ResponseInfo) (*etree.Document, *etree.Element) {
+	doc, body := newEnvelope(info.MessageID)
+	sm := body.CreateElement(prefixTyp + ":SendMessageResponse")
+	sm.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
+	resp := sm.CreateElement("response")
+	ri := resp.CreateElement("responseInfo")
+	leaf(ri, "messageId", info.MessageID)
+	optLeaf(ri, "correlationId", info.CorrelationID)
+	leaf(ri, "responseDate", siobroker.FormatTime(info.ResponseDate))
+	st := ri.CreateElement("status")
+	leaf(st, "code", info.StatusCode)
+	leaf(st, "message", info.StatusMessage)
+	optLeaf(ri, "sessionId", info.SessionID)
+	return doc, resp.CreateElement("responseData").CreateElement("data")
 }
 
 // newEnvelope makes Envelope{Header, Body wsu:Id} and returns the document and the Body.

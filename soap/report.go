@@ -95,47 +95,11 @@ func NewExportRequest(info siobroker.RequestInfo, q ExportQuery) *etree.Document
 	return doc
 }
 
-// newRequestData writes the envelope and requestInfo as NewRequest does and returns the empty
-// requestData/data element.
-func newRequestData(info siobroker.RequestInfo) (*etree.Document, *etree.Element) {
-	doc, body := newEnvelope(info.MessageID)
-	sm := body.CreateElement(prefixTyp + ":SendMessage")
-	sm.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
-	req := sm.CreateElement("request")
-	ri := req.CreateElement("requestInfo")
-	leaf(ri, "messageId", info.MessageID)
-	optLeaf(ri, "correlationId", info.CorrelationID)
-	leaf(ri, "serviceId", info.ServiceID)
-	leaf(ri, "messageDate", siobroker.FormatTime(info.MessageDate))
-	optLeaf(ri, "routeId", info.RouteID)
-	leaf(ri.CreateElement("sender"), "senderId", info.SenderID)
-	for _, p := range info.Properties {
-		pe := ri.CreateElement("properties")
-		leaf(pe, "key", p.Key)
-		leaf(pe, "value", p.Value)
-	}
-	optLeaf(ri, "sessionId", info.SessionID)
-	return doc, req.CreateElement("requestData").CreateElement("data")
-}
-
 // NewReportResponse builds an unsigned SendMessageResponse envelope around q:report, whose text is
 // body. requestMessageId is info.CorrelationID, the messageId of the request answered: it is inside
 // what an enveloped signature covers, so the client can bind the reply to its request.
 func NewReportResponse(info ResponseInfo, format string, count int, body []byte) *etree.Document {
-	doc, bdy := newEnvelope(info.MessageID)
-	sm := bdy.CreateElement(prefixTyp + ":SendMessageResponse")
-	sm.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
-	resp := sm.CreateElement("response")
-	ri := resp.CreateElement("responseInfo")
-	leaf(ri, "messageId", info.MessageID)
-	optLeaf(ri, "correlationId", info.CorrelationID)
-	leaf(ri, "responseDate", siobroker.FormatTime(info.ResponseDate))
-	st := ri.CreateElement("status")
-	leaf(st, "code", info.StatusCode)
-	leaf(st, "message", info.StatusMessage)
-	optLeaf(ri, "sessionId", info.SessionID)
-
-	data := resp.CreateElement("responseData").CreateElement("data")
+	doc, data := newResponseData(info)
 	re := data.CreateElement(prefixQ + ":report")
 	re.CreateAttr("xmlns:"+prefixQ, schemas.NSQuery)
 	re.CreateAttr("Id", "id-rp-"+idPart(info.MessageID))
