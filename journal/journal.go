@@ -14,6 +14,7 @@ package journal
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -121,4 +122,51 @@ func CeilMilli(t time.Time) time.Time {
 		c = c.Add(time.Millisecond)
 	}
 	return c
+}
+
+// SelectSQL is the query for the records f selects, ordered by Seq, from table with columns, in
+// the placeholder style mark gives (mark(1) is the first argument: "?" for SQLite, "$1" for
+// PostgreSQL), and its arguments. Both stores filter alike from this one translation.
+func SelectSQL(columns, table string, f siobroker.JournalFilter, mark func(n int) string) (string, []any) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return mark(len(args))
+	}
+	if len(f.Kinds) > 0 {
+		marks := make([]string, len(f.Kinds))
+		for i, k := range f.Kinds {
+			marks[i] = arg(string(k))
+		}
+		where = append(where, "kind IN ("+strings.Join(marks, ", ")+")")
+	}
+	if f.Organisation != "" {
+		where = append(where, "organisation = "+arg(f.Organisation))
+	}
+	if f.SignerIIN != "" {
+		where = append(where, "signer_iin = "+arg(f.SignerIIN))
+	}
+	if f.Service != 0 {
+		where = append(where, "service = "+arg(f.Service))
+	}
+	// Records are kept to the millisecond: At >= t exactly when at_unix_ms >= ceil(t in ms).
+	if !f.From.IsZero() {
+		where = append(where, "at_unix_ms >= "+arg(CeilMilli(f.From).UnixMilli()))
+	}
+	if !f.To.IsZero() {
+		where = append(where, "at_unix_ms < "+arg(CeilMilli(f.To).UnixMilli()))
+	}
+	if f.AfterSeq > 0 {
+		where = append(where, "seq > "+arg(f.AfterSeq))
+	}
+	q := `SELECT ` + columns + ` FROM ` + table
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY seq`
+	if f.Limit > 0 {
+		q += ` LIMIT ` + arg(f.Limit)
+	}
+	return q, args
 }

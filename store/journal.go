@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -112,48 +111,7 @@ func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) (
 
 // Query returns the records f selects, ordered by Seq. Zero fields of f do not filter.
 func (j *Journal) Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error) {
-	var where []string
-	var args []any
-	add := func(cond string, a ...any) {
-		where = append(where, cond)
-		args = append(args, a...)
-	}
-	if len(f.Kinds) > 0 {
-		marks := make([]string, len(f.Kinds))
-		for i, k := range f.Kinds {
-			marks[i] = "?"
-			args = append(args, string(k))
-		}
-		where = append(where, "kind IN ("+strings.Join(marks, ", ")+")")
-	}
-	if f.Organisation != "" {
-		add("organisation = ?", f.Organisation)
-	}
-	if f.SignerIIN != "" {
-		add("signer_iin = ?", f.SignerIIN)
-	}
-	if f.Service != 0 {
-		add("service = ?", f.Service)
-	}
-	// Records are kept to the millisecond: At >= t exactly when at_unix_ms >= ceil(t in ms).
-	if !f.From.IsZero() {
-		add("at_unix_ms >= ?", journal.CeilMilli(f.From).UnixMilli())
-	}
-	if !f.To.IsZero() {
-		add("at_unix_ms < ?", journal.CeilMilli(f.To).UnixMilli())
-	}
-	if f.AfterSeq > 0 {
-		add("seq > ?", f.AfterSeq)
-	}
-	q := `SELECT ` + journalColumns + ` FROM journal`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY seq`
-	if f.Limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, f.Limit)
-	}
+	q, args := journal.SelectSQL(journalColumns, "journal", f, func(int) string { return "?" })
 	rows, err := j.db.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query journal: %w", err)

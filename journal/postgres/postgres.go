@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -221,47 +220,7 @@ func (j *Journal) Head(ctx context.Context) (int64, string, error) { return head
 
 // Query returns the records f selects, ordered by Seq. Zero fields of f do not filter.
 func (j *Journal) Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error) {
-	var where []string
-	var args []any
-	add := func(cond string, arg any) {
-		args = append(args, arg)
-		where = append(where, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))
-	}
-	if len(f.Kinds) > 0 {
-		kinds := make([]string, len(f.Kinds))
-		for i, k := range f.Kinds {
-			kinds[i] = string(k)
-		}
-		add("kind = ANY($?)", kinds)
-	}
-	if f.Organisation != "" {
-		add("organisation = $?", f.Organisation)
-	}
-	if f.SignerIIN != "" {
-		add("signer_iin = $?", f.SignerIIN)
-	}
-	if f.Service != 0 {
-		add("service = $?", f.Service)
-	}
-	// Records are kept to the millisecond: At >= t exactly when At >= ceil(t to the ms).
-	if !f.From.IsZero() {
-		add("at_unix_ms >= $?", journal.CeilMilli(f.From).UnixMilli())
-	}
-	if !f.To.IsZero() {
-		add("at_unix_ms < $?", journal.CeilMilli(f.To).UnixMilli())
-	}
-	if f.AfterSeq > 0 {
-		add("seq > $?", f.AfterSeq)
-	}
-	q := `SELECT ` + columns + ` FROM sio_journal`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY seq`
-	if f.Limit > 0 {
-		args = append(args, f.Limit)
-		q += ` LIMIT $` + strconv.Itoa(len(args))
-	}
+	q, args := journal.SelectSQL(columns, "sio_journal", f, func(n int) string { return "$" + strconv.Itoa(n) })
 	rows, err := j.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query journal: %w", err)
