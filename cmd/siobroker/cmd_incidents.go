@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"text/tabwriter"
 
@@ -62,54 +61,19 @@ func cmdIncidents(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return incidentsExitUsage
 }
 
-// incidentsFlags are the flags every subcommand shares.
+// incidentsFlags are the operator's flags, and for changes the configuration that names the
+// journal they are recorded in.
 type incidentsFlags struct {
-	fs     *flag.FlagSet
-	data   *string
-	by     *string
+	*operatorFlags
 	config *string
 }
 
 func newIncidentsFlags(name string, stderr io.Writer, mutating bool) *incidentsFlags {
-	fs := flag.NewFlagSet("incidents "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, incidentsUsage)
-		fmt.Fprintf(stderr, "\nflags of incidents %s:\n", name)
-		fs.PrintDefaults()
-	}
-	f := &incidentsFlags{fs: fs, data: fs.String("data", "./data", "the broker's data directory")}
+	f := &incidentsFlags{operatorFlags: newOperatorFlags("incidents", name, incidentsUsage, stderr, mutating, "who acts")}
 	if mutating {
-		by := os.Getenv("USER")
-		if by == "" {
-			by = "operator"
-		}
-		f.by = fs.String("by", by, "who acts")
-		f.config = fs.String("config", defaultConfigFile, "the broker's configuration: names the journal the action is recorded in")
+		f.config = f.fs.String("config", defaultConfigFile, "the broker's configuration: names the journal the action is recorded in")
 	}
 	return f
-}
-
-// parse parses args, allowing flags after positional arguments, and returns the positional ones.
-func (f *incidentsFlags) parse(args []string) ([]string, bool) {
-	var pos []string
-	for {
-		if err := f.fs.Parse(args); err != nil {
-			return nil, false
-		}
-		args = f.fs.Args()
-		if len(args) == 0 {
-			return pos, true
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-func (f *incidentsFlags) usageError(stderr io.Writer, format string, args ...any) int {
-	fmt.Fprintf(stderr, "%s: %s\n", f.fs.Name(), fmt.Sprintf(format, args...))
-	fmt.Fprintf(stderr, "Run 'siobroker incidents -h' for the usage.\n")
-	return incidentsExitUsage
 }
 
 // number parses the one positional argument N.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -71,59 +70,8 @@ func cmdUsers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return usersExitUsage
 }
 
-// usersFlags are the flags every subcommand shares.
-type usersFlags struct {
-	fs   *flag.FlagSet
-	data *string
-	by   *string
-}
-
-func newUsersFlags(name string, stderr io.Writer, mutating bool) *usersFlags {
-	fs := flag.NewFlagSet("users "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usersUsage)
-		fmt.Fprintf(stderr, "\nflags of users %s:\n", name)
-		fs.PrintDefaults()
-	}
-	f := &usersFlags{fs: fs, data: fs.String("data", "./data", "the broker's data directory")}
-	if mutating {
-		by := os.Getenv("USER")
-		if by == "" {
-			by = "operator"
-		}
-		f.by = fs.String("by", by, "who applies the application")
-	}
-	return f
-}
-
-// parse parses args, allowing flags after positional arguments, and returns the positional ones.
-func (f *usersFlags) parse(args []string) ([]string, bool) {
-	var pos []string
-	for {
-		if err := f.fs.Parse(args); err != nil {
-			return nil, false
-		}
-		args = f.fs.Args()
-		if len(args) == 0 {
-			return pos, true
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-// set reports which flags were given on the command line.
-func (f *usersFlags) set() map[string]bool {
-	m := make(map[string]bool)
-	f.fs.Visit(func(fl *flag.Flag) { m[fl.Name] = true })
-	return m
-}
-
-func (f *usersFlags) usageError(stderr io.Writer, format string, args ...any) int {
-	fmt.Fprintf(stderr, "%s: %s\n", f.fs.Name(), fmt.Sprintf(format, args...))
-	fmt.Fprintf(stderr, "Run 'siobroker users -h' for the usage.\n")
-	return usersExitUsage
+func newUsersFlags(name string, stderr io.Writer, mutating bool) *operatorFlags {
+	return newOperatorFlags("users", name, usersUsage, stderr, mutating, "who applies the application")
 }
 
 // openRegistry opens the store in dir and the registry over it, on the wall clock.
