@@ -153,6 +153,16 @@ func readCertificates(file string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", file, err)
 	}
+	certs, err := ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return certs, nil
+}
+
+// ParseCertificates reads every CERTIFICATE block of PEM data, in order; other blocks are
+// skipped. No certificate at all is an error.
+func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for {
 		var block *pem.Block
@@ -165,12 +175,12 @@ func readCertificates(file string) ([]*x509.Certificate, error) {
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%s: parse certificate: %w", file, err)
+			return nil, fmt.Errorf("parse certificate: %w", err)
 		}
 		certs = append(certs, c)
 	}
 	if len(certs) == 0 {
-		return nil, fmt.Errorf("%s: no PEM CERTIFICATE block", file)
+		return nil, errors.New("no PEM CERTIFICATE block")
 	}
 	return certs, nil
 }

@@ -3,9 +3,7 @@ package archive
 import (
 	"bufio"
 	"compress/gzip"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -128,7 +126,7 @@ func verifyArchive(dir string, n int, files map[string]bool, prev *Manifest, tru
 		return Manifest{}, nil, err
 	}
 
-	certs, err := parseCertificates(certPEM)
+	certs, err := signing.ParseCertificates(certPEM)
 	if err != nil {
 		return Manifest{}, nil, problem(n, 0, "%s is not a certificate: %v", certName(n), err)
 	}
@@ -259,26 +257,3 @@ func seqFollows(br *bufio.Reader, seq int64) (bool, error) {
 	}
 }
 
-// parseCertificates reads the CERTIFICATE blocks of a PEM file: the signer's first.
-func parseCertificates(b []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM CERTIFICATE block")
-	}
-	return certs, nil
-}
