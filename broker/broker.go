@@ -206,50 +206,79 @@ type authenticated struct {
 	now      time.Time
 }
 
-// authenticate reads the envelope, checks the message date and verifies the signature.
+// authenticate reads the envelope, checks the message date and verifies the signature, noting in
+// seen what it learnt, for the journal of a refusal.
 func (b *Broker) authenticate(body io.Reader, contentType string, seen *Request) (authenticated, error) {
-	doc, raw, err := soap.ReadEnvelope(body, contentType, b.cfg.Limits)
+	sr, err := ReadSigned(body, contentType, b.cfg.Limits, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
+	seen.raw = sr.Raw
+	seen.MessageID, seen.SenderID = sr.Info.MessageID, sr.Info.SenderID
+	if sr.Verified != nil {
+		seen.SignerIIN, seen.Placement = sr.Verified.SignerIIN, sr.Verified.Placement
+	}
 	if err != nil {
 		return authenticated{}, err
 	}
-	seen.raw = raw
+	return authenticated{info: sr.Info, data: sr.Data, verified: sr.Verified, now: sr.Now}, nil
+}
+
+// SignedRequest is a SendMessage whose signature verified. Info and Data are taken from what the
+// signature covers: in the WS-Security placement from the signed Body, in the enveloped placement
+// Data is the signed element and Info, which no signature covers there, is read from the envelope.
+type SignedRequest struct {
+	Raw      []byte
+	Info     siobroker.RequestInfo
+	Data     *etree.Element
+	Verified *signing.Verified
+	Now      time.Time // the clock when the message date was checked
+}
+
+// ReadSigned reads a SendMessage envelope under lim, refuses a messageDate outside ±window of the
+// clock, verifies the signature at the message time and returns the signed content. Every signed
+// endpoint (the channels, reports) reads requests through it. On refusal the fields learnt so far
+// are filled, for the caller's journal.
+func ReadSigned(body io.Reader, contentType string, lim soap.Limits, window time.Duration, clock siobroker.Clock,
+	verify func(*etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
+	var sr SignedRequest
+	doc, raw, err := soap.ReadEnvelope(body, contentType, lim)
+	if err != nil {
+		return sr, err
+	}
+	sr.Raw = raw
 
 	// requestInfo is read once before verification, only to learn the message time at which the
 	// certificate must be valid; in the WS-Security placement it is read again from the signed
 	// Body, and only that copy is used.
-	info, _, err := b.parseSendMessage(soap.Body(doc))
+	info, _, err := parseSendMessage(soap.Body(doc))
+	sr.Info = info
 	if err != nil {
-		return authenticated{}, err
+		return sr, err
 	}
-	seen.MessageID, seen.SenderID = info.MessageID, info.SenderID
-	now := b.Clock.Now()
-	if err := b.checkMessageDate(info.MessageDate, now); err != nil {
-		return authenticated{}, err
+	sr.Now = clock.Now()
+	if skew := sr.Now.Sub(info.MessageDate); skew > window || skew < -window {
+		return sr, siobroker.Errorf(siobroker.CodeReplayDate,
+			"messageDate %s is outside ±%s of the broker's time %s",
+			siobroker.FormatTime(info.MessageDate), window, siobroker.FormatTime(sr.Now))
 	}
 
-	verified, err := b.Verifier.Verify(doc, info.MessageDate)
-	if err != nil {
-		return authenticated{}, err
+	if sr.Verified, err = verify(doc, info.MessageDate); err != nil {
+		return sr, err
 	}
-	seen.SignerIIN, seen.Placement = verified.SignerIIN, verified.Placement
-
-	var queryEl *etree.Element
-	switch verified.Placement {
+	switch sr.Verified.Placement {
 	case signing.PlacementWSSE:
-		signedInfo, data, err := b.parseSendMessage(verified.Signed)
+		signedInfo, data, err := parseSendMessage(sr.Verified.Signed)
 		if err != nil {
-			return authenticated{}, err
+			return sr, err
 		}
 		if signedInfo.MessageID != info.MessageID || !signedInfo.MessageDate.Equal(info.MessageDate) {
-			return authenticated{}, siobroker.Errorf(siobroker.CodeSigReference, "requestInfo differs from the signed Body")
+			return sr, siobroker.Errorf(siobroker.CodeSigReference, "requestInfo differs from the signed Body")
 		}
-		info, queryEl = signedInfo, data
+		sr.Info, sr.Data = signedInfo, data
 	case signing.PlacementEnveloped:
-		queryEl = verified.Signed
+		sr.Data = sr.Verified.Signed
 	default:
-		return authenticated{}, fmt.Errorf("verifier returned unknown placement %q", verified.Placement)
+		return sr, fmt.Errorf("verifier returned unknown placement %q", sr.Verified.Placement)
 	}
-	return authenticated{info: info, data: queryEl, verified: verified, now: now}, nil
+	return sr, nil
 }
 
 // parseQuery validates the q:query of an authenticated request and refuses a replay. It returns
@@ -473,7 +502,8 @@ func (b *Broker) verifyCase(ctx context.Context, requestID string, q siobroker.Q
 	return nil
 }
 
-func (b *Broker) parseSendMessage(body *etree.Element) (siobroker.RequestInfo, *etree.Element, error) {
+// parseSendMessage locates and reads requestInfo and the data element of a SendMessage Body.
+func parseSendMessage(body *etree.Element) (siobroker.RequestInfo, *etree.Element, error) {
 	riEl, data, err := soap.SendMessageParts(body)
 	if err != nil {
 		return siobroker.RequestInfo{}, nil, err
@@ -483,16 +513,6 @@ func (b *Broker) parseSendMessage(body *etree.Element) (siobroker.RequestInfo, *
 		return siobroker.RequestInfo{}, nil, err
 	}
 	return info, data, nil
-}
-
-func (b *Broker) checkMessageDate(date, now time.Time) error {
-	skew := now.Sub(date)
-	if skew > b.cfg.ReplayWindow || skew < -b.cfg.ReplayWindow {
-		return siobroker.Errorf(siobroker.CodeReplayDate,
-			"messageDate %s is outside ±%s of the broker's time %s",
-			siobroker.FormatTime(date), b.cfg.ReplayWindow, siobroker.FormatTime(now))
-	}
-	return nil
 }
 
 func validateSubject(s siobroker.Subject) error {

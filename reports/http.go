@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/soap"
 )
@@ -109,41 +110,11 @@ func (h *handler) post(w http.ResponseWriter, r *http.Request) {
 
 // serve reads, verifies and answers one signed report request, in the order of broker.Handle.
 func (h *handler) serve(ctx context.Context, r *http.Request) ([]byte, error) {
-	doc, raw, err := soap.ReadEnvelope(r.Body, r.Header.Get("Content-Type"), h.limits)
+	sr, err := broker.ReadSigned(r.Body, r.Header.Get("Content-Type"), h.limits, MessageDateWindow, h.clock, h.verify)
 	if err != nil {
 		return nil, err
 	}
-	// requestInfo is read before verification only for the message time; in the WS-Security
-	// placement it is read again from the signed Body, and only that copy is used.
-	info, _, err := sendMessage(soap.Body(doc))
-	if err != nil {
-		return nil, err
-	}
-	now := h.clock.Now()
-	if skew := now.Sub(info.MessageDate); skew > MessageDateWindow || skew < -MessageDateWindow {
-		return nil, siobroker.Errorf(siobroker.CodeReplayDate, "messageDate %s is outside ±%s of the broker's time %s",
-			siobroker.FormatTime(info.MessageDate), MessageDateWindow, siobroker.FormatTime(now))
-	}
-	v, err := h.verify(doc, info.MessageDate)
-	if err != nil {
-		return nil, err
-	}
-	var data *etree.Element
-	switch v.Placement {
-	case signing.PlacementWSSE:
-		signedInfo, d, err := sendMessage(v.Signed)
-		if err != nil {
-			return nil, err
-		}
-		if signedInfo.MessageID != info.MessageID || !signedInfo.MessageDate.Equal(info.MessageDate) {
-			return nil, siobroker.Errorf(siobroker.CodeSigReference, "requestInfo differs from the signed Body")
-		}
-		info, data = signedInfo, d
-	case signing.PlacementEnveloped:
-		data = v.Signed
-	default:
-		return nil, fmt.Errorf("reports: the verifier returned an unknown placement %q", v.Placement)
-	}
+	info, data, v, raw, now := sr.Info, sr.Data, sr.Verified, sr.Raw, sr.Now
 	// Replays are refused after verification (unsigned traffic cannot burn a sender's ids) and
 	// are not journaled: a captured request must not be able to fill the permanent journal.
 	if err := h.replay.mark(v.SignerIIN, info.MessageID, v.Signed, now); err != nil {
@@ -184,19 +155,6 @@ func (h *handler) serve(ctx context.Context, r *http.Request) ([]byte, error) {
 		return nil, fmt.Errorf("reports: sign reply %s: %w", u.requestID, err)
 	}
 	return soap.Serialize(reply)
-}
-
-// sendMessage locates and reads requestInfo and the data element of a SendMessage Body.
-func sendMessage(body *etree.Element) (siobroker.RequestInfo, *etree.Element, error) {
-	riEl, data, err := soap.SendMessageParts(body)
-	if err != nil {
-		return siobroker.RequestInfo{}, nil, err
-	}
-	info, err := soap.ParseRequestInfo(riEl)
-	if err != nil {
-		return siobroker.RequestInfo{}, nil, err
-	}
-	return info, data, nil
 }
 
 // refuseUse journals a use refused before it reached Report or Export (its query did not parse).
