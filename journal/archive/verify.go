@@ -256,4 +256,3 @@ func seqFollows(br *bufio.Reader, seq int64) (bool, error) {
 		}
 	}
 }
-
