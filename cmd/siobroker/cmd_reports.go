@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/beevik/etree"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/signing/devpki"
 	"github.com/sio-pso/siobroker/soap"
 )
 
@@ -243,46 +241,7 @@ func (f *reportsFlags) exportQuery() (soap.ExportQuery, error) {
 
 // keys loads the signing key, as send does, and the verifier of the broker's reply.
 func (f *reportsFlags) keys() (*signing.Signer, *signing.Verifier, signing.Placement, error) {
-	placement := signing.Placement(f.placement)
-	if placement != signing.PlacementWSSE && placement != signing.PlacementEnveloped {
-		return nil, nil, "", errors.New("--placement must be wsse or enveloped")
-	}
-	if f.user != "" {
-		m, err := devpki.LoadManifest(f.pki)
-		if err != nil {
-			return nil, nil, "", fmt.Errorf("--user needs the development PKI in --pki %s: %w", f.pki, err)
-		}
-		found := false
-		for _, u := range m.Users {
-			if u.IIN == f.user {
-				f.cert, f.key, found = filepath.Join(f.pki, u.Cert), filepath.Join(f.pki, u.Key), true
-			}
-		}
-		if !found {
-			return nil, nil, "", fmt.Errorf("--user %s is not in %s", f.user, filepath.Join(f.pki, devpki.ManifestFile))
-		}
-	}
-	if f.cert == "" || f.key == "" {
-		return nil, nil, "", errors.New("--cert and --key (or --user) are required")
-	}
-	signer, err := signing.LoadSigner(f.cert, f.key)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("load signing key: %w", err)
-	}
-	trustCfg := signing.TrustConfig{RootFiles: splitList(f.roots), CRLFiles: splitList(f.crls)}
-	if len(trustCfg.RootFiles) == 0 {
-		trustCfg.RootFiles = []string{filepath.Join(f.pki, devpki.CAFile)}
-		if f.crls == "" {
-			if _, err := os.Stat(filepath.Join(f.pki, devpki.CRLFile)); err == nil {
-				trustCfg.CRLFiles = []string{filepath.Join(f.pki, devpki.CRLFile)}
-			}
-		}
-	}
-	trust, err := signing.LoadTrustStore(trustCfg)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("trusted roots for the reply: %w", err)
-	}
-	return signer, signing.NewReplyVerifier(trust), placement, nil
+	return loadCredentials(f.user, f.pki, f.cert, f.key, f.roots, f.crls, f.placement)
 }
 
 // reportsPost posts a signed request and reads at most limit bytes of the reply.

@@ -155,50 +155,61 @@ func isBIN(id string) bool {
 }
 
 func (f *sendFlags) client() (*client.Client, error) {
-	if f.user != "" {
-		m, err := devpki.LoadManifest(f.pki)
+	signer, verifier, placement, err := loadCredentials(f.user, f.pki, f.cert, f.key, f.roots, f.crls, f.placement)
+	if err != nil {
+		return nil, err
+	}
+	return &client.Client{
+		URL: f.url, Signer: signer, Verifier: verifier, Placement: placement,
+		HTTP: client.DefaultHTTPClient(f.timeout), Clock: siobroker.SystemClock{},
+		SenderID: f.sender, ServiceID: "SIO_PSO_QUERY",
+	}, nil
+}
+
+// loadCredentials loads what a signing command (send, reports, status, fetch, load) needs: the
+// user's signer (from --cert/--key, or a demo user's files in the development PKI), the verifier
+// of the broker's reply (--ca/--crl, by default the PKI's root and CRL) and the placement.
+func loadCredentials(user, pki, cert, key, roots, crls, placementFlag string) (*signing.Signer, *signing.Verifier, signing.Placement, error) {
+	placement := signing.Placement(placementFlag)
+	if placement != signing.PlacementWSSE && placement != signing.PlacementEnveloped {
+		return nil, nil, "", errors.New("--placement must be wsse or enveloped")
+	}
+	if user != "" {
+		m, err := devpki.LoadManifest(pki)
 		if err != nil {
-			return nil, fmt.Errorf("--user needs the development PKI in --pki %s: %w", f.pki, err)
+			return nil, nil, "", fmt.Errorf("--user needs the development PKI in --pki %s: %w", pki, err)
 		}
 		found := false
 		for _, u := range m.Users {
-			if u.IIN == f.user {
-				f.cert, f.key, found = filepath.Join(f.pki, u.Cert), filepath.Join(f.pki, u.Key), true
+			if u.IIN == user {
+				cert, key, found = filepath.Join(pki, u.Cert), filepath.Join(pki, u.Key), true
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("--user %s is not in %s", f.user, filepath.Join(f.pki, devpki.ManifestFile))
+			return nil, nil, "", fmt.Errorf("--user %s is not in %s", user, filepath.Join(pki, devpki.ManifestFile))
 		}
 	}
-	if f.cert == "" || f.key == "" {
-		return nil, fmt.Errorf("--cert and --key (or --user) are required")
+	if cert == "" || key == "" {
+		return nil, nil, "", errors.New("--cert and --key (or --user) are required")
 	}
-	signer, err := signing.LoadSigner(f.cert, f.key)
+	signer, err := signing.LoadSigner(cert, key)
 	if err != nil {
-		return nil, fmt.Errorf("load signing key: %w", err)
+		return nil, nil, "", fmt.Errorf("load signing key: %w", err)
 	}
-	trustCfg := signing.TrustConfig{RootFiles: splitList(f.roots), CRLFiles: splitList(f.crls)}
+	trustCfg := signing.TrustConfig{RootFiles: splitList(roots), CRLFiles: splitList(crls)}
 	if len(trustCfg.RootFiles) == 0 {
-		trustCfg.RootFiles = []string{filepath.Join(f.pki, devpki.CAFile)}
-		if f.crls == "" {
-			if _, err := os.Stat(filepath.Join(f.pki, devpki.CRLFile)); err == nil {
-				trustCfg.CRLFiles = []string{filepath.Join(f.pki, devpki.CRLFile)}
+		trustCfg.RootFiles = []string{filepath.Join(pki, devpki.CAFile)}
+		if crls == "" {
+			if _, err := os.Stat(filepath.Join(pki, devpki.CRLFile)); err == nil {
+				trustCfg.CRLFiles = []string{filepath.Join(pki, devpki.CRLFile)}
 			}
 		}
 	}
 	trust, err := signing.LoadTrustStore(trustCfg)
 	if err != nil {
-		return nil, fmt.Errorf("trusted roots for the reply: %w", err)
+		return nil, nil, "", fmt.Errorf("trusted roots for the reply: %w", err)
 	}
-	placement := signing.Placement(f.placement)
-	if placement != signing.PlacementWSSE && placement != signing.PlacementEnveloped {
-		return nil, fmt.Errorf("--placement must be wsse or enveloped")
-	}
-	return &client.Client{
-		URL: f.url, Signer: signer, Verifier: signing.NewReplyVerifier(trust), Placement: placement,
-		HTTP: client.DefaultHTTPClient(f.timeout), Clock: siobroker.SystemClock{},
-		SenderID: f.sender, ServiceID: "SIO_PSO_QUERY",
-	}, nil
+	return signer, signing.NewReplyVerifier(trust), placement, nil
 }
 
 func splitList(s string) []string {
