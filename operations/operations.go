@@ -1,0 +1,32 @@
+// Package operations gathers what operators watch: the state of every service's route (queue
+// depth, messages in flight, the age of the oldest undelivered message, errors), read from the
+// dispatcher, the delay tracker and the transport. The metrics endpoint, the dashboard and the
+// command line read the same snapshot, so that they never disagree.
+package operations
+
+import "time"
+
+// ServiceState is one service's state at one moment.
+type ServiceState struct {
+	Service int    `json:"service"`
+	Queue   string `json:"queue"`
+	// QueueDepth is the number of messages ready in the service's queue; -1 when the transport
+	// cannot tell (the in-process GoChannel).
+	QueueDepth int64 `json:"queueDepth"`
+	// DeadLetters is the number of this service's messages in the dead-letter queue; -1 when
+	// the transport has none.
+	DeadLetters int64 `json:"deadLetters"`
+	// InFlight is the number of messages sent to the service and not yet answered.
+	InFlight int `json:"inFlight"`
+	// OldestAge is how long the oldest undelivered message of the service has waited; zero
+	// when none is waiting.
+	OldestAge time.Duration `json:"oldestAge"`
+	// Totals since the broker started.
+	Dispatched uint64 `json:"dispatched"`
+	Answered   uint64 `json:"answered"`
+	Errors     uint64 `json:"errors"`
+	Timeouts   uint64 `json:"timeouts"`
+	// ErrorRate is (Errors+Timeouts)/Dispatched over the recent past (the last few minutes);
+	// zero when nothing was dispatched.
+	ErrorRate float64 `json:"errorRate"`
+}
