@@ -88,6 +88,8 @@ func testConfig(dataDir string) config.Broker {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = dataDir
 	cfg.Rights = "../../configs/rights.yaml"
+	cfg.Routing.RoutesFile = "../../configs/routes.yaml"
+	cfg.Maintenance = "../../configs/maintenance.yaml"
 	return cfg
 }
 
