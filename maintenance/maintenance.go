@@ -170,8 +170,9 @@ func (s *Schedule) Active(n int, t time.Time) (Window, bool) {
 	return found, ok
 }
 
-// Windows returns the announced and file windows, by start: those not yet ended, or all the
-// announced ones kept when includeEnded is true.
+// Windows returns the announced and file windows, by start: those in force or to come (not
+// ended, not cancelled), or, when includeEnded is true, every one kept, ended and cancelled
+// ones too.
 func (s *Schedule) Windows(ctx context.Context, includeEnded bool) ([]Window, error) {
 	since := s.clock.Now()
 	if includeEnded {
@@ -180,6 +181,9 @@ func (s *Schedule) Windows(ctx context.Context, includeEnded bool) ([]Window, er
 	ws, err := s.store.MaintenanceWindows(ctx, since)
 	if err != nil {
 		return nil, fmt.Errorf("maintenance windows: %w", err)
+	}
+	if !includeEnded {
+		ws = slices.DeleteFunc(ws, func(w Window) bool { return !w.Cancelled.IsZero() })
 	}
 	now := s.clock.Now()
 	for _, w := range s.FileWindows() {
