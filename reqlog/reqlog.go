@@ -71,7 +71,9 @@ type handler struct {
 	namedMessage, namedCorrelation bool
 }
 
-func (h *handler) Enabled(ctx context.Context, level slog.Level) bool { return h.next.Enabled(ctx, level) }
+func (h *handler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.next.Enabled(ctx, level)
+}
 
 func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 	messageID, correlationID := IDs(ctx)
