@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/reqlog"
 	"github.com/sio-pso/siobroker/soap"
 )
 
@@ -42,6 +43,7 @@ func (p AsyncPipeline) Handle(ctx context.Context, body io.Reader, contentType s
 // Refusals are journaled as Handle journals them.
 func (b *Broker) Accept(ctx context.Context, body io.Reader, contentType string) (*Reply, Request, error) {
 	seen := Request{RequestID: b.NewID()}
+	ctx = reqlog.With(ctx, "", seen.RequestID)
 	received := b.Clock.Now()
 	reply, err := b.accept(ctx, body, contentType, received, &seen)
 	if err != nil {
@@ -58,6 +60,7 @@ func (b *Broker) accept(ctx context.Context, body io.Reader, contentType string,
 	if err != nil {
 		return nil, err
 	}
+	ctx = reqlog.With(ctx, a.info.MessageID, seen.RequestID)
 	if soap.IsAsyncQuery(a.data) {
 		return b.lookup(ctx, a, seen)
 	}
@@ -93,7 +96,7 @@ func (b *Broker) enqueue(ctx context.Context, a authenticated, q siobroker.Query
 	if err != nil {
 		return nil, err
 	}
-	b.Logger.Info("asynchronous request accepted", "request_id", job.RequestID, "message_id", a.info.MessageID)
+	b.Logger.InfoContext(ctx, "asynchronous request accepted", reqlog.Attrs(a.info.MessageID, job.RequestID)...)
 	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: a.info.MessageID, SignerIIN: a.verified.SignerIIN}, nil
 }
 
@@ -256,24 +259,25 @@ func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob) {
 	if err != nil || !ok || current.State != siobroker.AsyncOnDelivery {
 		return
 	}
+	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)
 	reply, err := b.Process(ctx, job)
 	if ctx.Err() != nil {
-		b.Logger.Info("asynchronous request interrupted; it resumes at the next start", "request_id", job.RequestID)
+		b.Logger.Info("asynchronous request interrupted; it resumes at the next start", ids...)
 		return
 	}
 	if err != nil {
-		b.Logger.Error("asynchronous request failed; it will be retried", "request_id", job.RequestID, "error", err)
+		b.Logger.Error("asynchronous request failed; it will be retried", append(ids, "error", err)...)
 		return
 	}
 	state, reason := deliveryState(reply.Services)
 	done, err := b.Async.CompleteAsync(ctx, job.RequestID, state, reason, reply.Bytes, b.Clock.Now())
 	switch {
 	case err != nil:
-		b.Logger.Error("asynchronous reply not stored; it will be retried", "request_id", job.RequestID, "error", err)
+		b.Logger.Error("asynchronous reply not stored; it will be retried", append(ids, "error", err)...)
 	case !done:
-		b.Logger.Info("asynchronous request was stopped meanwhile; reply kept only in the journal", "request_id", job.RequestID)
+		b.Logger.Info("asynchronous request was stopped meanwhile; reply kept only in the journal", ids...)
 	default:
-		b.Logger.Info("asynchronous request answered", "request_id", job.RequestID, "state", state)
+		b.Logger.Info("asynchronous request answered", append(ids, "state", state)...)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/maintenance"
+	"github.com/sio-pso/siobroker/reqlog"
 	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
@@ -173,6 +174,7 @@ type Request struct {
 // received, before anything else is done with it, and so is its refusal or its reply.
 func (b *Broker) Handle(ctx context.Context, body io.Reader, contentType string) (*Reply, Request, error) {
 	seen := Request{RequestID: b.NewID()}
+	ctx = reqlog.With(ctx, "", seen.RequestID)
 	received := b.Clock.Now()
 	reply, err := b.handle(ctx, body, contentType, received, &seen)
 	if err != nil {
@@ -186,6 +188,7 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 	if err != nil {
 		return nil, err
 	}
+	ctx = reqlog.With(ctx, a.info.MessageID, seen.RequestID)
 	q, digest, err := b.parseQuery(ctx, a)
 	if err != nil {
 		return nil, err
@@ -200,7 +203,8 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 func (b *Broker) releaseIfUnavailable(ctx context.Context, err error, messageID, digest string) {
 	if err != nil && siobroker.ErrorCode(err) == siobroker.CodeUnavailable {
 		if relErr := b.Replay.Release(context.WithoutCancel(ctx), messageID, digest); relErr != nil {
-			b.Logger.Error("cannot release a request for retry", "message_id", messageID, "error", relErr)
+			_, requestID := reqlog.IDs(ctx)
+			b.Logger.ErrorContext(ctx, "cannot release a request for retry", append(reqlog.Attrs(messageID, requestID), "error", relErr)...)
 		}
 	}
 }
@@ -359,7 +363,7 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobro
 		return err
 	}
 	requestID := seen.RequestID
-	if err := b.verifyCase(ctx, requestID, q, verified.SignerIIN); err != nil {
+	if err := b.verifyCase(ctx, requestID, info.MessageID, q, verified.SignerIIN); err != nil {
 		return err
 	}
 	if err := b.Users.Touch(ctx, verified.SignerIIN); err != nil {
@@ -376,6 +380,7 @@ func (b *Broker) Process(ctx context.Context, job siobroker.AsyncJob) (*Reply, e
 		RequestID: job.RequestID, Organisation: job.Organisation, MessageID: job.Info.MessageID, SenderID: job.Info.SenderID,
 		SignerIIN: job.SignerIIN, Role: job.Role, Placement: signing.Placement(job.Placement), requestJournaled: true,
 	}
+	ctx = reqlog.With(ctx, job.Info.MessageID, job.RequestID)
 	exchanges := b.route(ctx, job.RequestID, job.Info, job.Query, job.SignerIIN)
 	results := make([]siobroker.ServiceResult, len(exchanges))
 	for i, e := range exchanges {
@@ -438,7 +443,7 @@ func (b *Broker) journalRefusal(ctx context.Context, seen Request, cause error) 
 	data, _ := json.Marshal(refusal)
 	rec := b.record(seen, b.Clock.Now(), siobroker.JournalRefusal, 0, string(siobroker.ErrorCode(cause)), data)
 	if _, err := b.Journal.Append(context.WithoutCancel(ctx), rec); err != nil {
-		b.Logger.Error("refusal not journaled", "request_id", seen.RequestID, "message_id", seen.MessageID,
+		b.Logger.ErrorContext(ctx, "refusal not journaled", reqlog.KeyCorrelationID, seen.RequestID, reqlog.KeyMessageID, seen.MessageID,
 			"code", siobroker.ErrorCode(cause), "error", err)
 	}
 }
@@ -493,20 +498,20 @@ func signedDigest(signerIIN string, signed *etree.Element) (string, error) {
 // verifyCase asks the registry configured for the basis whether the case exists and is in the
 // signer's proceedings (§5). Basis 3 is exempt (§23); the configuration cannot name a registry
 // for it, and serve refuses to start when another basis has none.
-func (b *Broker) verifyCase(ctx context.Context, requestID string, q siobroker.Query, signerIIN string) error {
+func (b *Broker) verifyCase(ctx context.Context, requestID, messageID string, q siobroker.Query, signerIIN string) error {
 	name, ok := b.Cases.Registry(q.Basis)
 	if !ok {
 		return nil
 	}
 	resp, err := b.Registry.CheckCase(ctx, schemas.RegistryTopic(name), schemas.CaseCheckRequest{
-		RequestID: requestID, Basis: q.Basis, Case: q.Case, SignerIIN: signerIIN,
+		RequestID: requestID, MessageID: messageID, Basis: q.Basis, Case: q.Case, SignerIIN: signerIIN,
 	}, b.Cases.CheckTimeout())
 	switch {
 	case err != nil:
 		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the case registry %s did not answer; retry later", name)
 	case !resp.Found || !resp.InProceedings:
 		// One answer for both: telling them apart would let any user learn which cases exist (§44).
-		b.Logger.Info("case check refused", "request_id", requestID, "registry", name, "found", resp.Found)
+		b.Logger.InfoContext(ctx, "case check refused", append(reqlog.Attrs(messageID, requestID), "registry", name, "found", resp.Found)...)
 		return siobroker.Errorf(siobroker.CodeCaseUnknown,
 			"case %q is not among the proceedings of user %s in the %s registry", q.Case.Number, signerIIN, name)
 	}
@@ -550,7 +555,7 @@ func (b *Broker) route(ctx context.Context, requestID string, info siobroker.Req
 			results[slots[j]] = b.finish(o, decisions[slots[j]])
 		}
 	}
-	b.logResults(requestID, info, results)
+	b.logResults(ctx, requestID, info, results)
 	return results
 }
 
@@ -562,11 +567,11 @@ func (b *Broker) finish(o exchange, d rights.Decision) exchange {
 	return o
 }
 
-func (b *Broker) logResults(requestID string, info siobroker.RequestInfo, results []exchange) {
+func (b *Broker) logResults(ctx context.Context, requestID string, info siobroker.RequestInfo, results []exchange) {
 	for _, e := range results {
 		r := e.Result
-		b.Logger.Info("service result", "message_id", info.MessageID, "request_id", requestID,
-			"service", r.Service, "status", r.Status, "reason", r.Reason)
+		b.Logger.InfoContext(ctx, "service result", append(reqlog.Attrs(info.MessageID, routing.CorrelationKey(requestID, r.Service)),
+			"service", r.Service, "status", r.Status, "reason", r.Reason)...)
 	}
 }
 

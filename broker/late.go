@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/reqlog"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
 )
@@ -67,6 +68,7 @@ func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Repl
 		SignerIIN: job.SignerIIN, Role: job.Role, Placement: signing.Placement(job.Placement), requestJournaled: true,
 	}
 	v := &signing.Verified{SignerIIN: job.SignerIIN, Placement: seen.Placement}
+	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)
 	exchanges, wait := b.routeLate(ctx, job)
 	note := ""
 	if wait != nil {
@@ -74,7 +76,7 @@ func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Repl
 		lj.State, lj.Updated = siobroker.AsyncOnDelivery, b.Clock.Now()
 		lj.LeaseUntil = lj.Updated.Add(b.cfg.AsyncTimeout + time.Minute)
 		if err := b.Async.CreateAsync(ctx, lj); err != nil {
-			b.Logger.Error("late services will not be waited for: the request cannot be stored", "request_id", job.RequestID, "error", err)
+			b.Logger.Error("late services will not be waited for: the request cannot be stored", append(ids, "error", err)...)
 			wait = nil
 		} else {
 			note = fmt.Sprintf("; the broker keeps waiting for the late services for up to %s: fetch the complete result on the asynchronous channel by messageId %s",
@@ -91,7 +93,7 @@ func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Repl
 		// The complete reply is produced even if this one could not be given out: the request
 		// was admitted and journaled, and its stored job says where the result will be.
 		if !b.late.start(func() { b.completeLate(job, seen, v, wait) }) {
-			b.Logger.Info("shutting down: the late services resume at the next start", "request_id", job.RequestID)
+			b.Logger.Info("shutting down: the late services resume at the next start", ids...)
 		}
 	}
 	if err != nil {
@@ -111,27 +113,28 @@ func results(exchanges []exchange) []siobroker.ServiceResult {
 // completeLate waits for the late services, then signs, journals and stores the complete reply.
 func (b *Broker) completeLate(job siobroker.AsyncJob, seen Request, v *signing.Verified, wait func() []exchange) {
 	exchanges := wait()
-	ctx := b.late.ctx
+	ctx := reqlog.With(b.late.ctx, job.Info.MessageID, job.RequestID)
+	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)
 	if ctx.Err() != nil {
-		b.Logger.Info("waiting for late services interrupted; the request resumes at the next start", "request_id", job.RequestID)
+		b.Logger.Info("waiting for late services interrupted; the request resumes at the next start", ids...)
 		return
 	}
-	b.logResults(job.RequestID, job.Info, exchanges)
+	b.logResults(ctx, job.RequestID, job.Info, exchanges)
 	out, err := b.reply(job.RequestID, job.Info, job.Query, v, results(exchanges), "")
 	if err == nil {
 		err = b.journalReply(ctx, seen, job.Received, exchanges, out)
 	}
 	if err != nil {
 		// The lease runs out, and the worker then processes the request from the start.
-		b.Logger.Error("complete reply after late services failed; the worker will retry", "request_id", job.RequestID, "error", err)
+		b.Logger.Error("complete reply after late services failed; the worker will retry", append(ids, "error", err)...)
 		return
 	}
 	state, reason := deliveryState(results(exchanges))
 	if _, err := b.Async.CompleteAsync(ctx, job.RequestID, state, reason, out, b.Clock.Now()); err != nil {
-		b.Logger.Error("complete reply after late services not stored", "request_id", job.RequestID, "error", err)
+		b.Logger.Error("complete reply after late services not stored", append(ids, "error", err)...)
 		return
 	}
-	b.Logger.Info("complete reply stored after late services", "request_id", job.RequestID, "state", state)
+	b.Logger.Info("complete reply stored after late services", append(ids, "state", state)...)
 }
 
 // routeLate is route for the synchronous path: every allowed service is dispatched with the
@@ -165,7 +168,7 @@ func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) ([]excha
 		}
 		timer.Stop()
 	}
-	b.logResults(job.RequestID, job.Info, res)
+	b.logResults(ctx, job.RequestID, job.Info, res)
 	if len(missed) == 0 {
 		return res, nil
 	}

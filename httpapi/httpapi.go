@@ -1,5 +1,6 @@
 // Package httpapi serves the broker over HTTP: the SOAP endpoint (POST), its WSDL and XSDs
-// (GET ?wsdl, ?xsd=NAME) and the health check. Every fault leaves through soap.WriteFault.
+// (GET ?wsdl, ?xsd=NAME) and the liveness check (/healthz). Every fault leaves through
+// soap.WriteFault.
 package httpapi
 
 import (
@@ -12,10 +13,12 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
+	"github.com/sio-pso/siobroker/reqlog"
 	"github.com/sio-pso/siobroker/soap"
 )
 
@@ -30,10 +33,35 @@ type Config struct {
 	MaxBodyBytes int64
 	Clock        siobroker.Clock
 	Logger       *slog.Logger
-	// Ready reports why the broker cannot take requests, or nil when it can.
+	// Ready reports why the broker cannot take requests, or nil when it can. A request that
+	// comes while it is not ready is refused with SIO-UNAVAILABLE.
 	Ready func(ctx context.Context) error
-	// Mount adds further handlers by path pattern (reports).
+	// Mount adds further handlers by path pattern (reports, metrics, readiness).
 	Mount map[string]http.Handler
+	// Observe, if set, is told how every POSTed request ended, for metrics.
+	Observe func(outcome Outcome, code siobroker.Code, elapsed time.Duration)
+}
+
+// Outcome is how a request ended.
+type Outcome string
+
+// The outcomes of a request.
+const (
+	OutcomeAnswered Outcome = "answered" // a reply went out
+	OutcomeRefused  Outcome = "refused"  // a fault about the request or its sender
+	OutcomeFailed   Outcome = "failed"   // a fault of the broker: SIO-INTERNAL or SIO-UNAVAILABLE
+)
+
+// OutcomeOf is the outcome of a request that ended with err (nil: answered).
+func OutcomeOf(err error) Outcome {
+	switch code := siobroker.ErrorCode(err); {
+	case err == nil:
+		return OutcomeAnswered
+	case code == siobroker.CodeInternal || code == siobroker.CodeUnavailable:
+		return OutcomeFailed
+	default:
+		return OutcomeRefused
+	}
 }
 
 // NewHandler returns the broker's HTTP handler.
@@ -44,7 +72,7 @@ func NewHandler(cfg Config, pipeline Pipeline) http.Handler {
 	mux := http.NewServeMux()
 	s := &server{cfg: cfg, pipeline: pipeline}
 	mux.HandleFunc(cfg.Endpoint, s.endpoint)
-	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /healthz", healthz)
 	for pattern, h := range cfg.Mount {
 		mux.Handle(pattern, h)
 	}
@@ -94,11 +122,25 @@ func (s *server) describe(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) soap(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	var ended error
+	if s.cfg.Observe != nil {
+		defer func() {
+			code := siobroker.Code("")
+			if ended != nil {
+				code = siobroker.ErrorCode(ended)
+			}
+			s.cfg.Observe(OutcomeOf(ended), code, time.Since(start))
+		}()
+	}
+	ended = s.serveSOAP(w, r, start)
+}
+
+// serveSOAP answers one POST and returns the fault it answered with, nil for a reply.
+func (s *server) serveSOAP(w http.ResponseWriter, r *http.Request, start time.Time) error {
 	log := s.cfg.Logger
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		s.fault(w, log, broker.Request{}, siobroker.Errorf(siobroker.CodeOversize,
+		return s.fault(w, log, broker.Request{}, siobroker.Errorf(siobroker.CodeOversize,
 			"request of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.cfg.MaxBodyBytes))
-		return
 	}
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(r.Context()); err != nil {
@@ -107,29 +149,29 @@ func (s *server) soap(w http.ResponseWriter, r *http.Request) {
 				// Only an error the readiness check chose to say is shown; anything else stays in the log.
 				public = siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker is not ready to take requests; retry later")
 			}
-			s.fault(w, log, broker.Request{}, public)
-			return
+			return s.fault(w, log, broker.Request{}, public)
 		}
 	}
 	if err := checkMediaType(r.Header.Get("Content-Type")); err != nil {
-		s.fault(w, log, broker.Request{}, err)
-		return
+		return s.fault(w, log, broker.Request{}, err)
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	reply, req, err := s.pipeline.Handle(r.Context(), body, r.Header.Get("Content-Type"))
 	if err != nil {
-		s.fault(w, log, req, err)
-		return
+		return s.fault(w, log, req, err)
 	}
+	// reply.RequestID is the client's messageId, reply.MessageID the broker's id of the request.
+	ids := reqlog.Attrs(reply.RequestID, reply.MessageID)
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(reply.Bytes); err != nil {
-		log.Warn("reply not delivered", "message_id", reply.RequestID, "request_id", reply.MessageID, "error", err)
-		return
+		log.Warn("reply not delivered", append(ids, "error", err)...)
+		return nil
 	}
-	log.Info("request answered", "message_id", reply.RequestID, "request_id", reply.MessageID,
-		"signer_iin", reply.SignerIIN, "services", len(reply.Services), "duration_ms", time.Since(start).Milliseconds())
+	log.Info("request answered", append(ids, "signer_iin", reply.SignerIIN, "services", len(reply.Services),
+		"duration_ms", time.Since(start).Milliseconds())...)
+	return nil
 }
 
 // checkMediaType accepts the media types of SOAP 1.1. The charset, if any, is soap.ReadEnvelope's
@@ -149,26 +191,43 @@ func checkMediaType(contentType string) error {
 	return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %s is not accepted; send text/xml (SOAP 1.1)", mediaType)
 }
 
-func (s *server) fault(w http.ResponseWriter, log *slog.Logger, req broker.Request, err error) {
+// fault writes err as a SOAP fault, logs it and returns it.
+func (s *server) fault(w http.ResponseWriter, log *slog.Logger, req broker.Request, err error) error {
 	code := siobroker.ErrorCode(err)
-	attrs := []any{"code", code, "message_id", req.MessageID, "sender_id", req.SenderID, "signer_iin", req.SignerIIN}
+	attrs := append(reqlog.Attrs(req.MessageID, req.RequestID), "code", code, "sender_id", req.SenderID, "signer_iin", req.SignerIIN)
 	if code == siobroker.CodeInternal || code == siobroker.CodeUnavailable {
 		log.Error("request failed", append(attrs, "error", err)...)
 	} else {
-		log.Info("request refused", append(attrs, "reason", siobroker.ErrorMessage(err))...)
+		log.Info("request refused", append(attrs, "reason", loggableReason(err))...)
 	}
 	soap.WriteFault(w, err, s.cfg.Clock.Now())
+	return err
 }
 
-func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(r.Context()); err != nil {
-			// The cause may name internals (paths, database errors): it goes to the log only.
-			s.cfg.Logger.Warn("not ready", "error", err)
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
+// loggableReason is the refusal's message, unless it is about the subject or the case of the
+// query: those messages may quote the values sent (an IIN of the wrong length, a case number that
+// does not match its pattern), and subjects' personal data never goes into logs. The client has
+// the whole message in the fault, and the journal keeps it.
+func loggableReason(err error) string {
+	var e *siobroker.Error
+	if !errors.As(err, &e) {
+		return siobroker.ErrorMessage(err)
 	}
+	switch {
+	case e.Code == siobroker.CodeSubject || e.Code == siobroker.CodeCaseInvalid || e.Code == siobroker.CodeCaseUnknown,
+		strings.HasPrefix(e.Field, "query/subject"), strings.HasPrefix(e.Field, "query/case"),
+		strings.HasPrefix(e.Field, "query/purpose"):
+		if e.Field != "" {
+			return "refused on " + e.Field + " (the message quotes the query: not logged)"
+		}
+		return "refused on the subject or case (the message quotes the query: not logged)"
+	}
+	return siobroker.ErrorMessage(err)
+}
+
+// healthz is the liveness check: the process serves HTTP. Whether it can take requests is
+// readiness, served at /readyz by the operations package.
+func healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, "ok\n")
 }

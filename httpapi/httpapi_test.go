@@ -297,7 +297,9 @@ func TestGETWithoutQueryIsAFault(t *testing.T) {
 	}
 }
 
-func TestHealthz(t *testing.T) {
+// TestHealthzIsLiveness: /healthz says the process serves HTTP, ready or not; a POST while the
+// broker is not ready is refused with SIO-UNAVAILABLE without reaching the pipeline.
+func TestHealthzIsLiveness(t *testing.T) {
 	var notReady atomic.Bool
 	ready := func(context.Context) error {
 		if notReady.Load() {
@@ -308,18 +310,15 @@ func TestHealthz(t *testing.T) {
 	p := &fakePipeline{}
 	srv := newServer(t, p, ready)
 
-	resp, body := do(t, http.MethodGet, srv.URL+"/healthz", nil, nil)
-	if resp.StatusCode != http.StatusOK || string(body) != "ok\n" {
-		t.Fatalf("healthz = %d %q", resp.StatusCode, body)
+	for _, nr := range []bool{false, true} {
+		notReady.Store(nr)
+		resp, body := do(t, http.MethodGet, srv.URL+"/healthz", nil, nil)
+		if resp.StatusCode != http.StatusOK || string(body) != "ok\n" {
+			t.Fatalf("healthz (not ready: %v) = %d %q", nr, resp.StatusCode, body)
+		}
 	}
 
-	notReady.Store(true)
-	resp, _ = do(t, http.MethodGet, srv.URL+"/healthz", nil, nil)
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("healthz when not ready = %d, want 503", resp.StatusCode)
-	}
-
-	resp, body = do(t, http.MethodPost, srv.URL+endpoint, strings.NewReader("<x/>"), map[string]string{"Content-Type": "text/xml"})
+	resp, body := do(t, http.MethodPost, srv.URL+endpoint, strings.NewReader("<x/>"), map[string]string{"Content-Type": "text/xml"})
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("POST when not ready: status %d", resp.StatusCode)
 	}
@@ -334,22 +333,93 @@ func TestHealthz(t *testing.T) {
 		t.Fatalf("pipeline called while not ready")
 	}
 
-	// Ready again: both endpoints recover.
 	notReady.Store(false)
-	if resp, _ = do(t, http.MethodGet, srv.URL+"/healthz", nil, nil); resp.StatusCode != http.StatusOK {
-		t.Fatalf("healthz after recovery = %d", resp.StatusCode)
-	}
 	if resp, _ = do(t, http.MethodPost, srv.URL+endpoint, strings.NewReader("<x/>"), map[string]string{"Content-Type": "text/xml"}); resp.StatusCode != http.StatusOK || p.calls.Load() != 1 {
 		t.Fatalf("POST after recovery = %d, calls %d", resp.StatusCode, p.calls.Load())
 	}
 }
 
-func TestHealthzNilReady(t *testing.T) {
-	srv := newServer(t, &fakePipeline{}, nil)
-	resp, _ := do(t, http.MethodGet, srv.URL+"/healthz", nil, nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("healthz without Ready = %d", resp.StatusCode)
+// TestObserveAndLogs: every POST is observed with its outcome and fault code, and the log lines
+// carry both ids of the request but not the values of a refused subject.
+func TestObserveAndLogs(t *testing.T) {
+	type seen struct {
+		outcome Outcome
+		code    siobroker.Code
 	}
+	var mu sync.Mutex
+	var got []seen
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	p := &fakePipeline{handle: func(ctx context.Context, body io.Reader, _ string) (*broker.Reply, broker.Request, error) {
+		b, _ := io.ReadAll(body)
+		req := broker.Request{RequestID: "req-1", MessageID: "msg-1"}
+		switch string(b) {
+		case "subject":
+			return nil, req, &siobroker.Error{Code: siobroker.CodeSchema, Field: "query/subject/iin",
+				Message: `query/subject/iin: must be 12 digits, got "81080332563"`}
+		case "internal":
+			return nil, req, errors.New("disk full")
+		}
+		return &broker.Reply{Bytes: []byte("<reply/>"), MessageID: "req-1", RequestID: "msg-1"}, req, nil
+	}}
+	h := NewHandler(Config{
+		Endpoint: endpoint, MaxBodyBytes: 4096,
+		Clock:  fixedClock{time.Date(2026, 11, 23, 17, 0, 0, 0, siobroker.Astana)},
+		Logger: slog.New(slog.NewJSONHandler(lockedWriter{&logMu, &logs}, nil)),
+		Observe: func(o Outcome, c siobroker.Code, _ time.Duration) {
+			mu.Lock()
+			got = append(got, seen{o, c})
+			mu.Unlock()
+		},
+	}, p)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	xml := map[string]string{"Content-Type": "text/xml"}
+	for _, body := range []string{"ok", "subject", "internal"} {
+		do(t, http.MethodPost, srv.URL+endpoint, strings.NewReader(body), xml)
+	}
+	do(t, http.MethodPost, srv.URL+endpoint, strings.NewReader("x"), map[string]string{"Content-Type": "application/json"})
+
+	want := []seen{
+		{OutcomeAnswered, ""}, {OutcomeRefused, siobroker.CodeSchema}, {OutcomeFailed, siobroker.CodeInternal},
+		{OutcomeRefused, siobroker.CodeContentType},
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != len(want) {
+		t.Fatalf("observed %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("request %d observed %v, want %v", i, got[i], want[i])
+		}
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	out := logs.String()
+	if strings.Contains(out, "81080332563") {
+		t.Errorf("the refused subject's value is in the log:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, l := range lines[:3] {
+		if !strings.Contains(l, `"message_id":"msg-1"`) || !strings.Contains(l, `"correlation_id":"req-1"`) {
+			t.Errorf("line lacks the request's ids: %s", l)
+		}
+	}
+	if !strings.Contains(out, "query/subject/iin") {
+		t.Errorf("the refusal does not name its field:\n%s", out)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 func TestUnknownPath(t *testing.T) {

@@ -21,12 +21,16 @@ type ServiceState struct {
 	// OldestAge is how long the oldest undelivered message of the service has waited; zero
 	// when none is waiting.
 	OldestAge time.Duration `json:"oldestAge"`
-	// Totals since the broker started.
-	Dispatched uint64 `json:"dispatched"`
-	Answered   uint64 `json:"answered"`
-	Errors     uint64 `json:"errors"`
-	Timeouts   uint64 `json:"timeouts"`
-	// ErrorRate is (Errors+Timeouts)/Dispatched over the recent past (the last few minutes);
-	// zero when nothing was dispatched.
+	// Totals since the broker started. Every message dispatched ends one way: answered (in
+	// time, whatever the answer's status), a dispatch error, or a timeout. Errors counts the
+	// error answers and the dispatch errors.
+	Dispatched     uint64 `json:"dispatched"`
+	Answered       uint64 `json:"answered"`
+	Errors         uint64 `json:"errors"`
+	Timeouts       uint64 `json:"timeouts"`
+	ErrorAnswers   uint64 `json:"errorAnswers"`   // answers with status error
+	DispatchErrors uint64 `json:"dispatchErrors"` // messages not sent, or whose answer could not be read
+	// ErrorRate is (Errors+Timeouts)/Dispatched over the messages that ended in the recent past
+	// (routing.RecentWindow, five minutes); zero when none ended.
 	ErrorRate float64 `json:"errorRate"`
 }

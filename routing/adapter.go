@@ -8,12 +8,14 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/reqlog"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -95,17 +97,18 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 		a.logger.Error("undecodable service request dropped", "queue", queue, "transport_id", msg.UUID, "error", err)
 		return nil
 	}
+	service := req.Service
+	key := CorrelationKey(req.RequestID, service)
+	log := a.logger.With(reqlog.Attrs(req.MessageID, key)...)
 	if req.ReplyTo == "" {
-		a.logger.Error("service request without reply topic dropped", "queue", queue, "service", req.Service, "request_id", req.RequestID)
+		log.Error("service request without reply topic dropped", "queue", queue, "service", service)
 		return nil
 	}
-	service := req.Service
 	backend, ok := a.backends[service]
 	if !ok || !slices.Contains(served, service) {
 		// The routing table sends this service to a queue this adapter consumes for others: the
 		// broker is told at once rather than left to time out, and the operator sees why.
-		a.logger.Error("service request for a service this adapter does not serve on this queue",
-			"queue", queue, "service", service, "request_id", req.RequestID)
+		log.Error("service request for a service this adapter does not serve on this queue", "queue", queue, "service", service)
 		return a.publishAnswer(req, service, schemas.ServiceResponse{
 			RequestID: req.RequestID, Service: service, Adapter: a.name, AnsweredAt: a.clock.Now(),
 			Result: siobroker.ServiceResult{Service: service, Status: siobroker.StatusError, Reason: siobroker.ReasonAdapterError,
@@ -115,9 +118,8 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 
 	// A redelivered copy of a request this process has answered is not asked again: the same
 	// answer goes back, so a lost answer is replaced and the source is queried once.
-	key := correlationKey(req.RequestID, service)
 	if resp, ok := a.answered.get(key); ok {
-		a.logger.Info("redelivered request answered from the earlier answer", "service", service, "request_id", req.RequestID)
+		log.Info("redelivered request answered from the earlier answer", "service", service)
 		return a.publishAnswer(req, service, resp)
 	}
 
@@ -127,7 +129,7 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
 		defer cancel()
 	}
-	result := a.query(ctx, backend, req)
+	result := a.query(ctx, log, backend, req)
 
 	resp := schemas.ServiceResponse{
 		RequestID:  req.RequestID,
@@ -148,7 +150,8 @@ func (a *AdapterRuntime) publishAnswer(req schemas.ServiceRequest, service int, 
 	out, err := newJSONMessage(NewMessageID(), resp, map[string]string{
 		schemas.MetaRequestID:   req.RequestID,
 		schemas.MetaService:     strconv.Itoa(service),
-		schemas.MetaCorrelation: correlationKey(req.RequestID, service),
+		schemas.MetaCorrelation: CorrelationKey(req.RequestID, service),
+		schemas.MetaMessageID:   req.MessageID,
 	})
 	if err != nil {
 		return fmt.Errorf("encode answer to %s service %d: %w", req.RequestID, service, err)
@@ -161,19 +164,21 @@ func (a *AdapterRuntime) publishAnswer(req schemas.ServiceRequest, service int, 
 }
 
 // query calls the backend and turns its failure, or its panic, into an error result: one
-// broken backend must not take the runtime down.
-func (a *AdapterRuntime) query(ctx context.Context, backend adapters.Backend, req schemas.ServiceRequest) (result siobroker.ServiceResult) {
+// broken backend must not take the runtime down. What it logs of a backend's error has the
+// subject's identifiers and the case number taken out: a source system's error text may quote the
+// values it was asked with (a URL, an SQL error).
+func (a *AdapterRuntime) query(ctx context.Context, log *slog.Logger, backend adapters.Backend, req schemas.ServiceRequest) (result siobroker.ServiceResult) {
 	defer func() {
 		if p := recover(); p != nil {
-			a.logger.Error("backend panicked", "service", req.Service, "request_id", req.RequestID, "panic", fmt.Sprint(p))
+			log.Error("backend panicked", "service", req.Service, "panic", redact(fmt.Sprint(p), req))
 			result = errorResult(req.Service, "the source system failed")
 		}
 	}()
 	result, err := backend.Query(ctx, req)
 	wait := a.backoff
 	for attempt := 1; err != nil && adapters.IsTransient(err) && attempt <= a.retries && ctx.Err() == nil; attempt++ {
-		a.logger.Info("transient backend error; retrying", "service", req.Service, "request_id", req.RequestID,
-			"attempt", attempt, "backoff", wait, "error", err)
+		log.Info("transient backend error; retrying", "service", req.Service,
+			"attempt", attempt, "backoff", wait, "error", redact(err.Error(), req))
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
@@ -187,7 +192,7 @@ func (a *AdapterRuntime) query(ctx context.Context, backend adapters.Backend, re
 			return siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
 				Reason: siobroker.ReasonTimeout, Message: "the source system did not answer in time"}
 		}
-		a.logger.Warn("backend error", "service", req.Service, "request_id", req.RequestID, "error", err)
+		log.Warn("backend error", "service", req.Service, "error", redact(err.Error(), req))
 		// The cause may carry the source system's internals; the client gets a fixed text.
 		return errorResult(req.Service, "the source system answered with an error")
 	}
@@ -207,7 +212,7 @@ func (a *AdapterRuntime) query(ctx context.Context, backend adapters.Backend, re
 		}
 	default:
 		// denied and timeout are the broker's to decide; anything else is not a status at all.
-		a.logger.Warn("backend returned a status it may not set", "service", req.Service, "status", result.Status)
+		log.Warn("backend returned a status it may not set", "service", req.Service, "status", result.Status)
 		return errorResult(req.Service, "the source system answered with an error")
 	}
 	return result
@@ -216,4 +221,25 @@ func (a *AdapterRuntime) query(ctx context.Context, backend adapters.Backend, re
 func errorResult(service int, message string) siobroker.ServiceResult {
 	return siobroker.ServiceResult{Service: service, Status: siobroker.StatusError,
 		Reason: siobroker.ReasonAdapterError, Message: message}
+}
+
+// redact takes the subject's IIN or BIN and the case reference out of text, a backend's error or
+// panic, before it is logged (subjects' personal data never goes into logs).
+func redact(text string, req schemas.ServiceRequest) string {
+	return redactCase(replaceValue(replaceValue(text, req.Subject.IIN, "[subject]"), req.Subject.BIN, "[subject]"), req.Case)
+}
+
+// redactCase takes the case reference's numbers out of text.
+func redactCase(text string, c siobroker.CaseRef) string {
+	for _, v := range []string{c.Number, c.InstructionNo, c.CoveringLetterNo} {
+		text = replaceValue(text, v, "[case]")
+	}
+	return text
+}
+
+func replaceValue(text, value, mark string) string {
+	if len(value) < 4 { // shorter values would blank out unrelated text
+		return text
+	}
+	return strings.ReplaceAll(text, value, mark)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/reqlog"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -40,6 +41,8 @@ type Dispatcher struct {
 	logger     *slog.Logger
 	tracker    DeliveryTracker
 	queueOf    func(service int) string
+	counters   serviceCounters
+	onAnswer   func(service int, status siobroker.ResultStatus, latency time.Duration)
 
 	mu      sync.Mutex
 	pending map[string]chan []byte // correlation key → the answer's payload
@@ -70,6 +73,19 @@ func (d *Dispatcher) WithQueues(queueOf func(service int) string) *Dispatcher {
 // TrackDelivery makes d report every service message to t. Call it before the router runs.
 func (d *Dispatcher) TrackDelivery(t DeliveryTracker) { d.tracker = t }
 
+// ObserveAnswers makes d call f with every answer that comes in time: its service, status and
+// the time from dispatch to answer on d's clock. f must be cheap and safe for concurrent use (a
+// metrics histogram). Call it before the router runs.
+func (d *Dispatcher) ObserveAnswers(f func(service int, status siobroker.ResultStatus, latency time.Duration)) {
+	d.onAnswer = f
+}
+
+// Stats returns what d counted for every service it has dispatched to since it started.
+func (d *Dispatcher) Stats() map[int]ServiceStats { return d.counters.snapshot(d.clock.Now()) }
+
+// InFlight returns, for every service with messages awaiting their answer, how many.
+func (d *Dispatcher) InFlight() map[int]int { return d.counters.inFlight() }
+
 // ReplyTopic is the topic this dispatcher gathers answers from.
 func (d *Dispatcher) ReplyTopic() string { return d.replyTopic }
 
@@ -85,10 +101,11 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 		var resp schemas.ServiceResponse
 		if err := json.Unmarshal(msg.Payload, &resp); err != nil || resp.RequestID == "" {
 			// A reply that cannot be read can never be correlated; redelivering it would loop.
-			d.logger.Error("uncorrelatable reply dropped", "transport_id", msg.UUID, "error", err)
+			d.logger.Error("uncorrelatable reply dropped", "transport_id", msg.UUID,
+				reqlog.KeyMessageID, msg.Metadata.Get(schemas.MetaMessageID), "error", err)
 			return nil
 		}
-		key = correlationKey(resp.RequestID, resp.Service)
+		key = CorrelationKey(resp.RequestID, resp.Service)
 	}
 	// Delivered even when nobody waits any more: a late answer still ends the delay of its message.
 	d.tracker.Delivered(key, d.clock.Now())
@@ -99,7 +116,7 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 	}
 	d.mu.Unlock()
 	if !ok {
-		d.logger.Warn("late or duplicate reply dropped", "correlation", key)
+		d.logger.Warn("late or duplicate reply dropped", reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key)...)
 		return nil
 	}
 	ch <- msg.Payload // buffered: never blocks
@@ -147,7 +164,8 @@ type Outcome struct {
 }
 
 func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest, wait time.Duration) Outcome {
-	key := correlationKey(req.RequestID, req.Service)
+	key := CorrelationKey(req.RequestID, req.Service)
+	ids := reqlog.Attrs(req.MessageID, key)
 	ch, release := d.await(key)
 	defer release()
 
@@ -155,6 +173,7 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	defer timer.Stop()
 
 	out := Outcome{DispatchedAt: d.clock.Now()}
+	d.counters.begin(req.Service)
 	req.SentAt = out.DispatchedAt
 	topic := d.queueOf(req.Service)
 	msg, err := newJSONMessage(key, req, requestMetadata(req))
@@ -167,9 +186,10 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	}
 	if err != nil {
 		d.tracker.Failed(req.Service, topic, err)
-		d.logger.Error("dispatch failed", "request_id", req.RequestID, "service", req.Service, "error", err)
+		d.logger.Error("dispatch failed", append(ids, "service", req.Service, "error", err)...)
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
 			Reason: siobroker.ReasonUnavailable, Message: "the service could not be dispatched"}
+		d.counters.end(req.Service, endDispatchError, d.clock.Now())
 		return out
 	}
 
@@ -177,21 +197,32 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	case payload := <-ch:
 		var resp schemas.ServiceResponse
 		if err := json.Unmarshal(payload, &resp); err != nil {
-			d.logger.Error("undecodable adapter answer", "request_id", req.RequestID, "service", req.Service, "error", err)
+			d.logger.Error("undecodable adapter answer", append(ids, "service", req.Service, "error", err)...)
 			out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
 				Reason: siobroker.ReasonAdapterError, Message: "the adapter's answer could not be read"}
+			d.counters.end(req.Service, endDispatchError, d.clock.Now())
 			return out
 		}
 		out.Result = resp.Result
 		out.Result.Service = req.Service
 		out.Adapter = resp.Adapter
 		out.AnsweredAt = d.clock.Now()
+		how := endAnswered
+		if out.Result.Status == siobroker.StatusError {
+			how = endErrorAnswer
+		}
+		d.counters.end(req.Service, how, out.AnsweredAt)
+		if d.onAnswer != nil {
+			d.onAnswer(req.Service, out.Result.Status, out.AnsweredAt.Sub(out.DispatchedAt))
+		}
 	case <-timer.C:
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
 			Reason: siobroker.ReasonTimeout, Message: fmt.Sprintf("no answer within %s", wait)}
+		d.counters.end(req.Service, endTimeout, d.clock.Now())
 	case <-ctx.Done():
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
 			Reason: siobroker.ReasonTimeout, Message: "the request was cancelled before the answer came"}
+		d.counters.end(req.Service, endTimeout, d.clock.Now())
 	}
 	return out
 }
@@ -218,6 +249,7 @@ func (d *Dispatcher) CheckCase(ctx context.Context, topic string, req schemas.Ca
 	msg, err := newJSONMessage(key, req, map[string]string{
 		schemas.MetaRequestID: req.RequestID,
 		schemas.MetaReplyTo:   req.ReplyTo,
+		schemas.MetaMessageID: req.MessageID,
 	})
 	if err != nil {
 		return schemas.CaseCheckResponse{}, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/reqlog"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -40,6 +41,7 @@ func (r *RegistryRuntime) handle(msg *message.Message) error {
 		r.logger.Error("undecodable case check dropped", "registry", r.name, "transport_id", msg.UUID, "error", err)
 		return nil
 	}
+	log := r.logger.With(reqlog.Attrs(req.MessageID, req.RequestID+"/case")...)
 	ctx := msg.Context()
 	if !req.Deadline.IsZero() {
 		var cancel context.CancelFunc
@@ -48,7 +50,7 @@ func (r *RegistryRuntime) handle(msg *message.Message) error {
 	}
 	resp, err := r.check(ctx, req)
 	if err != nil {
-		r.logger.Warn("case registry error", "registry", r.name, "request_id", req.RequestID, "error", err)
+		log.Warn("case registry error", "registry", r.name, "error", redactCase(err.Error(), req.Case))
 		// No answer: the broker's wait times out and it refuses the request as unverifiable,
 		// rather than taking a registry failure for "unknown case".
 		return nil
@@ -57,6 +59,7 @@ func (r *RegistryRuntime) handle(msg *message.Message) error {
 	out, err := newJSONMessage(NewMessageID(), resp, map[string]string{
 		schemas.MetaRequestID:   req.RequestID,
 		schemas.MetaCorrelation: req.RequestID + "/case",
+		schemas.MetaMessageID:   req.MessageID,
 	})
 	if err != nil {
 		return fmt.Errorf("encode case check answer: %w", err)

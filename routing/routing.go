@@ -24,9 +24,10 @@ import (
 // ReplyTopicPrefix starts the name of every broker instance's reply topic.
 const ReplyTopicPrefix = "sio.reply."
 
-// correlationKey names one service of one request. It is also the transport message id, so that
-// a redelivered copy can be recognised.
-func correlationKey(requestID string, service int) string {
+// CorrelationKey names one service of one request: "request/service". It is the correlation_id
+// of every log line about that service of the request, and the transport message id, so that a
+// redelivered copy can be recognised.
+func CorrelationKey(requestID string, service int) string {
 	return requestID + "/" + strconv.Itoa(service)
 }
 

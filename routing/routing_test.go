@@ -32,8 +32,24 @@ type logRecorder struct {
 func newLogRecorder() *logRecorder { return &logRecorder{notify: make(chan struct{}, 1)} }
 
 func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logRecorder) WithAttrs(as []slog.Attr) slog.Handler    { return withAttrs{h, as} }
 func (h *logRecorder) WithGroup(string) slog.Handler            { return h }
+
+// withAttrs is a logRecorder under a logger's With attributes.
+type withAttrs struct {
+	h  *logRecorder
+	as []slog.Attr
+}
+
+func (w withAttrs) Enabled(context.Context, slog.Level) bool { return true }
+func (w withAttrs) WithAttrs(as []slog.Attr) slog.Handler {
+	return withAttrs{w.h, append(append([]slog.Attr(nil), w.as...), as...)}
+}
+func (w withAttrs) WithGroup(string) slog.Handler { return w }
+func (w withAttrs) Handle(ctx context.Context, r slog.Record) error {
+	r.AddAttrs(w.as...)
+	return w.h.Handle(ctx, r)
+}
 func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	b.WriteString(r.Message)
@@ -553,9 +569,9 @@ func TestMalformedMessagesAreDropped(t *testing.T) {
 	pub(schemas.ServiceTopic(50), "{not json")
 	env.logs.waitFor(t, "undecodable service request dropped", "queue=sio.service.050")
 	pub(schemas.ServiceTopic(50), `{"requestId":"w1","service":51,"replyTo":"x"}`)
-	env.logs.waitFor(t, "does not serve", "request_id=w1")
+	env.logs.waitFor(t, "does not serve", "correlation_id=w1/51")
 	pub(schemas.ServiceTopic(50), `{"requestId":"w2","service":50}`)
-	env.logs.waitFor(t, "without reply topic", "request_id=w2")
+	env.logs.waitFor(t, "without reply topic", "correlation_id=w2/")
 	pub(env.dispatcher.ReplyTopic(), "<xml/>")
 	env.logs.waitFor(t, "reply dropped", "transport_id")
 	pub(env.dispatcher.ReplyTopic(), `{"requestId":"nobody","service":50}`)
@@ -584,7 +600,7 @@ func TestTopicsAndKeys(t *testing.T) {
 			t.Errorf("ServiceTopic(%d) = %q, want %q", tt.n, got, tt.want)
 		}
 	}
-	if correlationKey("a", 1) == correlationKey("a", 11) || correlationKey("a/1", 1) == correlationKey("a", 11) {
+	if CorrelationKey("a", 1) == CorrelationKey("a", 11) || CorrelationKey("a/1", 1) == CorrelationKey("a", 11) {
 		t.Errorf("correlation keys collide")
 	}
 	if NewMessageID() == NewMessageID() {
@@ -616,7 +632,7 @@ func TestCorrelatedButUnreadableAnswer(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	msg := message.NewMessage(watermill.NewUUID(), []byte("{garbage"))
-	msg.Metadata.Set(schemas.MetaCorrelation, correlationKey("bad-1", 60))
+	msg.Metadata.Set(schemas.MetaCorrelation, CorrelationKey("bad-1", 60))
 	if err := env.pubsub.Publish(env.dispatcher.ReplyTopic(), msg); err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,7 @@ const MetaCorrelation = "sio_correlation"
 // and is in the proceedings of the signer (§5 of the Rules).
 type CaseCheckRequest struct {
 	RequestID string            `json:"requestId"`
+	MessageID string            `json:"messageId,omitempty"` // the client's, for logs
 	Basis     siobroker.Basis   `json:"basis"`
 	Case      siobroker.CaseRef `json:"case"`
 	SignerIIN string            `json:"signerIin"`

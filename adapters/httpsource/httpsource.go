@@ -185,6 +185,12 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 	}
 	resp, err := b.client.Do(hreq)
 	if err != nil {
+		// A *url.Error quotes the request's URL, whose query holds the subject's IIN or BIN:
+		// keep the configured URL and the cause only, since the error is logged.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = fmt.Errorf("%s %s: %w", b.method, b.spec.URL, uerr.Err)
+		}
 		if ctx.Err() == nil {
 			// A refused or reset connection, not our deadline: the source may be back shortly.
 			return nil, adapters.Transient(err)
@@ -197,8 +203,9 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // let the connection be reused
 		return nil, nil
 	case resp.StatusCode != http.StatusOK:
-		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-		err := fmt.Errorf("%s %s: status %s: %q", b.method, b.spec.URL, resp.Status, snippet)
+		// The body is not quoted: a source's error text may repeat the subject it was asked about.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		err := fmt.Errorf("%s %s: status %s", b.method, b.spec.URL, resp.Status)
 		switch resp.StatusCode {
 		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests:
 			// The source is overloaded or restarting: worth asking again.

@@ -276,3 +276,26 @@ func TestSpecValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsDoNotQuoteTheSubject: a source's errors are logged by the adapter runtime, so they
+// must not carry the subject: not in a failed connection's URL (the GET query holds the IIN), not
+// in an error body that repeats it.
+func TestErrorsDoNotQuoteTheSubject(t *testing.T) {
+	echo := server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no person "+r.URL.Query().Get("iin"), http.StatusInternalServerError)
+	}))
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close() // nothing listens there any more: the connection is refused
+	for name, url := range map[string]string{"error body": echo.URL, "refused connection": closed.URL} {
+		b := newBackend(t, spec(url, "GET"))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := b.Query(ctx, adaptertest.Request(5, person1))
+		cancel()
+		if err == nil {
+			t.Fatalf("%s: no error", name)
+		}
+		if strings.Contains(err.Error(), person1.IIN) {
+			t.Errorf("%s: the error quotes the subject: %v", name, err)
+		}
+	}
+}

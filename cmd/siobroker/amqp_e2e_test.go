@@ -14,6 +14,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/operations"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
@@ -173,7 +174,8 @@ func TestAdapterProcessesOverRabbitMQ(t *testing.T) {
 }
 
 // TestRequestsWhileRabbitMQUnreachable: when the broker has no RabbitMQ connection, new requests
-// get a clear SIO-UNAVAILABLE fault and /healthz says not ready, instead of being accepted and lost.
+// get a clear SIO-UNAVAILABLE fault and /readyz says not ready (naming the transport), instead of
+// being accepted and lost; /healthz, the liveness check, still answers.
 func TestRequestsWhileRabbitMQUnreachable(t *testing.T) {
 	prefix := amqpPrefix(t)
 	src := sharedBroker(t)
@@ -203,8 +205,11 @@ func TestRequestsWhileRabbitMQUnreachable(t *testing.T) {
 	if code != sendExitFault || !strings.Contains(out, "fault SIO-UNAVAILABLE") || !strings.Contains(out, "RabbitMQ") {
 		t.Fatalf("send during the outage exited %d: %s; want SIO-UNAVAILABLE naming RabbitMQ", code, out)
 	}
-	status, _, _ := do(t, "GET", e.base+"/healthz", nil)
-	if status != 503 {
-		t.Fatalf("/healthz during the outage = %d, want 503", status)
+	status, rep := readyz(t, &e)
+	if status != 503 || checkOf(rep, "transport").Status != operations.CheckFail {
+		t.Fatalf("/readyz during the outage = %d %+v, want 503 with the transport failing", status, rep)
+	}
+	if status, _, _ := do(t, "GET", e.base+"/healthz", nil); status != 200 {
+		t.Fatalf("/healthz during the outage = %d, want 200", status)
 	}
 }

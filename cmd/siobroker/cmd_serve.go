@@ -92,13 +92,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Level)) // validated by config
-	// Log times are Astana time with the offset written out, as every recorded time is (§28).
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-		if a.Key == slog.TimeKey && len(groups) == 0 && a.Value.Kind() == slog.KindTime {
-			a.Value = slog.StringValue(siobroker.FormatTime(a.Value.Time()))
-		}
-		return a
-	}}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: logTimeInAstana}
 	if cfg.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -126,6 +120,7 @@ type runningBroker struct {
 	asyncDone    chan struct{}      // closed when the asynchronous worker has stopped
 	live         *liveConfig        // the reloadable configuration
 	hup          chan os.Signal     // reload requests (SIGHUP)
+	ops          *brokerOps         // the snapshot, metrics and readiness (serve_ops.go)
 }
 
 // AsyncPath is where the asynchronous channel is served: the same signed SendMessage as the
@@ -153,6 +148,7 @@ func startBroker(ctx context.Context, cfg config.Broker, clock siobroker.Clock, 
 func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, opts brokerOptions) (_ *runningBroker, err error) {
 	ctx, stop := context.WithCancel(ctx)
 	b := &runningBroker{stop: stop}
+	logger = withRequestIDs(logger)
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -272,6 +268,9 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		return nil, err
 	}
 	b.pipeline = pipeline
+	if b.ops, err = b.startOperations(ctx, cfg, clock, logger, opsDeps{dispatcher, tracker, journalStore, signer}); err != nil {
+		return nil, err
+	}
 	reportsService := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: trust.VerifyChain},
 		journalStore, users, clock, logger.With("component", "reports"))
 	ready := func(ctx context.Context) error {
@@ -292,18 +291,20 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		Clock:        clock,
 		Logger:       logger.With("component", "http-async"),
 		Ready:        ready,
+		Observe:      b.ops.Metrics.ObserveRequests("async"),
 	}, broker.AsyncPipeline{B: pipeline})
 	handler := httpapi.NewHandler(httpapi.Config{
-		Mount: map[string]http.Handler{
+		Mount: b.ops.mount(map[string]http.Handler{
 			AsyncPath: asyncHandler,
 			reports.Path: reportsService.Handler(signing.NewVerifier(trust).Verify, signer.Sign,
 				soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements}, clock),
-		},
+		}),
 		Endpoint:     cfg.Endpoint,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Clock:        clock,
 		Logger:       logger.With("component", "http"),
 		Ready:        ready,
+		Observe:      b.ops.Metrics.ObserveRequests("sync"),
 	}, pipeline)
 
 	srvCfg := httpapi.ServerConfig{
@@ -470,10 +471,12 @@ func openJournal(ctx context.Context, cfg config.Broker, db *store.DB) (journalS
 	}
 }
 
-// journalStore is what serve needs of a journal: appends for the pipeline, queries for sealing.
+// journalStore is what serve needs of a journal: appends for the pipeline, queries for sealing,
+// its head for the metrics.
 type journalStore interface {
 	broker.Journal
 	archive.Source
+	Head(ctx context.Context) (seq int64, hash string, err error)
 }
 
 // sealArchives seals every full journal segment into an archive (§38) once per period.

@@ -185,6 +185,9 @@ func TestSealByCount(t *testing.T) {
 	ctx, dir := ctxT(t), t.TempDir()
 	src := newSource(25)
 	s := newSealer(t, dir, 10, 0, src, pkiA.broker)
+	if seq, err := LastSealedSeq(dir); seq != 0 || err != nil {
+		t.Fatalf("LastSealedSeq before any archive = %d, %v", seq, err)
+	}
 
 	ms, err := s.SealFull(ctx)
 	if err != nil {
@@ -192,6 +195,9 @@ func TestSealByCount(t *testing.T) {
 	}
 	if got, want := spans(ms), []span{{1, 10}, {11, 20}}; !slices.Equal(got, want) {
 		t.Fatalf("SealFull sealed %v, want %v", got, want)
+	}
+	if seq, err := LastSealedSeq(dir); seq != 20 || err != nil {
+		t.Fatalf("LastSealedSeq = %d, %v; want 20", seq, err)
 	}
 	recs := src.all()
 	m1, m2 := ms[0], ms[1]

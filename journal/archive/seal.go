@@ -190,31 +190,9 @@ var manifestFile = regexp.MustCompile(`^journal-([0-9]{6,})\.manifest\.json$`)
 // a seal was interrupted after that manifest but before its signature, the signature is written
 // now, once the archive is found to agree with the journal.
 func (s *Sealer) resume(ctx context.Context) (position, error) {
-	entries, err := os.ReadDir(s.cfg.Dir)
-	if err != nil {
-		return position{}, fmt.Errorf("archive: %w", err)
-	}
-	last := 0
-	for _, e := range entries {
-		if m := manifestFile.FindStringSubmatch(e.Name()); m != nil {
-			if n, err := strconv.Atoi(m[1]); err == nil && n > last && e.Name() == manifestName(n) {
-				last = n
-			}
-		}
-	}
-	if last == 0 {
-		return position{number: 1}, nil
-	}
-	raw, err := os.ReadFile(filepath.Join(s.cfg.Dir, manifestName(last)))
-	if err != nil {
-		return position{}, fmt.Errorf("archive: %w", err)
-	}
-	m, err := parseManifest(raw)
-	if err == nil {
-		err = m.check(last)
-	}
-	if err != nil {
-		return position{}, fmt.Errorf("archive: %s, the last manifest, is not valid: %v", manifestName(last), err)
+	last, m, raw, err := lastManifest(s.cfg.Dir)
+	if err != nil || last == 0 {
+		return position{number: 1}, err
 	}
 	if _, err := os.Stat(filepath.Join(s.cfg.Dir, sigName(last))); errors.Is(err, os.ErrNotExist) {
 		if err := s.completeSignature(ctx, m, raw); err != nil {
@@ -224,6 +202,43 @@ func (s *Sealer) resume(ctx context.Context) (position, error) {
 		return position{}, fmt.Errorf("archive: %w", err)
 	}
 	return position{number: last + 1, afterSeq: m.LastSeq, prevHash: m.LastHash, prevManifest: hexSHA256(raw)}, nil
+}
+
+// LastSealedSeq returns the Seq of the last journal record sealed into an archive in dir, read
+// from the highest-numbered manifest; 0 when there is no archive yet. It only reads: the metrics
+// of archive progress use it.
+func LastSealedSeq(dir string) (int64, error) {
+	_, m, _, err := lastManifest(dir)
+	return m.LastSeq, err
+}
+
+// lastManifest finds the highest-numbered manifest in dir and reads it; n is 0 when there is none.
+func lastManifest(dir string) (n int, m Manifest, raw []byte, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, m, nil, fmt.Errorf("archive: %w", err)
+	}
+	for _, e := range entries {
+		if sm := manifestFile.FindStringSubmatch(e.Name()); sm != nil {
+			if k, err := strconv.Atoi(sm[1]); err == nil && k > n && e.Name() == manifestName(k) {
+				n = k
+			}
+		}
+	}
+	if n == 0 {
+		return 0, m, nil, nil
+	}
+	if raw, err = os.ReadFile(filepath.Join(dir, manifestName(n))); err != nil {
+		return 0, m, nil, fmt.Errorf("archive: %w", err)
+	}
+	m, err = parseManifest(raw)
+	if err == nil {
+		err = m.check(n)
+	}
+	if err != nil {
+		return 0, Manifest{}, nil, fmt.Errorf("archive: %s, the last manifest, is not valid: %v", manifestName(n), err)
+	}
+	return n, m, raw, nil
 }
 
 // completeSignature signs the manifest of an archive whose seal was interrupted just before its

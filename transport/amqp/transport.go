@@ -49,6 +49,8 @@ type Transport struct {
 	subConn *wamqp.ConnectionWrapper
 	sub     *subscriber
 
+	dlq dlqLook // DeadLettersByService's last look
+
 	closed    atomic.Bool
 	closing   chan struct{}
 	closeOnce sync.Once

@@ -1,0 +1,224 @@
+// Package metrics serves the broker's Prometheus metrics at /metrics, from its own registry (not
+// the process-wide default, so that tests and several brokers in one process do not share
+// series). Names follow the Prometheus conventions under the prefix siobroker_; every label has a
+// bounded set of values (a service number, a fault code, an outcome, a status), never a message
+// id or an IIN.
+//
+// The per-service figures are read at scrape time from the operations snapshot
+// (operations.Monitor), the one the dashboard and the command line read, so that they never
+// disagree; only the latency histograms are observed as requests and answers happen.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/httpapi"
+	"github.com/sio-pso/siobroker/operations"
+)
+
+// Prefix starts every metric name of the broker.
+const Prefix = "siobroker_"
+
+// Sources are what a scrape reads. Each may be nil: its metrics are then left out.
+type Sources struct {
+	Services      func(ctx context.Context) ([]operations.ServiceState, error) // operations.Monitor.Services
+	OpenIncidents func(ctx context.Context) (int, error)
+	JournalHead   func(ctx context.Context) (int64, error) // the Seq of the last record appended
+	ArchivedUpTo  func(ctx context.Context) (int64, error) // the Seq of the last record sealed into an archive
+	// ReadTimeout bounds the reads of one scrape; default 5s.
+	ReadTimeout time.Duration
+}
+
+// Metrics holds the broker's registry and the metrics observed as things happen.
+type Metrics struct {
+	registry        *prometheus.Registry
+	requests        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	answerDuration  *prometheus.HistogramVec
+}
+
+// latencyBuckets (seconds) reach past the default service timeout of 30s.
+var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+// New returns the broker's metrics, with the Go runtime and process collectors.
+func New(src Sources) *Metrics {
+	if src.ReadTimeout <= 0 {
+		src.ReadTimeout = 5 * time.Second
+	}
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: Prefix + "requests_total",
+			Help: "SOAP requests by channel (sync, async) and outcome (answered, refused, failed); code is the fault code, \"none\" for an answer.",
+		}, []string{"channel", "outcome", "code"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    Prefix + "request_duration_seconds",
+			Help:    "Time from receiving a SOAP request to its reply or fault, by channel.",
+			Buckets: latencyBuckets,
+		}, []string{"channel"}),
+		answerDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    Prefix + "service_answer_duration_seconds",
+			Help:    "Time from dispatching a service message to its adapter's answer, by service.",
+			Buckets: latencyBuckets,
+		}, []string{"service"}),
+	}
+	m.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.requests, m.requestDuration, m.answerDuration,
+		&snapshot{src: src, failures: make(map[string]uint64)},
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus text (or OpenMetrics) format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// Registry is the broker's registry, for tests and further collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+// ObserveRequests returns the httpapi.Config.Observe of a channel ("sync" or "async").
+func (m *Metrics) ObserveRequests(channel string) func(httpapi.Outcome, siobroker.Code, time.Duration) {
+	duration := m.requestDuration.WithLabelValues(channel)
+	return func(o httpapi.Outcome, code siobroker.Code, elapsed time.Duration) {
+		c := string(code)
+		if c == "" {
+			c = "none"
+		}
+		m.requests.WithLabelValues(channel, string(o), c).Inc()
+		duration.Observe(elapsed.Seconds())
+	}
+}
+
+// ObserveAnswer records a service answer's latency (routing.Dispatcher.ObserveAnswers).
+func (m *Metrics) ObserveAnswer(service int, _ siobroker.ResultStatus, latency time.Duration) {
+	if service < siobroker.FirstService || service > siobroker.LastService {
+		return // a label value outside Appendix 2 would be unbounded
+	}
+	m.answerDuration.WithLabelValues(strconv.Itoa(service)).Observe(latency.Seconds())
+}
+
+// snapshot collects, at each scrape, the metrics read from Sources.
+type snapshot struct {
+	src Sources
+
+	mu       sync.Mutex
+	failures map[string]uint64 // reads that failed, by source
+}
+
+// The sources, as the label of siobroker_metrics_source_errors_total names them.
+var sourceNames = []string{"transport", "incidents", "journal", "archive"}
+
+var (
+	descDispatches = prometheus.NewDesc(Prefix+"service_dispatches_total",
+		"Service messages the broker set out to send to the service's queue.", []string{"service"}, nil)
+	descAnswers = prometheus.NewDesc(Prefix+"service_answers_total",
+		"Adapter answers that came in time, by service and status (ok, error).", []string{"service", "status"}, nil)
+	descDispatchErrors = prometheus.NewDesc(Prefix+"service_dispatch_errors_total",
+		"Service messages that could not be sent, or whose answer could not be read.", []string{"service"}, nil)
+	descTimeouts = prometheus.NewDesc(Prefix+"service_timeouts_total",
+		"Service messages without an answer in time.", []string{"service"}, nil)
+	descInFlight = prometheus.NewDesc(Prefix+"service_in_flight",
+		"Service messages sent and awaiting their answer.", []string{"service"}, nil)
+	descErrorRatio = prometheus.NewDesc(Prefix+"service_recent_error_ratio",
+		"Errors and timeouts among the service messages that ended in the last five minutes.", []string{"service"}, nil)
+	descOldest = prometheus.NewDesc(Prefix+"service_oldest_undelivered_seconds",
+		"Age of the oldest service message not yet answered; 0 when none waits.", []string{"service"}, nil)
+	descQueueDepth = prometheus.NewDesc(Prefix+"service_queue_depth",
+		"Messages ready in the service's queue (RabbitMQ only).", []string{"service"}, nil)
+	descDeadLetters = prometheus.NewDesc(Prefix+"service_dead_letters",
+		"The service's messages in the dead-letter queue (RabbitMQ only).", []string{"service"}, nil)
+	descIncidents = prometheus.NewDesc(Prefix+"incidents_open",
+		"Open delay incidents.", nil, nil)
+	descJournal = prometheus.NewDesc(Prefix+"journal_last_sequence",
+		"Sequence number of the last record appended to the journal.", nil, nil)
+	descArchive = prometheus.NewDesc(Prefix+"archive_last_sequence",
+		"Sequence number of the last journal record sealed into an archive; 0 before the first.", nil, nil)
+	descSourceErrors = prometheus.NewDesc(Prefix+"metrics_source_errors_total",
+		"Scrapes in which a source could not be read (its series are missing from that scrape), by source.", []string{"source"}, nil)
+)
+
+func (s *snapshot) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDispatches, descAnswers, descDispatchErrors, descTimeouts, descInFlight,
+		descErrorRatio, descOldest, descQueueDepth, descDeadLetters, descIncidents, descJournal, descArchive, descSourceErrors} {
+		ch <- d
+	}
+}
+
+func (s *snapshot) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.src.ReadTimeout)
+	defer cancel()
+	failed := map[string]bool{}
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, name := range sourceNames {
+			if failed[name] {
+				s.failures[name]++
+			}
+			ch <- prometheus.MustNewConstMetric(descSourceErrors, prometheus.CounterValue, float64(s.failures[name]), name)
+		}
+	}()
+	if s.src.Services != nil {
+		states, err := s.src.Services(ctx)
+		failed["transport"] = err != nil // the snapshot is whole but for the message server's figures
+		for _, st := range states {
+			s.service(ch, st)
+		}
+	}
+	gauge := func(source string, desc *prometheus.Desc, read func(context.Context) (int64, error)) {
+		if read == nil {
+			return
+		}
+		v, err := read(ctx)
+		if err != nil {
+			failed[source] = true
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(v))
+	}
+	if s.src.OpenIncidents != nil {
+		gauge("incidents", descIncidents, func(ctx context.Context) (int64, error) {
+			n, err := s.src.OpenIncidents(ctx)
+			return int64(n), err
+		})
+	}
+	gauge("journal", descJournal, s.src.JournalHead)
+	gauge("archive", descArchive, s.src.ArchivedUpTo)
+}
+
+func (s *snapshot) service(ch chan<- prometheus.Metric, st operations.ServiceState) {
+	svc := strconv.Itoa(st.Service)
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{svc}, labels...)...)
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, svc)
+	}
+	counter(descDispatches, st.Dispatched)
+	counter(descAnswers, st.Answered-st.ErrorAnswers, "ok")
+	counter(descAnswers, st.ErrorAnswers, "error")
+	counter(descDispatchErrors, st.DispatchErrors)
+	counter(descTimeouts, st.Timeouts)
+	gauge(descInFlight, float64(st.InFlight))
+	gauge(descErrorRatio, st.ErrorRate)
+	gauge(descOldest, st.OldestAge.Seconds())
+	// -1 means the transport cannot tell, or the read failed: no series rather than a false value.
+	if st.QueueDepth >= 0 {
+		gauge(descQueueDepth, float64(st.QueueDepth))
+	}
+	if st.DeadLetters >= 0 {
+		gauge(descDeadLetters, float64(st.DeadLetters))
+	}
+}

@@ -1,0 +1,91 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/httpapi"
+	"github.com/sio-pso/siobroker/operations"
+)
+
+// TestScrape: the snapshot's figures become per-service series; a queue figure the transport
+// cannot tell (-1) has no series; a source that fails is counted and its series left out; the
+// observed requests and answers are counted with bounded labels.
+func TestScrape(t *testing.T) {
+	m := New(Sources{
+		Services: func(context.Context) ([]operations.ServiceState, error) {
+			return []operations.ServiceState{
+				{Service: 1, Dispatched: 5, Answered: 4, ErrorAnswers: 1, Errors: 1, Timeouts: 1, InFlight: 0,
+					ErrorRate: 0.4, QueueDepth: 7, DeadLetters: 2, OldestAge: 90 * time.Second},
+				{Service: 2, QueueDepth: -1, DeadLetters: -1},
+			}, errors.New("dead letters: connection refused")
+		},
+		OpenIncidents: func(context.Context) (int, error) { return 3, nil },
+		JournalHead:   func(context.Context) (int64, error) { return 0, errors.New("database is locked") },
+		ArchivedUpTo:  func(context.Context) (int64, error) { return 120, nil },
+	})
+	observe := m.ObserveRequests("sync")
+	observe(httpapi.OutcomeAnswered, "", 20*time.Millisecond)
+	observe(httpapi.OutcomeRefused, siobroker.CodeSigMissing, time.Millisecond)
+	m.ObserveAnswer(1, siobroker.StatusOK, 2*time.Second)
+	m.ObserveAnswer(1000, siobroker.StatusOK, time.Second) // outside Appendix 2: not a label value
+
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	for _, want := range []string{
+		`siobroker_service_dispatches_total{service="1"} 5`,
+		`siobroker_service_answers_total{service="1",status="ok"} 3`,
+		`siobroker_service_answers_total{service="1",status="error"} 1`,
+		`siobroker_service_timeouts_total{service="1"} 1`,
+		`siobroker_service_recent_error_ratio{service="1"} 0.4`,
+		`siobroker_service_oldest_undelivered_seconds{service="1"} 90`,
+		`siobroker_service_queue_depth{service="1"} 7`,
+		`siobroker_service_dead_letters{service="1"} 2`,
+		`siobroker_service_dispatches_total{service="2"} 0`,
+		`siobroker_incidents_open 3`,
+		`siobroker_archive_last_sequence 120`,
+		`siobroker_metrics_source_errors_total{source="journal"} 1`,
+		`siobroker_metrics_source_errors_total{source="transport"} 1`,
+		`siobroker_requests_total{channel="sync",code="none",outcome="answered"} 1`,
+		`siobroker_requests_total{channel="sync",code="SIO-SIG-MISSING",outcome="refused"} 1`,
+		`siobroker_request_duration_seconds_count{channel="sync"} 2`,
+		`siobroker_service_answer_duration_seconds_count{service="1"} 1`,
+		"go_goroutines ", "process_cpu_seconds_total ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, absent := range []string{`siobroker_service_queue_depth{service="2"}`, `siobroker_service_dead_letters{service="2"}`,
+		"siobroker_journal_last_sequence ", `service="1000"`} {
+		if strings.Contains(text, absent) {
+			t.Errorf("/metrics has %s", absent)
+		}
+	}
+	// Every metric is well formed by Prometheus's own linter.
+	problems, err := testutil.GatherAndLint(m.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, Prefix) {
+			t.Errorf("lint: %s: %s", p.Metric, p.Text)
+		}
+	}
+}
