@@ -371,7 +371,8 @@ func TestNamedFileMissing(t *testing.T) {
 	only(t, r, 1)
 }
 
-// pki is a test CA with one leaf, made for the moment of the test.
+// pki is a directory of self-signed test certificates and keys; "ca" also gets a stale PEM CRL and a
+// fresh DER CRL.
 type pki struct {
 	dir string
 }
