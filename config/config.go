@@ -4,6 +4,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -279,19 +280,42 @@ func Load(file string, explicit bool) (Broker, error) {
 			}
 		}
 	}
+	cfg, err := decode(v, file)
+	if err != nil {
+		return Broker{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Broker{}, fmt.Errorf("config %s: %w", file, err)
+	}
+	return cfg, nil
+}
+
+// Decode decodes the YAML content of a broker file over the defaults exactly as Load does, but
+// without environment overrides and without Validate: it is what the file alone says, for a
+// checker (siobroker config check) that reports every problem of the file, Validate's included,
+// by its line. name labels the errors. Use Load to start a broker.
+func Decode(name string, data []byte) (Broker, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	setDefaults(v, Defaults())
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return Broker{}, fmt.Errorf("read config %s: %w", name, err)
+	}
+	return decode(v, name)
+}
+
+// decode unmarshals v into a Broker, refusing unknown keys.
+func decode(v *viper.Viper, file string) (Broker, error) {
 	var cfg Broker
-	decode := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
 	))
-	if err := v.UnmarshalExact(&cfg, decode); err != nil {
+	if err := v.UnmarshalExact(&cfg, hook); err != nil {
 		return Broker{}, fmt.Errorf("config %s: %w", file, err)
 	}
 	if !v.IsSet("cases.registries") {
 		cfg.Cases.Registries = DefaultCases().Registries
-	}
-	if err := cfg.Validate(); err != nil {
-		return Broker{}, fmt.Errorf("config %s: %w", file, err)
 	}
 	return cfg, nil
 }

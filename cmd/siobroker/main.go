@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"fetch":       {cmdFetch, "fetch and verify the signed result of an asynchronous request"},
 	"routes":      {cmdRoutes, "print the effective routing table: service, queue, adapter, backend and timeout"},
 	"maintenance": {cmdMaintenance, "list, announce and cancel planned maintenance windows (§36, 42)"},
+	"config":      {cmdConfig, "check the broker, routes, rights, adapter and maintenance files without starting anything"},
 }
 
 func main() {

@@ -1,0 +1,265 @@
+package configcheck
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"math"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters/adapterconfig"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/maintenance"
+	"github.com/sio-pso/siobroker/routes"
+	"github.com/sio-pso/siobroker/signing"
+)
+
+// schemas are the keys of each kind of file, from the types their packages decode them into.
+var keySchemas = map[Kind]*schema{
+	KindBroker:      schemaOf(reflect.TypeOf(config.Broker{}), "mapstructure", true),
+	KindRoutes:      schemaOf(reflect.TypeOf(routes.File{}), "yaml", false),
+	KindRights:      schemaOf(reflect.TypeOf(rightsLayout{}), "yaml", false),
+	KindAdapter:     schemaOf(reflect.TypeOf(adapterconfig.Config{}), "yaml", false),
+	KindMaintenance: schemaOf(reflect.TypeOf(maintenance.File{}), "yaml", false),
+}
+
+// brokerInfo is what the other checks need of the broker file.
+type brokerInfo struct {
+	doc *doc // nil for Options.Broker
+	cfg config.Broker
+}
+
+// line is the line of key in the broker file, or 0 without one.
+func (b *brokerInfo) line(key string) int {
+	if b.doc == nil {
+		return 0
+	}
+	return lineOf(b.doc.root, key, true)
+}
+
+// where names the broker file and line of key, for messages about other files.
+func (b *brokerInfo) where(key string) string {
+	if b.doc == nil {
+		return "the broker configuration"
+	}
+	return fmt.Sprintf("%s:%d", b.doc.Path, b.line(key))
+}
+
+// viperKey is the key a viper decoding error quotes: 'http.max_body_bytes' cannot parse ...
+var viperKey = regexp.MustCompile(`(?:^|: )'([^']*)' (.*)$`)
+
+// checkBroker checks a broker file: its keys, what config.Broker.Validate says (at the line of
+// the key it names), and the certificates, keys and CRLs it names.
+func (c *checker) checkBroker(d *doc) {
+	unknown := unknownKeys(d.root, keySchemas[KindBroker], "", true)
+	c.reportUnknown(d.Path, unknown)
+	content := clean(d, len(unknown) > 0)
+	cfg, err := config.Decode(d.Path, content.data)
+	if err != nil {
+		// Values viper cannot convert: each is quoted by its key.
+		for _, line := range flatten(err) {
+			m := viperKey.FindStringSubmatch(strings.TrimSpace(line))
+			if m == nil || m[1] == "" {
+				continue // the header, or the unknown keys reported above
+			}
+			c.errorf(d.Path, lineOf(d.root, m[1], true), viperFix(m[1], m[2]), "%s: %s", m[1], m[2])
+		}
+		return
+	}
+	if c.broker == nil {
+		c.broker = &brokerInfo{doc: d, cfg: cfg}
+	}
+	exists := func(key string) bool { return lineOf(d.root, key, true) > 0 }
+	for _, msg := range flatten(cfg.Validate()) {
+		key := keyOf(msg, exists)
+		text, fix := splitFix(msg, key)
+		c.errorf(d.Path, lineOf(d.root, key, true), fix, "%s", text)
+	}
+	c.checkCredentials(d, cfg)
+}
+
+// viperFix says what to write instead of a value viper could not convert.
+func viperFix(key, msg string) string {
+	switch {
+	case strings.Contains(msg, "time: "):
+		return "write a duration with its unit, e.g. 30s, 5m or 1h"
+	case strings.Contains(msg, "as 'int") || strings.Contains(msg, "as 'uint"):
+		return "write a whole number"
+	case strings.Contains(msg, "as 'bool'"):
+		return "write true or false"
+	case strings.Contains(msg, "expected type 'string'"):
+		return "write a single text value"
+	case strings.Contains(msg, "expected a map"):
+		return "write a mapping of keys"
+	}
+	return "write a value of the type " + key + " takes, as configs/broker.yaml shows"
+}
+
+// checkCredentials checks every certificate, key and CRL the broker file names.
+func (c *checker) checkCredentials(d *doc, cfg config.Broker) {
+	at := func(key string) int { return lineOf(d.root, key, true) }
+	var roots []*x509.Certificate
+	rootsOK := true
+	for i, path := range cfg.Trust.Roots {
+		key := fmt.Sprintf("trust.roots[%d]", i)
+		certs, ok := c.readCertificates(d.Path, at(key), key, path, "trusted root")
+		rootsOK = rootsOK && ok
+		roots = append(roots, certs...)
+	}
+	var crls []*x509.RevocationList
+	crlLines := []int{}
+	for i, path := range cfg.Trust.CRLs {
+		key := fmt.Sprintf("trust.crls[%d]", i)
+		list, ok := c.readCRLs(d.Path, at(key), key, path)
+		for range list {
+			crlLines = append(crlLines, at(key))
+		}
+		if ok {
+			crls = append(crls, list...)
+		}
+	}
+	if len(roots) > 0 && rootsOK {
+		// The broker builds its trust store so: a CRL of one of the roots must verify against it.
+		for i, crl := range crls {
+			if _, err := signing.NewTrustStore(roots, []*x509.RevocationList{crl}); err != nil {
+				c.errorf(d.Path, crlLines[i], "install the CRL the root in trust.roots issued, or the root that issued this CRL",
+					"%s", strings.TrimPrefix(err.Error(), "trust store: "))
+			}
+		}
+	}
+	if cfg.Signing.CertFile != "" && cfg.Signing.KeyFile != "" {
+		_, certOK := c.readCertificates(d.Path, at("signing.cert_file"), "signing.cert_file", cfg.Signing.CertFile, "broker's signing certificate")
+		if certOK {
+			if _, err := signing.LoadSigner(cfg.Signing.CertFile, cfg.Signing.KeyFile); err != nil {
+				c.keyProblem(d.Path, at("signing.key_file"), "signing.key_file", cfg.Signing.KeyFile, strings.TrimPrefix(err.Error(), "signer: "))
+			}
+		}
+	}
+	tlsCfg := cfg.HTTP.TLS
+	if tlsCfg.CertFile != "" && tlsCfg.KeyFile != "" {
+		_, certOK := c.readCertificates(d.Path, at("http.tls.cert_file"), "http.tls.cert_file", tlsCfg.CertFile, "HTTPS certificate")
+		if certOK {
+			if _, err := tls.LoadX509KeyPair(tlsCfg.CertFile, tlsCfg.KeyFile); err != nil {
+				c.keyProblem(d.Path, at("http.tls.key_file"), "http.tls.key_file", tlsCfg.KeyFile, err.Error())
+			}
+		}
+	}
+}
+
+// keyProblem reports a private key that cannot be read, or does not match its certificate.
+func (c *checker) keyProblem(file string, line int, key, path, problem string) {
+	if _, err := os.Stat(path); err != nil {
+		c.errorf(file, line, "correct the path (relative to the working directory) or install the key", "%s: cannot read %s: %s", key, path, describeReadError(err))
+		return
+	}
+	if strings.Contains(problem, "does not belong") || strings.Contains(problem, "does not match") {
+		c.errorf(file, line, "give the private key the certificate was issued for, or the certificate of this key",
+			"%s: the key in %s does not match its certificate", key, path)
+		return
+	}
+	c.errorf(file, line, "give an unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1)", "%s: %s", key, problem)
+}
+
+// readCertificates reads and checks the certificates of a PEM file named at key. ok is false
+// when the file cannot be used.
+func (c *checker) readCertificates(file string, line int, key, path, what string) ([]*x509.Certificate, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		c.errorf(file, line, "correct the path (relative to the working directory) or install the file", "%s: cannot read %s: %s", key, path, describeReadError(err))
+		return nil, false
+	}
+	certs, err := signing.ParseCertificates(data)
+	if err != nil {
+		c.errorf(file, line, "give a PEM file of CERTIFICATE blocks (openssl x509 -inform der -in CERT -out CERT.pem converts a DER one)",
+			"%s: %s holds no usable certificate: %s", key, path, err)
+		return nil, false
+	}
+	ok := true
+	for _, cert := range certs {
+		ok = c.checkValidity(file, line, fmt.Sprintf("%s: the %s %q in %s", key, what, cert.Subject.String(), path), cert.NotBefore, cert.NotAfter) && ok
+	}
+	return certs, ok
+}
+
+// checkValidity reports a validity period that is over, not begun, or ends within the warning
+// horizon. It is false when the period is over or not begun.
+func (c *checker) checkValidity(file string, line int, subject string, notBefore, notAfter time.Time) bool {
+	switch {
+	case c.now.After(notAfter):
+		c.errorf(file, line, "install a renewed certificate", "%s expired at %s", subject, astana(notAfter))
+		return false
+	case c.now.Before(notBefore):
+		c.errorf(file, line, "install a certificate valid now, or wait until it is", "%s is not valid before %s", subject, astana(notBefore))
+		return false
+	case notAfter.Sub(c.now) < c.opts.ExpiryWarning:
+		c.warnf(file, line, "renew it before "+astana(notAfter), "%s expires at %s, in %s", subject, astana(notAfter), days(notAfter.Sub(c.now)))
+	}
+	return true
+}
+
+// readCRLs reads and checks the CRLs of a file named at key: PEM X509 CRL blocks, or one DER
+// CRL, as the broker reads them.
+func (c *checker) readCRLs(file string, line int, key, path string) ([]*x509.RevocationList, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		c.errorf(file, line, "correct the path (relative to the working directory) or install the file", "%s: cannot read %s: %s", key, path, describeReadError(err))
+		return nil, false
+	}
+	var crls []*x509.RevocationList
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "X509 CRL" {
+			continue
+		}
+		crl, err := x509.ParseRevocationList(block.Bytes)
+		if err != nil {
+			c.errorf(file, line, "install the CRL as its issuer published it (PEM X509 CRL or DER)", "%s: %s: a CRL does not parse: %s", key, path, err)
+			return nil, false
+		}
+		crls = append(crls, crl)
+	}
+	if len(crls) == 0 {
+		crl, err := x509.ParseRevocationList(data)
+		if err != nil {
+			c.errorf(file, line, "install the CRL as its issuer published it (PEM X509 CRL or DER)", "%s: %s is neither a PEM X509 CRL nor a DER CRL: %s", key, path, err)
+			return nil, false
+		}
+		crls = append(crls, crl)
+	}
+	ok := true
+	for _, crl := range crls {
+		what := fmt.Sprintf("%s: the CRL of %q in %s", key, crl.Issuer.String(), path)
+		switch {
+		case crl.NextUpdate.IsZero():
+		case c.now.After(crl.NextUpdate):
+			c.errorf(file, line, "install the issuer's current CRL (and keep it fetched before each next update)",
+				"%s is out of date since %s: the broker refuses every signer its issuer certified", what, astana(crl.NextUpdate))
+			ok = false
+		case crl.NextUpdate.Sub(c.now) < c.opts.ExpiryWarning:
+			c.warnf(file, line, "install the issuer's next CRL before "+astana(crl.NextUpdate),
+				"%s is due for its next update at %s, in %s; after that the broker refuses every signer its issuer certified", what, astana(crl.NextUpdate), days(crl.NextUpdate.Sub(c.now)))
+		}
+	}
+	return crls, ok
+}
+
+func astana(t time.Time) string { return t.In(siobroker.Astana).Format(time.RFC3339) }
+
+// days writes a duration in whole days, or hours when less than two days.
+func days(d time.Duration) string {
+	if d < 48*time.Hour {
+		return fmt.Sprintf("%d hours", int(math.Ceil(d.Hours())))
+	}
+	return fmt.Sprintf("%d days", int(d.Hours()/24))
+}

@@ -1,0 +1,469 @@
+package configcheck_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/configcheck"
+)
+
+// now is the time every check in these tests runs at.
+var now = time.Date(2026, 11, 20, 12, 0, 0, 0, siobroker.Astana)
+
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
+
+// repo is the repository root, where the shipped configs are.
+func repo(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+func shipped(t *testing.T, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repo(t), rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// edit replaces old by new in text, failing when old is not there: the shipped file changed.
+func edit(t *testing.T, text, old, new string) string {
+	t.Helper()
+	if !strings.Contains(text, old) {
+		t.Fatalf("the shipped file no longer holds %q", old)
+	}
+	return strings.Replace(text, old, new, 1)
+}
+
+func write(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// lineOf is the 1-based line of the first line of text containing s.
+func lineOf(t *testing.T, text, s string) int {
+	t.Helper()
+	for i, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			return i + 1
+		}
+	}
+	t.Fatalf("no line holds %q", s)
+	return 0
+}
+
+// lineAfter is the line of the first line containing s after the first containing after.
+func lineAfter(t *testing.T, text, after, s string) int {
+	t.Helper()
+	start := lineOf(t, text, after)
+	lines := strings.Split(text, "\n")
+	for i := start; i < len(lines); i++ {
+		if strings.Contains(lines[i], s) {
+			return i + 1
+		}
+	}
+	t.Fatalf("no line after %q holds %q", after, s)
+	return 0
+}
+
+// setup is a copy of the shipped configuration in a temporary directory, the broker file naming
+// the copies, so that a test edits one file and checks them all.
+type setup struct {
+	dir                                    string
+	broker, routes, rights, maint, adapter string // contents
+}
+
+func newSetup(t *testing.T) *setup {
+	s := &setup{dir: t.TempDir()}
+	s.routes = shipped(t, "configs/routes.yaml")
+	s.rights = shipped(t, "configs/rights.yaml")
+	s.maint = shipped(t, "configs/maintenance.yaml")
+	s.adapter = shipped(t, "testdata/adapters/config/adapter.yaml")
+	b := shipped(t, "configs/broker.yaml")
+	b = edit(t, b, "rights_file: configs/rights.yaml", "rights_file: "+filepath.Join(s.dir, "rights.yaml"))
+	b = edit(t, b, "maintenance_file: configs/maintenance.yaml", "maintenance_file: "+filepath.Join(s.dir, "maintenance.yaml"))
+	b = edit(t, b, "routes_file: configs/routes.yaml", "routes_file: "+filepath.Join(s.dir, "routes.yaml"))
+	s.broker = b
+	return s
+}
+
+func (s *setup) path(name string) string { return filepath.Join(s.dir, name) }
+
+// check writes the files and checks the broker file (which brings in the others) and extra.
+func (s *setup) check(t *testing.T, extra ...string) *configcheck.Report {
+	t.Helper()
+	write(t, s.dir, "broker.yaml", s.broker)
+	write(t, s.dir, "routes.yaml", s.routes)
+	write(t, s.dir, "rights.yaml", s.rights)
+	write(t, s.dir, "maintenance.yaml", s.maint)
+	write(t, s.dir, "adapter.yaml", s.adapter)
+	files := []configcheck.File{{Path: s.path("broker.yaml")}}
+	for _, e := range extra {
+		files = append(files, configcheck.File{Path: s.path(e)})
+	}
+	r, err := configcheck.Run(configcheck.Options{Clock: fixedClock{now}}, files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// want is a finding a test expects: its file, line, severity, words of the message and of the fix.
+type want struct {
+	file     string
+	line     int
+	severity configcheck.Severity
+	message  string
+	fix      string
+}
+
+// expect fails unless r holds a finding matching w.
+func expect(t *testing.T, r *configcheck.Report, w want) {
+	t.Helper()
+	for _, f := range r.Findings {
+		if f.File == w.file && f.Line == w.line && f.Severity == w.severity &&
+			strings.Contains(f.Message, w.message) && strings.Contains(f.Fix, w.fix) {
+			return
+		}
+	}
+	var got strings.Builder
+	for _, f := range r.Findings {
+		got.WriteString("  " + f.String() + "\n")
+	}
+	t.Errorf("no finding %s:%d: %s: ...%s... (fix: ...%s...); got:\n%s", w.file, w.line, w.severity, w.message, w.fix, got.String())
+}
+
+// only fails when r has findings besides the n expected.
+func only(t *testing.T, r *configcheck.Report, n int) {
+	t.Helper()
+	if len(r.Findings) != n {
+		var got strings.Builder
+		for _, f := range r.Findings {
+			got.WriteString("  " + f.String() + "\n")
+		}
+		t.Errorf("%d findings, want %d:\n%s", len(r.Findings), n, got.String())
+	}
+}
+
+func TestShippedConfigsPass(t *testing.T) {
+	t.Chdir(repo(t)) // the broker file names the others relative to the working directory
+	findings, err := configcheck.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range findings {
+		t.Errorf("shipped configuration: %s", f)
+	}
+	r, err := configcheck.Run(configcheck.Options{}, configcheck.File{Path: "configs/broker.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, f := range r.Files {
+		kinds = append(kinds, fmt.Sprintf("%s=%s", f.Path, f.Kind))
+	}
+	if got := strings.Join(kinds, " "); got != "configs/broker.yaml=broker configs/routes.yaml=routes configs/rights.yaml=rights configs/maintenance.yaml=maintenance" {
+		t.Errorf("files checked: %s", got)
+	}
+	// Every kind is told by its keys alone.
+	for path, kind := range map[string]configcheck.Kind{
+		"configs/broker.yaml": configcheck.KindBroker, "configs/routes.yaml": configcheck.KindRoutes,
+		"configs/rights.yaml": configcheck.KindRights, "configs/maintenance.yaml": configcheck.KindMaintenance,
+		"testdata/adapters/config/adapter.yaml": configcheck.KindAdapter,
+	} {
+		r, err := configcheck.Run(configcheck.Options{}, configcheck.File{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Files[0].Kind != kind || r.Errors() != 0 {
+			t.Errorf("%s: kind %s, %d errors (%v); want %s and none", path, r.Files[0].Kind, r.Errors(), r.Findings, kind)
+		}
+	}
+}
+
+func TestUnknownKeys(t *testing.T) {
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, "    client_auth: none", "    client_aut: none")
+	s.broker = edit(t, s.broker, "  format: text", "  formt: text\n  colour: blue")
+	s.adapter = edit(t, s.adapter, "    timeout: 5s", "    tiemout: 5s")
+	s.routes = edit(t, s.routes, "1: {queue: sio.service.001, adapter: demo, backend: demo}", "1: {queue: sio.service.001, adapter: demo, backend: demo, timout: 3s}")
+	r := s.check(t, "adapter.yaml")
+	broker, adapter, routes := s.path("broker.yaml"), s.path("adapter.yaml"), s.path("routes.yaml")
+	expect(t, r, want{broker, lineOf(t, s.broker, "client_aut:"), configcheck.Error, "unknown key http.tls.client_aut", "did you mean client_auth?"})
+	expect(t, r, want{broker, lineOf(t, s.broker, "formt:"), configcheck.Error, "unknown key log.formt", "did you mean format?"})
+	expect(t, r, want{broker, lineOf(t, s.broker, "colour:"), configcheck.Error, "unknown key log.colour", "remove it; the keys of log are format, level"})
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "tiemout:"), configcheck.Error, "unknown key services.37.tiemout", "did you mean timeout?"})
+	expect(t, r, want{routes, lineOf(t, s.routes, "timout: 3s"), configcheck.Error, "unknown key services.1.timout", "did you mean timeout?"})
+	// The adapter example serves three services the shipped routes give to the demo adapter.
+	only(t, r, 5+3)
+}
+
+// Unknown keys do not hide the rest: the file is checked without them.
+func TestUnknownKeysDoNotHideOtherProblems(t *testing.T) {
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, "    client_auth: none", "    client_aut: none")
+	s.broker = edit(t, s.broker, "  async_timeout: 1h", "  async_timeout: 0s")
+	s.routes = edit(t, s.routes, "1: {queue: sio.service.001, adapter: demo, backend: demo}", "1: {queue: sio.service.001, adapter: demo, backend: demo, timout: 3s}")
+	s.routes = edit(t, s.routes, "  5: {queue: sio.service.005, adapter: demo, backend: demo}", "  5: {queue: sio.service.005, adapter: demo, backend: oracle}")
+	r := s.check(t)
+	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "async_timeout:"), configcheck.Error, "routing.async_timeout: must be positive", "positive duration"})
+	expect(t, r, want{s.path("routes.yaml"), lineOf(t, s.routes, "backend: oracle"), configcheck.Error, `service 5: backend "oracle" is not one of`, "demo, postgres or http"})
+	only(t, r, 4)
+}
+
+func TestValidateErrorsAtTheirKey(t *testing.T) {
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, "  window: 5m", "  window: 5m\n  id_retention: 1m")
+	s.broker = edit(t, s.broker, "  id_retention: 24h", "")
+	s.broker = edit(t, s.broker, "  level: info", "  level: loud")
+	s.broker = edit(t, s.broker, "  registries: {1: erdr", "  registries: {3: x, 1: erdr")
+	r := s.check(t)
+	b := s.path("broker.yaml")
+	expect(t, r, want{b, lineOf(t, s.broker, "id_retention: 1m"), configcheck.Error, "replay.id_retention: 1m0s must be at least twice replay.window", "raise replay.id_retention"})
+	expect(t, r, want{b, lineOf(t, s.broker, "level: loud"), configcheck.Error, `log.level: "loud"`, "use debug, info, warn or error"})
+	expect(t, r, want{b, lineOf(t, s.broker, "registries: {3: x"), configcheck.Error, "cases.registries.3: basis 3", "remove it"})
+	only(t, r, 3)
+}
+
+func TestServiceWithoutRoute(t *testing.T) {
+	s := newSetup(t)
+	s.routes = edit(t, s.routes, "  12: {queue: sio.service.012, adapter: demo, backend: demo}  # База данных \"Инвалидность\"\n", "")
+	r := s.check(t)
+	expect(t, r, want{s.path("routes.yaml"), lineOf(t, s.routes, "services:"), configcheck.Error, "no route for service 12", "add `N: {queue: sio.service.NNN, adapter: NAME, backend: KIND}`"})
+	// The rights grant service 12, so they say so at its entry.
+	expect(t, r, want{s.path("rights.yaml"), lineAfter(t, s.rights, "# Appendix 2", "  - no: 12"), configcheck.Error, "service 12 is granted under basis 1, 2, 3, 4, 5, 6, but",
+		"add `12: {queue: sio.service.012, adapter: NAME, backend: KIND}` under services in " + s.path("routes.yaml")})
+	only(t, r, 2)
+}
+
+func TestRouteToUndeclaredQueue(t *testing.T) {
+	s := newSetup(t)
+	s.routes = edit(t, s.routes, "  5: {queue: sio.service.005, adapter: demo, backend: demo}", "  5: {queue: sio.vehicles, adapter: demo, backend: demo}")
+	r := s.check(t)
+	expect(t, r, want{s.path("routes.yaml"), lineOf(t, s.routes, "sio.vehicles"), configcheck.Error, `service 5 is routed to queue "sio.vehicles", which is not declared`,
+		`use sio.service.005 or add "sio.vehicles" to queues`})
+	only(t, r, 1)
+}
+
+func TestMalformedCasePattern(t *testing.T) {
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, `regexp: '^\d{15}$'`, `regexp: '\d{15}'`)
+	s.broker = edit(t, s.broker, `regexp: '^\d{4}$'`, `regexp: '^[0-9{4}$'`)
+	r := s.check(t)
+	b := s.path("broker.yaml")
+	expect(t, r, want{b, lineOf(t, s.broker, `regexp: '\d{15}'`), configcheck.Error, "cases.patterns.erdr.regexp:", "start it with ^ and end it with $"})
+	expect(t, r, want{b, lineOf(t, s.broker, `regexp: '^[0-9{4}$'`), configcheck.Error, "cases.patterns.year.regexp: error parsing regexp", "RE2 syntax"})
+	only(t, r, 2)
+}
+
+func TestAdapterAgainstRoutes(t *testing.T) {
+	s := newSetup(t)
+	// The routes give 37 to kgd-adapter-1 with postgres, but the adapter answers it over http;
+	// service 5, which the adapter serves, is routed to the demo adapter.
+	s.routes = edit(t, s.routes, "  37: {queue: sio.service.037, adapter: demo, backend: demo}", "  37: {queue: sio.service.037, adapter: kgd-adapter-1, backend: postgres}")
+	s.routes = edit(t, s.routes, "  1: {queue: sio.service.001, adapter: demo, backend: demo}", "  1: {queue: sio.service.001, adapter: kgd-adapter-1, backend: demo}")
+	s.routes = edit(t, s.routes, "  2: {queue: sio.service.002, adapter: demo, backend: demo}", "  2: {queue: sio.service.002, adapter: kgd-adapter-1, backend: demo}")
+	s.adapter = edit(t, s.adapter, "  37:\n    backend: postgres\n    dsn: \"postgres://postgres@127.0.0.1:5432/test?sslmode=disable\"\n    query: |\n      SELECT inspection_no, inspection_date, inspector, result, assessed_amount\n      FROM counter_checks WHERE bin = $1 ORDER BY inspection_date, id\n    params: [subject.bin]\n",
+		"  37:\n    backend: http\n    url: \"http://127.0.0.1:9999/checks\"\n")
+	r := s.check(t, "adapter.yaml")
+	routes, adapter := s.path("routes.yaml"), s.path("adapter.yaml")
+	expect(t, r, want{routes, lineOf(t, s.routes, "  37: {"), configcheck.Error,
+		fmt.Sprintf("service 37 is routed to adapter kgd-adapter-1 with backend postgres, but %s:%d serves it with backend http", adapter, lineOf(t, s.adapter, "  37:")),
+		"make the two agree: backend: http in the route, or backend: postgres in " + adapter})
+	expect(t, r, want{routes, lineOf(t, s.routes, "  2: {"), configcheck.Error, "service 2 is routed to adapter kgd-adapter-1, but " + adapter + " (the config named kgd-adapter-1) does not serve it",
+		"add service 2 to " + adapter})
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "  5:"), configcheck.Warning, "this adapter (kgd-adapter-1) serves service 5, but " + routes, "remove service 5 from this config, or route it to kgd-adapter-1"})
+	only(t, r, 3)
+}
+
+func TestRouteTimeoutsAgainstBroker(t *testing.T) {
+	s := newSetup(t)
+	s.routes = edit(t, s.routes, "  11: {queue: sio.service.011, adapter: demo, backend: demo}", "  11: {queue: sio.service.011, adapter: demo, backend: demo, timeout: 2h}")
+	s.routes = edit(t, s.routes, "  12: {queue: sio.service.012, adapter: demo, backend: demo}", "  12: {queue: sio.service.012, adapter: demo, backend: demo, timeout: 90s}")
+	r := s.check(t)
+	routes := s.path("routes.yaml")
+	expect(t, r, want{routes, lineOf(t, s.routes, "timeout: 2h"), configcheck.Error, "the timeout of service 11 (2h0m0s) exceeds the broker's routing.async_timeout (1h0m0s)",
+		fmt.Sprintf("raise routing.async_timeout (%s:%d)", s.path("broker.yaml"), lineOf(t, s.broker, "async_timeout:"))})
+	expect(t, r, want{routes, lineOf(t, s.routes, "timeout: 90s"), configcheck.Warning, "is not below the broker's http.write_timeout (1m30s)", "raise http.write_timeout"})
+	// 2h is over the write timeout too.
+	only(t, r, 3)
+
+	// Without a broker file, a running broker's configuration is what the routes are held to.
+	cfg := config.Defaults()
+	cfg.Routing.AsyncTimeout = 5 * time.Second
+	r, err := configcheck.Run(configcheck.Options{Clock: fixedClock{now}, Broker: &cfg}, configcheck.File{Path: routes, Kind: configcheck.KindRoutes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, r, want{routes, lineOf(t, s.routes, "default_timeout:"), configcheck.Error, "default_timeout (10s) exceeds the broker's routing.async_timeout (5s)",
+		"raise routing.async_timeout (the broker configuration)"})
+	only(t, r, 1+4) // and services 11 and 12 against both timeouts
+}
+
+func TestRightsAndMaintenanceErrorsAtTheirItem(t *testing.T) {
+	s := newSetup(t)
+	s.rights = edit(t, s.rights, "    bases: [1, 3, 6]", "    bases: [1, 3, 7]")
+	s.maint = edit(t, s.maint, "windows: []", "windows:\n  - services: [11]\n    start: 2026-12-01T22:00:00+05:00\n    end: 2026-12-01T20:00:00+05:00\n    reason: upgrade\n  - start: 2026-11-01T22:00:00+05:00\n    end: 2026-11-02T02:00:00+05:00\n    reason: done\n")
+	r := s.check(t)
+	expect(t, r, want{s.path("rights.yaml"), lineOf(t, s.rights, "  - no: 10"), configcheck.Error, "role 10: basis 7 is not in 1..6", "use bases 1 to 6"})
+	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - services: [11]"), configcheck.Error, "window 1: end 2026-12-01T20:00:00+05:00 must be after start", "make end later than start"})
+	only(t, r, 2)
+	// Once the first window is right, the second, over by now, is a warning.
+	s.maint = edit(t, s.maint, "end: 2026-12-01T20:00:00+05:00", "end: 2026-12-02T02:00:00+05:00")
+	r = s.check(t)
+	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - start: 2026-11-01"), configcheck.Warning, "window 2 ended at 2026-11-02T02:00:00+05:00", "remove it"})
+	only(t, r, 2)
+}
+
+func TestSyntaxAndKind(t *testing.T) {
+	dir := t.TempDir()
+	bad := write(t, dir, "bad.yaml", "listen: 127.0.0.1:8080\nhttp:\n  tls: [a,\n")
+	unknown := write(t, dir, "what.yaml", "colour: blue\n")
+	forced := write(t, dir, "forced.yaml", "colour: blue\n")
+	r, err := configcheck.Run(configcheck.Options{Clock: fixedClock{now}}, configcheck.File{Path: bad}, configcheck.File{Path: unknown},
+		configcheck.File{Path: forced, Kind: configcheck.KindMaintenance}, configcheck.File{Path: filepath.Join(dir, "none.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, r, want{bad, 3, configcheck.Error, "not valid YAML", "correct the YAML syntax"})
+	expect(t, r, want{unknown, 1, configcheck.Error, "cannot tell what the file configures: no kind of configuration has the top-level keys colour", "--kind broker|routes|rights|adapter|maintenance"})
+	expect(t, r, want{forced, 1, configcheck.Error, "unknown key colour", "the keys of the top level are windows"})
+	expect(t, r, want{filepath.Join(dir, "none.yaml"), 0, configcheck.Error, "cannot read the file: no such file or directory", "correct the path"})
+	only(t, r, 4)
+	if _, err := configcheck.Run(configcheck.Options{}, configcheck.File{Path: bad, Kind: "brokr"}); err == nil {
+		t.Error("an unknown kind is accepted")
+	}
+	f := configcheck.Finding{File: "configs/routes.yaml", Line: 12, Severity: configcheck.Error, Message: "no route for service 12", Fix: "add it"}
+	if got := f.String(); got != "configs/routes.yaml:12: error: no route for service 12 (fix: add it)" {
+		t.Errorf("String: %s", got)
+	}
+}
+
+func TestNamedFileMissing(t *testing.T) {
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, "rights_file: "+s.path("rights.yaml"), "rights_file: "+s.path("right.yaml"))
+	r := s.check(t)
+	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "rights_file:"), configcheck.Error, "rights_file names " + s.path("right.yaml") + ", which cannot be read", "correct the path"})
+	only(t, r, 1)
+}
+
+// pki is a directory of self-signed test certificates and keys; "ca" also gets a stale PEM CRL and a
+// fresh DER CRL.
+type pki struct {
+	dir string
+}
+
+// certificate writes a self-signed certificate valid from notBefore to notAfter and its key,
+// and returns the two paths.
+func (p pki) certificate(t *testing.T, name string, notBefore, notAfter time.Time) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name + " (test key)"},
+		NotBefore: notBefore, NotAfter: notAfter, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath := write(t, p.dir, name+".pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	keyPath := write(t, p.dir, name+".key", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
+	if name == "ca" {
+		cert, _ := x509.ParseCertificate(der)
+		crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-48 * time.Hour), NextUpdate: now.Add(-24 * time.Hour)}, cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, p.dir, "stale.crl", string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crl})))
+		crl, err = x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(2), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(60 * 24 * time.Hour)}, cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, p.dir, "fresh.crl", string(crl)) // DER
+	}
+	return certPath, keyPath
+}
+
+func TestCertificates(t *testing.T) {
+	s := newSetup(t)
+	p := pki{dir: t.TempDir()}
+	ca, _ := p.certificate(t, "ca", now.Add(-time.Hour), now.Add(5*365*24*time.Hour))
+	expired, _ := p.certificate(t, "expired", now.Add(-400*24*time.Hour), now.Add(-24*time.Hour))
+	soon, soonKey := p.certificate(t, "soon", now.Add(-24*time.Hour), now.Add(10*24*time.Hour))
+	_, otherKey := p.certificate(t, "other", now.Add(-24*time.Hour), now.Add(365*24*time.Hour))
+	garbage := write(t, p.dir, "garbage.pem", "not a certificate\n")
+	missing := filepath.Join(p.dir, "missing.pem")
+
+	s.broker = edit(t, s.broker, "  roots: []", fmt.Sprintf("  roots:\n    - %s\n    - %s\n    - %s\n    - %s", ca, expired, garbage, missing))
+	s.broker = edit(t, s.broker, "  crls: []", fmt.Sprintf("  crls: [%s, %s]", filepath.Join(p.dir, "fresh.crl"), filepath.Join(p.dir, "stale.crl")))
+	s.broker = edit(t, s.broker, "  cert_file: \"\"               # the broker's certificate; empty = DIR/pki/broker.pem", "  cert_file: "+soon)
+	s.broker = edit(t, s.broker, "  key_file: \"\"\n\nreplay", "  key_file: "+otherKey+"\n\nreplay")
+	s.broker = edit(t, s.broker, "    enabled: false\n    cert_file: \"\"\n    key_file: \"\"", fmt.Sprintf("    enabled: true\n    cert_file: %s\n    key_file: %s", soon, soonKey))
+	r := s.check(t)
+	b := s.path("broker.yaml")
+	expect(t, r, want{b, lineOf(t, s.broker, "- "+expired), configcheck.Error, "trust.roots[1]: the trusted root \"CN=expired (test key)\" in " + expired + " expired at", "install a renewed certificate"})
+	expect(t, r, want{b, lineOf(t, s.broker, "- "+garbage), configcheck.Error, "trust.roots[2]: " + garbage + " holds no usable certificate", "PEM file of CERTIFICATE blocks"})
+	expect(t, r, want{b, lineOf(t, s.broker, "- "+missing), configcheck.Error, "trust.roots[3]: cannot read " + missing, "correct the path"})
+	expect(t, r, want{b, lineOf(t, s.broker, "crls:"), configcheck.Error, "trust.crls[1]: the CRL of \"CN=ca (test key)\" in " + filepath.Join(p.dir, "stale.crl") + " is out of date", "install the issuer's current CRL"})
+	// A certificate that expires in 10 days is a warning, where it is named for signing and for TLS.
+	expect(t, r, want{b, lineAfter(t, s.broker, "signing:", "  cert_file: "+soon), configcheck.Warning, "signing.cert_file: the broker's signing certificate \"CN=soon (test key)\" in " + soon + " expires at", "renew it before"})
+	expect(t, r, want{b, lineOf(t, s.broker, "    cert_file: "+soon), configcheck.Warning, "http.tls.cert_file: the HTTPS certificate", "renew it before"})
+	expect(t, r, want{b, lineOf(t, s.broker, "  key_file: "+otherKey), configcheck.Error, "signing.key_file: the key in " + otherKey + " does not match its certificate", "give the private key the certificate was issued for"})
+	only(t, r, 7)
+
+	// With only the certificate that expires soon, there are warnings and no errors.
+	s = newSetup(t)
+	s.broker = edit(t, s.broker, "    enabled: false\n    cert_file: \"\"\n    key_file: \"\"", fmt.Sprintf("    enabled: true\n    cert_file: %s\n    key_file: %s", soon, soonKey))
+	r = s.check(t)
+	only(t, r, 1)
+	if r.Errors() != 0 || r.Warnings() != 1 {
+		t.Errorf("%d errors, %d warnings; want a warning only", r.Errors(), r.Warnings())
+	}
+}
+
+// A CRL that its root did not issue correctly fails as the broker's trust store would.
+func TestCRLOfAnotherKey(t *testing.T) {
+	s := newSetup(t)
+	p := pki{dir: t.TempDir()}
+	ca, _ := p.certificate(t, "ca", now.Add(-time.Hour), now.Add(365*24*time.Hour))
+	// A second CA with the same name signs a CRL that the first cannot verify.
+	p2 := pki{dir: t.TempDir()}
+	p2.certificate(t, "ca", now.Add(-time.Hour), now.Add(365*24*time.Hour))
+	s.broker = edit(t, s.broker, "  roots: []", "  roots: ["+ca+"]")
+	s.broker = edit(t, s.broker, "  crls: []", "  crls: ["+filepath.Join(p2.dir, "fresh.crl")+"]")
+	r := s.check(t)
+	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "crls:"), configcheck.Error, "does not verify against the root", "install the CRL the root in trust.roots issued"})
+	only(t, r, 1)
+}

@@ -1,0 +1,203 @@
+package configcheck
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sio-pso/siobroker/adapters/adapterconfig"
+	"github.com/sio-pso/siobroker/maintenance"
+	"github.com/sio-pso/siobroker/rights"
+	"github.com/sio-pso/siobroker/routes"
+)
+
+// routesInfo is the routing table as the cross-file checks see it: as written, even when
+// routes.Parse refuses it, so that the other files are still compared with it.
+type routesInfo struct {
+	doc  *doc
+	file routes.File
+}
+
+func (r *routesInfo) line(service int) int {
+	return lineOf(r.doc.root, "services."+strconv.Itoa(service), false)
+}
+
+// checkRoutes checks a routing table with routes.Parse, which names the line of every problem.
+func (c *checker) checkRoutes(d *doc) {
+	unknown := unknownKeys(d.root, keySchemas[KindRoutes], "", true)
+	c.reportUnknown(d.Path, unknown)
+	var f routes.File
+	if errs := typeErrors(d.data, &f); len(errs) > 0 {
+		c.reportTypeErrors(d, errs)
+		return
+	}
+	content := clean(d, len(unknown) > 0)
+	_, err := routes.Parse(d.Path, content.data)
+	c.reportLined(d, content, err)
+	if c.routes == nil {
+		c.routes = &routesInfo{doc: d, file: f}
+	}
+}
+
+// reportLined reports the errors of a package that names "path:line: problem" (routes,
+// maintenance), translating the lines of cleaned content back to the file's.
+func (c *checker) reportLined(d *doc, content cleaned, err error) {
+	for _, msg := range flatten(err) {
+		line, text := 0, msg
+		if rest, ok := strings.CutPrefix(msg, d.Path+":"); ok {
+			text = strings.TrimPrefix(rest, " ")
+			if n, after, ok := cutLineNumber(rest); ok {
+				line, text = content.line(n), after
+			}
+		}
+		text, fix := splitFix(text, "")
+		c.errorf(d.Path, line, fix, "%s", text)
+	}
+}
+
+// cutLineNumber splits "12: text" into 12 and "text".
+func cutLineNumber(s string) (int, string, bool) {
+	num, rest, ok := strings.Cut(s, ": ")
+	if !ok {
+		return 0, "", false
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil {
+		return 0, "", false
+	}
+	return n, rest, true
+}
+
+// rightsLayout is the layout of the rights file as package rights decodes it (its own type is
+// unexported); TestShippedConfigsPass keeps the two in step, since a key the rights package
+// learns would be reported unknown here in the shipped file.
+type rightsLayout struct {
+	Roles []struct {
+		No    int    `yaml:"no"`
+		Name  string `yaml:"name"`
+		Bases []int  `yaml:"bases"`
+	} `yaml:"roles"`
+	Services []struct {
+		No     int            `yaml:"no"`
+		Name   string         `yaml:"name"`
+		Access map[int]string `yaml:"access"`
+	} `yaml:"services"`
+	Truncation       map[int][]string `yaml:"truncation"`
+	EconomicArticles []string         `yaml:"economic_articles"`
+}
+
+// rightsInfo is the rights file as the cross-file checks see it.
+type rightsInfo struct {
+	doc    *doc
+	layout rightsLayout
+}
+
+// rightsItem finds the item a rights error is about.
+var rightsItem = regexp.MustCompile(`^(roles|services|economic_articles)\[(\d+)\]: |^(role|service) (\d+): |^truncation of service (\d+): |^economic_articles: `)
+
+// checkRights checks a rights file with rights.Parse, and finds the line of each item it names.
+func (c *checker) checkRights(d *doc) {
+	unknown := unknownKeys(d.root, keySchemas[KindRights], "", true)
+	c.reportUnknown(d.Path, unknown)
+	var layout rightsLayout
+	if errs := typeErrors(d.data, &layout); len(errs) > 0 {
+		c.reportTypeErrors(d, errs)
+		return
+	}
+	content := clean(d, len(unknown) > 0)
+	_, err := rights.Parse(content.data, d.Path)
+	for _, msg := range flatten(err) {
+		text := strings.TrimPrefix(strings.TrimPrefix(msg, "rights: "), d.Path+": ")
+		line := 0
+		if m := rightsItem.FindStringSubmatch(text); m != nil {
+			switch {
+			case m[1] != "":
+				line = lineOf(d.root, m[1]+"["+m[2]+"]", false)
+			case m[3] != "":
+				line = numberedItemLine(d.root, m[3]+"s", m[4])
+			case m[5] != "":
+				line = lineOf(d.root, "truncation."+m[5], false)
+			default:
+				line = lineOf(d.root, "economic_articles", false)
+			}
+		}
+		text, fix := splitFix(text, "")
+		c.errorf(d.Path, line, fix, "%s", text)
+	}
+	if c.rights == nil {
+		c.rights = &rightsInfo{doc: d, layout: layout}
+	}
+}
+
+// numberedItemLine is the line of the item of list key whose "no" is no, or of the list when
+// none is.
+func numberedItemLine(root *yaml.Node, key, no string) int {
+	list := value(root, key)
+	if list != nil && list.Kind == yaml.SequenceNode {
+		for _, item := range list.Content {
+			if v := value(item, "no"); v != nil && v.Value == no {
+				return item.Line
+			}
+		}
+	}
+	return lineOf(root, key, false)
+}
+
+// adapterInfo is an adapter config as the cross-file checks see it.
+type adapterInfo struct {
+	doc *doc
+	cfg adapterconfig.Config
+}
+
+func (a *adapterInfo) line(service int) int {
+	return lineOf(a.doc.root, "services."+strconv.Itoa(service), false)
+}
+
+// checkAdapter checks an adapter config with adapterconfig.Parse; its errors name keys, which
+// are found in the file.
+func (c *checker) checkAdapter(d *doc) {
+	unknown := unknownKeys(d.root, keySchemas[KindAdapter], "", true)
+	c.reportUnknown(d.Path, unknown)
+	var cfg adapterconfig.Config
+	if errs := typeErrors(d.data, &cfg); len(errs) > 0 {
+		c.reportTypeErrors(d, errs)
+		return
+	}
+	content := clean(d, len(unknown) > 0)
+	_, err := adapterconfig.Parse(content.data)
+	c.reportKeyed(d, err)
+	c.adapters = append(c.adapters, &adapterInfo{doc: d, cfg: cfg})
+}
+
+// reportKeyed reports the errors of a Validate that names keys ("services.37: dsn: ...").
+func (c *checker) reportKeyed(d *doc, err error) {
+	exists := func(key string) bool { return lineOf(d.root, key, false) > 0 }
+	for _, msg := range flatten(err) {
+		key := keyOf(msg, exists)
+		text, fix := splitFix(msg, key)
+		c.errorf(d.Path, lineOf(d.root, key, false), fix, "%s", text)
+	}
+}
+
+// checkMaintenance checks a maintenance file with maintenance.ParseFile, and warns of windows
+// that are over.
+func (c *checker) checkMaintenance(d *doc) {
+	unknown := unknownKeys(d.root, keySchemas[KindMaintenance], "", true)
+	c.reportUnknown(d.Path, unknown)
+	var f maintenance.File
+	if errs := typeErrors(d.data, &f); len(errs) > 0 {
+		c.reportTypeErrors(d, errs)
+		return
+	}
+	content := clean(d, len(unknown) > 0)
+	windows, err := maintenance.ParseFile(d.Path, content.data)
+	c.reportLined(d, content, err)
+	for i, w := range windows {
+		if !w.End.After(c.now) {
+			c.warnf(d.Path, lineOf(d.root, "windows["+strconv.Itoa(i)+"]", false), "remove it",
+				"window %d ended at %s and no longer applies", i+1, astana(w.End))
+		}
+	}
+}
