@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/configcheck"
 	"github.com/sio-pso/siobroker/maintenance"
 	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/routes"
@@ -99,7 +100,32 @@ func readReloadable(cfg config.Broker, running *routes.Table) (loadedFiles, erro
 	if f.windows, err = maintenance.LoadFile(cfg.Maintenance); err != nil {
 		errs = append(errs, err)
 	}
+	if len(errs) == 0 {
+		// The loaders check each file alone; `config check` also checks them against each other
+		// (a service granted in the rights with no route) and against the broker's settings.
+		errs = append(errs, crossCheck(cfg)...)
+	}
 	return f, errors.Join(errs...)
+}
+
+// crossCheck runs the checks of `siobroker config check` over the reloadable files and returns
+// its errors. Its warnings are not a reason to refuse.
+func crossCheck(cfg config.Broker) []error {
+	files := []configcheck.File{{Path: cfg.Routing.RoutesFile, Kind: configcheck.KindRoutes}, {Path: cfg.Rights, Kind: configcheck.KindRights}}
+	if _, err := os.Stat(cfg.Maintenance); err == nil {
+		files = append(files, configcheck.File{Path: cfg.Maintenance, Kind: configcheck.KindMaintenance})
+	}
+	report, err := configcheck.Run(configcheck.Options{Broker: &cfg}, files...)
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, f := range report.Findings {
+		if f.Severity == configcheck.Error {
+			errs = append(errs, errors.New(f.String()))
+		}
+	}
+	return errs
 }
 
 // queueChanges refuses routes that move a service to another queue than the running table's.
