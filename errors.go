@@ -27,6 +27,7 @@ const (
 	CodeUnavailable  Code = "SIO-UNAVAILABLE"     // the broker cannot take requests now
 	CodeInternal     Code = "SIO-INTERNAL"        // a fault of the broker itself
 	CodeServiceRange Code = "SIO-SERVICE-UNKNOWN" // a service number with no route
+	CodeMaintenance  Code = "SIO-MAINTENANCE"     // every requested service is in an announced maintenance window
 
 	// Signature and certificate.
 	CodeSigMissing   Code = "SIO-SIG-MISSING"   // no signature in either placement

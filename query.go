@@ -104,6 +104,7 @@ const (
 	ReasonAdapterError  = "ADAPTER_ERROR"  // the source system answered with an error
 	ReasonUnavailable   = "UNAVAILABLE"    // the service could not be dispatched
 	ReasonTimeout       = "TIMEOUT"        // no answer within the service's timeout
+	ReasonMaintenance   = "MAINTENANCE"    // the service is in an announced maintenance window (§36, 42); the message names it
 )
 
 // Field is one named value of a result record.

@@ -23,6 +23,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/maintenance"
 	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
@@ -114,6 +115,13 @@ type Deps struct {
 	// Async stores the requests of the asynchronous channel; nil disables the channel (Accept
 	// answers SIO-UNAVAILABLE).
 	Async AsyncStore
+	// Maintenance names the announced maintenance window a service is in (§36, 42); nil: none.
+	Maintenance Maintenance
+}
+
+// Maintenance is the maintenance schedule (maintenance.Schedule implements it).
+type Maintenance interface {
+	Active(service int, at time.Time) (maintenance.Window, bool)
 }
 
 // Broker runs the pipeline. It is safe for concurrent use.
@@ -347,6 +355,9 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobro
 	if err := b.Cases.Validate(q.Basis, q.Case); err != nil {
 		return err
 	}
+	if err := b.allInMaintenance(q.Services, received); err != nil {
+		return err
+	}
 	requestID := seen.RequestID
 	if err := b.verifyCase(ctx, requestID, q, verified.SignerIIN); err != nil {
 		return err
@@ -573,6 +584,11 @@ func (b *Broker) decide(requestID string, info siobroker.RequestInfo, q siobroke
 			results[i] = exchange{Result: siobroker.ServiceResult{Service: svc, Status: siobroker.StatusDenied, Reason: d.Reason, Message: d.Explanation}}
 			continue
 		}
+		if w, ok := b.inMaintenance(svc); ok {
+			results[i] = exchange{Result: siobroker.ServiceResult{Service: svc, Status: siobroker.StatusError,
+				Reason: siobroker.ReasonMaintenance, Message: fmt.Sprintf("service %d is unavailable: %s", svc, w.Describe())}}
+			continue
+		}
 		reqs = append(reqs, schemas.ServiceRequest{
 			RequestID: requestID, MessageID: info.MessageID, Service: svc, Basis: q.Basis, Case: q.Case,
 			Article: q.Article, Subject: q.Subject, SignerIIN: signerIIN,
@@ -580,6 +596,35 @@ func (b *Broker) decide(requestID string, info siobroker.RequestInfo, q siobroke
 		slots = append(slots, i)
 	}
 	return results, decisions, reqs, slots
+}
+
+// inMaintenance returns the maintenance window service svc is in now, if any.
+func (b *Broker) inMaintenance(svc int) (maintenance.Window, bool) {
+	if b.Maintenance == nil {
+		return maintenance.Window{}, false
+	}
+	return b.Maintenance.Active(svc, b.Clock.Now())
+}
+
+// allInMaintenance refuses a request every service of which is in a maintenance window: there is
+// nothing to ask, and the fault names the window after which to retry. A request with some
+// services available is served, and the others are answered MAINTENANCE one by one.
+func (b *Broker) allInMaintenance(services []int, at time.Time) error {
+	if b.Maintenance == nil || len(services) == 0 {
+		return nil
+	}
+	var last maintenance.Window
+	for _, svc := range services {
+		w, ok := b.Maintenance.Active(svc, at)
+		if !ok {
+			return nil
+		}
+		if w.End.After(last.End) {
+			last = w
+		}
+	}
+	return siobroker.Errorf(siobroker.CodeMaintenance,
+		"every requested service is unavailable during %s; retry after it ends", last.Describe())
 }
 
 // truncate removes the named fields from every record, whatever the adapter sent: the Rules

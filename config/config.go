@@ -19,23 +19,26 @@ import (
 
 // Broker is the static configuration of a broker process.
 type Broker struct {
-	Listen    string    `mapstructure:"listen"`
-	DataDir   string    `mapstructure:"data_dir"`
-	Endpoint  string    `mapstructure:"endpoint"`
-	Transport string    `mapstructure:"transport"`
-	Rights    string    `mapstructure:"rights_file"`
-	HTTP      HTTP      `mapstructure:"http"`
-	Trust     Trust     `mapstructure:"trust"`
-	Signing   Signing   `mapstructure:"signing"`
-	Replay    Replay    `mapstructure:"replay"`
-	Routing   Routing   `mapstructure:"routing"`
-	Demo      Demo      `mapstructure:"demo"`
-	Log       Log       `mapstructure:"log"`
-	Cases     Cases     `mapstructure:"cases"`
-	AMQP      AMQP      `mapstructure:"amqp"`
-	Journal   Journal   `mapstructure:"journal"`
-	Incidents Incidents `mapstructure:"incidents"`
-	Reports   Reports   `mapstructure:"reports"`
+	Listen    string `mapstructure:"listen"`
+	DataDir   string `mapstructure:"data_dir"`
+	Endpoint  string `mapstructure:"endpoint"`
+	Transport string `mapstructure:"transport"`
+	Rights    string `mapstructure:"rights_file"`
+	// Maintenance is the file of configured maintenance windows (configs/maintenance.yaml);
+	// a missing file means none. Reloaded with the routes and rights.
+	Maintenance string    `mapstructure:"maintenance_file"`
+	HTTP        HTTP      `mapstructure:"http"`
+	Trust       Trust     `mapstructure:"trust"`
+	Signing     Signing   `mapstructure:"signing"`
+	Replay      Replay    `mapstructure:"replay"`
+	Routing     Routing   `mapstructure:"routing"`
+	Demo        Demo      `mapstructure:"demo"`
+	Log         Log       `mapstructure:"log"`
+	Cases       Cases     `mapstructure:"cases"`
+	AMQP        AMQP      `mapstructure:"amqp"`
+	Journal     Journal   `mapstructure:"journal"`
+	Incidents   Incidents `mapstructure:"incidents"`
+	Reports     Reports   `mapstructure:"reports"`
 }
 
 // HTTP holds the server's limits. Every timeout is set so that a slow client cannot hold a
@@ -80,19 +83,15 @@ type Replay struct {
 	IDRetention time.Duration `mapstructure:"id_retention"`
 }
 
-// Routing holds the per-service timeouts. A service without an entry uses DefaultTimeout.
+// Routing names the routing table and bounds the background wait for late services.
 type Routing struct {
-	DefaultTimeout time.Duration        `mapstructure:"default_timeout"`
-	Services       map[int]ServiceRoute `mapstructure:"services"`
+	// RoutesFile is the routing table (configs/routes.yaml, package routes): every service's
+	// queue, adapter, backend and timeout. It is reloaded on SIGHUP and when it changes.
+	RoutesFile string `mapstructure:"routes_file"`
 	// AsyncTimeout is how long the broker keeps waiting, in the background, for the services a
 	// synchronous request's reply went out without; the complete reply is then fetched on the
-	// asynchronous channel. It is at least every service timeout.
+	// asynchronous channel. It is at least every service timeout of the routing table.
 	AsyncTimeout time.Duration `mapstructure:"async_timeout"`
-}
-
-// ServiceRoute is the routing of one service.
-type ServiceRoute struct {
-	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // Demo sizes the generated demo world of the embedded default.
@@ -196,11 +195,12 @@ type Log struct {
 // adapters under ./data.
 func Defaults() Broker {
 	return Broker{
-		Listen:    "127.0.0.1:8080",
-		DataDir:   "./data",
-		Endpoint:  "/SyncChannel/v10",
-		Transport: "gochannel",
-		Rights:    "configs/rights.yaml",
+		Listen:      "127.0.0.1:8080",
+		DataDir:     "./data",
+		Endpoint:    "/SyncChannel/v10",
+		Transport:   "gochannel",
+		Rights:      "configs/rights.yaml",
+		Maintenance: "configs/maintenance.yaml",
 		HTTP: HTTP{
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
@@ -213,7 +213,7 @@ func Defaults() Broker {
 		},
 		Trust:     Trust{Roots: []string{}, CRLs: []string{}},
 		Replay:    Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
-		Routing:   Routing{DefaultTimeout: 10 * time.Second, Services: map[int]ServiceRoute{}, AsyncTimeout: time.Hour},
+		Routing:   Routing{RoutesFile: "configs/routes.yaml", AsyncTimeout: time.Hour},
 		Demo:      Demo{Seed: 1, People: 200, Organisations: 50},
 		Log:       Log{Format: "text", Level: "info"},
 		Journal:   Journal{Driver: "sqlite", ArchiveDir: "", SegmentRecords: 10000, SegmentBytes: 64 << 20, SealEvery: time.Minute},
@@ -321,7 +321,8 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("signing.key_file", d.Signing.KeyFile)
 	v.SetDefault("replay.window", d.Replay.Window)
 	v.SetDefault("replay.id_retention", d.Replay.IDRetention)
-	v.SetDefault("routing.default_timeout", d.Routing.DefaultTimeout)
+	v.SetDefault("routing.routes_file", d.Routing.RoutesFile)
+	v.SetDefault("maintenance_file", d.Maintenance)
 	v.SetDefault("routing.async_timeout", d.Routing.AsyncTimeout)
 	v.SetDefault("demo.seed", d.Demo.Seed)
 	v.SetDefault("demo.people", d.Demo.People)
@@ -382,7 +383,7 @@ func (c Broker) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"http.read_header_timeout": c.HTTP.ReadHeaderTimeout, "http.read_timeout": c.HTTP.ReadTimeout,
 		"http.write_timeout": c.HTTP.WriteTimeout, "http.idle_timeout": c.HTTP.IdleTimeout,
-		"replay.window": c.Replay.Window, "routing.default_timeout": c.Routing.DefaultTimeout,
+		"replay.window": c.Replay.Window, "routing.async_timeout": c.Routing.AsyncTimeout,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
@@ -394,23 +395,8 @@ func (c Broker) Validate() error {
 	if c.Replay.IDRetention < 2*c.Replay.Window {
 		errs = append(errs, fmt.Errorf("replay.id_retention: %s must be at least twice replay.window (%s)", c.Replay.IDRetention, c.Replay.Window))
 	}
-	for svc, r := range c.Routing.Services {
-		if svc < 1 || svc > 93 {
-			errs = append(errs, fmt.Errorf("routing.services.%d: no such service in Appendix 2 (1..93)", svc))
-		}
-		if r.Timeout < 0 {
-			errs = append(errs, fmt.Errorf("routing.services.%d.timeout: must not be negative", svc))
-		}
-	}
-	if c.Routing.AsyncTimeout < c.Routing.DefaultTimeout || c.Routing.AsyncTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("routing.async_timeout: %s must be positive and at least routing.default_timeout (%s)",
-			c.Routing.AsyncTimeout, c.Routing.DefaultTimeout))
-	}
-	for svc, r := range c.Routing.Services {
-		if r.Timeout > c.Routing.AsyncTimeout {
-			errs = append(errs, fmt.Errorf("routing.async_timeout: %s must be at least routing.services.%d.timeout (%s)",
-				c.Routing.AsyncTimeout, svc, r.Timeout))
-		}
+	if c.Routing.RoutesFile == "" {
+		errs = append(errs, errors.New("routing.routes_file: required (configs/routes.yaml)"))
 	}
 	switch c.HTTP.TLS.ClientAuth {
 	case "none", "request", "require":
@@ -455,14 +441,6 @@ func (c Broker) Validate() error {
 		errs = append(errs, fmt.Errorf("log.level: %q; use debug, info, warn or error", c.Log.Level))
 	}
 	return errors.Join(errs...)
-}
-
-// Timeout returns the timeout of service n.
-func (r Routing) Timeout(n int) time.Duration {
-	if s, ok := r.Services[n]; ok && s.Timeout > 0 {
-		return s.Timeout
-	}
-	return r.DefaultTimeout
 }
 
 // Validate checks the cases section on its own: every pattern compiles and is anchored, and the

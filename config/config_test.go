@@ -35,7 +35,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if cfg.Replay != d.Replay {
 		t.Errorf("replay = %+v, want %+v", cfg.Replay, d.Replay)
 	}
-	if cfg.Routing.DefaultTimeout != 10*time.Second || cfg.AMQP.Concurrency != 8 || len(cfg.Routing.Services) != 0 {
+	if cfg.Routing != d.Routing || cfg.Maintenance != d.Maintenance || cfg.AMQP.Concurrency != 8 {
 		t.Errorf("routing = %+v", cfg.Routing)
 	}
 	if len(cfg.Trust.Roots) != 0 || len(cfg.Trust.CRLs) != 0 {
@@ -121,46 +121,6 @@ func TestLoadEnvOverrideInvalid(t *testing.T) {
 	}
 }
 
-func TestLoadRoutingServices(t *testing.T) {
-	cfg, err := Load(writeConfig(t, "routing:\n  default_timeout: 7s\n  services: {11: {timeout: 20s}, 37: {timeout: 3s}}\n"), true)
-	if err != nil {
-		t.Fatalf("Load = %v", err)
-	}
-	tests := []struct {
-		service int
-		want    time.Duration
-	}{
-		{11, 20 * time.Second},
-		{37, 3 * time.Second},
-		{1, 7 * time.Second},
-		{12, 7 * time.Second},
-		{93, 7 * time.Second},
-	}
-	for _, tt := range tests {
-		if got := cfg.Routing.Timeout(tt.service); got != tt.want {
-			t.Errorf("Timeout(%d) = %s, want %s", tt.service, got, tt.want)
-		}
-	}
-}
-
-func TestRoutingTimeout(t *testing.T) {
-	r := Routing{DefaultTimeout: 10 * time.Second, Services: map[int]ServiceRoute{
-		11: {Timeout: 20 * time.Second},
-		12: {Timeout: 0}, // unset: the default applies
-	}}
-	for _, tt := range []struct {
-		n    int
-		want time.Duration
-	}{{11, 20 * time.Second}, {12, 10 * time.Second}, {13, 10 * time.Second}} {
-		if got := r.Timeout(tt.n); got != tt.want {
-			t.Errorf("Timeout(%d) = %s, want %s", tt.n, got, tt.want)
-		}
-	}
-	if got := (Routing{DefaultTimeout: time.Second}).Timeout(5); got != time.Second {
-		t.Errorf("nil Services: Timeout = %s", got)
-	}
-}
-
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -174,10 +134,7 @@ func TestValidate(t *testing.T) {
 		{"client_auth bad", func(c *Broker) { c.HTTP.TLS.ClientAuth = "optional" }, "http.tls.client_auth"},
 		{"client_auth empty", func(c *Broker) { c.HTTP.TLS.ClientAuth = "" }, "http.tls.client_auth"},
 		{"client_auth require", func(c *Broker) { c.HTTP.TLS.ClientAuth = "require" }, ""},
-		{"service 0", func(c *Broker) { c.Routing.Services = map[int]ServiceRoute{0: {Timeout: time.Second}} }, "routing.services.0"},
-		{"service 94", func(c *Broker) { c.Routing.Services = map[int]ServiceRoute{94: {Timeout: time.Second}} }, "routing.services.94"},
-		{"service 93", func(c *Broker) { c.Routing.Services = map[int]ServiceRoute{93: {Timeout: time.Second}} }, ""},
-		{"negative service timeout", func(c *Broker) { c.Routing.Services = map[int]ServiceRoute{11: {Timeout: -time.Second}} }, "routing.services.11.timeout"},
+		{"no routes file", func(c *Broker) { c.Routing.RoutesFile = "" }, "routing.routes_file"},
 		{"listen not host:port", func(c *Broker) { c.Listen = "8080" }, "listen"},
 		{"endpoint relative", func(c *Broker) { c.Endpoint = "SyncChannel" }, "endpoint"},
 		{"transport nats", func(c *Broker) { c.Transport = "nats" }, "transport"},
@@ -210,12 +167,12 @@ func TestValidateReportsAllProblems(t *testing.T) {
 	c := Defaults()
 	c.HTTP.TLS.ClientAuth = "maybe"
 	c.Replay.IDRetention = time.Minute
-	c.Routing.Services = map[int]ServiceRoute{100: {}}
+	c.Routing.RoutesFile = ""
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate = nil")
 	}
-	for _, want := range []string{"http.tls.client_auth", "replay.id_retention", "routing.services.100"} {
+	for _, want := range []string{"http.tls.client_auth", "replay.id_retention", "routing.routes_file"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -226,7 +183,7 @@ func TestLoadFileValidationErrors(t *testing.T) {
 	tests := []struct {
 		name, body, want string
 	}{
-		{"bad service number", "routing:\n  services: {0: {timeout: 1s}}\n", "routing.services.0"},
+		{"timeouts moved to the routes file", "routing:\n  services: {11: {timeout: 1s}}\n", "services"},
 		{"bad client_auth", "http:\n  tls:\n    client_auth: sometimes\n", "client_auth"},
 		{"retention", "replay:\n  window: 1h\n  id_retention: 1h\n", "replay.id_retention"},
 		{"bad duration", "replay:\n  window: soon\n", "window"},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -27,6 +28,7 @@ type AdapterRuntime struct {
 	retries   int
 	backoff   time.Duration
 	answered  *answeredCache
+	queueOf   func(service int) string // nil: each service's own queue
 }
 
 // NewAdapterRuntime returns a runtime named name (it appears in every answer, for tracing) for
@@ -53,28 +55,62 @@ func (a *AdapterRuntime) Services() []int {
 	return out
 }
 
-// AddHandlers registers one handler per service on router.
+// WithQueues makes the runtime consume each service's requests from the queue queueOf names (the
+// routing table's) instead of the service's own. Services that share a queue share one handler.
+// Call it before AddHandlers.
+func (a *AdapterRuntime) WithQueues(queueOf func(service int) string) *AdapterRuntime {
+	a.queueOf = queueOf
+	return a
+}
+
+// AddHandlers registers one handler per queue on router.
 func (a *AdapterRuntime) AddHandlers(router *message.Router, subscriber message.Subscriber) {
+	queueOf := a.queueOf
+	if queueOf == nil {
+		queueOf = schemas.ServiceTopic
+	}
+	byQueue := map[string][]int{}
+	var queues []string
 	for _, n := range a.Services() {
-		backend := a.backends[n]
-		router.AddConsumerHandler(
-			fmt.Sprintf("adapter-%s-service-%03d", a.name, n),
-			schemas.ServiceTopic(n), subscriber,
-			func(msg *message.Message) error { return a.handle(msg, n, backend) })
+		q := queueOf(n)
+		if _, ok := byQueue[q]; !ok {
+			queues = append(queues, q)
+		}
+		byQueue[q] = append(byQueue[q], n)
+	}
+	for _, q := range queues {
+		served := byQueue[q]
+		name := fmt.Sprintf("adapter-%s-service-%03d", a.name, served[0])
+		if q != schemas.ServiceTopic(served[0]) || len(served) > 1 {
+			name = fmt.Sprintf("adapter-%s-queue-%s", a.name, q)
+		}
+		router.AddConsumerHandler(name, q, subscriber, func(msg *message.Message) error { return a.handle(msg, q, served) })
 	}
 }
 
-func (a *AdapterRuntime) handle(msg *message.Message, service int, backend adapters.Backend) error {
+func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int) error {
 	var req schemas.ServiceRequest
 	if err := json.Unmarshal(msg.Payload, &req); err != nil {
 		// Without a request id there is nobody to answer; redelivery would fail the same way.
-		a.logger.Error("undecodable service request dropped", "service", service, "transport_id", msg.UUID, "error", err)
+		a.logger.Error("undecodable service request dropped", "queue", queue, "transport_id", msg.UUID, "error", err)
 		return nil
 	}
-	if req.Service != service || req.ReplyTo == "" {
-		a.logger.Error("service request on the wrong topic or without reply topic dropped",
-			"service", service, "request_service", req.Service, "request_id", req.RequestID)
+	if req.ReplyTo == "" {
+		a.logger.Error("service request without reply topic dropped", "queue", queue, "service", req.Service, "request_id", req.RequestID)
 		return nil
+	}
+	service := req.Service
+	backend, ok := a.backends[service]
+	if !ok || !slices.Contains(served, service) {
+		// The routing table sends this service to a queue this adapter consumes for others: the
+		// broker is told at once rather than left to time out, and the operator sees why.
+		a.logger.Error("service request for a service this adapter does not serve on this queue",
+			"queue", queue, "service", service, "request_id", req.RequestID)
+		return a.publishAnswer(req, service, schemas.ServiceResponse{
+			RequestID: req.RequestID, Service: service, Adapter: a.name, AnsweredAt: a.clock.Now(),
+			Result: siobroker.ServiceResult{Service: service, Status: siobroker.StatusError, Reason: siobroker.ReasonAdapterError,
+				Message: fmt.Sprintf("adapter %s does not serve service %d on queue %s; check the routing table", a.name, service, queue)},
+		})
 	}
 
 	// A redelivered copy of a request this process has answered is not asked again: the same

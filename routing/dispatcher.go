@@ -39,6 +39,7 @@ type Dispatcher struct {
 	clock      siobroker.Clock
 	logger     *slog.Logger
 	tracker    DeliveryTracker
+	queueOf    func(service int) string
 
 	mu      sync.Mutex
 	pending map[string]chan []byte // correlation key → the answer's payload
@@ -54,7 +55,16 @@ func NewDispatcher(publisher message.Publisher, replyTopic string, clock siobrok
 		logger:     logger,
 		pending:    make(map[string]chan []byte),
 		tracker:    noTracker{},
+		queueOf:    schemas.ServiceTopic,
 	}
+}
+
+// WithQueues makes d send each service's requests to the topic queueOf names (the routing
+// table's queue) instead of the service's own. Call it before the router runs; queueOf is
+// called on every dispatch, so it may follow a reloaded table.
+func (d *Dispatcher) WithQueues(queueOf func(service int) string) *Dispatcher {
+	d.queueOf = queueOf
+	return d
 }
 
 // TrackDelivery makes d report every service message to t. Call it before the router runs.
@@ -146,16 +156,17 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 
 	out := Outcome{DispatchedAt: d.clock.Now()}
 	req.SentAt = out.DispatchedAt
+	topic := d.queueOf(req.Service)
 	msg, err := newJSONMessage(key, req, requestMetadata(req))
 	if err == nil {
 		// Tracked before the publish: the answer may come back before Publish returns.
-		d.tracker.Sent(key, req.Service, schemas.ServiceTopic(req.Service), out.DispatchedAt)
-		if err = d.publisher.Publish(schemas.ServiceTopic(req.Service), msg); err != nil {
+		d.tracker.Sent(key, req.Service, topic, out.DispatchedAt)
+		if err = d.publisher.Publish(topic, msg); err != nil {
 			d.tracker.Abandon(key)
 		}
 	}
 	if err != nil {
-		d.tracker.Failed(req.Service, schemas.ServiceTopic(req.Service), err)
+		d.tracker.Failed(req.Service, topic, err)
 		d.logger.Error("dispatch failed", "request_id", req.RequestID, "service", req.Service, "error", err)
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
 			Reason: siobroker.ReasonUnavailable, Message: "the service could not be dispatched"}

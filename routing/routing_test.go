@@ -104,6 +104,12 @@ func newTestEnv(t *testing.T, backends map[int]adapters.Backend) *testEnv {
 
 func newTestEnvClock(t *testing.T, backends map[int]adapters.Backend, clock siobroker.Clock) *testEnv {
 	t.Helper()
+	return newTestEnvQueues(t, backends, clock, nil)
+}
+
+// newTestEnvQueues routes through queueOf (nil: each service's own queue) on both sides.
+func newTestEnvQueues(t *testing.T, backends map[int]adapters.Backend, clock siobroker.Clock, queueOf func(int) string) *testEnv {
+	t.Helper()
 	logs := newLogRecorder()
 	logger := slog.New(logs)
 	pubsub := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, watermill.NopLogger{})
@@ -114,6 +120,10 @@ func newTestEnvClock(t *testing.T, backends map[int]adapters.Backend, clock siob
 	d := NewDispatcher(pubsub, ReplyTopicPrefix+watermill.NewUUID(), clock, logger)
 	d.AddHandlers(router, pubsub)
 	rt := NewAdapterRuntime(adapterName, backends, pubsub, clock, logger)
+	if queueOf != nil {
+		d.WithQueues(queueOf)
+		rt.WithQueues(queueOf)
+	}
 	rt.AddHandlers(router, pubsub)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -541,9 +551,9 @@ func TestMalformedMessagesAreDropped(t *testing.T) {
 		}
 	}
 	pub(schemas.ServiceTopic(50), "{not json")
-	env.logs.waitFor(t, "undecodable service request dropped", "service=50")
+	env.logs.waitFor(t, "undecodable service request dropped", "queue=sio.service.050")
 	pub(schemas.ServiceTopic(50), `{"requestId":"w1","service":51,"replyTo":"x"}`)
-	env.logs.waitFor(t, "wrong topic", "request_id=w1")
+	env.logs.waitFor(t, "does not serve", "request_id=w1")
 	pub(schemas.ServiceTopic(50), `{"requestId":"w2","service":50}`)
 	env.logs.waitFor(t, "without reply topic", "request_id=w2")
 	pub(env.dispatcher.ReplyTopic(), "<xml/>")
@@ -646,5 +656,36 @@ func TestCtxHonouringBackendTimesOut(t *testing.T) {
 		if r := outs[0].Result; r.Status != siobroker.StatusOK {
 			t.Fatalf("round %d: the fast service: %+v", i, r)
 		}
+	}
+}
+
+// TestSharedQueue: services routed to one queue are consumed by one handler of the adapter and
+// each answered by its own backend; a service sent to that queue which the adapter does not
+// serve is answered ADAPTER_ERROR at once, naming the routing table, instead of timing out.
+func TestSharedQueue(t *testing.T) {
+	queueOf := func(n int) string {
+		if n == 50 || n == 51 || n == 52 {
+			return "sio.shared"
+		}
+		return schemas.ServiceTopic(n)
+	}
+	env := newTestEnvQueues(t, map[int]adapters.Backend{50: echoBackend(50), 51: echoBackend(51), 60: echoBackend(60)},
+		siobroker.SystemClock{}, queueOf)
+	reqs := []schemas.ServiceRequest{request("sq-1", 50, "750312300458"), request("sq-1", 51, "750312300458"),
+		request("sq-1", 60, "750312300458"), request("sq-1", 52, "750312300458")}
+	start := time.Now()
+	outs := env.dispatcher.Dispatch(context.Background(), reqs, timeouts(10*time.Second, nil))
+	for i, want := range []int{50, 51, 60} {
+		r := outs[i].Result
+		if r.Status != siobroker.StatusOK || r.Service != want || field(r.Records[0], "backend") != fmt.Sprint(want) {
+			t.Errorf("service %d: %+v", want, r)
+		}
+	}
+	if r := outs[3].Result; r.Status != siobroker.StatusError || r.Reason != siobroker.ReasonAdapterError ||
+		!strings.Contains(r.Message, "does not serve service 52") {
+		t.Errorf("service 52 on a queue its adapter does not serve: %+v", r)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("the unserved service waited for its timeout instead of being answered at once")
 	}
 }

@@ -51,7 +51,7 @@ func FaultXML(err error, now time.Time) []byte {
 // "Client" for everything the caller must change.
 func faultCode(code siobroker.Code) string {
 	switch code {
-	case siobroker.CodeInternal, siobroker.CodeUnavailable:
+	case siobroker.CodeInternal, siobroker.CodeUnavailable, siobroker.CodeMaintenance:
 		return "Server"
 	}
 	return "Client"

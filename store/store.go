@@ -58,6 +58,9 @@ var migrations = []string{
 	// Requests taken on the asynchronous channel, with their delivery state and signed reply. See
 	// async.go.
 	migrationAsync,
+
+	// Announced maintenance windows (§36, 42 of the Rules). See maintenance.go.
+	migrationMaintenance,
 }
 
 // Open opens (creating if needed) the store at dir/broker.db and brings its schema up to date.

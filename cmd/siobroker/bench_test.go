@@ -42,6 +42,8 @@ func benchSend(b *testing.B, transport string, services int) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = b.TempDir()
 	cfg.Rights = filepath.Join("..", "..", "configs", "rights.yaml")
+	cfg.Routing.RoutesFile = filepath.Join("..", "..", "configs", "routes.yaml")
+	cfg.Maintenance = filepath.Join("..", "..", "configs", "maintenance.yaml")
 	if transport == "amqp" {
 		prefix := amqpPrefix(b)
 		cfg.Transport = "amqp"

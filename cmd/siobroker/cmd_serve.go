@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -30,9 +32,9 @@ import (
 	"github.com/sio-pso/siobroker/incidents"
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/journal/postgres"
+	"github.com/sio-pso/siobroker/maintenance"
 	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/reports"
-	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
@@ -72,6 +74,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		logger.Error("broker did not start", "error", err)
 		return 1
 	}
+	// SIGHUP reloads the routes, rights and maintenance windows (see liveConfig.Reload).
+	signal.Notify(b.hup, syscall.SIGHUP)
+	defer signal.Stop(b.hup)
 	fmt.Fprintf(stdout, "siobroker listening on %s%s (WSDL: %s%s?wsdl)\n", b.BaseURL(), cfg.Endpoint, b.BaseURL(), cfg.Endpoint)
 	<-ctx.Done()
 	logger.Info("shutting down")
@@ -111,6 +116,8 @@ type runningBroker struct {
 	pipeline     *broker.Broker
 	asyncStop    context.CancelFunc // stops the asynchronous worker
 	asyncDone    chan struct{}      // closed when the asynchronous worker has stopped
+	live         *liveConfig        // the reloadable configuration
+	hup          chan os.Signal     // reload requests (SIGHUP)
 }
 
 // AsyncPath is where the asynchronous channel is served: the same signed SendMessage as the
@@ -152,9 +159,9 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	if err != nil {
 		return nil, fmt.Errorf("trust store: %w", err)
 	}
-	table, err := rights.Load(cfg.Rights)
+	live, err := loadLiveConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("rights: %w", err)
+		return nil, err
 	}
 	caseRules, err := cases.NewRules(cfg.Cases, cases.WithClock(clock))
 	if err != nil {
@@ -172,6 +179,10 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		return nil, err
 	}
 	b.closeJournal = closeJournal
+	b.live = live
+	if err := live.attachSchedule(ctx, maintenance.NewSchedule(b.db, clock)); err != nil {
+		return nil, err
+	}
 	users := registry.New(b.db, clock, logger.With("component", "registry"))
 	var demoUsers []devpki.User
 	if b.manifest != nil {
@@ -187,11 +198,11 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	if b.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wmLogger); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	pub, sub, replyTopic, err := b.openTransport(ctx, cfg, registryNames, wmLogger)
+	pub, sub, replyTopic, err := b.openTransport(ctx, cfg, registryNames, live.routes.Table().DeclaredQueues(), wmLogger)
 	if err != nil {
 		return nil, err
 	}
-	dispatcher := routing.NewDispatcher(pub, replyTopic, clock, logger.With("component", "dispatcher"))
+	dispatcher := routing.NewDispatcher(pub, replyTopic, clock, logger.With("component", "dispatcher")).WithQueues(live.routes.Queue)
 	dispatcher.AddHandlers(b.router, sub)
 	tracker := incidents.NewTracker(incidents.Config{Threshold: cfg.Incidents.Threshold, CheckEvery: cfg.Incidents.CheckEvery},
 		b.db, journalStore, clock, logger.With("component", "incidents"))
@@ -206,7 +217,8 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		// users' cases (§5), in this process; with RabbitMQ, deployments run `siobroker adapter`
 		// processes on the shared queues instead. GoChannel delivers every message to every
 		// subscriber of its topic, so each topic has exactly one consumer here.
-		adapter := routing.NewAdapterRuntime("demo", demo.NewBackends(world), pub, clock, logger.With("component", "adapter"))
+		adapter := routing.NewAdapterRuntime("demo", demo.NewBackends(world), pub, clock, logger.With("component", "adapter")).
+			WithQueues(live.routes.Queue)
 		adapter.AddHandlers(b.router, sub)
 		inProcessServices = len(adapter.Services())
 		for _, name := range registryNames {
@@ -230,22 +242,23 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	pipeline, err := broker.New(broker.Config{
 		Limits:       soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements},
 		ReplayWindow: cfg.Replay.Window,
-		Timeout:      cfg.Routing.Timeout,
+		Timeout:      live.routes.Timeout,
 		AsyncTimeout: cfg.Routing.AsyncTimeout,
 	}, broker.Deps{
-		Verifier:   signing.NewVerifier(trust),
-		Signer:     signer,
-		Replay:     b.db,
-		Dispatcher: dispatcher,
-		Rights:     table,
-		Users:      users,
-		Cases:      caseRules,
-		Registry:   dispatcher,
-		Journal:    journalStore,
-		Clock:      clock,
-		Logger:     logger.With("component", "broker"),
-		NewID:      uuid.NewString,
-		Async:      b.db,
+		Verifier:    signing.NewVerifier(trust),
+		Signer:      signer,
+		Replay:      b.db,
+		Dispatcher:  dispatcher,
+		Rights:      live.rights,
+		Users:       users,
+		Cases:       caseRules,
+		Registry:    dispatcher,
+		Journal:     journalStore,
+		Clock:       clock,
+		Logger:      logger.With("component", "broker"),
+		NewID:       uuid.NewString,
+		Async:       b.db,
+		Maintenance: live.maintenance,
 	})
 	if err != nil {
 		return nil, err
@@ -313,6 +326,9 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	b.jobs.Go(func() { forgetOldMessageIDs(ctx, b.db, cfg.Replay.IDRetention, clock, logger) })
 	b.jobs.Go(func() { blockInactiveUsers(ctx, users, logger) })
 	b.jobs.Go(func() { tracker.Run(ctx) })
+	b.jobs.Go(func() { live.maintenance.Run(ctx, 15*time.Second, logger.With("component", "maintenance")) })
+	b.hup = make(chan os.Signal, 1)
+	b.jobs.Go(func() { live.watch(ctx, b.hup, reloadPoll, logger.With("component", "reload")) })
 	// The asynchronous worker resumes every ON_DELIVERY request at start. It has its own context,
 	// which Close cancels before the router stops, so that no request in flight is answered with
 	// the errors of a closing transport: an interrupted request stays ON_DELIVERY.
@@ -390,7 +406,7 @@ func forgetOldMessageIDs(ctx context.Context, db *store.DB, retention time.Durat
 // openTransport returns the publisher, subscriber and reply topic of the configured transport:
 // the in-process GoChannel, or RabbitMQ with its topology declared first (publishing to a queue
 // that does not exist would lose the message).
-func (b *runningBroker) openTransport(ctx context.Context, cfg config.Broker, registries []string, logger watermill.LoggerAdapter) (message.Publisher, message.Subscriber, string, error) {
+func (b *runningBroker) openTransport(ctx context.Context, cfg config.Broker, registries, queues []string, logger watermill.LoggerAdapter) (message.Publisher, message.Subscriber, string, error) {
 	if cfg.Transport != "amqp" {
 		b.pubsub = gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1024}, logger)
 		return b.pubsub, b.pubsub, routing.ReplyTopicPrefix + uuid.NewString(), nil
@@ -401,6 +417,11 @@ func (b *runningBroker) openTransport(ctx context.Context, cfg config.Broker, re
 		instance = host + "-" + strings.ReplaceAll(cfg.Listen, ":", "-")
 	}
 	acfg := amqpConfig(cfg.AMQP, instance, registries)
+	for _, q := range queues {
+		if !strings.HasPrefix(q, "sio.service.") {
+			acfg.Queues = append(acfg.Queues, q)
+		}
+	}
 	if err := amqptransport.Declare(ctx, acfg); err != nil {
 		return nil, nil, "", fmt.Errorf("declare RabbitMQ topology: %w", err)
 	}

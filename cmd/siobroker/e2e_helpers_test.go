@@ -88,12 +88,22 @@ func testConfig(dataDir string) config.Broker {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = dataDir
 	cfg.Rights = "../../configs/rights.yaml"
+	cfg.Routing.RoutesFile = "../../configs/routes.yaml"
+	cfg.Maintenance = "../../configs/maintenance.yaml"
 	return cfg
 }
 
 // startE2E starts a broker over dataDir (which may already hold a PKI in dataDir/pki).
 func startE2E(dataDir string, clock siobroker.Clock) (*e2eBroker, error) {
+	return startE2EWith(dataDir, clock, nil)
+}
+
+// startE2EWith starts a broker over dataDir with the test configuration changed by edit.
+func startE2EWith(dataDir string, clock siobroker.Clock, edit func(*config.Broker)) (*e2eBroker, error) {
 	cfg := testConfig(dataDir)
+	if edit != nil {
+		edit(&cfg)
+	}
 	// startBroker's context bounds the broker's life (router, pruning), not only its start, so it
 	// is not a timeout here; Close stops it.
 	b, err := startBroker(context.Background(), cfg, clock, testLogger())

@@ -19,19 +19,21 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"load":      {cmdLoad, "send signed requests at a rate or concurrency and report throughput, latency, errors and memory"},
-	"dlq":       {cmdDLQ, "list the RabbitMQ dead-letter queue, or replay it to the queues its messages died in"},
-	"adapter":   {cmdAdapter, "run an adapter process for the services its config names, over RabbitMQ"},
-	"serve":     {cmdServe, "start the broker (embedded default: in-process transport, demo adapters, development PKI)"},
-	"send":      {cmdSend, "sign a request with a user's certificate, post it, verify the signed reply"},
-	"devpki":    {cmdDevPKI, "write a development PKI: root CA, CRL, broker and demo user certificates"},
-	"rights":    {cmdRights, "export the access-rights tables, or explain one decision"},
-	"users":     {cmdUsers, "manage the user registry: import, register, move, block, unblock, delete, list, show"},
-	"incidents": {cmdIncidents, "list, show, annotate and close delivery-delay incidents (§39-41)"},
-	"journal":   {cmdJournal, "verify the sealed journal archives offline (§38)"},
-	"reports":   {cmdReports, "run a journal report (§10) or the prosecutor's export (§51-53)"},
-	"status":    {cmdStatus, "ask the delivery state of an asynchronous request (send --async)"},
-	"fetch":     {cmdFetch, "fetch and verify the signed result of an asynchronous request"},
+	"load":        {cmdLoad, "send signed requests at a rate or concurrency and report throughput, latency, errors and memory"},
+	"dlq":         {cmdDLQ, "list the RabbitMQ dead-letter queue, or replay it to the queues its messages died in"},
+	"adapter":     {cmdAdapter, "run an adapter process for the services its config names, over RabbitMQ"},
+	"serve":       {cmdServe, "start the broker (embedded default: in-process transport, demo adapters, development PKI)"},
+	"send":        {cmdSend, "sign a request with a user's certificate, post it, verify the signed reply"},
+	"devpki":      {cmdDevPKI, "write a development PKI: root CA, CRL, broker and demo user certificates"},
+	"rights":      {cmdRights, "export the access-rights tables, or explain one decision"},
+	"users":       {cmdUsers, "manage the user registry: import, register, move, block, unblock, delete, list, show"},
+	"incidents":   {cmdIncidents, "list, show, annotate and close delivery-delay incidents (§39-41)"},
+	"journal":     {cmdJournal, "verify the sealed journal archives offline (§38)"},
+	"reports":     {cmdReports, "run a journal report (§10) or the prosecutor's export (§51-53)"},
+	"status":      {cmdStatus, "ask the delivery state of an asynchronous request (send --async)"},
+	"fetch":       {cmdFetch, "fetch and verify the signed result of an asynchronous request"},
+	"routes":      {cmdRoutes, "print the effective routing table: service, queue, adapter, backend and timeout"},
+	"maintenance": {cmdMaintenance, "list, announce and cancel planned maintenance windows (§36, 42)"},
 }
 
 func main() {

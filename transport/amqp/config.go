@@ -52,6 +52,9 @@ type Config struct {
 	// "sio.registry.NAME").
 	Services   []int
 	Registries []string
+	// Queues are further work queues Declare creates: the shared queues of the routing table
+	// (package routes), by topic name.
+	Queues []string
 
 	// Prefix is put in front of every queue and exchange name (tests use it to keep parallel
 	// runs apart). Default "".
@@ -160,6 +163,11 @@ func (c Config) Validate() error {
 	for _, r := range c.Registries {
 		if !validName(r) {
 			errs = append(errs, fmt.Errorf("amqp: registry %q: only letters, digits, '.', '_' and '-'", r))
+		}
+	}
+	for _, q := range c.Queues {
+		if !validName(q) {
+			errs = append(errs, fmt.Errorf("amqp: queue %q: only letters, digits, '.', '_' and '-'", q))
 		}
 	}
 	if c.Prefetch < 0 || c.Prefetch > 65535 {

@@ -25,7 +25,7 @@ const (
 
 // Declare declares the topology idempotently: the durable fanout dead-letter exchange, the
 // durable dead-letter queue bound to it, and a durable queue per service ("sio.service.NNN") and
-// per registry ("sio.registry.NAME"), each with x-dead-letter-exchange set. Queues are quorum
+// per registry ("sio.registry.NAME") and per shared queue of Config.Queues, each with x-dead-letter-exchange set. Queues are quorum
 // queues unless cfg.ClassicQueues, or unless the server refuses one (then classic durable).
 // It dials once with back-off until ctx ends.
 func Declare(ctx context.Context, cfg Config) error {
@@ -78,6 +78,9 @@ func (c Config) workQueues() []string {
 	}
 	for _, r := range c.Registries {
 		out = append(out, c.name(schemas.RegistryTopic(r)))
+	}
+	for _, q := range c.Queues {
+		out = append(out, c.name(q))
 	}
 	return out
 }

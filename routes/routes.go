@@ -1,0 +1,313 @@
+// Package routes reads the routing table (configs/routes.yaml): for every service of Appendix 2,
+// the queue its requests go to, the adapter and backend kind that answer it, and its timeout.
+// The table is checked as a whole when it is read, and every error names the file, the line and
+// the fix; a broker reloads it on SIGHUP and when the file changes, and keeps the running table
+// when the new one fails the check.
+package routes
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// The backend kinds a route may name (the kinds of adapters/adapterconfig).
+var Backends = []string{"demo", "postgres", "http"}
+
+// File is the routes file as written.
+type File struct {
+	DefaultTimeout time.Duration     `yaml:"default_timeout"`
+	Queues         []string          `yaml:"queues"`
+	Services       map[int]FileRoute `yaml:"services"`
+}
+
+// FileRoute is one service's entry.
+type FileRoute struct {
+	Queue   string        `yaml:"queue"`
+	Adapter string        `yaml:"adapter"`
+	Backend string        `yaml:"backend"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Route is one service's effective route.
+type Route struct {
+	Service int           `json:"service"`
+	Queue   string        `json:"queue"`
+	Adapter string        `json:"adapter"`
+	Backend string        `json:"backend"`
+	Timeout time.Duration `json:"timeout"`
+	// TimeoutSet is true when the file gives the service its own timeout.
+	TimeoutSet bool `json:"timeoutSet"`
+	Line       int  `json:"-"` // the line of the service's entry in the file
+}
+
+// Table is a checked routing table. It is immutable: a reload builds a new one.
+type Table struct {
+	Path           string
+	DefaultTimeout time.Duration
+	routes         map[int]Route
+	declared       []string // every queue a broker declares: the per-service ones and Queues
+}
+
+// Route returns the route of service n.
+func (t *Table) Route(n int) (Route, bool) {
+	r, ok := t.routes[n]
+	return r, ok
+}
+
+// Routes returns every route, by service.
+func (t *Table) Routes() []Route {
+	out := make([]Route, 0, len(t.routes))
+	for _, r := range t.routes {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Route) int { return a.Service - b.Service })
+	return out
+}
+
+// Timeout returns the timeout of service n: its own, or the default.
+func (t *Table) Timeout(n int) time.Duration {
+	if r, ok := t.routes[n]; ok {
+		return r.Timeout
+	}
+	return t.DefaultTimeout
+}
+
+// Queue returns the queue of service n, or the service's own queue when it has no route.
+func (t *Table) Queue(n int) string {
+	if r, ok := t.routes[n]; ok {
+		return r.Queue
+	}
+	return schemas.ServiceTopic(n)
+}
+
+// DeclaredQueues returns every work queue the table needs declared, sorted.
+func (t *Table) DeclaredQueues() []string { return slices.Clone(t.declared) }
+
+// MaxTimeout is the longest timeout of any route.
+func (t *Table) MaxTimeout() time.Duration {
+	m := t.DefaultTimeout
+	for _, r := range t.routes {
+		m = max(m, r.Timeout)
+	}
+	return m
+}
+
+// queueName is what a queue may be called: the topic names of the transport, which the AMQP
+// prefix goes in front of.
+var queueName = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,127}$`)
+
+// adapterName names the adapter process (its config's name).
+var adapterName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
+
+// Load reads and checks the routes file at path.
+func Load(path string) (*Table, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse checks the routes file content b. path names the file in errors. Every problem is
+// reported, each as "path:line: what is wrong; the fix".
+func Parse(path string, b []byte) (*Table, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %w (keys: default_timeout, queues, services; a service's keys: queue, adapter, backend, timeout)", path, err)
+	}
+	lines := serviceLines(&root)
+	at := func(line int, format string, args ...any) error {
+		return fmt.Errorf("%s:%d: %s", path, line, fmt.Sprintf(format, args...))
+	}
+	var errs []error
+	top := topLine(&root, "default_timeout")
+	if f.DefaultTimeout <= 0 {
+		errs = append(errs, at(top, "default_timeout must be positive, e.g. default_timeout: 10s"))
+	}
+	declared := make([]string, 0, siobroker.LastService+len(f.Queues))
+	for n := siobroker.FirstService; n <= siobroker.LastService; n++ {
+		declared = append(declared, schemas.ServiceTopic(n))
+	}
+	for _, q := range f.Queues {
+		if !queueName.MatchString(q) {
+			errs = append(errs, at(topLine(&root, "queues"), "queue name %q: use 1 to 128 of a-z, 0-9, '.', '_' or '-', starting with a letter", q))
+			continue
+		}
+		if slices.Contains(declared, q) {
+			errs = append(errs, at(topLine(&root, "queues"), "queue %q is declared twice (sio.service.NNN are declared for every service already); remove it", q))
+			continue
+		}
+		declared = append(declared, q)
+	}
+	t := &Table{Path: path, DefaultTimeout: f.DefaultTimeout, routes: make(map[int]Route, len(f.Services))}
+	services := make([]int, 0, len(f.Services))
+	for n := range f.Services {
+		services = append(services, n)
+	}
+	slices.Sort(services)
+	queueAdapter := map[string]Route{} // the first route of each queue: one adapter per queue
+	for _, n := range services {
+		fr, line := f.Services[n], lines[n]
+		if n < siobroker.FirstService || n > siobroker.LastService {
+			errs = append(errs, at(line, "service %d is not in Appendix 2 (%d..%d); remove it", n, siobroker.FirstService, siobroker.LastService))
+			continue
+		}
+		r := Route{Service: n, Queue: fr.Queue, Adapter: fr.Adapter, Backend: fr.Backend, Timeout: fr.Timeout, TimeoutSet: fr.Timeout != 0, Line: line}
+		if r.Queue == "" {
+			errs = append(errs, at(line, "service %d has no queue; its own is queue: %s", n, schemas.ServiceTopic(n)))
+		} else if !slices.Contains(declared, r.Queue) {
+			errs = append(errs, at(line, "service %d is routed to queue %q, which is not declared; use %s or add %q to queues", n, r.Queue, schemas.ServiceTopic(n), r.Queue))
+		} else if strings.HasPrefix(r.Queue, "sio.service.") && r.Queue != schemas.ServiceTopic(n) {
+			errs = append(errs, at(line, "service %d is routed to %s, the queue of another service; use %s, or a shared queue listed in queues", n, r.Queue, schemas.ServiceTopic(n)))
+		}
+		if !adapterName.MatchString(r.Adapter) {
+			errs = append(errs, at(line, "service %d: adapter %q must be the name of the adapter config that serves it (1 to 64 of a-z, 0-9, '_' or '-')", n, r.Adapter))
+		}
+		if !slices.Contains(Backends, r.Backend) {
+			errs = append(errs, at(line, "service %d: backend %q is not one of %s", n, r.Backend, strings.Join(Backends, ", ")))
+		}
+		switch {
+		case r.Timeout < 0:
+			errs = append(errs, at(line, "service %d: timeout %s must be positive; remove it to use default_timeout", n, r.Timeout))
+		case r.Timeout == 0:
+			r.Timeout = f.DefaultTimeout
+		}
+		if first, ok := queueAdapter[r.Queue]; ok && r.Queue != "" && first.Adapter != r.Adapter {
+			errs = append(errs, at(line, "queue %s carries service %d (adapter %s, line %d) and service %d (adapter %s): every service of a queue must have one adapter, or a message would reach one that cannot answer it",
+				r.Queue, first.Service, first.Adapter, first.Line, n, r.Adapter))
+		} else if !ok {
+			queueAdapter[r.Queue] = r
+		}
+		t.routes[n] = r
+	}
+	var missing []string
+	for n := siobroker.FirstService; n <= siobroker.LastService; n++ {
+		if _, ok := f.Services[n]; !ok {
+			missing = append(missing, strconv.Itoa(n))
+		}
+	}
+	if len(missing) > 0 {
+		errs = append(errs, at(topLine(&root, "services"), "no route for service %s; add `N: {queue: sio.service.NNN, adapter: NAME, backend: KIND}` for each (every service of Appendix 2 needs one)",
+			strings.Join(missing, ", ")))
+	}
+	slices.Sort(declared)
+	t.declared = declared
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return t, nil
+}
+
+// Diff describes what changed from old to t, one line per change, for the reload log.
+func (t *Table) Diff(old *Table) []string {
+	var out []string
+	if old == nil {
+		return []string{fmt.Sprintf("%d routes loaded", len(t.routes))}
+	}
+	if old.DefaultTimeout != t.DefaultTimeout {
+		out = append(out, fmt.Sprintf("default_timeout %s → %s", old.DefaultTimeout, t.DefaultTimeout))
+	}
+	for n := siobroker.FirstService; n <= siobroker.LastService; n++ {
+		a, aok := old.routes[n]
+		b, bok := t.routes[n]
+		switch {
+		case aok && !bok:
+			out = append(out, fmt.Sprintf("service %d: route removed", n))
+		case !aok && bok:
+			out = append(out, fmt.Sprintf("service %d: route added to %s", n, b.Queue))
+		case aok && bok:
+			if a.Queue != b.Queue {
+				out = append(out, fmt.Sprintf("service %d: queue %s → %s", n, a.Queue, b.Queue))
+			}
+			if a.Adapter != b.Adapter || a.Backend != b.Backend {
+				out = append(out, fmt.Sprintf("service %d: adapter %s/%s → %s/%s", n, a.Adapter, a.Backend, b.Adapter, b.Backend))
+			}
+			if a.Timeout != b.Timeout {
+				out = append(out, fmt.Sprintf("service %d: timeout %s → %s", n, a.Timeout, b.Timeout))
+			}
+		}
+	}
+	return out
+}
+
+// serviceLines maps each service number to the line of its entry.
+func serviceLines(root *yaml.Node) map[int]int {
+	out := map[int]int{}
+	if m := mapping(root, "services"); m != nil {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if n, err := strconv.Atoi(m.Content[i].Value); err == nil {
+				out[n] = m.Content[i].Line
+			}
+		}
+	}
+	return out
+}
+
+// topLine is the line of a top-level key, or 1 when it is absent.
+func topLine(root *yaml.Node, key string) int {
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		m := root.Content[0]
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key {
+				return m.Content[i].Line
+			}
+		}
+	}
+	return 1
+}
+
+func mapping(root *yaml.Node, key string) *yaml.Node {
+	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
+		return nil
+	}
+	m := root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key && m.Content[i+1].Kind == yaml.MappingNode {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// Live is the table a running broker routes with; a reload swaps in a new one whole. It is safe
+// for concurrent use.
+type Live struct{ p atomic.Pointer[Table] }
+
+// NewLive returns a Live holding t.
+func NewLive(t *Table) *Live {
+	l := &Live{}
+	l.p.Store(t)
+	return l
+}
+
+// Table returns the table in force.
+func (l *Live) Table() *Table { return l.p.Load() }
+
+// Swap puts t in force and returns the table it replaces.
+func (l *Live) Swap(t *Table) *Table { return l.p.Swap(t) }
+
+// Timeout is Table.Timeout on the table in force.
+func (l *Live) Timeout(n int) time.Duration { return l.Table().Timeout(n) }
+
+// Queue is Table.Queue on the table in force.
+func (l *Live) Queue(n int) string { return l.Table().Queue(n) }
