@@ -277,12 +277,15 @@ func (h *handler) apiMaintenance(ctx context.Context, _ operator) (any, error) {
 		return out, nil
 	}
 	out.Available = true
-	windows, err := h.cfg.Maintenance.Windows(ctx, false)
+	// Ended and cancelled windows stay on the page for RecentIncidents, so that a cancel shows.
+	windows, err := h.cfg.Maintenance.Windows(ctx, true)
 	if err != nil {
 		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the maintenance windows cannot be read now")
 	}
 	for _, w := range windows {
-		out.Windows = append(out.Windows, viewOf(w, now))
+		if now.Sub(w.End) <= RecentIncidents && (w.Cancelled.IsZero() || now.Sub(w.Cancelled) <= RecentIncidents) {
+			out.Windows = append(out.Windows, viewOf(w, now))
+		}
 	}
 	return out, nil
 }
@@ -293,7 +296,7 @@ func (h *handler) announce(ctx context.Context, r *http.Request, op operator, _ 
 	}
 	now := h.cfg.Clock.Now()
 	w := maintenance.Window{Reason: strings.TrimSpace(r.PostFormValue("reason")), AnnouncedBy: op.by(),
-		AnnouncedAt: now.In(siobroker.Astana), Source: "announced"}
+		AnnouncedAt: now.In(siobroker.Astana), Source: maintenance.SourceAnnounced}
 	var err error
 	if w.Services, err = parseServices(r.PostFormValue("services")); err != nil {
 		return nil, err
@@ -312,14 +315,17 @@ func (h *handler) announce(ctx context.Context, r *http.Request, op operator, _ 
 	case !w.End.After(now):
 		return nil, siobroker.FieldError("end", "must be in the future, got %s", view.End)
 	case w.Reason == "":
-		return nil, siobroker.FieldError("reason", "is required: the announcement says why")
+		return nil, siobroker.FieldError("reason", "is required: clients are told why the service is down")
+	}
+	if err := w.Validate(); err != nil {
+		return nil, siobroker.FieldError("window", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	if err := maxLen("reason", w.Reason, 1000); err != nil {
 		return nil, err
 	}
 	got, err := h.cfg.Maintenance.Announce(ctx, w)
 	if err != nil {
-		return nil, maintenanceError(err, "the maintenance window cannot be announced now")
+		return nil, maintenanceError(err, "the maintenance window cannot be announced")
 	}
 	view = viewOf(got, now)
 	d.Window, d.WindowID = &view, got.ID
@@ -336,18 +342,21 @@ func (h *handler) cancel(ctx context.Context, r *http.Request, op operator, _ *r
 	}
 	d.WindowID = id
 	if err := h.cfg.Maintenance.Cancel(ctx, id, op.by()); err != nil {
-		return nil, maintenanceError(err, fmt.Sprintf("maintenance window %d cannot be cancelled now", id))
+		return nil, maintenanceError(err, fmt.Sprintf("maintenance window %d cannot be cancelled", id))
 	}
 	return map[string]any{"cancelled": id, "at": siobroker.FormatTime(h.cfg.Clock.Now())}, nil
 }
 
-// maintenanceError keeps the refusals of the schedule that carry a code and hides the rest.
+// maintenanceError turns the errors of the schedule into refusals. The window was checked before
+// it was announced, so what remains is the store's.
 func maintenanceError(err error, what string) error {
-	var se *siobroker.Error
-	if errors.As(err, &se) {
-		return err
+	switch {
+	case errors.Is(err, maintenance.ErrNotFound):
+		return siobroker.Errorf(siobroker.CodeDashboardNotFound, "%s: no such announced window (a window of the file is cancelled by editing the file)", what)
+	case errors.Is(err, maintenance.ErrCancelled):
+		return siobroker.Errorf(siobroker.CodeDashboardConflict, "%s: it is cancelled already", what)
 	}
-	return siobroker.Wrap(siobroker.CodeUnavailable, err, "%s; retry later", what)
+	return siobroker.Wrap(siobroker.CodeUnavailable, err, "%s now; retry later", what)
 }
 
 // parseServices reads "1, 5,7" (or "" / "all": every service).

@@ -57,7 +57,8 @@ const (
 	DefaultTicketTTL         = 2 * time.Minute
 	DefaultSessionTTL        = 8 * time.Hour
 	DefaultMessageDateWindow = 5 * time.Minute
-	// RecentIncidents is how long a closed incident stays on the page.
+	// RecentIncidents is how long a closed incident, or an ended or cancelled maintenance window,
+	// stays on the page.
 	RecentIncidents = 7 * 24 * time.Hour
 	// MaxDeadLetters is how many dead letters the page lists, and the most one replay sends.
 	MaxDeadLetters = 100

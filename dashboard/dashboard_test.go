@@ -105,56 +105,13 @@ func (c *movableClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// memSchedule is a maintenance schedule in memory, for these tests only: the real one lives in
-// package maintenance.
-type memSchedule struct {
-	mu      sync.Mutex
-	windows []maintenance.Window
-	clock   siobroker.Clock
-}
-
-func (s *memSchedule) Windows(_ context.Context, includeEnded bool) ([]maintenance.Window, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []maintenance.Window
-	for _, w := range s.windows {
-		if includeEnded || s.clock.Now().Before(w.End) {
-			out = append(out, w)
-		}
-	}
-	return out, nil
-}
-
-func (s *memSchedule) Announce(_ context.Context, w maintenance.Window) (maintenance.Window, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	w.ID = int64(len(s.windows) + 1)
-	s.windows = append(s.windows, w)
-	return w, nil
-}
-
-func (s *memSchedule) Cancel(_ context.Context, id int64, by string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := range s.windows {
-		if s.windows[i].ID == id {
-			if !s.windows[i].Cancelled.IsZero() {
-				return siobroker.Errorf(siobroker.CodeDashboardConflict, "window %d is cancelled already", id)
-			}
-			s.windows[i].Cancelled = s.clock.Now()
-			return nil
-		}
-	}
-	return siobroker.Errorf(siobroker.CodeDashboardNotFound, "no window %d", id)
-}
-
 // fixture is a dashboard over a real store, registry, journal and incident tracker.
 type fixture struct {
 	clock    *movableClock
 	db       *store.DB
 	users    *registry.Registry
 	tracker  *incidents.Tracker
-	schedule *memSchedule
+	schedule *maintenance.Schedule
 	handler  http.Handler
 	server   *httptest.Server
 }
@@ -173,7 +130,10 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.tracker = incidents.NewTracker(incidents.Config{}, f.db, f.db.Journal(), f.clock, nil)
-	f.schedule = &memSchedule{clock: f.clock}
+	f.schedule = maintenance.NewSchedule(f.db, f.clock)
+	if err := f.schedule.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
 	f.handler = dashboard.New(dashboard.Config{
 		Services: func(context.Context) ([]operations.ServiceState, error) {
 			return []operations.ServiceState{{Service: 1, Queue: schemas.ServiceTopic(1), QueueDepth: -1, DeadLetters: -1, InFlight: 2,
@@ -673,6 +633,13 @@ func TestActions(t *testing.T) {
 	if mw.Windows[0].State != "cancelled" {
 		t.Fatalf("after the cancel: %+v", mw)
 	}
+	status, body = f.act(t, c, fmt.Sprintf("%sapi/maintenance/%d/cancel", dashboard.Path, mw.Windows[0].ID), csrf, nil)
+	wantRefusal(t, status, body, http.StatusConflict, siobroker.CodeDashboardConflict)
+	status, body = f.act(t, c, dashboard.Path+"api/maintenance/999/cancel", csrf, nil)
+	wantRefusal(t, status, body, http.StatusNotFound, siobroker.CodeDashboardNotFound)
+	if ws, err := f.schedule.Windows(ctx, true); err != nil || len(ws) != 1 || ws[0].Cancelled.IsZero() {
+		t.Fatalf("the schedule after the cancel: %+v %v", ws, err)
+	}
 
 	// GoChannel: no dead-letter queue, and the page says so.
 	var dl struct {
@@ -711,7 +678,7 @@ func TestActions(t *testing.T) {
 		}
 	}
 	want := "[login:ok session:ok annotate:SIO-SCHEMA close:SIO-DASHBOARD-NOT-FOUND annotate:ok close:ok close:SIO-DASHBOARD-CONFLICT " +
-		"announce:SIO-SCHEMA announce:ok cancel:ok replay:SIO-DASHBOARD-UNSUPPORTED]"
+		"announce:SIO-SCHEMA announce:ok cancel:ok cancel:SIO-DASHBOARD-CONFLICT cancel:SIO-DASHBOARD-NOT-FOUND replay:SIO-DASHBOARD-UNSUPPORTED]"
 	if fmt.Sprint(actions) != want {
 		t.Fatalf("journaled actions:\n%v\nwant\n%s", actions, want)
 	}
