@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"fetch":       {cmdFetch, "fetch and verify the signed result of an asynchronous request"},
 	"routes":      {cmdRoutes, "print the effective routing table: service, queue, adapter, backend and timeout"},
 	"maintenance": {cmdMaintenance, "list, announce and cancel planned maintenance windows (§36, 42)"},
+	"dashboard":   {cmdDashboard, "log in to the operator's web dashboard: prints a one-time link for the browser"},
 }
 
 func main() {
