@@ -5,13 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/incidents"
@@ -189,5 +194,133 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if fmt.Sprint(actions) != "[login:ok session:ok annotate:ok close:ok]" {
 		t.Fatalf("journaled dashboard actions: %v", actions)
+	}
+}
+
+// dashboardSession logs in as op with `siobroker dashboard login` against base, opens the link
+// in an HTTP client with a cookie jar, and returns the client and the session's CSRF token.
+func dashboardSession(t *testing.T, base, pki string, op devpki.User) (*http.Client, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"dashboard", "login", "--url", base, "--user", op.IIN, "--pki", pki}, &out, &errb); code != 0 {
+		t.Fatalf("siobroker dashboard login exited %d: %s", code, errb.String())
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := c.Get(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var s struct{ CSRF string }
+	if status := dashboardGet(t, c, base+"/dashboard/api/session", &s); status != http.StatusOK || s.CSRF == "" {
+		t.Fatalf("dashboard session: HTTP %d %+v", status, s)
+	}
+	return c, s.CSRF
+}
+
+func dashboardGet(t *testing.T, c *http.Client, endpoint string, v any) int {
+	t.Helper()
+	resp, err := c.Get(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: HTTP %d, not JSON: %v", endpoint, resp.StatusCode, err)
+	}
+	return resp.StatusCode
+}
+
+// TestDashboardDeadLettersOverRabbitMQ: on the RabbitMQ transport the dashboard lists the
+// dead-letter queue (the message, the queue it died in, why) and replays it to that queue.
+func TestDashboardDeadLettersOverRabbitMQ(t *testing.T) {
+	prefix := amqpPrefix(t)
+	src := sharedBroker(t)
+	dir := t.TempDir()
+	copyDir(t, src.pki, filepath.Join(dir, "pki"))
+	cfg := testConfig(dir)
+	cfg.Transport = "amqp"
+	cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance, cfg.AMQP.ClassicQueues = testAMQPURL, prefix, prefix+"broker", true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := startBroker(ctx, cfg, siobroker.SystemClock{}, testLogger())
+	if err != nil {
+		t.Fatalf("start a broker on RabbitMQ: %v", err)
+	}
+	defer b.Close()
+
+	// A message of service 7, which no adapter consumes here, is rejected: RabbitMQ dead-letters it.
+	conn, err := amqp091.Dial(testAMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	queue := prefix + schemas.ServiceTopic(7)
+	if err := ch.PublishWithContext(ctx, "", queue, true, false, amqp091.Publishing{
+		MessageId: "dashboard-dead-1", DeliveryMode: amqp091.Persistent, Body: []byte(`{"requestId":"r"}`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got bool
+	for deadline := time.Now().Add(15 * time.Second); !got && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		d, ok, err := ch.Get(queue, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if err := ch.Nack(d.DeliveryTag, false, false); err != nil {
+				t.Fatal(err)
+			}
+			got = true
+		}
+	}
+	if !got {
+		t.Fatalf("the message never reached %s", queue)
+	}
+
+	c, csrf := dashboardSession(t, b.BaseURL(), filepath.Join(dir, "pki"), operatorUser(t, src.manifest))
+	type letters struct {
+		Available bool
+		Letters   []struct{ MessageID, Queue, Reason, DiedAt string }
+	}
+	var dl letters
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if status := dashboardGet(t, c, b.BaseURL()+"/dashboard/api/deadletters", &dl); status != http.StatusOK {
+			t.Fatalf("deadletters: HTTP %d", status)
+		}
+		if len(dl.Letters) > 0 {
+			break
+		}
+	}
+	if !dl.Available || len(dl.Letters) != 1 || dl.Letters[0].MessageID != "dashboard-dead-1" || dl.Letters[0].Queue != queue ||
+		dl.Letters[0].Reason != "rejected" || !strings.HasSuffix(dl.Letters[0].DiedAt, "+05:00") {
+		t.Fatalf("the dashboard's dead letters: %+v", dl)
+	}
+
+	resp, err := c.PostForm(b.BaseURL()+"/dashboard/api/deadletters/replay", url.Values{"csrf": {csrf}, "max": {"10"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var replay struct{ Replayed int }
+	err = json.NewDecoder(resp.Body).Decode(&replay)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || replay.Replayed != 1 {
+		t.Fatalf("replay: HTTP %d %+v %v", resp.StatusCode, replay, err)
+	}
+	if dashboardGet(t, c, b.BaseURL()+"/dashboard/api/deadletters", &dl); len(dl.Letters) != 0 {
+		t.Fatalf("after the replay the dead-letter queue holds %+v", dl.Letters)
+	}
+	d, ok, err := ch.Get(queue, true)
+	if err != nil || !ok || d.MessageId != "dashboard-dead-1" {
+		t.Fatalf("the replayed message on %s: %v %v %q", queue, ok, err, d.MessageId)
 	}
 }
