@@ -471,6 +471,15 @@ func TestTicketSingleUse(t *testing.T) {
 	f := newFixture(t)
 	tk := f.login(t, pki.operator, signing.PlacementEnveloped)
 	c := browser(t)
+	// A HEAD of the link (a preview) spends nothing.
+	head, err := c.Head(f.server.URL + tk.Link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head.Body.Close()
+	if head.StatusCode != http.StatusMethodNotAllowed || len(head.Cookies()) != 0 {
+		t.Fatalf("HEAD of the ticket link: HTTP %d, cookies %v", head.StatusCode, head.Cookies())
+	}
 	if resp := f.open(t, c, tk.Link); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("first use: HTTP %d", resp.StatusCode)
 	}

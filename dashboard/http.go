@@ -48,6 +48,12 @@ func (h *handler) static(w http.ResponseWriter, r *http.Request) {
 func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := h.cfg.Clock.Now()
+	if r.Method != http.MethodGet {
+		// A HEAD (a link preview, say) must not spend a ticket or open a session.
+		w.Header().Set("Allow", http.MethodGet)
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
 	if r.URL.Query().Has("ticket") {
 		iin, ok := h.sessions.redeem(r.URL.Query().Get("ticket"), now)
 		if !ok {

@@ -89,8 +89,13 @@
     showStatus(e.code + ': ' + e.message + ' — log in again with `siobroker dashboard login`.', true);
   }
 
+  // sessionOver tells the refusals after which no request of this page can succeed.
+  function sessionOver(e) {
+    return e.code === 'SIO-DASHBOARD-DENIED' || e.code.startsWith('SIO-USER-') || e.code.startsWith('SIO-CERT-');
+  }
+
   function failed(e) {
-    if (e.status === 401 || e.status === 403) {
+    if (sessionOver(e)) {
       stop(e);
       return;
     }
