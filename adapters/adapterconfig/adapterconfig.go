@@ -42,6 +42,11 @@ type Config struct {
 	// CaseRegistries are the case registries (§5) this process answers. Only the demo registry
 	// exists so far: it answers from the demo cases of a development PKI's demo.json.
 	CaseRegistries CaseRegistries `yaml:"case_registries"`
+	// RoutesFile, when set, is the broker's routing table (configs/routes.yaml): the adapter then
+	// consumes each service from the queue its route names (shared queues included), and refuses
+	// to start when a route gives the service to another adapter or another backend kind. Empty:
+	// each service's own queue, sio.service.NNN.
+	RoutesFile string `yaml:"routes_file"`
 }
 
 // CaseRegistries names the registries served and where their demo cases come from.

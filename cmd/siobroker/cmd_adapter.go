@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -17,7 +19,9 @@ import (
 	"github.com/sio-pso/siobroker/adapters/adapterconfig"
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/routes"
 	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing/devpki"
 	amqptransport "github.com/sio-pso/siobroker/transport/amqp"
 )
@@ -69,13 +73,17 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string,
 		cases = demo.CasesOf(m.Users)
 	}
 
+	queueOf, sharedQueues, err := adapterQueues(cfg)
+	if err != nil {
+		return err
+	}
 	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger.With("component", "watermill"),
 		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	// The broker declares the topology; the adapter only checks that its queues exist, so that a
 	// misconfigured adapter fails at start instead of consuming from queues nobody fills.
 	t, err := amqptransport.New(ctx, amqptransport.Config{
 		URL: cfg.Transport.AMQPURL, Instance: instance, Prefix: cfg.Transport.Prefix,
-		Services: slices.Sorted(maps.Keys(backends.Backends)), Registries: cfg.CaseRegistries.Names,
+		Services: slices.Sorted(maps.Keys(backends.Backends)), Registries: cfg.CaseRegistries.Names, Queues: sharedQueues,
 		Prefetch: cfg.Transport.Prefetch, Concurrency: cfg.Transport.Concurrency,
 	}, wmLogger)
 	if err != nil {
@@ -88,7 +96,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string,
 		return fmt.Errorf("router: %w", err)
 	}
 	clock := siobroker.SystemClock{}
-	runtime := routing.NewAdapterRuntime(instance, backends.Backends, t.Publisher(), clock, logger)
+	runtime := routing.NewAdapterRuntime(instance, backends.Backends, t.Publisher(), clock, logger).WithQueues(queueOf)
 	runtime.AddHandlers(router, t.Subscriber())
 	for _, name := range cfg.CaseRegistries.Names {
 		routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, cases), t.Publisher(), clock,
@@ -105,4 +113,35 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string,
 		return fmt.Errorf("router: %w", err)
 	}
 	return nil
+}
+
+// adapterQueues returns the queue of each service the adapter serves: its route's, when the
+// config names the routing table, else its own. It refuses a table that gives one of the
+// adapter's services to another adapter or backend kind: the two files must agree, or requests
+// would reach a process that answers them differently than the table says.
+func adapterQueues(cfg *adapterconfig.Config) (queueOf func(int) string, shared []string, err error) {
+	if cfg.RoutesFile == "" {
+		return schemas.ServiceTopic, nil, nil
+	}
+	tbl, err := routes.Load(cfg.RoutesFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	var errs []error
+	for _, n := range slices.Sorted(maps.Keys(cfg.Services)) {
+		r, ok := tbl.Route(n)
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("service %d has no route in %s", n, cfg.RoutesFile))
+		case r.Adapter != cfg.Name || r.Backend != cfg.Services[n].Backend:
+			errs = append(errs, fmt.Errorf("%s:%d: service %d is routed to adapter %s (%s), but this adapter is %s (%s); make the two agree",
+				cfg.RoutesFile, r.Line, n, r.Adapter, r.Backend, cfg.Name, cfg.Services[n].Backend))
+		case !strings.HasPrefix(r.Queue, "sio.service.") && !slices.Contains(shared, r.Queue):
+			shared = append(shared, r.Queue)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return tbl.Queue, shared, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/cases"
@@ -36,6 +37,7 @@ import (
 	"github.com/sio-pso/siobroker/maintenance"
 	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/reports"
+	"github.com/sio-pso/siobroker/routes"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
@@ -91,7 +93,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Level)) // validated by config
-	opts := &slog.HandlerOptions{Level: level}
+	// Log times are Astana time with the offset written out, as every recorded time is (§28).
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey && len(groups) == 0 && a.Value.Kind() == slog.KindTime {
+			a.Value = slog.StringValue(siobroker.FormatTime(a.Value.Time()))
+		}
+		return a
+	}}
 	if cfg.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -218,8 +226,8 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		// users' cases (§5), in this process; with RabbitMQ, deployments run `siobroker adapter`
 		// processes on the shared queues instead. GoChannel delivers every message to every
 		// subscriber of its topic, so each topic has exactly one consumer here.
-		adapter := routing.NewAdapterRuntime("demo", demo.NewBackends(world), pub, clock, logger.With("component", "adapter")).
-			WithQueues(live.routes.Queue)
+		adapter := routing.NewAdapterRuntime("demo", demoRouted(live.routes.Table(), demo.NewBackends(world), cfg.Transport, logger),
+			pub, clock, logger.With("component", "adapter")).WithQueues(live.routes.Queue)
 		adapter.AddHandlers(b.router, sub)
 		inProcessServices = len(adapter.Services())
 		for _, name := range registryNames {
@@ -570,4 +578,24 @@ func (b *runningBroker) Close() error {
 		errs = append(errs, b.db.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// demoRouted keeps the demo backends of the services the routing table gives to the demo
+// adapter. The others are answered by `siobroker adapter` processes over RabbitMQ; on the
+// in-process transport nothing else can reach them, so each such service is named in a warning:
+// its requests will time out.
+func demoRouted(tbl *routes.Table, all map[int]adapters.Backend, transport string, logger *slog.Logger) map[int]adapters.Backend {
+	out := make(map[int]adapters.Backend, len(all))
+	for n, b := range all {
+		r, ok := tbl.Route(n)
+		if ok && r.Adapter == "demo" && r.Backend == "demo" {
+			out[n] = b
+			continue
+		}
+		if transport != "amqp" {
+			logger.Warn("service routed to an adapter that cannot run on the in-process transport; its requests will time out",
+				"service", n, "adapter", r.Adapter, "backend", r.Backend, "transport", transport)
+		}
+	}
+	return out
 }
