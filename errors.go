@@ -53,6 +53,14 @@ const (
 	CodeReportsDenied   Code = "SIO-REPORTS-DENIED"    // no reports right, another organisation, or a role that may not order an export
 	CodeReportsTooLarge Code = "SIO-REPORTS-TOO-LARGE" // the selection exceeds the row limit; narrow it
 
+	// The operator's dashboard.
+	CodeDashboardDenied      Code = "SIO-DASHBOARD-DENIED"      // no session or client certificate, or a user without the operator right
+	CodeDashboardTicket      Code = "SIO-DASHBOARD-TICKET"      // a login ticket that is unknown, used already or expired
+	CodeDashboardCSRF        Code = "SIO-DASHBOARD-CSRF"        // an action without the session's CSRF token, or from another origin
+	CodeDashboardUnsupported Code = "SIO-DASHBOARD-UNSUPPORTED" // not available on this broker (no dead-letter queue on GoChannel)
+	CodeDashboardNotFound    Code = "SIO-DASHBOARD-NOT-FOUND"   // no incident or maintenance window with that number
+	CodeDashboardConflict    Code = "SIO-DASHBOARD-CONFLICT"    // the incident is closed, or the window cancelled, already
+
 	// The asynchronous channel.
 	CodeAsyncPending Code = "SIO-ASYNC-PENDING" // the result is not ready (or its delivery was stopped); ask the status
 	CodeAsyncUnknown Code = "SIO-ASYNC-UNKNOWN" // no such messageId among the caller's own asynchronous requests

@@ -18,6 +18,7 @@ const (
 	JournalReply    JournalKind = "reply"    // the signed reply as sent: the raw bytes
 	JournalIncident JournalKind = "incident" // an incident opened, annotated or closed (§39)
 	JournalReport   JournalKind = "report"   // a use of reports or of the prosecutor's export (§10, 51-53)
+	JournalOperator JournalKind = "operator" // an operator's login to the dashboard or action there, allowed or refused
 )
 
 // JournalRecord is one record of the permanent journal. Records are only ever appended: the

@@ -31,10 +31,13 @@ type User struct {
 	Contacts     string
 	Role         int  // a row of Appendix 1
 	ReportsRight bool // access to the "Reports" function (§10)
-	Status       UserStatus
-	ConsentAt    time.Time // when the consent (App. 6) was signed; zero = none recorded
-	LastRequest  time.Time // zero = never
-	RegisteredAt time.Time
+	// OperatorRight is access to the operator's dashboard: service state, incidents, the
+	// dead-letter queue and maintenance windows (§36, 39–42).
+	OperatorRight bool
+	Status        UserStatus
+	ConsentAt     time.Time // when the consent (App. 6) was signed; zero = none recorded
+	LastRequest   time.Time // zero = never
+	RegisteredAt  time.Time
 }
 
 // ApplicationKind is the kind of an application (Заявка, App. 5).

@@ -202,21 +202,38 @@ func (t *Tracker) Run(ctx context.Context) {
 
 // Annotate records the measures taken against incident number and who was responsible.
 func (t *Tracker) Annotate(ctx context.Context, number int64, measures, responsible string) (Incident, error) {
+	return t.AnnotateBy(ctx, trackerBy, number, measures, responsible)
+}
+
+// AnnotateBy is Annotate recorded in the incident's history as made by the operator by.
+func (t *Tracker) AnnotateBy(ctx context.Context, by string, number int64, measures, responsible string) (Incident, error) {
 	t.checkMu.Lock()
 	defer t.checkMu.Unlock()
-	return t.svc.Annotate(ctx, number, measures, responsible)
+	return t.as(by).Annotate(ctx, number, measures, responsible)
 }
 
 // Close closes incident number by hand, with the operator's note. The messages of its cause
 // waiting now do not open a new incident; messages sent later may.
 func (t *Tracker) Close(ctx context.Context, number int64, note string) (Incident, error) {
+	return t.CloseBy(ctx, trackerBy, number, note)
+}
+
+// CloseBy is Close recorded in the incident's history as made by the operator by.
+func (t *Tracker) CloseBy(ctx context.Context, by string, number int64, note string) (Incident, error) {
 	t.checkMu.Lock()
 	defer t.checkMu.Unlock()
-	inc, err := t.svc.Close(ctx, number, note)
+	inc, err := t.as(by).Close(ctx, number, note)
 	if inc.Number != 0 { // closed in the store, even if the journal failed
 		t.forget(number, inc.ClosedAt)
 	}
 	return inc, err
+}
+
+// as returns the tracker's Service acting as by.
+func (t *Tracker) as(by string) *Service {
+	s := *t.svc
+	s.By = by
+	return &s
 }
 
 // forget drops the open incident number, closed outside the tracker at closedAt.

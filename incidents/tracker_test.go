@@ -293,9 +293,20 @@ func TestManualCloseIsRespected(t *testing.T) {
 	if len(open) != 1 || open[0].Number != 2 || !open[0].StartedAt.Equal(t0.Add(201*time.Minute)) || open[0].Affected != 2 {
 		t.Fatalf("after a later delay: %+v", open)
 	}
-	// Closing through the tracker works alike.
-	if _, err := f.tracker.Close(ctx, 2, "adapter restarted by hand"); err != nil {
+	// Closing through the tracker works alike, and records who closed it.
+	if _, err := f.tracker.AnnotateBy(ctx, "ИВАНОВ ИВАН (750312300458)", 2, "адаптер перезапущен", "Петров П."); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := f.tracker.CloseBy(ctx, "ИВАНОВ ИВАН (750312300458)", 2, "adapter restarted by hand"); err != nil {
+		t.Fatal(err)
+	}
+	events, err := f.db.IncidentEvents(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(events); n < 2 || events[n-1].Kind != incidents.EventClosed || events[n-1].By != "ИВАНОВ ИВАН (750312300458)" ||
+		events[n-2].Kind != incidents.EventAnnotated || events[n-2].By != "ИВАНОВ ИВАН (750312300458)" {
+		t.Fatalf("history of incident 2: %+v", events)
 	}
 	if _, err := f.tracker.Close(ctx, 2, "again"); !errors.Is(err, incidents.ErrClosed) {
 		t.Fatalf("second close: %v, want ErrClosed", err)
@@ -304,7 +315,7 @@ func TestManualCloseIsRespected(t *testing.T) {
 	if got := f.incidents(false); len(got) != 0 {
 		t.Fatalf("reopened after a tracker close: %+v", got)
 	}
-	if recs := f.journal.records(); len(recs) != 3 || recs[2].Code != incidents.EventClosed {
+	if recs := f.journal.records(); len(recs) != 4 || recs[3].Code != incidents.EventClosed {
 		t.Fatalf("journal: %+v", recs)
 	}
 }

@@ -20,7 +20,7 @@ import (
 // has a list under "users:" with the same keys.
 var ImportColumns = []string{
 	"iin", "full_name", "organisation", "erdr_code", "department", "position", "contacts",
-	"role", "reports_right", "consent_at",
+	"role", "reports_right", "consent_at", "operator_right",
 }
 
 // requiredColumns must be present in a CSV header.
@@ -32,11 +32,12 @@ type importRow struct {
 	iin, fullName, org        string
 	erdr, dept, pos, contacts string
 	consentAt                 string
-	// CSV gives role and reports_right as text; YAML has decoded them already (typed is true).
-	role, reports string
-	typed         bool
-	roleInt       int
-	reportsBool   bool
+	// CSV gives role and the rights as text; YAML has decoded them already (typed is true).
+	role, reports, operator string
+	typed                   bool
+	roleInt                 int
+	reportsBool             bool
+	operatorBool            bool
 }
 
 // ParseImport reads an import file in format "csv" or "yaml" and returns one register
@@ -44,7 +45,8 @@ type importRow struct {
 // time, author or reason: Import and the caller fill them in.
 //
 // Each row is validated: the IIN and its check digit, the role (1..19), the required full_name and
-// organisation, reports_right and consent_at (RFC 3339 or empty), and no IIN twice. Errors name
+// organisation, reports_right, operator_right (optional) and consent_at (RFC 3339 or empty), and no
+// IIN twice. Errors name
 // their line (CSV) or item (YAML). The valid rows are returned with an error that joins every bad
 // row, so the caller decides whether a partly bad file is applied; a file that cannot be read as
 // a whole returns no rows.
@@ -110,6 +112,13 @@ func (row importRow) application() (siobroker.Application, error) {
 			errs = append(errs, fmt.Errorf("reports_right: %w", err))
 		}
 	}
+	operator := row.operatorBool
+	if !row.typed {
+		var err error
+		if operator, err = parseBool(row.operator); err != nil {
+			errs = append(errs, fmt.Errorf("operator_right: %w", err))
+		}
+	}
 	var consent time.Time
 	if row.consentAt != "" {
 		t, err := time.Parse(time.RFC3339, row.consentAt)
@@ -128,7 +137,7 @@ func (row importRow) application() (siobroker.Application, error) {
 		User: siobroker.User{
 			IIN: row.iin, FullName: row.fullName, Organisation: row.org, ERDRCode: row.erdr,
 			Department: row.dept, Position: row.pos, Contacts: row.contacts,
-			Role: role, ReportsRight: reports, ConsentAt: consent,
+			Role: role, ReportsRight: reports, OperatorRight: operator, ConsentAt: consent,
 		},
 	}, nil
 }
@@ -211,7 +220,7 @@ func readCSV(r io.Reader) (rows []importRow, rowErrs []error, err error) {
 			iin:   get(rec, "iin"), fullName: get(rec, "full_name"), org: get(rec, "organisation"),
 			erdr: get(rec, "erdr_code"), dept: get(rec, "department"), pos: get(rec, "position"),
 			contacts: get(rec, "contacts"), role: get(rec, "role"), reports: get(rec, "reports_right"),
-			consentAt: get(rec, "consent_at"),
+			consentAt: get(rec, "consent_at"), operator: get(rec, "operator_right"),
 		})
 	}
 	return rows, rowErrs, nil
@@ -229,6 +238,8 @@ type yamlUser struct {
 	Role         int    `yaml:"role"`
 	ReportsRight bool   `yaml:"reports_right"`
 	ConsentAt    string `yaml:"consent_at"`
+	// OperatorRight is optional: files written before the dashboard have no such key.
+	OperatorRight bool `yaml:"operator_right"`
 }
 
 func readYAML(r io.Reader) (rows []importRow, rowErrs []error, err error) {
@@ -276,7 +287,7 @@ func readYAML(r io.Reader) (rows []importRow, rowErrs []error, err error) {
 			iin:   strings.TrimSpace(u.IIN), fullName: strings.TrimSpace(u.FullName), org: strings.TrimSpace(u.Organisation),
 			erdr: strings.TrimSpace(u.ERDRCode), dept: strings.TrimSpace(u.Department), pos: strings.TrimSpace(u.Position),
 			contacts: strings.TrimSpace(u.Contacts), consentAt: strings.TrimSpace(u.ConsentAt),
-			typed: true, roleInt: u.Role, reportsBool: u.ReportsRight,
+			typed: true, roleInt: u.Role, reportsBool: u.ReportsRight, operatorBool: u.OperatorRight,
 		})
 	}
 	return rows, rowErrs, nil
@@ -356,5 +367,6 @@ func sameFields(cur, next siobroker.User) bool {
 	}
 	return cur.FullName == next.FullName && cur.Organisation == next.Organisation &&
 		cur.ERDRCode == next.ERDRCode && cur.Department == next.Department && cur.Position == next.Position &&
-		cur.Contacts == next.Contacts && cur.Role == next.Role && cur.ReportsRight == next.ReportsRight
+		cur.Contacts == next.Contacts && cur.Role == next.Role && cur.ReportsRight == next.ReportsRight &&
+		cur.OperatorRight == next.OperatorRight
 }

@@ -201,7 +201,8 @@ func validateFields(u siobroker.User) error {
 
 // SeedDemoUsers registers the demo users of the development PKI that are not registered yet, so
 // that the embedded default works out of the box: organisation DemoOrganisation, consent now, the
-// reports right for role 1. Users whose certificate is revoked or expired are registered too: the
+// reports right and the operator right for role 1 (the demo prosecutor, ИВАНОВ ИВАН: the operator
+// of СИО ПСО, КПСиСУ, is a body of the Prosecutor General's Office). Users whose certificate is revoked or expired are registered too: the
 // certificate check refuses them, not the registry.
 func (r *Registry) SeedDemoUsers(ctx context.Context, m *devpki.Manifest) error {
 	now := r.clock.Now()
@@ -219,7 +220,7 @@ func (r *Registry) SeedDemoUsers(ctx context.Context, m *devpki.Manifest) error 
 			Reason: "demo user of the development PKI (not for production)",
 			User: siobroker.User{
 				FullName: du.Name, Organisation: DemoOrganisation, Role: du.Role,
-				ReportsRight: du.Role == 1, ConsentAt: now,
+				ReportsRight: du.Role == 1, OperatorRight: du.Role == 1, ConsentAt: now,
 			},
 		}
 		if _, err := r.Apply(ctx, a); err != nil && !errors.Is(err, store.ErrTransition) {

@@ -327,8 +327,36 @@ func TestParseImportGood(t *testing.T) {
 	}
 	if len(apps) != 2 || apps[0].IIN != "880818308450" || apps[0].User.ERDRCode != "04001" || !apps[0].User.ReportsRight ||
 		apps[0].User.Role != 3 || !apps[0].User.ConsentAt.Equal(time.Date(2026, 2, 1, 9, 0, 0, 0, siobroker.Astana)) ||
-		apps[1].User.Role != 4 || !apps[1].User.ConsentAt.IsZero() {
+		apps[1].User.Role != 4 || !apps[1].User.ConsentAt.IsZero() || apps[0].User.OperatorRight || !apps[1].User.OperatorRight {
 		t.Fatalf("YAML = %+v", apps)
+	}
+	for _, a := range apps {
+		if a.User.OperatorRight != (a.IIN == "950505509564") {
+			t.Errorf("YAML %s: operator right %v", a.IIN, a.User.OperatorRight)
+		}
+	}
+}
+
+// TestParseImportOperatorRight: the operator_right column is optional in CSV (users.csv has none:
+// no one gets the right) and, when given, is read like reports_right.
+func TestParseImportOperatorRight(t *testing.T) {
+	apps, err := parseFile(t, "users.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range apps {
+		if a.User.OperatorRight {
+			t.Errorf("%s has the operator right from a file without the column", a.IIN)
+		}
+	}
+	const header = "iin,full_name,organisation,role,operator_right\n"
+	apps, err = ParseImport(strings.NewReader(header+"850101305125,КАСЫМОВ АРМАН,КПСиСУ,1,да\n911204506231,ОМАРОВА САУЛЕ,ДП,2,\n"), "csv")
+	if err != nil || len(apps) != 2 || !apps[0].User.OperatorRight || apps[1].User.OperatorRight {
+		t.Fatalf("CSV with operator_right = %+v, %v", apps, err)
+	}
+	_, err = ParseImport(strings.NewReader(header+"850101305125,КАСЫМОВ АРМАН,КПСиСУ,1,maybe\n"), "csv")
+	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "operator_right") {
+		t.Fatalf("a bad operator_right: %v", err)
 	}
 }
 
@@ -440,6 +468,14 @@ func TestImportIdempotent(t *testing.T) {
 	if last := all[len(all)-1]; last.Kind != siobroker.ApplyMove || last.By != "import" || last.Reason != "import" {
 		t.Fatalf("last application = %+v", last)
 	}
+	// The operator right alone is a change too.
+	apps[0].User.OperatorRight = true
+	if res, err = r.Import(ctx, apps[:1], "import"); err != nil || res[0].Action != ImportMoved {
+		t.Fatalf("granting the operator right by import: %+v, %v", res, err)
+	}
+	if u, _, _ := db.User(ctx, "850101305125"); !u.OperatorRight {
+		t.Fatalf("user after granting the operator right = %+v", u)
+	}
 
 	// Rows that fail are reported, the others applied.
 	bad := []siobroker.Application{
@@ -469,7 +505,7 @@ func TestSeedDemoUsers(t *testing.T) {
 			t.Fatalf("demo user %s: %v", du.IIN, err)
 		}
 		if u.Organisation != DemoOrganisation || u.FullName != du.Name || u.Role != du.Role ||
-			u.ReportsRight != (du.Role == 1) || !u.ConsentAt.Equal(t0) {
+			u.ReportsRight != (du.Role == 1) || u.OperatorRight != (du.Role == 1) || !u.ConsentAt.Equal(t0) {
 			t.Fatalf("demo user = %+v", u)
 		}
 	}

@@ -2,16 +2,13 @@ package reports
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -52,7 +49,7 @@ const StatusReport = "SCSS001"
 func (s *Service) Handler(verify func(doc *etree.Document, at time.Time) (*signing.Verified, error),
 	sign func(doc *etree.Document, p signing.Placement) error, limits soap.Limits, clock siobroker.Clock) http.Handler {
 	h := &handler{svc: s, verify: verify, sign: sign, limits: limits.WithDefaults(), clock: clock,
-		replay: newReplayGuard(2*MessageDateWindow + time.Minute)}
+		replay: broker.NewReplayMemory(2*MessageDateWindow + time.Minute)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+Path, h.post)
 	mux.HandleFunc("GET "+Path, h.get)
@@ -73,7 +70,7 @@ type handler struct {
 	sign   func(doc *etree.Document, p signing.Placement) error
 	limits soap.Limits
 	clock  siobroker.Clock
-	replay *replayGuard
+	replay *broker.ReplayMemory
 }
 
 func (h *handler) post(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +114,7 @@ func (h *handler) serve(ctx context.Context, r *http.Request) ([]byte, error) {
 	info, data, v, raw, now := sr.Info, sr.Data, sr.Verified, sr.Raw, sr.Now
 	// Replays are refused after verification (unsigned traffic cannot burn a sender's ids) and
 	// are not journaled: a captured request must not be able to fill the permanent journal.
-	if err := h.replay.mark(v.SignerIIN, info.MessageID, v.Signed, now); err != nil {
+	if err := h.replay.Mark(v.SignerIIN, info.MessageID, v.Signed, now); err != nil {
 		return nil, err
 	}
 
@@ -325,52 +322,4 @@ func checkMediaType(contentType string) error {
 		return nil
 	}
 	return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %s is not accepted; send text/xml (SOAP 1.1)", mediaType)
-}
-
-// replayGuard remembers, in memory, the messageIds and signed contents of the report requests of
-// the last keep. The messageDate window bounds how long a request can be replayed, so memory is
-// bounded by the signed traffic of that window; a restart forgets, which leaves a replay possible
-// only within MessageDateWindow of the original, to the same signer's report.
-type replayGuard struct {
-	mu        sync.Mutex
-	keep      time.Duration
-	seen      map[string]time.Time
-	lastPrune time.Time
-}
-
-func newReplayGuard(keep time.Duration) *replayGuard {
-	return &replayGuard{keep: keep, seen: make(map[string]time.Time)}
-}
-
-// mark refuses a messageId of the signer, or a signed content, seen before; otherwise it
-// remembers both.
-func (g *replayGuard) mark(signerIIN, messageID string, signed *etree.Element, now time.Time) error {
-	d := etree.NewDocument()
-	d.SetRoot(signed.Copy())
-	raw, err := d.WriteToBytes()
-	if err != nil {
-		return fmt.Errorf("reports: serialise signed content: %w", err)
-	}
-	sum := sha256.Sum256(append([]byte(signerIIN+"\n"), raw...))
-	idKey := "id\x00" + signerIIN + "\x00" + messageID
-	sigKey := "sig\x00" + hex.EncodeToString(sum[:])
-
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if now.Sub(g.lastPrune) > time.Minute {
-		for k, at := range g.seen {
-			if now.Sub(at) > g.keep {
-				delete(g.seen, k)
-			}
-		}
-		g.lastPrune = now
-	}
-	if _, ok := g.seen[idKey]; ok {
-		return siobroker.Errorf(siobroker.CodeReplayID, "messageId %q has already been received", messageID)
-	}
-	if _, ok := g.seen[sigKey]; ok {
-		return siobroker.Errorf(siobroker.CodeReplayID, "this signed content has already been received; sign every request anew")
-	}
-	g.seen[idKey], g.seen[sigKey] = now, now
-	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -84,6 +85,14 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 }
 
 func (s *DB) migrate(ctx context.Context) error {
+	if err := s.migrateNumbered(ctx); err != nil {
+		return err
+	}
+	return s.addColumnIfMissing(ctx, "users", operatorRightColumn)
+}
+
+// migrateNumbered runs the migrations the database has not had yet.
+func (s *DB) migrateNumbered(ctx context.Context) error {
 	var version int
 	if err := s.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
@@ -105,6 +114,24 @@ func (s *DB) migrate(ctx context.Context) error {
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("commit migration %d: %w", i+1, err)
 		}
+	}
+	return nil
+}
+
+// addColumnIfMissing adds the column of definition (its name is the first word) to table unless
+// the table has it already.
+func (s *DB) addColumnIfMissing(ctx context.Context, table, definition string) error {
+	name, _, _ := strings.Cut(definition, " ")
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, name).Scan(&n); err != nil {
+		return fmt.Errorf("read the columns of %s: %w", table, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	// table and definition are ours, not input; DDL takes no parameters.
+	if _, err := s.db.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+definition); err != nil {
+		return fmt.Errorf("add column %s.%s: %w", table, name, err)
 	}
 	return nil
 }

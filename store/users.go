@@ -79,7 +79,12 @@ type Refusal struct {
 }
 
 const userColumns = `iin, full_name, organisation, erdr_code, department, position, contacts, role,
-	reports_right, status, consent_ns, last_request_ns, registered_ns`
+	reports_right, operator_right, status, consent_ns, last_request_ns, registered_ns`
+
+// operatorRightColumn is added to users by Open when it is missing, in databases created before
+// the operator's dashboard as well as new ones: a column added outside the numbered migrations
+// does not depend on the order in which other changes append theirs.
+const operatorRightColumn = `operator_right INTEGER NOT NULL DEFAULT 0 CHECK (operator_right IN (0, 1))`
 
 // ApplyApplication applies a to the registry in one transaction: it reads the user, computes
 // a.Apply, writes the new state and appends the application to the history. Concurrent
@@ -176,10 +181,7 @@ func discard(conn *sql.Conn) {
 }
 
 func upsertUser(ctx context.Context, conn *sql.Conn, u siobroker.User) error {
-	reports := 0
-	if u.ReportsRight {
-		reports = 1
-	}
+	reports, operator := boolColumn(u.ReportsRight), boolColumn(u.OperatorRight)
 	consentAt, consentNS := timeColumns(u.ConsentAt)
 	lastAt, lastNS := timeColumns(u.LastRequest)
 	regAt, regNS := timeColumns(u.RegisteredAt)
@@ -187,21 +189,29 @@ func upsertUser(ctx context.Context, conn *sql.Conn, u siobroker.User) error {
 		return fmt.Errorf("user %s has no registration time", u.IIN)
 	}
 	_, err := conn.ExecContext(ctx, `INSERT INTO users(iin, full_name, organisation, erdr_code, department, position,
-			contacts, role, reports_right, status, consent_at, consent_ns, last_request_at, last_request_ns,
+			contacts, role, reports_right, operator_right, status, consent_at, consent_ns, last_request_at, last_request_ns,
 			registered_at, registered_ns)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(iin) DO UPDATE SET full_name = excluded.full_name, organisation = excluded.organisation,
 			erdr_code = excluded.erdr_code, department = excluded.department, position = excluded.position,
 			contacts = excluded.contacts, role = excluded.role, reports_right = excluded.reports_right,
+			operator_right = excluded.operator_right,
 			status = excluded.status, consent_at = excluded.consent_at, consent_ns = excluded.consent_ns,
 			last_request_at = excluded.last_request_at, last_request_ns = excluded.last_request_ns,
 			registered_at = excluded.registered_at, registered_ns = excluded.registered_ns`,
-		u.IIN, u.FullName, u.Organisation, u.ERDRCode, u.Department, u.Position, u.Contacts, u.Role, reports,
+		u.IIN, u.FullName, u.Organisation, u.ERDRCode, u.Department, u.Position, u.Contacts, u.Role, reports, operator,
 		string(u.Status), consentAt, consentNS, lastAt, lastNS, regAt, regNS)
 	if err != nil {
 		return fmt.Errorf("write user %s: %w", u.IIN, err)
 	}
 	return nil
+}
+
+func boolColumn(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // timeColumns returns the text and nanosecond columns of t; NULL for the zero time.
@@ -238,11 +248,11 @@ type rowScanner interface {
 
 // scanUser reads one row of userColumns; exists is false when there is no row.
 func scanUser(row rowScanner) (u siobroker.User, exists bool, err error) {
-	var reports int
+	var reports, operator int
 	var status string
 	var consent, last, reg sql.NullInt64
 	err = row.Scan(&u.IIN, &u.FullName, &u.Organisation, &u.ERDRCode, &u.Department, &u.Position, &u.Contacts,
-		&u.Role, &reports, &status, &consent, &last, &reg)
+		&u.Role, &reports, &operator, &status, &consent, &last, &reg)
 	if errors.Is(err, sql.ErrNoRows) {
 		return siobroker.User{}, false, nil
 	}
@@ -250,6 +260,7 @@ func scanUser(row rowScanner) (u siobroker.User, exists bool, err error) {
 		return siobroker.User{}, false, err
 	}
 	u.ReportsRight = reports == 1
+	u.OperatorRight = operator == 1
 	u.Status = siobroker.UserStatus(status)
 	u.ConsentAt, u.LastRequest, u.RegisteredAt = fromNS(consent), fromNS(last), fromNS(reg)
 	return u, true, nil
@@ -392,19 +403,20 @@ func (s *DB) Refusals(ctx context.Context, iin string) ([]Refusal, error) {
 // userJSON is the form of the user's fields kept with each application. Times are RFC 3339 in
 // Astana time with full precision; "" is the zero time.
 type userJSON struct {
-	IIN          string `json:"iin,omitempty"`
-	FullName     string `json:"full_name,omitempty"`
-	Organisation string `json:"organisation,omitempty"`
-	ERDRCode     string `json:"erdr_code,omitempty"`
-	Department   string `json:"department,omitempty"`
-	Position     string `json:"position,omitempty"`
-	Contacts     string `json:"contacts,omitempty"`
-	Role         int    `json:"role,omitempty"`
-	ReportsRight bool   `json:"reports_right,omitempty"`
-	Status       string `json:"status,omitempty"`
-	ConsentAt    string `json:"consent_at,omitempty"`
-	LastRequest  string `json:"last_request,omitempty"`
-	RegisteredAt string `json:"registered_at,omitempty"`
+	IIN           string `json:"iin,omitempty"`
+	FullName      string `json:"full_name,omitempty"`
+	Organisation  string `json:"organisation,omitempty"`
+	ERDRCode      string `json:"erdr_code,omitempty"`
+	Department    string `json:"department,omitempty"`
+	Position      string `json:"position,omitempty"`
+	Contacts      string `json:"contacts,omitempty"`
+	Role          int    `json:"role,omitempty"`
+	ReportsRight  bool   `json:"reports_right,omitempty"`
+	OperatorRight bool   `json:"operator_right,omitempty"`
+	Status        string `json:"status,omitempty"`
+	ConsentAt     string `json:"consent_at,omitempty"`
+	LastRequest   string `json:"last_request,omitempty"`
+	RegisteredAt  string `json:"registered_at,omitempty"`
 }
 
 func jsonTime(t time.Time) string {
@@ -429,7 +441,7 @@ func toUserJSON(u siobroker.User) userJSON {
 	return userJSON{
 		IIN: u.IIN, FullName: u.FullName, Organisation: u.Organisation, ERDRCode: u.ERDRCode,
 		Department: u.Department, Position: u.Position, Contacts: u.Contacts, Role: u.Role,
-		ReportsRight: u.ReportsRight, Status: string(u.Status),
+		ReportsRight: u.ReportsRight, OperatorRight: u.OperatorRight, Status: string(u.Status),
 		ConsentAt: jsonTime(u.ConsentAt), LastRequest: jsonTime(u.LastRequest), RegisteredAt: jsonTime(u.RegisteredAt),
 	}
 }
@@ -438,7 +450,7 @@ func (j userJSON) user() (siobroker.User, error) {
 	u := siobroker.User{
 		IIN: j.IIN, FullName: j.FullName, Organisation: j.Organisation, ERDRCode: j.ERDRCode,
 		Department: j.Department, Position: j.Position, Contacts: j.Contacts, Role: j.Role,
-		ReportsRight: j.ReportsRight, Status: siobroker.UserStatus(j.Status),
+		ReportsRight: j.ReportsRight, OperatorRight: j.OperatorRight, Status: siobroker.UserStatus(j.Status),
 	}
 	var err error
 	if u.ConsentAt, err = parseJSONTime(j.ConsentAt); err != nil {

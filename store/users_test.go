@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,4 +309,71 @@ func TestApplyApplicationConcurrent(t *testing.T) {
 	if blocks.Load() == 0 {
 		t.Fatal("no block succeeded")
 	}
+}
+
+// TestOperatorRightAddedToAnOldStore: a store created before the operator right existed gets the
+// column when it is opened, its users without the right, and the right is kept from then on.
+func TestOperatorRightAddedToAnOldStore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	iin := testIIN(t, "75031230045")
+
+	raw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "broker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &DB{db: raw}
+	if err := old.migrateNumbered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('users') WHERE name = 'operator_right'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the numbered migrations made operator_right already (%d, %v): this test no longer builds an old store", n, err)
+	}
+	if _, err := raw.ExecContext(ctx, `INSERT INTO users(iin, full_name, organisation, erdr_code, department, position, contacts,
+			role, reports_right, status, registered_at, registered_ns) VALUES (?, 'ИВАНОВ ИВАН', 'Прокуратура', '', '', '', '', 1, 1, 'active', ?, ?)`,
+		iin, siobroker.FormatTime(t0), t0.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatalf("open an old store: %v", err)
+	}
+	u, ok, err := db.User(ctx, iin)
+	if err != nil || !ok {
+		t.Fatalf("User = %v, %v", ok, err)
+	}
+	if u.OperatorRight || !u.ReportsRight || u.FullName != "ИВАНОВ ИВАН" {
+		t.Fatalf("user of the old store = %+v, want its fields and no operator right", u)
+	}
+	u.OperatorRight = true
+	if _, err := db.ApplyApplication(ctx, siobroker.Application{Kind: siobroker.ApplyMove, IIN: iin, Reason: "оператор",
+		At: t0.Add(time.Minute), By: "test", User: u}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db = openDir(t, dir) // the column is there now: opening again must not add it twice
+	if u, _, err := db.User(ctx, iin); err != nil || !u.OperatorRight {
+		t.Fatalf("after the move and a reopen: operator right %v, %v", u.OperatorRight, err)
+	}
+	apps, err := db.Applications(ctx, iin)
+	if err != nil || len(apps) != 1 || !apps[0].User.OperatorRight {
+		t.Fatalf("the move application does not record the operator right: %+v, %v", apps, err)
+	}
+	if _, err := db.db.ExecContext(ctx, `UPDATE users SET operator_right = 2 WHERE iin = ?`, iin); err == nil {
+		t.Error("operator_right accepted 2: the CHECK constraint is missing")
+	}
+}
+
+func openDir(t *testing.T, dir string) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

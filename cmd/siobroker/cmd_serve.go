@@ -29,6 +29,7 @@ import (
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/cases"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/dashboard"
 	"github.com/sio-pso/siobroker/httpapi"
 	"github.com/sio-pso/siobroker/incidents"
 	"github.com/sio-pso/siobroker/journal/archive"
@@ -298,6 +299,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 			AsyncPath: asyncHandler,
 			reports.Path: reportsService.Handler(signing.NewVerifier(trust).Verify, signer.Sign,
 				soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements}, clock),
+			dashboard.Path: b.dashboardHandler(cfg, clock, logger, trust, signer, users, tracker, journalStore),
 		}),
 		Endpoint:     cfg.Endpoint,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,

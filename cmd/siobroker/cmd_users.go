@@ -25,8 +25,8 @@ const (
 const usersUsage = `usage:
   siobroker users import FILE [--format csv|yaml] --reason TEXT
   siobroker users register --iin IIN --name NAME --org ORG [--erdr-code C] [--department D]
-                           [--position P] [--contacts C] --role N [--reports] [--consent-at RFC3339|now]
-                           --reason TEXT
+                           [--position P] [--contacts C] --role N [--reports] [--operator]
+                           [--consent-at RFC3339|now] --reason TEXT
   siobroker users move --iin IIN [the fields of register to change] --reason TEXT
   siobroker users block|unblock|delete --iin IIN --reason TEXT
   siobroker users list
@@ -38,6 +38,7 @@ ones --by NAME (who applies the application; default $USER). Every change is an 
 (Заявка, Appendix 5 of the Rules) and is kept forever with its reason.
 An import file has the columns (CSV header, or keys of the items under "users:" in YAML):
   ` + "iin,full_name,organisation,erdr_code,department,position,contacts,role,reports_right,consent_at" + `
+and optionally operator_right (the operator's dashboard; false when the column is absent).
 A user already registered is moved only if a field differs, so importing a file twice is harmless.
 Exit status: 0 done, 1 refused or failed, 2 usage error.
 `
@@ -158,6 +159,7 @@ func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, ar
 	contacts := f.fs.String("contacts", "", "phones, e-mail, work address")
 	role := f.fs.Int("role", 0, "the role: a row of Appendix 1 (1..19)")
 	reports := f.fs.Bool("reports", false, "grant the \"Reports\" function (§10)")
+	operator := f.fs.Bool("operator", false, "grant the operator right: the dashboard of services, incidents, dead letters and maintenance")
 	consentAt := f.fs.String("consent-at", "", "when the consent (Appendix 6) was signed: RFC 3339, or now")
 	reason := f.fs.String("reason", "", "the reason of the application (required)")
 	pos, ok := f.parse(args)
@@ -222,6 +224,7 @@ func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, ar
 		"contacts":   func() { u.Contacts = *contacts },
 		"role":       func() { u.Role = *role },
 		"reports":    func() { u.ReportsRight = *reports },
+		"operator":   func() { u.OperatorRight = *operator },
 		"consent-at": func() { u.ConsentAt = consent },
 	} {
 		if set[flagName] {
@@ -291,10 +294,10 @@ func usersList(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return usersExitFailed
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IIN\tSTATUS\tROLE\tREPORTS\tCONSENT\tLAST REQUEST\tNAME\tORGANISATION")
+	fmt.Fprintln(tw, "IIN\tSTATUS\tROLE\tREPORTS\tOPERATOR\tCONSENT\tLAST REQUEST\tNAME\tORGANISATION")
 	for _, u := range users {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", u.IIN, u.Status, u.Role, yesNo(u.ReportsRight),
-			showTime(u.ConsentAt), showTime(u.LastRequest), u.FullName, u.Organisation)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", u.IIN, u.Status, u.Role, yesNo(u.ReportsRight),
+			yesNo(u.OperatorRight), showTime(u.ConsentAt), showTime(u.LastRequest), u.FullName, u.Organisation)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "%d users\n", len(users))
@@ -347,7 +350,8 @@ func printUser(w io.Writer, u siobroker.User, apps []siobroker.Application, refu
 	for _, row := range [][2]string{
 		{"IIN", u.IIN}, {"full name", u.FullName}, {"organisation", u.Organisation}, {"ЕРДР code", u.ERDRCode},
 		{"department", u.Department}, {"position", u.Position}, {"contacts", u.Contacts},
-		{"role", fmt.Sprint(u.Role)}, {"reports right", yesNo(u.ReportsRight)}, {"status", string(u.Status)},
+		{"role", fmt.Sprint(u.Role)}, {"reports right", yesNo(u.ReportsRight)},
+		{"operator right", yesNo(u.OperatorRight)}, {"status", string(u.Status)},
 		{"consent", showTime(u.ConsentAt)}, {"last request", showTime(u.LastRequest)}, {"registered", showTime(u.RegisteredAt)},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])

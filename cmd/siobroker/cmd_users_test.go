@@ -90,19 +90,32 @@ func TestUsersCommand(t *testing.T) {
 	}
 	u, _, _ := db.User(context.Background(), newIIN)
 	db.Close()
-	if u.Position != "старший прокурор" || u.FullName != "ИВАНОВ ИВАН" || !u.ReportsRight || u.ConsentAt.IsZero() || u.Role != 1 {
+	if u.Position != "старший прокурор" || u.FullName != "ИВАНОВ ИВАН" || !u.ReportsRight || u.ConsentAt.IsZero() || u.Role != 1 || u.OperatorRight {
 		t.Fatalf("moved user = %+v", u)
+	}
+	// The operator right is granted and withdrawn by a move, and shown.
+	if code, _, errs = runUsers(t, "move", "--data", data, "--iin", newIIN, "--operator", "--reason", "приказ № 4"); code != 0 {
+		t.Fatalf("move --operator = %d\n%s", code, errs)
+	}
+	if code, out, _ = runUsers(t, "show", "--data", data, "--iin", newIIN); code != 0 || !strings.Contains(out, "operator right:  yes") {
+		t.Fatalf("show after --operator = %d\n%s", code, out)
+	}
+	if code, _, errs = runUsers(t, "move", "--data", data, "--iin", newIIN, "--operator=false", "--reason", "приказ № 5"); code != 0 {
+		t.Fatalf("move --operator=false = %d\n%s", code, errs)
+	}
+	if code, out, _ = runUsers(t, "show", "--data", data, "--iin", newIIN); !strings.Contains(out, "operator right:  no") || !strings.Contains(out, "reports right:   yes") {
+		t.Fatalf("show after --operator=false = %d\n%s", code, out)
 	}
 
 	code, out, _ = runUsers(t, "list", "--data", data)
-	if code != 0 || !strings.Contains(out, "6 users") || !strings.Contains(out, "850101305125  blocked") {
+	if code != 0 || !strings.Contains(out, "6 users") || !strings.Contains(out, "850101305125  blocked") || !strings.Contains(out, "OPERATOR") {
 		t.Fatalf("list = %d\n%s", code, out)
 	}
 	code, out, _ = runUsers(t, "applications", "--data", data, "--iin", newIIN)
-	if code != 0 || !strings.Contains(out, "2 applications") || !strings.Contains(out, "приказ № 3") {
+	if code != 0 || !strings.Contains(out, "4 applications") || !strings.Contains(out, "приказ № 3") {
 		t.Fatalf("applications = %d\n%s", code, out)
 	}
-	if code, out, _ = runUsers(t, "applications", "--data", data); code != 0 || !strings.Contains(out, "8 applications") {
+	if code, out, _ = runUsers(t, "applications", "--data", data); code != 0 || !strings.Contains(out, "10 applications") {
 		t.Fatalf("all applications = %d\n%s", code, out)
 	}
 

@@ -35,6 +35,7 @@ var commands = map[string]command{
 	"routes":      {cmdRoutes, "print the effective routing table: service, queue, adapter, backend and timeout"},
 	"maintenance": {cmdMaintenance, "list, announce and cancel planned maintenance windows (§36, 42)"},
 	"config":      {cmdConfig, "check the broker, routes, rights, adapter and maintenance files without starting anything"},
+	"dashboard":   {cmdDashboard, "log in to the operator's web dashboard: prints a one-time link for the browser"},
 }
 
 func main() {

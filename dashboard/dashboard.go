@@ -1,0 +1,239 @@
+// Package dashboard is the operator's web dashboard, served by the broker under /dashboard/: the
+// state of every service's route, the open and recent delay incidents (§39–41, App. 7), the
+// dead-letter queue and the maintenance windows (§36, 42). The operator annotates and closes
+// incidents, replays dead letters and announces or cancels maintenance from it.
+//
+// It reads what the command line reads (the operations snapshot, the incident store, the
+// dead-letter queue, the maintenance schedule), through the small interfaces of Config, so that
+// the page and the CLI never disagree.
+//
+// Access is the operator's: an active user of the registry with the operator right
+// (siobroker.User.OperatorRight), identified either
+//
+//   - by the TLS client certificate the connection was verified with (as GET /reports), or
+//   - by a signed login: POST /dashboard/login takes a SendMessage signed by the operator whose
+//     data is q:dashboardLogin (soap.NewDashboardLoginRequest), checked as every signed request is
+//     (messageDate window, replay, signature and chain, the user registry), and answers a signed
+//     q:dashboardTicket: the link of a one-time ticket, valid for TicketTTL. Opening the link sets
+//     a session cookie (HttpOnly, SameSite=Strict, Secure over TLS, Path=/dashboard) valid for
+//     SessionTTL. Sessions and tickets live in memory: a restart logs everyone out.
+//
+// The user is looked up in the registry again on every request, so a block or a withdrawn right
+// takes effect at once. Actions are POSTs that carry the session's CSRF token; every login and
+// every action, allowed or refused, is appended to the journal as a siobroker.JournalOperator
+// record naming who did it. Refusals carry stable codes (SIO-DASHBOARD-*).
+//
+// The page is plain HTML, CSS and JavaScript embedded in the binary: no CDN, no web fonts, and a
+// Content-Security-Policy of default-src 'self'. It polls the JSON endpoints under
+// /dashboard/api/ every few seconds and shows every time in Astana time with its offset.
+package dashboard
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/broker"
+	"github.com/sio-pso/siobroker/incidents"
+	"github.com/sio-pso/siobroker/maintenance"
+	"github.com/sio-pso/siobroker/operations"
+	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/soap"
+)
+
+// Paths of the dashboard. Mount the handler with mux.Handle(dashboard.Path, h).
+const (
+	Path      = "/dashboard/"
+	LoginPath = "/dashboard/login"
+)
+
+// Defaults of Config.
+const (
+	DefaultTicketTTL         = 2 * time.Minute
+	DefaultSessionTTL        = 8 * time.Hour
+	DefaultMessageDateWindow = 5 * time.Minute
+	// RecentIncidents is how long a closed incident, or an ended or cancelled maintenance window,
+	// stays on the page.
+	RecentIncidents = 7 * 24 * time.Hour
+	// MaxDeadLetters is how many dead letters the page lists, and the most one replay sends.
+	MaxDeadLetters = 100
+)
+
+// Incidents is the journal of emergencies: the store lists them, the tracker acts on them (so
+// that it forgets a closed incident at once) and records who acted.
+type Incidents interface {
+	// Incidents returns the open incidents, or all of them when all is true.
+	Incidents(ctx context.Context, all bool) ([]incidents.Incident, error)
+	AnnotateBy(ctx context.Context, by string, number int64, measures, responsible string) (incidents.Incident, error)
+	CloseBy(ctx context.Context, by string, number int64, note string) (incidents.Incident, error)
+}
+
+// DeadLetter is one message of the dead-letter queue.
+type DeadLetter struct {
+	MessageID   string
+	Queue       string // the queue it died in, where a replay sends it back
+	Reason      string // rejected, expired, delivery_limit, ...
+	Count       int64  // how many times it died in that queue
+	DiedAt      time.Time
+	PayloadSize int
+}
+
+// DeadLetters is the transport's dead-letter queue.
+type DeadLetters interface {
+	// List returns up to max dead letters without removing them.
+	List(ctx context.Context, max int) ([]DeadLetter, error)
+	// Replay sends up to max dead letters back to the queues they died in and returns how many.
+	Replay(ctx context.Context, max int) (int, error)
+}
+
+// Maintenance is the schedule of maintenance windows (§36, 42 of the Rules).
+type Maintenance interface {
+	Windows(ctx context.Context, includeEnded bool) ([]maintenance.Window, error)
+	Announce(ctx context.Context, w maintenance.Window) (maintenance.Window, error)
+	Cancel(ctx context.Context, id int64, by string) error
+}
+
+// Users is the user registry: whether the holder of an IIN may act now, and with which rights.
+type Users interface {
+	Authorize(ctx context.Context, iin string) (siobroker.User, error)
+}
+
+// Journal is the permanent journal, where every login and action is recorded.
+type Journal interface {
+	Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error)
+}
+
+// Config holds the dashboard's data sources and settings. Services, Incidents, Users, Journal,
+// Verify, Sign and Clock are required.
+type Config struct {
+	// Services returns the state of every service's route.
+	Services  func(ctx context.Context) ([]operations.ServiceState, error)
+	Incidents Incidents
+	// DeadLetters is nil when the transport has no dead-letter queue (the in-process GoChannel).
+	DeadLetters DeadLetters
+	// Maintenance is nil when no schedule of maintenance windows is available.
+	Maintenance Maintenance
+	Users       Users
+	Journal     Journal
+
+	// Verify checks the signature of a login (signing.Verifier.Verify); Sign signs the ticket
+	// reply in the login's placement (signing.Signer.Sign).
+	Verify func(doc *etree.Document, at time.Time) (*signing.Verified, error)
+	Sign   func(doc *etree.Document, p signing.Placement) error
+	// VerifyClientCert, when set, is applied to a TLS client certificate after the handshake
+	// verified it: give it signing.TrustStore.VerifyChain so that the CRLs apply.
+	VerifyClientCert func(cert *x509.Certificate, intermediates []*x509.Certificate, at time.Time) error
+	// Limits bound the login envelope.
+	Limits soap.Limits
+
+	MessageDateWindow time.Duration // a login's messageDate and issuedAt within ± this; default 5 min
+	TicketTTL         time.Duration // default 2 min
+	SessionTTL        time.Duration // default 8 h
+
+	Clock  siobroker.Clock
+	Logger *slog.Logger // nil discards
+}
+
+// New returns the dashboard's handler. It panics when a required field of cfg is missing: that
+// is a wiring mistake, not a condition to serve.
+func New(cfg Config) http.Handler {
+	switch {
+	case cfg.Services == nil:
+		panic("dashboard.New: Config.Services is required")
+	case cfg.Incidents == nil:
+		panic("dashboard.New: Config.Incidents is required")
+	case cfg.Users == nil:
+		panic("dashboard.New: Config.Users is required")
+	case cfg.Journal == nil:
+		panic("dashboard.New: Config.Journal is required")
+	case cfg.Verify == nil || cfg.Sign == nil:
+		panic("dashboard.New: Config.Verify and Config.Sign are required")
+	case cfg.Clock == nil:
+		panic("dashboard.New: Config.Clock is required")
+	}
+	if cfg.MessageDateWindow <= 0 {
+		cfg.MessageDateWindow = DefaultMessageDateWindow
+	}
+	if cfg.TicketTTL <= 0 {
+		cfg.TicketTTL = DefaultTicketTTL
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Limits = cfg.Limits.WithDefaults()
+	h := &handler{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		sessions: newSessions(),
+		replay:   broker.NewReplayMemory(2*cfg.MessageDateWindow + time.Minute),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+LoginPath, h.login)
+	mux.HandleFunc("GET "+Path+"{$}", h.page)
+	mux.HandleFunc("GET "+Path+"static/{name}", h.static)
+	mux.HandleFunc("POST "+Path+"logout", h.action("logout", h.logout))
+	mux.HandleFunc("GET "+Path+"api/session", h.read(h.apiSession))
+	mux.HandleFunc("GET "+Path+"api/services", h.read(h.apiServices))
+	mux.HandleFunc("GET "+Path+"api/incidents", h.read(h.apiIncidents))
+	mux.HandleFunc("POST "+Path+"api/incidents/{number}/annotate", h.action("annotate", h.annotate))
+	mux.HandleFunc("POST "+Path+"api/incidents/{number}/close", h.action("close", h.closeIncident))
+	mux.HandleFunc("GET "+Path+"api/deadletters", h.read(h.apiDeadLetters))
+	mux.HandleFunc("POST "+Path+"api/deadletters/replay", h.action("replay", h.replayDeadLetters))
+	mux.HandleFunc("GET "+Path+"api/maintenance", h.read(h.apiMaintenance))
+	mux.HandleFunc("POST "+Path+"api/maintenance", h.action("announce", h.announce))
+	mux.HandleFunc("POST "+Path+"api/maintenance/{id}/cancel", h.action("cancel", h.cancel))
+	mux.HandleFunc(Path, h.notFound)
+	return securityHeaders(mux)
+}
+
+type handler struct {
+	cfg      Config
+	log      *slog.Logger
+	sessions *sessions
+	replay   *broker.ReplayMemory
+}
+
+// securityHeaders sets the headers every answer of the dashboard carries: nothing from another
+// origin runs or is framed, no answer is cached, and no Referer carries a ticket away.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hdr := w.Header()
+		hdr.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Set("X-Frame-Options", "DENY")
+		hdr.Set("Referrer-Policy", "no-referrer")
+		hdr.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// IncidentsOf is the Incidents of a tracker over its store: the store lists the incidents, and
+// the tracker acts on them, so that it forgets a closed incident at once.
+func IncidentsOf(t *incidents.Tracker, s incidents.Store) Incidents {
+	return trackerIncidents{tracker: t, store: s}
+}
+
+type trackerIncidents struct {
+	tracker *incidents.Tracker
+	store   incidents.Store
+}
+
+func (ti trackerIncidents) Incidents(ctx context.Context, all bool) ([]incidents.Incident, error) {
+	return ti.store.Incidents(ctx, all)
+}
+
+func (ti trackerIncidents) AnnotateBy(ctx context.Context, by string, number int64, measures, responsible string) (incidents.Incident, error) {
+	return ti.tracker.AnnotateBy(ctx, by, number, measures, responsible)
+}
+
+func (ti trackerIncidents) CloseBy(ctx context.Context, by string, number int64, note string) (incidents.Incident, error) {
+	return ti.tracker.CloseBy(ctx, by, number, note)
+}
