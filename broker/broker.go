@@ -496,7 +496,7 @@ func (b *Broker) verifyCase(ctx context.Context, requestID string, q siobroker.Q
 		return siobroker.Wrap(siobroker.CodeUnavailable, err,
 			"the message transport is unavailable, so the case registry %s cannot be asked; the request was not accepted, retry later", name)
 	case err != nil:
-		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the case registry %s did not answer; retry later", name)
+		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the case registry %s did not answer; the request was not accepted, retry later", name)
 	case !resp.Found || !resp.InProceedings:
 		// One answer for both: telling them apart would let any user learn which cases exist (§44).
 		b.Logger.Info("case check refused", "request_id", requestID, "registry", name, "found", resp.Found)
