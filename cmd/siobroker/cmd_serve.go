@@ -207,6 +207,9 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		// processes on the shared queues instead. GoChannel delivers every message to every
 		// subscriber of its topic, so each topic has exactly one consumer here.
 		adapter := routing.NewAdapterRuntime("demo", demo.NewBackends(world), pub, clock, logger.With("component", "adapter"))
+		if b.amqp != nil {
+			adapter.WithDeadLetters(b.amqp.DeadLetterTopic())
+		}
 		adapter.AddHandlers(b.router, sub)
 		inProcessServices = len(adapter.Services())
 		for _, name := range registryNames {

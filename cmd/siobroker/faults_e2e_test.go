@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -315,4 +318,110 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestDeadLetterAfterAttemptsE2E: an adapter process whose HTTP source answers 503 asks it
+// retry.attempts times, then answers the broker ADAPTER_ERROR at once and puts the request in
+// the dead-letter queue; `siobroker dlq list` shows it with the queue and the reason; once the
+// source is back, `siobroker dlq replay` sends it back and the adapter asks the source again.
+func TestDeadLetterAfterAttemptsE2E(t *testing.T) {
+	prefix := amqpPrefix(t)
+	var healthy atomic.Bool
+	var calls atomic.Int32
+	source := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if !healthy.Load() {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"data":{"vehicles":[{"plate":"123ABC02"}]}}`)
+	}))
+	defer source.Close()
+
+	src := sharedBroker(t)
+	dir := t.TempDir()
+	pki := filepath.Join(dir, "pki")
+	copyDir(t, src.pki, pki)
+	cfg := testConfig(dir)
+	cfg.Transport = "amqp"
+	cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance, cfg.AMQP.ClassicQueues = testAMQPURL, prefix, prefix+"broker", true
+	b, err := startBroker(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
+	if err != nil {
+		t.Fatalf("start a broker on RabbitMQ: %v", err)
+	}
+	defer b.Close()
+	brokerYAML := filepath.Join(dir, "broker.yaml")
+	if err := os.WriteFile(brokerYAML, []byte(fmt.Sprintf("transport: amqp\namqp:\n  url: %q\n  prefix: %q\n", testAMQPURL, prefix)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	adapterYAML := filepath.Join(dir, "adapter.yaml")
+	yaml := fmt.Sprintf("name: flaky\ntransport: {amqp_url: %q, prefix: %q}\nretry: {attempts: 3, backoff: 10ms}\n"+
+		"services:\n  5: {backend: http, url: %q, timeout: 2s, record_type: vehicle, records_path: data.vehicles, fields: {plate_number: plate}}\n"+
+		"case_registries:\n  names: [erdr, courts, aisoip]\n  demo_pki: %s\n", testAMQPURL, prefix, source.URL+"/vehicles", pki)
+	if err := os.WriteFile(adapterYAML, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adapterCtx, stopAdapter := context.WithCancel(context.Background())
+	adapterDone := make(chan struct{})
+	go func() {
+		defer close(adapterDone)
+		var out, errb strings.Builder
+		if code := run(adapterCtx, []string{"adapter", "--config", adapterYAML}, &out, &errb); code != 0 {
+			t.Errorf("adapter exited %d: %s", code, errb.String())
+		}
+	}()
+	defer func() {
+		stopAdapter()
+		select {
+		case <-adapterDone:
+		case <-time.After(40 * time.Second):
+			t.Error("the adapter did not stop")
+		}
+	}()
+
+	e := *src
+	e.b, e.cfg, e.base, e.url, e.pki = b, cfg, b.BaseURL(), b.BaseURL()+cfg.Endpoint, pki
+	u, _ := e.caseUser(t, siobroker.BasisCriminal)
+	var out string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// The adapter may still be starting: its case registries answer once it consumes.
+		code, o, errs := runSend(t, e.sendArgs(u, "--services", "5")...)
+		out = o
+		if code == sendExitOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("send exited %d\n%s%s", code, o, errs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(out, "\nservice 5: error ADAPTER_ERROR") || calls.Load() != 3 {
+		t.Fatalf("after %d calls of the source, the reply says:\n%s\nwant ADAPTER_ERROR after 3", calls.Load(), out)
+	}
+
+	code, list, errs := runCmd(t, "dlq", "list", "--config", brokerYAML)
+	if code != 0 || !strings.Contains(list, "1 dead letter(s)") || !strings.Contains(list, "from "+prefix+"sio.service.005") ||
+		!strings.Contains(list, "reason the source failed transiently 3 times (adapter flaky)") || !strings.Contains(list, "503") || !strings.Contains(list, "given up after 3 attempts") {
+		t.Fatalf("dlq list: exit %d\n%s%s", code, list, errs)
+	}
+	t.Logf("dlq list:\n%s", list)
+
+	healthy.Store(true)
+	code, replay, errs := runCmd(t, "dlq", "replay", "--config", brokerYAML)
+	if code != 0 || !strings.Contains(replay, "1 dead letter(s) sent back") {
+		t.Fatalf("dlq replay: exit %d\n%s%s", code, replay, errs)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for calls.Load() != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replayed request did not reach the source again: %d calls", calls.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, list, _ = runCmd(t, "dlq", "list", "--config", brokerYAML); code != 0 || !strings.Contains(list, "0 dead letter(s)") {
+		t.Fatalf("dlq list after the replay: exit %d\n%s", code, list)
+	}
 }

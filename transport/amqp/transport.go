@@ -144,6 +144,10 @@ func NewBrokerTransport(ctx context.Context, cfg Config, logger watermill.Logger
 // pass it to routing.NewDispatcher.
 func (t *Transport) ReplyTopic() string { return routing.ReplyTopicPrefix + t.cfg.Instance }
 
+// DeadLetterTopic is the topic of the dead-letter queue (Config.DeadLetterQueue): pass it to
+// routing.AdapterRuntime.WithDeadLetters.
+func (t *Transport) DeadLetterTopic() string { return t.cfg.DeadLetterQueue }
+
 // Publisher publishes to the queue named after the topic. Its Close does nothing: Transport.Close
 // releases the connections.
 func (t *Transport) Publisher() message.Publisher { return t.pub }
