@@ -143,7 +143,7 @@ func (n *Node) Start() {
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group, so that Kill reaches the Erlang VM and its helpers, not only the
 	// start script.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		n.mu.Unlock()
