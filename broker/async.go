@@ -18,6 +18,9 @@ type AsyncStore interface {
 	AsyncJob(ctx context.Context, requestID string) (siobroker.AsyncJob, bool, error)
 	PendingAsync(ctx context.Context, now time.Time, resume bool) ([]siobroker.AsyncJob, error)
 	CompleteAsync(ctx context.Context, requestID string, state siobroker.AsyncState, reason string, reply []byte, at time.Time) (bool, error)
+	// LeaseAsync keeps the worker away from an ON_DELIVERY job until the given time, while its
+	// late services are waited for.
+	LeaseAsync(ctx context.Context, requestID string, until time.Time) (bool, error)
 }
 
 // AsyncPipeline adapts Accept to the shape of Handle, for an HTTP handler of the asynchronous
@@ -182,8 +185,10 @@ func (b *Broker) signStatus(messageID string, a authenticated, st soap.AsyncStat
 
 // AsyncWorker processes the ON_DELIVERY requests of the asynchronous channel with bounded
 // concurrency: it routes each (Broker.Process), stores the signed reply and sets DELIVERED, or
-// NOT_DELIVERED when no service could be answered. At start it resumes every ON_DELIVERY request
-// left by an earlier run.
+// NOT_DELIVERED when no service could be answered. With Config.AsyncTimeout set, the services
+// that miss their timeout are waited for in the background up to AsyncTimeout, as for a
+// synchronous request, and the reply is stored once they are in. At start it resumes every
+// ON_DELIVERY request left by an earlier run.
 type AsyncWorker struct {
 	Broker      *Broker
 	Concurrency int           // default 8
@@ -212,7 +217,8 @@ func (w *AsyncWorker) Run(ctx context.Context) {
 	// waiters went with that run.
 	resume := true
 	for {
-		jobs, err := b.Async.PendingAsync(ctx, b.Clock.Now(), resume)
+		resuming := resume
+		jobs, err := b.Async.PendingAsync(ctx, b.Clock.Now(), resuming)
 		resume = false
 		if err != nil && ctx.Err() == nil {
 			b.Logger.Warn("listing asynchronous requests failed", "error", err)
@@ -239,7 +245,7 @@ func (w *AsyncWorker) Run(ctx context.Context) {
 					delete(inflight, job.RequestID)
 					mu.Unlock()
 				}()
-				w.process(ctx, job)
+				w.process(ctx, job, resuming)
 			})
 		}
 		select {
@@ -251,16 +257,20 @@ func (w *AsyncWorker) Run(ctx context.Context) {
 	}
 }
 
-func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob) {
+func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob, resuming bool) {
 	b := w.Broker
 	// The listing may predate the end of an earlier run of this same job, which released it just
-	// before this one claimed it: read the state again now that the job is claimed.
+	// before this one claimed it, finished or leased to a wait for late services: read the state
+	// again now that the job is claimed. (At start, leases of the earlier run are void.)
 	current, ok, err := b.Async.AsyncJob(ctx, job.RequestID)
 	if err != nil || !ok || current.State != siobroker.AsyncOnDelivery {
 		return
 	}
+	if !resuming && current.LeaseUntil.After(b.Clock.Now()) {
+		return
+	}
 	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)
-	reply, err := b.Process(ctx, job)
+	reply, err := b.processAsync(ctx, job)
 	if ctx.Err() != nil {
 		b.Logger.Info("asynchronous request interrupted; it resumes at the next start", ids...)
 		return
@@ -268,6 +278,9 @@ func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob) {
 	if err != nil {
 		b.Logger.Error("asynchronous request failed; it will be retried", append(ids, "error", err)...)
 		return
+	}
+	if reply == nil {
+		return // waiting for late services in the background
 	}
 	state, reason := deliveryState(reply.Services)
 	done, err := b.Async.CompleteAsync(ctx, job.RequestID, state, reason, reply.Bytes, b.Clock.Now())

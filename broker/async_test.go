@@ -348,3 +348,27 @@ func TestSyncLateServicesShutdown(t *testing.T) {
 	startWorker(t, h2)
 	waitState(t, h2, reply.MessageID, siobroker.AsyncDelivered)
 }
+
+// TestAsyncLateServices: an asynchronous request whose service misses its (synchronous) timeout
+// is not ended NOT_DELIVERED: the broker waits for the late answer in the background, with the
+// job leased to that wait so that the worker does not route it again, and stores the complete
+// reply DELIVERED once it comes.
+func TestAsyncLateServices(t *testing.T) {
+	h := newHarnessWith(t, harnessOpts{asyncTimeout: 10 * time.Second, slowAnswers: true})
+	raw, _ := h.build(t, reqSpec{services: []int{1, slowService}})
+	ack, _, err := h.accept(raw)
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	startWorker(t, h)
+	j := waitState(t, h, ack.MessageID, siobroker.AsyncDelivered)
+	_, res := h.parseReply(t, &Reply{Bytes: j.Reply}, signing.PlacementWSSE)
+	for _, r := range res.Services {
+		if r.Status != siobroker.StatusOK {
+			t.Fatalf("service %d: %s %s, want ok", r.Service, r.Status, r.Reason)
+		}
+	}
+	if n := h.called(slowService); n != 1 {
+		t.Fatalf("the late service was asked %d times, want once (the wait holds the job)", n)
+	}
+}

@@ -373,7 +373,8 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobro
 }
 
 // Process routes an admitted request, signs the reply in the request's placement and journals it:
-// the second half of the synchronous pipeline, and all of the asynchronous worker's work. job was
+// the second half of the synchronous pipeline, and the asynchronous worker's work when no late
+// services are waited for (see processAsync). job was
 // admitted (every check passed and the request journaled) before.
 func (b *Broker) Process(ctx context.Context, job siobroker.AsyncJob) (*Reply, error) {
 	seen := Request{
@@ -507,8 +508,11 @@ func (b *Broker) verifyCase(ctx context.Context, requestID, messageID string, q 
 		RequestID: requestID, MessageID: messageID, Basis: q.Basis, Case: q.Case, SignerIIN: signerIIN,
 	}, b.Cases.CheckTimeout())
 	switch {
+	case errors.Is(err, routing.ErrTransportUnavailable):
+		return siobroker.Wrap(siobroker.CodeUnavailable, err,
+			"the message transport is unavailable, so the case registry %s cannot be asked; the request was not accepted, retry later", name)
 	case err != nil:
-		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the case registry %s did not answer; retry later", name)
+		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the case registry %s did not answer; the request was not accepted, retry later", name)
 	case !resp.Found || !resp.InProceedings:
 		// One answer for both: telling them apart would let any user learn which cases exist (§44).
 		b.Logger.InfoContext(ctx, "case check refused", append(reqlog.Attrs(messageID, requestID), "registry", name, "found", resp.Found)...)

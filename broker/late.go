@@ -102,6 +102,53 @@ func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Repl
 	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: results(exchanges)}, nil
 }
 
+// processAsync is Process for the AsyncWorker when late services are waited for: a service that
+// does not answer within its (synchronous) timeout is waited for in the background, up to
+// AsyncTimeout, as the late services of a synchronous request are, and the job is leased to that
+// wait. An asynchronous request accepted before an outage of RabbitMQ or of an adapter that
+// outlasts a service's timeout is therefore completed with the answers once they come, not
+// ended NOT_DELIVERED while they are still on their way; and the wait does not hold one of the
+// worker's slots. It returns the reply when every service answered in time, or nil when the
+// request was handed to a background wait (or, with ctx ended, interrupted: it stays
+// ON_DELIVERY and is resumed).
+func (b *Broker) processAsync(ctx context.Context, job siobroker.AsyncJob) (*Reply, error) {
+	b.late.init()
+	if b.cfg.AsyncTimeout <= 0 || b.late.ctx.Err() != nil {
+		return b.Process(ctx, job)
+	}
+	seen := Request{
+		RequestID: job.RequestID, Organisation: job.Organisation, MessageID: job.Info.MessageID, SenderID: job.Info.SenderID,
+		SignerIIN: job.SignerIIN, Role: job.Role, Placement: signing.Placement(job.Placement), requestJournaled: true,
+	}
+	v := &signing.Verified{SignerIIN: job.SignerIIN, Placement: seen.Placement}
+	exchanges, wait := b.routeLate(ctx, job)
+	if ctx.Err() != nil {
+		return nil, nil
+	}
+	if wait == nil {
+		out, err := b.reply(job.RequestID, job.Info, job.Query, v, results(exchanges), "")
+		if err != nil {
+			return nil, err
+		}
+		if err := b.journalReply(ctx, seen, job.Received, exchanges, out); err != nil {
+			return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the reply now; retry later")
+		}
+		return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: results(exchanges)}, nil
+	}
+	until := b.Clock.Now().Add(b.cfg.AsyncTimeout + time.Minute)
+	if _, err := b.Async.LeaseAsync(ctx, job.RequestID, until); err != nil {
+		// Without the lease the worker would route the request again at its next scan; the
+		// copies are recognised by their correlation keys, so this costs work, not answers.
+		b.Logger.Error("asynchronous request not leased to its wait for late services", "request_id", job.RequestID, "error", err)
+	}
+	if !b.late.start(func() { b.completeLate(job, seen, v, wait) }) {
+		b.Logger.Info("shutting down: the asynchronous request resumes at the next start", "request_id", job.RequestID)
+		return nil, nil
+	}
+	b.Logger.Info("asynchronous request waits for late services", "request_id", job.RequestID, "until", siobroker.FormatTime(until))
+	return nil, nil
+}
+
 func results(exchanges []exchange) []siobroker.ServiceResult {
 	out := make([]siobroker.ServiceResult, len(exchanges))
 	for i, e := range exchanges {

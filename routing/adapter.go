@@ -3,8 +3,11 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -31,6 +34,9 @@ type AdapterRuntime struct {
 	backoff   time.Duration
 	answered  *answeredCache
 	queueOf   func(service int) string // nil: each service's own queue
+	// deadLetters is the topic a request goes to when its transient failures outlast the
+	// retries; "" answers ADAPTER_ERROR only.
+	deadLetters string
 }
 
 // NewAdapterRuntime returns a runtime named name (it appears in every answer, for tracing) for
@@ -41,9 +47,23 @@ func NewAdapterRuntime(name string, backends map[int]adapters.Backend, publisher
 }
 
 // WithRetry sets how often a transient backend error (adapters.Transient) is retried, and the
-// first back-off, doubled each time. Retries stop at the broker's deadline in any case.
+// first back-off, doubled each time: a request gets 1+retries attempts. Retries stop at the
+// broker's deadline in any case. When every attempt failed, the broker is answered ADAPTER_ERROR,
+// and with WithDeadLetters the request goes to the dead-letter queue too.
 func (a *AdapterRuntime) WithRetry(retries int, backoff time.Duration) *AdapterRuntime {
 	a.retries, a.backoff = retries, backoff
+	return a
+}
+
+// WithDeadLetters makes a request whose source still fails transiently after every attempt of
+// WithRetry go to topic (the transport's dead-letter queue) with the reason in its metadata
+// (schemas.MetaDeadReason and the others), before the broker is answered ADAPTER_ERROR as
+// usual: the client is not left waiting, and an operator can replay the request once the
+// source is back (its late answer then reaches the broker, which records and drops it, or
+// completes the asynchronous request still waiting for it). Without it (the embedded GoChannel
+// has no dead-letter queue) such a request is answered ADAPTER_ERROR only.
+func (a *AdapterRuntime) WithDeadLetters(topic string) *AdapterRuntime {
+	a.deadLetters = topic
 	return a
 }
 
@@ -129,7 +149,14 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
 		defer cancel()
 	}
-	result := a.query(ctx, log, backend, req)
+	result, gaveUp := a.query(ctx, log, backend, req)
+	if gaveUp != nil && a.deadLetters != "" {
+		// Dead-lettered first: should the answer then fail to go out, the request comes back
+		// and is tried again, and a second copy in the dead-letter queue is the worst outcome.
+		if err := a.deadLetter(msg, req, gaveUp); err != nil {
+			return err
+		}
+	}
 
 	resp := schemas.ServiceResponse{
 		RequestID:  req.RequestID,
@@ -141,9 +168,55 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 	if err := a.publishAnswer(req, service, resp); err != nil {
 		return err
 	}
-	a.answered.put(key, resp)
+	if gaveUp == nil {
+		// A request given up on is not remembered: replayed from the dead-letter queue, it is
+		// asked again.
+		a.answered.put(key, resp)
+	}
 	return nil
 }
+
+// gaveUp says why the runtime stopped asking the source: every attempt failed transiently.
+type gaveUp struct {
+	attempts int
+	last     error
+}
+
+// deadLetter puts a copy of the request, with why it is there, on the dead-letter topic.
+func (a *AdapterRuntime) deadLetter(msg *message.Message, req schemas.ServiceRequest, g *gaveUp) error {
+	dead := message.NewMessage(msg.UUID, msg.Payload)
+	for k, v := range msg.Metadata {
+		dead.Metadata.Set(k, v)
+	}
+	reason := fmt.Sprintf("the source failed transiently %d times (adapter %s); last error: %s", g.attempts, a.name, describeError(g.last))
+	dead.Metadata.Set(schemas.MetaDeadReason, reason)
+	dead.Metadata.Set(schemas.MetaDeadTopic, schemas.ServiceTopic(req.Service))
+	dead.Metadata.Set(schemas.MetaDeadAttempts, strconv.Itoa(g.attempts))
+	dead.Metadata.Set(schemas.MetaDeadAt, a.clock.Now().Format(time.RFC3339))
+	if err := a.publisher.Publish(a.deadLetters, dead); err != nil {
+		return fmt.Errorf("dead-letter %s service %d: %w", req.RequestID, req.Service, err)
+	}
+	a.logger.Warn("request dead-lettered after its attempts", "service", req.Service, "request_id", req.RequestID,
+		"attempts", g.attempts, "topic", a.deadLetters)
+	return nil
+}
+
+// describeError is err's text for the dead-letter reason, which operators read: without the
+// URL of a failed HTTP call (its query may name the subject), without 12-digit numbers (IINs and
+// BINs), and short.
+func describeError(err error) string {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = fmt.Errorf("%s: %w", urlErr.Op, urlErr.Err)
+	}
+	s := twelveDigits.ReplaceAllString(err.Error(), "[number]")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+var twelveDigits = regexp.MustCompile(`\d{12}`)
 
 // publishAnswer sends resp to the reply topic the request named.
 func (a *AdapterRuntime) publishAnswer(req schemas.ServiceRequest, service int, resp schemas.ServiceResponse) error {
@@ -167,18 +240,21 @@ func (a *AdapterRuntime) publishAnswer(req schemas.ServiceRequest, service int, 
 // broken backend must not take the runtime down. What it logs of a backend's error has the
 // subject's identifiers and the case number taken out: a source system's error text may quote the
 // values it was asked with (a URL, an SQL error).
-func (a *AdapterRuntime) query(ctx context.Context, log *slog.Logger, backend adapters.Backend, req schemas.ServiceRequest) (result siobroker.ServiceResult) {
+//
+// It reports gaveUp when every attempt failed with a transient error before the deadline.
+func (a *AdapterRuntime) query(ctx context.Context, log *slog.Logger, backend adapters.Backend, req schemas.ServiceRequest) (result siobroker.ServiceResult, g *gaveUp) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("backend panicked", "service", req.Service, "panic", redact(fmt.Sprint(p), req))
-			result = errorResult(req.Service, "the source system failed")
+			result, g = errorResult(req.Service, "the source system failed"), nil
 		}
 	}()
 	result, err := backend.Query(ctx, req)
 	wait := a.backoff
-	for attempt := 1; err != nil && adapters.IsTransient(err) && attempt <= a.retries && ctx.Err() == nil; attempt++ {
+	attempts := 1
+	for ; err != nil && adapters.IsTransient(err) && attempts <= a.retries && ctx.Err() == nil; attempts++ {
 		log.Info("transient backend error; retrying", "service", req.Service,
-			"attempt", attempt, "backoff", wait, "error", redact(err.Error(), req))
+			"attempt", attempts, "backoff", wait, "error", redact(err.Error(), req))
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
@@ -190,11 +266,14 @@ func (a *AdapterRuntime) query(ctx context.Context, log *slog.Logger, backend ad
 		if ctx.Err() != nil {
 			// The broker's deadline passed: that is a timeout, whatever error the backend made of it.
 			return siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
-				Reason: siobroker.ReasonTimeout, Message: "the source system did not answer in time"}
+				Reason: siobroker.ReasonTimeout, Message: "the source system did not answer in time"}, nil
 		}
 		log.Warn("backend error", "service", req.Service, "error", redact(err.Error(), req))
-		// The cause may carry the source system's internals; the client gets a fixed text.
-		return errorResult(req.Service, "the source system answered with an error")
+		if adapters.IsTransient(err) {
+			// The cause may carry the source system's internals; the client gets a fixed text.
+			return errorResult(req.Service, fmt.Sprintf("the source system kept failing (%d attempts)", attempts)), &gaveUp{attempts: attempts, last: err}
+		}
+		return errorResult(req.Service, "the source system answered with an error"), nil
 	}
 	result.Service = req.Service
 	switch result.Status {
@@ -213,9 +292,9 @@ func (a *AdapterRuntime) query(ctx context.Context, log *slog.Logger, backend ad
 	default:
 		// denied and timeout are the broker's to decide; anything else is not a status at all.
 		log.Warn("backend returned a status it may not set", "service", req.Service, "status", result.Status)
-		return errorResult(req.Service, "the source system answered with an error")
+		return errorResult(req.Service, "the source system answered with an error"), nil
 	}
-	return result
+	return result, nil
 }
 
 func errorResult(service int, message string) siobroker.ServiceResult {

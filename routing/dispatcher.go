@@ -180,7 +180,13 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	if err == nil {
 		// Tracked before the publish: the answer may come back before Publish returns.
 		d.tracker.Sent(key, req.Service, topic, out.DispatchedAt)
-		if err = d.publisher.Publish(topic, msg); err != nil {
+		if err = d.publish(ctx, timer.C, topic, msg); err != nil {
+			select {
+			case payload := <-ch:
+				// An attempt did reach the adapter, only its confirm was lost.
+				return d.answered(out, req, payload)
+			default:
+			}
 			d.tracker.Abandon(key)
 		}
 	}
@@ -195,26 +201,7 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 
 	select {
 	case payload := <-ch:
-		var resp schemas.ServiceResponse
-		if err := json.Unmarshal(payload, &resp); err != nil {
-			d.logger.Error("undecodable adapter answer", append(ids, "service", req.Service, "error", err)...)
-			out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
-				Reason: siobroker.ReasonAdapterError, Message: "the adapter's answer could not be read"}
-			d.counters.end(req.Service, endDispatchError, d.clock.Now())
-			return out
-		}
-		out.Result = resp.Result
-		out.Result.Service = req.Service
-		out.Adapter = resp.Adapter
-		out.AnsweredAt = d.clock.Now()
-		how := endAnswered
-		if out.Result.Status == siobroker.StatusError {
-			how = endErrorAnswer
-		}
-		d.counters.end(req.Service, how, out.AnsweredAt)
-		if d.onAnswer != nil {
-			d.onAnswer(req.Service, out.Result.Status, out.AnsweredAt.Sub(out.DispatchedAt))
-		}
+		return d.answered(out, req, payload)
 	case <-timer.C:
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
 			Reason: siobroker.ReasonTimeout, Message: fmt.Sprintf("no answer within %s", wait)}
@@ -226,6 +213,68 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	}
 	return out
 }
+
+// answered completes out with the adapter's answer, and counts it.
+func (d *Dispatcher) answered(out Outcome, req schemas.ServiceRequest, payload []byte) Outcome {
+	var resp schemas.ServiceResponse
+	if err := json.Unmarshal(payload, &resp); err != nil {
+		d.logger.Error("undecodable adapter answer", append(reqlog.Attrs(req.MessageID, CorrelationKey(req.RequestID, req.Service)),
+			"service", req.Service, "error", err)...)
+		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
+			Reason: siobroker.ReasonAdapterError, Message: "the adapter's answer could not be read"}
+		d.counters.end(req.Service, endDispatchError, d.clock.Now())
+		return out
+	}
+	out.Result = resp.Result
+	out.Result.Service = req.Service
+	out.Adapter = resp.Adapter
+	out.AnsweredAt = d.clock.Now()
+	how := endAnswered
+	if out.Result.Status == siobroker.StatusError {
+		how = endErrorAnswer
+	}
+	d.counters.end(req.Service, how, out.AnsweredAt)
+	if d.onAnswer != nil {
+		d.onAnswer(req.Service, out.Result.Status, out.AnsweredAt.Sub(out.DispatchedAt))
+	}
+	return out
+}
+
+// publish publishes msg to topic. While the transport is unavailable (ErrTransportUnavailable:
+// RabbitMQ restarting, a connection being replaced) it publishes again with back-off, until
+// expired fires or ctx ends: a request already accepted waits out a short outage within its
+// service's time limit instead of failing at once. A copy that did arrive although its publish
+// failed is harmless: the adapter and the reply handler recognise it by its correlation key.
+func (d *Dispatcher) publish(ctx context.Context, expired <-chan time.Time, topic string, msg *message.Message) error {
+	backoff := publishBackoffMin
+	for attempt := 1; ; attempt++ {
+		err := d.publisher.Publish(topic, msg)
+		if err == nil || !errors.Is(err, ErrTransportUnavailable) {
+			return err
+		}
+		if attempt == 1 {
+			d.logger.Warn("message transport unavailable; publishing again until the service's time limit",
+				"topic", topic, "correlation", msg.UUID, "error", err)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-expired:
+			t.Stop()
+			return fmt.Errorf("%w (gave up after %d attempts at the service's time limit)", err, attempt)
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (gave up after %d attempts: %w)", err, attempt, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(2*backoff, publishBackoffMax)
+	}
+}
+
+// Back-off between publishes while the transport is unavailable.
+const (
+	publishBackoffMin = 100 * time.Millisecond
+	publishBackoffMax = 2 * time.Second
+)
 
 // Pending returns how many service answers this dispatcher is waiting for.
 func (d *Dispatcher) Pending() int {

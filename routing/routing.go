@@ -12,6 +12,7 @@ package routing
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -23,6 +24,11 @@ import (
 
 // ReplyTopicPrefix starts the name of every broker instance's reply topic.
 const ReplyTopicPrefix = "sio.reply."
+
+// ErrTransportUnavailable is wrapped by a Publisher's error when the message transport cannot
+// take messages for a while (its connection is down or being replaced), so that the message may
+// be published again later. A publish that fails with any other error is not tried again.
+var ErrTransportUnavailable = errors.New("the message transport is unavailable")
 
 // CorrelationKey names one service of one request: "request/service". It is the correlation_id
 // of every log line about that service of the request, and the transport message id, so that a

@@ -19,6 +19,16 @@ const (
 	MetaMessageID = "sio_message_id" // the client's requestInfo/messageId, for logs
 )
 
+// Metadata keys of a request an adapter put on the dead-letter topic itself, having given up on it
+// (its source kept failing): why, the topic it came from (where a replay sends it back), after how
+// many attempts, and when (RFC 3339).
+const (
+	MetaDeadReason   = "sio_dead_reason"
+	MetaDeadTopic    = "sio_dead_topic"
+	MetaDeadAttempts = "sio_dead_attempts"
+	MetaDeadAt       = "sio_dead_at"
+)
+
 // ServiceRequest asks one adapter for one service about one subject.
 type ServiceRequest struct {
 	RequestID string            `json:"requestId"`

@@ -68,14 +68,18 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 }
 
 const asyncColumns = `request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info,
-	query, state, reason, received_at, updated_at, reply`
+	query, state, reason, received_at, updated_at, reply, lease_unix`
 
 func scanAsync(row interface{ Scan(...any) error }) (siobroker.AsyncJob, error) {
 	var j siobroker.AsyncJob
 	var info, q, state, received, updated string
+	var lease int64
 	if err := row.Scan(&j.RequestID, &j.MessageID, &j.SenderID, &j.SignerIIN, &j.Organisation, &j.Role, &j.Placement,
-		&info, &q, &state, &j.Reason, &received, &updated, &j.Reply); err != nil {
+		&info, &q, &state, &j.Reason, &received, &updated, &j.Reply, &lease); err != nil {
 		return j, err
+	}
+	if lease != 0 {
+		j.LeaseUntil = time.Unix(lease, 0).In(siobroker.Astana)
 	}
 	j.State = siobroker.AsyncState(state)
 	if err := json.Unmarshal([]byte(info), &j.Info); err != nil {
@@ -135,6 +139,22 @@ func (s *DB) CompleteAsync(ctx context.Context, requestID string, state siobroke
 		return false, fmt.Errorf("complete async job %s: state %q is not final", requestID, state)
 	}
 	return s.setAsyncState(ctx, requestID, state, reason, reply, at)
+}
+
+// LeaseAsync leaves an ON_DELIVERY job to its current holder until the given time: the worker
+// does not list it before then, except when resuming at start. It reports false when there is no
+// such job or it is no longer ON_DELIVERY.
+func (s *DB) LeaseAsync(ctx context.Context, requestID string, until time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE async_jobs SET lease_unix = ? WHERE request_id = ? AND state = ?`,
+		until.Unix(), requestID, string(siobroker.AsyncOnDelivery))
+	if err != nil {
+		return false, fmt.Errorf("lease async job %s: %w", requestID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("lease async job %s: %w", requestID, err)
+	}
+	return n == 1, nil
 }
 
 // StopAsync stops an ON_DELIVERY job (DELIVERY_STOPPED), for an operator. It reports false when

@@ -37,6 +37,7 @@ const (
 type Config struct {
 	Name      string          `yaml:"name"`
 	Transport Transport       `yaml:"transport"`
+	Retry     Retry           `yaml:"retry"`
 	Services  map[int]Service `yaml:"services"`
 	Demo      Demo            `yaml:"demo"`
 	// CaseRegistries are the case registries (§5) this process answers. Only the demo registry
@@ -62,6 +63,27 @@ type Transport struct {
 	Concurrency int    `yaml:"concurrency"` // handlers per service
 	// Prefix goes in front of every queue name, as the broker's amqp.prefix.
 	Prefix string `yaml:"prefix"`
+}
+
+// Retry bounds how a source that fails transiently (a refused connection, a 502/503/504/429) is
+// asked again: Attempts in all, the first pause Backoff, doubled each time, within the broker's
+// deadline. When every attempt failed, the broker is answered ADAPTER_ERROR and the request goes
+// to the dead-letter queue with the reason (siobroker dlq list, dlq replay).
+type Retry struct {
+	Attempts int           `yaml:"attempts"` // default 4
+	Backoff  time.Duration `yaml:"backoff"`  // default 100ms
+}
+
+// Effective is r with its defaults for the zero values.
+func (r Retry) Effective() (attempts int, backoff time.Duration) {
+	attempts, backoff = r.Attempts, r.Backoff
+	if attempts == 0 {
+		attempts = 4
+	}
+	if backoff == 0 {
+		backoff = 100 * time.Millisecond
+	}
+	return attempts, backoff
 }
 
 // Service is the backend of one service. Which keys apply depends on Backend: postgres takes dsn,
@@ -95,6 +117,7 @@ func (c *Config) setDefaults() {
 	if c.Transport.Concurrency == 0 {
 		c.Transport.Concurrency = 4
 	}
+	c.Retry.Attempts, c.Retry.Backoff = c.Retry.Effective()
 	if c.Demo == (Demo{}) {
 		c.Demo = Demo{Seed: 1, People: 200, Organisations: 50}
 	}
@@ -154,6 +177,12 @@ func (c Config) validate(haveWorld bool) error {
 	}
 	if c.Transport.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("transport.concurrency: must be at least 1, got %d", c.Transport.Concurrency))
+	}
+	if c.Retry.Attempts < 0 || c.Retry.Attempts > 20 {
+		errs = append(errs, fmt.Errorf("retry.attempts: must be 1 to 20, got %d", c.Retry.Attempts))
+	}
+	if c.Retry.Backoff < 0 || c.Retry.Backoff > time.Minute {
+		errs = append(errs, fmt.Errorf("retry.backoff: must be 0 to 1m, got %s", c.Retry.Backoff))
 	}
 	if len(c.Services) == 0 && len(c.CaseRegistries.Names) == 0 {
 		errs = append(errs, errors.New("services: an adapter must answer at least one service or case registry"))

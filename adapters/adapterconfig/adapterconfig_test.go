@@ -33,6 +33,13 @@ func TestLoadExample(t *testing.T) {
 	if cfg.Services[5].RecordsPath != "data.vehicles" || cfg.Services[1].Backend != "demo" || cfg.Demo.People != 200 {
 		t.Errorf("got %+v", cfg)
 	}
+	if cfg.Retry.Attempts != 3 || cfg.Retry.Backoff != 200*time.Millisecond {
+		t.Errorf("retry %+v", cfg.Retry)
+	}
+	defaults, err := adapterconfig.Parse([]byte("name: a1\ntransport: {amqp_url: \"amqp://h/\"}\nservices: {1: {backend: demo}}\n"))
+	if err != nil || defaults.Retry.Attempts != 4 || defaults.Retry.Backoff != 100*time.Millisecond {
+		t.Errorf("default retry %+v, %v", defaults.Retry, err)
+	}
 }
 
 func TestBuild(t *testing.T) {
@@ -86,6 +93,7 @@ func TestLoadRejects(t *testing.T) {
 		"bad amqp":            {"name: a1\ntransport: {amqp_url: \"http://x:secret@h/\"}\nservices: {1: {backend: demo}}\n", "not an amqp"},
 		"password hidden":     {"name: a1\ntransport: {amqp_url: \"http://x:secret@h/\"}\nservices: {1: {backend: demo}}\n", "x:xxxxx@h"},
 		"bad name":            {"name: A 1\ntransport: {amqp_url: \"amqp://h/\"}\nservices: {1: {backend: demo}}\n", "name:"},
+		"bad retry":           {"name: a1\ntransport: {amqp_url: \"amqp://h/\"}\nretry: {attempts: 50}\nservices: {1: {backend: demo}}\n", "retry.attempts"},
 		"demo with dsn":       {head + "services: {1: {backend: demo, dsn: \"postgres://h/db\"}}\n", "dsn: not a key of a demo backend"},
 		"http with query":     {head + "services: {5: {backend: http, url: \"http://h/v\", record_type: v, fields: {a: a}, query: \"SELECT 1\"}}\n", "query: not a key of a http backend"},
 		"unknown param": {head + "services: {37: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT a FROM t WHERE b = $1\", params: [subject.name], record_type: c, fields: {a: a}}}\n",

@@ -96,7 +96,9 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string,
 		return fmt.Errorf("router: %w", err)
 	}
 	clock := siobroker.SystemClock{}
-	runtime := routing.NewAdapterRuntime(instance, backends.Backends, t.Publisher(), clock, logger).WithQueues(queueOf)
+	attempts, backoff := cfg.Retry.Effective()
+	runtime := routing.NewAdapterRuntime(instance, backends.Backends, t.Publisher(), clock, logger).
+		WithQueues(queueOf).WithRetry(attempts-1, backoff).WithDeadLetters(t.DeadLetterTopic())
 	runtime.AddHandlers(router, t.Subscriber())
 	for _, name := range cfg.CaseRegistries.Names {
 		routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, cases), t.Publisher(), clock,

@@ -43,8 +43,11 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%d dead letter(s)\n", len(letters))
 		for _, d := range letters {
-			fmt.Fprintf(stdout, "  %s  from %s  reason %s  died %d time(s), last at %s  %d bytes\n",
-				d.MessageID, d.Queue, d.Reason, d.Count, siobroker.FormatTime(d.DiedAt), d.PayloadSize)
+			died := fmt.Sprintf("died %d time(s), last at %s", d.Count, siobroker.FormatTime(d.DiedAt))
+			if d.Attempts > 0 {
+				died = fmt.Sprintf("given up after %d attempts at %s", d.Attempts, siobroker.FormatTime(d.DiedAt))
+			}
+			fmt.Fprintf(stdout, "  %s  from %s  reason %s  %s  %d bytes\n", d.MessageID, d.Queue, d.Reason, died, d.PayloadSize)
 		}
 	case "replay":
 		n, err := amqptransport.ReplayDeadLetters(ctx, acfg, *max)

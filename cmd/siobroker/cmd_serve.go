@@ -224,6 +224,9 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		// subscriber of its topic, so each topic has exactly one consumer here.
 		adapter := routing.NewAdapterRuntime("demo", demoRouted(live.routes.Table(), demo.NewBackends(world), cfg.Transport, logger),
 			pub, clock, logger.With("component", "adapter")).WithQueues(live.routes.Queue)
+		if b.amqp != nil {
+			adapter.WithDeadLetters(b.amqp.DeadLetterTopic())
+		}
 		adapter.AddHandlers(b.router, sub)
 		inProcessServices = len(adapter.Services())
 		for _, name := range registryNames {

@@ -487,3 +487,22 @@ func messageID(t *testing.T, raw []byte) string {
 	}
 	return strings.TrimSpace(el.Text())
 }
+
+// routesWithDefaultTimeout writes the shipped routing table with default_timeout d into dir and
+// returns its path.
+func routesWithDefaultTimeout(t testing.TB, dir string, d time.Duration) string {
+	t.Helper()
+	b, err := os.ReadFile("../../configs/routes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "default_timeout: 10s", "default_timeout: "+d.String(), 1)
+	if text == string(b) {
+		t.Fatal("configs/routes.yaml has no default_timeout: 10s")
+	}
+	path := filepath.Join(dir, "routes.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -16,13 +16,21 @@
 // server has confirmed (ack) the message; a nack, a return, a closed channel or no confirm within
 // Config.ConfirmTimeout is an error.
 //
-// The Subscriber is watermill-amqp's, on its own connection (RabbitMQ advises separate
+// The Subscriber is written here on amqp091-go too: watermill-amqp's subscriber raced (go test
+// -race) on its reconnect path. It consumes on its own connection (RabbitMQ advises separate
 // connections for publishing and consuming, because flow control blocks publishing
-// connections). watermill-amqp hands a consumer's messages over one at a time, waiting for each
-// ack, so every Subscribe here opens Config.Concurrency consumers on the queue and merges them:
-// the routing package registers one handler per topic and still gets Concurrency messages in
-// flight, and several processes on one queue compete for its messages (each message goes to one
-// consumer).
+// connections). Every Subscribe opens Config.Concurrency consumers on the queue, each handing
+// over one message at a time and settling it (ack, or nack to requeue) as the handler says, and
+// merges them: the routing package registers one handler per topic and still gets Concurrency
+// messages in flight, and several processes on one queue compete for its messages (each message
+// goes to one consumer). When a consumer's channel is lost (RabbitMQ restarted, the connection
+// dropped, the server cancelled the consumer) it waits for the connection to come back and
+// consumes again; the messages it had not acknowledged are delivered again by RabbitMQ.
+//
+// Both connections reconnect by themselves with back-off (Config.ReconnectMin..ReconnectMax).
+// While the publishing connection is down a publish fails at once with ErrNotConnected, which
+// wraps routing.ErrTransportUnavailable: the routing package then retries within the service's
+// time limit.
 //
 // Headers: quorum queues add x-delivery-count (a number) on redelivery and dead-lettering adds
 // x-death (a table). watermill-amqp's default marshaler rejects every non-string header, which
@@ -61,9 +69,9 @@ type Config struct {
 	Prefix string
 
 	// Prefetch is the consumer prefetch (Qos.PrefetchCount) of each consumer channel. Default 16.
-	// watermill-amqp hands a consumer's messages over one at a time, so the messages prefetched
-	// beyond the first only wait in this process, where competing processes cannot take them:
-	// a small value (1-2) spreads slow work better; parallelism comes from Concurrency.
+	// A consumer hands its messages over one at a time, so the messages prefetched beyond the
+	// first only wait in this process, where competing processes cannot take them: a small
+	// value (1-2) spreads slow work better; parallelism comes from Concurrency.
 	Prefetch int
 	// Concurrency is the number of consumers, hence of messages handled at once, per Subscribe
 	// (per queue). Default 4.

@@ -4,17 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/sio-pso/siobroker/schemas"
 )
 
-// DeadLetter is a message in the dead-letter queue, with why it is there.
+// DeadLetter is a message in the dead-letter queue, with why it is there. Two kinds arrive: those
+// RabbitMQ dead-lettered (a queue's delivery limit, a rejection), described by its x-death
+// header, and those an adapter gave up on after its attempts (routing.AdapterRuntime
+// WithDeadLetters), described by the schemas.MetaDead* headers it set.
 type DeadLetter struct {
 	MessageID   string
-	Queue       string // the queue it died in (x-death), where Replay sends it back
-	Reason      string // rejected, expired, delivery_limit, ...
+	Queue       string // the queue it died in, where Replay sends it back
+	Reason      string // delivery_limit, rejected, expired, ... or the adapter's reason
 	Count       int64  // how many times it died in that queue
+	Attempts    int    // how often the adapter asked the source, for a letter an adapter gave up on
 	DiedAt      time.Time
 	PayloadSize int
 }
@@ -23,8 +30,9 @@ type DeadLetter struct {
 // each is fetched and put back, so the list is a look, not a consumption.
 func ListDeadLetters(ctx context.Context, cfg Config, max int) ([]DeadLetter, error) {
 	var out []DeadLetter
+	cfg.setDefaults()
 	err := withDLQ(ctx, cfg, max, func(ch *amqp091.Channel, d amqp091.Delivery) (bool, error) {
-		out = append(out, deadLetterOf(d))
+		out = append(out, deadLetterOf(cfg, d))
 		return false, nil
 	})
 	return out, err
@@ -35,15 +43,15 @@ func ListDeadLetters(ctx context.Context, cfg Config, max int) ([]DeadLetter, er
 // returns how many were replayed. A letter whose queue is unknown stays where it is.
 func ReplayDeadLetters(ctx context.Context, cfg Config, max int) (int, error) {
 	replayed := 0
+	cfg.setDefaults()
 	err := withDLQ(ctx, cfg, max, func(ch *amqp091.Channel, d amqp091.Delivery) (bool, error) {
-		dl := deadLetterOf(d)
+		dl := deadLetterOf(cfg, d)
 		if dl.Queue == "" {
 			return false, nil
 		}
 		headers := amqp091.Table{}
 		for k, v := range d.Headers {
-			if k != "x-death" && k != "x-first-death-queue" && k != "x-first-death-reason" && k != "x-first-death-exchange" &&
-				k != "x-last-death-queue" && k != "x-last-death-reason" && k != "x-last-death-exchange" {
+			if !deathHeader(k) {
 				headers[k] = v
 			}
 		}
@@ -115,8 +123,35 @@ func withDLQ(ctx context.Context, cfg Config, max int, f func(*amqp091.Channel, 
 	return nil
 }
 
-func deadLetterOf(d amqp091.Delivery) DeadLetter {
+// deathHeader reports whether header k describes a death (RabbitMQ's or an adapter's), or a
+// delivery count: a replayed message starts afresh without them.
+func deathHeader(k string) bool {
+	switch k {
+	case "x-death", "x-first-death-queue", "x-first-death-reason", "x-first-death-exchange",
+		"x-last-death-queue", "x-last-death-reason", "x-last-death-exchange", MetaDeliveryCount,
+		schemas.MetaDeadReason, schemas.MetaDeadTopic, schemas.MetaDeadAttempts, schemas.MetaDeadAt:
+		return true
+	}
+	return false
+}
+
+func deadLetterOf(cfg Config, d amqp091.Delivery) DeadLetter {
 	dl := DeadLetter{MessageID: d.MessageId, PayloadSize: len(d.Body)}
+	if reason, ok := d.Headers[schemas.MetaDeadReason].(string); ok {
+		// Put here by an adapter that gave up; RabbitMQ never dead-lettered it.
+		dl.Reason = reason
+		if topic, ok := d.Headers[schemas.MetaDeadTopic].(string); ok && topic != "" {
+			dl.Queue = cfg.name(topic)
+		}
+		dl.Count = 1
+		if n, ok := d.Headers[schemas.MetaDeadAttempts].(string); ok {
+			dl.Attempts, _ = strconv.Atoi(n)
+		}
+		if at, ok := d.Headers[schemas.MetaDeadAt].(string); ok {
+			dl.DiedAt, _ = time.Parse(time.RFC3339, at)
+		}
+		return dl
+	}
 	if deaths, ok := d.Headers["x-death"].([]any); ok && len(deaths) > 0 {
 		if first, ok := deaths[0].(amqp091.Table); ok {
 			dl.Queue, _ = first["queue"].(string)

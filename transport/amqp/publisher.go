@@ -2,36 +2,67 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
-// connManager holds the publishing connection and replaces it when it closes.
+// connManager holds one connection (publishing or consuming) and replaces it when it closes.
 type connManager struct {
 	cfg     Config
 	logger  watermill.LoggerAdapter
 	closing <-chan struct{}
+	role    string // "publishing" or "consuming", for the logs
 
-	mu   sync.RWMutex
+	mu   sync.Mutex
 	conn *amqp091.Connection // nil while reconnecting
+	up   chan struct{}       // closed while conn is set; a new one is made when it is lost
 
 	done chan struct{}
 }
 
-func newConnManager(conn *amqp091.Connection, cfg Config, logger watermill.LoggerAdapter, closing <-chan struct{}) *connManager {
-	m := &connManager{cfg: cfg, logger: logger, closing: closing, conn: conn, done: make(chan struct{})}
+func newConnManager(conn *amqp091.Connection, role string, cfg Config, logger watermill.LoggerAdapter, closing <-chan struct{}) *connManager {
+	up := make(chan struct{})
+	close(up)
+	m := &connManager{cfg: cfg, logger: logger, closing: closing, role: role, conn: conn, up: up, done: make(chan struct{})}
 	go m.watch()
 	return m
 }
 
 func (m *connManager) get() *amqp091.Connection {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	return m.conn
+}
+
+// wait returns an open connection, waiting while it is being replaced; nil when ctx ends or the
+// transport closes first.
+func (m *connManager) wait(ctx context.Context) *amqp091.Connection {
+	for {
+		m.mu.Lock()
+		conn, up := m.conn, m.up
+		m.mu.Unlock()
+		if conn != nil && !conn.IsClosed() {
+			return conn
+		}
+		if conn != nil {
+			// Closed, and the watcher has not noticed yet: it will within moments.
+			up = nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.closing:
+			return nil
+		case <-up:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (m *connManager) watch() {
@@ -52,10 +83,10 @@ func (m *connManager) watch() {
 		case <-m.closing:
 			return
 		case amqpErr := <-notify:
-			m.logger.Error("amqp: publishing connection lost, reconnecting", amqpErr, nil)
+			m.logger.Error("amqp: "+m.role+" connection lost, reconnecting", amqpErr, nil)
 		}
 		m.mu.Lock()
-		m.conn = nil
+		m.conn, m.up = nil, make(chan struct{})
 		m.mu.Unlock()
 		conn, err := dialRetry(ctx, m.cfg, m.logger)
 		if err != nil {
@@ -63,8 +94,9 @@ func (m *connManager) watch() {
 		}
 		m.mu.Lock()
 		m.conn = conn
+		close(m.up)
 		m.mu.Unlock()
-		m.logger.Info("amqp: publishing connection restored", nil)
+		m.logger.Info("amqp: "+m.role+" connection restored", nil)
 	}
 }
 
@@ -109,11 +141,11 @@ func (p *publisher) open() (*pubChannel, error) {
 	}
 	ch, err := conn.Channel()
 	if err != nil {
-		return nil, fmt.Errorf("amqp: open channel: %w", err)
+		return nil, fmt.Errorf("%w: open channel: %w", ErrNotConnected, err)
 	}
 	if err := ch.Confirm(false); err != nil {
 		_ = ch.Close()
-		return nil, fmt.Errorf("amqp: confirm mode: %w", err)
+		return nil, fmt.Errorf("%w: confirm mode: %w", ErrNotConnected, err)
 	}
 	pc := &pubChannel{
 		ch:     ch,
@@ -175,6 +207,9 @@ func (p *publisher) publishOne(topic string, msg *message.Message) (err error) {
 
 	dc, err := pc.ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, publishing)
 	if err != nil {
+		if errors.Is(err, amqp091.ErrClosed) {
+			err = fmt.Errorf("%w: %w", ErrNotConnected, err)
+		}
 		return fmt.Errorf("amqp: publish to %s: %w", queue, err)
 	}
 	acked, err := dc.WaitContext(ctx)
@@ -209,55 +244,3 @@ func (p *publisher) publishOne(topic string, msg *message.Message) (err error) {
 
 // Close does nothing: the Transport owns the connection.
 func (p *publisher) Close() error { return nil }
-
-// subscriber subscribes n consumers per topic and merges them.
-type subscriber struct {
-	inner   message.Subscriber
-	n       int
-	closing <-chan struct{}
-}
-
-// Subscribe starts n consumers on the queue named after topic. The returned channel closes when
-// ctx ends or the transport closes. A message that cannot be handed over then is nacked (back to
-// the queue).
-func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	select {
-	case <-s.closing:
-		return nil, ErrClosed
-	default:
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	ins := make([]<-chan *message.Message, 0, s.n)
-	for range s.n {
-		in, err := s.inner.Subscribe(ctx, topic)
-		if err != nil {
-			cancel()
-			return nil, fmt.Errorf("amqp: subscribe %s: %w", topic, err)
-		}
-		ins = append(ins, in)
-	}
-	out := make(chan *message.Message)
-	var wg sync.WaitGroup
-	for _, in := range ins {
-		wg.Go(func() {
-			for msg := range in {
-				select {
-				case out <- msg:
-				case <-ctx.Done():
-					msg.Nack()
-				case <-s.closing:
-					msg.Nack()
-				}
-			}
-		})
-	}
-	go func() {
-		wg.Wait()
-		cancel()
-		close(out)
-	}()
-	return out, nil
-}
-
-// Close does nothing: Transport.Close stops the subscriptions.
-func (s *subscriber) Close() error { return nil }

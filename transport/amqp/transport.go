@@ -20,15 +20,18 @@ import (
 
 // Errors of the transport.
 var (
-	ErrClosed       = errors.New("amqp: transport closed")
-	ErrNotConnected = errors.New("amqp: not connected to RabbitMQ")
+	ErrClosed = errors.New("amqp: transport closed")
+	// ErrNotConnected: the connection is down or being replaced. It wraps
+	// routing.ErrTransportUnavailable, so that the dispatcher publishes again.
+	ErrNotConnected = fmt.Errorf("amqp: not connected to RabbitMQ: %w", routing.ErrTransportUnavailable)
 	// ErrUnroutable: the server returned a mandatory publish, because no queue of that name
 	// exists (Declare was not run for it).
 	ErrUnroutable = errors.New("amqp: message returned unroutable: no such queue")
 	// ErrNotConfirmed: the server nacked the publish, or did not confirm it in time, or the
 	// channel closed first. The message may or may not be on the queue: publish again (the
-	// routing package recognises a duplicate answer by its correlation key).
-	ErrNotConfirmed = errors.New("amqp: publish not confirmed")
+	// routing package recognises a duplicate answer by its correlation key). It wraps
+	// routing.ErrTransportUnavailable.
+	ErrNotConfirmed = fmt.Errorf("amqp: publish not confirmed: %w", routing.ErrTransportUnavailable)
 )
 
 // MetaDeliveryCount is the metadata key under which a quorum queue's redelivery count arrives
@@ -46,7 +49,7 @@ type Transport struct {
 	pubConn *connManager
 	pub     *publisher
 
-	subConn *wamqp.ConnectionWrapper
+	subConn *connManager
 	sub     *subscriber
 
 	dlq dlqLook // DeadLettersByService's last look
@@ -87,7 +90,7 @@ func New(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*Tran
 	if err != nil {
 		return nil, err
 	}
-	t.pubConn = newConnManager(conn, cfg, logger, t.closing)
+	t.pubConn = newConnManager(conn, "publishing", cfg, logger, t.closing)
 	t.pub = &publisher{t: t, slots: make(chan *pubChannel, cfg.ChannelPoolSize)}
 	for range cfg.ChannelPoolSize {
 		t.pub.slots <- nil // opened on first use
@@ -98,22 +101,15 @@ func New(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*Tran
 		return nil, err
 	}
 
-	wcfg := t.watermillConfig()
-	err = retry(ctx, cfg, logger, "connect subscriber", func() error {
-		var err error
-		t.subConn, err = wamqp.NewConnection(wcfg.Connection, logger)
-		return err
-	})
+	// A separate connection for consuming, as RabbitMQ advises: flow control blocks publishing
+	// connections.
+	subConn, err := dialRetry(ctx, cfg, logger)
 	if err != nil {
 		_ = t.Close()
 		return nil, err
 	}
-	inner, err := wamqp.NewSubscriberWithConnection(wcfg, logger, t.subConn)
-	if err != nil {
-		_ = t.Close()
-		return nil, fmt.Errorf("amqp: subscriber: %w", err)
-	}
-	t.sub = &subscriber{inner: inner, n: cfg.Concurrency, closing: t.closing}
+	t.subConn = newConnManager(subConn, "consuming", cfg, logger, t.closing)
+	t.sub = &subscriber{t: t}
 	return t, nil
 }
 
@@ -150,12 +146,17 @@ func NewBrokerTransport(ctx context.Context, cfg Config, logger watermill.Logger
 // pass it to routing.NewDispatcher.
 func (t *Transport) ReplyTopic() string { return routing.ReplyTopicPrefix + t.cfg.Instance }
 
+// DeadLetterTopic is the topic of the dead-letter queue (Config.DeadLetterQueue): pass it to
+// routing.AdapterRuntime.WithDeadLetters.
+func (t *Transport) DeadLetterTopic() string { return t.cfg.DeadLetterQueue }
+
 // Publisher publishes to the queue named after the topic. Its Close does nothing: Transport.Close
 // releases the connections.
 func (t *Transport) Publisher() message.Publisher { return t.pub }
 
 // Subscriber consumes the queue named after the topic, with Config.Concurrency consumers per
-// Subscribe. Its Close does nothing: Transport.Close stops the subscriptions.
+// Subscribe, consuming again by itself after the connection is lost. Its Close does nothing:
+// Transport.Close stops the subscriptions.
 func (t *Transport) Subscriber() message.Subscriber { return t.sub }
 
 // Ready reports whether both connections are up.
@@ -166,7 +167,7 @@ func (t *Transport) Ready() error {
 	if c := t.pubConn.get(); c == nil || c.IsClosed() {
 		return fmt.Errorf("%w (publishing connection)", ErrNotConnected)
 	}
-	if t.subConn == nil || !t.subConn.IsConnected() {
+	if c := t.subConn.get(); c == nil || c.IsClosed() {
 		return fmt.Errorf("%w (consuming connection)", ErrNotConnected)
 	}
 	return nil
@@ -180,10 +181,10 @@ func (t *Transport) Close() error {
 		close(t.closing)
 		var errs []error
 		if t.sub != nil {
-			errs = append(errs, t.sub.inner.Close())
+			t.sub.stop()
 		}
 		if t.subConn != nil {
-			errs = append(errs, t.subConn.Close())
+			errs = append(errs, t.subConn.close())
 		}
 		if t.pubConn != nil {
 			errs = append(errs, t.pubConn.close())
@@ -216,49 +217,6 @@ func (t *Transport) checkQueues(conn *amqp091.Connection, queues []string) error
 	}
 	return nil
 }
-
-func (t *Transport) watermillConfig() wamqp.Config {
-	prefix := t.cfg.Prefix
-	return wamqp.Config{
-		Connection: wamqp.ConnectionConfig{
-			AmqpURI: t.cfg.URL,
-			Reconnect: &wamqp.ReconnectConfig{
-				BackoffInitialInterval:     t.cfg.ReconnectMin,
-				BackoffRandomizationFactor: 0.5,
-				BackoffMultiplier:          2,
-				BackoffMaxInterval:         t.cfg.ReconnectMax,
-			},
-		},
-		Marshaler: t.marshaler,
-		Exchange: wamqp.ExchangeConfig{
-			GenerateName: func(string) string { return "" }, // the default exchange
-		},
-		Queue: wamqp.QueueConfig{
-			GenerateName: func(topic string) string { return prefix + topic },
-			Durable:      true,
-		},
-		QueueBind: wamqp.QueueBindConfig{
-			GenerateRoutingKey: func(topic string) string { return prefix + topic }, // not bound: logged only
-		},
-		Consume: wamqp.ConsumeConfig{
-			Qos: wamqp.QosConfig{PrefetchCount: t.cfg.Prefetch},
-		},
-		TopologyBuilder: passiveTopology{},
-	}
-}
-
-// passiveTopology declares nothing: it only checks that the queue exists, so that a Subscribe to
-// a queue Declare did not create fails instead of creating an unconfigured queue.
-type passiveTopology struct{}
-
-func (passiveTopology) BuildTopology(ch *amqp091.Channel, params wamqp.BuildTopologyParams, _ wamqp.Config, _ watermill.LoggerAdapter) error {
-	if _, err := ch.QueueDeclarePassive(params.QueueName, true, false, false, false, nil); err != nil {
-		return fmt.Errorf("amqp: queue %s (run Declare first): %w", params.QueueName, err)
-	}
-	return nil
-}
-
-func (passiveTopology) ExchangeDeclare(*amqp091.Channel, string, wamqp.Config) error { return nil }
 
 // stringHeaders makes every header a string, as watermill's metadata must be: numbers, booleans
 // and times are formatted, tables, arrays, byte slices and decimals (x-death) are dropped.
