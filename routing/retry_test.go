@@ -97,7 +97,7 @@ func TestExhaustedRetriesDeadLetter(t *testing.T) {
 	if err := env.pubsub.Publish(letter.Metadata.Get(schemas.MetaDeadTopic), replayed); err != nil {
 		t.Fatal(err)
 	}
-	env.logs.waitFor(t, "late or duplicate reply dropped", "correlation=d1/7")
+	env.logs.waitFor(t, "late or duplicate reply dropped", "correlation_id=d1/7")
 	if n := calls.Load(); n != 4 {
 		t.Fatalf("%d calls after the replay, want 4: the replay asks the source again", n)
 	}

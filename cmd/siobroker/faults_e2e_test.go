@@ -252,9 +252,12 @@ func TestRabbitMQRestartE2E(t *testing.T) {
 	waitAccepted(6, 60*time.Second, "the load to run")
 
 	r.kill()
-	status, _, _ := do(t, "GET", r.e.base+"/healthz", nil)
-	if status != 503 {
-		t.Errorf("/healthz while RabbitMQ is down = %d, want 503", status)
+	status, _, body := do(t, "GET", r.e.base+"/readyz", nil)
+	if status != 503 || !strings.Contains(string(body), `"transport"`) {
+		t.Errorf("/readyz while RabbitMQ is down = %d %s, want 503 naming the transport check", status, body)
+	}
+	if status, _, _ := do(t, "GET", r.e.base+"/healthz", nil); status != 200 {
+		t.Errorf("/healthz (liveness) while RabbitMQ is down = %d, want 200: the process is alive", status)
 	}
 	for _, async := range []bool{false, true} {
 		args := r.e.sendArgs(r.u, "--services", "1,5")
@@ -271,12 +274,12 @@ func TestRabbitMQRestartE2E(t *testing.T) {
 	// The broker and the adapter reconnect with back-off (up to 30 s between attempts).
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		status, _, _ = do(t, "GET", r.e.base+"/healthz", nil)
+		status, _, _ = do(t, "GET", r.e.base+"/readyz", nil)
 		if status == 200 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/healthz after the restart = %d, want 200", status)
+			t.Fatalf("/readyz after the restart = %d, want 200", status)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
