@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
@@ -84,6 +85,24 @@ func (t *Transport) DeadLettersByService(ctx context.Context) (map[int]int64, er
 		}
 		// Fetched without ack: when onChannel closes the channel, every message returns to the queue.
 		want, seen := min(look.depth, MaxDeadLettersCounted), int64(0)
+		var lastTag uint64
+		defer func() {
+			if lastTag == 0 {
+				return
+			}
+			// Put them back now and wait until the queue shows them again: a look that came
+			// right after this one would otherwise find them still in flight, and count none.
+			if err := ch.Nack(lastTag, true, true); err != nil {
+				return
+			}
+			for range 50 {
+				q, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+				if err != nil || int64(q.Messages) >= seen {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
 		for range want {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -96,6 +115,7 @@ func (t *Transport) DeadLettersByService(ctx context.Context) (map[int]int64, er
 				break
 			}
 			seen++
+			lastTag = d.DeliveryTag
 			if service, ok := serviceHeader(d.Headers); ok {
 				look.counts[service]++
 			}
