@@ -15,8 +15,8 @@ import (
 
 // BenchmarkRawRoundTrip is the transport baseline: a persistent, confirmed request to a queue, a
 // responder that answers with a persistent, confirmed reply, on amqp091-go alone, with
-// SIOBENCH_INFLIGHT requests in flight (default 8), so that scripts/bench.sh can match the load's
-// concurrency. It reports ops/s; the broker's figures over RabbitMQ are reported as ratios to it
+// SIOBENCH_INFLIGHT requests in flight (default 8) and SIOBENCH_QUEUE_TYPE queues (default
+// classic), so that scripts/bench.sh can match the load's concurrency and the broker's queues. It reports ops/s; the broker's figures over RabbitMQ are reported as ratios to it
 // (docs/benchmarks.md).
 func BenchmarkRawRoundTrip(b *testing.B) {
 	inflight := 8
@@ -38,8 +38,17 @@ func BenchmarkRawRoundTrip(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// SIOBENCH_QUEUE_TYPE=quorum declares quorum queues, as the broker does by default.
+	var args amqp091.Table
+	switch qt := os.Getenv("SIOBENCH_QUEUE_TYPE"); qt {
+	case "", "classic":
+	case "quorum":
+		args = amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}
+	default:
+		b.Fatalf("SIOBENCH_QUEUE_TYPE=%q: want classic or quorum", qt)
+	}
 	for _, q := range []string{reqQ, repQ} {
-		if _, err := setup.QueueDeclare(q, true, false, false, false, nil); err != nil {
+		if _, err := setup.QueueDeclare(q, true, false, false, false, args); err != nil {
 			b.Fatal(err)
 		}
 	}
