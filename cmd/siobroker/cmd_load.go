@@ -102,6 +102,8 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *rate > 0 {
 		rep.Concurrency = 0
 	}
+	// scripts/bench.sh starts metering the other processes at this line.
+	fmt.Fprintf(stdout, "sending for %s (%d requests pre-signed)\n", *duration, *presign)
 	rep.BrokerRSSBeforeKiB = procRSSKiB(strconv.Itoa(*pid))
 	brokerCPU, clientCPU := procCPUSeconds(strconv.Itoa(*pid)), procCPUSeconds("self")
 	res := runLoad(ctx, func(ctx context.Context) error {
