@@ -158,6 +158,7 @@ type heapStats struct {
 	HeapInuse  uint64 `json:"HeapInuse"`
 	Sys        uint64 `json:"Sys"`
 	NumGC      uint32 `json:"NumGC"`
+	Live       uint64 `json:"-"` // what the last collection found live
 	Goroutines int    `json:"-"`
 }
 
@@ -184,11 +185,13 @@ func readHeap(ctx context.Context, debugAddr string) (heapStats, error) {
 	}
 	var vars struct {
 		MemStats heapStats `json:"memstats"`
+		Live     uint64    `json:"heap_live_bytes"`
 	}
 	if err := json.Unmarshal(data, &vars); err != nil {
 		return h, fmt.Errorf("/debug/vars: %w", err)
 	}
 	h = vars.MemStats
+	h.Live = vars.Live
 	if data, err = get("/debug/pprof/goroutine?debug=1"); err == nil {
 		if m := goroutineTotal.FindSubmatch(data); m != nil {
 			h.Goroutines, _ = strconv.Atoi(string(m[1]))

@@ -114,3 +114,20 @@ func TestPresignCount(t *testing.T) {
 		t.Errorf("presignCount cap = %d, want 200000", n)
 	}
 }
+
+// TestSoakSlopes: the slopes are per minute, over the samples under load from the given time on,
+// without the last sample (the broker at rest).
+func TestSoakSlopes(t *testing.T) {
+	r := &soakResult{}
+	for i := range 7 {
+		r.Samples = append(r.Samples, soakSample{At: time.Duration(i) * time.Minute, RSSKiB: int64(1000 + 10*i), HeapLive: uint64(2048 * 1024)})
+	}
+	r.Samples = append(r.Samples, soakSample{At: 7 * time.Minute, RSSKiB: 1, HeapLive: 1})
+	rss, live, n := r.slopes(0)
+	if n != 7 || math.Abs(rss-10) > 1e-9 || live != 0 {
+		t.Errorf("slopes(0) = %v KiB/min, %v KiB/min, %d samples; want 10, 0, 7", rss, live, n)
+	}
+	if _, _, n := r.slopes(3 * time.Minute); n != 4 {
+		t.Errorf("slopes(3m) used %d samples, want 4", n)
+	}
+}

@@ -21,6 +21,7 @@ type soakSample struct {
 	RSSKiB     int64         `json:"rss_kib"`
 	HeapAlloc  uint64        `json:"heap_alloc"`
 	HeapInuse  uint64        `json:"heap_inuse"`
+	HeapLive   uint64        `json:"heap_live"` // found live by the last garbage collection
 	Sys        uint64        `json:"sys"`
 	Goroutines int           `json:"goroutines"`
 }
@@ -102,16 +103,16 @@ func runSoak(ctx context.Context, f setupFlags, d, every time.Duration, user str
 	go func() { done <- cmd.Wait() }()
 	start := time.Now()
 	fmt.Fprintf(log, "siobench soak: %s at %.0f/s, sampling every %s\n", d, res.Rate, every)
-	fmt.Fprintln(log, "   at   VmRSS KiB   HeapAlloc KiB   HeapInuse KiB   goroutines")
+	fmt.Fprintln(log, "   at   VmRSS KiB   live heap KiB   HeapAlloc KiB   HeapInuse KiB   goroutines")
 	sample := func() {
 		s := soakSample{At: time.Since(start).Round(time.Second), RSSKiB: rssKiB(t.broker.pid())}
 		if h, err := readHeap(ctx, t.debugAddr); err == nil {
-			s.HeapAlloc, s.HeapInuse, s.Sys, s.Goroutines = h.HeapAlloc, h.HeapInuse, h.Sys, h.Goroutines
+			s.HeapAlloc, s.HeapInuse, s.HeapLive, s.Sys, s.Goroutines = h.HeapAlloc, h.HeapInuse, h.Live, h.Sys, h.Goroutines
 		} else {
 			fmt.Fprintf(log, "siobench soak: heap: %v\n", err)
 		}
 		res.Samples = append(res.Samples, s)
-		fmt.Fprintf(log, "%5.0fs %11d %15d %15d %12d\n", s.At.Seconds(), s.RSSKiB, s.HeapAlloc>>10, s.HeapInuse>>10, s.Goroutines)
+		fmt.Fprintf(log, "%5.0fs %11d %15d %15d %15d %12d\n", s.At.Seconds(), s.RSSKiB, s.HeapLive>>10, s.HeapAlloc>>10, s.HeapInuse>>10, s.Goroutines)
 	}
 	sample()
 	ticker := time.NewTicker(every)
@@ -134,19 +135,20 @@ loop:
 	return json.Unmarshal(data, &res.Load)
 }
 
-// slopes returns the least-squares slopes of VmRSS and of the heap in use, in KiB per minute,
-// over the samples from "from" on.
-func (r *soakResult) slopes(from time.Duration) (rss, heap float64, n int) {
-	var xs, rs, hs []float64
-	for _, s := range r.Samples {
-		if s.At < from {
+// slopes returns the least-squares slopes of VmRSS and of the live heap, in KiB per minute, over
+// the samples taken while the load ran from "from" on. The sample after the load is left out: a
+// broker at rest is not comparable.
+func (r *soakResult) slopes(from time.Duration) (rss, live float64, n int) {
+	var xs, rs, ls []float64
+	for i, s := range r.Samples {
+		if s.At < from || i == len(r.Samples)-1 {
 			continue
 		}
 		xs = append(xs, s.At.Minutes())
 		rs = append(rs, float64(s.RSSKiB))
-		hs = append(hs, float64(s.HeapInuse)/1024)
+		ls = append(ls, float64(s.HeapLive)/1024)
 	}
-	return slope(xs, rs), slope(xs, hs), len(xs)
+	return slope(xs, rs), slope(xs, ls), len(xs)
 }
 
 func (r *soakResult) write(w io.Writer) {
@@ -157,21 +159,21 @@ func (r *soakResult) write(w io.Writer) {
 	l := r.Load
 	fmt.Fprintf(w, "Load: %s at %.0f/s, %d service(s) per request: %d requests, %.1f/s answered, p50 %.1f ms, p99 %.1f ms, max %.1f ms, errors %s.\n\n",
 		r.Duration, r.Rate, r.Services, l.Requests, l.Throughput, l.P50Ms, l.P99Ms, l.MaxMs, errorsText(l.Errors))
-	fmt.Fprintln(w, "| at | VmRSS KiB | HeapInuse KiB | HeapAlloc KiB | goroutines |")
-	fmt.Fprintln(w, "|---|---|---|---|---|")
+	fmt.Fprintln(w, "| at | VmRSS KiB | live heap KiB | HeapInuse KiB | HeapAlloc KiB | goroutines |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for i, s := range r.Samples {
 		// A minute apart is enough for the table; the JSON keeps every sample.
 		if i%6 != 0 && i != len(r.Samples)-1 {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %d |\n", s.At, s.RSSKiB, s.HeapInuse>>10, s.HeapAlloc>>10, s.Goroutines)
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %d |\n", s.At, s.RSSKiB, s.HeapLive>>10, s.HeapInuse>>10, s.HeapAlloc>>10, s.Goroutines)
 	}
 	if len(r.Samples) == 0 {
 		return
 	}
 	last := r.Samples[len(r.Samples)-1].At
-	rssAll, heapAll, nAll := r.slopes(0)
-	rssLate, heapLate, nLate := r.slopes(last / 2)
-	fmt.Fprintf(w, "\nSlope (least squares), KiB per minute: VmRSS %+.1f, heap in use %+.1f over all %d samples; VmRSS %+.1f, heap in use %+.1f over the second half (%d samples).\n",
-		rssAll, heapAll, nAll, rssLate, heapLate, nLate)
+	rssAll, liveAll, nAll := r.slopes(0)
+	rssLate, liveLate, nLate := r.slopes(last / 2)
+	fmt.Fprintf(w, "\nSlope (least squares) under load, KiB per minute: live heap %+.1f, VmRSS %+.1f over all %d samples; live heap %+.1f, VmRSS %+.1f over the second half (%d samples). The last row is the broker after the load stopped.\n",
+		liveAll, rssAll, nAll, liveLate, rssLate, nLate)
 }

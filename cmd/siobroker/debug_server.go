@@ -9,11 +9,27 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/metrics"
+	"sync"
 	"time"
 )
 
+var publishLiveHeap sync.Once
+
+// liveHeapBytes is the heap the last garbage collection found live. Unlike memstats' HeapAlloc it
+// does not saw up and down between collections, so its slope over a long load shows a leak.
+func liveHeapBytes() any {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
 // serveDebug starts the diagnostics listener of debug.pprof: net/http/pprof under /debug/pprof/
-// and expvar's /debug/vars (runtime.MemStats, for the soak benchmark's heap samples). It has its
+// and expvar's /debug/vars (runtime.MemStats and heap_live_bytes, for the soak benchmark's heap
+// samples). It has its
 // own listener and mux, so that nothing of it is reachable through the SOAP endpoint's address.
 // addr "" starts nothing. It returns the address bound and a function that stops the listener.
 func serveDebug(addr string, logger *slog.Logger) (bound string, stop func(), err error) {
@@ -26,6 +42,7 @@ func serveDebug(addr string, logger *slog.Logger) (bound string, stop func(), er
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	publishLiveHeap.Do(func() { expvar.Publish("heap_live_bytes", expvar.Func(liveHeapBytes)) })
 	mux.Handle("/debug/vars", expvar.Handler())
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
