@@ -109,7 +109,7 @@ func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topolog
 		"SIOBROKER_LISTEN=" + listen, "SIOBROKER_DATA_DIR=" + filepath.Join(dir, "data"),
 		"SIOBROKER_DEBUG_PPROF=" + t.debugAddr, "SIOBROKER_LOG_LEVEL=warn",
 	}
-	fmt.Fprintf(log, "siobench: %s: broker on %s, queues %s%s (%s), adapters: %s\n", dir, listen, t.prefix, "sio.*", f.queues, f.adapters)
+	fmt.Fprintf(log, "siobench: %s: broker on %s (pprof on %s), queues %s%s (%s), adapters: %s\n", dir, listen, t.debugAddr, t.prefix, "sio.*", f.queues, f.adapters)
 	if t.broker, err = t.start(ctx, "broker", env, "serve", "--config", "configs/broker.yaml"); err != nil {
 		return nil, err
 	}
