@@ -24,6 +24,8 @@ import (
 // setupFlags are the flags of both commands that describe what is started.
 type setupFlags struct {
 	siobroker string
+	broker    string // the binary of the broker and adapter processes; "" is siobroker
+	brokerDir string // their working directory, whose configs/ they read
 	amqpURL   string
 	adapters  string // "process" or "in-broker"
 	queues    string // "quorum" or "classic"
@@ -32,6 +34,8 @@ type setupFlags struct {
 
 func (f *setupFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.siobroker, "siobroker", "bin/siobroker", "the siobroker binary to start (build it first: make build)")
+	fs.StringVar(&f.broker, "broker-binary", "", "another siobroker binary for the broker and adapter processes (the load tool stays --siobroker), to compare two builds")
+	fs.StringVar(&f.brokerDir, "broker-dir", ".", "the working directory of the broker and adapter processes: its configs/ are read (with --broker-binary, that build's checkout)")
 	fs.StringVar(&f.amqpURL, "amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "the RabbitMQ the broker and adapter use (on this machine)")
 	fs.StringVar(&f.adapters, "adapters", "process", "process: a separate `siobroker adapter` process, as deployments run; in-broker: amqp.in_process_adapters")
 	fs.StringVar(&f.queues, "queues", "quorum", "quorum (the broker's default) or classic queues")
@@ -50,6 +54,12 @@ func (f *setupFlags) validate() error {
 	}
 	if _, err := os.Stat(f.siobroker); err != nil {
 		return fmt.Errorf("--siobroker: %w (run make build)", err)
+	}
+	if f.broker == "" {
+		f.broker = f.siobroker
+	}
+	if _, err := os.Stat(f.broker); err != nil {
+		return fmt.Errorf("--broker-binary: %w", err)
 	}
 	return nil
 }
@@ -160,7 +170,8 @@ func (t *topology) start(ctx context.Context, name string, env []string, args ..
 		out.Close()
 		return nil, err
 	}
-	p.cmd = exec.Command(t.f.siobroker, args...)
+	p.cmd = exec.Command(t.f.broker, args...)
+	p.cmd.Dir = t.f.brokerDir
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = out, errf
 	// If siobench itself is killed, its children go with it.
