@@ -146,7 +146,7 @@ func (r *benchResult) write(w io.Writer) {
 	}
 
 	fmt.Fprintln(w, "\nCPU during each load, in cores (CPU seconds ÷ the load's seconds); \"others\" is the rest of the machine's busy time (other work on the machine):")
-	fmt.Fprintln(w, "\n| load | broker | adapter | rabbitmq | load tool | others | broker CPU ms per request | × goxmldsig CPU ms per op |")
+	fmt.Fprintln(w, "\n| load | broker | adapter | rabbitmq | load tool | others | broker CPU ms per request | ÷ goxmldsig CPU ms per op |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	cores := float64(m.Cores)
 	for _, l := range r.Loads {
