@@ -6,6 +6,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -77,9 +78,40 @@ func (c *Client) newInfo() siobroker.RequestInfo {
 	}
 }
 
-// post signs doc, posts it to url and reads the reply. A SOAP fault is returned as a *FaultError.
-// The reply's signature is not checked here.
-func (c *Client) post(ctx context.Context, url string, doc *etree.Document) (*Exchange, error) {
+// Prepared is a request built and signed ahead of sending: a load generator signs its requests
+// before it starts the clock, so that its own signing does not compete with the broker it measures.
+type Prepared struct {
+	Info siobroker.RequestInfo
+	Raw  []byte
+}
+
+// Prepare builds and signs the request for q, with a fresh messageId and the current time.
+func (c *Client) Prepare(q siobroker.Query) (Prepared, error) {
+	info := c.newInfo()
+	raw, err := c.sign(soap.NewRequest(info, q))
+	if err != nil {
+		return Prepared{}, err
+	}
+	return Prepared{Info: info, Raw: raw}, nil
+}
+
+// SendPrepared posts p. With verify it checks the reply as Send does. Without, the reply is not
+// parsed: an HTTP 200 carrying a SendMessageResponse counts as answered (the broker answers every
+// fault with another status, and those are still read as a *FaultError). Only a load generator
+// that accounts for its own cost should skip the check.
+func (c *Client) SendPrepared(ctx context.Context, p Prepared, verify bool) (*Exchange, error) {
+	ex, err := c.postRaw(ctx, c.URL, p.Raw, verify)
+	if err != nil || !verify {
+		return ex, err
+	}
+	if err := c.verifyReply(ex, p.Info); err != nil {
+		return ex, err
+	}
+	return ex, nil
+}
+
+// sign signs doc in the client's placement and serialises it.
+func (c *Client) sign(doc *etree.Document) ([]byte, error) {
 	if err := c.Signer.Sign(doc, c.Placement); err != nil {
 		return nil, fmt.Errorf("sign request: %w", err)
 	}
@@ -87,6 +119,21 @@ func (c *Client) post(ctx context.Context, url string, doc *etree.Document) (*Ex
 	if err != nil {
 		return nil, fmt.Errorf("serialize request: %w", err)
 	}
+	return raw, nil
+}
+
+// post signs doc, posts it to url and reads the reply. A SOAP fault is returned as a *FaultError.
+// The reply's signature is not checked here.
+func (c *Client) post(ctx context.Context, url string, doc *etree.Document) (*Exchange, error) {
+	raw, err := c.sign(doc)
+	if err != nil {
+		return nil, err
+	}
+	return c.postRaw(ctx, url, raw, true)
+}
+
+// postRaw posts a signed request. parseOK looks for a SOAP fault in an HTTP 200 reply too.
+func (c *Client) postRaw(ctx context.Context, url string, raw []byte, parseOK bool) (*Exchange, error) {
 	ex := &Exchange{Request: raw}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(raw))
@@ -111,11 +158,16 @@ func (c *Client) post(ctx context.Context, url string, doc *etree.Document) (*Ex
 	if int64(len(ex.Reply)) > limit {
 		return ex, fmt.Errorf("reply exceeds %d bytes", limit)
 	}
-	if fault, ok := soap.ParseFault(ex.Reply); ok {
-		return ex, &FaultError{Fault: fault}
+	if parseOK || resp.StatusCode != http.StatusOK {
+		if fault, ok := soap.ParseFault(ex.Reply); ok {
+			return ex, &FaultError{Fault: fault}
+		}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return ex, fmt.Errorf("broker answered HTTP %d without a SOAP fault", resp.StatusCode)
+	}
+	if !parseOK && !bytes.Contains(ex.Reply, []byte("SendMessageResponse")) {
+		return ex, errors.New("broker answered HTTP 200 without a SendMessageResponse")
 	}
 	return ex, nil
 }

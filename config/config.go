@@ -40,6 +40,7 @@ type Broker struct {
 	Journal     Journal   `mapstructure:"journal"`
 	Incidents   Incidents `mapstructure:"incidents"`
 	Reports     Reports   `mapstructure:"reports"`
+	Debug       Debug     `mapstructure:"debug"`
 }
 
 // HTTP holds the server's limits. Every timeout is set so that a slow client cannot hold a
@@ -184,6 +185,14 @@ type Incidents struct {
 // Reports configures reports and the prosecutor's export (§10, 51-53).
 type Reports struct {
 	ExportRoles []int `mapstructure:"export_roles"`
+}
+
+// Debug holds the diagnostics a running broker can expose. Everything here is off by default.
+type Debug struct {
+	// PProf is a loopback host:port on which net/http/pprof and expvar (/debug/vars: the Go
+	// heap) are served, on a listener of their own so that they never share the SOAP endpoint's
+	// address. Empty: off.
+	PProf string `mapstructure:"pprof"`
 }
 
 // Log selects the log format and level.
@@ -370,6 +379,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("incidents.threshold", d.Incidents.Threshold)
 	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
 	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
+	v.SetDefault("debug.pprof", d.Debug.PProf)
 	v.SetDefault("cases.check_timeout", d.Cases.CheckTimeout)
 	v.SetDefault("cases.min_year", d.Cases.MinYear)
 	for key, p := range d.Cases.Patterns.All() {
@@ -459,12 +469,28 @@ func (c Broker) Validate() error {
 			errs = append(errs, fmt.Errorf("reports.export_roles: %d is not a role of Appendix 1 (1..19)", r))
 		}
 	}
+	if c.Debug.PProf != "" && !isLoopback(c.Debug.PProf) {
+		errs = append(errs, fmt.Errorf("debug.pprof: %q must be a loopback host:port (127.0.0.1, ::1 or localhost): profiles expose the process's memory", c.Debug.PProf))
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log.level: %q; use debug, info, warn or error", c.Log.Level))
 	}
 	return errors.Join(errs...)
+}
+
+// isLoopback reports whether addr is host:port with a loopback host.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Validate checks the cases section on its own: every pattern compiles and is anchored, and the

@@ -144,6 +144,12 @@ func TestValidate(t *testing.T) {
 		{"signing half set", func(c *Broker) { c.Signing.CertFile = "b.pem" }, "signing"},
 		{"log format", func(c *Broker) { c.Log.Format = "xml" }, "log.format"},
 		{"log level", func(c *Broker) { c.Log.Level = "trace" }, "log.level"},
+		{"pprof on loopback", func(c *Broker) { c.Debug.PProf = "127.0.0.1:6060" }, ""},
+		{"pprof on localhost", func(c *Broker) { c.Debug.PProf = "localhost:6060" }, ""},
+		{"pprof on ::1", func(c *Broker) { c.Debug.PProf = "[::1]:6060" }, ""},
+		{"pprof on every address", func(c *Broker) { c.Debug.PProf = ":6060" }, "debug.pprof"},
+		{"pprof on a public address", func(c *Broker) { c.Debug.PProf = "10.0.0.1:6060" }, "debug.pprof"},
+		{"pprof without port", func(c *Broker) { c.Debug.PProf = "127.0.0.1" }, "debug.pprof"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

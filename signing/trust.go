@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -24,6 +25,16 @@ type TrustStore struct {
 	roots []*x509.Certificate
 	pool  *x509.CertPool
 	crls  []*x509.RevocationList
+	// crlVerified remembers the CRLs whose signature verified against an issuer certificate
+	// (crlIssuer keys), so that each request does not verify the same CRL again: that RSA
+	// verification was a few per cent of the broker's CPU under load. Only successes are kept.
+	crlVerified sync.Map
+}
+
+// crlIssuer names one CRL of the store and one issuer certificate, by its DER bytes.
+type crlIssuer struct {
+	crl    int
+	issuer string
 }
 
 // LoadTrustStore reads the roots and CRLs named by cfg.
@@ -125,12 +136,16 @@ func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.C
 
 // checkRevocation looks cert up in every CRL of issuer.
 func (t *TrustStore) checkRevocation(cert, issuer *x509.Certificate, at time.Time) error {
-	for _, crl := range t.crls {
+	for i, crl := range t.crls {
 		if !bytes.Equal(crl.RawIssuer, cert.RawIssuer) {
 			continue
 		}
-		if err := crl.CheckSignatureFrom(issuer); err != nil {
-			return siobroker.Wrap(siobroker.CodeCertChain, err, "the CRL of %s does not verify against the issuer's key", crl.Issuer)
+		key := crlIssuer{crl: i, issuer: string(issuer.Raw)}
+		if _, ok := t.crlVerified.Load(key); !ok {
+			if err := crl.CheckSignatureFrom(issuer); err != nil {
+				return siobroker.Wrap(siobroker.CodeCertChain, err, "the CRL of %s does not verify against the issuer's key", crl.Issuer)
+			}
+			t.crlVerified.Store(key, struct{}{})
 		}
 		// A stale CRL fails closed: it can no longer vouch that nothing was revoked since.
 		if !crl.NextUpdate.IsZero() && at.After(crl.NextUpdate) {

@@ -56,7 +56,7 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 	if updated.IsZero() {
 		updated = j.Received
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin,
+	_, err = s.exec(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin,
 		organisation, role, placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.RequestID, j.MessageID, j.SenderID, j.SignerIIN, j.Organisation, j.Role, j.Placement, string(info), string(q),
@@ -164,7 +164,7 @@ func (s *DB) StopAsync(ctx context.Context, requestID, reason string, at time.Ti
 }
 
 func (s *DB) setAsyncState(ctx context.Context, requestID string, state siobroker.AsyncState, reason string, reply []byte, at time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE async_jobs SET state = ?, reason = ?, reply = ?, updated_at = ?
+	res, err := s.exec(ctx, `UPDATE async_jobs SET state = ?, reason = ?, reply = ?, updated_at = ?
 		WHERE request_id = ? AND state = ?`,
 		string(state), reason, reply, siobroker.FormatTime(at), requestID, string(siobroker.AsyncOnDelivery))
 	if err != nil {

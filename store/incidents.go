@@ -83,8 +83,8 @@ func scanIncident(row rowScanner) (inc incidents.Incident, ok bool, err error) {
 }
 
 // readIncident reads incident number inside a transaction; it wraps incidents.ErrNotFound.
-func readIncident(ctx context.Context, conn *sql.Conn, number int64) (incidents.Incident, error) {
-	inc, ok, err := scanIncident(conn.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE number = ?`, number))
+func readIncident(ctx context.Context, tx *sql.Tx, number int64) (incidents.Incident, error) {
+	inc, ok, err := scanIncident(tx.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE number = ?`, number))
 	if err != nil {
 		return incidents.Incident{}, fmt.Errorf("read incident %d: %w", number, err)
 	}
@@ -95,12 +95,12 @@ func readIncident(ctx context.Context, conn *sql.Conn, number int64) (incidents.
 }
 
 // appendIncidentEvent records kind of inc (as it is after the change) in incident_events.
-func appendIncidentEvent(ctx context.Context, conn *sql.Conn, inc incidents.Incident, kind string, at time.Time, by, note string) error {
+func appendIncidentEvent(ctx context.Context, tx *sql.Tx, inc incidents.Incident, kind string, at time.Time, by, note string) error {
 	js, err := json.Marshal(inc)
 	if err != nil {
 		return fmt.Errorf("encode incident %d: %w", inc.Number, err)
 	}
-	if _, err := conn.ExecContext(ctx,
+	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO incident_events(number, kind, at, at_ns, by, note, incident_json) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		inc.Number, kind, siobroker.FormatTime(at), at.UnixNano(), by, note, string(js)); err != nil {
 		return fmt.Errorf("record incident %d %s: %w", inc.Number, kind, err)
@@ -122,8 +122,8 @@ func (s *DB) OpenIncident(ctx context.Context, inc incidents.Incident, by string
 	}
 	var out incidents.Incident
 	created := false
-	err := s.immediate(ctx, func(conn *sql.Conn) error {
-		existing, ok, err := scanIncident(conn.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents
+	err := s.immediate(ctx, func(tx *sql.Tx) error {
+		existing, ok, err := scanIncident(tx.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents
 			WHERE type = ? AND service = ? AND queue = ? AND adapter = ? AND status = 'open'`,
 			inc.Type, inc.Cause.Service, inc.Cause.Queue, inc.Cause.Adapter))
 		if err != nil {
@@ -133,7 +133,7 @@ func (s *DB) OpenIncident(ctx context.Context, inc incidents.Incident, by string
 			out = existing
 			return nil
 		}
-		res, err := conn.ExecContext(ctx, `INSERT INTO incidents(type, service, queue, adapter, last_error,
+		res, err := tx.ExecContext(ctx, `INSERT INTO incidents(type, service, queue, adapter, last_error,
 				started_at, started_ns, opened_at, opened_ns, affected, measures, responsible, close_note, status)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 'open')`,
 			inc.Type, inc.Cause.Service, inc.Cause.Queue, inc.Cause.Adapter, inc.LastError,
@@ -146,11 +146,11 @@ func (s *DB) OpenIncident(ctx context.Context, inc incidents.Incident, by string
 		if err != nil {
 			return fmt.Errorf("open incident for %s: %w", inc.Cause, err)
 		}
-		if out, err = readIncident(ctx, conn, number); err != nil {
+		if out, err = readIncident(ctx, tx, number); err != nil {
 			return err
 		}
 		created = true
-		return appendIncidentEvent(ctx, conn, out, incidents.EventOpened, inc.OpenedAt, by, "")
+		return appendIncidentEvent(ctx, tx, out, incidents.EventOpened, inc.OpenedAt, by, "")
 	})
 	if err != nil {
 		return incidents.Incident{}, false, err
@@ -161,24 +161,24 @@ func (s *DB) OpenIncident(ctx context.Context, inc incidents.Incident, by string
 // changeIncident runs fn on incident number inside one transaction, writes nothing if fn returns an
 // error, and otherwise records event kind with the incident as it is afterwards.
 func (s *DB) changeIncident(ctx context.Context, number int64, kind string, at time.Time, by, note string,
-	fn func(conn *sql.Conn, cur incidents.Incident) error) (incidents.Incident, error) {
+	fn func(tx *sql.Tx, cur incidents.Incident) error) (incidents.Incident, error) {
 	if at.IsZero() {
 		return incidents.Incident{}, fmt.Errorf("%s incident %d: no time", kind, number)
 	}
 	var out incidents.Incident
-	err := s.immediate(ctx, func(conn *sql.Conn) error {
-		cur, err := readIncident(ctx, conn, number)
+	err := s.immediate(ctx, func(tx *sql.Tx) error {
+		cur, err := readIncident(ctx, tx, number)
 		if err != nil {
 			return err
 		}
-		if err := fn(conn, cur); err != nil {
+		if err := fn(tx, cur); err != nil {
 			out = cur
 			return err
 		}
-		if out, err = readIncident(ctx, conn, number); err != nil {
+		if out, err = readIncident(ctx, tx, number); err != nil {
 			return err
 		}
-		return appendIncidentEvent(ctx, conn, out, kind, at, by, note)
+		return appendIncidentEvent(ctx, tx, out, kind, at, by, note)
 	})
 	return out, err
 }
@@ -190,11 +190,11 @@ func (s *DB) UpdateIncident(ctx context.Context, number int64, addAffected int, 
 	if addAffected < 0 {
 		return incidents.Incident{}, fmt.Errorf("update incident %d: negative affected count", number)
 	}
-	return s.changeIncident(ctx, number, incidents.EventUpdated, at, by, "", func(conn *sql.Conn, cur incidents.Incident) error {
+	return s.changeIncident(ctx, number, incidents.EventUpdated, at, by, "", func(tx *sql.Tx, cur incidents.Incident) error {
 		if cur.Status != incidents.StatusOpen {
 			return fmt.Errorf("update incident %d: %w", number, incidents.ErrClosed)
 		}
-		if _, err := conn.ExecContext(ctx, `UPDATE incidents SET affected = affected + ?,
+		if _, err := tx.ExecContext(ctx, `UPDATE incidents SET affected = affected + ?,
 				last_error = CASE WHEN ? = '' THEN last_error ELSE ? END WHERE number = ?`,
 			addAffected, lastError, lastError, number); err != nil {
 			return fmt.Errorf("update incident %d: %w", number, err)
@@ -209,8 +209,8 @@ func (s *DB) AnnotateIncident(ctx context.Context, number int64, measures, respo
 	if measures == "" && responsible == "" {
 		return incidents.Incident{}, fmt.Errorf("annotate incident %d: nothing to record", number)
 	}
-	return s.changeIncident(ctx, number, incidents.EventAnnotated, at, by, "", func(conn *sql.Conn, _ incidents.Incident) error {
-		if _, err := conn.ExecContext(ctx, `UPDATE incidents SET
+	return s.changeIncident(ctx, number, incidents.EventAnnotated, at, by, "", func(tx *sql.Tx, _ incidents.Incident) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE incidents SET
 				measures = CASE WHEN ? = '' THEN measures ELSE ? END,
 				responsible = CASE WHEN ? = '' THEN responsible ELSE ? END WHERE number = ?`,
 			measures, measures, responsible, responsible, number); err != nil {
@@ -223,11 +223,11 @@ func (s *DB) AnnotateIncident(ctx context.Context, number int64, measures, respo
 // CloseIncident closes open incident number at at, with note. On a closed incident it changes
 // nothing and returns the incident with an error wrapping incidents.ErrClosed.
 func (s *DB) CloseIncident(ctx context.Context, number int64, note string, at time.Time, by string) (incidents.Incident, error) {
-	return s.changeIncident(ctx, number, incidents.EventClosed, at, by, note, func(conn *sql.Conn, cur incidents.Incident) error {
+	return s.changeIncident(ctx, number, incidents.EventClosed, at, by, note, func(tx *sql.Tx, cur incidents.Incident) error {
 		if cur.Status != incidents.StatusOpen {
 			return fmt.Errorf("close incident %d: %w", number, incidents.ErrClosed)
 		}
-		if _, err := conn.ExecContext(ctx, `UPDATE incidents SET status = 'closed', closed_at = ?, closed_ns = ?,
+		if _, err := tx.ExecContext(ctx, `UPDATE incidents SET status = 'closed', closed_at = ?, closed_ns = ?,
 				close_note = ? WHERE number = ?`,
 			siobroker.FormatTime(at), at.UnixNano(), note, number); err != nil {
 			return fmt.Errorf("close incident %d: %w", number, err)

@@ -59,6 +59,12 @@ type Journal struct {
 // Journal returns the store's permanent journal.
 func (s *DB) Journal() *Journal { return &Journal{db: s} }
 
+// The journal's head, and the insert of one record.
+const (
+	journalHeadSQL   = `SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1`
+	journalInsertSQL = `INSERT INTO journal(` + journalColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
 // Append assigns Seq (1, 2, ...), PrevHash (the previous record's Hash, "" for the first) and
 // Hash to each record in order and appends them in one transaction. BEGIN IMMEDIATE takes
 // SQLite's write lock first, so appenders serialise, in this process and in any other that
@@ -73,10 +79,18 @@ func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) (
 		return nil, err
 	}
 	var out []siobroker.JournalRecord
-	err := j.db.immediate(ctx, func(conn *sql.Conn) error {
+	head, err := j.db.prepared(ctx, journalHeadSQL)
+	if err != nil {
+		return nil, err
+	}
+	insert, err := j.db.prepared(ctx, journalInsertSQL)
+	if err != nil {
+		return nil, err
+	}
+	err = j.db.immediate(ctx, func(tx *sql.Tx) error {
 		var seq int64
 		var hash string
-		err := conn.QueryRowContext(ctx, `SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+		err := tx.StmtContext(ctx, head).QueryRowContext(ctx).Scan(&seq, &hash)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("read journal head: %w", err)
 		}
@@ -84,12 +98,7 @@ func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) (
 		if err != nil {
 			return err
 		}
-		stmt, err := conn.PrepareContext(ctx, `INSERT INTO journal(`+journalColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return fmt.Errorf("append to journal: %w", err)
-		}
-		defer stmt.Close()
+		stmt := tx.StmtContext(ctx, insert)
 		for _, r := range linked {
 			data := r.Data
 			if data == nil {

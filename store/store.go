@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -22,7 +23,19 @@ import (
 // DB is the embedded store.
 type DB struct {
 	db *sql.DB
+	// writes is this process's turn to write, a semaphore of one. SQLite admits one writer at a
+	// time, and a writer that finds the lock taken sleeps in the busy handler (1, 2, 5, 10, …
+	// ms) however soon the lock is freed: under concurrent requests those sleeps, not the writes,
+	// set the latency. Waiting here hands the turn over at once, in order. busy_timeout still
+	// covers writers in other processes (the CLI).
+	writes chan struct{}
+	stmts  sync.Map // SQL text → *sql.Stmt, see prepared
 }
+
+// idleConns is how many connections the pool keeps open. database/sql keeps two by default; a
+// broker with more requests in flight would close and reopen a connection (and rerun its
+// pragmas) for nearly every statement.
+const idleConns = 16
 
 // migrations run in order, once each; their index is the schema version.
 var migrations = []string{
@@ -71,12 +84,14 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	path := filepath.Join(dir, "broker.db")
 	// WAL lets readers run beside the one writer; busy_timeout makes concurrent writers wait
 	// instead of failing with SQLITE_BUSY.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+	// _txlock=immediate makes every read-write transaction BEGIN IMMEDIATE (see immediate).
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &DB{db: db}
+	db.SetMaxIdleConns(idleConns)
+	s := &DB{db: db, writes: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate store %s: %w", path, err)
@@ -136,8 +151,56 @@ func (s *DB) addColumnIfMissing(ctx context.Context, table, definition string) e
 	return nil
 }
 
+// writing runs fn in this process's turn to write.
+func (s *DB) writing(ctx context.Context, fn func() error) error {
+	select {
+	case s.writes <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writes }()
+	return fn()
+}
+
+// exec runs one writing statement in this process's turn to write.
+func (s *DB) exec(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
+	stmt, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	err = s.writing(ctx, func() error {
+		res, err = stmt.ExecContext(ctx, args...)
+		return err
+	})
+	return res, err
+}
+
+// prepared returns the statement for query, prepared once and kept: database/sql then prepares
+// it once per connection. Parsing the SQL cost as much as running the small statements of a
+// request. Only fixed SQL texts go through here, so the set stays small.
+func (s *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if stmt, ok := s.stmts.Load(query); ok {
+		return stmt.(*sql.Stmt), nil
+	}
+	stmt, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare statement: %w", err)
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, stmt); loaded {
+		stmt.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return stmt, nil
+}
+
 // Close closes the store.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	s.stmts.Range(func(_, stmt any) bool {
+		stmt.(*sql.Stmt).Close()
+		return true
+	})
+	return s.db.Close()
+}
 
 // Ping reports whether the store answers.
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -146,7 +209,7 @@ func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // returns false: the request is a replay. The insert is the check, so two concurrent copies of
 // one message cannot both pass.
 func (s *DB) MarkSeen(ctx context.Context, messageID, senderID string, at time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx,
+	res, err := s.exec(ctx,
 		`INSERT INTO seen_messages(message_id, sender_id, seen_at, seen_unix) VALUES (?, ?, ?, ?)
 		 ON CONFLICT(message_id) DO NOTHING`,
 		messageID, senderID, siobroker.FormatTime(at), at.Unix())
@@ -163,7 +226,7 @@ func (s *DB) MarkSeen(ctx context.Context, messageID, senderID string, at time.T
 // MarkSignedContentSeen records the digest of a request's signed content and reports whether it
 // is new. Unlike messageIds, digests are never forgotten.
 func (s *DB) MarkSignedContentSeen(ctx context.Context, digest, messageID string, at time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx,
+	res, err := s.exec(ctx,
 		`INSERT INTO seen_signed_content(digest, message_id, seen_at) VALUES (?, ?, ?)
 		 ON CONFLICT(digest) DO NOTHING`, digest, messageID, siobroker.FormatTime(at))
 	if err != nil {
@@ -179,11 +242,11 @@ func (s *DB) MarkSignedContentSeen(ctx context.Context, digest, messageID string
 // Release forgets a messageId and a signed-content digest ("" skips it) recorded for a request the
 // broker then could not serve, so that the client may retry it.
 func (s *DB) Release(ctx context.Context, messageID, digest string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM seen_messages WHERE message_id = ?`, messageID); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM seen_messages WHERE message_id = ?`, messageID); err != nil {
 		return fmt.Errorf("release messageId: %w", err)
 	}
 	if digest != "" {
-		if _, err := s.db.ExecContext(ctx, `DELETE FROM seen_signed_content WHERE digest = ?`, digest); err != nil {
+		if _, err := s.exec(ctx, `DELETE FROM seen_signed_content WHERE digest = ?`, digest); err != nil {
 			return fmt.Errorf("release signed content: %w", err)
 		}
 	}
@@ -193,7 +256,7 @@ func (s *DB) Release(ctx context.Context, messageID, digest string) error {
 // ForgetSeenBefore removes messageIds recorded before cutoff. It is safe once cutoff is older
 // than the replay window: a message that old is refused for its date.
 func (s *DB) ForgetSeenBefore(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM seen_messages WHERE seen_unix < ?`, cutoff.Unix())
+	res, err := s.exec(ctx, `DELETE FROM seen_messages WHERE seen_unix < ?`, cutoff.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("prune seen messageIds: %w", err)
 	}

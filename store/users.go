@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,8 +105,8 @@ func (s *DB) ApplyApplicationIf(ctx context.Context, a siobroker.Application, ch
 		return siobroker.User{}, fmt.Errorf("%s: the application has no IIN", a.Kind)
 	}
 	var next siobroker.User
-	err := s.immediate(ctx, func(conn *sql.Conn) error {
-		current, exists, err := scanUser(conn.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE iin = ?`, a.IIN))
+	err := s.immediate(ctx, func(tx *sql.Tx) error {
+		current, exists, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE iin = ?`, a.IIN))
 		if err != nil {
 			return fmt.Errorf("read user %s: %w", a.IIN, err)
 		}
@@ -121,7 +120,7 @@ func (s *DB) ApplyApplicationIf(ctx context.Context, a siobroker.Application, ch
 			return fmt.Errorf("%w: %w", ErrTransition, err)
 		}
 		next = normaliseUser(next)
-		if err := upsertUser(ctx, conn, next); err != nil {
+		if err := upsertUser(ctx, tx, next); err != nil {
 			return err
 		}
 		recorded := a.User
@@ -132,7 +131,7 @@ func (s *DB) ApplyApplicationIf(ctx context.Context, a siobroker.Application, ch
 		if err != nil {
 			return fmt.Errorf("encode application: %w", err)
 		}
-		if _, err := conn.ExecContext(ctx,
+		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO user_applications(kind, iin, reason, at, at_ns, applied_by, user_json) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			string(a.Kind), a.IIN, a.Reason, siobroker.FormatTime(a.At), a.At.UnixNano(), a.By, string(js)); err != nil {
 			return fmt.Errorf("record application: %w", err)
@@ -145,42 +144,30 @@ func (s *DB) ApplyApplicationIf(ctx context.Context, a siobroker.Application, ch
 	return next, nil
 }
 
-// immediate runs fn inside BEGIN IMMEDIATE on one connection: the write lock is taken at the
+// immediate runs fn inside BEGIN IMMEDIATE (the store's _txlock): the write lock is taken at the
 // start, so two read-modify-write transactions cannot interleave (a deferred transaction would
-// fail with SQLITE_BUSY when it upgrades). busy_timeout makes the second one wait.
-func (s *DB) immediate(ctx context.Context, fn func(*sql.Conn) error) error {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("store connection: %w", err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	// Commit and rollback must run even when ctx is cancelled, or the connection would go back
-	// to the pool inside a transaction.
-	bg := context.WithoutCancel(ctx)
-	if err := fn(conn); err != nil {
-		if _, rerr := conn.ExecContext(bg, `ROLLBACK`); rerr != nil {
-			discard(conn)
+// fail with SQLITE_BUSY when it upgrades). Writers of this process take turns (writing);
+// busy_timeout makes a writer in another process wait.
+func (s *DB) immediate(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.writing(ctx, func() error {
+		// Commit and rollback must run even when ctx is cancelled, so the transaction is not
+		// bound to it; the statements inside still are.
+		tx, err := s.db.BeginTx(context.WithoutCancel(ctx), nil)
+		if err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
 		}
-		return err
-	}
-	if _, err := conn.ExecContext(bg, `COMMIT`); err != nil {
-		if _, rerr := conn.ExecContext(bg, `ROLLBACK`); rerr != nil {
-			discard(conn)
+		if err := fn(tx); err != nil {
+			_ = tx.Rollback()
+			return err
 		}
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+		if err := tx.Commit(); err != nil { // the driver rolls back a failed commit
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	})
 }
 
-// discard closes conn instead of returning it to the pool, when its transaction state is unknown.
-func discard(conn *sql.Conn) {
-	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-}
-
-func upsertUser(ctx context.Context, conn *sql.Conn, u siobroker.User) error {
+func upsertUser(ctx context.Context, tx *sql.Tx, u siobroker.User) error {
 	reports, operator := boolColumn(u.ReportsRight), boolColumn(u.OperatorRight)
 	consentAt, consentNS := timeColumns(u.ConsentAt)
 	lastAt, lastNS := timeColumns(u.LastRequest)
@@ -188,7 +175,7 @@ func upsertUser(ctx context.Context, conn *sql.Conn, u siobroker.User) error {
 	if regNS == nil {
 		return fmt.Errorf("user %s has no registration time", u.IIN)
 	}
-	_, err := conn.ExecContext(ctx, `INSERT INTO users(iin, full_name, organisation, erdr_code, department, position,
+	_, err := tx.ExecContext(ctx, `INSERT INTO users(iin, full_name, organisation, erdr_code, department, position,
 			contacts, role, reports_right, operator_right, status, consent_at, consent_ns, last_request_at, last_request_ns,
 			registered_at, registered_ns)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -268,7 +255,11 @@ func scanUser(row rowScanner) (u siobroker.User, exists bool, err error) {
 
 // User returns the registered user with the IIN; ok is false when there is none.
 func (s *DB) User(ctx context.Context, iin string) (siobroker.User, bool, error) {
-	u, ok, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE iin = ?`, iin))
+	stmt, err := s.prepared(ctx, `SELECT `+userColumns+` FROM users WHERE iin = ?`)
+	if err != nil {
+		return siobroker.User{}, false, err
+	}
+	u, ok, err := scanUser(stmt.QueryRowContext(ctx, iin))
 	if err != nil {
 		return siobroker.User{}, false, fmt.Errorf("read user %s: %w", iin, err)
 	}
@@ -341,7 +332,7 @@ func (s *DB) TouchLastRequest(ctx context.Context, iin string, at time.Time) err
 	if at.IsZero() {
 		return fmt.Errorf("touch user %s: no time", iin)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE users SET
+	res, err := s.exec(ctx, `UPDATE users SET
 			last_request_at = CASE WHEN last_request_ns IS NULL OR last_request_ns < ?2 THEN ?1 ELSE last_request_at END,
 			last_request_ns = CASE WHEN last_request_ns IS NULL OR last_request_ns < ?2 THEN ?2 ELSE last_request_ns END
 		WHERE iin = ?3`,
@@ -360,7 +351,7 @@ func (s *DB) RecordRefusal(ctx context.Context, iin string, code siobroker.Code,
 	if at.IsZero() {
 		return fmt.Errorf("record refusal of %s: no time", iin)
 	}
-	if _, err := s.db.ExecContext(ctx,
+	if _, err := s.exec(ctx,
 		`INSERT INTO access_refusals(iin, code, reason, at, at_ns) VALUES (?, ?, ?, ?, ?)`,
 		iin, string(code), reason, siobroker.FormatTime(at), at.UnixNano()); err != nil {
 		return fmt.Errorf("record refusal of %s: %w", iin, err)

@@ -71,6 +71,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		cfg.DataDir = *dataDir
 	}
 	logger := newLogger(stderr, cfg.Log)
+	_, stopDebug, err := serveDebug(cfg.Debug.PProf, logger)
+	if err != nil {
+		logger.Error("broker did not start", "error", err)
+		return 1
+	}
+	defer stopDebug()
 
 	b, err := startBroker(ctx, cfg, siobroker.SystemClock{}, logger)
 	if err != nil {

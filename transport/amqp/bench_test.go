@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,9 +14,19 @@ import (
 )
 
 // BenchmarkRawRoundTrip is the transport baseline: a persistent, confirmed request to a queue, a
-// responder that answers with a persistent, confirmed reply, on amqp091-go alone, 8 in flight.
-// The broker's figures over RabbitMQ are reported as ratios to it (docs/benchmarks.md).
+// responder that answers with a persistent, confirmed reply, on amqp091-go alone, with
+// SIOBENCH_INFLIGHT requests in flight (default 8) and SIOBENCH_QUEUE_TYPE queues (default
+// classic), so that scripts/bench.sh can match the load's concurrency and the broker's queues. It reports ops/s; the broker's figures over RabbitMQ are reported as ratios to it
+// (docs/benchmarks.md).
 func BenchmarkRawRoundTrip(b *testing.B) {
+	inflight := 8
+	if v := os.Getenv("SIOBENCH_INFLIGHT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1024 {
+			b.Fatalf("SIOBENCH_INFLIGHT=%q: want 1..1024", v)
+		}
+		inflight = n
+	}
 	conn, err := amqp091.Dial(testURL)
 	if err != nil {
 		b.Skipf("RabbitMQ not reachable: %v", err)
@@ -27,8 +38,17 @@ func BenchmarkRawRoundTrip(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// SIOBENCH_QUEUE_TYPE=quorum declares quorum queues, as the broker does by default.
+	var args amqp091.Table
+	switch qt := os.Getenv("SIOBENCH_QUEUE_TYPE"); qt {
+	case "", "classic":
+	case "quorum":
+		args = amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}
+	default:
+		b.Fatalf("SIOBENCH_QUEUE_TYPE=%q: want classic or quorum", qt)
+	}
 	for _, q := range []string{reqQ, repQ} {
-		if _, err := setup.QueueDeclare(q, true, false, false, false, nil); err != nil {
+		if _, err := setup.QueueDeclare(q, true, false, false, false, args); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -96,21 +116,25 @@ func BenchmarkRawRoundTrip(b *testing.B) {
 		}
 	}()
 	reqCh, reqMu := confirming(), &sync.Mutex{}
-	var seq atomic.Int64
-	b.SetParallelism(4) // 2 cores here: 8 in flight
+	var seq, issued atomic.Int64
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			id := strconv.FormatInt(seq.Add(1), 10)
-			done := make(chan struct{}, 1)
-			waiting.Store(id, done)
-			publish(reqCh, reqMu, reqQ, id)
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				b.Error("no reply in 10s")
-				return
+	var workers sync.WaitGroup
+	for range inflight {
+		workers.Go(func() {
+			for issued.Add(1) <= int64(b.N) {
+				id := strconv.FormatInt(seq.Add(1), 10)
+				done := make(chan struct{}, 1)
+				waiting.Store(id, done)
+				publish(reqCh, reqMu, reqQ, id)
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					b.Error("no reply in 10s")
+					return
+				}
 			}
-		}
-	})
+		})
+	}
+	workers.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }

@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// loadReport is the JSON report of `siobroker load --json`.
+type loadReport struct {
+	Services           int            `json:"services"`
+	Concurrency        int            `json:"concurrency"`
+	Rate               float64        `json:"rate"`
+	User               string         `json:"user"`
+	Presigned          int            `json:"presigned"`
+	VerifiedReplies    bool           `json:"verified_replies"`
+	ElapsedSeconds     float64        `json:"elapsed_s"`
+	Requests           int            `json:"requests"`
+	Answered           int            `json:"answered"`
+	Throughput         float64        `json:"throughput_per_s"`
+	P50Ms              float64        `json:"p50_ms"`
+	P95Ms              float64        `json:"p95_ms"`
+	P99Ms              float64        `json:"p99_ms"`
+	MaxMs              float64        `json:"max_ms"`
+	Errors             map[string]int `json:"errors"`
+	BrokerRSSBeforeKiB int64          `json:"broker_rss_before_kib"`
+	BrokerRSSAfterKiB  int64          `json:"broker_rss_after_kib"`
+	BrokerCPUSeconds   float64        `json:"broker_cpu_s"`
+	ClientCPUSeconds   float64        `json:"client_cpu_s"`
+}
+
+// loadRun is one load and the CPU time every party used during it.
+type loadRun struct {
+	Name   string             `json:"name"`
+	Report loadReport         `json:"report"`
+	CPU    map[string]float64 `json:"cpu_s"` // broker, adapter, rabbitmq, load tool, others
+}
+
+// benchFlags are the flags of the benchmark.
+type benchFlags struct {
+	setupFlags
+	duration     time.Duration
+	warmup       time.Duration
+	concurrency  int
+	services     []int
+	baselineTime time.Duration
+	cores        int
+	user         string
+	presign      bool
+	skipVerify   bool
+	out          string
+	goTool       string
+	profile      string
+}
+
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f benchFlags
+	var services string
+	fs := flag.NewFlagSet("siobench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.register(fs)
+	fs.DurationVar(&f.duration, "duration", 20*time.Second, "each load's duration")
+	fs.DurationVar(&f.warmup, "warmup", 3*time.Second, "an unrecorded load first (connections, caches)")
+	fs.IntVar(&f.concurrency, "concurrency", 8, "requests in flight in the closed-loop loads, and in the raw RabbitMQ baseline")
+	fs.StringVar(&services, "services", "1,10", "the services-per-request of the closed-loop loads; the first one is also run at half its throughput")
+	fs.DurationVar(&f.baselineTime, "baseline-time", 5*time.Second, "-benchtime of each baseline (each is run before and after the loads)")
+	fs.IntVar(&f.cores, "cores", runtime.NumCPU(), "GOMAXPROCS of the baselines: the cores the broker has")
+	fs.StringVar(&f.user, "user", "900114302034", "the demo user the load tool signs as (ECDSA P-256: the cheapest signature for the tool)")
+	fs.BoolVar(&f.presign, "presign", true, "sign the requests before each load's clock starts")
+	fs.BoolVar(&f.skipVerify, "skip-verify", true, "the load tool does not verify replies (the warm-up verifies them)")
+	fs.StringVar(&f.out, "out", "", "also write the summary (Markdown) and every figure (JSON, FILE.json) to FILE")
+	fs.StringVar(&f.goTool, "go", "go", "the go command, to build the baseline test binaries")
+	fs.StringVar(&f.profile, "profile", "", "write a CPU profile of the broker during the first closed-loop load to FILE (go tool pprof FILE)")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return 2
+	}
+	for s := range strings.SplitSeq(services, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > adaptedServices {
+			fmt.Fprintf(stderr, "siobench: --services: %q is not 1..%d\n", s, adaptedServices)
+			return 2
+		}
+		f.services = append(f.services, n)
+	}
+	if err := f.validate(); err != nil {
+		fmt.Fprintf(stderr, "siobench: %v\n", err)
+		return 2
+	}
+	if f.duration <= 0 || f.duration > time.Hour || f.concurrency < 1 || f.cores < 1 || f.baselineTime <= 0 || len(f.services) == 0 {
+		fmt.Fprintln(stderr, "siobench: --duration 0..1h, --concurrency ≥ 1, --cores ≥ 1, --baseline-time > 0, --services not empty")
+		return 2
+	}
+	res, err := runBench(ctx, f, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "siobench: %v\n", err)
+		return 1
+	}
+	var md strings.Builder
+	res.write(&md)
+	fmt.Fprint(stdout, md.String())
+	if f.out != "" {
+		data, _ := json.MarshalIndent(res, "", "  ")
+		if err := errors.Join(os.WriteFile(f.out, []byte(md.String()), 0o644), os.WriteFile(f.out+".json", data, 0o644)); err != nil {
+			fmt.Fprintf(stderr, "siobench: --out: %v\n", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// benchResult is everything one run measured.
+type benchResult struct {
+	Machine     machine              `json:"machine"`
+	Flags       map[string]string    `json:"flags"`
+	Baselines   map[string][]float64 `json:"baselines_ops_per_s"` // each measured before and after the loads
+	Loads       []loadRun            `json:"loads"`
+	RSSStartKiB int64                `json:"broker_rss_start_kib"`
+	RSSEndKiB   int64                `json:"broker_rss_end_kib"`
+	Started     time.Time            `json:"started"`
+	Took        time.Duration        `json:"took_ns"`
+}
+
+func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, error) {
+	res := &benchResult{Machine: describeMachine(f.siobroker), Baselines: map[string][]float64{}, Started: time.Now(),
+		Flags: map[string]string{"duration": f.duration.String(), "concurrency": strconv.Itoa(f.concurrency), "cores": strconv.Itoa(f.cores),
+			"adapters": f.adapters, "queues": f.queues, "user": f.user, "presign": strconv.FormatBool(f.presign),
+			"skip_verify": strconv.FormatBool(f.skipVerify), "baseline_time": f.baselineTime.String()}}
+	res.Machine.RabbitMQ = rabbitVersion(f.amqpURL)
+	binDir, err := os.MkdirTemp("", "siobench-bin-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(binDir)
+	// The baselines are test binaries, built before anything runs so that compiling does not
+	// overlap a measurement.
+	fmt.Fprintln(log, "siobench: building the baseline benchmarks")
+	for _, pkg := range []string{"signing", "transport/amqp"} {
+		out, err := exec.CommandContext(ctx, f.goTool, "test", "-c", "-o", filepath.Join(binDir, filepath.Base(pkg)+".test"), "./"+pkg).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("build %s benchmarks: %w\n%s", pkg, err, out)
+		}
+	}
+
+	t, err := startTopology(ctx, f.setupFlags, log)
+	if err != nil {
+		return nil, err
+	}
+	defer t.stop(log)
+	request := filepath.Join(t.dir, "request.xml")
+
+	// The warm-up verifies its replies, so that a run whose broker answers wrongly fails here.
+	warm, err := t.load(ctx, f, log, "warm-up", "--services", strconv.Itoa(f.services[0]), "--concurrency", strconv.Itoa(f.concurrency),
+		"--duration", f.warmup.String(), "--save-request", request)
+	if err != nil {
+		return nil, err
+	}
+	if warm.Report.Answered == 0 || len(warm.Report.Errors) > 0 {
+		return nil, fmt.Errorf("the warm-up load failed: %d answered, errors %v (logs in %s; --keep keeps them)", warm.Report.Answered, warm.Report.Errors, t.dir)
+	}
+	res.RSSStartKiB = rssKiB(t.broker.pid())
+
+	if err := runBaselines(ctx, f, binDir, request, res, log); err != nil {
+		return nil, err
+	}
+	expected := warm.Report.Throughput
+	for i, n := range f.services {
+		args := []string{"--services", strconv.Itoa(n), "--concurrency", strconv.Itoa(f.concurrency), "--duration", f.duration.String()}
+		if f.presign {
+			args = append(args, "--presign", strconv.Itoa(presignCount(expected, f.duration)))
+		}
+		if i == 0 && f.profile != "" {
+			stopProfile := t.profileBroker(ctx, f.profile, f.duration, log)
+			defer stopProfile()
+		}
+		run, err := t.load(ctx, f, log, fmt.Sprintf("%d service(s), %d in flight", n, f.concurrency), args...)
+		if err != nil {
+			return nil, err
+		}
+		res.Loads = append(res.Loads, run)
+		if i == 0 {
+			expected = run.Report.Throughput
+		}
+	}
+	// Half the one-service throughput, open loop: the latency a broker shows with room to spare.
+	rate := max(1, res.Loads[0].Report.Throughput/2)
+	args := []string{"--services", strconv.Itoa(f.services[0]), "--rate", strconv.FormatFloat(rate, 'f', 1, 64), "--duration", f.duration.String()}
+	if f.presign {
+		args = append(args, "--presign", strconv.Itoa(presignCount(rate*1.1, f.duration)))
+	}
+	run, err := t.load(ctx, f, log, fmt.Sprintf("%d service(s) at %.0f/s", f.services[0], rate), args...)
+	if err != nil {
+		return nil, err
+	}
+	res.Loads = append(res.Loads, run)
+	res.RSSEndKiB = rssKiB(t.broker.pid())
+
+	if err := runBaselines(ctx, f, binDir, request, res, log); err != nil {
+		return nil, err
+	}
+	res.Took = time.Since(res.Started)
+	return res, nil
+}
+
+// profileBroker starts a CPU profile of the broker for about d (from the debug.pprof listener)
+// and returns a function that waits for it to be written to file.
+func (t *topology) profileBroker(ctx context.Context, file string, d time.Duration, log io.Writer) func() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// The load tool pre-signs for a few seconds first; the profile starts a little later and
+		// ends before the load does.
+		seconds := max(1, int(d.Seconds())-2)
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.debugAddr, seconds)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			fmt.Fprintf(log, "siobench: profile: %v\n", err)
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintf(log, "siobench: profile: %v\n", err)
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(file, data, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(log, "siobench: profile: %v\n", err)
+			return
+		}
+		fmt.Fprintf(log, "siobench: CPU profile of the broker in %s (go tool pprof %s %s)\n", file, t.f.siobroker, file)
+	}()
+	return func() { <-done }
+}
+
+// presignCount is how many requests a load of d at about perSecond needs, with room, within the
+// load tool's bounds.
+func presignCount(perSecond float64, d time.Duration) int {
+	return int(min(200000, max(1000, perSecond*1.5*d.Seconds())))
+}
+
+// load runs `siobroker load` against the topology and meters every party's CPU time meanwhile.
+func (t *topology) load(ctx context.Context, f benchFlags, log io.Writer, name string, args ...string) (loadRun, error) {
+	run := loadRun{Name: name}
+	report := filepath.Join(t.dir, fmt.Sprintf("load-%d.json", time.Now().UnixNano()))
+	args = append([]string{"load", "--url", t.endpoint, "--pki", t.pki(), "--user", f.user, "--pid", strconv.Itoa(t.broker.pid()),
+		"--json", report}, args...)
+	if f.skipVerify && name != "warm-up" {
+		args = append(args, "--skip-verify")
+	}
+	pids := map[string][]int{"broker": {t.broker.pid()}, "rabbitmq": rabbitPIDs(t.f.amqpURL)}
+	if t.adapter != nil {
+		pids["adapter"] = []int{t.adapter.pid()}
+	}
+	fmt.Fprintf(log, "siobench: load %s\n", name)
+	cmd := exec.CommandContext(ctx, t.f.siobroker, args...)
+	out, err := os.Create(filepath.Join(t.dir, "load.log"))
+	if err != nil {
+		return run, err
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(out, log), io.MultiWriter(out, log)
+	// The load tool signs its requests before its clock starts; meter from its "sending" line on.
+	// Its own CPU time during the run is in its report.
+	sending := &lineWatcher{prefix: "sending for ", seen: make(chan struct{})}
+	cmd.Stdout = io.MultiWriter(out, log, sending)
+	if err := cmd.Start(); err != nil {
+		return run, fmt.Errorf("load %s: %w", name, err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-sending.seen:
+	case <-done:
+	}
+	meter, busy0 := newCPUMeter(pids), machineBusy()
+	<-done
+	cpu, busy := meter.used(), machineBusy()-busy0
+	data, err := os.ReadFile(report)
+	if err != nil {
+		return run, fmt.Errorf("load %s: %v; no report: %w", name, waitErr, err)
+	}
+	if err := json.Unmarshal(data, &run.Report); err != nil {
+		return run, fmt.Errorf("load %s: report: %w", name, err)
+	}
+	cpu["broker"] = run.Report.BrokerCPUSeconds // measured by the tool over exactly its window
+	cpu["load tool"] = run.Report.ClientCPUSeconds
+	ours := 0.0
+	for _, v := range cpu {
+		ours += v
+	}
+	cpu["others"] = max(0, busy-ours)
+	run.CPU = cpu
+	return run, nil
+}
+
+// lineWatcher closes seen when a line starting with prefix has been written to it.
+type lineWatcher struct {
+	prefix string
+	seen   chan struct{}
+	buf    []byte
+	closed bool
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	if w.closed {
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p...)
+	for _, line := range strings.Split(string(w.buf), "\n") {
+		if strings.HasPrefix(line, w.prefix) {
+			w.closed = true
+			close(w.seen)
+			w.buf = nil
+			return len(p), nil
+		}
+	}
+	if i := strings.LastIndexByte(string(w.buf), '\n'); i >= 0 {
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// runBaselines runs the crypto and RabbitMQ baselines once and appends their ops/s.
+func runBaselines(ctx context.Context, f benchFlags, binDir, request string, res *benchResult, log io.Writer) error {
+	cpu := strconv.Itoa(f.cores)
+	bt := f.baselineTime.String()
+	queueType := f.queues
+	runs := []struct {
+		bin, dir, pattern string
+		env               []string
+	}{
+		{"signing.test", "signing", "^(BenchmarkGoxmldsigVerifyAndSign|BenchmarkVerifyAndSignParallel)$", []string{"SIOBENCH_REQUEST=" + request}},
+		{"amqp.test", "transport/amqp", "^BenchmarkRawRoundTrip$", []string{"SIOBENCH_INFLIGHT=" + strconv.Itoa(f.concurrency), "SIOBENCH_QUEUE_TYPE=" + queueType}},
+	}
+	for _, r := range runs {
+		fmt.Fprintf(log, "siobench: baseline %s\n", r.pattern)
+		cmd := exec.CommandContext(ctx, filepath.Join(binDir, r.bin), "-test.run", "^$", "-test.bench", r.pattern,
+			"-test.benchtime", bt, "-test.cpu", cpu)
+		cmd.Dir = r.dir // the tests read ../testdata
+		cmd.Env = append(os.Environ(), r.env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("baseline %s: %w\n%s", r.bin, err, out)
+		}
+		got := parseOpsPerSecond(string(out))
+		if len(got) == 0 {
+			return fmt.Errorf("baseline %s printed no ops/s:\n%s", r.bin, out)
+		}
+		for name, v := range got {
+			res.Baselines[name] = append(res.Baselines[name], v)
+		}
+	}
+	return nil
+}

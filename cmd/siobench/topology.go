@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// setupFlags are the flags of both commands that describe what is started.
+type setupFlags struct {
+	siobroker string
+	broker    string // the binary of the broker and adapter processes; "" is siobroker
+	brokerDir string // their working directory, whose configs/ they read
+	amqpURL   string
+	adapters  string // "process" or "in-broker"
+	queues    string // "quorum" or "classic"
+	keep      bool
+}
+
+func (f *setupFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.siobroker, "siobroker", "bin/siobroker", "the siobroker binary to start (build it first: make build)")
+	fs.StringVar(&f.broker, "broker-binary", "", "another siobroker binary for the broker and adapter processes (the load tool stays --siobroker), to compare two builds")
+	fs.StringVar(&f.brokerDir, "broker-dir", ".", "the working directory of the broker and adapter processes: its configs/ are read (with --broker-binary, that build's checkout)")
+	fs.StringVar(&f.amqpURL, "amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "the RabbitMQ the broker and adapter use (on this machine)")
+	fs.StringVar(&f.adapters, "adapters", "process", "process: a separate `siobroker adapter` process, as deployments run; in-broker: amqp.in_process_adapters")
+	fs.StringVar(&f.queues, "queues", "quorum", "quorum (the broker's default) or classic queues")
+	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (logs, data, reports) instead of deleting it")
+}
+
+func (f *setupFlags) validate() error {
+	if f.adapters != "process" && f.adapters != "in-broker" {
+		return fmt.Errorf("--adapters %q: use process or in-broker", f.adapters)
+	}
+	if f.queues != "quorum" && f.queues != "classic" {
+		return fmt.Errorf("--queues %q: use quorum or classic", f.queues)
+	}
+	if !strings.Contains(f.amqpURL, "@127.") && !strings.Contains(f.amqpURL, "@localhost") {
+		return fmt.Errorf("--amqp-url must name a RabbitMQ on this machine (127.0.0.0/8 or localhost)")
+	}
+	if _, err := os.Stat(f.siobroker); err != nil {
+		return fmt.Errorf("--siobroker: %w (run make build)", err)
+	}
+	if f.broker == "" {
+		f.broker = f.siobroker
+	}
+	if _, err := os.Stat(f.broker); err != nil {
+		return fmt.Errorf("--broker-binary: %w", err)
+	}
+	return nil
+}
+
+// adaptedServices are the services the benchmark asks for: a request asks for services 1..N.
+const adaptedServices = 10
+
+// topology is a started broker and, unless the adapters run in it, an adapter process.
+type topology struct {
+	f         setupFlags
+	dir       string // the temporary directory: data, logs, reports
+	prefix    string // the queue prefix, unique to this run
+	instance  string
+	endpoint  string // the broker's SOAP endpoint
+	debugAddr string // the broker's pprof and expvar listener
+	broker    *process
+	adapter   *process
+}
+
+// process is a started child and its log files.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	out  string // its standard output, for the readiness line
+	done chan struct{}
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// startTopology starts the broker (which declares the queues) and then the adapter, and returns
+// once both are serving.
+func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topology, err error) {
+	dir, err := os.MkdirTemp("", "siobench-")
+	if err != nil {
+		return nil, err
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	t := &topology{f: f, dir: dir, prefix: "siobench" + hex.EncodeToString(b[:]) + ".", instance: "bench"}
+	defer func() {
+		if err != nil {
+			t.stop(log)
+		}
+	}()
+	listen, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if t.debugAddr, err = freePort(); err != nil {
+		return nil, err
+	}
+	t.endpoint = "http://" + listen + "/SyncChannel/v10"
+	env := []string{
+		"SIOBROKER_TRANSPORT=amqp", "SIOBROKER_AMQP_URL=" + f.amqpURL, "SIOBROKER_AMQP_PREFIX=" + t.prefix,
+		"SIOBROKER_AMQP_INSTANCE=" + t.instance, "SIOBROKER_AMQP_CLASSIC_QUEUES=" + strconv.FormatBool(f.queues == "classic"),
+		"SIOBROKER_AMQP_IN_PROCESS_ADAPTERS=" + strconv.FormatBool(f.adapters == "in-broker"),
+		"SIOBROKER_LISTEN=" + listen, "SIOBROKER_DATA_DIR=" + filepath.Join(dir, "data"),
+		"SIOBROKER_DEBUG_PPROF=" + t.debugAddr, "SIOBROKER_LOG_LEVEL=warn",
+	}
+	fmt.Fprintf(log, "siobench: %s: broker on %s (pprof on %s), queues %s%s (%s), adapters: %s\n", dir, listen, t.debugAddr, t.prefix, "sio.*", f.queues, f.adapters)
+	if t.broker, err = t.start(ctx, "broker", env, "serve", "--config", "configs/broker.yaml"); err != nil {
+		return nil, err
+	}
+	if err := t.broker.waitFor(ctx, "listening on", time.Minute); err != nil {
+		return nil, err
+	}
+	if f.adapters == "process" {
+		cfg := filepath.Join(dir, "adapter.yaml")
+		if err := os.WriteFile(cfg, []byte(t.adapterConfig()), 0o600); err != nil {
+			return nil, err
+		}
+		if t.adapter, err = t.start(ctx, "adapter", nil, "adapter", "--config", cfg); err != nil {
+			return nil, err
+		}
+		if err := t.adapter.waitFor(ctx, "serving services", time.Minute); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// adapterConfig serves services 1..adaptedServices from the demo world the broker generates, and
+// the demo case registries from the broker's development PKI, with the concurrency of the
+// broker's default.
+func (t *topology) adapterConfig() string {
+	var services []string
+	for n := 1; n <= adaptedServices; n++ {
+		services = append(services, fmt.Sprintf("%d: {backend: demo}", n))
+	}
+	return fmt.Sprintf(`name: siobench-adapter
+transport: {amqp_url: %q, prefix: %q, prefetch: 16, concurrency: 8}
+services: {%s}
+case_registries: {names: [erdr, courts, aisoip], demo_pki: %q}
+demo: {seed: 1, people: 200, organisations: 50}
+`, t.f.amqpURL, t.prefix, strings.Join(services, ", "), t.pki())
+}
+
+func (t *topology) pki() string { return filepath.Join(t.dir, "data", "pki") }
+
+func (t *topology) start(ctx context.Context, name string, env []string, args ...string) (*process, error) {
+	p := &process{name: name, out: filepath.Join(t.dir, name+".out"), done: make(chan struct{})}
+	out, err := os.Create(p.out)
+	if err != nil {
+		return nil, err
+	}
+	errf, err := os.Create(filepath.Join(t.dir, name+".err"))
+	if err != nil {
+		out.Close()
+		return nil, err
+	}
+	p.cmd = exec.Command(t.f.broker, args...)
+	p.cmd.Dir = t.f.brokerDir
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = out, errf
+	// If siobench itself is killed, its children go with it.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := p.cmd.Start(); err != nil {
+		out.Close()
+		errf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		out.Close()
+		errf.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// waitFor waits until the process prints line on its standard output.
+func (p *process) waitFor(ctx context.Context, line string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if data, _ := os.ReadFile(p.out); bytes.Contains(data, []byte(line)) {
+			return nil
+		}
+		select {
+		case <-p.done:
+			errs, _ := os.ReadFile(strings.TrimSuffix(p.out, ".out") + ".err")
+			return fmt.Errorf("%s exited before it was ready: %s", p.name, lastLines(errs, 5))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s not ready after %s", p.name, limit)
+}
+
+// stopProcess asks p to stop (SIGTERM, a graceful shutdown) and kills it after 20 s.
+func stopProcess(p *process) {
+	if p == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// stop stops the adapter, then the broker, deletes the run's queues and exchange, and removes the
+// temporary directory unless --keep.
+func (t *topology) stop(log io.Writer) {
+	stopProcess(t.adapter)
+	stopProcess(t.broker)
+	if err := t.deleteQueues(); err != nil {
+		fmt.Fprintf(log, "siobench: deleting the queues %s*: %v\n", t.prefix, err)
+	}
+	if t.f.keep {
+		fmt.Fprintf(log, "siobench: kept %s\n", t.dir)
+		return
+	}
+	_ = os.RemoveAll(t.dir)
+}
+
+// deleteQueues deletes what the broker declared under this run's prefix.
+func (t *topology) deleteQueues() error {
+	conn, err := amqp091.DialConfig(t.f.amqpURL, amqp091.Config{Dial: amqp091.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	queues := []string{"sio.dlq", "sio.reply." + t.instance, "sio.registry.erdr", "sio.registry.courts", "sio.registry.aisoip"}
+	for n := 1; n <= 93; n++ {
+		queues = append(queues, fmt.Sprintf("sio.service.%03d", n))
+	}
+	var errs []error
+	for _, q := range queues {
+		ch, err := conn.Channel()
+		if err != nil {
+			return err
+		}
+		if _, err := ch.QueueDelete(t.prefix+q, false, false, false); err != nil {
+			errs = append(errs, err) // a missing queue closes only this channel
+			continue
+		}
+		_ = ch.Close()
+	}
+	if ch, err := conn.Channel(); err == nil {
+		errs = append(errs, ch.ExchangeDelete(t.prefix+"sio.dlx", false, false))
+		_ = ch.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// freePort returns a loopback address with a port that was free a moment ago.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func lastLines(data []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}

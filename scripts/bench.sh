@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The load benchmark: builds siobroker and siobench, then siobench starts a broker on the machine's
+# RabbitMQ with a separate demo adapter process (127.0.0.1, a temporary data directory, a queue
+# prefix of its own), runs `siobroker load` with one and with ten services per request and once at
+# half the one-service rate, measures the goxmldsig, signing and raw RabbitMQ baselines in the
+# same run, stops everything and prints the summary (docs/benchmarks.md explains it).
+#
+#   scripts/bench.sh [siobench flags]        e.g. --duration 30s --out bench.md --profile cpu.prof
+#   scripts/bench.sh soak [soak flags]       e.g. --duration 10m --rate 100 --out soak.md
+#
+# Needs RabbitMQ on 127.0.0.1:5672 (guest/guest). Figures are noisy on a shared machine: run it
+# when nothing else runs, and read the ratios, which are measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+go build -o bin/siobroker ./cmd/siobroker
+go build -o bin/siobench ./cmd/siobench
+
+# siobench stops the broker and adapter itself on SIGINT/SIGTERM (and they die with it); this
+# passes an interrupt of the script on to it.
+bench_pid=""
+stop() {
+	if [[ -n "$bench_pid" ]] && kill -0 "$bench_pid" 2>/dev/null; then
+		kill -TERM "$bench_pid" 2>/dev/null || true
+		wait "$bench_pid" 2>/dev/null || true
+	fi
+}
+trap stop EXIT INT TERM
+
+bin/siobench "$@" &
+bench_pid=$!
+status=0
+wait "$bench_pid" || status=$?
+bench_pid=""
+exit "$status"
