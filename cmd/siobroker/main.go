@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"reports":     {cmdReports, "run a journal report (§10) or the prosecutor's export (§51-53)"},
 	"status":      {cmdStatus, "ask the delivery state of an asynchronous request (send --async)"},
 	"fetch":       {cmdFetch, "fetch and verify the signed result of an asynchronous request"},
+	"services":    {cmdServices, "the state of every service of a running broker: queued, dead letters, in flight, oldest, errors"},
 	"routes":      {cmdRoutes, "print the effective routing table: service, queue, adapter, backend and timeout"},
 	"maintenance": {cmdMaintenance, "list, announce and cancel planned maintenance windows (§36, 42)"},
 	"config":      {cmdConfig, "check the broker, routes, rights, adapter and maintenance files without starting anything"},

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -230,6 +231,14 @@ func TestMetricsAndHealthMoveWithRequests(t *testing.T) {
 	states, err := e.b.ops.Monitor.Services(context.Background())
 	if err != nil || states[0].Dispatched != 1 || states[0].Answered != 1 || states[0].QueueDepth != -1 {
 		t.Errorf("snapshot of service 1: %+v, %v", states[0], err)
+	}
+	var out, errb strings.Builder
+	if code := run(context.Background(), []string{"services", "--url", e.base}, &out, &errb); code != 0 {
+		t.Fatalf("services exited %d: %s", code, errb.String())
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 94 ||
+		!regexp.MustCompile(`^\s*1\s+-\s+-\s+0\s+-\s+0%\s+1\s+0\s*$`).MatchString(lines[1]) {
+		t.Errorf("services: %d lines, service 1 %q; want 93 services, service 1 dispatched once, depths unknown", len(lines), lines[1])
 	}
 
 	if status, _, body := do(t, http.MethodGet, e.base+"/healthz", nil); status != http.StatusOK || string(body) != "ok\n" {
@@ -572,5 +581,15 @@ func TestQueueDepthMetricsOverRabbitMQ(t *testing.T) {
 	states, err := e.b.ops.Monitor.Services(context.Background())
 	if err != nil || states[41].QueueDepth != 2 || states[41].DeadLetters != 1 || states[41].Queue != "sio.service.042" {
 		t.Errorf("snapshot of service 42: %+v, %v", states[41], err)
+	}
+	// The command line reads the same figures.
+	var out, errb strings.Builder
+	if code := run(context.Background(), []string{"services", "--url", e.base, "--busy", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("services exited %d: %s", code, errb.String())
+	}
+	var rows []serviceRow
+	if err := json.Unmarshal([]byte(out.String()), &rows); err != nil || len(rows) != 1 || rows[0].Service != 42 ||
+		rows[0].QueueDepth != 2 || rows[0].DeadLetters != 1 {
+		t.Errorf("services --busy --json: %v %+v", err, rows)
 	}
 }
