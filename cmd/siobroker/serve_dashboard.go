@@ -4,6 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
@@ -38,24 +41,72 @@ func (b *runningBroker) dashboardHandler(cfg config.Broker, clock siobroker.Cloc
 		dc.Maintenance = b.live.maintenance
 	}
 	if cfg.Transport == "amqp" {
-		dc.DeadLetters = amqpDeadLetters{cfg: amqpConfig(cfg.AMQP, "dashboard", nil)}
+		dc.DeadLetters = newAMQPDeadLetters(amqpConfig(cfg.AMQP, "dashboard", nil), b.amqp)
 	}
 	return dashboard.New(dc)
 }
 
 // amqpDeadLetters is RabbitMQ's dead-letter queue, read and replayed as `siobroker dlq` does.
-type amqpDeadLetters struct{ cfg amqptransport.Config }
+// Reading a letter means taking it and putting it back, which a quorum queue counts as a
+// delivery: the list is read again only when the queue's depth has changed (or after
+// deadLetterListTTL), not at every poll of every open page.
+type amqpDeadLetters struct {
+	cfg   amqptransport.Config
+	depth func(ctx context.Context) (int64, error) // the dead-letter queue's depth
 
-func (d amqpDeadLetters) List(ctx context.Context, max int) ([]dashboard.DeadLetter, error) {
+	mu     sync.Mutex
+	cached []dashboard.DeadLetter
+	max    int
+	at     time.Time
+	known  int64 // the depth the cached list was read at; -1: none
+}
+
+// deadLetterListTTL bounds how long an unchanged depth keeps the cached list.
+const deadLetterListTTL = 5 * time.Minute
+
+func newAMQPDeadLetters(cfg amqptransport.Config, t *amqptransport.Transport) *amqpDeadLetters {
+	d := &amqpDeadLetters{cfg: cfg, known: -1}
+	queue := cfg.DeadLetterQueue
+	if queue == "" {
+		queue = amqptransport.DefaultDeadLetterQueue
+	}
+	if t != nil {
+		d.depth = func(ctx context.Context) (int64, error) {
+			depths, err := t.QueueDepths(ctx, []string{queue})
+			return depths[queue], err
+		}
+	}
+	return d
+}
+
+func (d *amqpDeadLetters) List(ctx context.Context, max int) ([]dashboard.DeadLetter, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	depth := int64(-1)
+	if d.depth != nil {
+		if n, err := d.depth(ctx); err == nil {
+			depth = n
+		}
+	}
+	if depth >= 0 && depth == d.known && max == d.max && time.Since(d.at) < deadLetterListTTL {
+		return slices.Clone(d.cached), nil
+	}
 	letters, err := amqptransport.ListDeadLetters(ctx, d.cfg, max)
 	out := make([]dashboard.DeadLetter, 0, len(letters))
 	for _, l := range letters {
 		out = append(out, dashboard.DeadLetter{MessageID: l.MessageID, Queue: l.Queue, Reason: l.Reason, Count: l.Count,
 			DiedAt: l.DiedAt, PayloadSize: l.PayloadSize})
 	}
+	if err == nil {
+		d.cached, d.max, d.at, d.known = slices.Clone(out), max, time.Now(), depth
+	}
 	return out, err
 }
 
-func (d amqpDeadLetters) Replay(ctx context.Context, max int) (int, error) {
-	return amqptransport.ReplayDeadLetters(ctx, d.cfg, max)
+func (d *amqpDeadLetters) Replay(ctx context.Context, max int) (int, error) {
+	n, err := amqptransport.ReplayDeadLetters(ctx, d.cfg, max)
+	d.mu.Lock()
+	d.known = -1 // read the list again
+	d.mu.Unlock()
+	return n, err
 }
