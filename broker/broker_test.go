@@ -25,6 +25,7 @@ import (
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/cases"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/routing"
@@ -102,24 +103,6 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// movableClock is a fixed clock that a test can move.
-type movableClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *movableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *movableClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
 type failingReplay struct{}
 
 func (failingReplay) MarkSeen(context.Context, string, string, time.Time) (bool, error) {
@@ -186,7 +169,7 @@ const (
 type harness struct {
 	stop   func() // closes the transport and the store; also run at the end of the test
 	broker *Broker
-	clock  *movableClock
+	clock  *testclock.Clock
 	calls  map[int]*atomic.Int32
 	db     *store.DB
 	users  *registry.Registry
@@ -258,7 +241,7 @@ func newHarness(t *testing.T, replay ReplayGuard) *harness {
 func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	clock := &movableClock{t: time.Now().In(siobroker.Astana).Truncate(time.Millisecond)}
+	clock := testclock.New(time.Now().In(siobroker.Astana).Truncate(time.Millisecond))
 	h := &harness{clock: clock, calls: map[int]*atomic.Int32{}, checks: map[string]*atomic.Int32{}}
 
 	dir := opts.dir

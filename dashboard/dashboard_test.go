@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/dashboard"
 	"github.com/sio-pso/siobroker/incidents"
+	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/maintenance"
 	"github.com/sio-pso/siobroker/operations"
 	"github.com/sio-pso/siobroker/registry"
@@ -86,28 +86,9 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// movableClock starts at the wall clock (the development certificates are valid from about now)
-// and is moved by the tests.
-type movableClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *movableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *movableClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fixture is a dashboard over a real store, registry, journal and incident tracker.
 type fixture struct {
-	clock    *movableClock
+	clock    *testclock.Clock
 	db       *store.DB
 	users    *registry.Registry
 	tracker  *incidents.Tracker
@@ -119,7 +100,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{clock: &movableClock{t: time.Now().In(siobroker.Astana)}}
+	f := &fixture{clock: testclock.New(time.Now().In(siobroker.Astana))}
 	var err error
 	if f.db, err = store.Open(ctx, t.TempDir()); err != nil {
 		t.Fatal(err)

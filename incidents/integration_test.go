@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,27 +14,11 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/incidents"
+	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/store"
 )
-
-type steppedClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *steppedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *steppedClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // TestIncidentFromAStuckAdapter drives the real dispatcher, adapter runtime, store and journal:
 // an adapter that stops answering, the clock moved past one hour, an incident opened while the
@@ -43,7 +26,7 @@ func (c *steppedClock) advance(d time.Duration) {
 func TestIncidentFromAStuckAdapter(t *testing.T) {
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	clock := &steppedClock{now: time.Date(2026, 11, 23, 9, 0, 0, 0, siobroker.Astana)}
+	clock := testclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, siobroker.Astana))
 	db, err := store.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +67,7 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 		t.Fatalf("result %+v, want timeout", out[0].Result)
 	}
 
-	clock.advance(59 * time.Minute)
+	clock.Advance(59 * time.Minute)
 	if err := tracker.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +75,7 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 		t.Fatalf("incident opened before the threshold: %+v", open)
 	}
 
-	clock.advance(2 * time.Minute)
+	clock.Advance(2 * time.Minute)
 	if err := tracker.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +95,7 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 	for len(tracker.Oldest()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	clock.advance(time.Minute)
+	clock.Advance(time.Minute)
 	if err := tracker.Check(ctx); err != nil {
 		t.Fatal(err)
 	}

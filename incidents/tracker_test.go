@@ -11,26 +11,9 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/incidents"
+	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/store"
 )
-
-// movableClock is a clock the test moves by hand.
-type movableClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *movableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *movableClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 // memJournal is an in-memory fake of the permanent journal.
 type memJournal struct {
@@ -64,7 +47,7 @@ var (
 type fixture struct {
 	t       *testing.T
 	db      *store.DB
-	clock   *movableClock
+	clock   *testclock.Clock
 	journal *memJournal
 	tracker *incidents.Tracker
 }
@@ -76,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	f := &fixture{t: t, db: db, clock: &movableClock{t: t0}, journal: &memJournal{}}
+	f := &fixture{t: t, db: db, clock: testclock.New(t0), journal: &memJournal{}}
 	f.tracker = incidents.NewTracker(incidents.Config{}, db, f.journal, f.clock, nil)
 	return f
 }

@@ -6,33 +6,25 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/maintenance"
 	"github.com/sio-pso/siobroker/store"
 )
 
-type movableClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *movableClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *movableClock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
-
 var t0 = time.Date(2026, 12, 1, 21, 0, 0, 0, siobroker.Astana)
 
-func newSchedule(t *testing.T) (*maintenance.Schedule, *movableClock, *store.DB) {
+func newSchedule(t *testing.T) (*maintenance.Schedule, *testclock.Clock, *store.DB) {
 	t.Helper()
 	db, err := store.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clock := &movableClock{now: t0}
+	clock := testclock.New(t0)
 	s := maintenance.NewSchedule(db, clock)
 	if err := s.Refresh(context.Background()); err != nil {
 		t.Fatal(err)

@@ -18,30 +18,13 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/incidents"
+	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
-// movableClock is a clock the test moves by hand.
-type movableClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *movableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *movableClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newClock() *movableClock {
-	return &movableClock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, siobroker.Astana)}
+func newClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 11, 23, 10, 0, 0, 0, siobroker.Astana))
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -124,7 +107,7 @@ func TestMonitorSnapshot(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	clock.Add(90 * time.Second)
+	clock.Advance(90 * time.Second)
 
 	states, err := m.Services(context.Background())
 	if err != nil {
@@ -154,7 +137,7 @@ func TestMonitorSnapshot(t *testing.T) {
 
 	close(release)
 	<-done
-	clock.Add(routing.RecentWindow)
+	clock.Advance(routing.RecentWindow)
 	states, _ = m.Services(context.Background())
 	check(states[1], ServiceState{Service: 2, Dispatched: 1, Answered: 1, Errors: 1, ErrorAnswers: 1})
 	check(states[4], ServiceState{Service: 5, Dispatched: 1, Answered: 1})
@@ -235,17 +218,17 @@ func TestMonitorCachesTheMessageServer(t *testing.T) {
 		t.Errorf("queue names read: %v", names)
 	}
 
-	clock.Add(DefaultDepthTTL - time.Millisecond)
+	clock.Advance(DefaultDepthTTL - time.Millisecond)
 	m.Services(context.Background())
 	if r.depthReads.Load() != 1 || r.deadReads.Load() != 1 {
 		t.Errorf("reads before the TTL: depths %d, dead letters %d", r.depthReads.Load(), r.deadReads.Load())
 	}
-	clock.Add(time.Millisecond)
+	clock.Advance(time.Millisecond)
 	m.Services(context.Background())
 	if r.depthReads.Load() != 2 || r.deadReads.Load() != 1 {
 		t.Errorf("after the depth TTL: depths %d, dead letters %d; want 2, 1", r.depthReads.Load(), r.deadReads.Load())
 	}
-	clock.Add(DefaultDeadLetterTTL)
+	clock.Advance(DefaultDeadLetterTTL)
 	r.fail.Store(true)
 	states, err := m.Services(context.Background())
 	if err == nil || states[2].QueueDepth != -1 || states[3].DeadLetters != -1 {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/signing"
 )
 
@@ -101,7 +102,7 @@ func (c *countingSigner) Certificate() *x509.Certificate {
 
 func TestSigningKeyCheck(t *testing.T) {
 	now := time.Now()
-	clock := &movableClock{t: now}
+	clock := testclock.New(now)
 	s := &countingSigner{Signer: testSigner(t, now.Add(-time.Hour), now.Add(time.Hour))}
 	check := SigningKeyCheck(s, clock, time.Minute)
 	for range 3 {
@@ -112,7 +113,7 @@ func TestSigningKeyCheck(t *testing.T) {
 	if n := s.signs.Load(); n != 1 {
 		t.Errorf("%d signatures within the TTL, want 1", n)
 	}
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	check.Run(context.Background())
 	if n := s.signs.Load(); n != 2 {
 		t.Errorf("%d signatures after the TTL, want 2", n)

@@ -11,39 +11,23 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/signing/devpki"
 	"github.com/sio-pso/siobroker/store"
 )
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 const day = 24 * time.Hour
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, siobroker.Astana)
 
-func setup(t *testing.T) (*Registry, *store.DB, *testClock) {
+func setup(t *testing.T) (*Registry, *store.DB, *testclock.Clock) {
 	t.Helper()
 	db, err := store.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clock := &testClock{t: t0}
+	clock := testclock.New(t0)
 	return New(db, clock, nil), db, clock
 }
 

@@ -12,35 +12,18 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/schemas"
 )
-
-// movableClock is a clock the test moves by hand.
-type movableClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *movableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *movableClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // TestServiceStats: every message ends one way and is counted so; the recent counts cover the
 // last five minutes of the dispatcher's clock; the answer latency is measured on that clock.
 func TestServiceStats(t *testing.T) {
-	clock := &movableClock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, siobroker.Astana)}
+	clock := testclock.New(time.Date(2026, 11, 23, 10, 0, 0, 0, siobroker.Astana))
 	release := make(chan struct{})
 	env := newTestEnvClock(t, map[int]adapters.Backend{
 		1: adapters.BackendFunc(func(context.Context, schemas.ServiceRequest) (siobroker.ServiceResult, error) {
-			clock.Add(2 * time.Second) // the source takes two seconds on the dispatcher's clock
+			clock.Advance(2 * time.Second) // the source takes two seconds on the dispatcher's clock
 			return siobroker.ServiceResult{}, nil
 		}),
 		2: adapters.BackendFunc(func(context.Context, schemas.ServiceRequest) (siobroker.ServiceResult, error) {
@@ -129,7 +112,7 @@ func TestServiceStats(t *testing.T) {
 	mu.Unlock()
 
 	// Five minutes later the recent counts are empty; the totals stay.
-	clock.Add(RecentWindow + time.Second)
+	clock.Advance(RecentWindow + time.Second)
 	for n, s := range env.dispatcher.Stats() {
 		if s.RecentEnded != 0 || s.RecentFailed != 0 || s.RecentErrorRate() != 0 {
 			t.Errorf("service %d after the window: %+v", n, s)
