@@ -3,7 +3,6 @@ package configcheck
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"math"
 	"os"
@@ -211,31 +210,10 @@ func (c *checker) readCRLs(file string, line int, key, path string) ([]*x509.Rev
 		c.errorf(file, line, "correct the path (relative to the working directory) or install the file", "%s: cannot read %s: %s", key, path, describeReadError(err))
 		return nil, false
 	}
-	var crls []*x509.RevocationList
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "X509 CRL" {
-			continue
-		}
-		crl, err := x509.ParseRevocationList(block.Bytes)
-		if err != nil {
-			c.errorf(file, line, "install the CRL as its issuer published it (PEM X509 CRL or DER)", "%s: %s: a CRL does not parse: %s", key, path, err)
-			return nil, false
-		}
-		crls = append(crls, crl)
-	}
-	if len(crls) == 0 {
-		crl, err := x509.ParseRevocationList(data)
-		if err != nil {
-			c.errorf(file, line, "install the CRL as its issuer published it (PEM X509 CRL or DER)", "%s: %s is neither a PEM X509 CRL nor a DER CRL: %s", key, path, err)
-			return nil, false
-		}
-		crls = append(crls, crl)
+	crls, err := signing.ParseCRLs(data)
+	if err != nil {
+		c.errorf(file, line, "install the CRL as its issuer published it (PEM X509 CRL or DER)", "%s: %s: %s", key, path, err)
+		return nil, false
 	}
 	ok := true
 	for _, crl := range crls {

@@ -200,12 +200,22 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// readCRLs reads the X509 CRL blocks of a PEM file, or a DER CRL.
+// readCRLs reads the CRLs of a file (ParseCRLs).
 func readCRLs(file string) ([]*x509.RevocationList, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", file, err)
 	}
+	crls, err := ParseCRLs(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return crls, nil
+}
+
+// ParseCRLs parses the X509 CRL blocks of PEM data or, when there are none, one DER CRL: the forms
+// issuers publish CRLs in. The trust store and `siobroker config check` read CRLs with it.
+func ParseCRLs(data []byte) ([]*x509.RevocationList, error) {
 	var crls []*x509.RevocationList
 	rest := data
 	for {
@@ -219,14 +229,14 @@ func readCRLs(file string) ([]*x509.RevocationList, error) {
 		}
 		crl, err := x509.ParseRevocationList(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%s: parse CRL: %w", file, err)
+			return nil, fmt.Errorf("a CRL does not parse: %w", err)
 		}
 		crls = append(crls, crl)
 	}
 	if len(crls) == 0 {
 		crl, err := x509.ParseRevocationList(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: neither a PEM X509 CRL nor a DER CRL: %w", file, err)
+			return nil, fmt.Errorf("neither a PEM X509 CRL nor a DER CRL: %w", err)
 		}
 		crls = append(crls, crl)
 	}
