@@ -673,3 +673,43 @@ func TestPublisherReconnects(t *testing.T) {
 		t.Errorf("Ready after reconnect: %v", err)
 	}
 }
+
+// TestDeadLetterQueueDeliveryLimit: the dead-letter queue is declared with a delivery limit as
+// good as none, so that looking at its letters (which counts as delivering them) never makes a
+// quorum queue drop one; a dead-letter queue declared before that argument existed is kept.
+func TestDeadLetterQueueDeliveryLimit(t *testing.T) {
+	cfg := testConfig(t, []int{1}, nil)
+	if err := Declare(ctxFor(t, 10*time.Second), cfg); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp091.Dial(cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cfg.setDefaults()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only an equivalent queue accepts a declare with the same arguments.
+	if _, err := ch.QueueDeclare(cfg.name(cfg.DeadLetterQueue), true, false, false, false, amqp091.Table{
+		amqp091.QueueTypeArg: amqp091.QueueTypeQuorum, "x-delivery-limit": int64(deadLetterDeliveryLimit)}); err != nil {
+		t.Fatalf("the dead-letter queue is not a quorum queue with the delivery limit %d: %v", deadLetterDeliveryLimit, err)
+	}
+	_ = ch.Close()
+
+	older := testConfig(t, []int{1}, nil)
+	older.setDefaults()
+	if ch, err = conn.Channel(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(older.name(older.DeadLetterQueue), true, false, false, false,
+		amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
+		t.Fatal(err)
+	}
+	_ = ch.Close()
+	if err := Declare(ctxFor(t, 10*time.Second), older); err != nil {
+		t.Fatalf("Declare over an older dead-letter queue: %v", err)
+	}
+}
