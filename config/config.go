@@ -164,6 +164,9 @@ type AMQP struct {
 	// InProcessAdapters runs the demo adapters and case registries inside the broker process on
 	// the same RabbitMQ, for demonstrations and tests; deployments run `siobroker adapter`.
 	InProcessAdapters bool `mapstructure:"in_process_adapters"`
+	// ReconnectMax bounds the back-off between attempts to reconnect to RabbitMQ: after an
+	// outage the broker is back within about this long of RabbitMQ.
+	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
 }
 
 // Journal selects where the permanent journal lives and how it is sealed into archives (§37, 38).
@@ -228,7 +231,7 @@ func Defaults() Broker {
 		Log:       Log{Format: "text", Level: "info"},
 		Journal:   Journal{Driver: "sqlite", ArchiveDir: "", SegmentRecords: 10000, SegmentBytes: 64 << 20, SealEvery: time.Minute},
 		Incidents: Incidents{Threshold: time.Hour, CheckEvery: time.Minute},
-		AMQP:      AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 2, Concurrency: 8, DeliveryLimit: 5},
+		AMQP:      AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 2, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second},
 		Reports:   Reports{ExportRoles: []int{1}},
 		Cases:     DefaultCases(),
 	}
@@ -370,6 +373,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("amqp.delivery_limit", d.AMQP.DeliveryLimit)
 	v.SetDefault("amqp.in_process_adapters", d.AMQP.InProcessAdapters)
 	v.SetDefault("amqp.prefix", d.AMQP.Prefix)
+	v.SetDefault("amqp.reconnect_max", d.AMQP.ReconnectMax)
 	v.SetDefault("journal.driver", d.Journal.Driver)
 	v.SetDefault("journal.dsn", d.Journal.DSN)
 	v.SetDefault("journal.archive_dir", d.Journal.ArchiveDir)
@@ -407,6 +411,9 @@ func (c Broker) Validate() error {
 		}
 		if c.AMQP.Prefetch < 1 || c.AMQP.Concurrency < 1 || c.AMQP.DeliveryLimit < 0 {
 			errs = append(errs, errors.New("amqp.prefetch and amqp.concurrency must be at least 1, amqp.delivery_limit not negative"))
+		}
+		if c.AMQP.ReconnectMax < time.Second || c.AMQP.ReconnectMax > 10*time.Minute {
+			errs = append(errs, fmt.Errorf("amqp.reconnect_max: %s; use 1s to 10m", c.AMQP.ReconnectMax))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("transport: %q is not supported; use gochannel or amqp", c.Transport))

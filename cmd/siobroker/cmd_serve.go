@@ -463,7 +463,7 @@ func amqpConfig(c config.AMQP, instance string, registries []string) amqptranspo
 	return amqptransport.Config{
 		URL: c.URL, Instance: instance, Services: services, Registries: registries,
 		Prefetch: c.Prefetch, Concurrency: c.Concurrency, ClassicQueues: c.ClassicQueues, DeliveryLimit: c.DeliveryLimit,
-		Prefix: c.Prefix,
+		Prefix: c.Prefix, ReconnectMax: c.ReconnectMax,
 	}
 }
 
