@@ -49,16 +49,7 @@ func Declare(ctx context.Context, cfg Config) error {
 	_ = ch.Close()
 
 	if _, err := declareQueue(conn, cfg, cfg.name(cfg.DeadLetterQueue), false); err != nil {
-		// A dead-letter queue declared before it had its delivery limit is refused as
-		// inequivalent; it stays as it is (a delivery-limit policy covers it, see the README).
-		ch, cerr := conn.Channel()
-		if cerr != nil {
-			return err
-		}
-		if _, perr := ch.QueueDeclarePassive(cfg.name(cfg.DeadLetterQueue), true, false, false, false, nil); perr != nil {
-			return err
-		}
-		_ = ch.Close()
+		return err
 	}
 	if ch, err = conn.Channel(); err != nil {
 		return fmt.Errorf("amqp: open channel: %w", err)
@@ -75,12 +66,6 @@ func Declare(ctx context.Context, cfg Config) error {
 	}
 	return nil
 }
-
-// deadLetterDeliveryLimit is the dead-letter queue's delivery limit, as good as none. Looking at a
-// dead letter (`siobroker dlq list`, the dashboard, the metrics) takes it and puts it back, which a
-// quorum queue counts as a delivery; RabbitMQ 4 drops a message after 20 by default, and the
-// dead-letter queue has nowhere further to send it.
-const deadLetterDeliveryLimit = 1 << 30
 
 // name is the queue or exchange name of a topic or configured name.
 func (c Config) name(s string) string { return c.Prefix + s }
@@ -121,11 +106,8 @@ func declareQueue(conn *amqp091.Connection, cfg Config, name string, withDLX boo
 		}
 		if kind == Quorum {
 			a[amqp091.QueueTypeArg] = amqp091.QueueTypeQuorum
-			switch {
-			case withDLX && cfg.DeliveryLimit > 0:
+			if withDLX && cfg.DeliveryLimit > 0 {
 				a["x-delivery-limit"] = int64(cfg.DeliveryLimit)
-			case !withDLX:
-				a["x-delivery-limit"] = int64(deadLetterDeliveryLimit)
 			}
 		}
 		_, err = ch.QueueDeclare(name, true, false, false, false, a)
