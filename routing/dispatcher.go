@@ -254,7 +254,7 @@ func (d *Dispatcher) publish(ctx context.Context, expired <-chan time.Time, topi
 		}
 		if attempt == 1 {
 			d.logger.Warn("message transport unavailable; publishing again until the service's time limit",
-				"topic", topic, "correlation", msg.UUID, "error", err)
+				"topic", topic, "correlation_id", msg.UUID, "error", err)
 		}
 		t := time.NewTimer(backoff)
 		select {

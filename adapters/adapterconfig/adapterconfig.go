@@ -63,6 +63,9 @@ type Transport struct {
 	Concurrency int    `yaml:"concurrency"` // handlers per service
 	// Prefix goes in front of every queue name, as the broker's amqp.prefix.
 	Prefix string `yaml:"prefix"`
+	// ReconnectMax bounds the back-off between attempts to reconnect to RabbitMQ (default 30s),
+	// as the broker's amqp.reconnect_max.
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
 }
 
 // Retry bounds how a source that fails transiently (a refused connection, a 502/503/504/429) is
@@ -174,6 +177,9 @@ func (c Config) validate(haveWorld bool) error {
 	}
 	if c.Transport.Prefetch < 1 {
 		errs = append(errs, fmt.Errorf("transport.prefetch: must be at least 1, got %d", c.Transport.Prefetch))
+	}
+	if c.Transport.ReconnectMax != 0 && (c.Transport.ReconnectMax < time.Second || c.Transport.ReconnectMax > 10*time.Minute) {
+		errs = append(errs, fmt.Errorf("transport.reconnect_max: %s; use 1s to 10m, or leave it out for 30s", c.Transport.ReconnectMax))
 	}
 	if c.Transport.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("transport.concurrency: must be at least 1, got %d", c.Transport.Concurrency))

@@ -84,7 +84,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string,
 	t, err := amqptransport.New(ctx, amqptransport.Config{
 		URL: cfg.Transport.AMQPURL, Instance: instance, Prefix: cfg.Transport.Prefix,
 		Services: slices.Sorted(maps.Keys(backends.Backends)), Registries: cfg.CaseRegistries.Names, Queues: sharedQueues,
-		Prefetch: cfg.Transport.Prefetch, Concurrency: cfg.Transport.Concurrency,
+		Prefetch: cfg.Transport.Prefetch, Concurrency: cfg.Transport.Concurrency, ReconnectMax: cfg.Transport.ReconnectMax,
 	}, wmLogger)
 	if err != nil {
 		return fmt.Errorf("RabbitMQ (is a broker with transport amqp started? it declares the queues): %w", err)

@@ -53,6 +53,9 @@ func startRabbitE2E(t *testing.T, configure func(*rabbitE2E)) *rabbitE2E {
 	cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance = node.URL(), "e2e.", "broker-1"
 	cfg.Routing.RoutesFile = routesWithDefaultTimeout(t, dir, 4*time.Second)
 	cfg.Routing.AsyncTimeout = 3 * time.Minute
+	// Back within seconds of RabbitMQ, not up to the default 30 s, so that the load's requests
+	// are delivered well inside the test's limits even on a busy machine.
+	cfg.AMQP.ReconnectMax = 3 * time.Second
 	r := &rabbitE2E{node: node}
 	r.e = *src
 	r.e.cfg = cfg
@@ -71,7 +74,7 @@ func startRabbitE2E(t *testing.T, configure func(*rabbitE2E)) *rabbitE2E {
 	r.u, _ = r.e.caseUser(t, siobroker.BasisCriminal)
 
 	file := filepath.Join(dir, "adapter.yaml")
-	yaml := fmt.Sprintf("name: demo-restart\ntransport: {amqp_url: %q, prefix: %q, prefetch: 2, concurrency: 2}\n"+
+	yaml := fmt.Sprintf("name: demo-restart\ntransport: {amqp_url: %q, prefix: %q, prefetch: 2, concurrency: 2, reconnect_max: 3s}\n"+
 		"services:\n  1: {backend: demo}\n  5: {backend: demo}\n"+
 		"case_registries:\n  names: [erdr, courts, aisoip]\n  demo_pki: %s\n", node.URL(), cfg.AMQP.Prefix, pki)
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
