@@ -69,7 +69,7 @@ func TestDispatchWaitsOutTransportOutage(t *testing.T) {
 	if pub.calls.Load() < 3 {
 		t.Fatalf("%d publish attempts while the transport is down, want repeated attempts", pub.calls.Load())
 	}
-	logs.waitFor(t, "message transport unavailable; publishing again", "correlation=o1/1")
+	logs.waitFor(t, "message transport unavailable; publishing again", "correlation_id=o1/1")
 	pub.down.Store(false)
 	select {
 	case outs := <-done:

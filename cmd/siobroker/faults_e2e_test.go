@@ -291,7 +291,9 @@ func TestRabbitMQRestartE2E(t *testing.T) {
 	wg.Wait()
 
 	tally := map[string]int{}
-	deadline = time.Now().Add(2 * time.Minute)
+	// Past routing.async_timeout: a request still waiting for a service by then is answered with
+	// that service's timeout, which fetchDelivered reports, rather than left pending.
+	deadline = time.Now().Add(r.e.cfg.Routing.AsyncTimeout + time.Minute)
 	for _, o := range outcomes {
 		tally[o.kind+" "+o.state]++
 		if o.state == "pending" {
