@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,7 +46,11 @@ type Dispatcher struct {
 	onAnswer   func(service int, status siobroker.ResultStatus, latency time.Duration)
 
 	mu      sync.Mutex
-	pending map[string]chan []byte // correlation key → the answer's payload
+	// pending holds, per correlation key, the channels waiting for its answer. Usually one; two
+	// when the same request is routed again while an earlier routing still waits (an
+	// asynchronous request picked up twice), and then each gets the answer: a second waiter
+	// must not take the key from the first, or the first one's release from the second.
+	pending map[string][]chan []byte
 }
 
 // NewDispatcher returns a Dispatcher whose answers arrive on replyTopic. Each broker instance
@@ -56,7 +61,7 @@ func NewDispatcher(publisher message.Publisher, replyTopic string, clock siobrok
 		replyTopic: replyTopic,
 		clock:      clock,
 		logger:     logger,
-		pending:    make(map[string]chan []byte),
+		pending:    make(map[string][]chan []byte),
 		tracker:    noTracker{},
 		queueOf:    schemas.ServiceTopic,
 	}
@@ -110,16 +115,16 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 	// Delivered even when nobody waits any more: a late answer still ends the delay of its message.
 	d.tracker.Delivered(key, d.clock.Now())
 	d.mu.Lock()
-	ch, ok := d.pending[key]
-	if ok {
-		delete(d.pending, key)
-	}
+	waiters := d.pending[key]
+	delete(d.pending, key)
 	d.mu.Unlock()
-	if !ok {
+	if len(waiters) == 0 {
 		d.logger.Warn("late or duplicate reply dropped", reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key)...)
 		return nil
 	}
-	ch <- msg.Payload // buffered: never blocks
+	for _, ch := range waiters {
+		ch <- msg.Payload // buffered, and each waiter is removed once answered: never blocks
+	}
 	return nil
 }
 
@@ -128,12 +133,17 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 func (d *Dispatcher) await(key string) (<-chan []byte, func()) {
 	ch := make(chan []byte, 1)
 	d.mu.Lock()
-	d.pending[key] = ch
+	d.pending[key] = append(d.pending[key], ch)
 	d.mu.Unlock()
 	return ch, func() {
 		d.mu.Lock()
-		delete(d.pending, key)
-		d.mu.Unlock()
+		defer d.mu.Unlock()
+		waiters := slices.DeleteFunc(d.pending[key], func(c chan []byte) bool { return c == ch })
+		if len(waiters) == 0 {
+			delete(d.pending, key)
+		} else {
+			d.pending[key] = waiters
+		}
 	}
 }
 

@@ -705,3 +705,34 @@ func TestSharedQueue(t *testing.T) {
 		t.Errorf("the unserved service waited for its timeout instead of being answered at once")
 	}
 }
+
+// TestSameRequestRoutedTwice: when the same request and service are dispatched again while an
+// earlier dispatch still waits (an asynchronous request picked up twice), the waiter that gives
+// up first must not take the answer away from the other: it still arrives.
+func TestSameRequestRoutedTwice(t *testing.T) {
+	slow := adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
+		time.Sleep(300 * time.Millisecond)
+		return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "echo", Fields: []siobroker.Field{{Name: "request", Value: req.RequestID}}}}}, nil
+	})
+	env := newTestEnv(t, map[int]adapters.Backend{9: slow})
+	req := request("twice-1", 9, "750312300458")
+	var wg sync.WaitGroup
+	var short, long []Outcome
+	wg.Go(func() {
+		long = env.dispatcher.Dispatch(context.Background(), []schemas.ServiceRequest{req}, timeouts(10*time.Second, nil))
+	})
+	time.Sleep(20 * time.Millisecond) // the long wait registers first, as the earlier routing does
+	wg.Go(func() {
+		short = env.dispatcher.Dispatch(context.Background(), []schemas.ServiceRequest{req}, timeouts(50*time.Millisecond, nil))
+	})
+	wg.Wait()
+	if short[0].Result.Status != siobroker.StatusTimeout {
+		t.Errorf("the short wait: %+v, want a timeout", short[0].Result)
+	}
+	if r := long[0].Result; r.Status != siobroker.StatusOK || field(r.Records[0], "request") != "twice-1" {
+		t.Errorf("the long wait lost its answer when the short one gave up: %+v", r)
+	}
+	if n := env.dispatcher.Pending(); n != 0 {
+		t.Errorf("%d waits left registered", n)
+	}
+}
