@@ -45,7 +45,7 @@ type Dispatcher struct {
 	counters   serviceCounters
 	onAnswer   func(service int, status siobroker.ResultStatus, latency time.Duration)
 
-	mu      sync.Mutex
+	mu sync.Mutex
 	// pending holds, per correlation key, the channels waiting for its answer. Usually one; two
 	// when the same request is routed again while an earlier routing still waits (an
 	// asynchronous request picked up twice), and then each gets the answer: a second waiter
