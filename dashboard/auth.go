@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"sync"
@@ -248,7 +247,7 @@ func (h *handler) serveLogin(ctx context.Context, r *http.Request) ([]byte, erro
 	if r.ContentLength > h.cfg.Limits.MaxBytes {
 		return nil, siobroker.Errorf(siobroker.CodeOversize, "request of %d bytes exceeds the limit of %d bytes", r.ContentLength, h.cfg.Limits.MaxBytes)
 	}
-	if err := checkMediaType(r.Header.Get("Content-Type")); err != nil {
+	if err := soap.CheckMediaType(r.Header.Get("Content-Type")); err != nil {
 		return nil, err
 	}
 	sr, err := broker.ReadSigned(r.Body, r.Header.Get("Content-Type"), h.cfg.Limits, h.cfg.MessageDateWindow, h.cfg.Clock, h.cfg.Verify)
@@ -296,19 +295,4 @@ func (h *handler) serveLogin(ctx context.Context, r *http.Request) ([]byte, erro
 		return nil, fmt.Errorf("dashboard: sign the ticket reply %s: %w", replyID, err)
 	}
 	return soap.Serialize(reply)
-}
-
-// checkMediaType accepts the media types of SOAP 1.1, as the broker's endpoint does.
-func checkMediaType(contentType string) error {
-	if contentType == "" {
-		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type is missing; send text/xml (SOAP 1.1)")
-	}
-	mediaType, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %q cannot be parsed; send text/xml (SOAP 1.1)", contentType)
-	}
-	if mediaType != "text/xml" && mediaType != "application/xml" {
-		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %s is not accepted; send text/xml (SOAP 1.1)", mediaType)
-	}
-	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -152,7 +151,7 @@ func (s *server) serveSOAP(w http.ResponseWriter, r *http.Request, start time.Ti
 			return s.fault(w, log, broker.Request{}, public)
 		}
 	}
-	if err := checkMediaType(r.Header.Get("Content-Type")); err != nil {
+	if err := soap.CheckMediaType(r.Header.Get("Content-Type")); err != nil {
 		return s.fault(w, log, broker.Request{}, err)
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
@@ -172,23 +171,6 @@ func (s *server) serveSOAP(w http.ResponseWriter, r *http.Request, start time.Ti
 	log.Info("request answered", append(ids, "signer_iin", reply.SignerIIN, "services", len(reply.Services),
 		"duration_ms", time.Since(start).Milliseconds())...)
 	return nil
-}
-
-// checkMediaType accepts the media types of SOAP 1.1. The charset, if any, is soap.ReadEnvelope's
-// to judge. application/soap+xml is SOAP 1.2, whose envelope this endpoint does not speak.
-func checkMediaType(contentType string) error {
-	if contentType == "" {
-		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type is missing; send text/xml (SOAP 1.1)")
-	}
-	mediaType, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %q cannot be parsed; send text/xml (SOAP 1.1)", contentType)
-	}
-	switch mediaType {
-	case "text/xml", "application/xml":
-		return nil
-	}
-	return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %s is not accepted; send text/xml (SOAP 1.1)", mediaType)
 }
 
 // fault writes err as a SOAP fault, logs it and returns it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -80,7 +79,7 @@ func (h *handler) post(w http.ResponseWriter, r *http.Request) {
 			r.ContentLength, h.limits.MaxBytes), h.clock.Now())
 		return
 	}
-	if err := checkMediaType(r.Header.Get("Content-Type")); err != nil {
+	if err := soap.CheckMediaType(r.Header.Get("Content-Type")); err != nil {
 		soap.WriteFault(w, err, h.clock.Now())
 		return
 	}
@@ -306,20 +305,4 @@ func plainStatus(code siobroker.Code) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
-}
-
-// checkMediaType accepts the media types of SOAP 1.1, as the broker's endpoint does.
-func checkMediaType(contentType string) error {
-	if contentType == "" {
-		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type is missing; send text/xml (SOAP 1.1)")
-	}
-	mediaType, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %q cannot be parsed; send text/xml (SOAP 1.1)", contentType)
-	}
-	switch mediaType {
-	case "text/xml", "application/xml":
-		return nil
-	}
-	return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %s is not accepted; send text/xml (SOAP 1.1)", mediaType)
 }

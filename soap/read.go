@@ -408,3 +408,21 @@ func Serialize(doc *etree.Document) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// CheckMediaType accepts the media types of SOAP 1.1 (text/xml, application/xml) for every
+// endpoint that takes a SendMessage: the channels, reports and the dashboard login. The charset,
+// if any, is ReadEnvelope's to judge. application/soap+xml is SOAP 1.2, which is not spoken here.
+func CheckMediaType(contentType string) error {
+	if contentType == "" {
+		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type is missing; send text/xml (SOAP 1.1)")
+	}
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %q cannot be parsed; send text/xml (SOAP 1.1)", contentType)
+	}
+	switch mediaType {
+	case "text/xml", "application/xml":
+		return nil
+	}
+	return siobroker.Errorf(siobroker.CodeContentType, "Content-Type %s is not accepted; send text/xml (SOAP 1.1)", mediaType)
+}
