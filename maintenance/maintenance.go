@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -108,7 +107,7 @@ var (
 // Schedule is the maintenance schedule of one broker: the windows operators announced, kept in
 // the store, and the windows of the configuration file. Active is on every request's path, so it
 // reads an in-memory copy; Refresh reloads the announced windows, which other processes (the
-// command line) may have changed.
+// command line) may have changed: call it periodically.
 type Schedule struct {
 	store Store
 	clock siobroker.Clock
@@ -228,21 +227,4 @@ func (s *Schedule) Cancel(ctx context.Context, id int64, by string) error {
 		return fmt.Errorf("cancel maintenance window %d: %w", id, err)
 	}
 	return s.Refresh(ctx)
-}
-
-// Run refreshes the announced windows every period until ctx ends, so that a window announced
-// from the command line or by another broker sharing the store takes effect here too.
-func (s *Schedule) Run(ctx context.Context, every time.Duration, logger *slog.Logger) {
-	ticker := time.NewTicker(every)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			if err := s.Refresh(ctx); err != nil {
-				logger.Warn("refreshing maintenance windows failed", "error", err)
-			}
-		}
-	}
 }

@@ -241,17 +241,3 @@ func WarnCertificate(cert *x509.Certificate, clock siobroker.Clock, logger *slog
 		logger.Error("the broker's signing certificate is not valid", attrs...)
 	}
 }
-
-// WatchCertificate calls WarnCertificate every period (a day) until ctx ends.
-func WatchCertificate(ctx context.Context, cert *x509.Certificate, clock siobroker.Clock, logger *slog.Logger, every time.Duration) {
-	ticker := time.NewTicker(every)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			WarnCertificate(cert, clock, logger)
-		}
-	}
-}

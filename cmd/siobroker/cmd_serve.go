@@ -343,10 +343,36 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 			logger.Error("HTTP server stopped", "error", err)
 		}
 	}()
-	b.jobs.Go(func() { forgetOldMessageIDs(ctx, b.db, cfg.Replay.IDRetention, clock, logger) })
-	b.jobs.Go(func() { blockInactiveUsers(ctx, users, logger) })
+	b.jobs.Go(func() {
+		every(ctx, time.Hour, func(ctx context.Context) {
+			if _, err := b.db.ForgetSeenBefore(ctx, clock.Now().Add(-cfg.Replay.IDRetention)); err != nil {
+				logger.Warn("pruning seen messageIds failed", "error", err)
+			}
+		})
+	})
+	// §16 is applied by Authorize at the moment of a request too; the hourly sweep keeps the
+	// registry's state true for operators in between.
+	b.jobs.Go(func() {
+		every(ctx, time.Hour, func(ctx context.Context) {
+			blocked, err := users.BlockInactive(ctx)
+			if err != nil {
+				logger.Warn("blocking inactive users failed", "error", err)
+			}
+			if len(blocked) > 0 {
+				logger.Info("blocked inactive users (§16)", "count", len(blocked))
+			}
+		})
+	})
 	b.jobs.Go(func() { tracker.Run(ctx) })
-	b.jobs.Go(func() { live.maintenance.Run(ctx, 15*time.Second, logger.With("component", "maintenance")) })
+	// A window announced from the command line, or by another broker on the store, takes
+	// effect here within this period.
+	b.jobs.Go(func() {
+		every(ctx, 15*time.Second, func(ctx context.Context) {
+			if err := live.maintenance.Refresh(ctx); err != nil {
+				logger.Warn("refreshing maintenance windows failed", "component", "maintenance", "error", err)
+			}
+		})
+	})
 	b.hup = make(chan os.Signal, 1)
 	b.jobs.Go(func() { live.watch(ctx, b.hup, reloadPoll, logger.With("component", "reload")) })
 	// The asynchronous worker resumes every ON_DELIVERY request at start. It has its own context,
@@ -370,7 +396,18 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	if err != nil {
 		return nil, fmt.Errorf("journal archives: %w", err)
 	}
-	b.jobs.Go(func() { sealArchives(ctx, sealer, cfg.Journal.SealEvery, logger.With("component", "archive")) })
+	archiveLog := logger.With("component", "archive")
+	b.jobs.Go(func() {
+		every(ctx, cfg.Journal.SealEvery, func(ctx context.Context) { // every full segment, sealed (§38)
+			manifests, err := sealer.SealFull(ctx)
+			if err != nil {
+				archiveLog.Error("sealing journal archives failed", "error", err)
+			}
+			for _, m := range manifests {
+				archiveLog.Info("journal archive sealed", "archive", m.File, "first_seq", m.FirstSeq, "last_seq", m.LastSeq)
+			}
+		})
+	})
 	logger.Info("broker ready", "listen", b.listener.Addr().String(), "transport", cfg.Transport,
 		"in_process_services", inProcessServices, "data", cfg.DataDir, "reply_topic", dispatcher.ReplyTopic())
 	return b, nil
@@ -406,21 +443,6 @@ func loadKeys(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, b *
 		return trustCfg, nil, fmt.Errorf("broker signing key: %w", err)
 	}
 	return trustCfg, signer, nil
-}
-
-func forgetOldMessageIDs(ctx context.Context, db *store.DB, retention time.Duration, clock siobroker.Clock, logger *slog.Logger) {
-	ticker := time.NewTicker(time.Hour)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			if _, err := db.ForgetSeenBefore(ctx, clock.Now().Add(-retention)); err != nil {
-				logger.Warn("pruning seen messageIds failed", "error", err)
-			}
-		}
-	}
 }
 
 // openTransport returns the publisher, subscriber and reply topic of the configured transport:
@@ -490,26 +512,6 @@ type journalStore interface {
 	Head(ctx context.Context) (seq int64, hash string, err error)
 }
 
-// sealArchives seals every full journal segment into an archive (§38) once per period.
-func sealArchives(ctx context.Context, sealer *archive.Sealer, every time.Duration, logger *slog.Logger) {
-	ticker := time.NewTicker(every)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			manifests, err := sealer.SealFull(ctx)
-			if err != nil {
-				logger.Error("sealing journal archives failed", "error", err)
-			}
-			for _, m := range manifests {
-				logger.Info("journal archive sealed", "archive", m.File, "first_seq", m.FirstSeq, "last_seq", m.LastSeq)
-			}
-		}
-	}
-}
-
 // caseRegistries returns the distinct registries the configuration names, and refuses a
 // configuration that leaves a non-exempt basis without one: §5 requires every basis but the
 // administrative offence (§23) to be verified.
@@ -526,27 +528,6 @@ func caseRegistries(rules *cases.Rules) ([]string, error) {
 		}
 	}
 	return names, nil
-}
-
-// blockInactiveUsers applies §16 to every account once an hour. Authorize applies it too, at the
-// moment of a request; the sweep keeps the registry's state true for operators in between.
-func blockInactiveUsers(ctx context.Context, users *registry.Registry, logger *slog.Logger) {
-	ticker := time.NewTicker(time.Hour)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			blocked, err := users.BlockInactive(ctx)
-			if err != nil {
-				logger.Warn("blocking inactive users failed", "error", err)
-			}
-			if len(blocked) > 0 {
-				logger.Info("blocked inactive users (§16)", "count", len(blocked))
-			}
-		}
-	}
 }
 
 // Close stops taking requests, lets those in flight finish, then stops the router and the store.
@@ -610,4 +591,19 @@ func demoRouted(tbl *routes.Table, all map[int]adapters.Backend, transport strin
 		}
 	}
 	return out
+}
+
+// every runs f once per period, the first time a period from now, until ctx ends: the broker's
+// background jobs (pruning, sealing, sweeps, refreshes).
+func every(ctx context.Context, period time.Duration, f func(ctx context.Context)) {
+	ticker := time.NewTicker(period)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			f(ctx)
+		}
+	}
 }

@@ -108,7 +108,7 @@ func (b *runningBroker) startOperations(ctx context.Context, cfg config.Broker, 
 	certLog := logger.With("component", "certificate")
 	operations.WarnCertificate(deps.signer.Certificate(), clock, certLog)
 	b.jobs.Go(func() {
-		operations.WatchCertificate(ctx, deps.signer.Certificate(), clock, certLog, 24*time.Hour)
+		every(ctx, 24*time.Hour, func(context.Context) { operations.WarnCertificate(deps.signer.Certificate(), clock, certLog) })
 	})
 	return ops, nil
 }
