@@ -129,7 +129,7 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 		// The routing table sends this service to a queue this adapter consumes for others: the
 		// broker is told at once rather than left to time out, and the operator sees why.
 		log.Error("service request for a service this adapter does not serve on this queue", "queue", queue, "service", service)
-		return a.publishAnswer(req, service, schemas.ServiceResponse{
+		return a.publishAnswer(msg.Context(), req, service, schemas.ServiceResponse{
 			RequestID: req.RequestID, Service: service, Adapter: a.name, AnsweredAt: a.clock.Now(),
 			Result: siobroker.ServiceResult{Service: service, Status: siobroker.StatusError, Reason: siobroker.ReasonAdapterError,
 				Message: fmt.Sprintf("adapter %s does not serve service %d on queue %s; check the routing table", a.name, service, queue)},
@@ -140,7 +140,7 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 	// answer goes back, so a lost answer is replaced and the source is queried once.
 	if resp, ok := a.answered.get(key); ok {
 		log.Info("redelivered request answered from the earlier answer", "service", service)
-		return a.publishAnswer(req, service, resp)
+		return a.publishAnswer(msg.Context(), req, service, resp)
 	}
 
 	ctx := msg.Context()
@@ -165,7 +165,7 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 		Adapter:    a.name,
 		AnsweredAt: a.clock.Now(),
 	}
-	if err := a.publishAnswer(req, service, resp); err != nil {
+	if err := a.publishAnswer(msg.Context(), req, service, resp); err != nil {
 		return err
 	}
 	if gaveUp == nil {
@@ -193,7 +193,7 @@ func (a *AdapterRuntime) deadLetter(msg *message.Message, req schemas.ServiceReq
 	dead.Metadata.Set(schemas.MetaDeadTopic, schemas.ServiceTopic(req.Service))
 	dead.Metadata.Set(schemas.MetaDeadAttempts, strconv.Itoa(g.attempts))
 	dead.Metadata.Set(schemas.MetaDeadAt, a.clock.Now().Format(time.RFC3339))
-	if err := a.publisher.Publish(a.deadLetters, dead); err != nil {
+	if err := publishPatiently(msg.Context(), a.publisher, a.logger, deadlineC(req.Deadline), a.deadLetters, dead); err != nil {
 		return fmt.Errorf("dead-letter %s service %d: %w", req.RequestID, req.Service, err)
 	}
 	a.logger.Warn("request dead-lettered after its attempts", "service", req.Service, "request_id", req.RequestID,
@@ -218,8 +218,10 @@ func describeError(err error) string {
 
 var twelveDigits = regexp.MustCompile(`\d{12}`)
 
-// publishAnswer sends resp to the reply topic the request named.
-func (a *AdapterRuntime) publishAnswer(req schemas.ServiceRequest, service int, resp schemas.ServiceResponse) error {
+// publishAnswer sends resp to the reply topic the request named. While the transport is
+// unavailable it keeps trying, holding the request unacknowledged, until the request's deadline
+// (nobody waits for the answer after it) or until ctx, the delivery's, ends.
+func (a *AdapterRuntime) publishAnswer(ctx context.Context, req schemas.ServiceRequest, service int, resp schemas.ServiceResponse) error {
 	out, err := newJSONMessage(NewMessageID(), resp, map[string]string{
 		schemas.MetaRequestID:   req.RequestID,
 		schemas.MetaService:     strconv.Itoa(service),
@@ -229,7 +231,7 @@ func (a *AdapterRuntime) publishAnswer(req schemas.ServiceRequest, service int, 
 	if err != nil {
 		return fmt.Errorf("encode answer to %s service %d: %w", req.RequestID, service, err)
 	}
-	if err := a.publisher.Publish(req.ReplyTo, out); err != nil {
+	if err := publishPatiently(ctx, a.publisher, a.logger, deadlineC(req.Deadline), req.ReplyTo, out); err != nil {
 		// Returning the error nacks the request, so it is answered again rather than lost.
 		return fmt.Errorf("publish answer to %s service %d: %w", req.RequestID, service, err)
 	}
@@ -321,4 +323,12 @@ func replaceValue(text, value, mark string) string {
 		return text
 	}
 	return strings.ReplaceAll(text, value, mark)
+}
+
+// deadlineC fires at deadline; a zero deadline never fires.
+func deadlineC(deadline time.Time) <-chan time.Time {
+	if deadline.IsZero() {
+		return nil
+	}
+	return time.After(time.Until(deadline))
 }

@@ -250,27 +250,43 @@ func (d *Dispatcher) answered(out Outcome, req schemas.ServiceRequest, payload [
 	return out
 }
 
-// publish publishes msg to topic. While the transport is unavailable (ErrTransportUnavailable:
-// RabbitMQ restarting, a connection being replaced) it publishes again with back-off, until
-// expired fires or ctx ends: a request already accepted waits out a short outage within its
-// service's time limit instead of failing at once. A copy that did arrive although its publish
-// failed is harmless: the adapter and the reply handler recognise it by its correlation key.
+// publish publishes msg to topic, waiting out an outage of the transport (see publishPatiently)
+// until expired fires or ctx ends: a request already accepted waits out a short outage within
+// its service's time limit instead of failing at once. A copy that did arrive although its
+// publish failed is harmless: the adapter and the reply handler recognise it by its correlation
+// key.
 func (d *Dispatcher) publish(ctx context.Context, expired <-chan time.Time, topic string, msg *message.Message) error {
+	return publishPatiently(ctx, d.publisher, d.logger, expired, topic, msg)
+}
+
+// publishPatiently publishes msg to topic. While the transport is unavailable
+// (ErrTransportUnavailable: RabbitMQ restarting, a connection being replaced) it publishes again
+// with back-off, until expired fires (nil: never) or ctx ends. Any other error ends it at once.
+//
+// Adapters answer through it too: an adapter whose consuming connection is back before its
+// publishing one would otherwise fail, requeue and be handed the same request again within
+// milliseconds, until the queue's delivery limit dead-lettered a request that nothing was wrong
+// with, and its answer never came.
+func publishPatiently(ctx context.Context, publisher message.Publisher, logger *slog.Logger, expired <-chan time.Time, topic string, msg *message.Message) error {
 	backoff := publishBackoffMin
 	for attempt := 1; ; attempt++ {
-		err := d.publisher.Publish(topic, msg)
+		err := publisher.Publish(topic, msg)
 		if err == nil || !errors.Is(err, ErrTransportUnavailable) {
 			return err
 		}
 		if attempt == 1 {
-			d.logger.Warn("message transport unavailable; publishing again until the service's time limit",
-				"topic", topic, "correlation_id", msg.UUID, "error", err)
+			correlation := msg.Metadata.Get(schemas.MetaCorrelation)
+			if correlation == "" {
+				correlation = msg.UUID // a service request's transport id is its correlation key
+			}
+			logger.Warn("message transport unavailable; publishing again until it is back or the time limit",
+				"topic", topic, reqlog.KeyCorrelationID, correlation, "error", err)
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-expired:
 			t.Stop()
-			return fmt.Errorf("%w (gave up after %d attempts at the service's time limit)", err, attempt)
+			return fmt.Errorf("%w (gave up after %d attempts at the time limit)", err, attempt)
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("%w (gave up after %d attempts: %w)", err, attempt, ctx.Err())

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -91,5 +92,76 @@ func TestDispatchWaitsOutTransportOutage(t *testing.T) {
 	}
 	if d.Pending() != 0 {
 		t.Errorf("Pending() = %d", d.Pending())
+	}
+}
+
+// TestAdapterAnswerWaitsOutTransportOutage: an adapter whose publishing connection is down holds
+// the request and publishes its answer once the transport is back, instead of failing the
+// delivery: a failed delivery is requeued at once, and a few of those in a row reach the queue's
+// delivery limit and dead-letter a request nothing was wrong with (seen in the RabbitMQ-restart
+// test: the consuming connection came back before the publishing one). Past the request's
+// deadline it gives up, and the delivery fails as before.
+func TestAdapterAnswerWaitsOutTransportOutage(t *testing.T) {
+	logs := newLogRecorder()
+	pubsub := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, watermill.NopLogger{})
+	t.Cleanup(func() { _ = pubsub.Close() })
+	answers, err := pubsub.Subscribe(context.Background(), ReplyTopicPrefix+"adapter-outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &outagePublisher{next: pubsub}
+	pub.down.Store(true)
+	rt := NewAdapterRuntime("outage", map[int]adapters.Backend{1: echoBackend(1)}, pub, siobroker.SystemClock{}, slog.New(logs))
+
+	deliver := func(id string, deadline time.Time) chan error {
+		req := request(id, 1, "750312300458")
+		req.ReplyTo, req.Deadline = ReplyTopicPrefix+"adapter-outage", deadline
+		msg, err := newJSONMessage(CorrelationKey(id, 1), req, requestMetadata(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		handled := make(chan error, 1)
+		go func() { handled <- rt.handle(msg, schemas.ServiceTopic(1), []int{1}) }()
+		return handled
+	}
+
+	handled := deliver("a1", time.Now().Add(time.Minute))
+	logs.waitFor(t, "message transport unavailable; publishing again", "correlation_id=a1/1")
+	select {
+	case err := <-handled:
+		t.Fatalf("the delivery ended while the transport was down: %v; want it held until the answer is out", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	pub.down.Store(false)
+	select {
+	case err := <-handled:
+		if err != nil {
+			t.Fatalf("after the outage: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the answer was not published after the transport came back")
+	}
+	select {
+	case m := <-answers:
+		m.Ack()
+		if got := m.Metadata.Get(schemas.MetaCorrelation); got != "a1/1" {
+			t.Errorf("answer for %q, want a1/1", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer on the reply topic")
+	}
+
+	pub.down.Store(true)
+	start := time.Now()
+	select {
+	case err := <-deliver("a2", time.Now().Add(300*time.Millisecond)):
+		if !errors.Is(err, ErrTransportUnavailable) {
+			t.Errorf("past the deadline: %v, want the transport's error (the delivery is requeued)", err)
+		}
+		if e := time.Since(start); e < 300*time.Millisecond {
+			t.Errorf("gave up after %s, before the request's deadline", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still publishing long past the request's deadline")
 	}
 }

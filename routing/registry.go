@@ -64,7 +64,7 @@ func (r *RegistryRuntime) handle(msg *message.Message) error {
 	if err != nil {
 		return fmt.Errorf("encode case check answer: %w", err)
 	}
-	if err := r.publisher.Publish(req.ReplyTo, out); err != nil {
+	if err := publishPatiently(ctx, r.publisher, r.logger, nil, req.ReplyTo, out); err != nil {
 		return fmt.Errorf("publish case check answer to %s: %w", req.ReplyTo, err)
 	}
 	return nil

@@ -77,6 +77,14 @@ func addCloser(f func()) {
 }
 
 func testLogger() *slog.Logger {
+	// SIO_TEST_LOG=debug|info keeps the in-process brokers' whole log, to follow one message
+	// through a failed end-to-end test.
+	if level := os.Getenv("SIO_TEST_LOG"); level != "" {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(level)); err == nil {
+			return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+		}
+	}
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
