@@ -145,7 +145,7 @@ func (s *DB) CompleteAsync(ctx context.Context, requestID string, state siobroke
 // does not list it before then, except when resuming at start. It reports false when there is no
 // such job or it is no longer ON_DELIVERY.
 func (s *DB) LeaseAsync(ctx context.Context, requestID string, until time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE async_jobs SET lease_unix = ? WHERE request_id = ? AND state = ?`,
+	res, err := s.exec(ctx, `UPDATE async_jobs SET lease_unix = ? WHERE request_id = ? AND state = ?`,
 		until.Unix(), requestID, string(siobroker.AsyncOnDelivery))
 	if err != nil {
 		return false, fmt.Errorf("lease async job %s: %w", requestID, err)

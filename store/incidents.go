@@ -122,7 +122,7 @@ func (s *DB) OpenIncident(ctx context.Context, inc incidents.Incident, by string
 	}
 	var out incidents.Incident
 	created := false
-	err := s.immediate(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		existing, ok, err := scanIncident(tx.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents
 			WHERE type = ? AND service = ? AND queue = ? AND adapter = ? AND status = 'open'`,
 			inc.Type, inc.Cause.Service, inc.Cause.Queue, inc.Cause.Adapter))
@@ -166,7 +166,7 @@ func (s *DB) changeIncident(ctx context.Context, number int64, kind string, at t
 		return incidents.Incident{}, fmt.Errorf("%s incident %d: no time", kind, number)
 	}
 	var out incidents.Incident
-	err := s.immediate(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		cur, err := readIncident(ctx, tx, number)
 		if err != nil {
 			return err

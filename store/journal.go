@@ -87,7 +87,7 @@ func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) (
 	if err != nil {
 		return nil, err
 	}
-	err = j.db.immediate(ctx, func(tx *sql.Tx) error {
+	err = j.db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var seq int64
 		var hash string
 		err := tx.StmtContext(ctx, head).QueryRowContext(ctx).Scan(&seq, &hash)

@@ -47,7 +47,7 @@ func (s *DB) AddWindow(ctx context.Context, w maintenance.Window) (maintenance.W
 	startText, startNS := timeColumns(w.Start)
 	endText, endNS := timeColumns(w.End)
 	annText, annNS := timeColumns(w.AnnouncedAt)
-	res, err := s.db.ExecContext(ctx, `INSERT INTO maintenance_windows
+	res, err := s.exec(ctx, `INSERT INTO maintenance_windows
 		(services, start_at, start_ns, end_at, end_ns, reason, announced_by, announced_at, announced_ns)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		string(services), startText, startNS, endText, endNS, w.Reason, w.AnnouncedBy, annText, annNS)
@@ -65,7 +65,7 @@ func (s *DB) AddWindow(ctx context.Context, w maintenance.Window) (maintenance.W
 // CancelWindow marks an announced window cancelled.
 func (s *DB) CancelWindow(ctx context.Context, id int64, at time.Time, by string) error {
 	text, ns := timeColumns(at)
-	res, err := s.db.ExecContext(ctx, `UPDATE maintenance_windows SET cancelled_at = ?, cancelled_ns = ?, cancelled_by = ?
+	res, err := s.exec(ctx, `UPDATE maintenance_windows SET cancelled_at = ?, cancelled_ns = ?, cancelled_by = ?
 		WHERE id = ? AND cancelled_ns IS NULL`, text, ns, by, id)
 	if err != nil {
 		return fmt.Errorf("cancel maintenance window %d: %w", id, err)

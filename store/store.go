@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -27,9 +28,14 @@ type DB struct {
 	// time, and a writer that finds the lock taken sleeps in the busy handler (1, 2, 5, 10, …
 	// ms) however soon the lock is freed: under concurrent requests those sleeps, not the writes,
 	// set the latency. Waiting here hands the turn over at once, in order. busy_timeout still
-	// covers writers in other processes (the CLI).
+	// covers writers in other processes (the CLI). The holder of the turn commits every write
+	// queued by then in one transaction (see write).
 	writes chan struct{}
-	stmts  sync.Map // SQL text → *sql.Stmt, see prepared
+	queued struct {
+		sync.Mutex
+		ops []*writeOp
+	}
+	stmts sync.Map // SQL text → *sql.Stmt, see prepared
 }
 
 // idleConns is how many connections the pool keeps open. database/sql keeps two by default; a
@@ -84,7 +90,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	path := filepath.Join(dir, "broker.db")
 	// WAL lets readers run beside the one writer; busy_timeout makes concurrent writers wait
 	// instead of failing with SQLITE_BUSY.
-	// _txlock=immediate makes every read-write transaction BEGIN IMMEDIATE (see immediate).
+	// _txlock=immediate makes every read-write transaction BEGIN IMMEDIATE (see write).
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -151,25 +157,131 @@ func (s *DB) addColumnIfMissing(ctx context.Context, table, definition string) e
 	return nil
 }
 
-// writing runs fn in this process's turn to write.
-func (s *DB) writing(ctx context.Context, fn func() error) error {
-	select {
-	case s.writes <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-s.writes }()
-	return fn()
+// A writeOp is one caller's part of a write transaction.
+type writeOp struct {
+	ctx   context.Context
+	fn    func(context.Context, *sql.Tx) error
+	state atomic.Int32 // opQueued, then opTaken by a batch or opCancelled by its caller
+	done  chan error   // buffered: the batch never waits for the caller
 }
 
-// exec runs one writing statement in this process's turn to write.
+const (
+	opQueued int32 = iota
+	opTaken
+	opCancelled
+)
+
+// write runs fn in a write transaction, BEGIN IMMEDIATE (the store's _txlock), and returns once
+// it is committed or has failed. Writers of this process take turns (writes); the writer whose
+// turn it is commits every write queued by then in one transaction, each in a savepoint of its
+// own, so that a failing fn undoes only its own statements and the others still commit. Under
+// concurrent requests that is one commit, one write of the WAL's shared pages, for the writes
+// of several requests (group commit), where each used to pay for its own.
+//
+// fn must do all its reading and writing through tx and ctx (the ctx it is given: a caller
+// giving up must not interrupt a statement, which would roll the whole transaction back), and
+// must not call write. It may run in another goroutine than the caller's.
+func (s *DB) write(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	op := &writeOp{ctx: context.WithoutCancel(ctx), fn: fn, done: make(chan error, 1)}
+	s.queued.Lock()
+	s.queued.ops = append(s.queued.ops, op)
+	s.queued.Unlock()
+	for {
+		select {
+		case err := <-op.done:
+			return err
+		case s.writes <- struct{}{}:
+			// Our op is in this batch, or in the one that held the turn before: done is set
+			// either way, and the loop reads it.
+			s.commitQueued()
+			<-s.writes
+		case <-ctx.Done():
+			if op.state.CompareAndSwap(opQueued, opCancelled) {
+				return ctx.Err()
+			}
+			return <-op.done // a batch has it: its outcome is on the way
+		}
+	}
+}
+
+// commitQueued runs the queued writes in one transaction. It is called in the turn to write.
+func (s *DB) commitQueued() {
+	s.queued.Lock()
+	ops := s.queued.ops
+	s.queued.ops = nil
+	s.queued.Unlock()
+	taken := ops[:0]
+	for _, op := range ops {
+		if op.state.CompareAndSwap(opQueued, opTaken) {
+			taken = append(taken, op)
+		}
+	}
+	if len(taken) == 0 {
+		return
+	}
+	errs := s.commitBatch(taken)
+	for i, op := range taken {
+		op.done <- errs[i]
+	}
+}
+
+// commitBatch runs ops in one transaction and returns each one's outcome.
+func (s *DB) commitBatch(ops []*writeOp) []error {
+	errs := make([]error, len(ops))
+	fail := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	bg := context.Background()
+	tx, err := s.db.BeginTx(bg, nil)
+	if err != nil {
+		return fail(fmt.Errorf("begin transaction: %w", err))
+	}
+	if len(ops) == 1 {
+		// Alone in the transaction: no savepoint needed, its failure rolls back only itself.
+		if err := ops[0].fn(ops[0].ctx, tx); err != nil {
+			_ = tx.Rollback()
+			errs[0] = err
+			return errs
+		}
+	} else {
+		for i, op := range ops {
+			if _, err := tx.ExecContext(bg, `SAVEPOINT write_op`); err != nil {
+				_ = tx.Rollback()
+				return fail(fmt.Errorf("begin savepoint: %w", err))
+			}
+			if errs[i] = op.fn(op.ctx, tx); errs[i] != nil {
+				// SQLite may have rolled the whole transaction back itself (a full disk, an I/O
+				// error): then the savepoint is gone, and every write of the batch with it.
+				if _, err := tx.ExecContext(bg, `ROLLBACK TO write_op`); err != nil {
+					_ = tx.Rollback()
+					return fail(fmt.Errorf("the transaction was rolled back with a failed write (%w): %w", errs[i], err))
+				}
+			}
+			if _, err := tx.ExecContext(bg, `RELEASE write_op`); err != nil {
+				_ = tx.Rollback()
+				return fail(fmt.Errorf("release savepoint: %w", err))
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil { // the driver rolls back a failed commit
+		return fail(fmt.Errorf("commit: %w", err))
+	}
+	return errs
+}
+
+// exec runs one writing statement in a write transaction (see write).
 func (s *DB) exec(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
 	stmt, err := s.prepared(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	err = s.writing(ctx, func() error {
-		res, err = stmt.ExecContext(ctx, args...)
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 		return err
 	})
 	return res, err

@@ -105,7 +105,7 @@ func (s *DB) ApplyApplicationIf(ctx context.Context, a siobroker.Application, ch
 		return siobroker.User{}, fmt.Errorf("%s: the application has no IIN", a.Kind)
 	}
 	var next siobroker.User
-	err := s.immediate(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		current, exists, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE iin = ?`, a.IIN))
 		if err != nil {
 			return fmt.Errorf("read user %s: %w", a.IIN, err)
@@ -142,29 +142,6 @@ func (s *DB) ApplyApplicationIf(ctx context.Context, a siobroker.Application, ch
 		return siobroker.User{}, err
 	}
 	return next, nil
-}
-
-// immediate runs fn inside BEGIN IMMEDIATE (the store's _txlock): the write lock is taken at the
-// start, so two read-modify-write transactions cannot interleave (a deferred transaction would
-// fail with SQLITE_BUSY when it upgrades). Writers of this process take turns (writing);
-// busy_timeout makes a writer in another process wait.
-func (s *DB) immediate(ctx context.Context, fn func(*sql.Tx) error) error {
-	return s.writing(ctx, func() error {
-		// Commit and rollback must run even when ctx is cancelled, so the transaction is not
-		// bound to it; the statements inside still are.
-		tx, err := s.db.BeginTx(context.WithoutCancel(ctx), nil)
-		if err != nil {
-			return fmt.Errorf("begin transaction: %w", err)
-		}
-		if err := fn(tx); err != nil {
-			_ = tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil { // the driver rolls back a failed commit
-			return fmt.Errorf("commit: %w", err)
-		}
-		return nil
-	})
 }
 
 func upsertUser(ctx context.Context, tx *sql.Tx, u siobroker.User) error {
