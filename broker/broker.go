@@ -45,8 +45,9 @@ type Signer interface {
 // ReplayGuard remembers messageIds, and the digests of signed content. Each reports false for
 // what it has seen before.
 type ReplayGuard interface {
-	MarkSeen(ctx context.Context, messageID, senderID string, at time.Time) (bool, error)
-	MarkSignedContentSeen(ctx context.Context, digest, messageID string, at time.Time) (bool, error)
+	// MarkRequestSeen records a request's messageId and the digest of its signed content, and
+	// reports whether each is new. A messageId seen before records nothing more.
+	MarkRequestSeen(ctx context.Context, messageID, senderID, digest string, at time.Time) (idFresh, contentFresh bool, err error)
 	// Release forgets both marks of a request the broker could not serve for a passing reason of
 	// its own, so that the same signed request may be retried as the fault invites.
 	Release(ctx context.Context, messageID, digest string) error
@@ -55,7 +56,8 @@ type ReplayGuard interface {
 // Users is the user registry: the role always comes from here, by the IIN of the certificate.
 type Users interface {
 	Authorize(ctx context.Context, iin string) (siobroker.User, error)
-	Touch(ctx context.Context, iin string) error
+	// Touch records the accepted request of u, as Authorize returned it, as the user's last.
+	Touch(ctx context.Context, u siobroker.User) error
 }
 
 // CaseRules validates case references and names the registry that verifies each basis.
@@ -366,7 +368,7 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobro
 	if err := b.verifyCase(ctx, requestID, info.MessageID, q, verified.SignerIIN); err != nil {
 		return err
 	}
-	if err := b.Users.Touch(ctx, verified.SignerIIN); err != nil {
+	if err := b.Users.Touch(ctx, user); err != nil {
 		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
 	}
 	return nil
@@ -463,19 +465,14 @@ func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v 
 	if err != nil {
 		return "", err
 	}
-	fresh, err := b.Replay.MarkSeen(ctx, info.MessageID, info.SenderID, now)
+	idFresh, contentFresh, err := b.Replay.MarkRequestSeen(ctx, info.MessageID, info.SenderID, digest, now)
 	if err != nil {
 		return "", siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
 	}
-	if !fresh {
+	if !idFresh {
 		return "", siobroker.Errorf(siobroker.CodeReplayID, "messageId %q has already been received", info.MessageID)
 	}
-	fresh, err = b.Replay.MarkSignedContentSeen(ctx, digest, info.MessageID, now)
-	if err != nil {
-		_ = b.Replay.Release(context.WithoutCancel(ctx), info.MessageID, "")
-		return "", siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
-	}
-	if !fresh {
+	if !contentFresh {
 		return "", siobroker.Errorf(siobroker.CodeReplayID,
 			"this signed content has already been received; sign every request anew (in the enveloped placement give each query its own Id)")
 	}

@@ -105,12 +105,8 @@ func runMain(m *testing.M) int {
 
 type failingReplay struct{}
 
-func (failingReplay) MarkSeen(context.Context, string, string, time.Time) (bool, error) {
-	return false, errors.New("sqlite: database is locked (/srv/data/broker.db)")
-}
-
-func (failingReplay) MarkSignedContentSeen(context.Context, string, string, time.Time) (bool, error) {
-	return false, errors.New("sqlite: database is locked (/srv/data/broker.db)")
+func (failingReplay) MarkRequestSeen(context.Context, string, string, string, time.Time) (bool, bool, error) {
+	return false, false, errors.New("sqlite: database is locked (/srv/data/broker.db)")
 }
 
 func (failingReplay) Release(context.Context, string, string) error { return nil }

@@ -131,9 +131,19 @@ func (r *Registry) blockInactive(ctx context.Context, iin string, now time.Time)
 	return errors.Is(err, store.ErrTransition) || errors.Is(err, errNoLongerInactive), err
 }
 
-// Touch records that the user's request was accepted now, restarting the §16 clock.
-func (r *Registry) Touch(ctx context.Context, iin string) error {
-	return r.store.TouchLastRequest(ctx, iin, r.clock.Now())
+// LastRequestResolution is how stale the recorded time of a user's last request may be: Touch
+// does not write it again within this of the time it holds. The §16 clock runs 60 days, and a
+// write per request would otherwise be a transaction per request for a busy user.
+const LastRequestResolution = time.Minute
+
+// Touch records that the request of u, as Authorize returned it, was accepted now, restarting
+// the §16 clock, unless u's recorded last request is less than LastRequestResolution old.
+func (r *Registry) Touch(ctx context.Context, u siobroker.User) error {
+	now := r.clock.Now()
+	if !u.LastRequest.IsZero() && now.Sub(u.LastRequest) < LastRequestResolution && !now.Before(u.LastRequest) {
+		return nil
+	}
+	return r.store.TouchLastRequest(ctx, u.IIN, now)
 }
 
 // BlockInactive blocks every active user who has made no request for 60 days (§16) and returns

@@ -115,7 +115,7 @@ func TestAuthorizeRefusals(t *testing.T) {
 	if u, _, _ := db.User(ctx, active); !u.LastRequest.IsZero() {
 		t.Fatal("Authorize touched the user")
 	}
-	if err := r.Touch(ctx, active); err != nil {
+	if err := r.Touch(ctx, siobroker.User{IIN: active}); err != nil {
 		t.Fatal(err)
 	}
 	if u, _, _ := db.User(ctx, active); !u.LastRequest.Equal(t0) {
@@ -151,7 +151,7 @@ func TestInactivityBlockOnAuthorize(t *testing.T) {
 	if _, err := r.Authorize(ctx, id); err != nil {
 		t.Fatalf("after 59 days: %v", err)
 	}
-	if err := r.Touch(ctx, id); err != nil {
+	if err := r.Touch(ctx, siobroker.User{IIN: id}); err != nil {
 		t.Fatal(err)
 	}
 	// 59 more days after the last request: still active.
@@ -192,7 +192,7 @@ func TestInactivitySweepAndUnblock(t *testing.T) {
 	apply(t, r, siobroker.ApplyBlock, blocked)
 
 	clock.Advance(30 * day)
-	if err := r.Touch(ctx, busy); err != nil {
+	if err := r.Touch(ctx, siobroker.User{IIN: busy}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(29 * day) // 59 days since registration
@@ -504,5 +504,47 @@ func TestSeedDemoUsers(t *testing.T) {
 	}
 	if u, _, _ := db.User(ctx, m.Users[1].IIN); u.Status != siobroker.UserBlocked {
 		t.Fatal("re-seeding unblocked a user")
+	}
+}
+
+// Touch writes the last request again only when the recorded one is LastRequestResolution old:
+// the §16 clock runs in days, and a busy user must not cost a transaction per request.
+func TestTouchWithinResolution(t *testing.T) {
+	ctx := context.Background()
+	r, db, clock := setup(t)
+	id := iin(t, "75031230045")
+	register(t, r, id, true)
+	lastRequest := func() time.Time {
+		t.Helper()
+		u, _, err := db.User(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.LastRequest
+	}
+	touch := func() {
+		t.Helper()
+		u, err := r.Authorize(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Touch(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	touch()
+	first := clock.Now()
+	if !lastRequest().Equal(first) {
+		t.Fatalf("first request: last request %v, want %v", lastRequest(), first)
+	}
+	clock.Advance(LastRequestResolution / 2)
+	touch()
+	if !lastRequest().Equal(first) {
+		t.Fatalf("a request within the resolution rewrote the last request: %v", lastRequest())
+	}
+	clock.Advance(LastRequestResolution / 2)
+	touch()
+	if !lastRequest().Equal(clock.Now()) {
+		t.Fatalf("a request a resolution later: last request %v, want %v", lastRequest(), clock.Now())
 	}
 }

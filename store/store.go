@@ -321,32 +321,59 @@ func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // returns false: the request is a replay. The insert is the check, so two concurrent copies of
 // one message cannot both pass.
 func (s *DB) MarkSeen(ctx context.Context, messageID, senderID string, at time.Time) (bool, error) {
-	res, err := s.exec(ctx,
-		`INSERT INTO seen_messages(message_id, sender_id, seen_at, seen_unix) VALUES (?, ?, ?, ?)
-		 ON CONFLICT(message_id) DO NOTHING`,
-		messageID, senderID, siobroker.FormatTime(at), at.Unix())
-	if err != nil {
-		return false, fmt.Errorf("record messageId: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("record messageId: %w", err)
-	}
-	return n == 1, nil
+	fresh, _, err := s.MarkRequestSeen(ctx, messageID, senderID, "", at)
+	return fresh, err
 }
 
-// MarkSignedContentSeen records the digest of a request's signed content and reports whether it
-// is new. Unlike messageIds, digests are never forgotten.
-func (s *DB) MarkSignedContentSeen(ctx context.Context, digest, messageID string, at time.Time) (bool, error) {
-	res, err := s.exec(ctx,
-		`INSERT INTO seen_signed_content(digest, message_id, seen_at) VALUES (?, ?, ?)
-		 ON CONFLICT(digest) DO NOTHING`, digest, messageID, siobroker.FormatTime(at))
+// The replay marks: a messageId (forgotten after the replay window) and the digest of a
+// request's signed content (never forgotten).
+const (
+	markMessageSQL = `INSERT INTO seen_messages(message_id, sender_id, seen_at, seen_unix) VALUES (?, ?, ?, ?)
+		ON CONFLICT(message_id) DO NOTHING`
+	markContentSQL = `INSERT INTO seen_signed_content(digest, message_id, seen_at) VALUES (?, ?, ?)
+		ON CONFLICT(digest) DO NOTHING`
+)
+
+// MarkRequestSeen records a request's messageId and, unless digest is "", the digest of its
+// signed content, in one transaction, and reports whether each is new. The inserts are the
+// checks, so two concurrent copies of one request cannot both pass. A messageId seen before
+// records nothing more (contentFresh is false); a new messageId with seen content stays recorded.
+func (s *DB) MarkRequestSeen(ctx context.Context, messageID, senderID, digest string, at time.Time) (idFresh, contentFresh bool, err error) {
+	markMessage, err := s.prepared(ctx, markMessageSQL)
 	if err != nil {
-		return false, fmt.Errorf("record signed content: %w", err)
+		return false, false, err
 	}
+	markContent, err := s.prepared(ctx, markContentSQL)
+	if err != nil {
+		return false, false, err
+	}
+	atText := siobroker.FormatTime(at)
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, markMessage).ExecContext(ctx, messageID, senderID, atText, at.Unix())
+		if err != nil {
+			return fmt.Errorf("record messageId: %w", err)
+		}
+		if idFresh, err = inserted(res); err != nil || !idFresh || digest == "" {
+			return err
+		}
+		res, err = tx.StmtContext(ctx, markContent).ExecContext(ctx, digest, messageID, atText)
+		if err != nil {
+			return fmt.Errorf("record signed content: %w", err)
+		}
+		contentFresh, err = inserted(res)
+		return err
+	})
+	if err != nil {
+		return false, false, err
+	}
+	return idFresh, contentFresh, nil
+}
+
+// inserted reports whether an INSERT … ON CONFLICT DO NOTHING inserted its row.
+func inserted(res sql.Result) (bool, error) {
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("record signed content: %w", err)
+		return false, fmt.Errorf("rows inserted: %w", err)
 	}
 	return n == 1, nil
 }

@@ -65,3 +65,28 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatal("a messageId seen before the restart was accepted again")
 	}
 }
+
+// TestMarkRequestSeen: both replay marks in one transaction, each reported.
+func TestMarkRequestSeen(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 12, 3, 23, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		id, digest          string
+		wantID, wantContent bool
+	}{
+		{"m-1", "d-1", true, true},
+		{"m-1", "d-2", false, false}, // a replayed id records nothing more...
+		{"m-2", "d-2", true, true},   // ...so d-2 is still new here
+		{"m-3", "d-1", true, false},  // seen content under a new id
+	} {
+		id, content, err := db.MarkRequestSeen(ctx, c.id, "sender", c.digest, now)
+		if err != nil || id != c.wantID || content != c.wantContent {
+			t.Errorf("MarkRequestSeen(%s, %s) = %v, %v, %v; want %v, %v", c.id, c.digest, id, content, err, c.wantID, c.wantContent)
+		}
+	}
+}
