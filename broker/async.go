@@ -67,6 +67,11 @@ func (b *Broker) accept(ctx context.Context, body io.Reader, contentType string,
 	if soap.IsAsyncQuery(a.data) {
 		return b.lookup(ctx, a, seen)
 	}
+	if b.TransportReady != nil {
+		if err := b.TransportReady(); err != nil {
+			return nil, err
+		}
+	}
 	q, digest, err := b.parseQuery(ctx, a)
 	if err != nil {
 		return nil, err

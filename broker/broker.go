@@ -120,6 +120,11 @@ type Deps struct {
 	Async AsyncStore
 	// Maintenance names the announced maintenance window a service is in (§36, 42); nil: none.
 	Maintenance Maintenance
+	// TransportReady says why the message transport cannot take a new request now (a fault), or
+	// nil; nil func: always ready. Accept checks it before admitting a new asynchronous request,
+	// and not for status and fetch queries, which read the store only and are answered during an
+	// outage of RabbitMQ. (The synchronous endpoint checks it before anything else.)
+	TransportReady func() error
 }
 
 // Maintenance is the maintenance schedule (maintenance.Schedule implements it).

@@ -253,26 +253,36 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		return nil, ctx.Err()
 	}
 
+	transportReady := func() error {
+		if b.amqp != nil {
+			if err := b.amqp.Ready(); err != nil {
+				return siobroker.Wrap(siobroker.CodeUnavailable, err,
+					"the message transport (RabbitMQ) is not connected; the request was not accepted, retry later")
+			}
+		}
+		return nil
+	}
 	pipeline, err := broker.New(broker.Config{
 		Limits:       soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements},
 		ReplayWindow: cfg.Replay.Window,
 		Timeout:      live.routes.Timeout,
 		AsyncTimeout: cfg.Routing.AsyncTimeout,
 	}, broker.Deps{
-		Verifier:    signing.NewVerifier(trust),
-		Signer:      signer,
-		Replay:      b.db,
-		Dispatcher:  dispatcher,
-		Rights:      live.rights,
-		Users:       users,
-		Cases:       caseRules,
-		Registry:    dispatcher,
-		Journal:     journalStore,
-		Clock:       clock,
-		Logger:      logger.With("component", "broker"),
-		NewID:       uuid.NewString,
-		Async:       b.db,
-		Maintenance: live.maintenance,
+		Verifier:       signing.NewVerifier(trust),
+		Signer:         signer,
+		Replay:         b.db,
+		Dispatcher:     dispatcher,
+		Rights:         live.rights,
+		Users:          users,
+		Cases:          caseRules,
+		Registry:       dispatcher,
+		Journal:        journalStore,
+		Clock:          clock,
+		Logger:         logger.With("component", "broker"),
+		NewID:          uuid.NewString,
+		Async:          b.db,
+		Maintenance:    live.maintenance,
+		TransportReady: transportReady,
 	})
 	if err != nil {
 		return nil, err
@@ -286,25 +296,27 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	// Checked before every request, so only what a request cannot find out cheaply itself: a
 	// store that fails refuses the request at its first write (the replay marks) with the same
 	// SIO-UNAVAILABLE, and pinging it here cost a round trip per request.
-	ready := func(context.Context) error {
+	routerRunning := func(context.Context) error {
 		if !b.router.IsRunning() {
 			return errors.New("message router is not running")
 		}
-		if b.amqp != nil {
-			if err := b.amqp.Ready(); err != nil {
-				return siobroker.Wrap(siobroker.CodeUnavailable, err,
-					"the message transport (RabbitMQ) is not connected; the request was not accepted, retry later")
-			}
-		}
 		return nil
+	}
+	ready := func(ctx context.Context) error {
+		if err := routerRunning(ctx); err != nil {
+			return err
+		}
+		return transportReady()
 	}
 	asyncHandler := httpapi.NewHandler(httpapi.Config{
 		Endpoint:     AsyncPath,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Clock:        clock,
 		Logger:       logger.With("component", "http-async"),
-		Ready:        ready,
-		Observe:      b.ops.Metrics.ObserveRequests("async"),
+		// Status and fetch queries read the store only, and are answered while RabbitMQ is down;
+		// the broker refuses new requests then (Deps.TransportReady).
+		Ready:   routerRunning,
+		Observe: b.ops.Metrics.ObserveRequests("async"),
 	}, broker.AsyncPipeline{B: pipeline})
 	handler := httpapi.NewHandler(httpapi.Config{
 		Mount: b.ops.mount(map[string]http.Handler{

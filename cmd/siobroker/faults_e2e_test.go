@@ -273,6 +273,22 @@ func TestRabbitMQRestartE2E(t *testing.T) {
 			t.Errorf("a new request (async %v) while RabbitMQ is down: exit %d: %s; want SIO-UNAVAILABLE, not accepted, naming RabbitMQ", async, code, out)
 		}
 	}
+	// Status and fetch read the store: an asynchronous request accepted before the outage can
+	// be asked about during it.
+	mu.Lock()
+	var acceptedAsync string
+	for _, o := range outcomes {
+		if o.kind == "async" && o.state == "pending" {
+			acceptedAsync = o.id
+		}
+	}
+	mu.Unlock()
+	if acceptedAsync != "" {
+		code, out, errs := runCmd(t, r.e.asyncArgs("status", r.u.IIN, acceptedAsync)...)
+		if code != sendExitOK {
+			t.Errorf("status of %s while RabbitMQ is down: exit %d, want it answered from the store:\n%s%s", acceptedAsync, code, out, errs)
+		}
+	}
 	time.Sleep(2 * time.Second) // the load keeps knocking while RabbitMQ is down
 	r.node.Start()
 	// The broker and the adapter reconnect with back-off (up to 30 s between attempts).
