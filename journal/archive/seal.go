@@ -51,6 +51,19 @@ const pageSize = 500
 // Sealer seals the journal into archives. It is safe for concurrent use; seals run one at a time.
 // Two Sealers (or processes) must not share a directory: the loser of a race is refused rather
 // than overwriting, but it is an error all the same.
+//
+// SealFull is called often (every minute in the broker) and most calls find no full segment. So
+// that such a call does not read, verify and encode every pending record again, the Sealer
+// remembers how far it has measured past the last sealed archive, and a call continues from the
+// last measured record, verifying only the records that are new. When the measure shows a full
+// segment, the seal starts over from the last sealed archive and reads and verifies every record
+// it seals, exactly as a Sealer without memory would: the measure decides only when to seal, never
+// what, so the archives are the same byte for byte. The memory is forgotten after a seal, after
+// any error, and when the last sealed archive is not the one it started from (another process
+// sealed, the directory changed). The price: a pending record altered after it was measured is no
+// longer caught by the next SealFull, within the minute, but when its segment is sealed (the seal
+// refuses it and seals nothing past it), or by the journal's own Verify of the whole chain.
+// `siobroker journal verify` reads only sealed archives, so it does not see such a record sooner.
 type Sealer struct {
 	cfg     Config
 	src     Source
@@ -59,7 +72,17 @@ type Sealer struct {
 	certPEM []byte
 	subject string
 
-	mu sync.Mutex
+	mu       sync.Mutex
+	measured *measure // guarded by mu; nil when nothing is remembered
+}
+
+// measure is how far SealFull has read the pending records without finding a full segment.
+type measure struct {
+	from     position // the last sealed archive when the measure began
+	lastSeq  int64    // the last record measured; from.afterSeq if none
+	lastHash string
+	count    int   // records measured, as segment.count counts them
+	bytes    int64 // their JSON lines' bytes, as segment.bytes counts them
 }
 
 // NewSealer checks cfg and creates cfg.Dir if needed.
@@ -109,6 +132,10 @@ type position struct {
 func (s *Sealer) seal(ctx context.Context, flush bool) (sealed []Manifest, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Taken rather than read: only a measure that ends without error or seal puts it back, so every
+	// other way out of here forgets it.
+	m := s.measured
+	s.measured = nil
 	// An archive signed outside the certificate's validity would never verify.
 	if cert, now := s.signer.Certificate(), s.clock.Now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return nil, fmt.Errorf("archive: the signing certificate %q is not valid at %s (valid %s to %s)", s.subject,
@@ -118,13 +145,82 @@ func (s *Sealer) seal(ctx context.Context, flush bool) (sealed []Manifest, err e
 	if err != nil {
 		return nil, err
 	}
+	if !flush {
+		if m == nil || m.from != pos {
+			m = &measure{from: pos, lastSeq: pos.afterSeq, lastHash: pos.prevHash}
+		}
+		full, err := s.measure(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		if !full {
+			s.measured = m
+			return nil, nil
+		}
+	}
+	return s.sealFrom(ctx, pos, flush)
+}
+
+// measure reads the records after m.lastSeq, verifying each, and adds them to m until they fill a
+// segment (it reports true) or the journal ends.
+func (s *Sealer) measure(ctx context.Context, m *measure) (full bool, err error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		recs, err := s.src.Query(ctx, siobroker.JournalFilter{AfterSeq: m.lastSeq, Limit: pageSize})
+		if err != nil {
+			return false, fmt.Errorf("archive: read the journal after record %d: %w", m.lastSeq, err)
+		}
+		if len(recs) == 0 {
+			return false, nil
+		}
+		for _, r := range recs {
+			if err := checkNext(r, m.lastSeq, m.lastHash); err != nil {
+				return false, err
+			}
+			line, err := encodeRecord(r)
+			if err != nil {
+				return false, fmt.Errorf("archive: %w", err)
+			}
+			m.count++
+			m.bytes += int64(len(line))
+			m.lastSeq, m.lastHash = r.Seq, r.Hash
+			if s.reached(m.count, m.bytes) {
+				return true, nil
+			}
+		}
+	}
+}
+
+// checkNext reports why r cannot follow the record afterSeq, whose hash is prevHash (afterSeq 0:
+// r should begin the journal).
+func checkNext(r siobroker.JournalRecord, afterSeq int64, prevHash string) error {
+	started := afterSeq > 0
+	switch {
+	case r.Seq <= afterSeq:
+		return fmt.Errorf("archive: the journal returned record %d after record %d", r.Seq, afterSeq)
+	case started && r.Seq != afterSeq+1:
+		return fmt.Errorf("archive: record %d is missing from the journal (the next is %d)", afterSeq+1, r.Seq)
+	case r.PrevHash != prevHash && !started:
+		return fmt.Errorf("archive: record %d is not the first of the journal (it has a previous hash)", r.Seq)
+	case r.PrevHash != prevHash:
+		return fmt.Errorf("archive: the journal's chain breaks between records %d and %d", afterSeq, r.Seq)
+	case r.ComputeHash() != r.Hash:
+		return fmt.Errorf("archive: record %d of the journal does not match its hash", r.Seq)
+	}
+	return nil
+}
+
+// sealFrom reads the journal from pos, verifying every record, and seals each segment that fills;
+// with flush, also the last one that does not.
+func (s *Sealer) sealFrom(ctx context.Context, pos position, flush bool) (sealed []Manifest, err error) {
 	var seg *segment
 	defer func() {
 		if seg != nil {
 			seg.discard()
 		}
 	}()
-	started := pos.afterSeq > 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return sealed, err
@@ -137,17 +233,8 @@ func (s *Sealer) seal(ctx context.Context, flush bool) (sealed []Manifest, err e
 			break
 		}
 		for _, r := range recs {
-			switch {
-			case r.Seq <= pos.afterSeq:
-				return sealed, fmt.Errorf("archive: the journal returned record %d after record %d", r.Seq, pos.afterSeq)
-			case started && r.Seq != pos.afterSeq+1:
-				return sealed, fmt.Errorf("archive: record %d is missing from the journal (the next is %d)", pos.afterSeq+1, r.Seq)
-			case r.PrevHash != pos.prevHash && !started:
-				return sealed, fmt.Errorf("archive: record %d is not the first of the journal (it has a previous hash)", r.Seq)
-			case r.PrevHash != pos.prevHash:
-				return sealed, fmt.Errorf("archive: the journal's chain breaks between records %d and %d", pos.afterSeq, r.Seq)
-			case r.ComputeHash() != r.Hash:
-				return sealed, fmt.Errorf("archive: record %d of the journal does not match its hash", r.Seq)
+			if err := checkNext(r, pos.afterSeq, pos.prevHash); err != nil {
+				return sealed, err
 			}
 			if seg == nil {
 				if seg, err = s.newSegment(pos); err != nil {
@@ -157,8 +244,8 @@ func (s *Sealer) seal(ctx context.Context, flush bool) (sealed []Manifest, err e
 			if err := seg.add(r); err != nil {
 				return sealed, err
 			}
-			started, pos.afterSeq, pos.prevHash = true, r.Seq, r.Hash
-			if s.full(seg) {
+			pos.afterSeq, pos.prevHash = r.Seq, r.Hash
+			if s.reached(seg.count, seg.bytes) {
 				m, raw, err := s.finish(seg)
 				seg = nil
 				if err != nil {
@@ -180,8 +267,9 @@ func (s *Sealer) seal(ctx context.Context, flush bool) (sealed []Manifest, err e
 	return sealed, nil
 }
 
-func (s *Sealer) full(seg *segment) bool {
-	return (s.cfg.MaxRecords > 0 && seg.count >= s.cfg.MaxRecords) || (s.cfg.MaxBytes > 0 && seg.bytes >= s.cfg.MaxBytes)
+// reached reports whether count records of that many bytes fill a segment.
+func (s *Sealer) reached(count int, bytes int64) bool {
+	return (s.cfg.MaxRecords > 0 && count >= s.cfg.MaxRecords) || (s.cfg.MaxBytes > 0 && bytes >= s.cfg.MaxBytes)
 }
 
 var manifestFile = regexp.MustCompile(`^journal-([0-9]{6,})\.manifest\.json$`)
