@@ -16,6 +16,7 @@ const (
 	JournalRefusal  JournalKind = "refusal"  // a request refused with a fault: Code, and the fault in Data
 	JournalExchange JournalKind = "exchange" // one service of a request: its four times and outcome, JSON in Data
 	JournalReply    JournalKind = "reply"    // the signed reply as sent: the raw bytes
+	JournalLate     JournalKind = "late"     // an answer that came after its wait ended: Code and JSON Data as an exchange's, with the answer
 	JournalIncident JournalKind = "incident" // an incident opened, annotated or closed (§39)
 	JournalReport   JournalKind = "report"   // a use of reports or of the prosecutor's export (§10, 51-53)
 	JournalOperator JournalKind = "operator" // an operator's login to the dashboard or action there, allowed or refused

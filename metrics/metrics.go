@@ -129,6 +129,8 @@ var (
 		"Service messages that could not be sent, or whose answer could not be read.", []string{"service"}, nil)
 	descTimeouts = prometheus.NewDesc(Prefix+"service_timeouts_total",
 		"Service messages without an answer in time.", []string{"service"}, nil)
+	descLateAnswers = prometheus.NewDesc(Prefix+"service_late_answers_total",
+		"Adapter answers that came after their message had timed out (journaled as late records).", []string{"service"}, nil)
 	descInFlight = prometheus.NewDesc(Prefix+"service_in_flight",
 		"Service messages sent and awaiting their answer.", []string{"service"}, nil)
 	descErrorRatio = prometheus.NewDesc(Prefix+"service_recent_error_ratio",
@@ -150,7 +152,7 @@ var (
 )
 
 func (s *snapshot) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDispatches, descAnswers, descDispatchErrors, descTimeouts, descInFlight,
+	for _, d := range []*prometheus.Desc{descDispatches, descAnswers, descDispatchErrors, descTimeouts, descLateAnswers, descInFlight,
 		descErrorRatio, descOldest, descQueueDepth, descDeadLetters, descIncidents, descJournal, descArchive, descSourceErrors} {
 		ch <- d
 	}
@@ -211,6 +213,7 @@ func (s *snapshot) service(ch chan<- prometheus.Metric, st operations.ServiceSta
 	counter(descAnswers, st.ErrorAnswers, "error")
 	counter(descDispatchErrors, st.DispatchErrors)
 	counter(descTimeouts, st.Timeouts)
+	counter(descLateAnswers, st.LateAnswers)
 	gauge(descInFlight, float64(st.InFlight))
 	gauge(descErrorRatio, st.ErrorRate)
 	gauge(descOldest, st.OldestAge.Seconds())

@@ -24,7 +24,7 @@ func TestScrape(t *testing.T) {
 	m := New(Sources{
 		Services: func(context.Context) ([]operations.ServiceState, error) {
 			return []operations.ServiceState{
-				{Service: 1, Dispatched: 5, Answered: 4, ErrorAnswers: 1, Errors: 1, Timeouts: 1, InFlight: 0,
+				{Service: 1, Dispatched: 5, Answered: 4, ErrorAnswers: 1, Errors: 1, Timeouts: 1, InFlight: 0, LateAnswers: 1,
 					ErrorRate: 0.4, QueueDepth: 7, DeadLetters: 2, OldestAge: 90 * time.Second},
 				{Service: 2, QueueDepth: -1, DeadLetters: -1},
 			}, errors.New("dead letters: connection refused")
@@ -53,6 +53,7 @@ func TestScrape(t *testing.T) {
 		`siobroker_service_answers_total{service="1",status="ok"} 3`,
 		`siobroker_service_answers_total{service="1",status="error"} 1`,
 		`siobroker_service_timeouts_total{service="1"} 1`,
+		`siobroker_service_late_answers_total{service="1"} 1`,
 		`siobroker_service_recent_error_ratio{service="1"} 0.4`,
 		`siobroker_service_oldest_undelivered_seconds{service="1"} 90`,
 		`siobroker_service_queue_depth{service="1"} 7`,

@@ -125,7 +125,7 @@ func (m *Monitor) Services(ctx context.Context) ([]ServiceState, error) {
 			Service: n, Queue: names[i], QueueDepth: -1, DeadLetters: -1,
 			InFlight: s.InFlight, OldestAge: oldest[n],
 			Dispatched: s.Dispatched, Answered: s.Answered, Errors: s.Errors(), Timeouts: s.Timeouts,
-			ErrorAnswers: s.ErrorAnswers, DispatchErrors: s.DispatchErrors,
+			ErrorAnswers: s.ErrorAnswers, DispatchErrors: s.DispatchErrors, LateAnswers: s.LateAnswers,
 			ErrorRate: s.RecentErrorRate(),
 		}
 		if depths != nil {

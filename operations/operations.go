@@ -30,6 +30,9 @@ type ServiceState struct {
 	Timeouts       uint64 `json:"timeouts"`
 	ErrorAnswers   uint64 `json:"errorAnswers"`   // answers with status error
 	DispatchErrors uint64 `json:"dispatchErrors"` // messages not sent, or whose answer could not be read
+	// LateAnswers counts the answers that came after their message had ended as a timeout (or
+	// after a restart); they are journaled as late records, and stand apart from the totals above.
+	LateAnswers uint64 `json:"lateAnswers"`
 	// ErrorRate is (Errors+Timeouts)/Dispatched over the messages that ended in the recent past
 	// (routing.RecentWindow, five minutes); zero when none ended.
 	ErrorRate float64 `json:"errorRate"`

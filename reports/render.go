@@ -19,7 +19,7 @@ var reportColumns = []string{"seq", "time", "kind", "request_id", "message_id", 
 
 // dataColumn is the export's extra column: the record's raw bytes. For request and reply records
 // these are the signed XML exactly as received or sent, for a refusal the fault, for an exchange
-// its JSON details. In JSON they are base64, so that a signature can be checked on the exact bytes;
+// its JSON details, for a late answer its JSON details with the answer. In JSON they are base64, so that a signature can be checked on the exact bytes;
 // in CSV they are text, or "base64:" and the base64 when they are not text an XML document can
 // carry.
 const dataColumn = "data"

@@ -4,9 +4,9 @@
 // A report shows the requests of the users of one organisation: the departmental control of §10
 // runs it at least monthly. Only a user who holds the reports right (User.ReportsRight, granted by
 // the operator on a motivated letter) may run one, and only over the user's own organisation. A
-// report selects the request, refusal, exchange and reply records by organisation, user, period and
-// service, and shows who asked what when and with which outcome; it never carries the signed bytes
-// of a request or reply, which hold the personal data §44 protects.
+// report selects the request, refusal, exchange, reply and late-answer records by organisation,
+// user, period and service, and shows who asked what when and with which outcome; it never carries
+// the signed bytes of a request or reply, nor an answer, which hold the personal data §44 protects.
 //
 // An export is the prosecutor's (§51–52): a user of a role in Config.ExportRoles (by default role
 // 1 of Appendix 1, the prosecutor) names the resolution (постановление) it is made under and one
@@ -75,9 +75,12 @@ type Config struct {
 // DefaultMaxRows is MaxRows when none is configured.
 const DefaultMaxRows = 100000
 
-// reportKinds are the journal records a report or an export shows.
+// reportKinds are the journal records a report or an export shows. A late answer is a result of
+// the request too; it carries its signer and organisation only when the broker still had the
+// request stored (see broker.LateAnswers), and only then is it selected by user or organisation.
 var reportKinds = []siobroker.JournalKind{
 	siobroker.JournalRequest, siobroker.JournalRefusal, siobroker.JournalExchange, siobroker.JournalReply,
+	siobroker.JournalLate,
 }
 
 // Service runs reports and exports. It is safe for concurrent use.

@@ -399,6 +399,37 @@ func TestExportByUserJSON(t *testing.T) {
 	}
 }
 
+// TestLateAnswersReportedAndExported: a late answer of a request of organisation A is in A's
+// report (without the answer) and in the export (with it); one whose request the broker no longer
+// knew carries no organisation and is in neither.
+func TestLateAnswersReportedAndExported(t *testing.T) {
+	j := seedJournal(t)
+	at := testNow.Add(-10 * day).Add(time.Minute)
+	if _, err := j.Append(context.Background(),
+		siobroker.JournalRecord{At: at, Kind: siobroker.JournalLate, RequestID: "req-1", MessageID: "m-1", SignerIIN: iinUserA,
+			Organisation: orgA, Service: 7, Code: "ok/OK", Data: []byte(`{"answer":{"result":"ANSWER-A"}}`)},
+		siobroker.JournalRecord{At: at, Kind: siobroker.JournalLate, RequestID: "req-9", Service: 7, Code: "ok/OK",
+			Data: []byte(`{"answer":{"result":"ANSWER-UNKNOWN"}}`)},
+	); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestService(j, Config{})
+	_, n, body, err := s.Report(context.Background(), iinController, reportQ(soap.ReportCSV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 || !strings.Contains(string(body), ",late,req-1,") || strings.Contains(string(body), "ANSWER") {
+		t.Errorf("report of %d rows:\n%s", n, body)
+	}
+	_, n, body, err = s.Export(context.Background(), iinProsecutor, exportQ(soap.ReportCSV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 || !strings.Contains(string(body), "ANSWER-A") || strings.Contains(string(body), "ANSWER-UNKNOWN") {
+		t.Errorf("export of %d rows:\n%s", n, body)
+	}
+}
+
 func TestExportQueryChecked(t *testing.T) {
 	j := seedJournal(t)
 	s := newTestService(j, Config{})

@@ -6,39 +6,74 @@ import (
 	"github.com/sio-pso/siobroker/schemas"
 )
 
-// answeredCache remembers the last answers an adapter process gave, by request and service, so
-// that a redelivered request is answered without asking the source again. It is bounded: the
-// oldest answer is forgotten first. Redeliveries come soon after the first delivery (a lost ack,
-// a crashed peer), so a window of recent answers covers them; a copy delivered to another process
-// is asked again there, and the broker keeps only the first answer it receives.
-type answeredCache struct {
+// boundedCache remembers the values put last, by key, and forgets the oldest first: redelivered
+// copies come soon after the first delivery (a lost ack, a crashed peer), so a window of recent
+// keys recognises them without the memory growing with the traffic. It is safe for concurrent use.
+type boundedCache[V any] struct {
 	mu    sync.Mutex
-	max   int
-	byKey map[string]schemas.ServiceResponse
-	order []string // keys, oldest first
+	byKey map[string]cacheEntry[V]
+	ring  []ringSlot // the keys in the order they were put; next is overwritten first
+	next  int
+	gen   uint64 // counts puts, so that a slot never evicts a key put again after it
 }
 
-func newAnsweredCache(max int) *answeredCache {
-	return &answeredCache{max: max, byKey: make(map[string]schemas.ServiceResponse, max)}
+type cacheEntry[V any] struct {
+	v   V
+	gen uint64
 }
 
-func (c *answeredCache) get(key string) (schemas.ServiceResponse, bool) {
+type ringSlot struct {
+	key string
+	gen uint64 // 0: empty
+}
+
+func newBoundedCache[V any](size int) *boundedCache[V] {
+	size = max(size, 1)
+	return &boundedCache[V]{byKey: make(map[string]cacheEntry[V], size), ring: make([]ringSlot, size)}
+}
+
+func (c *boundedCache[V]) get(key string) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, ok := c.byKey[key]
-	return r, ok
+	e, ok := c.byKey[key]
+	return e.v, ok
 }
 
-func (c *answeredCache) put(key string, r schemas.ServiceResponse) {
+// put remembers v under key, unless key is remembered already: the first value is kept.
+func (c *boundedCache[V]) put(key string, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.byKey[key]; ok {
 		return
 	}
-	if len(c.order) >= c.max {
-		delete(c.byKey, c.order[0])
-		c.order = c.order[1:]
+	old := c.ring[c.next]
+	if e, ok := c.byKey[old.key]; ok && old.gen != 0 && e.gen == old.gen {
+		delete(c.byKey, old.key)
 	}
-	c.byKey[key] = r
-	c.order = append(c.order, key)
+	c.gen++
+	c.byKey[key] = cacheEntry[V]{v: v, gen: c.gen}
+	c.ring[c.next] = ringSlot{key: key, gen: c.gen}
+	c.next = (c.next + 1) % len(c.ring)
 }
+
+// forget drops key. Its slot stays until it is overwritten, so the cache may then hold fewer
+// keys than its bound, never more.
+func (c *boundedCache[V]) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.byKey, key)
+}
+
+// len returns how many keys are remembered.
+func (c *boundedCache[V]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.byKey)
+}
+
+// answeredCache remembers the last answers an adapter process gave, by request and service, so
+// that a redelivered request is answered without asking the source again. A copy delivered to
+// another process is asked again there, and the broker keeps only the first answer it receives.
+type answeredCache = boundedCache[schemas.ServiceResponse]
+
+func newAnsweredCache(size int) *answeredCache { return newBoundedCache[schemas.ServiceResponse](size) }

@@ -2,11 +2,14 @@ package routing
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +47,7 @@ type Dispatcher struct {
 	queueOf    func(service int) string
 	counters   serviceCounters
 	onAnswer   func(service int, status siobroker.ResultStatus, latency time.Duration)
+	onLate     func(LateAnswer)
 
 	mu sync.Mutex
 	// pending holds, per correlation key, the channels waiting for its answer. Usually one; two
@@ -51,19 +55,58 @@ type Dispatcher struct {
 	// asynchronous request picked up twice), and then each gets the answer: a second waiter
 	// must not take the key from the first, or the first one's release from the second.
 	pending map[string][]chan []byte
+	// answeredKeys remembers the keys recently handed to a waiter, with the SHA-256 of the answer,
+	// so that a copy of that answer (redelivered, or given again from an adapter's cache) is told
+	// from a late one: the copy is only logged, while a late answer, or another answer to the
+	// same key, is a result nobody received and goes to onLate. Changed under mu together with
+	// pending.
+	answeredKeys *boundedCache[[sha256.Size]byte]
+}
+
+// answeredMemory is how many answered keys a Dispatcher remembers. Copies of an answer come within
+// seconds of the first (a lost ack, a reconnect, a request published again during an outage); at a
+// thousand answers a second this covers ten. A copy older than that is taken for a late answer and
+// journaled as one: a superfluous record, never a lost one.
+const answeredMemory = 10000
+
+// LateAnswer is an answer that reached the dispatcher when nobody waited for it any more: its
+// wait had timed out or been cancelled, or this process was not the one that sent the request (it
+// restarted in between), or it differs from the answer its waiter had (a dead-lettered request
+// replayed after its adapter had answered ADAPTER_ERROR). Nobody received it, so the broker
+// records it (see OnLateAnswer).
+type LateAnswer struct {
+	Key       string // the correlation key
+	RequestID string // the broker's id of the request
+	Service   int    // 0 for a case check
+	CaseCheck bool   // a case registry's answer (§5), key "request/case", rather than a service's
+	MessageID string // the client's messageId, from the answer's metadata; "" if the adapter did not set it
+
+	// Read from the answer when it could be (Readable). For a case check Status and Reason are
+	// empty, Found and InProceedings are the registry's verdict and Adapter names the registry.
+	Readable             bool
+	Status               siobroker.ResultStatus
+	Reason               string
+	Adapter              string
+	AnsweredAt           time.Time // on the adapter's clock
+	Records              int
+	Found, InProceedings bool
+
+	ReceivedAt time.Time // when it reached the dispatcher, on the dispatcher's clock
+	Payload    []byte    // the answer exactly as received
 }
 
 // NewDispatcher returns a Dispatcher whose answers arrive on replyTopic. Each broker instance
 // needs its own reply topic, so that answers reach the process that holds the request.
 func NewDispatcher(publisher message.Publisher, replyTopic string, clock siobroker.Clock, logger *slog.Logger) *Dispatcher {
 	return &Dispatcher{
-		publisher:  publisher,
-		replyTopic: replyTopic,
-		clock:      clock,
-		logger:     logger,
-		pending:    make(map[string][]chan []byte),
-		tracker:    noTracker{},
-		queueOf:    schemas.ServiceTopic,
+		publisher:    publisher,
+		replyTopic:   replyTopic,
+		clock:        clock,
+		logger:       logger,
+		pending:      make(map[string][]chan []byte),
+		answeredKeys: newBoundedCache[[sha256.Size]byte](answeredMemory),
+		tracker:      noTracker{},
+		queueOf:      schemas.ServiceTopic,
 	}
 }
 
@@ -84,6 +127,13 @@ func (d *Dispatcher) TrackDelivery(t DeliveryTracker) { d.tracker = t }
 func (d *Dispatcher) ObserveAnswers(f func(service int, status siobroker.ResultStatus, latency time.Duration)) {
 	d.onAnswer = f
 }
+
+// OnLateAnswer makes d call f with every late answer (see LateAnswer); a copy of an answer already
+// given to its waiter (the same bytes) is not one, and is only logged. f runs on the reply handler,
+// which acknowledges the answer once f returns: f must return promptly and never fail the
+// delivery, so it hands the answer on (a queue) rather than writing it anywhere itself. Call it
+// before the router runs.
+func (d *Dispatcher) OnLateAnswer(f func(LateAnswer)) { d.onLate = f }
 
 // Stats returns what d counted for every service it has dispatched to since it started.
 func (d *Dispatcher) Stats() map[int]ServiceStats { return d.counters.snapshot(d.clock.Now()) }
@@ -112,15 +162,26 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 		}
 		key = CorrelationKey(resp.RequestID, resp.Service)
 	}
+	now := d.clock.Now()
 	// Delivered even when nobody waits any more: a late answer still ends the delay of its message.
-	d.tracker.Delivered(key, d.clock.Now())
+	d.tracker.Delivered(key, now)
+	sum := sha256.Sum256(msg.Payload)
 	d.mu.Lock()
 	waiters := d.pending[key]
 	delete(d.pending, key)
+	duplicate := false
+	if len(waiters) > 0 {
+		d.answeredKeys.put(key, sum)
+	} else {
+		first, ok := d.answeredKeys.get(key)
+		duplicate = ok && first == sum
+	}
 	d.mu.Unlock()
-	if len(waiters) == 0 {
-		d.logger.Warn("late or duplicate reply dropped", reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key)...)
-		return nil
+	switch {
+	case duplicate:
+		d.logger.Info("duplicate answer dropped: its waiter had the first copy", reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key)...)
+	case len(waiters) == 0:
+		d.late(msg, key, now)
 	}
 	for _, ch := range waiters {
 		ch <- msg.Payload // buffered, and each waiter is removed once answered: never blocks
@@ -128,12 +189,66 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 	return nil
 }
 
+// late hands an answer nobody waits for to the OnLateAnswer hook, with what can be read of it.
+func (d *Dispatcher) late(msg *message.Message, key string, at time.Time) {
+	a := LateAnswer{Key: key, MessageID: msg.Metadata.Get(schemas.MetaMessageID), ReceivedAt: at, Payload: msg.Payload}
+	a.RequestID, a.Service, a.CaseCheck = splitKey(key)
+	var err error
+	if a.CaseCheck {
+		var resp schemas.CaseCheckResponse
+		if err = json.Unmarshal(msg.Payload, &resp); err == nil {
+			a.Readable, a.Adapter, a.AnsweredAt = true, resp.Registry, resp.AnsweredAt
+			a.Found, a.InProceedings = resp.Found, resp.InProceedings
+		}
+	} else {
+		var resp schemas.ServiceResponse
+		if err = json.Unmarshal(msg.Payload, &resp); err == nil {
+			a.Readable, a.Adapter, a.AnsweredAt = true, resp.Adapter, resp.AnsweredAt
+			a.Status, a.Reason, a.Records = resp.Result.Status, resp.Result.Reason, len(resp.Result.Records)
+		}
+		if a.Service > 0 {
+			d.counters.late(a.Service)
+		}
+	}
+	attrs := append(reqlog.Attrs(a.MessageID, key), "service", a.Service, "status", a.Status, "reason", a.Reason)
+	if err != nil {
+		attrs = append(attrs, "error", err)
+	}
+	d.logger.Warn("late answer: its wait had ended; it is recorded, not delivered", attrs...)
+	if d.onLate != nil {
+		d.onLate(a)
+	}
+}
+
+// splitKey reads a correlation key: "request/service" (CorrelationKey) or "request/case".
+// A key of another shape keeps its whole text as the request id, with service 0.
+func splitKey(key string) (requestID string, service int, caseCheck bool) {
+	i := strings.LastIndexByte(key, '/')
+	if i < 0 {
+		return key, 0, false
+	}
+	if key[i+1:] == caseKeySuffix {
+		return key[:i], 0, true
+	}
+	n, err := strconv.Atoi(key[i+1:])
+	if err != nil || n <= 0 {
+		return key, 0, false
+	}
+	return key[:i], n, false
+}
+
+// caseKeySuffix ends the correlation key of a case check: "request/case".
+const caseKeySuffix = "case"
+
 // await registers key and returns the channel its answer will arrive on, and a release func
 // that must be called when the caller stops waiting.
 func (d *Dispatcher) await(key string) (<-chan []byte, func()) {
 	ch := make(chan []byte, 1)
 	d.mu.Lock()
 	d.pending[key] = append(d.pending[key], ch)
+	// Waited for anew (a request resumed or routed again): an answer that comes after this wait
+	// ends unanswered is late, whatever an earlier wait received.
+	d.answeredKeys.forget(key)
 	d.mu.Unlock()
 	return ch, func() {
 		d.mu.Lock()
@@ -315,7 +430,7 @@ var ErrNoAnswer = errors.New("no answer in time")
 // CheckCase asks the case registry on topic whether a case exists and is the signer's (§5), and
 // waits for its answer or the timeout.
 func (d *Dispatcher) CheckCase(ctx context.Context, topic string, req schemas.CaseCheckRequest, timeout time.Duration) (schemas.CaseCheckResponse, error) {
-	key := req.RequestID + "/case"
+	key := req.RequestID + "/" + caseKeySuffix
 	ch, release := d.await(key)
 	defer release()
 	req.ReplyTo = d.replyTopic

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -317,7 +318,9 @@ func TestSlowBackendTimesOut(t *testing.T) {
 	}
 }
 
-func TestLateAnswerIsDropped(t *testing.T) {
+// TestLateAnswerGoesToHook: an answer that comes after its wait timed out is not delivered to
+// anyone; it is handed to the OnLateAnswer hook, with what the journal needs, and counted.
+func TestLateAnswerGoesToHook(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int32
 	env := newTestEnv(t, map[int]adapters.Backend{
@@ -328,6 +331,7 @@ func TestLateAnswerIsDropped(t *testing.T) {
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "late", Fields: []siobroker.Field{{Name: "request", Value: req.RequestID}}}}}, nil
 		}),
 	})
+	late := collectLate(env)
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
 
@@ -340,11 +344,24 @@ func TestLateAnswerIsDropped(t *testing.T) {
 		t.Fatalf("Pending() = %d after the timeout", n)
 	}
 
-	// Let the backend answer now: the dispatcher must drop the answer, not deliver it anywhere.
+	// Let the backend answer now: the dispatcher hands the answer to the hook, not to a waiter.
 	once.Do(func() { close(release) })
-	env.logs.waitFor(t, "dropped", "late-1")
+	a := waitLate(t, late)
+	if a.Key != "late-1/7" || a.RequestID != "late-1" || a.Service != 7 || a.CaseCheck || a.MessageID != "msg-late-1" ||
+		!a.Readable || a.Status != siobroker.StatusOK || a.Reason != siobroker.ReasonOK || a.Adapter != adapterName ||
+		a.Records != 1 || a.AnsweredAt.IsZero() || a.ReceivedAt.IsZero() {
+		t.Fatalf("late answer %+v", a)
+	}
+	var resp schemas.ServiceResponse
+	if err := json.Unmarshal(a.Payload, &resp); err != nil || field(resp.Result.Records[0], "request") != "late-1" {
+		t.Fatalf("late answer payload %s: %v", a.Payload, err)
+	}
+	env.logs.waitFor(t, "late answer", "late-1")
 	if n := env.dispatcher.Pending(); n != 0 {
 		t.Fatalf("Pending() = %d after the late answer", n)
+	}
+	if st := env.dispatcher.Stats()[7]; st.LateAnswers != 1 || st.Timeouts != 1 || st.Answered != 0 {
+		t.Fatalf("stats of service 7: %+v, want one timeout and one late answer", st)
 	}
 
 	// The runtime still serves the service, and the next request gets its own answer.
@@ -575,7 +592,7 @@ func TestMalformedMessagesAreDropped(t *testing.T) {
 	pub(env.dispatcher.ReplyTopic(), "<xml/>")
 	env.logs.waitFor(t, "reply dropped", "transport_id")
 	pub(env.dispatcher.ReplyTopic(), `{"requestId":"nobody","service":50}`)
-	env.logs.waitFor(t, "dropped", "nobody")
+	env.logs.waitFor(t, "late answer", "nobody") // an answer nobody waits for
 
 	outs := env.dispatcher.Dispatch(context.Background(), []schemas.ServiceRequest{request("m1", 50, "750312300458")}, timeouts(2*time.Second, nil))
 	if r := outs[0].Result; r.Status != siobroker.StatusOK || field(r.Records[0], "request") != "m1" {

@@ -24,6 +24,10 @@ type ServiceStats struct {
 	DispatchErrors uint64 // messages that could not be sent, or whose answer could not be read
 	Timeouts       uint64 // no answer in time, or the request was cancelled first
 	InFlight       int    // sent, and their answer is awaited now
+	// LateAnswers counts the answers that came after their wait had ended (the message was
+	// counted a timeout then), and any of a message this process did not send. They stand apart
+	// from the sum above.
+	LateAnswers uint64
 
 	// The messages that ended within RecentWindow of the dispatcher's clock, and how many of
 	// them ended in an error (an error answer or a dispatch error) or a timeout.
@@ -119,6 +123,13 @@ func (c *serviceCounters) end(service int, how ending, at time.Time) {
 	if failed {
 		s.failed++
 	}
+}
+
+// late counts a late answer of service.
+func (c *serviceCounters) late(service int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.get(service).stats.LateAnswers++
 }
 
 // snapshot returns every service's stats, the recent counts as of now.

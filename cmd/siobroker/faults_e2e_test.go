@@ -451,4 +451,21 @@ func TestDeadLetterAfterAttemptsE2E(t *testing.T) {
 	if code, list, _ = runCmd(t, "dlq", "list", "--config", brokerYAML); code != 0 || !strings.Contains(list, "0 dead letter(s)") {
 		t.Fatalf("dlq list after the replay: exit %d\n%s", code, list)
 	}
+	// The replayed request's answer reaches the broker long after the reply went out: nobody
+	// receives it, and it is journaled as a late record.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		recs, err := b.db.Journal().Query(context.Background(), siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalLate}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 1 && recs[0].Service == 5 && recs[0].Code == "ok/OK" && strings.Contains(string(recs[0].Data), "123ABC02") &&
+			recs[0].SignerIIN == "" && recs[0].RequestID != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("late records in the journal: %+v", recs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -1,0 +1,328 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/reqlog"
+	"github.com/sio-pso/siobroker/rights"
+	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// LateAnswers journals the answers that reach the broker when nobody waits for them any more
+// (routing.Dispatcher.OnLateAnswer) as siobroker.JournalLate records. Nobody received such an
+// answer, yet it is a result, and the Rules keep every result (§37, 50).
+//
+// The reply handler only queues the answer (Record), so that it acknowledges promptly whatever
+// the journal does: a journal that fails or stalls must not hold up the answers that do come in
+// time, nor make the transport deliver the late one again and again. Run appends the records; one
+// that cannot be appended after a few attempts is logged at Error, with its ids, and given up.
+//
+// The signer and organisation are filled in when the request is still in the store of
+// asynchronous requests (an asynchronous request, or a synchronous one whose late services were
+// waited for); a plain synchronous request leaves them empty. The answer's records are truncated
+// as the reply's would have been (Appendix 2, footnote 1): by the request's basis when it is
+// known, otherwise of every field the service may lose under any basis.
+type LateAnswers struct {
+	cfg     LateConfig
+	deps    LateDeps
+	queue   chan routing.LateAnswer
+	stopped atomic.Bool
+}
+
+// LateConfig bounds the journaling of late answers. Zero fields take the defaults.
+type LateConfig struct {
+	Queue        int           // answers waiting to be journaled; default 1024
+	EnqueueWait  time.Duration // how long Record waits for room in a full queue; default 1s
+	Attempts     int           // appends of one record before it is given up; default 3
+	Backoff      time.Duration // before the second attempt, doubling after; default 500ms
+	AppendLimit  time.Duration // one append; default 10s
+	DrainTimeout time.Duration // for what is still queued when Run's ctx ends; default 10s
+}
+
+func (c *LateConfig) setDefaults() {
+	if c.Queue <= 0 {
+		c.Queue = 1024
+	}
+	if c.EnqueueWait <= 0 {
+		c.EnqueueWait = time.Second
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = 3
+	}
+	if c.Backoff <= 0 {
+		c.Backoff = 500 * time.Millisecond
+	}
+	if c.AppendLimit <= 0 {
+		c.AppendLimit = 10 * time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+}
+
+// LateDeps are what LateAnswers needs. Journal, Rights, Clock and Logger are required.
+type LateDeps struct {
+	Journal Journal
+	// Jobs finds the stored asynchronous request of an answer, for its signer, organisation and
+	// basis (store.DB implements it). Nil: none is looked up.
+	Jobs   AsyncJobs
+	Rights LateRights
+	Clock  siobroker.Clock
+	Logger *slog.Logger
+}
+
+// AsyncJobs looks up a stored asynchronous request by the broker's id.
+type AsyncJobs interface {
+	AsyncJob(ctx context.Context, requestID string) (siobroker.AsyncJob, bool, error)
+}
+
+// LateRights is what the truncation of a late answer reads of the rights tables.
+type LateRights interface {
+	DecideService(b siobroker.Basis, service int, article string) rights.Decision
+	TruncatedFields(service int) []string
+}
+
+// NewLateAnswers returns a LateAnswers; Run must run for the answers to be journaled.
+func NewLateAnswers(cfg LateConfig, deps LateDeps) (*LateAnswers, error) {
+	if deps.Journal == nil || deps.Rights == nil || deps.Clock == nil || deps.Logger == nil {
+		return nil, errors.New("broker: late answers need a journal, the rights, a clock and a logger")
+	}
+	cfg.setDefaults()
+	return &LateAnswers{cfg: cfg, deps: deps, queue: make(chan routing.LateAnswer, cfg.Queue)}, nil
+}
+
+// Record queues a for the journal: the routing.Dispatcher.OnLateAnswer hook. It waits at most
+// LateConfig.EnqueueWait for room; an answer it cannot queue is logged at Error and dropped, so
+// that the reply handler is never held up for long.
+func (l *LateAnswers) Record(a routing.LateAnswer) {
+	if l.stopped.Load() {
+		l.lost(a, errors.New("the broker is stopping"))
+		return
+	}
+	select {
+	case l.queue <- a:
+		return
+	default:
+	}
+	t := time.NewTimer(l.cfg.EnqueueWait)
+	defer t.Stop()
+	select {
+	case l.queue <- a:
+	case <-t.C:
+		l.lost(a, fmt.Errorf("the queue of late answers to journal stayed full for %s", l.cfg.EnqueueWait))
+	}
+}
+
+// Run journals the queued answers until ctx ends, then what is still queued, for up to
+// LateConfig.DrainTimeout. The journal must stay open until Run returns.
+func (l *LateAnswers) Run(ctx context.Context) {
+	for {
+		select {
+		case a := <-l.queue:
+			l.journal(ctx, a)
+		case <-ctx.Done():
+			l.stopped.Store(true)
+			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.DrainTimeout)
+			defer cancel()
+			for {
+				select {
+				case a := <-l.queue:
+					l.journal(drain, a)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// journal appends the record of a, trying again after a failure. ctx only shortens the waits
+// between attempts; an append once started gets its own time limit.
+func (l *LateAnswers) journal(ctx context.Context, a routing.LateAnswer) {
+	rec, err := l.record(ctx, a)
+	if err != nil {
+		l.lost(a, err)
+		return
+	}
+	wait := l.cfg.Backoff
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AppendLimit)
+		_, err = l.deps.Journal.Append(actx, rec)
+		cancel()
+		if err == nil {
+			return
+		}
+		if attempt >= l.cfg.Attempts {
+			l.lost(a, fmt.Errorf("journal late answer (%d attempts): %w", attempt, err))
+			return
+		}
+		l.deps.Logger.Warn("late answer not journaled yet; trying again", append(reqlog.Attrs(a.MessageID, a.Key),
+			"attempt", attempt, "error", err)...)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done(): // stopping: try again at once, within the drain's time
+			t.Stop()
+		}
+		wait *= 2
+	}
+}
+
+// lost logs a late answer that will not be in the journal: a result is missing from it.
+func (l *LateAnswers) lost(a routing.LateAnswer, err error) {
+	l.deps.Logger.Error("late answer NOT journaled: a result is missing from the journal", append(reqlog.Attrs(a.MessageID, a.Key),
+		"service", a.Service, "status", a.Status, "reason", a.Reason, "adapter", a.Adapter, "error", err)...)
+}
+
+// lateDetails is the Data of a JournalLate record, as JSON. It only ever gains fields.
+type lateDetails struct {
+	Times     lateTimes              `json:"times"`
+	Status    siobroker.ResultStatus `json:"status,omitempty"`
+	Reason    string                 `json:"reason,omitempty"`
+	Adapter   string                 `json:"adapter,omitempty"` // for a case check: the registry
+	Records   int                    `json:"records"`
+	CaseCheck *caseVerdict           `json:"caseCheck,omitempty"`
+	// Truncated names the fields taken out of Answer's records, as the reply would have lost them.
+	Truncated []string `json:"truncated,omitempty"`
+	// Answer is the adapter's answer as it came (schemas.ServiceResponse or CaseCheckResponse
+	// JSON), less the Truncated fields; Unreadable holds the bytes of one that could not be read.
+	Answer     json.RawMessage `json:"answer,omitempty"`
+	Unreadable []byte          `json:"unreadable,omitempty"`
+}
+
+// lateTimes are in Astana time. Received is the request's, known while the broker keeps it.
+type lateTimes struct {
+	Received time.Time `json:"received,omitzero"`
+	Answered time.Time `json:"answered,omitzero"` // on the adapter's clock
+	Arrived  time.Time `json:"arrived"`           // when the answer reached the broker
+}
+
+type caseVerdict struct {
+	Found         bool `json:"found"`
+	InProceedings bool `json:"inProceedings"`
+}
+
+// Codes of JournalLate records besides the service answers' "status/reason".
+const (
+	LateCodeUnreadable         = "unreadable"
+	LateCodeCaseFound          = "case/found"
+	LateCodeCaseNotFound       = "case/not-found"
+	LateCodeCaseNotProceedings = "case/not-in-proceedings"
+)
+
+// record builds the journal record of a.
+func (l *LateAnswers) record(ctx context.Context, a routing.LateAnswer) (siobroker.JournalRecord, error) {
+	rec := siobroker.JournalRecord{
+		At: l.deps.Clock.Now().In(siobroker.Astana), Kind: siobroker.JournalLate,
+		RequestID: a.RequestID, MessageID: a.MessageID, Service: a.Service,
+	}
+	if a.ReceivedAt.IsZero() {
+		a.ReceivedAt = rec.At
+	}
+	d := lateDetails{
+		Times:  lateTimes{Arrived: a.ReceivedAt.In(siobroker.Astana)},
+		Status: a.Status, Reason: a.Reason, Adapter: a.Adapter, Records: a.Records,
+	}
+	if !a.AnsweredAt.IsZero() {
+		d.Times.Answered = a.AnsweredAt.In(siobroker.Astana)
+	}
+	job, known := l.job(ctx, a)
+	if known {
+		rec.SignerIIN, rec.Organisation = job.SignerIIN, job.Organisation
+		if rec.MessageID == "" {
+			rec.MessageID = job.Info.MessageID
+		}
+		d.Times.Received = job.Received.In(siobroker.Astana)
+	}
+	switch {
+	case !a.Readable:
+		rec.Code, d.Unreadable = LateCodeUnreadable, a.Payload
+	case a.CaseCheck:
+		d.CaseCheck = &caseVerdict{Found: a.Found, InProceedings: a.InProceedings}
+		switch {
+		case !a.Found:
+			rec.Code = LateCodeCaseNotFound
+		case !a.InProceedings:
+			rec.Code = LateCodeCaseNotProceedings
+		default:
+			rec.Code = LateCodeCaseFound
+		}
+		d.Answer = a.Payload
+	default:
+		rec.Code = string(a.Status) + "/" + a.Reason
+		answer, truncated, err := l.truncated(a, job, known)
+		if err != nil {
+			return rec, err
+		}
+		d.Answer, d.Truncated = answer, truncated
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return rec, fmt.Errorf("encode late answer %s: %w", a.Key, err)
+	}
+	rec.Data = data
+	return rec, nil
+}
+
+// job returns the stored request of a, if the store still has it.
+func (l *LateAnswers) job(ctx context.Context, a routing.LateAnswer) (siobroker.AsyncJob, bool) {
+	if l.deps.Jobs == nil || a.RequestID == "" {
+		return siobroker.AsyncJob{}, false
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AppendLimit)
+	defer cancel()
+	job, ok, err := l.deps.Jobs.AsyncJob(lctx, a.RequestID)
+	if err != nil {
+		l.deps.Logger.Warn("late answer journaled without its signer: the stored request cannot be read",
+			append(reqlog.Attrs(a.MessageID, a.Key), "error", err)...)
+		return siobroker.AsyncJob{}, false
+	}
+	return job, ok
+}
+
+// truncated returns the answer to journal: a's payload, less the fields the reply would have
+// lost, and the names of those fields when any record had them.
+func (l *LateAnswers) truncated(a routing.LateAnswer, job siobroker.AsyncJob, known bool) (json.RawMessage, []string, error) {
+	fields := l.deps.Rights.TruncatedFields(a.Service)
+	if known {
+		if d := l.deps.Rights.DecideService(job.Query.Basis, a.Service, job.Query.Article); d.Allowed && d.Access != rights.AccessTruncated {
+			fields = nil
+		}
+	}
+	if len(fields) == 0 {
+		return a.Payload, nil, nil
+	}
+	var resp schemas.ServiceResponse
+	if err := json.Unmarshal(a.Payload, &resp); err != nil {
+		return nil, nil, fmt.Errorf("read late answer %s: %w", a.Key, err)
+	}
+	if !hasAny(resp.Result.Records, fields) {
+		return a.Payload, nil, nil
+	}
+	resp.Result = truncate(resp.Result, fields)
+	out, err := json.Marshal(resp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode late answer %s: %w", a.Key, err)
+	}
+	return out, fields, nil
+}
+
+func hasAny(records []siobroker.Record, fields []string) bool {
+	for _, r := range records {
+		for _, f := range r.Fields {
+			if slices.Contains(fields, f.Name) {
+				return true
+			}
+		}
+	}
+	return false
+}

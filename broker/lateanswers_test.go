@@ -1,0 +1,355 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/signing"
+)
+
+// lateJournal is a journal that keeps what is appended, failing the first fails appends.
+type lateJournal struct {
+	mu    sync.Mutex
+	fails int
+	recs  []siobroker.JournalRecord
+	added chan struct{}
+}
+
+func newLateJournal(fails int) *lateJournal {
+	return &lateJournal{fails: fails, added: make(chan struct{}, 64)}
+}
+
+func (j *lateJournal) Append(_ context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fails > 0 {
+		j.fails--
+		return nil, errors.New("database is locked")
+	}
+	j.recs = append(j.recs, recs...)
+	j.added <- struct{}{}
+	return recs, nil
+}
+
+func (j *lateJournal) records() []siobroker.JournalRecord {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.recs)
+}
+
+// wait waits for the next append.
+func (j *lateJournal) wait(t *testing.T) siobroker.JournalRecord {
+	t.Helper()
+	select {
+	case <-j.added:
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing was journaled")
+	}
+	recs := j.records()
+	return recs[len(recs)-1]
+}
+
+type fakeJobs map[string]siobroker.AsyncJob
+
+func (f fakeJobs) AsyncJob(_ context.Context, id string) (siobroker.AsyncJob, bool, error) {
+	j, ok := f[id]
+	return j, ok, nil
+}
+
+// lineLog keeps the messages logged at Error.
+type lineLog struct {
+	mu     sync.Mutex
+	errors []string
+}
+
+func (l *lineLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *lineLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *lineLog) WithGroup(string) slog.Handler            { return l }
+func (l *lineLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		l.mu.Lock()
+		l.errors = append(l.errors, r.Message)
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+func (l *lineLog) errorCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.errors)
+}
+
+func newLate(t *testing.T, cfg LateConfig, j Journal, jobs AsyncJobs) (*LateAnswers, *lineLog) {
+	t.Helper()
+	logs := &lineLog{}
+	l, err := NewLateAnswers(cfg, LateDeps{Journal: j, Jobs: jobs, Rights: table,
+		Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, logs
+}
+
+// run runs l until the end of the test.
+func run(t *testing.T, l *LateAnswers) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// pensionAnswer is a late answer of service 11, whose amounts bases 2-4 may not see.
+func pensionAnswer(t *testing.T, requestID string) routing.LateAnswer {
+	t.Helper()
+	fields := []siobroker.Field{{Name: "employer", Value: "ТОО Пример"}, {Name: "amount", Value: "125000"}}
+	resp := schemas.ServiceResponse{RequestID: requestID, Service: 11, Adapter: "gcvp", AnsweredAt: time.Now().UTC(),
+		Result: siobroker.ServiceResult{Service: 11, Status: siobroker.StatusOK, Reason: siobroker.ReasonOK,
+			Records: []siobroker.Record{{Type: "row", Fields: fields}}}}
+	payload, err := json.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return routing.LateAnswer{Key: routing.CorrelationKey(requestID, 11), RequestID: requestID, Service: 11, MessageID: "m-" + requestID,
+		Readable: true, Status: siobroker.StatusOK, Reason: siobroker.ReasonOK, Adapter: "gcvp", AnsweredAt: resp.AnsweredAt,
+		Records: 1, ReceivedAt: time.Now(), Payload: payload}
+}
+
+// lateData decodes a late record's Data.
+func lateData(t *testing.T, rec siobroker.JournalRecord) (lateDetails, schemas.ServiceResponse) {
+	t.Helper()
+	var d lateDetails
+	if err := json.Unmarshal(rec.Data, &d); err != nil {
+		t.Fatalf("late record data %s: %v", rec.Data, err)
+	}
+	var resp schemas.ServiceResponse
+	if len(d.Answer) > 0 {
+		if err := json.Unmarshal(d.Answer, &resp); err != nil {
+			t.Fatalf("late record answer %s: %v", d.Answer, err)
+		}
+	}
+	return d, resp
+}
+
+// TestLateAnswerRecord: a late service answer becomes one late record with the answer, its times
+// in Astana time, and the signer and organisation of the stored request; its records lose what
+// the reply would have lost, by the stored basis, or by any basis when the request is not known.
+func TestLateAnswerRecord(t *testing.T) {
+	received := time.Date(2026, 11, 23, 10, 0, 0, 0, siobroker.Astana)
+	jobs := fakeJobs{
+		"full": {RequestID: "full", SignerIIN: "750312300458", Organisation: "ДП г. Астаны", Received: received,
+			Info: siobroker.RequestInfo{MessageID: "client-1"}, Query: siobroker.Query{Basis: siobroker.BasisCriminal}},
+		"court": {RequestID: "court", SignerIIN: "750312300458", Organisation: "ДП г. Астаны", Received: received,
+			Query: siobroker.Query{Basis: siobroker.BasisCourtAdmin}},
+	}
+	j := newLateJournal(0)
+	l, logs := newLate(t, LateConfig{}, j, jobs)
+	run(t, l)
+	tests := []struct {
+		id         string
+		amount     bool
+		signer     string
+		messageID  string
+		wantRecvAt bool
+	}{
+		{"full", true, "750312300458", "m-full", true}, // basis 1 sees the amounts
+		{"court", false, "750312300458", "m-court", true},
+		{"unknown", false, "", "m-unknown", false}, // not stored: truncated as under any basis
+	}
+	for _, tt := range tests {
+		a := pensionAnswer(t, tt.id)
+		l.Record(a)
+		rec := j.wait(t)
+		if rec.Kind != siobroker.JournalLate || rec.RequestID != tt.id || rec.Service != 11 || rec.Code != "ok/OK" ||
+			rec.SignerIIN != tt.signer || rec.MessageID != tt.messageID {
+			t.Errorf("%s: record %+v", tt.id, rec)
+		}
+		if tt.signer != "" && rec.Organisation != "ДП г. Астаны" {
+			t.Errorf("%s: organisation %q", tt.id, rec.Organisation)
+		}
+		d, resp := lateData(t, rec)
+		if d.Status != siobroker.StatusOK || d.Reason != siobroker.ReasonOK || d.Adapter != "gcvp" || d.Records != 1 {
+			t.Errorf("%s: details %+v", tt.id, d)
+		}
+		if _, off := d.Times.Answered.Zone(); off != 5*3600 || d.Times.Arrived.IsZero() || !d.Times.Answered.Equal(a.AnsweredAt) {
+			t.Errorf("%s: times %+v, want Astana time", tt.id, d.Times)
+		}
+		if got := !d.Times.Received.IsZero(); got != tt.wantRecvAt || (got && !d.Times.Received.Equal(received)) {
+			t.Errorf("%s: received %v", tt.id, d.Times.Received)
+		}
+		names := fieldNames(resp.Result.Records[0])
+		if slices.Contains(names, "amount") != tt.amount || !slices.Contains(names, "employer") {
+			t.Errorf("%s: journaled fields %v (amount kept: %v)", tt.id, names, tt.amount)
+		}
+		if tt.amount == (len(d.Truncated) > 0) {
+			t.Errorf("%s: truncated %v", tt.id, d.Truncated)
+		}
+		if strings.Contains(string(rec.Data), "125000") != tt.amount {
+			t.Errorf("%s: data %s", tt.id, rec.Data)
+		}
+	}
+	if n := logs.errorCount(); n != 0 {
+		t.Errorf("%d errors logged", n)
+	}
+}
+
+// TestLateCaseCheckAndUnreadable: a case registry's late verdict and an answer that cannot be read
+// are journaled too, with their own codes.
+func TestLateCaseCheckAndUnreadable(t *testing.T) {
+	j := newLateJournal(0)
+	l, _ := newLate(t, LateConfig{}, j, nil)
+	run(t, l)
+	l.Record(routing.LateAnswer{Key: "r1/case", RequestID: "r1", CaseCheck: true, Readable: true, Found: true,
+		Adapter: "erdr", ReceivedAt: time.Now(), Payload: []byte(`{"requestId":"r1","found":true,"registry":"erdr"}`)})
+	rec := j.wait(t)
+	d, _ := lateData(t, rec)
+	if rec.Service != 0 || rec.Code != LateCodeCaseNotProceedings || d.CaseCheck == nil || !d.CaseCheck.Found ||
+		d.Adapter != "erdr" || !strings.Contains(string(d.Answer), `"registry":"erdr"`) {
+		t.Errorf("case check record %+v %+v", rec, d)
+	}
+	l.Record(routing.LateAnswer{Key: "r2/7", RequestID: "r2", Service: 7, ReceivedAt: time.Now(), Payload: []byte("{garbage")})
+	rec = j.wait(t)
+	d, _ = lateData(t, rec)
+	if rec.Service != 7 || rec.Code != LateCodeUnreadable || string(d.Unreadable) != "{garbage" || d.Answer != nil {
+		t.Errorf("unreadable record %+v %+v", rec, d)
+	}
+}
+
+// TestLateJournalFailures: an append that fails is tried again; one that keeps failing is logged
+// at Error and given up, and the next answer is journaled.
+func TestLateJournalFailures(t *testing.T) {
+	j := newLateJournal(2)
+	l, logs := newLate(t, LateConfig{Attempts: 3, Backoff: time.Millisecond}, j, nil)
+	run(t, l)
+	l.Record(pensionAnswer(t, "retried"))
+	if rec := j.wait(t); rec.RequestID != "retried" || logs.errorCount() != 0 {
+		t.Fatalf("after two failures: %+v, %d errors", rec, logs.errorCount())
+	}
+	j.mu.Lock()
+	j.fails = 3
+	j.mu.Unlock()
+	l.Record(pensionAnswer(t, "lost"))
+	l.Record(pensionAnswer(t, "next"))
+	if rec := j.wait(t); rec.RequestID != "next" {
+		t.Fatalf("journaled %+v, want the next answer", rec)
+	}
+	if logs.errorCount() != 1 {
+		t.Fatalf("%d errors logged, want one for the lost answer", logs.errorCount())
+	}
+}
+
+// TestLateQueueBounded: with the queue full, Record gives up after its wait instead of holding
+// the reply handler, and says so; Run drains what is queued when it is stopped.
+func TestLateQueueBounded(t *testing.T) {
+	j := newLateJournal(0)
+	l, logs := newLate(t, LateConfig{Queue: 2, EnqueueWait: 10 * time.Millisecond}, j, nil)
+	for _, id := range []string{"a", "b", "c"} {
+		l.Record(pensionAnswer(t, id)) // nothing runs: the third finds the queue full
+	}
+	if logs.errorCount() != 1 {
+		t.Fatalf("%d errors logged, want one for the answer that found the queue full", logs.errorCount())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.Run(ctx) // stopped at once: it still journals what was queued
+	var ids []string
+	for _, r := range j.records() {
+		ids = append(ids, r.RequestID)
+	}
+	if !slices.Equal(ids, []string{"a", "b"}) {
+		t.Fatalf("journaled %v, want a and b", ids)
+	}
+	l.Record(pensionAnswer(t, "d"))
+	if logs.errorCount() != 2 {
+		t.Fatal("an answer recorded after Run ended was not reported lost")
+	}
+}
+
+// waitLateRecord waits for the late record of request id in h's journal.
+func waitLateRecord(t *testing.T, h *harness, id string) siobroker.JournalRecord {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, r := range journalOf(t, h, id) {
+			if r.Kind == siobroker.JournalLate {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no late record of %s in the journal: %+v", id, journalOf(t, h, id))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLateAnswerJournaledByBroker: a service that misses its timeout is answered "timeout" in the
+// reply; its answer, when it comes, is journaled as a late record of the request.
+func TestLateAnswerJournaledByBroker(t *testing.T) {
+	h := newHarnessWith(t, harnessOpts{slowAnswers: true, journalLate: true})
+	raw, info := h.build(t, reqSpec{services: []int{1, slowService}})
+	reply, seen, err := h.handle(raw)
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	if _, res := h.parseReply(t, reply, signing.PlacementWSSE); res.Services[1].Status != siobroker.StatusTimeout {
+		t.Fatalf("slow service: %+v", res.Services[1])
+	}
+	rec := waitLateRecord(t, h, seen.RequestID)
+	d, resp := lateData(t, rec)
+	if rec.Service != slowService || rec.Code != "ok/OK" || rec.MessageID != info.MessageID ||
+		d.Adapter != "test" || d.Records != 2 || len(resp.Result.Records) != 2 || resp.RequestID != seen.RequestID {
+		t.Fatalf("late record %+v\n%+v", rec, d)
+	}
+	// Besides the request's own records, and the chain holds.
+	recs := journalOf(t, h, seen.RequestID)
+	if got := kinds(recs); slices.Index(got, siobroker.JournalReply) < 0 || len(got) != 5 {
+		t.Fatalf("journal of the request: %v, want request, 2 exchanges, reply and late", got)
+	}
+	if err := h.db.Journal().Verify(context.Background()); err != nil {
+		t.Fatalf("journal chain: %v", err)
+	}
+}
+
+// TestLateAnswerOfStoredRequest: when the broker gave up waiting for a late service of a stored
+// request (routing.async_timeout), the answer that still comes is journaled with the request's
+// signer and organisation, so that reports and exports find it.
+func TestLateAnswerOfStoredRequest(t *testing.T) {
+	h := newHarnessWith(t, harnessOpts{asyncTimeout: 100 * time.Millisecond, slowAnswers: true, journalLate: true})
+	raw, _ := h.build(t, reqSpec{services: []int{1, slowService}})
+	reply, _, err := h.handle(raw)
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	rec := waitLateRecord(t, h, reply.MessageID)
+	user := h.user(t, userSigner.IIN())
+	if rec.SignerIIN != user.IIN || rec.Organisation != user.Organisation || rec.Organisation == "" {
+		t.Fatalf("late record signer %q organisation %q, want %s of %q", rec.SignerIIN, rec.Organisation, user.IIN, user.Organisation)
+	}
+	if d, _ := lateData(t, rec); d.Times.Received.IsZero() {
+		t.Errorf("late record without the request's time: %+v", d.Times)
+	}
+}
+
+func kinds(recs []siobroker.JournalRecord) []siobroker.JournalKind {
+	out := make([]siobroker.JournalKind, len(recs))
+	for i, r := range recs {
+		out[i] = r.Kind
+	}
+	return out
+}
