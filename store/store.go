@@ -36,19 +36,7 @@ type DB struct {
 		ops []*writeOp
 	}
 	stmts sync.Map // SQL text → *sql.Stmt, see prepared
-
-	stopCheckpoints chan struct{}
-	stopOnce        sync.Once
-	checkpoints     sync.WaitGroup
 }
-
-// checkpointEvery is how often the WAL is copied back into the database file (see
-// checkpointLoop).
-const checkpointEvery = time.Second
-
-// walTruncateFrames: a WAL longer than this many frames after a checkpoint is truncated, which
-// waits for the writers, so that the file does not stay large after a burst.
-const walTruncateFrames = 20000
 
 // idleConns is how many connections the pool keeps open. database/sql keeps two by default; a
 // broker with more requests in flight would close and reopen a connection (and rerun its
@@ -103,64 +91,18 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	// WAL lets readers run beside the one writer; busy_timeout makes concurrent writers wait
 	// instead of failing with SQLITE_BUSY.
 	// _txlock=immediate makes every read-write transaction BEGIN IMMEDIATE (see write).
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.SetMaxIdleConns(idleConns)
-	s := &DB{db: db, writes: make(chan struct{}, 1), stopCheckpoints: make(chan struct{})}
+	s := &DB{db: db, writes: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate store %s: %w", path, err)
 	}
-	s.checkpoints.Go(s.checkpointLoop)
 	return s, nil
-}
-
-// checkpointLoop copies the WAL back into the database file every checkpointEvery, in the
-// background. SQLite's automatic checkpoint (turned off in Open) runs inside the commit that
-// crosses 1000 pages, with an fsync, while every other writer waits for it: under load that was
-// a pause of the write turn every few dozen requests, in the latency's tail. A passive
-// checkpoint runs beside the writers. A failed one is tried again at the next tick; the last
-// connection to close checkpoints in any case.
-func (s *DB) checkpointLoop() {
-	tick := time.NewTicker(checkpointEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-s.stopCheckpoints:
-			return
-		case <-tick.C:
-			s.checkpoint()
-		}
-	}
-}
-
-// checkpoint runs one passive checkpoint, and truncates a WAL left long by a burst.
-func (s *DB) checkpoint() {
-	ctx := context.Background()
-	var busy, frames, copied int
-	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
-		return
-	}
-	if frames > walTruncateFrames && copied == frames {
-		_ = s.writing(ctx, func() error {
-			_, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
-			return err
-		})
-	}
-}
-
-// writing runs fn in this process's turn to write, outside any transaction.
-func (s *DB) writing(ctx context.Context, fn func() error) error {
-	select {
-	case s.writes <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-s.writes }()
-	return fn()
 }
 
 func (s *DB) migrate(ctx context.Context) error {
@@ -365,8 +307,6 @@ func (s *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // Close closes the store.
 func (s *DB) Close() error {
-	s.stopOnce.Do(func() { close(s.stopCheckpoints) })
-	s.checkpoints.Wait()
 	s.stmts.Range(func(_, stmt any) bool {
 		stmt.(*sql.Stmt).Close()
 		return true

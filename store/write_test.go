@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -172,43 +170,5 @@ func TestConcurrentJournalAppendsKeepTheChain(t *testing.T) {
 		if got[i].RequestID != got[i+1].RequestID {
 			t.Fatalf("records %d and %d belong to %s and %s", got[i].Seq, got[i+1].Seq, got[i].RequestID, got[i+1].RequestID)
 		}
-	}
-}
-
-// TestCheckpointsInTheBackground: commits never checkpoint (that paused every writer under load);
-// the background loop copies the WAL into the database file.
-func TestCheckpointsInTheBackground(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var auto int
-	if err := db.db.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&auto); err != nil || auto != 0 {
-		t.Fatalf("wal_autocheckpoint = %d, %v; want 0", auto, err)
-	}
-	size := func() int64 {
-		fi, err := os.Stat(filepath.Join(dir, "broker.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size()
-	}
-	before := size()
-	at := time.Date(2026, 12, 3, 23, 0, 0, 0, siobroker.Astana)
-	for i := range 300 {
-		if _, err := db.Journal().Append(ctx, siobroker.JournalRecord{At: at, Kind: siobroker.JournalRequest,
-			RequestID: fmt.Sprintf("r-%d", i), Data: make([]byte, 3000)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deadline := time.Now().Add(10 * checkpointEvery)
-	for size() <= before {
-		if time.Now().After(deadline) {
-			t.Fatalf("the database file is still %d bytes: the WAL was not checkpointed", size())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
