@@ -164,31 +164,43 @@ func (s *Sealer) seal(ctx context.Context, flush bool) (sealed []Manifest, err e
 // measure reads the records after m.lastSeq, verifying each, and adds them to m until they fill a
 // segment (it reports true) or the journal ends.
 func (s *Sealer) measure(ctx context.Context, m *measure) (full bool, err error) {
+	err = s.eachVerified(ctx, m.lastSeq, m.lastHash, func(r siobroker.JournalRecord) (bool, error) {
+		line, err := encodeRecord(r)
+		if err != nil {
+			return false, fmt.Errorf("archive: %w", err)
+		}
+		m.count++
+		m.bytes += int64(len(line))
+		m.lastSeq, m.lastHash = r.Seq, r.Hash
+		full = s.reached(m.count, m.bytes)
+		return !full, nil
+	})
+	return full, err
+}
+
+// eachVerified calls f with every journal record after afterSeq (whose hash is prevHash), in
+// order, a page at a time, once the record is found to follow the one before it (checkNext),
+// until the journal ends or f returns false or an error.
+func (s *Sealer) eachVerified(ctx context.Context, afterSeq int64, prevHash string, f func(siobroker.JournalRecord) (more bool, err error)) error {
 	for {
 		if err := ctx.Err(); err != nil {
-			return false, err
+			return err
 		}
-		recs, err := s.src.Query(ctx, siobroker.JournalFilter{AfterSeq: m.lastSeq, Limit: pageSize})
+		recs, err := s.src.Query(ctx, siobroker.JournalFilter{AfterSeq: afterSeq, Limit: pageSize})
 		if err != nil {
-			return false, fmt.Errorf("archive: read the journal after record %d: %w", m.lastSeq, err)
+			return fmt.Errorf("archive: read the journal after record %d: %w", afterSeq, err)
 		}
 		if len(recs) == 0 {
-			return false, nil
+			return nil
 		}
 		for _, r := range recs {
-			if err := checkNext(r, m.lastSeq, m.lastHash); err != nil {
-				return false, err
+			if err := checkNext(r, afterSeq, prevHash); err != nil {
+				return err
 			}
-			line, err := encodeRecord(r)
-			if err != nil {
-				return false, fmt.Errorf("archive: %w", err)
+			if more, err := f(r); err != nil || !more {
+				return err
 			}
-			m.count++
-			m.bytes += int64(len(line))
-			m.lastSeq, m.lastHash = r.Seq, r.Hash
-			if s.reached(m.count, m.bytes) {
-				return true, nil
-			}
+			afterSeq, prevHash = r.Seq, r.Hash
 		}
 	}
 }
@@ -221,40 +233,30 @@ func (s *Sealer) sealFrom(ctx context.Context, pos position, flush bool) (sealed
 			seg.discard()
 		}
 	}()
-	for {
-		if err := ctx.Err(); err != nil {
-			return sealed, err
-		}
-		recs, err := s.src.Query(ctx, siobroker.JournalFilter{AfterSeq: pos.afterSeq, Limit: pageSize})
-		if err != nil {
-			return sealed, fmt.Errorf("archive: read the journal after record %d: %w", pos.afterSeq, err)
-		}
-		if len(recs) == 0 {
-			break
-		}
-		for _, r := range recs {
-			if err := checkNext(r, pos.afterSeq, pos.prevHash); err != nil {
-				return sealed, err
-			}
-			if seg == nil {
-				if seg, err = s.newSegment(pos); err != nil {
-					return sealed, err
-				}
-			}
-			if err := seg.add(r); err != nil {
-				return sealed, err
-			}
-			pos.afterSeq, pos.prevHash = r.Seq, r.Hash
-			if s.reached(seg.count, seg.bytes) {
-				m, raw, err := s.finish(seg)
-				seg = nil
-				if err != nil {
-					return sealed, err
-				}
-				sealed = append(sealed, m)
-				pos.number, pos.prevManifest = m.Number+1, hexSHA256(raw)
+	err = s.eachVerified(ctx, pos.afterSeq, pos.prevHash, func(r siobroker.JournalRecord) (bool, error) {
+		if seg == nil {
+			var err error
+			if seg, err = s.newSegment(pos); err != nil {
+				return false, err
 			}
 		}
+		if err := seg.add(r); err != nil {
+			return false, err
+		}
+		pos.afterSeq, pos.prevHash = r.Seq, r.Hash
+		if s.reached(seg.count, seg.bytes) {
+			m, raw, err := s.finish(seg)
+			seg = nil
+			if err != nil {
+				return false, err
+			}
+			sealed = append(sealed, m)
+			pos.number, pos.prevManifest = m.Number+1, hexSHA256(raw)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return sealed, err
 	}
 	if seg != nil && flush {
 		m, _, err := s.finish(seg)
