@@ -48,19 +48,9 @@ func (j tamperJournal) Bypass(ctx context.Context, fn func() error) error {
 	return ferr
 }
 
-func openJournal(t *testing.T) *DB {
-	t.Helper()
-	db, err := Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 func TestJournalSuite(t *testing.T) {
 	journaltest.RunStoreSuite(t, func(t *testing.T) journal.Store {
-		return tamperJournal{openJournal(t).Journal()}
+		return tamperJournal{openTest(t).Journal()}
 	})
 }
 
@@ -69,7 +59,7 @@ var _ journal.Store = (*Journal)(nil)
 // The hash does not cover the at text; Verify checks it against at_unix_ms, which it covers.
 func TestJournalVerifyChecksTimeText(t *testing.T) {
 	ctx := context.Background()
-	db := openJournal(t)
+	db := openTest(t)
 	j := tamperJournal{db.Journal()}
 	for i := range 3 {
 		if _, err := j.Append(ctx, journaltest.Record(siobroker.JournalRequest, i, "r")); err != nil {

@@ -69,11 +69,7 @@ func TestReopenKeepsData(t *testing.T) {
 // TestMarkRequestSeen: both replay marks in one transaction, each reported.
 func TestMarkRequestSeen(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTest(t)
 	now := time.Date(2026, 12, 3, 23, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		id, digest          string

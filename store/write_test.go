@@ -40,11 +40,7 @@ func holdTurn(t *testing.T, db *DB) (release func(n int)) {
 // fails undoes only its own statements.
 func TestBatchedWritesFailAlone(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTest(t)
 	at := time.Date(2026, 12, 3, 23, 0, 0, 0, siobroker.Astana)
 	release := holdTurn(t, db)
 
@@ -89,11 +85,7 @@ func TestBatchedWritesFailAlone(t *testing.T) {
 // context's error, and its write never runs.
 func TestQueuedWriteCancelled(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTest(t)
 	db.writes <- struct{}{} // hold the turn: the write stays queued
 	cctx, cancel := context.WithCancel(ctx)
 	ran := make(chan struct{}, 1)
@@ -115,7 +107,7 @@ func TestQueuedWriteCancelled(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
-	err = <-done
+	err := <-done
 	<-db.writes
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled queued write: %v, want context.Canceled", err)
@@ -134,11 +126,7 @@ func TestQueuedWriteCancelled(t *testing.T) {
 // TestConcurrentJournalAppendsKeepTheChain: appends committed in batches still form one chain.
 func TestConcurrentJournalAppendsKeepTheChain(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTest(t)
 	j := db.Journal()
 	at := time.Date(2026, 12, 3, 23, 0, 0, 0, siobroker.Astana)
 	var wg sync.WaitGroup
