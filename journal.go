@@ -79,6 +79,7 @@ func (r JournalRecord) ComputeHash() string {
 
 // JournalFilter selects records for reports and exports. Zero fields do not filter.
 type JournalFilter struct {
+	RequestID    string // one request's records
 	Organisation string
 	SignerIIN    string
 	From, To     time.Time // At in [From, To)

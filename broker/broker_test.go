@@ -317,7 +317,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	dispatcher.AddHandlers(router, pubsub)
 	stopLate := func() {}
 	if opts.journalLate {
-		late, err := NewLateAnswers(LateConfig{}, LateDeps{Journal: db.Journal(), Jobs: db, Rights: table, Clock: clock, Logger: logger})
+		late, err := NewLateAnswers(LateConfig{}, LateDeps{Journal: db.Journal(), Jobs: db, Requests: db.Journal(), Rights: table, Clock: clock, Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,9 +26,10 @@ import (
 // time, nor make the transport deliver the late one again and again. Run appends the records; one
 // that cannot be appended after a few attempts is logged at Error, with its ids, and given up.
 //
-// The signer and organisation are filled in when the request is still in the store of
-// asynchronous requests (an asynchronous request, or a synchronous one whose late services were
-// waited for); a plain synchronous request leaves them empty. The answer's records are truncated
+// The signer and organisation are filled in from the store of asynchronous requests (an
+// asynchronous request, or a synchronous one whose late services were waited for), or else from
+// the journal's record of the request (a plain synchronous one), so that reports and exports by
+// user and organisation find the late answer too. The answer's records are truncated
 // as the reply's would have been (Appendix 2, footnote 1): by the request's basis when it is
 // known, otherwise of every field the service may lose under any basis.
 type LateAnswers struct {
@@ -74,15 +75,23 @@ type LateDeps struct {
 	Journal Journal
 	// Jobs finds the stored asynchronous request of an answer, for its signer, organisation and
 	// basis (store.DB implements it). Nil: none is looked up.
-	Jobs   AsyncJobs
-	Rights LateRights
-	Clock  siobroker.Clock
-	Logger *slog.Logger
+	Jobs AsyncJobs
+	// Requests finds the journal's record of a request the store does not keep, for its signer
+	// and organisation (the journal stores implement it). Nil: none is looked up.
+	Requests RequestRecords
+	Rights   LateRights
+	Clock    siobroker.Clock
+	Logger   *slog.Logger
 }
 
 // AsyncJobs looks up a stored asynchronous request by the broker's id.
 type AsyncJobs interface {
 	AsyncJob(ctx context.Context, requestID string) (siobroker.AsyncJob, bool, error)
+}
+
+// RequestRecords reads journal records; LateAnswers asks it for one request's request record.
+type RequestRecords interface {
+	Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error)
 }
 
 // LateRights is what the truncation of a late answer reads of the rights tables.
@@ -236,7 +245,9 @@ func (l *LateAnswers) record(ctx context.Context, a routing.LateAnswer) (siobrok
 		d.Times.Answered = a.AnsweredAt.In(siobroker.Astana)
 	}
 	job, known := l.job(ctx, a)
-	if known {
+	if !known {
+		l.attribute(ctx, a, &rec, &d.Times)
+	} else {
 		rec.SignerIIN, rec.Organisation = job.SignerIIN, job.Organisation
 		if rec.MessageID == "" {
 			rec.MessageID = job.Info.MessageID
@@ -287,6 +298,32 @@ func (l *LateAnswers) job(ctx context.Context, a routing.LateAnswer) (siobroker.
 		return siobroker.AsyncJob{}, false
 	}
 	return job, ok
+}
+
+// attribute fills in rec's signer and organisation, and times.Received, from the journal's
+// record of a's request, when there is one (the request's basis is not read from it: the answer
+// is then truncated of every field its service may lose).
+func (l *LateAnswers) attribute(ctx context.Context, a routing.LateAnswer, rec *siobroker.JournalRecord, times *lateTimes) {
+	if l.deps.Requests == nil || a.RequestID == "" {
+		return
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AppendLimit)
+	defer cancel()
+	recs, err := l.deps.Requests.Query(lctx, siobroker.JournalFilter{RequestID: a.RequestID, Kinds: []siobroker.JournalKind{siobroker.JournalRequest}, Limit: 1})
+	if err != nil {
+		l.deps.Logger.Warn("late answer journaled without its signer: the journal's request record cannot be read",
+			append(reqlog.Attrs(a.MessageID, a.Key), "error", err)...)
+		return
+	}
+	if len(recs) == 0 {
+		return
+	}
+	req := recs[0]
+	rec.SignerIIN, rec.Organisation = req.SignerIIN, req.Organisation
+	if rec.MessageID == "" {
+		rec.MessageID = req.MessageID
+	}
+	times.Received = req.At.In(siobroker.Astana)
 }
 
 // truncated returns the answer to journal: a's payload, less the fields the reply would have

@@ -299,7 +299,9 @@ func waitLateRecord(t *testing.T, h *harness, id string) siobroker.JournalRecord
 }
 
 // TestLateAnswerJournaledByBroker: a service that misses its timeout is answered "timeout" in the
-// reply; its answer, when it comes, is journaled as a late record of the request.
+// reply; its answer, when it comes, is journaled as a late record of the request, with the
+// signer and organisation of the request's journal record (a plain synchronous request is not
+// stored), so that reports and exports by user and organisation find it.
 func TestLateAnswerJournaledByBroker(t *testing.T) {
 	h := newHarnessWith(t, harnessOpts{slowAnswers: true, journalLate: true})
 	raw, info := h.build(t, reqSpec{services: []int{1, slowService}})
@@ -315,6 +317,11 @@ func TestLateAnswerJournaledByBroker(t *testing.T) {
 	if rec.Service != slowService || rec.Code != "ok/OK" || rec.MessageID != info.MessageID ||
 		d.Adapter != "test" || d.Records != 2 || len(resp.Result.Records) != 2 || resp.RequestID != seen.RequestID {
 		t.Fatalf("late record %+v\n%+v", rec, d)
+	}
+	user := h.user(t, userSigner.IIN())
+	if rec.SignerIIN != user.IIN || rec.Organisation != user.Organisation || rec.Organisation == "" || d.Times.Received.IsZero() {
+		t.Fatalf("late record of a plain synchronous request: signer %q organisation %q received %v, want %s of %q and the request's time",
+			rec.SignerIIN, rec.Organisation, d.Times.Received, user.IIN, user.Organisation)
 	}
 	// Besides the request's own records, and the chain holds.
 	recs := journalOf(t, h, seen.RequestID)

@@ -141,6 +141,9 @@ func SelectSQL(columns, table string, f siobroker.JournalFilter, mark func(n int
 		}
 		where = append(where, "kind IN ("+strings.Join(marks, ", ")+")")
 	}
+	if f.RequestID != "" {
+		where = append(where, "request_id = "+arg(f.RequestID))
+	}
 	if f.Organisation != "" {
 		where = append(where, "organisation = "+arg(f.Organisation))
 	}

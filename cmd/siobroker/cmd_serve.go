@@ -222,7 +222,8 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	// handler only queues it. Run drains the queue when ctx ends, which Close does after the router
 	// stopped and before the journal closes.
 	lateAnswers, err := broker.NewLateAnswers(broker.LateConfig{}, broker.LateDeps{
-		Journal: journalStore, Jobs: b.db, Rights: live.rights, Clock: clock, Logger: logger.With("component", "late-answers"),
+		Journal: journalStore, Jobs: b.db, Requests: journalStore, Rights: live.rights, Clock: clock,
+		Logger: logger.With("component", "late-answers"),
 	})
 	if err != nil {
 		return nil, err
