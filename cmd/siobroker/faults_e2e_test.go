@@ -452,7 +452,8 @@ func TestDeadLetterAfterAttemptsE2E(t *testing.T) {
 		t.Fatalf("dlq list after the replay: exit %d\n%s", code, list)
 	}
 	// The replayed request's answer reaches the broker long after the reply went out: nobody
-	// receives it, and it is journaled as a late record.
+	// receives it, and it is journaled as a late record, with the signer of the request's own
+	// journal record.
 	deadline = time.Now().Add(20 * time.Second)
 	for {
 		recs, err := b.db.Journal().Query(context.Background(), siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalLate}})
@@ -460,7 +461,7 @@ func TestDeadLetterAfterAttemptsE2E(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(recs) == 1 && recs[0].Service == 5 && recs[0].Code == "ok/OK" && strings.Contains(string(recs[0].Data), "123ABC02") &&
-			recs[0].SignerIIN == "" && recs[0].RequestID != "" {
+			recs[0].SignerIIN == u.IIN && recs[0].RequestID != "" {
 			break
 		}
 		if time.Now().After(deadline) {
