@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -207,7 +210,7 @@ func (p *publisher) publishOne(topic string, msg *message.Message) (err error) {
 
 	dc, err := pc.ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, publishing)
 	if err != nil {
-		if errors.Is(err, amqp091.ErrClosed) {
+		if connectionLost(err) {
 			err = fmt.Errorf("%w: %w", ErrNotConnected, err)
 		}
 		return fmt.Errorf("amqp: publish to %s: %w", queue, err)
@@ -244,3 +247,16 @@ func (p *publisher) publishOne(topic string, msg *message.Message) (err error) {
 
 // Close does nothing: the Transport owns the connection.
 func (p *publisher) Close() error { return nil }
+
+// connectionLost reports whether a publish failed because the connection went away under it:
+// amqp091's ErrClosed once it knows, but a write racing the server's death fails first with the
+// socket's own error ("connection reset by peer", a broken pipe), before amqp091 has shut the
+// connection down. Either way the message may be published again once the transport reconnects
+// (a copy that did arrive is recognised by its correlation key); taken for a failure of the
+// message, it ended an accepted request UNAVAILABLE in the RabbitMQ-restart test.
+func connectionLost(err error) bool {
+	var opErr *net.OpError
+	return errors.Is(err, amqp091.ErrClosed) || errors.As(err, &opErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}

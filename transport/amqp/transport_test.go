@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,7 +152,15 @@ func runRouter(t *testing.T, add func(*message.Router)) {
 	}
 }
 
-var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+// quietLogger discards, unless SIO_TEST_LOG names a level (debug, info, warn, error): then the
+// routing parts' log goes to stderr, to follow a message through a failed test.
+var quietLogger = func() *slog.Logger {
+	var level slog.Level
+	if name := os.Getenv("SIO_TEST_LOG"); name != "" && level.UnmarshalText([]byte(name)) == nil {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}()
 
 func TestConfigValidate(t *testing.T) {
 	good := Config{URL: testURL, Instance: "broker-1", Services: []int{1, 93}, Registries: []string{"erdr"}}
@@ -671,5 +680,27 @@ func TestPublisherReconnects(t *testing.T) {
 	}, "a publish after the connection came back")
 	if err := tr.Ready(); err != nil {
 		t.Errorf("Ready after reconnect: %v", err)
+	}
+}
+
+// TestConnectionLost: the errors of a publish whose connection died under it are the
+// transport's, to be published again, whether amqp091 noticed first or the socket did.
+func TestConnectionLost(t *testing.T) {
+	reset := &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.ECONNRESET)}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{amqp091.ErrClosed, true},
+		{reset, true},
+		{fmt.Errorf("wrapped: %w", reset), true},
+		{syscall.EPIPE, true},
+		{io.EOF, true},
+		{errors.New("amqp: message returned unroutable"), false},
+		{context.DeadlineExceeded, false},
+	} {
+		if got := connectionLost(c.err); got != c.want {
+			t.Errorf("connectionLost(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
