@@ -315,23 +315,12 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	// on the wall clock (see the report on Dispatch's deadline); the broker itself uses the movable one.
 	dispatcher := routing.NewDispatcher(pubsub, routing.ReplyTopicPrefix+watermill.NewUUID(), siobroker.SystemClock{}, logger)
 	dispatcher.AddHandlers(router, pubsub)
-	stopLate := func() {}
 	if opts.journalLate {
 		late, err := NewLateAnswers(LateConfig{}, LateDeps{Journal: db.Journal(), Jobs: db, Requests: db.Journal(), Rights: table, Clock: clock, Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}
 		dispatcher.OnLateAnswer(late.Record)
-		ctx, cancel := context.WithCancel(context.Background())
-		lateDone := make(chan struct{})
-		go func() {
-			defer close(lateDone)
-			late.Run(ctx)
-		}()
-		stopLate = func() {
-			cancel()
-			<-lateDone
-		}
 	}
 	routing.NewAdapterRuntime("test", backends, pubsub, siobroker.SystemClock{}, logger).AddHandlers(router, pubsub)
 	// One case registry per configured name, as serve starts them; basis 3 names none.
@@ -368,7 +357,6 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 			_ = router.Close()
 			_ = pubsub.Close()
 			<-done
-			stopLate() // the journal must outlive it
 			_ = db.Close()
 		})
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -21,10 +20,14 @@ import (
 // (routing.Dispatcher.OnLateAnswer) as siobroker.JournalLate records. Nobody received such an
 // answer, yet it is a result, and the Rules keep every result (§37, 50).
 //
-// The reply handler only queues the answer (Record), so that it acknowledges promptly whatever
-// the journal does: a journal that fails or stalls must not hold up the answers that do come in
-// time, nor make the transport deliver the late one again and again. Run appends the records; one
-// that cannot be appended after a few attempts is logged at Error, with its ids, and given up.
+// Record appends the record before the reply handler acknowledges the answer, so that a broker
+// killed in between gets the answer delivered again instead of losing a result. Late answers
+// are rare, and an append is a millisecond or two; while the journal fails, Record holds one
+// reply consumer for at most the attempts' time and then has the answer delivered again (over
+// RabbitMQ, past the reply queue's delivery limit, into the dead-letter queue with the reason),
+// so that it is not lost while the journal mends. A broker whose journal fails cannot answer
+// timely requests either (their records fail too), so holding the reply handler costs nothing
+// the failing journal has not already taken.
 //
 // The signer and organisation are filled in from the store of asynchronous requests (an
 // asynchronous request, or a synchronous one whose late services were waited for), or else from
@@ -33,40 +36,26 @@ import (
 // as the reply's would have been (Appendix 2, footnote 1): by the request's basis when it is
 // known, otherwise of every field the service may lose under any basis.
 type LateAnswers struct {
-	cfg     LateConfig
-	deps    LateDeps
-	queue   chan routing.LateAnswer
-	stopped atomic.Bool
+	cfg  LateConfig
+	deps LateDeps
 }
 
 // LateConfig bounds the journaling of late answers. Zero fields take the defaults.
 type LateConfig struct {
-	Queue        int           // answers waiting to be journaled; default 1024
-	EnqueueWait  time.Duration // how long Record waits for room in a full queue; default 1s
-	Attempts     int           // appends of one record before it is given up; default 3
-	Backoff      time.Duration // before the second attempt, doubling after; default 500ms
-	AppendLimit  time.Duration // one append; default 10s
-	DrainTimeout time.Duration // for what is still queued when Run's ctx ends; default 10s
+	Attempts    int           // appends of one record per delivery of the answer; default 3
+	Backoff     time.Duration // after a failed append, doubling after each; default 250ms
+	AppendLimit time.Duration // one append, or one look-up of the request; default 5s
 }
 
 func (c *LateConfig) setDefaults() {
-	if c.Queue <= 0 {
-		c.Queue = 1024
-	}
-	if c.EnqueueWait <= 0 {
-		c.EnqueueWait = time.Second
-	}
 	if c.Attempts <= 0 {
 		c.Attempts = 3
 	}
 	if c.Backoff <= 0 {
-		c.Backoff = 500 * time.Millisecond
+		c.Backoff = 250 * time.Millisecond
 	}
 	if c.AppendLimit <= 0 {
-		c.AppendLimit = 10 * time.Second
-	}
-	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 10 * time.Second
+		c.AppendLimit = 5 * time.Second
 	}
 }
 
@@ -100,67 +89,26 @@ type LateRights interface {
 	TruncatedFields(service int) []string
 }
 
-// NewLateAnswers returns a LateAnswers; Run must run for the answers to be journaled.
+// NewLateAnswers returns a LateAnswers.
 func NewLateAnswers(cfg LateConfig, deps LateDeps) (*LateAnswers, error) {
 	if deps.Journal == nil || deps.Rights == nil || deps.Clock == nil || deps.Logger == nil {
 		return nil, errors.New("broker: late answers need a journal, the rights, a clock and a logger")
 	}
 	cfg.setDefaults()
-	return &LateAnswers{cfg: cfg, deps: deps, queue: make(chan routing.LateAnswer, cfg.Queue)}, nil
+	return &LateAnswers{cfg: cfg, deps: deps}, nil
 }
 
-// Record queues a for the journal: the routing.Dispatcher.OnLateAnswer hook. It waits at most
-// LateConfig.EnqueueWait for room; an answer it cannot queue is logged at Error and dropped, so
-// that the reply handler is never held up for long.
-func (l *LateAnswers) Record(a routing.LateAnswer) {
-	if l.stopped.Load() {
-		l.lost(a, errors.New("the broker is stopping"))
-		return
-	}
-	select {
-	case l.queue <- a:
-		return
-	default:
-	}
-	t := time.NewTimer(l.cfg.EnqueueWait)
-	defer t.Stop()
-	select {
-	case l.queue <- a:
-	case <-t.C:
-		l.lost(a, fmt.Errorf("the queue of late answers to journal stayed full for %s", l.cfg.EnqueueWait))
-	}
-}
-
-// Run journals the queued answers until ctx ends, then what is still queued, for up to
-// LateConfig.DrainTimeout. The journal must stay open until Run returns.
-func (l *LateAnswers) Run(ctx context.Context) {
-	for {
-		select {
-		case a := <-l.queue:
-			l.journal(ctx, a)
-		case <-ctx.Done():
-			l.stopped.Store(true)
-			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.DrainTimeout)
-			defer cancel()
-			for {
-				select {
-				case a := <-l.queue:
-					l.journal(drain, a)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-// journal appends the record of a, trying again after a failure. ctx only shortens the waits
-// between attempts; an append once started gets its own time limit.
-func (l *LateAnswers) journal(ctx context.Context, a routing.LateAnswer) {
+// Record journals a: the routing.Dispatcher.OnLateAnswer hook. It returns nil once the record
+// is appended. An append that fails is tried again, with back-off, up to LateConfig.Attempts
+// times, and after the last failure Record waits the back-off once more and returns the error,
+// so that the answer is delivered again no sooner. An answer whose record cannot be built at all
+// (it never will be) is logged at Error and Record returns nil: delivering it again would loop.
+// ctx (the delivery's) only shortens the waits; an append once started gets its own time limit.
+func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) error {
 	rec, err := l.record(ctx, a)
 	if err != nil {
 		l.lost(a, err)
-		return
+		return nil
 	}
 	wait := l.cfg.Backoff
 	for attempt := 1; ; attempt++ {
@@ -168,19 +116,19 @@ func (l *LateAnswers) journal(ctx context.Context, a routing.LateAnswer) {
 		_, err = l.deps.Journal.Append(actx, rec)
 		cancel()
 		if err == nil {
-			return
+			return nil
 		}
-		if attempt >= l.cfg.Attempts {
-			l.lost(a, fmt.Errorf("journal late answer (%d attempts): %w", attempt, err))
-			return
-		}
-		l.deps.Logger.Warn("late answer not journaled yet; trying again", append(reqlog.Attrs(a.MessageID, a.Key),
+		l.deps.Logger.Warn("late answer not journaled yet", append(reqlog.Attrs(a.MessageID, a.Key),
 			"attempt", attempt, "error", err)...)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
-		case <-ctx.Done(): // stopping: try again at once, within the drain's time
+		case <-ctx.Done():
 			t.Stop()
+			return fmt.Errorf("journal late answer %s: %w (stopped after %d attempts: %w)", a.Key, err, attempt, ctx.Err())
+		}
+		if attempt >= l.cfg.Attempts {
+			return fmt.Errorf("journal late answer %s (%d attempts): %w", a.Key, attempt, err)
 		}
 		wait *= 2
 	}

@@ -101,18 +101,12 @@ func newLate(t *testing.T, cfg LateConfig, j Journal, jobs AsyncJobs) (*LateAnsw
 	return l, logs
 }
 
-// run runs l until the end of the test.
-func run(t *testing.T, l *LateAnswers) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		l.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+// record records a, failing the test if Record fails.
+func record(t *testing.T, l *LateAnswers, a routing.LateAnswer) {
+	t.Helper()
+	if err := l.Record(context.Background(), a); err != nil {
+		t.Fatalf("record %s: %v", a.Key, err)
+	}
 }
 
 // pensionAnswer is a late answer of service 11, whose amounts bases 2-4 may not see.
@@ -160,7 +154,6 @@ func TestLateAnswerRecord(t *testing.T) {
 	}
 	j := newLateJournal(0)
 	l, logs := newLate(t, LateConfig{}, j, jobs)
-	run(t, l)
 	tests := []struct {
 		id         string
 		amount     bool
@@ -174,7 +167,7 @@ func TestLateAnswerRecord(t *testing.T) {
 	}
 	for _, tt := range tests {
 		a := pensionAnswer(t, tt.id)
-		l.Record(a)
+		record(t, l, a)
 		rec := j.wait(t)
 		if rec.Kind != siobroker.JournalLate || rec.RequestID != tt.id || rec.Service != 11 || rec.Code != "ok/OK" ||
 			rec.SignerIIN != tt.signer || rec.MessageID != tt.messageID {
@@ -214,8 +207,7 @@ func TestLateAnswerRecord(t *testing.T) {
 func TestLateCaseCheckAndUnreadable(t *testing.T) {
 	j := newLateJournal(0)
 	l, _ := newLate(t, LateConfig{}, j, nil)
-	run(t, l)
-	l.Record(routing.LateAnswer{Key: "r1/case", RequestID: "r1", CaseCheck: true, Readable: true, Found: true,
+	record(t, l, routing.LateAnswer{Key: "r1/case", RequestID: "r1", CaseCheck: true, Readable: true, Found: true,
 		Adapter: "erdr", ReceivedAt: time.Now(), Payload: []byte(`{"requestId":"r1","found":true,"registry":"erdr"}`)})
 	rec := j.wait(t)
 	d, _ := lateData(t, rec)
@@ -223,7 +215,7 @@ func TestLateCaseCheckAndUnreadable(t *testing.T) {
 		d.Adapter != "erdr" || !strings.Contains(string(d.Answer), `"registry":"erdr"`) {
 		t.Errorf("case check record %+v %+v", rec, d)
 	}
-	l.Record(routing.LateAnswer{Key: "r2/7", RequestID: "r2", Service: 7, ReceivedAt: time.Now(), Payload: []byte("{garbage")})
+	record(t, l, routing.LateAnswer{Key: "r2/7", RequestID: "r2", Service: 7, ReceivedAt: time.Now(), Payload: []byte("{garbage")})
 	rec = j.wait(t)
 	d, _ = lateData(t, rec)
 	if rec.Service != 7 || rec.Code != LateCodeUnreadable || string(d.Unreadable) != "{garbage" || d.Answer != nil {
@@ -231,53 +223,62 @@ func TestLateCaseCheckAndUnreadable(t *testing.T) {
 	}
 }
 
-// TestLateJournalFailures: an append that fails is tried again; one that keeps failing is logged
-// at Error and given up, and the next answer is journaled.
+// TestLateJournalFailures: an append that fails is tried again; when it keeps failing, Record
+// returns the error after its back-off, so that the answer is delivered again, and journals it
+// when it comes again.
 func TestLateJournalFailures(t *testing.T) {
 	j := newLateJournal(2)
-	l, logs := newLate(t, LateConfig{Attempts: 3, Backoff: time.Millisecond}, j, nil)
-	run(t, l)
-	l.Record(pensionAnswer(t, "retried"))
-	if rec := j.wait(t); rec.RequestID != "retried" || logs.errorCount() != 0 {
-		t.Fatalf("after two failures: %+v, %d errors", rec, logs.errorCount())
+	l, _ := newLate(t, LateConfig{Attempts: 3, Backoff: time.Millisecond}, j, nil)
+	record(t, l, pensionAnswer(t, "retried"))
+	if rec := j.wait(t); rec.RequestID != "retried" {
+		t.Fatalf("after two failures: %+v", rec)
 	}
 	j.mu.Lock()
 	j.fails = 3
 	j.mu.Unlock()
-	l.Record(pensionAnswer(t, "lost"))
-	l.Record(pensionAnswer(t, "next"))
-	if rec := j.wait(t); rec.RequestID != "next" {
-		t.Fatalf("journaled %+v, want the next answer", rec)
+	if err := l.Record(context.Background(), pensionAnswer(t, "again")); err == nil || !strings.Contains(err.Error(), "database is locked") {
+		t.Fatalf("three failed appends: error %v", err)
 	}
-	if logs.errorCount() != 1 {
-		t.Fatalf("%d errors logged, want one for the lost answer", logs.errorCount())
+	if n := len(j.records()); n != 1 {
+		t.Fatalf("%d records after the failed one, want 1", n)
+	}
+	record(t, l, pensionAnswer(t, "again")) // delivered again
+	if rec := j.wait(t); rec.RequestID != "again" {
+		t.Fatalf("journaled %+v, want the answer delivered again", rec)
 	}
 }
 
-// TestLateQueueBounded: with the queue full, Record gives up after its wait instead of holding
-// the reply handler, and says so; Run drains what is queued when it is stopped.
-func TestLateQueueBounded(t *testing.T) {
-	j := newLateJournal(0)
-	l, logs := newLate(t, LateConfig{Queue: 2, EnqueueWait: 10 * time.Millisecond}, j, nil)
-	for _, id := range []string{"a", "b", "c"} {
-		l.Record(pensionAnswer(t, id)) // nothing runs: the third finds the queue full
-	}
-	if logs.errorCount() != 1 {
-		t.Fatalf("%d errors logged, want one for the answer that found the queue full", logs.errorCount())
-	}
+// TestLateRecordStops: when the delivery's context ends (the broker is stopping), Record stops
+// waiting between attempts and fails at once, leaving the answer to the transport.
+func TestLateRecordStops(t *testing.T) {
+	j := newLateJournal(1000)
+	l, _ := newLate(t, LateConfig{Attempts: 5, Backoff: time.Hour}, j, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	l.Run(ctx) // stopped at once: it still journals what was queued
-	var ids []string
-	for _, r := range j.records() {
-		ids = append(ids, r.RequestID)
+	time.AfterFunc(20*time.Millisecond, cancel)
+	done := make(chan error, 1)
+	go func() { done <- l.Record(ctx, pensionAnswer(t, "stopping")) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v, want the cancellation", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Record kept waiting after its context ended")
 	}
-	if !slices.Equal(ids, []string{"a", "b"}) {
-		t.Fatalf("journaled %v, want a and b", ids)
+}
+
+// TestLateRecordUnbuildable: an answer whose record can never be built is logged as lost and not
+// handed back to the transport, which would deliver it again for ever.
+func TestLateRecordUnbuildable(t *testing.T) {
+	j := newLateJournal(0)
+	l, logs := newLate(t, LateConfig{}, j, nil)
+	a := pensionAnswer(t, "broken")
+	a.Payload = []byte("{not json") // said readable, yet it cannot be read to truncate it
+	if err := l.Record(context.Background(), a); err != nil {
+		t.Fatalf("unbuildable record handed back: %v", err)
 	}
-	l.Record(pensionAnswer(t, "d"))
-	if logs.errorCount() != 2 {
-		t.Fatal("an answer recorded after Run ended was not reported lost")
+	if logs.errorCount() != 1 || len(j.records()) != 0 {
+		t.Fatalf("%d errors logged, %d records", logs.errorCount(), len(j.records()))
 	}
 }
 

@@ -47,7 +47,7 @@ type Dispatcher struct {
 	queueOf    func(service int) string
 	counters   serviceCounters
 	onAnswer   func(service int, status siobroker.ResultStatus, latency time.Duration)
-	onLate     func(LateAnswer)
+	onLate     func(context.Context, LateAnswer) error
 
 	mu sync.Mutex
 	// pending holds, per correlation key, the channels waiting for its answer. Usually one; two
@@ -129,11 +129,14 @@ func (d *Dispatcher) ObserveAnswers(f func(service int, status siobroker.ResultS
 }
 
 // OnLateAnswer makes d call f with every late answer (see LateAnswer); a copy of an answer already
-// given to its waiter (the same bytes) is not one, and is only logged. f runs on the reply handler,
-// which acknowledges the answer once f returns: f must return promptly and never fail the
-// delivery, so it hands the answer on (a queue) rather than writing it anywhere itself. Call it
-// before the router runs.
-func (d *Dispatcher) OnLateAnswer(f func(LateAnswer)) { d.onLate = f }
+// given to its waiter, or already taken by f (the same bytes), is not one, and is only logged.
+// f runs on the reply handler, which acknowledges the answer only once f returned nil: f records
+// the answer durably before it returns, so that a broker killed in between gets it delivered
+// again rather than losing a result. An error from f gives the answer back to the transport, to
+// be delivered again (over RabbitMQ, up to the reply queue's delivery limit, after which it is
+// dead-lettered with the reason); f should wait a little before it fails, as a redelivery is
+// immediate. Call it before the router runs.
+func (d *Dispatcher) OnLateAnswer(f func(context.Context, LateAnswer) error) { d.onLate = f }
 
 // Stats returns what d counted for every service it has dispatched to since it started.
 func (d *Dispatcher) Stats() map[int]ServiceStats { return d.counters.snapshot(d.clock.Now()) }
@@ -181,7 +184,12 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 	case duplicate:
 		d.logger.Info("duplicate answer dropped: its waiter had the first copy", reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key)...)
 	case len(waiters) == 0:
-		d.late(msg, key, now)
+		if err := d.late(msg, key, now); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.answeredKeys.put(key, sum) // a copy of a recorded late answer is not another result
+		d.mu.Unlock()
 	}
 	for _, ch := range waiters {
 		ch <- msg.Payload // buffered, and each waiter is removed once answered: never blocks
@@ -189,8 +197,9 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 	return nil
 }
 
-// late hands an answer nobody waits for to the OnLateAnswer hook, with what can be read of it.
-func (d *Dispatcher) late(msg *message.Message, key string, at time.Time) {
+// late hands an answer nobody waits for to the OnLateAnswer hook, with what can be read of it,
+// and returns the hook's error: the answer is then not recorded, and is delivered again.
+func (d *Dispatcher) late(msg *message.Message, key string, at time.Time) error {
 	a := LateAnswer{Key: key, MessageID: msg.Metadata.Get(schemas.MetaMessageID), ReceivedAt: at, Payload: msg.Payload}
 	a.RequestID, a.Service, a.CaseCheck = splitKey(key)
 	var err error
@@ -206,18 +215,24 @@ func (d *Dispatcher) late(msg *message.Message, key string, at time.Time) {
 			a.Readable, a.Adapter, a.AnsweredAt = true, resp.Adapter, resp.AnsweredAt
 			a.Status, a.Reason, a.Records = resp.Result.Status, resp.Result.Reason, len(resp.Result.Records)
 		}
-		if a.Service > 0 {
-			d.counters.late(a.Service)
-		}
 	}
 	attrs := append(reqlog.Attrs(a.MessageID, key), "service", a.Service, "status", a.Status, "reason", a.Reason)
 	if err != nil {
 		attrs = append(attrs, "error", err)
 	}
-	d.logger.Warn("late answer: its wait had ended; it is recorded, not delivered", attrs...)
 	if d.onLate != nil {
-		d.onLate(a)
+		if err := d.onLate(msg.Context(), a); err != nil {
+			d.logger.Error("late answer not recorded; it is given back to the transport to be delivered again",
+				append(attrs, "error", err)...)
+			return fmt.Errorf("record late answer %s: %w", key, err)
+		}
 	}
+	// Counted once recorded: an answer delivered again after a failed record is one late answer.
+	if !a.CaseCheck && a.Service > 0 {
+		d.counters.late(a.Service)
+	}
+	d.logger.Warn("late answer: its wait had ended; it is recorded, not delivered", attrs...)
+	return nil
 }
 
 // splitKey reads a correlation key: "request/service" (CorrelationKey) or "request/case".

@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -19,12 +20,13 @@ import (
 // flows before it is set, so setting it after the router started races with nothing.
 func collectLate(env *testEnv) <-chan LateAnswer {
 	ch := make(chan LateAnswer, 16)
-	env.dispatcher.OnLateAnswer(func(a LateAnswer) {
+	env.dispatcher.OnLateAnswer(func(_ context.Context, a LateAnswer) error {
 		select {
 		case ch <- a:
 		default:
 			panic("more late answers than the test expects")
 		}
+		return nil
 	})
 	return ch
 }
@@ -238,5 +240,40 @@ func TestBoundedCacheForget(t *testing.T) {
 	c.put("a", 9) // the first value is kept
 	if v, _ := c.get("a"); v != 3 {
 		t.Fatalf("a overwritten: %d", v)
+	}
+}
+
+// TestLateAnswerRedeliveredUntilRecorded: a late answer whose record failed is not acknowledged:
+// the transport delivers it again and the hook gets it again, and it is counted once it is
+// recorded. A copy of a recorded late answer is a duplicate, not a second result.
+func TestLateAnswerRedeliveredUntilRecorded(t *testing.T) {
+	env := newTestEnv(t, nil)
+	var mu sync.Mutex
+	var calls []string
+	env.dispatcher.OnLateAnswer(func(_ context.Context, a LateAnswer) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, a.Key)
+		if len(calls) == 1 {
+			return errors.New("journal unavailable")
+		}
+		return nil
+	})
+	resp := okResponse("redo-1", 5)
+	payload, err := json.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishRaw(t, env, "redo-1/5", payload)
+	env.logs.waitFor(t, "late answer: its wait had ended", "redo-1/5")
+	publishRaw(t, env, "redo-1/5", payload) // the adapter's copy
+	env.logs.waitFor(t, "duplicate answer", "redo-1/5")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 2 || calls[0] != "redo-1/5" || calls[1] != "redo-1/5" {
+		t.Fatalf("hook calls %v, want the failed record and its redelivery", calls)
+	}
+	if n := env.dispatcher.Stats()[5].LateAnswers; n != 1 {
+		t.Fatalf("%d late answers counted, want 1", n)
 	}
 }

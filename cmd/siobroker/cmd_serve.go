@@ -218,9 +218,8 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	tracker := incidents.NewTracker(incidents.Config{Threshold: cfg.Incidents.Threshold, CheckEvery: cfg.Incidents.CheckEvery},
 		b.db, journalStore, clock, logger.With("component", "incidents"))
 	dispatcher.TrackDelivery(incidents.DispatcherTracker{T: tracker})
-	// An answer that comes after its service timed out is journaled as a late record; the reply
-	// handler only queues it. Run drains the queue when ctx ends, which Close does after the router
-	// stopped and before the journal closes.
+	// An answer that comes after its service timed out is journaled as a late record before the
+	// reply handler acknowledges it. The router stops before the journal closes.
 	lateAnswers, err := broker.NewLateAnswers(broker.LateConfig{}, broker.LateDeps{
 		Journal: journalStore, Jobs: b.db, Requests: journalStore, Rights: live.rights, Clock: clock,
 		Logger: logger.With("component", "late-answers"),
@@ -229,7 +228,6 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		return nil, err
 	}
 	dispatcher.OnLateAnswer(lateAnswers.Record)
-	b.jobs.Go(func() { lateAnswers.Run(ctx) })
 	world := demo.Generate(cfg.Demo.Seed, cfg.Demo.People, cfg.Demo.Organisations)
 	if err := writeDemoSubjects(cfg.DataDir, world); err != nil {
 		return nil, err
