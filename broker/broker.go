@@ -125,6 +125,39 @@ type Deps struct {
 	// and not for status and fetch queries, which read the store only and are answered during an
 	// outage of RabbitMQ. (The synchronous endpoint checks it before anything else.)
 	TransportReady func() error
+	// ObserveStage, when set, is told how long each step of a request took (see Stage), on the
+	// wall clock: it must be cheap and safe for concurrent use (a metrics histogram).
+	ObserveStage func(Stage, time.Duration)
+}
+
+// Stage names a step of a request's pipeline, for Deps.ObserveStage. The steps do not cover a
+// request's whole time: what is left is HTTP, parsing the query, the cheap checks, and waiting
+// for a CPU.
+type Stage string
+
+// The stages, in the order a synchronous request passes them.
+const (
+	StageVerify         Stage = "verify"          // reading the envelope, verifying the signature and certificate
+	StageReplay         Stage = "replay"          // recording the message id and signed content as seen
+	StageAuthorize      Stage = "authorize"       // the user registry (§12–17)
+	StageJournalRequest Stage = "journal_request" // appending the request's journal record
+	StageCaseCheck      Stage = "case_check"      // the case registry's round trip (§5)
+	StageTouch          Stage = "touch"           // recording the user's last request (§16)
+	StageServices       Stage = "services"        // dispatching to the adapters and waiting for their answers
+	StageSign           Stage = "sign"            // building and signing the reply
+	StageJournalReply   Stage = "journal_reply"   // appending the exchange and reply records
+)
+
+// Stages lists every Stage, in order.
+var Stages = []Stage{StageVerify, StageReplay, StageAuthorize, StageJournalRequest, StageCaseCheck, StageTouch,
+	StageServices, StageSign, StageJournalReply}
+
+// observe reports the time since start as stage s. Stage times are performance figures, so they
+// use the wall clock's monotonic reading, not the injected Clock, which may be moved by tests.
+func (b *Broker) observe(s Stage, start time.Time) {
+	if b.ObserveStage != nil {
+		b.ObserveStage(s, time.Since(start))
+	}
 }
 
 // Maintenance is the maintenance schedule (maintenance.Schedule implements it).
@@ -228,7 +261,9 @@ type authenticated struct {
 // authenticate reads the envelope, checks the message date and verifies the signature, noting in
 // seen what it learnt, for the journal of a refusal.
 func (b *Broker) authenticate(body io.Reader, contentType string, seen *Request) (authenticated, error) {
+	start := time.Now()
 	sr, err := ReadSigned(body, contentType, b.cfg.Limits, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
+	b.observe(StageVerify, start)
 	seen.raw = sr.Raw
 	seen.MessageID, seen.SenderID = sr.Info.MessageID, sr.Info.SenderID
 	if sr.Verified != nil {
@@ -312,7 +347,9 @@ func (b *Broker) parseQuery(ctx context.Context, a authenticated) (siobroker.Que
 	}
 	// The id is recorded only after the signature verified, so that unsigned traffic cannot burn
 	// the ids of a legitimate sender.
+	start := time.Now()
 	digest, err := b.checkReplay(ctx, a.info, a.verified, a.now)
+	b.observe(StageReplay, start)
 	if err != nil {
 		return q, "", err
 	}
@@ -345,7 +382,9 @@ func jobOf(seen Request, info siobroker.RequestInfo, q siobroker.Query, received
 // recorded as seen.
 func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobroker.Query, verified *signing.Verified, seen *Request, received time.Time) error {
 	// The role comes from the registry, by the certificate's IIN; nothing in the request names it.
+	start := time.Now()
 	user, err := b.Users.Authorize(ctx, verified.SignerIIN)
+	b.observe(StageAuthorize, start)
 	if err != nil {
 		return err
 	}
@@ -355,7 +394,10 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobro
 	// broker then does with it is unjournaled. A refusal before this point carries the raw request
 	// in its own record.
 	rec := b.record(*seen, received, siobroker.JournalRequest, 0, "", seen.raw)
-	if _, err := b.Journal.Append(ctx, rec); err != nil {
+	start = time.Now()
+	_, err = b.Journal.Append(ctx, rec)
+	b.observe(StageJournalRequest, start)
+	if err != nil {
 		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the request now; retry later")
 	}
 	seen.requestJournaled = true
@@ -370,10 +412,16 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobro
 		return err
 	}
 	requestID := seen.RequestID
-	if err := b.verifyCase(ctx, requestID, info.MessageID, q, verified.SignerIIN); err != nil {
+	start = time.Now()
+	err = b.verifyCase(ctx, requestID, info.MessageID, q, verified.SignerIIN)
+	b.observe(StageCaseCheck, start)
+	if err != nil {
 		return err
 	}
-	if err := b.Users.Touch(ctx, user); err != nil {
+	start = time.Now()
+	err = b.Users.Touch(ctx, user)
+	b.observe(StageTouch, start)
+	if err != nil {
 		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
 	}
 	return nil
@@ -412,6 +460,7 @@ type exchange = routing.Outcome
 // journalReply appends, in one step, a record per requested service with its four times and the
 // signed reply itself.
 func (b *Broker) journalReply(ctx context.Context, seen Request, received time.Time, exchanges []exchange, reply []byte) error {
+	defer b.observe(StageJournalReply, time.Now())
 	sent := b.Clock.Now()
 	recs := make([]siobroker.JournalRecord, 0, len(exchanges)+1)
 	for _, e := range exchanges {
@@ -554,6 +603,7 @@ func validateSubject(s siobroker.Subject) error {
 // route decides each service, dispatches the allowed ones and merges everything back into the
 // order the client asked in.
 func (b *Broker) route(ctx context.Context, requestID string, info siobroker.RequestInfo, q siobroker.Query, signerIIN string) []exchange {
+	defer b.observe(StageServices, time.Now())
 	results, decisions, reqs, slots := b.decide(requestID, info, q, signerIIN)
 	if len(reqs) > 0 {
 		outcomes := b.Dispatcher.Dispatch(ctx, reqs, b.cfg.Timeout)
@@ -665,6 +715,7 @@ const (
 )
 
 func (b *Broker) reply(requestID string, info siobroker.RequestInfo, q siobroker.Query, v *signing.Verified, results []siobroker.ServiceResult, note string) ([]byte, error) {
+	defer b.observe(StageSign, time.Now())
 	answered, failed := 0, 0
 	for _, r := range results {
 		switch r.Status {

@@ -962,3 +962,41 @@ func openTestStore(t *testing.T) *store.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// TestStagesObserved: an answered request reports each stage of the pipeline once; one refused
+// at its signature reports only what it went through.
+func TestStagesObserved(t *testing.T) {
+	h := newHarness(t, nil)
+	var mu sync.Mutex
+	seen := map[Stage]int{}
+	h.broker.ObserveStage = func(s Stage, d time.Duration) {
+		if d < 0 {
+			t.Errorf("stage %s took %s", s, d)
+		}
+		mu.Lock()
+		seen[s]++
+		mu.Unlock()
+	}
+	raw, _ := h.build(t, reqSpec{services: []int{1, 5}})
+	if _, _, err := h.handle(raw); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	mu.Lock()
+	for _, s := range Stages {
+		if seen[s] != 1 {
+			t.Errorf("stage %s observed %d times, want once", s, seen[s])
+		}
+	}
+	clear(seen)
+	mu.Unlock()
+
+	raw, _ = h.build(t, reqSpec{skew: -10 * time.Minute, services: []int{1}})
+	if _, _, err := h.handle(raw); err == nil {
+		t.Fatal("a request out of the replay window was answered")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[StageVerify] != 1 {
+		t.Errorf("refused request's stages %v, want verify only", seen)
+	}
+}

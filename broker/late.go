@@ -191,6 +191,7 @@ func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) ([]excha
 	res, decisions, reqs, slots := b.decide(job.RequestID, job.Info, job.Query, job.SignerIIN)
 	chans := make([]chan exchange, len(reqs))
 	start := time.Now()
+	defer b.observe(StageServices, start) // the synchronous wait; the background one is not a request's time
 	for j, req := range reqs {
 		ch := make(chan exchange, 1)
 		chans[j] = ch

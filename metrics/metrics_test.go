@@ -38,6 +38,8 @@ func TestScrape(t *testing.T) {
 	observe(httpapi.OutcomeRefused, siobroker.CodeSigMissing, time.Millisecond)
 	m.ObserveAnswer(1, siobroker.StatusOK, 2*time.Second)
 	m.ObserveAnswer(1000, siobroker.StatusOK, time.Second) // outside Appendix 2: not a label value
+	observeStage := ObserveStages(m, []string{"verify", "sign"})
+	observeStage("sign", 3*time.Millisecond)
 
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
@@ -67,6 +69,10 @@ func TestScrape(t *testing.T) {
 		`siobroker_requests_total{channel="sync",code="SIO-SIG-MISSING",outcome="refused"} 1`,
 		`siobroker_request_duration_seconds_count{channel="sync"} 2`,
 		`siobroker_service_answer_duration_seconds_count{service="1"} 1`,
+		`siobroker_request_stage_seconds_count{stage="sign"} 1`,
+		`siobroker_request_stage_seconds_bucket{stage="sign",le="0.005"} 1`,
+		`siobroker_request_stage_seconds_bucket{stage="sign",le="0.002"} 0`,
+		`siobroker_request_stage_seconds_count{stage="verify"} 0`, // declared before any observation
 		"go_goroutines ", "process_cpu_seconds_total ",
 	} {
 		if !strings.Contains(text, want) {

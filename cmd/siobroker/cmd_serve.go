@@ -35,6 +35,7 @@ import (
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/journal/postgres"
 	"github.com/sio-pso/siobroker/maintenance"
+	"github.com/sio-pso/siobroker/metrics"
 	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/reports"
 	"github.com/sio-pso/siobroker/routes"
@@ -301,6 +302,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	if b.ops, err = b.startOperations(ctx, cfg, clock, logger, opsDeps{dispatcher, tracker, journalStore, signer}); err != nil {
 		return nil, err
 	}
+	pipeline.ObserveStage = metrics.ObserveStages(b.ops.Metrics, broker.Stages) // before the first request
 	reportsService := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: trust.VerifyChain},
 		journalStore, users, clock, logger.With("component", "reports"))
 	// Checked before every request, so only what a request cannot find out cheaply itself: a

@@ -209,6 +209,10 @@ func TestMetricsAndHealthMoveWithRequests(t *testing.T) {
 	wantMetric(t, after, 1, "siobroker_requests_total", `channel="sync"`, `outcome="answered"`, `code="none"`)
 	wantMetric(t, after, 1, "siobroker_requests_total", `channel="sync"`, `outcome="refused"`, `code="SIO-SIG-MISSING"`)
 	wantMetric(t, after, 2, "siobroker_request_duration_seconds_count", `channel="sync"`)
+	wantMetric(t, after, 2, "siobroker_request_stage_seconds_count", `stage="verify"`) // the refused one too
+	for _, stage := range []string{"replay", "journal_request", "case_check", "services", "sign", "journal_reply"} {
+		wantMetric(t, after, 1, "siobroker_request_stage_seconds_count", `stage="`+stage+`"`)
+	}
 	for _, svc := range []string{"1", "5"} {
 		wantMetric(t, after, 1, "siobroker_service_dispatches_total", `service="`+svc+`"`)
 		wantMetric(t, after, 1, "siobroker_service_answers_total", `service="`+svc+`"`, `status="ok"`)
