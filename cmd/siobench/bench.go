@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sio-pso/siobroker/broker"
 )
 
 // loadReport is the JSON report of `siobroker load --json`.
@@ -45,6 +47,9 @@ type loadRun struct {
 	Name   string             `json:"name"`
 	Report loadReport         `json:"report"`
 	CPU    map[string]float64 `json:"cpu_s"` // broker, adapter, rabbitmq, load tool, others
+	// Stages are the broker's stage histograms over the load's window (empty when its metrics
+	// could not be read).
+	Stages []stageFigure `json:"stages,omitempty"`
 }
 
 // benchFlags are the flags of the benchmark.
@@ -297,8 +302,19 @@ func (t *topology) load(ctx context.Context, f benchFlags, log io.Writer, name s
 	case <-done:
 	}
 	meter, busy0 := newCPUMeter(pids), machineBusy()
+	stages0, stagesErr := scrapeStages(ctx, t.metrics)
 	<-done
 	cpu, busy := meter.used(), machineBusy()-busy0
+	stages1, err := scrapeStages(ctx, t.metrics)
+	if stagesErr = errors.Join(stagesErr, err); stagesErr != nil {
+		fmt.Fprintf(log, "siobench: load %s: no stage figures: %v\n", name, stagesErr)
+	} else {
+		order := make([]string, len(broker.Stages))
+		for i, s := range broker.Stages {
+			order[i] = string(s)
+		}
+		run.Stages = stageFigures(stages0, stages1, order)
+	}
 	data, err := os.ReadFile(report)
 	if err != nil {
 		return run, fmt.Errorf("load %s: %v; no report: %w", name, waitErr, err)

@@ -169,6 +169,8 @@ func (r *benchResult) write(w io.Writer) {
 			c("load tool"), c("others"), perReq, ratio(perReq, perOp))
 	}
 
+	writeStages(w, r.Loads)
+
 	if len(r.Loads) >= 2 {
 		one, half := r.Loads[0].Report, r.Loads[len(r.Loads)-1].Report
 		verdict := func(ok bool) string {
@@ -199,4 +201,46 @@ func errorsText(errs map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s: %d", k, errs[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// writeStages writes where the broker's time went in each load, from its stage histograms: the
+// mean and the p99 of each step, and the whole synchronous request's, in milliseconds.
+func writeStages(w io.Writer, loads []loadRun) {
+	var names []string
+	for _, l := range loads {
+		for _, s := range l.Stages {
+			if !slices.Contains(names, s.Stage) {
+				names = append(names, s.Stage)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	// The whole request last, whichever load listed it first.
+	if i := slices.Index(names, wholeRequest); i >= 0 {
+		names = append(slices.Delete(names, i, i+1), wholeRequest)
+	}
+	fmt.Fprintln(w, "\nWhere a request's time went in the broker, per step (its `siobroker_request_stage_seconds` over each load; mean / p99 ms, the p99 estimated from the histogram's buckets, so only as fine as they are):")
+	fmt.Fprint(w, "\n| step |")
+	for _, l := range loads {
+		fmt.Fprintf(w, " %s |", l.Name)
+	}
+	fmt.Fprint(w, "\n|---|")
+	for range loads {
+		fmt.Fprint(w, "---|")
+	}
+	fmt.Fprintln(w)
+	for _, n := range names {
+		fmt.Fprintf(w, "| %s |", n)
+		for _, l := range loads {
+			i := slices.IndexFunc(l.Stages, func(s stageFigure) bool { return s.Stage == n })
+			if i < 0 {
+				fmt.Fprint(w, " – |")
+				continue
+			}
+			fmt.Fprintf(w, " %.2f / %.1f |", l.Stages[i].MeanMs, l.Stages[i].P99Ms)
+		}
+		fmt.Fprintln(w)
+	}
 }

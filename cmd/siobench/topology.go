@@ -74,6 +74,7 @@ type topology struct {
 	prefix    string // the queue prefix, unique to this run
 	instance  string
 	endpoint  string // the broker's SOAP endpoint
+	metrics   string // the broker's /metrics
 	debugAddr string // the broker's pprof and expvar listener
 	broker    *process
 	adapter   *process
@@ -112,6 +113,7 @@ func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topolog
 		return nil, err
 	}
 	t.endpoint = "http://" + listen + "/SyncChannel/v10"
+	t.metrics = "http://" + listen + "/metrics"
 	env := []string{
 		"SIOBROKER_TRANSPORT=amqp", "SIOBROKER_AMQP_URL=" + f.amqpURL, "SIOBROKER_AMQP_PREFIX=" + t.prefix,
 		"SIOBROKER_AMQP_INSTANCE=" + t.instance, "SIOBROKER_AMQP_CLASSIC_QUEUES=" + strconv.FormatBool(f.queues == "classic"),
