@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
+	"github.com/sio-pso/siobroker/store"
 )
 
 // journalSource is an in-memory journal of n chained records.
@@ -121,5 +124,105 @@ func TestJournalVerifyCommand(t *testing.T) {
 		if code, _, _ := runJournal(args...); code != 0 {
 			t.Errorf("%q: exit %d, want 0", args, code)
 		}
+	}
+}
+
+// TestJournalCheckCommand: journal check walks the live chain of the configured journal and
+// compares it with the last sealed archive; a record changed behind the triggers, and a journal
+// cut back below what was sealed, are reported with exit 1.
+func TestJournalCheckCommand(t *testing.T) {
+	ctx := t.Context()
+	pkiDir := t.TempDir()
+	m, err := devpki.Generate(pkiDir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := signing.LoadSigner(filepath.Join(pkiDir, m.BrokerCert), filepath.Join(pkiDir, m.BrokerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fill opens a store in a new data directory with n records appended, closed again.
+	fill := func(n int) string {
+		dir := t.TempDir()
+		db, err := store.Open(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for i := range n {
+			rec := siobroker.JournalRecord{At: time.Now().In(siobroker.Astana), Kind: siobroker.JournalRequest,
+				RequestID: fmt.Sprintf("r%d", i), Data: []byte(`{}`)}
+			if _, err := db.Journal().Append(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	config := func(dataDir, archiveDir string) string {
+		file := filepath.Join(t.TempDir(), "broker.yaml")
+		text := fmt.Sprintf("data_dir: %s\njournal:\n  driver: sqlite\n  archive_dir: %s\n", dataDir, archiveDir)
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+
+	dataDir := fill(25)
+	archiveDir := filepath.Join(dataDir, "archive")
+	// Nothing sealed yet.
+	code, out, errOut := runJournal("check", "--config", config(dataDir, archiveDir))
+	if code != 0 || !strings.Contains(out, "records:  25") || !strings.Contains(out, "none sealed yet") {
+		t.Fatalf("before a seal: exit %d\n%s%s", code, out, errOut)
+	}
+	db, err := store.Open(ctx, dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := archive.NewSealer(archive.Config{Dir: archiveDir, MaxRecords: 10}, db.Journal(), signer, siobroker.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealer.SealNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	cfg := config(dataDir, archiveDir)
+	code, out, errOut = runJournal("check", "--config", cfg)
+	t.Logf("sealed:\n%s", out)
+	if code != 0 || !strings.Contains(out, "journal: verified") || !strings.Contains(out, "sealed up to record 25") {
+		t.Fatalf("after a seal: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// A journal replaced by a shorter one, under the same archives.
+	code, out, _ = runJournal("check", "--config", config(fill(12), archiveDir))
+	if code != 1 || !strings.Contains(out, "ends at record 12, but the archives were sealed up to record 25") {
+		t.Errorf("a shorter journal: exit %d\n%s", code, out)
+	}
+	// A journal of the same length, written anew: its last sealed record differs.
+	code, out, _ = runJournal("check", "--config", config(fill(25), archiveDir))
+	if code != 1 || !strings.Contains(out, "journal record 25 differs from the archive") {
+		t.Errorf("a replaced journal: exit %d\n%s", code, out)
+	}
+
+	// A record changed behind the append-only triggers.
+	raw, err := sql.Open("sqlite", filepath.Join(dataDir, "broker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{`DROP TRIGGER journal_no_update`, `UPDATE journal SET data = '{"changed":true}' WHERE seq = 7`} {
+		if _, err := raw.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	code, out, _ = runJournal("check", "--config", cfg)
+	t.Logf("changed:\n%s", out)
+	if code != 1 || !strings.Contains(out, "PROBLEM") || !strings.Contains(out, "journal record 7") {
+		t.Errorf("a changed record: exit %d\n%s", code, out)
+	}
+
+	// Usage.
+	if code, _, _ := runJournal("check", "extra"); code != 2 {
+		t.Errorf("an argument: exit %d, want 2", code)
 	}
 }

@@ -302,6 +302,16 @@ func LastSealedSeq(dir string) (int64, error) {
 	return m.LastSeq, err
 }
 
+// LastManifest returns the highest-numbered manifest in dir, the last archive sealed; the zero
+// Manifest when there is none yet, or no directory. It only reads.
+func LastManifest(dir string) (Manifest, error) {
+	_, m, _, err := lastManifest(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return Manifest{}, nil
+	}
+	return m, err
+}
+
 // lastManifest finds the highest-numbered manifest in dir and reads it; n is 0 when there is none.
 func lastManifest(dir string) (n int, m Manifest, raw []byte, err error) {
 	entries, err := os.ReadDir(dir)
