@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -120,5 +121,16 @@ func TestTwoBrokersShareOnePostgresJournal(t *testing.T) {
 	}
 	if len(local) != 0 {
 		t.Errorf("%d records went to the embedded journal although journal.driver is postgres", len(local))
+	}
+
+	// The operator's check of the live journal reads the shared chain, beside the running brokers.
+	cfgFile := filepath.Join(t.TempDir(), "broker.yaml")
+	text := fmt.Sprintf("data_dir: %s\njournal:\n  driver: postgres\n  dsn: %q\n", brokers[0].cfg.DataDir, dsn)
+	if err := os.WriteFile(cfgFile, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runJournal("check", "--config", cfgFile)
+	if code != 0 || !strings.Contains(out, "journal: verified") || !strings.Contains(out, "none sealed yet") {
+		t.Errorf("journal check on the shared journal: exit %d\n%s%s", code, out, errOut)
 	}
 }
