@@ -368,9 +368,13 @@ func runBaselines(ctx context.Context, f benchFlags, binDir, request string, res
 	runs := []struct {
 		bin, dir, pattern string
 		env               []string
+		suffix            string // appended to the benchmark's name in the results
 	}{
-		{"signing.test", "signing", "^(BenchmarkGoxmldsigVerifyAndSign|BenchmarkVerifyAndSignParallel)$", []string{"SIOBENCH_REQUEST=" + request}},
-		{"amqp.test", "transport/amqp", "^BenchmarkRawRoundTrip$", []string{"SIOBENCH_INFLIGHT=" + strconv.Itoa(f.concurrency), "SIOBENCH_QUEUE_TYPE=" + queueType}},
+		{"signing.test", "signing", "^(BenchmarkGoxmldsigVerifyAndSign|BenchmarkVerifyAndSignParallel)$", []string{"SIOBENCH_REQUEST=" + request}, ""},
+		{"amqp.test", "transport/amqp", "^BenchmarkRawRoundTrip$", []string{"SIOBENCH_INFLIGHT=" + strconv.Itoa(f.concurrency), "SIOBENCH_QUEUE_TYPE=" + queueType}, ""},
+		// One at a time: the latency of a bare round trip, beside the case check's and the
+		// services' in the stage table.
+		{"amqp.test", "transport/amqp", "^BenchmarkRawRoundTrip$", []string{"SIOBENCH_INFLIGHT=1", "SIOBENCH_QUEUE_TYPE=" + queueType}, oneInFlight},
 	}
 	for _, r := range runs {
 		fmt.Fprintf(log, "siobench: baseline %s\n", r.pattern)
@@ -387,7 +391,7 @@ func runBaselines(ctx context.Context, f benchFlags, binDir, request string, res
 			return fmt.Errorf("baseline %s printed no ops/s:\n%s", r.bin, out)
 		}
 		for name, v := range got {
-			res.Baselines[name] = append(res.Baselines[name], v)
+			res.Baselines[name+r.suffix] = append(res.Baselines[name+r.suffix], v)
 		}
 	}
 	return nil

@@ -81,6 +81,9 @@ const (
 	baseGoxmldsig = "BenchmarkGoxmldsigVerifyAndSign"
 	baseSigning   = "BenchmarkVerifyAndSignParallel"
 	baseAMQP      = "BenchmarkRawRoundTrip"
+	// oneInFlight marks the raw round trip measured one at a time, whose ops/s give its latency.
+	oneInFlight = "/1-in-flight"
+	baseAMQPOne = baseAMQP + oneInFlight
 )
 
 // Targets of the issue: the broker at 70% of the goxmldsig baseline with one service, and p99
@@ -117,8 +120,12 @@ func (r *benchResult) write(w io.Writer) {
 		baseGoxmldsig: "goxmldsig: verify the request (RSA-2048, enveloped) + sign a reply of its size",
 		baseSigning:   "our signing: verify the request (RSA-2048, WS-Security, chain + CRL) + sign a reply of its size",
 		baseAMQP:      fmt.Sprintf("raw amqp091-go round trip, persistent + confirmed both ways, %s in flight, %s queues", r.Flags["concurrency"], r.Flags["queues"]),
+		baseAMQPOne:   fmt.Sprintf("the same, one at a time (a round trip's latency: 1000 ÷ this, in ms), %s queues", r.Flags["queues"]),
 	}
-	for _, b := range []string{baseGoxmldsig, baseSigning, baseAMQP} {
+	for _, b := range []string{baseGoxmldsig, baseSigning, baseAMQP, baseAMQPOne} {
+		if len(r.Baselines[b]) == 0 {
+			continue // a summary written before it was measured
+		}
 		vs := r.Baselines[b]
 		cells := make([]string, 2)
 		for i := range cells {
@@ -169,7 +176,7 @@ func (r *benchResult) write(w io.Writer) {
 			c("load tool"), c("others"), perReq, ratio(perReq, perOp))
 	}
 
-	writeStages(w, r.Loads)
+	writeStages(w, r.Loads, mean(r.Baselines[baseAMQPOne]))
 
 	if len(r.Loads) >= 2 {
 		one, half := r.Loads[0].Report, r.Loads[len(r.Loads)-1].Report
@@ -204,8 +211,10 @@ func errorsText(errs map[string]int) string {
 }
 
 // writeStages writes where the broker's time went in each load, from its stage histograms: the
-// mean and the p99 of each step, and the whole synchronous request's, in milliseconds.
-func writeStages(w io.Writer, loads []loadRun) {
+// mean and the p99 of each step, and the whole synchronous request's, in milliseconds; and, for
+// the two steps that are AMQP round trips, a bare round trip's time from rawOnePerSecond (the raw
+// baseline one at a time; 0 if not measured).
+func writeStages(w io.Writer, loads []loadRun, rawOnePerSecond float64) {
 	var names []string
 	for _, l := range loads {
 		for _, s := range l.Stages {
@@ -242,5 +251,9 @@ func writeStages(w io.Writer, loads []loadRun) {
 			fmt.Fprintf(w, " %.2f / %.1f |", l.Stages[i].MeanMs, l.Stages[i].P99Ms)
 		}
 		fmt.Fprintln(w)
+	}
+	if rawOnePerSecond > 0 {
+		fmt.Fprintf(w, "\nA bare round trip on amqp091-go alone (the raw baseline, one at a time): %.2f ms, beside the mean of `case_check` and `services` above, each one round trip per service.\n",
+			1000/rawOnePerSecond)
 	}
 }
