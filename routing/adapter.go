@@ -33,6 +33,7 @@ type AdapterRuntime struct {
 	retries   int
 	backoff   time.Duration
 	answered  *answeredCache
+	ledger    Ledger                   // nil: redelivered copies are recognised in this process only
 	queueOf   func(service int) string // nil: each service's own queue
 	// deadLetters is the topic a request goes to when its transient failures outlast the
 	// retries; "" answers ADAPTER_ERROR only.
@@ -149,6 +150,28 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
 		defer cancel()
 	}
+	var claim LedgerClaim
+	if a.ledger != nil {
+		c, state, err := a.take(ctx, key)
+		switch {
+		case err != nil:
+			// Whether another process asked the source already cannot be known: the source is
+			// not asked, and the broker is told at once rather than left to time out.
+			log.Error("the ledger cannot be read; the source is not asked", "service", service, "error", err)
+			return a.publishAnswer(msg.Context(), req, service, schemas.ServiceResponse{
+				RequestID: req.RequestID, Service: service, Adapter: a.name, AnsweredAt: a.clock.Now(),
+				Result: errorResult(service, "the adapter cannot tell whether this request was answered before; retry later"),
+			})
+		case state == LedgerAnswered:
+			log.Info("redelivered request already answered by an adapter process; the copy is dropped", "service", service)
+			return nil
+		case state == LedgerBusy:
+			log.Warn("another adapter process held the request until its deadline; the copy is dropped", "service", service)
+			return nil
+		}
+		claim = c
+		defer claim.Release() // a no-op once Answered; otherwise a copy is asked again
+	}
 	result, gaveUp := a.query(ctx, log, backend, req)
 	if gaveUp != nil && a.deadLetters != "" {
 		// Dead-lettered first: should the answer then fail to go out, the request comes back
@@ -168,10 +191,19 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 	if err := a.publishAnswer(msg.Context(), req, service, resp); err != nil {
 		return err
 	}
-	if gaveUp == nil {
+	if gaveUp != nil {
 		// A request given up on is not remembered: replayed from the dead-letter queue, it is
 		// asked again.
-		a.answered.put(key, resp)
+		return nil
+	}
+	a.answered.put(key, resp)
+	if claim != nil {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerCallLimit)
+		defer cancel()
+		if err := claim.Answered(lctx, resp.AnsweredAt); err != nil {
+			// The answer is out; a copy reaching another process would be asked again.
+			log.Warn("answer not recorded in the ledger", "service", service, "error", err)
+		}
 	}
 	return nil
 }

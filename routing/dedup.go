@@ -73,7 +73,8 @@ func (c *boundedCache[V]) len() int {
 
 // answeredCache remembers the last answers an adapter process gave, by request and service, so
 // that a redelivered request is answered without asking the source again. A copy delivered to
-// another process is asked again there, and the broker keeps only the first answer it receives.
+// another process is recognised there only through a shared Ledger; without one it is asked
+// again, and the broker keeps only the first answer it receives.
 type answeredCache = boundedCache[schemas.ServiceResponse]
 
 func newAnsweredCache(size int) *answeredCache { return newBoundedCache[schemas.ServiceResponse](size) }

@@ -48,6 +48,27 @@ type Config struct {
 	// to start when a route gives the service to another adapter or another backend kind. Empty:
 	// each service's own queue, sio.service.NNN.
 	RoutesFile string `yaml:"routes_file"`
+	// Ledger, when its DSN is set, is the PostgreSQL database every adapter process serving the
+	// same services shares, so that a request copied to another process (a lost acknowledgement)
+	// is not asked of its source again there (adapters/ledger). Without it a redelivered copy is
+	// recognised only by the process that answered it.
+	Ledger Ledger `yaml:"ledger"`
+}
+
+// Ledger is where the adapter processes record the requests they took and answered.
+type Ledger struct {
+	DSN string `yaml:"dsn"`
+	// MaxClaims bounds the requests asked at once under a claim, each holding a connection while
+	// its source answers; default transport.concurrency × the number of services.
+	MaxClaims int `yaml:"max_claims"`
+}
+
+// LedgerClaims is the number of claims the ledger's pool must hold.
+func (c Config) LedgerClaims() int {
+	if c.Ledger.MaxClaims > 0 {
+		return c.Ledger.MaxClaims
+	}
+	return c.Transport.Concurrency * max(len(c.Services), 1)
 }
 
 // CaseRegistries names the registries served and where their demo cases come from.
@@ -192,6 +213,14 @@ func (c Config) validate(haveWorld bool) error {
 	}
 	if len(c.Services) == 0 && len(c.CaseRegistries.Names) == 0 {
 		errs = append(errs, errors.New("services: an adapter must answer at least one service or case registry"))
+	}
+	if c.Ledger.DSN != "" {
+		if _, err := pgxpool.ParseConfig(c.Ledger.DSN); err != nil {
+			errs = append(errs, errors.New("ledger.dsn: not a PostgreSQL connection string")) // the parser's text may quote the password
+		}
+	}
+	if c.Ledger.MaxClaims < 0 || c.Ledger.MaxClaims > 1000 {
+		errs = append(errs, fmt.Errorf("ledger.max_claims: must be 1 to 1000, or left out, got %d", c.Ledger.MaxClaims))
 	}
 	if len(c.CaseRegistries.Names) > 0 && c.CaseRegistries.DemoPKI == "" {
 		errs = append(errs, errors.New("case_registries.demo_pki: required with case_registries.names"))

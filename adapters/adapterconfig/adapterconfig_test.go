@@ -36,6 +36,9 @@ func TestLoadExample(t *testing.T) {
 	if cfg.Retry.Attempts != 3 || cfg.Retry.Backoff != 200*time.Millisecond {
 		t.Errorf("retry %+v", cfg.Retry)
 	}
+	if cfg.Ledger.DSN == "" || cfg.LedgerClaims() != 4*3 {
+		t.Errorf("ledger %+v, %d claims; want the DSN and concurrency × services", cfg.Ledger, cfg.LedgerClaims())
+	}
 	defaults, err := adapterconfig.Parse([]byte("name: a1\ntransport: {amqp_url: \"amqp://h/\"}\nservices: {1: {backend: demo}}\n"))
 	if err != nil || defaults.Retry.Attempts != 4 || defaults.Retry.Backoff != 100*time.Millisecond {
 		t.Errorf("default retry %+v, %v", defaults.Retry, err)
@@ -108,6 +111,8 @@ func TestLoadRejects(t *testing.T) {
 		"http method":   {head + "services: {5: {backend: http, url: \"http://h/v\", method: PUT, record_type: v, fields: {a: a}}}\n", "use GET or POST"},
 		"empty":         {"", "empty"},
 		"two documents": {head + "services: {1: {backend: demo}}\n---\nname: b\n", "one YAML document"},
+		"ledger dsn":    {head + "services: {1: {backend: demo}}\nledger: {dsn: \"postgres://x:secret@h:notaport/db\"}\n", "ledger.dsn: not a PostgreSQL connection string"},
+		"ledger claims": {head + "services: {1: {backend: demo}}\nledger: {dsn: \"postgres://h/db\", max_claims: 5000}\n", "ledger.max_claims"},
 	} {
 		err := load(t, tc.text)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -13,6 +13,8 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/operations"
 	"github.com/sio-pso/siobroker/signing/devpki"
@@ -99,8 +101,10 @@ func TestSendOverRabbitMQ(t *testing.T) {
 
 // TestAdapterProcessesOverRabbitMQ: the broker on RabbitMQ with no adapters of its own; two
 // `siobroker adapter` processes (run here as the command's code path) serve the services and the
-// case registries, and a signed request is answered through them.
+// case registries, sharing a ledger in PostgreSQL, and a signed request is answered through them;
+// the ledger then records each service answered, and by which process.
 func TestAdapterProcessesOverRabbitMQ(t *testing.T) {
+	ledgerDSN := sharedJournalDSN(t)
 	prefix := amqpPrefix(t)
 	src := sharedBroker(t)
 	dir := t.TempDir()
@@ -122,7 +126,8 @@ func TestAdapterProcessesOverRabbitMQ(t *testing.T) {
 		"services:\n  11: {backend: demo}\ncase_registries:\n  names: [erdr, courts, aisoip]\n  demo_pki: " + pki + "\n",
 	} {
 		file := filepath.Join(dir, fmt.Sprintf("adapter-%d.yaml", i))
-		yaml := fmt.Sprintf("name: demo-%d\ntransport: {amqp_url: %q, prefix: %q, prefetch: 2, concurrency: 2}\n", i, testAMQPURL, prefix) + body
+		yaml := fmt.Sprintf("name: demo-%d\ntransport: {amqp_url: %q, prefix: %q, prefetch: 2, concurrency: 2}\nledger: {dsn: %q}\n",
+			i, testAMQPURL, prefix, ledgerDSN) + body
 		if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -170,6 +175,31 @@ func TestAdapterProcessesOverRabbitMQ(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	conn, err := pgx.Connect(t.Context(), ledgerDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	owners := map[string]int{}
+	rows, err := conn.Query(t.Context(), `SELECT key, owner FROM sio_adapter_ledger`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var key, owner string
+		if err := rows.Scan(&key, &owner); err != nil {
+			t.Fatal(err)
+		}
+		owners[strings.SplitN(owner, "@", 2)[0]]++
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	// The warm-up sends may have been answered too before the case registry came up; at least the
+	// three services of the answered request are in, each by the process serving it.
+	if owners["demo-0"] < 2 || owners["demo-1"] < 1 {
+		t.Errorf("ledger rows by process %v, want services 1 and 5 by demo-0 and 11 by demo-1", owners)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters/adapterconfig"
 	"github.com/sio-pso/siobroker/adapters/demo"
+	"github.com/sio-pso/siobroker/adapters/ledger"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/routes"
 	"github.com/sio-pso/siobroker/routing"
@@ -99,6 +101,17 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string,
 	attempts, backoff := cfg.Retry.Effective()
 	runtime := routing.NewAdapterRuntime(instance, backends.Backends, t.Publisher(), clock, logger).
 		WithQueues(queueOf).WithRetry(attempts-1, backoff).WithDeadLetters(t.DeadLetterTopic())
+	if cfg.Ledger.DSN != "" {
+		// The owner names this process in the rows it writes: two processes may share a name.
+		host, _ := os.Hostname()
+		owner := fmt.Sprintf("%s@%s/%d", instance, host, os.Getpid())
+		l, err := ledger.Open(ctx, cfg.Ledger.DSN, owner, cfg.LedgerClaims(), logger.With("component", "ledger"))
+		if err != nil {
+			return err
+		}
+		defer l.Close() // after the router: the handlers' claims end first
+		runtime.WithLedger(l)
+	}
 	runtime.AddHandlers(router, t.Subscriber())
 	for _, name := range cfg.CaseRegistries.Names {
 		routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, cases), t.Publisher(), clock,

@@ -1,0 +1,244 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/adapters/adaptertest"
+	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+func baseDSN() string {
+	if dsn := os.Getenv("SIO_TEST_POSTGRES_DSN"); dsn != "" {
+		return dsn
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// testDSN returns the DSN of a fresh schema, dropped when the test ends. Without a server the
+// test is skipped, or fails when CI=true.
+func testDSN(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin, err := pgxpool.New(ctx, baseDSN())
+	if err == nil {
+		err = admin.Ping(ctx)
+	}
+	adaptertest.RequireReachable(t, "PostgreSQL at "+baseDSN(), err)
+	t.Cleanup(admin.Close)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "sio_ledger_test_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(baseDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// open opens a ledger as one adapter process would; each has its own connections.
+func open(t *testing.T, dsn, owner string) *Postgres {
+	t.Helper()
+	p, err := Open(t.Context(), dsn, owner, 4, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func take(t *testing.T, p *Postgres, key string, want routing.LedgerState) routing.LedgerClaim {
+	t.Helper()
+	c, state, err := p.Take(t.Context(), key)
+	if err != nil {
+		t.Fatalf("take %s: %v", key, err)
+	}
+	if state != want {
+		t.Fatalf("take %s: state %d, want %d", key, state, want)
+	}
+	if (c != nil) != (state == routing.LedgerTaken) {
+		t.Fatalf("take %s: claim %v with state %d", key, c, state)
+	}
+	return c
+}
+
+// TestClaims: a claim makes the other processes wait; answered, it makes them drop their copy;
+// released, or lost with its process's connections, it lets the next one ask.
+func TestClaims(t *testing.T) {
+	dsn := testDSN(t)
+	a, b := open(t, dsn, "adapter-a"), open(t, dsn, "adapter-b")
+
+	first := take(t, a, "req-1/5", routing.LedgerTaken)
+	take(t, b, "req-1/5", routing.LedgerBusy)
+	take(t, b, "req-2/5", routing.LedgerTaken).Release() // other keys are free
+	if err := first.Answered(t.Context(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	first.Release() // after Answered: nothing
+	take(t, b, "req-1/5", routing.LedgerAnswered)
+	take(t, a, "req-1/5", routing.LedgerAnswered)
+
+	// Released without an answer (given up on): asked again.
+	take(t, a, "req-3/5", routing.LedgerTaken).Release()
+	take(t, b, "req-3/5", routing.LedgerTaken).Release()
+
+	// A process that dies holding a claim, or loses its connection, loses the claim with it.
+	held := take(t, a, "req-4/5", routing.LedgerTaken).(*claim)
+	take(t, b, "req-4/5", routing.LedgerBusy)
+	if _, err := b.pool.Exec(t.Context(), `SELECT pg_terminate_backend($1)`, held.conn.Conn().PgConn().PID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		c, state, err := b.Take(t.Context(), "req-4/5")
+		if err == nil && state == routing.LedgerTaken {
+			c.Release()
+			return true
+		}
+		return false
+	})
+	if err := held.Answered(t.Context(), time.Now()); err == nil {
+		t.Error("an answer recorded on a lost session")
+	}
+	take(t, a, "req-4/5", routing.LedgerTaken).Release() // the lost connection did not go back to the pool
+
+	// The row names who answered, and nothing of the answer.
+	var owner string
+	var answeredAt time.Time
+	if err := b.pool.QueryRow(t.Context(), `SELECT owner, answered_at FROM sio_adapter_ledger WHERE key = 'req-1/5'`).Scan(&owner, &answeredAt); err != nil {
+		t.Fatal(err)
+	}
+	if owner != "adapter-a" || time.Since(answeredAt) > time.Minute {
+		t.Errorf("row: owner %q, answered %s", owner, answeredAt)
+	}
+
+	// Old rows are pruned.
+	n, err := a.Prune(t.Context(), time.Now().Add(time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d rows (%v), want 1", n, err)
+	}
+	take(t, a, "req-1/5", routing.LedgerTaken).Release()
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5s")
+		}
+	}
+}
+
+// TestTwoProcessesAskTheSourceOnce: two adapter runtimes get every copy of a request (the
+// in-process pub/sub hands each subscriber every message, as a redelivery hands a copy to
+// another process); with one ledger the source is asked once per request and service, and the
+// broker gets its answers.
+func TestTwoProcessesAskTheSourceOnce(t *testing.T) {
+	dsn := testDSN(t)
+	pubsub := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, watermill.NopLogger{})
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 2 * time.Second}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	slow := adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
+		asked.Add(1)
+		time.Sleep(30 * time.Millisecond) // the other process finds the claim held, and waits
+		return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "row", Fields: []siobroker.Field{{Name: "request", Value: req.RequestID}}}}}, nil
+	})
+	for _, name := range []string{"a", "b"} {
+		rt := routing.NewAdapterRuntime("adapter-"+name, map[int]adapters.Backend{5: slow}, pubsub, siobroker.SystemClock{}, quiet).
+			WithLedger(open(t, dsn, "adapter-"+name))
+		rt.AddHandlers(router, pubsub)
+	}
+	replyTopic := "sio.reply.ledger-test"
+	replies, err := pubsub.Subscribe(t.Context(), replyTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	running.Go(func() { _ = router.Run(ctx) })
+	t.Cleanup(func() {
+		cancel()
+		_ = router.Close()
+		_ = pubsub.Close()
+		running.Wait()
+	})
+	<-router.Running()
+
+	const requests = 5
+	for i := range requests {
+		req := schemas.ServiceRequest{RequestID: "ledger-" + string(rune('a'+i)), MessageID: "m", Service: 5,
+			ReplyTo: replyTopic, Deadline: time.Now().Add(10 * time.Second)}
+		payload, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pubsub.Publish(schemas.ServiceTopic(5), message.NewMessage(watermill.NewUUID(), payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]int{}
+	deadline := time.After(10 * time.Second)
+	for len(got) < requests {
+		select {
+		case m := <-replies:
+			var resp schemas.ServiceResponse
+			if err := json.Unmarshal(m.Payload, &resp); err != nil {
+				t.Fatal(err)
+			}
+			if resp.Result.Status != siobroker.StatusOK {
+				t.Errorf("answer %+v", resp.Result)
+			}
+			got[resp.RequestID]++
+			m.Ack()
+		case <-deadline:
+			t.Fatalf("answers to %d of %d requests", len(got), requests)
+		}
+	}
+	// The copies are dropped, not answered again: give them the time to come.
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case m := <-replies:
+		t.Errorf("a second answer: %s", m.Payload)
+	default:
+	}
+	if n := asked.Load(); n != requests {
+		t.Errorf("the source was asked %d times for %d requests", n, requests)
+	}
+}
