@@ -2,13 +2,9 @@ package ledger
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,58 +13,18 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
-	"github.com/sio-pso/siobroker/adapters/adaptertest"
+	"github.com/sio-pso/siobroker/internal/pgtest"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
-func baseDSN() string {
-	if dsn := os.Getenv("SIO_TEST_POSTGRES_DSN"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// testDSN returns the DSN of a fresh schema, dropped when the test ends. Without a server the
-// test is skipped, or fails when CI=true.
-func testDSN(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	admin, err := pgxpool.New(ctx, baseDSN())
-	if err == nil {
-		err = admin.Ping(ctx)
-	}
-	adaptertest.RequireReachable(t, "PostgreSQL at "+baseDSN(), err)
-	t.Cleanup(admin.Close)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "sio_ledger_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(baseDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// testDSN returns a DSN to a fresh schema of the tests' PostgreSQL (internal/pgtest).
+func testDSN(t *testing.T) string { return pgtest.Schema(t, "sio_ledger_test_") }
 
 // open opens a ledger as one adapter process would; each has its own connections.
 func open(t *testing.T, dsn, owner string) *Postgres {

@@ -2,10 +2,7 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,15 +16,8 @@ import (
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/adapters/adaptertest"
 	"github.com/sio-pso/siobroker/adapters/postgres"
+	"github.com/sio-pso/siobroker/internal/pgtest"
 )
-
-// The tests' database: SIO_TEST_POSTGRES_DSN, or the local trust-auth server.
-func baseDSN() string {
-	if dsn := os.Getenv("SIO_TEST_POSTGRES_DSN"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
 
 var (
 	person1   = siobroker.Subject{IIN: "850101300015"}
@@ -64,35 +54,8 @@ func testDB(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	admin, err := pgxpool.New(ctx, baseDSN())
-	if err == nil {
-		err = admin.Ping(ctx)
-	}
-	adaptertest.RequireReachable(t, "PostgreSQL at "+baseDSN(), err)
-	t.Cleanup(admin.Close)
-
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "sio_adapter_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-
-	u, err := url.Parse(baseDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	pool, err := pgxpool.New(ctx, u.String())
+	dsn := pgtest.Schema(t, "sio_adapter_test_")
+	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +231,7 @@ func TestIntegrationSpecTimeout(t *testing.T) {
 
 func TestIntegrationClosedPoolIsAnError(t *testing.T) {
 	testDB(t) // skips or fails without a server
-	pool, err := pgxpool.New(context.Background(), baseDSN())
+	pool, err := pgxpool.New(context.Background(), pgtest.BaseDSN())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,65 +2,21 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/pgtest"
 	"github.com/sio-pso/siobroker/journal/postgres"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
 // sharedJournalDSN returns a DSN to a fresh schema of the machine's PostgreSQL, dropped after the
-// test. Under CI=true an unreachable server fails the test; otherwise it skips.
-func sharedJournalDSN(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("SIO_TEST_POSTGRES_DSN")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL at %s: %v", base, err)
-		}
-		t.Skipf("PostgreSQL not reachable (%v); CI=true makes this a failure", err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "sio_e2e_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err == nil {
-			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(ctx)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// test (internal/pgtest). Under CI=true an unreachable server fails the test; otherwise it skips.
+func sharedJournalDSN(t *testing.T) string { return pgtest.Schema(t, "sio_e2e_") }
 
 // TestTwoBrokersShareOnePostgresJournal: with journal.driver postgres, two broker processes
 // journal into one chain; it verifies, and holds both brokers' requests and replies.

@@ -2,83 +2,21 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/pgtest"
 	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/journal/journaltest"
 )
 
-// The tests run against the PostgreSQL at SIO_TEST_POSTGRES_DSN, by default the machine's own.
-// Each test gets a schema of its own, dropped afterwards. Without a server they skip, and under
-// CI=true they fail.
-const defaultDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-func baseDSN() string {
-	if dsn := os.Getenv("SIO_TEST_POSTGRES_DSN"); dsn != "" {
-		return dsn
-	}
-	return defaultDSN
-}
-
-// withSearchPath returns dsn with search_path set to schema, for URL and key=value DSNs.
-func withSearchPath(t *testing.T, dsn, schema string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatalf("SIO_TEST_POSTGRES_DSN: %v", err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return dsn + " search_path=" + schema
-}
-
-// testDSN creates a fresh schema and returns a DSN that uses it.
-func testDSN(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, baseDSN())
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL is required under CI=true: %v", err)
-		}
-		t.Skipf("no PostgreSQL at %s: %v", baseDSN(), err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "sio_test_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, baseDSN())
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(t, baseDSN(), schema)
-}
+// testDSN returns a DSN to a fresh schema of the tests' PostgreSQL (internal/pgtest).
+func testDSN(t *testing.T) string { return pgtest.Schema(t, "sio_test_") }
 
 func openTest(t *testing.T, dsn string) *Journal {
 	t.Helper()
@@ -244,7 +182,7 @@ func TestTwoBrokers(t *testing.T) {
 // opens the journal created by its owner, appends, and can neither change records nor disable
 // the triggers.
 func TestLeastPrivilegeRole(t *testing.T) {
-	if baseDSN() != defaultDSN {
+	if pgtest.BaseDSN() != pgtest.DefaultDSN {
 		t.Skip("logs in as a new role: needs the default DSN, with trust authentication")
 	}
 	ctx := context.Background()
@@ -268,7 +206,7 @@ func TestLeastPrivilegeRole(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), baseDSN())
+		conn, err := pgx.Connect(context.Background(), pgtest.BaseDSN())
 		if err != nil {
 			t.Error(err)
 			return
