@@ -123,7 +123,8 @@ func (d *Dispatcher) TrackDelivery(t DeliveryTracker) { d.tracker = t }
 
 // ObserveAnswers makes d call f with every answer that comes in time: its service, status and
 // the time from dispatch to answer on d's clock. f must be cheap and safe for concurrent use (a
-// metrics histogram). Call it before the router runs.
+// metrics histogram). Call it before the first Dispatch: serve sets it once the router runs,
+// before the HTTP server takes a request.
 func (d *Dispatcher) ObserveAnswers(f func(service int, status siobroker.ResultStatus, latency time.Duration)) {
 	d.onAnswer = f
 }
