@@ -146,7 +146,7 @@ func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, e
 		Flags: map[string]string{"duration": f.duration.String(), "concurrency": strconv.Itoa(f.concurrency), "cores": strconv.Itoa(f.cores),
 			"adapters": f.adapters, "queues": f.queues, "user": f.user, "presign": strconv.FormatBool(f.presign),
 			"skip_verify": strconv.FormatBool(f.skipVerify), "baseline_time": f.baselineTime.String(),
-			"latency_duration": f.latencyDuration.String()}}
+			"latency_duration": f.latencyDuration.String(), "ledger": strconv.FormatBool(f.ledger != "")}}
 	res.Machine.RabbitMQ = rabbitVersion(f.amqpURL)
 	binDir, err := os.MkdirTemp("", "siobench-bin-")
 	if err != nil {

@@ -110,8 +110,12 @@ func (r *benchResult) write(w io.Writer) {
 	fmt.Fprintf(w, "\n## siobench, %s (took %s)\n\n", r.Started.Format("2006-01-02 15:04 MST"), r.Took.Round(time.Second))
 	fmt.Fprintf(w, "Machine: %d cores (%s), %s GiB, %s, kernel %s, %s, RabbitMQ %s, siobroker %s; load average at the start %s.\n",
 		m.Cores, m.CPU, m.MemoryGiB, m.OS, m.Kernel, m.Go, m.RabbitMQ, m.Siobroker, m.LoadAverage)
-	fmt.Fprintf(w, "Broker over RabbitMQ (%s queues), demo adapters: %s; load tool: user %s, pre-signed %s, replies skipped-verify %s; %s per closed-loop load, %s at half rate.\n\n",
-		r.Flags["queues"], r.Flags["adapters"], r.Flags["user"], r.Flags["presign"], r.Flags["skip_verify"], r.Flags["duration"], r.Flags["latency_duration"])
+	ledger := ""
+	if r.Flags["ledger"] == "true" {
+		ledger = " with a PostgreSQL ledger"
+	}
+	fmt.Fprintf(w, "Broker over RabbitMQ (%s queues), demo adapters: %s%s; load tool: user %s, pre-signed %s, replies skipped-verify %s; %s per closed-loop load, %s at half rate.\n\n",
+		r.Flags["queues"], r.Flags["adapters"], ledger, r.Flags["user"], r.Flags["presign"], r.Flags["skip_verify"], r.Flags["duration"], r.Flags["latency_duration"])
 
 	fmt.Fprintf(w, "Baselines, ops/s with GOMAXPROCS=%s, measured before and after the loads:\n\n", r.Flags["cores"])
 	fmt.Fprintln(w, "| baseline | before | after | mean |")

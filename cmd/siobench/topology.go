@@ -29,6 +29,7 @@ type setupFlags struct {
 	amqpURL   string
 	adapters  string // "process" or "in-broker"
 	queues    string // "quorum" or "classic"
+	ledger    string // the adapter's ledger DSN; "" none
 	keep      bool
 }
 
@@ -39,12 +40,16 @@ func (f *setupFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.amqpURL, "amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "the RabbitMQ the broker and adapter use (on this machine)")
 	fs.StringVar(&f.adapters, "adapters", "process", "process: a separate `siobroker adapter` process, as deployments run; in-broker: amqp.in_process_adapters")
 	fs.StringVar(&f.queues, "queues", "quorum", "quorum (the broker's default) or classic queues")
+	fs.StringVar(&f.ledger, "ledger", "", "a PostgreSQL DSN: the adapter process claims every request in this ledger (adapter config ledger.dsn), to measure its cost; its rows stay there, pruned after 7 days")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (logs, data, reports) instead of deleting it")
 }
 
 func (f *setupFlags) validate() error {
 	if f.adapters != "process" && f.adapters != "in-broker" {
 		return fmt.Errorf("--adapters %q: use process or in-broker", f.adapters)
+	}
+	if f.ledger != "" && f.adapters != "process" {
+		return fmt.Errorf("--ledger needs --adapters process: the broker's own adapters keep no ledger")
 	}
 	if f.queues != "quorum" && f.queues != "classic" {
 		return fmt.Errorf("--queues %q: use quorum or classic", f.queues)
@@ -151,12 +156,16 @@ func (t *topology) adapterConfig() string {
 	for n := 1; n <= adaptedServices; n++ {
 		services = append(services, fmt.Sprintf("%d: {backend: demo}", n))
 	}
-	return fmt.Sprintf(`name: siobench-adapter
+	cfg := fmt.Sprintf(`name: siobench-adapter
 transport: {amqp_url: %q, prefix: %q, prefetch: 16, concurrency: 8}
 services: {%s}
 case_registries: {names: [erdr, courts, aisoip], demo_pki: %q}
 demo: {seed: 1, people: 200, organisations: 50}
 `, t.f.amqpURL, t.prefix, strings.Join(services, ", "), t.pki())
+	if t.f.ledger != "" {
+		cfg += fmt.Sprintf("ledger: {dsn: %q}\n", t.f.ledger)
+	}
+	return cfg
 }
 
 func (t *topology) pki() string { return filepath.Join(t.dir, "data", "pki") }
