@@ -58,17 +58,6 @@ type Config struct {
 // Ledger is where the adapter processes record the requests they took and answered.
 type Ledger struct {
 	DSN string `yaml:"dsn"`
-	// MaxClaims bounds the requests asked at once under a claim, each holding a connection while
-	// its source answers; default transport.concurrency × the number of services.
-	MaxClaims int `yaml:"max_claims"`
-}
-
-// LedgerClaims is the number of claims the ledger's pool must hold.
-func (c Config) LedgerClaims() int {
-	if c.Ledger.MaxClaims > 0 {
-		return c.Ledger.MaxClaims
-	}
-	return c.Transport.Concurrency * max(len(c.Services), 1)
 }
 
 // CaseRegistries names the registries served and where their demo cases come from.
@@ -218,9 +207,6 @@ func (c Config) validate(haveWorld bool) error {
 		if _, err := pgxpool.ParseConfig(c.Ledger.DSN); err != nil {
 			errs = append(errs, errors.New("ledger.dsn: not a PostgreSQL connection string")) // the parser's text may quote the password
 		}
-	}
-	if c.Ledger.MaxClaims < 0 || c.Ledger.MaxClaims > 1000 {
-		errs = append(errs, fmt.Errorf("ledger.max_claims: must be 1 to 1000, or left out, got %d", c.Ledger.MaxClaims))
 	}
 	if len(c.CaseRegistries.Names) > 0 && c.CaseRegistries.DemoPKI == "" {
 		errs = append(errs, errors.New("case_registries.demo_pki: required with case_registries.names"))

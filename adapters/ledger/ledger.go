@@ -1,9 +1,11 @@
 // Package ledger is the ledger (routing.Ledger) that adapter processes share in PostgreSQL, so
 // that a request's service is asked of its source at most once however many processes serve it.
 //
-// A claim is a session-level advisory lock on the request's key, held by one pooled connection
-// while the source is asked: a process that dies, or loses its connection, loses its claims with
-// it, and a copy of its request is asked again by another process, at once. An answered request
+// A claim is a session-level advisory lock on the request's key. One connection of the process,
+// its lock session, holds all of its claims: a process that dies, or loses that connection,
+// loses its claims with it, and a copy of its request is asked again by another process, at
+// once. The statements on the lock session are short and taken in turn; the rows are written
+// through a small pool. An answered request
 // is a row of sio_adapter_ledger: its key (the broker's request id and the service), which
 // process answered it and when. No answer is stored: answers hold people's data, and the broker
 // already has them. Rows older than the retention are deleted.
@@ -15,8 +17,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sio-pso/siobroker/routing"
@@ -52,29 +56,32 @@ END $$;`
 
 // Postgres is a routing.Ledger in a PostgreSQL database every adapter process reaches.
 type Postgres struct {
-	pool   *pgxpool.Pool
-	owner  string
-	logger *slog.Logger
-	stop   context.CancelFunc
-	done   chan struct{}
+	pool     *pgxpool.Pool   // the rows: inserts and pruning
+	lockConf *pgx.ConnConfig // the lock session's
+	owner    string
+	logger   *slog.Logger
+	stop     context.CancelFunc
+	done     chan struct{}
+
+	// lockMu serialises the statements on the lock session, which a pgx.Conn needs, and guards
+	// the session itself. session counts the lock sessions opened: a claim remembers the one
+	// that holds its lock, and a lost session's claims are gone with it.
+	lockMu  sync.Mutex
+	lock    *pgx.Conn
+	session uint64
 }
 
 var _ routing.Ledger = (*Postgres)(nil)
 
-// Open connects to dsn, creates the table if it is missing, and starts deleting the rows older
-// than Retention every hour. owner names this process in the rows it writes. claims is the most
-// requests this process asks at once (each claim holds a connection while its source is
-// asked): the pool gets that many connections and two more.
-func Open(ctx context.Context, dsn, owner string, claims int, logger *slog.Logger) (*Postgres, error) {
+// Open connects to dsn, creates the table if it is missing, opens the lock session, and starts
+// deleting the rows older than Retention every hour. owner names this process in the rows it
+// writes.
+func Open(ctx context.Context, dsn, owner string, logger *slog.Logger) (*Postgres, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	cfg.MaxConns = int32(max(claims, 1) + 2)
-	// A connection is opened when a claim first needs it, and opening one (a server process is
-	// forked) took 100–450 ms under load here: a pool that starts empty makes the first requests
-	// of a burst wait. A few are opened at start and kept.
-	cfg.MinConns = min(cfg.MaxConns, warmConns)
+	cfg.MaxConns = rowConns
 	// A row lost with a crash of the server costs at most one more question to a source; its
 	// commit need not wait for the disk. Others see it once committed, which is what the claims
 	// rely on.
@@ -88,13 +95,25 @@ func Open(ctx context.Context, dsn, owner string, claims int, logger *slog.Logge
 		return nil, err
 	}
 	pctx, stop := context.WithCancel(context.Background())
-	p := &Postgres{pool: pool, owner: owner, logger: logger, stop: stop, done: make(chan struct{})}
+	p := &Postgres{pool: pool, lockConf: cfg.ConnConfig.Copy(), owner: owner, logger: logger, stop: stop, done: make(chan struct{})}
+	p.lockMu.Lock()
+	_, _, err = p.lockSession(ctx)
+	p.lockMu.Unlock()
+	if err != nil {
+		stop()
+		pool.Close()
+		return nil, err
+	}
 	go p.pruneEvery(pctx, time.Hour)
 	return p, nil
 }
 
-// createTable creates the table if it is missing. Adapters starting together would race on
-// CREATE TABLE IF NOT EXISTS (it is not atomic in PostgreSQL): a transaction lock serialises them.
+// rowConns is the size of the pool that writes the rows: a row is one short INSERT.
+const rowConns = 4
+
+// createTable creates the table and the function if they are missing. Adapters starting together
+// would race on CREATE ... IF NOT EXISTS (it is not atomic in PostgreSQL): a transaction lock
+// serialises them.
 func createTable(ctx context.Context, pool *pgxpool.Pool) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -114,112 +133,124 @@ func createTable(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// warmConns is how many connections the pool opens at start and keeps open.
-const warmConns = 16
+// lockSession returns the lock session, opening a new one when there is none or it was lost.
+// The caller holds lockMu.
+func (p *Postgres) lockSession(ctx context.Context) (*pgx.Conn, uint64, error) {
+	if p.lock != nil && !p.lock.IsClosed() {
+		return p.lock, p.session, nil
+	}
+	if p.lock != nil {
+		p.logger.Warn("the ledger's lock session was lost, and the claims it held with it: a copy of a request in flight may be asked again")
+	}
+	conn, err := pgx.ConnectConfig(ctx, p.lockConf)
+	if err != nil {
+		p.lock = nil
+		return nil, 0, fmt.Errorf("ledger: open the lock session: %w", err)
+	}
+	p.lock = conn
+	p.session++
+	return conn, p.session, nil
+}
 
-// closeWait bounds how long Close waits for the claims still held to end.
-const closeWait = 10 * time.Second
+// dropLockSession closes the lock session after a failed statement, whose effect on the locks
+// is unknown: its claims end with it. The caller holds lockMu.
+func (p *Postgres) dropLockSession() {
+	if p.lock == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = p.lock.Close(ctx)
+	p.lock = nil
+}
 
-// Close stops the pruning and closes the connections. The pool waits for the claims still held
-// (their requests still being answered) to end; after closeWait Close returns regardless: the
-// process is stopping, and its claims end with its connections.
+// Close stops the pruning and closes the connections; the claims still held end with the lock
+// session.
 func (p *Postgres) Close() {
 	p.stop()
 	<-p.done
-	closed := make(chan struct{})
-	go func() {
-		p.pool.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(closeWait):
-		p.logger.Warn("ledger closed with claims still held; they end with the process")
-	}
+	p.lockMu.Lock()
+	p.dropLockSession()
+	p.lockMu.Unlock()
+	p.pool.Close()
 }
 
 // Take claims key: see routing.Ledger.
 func (p *Postgres) Take(ctx context.Context, key string) (routing.LedgerClaim, routing.LedgerState, error) {
-	conn, err := p.pool.Acquire(ctx)
-	if err != nil {
-		return nil, 0, fmt.Errorf("ledger: %w", err)
-	}
 	hi, lo := lockKeys(key)
+	p.lockMu.Lock()
+	defer p.lockMu.Unlock()
+	conn, session, err := p.lockSession(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
 	var state int
 	if err := conn.QueryRow(ctx, `SELECT sio_adapter_ledger_take($1, $2, $3)`, key, hi, lo).Scan(&state); err != nil {
-		// Whether the lock was taken is unknown: the connection goes, and the lock with it.
-		discard(conn)
+		p.dropLockSession()
 		return nil, 0, fmt.Errorf("ledger: take %s: %w", key, err)
 	}
 	switch state {
 	case 0:
-		conn.Release()
 		return nil, routing.LedgerBusy, nil
 	case 2:
-		conn.Release()
 		return nil, routing.LedgerAnswered, nil
 	}
-	c := &claim{p: p, conn: conn, key: key, hi: hi, lo: lo}
-	return c, routing.LedgerTaken, nil
+	return &claim{p: p, key: key, hi: hi, lo: lo, session: session}, routing.LedgerTaken, nil
 }
 
-// claim is a held advisory lock and the connection that holds it.
+// claim is an advisory lock held by the lock session it was taken on.
 type claim struct {
-	p      *Postgres
-	conn   *pgxpool.Conn // nil once ended
-	key    string
-	hi, lo int32
+	p       *Postgres
+	key     string
+	hi, lo  int32
+	session uint64
+	ended   bool
 }
 
-// Answered records the answer, then unlocks: in two statements, so that the row is committed
-// before another process can take the lock and look for it.
+// Answered writes the row, then unlocks: the row is committed before another process can take
+// the lock and look for it.
 func (c *claim) Answered(ctx context.Context, at time.Time) error {
-	if c.conn == nil {
+	if c.ended {
 		return errors.New("ledger: the claim has ended")
 	}
-	conn := c.conn
-	c.conn = nil
-	var unlocked bool
-	_, err := conn.Exec(ctx, `INSERT INTO sio_adapter_ledger (key, owner, answered_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING`,
+	_, err := c.p.pool.Exec(ctx, `INSERT INTO sio_adapter_ledger (key, owner, answered_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING`,
 		c.key, c.p.owner, at)
-	if err == nil {
-		err = conn.QueryRow(ctx, `SELECT pg_advisory_unlock($1, $2)`, c.hi, c.lo).Scan(&unlocked)
-	}
-	if err == nil && !unlocked {
-		err = errors.New("the lock was no longer held (the session was lost)")
-	}
+	held := c.unlock()
 	if err != nil {
-		discard(conn)
 		return fmt.Errorf("ledger: record the answer to %s: %w", c.key, err)
 	}
-	conn.Release()
+	if !held {
+		return fmt.Errorf("ledger: record the answer to %s: the lock session was lost while the source was asked", c.key)
+	}
 	return nil
 }
 
 // Release unlocks without an answer; it does nothing after Answered.
 func (c *claim) Release() {
-	if c.conn == nil {
-		return
+	if !c.ended {
+		c.unlock()
 	}
-	conn := c.conn
-	c.conn = nil
+}
+
+// unlock ends the claim, and reports whether its lock was still held: not when its session was
+// lost, which took the lock with it.
+func (c *claim) unlock() bool {
+	c.ended = true
+	p := c.p
+	p.lockMu.Lock()
+	defer p.lockMu.Unlock()
+	if p.lock == nil || p.lock.IsClosed() || p.session != c.session {
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var unlocked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_advisory_unlock($1, $2)`, c.hi, c.lo).Scan(&unlocked); err != nil || !unlocked {
-		// A connection that may still hold the lock must not go back to the pool.
-		discard(conn)
-		return
+	if err := p.lock.QueryRow(ctx, `SELECT pg_advisory_unlock($1, $2)`, c.hi, c.lo).Scan(&unlocked); err != nil {
+		// The lock may still be held: only ending the session frees it for certain.
+		p.dropLockSession()
+		return false
 	}
-	conn.Release()
-}
-
-// discard closes conn instead of returning it to the pool: its session, and any lock it holds,
-// ends.
-func discard(conn *pgxpool.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = conn.Hijack().Close(ctx)
+	return unlocked
 }
 
 // lockKeys maps key to the two 32-bit keys of an advisory lock. Two request keys that collide

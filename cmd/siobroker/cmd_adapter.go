@@ -105,7 +105,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string,
 		// The owner names this process in the rows it writes: two processes may share a name.
 		host, _ := os.Hostname()
 		owner := fmt.Sprintf("%s@%s/%d", instance, host, os.Getpid())
-		l, err := ledger.Open(ctx, cfg.Ledger.DSN, owner, cfg.LedgerClaims(), logger.With("component", "ledger"))
+		l, err := ledger.Open(ctx, cfg.Ledger.DSN, owner, logger.With("component", "ledger"))
 		if err != nil {
 			return err
 		}
