@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"slices"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+
+	"github.com/sio-pso/siobroker/metrics"
 )
 
 // The broker's histograms siobench reads over a load's window: the time of each step of the
@@ -45,31 +41,15 @@ type stageFigure struct {
 // scrapeStages reads the stage histograms, and the synchronous request's as wholeRequest, from
 // the broker's /metrics.
 func scrapeStages(ctx context.Context, metricsURL string) (map[string]histogram, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	families, err := metrics.Scrape(ctx, metricsURL)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "text/plain")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", metricsURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("read %s: HTTP %s", metricsURL, resp.Status)
-	}
-	return parseStages(resp.Body)
+	return stageHistograms(families), nil
 }
 
-// parseStages reads the stage and request histograms from a Prometheus text exposition.
-func parseStages(r io.Reader) (map[string]histogram, error) {
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(r)
-	if err != nil {
-		return nil, fmt.Errorf("read the broker's metrics: %w", err)
-	}
+// stageHistograms picks the stage and request histograms out of the broker's metric families.
+func stageHistograms(families map[string]*dto.MetricFamily) map[string]histogram {
 	out := map[string]histogram{}
 	read := func(family, label, value string, as func(string) string) {
 		f := families[family]
@@ -96,7 +76,7 @@ func parseStages(r io.Reader) (map[string]histogram, error) {
 	}
 	read(stageMetric, "stage", "", func(s string) string { return s })
 	read(requestMetric, "channel", "sync", func(string) string { return wholeRequest })
-	return out, nil
+	return out
 }
 
 func labelValue(m *dto.Metric, name string) (string, bool) {
