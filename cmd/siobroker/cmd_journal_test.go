@@ -51,7 +51,10 @@ func runJournal(args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-func TestJournalVerifyCommand(t *testing.T) {
+// sealingPKI generates a development PKI and returns its directory, its manifest and the
+// broker's signer, which seals the archives.
+func sealingPKI(t *testing.T) (string, *devpki.Manifest, *signing.Signer) {
+	t.Helper()
 	pkiDir := t.TempDir()
 	m, err := devpki.Generate(pkiDir, time.Now())
 	if err != nil {
@@ -61,6 +64,11 @@ func TestJournalVerifyCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pkiDir, m, signer
+}
+
+func TestJournalVerifyCommand(t *testing.T) {
+	pkiDir, m, signer := sealingPKI(t)
 	dir := t.TempDir()
 	sealer, err := archive.NewSealer(archive.Config{Dir: dir, MaxRecords: 10}, newJournalSource(25), signer, siobroker.SystemClock{})
 	if err != nil {
@@ -132,15 +140,7 @@ func TestJournalVerifyCommand(t *testing.T) {
 // cut back below what was sealed, are reported with exit 1.
 func TestJournalCheckCommand(t *testing.T) {
 	ctx := t.Context()
-	pkiDir := t.TempDir()
-	m, err := devpki.Generate(pkiDir, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := signing.LoadSigner(filepath.Join(pkiDir, m.BrokerCert), filepath.Join(pkiDir, m.BrokerKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, signer := sealingPKI(t)
 	// fill opens a store in a new data directory with n records appended, closed again.
 	fill := func(n int) string {
 		dir := t.TempDir()
