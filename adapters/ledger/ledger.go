@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,12 +62,17 @@ type Postgres struct {
 	stop     context.CancelFunc
 	done     chan struct{}
 
-	// lockMu serialises the statements on the lock session, which a pgx.Conn needs, and guards
-	// the session itself. session counts the lock sessions opened: a claim remembers the one
-	// that holds its lock, and a lost session's claims are gone with it.
-	lockMu  sync.Mutex
+	// turn, a one-slot semaphore, serialises the statements on the lock session, which a
+	// pgx.Conn needs, and guards the session itself; unlike a mutex, a wait for it ends with
+	// its context, so that a stalled server does not queue every handler behind one statement.
+	// session counts the lock sessions opened: a claim remembers the one that holds its lock,
+	// and a lost session's claims are gone with it.
+	turn    chan struct{}
 	lock    *pgx.Conn
 	session uint64
+	// held are the keys this process holds, by session: a session takes an advisory lock it
+	// already holds again, so two copies in this process are told apart here.
+	held map[string]uint64
 }
 
 var _ routing.Ledger = (*Postgres)(nil)
@@ -95,10 +99,11 @@ func Open(ctx context.Context, dsn, owner string, logger *slog.Logger) (*Postgre
 		return nil, err
 	}
 	pctx, stop := context.WithCancel(context.Background())
-	p := &Postgres{pool: pool, lockConf: cfg.ConnConfig.Copy(), owner: owner, logger: logger, stop: stop, done: make(chan struct{})}
-	p.lockMu.Lock()
+	p := &Postgres{pool: pool, lockConf: cfg.ConnConfig.Copy(), owner: owner, logger: logger, stop: stop,
+		done: make(chan struct{}), turn: make(chan struct{}, 1), held: map[string]uint64{}}
+	p.turn <- struct{}{}
 	_, _, err = p.lockSession(ctx)
-	p.lockMu.Unlock()
+	<-p.turn
 	if err != nil {
 		stop()
 		pool.Close()
@@ -134,7 +139,7 @@ func createTable(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 // lockSession returns the lock session, opening a new one when there is none or it was lost.
-// The caller holds lockMu.
+// The caller holds the turn.
 func (p *Postgres) lockSession(ctx context.Context) (*pgx.Conn, uint64, error) {
 	if p.lock != nil && !p.lock.IsClosed() {
 		return p.lock, p.session, nil
@@ -149,11 +154,12 @@ func (p *Postgres) lockSession(ctx context.Context) (*pgx.Conn, uint64, error) {
 	}
 	p.lock = conn
 	p.session++
+	clear(p.held) // the claims of a lost session are gone
 	return conn, p.session, nil
 }
 
 // dropLockSession closes the lock session after a failed statement, whose effect on the locks
-// is unknown: its claims end with it. The caller holds lockMu.
+// is unknown: its claims end with it. The caller holds the turn.
 func (p *Postgres) dropLockSession() {
 	if p.lock == nil {
 		return
@@ -169,20 +175,27 @@ func (p *Postgres) dropLockSession() {
 func (p *Postgres) Close() {
 	p.stop()
 	<-p.done
-	p.lockMu.Lock()
+	p.turn <- struct{}{}
 	p.dropLockSession()
-	p.lockMu.Unlock()
+	<-p.turn
 	p.pool.Close()
 }
 
 // Take claims key: see routing.Ledger.
 func (p *Postgres) Take(ctx context.Context, key string) (routing.LedgerClaim, routing.LedgerState, error) {
 	hi, lo := lockKeys(key)
-	p.lockMu.Lock()
-	defer p.lockMu.Unlock()
+	select {
+	case p.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, fmt.Errorf("ledger: take %s: waiting for the lock session: %w", key, ctx.Err())
+	}
+	defer func() { <-p.turn }()
 	conn, session, err := p.lockSession(ctx)
 	if err != nil {
 		return nil, 0, err
+	}
+	if _, mine := p.held[key]; mine {
+		return nil, routing.LedgerBusy, nil
 	}
 	var state int
 	if err := conn.QueryRow(ctx, `SELECT sio_adapter_ledger_take($1, $2, $3)`, key, hi, lo).Scan(&state); err != nil {
@@ -195,6 +208,7 @@ func (p *Postgres) Take(ctx context.Context, key string) (routing.LedgerClaim, r
 	case 2:
 		return nil, routing.LedgerAnswered, nil
 	}
+	p.held[key] = session
 	return &claim{p: p, key: key, hi: hi, lo: lo, session: session}, routing.LedgerTaken, nil
 }
 
@@ -237,13 +251,22 @@ func (c *claim) Release() {
 func (c *claim) unlock() bool {
 	c.ended = true
 	p := c.p
-	p.lockMu.Lock()
-	defer p.lockMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	select {
+	case p.turn <- struct{}{}:
+	case <-ctx.Done():
+		// The lock stays held until the session ends: a copy waits for it, or for this
+		// process to go.
+		return false
+	}
+	defer func() { <-p.turn }()
+	if p.held[c.key] == c.session {
+		delete(p.held, c.key)
+	}
 	if p.lock == nil || p.lock.IsClosed() || p.session != c.session {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	var unlocked bool
 	if err := p.lock.QueryRow(ctx, `SELECT pg_advisory_unlock($1, $2)`, c.hi, c.lo).Scan(&unlocked); err != nil {
 		// The lock may still be held: only ending the session frees it for certain.

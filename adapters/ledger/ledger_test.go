@@ -61,6 +61,7 @@ func TestClaims(t *testing.T) {
 
 	first := take(t, a, "req-1/5", routing.LedgerTaken)
 	take(t, b, "req-1/5", routing.LedgerBusy)
+	take(t, a, "req-1/5", routing.LedgerBusy)            // a second copy in the same process
 	take(t, b, "req-2/5", routing.LedgerTaken).Release() // other keys are free
 	if err := first.Answered(t.Context(), time.Now()); err != nil {
 		t.Fatal(err)
@@ -76,9 +77,9 @@ func TestClaims(t *testing.T) {
 	// A process that dies holding a claim, or loses its lock session, loses the claim with it.
 	held := take(t, a, "req-4/5", routing.LedgerTaken)
 	take(t, b, "req-4/5", routing.LedgerBusy)
-	a.lockMu.Lock()
+	a.turn <- struct{}{}
 	pid := a.lock.PgConn().PID()
-	a.lockMu.Unlock()
+	<-a.turn
 	if _, err := b.pool.Exec(t.Context(), `SELECT pg_terminate_backend($1)`, pid); err != nil {
 		t.Fatal(err)
 	}
