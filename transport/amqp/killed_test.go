@@ -12,15 +12,34 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/adapters/ledger"
+	"github.com/sio-pso/siobroker/internal/pgtest"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
 // TestKilledAdapterMessageIsRedelivered: an adapter process dies in the middle of a request (its
 // connection goes away before it acknowledged the message); RabbitMQ redelivers the message to
-// another adapter, and the broker's request is answered.
+// another adapter, and the broker's request is answered. With a ledger shared by the adapters
+// (adapters/ledger, in the machine's PostgreSQL), the dead process's claim on the request goes
+// with its lock session, and the survivor takes it.
 func TestKilledAdapterMessageIsRedelivered(t *testing.T) {
+	t.Run("without a ledger", func(t *testing.T) { killedAdapter(t, "") })
+	t.Run("with a ledger", func(t *testing.T) { killedAdapter(t, pgtest.Schema(t, "sio_amqp_ledger_")) })
+}
+
+// killedAdapter runs TestKilledAdapterMessageIsRedelivered, the adapters sharing the ledger at
+// ledgerDSN unless it is "".
+func killedAdapter(t *testing.T, ledgerDSN string) {
 	const service = 9
+	openLedger := func(owner string) routing.Ledger {
+		l, err := ledger.Open(t.Context(), ledgerDSN, owner, quietLogger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.Close)
+		return l
+	}
 	cfg := testConfig(t, []int{service}, nil)
 	if err := Declare(ctxFor(t, 10*time.Second), cfg); err != nil {
 		t.Fatal(err)
@@ -41,6 +60,11 @@ func TestKilledAdapterMessageIsRedelivered(t *testing.T) {
 			return siobroker.ServiceResult{}, errors.New("killed")
 		}),
 	}, dying.Publisher(), siobroker.SystemClock{}, quietLogger)
+	var dyingLedger *ledger.Postgres
+	if ledgerDSN != "" {
+		dyingLedger = openLedger("dying").(*ledger.Postgres)
+		hanging.WithLedger(dyingLedger)
+	}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 2 * time.Second}, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +88,11 @@ func TestKilledAdapterMessageIsRedelivered(t *testing.T) {
 		t.Fatal("the first adapter never got the message")
 	}
 
-	// Kill it: the connection goes away with the message unacknowledged.
+	// Kill it: the connection goes away with the message unacknowledged, and so does its lock
+	// session, holding the claim.
+	if dyingLedger != nil {
+		dyingLedger.Close()
+	}
 	_ = dying.Close()
 	close(kill)
 	_ = router.Close()
@@ -76,7 +104,14 @@ func TestKilledAdapterMessageIsRedelivered(t *testing.T) {
 
 	// A second adapter comes up and gets the redelivered message.
 	c := newCounter()
-	startAdapter(t, cfg, "survivor", []int{service}, c)
+	if ledgerDSN == "" {
+		startAdapter(t, cfg, "survivor", []int{service}, c)
+	} else {
+		tr := newTransport(t, cfg)
+		rt := routing.NewAdapterRuntime("survivor", map[int]adapters.Backend{service: c.backend("survivor", service)},
+			tr.Publisher(), siobroker.SystemClock{}, quietLogger).WithLedger(openLedger("survivor"))
+		runRouter(t, func(r *message.Router) { rt.AddHandlers(r, tr.Subscriber()) })
+	}
 	wg.Wait()
 	if len(out) != 1 || out[0].Result.Status != siobroker.StatusOK || out[0].Adapter != "survivor" {
 		t.Fatalf("outcome %+v, want ok from the surviving adapter", out)
