@@ -101,9 +101,9 @@ func Open(ctx context.Context, dsn, owner string, logger *slog.Logger) (*Postgre
 	pctx, stop := context.WithCancel(context.Background())
 	p := &Postgres{pool: pool, lockConf: cfg.ConnConfig.Copy(), owner: owner, logger: logger, stop: stop,
 		done: make(chan struct{}), turn: make(chan struct{}, 1), held: map[string]uint64{}}
-	p.turn <- struct{}{}
+	p.takeTurn(context.Background())
 	_, _, err = p.lockSession(ctx)
-	<-p.turn
+	p.endTurn()
 	if err != nil {
 		stop()
 		pool.Close()
@@ -137,6 +137,19 @@ func createTable(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return nil
 }
+
+// takeTurn waits for the turn on the lock session until ctx ends, and reports whether it got it.
+func (p *Postgres) takeTurn(ctx context.Context) bool {
+	select {
+	case p.turn <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// endTurn gives the turn back.
+func (p *Postgres) endTurn() { <-p.turn }
 
 // lockSession returns the lock session, opening a new one when there is none or it was lost.
 // The caller holds the turn.
@@ -175,21 +188,19 @@ func (p *Postgres) dropLockSession() {
 func (p *Postgres) Close() {
 	p.stop()
 	<-p.done
-	p.turn <- struct{}{}
+	p.takeTurn(context.Background())
 	p.dropLockSession()
-	<-p.turn
+	p.endTurn()
 	p.pool.Close()
 }
 
 // Take claims key: see routing.Ledger.
 func (p *Postgres) Take(ctx context.Context, key string) (routing.LedgerClaim, routing.LedgerState, error) {
 	hi, lo := lockKeys(key)
-	select {
-	case p.turn <- struct{}{}:
-	case <-ctx.Done():
+	if !p.takeTurn(ctx) {
 		return nil, 0, fmt.Errorf("ledger: take %s: waiting for the lock session: %w", key, ctx.Err())
 	}
-	defer func() { <-p.turn }()
+	defer p.endTurn()
 	conn, session, err := p.lockSession(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -253,14 +264,12 @@ func (c *claim) unlock() bool {
 	p := c.p
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	select {
-	case p.turn <- struct{}{}:
-	case <-ctx.Done():
+	if !p.takeTurn(ctx) {
 		// The lock stays held until the session ends: a copy waits for it, or for this
 		// process to go.
 		return false
 	}
-	defer func() { <-p.turn }()
+	defer p.endTurn()
 	if p.held[c.key] == c.session {
 		delete(p.held, c.key)
 	}

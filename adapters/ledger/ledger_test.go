@@ -77,9 +77,9 @@ func TestClaims(t *testing.T) {
 	// A process that dies holding a claim, or loses its lock session, loses the claim with it.
 	held := take(t, a, "req-4/5", routing.LedgerTaken)
 	take(t, b, "req-4/5", routing.LedgerBusy)
-	a.turn <- struct{}{}
+	a.takeTurn(t.Context())
 	pid := a.lock.PgConn().PID()
-	<-a.turn
+	a.endTurn()
 	if _, err := b.pool.Exec(t.Context(), `SELECT pg_terminate_backend($1)`, pid); err != nil {
 		t.Fatal(err)
 	}
