@@ -2,11 +2,14 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -38,6 +41,9 @@ import (
 type LateAnswers struct {
 	cfg  LateConfig
 	deps LateDeps
+	// mu makes the look-up for an earlier copy and the append one step, so that two copies
+	// handled at once by two reply consumers are not both appended. Late answers are rare.
+	mu sync.Mutex
 }
 
 // LateConfig bounds the journaling of late answers. Zero fields take the defaults.
@@ -104,10 +110,22 @@ func NewLateAnswers(cfg LateConfig, deps LateDeps) (*LateAnswers, error) {
 // so that the answer is delivered again no sooner. An answer whose record cannot be built at all
 // (it never will be) is logged at Error and Record returns nil: delivering it again would loop.
 // ctx (the delivery's) only shortens the waits; an append once started gets its own time limit.
+//
+// A copy of an answer already journaled (the same bytes, by their SHA-256 in the record) is not
+// appended again: a broker killed between the append and the acknowledgement, or one that
+// restarted and forgot the answers it had seen, is given the answer again, and the Rules want
+// each result once. The journal is asked only when Deps.Requests is set.
 func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) error {
 	rec, err := l.record(ctx, a)
 	if err != nil {
 		l.lost(a, err)
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.journaled(ctx, a) {
+		l.deps.Logger.Info("copy of a late answer already journaled: not recorded again", append(reqlog.Attrs(a.MessageID, a.Key),
+			"service", a.Service)...)
 		return nil
 	}
 	wait := l.cfg.Backoff
@@ -134,6 +152,39 @@ func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) error {
 	}
 }
 
+// journaled reports whether the journal already holds a late record of a's exact bytes. When
+// the journal cannot be read it reports false: a second record is better than a missing one.
+func (l *LateAnswers) journaled(ctx context.Context, a routing.LateAnswer) bool {
+	if l.deps.Requests == nil || a.RequestID == "" {
+		return false
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AppendLimit)
+	defer cancel()
+	recs, err := l.deps.Requests.Query(lctx, siobroker.JournalFilter{RequestID: a.RequestID, Service: a.Service,
+		Kinds: []siobroker.JournalKind{siobroker.JournalLate}})
+	if err != nil {
+		l.deps.Logger.Warn("late answer journaled without looking for an earlier copy: the journal cannot be read",
+			append(reqlog.Attrs(a.MessageID, a.Key), "error", err)...)
+		return false
+	}
+	digest := answerDigest(a.Payload)
+	for _, rec := range recs {
+		var d struct {
+			AnswerDigest string `json:"answerDigest"`
+		}
+		if json.Unmarshal(rec.Data, &d) == nil && d.AnswerDigest == digest {
+			return true
+		}
+	}
+	return false
+}
+
+// answerDigest is the hex SHA-256 of an answer exactly as the adapter sent it.
+func answerDigest(payload []byte) string {
+	sum := sha256.Sum256(payload)
+	return hex.EncodeToString(sum[:])
+}
+
 // lost logs a late answer that will not be in the journal: a result is missing from it.
 func (l *LateAnswers) lost(a routing.LateAnswer, err error) {
 	l.deps.Logger.Error("late answer NOT journaled: a result is missing from the journal", append(reqlog.Attrs(a.MessageID, a.Key),
@@ -154,6 +205,9 @@ type lateDetails struct {
 	// JSON), less the Truncated fields; Unreadable holds the bytes of one that could not be read.
 	Answer     json.RawMessage `json:"answer,omitempty"`
 	Unreadable []byte          `json:"unreadable,omitempty"`
+	// AnswerDigest is answerDigest of the answer as it came, before any truncation: a copy of
+	// it delivered again is recognised by it.
+	AnswerDigest string `json:"answerDigest,omitempty"`
 }
 
 // lateTimes are in Astana time. Received is the request's, known while the broker keeps it.
@@ -188,6 +242,7 @@ func (l *LateAnswers) record(ctx context.Context, a routing.LateAnswer) (siobrok
 	d := lateDetails{
 		Times:  lateTimes{Arrived: a.ReceivedAt.In(siobroker.Astana)},
 		Status: a.Status, Reason: a.Reason, Adapter: a.Adapter, Records: a.Records,
+		AnswerDigest: answerDigest(a.Payload),
 	}
 	if !a.AnsweredAt.IsZero() {
 		d.Times.Answered = a.AnsweredAt.In(siobroker.Astana)

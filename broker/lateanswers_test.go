@@ -15,6 +15,7 @@ import (
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/store"
 )
 
 // lateJournal is a journal that keeps what is appended, failing the first fails appends.
@@ -360,4 +361,64 @@ func kinds(recs []siobroker.JournalRecord) []siobroker.JournalKind {
 		out[i] = r.Kind
 	}
 	return out
+}
+
+// TestLateAnswerCopyJournaledOnce: a copy of a late answer delivered again, to a broker that has
+// forgotten it (restarted: a new LateAnswers) or to two reply consumers at once, finds the
+// journal's record of it and is not appended again; a different answer to the same request and
+// service is.
+func TestLateAnswerCopyJournaledOnce(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	newLateOnStore := func() *LateAnswers {
+		l, err := NewLateAnswers(LateConfig{}, LateDeps{Journal: db.Journal(), Requests: db.Journal(), Rights: table,
+			Clock: siobroker.SystemClock{}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	lateRecords := func() []siobroker.JournalRecord {
+		recs, err := db.Journal().Query(ctx, siobroker.JournalFilter{RequestID: "req-copy", Kinds: []siobroker.JournalKind{siobroker.JournalLate}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return recs
+	}
+
+	first := pensionAnswer(t, "req-copy")
+	record(t, newLateOnStore(), first)
+	record(t, newLateOnStore(), first) // after a restart
+	if n := len(lateRecords()); n != 1 {
+		t.Fatalf("%d late records after a copy of one answer, want 1", n)
+	}
+
+	l := newLateOnStore()
+	second := pensionAnswer(t, "req-copy")
+	second.AnsweredAt = first.AnsweredAt.Add(time.Second)
+	if second.Payload, err = json.Marshal(schemas.ServiceResponse{RequestID: "req-copy", Service: 11, AnsweredAt: second.AnsweredAt}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if err := l.Record(ctx, second); err != nil {
+				t.Errorf("record: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	recs := lateRecords()
+	if len(recs) != 2 {
+		t.Fatalf("%d late records, want 2: the first answer and another answer, each once", len(recs))
+	}
+	for i, a := range []routing.LateAnswer{first, second} {
+		if d, _ := lateData(t, recs[i]); d.AnswerDigest != answerDigest(a.Payload) {
+			t.Errorf("record %d holds digest %q, want the answer's %q", i, d.AnswerDigest, answerDigest(a.Payload))
+		}
+	}
 }
