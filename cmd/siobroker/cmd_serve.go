@@ -491,8 +491,12 @@ func (b *runningBroker) openTransport(ctx context.Context, cfg config.Broker, re
 			acfg.Queues = append(acfg.Queues, q)
 		}
 	}
-	if err := amqptransport.Declare(ctx, acfg); err != nil {
+	declared, err := amqptransport.DeclareTopology(ctx, acfg)
+	if err != nil {
 		return nil, nil, "", fmt.Errorf("declare RabbitMQ topology: %w", err)
+	}
+	for _, w := range declared.Warnings {
+		logger.Error("RabbitMQ puts messages at risk", errors.New(w), watermill.LogFields{"rabbitmq": declared.ServerVersion})
 	}
 	t, err := amqptransport.NewBrokerTransport(ctx, acfg, logger)
 	if err != nil {

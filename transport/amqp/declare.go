@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -29,15 +30,64 @@ const (
 // queues unless cfg.ClassicQueues, or unless the server refuses one (then classic durable).
 // It dials once with back-off until ctx ends.
 func Declare(ctx context.Context, cfg Config) error {
+	_, err := DeclareTopology(ctx, cfg)
+	return err
+}
+
+// Declared is what DeclareTopology found and did.
+type Declared struct {
+	ServerVersion   string    // RabbitMQ's, as the server announced it
+	DeadLetterQueue QueueKind // the kind of the dead-letter queue
+	// Warnings are conditions of the server that put messages at risk and that the broker
+	// cannot change by itself; the caller logs them.
+	Warnings []string
+}
+
+// DeclareTopology is Declare, also reporting the server's version and what in it needs an
+// operator's attention.
+func DeclareTopology(ctx context.Context, cfg Config) (Declared, error) {
+	var out Declared
 	if err := cfg.Validate(); err != nil {
-		return err
+		return out, err
 	}
 	cfg.setDefaults()
 	conn, err := dialRetry(ctx, cfg, watermill.NopLogger{})
 	if err != nil {
-		return err
+		return out, err
 	}
 	defer conn.Close()
+	out.ServerVersion, _ = conn.Properties["version"].(string)
+	if err := declareAll(conn, cfg, &out); err != nil {
+		return out, err
+	}
+	if w := deadLetterLimitWarning(out.ServerVersion, out.DeadLetterQueue, cfg.name(cfg.DeadLetterQueue)); w != "" {
+		out.Warnings = append(out.Warnings, w)
+	}
+	return out, nil
+}
+
+// deadLetterLimitWarning warns of RabbitMQ 4.0 to 4.2, which give every quorum queue a delivery
+// limit (20 by default) and count each return of a message toward it. `dlq list`, the dashboard's
+// counts and `dlq replay` read the dead-letter queue by taking its messages and giving them back,
+// so there a dead letter looked at 20 times would be dropped: the dead-letter queue has no
+// dead-letter exchange of its own. RabbitMQ 4.3 counts only failed deliveries (basic.reject),
+// and these reads give messages back with basic.nack; RabbitMQ 3 has no default limit.
+func deadLetterLimitWarning(version string, kind QueueKind, queue string) string {
+	if kind != Quorum {
+		return ""
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil || major != 4 || minor >= 3 {
+		return ""
+	}
+	return fmt.Sprintf("RabbitMQ %s drops a message of the quorum queue %s once it has been given back 20 times (its default "+
+		"delivery limit), and every `siobroker dlq list`, dashboard count and `dlq replay` gives the dead letters back: "+
+		"unless a policy lifts the limit, dead letters will be lost. Lift it: rabbitmqctl set_policy sio-dlq '^%s$' "+
+		"'{\"delivery-limit\": -1}' --apply-to quorum_queues (or upgrade RabbitMQ to 4.3 or later)", version, queue, regexp.QuoteMeta(queue))
+}
+
+// declareAll declares the exchange and every queue of cfg on conn.
+func declareAll(conn *amqp091.Connection, cfg Config, out *Declared) error {
 
 	ch, err := conn.Channel()
 	if err != nil {
@@ -48,9 +98,11 @@ func Declare(ctx context.Context, cfg Config) error {
 	}
 	_ = ch.Close()
 
-	if _, err := declareQueue(conn, cfg, cfg.name(cfg.DeadLetterQueue), false); err != nil {
+	kind, err := declareQueue(conn, cfg, cfg.name(cfg.DeadLetterQueue), false)
+	if err != nil {
 		return err
 	}
+	out.DeadLetterQueue = kind
 	if ch, err = conn.Channel(); err != nil {
 		return fmt.Errorf("amqp: open channel: %w", err)
 	}

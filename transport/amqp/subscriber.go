@@ -155,13 +155,20 @@ func (s *subscriber) session(ctx context.Context, conn *amqp091.Connection, queu
 }
 
 // handOver gives one delivery to the handler and settles it as the handler says: Ack acks,
-// Nack requeues. It reports false when the subscription stops before the handler took it.
+// Nack requeues as a failed delivery. It reports false when the subscription stops before the
+// handler took it.
+//
+// A failure is returned with basic.reject and a message merely given back (the subscription
+// ending) with basic.nack: RabbitMQ 4.3 counts only the former toward a quorum queue's delivery
+// limit, so with nack a poison message would loop there for ever, and with reject a broker
+// restarted 20 times would dead-letter messages nothing was wrong with. Earlier versions count
+// both.
 func (s *subscriber) handOver(ctx context.Context, d amqp091.Delivery, out chan<- *message.Message) bool {
 	msg, err := s.t.marshaler.Unmarshal(d)
 	if err != nil {
 		// It cannot become a message, now or on redelivery: reject it to the dead-letter queue.
 		s.t.logger.Error("amqp: undecodable delivery rejected", err, watermill.LogFields{"message_id": d.MessageId})
-		_ = d.Nack(false, false)
+		_ = d.Reject(false)
 		return true
 	}
 	msgCtx, cancel := context.WithCancel(ctx)
@@ -187,7 +194,7 @@ func (s *subscriber) handOver(ctx context.Context, d amqp091.Delivery, out chan<
 				watermill.LogFields{"message_id": d.MessageId, "error": err.Error()})
 		}
 	case <-msg.Nacked():
-		_ = d.Nack(false, true)
+		_ = d.Reject(true)
 	case <-s.t.closing:
 		_ = d.Nack(false, true)
 		return false

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -701,6 +702,34 @@ func TestConnectionLost(t *testing.T) {
 	} {
 		if got := connectionLost(c.err); got != c.want {
 			t.Errorf("connectionLost(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+// TestDeadLetterLimitWarning: only RabbitMQ 4.0 to 4.2 with a quorum dead-letter queue count the
+// dead-letter tools' reads toward a limit that drops messages; the warning names the queue and
+// the policy that lifts the limit.
+func TestDeadLetterLimitWarning(t *testing.T) {
+	for _, tt := range []struct {
+		version string
+		kind    QueueKind
+		warn    bool
+	}{
+		{"3.10.8", Quorum, false},
+		{"3.13.7", Quorum, false},
+		{"4.0.5", Quorum, true},
+		{"4.2.1", Quorum, true},
+		{"4.2.1", Classic, false},
+		{"4.3.0", Quorum, false},
+		{"5.0.0", Quorum, false},
+		{"", Quorum, false},
+	} {
+		w := deadLetterLimitWarning(tt.version, tt.kind, "p.sio.dlq")
+		if (w != "") != tt.warn {
+			t.Errorf("RabbitMQ %q, %s dead-letter queue: warning %q, want one: %v", tt.version, tt.kind, w, tt.warn)
+		}
+		if w != "" && (!strings.Contains(w, `'^p\.sio\.dlq$'`) || !strings.Contains(w, `"delivery-limit": -1`)) {
+			t.Errorf("warning %q does not give the policy for p.sio.dlq", w)
 		}
 	}
 }
