@@ -131,9 +131,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 // benchResult is everything one run measured.
 type benchResult struct {
-	Machine     machine              `json:"machine"`
-	Flags       map[string]string    `json:"flags"`
-	Baselines   map[string][]float64 `json:"baselines_ops_per_s"` // each measured before and after the loads
+	Machine   machine              `json:"machine"`
+	Flags     map[string]string    `json:"flags"`
+	Baselines map[string][]float64 `json:"baselines_ops_per_s"` // each measured before and after the loads
+	// RabbitCores is the RabbitMQ server's CPU, in cores, during each raw round-trip baseline.
+	RabbitCores map[string][]float64 `json:"rabbitmq_cores_during_baselines,omitempty"`
 	Loads       []loadRun            `json:"loads"`
 	RSSStartKiB int64                `json:"broker_rss_start_kib"`
 	RSSEndKiB   int64                `json:"broker_rss_end_kib"`
@@ -142,7 +144,7 @@ type benchResult struct {
 }
 
 func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, error) {
-	res := &benchResult{Machine: describeMachine(f.siobroker), Baselines: map[string][]float64{}, Started: time.Now(),
+	res := &benchResult{Machine: describeMachine(f.siobroker), Baselines: map[string][]float64{}, RabbitCores: map[string][]float64{}, Started: time.Now(),
 		Flags: map[string]string{"duration": f.duration.String(), "concurrency": strconv.Itoa(f.concurrency), "cores": strconv.Itoa(f.cores),
 			"adapters": f.adapters, "queues": f.queues, "user": f.user, "presign": strconv.FormatBool(f.presign),
 			"skip_verify": strconv.FormatBool(f.skipVerify), "baseline_time": f.baselineTime.String(),
@@ -382,16 +384,24 @@ func runBaselines(ctx context.Context, f benchFlags, binDir, request string, res
 			"-test.benchtime", bt, "-test.cpu", cpu)
 		cmd.Dir = r.dir // the tests read ../testdata
 		cmd.Env = append(os.Environ(), r.env...)
+		// RabbitMQ's CPU over the raw round trips: beside its CPU during the loads it shows how
+		// little that follows the rate (see writeCeiling).
+		rabbit := newCPUMeter(map[string][]int{"rabbitmq": rabbitPIDs(f.amqpURL)})
+		started := time.Now()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("baseline %s: %w\n%s", r.bin, err, out)
 		}
+		rabbitCores := rabbit.used()["rabbitmq"] / time.Since(started).Seconds()
 		got := parseOpsPerSecond(string(out))
 		if len(got) == 0 {
 			return fmt.Errorf("baseline %s printed no ops/s:\n%s", r.bin, out)
 		}
 		for name, v := range got {
 			res.Baselines[name+r.suffix] = append(res.Baselines[name+r.suffix], v)
+			if r.bin == "amqp.test" {
+				res.RabbitCores[name+r.suffix] = append(res.RabbitCores[name+r.suffix], rabbitCores)
+			}
 		}
 	}
 	return nil

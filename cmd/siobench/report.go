@@ -181,6 +181,7 @@ func (r *benchResult) write(w io.Writer) {
 	}
 
 	writeStages(w, r.Loads, mean(r.Baselines[baseAMQPOne]))
+	r.writeCeiling(w, gox)
 
 	if len(r.Loads) >= 2 {
 		one, half := r.Loads[0].Report, r.Loads[len(r.Loads)-1].Report
@@ -195,6 +196,45 @@ func (r *benchResult) write(w io.Writer) {
 			half.Rate, half.P99Ms, targetP99Ms, verdict(half.P99Ms < targetP99Ms && half.Answered > 0 && len(half.Errors) == 0))
 	}
 	fmt.Fprintf(w, "Broker memory (VmRSS): %d KiB after the warm-up, %d KiB after the loads.\n", r.RSSStartKiB, r.RSSEndKiB)
+}
+
+// writeCeiling writes the most the machine's cores could carry, from the CPU each party used in
+// the first load (one service, closed loop). RabbitMQ's use is taken as a fixed share of the
+// cores: it follows the rate little (its CPU during the raw round trips, at two rates, is
+// printed beside it), since a quorum queue's work comes in batches that grow with the rate. The
+// adapter's, the load tool's and the broker's are costs per request. The same sum with the
+// broker costing only goxmldsig's verify-and-sign says whether any broker could meet the target
+// with these neighbours on these cores. Both figures are upper bounds: RabbitMQ takes somewhat
+// more at higher rates.
+func (r *benchResult) writeCeiling(w io.Writer, gox float64) {
+	if len(r.Loads) == 0 || gox == 0 {
+		return
+	}
+	l := r.Loads[0]
+	answered, elapsed := float64(l.Report.Answered), l.Report.ElapsedSeconds
+	rabbitCPU, metered := l.CPU["rabbitmq"]
+	if answered == 0 || elapsed == 0 || !metered || l.CPU["broker"] == 0 {
+		return
+	}
+	cores := float64(r.Machine.Cores)
+	rabbit := rabbitCPU / elapsed
+	neighbours := (l.CPU["adapter"] + l.CPU["load tool"]) / answered // CPU seconds per request
+	broker := l.CPU["broker"] / answered
+	baseline := cores / gox // CPU seconds per verify-and-sign
+	free := cores - rabbit
+	atBroker, atBaseline := free/(broker+neighbours), free/(baseline+neighbours)
+	raw := ""
+	if many, one := mean(r.RabbitCores[baseAMQP]), mean(r.RabbitCores[baseAMQPOne]); many > 0 && one > 0 {
+		raw = fmt.Sprintf(" (during the raw round trips it took %.2f cores at %.0f/s and %.2f one at a time at %.0f/s: its CPU follows the rate little, so it counts here as a fixed share)",
+			many, mean(r.Baselines[baseAMQP]), one, mean(r.Baselines[baseAMQPOne]))
+	}
+	verdict := fmt.Sprintf("with RabbitMQ, the adapter and the load on the same %d cores, no broker reaches %.2f × the baseline here", r.Machine.Cores, targetRatio)
+	if atBaseline >= targetRatio*gox {
+		verdict = fmt.Sprintf("a broker as cheap as the baseline could reach %.2f × here", targetRatio)
+	}
+	fmt.Fprintf(w, "\nWhat the %d cores could carry, from the CPU of the first load: RabbitMQ took %.2f cores%s; the adapter and the load tool %.2f ms of CPU per request; the broker %.2f ms. "+
+		"The %.2f cores RabbitMQ leaves would carry at most %.0f requests/s at the broker's cost (%.2f × goxmldsig), and at most %.0f/s (%.2f ×) at goxmldsig's own %.2f ms per verify-and-sign: %s.\n",
+		r.Machine.Cores, rabbit, raw, 1000*neighbours, 1000*broker, free, atBroker, atBroker/gox, atBaseline, atBaseline/gox, 1000*baseline, verdict)
 }
 
 func errorsText(errs map[string]int) string {

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestCeiling: the ceiling counts RabbitMQ as a fixed share of the cores and the other parties
+// per request, and says whether a broker as cheap as the baseline could meet the target.
+func TestCeiling(t *testing.T) {
+	r := &benchResult{
+		Machine:     machine{Cores: 2},
+		Baselines:   map[string][]float64{baseAMQP: {2800}, baseAMQPOne: {600}},
+		RabbitCores: map[string][]float64{baseAMQP: {0.90}, baseAMQPOne: {0.70}},
+		Loads: []loadRun{{
+			Report: loadReport{Answered: 4834, ElapsedSeconds: 20},
+			CPU:    map[string]float64{"broker": 17, "adapter": 3.6, "rabbitmq": 12.4, "load tool": 1.6},
+		}},
+	}
+	var b strings.Builder
+	r.writeCeiling(&b, 1544)
+	out := b.String()
+	// free 2 − 0.62 = 1.38 cores; broker 3.52 ms, neighbours 1.08 ms, goxmldsig 1.30 ms per op
+	for _, want := range []string{"RabbitMQ took 0.62 cores", "0.90 cores at 2800/s", "0.70 one at a time at 600/s",
+		"1.08 ms of CPU per request", "the broker 3.52 ms", "at most 300 requests/s", "(0.19 × goxmldsig)",
+		"at most 582/s (0.38 ×)", "no broker reaches 0.70"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ceiling lacks %q:\n%s", want, out)
+		}
+	}
+
+	// With neighbours that cost nothing and RabbitMQ elsewhere, the baseline's cost fits.
+	r.Loads[0].CPU = map[string]float64{"broker": 17, "rabbitmq": 0}
+	b.Reset()
+	r.writeCeiling(&b, 1544)
+	if out := b.String(); !strings.Contains(out, "a broker as cheap as the baseline could reach 0.70") {
+		t.Errorf("ceiling without neighbours:\n%s", out)
+	}
+
+	// Nothing is written without a metered first load.
+	r.Loads[0].CPU = map[string]float64{"broker": 17}
+	b.Reset()
+	if r.writeCeiling(&b, 1544); b.Len() != 0 {
+		t.Errorf("ceiling written without RabbitMQ's CPU: %s", b.String())
+	}
+}
