@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/maintenance"
 )
 
 // outcomeOK is the Code of the journal record of an allowed login or action.
@@ -60,14 +61,51 @@ func (h *handler) refused(ctx context.Context, rec record, d details, err error)
 }
 
 func (h *handler) append(ctx context.Context, rec record, d details, code string) error {
+	return appendOperatorRecord(ctx, h.cfg.Journal, h.cfg.Clock, rec, d, code)
+}
+
+func appendOperatorRecord(ctx context.Context, j Journal, clock siobroker.Clock, rec record, d details, code string) error {
 	data, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("dashboard: encode journal details: %w", err)
 	}
-	_, err = h.cfg.Journal.Append(ctx, siobroker.JournalRecord{
-		At: h.cfg.Clock.Now().In(siobroker.Astana), Kind: siobroker.JournalOperator, RequestID: uuid.NewString(),
+	_, err = j.Append(ctx, siobroker.JournalRecord{
+		At: clock.Now().In(siobroker.Astana), Kind: siobroker.JournalOperator, RequestID: uuid.NewString(),
 		MessageID: rec.messageID, SignerIIN: rec.iin, Organisation: rec.organisation, Service: rec.service,
 		Code: code, Data: data,
 	})
 	return err
+}
+
+// ChannelCommandLine is the channel of an operator's action taken with siobroker's commands.
+const ChannelCommandLine = "cli"
+
+// CommandLineAction is an operator's action taken with siobroker's commands rather than on the
+// dashboard: `maintenance announce` and `cancel`, `dlq replay`.
+type CommandLineAction struct {
+	Action   string              // "announce", "cancel" or "replay", as the dashboard names them
+	By       string              // the operator's name (--by): a command has no signed login, so no IIN
+	Window   *maintenance.Window // announce: the window as announced, with its ID
+	WindowID int64               // cancel: the window cancelled
+	Max      int                 // replay: at most this many dead letters
+	Replayed *int                // replay: how many were sent back
+}
+
+// JournalCommandLine appends the JournalOperator record of a: the record the dashboard appends
+// for the same action, with channel "cli", so that an audit of the journal finds the operators'
+// actions whichever way they were taken. failed, if not nil, is why the action failed or stopped
+// part-way (a replay that sent some dead letters back, then failed): the record's code is then
+// its fault code, as a refused dashboard action's is.
+func JournalCommandLine(ctx context.Context, j Journal, clock siobroker.Clock, a CommandLineAction, failed error) error {
+	d := details{Action: a.Action, Channel: ChannelCommandLine, By: a.By, WindowID: a.WindowID, Max: a.Max, Replayed: a.Replayed}
+	if a.Window != nil {
+		view := viewOf(*a.Window, clock.Now())
+		d.Window, d.WindowID = &view, a.Window.ID
+	}
+	code := outcomeOK
+	if failed != nil {
+		d.Refusal, d.Message = siobroker.ErrorCode(failed), siobroker.ErrorMessage(failed)
+		code = string(d.Refusal)
+	}
+	return appendOperatorRecord(ctx, j, clock, record{}, d, code)
 }

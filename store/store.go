@@ -82,12 +82,15 @@ var migrations = []string{
 	migrationMaintenance,
 }
 
+// FileName is the store's database file in the data directory.
+const FileName = "broker.db"
+
 // Open opens (creating if needed) the store at dir/broker.db and brings its schema up to date.
 func Open(ctx context.Context, dir string) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", dir, err)
 	}
-	path := filepath.Join(dir, "broker.db")
+	path := filepath.Join(dir, FileName)
 	// WAL lets readers run beside the one writer; busy_timeout makes concurrent writers wait
 	// instead of failing with SQLITE_BUSY.
 	// _txlock=immediate makes every read-write transaction BEGIN IMMEDIATE (see write).

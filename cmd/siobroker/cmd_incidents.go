@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"text/tabwriter"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/incidents"
 	"github.com/sio-pso/siobroker/store"
 )
@@ -92,13 +90,7 @@ func (f *incidentsFlags) number(stderr io.Writer, pos []string) (int64, int) {
 // configuration names (§39: an incident is also recorded in the journal), beside the store's
 // append-only incident history. The returned func closes the journal.
 func (f *incidentsFlags) incidentsService(ctx context.Context, db *store.DB) (*incidents.Service, func(), error) {
-	explicit := false
-	f.fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "config" })
-	cfg, err := config.Load(*f.config, explicit)
-	if err != nil {
-		return nil, nil, err
-	}
-	j, closeJournal, err := openJournal(ctx, cfg, db)
+	j, closeJournal, err := f.journal(ctx, *f.config, db)
 	if err != nil {
 		return nil, nil, err
 	}

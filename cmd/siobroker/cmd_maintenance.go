@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/dashboard"
 	"github.com/sio-pso/siobroker/maintenance"
 	"github.com/sio-pso/siobroker/store"
 )
@@ -26,7 +27,9 @@ the window's period and reason, and are not sent to the adapters. TIME is RFC 33
 offset, e.g. 2026-12-01T22:00:00+05:00. Without --services a window covers every service.
 Windows of configs/maintenance.yaml are listed too; they are changed by editing that file. A
 running broker sees an announcement within 15 seconds. Every command takes --data DIR (default
-./data), the broker's data directory; announce and cancel take --by NAME (default $USER).
+./data), the broker's data directory; announce and cancel take --by NAME (default $USER) and
+--config FILE (default configs/broker.yaml), whose journal section names the journal the action
+is recorded in, as the dashboard records its announcements and cancellations.
 Exit status: 0 done, 1 refused or failed, 2 usage error.
 `
 
@@ -53,6 +56,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 	end := f.fs.String("end", "", "end, RFC 3339 with an offset")
 	reason := f.fs.String("reason", "", "why: clients are told")
 	services := f.fs.String("services", "", "comma-separated services of Appendix 2; empty: every service")
+	configFile := f.fs.String("config", defaultConfigFile, "announce, cancel: the broker's configuration, which names the journal the action is recorded in")
 	pos, ok := f.parse(args[1:])
 	if !ok {
 		return 2
@@ -63,7 +67,28 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 1
 	}
 	defer db.Close()
-	schedule := maintenance.NewSchedule(db, siobroker.SystemClock{})
+	clock := siobroker.SystemClock{}
+	schedule := maintenance.NewSchedule(db, clock)
+	// An action is recorded in the journal: opened first, so that an action whose record could
+	// not be written is not carried out.
+	var journal journalStore
+	if sub != "list" {
+		j, closeJournal, err := f.journal(ctx, *configFile, db)
+		if err != nil {
+			fmt.Fprintf(stderr, "maintenance %s: the journal: %v; nothing was done\n", sub, err)
+			return 1
+		}
+		defer closeJournal()
+		journal = j
+	}
+	journaled := func(a dashboard.CommandLineAction) int {
+		a.By = *f.by
+		if err := dashboard.JournalCommandLine(ctx, journal, clock, a, nil); err != nil {
+			fmt.Fprintf(stderr, "maintenance %s: done, but its journal record could not be written: %v\n", sub, err)
+			return 1
+		}
+		return 0
+	}
 	switch sub {
 	case "list":
 		windows, err := maintenance.LoadFile(*file)
@@ -116,7 +141,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 			return 1
 		}
 		fmt.Fprintf(stdout, "announced window %d: %s, services %s\n", got.ID, got.Describe(), serviceList(got.Services))
-		return 0
+		return journaled(dashboard.CommandLineAction{Action: "announce", Window: &got})
 	default: // cancel
 		if len(pos) != 1 {
 			return f.usageError(stderr, "one window ID is required")
@@ -130,7 +155,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 			return 1
 		}
 		fmt.Fprintf(stdout, "cancelled window %d\n", id)
-		return 0
+		return journaled(dashboard.CommandLineAction{Action: "cancel", WindowID: id})
 	}
 }
 

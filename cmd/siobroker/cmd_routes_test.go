@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/store"
 )
 
 // brokerConfigFile writes a broker configuration naming the shipped routes, with extra YAML.
@@ -93,5 +96,44 @@ func TestMaintenanceCommand(t *testing.T) {
 	}
 	if code, out, _ = cmd("list"); code != 0 || strings.Contains(out, "КГД upgrade") {
 		t.Errorf("a cancelled window is listed as current: %s", out)
+	}
+
+	// The announcement and the cancellation are in the journal (the store's, as no --config
+	// names another), as the dashboard's are; the refused announcement is not.
+	db, err := store.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ops, err := db.Journal().Query(context.Background(), siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalOperator}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`"action":"announce","channel":"cli","by":"operator Askarov","windowId":1,"window":{"id":1,"services":[11,12],"start":"2099-12-01T22:00:00.000+05:00"`,
+		`"action":"cancel","channel":"cli","by":"`,
+	}
+	if len(ops) != len(want) {
+		t.Fatalf("%d operator records, want %d: %+v", len(ops), len(want), ops)
+	}
+	for i, w := range want {
+		if ops[i].Code != "ok" || !strings.Contains(string(ops[i].Data), w) {
+			t.Errorf("operator record %d: code %s, data %s; want %s", i, ops[i].Code, ops[i].Data, w)
+		}
+	}
+	if !strings.Contains(string(ops[1].Data), `"windowId":1`) {
+		t.Errorf("the cancellation's record does not name window 1: %s", ops[1].Data)
+	}
+
+	// A journal that cannot be opened refuses the action before it is taken.
+	bad := filepath.Join(data, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("journal: {driver: postgres, dsn: \"postgres://nobody@127.0.0.1:1/none?connect_timeout=1\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs = cmd("announce", "--start", "2099-12-03T22:00:00+05:00", "--end", "2099-12-04T02:00:00+05:00", "--reason", "y", "--config", bad); code != 1 || !strings.Contains(errs, "nothing was done") {
+		t.Errorf("announce with an unreachable journal: exit %d, %s", code, errs)
+	}
+	if code, out, _ = cmd("list"); code != 0 || strings.Contains(out, "2099-12-03") {
+		t.Errorf("an announcement whose journal could not be opened was made: %s", out)
 	}
 }

@@ -379,7 +379,7 @@ func TestDeadLetterAfterAttemptsE2E(t *testing.T) {
 	}
 	defer b.Close()
 	brokerYAML := filepath.Join(dir, "broker.yaml")
-	if err := os.WriteFile(brokerYAML, []byte(fmt.Sprintf("transport: amqp\namqp:\n  url: %q\n  prefix: %q\n", testAMQPURL, prefix)), 0o600); err != nil {
+	if err := os.WriteFile(brokerYAML, []byte(fmt.Sprintf("data_dir: %q\ntransport: amqp\namqp:\n  url: %q\n  prefix: %q\n", cfg.DataDir, testAMQPURL, prefix)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -437,9 +437,17 @@ func TestDeadLetterAfterAttemptsE2E(t *testing.T) {
 	t.Logf("dlq list:\n%s", list)
 
 	healthy.Store(true)
-	code, replay, errs := runCmd(t, "dlq", "replay", "--config", brokerYAML)
+	code, replay, errs := runCmd(t, "dlq", "replay", "--config", brokerYAML, "--by", "operator Askarov")
 	if code != 0 || !strings.Contains(replay, "1 dead letter(s) sent back") {
 		t.Fatalf("dlq replay: exit %d\n%s%s", code, replay, errs)
+	}
+	// The replay is an operator's action, in the broker's journal as the dashboard's replay is.
+	ops, err := b.db.Journal().Query(context.Background(), siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalOperator}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 1 || ops[0].Code != "ok" || !strings.Contains(string(ops[0].Data), `"action":"replay","channel":"cli","by":"operator Askarov","max":100,"replayed":1`) {
+		t.Fatalf("operator records after dlq replay: %+v", ops)
 	}
 	deadline = time.Now().Add(20 * time.Second)
 	for calls.Load() != 4 {

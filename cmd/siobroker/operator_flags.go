@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/store"
 )
 
 // operatorFlags are the flags every subcommand of an operator's command (users, incidents)
@@ -63,4 +67,15 @@ func (f *operatorFlags) usageError(stderr io.Writer, format string, args ...any)
 	fmt.Fprintf(stderr, "%s: %s\n", f.fs.Name(), fmt.Sprintf(format, args...))
 	fmt.Fprintf(stderr, "Run 'siobroker %s -h' for the usage.\n", f.command)
 	return 2
+}
+
+// journal opens the journal that the broker's configuration file names, for recording an
+// operator's action: the store's own (db's) for the sqlite driver, or PostgreSQL. A file not
+// given with --config may be missing (the defaults apply). The returned func closes it.
+func (f *operatorFlags) journal(ctx context.Context, configFile string, db *store.DB) (journalStore, func(), error) {
+	cfg, err := config.Load(configFile, f.set()["config"])
+	if err != nil {
+		return nil, nil, err
+	}
+	return openJournal(ctx, cfg, db)
 }
