@@ -52,6 +52,26 @@ func (e *e2eBroker) asyncArgs(cmd, iin, id string) []string {
 	return []string{cmd, "--url", e.url, "--user", iin, "--pki", e.pki, "--timeout", "20s", "--id", id}
 }
 
+// waitDelivered asks e for the status of the asynchronous request id, as its signer iin, until
+// it is DELIVERED; it fails the test on a failed status query, or after within.
+func (e *e2eBroker) waitDelivered(t *testing.T, iin, id string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		code, out, errOut := runCmd(t, e.asyncArgs("status", iin, id)...)
+		if code != 0 {
+			t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
+		}
+		if strings.Contains(out, id+" DELIVERED") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not delivered within %s:\n%s", id, within, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestAsyncE2ERestart: send --async to a broker whose worker does not run, see it on delivery,
 // stop that broker, start another over the same data directory, and fetch the verified result.
 func TestAsyncE2ERestart(t *testing.T) {
@@ -81,20 +101,7 @@ func TestAsyncE2ERestart(t *testing.T) {
 	close1()
 
 	e2, _ := startAsyncE2E(t, dir, brokerOptions{})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		code, out, errOut = runCmd(t, e2.asyncArgs("status", u.IIN, id)...)
-		if code != 0 {
-			t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
-		}
-		if strings.Contains(out, id+" DELIVERED") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not delivered after the restart:\n%s", out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e2.waitDelivered(t, u.IIN, id, 20*time.Second)
 	code, out, errOut = runCmd(t, e2.asyncArgs("fetch", u.IIN, id)...)
 	if code != 0 {
 		t.Fatalf("fetch: exit %d\n%s%s", code, out, errOut)

@@ -384,20 +384,7 @@ func TestBrokerProcessKilledWithAsyncRequestInFlight(t *testing.T) {
 	close(src.release) // the adapter answers to a reply queue nobody consumes now
 
 	second := pt.startBrokerProcess(t, "broker-2", "broker")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, out, errOut = runCmd(t, second.e.asyncArgs("status", u.IIN, id)...)
-		if code != sendExitOK {
-			t.Fatalf("status after the restart: exit %d\n%s%s", code, out, errOut)
-		}
-		if strings.Contains(out, id+" DELIVERED") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the request accepted before the kill is not delivered 30 s after the restart:\n%s", out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	second.e.waitDelivered(t, u.IIN, id, 30*time.Second)
 	code, out, errOut = runCmd(t, second.e.asyncArgs("fetch", u.IIN, id)...)
 	if code != sendExitOK || !strings.Contains(out, "service 5: ok") || !strings.Contains(out, heldPlate) {
 		t.Fatalf("fetch: exit %d, want service 5 answered with the register's vehicle\n%s%s", code, out, errOut)
