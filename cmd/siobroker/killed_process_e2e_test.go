@@ -217,9 +217,9 @@ func (s *vehicleSource) waitFirst(t *testing.T, within time.Duration) string {
 	}
 }
 
-// processTopology is broker and adapter processes on RabbitMQ under one queue prefix (classic
-// queues: the processes are what is tested, and classic queues declare fast), every broker over a
-// data directory of its own holding the shared development PKI.
+// processTopology is broker and adapter processes on RabbitMQ under one queue prefix, on the
+// broker's default quorum queues, as deployed; every broker over a data directory of its own
+// holding the shared development PKI.
 type processTopology struct {
 	prefix string
 	dir    string // configs and data directories
@@ -254,7 +254,7 @@ func (pt *processTopology) startBrokerProcess(t *testing.T, name, instance strin
 	listen := loopbackAddr(t)
 	p := startProcess(t, name, []string{
 		"SIOBROKER_TRANSPORT=amqp", "SIOBROKER_AMQP_URL=" + testAMQPURL, "SIOBROKER_AMQP_PREFIX=" + pt.prefix,
-		"SIOBROKER_AMQP_INSTANCE=" + pt.prefix + instance, "SIOBROKER_AMQP_CLASSIC_QUEUES=true",
+		"SIOBROKER_AMQP_INSTANCE=" + pt.prefix + instance,
 		"SIOBROKER_AMQP_IN_PROCESS_ADAPTERS=false", "SIOBROKER_LISTEN=" + listen,
 		"SIOBROKER_DATA_DIR=" + dataDir, "SIOBROKER_LOG_LEVEL=info",
 	}, "serve", "--config", "configs/broker.yaml")
