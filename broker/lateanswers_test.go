@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/pgtest"
+	"github.com/sio-pso/siobroker/journal/postgres"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
@@ -368,14 +370,35 @@ func kinds(recs []siobroker.JournalRecord) []siobroker.JournalKind {
 // journal's record of it and is not appended again; a different answer to the same request and
 // service is.
 func TestLateAnswerCopyJournaledOnce(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		db, err := store.Open(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		lateCopiesJournaledOnce(t, db.Journal())
+	})
+	t.Run("postgres", func(t *testing.T) {
+		j, err := postgres.Open(context.Background(), pgtest.Schema(t, "sio_late_"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		lateCopiesJournaledOnce(t, j)
+	})
+}
+
+// lateJournalStore is a journal LateAnswers appends to and looks up in.
+type lateJournalStore interface {
+	Journal
+	RequestRecords
+}
+
+func lateCopiesJournaledOnce(t *testing.T, journal lateJournalStore) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	var err error
 	newLateOnStore := func() *LateAnswers {
-		l, err := NewLateAnswers(LateConfig{}, LateDeps{Journal: db.Journal(), Requests: db.Journal(), Rights: table,
+		l, err := NewLateAnswers(LateConfig{}, LateDeps{Journal: journal, Requests: journal, Rights: table,
 			Clock: siobroker.SystemClock{}, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
@@ -383,7 +406,7 @@ func TestLateAnswerCopyJournaledOnce(t *testing.T) {
 		return l
 	}
 	lateRecords := func() []siobroker.JournalRecord {
-		recs, err := db.Journal().Query(ctx, siobroker.JournalFilter{RequestID: "req-copy", Kinds: []siobroker.JournalKind{siobroker.JournalLate}})
+		recs, err := journal.Query(ctx, siobroker.JournalFilter{RequestID: "req-copy", Kinds: []siobroker.JournalKind{siobroker.JournalLate}})
 		if err != nil {
 			t.Fatal(err)
 		}
