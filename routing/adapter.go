@@ -188,15 +188,19 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 		Adapter:    a.name,
 		AnsweredAt: a.clock.Now(),
 	}
+	// A request given up on is not remembered: replayed from the dead-letter queue, it is asked
+	// again. An answer is remembered before it is published: a copy that reaches this process
+	// while the answer is on its way, or one delivered again because the publish failed, is given
+	// the same answer rather than asked of the source again.
+	if gaveUp == nil {
+		a.answered.put(key, resp)
+	}
 	if err := a.publishAnswer(msg.Context(), req, service, resp); err != nil {
 		return err
 	}
 	if gaveUp != nil {
-		// A request given up on is not remembered: replayed from the dead-letter queue, it is
-		// asked again.
 		return nil
 	}
-	a.answered.put(key, resp)
 	if claim != nil {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerCallLimit)
 		defer cancel()

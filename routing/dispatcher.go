@@ -61,6 +61,11 @@ type Dispatcher struct {
 	// same key, is a result nobody received and goes to onLate. Changed under mu together with
 	// pending.
 	answeredKeys *boundedCache[[sha256.Size]byte]
+	// lateMu makes the late path (is it a copy? record it, remember it) one step: the router
+	// handles messages side by side, and a late answer redelivered because its record failed can
+	// meet a copy of itself there, which must not both be recorded. Late answers are rare, and
+	// normal answers never take it.
+	lateMu sync.Mutex
 }
 
 // answeredMemory is how many answered keys a Dispatcher remembers. Copies of an answer come within
@@ -185,16 +190,31 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 	case duplicate:
 		d.logger.Info("duplicate answer dropped: its waiter had the first copy", reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key)...)
 	case len(waiters) == 0:
-		if err := d.late(msg, key, now); err != nil {
-			return err
-		}
-		d.mu.Lock()
-		d.answeredKeys.put(key, sum) // a copy of a recorded late answer is not another result
-		d.mu.Unlock()
+		return d.lateOnce(msg, key, sum, now)
 	}
 	for _, ch := range waiters {
 		ch <- msg.Payload // buffered, and each waiter is removed once answered: never blocks
 	}
+	return nil
+}
+
+// lateOnce records a late answer unless a copy of it was recorded or handed out meanwhile.
+func (d *Dispatcher) lateOnce(msg *message.Message, key string, sum [sha256.Size]byte, now time.Time) error {
+	d.lateMu.Lock()
+	defer d.lateMu.Unlock()
+	d.mu.Lock()
+	first, ok := d.answeredKeys.get(key)
+	d.mu.Unlock()
+	if ok && first == sum {
+		d.logger.Info("duplicate answer dropped: a copy of it was recorded already", reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key)...)
+		return nil
+	}
+	if err := d.late(msg, key, now); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.answeredKeys.put(key, sum) // a copy of a recorded late answer is not another result
+	d.mu.Unlock()
 	return nil
 }
 

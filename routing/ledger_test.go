@@ -56,6 +56,18 @@ func (l *scriptedLedger) endedAs(key string) string {
 	return l.ended[key]
 }
 
+// waitEnded returns how key's claim ended, waiting up to 2 s for it: the handler ends its claim
+// after it publishes the answer, so the dispatcher may have the answer first.
+func (l *scriptedLedger) waitEnded(key string) string {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if got := l.endedAs(key); got != "" || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 type scriptedClaim struct {
 	l   *scriptedLedger
 	key string
@@ -91,10 +103,10 @@ func TestLedgerDecidesWhoAsks(t *testing.T) {
 	dispatch := func(id string, wait time.Duration) Outcome {
 		return env.dispatcher.Dispatch(context.Background(), []schemas.ServiceRequest{{RequestID: id, Service: 1}}, timeouts(wait, nil))[0]
 	}
-	if o := dispatch("fresh", 2*time.Second); o.Result.Status != siobroker.StatusOK || ledger.endedAs("fresh/1") != "answered" {
+	if o := dispatch("fresh", 2*time.Second); o.Result.Status != siobroker.StatusOK || ledger.waitEnded("fresh/1") != "answered" {
 		t.Errorf("fresh request: %+v, claim %q", o.Result, ledger.endedAs("fresh/1"))
 	}
-	if o := dispatch("flaky", 2*time.Second); o.Result.Reason != siobroker.ReasonAdapterError || ledger.endedAs("flaky/1") != "released" {
+	if o := dispatch("flaky", 2*time.Second); o.Result.Reason != siobroker.ReasonAdapterError || ledger.waitEnded("flaky/1") != "released" {
 		t.Errorf("given up on: %+v, claim %q", o.Result, ledger.endedAs("flaky/1"))
 	}
 	before := asked.Load()
