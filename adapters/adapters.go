@@ -1,11 +1,13 @@
 // Package adapters defines what a database adapter is: a Backend that answers one service's
 // requests. The adapter runtime in routing carries messages to and from it; the backends live in
-// subpackages named after what they talk to (demo, and later postgres and http).
+// subpackages named after what they talk to (demo, postgres and httpsource).
 package adapters
 
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/schemas"
@@ -47,4 +49,27 @@ func Transient(err error) error {
 func IsTransient(err error) bool {
 	var t transientError
 	return errors.As(err, &t)
+}
+
+// Params are the request values a backend may pass to its source (a postgres query's bind
+// parameters, an http backend's SOAP body), and how each is read from a request. The list is
+// fixed: a configuration names values, it never writes them into a query or a document itself.
+var Params = map[string]func(schemas.ServiceRequest) string{
+	"subject.iin": func(r schemas.ServiceRequest) string { return r.Subject.IIN },
+	"subject.bin": func(r schemas.ServiceRequest) string { return r.Subject.BIN },
+	"subject.id":  func(r schemas.ServiceRequest) string { return r.Subject.ID() },
+	"case.number": func(r schemas.ServiceRequest) string { return r.Case.Number },
+	"basis":       func(r schemas.ServiceRequest) string { return strconv.Itoa(int(r.Basis)) },
+	"article":     func(r schemas.ServiceRequest) string { return r.Article },
+	"signer_iin":  func(r schemas.ServiceRequest) string { return r.SignerIIN },
+}
+
+// ParamNames returns the names of Params, sorted.
+func ParamNames() []string {
+	names := make([]string, 0, len(Params))
+	for n := range Params {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }

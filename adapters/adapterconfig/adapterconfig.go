@@ -101,7 +101,8 @@ func (r Retry) Effective() (attempts int, backoff time.Duration) {
 
 // Service is the backend of one service. Which keys apply depends on Backend: postgres takes dsn,
 // query, params, record_type, fields and timeout; http takes url, method, timeout, record_type,
-// records_path and fields; demo takes none (the demo section sizes its world).
+// records_path and fields, and with method SOAP soap_body and soap_action; demo takes none (the
+// demo section sizes its world).
 type Service struct {
 	Backend     string            `yaml:"backend"`
 	DSN         string            `yaml:"dsn"`
@@ -113,6 +114,8 @@ type Service struct {
 	RecordType  string            `yaml:"record_type"`
 	Fields      map[string]string `yaml:"fields"`
 	Timeout     time.Duration     `yaml:"timeout"`
+	SOAPBody    string            `yaml:"soap_body"`
+	SOAPAction  string            `yaml:"soap_action"`
 }
 
 // Demo sizes the generated world the demo backends answer from.
@@ -223,7 +226,7 @@ func (c Config) validate(haveWorld bool) error {
 		case KindPostgres:
 			err = errors.Join(s.only(KindPostgres, "dsn", "query", "params", "record_type", "fields", "timeout"), s.checkDSN(), s.postgresSpec(no).Validate())
 		case KindHTTP:
-			err = errors.Join(s.only(KindHTTP, "url", "method", "timeout", "record_type", "records_path", "fields"), s.httpSpec(no).Validate())
+			err = errors.Join(s.only(KindHTTP, "url", "method", "timeout", "record_type", "records_path", "fields", "soap_body", "soap_action"), s.httpSpec(no).Validate())
 		case KindDemo:
 			usesDemo = true
 			err = s.only(KindDemo)
@@ -248,10 +251,10 @@ func (s Service) only(kind string, allowed ...string) error {
 	set := map[string]bool{
 		"dsn": s.DSN != "", "query": s.Query != "", "params": s.Params != nil, "url": s.URL != "",
 		"method": s.Method != "", "records_path": s.RecordsPath != "", "record_type": s.RecordType != "",
-		"fields": s.Fields != nil, "timeout": s.Timeout != 0,
+		"fields": s.Fields != nil, "timeout": s.Timeout != 0, "soap_body": s.SOAPBody != "", "soap_action": s.SOAPAction != "",
 	}
 	var errs []error
-	for _, key := range []string{"dsn", "query", "params", "url", "method", "records_path", "record_type", "fields", "timeout"} {
+	for _, key := range []string{"dsn", "query", "params", "url", "method", "records_path", "record_type", "fields", "timeout", "soap_body", "soap_action"} {
 		if set[key] && !slices.Contains(allowed, key) {
 			errs = append(errs, fmt.Errorf("%s: not a key of a %s backend", key, kind))
 		}
@@ -275,7 +278,7 @@ func (s Service) postgresSpec(no int) postgres.Spec {
 
 func (s Service) httpSpec(no int) httpsource.Spec {
 	return httpsource.Spec{Service: no, URL: s.URL, Method: s.Method, Timeout: s.Timeout, RecordType: s.RecordType,
-		RecordsPath: s.RecordsPath, Fields: s.Fields}
+		RecordsPath: s.RecordsPath, Fields: s.Fields, SOAPBody: s.SOAPBody, SOAPAction: s.SOAPAction}
 }
 
 // redact hides a URL's password.

@@ -45,6 +45,26 @@ func TestLoadExample(t *testing.T) {
 	}
 }
 
+// TestSOAPExample: the shipped SOAP adapter example loads and builds an http backend.
+func TestSOAPExample(t *testing.T) {
+	cfg, err := adapterconfig.Load("../../configs/adapters/vehicles-soap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Services[5]
+	if s.Method != "SOAP" || s.SOAPAction != "urn:tc:GetVehicles" || !strings.Contains(s.SOAPBody, "${subject.id}") || s.RecordsPath != "GetVehiclesResponse/vehicle" {
+		t.Errorf("service 5: %+v", s)
+	}
+	set, err := adapterconfig.Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	if _, ok := set.Backends[5].(*httpsource.Backend); !ok {
+		t.Errorf("service 5: %T, want *httpsource.Backend", set.Backends[5])
+	}
+}
+
 func TestBuild(t *testing.T) {
 	cfg, err := adapterconfig.Load(example)
 	if err != nil {
@@ -107,8 +127,12 @@ func TestLoadRejects(t *testing.T) {
 			"text substitution"},
 		"no dsn": {head + "services: {37: {backend: postgres, query: \"SELECT a FROM t WHERE b = $1\", params: [subject.bin], record_type: c, fields: {a: a}}}\n",
 			"dsn: a postgres backend needs one"},
-		"bare timeout":  {head + "services: {5: {backend: http, url: \"http://h/v\", record_type: v, fields: {a: a}, timeout: 3}}\n", "cannot unmarshal !!int `3` into time.Duration"},
-		"http method":   {head + "services: {5: {backend: http, url: \"http://h/v\", method: PUT, record_type: v, fields: {a: a}}}\n", "use GET or POST"},
+		"bare timeout": {head + "services: {5: {backend: http, url: \"http://h/v\", record_type: v, fields: {a: a}, timeout: 3}}\n", "cannot unmarshal !!int `3` into time.Duration"},
+		"http method":  {head + "services: {5: {backend: http, url: \"http://h/v\", method: PUT, record_type: v, fields: {a: a}}}\n", "use GET, POST or SOAP"},
+		"soap body on postgres": {head + "services: {37: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT a FROM t WHERE b = $1\", params: [subject.bin], record_type: c, fields: {a: a}, soap_body: \"<q/>\"}}\n",
+			"soap_body: not a key of a postgres backend"},
+		"soap without body": {head + "services: {5: {backend: http, url: \"http://h/v\", method: SOAP, records_path: r/v, record_type: v, fields: {a: a}}}\n",
+			"soap_body: method SOAP needs"},
 		"empty":         {"", "empty"},
 		"two documents": {head + "services: {1: {backend: demo}}\n---\nname: b\n", "one YAML document"},
 		"ledger dsn":    {head + "services: {1: {backend: demo}}\nledger: {dsn: \"postgres://x:secret@h:notaport/db\"}\n", "ledger.dsn: not a PostgreSQL connection string"},

@@ -1,7 +1,8 @@
-// Package httpsource is an adapters.Backend that asks the source system's own HTTP endpoint: a
-// GET with the subject as a query parameter (iin= or bin=), or a POST of a JSON body
-// {"service":..,"subject":{..},"case":{..}}. The JSON answer's array at RecordsPath becomes the
-// records, each object's values mapped to fields by Fields.
+// Package httpsource is an adapters.Backend that asks the source system's own HTTP or SOAP
+// endpoint: a GET with the subject as a query parameter (iin= or bin=), or a POST of a JSON body
+// {"service":..,"subject":{..},"case":{..}}, whose JSON answer's array at RecordsPath becomes
+// the records, each object's values mapped to fields by Fields; or a SOAP 1.1 call (soap.go),
+// whose answer's elements at RecordsPath become the records.
 package httpsource
 
 import (
@@ -29,15 +30,24 @@ const DefaultMaxBodyBytes = 8 << 20
 
 // Spec is one service's endpoint and how its answer becomes records.
 type Spec struct {
-	Service     int
-	URL         string        // http or https; GET adds iin= or bin= to its query
-	Method      string        // GET (default) or POST
-	Timeout     time.Duration // 0: only the caller's ctx bounds the call
-	RecordType  string        // snake_case type of every record
-	RecordsPath string        // dot-separated path to the array of objects; "" when the answer is the array
+	Service    int
+	URL        string        // http or https; GET adds iin= or bin= to its query
+	Method     string        // GET (default), POST or SOAP
+	Timeout    time.Duration // 0: only the caller's ctx bounds the call
+	RecordType string        // snake_case type of every record
+	// RecordsPath is, for GET and POST, the dot-separated path to the array of objects ("" when
+	// the answer is the array); for SOAP, the "/"-separated path of the record elements below
+	// the answer's soap:Body, by local name ("GetVehiclesResponse/vehicle").
+	RecordsPath string
 	// Fields maps a result field name (snake_case) to a key of each object, or a dot-separated
-	// path into it ("owner.iin").
-	Fields       map[string]string
+	// path into it ("owner.iin"); for SOAP, to the "/"-separated path of a child element of the
+	// record element ("owner/iin"), or of an attribute ("@id", "owner/@iin").
+	Fields map[string]string
+	// SOAPBody is, for SOAP, the element sent in the request's soap:Body: XML in which ${name}
+	// stands for the request value adapters.Params names, written XML-escaped.
+	SOAPBody string
+	// SOAPAction is, for SOAP, the SOAPAction header ("" sends an empty one).
+	SOAPAction   string
 	Header       http.Header  // sent with every request (an API key, Accept-Language)
 	Client       *http.Client // nil: a client of the package's own, not http.DefaultClient
 	MaxBodyBytes int64        // 0: DefaultMaxBodyBytes
@@ -54,26 +64,36 @@ func (s Spec) Validate() error {
 	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("url: %q is not an absolute http or https URL", s.URL))
 	}
+	soap := strings.EqualFold(s.Method, MethodSOAP)
 	switch strings.ToUpper(s.Method) {
-	case "", http.MethodGet, http.MethodPost:
+	case "", http.MethodGet, http.MethodPost, MethodSOAP:
 	default:
-		errs = append(errs, fmt.Errorf("method: %q; use GET or POST", s.Method))
+		errs = append(errs, fmt.Errorf("method: %q; use GET, POST or SOAP", s.Method))
 	}
 	if !snakeCase.MatchString(s.RecordType) {
 		errs = append(errs, fmt.Errorf("record_type: %q must be snake_case", s.RecordType))
 	}
-	if s.RecordsPath != "" && slices.Contains(strings.Split(s.RecordsPath, "."), "") {
-		errs = append(errs, fmt.Errorf("records_path: %q has an empty element", s.RecordsPath))
-	}
 	if len(s.Fields) == 0 {
 		errs = append(errs, errors.New("fields: at least one field → key mapping is needed"))
 	}
-	for name, key := range s.Fields {
+	for name := range s.Fields {
 		if !snakeCase.MatchString(name) {
 			errs = append(errs, fmt.Errorf("fields: %q must be snake_case", name))
 		}
-		if key == "" || slices.Contains(strings.Split(key, "."), "") {
-			errs = append(errs, fmt.Errorf("fields.%s: %q is not a key or a dot-separated path", name, key))
+	}
+	if soap {
+		errs = append(errs, s.validateSOAP()...)
+	} else {
+		if s.SOAPBody != "" || s.SOAPAction != "" {
+			errs = append(errs, errors.New("soap_body, soap_action: only for method SOAP"))
+		}
+		if s.RecordsPath != "" && slices.Contains(strings.Split(s.RecordsPath, "."), "") {
+			errs = append(errs, fmt.Errorf("records_path: %q has an empty element", s.RecordsPath))
+		}
+		for name, key := range s.Fields {
+			if key == "" || slices.Contains(strings.Split(key, "."), "") {
+				errs = append(errs, fmt.Errorf("fields.%s: %q is not a key or a dot-separated path", name, key))
+			}
 		}
 	}
 	if s.Timeout < 0 {
@@ -92,6 +112,7 @@ type Backend struct {
 	client *http.Client
 	fields []field // sorted by name, so that records are the same whatever the map order
 	path   []string
+	soap   soapBody // for SOAP
 }
 
 type field struct {
@@ -115,11 +136,16 @@ func New(spec Spec) (*Backend, error) {
 		b.spec.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	b.spec.Header = spec.Header.Clone()
+	sep := "."
+	if b.method == MethodSOAP {
+		sep = "/"
+		b.soap = parseSOAPBody(spec.SOAPBody)
+	}
 	if spec.RecordsPath != "" {
-		b.path = strings.Split(spec.RecordsPath, ".")
+		b.path = strings.Split(spec.RecordsPath, sep)
 	}
 	for name, key := range spec.Fields {
-		b.fields = append(b.fields, field{name: name, key: strings.Split(key, ".")})
+		b.fields = append(b.fields, field{name: name, key: strings.Split(key, sep)})
 	}
 	slices.SortFunc(b.fields, func(x, y field) int { return strings.Compare(x.name, y.name) })
 	return b, nil
@@ -198,6 +224,9 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if b.method == MethodSOAP {
+		return b.soapAnswer(resp)
+	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusNoContent:
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // let the connection be reused
@@ -213,6 +242,15 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 		}
 		return nil, err
 	}
+	body, err := b.readBody(resp)
+	if err != nil {
+		return nil, err
+	}
+	return b.records(body)
+}
+
+// readBody reads an answer of at most Spec.MaxBodyBytes.
+func (b *Backend) readBody(resp *http.Response) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, b.spec.MaxBodyBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read the answer: %w", err)
@@ -220,13 +258,20 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 	if int64(len(body)) > b.spec.MaxBodyBytes {
 		return nil, fmt.Errorf("the answer exceeds %d bytes", b.spec.MaxBodyBytes)
 	}
-	return b.records(body)
+	return body, nil
 }
 
 func (b *Backend) request(ctx context.Context, req schemas.ServiceRequest) (*http.Request, error) {
 	var hreq *http.Request
 	var err error
-	if b.method == http.MethodPost {
+	switch b.method {
+	case MethodSOAP:
+		hreq, err = http.NewRequestWithContext(ctx, http.MethodPost, b.spec.URL, bytes.NewReader(b.soap.envelope(req)))
+		if err == nil {
+			hreq.Header.Set("Content-Type", "text/xml; charset=utf-8")
+			hreq.Header.Set("SOAPAction", strconv.Quote(b.spec.SOAPAction))
+		}
+	case http.MethodPost:
 		body, merr := json.Marshal(Body{
 			Service: req.Service,
 			Subject: BodySubject{IIN: req.Subject.IIN, BIN: req.Subject.BIN},
@@ -239,7 +284,7 @@ func (b *Backend) request(ctx context.Context, req schemas.ServiceRequest) (*htt
 		if err == nil {
 			hreq.Header.Set("Content-Type", "application/json")
 		}
-	} else {
+	default:
 		u, perr := url.Parse(b.spec.URL)
 		if perr != nil {
 			return nil, perr
@@ -261,7 +306,11 @@ func (b *Backend) request(ctx context.Context, req schemas.ServiceRequest) (*htt
 			hreq.Header.Add(k, v)
 		}
 	}
-	hreq.Header.Set("Accept", "application/json")
+	if b.method == MethodSOAP {
+		hreq.Header.Set("Accept", "text/xml")
+	} else {
+		hreq.Header.Set("Accept", "application/json")
+	}
 	if req.RequestID != "" {
 		hreq.Header.Set("X-Request-Id", req.RequestID)
 	}

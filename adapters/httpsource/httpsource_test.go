@@ -261,7 +261,7 @@ func TestSpecValidate(t *testing.T) {
 		"service":      {func(s *httpsource.Spec) { s.Service = 94 }, "no such service"},
 		"url":          {func(s *httpsource.Spec) { s.URL = "ftp://x/y" }, "not an absolute http"},
 		"relative url": {func(s *httpsource.Spec) { s.URL = "/vehicles" }, "not an absolute http"},
-		"method":       {func(s *httpsource.Spec) { s.Method = "PUT" }, "use GET or POST"},
+		"method":       {func(s *httpsource.Spec) { s.Method = "PUT" }, "use GET, POST or SOAP"},
 		"record type":  {func(s *httpsource.Spec) { s.RecordType = "" }, "snake_case"},
 		"path":         {func(s *httpsource.Spec) { s.RecordsPath = "data..vehicles" }, "empty element"},
 		"no fields":    {func(s *httpsource.Spec) { s.Fields = nil }, "at least one"},

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -35,27 +36,12 @@ type Spec struct {
 	Timeout    time.Duration     // 0: only the caller's ctx bounds the query
 }
 
-// Params are the request values a query may bind, and how each is read from a request. An empty
-// value (no BIN for a person, no article) is bound as NULL.
-var Params = map[string]func(schemas.ServiceRequest) string{
-	"subject.iin": func(r schemas.ServiceRequest) string { return r.Subject.IIN },
-	"subject.bin": func(r schemas.ServiceRequest) string { return r.Subject.BIN },
-	"subject.id":  func(r schemas.ServiceRequest) string { return r.Subject.ID() },
-	"case.number": func(r schemas.ServiceRequest) string { return r.Case.Number },
-	"basis":       func(r schemas.ServiceRequest) string { return strconv.Itoa(int(r.Basis)) },
-	"article":     func(r schemas.ServiceRequest) string { return r.Article },
-	"signer_iin":  func(r schemas.ServiceRequest) string { return r.SignerIIN },
-}
+// Params are the request values a query may bind (adapters.Params). An empty value (no BIN for a
+// person, no article) is bound as NULL.
+var Params = adapters.Params
 
 // ParamNames returns the names of Params, sorted.
-func ParamNames() []string {
-	names := make([]string, 0, len(Params))
-	for n := range Params {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+func ParamNames() []string { return adapters.ParamNames() }
 
 var (
 	snakeCase   = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
