@@ -232,21 +232,26 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // let the connection be reused
 		return nil, nil
 	case resp.StatusCode != http.StatusOK:
-		// The body is not quoted: a source's error text may repeat the subject it was asked about.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		err := fmt.Errorf("%s %s: status %s", b.method, b.spec.URL, resp.Status)
-		switch resp.StatusCode {
-		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests:
-			// The source is overloaded or restarting: worth asking again.
-			return nil, adapters.Transient(err)
-		}
-		return nil, err
+		return nil, b.statusError(resp)
 	}
 	body, err := b.readBody(resp)
 	if err != nil {
 		return nil, err
 	}
 	return b.records(body)
+}
+
+// statusError is the error of an answer with an unexpected status, transient where the source is
+// overloaded or restarting. The body is not quoted: a source's error text may repeat the subject
+// it was asked about.
+func (b *Backend) statusError(resp *http.Response) error {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // let the connection be reused
+	err := fmt.Errorf("%s %s: status %s", b.method, b.spec.URL, resp.Status)
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests:
+		return adapters.Transient(err)
+	}
+	return err
 }
 
 // readBody reads an answer of at most Spec.MaxBodyBytes.

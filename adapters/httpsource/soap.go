@@ -2,6 +2,7 @@ package httpsource
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
@@ -93,46 +94,19 @@ func (sb soapBody) envelope(req schemas.ServiceRequest) []byte {
 	for i, lit := range sb.literal {
 		buf.WriteString(lit)
 		if i < len(sb.values) {
-			escapeXML(&buf, sb.values[i](req))
+			_ = xml.EscapeText(&buf, []byte(sb.values[i](req))) // a bytes.Buffer does not fail
 		}
 	}
 	buf.WriteString(`</soapenv:Body></soapenv:Envelope>`)
 	return buf.Bytes()
 }
 
-// escapeXML writes s escaped for text and attribute values alike.
-func escapeXML(buf *bytes.Buffer, s string) {
-	for _, r := range s {
-		switch r {
-		case '&':
-			buf.WriteString("&amp;")
-		case '<':
-			buf.WriteString("&lt;")
-		case '>':
-			buf.WriteString("&gt;")
-		case '"':
-			buf.WriteString("&quot;")
-		case '\'':
-			buf.WriteString("&apos;")
-		default:
-			buf.WriteRune(r)
-		}
-	}
-}
-
 // soapAnswer reads a SOAP answer: 200 with the records, or a fault with 500 (or 200). Other
 // statuses are the errors they are for the other methods, transient where the source may be
 // back shortly.
 func (b *Backend) soapAnswer(resp *http.Response) ([]siobroker.Record, error) {
-	switch resp.StatusCode {
-	case http.StatusOK, http.StatusInternalServerError:
-	default:
-		err := fmt.Errorf("%s %s: status %s", MethodSOAP, b.spec.URL, resp.Status)
-		switch resp.StatusCode {
-		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests:
-			return nil, adapters.Transient(err)
-		}
-		return nil, err
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusInternalServerError {
+		return nil, b.statusError(resp)
 	}
 	body, err := b.readBody(resp)
 	if err != nil {
