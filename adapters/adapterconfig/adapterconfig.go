@@ -101,8 +101,8 @@ func (r Retry) Effective() (attempts int, backoff time.Duration) {
 
 // Service is the backend of one service. Which keys apply depends on Backend: postgres takes dsn,
 // query, params, record_type, fields and timeout; http takes url, method, timeout, record_type,
-// records_path and fields, and with method SOAP soap_body and soap_action; demo takes none (the
-// demo section sizes its world).
+// records_path, fields and tls, and with method SOAP soap_body and soap_action; demo takes none
+// (the demo section sizes its world).
 type Service struct {
 	Backend     string            `yaml:"backend"`
 	DSN         string            `yaml:"dsn"`
@@ -116,6 +116,16 @@ type Service struct {
 	Timeout     time.Duration     `yaml:"timeout"`
 	SOAPBody    string            `yaml:"soap_body"`
 	SOAPAction  string            `yaml:"soap_action"`
+	TLS         *TLS              `yaml:"tls"`
+}
+
+// TLS is an http backend's HTTPS settings: the roots of the source's certificate, and this
+// adapter's client certificate (httpsource.TLSFiles).
+type TLS struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
 }
 
 // Demo sizes the generated world the demo backends answer from.
@@ -226,7 +236,8 @@ func (c Config) validate(haveWorld bool) error {
 		case KindPostgres:
 			err = errors.Join(s.only(KindPostgres, "dsn", "query", "params", "record_type", "fields", "timeout"), s.checkDSN(), s.postgresSpec(no).Validate())
 		case KindHTTP:
-			err = errors.Join(s.only(KindHTTP, "url", "method", "timeout", "record_type", "records_path", "fields", "soap_body", "soap_action"), s.httpSpec(no).Validate())
+			err = errors.Join(s.only(KindHTTP, "url", "method", "timeout", "record_type", "records_path", "fields", "soap_body", "soap_action", "tls"),
+				s.httpSpec(no).Validate(), s.checkTLS())
 		case KindDemo:
 			usesDemo = true
 			err = s.only(KindDemo)
@@ -252,9 +263,10 @@ func (s Service) only(kind string, allowed ...string) error {
 		"dsn": s.DSN != "", "query": s.Query != "", "params": s.Params != nil, "url": s.URL != "",
 		"method": s.Method != "", "records_path": s.RecordsPath != "", "record_type": s.RecordType != "",
 		"fields": s.Fields != nil, "timeout": s.Timeout != 0, "soap_body": s.SOAPBody != "", "soap_action": s.SOAPAction != "",
+		"tls": s.TLS != nil,
 	}
 	var errs []error
-	for _, key := range []string{"dsn", "query", "params", "url", "method", "records_path", "record_type", "fields", "timeout", "soap_body", "soap_action"} {
+	for _, key := range []string{"dsn", "query", "params", "url", "method", "records_path", "record_type", "fields", "timeout", "soap_body", "soap_action", "tls"} {
 		if set[key] && !slices.Contains(allowed, key) {
 			errs = append(errs, fmt.Errorf("%s: not a key of a %s backend", key, kind))
 		}
@@ -274,6 +286,22 @@ func (s Service) checkDSN() error {
 
 func (s Service) postgresSpec(no int) postgres.Spec {
 	return postgres.Spec{Service: no, Query: s.Query, Params: s.Params, RecordType: s.RecordType, Fields: s.Fields, Timeout: s.Timeout}
+}
+
+// checkTLS loads the tls section's files, which must go with an https URL.
+func (s Service) checkTLS() error {
+	if s.TLS == nil {
+		return nil
+	}
+	if u, err := url.Parse(s.URL); err == nil && u.Scheme != "https" {
+		return errors.New("tls: only for an https url")
+	}
+	_, err := s.tlsFiles().Client()
+	return err
+}
+
+func (s Service) tlsFiles() httpsource.TLSFiles {
+	return httpsource.TLSFiles{CAFile: s.TLS.CAFile, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile, ServerName: s.TLS.ServerName}
 }
 
 func (s Service) httpSpec(no int) httpsource.Spec {
@@ -353,7 +381,13 @@ func Open(cfg *Config, demoWorld *demo.Dataset) (*Backends, error) {
 			}
 			b, err = postgres.New(pool, s.postgresSpec(no))
 		case KindHTTP:
-			b, err = httpsource.New(s.httpSpec(no))
+			spec := s.httpSpec(no)
+			if s.TLS != nil {
+				if spec.Client, err = s.tlsFiles().Client(); err != nil {
+					break
+				}
+			}
+			b, err = httpsource.New(spec)
 		case KindDemo:
 			if demoWorld == nil {
 				demoWorld = demo.Generate(cfg.Demo.Seed, cfg.Demo.People, cfg.Demo.Organisations)
