@@ -10,10 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -117,6 +120,10 @@ type Service struct {
 	SOAPBody    string            `yaml:"soap_body"`
 	SOAPAction  string            `yaml:"soap_action"`
 	TLS         *TLS              `yaml:"tls"`
+	// Headers are sent with every call of an http backend (an API key, Accept-Language). A value
+	// "${env:NAME}" is read from the environment variable NAME when the file is loaded, so that a
+	// secret stays out of the file.
+	Headers map[string]string `yaml:"headers"`
 }
 
 // TLS is an http backend's HTTPS settings: the roots of the source's certificate, and this
@@ -236,8 +243,9 @@ func (c Config) validate(haveWorld bool) error {
 		case KindPostgres:
 			err = errors.Join(s.only(KindPostgres, "dsn", "query", "params", "record_type", "fields", "timeout"), s.checkDSN(), s.postgresSpec(no).Validate())
 		case KindHTTP:
-			err = errors.Join(s.only(KindHTTP, "url", "method", "timeout", "record_type", "records_path", "fields", "soap_body", "soap_action", "tls"),
-				s.httpSpec(no).Validate(), s.checkTLS())
+			_, herr := s.headers()
+			err = errors.Join(s.only(KindHTTP, "url", "method", "timeout", "record_type", "records_path", "fields", "soap_body", "soap_action", "tls", "headers"),
+				s.httpSpec(no).Validate(), s.checkTLS(), herr)
 		case KindDemo:
 			usesDemo = true
 			err = s.only(KindDemo)
@@ -263,10 +271,10 @@ func (s Service) only(kind string, allowed ...string) error {
 		"dsn": s.DSN != "", "query": s.Query != "", "params": s.Params != nil, "url": s.URL != "",
 		"method": s.Method != "", "records_path": s.RecordsPath != "", "record_type": s.RecordType != "",
 		"fields": s.Fields != nil, "timeout": s.Timeout != 0, "soap_body": s.SOAPBody != "", "soap_action": s.SOAPAction != "",
-		"tls": s.TLS != nil,
+		"tls": s.TLS != nil, "headers": s.Headers != nil,
 	}
 	var errs []error
-	for _, key := range []string{"dsn", "query", "params", "url", "method", "records_path", "record_type", "fields", "timeout", "soap_body", "soap_action", "tls"} {
+	for _, key := range []string{"dsn", "query", "params", "url", "method", "records_path", "record_type", "fields", "timeout", "soap_body", "soap_action", "tls", "headers"} {
 		if set[key] && !slices.Contains(allowed, key) {
 			errs = append(errs, fmt.Errorf("%s: not a key of a %s backend", key, kind))
 		}
@@ -298,6 +306,43 @@ func (s Service) checkTLS() error {
 	}
 	_, err := s.tlsFiles().Client()
 	return err
+}
+
+// headerName is an HTTP header name (an RFC 9110 token).
+var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// envValue is a header value read from the environment: ${env:NAME}.
+var envValue = regexp.MustCompile(`^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$`)
+
+// headers returns the headers with their ${env:NAME} values read. An unset variable, a name that
+// is not a header's, or a value with a line break is an error; no value is quoted in it, since
+// it may be a secret.
+func (s Service) headers() (http.Header, error) {
+	if len(s.Headers) == 0 {
+		return nil, nil
+	}
+	h := http.Header{}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(s.Headers)) {
+		value := s.Headers[name]
+		if m := envValue.FindStringSubmatch(value); m != nil {
+			v, ok := os.LookupEnv(m[1])
+			if !ok || v == "" {
+				errs = append(errs, fmt.Errorf("headers.%s: the environment variable %s is not set", name, m[1]))
+				continue
+			}
+			value = v
+		}
+		switch {
+		case !headerName.MatchString(name):
+			errs = append(errs, fmt.Errorf("headers: %q is not a header name", name))
+		case strings.ContainsFunc(value, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }):
+			errs = append(errs, fmt.Errorf("headers.%s: the value holds a control character", name))
+		default:
+			h.Set(name, value)
+		}
+	}
+	return h, errors.Join(errs...)
 }
 
 func (s Service) tlsFiles() httpsource.TLSFiles {
@@ -382,6 +427,9 @@ func Open(cfg *Config, demoWorld *demo.Dataset) (*Backends, error) {
 			b, err = postgres.New(pool, s.postgresSpec(no))
 		case KindHTTP:
 			spec := s.httpSpec(no)
+			if spec.Header, err = s.headers(); err != nil {
+				break
+			}
 			if s.TLS != nil {
 				if spec.Client, err = s.tlsFiles().Client(); err != nil {
 					break

@@ -93,3 +93,57 @@ func TestHTTPSourceOverTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPSourceHeaders: an http backend sends its configured headers, a ${env:NAME} value read
+// from the environment; an unset variable, a bad name or a line break in a value is refused when
+// the file is loaded, without quoting the value.
+func TestHTTPSourceHeaders(t *testing.T) {
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"data":{"vehicles":[]}}`)
+	}))
+	defer srv.Close()
+	config := func(headers string) string {
+		return head + fmt.Sprintf("services:\n  5:\n    backend: http\n    url: %q\n    record_type: vehicle\n    records_path: data.vehicles\n"+
+			"    fields: {plate_number: plate}\n    headers: %s\n", srv.URL, headers)
+	}
+	t.Setenv("SIO_TEST_SOURCE_KEY", "k-3f9a")
+	cfg, err := adapterconfig.Parse([]byte(config(`{X-Api-Key: "${env:SIO_TEST_SOURCE_KEY}", Accept-Language: ru}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := adapterconfig.Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	if _, err := set.Backends[5].Query(context.Background(), adaptertest.Request(5, siobroker.Subject{IIN: "850101300015"})); err != nil {
+		t.Fatal(err)
+	}
+	if got.Get("X-Api-Key") != "k-3f9a" || got.Get("Accept-Language") != "ru" {
+		t.Errorf("the source got headers %v", got)
+	}
+
+	t.Setenv("SIO_TEST_SOURCE_SECRET", "line\nbreak")
+	for name, tc := range map[string]struct{ headers, want string }{
+		"unset variable": {`{X-Api-Key: "${env:SIO_TEST_UNSET_VARIABLE}"}`, "SIO_TEST_UNSET_VARIABLE is not set"},
+		"bad name":       {`{"X Api Key": v}`, "is not a header name"},
+		"line break":     {`{X-Api-Key: "${env:SIO_TEST_SOURCE_SECRET}"}`, "control character"},
+		"on postgres":    {"", ""},
+	} {
+		text := config(tc.headers)
+		if name == "on postgres" {
+			text, tc.want = head+"services: {37: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT a FROM t WHERE b = $1\", params: [subject.bin], record_type: c, fields: {a: a}, headers: {A: b}}}\n",
+				"headers: not a key of a postgres backend"
+		}
+		err := load(t, text)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "line") {
+			t.Errorf("%s: the error quotes the value: %v", name, err)
+		}
+	}
+}
