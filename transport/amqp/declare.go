@@ -88,7 +88,6 @@ func deadLetterLimitWarning(version string, kind QueueKind, queue string) string
 
 // declareAll declares the exchange and every queue of cfg on conn.
 func declareAll(conn *amqp091.Connection, cfg Config, out *Declared) error {
-
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("amqp: open channel: %w", err)
