@@ -56,19 +56,6 @@ func TestHTTPSourceOverTLS(t *testing.T) {
 		return head + fmt.Sprintf("services:\n  5:\n    backend: http\n    url: %q\n    record_type: vehicle\n    records_path: data.vehicles\n"+
 			"    fields: {plate_number: plate}\n    timeout: 5s\n", srv.URL) + tlsSection
 	}
-	query := func(t *testing.T, text string) (siobroker.ServiceResult, error) {
-		t.Helper()
-		cfg, err := adapterconfig.Parse([]byte(text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		set, err := adapterconfig.Open(cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer set.Close()
-		return set.Backends[5].Query(context.Background(), adaptertest.Request(5, siobroker.Subject{IIN: "850101300015"}))
-	}
 
 	res, err := query(t, config(fmt.Sprintf("    tls: {ca_file: %q, cert_file: %q, key_file: %q}\n", ca, cert, key)))
 	if err != nil || len(res.Records) != 1 || res.Records[0].Fields[0].Value != "TLS001" {
@@ -110,16 +97,7 @@ func TestHTTPSourceHeaders(t *testing.T) {
 			"    fields: {plate_number: plate}\n    headers: %s\n", srv.URL, headers)
 	}
 	t.Setenv("SIO_TEST_SOURCE_KEY", "k-3f9a")
-	cfg, err := adapterconfig.Parse([]byte(config(`{X-Api-Key: "${env:SIO_TEST_SOURCE_KEY}", Accept-Language: ru}`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := adapterconfig.Open(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	if _, err := set.Backends[5].Query(context.Background(), adaptertest.Request(5, siobroker.Subject{IIN: "850101300015"})); err != nil {
+	if _, err := query(t, config(`{X-Api-Key: "${env:SIO_TEST_SOURCE_KEY}", Accept-Language: ru}`)); err != nil {
 		t.Fatal(err)
 	}
 	if got.Get("X-Api-Key") != "k-3f9a" || got.Get("Accept-Language") != "ru" {
@@ -146,4 +124,19 @@ func TestHTTPSourceHeaders(t *testing.T) {
 			t.Errorf("%s: the error quotes the value: %v", name, err)
 		}
 	}
+}
+
+// query builds the backends of an adapter file's text and asks its service 5 about a person.
+func query(t *testing.T, text string) (siobroker.ServiceResult, error) {
+	t.Helper()
+	cfg, err := adapterconfig.Parse([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := adapterconfig.Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	return set.Backends[5].Query(context.Background(), adaptertest.Request(5, siobroker.Subject{IIN: "850101300015"}))
 }
