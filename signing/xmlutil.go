@@ -4,7 +4,9 @@ import (
 	"strings"
 
 	"github.com/beevik/etree"
+
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/xmlchild"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -18,18 +20,6 @@ func children(el *etree.Element, ns, local string) []*etree.Element {
 	var out []*etree.Element
 	for _, c := range el.ChildElements() {
 		if is(c, ns, local) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// childrenByLocalName returns the child elements of el with the local name local, whatever their
-// namespace: the children of SendMessage are unqualified.
-func childrenByLocalName(el *etree.Element, local string) []*etree.Element {
-	var out []*etree.Element
-	for _, c := range el.ChildElements() {
-		if c.Tag == local {
 			out = append(out, c)
 		}
 	}
@@ -106,11 +96,11 @@ func dataElement(body *etree.Element) (*etree.Element, error) {
 	if len(msgs) != 1 {
 		return nil, notFound("%s has %d child elements, expected one", ops[0].Tag, len(msgs))
 	}
-	holders := append(childrenByLocalName(msgs[0], "requestData"), childrenByLocalName(msgs[0], "responseData")...)
+	holders := append(xmlchild.All(msgs[0], "requestData"), xmlchild.All(msgs[0], "responseData")...)
 	if len(holders) != 1 {
 		return nil, notFound("%s has %d requestData/responseData elements, expected one", msgs[0].Tag, len(holders))
 	}
-	datas := childrenByLocalName(holders[0], "data")
+	datas := xmlchild.All(holders[0], "data")
 	if len(datas) != 1 {
 		return nil, notFound("%s has %d data elements, expected one", holders[0].Tag, len(datas))
 	}

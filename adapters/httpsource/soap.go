@@ -14,6 +14,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/internal/xmlchild"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -120,13 +121,13 @@ func (b *Backend) soapAnswer(resp *http.Response) ([]siobroker.Record, error) {
 	if env.Tag != "Envelope" || env.NamespaceURI() != soapEnvelopeNS {
 		return nil, fmt.Errorf("%s %s: status %s, the answer is not a SOAP 1.1 envelope", MethodSOAP, b.spec.URL, resp.Status)
 	}
-	soapBody := child(env, "Body")
+	soapBody := xmlchild.First(env, "Body")
 	if soapBody == nil {
 		return nil, fmt.Errorf("%s %s: the answer's envelope has no Body", MethodSOAP, b.spec.URL)
 	}
-	if fault := child(soapBody, "Fault"); fault != nil {
+	if fault := xmlchild.First(soapBody, "Fault"); fault != nil {
 		code := "(no faultcode)"
-		if c := child(fault, "faultcode"); c != nil {
+		if c := xmlchild.First(fault, "faultcode"); c != nil {
 			code = strings.TrimSpace(c.Text())
 		}
 		return nil, fmt.Errorf("%s %s: SOAP fault %s", MethodSOAP, b.spec.URL, code)
@@ -142,12 +143,12 @@ func (b *Backend) soapAnswer(resp *http.Response) ([]siobroker.Record, error) {
 func (b *Backend) soapRecords(body *etree.Element) ([]siobroker.Record, error) {
 	at := body
 	for i, step := range b.path[:len(b.path)-1] {
-		if at = child(at, step); at == nil {
+		if at = xmlchild.First(at, step); at == nil {
 			return nil, fmt.Errorf("records_path %s: the answer has no %s", b.spec.RecordsPath, strings.Join(b.path[:i+1], "/"))
 		}
 	}
 	var records []siobroker.Record
-	for _, el := range children(at, b.path[len(b.path)-1]) {
+	for _, el := range xmlchild.All(at, b.path[len(b.path)-1]) {
 		r := siobroker.Record{Type: b.spec.RecordType}
 		for _, f := range b.fields {
 			v := strings.TrimSpace(soapValue(el, f.key))
@@ -177,29 +178,9 @@ func soapValue(el *etree.Element, path []string) string {
 			}
 			return ""
 		}
-		if el = child(el, step); el == nil {
+		if el = xmlchild.First(el, step); el == nil {
 			return ""
 		}
 	}
 	return el.Text()
-}
-
-// child is el's first child element of the local name, whatever its namespace.
-func child(el *etree.Element, local string) *etree.Element {
-	for _, c := range el.ChildElements() {
-		if c.Tag == local {
-			return c
-		}
-	}
-	return nil
-}
-
-func children(el *etree.Element, local string) []*etree.Element {
-	var out []*etree.Element
-	for _, c := range el.ChildElements() {
-		if c.Tag == local {
-			out = append(out, c)
-		}
-	}
-	return out
 }
