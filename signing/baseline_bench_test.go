@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"context"
 	"crypto/x509"
 	"os"
 	"path/filepath"
@@ -172,7 +173,7 @@ func BenchmarkVerifyAndSignParallel(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			if _, err := v.Verify(doc, fixture.now); err != nil {
+			if _, err := v.Verify(context.Background(), doc, fixture.now); err != nil {
 				b.Error(err)
 				return
 			}

@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -35,7 +36,7 @@ func BenchmarkVerifyAndSign(b *testing.B) {
 		if err := doc.ReadFromBytes(raw); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := v.Verify(doc, fixture.now); err != nil {
+		if _, err := v.Verify(context.Background(), doc, fixture.now); err != nil {
 			b.Fatal(err)
 		}
 		out := reply.Copy()

@@ -13,8 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/beevik/etree"
+
+	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -29,6 +32,16 @@ type Signer struct {
 	signatureMethod string
 	digestMethod    string
 	ecdsaSize       int // coordinate size for r||s; 0 for RSA
+
+	clock siobroker.Clock // the time of the wsu:Timestamp of PlacementWSSEToken
+}
+
+// WithClock returns a copy of s that takes the time of its wsu:Timestamps from clock (by default
+// the system clock).
+func (s *Signer) WithClock(clock siobroker.Clock) *Signer {
+	c := *s
+	c.clock = clock
+	return &c
 }
 
 // NewSigner returns a signer for cert and key; chain (intermediates) is added to KeyInfo after
@@ -42,7 +55,8 @@ func NewSigner(cert *x509.Certificate, key crypto.Signer, chain ...*x509.Certifi
 	if !ok || !pub.Equal(cert.PublicKey) {
 		return nil, fmt.Errorf("signer: the private key does not belong to certificate %q", cert.Subject.String())
 	}
-	s := &Signer{cert: cert, key: key, chain: append([]*x509.Certificate(nil), chain...), digestMethod: AlgDigestSHA256}
+	s := &Signer{cert: cert, key: key, chain: append([]*x509.Certificate(nil), chain...), digestMethod: AlgDigestSHA256,
+		clock: siobroker.SystemClock{}}
 	switch k := cert.PublicKey.(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() < minRSABits {
@@ -126,6 +140,8 @@ func (s *Signer) Sign(doc *etree.Document, p Placement) error {
 	switch p {
 	case PlacementWSSE:
 		return s.SignWSSE(doc)
+	case PlacementWSSEToken, PlacementWSSETokenTimestamp:
+		return s.signHeader(doc, p)
 	case PlacementEnveloped:
 		_, body, err := envelopeParts(doc)
 		if err != nil {
@@ -142,14 +158,22 @@ func (s *Signer) Sign(doc *etree.Document, p Placement) error {
 }
 
 // SignWSSE gives the Body a wsu:Id if it has none and adds a ds:Signature over it in
-// Header/wsse:Security, creating both if needed.
+// Header/wsse:Security, creating both if needed. KeyInfo carries the certificates as ds:X509Data.
 func (s *Signer) SignWSSE(doc *etree.Document) error {
+	return s.signHeader(doc, PlacementWSSE)
+}
+
+// ReplyTimestampTTL is how long after its creation the wsu:Timestamp of a
+// PlacementWSSETokenTimestamp signature expires: WSS4J's default time to live.
+const ReplyTimestampTTL = 5 * time.Minute
+
+func (s *Signer) signHeader(doc *etree.Document, p Placement) error {
 	if doc == nil {
-		return errors.New("sign wsse: nil document")
+		return fmt.Errorf("sign %s: nil document", p)
 	}
 	header, body, err := envelopeParts(doc)
 	if err != nil {
-		return fmt.Errorf("sign wsse: %w", err)
+		return fmt.Errorf("sign %s: %w", p, err)
 	}
 	root := doc.Root()
 	soapPrefix := root.Space // the prefix the Envelope is written with; "" if it uses a default namespace
@@ -158,10 +182,10 @@ func (s *Signer) SignWSSE(doc *etree.Document) error {
 		root.InsertChildAt(body.Index(), header)
 	}
 	var security *etree.Element
-	switch secs := children(header, schemas.NSWSSE, "Security"); len(secs) {
+	switch secs := children(header, nsWSSE, "Security"); len(secs) {
 	case 0:
 		security = header.CreateElement("wsse:Security")
-		security.CreateAttr("xmlns:wsse", schemas.NSWSSE)
+		security.CreateAttr("xmlns:wsse", nsWSSE)
 		if soapPrefix == "" {
 			soapPrefix = "soapenv"
 			security.CreateAttr("xmlns:soapenv", schemas.NSSoapEnv)
@@ -170,22 +194,93 @@ func (s *Signer) SignWSSE(doc *etree.Document) error {
 	case 1:
 		security = secs[0]
 		if len(children(security, nsDSig, "Signature")) > 0 {
-			return errors.New("sign wsse: wsse:Security already carries a ds:Signature")
+			return fmt.Errorf("sign %s: wsse:Security already carries a ds:Signature", p)
 		}
 	default:
-		return fmt.Errorf("sign wsse: the Header has %d wsse:Security elements", len(secs))
+		return fmt.Errorf("sign %s: the Header has %d wsse:Security elements", p, len(secs))
 	}
 	id, err := ensureBodyID(doc, body)
 	if err != nil {
-		return fmt.Errorf("sign wsse: %w", err)
+		return fmt.Errorf("sign %s: %w", p, err)
 	}
-	sig := s.newSignature(id, false)
+	ids, targets := []string{id}, []*etree.Element{body}
+	keyInfo := s.x509DataKeyInfo()
+	var added []*etree.Element
+	if p == PlacementWSSEToken || p == PlacementWSSETokenTimestamp {
+		// As WSS4J lays a header out: the Timestamp first, then the token, then the signature
+		// that refers to both.
+		if !hasWSUPrefix(security) {
+			security.CreateAttr("xmlns:wsu", nsWSU)
+		}
+		if p == PlacementWSSETokenTimestamp {
+			ts := s.timestamp(freshID(root, "TS-"+id))
+			security.AddChild(ts)
+			added = append(added, ts)
+			ids, targets = append(ids, ts.SelectAttrValue("wsu:Id", "")), append(targets, ts)
+		}
+		bst := s.binarySecurityToken(freshID(root, "X509-"+id))
+		security.AddChild(bst)
+		added = append(added, bst)
+		keyInfo = tokenReferenceKeyInfo(bst.SelectAttrValue("wsu:Id", ""))
+	}
+	sig := s.newSignature(ids, false, keyInfo)
 	security.AddChild(sig)
-	if err := s.complete(sig, body, nil); err != nil {
+	if err := s.complete(sig, targets, nil); err != nil {
 		security.RemoveChild(sig)
-		return fmt.Errorf("sign wsse: %w", err)
+		for _, el := range added {
+			security.RemoveChild(el)
+		}
+		return fmt.Errorf("sign %s: %w", p, err)
 	}
 	return nil
+}
+
+// hasWSUPrefix reports whether the prefix wsu is bound to the WS-Security utility namespace at el.
+func hasWSUPrefix(el *etree.Element) bool {
+	return namespacesInScope(el)["wsu"] == nsWSU
+}
+
+// timestamp returns a wsu:Timestamp created now. WS-Security 1.1 (§10) asks for UTC here, so these
+// two times are written in UTC, unlike every other time of the broker.
+func (s *Signer) timestamp(id string) *etree.Element {
+	now := s.clock.Now().UTC()
+	ts := etree.NewElement("wsu:Timestamp")
+	ts.CreateAttr("wsu:Id", id)
+	ts.CreateElement("wsu:Created").SetText(now.Format(timestampLayout))
+	ts.CreateElement("wsu:Expires").SetText(now.Add(ReplyTimestampTTL).Format(timestampLayout))
+	return ts
+}
+
+// timestampLayout is xs:dateTime in UTC with milliseconds, as WSS4J writes it.
+const timestampLayout = "2006-01-02T15:04:05.000Z"
+
+// binarySecurityToken returns the signer's certificate as a wsse:BinarySecurityToken.
+func (s *Signer) binarySecurityToken(id string) *etree.Element {
+	bst := etree.NewElement("wsse:BinarySecurityToken")
+	bst.CreateAttr("EncodingType", EncodingBase64Binary)
+	bst.CreateAttr("ValueType", ValueTypeX509v3)
+	bst.CreateAttr("wsu:Id", id)
+	bst.SetText(base64.StdEncoding.EncodeToString(s.cert.Raw))
+	return bst
+}
+
+// tokenReferenceKeyInfo returns a ds:KeyInfo whose SecurityTokenReference names the token bstID.
+func tokenReferenceKeyInfo(bstID string) *etree.Element {
+	ki := etree.NewElement("ds:KeyInfo")
+	ref := ki.CreateElement("wsse:SecurityTokenReference").CreateElement("wsse:Reference")
+	ref.CreateAttr("URI", "#"+bstID)
+	ref.CreateAttr("ValueType", ValueTypeX509v3)
+	return ki
+}
+
+// x509DataKeyInfo returns a ds:KeyInfo carrying the signer's certificate and its chain.
+func (s *Signer) x509DataKeyInfo() *etree.Element {
+	ki := etree.NewElement("ds:KeyInfo")
+	x509Data := ki.CreateElement("ds:X509Data")
+	for _, c := range append([]*x509.Certificate{s.cert}, s.chain...) {
+		x509Data.CreateElement("ds:X509Certificate").SetText(base64.StdEncoding.EncodeToString(c.Raw))
+	}
+	return ki
 }
 
 // SignEnveloped gives el an Id if it has none and inserts a ds:Signature over it as its first
@@ -202,53 +297,58 @@ func (s *Signer) SignEnveloped(el *etree.Element) error {
 		id = freshID(rootOf(el), "id-"+el.Tag)
 		el.CreateAttr("Id", id)
 	}
-	sig := s.newSignature(id, true)
+	sig := s.newSignature([]string{id}, true, s.x509DataKeyInfo())
 	el.InsertChildAt(0, sig)
-	if err := s.complete(sig, el, sig); err != nil {
+	if err := s.complete(sig, []*etree.Element{el}, sig); err != nil {
 		el.RemoveChild(sig)
 		return fmt.Errorf("sign enveloped: %w", err)
 	}
 	return nil
 }
 
-// newSignature builds the ds:Signature skeleton: SignedInfo with an empty DigestValue, an empty
-// SignatureValue and the certificates. No white space is added, so nothing depends on how a
-// verifier treats it.
-func (s *Signer) newSignature(id string, enveloped bool) *etree.Element {
+// newSignature builds the ds:Signature skeleton: SignedInfo with a Reference per id and empty
+// DigestValues, an empty SignatureValue and keyInfo. No white space is added, so nothing depends
+// on how a verifier treats it.
+func (s *Signer) newSignature(ids []string, enveloped bool, keyInfo *etree.Element) *etree.Element {
 	sig := etree.NewElement("ds:Signature")
 	sig.CreateAttr("xmlns:ds", nsDSig)
 	si := sig.CreateElement("ds:SignedInfo")
 	si.CreateElement("ds:CanonicalizationMethod").CreateAttr("Algorithm", AlgExcC14N)
 	si.CreateElement("ds:SignatureMethod").CreateAttr("Algorithm", s.signatureMethod)
-	ref := si.CreateElement("ds:Reference")
-	ref.CreateAttr("URI", "#"+id)
-	transforms := ref.CreateElement("ds:Transforms")
-	if enveloped {
-		transforms.CreateElement("ds:Transform").CreateAttr("Algorithm", AlgEnvelopedSignature)
+	for _, id := range ids {
+		ref := si.CreateElement("ds:Reference")
+		ref.CreateAttr("URI", "#"+id)
+		transforms := ref.CreateElement("ds:Transforms")
+		if enveloped {
+			transforms.CreateElement("ds:Transform").CreateAttr("Algorithm", AlgEnvelopedSignature)
+		}
+		transforms.CreateElement("ds:Transform").CreateAttr("Algorithm", AlgExcC14N)
+		ref.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", s.digestMethod)
+		ref.CreateElement("ds:DigestValue")
 	}
-	transforms.CreateElement("ds:Transform").CreateAttr("Algorithm", AlgExcC14N)
-	ref.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", s.digestMethod)
-	ref.CreateElement("ds:DigestValue")
 	sig.CreateElement("ds:SignatureValue")
-	x509Data := sig.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data")
-	for _, c := range append([]*x509.Certificate{s.cert}, s.chain...) {
-		x509Data.CreateElement("ds:X509Certificate").SetText(base64.StdEncoding.EncodeToString(c.Raw))
-	}
+	sig.AddChild(keyInfo)
 	return sig
 }
 
-// complete fills in DigestValue and SignatureValue of sig, which already sits in the document,
-// using the same canonicaliser the verifier uses.
-func (s *Signer) complete(sig, target, exclude *etree.Element) error {
+// complete fills in the DigestValues (one per target, in the order of the References) and the
+// SignatureValue of sig, which already sits in the document, using the same canonicaliser the
+// verifier uses.
+func (s *Signer) complete(sig *etree.Element, targets []*etree.Element, exclude *etree.Element) error {
 	si := sig.SelectElement("ds:SignedInfo")
-	content, err := canonicalize(target, c14nMethods[AlgExcC14N], "", exclude)
-	if err != nil {
-		return fmt.Errorf("canonicalise %s: %w", target.Tag, err)
+	refs := si.SelectElements("ds:Reference")
+	if len(refs) != len(targets) {
+		return fmt.Errorf("%d References for %d elements", len(refs), len(targets))
 	}
-	h := digestMethods[s.digestMethod].New()
-	h.Write(content)
-	si.SelectElement("ds:Reference").SelectElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
-
+	for i, target := range targets {
+		content, err := canonicalize(target, c14nMethods[AlgExcC14N], "", exclude)
+		if err != nil {
+			return fmt.Errorf("canonicalise %s: %w", target.Tag, err)
+		}
+		h := digestMethods[s.digestMethod].New()
+		h.Write(content)
+		refs[i].SelectElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
+	}
 	canonicalSI, err := canonicalize(si, c14nMethods[AlgExcC14N], "", nil)
 	if err != nil {
 		return fmt.Errorf("canonicalise SignedInfo: %w", err)
@@ -278,13 +378,15 @@ func (s *Signer) signBytes(data []byte) ([]byte, error) {
 
 // ensureBodyID returns the Body's wsu:Id, adding one (and the wsu namespace) if it has none.
 func ensureBodyID(doc *etree.Document, body *etree.Element) (string, error) {
-	if id, err := bodyID(body); err == nil {
-		if id == "" {
-			return "", errors.New("the Body's wsu:Id is empty")
-		}
-		return id, nil
-	}
 	scope := namespacesInScope(body)
+	for _, a := range body.Attr {
+		if a.Key == "Id" && a.Space != "" && a.Space != "xmlns" && scope[a.Space] == nsWSU {
+			if a.Value == "" {
+				return "", errors.New("the Body's wsu:Id is empty")
+			}
+			return a.Value, nil
+		}
+	}
 	prefix := ""
 	for p, uri := range scope {
 		if uri == schemas.NSWSU && p != "" {

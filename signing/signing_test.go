@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -165,7 +166,7 @@ func parseString(t *testing.T, s string) *etree.Document {
 
 func verify(t *testing.T, doc *etree.Document) (*Verified, error) {
 	t.Helper()
-	return NewVerifier(fixture.trust).Verify(doc, fixture.now)
+	return NewVerifier(fixture.trust).Verify(context.Background(), doc, fixture.now)
 }
 
 // wantRefusal asserts that err is a *siobroker.Error with code, whose message contains substr.

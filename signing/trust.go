@@ -16,7 +16,10 @@ import (
 // TrustConfig names the PEM files of the trusted roots and of the CRLs to check.
 type TrustConfig struct {
 	RootFiles []string // PEM, one or more CERTIFICATE blocks per file
-	CRLFiles  []string // PEM "X509 CRL" blocks, or a single DER CRL
+	// IntermediateFiles are CA certificates (PEM) that chains may pass through without the
+	// message carrying them; they are not roots.
+	IntermediateFiles []string
+	CRLFiles          []string // PEM "X509 CRL" blocks, or a single DER CRL
 }
 
 // TrustStore holds the trusted roots and the CRLs. It is immutable and safe for concurrent use;
@@ -24,7 +27,9 @@ type TrustConfig struct {
 type TrustStore struct {
 	roots []*x509.Certificate
 	pool  *x509.CertPool
-	crls  []*x509.RevocationList
+	// intermediates are the configured intermediate CAs, offered to every chain.
+	intermediates []*x509.Certificate
+	crls          []*x509.RevocationList
 	// crlVerified remembers the CRLs whose signature verified against an issuer certificate
 	// (crlIssuer keys), so that each request does not verify the same CRL again: that RSA
 	// verification was a few per cent of the broker's CPU under load. Only successes are kept.
@@ -47,6 +52,19 @@ func LoadTrustStore(cfg TrustConfig) (*TrustStore, error) {
 		}
 		roots = append(roots, certs...)
 	}
+	var intermediates []*x509.Certificate
+	for _, f := range cfg.IntermediateFiles {
+		certs, err := readCertificates(f)
+		if err != nil {
+			return nil, fmt.Errorf("intermediate CAs: %w", err)
+		}
+		for _, c := range certs {
+			if !c.IsCA {
+				return nil, fmt.Errorf("intermediate CAs: %s: %q is not a CA certificate", f, c.Subject.String())
+			}
+		}
+		intermediates = append(intermediates, certs...)
+	}
 	var crls []*x509.RevocationList
 	for _, f := range cfg.CRLFiles {
 		list, err := readCRLs(f)
@@ -55,7 +73,12 @@ func LoadTrustStore(cfg TrustConfig) (*TrustStore, error) {
 		}
 		crls = append(crls, list...)
 	}
-	return NewTrustStore(roots, crls)
+	t, err := NewTrustStore(roots, crls)
+	if err != nil {
+		return nil, err
+	}
+	t.intermediates = intermediates
+	return t, nil
 }
 
 // NewTrustStore builds a trust store. A CRL issued by one of the roots must verify against it now;
@@ -111,6 +134,9 @@ func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.C
 	for _, c := range intermediates {
 		inter.AddCert(c)
 	}
+	for _, c := range t.intermediates {
+		inter.AddCert(c)
+	}
 	chains, err := cert.Verify(x509.VerifyOptions{
 		Roots:         t.pool,
 		Intermediates: inter,
@@ -161,6 +187,9 @@ func (t *TrustStore) checkRevocation(cert, issuer *x509.Certificate, at time.Tim
 	}
 	return nil
 }
+
+// LoadCertificates reads every CERTIFICATE block of a PEM file, in order.
+func LoadCertificates(file string) ([]*x509.Certificate, error) { return readCertificates(file) }
 
 // readCertificates reads every CERTIFICATE block of a PEM file.
 func readCertificates(file string) ([]*x509.Certificate, error) {

@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -15,22 +16,46 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/schemas"
 )
 
-// Placement says where a signature sits in the envelope.
+// Placement says where a signature sits in the envelope, and how a reply is signed in return.
 type Placement string
 
-// The two accepted placements.
+// The accepted placements.
 const (
-	PlacementWSSE      Placement = "wsse"      // WS-Security header signature over the Body
-	PlacementEnveloped Placement = "enveloped" // first child of the element in requestData|responseData/data
+	// PlacementWSSE is a WS-Security header signature over the Body whose KeyInfo carries the
+	// certificate as ds:X509Data (xmlsec1, .NET, our own client).
+	PlacementWSSE Placement = "wsse"
+	// PlacementWSSEToken is a WS-Security header signature whose KeyInfo is a
+	// wsse:SecurityTokenReference, in any of its forms (WSS4J and CXF, zeep, node-soap, the
+	// e-government gateway). A reply in this placement carries the broker's certificate as a
+	// wsse:BinarySecurityToken referenced from KeyInfo, which is what those stacks verify (WSS4J
+	// refuses a bare ds:X509Data).
+	PlacementWSSEToken Placement = "wsse-token"
+	// PlacementWSSETokenTimestamp is PlacementWSSEToken whose signature also covers a
+	// wsu:Timestamp. A reply mirrors the request: CXF compares the security actions of a reply
+	// with its own configuration, and refuses a Timestamp it did not send as firmly as a missing
+	// one it did.
+	PlacementWSSETokenTimestamp Placement = "wsse-token-ts"
+	// PlacementEnveloped is a signature as the first child of the element in
+	// requestData|responseData/data.
+	PlacementEnveloped Placement = "enveloped"
 )
 
-// Defensive limits on the signature structure. A legitimate signature needs one Reference, two
-// Transforms and one certificate (a few with intermediates).
+// InHeader reports whether p is one of the WS-Security header placements.
+func (p Placement) InHeader() bool {
+	return p == PlacementWSSE || p == PlacementWSSEToken || p == PlacementWSSETokenTimestamp
+}
+
+// Valid reports whether p is one of the accepted placements.
+func (p Placement) Valid() bool { return p.InHeader() || p == PlacementEnveloped }
+
+// Defensive limits on the signature structure. A header signature covers the Body, and perhaps the
+// Timestamp and a few WS-Addressing headers; an enveloped one covers one element. A signer sends
+// its certificate, with a few intermediates at most.
 const (
-	maxSignedInfoChildren = 8
+	maxReferences         = 8
+	maxSignedInfoChildren = 2 + maxReferences
 	maxTransforms         = 4
 	maxKeyInfoCerts       = 8
 )
@@ -38,16 +63,23 @@ const (
 // Verified is the outcome of a successful verification.
 type Verified struct {
 	Placement Placement
-	// Signed is the only content a caller may use: for PlacementWSSE the Body, for
+	// Signed is the only content a caller may use: for the header placements the Body, for
 	// PlacementEnveloped the query or result element without its ds:Signature. It is parsed from
 	// the canonical bytes that were digested, so it holds exactly what the signature covers and
 	// nothing from the caller's tree.
 	Signed      *etree.Element
 	Certificate *x509.Certificate
+	// CertificateInMessage reports that the message carried the certificate itself, rather than
+	// an identifier resolved against the CertificateDirectory.
+	CertificateInMessage bool
+	// KeyForm is how KeyInfo gave the certificate.
+	KeyForm KeyForm
+	// Timestamp is the wsu:Timestamp of the Security header, nil when there is none.
+	Timestamp *Timestamp
 	// SignerIIN comes from the certificate subject, never from the body.
 	SignerIIN       string
 	SignatureMethod string
-	DigestMethod    string
+	DigestMethod    string // of the Reference to the signed content
 }
 
 // Verifier checks the signature of an envelope. It is safe for concurrent use.
@@ -55,25 +87,49 @@ type Verifier struct {
 	trust *TrustStore
 	// anySigner accepts a signer without an IIN: a client checking the broker's reply, which is
 	// signed by the operator's organisation certificate (BIN), not by a person.
-	anySigner bool
+	anySigner  bool
+	directory  CertificateDirectory
+	timestamps TimestampPolicy
+}
+
+// VerifierOption configures a Verifier.
+type VerifierOption func(*Verifier)
+
+// WithDirectory resolves key identifiers that carry no certificate (thumbprint, subject key
+// identifier, issuer and serial) against dir. Without it such a signature is refused with
+// SIO-CERT-UNKNOWN.
+func WithDirectory(dir CertificateDirectory) VerifierOption {
+	return func(v *Verifier) { v.directory = dir }
+}
+
+// WithTimestampPolicy checks the wsu:Timestamp of the Security header with p. Without it a
+// Timestamp is read and must be well formed, but its times are not compared with any clock.
+func WithTimestampPolicy(p TimestampPolicy) VerifierOption {
+	return func(v *Verifier) { v.timestamps = p }
 }
 
 // NewVerifier returns a verifier for requests: signer certificates must chain to trust and carry
 // the user's IIN.
-func NewVerifier(trust *TrustStore) *Verifier {
-	return &Verifier{trust: trust}
+func NewVerifier(trust *TrustStore, opts ...VerifierOption) *Verifier {
+	v := &Verifier{trust: trust}
+	for _, o := range opts {
+		o(v)
+	}
+	return v
 }
 
 // NewReplyVerifier returns a verifier for the broker's replies: the signer must chain to trust,
 // but may be an organisation certificate without an IIN (Verified.SignerIIN is then empty).
-func NewReplyVerifier(trust *TrustStore) *Verifier {
-	return &Verifier{trust: trust, anySigner: true}
+func NewReplyVerifier(trust *TrustStore, opts ...VerifierOption) *Verifier {
+	v := NewVerifier(trust, opts...)
+	v.anySigner = true
+	return v
 }
 
 // Verify finds the signature of doc and verifies it: a ds:Signature in the wsse:Security header if
 // there is one, else an enveloped one as the first child of the element in
 // Body/*/*/requestData|responseData/data. at is the message time, used for certificate validity.
-func (v *Verifier) Verify(doc *etree.Document, at time.Time) (*Verified, error) {
+func (v *Verifier) Verify(ctx context.Context, doc *etree.Document, at time.Time) (*Verified, error) {
 	if doc == nil || doc.Root() == nil {
 		return nil, siobroker.Errorf(siobroker.CodeNotSOAP, "empty document")
 	}
@@ -81,11 +137,14 @@ func (v *Verifier) Verify(doc *etree.Document, at time.Time) (*Verified, error) 
 	if err != nil {
 		return nil, err
 	}
-	wsseSig, err := wsseSignature(header)
+	sec, err := findSecurityHeader(header)
 	if err != nil {
 		return nil, err
 	}
-	var data, envSig *etree.Element
+	var wsseSig, data, envSig *etree.Element
+	if sec != nil {
+		wsseSig = sec.signature
+	}
 	if d, err := dataElement(body); err == nil {
 		data = d
 		if first := firstChildElement(d); is(first, nsDSig, "Signature") {
@@ -107,48 +166,254 @@ func (v *Verifier) Verify(doc *etree.Document, at time.Time) (*Verified, error) 
 		return nil, siobroker.Errorf(siobroker.CodeSigReference, "the identifier %q is carried by more than one element", scan.duplicateID)
 	}
 
-	if wsseSig != nil {
-		id, err := bodyID(body)
+	// The Timestamp is checked whether it is signed or not, and before any cryptography: a stale
+	// message costs nothing more.
+	var ts *Timestamp
+	if sec != nil && sec.timestamp != nil {
+		t, err := readTimestamp(sec.timestamp)
 		if err != nil {
 			return nil, err
 		}
-		return v.verify(wsseSig, body, id, PlacementWSSE, at)
+		if err := v.timestamps.check(t); err != nil {
+			return nil, err
+		}
+		ts = &t
 	}
-	return v.verify(envSig, data, data.SelectAttrValue("Id", ""), PlacementEnveloped, at)
+
+	var vd *Verified
+	if wsseSig != nil {
+		vd, err = v.verifyHeader(ctx, sec, header, body, scan.ids, ts, at)
+	} else {
+		vd, err = v.verifyEnveloped(ctx, envSig, data, sec, scan.ids, at)
+	}
+	if err != nil {
+		return nil, err
+	}
+	vd.Timestamp = ts
+	return vd, nil
 }
 
-// wsseSignature returns the ds:Signature of the wsse:Security header, or nil if there is none.
-func wsseSignature(header *etree.Element) (*etree.Element, error) {
-	if header == nil {
-		return nil, nil
+// verifyHeader verifies the signature of the Security header. Its References must cover the Body
+// exactly once, and may cover the Security header's Timestamp and WS-Addressing headers; nothing
+// else.
+func (v *Verifier) verifyHeader(ctx context.Context, sec *securityHeader, header, body *etree.Element, ids idIndex, ts *Timestamp, at time.Time) (*Verified, error) {
+	covered := map[*etree.Element]bool{}
+	var bodyRef *reference
+	resolve := func(ref *reference) (*etree.Element, error) {
+		t, ok := ids[strings.TrimPrefix(ref.uri, "#")]
+		if !ok {
+			return nil, siobroker.Errorf(siobroker.CodeSigReference, "the Reference URI %q names no element of the message", ref.uri)
+		}
+		var what string
+		switch {
+		case t.el == body:
+			what, bodyRef = "the Body", ref
+		case sec.timestamp != nil && t.el == sec.timestamp:
+			what = "the wsu:Timestamp"
+		case isAddressingHeader(t.el, header):
+			what = "the WS-Addressing header " + t.el.Tag
+		default:
+			return nil, siobroker.Errorf(siobroker.CodeSigReference,
+				"the Reference URI %q names %s, which a header signature may not cover (the Body, the wsu:Timestamp of the Security header and WS-Addressing headers may be)", ref.uri, t.el.FullTag())
+		}
+		if !t.wsu && !t.plain {
+			return nil, siobroker.Errorf(siobroker.CodeSigReference, "%s is named by an identifier other than wsu:Id or Id", what)
+		}
+		if covered[t.el] {
+			return nil, siobroker.Errorf(siobroker.CodeSigReference, "%s is referenced more than once", what)
+		}
+		covered[t.el] = true
+		return t.el, nil
 	}
-	secs := children(header, schemas.NSWSSE, "Security")
+	res, err := v.verifySignature(ctx, sec.signature, sec, ids, resolve, at)
+	if err != nil {
+		return nil, err
+	}
+	if bodyRef == nil {
+		return nil, siobroker.Errorf(siobroker.CodeSigReference, "no Reference of the header signature covers the Body")
+	}
+	if ts != nil {
+		ts.Signed = covered[sec.timestamp]
+	}
+	if v.timestamps.Require && (ts == nil || !ts.Signed) {
+		return nil, siobroker.Errorf(siobroker.CodeTimestamp, "this broker requires a wsu:Timestamp in the wsse:Security header, covered by the signature")
+	}
+	signed, err := parseCanonical(res.canonical[body])
+	if err != nil {
+		return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "canonical form of the Body does not parse")
+	}
+	placement := PlacementWSSE
 	switch {
-	case len(secs) == 0:
-		return nil, nil
-	case len(secs) > 1:
-		return nil, siobroker.Errorf(siobroker.CodeSigReference, "the Header carries %d wsse:Security elements; one is accepted", len(secs))
+	case res.key.byRef && ts != nil && ts.Signed:
+		placement = PlacementWSSETokenTimestamp
+	case res.key.byRef:
+		placement = PlacementWSSEToken
 	}
-	sigs := children(secs[0], nsDSig, "Signature")
-	switch len(sigs) {
-	case 0:
-		return nil, nil
-	case 1:
-		return sigs[0], nil
-	default:
-		return nil, siobroker.Errorf(siobroker.CodeSigReference, "wsse:Security carries %d ds:Signature elements; one is accepted", len(sigs))
+	return res.verified(placement, signed, bodyRef.digestMethod), nil
+}
+
+// verifyEnveloped verifies an enveloped signature: one Reference, to the data element that holds
+// it, with the enveloped-signature transform.
+func (v *Verifier) verifyEnveloped(ctx context.Context, sig, data *etree.Element, sec *securityHeader, ids idIndex, at time.Time) (*Verified, error) {
+	id := data.SelectAttrValue("Id", "")
+	var only *reference
+	resolve := func(ref *reference) (*etree.Element, error) {
+		what := data.Tag + " element"
+		switch {
+		case only != nil:
+			return nil, siobroker.Errorf(siobroker.CodeSigReference, "SignedInfo has more than one Reference; exactly one is accepted in the enveloped placement")
+		case id == "":
+			return nil, siobroker.Errorf(siobroker.CodeSigReference, "the signed %s carries no Id", what)
+		case ref.uri != "#"+id:
+			return nil, siobroker.Errorf(siobroker.CodeSigReference, "the Reference URI %q does not name the %s (Id %q)", ref.uri, what, id)
+		case !ref.enveloped:
+			return nil, siobroker.Errorf(siobroker.CodeSigReference, "the enveloped signature does not apply the enveloped-signature transform")
+		}
+		only = ref
+		return data, nil
+	}
+	res, err := v.verifySignature(ctx, sig, sec, ids, resolve, at)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := parseCanonical(res.canonical[data])
+	if err != nil {
+		return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "canonical form of %s does not parse", only.uri)
+	}
+	return res.verified(PlacementEnveloped, signed, only.digestMethod), nil
+}
+
+// signatureResult is what verifySignature established.
+type signatureResult struct {
+	sigAlg    string
+	key       signerKey
+	cert      *x509.Certificate
+	iin       string
+	canonical map[*etree.Element][]byte // the digested bytes of each referenced element
+}
+
+func (r signatureResult) verified(p Placement, signed *etree.Element, digestMethod string) *Verified {
+	return &Verified{
+		Placement: p, Signed: signed, Certificate: r.cert, CertificateInMessage: len(r.key.certs) > 0,
+		KeyForm: r.key.form, SignerIIN: r.iin, SignatureMethod: r.sigAlg, DigestMethod: digestMethod,
 	}
 }
 
-// bodyID returns the wsu:Id of the Body.
-func bodyID(body *etree.Element) (string, error) {
-	scope := namespacesInScope(body)
-	for _, a := range body.Attr {
-		if a.Key == "Id" && a.Space != "" && a.Space != "xmlns" && scope[a.Space] == schemas.NSWSU {
-			return a.Value, nil
+// verifySignature checks sig: its SignedInfo, every Reference (resolve names the element each one
+// may cover, or refuses it), the signer's key from KeyInfo, the SignatureValue and the
+// certificate chain.
+func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec *securityHeader, ids idIndex,
+	resolve func(*reference) (*etree.Element, error), at time.Time) (signatureResult, error) {
+	var res signatureResult
+	parts, err := splitSignature(sig)
+	if err != nil {
+		return res, err
+	}
+
+	// SignedInfo is canonicalised as it sits in the document, then everything is read back from
+	// the canonical bytes, so that what is interpreted is exactly what the SignatureValue covers.
+	cmEls := children(parts.signedInfo, nsDSig, "CanonicalizationMethod")
+	if len(cmEls) != 1 {
+		return res, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo has %d CanonicalizationMethod elements, expected one", len(cmEls))
+	}
+	cmAlg := cmEls[0].SelectAttrValue("Algorithm", "")
+	cm, ok := c14nMethods[cmAlg]
+	if !ok {
+		return res, siobroker.Errorf(siobroker.CodeSigAlgorithm, "canonicalization algorithm %s is not allowed", cmAlg)
+	}
+	cmPrefixes, err := inclusivePrefixList(cmEls[0], cm)
+	if err != nil {
+		return res, err
+	}
+	canonicalSignedInfo, err := canonicalize(parts.signedInfo, cm, cmPrefixes, nil)
+	if err != nil {
+		return res, siobroker.Wrap(siobroker.CodeSigInvalid, err, "SignedInfo cannot be canonicalised")
+	}
+	signedInfo, err := parseCanonical(canonicalSignedInfo)
+	if err != nil {
+		return res, siobroker.Wrap(siobroker.CodeSigInvalid, err, "canonical SignedInfo does not parse")
+	}
+	sigAlg, refs, err := readSignedInfo(signedInfo, cmAlg)
+	if err != nil {
+		return res, err
+	}
+	res.sigAlg = sigAlg
+
+	// Reference validation. A bare "#id" URI selects the element without comments, whatever the
+	// canonicalisation says. The enveloped-signature transform removes the signature from what
+	// it covers, and changes nothing where the signature is not inside (node-soap applies it to
+	// every Reference).
+	res.canonical = make(map[*etree.Element][]byte, len(refs))
+	for i := range refs {
+		ref := &refs[i]
+		target, err := resolve(ref)
+		if err != nil {
+			return res, err
+		}
+		var exclude *etree.Element
+		if ref.enveloped {
+			exclude = sig
+		}
+		content, err := canonicalize(target, c14nMethod{exclusive: ref.c14n.exclusive}, ref.prefixList, exclude)
+		if err != nil {
+			return res, siobroker.Wrap(siobroker.CodeSigInvalid, err, "%s cannot be canonicalised", ref.uri)
+		}
+		h := digestMethods[ref.digestMethod].New()
+		h.Write(content)
+		if subtle.ConstantTimeCompare(h.Sum(nil), ref.digestValue) != 1 {
+			return res, siobroker.Errorf(siobroker.CodeSigInvalid, "digest of %s does not match", ref.uri)
+		}
+		res.canonical[target] = content
+	}
+
+	// The signer's key, from KeyInfo.
+	if res.key, err = readKeyInfo(parts.keyInfo, sec, ids); err != nil {
+		return res, err
+	}
+	candidates, err := res.key.resolve(ctx, v.directory)
+	if err != nil {
+		return res, err
+	}
+	var intermediates []*x509.Certificate
+	if len(res.key.certs) > 0 {
+		candidates, intermediates = candidates[:1], candidates[1:]
+	}
+	sigText, ok := textContent(parts.signatureValue)
+	if !ok {
+		return res, siobroker.Errorf(siobroker.CodeSigInvalid, "SignatureValue is not plain text")
+	}
+	sigValue, err := base64.StdEncoding.DecodeString(stripSpace(sigText))
+	if err != nil {
+		return res, siobroker.Wrap(siobroker.CodeSigInvalid, err, "SignatureValue is not base64")
+	}
+	if v.trust == nil {
+		return res, siobroker.Errorf(siobroker.CodeInternal, "the verifier has no trust store")
+	}
+	// An identifier may name more than one certificate the broker holds (a key certified twice);
+	// the first that verifies the signature and chains wins, and otherwise the first refusal
+	// stands.
+	var firstErr error
+	for _, cert := range candidates {
+		err := verifySignatureValue(cert, sigAlg, signatureMethods[sigAlg], canonicalSignedInfo, sigValue)
+		if err == nil {
+			err = v.trust.VerifyChain(cert, intermediates, at)
+		}
+		if err == nil {
+			res.cert = cert
+			break
+		}
+		if firstErr == nil {
+			firstErr = err
 		}
 	}
-	return "", siobroker.Errorf(siobroker.CodeSigReference, "the Body carries no wsu:Id for the header signature to reference")
+	if res.cert == nil {
+		return res, firstErr
+	}
+	res.iin, err = SubjectIIN(res.cert)
+	if err != nil && !v.anySigner {
+		return res, err
+	}
+	return res, nil
 }
 
 // signatureParts are the children of a ds:Signature.
@@ -182,12 +447,12 @@ func splitSignature(sig *etree.Element) (signatureParts, error) {
 	case p.signatureValue == nil:
 		return p, siobroker.Errorf(siobroker.CodeSigInvalid, "ds:Signature has no SignatureValue")
 	case p.keyInfo == nil:
-		return p, siobroker.Errorf(siobroker.CodeCertChain, "ds:Signature has no KeyInfo with the signer certificate")
+		return p, siobroker.Errorf(siobroker.CodeKeyInfo, "ds:Signature has no KeyInfo naming the signer's certificate")
 	}
 	return p, nil
 }
 
-// reference is the parsed single Reference of a SignedInfo.
+// reference is one parsed Reference of a SignedInfo.
 type reference struct {
 	uri          string
 	enveloped    bool // the enveloped-signature transform is applied
@@ -197,126 +462,14 @@ type reference struct {
 	digestValue  []byte
 }
 
-func (v *Verifier) verify(sig, target *etree.Element, targetID string, placement Placement, at time.Time) (*Verified, error) {
-	parts, err := splitSignature(sig)
-	if err != nil {
-		return nil, err
-	}
-
-	// SignedInfo is canonicalised as it sits in the document, then everything is read back from
-	// the canonical bytes, so that what is interpreted is exactly what the SignatureValue covers.
-	cmEls := children(parts.signedInfo, nsDSig, "CanonicalizationMethod")
-	if len(cmEls) != 1 {
-		return nil, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo has %d CanonicalizationMethod elements, expected one", len(cmEls))
-	}
-	cmAlg := cmEls[0].SelectAttrValue("Algorithm", "")
-	cm, ok := c14nMethods[cmAlg]
-	if !ok {
-		return nil, siobroker.Errorf(siobroker.CodeSigAlgorithm, "canonicalization algorithm %s is not allowed", cmAlg)
-	}
-	cmPrefixes, err := inclusivePrefixList(cmEls[0], cm)
-	if err != nil {
-		return nil, err
-	}
-	canonicalSignedInfo, err := canonicalize(parts.signedInfo, cm, cmPrefixes, nil)
-	if err != nil {
-		return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "SignedInfo cannot be canonicalised")
-	}
-	signedInfo, err := parseCanonical(canonicalSignedInfo)
-	if err != nil {
-		return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "canonical SignedInfo does not parse")
-	}
-
-	sigAlg, ref, err := readSignedInfo(signedInfo, cmAlg)
-	if err != nil {
-		return nil, err
-	}
-	method := signatureMethods[sigAlg]
-
-	// The Reference must name exactly the element of the placement.
-	what := "Body"
-	if placement == PlacementEnveloped {
-		what = target.Tag + " element"
-	}
-	if targetID == "" {
-		return nil, siobroker.Errorf(siobroker.CodeSigReference, "the signed %s carries no Id", what)
-	}
-	if ref.uri != "#"+targetID {
-		return nil, siobroker.Errorf(siobroker.CodeSigReference, "the Reference URI %q does not name the %s (Id %q)", ref.uri, what, targetID)
-	}
-	switch {
-	case placement == PlacementEnveloped && !ref.enveloped:
-		return nil, siobroker.Errorf(siobroker.CodeSigReference, "the enveloped signature does not apply the enveloped-signature transform")
-	case placement == PlacementWSSE && ref.enveloped:
-		return nil, siobroker.Errorf(siobroker.CodeSigAlgorithm, "transform %s is not allowed on a header signature", AlgEnvelopedSignature)
-	}
-
-	// Reference validation. A bare "#id" URI selects the element without comments, whatever the
-	// canonicalisation says.
-	var exclude *etree.Element
-	if ref.enveloped {
-		exclude = sig
-	}
-	content, err := canonicalize(target, c14nMethod{exclusive: ref.c14n.exclusive}, ref.prefixList, exclude)
-	if err != nil {
-		return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "%s cannot be canonicalised", ref.uri)
-	}
-	h := digestMethods[ref.digestMethod].New()
-	h.Write(content)
-	if subtle.ConstantTimeCompare(h.Sum(nil), ref.digestValue) != 1 {
-		return nil, siobroker.Errorf(siobroker.CodeSigInvalid, "digest of %s does not match", ref.uri)
-	}
-	signed, err := parseCanonical(content)
-	if err != nil {
-		return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "canonical form of %s does not parse", ref.uri)
-	}
-
-	// Signature validation with the certificate from KeyInfo.
-	certs, err := keyInfoCertificates(parts.keyInfo)
-	if err != nil {
-		return nil, err
-	}
-	sigText, ok := textContent(parts.signatureValue)
-	if !ok {
-		return nil, siobroker.Errorf(siobroker.CodeSigInvalid, "SignatureValue is not plain text")
-	}
-	sigValue, err := base64.StdEncoding.DecodeString(stripSpace(sigText))
-	if err != nil {
-		return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "SignatureValue is not base64")
-	}
-	if err := verifySignatureValue(certs[0], sigAlg, method, canonicalSignedInfo, sigValue); err != nil {
-		return nil, err
-	}
-
-	if v.trust == nil {
-		return nil, siobroker.Errorf(siobroker.CodeInternal, "the verifier has no trust store")
-	}
-	if err := v.trust.VerifyChain(certs[0], certs[1:], at); err != nil {
-		return nil, err
-	}
-	iin, err := SubjectIIN(certs[0])
-	if err != nil && !v.anySigner {
-		return nil, err
-	}
-	return &Verified{
-		Placement:       placement,
-		Signed:          signed,
-		Certificate:     certs[0],
-		SignerIIN:       iin,
-		SignatureMethod: sigAlg,
-		DigestMethod:    ref.digestMethod,
-	}, nil
-}
-
 // readSignedInfo checks the structure of the canonical SignedInfo and returns its signature
-// algorithm and its single Reference.
-func readSignedInfo(si *etree.Element, cmAlg string) (string, reference, error) {
-	var ref reference
+// algorithm and its References, in order.
+func readSignedInfo(si *etree.Element, cmAlg string) (string, []reference, error) {
 	kids := si.ChildElements()
 	if len(kids) > maxSignedInfoChildren {
-		return "", ref, siobroker.Errorf(siobroker.CodeSigReference, "SignedInfo has %d child elements; a signature here carries one Reference", len(kids))
+		return "", nil, siobroker.Errorf(siobroker.CodeSigReference, "SignedInfo has %d child elements; at most %d References are accepted", len(kids), maxReferences)
 	}
-	var cms, sms, refs []*etree.Element
+	var cms, sms, refEls []*etree.Element
 	for _, c := range kids {
 		switch {
 		case is(c, nsDSig, "CanonicalizationMethod"):
@@ -324,30 +477,40 @@ func readSignedInfo(si *etree.Element, cmAlg string) (string, reference, error) 
 		case is(c, nsDSig, "SignatureMethod"):
 			sms = append(sms, c)
 		case is(c, nsDSig, "Reference"):
-			refs = append(refs, c)
+			refEls = append(refEls, c)
 		default:
-			return "", ref, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo carries an unexpected element %s", c.FullTag())
+			return "", nil, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo carries an unexpected element %s", c.FullTag())
 		}
 	}
 	if len(cms) != 1 || cms[0].SelectAttrValue("Algorithm", "") != cmAlg {
-		return "", ref, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo must carry one CanonicalizationMethod")
+		return "", nil, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo must carry one CanonicalizationMethod")
 	}
 	if len(sms) != 1 {
-		return "", ref, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo has %d SignatureMethod elements, expected one", len(sms))
+		return "", nil, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo has %d SignatureMethod elements, expected one", len(sms))
 	}
 	sigAlg := sms[0].SelectAttrValue("Algorithm", "")
 	if _, ok := signatureMethods[sigAlg]; !ok {
-		return "", ref, siobroker.Errorf(siobroker.CodeSigAlgorithm, "signature algorithm %s is not allowed", sigAlg)
+		return "", nil, siobroker.Errorf(siobroker.CodeSigAlgorithm, "signature algorithm %s is not allowed", sigAlg)
 	}
 	if len(sms[0].ChildElements()) != 0 {
 		// HMACOutputLength and other parameters: none of the allowed algorithms takes any.
-		return "", ref, siobroker.Errorf(siobroker.CodeSigAlgorithm, "signature algorithm %s takes no parameters", sigAlg)
+		return "", nil, siobroker.Errorf(siobroker.CodeSigAlgorithm, "signature algorithm %s takes no parameters", sigAlg)
 	}
-	if len(refs) != 1 {
-		return "", ref, siobroker.Errorf(siobroker.CodeSigReference, "SignedInfo has %d References; exactly one is accepted", len(refs))
+	switch {
+	case len(refEls) == 0:
+		return "", nil, siobroker.Errorf(siobroker.CodeSigReference, "SignedInfo has no Reference")
+	case len(refEls) > maxReferences:
+		return "", nil, siobroker.Errorf(siobroker.CodeSigReference, "SignedInfo has %d References; at most %d are accepted", len(refEls), maxReferences)
 	}
-	ref, err := readReference(refs[0])
-	return sigAlg, ref, err
+	refs := make([]reference, len(refEls))
+	for i, r := range refEls {
+		ref, err := readReference(r)
+		if err != nil {
+			return "", nil, err
+		}
+		refs[i] = ref
+	}
+	return sigAlg, refs, nil
 }
 
 func readReference(r *etree.Element) (reference, error) {
@@ -449,35 +612,6 @@ func inclusivePrefixList(el *etree.Element, m c14nMethod) (string, error) {
 		return "", siobroker.Errorf(siobroker.CodeSigAlgorithm, "InclusiveNamespaces PrefixList is too long")
 	}
 	return list, nil
-}
-
-// keyInfoCertificates returns the certificates of KeyInfo/X509Data, signer first.
-func keyInfoCertificates(keyInfo *etree.Element) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for _, data := range children(keyInfo, nsDSig, "X509Data") {
-		for _, el := range children(data, nsDSig, "X509Certificate") {
-			if len(certs) == maxKeyInfoCerts {
-				return nil, siobroker.Errorf(siobroker.CodeCertChain, "KeyInfo carries more than %d certificates", maxKeyInfoCerts)
-			}
-			text, ok := textContent(el)
-			if !ok {
-				return nil, siobroker.Errorf(siobroker.CodeCertChain, "X509Certificate is not plain text")
-			}
-			der, err := base64.StdEncoding.DecodeString(stripSpace(text))
-			if err != nil {
-				return nil, siobroker.Wrap(siobroker.CodeCertChain, err, "X509Certificate is not base64")
-			}
-			c, err := x509.ParseCertificate(der)
-			if err != nil {
-				return nil, siobroker.Wrap(siobroker.CodeCertChain, err, "X509Certificate does not parse")
-			}
-			certs = append(certs, c)
-		}
-	}
-	if len(certs) == 0 {
-		return nil, siobroker.Errorf(siobroker.CodeCertChain, "KeyInfo carries no X509Data/X509Certificate")
-	}
-	return certs, nil
 }
 
 // verifySignatureValue checks value over the canonical SignedInfo with the certificate's key.

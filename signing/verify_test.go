@@ -120,13 +120,13 @@ func TestTampering(t *testing.T) {
 		{"two References", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
 			ref := doc.FindElement("//ds:Reference")
 			ref.Parent().AddChild(ref.Copy())
-		}, siobroker.CodeSigReference, "exactly one is accepted"},
+		}, siobroker.CodeSigReference, "the Body is referenced more than once"},
 		{"reference to the whole document", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
 			doc.FindElement("//ds:Reference").SelectAttr("URI").Value = ""
 		}, siobroker.CodeSigReference, "not a same-document #Id reference"},
 		{"reference to another element", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
 			doc.FindElement("//ds:Reference").SelectAttr("URI").Value = "#id-query"
-		}, siobroker.CodeSigReference, `does not name the Body (Id "id-body")`},
+		}, siobroker.CodeSigReference, `names q:query, which a header signature may not cover`},
 		{"ds:Object", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
 			doc.FindElement("//ds:Signature").CreateElement("ds:Object").CreateText("ATTACKER")
 		}, siobroker.CodeSigReference, "unexpected element ds:Object"},

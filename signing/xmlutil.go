@@ -112,53 +112,62 @@ func dataElement(body *etree.Element) (*etree.Element, error) {
 }
 
 // idAttrNames are the attribute local names treated as identifiers when looking for duplicates:
-// the ones XML-DSig implementations commonly resolve references by.
+// the ones XML-DSig implementations commonly resolve references by, in whatever namespace.
 var idAttrNames = map[string]bool{"Id": true, "ID": true, "id": true}
+
+// idTarget is the element an identifier names, and which attribute carries it.
+type idTarget struct {
+	el    *etree.Element
+	wsu   bool // wsu:Id
+	plain bool // an unqualified Id
+}
+
+// idIndex maps identifiers to their elements. Only a document without duplicate identifiers is
+// ever resolved through it, so each identifier names one element whatever attribute carries it.
+type idIndex map[string]idTarget
 
 // docScan is what one pass over the document finds.
 type docScan struct {
 	signatures []*etree.Element
+	ids        idIndex
 	// duplicateID is an identifier value carried by more than one attribute, if any.
 	duplicateID string
 }
 
-// scanDocument walks the whole document once, tracking namespace scope, to find every ds:Signature
-// and any duplicated identifier.
+// scanDocument walks the whole document once to find every ds:Signature, and every identifier
+// with its element. The namespace of an element or attribute is looked up (through its
+// ancestors) only where it matters: for elements named Signature and attributes named Id.
 func scanDocument(root *etree.Element) docScan {
-	var s docScan
-	seen := map[string]bool{}
-	var walk func(el *etree.Element, scope map[string]string)
-	walk = func(el *etree.Element, scope map[string]string) {
-		if hasNamespaceDecls(el) {
-			scope = cloneScope(scope)
-			declare(scope, el)
-		}
-		if el.Tag == "Signature" && scope[el.Space] == nsDSig {
+	s := docScan{ids: idIndex{}}
+	var walk func(el *etree.Element)
+	walk = func(el *etree.Element) {
+		if el.Tag == "Signature" && el.NamespaceURI() == nsDSig {
 			s.signatures = append(s.signatures, el)
 		}
-		for _, a := range el.Attr {
-			if isNamespaceDecl(a) || !(idAttrNames[a.Key] || (a.Space == "xml" && a.Key == "id")) {
+		for i := range el.Attr {
+			a := &el.Attr[i]
+			if isNamespaceDecl(*a) || !(idAttrNames[a.Key] || (a.Space == "xml" && a.Key == "id")) {
 				continue
 			}
-			if seen[a.Value] && s.duplicateID == "" {
-				s.duplicateID = a.Value
+			if _, seen := s.ids[a.Value]; seen {
+				if s.duplicateID == "" {
+					s.duplicateID = a.Value
+				}
+				continue
 			}
-			seen[a.Value] = true
+			t := idTarget{el: el}
+			if a.Key == "Id" {
+				t.plain = a.Space == ""
+				t.wsu = a.Space != "" && a.NamespaceURI() == nsWSU
+			}
+			s.ids[a.Value] = t
 		}
 		for _, c := range el.ChildElements() {
-			walk(c, scope)
+			walk(c)
 		}
 	}
-	walk(root, map[string]string{})
+	walk(root)
 	return s
-}
-
-func cloneScope(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m)+2)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 const nsDSig = schemas.NSDSig
