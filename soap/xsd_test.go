@@ -58,7 +58,7 @@ func TestXSDAgreement(t *testing.T) {
 		"NewResponse":            ser(Serialize(NewResponse(goldenRespInfo, goldenResult))),
 		"fault with field":       FaultXML(siobroker.FieldError("query/basis", "bad"), time.Now()),
 		"fault internal":         FaultXML(os.ErrClosed, time.Now()),
-		"request with signature": []byte(strings.Replace(string(readGolden(t, "request.xml")), "<q:basis>", `<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/><q:basis>`, 1)),
+		"request with signature": []byte(strings.Replace(string(readGolden(t, "request.xml")), "<q:basis>", minimalSignature+`<q:basis>`, 1)),
 	}
 	for name, doc := range valid {
 		t.Run(name, func(t *testing.T) {
@@ -117,3 +117,11 @@ func fullQuery() siobroker.Query {
 		Purpose:  "p",
 	}
 }
+
+// minimalSignature is the smallest ds:Signature the W3C schema accepts: the XSDs bind the
+// signature slot to ds:Signature itself, so a placeholder must be a real shape.
+const minimalSignature = `<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo>` +
+	`<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>` +
+	`<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>` +
+	`<ds:Reference URI="#id-q"><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/>` +
+	`<ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>AAAA</ds:SignatureValue></ds:Signature>`
