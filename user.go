@@ -145,3 +145,34 @@ func (u User) Inactive(now time.Time) bool {
 	}
 	return !since.IsZero() && now.Sub(since) > InactivityLimit
 }
+
+// CertificateSource says how the user registry came to hold a user's certificate.
+type CertificateSource string
+
+// The ways a certificate enters the registry.
+const (
+	// CertificateRegistered was given with the user's registration (`users register --cert`),
+	// or is a demo user's certificate of the development PKI.
+	CertificateRegistered CertificateSource = "registered"
+	// CertificateImported came with a user import file.
+	CertificateImported CertificateSource = "imported"
+	// CertificateLearnt was carried whole by one of the user's accepted requests.
+	CertificateLearnt CertificateSource = "learnt"
+)
+
+// UserCertificate is a signing certificate the user registry holds for a user. WS-Security
+// clients may name their certificate by an identifier only (a thumbprint, a subject key
+// identifier, an issuer and serial number); such a request is verified against the certificates
+// held here, and only these.
+type UserCertificate struct {
+	IIN            string
+	DER            []byte
+	ThumbprintSHA1 []byte // SHA-1 of DER
+	SubjectKeyID   []byte // the extension, or the SHA-1 of the public key (RFC 5280 §4.2.1.2, method 1)
+	SerialNumber   string // decimal
+	Subject        string // for people
+	NotAfter       time.Time
+	Source         CertificateSource
+	AddedAt        time.Time
+	AddedBy        string
+}

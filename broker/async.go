@@ -59,7 +59,7 @@ func (b *Broker) accept(ctx context.Context, body io.Reader, contentType string,
 	if b.Async == nil {
 		return nil, siobroker.Errorf(siobroker.CodeUnavailable, "the asynchronous channel is not enabled on this broker")
 	}
-	a, err := b.authenticate(body, contentType, seen)
+	a, err := b.authenticate(ctx, body, contentType, seen)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ package broker
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -34,7 +35,7 @@ import (
 
 // Verifier checks a request's signature and returns the only content that may be used.
 type Verifier interface {
-	Verify(doc *etree.Document, at time.Time) (*signing.Verified, error)
+	Verify(ctx context.Context, doc *etree.Document, at time.Time) (*signing.Verified, error)
 }
 
 // Signer signs a reply in a given placement.
@@ -58,6 +59,13 @@ type Users interface {
 	Authorize(ctx context.Context, iin string) (siobroker.User, error)
 	// Touch records the accepted request of u, as Authorize returned it, as the user's last.
 	Touch(ctx context.Context, u siobroker.User) error
+}
+
+// CertificateBook keeps the certificates the registry's users sign with (registry.Certificates),
+// so that a later request naming its certificate only by an identifier can be verified.
+type CertificateBook interface {
+	// Learn records a certificate that an accepted request of u carried whole.
+	Learn(ctx context.Context, u siobroker.User, cert *x509.Certificate) error
 }
 
 // CaseRules validates case references and names the registry that verifies each basis.
@@ -125,6 +133,9 @@ type Deps struct {
 	// and not for status and fetch queries, which read the store only and are answered during an
 	// outage of RabbitMQ. (The synchronous endpoint checks it before anything else.)
 	TransportReady func() error
+	// Certificates, when set, learns the certificate of every accepted request that carried it
+	// whole (a KeyInfo with X509Data, a BinarySecurityToken...).
+	Certificates CertificateBook
 	// ObserveStage, when set, is told how long each step of a request took (see Stage), on the
 	// wall clock: it must be cheap and safe for concurrent use (a metrics histogram).
 	ObserveStage func(Stage, time.Duration)
@@ -224,7 +235,7 @@ func (b *Broker) Handle(ctx context.Context, body io.Reader, contentType string)
 }
 
 func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string, received time.Time, seen *Request) (*Reply, error) {
-	a, err := b.authenticate(body, contentType, seen)
+	a, err := b.authenticate(ctx, body, contentType, seen)
 	if err != nil {
 		return nil, err
 	}
@@ -260,9 +271,9 @@ type authenticated struct {
 
 // authenticate reads the envelope, checks the message date and verifies the signature, noting in
 // seen what it learnt, for the journal of a refusal.
-func (b *Broker) authenticate(body io.Reader, contentType string, seen *Request) (authenticated, error) {
+func (b *Broker) authenticate(ctx context.Context, body io.Reader, contentType string, seen *Request) (authenticated, error) {
 	start := time.Now()
-	sr, err := ReadSigned(body, contentType, b.cfg.Limits, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
+	sr, err := ReadSigned(ctx, body, contentType, b.cfg.Limits, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
 	b.observe(StageVerify, start)
 	seen.raw = sr.Raw
 	seen.MessageID, seen.SenderID = sr.Info.MessageID, sr.Info.SenderID
@@ -290,8 +301,8 @@ type SignedRequest struct {
 // clock, verifies the signature at the message time and returns the signed content. Every signed
 // endpoint (the channels, reports) reads requests through it. On refusal the fields learnt so far
 // are filled, for the caller's journal.
-func ReadSigned(body io.Reader, contentType string, lim soap.Limits, window time.Duration, clock siobroker.Clock,
-	verify func(*etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
+func ReadSigned(ctx context.Context, body io.Reader, contentType string, lim soap.Limits, window time.Duration, clock siobroker.Clock,
+	verify func(context.Context, *etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
 	var sr SignedRequest
 	doc, raw, err := soap.ReadEnvelope(body, contentType, lim)
 	if err != nil {
@@ -314,11 +325,11 @@ func ReadSigned(body io.Reader, contentType string, lim soap.Limits, window time
 			siobroker.FormatTime(info.MessageDate), window, siobroker.FormatTime(sr.Now))
 	}
 
-	if sr.Verified, err = verify(doc, info.MessageDate); err != nil {
+	if sr.Verified, err = verify(ctx, doc, info.MessageDate); err != nil {
 		return sr, err
 	}
 	switch sr.Verified.Placement {
-	case signing.PlacementWSSE:
+	case signing.PlacementWSSE, signing.PlacementWSSEToken, signing.PlacementWSSETokenTimestamp:
 		signedInfo, data, err := parseSendMessage(sr.Verified.Signed)
 		if err != nil {
 			return sr, err
@@ -423,6 +434,14 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobro
 	b.observe(StageTouch, start)
 	if err != nil {
 		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
+	}
+	if b.Certificates != nil && verified.CertificateInMessage && verified.Certificate != nil {
+		// Not a refusal: the request is good, and the certificate is only learnt for later
+		// requests that name it by an identifier; the next request carrying it tries again.
+		if err := b.Certificates.Learn(ctx, user, verified.Certificate); err != nil {
+			b.Logger.WarnContext(ctx, "the signer's certificate could not be recorded",
+				append(reqlog.Attrs(info.MessageID, seen.RequestID), "error", err)...)
+		}
 	}
 	return nil
 }

@@ -476,7 +476,7 @@ func (h *harness) parseReply(t *testing.T, reply *Reply, want signing.Placement)
 	if err != nil {
 		t.Fatalf("ReadResponseEnvelope: %v\n%s", err, reply.Bytes)
 	}
-	v, err := signing.NewReplyVerifier(trust).Verify(doc, h.clock.Now())
+	v, err := signing.NewReplyVerifier(trust).Verify(context.Background(), doc, h.clock.Now())
 	if err != nil {
 		t.Fatalf("reply signature: %v", err)
 	}

@@ -192,7 +192,7 @@ func (c *Client) verifySignature(ex *Exchange) (*etree.Document, *signing.Verifi
 	}
 	// The broker's certificate must be valid now, when the reply is relied on; responseDate is
 	// not used for this because in the enveloped placement it is not signed.
-	v, err := c.Verifier.Verify(doc, c.Clock.Now())
+	v, err := c.Verifier.Verify(context.Background(), doc, c.Clock.Now())
 	if err != nil {
 		return nil, nil, fmt.Errorf("reply signature does not verify: %w", err)
 	}

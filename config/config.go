@@ -68,13 +68,23 @@ type TLS struct {
 // Trust names the trusted roots (НУЦ РК) and the CRLs. Empty roots mean the development PKI.
 type Trust struct {
 	Roots []string `mapstructure:"roots"`
-	CRLs  []string `mapstructure:"crls"`
+	// Intermediates are the issuing CAs' certificates (НУЦ РК RSA and GOST under the root), used
+	// to build chains whatever the client sends: a wsse:BinarySecurityToken carries the user's
+	// certificate alone, and a key identifier no certificate at all. They are not trusted by
+	// themselves; a chain must still end at one of Roots.
+	Intermediates []string `mapstructure:"intermediates"`
+	CRLs          []string `mapstructure:"crls"`
 }
 
 // Signing names the broker's own certificate and key. Empty means the development PKI.
 type Signing struct {
 	CertFile string `mapstructure:"cert_file"`
 	KeyFile  string `mapstructure:"key_file"`
+	// TimestampSkew is how far a client's clock may be from the broker's when a wsu:Timestamp is
+	// checked: Created up to this far in the future, Expires up to this far in the past.
+	TimestampSkew time.Duration `mapstructure:"timestamp_skew"`
+	// RequireTimestamp makes a signed wsu:Timestamp mandatory in WS-Security signatures.
+	RequireTimestamp bool `mapstructure:"require_timestamp"`
 }
 
 // Replay bounds how far a messageDate may be from the broker's clock, and how long seen
@@ -224,7 +234,8 @@ func Defaults() Broker {
 			MaxElements:       20000,
 			TLS:               TLS{ClientAuth: "none"},
 		},
-		Trust:     Trust{Roots: []string{}, CRLs: []string{}},
+		Trust:     Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}},
+		Signing:   Signing{TimestampSkew: time.Minute},
 		Replay:    Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
 		Routing:   Routing{RoutesFile: "configs/routes.yaml", AsyncTimeout: time.Hour},
 		Demo:      Demo{Seed: 1, People: 200, Organisations: 50},
@@ -352,9 +363,12 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("http.tls.key_file", d.HTTP.TLS.KeyFile)
 	v.SetDefault("http.tls.client_auth", d.HTTP.TLS.ClientAuth)
 	v.SetDefault("trust.roots", d.Trust.Roots)
+	v.SetDefault("trust.intermediates", d.Trust.Intermediates)
 	v.SetDefault("trust.crls", d.Trust.CRLs)
 	v.SetDefault("signing.cert_file", d.Signing.CertFile)
 	v.SetDefault("signing.key_file", d.Signing.KeyFile)
+	v.SetDefault("signing.timestamp_skew", d.Signing.TimestampSkew)
+	v.SetDefault("signing.require_timestamp", d.Signing.RequireTimestamp)
 	v.SetDefault("replay.window", d.Replay.Window)
 	v.SetDefault("replay.id_retention", d.Replay.IDRetention)
 	v.SetDefault("routing.routes_file", d.Routing.RoutesFile)
@@ -449,6 +463,9 @@ func (c Broker) Validate() error {
 	}
 	if (c.Signing.CertFile == "") != (c.Signing.KeyFile == "") {
 		errs = append(errs, errors.New("signing: set both cert_file and key_file, or neither (development PKI)"))
+	}
+	if c.Signing.TimestampSkew < 0 || c.Signing.TimestampSkew > time.Hour {
+		errs = append(errs, fmt.Errorf("signing.timestamp_skew: %s; use 0 to 1h", c.Signing.TimestampSkew))
 	}
 	errs = append(errs, c.Cases.problems()...)
 	switch c.Log.Format {

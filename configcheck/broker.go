@@ -111,6 +111,10 @@ func (c *checker) checkCredentials(d *doc, cfg config.Broker) {
 		rootsOK = rootsOK && ok
 		roots = append(roots, certs...)
 	}
+	for i, path := range cfg.Trust.Intermediates {
+		key := fmt.Sprintf("trust.intermediates[%d]", i)
+		c.readCertificates(d.Path, at(key), key, path, "intermediate CA certificate")
+	}
 	var crls []*x509.RevocationList
 	crlLines := []int{}
 	for i, path := range cfg.Trust.CRLs {

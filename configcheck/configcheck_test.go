@@ -429,7 +429,7 @@ func TestCertificates(t *testing.T) {
 	s.broker = edit(t, s.broker, "  roots: []", fmt.Sprintf("  roots:\n    - %s\n    - %s\n    - %s\n    - %s", ca, expired, garbage, missing))
 	s.broker = edit(t, s.broker, "  crls: []", fmt.Sprintf("  crls: [%s, %s]", filepath.Join(p.dir, "fresh.crl"), filepath.Join(p.dir, "stale.crl")))
 	s.broker = edit(t, s.broker, "  cert_file: \"\"               # the broker's certificate; empty = DIR/pki/broker.pem", "  cert_file: "+soon)
-	s.broker = edit(t, s.broker, "  key_file: \"\"\n\nreplay", "  key_file: "+otherKey+"\n\nreplay")
+	s.broker = edit(t, s.broker, "  key_file: \"\"\n  timestamp_skew", "  key_file: "+otherKey+"\n  timestamp_skew")
 	s.broker = edit(t, s.broker, "    enabled: false\n    cert_file: \"\"\n    key_file: \"\"", fmt.Sprintf("    enabled: true\n    cert_file: %s\n    key_file: %s", soon, soonKey))
 	r := s.check(t)
 	b := s.path("broker.yaml")

@@ -250,7 +250,7 @@ func (h *handler) serveLogin(ctx context.Context, r *http.Request) ([]byte, erro
 	if err := soap.CheckMediaType(r.Header.Get("Content-Type")); err != nil {
 		return nil, err
 	}
-	sr, err := broker.ReadSigned(r.Body, r.Header.Get("Content-Type"), h.cfg.Limits, h.cfg.MessageDateWindow, h.cfg.Clock, h.cfg.Verify)
+	sr, err := broker.ReadSigned(ctx, r.Body, r.Header.Get("Content-Type"), h.cfg.Limits, h.cfg.MessageDateWindow, h.cfg.Clock, h.cfg.Verify)
 	if err != nil {
 		return nil, err
 	}

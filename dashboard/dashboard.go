@@ -123,7 +123,7 @@ type Config struct {
 
 	// Verify checks the signature of a login (signing.Verifier.Verify); Sign signs the ticket
 	// reply in the login's placement (signing.Signer.Sign).
-	Verify func(doc *etree.Document, at time.Time) (*signing.Verified, error)
+	Verify func(ctx context.Context, doc *etree.Document, at time.Time) (*signing.Verified, error)
 	Sign   func(doc *etree.Document, p signing.Placement) error
 	// VerifyClientCert, when set, is applied to a TLS client certificate after the handshake
 	// verified it: give it signing.TrustStore.VerifyChain so that the CRLs apply.

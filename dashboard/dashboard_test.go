@@ -192,7 +192,7 @@ func (f *fixture) login(t *testing.T, u devpki.User, p signing.Placement) soap.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := signing.NewReplyVerifier(pki.trust).Verify(doc, time.Now())
+	v, err := signing.NewReplyVerifier(pki.trust).Verify(context.Background(), doc, time.Now())
 	if err != nil {
 		t.Fatalf("the ticket reply's signature: %v", err)
 	}

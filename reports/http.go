@@ -45,7 +45,7 @@ const StatusReport = "SCSS001"
 //     SIO-REPORTS-DENIED.
 //
 // Mount it with mux.Handle(reports.Path, h).
-func (s *Service) Handler(verify func(doc *etree.Document, at time.Time) (*signing.Verified, error),
+func (s *Service) Handler(verify func(ctx context.Context, doc *etree.Document, at time.Time) (*signing.Verified, error),
 	sign func(doc *etree.Document, p signing.Placement) error, limits soap.Limits, clock siobroker.Clock) http.Handler {
 	h := &handler{svc: s, verify: verify, sign: sign, limits: limits.WithDefaults(), clock: clock,
 		replay: broker.NewReplayMemory(2*MessageDateWindow + time.Minute)}
@@ -65,7 +65,7 @@ func (h *handler) method(w http.ResponseWriter, r *http.Request) {
 
 type handler struct {
 	svc    *Service
-	verify func(doc *etree.Document, at time.Time) (*signing.Verified, error)
+	verify func(ctx context.Context, doc *etree.Document, at time.Time) (*signing.Verified, error)
 	sign   func(doc *etree.Document, p signing.Placement) error
 	limits soap.Limits
 	clock  siobroker.Clock
@@ -106,7 +106,7 @@ func (h *handler) post(w http.ResponseWriter, r *http.Request) {
 
 // serve reads, verifies and answers one signed report request, in the order of broker.Handle.
 func (h *handler) serve(ctx context.Context, r *http.Request) ([]byte, error) {
-	sr, err := broker.ReadSigned(r.Body, r.Header.Get("Content-Type"), h.limits, MessageDateWindow, h.clock, h.verify)
+	sr, err := broker.ReadSigned(ctx, r.Body, r.Header.Get("Content-Type"), h.limits, MessageDateWindow, h.clock, h.verify)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/csv"
@@ -182,7 +183,7 @@ func verifyReport(t *testing.T, raw []byte, p signing.Placement, messageID strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := signing.NewReplyVerifier(pki.trust).Verify(doc, time.Now())
+	v, err := signing.NewReplyVerifier(pki.trust).Verify(context.Background(), doc, time.Now())
 	if err != nil {
 		t.Fatalf("reply signature: %v", err)
 	}

@@ -80,6 +80,10 @@ var migrations = []string{
 
 	// Announced maintenance windows (§36, 42 of the Rules). See maintenance.go.
 	migrationMaintenance,
+
+	// The users' certificates, for WS-Security key identifiers that carry no certificate. See
+	// certificates.go.
+	migrationUserCertificates,
 }
 
 // FileName is the store's database file in the data directory.

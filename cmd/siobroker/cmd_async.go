@@ -73,7 +73,7 @@ func asyncFlags(name string, args []string, stderr io.Writer) (*sendFlags, strin
 	fs.StringVar(&f.pki, "pki", "data/pki", "the development PKI directory, for --user and the default --ca/--crl")
 	fs.StringVar(&f.roots, "ca", "", "trusted root(s) for the reply's signature, comma-separated PEM files (default PKI/ca.pem)")
 	fs.StringVar(&f.crls, "crl", "", "CRL file(s), comma-separated (default PKI/crl.pem if present)")
-	fs.StringVar(&f.placement, "placement", "wsse", "signature placement: wsse or enveloped (the reply is signed in the same)")
+	fs.StringVar(&f.placement, "placement", "wsse", "signature placement: wsse, wsse-token, wsse-token-ts or enveloped (the reply is signed in the same)")
 	fs.StringVar(&f.sender, "sender", "SIO_PSO_CLIENT", "requestInfo/sender/senderId")
 	fs.StringVar(&f.saveRequest, "save-request", "", "write the exact bytes sent to FILE")
 	fs.StringVar(&f.saveReply, "save-reply", "", "write the exact bytes received to FILE")

@@ -61,7 +61,7 @@ func cmdDashboard(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&cred.pki, "pki", "data/pki", "the development PKI directory, for --user and the default --ca/--crl")
 	fs.StringVar(&cred.roots, "ca", "", "trusted root(s) of the broker's signature and of its TLS certificate, comma-separated PEM files (default PKI/ca.pem)")
 	fs.StringVar(&cred.crls, "crl", "", "CRL file(s), comma-separated (default PKI/crl.pem if present)")
-	fs.StringVar(&cred.placement, "placement", "wsse", "signature placement: wsse or enveloped")
+	fs.StringVar(&cred.placement, "placement", "wsse", "signature placement: wsse, wsse-token, wsse-token-ts or enveloped")
 	fs.StringVar(&cred.sender, "sender", "SIO_PSO_OPERATOR", "requestInfo/sender/senderId")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "give up waiting for the reply after this long")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -204,7 +204,7 @@ func dashboardVerify(reply []byte, v *signing.Verifier, placement signing.Placem
 	if err != nil {
 		return soap.DashboardTicket{}, fmt.Errorf("the reply is not a valid envelope: %w", err)
 	}
-	ver, err := v.Verify(doc, time.Now())
+	ver, err := v.Verify(context.Background(), doc, time.Now())
 	if err != nil {
 		return soap.DashboardTicket{}, fmt.Errorf("the reply's signature does not verify: %w", err)
 	}
@@ -212,7 +212,7 @@ func dashboardVerify(reply []byte, v *signing.Verifier, placement signing.Placem
 		return soap.DashboardTicket{}, fmt.Errorf("the reply is signed in the %s placement, the login in %s", ver.Placement, placement)
 	}
 	var t soap.DashboardTicket
-	if placement == signing.PlacementWSSE {
+	if placement.InHeader() {
 		_, t, err = soap.ParseDashboardTicketResponse(ver.Signed)
 	} else {
 		t, err = soap.ParseDashboardTicket(ver.Signed)

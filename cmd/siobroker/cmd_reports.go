@@ -74,7 +74,7 @@ func cmdReports(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&f.pki, "pki", "data/pki", "the development PKI directory, for --user and the default --ca/--crl")
 	fs.StringVar(&f.roots, "ca", "", "trusted root(s) for the reply's signature, comma-separated PEM files (default PKI/ca.pem)")
 	fs.StringVar(&f.crls, "crl", "", "CRL file(s), comma-separated (default PKI/crl.pem if present)")
-	fs.StringVar(&f.placement, "placement", "wsse", "signature placement: wsse or enveloped")
+	fs.StringVar(&f.placement, "placement", "wsse", "signature placement: wsse, wsse-token, wsse-token-ts or enveloped")
 	fs.StringVar(&f.from, "from", "", "start of the period, RFC 3339 with an offset, e.g. 2026-11-01T00:00:00+05:00 (required)")
 	fs.StringVar(&f.to, "to", "", "end of the period (exclusive), RFC 3339 with an offset (required)")
 	fs.StringVar(&f.organisation, "organisation", "", "the organisation (a report: only your own, the default)")
@@ -276,7 +276,7 @@ func reportsVerify(reply []byte, v *signing.Verifier, placement signing.Placemen
 	if err != nil {
 		return soap.Report{}, "", fmt.Errorf("the reply is not a valid envelope: %w", err)
 	}
-	ver, err := v.Verify(doc, time.Now())
+	ver, err := v.Verify(context.Background(), doc, time.Now())
 	if err != nil {
 		return soap.Report{}, "", fmt.Errorf("the reply's signature does not verify: %w", err)
 	}
@@ -284,7 +284,7 @@ func reportsVerify(reply []byte, v *signing.Verifier, placement signing.Placemen
 		return soap.Report{}, "", fmt.Errorf("the reply is signed in the %s placement, the request in %s", ver.Placement, placement)
 	}
 	var rep soap.Report
-	if placement == signing.PlacementWSSE {
+	if placement.InHeader() {
 		var info soap.ResponseInfo
 		info, rep, err = soap.ParseReportResponse(ver.Signed)
 		if err == nil && info.CorrelationID != messageID {

@@ -49,7 +49,7 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.pki, "pki", "data/pki", "the development PKI directory, for --user and the default --ca/--crl")
 	fs.StringVar(&f.roots, "ca", "", "trusted root(s) for the reply's signature, comma-separated PEM files (default PKI/ca.pem)")
 	fs.StringVar(&f.crls, "crl", "", "CRL file(s), comma-separated (default PKI/crl.pem if present)")
-	fs.StringVar(&f.placement, "placement", "wsse", "signature placement: wsse (WS-Security header over the Body) or enveloped (inside data)")
+	fs.StringVar(&f.placement, "placement", "wsse", "signature placement: wsse (WS-Security header over the Body, certificate in X509Data), wsse-token (the same with the certificate as a BinarySecurityToken, as WS-Security stacks sign), wsse-token-ts (and a signed wsu:Timestamp, as WSS4J signs by default) or enveloped (inside data)")
 	fs.IntVar(&f.basis, "basis", 0, "basis 1-6: 1 criminal, 2 administrative (court), 3 administrative offence, 4 civil (court), 5 enforcement, 6 search")
 	fs.StringVar(&f.caseNo, "case", "", "the case number the basis needs (ЕРДР, court, administrative, enforcement or search case)")
 	fs.StringVar(&f.instructionNo, "instruction-no", "", "basis 1, §22: outgoing number of the instruction")
@@ -171,8 +171,8 @@ func (f *sendFlags) client() (*client.Client, error) {
 // of the broker's reply (--ca/--crl, by default the PKI's root and CRL) and the placement.
 func loadCredentials(user, pki, cert, key, roots, crls, placementFlag string) (*signing.Signer, *signing.Verifier, signing.Placement, error) {
 	placement := signing.Placement(placementFlag)
-	if placement != signing.PlacementWSSE && placement != signing.PlacementEnveloped {
-		return nil, nil, "", errors.New("--placement must be wsse or enveloped")
+	if !placement.Valid() {
+		return nil, nil, "", errors.New("--placement must be wsse, wsse-token, wsse-token-ts or enveloped")
 	}
 	if user != "" {
 		m, err := devpki.LoadManifest(pki)

@@ -196,13 +196,20 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		return nil, err
 	}
 	users := registry.New(b.db, clock, logger.With("component", "registry"))
+	certificates := registry.NewCertificates(b.db, clock)
 	var demoUsers []devpki.User
 	if b.manifest != nil {
 		if err := users.SeedDemoUsers(ctx, b.manifest); err != nil {
 			return nil, fmt.Errorf("seed demo users: %w", err)
 		}
+		if err := certificates.SeedDemo(ctx, b.PKIDir, b.manifest); err != nil {
+			return nil, fmt.Errorf("seed demo users' certificates: %w", err)
+		}
 		demoUsers = b.manifest.Users
 	}
+	// One verifier for every signed endpoint: the SOAP channels, reports and the dashboard.
+	verifier := signing.NewVerifier(trust, signing.WithDirectory(certificates),
+		signing.WithTimestampPolicy(signing.TimestampPolicy{Clock: clock, Skew: cfg.Signing.TimestampSkew, Require: cfg.Signing.RequireTimestamp}))
 
 	// watermill logs every handler start at Info; ninety-three of them drown the broker's own lines.
 	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger.With("component", "watermill"),
@@ -279,7 +286,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		Timeout:      live.routes.Timeout,
 		AsyncTimeout: cfg.Routing.AsyncTimeout,
 	}, broker.Deps{
-		Verifier:       signing.NewVerifier(trust),
+		Verifier:       verifier,
 		Signer:         signer,
 		Replay:         b.db,
 		Dispatcher:     dispatcher,
@@ -294,6 +301,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		Async:          b.db,
 		Maintenance:    live.maintenance,
 		TransportReady: transportReady,
+		Certificates:   certificates,
 	})
 	if err != nil {
 		return nil, err
@@ -333,9 +341,9 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	handler := httpapi.NewHandler(httpapi.Config{
 		Mount: b.ops.mount(map[string]http.Handler{
 			AsyncPath: asyncHandler,
-			reports.Path: reportsService.Handler(signing.NewVerifier(trust).Verify, signer.Sign,
+			reports.Path: reportsService.Handler(verifier.Verify, signer.Sign,
 				soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements}, clock),
-			dashboard.Path: b.dashboardHandler(cfg, clock, logger, trust, signer, users, tracker, journalStore),
+			dashboard.Path: b.dashboardHandler(cfg, clock, logger, trust, verifier, signer, users, tracker, journalStore),
 		}),
 		Endpoint:     cfg.Endpoint,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
@@ -443,7 +451,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 // loadKeys returns the trust configuration and the broker's signer: the configured files, or the
 // development PKI in DATA/pki, created on first start.
 func loadKeys(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, b *runningBroker) (signing.TrustConfig, *signing.Signer, error) {
-	trustCfg := signing.TrustConfig{RootFiles: cfg.Trust.Roots, CRLFiles: cfg.Trust.CRLs}
+	trustCfg := signing.TrustConfig{RootFiles: cfg.Trust.Roots, IntermediateFiles: cfg.Trust.Intermediates, CRLFiles: cfg.Trust.CRLs}
 	certFile, keyFile := cfg.Signing.CertFile, cfg.Signing.KeyFile
 	if len(trustCfg.RootFiles) == 0 || certFile == "" {
 		b.PKIDir = filepath.Join(cfg.DataDir, "pki")
@@ -469,7 +477,7 @@ func loadKeys(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, b *
 	if err != nil {
 		return trustCfg, nil, fmt.Errorf("broker signing key: %w", err)
 	}
-	return trustCfg, signer, nil
+	return trustCfg, signer.WithClock(clock), nil
 }
 
 // openTransport returns the publisher, subscriber and reply topic of the configured transport:

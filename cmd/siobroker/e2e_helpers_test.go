@@ -437,7 +437,7 @@ func verifiedReply(t *testing.T, raw []byte, ca string) (signing.Placement, soap
 	if err != nil {
 		t.Fatalf("reply is not an envelope: %v\n%s", err, truncate(raw))
 	}
-	v, err := signing.NewReplyVerifier(trust).Verify(doc, time.Now())
+	v, err := signing.NewReplyVerifier(trust).Verify(context.Background(), doc, time.Now())
 	if err != nil {
 		t.Fatalf("reply signature does not verify: %v", err)
 	}

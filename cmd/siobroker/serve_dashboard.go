@@ -22,13 +22,13 @@ import (
 // registry, journal, incident tracker, maintenance schedule and transport. Mount it at
 // dashboard.Path.
 func (b *runningBroker) dashboardHandler(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, trust *signing.TrustStore,
-	signer *signing.Signer, users *registry.Registry, tracker *incidents.Tracker, journal journalStore) http.Handler {
+	verifier *signing.Verifier, signer *signing.Signer, users *registry.Registry, tracker *incidents.Tracker, journal journalStore) http.Handler {
 	dc := dashboard.Config{
 		Services:         b.ops.Monitor.Services,
 		Incidents:        dashboard.IncidentsOf(tracker, b.db),
 		Users:            users,
 		Journal:          journal,
-		Verify:           signing.NewVerifier(trust).Verify,
+		Verify:           verifier.Verify,
 		Sign:             signer.Sign,
 		VerifyClientCert: trust.VerifyChain,
 		Limits:           soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements},
