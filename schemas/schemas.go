@@ -13,8 +13,10 @@ var Files embed.FS
 const (
 	NSSoapEnv   = "http://schemas.xmlsoap.org/soap/envelope/"
 	NSSyncTypes = "http://bip.bee.kz/SyncChannel/v10/Types"
-	NSQuery     = "urn:kz:sio-pso:broker:v1"
-	NSDSig      = "http://www.w3.org/2000/09/xmldsig#"
-	NSWSSE      = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-	NSWSU       = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+	// NSAsyncTypes is the namespace of the global elements of the gateway's AsyncChannel v10.
+	NSAsyncTypes = "http://bip.bee.kz/AsyncChannel/v10/Types"
+	NSQuery      = "urn:kz:sio-pso:broker:v1"
+	NSDSig       = "http://www.w3.org/2000/09/xmldsig#"
+	NSWSSE       = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+	NSWSU        = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 )
