@@ -42,4 +42,42 @@ type AsyncJob struct {
 	Updated      time.Time
 	Reply        []byte    // the signed reply, exactly as produced
 	LeaseUntil   time.Time // zero, or: the worker leaves the job to another waiter until then
+
+	// ReplyMessageID is the messageId of the reply as a message of its own: the RESPONSE that the
+	// gateway's AsyncChannel v10 hands out (getMessages) and that the client confirms
+	// (sendDeliveryNotification). Empty on jobs stored before it existed.
+	ReplyMessageID string
+	// Receipt is what the client said of the reply (sendDeliveryNotification): empty while it
+	// has not said, AsyncDelivered when it accepted the reply, AsyncNotDelivered when it refused
+	// it and asked for no resend.
+	Receipt   AsyncState
+	ReceiptAt time.Time
+}
+
+// AsyncReceipt is a client's delivery notification of a reply (AsyncChannel v10's
+// sendDeliveryNotification).
+type AsyncReceipt struct {
+	Accepted bool // MESSAGE_ACCEPTED; else MESSAGE_NOT_ACCTEPTED
+	Resend   bool // RESEND: offer the reply again; only with !Accepted
+}
+
+// State is the reply's state after the receipt.
+func (r AsyncReceipt) State() AsyncState {
+	switch {
+	case r.Accepted:
+		return AsyncDelivered
+	case r.Resend:
+		return "" // offered again
+	default:
+		return AsyncNotDelivered
+	}
+}
+
+// AsyncMailbox selects the replies that AsyncChannel v10's getMessages hands out to a signer.
+type AsyncMailbox struct {
+	SignerIIN string
+	ServiceID string // the request's serviceId; "" for any
+	// Unreceipted keeps only replies the client has not accepted, or refused for good.
+	Unreceipted bool
+	Limit       int
 }

@@ -20,6 +20,7 @@ const (
 	JournalIncident JournalKind = "incident" // an incident opened, annotated or closed (§39)
 	JournalReport   JournalKind = "report"   // a use of reports or of the prosecutor's export (§10, 51-53)
 	JournalOperator JournalKind = "operator" // an operator's login to the dashboard or action there, allowed or refused
+	JournalDelivery JournalKind = "delivery" // asynchronous replies handed to their client (getMessages), or the client's receipt of one (sendDeliveryNotification): ids and codes, JSON in Data
 )
 
 // JournalRecord is one record of the permanent journal. Records are only ever appended: the

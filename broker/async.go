@@ -21,6 +21,12 @@ type AsyncStore interface {
 	// LeaseAsync keeps the worker away from an ON_DELIVERY job until the given time, while its
 	// late services are waited for.
 	LeaseAsync(ctx context.Context, requestID string, until time.Time) (bool, error)
+	// AsyncJobByMessage finds a job by its request's or its reply's messageId (AsyncChannel v10).
+	AsyncJobByMessage(ctx context.Context, id string) (siobroker.AsyncJob, bool, error)
+	// AsyncReplies lists the replies a getMessages hands out.
+	AsyncReplies(ctx context.Context, m siobroker.AsyncMailbox) ([]siobroker.AsyncJob, error)
+	// ReceiptAsync records the client's receipt of a reply (sendDeliveryNotification).
+	ReceiptAsync(ctx context.Context, requestID string, state siobroker.AsyncState, at time.Time) (bool, error)
 }
 
 // AsyncPipeline adapts Accept to the shape of Handle, for an HTTP handler of the asynchronous
@@ -59,7 +65,15 @@ func (b *Broker) accept(ctx context.Context, body io.Reader, contentType string,
 	if b.Async == nil {
 		return nil, siobroker.Errorf(siobroker.CodeUnavailable, "the asynchronous channel is not enabled on this broker")
 	}
-	a, err := b.authenticate(ctx, body, contentType, seen)
+	doc, raw, op, err := soap.ReadAsyncChannelEnvelope(body, contentType, b.cfg.Limits)
+	seen.Operation = op
+	if err != nil {
+		return nil, err
+	}
+	if op != "" {
+		return b.asyncChannelCall(ctx, doc, raw, received, seen)
+	}
+	a, err := b.authenticateRead(ctx, doc, raw, seen)
 	if err != nil {
 		return nil, err
 	}
@@ -83,17 +97,9 @@ func (b *Broker) accept(ctx context.Context, body io.Reader, contentType string,
 
 // enqueue admits the request, stores it ON_DELIVERY and signs the ack.
 func (b *Broker) enqueue(ctx context.Context, a authenticated, q siobroker.Query, seen *Request, received time.Time) (*Reply, error) {
-	if err := b.admit(ctx, a.info, q, a.verified, seen, received); err != nil {
+	job, err := b.store(ctx, a, q, seen, received)
+	if err != nil {
 		return nil, err
-	}
-	job := jobOf(*seen, a.info, q, received)
-	job.State, job.Updated = siobroker.AsyncOnDelivery, received
-	if err := b.Async.CreateAsync(ctx, job); err != nil {
-		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot store the request now; retry later")
-	}
-	select {
-	case b.wake <- struct{}{}:
-	default:
 	}
 	st := soap.AsyncStatus{
 		RequestMessageID: a.info.MessageID, MessageID: job.RequestID, CorrelationID: a.info.MessageID,
@@ -106,6 +112,23 @@ func (b *Broker) enqueue(ctx context.Context, a authenticated, q siobroker.Query
 	}
 	b.Logger.InfoContext(ctx, "asynchronous request accepted", reqlog.Attrs(a.info.MessageID, job.RequestID)...)
 	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: a.info.MessageID, SignerIIN: a.verified.SignerIIN}, nil
+}
+
+// store admits the request, stores it ON_DELIVERY and wakes the worker.
+func (b *Broker) store(ctx context.Context, a authenticated, q siobroker.Query, seen *Request, received time.Time) (siobroker.AsyncJob, error) {
+	if err := b.admit(ctx, a.info, q, a.verified, seen, received); err != nil {
+		return siobroker.AsyncJob{}, err
+	}
+	job := b.jobOf(*seen, a.info, q, received)
+	job.State, job.Updated = siobroker.AsyncOnDelivery, received
+	if err := b.Async.CreateAsync(ctx, job); err != nil {
+		return job, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot store the request now; retry later")
+	}
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	return job, nil
 }
 
 // lookup answers a q:statusQuery or q:fetchQuery.

@@ -215,6 +215,9 @@ type Request struct {
 	SignerIIN    string
 	Role         int
 	Placement    signing.Placement
+	// Operation is the AsyncChannel v10 operation of a request to /AsyncChannel/v10 (soap.ACSendMessage...),
+	// "" for SyncChannel's SendMessage: its fault carries that operation's detail element.
+	Operation string
 
 	raw              []byte // the request as received, once read
 	requestJournaled bool
@@ -253,7 +256,7 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 // broker's own (SIO-UNAVAILABLE), so that the client may retry it as the fault invites.
 func (b *Broker) releaseIfUnavailable(ctx context.Context, err error, messageID, digest string) {
 	if err != nil && siobroker.ErrorCode(err) == siobroker.CodeUnavailable {
-		if relErr := b.Replay.Release(context.WithoutCancel(ctx), messageID, digest); relErr != nil {
+		if relErr := b.Replay.Release(context.WithoutCancel(ctx), replayKey(messageID, digest), digest); relErr != nil {
 			_, requestID := reqlog.IDs(ctx)
 			b.Logger.ErrorContext(ctx, "cannot release a request for retry", append(reqlog.Attrs(messageID, requestID), "error", relErr)...)
 		}
@@ -275,6 +278,21 @@ func (b *Broker) authenticate(ctx context.Context, body io.Reader, contentType s
 	start := time.Now()
 	sr, err := ReadSigned(ctx, body, contentType, b.cfg.Limits, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
 	b.observe(StageVerify, start)
+	return b.authenticated(sr, err, seen)
+}
+
+// authenticateRead is authenticate for a SendMessage envelope already read.
+func (b *Broker) authenticateRead(ctx context.Context, doc *etree.Document, raw []byte, seen *Request) (authenticated, error) {
+	start := time.Now()
+	sr, err := verifySendMessage(ctx, doc, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
+	sr.Raw = raw
+	b.observe(StageVerify, start)
+	return b.authenticated(sr, err, seen)
+}
+
+// authenticated notes in seen what reading and verifying a request learnt, for the journal of a
+// refusal, and returns the authenticated request.
+func (b *Broker) authenticated(sr SignedRequest, err error, seen *Request) (authenticated, error) {
 	seen.raw = sr.Raw
 	seen.MessageID, seen.SenderID = sr.Info.MessageID, sr.Info.SenderID
 	if sr.Verified != nil {
@@ -303,13 +321,19 @@ type SignedRequest struct {
 // are filled, for the caller's journal.
 func ReadSigned(ctx context.Context, body io.Reader, contentType string, lim soap.Limits, window time.Duration, clock siobroker.Clock,
 	verify func(context.Context, *etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
-	var sr SignedRequest
 	doc, raw, err := soap.ReadEnvelope(body, contentType, lim)
 	if err != nil {
-		return sr, err
+		return SignedRequest{}, err
 	}
+	sr, err := verifySendMessage(ctx, doc, window, clock, verify)
 	sr.Raw = raw
+	return sr, err
+}
 
+// verifySendMessage is ReadSigned for an envelope already read.
+func verifySendMessage(ctx context.Context, doc *etree.Document, window time.Duration, clock siobroker.Clock,
+	verify func(context.Context, *etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
+	var sr SignedRequest
 	// requestInfo is read once before verification, only to learn the message time at which the
 	// certificate must be valid; in the WS-Security placement it is read again from the signed
 	// Body, and only that copy is used.
@@ -374,17 +398,18 @@ func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobro
 		return nil, err
 	}
 	if b.cfg.AsyncTimeout > 0 && b.Async != nil {
-		return b.processSync(ctx, jobOf(*seen, info, q, received))
+		return b.processSync(ctx, b.jobOf(*seen, info, q, received))
 	}
-	return b.Process(ctx, jobOf(*seen, info, q, received))
+	return b.Process(ctx, b.jobOf(*seen, info, q, received))
 }
 
-// jobOf is what Process needs of an admitted request.
-func jobOf(seen Request, info siobroker.RequestInfo, q siobroker.Query, received time.Time) siobroker.AsyncJob {
+// jobOf is what Process needs of an admitted request. Its reply gets a messageId of its own, for
+// the gateway's AsyncChannel v10, whichever channel the request came by.
+func (b *Broker) jobOf(seen Request, info siobroker.RequestInfo, q siobroker.Query, received time.Time) siobroker.AsyncJob {
 	return siobroker.AsyncJob{
 		RequestID: seen.RequestID, MessageID: info.MessageID, SenderID: info.SenderID, SignerIIN: seen.SignerIIN,
 		Organisation: seen.Organisation, Role: seen.Role, Placement: string(seen.Placement),
-		Info: info, Query: q, Received: received,
+		Info: info, Query: q, Received: received, ReplyMessageID: b.NewID(),
 	}
 }
 
@@ -538,11 +563,13 @@ func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v 
 	if err != nil {
 		return "", err
 	}
-	idFresh, contentFresh, err := b.Replay.MarkRequestSeen(ctx, info.MessageID, info.SenderID, digest, now)
+	idFresh, contentFresh, err := b.Replay.MarkRequestSeen(ctx, replayKey(info.MessageID, digest), info.SenderID, digest, now)
 	if err != nil {
 		return "", siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
 	}
-	if !idFresh {
+	if !idFresh && info.MessageID == "" {
+		contentFresh = false
+	} else if !idFresh {
 		return "", siobroker.Errorf(siobroker.CodeReplayID, "messageId %q has already been received", info.MessageID)
 	}
 	if !contentFresh {
@@ -550,6 +577,16 @@ func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v 
 			"this signed content has already been received; sign every request anew (in the enveloped placement give each query its own Id)")
 	}
 	return digest, nil
+}
+
+// replayKey is what a request's id is recorded as: its messageId, or, for the gateway's
+// AsyncChannel calls that carry none (a sendMessage REQUEST leaves it to the gateway, the queries
+// have none), its signed content.
+func replayKey(messageID, digest string) string {
+	if messageID == "" {
+		return "content:" + digest
+	}
+	return messageID
 }
 
 // signedDigest is the SHA-256 of the signer's IIN and the signed element as the verifier rebuilt

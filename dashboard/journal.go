@@ -24,7 +24,7 @@ type record struct {
 
 // details is the Data of a JournalOperator record, as JSON. It only ever gains fields.
 type details struct {
-	Action      string         `json:"action"` // login, session, logout, annotate, close, replay, announce, cancel
+	Action      string         `json:"action"` // login, session, logout, annotate, close, replay, announce, cancel, stop
 	Channel     string         `json:"channel,omitempty"`
 	By          string         `json:"by,omitempty"` // the operator's name and IIN
 	Incident    int64          `json:"incident,omitempty"`
@@ -35,6 +35,8 @@ type details struct {
 	Replayed    *int           `json:"replayed,omitempty"`
 	WindowID    int64          `json:"windowId,omitempty"`
 	Window      *windowView    `json:"window,omitempty"`
+	Request     string         `json:"request,omitempty"` // stop: the asynchronous request stopped
+	Reason      string         `json:"reason,omitempty"`  // stop: why
 	Refusal     siobroker.Code `json:"refusal,omitempty"`
 	Message     string         `json:"message,omitempty"`
 }
@@ -69,8 +71,12 @@ func appendOperatorRecord(ctx context.Context, j Journal, clock siobroker.Clock,
 	if err != nil {
 		return fmt.Errorf("dashboard: encode journal details: %w", err)
 	}
+	requestID := d.Request // an action on a request is found with the request's own records
+	if requestID == "" {
+		requestID = uuid.NewString()
+	}
 	_, err = j.Append(ctx, siobroker.JournalRecord{
-		At: clock.Now().In(siobroker.Astana), Kind: siobroker.JournalOperator, RequestID: uuid.NewString(),
+		At: clock.Now().In(siobroker.Astana), Kind: siobroker.JournalOperator, RequestID: requestID,
 		MessageID: rec.messageID, SignerIIN: rec.iin, Organisation: rec.organisation, Service: rec.service,
 		Code: code, Data: data,
 	})
@@ -81,14 +87,16 @@ func appendOperatorRecord(ctx context.Context, j Journal, clock siobroker.Clock,
 const ChannelCommandLine = "cli"
 
 // CommandLineAction is an operator's action taken with siobroker's commands rather than on the
-// dashboard: `maintenance announce` and `cancel`, `dlq replay`.
+// dashboard: `maintenance announce` and `cancel`, `dlq replay`, `async stop`.
 type CommandLineAction struct {
-	Action   string              // "announce", "cancel" or "replay", as the dashboard names them
+	Action   string              // "announce", "cancel" or "replay", as the dashboard names them; "stop"
 	By       string              // the operator's name (--by): a command has no signed login, so no IIN
 	Window   *maintenance.Window // announce: the window as announced, with its ID
 	WindowID int64               // cancel: the window cancelled
 	Max      int                 // replay: at most this many dead letters
 	Replayed *int                // replay: how many were sent back
+	Request  string              // stop: the broker's id of the asynchronous request stopped
+	Reason   string              // stop: why, as the client is told
 }
 
 // JournalCommandLine appends the JournalOperator record of a: the record the dashboard appends
@@ -97,7 +105,8 @@ type CommandLineAction struct {
 // part-way (a replay that sent some dead letters back, then failed): the record's code is then
 // its fault code, as a refused dashboard action's is.
 func JournalCommandLine(ctx context.Context, j Journal, clock siobroker.Clock, a CommandLineAction, failed error) error {
-	d := details{Action: a.Action, Channel: ChannelCommandLine, By: a.By, WindowID: a.WindowID, Max: a.Max, Replayed: a.Replayed}
+	d := details{Action: a.Action, Channel: ChannelCommandLine, By: a.By, WindowID: a.WindowID, Max: a.Max, Replayed: a.Replayed,
+		Request: a.Request, Reason: a.Reason}
 	if a.Window != nil {
 		view := viewOf(*a.Window, clock.Now())
 		d.Window, d.WindowID = &view, a.Window.ID

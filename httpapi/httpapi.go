@@ -28,7 +28,10 @@ type Pipeline interface {
 
 // Config configures the handler.
 type Config struct {
-	Endpoint     string
+	Endpoint string
+	// WSDL is the embedded service description served at ?wsdl (soap.WSDLSyncChannel when
+	// empty); ?wsdl=NAME serves the other embedded ones, which it may import.
+	WSDL         string
 	MaxBodyBytes int64
 	Clock        siobroker.Clock
 	Logger       *slog.Logger
@@ -104,8 +107,20 @@ func (s *server) describe(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil {
 			scheme = "https"
 		}
+		name := q.Get("wsdl") + q.Get("WSDL")
+		if name == "" {
+			name = s.cfg.WSDL
+		}
+		if name == "" {
+			name = soap.WSDLSyncChannel
+		}
+		b, ok := soap.WSDLFile(name, scheme+"://"+r.Host+s.cfg.Endpoint)
+		if !ok {
+			http.Error(w, "no such service description", http.StatusNotFound)
+			return
+		}
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-		_, _ = w.Write(soap.WSDL(scheme + "://" + r.Host + s.cfg.Endpoint))
+		_, _ = w.Write(b)
 	case q.Get("xsd") != "":
 		b, ok := soap.XSD(q.Get("xsd"))
 		if !ok {
@@ -115,7 +130,7 @@ func (s *server) describe(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 		_, _ = w.Write(b)
 	default:
-		soap.WriteFault(w, siobroker.Errorf(siobroker.CodeMethod, "GET serves only ?wsdl and ?xsd=NAME; POST a SOAP envelope"), s.cfg.Clock.Now())
+		soap.WriteFault(w, siobroker.Errorf(siobroker.CodeMethod, "GET serves only ?wsdl, ?wsdl=NAME and ?xsd=NAME; POST a SOAP envelope"), s.cfg.Clock.Now())
 	}
 }
 
@@ -182,7 +197,7 @@ func (s *server) fault(w http.ResponseWriter, log *slog.Logger, req broker.Reque
 	} else {
 		log.Info("request refused", append(attrs, "reason", loggableReason(err))...)
 	}
-	soap.WriteFault(w, err, s.cfg.Clock.Now())
+	soap.WriteFaultFor(w, req.Operation, err, s.cfg.Clock.Now())
 	return err
 }
 

@@ -15,10 +15,23 @@ import (
 // faultDetail is the gateway's fault detail element (ErrorInfo), in the types namespace.
 const faultDetail = "SendMessageFault1_SendMessageFault"
 
-// FaultXML renders err as a SOAP 1.1 Fault. faultstring and errorMessage are the client-facing
-// message (an error without a code is internal and its text is not disclosed); errorData carries
-// the field path of a schema error. faultcode says whose fault it is, as SOAP 1.1 §4.4.1 asks.
+// FaultXML renders err as a SOAP 1.1 Fault of SyncChannel's SendMessage. faultstring and
+// errorMessage are the client-facing message (an error without a code is internal and its text
+// is not disclosed); errorData carries the field path of a schema error. faultcode says whose
+// fault it is, as SOAP 1.1 §4.4.1 asks.
 func FaultXML(err error, now time.Time) []byte {
+	return FaultXMLFor("", err, now)
+}
+
+// FaultXMLFor renders err as the SOAP 1.1 Fault of an operation: "" is SyncChannel's SendMessage
+// (detail typ:SendMessageFault1_SendMessageFault), an AsyncChannel v10 operation gets its own
+// detail element (typ:<op>Fault1_<op>Fault in the AsyncChannel Types namespace), as its WSDL
+// declares. The detail's content, ErrorInfo, is the same.
+func FaultXMLFor(operation string, err error, now time.Time) []byte {
+	detailNS, detailName := schemas.NSSyncTypes, faultDetail
+	if contains(acOperations, operation) {
+		detailNS, detailName = schemas.NSAsyncTypes, operation+"Fault1_"+operation+"Fault"
+	}
 	code := siobroker.ErrorCode(err)
 	msg := siobroker.ErrorMessage(err)
 	var field string
@@ -33,8 +46,8 @@ func FaultXML(err error, now time.Time) []byte {
 	f := env.CreateElement(prefixEnv + ":Body").CreateElement(prefixEnv + ":Fault")
 	leaf(f, "faultcode", prefixEnv+":"+faultCode(code))
 	leaf(f, "faultstring", msg)
-	d := f.CreateElement("detail").CreateElement(prefixTyp + ":" + faultDetail)
-	d.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
+	d := f.CreateElement("detail").CreateElement(prefixTyp + ":" + detailName)
+	d.CreateAttr("xmlns:"+prefixTyp, detailNS)
 	leaf(d, "errorCode", string(code))
 	leaf(d, "errorMessage", msg)
 	optLeaf(d, "errorData", field)
@@ -73,9 +86,14 @@ func HTTPStatus(code siobroker.Code) int {
 // WriteFault is the one place that turns an error into a response: a SOAP fault with the status
 // of HTTPStatus.
 func WriteFault(w http.ResponseWriter, err error, now time.Time) {
+	WriteFaultFor(w, "", err, now)
+}
+
+// WriteFaultFor is WriteFault with the fault detail of an operation (FaultXMLFor).
+func WriteFaultFor(w http.ResponseWriter, operation string, err error, now time.Time) {
 	code := siobroker.ErrorCode(err)
 	status := HTTPStatus(code)
-	body := FaultXML(err, now)
+	body := FaultXMLFor(operation, err, now)
 	h := w.Header()
 	h.Set("Content-Type", "text/xml; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -122,7 +140,9 @@ func faultError(f *etree.Element) *siobroker.Error {
 			continue
 		}
 		for _, info := range d.ChildElements() {
-			if info.Tag != faultDetail || info.NamespaceURI() != schemas.NSSyncTypes {
+			isSync := info.Tag == faultDetail && info.NamespaceURI() == schemas.NSSyncTypes
+			isAsync := strings.HasSuffix(info.Tag, "Fault") && info.NamespaceURI() == schemas.NSAsyncTypes
+			if !isSync && !isAsync {
 				continue
 			}
 			if c := child(info, "errorCode"); c != "" {

@@ -63,6 +63,34 @@ func ReadEnvelope(r io.Reader, contentType string, lim Limits) (*etree.Document,
 	return readEnvelope(r, contentType, lim, "SendMessage")
 }
 
+// ReadAsyncChannelEnvelope reads an envelope posted to /AsyncChannel/v10, with ReadEnvelope's
+// defences: SyncChannel's SendMessage (the broker's own asynchronous variant, operation "") or
+// an operation of the gateway's AsyncChannel v10 (ACSendMessage...).
+func ReadAsyncChannelEnvelope(r io.Reader, contentType string, lim Limits) (doc *etree.Document, raw []byte, operation string, err error) {
+	lim = lim.WithDefaults()
+	if raw, err = readLimited(r, lim.MaxBytes); err != nil {
+		return nil, nil, "", err
+	}
+	if err := checkContentTypeCharset(contentType); err != nil {
+		return nil, nil, "", err
+	}
+	if doc, err = parseXML(raw, lim); err != nil {
+		return nil, nil, "", err
+	}
+	body, err := envelopeBody(doc)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if op := ACOperation(body); op != "" {
+		return doc, raw, op, nil
+	}
+	if err := checkEnvelope(doc, "SendMessage"); err != nil {
+		return nil, nil, "", siobroker.Errorf(siobroker.CodeNotSOAP,
+			"%s; this endpoint takes the gateway's AsyncChannel v10 operations (sendMessage, getMessageStatus, getMessages, sendDeliveryNotification) or SyncChannel's SendMessage", siobroker.ErrorMessage(err))
+	}
+	return doc, raw, "", nil
+}
+
 // ReadResponseEnvelope is ReadEnvelope for the other direction: a client reading a
 // SendMessageResponse applies the same limits and refusals.
 func ReadResponseEnvelope(r io.Reader, contentType string, lim Limits) (*etree.Document, []byte, error) {

@@ -59,6 +59,19 @@ func TestXSDAgreement(t *testing.T) {
 		"fault with field":       FaultXML(siobroker.FieldError("query/basis", "bad"), time.Now()),
 		"fault internal":         FaultXML(os.ErrClosed, time.Now()),
 		"request with signature": []byte(strings.Replace(string(readGolden(t, "request.xml")), "<q:basis>", minimalSignature+`<q:basis>`, 1)),
+		// The gateway's AsyncChannel v10, both directions.
+		"AC sendMessage":      ser(Serialize(NewACSendMessage("m-1", ACMessageInfo{ServiceID: "SIO_PSO_QUERY", MessageType: ACRequest, MessageDate: acAt, SenderID: "s", Properties: fullInfo().Properties}, fullQuery()))),
+		"AC sendMessage ack":  ser(Serialize(NewACSendMessageResponse("m-1", "m-1", acAt, "{a7f4b65f-d9c8-4303-9ad7-bfd3b91e0d33}"))),
+		"AC getMessageStatus": ser(Serialize(NewACGetMessageStatus("m-2", "m-1", "s", acAt))),
+		"AC status answer": ser(Serialize(NewACGetMessageStatusResponse("m-2", ACStatus{State: siobroker.AsyncStopped,
+			StatusCode: "DELIVERY_STOPPED", StatusMessage: "stopped", StatusDate: acAt}, acAt))),
+		"AC getMessages": ser(Serialize(NewACGetMessages("m-3", "SIO_PSO_QUERY", "", "m-1", "s", 10, acAt))),
+		"AC messages": ser(Serialize(NewACGetMessagesResponse("m-3", acAt, "{a7f4b65f-d9c8-4303-9ad7-bfd3b91e0d33}", []ACMessage{{
+			Info: ACMessageInfo{MessageID: "r-1", CorrelationID: "m-1", ServiceID: "SIO_PSO_QUERY", MessageType: ACResponse, MessageDate: acAt, SenderID: "SIO_PSO"},
+			Data: NewResponse(goldenRespInfo, goldenResult).FindElement("//data/*")}}))),
+		"AC notification":        ser(Serialize(NewACSendDeliveryNotification("m-4", "r-1", "SIO_PSO_QUERY", "s", siobroker.AsyncReceipt{Accepted: true}, acAt))),
+		"AC notification answer": ser(Serialize(NewACDeliveryNotificationResponse("n-1", acAt, "{a7f4b65f-d9c8-4303-9ad7-bfd3b91e0d33}"))),
+		"AC fault":               FaultXMLFor(ACGetMessages, siobroker.Errorf(siobroker.CodeAsyncUnknown, "no"), acAt),
 	}
 	for name, doc := range valid {
 		t.Run(name, func(t *testing.T) {
@@ -96,6 +109,8 @@ func TestXSDAgreement(t *testing.T) {
 		})
 	}
 }
+
+var acAt = time.Date(2026, 12, 6, 15, 0, 0, 0, siobroker.Astana)
 
 func fullInfo() siobroker.RequestInfo {
 	return siobroker.RequestInfo{

@@ -34,6 +34,14 @@ const migrationAsync = `CREATE TABLE async_jobs (
 );
 CREATE INDEX async_jobs_state ON async_jobs(state, received_unix);`
 
+// migrationAsyncMessages gives each asynchronous reply its own messageId and the client's
+// receipt of it, for the gateway's AsyncChannel v10 (getMessages, sendDeliveryNotification).
+const migrationAsyncMessages = `ALTER TABLE async_jobs ADD COLUMN reply_message_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE async_jobs ADD COLUMN receipt TEXT NOT NULL DEFAULT '';
+ALTER TABLE async_jobs ADD COLUMN receipt_at TEXT NOT NULL DEFAULT '';
+CREATE INDEX async_jobs_reply_message ON async_jobs(reply_message_id) WHERE reply_message_id != '';
+CREATE INDEX async_jobs_mailbox ON async_jobs(signer_iin, receipt, updated_at);`
+
 // CreateAsync stores a new asynchronous job in its given state (ON_DELIVERY, or DELIVERED with its
 // reply for a synchronous request completed late).
 func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
@@ -57,10 +65,12 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 		updated = j.Received
 	}
 	_, err = s.exec(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin,
-		organisation, role, placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		organisation, role, placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply,
+		reply_message_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.RequestID, j.MessageID, j.SenderID, j.SignerIIN, j.Organisation, j.Role, j.Placement, string(info), string(q),
-		string(j.State), j.Reason, siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.Reply)
+		string(j.State), j.Reason, siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.Reply,
+		j.ReplyMessageID)
 	if err != nil {
 		return fmt.Errorf("store async job %s: %w", j.RequestID, err)
 	}
@@ -68,15 +78,23 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 }
 
 const asyncColumns = `request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info,
-	query, state, reason, received_at, updated_at, reply, lease_unix`
+	query, state, reason, received_at, updated_at, reply, lease_unix, reply_message_id, receipt, receipt_at`
 
 func scanAsync(row interface{ Scan(...any) error }) (siobroker.AsyncJob, error) {
 	var j siobroker.AsyncJob
-	var info, q, state, received, updated string
+	var info, q, state, received, updated, receipt, receiptAt string
 	var lease int64
 	if err := row.Scan(&j.RequestID, &j.MessageID, &j.SenderID, &j.SignerIIN, &j.Organisation, &j.Role, &j.Placement,
-		&info, &q, &state, &j.Reason, &received, &updated, &j.Reply, &lease); err != nil {
+		&info, &q, &state, &j.Reason, &received, &updated, &j.Reply, &lease, &j.ReplyMessageID, &receipt, &receiptAt); err != nil {
 		return j, err
+	}
+	j.Receipt = siobroker.AsyncState(receipt)
+	if receiptAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, receiptAt)
+		if err != nil {
+			return j, fmt.Errorf("async job %s: receipt_at: %w", j.RequestID, err)
+		}
+		j.ReceiptAt = t
 	}
 	if lease != 0 {
 		j.LeaseUntil = time.Unix(lease, 0).In(siobroker.Astana)
@@ -173,6 +191,75 @@ func (s *DB) setAsyncState(ctx context.Context, requestID string, state siobroke
 	n, err := res.RowsAffected()
 	if err != nil {
 		return false, fmt.Errorf("set async job %s to %s: %w", requestID, state, err)
+	}
+	return n == 1, nil
+}
+
+// AsyncJobByMessage returns the job whose request (the broker's id) or whose reply
+// (ReplyMessageID) has the messageId id, and false if there is none.
+func (s *DB) AsyncJobByMessage(ctx context.Context, id string) (siobroker.AsyncJob, bool, error) {
+	if id == "" {
+		return siobroker.AsyncJob{}, false, nil
+	}
+	j, err := scanAsync(s.db.QueryRowContext(ctx, `SELECT `+asyncColumns+` FROM async_jobs
+		WHERE request_id = ?1 OR (reply_message_id = ?1 AND reply_message_id != '') LIMIT 1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return j, false, nil
+	}
+	if err != nil {
+		return j, false, fmt.Errorf("read async job of message %s: %w", id, err)
+	}
+	return j, true, nil
+}
+
+// AsyncReplies returns the jobs of the mailbox that have a reply (DELIVERED or NOT_DELIVERED),
+// oldest reply first.
+func (s *DB) AsyncReplies(ctx context.Context, m siobroker.AsyncMailbox) ([]siobroker.AsyncJob, error) {
+	if m.SignerIIN == "" || m.Limit <= 0 {
+		return nil, fmt.Errorf("list async replies: a signer and a positive limit are required")
+	}
+	query := `SELECT ` + asyncColumns + ` FROM async_jobs WHERE signer_iin = ? AND state IN (?, ?)`
+	args := []any{m.SignerIIN, string(siobroker.AsyncDelivered), string(siobroker.AsyncNotDelivered)}
+	if m.Unreceipted {
+		query += ` AND receipt = ''`
+	}
+	rows, err := s.db.QueryContext(ctx, query+` ORDER BY updated_at, request_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list async replies of %s: %w", m.SignerIIN, err)
+	}
+	defer rows.Close()
+	var out []siobroker.AsyncJob
+	for rows.Next() && len(out) < m.Limit {
+		j, err := scanAsync(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list async replies of %s: %w", m.SignerIIN, err)
+		}
+		// The service id is in the request info's JSON; there are few jobs per signer.
+		if m.ServiceID != "" && j.Info.ServiceID != m.ServiceID {
+			continue
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// ReceiptAsync records the client's receipt of the reply of a job that has one. state is
+// AsyncDelivered (accepted), AsyncNotDelivered (refused for good) or "" (refused, offer again).
+// It reports false when the job has no reply.
+func (s *DB) ReceiptAsync(ctx context.Context, requestID string, state siobroker.AsyncState, at time.Time) (bool, error) {
+	switch state {
+	case "", siobroker.AsyncDelivered, siobroker.AsyncNotDelivered:
+	default:
+		return false, fmt.Errorf("receipt of async job %s: state %q", requestID, state)
+	}
+	res, err := s.exec(ctx, `UPDATE async_jobs SET receipt = ?, receipt_at = ? WHERE request_id = ? AND state IN (?, ?)`,
+		string(state), siobroker.FormatTime(at), requestID, string(siobroker.AsyncDelivered), string(siobroker.AsyncNotDelivered))
+	if err != nil {
+		return false, fmt.Errorf("receipt of async job %s: %w", requestID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("receipt of async job %s: %w", requestID, err)
 	}
 	return n == 1, nil
 }

@@ -112,4 +112,3 @@ func (s *DB) queryCertificates(ctx context.Context, query string, args ...any) (
 	}
 	return out, nil
 }
-

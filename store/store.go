@@ -84,6 +84,10 @@ var migrations = []string{
 	// The users' certificates, for WS-Security key identifiers that carry no certificate. See
 	// certificates.go.
 	migrationUserCertificates,
+
+	// Asynchronous replies as messages of their own, for the gateway's AsyncChannel v10. See
+	// async.go.
+	migrationAsyncMessages,
 }
 
 // FileName is the store's database file in the data directory.

@@ -330,6 +330,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	}
 	asyncHandler := httpapi.NewHandler(httpapi.Config{
 		Endpoint:     AsyncPath,
+		WSDL:         soap.WSDLAsyncChannel,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Clock:        clock,
 		Logger:       logger.With("component", "http-async"),

@@ -31,6 +31,7 @@ var commands = map[string]command{
 	"journal":     {cmdJournal, "verify the sealed journal archives offline (§38)"},
 	"reports":     {cmdReports, "run a journal report (§10) or the prosecutor's export (§51-53)"},
 	"status":      {cmdStatus, "ask the delivery state of an asynchronous request (send --async)"},
+	"async":       {cmdAsyncOperator, "stop the delivery of an asynchronous request (DELIVERY_STOPPED), as an operator"},
 	"fetch":       {cmdFetch, "fetch and verify the signed result of an asynchronous request"},
 	"services":    {cmdServices, "the state of every service of a running broker: queued, dead letters, in flight, oldest, errors"},
 	"routes":      {cmdRoutes, "print the effective routing table: service, queue, adapter, backend and timeout"},
