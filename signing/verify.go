@@ -32,10 +32,11 @@ const (
 	// wsse:BinarySecurityToken referenced from KeyInfo, which is what those stacks verify (WSS4J
 	// refuses a bare ds:X509Data).
 	PlacementWSSEToken Placement = "wsse-token"
-	// PlacementWSSETokenTimestamp is PlacementWSSEToken whose signature also covers a
-	// wsu:Timestamp. A reply mirrors the request: CXF compares the security actions of a reply
-	// with its own configuration, and refuses a Timestamp it did not send as firmly as a missing
-	// one it did.
+	// PlacementWSSETokenTimestamp is PlacementWSSEToken with a wsu:Timestamp in the Security
+	// header (a reply's is always signed). A reply mirrors the request: CXF compares the security
+	// actions of a reply with its own configuration, and refuses a Timestamp it did not send as
+	// firmly as a missing one it did; and CXF with action "Timestamp Signature" but no
+	// signatureParts sends its Timestamp unsigned, yet expects one back.
 	PlacementWSSETokenTimestamp Placement = "wsse-token-ts"
 	// PlacementEnveloped is a signature as the first child of the element in
 	// requestData|responseData/data.
@@ -244,7 +245,7 @@ func (v *Verifier) verifyHeader(ctx context.Context, sec *securityHeader, header
 	}
 	placement := PlacementWSSE
 	switch {
-	case res.key.byRef && ts != nil && ts.Signed:
+	case res.key.byRef && ts != nil:
 		placement = PlacementWSSETokenTimestamp
 	case res.key.byRef:
 		placement = PlacementWSSEToken

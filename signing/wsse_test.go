@@ -461,7 +461,7 @@ func TestTimestampPolicy(t *testing.T) {
 		msg              string
 	}{
 		{"fresh and signed", now.Add(-time.Minute), now.Add(4 * time.Minute), true, true, "", ""},
-		{"fresh and unsigned", now.Add(-time.Minute), now.Add(4 * time.Minute), false, false, "", ""},
+		{"fresh and unsigned (CXF without signatureParts)", now.Add(-time.Minute), now.Add(4 * time.Minute), false, false, "", ""},
 		{"a clock a little ahead", now.Add(50 * time.Second), now.Add(5 * time.Minute), true, false, "", ""},
 		{"expired a moment ago, within the skew", now.Add(-6 * time.Minute), now.Add(-30 * time.Second), true, false, "", ""},
 		{"expired", now.Add(-10 * time.Minute), now.Add(-2 * time.Minute), true, false, siobroker.CodeTimestamp, "wsu:Timestamp expired at"},
