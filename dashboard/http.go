@@ -226,7 +226,7 @@ func statusOf(code siobroker.Code) int {
 		return http.StatusBadRequest
 	case siobroker.CodeDashboardDenied, siobroker.CodeDashboardTicket, siobroker.CodeDashboardCSRF,
 		siobroker.CodeUserUnknown, siobroker.CodeUserBlocked, siobroker.CodeUserDeleted, siobroker.CodeNoConsent,
-		siobroker.CodeCertChain, siobroker.CodeCertExpired, siobroker.CodeCertRevoked, siobroker.CodeCertNoIIN:
+		siobroker.CodeCertChain, siobroker.CodeCertExpired, siobroker.CodeCertRevoked, siobroker.CodeCertNoIIN, siobroker.CodeCertUnknown:
 		return http.StatusForbidden
 	case siobroker.CodeDashboardNotFound:
 		return http.StatusNotFound

@@ -297,7 +297,7 @@ func plainStatus(code siobroker.Code) int {
 	case CodeReportsTooLarge:
 		return http.StatusUnprocessableEntity
 	case CodeReportsDenied, siobroker.CodeUserUnknown, siobroker.CodeUserBlocked, siobroker.CodeUserDeleted, siobroker.CodeNoConsent,
-		siobroker.CodeCertChain, siobroker.CodeCertExpired, siobroker.CodeCertRevoked, siobroker.CodeCertNoIIN:
+		siobroker.CodeCertChain, siobroker.CodeCertExpired, siobroker.CodeCertRevoked, siobroker.CodeCertNoIIN, siobroker.CodeCertUnknown:
 		return http.StatusForbidden
 	case siobroker.CodeMethod:
 		return http.StatusMethodNotAllowed

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/registry"
+	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/store"
 )
 
@@ -26,8 +28,9 @@ const usersUsage = `usage:
   siobroker users import FILE [--format csv|yaml] --reason TEXT
   siobroker users register --iin IIN --name NAME --org ORG [--erdr-code C] [--department D]
                            [--position P] [--contacts C] --role N [--reports] [--operator]
-                           [--consent-at RFC3339|now] --reason TEXT
+                           [--consent-at RFC3339|now] [--cert FILE] --reason TEXT
   siobroker users move --iin IIN [the fields of register to change] --reason TEXT
+  siobroker users add-cert --iin IIN --cert FILE
   siobroker users block|unblock|delete --iin IIN --reason TEXT
   siobroker users list
   siobroker users show --iin IIN
@@ -40,6 +43,11 @@ An import file has the columns (CSV header, or keys of the items under "users:" 
   ` + "iin,full_name,organisation,erdr_code,department,position,contacts,role,reports_right,consent_at" + `
 and optionally operator_right (the operator's dashboard; false when the column is absent).
 A user already registered is moved only if a field differs, so importing a file twice is harmless.
+--cert (register, move, add-cert) records the user's signing certificate (PEM, its subject must
+carry the user's IIN): WS-Security clients that name their certificate only by a thumbprint, a
+subject key identifier or an issuer and serial number are verified against the certificates
+recorded so. A certificate carried whole by one of the user's accepted requests is recorded by
+itself; "show" lists them all with how each came.
 Exit status: 0 done, 1 refused or failed, 2 usage error.
 `
 
@@ -57,6 +65,8 @@ func cmdUsers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usersRegisterOrMove(ctx, siobroker.ApplicationKind(sub), rest, stdout, stderr)
 	case "block", "unblock", "delete":
 		return usersStatus(ctx, siobroker.ApplicationKind(sub), rest, stdout, stderr)
+	case "add-cert":
+		return usersAddCert(ctx, rest, stdout, stderr)
 	case "list":
 		return usersList(ctx, rest, stdout, stderr)
 	case "show":
@@ -161,6 +171,7 @@ func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, ar
 	reports := f.fs.Bool("reports", false, "grant the \"Reports\" function (§10)")
 	operator := f.fs.Bool("operator", false, "grant the operator right: the dashboard of services, incidents, dead letters and maintenance")
 	consentAt := f.fs.String("consent-at", "", "when the consent (Appendix 6) was signed: RFC 3339, or now")
+	certFile := f.fs.String("cert", "", "the user's signing certificate (PEM), recorded with the application")
 	reason := f.fs.String("reason", "", "the reason of the application (required)")
 	pos, ok := f.parse(args)
 	if !ok {
@@ -191,6 +202,13 @@ func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, ar
 			return f.usageError(stderr, "--consent-at %q is neither RFC 3339 nor now", *consentAt)
 		}
 		consent = t.In(siobroker.Astana)
+	}
+	var cert *x509.Certificate
+	if *certFile != "" {
+		var err error
+		if cert, err = readUserCert(*certFile, *iin); err != nil {
+			return f.usageError(stderr, "--cert: %v", err)
+		}
 	}
 
 	db, reg, err := openRegistry(ctx, *f.data)
@@ -238,7 +256,77 @@ func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, ar
 		return usersExitFailed
 	}
 	fmt.Fprintf(stdout, "%s %s: %s, %s, role %d, %s\n", kind, next.IIN, next.FullName, next.Organisation, next.Role, next.Status)
+	if cert != nil {
+		return addCert(ctx, db, *iin, cert, *f.by, "users "+string(kind), stdout, stderr)
+	}
 	return usersExitOK
+}
+
+// readUserCert reads the first certificate of a PEM file and checks that its subject is the
+// user with the IIN, before anything is applied.
+func readUserCert(file, iin string) (*x509.Certificate, error) {
+	certs, err := signing.LoadCertificates(file)
+	if err != nil {
+		return nil, err
+	}
+	subject, err := signing.SubjectIIN(certs[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", file, siobroker.ErrorMessage(err))
+	}
+	if subject != iin {
+		return nil, fmt.Errorf("%s is the certificate of IIN %s, not of %s", file, subject, iin)
+	}
+	return certs[0], nil
+}
+
+// addCert records cert as a registered certificate of the user.
+func addCert(ctx context.Context, db *store.DB, iin string, cert *x509.Certificate, by, cmd string, stdout, stderr io.Writer) int {
+	added, err := registry.NewCertificates(db, siobroker.SystemClock{}).Add(ctx, iin, cert, siobroker.CertificateRegistered, by)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: the certificate: %v\n", cmd, err)
+		return usersExitFailed
+	}
+	state := "recorded"
+	if !added {
+		state = "held already"
+	}
+	fmt.Fprintf(stdout, "certificate %X of %s (serial %s, valid to %s): %s\n", signing.ThumbprintSHA1(cert), iin,
+		cert.SerialNumber, siobroker.FormatTime(cert.NotAfter), state)
+	return usersExitOK
+}
+
+func usersAddCert(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newUsersFlags("add-cert", stderr, true)
+	iin := f.fs.String("iin", "", "the user's IIN (required)")
+	certFile := f.fs.String("cert", "", "the user's signing certificate, PEM (required)")
+	pos, ok := f.parse(args)
+	if !ok {
+		return usersExitUsage
+	}
+	if len(pos) > 0 {
+		return f.usageError(stderr, "unexpected argument %q", pos[0])
+	}
+	if *iin == "" || *certFile == "" {
+		return f.usageError(stderr, "--iin and --cert are required")
+	}
+	cert, err := readUserCert(*certFile, *iin)
+	if err != nil {
+		return f.usageError(stderr, "--cert: %v", err)
+	}
+	db, err := store.Open(ctx, *f.data)
+	if err != nil {
+		fmt.Fprintf(stderr, "users add-cert: %v\n", err)
+		return usersExitFailed
+	}
+	defer db.Close()
+	if _, ok, err := db.User(ctx, *iin); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("user %s is not registered", *iin)
+		}
+		fmt.Fprintf(stderr, "users add-cert: %v\n", err)
+		return usersExitFailed
+	}
+	return addCert(ctx, db, *iin, cert, *f.by, "users add-cert", stdout, stderr)
 }
 
 func usersStatus(ctx context.Context, kind siobroker.ApplicationKind, args []string, stdout, stderr io.Writer) int {
@@ -337,8 +425,12 @@ func usersShow(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		var refusals []store.Refusal
 		refusals, err = db.Refusals(ctx, *iin)
 		if err == nil {
-			printUser(stdout, u, apps, refusals)
-			return usersExitOK
+			var certs []siobroker.UserCertificate
+			if certs, err = db.UserCertificates(ctx, *iin); err == nil {
+				printUser(stdout, u, apps, refusals)
+				printCertificates(stdout, certs)
+				return usersExitOK
+			}
 		}
 	}
 	fmt.Fprintf(stderr, "users show: %v\n", err)
@@ -363,6 +455,16 @@ func printUser(w io.Writer, u siobroker.User, apps []siobroker.Application, refu
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range refusals {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", siobroker.FormatTime(r.At), r.Code, r.Reason)
+	}
+	tw.Flush()
+}
+
+func printCertificates(w io.Writer, certs []siobroker.UserCertificate) {
+	fmt.Fprintf(w, "\ncertificates (%d):\n", len(certs))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range certs {
+		fmt.Fprintf(tw, "  %s\t%s by %s\tthumbprint %X\tserial %s\tvalid to %s\t%s\n", siobroker.FormatTime(c.AddedAt), c.Source, c.AddedBy,
+			c.ThumbprintSHA1, c.SerialNumber, siobroker.FormatTime(c.NotAfter), c.Subject)
 	}
 	tw.Flush()
 }
