@@ -110,13 +110,12 @@ type KeyForm string
 
 // The accepted forms of KeyInfo.
 const (
-	KeyX509Data      KeyForm = "x509data"      // ds:X509Data/ds:X509Certificate
-	KeyTokenRef      KeyForm = "bst"           // a SecurityTokenReference to a BinarySecurityToken
-	KeyInlineX509v3  KeyForm = "keyid-x509v3"  // a KeyIdentifier of value type X509v3
-	KeyThumbprint    KeyForm = "keyid-thumb"   // a KeyIdentifier ThumbprintSHA1
-	KeySKI           KeyForm = "keyid-ski"     // a KeyIdentifier X509SubjectKeyIdentifier, or ds:X509SKI
-	KeyIssuerSerial  KeyForm = "issuer-serial" // ds:X509IssuerSerial
-	keyFormUndecided KeyForm = ""              // before a form is read
+	KeyX509Data     KeyForm = "x509data"      // ds:X509Data/ds:X509Certificate
+	KeyTokenRef     KeyForm = "bst"           // a SecurityTokenReference to a BinarySecurityToken
+	KeyInlineX509v3 KeyForm = "keyid-x509v3"  // a KeyIdentifier of value type X509v3
+	KeyThumbprint   KeyForm = "keyid-thumb"   // a KeyIdentifier ThumbprintSHA1
+	KeySKI          KeyForm = "keyid-ski"     // a KeyIdentifier X509SubjectKeyIdentifier, or ds:X509SKI
+	KeyIssuerSerial KeyForm = "issuer-serial" // ds:X509IssuerSerial
 )
 
 const (
@@ -155,11 +154,7 @@ func readKeyInfo(keyInfo *etree.Element, sec *securityHeader, ids idIndex) (sign
 	}
 	src := sources[0]
 	if is(src, nsDSig, "X509Data") {
-		k, err := readX509Data(src)
-		if k.form == keyFormUndecided {
-			k.form = KeyX509Data
-		}
-		return k, err
+		return readX509Data(src)
 	}
 	return readTokenReference(src, sec, ids)
 }
@@ -182,9 +177,6 @@ func readTokenReference(str *etree.Element, sec *securityHeader, ids idIndex) (s
 		return k, err
 	case is(c, nsDSig, "X509Data"):
 		k, err := readX509Data(c)
-		if k.form == keyFormUndecided {
-			k.form = KeyX509Data
-		}
 		k.byRef = true
 		return k, err
 	}
@@ -295,11 +287,11 @@ func readX509Data(data *etree.Element) (signerKey, error) {
 	var id *KeyIdentifier
 	switch {
 	case len(issuerSerials) == 1:
-		is, err := readIssuerSerial(issuerSerials[0])
+		issuerSerial, err := readIssuerSerial(issuerSerials[0])
 		if err != nil {
 			return k, err
 		}
-		id, k.form = &is, KeyIssuerSerial
+		id, k.form = &issuerSerial, KeyIssuerSerial
 	case len(skis) == 1:
 		ski, err := base64Text(skis[0], "ds:X509SKI", 256)
 		if err != nil {
@@ -313,8 +305,10 @@ func readX509Data(data *etree.Element) (signerKey, error) {
 	switch {
 	case len(k.certs) > 0 && id != nil:
 		// Both: the identifier is a claim about the certificate and must hold for it.
-		k.issuerSN, k.form = id, keyFormUndecided
-	case len(k.certs) == 0 && id == nil:
+		k.issuerSN, k.form = id, KeyX509Data
+	case len(k.certs) > 0:
+		k.form = KeyX509Data
+	case id == nil:
 		return k, siobroker.Errorf(siobroker.CodeKeyInfo, "ds:X509Data carries no certificate and no X509IssuerSerial or X509SKI")
 	default:
 		k.id = id

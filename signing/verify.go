@@ -273,6 +273,11 @@ func (v *Verifier) verifyEnveloped(ctx context.Context, sig, data *etree.Element
 		only = ref
 		return data, nil
 	}
+	if v.timestamps.Require {
+		// An enveloped signature covers the query alone: no Timestamp can be signed with it.
+		return nil, siobroker.Errorf(siobroker.CodeTimestamp,
+			"this broker requires a signed wsu:Timestamp, which an enveloped signature cannot cover; sign in the wsse:Security header")
+	}
 	res, err := v.verifySignature(ctx, sig, sec, ids, resolve, at)
 	if err != nil {
 		return nil, err
@@ -310,46 +315,68 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 	if err != nil {
 		return res, err
 	}
+	canonicalSignedInfo, refs, err := readCanonicalSignedInfo(parts.signedInfo, &res)
+	if err != nil {
+		return res, err
+	}
+	if res.canonical, err = digestReferences(sig, refs, resolve); err != nil {
+		return res, err
+	}
+	if res.key, err = readKeyInfo(parts.keyInfo, sec, ids); err != nil {
+		return res, err
+	}
+	if res.cert, err = v.chooseSigner(ctx, res.key, res.sigAlg, canonicalSignedInfo, parts.signatureValue, at); err != nil {
+		return res, err
+	}
+	res.iin, err = SubjectIIN(res.cert)
+	if err != nil && !v.anySigner {
+		return res, err
+	}
+	return res, nil
+}
 
-	// SignedInfo is canonicalised as it sits in the document, then everything is read back from
-	// the canonical bytes, so that what is interpreted is exactly what the SignatureValue covers.
-	cmEls := children(parts.signedInfo, nsDSig, "CanonicalizationMethod")
+// readCanonicalSignedInfo canonicalises SignedInfo as it sits in the document and reads
+// everything back from the canonical bytes, so that what is interpreted is exactly what the
+// SignatureValue covers. It sets res.sigAlg and returns the canonical bytes and the References.
+func readCanonicalSignedInfo(si *etree.Element, res *signatureResult) ([]byte, []reference, error) {
+	cmEls := children(si, nsDSig, "CanonicalizationMethod")
 	if len(cmEls) != 1 {
-		return res, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo has %d CanonicalizationMethod elements, expected one", len(cmEls))
+		return nil, nil, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo has %d CanonicalizationMethod elements, expected one", len(cmEls))
 	}
 	cmAlg := cmEls[0].SelectAttrValue("Algorithm", "")
 	cm, ok := c14nMethods[cmAlg]
 	if !ok {
-		return res, siobroker.Errorf(siobroker.CodeSigAlgorithm, "canonicalization algorithm %s is not allowed", cmAlg)
+		return nil, nil, siobroker.Errorf(siobroker.CodeSigAlgorithm, "canonicalization algorithm %s is not allowed", cmAlg)
 	}
 	cmPrefixes, err := inclusivePrefixList(cmEls[0], cm)
 	if err != nil {
-		return res, err
+		return nil, nil, err
 	}
-	canonicalSignedInfo, err := canonicalize(parts.signedInfo, cm, cmPrefixes, nil)
+	canonical, err := canonicalize(si, cm, cmPrefixes, nil)
 	if err != nil {
-		return res, siobroker.Wrap(siobroker.CodeSigInvalid, err, "SignedInfo cannot be canonicalised")
+		return nil, nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "SignedInfo cannot be canonicalised")
 	}
-	signedInfo, err := parseCanonical(canonicalSignedInfo)
+	signedInfo, err := parseCanonical(canonical)
 	if err != nil {
-		return res, siobroker.Wrap(siobroker.CodeSigInvalid, err, "canonical SignedInfo does not parse")
+		return nil, nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "canonical SignedInfo does not parse")
 	}
 	sigAlg, refs, err := readSignedInfo(signedInfo, cmAlg)
-	if err != nil {
-		return res, err
-	}
 	res.sigAlg = sigAlg
+	return canonical, refs, err
+}
 
-	// Reference validation. A bare "#id" URI selects the element without comments, whatever the
-	// canonicalisation says. The enveloped-signature transform removes the signature from what
-	// it covers, and changes nothing where the signature is not inside (node-soap applies it to
-	// every Reference).
-	res.canonical = make(map[*etree.Element][]byte, len(refs))
+// digestReferences checks the digest of every Reference of sig and returns the digested bytes of
+// each referenced element. A bare "#id" URI selects the element without comments, whatever the
+// canonicalisation says. The enveloped-signature transform removes the signature from what it
+// covers, and changes nothing where the signature is not inside (node-soap applies it to every
+// Reference).
+func digestReferences(sig *etree.Element, refs []reference, resolve func(*reference) (*etree.Element, error)) (map[*etree.Element][]byte, error) {
+	canonical := make(map[*etree.Element][]byte, len(refs))
 	for i := range refs {
 		ref := &refs[i]
 		target, err := resolve(ref)
 		if err != nil {
-			return res, err
+			return nil, err
 		}
 		var exclude *etree.Element
 		if ref.enveloped {
@@ -357,42 +384,43 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 		}
 		content, err := canonicalize(target, c14nMethod{exclusive: ref.c14n.exclusive}, ref.prefixList, exclude)
 		if err != nil {
-			return res, siobroker.Wrap(siobroker.CodeSigInvalid, err, "%s cannot be canonicalised", ref.uri)
+			return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "%s cannot be canonicalised", ref.uri)
 		}
 		h := digestMethods[ref.digestMethod].New()
 		h.Write(content)
 		if subtle.ConstantTimeCompare(h.Sum(nil), ref.digestValue) != 1 {
-			return res, siobroker.Errorf(siobroker.CodeSigInvalid, "digest of %s does not match", ref.uri)
+			return nil, siobroker.Errorf(siobroker.CodeSigInvalid, "digest of %s does not match", ref.uri)
 		}
-		res.canonical[target] = content
+		canonical[target] = content
 	}
+	return canonical, nil
+}
 
-	// The signer's key, from KeyInfo.
-	if res.key, err = readKeyInfo(parts.keyInfo, sec, ids); err != nil {
-		return res, err
-	}
-	candidates, err := res.key.resolve(ctx, v.directory)
+// chooseSigner returns the certificate whose key verifies the SignatureValue over the canonical
+// SignedInfo and which chains to the trusted roots at time at. An identifier may name more than
+// one certificate the broker holds (a key certified twice): the first that verifies and chains
+// wins, and otherwise the first refusal stands.
+func (v *Verifier) chooseSigner(ctx context.Context, key signerKey, sigAlg string, canonicalSignedInfo []byte,
+	signatureValue *etree.Element, at time.Time) (*x509.Certificate, error) {
+	candidates, err := key.resolve(ctx, v.directory)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	var intermediates []*x509.Certificate
-	if len(res.key.certs) > 0 {
+	if len(key.certs) > 0 {
 		candidates, intermediates = candidates[:1], candidates[1:]
 	}
-	sigText, ok := textContent(parts.signatureValue)
+	sigText, ok := textContent(signatureValue)
 	if !ok {
-		return res, siobroker.Errorf(siobroker.CodeSigInvalid, "SignatureValue is not plain text")
+		return nil, siobroker.Errorf(siobroker.CodeSigInvalid, "SignatureValue is not plain text")
 	}
 	sigValue, err := base64.StdEncoding.DecodeString(stripSpace(sigText))
 	if err != nil {
-		return res, siobroker.Wrap(siobroker.CodeSigInvalid, err, "SignatureValue is not base64")
+		return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "SignatureValue is not base64")
 	}
 	if v.trust == nil {
-		return res, siobroker.Errorf(siobroker.CodeInternal, "the verifier has no trust store")
+		return nil, siobroker.Errorf(siobroker.CodeInternal, "the verifier has no trust store")
 	}
-	// An identifier may name more than one certificate the broker holds (a key certified twice);
-	// the first that verifies the signature and chains wins, and otherwise the first refusal
-	// stands.
 	var firstErr error
 	for _, cert := range candidates {
 		err := verifySignatureValue(cert, sigAlg, signatureMethods[sigAlg], canonicalSignedInfo, sigValue)
@@ -400,21 +428,13 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 			err = v.trust.VerifyChain(cert, intermediates, at)
 		}
 		if err == nil {
-			res.cert = cert
-			break
+			return cert, nil
 		}
 		if firstErr == nil {
 			firstErr = err
 		}
 	}
-	if res.cert == nil {
-		return res, firstErr
-	}
-	res.iin, err = SubjectIIN(res.cert)
-	if err != nil && !v.anySigner {
-		return res, err
-	}
-	return res, nil
+	return nil, firstErr
 }
 
 // signatureParts are the children of a ds:Signature.
@@ -497,11 +517,8 @@ func readSignedInfo(si *etree.Element, cmAlg string) (string, []reference, error
 		// HMACOutputLength and other parameters: none of the allowed algorithms takes any.
 		return "", nil, siobroker.Errorf(siobroker.CodeSigAlgorithm, "signature algorithm %s takes no parameters", sigAlg)
 	}
-	switch {
-	case len(refEls) == 0:
+	if len(refEls) == 0 { // more than maxReferences are refused with the children above
 		return "", nil, siobroker.Errorf(siobroker.CodeSigReference, "SignedInfo has no Reference")
-	case len(refEls) > maxReferences:
-		return "", nil, siobroker.Errorf(siobroker.CodeSigReference, "SignedInfo has %d References; at most %d are accepted", len(refEls), maxReferences)
 	}
 	refs := make([]reference, len(refEls))
 	for i, r := range refEls {

@@ -84,7 +84,11 @@ type TimestampPolicy struct {
 	// Skew is the difference between the sender's clock and ours that is tolerated: Created may
 	// be up to Skew in the future, and Expires up to Skew in the past.
 	Skew time.Duration
-	// Require makes a signed Timestamp mandatory in the WS-Security placement.
+	// MaxAge, when positive, is how old Created may be, whatever Expires says: WSS4J's time to
+	// live. The broker sets it to replay.window, the age a messageDate may have.
+	MaxAge time.Duration
+	// Require makes a signed Timestamp mandatory, and so refuses the enveloped placement, which
+	// cannot sign one.
 	Require bool
 }
 
@@ -140,6 +144,10 @@ func (p TimestampPolicy) check(ts Timestamp) error {
 	if !ts.Created.IsZero() && ts.Created.After(now.Add(p.Skew)) {
 		return siobroker.Errorf(siobroker.CodeTimestamp, "wsu:Timestamp was created at %s, in the future of the broker's time %s (tolerance %s)",
 			siobroker.FormatTime(ts.Created), siobroker.FormatTime(now), p.Skew)
+	}
+	if p.MaxAge > 0 && !ts.Created.IsZero() && ts.Created.Before(now.Add(-p.MaxAge-p.Skew)) {
+		return siobroker.Errorf(siobroker.CodeTimestamp, "wsu:Timestamp was created at %s, more than %s before the broker's time %s",
+			siobroker.FormatTime(ts.Created), p.MaxAge, siobroker.FormatTime(now))
 	}
 	if !ts.Expires.IsZero() && !ts.Expires.After(now.Add(-p.Skew)) {
 		return siobroker.Errorf(siobroker.CodeTimestamp, "wsu:Timestamp expired at %s; the broker's time is %s (tolerance %s)",

@@ -493,6 +493,24 @@ func TestTimestampPolicy(t *testing.T) {
 			wantRefusal(t, v, err, tc.code, tc.msg)
 		})
 	}
+	t.Run("created too long ago, without Expires", func(t *testing.T) {
+		doc := loadDoc(t, "request.xml")
+		body := bodyWithWSUId(doc, "id-body")
+		ts := securityOf(doc).CreateElement("wsu:Timestamp")
+		ts.CreateAttr("wsu:Id", "TS-old")
+		ts.CreateElement("wsu:Created").SetText(now.Add(-time.Hour).UTC().Format(timestampLayout))
+		signHeaderByHand(t, doc, s, []*etree.Element{body, ts})
+		v, err := verifyWith(reparse(t, doc), WithTimestampPolicy(TimestampPolicy{Clock: fixedClock(now), Skew: skew, MaxAge: 5 * time.Minute}))
+		wantRefusal(t, v, err, siobroker.CodeTimestamp, "more than 5m0s before")
+	})
+	t.Run("required, and the enveloped placement cannot sign one", func(t *testing.T) {
+		doc := loadDoc(t, "request.xml")
+		if err := s.Sign(doc, PlacementEnveloped); err != nil {
+			t.Fatal(err)
+		}
+		v, err := verifyWith(reparse(t, doc), WithTimestampPolicy(TimestampPolicy{Clock: fixedClock(now), Skew: skew, Require: true}))
+		wantRefusal(t, v, err, siobroker.CodeTimestamp, "enveloped signature cannot cover")
+	})
 	t.Run("required but absent", func(t *testing.T) {
 		v, err := verifyWith(signedWSSE(t, "valid/rsa"), WithTimestampPolicy(TimestampPolicy{Clock: fixedClock(now), Skew: skew, Require: true}))
 		wantRefusal(t, v, err, siobroker.CodeTimestamp, "requires a wsu:Timestamp")

@@ -209,7 +209,8 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	}
 	// One verifier for every signed endpoint: the SOAP channels, reports and the dashboard.
 	verifier := signing.NewVerifier(trust, signing.WithDirectory(certificates),
-		signing.WithTimestampPolicy(signing.TimestampPolicy{Clock: clock, Skew: cfg.Signing.TimestampSkew, Require: cfg.Signing.RequireTimestamp}))
+		signing.WithTimestampPolicy(signing.TimestampPolicy{Clock: clock, Skew: cfg.Signing.TimestampSkew,
+			MaxAge: cfg.Replay.Window, Require: cfg.Signing.RequireTimestamp}))
 
 	// watermill logs every handler start at Info; ninety-three of them drown the broker's own lines.
 	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger.With("component", "watermill"),
