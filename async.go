@@ -52,7 +52,13 @@ type AsyncJob struct {
 	// it and asked for no resend.
 	Receipt   AsyncState
 	ReceiptAt time.Time
+	// Channel is the contract that took the request: AsyncChannelV10 for the gateway's, empty for
+	// the broker's own variant and for late synchronous requests.
+	Channel string
 }
+
+// AsyncChannelV10 is AsyncJob.Channel of a request the gateway's AsyncChannel v10 took.
+const AsyncChannelV10 = "asyncchannel-v10"
 
 // AsyncReceipt is a client's delivery notification of a reply (AsyncChannel v10's
 // sendDeliveryNotification).
@@ -76,8 +82,7 @@ func (r AsyncReceipt) State() AsyncState {
 // AsyncMailbox selects the replies that AsyncChannel v10's getMessages hands out to a signer.
 type AsyncMailbox struct {
 	SignerIIN string
-	ServiceID string // the request's serviceId; "" for any
-	// Unreceipted keeps only replies the client has not accepted, or refused for good.
-	Unreceipted bool
-	Limit       int
+	Channel   string // the contract that took the requests (AsyncChannelV10)
+	ServiceID string // the requests' serviceId
+	Limit     int
 }

@@ -65,8 +65,9 @@ const (
 	CodeDashboardConflict    Code = "SIO-DASHBOARD-CONFLICT"    // the incident is closed, or the window cancelled, already
 
 	// The asynchronous channel.
-	CodeAsyncPending Code = "SIO-ASYNC-PENDING" // the result is not ready (or its delivery was stopped); ask the status
-	CodeAsyncUnknown Code = "SIO-ASYNC-UNKNOWN" // no such messageId among the caller's own asynchronous requests
+	CodeAsyncPending   Code = "SIO-ASYNC-PENDING"   // the result is not ready (or its delivery was stopped); ask the status
+	CodeAsyncUnknown   Code = "SIO-ASYNC-UNKNOWN"   // no such messageId among the caller's own asynchronous requests
+	CodeAsyncReceipted Code = "SIO-ASYNC-RECEIPTED" // the reply was accepted, or refused for good, already: a receipt is final
 )
 
 // Error is the one error type that crosses package boundaries. Code is stable; Message is for

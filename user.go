@@ -151,11 +151,9 @@ type CertificateSource string
 
 // The ways a certificate enters the registry.
 const (
-	// CertificateRegistered was given with the user's registration (`users register --cert`),
-	// or is a demo user's certificate of the development PKI.
+	// CertificateRegistered was given by an operator (`users register --cert`, `users
+	// add-cert`), or is a demo user's certificate of the development PKI.
 	CertificateRegistered CertificateSource = "registered"
-	// CertificateImported came with a user import file.
-	CertificateImported CertificateSource = "imported"
 	// CertificateLearnt was carried whole by one of the user's accepted requests.
 	CertificateLearnt CertificateSource = "learnt"
 )

@@ -7,8 +7,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beevik/etree"
+
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/reqlog"
+	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/soap"
 )
 
@@ -81,23 +85,7 @@ func (b *Broker) accept(ctx context.Context, body io.Reader, contentType string,
 	if soap.IsAsyncQuery(a.data) {
 		return b.lookup(ctx, a, seen)
 	}
-	if b.TransportReady != nil {
-		if err := b.TransportReady(); err != nil {
-			return nil, err
-		}
-	}
-	q, digest, err := b.parseQuery(ctx, a)
-	if err != nil {
-		return nil, err
-	}
-	reply, err := b.enqueue(ctx, a, q, seen, received)
-	b.releaseIfUnavailable(ctx, err, a.info.MessageID, digest)
-	return reply, err
-}
-
-// enqueue admits the request, stores it ON_DELIVERY and signs the ack.
-func (b *Broker) enqueue(ctx context.Context, a authenticated, q siobroker.Query, seen *Request, received time.Time) (*Reply, error) {
-	job, err := b.store(ctx, a, q, seen, received)
+	job, err := b.takeAsync(ctx, a, seen, received, "")
 	if err != nil {
 		return nil, err
 	}
@@ -114,13 +102,32 @@ func (b *Broker) enqueue(ctx context.Context, a authenticated, q siobroker.Query
 	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: a.info.MessageID, SignerIIN: a.verified.SignerIIN}, nil
 }
 
-// store admits the request, stores it ON_DELIVERY and wakes the worker.
-func (b *Broker) store(ctx context.Context, a authenticated, q siobroker.Query, seen *Request, received time.Time) (siobroker.AsyncJob, error) {
+// takeAsync takes an asynchronous request, on either contract (channel): the transport must be
+// up, the query valid and fresh, and every check of a synchronous request pass; then it is stored
+// ON_DELIVERY and the worker woken. A request refused for a passing reason of the broker's own is
+// forgotten by the replay defence, to be retried.
+func (b *Broker) takeAsync(ctx context.Context, a authenticated, seen *Request, received time.Time, channel string) (siobroker.AsyncJob, error) {
+	if b.TransportReady != nil {
+		if err := b.TransportReady(); err != nil {
+			return siobroker.AsyncJob{}, err
+		}
+	}
+	q, digest, err := b.parseQuery(ctx, a)
+	if err != nil {
+		return siobroker.AsyncJob{}, err
+	}
+	job, err := b.storeAsync(ctx, a, q, seen, received, channel)
+	b.releaseIfUnavailable(ctx, err, a.info.MessageID, digest)
+	return job, err
+}
+
+// storeAsync admits the request, stores it ON_DELIVERY and wakes the worker.
+func (b *Broker) storeAsync(ctx context.Context, a authenticated, q siobroker.Query, seen *Request, received time.Time, channel string) (siobroker.AsyncJob, error) {
 	if err := b.admit(ctx, a.info, q, a.verified, seen, received); err != nil {
 		return siobroker.AsyncJob{}, err
 	}
 	job := b.jobOf(*seen, a.info, q, received)
-	job.State, job.Updated = siobroker.AsyncOnDelivery, received
+	job.State, job.Updated, job.Channel = siobroker.AsyncOnDelivery, received, channel
 	if err := b.Async.CreateAsync(ctx, job); err != nil {
 		return job, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot store the request now; retry later")
 	}
@@ -167,7 +174,13 @@ func (b *Broker) answerLookup(ctx context.Context, a authenticated, seen *Reques
 		case len(job.Reply) == 0:
 			return nil, siobroker.Errorf(siobroker.CodeAsyncPending, "the result of %s is not ready (%s); ask again later", id, job.State)
 		}
-		return &Reply{Bytes: job.Reply, MessageID: job.RequestID, RequestID: a.info.MessageID, SignerIIN: job.SignerIIN}, nil
+		out := job.Reply
+		if signing.Placement(job.Placement) == signing.PlacementWSSETokenTimestamp {
+			if out, err = b.resign(job.Reply, signing.PlacementWSSETokenTimestamp); err != nil {
+				return nil, err
+			}
+		}
+		return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: a.info.MessageID, SignerIIN: job.SignerIIN}, nil
 	}
 	st := soap.AsyncStatus{
 		RequestMessageID: a.info.MessageID, MessageID: job.RequestID, CorrelationID: job.MessageID,
@@ -178,6 +191,31 @@ func (b *Broker) answerLookup(ctx context.Context, a authenticated, seen *Reques
 		return nil, err
 	}
 	return &Reply{Bytes: out, MessageID: seen.RequestID, RequestID: a.info.MessageID, SignerIIN: a.verified.SignerIIN}, nil
+}
+
+// resign signs a stored reply anew in placement p: its wsse:Security header is replaced. A
+// signature with a wsu:Timestamp expires ReplyTimestampTTL after it was made, and WSS4J refuses a
+// reply fetched later; the Body is unchanged, and the journal keeps the reply as first signed.
+func (b *Broker) resign(reply []byte, p signing.Placement) ([]byte, error) {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(reply); err != nil {
+		return nil, fmt.Errorf("stored reply: %w", err)
+	}
+	if header := soap.Header(doc); header != nil {
+		for _, c := range header.ChildElements() {
+			if c.Tag == "Security" && c.NamespaceURI() == schemas.NSWSSE {
+				header.RemoveChild(c)
+			}
+		}
+	}
+	if err := b.Signer.Sign(doc, p); err != nil {
+		return nil, fmt.Errorf("sign the stored reply anew: %w", err)
+	}
+	out, err := soap.Serialize(doc)
+	if err != nil {
+		return nil, fmt.Errorf("serialize the stored reply: %w", err)
+	}
+	return out, nil
 }
 
 func stateMessage(j siobroker.AsyncJob) string {

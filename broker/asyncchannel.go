@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -39,12 +40,12 @@ import (
 
 // Defaults of getMessages.
 const (
-	ACDefaultAmount = 10 // messages a getMessages without amount hands out
-	ACMaxAmount     = 50 // the most one getMessages hands out, whatever amount asks
+	acDefaultAmount = 10 // messages a getMessages without amount hands out
+	acMaxAmount     = 50 // the most one getMessages hands out, whatever amount asks
 )
 
-// ACBrokerSenderID is the senderId of the replies the broker hands out (AsyncMessageInfo/sender).
-const ACBrokerSenderID = "SIO_PSO"
+// acBrokerSenderID is the senderId of the replies the broker hands out (AsyncMessageInfo/sender).
+const acBrokerSenderID = "SIO_PSO"
 
 // signedCall is an AsyncChannel v10 call whose signature verified, read from the signed Body.
 type signedCall struct {
@@ -132,18 +133,8 @@ func (b *Broker) acSendMessage(ctx context.Context, sc signedCall, received time
 		SenderID: mi.SenderID, Properties: mi.Properties, SessionID: mi.SessionID,
 	}
 	a := authenticated{info: info, data: sc.call.QueryElement(), verified: sc.verified, now: sc.now}
-	if b.TransportReady != nil {
-		if err := b.TransportReady(); err != nil {
-			return nil, err
-		}
-	}
-	q, digest, err := b.parseQuery(ctx, a)
+	job, err := b.takeAsync(ctx, a, seen, received, siobroker.AsyncChannelV10)
 	if err != nil {
-		return nil, err
-	}
-	job, err := b.store(ctx, a, q, seen, received)
-	if err != nil {
-		b.releaseIfUnavailable(ctx, err, info.MessageID, digest)
 		return nil, err
 	}
 	out, err := b.signAC(soap.NewACSendMessageResponse(job.RequestID, job.RequestID, b.Clock.Now(), b.sessionID()), sc.verified.Placement)
@@ -197,6 +188,7 @@ func replyMessageID(j siobroker.AsyncJob) string {
 	return j.RequestID
 }
 
+// acGetMessageStatus answers getMessageStatus: the state of the signer's request, or of its reply.
 func (b *Broker) acGetMessageStatus(ctx context.Context, sc signedCall, seen *Request) (*Reply, error) {
 	id := sc.call.MessageID
 	job, err := b.ownJob(ctx, id, sc.verified.SignerIIN)
@@ -229,11 +221,13 @@ func replyStatus(j siobroker.AsyncJob) soap.ACStatus {
 		StatusMessage: "the reply waits for the client (getMessages, then sendDeliveryNotification)", StatusDate: j.Updated}
 }
 
+// acGetMessages answers getMessages: the signer's replies as RESPONSE messages, by id or chain, or
+// the unconfirmed ones of the gateway's contract for the service.
 func (b *Broker) acGetMessages(ctx context.Context, sc signedCall, seen *Request) (*Reply, error) {
 	c := sc.call
 	iin := sc.verified.SignerIIN
 	var jobs []siobroker.AsyncJob
-	if id := firstNonEmpty(c.MessageID, c.CorrelationID); id != "" {
+	if id := cmp.Or(c.MessageID, c.CorrelationID); id != "" {
 		// By the reply's messageId (or the request's), or by the chain, which is the request's id.
 		job, err := b.ownJob(ctx, id, iin)
 		if err != nil {
@@ -242,17 +236,20 @@ func (b *Broker) acGetMessages(ctx context.Context, sc signedCall, seen *Request
 		if c.CorrelationID != "" && c.CorrelationID != job.RequestID {
 			return nil, siobroker.Errorf(siobroker.CodeAsyncUnknown, "no chain %q of this signer holds message %q", c.CorrelationID, c.MessageID)
 		}
-		if len(job.Reply) > 0 && job.Info.ServiceID == c.ServiceID {
+		if job.Info.ServiceID != c.ServiceID {
+			return nil, siobroker.FieldError("getMessages/request/serviceId", "message %q is of service %q, not %q", id, job.Info.ServiceID, c.ServiceID)
+		}
+		if len(job.Reply) > 0 {
 			jobs = append(jobs, job)
 		}
 	} else {
 		limit := c.Amount
 		if limit <= 0 {
-			limit = ACDefaultAmount
+			limit = acDefaultAmount
 		}
-		limit = min(limit, ACMaxAmount)
+		limit = min(limit, acMaxAmount)
 		var err error
-		jobs, err = b.Async.AsyncReplies(ctx, siobroker.AsyncMailbox{SignerIIN: iin, ServiceID: c.ServiceID, Unreceipted: true, Limit: limit})
+		jobs, err = b.Async.AsyncReplies(ctx, siobroker.AsyncMailbox{SignerIIN: iin, Channel: siobroker.AsyncChannelV10, ServiceID: c.ServiceID, Limit: limit})
 		if err != nil {
 			return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot read its replies now; retry later")
 		}
@@ -266,7 +263,7 @@ func (b *Broker) acGetMessages(ctx context.Context, sc signedCall, seen *Request
 		}
 		msgs = append(msgs, soap.ACMessage{Data: result, Info: soap.ACMessageInfo{
 			MessageID: replyMessageID(j), CorrelationID: j.RequestID, ServiceID: j.Info.ServiceID, MessageType: soap.ACResponse,
-			MessageDate: j.Updated, SenderID: ACBrokerSenderID,
+			MessageDate: j.Updated, SenderID: acBrokerSenderID,
 		}})
 		ids = append(ids, replyMessageID(j))
 	}
@@ -283,6 +280,8 @@ func (b *Broker) acGetMessages(ctx context.Context, sc signedCall, seen *Request
 	return &Reply{Bytes: out, MessageID: seen.RequestID, SignerIIN: sc.verified.SignerIIN}, nil
 }
 
+// acDeliveryNotification answers sendDeliveryNotification: the client's receipt of one of its
+// replies, journaled before it is recorded.
 func (b *Broker) acDeliveryNotification(ctx context.Context, sc signedCall, seen *Request) (*Reply, error) {
 	n := sc.call.Notification
 	const p = "sendDeliveryNotification/request/notification"
@@ -299,10 +298,9 @@ func (b *Broker) acDeliveryNotification(ctx context.Context, sc signedCall, seen
 	case len(job.Reply) == 0:
 		return nil, siobroker.Errorf(siobroker.CodeAsyncPending, "the reply %s is not ready (%s); there is nothing to confirm yet", n.MessageID, job.State)
 	}
-	now := b.Clock.Now()
-	state := n.Receipt.State()
-	if _, err := b.Async.ReceiptAsync(ctx, job.RequestID, state, now); err != nil {
-		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the notification now; retry later")
+	if job.Receipt != "" {
+		return nil, siobroker.Errorf(siobroker.CodeAsyncReceipted, "the reply %s was %s at %s already; a receipt is final",
+			n.MessageID, receiptWords(job.Receipt), siobroker.FormatTime(job.ReceiptAt))
 	}
 	receipt := "MESSAGE_ACCEPTED"
 	if !n.Receipt.Accepted {
@@ -316,6 +314,17 @@ func (b *Broker) acDeliveryNotification(ctx context.Context, sc signedCall, seen
 		"errorCode": n.ErrorCode, "errorMessage": n.ErrorMessage,
 	}); err != nil {
 		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the notification now; retry later")
+	}
+	// Journaled first: a receipt is never recorded without its record. A notification journaled
+	// and then not recorded (the store failed, or another receipt won) is refused, and the
+	// journal shows it was made.
+	now := b.Clock.Now()
+	recorded, err := b.Async.ReceiptAsync(ctx, job.RequestID, n.Receipt.State(), now)
+	switch {
+	case err != nil:
+		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the notification now; retry later")
+	case !recorded:
+		return nil, siobroker.Errorf(siobroker.CodeAsyncReceipted, "the reply %s was confirmed or refused meanwhile; a receipt is final", n.MessageID)
 	}
 	out, err := b.signAC(soap.NewACDeliveryNotificationResponse(seen.RequestID, now, b.sessionID()), sc.verified.Placement)
 	if err != nil {
@@ -351,14 +360,13 @@ func (b *Broker) signAC(doc *etree.Document, p signing.Placement) ([]byte, error
 	return out, nil
 }
 
+// receiptWords says what a final receipt was.
+func receiptWords(s siobroker.AsyncState) string {
+	if s == siobroker.AsyncDelivered {
+		return "accepted"
+	}
+	return "refused for good"
+}
+
 // sessionID is a fresh session id in the gateway's guid form: a UUID in braces.
 func (b *Broker) sessionID() string { return "{" + b.NewID() + "}" }
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}

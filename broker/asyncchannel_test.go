@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -193,6 +194,11 @@ func TestAsyncChannelV10(t *testing.T) {
 			if strings.Join(receipts, ",") != "MESSAGE_NOT_ACCTEPTED/RESEND,MESSAGE_ACCEPTED" {
 				t.Errorf("journaled receipts %v", receipts)
 			}
+			// A receipt is final: accepted cannot become refused, or offered again.
+			wantCode(t, c.notify(m.Info.MessageID, siobroker.AsyncReceipt{Resend: true}), siobroker.CodeAsyncReceipted)
+			if res.RequestMessageID != id {
+				t.Errorf("q:result/requestMessageId %q, want the chain %s (the REQUEST carried no messageId)", res.RequestMessageID, id)
+			}
 		})
 	}
 }
@@ -232,6 +238,73 @@ func TestAsyncChannelV10States(t *testing.T) {
 	}
 	if got, _ := c.messages("", "", 0); len(got) != 0 {
 		t.Errorf("a reply refused for good is still offered")
+	}
+}
+
+// TestAsyncChannelV10Mailbox: the mailbox holds the gateway contract's replies only; a reply of the
+// broker's own variant is fetched by its chain, and never offered.
+func TestAsyncChannelV10Mailbox(t *testing.T) {
+	h := newHarness(t, nil)
+	c := acClient{t: t, h: h, signer: userSigner, placement: signing.PlacementWSSE}
+	raw, _ := h.build(t, reqSpec{services: []int{1}})
+	ack, _, err := h.accept(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWorker(t, h)
+	waitState(t, h, ack.MessageID, siobroker.AsyncDelivered)
+	if msgs, err := c.messages("", "", 0); err != nil || len(msgs) != 0 {
+		t.Fatalf("mailbox holds %d messages of the own variant, %v", len(msgs), err)
+	}
+	if msgs, err := c.messages("", ack.MessageID, 0); err != nil || len(msgs) != 1 {
+		t.Fatalf("by chain: %d, %v", len(msgs), err)
+	}
+	// The service must be the request's.
+	body := soap.NewACGetMessages(c.id(), "OTHER_SERVICE", "", ack.MessageID, "MVD_IS_ERDR", 0, h.clock.Now())
+	_, err = c.call(c.sign(body))
+	wantCode(t, err, siobroker.CodeSchema)
+}
+
+// TestFetchResignsTimestamp: a stored reply whose signature carries a wsu:Timestamp is signed anew
+// when it is fetched later, so that its Timestamp has not expired; its Body is the one stored.
+func TestFetchResignsTimestamp(t *testing.T) {
+	h := newHarness(t, nil)
+	p := signing.PlacementWSSETokenTimestamp
+	raw, _ := h.build(t, reqSpec{placement: p, services: []int{1}})
+	ack, _, err := h.accept(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWorker(t, h)
+	job := waitState(t, h, ack.MessageID, siobroker.AsyncDelivered)
+	h.clock.Advance(2 * signing.ReplyTimestampTTL)
+	fetched, _, err := h.accept(h.asyncQuery(t, soap.AsyncFetchQuery, ack.MessageID, userSigner, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(fetched.Bytes); err != nil {
+		t.Fatal(err)
+	}
+	v, err := signing.NewReplyVerifier(trust, signing.WithTimestampPolicy(signing.TimestampPolicy{Clock: h.clock, Skew: time.Minute})).
+		Verify(context.Background(), doc, h.clock.Now())
+	if err != nil {
+		t.Fatalf("the fetched reply: %v", err)
+	}
+	stored := etree.NewDocument()
+	if err := stored.ReadFromBytes(job.Reply); err != nil {
+		t.Fatal(err)
+	}
+	wantInfo, wantRes, err := soap.ParseResponse(soap.Body(stored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotInfo, gotRes, err := soap.ParseResponse(v.Signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(gotInfo, wantInfo) || !reflect.DeepEqual(gotRes, wantRes) {
+		t.Errorf("the fetched reply says\n%+v %+v\nthe stored one\n%+v %+v", gotInfo, gotRes, wantInfo, wantRes)
 	}
 }
 

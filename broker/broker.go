@@ -9,6 +9,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -795,7 +796,9 @@ func (b *Broker) reply(requestID string, info siobroker.RequestInfo, q siobroker
 		StatusMessage: message,
 		SessionID:     info.SessionID,
 	}, soap.Result{
-		RequestMessageID: info.MessageID,
+		// A request of the gateway's AsyncChannel v10 carries no messageId of its own (the
+		// contract leaves it to the gateway): its result names the broker's id, its chain.
+		RequestMessageID: cmp.Or(info.MessageID, requestID),
 		SignerIIN:        v.SignerIIN,
 		Basis:            q.Basis,
 		Subject:          q.Subject,

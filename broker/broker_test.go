@@ -383,7 +383,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		AsyncTimeout: opts.asyncTimeout,
 	}, Deps{
 		Verifier:   signing.NewVerifier(trust),
-		Signer:     brokerSigner,
+		Signer:     brokerSigner.WithClock(clock),
 		Replay:     replay,
 		Dispatcher: dispatcher,
 		Rights:     table,

@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,8 +32,10 @@ type Pipeline interface {
 type Config struct {
 	Endpoint string
 	// WSDL is the embedded service description served at ?wsdl (soap.WSDLSyncChannel when
-	// empty); ?wsdl=NAME serves the other embedded ones, which it may import.
+	// empty); ?wsdl=NAME serves the one it imports, and the others the endpoint takes
+	// (WSDLAlso), each with this endpoint's address.
 	WSDL         string
+	WSDLAlso     []string
 	MaxBodyBytes int64
 	Clock        siobroker.Clock
 	Logger       *slog.Logger
@@ -107,14 +111,11 @@ func (s *server) describe(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil {
 			scheme = "https"
 		}
-		name := q.Get("wsdl") + q.Get("WSDL")
-		if name == "" {
-			name = s.cfg.WSDL
+		name := cmp.Or(q.Get("wsdl"), q.Get("WSDL"), s.cfg.WSDL, soap.WSDLSyncChannel)
+		b, ok := []byte(nil), s.servesWSDL(name)
+		if ok {
+			b, ok = soap.WSDLFile(name, scheme+"://"+r.Host+s.cfg.Endpoint)
 		}
-		if name == "" {
-			name = soap.WSDLSyncChannel
-		}
-		b, ok := soap.WSDLFile(name, scheme+"://"+r.Host+s.cfg.Endpoint)
 		if !ok {
 			http.Error(w, "no such service description", http.StatusNotFound)
 			return
@@ -132,6 +133,13 @@ func (s *server) describe(w http.ResponseWriter, r *http.Request) {
 	default:
 		soap.WriteFault(w, siobroker.Errorf(siobroker.CodeMethod, "GET serves only ?wsdl, ?wsdl=NAME and ?xsd=NAME; POST a SOAP envelope"), s.cfg.Clock.Now())
 	}
+}
+
+// servesWSDL reports whether this endpoint describes itself with the WSDL file name: its own,
+// what that imports, or another contract it takes.
+func (s *server) servesWSDL(name string) bool {
+	own := cmp.Or(s.cfg.WSDL, soap.WSDLSyncChannel)
+	return name == own || slices.Contains(soap.WSDLImports(own), name) || slices.Contains(s.cfg.WSDLAlso, name)
 }
 
 func (s *server) soap(w http.ResponseWriter, r *http.Request) {

@@ -251,6 +251,34 @@ func TestWSDL(t *testing.T) {
 	}
 }
 
+// TestWSDLsOfAnEndpoint: each endpoint describes itself, what its WSDL imports and the other
+// contracts it takes, with its own address; no other WSDL.
+func TestWSDLsOfAnEndpoint(t *testing.T) {
+	const asyncPath = "/AsyncChannel/v10"
+	async := httptest.NewServer(NewHandler(Config{
+		Endpoint: asyncPath, WSDL: soap.WSDLAsyncChannel, WSDLAlso: []string{soap.WSDLSyncChannel},
+		Clock: fixedClock{time.Now()}, Logger: slog.New(slog.DiscardHandler),
+	}, &fakePipeline{}))
+	t.Cleanup(async.Close)
+	syncSrv := newServer(t, &fakePipeline{}, nil)
+	for _, tc := range []struct {
+		base, path, query string
+		status            int
+		holds             string
+	}{
+		{async.URL, asyncPath, "?wsdl", 200, `location="?wsdl=async-channel-v10-interface.wsdl"`},
+		{async.URL, asyncPath, "?wsdl=async-channel-v10-interface.wsdl", 200, `name="IAsyncChannel"`},
+		{async.URL, asyncPath, "?wsdl=sync-channel-v10.wsdl", 200, asyncPath + `"`},
+		{syncSrv.URL, endpoint, "?wsdl=async-channel-v10.wsdl", 404, ""},
+		{syncSrv.URL, endpoint, "?wsdl=../schemas.go", 404, ""},
+	} {
+		resp, body := do(t, http.MethodGet, tc.base+tc.path+tc.query, nil, nil)
+		if resp.StatusCode != tc.status || !bytes.Contains(body, []byte(tc.holds)) {
+			t.Errorf("%s%s: status %d, holds %q: %v", tc.path, tc.query, resp.StatusCode, tc.holds, bytes.Contains(body, []byte(tc.holds)))
+		}
+	}
+}
+
 func TestXSD(t *testing.T) {
 	want, ok := soap.XSD("sio-query-v1.xsd")
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
 
@@ -25,22 +26,26 @@ type CertificateStore interface {
 // Certificates holds the signing certificates of the registry's users. A WS-Security client may
 // name its certificate by a thumbprint, a subject key identifier or an issuer and serial number
 // only (WSS4J's IssuerSerial, SKI and Thumbprint forms); Certificates resolves those, as the
-// signing.CertificateDirectory of the broker's verifier. A certificate enters it three ways: with
-// the user's registration or import (CertificateRegistered, CertificateImported), or learnt from
-// the user's first accepted request that carried the whole certificate (CertificateLearnt).
+// signing.CertificateDirectory of the broker's verifier. A certificate enters it given by an
+// operator (CertificateRegistered), or learnt from the user's first accepted request that carried
+// the whole certificate (CertificateLearnt).
 //
 // It is safe for concurrent use.
 type Certificates struct {
-	store CertificateStore
-	clock siobroker.Clock
+	store  CertificateStore
+	clock  siobroker.Clock
+	logger *slog.Logger
 	// known remembers the thumbprints this process has recorded or found recorded, so that a
 	// request whose certificate is held already costs no write.
 	known sync.Map
 }
 
-// NewCertificates returns the certificate directory over store.
-func NewCertificates(store CertificateStore, clock siobroker.Clock) *Certificates {
-	return &Certificates{store: store, clock: clock}
+// NewCertificates returns the certificate directory over store. A nil logger discards.
+func NewCertificates(store CertificateStore, clock siobroker.Clock, logger *slog.Logger) *Certificates {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Certificates{store: store, clock: clock, logger: logger}
 }
 
 // LookupCertificates returns the held certificates that id may name (signing.CertificateDirectory).
@@ -64,7 +69,11 @@ func (c *Certificates) LookupCertificates(ctx context.Context, id signing.KeyIde
 	for _, h := range held {
 		cert, err := x509.ParseCertificate(h.DER)
 		if err != nil {
-			return nil, fmt.Errorf("certificate of %s held by the registry does not parse: %w", h.IIN, err)
+			// The row cannot be deleted (the table is append-only) and can name nobody's key;
+			// it must not stop the others from being found.
+			c.logger.ErrorContext(ctx, "a certificate held by the registry does not parse; it is skipped", "iin", h.IIN,
+				"thumbprint", fmt.Sprintf("%X", h.ThumbprintSHA1), "error", err)
+			continue
 		}
 		out = append(out, cert)
 	}

@@ -42,7 +42,7 @@ func TestCertificates(t *testing.T) {
 	r, db, clock := setup(t)
 	id := iin(t, "75031230045")
 	register(t, r, id, true)
-	certs := NewCertificates(db, clock)
+	certs := NewCertificates(db, clock, nil)
 	first, second := userCert(t, id, 11), userCert(t, id, 12)
 
 	if _, err := certs.Add(ctx, iin(t, "82060540117"), first, siobroker.CertificateRegistered, "operator"); err == nil ||

@@ -319,6 +319,19 @@ func singleChild(body *etree.Element) (*etree.Element, error) {
 	return kids[0], nil
 }
 
+// Header returns the SOAP 1.1 Header of doc, or nil if it has none or doc is not an envelope.
+func Header(doc *etree.Document) *etree.Element {
+	if doc == nil || doc.Root() == nil || Body(doc) == nil {
+		return nil
+	}
+	for _, c := range doc.Root().ChildElements() {
+		if c.Tag == "Header" && c.NamespaceURI() == schemas.NSSoapEnv {
+			return c
+		}
+	}
+	return nil
+}
+
 // Body returns the SOAP 1.1 Body of doc, or nil if doc is not an envelope.
 func Body(doc *etree.Document) *etree.Element {
 	if doc == nil {

@@ -44,6 +44,19 @@ func WSDL(location string) []byte {
 	return b
 }
 
+// WSDLImports returns the names of the WSDL files the embedded WSDL file name imports.
+func WSDLImports(name string) []string {
+	b, err := schemas.Files.ReadFile(name)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, m := range reWSDLImport.FindAllSubmatch(b, -1) {
+		out = append(out, string(m[2]))
+	}
+	return out
+}
+
 // WSDLFile returns an embedded WSDL file as served at ?wsdl=NAME: its soap:address, if it has one,
 // set to location, and its imports pointing at ?wsdl=NAME and ?xsd=NAME. Any other name, a path
 // included, gives false.

@@ -42,6 +42,11 @@ ALTER TABLE async_jobs ADD COLUMN receipt_at TEXT NOT NULL DEFAULT '';
 CREATE INDEX async_jobs_reply_message ON async_jobs(reply_message_id) WHERE reply_message_id != '';
 CREATE INDEX async_jobs_mailbox ON async_jobs(signer_iin, receipt, updated_at);`
 
+// migrationAsyncChannel records which contract took each asynchronous request, so that the
+// gateway's getMessages hands out only the replies of requests it took: a reply of the broker's
+// own variant, or of a late synchronous request, is fetched by its id and never confirmed.
+const migrationAsyncChannel = `ALTER TABLE async_jobs ADD COLUMN channel TEXT NOT NULL DEFAULT '';`
+
 // CreateAsync stores a new asynchronous job in its given state (ON_DELIVERY, or DELIVERED with its
 // reply for a synchronous request completed late).
 func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
@@ -66,11 +71,11 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 	}
 	_, err = s.exec(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin,
 		organisation, role, placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply,
-		reply_message_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		reply_message_id, channel)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.RequestID, j.MessageID, j.SenderID, j.SignerIIN, j.Organisation, j.Role, j.Placement, string(info), string(q),
 		string(j.State), j.Reason, siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.Reply,
-		j.ReplyMessageID)
+		j.ReplyMessageID, j.Channel)
 	if err != nil {
 		return fmt.Errorf("store async job %s: %w", j.RequestID, err)
 	}
@@ -78,14 +83,14 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 }
 
 const asyncColumns = `request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info,
-	query, state, reason, received_at, updated_at, reply, lease_unix, reply_message_id, receipt, receipt_at`
+	query, state, reason, received_at, updated_at, reply, lease_unix, reply_message_id, receipt, receipt_at, channel`
 
 func scanAsync(row interface{ Scan(...any) error }) (siobroker.AsyncJob, error) {
 	var j siobroker.AsyncJob
 	var info, q, state, received, updated, receipt, receiptAt string
 	var lease int64
 	if err := row.Scan(&j.RequestID, &j.MessageID, &j.SenderID, &j.SignerIIN, &j.Organisation, &j.Role, &j.Placement,
-		&info, &q, &state, &j.Reason, &received, &updated, &j.Reply, &lease, &j.ReplyMessageID, &receipt, &receiptAt); err != nil {
+		&info, &q, &state, &j.Reason, &received, &updated, &j.Reply, &lease, &j.ReplyMessageID, &receipt, &receiptAt, &j.Channel); err != nil {
 		return j, err
 	}
 	j.Receipt = siobroker.AsyncState(receipt)
@@ -212,31 +217,25 @@ func (s *DB) AsyncJobByMessage(ctx context.Context, id string) (siobroker.AsyncJ
 	return j, true, nil
 }
 
-// AsyncReplies returns the jobs of the mailbox that have a reply (DELIVERED or NOT_DELIVERED),
-// oldest reply first.
+// AsyncReplies returns the replies (DELIVERED or NOT_DELIVERED) of the mailbox that the client has
+// not accepted or refused for good, oldest first.
 func (s *DB) AsyncReplies(ctx context.Context, m siobroker.AsyncMailbox) ([]siobroker.AsyncJob, error) {
-	if m.SignerIIN == "" || m.Limit <= 0 {
-		return nil, fmt.Errorf("list async replies: a signer and a positive limit are required")
+	if m.SignerIIN == "" || m.Channel == "" || m.Limit <= 0 {
+		return nil, fmt.Errorf("list async replies: a signer, a channel and a positive limit are required")
 	}
-	query := `SELECT ` + asyncColumns + ` FROM async_jobs WHERE signer_iin = ? AND state IN (?, ?)`
-	args := []any{m.SignerIIN, string(siobroker.AsyncDelivered), string(siobroker.AsyncNotDelivered)}
-	if m.Unreceipted {
-		query += ` AND receipt = ''`
-	}
-	rows, err := s.db.QueryContext(ctx, query+` ORDER BY updated_at, request_id`, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+asyncColumns+` FROM async_jobs
+		WHERE signer_iin = ? AND channel = ? AND state IN (?, ?) AND receipt = '' AND json_extract(request_info, '$.ServiceID') = ?
+		ORDER BY updated_at, request_id LIMIT ?`,
+		m.SignerIIN, m.Channel, string(siobroker.AsyncDelivered), string(siobroker.AsyncNotDelivered), m.ServiceID, m.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("list async replies of %s: %w", m.SignerIIN, err)
 	}
 	defer rows.Close()
 	var out []siobroker.AsyncJob
-	for rows.Next() && len(out) < m.Limit {
+	for rows.Next() {
 		j, err := scanAsync(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list async replies of %s: %w", m.SignerIIN, err)
-		}
-		// The service id is in the request info's JSON; there are few jobs per signer.
-		if m.ServiceID != "" && j.Info.ServiceID != m.ServiceID {
-			continue
 		}
 		out = append(out, j)
 	}
@@ -245,14 +244,15 @@ func (s *DB) AsyncReplies(ctx context.Context, m siobroker.AsyncMailbox) ([]siob
 
 // ReceiptAsync records the client's receipt of the reply of a job that has one. state is
 // AsyncDelivered (accepted), AsyncNotDelivered (refused for good) or "" (refused, offer again).
-// It reports false when the job has no reply.
+// A receipt that accepted or refused for good is final: it reports false when the job has no
+// reply, or its receipt is final already.
 func (s *DB) ReceiptAsync(ctx context.Context, requestID string, state siobroker.AsyncState, at time.Time) (bool, error) {
 	switch state {
 	case "", siobroker.AsyncDelivered, siobroker.AsyncNotDelivered:
 	default:
 		return false, fmt.Errorf("receipt of async job %s: state %q", requestID, state)
 	}
-	res, err := s.exec(ctx, `UPDATE async_jobs SET receipt = ?, receipt_at = ? WHERE request_id = ? AND state IN (?, ?)`,
+	res, err := s.exec(ctx, `UPDATE async_jobs SET receipt = ?, receipt_at = ? WHERE request_id = ? AND state IN (?, ?) AND receipt = ''`,
 		string(state), siobroker.FormatTime(at), requestID, string(siobroker.AsyncDelivered), string(siobroker.AsyncNotDelivered))
 	if err != nil {
 		return false, fmt.Errorf("receipt of async job %s: %w", requestID, err)

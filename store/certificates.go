@@ -21,7 +21,7 @@ const migrationUserCertificates = `CREATE TABLE user_certificates (
 		serial      TEXT NOT NULL,
 		subject     TEXT NOT NULL,
 		not_after   TEXT NOT NULL,
-		source      TEXT NOT NULL CHECK (source IN ('registered', 'imported', 'learnt')),
+		source      TEXT NOT NULL CHECK (source IN ('registered', 'learnt')),
 		added_at    TEXT NOT NULL,
 		added_ns    INTEGER NOT NULL,
 		added_by    TEXT NOT NULL

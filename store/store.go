@@ -88,6 +88,9 @@ var migrations = []string{
 	// Asynchronous replies as messages of their own, for the gateway's AsyncChannel v10. See
 	// async.go.
 	migrationAsyncMessages,
+
+	// The contract that took each asynchronous request. See async.go.
+	migrationAsyncChannel,
 }
 
 // FileName is the store's database file in the data directory.

@@ -16,9 +16,10 @@ const asyncUsage = `usage:
 Stops the delivery of an asynchronous request that is still ON_DELIVERY: its state becomes
 DELIVERY_STOPPED, no reply is produced, and its client is told the reason (status, the gateway's
 getMessageStatus). ID is the broker's id of the request, the messageId of its acknowledgement.
-Answers of its services that still come are journaled as late. The action is recorded in the
-journal the broker's configuration (--config, default configs/broker.yaml) names, before it is
-taken. Exit status: 0 stopped, 1 refused or failed, 2 usage error.
+Answers of its services that still come are journaled as late. The action, and an attempt that
+fails, is recorded with --by as an operator record in the journal the broker's configuration
+(--config, default configs/broker.yaml) names; the journal is opened before anything is done.
+Exit status: 0 stopped, 1 refused or failed, 2 usage error.
 `
 
 // cmdAsyncOperator runs "siobroker async ...".
@@ -76,7 +77,7 @@ func cmdAsyncOperator(ctx context.Context, args []string, stdout, stderr io.Writ
 	defer closeJournal()
 	clock := siobroker.SystemClock{}
 	a := dashboard.CommandLineAction{Action: "stop", By: *f.by, Request: id, Reason: *reason}
-	stopped, err := db.StopAsync(ctx, id, *reason+" ("+*f.by+")", clock.Now())
+	stopped, err := db.StopAsync(ctx, id, *reason, clock.Now())
 	if err == nil && !stopped {
 		err = siobroker.Errorf(siobroker.CodeDashboardConflict, "request %s was answered meanwhile", id)
 	}

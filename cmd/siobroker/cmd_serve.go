@@ -196,7 +196,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		return nil, err
 	}
 	users := registry.New(b.db, clock, logger.With("component", "registry"))
-	certificates := registry.NewCertificates(b.db, clock)
+	certificates := registry.NewCertificates(b.db, clock, logger.With("component", "certificates"))
 	var demoUsers []devpki.User
 	if b.manifest != nil {
 		if err := users.SeedDemoUsers(ctx, b.manifest); err != nil {
@@ -332,6 +332,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	asyncHandler := httpapi.NewHandler(httpapi.Config{
 		Endpoint:     AsyncPath,
 		WSDL:         soap.WSDLAsyncChannel,
+		WSDLAlso:     []string{soap.WSDLSyncChannel}, // the broker's own asynchronous variant
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Clock:        clock,
 		Logger:       logger.With("component", "http-async"),

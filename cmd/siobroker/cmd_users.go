@@ -281,7 +281,7 @@ func readUserCert(file, iin string) (*x509.Certificate, error) {
 
 // addCert records cert as a registered certificate of the user.
 func addCert(ctx context.Context, db *store.DB, iin string, cert *x509.Certificate, by, cmd string, stdout, stderr io.Writer) int {
-	added, err := registry.NewCertificates(db, siobroker.SystemClock{}).Add(ctx, iin, cert, siobroker.CertificateRegistered, by)
+	added, err := registry.NewCertificates(db, siobroker.SystemClock{}, nil).Add(ctx, iin, cert, siobroker.CertificateRegistered, by)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: the certificate: %v\n", cmd, err)
 		return usersExitFailed
