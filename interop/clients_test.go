@@ -250,20 +250,33 @@ func (c client) send(t *testing.T, q query, extra ...string) *run {
 	t.Helper()
 	dir := t.TempDir()
 	r := &run{client: c.name, request: filepath.Join(dir, "request.xml"), reply: filepath.Join(dir, "reply.xml")}
+	args := append(q.args(env.endpoint), "--dump-request", r.request, "--dump-reply", r.reply)
+	c.exec(r, append(append(args, c.trust...), extra...))
+	r.jsonErr = parseResult(r.stdout, &r.res)
+	r.messageID = requestMessageID(r.request)
+	if r.messageID == "" && r.res.MessageID != nil {
+		r.messageID = *r.res.MessageID
+	}
+	return r
+}
+
+// args are the flags, common to every client, that post q to url as q's user.
+func (q query) args(url string) []string {
 	services := make([]string, len(q.services))
 	for i, s := range q.services {
 		services[i] = strconv.Itoa(s)
 	}
-	args := []string{
-		"--url", env.endpoint,
+	return []string{
+		"--url", url,
 		"--cert", env.pkiPath(q.user.Cert), "--key", env.pkiPath(q.user.Key),
 		"--basis", strconv.Itoa(q.basis), "--case", q.caseNo,
 		"--subject", env.subject, "--services", strings.Join(services, ","),
-		"--dump-request", r.request, "--dump-reply", r.reply,
 	}
-	args = append(append(args, c.trust...), extra...)
-	r.args = append(slices.Clone(c.argv), args...)
+}
 
+// exec runs c with args and notes in r the command, its exit, its output and its duration.
+func (c client) exec(r *run, args []string) {
+	r.args = append(slices.Clone(c.argv), args...)
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.args[0], r.args[1:]...)
@@ -284,16 +297,10 @@ func (c client) send(t *testing.T, q query, extra ...string) *run {
 	case err != nil:
 		r.exit, r.runErr = -1, err
 	}
-	r.jsonErr = parseResult(r.stdout, &r.res)
-	r.messageID = requestMessageID(r.request)
-	if r.messageID == "" && r.res.MessageID != nil {
-		r.messageID = *r.res.MessageID
-	}
-	return r
 }
 
-// parseResult reads the last non-empty line of stdout as the client's JSON object.
-func parseResult(stdout []byte, res *result) error {
+// parseResult reads the last non-empty line of stdout as the client's JSON object into res.
+func parseResult(stdout []byte, res any) error {
 	lines := strings.Split(strings.TrimSpace(string(stdout)), "\n")
 	last := strings.TrimSpace(lines[len(lines)-1])
 	if last == "" {

@@ -18,6 +18,17 @@
 // signed replies are also verified with xmlsec1, and the requests and replies exchanged are
 // validated against the served XSDs. A last test makes sure the broker logged no error meanwhile.
 //
+// The gateway's AsyncChannel v10 at /AsyncChannel/v10 (asyncchannel_test.go) is run through by
+// zeep, through the served WSDL (which imports ?wsdl=async-channel-v10-interface.wsdl) with zeep's
+// own operations and signing (binary and signature styles), and by WSS4J, with envelopes built as
+// CXF writes them and signed with a BinarySecurityToken or a thumbprint (--channel async): a
+// REQUEST is acknowledged, polled with getMessageStatus until DELIVERED, its RESPONSE fetched by
+// the chain with getMessages, confirmed with sendDeliveryNotification, and then DELIVERED and gone
+// from the mailbox; every answer is verified by the client's library and by xmlsec1, and every
+// message validated against the XSDs that endpoint serves. Each client also provokes a fault of
+// each operation (--async-fault), which must carry the broker's code in the operation's own detail
+// element, and another signer must be told the flow's ids are unknown.
+//
 // Each client needs its tools (node and npm; /usr/bin/python3 with zeep and xmlsec; javac, java and
 // Debian's wss4j jars; xmlsec1 and xmllint). A test whose tool is missing skips, and fails under
 // CI=true; .ci/run installs them. Run:

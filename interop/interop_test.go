@@ -12,10 +12,12 @@ import (
 	"github.com/beevik/etree"
 )
 
-// The tests run in this order (top-level tests in source order; the subtests of each in parallel):
-// the WSDL and XSDs first, then WSS4J, whose key identifier forms without a certificate are the
-// first requests the fresh broker gets, then node-soap and zeep, and last a look at the broker's
-// log.
+// The tests run in this order (top-level tests in file-name order, then source order; the
+// subtests of each in parallel): the AsyncChannel v10 tests of asyncchannel_test.go first, then the
+// WSDL and XSDs, then WSS4J, whose key identifier forms without a certificate are the first
+// SyncChannel requests the fresh broker gets (the AsyncChannel tests before them sign with the
+// demo users' registered certificates, which the broker holds already: they teach it none), then
+// node-soap and zeep, and last a look at the broker's log.
 
 // The requests, from the development PKI of the started broker (demo.json).
 

@@ -24,6 +24,7 @@ const (
 	nsWSU    = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 	nsDSig   = "http://www.w3.org/2000/09/xmldsig#"
 	nsXSD    = "http://www.w3.org/2001/XMLSchema"
+	nsWSDL   = "http://schemas.xmlsoap.org/wsdl/"
 )
 
 // security is what a message's wsse:Security header holds.
@@ -131,44 +132,89 @@ func crossCheckReply(t *testing.T, r *run) []string {
 
 // ---------------------------------------------------------------- the served WSDL and XSDs
 
-// served are the WSDL and the XSDs the broker serves, saved under their names with each
-// schemaLocation="?xsd=NAME" rewritten to NAME, and an envelope schema importing the types XSD.
+// served are the WSDL and the XSDs an endpoint serves, saved under their names with each
+// schemaLocation="?xsd=NAME" rewritten to NAME, and an envelope schema importing the XSDs the WSDL
+// imports.
 type served struct {
 	dir      string
 	wsdl     []byte
-	mainXSD  string   // the XSD the WSDL imports
-	xsds     []string // every XSD reachable from the WSDL, in the order found
-	envelope string   // file: soap11-envelope.xsd
+	mainXSD  string      // the first XSD the WSDL imports
+	xsds     []string    // every XSD reachable from the WSDL, in the order found
+	imports  []xsdImport // the XSDs the WSDL's documents import, which the envelope schema imports
+	envelope string      // file: soap11-envelope.xsd
 }
 
-var servedOnce struct {
+// xsdImport is an xs:import of a WSDL's types: a namespace and the ?xsd=NAME it is served at.
+type xsdImport struct{ namespace, location string }
+
+// servedFetch fetches an endpoint's WSDL and XSDs once per test binary.
+type servedFetch struct {
 	once sync.Once
 	s    *served
 	err  error
 }
 
-// servedSchemas fetches the WSDL and, transitively, every XSD it names, once per test binary.
+var servedSync, servedAsync servedFetch
+
+// servedSchemas are the SyncChannel endpoint's WSDL and, transitively, every XSD it names.
 func servedSchemas(t *testing.T) *served {
 	t.Helper()
-	servedOnce.once.Do(func() { servedOnce.s, servedOnce.err = fetchSchemas() })
-	if servedOnce.err != nil {
-		t.Fatal(servedOnce.err)
-	}
-	return servedOnce.s
+	return servedSync.get(t, env.endpoint, "served-xsd")
 }
 
-func fetchSchemas() (*served, error) {
-	s := &served{dir: filepath.Join(env.tmp, "served-xsd")}
+// servedAsyncSchemas are the AsyncChannel v10 endpoint's: its WSDL, the WSDL that one imports as
+// ?wsdl=NAME, and every XSD they name.
+func servedAsyncSchemas(t *testing.T) *served {
+	t.Helper()
+	return servedAsync.get(t, env.base+asyncPath, "served-async-xsd")
+}
+
+func (f *servedFetch) get(t *testing.T, endpoint, dir string) *served {
+	t.Helper()
+	f.once.Do(func() { f.s, f.err = fetchSchemas(endpoint, filepath.Join(env.tmp, dir)) })
+	if f.err != nil {
+		t.Fatal(f.err)
+	}
+	return f.s
+}
+
+func fetchSchemas(endpoint, dir string) (*served, error) {
+	s := &served{dir: dir}
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, err
 	}
 	var err error
-	if s.wsdl, err = get(env.endpoint + "?wsdl"); err != nil {
+	if s.wsdl, err = get(endpoint + "?wsdl"); err != nil {
 		return nil, err
 	}
-	locs, err := schemaLocations(s.wsdl)
-	if err != nil {
-		return nil, fmt.Errorf("?wsdl: %w", err)
+	// The WSDL documents: ?wsdl and those it imports (wsdl:import location="?wsdl=NAME").
+	var locs []string
+	wsdls, seenWSDL := [][]byte{s.wsdl}, map[string]bool{}
+	for len(wsdls) > 0 {
+		more, imports, err := wsdlImports(wsdls[0])
+		wsdls = wsdls[1:]
+		if err != nil {
+			return nil, fmt.Errorf("?wsdl: %w", err)
+		}
+		for _, im := range imports {
+			s.imports = append(s.imports, im)
+			locs = append(locs, im.location)
+		}
+		for _, loc := range more {
+			name, ok := strings.CutPrefix(loc, "?wsdl=")
+			if !ok || name == "" || path.Base(name) != name || strings.ContainsAny(name, `\&#`) {
+				return nil, fmt.Errorf("wsdl:import location %q is not of the form ?wsdl=NAME", loc)
+			}
+			if seenWSDL[name] {
+				continue
+			}
+			seenWSDL[name] = true
+			body, err := get(endpoint + loc)
+			if err != nil {
+				return nil, err
+			}
+			wsdls = append(wsdls, body)
+		}
 	}
 	if len(locs) == 0 {
 		return nil, fmt.Errorf("?wsdl names no schemaLocation")
@@ -188,7 +234,7 @@ func fetchSchemas() (*served, error) {
 			continue
 		}
 		seen[name] = true
-		body, err := get(env.endpoint + loc)
+		body, err := get(endpoint + loc)
 		if err != nil {
 			return nil, err
 		}
@@ -207,7 +253,11 @@ func fetchSchemas() (*served, error) {
 		locs = append(locs, more...)
 	}
 	s.envelope = filepath.Join(s.dir, "soap11-envelope.xsd")
-	envelope := strings.ReplaceAll(envelopeXSD, "MAIN_XSD", s.mainXSD)
+	var imports strings.Builder
+	for _, im := range s.imports {
+		fmt.Fprintf(&imports, "\n  <xs:import namespace=\"%s\" schemaLocation=\"%s\"/>", im.namespace, strings.TrimPrefix(im.location, "?xsd="))
+	}
+	envelope := strings.Replace(envelopeXSD, "\n  IMPORTS", imports.String(), 1)
 	if err := os.WriteFile(s.envelope, []byte(envelope), 0o644); err != nil {
 		return nil, err
 	}
@@ -256,15 +306,46 @@ func schemaLocations(doc []byte) ([]string, error) {
 	return out, nil
 }
 
-// validateMessages validates SOAP messages against the served XSDs with xmllint, through a local
-// envelope schema (the published SOAP 1.1 schema is remote; xmllint runs with --nonet).
+// wsdlImports are the wsdl:import locations of a WSDL document and the xs:imports of its types
+// that name a schemaLocation, in document order.
+func wsdlImports(doc []byte) (wsdls []string, xsds []xsdImport, err error) {
+	d := etree.NewDocument()
+	if err := d.ReadFromBytes(doc); err != nil {
+		return nil, nil, err
+	}
+	if d.Root() == nil {
+		return nil, nil, fmt.Errorf("no root element")
+	}
+	for _, e := range d.Root().FindElements("//import") {
+		switch e.NamespaceURI() {
+		case nsWSDL:
+			wsdls = append(wsdls, e.SelectAttrValue("location", ""))
+		case nsXSD:
+			if loc := e.SelectAttrValue("schemaLocation", ""); loc != "" {
+				xsds = append(xsds, xsdImport{e.SelectAttrValue("namespace", ""), loc})
+			}
+		}
+	}
+	return wsdls, xsds, nil
+}
+
+// validateMessages validates SyncChannel messages against the served XSDs with xmllint, through a
+// local envelope schema (the published SOAP 1.1 schema is remote; xmllint runs with --nonet).
 func validateMessages(t *testing.T, files ...string) []string {
+	t.Helper()
+	if _, ok := optionalTool(t, "xmllint", "libxml2-utils"); !ok {
+		return nil
+	}
+	return validateWith(t, servedSchemas(t), files...)
+}
+
+// validateWith validates SOAP messages with xmllint against s's envelope schema.
+func validateWith(t *testing.T, s *served, files ...string) []string {
 	t.Helper()
 	xmllint, ok := optionalTool(t, "xmllint", "libxml2-utils")
 	if !ok {
 		return nil
 	}
-	s := servedSchemas(t)
 	var p []string
 	for _, f := range files {
 		out, err := exec.Command(xmllint, "--noout", "--nonet", "--schema", s.envelope, f).CombinedOutput()
@@ -276,9 +357,10 @@ func validateMessages(t *testing.T, files ...string) []string {
 }
 
 // envelopeXSD is a reduced SOAP 1.1 envelope schema, as testdata/soap/soap11-envelope.xsd, that
-// imports the served types XSD (MAIN_XSD). Body children are validated laxly, which makes xmllint
-// check typ:SendMessage, typ:SendMessageResponse and the fault detail and, through the types XSD's
-// lax data element, q:query and q:result; the WS-Security header is skipped. Unlike the SOAP 1.1
+// imports the XSDs the served WSDL imports (IMPORTS). Body children are validated laxly, which makes
+// xmllint check typ:SendMessage, typ:SendMessageResponse and the fault detail and, through the
+// types XSD's lax data element, q:query and q:result (and so for AsyncChannel v10's operations,
+// its anyType data and its faults); the WS-Security header is skipped. Unlike the SOAP 1.1
 // schema, soap:Body takes attributes of any namespace: node-soap (xml-crypto's default idMode)
 // puts an unqualified Id on it, which the broker accepts, and that is no concern of our XSDs.
 const envelopeXSD = `<?xml version="1.0" encoding="UTF-8"?>
@@ -286,7 +368,7 @@ const envelopeXSD = `<?xml version="1.0" encoding="UTF-8"?>
            xmlns:tns="http://schemas.xmlsoap.org/soap/envelope/"
            targetNamespace="http://schemas.xmlsoap.org/soap/envelope/"
            elementFormDefault="qualified">
-  <xs:import namespace="http://bip.bee.kz/SyncChannel/v10/Types" schemaLocation="MAIN_XSD"/>
+  IMPORTS
   <xs:element name="Envelope">
     <xs:complexType>
       <xs:sequence>

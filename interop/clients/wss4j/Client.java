@@ -1,5 +1,6 @@
 /*
- * WSS4J 1.6 interoperability client for the siobroker SyncChannel v10 endpoint.
+ * WSS4J 1.6 interoperability client for the siobroker SyncChannel v10 endpoint, and for its
+ * AsyncChannel v10 (--channel async, below).
  *
  * It plays a Java state system that signs its requests the way Apache CXF's WSS4JOutInterceptor
  * does with action="Timestamp Signature" (WSS4J 1.6 driven directly: WSSecHeader, WSSecTimestamp,
@@ -47,6 +48,40 @@
  *                           e.g. "Signature" (default) or "Timestamp Signature"; "none" skips it
  *   --bsp true|false        WS-I BSP compliance of the verifier (CXF isBSPCompliant; default true)
  *   --timeout SECONDS       HTTP connect/read timeout (default 30)
+ *
+ * AsyncChannel v10 (--channel async; --url is then the AsyncChannel endpoint, e.g.
+ * http://127.0.0.1:8080/AsyncChannel/v10): the gateway's whole flow, each call's envelope built by
+ * hand as CXF's wrapped document/literal client writes it (typ:OPERATION, unqualified children),
+ * signed with WSS4J as above (--key-id, --no-timestamp, --parts ...) and each answer verified with
+ * WSSecurityEngine as above (--in-action ...):
+ *   sendMessage               REQUEST (no messageId, no correlationId), q:query in messageData/data
+ *   getMessageStatus          of the acknowledged id, every --poll-interval seconds (default 0.2)
+ *                             until it is no longer ON_DELIVERY (at most --poll-timeout, default 20)
+ *   getMessages               by correlationId = the acknowledged id: the chain's RESPONSE
+ *   getMessages               by serviceId alone: the mailbox before the receipt
+ *   getMessageStatus          of the RESPONSE's messageId, before the receipt
+ *   sendDeliveryNotification  MESSAGE_ACCEPTED / NOT_RESEND for the RESPONSE's messageId
+ *   getMessageStatus          of the RESPONSE's messageId, after the receipt
+ *   getMessages               by serviceId alone: the mailbox after the receipt
+ *   --async-fault LIST      instead of the flow, the calls that provoke these faults, in order:
+ *                           others-case (sendMessage of the query as given: --case not the
+ *                           signer's), unknown-id (getMessageStatus of --fault-id), unknown-chain
+ *                           (getMessages by correlationId --fault-id), unknown-receipt
+ *                           (sendDeliveryNotification of --fault-id)
+ *   --fault-id ID           default: a fresh UUID, an id the broker never issued
+ *   --dump-dir DIR          each call's exact bytes: DIR/NN-OPERATION-request.xml and -reply.xml
+ * Its JSON: {"ok","channel":"async","keyId","ack":{"messageId","correlationId","responseDate",
+ *   "sessionId"},"requestStates":[...],"polls","chainMessages","response":{"messageId",
+ *   "correlationId","serviceId","messageType","messageDate","senderId"},"result":{
+ *   "requestMessageId","signerIin"},"services":[{"no","status","reason"}],"responseStates":{
+ *   "beforeReceipt","afterReceipt"},"receipt":{"notificationId","responseDate","sessionId"},
+ *   "mailbox":{"before":{"count","hasResponse"},"after":...},"calls":[{"operation","httpStatus",
+ *   "fault","signed","signatureVerified","verifyError","bodySigned","keyReference","signedIds",
+ *   "request","reply"}],"answersVerified","faults":[{"operation","provoked","faultcode",
+ *   "faultstring","errorCode","detailElement","detailNamespace"}],"error"}; ok: the flow ran to
+ * its end and every answer verified (with --async-fault: every provoked call was refused).
+ * Exit status: 0 the flow ran to its end, 1 a SOAP fault ended it (or, with --async-fault, every
+ * provoked call was refused with a fault), 2 any other error.
  *
  * Output: one JSON object on stdout,
  *   {"ok":bool,"fault":{"faultcode":..,"faultstring":..,"errorCode":..}|null,"status":..|null,
@@ -117,6 +152,7 @@ public class Client {
 
     static final String SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/";
     static final String TYPES_NS = "http://bip.bee.kz/SyncChannel/v10/Types";
+    static final String ASYNC_TYPES_NS = "http://bip.bee.kz/AsyncChannel/v10/Types";
     static final String Q_NS = "urn:kz:sio-pso:broker:v1";
     static final String RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
     static final String ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256";
@@ -186,7 +222,7 @@ public class Client {
         "requesting-body", "covering-letter-no", "year", "court", "article", "subject", "subject-bin",
         "services", "purpose", "sender-id", "service-id", "sig-alg", "digest-alg", "no-timestamp",
         "parts", "ttl", "dump-request", "dump-reply", "no-send", "verify-file", "in-action", "bsp",
-        "timeout"));
+        "timeout", "channel", "async-fault", "fault-id", "dump-dir", "poll-interval", "poll-timeout"));
 
     String get(String name, String def) {
         String v = opt.get(name);
@@ -222,6 +258,16 @@ public class Client {
             byte[] reply = Files.readAllBytes(Paths.get(opt.get("verify-file")));
             return handleReply(reply, -1);
         }
+        String channel = get("channel", "sync");
+        if ("async".equals(channel)) {
+            return new Async().run();
+        }
+        if (!"sync".equals(channel)) {
+            return usageError("--channel must be sync or async, not " + channel);
+        }
+        if (opt.containsKey("async-fault")) {
+            return usageError("--async-fault needs --channel async");
+        }
 
         String keyId;
         Merlin signCrypto;
@@ -251,6 +297,25 @@ public class Client {
 
         byte[] reply;
         int httpStatus;
+        try {
+            int[] status = new int[1];
+            reply = post(request, status);
+            httpStatus = status[0];
+        } catch (IOException e) {
+            System.err.println("wss4j client: HTTP: " + describe(e));
+            System.out.println("{\"ok\":false,\"fault\":null,\"status\":null,\"services\":[],"
+                + "\"replySignatureVerified\":false,\"verifyError\":null,\"error\":"
+                + js("HTTP: " + describe(e)) + "}");
+            return 2;
+        }
+        if (opt.containsKey("dump-reply")) {
+            Files.write(Paths.get(opt.get("dump-reply")), reply);
+        }
+        return handleReply(reply, httpStatus);
+    }
+
+    /** POSTs a SOAP 1.1 request as CXF's HTTPConduit does; the answer's bytes, status in status[0]. */
+    byte[] post(byte[] request, int[] status) throws IOException {
         HttpURLConnection conn = null;
         try {
             int timeout = Integer.parseInt(get("timeout", "30")) * 1000;
@@ -267,24 +332,14 @@ public class Client {
             try (OutputStream os = conn.getOutputStream()) {
                 os.write(request);
             }
-            httpStatus = conn.getResponseCode();
-            InputStream in = httpStatus >= 400 ? conn.getErrorStream() : conn.getInputStream();
-            reply = in == null ? new byte[0] : readAll(in);
-        } catch (IOException e) {
-            System.err.println("wss4j client: HTTP: " + describe(e));
-            System.out.println("{\"ok\":false,\"fault\":null,\"status\":null,\"services\":[],"
-                + "\"replySignatureVerified\":false,\"verifyError\":null,\"error\":"
-                + js("HTTP: " + describe(e)) + "}");
-            return 2;
+            status[0] = conn.getResponseCode();
+            InputStream in = status[0] >= 400 ? conn.getErrorStream() : conn.getInputStream();
+            return in == null ? new byte[0] : readAll(in);
         } finally {
             if (conn != null) {
                 conn.disconnect();
             }
         }
-        if (opt.containsKey("dump-reply")) {
-            Files.write(Paths.get(opt.get("dump-reply")), reply);
-        }
-        return handleReply(reply, httpStatus);
     }
 
     int usageError(String msg) {
@@ -432,6 +487,14 @@ public class Client {
         b.append("<sender>");
         el(b, "senderId", get("sender-id", "SIO_PSO_CLIENT"));
         b.append("</sender></requestInfo><requestData><data>");
+        appendQuery(b);
+        b.append("</data></requestData></request></typ:SendMessage>");
+        b.append("</soapenv:Body></soapenv:Envelope>");
+        return parse(b.toString().getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** The q:query of the flags. */
+    void appendQuery(StringBuilder b) throws UsageException {
         b.append("<q:query xmlns:q=\"").append(Q_NS).append("\">");
         el(b, "q:basis", need("basis"));
         b.append("<q:case>");
@@ -457,9 +520,7 @@ public class Client {
         }
         b.append("</q:services>");
         el(b, "q:purpose", get("purpose", "проверка по материалам дела"));
-        b.append("</q:query></data></requestData></request></typ:SendMessage>");
-        b.append("</soapenv:Body></soapenv:Envelope>");
-        return parse(b.toString().getBytes(StandardCharsets.UTF_8));
+        b.append("</q:query>");
     }
 
     /**
@@ -512,6 +573,464 @@ public class Client {
         List<javax.xml.crypto.dsig.Reference> refs = sig.addReferencesToSign(parts, secHeader);
         sig.computeSignature(refs, true, null);
         sig.prependBSTElementToHeader(secHeader);
+    }
+
+    // ---------------------------------------------------------------- AsyncChannel v10
+
+    static final String[] ASYNC_FAULTS = {"others-case", "unknown-id", "unknown-chain", "unknown-receipt"};
+
+    /** A call of the flow answered with a SOAP fault (recorded in the output's faults). */
+    static final class AsyncFault extends Exception {
+        private static final long serialVersionUID = 1L;
+        AsyncFault(String m) { super(m); }
+    }
+
+    /** The flow cannot go on: an answer is not what the contract or the flow expects. */
+    static final class FlowError extends Exception {
+        private static final long serialVersionUID = 1L;
+        FlowError(String m) { super(m); }
+    }
+
+    static String now() {
+        return OffsetDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSSXXX"));
+    }
+
+    /** The AsyncChannel v10 flow: one signed call after another, each answer verified. */
+    final class Async {
+        final Map<String, Object> out = new LinkedHashMap<String, Object>();
+        final List<Object> calls = new ArrayList<Object>();
+        final List<Object> faults = new ArrayList<Object>();
+        final List<Object> states = new ArrayList<Object>();
+        Merlin crypto;
+        int keyIdType;
+        String sigAlg;
+        String sender;
+        String serviceId;
+
+        int run() throws Exception {
+            String keyId = get("key-id", "bst");
+            out.put("ok", false);
+            out.put("channel", "async");
+            out.put("keyId", keyId);
+            out.put("ack", null);
+            out.put("requestStates", states);
+            out.put("polls", 0);
+            out.put("chainMessages", null);
+            out.put("response", null);
+            out.put("result", null);
+            out.put("services", new ArrayList<Object>());
+            Map<String, Object> responseStates = new LinkedHashMap<String, Object>();
+            responseStates.put("beforeReceipt", null);
+            responseStates.put("afterReceipt", null);
+            out.put("responseStates", responseStates);
+            out.put("receipt", null);
+            Map<String, Object> mailbox = new LinkedHashMap<String, Object>();
+            mailbox.put("before", null);
+            mailbox.put("after", null);
+            out.put("mailbox", mailbox);
+            out.put("calls", calls);
+            out.put("answersVerified", false);
+            out.put("faults", faults);
+            out.put("error", null);
+
+            List<String> provoke = new ArrayList<String>();
+            int rc;
+            try {
+                keyIdType = keyIdentifierType(keyId);
+                X509Certificate cert = readCertificates(need("cert")).get(0);
+                PrivateKey key = readPrivateKey(need("key"));
+                crypto = signingCrypto(cert, key);
+                sigAlg = get("sig-alg", "EC".equals(key.getAlgorithm()) ? ECDSA_SHA256 : RSA_SHA256);
+                sender = get("sender-id", "SIO_PSO_CLIENT");
+                serviceId = get("service-id", "SIO_PSO_QUERY");
+                if (opt.containsKey("async-fault")) {
+                    for (String k : opt.get("async-fault").split(",")) {
+                        if (!java.util.Arrays.asList(ASYNC_FAULTS).contains(k.trim())) {
+                            throw new UsageException("--async-fault takes " + String.join(", ", ASYNC_FAULTS) + ", not " + k);
+                        }
+                        provoke.add(k.trim());
+                    }
+                }
+                if (opt.containsKey("dump-dir")) {
+                    Files.createDirectories(Paths.get(opt.get("dump-dir")));
+                }
+            } catch (UsageException e) {
+                out.put("error", e.getMessage());
+                System.err.println("wss4j client: " + e.getMessage());
+                System.out.println(json(out));
+                return 2;
+            }
+            try {
+                if (!provoke.isEmpty()) {
+                    rc = provokeFaults(provoke) ? 1 : 2;
+                } else {
+                    flow(responseStates, mailbox);
+                    rc = 0;
+                }
+            } catch (AsyncFault e) {
+                out.put("error", e.getMessage());
+                rc = provoke.isEmpty() ? 1 : 2;
+            } catch (Exception e) {
+                out.put("error", describe(e));
+                System.err.println("wss4j client: " + describe(e));
+                e.printStackTrace(System.err);
+                rc = 2;
+            }
+            boolean verified = false;
+            for (Object c : calls) {
+                @SuppressWarnings("unchecked")
+                Map<String, Object> m = (Map<String, Object>) c;
+                if (Boolean.TRUE.equals(m.get("fault")) || m.get("httpStatus") == null) {
+                    continue;
+                }
+                if (!Boolean.TRUE.equals(m.get("signatureVerified"))) {
+                    verified = false;
+                    break;
+                }
+                verified = true;
+            }
+            out.put("answersVerified", verified);
+            out.put("ok", provoke.isEmpty() ? rc == 0 && verified : rc == 1);
+            System.out.println(json(out));
+            return rc;
+        }
+
+        void flow(Map<String, Object> responseStates, Map<String, Object> mailbox) throws Exception {
+            Element ack = call("sendMessage", sendMessageRequest(), null);
+            Map<String, Object> a = new LinkedHashMap<String, Object>();
+            for (String f : new String[] {"messageId", "correlationId", "responseDate", "sessionId"}) {
+                a.put(f, text(child(ack, null, f)));
+            }
+            out.put("ack", a);
+            String id = (String) a.get("messageId");
+            if (id == null || id.isEmpty()) {
+                throw new FlowError("the acknowledgement has no messageId");
+            }
+
+            long deadline = System.nanoTime() + (long) (Double.parseDouble(get("poll-timeout", "20")) * 1e9);
+            long interval = (long) (Double.parseDouble(get("poll-interval", "0.2")) * 1000);
+            String state;
+            Element st;
+            int polls = 0;
+            while (true) {
+                st = call("getMessageStatus", statusRequest(id), null);
+                out.put("polls", ++polls);
+                state = text(child(st, null, "messageState"));
+                if (states.isEmpty() || !states.get(states.size() - 1).equals(state)) {
+                    states.add(state);
+                }
+                if (!"ON_DELIVERY".equals(state)) {
+                    break;
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new FlowError("the request is still ON_DELIVERY after " + get("poll-timeout", "20") + "s");
+                }
+                Thread.sleep(interval);
+            }
+            if (!"DELIVERED".equals(state)) {
+                throw new FlowError("the request ended " + state + " (" + text(path(st, "status", "statusMessage")) + "), not DELIVERED");
+            }
+
+            Element chain = call("getMessages", messagesRequest(null, (String) a.get("correlationId")), null);
+            List<Element> messages = new ArrayList<Element>();
+            for (Element m : children(chain)) {
+                if ("messages".equals(m.getLocalName())) {
+                    messages.add(m);
+                }
+            }
+            out.put("chainMessages", messages.size());
+            Element message = null;
+            for (Element m : messages) {
+                if ("RESPONSE".equals(text(path(m, "messageInfo", "messageType")))) {
+                    message = m;
+                    break;
+                }
+            }
+            if (message == null) {
+                throw new FlowError("getMessages by the chain " + a.get("correlationId") + " returned no RESPONSE");
+            }
+            Element mi = child(message, null, "messageInfo");
+            Map<String, Object> info = new LinkedHashMap<String, Object>();
+            for (String f : new String[] {"messageId", "correlationId", "serviceId", "messageType", "messageDate"}) {
+                info.put(f, text(child(mi, null, f)));
+            }
+            info.put("senderId", text(path(mi, "sender", "senderId")));
+            out.put("response", info);
+            Element data = path(message, "messageData", "data");
+            Element result = data == null ? null : child(data, Q_NS, "result");
+            if (result != null) {
+                Map<String, Object> r = new LinkedHashMap<String, Object>();
+                r.put("requestMessageId", text(child(result, Q_NS, "requestMessageId")));
+                r.put("signerIin", text(child(result, Q_NS, "signerIin")));
+                out.put("result", r);
+                List<Object> services = new ArrayList<Object>();
+                for (Element s : children(result)) {
+                    if (Q_NS.equals(s.getNamespaceURI()) && "service".equals(s.getLocalName())) {
+                        Map<String, Object> sv = new LinkedHashMap<String, Object>();
+                        String no = s.getAttribute("no");
+                        sv.put("no", no.matches("[0-9]{1,9}") ? (Object) Integer.valueOf(no) : no);
+                        sv.put("status", s.getAttribute("status"));
+                        sv.put("reason", s.hasAttribute("reason") ? s.getAttribute("reason") : null);
+                        services.add(sv);
+                    }
+                }
+                out.put("services", services);
+            }
+            String responseId = (String) info.get("messageId");
+
+            mailbox.put("before", mailbox(responseId));
+            st = call("getMessageStatus", statusRequest(responseId), null);
+            responseStates.put("beforeReceipt", text(child(st, null, "messageState")));
+            Element receipt = call("sendDeliveryNotification", notificationRequest(responseId), null);
+            Map<String, Object> rc = new LinkedHashMap<String, Object>();
+            for (String f : new String[] {"notificationId", "responseDate", "sessionId"}) {
+                rc.put(f, text(child(receipt, null, f)));
+            }
+            out.put("receipt", rc);
+            st = call("getMessageStatus", statusRequest(responseId), null);
+            responseStates.put("afterReceipt", text(child(st, null, "messageState")));
+            mailbox.put("after", mailbox(responseId));
+        }
+
+        /** getMessages by serviceId alone: how many messages, and whether id is one of them. */
+        Map<String, Object> mailbox(String id) throws Exception {
+            Element r = call("getMessages", messagesRequest(null, null), null);
+            int count = 0;
+            boolean has = false;
+            for (Element m : children(r)) {
+                if ("messages".equals(m.getLocalName())) {
+                    count++;
+                    has |= id.equals(text(path(m, "messageInfo", "messageId")));
+                }
+            }
+            Map<String, Object> box = new LinkedHashMap<String, Object>();
+            box.put("count", count);
+            box.put("hasResponse", has);
+            return box;
+        }
+
+        /** Provokes each fault; whether every call was refused with one. */
+        boolean provokeFaults(List<String> kinds) throws Exception {
+            String id = get("fault-id", UUID.randomUUID().toString());
+            List<String> answered = new ArrayList<String>();
+            for (String kind : kinds) {
+                try {
+                    switch (kind) {
+                    case "others-case":
+                        call("sendMessage", sendMessageRequest(), kind);
+                        break;
+                    case "unknown-id":
+                        call("getMessageStatus", statusRequest(id), kind);
+                        break;
+                    case "unknown-chain":
+                        call("getMessages", messagesRequest(null, id), kind);
+                        break;
+                    default: // unknown-receipt
+                        call("sendDeliveryNotification", notificationRequest(id), kind);
+                    }
+                    answered.add(kind);
+                } catch (AsyncFault e) {
+                    // expected
+                }
+            }
+            if (!answered.isEmpty()) {
+                out.put("error", "answered, not refused: " + String.join(", ", answered));
+            }
+            return answered.isEmpty();
+        }
+
+        /** A REQUEST, without messageId and correlationId as the contract says, carrying q:query. */
+        String sendMessageRequest() throws UsageException {
+            StringBuilder b = new StringBuilder("<messageInfo>");
+            el(b, "serviceId", serviceId);
+            el(b, "messageType", "REQUEST");
+            el(b, "messageDate", now());
+            b.append("<sender>");
+            el(b, "senderId", sender);
+            b.append("</sender></messageInfo><messageData><data>");
+            appendQuery(b);
+            b.append("</data></messageData>");
+            return b.toString();
+        }
+
+        String statusRequest(String id) {
+            StringBuilder b = new StringBuilder();
+            el(b, "messageId", id);
+            el(b, "requestDate", now());
+            b.append("<sender>");
+            el(b, "senderId", sender);
+            b.append("</sender>");
+            return b.toString();
+        }
+
+        String messagesRequest(String messageId, String correlationId) {
+            StringBuilder b = new StringBuilder();
+            el(b, "messageId", messageId);
+            el(b, "correlationId", correlationId);
+            el(b, "requestDate", now());
+            el(b, "serviceId", serviceId);
+            b.append("<sender>");
+            el(b, "senderId", sender);
+            b.append("</sender>");
+            return b.toString();
+        }
+
+        String notificationRequest(String id) {
+            StringBuilder b = new StringBuilder("<notification>");
+            el(b, "messageId", id);
+            el(b, "serviceId", serviceId);
+            el(b, "notificationDate", now());
+            b.append("<deliveryStatus>");
+            el(b, "receiveStatus", "MESSAGE_ACCEPTED");
+            el(b, "statusDate", now());
+            el(b, "resendMessage", "NOT_RESEND");
+            b.append("</deliveryStatus></notification>");
+            el(b, "requestDate", now());
+            b.append("<sender>");
+            el(b, "senderId", sender);
+            b.append("</sender>");
+            return b.toString();
+        }
+
+        /**
+         * One call: typ:OPERATION/request holding content, in a SOAP 1.1 envelope as CXF writes a
+         * wrapped document/literal call, signed with WSS4J, posted; the answer verified with
+         * WSSecurityEngine and recorded. Returns typ:OPERATIONResponse/response, or throws
+         * AsyncFault for a SOAP fault.
+         */
+        Element call(String operation, String content, String provoked) throws Exception {
+            Map<String, Object> c = new LinkedHashMap<String, Object>();
+            c.put("operation", operation);
+            c.put("httpStatus", null);
+            c.put("fault", false);
+            c.put("signed", null);
+            c.put("signatureVerified", false);
+            c.put("verifyError", null);
+            c.put("bodySigned", null);
+            c.put("keyReference", null);
+            c.put("signedIds", new ArrayList<Object>());
+            c.put("request", null);
+            c.put("reply", null);
+            calls.add(c);
+            String prefix = String.format("%02d-%s-", calls.size(), operation);
+
+            StringBuilder b = new StringBuilder();
+            b.append("<soapenv:Envelope xmlns:soapenv=\"").append(SOAP11_NS).append("\">");
+            b.append("<soapenv:Header/><soapenv:Body>");
+            b.append("<typ:").append(operation).append(" xmlns:typ=\"").append(ASYNC_TYPES_NS).append("\"><request>");
+            b.append(content);
+            b.append("</request></typ:").append(operation).append("></soapenv:Body></soapenv:Envelope>");
+            Document doc = parse(b.toString().getBytes(StandardCharsets.UTF_8));
+            sign(doc, crypto, keyIdType, sigAlg, get("digest-alg", SHA256));
+            byte[] request = serialize(doc);
+            dump(c, "request", prefix + "request.xml", request);
+
+            int[] status = new int[1];
+            byte[] answer = post(request, status);
+            c.put("httpStatus", status[0]);
+            dump(c, "reply", prefix + "reply.xml", answer);
+
+            Document reply;
+            try {
+                reply = parse(answer);
+            } catch (Exception e) {
+                throw new FlowError(operation + ": the answer is not XML (HTTP " + status[0] + ", " + answer.length + " bytes): " + describe(e));
+            }
+            Element env = reply.getDocumentElement();
+            Element body = env == null ? null : child(env, SOAP11_NS, "Body");
+            if (env == null || !SOAP11_NS.equals(env.getNamespaceURI()) || body == null) {
+                throw new FlowError(operation + ": the answer is not a SOAP 1.1 envelope with a Body (HTTP " + status[0] + ")");
+            }
+            Element sec = WSSecurityUtil.getSecurityHeader(reply, null);
+            c.put("signed", sec != null && child(sec, "http://www.w3.org/2000/09/xmldsig#", "Signature") != null);
+            Verification v = verify(answer);
+            c.put("signatureVerified", v.verified);
+            c.put("verifyError", v.error);
+            c.put("keyReference", v.referenceType);
+            @SuppressWarnings("unchecked")
+            List<Object> ids = (List<Object>) c.get("signedIds");
+            boolean bodySigned = false;
+            for (String sid : v.signedIds) {
+                ids.add(sid);
+                bodySigned |= sid.endsWith(" Body");
+            }
+            c.put("bodySigned", v.signedIds.isEmpty() ? null : bodySigned);
+
+            Element fault = child(body, SOAP11_NS, "Fault");
+            if (fault != null) {
+                c.put("fault", true);
+                Map<String, Object> f = new LinkedHashMap<String, Object>();
+                f.put("operation", operation);
+                f.put("provoked", provoked);
+                f.put("faultcode", text(child(fault, null, "faultcode")));
+                f.put("faultstring", text(child(fault, null, "faultstring")));
+                f.put("errorCode", null);
+                f.put("detailElement", null);
+                f.put("detailNamespace", null);
+                Element detail = child(fault, null, "detail");
+                List<Element> ds = detail == null ? new ArrayList<Element>() : children(detail);
+                if (!ds.isEmpty()) {
+                    Element d = ds.get(0);
+                    f.put("errorCode", text(child(d, null, "errorCode")));
+                    f.put("detailElement", d.getLocalName());
+                    f.put("detailNamespace", d.getNamespaceURI());
+                }
+                faults.add(f);
+                System.err.println("wss4j client: " + operation + ": fault " + f.get("errorCode") + ": " + f.get("faultstring"));
+                throw new AsyncFault(operation + ": fault " + f.get("errorCode"));
+            }
+            if (v.error != null) {
+                System.err.println("wss4j client: " + operation + ": answer signature: " + v.error);
+            }
+            Element r = path(body, operation + "Response", "response");
+            Element wrapper = child(body, ASYNC_TYPES_NS, operation + "Response");
+            if (wrapper == null || r == null) {
+                throw new FlowError(operation + ": the answer's Body holds no typ:" + operation + "Response/response");
+            }
+            return r;
+        }
+
+        void dump(Map<String, Object> c, String kind, String name, byte[] bytes) throws IOException {
+            if (opt.containsKey("dump-dir")) {
+                Files.write(Paths.get(opt.get("dump-dir"), name), bytes);
+                c.put(kind, name);
+            }
+        }
+    }
+
+    /** JSON of maps, lists, strings, numbers, booleans and null. */
+    static String json(Object o) {
+        if (o == null) {
+            return "null";
+        }
+        if (o instanceof String) {
+            return js((String) o);
+        }
+        if (o instanceof Number || o instanceof Boolean) {
+            return o.toString();
+        }
+        StringBuilder b = new StringBuilder();
+        if (o instanceof Map) {
+            b.append('{');
+            for (Map.Entry<?, ?> e : ((Map<?, ?>) o).entrySet()) {
+                if (b.length() > 1) {
+                    b.append(',');
+                }
+                b.append(js(e.getKey().toString())).append(':').append(json(e.getValue()));
+            }
+            return b.append('}').toString();
+        }
+        if (o instanceof List) {
+            b.append('[');
+            for (Object e : (List<?>) o) {
+                if (b.length() > 1) {
+                    b.append(',');
+                }
+                b.append(json(e));
+            }
+            return b.append(']').toString();
+        }
+        return js(o.toString());
     }
 
     // ---------------------------------------------------------------- the reply
