@@ -208,14 +208,7 @@ func (b *Broker) resign(reply []byte, p signing.Placement) ([]byte, error) {
 			}
 		}
 	}
-	if err := b.Signer.Sign(doc, p); err != nil {
-		return nil, fmt.Errorf("sign the stored reply anew: %w", err)
-	}
-	out, err := soap.Serialize(doc)
-	if err != nil {
-		return nil, fmt.Errorf("serialize the stored reply: %w", err)
-	}
-	return out, nil
+	return b.signDocument(doc, p, "the stored reply")
 }
 
 func stateMessage(j siobroker.AsyncJob) string {
@@ -239,12 +232,17 @@ func (b *Broker) signStatus(messageID string, a authenticated, st soap.AsyncStat
 		MessageID: messageID, CorrelationID: a.info.MessageID, ResponseDate: b.Clock.Now(),
 		StatusCode: string(st.State), StatusMessage: st.Message, SessionID: a.info.SessionID,
 	}, st)
-	if err := b.Signer.Sign(doc, a.verified.Placement); err != nil {
-		return nil, fmt.Errorf("sign asynchronous status %s: %w", messageID, err)
+	return b.signDocument(doc, a.verified.Placement, "asynchronous status "+messageID)
+}
+
+// signDocument signs doc in placement p and serialises it; what names it in errors.
+func (b *Broker) signDocument(doc *etree.Document, p signing.Placement, what string) ([]byte, error) {
+	if err := b.Signer.Sign(doc, p); err != nil {
+		return nil, fmt.Errorf("sign %s: %w", what, err)
 	}
 	out, err := soap.Serialize(doc)
 	if err != nil {
-		return nil, fmt.Errorf("serialize asynchronous status %s: %w", messageID, err)
+		return nil, fmt.Errorf("serialize %s: %w", what, err)
 	}
 	return out, nil
 }

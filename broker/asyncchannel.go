@@ -137,7 +137,7 @@ func (b *Broker) acSendMessage(ctx context.Context, sc signedCall, received time
 	if err != nil {
 		return nil, err
 	}
-	out, err := b.signAC(soap.NewACSendMessageResponse(job.RequestID, job.RequestID, b.Clock.Now(), b.sessionID()), sc.verified.Placement)
+	out, err := b.signDocument(soap.NewACSendMessageResponse(job.RequestID, job.RequestID, b.Clock.Now(), b.sessionID()), sc.verified.Placement, "sendMessageResponse")
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (b *Broker) acGetMessageStatus(ctx context.Context, sc signedCall, seen *Re
 	if id == replyMessageID(job) && id != job.RequestID {
 		st = replyStatus(job)
 	}
-	out, err := b.signAC(soap.NewACGetMessageStatusResponse(seen.RequestID, st, b.Clock.Now()), sc.verified.Placement)
+	out, err := b.signDocument(soap.NewACGetMessageStatusResponse(seen.RequestID, st, b.Clock.Now()), sc.verified.Placement, "getMessageStatusResponse")
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +267,7 @@ func (b *Broker) acGetMessages(ctx context.Context, sc signedCall, seen *Request
 		}})
 		ids = append(ids, replyMessageID(j))
 	}
-	out, err := b.signAC(soap.NewACGetMessagesResponse(seen.RequestID, b.Clock.Now(), b.sessionID(), msgs), sc.verified.Placement)
+	out, err := b.signDocument(soap.NewACGetMessagesResponse(seen.RequestID, b.Clock.Now(), b.sessionID(), msgs), sc.verified.Placement, "getMessagesResponse")
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +326,7 @@ func (b *Broker) acDeliveryNotification(ctx context.Context, sc signedCall, seen
 	case !recorded:
 		return nil, siobroker.Errorf(siobroker.CodeAsyncReceipted, "the reply %s was confirmed or refused meanwhile; a receipt is final", n.MessageID)
 	}
-	out, err := b.signAC(soap.NewACDeliveryNotificationResponse(seen.RequestID, now, b.sessionID()), sc.verified.Placement)
+	out, err := b.signDocument(soap.NewACDeliveryNotificationResponse(seen.RequestID, now, b.sessionID()), sc.verified.Placement, "sendDeliveryNotificationResponse")
 	if err != nil {
 		return nil, err
 	}
@@ -346,18 +346,6 @@ func (b *Broker) journalDelivery(ctx context.Context, seen Request, requestID, c
 	}
 	_, err = b.Journal.Append(ctx, rec)
 	return err
-}
-
-// signAC signs an AsyncChannel v10 answer in the call's placement and serialises it.
-func (b *Broker) signAC(doc *etree.Document, p signing.Placement) ([]byte, error) {
-	if err := b.Signer.Sign(doc, p); err != nil {
-		return nil, fmt.Errorf("sign AsyncChannel answer: %w", err)
-	}
-	out, err := soap.Serialize(doc)
-	if err != nil {
-		return nil, fmt.Errorf("serialize AsyncChannel answer: %w", err)
-	}
-	return out, nil
 }
 
 // receiptWords says what a final receipt was.

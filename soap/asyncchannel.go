@@ -284,73 +284,16 @@ func parseACMessageInfo(el *etree.Element, p string) (ACMessageInfo, error) {
 	if mi.MessageDate, err = xsDateTime(p+"/messageDate", md); err != nil {
 		return mi, err
 	}
-	if mi.SenderID, err = acSender(s, p, true); err != nil {
+	if mi.SenderID, err = senderInfo(s, p, true); err != nil {
 		return mi, err
 	}
-	if mi.Properties, err = acProperties(s, p); err != nil {
+	if mi.Properties, err = properties(s, p, true); err != nil {
 		return mi, err
 	}
 	if mi.SessionID, err = optString(s, "sessionId"); err != nil {
 		return mi, err
 	}
 	return mi, s.end()
-}
-
-// acSender reads a SenderInfo (senderId, password?) and returns the senderId.
-func acSender(s *seq, p string, required bool) (string, error) {
-	var sender *etree.Element
-	if required {
-		var err error
-		if sender, err = s.req("sender"); err != nil {
-			return "", err
-		}
-	} else if sender = s.opt("sender"); sender == nil {
-		return "", nil
-	}
-	ss, err := newSeq(sender, p+"/sender", "", "senderId", "password")
-	if err != nil {
-		return "", err
-	}
-	id, err := reqString(ss, "senderId", true)
-	if err != nil {
-		return "", err
-	}
-	if _, err = optString(ss, "password"); err != nil {
-		return "", err
-	}
-	return id, ss.end()
-}
-
-func acProperties(s *seq, p string) ([]siobroker.Property, error) {
-	props, err := s.many("properties", 0, 0)
-	if err != nil {
-		return nil, err
-	}
-	var out []siobroker.Property
-	for _, pe := range props {
-		ps, err := newSeq(pe, p+"/properties", "", "key", "value")
-		if err != nil {
-			return nil, err
-		}
-		var prop siobroker.Property
-		if prop.Key, err = reqString(ps, "key", false); err != nil {
-			return nil, err
-		}
-		if err := lengthIn(p+"/properties/key", prop.Key, 0, 30); err != nil {
-			return nil, err
-		}
-		if prop.Value, err = reqString(ps, "value", false); err != nil {
-			return nil, err
-		}
-		if err := lengthIn(p+"/properties/value", prop.Value, 0, 500); err != nil {
-			return nil, err
-		}
-		if err := ps.end(); err != nil {
-			return nil, err
-		}
-		out = append(out, prop)
-	}
-	return out, nil
 }
 
 func acDate(s *seq, name string, required bool) (time.Time, error) {
@@ -378,10 +321,10 @@ func parseACGetMessageStatus(req *etree.Element, p string, c *ACCall) error {
 	if c.RequestDate, err = acDate(s, "requestDate", true); err != nil {
 		return err
 	}
-	if c.SenderID, err = acSender(s, p, true); err != nil {
+	if c.SenderID, err = senderInfo(s, p, true); err != nil {
 		return err
 	}
-	if _, err = acProperties(s, p); err != nil {
+	if _, err = properties(s, p, true); err != nil {
 		return err
 	}
 	return s.end()
@@ -404,7 +347,7 @@ func parseACGetMessages(req *etree.Element, p string, c *ACCall) error {
 	if c.ServiceID, err = reqString(s, "serviceId", true); err != nil {
 		return err
 	}
-	if c.SenderID, err = acSender(s, p, false); err != nil {
+	if c.SenderID, err = senderInfo(s, p, false); err != nil {
 		return err
 	}
 	amount, err := optString(s, "amount")
@@ -416,7 +359,7 @@ func parseACGetMessages(req *etree.Element, p string, c *ACCall) error {
 			return err
 		}
 	}
-	if _, err = acProperties(s, p); err != nil {
+	if _, err = properties(s, p, true); err != nil {
 		return err
 	}
 	return s.end()
@@ -503,7 +446,7 @@ func parseACDeliveryNotification(req *etree.Element, p string, c *ACCall) error 
 	if c.RequestDate, err = acDate(s, "requestDate", true); err != nil {
 		return err
 	}
-	if c.SenderID, err = acSender(s, p, false); err != nil {
+	if c.SenderID, err = senderInfo(s, p, false); err != nil {
 		return err
 	}
 	return s.end()

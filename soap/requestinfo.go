@@ -42,48 +42,79 @@ func ParseRequestInfo(el *etree.Element) (siobroker.RequestInfo, error) {
 	if ri.RouteID, err = optString(s, "routeId"); err != nil {
 		return ri, err
 	}
-	sender, err := s.req("sender")
-	if err != nil {
+	if ri.SenderID, err = senderInfo(s, p, true); err != nil {
 		return ri, err
 	}
-	ss, err := newSeq(sender, p+"/sender", "", "senderId", "password")
-	if err != nil {
+	// Our SyncChannel XSD declares no lengths for properties; the gateway's published one does.
+	if ri.Properties, err = properties(s, p, false); err != nil {
 		return ri, err
-	}
-	if ri.SenderID, err = reqString(ss, "senderId", true); err != nil {
-		return ri, err
-	}
-	if _, err = optString(ss, "password"); err != nil {
-		return ri, err
-	}
-	if err := ss.end(); err != nil {
-		return ri, err
-	}
-	props, err := s.many("properties", 0, 0)
-	if err != nil {
-		return ri, err
-	}
-	for _, pe := range props {
-		ps, err := newSeq(pe, p+"/properties", "", "key", "value")
-		if err != nil {
-			return ri, err
-		}
-		var prop siobroker.Property
-		if prop.Key, err = reqString(ps, "key", false); err != nil {
-			return ri, err
-		}
-		if prop.Value, err = reqString(ps, "value", false); err != nil {
-			return ri, err
-		}
-		if err := ps.end(); err != nil {
-			return ri, err
-		}
-		ri.Properties = append(ri.Properties, prop)
 	}
 	if ri.SessionID, err = optString(s, "sessionId"); err != nil {
 		return ri, err
 	}
 	return ri, s.end()
+}
+
+// senderInfo reads a SenderInfo (senderId, password?) and returns the senderId. The password is
+// dropped: the broker authenticates by signature, and a password must not reach the journal.
+func senderInfo(s *seq, p string, required bool) (string, error) {
+	var sender *etree.Element
+	if required {
+		var err error
+		if sender, err = s.req("sender"); err != nil {
+			return "", err
+		}
+	} else if sender = s.opt("sender"); sender == nil {
+		return "", nil
+	}
+	ss, err := newSeq(sender, p+"/sender", "", "senderId", "password")
+	if err != nil {
+		return "", err
+	}
+	id, err := reqString(ss, "senderId", true)
+	if err != nil {
+		return "", err
+	}
+	if _, err = optString(ss, "password"); err != nil {
+		return "", err
+	}
+	return id, ss.end()
+}
+
+// properties reads the properties* of requestInfo or messageInfo; published adds the lengths the
+// gateway's common types give key (30) and value (500).
+func properties(s *seq, p string, published bool) ([]siobroker.Property, error) {
+	props, err := s.many("properties", 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []siobroker.Property
+	for _, pe := range props {
+		ps, err := newSeq(pe, p+"/properties", "", "key", "value")
+		if err != nil {
+			return nil, err
+		}
+		var prop siobroker.Property
+		if prop.Key, err = reqString(ps, "key", false); err != nil {
+			return nil, err
+		}
+		if prop.Value, err = reqString(ps, "value", false); err != nil {
+			return nil, err
+		}
+		if published {
+			if err := lengthIn(p+"/properties/key", prop.Key, 0, 30); err != nil {
+				return nil, err
+			}
+			if err := lengthIn(p+"/properties/value", prop.Value, 0, 500); err != nil {
+				return nil, err
+			}
+		}
+		if err := ps.end(); err != nil {
+			return nil, err
+		}
+		out = append(out, prop)
+	}
+	return out, nil
 }
 
 // reqString reads a required xs:string child; notBlank adds the broker's non-empty rule.
