@@ -12,10 +12,11 @@ import (
 )
 
 // The gateway's AsyncChannel v10 at /AsyncChannel/v10, run through by zeep (through the served
-// WSDL, with zeep's own operations and signing) and by WSS4J (envelopes built as CXF writes them,
-// signed and verified with WSS4J): a REQUEST acknowledged, polled until DELIVERED, its RESPONSE
-// fetched by the chain, confirmed, DELIVERED and gone from the mailbox; and a fault of each
-// operation, with its own detail element.
+// WSDL, with zeep's own operations and signing), by node-soap (through the served WSDL, with
+// node-soap's generated operations and its default WSSecurityCert, each answer verified with
+// xml-crypto) and by WSS4J (envelopes built as CXF writes them, signed and verified with WSS4J): a
+// REQUEST acknowledged, polled until DELIVERED, its RESPONSE fetched by the chain, confirmed,
+// DELIVERED and gone from the mailbox; and a fault of each operation, with its own detail element.
 
 const (
 	asyncPath      = "/AsyncChannel/v10" // cmd/siobroker: AsyncPath
@@ -63,8 +64,8 @@ type asyncResult struct {
 		SignerIIN        string  `json:"signerIin"`
 	} `json:"result"`
 	Services       []service `json:"services"`
-	ParsedBy       *string   `json:"parsedBy"`   // zeep
-	ParseError     *string   `json:"parseError"` // zeep
+	ParsedBy       *string   `json:"parsedBy"`   // zeep, node-soap
+	ParseError     *string   `json:"parseError"` // zeep, node-soap
 	ResponseStates struct {
 		BeforeReceipt *string `json:"beforeReceipt"`
 		AfterReceipt  *string `json:"afterReceipt"`
@@ -387,6 +388,38 @@ func TestAsyncChannelZeep(t *testing.T) {
 			expectAsyncFaults(t, r, allAsyncFaults...)
 		})
 	}
+}
+
+// TestAsyncChannelNodeSOAP runs the flow with node-soap through the served WSDL, its calls signed
+// by one WSSecurityCert, with the q:query handed to node-soap in each form it writes into the
+// xsd:anyType data as the broker takes it (an object whose query element declares the namespace as
+// the default one, and raw XML through $xml); and provokes a fault of each operation.
+func TestAsyncChannelNodeSOAP(t *testing.T) {
+	logOnFailure(t)
+	t.Run("flow", func(t *testing.T) {
+		t.Parallel()
+		// One form after the other: both runs are the RSA user's, and xml-crypto numbers the Ids of
+		// a process's messages from _0, so the two runs' mailbox calls (getMessages by serviceId
+		// alone) differ only by their requestDate: in the same millisecond they would be the same
+		// signed content, and the second would be refused as a replay.
+		for _, form := range []string{"object", "xml"} {
+			t.Run(form, func(t *testing.T) {
+				q := rsaQuery(t)
+				r := nodeSOAP(t).sendAsync(t, q, "--query-form", form)
+				if !expectAsyncFlow(t, r, q.user.IIN, q.services...) {
+					return
+				}
+				if got := str(r.res.ParsedBy); got != "node-soap" {
+					r.fail(t, []string{"the q:result was not read from node-soap's parse of the message (parsedBy " + got + "): " + str(r.res.ParseError)})
+				}
+			})
+		}
+	})
+	t.Run("faults", func(t *testing.T) {
+		t.Parallel()
+		r := nodeSOAP(t).sendAsync(t, othersCaseQuery(t), "--async-fault", strings.Join(allAsyncFaults, ","))
+		expectAsyncFaults(t, r, allAsyncFaults...)
+	})
 }
 
 // TestAsyncChannelWSS4J runs the flow with envelopes built as CXF writes them, signed with WSS4J

@@ -20,7 +20,9 @@
 //
 // The gateway's AsyncChannel v10 at /AsyncChannel/v10 (asyncchannel_test.go) is run through by
 // zeep, through the served WSDL (which imports ?wsdl=async-channel-v10-interface.wsdl) with zeep's
-// own operations and signing (binary and signature styles), and by WSS4J, with envelopes built as
+// own operations and signing (binary and signature styles), by node-soap, through the same WSDL with
+// its generated operations and its default WSSecurityCert (the q:query in the xsd:anyType data as an
+// object in the query's default namespace, and as raw XML), and by WSS4J, with envelopes built as
 // CXF writes them and signed with a BinarySecurityToken or a thumbprint (--channel async): a
 // REQUEST is acknowledged, polled with getMessageStatus until DELIVERED, its RESPONSE fetched by
 // the chain with getMessages, confirmed with sendDeliveryNotification, and then DELIVERED and gone

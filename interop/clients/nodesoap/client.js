@@ -33,6 +33,63 @@
 // --verify-reply FILE only verifies a saved reply (same JSON; exit 0 whether or not it verifies).
 // --query-form object (default) passes q:query as a node-soap object with prefixed keys;
 // --query-form xml passes it as raw XML through node-soap's $xml key.
+//
+// AsyncChannel v10 (--channel async; --url is then the AsyncChannel endpoint, e.g.
+// http://127.0.0.1:8080/AsyncChannel/v10): the client loads that endpoint's WSDL (which imports
+// ?wsdl=async-channel-v10-interface.wsdl and its XSDs) with node-soap and runs the gateway's whole
+// flow through node-soap's generated methods (client.sendMessageAsync, ...), every call signed by one
+// WSSecurityCert in its default shape (BinarySecurityToken + Timestamp + Body) and every answer
+// verified with xml-crypto as above (--broker-cert, --ca):
+//
+//   sendMessage               messageInfo (serviceId, messageType REQUEST, no messageId or
+//                             correlationId, messageDate now, sender) and messageData/data: q:query
+//   getMessageStatus          of the acknowledged id, every --poll-interval seconds (default 0.2)
+//                             until it is no longer ON_DELIVERY (at most --poll-timeout, default 20)
+//   getMessages               by correlationId = the acknowledged id: the chain's RESPONSE, whose
+//                             q:result node-soap parses into an object (data is xsd:anyType)
+//   getMessages               by serviceId alone: the mailbox before the receipt
+//   getMessageStatus          of the RESPONSE's messageId (before the receipt)
+//   sendDeliveryNotification  MESSAGE_ACCEPTED / NOT_RESEND for the RESPONSE's messageId
+//   getMessageStatus          of the RESPONSE's messageId (after the receipt)
+//   getMessages               by serviceId alone: the mailbox after the receipt
+//
+// messageData/data is xsd:anyType in this WSDL, and node-soap writes what it is given there without
+// a schema: a key 'q:x' keeps its prefix, but a repeated element (an array under 'q:service') loses
+// it (<service>, in no namespace), and node-soap's attributes.xsi_type writes xsi:type="q:Query" on
+// data but leaves the children unqualified, in the object's key order. So in --channel async:
+//   --query-form object (default)  data: {query: {attributes: {xmlns: Q}, basis, case: {number, ...},
+//                                  subject: {iin}, services: {service: [...]}, purpose}}: node-soap
+//                                  writes <query xmlns="urn:kz:sio-pso:broker:v1">, every child in
+//                                  that default namespace, in the XSD's order (the keys' order)
+//   --query-form xml               data: {$xml: '<q:query xmlns:q="...">...</q:query>'}
+// Every call's dates are taken to the millisecond, a fresh millisecond for every call: the broker
+// refuses signed content (the Body) it has already received, node-soap's Timestamp has whole
+// seconds, and the Ids WSSecurityCert gives the Body and the Timestamp come from xml-crypto's
+// counter, which a reused WSSecurityCert carries on (_0 and _1, then _2 and _3, ...) but which
+// starts at _0 in every process.
+//
+// --async-fault KIND[,KIND...] replaces the flow with the calls that provoke these faults, in order:
+//   others-case      sendMessage of the query as given: --case must be a case not the signer's
+//   unknown-id       getMessageStatus of --fault-id
+//   unknown-chain    getMessages by correlationId --fault-id
+//   unknown-receipt  sendDeliveryNotification (MESSAGE_ACCEPTED) of messageId --fault-id
+// --fault-id defaults to a fresh UUID, an id the broker never issued.
+// --dump-dir DIR writes each call's exact bytes as DIR/NN-OPERATION-request.xml and
+// DIR/NN-OPERATION-reply.xml (--dump-request and --dump-reply are for the sync mode).
+//
+// Output, async: one JSON object on stdout, as the zeep and WSS4J clients print it:
+//   {"ok","channel":"async","queryForm","ack":{"messageId","correlationId","responseDate",
+//    "sessionId"}|null,"requestStates":[...],"polls","chainMessages","response":{"messageId",
+//    "correlationId","serviceId","messageType","messageDate","senderId"}|null,"result":{
+//    "requestMessageId","signerIin"}|null,"services":[{"no","status","reason"}],"parsedBy":
+//    "node-soap"|null,"parseError","responseStates":{"beforeReceipt","afterReceipt"},"receipt":{
+//    "notificationId","responseDate","sessionId"}|null,"mailbox":{"before":{"count","hasResponse"}|
+//    null,"after":...},"calls":[{"operation","httpStatus","fault","signed","signatureVerified",
+//    "verifyError","bodySigned","request","reply"}],"answersVerified","faults":[{"operation",
+//    "provoked","faultcode","faultstring","errorCode","detailElement","detailNamespace"}],"error"}
+// ok: the flow ran to its end with every answer that is not a fault verified (with --async-fault:
+// every provoked call was refused with a fault). Exit status: 0 the flow ran to its end; 1 a SOAP
+// fault ended it, or every provoked call was refused with a fault; 2 any other error.
 'use strict';
 
 const crypto = require('crypto');
@@ -60,6 +117,8 @@ const NS = {
   q: 'urn:kz:sio-pso:broker:v1',
 };
 
+const ASYNC_FAULTS = ['others-case', 'unknown-id', 'unknown-chain', 'unknown-receipt'];
+
 class UsageError extends Error {}
 
 function usage() {
@@ -69,6 +128,8 @@ function usage() {
     '                 [--year YYYY] [--court S] [--article A] (--subject IIN | --subject-bin BIN) --services 1,5',
     '                 [--purpose TEXT] [--sender-id ID] [--service-id ID] [--query-form object|xml]',
     '                 [--ws-options JSON] [--timeout MS] [--dump-request FILE] [--dump-reply FILE]',
+    '       client.js --channel async --url ASYNC_URL ... [--query-form object|xml] [--async-fault KIND[,KIND...]]',
+    '                 [--fault-id ID] [--dump-dir DIR] [--poll-interval SECONDS] [--poll-timeout SECONDS]',
     '       client.js --verify-reply FILE (--broker-cert PEM | --ca PEM | both)',
   ].join('\n');
 }
@@ -104,6 +165,12 @@ function parseCli(argv) {
       'dump-request': { type: 'string' },
       'dump-reply': { type: 'string' },
       'verify-reply': { type: 'string' },
+      'channel': { type: 'string', default: 'sync' },
+      'async-fault': { type: 'string' },
+      'fault-id': { type: 'string' },
+      'dump-dir': { type: 'string' },
+      'poll-interval': { type: 'string', default: '0.2' },
+      'poll-timeout': { type: 'string', default: '20' },
       'help': { type: 'boolean', short: 'h' },
     },
   });
@@ -120,6 +187,17 @@ function parseCli(argv) {
   }
   if (!values.subject === !values['subject-bin']) throw new UsageError('exactly one of --subject and --subject-bin is required');
   if (!['object', 'xml'].includes(values['query-form'])) throw new UsageError('--query-form is object or xml');
+  if (!['sync', 'async'].includes(values.channel)) throw new UsageError('--channel is sync or async');
+  if (values['async-fault'] !== undefined) {
+    const kinds = values['async-fault'].split(',').map((k) => k.trim()).filter(Boolean);
+    if (values.channel !== 'async' || kinds.length === 0 || kinds.some((k) => !ASYNC_FAULTS.includes(k))) {
+      throw new UsageError(`--async-fault takes ${ASYNC_FAULTS.join(', ')}, with --channel async (got ${values['async-fault']})`);
+    }
+    values.asyncFaults = kinds;
+  }
+  for (const flag of ['poll-interval', 'poll-timeout']) {
+    if (!/^\d+(\.\d+)?$/.test(values[flag])) throw new UsageError(`--${flag} is in seconds`);
+  }
   const services = values.services.split(',').map((s) => s.trim()).filter(Boolean);
   if (services.length === 0 || services.some((s) => !/^\d+$/.test(s))) throw new UsageError('--services is a comma-separated list of service numbers');
   values.serviceList = services;
@@ -228,7 +306,9 @@ function captureOutgoingPosts() {
     grab(this, chunk, enc);
     return origEnd.apply(this, arguments);
   };
-  return () => (posts.length ? Buffer.concat(posts[posts.length - 1]) : null);
+  const last = () => (posts.length ? Buffer.concat(posts[posts.length - 1]) : null);
+  last.count = () => posts.length; // posts made so far, to tell a call's own post from the previous one
+  return last;
 }
 
 function localChild(node, localName, ns) {
@@ -378,6 +458,10 @@ async function main() {
     emit({ ok: false, fault: null, status: null, services: [], replySignatureVerified: false, verifyError: null, error: `usage: ${e.message}` }, 2);
     return;
   }
+  if (o.channel === 'async' && !o['verify-reply']) {
+    await mainAsync(o);
+    return;
+  }
   const result = { ok: false, fault: null, status: null, services: [], replySignatureVerified: false, verifyError: null };
   if (o['verify-reply']) {
     try {
@@ -462,6 +546,293 @@ async function main() {
     process.stderr.write(`error: ${e.stack || e}\n`);
     emit({ ...result, error: e.message || String(e) }, 2);
   }
+}
+
+// ---------------------------------------------------------------- AsyncChannel v10
+
+// A call of the flow answered with a SOAP fault (recorded in out.faults).
+class AsyncFault extends Error {}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Every date a call carries is taken here, each call's in a millisecond of its own, so that the
+// signed Body of every call differs by its date and not only by the Id xml-crypto's counter gives
+// it (which starts at _0 again in every process): the broker refuses signed content it has already
+// received, and node-soap's Timestamp has whole seconds.
+let lastStamp = 0;
+async function freshNow() {
+  while (Date.now() <= lastStamp) await sleep(1);
+  lastStamp = Date.now();
+  return new Date(lastStamp + 5 * 3600 * 1000).toISOString().replace('Z', '+05:00');
+}
+
+// The q:query as node-soap is to write it in messageData/data (xsd:anyType, so without a schema):
+// an object whose query element declares the namespace as the default one (a prefixed key would
+// do, but node-soap drops the prefix of a repeated element there), or raw XML.
+function asyncQueryData(o) {
+  const fields = queryFields(o);
+  if (o['query-form'] === 'xml') return { $xml: `<q:query xmlns:q="${NS.q}">${queryXml(fields)}</q:query>` };
+  const plain = (pairs) => {
+    const obj = {};
+    for (const [name, value] of pairs) obj[name] = Array.isArray(value) && Array.isArray(value[0]) ? plain(value) : value;
+    return obj;
+  };
+  return { query: { attributes: { xmlns: NS.q }, ...plain(fields) } };
+}
+
+// What a reply's wsse:Security holds: whether it has a ds:Signature, and whether a Reference of
+// it names the soap:Body (null without a signature). verifyReply says whether it verifies.
+function inspectReply(xml) {
+  const doc = new DOMParser({ errorHandler: () => {} }).parseFromString(xml, 'text/xml');
+  const env = doc && doc.documentElement;
+  const body = localChild(env, 'Body', NS.soap11);
+  const sig = localChild(localChild(localChild(env, 'Header', NS.soap11), 'Security', NS.wsse), 'Signature', NS.ds);
+  if (!sig) return { signed: false, bodySigned: null };
+  const uris = xpath.select(`./*[local-name(.)='SignedInfo']/*[local-name(.)='Reference']/@URI`, sig).map((a) => a.value);
+  const ids = body ? idValues(body) : [];
+  return { signed: true, bodySigned: uris.some((u) => u.startsWith('#') && ids.includes(u.slice(1))) };
+}
+
+// The name and namespace of a fault's detail element (the operation's own, by the WSDL): node-soap
+// parses the detail without its namespace.
+function detailElement(xml) {
+  const none = { detailElement: null, detailNamespace: null };
+  if (xml == null) return none;
+  const doc = new DOMParser({ errorHandler: () => {} }).parseFromString(xml, 'text/xml');
+  const fault = localChild(localChild(doc && doc.documentElement, 'Body', NS.soap11), 'Fault', NS.soap11);
+  const detail = localChild(fault, 'detail');
+  for (let c = detail && detail.firstChild; c; c = c.nextSibling) {
+    if (c.nodeType === 1) return { detailElement: c.localName, detailNamespace: c.namespaceURI || null };
+  }
+  return none;
+}
+
+// asyncCaller makes node-soap's calls of the AsyncChannel v10 operations and records each one: its
+// exact bytes (--dump-dir), the verification of its answer, and its fault, if any.
+function asyncCaller(client, wirePost, exchange, o, out) {
+  return async (operation, request, provoked = null) => {
+    const c = {
+      operation, httpStatus: null, fault: false, signed: null, signatureVerified: false,
+      verifyError: null, bodySigned: null, request: null, reply: null,
+    };
+    out.calls.push(c);
+    const prefix = `${String(out.calls.length).padStart(2, '0')}-${operation}-`;
+    exchange.reply = null;
+    exchange.status = null;
+    const before = wirePost.count();
+    let answer;
+    let err = null;
+    try {
+      [answer] = await client[`${operation}Async`]({ request }, { timeout: Number(o.timeout) });
+    } catch (e) {
+      err = e;
+    }
+    const posted = wirePost.count() > before ? wirePost() : null;
+    let raw = exchange.reply;
+    if (raw == null && err && typeof err.body === 'string') raw = err.body;
+    c.httpStatus = exchange.status != null ? exchange.status : (err && err.response && err.response.status) || null;
+    if (o['dump-dir']) {
+      for (const [kind, bytes] of [['request', posted], ['reply', raw == null ? null : Buffer.from(raw, 'utf8')]]) {
+        if (bytes == null) continue;
+        fs.writeFileSync(path.join(o['dump-dir'], `${prefix}${kind}.xml`), bytes);
+        c[kind] = `${prefix}${kind}.xml`;
+      }
+    }
+    if (raw != null) {
+      Object.assign(c, inspectReply(raw));
+      c.verifyError = verifyReply(raw, o);
+      c.signatureVerified = c.verifyError === null;
+      if (c.verifyError && !err) process.stderr.write(`${operation}: answer signature: ${c.verifyError}\n`);
+    }
+    if (err) {
+      const fault = faultFromRoot(err.root);
+      if (!fault) throw err;
+      c.fault = true;
+      const record = { operation, provoked, ...fault, ...detailElement(raw) };
+      out.faults.push(record);
+      process.stderr.write(`${operation}: fault ${fault.errorCode}: ${fault.faultstring}\n`);
+      throw new AsyncFault(`${operation}: fault ${fault.errorCode}`);
+    }
+    if (!answer || !answer.response) throw new Error(`${operation}: node-soap parsed no ${operation}Response/response from the answer`);
+    return answer.response;
+  };
+}
+
+function messageInfoJson(mi) {
+  return {
+    messageId: text(mi.messageId), correlationId: text(mi.correlationId), serviceId: text(mi.serviceId),
+    messageType: text(mi.messageType), messageDate: text(mi.messageDate),
+    senderId: mi.sender ? text(mi.sender.senderId) : null,
+  };
+}
+
+// The q:result in a message's data, as node-soap parsed it (without a schema: local names, the
+// attributes under "attributes").
+function readResult(data, out) {
+  const res = data && typeof data === 'object' ? data.result : null;
+  if (!res || typeof res !== 'object') {
+    out.parseError = `no q:result in the message's data: ${JSON.stringify(data)}`;
+    return;
+  }
+  out.result = { requestMessageId: text(res.requestMessageId), signerIin: text(res.signerIin) };
+  out.services = asArray(res.service).map((s) => {
+    const a = (s && s.attributes) || {};
+    return { no: a.no != null && /^\d{1,9}$/.test(a.no) ? Number(a.no) : a.no != null ? a.no : null, status: a.status != null ? a.status : null, reason: a.reason != null ? a.reason : null };
+  });
+  out.parsedBy = 'node-soap';
+}
+
+async function asyncFlow(call, o, out) {
+  const sender = { senderId: o['sender-id'] };
+  const serviceId = o['service-id'];
+  const ack = await call('sendMessage', {
+    messageInfo: { serviceId, messageType: 'REQUEST', messageDate: await freshNow(), sender },
+    messageData: { data: asyncQueryData(o) },
+  });
+  out.ack = { messageId: text(ack.messageId), correlationId: text(ack.correlationId), responseDate: text(ack.responseDate), sessionId: text(ack.sessionId) };
+  if (!out.ack.messageId) throw new Error('the acknowledgement has no messageId');
+
+  const deadline = Date.now() + Number(o['poll-timeout']) * 1000;
+  let st;
+  let state;
+  for (;;) {
+    st = await call('getMessageStatus', { messageId: out.ack.messageId, requestDate: await freshNow(), sender });
+    out.polls++;
+    state = text(st.messageState);
+    if (out.requestStates.length === 0 || out.requestStates[out.requestStates.length - 1] !== state) out.requestStates.push(state);
+    if (state !== 'ON_DELIVERY') break;
+    if (Date.now() > deadline) throw new Error(`the request is still ON_DELIVERY after ${o['poll-timeout']}s`);
+    await sleep(Number(o['poll-interval']) * 1000);
+  }
+  if (state !== 'DELIVERED') {
+    const s = st.status || {};
+    throw new Error(`the request ended ${state} (${text(s.statusCode)}: ${text(s.statusMessage)}), not DELIVERED`);
+  }
+
+  const chain = await call('getMessages', { correlationId: out.ack.correlationId, requestDate: await freshNow(), serviceId, sender });
+  const messages = asArray(chain.messages);
+  out.chainMessages = messages.length;
+  const message = messages.find((m) => m && m.messageInfo && text(m.messageInfo.messageType) === 'RESPONSE');
+  if (!message) throw new Error(`getMessages by the chain ${out.ack.correlationId} returned no RESPONSE`);
+  out.response = messageInfoJson(message.messageInfo);
+  readResult(message.messageData && message.messageData.data, out);
+  const responseId = out.response.messageId;
+
+  out.mailbox.before = await mailbox(call, o, sender, responseId);
+  st = await call('getMessageStatus', { messageId: responseId, requestDate: await freshNow(), sender });
+  out.responseStates.beforeReceipt = text(st.messageState);
+  const date = await freshNow();
+  const receipt = await call('sendDeliveryNotification', {
+    notification: {
+      messageId: responseId, serviceId, notificationDate: date,
+      deliveryStatus: { receiveStatus: 'MESSAGE_ACCEPTED', statusDate: date, resendMessage: 'NOT_RESEND' },
+    },
+    requestDate: date,
+    sender,
+  });
+  out.receipt = { notificationId: text(receipt.notificationId), responseDate: text(receipt.responseDate), sessionId: text(receipt.sessionId) };
+  st = await call('getMessageStatus', { messageId: responseId, requestDate: await freshNow(), sender });
+  out.responseStates.afterReceipt = text(st.messageState);
+  out.mailbox.after = await mailbox(call, o, sender, responseId);
+}
+
+// getMessages by serviceId alone: how many messages, and whether the RESPONSE is one of them.
+async function mailbox(call, o, sender, responseId) {
+  const got = await call('getMessages', { requestDate: await freshNow(), serviceId: o['service-id'], sender });
+  const ids = asArray(got.messages).map((m) => m && m.messageInfo && text(m.messageInfo.messageId));
+  return { count: ids.length, hasResponse: ids.includes(responseId) };
+}
+
+// The calls that provoke the faults asked for; whether every one was refused with a fault.
+async function asyncFaults(call, o, out) {
+  const sender = { senderId: o['sender-id'] };
+  const serviceId = o['service-id'];
+  const id = o['fault-id'] || crypto.randomUUID();
+  const calls = {
+    'others-case': async () => call('sendMessage', {
+      messageInfo: { serviceId, messageType: 'REQUEST', messageDate: await freshNow(), sender },
+      messageData: { data: asyncQueryData(o) },
+    }, 'others-case'),
+    'unknown-id': async () => call('getMessageStatus', { messageId: id, requestDate: await freshNow(), sender }, 'unknown-id'),
+    'unknown-chain': async () => call('getMessages', { correlationId: id, requestDate: await freshNow(), serviceId, sender }, 'unknown-chain'),
+    'unknown-receipt': async () => {
+      const date = await freshNow();
+      return call('sendDeliveryNotification', {
+        notification: {
+          messageId: id, serviceId, notificationDate: date,
+          deliveryStatus: { receiveStatus: 'MESSAGE_ACCEPTED', statusDate: date, resendMessage: 'NOT_RESEND' },
+        },
+        requestDate: date,
+        sender,
+      }, 'unknown-receipt');
+    },
+  };
+  const answered = [];
+  for (const kind of o.asyncFaults) {
+    try {
+      await calls[kind]();
+      answered.push(kind);
+    } catch (e) {
+      if (!(e instanceof AsyncFault)) throw e;
+    }
+  }
+  if (answered.length) out.error = `answered, not refused: ${answered.join(', ')}`;
+  return answered.length === 0;
+}
+
+async function mainAsync(o) {
+  const out = {
+    ok: false, channel: 'async', queryForm: o['query-form'], ack: null, requestStates: [], polls: 0,
+    chainMessages: null, response: null, result: null, services: [], parsedBy: null, parseError: null,
+    responseStates: { beforeReceipt: null, afterReceipt: null }, receipt: null,
+    mailbox: { before: null, after: null }, calls: [], answersVerified: false, faults: [], error: null,
+  };
+  let code = 2;
+  try {
+    if (o['dump-dir']) fs.mkdirSync(o['dump-dir'], { recursive: true });
+    const keyPem = readPem(o.key, '(?:RSA |EC )?PRIVATE KEY');
+    const certPem = readPem(o.cert, 'CERTIFICATE');
+    const wirePost = captureOutgoingPosts();
+    // node-soap's own axios, to keep each answer's text as received and its HTTP status.
+    const exchange = { reply: null, status: null };
+    const request = axios.create();
+    request.interceptors.response.use((res) => {
+      if (res.config && res.config.method === 'post') {
+        exchange.status = res.status;
+        exchange.reply = typeof res.data === 'string' ? res.data : Buffer.isBuffer(res.data) ? res.data.toString('utf8') : null;
+      }
+      return res;
+    }, (err) => {
+      if (err.response && err.config && err.config.method === 'post') {
+        exchange.status = err.response.status;
+        if (typeof err.response.data === 'string') exchange.reply = err.response.data;
+      }
+      return Promise.reject(err);
+    });
+    const client = await soap.createClientAsync(`${o.url}?wsdl`, { endpoint: o.url, request });
+    // One WSSecurityCert for every call, as an application would set it once on its client.
+    client.setSecurity(new soap.WSSecurityCert(keyPem, certPem, o['key-password'], o.wsOptions || undefined));
+    const call = asyncCaller(client, wirePost, exchange, o, out);
+    if (o.asyncFaults) {
+      code = (await asyncFaults(call, o, out)) ? 1 : 2;
+    } else {
+      await asyncFlow(call, o, out);
+      code = 0;
+    }
+  } catch (e) {
+    if (e instanceof AsyncFault) {
+      code = o.asyncFaults ? 2 : 1;
+      out.error = e.message;
+    } else {
+      process.stderr.write(`error: ${e.stack || e}\n`);
+      out.error = e.message || String(e);
+      code = 2;
+    }
+  }
+  const answers = out.calls.filter((c) => !c.fault && c.httpStatus != null);
+  out.answersVerified = answers.length > 0 && answers.every((c) => c.signatureVerified);
+  out.ok = o.asyncFaults ? code === 1 : code === 0 && out.answersVerified;
+  emit(out, code);
 }
 
 if (require.main === module) {
