@@ -194,12 +194,10 @@ func typedData(md *etree.Element) *etree.Element {
 			continue
 		}
 		// Exclusive canonicalisation drops a declaration used only inside an attribute value, so
-		// in the signed copy the type's prefix is unbound (zeep signs so): the children, whose
-		// namespaces are signed, then say what the content is.
-		switch uri := prefixURI(d, prefix); {
-		case uri == schemas.NSQuery:
-			return d
-		case uri == "" && prefix != "" && allIn(d, schemas.NSQuery):
+		// in the signed copy the type's prefix is unbound (zeep signs so). The content is then
+		// read as a query, and ParseQuery holds its elements, whose namespaces are signed, to the
+		// query's namespace: an unqualified child is refused by name, not as a stray xsi:type.
+		if uri := prefixURI(d, prefix); uri == schemas.NSQuery || uri == "" {
 			return d
 		}
 	}
@@ -207,17 +205,6 @@ func typedData(md *etree.Element) *etree.Element {
 }
 
 const nsXSI = "http://www.w3.org/2001/XMLSchema-instance"
-
-// allIn reports whether el has element children and all of them are in namespace ns.
-func allIn(el *etree.Element, ns string) bool {
-	kids := el.ChildElements()
-	for _, c := range kids {
-		if c.NamespaceURI() != ns {
-			return false
-		}
-	}
-	return len(kids) > 0
-}
 
 // prefixURI returns the namespace prefix is bound to at el ("" for the default namespace).
 func prefixURI(el *etree.Element, prefix string) string {

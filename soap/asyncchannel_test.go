@@ -1,6 +1,7 @@
 package soap
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,18 @@ func TestACSendMessageData(t *testing.T) {
 			}
 		})
 	}
+	t.Run("typed, with unqualified elements", func(t *testing.T) {
+		c, err := ParseACCall(acBody(t, `<ns0:sendMessage xmlns:ns0="http://bip.bee.kz/AsyncChannel/v10/Types"><request>`+acInfo+
+			`<messageData><data xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="ns6:Query"><basis>1</basis></data></messageData></request></ns0:sendMessage>`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ParseQuery(c.QueryElement())
+		var e *siobroker.Error
+		if !errors.As(err, &e) || e.Code != siobroker.CodeSchema || !strings.Contains(e.Message, "namespace") {
+			t.Fatalf("err %v, want the unqualified element named", err)
+		}
+	})
 	t.Run("typed as something else", func(t *testing.T) {
 		_, err := ParseACCall(acBody(t, `<ns0:sendMessage xmlns:ns0="http://bip.bee.kz/AsyncChannel/v10/Types"><request>`+acInfo+
 			`<messageData><data xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string">text</data></messageData></request></ns0:sendMessage>`))
