@@ -25,7 +25,6 @@ type FileWindow struct {
 	End      string `yaml:"end"`
 	Reason   string `yaml:"reason"`
 	By       string `yaml:"announced_by"`
-	line     int
 }
 
 // LoadFile reads and checks a maintenance file. Every error names the file and the line of the

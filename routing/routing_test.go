@@ -391,9 +391,8 @@ func TestBackendErrorAndPanic(t *testing.T) {
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "ok"}}}, nil
 		}),
 		22: adapters.BackendFunc(func(context.Context, schemas.ServiceRequest) (siobroker.ServiceResult, error) {
-			var m map[string]int
-			m["nil map"]++ // a runtime panic, not a panic(value)
-			return siobroker.ServiceResult{}, nil
+			var records []siobroker.Record
+			return siobroker.ServiceResult{Records: records[:len(secret)]}, nil // a runtime panic (slice bounds), not a panic(value)
 		}),
 	})
 	tests := []struct {
@@ -620,7 +619,7 @@ func TestTopicsAndKeys(t *testing.T) {
 	if CorrelationKey("a", 1) == CorrelationKey("a", 11) || CorrelationKey("a/1", 1) == CorrelationKey("a", 11) {
 		t.Errorf("correlation keys collide")
 	}
-	if NewMessageID() == NewMessageID() {
+	if a, b := NewMessageID(), NewMessageID(); a == b {
 		t.Errorf("NewMessageID repeats")
 	}
 }

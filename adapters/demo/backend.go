@@ -106,11 +106,3 @@ func (q query) id() string {
 	}
 	return q.org.BIN
 }
-
-// name is the subject's full name or organisation name.
-func (q query) name() string {
-	if q.person != nil {
-		return q.person.FullName()
-	}
-	return q.org.Name
-}

@@ -460,17 +460,6 @@ func verifiedReply(t *testing.T, raw []byte, ca string) (signing.Placement, soap
 	return v.Placement, info, res
 }
 
-func serviceResult(t *testing.T, res soap.Result, no int) siobroker.ServiceResult {
-	t.Helper()
-	for _, r := range res.Services {
-		if r.Service == no {
-			return r
-		}
-	}
-	t.Fatalf("service %d missing from the reply", no)
-	return siobroker.ServiceResult{}
-}
-
 func hasField(r siobroker.ServiceResult, name string) bool {
 	for _, rec := range r.Records {
 		for _, f := range rec.Fields {
