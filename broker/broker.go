@@ -25,9 +25,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/maintenance"
 	"github.com/sio-pso/siobroker/reqlog"
-	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
@@ -95,7 +93,7 @@ type Dispatcher interface {
 // fields a truncated service loses.
 type Rights interface {
 	RoleMayUse(role int, b siobroker.Basis) bool
-	DecideService(b siobroker.Basis, service int, article string) rights.Decision
+	DecideService(b siobroker.Basis, service int, article string) siobroker.Decision
 	TruncatedFields(service int) []string
 }
 
@@ -174,7 +172,7 @@ func (b *Broker) observe(s Stage, start time.Time) {
 
 // Maintenance is the maintenance schedule (maintenance.Schedule implements it).
 type Maintenance interface {
-	Active(service int, at time.Time) (maintenance.Window, bool)
+	Active(service int, at time.Time) (siobroker.MaintenanceWindow, bool)
 }
 
 // Broker runs the pipeline. It is safe for concurrent use.
@@ -673,8 +671,8 @@ func (b *Broker) route(ctx context.Context, requestID string, info siobroker.Req
 }
 
 // finish applies the truncation a service's decision asks for.
-func (b *Broker) finish(o exchange, d rights.Decision) exchange {
-	if d.Access == rights.AccessTruncated {
+func (b *Broker) finish(o exchange, d siobroker.Decision) exchange {
+	if d.Access == siobroker.AccessTruncated {
 		o.Result = truncate(o.Result, b.Rights.TruncatedFields(o.Result.Service))
 	}
 	return o
@@ -690,9 +688,9 @@ func (b *Broker) logResults(ctx context.Context, requestID string, info siobroke
 
 // decide decides each service: the denied ones are answered in results, the allowed ones are
 // returned as requests with the index of their slot in results.
-func (b *Broker) decide(requestID string, info siobroker.RequestInfo, q siobroker.Query, signerIIN string) ([]exchange, []rights.Decision, []schemas.ServiceRequest, []int) {
+func (b *Broker) decide(requestID string, info siobroker.RequestInfo, q siobroker.Query, signerIIN string) ([]exchange, []siobroker.Decision, []schemas.ServiceRequest, []int) {
 	results := make([]exchange, len(q.Services))
-	decisions := make([]rights.Decision, len(q.Services))
+	decisions := make([]siobroker.Decision, len(q.Services))
 	var reqs []schemas.ServiceRequest
 	var slots []int
 	for i, svc := range q.Services {
@@ -717,9 +715,9 @@ func (b *Broker) decide(requestID string, info siobroker.RequestInfo, q siobroke
 }
 
 // inMaintenance returns the maintenance window service svc is in now, if any.
-func (b *Broker) inMaintenance(svc int) (maintenance.Window, bool) {
+func (b *Broker) inMaintenance(svc int) (siobroker.MaintenanceWindow, bool) {
 	if b.Maintenance == nil {
-		return maintenance.Window{}, false
+		return siobroker.MaintenanceWindow{}, false
 	}
 	return b.Maintenance.Active(svc, b.Clock.Now())
 }
@@ -731,7 +729,7 @@ func (b *Broker) allInMaintenance(services []int, at time.Time) error {
 	if b.Maintenance == nil || len(services) == 0 {
 		return nil
 	}
-	var last maintenance.Window
+	var last siobroker.MaintenanceWindow
 	for _, svc := range services {
 		w, ok := b.Maintenance.Active(svc, at)
 		if !ok {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/reqlog"
-	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 )
@@ -91,7 +90,7 @@ type RequestRecords interface {
 
 // LateRights is what the truncation of a late answer reads of the rights tables.
 type LateRights interface {
-	DecideService(b siobroker.Basis, service int, article string) rights.Decision
+	DecideService(b siobroker.Basis, service int, article string) siobroker.Decision
 	TruncatedFields(service int) []string
 }
 
@@ -334,7 +333,7 @@ func (l *LateAnswers) attribute(ctx context.Context, a routing.LateAnswer, rec *
 func (l *LateAnswers) truncated(a routing.LateAnswer, job siobroker.AsyncJob, known bool) (json.RawMessage, []string, error) {
 	fields := l.deps.Rights.TruncatedFields(a.Service)
 	if known {
-		if d := l.deps.Rights.DecideService(job.Query.Basis, a.Service, job.Query.Article); d.Allowed && d.Access != rights.AccessTruncated {
+		if d := l.deps.Rights.DecideService(job.Query.Basis, a.Service, job.Query.Article); d.Allowed && d.Access != siobroker.AccessTruncated {
 			fields = nil
 		}
 	}

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/incidents"
-	"github.com/sio-pso/siobroker/maintenance"
 	"github.com/sio-pso/siobroker/operations"
 )
 
@@ -88,8 +86,8 @@ func rowOf(s operations.ServiceState) serviceRow {
 
 type incidentsView struct {
 	AsOf   string               `json:"asOf"`
-	Open   []incidents.Incident `json:"open"`
-	Recent []incidents.Incident `json:"recent"` // closed within RecentIncidents, newest first
+	Open   []siobroker.Incident `json:"open"`
+	Recent []siobroker.Incident `json:"recent"` // closed within RecentIncidents, newest first
 }
 
 // maxRecentIncidents bounds the closed incidents on the page.
@@ -101,16 +99,16 @@ func (h *handler) apiIncidents(ctx context.Context, _ operator) (any, error) {
 		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the incidents cannot be read now")
 	}
 	now := h.cfg.Clock.Now()
-	out := incidentsView{AsOf: siobroker.FormatTime(now), Open: []incidents.Incident{}, Recent: []incidents.Incident{}}
+	out := incidentsView{AsOf: siobroker.FormatTime(now), Open: []siobroker.Incident{}, Recent: []siobroker.Incident{}}
 	for _, inc := range all {
 		switch {
-		case inc.Status == incidents.StatusOpen:
+		case inc.Status == siobroker.IncidentOpen:
 			out.Open = append(out.Open, inc)
 		case now.Sub(inc.ClosedAt) <= RecentIncidents:
 			out.Recent = append(out.Recent, inc)
 		}
 	}
-	slices.SortFunc(out.Recent, func(a, b incidents.Incident) int { return b.ClosedAt.Compare(a.ClosedAt) })
+	slices.SortFunc(out.Recent, func(a, b siobroker.Incident) int { return b.ClosedAt.Compare(a.ClosedAt) })
 	if len(out.Recent) > maxRecentIncidents {
 		out.Recent = out.Recent[:maxRecentIncidents]
 	}
@@ -156,13 +154,13 @@ func (h *handler) closeIncident(ctx context.Context, r *http.Request, op operato
 }
 
 // incidentError turns the errors of an action on incident n into refusals.
-func incidentError(n int64, inc incidents.Incident, err error) error {
+func incidentError(n int64, inc siobroker.Incident, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, incidents.ErrNotFound):
+	case errors.Is(err, siobroker.ErrIncidentNotFound):
 		return siobroker.Errorf(siobroker.CodeDashboardNotFound, "there is no incident %d", n)
-	case errors.Is(err, incidents.ErrClosed):
+	case errors.Is(err, siobroker.ErrIncidentClosed):
 		return siobroker.Errorf(siobroker.CodeDashboardConflict, "incident %d was closed already, at %s", n, siobroker.FormatTime(inc.ClosedAt))
 	case inc.Number != 0:
 		// The store has the change; its journal record is missing.
@@ -243,7 +241,7 @@ type windowView struct {
 	State       string `json:"state"` // announced, in force, ended, cancelled
 }
 
-func viewOf(w maintenance.Window, now time.Time) windowView {
+func viewOf(w siobroker.MaintenanceWindow, now time.Time) windowView {
 	v := windowView{ID: w.ID, Services: w.Services, Start: formatTime(w.Start), End: formatTime(w.End), Reason: w.Reason,
 		AnnouncedBy: w.AnnouncedBy, AnnouncedAt: formatTime(w.AnnouncedAt), Source: w.Source, Cancelled: formatTime(w.Cancelled)}
 	if v.Services == nil {
@@ -295,8 +293,8 @@ func (h *handler) announce(ctx context.Context, r *http.Request, op operator, _ 
 		return nil, siobroker.Errorf(siobroker.CodeDashboardUnsupported, "%s", NoMaintenance)
 	}
 	now := h.cfg.Clock.Now()
-	w := maintenance.Window{Reason: strings.TrimSpace(r.PostFormValue("reason")), AnnouncedBy: op.by(),
-		AnnouncedAt: now.In(siobroker.Astana), Source: maintenance.SourceAnnounced}
+	w := siobroker.MaintenanceWindow{Reason: strings.TrimSpace(r.PostFormValue("reason")), AnnouncedBy: op.by(),
+		AnnouncedAt: now.In(siobroker.Astana), Source: siobroker.WindowAnnounced}
 	var err error
 	if w.Services, err = parseServices(r.PostFormValue("services")); err != nil {
 		return nil, err
@@ -351,9 +349,9 @@ func (h *handler) cancel(ctx context.Context, r *http.Request, op operator, _ *r
 // it was announced, so what remains is the store's.
 func maintenanceError(err error, what string) error {
 	switch {
-	case errors.Is(err, maintenance.ErrNotFound):
+	case errors.Is(err, siobroker.ErrWindowNotFound):
 		return siobroker.Errorf(siobroker.CodeDashboardNotFound, "%s: no such announced window (a window of the file is cancelled by editing the file)", what)
-	case errors.Is(err, maintenance.ErrCancelled):
+	case errors.Is(err, siobroker.ErrWindowCancelled):
 		return siobroker.Errorf(siobroker.CodeDashboardConflict, "%s: it is cancelled already", what)
 	}
 	return siobroker.Wrap(siobroker.CodeUnavailable, err, "%s now; retry later", what)

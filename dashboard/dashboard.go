@@ -40,7 +40,6 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/incidents"
-	"github.com/sio-pso/siobroker/maintenance"
 	"github.com/sio-pso/siobroker/operations"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/soap"
@@ -68,9 +67,9 @@ const (
 // that it forgets a closed incident at once) and records who acted.
 type Incidents interface {
 	// Incidents returns the open incidents, or all of them when all is true.
-	Incidents(ctx context.Context, all bool) ([]incidents.Incident, error)
-	AnnotateBy(ctx context.Context, by string, number int64, measures, responsible string) (incidents.Incident, error)
-	CloseBy(ctx context.Context, by string, number int64, note string) (incidents.Incident, error)
+	Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error)
+	AnnotateBy(ctx context.Context, by string, number int64, measures, responsible string) (siobroker.Incident, error)
+	CloseBy(ctx context.Context, by string, number int64, note string) (siobroker.Incident, error)
 }
 
 // DeadLetter is one message of the dead-letter queue.
@@ -93,8 +92,8 @@ type DeadLetters interface {
 
 // Maintenance is the schedule of maintenance windows (§36, 42 of the Rules).
 type Maintenance interface {
-	Windows(ctx context.Context, includeEnded bool) ([]maintenance.Window, error)
-	Announce(ctx context.Context, w maintenance.Window) (maintenance.Window, error)
+	Windows(ctx context.Context, includeEnded bool) ([]siobroker.MaintenanceWindow, error)
+	Announce(ctx context.Context, w siobroker.MaintenanceWindow) (siobroker.MaintenanceWindow, error)
 	Cancel(ctx context.Context, id int64, by string) error
 }
 
@@ -226,14 +225,14 @@ type trackerIncidents struct {
 	store   incidents.Store
 }
 
-func (ti trackerIncidents) Incidents(ctx context.Context, all bool) ([]incidents.Incident, error) {
+func (ti trackerIncidents) Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error) {
 	return ti.store.Incidents(ctx, all)
 }
 
-func (ti trackerIncidents) AnnotateBy(ctx context.Context, by string, number int64, measures, responsible string) (incidents.Incident, error) {
+func (ti trackerIncidents) AnnotateBy(ctx context.Context, by string, number int64, measures, responsible string) (siobroker.Incident, error) {
 	return ti.tracker.AnnotateBy(ctx, by, number, measures, responsible)
 }
 
-func (ti trackerIncidents) CloseBy(ctx context.Context, by string, number int64, note string) (incidents.Incident, error) {
+func (ti trackerIncidents) CloseBy(ctx context.Context, by string, number int64, note string) (siobroker.Incident, error) {
 	return ti.tracker.CloseBy(ctx, by, number, note)
 }

@@ -539,7 +539,7 @@ func TestActions(t *testing.T) {
 	ctx := context.Background()
 	c, csrf := f.session(t, pki.operator)
 
-	f.tracker.Sent("m-1", incidents.Cause{Service: 7, Queue: schemas.ServiceTopic(7)}, f.clock.Now())
+	f.tracker.Sent("m-1", siobroker.IncidentCause{Service: 7, Queue: schemas.ServiceTopic(7)}, f.clock.Now())
 	f.clock.Advance(incidents.DefaultThreshold + time.Minute)
 	if err := f.tracker.Check(ctx); err != nil {
 		t.Fatal(err)
@@ -574,7 +574,7 @@ func TestActions(t *testing.T) {
 	wantRefusal(t, status, body, http.StatusConflict, siobroker.CodeDashboardConflict)
 
 	got, ok, err := f.db.Incident(ctx, n)
-	if err != nil || !ok || got.Status != incidents.StatusClosed || got.CloseNote != "доставка восстановлена" ||
+	if err != nil || !ok || got.Status != siobroker.IncidentClosed || got.CloseNote != "доставка восстановлена" ||
 		got.Measures != "адаптер перезапущен" || got.Responsible != "Петров П." {
 		t.Fatalf("incident in the store: %+v %v %v", got, ok, err)
 	}
@@ -583,7 +583,7 @@ func TestActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	by := "ИВАНОВ ИВАН (" + pki.operator.IIN + ")"
-	if last := events[len(events)-1]; last.Kind != incidents.EventClosed || last.By != by {
+	if last := events[len(events)-1]; last.Kind != siobroker.IncidentEventClosed || last.By != by {
 		t.Fatalf("the close is recorded as by %q, want %q", last.By, by)
 	}
 	if status := f.getJSON(t, c, "incidents", &inc); status != http.StatusOK || len(inc.Open) != 0 || len(inc.Recent) != 1 ||

@@ -8,7 +8,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/maintenance"
 )
 
 // outcomeOK is the Code of the journal record of an allowed login or action.
@@ -89,14 +88,14 @@ const ChannelCommandLine = "cli"
 // CommandLineAction is an operator's action taken with siobroker's commands rather than on the
 // dashboard: `maintenance announce` and `cancel`, `dlq replay`, `async stop`.
 type CommandLineAction struct {
-	Action   string              // "announce", "cancel" or "replay", as the dashboard names them; "stop"
-	By       string              // the operator's name (--by): a command has no signed login, so no IIN
-	Window   *maintenance.Window // announce: the window as announced, with its ID
-	WindowID int64               // cancel: the window cancelled
-	Max      int                 // replay: at most this many dead letters
-	Replayed *int                // replay: how many were sent back
-	Request  string              // stop: the broker's id of the asynchronous request stopped
-	Reason   string              // stop: why, as the client is told
+	Action   string                       // "announce", "cancel" or "replay", as the dashboard names them; "stop"
+	By       string                       // the operator's name (--by): a command has no signed login, so no IIN
+	Window   *siobroker.MaintenanceWindow // announce: the window as announced, with its ID
+	WindowID int64                        // cancel: the window cancelled
+	Max      int                          // replay: at most this many dead letters
+	Replayed *int                         // replay: how many were sent back
+	Request  string                       // stop: the broker's id of the asynchronous request stopped
+	Reason   string                       // stop: why, as the client is told
 }
 
 // JournalCommandLine appends the JournalOperator record of a: the record the dashboard appends

@@ -23,6 +23,9 @@ import (
 // TestIncidentFromAStuckAdapter drives the real dispatcher, adapter runtime, store and journal:
 // an adapter that stops answering, the clock moved past one hour, an incident opened while the
 // message still waits; the adapter back, the incident closed. No test sleeps for an hour.
+// The store implements what the tracker and the service need of it.
+var _ incidents.Store = (*store.DB)(nil)
+
 func TestIncidentFromAStuckAdapter(t *testing.T) {
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -83,7 +86,7 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(open) != 1 || open[0].Cause.Service != stuckService || open[0].Affected != 1 || open[0].Status != incidents.StatusOpen {
+	if len(open) != 1 || open[0].Cause.Service != stuckService || open[0].Affected != 1 || open[0].Status != siobroker.IncidentOpen {
 		t.Fatalf("open incidents %+v, want one for service %d with one message", open, stuckService)
 	}
 	if recs, _ := db.Journal().Query(ctx, siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalIncident}}); len(recs) != 1 {
@@ -103,7 +106,7 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("incident %d: %v", open[0].Number, err)
 	}
-	if inc.Status != incidents.StatusClosed || inc.ClosedAt.IsZero() {
+	if inc.Status != siobroker.IncidentClosed || inc.ClosedAt.IsZero() {
 		t.Fatalf("incident after delivery resumed: %+v", inc)
 	}
 }

@@ -17,21 +17,21 @@ type Store interface {
 	// OpenIncident records inc (its Number, Status and ClosedAt are ignored) as a new open
 	// incident. If an incident of the same type and cause is open already, nothing is written
 	// and that one is returned with created false.
-	OpenIncident(ctx context.Context, inc Incident, by string) (got Incident, created bool, err error)
+	OpenIncident(ctx context.Context, inc siobroker.Incident, by string) (got siobroker.Incident, created bool, err error)
 	// UpdateIncident adds addAffected to the affected count of an open incident and, if
 	// lastError is not "", records it as the last error seen. On a closed incident it changes
 	// nothing and returns the incident (with its ClosedAt) and an error wrapping ErrClosed.
-	UpdateIncident(ctx context.Context, number int64, addAffected int, lastError string, at time.Time, by string) (Incident, error)
+	UpdateIncident(ctx context.Context, number int64, addAffected int, lastError string, at time.Time, by string) (siobroker.Incident, error)
 	// AnnotateIncident records the measures taken and who was responsible; "" keeps the value
 	// recorded. Closed incidents may be annotated too: measures are often written up after.
-	AnnotateIncident(ctx context.Context, number int64, measures, responsible string, at time.Time, by string) (Incident, error)
+	AnnotateIncident(ctx context.Context, number int64, measures, responsible string, at time.Time, by string) (siobroker.Incident, error)
 	// CloseIncident closes an open incident at at, with a note. On a closed incident it returns
 	// an error wrapping ErrClosed.
-	CloseIncident(ctx context.Context, number int64, note string, at time.Time, by string) (Incident, error)
+	CloseIncident(ctx context.Context, number int64, note string, at time.Time, by string) (siobroker.Incident, error)
 	// Incident returns the incident with the number; ok is false when there is none.
-	Incident(ctx context.Context, number int64) (inc Incident, ok bool, err error)
+	Incident(ctx context.Context, number int64) (inc siobroker.Incident, ok bool, err error)
 	// Incidents returns the open incidents, or all of them when all is true, by number.
-	Incidents(ctx context.Context, all bool) ([]Incident, error)
+	Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error)
 }
 
 // Journal is the permanent journal the incidents are recorded in (§39).
@@ -53,32 +53,32 @@ type Service struct {
 
 // Annotate records the measures taken against incident number and who was responsible for them
 // (Appendix 7). An empty value keeps the one recorded; at least one must be given.
-func (s *Service) Annotate(ctx context.Context, number int64, measures, responsible string) (Incident, error) {
+func (s *Service) Annotate(ctx context.Context, number int64, measures, responsible string) (siobroker.Incident, error) {
 	measures, responsible = strings.TrimSpace(measures), strings.TrimSpace(responsible)
 	if measures == "" && responsible == "" {
-		return Incident{}, fmt.Errorf("annotate incident %d: give the measures or the person responsible", number)
+		return siobroker.Incident{}, fmt.Errorf("annotate incident %d: give the measures or the person responsible", number)
 	}
 	now := s.Clock.Now().In(siobroker.Astana)
 	inc, err := s.Store.AnnotateIncident(ctx, number, measures, responsible, now, s.by())
 	if err != nil {
-		return Incident{}, err
+		return siobroker.Incident{}, err
 	}
-	return inc, s.journal(ctx, EventAnnotated, inc, now)
+	return inc, s.journal(ctx, siobroker.IncidentEventAnnotated, inc, now)
 }
 
 // Close closes incident number by hand, with the operator's note (why: the cause was removed, a
 // false alarm, ...). The end time is now.
-func (s *Service) Close(ctx context.Context, number int64, note string) (Incident, error) {
+func (s *Service) Close(ctx context.Context, number int64, note string) (siobroker.Incident, error) {
 	note = strings.TrimSpace(note)
 	if note == "" {
-		return Incident{}, fmt.Errorf("close incident %d: a note is required", number)
+		return siobroker.Incident{}, fmt.Errorf("close incident %d: a note is required", number)
 	}
 	now := s.Clock.Now().In(siobroker.Astana)
 	inc, err := s.Store.CloseIncident(ctx, number, note, now, s.by())
 	if err != nil {
-		return Incident{}, err
+		return siobroker.Incident{}, err
 	}
-	return inc, s.journal(ctx, EventClosed, inc, now)
+	return inc, s.journal(ctx, siobroker.IncidentEventClosed, inc, now)
 }
 
 func (s *Service) by() string {
@@ -91,7 +91,7 @@ func (s *Service) by() string {
 // journal appends the JournalIncident record of event. The store has the change already: an
 // error here leaves the incident recorded and its journal record missing, and is returned so
 // that the caller logs or reports it.
-func (s *Service) journal(ctx context.Context, event string, inc Incident, at time.Time) error {
+func (s *Service) journal(ctx context.Context, event string, inc siobroker.Incident, at time.Time) error {
 	if s.Journal == nil {
 		return nil
 	}

@@ -63,14 +63,14 @@ type Tracker struct {
 
 	mu        sync.Mutex
 	pending   map[string]pendingMsg
-	lastErr   map[Cause]string
-	delivered map[Cause]time.Time // the latest delivery per cause
-	open      map[Cause]*tracked
-	suppress  map[Cause]time.Time // closed by hand at this time: messages sent before do not reopen
+	lastErr   map[siobroker.IncidentCause]string
+	delivered map[siobroker.IncidentCause]time.Time // the latest delivery per cause
+	open      map[siobroker.IncidentCause]*tracked
+	suppress  map[siobroker.IncidentCause]time.Time // closed by hand at this time: messages sent before do not reopen
 }
 
 type pendingMsg struct {
-	cause  Cause
+	cause  siobroker.IncidentCause
 	sentAt time.Time
 }
 
@@ -103,16 +103,16 @@ func NewTracker(cfg Config, store Store, journal Journal, clock siobroker.Clock,
 		clock:     clock,
 		logger:    logger,
 		pending:   make(map[string]pendingMsg),
-		lastErr:   make(map[Cause]string),
-		delivered: make(map[Cause]time.Time),
-		open:      make(map[Cause]*tracked),
-		suppress:  make(map[Cause]time.Time),
+		lastErr:   make(map[siobroker.IncidentCause]string),
+		delivered: make(map[siobroker.IncidentCause]time.Time),
+		open:      make(map[siobroker.IncidentCause]*tracked),
+		suppress:  make(map[siobroker.IncidentCause]time.Time),
 	}
 }
 
 // Sent records that the message key entered the leg of cause at at (zero: now). A second Sent of a key on
 // the same cause (a redelivery) keeps the first time: the message waits since it was first sent.
-func (t *Tracker) Sent(key string, cause Cause, at time.Time) {
+func (t *Tracker) Sent(key string, cause siobroker.IncidentCause, at time.Time) {
 	if at.IsZero() {
 		at = t.clock.Now()
 	}
@@ -152,7 +152,7 @@ func (t *Tracker) Abandon(key string) {
 	t.mu.Unlock()
 }
 
-func (t *Tracker) markDelivered(cause Cause, at time.Time) {
+func (t *Tracker) markDelivered(cause siobroker.IncidentCause, at time.Time) {
 	if prev, ok := t.delivered[cause]; !ok || at.After(prev) {
 		t.delivered[cause] = at
 	}
@@ -160,7 +160,7 @@ func (t *Tracker) markDelivered(cause Cause, at time.Time) {
 
 // Failed remembers err as the last error seen for cause; it is recorded with the cause's
 // incident. A nil err is ignored.
-func (t *Tracker) Failed(cause Cause, err error) {
+func (t *Tracker) Failed(cause siobroker.IncidentCause, err error) {
 	if err == nil {
 		return
 	}
@@ -170,11 +170,11 @@ func (t *Tracker) Failed(cause Cause, err error) {
 }
 
 // Oldest returns the age of the oldest undelivered message of each cause that has one.
-func (t *Tracker) Oldest() map[Cause]time.Duration {
+func (t *Tracker) Oldest() map[siobroker.IncidentCause]time.Duration {
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make(map[Cause]time.Duration)
+	out := make(map[siobroker.IncidentCause]time.Duration)
 	for _, m := range t.pending {
 		age := now.Sub(m.sentAt)
 		if cur, ok := out[m.cause]; !ok || age > cur {
@@ -201,12 +201,12 @@ func (t *Tracker) Run(ctx context.Context) {
 }
 
 // Annotate records the measures taken against incident number and who was responsible.
-func (t *Tracker) Annotate(ctx context.Context, number int64, measures, responsible string) (Incident, error) {
+func (t *Tracker) Annotate(ctx context.Context, number int64, measures, responsible string) (siobroker.Incident, error) {
 	return t.AnnotateBy(ctx, trackerBy, number, measures, responsible)
 }
 
 // AnnotateBy is Annotate recorded in the incident's history as made by the operator by.
-func (t *Tracker) AnnotateBy(ctx context.Context, by string, number int64, measures, responsible string) (Incident, error) {
+func (t *Tracker) AnnotateBy(ctx context.Context, by string, number int64, measures, responsible string) (siobroker.Incident, error) {
 	t.checkMu.Lock()
 	defer t.checkMu.Unlock()
 	return t.as(by).Annotate(ctx, number, measures, responsible)
@@ -214,12 +214,12 @@ func (t *Tracker) AnnotateBy(ctx context.Context, by string, number int64, measu
 
 // Close closes incident number by hand, with the operator's note. The messages of its cause
 // waiting now do not open a new incident; messages sent later may.
-func (t *Tracker) Close(ctx context.Context, number int64, note string) (Incident, error) {
+func (t *Tracker) Close(ctx context.Context, number int64, note string) (siobroker.Incident, error) {
 	return t.CloseBy(ctx, trackerBy, number, note)
 }
 
 // CloseBy is Close recorded in the incident's history as made by the operator by.
-func (t *Tracker) CloseBy(ctx context.Context, by string, number int64, note string) (Incident, error) {
+func (t *Tracker) CloseBy(ctx context.Context, by string, number int64, note string) (siobroker.Incident, error) {
 	t.checkMu.Lock()
 	defer t.checkMu.Unlock()
 	inc, err := t.as(by).Close(ctx, number, note)
@@ -283,14 +283,14 @@ func (t *Tracker) sync(ctx context.Context, now time.Time) error {
 		open[inc.Number] = true
 	}
 	type closed struct {
-		cause  Cause
+		cause  siobroker.IncidentCause
 		number int64
 	}
 	var gone []closed
 	t.mu.Lock()
 	if !t.loaded {
 		for _, inc := range stored {
-			if inc.Type != TypeDeliveryDelay || t.open[inc.Cause] != nil {
+			if inc.Type != siobroker.IncidentDeliveryDelay || t.open[inc.Cause] != nil {
 				continue
 			}
 			t.open[inc.Cause] = &tracked{number: inc.Number, openedAt: inc.OpenedAt, adopted: true,
@@ -330,12 +330,12 @@ const (
 
 type action struct {
 	kind    actionKind
-	cause   Cause
-	tr      *tracked // update, close
-	inc     Incident // open: the incident to record
-	keys    []string // open: the messages counted
-	delta   int      // update: messages newly counted
-	lastErr string   // update: a last error the store does not have yet
+	cause   siobroker.IncidentCause
+	tr      *tracked           // update, close
+	inc     siobroker.Incident // open: the incident to record
+	keys    []string           // open: the messages counted
+	delta   int                // update: messages newly counted
+	lastErr string             // update: a last error the store does not have yet
 }
 
 // group is what is pending for one cause.
@@ -349,7 +349,7 @@ type group struct {
 func (t *Tracker) plan(now time.Time) []action {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	groups := make(map[Cause]*group)
+	groups := make(map[siobroker.IncidentCause]*group)
 	for key, m := range t.pending {
 		g := groups[m.cause]
 		if g == nil {
@@ -399,8 +399,8 @@ func (t *Tracker) plan(now time.Time) []action {
 		if t.open[cause] != nil || g.eligible.IsZero() || now.Sub(g.eligible) <= t.cfg.Threshold {
 			continue
 		}
-		acts = append(acts, action{kind: actOpen, cause: cause, keys: slices.Clone(g.keys), inc: Incident{
-			Type:      TypeDeliveryDelay,
+		acts = append(acts, action{kind: actOpen, cause: cause, keys: slices.Clone(g.keys), inc: siobroker.Incident{
+			Type:      siobroker.IncidentDeliveryDelay,
 			Cause:     cause,
 			LastError: t.lastErr[cause],
 			StartedAt: g.eligible.In(siobroker.Astana),
@@ -423,7 +423,7 @@ func (t *Tracker) apply(ctx context.Context, a action, now time.Time) error {
 		return t.applyOpen(ctx, a, now)
 	case actUpdate:
 		inc, err := t.store.UpdateIncident(ctx, a.tr.number, a.delta, a.lastErr, now, trackerBy)
-		if errors.Is(err, ErrClosed) || errors.Is(err, ErrNotFound) {
+		if errors.Is(err, siobroker.ErrIncidentClosed) || errors.Is(err, siobroker.ErrIncidentNotFound) {
 			// Closed by the operator since sync looked.
 			closedAt := inc.ClosedAt
 			if closedAt.IsZero() {
@@ -445,7 +445,7 @@ func (t *Tracker) apply(ctx context.Context, a action, now time.Time) error {
 		return nil
 	case actClose:
 		inc, err := t.store.CloseIncident(ctx, a.tr.number, NoteResumed, now, trackerBy)
-		if errors.Is(err, ErrClosed) || errors.Is(err, ErrNotFound) {
+		if errors.Is(err, siobroker.ErrIncidentClosed) || errors.Is(err, siobroker.ErrIncidentNotFound) {
 			t.drop(a.cause, a.tr)
 			return nil
 		}
@@ -455,7 +455,7 @@ func (t *Tracker) apply(ctx context.Context, a action, now time.Time) error {
 		t.drop(a.cause, a.tr)
 		t.logger.Info("incident closed: delivery resumed", "incident", inc.Number, "cause", a.cause.String(),
 			"started", siobroker.FormatTime(inc.StartedAt), "closed", siobroker.FormatTime(inc.ClosedAt), "affected", inc.Affected)
-		return t.svc.journal(ctx, EventClosed, inc, now)
+		return t.svc.journal(ctx, siobroker.IncidentEventClosed, inc, now)
 	}
 	return nil
 }
@@ -488,11 +488,11 @@ func (t *Tracker) applyOpen(ctx context.Context, a action, now time.Time) error 
 	}
 	t.logger.Warn("incident opened: delivery delayed", "incident", inc.Number, "cause", a.cause.String(),
 		"started", siobroker.FormatTime(inc.StartedAt), "affected", inc.Affected, "last_error", inc.LastError)
-	return t.svc.journal(ctx, EventOpened, inc, now)
+	return t.svc.journal(ctx, siobroker.IncidentEventOpened, inc, now)
 }
 
 // drop forgets tr, if it is still the open incident of cause.
-func (t *Tracker) drop(cause Cause, tr *tracked) {
+func (t *Tracker) drop(cause siobroker.IncidentCause, tr *tracked) {
 	t.mu.Lock()
 	if t.open[cause] == tr {
 		delete(t.open, cause)
@@ -506,7 +506,7 @@ type DispatcherTracker struct{ T *Tracker }
 
 // Sent reports a service message entering its queue.
 func (d DispatcherTracker) Sent(key string, service int, topic string, at time.Time) {
-	d.T.Sent(key, Cause{Service: service, Queue: topic}, at)
+	d.T.Sent(key, siobroker.IncidentCause{Service: service, Queue: topic}, at)
 }
 
 // Delivered reports an answer received for key.
@@ -517,5 +517,5 @@ func (d DispatcherTracker) Abandon(key string) { d.T.Abandon(key) }
 
 // Failed records the last error seen for a service's queue.
 func (d DispatcherTracker) Failed(service int, topic string, err error) {
-	d.T.Failed(Cause{Service: service, Queue: topic}, err)
+	d.T.Failed(siobroker.IncidentCause{Service: service, Queue: topic}, err)
 }

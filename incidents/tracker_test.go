@@ -40,8 +40,8 @@ func (j *memJournal) records() []siobroker.JournalRecord {
 var t0 = time.Date(2026, 3, 10, 9, 0, 0, 0, siobroker.Astana)
 
 var (
-	causeA = incidents.Cause{Service: 7, Queue: "sio.service.007", Adapter: "demo-7"}
-	causeB = incidents.Cause{Service: 12, Queue: "sio.service.012", Adapter: "demo-12"}
+	causeA = siobroker.IncidentCause{Service: 7, Queue: "sio.service.007", Adapter: "demo-7"}
+	causeB = siobroker.IncidentCause{Service: 12, Queue: "sio.service.012", Adapter: "demo-12"}
 )
 
 type fixture struct {
@@ -73,7 +73,7 @@ func (f *fixture) checkAt(d time.Duration) {
 	}
 }
 
-func (f *fixture) incidents(all bool) []incidents.Incident {
+func (f *fixture) incidents(all bool) []siobroker.Incident {
 	f.t.Helper()
 	list, err := f.db.Incidents(context.Background(), all)
 	if err != nil {
@@ -82,7 +82,7 @@ func (f *fixture) incidents(all bool) []incidents.Incident {
 	return list
 }
 
-func (f *fixture) incident(n int64) incidents.Incident {
+func (f *fixture) incident(n int64) siobroker.Incident {
 	f.t.Helper()
 	inc, ok, err := f.db.Incident(context.Background(), n)
 	if err != nil || !ok {
@@ -116,7 +116,7 @@ func TestStoppedAdapter(t *testing.T) {
 		t.Fatalf("after 61 min: %d open incidents, want 1", len(open))
 	}
 	inc := open[0]
-	if inc.Number != 1 || inc.Type != incidents.TypeDeliveryDelay || inc.Cause != causeA || inc.Status != incidents.StatusOpen {
+	if inc.Number != 1 || inc.Type != siobroker.IncidentDeliveryDelay || inc.Cause != causeA || inc.Status != siobroker.IncidentOpen {
 		t.Fatalf("incident: %+v", inc)
 	}
 	if inc.Affected != 5 {
@@ -136,14 +136,14 @@ func TestStoppedAdapter(t *testing.T) {
 		t.Fatalf("%d journal records after opening, want 1", len(recs))
 	}
 	r := recs[0]
-	if r.Kind != siobroker.JournalIncident || r.Code != incidents.EventOpened || r.Service != 7 || !r.At.Equal(t0.Add(61*time.Minute)) {
+	if r.Kind != siobroker.JournalIncident || r.Code != siobroker.IncidentEventOpened || r.Service != 7 || !r.At.Equal(t0.Add(61*time.Minute)) {
 		t.Errorf("journal record: %+v", r)
 	}
-	var journaled incidents.Incident
+	var journaled siobroker.Incident
 	if err := json.Unmarshal(r.Data, &journaled); err != nil {
 		t.Fatalf("journal data %s: %v", r.Data, err)
 	}
-	if journaled.Number != 1 || journaled.Affected != 5 || journaled.Status != incidents.StatusOpen || !journaled.StartedAt.Equal(t0) {
+	if journaled.Number != 1 || journaled.Affected != 5 || journaled.Status != siobroker.IncidentOpen || !journaled.StartedAt.Equal(t0) {
 		t.Errorf("journaled incident: %+v", journaled)
 	}
 	var raw map[string]any
@@ -197,24 +197,24 @@ func TestStoppedAdapter(t *testing.T) {
 		tr.Delivered(k, t0.Add(95*time.Minute))
 	}
 	f.checkAt(96 * time.Minute)
-	if inc := f.incident(1); inc.Status != incidents.StatusOpen {
+	if inc := f.incident(1); inc.Status != siobroker.IncidentOpen {
 		t.Fatalf("incident 1 closed while req-4/7 is still late: %+v", inc)
 	}
 	tr.Delivered("req-4/7", t0.Add(97*time.Minute))
 	tr.Delivered("req-4/7", t0.Add(97*time.Minute)) // a duplicate answer is harmless
 	f.checkAt(98 * time.Minute)
 	inc = f.incident(1)
-	if inc.Status != incidents.StatusClosed || !inc.ClosedAt.Equal(t0.Add(98*time.Minute)) || inc.CloseNote != incidents.NoteResumed {
+	if inc.Status != siobroker.IncidentClosed || !inc.ClosedAt.Equal(t0.Add(98*time.Minute)) || inc.CloseNote != incidents.NoteResumed {
 		t.Fatalf("incident 1 after delivery resumed: %+v", inc)
 	}
 	if inc.Affected != 8 {
 		t.Errorf("closed incident Affected = %d, want 8", inc.Affected)
 	}
-	if inc := f.incident(2); inc.Status != incidents.StatusOpen {
+	if inc := f.incident(2); inc.Status != siobroker.IncidentOpen {
 		t.Fatalf("incident 2 closed with it: %+v", inc)
 	}
 	recs = f.journal.records()
-	if len(recs) != 3 || recs[1].Code != incidents.EventOpened || recs[2].Code != incidents.EventClosed || recs[2].Service != 7 {
+	if len(recs) != 3 || recs[1].Code != siobroker.IncidentEventOpened || recs[2].Code != siobroker.IncidentEventClosed || recs[2].Service != 7 {
 		t.Fatalf("journal: %+v", recs)
 	}
 	if _, ok := tr.Oldest()[causeA]; ok {
@@ -226,7 +226,7 @@ func TestStoppedAdapter(t *testing.T) {
 	tr.Sent("req-b2/12", causeB, t0.Add(92*time.Minute))
 	tr.Delivered("req-b1/12", t0.Add(100*time.Minute))
 	f.checkAt(101 * time.Minute)
-	if inc := f.incident(2); inc.Status != incidents.StatusClosed || !inc.ClosedAt.Equal(t0.Add(101*time.Minute)) {
+	if inc := f.incident(2); inc.Status != siobroker.IncidentClosed || !inc.ClosedAt.Equal(t0.Add(101*time.Minute)) {
 		t.Fatalf("incident 2: %+v", inc)
 	}
 	// And if that one waits an hour in its turn, it is a new incident.
@@ -287,18 +287,18 @@ func TestManualCloseIsRespected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(events); n < 2 || events[n-1].Kind != incidents.EventClosed || events[n-1].By != "ИВАНОВ ИВАН (750312300458)" ||
-		events[n-2].Kind != incidents.EventAnnotated || events[n-2].By != "ИВАНОВ ИВАН (750312300458)" {
+	if n := len(events); n < 2 || events[n-1].Kind != siobroker.IncidentEventClosed || events[n-1].By != "ИВАНОВ ИВАН (750312300458)" ||
+		events[n-2].Kind != siobroker.IncidentEventAnnotated || events[n-2].By != "ИВАНОВ ИВАН (750312300458)" {
 		t.Fatalf("history of incident 2: %+v", events)
 	}
-	if _, err := f.tracker.Close(ctx, 2, "again"); !errors.Is(err, incidents.ErrClosed) {
+	if _, err := f.tracker.Close(ctx, 2, "again"); !errors.Is(err, siobroker.ErrIncidentClosed) {
 		t.Fatalf("second close: %v, want ErrClosed", err)
 	}
 	f.checkAt(300 * time.Minute)
 	if got := f.incidents(false); len(got) != 0 {
 		t.Fatalf("reopened after a tracker close: %+v", got)
 	}
-	if recs := f.journal.records(); len(recs) != 4 || recs[3].Code != incidents.EventClosed {
+	if recs := f.journal.records(); len(recs) != 4 || recs[3].Code != siobroker.IncidentEventClosed {
 		t.Fatalf("journal: %+v", recs)
 	}
 }
@@ -320,20 +320,20 @@ func TestOpenIncidentSurvivesRestart(t *testing.T) {
 	f.checkAt(72 * time.Minute)
 	f.checkAt(140 * time.Minute)
 	open := f.incidents(true)
-	if len(open) != 1 || open[0].Affected != 2 || open[0].Status != incidents.StatusOpen {
+	if len(open) != 1 || open[0].Affected != 2 || open[0].Status != siobroker.IncidentOpen {
 		t.Fatalf("after restart: %+v", open)
 	}
 	// Delivery resumes.
 	restarted.Delivered("m2", t0.Add(141*time.Minute))
 	f.checkAt(142 * time.Minute)
-	if inc := f.incident(1); inc.Status != incidents.StatusClosed {
+	if inc := f.incident(1); inc.Status != siobroker.IncidentClosed {
 		t.Fatalf("adopted incident not closed: %+v", inc)
 	}
 }
 
 func TestLegs(t *testing.T) {
 	f := newFixture(t)
-	answers := incidents.Cause{Queue: "sio.broker.replies.1", Adapter: "demo-7"}
+	answers := siobroker.IncidentCause{Queue: "sio.broker.replies.1", Adapter: "demo-7"}
 	// The request reaches the adapter quickly; its answer is stuck on the way back.
 	f.tracker.Sent("r1/7", causeA, t0)
 	f.tracker.Sent("r1/7", causeA, t0.Add(time.Minute)) // redelivered: still waiting since t0

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sio-pso/siobroker"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -29,7 +30,7 @@ type FileWindow struct {
 
 // LoadFile reads and checks a maintenance file. Every error names the file and the line of the
 // window it is about. A missing file is no windows.
-func LoadFile(path string) ([]Window, error) {
+func LoadFile(path string) ([]siobroker.MaintenanceWindow, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -41,7 +42,7 @@ func LoadFile(path string) ([]Window, error) {
 }
 
 // ParseFile parses the maintenance file content b; path names it in errors.
-func ParseFile(path string, b []byte) ([]Window, error) {
+func ParseFile(path string, b []byte) ([]siobroker.MaintenanceWindow, error) {
 	var f File
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
@@ -54,13 +55,13 @@ func ParseFile(path string, b []byte) ([]Window, error) {
 	}
 	lines := windowLines(&root)
 	var errs []error
-	out := make([]Window, 0, len(f.Windows))
+	out := make([]siobroker.MaintenanceWindow, 0, len(f.Windows))
 	for i, fw := range f.Windows {
 		line := 0
 		if i < len(lines) {
 			line = lines[i]
 		}
-		w := Window{Services: fw.Services, Reason: strings.TrimSpace(fw.Reason), AnnouncedBy: fw.By, Source: SourceFile}
+		w := siobroker.MaintenanceWindow{Services: fw.Services, Reason: strings.TrimSpace(fw.Reason), AnnouncedBy: fw.By, Source: siobroker.WindowFromFile}
 		var perr []error
 		var err error
 		if w.Start, err = parseTime(fw.Start); err != nil {

@@ -17,6 +17,9 @@ import (
 
 var t0 = time.Date(2026, 12, 1, 21, 0, 0, 0, siobroker.Astana)
 
+// The store keeps what a Schedule announces.
+var _ maintenance.Store = (*store.DB)(nil)
+
 func newSchedule(t *testing.T) (*maintenance.Schedule, *testclock.Clock, *store.DB) {
 	t.Helper()
 	db, err := store.Open(context.Background(), t.TempDir())
@@ -35,12 +38,12 @@ func newSchedule(t *testing.T) (*maintenance.Schedule, *testclock.Clock, *store.
 func TestAnnounceActiveCancel(t *testing.T) {
 	ctx := context.Background()
 	s, clock, db := newSchedule(t)
-	w, err := s.Announce(ctx, maintenance.Window{Services: []int{12, 11}, Start: t0.Add(time.Hour), End: t0.Add(3 * time.Hour),
+	w, err := s.Announce(ctx, siobroker.MaintenanceWindow{Services: []int{12, 11}, Start: t0.Add(time.Hour), End: t0.Add(3 * time.Hour),
 		Reason: "КГД database upgrade", AnnouncedBy: "operator Askarov"})
 	if err != nil {
 		t.Fatalf("Announce = %v", err)
 	}
-	if w.ID == 0 || w.Source != maintenance.SourceAnnounced || w.Services[0] != 11 || !w.AnnouncedAt.Equal(t0) {
+	if w.ID == 0 || w.Source != siobroker.WindowAnnounced || w.Services[0] != 11 || !w.AnnouncedAt.Equal(t0) {
 		t.Fatalf("announced %+v", w)
 	}
 	if _, ok := s.Active(11, t0); ok {
@@ -68,7 +71,7 @@ func TestAnnounceActiveCancel(t *testing.T) {
 	// Another process (the command line) announces through its own schedule on the same store;
 	// this one sees it at its next refresh.
 	other := maintenance.NewSchedule(db, clock)
-	all, err := other.Announce(ctx, maintenance.Window{Start: t0, End: t0.Add(time.Hour), Reason: "network", AnnouncedBy: "cli"})
+	all, err := other.Announce(ctx, siobroker.MaintenanceWindow{Start: t0, End: t0.Add(time.Hour), Reason: "network", AnnouncedBy: "cli"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,10 +91,10 @@ func TestAnnounceActiveCancel(t *testing.T) {
 	if _, ok := s.Active(11, t0.Add(2*time.Hour)); ok {
 		t.Error("cancelled window still active")
 	}
-	if err := s.Cancel(ctx, w.ID, "x"); !errors.Is(err, maintenance.ErrCancelled) {
+	if err := s.Cancel(ctx, w.ID, "x"); !errors.Is(err, siobroker.ErrWindowCancelled) {
 		t.Errorf("second cancel = %v", err)
 	}
-	if err := s.Cancel(ctx, 999, "x"); !errors.Is(err, maintenance.ErrNotFound) {
+	if err := s.Cancel(ctx, 999, "x"); !errors.Is(err, siobroker.ErrWindowNotFound) {
 		t.Errorf("cancel unknown = %v", err)
 	}
 	// Cancelled windows are kept, and listed.
@@ -107,7 +110,7 @@ func TestAnnounceActiveCancel(t *testing.T) {
 
 func TestAnnounceRefusals(t *testing.T) {
 	s, _, _ := newSchedule(t)
-	for name, w := range map[string]maintenance.Window{
+	for name, w := range map[string]siobroker.MaintenanceWindow{
 		"no reason":         {Start: t0, End: t0.Add(time.Hour), AnnouncedBy: "x"},
 		"end before start":  {Start: t0, End: t0.Add(-time.Hour), Reason: "r", AnnouncedBy: "x"},
 		"ended already":     {Start: t0.Add(-2 * time.Hour), End: t0.Add(-time.Hour), Reason: "r", AnnouncedBy: "x"},
@@ -136,7 +139,7 @@ func TestFileWindows(t *testing.T) {
 		t.Fatalf("LoadFile = %v, %v", ws, err)
 	}
 	s.SetFileWindows(ws)
-	if w, ok := s.Active(3, t0.Add(90*time.Minute)); !ok || w.Source != maintenance.SourceFile {
+	if w, ok := s.Active(3, t0.Add(90*time.Minute)); !ok || w.Source != siobroker.WindowFromFile {
 		t.Errorf("file window not active: %+v %v", w, ok)
 	}
 	bad := good + "  - services: [3]\n    start: tomorrow\n    end: 2026-12-01T23:00:00+05:00\n    reason: x\n  - start: 2026-12-01T22:00:00+05:00\n    end: 2026-12-01T23:00:00+05:00\n"

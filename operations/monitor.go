@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/incidents"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 )
@@ -20,7 +19,7 @@ type DispatchStats interface {
 
 // DelayTracker is what the Monitor reads of the delivery tracker (*incidents.Tracker).
 type DelayTracker interface {
-	Oldest() map[incidents.Cause]time.Duration
+	Oldest() map[siobroker.IncidentCause]time.Duration
 }
 
 // QueueReader reads the transport's queues (*amqp.Transport). Both reads go to the message

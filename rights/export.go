@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/sio-pso/siobroker"
 )
 
 // The JSON form of the tables, for integration engineers and other systems that mirror the rules.
@@ -26,7 +28,7 @@ type exportService struct {
 	Name string `json:"name"`
 	// Keys are the basis numbers as strings; encoding/json sorts them, and "1".."6" sort as
 	// numbers do. A basis under which the service is not available has no key.
-	Access map[string]Access `json:"access"`
+	Access map[string]siobroker.Access `json:"access"`
 }
 
 // ExportJSON writes both appendices as
@@ -49,7 +51,7 @@ func (t *Table) ExportJSON(w io.Writer) error {
 		out.Roles = append(out.Roles, exportRole{No: r.No, Name: r.Name, Bases: bases})
 	}
 	for _, s := range t.services {
-		acc := make(map[string]Access, len(s.Access))
+		acc := make(map[string]siobroker.Access, len(s.Access))
 		for b, a := range s.Access {
 			acc[strconv.Itoa(int(b))] = a
 		}

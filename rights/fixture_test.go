@@ -100,11 +100,11 @@ func TestAppendix2MatchesFixture(t *testing.T) {
 	if len(grid) != rights.NumServices {
 		t.Fatalf("fixture has %d services, want %d", len(grid), rights.NumServices)
 	}
-	code := map[rights.Access]string{
-		rights.AccessNone:             "-",
-		rights.AccessFull:             "+",
-		rights.AccessTruncated:        "T",
-		rights.AccessEconomicArticles: "E",
+	code := map[siobroker.Access]string{
+		siobroker.AccessNone:             "-",
+		siobroker.AccessFull:             "+",
+		siobroker.AccessTruncated:        "T",
+		siobroker.AccessEconomicArticles: "E",
 	}
 	for no := 1; no <= rights.NumServices; no++ {
 		cells, ok := grid[no]

@@ -31,7 +31,7 @@ func (l *Live) Swap(t *Table) *Table { return l.p.Swap(t) }
 func (l *Live) RoleMayUse(role int, b siobroker.Basis) bool { return l.Table().RoleMayUse(role, b) }
 
 // DecideService is Table.DecideService on the table in force.
-func (l *Live) DecideService(b siobroker.Basis, service int, article string) Decision {
+func (l *Live) DecideService(b siobroker.Basis, service int, article string) siobroker.Decision {
 	return l.Table().DecideService(b, service, article)
 }
 
@@ -55,7 +55,7 @@ func (t *Table) Diff(old *Table) []string {
 		}
 	}
 	for i := 0; i < max(len(t.services), len(old.services)); i++ {
-		var a, b map[siobroker.Basis]Access
+		var a, b map[siobroker.Basis]siobroker.Access
 		if i < len(old.services) {
 			a = old.services[i].Access
 		}
@@ -79,7 +79,7 @@ func (t *Table) Diff(old *Table) []string {
 	return out
 }
 
-func accessText(a Access) string {
+func accessText(a siobroker.Access) string {
 	if a == "" {
 		return "none"
 	}

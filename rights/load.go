@@ -161,16 +161,16 @@ func (v *validator) services(in []fileService) []Service {
 		if fs.Access == nil {
 			v.errorf("%s: no access (write \"access: {}\" for a service available under no basis)", item)
 		}
-		s := Service{No: fs.No, Name: fs.Name, Access: map[siobroker.Basis]Access{}}
+		s := Service{No: fs.No, Name: fs.Name, Access: map[siobroker.Basis]siobroker.Access{}}
 		for _, b := range sortedKeys(fs.Access) {
-			a := Access(fs.Access[b])
+			a := siobroker.Access(fs.Access[b])
 			switch {
 			case !siobroker.Basis(b).Valid():
 				v.errorf("%s: basis %d is not in 1..6", item, b)
 			case !a.Valid():
 				v.errorf("%s: basis %d: access %q is not one of %q, %q, %q (leave the basis out when the service is not available)",
-					item, b, a, AccessFull, AccessTruncated, AccessEconomicArticles)
-			case a == AccessEconomicArticles && siobroker.Basis(b) != siobroker.BasisCriminal:
+					item, b, a, siobroker.AccessFull, siobroker.AccessTruncated, siobroker.AccessEconomicArticles)
+			case a == siobroker.AccessEconomicArticles && siobroker.Basis(b) != siobroker.BasisCriminal:
 				// An article of the Criminal Code exists only for a criminal case; under any other
 				// basis the cell could never be satisfied, so it must be a transcription mistake.
 				v.errorf("%s: basis %d: %q is allowed only under basis 1 (criminal case)", item, b, a)
@@ -196,7 +196,7 @@ func (v *validator) truncation(in map[int][]string, t *Table) {
 			v.errorf("%s: no such service", item)
 			continue
 		}
-		if !hasAccess(t.services[no-1], AccessTruncated) {
+		if !hasAccess(t.services[no-1], siobroker.AccessTruncated) {
 			v.errorf("%s: the service has no truncated cell", item)
 			continue
 		}
@@ -220,7 +220,7 @@ func (v *validator) truncation(in map[int][]string, t *Table) {
 	// Without a field list a truncated cell would pass the full reply: the very data footnote 1
 	// withholds.
 	for _, s := range t.services {
-		if hasAccess(s, AccessTruncated) && len(in[s.No]) == 0 {
+		if hasAccess(s, siobroker.AccessTruncated) && len(in[s.No]) == 0 {
 			v.errorf("service %d: has truncated cells but no truncation fields", s.No)
 		}
 	}
@@ -239,15 +239,15 @@ func (v *validator) articles(in []string, t *Table) {
 	}
 	if len(in) == 0 {
 		for _, s := range t.services {
-			if hasAccess(s, AccessEconomicArticles) {
-				v.errorf("economic_articles: empty, but service %d is %q", s.No, AccessEconomicArticles)
+			if hasAccess(s, siobroker.AccessEconomicArticles) {
+				v.errorf("economic_articles: empty, but service %d is %q", s.No, siobroker.AccessEconomicArticles)
 				return
 			}
 		}
 	}
 }
 
-func hasAccess(s Service, a Access) bool {
+func hasAccess(s Service, a siobroker.Access) bool {
 	for _, x := range s.Access {
 		if x == a {
 			return true

@@ -21,33 +21,6 @@ import (
 	"github.com/sio-pso/siobroker"
 )
 
-// Access is what a cell of Appendix 2 grants. The empty Access means the service is not available
-// under that basis.
-type Access string
-
-// The values a cell of Appendix 2 can hold.
-const (
-	// AccessNone: the cell is empty; the service is not available under the basis.
-	AccessNone Access = ""
-	// AccessFull: "+".
-	AccessFull Access = "full"
-	// AccessTruncated: "+усеченный" (footnote 1). The reply is given without the fields listed
-	// for the service under truncation (for service 11, the contribution amounts).
-	AccessTruncated Access = "truncated"
-	// AccessEconomicArticles: "только по определенным статьям" (footnote 2). The КГД services are
-	// available only when the criminal case is under an article of Chapter 8 of the Criminal Code.
-	AccessEconomicArticles Access = "economic-articles-only"
-)
-
-// Valid reports whether a is one of the non-empty access values.
-func (a Access) Valid() bool {
-	switch a {
-	case AccessFull, AccessTruncated, AccessEconomicArticles:
-		return true
-	}
-	return false
-}
-
 // The sizes of the appendices in the wording in force.
 const (
 	NumRoles    = 19
@@ -64,8 +37,8 @@ type Role struct {
 // Service is one row of Appendix 2.
 type Service struct {
 	No     int
-	Name   string                     // in Russian, as in the Rules
-	Access map[siobroker.Basis]Access // only the bases under which the service is available
+	Name   string                               // in Russian, as in the Rules
+	Access map[siobroker.Basis]siobroker.Access // only the bases under which the service is available
 }
 
 // Table is the loaded and validated pair of appendices, with the truncation field lists and the
@@ -142,32 +115,20 @@ func (t *Table) IsEconomicArticle(article string) bool {
 	return t.articles[trimSpace(article)]
 }
 
-// Decision is the outcome of checking one service of a request against the tables.
-type Decision struct {
-	Allowed bool
-	// Access is the cell of Appendix 2 that applied; AccessNone when the request was refused
-	// before the cell mattered (role, basis or service unknown, or the cell is empty).
-	Access Access
-	// Reason is siobroker.ReasonOK, ReasonDeniedBasis or ReasonDeniedArticle.
-	Reason string
-	// Explanation is one English sentence naming the role (where known), basis, service and rule.
-	Explanation string
-}
-
 // DecideService decides whether service may be asked under basis b, with article the Criminal Code
 // article of the case (needed only for the footnote-2 services). It does not look at the role;
 // Explain does both.
-func (t *Table) DecideService(b siobroker.Basis, service int, article string) Decision {
+func (t *Table) DecideService(b siobroker.Basis, service int, article string) siobroker.Decision {
 	return t.decide("", b, service, article)
 }
 
 // Explain checks role against Appendix 1 first and then the service against Appendix 2. It returns
 // the decision and a multi-line trace of the rules applied, for people and for the journal.
-func (t *Table) Explain(role int, b siobroker.Basis, service int, article string) (Decision, string) {
+func (t *Table) Explain(role int, b siobroker.Basis, service int, article string) (siobroker.Decision, string) {
 	var trace []string
 	r, ok := t.Role(role)
 	if !ok {
-		d := Decision{
+		d := siobroker.Decision{
 			Reason:      siobroker.ReasonDeniedBasis,
 			Explanation: fmt.Sprintf("Role %d is not in Appendix 1, so it may not use %s for service %d.", role, basisLabel(b), service),
 		}
@@ -175,14 +136,14 @@ func (t *Table) Explain(role int, b siobroker.Basis, service int, article string
 	}
 	roleLabel := fmt.Sprintf("role %d (%s)", r.No, r.Name)
 	if !b.Valid() {
-		d := Decision{
+		d := siobroker.Decision{
 			Reason:      siobroker.ReasonDeniedBasis,
 			Explanation: fmt.Sprintf("Basis %d is not one of the six bases of the Rules, so %s may not ask for service %d under it.", int(b), roleLabel, service),
 		}
 		return d, traceText(append(trace, fmt.Sprintf("Basis: %d is not in 1..6", int(b)), "Result: "+verdict(d)))
 	}
 	if !t.RoleMayUse(role, b) {
-		d := Decision{
+		d := siobroker.Decision{
 			Reason:      siobroker.ReasonDeniedBasis,
 			Explanation: fmt.Sprintf("Appendix 1 does not let %s make requests under %s, so service %d is refused.", roleLabel, basisLabel(b), service),
 		}
@@ -199,9 +160,9 @@ func (t *Table) Explain(role int, b siobroker.Basis, service int, article string
 		}
 		trace = append(trace, fmt.Sprintf("Appendix 2: service %d (%s) under %s: %s", s.No, s.Name, basisLabel(b), cell))
 		switch s.Access[b] {
-		case AccessTruncated:
+		case siobroker.AccessTruncated:
 			trace = append(trace, "Footnote 1: removed from the reply: "+fieldList(t.truncated[service]))
-		case AccessEconomicArticles:
+		case siobroker.AccessEconomicArticles:
 			if art := trimSpace(article); art == "" {
 				trace = append(trace, "Footnote 2: no article given")
 			} else {
@@ -216,20 +177,20 @@ func (t *Table) Explain(role int, b siobroker.Basis, service int, article string
 
 // decide applies Appendix 2 and its footnotes. who names the role for the explanation, or is
 // empty when the caller did not check one.
-func (t *Table) decide(who string, b siobroker.Basis, service int, article string) Decision {
+func (t *Table) decide(who string, b siobroker.Basis, service int, article string) siobroker.Decision {
 	subject := "a request"
 	if who != "" {
 		subject = who
 	}
 	if !b.Valid() {
-		return Decision{
+		return siobroker.Decision{
 			Reason:      siobroker.ReasonDeniedBasis,
 			Explanation: fmt.Sprintf("Basis %d is not one of the six bases of the Rules, so %s may not ask for service %d under it.", int(b), subject, service),
 		}
 	}
 	s, ok := t.Service(service)
 	if !ok {
-		return Decision{
+		return siobroker.Decision{
 			Reason:      siobroker.ReasonDeniedBasis,
 			Explanation: fmt.Sprintf("Service %d is not in Appendix 2, so %s under %s may not ask for it.", service, subject, basisLabel(b)),
 		}
@@ -237,26 +198,26 @@ func (t *Table) decide(who string, b siobroker.Basis, service int, article strin
 	svc := fmt.Sprintf("service %d (%s)", s.No, s.Name)
 	a := s.Access[b]
 	switch a {
-	case AccessFull:
-		return Decision{Allowed: true, Access: a, Reason: siobroker.ReasonOK,
+	case siobroker.AccessFull:
+		return siobroker.Decision{Allowed: true, Access: a, Reason: siobroker.ReasonOK,
 			Explanation: fmt.Sprintf("Appendix 2 gives %s full access to %s under %s.", subject, svc, basisLabel(b))}
-	case AccessTruncated:
-		return Decision{Allowed: true, Access: a, Reason: siobroker.ReasonOK,
+	case siobroker.AccessTruncated:
+		return siobroker.Decision{Allowed: true, Access: a, Reason: siobroker.ReasonOK,
 			Explanation: fmt.Sprintf("Appendix 2 gives %s truncated access to %s under %s: by footnote 1 the reply carries no %s.", subject, svc, basisLabel(b), fieldList(t.truncated[service]))}
-	case AccessEconomicArticles:
+	case siobroker.AccessEconomicArticles:
 		art := trimSpace(article)
 		switch {
 		case art == "":
-			return Decision{Access: a, Reason: siobroker.ReasonDeniedArticle,
+			return siobroker.Decision{Access: a, Reason: siobroker.ReasonDeniedArticle,
 				Explanation: fmt.Sprintf("By footnote 2 of Appendix 2, %s under %s is available only for an article of Chapter 8 of the Criminal Code, and %s gave no article.", svc, basisLabel(b), subject)}
 		case !t.articles[art]:
-			return Decision{Access: a, Reason: siobroker.ReasonDeniedArticle,
+			return siobroker.Decision{Access: a, Reason: siobroker.ReasonDeniedArticle,
 				Explanation: fmt.Sprintf("By footnote 2 of Appendix 2, %s under %s is available only for an article of Chapter 8 of the Criminal Code, and article %q given by %s is not on that list.", svc, basisLabel(b), art, subject)}
 		}
-		return Decision{Allowed: true, Access: a, Reason: siobroker.ReasonOK,
+		return siobroker.Decision{Allowed: true, Access: a, Reason: siobroker.ReasonOK,
 			Explanation: fmt.Sprintf("By footnote 2 of Appendix 2, %s under %s is available to %s because article %s is in Chapter 8 of the Criminal Code.", svc, basisLabel(b), subject, art)}
 	}
-	return Decision{Reason: siobroker.ReasonDeniedBasis,
+	return siobroker.Decision{Reason: siobroker.ReasonDeniedBasis,
 		Explanation: fmt.Sprintf("Appendix 2 does not make %s available under %s, so %s may not ask for it.", svc, basisLabel(b), subject)}
 }
 
@@ -280,7 +241,7 @@ func basisLabel(b siobroker.Basis) string {
 	return fmt.Sprintf("basis %d", int(b))
 }
 
-func verdict(d Decision) string {
+func verdict(d siobroker.Decision) string {
 	if d.Allowed {
 		return fmt.Sprintf("allowed (%s, %s)", d.Access, d.Reason)
 	}

@@ -22,9 +22,9 @@ func TestTruncation(t *testing.T) {
 	tab := loadConfig(t)
 	for b := siobroker.FirstBasis; b <= siobroker.LastBasis; b++ {
 		d := tab.DecideService(b, 11, "")
-		want := rights.AccessFull
+		want := siobroker.AccessFull
 		if b == siobroker.BasisCourtAdmin || b == siobroker.BasisAdminOffence || b == siobroker.BasisCourtCivil {
-			want = rights.AccessTruncated
+			want = siobroker.AccessTruncated
 		}
 		if !d.Allowed || d.Access != want || d.Reason != siobroker.ReasonOK {
 			t.Errorf("service 11, basis %d: %+v, want allowed %q", b, d, want)
@@ -36,7 +36,7 @@ func TestTruncation(t *testing.T) {
 	// Footnote 1 is the only truncation in the Rules.
 	for _, s := range tab.Services() {
 		for b, a := range s.Access {
-			if a == rights.AccessTruncated && s.No != 11 {
+			if a == siobroker.AccessTruncated && s.No != 11 {
 				t.Errorf("service %d, basis %d: unexpected truncated cell", s.No, b)
 			}
 		}
@@ -55,8 +55,8 @@ func TestEconomicArticles(t *testing.T) {
 	tab := loadConfig(t)
 	for _, svc := range kgd {
 		s, _ := tab.Service(svc)
-		if len(s.Access) != 1 || s.Access[siobroker.BasisCriminal] != rights.AccessEconomicArticles {
-			t.Errorf("service %d: access %v, want only basis 1 %q", svc, s.Access, rights.AccessEconomicArticles)
+		if len(s.Access) != 1 || s.Access[siobroker.BasisCriminal] != siobroker.AccessEconomicArticles {
+			t.Errorf("service %d: access %v, want only basis 1 %q", svc, s.Access, siobroker.AccessEconomicArticles)
 		}
 		cases := []struct {
 			basis   siobroker.Basis
@@ -91,7 +91,7 @@ func TestEconomicArticles(t *testing.T) {
 		}
 	}
 	// An article has no effect on a service without footnote 2.
-	if d := tab.DecideService(siobroker.BasisCriminal, 1, "188"); !d.Allowed || d.Access != rights.AccessFull {
+	if d := tab.DecideService(siobroker.BasisCriminal, 1, "188"); !d.Allowed || d.Access != siobroker.AccessFull {
 		t.Errorf("service 1 with article 188: %+v", d)
 	}
 	if !slices.Equal(tab.EconomicArticles()[:2], []string{"214", "215"}) {
@@ -115,7 +115,7 @@ func TestDecideServiceRefusals(t *testing.T) {
 	}
 	for _, c := range cases {
 		d := tab.DecideService(c.basis, c.service, "")
-		if d.Allowed || d.Reason != siobroker.ReasonDeniedBasis || d.Access != rights.AccessNone || d.Explanation == "" {
+		if d.Allowed || d.Reason != siobroker.ReasonDeniedBasis || d.Access != siobroker.AccessNone || d.Explanation == "" {
 			t.Errorf("%s: %+v", c.name, d)
 		}
 	}
@@ -190,7 +190,7 @@ func TestRoleAccessors(t *testing.T) {
 	r.Bases[0] = 6
 	s, _ := tab.Service(1)
 	delete(s.Access, siobroker.BasisCriminal)
-	if !tab.RoleMayUse(1, siobroker.BasisCriminal) || tab.DecideService(siobroker.BasisCriminal, 1, "").Access != rights.AccessFull {
+	if !tab.RoleMayUse(1, siobroker.BasisCriminal) || tab.DecideService(siobroker.BasisCriminal, 1, "").Access != siobroker.AccessFull {
 		t.Error("accessors share state with the table")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/incidents"
 )
 
 // migrationIncidents creates the journal of emergencies (§39–41, Appendix 7 of the Rules).
@@ -57,45 +56,42 @@ const migrationIncidents = `CREATE TABLE incidents (
 	CREATE TRIGGER incident_events_no_delete BEFORE DELETE ON incident_events
 	BEGIN SELECT RAISE(ABORT, 'incident_events is append-only: an event is never deleted'); END;`
 
-// DB is the store the incident tracker and the operator's commands use.
-var _ incidents.Store = (*DB)(nil)
-
 const incidentColumns = `number, type, service, queue, adapter, last_error, started_ns, opened_ns, affected,
 	measures, responsible, closed_ns, close_note, status`
 
-func scanIncident(row rowScanner) (inc incidents.Incident, ok bool, err error) {
+func scanIncident(row rowScanner) (inc siobroker.Incident, ok bool, err error) {
 	var started, opened int64
 	var closed sql.NullInt64
 	var status string
 	err = row.Scan(&inc.Number, &inc.Type, &inc.Cause.Service, &inc.Cause.Queue, &inc.Cause.Adapter, &inc.LastError,
 		&started, &opened, &inc.Affected, &inc.Measures, &inc.Responsible, &closed, &inc.CloseNote, &status)
 	if errors.Is(err, sql.ErrNoRows) {
-		return incidents.Incident{}, false, nil
+		return siobroker.Incident{}, false, nil
 	}
 	if err != nil {
-		return incidents.Incident{}, false, err
+		return siobroker.Incident{}, false, err
 	}
 	inc.StartedAt = time.Unix(0, started).In(siobroker.Astana)
 	inc.OpenedAt = time.Unix(0, opened).In(siobroker.Astana)
 	inc.ClosedAt = fromNS(closed)
-	inc.Status = incidents.Status(status)
+	inc.Status = siobroker.IncidentStatus(status)
 	return inc, true, nil
 }
 
-// readIncident reads incident number inside a transaction; it wraps incidents.ErrNotFound.
-func readIncident(ctx context.Context, tx *sql.Tx, number int64) (incidents.Incident, error) {
+// readIncident reads incident number inside a transaction; it wraps siobroker.ErrIncidentNotFound.
+func readIncident(ctx context.Context, tx *sql.Tx, number int64) (siobroker.Incident, error) {
 	inc, ok, err := scanIncident(tx.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE number = ?`, number))
 	if err != nil {
-		return incidents.Incident{}, fmt.Errorf("read incident %d: %w", number, err)
+		return siobroker.Incident{}, fmt.Errorf("read incident %d: %w", number, err)
 	}
 	if !ok {
-		return incidents.Incident{}, fmt.Errorf("incident %d: %w", number, incidents.ErrNotFound)
+		return siobroker.Incident{}, fmt.Errorf("incident %d: %w", number, siobroker.ErrIncidentNotFound)
 	}
 	return inc, nil
 }
 
 // appendIncidentEvent records kind of inc (as it is after the change) in incident_events.
-func appendIncidentEvent(ctx context.Context, tx *sql.Tx, inc incidents.Incident, kind string, at time.Time, by, note string) error {
+func appendIncidentEvent(ctx context.Context, tx *sql.Tx, inc siobroker.Incident, kind string, at time.Time, by, note string) error {
 	js, err := json.Marshal(inc)
 	if err != nil {
 		return fmt.Errorf("encode incident %d: %w", inc.Number, err)
@@ -110,17 +106,17 @@ func appendIncidentEvent(ctx context.Context, tx *sql.Tx, inc incidents.Incident
 
 // OpenIncident records inc as a new open incident, numbered next, unless an incident of the same
 // type and cause is open already: then it writes nothing and returns that one, created false.
-func (s *DB) OpenIncident(ctx context.Context, inc incidents.Incident, by string) (incidents.Incident, bool, error) {
+func (s *DB) OpenIncident(ctx context.Context, inc siobroker.Incident, by string) (siobroker.Incident, bool, error) {
 	if inc.Type == "" {
-		return incidents.Incident{}, false, errors.New("open incident: no type")
+		return siobroker.Incident{}, false, errors.New("open incident: no type")
 	}
 	if inc.StartedAt.IsZero() || inc.OpenedAt.IsZero() {
-		return incidents.Incident{}, false, fmt.Errorf("open incident for %s: no start or opening time", inc.Cause)
+		return siobroker.Incident{}, false, fmt.Errorf("open incident for %s: no start or opening time", inc.Cause)
 	}
 	if inc.Affected < 0 {
-		return incidents.Incident{}, false, fmt.Errorf("open incident for %s: negative affected count", inc.Cause)
+		return siobroker.Incident{}, false, fmt.Errorf("open incident for %s: negative affected count", inc.Cause)
 	}
-	var out incidents.Incident
+	var out siobroker.Incident
 	created := false
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		existing, ok, err := scanIncident(tx.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents
@@ -150,10 +146,10 @@ func (s *DB) OpenIncident(ctx context.Context, inc incidents.Incident, by string
 			return err
 		}
 		created = true
-		return appendIncidentEvent(ctx, tx, out, incidents.EventOpened, inc.OpenedAt, by, "")
+		return appendIncidentEvent(ctx, tx, out, siobroker.IncidentEventOpened, inc.OpenedAt, by, "")
 	})
 	if err != nil {
-		return incidents.Incident{}, false, err
+		return siobroker.Incident{}, false, err
 	}
 	return out, created, nil
 }
@@ -161,11 +157,11 @@ func (s *DB) OpenIncident(ctx context.Context, inc incidents.Incident, by string
 // changeIncident runs fn on incident number inside one transaction, writes nothing if fn returns an
 // error, and otherwise records event kind with the incident as it is afterwards.
 func (s *DB) changeIncident(ctx context.Context, number int64, kind string, at time.Time, by, note string,
-	fn func(tx *sql.Tx, cur incidents.Incident) error) (incidents.Incident, error) {
+	fn func(tx *sql.Tx, cur siobroker.Incident) error) (siobroker.Incident, error) {
 	if at.IsZero() {
-		return incidents.Incident{}, fmt.Errorf("%s incident %d: no time", kind, number)
+		return siobroker.Incident{}, fmt.Errorf("%s incident %d: no time", kind, number)
 	}
-	var out incidents.Incident
+	var out siobroker.Incident
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		cur, err := readIncident(ctx, tx, number)
 		if err != nil {
@@ -185,14 +181,14 @@ func (s *DB) changeIncident(ctx context.Context, number int64, kind string, at t
 
 // UpdateIncident adds addAffected to the affected count of open incident number and, if
 // lastError is not "", records it as the last error seen. On a closed incident it changes nothing
-// and returns the incident with an error wrapping incidents.ErrClosed.
-func (s *DB) UpdateIncident(ctx context.Context, number int64, addAffected int, lastError string, at time.Time, by string) (incidents.Incident, error) {
+// and returns the incident with an error wrapping siobroker.ErrIncidentClosed.
+func (s *DB) UpdateIncident(ctx context.Context, number int64, addAffected int, lastError string, at time.Time, by string) (siobroker.Incident, error) {
 	if addAffected < 0 {
-		return incidents.Incident{}, fmt.Errorf("update incident %d: negative affected count", number)
+		return siobroker.Incident{}, fmt.Errorf("update incident %d: negative affected count", number)
 	}
-	return s.changeIncident(ctx, number, incidents.EventUpdated, at, by, "", func(tx *sql.Tx, cur incidents.Incident) error {
-		if cur.Status != incidents.StatusOpen {
-			return fmt.Errorf("update incident %d: %w", number, incidents.ErrClosed)
+	return s.changeIncident(ctx, number, siobroker.IncidentEventUpdated, at, by, "", func(tx *sql.Tx, cur siobroker.Incident) error {
+		if cur.Status != siobroker.IncidentOpen {
+			return fmt.Errorf("update incident %d: %w", number, siobroker.ErrIncidentClosed)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE incidents SET affected = affected + ?,
 				last_error = CASE WHEN ? = '' THEN last_error ELSE ? END WHERE number = ?`,
@@ -205,11 +201,11 @@ func (s *DB) UpdateIncident(ctx context.Context, number int64, addAffected int, 
 
 // AnnotateIncident records the measures taken against incident number and who was responsible
 // for them; "" keeps the value recorded. Closed incidents may be annotated too.
-func (s *DB) AnnotateIncident(ctx context.Context, number int64, measures, responsible string, at time.Time, by string) (incidents.Incident, error) {
+func (s *DB) AnnotateIncident(ctx context.Context, number int64, measures, responsible string, at time.Time, by string) (siobroker.Incident, error) {
 	if measures == "" && responsible == "" {
-		return incidents.Incident{}, fmt.Errorf("annotate incident %d: nothing to record", number)
+		return siobroker.Incident{}, fmt.Errorf("annotate incident %d: nothing to record", number)
 	}
-	return s.changeIncident(ctx, number, incidents.EventAnnotated, at, by, "", func(tx *sql.Tx, _ incidents.Incident) error {
+	return s.changeIncident(ctx, number, siobroker.IncidentEventAnnotated, at, by, "", func(tx *sql.Tx, _ siobroker.Incident) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE incidents SET
 				measures = CASE WHEN ? = '' THEN measures ELSE ? END,
 				responsible = CASE WHEN ? = '' THEN responsible ELSE ? END WHERE number = ?`,
@@ -221,11 +217,11 @@ func (s *DB) AnnotateIncident(ctx context.Context, number int64, measures, respo
 }
 
 // CloseIncident closes open incident number at at, with note. On a closed incident it changes
-// nothing and returns the incident with an error wrapping incidents.ErrClosed.
-func (s *DB) CloseIncident(ctx context.Context, number int64, note string, at time.Time, by string) (incidents.Incident, error) {
-	return s.changeIncident(ctx, number, incidents.EventClosed, at, by, note, func(tx *sql.Tx, cur incidents.Incident) error {
-		if cur.Status != incidents.StatusOpen {
-			return fmt.Errorf("close incident %d: %w", number, incidents.ErrClosed)
+// nothing and returns the incident with an error wrapping siobroker.ErrIncidentClosed.
+func (s *DB) CloseIncident(ctx context.Context, number int64, note string, at time.Time, by string) (siobroker.Incident, error) {
+	return s.changeIncident(ctx, number, siobroker.IncidentEventClosed, at, by, note, func(tx *sql.Tx, cur siobroker.Incident) error {
+		if cur.Status != siobroker.IncidentOpen {
+			return fmt.Errorf("close incident %d: %w", number, siobroker.ErrIncidentClosed)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE incidents SET status = 'closed', closed_at = ?, closed_ns = ?,
 				close_note = ? WHERE number = ?`,
@@ -237,16 +233,16 @@ func (s *DB) CloseIncident(ctx context.Context, number int64, note string, at ti
 }
 
 // Incident returns incident number; ok is false when there is none.
-func (s *DB) Incident(ctx context.Context, number int64) (incidents.Incident, bool, error) {
+func (s *DB) Incident(ctx context.Context, number int64) (siobroker.Incident, bool, error) {
 	inc, ok, err := scanIncident(s.db.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE number = ?`, number))
 	if err != nil {
-		return incidents.Incident{}, false, fmt.Errorf("read incident %d: %w", number, err)
+		return siobroker.Incident{}, false, fmt.Errorf("read incident %d: %w", number, err)
 	}
 	return inc, ok, nil
 }
 
 // Incidents returns the open incidents, or all of them when all is true, by number.
-func (s *DB) Incidents(ctx context.Context, all bool) ([]incidents.Incident, error) {
+func (s *DB) Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error) {
 	q := `SELECT ` + incidentColumns + ` FROM incidents`
 	if !all {
 		q += ` WHERE status = 'open'`
@@ -256,7 +252,7 @@ func (s *DB) Incidents(ctx context.Context, all bool) ([]incidents.Incident, err
 		return nil, fmt.Errorf("read incidents: %w", err)
 	}
 	defer rows.Close()
-	var out []incidents.Incident
+	var out []siobroker.Incident
 	for rows.Next() {
 		inc, _, err := scanIncident(rows)
 		if err != nil {
@@ -271,16 +267,16 @@ func (s *DB) Incidents(ctx context.Context, all bool) ([]incidents.Incident, err
 }
 
 // IncidentEvents returns the history of incident number, oldest first.
-func (s *DB) IncidentEvents(ctx context.Context, number int64) ([]incidents.Event, error) {
+func (s *DB) IncidentEvents(ctx context.Context, number int64) ([]siobroker.IncidentEvent, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, number, kind, at_ns, by, note, incident_json FROM incident_events
 		WHERE number = ? ORDER BY id`, number)
 	if err != nil {
 		return nil, fmt.Errorf("read incident %d history: %w", number, err)
 	}
 	defer rows.Close()
-	var out []incidents.Event
+	var out []siobroker.IncidentEvent
 	for rows.Next() {
-		var e incidents.Event
+		var e siobroker.IncidentEvent
 		var at int64
 		var js string
 		if err := rows.Scan(&e.ID, &e.Number, &e.Kind, &at, &e.By, &e.Note, &js); err != nil {

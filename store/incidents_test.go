@@ -9,15 +9,14 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/incidents"
 )
 
 var incT0 = time.Date(2026, 3, 10, 4, 0, 0, 123456789, time.UTC) // 09:00:00.123456789 in Astana
 
-func delayIncident(service int) incidents.Incident {
-	return incidents.Incident{
-		Type:      incidents.TypeDeliveryDelay,
-		Cause:     incidents.Cause{Service: service, Queue: "sio.service.007", Adapter: "demo"},
+func delayIncident(service int) siobroker.Incident {
+	return siobroker.Incident{
+		Type:      siobroker.IncidentDeliveryDelay,
+		Cause:     siobroker.IncidentCause{Service: service, Queue: "sio.service.007", Adapter: "demo"},
 		LastError: "connection refused",
 		StartedAt: incT0,
 		OpenedAt:  incT0.Add(61 * time.Minute),
@@ -33,7 +32,7 @@ func TestIncidentLifecycle(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("OpenIncident = %v, %v", created, err)
 	}
-	if inc.Number != 1 || inc.Status != incidents.StatusOpen || inc.Affected != 5 || !inc.StartedAt.Equal(incT0) ||
+	if inc.Number != 1 || inc.Status != siobroker.IncidentOpen || inc.Affected != 5 || !inc.StartedAt.Equal(incT0) ||
 		inc.StartedAt.Location() != siobroker.Astana || !inc.ClosedAt.IsZero() {
 		t.Fatalf("opened: %+v", inc)
 	}
@@ -63,22 +62,22 @@ func TestIncidentLifecycle(t *testing.T) {
 		t.Fatalf("AnnotateIncident responsible = %+v, %v", inc, err)
 	}
 	closedAt := incT0.Add(98 * time.Minute)
-	if inc, err = db.CloseIncident(ctx, 1, incidents.NoteResumed, closedAt, "siobroker"); err != nil ||
-		inc.Status != incidents.StatusClosed || !inc.ClosedAt.Equal(closedAt) || inc.CloseNote != incidents.NoteResumed {
+	if inc, err = db.CloseIncident(ctx, 1, noteResumed, closedAt, "siobroker"); err != nil ||
+		inc.Status != siobroker.IncidentClosed || !inc.ClosedAt.Equal(closedAt) || inc.CloseNote != noteResumed {
 		t.Fatalf("CloseIncident = %+v, %v", inc, err)
 	}
-	if inc, err = db.CloseIncident(ctx, 1, "again", closedAt, "x"); !errors.Is(err, incidents.ErrClosed) || !inc.ClosedAt.Equal(closedAt) {
+	if inc, err = db.CloseIncident(ctx, 1, "again", closedAt, "x"); !errors.Is(err, siobroker.ErrIncidentClosed) || !inc.ClosedAt.Equal(closedAt) {
 		t.Fatalf("second close = %+v, %v; want ErrClosed with the incident", inc, err)
 	}
-	if _, err = db.UpdateIncident(ctx, 1, 1, "", closedAt, "x"); !errors.Is(err, incidents.ErrClosed) {
+	if _, err = db.UpdateIncident(ctx, 1, 1, "", closedAt, "x"); !errors.Is(err, siobroker.ErrIncidentClosed) {
 		t.Fatalf("update of a closed incident = %v, want ErrClosed", err)
 	}
 	// Measures are often written up after the close.
 	if inc, err = db.AnnotateIncident(ctx, 1, "adapter restarted; monitoring added", "", closedAt.Add(time.Hour), "оператор"); err != nil ||
-		inc.Status != incidents.StatusClosed || inc.Measures != "adapter restarted; monitoring added" {
+		inc.Status != siobroker.IncidentClosed || inc.Measures != "adapter restarted; monitoring added" {
 		t.Fatalf("annotate closed = %+v, %v", inc, err)
 	}
-	if _, err = db.CloseIncident(ctx, 99, "x", closedAt, "x"); !errors.Is(err, incidents.ErrNotFound) {
+	if _, err = db.CloseIncident(ctx, 99, "x", closedAt, "x"); !errors.Is(err, siobroker.ErrIncidentNotFound) {
 		t.Fatalf("close of a missing incident = %v, want ErrNotFound", err)
 	}
 	if _, ok, err := db.Incident(ctx, 99); ok || err != nil {
@@ -111,7 +110,7 @@ func TestIncidentLifecycle(t *testing.T) {
 	if strings.Join(kinds, " ") != want {
 		t.Fatalf("history = %v\nwant %s", kinds, want)
 	}
-	if e := events[5]; e.Note != incidents.NoteResumed || e.Incident.Status != incidents.StatusClosed ||
+	if e := events[5]; e.Note != noteResumed || e.Incident.Status != siobroker.IncidentClosed ||
 		e.Incident.Affected != 8 || !e.At.Equal(closedAt) || e.At.Location() != siobroker.Astana {
 		t.Fatalf("close event = %+v", e)
 	}
@@ -190,3 +189,6 @@ func TestOpenIncidentConcurrent(t *testing.T) {
 		t.Fatalf("created %d, numbers %v; want one incident", created, numbers)
 	}
 }
+
+// noteResumed is a close note, as the tracker writes one.
+const noteResumed = "delivery resumed"

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sio-pso/siobroker/maintenance"
+	"github.com/sio-pso/siobroker"
 )
 
 // migrationMaintenance creates the announced maintenance windows (§36, 42 of the Rules). A
@@ -33,13 +33,11 @@ const migrationMaintenance = `CREATE TABLE maintenance_windows (
 	CREATE TRIGGER maintenance_windows_no_delete BEFORE DELETE ON maintenance_windows
 	BEGIN SELECT RAISE(ABORT, 'maintenance windows are kept: cancel one instead'); END;`
 
-var _ maintenance.Store = (*DB)(nil)
-
 // AddWindow records an announced maintenance window.
-func (s *DB) AddWindow(ctx context.Context, w maintenance.Window) (maintenance.Window, error) {
+func (s *DB) AddWindow(ctx context.Context, w siobroker.MaintenanceWindow) (siobroker.MaintenanceWindow, error) {
 	services, err := json.Marshal(w.Services)
 	if err != nil {
-		return maintenance.Window{}, fmt.Errorf("encode services: %w", err)
+		return siobroker.MaintenanceWindow{}, fmt.Errorf("encode services: %w", err)
 	}
 	if w.Services == nil {
 		services = []byte("[]")
@@ -52,12 +50,12 @@ func (s *DB) AddWindow(ctx context.Context, w maintenance.Window) (maintenance.W
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		string(services), startText, startNS, endText, endNS, w.Reason, w.AnnouncedBy, annText, annNS)
 	if err != nil {
-		return maintenance.Window{}, fmt.Errorf("record maintenance window: %w", err)
+		return siobroker.MaintenanceWindow{}, fmt.Errorf("record maintenance window: %w", err)
 	}
 	if w.ID, err = res.LastInsertId(); err != nil {
-		return maintenance.Window{}, fmt.Errorf("record maintenance window: %w", err)
+		return siobroker.MaintenanceWindow{}, fmt.Errorf("record maintenance window: %w", err)
 	}
-	w.Source = maintenance.SourceAnnounced
+	w.Source = siobroker.WindowAnnounced
 	w.Start, w.End, w.AnnouncedAt = astana(w.Start), astana(w.End), astana(w.AnnouncedAt)
 	return w, nil
 }
@@ -76,16 +74,16 @@ func (s *DB) CancelWindow(ctx context.Context, id int64, at time.Time, by string
 	var cancelled sql.NullInt64
 	switch err := s.db.QueryRowContext(ctx, `SELECT cancelled_ns FROM maintenance_windows WHERE id = ?`, id).Scan(&cancelled); {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("window %d: %w", id, maintenance.ErrNotFound)
+		return fmt.Errorf("window %d: %w", id, siobroker.ErrWindowNotFound)
 	case err != nil:
 		return fmt.Errorf("cancel maintenance window %d: %w", id, err)
 	default:
-		return fmt.Errorf("window %d: %w", id, maintenance.ErrCancelled)
+		return fmt.Errorf("window %d: %w", id, siobroker.ErrWindowCancelled)
 	}
 }
 
 // MaintenanceWindows returns the announced windows ending after since, by start.
-func (s *DB) MaintenanceWindows(ctx context.Context, since time.Time) ([]maintenance.Window, error) {
+func (s *DB) MaintenanceWindows(ctx context.Context, since time.Time) ([]siobroker.MaintenanceWindow, error) {
 	var sinceNS int64
 	if !since.IsZero() {
 		sinceNS = since.UnixNano()
@@ -96,9 +94,9 @@ func (s *DB) MaintenanceWindows(ctx context.Context, since time.Time) ([]mainten
 		return nil, fmt.Errorf("read maintenance windows: %w", err)
 	}
 	defer rows.Close()
-	var out []maintenance.Window
+	var out []siobroker.MaintenanceWindow
 	for rows.Next() {
-		var w maintenance.Window
+		var w siobroker.MaintenanceWindow
 		var services string
 		var start, end, announced int64
 		var cancelled sql.NullInt64
@@ -113,7 +111,7 @@ func (s *DB) MaintenanceWindows(ctx context.Context, since time.Time) ([]mainten
 		}
 		w.Start, w.End = fromNS(sql.NullInt64{Int64: start, Valid: true}), fromNS(sql.NullInt64{Int64: end, Valid: true})
 		w.AnnouncedAt, w.Cancelled = fromNS(sql.NullInt64{Int64: announced, Valid: true}), fromNS(cancelled)
-		w.Source = maintenance.SourceAnnounced
+		w.Source = siobroker.WindowAnnounced
 		out = append(out, w)
 	}
 	if err := rows.Err(); err != nil {

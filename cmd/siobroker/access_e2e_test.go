@@ -137,7 +137,7 @@ func TestAccessDecisionsByRole(t *testing.T) {
 						if r.Status == siobroker.StatusDenied && len(r.Records) != 0 {
 							t.Errorf("denied service %d carries %d records", no, len(r.Records))
 						}
-						if d.Access == rights.AccessTruncated {
+						if d.Access == siobroker.AccessTruncated {
 							for _, f := range truncated {
 								if hasField(r, f) {
 									t.Errorf("service %d is truncated under basis %d but carries %s", no, int(c.Basis), f)

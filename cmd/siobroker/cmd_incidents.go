@@ -156,7 +156,7 @@ func incidentsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return incidentsExitFailed
 	}
 	if !ok {
-		fmt.Fprintf(stderr, "incidents show: incident %d: %v\n", n, incidents.ErrNotFound)
+		fmt.Fprintf(stderr, "incidents show: incident %d: %v\n", n, siobroker.ErrIncidentNotFound)
 		return incidentsExitFailed
 	}
 	events, err := db.IncidentEvents(ctx, n)
@@ -168,7 +168,7 @@ func incidentsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return incidentsExitOK
 }
 
-func printIncident(w io.Writer, inc incidents.Incident, events []incidents.Event) {
+func printIncident(w io.Writer, inc siobroker.Incident, events []siobroker.IncidentEvent) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, row := range [][2]string{
 		{"number", fmt.Sprint(inc.Number)}, {"type", inc.Type}, {"status", string(inc.Status)},
@@ -253,7 +253,7 @@ func incidentsClose(ctx context.Context, args []string, stdout, stderr io.Writer
 	defer closeJournal()
 	inc, err := svc.Close(ctx, n, *note)
 	if err != nil {
-		if errors.Is(err, incidents.ErrClosed) {
+		if errors.Is(err, siobroker.ErrIncidentClosed) {
 			fmt.Fprintf(stderr, "incidents close: incident %d is closed already\n", n)
 		} else {
 			fmt.Fprintf(stderr, "incidents close: %v\n", err)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/incidents"
 	"github.com/sio-pso/siobroker/store"
 )
 
@@ -32,8 +31,8 @@ func TestIncidentsCommand(t *testing.T) {
 	}
 	start := time.Date(2026, 3, 10, 9, 0, 0, 0, siobroker.Astana)
 	for _, svc := range []int{7, 12} {
-		if _, _, err := db.OpenIncident(ctx, incidents.Incident{
-			Type: incidents.TypeDeliveryDelay, Cause: incidents.Cause{Service: svc, Queue: fmt.Sprintf("sio.service.%03d", svc), Adapter: "demo"},
+		if _, _, err := db.OpenIncident(ctx, siobroker.Incident{
+			Type: siobroker.IncidentDeliveryDelay, Cause: siobroker.IncidentCause{Service: svc, Queue: fmt.Sprintf("sio.service.%03d", svc), Adapter: "demo"},
 			LastError: "connection refused", StartedAt: start, OpenedAt: start.Add(61 * time.Minute), Affected: 5,
 		}, "siobroker"); err != nil {
 			t.Fatal(err)

@@ -118,7 +118,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 		if len(pos) > 0 {
 			return f.usageError(stderr, "unexpected argument %q", pos[0])
 		}
-		w := maintenance.Window{Reason: *reason, AnnouncedBy: *f.by}
+		w := siobroker.MaintenanceWindow{Reason: *reason, AnnouncedBy: *f.by}
 		if w.Start, err = time.Parse(time.RFC3339, *start); err != nil {
 			return f.usageError(stderr, "--start %q is not RFC 3339 with an offset", *start)
 		}

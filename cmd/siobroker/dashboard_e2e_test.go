@@ -19,7 +19,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/incidents"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
@@ -64,8 +63,8 @@ func TestDashboardInChromium(t *testing.T) {
 	op := operatorUser(t, e.manifest)
 
 	now := siobroker.SystemClock{}.Now()
-	inc, created, err := e.b.db.OpenIncident(ctx, incidents.Incident{
-		Type: incidents.TypeDeliveryDelay, Cause: incidents.Cause{Service: 7, Queue: schemas.ServiceTopic(7)},
+	inc, created, err := e.b.db.OpenIncident(ctx, siobroker.Incident{
+		Type: siobroker.IncidentDeliveryDelay, Cause: siobroker.IncidentCause{Service: 7, Queue: schemas.ServiceTopic(7)},
 		LastError: "adapter not answering", StartedAt: now.Add(-75 * time.Minute), OpenedAt: now.Add(-14 * time.Minute), Affected: 3,
 	}, "siobroker")
 	if err != nil || !created {
@@ -165,7 +164,7 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("incident %d in the store: %v %v", inc.Number, ok, err)
 	}
-	if got.Status != incidents.StatusClosed || got.CloseNote != "доставка восстановлена" || got.Measures != "адаптер перезапущен" ||
+	if got.Status != siobroker.IncidentClosed || got.CloseNote != "доставка восстановлена" || got.Measures != "адаптер перезапущен" ||
 		got.Responsible != "Петров П." || got.ClosedAt.IsZero() {
 		t.Fatalf("incident in the store after the page closed it: %+v", got)
 	}
@@ -173,7 +172,7 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := events[len(events)-1]; last.Kind != incidents.EventClosed || !strings.Contains(last.By, op.IIN) {
+	if last := events[len(events)-1]; last.Kind != siobroker.IncidentEventClosed || !strings.Contains(last.By, op.IIN) {
 		t.Fatalf("the close is recorded as by %q", last.By)
 	}
 

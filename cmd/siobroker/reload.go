@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/configcheck"
 	"github.com/sio-pso/siobroker/maintenance"
@@ -40,7 +41,7 @@ type liveConfig struct {
 type loadedFiles struct {
 	routes  *routes.Table
 	rights  *rights.Table
-	windows []maintenance.Window
+	windows []siobroker.MaintenanceWindow
 	digests map[string][32]byte
 }
 
@@ -179,8 +180,8 @@ func (l *liveConfig) Reload(ctx context.Context, why string, logger *slog.Logger
 	return nil
 }
 
-func sameWindows(a, b []maintenance.Window) bool {
-	return slices.EqualFunc(a, b, func(x, y maintenance.Window) bool {
+func sameWindows(a, b []siobroker.MaintenanceWindow) bool {
+	return slices.EqualFunc(a, b, func(x, y siobroker.MaintenanceWindow) bool {
 		return slices.Equal(x.Services, y.Services) && x.Start.Equal(y.Start) && x.End.Equal(y.End) && x.Reason == y.Reason
 	})
 }

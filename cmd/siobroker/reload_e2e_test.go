@@ -14,7 +14,6 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/maintenance"
 	"github.com/sio-pso/siobroker/signing"
 )
 
@@ -179,7 +178,7 @@ func TestMaintenanceWindow(t *testing.T) {
 	signer := e.signer(t, findUserByRole(t, e.manifest, 1))
 	ctx := context.Background()
 	now := siobroker.SystemClock{}.Now()
-	w, err := e.b.live.maintenance.Announce(ctx, maintenance.Window{Services: []int{11}, Start: now.Add(-time.Minute),
+	w, err := e.b.live.maintenance.Announce(ctx, siobroker.MaintenanceWindow{Services: []int{11}, Start: now.Add(-time.Minute),
 		End: now.Add(time.Hour), Reason: "КГД upgrade", AnnouncedBy: "operator on duty"})
 	if err != nil {
 		t.Fatal(err)
