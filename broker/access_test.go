@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/access/cases"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/adapters/demo"
-	"github.com/sio-pso/siobroker/cases"
 	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"

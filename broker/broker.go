@@ -25,7 +25,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/reqlog"
+	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/reqlog"
+	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
 )

@@ -14,8 +14,8 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters/adapterconfig"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/maintenance"
-	"github.com/sio-pso/siobroker/routes"
+	"github.com/sio-pso/siobroker/operator/maintenance"
+	"github.com/sio-pso/siobroker/routing/routes"
 	"github.com/sio-pso/siobroker/signing"
 )
 

@@ -7,10 +7,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sio-pso/siobroker/access/rights"
 	"github.com/sio-pso/siobroker/adapters/adapterconfig"
-	"github.com/sio-pso/siobroker/maintenance"
-	"github.com/sio-pso/siobroker/rights"
-	"github.com/sio-pso/siobroker/routes"
+	"github.com/sio-pso/siobroker/operator/maintenance"
+	"github.com/sio-pso/siobroker/routing/routes"
 )
 
 // routesInfo is the routing table as the cross-file checks see it: as written, even when

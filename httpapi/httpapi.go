@@ -19,7 +19,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
-	"github.com/sio-pso/siobroker/reqlog"
+	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/soap"
 )
 

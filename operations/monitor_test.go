@@ -17,8 +17,8 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
-	"github.com/sio-pso/siobroker/incidents"
 	"github.com/sio-pso/siobroker/internal/testclock"
+	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 )

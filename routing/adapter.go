@@ -18,7 +18,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
-	"github.com/sio-pso/siobroker/reqlog"
+	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/schemas"
 )
 

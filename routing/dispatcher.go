@@ -16,7 +16,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/reqlog"
+	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/schemas"
 )
 

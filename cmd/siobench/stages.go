@@ -7,7 +7,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/sio-pso/siobroker/metrics"
+	"github.com/sio-pso/siobroker/operator/metrics"
 )
 
 // The broker's histograms siobench reads over a load's window: the time of each step of the

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker/httpapi"
-	"github.com/sio-pso/siobroker/metrics"
 	"github.com/sio-pso/siobroker/operations"
+	"github.com/sio-pso/siobroker/operator/metrics"
 )
 
 // TestStageFiguresFromTheBrokersMetrics: the figures of a window are the difference of two

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/rights"
+	"github.com/sio-pso/siobroker/access/rights"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 

@@ -21,11 +21,11 @@ import (
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/adapters/ledger"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/routes"
 	"github.com/sio-pso/siobroker/routing"
+	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
+	"github.com/sio-pso/siobroker/routing/routes"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	amqptransport "github.com/sio-pso/siobroker/transport/amqp"
 )
 
 // cmdAdapter runs an adapter process: it consumes the RabbitMQ queues of the services (and case

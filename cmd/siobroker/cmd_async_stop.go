@@ -6,7 +6,7 @@ import (
 	"io"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/dashboard"
+	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/store"
 )
 

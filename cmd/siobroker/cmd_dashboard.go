@@ -19,7 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/dashboard"
+	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
 	"github.com/sio-pso/siobroker/soap"

@@ -10,9 +10,9 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/dashboard"
+	"github.com/sio-pso/siobroker/operator/dashboard"
+	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 	"github.com/sio-pso/siobroker/store"
-	amqptransport "github.com/sio-pso/siobroker/transport/amqp"
 )
 
 // cmdDLQ shows the RabbitMQ dead-letter queue and sends its messages back to the queues they

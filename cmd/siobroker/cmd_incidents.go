@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/incidents"
+	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/store"
 )
 

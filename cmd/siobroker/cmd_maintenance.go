@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/dashboard"
-	"github.com/sio-pso/siobroker/maintenance"
+	"github.com/sio-pso/siobroker/operator/dashboard"
+	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/store"
 )
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/reports"
+	"github.com/sio-pso/siobroker/operator/reports"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
 	"github.com/sio-pso/siobroker/soap"

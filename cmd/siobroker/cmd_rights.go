@@ -8,7 +8,7 @@ import (
 	"io"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/rights"
+	"github.com/sio-pso/siobroker/access/rights"
 )
 
 // defaultRightsFile is where the reviewed copy of Appendices 1 and 2 lives in the repository.

@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/routes"
+	"github.com/sio-pso/siobroker/routing/routes"
 )
 
 // cmdRoutes prints the effective routing table: what a broker started with the same

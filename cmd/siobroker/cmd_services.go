@@ -14,7 +14,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/sio-pso/siobroker/metrics"
+	"github.com/sio-pso/siobroker/operator/metrics"
 )
 
 // serviceRow is one service as `siobroker services` shows it: the figures of the broker's

@@ -21,7 +21,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/rabbitnode"
-	"github.com/sio-pso/siobroker/metrics"
+	"github.com/sio-pso/siobroker/operator/metrics"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 

@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/access/rights"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/configcheck"
-	"github.com/sio-pso/siobroker/maintenance"
-	"github.com/sio-pso/siobroker/rights"
-	"github.com/sio-pso/siobroker/routes"
+	"github.com/sio-pso/siobroker/operator/maintenance"
+	"github.com/sio-pso/siobroker/routing/routes"
 )
 
 // reloadPoll is how often the reloadable files are looked at for changes. Polling content

@@ -10,12 +10,12 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/dashboard"
-	"github.com/sio-pso/siobroker/incidents"
+	"github.com/sio-pso/siobroker/operator/dashboard"
+	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/registry"
+	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/soap"
-	amqptransport "github.com/sio-pso/siobroker/transport/amqp"
 )
 
 // dashboardHandler wires the operator's dashboard (package dashboard) to the broker's store,

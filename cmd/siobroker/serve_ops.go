@@ -9,11 +9,11 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/incidents"
+	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/journal/archive"
-	"github.com/sio-pso/siobroker/metrics"
 	"github.com/sio-pso/siobroker/operations"
-	"github.com/sio-pso/siobroker/reqlog"
+	"github.com/sio-pso/siobroker/operator/incidents"
+	"github.com/sio-pso/siobroker/operator/metrics"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/signing"
 )

@@ -39,8 +39,8 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
-	"github.com/sio-pso/siobroker/incidents"
 	"github.com/sio-pso/siobroker/operations"
+	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/soap"
 )

@@ -241,7 +241,7 @@ func TestPatternsAreAnchoredWhole(t *testing.T) {
 }
 
 func TestLoadConfig(t *testing.T) {
-	b, err := config.Load("../configs/broker.yaml", true)
+	b, err := config.Load("../../configs/broker.yaml", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sub, err := config.Load("../testdata/cases/registries_subset.yaml", true)
+	sub, err := config.Load("../../testdata/cases/registries_subset.yaml", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestLoadConfig(t *testing.T) {
 		"unanchored.yaml":      "cases.patterns.enforcement.regexp",
 		"registry_basis3.yaml": "cases.registries.3",
 	} {
-		_, err := config.Load("../testdata/cases/"+file, true)
+		_, err := config.Load("../../testdata/cases/"+file, true)
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s: err = %v, want one naming %s", file, err, key)
 		}

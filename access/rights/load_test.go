@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sio-pso/siobroker/rights"
+	"github.com/sio-pso/siobroker/access/rights"
 )
 
 // configText returns configs/rights.yaml with edit applied, failing if edit changed nothing:

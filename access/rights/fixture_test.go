@@ -8,13 +8,13 @@ import (
 	"testing"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/rights"
+	"github.com/sio-pso/siobroker/access/rights"
 )
 
 const (
-	configPath = "../configs/rights.yaml"
-	app1Path   = "../testdata/rights/app1.tsv"
-	app2Path   = "../testdata/rights/app2.tsv"
+	configPath = "../../configs/rights.yaml"
+	app1Path   = "../../testdata/rights/app1.tsv"
+	app2Path   = "../../testdata/rights/app2.tsv"
 )
 
 func loadConfig(t *testing.T) *rights.Table {

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/incidents"
 	"github.com/sio-pso/siobroker/internal/testclock"
+	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/store"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/rights"
+	"github.com/sio-pso/siobroker/access/rights"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -201,7 +201,7 @@ func TestExportJSONGolden(t *testing.T) {
 	if err := tab.ExportJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
-	const golden = "../testdata/rights/export.golden.json"
+	const golden = "../../testdata/rights/export.golden.json"
 	if *update {
 		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)

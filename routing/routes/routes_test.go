@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-const shipped = "../configs/routes.yaml"
+const shipped = "../../configs/routes.yaml"
 
 func shippedText(t *testing.T) string {
 	t.Helper()

@@ -11,7 +11,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/testclock"
-	"github.com/sio-pso/siobroker/maintenance"
+	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/store"
 )
 
@@ -151,7 +151,7 @@ func TestFileWindows(t *testing.T) {
 		t.Errorf("unknown key: %v", err)
 	}
 	// The shipped file has no windows and passes.
-	if ws, err := maintenance.LoadFile("../configs/maintenance.yaml"); err != nil || len(ws) != 0 {
+	if ws, err := maintenance.LoadFile("../../configs/maintenance.yaml"); err != nil || len(ws) != 0 {
 		t.Errorf("shipped file: %v %v", ws, err)
 	}
 }

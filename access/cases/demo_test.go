@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sio-pso/siobroker/access/rights"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/rights"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
@@ -20,7 +20,7 @@ func TestDevPKIDemoCases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := rights.Load("../configs/rights.yaml")
+	tbl, err := rights.Load("../../configs/rights.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
