@@ -11,9 +11,9 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/cases"
+	"github.com/sio-pso/siobroker/access/users"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/adapters/demo"
-	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
@@ -205,7 +205,7 @@ func TestBlockedUser(t *testing.T) {
 func TestNoConsent(t *testing.T) {
 	du := userOf(t, ecdsaSigner)
 	h := newHarnessWith(t, harnessOpts{seed: func(u devpki.User) bool { return u.IIN != du.IIN }})
-	fields := siobroker.User{FullName: du.Name, Organisation: registry.DemoOrganisation, Role: du.Role}
+	fields := siobroker.User{FullName: du.Name, Organisation: users.DemoOrganisation, Role: du.Role}
 	if u := h.apply(t, siobroker.Application{Kind: siobroker.ApplyRegister, IIN: du.IIN, User: fields}); !u.ConsentAt.IsZero() || u.Status != siobroker.UserActive {
 		t.Fatalf("registered: %+v", u)
 	}
@@ -262,7 +262,7 @@ func TestInactivityBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := apps[len(apps)-1]; a.Kind != siobroker.ApplyBlock || a.By != registry.SystemBy || a.Reason != registry.InactivityReason || !a.At.Equal(h.clock.Now()) {
+	if a := apps[len(apps)-1]; a.Kind != siobroker.ApplyBlock || a.By != users.SystemBy || a.Reason != users.InactivityReason || !a.At.Equal(h.clock.Now()) {
 		t.Errorf("last application %+v, want the §16 block at %s", a, siobroker.FormatTime(h.clock.Now()))
 	}
 }

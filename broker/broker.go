@@ -60,7 +60,7 @@ type Users interface {
 	Touch(ctx context.Context, u siobroker.User) error
 }
 
-// CertificateBook keeps the certificates the registry's users sign with (registry.Certificates),
+// CertificateBook keeps the certificates the registry's users sign with (users.Certificates),
 // so that a later request naming its certificate only by an identifier can be verified.
 type CertificateBook interface {
 	// Learn records a certificate that an accepted request of u carried whole.

@@ -23,11 +23,11 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/cases"
 	"github.com/sio-pso/siobroker/access/rights"
+	"github.com/sio-pso/siobroker/access/users"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/internal/testclock"
-	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
@@ -168,7 +168,7 @@ type harness struct {
 	clock  *testclock.Clock
 	calls  map[int]*atomic.Int32
 	db     *store.DB
-	users  *registry.Registry
+	users  *users.Registry
 	checks map[string]*atomic.Int32 // case checks per case registry name
 }
 
@@ -254,7 +254,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	if replay == nil {
 		replay = db
 	}
-	h.users = registry.New(db, clock, logger)
+	h.users = users.New(db, clock, logger)
 	seeded := *manifest
 	seeded.Users = slices.DeleteFunc(slices.Clone(manifest.Users), func(u devpki.User) bool {
 		return opts.seed != nil && !opts.seed(u)
@@ -880,7 +880,7 @@ func TestNewRequiresDependencies(t *testing.T) {
 	full := Deps{
 		Verifier: signing.NewVerifier(trust), Signer: brokerSigner, Replay: failingReplay{},
 		Dispatcher: dispatcher, Rights: table,
-		Users: registry.New(nil, siobroker.SystemClock{}, nil), Cases: caseRules, Registry: dispatcher,
+		Users: users.New(nil, siobroker.SystemClock{}, nil), Cases: caseRules, Registry: dispatcher,
 		Journal: openTestStore(t).Journal(),
 		Clock:   siobroker.SystemClock{}, Logger: slog.Default(), NewID: func() string { return "x" },
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/cases"
+	"github.com/sio-pso/siobroker/access/users"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/broker"
@@ -37,7 +38,6 @@ import (
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/operator/metrics"
 	"github.com/sio-pso/siobroker/operator/reports"
-	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/routing"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 	"github.com/sio-pso/siobroker/routing/routes"
@@ -195,11 +195,11 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	if err := live.attachSchedule(ctx, maintenance.NewSchedule(b.db, clock)); err != nil {
 		return nil, err
 	}
-	users := registry.New(b.db, clock, logger.With("component", "registry"))
-	certificates := registry.NewCertificates(b.db, clock, logger.With("component", "certificates"))
+	userRegistry := users.New(b.db, clock, logger.With("component", "registry"))
+	certificates := users.NewCertificates(b.db, clock, logger.With("component", "certificates"))
 	var demoUsers []devpki.User
 	if b.manifest != nil {
-		if err := users.SeedDemoUsers(ctx, b.manifest); err != nil {
+		if err := userRegistry.SeedDemoUsers(ctx, b.manifest); err != nil {
 			return nil, fmt.Errorf("seed demo users: %w", err)
 		}
 		if err := certificates.SeedDemo(ctx, b.PKIDir, b.manifest); err != nil {
@@ -292,7 +292,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 		Replay:         b.db,
 		Dispatcher:     dispatcher,
 		Rights:         live.rights,
-		Users:          users,
+		Users:          userRegistry,
 		Cases:          caseRules,
 		Registry:       dispatcher,
 		Journal:        journalStore,
@@ -313,7 +313,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	}
 	pipeline.ObserveStage = metrics.ObserveStages(b.ops.Metrics, broker.Stages) // before the first request
 	reportsService := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: trust.VerifyChain},
-		journalStore, users, clock, logger.With("component", "reports"))
+		journalStore, userRegistry, clock, logger.With("component", "reports"))
 	// Checked before every request, so only what a request cannot find out cheaply itself: a
 	// store that fails refuses the request at its first write (the replay marks) with the same
 	// SIO-UNAVAILABLE, and pinging it here cost a round trip per request.
@@ -346,7 +346,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 			AsyncPath: asyncHandler,
 			reports.Path: reportsService.Handler(verifier.Verify, signer.Sign,
 				soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements}, clock),
-			dashboard.Path: b.dashboardHandler(cfg, clock, logger, trust, verifier, signer, users, tracker, journalStore),
+			dashboard.Path: b.dashboardHandler(cfg, clock, logger, trust, verifier, signer, userRegistry, tracker, journalStore),
 		}),
 		Endpoint:     cfg.Endpoint,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
@@ -392,7 +392,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	// registry's state true for operators in between.
 	b.jobs.Go(func() {
 		every(ctx, time.Hour, func(ctx context.Context) {
-			blocked, err := users.BlockInactive(ctx)
+			blocked, err := userRegistry.BlockInactive(ctx)
 			if err != nil {
 				logger.Warn("blocking inactive users failed", "error", err)
 			}

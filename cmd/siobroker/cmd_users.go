@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/registry"
+	"github.com/sio-pso/siobroker/access/users"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/store"
 )
@@ -86,12 +86,12 @@ func newUsersFlags(name string, stderr io.Writer, mutating bool) *operatorFlags 
 }
 
 // openRegistry opens the store in dir and the registry over it, on the wall clock.
-func openRegistry(ctx context.Context, dir string) (*store.DB, *registry.Registry, error) {
+func openRegistry(ctx context.Context, dir string) (*store.DB, *users.Registry, error) {
 	db, err := store.Open(ctx, dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	return db, registry.New(db, siobroker.SystemClock{}, nil), nil
+	return db, users.New(db, siobroker.SystemClock{}, nil), nil
 }
 
 func usersImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -124,7 +124,7 @@ func usersImport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "users import: %v\n", err)
 		return usersExitFailed
 	}
-	apps, err := registry.ParseImport(in, *format)
+	apps, err := users.ParseImport(in, *format)
 	in.Close()
 	if err != nil {
 		// A partly bad file is not applied at all: the operator fixes it and imports it again.
@@ -141,7 +141,7 @@ func usersImport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	defer db.Close()
 	results, err := reg.Import(ctx, apps, *f.by)
-	counts := make(map[registry.ImportAction]int)
+	counts := make(map[users.ImportAction]int)
 	for _, r := range results {
 		counts[r.Action]++
 		if r.Err != nil {
@@ -151,7 +151,7 @@ func usersImport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stdout, "%-10s %s  %s (%s, role %d)\n", r.Action, r.IIN, r.User.FullName, r.User.Status, r.User.Role)
 	}
 	fmt.Fprintf(stdout, "%s: %d registered, %d moved, %d unchanged, %d failed\n", file,
-		counts[registry.ImportRegistered], counts[registry.ImportMoved], counts[registry.ImportUnchanged], counts[registry.ImportFailed])
+		counts[users.ImportRegistered], counts[users.ImportMoved], counts[users.ImportUnchanged], counts[users.ImportFailed])
 	if err != nil {
 		return usersExitFailed
 	}
@@ -281,7 +281,7 @@ func readUserCert(file, iin string) (*x509.Certificate, error) {
 
 // addCert records cert as a registered certificate of the user.
 func addCert(ctx context.Context, db *store.DB, iin string, cert *x509.Certificate, by, cmd string, stdout, stderr io.Writer) int {
-	added, err := registry.NewCertificates(db, siobroker.SystemClock{}, nil).Add(ctx, iin, cert, siobroker.CertificateRegistered, by)
+	added, err := users.NewCertificates(db, siobroker.SystemClock{}, nil).Add(ctx, iin, cert, siobroker.CertificateRegistered, by)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: the certificate: %v\n", cmd, err)
 		return usersExitFailed
@@ -376,19 +376,19 @@ func usersList(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return usersExitFailed
 	}
 	defer db.Close()
-	users, err := db.Users(ctx)
+	registered, err := db.Users(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "users list: %v\n", err)
 		return usersExitFailed
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "IIN\tSTATUS\tROLE\tREPORTS\tOPERATOR\tCONSENT\tLAST REQUEST\tNAME\tORGANISATION")
-	for _, u := range users {
+	for _, u := range registered {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", u.IIN, u.Status, u.Role, yesNo(u.ReportsRight),
 			yesNo(u.OperatorRight), showTime(u.ConsentAt), showTime(u.LastRequest), u.FullName, u.Organisation)
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "%d users\n", len(users))
+	fmt.Fprintf(stdout, "%d users\n", len(registered))
 	return usersExitOK
 }
 

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/access/users"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/operator/incidents"
-	"github.com/sio-pso/siobroker/registry"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/soap"
@@ -22,11 +22,11 @@ import (
 // registry, journal, incident tracker, maintenance schedule and transport. Mount it at
 // dashboard.Path.
 func (b *runningBroker) dashboardHandler(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, trust *signing.TrustStore,
-	verifier *signing.Verifier, signer *signing.Signer, users *registry.Registry, tracker *incidents.Tracker, journal journalStore) http.Handler {
+	verifier *signing.Verifier, signer *signing.Signer, userRegistry *users.Registry, tracker *incidents.Tracker, journal journalStore) http.Handler {
 	dc := dashboard.Config{
 		Services:         b.ops.Monitor.Services,
 		Incidents:        dashboard.IncidentsOf(tracker, b.db),
-		Users:            users,
+		Users:            userRegistry,
 		Journal:          journal,
 		Verify:           verifier.Verify,
 		Sign:             signer.Sign,

@@ -21,12 +21,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/access/users"
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/operations"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
-	"github.com/sio-pso/siobroker/registry"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
@@ -90,7 +90,7 @@ func runMain(m *testing.M) int {
 type fixture struct {
 	clock    *testclock.Clock
 	db       *store.DB
-	users    *registry.Registry
+	users    *users.Registry
 	tracker  *incidents.Tracker
 	schedule *maintenance.Schedule
 	handler  http.Handler
@@ -106,7 +106,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.db.Close() })
-	f.users = registry.New(f.db, f.clock, nil)
+	f.users = users.New(f.db, f.clock, nil)
 	if err := f.users.SeedDemoUsers(ctx, pki.manifest); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-// Package registry is the user registry of the broker (§12–19 and §45 of the Rules): who may make
+// Package users is the user registry of the broker (§12–19 and §45 of the Rules): who may make
 // requests, with which role, and why a request is refused.
 //
 // The registry is a service over the store. Every change is an application (Заявка, App. 5) of
@@ -8,7 +8,7 @@
 // recorded. The §16 rule (blocked after 60 days without a request) is applied lazily by Authorize
 // and by the periodic sweep BlockInactive. A block (§13, §45) takes effect on the very next
 // request: nothing is cached.
-package registry
+package users
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package registry
+package users
 
 import (
 	"context"
@@ -279,7 +279,7 @@ func TestApplyValidates(t *testing.T) {
 
 func parseFile(t *testing.T, name string) ([]siobroker.Application, error) {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "testdata", "users", name))
+	f, err := os.Open(filepath.Join("..", "..", "testdata", "users", name))
 	if err != nil {
 		t.Fatal(err)
 	}
