@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker/httpapi"
-	"github.com/sio-pso/siobroker/operations"
+	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/metrics"
 )
 
@@ -17,7 +17,7 @@ import (
 // scrapes of the broker's own /metrics, with the quantiles interpolated in the buckets.
 func TestStageFiguresFromTheBrokersMetrics(t *testing.T) {
 	m := metrics.New(metrics.Sources{
-		Services:      func(context.Context) ([]operations.ServiceState, error) { return nil, nil },
+		Services:      func(context.Context) ([]health.ServiceState, error) { return nil, nil },
 		OpenIncidents: func(context.Context) (int, error) { return 0, nil },
 		JournalHead:   func(context.Context) (int64, error) { return 0, nil },
 		ArchivedUpTo:  func(context.Context) (int64, error) { return 0, nil },

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/operations"
+	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
@@ -236,7 +236,7 @@ func TestRequestsWhileRabbitMQUnreachable(t *testing.T) {
 		t.Fatalf("send during the outage exited %d: %s; want SIO-UNAVAILABLE naming RabbitMQ", code, out)
 	}
 	status, rep := readyz(t, &e)
-	if status != 503 || checkOf(rep, "transport").Status != operations.CheckFail {
+	if status != 503 || checkOf(rep, "transport").Status != health.CheckFail {
 		t.Fatalf("/readyz during the outage = %d %+v, want 503 with the transport failing", status, rep)
 	}
 	if status, _, _ := do(t, "GET", e.base+"/healthz", nil); status != 200 {

@@ -23,7 +23,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/operations"
+	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
 	"github.com/sio-pso/siobroker/soap"
@@ -152,23 +152,23 @@ func wantMetric(t *testing.T, body string, want float64, name string, labels ...
 }
 
 // readyz returns /readyz's status and report.
-func readyz(t *testing.T, e *e2eBroker) (int, operations.Report) {
+func readyz(t *testing.T, e *e2eBroker) (int, health.Report) {
 	t.Helper()
 	status, _, body := do(t, http.MethodGet, e.base+ReadyzPath, nil)
-	var rep operations.Report
+	var rep health.Report
 	if err := json.Unmarshal(body, &rep); err != nil {
 		t.Fatalf("/readyz: HTTP %d %q: %v", status, body, err)
 	}
 	return status, rep
 }
 
-func checkOf(rep operations.Report, name string) operations.CheckResult {
+func checkOf(rep health.Report, name string) health.CheckResult {
 	for _, c := range rep.Checks {
 		if c.Name == name {
 			return c
 		}
 	}
-	return operations.CheckResult{}
+	return health.CheckResult{}
 }
 
 // TestMetricsAndHealthMoveWithRequests: on the embedded default, /metrics counts the requests by
@@ -253,7 +253,7 @@ func TestMetricsAndHealthMoveWithRequests(t *testing.T) {
 		t.Fatalf("/readyz: %d %+v", status, rep)
 	}
 	for _, name := range []string{"transport", "store", "signing_key", "certificate"} {
-		if c := checkOf(rep, name); c.Status != operations.CheckOK {
+		if c := checkOf(rep, name); c.Status != health.CheckOK {
 			t.Errorf("check %s: %+v", name, c)
 		}
 	}
@@ -388,7 +388,7 @@ func TestCertificateWarningBeforeExpiry(t *testing.T) {
 	}
 	status, rep := readyz(t, e)
 	c := checkOf(rep, "certificate")
-	if status != http.StatusOK || rep.Status != "ok" || c.Status != operations.CheckWarn || !strings.Contains(c.Detail, date) {
+	if status != http.StatusOK || rep.Status != "ok" || c.Status != health.CheckWarn || !strings.Contains(c.Detail, date) {
 		t.Errorf("/readyz %d %+v; want ok with the certificate warning naming %s", status, rep, date)
 	}
 }
@@ -491,14 +491,14 @@ func TestReadyzWhenRabbitMQIsCut(t *testing.T) {
 	waitReady(t, e, http.StatusServiceUnavailable, 15*time.Second)
 	status, rep := readyz(t, e)
 	c := checkOf(rep, "transport")
-	if status != http.StatusServiceUnavailable || rep.Status != "fail" || c.Status != operations.CheckFail ||
+	if status != http.StatusServiceUnavailable || rep.Status != "fail" || c.Status != health.CheckFail ||
 		!strings.Contains(c.Detail, "RabbitMQ") {
 		t.Fatalf("/readyz during the outage: %d %+v; want transport failing, naming RabbitMQ", status, rep)
 	}
 	if strings.Contains(c.Detail, proxy.addr) || strings.Contains(c.Detail, "guest") {
 		t.Errorf("the transport detail names the server or its credentials: %q", c.Detail)
 	}
-	if s := checkOf(rep, "store"); s.Status != operations.CheckOK {
+	if s := checkOf(rep, "store"); s.Status != health.CheckOK {
 		t.Errorf("store check during a RabbitMQ outage: %+v", s)
 	}
 	if status, _, _ := do(t, http.MethodGet, e.base+"/healthz", nil); status != http.StatusOK {

@@ -11,7 +11,7 @@ import (
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/journal/archive"
-	"github.com/sio-pso/siobroker/operations"
+	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/metrics"
 	"github.com/sio-pso/siobroker/routing"
@@ -22,9 +22,9 @@ import (
 // metrics, the dashboard and the command line read), the Prometheus metrics and the readiness
 // checks.
 type brokerOps struct {
-	Monitor   *operations.Monitor
+	Monitor   *health.Monitor
 	Metrics   *metrics.Metrics
-	Readiness *operations.Readiness
+	Readiness *health.Readiness
 }
 
 // opsDeps are the parts of a starting broker the operations side reads.
@@ -61,14 +61,14 @@ func withRequestIDs(logger *slog.Logger) *slog.Logger { return reqlog.Logger(log
 // The router and the transport must be running. mount adds its endpoints to the HTTP handler's;
 // Metrics.ObserveRequests is the request observer of a channel.
 func (b *runningBroker) startOperations(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, deps opsDeps) (*brokerOps, error) {
-	mcfg := operations.MonitorConfig{
+	mcfg := health.MonitorConfig{
 		Dispatcher: deps.dispatcher, Delays: deps.tracker, Clock: clock,
 		QueueName: b.live.routes.Queue, // the routing table in force
 	}
 	if b.amqp != nil {
 		mcfg.Queues = b.amqp
 	}
-	monitor, err := operations.NewMonitor(mcfg)
+	monitor, err := health.NewMonitor(mcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -90,25 +90,25 @@ func (b *runningBroker) startOperations(ctx context.Context, cfg config.Broker, 
 	})
 	deps.dispatcher.ObserveAnswers(m.ObserveAnswer)
 
-	checks := []operations.Check{
-		operations.FuncCheck("transport", "the message transport is not ready", b.transportReady),
-		operations.FuncCheck("store", "the store does not answer", b.db.Ping),
+	checks := []health.Check{
+		health.FuncCheck("transport", "the message transport is not ready", b.transportReady),
+		health.FuncCheck("store", "the store does not answer", b.db.Ping),
 	}
 	if pinger, ok := deps.journal.(interface{ Ping(context.Context) error }); ok && cfg.Journal.Driver == "postgres" {
-		checks = append(checks, operations.FuncCheck("journal", "the journal database does not answer", pinger.Ping))
+		checks = append(checks, health.FuncCheck("journal", "the journal database does not answer", pinger.Ping))
 	}
 	checks = append(checks,
-		operations.SigningKeyCheck(deps.signer, clock, signingKeyCheckTTL),
-		operations.CertificateCheck(deps.signer.Certificate(), clock))
+		health.SigningKeyCheck(deps.signer, clock, signingKeyCheckTTL),
+		health.CertificateCheck(deps.signer.Certificate(), clock))
 	ops := &brokerOps{
 		Monitor:   monitor,
 		Metrics:   m,
-		Readiness: operations.NewReadiness(5*time.Second, logger.With("component", "readiness"), checks...),
+		Readiness: health.NewReadiness(5*time.Second, logger.With("component", "readiness"), checks...),
 	}
 	certLog := logger.With("component", "certificate")
-	operations.WarnCertificate(deps.signer.Certificate(), clock, certLog)
+	health.WarnCertificate(deps.signer.Certificate(), clock, certLog)
 	b.jobs.Go(func() {
-		every(ctx, 24*time.Hour, func(context.Context) { operations.WarnCertificate(deps.signer.Certificate(), clock, certLog) })
+		every(ctx, 24*time.Hour, func(context.Context) { health.WarnCertificate(deps.signer.Certificate(), clock, certLog) })
 	})
 	return ops, nil
 }
@@ -117,11 +117,11 @@ func (b *runningBroker) startOperations(ctx context.Context, cfg config.Broker, 
 // connections are up. Its texts are public: they name no address.
 func (b *runningBroker) transportReady(context.Context) error {
 	if !b.router.IsRunning() {
-		return &operations.Public{Text: "the message router is not running"}
+		return &health.Public{Text: "the message router is not running"}
 	}
 	if b.amqp != nil {
 		if err := b.amqp.Ready(); err != nil {
-			return &operations.Public{Text: err.Error()}
+			return &health.Public{Text: err.Error()}
 		}
 	}
 	return nil

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/operations"
+	"github.com/sio-pso/siobroker/operator/health"
 )
 
 // NoDeadLetterQueue is what the page says when the transport has no dead-letter queue.
@@ -78,7 +78,7 @@ func (h *handler) apiServices(ctx context.Context, _ operator) (any, error) {
 	return out, nil
 }
 
-func rowOf(s operations.ServiceState) serviceRow {
+func rowOf(s health.ServiceState) serviceRow {
 	return serviceRow{Service: s.Service, Queue: s.Queue, QueueDepth: s.QueueDepth, DeadLetters: s.DeadLetters, InFlight: s.InFlight,
 		OldestAge: s.OldestAge.Seconds(), Dispatched: s.Dispatched, Answered: s.Answered, Errors: s.Errors, Timeouts: s.Timeouts,
 		ErrorRate: s.ErrorRate}

@@ -39,7 +39,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
-	"github.com/sio-pso/siobroker/operations"
+	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/soap"
@@ -111,7 +111,7 @@ type Journal interface {
 // Verify, Sign and Clock are required.
 type Config struct {
 	// Services returns the state of every service's route.
-	Services  func(ctx context.Context) ([]operations.ServiceState, error)
+	Services  func(ctx context.Context) ([]health.ServiceState, error)
 	Incidents Incidents
 	// DeadLetters is nil when the transport has no dead-letter queue (the in-process GoChannel).
 	DeadLetters DeadLetters

@@ -23,8 +23,8 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/users"
 	"github.com/sio-pso/siobroker/internal/testclock"
-	"github.com/sio-pso/siobroker/operations"
 	"github.com/sio-pso/siobroker/operator/dashboard"
+	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/schemas"
@@ -116,8 +116,8 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.handler = dashboard.New(dashboard.Config{
-		Services: func(context.Context) ([]operations.ServiceState, error) {
-			return []operations.ServiceState{{Service: 1, Queue: schemas.ServiceTopic(1), QueueDepth: -1, DeadLetters: -1, InFlight: 2,
+		Services: func(context.Context) ([]health.ServiceState, error) {
+			return []health.ServiceState{{Service: 1, Queue: schemas.ServiceTopic(1), QueueDepth: -1, DeadLetters: -1, InFlight: 2,
 				OldestAge: 90 * time.Second, Dispatched: 10, Answered: 8, Errors: 1, ErrorRate: 0.1}}, nil
 		},
 		Incidents:        dashboard.IncidentsOf(f.tracker, f.db),

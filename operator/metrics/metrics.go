@@ -22,7 +22,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/httpapi"
-	"github.com/sio-pso/siobroker/operations"
+	"github.com/sio-pso/siobroker/operator/health"
 )
 
 // Prefix starts every metric name of the broker.
@@ -30,7 +30,7 @@ const Prefix = "siobroker_"
 
 // Sources are what a scrape reads. Each may be nil: its metrics are then left out.
 type Sources struct {
-	Services      func(ctx context.Context) ([]operations.ServiceState, error) // operations.Monitor.Services
+	Services      func(ctx context.Context) ([]health.ServiceState, error) // operations.Monitor.Services
 	OpenIncidents func(ctx context.Context) (int, error)
 	JournalHead   func(ctx context.Context) (int64, error) // the Seq of the last record appended
 	ArchivedUpTo  func(ctx context.Context) (int64, error) // the Seq of the last record sealed into an archive
@@ -222,7 +222,7 @@ func (s *snapshot) Collect(ch chan<- prometheus.Metric) {
 	gauge("archive", descArchive, s.src.ArchivedUpTo)
 }
 
-func (s *snapshot) service(ch chan<- prometheus.Metric, st operations.ServiceState) {
+func (s *snapshot) service(ch chan<- prometheus.Metric, st health.ServiceState) {
 	svc := strconv.Itoa(st.Service)
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{svc}, labels...)...)

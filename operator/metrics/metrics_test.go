@@ -14,7 +14,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/httpapi"
-	"github.com/sio-pso/siobroker/operations"
+	"github.com/sio-pso/siobroker/operator/health"
 )
 
 // TestScrape: the snapshot's figures become per-service series; a queue figure the transport
@@ -22,8 +22,8 @@ import (
 // observed requests and answers are counted with bounded labels.
 func TestScrape(t *testing.T) {
 	m := New(Sources{
-		Services: func(context.Context) ([]operations.ServiceState, error) {
-			return []operations.ServiceState{
+		Services: func(context.Context) ([]health.ServiceState, error) {
+			return []health.ServiceState{
 				{Service: 1, Dispatched: 5, Answered: 4, ErrorAnswers: 1, Errors: 1, Timeouts: 1, InFlight: 0, LateAnswers: 1,
 					ErrorRate: 0.4, QueueDepth: 7, DeadLetters: 2, OldestAge: 90 * time.Second},
 				{Service: 2, QueueDepth: -1, DeadLetters: -1},

@@ -1,8 +1,8 @@
-// Package operations gathers what operators watch: the state of every service's route (queue
+// Package health gathers what operators watch: the state of every service's route (queue
 // depth, messages in flight, the age of the oldest undelivered message, errors), read from the
 // dispatcher, the delay tracker and the transport. The metrics endpoint, the dashboard and the
 // command line read the same snapshot, so that they never disagree.
-package operations
+package health
 
 import "time"
 
