@@ -17,7 +17,7 @@ import (
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // The access checks of the pipeline with the real user registry, case rules and case registries:
@@ -36,7 +36,7 @@ func demoUserWithRole(t *testing.T, role int) devpki.User {
 }
 
 // refusals returns the recorded refusals of the user with the IIN.
-func (h *harness) refusals(t *testing.T, iin string) []store.Refusal {
+func (h *harness) refusals(t *testing.T, iin string) []sqlite.Refusal {
 	t.Helper()
 	rs, err := h.db.Refusals(context.Background(), iin)
 	if err != nil {

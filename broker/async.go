@@ -16,7 +16,7 @@ import (
 	"github.com/sio-pso/siobroker/soap"
 )
 
-// AsyncStore keeps the requests of the asynchronous channel durably (store.DB implements it).
+// AsyncStore keeps the requests of the asynchronous channel durably (sqlite.DB implements it).
 type AsyncStore interface {
 	CreateAsync(ctx context.Context, j siobroker.AsyncJob) error
 	AsyncJob(ctx context.Context, requestID string) (siobroker.AsyncJob, bool, error)

@@ -33,7 +33,7 @@ import (
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
 	"github.com/sio-pso/siobroker/soap"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // The development PKI and the rights table are built once for the package.
@@ -167,7 +167,7 @@ type harness struct {
 	broker *Broker
 	clock  *testclock.Clock
 	calls  map[int]*atomic.Int32
-	db     *store.DB
+	db     *sqlite.DB
 	users  *users.Registry
 	checks map[string]*atomic.Int32 // case checks per case registry name
 }
@@ -245,7 +245,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	db, err := store.Open(context.Background(), dir)
+	db, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
@@ -953,9 +953,9 @@ func TestConcurrentRequests(t *testing.T) {
 	wg.Wait()
 }
 
-func openTestStore(t *testing.T) *store.DB {
+func openTestStore(t *testing.T) *sqlite.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), t.TempDir())
+	db, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func (c *LateConfig) setDefaults() {
 type LateDeps struct {
 	Journal Journal
 	// Jobs finds the stored asynchronous request of an answer, for its signer, organisation and
-	// basis (store.DB implements it). Nil: none is looked up.
+	// basis (sqlite.DB implements it). Nil: none is looked up.
 	Jobs AsyncJobs
 	// Requests finds the journal's record of a request the store does not keep, for its signer
 	// and organisation (the journal stores implement it). Nil: none is looked up.

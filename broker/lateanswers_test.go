@@ -17,7 +17,7 @@ import (
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // lateJournal is a journal that keeps what is appended, failing the first fails appends.
@@ -371,7 +371,7 @@ func kinds(recs []siobroker.JournalRecord) []siobroker.JournalKind {
 // service is.
 func TestLateAnswerCopyJournaledOnce(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
-		db, err := store.Open(context.Background(), t.TempDir())
+		db, err := sqlite.Open(context.Background(), t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}

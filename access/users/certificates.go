@@ -12,14 +12,14 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
-// CertificateStore is what the registry needs to hold its users' certificates; *store.DB
+// CertificateStore is what the registry needs to hold its users' certificates; *sqlite.DB
 // implements it.
 type CertificateStore interface {
 	AddUserCertificate(ctx context.Context, c siobroker.UserCertificate) (bool, error)
-	FindUserCertificates(ctx context.Context, l store.CertificateLookup) ([]siobroker.UserCertificate, error)
+	FindUserCertificates(ctx context.Context, l sqlite.CertificateLookup) ([]siobroker.UserCertificate, error)
 	UserCertificates(ctx context.Context, iin string) ([]siobroker.UserCertificate, error)
 }
 
@@ -50,7 +50,7 @@ func NewCertificates(store CertificateStore, clock siobroker.Clock, logger *slog
 
 // LookupCertificates returns the held certificates that id may name (signing.CertificateDirectory).
 func (c *Certificates) LookupCertificates(ctx context.Context, id signing.KeyIdentifier) ([]*x509.Certificate, error) {
-	var l store.CertificateLookup
+	var l sqlite.CertificateLookup
 	switch {
 	case id.ThumbprintSHA1 != nil:
 		l.ThumbprintSHA1 = id.ThumbprintSHA1

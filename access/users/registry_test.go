@@ -13,16 +13,16 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 const day = 24 * time.Hour
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, siobroker.Astana)
 
-func setup(t *testing.T) (*Registry, *store.DB, *testclock.Clock) {
+func setup(t *testing.T) (*Registry, *sqlite.DB, *testclock.Clock) {
 	t.Helper()
-	db, err := store.Open(context.Background(), t.TempDir())
+	db, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func apply(t *testing.T, r *Registry, kind siobroker.ApplicationKind, id string)
 }
 
 // wantRefused checks that err carries code and that the refusal is the user's last recorded one.
-func wantRefused(t *testing.T, db *store.DB, id string, err error, code siobroker.Code, refusals int) {
+func wantRefused(t *testing.T, db *sqlite.DB, id string, err error, code siobroker.Code, refusals int) {
 	t.Helper()
 	var e *siobroker.Error
 	if !errors.As(err, &e) || e.Code != code {

@@ -19,10 +19,10 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
-// Store is what the registry needs of the store; *store.DB implements it.
+// Store is what the registry needs of the store; *sqlite.DB implements it.
 type Store interface {
 	ApplyApplication(ctx context.Context, a siobroker.Application) (siobroker.User, error)
 	// ApplyApplicationIf applies a only if check, run inside the transaction on the user's state
@@ -128,7 +128,7 @@ func (r *Registry) blockInactive(ctx context.Context, iin string, now time.Time)
 		r.logger.InfoContext(ctx, "user blocked for inactivity (§16)", "iin", iin)
 		return false, nil
 	}
-	return errors.Is(err, store.ErrTransition) || errors.Is(err, errNoLongerInactive), err
+	return errors.Is(err, sqlite.ErrTransition) || errors.Is(err, errNoLongerInactive), err
 }
 
 // LastRequestResolution is how stale the recorded time of a user's last request may be: Touch
@@ -233,7 +233,7 @@ func (r *Registry) SeedDemoUsers(ctx context.Context, m *devpki.Manifest) error 
 				ReportsRight: du.Role == 1, OperatorRight: du.Role == 1, ConsentAt: now,
 			},
 		}
-		if _, err := r.Apply(ctx, a); err != nil && !errors.Is(err, store.ErrTransition) {
+		if _, err := r.Apply(ctx, a); err != nil && !errors.Is(err, sqlite.ErrTransition) {
 			errs = append(errs, fmt.Errorf("seed demo user %s: %w", du.IIN, err))
 		}
 	}

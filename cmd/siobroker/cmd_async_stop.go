@@ -7,7 +7,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/operator/dashboard"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 const asyncUsage = `usage:
@@ -51,7 +51,7 @@ func cmdAsyncOperator(ctx context.Context, args []string, stdout, stderr io.Writ
 		return f.usageError(stderr, "--reason is required: the client is told why")
 	}
 	id := pos[0]
-	db, err := store.Open(ctx, *f.data)
+	db, err := sqlite.Open(ctx, *f.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "async stop: %v\n", err)
 		return 1

@@ -12,7 +12,7 @@ import (
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // cmdDLQ shows the RabbitMQ dead-letter queue and sends its messages back to the queues they
@@ -68,15 +68,15 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // is opened first, so that a replay whose record could not be written is not carried out; a
 // replay that fails part-way is recorded with how many it sent back.
 func dlqReplay(ctx context.Context, cfg config.Broker, acfg amqptransport.Config, max int, by string, stdout, stderr io.Writer) int {
-	var db *store.DB
+	var db *sqlite.DB
 	if cfg.Journal.Driver != "postgres" {
 		// The journal is the broker's store: open the broker's, never a new one elsewhere.
-		if _, err := os.Stat(filepath.Join(cfg.DataDir, store.FileName)); err != nil {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, sqlite.FileName)); err != nil {
 			fmt.Fprintf(stderr, "siobroker dlq replay: no broker store in the data directory %s (the configuration's data_dir): %v; nothing was replayed\n", cfg.DataDir, err)
 			return 1
 		}
 		var err error
-		if db, err = store.Open(ctx, cfg.DataDir); err != nil {
+		if db, err = sqlite.Open(ctx, cfg.DataDir); err != nil {
 			fmt.Fprintf(stderr, "siobroker dlq replay: the data directory: %v; nothing was replayed\n", err)
 			return 1
 		}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/operator/incidents"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // Exit codes of the incidents command.
@@ -89,7 +89,7 @@ func (f *incidentsFlags) number(stderr io.Writer, pos []string) (int64, int) {
 // incidentsService returns the operator's actions over db, journaled in the journal the broker's
 // configuration names (§39: an incident is also recorded in the journal), beside the store's
 // append-only incident history. The returned func closes the journal.
-func (f *incidentsFlags) incidentsService(ctx context.Context, db *store.DB) (*incidents.Service, func(), error) {
+func (f *incidentsFlags) incidentsService(ctx context.Context, db *sqlite.DB) (*incidents.Service, func(), error) {
 	j, closeJournal, err := f.journal(ctx, *f.config, db)
 	if err != nil {
 		return nil, nil, err
@@ -107,7 +107,7 @@ func incidentsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if len(pos) > 0 {
 		return f.usageError(stderr, "unexpected argument %q", pos[0])
 	}
-	db, err := store.Open(ctx, *f.data)
+	db, err := sqlite.Open(ctx, *f.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "incidents list: %v\n", err)
 		return incidentsExitFailed
@@ -144,7 +144,7 @@ func incidentsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if code != incidentsExitOK {
 		return code
 	}
-	db, err := store.Open(ctx, *f.data)
+	db, err := sqlite.Open(ctx, *f.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "incidents show: %v\n", err)
 		return incidentsExitFailed
@@ -203,7 +203,7 @@ func incidentsAnnotate(ctx context.Context, args []string, stdout, stderr io.Wri
 	if *measures == "" && *responsible == "" {
 		return f.usageError(stderr, "--measures or --responsible is required")
 	}
-	db, err := store.Open(ctx, *f.data)
+	db, err := sqlite.Open(ctx, *f.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "incidents annotate: %v\n", err)
 		return incidentsExitFailed
@@ -239,7 +239,7 @@ func incidentsClose(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *note == "" {
 		return f.usageError(stderr, "--note is required")
 	}
-	db, err := store.Open(ctx, *f.data)
+	db, err := sqlite.Open(ctx, *f.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "incidents close: %v\n", err)
 		return incidentsExitFailed

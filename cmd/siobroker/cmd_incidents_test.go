@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // runIncidents runs cmdIncidents and returns its exit code, stdout and stderr.
@@ -25,7 +25,7 @@ func TestIncidentsCommand(t *testing.T) {
 	data := t.TempDir()
 
 	// The broker (another process) has opened two incidents.
-	db, err := store.Open(ctx, data)
+	db, err := sqlite.Open(ctx, data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestIncidentsCommand(t *testing.T) {
 		t.Fatalf("list --all = %d\n%s", code, out)
 	}
 	// §39: the operator's annotation and close are recorded in the journal too.
-	db, err = store.Open(ctx, data)
+	db, err = sqlite.Open(ctx, data)
 	if err != nil {
 		t.Fatal(err)
 	}

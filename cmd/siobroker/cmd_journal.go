@@ -15,7 +15,7 @@ import (
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/journal/postgres"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // Exit codes of the journal command.
@@ -133,7 +133,7 @@ type liveJournal interface {
 
 // Both journal stores can be checked.
 var (
-	_ liveJournal = (*store.Journal)(nil)
+	_ liveJournal = (*sqlite.Journal)(nil)
 	_ liveJournal = (*postgres.Journal)(nil)
 )
 
@@ -163,7 +163,7 @@ func journalCheck(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
 		return journalExitProblem
 	}
-	db, err := store.Open(ctx, cfg.DataDir)
+	db, err := sqlite.Open(ctx, cfg.DataDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
 		return journalExitProblem

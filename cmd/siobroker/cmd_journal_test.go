@@ -15,7 +15,7 @@ import (
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // journalSource is an in-memory journal of n chained records.
@@ -144,7 +144,7 @@ func TestJournalCheckCommand(t *testing.T) {
 	// fill opens a store in a new data directory with n records appended, closed again.
 	fill := func(n int) string {
 		dir := t.TempDir()
-		db, err := store.Open(ctx, dir)
+		db, err := sqlite.Open(ctx, dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestJournalCheckCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "records:  25") || !strings.Contains(out, "none sealed yet") {
 		t.Fatalf("before a seal: exit %d\n%s%s", code, out, errOut)
 	}
-	db, err := store.Open(ctx, dataDir)
+	db, err := sqlite.Open(ctx, dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/operator/maintenance"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 const maintenanceUsage = `usage:
@@ -61,7 +61,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 	if !ok {
 		return 2
 	}
-	db, err := store.Open(ctx, *f.data)
+	db, err := sqlite.Open(ctx, *f.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "maintenance %s: %v\n", sub, err)
 		return 1

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // brokerConfigFile writes a broker configuration naming the shipped routes, with extra YAML.
@@ -100,7 +100,7 @@ func TestMaintenanceCommand(t *testing.T) {
 
 	// The announcement and the cancellation are in the journal (the store's, as no --config
 	// names another), as the dashboard's are; the refused announcement is not.
-	db, err := store.Open(context.Background(), data)
+	db, err := sqlite.Open(context.Background(), data)
 	if err != nil {
 		t.Fatal(err)
 	}

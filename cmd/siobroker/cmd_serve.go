@@ -44,7 +44,7 @@ import (
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
 	"github.com/sio-pso/siobroker/soap"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 const defaultConfigFile = "configs/broker.yaml"
@@ -115,7 +115,7 @@ type runningBroker struct {
 	router       *message.Router
 	pubsub       *gochannel.GoChannel
 	amqp         *amqptransport.Transport
-	db           *store.DB
+	db           *sqlite.DB
 	tls          bool
 	stop         context.CancelFunc
 	done         chan struct{}  // closed when the router has stopped
@@ -183,7 +183,7 @@ func startBrokerWith(ctx context.Context, cfg config.Broker, clock siobroker.Clo
 	if err != nil {
 		return nil, err
 	}
-	if b.db, err = store.Open(ctx, cfg.DataDir); err != nil {
+	if b.db, err = sqlite.Open(ctx, cfg.DataDir); err != nil {
 		return nil, err
 	}
 	journalStore, closeJournal, err := openJournal(ctx, cfg, b.db)
@@ -533,7 +533,7 @@ func amqpConfig(c config.AMQP, instance string, registries []string) amqptranspo
 
 // openJournal returns the configured journal: the embedded store's, or a PostgreSQL one that
 // several brokers share.
-func openJournal(ctx context.Context, cfg config.Broker, db *store.DB) (journalStore, func(), error) {
+func openJournal(ctx context.Context, cfg config.Broker, db *sqlite.DB) (journalStore, func(), error) {
 	switch cfg.Journal.Driver {
 	case "postgres":
 		j, err := postgres.Open(ctx, cfg.Journal.DSN)

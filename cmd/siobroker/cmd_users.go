@@ -14,7 +14,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/users"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // Exit codes of the users command.
@@ -86,8 +86,8 @@ func newUsersFlags(name string, stderr io.Writer, mutating bool) *operatorFlags 
 }
 
 // openRegistry opens the store in dir and the registry over it, on the wall clock.
-func openRegistry(ctx context.Context, dir string) (*store.DB, *users.Registry, error) {
-	db, err := store.Open(ctx, dir)
+func openRegistry(ctx context.Context, dir string) (*sqlite.DB, *users.Registry, error) {
+	db, err := sqlite.Open(ctx, dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -280,7 +280,7 @@ func readUserCert(file, iin string) (*x509.Certificate, error) {
 }
 
 // addCert records cert as a registered certificate of the user.
-func addCert(ctx context.Context, db *store.DB, iin string, cert *x509.Certificate, by, cmd string, stdout, stderr io.Writer) int {
+func addCert(ctx context.Context, db *sqlite.DB, iin string, cert *x509.Certificate, by, cmd string, stdout, stderr io.Writer) int {
 	added, err := users.NewCertificates(db, siobroker.SystemClock{}, nil).Add(ctx, iin, cert, siobroker.CertificateRegistered, by)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: the certificate: %v\n", cmd, err)
@@ -313,7 +313,7 @@ func usersAddCert(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return f.usageError(stderr, "--cert: %v", err)
 	}
-	db, err := store.Open(ctx, *f.data)
+	db, err := sqlite.Open(ctx, *f.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "users add-cert: %v\n", err)
 		return usersExitFailed
@@ -370,7 +370,7 @@ func usersList(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if len(pos) > 0 {
 		return f.usageError(stderr, "unexpected argument %q", pos[0])
 	}
-	db, err := store.Open(ctx, *f.data)
+	db, err := sqlite.Open(ctx, *f.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "users list: %v\n", err)
 		return usersExitFailed
@@ -405,7 +405,7 @@ func usersShow(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *iin == "" {
 		return f.usageError(stderr, "--iin is required")
 	}
-	db, err := store.Open(ctx, *f.data)
+	db, err := sqlite.Open(ctx, *f.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "users show: %v\n", err)
 		return usersExitFailed
@@ -422,7 +422,7 @@ func usersShow(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	apps, err := db.Applications(ctx, *iin)
 	if err == nil {
-		var refusals []store.Refusal
+		var refusals []sqlite.Refusal
 		refusals, err = db.Refusals(ctx, *iin)
 		if err == nil {
 			var certs []siobroker.UserCertificate
@@ -437,7 +437,7 @@ func usersShow(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return usersExitFailed
 }
 
-func printUser(w io.Writer, u siobroker.User, apps []siobroker.Application, refusals []store.Refusal) {
+func printUser(w io.Writer, u siobroker.User, apps []siobroker.Application, refusals []sqlite.Refusal) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, row := range [][2]string{
 		{"IIN", u.IIN}, {"full name", u.FullName}, {"organisation", u.Organisation}, {"ЕРДР code", u.ERDRCode},
@@ -491,7 +491,7 @@ func usersApplications(ctx context.Context, args []string, stdout, stderr io.Wri
 	if len(pos) > 0 {
 		return f.usageError(stderr, "unexpected argument %q", pos[0])
 	}
-	db, err := store.Open(ctx, *f.data)
+	db, err := sqlite.Open(ctx, *f.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "users applications: %v\n", err)
 		return usersExitFailed

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // runUsers runs cmdUsers and returns its exit code, stdout and stderr.
@@ -84,7 +84,7 @@ func TestUsersCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("move = %d\n%s", code, errs)
 	}
-	db, err := store.Open(context.Background(), data)
+	db, err := sqlite.Open(context.Background(), data)
 	if err != nil {
 		t.Fatal(err)
 	}

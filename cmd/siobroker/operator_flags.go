@@ -8,7 +8,7 @@ import (
 	"os"
 
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // operatorFlags are the flags every subcommand of an operator's command (users, incidents)
@@ -72,7 +72,7 @@ func (f *operatorFlags) usageError(stderr io.Writer, format string, args ...any)
 // journal opens the journal that the broker's configuration file names, for recording an
 // operator's action: the store's own (db's) for the sqlite driver, or PostgreSQL. A file not
 // given with --config may be missing (the defaults apply). The returned func closes it.
-func (f *operatorFlags) journal(ctx context.Context, configFile string, db *store.DB) (journalStore, func(), error) {
+func (f *operatorFlags) journal(ctx context.Context, configFile string, db *sqlite.DB) (journalStore, func(), error) {
 	cfg, err := config.Load(configFile, f.set()["config"])
 	if err != nil {
 		return nil, nil, err

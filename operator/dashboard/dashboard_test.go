@@ -31,7 +31,7 @@ import (
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
 	"github.com/sio-pso/siobroker/soap"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // The development PKI of the tests, generated once.
@@ -89,7 +89,7 @@ func runMain(m *testing.M) int {
 // fixture is a dashboard over a real store, registry, journal and incident tracker.
 type fixture struct {
 	clock    *testclock.Clock
-	db       *store.DB
+	db       *sqlite.DB
 	users    *users.Registry
 	tracker  *incidents.Tracker
 	schedule *maintenance.Schedule
@@ -102,7 +102,7 @@ func newFixture(t *testing.T) *fixture {
 	ctx := context.Background()
 	f := &fixture{clock: testclock.New(time.Now().In(siobroker.Astana))}
 	var err error
-	if f.db, err = store.Open(ctx, t.TempDir()); err != nil {
+	if f.db, err = sqlite.Open(ctx, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.db.Close() })

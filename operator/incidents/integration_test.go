@@ -17,20 +17,20 @@ import (
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // TestIncidentFromAStuckAdapter drives the real dispatcher, adapter runtime, store and journal:
 // an adapter that stops answering, the clock moved past one hour, an incident opened while the
 // message still waits; the adapter back, the incident closed. No test sleeps for an hour.
 // The store implements what the tracker and the service need of it.
-var _ incidents.Store = (*store.DB)(nil)
+var _ incidents.Store = (*sqlite.DB)(nil)
 
 func TestIncidentFromAStuckAdapter(t *testing.T) {
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clock := testclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, siobroker.Astana))
-	db, err := store.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

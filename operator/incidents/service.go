@@ -10,7 +10,7 @@ import (
 	"github.com/sio-pso/siobroker"
 )
 
-// Store is what incidents need of the store (store.DB implements it). Every method that changes
+// Store is what incidents need of the store (sqlite.DB implements it). Every method that changes
 // an incident also appends an Event to its history, in the same transaction. Methods on a number
 // that does not exist return an error wrapping ErrNotFound.
 type Store interface {

@@ -12,7 +12,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/operator/incidents"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // memJournal is an in-memory fake of the permanent journal.
@@ -46,7 +46,7 @@ var (
 
 type fixture struct {
 	t       *testing.T
-	db      *store.DB
+	db      *sqlite.DB
 	clock   *testclock.Clock
 	journal *memJournal
 	tracker *incidents.Tracker
@@ -54,7 +54,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	db, err := store.Open(context.Background(), t.TempDir())
+	db, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

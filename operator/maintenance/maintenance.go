@@ -16,7 +16,7 @@ import (
 	"github.com/sio-pso/siobroker"
 )
 
-// Store keeps announced windows (store.DB implements it).
+// Store keeps announced windows (sqlite.DB implements it).
 type Store interface {
 	// AddWindow records w (its ID and Source are set by the store) and returns it as stored.
 	AddWindow(ctx context.Context, w siobroker.MaintenanceWindow) (siobroker.MaintenanceWindow, error)

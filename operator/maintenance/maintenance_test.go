@@ -12,17 +12,17 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/operator/maintenance"
-	"github.com/sio-pso/siobroker/store"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 var t0 = time.Date(2026, 12, 1, 21, 0, 0, 0, siobroker.Astana)
 
 // The store keeps what a Schedule announces.
-var _ maintenance.Store = (*store.DB)(nil)
+var _ maintenance.Store = (*sqlite.DB)(nil)
 
-func newSchedule(t *testing.T) (*maintenance.Schedule, *testclock.Clock, *store.DB) {
+func newSchedule(t *testing.T) (*maintenance.Schedule, *testclock.Clock, *sqlite.DB) {
 	t.Helper()
-	db, err := store.Open(context.Background(), t.TempDir())
+	db, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

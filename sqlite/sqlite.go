@@ -1,9 +1,9 @@
-// Package store is the broker's embedded store: a single SQLite file under the data directory,
+// Package sqlite is the broker's embedded store: a single SQLite file under the data directory,
 // through the pure-Go modernc.org/sqlite driver, so that the embedded default needs no server.
 //
 // It holds the messageIds the broker has seen (replay defence). Later parts of the broker (the
 // journal, the user registry) add their tables here through migrations.
-package store
+package sqlite
 
 import (
 	"context"
