@@ -13,7 +13,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/pgtest"
-	"github.com/sio-pso/siobroker/journal/postgres"
+	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
@@ -379,7 +379,7 @@ func TestLateAnswerCopyJournaledOnce(t *testing.T) {
 		lateCopiesJournaledOnce(t, db.Journal())
 	})
 	t.Run("postgres", func(t *testing.T) {
-		j, err := postgres.Open(context.Background(), pgtest.Schema(t, "sio_late_"))
+		j, err := postgres.OpenJournal(context.Background(), pgtest.Schema(t, "sio_late_"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,7 @@
 // triggers; Verify then finds the first record that was changed, removed or moved.
 //
 // Two implementations satisfy Store: the embedded SQLite store (sqlite.DB.Journal) and PostgreSQL
-// (journal/postgres). journal/journaltest holds the suite both pass. This package imports nothing
+// (postgres.Journal). journal/journaltest holds the suite both pass. This package imports nothing
 // of either, so that the broker chooses one by configuration.
 package journal
 

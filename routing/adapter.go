@@ -33,7 +33,7 @@ type AdapterRuntime struct {
 	retries   int
 	backoff   time.Duration
 	answered  *answeredCache
-	ledger    Ledger                   // nil: redelivered copies are recognised in this process only
+	ledger    siobroker.Ledger         // nil: redelivered copies are recognised in this process only
 	queueOf   func(service int) string // nil: each service's own queue
 	// deadLetters is the topic a request goes to when its transient failures outlast the
 	// retries; "" answers ADAPTER_ERROR only.
@@ -150,7 +150,7 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
 		defer cancel()
 	}
-	var claim LedgerClaim
+	var claim siobroker.LedgerClaim
 	if a.ledger != nil {
 		c, state, err := a.take(ctx, key)
 		switch {
@@ -162,10 +162,10 @@ func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int
 				RequestID: req.RequestID, Service: service, Adapter: a.name, AnsweredAt: a.clock.Now(),
 				Result: errorResult(service, "the adapter cannot tell whether this request was answered before; retry later"),
 			})
-		case state == LedgerAnswered:
+		case state == siobroker.LedgerAnswered:
 			log.Info("redelivered request already answered by an adapter process; the copy is dropped", "service", service)
 			return nil
-		case state == LedgerBusy:
+		case state == siobroker.LedgerBusy:
 			log.Warn("another adapter process held the request until its deadline; the copy is dropped", "service", service)
 			return nil
 		}

@@ -14,32 +14,32 @@ import (
 )
 
 // scriptedLedger answers Take from a script per key, and records how each claim ended. An
-// in-memory stand-in for the logic of the runtime; adapters/ledger tests the PostgreSQL one.
+// in-memory stand-in for the logic of the runtime; postgres tests the PostgreSQL one.
 type scriptedLedger struct {
 	mu     sync.Mutex
-	states map[string][]LedgerState // popped one per Take; the last repeats
+	states map[string][]siobroker.LedgerState // popped one per Take; the last repeats
 	err    error
 	ended  map[string]string // key: "answered" or "released"
 }
 
-func (l *scriptedLedger) Take(_ context.Context, key string) (LedgerClaim, LedgerState, error) {
+func (l *scriptedLedger) Take(_ context.Context, key string) (siobroker.LedgerClaim, siobroker.LedgerState, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
 		return nil, 0, l.err
 	}
 	s := l.states[key]
-	state := LedgerTaken
+	state := siobroker.LedgerTaken
 	if len(s) > 0 {
 		state = s[0]
 		if len(s) > 1 {
 			l.states[key] = s[1:]
 		}
 	}
-	if state != LedgerTaken {
+	if state != siobroker.LedgerTaken {
 		return nil, state, nil
 	}
-	return &scriptedClaim{l: l, key: key}, LedgerTaken, nil
+	return &scriptedClaim{l: l, key: key}, siobroker.LedgerTaken, nil
 }
 
 func (l *scriptedLedger) end(key, how string) {
@@ -94,9 +94,9 @@ func TestLedgerDecidesWhoAsks(t *testing.T) {
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "person"}}}, nil
 		}),
 	})
-	ledger := &scriptedLedger{ended: map[string]string{}, states: map[string][]LedgerState{
-		"held/1":     {LedgerBusy, LedgerBusy, LedgerAnswered}, // another process answers while we wait
-		"answered/1": {LedgerAnswered},
+	ledger := &scriptedLedger{ended: map[string]string{}, states: map[string][]siobroker.LedgerState{
+		"held/1":     {siobroker.LedgerBusy, siobroker.LedgerBusy, siobroker.LedgerAnswered}, // another process answers while we wait
+		"answered/1": {siobroker.LedgerAnswered},
 	}}
 	env.runtime.WithLedger(ledger).WithRetry(1, time.Millisecond)
 

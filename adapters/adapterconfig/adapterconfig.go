@@ -53,7 +53,7 @@ type Config struct {
 	RoutesFile string `yaml:"routes_file"`
 	// Ledger, when its DSN is set, is the PostgreSQL database every adapter process serving the
 	// same services shares, so that a request copied to another process (a lost acknowledgement)
-	// is not asked of its source again there (adapters/ledger). Without it a redelivered copy is
+	// is not asked of its source again there (postgres.Ledger). Without it a redelivered copy is
 	// recognised only by the process that answered it.
 	Ledger Ledger `yaml:"ledger"`
 }

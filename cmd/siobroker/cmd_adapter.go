@@ -19,8 +19,8 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters/adapterconfig"
 	"github.com/sio-pso/siobroker/adapters/demo"
-	"github.com/sio-pso/siobroker/adapters/ledger"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/routing"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 	"github.com/sio-pso/siobroker/routing/routes"
@@ -105,7 +105,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string,
 		// The owner names this process in the rows it writes: two processes may share a name.
 		host, _ := os.Hostname()
 		owner := fmt.Sprintf("%s@%s/%d", instance, host, os.Getpid())
-		l, err := ledger.Open(ctx, cfg.Ledger.DSN, owner, logger.With("component", "ledger"))
+		l, err := postgres.OpenLedger(ctx, cfg.Ledger.DSN, owner, logger.With("component", "ledger"))
 		if err != nil {
 			return err
 		}

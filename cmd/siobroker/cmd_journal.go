@@ -13,7 +13,7 @@ import (
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/journal/archive"
-	"github.com/sio-pso/siobroker/journal/postgres"
+	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/sqlite"
 )

@@ -32,12 +32,12 @@ import (
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/httpapi"
 	"github.com/sio-pso/siobroker/journal/archive"
-	"github.com/sio-pso/siobroker/journal/postgres"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/operator/metrics"
 	"github.com/sio-pso/siobroker/operator/reports"
+	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/routing"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 	"github.com/sio-pso/siobroker/routing/routes"
@@ -536,7 +536,7 @@ func amqpConfig(c config.AMQP, instance string, registries []string) amqptranspo
 func openJournal(ctx context.Context, cfg config.Broker, db *sqlite.DB) (journalStore, func(), error) {
 	switch cfg.Journal.Driver {
 	case "postgres":
-		j, err := postgres.Open(ctx, cfg.Journal.DSN)
+		j, err := postgres.OpenJournal(ctx, cfg.Journal.DSN)
 		if err != nil {
 			return nil, nil, fmt.Errorf("journal: %w", err)
 		}

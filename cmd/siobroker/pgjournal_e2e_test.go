@@ -10,7 +10,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/pgtest"
-	"github.com/sio-pso/siobroker/journal/postgres"
+	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
@@ -50,7 +50,7 @@ func TestTwoBrokersShareOnePostgresJournal(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	j, err := postgres.Open(ctx, dsn)
+	j, err := postgres.OpenJournal(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

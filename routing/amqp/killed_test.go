@@ -12,8 +12,8 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
-	"github.com/sio-pso/siobroker/adapters/ledger"
 	"github.com/sio-pso/siobroker/internal/pgtest"
+	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 )
@@ -21,7 +21,7 @@ import (
 // TestKilledAdapterMessageIsRedelivered: an adapter process dies in the middle of a request (its
 // connection goes away before it acknowledged the message); RabbitMQ redelivers the message to
 // another adapter, and the broker's request is answered. With a ledger shared by the adapters
-// (adapters/ledger, in the machine's PostgreSQL), the dead process's claim on the request goes
+// (postgres.Ledger, in the machine's PostgreSQL), the dead process's claim on the request goes
 // with its lock session, and the survivor takes it.
 func TestKilledAdapterMessageIsRedelivered(t *testing.T) {
 	t.Run("without a ledger", func(t *testing.T) { killedAdapter(t, "") })
@@ -32,8 +32,8 @@ func TestKilledAdapterMessageIsRedelivered(t *testing.T) {
 // ledgerDSN unless it is "".
 func killedAdapter(t *testing.T, ledgerDSN string) {
 	const service = 9
-	openLedger := func(owner string) routing.Ledger {
-		l, err := ledger.Open(t.Context(), ledgerDSN, owner, quietLogger)
+	openLedger := func(owner string) siobroker.Ledger {
+		l, err := postgres.OpenLedger(t.Context(), ledgerDSN, owner, quietLogger)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,9 +60,9 @@ func killedAdapter(t *testing.T, ledgerDSN string) {
 			return siobroker.ServiceResult{}, errors.New("killed")
 		}),
 	}, dying.Publisher(), siobroker.SystemClock{}, quietLogger)
-	var dyingLedger *ledger.Postgres
+	var dyingLedger *postgres.Ledger
 	if ledgerDSN != "" {
-		dyingLedger = openLedger("dying").(*ledger.Postgres)
+		dyingLedger = openLedger("dying").(*postgres.Ledger)
 		hanging.WithLedger(dyingLedger)
 	}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 2 * time.Second}, watermill.NopLogger{})

@@ -1,11 +1,12 @@
-// Package postgres keeps the permanent journal in PostgreSQL, through pgx (configuration:
+// The permanent journal in PostgreSQL, through pgx (configuration:
 // journal.driver: postgres, journal.dsn). Several brokers may share one journal: appends
 // serialise on a transaction-scoped advisory lock, so the chain stays one chain.
 //
-// Open creates the table sio_journal and its triggers, in the first schema of the connection's
+// OpenJournal creates the table sio_journal and its triggers, in the first schema of the connection's
 // search_path, if they are missing. The triggers refuse UPDATE, DELETE and TRUNCATE. The owner of
 // the table can still disable them, so in production let a separate role own the table and give
 // the broker's role only SELECT and INSERT; the hash chain catches what gets past that.
+
 package postgres
 
 import (
@@ -84,18 +85,18 @@ type Journal struct {
 
 var _ journal.Store = (*Journal)(nil)
 
-// Open connects to the database at dsn (a URL or key=value string; search_path may be set in it)
+// OpenJournal connects to the database at dsn (a URL or key=value string; search_path may be set in it)
 // and creates the journal's table and triggers if they are missing.
-func Open(ctx context.Context, dsn string) (*Journal, error) {
+func OpenJournal(ctx context.Context, dsn string) (*Journal, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("journal database: %w", err)
 	}
-	return OpenConfig(ctx, cfg)
+	return OpenJournalConfig(ctx, cfg)
 }
 
-// OpenConfig is Open with a parsed configuration.
-func OpenConfig(ctx context.Context, cfg *pgxpool.Config) (*Journal, error) {
+// OpenJournalConfig is Open with a parsed configuration.
+func OpenJournalConfig(ctx context.Context, cfg *pgxpool.Config) (*Journal, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("journal database: %w", err)

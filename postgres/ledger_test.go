@@ -1,4 +1,4 @@
-package ledger
+package postgres
 
 import (
 	"context"
@@ -24,13 +24,13 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// testDSN returns a DSN to a fresh schema of the tests' PostgreSQL (internal/pgtest).
-func testDSN(t *testing.T) string { return pgtest.Schema(t, "sio_ledger_test_") }
+// ledgerDSN returns a DSN to a fresh schema of the tests' PostgreSQL (internal/pgtest).
+func ledgerDSN(t *testing.T) string { return pgtest.Schema(t, "sio_ledger_test_") }
 
 // open opens a ledger as one adapter process would; each has its own connections.
-func open(t *testing.T, dsn, owner string) *Postgres {
+func open(t *testing.T, dsn, owner string) *Ledger {
 	t.Helper()
-	p, err := Open(t.Context(), dsn, owner, quiet)
+	p, err := OpenLedger(t.Context(), dsn, owner, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func open(t *testing.T, dsn, owner string) *Postgres {
 	return p
 }
 
-func take(t *testing.T, p *Postgres, key string, want routing.LedgerState) routing.LedgerClaim {
+func take(t *testing.T, p *Ledger, key string, want siobroker.LedgerState) siobroker.LedgerClaim {
 	t.Helper()
 	c, state, err := p.Take(t.Context(), key)
 	if err != nil {
@@ -47,7 +47,7 @@ func take(t *testing.T, p *Postgres, key string, want routing.LedgerState) routi
 	if state != want {
 		t.Fatalf("take %s: state %d, want %d", key, state, want)
 	}
-	if (c != nil) != (state == routing.LedgerTaken) {
+	if (c != nil) != (state == siobroker.LedgerTaken) {
 		t.Fatalf("take %s: claim %v with state %d", key, c, state)
 	}
 	return c
@@ -56,27 +56,27 @@ func take(t *testing.T, p *Postgres, key string, want routing.LedgerState) routi
 // TestClaims: a claim makes the other processes wait; answered, it makes them drop their copy;
 // released, or lost with its process's connections, it lets the next one ask.
 func TestClaims(t *testing.T) {
-	dsn := testDSN(t)
+	dsn := ledgerDSN(t)
 	a, b := open(t, dsn, "adapter-a"), open(t, dsn, "adapter-b")
 
-	first := take(t, a, "req-1/5", routing.LedgerTaken)
-	take(t, b, "req-1/5", routing.LedgerBusy)
-	take(t, a, "req-1/5", routing.LedgerBusy)            // a second copy in the same process
-	take(t, b, "req-2/5", routing.LedgerTaken).Release() // other keys are free
+	first := take(t, a, "req-1/5", siobroker.LedgerTaken)
+	take(t, b, "req-1/5", siobroker.LedgerBusy)
+	take(t, a, "req-1/5", siobroker.LedgerBusy)            // a second copy in the same process
+	take(t, b, "req-2/5", siobroker.LedgerTaken).Release() // other keys are free
 	if err := first.Answered(t.Context(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	first.Release() // after Answered: nothing
-	take(t, b, "req-1/5", routing.LedgerAnswered)
-	take(t, a, "req-1/5", routing.LedgerAnswered)
+	take(t, b, "req-1/5", siobroker.LedgerAnswered)
+	take(t, a, "req-1/5", siobroker.LedgerAnswered)
 
 	// Released without an answer (given up on): asked again.
-	take(t, a, "req-3/5", routing.LedgerTaken).Release()
-	take(t, b, "req-3/5", routing.LedgerTaken).Release()
+	take(t, a, "req-3/5", siobroker.LedgerTaken).Release()
+	take(t, b, "req-3/5", siobroker.LedgerTaken).Release()
 
 	// A process that dies holding a claim, or loses its lock session, loses the claim with it.
-	held := take(t, a, "req-4/5", routing.LedgerTaken)
-	take(t, b, "req-4/5", routing.LedgerBusy)
+	held := take(t, a, "req-4/5", siobroker.LedgerTaken)
+	take(t, b, "req-4/5", siobroker.LedgerBusy)
 	a.takeTurn(t.Context())
 	pid := a.lock.PgConn().PID()
 	a.endTurn()
@@ -85,7 +85,7 @@ func TestClaims(t *testing.T) {
 	}
 	waitFor(t, func() bool {
 		c, state, err := b.Take(t.Context(), "req-4/5")
-		if err == nil && state == routing.LedgerTaken {
+		if err == nil && state == siobroker.LedgerTaken {
 			c.Release()
 			return true
 		}
@@ -97,9 +97,9 @@ func TestClaims(t *testing.T) {
 	}
 	waitFor(t, func() bool { // a takes a new lock session
 		_, state, err := a.Take(t.Context(), "req-4/5")
-		return err == nil && state == routing.LedgerAnswered
+		return err == nil && state == siobroker.LedgerAnswered
 	})
-	take(t, a, "req-5/5", routing.LedgerTaken).Release()
+	take(t, a, "req-5/5", siobroker.LedgerTaken).Release()
 
 	// The row names who answered, and nothing of the answer.
 	var owner string
@@ -116,7 +116,7 @@ func TestClaims(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("pruned %d rows (%v), want 2", n, err)
 	}
-	take(t, a, "req-1/5", routing.LedgerTaken).Release()
+	take(t, a, "req-1/5", siobroker.LedgerTaken).Release()
 }
 
 // waitFor polls cond for up to 5 s.
@@ -134,7 +134,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // another process); with one ledger the source is asked once per request and service, and the
 // broker gets its answers.
 func TestTwoProcessesAskTheSourceOnce(t *testing.T) {
-	dsn := testDSN(t)
+	dsn := ledgerDSN(t)
 	pubsub := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, watermill.NopLogger{})
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 2 * time.Second}, watermill.NopLogger{})
 	if err != nil {

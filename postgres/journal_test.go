@@ -20,7 +20,7 @@ func testDSN(t *testing.T) string { return pgtest.Schema(t, "sio_test_") }
 
 func openTest(t *testing.T, dsn string) *Journal {
 	t.Helper()
-	j, err := Open(context.Background(), dsn)
+	j, err := OpenJournal(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestOpenConcurrentlyAndReopen(t *testing.T) {
 	js := make([]*Journal, 4)
 	errs := make([]error, 4)
 	for i := range js {
-		wg.Go(func() { js[i], errs[i] = Open(ctx, dsn) })
+		wg.Go(func() { js[i], errs[i] = OpenJournal(ctx, dsn) })
 	}
 	wg.Wait()
 	for i, err := range errs {

@@ -1,4 +1,4 @@
-// Package ledger is the ledger (routing.Ledger) that adapter processes share in PostgreSQL, so
+// The ledger (siobroker.Ledger) that adapter processes share in PostgreSQL, so
 // that a request's service is asked of its source at most once however many processes serve it.
 //
 // A claim is a session-level advisory lock on the request's key. One connection of the process,
@@ -9,7 +9,8 @@
 // is a row of sio_adapter_ledger: its key (the broker's request id and the service), which
 // process answered it and when. No answer is stored: answers hold people's data, and the broker
 // already has them. Rows older than the retention are deleted.
-package ledger
+
+package postgres
 
 import (
 	"context"
@@ -21,13 +22,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker"
 )
 
-// Retention is how long an answered request is remembered: longer than a dead letter is
+// LedgerRetention is how long an answered request is remembered: longer than a dead letter is
 // expected to wait for its replay.
-const Retention = 7 * 24 * time.Hour
+const LedgerRetention = 7 * 24 * time.Hour
 
 // schemaSQL creates the table, and sio_adapter_ledger_take, which takes a claim in one round
 // trip: 0 busy, 1 taken, 2 answered (the lock given back). The lookup must see the rows
@@ -53,8 +53,8 @@ BEGIN
 	RETURN 1;
 END $$;`
 
-// Postgres is a routing.Ledger in a PostgreSQL database every adapter process reaches.
-type Postgres struct {
+// Ledger is a routing.Ledger in a PostgreSQL database every adapter process reaches.
+type Ledger struct {
 	pool     *pgxpool.Pool   // the rows: inserts and pruning
 	lockConf *pgx.ConnConfig // the lock session's
 	owner    string
@@ -75,12 +75,12 @@ type Postgres struct {
 	held map[string]uint64
 }
 
-var _ routing.Ledger = (*Postgres)(nil)
+var _ siobroker.Ledger = (*Ledger)(nil)
 
-// Open connects to dsn, creates the table if it is missing, opens the lock session, and starts
+// OpenLedger connects to dsn, creates the table if it is missing, opens the lock session, and starts
 // deleting the rows older than Retention every hour. owner names this process in the rows it
 // writes.
-func Open(ctx context.Context, dsn, owner string, logger *slog.Logger) (*Postgres, error) {
+func OpenLedger(ctx context.Context, dsn, owner string, logger *slog.Logger) (*Ledger, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
@@ -99,7 +99,7 @@ func Open(ctx context.Context, dsn, owner string, logger *slog.Logger) (*Postgre
 		return nil, err
 	}
 	pctx, stop := context.WithCancel(context.Background())
-	p := &Postgres{pool: pool, lockConf: cfg.ConnConfig.Copy(), owner: owner, logger: logger, stop: stop,
+	p := &Ledger{pool: pool, lockConf: cfg.ConnConfig.Copy(), owner: owner, logger: logger, stop: stop,
 		done: make(chan struct{}), turn: make(chan struct{}, 1), held: map[string]uint64{}}
 	p.takeTurn(context.Background())
 	_, _, err = p.lockSession(ctx)
@@ -139,7 +139,7 @@ func createTable(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 // takeTurn waits for the turn on the lock session until ctx ends, and reports whether it got it.
-func (p *Postgres) takeTurn(ctx context.Context) bool {
+func (p *Ledger) takeTurn(ctx context.Context) bool {
 	select {
 	case p.turn <- struct{}{}:
 		return true
@@ -149,11 +149,11 @@ func (p *Postgres) takeTurn(ctx context.Context) bool {
 }
 
 // endTurn gives the turn back.
-func (p *Postgres) endTurn() { <-p.turn }
+func (p *Ledger) endTurn() { <-p.turn }
 
 // lockSession returns the lock session, opening a new one when there is none or it was lost.
 // The caller holds the turn.
-func (p *Postgres) lockSession(ctx context.Context) (*pgx.Conn, uint64, error) {
+func (p *Ledger) lockSession(ctx context.Context) (*pgx.Conn, uint64, error) {
 	if p.lock != nil && !p.lock.IsClosed() {
 		return p.lock, p.session, nil
 	}
@@ -173,7 +173,7 @@ func (p *Postgres) lockSession(ctx context.Context) (*pgx.Conn, uint64, error) {
 
 // dropLockSession closes the lock session after a failed statement, whose effect on the locks
 // is unknown: its claims end with it. The caller holds the turn.
-func (p *Postgres) dropLockSession() {
+func (p *Ledger) dropLockSession() {
 	if p.lock == nil {
 		return
 	}
@@ -185,7 +185,7 @@ func (p *Postgres) dropLockSession() {
 
 // Close stops the pruning and closes the connections; the claims still held end with the lock
 // session.
-func (p *Postgres) Close() {
+func (p *Ledger) Close() {
 	p.stop()
 	<-p.done
 	p.takeTurn(context.Background())
@@ -195,7 +195,7 @@ func (p *Postgres) Close() {
 }
 
 // Take claims key: see routing.Ledger.
-func (p *Postgres) Take(ctx context.Context, key string) (routing.LedgerClaim, routing.LedgerState, error) {
+func (p *Ledger) Take(ctx context.Context, key string) (siobroker.LedgerClaim, siobroker.LedgerState, error) {
 	hi, lo := lockKeys(key)
 	if !p.takeTurn(ctx) {
 		return nil, 0, fmt.Errorf("ledger: take %s: waiting for the lock session: %w", key, ctx.Err())
@@ -206,7 +206,7 @@ func (p *Postgres) Take(ctx context.Context, key string) (routing.LedgerClaim, r
 		return nil, 0, err
 	}
 	if _, mine := p.held[key]; mine {
-		return nil, routing.LedgerBusy, nil
+		return nil, siobroker.LedgerBusy, nil
 	}
 	var state int
 	if err := conn.QueryRow(ctx, `SELECT sio_adapter_ledger_take($1, $2, $3)`, key, hi, lo).Scan(&state); err != nil {
@@ -215,17 +215,17 @@ func (p *Postgres) Take(ctx context.Context, key string) (routing.LedgerClaim, r
 	}
 	switch state {
 	case 0:
-		return nil, routing.LedgerBusy, nil
+		return nil, siobroker.LedgerBusy, nil
 	case 2:
-		return nil, routing.LedgerAnswered, nil
+		return nil, siobroker.LedgerAnswered, nil
 	}
 	p.held[key] = session
-	return &claim{p: p, key: key, hi: hi, lo: lo, session: session}, routing.LedgerTaken, nil
+	return &claim{p: p, key: key, hi: hi, lo: lo, session: session}, siobroker.LedgerTaken, nil
 }
 
 // claim is an advisory lock held by the lock session it was taken on.
 type claim struct {
-	p       *Postgres
+	p       *Ledger
 	key     string
 	hi, lo  int32
 	session uint64
@@ -295,7 +295,7 @@ func lockKeys(key string) (int32, int32) {
 }
 
 // Prune deletes the answered requests older than before, and returns how many.
-func (p *Postgres) Prune(ctx context.Context, before time.Time) (int64, error) {
+func (p *Ledger) Prune(ctx context.Context, before time.Time) (int64, error) {
 	tag, err := p.pool.Exec(ctx, `DELETE FROM sio_adapter_ledger WHERE answered_at < $1`, before)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: prune: %w", err)
@@ -303,7 +303,7 @@ func (p *Postgres) Prune(ctx context.Context, before time.Time) (int64, error) {
 	return tag.RowsAffected(), nil
 }
 
-func (p *Postgres) pruneEvery(ctx context.Context, every time.Duration) {
+func (p *Ledger) pruneEvery(ctx context.Context, every time.Duration) {
 	defer close(p.done)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -313,7 +313,7 @@ func (p *Postgres) pruneEvery(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 			pctx, cancel := context.WithTimeout(ctx, time.Minute)
-			if _, err := p.Prune(pctx, time.Now().Add(-Retention)); err != nil {
+			if _, err := p.Prune(pctx, time.Now().Add(-LedgerRetention)); err != nil {
 				p.logger.Warn("ledger rows not pruned", "error", err)
 			}
 			cancel()
