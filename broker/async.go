@@ -12,8 +12,8 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // AsyncStore keeps the requests of the asynchronous channel durably (sqlite.DB implements it).

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 func (h *harness) accept(raw []byte) (*Reply, Request, error) {

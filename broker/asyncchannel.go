@@ -11,8 +11,8 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // The gateway's AsyncChannel v10 (IAsyncChannel), served at /AsyncChannel/v10 beside the broker's

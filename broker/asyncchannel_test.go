@@ -12,8 +12,8 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // acClient makes signed AsyncChannel v10 calls as one signer, and reads the verified answers.

@@ -28,8 +28,8 @@ import (
 	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // Verifier checks a request's signature and returns the only content that may be used.

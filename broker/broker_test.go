@@ -30,9 +30,9 @@ import (
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/soap"
 	"github.com/sio-pso/siobroker/sqlite"
 )
 

@@ -8,8 +8,8 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // AsyncExchange is one request of the asynchronous channel answered with q:asyncStatus: an ack

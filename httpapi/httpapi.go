@@ -20,7 +20,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
-	"github.com/sio-pso/siobroker/soap"
+	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
 // Pipeline handles one SOAP request.

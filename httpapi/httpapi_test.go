@@ -17,7 +17,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
-	"github.com/sio-pso/siobroker/soap"
+	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
 const endpoint = "/SyncChannel/v10"

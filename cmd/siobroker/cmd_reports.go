@@ -15,8 +15,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // Exit codes of reports, as of send.

@@ -41,9 +41,9 @@ import (
 	"github.com/sio-pso/siobroker/routing"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 	"github.com/sio-pso/siobroker/routing/routes"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/soap"
 	"github.com/sio-pso/siobroker/sqlite"
 )
 

@@ -23,9 +23,9 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // offsetClock is the wall clock moved by a fixed offset, in Astana time.

@@ -24,9 +24,9 @@ import (
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/operator/health"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // logBuffer collects a broker's JSON log lines.

@@ -14,8 +14,8 @@ import (
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // dashboardHandler wires the operator's dashboard (package dashboard) to the broker's store,

@@ -10,9 +10,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // TestXmlsecAsyncChannel: the gateway's AsyncChannel v10 with xmlsec1 as the client's signer. A

@@ -11,9 +11,9 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // Interoperability with xmlsec1, end to end: requests signed by xmlsec1 are answered by the

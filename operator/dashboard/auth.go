@@ -16,8 +16,8 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // CookieName is the name of the session cookie.

@@ -41,8 +41,8 @@ import (
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/incidents"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // Paths of the dashboard. Mount the handler with mux.Handle(dashboard.Path, h).

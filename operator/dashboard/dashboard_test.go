@@ -28,9 +28,9 @@ import (
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/soap"
 	"github.com/sio-pso/siobroker/sqlite"
 )
 

@@ -21,9 +21,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/soap"
 )
 
 // The development PKI of the HTTP tests, generated once.

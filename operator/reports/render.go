@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/soap"
+	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
 // The columns of a report, in order; an export adds dataColumn.

@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/soap"
+	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
 // Codes of the refusals of this package. They are siobroker.Code values like the others, and

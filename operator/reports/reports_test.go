@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/soap"
+	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
 // memJournal is an in-memory journal: it assigns Seq on Append and filters on Query as the

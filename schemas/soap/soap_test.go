@@ -18,7 +18,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the generated golden files in testdata/soap")
 
-const testdataDir = "../testdata/soap"
+const testdataDir = "../../testdata/soap"
 
 func readGolden(t testing.TB, name string) []byte {
 	t.Helper()
