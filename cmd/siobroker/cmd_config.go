@@ -8,7 +8,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/sio-pso/siobroker/configcheck"
+	"github.com/sio-pso/siobroker/config/check"
 )
 
 const configUsage = `usage:
@@ -18,7 +18,7 @@ check validates configuration files without starting anything (no network, no da
 RabbitMQ): the broker file, the routing table, the rights, adapter configs and maintenance
 windows. Each file's kind is told by its keys, or given with --kind (broker, routes, rights,
 adapter, maintenance; it applies to every FILE). A broker file brings in the routes, rights and
-maintenance files it names, unless a file of that kind is given; no FILE means ` + configcheck.DefaultBrokerFile + `.
+maintenance files it names, unless a file of that kind is given; no FILE means ` + check.DefaultBrokerFile + `.
 Environment overrides (SIOBROKER_*) are not applied: the files are checked as written.
 Each finding is one line, FILE:LINE: error|warning: message (fix: ...), then a summary.
 Exit status: 0 no errors (warnings allowed), 1 errors, 2 usage error.
@@ -54,15 +54,15 @@ func configCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	files := make([]configcheck.File, 0, fs.NArg())
+	files := make([]check.File, 0, fs.NArg())
 	for _, p := range fs.Args() {
-		files = append(files, configcheck.File{Path: p, Kind: configcheck.Kind(*kind)})
+		files = append(files, check.File{Path: p, Kind: check.Kind(*kind)})
 	}
 	if *kind != "" && len(files) == 0 {
 		fmt.Fprintln(stderr, "config check: --kind needs the FILEs it applies to")
 		return 2
 	}
-	report, err := configcheck.Run(configcheck.Options{}, files...)
+	report, err := check.Run(check.Options{}, files...)
 	if err != nil {
 		fmt.Fprintf(stderr, "config check: %v\n", err)
 		return 2
@@ -71,7 +71,7 @@ func configCheck(args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		out := struct {
-			*configcheck.Report
+			*check.Report
 			Errors   int `json:"errors"`
 			Warnings int `json:"warnings"`
 		}{report, report.Errors(), report.Warnings()}
@@ -92,7 +92,7 @@ func configCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // summary is the last line of the report: what was checked and what was found.
-func summary(r *configcheck.Report) string {
+func summary(r *check.Report) string {
 	names := make([]string, 0, len(r.Files))
 	for _, f := range r.Files {
 		names = append(names, fmt.Sprintf("%s (%s)", f.Path, f.Kind))

@@ -14,7 +14,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/rights"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/configcheck"
+	"github.com/sio-pso/siobroker/config/check"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/routing/routes"
 )
@@ -112,17 +112,17 @@ func readReloadable(cfg config.Broker, running *routes.Table) (loadedFiles, erro
 // crossCheck runs the checks of `siobroker config check` over the reloadable files and returns
 // its errors. Its warnings are not a reason to refuse.
 func crossCheck(cfg config.Broker) []error {
-	files := []configcheck.File{{Path: cfg.Routing.RoutesFile, Kind: configcheck.KindRoutes}, {Path: cfg.Rights, Kind: configcheck.KindRights}}
+	files := []check.File{{Path: cfg.Routing.RoutesFile, Kind: check.KindRoutes}, {Path: cfg.Rights, Kind: check.KindRights}}
 	if _, err := os.Stat(cfg.Maintenance); err == nil {
-		files = append(files, configcheck.File{Path: cfg.Maintenance, Kind: configcheck.KindMaintenance})
+		files = append(files, check.File{Path: cfg.Maintenance, Kind: check.KindMaintenance})
 	}
-	report, err := configcheck.Run(configcheck.Options{Broker: &cfg}, files...)
+	report, err := check.Run(check.Options{Broker: &cfg}, files...)
 	if err != nil {
 		return []error{err}
 	}
 	var errs []error
 	for _, f := range report.Findings {
-		if f.Severity == configcheck.Error {
+		if f.Severity == check.Error {
 			errs = append(errs, errors.New(f.String()))
 		}
 	}

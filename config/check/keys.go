@@ -1,4 +1,4 @@
-package configcheck
+package check
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package configcheck_test
+package check_test
 
 import (
 	"crypto/ecdsa"
@@ -17,7 +17,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/configcheck"
+	"github.com/sio-pso/siobroker/config/check"
 )
 
 // now is the time every check in these tests runs at.
@@ -30,7 +30,7 @@ func (c fixedClock) Now() time.Time { return c.t }
 // repo is the repository root, where the shipped configs are.
 func repo(t *testing.T) string {
 	t.Helper()
-	abs, err := filepath.Abs("..")
+	abs, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,18 +114,18 @@ func newSetup(t *testing.T) *setup {
 func (s *setup) path(name string) string { return filepath.Join(s.dir, name) }
 
 // check writes the files and checks the broker file (which brings in the others) and extra.
-func (s *setup) check(t *testing.T, extra ...string) *configcheck.Report {
+func (s *setup) check(t *testing.T, extra ...string) *check.Report {
 	t.Helper()
 	write(t, s.dir, "broker.yaml", s.broker)
 	write(t, s.dir, "routes.yaml", s.routes)
 	write(t, s.dir, "rights.yaml", s.rights)
 	write(t, s.dir, "maintenance.yaml", s.maint)
 	write(t, s.dir, "adapter.yaml", s.adapter)
-	files := []configcheck.File{{Path: s.path("broker.yaml")}}
+	files := []check.File{{Path: s.path("broker.yaml")}}
 	for _, e := range extra {
-		files = append(files, configcheck.File{Path: s.path(e)})
+		files = append(files, check.File{Path: s.path(e)})
 	}
-	r, err := configcheck.Run(configcheck.Options{Clock: fixedClock{now}}, files...)
+	r, err := check.Run(check.Options{Clock: fixedClock{now}}, files...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,13 +136,13 @@ func (s *setup) check(t *testing.T, extra ...string) *configcheck.Report {
 type want struct {
 	file     string
 	line     int
-	severity configcheck.Severity
+	severity check.Severity
 	message  string
 	fix      string
 }
 
 // expect fails unless r holds a finding matching w.
-func expect(t *testing.T, r *configcheck.Report, w want) {
+func expect(t *testing.T, r *check.Report, w want) {
 	t.Helper()
 	for _, f := range r.Findings {
 		if f.File == w.file && f.Line == w.line && f.Severity == w.severity &&
@@ -158,7 +158,7 @@ func expect(t *testing.T, r *configcheck.Report, w want) {
 }
 
 // only fails when r has findings besides the n expected.
-func only(t *testing.T, r *configcheck.Report, n int) {
+func only(t *testing.T, r *check.Report, n int) {
 	t.Helper()
 	if len(r.Findings) != n {
 		var got strings.Builder
@@ -171,14 +171,14 @@ func only(t *testing.T, r *configcheck.Report, n int) {
 
 func TestShippedConfigsPass(t *testing.T) {
 	t.Chdir(repo(t)) // the broker file names the others relative to the working directory
-	findings, err := configcheck.Check()
+	findings, err := check.Check()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range findings {
 		t.Errorf("shipped configuration: %s", f)
 	}
-	r, err := configcheck.Run(configcheck.Options{}, configcheck.File{Path: "configs/broker.yaml"})
+	r, err := check.Run(check.Options{}, check.File{Path: "configs/broker.yaml"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,12 +190,12 @@ func TestShippedConfigsPass(t *testing.T) {
 		t.Errorf("files checked: %s", got)
 	}
 	// Every kind is told by its keys alone.
-	for path, kind := range map[string]configcheck.Kind{
-		"configs/broker.yaml": configcheck.KindBroker, "configs/routes.yaml": configcheck.KindRoutes,
-		"configs/rights.yaml": configcheck.KindRights, "configs/maintenance.yaml": configcheck.KindMaintenance,
-		"testdata/adapters/config/adapter.yaml": configcheck.KindAdapter,
+	for path, kind := range map[string]check.Kind{
+		"configs/broker.yaml": check.KindBroker, "configs/routes.yaml": check.KindRoutes,
+		"configs/rights.yaml": check.KindRights, "configs/maintenance.yaml": check.KindMaintenance,
+		"testdata/adapters/config/adapter.yaml": check.KindAdapter,
 	} {
-		r, err := configcheck.Run(configcheck.Options{}, configcheck.File{Path: path})
+		r, err := check.Run(check.Options{}, check.File{Path: path})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,11 +213,11 @@ func TestUnknownKeys(t *testing.T) {
 	s.routes = edit(t, s.routes, "1: {queue: sio.service.001, adapter: demo, backend: demo}", "1: {queue: sio.service.001, adapter: demo, backend: demo, timout: 3s}")
 	r := s.check(t, "adapter.yaml")
 	broker, adapter, routes := s.path("broker.yaml"), s.path("adapter.yaml"), s.path("routes.yaml")
-	expect(t, r, want{broker, lineOf(t, s.broker, "client_aut:"), configcheck.Error, "unknown key http.tls.client_aut", "did you mean client_auth?"})
-	expect(t, r, want{broker, lineOf(t, s.broker, "formt:"), configcheck.Error, "unknown key log.formt", "did you mean format?"})
-	expect(t, r, want{broker, lineOf(t, s.broker, "colour:"), configcheck.Error, "unknown key log.colour", "remove it; the keys of log are format, level"})
-	expect(t, r, want{adapter, lineOf(t, s.adapter, "tiemout:"), configcheck.Error, "unknown key services.37.tiemout", "did you mean timeout?"})
-	expect(t, r, want{routes, lineOf(t, s.routes, "timout: 3s"), configcheck.Error, "unknown key services.1.timout", "did you mean timeout?"})
+	expect(t, r, want{broker, lineOf(t, s.broker, "client_aut:"), check.Error, "unknown key http.tls.client_aut", "did you mean client_auth?"})
+	expect(t, r, want{broker, lineOf(t, s.broker, "formt:"), check.Error, "unknown key log.formt", "did you mean format?"})
+	expect(t, r, want{broker, lineOf(t, s.broker, "colour:"), check.Error, "unknown key log.colour", "remove it; the keys of log are format, level"})
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "tiemout:"), check.Error, "unknown key services.37.tiemout", "did you mean timeout?"})
+	expect(t, r, want{routes, lineOf(t, s.routes, "timout: 3s"), check.Error, "unknown key services.1.timout", "did you mean timeout?"})
 	// The adapter example serves three services the shipped routes give to the demo adapter.
 	only(t, r, 5+3)
 }
@@ -230,8 +230,8 @@ func TestUnknownKeysDoNotHideOtherProblems(t *testing.T) {
 	s.routes = edit(t, s.routes, "1: {queue: sio.service.001, adapter: demo, backend: demo}", "1: {queue: sio.service.001, adapter: demo, backend: demo, timout: 3s}")
 	s.routes = edit(t, s.routes, "  5: {queue: sio.service.005, adapter: demo, backend: demo}", "  5: {queue: sio.service.005, adapter: demo, backend: oracle}")
 	r := s.check(t)
-	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "async_timeout:"), configcheck.Error, "routing.async_timeout: must be positive", "positive duration"})
-	expect(t, r, want{s.path("routes.yaml"), lineOf(t, s.routes, "backend: oracle"), configcheck.Error, `service 5: backend "oracle" is not one of`, "demo, postgres or http"})
+	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "async_timeout:"), check.Error, "routing.async_timeout: must be positive", "positive duration"})
+	expect(t, r, want{s.path("routes.yaml"), lineOf(t, s.routes, "backend: oracle"), check.Error, `service 5: backend "oracle" is not one of`, "demo, postgres or http"})
 	only(t, r, 4)
 }
 
@@ -243,9 +243,9 @@ func TestValidateErrorsAtTheirKey(t *testing.T) {
 	s.broker = edit(t, s.broker, "  registries: {1: erdr", "  registries: {3: x, 1: erdr")
 	r := s.check(t)
 	b := s.path("broker.yaml")
-	expect(t, r, want{b, lineOf(t, s.broker, "id_retention: 1m"), configcheck.Error, "replay.id_retention: 1m0s must be at least twice replay.window", "raise replay.id_retention"})
-	expect(t, r, want{b, lineOf(t, s.broker, "level: loud"), configcheck.Error, `log.level: "loud"`, "use debug, info, warn or error"})
-	expect(t, r, want{b, lineOf(t, s.broker, "registries: {3: x"), configcheck.Error, "cases.registries.3: basis 3", "remove it"})
+	expect(t, r, want{b, lineOf(t, s.broker, "id_retention: 1m"), check.Error, "replay.id_retention: 1m0s must be at least twice replay.window", "raise replay.id_retention"})
+	expect(t, r, want{b, lineOf(t, s.broker, "level: loud"), check.Error, `log.level: "loud"`, "use debug, info, warn or error"})
+	expect(t, r, want{b, lineOf(t, s.broker, "registries: {3: x"), check.Error, "cases.registries.3: basis 3", "remove it"})
 	only(t, r, 3)
 }
 
@@ -253,9 +253,9 @@ func TestServiceWithoutRoute(t *testing.T) {
 	s := newSetup(t)
 	s.routes = edit(t, s.routes, "  12: {queue: sio.service.012, adapter: demo, backend: demo}  # База данных \"Инвалидность\"\n", "")
 	r := s.check(t)
-	expect(t, r, want{s.path("routes.yaml"), lineOf(t, s.routes, "services:"), configcheck.Error, "no route for service 12", "add `N: {queue: sio.service.NNN, adapter: NAME, backend: KIND}`"})
+	expect(t, r, want{s.path("routes.yaml"), lineOf(t, s.routes, "services:"), check.Error, "no route for service 12", "add `N: {queue: sio.service.NNN, adapter: NAME, backend: KIND}`"})
 	// The rights grant service 12, so they say so at its entry.
-	expect(t, r, want{s.path("rights.yaml"), lineAfter(t, s.rights, "# Appendix 2", "  - no: 12"), configcheck.Error, "service 12 is granted under basis 1, 2, 3, 4, 5, 6, but",
+	expect(t, r, want{s.path("rights.yaml"), lineAfter(t, s.rights, "# Appendix 2", "  - no: 12"), check.Error, "service 12 is granted under basis 1, 2, 3, 4, 5, 6, but",
 		"add `12: {queue: sio.service.012, adapter: NAME, backend: KIND}` under services in " + s.path("routes.yaml")})
 	only(t, r, 2)
 }
@@ -264,7 +264,7 @@ func TestRouteToUndeclaredQueue(t *testing.T) {
 	s := newSetup(t)
 	s.routes = edit(t, s.routes, "  5: {queue: sio.service.005, adapter: demo, backend: demo}", "  5: {queue: sio.vehicles, adapter: demo, backend: demo}")
 	r := s.check(t)
-	expect(t, r, want{s.path("routes.yaml"), lineOf(t, s.routes, "sio.vehicles"), configcheck.Error, `service 5 is routed to queue "sio.vehicles", which is not declared`,
+	expect(t, r, want{s.path("routes.yaml"), lineOf(t, s.routes, "sio.vehicles"), check.Error, `service 5 is routed to queue "sio.vehicles", which is not declared`,
 		`use sio.service.005 or add "sio.vehicles" to queues`})
 	only(t, r, 1)
 }
@@ -275,8 +275,8 @@ func TestMalformedCasePattern(t *testing.T) {
 	s.broker = edit(t, s.broker, `regexp: '^\d{4}$'`, `regexp: '^[0-9{4}$'`)
 	r := s.check(t)
 	b := s.path("broker.yaml")
-	expect(t, r, want{b, lineOf(t, s.broker, `regexp: '\d{15}'`), configcheck.Error, "cases.patterns.erdr.regexp:", "start it with ^ and end it with $"})
-	expect(t, r, want{b, lineOf(t, s.broker, `regexp: '^[0-9{4}$'`), configcheck.Error, "cases.patterns.year.regexp: error parsing regexp", "RE2 syntax"})
+	expect(t, r, want{b, lineOf(t, s.broker, `regexp: '\d{15}'`), check.Error, "cases.patterns.erdr.regexp:", "start it with ^ and end it with $"})
+	expect(t, r, want{b, lineOf(t, s.broker, `regexp: '^[0-9{4}$'`), check.Error, "cases.patterns.year.regexp: error parsing regexp", "RE2 syntax"})
 	only(t, r, 2)
 }
 
@@ -291,12 +291,12 @@ func TestAdapterAgainstRoutes(t *testing.T) {
 		"  37:\n    backend: http\n    url: \"http://127.0.0.1:9999/checks\"\n")
 	r := s.check(t, "adapter.yaml")
 	routes, adapter := s.path("routes.yaml"), s.path("adapter.yaml")
-	expect(t, r, want{routes, lineOf(t, s.routes, "  37: {"), configcheck.Error,
+	expect(t, r, want{routes, lineOf(t, s.routes, "  37: {"), check.Error,
 		fmt.Sprintf("service 37 is routed to adapter kgd-adapter-1 with backend postgres, but %s:%d serves it with backend http", adapter, lineOf(t, s.adapter, "  37:")),
 		"make the two agree: backend: http in the route, or backend: postgres in " + adapter})
-	expect(t, r, want{routes, lineOf(t, s.routes, "  2: {"), configcheck.Error, "service 2 is routed to adapter kgd-adapter-1, but " + adapter + " (the config named kgd-adapter-1) does not serve it",
+	expect(t, r, want{routes, lineOf(t, s.routes, "  2: {"), check.Error, "service 2 is routed to adapter kgd-adapter-1, but " + adapter + " (the config named kgd-adapter-1) does not serve it",
 		"add service 2 to " + adapter})
-	expect(t, r, want{adapter, lineOf(t, s.adapter, "  5:"), configcheck.Warning, "this adapter (kgd-adapter-1) serves service 5, but " + routes, "remove service 5 from this config, or route it to kgd-adapter-1"})
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "  5:"), check.Warning, "this adapter (kgd-adapter-1) serves service 5, but " + routes, "remove service 5 from this config, or route it to kgd-adapter-1"})
 	only(t, r, 3)
 }
 
@@ -306,20 +306,20 @@ func TestRouteTimeoutsAgainstBroker(t *testing.T) {
 	s.routes = edit(t, s.routes, "  12: {queue: sio.service.012, adapter: demo, backend: demo}", "  12: {queue: sio.service.012, adapter: demo, backend: demo, timeout: 90s}")
 	r := s.check(t)
 	routes := s.path("routes.yaml")
-	expect(t, r, want{routes, lineOf(t, s.routes, "timeout: 2h"), configcheck.Error, "the timeout of service 11 (2h0m0s) exceeds the broker's routing.async_timeout (1h0m0s)",
+	expect(t, r, want{routes, lineOf(t, s.routes, "timeout: 2h"), check.Error, "the timeout of service 11 (2h0m0s) exceeds the broker's routing.async_timeout (1h0m0s)",
 		fmt.Sprintf("raise routing.async_timeout (%s:%d)", s.path("broker.yaml"), lineOf(t, s.broker, "async_timeout:"))})
-	expect(t, r, want{routes, lineOf(t, s.routes, "timeout: 90s"), configcheck.Warning, "is not below the broker's http.write_timeout (1m30s)", "raise http.write_timeout"})
+	expect(t, r, want{routes, lineOf(t, s.routes, "timeout: 90s"), check.Warning, "is not below the broker's http.write_timeout (1m30s)", "raise http.write_timeout"})
 	// 2h is over the write timeout too.
 	only(t, r, 3)
 
 	// Without a broker file, a running broker's configuration is what the routes are held to.
 	cfg := config.Defaults()
 	cfg.Routing.AsyncTimeout = 5 * time.Second
-	r, err := configcheck.Run(configcheck.Options{Clock: fixedClock{now}, Broker: &cfg}, configcheck.File{Path: routes, Kind: configcheck.KindRoutes})
+	r, err := check.Run(check.Options{Clock: fixedClock{now}, Broker: &cfg}, check.File{Path: routes, Kind: check.KindRoutes})
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, r, want{routes, lineOf(t, s.routes, "default_timeout:"), configcheck.Error, "default_timeout (10s) exceeds the broker's routing.async_timeout (5s)",
+	expect(t, r, want{routes, lineOf(t, s.routes, "default_timeout:"), check.Error, "default_timeout (10s) exceeds the broker's routing.async_timeout (5s)",
 		"raise routing.async_timeout (the broker configuration)"})
 	only(t, r, 1+4) // and services 11 and 12 against both timeouts
 }
@@ -329,13 +329,13 @@ func TestRightsAndMaintenanceErrorsAtTheirItem(t *testing.T) {
 	s.rights = edit(t, s.rights, "    bases: [1, 3, 6]", "    bases: [1, 3, 7]")
 	s.maint = edit(t, s.maint, "windows: []", "windows:\n  - services: [11]\n    start: 2026-12-01T22:00:00+05:00\n    end: 2026-12-01T20:00:00+05:00\n    reason: upgrade\n  - start: 2026-11-01T22:00:00+05:00\n    end: 2026-11-02T02:00:00+05:00\n    reason: done\n")
 	r := s.check(t)
-	expect(t, r, want{s.path("rights.yaml"), lineOf(t, s.rights, "  - no: 10"), configcheck.Error, "role 10: basis 7 is not in 1..6", "use bases 1 to 6"})
-	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - services: [11]"), configcheck.Error, "window 1: end 2026-12-01T20:00:00+05:00 must be after start", "make end later than start"})
+	expect(t, r, want{s.path("rights.yaml"), lineOf(t, s.rights, "  - no: 10"), check.Error, "role 10: basis 7 is not in 1..6", "use bases 1 to 6"})
+	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - services: [11]"), check.Error, "window 1: end 2026-12-01T20:00:00+05:00 must be after start", "make end later than start"})
 	only(t, r, 2)
 	// Once the first window is right, the second, over by now, is a warning.
 	s.maint = edit(t, s.maint, "end: 2026-12-01T20:00:00+05:00", "end: 2026-12-02T02:00:00+05:00")
 	r = s.check(t)
-	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - start: 2026-11-01"), configcheck.Warning, "window 2 ended at 2026-11-02T02:00:00+05:00", "remove it"})
+	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - start: 2026-11-01"), check.Warning, "window 2 ended at 2026-11-02T02:00:00+05:00", "remove it"})
 	only(t, r, 2)
 }
 
@@ -344,20 +344,20 @@ func TestSyntaxAndKind(t *testing.T) {
 	bad := write(t, dir, "bad.yaml", "listen: 127.0.0.1:8080\nhttp:\n  tls: [a,\n")
 	unknown := write(t, dir, "what.yaml", "colour: blue\n")
 	forced := write(t, dir, "forced.yaml", "colour: blue\n")
-	r, err := configcheck.Run(configcheck.Options{Clock: fixedClock{now}}, configcheck.File{Path: bad}, configcheck.File{Path: unknown},
-		configcheck.File{Path: forced, Kind: configcheck.KindMaintenance}, configcheck.File{Path: filepath.Join(dir, "none.yaml")})
+	r, err := check.Run(check.Options{Clock: fixedClock{now}}, check.File{Path: bad}, check.File{Path: unknown},
+		check.File{Path: forced, Kind: check.KindMaintenance}, check.File{Path: filepath.Join(dir, "none.yaml")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, r, want{bad, 3, configcheck.Error, "not valid YAML", "correct the YAML syntax"})
-	expect(t, r, want{unknown, 1, configcheck.Error, "cannot tell what the file configures: no kind of configuration has the top-level keys colour", "--kind broker|routes|rights|adapter|maintenance"})
-	expect(t, r, want{forced, 1, configcheck.Error, "unknown key colour", "the keys of the top level are windows"})
-	expect(t, r, want{filepath.Join(dir, "none.yaml"), 0, configcheck.Error, "cannot read the file: no such file or directory", "correct the path"})
+	expect(t, r, want{bad, 3, check.Error, "not valid YAML", "correct the YAML syntax"})
+	expect(t, r, want{unknown, 1, check.Error, "cannot tell what the file configures: no kind of configuration has the top-level keys colour", "--kind broker|routes|rights|adapter|maintenance"})
+	expect(t, r, want{forced, 1, check.Error, "unknown key colour", "the keys of the top level are windows"})
+	expect(t, r, want{filepath.Join(dir, "none.yaml"), 0, check.Error, "cannot read the file: no such file or directory", "correct the path"})
 	only(t, r, 4)
-	if _, err := configcheck.Run(configcheck.Options{}, configcheck.File{Path: bad, Kind: "brokr"}); err == nil {
+	if _, err := check.Run(check.Options{}, check.File{Path: bad, Kind: "brokr"}); err == nil {
 		t.Error("an unknown kind is accepted")
 	}
-	f := configcheck.Finding{File: "configs/routes.yaml", Line: 12, Severity: configcheck.Error, Message: "no route for service 12", Fix: "add it"}
+	f := check.Finding{File: "configs/routes.yaml", Line: 12, Severity: check.Error, Message: "no route for service 12", Fix: "add it"}
 	if got := f.String(); got != "configs/routes.yaml:12: error: no route for service 12 (fix: add it)" {
 		t.Errorf("String: %s", got)
 	}
@@ -367,7 +367,7 @@ func TestNamedFileMissing(t *testing.T) {
 	s := newSetup(t)
 	s.broker = edit(t, s.broker, "rights_file: "+s.path("rights.yaml"), "rights_file: "+s.path("right.yaml"))
 	r := s.check(t)
-	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "rights_file:"), configcheck.Error, "rights_file names " + s.path("right.yaml") + ", which cannot be read", "correct the path"})
+	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "rights_file:"), check.Error, "rights_file names " + s.path("right.yaml") + ", which cannot be read", "correct the path"})
 	only(t, r, 1)
 }
 
@@ -433,14 +433,14 @@ func TestCertificates(t *testing.T) {
 	s.broker = edit(t, s.broker, "    enabled: false\n    cert_file: \"\"\n    key_file: \"\"", fmt.Sprintf("    enabled: true\n    cert_file: %s\n    key_file: %s", soon, soonKey))
 	r := s.check(t)
 	b := s.path("broker.yaml")
-	expect(t, r, want{b, lineOf(t, s.broker, "- "+expired), configcheck.Error, "trust.roots[1]: the trusted root \"CN=expired (test key)\" in " + expired + " expired at", "install a renewed certificate"})
-	expect(t, r, want{b, lineOf(t, s.broker, "- "+garbage), configcheck.Error, "trust.roots[2]: " + garbage + " holds no usable certificate", "PEM file of CERTIFICATE blocks"})
-	expect(t, r, want{b, lineOf(t, s.broker, "- "+missing), configcheck.Error, "trust.roots[3]: cannot read " + missing, "correct the path"})
-	expect(t, r, want{b, lineOf(t, s.broker, "crls:"), configcheck.Error, "trust.crls[1]: the CRL of \"CN=ca (test key)\" in " + filepath.Join(p.dir, "stale.crl") + " is out of date", "install the issuer's current CRL"})
+	expect(t, r, want{b, lineOf(t, s.broker, "- "+expired), check.Error, "trust.roots[1]: the trusted root \"CN=expired (test key)\" in " + expired + " expired at", "install a renewed certificate"})
+	expect(t, r, want{b, lineOf(t, s.broker, "- "+garbage), check.Error, "trust.roots[2]: " + garbage + " holds no usable certificate", "PEM file of CERTIFICATE blocks"})
+	expect(t, r, want{b, lineOf(t, s.broker, "- "+missing), check.Error, "trust.roots[3]: cannot read " + missing, "correct the path"})
+	expect(t, r, want{b, lineOf(t, s.broker, "crls:"), check.Error, "trust.crls[1]: the CRL of \"CN=ca (test key)\" in " + filepath.Join(p.dir, "stale.crl") + " is out of date", "install the issuer's current CRL"})
 	// A certificate that expires in 10 days is a warning, where it is named for signing and for TLS.
-	expect(t, r, want{b, lineAfter(t, s.broker, "signing:", "  cert_file: "+soon), configcheck.Warning, "signing.cert_file: the broker's signing certificate \"CN=soon (test key)\" in " + soon + " expires at", "renew it before"})
-	expect(t, r, want{b, lineOf(t, s.broker, "    cert_file: "+soon), configcheck.Warning, "http.tls.cert_file: the HTTPS certificate", "renew it before"})
-	expect(t, r, want{b, lineOf(t, s.broker, "  key_file: "+otherKey), configcheck.Error, "signing.key_file: the key in " + otherKey + " does not match its certificate", "give the private key the certificate was issued for"})
+	expect(t, r, want{b, lineAfter(t, s.broker, "signing:", "  cert_file: "+soon), check.Warning, "signing.cert_file: the broker's signing certificate \"CN=soon (test key)\" in " + soon + " expires at", "renew it before"})
+	expect(t, r, want{b, lineOf(t, s.broker, "    cert_file: "+soon), check.Warning, "http.tls.cert_file: the HTTPS certificate", "renew it before"})
+	expect(t, r, want{b, lineOf(t, s.broker, "  key_file: "+otherKey), check.Error, "signing.key_file: the key in " + otherKey + " does not match its certificate", "give the private key the certificate was issued for"})
 	only(t, r, 7)
 
 	// With only the certificate that expires soon, there are warnings and no errors.
@@ -464,6 +464,6 @@ func TestCRLOfAnotherKey(t *testing.T) {
 	s.broker = edit(t, s.broker, "  roots: []", "  roots: ["+ca+"]")
 	s.broker = edit(t, s.broker, "  crls: []", "  crls: ["+filepath.Join(p2.dir, "fresh.crl")+"]")
 	r := s.check(t)
-	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "crls:"), configcheck.Error, "does not verify against the root", "install the CRL the root in trust.roots issued"})
+	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "crls:"), check.Error, "does not verify against the root", "install the CRL the root in trust.roots issued"})
 	only(t, r, 1)
 }

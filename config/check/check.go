@@ -1,4 +1,4 @@
-// Package configcheck checks the broker's configuration files without starting anything: no
+// Package check checks the broker's configuration files without starting anything: no
 // network, no database, no RabbitMQ. It reads the broker file (package config), the routing table
 // (routes), the rights (rights), adapter configs (adapters/adapterconfig) and maintenance windows
 // (maintenance), each with the package that reads it at run time, and reports every problem as a
@@ -9,7 +9,7 @@
 //
 // `siobroker config check` prints the findings; a broker can run Check on new files before a
 // reload puts them in force.
-package configcheck
+package check
 
 import (
 	"cmp"
