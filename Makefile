@@ -40,7 +40,7 @@ bench:
 
 # The Go micro-benchmarks alone: crypto, raw RabbitMQ, one request at a time end to end.
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./signing ./routing/amqp ./cmd/siobroker
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./signing ./routing/amqp ./internal/cli
 
 # Memory over a long load: samples the broker's VmRSS and Go heap every 10 s and reports the slope.
 SOAK_DURATION ?= 10m

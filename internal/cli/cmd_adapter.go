@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters/adapterconfig"
+	"github.com/sio-pso/siobroker/adapters/demo"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/postgres"
+	"github.com/sio-pso/siobroker/routing"
+	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
+	"github.com/sio-pso/siobroker/routing/routes"
+	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/signing/devpki"
+)
+
+// cmdAdapter runs an adapter process: it consumes the RabbitMQ queues of the services (and case
+// registries) its configuration names and answers them from their backends. Any number of
+// adapter processes may serve the same service; they compete for its messages.
+func cmdAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("adapter", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "the adapter's configuration (YAML; see testdata/adapters/config/adapter.yaml)")
+	instance := fs.String("instance", "", "this process's name in logs and answers (default: the config's name)")
+	logFormat := fs.String("log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *configFile == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: siobroker adapter --config FILE [--instance NAME] [--log-format text|json]")
+		return 2
+	}
+	cfg, err := adapterconfig.Load(*configFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "siobroker adapter: %v\n", err)
+		return 2
+	}
+	if *instance == "" {
+		*instance = cfg.Name
+	}
+	logger := newLogger(stderr, config.Log{Format: *logFormat, Level: "info"}).With("adapter", *instance)
+	if err := runAdapter(ctx, cfg, *instance, logger, stdout); err != nil {
+		logger.Error("adapter stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string, logger *slog.Logger, stdout io.Writer) error {
+	backends, err := adapterconfig.Open(cfg, nil)
+	if err != nil {
+		return fmt.Errorf("backends: %w", err)
+	}
+	defer backends.Close()
+	var cases map[string][]demo.Case
+	if len(cfg.CaseRegistries.Names) > 0 {
+		m, err := devpki.LoadManifest(cfg.CaseRegistries.DemoPKI)
+		if err != nil {
+			return fmt.Errorf("case_registries.demo_pki: %w", err)
+		}
+		cases = demo.CasesOf(m.Users)
+	}
+
+	queueOf, sharedQueues, err := adapterQueues(cfg)
+	if err != nil {
+		return err
+	}
+	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger.With("component", "watermill"),
+		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	// The broker declares the topology; the adapter only checks that its queues exist, so that a
+	// misconfigured adapter fails at start instead of consuming from queues nobody fills.
+	t, err := amqptransport.New(ctx, amqptransport.Config{
+		URL: cfg.Transport.AMQPURL, Instance: instance, Prefix: cfg.Transport.Prefix,
+		Services: slices.Sorted(maps.Keys(backends.Backends)), Registries: cfg.CaseRegistries.Names, Queues: sharedQueues,
+		Prefetch: cfg.Transport.Prefetch, Concurrency: cfg.Transport.Concurrency, ReconnectMax: cfg.Transport.ReconnectMax,
+	}, wmLogger)
+	if err != nil {
+		return fmt.Errorf("RabbitMQ (is a broker with transport amqp started? it declares the queues): %w", err)
+	}
+	defer t.Close()
+
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, wmLogger)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	clock := siobroker.SystemClock{}
+	attempts, backoff := cfg.Retry.Effective()
+	runtime := routing.NewAdapterRuntime(instance, backends.Backends, t.Publisher(), clock, logger).
+		WithQueues(queueOf).WithRetry(attempts-1, backoff).WithDeadLetters(t.DeadLetterTopic())
+	if cfg.Ledger.DSN != "" {
+		// The owner names this process in the rows it writes: two processes may share a name.
+		host, _ := os.Hostname()
+		owner := fmt.Sprintf("%s@%s/%d", instance, host, os.Getpid())
+		l, err := postgres.OpenLedger(ctx, cfg.Ledger.DSN, owner, logger.With("component", "ledger"))
+		if err != nil {
+			return err
+		}
+		defer l.Close() // after the router: the handlers' claims end first
+		runtime.WithLedger(l)
+	}
+	runtime.AddHandlers(router, t.Subscriber())
+	for _, name := range cfg.CaseRegistries.Names {
+		routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, cases), t.Publisher(), clock,
+			logger.With("registry", name)).AddHandlers(router, t.Subscriber())
+	}
+	go func() {
+		<-router.Running()
+		fmt.Fprintf(stdout, "siobroker adapter %s serving services %v and case registries %v\n",
+			instance, runtime.Services(), cfg.CaseRegistries.Names)
+	}()
+	// Run returns when ctx ends; Close lets the handlers in flight finish (their messages are
+	// acknowledged only after their answers are published).
+	if err := router.Run(ctx); err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	return nil
+}
+
+// adapterQueues returns the queue of each service the adapter serves: its route's, when the
+// config names the routing table, else its own. It refuses a table that gives one of the
+// adapter's services to another adapter or backend kind: the two files must agree, or requests
+// would reach a process that answers them differently than the table says.
+func adapterQueues(cfg *adapterconfig.Config) (queueOf func(int) string, shared []string, err error) {
+	if cfg.RoutesFile == "" {
+		return schemas.ServiceTopic, nil, nil
+	}
+	tbl, err := routes.Load(cfg.RoutesFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	var errs []error
+	for _, n := range slices.Sorted(maps.Keys(cfg.Services)) {
+		r, ok := tbl.Route(n)
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("service %d has no route in %s", n, cfg.RoutesFile))
+		case r.Adapter != cfg.Name || r.Backend != cfg.Services[n].Backend:
+			errs = append(errs, fmt.Errorf("%s:%d: service %d is routed to adapter %s (%s), but this adapter is %s (%s); make the two agree",
+				cfg.RoutesFile, r.Line, n, r.Adapter, r.Backend, cfg.Name, cfg.Services[n].Backend))
+		case !strings.HasPrefix(r.Queue, "sio.service.") && !slices.Contains(shared, r.Queue):
+			shared = append(shared, r.Queue)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return tbl.Queue, shared, nil
+}

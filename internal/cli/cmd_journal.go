@@ -1,0 +1,255 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/journal"
+	"github.com/sio-pso/siobroker/journal/archive"
+	"github.com/sio-pso/siobroker/postgres"
+	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/sqlite"
+)
+
+// Exit codes of the journal command.
+const (
+	journalExitOK      = 0 // verified
+	journalExitProblem = 1 // a problem found, or the archives or the trust files could not be read
+	journalExitUsage   = 2 // bad command line
+)
+
+const journalUsage = `usage:
+  siobroker journal verify DIR [--ca FILE[,FILE]] [--crl FILE[,FILE]]
+  siobroker journal check [--config FILE]
+
+verify checks the sealed archives of the journal in DIR offline (§38 of the Rules): every
+archive from journal-000001 on; its signature by the broker's certificate, which must chain to a
+root of --ca at the time the archive was sealed (and not be revoked by --crl, if given); the link
+of each manifest to the one before; and every record: unchanged, none missing, in order. It
+prints the report, or the first problem.
+
+check checks the live journal the broker's configuration names (the embedded store, or
+PostgreSQL), beside a running broker: every record from the first, unchanged, none missing, in
+order; and that it agrees with the last sealed archive (the record the archive ends with is in
+the journal, with the same hash), so that a journal rebuilt or cut back after a seal is caught.
+The records not yet sealed are checked only here and when they are sealed.
+
+Exit status: 0 verified, 1 a problem found (or the files could not be read), 2 usage error.
+`
+
+// cmdJournal runs "siobroker journal ...": the operator's commands on the journal's archives.
+func cmdJournal(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, journalUsage)
+		return journalExitUsage
+	}
+	switch sub, rest := args[0], args[1:]; sub {
+	case "verify":
+		return journalVerify(rest, stdout, stderr)
+	case "check":
+		return journalCheck(ctx, rest, stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, journalUsage)
+		return journalExitOK
+	default:
+		fmt.Fprintf(stderr, "journal: unknown subcommand %q\n%s", sub, journalUsage)
+		return journalExitUsage
+	}
+}
+
+func journalVerify(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("journal verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ca := fs.String("ca", "./data/pki/ca.pem", "the trusted root certificates (PEM), comma-separated")
+	crl := fs.String("crl", "", "CRLs to check the signing certificates against (PEM or DER), comma-separated")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, journalUsage)
+		fmt.Fprintln(stderr, "\nflags of journal verify:")
+		fs.PrintDefaults()
+	}
+	// Flags may come after DIR.
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return journalExitOK
+			}
+			return journalExitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != 1 || pos[0] == "" || journalFiles(*ca) == nil {
+		fs.Usage()
+		return journalExitUsage
+	}
+	dir := pos[0]
+	trust, err := signing.LoadTrustStore(signing.TrustConfig{RootFiles: journalFiles(*ca), CRLFiles: journalFiles(*crl)})
+	if err != nil {
+		fmt.Fprintf(stderr, "siobroker journal verify: %v\n", err)
+		return journalExitProblem
+	}
+	rep, err := archive.Verify(dir, trust)
+	var p *archive.Problem
+	switch {
+	case errors.As(err, &p):
+		fmt.Fprintf(stdout, "journal archives in %s: PROBLEM\n  %s\n", dir, p.Message)
+		if rep.Archives > 0 {
+			fmt.Fprintf(stdout, "  verified before it: %d archives, records %d to %d\n", rep.Archives, rep.FirstSeq, rep.LastSeq)
+		}
+		return journalExitProblem
+	case err != nil:
+		fmt.Fprintf(stderr, "siobroker journal verify: %v\n", err)
+		return journalExitProblem
+	case rep.Archives == 0:
+		fmt.Fprintf(stdout, "journal archives in %s: none sealed yet\n", dir)
+		return journalExitOK
+	}
+	fmt.Fprintf(stdout, "journal archives in %s: verified\n", dir)
+	fmt.Fprintf(stdout, "  archives:      %d (journal-000001 to journal-%06d)\n", rep.Archives, rep.Archives)
+	fmt.Fprintf(stdout, "  records:       %d (seq %d to %d)\n", rep.Records, rep.FirstSeq, rep.LastSeq)
+	fmt.Fprintf(stdout, "  last hash:     %s\n", rep.LastHash)
+	fmt.Fprintf(stdout, "  last manifest: sha256 %s, sealed %s\n", rep.LastManifestSHA256, rep.LastSealedAt)
+	fmt.Fprintln(stdout, "  note: whole archives removed from the end cannot be seen offline: compare the last seq and hash with the journal")
+	return journalExitOK
+}
+
+// liveJournal is what journal check reads of the configured journal.
+type liveJournal interface {
+	Verify(ctx context.Context) error
+	Head(ctx context.Context) (seq int64, hash string, err error)
+	Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error)
+}
+
+// Both journal stores can be checked.
+var (
+	_ liveJournal = (*sqlite.Journal)(nil)
+	_ liveJournal = (*postgres.Journal)(nil)
+)
+
+func journalCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("journal check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "configs/broker.yaml", "the broker's configuration: its journal and archive directory")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, journalUsage)
+		fmt.Fprintln(stderr, "\nflags of journal check:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return journalExitOK
+		}
+		return journalExitUsage
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return journalExitUsage
+	}
+	explicit := false
+	fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "config" })
+	cfg, err := config.Load(*configFile, explicit)
+	if err != nil {
+		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
+		return journalExitProblem
+	}
+	db, err := sqlite.Open(ctx, cfg.DataDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
+		return journalExitProblem
+	}
+	defer db.Close()
+	j, closeJournal, err := openJournal(ctx, cfg, db)
+	if err != nil {
+		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
+		return journalExitProblem
+	}
+	defer closeJournal()
+	live, ok := j.(liveJournal)
+	if !ok {
+		fmt.Fprintf(stderr, "siobroker journal check: the %s journal cannot be checked\n", cfg.Journal.Driver)
+		return journalExitProblem
+	}
+	archiveDir := cfg.Journal.ArchiveDir
+	if archiveDir == "" {
+		archiveDir = filepath.Join(cfg.DataDir, "archive")
+	}
+	// The head is read first: records appended during the walk are checked too, and are past it.
+	seq, hash, err := live.Head(ctx)
+	if err == nil {
+		err = live.Verify(ctx)
+	}
+	var chainErr *journal.ChainError
+	switch {
+	case errors.As(err, &chainErr):
+		fmt.Fprintf(stdout, "journal: PROBLEM\n  %s\n", chainErr)
+		return journalExitProblem
+	case err != nil:
+		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
+		return journalExitProblem
+	}
+	sealed, problem, err := agreesWithArchive(ctx, live, archiveDir, seq)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
+		return journalExitProblem
+	case problem != "":
+		fmt.Fprintf(stdout, "journal: PROBLEM\n  %s\n", problem)
+		return journalExitProblem
+	}
+	fmt.Fprintln(stdout, "journal: verified")
+	fmt.Fprintf(stdout, "  records:  %d (every one from the first, chained; more may have been appended since)\n", seq)
+	fmt.Fprintf(stdout, "  head:     %s\n", hash)
+	if sealed > 0 {
+		fmt.Fprintf(stdout, "  archives: sealed up to record %d, which the journal holds unchanged (%s)\n", sealed, archiveDir)
+	} else {
+		fmt.Fprintf(stdout, "  archives: none sealed yet (%s)\n", archiveDir)
+	}
+	return journalExitOK
+}
+
+// agreesWithArchive checks that the live journal, whose head was headSeq, holds the record the
+// last sealed archive in dir ends with, with the same hash. It returns the archive's last seq (0
+// when none is sealed), and a problem to report, if any.
+func agreesWithArchive(ctx context.Context, live liveJournal, dir string, headSeq int64) (int64, string, error) {
+	m, err := archive.LastManifest(dir)
+	if err != nil || m.LastSeq == 0 {
+		return 0, "", err
+	}
+	if headSeq < m.LastSeq {
+		return m.LastSeq, fmt.Sprintf("the journal ends at record %d, but the archives were sealed up to record %d: records were removed, or the journal was replaced", headSeq, m.LastSeq), nil
+	}
+	recs, err := live.Query(ctx, siobroker.JournalFilter{AfterSeq: m.LastSeq - 1, Limit: 1})
+	if err != nil {
+		return 0, "", fmt.Errorf("read journal record %d: %w", m.LastSeq, err)
+	}
+	if len(recs) == 0 || recs[0].Seq != m.LastSeq {
+		return m.LastSeq, fmt.Sprintf("journal record %d, the last one sealed, is missing", m.LastSeq), nil
+	}
+	if recs[0].Hash != m.LastHash {
+		return m.LastSeq, fmt.Sprintf("journal record %d differs from the archive it was sealed into: hash %s in the journal, %s in the archive; the journal was replaced after the seal",
+			m.LastSeq, recs[0].Hash, m.LastHash), nil
+	}
+	return m.LastSeq, "", nil
+}
+
+// journalFiles splits a comma-separated list of file names, dropping empty items.
+func journalFiles(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,303 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/google/uuid"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas/soap"
+	"github.com/sio-pso/siobroker/signing"
+)
+
+// Exit codes of reports, as of send.
+const (
+	reportsExitOK    = 0
+	reportsExitFault = 1 // the broker answered with a SOAP fault
+	reportsExitUsage = 2
+	reportsExitError = 3 // no valid answer: network, or a reply that does not verify
+)
+
+const reportsUsage = `usage:
+  siobroker reports [flags] --from RFC3339 --to RFC3339
+      a report of the journal (§10 of the Rules): your organisation's requests, for holders of
+      the reports right
+  siobroker reports export [flags] --resolution-no X --resolution-date YYYY-MM-DD
+      (--user-iin IIN | --organisation X) --from RFC3339 --to RFC3339
+      the prosecutor's export (§51–53), with the raw request and reply XML
+
+The request is signed with --cert/--key (or a demo --user), posted to --url, and the reply's
+signature is verified against --ca before the CSV or JSON is written to stdout.
+Exit status: 0 report written, 1 SOAP fault, 2 usage, 3 any other failure.
+
+flags:
+`
+
+type reportsFlags struct {
+	url, cert, key, user, pki, placement string
+	roots, crls, sender                  string
+	from, to, organisation, userIIN      string
+	service                              int
+	format                               string
+	resolutionNo, resolutionDate         string
+	saveRequest, saveReply               string
+	timeout                              time.Duration
+	maxReply                             int64
+}
+
+func cmdReports(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	export := len(args) > 0 && args[0] == "export"
+	name := "reports"
+	if export {
+		args, name = args[1:], "reports export"
+	}
+	var f reportsFlags
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, reportsUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.url, "url", "http://127.0.0.1:8080/reports", "the broker's reports endpoint")
+	fs.StringVar(&f.cert, "cert", "", "your certificate (PEM)")
+	fs.StringVar(&f.key, "key", "", "your private key (PEM)")
+	fs.StringVar(&f.user, "user", "", "a demo user's IIN: takes --cert and --key from the development PKI's demo.json")
+	fs.StringVar(&f.pki, "pki", "data/pki", "the development PKI directory, for --user and the default --ca/--crl")
+	fs.StringVar(&f.roots, "ca", "", "trusted root(s) for the reply's signature, comma-separated PEM files (default PKI/ca.pem)")
+	fs.StringVar(&f.crls, "crl", "", "CRL file(s), comma-separated (default PKI/crl.pem if present)")
+	fs.StringVar(&f.placement, "placement", "wsse", "signature placement: wsse, wsse-token, wsse-token-ts or enveloped")
+	fs.StringVar(&f.from, "from", "", "start of the period, RFC 3339 with an offset, e.g. 2026-11-01T00:00:00+05:00 (required)")
+	fs.StringVar(&f.to, "to", "", "end of the period (exclusive), RFC 3339 with an offset (required)")
+	fs.StringVar(&f.organisation, "organisation", "", "the organisation (a report: only your own, the default)")
+	fs.StringVar(&f.userIIN, "user-iin", "", "only the requests of this user (12 digits)")
+	if !export {
+		fs.IntVar(&f.service, "service", 0, "only the exchanges of this service (1-93)")
+	}
+	fs.StringVar(&f.format, "format", "csv", "csv or json")
+	if export {
+		fs.StringVar(&f.resolutionNo, "resolution-no", "", "the number of the prosecutor's resolution (постановление) the export is made under (required)")
+		fs.StringVar(&f.resolutionDate, "resolution-date", "", "the date of the resolution, YYYY-MM-DD (required)")
+	}
+	fs.StringVar(&f.sender, "sender", "SIO_PSO_CLIENT", "requestInfo/sender/senderId")
+	fs.StringVar(&f.saveRequest, "save-request", "", "write the exact bytes sent to FILE")
+	fs.StringVar(&f.saveReply, "save-reply", "", "write the exact bytes received to FILE")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up waiting for the reply after this long")
+	fs.Int64Var(&f.maxReply, "max-reply", 1<<30, "the largest reply accepted, in bytes")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return reportsExitOK
+		}
+		return reportsExitUsage
+	}
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "siobroker %s: %s\n", name, fmt.Sprintf(format, a...))
+		return code
+	}
+	if fs.NArg() > 0 {
+		return fail(reportsExitUsage, "unexpected argument %q", fs.Arg(0))
+	}
+
+	var build func(siobroker.RequestInfo) *etree.Document
+	if export {
+		q, err := f.exportQuery()
+		if err != nil {
+			return fail(reportsExitUsage, "%v", err)
+		}
+		build = func(info siobroker.RequestInfo) *etree.Document { return soap.NewExportRequest(info, q) }
+	} else {
+		q, err := f.reportQuery()
+		if err != nil {
+			return fail(reportsExitUsage, "%v", err)
+		}
+		build = func(info siobroker.RequestInfo) *etree.Document { return soap.NewReportRequest(info, q) }
+	}
+	signer, verifier, placement, err := f.keys()
+	if err != nil {
+		return fail(reportsExitUsage, "%v", err)
+	}
+
+	info := siobroker.RequestInfo{MessageID: uuid.NewString(), ServiceID: "SIO_PSO_REPORTS", SenderID: f.sender,
+		MessageDate: siobroker.SystemClock{}.Now()}
+	doc := build(info)
+	if err := signer.Sign(doc, placement); err != nil {
+		return fail(reportsExitError, "sign the request: %v", err)
+	}
+	raw, err := soap.Serialize(doc)
+	if err != nil {
+		return fail(reportsExitError, "serialize the request: %v", err)
+	}
+	if f.saveRequest != "" {
+		if err := os.WriteFile(f.saveRequest, raw, 0o600); err != nil {
+			return fail(reportsExitError, "save the request: %v", err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	reply, status, err := reportsPost(ctx, f.url, raw, f.maxReply)
+	if reply != nil && f.saveReply != "" {
+		if err := os.WriteFile(f.saveReply, reply, 0o600); err != nil {
+			return fail(reportsExitError, "save the reply: %v", err)
+		}
+	}
+	if err != nil {
+		return fail(reportsExitError, "%v", err)
+	}
+	if fault, ok := soap.ParseFault(reply); ok {
+		msg := fmt.Sprintf("fault %s: %s", fault.Code, fault.Message)
+		if fault.Field != "" {
+			msg += " (" + fault.Field + ")"
+		}
+		return fail(reportsExitFault, "%s", msg)
+	}
+	if status != http.StatusOK {
+		return fail(reportsExitError, "the broker answered HTTP %d without a SOAP fault", status)
+	}
+	rep, signerCN, err := reportsVerify(reply, verifier, placement, info.MessageID)
+	if err != nil {
+		return fail(reportsExitError, "%v", err)
+	}
+	if rep.Format != f.format {
+		return fail(reportsExitError, "the reply is in %s, %s was asked for", rep.Format, f.format)
+	}
+	if _, err := stdout.Write(rep.Body); err != nil {
+		return fail(reportsExitError, "write the report: %v", err)
+	}
+	fmt.Fprintf(stderr, "%d journal records; reply signature verified (%s placement), signed by %q\n", rep.Records, placement, signerCN)
+	return reportsExitOK
+}
+
+func (f *reportsFlags) period() (from, to time.Time, err error) {
+	if f.from == "" || f.to == "" {
+		return from, to, errors.New("--from and --to are required (RFC 3339 with an offset, e.g. 2026-11-01T00:00:00+05:00)")
+	}
+	if from, err = time.Parse(time.RFC3339Nano, f.from); err != nil {
+		return from, to, fmt.Errorf("--from: %q is not RFC 3339 with an offset", f.from)
+	}
+	if to, err = time.Parse(time.RFC3339Nano, f.to); err != nil {
+		return from, to, fmt.Errorf("--to: %q is not RFC 3339 with an offset", f.to)
+	}
+	if !to.After(from) {
+		return from, to, errors.New("--to must be after --from")
+	}
+	return from, to, nil
+}
+
+func (f *reportsFlags) checkCommon() error {
+	if f.format != soap.ReportCSV && f.format != soap.ReportJSON {
+		return errors.New("--format must be csv or json")
+	}
+	if f.userIIN != "" && siobroker.ValidateIIN(f.userIIN) != nil {
+		return fmt.Errorf("--user-iin %q is not a valid IIN", f.userIIN)
+	}
+	return nil
+}
+
+func (f *reportsFlags) reportQuery() (soap.ReportQuery, error) {
+	from, to, err := f.period()
+	if err != nil {
+		return soap.ReportQuery{}, err
+	}
+	if err := f.checkCommon(); err != nil {
+		return soap.ReportQuery{}, err
+	}
+	if f.service != 0 && (f.service < siobroker.FirstService || f.service > siobroker.LastService) {
+		return soap.ReportQuery{}, errors.New("--service must be 1 to 93")
+	}
+	return soap.ReportQuery{Organisation: f.organisation, UserIIN: f.userIIN, From: from, To: to, Service: f.service, Format: f.format}, nil
+}
+
+func (f *reportsFlags) exportQuery() (soap.ExportQuery, error) {
+	var q soap.ExportQuery
+	if f.resolutionNo == "" {
+		return q, errors.New("--resolution-no is required: an export is made under a prosecutor's resolution (§51 of the Rules)")
+	}
+	date, err := time.ParseInLocation(soap.DateLayout, f.resolutionDate, siobroker.Astana)
+	if err != nil {
+		return q, errors.New("--resolution-date is required, as YYYY-MM-DD")
+	}
+	if (f.userIIN == "") == (f.organisation == "") {
+		return q, errors.New("give exactly one of --user-iin and --organisation")
+	}
+	from, to, err := f.period()
+	if err != nil {
+		return q, err
+	}
+	if err := f.checkCommon(); err != nil {
+		return q, err
+	}
+	return soap.ExportQuery{ResolutionNo: f.resolutionNo, ResolutionDate: date, UserIIN: f.userIIN, Organisation: f.organisation,
+		From: from, To: to, Format: f.format}, nil
+}
+
+// keys loads the signing key, as send does, and the verifier of the broker's reply.
+func (f *reportsFlags) keys() (*signing.Signer, *signing.Verifier, signing.Placement, error) {
+	return loadCredentials(f.user, f.pki, f.cert, f.key, f.roots, f.crls, f.placement)
+}
+
+// reportsPost posts a signed request and reads at most limit bytes of the reply.
+func reportsPost(ctx context.Context, url string, raw []byte, limit int64) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(raw))
+	if err != nil {
+		return nil, 0, fmt.Errorf("build the HTTP request: %w", err)
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", `""`)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("post to %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, resp.StatusCode, fmt.Errorf("read the reply: %w", err)
+	}
+	if int64(len(reply)) > limit {
+		return nil, resp.StatusCode, fmt.Errorf("the reply exceeds %d bytes (--max-reply)", limit)
+	}
+	return reply, resp.StatusCode, nil
+}
+
+// reportsVerify accepts the reply only if its signature verifies, in the request's placement, and
+// the signed report answers this request. In the enveloped placement only q:report is signed,
+// and only it is read.
+func reportsVerify(reply []byte, v *signing.Verifier, placement signing.Placement, messageID string) (soap.Report, string, error) {
+	doc, _, err := soap.ReadResponseEnvelope(bytes.NewReader(reply), "text/xml; charset=utf-8",
+		soap.Limits{MaxBytes: int64(len(reply)) + 1, MaxElements: 1 << 20, MaxDepth: 64})
+	if err != nil {
+		return soap.Report{}, "", fmt.Errorf("the reply is not a valid envelope: %w", err)
+	}
+	ver, err := v.Verify(context.Background(), doc, time.Now())
+	if err != nil {
+		return soap.Report{}, "", fmt.Errorf("the reply's signature does not verify: %w", err)
+	}
+	if ver.Placement != placement {
+		return soap.Report{}, "", fmt.Errorf("the reply is signed in the %s placement, the request in %s", ver.Placement, placement)
+	}
+	var rep soap.Report
+	if placement.InHeader() {
+		var info soap.ResponseInfo
+		info, rep, err = soap.ParseReportResponse(ver.Signed)
+		if err == nil && info.CorrelationID != messageID {
+			err = fmt.Errorf("responseInfo answers message %q, not %q", info.CorrelationID, messageID)
+		}
+	} else {
+		rep, err = soap.ParseReport(ver.Signed)
+	}
+	if err != nil {
+		return soap.Report{}, "", fmt.Errorf("the signed reply: %w", err)
+	}
+	if rep.RequestMessageID != messageID {
+		return soap.Report{}, "", fmt.Errorf("the report answers message %q, not this request %q", rep.RequestMessageID, messageID)
+	}
+	return rep, ver.Certificate.Subject.CommonName, nil
+}

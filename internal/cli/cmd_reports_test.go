@@ -1,0 +1,212 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/operator/reports"
+	"github.com/sio-pso/siobroker/schemas/soap"
+	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/signing/devpki"
+)
+
+// reportsTestJournal is an in-memory journal for the reports command's tests.
+type reportsTestJournal struct {
+	mu   sync.Mutex
+	recs []siobroker.JournalRecord
+}
+
+func (j *reportsTestJournal) Query(_ context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []siobroker.JournalRecord
+	for _, r := range j.recs {
+		if (f.Organisation == "" || r.Organisation == f.Organisation) && (f.SignerIIN == "" || r.SignerIIN == f.SignerIIN) &&
+			!r.At.Before(f.From) && r.At.Before(f.To) && (f.Service == 0 || r.Service == f.Service) &&
+			(len(f.Kinds) == 0 || slices.Contains(f.Kinds, r.Kind)) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (j *reportsTestJournal) Append(_ context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i := range recs {
+		recs[i].Seq = int64(len(j.recs) + 1)
+		j.recs = append(j.recs, recs[i])
+	}
+	return recs, nil
+}
+
+func (j *reportsTestJournal) kinds() []siobroker.JournalKind {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []siobroker.JournalKind
+	for _, r := range j.recs {
+		out = append(out, r.Kind)
+	}
+	return out
+}
+
+type reportsTestUsers map[string]siobroker.User
+
+func (u reportsTestUsers) Authorize(_ context.Context, iin string) (siobroker.User, error) {
+	if user, ok := u[iin]; ok {
+		return user, nil
+	}
+	return siobroker.User{}, siobroker.Errorf(siobroker.CodeUserUnknown, "user %s is not registered", iin)
+}
+
+func TestReportsCommand(t *testing.T) {
+	dir := t.TempDir()
+	man, err := devpki.Generate(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prosecutor, judge devpki.User
+	for _, u := range man.Users {
+		if u.Status != devpki.StatusValid {
+			continue
+		}
+		switch u.Role {
+		case 1:
+			prosecutor = u
+		case 2:
+			judge = u
+		}
+	}
+	if prosecutor.IIN == "" || judge.IIN == "" {
+		t.Fatal("the development PKI has no prosecutor or judge")
+	}
+	const court = "Есильский районный суд г. Астаны"
+	users := reportsTestUsers{
+		prosecutor.IIN: {IIN: prosecutor.IIN, Role: 1, Organisation: "Генеральная прокуратура", Status: siobroker.UserActive},
+		judge.IIN:      {IIN: judge.IIN, Role: 2, Organisation: court, ReportsRight: true, Status: siobroker.UserActive},
+	}
+	now := time.Now()
+	const rawRequest = `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">SIGNED-REQUEST</soapenv:Envelope>`
+	j := &reportsTestJournal{}
+	_, _ = j.Append(context.Background(),
+		siobroker.JournalRecord{At: now.Add(-2 * time.Hour), Kind: siobroker.JournalRequest, RequestID: "r1", MessageID: "m1", SignerIIN: judge.IIN, Organisation: court, Data: []byte(rawRequest)},
+		siobroker.JournalRecord{At: now.Add(-2 * time.Hour), Kind: siobroker.JournalExchange, RequestID: "r1", MessageID: "m1", SignerIIN: judge.IIN, Organisation: court, Service: 7, Code: "ok"},
+	)
+	broker, err := signing.LoadSigner(filepath.Join(dir, man.BrokerCert), filepath.Join(dir, man.BrokerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := signing.LoadTrustStore(signing.TrustConfig{RootFiles: []string{filepath.Join(dir, man.CA)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := reports.New(reports.Config{}, j, users, siobroker.SystemClock{}, nil)
+	srv := httptest.NewServer(svc.Handler(signing.NewVerifier(trust).Verify, broker.Sign, soap.Limits{}, siobroker.SystemClock{}))
+	defer srv.Close()
+
+	period := []string{"--from", now.Add(-24 * time.Hour).Format(time.RFC3339), "--to", now.Add(time.Minute).Format(time.RFC3339)}
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := cmdReports(context.Background(), args, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	base := func(user devpki.User, extra ...string) []string {
+		return append(append([]string{"--url", srv.URL + reports.Path, "--pki", dir, "--user", user.IIN}, period...), extra...)
+	}
+
+	t.Run("report csv", func(t *testing.T) {
+		code, out, errOut := run(base(judge)...)
+		if code != reportsExitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+		if err != nil || len(rows) != 3 || rows[0][0] != "seq" || rows[2][7] != "7" {
+			t.Fatalf("CSV (%v):\n%s", err, out)
+		}
+		if strings.Contains(out, "SIGNED-REQUEST") {
+			t.Error("signed bytes in a report")
+		}
+		if !strings.Contains(errOut, "2 journal records; reply signature verified") {
+			t.Errorf("stderr %q", errOut)
+		}
+	})
+	t.Run("report json enveloped", func(t *testing.T) {
+		code, out, errOut := run(base(judge, "--format", "json", "--placement", "enveloped", "--service", "7")...)
+		var rows []map[string]any
+		if code != reportsExitOK || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 {
+			t.Fatalf("exit %d: %s\n%s", code, out, errOut)
+		}
+	})
+	t.Run("export", func(t *testing.T) {
+		code, out, errOut := run(append([]string{"export"}, base(prosecutor, "--resolution-no", "2-15-26/77",
+			"--resolution-date", now.In(siobroker.Astana).Format("2006-01-02"), "--user-iin", judge.IIN, "--format", "json")...)...)
+		if code != reportsExitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		var rows []struct {
+			Data []byte `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 2 || string(rows[0].Data) != rawRequest {
+			t.Fatalf("export (%v): %s", err, out)
+		}
+	})
+	t.Run("fault", func(t *testing.T) {
+		code, out, errOut := run(base(prosecutor)...)
+		if code != reportsExitFault || out != "" || !strings.Contains(errOut, "fault SIO-REPORTS-DENIED") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		code, _, errOut = run(append([]string{"export"}, base(judge, "--resolution-no", "1", "--resolution-date", "2026-01-02",
+			"--organisation", court)...)...)
+		if code != reportsExitFault || !strings.Contains(errOut, "SIO-REPORTS-DENIED") {
+			t.Fatalf("export by a judge: exit %d, stderr %q", code, errOut)
+		}
+	})
+	t.Run("usage", func(t *testing.T) {
+		for name, args := range map[string][]string{
+			"no period":         {"--url", srv.URL + reports.Path, "--pki", dir, "--user", judge.IIN},
+			"format":            base(judge, "--format", "xml"),
+			"service":           base(judge, "--service", "94"),
+			"bad user-iin":      base(judge, "--user-iin", "123"),
+			"unknown user":      base(devpki.User{IIN: "000000000000"}),
+			"placement":         base(judge, "--placement", "x"),
+			"export no number":  append([]string{"export"}, base(prosecutor, "--resolution-date", "2026-01-02", "--user-iin", judge.IIN)...),
+			"export no subject": append([]string{"export"}, base(prosecutor, "--resolution-no", "1", "--resolution-date", "2026-01-02")...),
+			"export both":       append([]string{"export"}, base(prosecutor, "--resolution-no", "1", "--resolution-date", "2026-01-02", "--user-iin", judge.IIN, "--organisation", court)...),
+			"export bad date":   append([]string{"export"}, base(prosecutor, "--resolution-no", "1", "--resolution-date", "02.01.2026", "--user-iin", judge.IIN)...),
+			"export service":    append([]string{"export"}, base(prosecutor, "--service", "7")...),
+			"argument":          append(base(judge), "extra"),
+		} {
+			if code, _, errOut := run(args...); code != reportsExitUsage {
+				t.Errorf("%s: exit %d, stderr %q", name, code, errOut)
+			}
+		}
+	})
+	t.Run("other failures", func(t *testing.T) {
+		// The reply's signature does not chain to the root given.
+		code, out, errOut := run(base(judge, "--ca", filepath.Join(dir, judge.Cert))...)
+		if code != reportsExitError || out != "" || !strings.Contains(errOut, "signature does not verify") {
+			t.Errorf("foreign root: exit %d, stderr %q", code, errOut)
+		}
+		// Nothing listens.
+		closed := httptest.NewServer(nil)
+		closed.Close()
+		args := base(judge)
+		args[1] = closed.URL + reports.Path
+		if code, _, errOut := run(args...); code != reportsExitError {
+			t.Errorf("no broker: exit %d, stderr %q", code, errOut)
+		}
+	})
+	if got := j.kinds(); len(got) < 6 || !slices.Contains(got, siobroker.JournalReport) {
+		t.Errorf("journal kinds %v: every use is journaled", got)
+	}
+}

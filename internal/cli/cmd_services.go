@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sio-pso/siobroker/operator/metrics"
+)
+
+// serviceRow is one service as `siobroker services` shows it: the figures of the broker's
+// operations snapshot, the same the dashboard shows, read from its /metrics.
+type serviceRow struct {
+	Service     int     `json:"service"`
+	QueueDepth  float64 `json:"queueDepth"`  // -1: the transport cannot tell
+	DeadLetters float64 `json:"deadLetters"` // -1: the transport has none
+	InFlight    float64 `json:"inFlight"`
+	OldestAge   float64 `json:"oldestAgeSeconds"`
+	ErrorRatio  float64 `json:"recentErrorRatio"`
+	Dispatched  float64 `json:"dispatched"`
+	Timeouts    float64 `json:"timeouts"`
+}
+
+// cmdServices prints the state of every service of a running broker: queue depth, dead letters,
+// messages in flight, the age of the oldest undelivered message and the recent error rate.
+func cmdServices(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("services", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := fs.String("url", "http://127.0.0.1:8080", "the broker's base URL; its /metrics is read")
+	busy := fs.Bool("busy", false, "only services with something queued, in flight, waiting or failing")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return 2
+	}
+	rows, err := readServiceRows(ctx, strings.TrimSuffix(*base, "/")+"/metrics")
+	if err != nil {
+		fmt.Fprintf(stderr, "siobroker services: %v\n", err)
+		return 1
+	}
+	if *busy {
+		rows = slices.DeleteFunc(rows, func(r serviceRow) bool {
+			return r.QueueDepth <= 0 && r.DeadLetters <= 0 && r.InFlight == 0 && r.OldestAge == 0 && r.ErrorRatio == 0
+		})
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rows); err != nil {
+			fmt.Fprintf(stderr, "siobroker services: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "SERVICE\tQUEUED\tDEAD\tIN FLIGHT\tOLDEST\tERRORS 5m\tDISPATCHED\tTIMEOUTS\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f\t%s\t%.0f%%\t%.0f\t%.0f\t\n", r.Service, count(r.QueueDepth), count(r.DeadLetters),
+			r.InFlight, age(r.OldestAge), 100*r.ErrorRatio, r.Dispatched, r.Timeouts)
+	}
+	if err := tw.Flush(); err != nil {
+		fmt.Fprintf(stderr, "siobroker services: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func count(v float64) string {
+	if v < 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+func age(seconds float64) string {
+	if seconds == 0 {
+		return "-"
+	}
+	return (time.Duration(seconds * float64(time.Second))).Round(time.Second).String()
+}
+
+// readServiceRows reads the per-service series of the broker's /metrics.
+func readServiceRows(ctx context.Context, url string) ([]serviceRow, error) {
+	families, err := metrics.Scrape(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	bySvc := map[int]*serviceRow{}
+	row := func(m *dto.Metric) *serviceRow {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "service" {
+				n, err := strconv.Atoi(l.GetValue())
+				if err != nil {
+					return nil
+				}
+				if bySvc[n] == nil {
+					bySvc[n] = &serviceRow{Service: n, QueueDepth: -1, DeadLetters: -1}
+				}
+				return bySvc[n]
+			}
+		}
+		return nil
+	}
+	fields := map[string]func(*serviceRow, float64){
+		"service_queue_depth":                func(r *serviceRow, v float64) { r.QueueDepth = v },
+		"service_dead_letters":               func(r *serviceRow, v float64) { r.DeadLetters = v },
+		"service_in_flight":                  func(r *serviceRow, v float64) { r.InFlight = v },
+		"service_oldest_undelivered_seconds": func(r *serviceRow, v float64) { r.OldestAge = v },
+		"service_recent_error_ratio":         func(r *serviceRow, v float64) { r.ErrorRatio = v },
+		"service_dispatches_total":           func(r *serviceRow, v float64) { r.Dispatched = v },
+		"service_timeouts_total":             func(r *serviceRow, v float64) { r.Timeouts = v },
+	}
+	for name, set := range fields {
+		fam, ok := families[metrics.Prefix+name]
+		if !ok {
+			continue
+		}
+		for _, m := range fam.GetMetric() {
+			r := row(m)
+			if r == nil {
+				continue
+			}
+			switch {
+			case m.GetGauge() != nil:
+				set(r, m.GetGauge().GetValue())
+			case m.GetCounter() != nil:
+				set(r, m.GetCounter().GetValue())
+			}
+		}
+	}
+	if len(bySvc) == 0 {
+		return nil, fmt.Errorf("%s has no siobroker_service_* series: is it a siobroker?", url)
+	}
+	rows := make([]serviceRow, 0, len(bySvc))
+	for _, r := range bySvc {
+		rows = append(rows, *r)
+	}
+	slices.SortFunc(rows, func(a, b serviceRow) int { return a.Service - b.Service })
+	return rows, nil
+}

@@ -1,0 +1,223 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/access/rights"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/config/check"
+	"github.com/sio-pso/siobroker/operator/maintenance"
+	"github.com/sio-pso/siobroker/routing/routes"
+)
+
+// reloadPoll is how often the reloadable files are looked at for changes. Polling content
+// digests, rather than watching inotify events, also sees a file replaced by rename (as editors
+// and configuration tools write them) and needs nothing of the file system.
+const reloadPoll = 2 * time.Second
+
+// liveConfig is the part of the configuration a running broker reloads: the routing table (with
+// its timeouts), the rights and the configured maintenance windows. A reload checks every file
+// first and swaps them in together, or refuses them all and keeps what runs.
+type liveConfig struct {
+	cfg         config.Broker
+	routes      *routes.Live
+	rights      *rights.Live
+	maintenance *maintenance.Schedule // set once the store is open
+
+	mu      sync.Mutex          // one reload at a time
+	digests map[string][32]byte // of each file as last loaded (or refused)
+}
+
+// loadedFiles is one consistent reading of the reloadable files.
+type loadedFiles struct {
+	routes  *routes.Table
+	rights  *rights.Table
+	windows []siobroker.MaintenanceWindow
+	digests map[string][32]byte
+}
+
+// loadLiveConfig reads the reloadable files for the first start.
+func loadLiveConfig(cfg config.Broker) (*liveConfig, error) {
+	f, err := readReloadable(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &liveConfig{cfg: cfg, routes: routes.NewLive(f.routes), rights: rights.NewLive(f.rights), digests: f.digests,
+		maintenance: nil}, nil
+}
+
+// attachSchedule makes s the broker's maintenance schedule, with the file's windows.
+func (l *liveConfig) attachSchedule(ctx context.Context, s *maintenance.Schedule) error {
+	windows, err := maintenance.LoadFile(l.cfg.Maintenance)
+	if err != nil {
+		return err
+	}
+	s.SetFileWindows(windows)
+	l.maintenance = s
+	return s.Refresh(ctx)
+}
+
+// readReloadable reads and checks every reloadable file. running, when not nil, is the table in
+// force: a reload may not move a service to another queue, because queues are declared and
+// consumed from start-up.
+func readReloadable(cfg config.Broker, running *routes.Table) (loadedFiles, error) {
+	f := loadedFiles{digests: map[string][32]byte{}}
+	var errs []error
+	for _, path := range []string{cfg.Routing.RoutesFile, cfg.Rights, cfg.Maintenance} {
+		b, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist) && path == cfg.Maintenance:
+			f.digests[path] = [32]byte{}
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			f.digests[path] = sha256.Sum256(b)
+		}
+	}
+	var err error
+	if f.routes, err = routes.Load(cfg.Routing.RoutesFile); err != nil {
+		errs = append(errs, err)
+	} else {
+		if m := f.routes.MaxTimeout(); m > cfg.Routing.AsyncTimeout {
+			errs = append(errs, fmt.Errorf("%s: the longest timeout, %s, exceeds routing.async_timeout (%s) of the broker configuration; shorten it or raise async_timeout",
+				cfg.Routing.RoutesFile, m, cfg.Routing.AsyncTimeout))
+		}
+		if running != nil {
+			errs = append(errs, queueChanges(running, f.routes)...)
+		}
+	}
+	if f.rights, err = rights.Load(cfg.Rights); err != nil {
+		errs = append(errs, fmt.Errorf("rights: %w", err))
+	}
+	if f.windows, err = maintenance.LoadFile(cfg.Maintenance); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		// The loaders check each file alone; `config check` also checks them against each other
+		// (a service granted in the rights with no route) and against the broker's settings.
+		errs = append(errs, crossCheck(cfg)...)
+	}
+	return f, errors.Join(errs...)
+}
+
+// crossCheck runs the checks of `siobroker config check` over the reloadable files and returns
+// its errors. Its warnings are not a reason to refuse.
+func crossCheck(cfg config.Broker) []error {
+	files := []check.File{{Path: cfg.Routing.RoutesFile, Kind: check.KindRoutes}, {Path: cfg.Rights, Kind: check.KindRights}}
+	if _, err := os.Stat(cfg.Maintenance); err == nil {
+		files = append(files, check.File{Path: cfg.Maintenance, Kind: check.KindMaintenance})
+	}
+	report, err := check.Run(check.Options{Broker: &cfg}, files...)
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, f := range report.Findings {
+		if f.Severity == check.Error {
+			errs = append(errs, errors.New(f.String()))
+		}
+	}
+	return errs
+}
+
+// queueChanges refuses routes that move a service to another queue than the running table's.
+func queueChanges(running, next *routes.Table) []error {
+	var errs []error
+	for _, r := range next.Routes() {
+		if old, ok := running.Route(r.Service); ok && old.Queue != r.Queue {
+			errs = append(errs, fmt.Errorf("%s:%d: service %d moves from queue %s to %s: a queue change needs a restart (the broker declares queues, and adapters must consume the new one, at start-up)",
+				next.Path, r.Line, r.Service, old.Queue, r.Queue))
+		}
+	}
+	return errs
+}
+
+// Reload rereads the reloadable files and, if every one passes the check, puts them in force
+// together and logs what changed. Requests in flight keep the tables they started with. A
+// refused reload is logged with every reason and changes nothing.
+func (l *liveConfig) Reload(ctx context.Context, why string, logger *slog.Logger) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, err := readReloadable(l.cfg, l.routes.Table())
+	if err != nil {
+		l.digests = f.digests // a refused file is not retried until it changes again
+		logger.Error("configuration reload refused; the running configuration stays", "trigger", why, "error", err)
+		return fmt.Errorf("reload refused: %w", err)
+	}
+	var changes []string
+	for _, c := range f.routes.Diff(l.routes.Table()) {
+		changes = append(changes, "routes: "+c)
+	}
+	for _, c := range f.rights.Diff(l.rights.Table()) {
+		changes = append(changes, "rights: "+c)
+	}
+	if l.maintenance != nil {
+		if old := l.maintenance.FileWindows(); !sameWindows(old, f.windows) {
+			changes = append(changes, fmt.Sprintf("maintenance: %d configured windows → %d", len(old), len(f.windows)))
+		}
+		l.maintenance.SetFileWindows(f.windows)
+	}
+	l.routes.Swap(f.routes)
+	l.rights.Swap(f.rights)
+	l.digests = f.digests
+	if len(changes) == 0 {
+		logger.Info("configuration reloaded: no change", "trigger", why)
+		return nil
+	}
+	logger.Info("configuration reloaded", "trigger", why, "changes", len(changes))
+	for _, c := range changes {
+		logger.Info("configuration change", "trigger", why, "change", c)
+	}
+	return nil
+}
+
+func sameWindows(a, b []siobroker.MaintenanceWindow) bool {
+	return slices.EqualFunc(a, b, func(x, y siobroker.MaintenanceWindow) bool {
+		return slices.Equal(x.Services, y.Services) && x.Start.Equal(y.Start) && x.End.Equal(y.End) && x.Reason == y.Reason
+	})
+}
+
+// changed reports whether any reloadable file differs from what was last read.
+func (l *liveConfig) changed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, path := range []string{l.cfg.Routing.RoutesFile, l.cfg.Rights, l.cfg.Maintenance} {
+		var d [32]byte
+		if b, err := os.ReadFile(path); err == nil {
+			d = sha256.Sum256(b)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			continue // unreadable for now (being written): look again at the next poll
+		}
+		if d != l.digests[path] {
+			return true
+		}
+	}
+	return false
+}
+
+// watch reloads on every signal from hup and whenever a file's content changes, until ctx ends.
+func (l *liveConfig) watch(ctx context.Context, hup <-chan os.Signal, poll time.Duration, logger *slog.Logger) {
+	ticker := time.NewTicker(poll)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			_ = l.Reload(ctx, "SIGHUP", logger)
+		case <-ticker.C:
+			if l.changed() {
+				_ = l.Reload(ctx, "file changed", logger)
+			}
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/access/users"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/operator/dashboard"
+	"github.com/sio-pso/siobroker/operator/incidents"
+	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
+	"github.com/sio-pso/siobroker/schemas/soap"
+	"github.com/sio-pso/siobroker/signing"
+)
+
+// dashboardHandler wires the operator's dashboard (package dashboard) to the broker's store,
+// registry, journal, incident tracker, maintenance schedule and transport. Mount it at
+// dashboard.Path.
+func (b *runningBroker) dashboardHandler(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, trust *signing.TrustStore,
+	verifier *signing.Verifier, signer *signing.Signer, userRegistry *users.Registry, tracker *incidents.Tracker, journal journalStore) http.Handler {
+	dc := dashboard.Config{
+		Services:         b.ops.Monitor.Services,
+		Incidents:        dashboard.IncidentsOf(tracker, b.db),
+		Users:            userRegistry,
+		Journal:          journal,
+		Verify:           verifier.Verify,
+		Sign:             signer.Sign,
+		VerifyClientCert: trust.VerifyChain,
+		Limits:           soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements},
+		// A login is dated like any signed request.
+		MessageDateWindow: cfg.Replay.Window,
+		Clock:             clock,
+		Logger:            logger.With("component", "dashboard"),
+	}
+	if b.live != nil && b.live.maintenance != nil {
+		dc.Maintenance = b.live.maintenance
+	}
+	if cfg.Transport == "amqp" {
+		dc.DeadLetters = newAMQPDeadLetters(amqpConfig(cfg.AMQP, "dashboard", nil), b.amqp)
+	}
+	return dashboard.New(dc)
+}
+
+// amqpDeadLetters is RabbitMQ's dead-letter queue, read and replayed as `siobroker dlq` does.
+// Reading a letter means taking it and putting it back, which a quorum queue counts as a
+// delivery: the list is read again only when the queue's depth has changed (or after
+// deadLetterListTTL), not at every poll of every open page.
+type amqpDeadLetters struct {
+	cfg   amqptransport.Config
+	depth func(ctx context.Context) (int64, error) // the dead-letter queue's depth
+
+	mu     sync.Mutex
+	cached []dashboard.DeadLetter
+	max    int
+	at     time.Time
+	known  int64 // the depth the cached list was read at; -1: none
+}
+
+// deadLetterListTTL bounds how long an unchanged depth keeps the cached list.
+const deadLetterListTTL = 5 * time.Minute
+
+func newAMQPDeadLetters(cfg amqptransport.Config, t *amqptransport.Transport) *amqpDeadLetters {
+	d := &amqpDeadLetters{cfg: cfg, known: -1}
+	queue := cfg.DeadLetterQueue
+	if queue == "" {
+		queue = amqptransport.DefaultDeadLetterQueue
+	}
+	if t != nil {
+		d.depth = func(ctx context.Context) (int64, error) {
+			depths, err := t.QueueDepths(ctx, []string{queue})
+			return depths[queue], err
+		}
+	}
+	return d
+}
+
+func (d *amqpDeadLetters) List(ctx context.Context, max int) ([]dashboard.DeadLetter, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	depth := int64(-1)
+	if d.depth != nil {
+		if n, err := d.depth(ctx); err == nil {
+			depth = n
+		}
+	}
+	if depth >= 0 && depth == d.known && max == d.max && time.Since(d.at) < deadLetterListTTL {
+		return slices.Clone(d.cached), nil
+	}
+	letters, err := amqptransport.ListDeadLetters(ctx, d.cfg, max)
+	out := make([]dashboard.DeadLetter, 0, len(letters))
+	for _, l := range letters {
+		out = append(out, dashboard.DeadLetter{MessageID: l.MessageID, Queue: l.Queue, Reason: l.Reason, Count: l.Count,
+			DiedAt: l.DiedAt, PayloadSize: l.PayloadSize})
+	}
+	if err == nil {
+		d.cached, d.max, d.at, d.known = slices.Clone(out), max, time.Now(), depth
+	}
+	return out, err
+}
+
+func (d *amqpDeadLetters) Replay(ctx context.Context, max int) (int, error) {
+	n, err := amqptransport.ReplayDeadLetters(ctx, d.cfg, max)
+	d.mu.Lock()
+	d.known = -1 // read the list again
+	d.mu.Unlock()
+	return n, err
+}

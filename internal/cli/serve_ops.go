@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/journal/archive"
+	"github.com/sio-pso/siobroker/operator/health"
+	"github.com/sio-pso/siobroker/operator/incidents"
+	"github.com/sio-pso/siobroker/operator/metrics"
+	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/signing"
+)
+
+// brokerOps is what operators watch of a running broker: the snapshot of the services (which the
+// metrics, the dashboard and the command line read), the Prometheus metrics and the readiness
+// checks.
+type brokerOps struct {
+	Monitor   *health.Monitor
+	Metrics   *metrics.Metrics
+	Readiness *health.Readiness
+}
+
+// opsDeps are the parts of a starting broker the operations side reads.
+type opsDeps struct {
+	dispatcher *routing.Dispatcher
+	tracker    *incidents.Tracker
+	journal    journalStore
+	signer     *signing.Signer
+}
+
+// Paths of the operations endpoints on the broker's HTTP handler.
+const (
+	MetricsPath = "/metrics"
+	ReadyzPath  = "/readyz"
+)
+
+// signingKeyCheckTTL is how long a probe signature of the signing key check is trusted.
+const signingKeyCheckTTL = 30 * time.Second
+
+// logTimeInAstana writes each log line's time in Astana time with its offset, as every time the
+// broker records.
+func logTimeInAstana(groups []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && len(groups) == 0 && a.Value.Kind() == slog.KindTime {
+		a.Value = slog.TimeValue(a.Value.Time().In(siobroker.Astana))
+	}
+	return a
+}
+
+// withRequestIDs makes every line logged with a request's context carry its ids (reqlog).
+func withRequestIDs(logger *slog.Logger) *slog.Logger { return reqlog.Logger(logger) }
+
+// startOperations builds the snapshot, the metrics and the readiness checks over the broker's
+// parts, warns now if the broker's certificate is near its end, and starts the daily warning.
+// The router and the transport must be running. mount adds its endpoints to the HTTP handler's;
+// Metrics.ObserveRequests is the request observer of a channel.
+func (b *runningBroker) startOperations(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, deps opsDeps) (*brokerOps, error) {
+	mcfg := health.MonitorConfig{
+		Dispatcher: deps.dispatcher, Delays: deps.tracker, Clock: clock,
+		QueueName: b.live.routes.Queue, // the routing table in force
+	}
+	if b.amqp != nil {
+		mcfg.Queues = b.amqp
+	}
+	monitor, err := health.NewMonitor(mcfg)
+	if err != nil {
+		return nil, err
+	}
+	archiveDir := cfg.Journal.ArchiveDir
+	if archiveDir == "" {
+		archiveDir = filepath.Join(cfg.DataDir, "archive")
+	}
+	m := metrics.New(metrics.Sources{
+		Services: monitor.Services,
+		OpenIncidents: func(ctx context.Context) (int, error) {
+			open, err := b.db.Incidents(ctx, false)
+			return len(open), err
+		},
+		JournalHead: func(ctx context.Context) (int64, error) {
+			seq, _, err := deps.journal.Head(ctx)
+			return seq, err
+		},
+		ArchivedUpTo: func(context.Context) (int64, error) { return archive.LastSealedSeq(archiveDir) },
+	})
+	deps.dispatcher.ObserveAnswers(m.ObserveAnswer)
+
+	checks := []health.Check{
+		health.FuncCheck("transport", "the message transport is not ready", b.transportReady),
+		health.FuncCheck("store", "the store does not answer", b.db.Ping),
+	}
+	if pinger, ok := deps.journal.(interface{ Ping(context.Context) error }); ok && cfg.Journal.Driver == "postgres" {
+		checks = append(checks, health.FuncCheck("journal", "the journal database does not answer", pinger.Ping))
+	}
+	checks = append(checks,
+		health.SigningKeyCheck(deps.signer, clock, signingKeyCheckTTL),
+		health.CertificateCheck(deps.signer.Certificate(), clock))
+	ops := &brokerOps{
+		Monitor:   monitor,
+		Metrics:   m,
+		Readiness: health.NewReadiness(5*time.Second, logger.With("component", "readiness"), checks...),
+	}
+	certLog := logger.With("component", "certificate")
+	health.WarnCertificate(deps.signer.Certificate(), clock, certLog)
+	b.jobs.Go(func() {
+		every(ctx, 24*time.Hour, func(context.Context) { health.WarnCertificate(deps.signer.Certificate(), clock, certLog) })
+	})
+	return ops, nil
+}
+
+// transportReady is the transport's readiness: the router runs and, on RabbitMQ, both
+// connections are up. Its texts are public: they name no address.
+func (b *runningBroker) transportReady(context.Context) error {
+	if !b.router.IsRunning() {
+		return &health.Public{Text: "the message router is not running"}
+	}
+	if b.amqp != nil {
+		if err := b.amqp.Ready(); err != nil {
+			return &health.Public{Text: err.Error()}
+		}
+	}
+	return nil
+}
+
+// mount adds the operations endpoints to the handlers of httpapi.Config.Mount.
+func (o *brokerOps) mount(handlers map[string]http.Handler) map[string]http.Handler {
+	handlers["GET "+MetricsPath] = o.Metrics.Handler()
+	handlers["GET "+ReadyzPath] = o.Readiness
+	return handlers
+}
