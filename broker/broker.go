@@ -5,7 +5,7 @@
 // adapters, merges the answers, truncates what the Rules truncate, and signs the reply in the
 // placement the request used.
 //
-// It knows its collaborators only by the interfaces below; cmd/siobroker wires the real ones.
+// It knows its collaborators only by the interfaces below; internal/app wires the real ones.
 package broker
 
 import (

@@ -17,7 +17,7 @@ func TestAsyncTimeout(t *testing.T) {
 	}{
 		{"zero", func(c *Broker) { c.Routing.AsyncTimeout = 0 }, true},
 		{"negative", func(c *Broker) { c.Routing.AsyncTimeout = -time.Second }, true},
-		// Against the route timeouts it is checked with the routes file (cmd/siobroker reload.go).
+		// Against the route timeouts it is checked with the routes file (internal/app reload.go).
 		{"one second", func(c *Broker) { c.Routing.AsyncTimeout = time.Second }, false},
 	}
 	for _, tt := range tests {

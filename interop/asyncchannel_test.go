@@ -19,7 +19,7 @@ import (
 // DELIVERED and gone from the mailbox; and a fault of each operation, with its own detail element.
 
 const (
-	asyncPath      = "/AsyncChannel/v10" // cmd/siobroker: AsyncPath
+	asyncPath      = "/AsyncChannel/v10" // internal/app: AsyncPath
 	nsAsyncTypes   = "http://bip.bee.kz/AsyncChannel/v10/Types"
 	asyncServiceID = "SIO_PSO_QUERY"
 )

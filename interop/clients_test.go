@@ -33,7 +33,7 @@ func ciOrSkip(t *testing.T, what, install string, err error) {
 	t.Skipf("%s: not available (%s): %v", what, install, err)
 }
 
-// toolPath is the path of a command on PATH, as xmlsec1Path in cmd/siobroker: a test needing a
+// toolPath is the path of a command on PATH, as xmlsec1Path in internal/cli: a test needing a
 // missing one skips, or fails under CI=true.
 func toolPath(t *testing.T, name, debianPackage string) string {
 	t.Helper()

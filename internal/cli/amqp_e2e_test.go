@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
@@ -77,7 +78,7 @@ func TestSendOverRabbitMQ(t *testing.T) {
 	cfg.AMQP.InProcessAdapters = true
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	b, err := startBroker(ctx, cfg, siobroker.SystemClock{}, testLogger())
+	b, err := app.Start(ctx, cfg, siobroker.SystemClock{}, testLogger())
 	if err != nil {
 		t.Fatalf("start a broker on RabbitMQ: %v", err)
 	}
@@ -113,7 +114,7 @@ func TestAdapterProcessesOverRabbitMQ(t *testing.T) {
 	cfg := testConfig(dir)
 	cfg.Transport = "amqp"
 	cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance, cfg.AMQP.ClassicQueues = testAMQPURL, prefix, prefix+"broker", true
-	b, err := startBroker(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
+	b, err := app.Start(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
 	if err != nil {
 		t.Fatalf("start a broker on RabbitMQ: %v", err)
 	}
@@ -215,7 +216,7 @@ func TestRequestsWhileRabbitMQUnreachable(t *testing.T) {
 	cfg.Transport = "amqp"
 	cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance = testAMQPURL, prefix, prefix+"broker"
 	cfg.AMQP.ClassicQueues, cfg.AMQP.InProcessAdapters = true, true
-	b, err := startBroker(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
+	b, err := app.Start(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
 	if err != nil {
 		t.Fatalf("start a broker on RabbitMQ: %v", err)
 	}
@@ -228,7 +229,7 @@ func TestRequestsWhileRabbitMQUnreachable(t *testing.T) {
 	}
 
 	// The connection goes away (as when RabbitMQ stops).
-	if err := b.amqp.Close(); err != nil {
+	if err := b.CloseTransport(); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ := runSend(t, e.sendArgs(u)...)

@@ -9,15 +9,16 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
 // startAsyncE2E starts a broker over dir with opts, closed when the test ends (Close is safe to
 // call twice: the test may close it earlier).
-func startAsyncE2E(t *testing.T, dir string, opts brokerOptions) (*e2eBroker, func()) {
+func startAsyncE2E(t *testing.T, dir string, opts app.Options) (*e2eBroker, func()) {
 	t.Helper()
 	cfg := testConfig(dir)
-	b, err := startBrokerWith(context.Background(), cfg, siobroker.SystemClock{}, testLogger(), opts)
+	b, err := app.StartWith(context.Background(), cfg, siobroker.SystemClock{}, testLogger(), opts)
 	if err != nil {
 		t.Fatalf("start broker: %v", err)
 	}
@@ -78,7 +79,7 @@ func TestAsyncE2ERestart(t *testing.T) {
 	src := sharedBroker(t)
 	dir := t.TempDir()
 	copyDir(t, src.pki, filepath.Join(dir, "pki"))
-	e1, close1 := startAsyncE2E(t, dir, brokerOptions{noAsyncWorker: true})
+	e1, close1 := startAsyncE2E(t, dir, app.Options{NoAsyncWorker: true})
 	u, _ := e1.caseUser(t, siobroker.BasisCriminal)
 
 	code, out, errOut := runSend(t, e1.sendArgs(u, "--async", "--services", "1,5")...)
@@ -100,7 +101,7 @@ func TestAsyncE2ERestart(t *testing.T) {
 	}
 	close1()
 
-	e2, _ := startAsyncE2E(t, dir, brokerOptions{})
+	e2, _ := startAsyncE2E(t, dir, app.Options{})
 	e2.waitDelivered(t, u.IIN, id, 20*time.Second)
 	code, out, errOut = runCmd(t, e2.asyncArgs("fetch", u.IIN, id)...)
 	if code != 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/client"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
@@ -51,7 +52,7 @@ func benchSend(b *testing.B, transport string, services int) {
 		cfg.AMQP.ClassicQueues, cfg.AMQP.InProcessAdapters = true, true
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	br, err := startBroker(ctx, cfg, siobroker.SystemClock{}, logger)
+	br, err := app.Start(ctx, cfg, siobroker.SystemClock{}, logger)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/sio-pso/siobroker/adapters/adapterconfig"
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/routing"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
@@ -52,7 +53,7 @@ func cmdAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *instance == "" {
 		*instance = cfg.Name
 	}
-	logger := newLogger(stderr, config.Log{Format: *logFormat, Level: "info"}).With("adapter", *instance)
+	logger := app.NewLogger(stderr, config.Log{Format: *logFormat, Level: "info"}).With("adapter", *instance)
 	if err := runAdapter(ctx, cfg, *instance, logger, stdout); err != nil {
 		logger.Error("adapter stopped", "error", err)
 		return 1

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/sqlite"
 )
@@ -39,7 +40,7 @@ func cmdAsyncOperator(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	f := newOperatorFlags("async", "stop", asyncUsage, stderr, true, "who stops it")
 	reason := f.fs.String("reason", "", "why: the client is told")
-	configFile := f.fs.String("config", defaultConfigFile, "the broker's configuration, which names the journal the action is recorded in")
+	configFile := f.fs.String("config", app.DefaultConfigFile, "the broker's configuration, which names the journal the action is recorded in")
 	pos, ok := f.parse(args[1:])
 	if !ok {
 		return 2

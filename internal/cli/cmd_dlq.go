@@ -10,6 +10,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 	"github.com/sio-pso/siobroker/sqlite"
@@ -25,7 +26,7 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	verb := args[0]
 	fs := flag.NewFlagSet("dlq "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configFile := fs.String("config", defaultConfigFile, "the broker's configuration: its amqp section, and for replay the journal and data directory the replay is recorded in")
+	configFile := fs.String("config", app.DefaultConfigFile, "the broker's configuration: its amqp section, and for replay the journal and data directory the replay is recorded in")
 	max := fs.Int("max", 100, "at most this many messages")
 	by := os.Getenv("USER")
 	if by == "" {
@@ -44,7 +45,7 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "siobroker dlq: %v\n", err)
 		return 2
 	}
-	acfg := amqpConfig(cfg.AMQP, "dlq", nil)
+	acfg := app.AMQPConfig(cfg.AMQP, "dlq", nil)
 	if verb == "replay" {
 		return dlqReplay(ctx, cfg, acfg, *max, by, stdout, stderr)
 	}
@@ -82,7 +83,7 @@ func dlqReplay(ctx context.Context, cfg config.Broker, acfg amqptransport.Config
 		}
 		defer db.Close()
 	}
-	journal, closeJournal, err := openJournal(ctx, cfg, db)
+	journal, closeJournal, err := app.OpenJournal(ctx, cfg, db)
 	if err != nil {
 		fmt.Fprintf(stderr, "siobroker dlq replay: the journal: %v; nothing was replayed\n", err)
 		return 1

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/sqlite"
 )
@@ -69,7 +70,7 @@ type incidentsFlags struct {
 func newIncidentsFlags(name string, stderr io.Writer, mutating bool) *incidentsFlags {
 	f := &incidentsFlags{operatorFlags: newOperatorFlags("incidents", name, incidentsUsage, stderr, mutating, "who acts")}
 	if mutating {
-		f.config = f.fs.String("config", defaultConfigFile, "the broker's configuration: names the journal the action is recorded in")
+		f.config = f.fs.String("config", app.DefaultConfigFile, "the broker's configuration: names the journal the action is recorded in")
 	}
 	return f
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/postgres"
@@ -169,7 +170,7 @@ func journalCheck(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return journalExitProblem
 	}
 	defer db.Close()
-	j, closeJournal, err := openJournal(ctx, cfg, db)
+	j, closeJournal, err := app.OpenJournal(ctx, cfg, db)
 	if err != nil {
 		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
 		return journalExitProblem

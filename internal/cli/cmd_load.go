@@ -19,6 +19,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/client"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
@@ -158,7 +159,7 @@ func (f *sendFlags) loadDefaults(services int) error {
 		return fmt.Errorf("demo user %s has no criminal case in %s", f.user, f.pki)
 	}
 	if f.subject == "" {
-		subjects, err := os.ReadFile(strings.TrimSuffix(f.pki, "/pki") + "/" + demoSubjectsFile)
+		subjects, err := os.ReadFile(strings.TrimSuffix(f.pki, "/pki") + "/" + app.DemoSubjectsFile)
 		if err != nil {
 			return fmt.Errorf("--subject not given and no demo subjects: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/sqlite"
@@ -56,7 +57,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 	end := f.fs.String("end", "", "end, RFC 3339 with an offset")
 	reason := f.fs.String("reason", "", "why: clients are told")
 	services := f.fs.String("services", "", "comma-separated services of Appendix 2; empty: every service")
-	configFile := f.fs.String("config", defaultConfigFile, "announce, cancel: the broker's configuration, which names the journal the action is recorded in")
+	configFile := f.fs.String("config", app.DefaultConfigFile, "announce, cancel: the broker's configuration, which names the journal the action is recorded in")
 	pos, ok := f.parse(args[1:])
 	if !ok {
 		return 2
@@ -71,7 +72,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 	schedule := maintenance.NewSchedule(db, clock)
 	// An action is recorded in the journal: opened first, so that an action whose record could
 	// not be written is not carried out.
-	var journal journalStore
+	var journal app.JournalStore
 	if sub != "list" {
 		j, closeJournal, err := f.journal(ctx, *configFile, db)
 		if err != nil {

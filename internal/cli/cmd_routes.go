@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/routing/routes"
 )
 
@@ -17,7 +18,7 @@ import (
 func cmdRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("routes", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configFile := fs.String("config", defaultConfigFile, "the broker's configuration; routing.routes_file names the table")
+	configFile := fs.String("config", app.DefaultConfigFile, "the broker's configuration; routing.routes_file names the table")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2

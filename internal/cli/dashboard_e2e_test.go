@@ -19,6 +19,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
@@ -63,7 +64,7 @@ func TestDashboardInChromium(t *testing.T) {
 	op := operatorUser(t, e.manifest)
 
 	now := siobroker.SystemClock{}.Now()
-	inc, created, err := e.b.db.OpenIncident(ctx, siobroker.Incident{
+	inc, created, err := e.b.Store().OpenIncident(ctx, siobroker.Incident{
 		Type: siobroker.IncidentDeliveryDelay, Cause: siobroker.IncidentCause{Service: 7, Queue: schemas.ServiceTopic(7)},
 		LastError: "adapter not answering", StartedAt: now.Add(-75 * time.Minute), OpenedAt: now.Add(-14 * time.Minute), Affected: 3,
 	}, "siobroker")
@@ -160,7 +161,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("the closed incident on the page: %v\n%s", err, recent)
 	}
 
-	got, ok, err := e.b.db.Incident(ctx, inc.Number)
+	got, ok, err := e.b.Store().Incident(ctx, inc.Number)
 	if err != nil || !ok {
 		t.Fatalf("incident %d in the store: %v %v", inc.Number, ok, err)
 	}
@@ -168,7 +169,7 @@ func TestDashboardInChromium(t *testing.T) {
 		got.Responsible != "Петров П." || got.ClosedAt.IsZero() {
 		t.Fatalf("incident in the store after the page closed it: %+v", got)
 	}
-	events, err := e.b.db.IncidentEvents(ctx, inc.Number)
+	events, err := e.b.Store().IncidentEvents(ctx, inc.Number)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("the close is recorded as by %q", last.By)
 	}
 
-	recs, err := e.b.db.Journal().Query(ctx, siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalOperator}})
+	recs, err := e.b.Store().Journal().Query(ctx, siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalOperator}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +247,7 @@ func TestDashboardDeadLettersOverRabbitMQ(t *testing.T) {
 	cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance, cfg.AMQP.ClassicQueues = testAMQPURL, prefix, prefix+"broker", true
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	b, err := startBroker(ctx, cfg, siobroker.SystemClock{}, testLogger())
+	b, err := app.Start(ctx, cfg, siobroker.SystemClock{}, testLogger())
 	if err != nil {
 		t.Fatalf("start a broker on RabbitMQ: %v", err)
 	}

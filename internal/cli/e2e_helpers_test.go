@@ -23,6 +23,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
@@ -35,7 +36,7 @@ func (c offsetClock) Now() time.Time { return time.Now().Add(c.d).In(siobroker.A
 
 // e2eBroker is a started broker and what the tests need to talk to it.
 type e2eBroker struct {
-	b        *runningBroker
+	b        *app.Broker
 	cfg      config.Broker
 	base     string // http://127.0.0.1:PORT
 	url      string // base + endpoint
@@ -114,7 +115,7 @@ func startE2EWith(dataDir string, clock siobroker.Clock, edit func(*config.Broke
 	}
 	// startBroker's context bounds the broker's life (router, pruning), not only its start, so it
 	// is not a timeout here; Close stops it.
-	b, err := startBroker(context.Background(), cfg, clock, testLogger())
+	b, err := app.Start(context.Background(), cfg, clock, testLogger())
 	if err != nil {
 		return nil, err
 	}

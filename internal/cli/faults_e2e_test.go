@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/internal/rabbitnode"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
@@ -64,7 +65,7 @@ func startRabbitE2E(t *testing.T, configure func(*rabbitE2E)) *rabbitE2E {
 	}
 	cfg = r.e.cfg
 	// startBroker's context bounds the broker's life, not only its start; Close stops it.
-	b, err := startBroker(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
+	b, err := app.Start(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
 	if err != nil {
 		t.Fatalf("start a broker on the private RabbitMQ: %v", err)
 	}
@@ -373,7 +374,7 @@ func TestDeadLetterAfterAttemptsE2E(t *testing.T) {
 	cfg := testConfig(dir)
 	cfg.Transport = "amqp"
 	cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance, cfg.AMQP.ClassicQueues = testAMQPURL, prefix, prefix+"broker", true
-	b, err := startBroker(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
+	b, err := app.Start(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
 	if err != nil {
 		t.Fatalf("start a broker on RabbitMQ: %v", err)
 	}
@@ -442,7 +443,7 @@ func TestDeadLetterAfterAttemptsE2E(t *testing.T) {
 		t.Fatalf("dlq replay: exit %d\n%s%s", code, replay, errs)
 	}
 	// The replay is an operator's action, in the broker's journal as the dashboard's replay is.
-	ops, err := b.db.Journal().Query(context.Background(), siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalOperator}})
+	ops, err := b.Store().Journal().Query(context.Background(), siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalOperator}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +465,7 @@ func TestDeadLetterAfterAttemptsE2E(t *testing.T) {
 	// journal record.
 	deadline = time.Now().Add(20 * time.Second)
 	for {
-		recs, err := b.db.Journal().Query(context.Background(), siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalLate}})
+		recs, err := b.Store().Journal().Query(context.Background(), siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalLate}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
@@ -88,10 +89,10 @@ func opsBroker(t *testing.T, clock siobroker.Clock, logs io.Writer, edit func(*c
 	}
 	logger := testLogger()
 	if logs != nil {
-		logger = newLogger(logs, config.Log{Format: "json", Level: "info"})
+		logger = app.NewLogger(logs, config.Log{Format: "json", Level: "info"})
 	}
 	// startBroker's context bounds the broker's life, not only its start: Close stops it.
-	b, err := startBroker(context.Background(), cfg, clock, logger)
+	b, err := app.Start(context.Background(), cfg, clock, logger)
 	if err != nil {
 		t.Fatalf("start a broker: %v", err)
 	}
@@ -108,7 +109,7 @@ func opsBroker(t *testing.T, clock siobroker.Clock, logs io.Writer, edit func(*c
 // scrape returns the broker's /metrics in the Prometheus text format.
 func scrape(t *testing.T, e *e2eBroker) string {
 	t.Helper()
-	status, hdr, body := do(t, http.MethodGet, e.base+MetricsPath, nil)
+	status, hdr, body := do(t, http.MethodGet, e.base+app.MetricsPath, nil)
 	if status != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
 		t.Fatalf("/metrics: HTTP %d %s", status, hdr.Get("Content-Type"))
 	}
@@ -154,7 +155,7 @@ func wantMetric(t *testing.T, body string, want float64, name string, labels ...
 // readyz returns /readyz's status and report.
 func readyz(t *testing.T, e *e2eBroker) (int, health.Report) {
 	t.Helper()
-	status, _, body := do(t, http.MethodGet, e.base+ReadyzPath, nil)
+	status, _, body := do(t, http.MethodGet, e.base+app.ReadyzPath, nil)
 	var rep health.Report
 	if err := json.Unmarshal(body, &rep); err != nil {
 		t.Fatalf("/readyz: HTTP %d %q: %v", status, body, err)
@@ -232,7 +233,7 @@ func TestMetricsAndHealthMoveWithRequests(t *testing.T) {
 		}
 	}
 	// The snapshot the dashboard and the command line read agrees.
-	states, err := e.b.ops.Monitor.Services(context.Background())
+	states, err := e.b.ServiceStates(context.Background())
 	if err != nil || states[0].Dispatched != 1 || states[0].Answered != 1 || states[0].QueueDepth != -1 {
 		t.Errorf("snapshot of service 1: %+v, %v", states[0], err)
 	}
@@ -582,7 +583,7 @@ func TestQueueDepthMetricsOverRabbitMQ(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	states, err := e.b.ops.Monitor.Services(context.Background())
+	states, err := e.b.ServiceStates(context.Background())
 	if err != nil || states[41].QueueDepth != 2 || states[41].DeadLetters != 1 || states[41].Queue != "sio.service.042" {
 		t.Errorf("snapshot of service 42: %+v, %v", states[41], err)
 	}

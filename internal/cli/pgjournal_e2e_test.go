@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/internal/pgtest"
 	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/signing/devpki"
@@ -29,7 +30,7 @@ func TestTwoBrokersShareOnePostgresJournal(t *testing.T) {
 		copyDir(t, src.pki, filepath.Join(dir, "pki"))
 		cfg := testConfig(dir)
 		cfg.Journal.Driver, cfg.Journal.DSN = "postgres", dsn
-		b, err := startBroker(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
+		b, err := app.Start(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
 		if err != nil {
 			t.Fatalf("start a broker on the shared journal: %v", err)
 		}
@@ -71,7 +72,7 @@ func TestTwoBrokersShareOnePostgresJournal(t *testing.T) {
 			t.Errorf("reply record %d: %s by %s", r.Seq, r.Kind, r.SignerIIN)
 		}
 	}
-	local, err := brokers[0].b.db.Journal().Query(ctx, siobroker.JournalFilter{})
+	local, err := brokers[0].b.Store().Journal().Query(ctx, siobroker.JournalFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

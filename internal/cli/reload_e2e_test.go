@@ -104,29 +104,29 @@ func TestReloadKeepsRequestsInFlight(t *testing.T) {
 
 	// A good reload by signal: service 1's timeout changes.
 	replaceInFile(t, routesFile, "1: {queue: sio.service.001, adapter: demo, backend: demo}", "1: {queue: sio.service.001, adapter: demo, backend: demo, timeout: 7s}")
-	if err := e.b.live.Reload(ctx, "test", logger); err != nil {
+	if err := e.b.Reload(ctx, "test", logger); err != nil {
 		t.Fatalf("good reload refused: %v", err)
 	}
-	if got := e.b.live.routes.Timeout(1); got != 7*time.Second {
+	if got := e.b.RouteTimeout(1); got != 7*time.Second {
 		t.Errorf("timeout of service 1 after reload = %s, want 7s", got)
 	}
-	e.b.hup <- os.Interrupt // any signal on the channel is a SIGHUP to the watcher
+	e.b.RequestReload() // as SIGHUP does
 
 	// A bad reload: a service loses its route, and the rights file is edited validly at the same
 	// time. Both are refused together.
 	replaceInFile(t, routesFile, "  2: {queue: sio.service.002, adapter: demo, backend: demo}", "")
 	replaceInFile(t, rightsFile, "access: {1: full, 2: full, 3: full, 4: full, 5: full, 6: full}", "access: {1: full, 2: full, 3: full, 4: full, 5: full}")
-	err := e.b.live.Reload(ctx, "test", logger)
+	err := e.b.Reload(ctx, "test", logger)
 	if err == nil || !strings.Contains(err.Error(), "no route for service 2") || !strings.Contains(err.Error(), "routes.yaml:") {
 		t.Fatalf("bad reload = %v, want a refusal naming the missing route and the file", err)
 	}
-	if _, ok := e.b.live.routes.Table().Route(2); !ok || !e.b.live.rights.Table().DecideService(siobroker.BasisSearch, 1, "").Allowed {
+	if !e.b.Routed(2) || !e.b.DecideService(siobroker.BasisSearch, 1, "").Allowed {
 		t.Error("a refused reload changed the running tables")
 	}
 	// A reload that moves a service to another queue is refused too.
 	replaceInFile(t, routesFile, "queues: []", "queues: [sio.kgd]")
 	replaceInFile(t, routesFile, "  3: {queue: sio.service.003,", "  2: {queue: sio.service.002, adapter: demo, backend: demo}\n  3: {queue: sio.kgd,")
-	if err := e.b.live.Reload(ctx, "test", logger); err == nil || !strings.Contains(err.Error(), "moves from queue sio.service.003 to sio.kgd") {
+	if err := e.b.Reload(ctx, "test", logger); err == nil || !strings.Contains(err.Error(), "moves from queue sio.service.003 to sio.kgd") {
 		t.Fatalf("queue change = %v, want refused", err)
 	}
 	replaceInFile(t, routesFile, "  3: {queue: sio.kgd,", "  3: {queue: sio.service.003,")
@@ -135,13 +135,13 @@ func TestReloadKeepsRequestsInFlight(t *testing.T) {
 	// rights edit (basis 6 withdrawn from service 1) goes in with it.
 	replaceInFile(t, routesFile, "timeout: 7s}", "timeout: 9s}")
 	deadline := time.Now().Add(15 * time.Second)
-	for e.b.live.routes.Timeout(1) != 9*time.Second && time.Now().Before(deadline) {
+	for e.b.RouteTimeout(1) != 9*time.Second && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	if got := e.b.live.routes.Timeout(1); got != 9*time.Second {
+	if got := e.b.RouteTimeout(1); got != 9*time.Second {
 		t.Fatalf("the watcher did not reload the changed file: timeout %s", got)
 	}
-	if d := e.b.live.rights.Table().DecideService(siobroker.BasisSearch, 1, ""); d.Allowed {
+	if d := e.b.DecideService(siobroker.BasisSearch, 1, ""); d.Allowed {
 		t.Errorf("the rights edit was not reloaded with the routes: %+v", d)
 	}
 	close(stop)
@@ -178,7 +178,7 @@ func TestMaintenanceWindow(t *testing.T) {
 	signer := e.signer(t, findUserByRole(t, e.manifest, 1))
 	ctx := context.Background()
 	now := siobroker.SystemClock{}.Now()
-	w, err := e.b.live.maintenance.Announce(ctx, siobroker.MaintenanceWindow{Services: []int{11}, Start: now.Add(-time.Minute),
+	w, err := e.b.Maintenance().Announce(ctx, siobroker.MaintenanceWindow{Services: []int{11}, Start: now.Add(-time.Minute),
 		End: now.Add(time.Hour), Reason: "КГД upgrade", AnnouncedBy: "operator on duty"})
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +206,7 @@ func TestMaintenanceWindow(t *testing.T) {
 	if !strings.Contains(f.Message, "КГД upgrade") || !strings.Contains(f.Message, "+05:00") {
 		t.Errorf("fault does not name the window: %s", f.Message)
 	}
-	if err := e.b.live.maintenance.Cancel(ctx, w.ID, "operator on duty"); err != nil {
+	if err := e.b.Maintenance().Cancel(ctx, w.ID, "operator on duty"); err != nil {
 		t.Fatal(err)
 	}
 	if status, body = e.sendOne(t, signer, 11); status != 200 {
@@ -218,7 +218,7 @@ func TestMaintenanceWindow(t *testing.T) {
 	if err := os.WriteFile(maintenanceFile, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.b.live.Reload(ctx, "test", slog.New(slog.DiscardHandler)); err != nil {
+	if err := e.b.Reload(ctx, "test", slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	status, body = e.sendOne(t, signer, 1, 5)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/client"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
@@ -30,7 +31,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	cfg.HTTP.TLS.CertFile = filepath.Join(pki, devpki.BrokerFile)
 	cfg.HTTP.TLS.KeyFile = filepath.Join(pki, devpki.BrokerKey)
 	cfg.HTTP.TLS.ClientAuth = "require"
-	b, err := startBroker(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
+	b, err := app.Start(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
@@ -83,7 +84,7 @@ func TestNewDatabaseAdapterWalkthrough(t *testing.T) {
 	cfg.Transport = "amqp"
 	cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance = testAMQPURL, prefix, prefix+"broker"
 	cfg.AMQP.ClassicQueues, cfg.AMQP.InProcessAdapters = true, true
-	b, err := startBroker(ctx, cfg, siobroker.SystemClock{}, testLogger())
+	b, err := app.Start(ctx, cfg, siobroker.SystemClock{}, testLogger())
 	if err != nil {
 		t.Fatalf("start the broker: %v", err)
 	}

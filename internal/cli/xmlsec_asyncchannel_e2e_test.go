@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
@@ -49,7 +50,7 @@ func TestXmlsecAsyncChannel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		status, reply := post(t, e.base+AsyncPath, req)
+		status, reply := post(t, e.base+app.AsyncPath, req)
 		if f, isFault := soap.ParseFault(reply); isFault {
 			t.Fatalf("HTTP %d, fault %s: %s", status, f.Code, f.Message)
 		}

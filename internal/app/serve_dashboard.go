@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 // dashboardHandler wires the operator's dashboard (package dashboard) to the broker's store,
 // registry, journal, incident tracker, maintenance schedule and transport. Mount it at
 // dashboard.Path.
-func (b *runningBroker) dashboardHandler(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, trust *signing.TrustStore,
-	verifier *signing.Verifier, signer *signing.Signer, userRegistry *users.Registry, tracker *incidents.Tracker, journal journalStore) http.Handler {
+func (b *Broker) dashboardHandler(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, trust *signing.TrustStore,
+	verifier *signing.Verifier, signer *signing.Signer, userRegistry *users.Registry, tracker *incidents.Tracker, journal JournalStore) http.Handler {
 	dc := dashboard.Config{
 		Services:         b.ops.Monitor.Services,
 		Incidents:        dashboard.IncidentsOf(tracker, b.db),
@@ -41,7 +41,7 @@ func (b *runningBroker) dashboardHandler(cfg config.Broker, clock siobroker.Cloc
 		dc.Maintenance = b.live.maintenance
 	}
 	if cfg.Transport == "amqp" {
-		dc.DeadLetters = newAMQPDeadLetters(amqpConfig(cfg.AMQP, "dashboard", nil), b.amqp)
+		dc.DeadLetters = newAMQPDeadLetters(AMQPConfig(cfg.AMQP, "dashboard", nil), b.amqp)
 	}
 	return dashboard.New(dc)
 }

@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"encoding/json"
@@ -9,9 +9,9 @@ import (
 	"github.com/sio-pso/siobroker/adapters/demo"
 )
 
-// demoSubjectsFile lists some subjects of the generated demo world, so that a new user knows an
+// DemoSubjectsFile lists some subjects of the generated demo world, so that a new user knows an
 // IIN or BIN the demo adapters have data about.
-const demoSubjectsFile = "demo-subjects.json"
+const DemoSubjectsFile = "demo-subjects.json"
 
 type demoSubject struct {
 	ID   string `json:"id"`
@@ -42,7 +42,7 @@ func writeDemoSubjects(dir string, world *demo.Dataset) error {
 	if err != nil {
 		return fmt.Errorf("encode demo subjects: %w", err)
 	}
-	path := filepath.Join(dir, demoSubjectsFile)
+	path := filepath.Join(dir, DemoSubjectsFile)
 	if err := os.WriteFile(path, append(data, '\n'), 0o640); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

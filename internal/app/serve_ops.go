@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"context"
@@ -31,7 +31,7 @@ type brokerOps struct {
 type opsDeps struct {
 	dispatcher *routing.Dispatcher
 	tracker    *incidents.Tracker
-	journal    journalStore
+	journal    JournalStore
 	signer     *signing.Signer
 }
 
@@ -60,7 +60,7 @@ func withRequestIDs(logger *slog.Logger) *slog.Logger { return reqlog.Logger(log
 // parts, warns now if the broker's certificate is near its end, and starts the daily warning.
 // The router and the transport must be running. mount adds its endpoints to the HTTP handler's;
 // Metrics.ObserveRequests is the request observer of a channel.
-func (b *runningBroker) startOperations(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, deps opsDeps) (*brokerOps, error) {
+func (b *Broker) startOperations(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, deps opsDeps) (*brokerOps, error) {
 	mcfg := health.MonitorConfig{
 		Dispatcher: deps.dispatcher, Delays: deps.tracker, Clock: clock,
 		QueueName: b.live.routes.Queue, // the routing table in force
@@ -115,7 +115,7 @@ func (b *runningBroker) startOperations(ctx context.Context, cfg config.Broker, 
 
 // transportReady is the transport's readiness: the router runs and, on RabbitMQ, both
 // connections are up. Its texts are public: they name no address.
-func (b *runningBroker) transportReady(context.Context) error {
+func (b *Broker) transportReady(context.Context) error {
 	if !b.router.IsRunning() {
 		return &health.Public{Text: "the message router is not running"}
 	}
