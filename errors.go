@@ -121,3 +121,25 @@ func ErrorMessage(err error) string {
 	}
 	return "internal error"
 }
+
+// Outcome is how a request ended.
+type Outcome string
+
+// The outcomes of a request.
+const (
+	OutcomeAnswered Outcome = "answered" // a reply went out
+	OutcomeRefused  Outcome = "refused"  // a fault about the request or its sender
+	OutcomeFailed   Outcome = "failed"   // a fault of the broker: SIO-INTERNAL or SIO-UNAVAILABLE
+)
+
+// OutcomeOf is the outcome of a request that ended with err (nil: answered).
+func OutcomeOf(err error) Outcome {
+	switch code := ErrorCode(err); {
+	case err == nil:
+		return OutcomeAnswered
+	case code == CodeInternal || code == CodeUnavailable:
+		return OutcomeFailed
+	default:
+		return OutcomeRefused
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/signing/intake"
 )
 
 // Verifier checks a request's signature and returns the only content that may be used.
@@ -275,7 +276,7 @@ type authenticated struct {
 // seen what it learnt, for the journal of a refusal.
 func (b *Broker) authenticate(ctx context.Context, body io.Reader, contentType string, seen *Request) (authenticated, error) {
 	start := time.Now()
-	sr, err := ReadSigned(ctx, body, contentType, b.cfg.Limits, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
+	sr, err := intake.ReadSigned(ctx, body, contentType, b.cfg.Limits, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
 	b.observe(StageVerify, start)
 	return b.authenticated(sr, err, seen)
 }
@@ -283,7 +284,7 @@ func (b *Broker) authenticate(ctx context.Context, body io.Reader, contentType s
 // authenticateRead is authenticate for a SendMessage envelope already read.
 func (b *Broker) authenticateRead(ctx context.Context, doc *etree.Document, raw []byte, seen *Request) (authenticated, error) {
 	start := time.Now()
-	sr, err := verifySendMessage(ctx, doc, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
+	sr, err := intake.VerifySendMessage(ctx, doc, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
 	sr.Raw = raw
 	b.observe(StageVerify, start)
 	return b.authenticated(sr, err, seen)
@@ -291,7 +292,7 @@ func (b *Broker) authenticateRead(ctx context.Context, doc *etree.Document, raw 
 
 // authenticated notes in seen what reading and verifying a request learnt, for the journal of a
 // refusal, and returns the authenticated request.
-func (b *Broker) authenticated(sr SignedRequest, err error, seen *Request) (authenticated, error) {
+func (b *Broker) authenticated(sr intake.SignedRequest, err error, seen *Request) (authenticated, error) {
 	seen.raw = sr.Raw
 	seen.MessageID, seen.SenderID = sr.Info.MessageID, sr.Info.SenderID
 	if sr.Verified != nil {
@@ -301,72 +302,6 @@ func (b *Broker) authenticated(sr SignedRequest, err error, seen *Request) (auth
 		return authenticated{}, err
 	}
 	return authenticated{info: sr.Info, data: sr.Data, verified: sr.Verified, now: sr.Now}, nil
-}
-
-// SignedRequest is a SendMessage whose signature verified. Info and Data are taken from what the
-// signature covers: in the WS-Security placement from the signed Body, in the enveloped placement
-// Data is the signed element and Info, which no signature covers there, is read from the envelope.
-type SignedRequest struct {
-	Raw      []byte
-	Info     siobroker.RequestInfo
-	Data     *etree.Element
-	Verified *signing.Verified
-	Now      time.Time // the clock when the message date was checked
-}
-
-// ReadSigned reads a SendMessage envelope under lim, refuses a messageDate outside ±window of the
-// clock, verifies the signature at the message time and returns the signed content. Every signed
-// endpoint (the channels, reports) reads requests through it. On refusal the fields learnt so far
-// are filled, for the caller's journal.
-func ReadSigned(ctx context.Context, body io.Reader, contentType string, lim soap.Limits, window time.Duration, clock siobroker.Clock,
-	verify func(context.Context, *etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
-	doc, raw, err := soap.ReadEnvelope(body, contentType, lim)
-	if err != nil {
-		return SignedRequest{}, err
-	}
-	sr, err := verifySendMessage(ctx, doc, window, clock, verify)
-	sr.Raw = raw
-	return sr, err
-}
-
-// verifySendMessage is ReadSigned for an envelope already read.
-func verifySendMessage(ctx context.Context, doc *etree.Document, window time.Duration, clock siobroker.Clock,
-	verify func(context.Context, *etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
-	var sr SignedRequest
-	// requestInfo is read once before verification, only to learn the message time at which the
-	// certificate must be valid; in the WS-Security placement it is read again from the signed
-	// Body, and only that copy is used.
-	info, _, err := parseSendMessage(soap.Body(doc))
-	sr.Info = info
-	if err != nil {
-		return sr, err
-	}
-	sr.Now = clock.Now()
-	if skew := sr.Now.Sub(info.MessageDate); skew > window || skew < -window {
-		return sr, siobroker.Errorf(siobroker.CodeReplayDate,
-			"messageDate %s is outside ±%s of the broker's time %s",
-			siobroker.FormatTime(info.MessageDate), window, siobroker.FormatTime(sr.Now))
-	}
-
-	if sr.Verified, err = verify(ctx, doc, info.MessageDate); err != nil {
-		return sr, err
-	}
-	switch sr.Verified.Placement {
-	case signing.PlacementWSSE, signing.PlacementWSSEToken, signing.PlacementWSSETokenTimestamp:
-		signedInfo, data, err := parseSendMessage(sr.Verified.Signed)
-		if err != nil {
-			return sr, err
-		}
-		if signedInfo.MessageID != info.MessageID || !signedInfo.MessageDate.Equal(info.MessageDate) {
-			return sr, siobroker.Errorf(siobroker.CodeSigReference, "requestInfo differs from the signed Body")
-		}
-		sr.Info, sr.Data = signedInfo, data
-	case signing.PlacementEnveloped:
-		sr.Data = sr.Verified.Signed
-	default:
-		return sr, fmt.Errorf("verifier returned unknown placement %q", sr.Verified.Placement)
-	}
-	return sr, nil
 }
 
 // parseQuery validates the q:query of an authenticated request and refuses a replay. It returns
@@ -626,19 +561,6 @@ func (b *Broker) verifyCase(ctx context.Context, requestID, messageID string, q 
 			"case %q is not among the proceedings of user %s in the %s registry", q.Case.Number, signerIIN, name)
 	}
 	return nil
-}
-
-// parseSendMessage locates and reads requestInfo and the data element of a SendMessage Body.
-func parseSendMessage(body *etree.Element) (siobroker.RequestInfo, *etree.Element, error) {
-	riEl, data, err := soap.SendMessageParts(body)
-	if err != nil {
-		return siobroker.RequestInfo{}, nil, err
-	}
-	info, err := soap.ParseRequestInfo(riEl)
-	if err != nil {
-		return siobroker.RequestInfo{}, nil, err
-	}
-	return info, data, nil
 }
 
 func validateSubject(s siobroker.Subject) error {

@@ -45,29 +45,7 @@ type Config struct {
 	// Mount adds further handlers by path pattern (reports, metrics, readiness).
 	Mount map[string]http.Handler
 	// Observe, if set, is told how every POSTed request ended, for metrics.
-	Observe func(outcome Outcome, code siobroker.Code, elapsed time.Duration)
-}
-
-// Outcome is how a request ended.
-type Outcome string
-
-// The outcomes of a request.
-const (
-	OutcomeAnswered Outcome = "answered" // a reply went out
-	OutcomeRefused  Outcome = "refused"  // a fault about the request or its sender
-	OutcomeFailed   Outcome = "failed"   // a fault of the broker: SIO-INTERNAL or SIO-UNAVAILABLE
-)
-
-// OutcomeOf is the outcome of a request that ended with err (nil: answered).
-func OutcomeOf(err error) Outcome {
-	switch code := siobroker.ErrorCode(err); {
-	case err == nil:
-		return OutcomeAnswered
-	case code == siobroker.CodeInternal || code == siobroker.CodeUnavailable:
-		return OutcomeFailed
-	default:
-		return OutcomeRefused
-	}
+	Observe func(outcome siobroker.Outcome, code siobroker.Code, elapsed time.Duration)
 }
 
 // NewHandler returns the broker's HTTP handler.
@@ -151,7 +129,7 @@ func (s *server) soap(w http.ResponseWriter, r *http.Request) {
 			if ended != nil {
 				code = siobroker.ErrorCode(ended)
 			}
-			s.cfg.Observe(OutcomeOf(ended), code, time.Since(start))
+			s.cfg.Observe(siobroker.OutcomeOf(ended), code, time.Since(start))
 		}()
 	}
 	ended = s.serveSOAP(w, r, start)

@@ -371,7 +371,7 @@ func TestHealthzIsLiveness(t *testing.T) {
 // carry both ids of the request but not the values of a refused subject.
 func TestObserveAndLogs(t *testing.T) {
 	type seen struct {
-		outcome Outcome
+		outcome siobroker.Outcome
 		code    siobroker.Code
 	}
 	var mu sync.Mutex
@@ -394,7 +394,7 @@ func TestObserveAndLogs(t *testing.T) {
 		Endpoint: endpoint, MaxBodyBytes: 4096,
 		Clock:  fixedClock{time.Date(2026, 11, 23, 17, 0, 0, 0, siobroker.Astana)},
 		Logger: slog.New(slog.NewJSONHandler(lockedWriter{&logMu, &logs}, nil)),
-		Observe: func(o Outcome, c siobroker.Code, _ time.Duration) {
+		Observe: func(o siobroker.Outcome, c siobroker.Code, _ time.Duration) {
 			mu.Lock()
 			got = append(got, seen{o, c})
 			mu.Unlock()
@@ -409,8 +409,8 @@ func TestObserveAndLogs(t *testing.T) {
 	do(t, http.MethodPost, srv.URL+endpoint, strings.NewReader("x"), map[string]string{"Content-Type": "application/json"})
 
 	want := []seen{
-		{OutcomeAnswered, ""}, {OutcomeRefused, siobroker.CodeSchema}, {OutcomeFailed, siobroker.CodeInternal},
-		{OutcomeRefused, siobroker.CodeContentType},
+		{siobroker.OutcomeAnswered, ""}, {siobroker.OutcomeRefused, siobroker.CodeSchema}, {siobroker.OutcomeFailed, siobroker.CodeInternal},
+		{siobroker.OutcomeRefused, siobroker.CodeContentType},
 	}
 	mu.Lock()
 	defer mu.Unlock()

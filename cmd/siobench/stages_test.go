@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sio-pso/siobroker/httpapi"
+	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/metrics"
 )
@@ -35,7 +35,7 @@ func TestStageFiguresFromTheBrokersMetrics(t *testing.T) {
 	for range 100 {
 		observe("sign", 1500*time.Microsecond) // all in the (1 ms, 2 ms] bucket
 		observe("verify", 300*time.Microsecond)
-		request(httpapi.OutcomeAnswered, "", 7*time.Millisecond)
+		request(siobroker.OutcomeAnswered, "", 7*time.Millisecond)
 	}
 	after, err := scrapeStages(t.Context(), srv.URL)
 	if err != nil {

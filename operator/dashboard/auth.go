@@ -14,10 +14,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/signing/intake"
 )
 
 // CookieName is the name of the session cookie.
@@ -250,7 +250,7 @@ func (h *handler) serveLogin(ctx context.Context, r *http.Request) ([]byte, erro
 	if err := soap.CheckMediaType(r.Header.Get("Content-Type")); err != nil {
 		return nil, err
 	}
-	sr, err := broker.ReadSigned(ctx, r.Body, r.Header.Get("Content-Type"), h.cfg.Limits, h.cfg.MessageDateWindow, h.cfg.Clock, h.cfg.Verify)
+	sr, err := intake.ReadSigned(ctx, r.Body, r.Header.Get("Content-Type"), h.cfg.Limits, h.cfg.MessageDateWindow, h.cfg.Clock, h.cfg.Verify)
 	if err != nil {
 		return nil, err
 	}

@@ -38,11 +38,11 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/signing/intake"
 )
 
 // Paths of the dashboard. Mount the handler with mux.Handle(dashboard.Path, h).
@@ -172,7 +172,7 @@ func New(cfg Config) http.Handler {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		sessions: newSessions(),
-		replay:   broker.NewReplayMemory(2*cfg.MessageDateWindow + time.Minute),
+		replay:   intake.NewReplayMemory(2*cfg.MessageDateWindow + time.Minute),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+LoginPath, h.login)
@@ -197,7 +197,7 @@ type handler struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessions
-	replay   *broker.ReplayMemory
+	replay   *intake.ReplayMemory
 }
 
 // securityHeaders sets the headers every answer of the dashboard carries: nothing from another

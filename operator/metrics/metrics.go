@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/httpapi"
 	"github.com/sio-pso/siobroker/operator/health"
 )
 
@@ -99,9 +98,9 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
 // ObserveRequests returns the httpapi.Config.Observe of a channel ("sync" or "async").
-func (m *Metrics) ObserveRequests(channel string) func(httpapi.Outcome, siobroker.Code, time.Duration) {
+func (m *Metrics) ObserveRequests(channel string) func(siobroker.Outcome, siobroker.Code, time.Duration) {
 	duration := m.requestDuration.WithLabelValues(channel)
-	return func(o httpapi.Outcome, code siobroker.Code, elapsed time.Duration) {
+	return func(o siobroker.Outcome, code siobroker.Code, elapsed time.Duration) {
 		c := string(code)
 		if c == "" {
 			c = "none"

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/httpapi"
 	"github.com/sio-pso/siobroker/operator/health"
 )
 
@@ -34,8 +33,8 @@ func TestScrape(t *testing.T) {
 		ArchivedUpTo:  func(context.Context) (int64, error) { return 120, nil },
 	})
 	observe := m.ObserveRequests("sync")
-	observe(httpapi.OutcomeAnswered, "", 20*time.Millisecond)
-	observe(httpapi.OutcomeRefused, siobroker.CodeSigMissing, time.Millisecond)
+	observe(siobroker.OutcomeAnswered, "", 20*time.Millisecond)
+	observe(siobroker.OutcomeRefused, siobroker.CodeSigMissing, time.Millisecond)
 	m.ObserveAnswer(1, siobroker.StatusOK, 2*time.Second)
 	m.ObserveAnswer(1000, siobroker.StatusOK, time.Second) // outside Appendix 2: not a label value
 	observeStage := ObserveStages(m, []string{"verify", "sign"})

@@ -14,9 +14,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/signing/intake"
 )
 
 // Path is where Handler serves reports.
@@ -48,7 +48,7 @@ const StatusReport = "SCSS001"
 func (s *Service) Handler(verify func(ctx context.Context, doc *etree.Document, at time.Time) (*signing.Verified, error),
 	sign func(doc *etree.Document, p signing.Placement) error, limits soap.Limits, clock siobroker.Clock) http.Handler {
 	h := &handler{svc: s, verify: verify, sign: sign, limits: limits.WithDefaults(), clock: clock,
-		replay: broker.NewReplayMemory(2*MessageDateWindow + time.Minute)}
+		replay: intake.NewReplayMemory(2*MessageDateWindow + time.Minute)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+Path, h.post)
 	mux.HandleFunc("GET "+Path, h.get)
@@ -69,7 +69,7 @@ type handler struct {
 	sign   func(doc *etree.Document, p signing.Placement) error
 	limits soap.Limits
 	clock  siobroker.Clock
-	replay *broker.ReplayMemory
+	replay *intake.ReplayMemory
 }
 
 func (h *handler) post(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +106,7 @@ func (h *handler) post(w http.ResponseWriter, r *http.Request) {
 
 // serve reads, verifies and answers one signed report request, in the order of broker.Handle.
 func (h *handler) serve(ctx context.Context, r *http.Request) ([]byte, error) {
-	sr, err := broker.ReadSigned(ctx, r.Body, r.Header.Get("Content-Type"), h.limits, MessageDateWindow, h.clock, h.verify)
+	sr, err := intake.ReadSigned(ctx, r.Body, r.Header.Get("Content-Type"), h.limits, MessageDateWindow, h.clock, h.verify)
 	if err != nil {
 		return nil, err
 	}
