@@ -206,7 +206,7 @@ func writeError(w http.ResponseWriter, err error) {
 		e.Field = se.Field
 	}
 	w.Header().Set("X-SIO-Error-Code", string(code))
-	writeJSON(w, statusOf(code), e)
+	writeJSON(w, siobroker.HTTPStatus(code), e)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -217,27 +217,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-}
-
-// statusOf is the HTTP status of a refusal code: the one place that maps them for the dashboard.
-func statusOf(code siobroker.Code) int {
-	switch code {
-	case siobroker.CodeSchema:
-		return http.StatusBadRequest
-	case siobroker.CodeDashboardDenied, siobroker.CodeDashboardTicket, siobroker.CodeDashboardCSRF,
-		siobroker.CodeUserUnknown, siobroker.CodeUserBlocked, siobroker.CodeUserDeleted, siobroker.CodeNoConsent,
-		siobroker.CodeCertChain, siobroker.CodeCertExpired, siobroker.CodeCertRevoked, siobroker.CodeCertNoIIN, siobroker.CodeCertUnknown:
-		return http.StatusForbidden
-	case siobroker.CodeDashboardNotFound:
-		return http.StatusNotFound
-	case siobroker.CodeDashboardConflict:
-		return http.StatusConflict
-	case siobroker.CodeDashboardUnsupported:
-		return http.StatusNotImplemented
-	case siobroker.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }
 
 var errorTemplate = template.Must(template.New("error").Parse(`<!DOCTYPE html>
@@ -254,7 +233,7 @@ func (h *handler) errorPage(w http.ResponseWriter, err error) {
 	code := siobroker.ErrorCode(err)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-SIO-Error-Code", string(code))
-	w.WriteHeader(statusOf(code))
+	w.WriteHeader(siobroker.HTTPStatus(code))
 	var b strings.Builder
 	if terr := errorTemplate.Execute(&b, apiError{Code: code, Message: siobroker.ErrorMessage(err)}); terr != nil {
 		h.log.Error("dashboard error page", "error", terr)

@@ -59,7 +59,7 @@ func (s *Service) Handler(verify func(ctx context.Context, doc *etree.Document, 
 // method refuses every method but GET and POST.
 func (h *handler) method(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", "GET, POST")
-	plainError(w, http.StatusMethodNotAllowed, siobroker.Errorf(siobroker.CodeMethod,
+	plainError(w, siobroker.Errorf(siobroker.CodeMethod,
 		"method %s is not allowed; POST a signed report request, or GET a report over TLS", r.Method))
 }
 
@@ -168,7 +168,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	now := h.clock.Now()
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
 		h.svc.logger.InfoContext(ctx, "report refused: no verified TLS client certificate", "remote", r.RemoteAddr)
-		plainError(w, http.StatusForbidden, siobroker.Errorf(CodeReportsDenied,
+		plainError(w, siobroker.Errorf(CodeReportsDenied,
 			"a report by GET needs a TLS client certificate issued under the trusted roots; or POST a signed report request"))
 		return
 	}
@@ -181,25 +181,25 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := check(leaf, intermediates, now); err != nil {
 			h.svc.logger.InfoContext(ctx, "report refused: client certificate", "subject", leaf.Subject.String(), "error", err)
-			plainError(w, http.StatusForbidden, err)
+			plainError(w, err)
 			return
 		}
 	}
 	iin, err := signing.SubjectIIN(leaf)
 	if err != nil {
 		h.svc.logger.InfoContext(ctx, "report refused: client certificate without an IIN", "subject", leaf.Subject.String())
-		plainError(w, http.StatusForbidden, err)
+		plainError(w, err)
 		return
 	}
 	u := use{channel: "tls", requestID: uuid.NewString()}
 	q, err := parseGetQuery(r.URL.Query())
 	if err != nil {
-		plainError(w, 0, h.svc.refuseUse(ctx, iin, "report", u, err))
+		plainError(w, h.svc.refuseUse(ctx, iin, "report", u, err))
 		return
 	}
 	format, count, body, err := h.svc.report(ctx, iin, q, u)
 	if err != nil {
-		plainError(w, 0, err)
+		plainError(w, err)
 		return
 	}
 	hdr := w.Header()
@@ -275,12 +275,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// plainError answers a GET with "CODE: message" as plain text. status 0 derives it from the code.
-func plainError(w http.ResponseWriter, status int, err error) {
+// plainError answers a GET with "CODE: message" as plain text, with the code's HTTP status.
+func plainError(w http.ResponseWriter, err error) {
 	code := siobroker.ErrorCode(err)
-	if status == 0 {
-		status = plainStatus(code)
-	}
+	status := siobroker.HTTPStatus(code)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("X-Content-Type-Options", "nosniff")
@@ -288,21 +286,4 @@ func plainError(w http.ResponseWriter, status int, err error) {
 	hdr.Set("X-SIO-Error-Code", string(code))
 	w.WriteHeader(status)
 	_, _ = fmt.Fprintf(w, "%s: %s\n", code, siobroker.ErrorMessage(err))
-}
-
-func plainStatus(code siobroker.Code) int {
-	switch code {
-	case siobroker.CodeSchema:
-		return http.StatusBadRequest
-	case CodeReportsTooLarge:
-		return http.StatusUnprocessableEntity
-	case CodeReportsDenied, siobroker.CodeUserUnknown, siobroker.CodeUserBlocked, siobroker.CodeUserDeleted, siobroker.CodeNoConsent,
-		siobroker.CodeCertChain, siobroker.CodeCertExpired, siobroker.CodeCertRevoked, siobroker.CodeCertNoIIN, siobroker.CodeCertUnknown:
-		return http.StatusForbidden
-	case siobroker.CodeMethod:
-		return http.StatusMethodNotAllowed
-	case siobroker.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }

@@ -70,9 +70,9 @@ func faultCode(code siobroker.Code) string {
 	return "Client"
 }
 
-// HTTPStatus is the one mapping from an error code to an HTTP status. SOAP 1.1 over HTTP answers
-// every fault with 500; the two exceptions are transport refusals that HTTP has a status for, and
-// which are answered before any SOAP processing.
+// HTTPStatus is the status of a SOAP fault. SOAP 1.1 over HTTP answers every fault with 500; the
+// two exceptions are transport refusals that HTTP has a status for, and which are answered before
+// any SOAP processing. Plain-HTTP endpoints use siobroker.HTTPStatus instead.
 func HTTPStatus(code siobroker.Code) int {
 	switch code {
 	case siobroker.CodeOversize:
