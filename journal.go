@@ -1,6 +1,7 @@
 package siobroker
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -88,4 +89,39 @@ type JournalFilter struct {
 	Kinds        []JournalKind
 	AfterSeq     int64
 	Limit        int
+}
+
+// JournalWriter is the permanent journal as most services see it: records are only ever appended
+// (§37, 50).
+type JournalWriter interface {
+	// Append assigns Seq (1, 2, ...), PrevHash (the previous record's Hash, "" for the first) and
+	// Hash (rec.ComputeHash()) to each record in order, atomically and serialised against every
+	// other writer — also across processes sharing one database — and returns them. At is
+	// truncated to the millisecond (ComputeHash formats it with ms) and converted to Astana. A
+	// record without At or Kind is refused, and then nothing is appended.
+	Append(ctx context.Context, recs ...JournalRecord) ([]JournalRecord, error)
+}
+
+// JournalReader reads the permanent journal: reports, the prosecutor's export and the archives.
+type JournalReader interface {
+	// Query returns the records f selects, ordered by Seq: Kinds, Organisation, SignerIIN,
+	// Service, At in [From, To), Seq after AfterSeq, at most Limit. Zero fields do not filter.
+	Query(ctx context.Context, f JournalFilter) ([]JournalRecord, error)
+}
+
+// Journal is a permanent journal store: the embedded SQLite one (sqlite.DB.Journal) or
+// PostgreSQL (postgres.Journal). journal/journaltest holds the suite both pass.
+type Journal interface {
+	JournalWriter
+	JournalReader
+
+	// Head returns the Seq and Hash of the last record; 0 and "" when the journal is empty.
+	Head(ctx context.Context) (seq int64, hash string, err error)
+
+	// Verify recomputes the chain from the first record and returns an error naming the first
+	// record (by Seq) whose hash or link is wrong, or a gap in Seq. The error wraps a
+	// *journal.ChainError or an equivalent error with a BrokenSeq method. Records removed from
+	// the end leave no trace in the chain itself: compare Head with a head kept elsewhere to
+	// catch that.
+	Verify(ctx context.Context) error
 }

@@ -75,11 +75,6 @@ type CaseRules interface {
 	CheckTimeout() time.Duration
 }
 
-// Journal is the permanent journal (§37, 50): records are only ever appended.
-type Journal interface {
-	Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error)
-}
-
 // CaseChecker asks a case registry over the transport (§5).
 type CaseChecker interface {
 	CheckCase(ctx context.Context, topic string, req schemas.CaseCheckRequest, timeout time.Duration) (schemas.CaseCheckResponse, error)
@@ -119,7 +114,7 @@ type Deps struct {
 	Users      Users
 	Cases      CaseRules
 	Registry   CaseChecker
-	Journal    Journal
+	Journal    siobroker.JournalWriter
 	Clock      siobroker.Clock
 	Logger     *slog.Logger
 	NewID      func() string // reply message ids; also the broker's request id

@@ -66,7 +66,7 @@ func (c *LateConfig) setDefaults() {
 
 // LateDeps are what LateAnswers needs. Journal, Rights, Clock and Logger are required.
 type LateDeps struct {
-	Journal Journal
+	Journal siobroker.JournalWriter
 	// Jobs finds the stored asynchronous request of an answer, for its signer, organisation and
 	// basis (sqlite.DB implements it). Nil: none is looked up.
 	Jobs AsyncJobs

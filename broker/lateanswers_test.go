@@ -93,7 +93,7 @@ func (l *lineLog) errorCount() int {
 	return len(l.errors)
 }
 
-func newLate(t *testing.T, cfg LateConfig, j Journal, jobs AsyncJobs) (*LateAnswers, *lineLog) {
+func newLate(t *testing.T, cfg LateConfig, j siobroker.JournalWriter, jobs AsyncJobs) (*LateAnswers, *lineLog) {
 	t.Helper()
 	logs := &lineLog{}
 	l, err := NewLateAnswers(cfg, LateDeps{Journal: j, Jobs: jobs, Rights: table,
@@ -390,7 +390,7 @@ func TestLateAnswerCopyJournaledOnce(t *testing.T) {
 
 // lateJournalStore is a journal LateAnswers appends to and looks up in.
 type lateJournalStore interface {
-	Journal
+	siobroker.JournalWriter
 	RequestRecords
 }
 

@@ -6,42 +6,18 @@
 // and the database refuses UPDATE and DELETE. Whoever controls the database can still bypass its
 // triggers; Verify then finds the first record that was changed, removed or moved.
 //
-// Two implementations satisfy Store: the embedded SQLite store (sqlite.DB.Journal) and PostgreSQL
+// Two implementations satisfy siobroker.Journal: the embedded SQLite store (sqlite.DB.Journal) and PostgreSQL
 // (postgres.Journal). journal/journaltest holds the suite both pass. This package imports nothing
 // of either, so that the broker chooses one by configuration.
 package journal
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/sio-pso/siobroker"
 )
-
-// Store is a permanent journal.
-type Store interface {
-	// Append assigns Seq (1, 2, ...), PrevHash (the previous record's Hash, "" for the first) and
-	// Hash (rec.ComputeHash()) to each record in order, atomically and serialised against every
-	// other writer — also across processes sharing one database — and returns them. At is
-	// truncated to the millisecond (ComputeHash formats it with ms) and converted to
-	// siobroker.Astana. A record without At or Kind is refused, and then nothing is appended.
-	Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error)
-
-	// Query returns the records f selects, ordered by Seq: Kinds, Organisation, SignerIIN,
-	// Service, At in [From, To), Seq after AfterSeq, at most Limit. Zero fields do not filter.
-	Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error)
-
-	// Head returns the Seq and Hash of the last record; 0 and "" when the journal is empty.
-	Head(ctx context.Context) (seq int64, hash string, err error)
-
-	// Verify recomputes the chain from the first record and returns an error naming the first
-	// record (by Seq) whose hash or link is wrong, or a gap in Seq. The error wraps a *ChainError
-	// or an equivalent error with a BrokenSeq method. Records removed from the end leave no trace
-	// in the chain itself: compare Head with a head kept elsewhere to catch that.
-	Verify(ctx context.Context) error
-}
 
 // ChainError is a break in the chain: Seq names the first record that is wrong or missing.
 type ChainError struct {

@@ -78,12 +78,12 @@ const schemaReady = `SELECT to_regclass('sio_journal') IS NOT NULL
 const columns = `seq, at, at_unix_ms, kind, request_id, message_id, signer_iin, organisation, service, code,
 	data, prev_hash, hash`
 
-// Journal is the permanent journal in PostgreSQL. It satisfies journal.Store.
+// Journal is the permanent journal in PostgreSQL. It satisfies siobroker.Journal.
 type Journal struct {
 	pool *pgxpool.Pool
 }
 
-var _ journal.Store = (*Journal)(nil)
+var _ siobroker.Journal = (*Journal)(nil)
 
 // OpenJournal connects to the database at dsn (a URL or key=value string; search_path may be set in it)
 // and creates the journal's table and triggers if they are missing.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/pgtest"
-	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/journal/journaltest"
 )
 
@@ -64,7 +63,7 @@ func (j tamperJournal) Bypass(ctx context.Context, fn func() error) error {
 }
 
 func TestSuite(t *testing.T) {
-	journaltest.RunStoreSuite(t, func(t *testing.T) journal.Store {
+	journaltest.RunStoreSuite(t, func(t *testing.T) siobroker.Journal {
 		return tamperJournal{openTest(t, testDSN(t))}
 	})
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // The permanent journal (§37, 38, 50 of the Rules) in the embedded store. It satisfies
-// journal.Store, and takes the chain logic (Link, Verifier) from package journal, which the
+// siobroker.Journal, and takes the chain logic (Link, Verifier) from package journal, which the
 // PostgreSQL journal shares.
 
 // migrationJournal creates the journal. seq is the rowid, assigned by Append (never by

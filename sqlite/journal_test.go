@@ -49,12 +49,12 @@ func (j tamperJournal) Bypass(ctx context.Context, fn func() error) error {
 }
 
 func TestJournalSuite(t *testing.T) {
-	journaltest.RunStoreSuite(t, func(t *testing.T) journal.Store {
+	journaltest.RunStoreSuite(t, func(t *testing.T) siobroker.Journal {
 		return tamperJournal{openTest(t).Journal()}
 	})
 }
 
-var _ journal.Store = (*Journal)(nil)
+var _ siobroker.Journal = (*Journal)(nil)
 
 // The hash does not cover the at text; Verify checks it against at_unix_ms, which it covers.
 func TestJournalVerifyChecksTimeText(t *testing.T) {

@@ -513,7 +513,7 @@ func AMQPConfig(c config.AMQP, instance string, registries []string) amqptranspo
 
 // OpenJournal returns the configured journal: the embedded store's, or a PostgreSQL one that
 // several brokers share.
-func OpenJournal(ctx context.Context, cfg config.Broker, db *sqlite.DB) (JournalStore, func(), error) {
+func OpenJournal(ctx context.Context, cfg config.Broker, db *sqlite.DB) (siobroker.Journal, func(), error) {
 	switch cfg.Journal.Driver {
 	case "postgres":
 		j, err := postgres.OpenJournal(ctx, cfg.Journal.DSN)
@@ -524,14 +524,6 @@ func OpenJournal(ctx context.Context, cfg config.Broker, db *sqlite.DB) (Journal
 	default:
 		return db.Journal(), func() {}, nil
 	}
-}
-
-// JournalStore is what serve needs of a journal: appends for the pipeline, queries for sealing,
-// its head for the metrics.
-type JournalStore interface {
-	broker.Journal
-	archive.Source
-	Head(ctx context.Context) (seq int64, hash string, err error)
 }
 
 // caseRegistries returns the distinct registries the configuration names, and refuses a

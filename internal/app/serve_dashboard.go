@@ -22,7 +22,7 @@ import (
 // registry, journal, incident tracker, maintenance schedule and transport. Mount it at
 // dashboard.Path.
 func (b *Broker) dashboardHandler(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, trust *signing.TrustStore,
-	verifier *signing.Verifier, signer *signing.Signer, userRegistry *users.Registry, tracker *incidents.Tracker, journal JournalStore) http.Handler {
+	verifier *signing.Verifier, signer *signing.Signer, userRegistry *users.Registry, tracker *incidents.Tracker, journal siobroker.Journal) http.Handler {
 	dc := dashboard.Config{
 		Services:         b.ops.Monitor.Services,
 		Incidents:        dashboard.IncidentsOf(tracker, b.db),

@@ -31,7 +31,7 @@ type brokerOps struct {
 type opsDeps struct {
 	dispatcher *routing.Dispatcher
 	tracker    *incidents.Tracker
-	journal    JournalStore
+	journal    siobroker.Journal
 	signer     *signing.Signer
 }
 

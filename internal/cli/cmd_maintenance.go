@@ -72,7 +72,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 	schedule := maintenance.NewSchedule(db, clock)
 	// An action is recorded in the journal: opened first, so that an action whose record could
 	// not be written is not carried out.
-	var journal app.JournalStore
+	var journal siobroker.Journal
 	if sub != "list" {
 		j, closeJournal, err := f.journal(ctx, *configFile, db)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/sqlite"
@@ -73,7 +74,7 @@ func (f *operatorFlags) usageError(stderr io.Writer, format string, args ...any)
 // journal opens the journal that the broker's configuration file names, for recording an
 // operator's action: the store's own (db's) for the sqlite driver, or PostgreSQL. A file not
 // given with --config may be missing (the defaults apply). The returned func closes it.
-func (f *operatorFlags) journal(ctx context.Context, configFile string, db *sqlite.DB) (app.JournalStore, func(), error) {
+func (f *operatorFlags) journal(ctx context.Context, configFile string, db *sqlite.DB) (siobroker.Journal, func(), error) {
 	cfg, err := config.Load(configFile, f.set()["config"])
 	if err != nil {
 		return nil, nil, err

@@ -146,7 +146,7 @@ func chained(before []siobroker.JournalRecord, n int) []siobroker.JournalRecord 
 	return out
 }
 
-func newSealer(t *testing.T, dir string, maxRecords int, maxBytes int64, src Source, signer Signer) *Sealer {
+func newSealer(t *testing.T, dir string, maxRecords int, maxBytes int64, src siobroker.JournalReader, signer Signer) *Sealer {
 	t.Helper()
 	s, err := NewSealer(Config{Dir: dir, MaxRecords: maxRecords, MaxBytes: maxBytes}, src, signer, sealClock)
 	if err != nil {

@@ -21,12 +21,6 @@ import (
 	"github.com/sio-pso/siobroker"
 )
 
-// Source is the journal the archives are sealed from: records with Seq > f.AfterSeq, in Seq
-// order, at most f.Limit of them. journal.Store satisfies it.
-type Source interface {
-	Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error)
-}
-
 // Signer signs manifests. *signing.Signer satisfies it. If it also has
 // Chain() []*x509.Certificate, the intermediates are written after the certificate.
 type Signer interface {
@@ -66,7 +60,7 @@ const pageSize = 500
 // `siobroker journal verify` reads only sealed archives, so it does not see such a record sooner.
 type Sealer struct {
 	cfg     Config
-	src     Source
+	src     siobroker.JournalReader
 	signer  Signer
 	clock   siobroker.Clock
 	certPEM []byte
@@ -86,7 +80,7 @@ type measure struct {
 }
 
 // NewSealer checks cfg and creates cfg.Dir if needed.
-func NewSealer(cfg Config, src Source, signer Signer, clock siobroker.Clock) (*Sealer, error) {
+func NewSealer(cfg Config, src siobroker.JournalReader, signer Signer, clock siobroker.Clock) (*Sealer, error) {
 	switch {
 	case cfg.Dir == "":
 		return nil, errors.New("archive: no directory")

@@ -15,7 +15,7 @@ import (
 
 // loggedSource notes the AfterSeq of every Query.
 type loggedSource struct {
-	Source
+	siobroker.JournalReader
 	mu    sync.Mutex
 	after []int64
 }
@@ -24,7 +24,7 @@ func (s *loggedSource) Query(ctx context.Context, f siobroker.JournalFilter) ([]
 	s.mu.Lock()
 	s.after = append(s.after, f.AfterSeq)
 	s.mu.Unlock()
-	return s.Source.Query(ctx, f)
+	return s.JournalReader.Query(ctx, f)
 }
 
 // take returns the AfterSeq values queried since the last take.
@@ -145,7 +145,7 @@ func TestSealFullMemoryWritesTheSameArchives(t *testing.T) {
 
 func TestSealFullReadsOnlyNewRecords(t *testing.T) {
 	ctx, dir := ctxT(t), t.TempDir()
-	src := &loggedSource{Source: newSource(25)}
+	src := &loggedSource{JournalReader: newSource(25)}
 	s := newSealer(t, dir, 10, 0, src, pkiA.broker)
 	if ms, err := s.SealFull(ctx); err != nil || len(ms) != 2 {
 		t.Fatalf("SealFull: %v, %v", spans(ms), err)
@@ -166,7 +166,7 @@ func TestSealFullReadsOnlyNewRecords(t *testing.T) {
 	if got, want := src.take(), []int64{25}; !slices.Equal(got, want) {
 		t.Fatalf("with nothing new, queried after %v, want %v", got, want)
 	}
-	src.Source.(*memSource).append(3)
+	src.JournalReader.(*memSource).append(3)
 	if ms, err := s.SealFull(ctx); err != nil || len(ms) != 0 {
 		t.Fatalf("SealFull: %v, %v", spans(ms), err)
 	}
@@ -174,7 +174,7 @@ func TestSealFullReadsOnlyNewRecords(t *testing.T) {
 		t.Fatalf("with three new records, queried after %v, want %v", got, want)
 	}
 	// When the measure reaches a full segment, the seal reads it all again from the sealed position.
-	src.Source.(*memSource).append(4)
+	src.JournalReader.(*memSource).append(4)
 	ms, err := s.SealFull(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +255,7 @@ func TestSealFullCatchesAMeasuredRecordChanged(t *testing.T) {
 func TestSealFullForgetsWhenAnotherSealed(t *testing.T) {
 	ctx, dir := ctxT(t), t.TempDir()
 	mem := newSource(25)
-	src := &loggedSource{Source: mem}
+	src := &loggedSource{JournalReader: mem}
 	s := newSealer(t, dir, 10, 0, src, pkiA.broker)
 	for range 2 { // the first seals 1 to 20, the second measures 21 to 25
 		if _, err := s.SealFull(ctx); err != nil {

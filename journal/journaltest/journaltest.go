@@ -1,4 +1,4 @@
-// Package journaltest is the suite every journal.Store must pass, so that the SQLite and the
+// Package journaltest is the suite every siobroker.Journal must pass, so that the SQLite and the
 // PostgreSQL journals behave alike.
 package journaltest
 
@@ -14,10 +14,9 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/journal"
 )
 
-// Tamperer is what the suite needs besides journal.Store to play someone with direct access to
+// Tamperer is what the suite needs besides siobroker.Journal to play someone with direct access to
 // the database. The test of each implementation provides it; production code does not.
 type Tamperer interface {
 	// RawUpdate sets every column of the row of record seq, Seq excepted, to rec's fields, by an
@@ -32,7 +31,7 @@ type Tamperer interface {
 
 // RunStoreSuite runs the suite against stores that open returns: each call must give a new,
 // empty journal (cleaned up through t), which must also implement Tamperer.
-func RunStoreSuite(t *testing.T, open func(t *testing.T) journal.Store) {
+func RunStoreSuite(t *testing.T, open func(t *testing.T) siobroker.Journal) {
 	t.Run("Empty", func(t *testing.T) { testEmpty(t, open(t)) })
 	t.Run("AppendChains", func(t *testing.T) { testAppendChains(t, open(t)) })
 	t.Run("AppendRefusesIncomplete", func(t *testing.T) { testAppendRefusesIncomplete(t, open(t)) })
@@ -54,7 +53,7 @@ func Record(k siobroker.JournalKind, ms int, requestID string) siobroker.Journal
 	}
 }
 
-func mustAppend(t testing.TB, s journal.Store, recs ...siobroker.JournalRecord) []siobroker.JournalRecord {
+func mustAppend(t testing.TB, s siobroker.Journal, recs ...siobroker.JournalRecord) []siobroker.JournalRecord {
 	t.Helper()
 	out, err := s.Append(context.Background(), recs...)
 	if err != nil {
@@ -63,7 +62,7 @@ func mustAppend(t testing.TB, s journal.Store, recs ...siobroker.JournalRecord) 
 	return out
 }
 
-func mustQuery(t testing.TB, s journal.Store, f siobroker.JournalFilter) []siobroker.JournalRecord {
+func mustQuery(t testing.TB, s siobroker.Journal, f siobroker.JournalFilter) []siobroker.JournalRecord {
 	t.Helper()
 	out, err := s.Query(context.Background(), f)
 	if err != nil {
@@ -72,7 +71,7 @@ func mustQuery(t testing.TB, s journal.Store, f siobroker.JournalFilter) []siobr
 	return out
 }
 
-func mustVerify(t testing.TB, s journal.Store) {
+func mustVerify(t testing.TB, s siobroker.Journal) {
 	t.Helper()
 	if err := s.Verify(context.Background()); err != nil {
 		t.Fatalf("Verify: %v", err)
@@ -107,7 +106,7 @@ func seqs(recs []siobroker.JournalRecord) []int64 {
 	return out
 }
 
-func testEmpty(t *testing.T, s journal.Store) {
+func testEmpty(t *testing.T, s siobroker.Journal) {
 	ctx := context.Background()
 	seq, hash, err := s.Head(ctx)
 	if err != nil || seq != 0 || hash != "" {
@@ -126,7 +125,7 @@ func testEmpty(t *testing.T, s journal.Store) {
 	}
 }
 
-func testAppendChains(t *testing.T, s journal.Store) {
+func testAppendChains(t *testing.T, s siobroker.Journal) {
 	ctx := context.Background()
 	// A time with nanoseconds in another zone: kept truncated to the ms, in Astana time.
 	at := time.Date(2026, 11, 23, 7, 0, 0, 123_456_789, time.UTC)
@@ -184,7 +183,7 @@ func testAppendChains(t *testing.T, s journal.Store) {
 	mustVerify(t, s)
 }
 
-func testAppendRefusesIncomplete(t *testing.T, s journal.Store) {
+func testAppendRefusesIncomplete(t *testing.T, s siobroker.Journal) {
 	ctx := context.Background()
 	mustAppend(t, s, Record(siobroker.JournalRequest, 0, "r0"))
 	for name, bad := range map[string]siobroker.JournalRecord{
@@ -202,7 +201,7 @@ func testAppendRefusesIncomplete(t *testing.T, s journal.Store) {
 	mustVerify(t, s)
 }
 
-func testRoundTrip(t *testing.T, s journal.Store) {
+func testRoundTrip(t *testing.T, s siobroker.Journal) {
 	binary := make([]byte, 256)
 	for i := range binary {
 		binary[i] = byte(i)
@@ -223,7 +222,7 @@ func testRoundTrip(t *testing.T, s journal.Store) {
 	mustVerify(t, s)
 }
 
-func testConcurrent(t *testing.T, s journal.Store) {
+func testConcurrent(t *testing.T, s siobroker.Journal) {
 	const writers, appends = 8, 50
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -280,7 +279,7 @@ func testConcurrent(t *testing.T, s journal.Store) {
 	mustVerify(t, s)
 }
 
-func testQuery(t *testing.T, s journal.Store) {
+func testQuery(t *testing.T, s siobroker.Journal) {
 	rec := func(ms int, k siobroker.JournalKind, org, iin string, service int) siobroker.JournalRecord {
 		r := Record(k, ms, fmt.Sprintf("q%d", ms))
 		r.Organisation, r.SignerIIN, r.Service = org, iin, service
@@ -342,7 +341,7 @@ func testQuery(t *testing.T, s journal.Store) {
 	}
 }
 
-func tamperer(t *testing.T, s journal.Store) Tamperer {
+func tamperer(t *testing.T, s siobroker.Journal) Tamperer {
 	t.Helper()
 	tm, ok := s.(Tamperer)
 	if !ok {
@@ -351,7 +350,7 @@ func tamperer(t *testing.T, s journal.Store) Tamperer {
 	return tm
 }
 
-func appendTen(t *testing.T, s journal.Store) []siobroker.JournalRecord {
+func appendTen(t *testing.T, s siobroker.Journal) []siobroker.JournalRecord {
 	t.Helper()
 	var recs []siobroker.JournalRecord
 	for i := range 10 {
@@ -362,7 +361,7 @@ func appendTen(t *testing.T, s journal.Store) []siobroker.JournalRecord {
 	return out
 }
 
-func testAppendOnly(t *testing.T, s journal.Store) {
+func testAppendOnly(t *testing.T, s siobroker.Journal) {
 	ctx := context.Background()
 	tm := tamperer(t, s)
 	recs := appendTen(t, s)
@@ -386,7 +385,7 @@ func testAppendOnly(t *testing.T, s journal.Store) {
 	mustVerify(t, s)
 }
 
-func testTampered(t *testing.T, open func(t *testing.T) journal.Store) {
+func testTampered(t *testing.T, open func(t *testing.T) siobroker.Journal) {
 	for _, c := range []struct {
 		name   string
 		tamper func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error

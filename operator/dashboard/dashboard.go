@@ -102,11 +102,6 @@ type Users interface {
 	Authorize(ctx context.Context, iin string) (siobroker.User, error)
 }
 
-// Journal is the permanent journal, where every login and action is recorded.
-type Journal interface {
-	Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error)
-}
-
 // Config holds the dashboard's data sources and settings. Services, Incidents, Users, Journal,
 // Verify, Sign and Clock are required.
 type Config struct {
@@ -118,7 +113,7 @@ type Config struct {
 	// Maintenance is nil when no schedule of maintenance windows is available.
 	Maintenance Maintenance
 	Users       Users
-	Journal     Journal
+	Journal     siobroker.JournalWriter
 
 	// Verify checks the signature of a login (signing.Verifier.Verify); Sign signs the ticket
 	// reply in the login's placement (signing.Signer.Sign).

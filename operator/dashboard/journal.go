@@ -65,7 +65,7 @@ func (h *handler) append(ctx context.Context, rec record, d details, code string
 	return appendOperatorRecord(ctx, h.cfg.Journal, h.cfg.Clock, rec, d, code)
 }
 
-func appendOperatorRecord(ctx context.Context, j Journal, clock siobroker.Clock, rec record, d details, code string) error {
+func appendOperatorRecord(ctx context.Context, j siobroker.JournalWriter, clock siobroker.Clock, rec record, d details, code string) error {
 	data, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("dashboard: encode journal details: %w", err)
@@ -103,7 +103,7 @@ type CommandLineAction struct {
 // actions whichever way they were taken. failed, if not nil, is why the action failed or stopped
 // part-way (a replay that sent some dead letters back, then failed): the record's code is then
 // its fault code, as a refused dashboard action's is.
-func JournalCommandLine(ctx context.Context, j Journal, clock siobroker.Clock, a CommandLineAction, failed error) error {
+func JournalCommandLine(ctx context.Context, j siobroker.JournalWriter, clock siobroker.Clock, a CommandLineAction, failed error) error {
 	d := details{Action: a.Action, Channel: ChannelCommandLine, By: a.By, WindowID: a.WindowID, Max: a.Max, Replayed: a.Replayed,
 		Request: a.Request, Reason: a.Reason}
 	if a.Window != nil {

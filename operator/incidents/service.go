@@ -34,11 +34,6 @@ type Store interface {
 	Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error)
 }
 
-// Journal is the permanent journal the incidents are recorded in (§39).
-type Journal interface {
-	Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error)
-}
-
 // Service carries the operator's actions on incidents. It needs only the store, so it works in
 // any process that can open it.
 type Service struct {
@@ -46,7 +41,7 @@ type Service struct {
 	// Journal receives a JournalIncident record for every annotation and close. Nil skips
 	// journaling: the command line has no journal of its own yet, and the store's history still
 	// keeps every change.
-	Journal Journal
+	Journal siobroker.JournalWriter
 	Clock   siobroker.Clock
 	By      string // who acts: the operator's name; "siobroker" for the tracker
 }

@@ -86,7 +86,7 @@ type tracked struct {
 
 // NewTracker returns a Tracker over store and journal. A nil journal skips journaling (the
 // store's history still keeps every change); a nil logger discards.
-func NewTracker(cfg Config, store Store, journal Journal, clock siobroker.Clock, logger *slog.Logger) *Tracker {
+func NewTracker(cfg Config, store Store, journal siobroker.JournalWriter, clock siobroker.Clock, logger *slog.Logger) *Tracker {
 	if cfg.Threshold <= 0 {
 		cfg.Threshold = DefaultThreshold
 	}

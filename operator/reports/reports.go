@@ -46,10 +46,10 @@ const (
 	CodeReportsTooLarge = siobroker.CodeReportsTooLarge
 )
 
-// Journal is what reports need of the journal.
+// Journal is what reports need of the journal: they read it, and journal every use of it.
 type Journal interface {
-	Query(ctx context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error)
-	Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error)
+	siobroker.JournalReader
+	siobroker.JournalWriter
 }
 
 // Users is the user registry: the caller's role, organisation and reports right come from here,
