@@ -1,6 +1,7 @@
 package siobroker
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -173,4 +174,17 @@ type UserCertificate struct {
 	Source         CertificateSource
 	AddedAt        time.Time
 	AddedBy        string
+}
+
+// ErrTransition marks an application that is not allowed in the user's current state (or fails
+// its precondition). Such an application changes nothing and is not recorded. Every user store
+// wraps it.
+var ErrTransition = errors.New("application refused")
+
+// CertificateLookup selects users' certificates by one identifier, as a WS-Security KeyInfo names
+// one. Exactly one field is set.
+type CertificateLookup struct {
+	ThumbprintSHA1 []byte
+	SubjectKeyID   []byte
+	SerialNumber   string // decimal
 }

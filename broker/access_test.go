@@ -205,7 +205,7 @@ func TestBlockedUser(t *testing.T) {
 func TestNoConsent(t *testing.T) {
 	du := userOf(t, ecdsaSigner)
 	h := newHarnessWith(t, harnessOpts{seed: func(u devpki.User) bool { return u.IIN != du.IIN }})
-	fields := siobroker.User{FullName: du.Name, Organisation: users.DemoOrganisation, Role: du.Role}
+	fields := siobroker.User{FullName: du.Name, Organisation: devpki.DemoOrganisation, Role: du.Role}
 	if u := h.apply(t, siobroker.Application{Kind: siobroker.ApplyRegister, IIN: du.IIN, User: fields}); !u.ConsentAt.IsZero() || u.Status != siobroker.UserActive {
 		t.Fatalf("registered: %+v", u)
 	}

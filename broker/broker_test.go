@@ -259,8 +259,8 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	seeded.Users = slices.DeleteFunc(slices.Clone(manifest.Users), func(u devpki.User) bool {
 		return opts.seed != nil && !opts.seed(u)
 	})
-	if err := h.users.SeedDemoUsers(context.Background(), &seeded); err != nil {
-		t.Fatalf("SeedDemoUsers: %v", err)
+	if err := h.users.RegisterMissing(context.Background(), seeded.Registrations(clock.Now())); err != nil {
+		t.Fatalf("RegisterMissing: %v", err)
 	}
 	casesCfg := config.DefaultCases()
 	if opts.checkTimeout > 0 {

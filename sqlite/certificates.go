@@ -34,13 +34,6 @@ const migrationUserCertificates = `CREATE TABLE user_certificates (
 	CREATE TRIGGER user_certificates_no_delete BEFORE DELETE ON user_certificates
 	BEGIN SELECT RAISE(ABORT, 'user_certificates is append-only: a certificate is never deleted'); END;`
 
-// CertificateLookup selects certificates by one identifier. Exactly one field is set.
-type CertificateLookup struct {
-	ThumbprintSHA1 []byte
-	SubjectKeyID   []byte
-	SerialNumber   string // decimal
-}
-
 // AddUserCertificate records c unless a certificate with the same thumbprint is held already.
 // It reports whether c was added.
 func (s *DB) AddUserCertificate(ctx context.Context, c siobroker.UserCertificate) (bool, error) {
@@ -61,7 +54,7 @@ func (s *DB) AddUserCertificate(ctx context.Context, c siobroker.UserCertificate
 const certificateColumns = `iin, der, thumbprint, ski, serial, subject, not_after, source, added_ns, added_by`
 
 // FindUserCertificates returns the certificates that match the lookup.
-func (s *DB) FindUserCertificates(ctx context.Context, l CertificateLookup) ([]siobroker.UserCertificate, error) {
+func (s *DB) FindUserCertificates(ctx context.Context, l siobroker.CertificateLookup) ([]siobroker.UserCertificate, error) {
 	var where string
 	var arg any
 	switch {

@@ -64,10 +64,6 @@ const migrationUsers = `CREATE TABLE users (
 	CREATE TRIGGER access_refusals_no_delete BEFORE DELETE ON access_refusals
 	BEGIN SELECT RAISE(ABORT, 'access_refusals is append-only: a refusal is never deleted'); END;`
 
-// ErrTransition marks an application that is not allowed in the user's current state (or fails
-// its precondition). Such an application changes nothing and is not recorded.
-var ErrTransition = errors.New("application refused")
-
 // Refusal is one recorded refusal of a user's request by the registry.
 type Refusal struct {
 	ID     int64
@@ -88,14 +84,14 @@ const operatorRightColumn = `operator_right INTEGER NOT NULL DEFAULT 0 CHECK (op
 // ApplyApplication applies a to the registry in one transaction: it reads the user, computes
 // a.Apply, writes the new state and appends the application to the history. Concurrent
 // applications serialise (the transaction takes the write lock when it begins). A transition
-// that is not allowed returns an error wrapping ErrTransition, and nothing is written.
+// that is not allowed returns an error wrapping siobroker.ErrTransition, and nothing is written.
 func (s *DB) ApplyApplication(ctx context.Context, a siobroker.Application) (siobroker.User, error) {
 	return s.ApplyApplicationIf(ctx, a, nil)
 }
 
 // ApplyApplicationIf is ApplyApplication with a precondition: check, when not nil, sees the
 // user's state inside the transaction, before the application, and refuses it by returning an
-// error (wrapped with ErrTransition). The §16 block uses it so that a user who made a request a
+// error (wrapped with siobroker.ErrTransition). The §16 block uses it so that a user who made a request a
 // moment ago is not blocked for inactivity.
 func (s *DB) ApplyApplicationIf(ctx context.Context, a siobroker.Application, check func(current siobroker.User, exists bool) error) (siobroker.User, error) {
 	if a.At.IsZero() {
@@ -112,12 +108,12 @@ func (s *DB) ApplyApplicationIf(ctx context.Context, a siobroker.Application, ch
 		}
 		if check != nil {
 			if err := check(current, exists); err != nil {
-				return fmt.Errorf("%w: %w", ErrTransition, err)
+				return fmt.Errorf("%w: %w", siobroker.ErrTransition, err)
 			}
 		}
 		next, err = a.Apply(current, exists)
 		if err != nil {
-			return fmt.Errorf("%w: %w", ErrTransition, err)
+			return fmt.Errorf("%w: %w", siobroker.ErrTransition, err)
 		}
 		next = normaliseUser(next)
 		if err := upsertUser(ctx, tx, next); err != nil {

@@ -74,11 +74,11 @@ func TestApplyApplicationPersistsTransitions(t *testing.T) {
 
 	// A transition that is not allowed writes nothing.
 	_, err = db.ApplyApplication(ctx, registerApp(iin, t0.Add(time.Hour)))
-	if !errors.Is(err, ErrTransition) {
+	if !errors.Is(err, siobroker.ErrTransition) {
 		t.Fatalf("second register: err = %v, want ErrTransition", err)
 	}
 	unblock := siobroker.Application{Kind: siobroker.ApplyUnblock, IIN: iin, Reason: "x", At: t0.Add(time.Hour), By: "op"}
-	if _, err := db.ApplyApplication(ctx, unblock); !errors.Is(err, ErrTransition) {
+	if _, err := db.ApplyApplication(ctx, unblock); !errors.Is(err, siobroker.ErrTransition) {
 		t.Fatalf("unblock of an active user: err = %v", err)
 	}
 
@@ -156,7 +156,7 @@ func TestApplyApplicationIfPrecondition(t *testing.T) {
 	}
 	block := siobroker.Application{Kind: siobroker.ApplyBlock, IIN: iin, Reason: "x", At: t0, By: "system"}
 	_, err := db.ApplyApplicationIf(ctx, block, func(siobroker.User, bool) error { return errors.New("not now") })
-	if !errors.Is(err, ErrTransition) || !strings.Contains(err.Error(), "not now") {
+	if !errors.Is(err, siobroker.ErrTransition) || !strings.Contains(err.Error(), "not now") {
 		t.Fatalf("err = %v", err)
 	}
 	if u, _, _ := db.User(ctx, iin); u.Status != siobroker.UserActive {
@@ -259,7 +259,7 @@ func TestApplyApplicationConcurrent(t *testing.T) {
 			switch {
 			case err == nil:
 				ok.Add(1)
-			case errors.Is(err, ErrTransition):
+			case errors.Is(err, siobroker.ErrTransition):
 				refused.Add(1)
 			default:
 				t.Error(err)
@@ -279,7 +279,7 @@ func TestApplyApplicationConcurrent(t *testing.T) {
 		}
 		wg.Go(func() {
 			_, err := db.ApplyApplication(ctx, siobroker.Application{Kind: kind, IIN: iin, Reason: "r", At: t0.Add(time.Hour), By: "op"})
-			if err != nil && !errors.Is(err, ErrTransition) {
+			if err != nil && !errors.Is(err, siobroker.ErrTransition) {
 				t.Error(err)
 			}
 			if err == nil && kind == siobroker.ApplyBlock {

@@ -3,23 +3,19 @@ package users
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/sqlite"
 )
 
-// CertificateStore is what the registry needs to hold its users' certificates; *sqlite.DB
-// implements it.
+// CertificateStore is what the registry needs to hold its users' certificates; the embedded
+// store (sqlite.DB) implements it.
 type CertificateStore interface {
 	AddUserCertificate(ctx context.Context, c siobroker.UserCertificate) (bool, error)
-	FindUserCertificates(ctx context.Context, l sqlite.CertificateLookup) ([]siobroker.UserCertificate, error)
+	FindUserCertificates(ctx context.Context, l siobroker.CertificateLookup) ([]siobroker.UserCertificate, error)
 	UserCertificates(ctx context.Context, iin string) ([]siobroker.UserCertificate, error)
 }
 
@@ -50,7 +46,7 @@ func NewCertificates(store CertificateStore, clock siobroker.Clock, logger *slog
 
 // LookupCertificates returns the held certificates that id may name (signing.CertificateDirectory).
 func (c *Certificates) LookupCertificates(ctx context.Context, id signing.KeyIdentifier) ([]*x509.Certificate, error) {
-	var l sqlite.CertificateLookup
+	var l siobroker.CertificateLookup
 	switch {
 	case id.ThumbprintSHA1 != nil:
 		l.ThumbprintSHA1 = id.ThumbprintSHA1
@@ -116,21 +112,4 @@ func (c *Certificates) Learn(ctx context.Context, u siobroker.User, cert *x509.C
 // Of returns the certificates held for the user with the IIN.
 func (c *Certificates) Of(ctx context.Context, iin string) ([]siobroker.UserCertificate, error) {
 	return c.store.UserCertificates(ctx, iin)
-}
-
-// SeedDemo records the certificates of the development PKI's demo users (manifest in pkiDir), as
-// registered with them, unless they are held already.
-func (c *Certificates) SeedDemo(ctx context.Context, pkiDir string, m *devpki.Manifest) error {
-	var errs []error
-	for _, u := range m.Users {
-		certs, err := signing.LoadCertificates(filepath.Join(pkiDir, u.Cert))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("demo user %s: %w", u.IIN, err))
-			continue
-		}
-		if _, err := c.Add(ctx, u.IIN, certs[0], siobroker.CertificateRegistered, "devpki"); err != nil {
-			errs = append(errs, fmt.Errorf("demo user %s: %w", u.IIN, err))
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -472,7 +472,7 @@ func TestImportIdempotent(t *testing.T) {
 	}
 }
 
-func TestSeedDemoUsers(t *testing.T) {
+func TestRegisterMissingDemoUsers(t *testing.T) {
 	ctx := context.Background()
 	r, db, _ := setup(t)
 	m := &devpki.Manifest{Users: []devpki.User{
@@ -480,7 +480,7 @@ func TestSeedDemoUsers(t *testing.T) {
 		{IIN: iin(t, "82060540117"), Name: "ПЕТРОВА АЙГЕРИМ", Role: 2, Status: devpki.StatusValid},
 		{IIN: iin(t, "88112940332"), Name: "АХМЕТОВА ДИНАРА", Role: 10, Status: devpki.StatusRevoked},
 	}}
-	if err := r.SeedDemoUsers(ctx, m); err != nil {
+	if err := r.RegisterMissing(ctx, m.Registrations(t0)); err != nil {
 		t.Fatal(err)
 	}
 	for _, du := range m.Users {
@@ -488,7 +488,7 @@ func TestSeedDemoUsers(t *testing.T) {
 		if err != nil {
 			t.Fatalf("demo user %s: %v", du.IIN, err)
 		}
-		if u.Organisation != DemoOrganisation || u.FullName != du.Name || u.Role != du.Role ||
+		if u.Organisation != devpki.DemoOrganisation || u.FullName != du.Name || u.Role != du.Role ||
 			u.ReportsRight != (du.Role == 1) || u.OperatorRight != (du.Role == 1) || !u.ConsentAt.Equal(t0) {
 			t.Fatalf("demo user = %+v", u)
 		}
@@ -496,7 +496,7 @@ func TestSeedDemoUsers(t *testing.T) {
 	// Seeding again changes nothing, and does not undo an operator's block.
 	apply(t, r, siobroker.ApplyBlock, m.Users[1].IIN)
 	before, _ := db.Applications(ctx, "")
-	if err := r.SeedDemoUsers(ctx, m); err != nil {
+	if err := r.RegisterMissing(ctx, m.Registrations(t0)); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := db.Applications(ctx, ""); len(after) != len(before) {

@@ -18,11 +18,9 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/signing/devpki"
-	"github.com/sio-pso/siobroker/sqlite"
 )
 
-// Store is what the registry needs of the store; *sqlite.DB implements it.
+// Store is what the registry needs of the store; the embedded store (sqlite.DB) implements it.
 type Store interface {
 	ApplyApplication(ctx context.Context, a siobroker.Application) (siobroker.User, error)
 	// ApplyApplicationIf applies a only if check, run inside the transaction on the user's state
@@ -39,9 +37,6 @@ const SystemBy = "system"
 
 // InactivityReason is the reason of the automatic §16 block.
 const InactivityReason = "§16: no request for 60 days"
-
-// DemoOrganisation is the organisation of the users SeedDemoUsers registers.
-const DemoOrganisation = "Демонстрационная организация"
 
 // MaxRole is the last row of Appendix 1 (2026 version).
 const MaxRole = 19
@@ -128,7 +123,7 @@ func (r *Registry) blockInactive(ctx context.Context, iin string, now time.Time)
 		r.logger.InfoContext(ctx, "user blocked for inactivity (§16)", "iin", iin)
 		return false, nil
 	}
-	return errors.Is(err, sqlite.ErrTransition) || errors.Is(err, errNoLongerInactive), err
+	return errors.Is(err, siobroker.ErrTransition) || errors.Is(err, errNoLongerInactive), err
 }
 
 // LastRequestResolution is how stale the recorded time of a user's last request may be: Touch
@@ -209,32 +204,25 @@ func validateFields(u siobroker.User) error {
 	return errors.Join(errs...)
 }
 
-// SeedDemoUsers registers the demo users of the development PKI that are not registered yet, so
-// that the embedded default works out of the box: organisation DemoOrganisation, consent now, the
-// reports right and the operator right for role 1 (the demo prosecutor, ИВАНОВ ИВАН: the operator
-// of СИО ПСО, КПСиСУ, is a body of the Prosecutor General's Office). Users whose certificate is revoked or expired are registered too: the
-// certificate check refuses them, not the registry.
-func (r *Registry) SeedDemoUsers(ctx context.Context, m *devpki.Manifest) error {
-	now := r.clock.Now()
+// RegisterMissing applies the register applications apps whose user is not registered yet, and
+// leaves alone a user who is, whatever his state: seeding the demo users again must not undo an
+// operator's block. A user registered meanwhile by another process is skipped the same way.
+func (r *Registry) RegisterMissing(ctx context.Context, apps []siobroker.Application) error {
 	var errs []error
-	for _, du := range m.Users {
-		_, ok, err := r.store.User(ctx, du.IIN)
+	for _, a := range apps {
+		if a.Kind != siobroker.ApplyRegister {
+			errs = append(errs, fmt.Errorf("user %s: RegisterMissing takes register applications, not %s", a.IIN, a.Kind))
+			continue
+		}
+		_, ok, err := r.store.User(ctx, a.IIN)
 		if err != nil {
-			return err
+			return fmt.Errorf("user %s: %w", a.IIN, err)
 		}
 		if ok {
 			continue
 		}
-		a := siobroker.Application{
-			Kind: siobroker.ApplyRegister, IIN: du.IIN, At: now, By: "devpki",
-			Reason: "demo user of the development PKI (not for production)",
-			User: siobroker.User{
-				FullName: du.Name, Organisation: DemoOrganisation, Role: du.Role,
-				ReportsRight: du.Role == 1, OperatorRight: du.Role == 1, ConsentAt: now,
-			},
-		}
-		if _, err := r.Apply(ctx, a); err != nil && !errors.Is(err, sqlite.ErrTransition) {
-			errs = append(errs, fmt.Errorf("seed demo user %s: %w", du.IIN, err))
+		if _, err := r.Apply(ctx, a); err != nil && !errors.Is(err, siobroker.ErrTransition) {
+			errs = append(errs, fmt.Errorf("register user %s: %w", a.IIN, err))
 		}
 	}
 	return errors.Join(errs...)

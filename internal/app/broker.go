@@ -179,11 +179,8 @@ func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, lo
 	certificates := users.NewCertificates(b.db, clock, logger.With("component", "certificates"))
 	var demoUsers []devpki.User
 	if b.manifest != nil {
-		if err := userRegistry.SeedDemoUsers(ctx, b.manifest); err != nil {
-			return nil, fmt.Errorf("seed demo users: %w", err)
-		}
-		if err := certificates.SeedDemo(ctx, b.PKIDir, b.manifest); err != nil {
-			return nil, fmt.Errorf("seed demo users' certificates: %w", err)
+		if err := seedDemoUsers(ctx, userRegistry, certificates, b.PKIDir, b.manifest, clock.Now()); err != nil {
+			return nil, err
 		}
 		demoUsers = b.manifest.Users
 	}

@@ -40,7 +40,7 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// operatorUser is the demo user SeedDemoUsers gives the operator right: the role-1 prosecutor.
+// operatorUser is the demo user the demo registrations give the operator right: the role-1 prosecutor.
 func operatorUser(t *testing.T, m *devpki.Manifest) devpki.User {
 	t.Helper()
 	for _, u := range m.Users {

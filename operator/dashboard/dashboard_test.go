@@ -40,7 +40,7 @@ var pki struct {
 	manifest *devpki.Manifest
 	trust    *signing.TrustStore
 	broker   *signing.Signer
-	operator devpki.User // the role-1 prosecutor: SeedDemoUsers grants him the operator right
+	operator devpki.User // the role-1 prosecutor: devpki.Manifest.Registrations grants him the operator right
 	judge    devpki.User // valid, without the operator right
 }
 
@@ -107,7 +107,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { f.db.Close() })
 	f.users = users.New(f.db, f.clock, nil)
-	if err := f.users.SeedDemoUsers(ctx, pki.manifest); err != nil {
+	if err := f.users.RegisterMissing(ctx, pki.manifest.Registrations(f.clock.Now())); err != nil {
 		t.Fatal(err)
 	}
 	f.tracker = incidents.NewTracker(incidents.Config{}, f.db, f.db.Journal(), f.clock, nil)

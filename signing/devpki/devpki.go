@@ -100,6 +100,29 @@ type Manifest struct {
 	BrokerKey  string `json:"brokerKey"`
 }
 
+// DemoOrganisation is the organisation the demo users are registered with.
+const DemoOrganisation = "Демонстрационная организация"
+
+// Registrations returns the applications that register the demo users at now, so that the
+// embedded default works out of the box: organisation DemoOrganisation, consent now, the reports
+// right and the operator right for role 1 (the demo prosecutor, ИВАНОВ ИВАН: the operator of СИО
+// ПСО, КПСиСУ, is a body of the Prosecutor General's Office). Users whose certificate is revoked
+// or expired are registered too: the certificate check refuses them, not the registry.
+func (m *Manifest) Registrations(now time.Time) []siobroker.Application {
+	apps := make([]siobroker.Application, 0, len(m.Users))
+	for _, du := range m.Users {
+		apps = append(apps, siobroker.Application{
+			Kind: siobroker.ApplyRegister, IIN: du.IIN, At: now, By: "devpki",
+			Reason: "demo user of the development PKI (not for production)",
+			User: siobroker.User{
+				FullName: du.Name, Organisation: DemoOrganisation, Role: du.Role,
+				ReportsRight: du.Role == 1, OperatorRight: du.Role == 1, ConsentAt: now,
+			},
+		})
+	}
+	return apps
+}
+
 // userSpec is the fixed part of a user: IIN prefix (birth date, century/sex digit, serial), name,
 // role and demo cases.
 type userSpec struct {
