@@ -26,7 +26,6 @@ import (
 	"github.com/sio-pso/siobroker/access/users"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/adapters/demo"
-	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
@@ -262,7 +261,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	if err := h.users.RegisterMissing(context.Background(), seeded.Registrations(clock.Now())); err != nil {
 		t.Fatalf("RegisterMissing: %v", err)
 	}
-	casesCfg := config.DefaultCases()
+	casesCfg := cases.DefaultConfig()
 	if opts.checkTimeout > 0 {
 		casesCfg.CheckTimeout = opts.checkTimeout
 	}
@@ -872,7 +871,7 @@ func TestPartialOnTimeoutAndError(t *testing.T) {
 }
 
 func TestNewRequiresDependencies(t *testing.T) {
-	caseRules, err := cases.NewRules(config.DefaultCases())
+	caseRules, err := cases.NewRules(cases.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
+	"github.com/sio-pso/siobroker/access/cases"
 	"github.com/spf13/viper"
 )
 
@@ -27,20 +26,20 @@ type Broker struct {
 	Rights    string `mapstructure:"rights_file"`
 	// Maintenance is the file of configured maintenance windows (configs/maintenance.yaml);
 	// a missing file means none. Reloaded with the routes and rights.
-	Maintenance string    `mapstructure:"maintenance_file"`
-	HTTP        HTTP      `mapstructure:"http"`
-	Trust       Trust     `mapstructure:"trust"`
-	Signing     Signing   `mapstructure:"signing"`
-	Replay      Replay    `mapstructure:"replay"`
-	Routing     Routing   `mapstructure:"routing"`
-	Demo        Demo      `mapstructure:"demo"`
-	Log         Log       `mapstructure:"log"`
-	Cases       Cases     `mapstructure:"cases"`
-	AMQP        AMQP      `mapstructure:"amqp"`
-	Journal     Journal   `mapstructure:"journal"`
-	Incidents   Incidents `mapstructure:"incidents"`
-	Reports     Reports   `mapstructure:"reports"`
-	Debug       Debug     `mapstructure:"debug"`
+	Maintenance string       `mapstructure:"maintenance_file"`
+	HTTP        HTTP         `mapstructure:"http"`
+	Trust       Trust        `mapstructure:"trust"`
+	Signing     Signing      `mapstructure:"signing"`
+	Replay      Replay       `mapstructure:"replay"`
+	Routing     Routing      `mapstructure:"routing"`
+	Demo        Demo         `mapstructure:"demo"`
+	Log         Log          `mapstructure:"log"`
+	Cases       cases.Config `mapstructure:"cases"`
+	AMQP        AMQP         `mapstructure:"amqp"`
+	Journal     Journal      `mapstructure:"journal"`
+	Incidents   Incidents    `mapstructure:"incidents"`
+	Reports     Reports      `mapstructure:"reports"`
+	Debug       Debug        `mapstructure:"debug"`
 }
 
 // HTTP holds the server's limits. Every timeout is set so that a slow client cannot hold a
@@ -112,52 +111,6 @@ type Demo struct {
 	People        int   `mapstructure:"people"`
 	Organisations int   `mapstructure:"organisations"`
 }
-
-// Cases holds the case-reference rules of §§20–27 of the Rules: the pattern of every field of
-// every form of every basis, the lowest accounting year a court case may have, which case
-// registry verifies which basis (§5), and how long the broker waits for a registry's answer.
-// Package cases compiles and applies them.
-type Cases struct {
-	CheckTimeout time.Duration  `mapstructure:"check_timeout"`
-	MinYear      int            `mapstructure:"min_year"` // the lowest accounting year of a court case
-	Patterns     CasePatterns   `mapstructure:"patterns"`
-	Registries   map[int]string `mapstructure:"registries"` // basis → registry name; never basis 3 (§23)
-}
-
-// CasePatterns holds one pattern per field of each form. The keys are those of configs/broker.yaml.
-type CasePatterns struct {
-	ERDR              CasePattern `mapstructure:"erdr"`                // basis 1: the ЕРДР number (§21, §22 first sentence)
-	InstructionNo     CasePattern `mapstructure:"instruction_no"`      // basis 1: outgoing number of an instruction (§22)
-	LegalAssistanceNo CasePattern `mapstructure:"legal_assistance_no"` // basis 1: outgoing number of a legal-assistance instruction (§22)
-	RequestingBody    CasePattern `mapstructure:"requesting_body"`     // basis 1: the body that sent the legal-assistance instruction (§22)
-	CoveringLetterNo  CasePattern `mapstructure:"covering_letter_no"`  // basis 1: outgoing number of the RK authority's covering letter (§22)
-	CourtCase         CasePattern `mapstructure:"court_case"`          // bases 2 and 4: the court case number (§25)
-	Year              CasePattern `mapstructure:"year"`                // bases 2 and 4: the accounting year (§25)
-	Court             CasePattern `mapstructure:"court"`               // bases 2 and 4: the court, by name or code (§25)
-	AdminOffence      CasePattern `mapstructure:"admin_offence"`       // basis 3: КПСиСУ number of the administrative-offence case (§23)
-	Enforcement       CasePattern `mapstructure:"enforcement"`         // basis 5: АИС ОИП through-number (§27)
-	Search            CasePattern `mapstructure:"search"`              // basis 6: КПСиСУ number of the search case (§26)
-}
-
-// CasePattern is an anchored regular expression (RE2 syntax) and the same rule in words, which
-// the refusal quotes to the client.
-type CasePattern struct {
-	Regexp string `mapstructure:"regexp"`
-	Words  string `mapstructure:"words"`
-}
-
-// All returns every pattern keyed by its configuration key (cases.patterns.<key>).
-func (p CasePatterns) All() map[string]CasePattern {
-	return map[string]CasePattern{
-		"erdr": p.ERDR, "instruction_no": p.InstructionNo, "legal_assistance_no": p.LegalAssistanceNo,
-		"requesting_body": p.RequestingBody, "covering_letter_no": p.CoveringLetterNo,
-		"court_case": p.CourtCase, "year": p.Year, "court": p.Court,
-		"admin_offence": p.AdminOffence, "enforcement": p.Enforcement, "search": p.Search,
-	}
-}
-
-// Registry names are used in transport topics (schemas.RegistryTopic).
-var registryName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
 // AMQP configures the RabbitMQ transport (transport: amqp).
 type AMQP struct {
@@ -244,44 +197,7 @@ func Defaults() Broker {
 		Incidents: Incidents{Threshold: time.Hour, CheckEvery: time.Minute},
 		AMQP:      AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 2, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second},
 		Reports:   Reports{ExportRoles: []int{1}},
-		Cases:     DefaultCases(),
-	}
-}
-
-// Letters of the Russian and Kazakh Cyrillic alphabets, for the patterns of outgoing numbers.
-const cyr = `А-Яа-яЁёӘәҒғҚқҢңӨөҰұҮүҺһІі`
-
-// DefaultCases returns the default case-reference rules. configs/broker.yaml repeats them with
-// what each pattern assumes; keep the two in step.
-func DefaultCases() Cases {
-	outgoing := CasePattern{
-		Regexp: `^[0-9A-Za-z` + cyr + `][0-9A-Za-z` + cyr + `./\-]{0,29}$`,
-		Words:  "1 to 30 letters, digits, '.', '/' or '-', starting with a letter or digit",
-	}
-	return Cases{
-		CheckTimeout: 5 * time.Second,
-		MinYear:      1991,
-		Patterns: CasePatterns{
-			ERDR: CasePattern{Regexp: `^\d{15}$`,
-				Words: "the 15-digit ЕРДР number: 2 digits of the year, 7 of the registering body, 6 of the sequence"},
-			InstructionNo:     outgoing,
-			LegalAssistanceNo: outgoing,
-			RequestingBody: CasePattern{Regexp: `^[\p{L}\p{N}][\p{L}\p{N} .,'’«»"()№/\-]{0,255}$`,
-				Words: "the name of the requesting body: 1 to 256 letters, digits, spaces and punctuation, starting with a letter or digit"},
-			CoveringLetterNo: outgoing,
-			CourtCase: CasePattern{Regexp: `^(?:\d{4}-\d{2}-\d{1,2}-\d{1,2}[` + cyr + `a-z]?/\d{1,6}|\d{1,2}[` + cyr + `a-z]?-\d{1,6}/\d{4})$`,
-				Words: "a court case number: court code-YY-NN-category/serial (e.g. 7511-25-00-2/1234) or category-serial/year (e.g. 2-1234/2025)"},
-			Year: CasePattern{Regexp: `^\d{4}$`, Words: "4 digits"},
-			Court: CasePattern{Regexp: `^[\p{L}\p{N}][\p{L}\p{N} .,'’«»"()№/\-]{0,255}$`,
-				Words: "the court's name or code: 1 to 256 letters, digits, spaces and punctuation, starting with a letter or digit"},
-			AdminOffence: CasePattern{Regexp: `^\d{10,20}$`,
-				Words: "the КПСиСУ number of the administrative-offence case: 10 to 20 digits"},
-			Enforcement: CasePattern{Regexp: `^(?:\d{6,20}|\d{2,6}(?:-\d{1,10}){1,4}(?:/\d{1,10})?)$`,
-				Words: "the АИС ОИП through-number: 6 to 20 digits, or digit groups joined by '-' with an optional '/serial' (e.g. 02-0015-25-1/1234)"},
-			Search: CasePattern{Regexp: `^(?:\d{15}|[А-ЯЁA-Z]{1,4}-?\d{6,15})$`,
-				Words: "the КПСиСУ number of the search case: 15 digits, or a prefix of 1 to 4 capital letters and 6 to 15 digits (e.g. РД-123456789)"},
-		},
-		Registries: map[int]string{1: "erdr", 2: "courts", 4: "courts", 5: "aisoip", 6: "erdr"},
+		Cases:     cases.DefaultConfig(),
 	}
 }
 
@@ -338,7 +254,7 @@ func decode(v *viper.Viper, file string) (Broker, error) {
 		return Broker{}, fmt.Errorf("config %s: %w", file, err)
 	}
 	if !v.IsSet("cases.registries") {
-		cfg.Cases.Registries = DefaultCases().Registries
+		cfg.Cases.Registries = cases.DefaultConfig().Registries
 	}
 	return cfg, nil
 }
@@ -467,7 +383,7 @@ func (c Broker) Validate() error {
 	if c.Signing.TimestampSkew < 0 || c.Signing.TimestampSkew > time.Hour {
 		errs = append(errs, fmt.Errorf("signing.timestamp_skew: %s; use 0 to 1h", c.Signing.TimestampSkew))
 	}
-	errs = append(errs, c.Cases.problems()...)
+	errs = append(errs, c.Cases.Problems()...)
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -515,62 +431,4 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// Validate checks the cases section on its own: every pattern compiles and is anchored, and the
-// registries map lists only bases 1..6 other than the exempt basis 3. Each error names its key.
-func (c Cases) Validate() error { return errors.Join(c.problems()...) }
-
-func (c Cases) problems() []error {
-	var errs []error
-	if c.CheckTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("cases.check_timeout: must be positive, got %s", c.CheckTimeout))
-	}
-	if c.MinYear < 1900 || c.MinYear > 9999 {
-		errs = append(errs, fmt.Errorf("cases.min_year: %d is not a plausible year (1900..9999)", c.MinYear))
-	}
-	all := c.Patterns.All()
-	keys := make([]string, 0, len(all))
-	for k := range all {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		p := all[k]
-		if err := checkPattern(p.Regexp); err != nil {
-			errs = append(errs, fmt.Errorf("cases.patterns.%s.regexp: %w", k, err))
-		}
-	}
-	bases := make([]int, 0, len(c.Registries))
-	for b := range c.Registries {
-		bases = append(bases, b)
-	}
-	slices.Sort(bases)
-	for _, b := range bases {
-		name := c.Registries[b]
-		switch {
-		case b == 3:
-			errs = append(errs, errors.New("cases.registries.3: basis 3 (administrative-offence case, КПСиСУ) is exempt from verification (§5, §23); remove it"))
-		case b < 1 || b > 6:
-			errs = append(errs, fmt.Errorf("cases.registries.%d: no such basis (1..6)", b))
-		case !registryName.MatchString(name):
-			errs = append(errs, fmt.Errorf("cases.registries.%d: registry name %q must be 1 to 32 of a-z, 0-9, '_' or '-', starting with a letter", b, name))
-		}
-	}
-	return errs
-}
-
-// checkPattern compiles an anchored RE2 pattern. Anchoring is required: an unanchored pattern
-// would accept any value that merely contains a match.
-func checkPattern(p string) error {
-	if p == "" {
-		return errors.New("must not be empty")
-	}
-	if _, err := regexp.Compile(p); err != nil {
-		return err
-	}
-	if !strings.HasPrefix(p, "^") || !strings.HasSuffix(p, "$") || strings.HasSuffix(p, `\$`) {
-		return fmt.Errorf("%q must be anchored: start with ^ and end with $", p)
-	}
-	return nil
 }

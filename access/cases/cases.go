@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/config"
 )
 
 // The forms a case reference can take, as Form returns them.
@@ -77,7 +76,7 @@ type Option func(*Rules)
 func WithClock(c siobroker.Clock) Option { return func(r *Rules) { r.clock = c } }
 
 // NewRules validates and compiles cfg. An error names the configuration key at fault.
-func NewRules(cfg config.Cases, opts ...Option) (*Rules, error) {
+func NewRules(cfg Config, opts ...Option) (*Rules, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cases: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/config"
 )
 
 type fixedClock time.Time
@@ -19,7 +18,7 @@ var today = fixedClock(time.Date(2026, 11, 23, 17, 0, 0, 0, siobroker.Astana))
 
 func defaultRules(t *testing.T) *Rules {
 	t.Helper()
-	r, err := NewRules(config.DefaultCases(), WithClock(today))
+	r, err := NewRules(DefaultConfig(), WithClock(today))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,20 +196,20 @@ func TestExemptAndRegistry(t *testing.T) {
 func TestNewRulesRefusesBadConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		change func(*config.Cases)
+		change func(*Config)
 		want   string
 	}{
-		{"malformed pattern", func(c *config.Cases) { c.Patterns.CourtCase.Regexp = `^(\d+$` }, "cases.patterns.court_case.regexp"},
-		{"unanchored pattern", func(c *config.Cases) { c.Patterns.Search.Regexp = `\d{15}` }, "cases.patterns.search.regexp"},
-		{"empty pattern", func(c *config.Cases) { c.Patterns.Year.Regexp = `` }, "cases.patterns.year.regexp"},
-		{"registry for basis 3", func(c *config.Cases) { c.Registries[3] = "erdr" }, "cases.registries.3"},
-		{"registry for basis 9", func(c *config.Cases) { c.Registries[9] = "erdr" }, "cases.registries.9"},
-		{"registry name with a dot", func(c *config.Cases) { c.Registries[5] = "ais.oip" }, "cases.registries.5"},
-		{"no check timeout", func(c *config.Cases) { c.CheckTimeout = 0 }, "cases.check_timeout"},
-		{"min year", func(c *config.Cases) { c.MinYear = 91 }, "cases.min_year"},
+		{"malformed pattern", func(c *Config) { c.Patterns.CourtCase.Regexp = `^(\d+$` }, "cases.patterns.court_case.regexp"},
+		{"unanchored pattern", func(c *Config) { c.Patterns.Search.Regexp = `\d{15}` }, "cases.patterns.search.regexp"},
+		{"empty pattern", func(c *Config) { c.Patterns.Year.Regexp = `` }, "cases.patterns.year.regexp"},
+		{"registry for basis 3", func(c *Config) { c.Registries[3] = "erdr" }, "cases.registries.3"},
+		{"registry for basis 9", func(c *Config) { c.Registries[9] = "erdr" }, "cases.registries.9"},
+		{"registry name with a dot", func(c *Config) { c.Registries[5] = "ais.oip" }, "cases.registries.5"},
+		{"no check timeout", func(c *Config) { c.CheckTimeout = 0 }, "cases.check_timeout"},
+		{"min year", func(c *Config) { c.MinYear = 91 }, "cases.min_year"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := config.DefaultCases()
+			c := DefaultConfig()
 			tc.change(&c)
 			_, err := NewRules(c)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -223,7 +222,7 @@ func TestNewRulesRefusesBadConfig(t *testing.T) {
 // An alternation anchored only at its ends is anchored whole: "^a$|^b$" passes the check, and
 // "^\d{15}|\d{16}$" would otherwise accept "x1234567890123456".
 func TestPatternsAreAnchoredWhole(t *testing.T) {
-	c := config.DefaultCases()
+	c := DefaultConfig()
 	c.Patterns.ERDR.Regexp = `^\d{15}|\d{16}$`
 	c.Patterns.ERDR.Words = ""
 	r, err := NewRules(c)
@@ -237,58 +236,6 @@ func TestPatternsAreAnchoredWhole(t *testing.T) {
 	}
 	if err := r.Validate(1, ref{Number: "1234567890123456"}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestLoadConfig(t *testing.T) {
-	b, err := config.Load("../../configs/broker.yaml", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	def := config.DefaultCases()
-	if b.Cases.CheckTimeout != def.CheckTimeout || b.Cases.MinYear != def.MinYear || b.Cases.Patterns != def.Patterns ||
-		len(b.Cases.Registries) != len(def.Registries) {
-		t.Errorf("configs/broker.yaml and config.DefaultCases disagree:\n%+v\n%+v", b.Cases, def)
-	}
-	for k, v := range def.Registries {
-		if b.Cases.Registries[k] != v {
-			t.Errorf("registries.%d: %q in the file, %q by default", k, b.Cases.Registries[k], v)
-		}
-	}
-	if _, err := NewRules(b.Cases); err != nil {
-		t.Fatal(err)
-	}
-
-	sub, err := config.Load("../../testdata/cases/registries_subset.yaml", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewRules(sub.Cases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, ok := r.Registry(6); n != "kpsisu-search" || !ok {
-		t.Errorf("Registry(6) = %q, %v", n, ok)
-	}
-	if n, ok := r.Registry(2); ok {
-		t.Errorf("the file's registries should replace the default map, Registry(2) = %q", n)
-	}
-	if r.CheckTimeout() != 2*time.Second || sub.Cases.Patterns.Court != def.Patterns.Court {
-		t.Errorf("other keys should keep their defaults: %+v", sub.Cases)
-	}
-	if err := r.Validate(1, ref{Number: "2615000310001234"}); err != nil {
-		t.Errorf("the configured ЕРДР pattern is not used: %v", err)
-	}
-
-	for file, key := range map[string]string{
-		"bad_pattern.yaml":     "cases.patterns.court_case.regexp",
-		"unanchored.yaml":      "cases.patterns.enforcement.regexp",
-		"registry_basis3.yaml": "cases.registries.3",
-	} {
-		_, err := config.Load("../../testdata/cases/"+file, true)
-		if err == nil || !strings.Contains(err.Error(), key) {
-			t.Errorf("%s: err = %v, want one naming %s", file, err, key)
-		}
 	}
 }
 
@@ -310,30 +257,5 @@ func TestConcurrentValidate(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
-	}
-}
-
-func TestEnvironmentOverride(t *testing.T) {
-	t.Setenv("SIOBROKER_CASES_PATTERNS_ENFORCEMENT_REGEXP", `^\d{8}$`)
-	t.Setenv("SIOBROKER_CASES_CHECK_TIMEOUT", "750ms")
-	b, err := config.Load("", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewRules(b.Cases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.CheckTimeout() != 750*time.Millisecond {
-		t.Errorf("CheckTimeout = %s", r.CheckTimeout())
-	}
-	if err := r.Validate(5, ref{Number: "12345678"}); err != nil {
-		t.Error(err)
-	}
-	if err := r.Validate(5, ref{Number: "02-0015-25-1/1234"}); err == nil {
-		t.Error("the overridden pattern is not used")
-	}
-	if name, ok := r.Registry(1); name != "erdr" || !ok {
-		t.Errorf("without a file the default registries apply: %q %v", name, ok)
 	}
 }

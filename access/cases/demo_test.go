@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker/access/rights"
-	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
@@ -24,7 +23,7 @@ func TestDevPKIDemoCases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRules(config.DefaultCases())
+	r, err := NewRules(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
