@@ -55,9 +55,9 @@ func (p AsyncPipeline) Handle(ctx context.Context, body io.Reader, contentType s
 // An id that does not exist and an id of another signer give the same SIO-ASYNC-UNKNOWN fault.
 // Refusals are journaled as Handle journals them.
 func (b *Broker) Accept(ctx context.Context, body io.Reader, contentType string) (*Reply, Request, error) {
-	seen := Request{RequestID: b.NewID()}
+	seen := Request{RequestID: b.deps.NewID()}
 	ctx = reqlog.With(ctx, "", seen.RequestID)
-	received := b.Clock.Now()
+	received := b.deps.Clock.Now()
 	reply, err := b.accept(ctx, body, contentType, received, &seen)
 	if err != nil {
 		b.journalRefusal(ctx, seen, err)
@@ -66,7 +66,7 @@ func (b *Broker) Accept(ctx context.Context, body io.Reader, contentType string)
 }
 
 func (b *Broker) accept(ctx context.Context, body io.Reader, contentType string, received time.Time, seen *Request) (*Reply, error) {
-	if b.Async == nil {
+	if b.deps.Async == nil {
 		return nil, siobroker.Errorf(siobroker.CodeUnavailable, "the asynchronous channel is not enabled on this broker")
 	}
 	doc, raw, op, err := soap.ReadAsyncChannelEnvelope(body, contentType, b.cfg.Limits)
@@ -98,7 +98,7 @@ func (b *Broker) accept(ctx context.Context, body io.Reader, contentType string,
 	if err != nil {
 		return nil, err
 	}
-	b.Logger.InfoContext(ctx, "asynchronous request accepted", reqlog.Attrs(a.info.MessageID, job.RequestID)...)
+	b.deps.Logger.InfoContext(ctx, "asynchronous request accepted", reqlog.Attrs(a.info.MessageID, job.RequestID)...)
 	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: a.info.MessageID, SignerIIN: a.verified.SignerIIN}, nil
 }
 
@@ -107,8 +107,8 @@ func (b *Broker) accept(ctx context.Context, body io.Reader, contentType string,
 // ON_DELIVERY and the worker woken. A request refused for a passing reason of the broker's own is
 // forgotten by the replay defence, to be retried.
 func (b *Broker) takeAsync(ctx context.Context, a authenticated, seen *Request, received time.Time, channel string) (siobroker.AsyncJob, error) {
-	if b.TransportReady != nil {
-		if err := b.TransportReady(); err != nil {
+	if b.deps.TransportReady != nil {
+		if err := b.deps.TransportReady(); err != nil {
 			return siobroker.AsyncJob{}, err
 		}
 	}
@@ -128,7 +128,7 @@ func (b *Broker) storeAsync(ctx context.Context, a authenticated, q siobroker.Qu
 	}
 	job := b.jobOf(*seen, a.info, q, received)
 	job.State, job.Updated, job.Channel = siobroker.AsyncOnDelivery, received, channel
-	if err := b.Async.CreateAsync(ctx, job); err != nil {
+	if err := b.deps.Async.CreateAsync(ctx, job); err != nil {
 		return job, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot store the request now; retry later")
 	}
 	select {
@@ -154,12 +154,12 @@ func (b *Broker) lookup(ctx context.Context, a authenticated, seen *Request) (*R
 }
 
 func (b *Broker) answerLookup(ctx context.Context, a authenticated, seen *Request, kind, id string) (*Reply, error) {
-	user, err := b.Users.Authorize(ctx, a.verified.SignerIIN)
+	user, err := b.deps.Users.Authorize(ctx, a.verified.SignerIIN)
 	if err != nil {
 		return nil, err
 	}
 	seen.Role, seen.Organisation = user.Role, user.Organisation
-	job, ok, err := b.Async.AsyncJob(ctx, id)
+	job, ok, err := b.deps.Async.AsyncJob(ctx, id)
 	if err != nil {
 		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot read its requests now; retry later")
 	}
@@ -229,7 +229,7 @@ func stateMessage(j siobroker.AsyncJob) string {
 // carries the state as the status code.
 func (b *Broker) signStatus(messageID string, a authenticated, st soap.AsyncStatus) ([]byte, error) {
 	doc := soap.NewAsyncStatusResponse(soap.ResponseInfo{
-		MessageID: messageID, CorrelationID: a.info.MessageID, ResponseDate: b.Clock.Now(),
+		MessageID: messageID, CorrelationID: a.info.MessageID, ResponseDate: b.deps.Clock.Now(),
 		StatusCode: string(st.State), StatusMessage: st.Message, SessionID: a.info.SessionID,
 	}, st)
 	return b.signDocument(doc, a.verified.Placement, "asynchronous status "+messageID)
@@ -237,7 +237,7 @@ func (b *Broker) signStatus(messageID string, a authenticated, st soap.AsyncStat
 
 // signDocument signs doc in placement p and serialises it; what names it in errors.
 func (b *Broker) signDocument(doc *etree.Document, p signing.Placement, what string) ([]byte, error) {
-	if err := b.Signer.Sign(doc, p); err != nil {
+	if err := b.deps.Signer.Sign(doc, p); err != nil {
 		return nil, fmt.Errorf("sign %s: %w", what, err)
 	}
 	out, err := soap.Serialize(doc)
@@ -282,10 +282,10 @@ func (w *AsyncWorker) Run(ctx context.Context) {
 	resume := true
 	for {
 		resuming := resume
-		jobs, err := b.Async.PendingAsync(ctx, b.Clock.Now(), resuming)
+		jobs, err := b.deps.Async.PendingAsync(ctx, b.deps.Clock.Now(), resuming)
 		resume = false
 		if err != nil && ctx.Err() == nil {
-			b.Logger.Warn("listing asynchronous requests failed", "error", err)
+			b.deps.Logger.Warn("listing asynchronous requests failed", "error", err)
 		}
 		for _, job := range jobs {
 			mu.Lock()
@@ -326,35 +326,35 @@ func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob, resum
 	// The listing may predate the end of an earlier run of this same job, which released it just
 	// before this one claimed it, finished or leased to a wait for late services: read the state
 	// again now that the job is claimed. (At start, leases of the earlier run are void.)
-	current, ok, err := b.Async.AsyncJob(ctx, job.RequestID)
+	current, ok, err := b.deps.Async.AsyncJob(ctx, job.RequestID)
 	if err != nil || !ok || current.State != siobroker.AsyncOnDelivery {
 		return
 	}
-	if !resuming && current.LeaseUntil.After(b.Clock.Now()) {
+	if !resuming && current.LeaseUntil.After(b.deps.Clock.Now()) {
 		return
 	}
 	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)
 	reply, err := b.processAsync(ctx, job)
 	if ctx.Err() != nil {
-		b.Logger.Info("asynchronous request interrupted; it resumes at the next start", ids...)
+		b.deps.Logger.Info("asynchronous request interrupted; it resumes at the next start", ids...)
 		return
 	}
 	if err != nil {
-		b.Logger.Error("asynchronous request failed; it will be retried", append(ids, "error", err)...)
+		b.deps.Logger.Error("asynchronous request failed; it will be retried", append(ids, "error", err)...)
 		return
 	}
 	if reply == nil {
 		return // waiting for late services in the background
 	}
 	state, reason := deliveryState(reply.Services)
-	done, err := b.Async.CompleteAsync(ctx, job.RequestID, state, reason, reply.Bytes, b.Clock.Now())
+	done, err := b.deps.Async.CompleteAsync(ctx, job.RequestID, state, reason, reply.Bytes, b.deps.Clock.Now())
 	switch {
 	case err != nil:
-		b.Logger.Error("asynchronous reply not stored; it will be retried", append(ids, "error", err)...)
+		b.deps.Logger.Error("asynchronous reply not stored; it will be retried", append(ids, "error", err)...)
 	case !done:
-		b.Logger.Info("asynchronous request was stopped meanwhile; reply kept only in the journal", ids...)
+		b.deps.Logger.Info("asynchronous request was stopped meanwhile; reply kept only in the journal", ids...)
 	default:
-		b.Logger.Info("asynchronous request answered", append(ids, "state", state)...)
+		b.deps.Logger.Info("asynchronous request answered", append(ids, "state", state)...)
 	}
 }
 

@@ -94,12 +94,12 @@ func (b *Broker) verifyCall(ctx context.Context, doc *etree.Document, seen *Requ
 		return sc, siobroker.FieldError(unsigned.Operation+"/request/requestDate",
 			"is required by this broker: it dates the signed call, which carries no messageId to refuse a replay by")
 	}
-	sc.now = b.Clock.Now()
+	sc.now = b.deps.Clock.Now()
 	if skew := sc.now.Sub(date); skew > b.cfg.ReplayWindow || skew < -b.cfg.ReplayWindow {
 		return sc, siobroker.Errorf(siobroker.CodeReplayDate, "the call's date %s is outside ±%s of the broker's time %s",
 			siobroker.FormatTime(date), b.cfg.ReplayWindow, siobroker.FormatTime(sc.now))
 	}
-	if sc.verified, err = b.Verifier.Verify(ctx, doc, date); err != nil {
+	if sc.verified, err = b.deps.Verifier.Verify(ctx, doc, date); err != nil {
 		return sc, err
 	}
 	seen.SignerIIN, seen.Placement = sc.verified.SignerIIN, sc.verified.Placement
@@ -137,11 +137,11 @@ func (b *Broker) acSendMessage(ctx context.Context, sc signedCall, received time
 	if err != nil {
 		return nil, err
 	}
-	out, err := b.signDocument(soap.NewACSendMessageResponse(job.RequestID, job.RequestID, b.Clock.Now(), b.sessionID()), sc.verified.Placement, "sendMessageResponse")
+	out, err := b.signDocument(soap.NewACSendMessageResponse(job.RequestID, job.RequestID, b.deps.Clock.Now(), b.sessionID()), sc.verified.Placement, "sendMessageResponse")
 	if err != nil {
 		return nil, err
 	}
-	b.Logger.InfoContext(ctx, "asynchronous request accepted (AsyncChannel v10)", reqlog.Attrs(info.MessageID, job.RequestID)...)
+	b.deps.Logger.InfoContext(ctx, "asynchronous request accepted (AsyncChannel v10)", reqlog.Attrs(info.MessageID, job.RequestID)...)
 	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: info.MessageID, SignerIIN: sc.verified.SignerIIN}, nil
 }
 
@@ -154,7 +154,7 @@ func (b *Broker) acQuery(ctx context.Context, sc signedCall, seen *Request,
 	if err != nil {
 		return nil, err
 	}
-	user, err := b.Users.Authorize(ctx, sc.verified.SignerIIN)
+	user, err := b.deps.Users.Authorize(ctx, sc.verified.SignerIIN)
 	if err == nil {
 		seen.Role, seen.Organisation = user.Role, user.Organisation
 		var reply *Reply
@@ -169,7 +169,7 @@ func (b *Broker) acQuery(ctx context.Context, sc signedCall, seen *Request,
 // ownJob returns the asynchronous request of the signer whose request or reply has messageId id.
 // An id of another signer is answered as an unknown one, so that ids do not leak between signers.
 func (b *Broker) ownJob(ctx context.Context, id, signerIIN string) (siobroker.AsyncJob, error) {
-	job, ok, err := b.Async.AsyncJobByMessage(ctx, id)
+	job, ok, err := b.deps.Async.AsyncJobByMessage(ctx, id)
 	if err != nil {
 		return job, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot read its requests now; retry later")
 	}
@@ -199,7 +199,7 @@ func (b *Broker) acGetMessageStatus(ctx context.Context, sc signedCall, seen *Re
 	if id == replyMessageID(job) && id != job.RequestID {
 		st = replyStatus(job)
 	}
-	out, err := b.signDocument(soap.NewACGetMessageStatusResponse(seen.RequestID, st, b.Clock.Now()), sc.verified.Placement, "getMessageStatusResponse")
+	out, err := b.signDocument(soap.NewACGetMessageStatusResponse(seen.RequestID, st, b.deps.Clock.Now()), sc.verified.Placement, "getMessageStatusResponse")
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +249,7 @@ func (b *Broker) acGetMessages(ctx context.Context, sc signedCall, seen *Request
 		}
 		limit = min(limit, acMaxAmount)
 		var err error
-		jobs, err = b.Async.AsyncReplies(ctx, siobroker.AsyncMailbox{SignerIIN: iin, Channel: siobroker.AsyncChannelV10, ServiceID: c.ServiceID, Limit: limit})
+		jobs, err = b.deps.Async.AsyncReplies(ctx, siobroker.AsyncMailbox{SignerIIN: iin, Channel: siobroker.AsyncChannelV10, ServiceID: c.ServiceID, Limit: limit})
 		if err != nil {
 			return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot read its replies now; retry later")
 		}
@@ -267,7 +267,7 @@ func (b *Broker) acGetMessages(ctx context.Context, sc signedCall, seen *Request
 		}})
 		ids = append(ids, replyMessageID(j))
 	}
-	out, err := b.signDocument(soap.NewACGetMessagesResponse(seen.RequestID, b.Clock.Now(), b.sessionID(), msgs), sc.verified.Placement, "getMessagesResponse")
+	out, err := b.signDocument(soap.NewACGetMessagesResponse(seen.RequestID, b.deps.Clock.Now(), b.sessionID(), msgs), sc.verified.Placement, "getMessagesResponse")
 	if err != nil {
 		return nil, err
 	}
@@ -318,8 +318,8 @@ func (b *Broker) acDeliveryNotification(ctx context.Context, sc signedCall, seen
 	// Journaled first: a receipt is never recorded without its record. A notification journaled
 	// and then not recorded (the store failed, or another receipt won) is refused, and the
 	// journal shows it was made.
-	now := b.Clock.Now()
-	recorded, err := b.Async.ReceiptAsync(ctx, job.RequestID, n.Receipt.State(), now)
+	now := b.deps.Clock.Now()
+	recorded, err := b.deps.Async.ReceiptAsync(ctx, job.RequestID, n.Receipt.State(), now)
 	switch {
 	case err != nil:
 		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the notification now; retry later")
@@ -330,7 +330,7 @@ func (b *Broker) acDeliveryNotification(ctx context.Context, sc signedCall, seen
 	if err != nil {
 		return nil, err
 	}
-	b.Logger.InfoContext(ctx, "asynchronous reply receipted", append(reqlog.Attrs("", job.RequestID), "receipt", receipt)...)
+	b.deps.Logger.InfoContext(ctx, "asynchronous reply receipted", append(reqlog.Attrs("", job.RequestID), "receipt", receipt)...)
 	return &Reply{Bytes: out, MessageID: seen.RequestID, SignerIIN: sc.verified.SignerIIN}, nil
 }
 
@@ -340,11 +340,11 @@ func (b *Broker) journalDelivery(ctx context.Context, seen Request, requestID, c
 	if err != nil {
 		return fmt.Errorf("encode delivery record: %w", err)
 	}
-	rec := b.record(seen, b.Clock.Now(), siobroker.JournalDelivery, 0, code, data)
+	rec := b.record(seen, b.deps.Clock.Now(), siobroker.JournalDelivery, 0, code, data)
 	if requestID != "" {
 		rec.RequestID = requestID // the record belongs to the request whose reply it concerns
 	}
-	_, err = b.Journal.Append(ctx, rec)
+	_, err = b.deps.Journal.Append(ctx, rec)
 	return err
 }
 
@@ -357,4 +357,4 @@ func receiptWords(s siobroker.AsyncState) string {
 }
 
 // sessionID is a fresh session id in the gateway's guid form: a UUID in braces.
-func (b *Broker) sessionID() string { return "{" + b.NewID() + "}" }
+func (b *Broker) sessionID() string { return "{" + b.deps.NewID() + "}" }

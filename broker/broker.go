@@ -161,8 +161,8 @@ var Stages = []Stage{StageVerify, StageReplay, StageAuthorize, StageJournalReque
 // observe reports the time since start as stage s. Stage times are performance figures, so they
 // use the wall clock's monotonic reading, not the injected Clock, which may be moved by tests.
 func (b *Broker) observe(s Stage, start time.Time) {
-	if b.ObserveStage != nil {
-		b.ObserveStage(s, time.Since(start))
+	if b.deps.ObserveStage != nil {
+		b.deps.ObserveStage(s, time.Since(start))
 	}
 }
 
@@ -173,8 +173,8 @@ type Maintenance interface {
 
 // Broker runs the pipeline. It is safe for concurrent use.
 type Broker struct {
-	cfg Config
-	Deps
+	cfg  Config
+	deps Deps
 	wake chan struct{} // tells the AsyncWorker that a job was accepted
 	late late          // background waits for the late services of synchronous requests
 }
@@ -189,7 +189,7 @@ func New(cfg Config, deps Deps) (*Broker, error) {
 		return nil, errors.New("broker: ReplayWindow and Timeout must be set")
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
-	return &Broker{cfg: cfg, Deps: deps, wake: make(chan struct{}, 1)}, nil
+	return &Broker{cfg: cfg, deps: deps, wake: make(chan struct{}, 1)}, nil
 }
 
 // Reply is a signed reply and what the caller needs to log it.
@@ -222,9 +222,9 @@ type Request struct {
 // (any other error is internal); the caller turns it into a fault. Every request is journaled as
 // received, before anything else is done with it, and so is its refusal or its reply.
 func (b *Broker) Handle(ctx context.Context, body io.Reader, contentType string) (*Reply, Request, error) {
-	seen := Request{RequestID: b.NewID()}
+	seen := Request{RequestID: b.deps.NewID()}
 	ctx = reqlog.With(ctx, "", seen.RequestID)
-	received := b.Clock.Now()
+	received := b.deps.Clock.Now()
 	reply, err := b.handle(ctx, body, contentType, received, &seen)
 	if err != nil {
 		b.journalRefusal(ctx, seen, err)
@@ -251,9 +251,9 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 // broker's own (SIO-UNAVAILABLE), so that the client may retry it as the fault invites.
 func (b *Broker) releaseIfUnavailable(ctx context.Context, err error, messageID, digest string) {
 	if err != nil && siobroker.ErrorCode(err) == siobroker.CodeUnavailable {
-		if relErr := b.Replay.Release(context.WithoutCancel(ctx), replayKey(messageID, digest), digest); relErr != nil {
+		if relErr := b.deps.Replay.Release(context.WithoutCancel(ctx), replayKey(messageID, digest), digest); relErr != nil {
 			_, requestID := reqlog.IDs(ctx)
-			b.Logger.ErrorContext(ctx, "cannot release a request for retry", append(reqlog.Attrs(messageID, requestID), "error", relErr)...)
+			b.deps.Logger.ErrorContext(ctx, "cannot release a request for retry", append(reqlog.Attrs(messageID, requestID), "error", relErr)...)
 		}
 	}
 }
@@ -271,7 +271,7 @@ type authenticated struct {
 // seen what it learnt, for the journal of a refusal.
 func (b *Broker) authenticate(ctx context.Context, body io.Reader, contentType string, seen *Request) (authenticated, error) {
 	start := time.Now()
-	sr, err := intake.ReadSigned(ctx, body, contentType, b.cfg.Limits, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
+	sr, err := intake.ReadSigned(ctx, body, contentType, b.cfg.Limits, b.cfg.ReplayWindow, b.deps.Clock, b.deps.Verifier.Verify)
 	b.observe(StageVerify, start)
 	return b.authenticated(sr, err, seen)
 }
@@ -279,7 +279,7 @@ func (b *Broker) authenticate(ctx context.Context, body io.Reader, contentType s
 // authenticateRead is authenticate for a SendMessage envelope already read.
 func (b *Broker) authenticateRead(ctx context.Context, doc *etree.Document, raw []byte, seen *Request) (authenticated, error) {
 	start := time.Now()
-	sr, err := intake.VerifySendMessage(ctx, doc, b.cfg.ReplayWindow, b.Clock, b.Verifier.Verify)
+	sr, err := intake.VerifySendMessage(ctx, doc, b.cfg.ReplayWindow, b.deps.Clock, b.deps.Verifier.Verify)
 	sr.Raw = raw
 	b.observe(StageVerify, start)
 	return b.authenticated(sr, err, seen)
@@ -326,7 +326,7 @@ func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobro
 	if err := b.admit(ctx, info, q, verified, seen, received); err != nil {
 		return nil, err
 	}
-	if b.cfg.AsyncTimeout > 0 && b.Async != nil {
+	if b.cfg.AsyncTimeout > 0 && b.deps.Async != nil {
 		return b.processSync(ctx, b.jobOf(*seen, info, q, received))
 	}
 	return b.Process(ctx, b.jobOf(*seen, info, q, received))
@@ -338,7 +338,7 @@ func (b *Broker) jobOf(seen Request, info siobroker.RequestInfo, q siobroker.Que
 	return siobroker.AsyncJob{
 		RequestID: seen.RequestID, MessageID: info.MessageID, SenderID: info.SenderID, SignerIIN: seen.SignerIIN,
 		Organisation: seen.Organisation, Role: seen.Role, Placement: string(seen.Placement),
-		Info: info, Query: q, Received: received, ReplyMessageID: b.NewID(),
+		Info: info, Query: q, Received: received, ReplyMessageID: b.deps.NewID(),
 	}
 }
 
@@ -348,7 +348,7 @@ func (b *Broker) jobOf(seen Request, info siobroker.RequestInfo, q siobroker.Que
 func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobroker.Query, verified *signing.Verified, seen *Request, received time.Time) error {
 	// The role comes from the registry, by the certificate's IIN; nothing in the request names it.
 	start := time.Now()
-	user, err := b.Users.Authorize(ctx, verified.SignerIIN)
+	user, err := b.deps.Users.Authorize(ctx, verified.SignerIIN)
 	b.observe(StageAuthorize, start)
 	if err != nil {
 		return err
@@ -360,17 +360,17 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobro
 	// in its own record.
 	rec := b.record(*seen, received, siobroker.JournalRequest, 0, "", seen.raw)
 	start = time.Now()
-	_, err = b.Journal.Append(ctx, rec)
+	_, err = b.deps.Journal.Append(ctx, rec)
 	b.observe(StageJournalRequest, start)
 	if err != nil {
 		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the request now; retry later")
 	}
 	seen.requestJournaled = true
-	if !b.Rights.RoleMayUse(user.Role, q.Basis) {
+	if !b.deps.Rights.RoleMayUse(user.Role, q.Basis) {
 		return siobroker.Errorf(siobroker.CodeRoleBasis,
 			"role %d of user %s may not make requests under basis %d (Appendix 1)", user.Role, user.IIN, q.Basis)
 	}
-	if err := b.Cases.Validate(q.Basis, q.Case); err != nil {
+	if err := b.deps.Cases.Validate(q.Basis, q.Case); err != nil {
 		return err
 	}
 	if err := b.allInMaintenance(q.Services, received); err != nil {
@@ -384,16 +384,16 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobro
 		return err
 	}
 	start = time.Now()
-	err = b.Users.Touch(ctx, user)
+	err = b.deps.Users.Touch(ctx, user)
 	b.observe(StageTouch, start)
 	if err != nil {
 		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
 	}
-	if b.Certificates != nil && verified.CertificateInMessage && verified.Certificate != nil {
+	if b.deps.Certificates != nil && verified.CertificateInMessage && verified.Certificate != nil {
 		// Not a refusal: the request is good, and the certificate is only learnt for later
 		// requests that name it by an identifier; the next request carrying it tries again.
-		if err := b.Certificates.Learn(ctx, user, verified.Certificate); err != nil {
-			b.Logger.WarnContext(ctx, "the signer's certificate could not be recorded",
+		if err := b.deps.Certificates.Learn(ctx, user, verified.Certificate); err != nil {
+			b.deps.Logger.WarnContext(ctx, "the signer's certificate could not be recorded",
 				append(reqlog.Attrs(info.MessageID, seen.RequestID), "error", err)...)
 		}
 	}
@@ -434,7 +434,7 @@ type exchange = routing.Outcome
 // signed reply itself.
 func (b *Broker) journalReply(ctx context.Context, seen Request, received time.Time, exchanges []exchange, reply []byte) error {
 	defer b.observe(StageJournalReply, time.Now())
-	sent := b.Clock.Now()
+	sent := b.deps.Clock.Now()
 	recs := make([]siobroker.JournalRecord, 0, len(exchanges)+1)
 	for _, e := range exchanges {
 		data, err := json.Marshal(struct {
@@ -454,7 +454,7 @@ func (b *Broker) journalReply(ctx context.Context, seen Request, received time.T
 			string(e.Result.Status)+"/"+e.Result.Reason, data))
 	}
 	recs = append(recs, b.record(seen, sent, siobroker.JournalReply, 0, "", reply))
-	if _, err := b.Journal.Append(ctx, recs...); err != nil {
+	if _, err := b.deps.Journal.Append(ctx, recs...); err != nil {
 		return fmt.Errorf("journal reply %s: %w", seen.RequestID, err)
 	}
 	return nil
@@ -471,9 +471,9 @@ func (b *Broker) journalRefusal(ctx context.Context, seen Request, cause error) 
 		refusal.Request = seen.raw
 	}
 	data, _ := json.Marshal(refusal)
-	rec := b.record(seen, b.Clock.Now(), siobroker.JournalRefusal, 0, string(siobroker.ErrorCode(cause)), data)
-	if _, err := b.Journal.Append(context.WithoutCancel(ctx), rec); err != nil {
-		b.Logger.ErrorContext(ctx, "refusal not journaled", reqlog.KeyCorrelationID, seen.RequestID, reqlog.KeyMessageID, seen.MessageID,
+	rec := b.record(seen, b.deps.Clock.Now(), siobroker.JournalRefusal, 0, string(siobroker.ErrorCode(cause)), data)
+	if _, err := b.deps.Journal.Append(context.WithoutCancel(ctx), rec); err != nil {
+		b.deps.Logger.ErrorContext(ctx, "refusal not journaled", reqlog.KeyCorrelationID, seen.RequestID, reqlog.KeyMessageID, seen.MessageID,
 			"code", siobroker.ErrorCode(cause), "error", err)
 	}
 }
@@ -492,7 +492,7 @@ func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v 
 	if err != nil {
 		return "", err
 	}
-	idFresh, contentFresh, err := b.Replay.MarkRequestSeen(ctx, replayKey(info.MessageID, digest), info.SenderID, digest, now)
+	idFresh, contentFresh, err := b.deps.Replay.MarkRequestSeen(ctx, replayKey(info.MessageID, digest), info.SenderID, digest, now)
 	if err != nil {
 		return "", siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
 	}
@@ -536,13 +536,13 @@ func signedDigest(signerIIN string, signed *etree.Element) (string, error) {
 // signer's proceedings (§5). Basis 3 is exempt (§23); the configuration cannot name a registry
 // for it, and serve refuses to start when another basis has none.
 func (b *Broker) verifyCase(ctx context.Context, requestID, messageID string, q siobroker.Query, signerIIN string) error {
-	name, ok := b.Cases.Registry(q.Basis)
+	name, ok := b.deps.Cases.Registry(q.Basis)
 	if !ok {
 		return nil
 	}
-	resp, err := b.Registry.CheckCase(ctx, schemas.RegistryTopic(name), schemas.CaseCheckRequest{
+	resp, err := b.deps.Registry.CheckCase(ctx, schemas.RegistryTopic(name), schemas.CaseCheckRequest{
 		RequestID: requestID, MessageID: messageID, Basis: q.Basis, Case: q.Case, SignerIIN: signerIIN,
-	}, b.Cases.CheckTimeout())
+	}, b.deps.Cases.CheckTimeout())
 	switch {
 	case errors.Is(err, routing.ErrTransportUnavailable):
 		return siobroker.Wrap(siobroker.CodeUnavailable, err,
@@ -551,7 +551,7 @@ func (b *Broker) verifyCase(ctx context.Context, requestID, messageID string, q 
 		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the case registry %s did not answer; the request was not accepted, retry later", name)
 	case !resp.Found || !resp.InProceedings:
 		// One answer for both: telling them apart would let any user learn which cases exist (§44).
-		b.Logger.InfoContext(ctx, "case check refused", append(reqlog.Attrs(messageID, requestID), "registry", name, "found", resp.Found)...)
+		b.deps.Logger.InfoContext(ctx, "case check refused", append(reqlog.Attrs(messageID, requestID), "registry", name, "found", resp.Found)...)
 		return siobroker.Errorf(siobroker.CodeCaseUnknown,
 			"case %q is not among the proceedings of user %s in the %s registry", q.Case.Number, signerIIN, name)
 	}
@@ -578,7 +578,7 @@ func (b *Broker) route(ctx context.Context, requestID string, info siobroker.Req
 	defer b.observe(StageServices, time.Now())
 	results, decisions, reqs, slots := b.decide(requestID, info, q, signerIIN)
 	if len(reqs) > 0 {
-		outcomes := b.Dispatcher.Dispatch(ctx, reqs, b.cfg.Timeout)
+		outcomes := b.deps.Dispatcher.Dispatch(ctx, reqs, b.cfg.Timeout)
 		for j, o := range outcomes {
 			results[slots[j]] = b.finish(o, decisions[slots[j]])
 		}
@@ -590,7 +590,7 @@ func (b *Broker) route(ctx context.Context, requestID string, info siobroker.Req
 // finish applies the truncation a service's decision asks for.
 func (b *Broker) finish(o exchange, d siobroker.Decision) exchange {
 	if d.Access == siobroker.AccessTruncated {
-		o.Result = truncate(o.Result, b.Rights.TruncatedFields(o.Result.Service))
+		o.Result = truncate(o.Result, b.deps.Rights.TruncatedFields(o.Result.Service))
 	}
 	return o
 }
@@ -598,7 +598,7 @@ func (b *Broker) finish(o exchange, d siobroker.Decision) exchange {
 func (b *Broker) logResults(ctx context.Context, requestID string, info siobroker.RequestInfo, results []exchange) {
 	for _, e := range results {
 		r := e.Result
-		b.Logger.InfoContext(ctx, "service result", append(reqlog.Attrs(info.MessageID, routing.CorrelationKey(requestID, r.Service)),
+		b.deps.Logger.InfoContext(ctx, "service result", append(reqlog.Attrs(info.MessageID, routing.CorrelationKey(requestID, r.Service)),
 			"service", r.Service, "status", r.Status, "reason", r.Reason)...)
 	}
 }
@@ -611,7 +611,7 @@ func (b *Broker) decide(requestID string, info siobroker.RequestInfo, q siobroke
 	var reqs []schemas.ServiceRequest
 	var slots []int
 	for i, svc := range q.Services {
-		d := b.Rights.DecideService(q.Basis, svc, q.Article)
+		d := b.deps.Rights.DecideService(q.Basis, svc, q.Article)
 		decisions[i] = d
 		if !d.Allowed {
 			results[i] = exchange{Result: siobroker.ServiceResult{Service: svc, Status: siobroker.StatusDenied, Reason: d.Reason, Message: d.Explanation}}
@@ -633,22 +633,22 @@ func (b *Broker) decide(requestID string, info siobroker.RequestInfo, q siobroke
 
 // inMaintenance returns the maintenance window service svc is in now, if any.
 func (b *Broker) inMaintenance(svc int) (siobroker.MaintenanceWindow, bool) {
-	if b.Maintenance == nil {
+	if b.deps.Maintenance == nil {
 		return siobroker.MaintenanceWindow{}, false
 	}
-	return b.Maintenance.Active(svc, b.Clock.Now())
+	return b.deps.Maintenance.Active(svc, b.deps.Clock.Now())
 }
 
 // allInMaintenance refuses a request every service of which is in a maintenance window: there is
 // nothing to ask, and the fault names the window after which to retry. A request with some
 // services available is served, and the others are answered MAINTENANCE one by one.
 func (b *Broker) allInMaintenance(services []int, at time.Time) error {
-	if b.Maintenance == nil || len(services) == 0 {
+	if b.deps.Maintenance == nil || len(services) == 0 {
 		return nil
 	}
 	var last siobroker.MaintenanceWindow
 	for _, svc := range services {
-		w, ok := b.Maintenance.Active(svc, at)
+		w, ok := b.deps.Maintenance.Active(svc, at)
 		if !ok {
 			return nil
 		}
@@ -706,7 +706,7 @@ func (b *Broker) reply(requestID string, info siobroker.RequestInfo, q siobroker
 	doc := soap.NewResponse(soap.ResponseInfo{
 		MessageID:     requestID,
 		CorrelationID: info.MessageID,
-		ResponseDate:  b.Clock.Now(),
+		ResponseDate:  b.deps.Clock.Now(),
 		StatusCode:    status,
 		StatusMessage: message,
 		SessionID:     info.SessionID,
@@ -719,7 +719,7 @@ func (b *Broker) reply(requestID string, info siobroker.RequestInfo, q siobroker
 		Subject:          q.Subject,
 		Services:         results,
 	})
-	if err := b.Signer.Sign(doc, v.Placement); err != nil {
+	if err := b.deps.Signer.Sign(doc, v.Placement); err != nil {
 		return nil, fmt.Errorf("sign reply %s: %w", requestID, err)
 	}
 	out, err := soap.Serialize(doc)

@@ -220,6 +220,7 @@ type harnessOpts struct {
 	asyncTimeout time.Duration                           // Config.AsyncTimeout; 0: no waiting for late services
 	slowAnswers  bool                                    // slowService answers after 300ms instead of never
 	journalLate  bool                                    // journal late answers, as serve does
+	observeStage func(Stage, time.Duration)              // Deps.ObserveStage
 }
 
 // backendServices are the services with a test backend: the others have no adapter, so a request
@@ -381,19 +382,20 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		},
 		AsyncTimeout: opts.asyncTimeout,
 	}, Deps{
-		Verifier:   signing.NewVerifier(trust),
-		Signer:     brokerSigner.WithClock(clock),
-		Replay:     replay,
-		Dispatcher: dispatcher,
-		Rights:     table,
-		Users:      h.users,
-		Cases:      caseRules,
-		Registry:   dispatcher,
-		Journal:    h.db.Journal(),
-		Clock:      clock,
-		Logger:     logger,
-		NewID:      func() string { return fmt.Sprintf("%s-%d", idPrefix, ids.Add(1)) },
-		Async:      db,
+		Verifier:     signing.NewVerifier(trust),
+		Signer:       brokerSigner.WithClock(clock),
+		Replay:       replay,
+		Dispatcher:   dispatcher,
+		Rights:       table,
+		Users:        h.users,
+		Cases:        caseRules,
+		Registry:     dispatcher,
+		Journal:      h.db.Journal(),
+		Clock:        clock,
+		Logger:       logger,
+		NewID:        func() string { return fmt.Sprintf("%s-%d", idPrefix, ids.Add(1)) },
+		Async:        db,
+		ObserveStage: opts.observeStage,
 	})
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
@@ -965,17 +967,16 @@ func openTestStore(t *testing.T) *sqlite.DB {
 // TestStagesObserved: an answered request reports each stage of the pipeline once; one refused
 // at its signature reports only what it went through.
 func TestStagesObserved(t *testing.T) {
-	h := newHarness(t, nil)
 	var mu sync.Mutex
 	seen := map[Stage]int{}
-	h.broker.ObserveStage = func(s Stage, d time.Duration) {
+	h := newHarnessWith(t, harnessOpts{observeStage: func(s Stage, d time.Duration) {
 		if d < 0 {
 			t.Errorf("stage %s took %s", s, d)
 		}
 		mu.Lock()
 		seen[s]++
 		mu.Unlock()
-	}
+	}})
 	raw, _ := h.build(t, reqSpec{services: []int{1, 5}})
 	if _, _, err := h.handle(raw); err != nil {
 		t.Fatalf("Handle: %v", err)

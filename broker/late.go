@@ -73,10 +73,10 @@ func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Repl
 	note := ""
 	if wait != nil {
 		lj := job
-		lj.State, lj.Updated = siobroker.AsyncOnDelivery, b.Clock.Now()
+		lj.State, lj.Updated = siobroker.AsyncOnDelivery, b.deps.Clock.Now()
 		lj.LeaseUntil = lj.Updated.Add(b.cfg.AsyncTimeout + time.Minute)
-		if err := b.Async.CreateAsync(ctx, lj); err != nil {
-			b.Logger.Error("late services will not be waited for: the request cannot be stored", append(ids, "error", err)...)
+		if err := b.deps.Async.CreateAsync(ctx, lj); err != nil {
+			b.deps.Logger.Error("late services will not be waited for: the request cannot be stored", append(ids, "error", err)...)
 			wait = nil
 		} else {
 			note = fmt.Sprintf("; the broker keeps waiting for the late services for up to %s: fetch the complete result on the asynchronous channel by messageId %s",
@@ -93,7 +93,7 @@ func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Repl
 		// The complete reply is produced even if this one could not be given out: the request
 		// was admitted and journaled, and its stored job says where the result will be.
 		if !b.late.start(func() { b.completeLate(job, seen, v, wait) }) {
-			b.Logger.Info("shutting down: the late services resume at the next start", ids...)
+			b.deps.Logger.Info("shutting down: the late services resume at the next start", ids...)
 		}
 	}
 	if err != nil {
@@ -135,17 +135,17 @@ func (b *Broker) processAsync(ctx context.Context, job siobroker.AsyncJob) (*Rep
 		}
 		return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: results(exchanges)}, nil
 	}
-	until := b.Clock.Now().Add(b.cfg.AsyncTimeout + time.Minute)
-	if _, err := b.Async.LeaseAsync(ctx, job.RequestID, until); err != nil {
+	until := b.deps.Clock.Now().Add(b.cfg.AsyncTimeout + time.Minute)
+	if _, err := b.deps.Async.LeaseAsync(ctx, job.RequestID, until); err != nil {
 		// Without the lease the worker would route the request again at its next scan; the
 		// copies are recognised by their correlation keys, so this costs work, not answers.
-		b.Logger.Error("asynchronous request not leased to its wait for late services", "request_id", job.RequestID, "error", err)
+		b.deps.Logger.Error("asynchronous request not leased to its wait for late services", "request_id", job.RequestID, "error", err)
 	}
 	if !b.late.start(func() { b.completeLate(job, seen, v, wait) }) {
-		b.Logger.Info("shutting down: the asynchronous request resumes at the next start", "request_id", job.RequestID)
+		b.deps.Logger.Info("shutting down: the asynchronous request resumes at the next start", "request_id", job.RequestID)
 		return nil, nil
 	}
-	b.Logger.Info("asynchronous request waits for late services", "request_id", job.RequestID, "until", siobroker.FormatTime(until))
+	b.deps.Logger.Info("asynchronous request waits for late services", "request_id", job.RequestID, "until", siobroker.FormatTime(until))
 	return nil, nil
 }
 
@@ -163,7 +163,7 @@ func (b *Broker) completeLate(job siobroker.AsyncJob, seen Request, v *signing.V
 	ctx := reqlog.With(b.late.ctx, job.Info.MessageID, job.RequestID)
 	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)
 	if ctx.Err() != nil {
-		b.Logger.Info("waiting for late services interrupted; the request resumes at the next start", ids...)
+		b.deps.Logger.Info("waiting for late services interrupted; the request resumes at the next start", ids...)
 		return
 	}
 	b.logResults(ctx, job.RequestID, job.Info, exchanges)
@@ -173,15 +173,15 @@ func (b *Broker) completeLate(job siobroker.AsyncJob, seen Request, v *signing.V
 	}
 	if err != nil {
 		// The lease runs out, and the worker then processes the request from the start.
-		b.Logger.Error("complete reply after late services failed; the worker will retry", append(ids, "error", err)...)
+		b.deps.Logger.Error("complete reply after late services failed; the worker will retry", append(ids, "error", err)...)
 		return
 	}
 	state, reason := deliveryState(results(exchanges))
-	if _, err := b.Async.CompleteAsync(ctx, job.RequestID, state, reason, out, b.Clock.Now()); err != nil {
-		b.Logger.Error("complete reply after late services not stored", append(ids, "error", err)...)
+	if _, err := b.deps.Async.CompleteAsync(ctx, job.RequestID, state, reason, out, b.deps.Clock.Now()); err != nil {
+		b.deps.Logger.Error("complete reply after late services not stored", append(ids, "error", err)...)
 		return
 	}
-	b.Logger.Info("complete reply stored after late services", append(ids, "state", state)...)
+	b.deps.Logger.Info("complete reply stored after late services", append(ids, "state", state)...)
 }
 
 // routeLate is route for the synchronous path: every allowed service is dispatched with the
@@ -196,7 +196,7 @@ func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) ([]excha
 		ch := make(chan exchange, 1)
 		chans[j] = ch
 		go func() {
-			outs := b.Dispatcher.Dispatch(b.late.ctx, []schemas.ServiceRequest{req}, func(int) time.Duration { return b.cfg.AsyncTimeout })
+			outs := b.deps.Dispatcher.Dispatch(b.late.ctx, []schemas.ServiceRequest{req}, func(int) time.Duration { return b.cfg.AsyncTimeout })
 			ch <- b.finish(outs[0], decisions[slots[j]])
 		}()
 	}

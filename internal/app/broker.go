@@ -258,6 +258,9 @@ func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, lo
 		}
 		return nil
 	}
+	if b.ops, err = b.startOperations(ctx, cfg, clock, logger, opsDeps{dispatcher, tracker, journalStore, signer}); err != nil {
+		return nil, err
+	}
 	pipeline, err := broker.New(broker.Config{
 		Limits:       soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements},
 		ReplayWindow: cfg.Replay.Window,
@@ -280,15 +283,12 @@ func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, lo
 		Maintenance:    live.maintenance,
 		TransportReady: transportReady,
 		Certificates:   certificates,
+		ObserveStage:   metrics.ObserveStages(b.ops.Metrics, broker.Stages),
 	})
 	if err != nil {
 		return nil, err
 	}
 	b.pipeline = pipeline
-	if b.ops, err = b.startOperations(ctx, cfg, clock, logger, opsDeps{dispatcher, tracker, journalStore, signer}); err != nil {
-		return nil, err
-	}
-	pipeline.ObserveStage = metrics.ObserveStages(b.ops.Metrics, broker.Stages) // before the first request
 	reportsService := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: trust.VerifyChain},
 		journalStore, userRegistry, clock, logger.With("component", "reports"))
 	// Checked before every request, so only what a request cannot find out cheaply itself: a

@@ -95,7 +95,12 @@ func (f *incidentsFlags) incidentsService(ctx context.Context, db *sqlite.DB) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	return &incidents.Service{Store: db, Journal: j, Clock: siobroker.SystemClock{}, By: *f.by}, closeJournal, nil
+	svc, err := incidents.NewService(db, j, siobroker.SystemClock{}, *f.by)
+	if err != nil {
+		closeJournal()
+		return nil, nil, err
+	}
+	return svc, closeJournal, nil
 }
 
 func incidentsList(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -3,6 +3,7 @@ package incidents
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -34,16 +35,25 @@ type Store interface {
 	Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error)
 }
 
-// Service carries the operator's actions on incidents. It needs only the store, so it works in
-// any process that can open it.
+// Service carries the operator's actions on incidents. It needs only the store and the journal,
+// so it works in any process that can open them.
 type Service struct {
-	Store Store
-	// Journal receives a JournalIncident record for every annotation and close. Nil skips
-	// journaling: the command line has no journal of its own yet, and the store's history still
-	// keeps every change.
-	Journal siobroker.JournalWriter
-	Clock   siobroker.Clock
-	By      string // who acts: the operator's name; "siobroker" for the tracker
+	store   Store
+	journal siobroker.JournalWriter // a JournalIncident record for every annotation and close (§39)
+	clock   siobroker.Clock
+	by      string // who acts: the operator's name; "siobroker" for the tracker
+}
+
+// NewService returns the actions on incidents over store, journaled in journal, taken by by
+// ("operator" when empty).
+func NewService(store Store, journal siobroker.JournalWriter, clock siobroker.Clock, by string) (*Service, error) {
+	if store == nil || journal == nil || clock == nil {
+		return nil, errors.New("incidents: NewService needs the store, the journal and the clock")
+	}
+	if by == "" {
+		by = "operator"
+	}
+	return &Service{store: store, journal: journal, clock: clock, by: by}, nil
 }
 
 // Annotate records the measures taken against incident number and who was responsible for them
@@ -53,12 +63,12 @@ func (s *Service) Annotate(ctx context.Context, number int64, measures, responsi
 	if measures == "" && responsible == "" {
 		return siobroker.Incident{}, fmt.Errorf("annotate incident %d: give the measures or the person responsible", number)
 	}
-	now := s.Clock.Now().In(siobroker.Astana)
-	inc, err := s.Store.AnnotateIncident(ctx, number, measures, responsible, now, s.by())
+	now := s.clock.Now().In(siobroker.Astana)
+	inc, err := s.store.AnnotateIncident(ctx, number, measures, responsible, now, s.by)
 	if err != nil {
 		return siobroker.Incident{}, err
 	}
-	return inc, s.journal(ctx, siobroker.IncidentEventAnnotated, inc, now)
+	return inc, s.journalEvent(ctx, siobroker.IncidentEventAnnotated, inc, now)
 }
 
 // Close closes incident number by hand, with the operator's note (why: the cause was removed, a
@@ -68,33 +78,26 @@ func (s *Service) Close(ctx context.Context, number int64, note string) (siobrok
 	if note == "" {
 		return siobroker.Incident{}, fmt.Errorf("close incident %d: a note is required", number)
 	}
-	now := s.Clock.Now().In(siobroker.Astana)
-	inc, err := s.Store.CloseIncident(ctx, number, note, now, s.by())
+	now := s.clock.Now().In(siobroker.Astana)
+	inc, err := s.store.CloseIncident(ctx, number, note, now, s.by)
 	if err != nil {
 		return siobroker.Incident{}, err
 	}
-	return inc, s.journal(ctx, siobroker.IncidentEventClosed, inc, now)
-}
-
-func (s *Service) by() string {
-	if s.By == "" {
-		return "operator"
-	}
-	return s.By
+	return inc, s.journalEvent(ctx, siobroker.IncidentEventClosed, inc, now)
 }
 
 // journal appends the JournalIncident record of event. The store has the change already: an
 // error here leaves the incident recorded and its journal record missing, and is returned so
 // that the caller logs or reports it.
-func (s *Service) journal(ctx context.Context, event string, inc siobroker.Incident, at time.Time) error {
-	if s.Journal == nil {
+func (s *Service) journalEvent(ctx context.Context, event string, inc siobroker.Incident, at time.Time) error {
+	if s.journal == nil { // a Tracker built without a journal (NewTracker)
 		return nil
 	}
 	data, err := json.Marshal(inc)
 	if err != nil {
 		return fmt.Errorf("journal incident %d %s: %w", inc.Number, event, err)
 	}
-	if _, err := s.Journal.Append(ctx, siobroker.JournalRecord{
+	if _, err := s.journal.Append(ctx, siobroker.JournalRecord{
 		At:      at,
 		Kind:    siobroker.JournalIncident,
 		Service: inc.Cause.Service,

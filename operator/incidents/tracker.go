@@ -99,7 +99,7 @@ func NewTracker(cfg Config, store Store, journal siobroker.JournalWriter, clock 
 	return &Tracker{
 		cfg:       cfg,
 		store:     store,
-		svc:       &Service{Store: store, Journal: journal, Clock: clock, By: trackerBy},
+		svc:       &Service{store: store, journal: journal, clock: clock, by: trackerBy},
 		clock:     clock,
 		logger:    logger,
 		pending:   make(map[string]pendingMsg),
@@ -232,7 +232,7 @@ func (t *Tracker) CloseBy(ctx context.Context, by string, number int64, note str
 // as returns the tracker's Service acting as by.
 func (t *Tracker) as(by string) *Service {
 	s := *t.svc
-	s.By = by
+	s.by = by
 	return &s
 }
 
@@ -455,7 +455,7 @@ func (t *Tracker) apply(ctx context.Context, a action, now time.Time) error {
 		t.drop(a.cause, a.tr)
 		t.logger.Info("incident closed: delivery resumed", "incident", inc.Number, "cause", a.cause.String(),
 			"started", siobroker.FormatTime(inc.StartedAt), "closed", siobroker.FormatTime(inc.ClosedAt), "affected", inc.Affected)
-		return t.svc.journal(ctx, siobroker.IncidentEventClosed, inc, now)
+		return t.svc.journalEvent(ctx, siobroker.IncidentEventClosed, inc, now)
 	}
 	return nil
 }
@@ -488,7 +488,7 @@ func (t *Tracker) applyOpen(ctx context.Context, a action, now time.Time) error 
 	}
 	t.logger.Warn("incident opened: delivery delayed", "incident", inc.Number, "cause", a.cause.String(),
 		"started", siobroker.FormatTime(inc.StartedAt), "affected", inc.Affected, "last_error", inc.LastError)
-	return t.svc.journal(ctx, siobroker.IncidentEventOpened, inc, now)
+	return t.svc.journalEvent(ctx, siobroker.IncidentEventOpened, inc, now)
 }
 
 // drop forgets tr, if it is still the open incident of cause.

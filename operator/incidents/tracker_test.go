@@ -258,8 +258,11 @@ func TestManualCloseIsRespected(t *testing.T) {
 	if len(f.incidents(false)) != 1 {
 		t.Fatal("no incident")
 	}
-	// The operator closes it from another process (the store only).
-	svc := &incidents.Service{Store: f.db, Clock: f.clock, By: "оператор"}
+	// The operator closes it from another process (the store and the journal, not the tracker).
+	svc, err := incidents.NewService(f.db, f.journal, f.clock, "оператор")
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.clock.Set(t0.Add(70 * time.Minute))
 	if _, err := svc.Close(ctx, 1, "false alarm: the adapter was under planned maintenance"); err != nil {
 		t.Fatal(err)
@@ -298,8 +301,18 @@ func TestManualCloseIsRespected(t *testing.T) {
 	if got := f.incidents(false); len(got) != 0 {
 		t.Fatalf("reopened after a tracker close: %+v", got)
 	}
-	if recs := f.journal.records(); len(recs) != 4 || recs[3].Code != siobroker.IncidentEventClosed {
-		t.Fatalf("journal: %+v", recs)
+	// Opened, closed by the operator's Service, opened, annotated and closed through the tracker:
+	// every change is journaled, whichever way it came (§39).
+	want := []string{siobroker.IncidentEventOpened, siobroker.IncidentEventClosed, siobroker.IncidentEventOpened,
+		siobroker.IncidentEventAnnotated, siobroker.IncidentEventClosed}
+	recs := f.journal.records()
+	if len(recs) != len(want) {
+		t.Fatalf("journal has %d records, want %d: %+v", len(recs), len(want), recs)
+	}
+	for i, r := range recs {
+		if r.Code != want[i] {
+			t.Errorf("journal record %d: %s, want %s", i+1, r.Code, want[i])
+		}
 	}
 }
 
