@@ -2,36 +2,29 @@ package app
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/access/users"
-	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/operator/dashboard"
-	"github.com/sio-pso/siobroker/operator/incidents"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
-	"github.com/sio-pso/siobroker/schemas/soap"
-	"github.com/sio-pso/siobroker/signing"
 )
 
 // dashboardHandler wires the operator's dashboard (package dashboard) to the broker's store,
 // registry, journal, incident tracker, maintenance schedule and transport. Mount it at
 // dashboard.Path.
-func (b *Broker) dashboardHandler(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, trust *signing.TrustStore,
-	verifier *signing.Verifier, signer *signing.Signer, userRegistry *users.Registry, tracker *incidents.Tracker, journal siobroker.Journal) http.Handler {
+func (b *Broker) dashboardHandler(p *parts) http.Handler {
+	cfg, clock, logger := p.cfg, p.clock, p.logger
 	dc := dashboard.Config{
 		Services:         b.ops.Monitor.Services,
-		Incidents:        dashboard.IncidentsOf(tracker, b.db),
-		Users:            userRegistry,
-		Journal:          journal,
-		Verify:           verifier.Verify,
-		Sign:             signer.Sign,
-		VerifyClientCert: trust.VerifyChain,
-		Limits:           soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements},
+		Incidents:        dashboard.IncidentsOf(p.tracker, b.db),
+		Users:            p.users,
+		Journal:          p.journal,
+		Verify:           p.verifier.Verify,
+		Sign:             p.signer.Sign,
+		VerifyClientCert: p.trust.VerifyChain,
+		Limits:           limitsOf(cfg),
 		// A login is dated like any signed request.
 		MessageDateWindow: cfg.Replay.Window,
 		Clock:             clock,
@@ -41,7 +34,7 @@ func (b *Broker) dashboardHandler(cfg config.Broker, clock siobroker.Clock, logg
 		dc.Maintenance = b.live.maintenance
 	}
 	if cfg.Transport == "amqp" {
-		dc.DeadLetters = newAMQPDeadLetters(AMQPConfig(cfg.AMQP, "dashboard", nil), b.amqp)
+		dc.DeadLetters = newAMQPDeadLetters(AMQPConfig(cfg.AMQP, "dashboard", nil), b.msg.amqp)
 	}
 	return dashboard.New(dc)
 }

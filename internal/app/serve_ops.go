@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -65,17 +64,14 @@ func (b *Broker) startOperations(ctx context.Context, cfg config.Broker, clock s
 		Dispatcher: deps.dispatcher, Delays: deps.tracker, Clock: clock,
 		QueueName: b.live.routes.Queue, // the routing table in force
 	}
-	if b.amqp != nil {
-		mcfg.Queues = b.amqp
+	if b.msg.amqp != nil {
+		mcfg.Queues = b.msg.amqp
 	}
 	monitor, err := health.NewMonitor(mcfg)
 	if err != nil {
 		return nil, err
 	}
-	archiveDir := cfg.Journal.ArchiveDir
-	if archiveDir == "" {
-		archiveDir = filepath.Join(cfg.DataDir, "archive")
-	}
+	archiveDir := archiveDirOf(cfg)
 	m := metrics.New(metrics.Sources{
 		Services: monitor.Services,
 		OpenIncidents: func(ctx context.Context) (int, error) {
@@ -116,11 +112,11 @@ func (b *Broker) startOperations(ctx context.Context, cfg config.Broker, clock s
 // transportReady is the transport's readiness: the router runs and, on RabbitMQ, both
 // connections are up. Its texts are public: they name no address.
 func (b *Broker) transportReady(context.Context) error {
-	if !b.router.IsRunning() {
+	if !b.msg.router.IsRunning() {
 		return &health.Public{Text: "the message router is not running"}
 	}
-	if b.amqp != nil {
-		if err := b.amqp.Ready(); err != nil {
+	if b.msg.amqp != nil {
+		if err := b.msg.amqp.Ready(); err != nil {
 			return &health.Public{Text: err.Error()}
 		}
 	}

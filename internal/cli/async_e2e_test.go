@@ -32,12 +32,12 @@ func startAsyncE2E(t *testing.T, dir string, opts app.Options) (*e2eBroker, func
 		}
 	}
 	t.Cleanup(closeIt)
-	m, err := devpki.LoadManifest(b.PKIDir)
+	m, err := devpki.LoadManifest(b.PKIDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := sharedBroker(t)
-	return &e2eBroker{b: b, cfg: cfg, base: b.BaseURL(), url: b.BaseURL() + cfg.Endpoint, pki: b.PKIDir, manifest: m, subject: src.subject}, closeIt
+	return &e2eBroker{b: b, cfg: cfg, base: b.BaseURL(), url: b.BaseURL() + cfg.Endpoint, pki: b.PKIDir(), manifest: m, subject: src.subject}, closeIt
 }
 
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {

@@ -58,7 +58,7 @@ func benchSend(b *testing.B, transport string, services int) {
 	}
 	defer br.Close()
 
-	m, err := devpki.LoadManifest(br.PKIDir)
+	m, err := devpki.LoadManifest(br.PKIDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,11 +74,11 @@ func benchSend(b *testing.B, transport string, services int) {
 	if user.IIN == "" {
 		b.Fatal("no RSA prosecutor with a criminal case in the development PKI")
 	}
-	signer, err := signing.LoadSigner(filepath.Join(br.PKIDir, user.Cert), filepath.Join(br.PKIDir, user.Key))
+	signer, err := signing.LoadSigner(filepath.Join(br.PKIDir(), user.Cert), filepath.Join(br.PKIDir(), user.Key))
 	if err != nil {
 		b.Fatal(err)
 	}
-	trust, err := signing.LoadTrustStore(signing.TrustConfig{RootFiles: []string{filepath.Join(br.PKIDir, m.CA)}})
+	trust, err := signing.LoadTrustStore(signing.TrustConfig{RootFiles: []string{filepath.Join(br.PKIDir(), m.CA)}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -119,7 +119,7 @@ func startE2EWith(dataDir string, clock siobroker.Clock, edit func(*config.Broke
 	if err != nil {
 		return nil, err
 	}
-	m, err := devpki.LoadManifest(b.PKIDir)
+	m, err := devpki.LoadManifest(b.PKIDir())
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -127,7 +127,7 @@ func startE2EWith(dataDir string, clock siobroker.Clock, edit func(*config.Broke
 	world := demo.Generate(cfg.Demo.Seed, cfg.Demo.People, cfg.Demo.Organisations)
 	e := &e2eBroker{
 		b: b, cfg: cfg, base: b.BaseURL(), url: b.BaseURL() + cfg.Endpoint,
-		pki: b.PKIDir, manifest: m, subject: world.People()[0].IIN,
+		pki: b.PKIDir(), manifest: m, subject: world.People()[0].IIN,
 	}
 	return e, nil
 }

@@ -1,0 +1,118 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sio-pso/siobroker/broker"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/journal/archive"
+)
+
+// startJobs starts the background jobs that keep the store true between requests: pruning the
+// replay memory, the §16 sweep, the incident tracker, the maintenance refresh, the reload watcher,
+// the asynchronous worker and the sealing of journal archives. Close waits for every one of them
+// before it closes the store.
+func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
+	cfg, clock, logger := p.cfg, p.clock, p.logger
+	b.jobs.Go(func() {
+		every(ctx, time.Hour, func(ctx context.Context) {
+			if _, err := b.db.ForgetSeenBefore(ctx, clock.Now().Add(-cfg.Replay.IDRetention)); err != nil {
+				logger.Warn("pruning seen messageIds failed", "error", err)
+			}
+		})
+	})
+	// §16 is applied by Authorize at the moment of a request too; the hourly sweep keeps the
+	// registry's state true for operators in between.
+	b.jobs.Go(func() {
+		every(ctx, time.Hour, func(ctx context.Context) {
+			blocked, err := p.users.BlockInactive(ctx)
+			if err != nil {
+				logger.Warn("blocking inactive users failed", "error", err)
+			}
+			if len(blocked) > 0 {
+				logger.Info("blocked inactive users (§16)", "count", len(blocked))
+			}
+		})
+	})
+	b.jobs.Go(func() { p.tracker.Run(ctx) })
+	// A window announced from the command line, or by another broker on the store, takes
+	// effect here within this period.
+	b.jobs.Go(func() {
+		every(ctx, 15*time.Second, func(ctx context.Context) {
+			if err := b.live.maintenance.Refresh(ctx); err != nil {
+				logger.Warn("refreshing maintenance windows failed", "component", "maintenance", "error", err)
+			}
+		})
+	})
+	b.hup = make(chan os.Signal, 1)
+	b.jobs.Go(func() { b.live.watch(ctx, b.hup, reloadPoll, logger.With("component", "reload")) })
+	if !opts.NoAsyncWorker {
+		b.startAsyncWorker(ctx)
+	}
+	return b.startSealing(ctx, p)
+}
+
+// startAsyncWorker starts the asynchronous worker, which resumes every ON_DELIVERY request at
+// start. It has its own context, which Close cancels before the router stops, so that no request
+// in flight is answered with the errors of a closing transport: an interrupted request stays
+// ON_DELIVERY.
+func (b *Broker) startAsyncWorker(ctx context.Context) {
+	asyncCtx, stop := context.WithCancel(ctx)
+	b.async = asyncWorker{stop: stop, done: make(chan struct{})}
+	worker := &broker.AsyncWorker{Broker: b.pipeline}
+	b.jobs.Go(func() {
+		defer close(b.async.done)
+		worker.Run(asyncCtx)
+	})
+}
+
+// startSealing seals every full segment of the journal into a signed archive (§38), every
+// journal.seal_every.
+func (b *Broker) startSealing(ctx context.Context, p *parts) error {
+	cfg := p.cfg
+	sealer, err := archive.NewSealer(archive.Config{Dir: archiveDirOf(cfg), MaxRecords: cfg.Journal.SegmentRecords, MaxBytes: cfg.Journal.SegmentBytes},
+		p.journal, p.signer, p.clock)
+	if err != nil {
+		return fmt.Errorf("journal archives: %w", err)
+	}
+	archiveLog := p.logger.With("component", "archive")
+	b.jobs.Go(func() {
+		every(ctx, cfg.Journal.SealEvery, func(ctx context.Context) {
+			manifests, err := sealer.SealFull(ctx)
+			if err != nil {
+				archiveLog.Error("sealing journal archives failed", "error", err)
+			}
+			for _, m := range manifests {
+				archiveLog.Info("journal archive sealed", "archive", m.File, "first_seq", m.FirstSeq, "last_seq", m.LastSeq)
+			}
+		})
+	})
+	return nil
+}
+
+// archiveDirOf is where the journal's archives are written: journal.archive_dir, or DATA/archive.
+func archiveDirOf(cfg config.Broker) string {
+	if cfg.Journal.ArchiveDir != "" {
+		return cfg.Journal.ArchiveDir
+	}
+	return filepath.Join(cfg.DataDir, "archive")
+}
+
+// every runs f once per period, the first time a period from now, until ctx ends: the broker's
+// background jobs (pruning, sealing, sweeps, refreshes).
+func every(ctx context.Context, period time.Duration, f func(ctx context.Context)) {
+	ticker := time.NewTicker(period)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			f(ctx)
+		}
+	}
+}

@@ -1,0 +1,265 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/access/cases"
+	"github.com/sio-pso/siobroker/access/users"
+	"github.com/sio-pso/siobroker/adapters/demo"
+	"github.com/sio-pso/siobroker/broker"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/operator/incidents"
+	"github.com/sio-pso/siobroker/operator/maintenance"
+	"github.com/sio-pso/siobroker/operator/metrics"
+	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/schemas/soap"
+	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/sqlite"
+)
+
+// parts are what StartWith builds, phase by phase, for the phases after it.
+type parts struct {
+	cfg    config.Broker
+	clock  siobroker.Clock
+	logger *slog.Logger
+
+	signer       *signing.Signer
+	trust        *signing.TrustStore
+	verifier     *signing.Verifier // one for every signed endpoint: the channels, reports, the dashboard
+	caseRules    *cases.Rules
+	registries   []string // the case registries the configuration names
+	journal      siobroker.Journal
+	users        *users.Registry
+	certificates *users.Certificates
+
+	dispatcher        *routing.Dispatcher
+	tracker           *incidents.Tracker
+	inProcessServices int // services answered by demo adapters in this process
+}
+
+// StartWith is Start with test hooks. It starts the broker in phases, each of which needs the
+// ones before it: the keys and stores, the message routing, the request pipeline, the HTTP
+// server, then the background jobs. On error everything started is closed again.
+func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, opts Options) (_ *Broker, err error) {
+	ctx, stop := context.WithCancel(ctx)
+	b := &Broker{stop: stop}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	p := &parts{cfg: cfg, clock: clock, logger: withRequestIDs(logger)}
+	if err := b.openStores(ctx, p); err != nil {
+		return nil, err
+	}
+	if err := b.startRouting(ctx, p); err != nil {
+		return nil, err
+	}
+	if err := b.startPipeline(ctx, p); err != nil {
+		return nil, err
+	}
+	if err := b.startHTTP(p); err != nil {
+		return nil, err
+	}
+	if err := b.startJobs(ctx, p, opts); err != nil {
+		return nil, err
+	}
+	p.logger.Info("broker ready", "listen", b.web.listener.Addr().String(), "transport", cfg.Transport,
+		"in_process_services", p.inProcessServices, "data", cfg.DataDir, "reply_topic", p.dispatcher.ReplyTopic())
+	return b, nil
+}
+
+// openStores loads the keys and the trust store, the reloadable configuration and the case rules,
+// opens the store and the journal, and builds the user registry (seeding the demo users of a
+// development PKI) and the signature verifier.
+func (b *Broker) openStores(ctx context.Context, p *parts) error {
+	cfg, clock, logger := p.cfg, p.clock, p.logger
+	trustCfg, signer, err := loadKeys(cfg, clock, logger, b)
+	if err != nil {
+		return err
+	}
+	p.signer = signer
+	if p.trust, err = signing.LoadTrustStore(trustCfg); err != nil {
+		return fmt.Errorf("trust store: %w", err)
+	}
+	if b.live, err = loadLiveConfig(cfg); err != nil {
+		return err
+	}
+	if p.caseRules, err = cases.NewRules(cfg.Cases, cases.WithClock(clock)); err != nil {
+		return fmt.Errorf("cases: %w", err)
+	}
+	if p.registries, err = caseRegistries(p.caseRules); err != nil {
+		return err
+	}
+	if b.db, err = sqlite.Open(ctx, cfg.DataDir); err != nil {
+		return err
+	}
+	if p.journal, b.closeJournal, err = OpenJournal(ctx, cfg, b.db); err != nil {
+		return err
+	}
+	if err := b.live.attachSchedule(ctx, maintenance.NewSchedule(b.db, clock)); err != nil {
+		return err
+	}
+	p.users = users.New(b.db, clock, logger.With("component", "registry"))
+	p.certificates = users.NewCertificates(b.db, clock, logger.With("component", "certificates"))
+	if b.pki.manifest != nil {
+		if err := seedDemoUsers(ctx, p.users, p.certificates, b.pki.dir, b.pki.manifest, clock.Now()); err != nil {
+			return err
+		}
+	}
+	p.verifier = signing.NewVerifier(p.trust, signing.WithDirectory(p.certificates),
+		signing.WithTimestampPolicy(signing.TimestampPolicy{Clock: clock, Skew: cfg.Signing.TimestampSkew,
+			MaxAge: cfg.Replay.Window, Require: cfg.Signing.RequireTimestamp}))
+	return nil
+}
+
+// startRouting opens the transport, adds the dispatcher, the incident tracker and the journal of
+// late answers to the router, and (on the embedded default) the demo adapters and case
+// registries; then it runs the router and waits until it is running.
+func (b *Broker) startRouting(ctx context.Context, p *parts) error {
+	cfg, clock, logger := p.cfg, p.clock, p.logger
+	// watermill logs every handler start at Info; ninety-three of them drown the broker's own lines.
+	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger.With("component", "watermill"),
+		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	var err error
+	if b.msg.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wmLogger); err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	pub, sub, replyTopic, err := b.openTransport(ctx, cfg, p.registries, b.live.routes.Table().DeclaredQueues(), wmLogger)
+	if err != nil {
+		return err
+	}
+	p.dispatcher = routing.NewDispatcher(pub, replyTopic, clock, logger.With("component", "dispatcher")).WithQueues(b.live.routes.Queue)
+	p.dispatcher.AddHandlers(b.msg.router, sub)
+	p.tracker = incidents.NewTracker(incidents.Config{Threshold: cfg.Incidents.Threshold, CheckEvery: cfg.Incidents.CheckEvery},
+		b.db, p.journal, clock, logger.With("component", "incidents"))
+	p.dispatcher.TrackDelivery(incidents.DispatcherTracker{T: p.tracker})
+	// An answer that comes after its service timed out is journaled as a late record before the
+	// reply handler acknowledges it. The router stops before the journal closes.
+	lateAnswers, err := broker.NewLateAnswers(broker.LateConfig{}, broker.LateDeps{
+		Journal: p.journal, Jobs: b.db, Requests: p.journal, Rights: b.live.rights, Clock: clock,
+		Logger: logger.With("component", "late-answers"),
+	})
+	if err != nil {
+		return err
+	}
+	p.dispatcher.OnLateAnswer(lateAnswers.Record)
+	if err := b.addDemoAdapters(p, pub, sub); err != nil {
+		return err
+	}
+	b.msg.done = make(chan struct{})
+	go func() {
+		defer close(b.msg.done)
+		if err := b.msg.router.Run(ctx); err != nil {
+			logger.Error("router stopped", "error", err)
+		}
+	}()
+	select {
+	case <-b.msg.router.Running():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// addDemoAdapters writes the demo world's subjects for the README's examples and, on the embedded
+// default, runs the demo adapters and demo case registries holding the demo users' cases (§5) in
+// this process. With RabbitMQ, deployments run `siobroker adapter` processes on the shared queues
+// instead. GoChannel delivers every message to every subscriber of its topic, so each topic has
+// exactly one consumer here.
+func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Subscriber) error {
+	cfg, clock, logger := p.cfg, p.clock, p.logger
+	world := demo.Generate(cfg.Demo.Seed, cfg.Demo.People, cfg.Demo.Organisations)
+	if err := writeDemoSubjects(cfg.DataDir, world); err != nil {
+		return err
+	}
+	if cfg.Transport != "gochannel" && !cfg.AMQP.InProcessAdapters {
+		return nil
+	}
+	adapter := routing.NewAdapterRuntime("demo", demoRouted(b.live.routes.Table(), demo.NewBackends(world), cfg.Transport, logger),
+		pub, clock, logger.With("component", "adapter")).WithQueues(b.live.routes.Queue)
+	if b.msg.amqp != nil {
+		adapter.WithDeadLetters(b.msg.amqp.DeadLetterTopic())
+	}
+	adapter.AddHandlers(b.msg.router, sub)
+	p.inProcessServices = len(adapter.Services())
+	var demoCases map[string][]demo.Case
+	if b.pki.manifest != nil {
+		demoCases = demo.CasesOf(b.pki.manifest.Users)
+	}
+	for _, name := range p.registries {
+		routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, demoCases), pub, clock,
+			logger.With("component", "registry-adapter", "registry", name)).AddHandlers(b.msg.router, sub)
+	}
+	return nil
+}
+
+// startPipeline starts the operations (snapshot, metrics, readiness) and builds the request
+// pipeline over everything before it.
+func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
+	cfg, clock, logger := p.cfg, p.clock, p.logger
+	var err error
+	if b.ops, err = b.startOperations(ctx, cfg, clock, logger, opsDeps{p.dispatcher, p.tracker, p.journal, p.signer}); err != nil {
+		return err
+	}
+	b.pipeline, err = broker.New(broker.Config{
+		Limits:       limitsOf(cfg),
+		ReplayWindow: cfg.Replay.Window,
+		Timeout:      b.live.routes.Timeout,
+		AsyncTimeout: cfg.Routing.AsyncTimeout,
+	}, broker.Deps{
+		Verifier:       p.verifier,
+		Signer:         p.signer,
+		Replay:         b.db,
+		Dispatcher:     p.dispatcher,
+		Rights:         b.live.rights,
+		Users:          p.users,
+		Cases:          p.caseRules,
+		Registry:       p.dispatcher,
+		Journal:        p.journal,
+		Clock:          clock,
+		Logger:         logger.With("component", "broker"),
+		NewID:          uuid.NewString,
+		Async:          b.db,
+		Maintenance:    b.live.maintenance,
+		TransportReady: b.acceptsRequests,
+		Certificates:   p.certificates,
+		ObserveStage:   metrics.ObserveStages(b.ops.Metrics, broker.Stages),
+	})
+	return err
+}
+
+// acceptsRequests refuses a new request while RabbitMQ is not connected (broker.Deps.TransportReady).
+func (b *Broker) acceptsRequests() error {
+	if b.msg.amqp != nil {
+		if err := b.msg.amqp.Ready(); err != nil {
+			return siobroker.Wrap(siobroker.CodeUnavailable, err,
+				"the message transport (RabbitMQ) is not connected; the request was not accepted, retry later")
+		}
+	}
+	return nil
+}
+
+// routerRunning is checked before every request, so it holds only what a request cannot find
+// out cheaply itself: a store that fails refuses the request at its first write (the replay
+// marks) with the same SIO-UNAVAILABLE, and pinging it here cost a round trip per request.
+func (b *Broker) routerRunning(context.Context) error {
+	if !b.msg.router.IsRunning() {
+		return errors.New("message router is not running")
+	}
+	return nil
+}
+
+// limitsOf is the configured bounds of a request body.
+func limitsOf(cfg config.Broker) soap.Limits {
+	return soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements}
+}
