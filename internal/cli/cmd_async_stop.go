@@ -7,7 +7,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/app"
-	"github.com/sio-pso/siobroker/operator/dashboard"
+	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/sqlite"
 )
 
@@ -70,20 +70,20 @@ func cmdAsyncOperator(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "async stop: request %s is %s already; only an ON_DELIVERY request can be stopped\n", id, job.State)
 		return 1
 	}
-	journal, closeJournal, err := f.journal(ctx, *configFile, db)
+	opJournal, closeJournal, err := f.journal(ctx, *configFile, db)
 	if err != nil {
 		fmt.Fprintf(stderr, "async stop: the journal: %v; nothing was done\n", err)
 		return 1
 	}
 	defer closeJournal()
 	clock := siobroker.SystemClock{}
-	a := dashboard.CommandLineAction{Action: "stop", By: *f.by, Request: id, Reason: *reason}
+	a := journal.CommandLineAction{Action: "stop", By: *f.by, Request: id, Reason: *reason}
 	stopped, err := db.StopAsync(ctx, id, *reason, clock.Now())
 	if err == nil && !stopped {
 		err = siobroker.Errorf(siobroker.CodeDashboardConflict, "request %s was answered meanwhile", id)
 	}
 	// The attempt is journaled whatever came of it, as a refused dashboard action is.
-	if jerr := dashboard.JournalCommandLine(ctx, journal, clock, a, err); jerr != nil {
+	if jerr := journal.AppendCommandLine(ctx, opJournal, clock, a, err); jerr != nil {
 		if err == nil {
 			fmt.Fprintf(stderr, "async stop: stopped %s, but its journal record could not be written: %v\n", id, jerr)
 		} else {

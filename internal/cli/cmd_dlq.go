@@ -11,7 +11,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/internal/app"
-	"github.com/sio-pso/siobroker/operator/dashboard"
+	"github.com/sio-pso/siobroker/journal"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 	"github.com/sio-pso/siobroker/sqlite"
 )
@@ -83,7 +83,7 @@ func dlqReplay(ctx context.Context, cfg config.Broker, acfg amqptransport.Config
 		}
 		defer db.Close()
 	}
-	journal, closeJournal, err := app.OpenJournal(ctx, cfg, db)
+	opJournal, closeJournal, err := app.OpenJournal(ctx, cfg, db)
 	if err != nil {
 		fmt.Fprintf(stderr, "siobroker dlq replay: the journal: %v; nothing was replayed\n", err)
 		return 1
@@ -96,8 +96,8 @@ func dlqReplay(ctx context.Context, cfg config.Broker, acfg amqptransport.Config
 		failed = siobroker.Wrap(siobroker.CodeUnavailable, err, "%d dead letter(s) were sent back, then the replay failed", n)
 		fmt.Fprintf(stderr, "siobroker dlq replay: %v\n", err)
 	}
-	action := dashboard.CommandLineAction{Action: "replay", By: by, Max: max, Replayed: &n}
-	if jerr := dashboard.JournalCommandLine(context.WithoutCancel(ctx), journal, siobroker.SystemClock{}, action, failed); jerr != nil {
+	action := journal.CommandLineAction{Action: "replay", By: by, Max: max, Replayed: &n}
+	if jerr := journal.AppendCommandLine(context.WithoutCancel(ctx), opJournal, siobroker.SystemClock{}, action, failed); jerr != nil {
 		fmt.Fprintf(stderr, "siobroker dlq replay: %d sent back, but the replay's journal record could not be written: %v\n", n, jerr)
 		return 1
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/app"
-	"github.com/sio-pso/siobroker/operator/dashboard"
+	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/sqlite"
 )
@@ -72,7 +72,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 	schedule := maintenance.NewSchedule(db, clock)
 	// An action is recorded in the journal: opened first, so that an action whose record could
 	// not be written is not carried out.
-	var journal siobroker.Journal
+	var opJournal siobroker.Journal
 	if sub != "list" {
 		j, closeJournal, err := f.journal(ctx, *configFile, db)
 		if err != nil {
@@ -80,11 +80,11 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 			return 1
 		}
 		defer closeJournal()
-		journal = j
+		opJournal = j
 	}
-	journaled := func(a dashboard.CommandLineAction) int {
+	journaled := func(a journal.CommandLineAction) int {
 		a.By = *f.by
-		if err := dashboard.JournalCommandLine(ctx, journal, clock, a, nil); err != nil {
+		if err := journal.AppendCommandLine(ctx, opJournal, clock, a, nil); err != nil {
 			fmt.Fprintf(stderr, "maintenance %s: done, but its journal record could not be written: %v\n", sub, err)
 			return 1
 		}
@@ -142,7 +142,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 			return 1
 		}
 		fmt.Fprintf(stdout, "announced window %d: %s, services %s\n", got.ID, got.Describe(), serviceList(got.Services))
-		return journaled(dashboard.CommandLineAction{Action: "announce", Window: &got})
+		return journaled(journal.CommandLineAction{Action: "announce", Window: &got})
 	default: // cancel
 		if len(pos) != 1 {
 			return f.usageError(stderr, "one window ID is required")
@@ -156,7 +156,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 			return 1
 		}
 		fmt.Fprintf(stdout, "cancelled window %d\n", id)
-		return journaled(dashboard.CommandLineAction{Action: "cancel", WindowID: id})
+		return journaled(journal.CommandLineAction{Action: "cancel", WindowID: id})
 	}
 }
 

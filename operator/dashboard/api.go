@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/operator/health"
 )
 
@@ -41,7 +42,7 @@ func (h *handler) apiSession(_ context.Context, op operator) (any, error) {
 	return v, nil
 }
 
-func (h *handler) logout(_ context.Context, _ *http.Request, op operator, _ *record, _ *details) (any, error) {
+func (h *handler) logout(_ context.Context, _ *http.Request, op operator, _ *journal.Operator, _ *journal.OperatorAction) (any, error) {
 	h.sessions.drop(op.session.id)
 	return map[string]string{"loggedOut": siobroker.FormatTime(h.cfg.Clock.Now())}, nil
 }
@@ -115,7 +116,7 @@ func (h *handler) apiIncidents(ctx context.Context, _ operator) (any, error) {
 	return out, nil
 }
 
-func (h *handler) annotate(ctx context.Context, r *http.Request, op operator, rec *record, d *details) (any, error) {
+func (h *handler) annotate(ctx context.Context, r *http.Request, op operator, rec *journal.Operator, d *journal.OperatorAction) (any, error) {
 	n, err := pathNumber(r, "number")
 	if err != nil {
 		return nil, err
@@ -132,11 +133,11 @@ func (h *handler) annotate(ctx context.Context, r *http.Request, op operator, re
 		return nil, err
 	}
 	inc, err := h.cfg.Incidents.AnnotateBy(ctx, op.by(), n, d.Measures, d.Responsible)
-	rec.service = inc.Cause.Service
+	rec.Service = inc.Cause.Service
 	return inc, incidentError(n, inc, err)
 }
 
-func (h *handler) closeIncident(ctx context.Context, r *http.Request, op operator, rec *record, d *details) (any, error) {
+func (h *handler) closeIncident(ctx context.Context, r *http.Request, op operator, rec *journal.Operator, d *journal.OperatorAction) (any, error) {
 	n, err := pathNumber(r, "number")
 	if err != nil {
 		return nil, err
@@ -149,7 +150,7 @@ func (h *handler) closeIncident(ctx context.Context, r *http.Request, op operato
 		return nil, err
 	}
 	inc, err := h.cfg.Incidents.CloseBy(ctx, op.by(), n, d.Note)
-	rec.service = inc.Cause.Service
+	rec.Service = inc.Cause.Service
 	return inc, incidentError(n, inc, err)
 }
 
@@ -207,7 +208,7 @@ func (h *handler) apiDeadLetters(ctx context.Context, _ operator) (any, error) {
 	return out, nil
 }
 
-func (h *handler) replayDeadLetters(ctx context.Context, r *http.Request, _ operator, _ *record, d *details) (any, error) {
+func (h *handler) replayDeadLetters(ctx context.Context, r *http.Request, _ operator, _ *journal.Operator, d *journal.OperatorAction) (any, error) {
 	if h.cfg.DeadLetters == nil {
 		return nil, siobroker.Errorf(siobroker.CodeDashboardUnsupported, "nothing to replay: %s", NoDeadLetterQueue)
 	}
@@ -227,49 +228,16 @@ func (h *handler) replayDeadLetters(ctx context.Context, r *http.Request, _ oper
 	return map[string]int{"replayed": n}, nil
 }
 
-// windowView is a maintenance window as the page shows it and the journal keeps it.
-type windowView struct {
-	ID          int64  `json:"id"`
-	Services    []int  `json:"services"` // empty: every service
-	Start       string `json:"start"`
-	End         string `json:"end"`
-	Reason      string `json:"reason"`
-	AnnouncedBy string `json:"announcedBy,omitempty"`
-	AnnouncedAt string `json:"announcedAt,omitempty"`
-	Source      string `json:"source,omitempty"`
-	Cancelled   string `json:"cancelled,omitempty"`
-	State       string `json:"state"` // announced, in force, ended, cancelled
-}
-
-func viewOf(w siobroker.MaintenanceWindow, now time.Time) windowView {
-	v := windowView{ID: w.ID, Services: w.Services, Start: formatTime(w.Start), End: formatTime(w.End), Reason: w.Reason,
-		AnnouncedBy: w.AnnouncedBy, AnnouncedAt: formatTime(w.AnnouncedAt), Source: w.Source, Cancelled: formatTime(w.Cancelled)}
-	if v.Services == nil {
-		v.Services = []int{}
-	}
-	switch {
-	case !w.Cancelled.IsZero():
-		v.State = "cancelled"
-	case !now.Before(w.End):
-		v.State = "ended"
-	case !now.Before(w.Start):
-		v.State = "in force"
-	default:
-		v.State = "announced"
-	}
-	return v
-}
-
 type maintenanceView struct {
-	AsOf      string       `json:"asOf"`
-	Available bool         `json:"available"`
-	Note      string       `json:"note,omitempty"`
-	Windows   []windowView `json:"windows"`
+	AsOf      string               `json:"asOf"`
+	Available bool                 `json:"available"`
+	Note      string               `json:"note,omitempty"`
+	Windows   []journal.WindowView `json:"windows"`
 }
 
 func (h *handler) apiMaintenance(ctx context.Context, _ operator) (any, error) {
 	now := h.cfg.Clock.Now()
-	out := maintenanceView{AsOf: siobroker.FormatTime(now), Windows: []windowView{}}
+	out := maintenanceView{AsOf: siobroker.FormatTime(now), Windows: []journal.WindowView{}}
 	if h.cfg.Maintenance == nil {
 		out.Note = NoMaintenance
 		return out, nil
@@ -282,13 +250,13 @@ func (h *handler) apiMaintenance(ctx context.Context, _ operator) (any, error) {
 	}
 	for _, w := range windows {
 		if now.Sub(w.End) <= RecentIncidents && (w.Cancelled.IsZero() || now.Sub(w.Cancelled) <= RecentIncidents) {
-			out.Windows = append(out.Windows, viewOf(w, now))
+			out.Windows = append(out.Windows, journal.ViewOfWindow(w, now))
 		}
 	}
 	return out, nil
 }
 
-func (h *handler) announce(ctx context.Context, r *http.Request, op operator, _ *record, d *details) (any, error) {
+func (h *handler) announce(ctx context.Context, r *http.Request, op operator, _ *journal.Operator, d *journal.OperatorAction) (any, error) {
 	if h.cfg.Maintenance == nil {
 		return nil, siobroker.Errorf(siobroker.CodeDashboardUnsupported, "%s", NoMaintenance)
 	}
@@ -305,7 +273,7 @@ func (h *handler) announce(ctx context.Context, r *http.Request, op operator, _ 
 	if w.End, err = parseAstana("end", r.PostFormValue("end")); err != nil {
 		return nil, err
 	}
-	view := viewOf(w, now)
+	view := journal.ViewOfWindow(w, now)
 	d.Window = &view
 	switch {
 	case !w.End.After(w.Start):
@@ -325,12 +293,12 @@ func (h *handler) announce(ctx context.Context, r *http.Request, op operator, _ 
 	if err != nil {
 		return nil, maintenanceError(err, "the maintenance window cannot be announced")
 	}
-	view = viewOf(got, now)
+	view = journal.ViewOfWindow(got, now)
 	d.Window, d.WindowID = &view, got.ID
 	return view, nil
 }
 
-func (h *handler) cancel(ctx context.Context, r *http.Request, op operator, _ *record, d *details) (any, error) {
+func (h *handler) cancel(ctx context.Context, r *http.Request, op operator, _ *journal.Operator, d *journal.OperatorAction) (any, error) {
 	if h.cfg.Maintenance == nil {
 		return nil, siobroker.Errorf(siobroker.CodeDashboardUnsupported, "%s", NoMaintenance)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
@@ -260,8 +261,8 @@ func (h *handler) serveLogin(ctx context.Context, r *http.Request) ([]byte, erro
 	if err := h.replay.Mark(v.SignerIIN, sr.Info.MessageID, v.Signed, now); err != nil {
 		return nil, err
 	}
-	d := details{Action: "login", Channel: channelSigned}
-	rec := record{iin: v.SignerIIN, messageID: sr.Info.MessageID}
+	d := journal.OperatorAction{Action: "login", Channel: channelSigned}
+	rec := journal.Operator{IIN: v.SignerIIN, MessageID: sr.Info.MessageID}
 	refuse := func(err error) ([]byte, error) { return nil, h.refused(ctx, rec, d, err) }
 
 	if sr.Data == nil || sr.Data.Tag != "dashboardLogin" || sr.Data.NamespaceURI() != schemas.NSQuery {
@@ -276,7 +277,7 @@ func (h *handler) serveLogin(ctx context.Context, r *http.Request) ([]byte, erro
 			siobroker.FormatTime(l.IssuedAt), h.cfg.MessageDateWindow, siobroker.FormatTime(now)))
 	}
 	u, err := h.authorize(ctx, v.SignerIIN)
-	rec.organisation = u.Organisation
+	rec.Organisation = u.Organisation
 	if err != nil {
 		return refuse(err)
 	}

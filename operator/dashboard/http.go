@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/journal"
 )
 
 //go:embed assets
@@ -88,9 +89,9 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 func (h *handler) openSession(w http.ResponseWriter, r *http.Request, iin, channel string) {
 	ctx := r.Context()
 	now := h.cfg.Clock.Now()
-	d := details{Action: "session", Channel: channel}
+	d := journal.OperatorAction{Action: "session", Channel: channel}
 	u, err := h.authorize(ctx, iin)
-	rec := record{iin: iin, organisation: u.Organisation}
+	rec := journal.Operator{IIN: iin, Organisation: u.Organisation}
 	if err != nil {
 		h.errorPage(w, h.refused(ctx, rec, d, err))
 		return
@@ -130,8 +131,8 @@ func (h *handler) read(fn readFunc) http.HandlerFunc {
 }
 
 // actionFunc carries out an action for an operator; it fills d with what the journal keeps and
-// rec.service with the service it concerns.
-type actionFunc func(ctx context.Context, r *http.Request, op operator, rec *record, d *details) (any, error)
+// rec.Service with the service it concerns.
+type actionFunc func(ctx context.Context, r *http.Request, op operator, rec *journal.Operator, d *journal.OperatorAction) (any, error)
 
 // action serves a POST that changes something: the operator must be identified, hold a session
 // and send its CSRF token. The action, allowed or refused, is journaled with who did it.
@@ -140,8 +141,8 @@ func (h *handler) action(name string, fn actionFunc) http.HandlerFunc {
 		ctx := r.Context()
 		r.Body = http.MaxBytesReader(w, r.Body, maxActionBody)
 		op, iin, err := h.identify(r)
-		rec := record{iin: iin, organisation: op.user.Organisation}
-		d := details{Action: name, Channel: op.channel}
+		rec := journal.Operator{IIN: iin, Organisation: op.user.Organisation}
+		d := journal.OperatorAction{Action: name, Channel: op.channel}
 		if iin != "" {
 			d.By = operator{user: siobroker.User{IIN: iin, FullName: op.user.FullName}}.by()
 		}

@@ -1,4 +1,4 @@
-package dashboard
+package journal
 
 import (
 	"context"
@@ -18,15 +18,15 @@ func (j *keptJournal) Append(_ context.Context, recs ...siobroker.JournalRecord)
 	return recs, nil
 }
 
-// TestJournalCommandLine: a command-line action is journaled as the dashboard's: an operator
+// TestAppendCommandLine: a command-line action is journaled as the dashboard's: an operator
 // record, channel "cli", the operator's name; one that failed part-way carries its fault code
 // and what it did.
-func TestJournalCommandLine(t *testing.T) {
+func TestAppendCommandLine(t *testing.T) {
 	clock := testclock.New(time.Date(2026, 12, 4, 9, 0, 0, 0, siobroker.Astana))
 	j := &keptJournal{}
 	n := 2
 	failed := siobroker.Wrap(siobroker.CodeUnavailable, errors.New("channel closed"), "2 dead letter(s) were sent back, then the replay failed")
-	if err := JournalCommandLine(context.Background(), j, clock, CommandLineAction{Action: "replay", By: "operator Askarov", Max: 5, Replayed: &n}, failed); err != nil {
+	if err := AppendCommandLine(context.Background(), j, clock, CommandLineAction{Action: "replay", By: "operator Askarov", Max: 5, Replayed: &n}, failed); err != nil {
 		t.Fatal(err)
 	}
 	if len(j.recs) != 1 {
@@ -36,7 +36,7 @@ func TestJournalCommandLine(t *testing.T) {
 	if rec.Kind != siobroker.JournalOperator || rec.Code != string(siobroker.CodeUnavailable) || rec.RequestID == "" || !rec.At.Equal(clock.Now()) {
 		t.Errorf("record %+v", rec)
 	}
-	var d details
+	var d OperatorAction
 	if err := json.Unmarshal(rec.Data, &d); err != nil {
 		t.Fatal(err)
 	}
