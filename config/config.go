@@ -333,21 +333,7 @@ func (c Broker) Validate() error {
 	if !strings.HasPrefix(c.Endpoint, "/") {
 		errs = append(errs, fmt.Errorf("endpoint: %q must start with /", c.Endpoint))
 	}
-	switch c.Transport {
-	case "gochannel":
-	case "amqp":
-		if c.AMQP.URL == "" {
-			errs = append(errs, errors.New("amqp.url: required with transport amqp"))
-		}
-		if c.AMQP.Prefetch < 1 || c.AMQP.Concurrency < 1 || c.AMQP.DeliveryLimit < 0 {
-			errs = append(errs, errors.New("amqp.prefetch and amqp.concurrency must be at least 1, amqp.delivery_limit not negative"))
-		}
-		if c.AMQP.ReconnectMax < time.Second || c.AMQP.ReconnectMax > 10*time.Minute {
-			errs = append(errs, fmt.Errorf("amqp.reconnect_max: %s; use 1s to 10m", c.AMQP.ReconnectMax))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("transport: %q is not supported; use gochannel or amqp", c.Transport))
-	}
+	errs = append(errs, c.transportProblems()...)
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir: must not be empty"))
 	}
@@ -369,38 +355,15 @@ func (c Broker) Validate() error {
 	if c.Routing.RoutesFile == "" {
 		errs = append(errs, errors.New("routing.routes_file: required (configs/routes.yaml)"))
 	}
-	switch c.HTTP.TLS.ClientAuth {
-	case "none", "request", "require":
-	default:
-		errs = append(errs, fmt.Errorf("http.tls.client_auth: %q; use none, request or require", c.HTTP.TLS.ClientAuth))
-	}
-	if c.HTTP.TLS.Enabled && (c.HTTP.TLS.CertFile == "" || c.HTTP.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("http.tls: enabled needs cert_file and key_file"))
-	}
-	if (c.Signing.CertFile == "") != (c.Signing.KeyFile == "") {
-		errs = append(errs, errors.New("signing: set both cert_file and key_file, or neither (development PKI)"))
-	}
-	if c.Signing.TimestampSkew < 0 || c.Signing.TimestampSkew > time.Hour {
-		errs = append(errs, fmt.Errorf("signing.timestamp_skew: %s; use 0 to 1h", c.Signing.TimestampSkew))
-	}
+	errs = append(errs, c.HTTP.TLS.problems()...)
+	errs = append(errs, c.Signing.problems()...)
 	errs = append(errs, c.Cases.Problems()...)
 	switch c.Log.Format {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q; use text or json", c.Log.Format))
 	}
-	switch c.Journal.Driver {
-	case "sqlite":
-	case "postgres":
-		if c.Journal.DSN == "" {
-			errs = append(errs, errors.New("journal.dsn: required with journal.driver postgres"))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("journal.driver: %q; use sqlite or postgres", c.Journal.Driver))
-	}
-	if c.Journal.SegmentRecords < 1 || c.Journal.SegmentBytes < 1 || c.Journal.SealEvery <= 0 {
-		errs = append(errs, errors.New("journal.segment_records, segment_bytes and seal_every must be positive"))
-	}
+	errs = append(errs, c.Journal.problems()...)
 	if c.Incidents.Threshold <= 0 || c.Incidents.CheckEvery <= 0 {
 		errs = append(errs, errors.New("incidents.threshold and incidents.check_every must be positive"))
 	}
@@ -418,6 +381,71 @@ func (c Broker) Validate() error {
 		errs = append(errs, fmt.Errorf("log.level: %q; use debug, info, warn or error", c.Log.Level))
 	}
 	return errors.Join(errs...)
+}
+
+// transportProblems checks transport and, when it is amqp, the keys of section amqp.
+func (c Broker) transportProblems() []error {
+	var errs []error
+	switch c.Transport {
+	case "gochannel":
+	case "amqp":
+		if c.AMQP.URL == "" {
+			errs = append(errs, errors.New("amqp.url: required with transport amqp"))
+		}
+		if c.AMQP.Prefetch < 1 || c.AMQP.Concurrency < 1 || c.AMQP.DeliveryLimit < 0 {
+			errs = append(errs, errors.New("amqp.prefetch and amqp.concurrency must be at least 1, amqp.delivery_limit not negative"))
+		}
+		if c.AMQP.ReconnectMax < time.Second || c.AMQP.ReconnectMax > 10*time.Minute {
+			errs = append(errs, fmt.Errorf("amqp.reconnect_max: %s; use 1s to 10m", c.AMQP.ReconnectMax))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("transport: %q is not supported; use gochannel or amqp", c.Transport))
+	}
+	return errs
+}
+
+// problems checks section http.tls, for Broker.Validate.
+func (t TLS) problems() []error {
+	var errs []error
+	switch t.ClientAuth {
+	case "none", "request", "require":
+	default:
+		errs = append(errs, fmt.Errorf("http.tls.client_auth: %q; use none, request or require", t.ClientAuth))
+	}
+	if t.Enabled && (t.CertFile == "" || t.KeyFile == "") {
+		errs = append(errs, errors.New("http.tls: enabled needs cert_file and key_file"))
+	}
+	return errs
+}
+
+// problems checks section signing, for Broker.Validate.
+func (s Signing) problems() []error {
+	var errs []error
+	if (s.CertFile == "") != (s.KeyFile == "") {
+		errs = append(errs, errors.New("signing: set both cert_file and key_file, or neither (development PKI)"))
+	}
+	if s.TimestampSkew < 0 || s.TimestampSkew > time.Hour {
+		errs = append(errs, fmt.Errorf("signing.timestamp_skew: %s; use 0 to 1h", s.TimestampSkew))
+	}
+	return errs
+}
+
+// problems checks section journal, for Broker.Validate.
+func (j Journal) problems() []error {
+	var errs []error
+	switch j.Driver {
+	case "sqlite":
+	case "postgres":
+		if j.DSN == "" {
+			errs = append(errs, errors.New("journal.dsn: required with journal.driver postgres"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("journal.driver: %q; use sqlite or postgres", j.Driver))
+	}
+	if j.SegmentRecords < 1 || j.SegmentBytes < 1 || j.SealEvery <= 0 {
+		errs = append(errs, errors.New("journal.segment_records, segment_bytes and seal_every must be positive"))
+	}
+	return errs
 }
 
 // isLoopback reports whether addr is host:port with a loopback host.

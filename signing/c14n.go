@@ -133,6 +133,9 @@ type canonicalAttr struct {
 	uri, qname, local, value string
 }
 
+// element writes el and its subtree in canonical form. parentScope holds the namespace bindings
+// in force at el's parent, rendered those already written out by an output ancestor, and extra
+// the attributes carried onto the apex (inherited xml:* attributes of inclusive C14N).
 func (c *canonicalizer) element(el *etree.Element, parentScope, rendered map[string]string, extra []etree.Attr, depth int) error {
 	if depth > maxC14NDepth {
 		return errC14NDepth
@@ -148,7 +151,31 @@ func (c *canonicalizer) element(el *etree.Element, parentScope, rendered map[str
 		}
 	}
 
-	// Namespace declarations to render.
+	decls := c.namespaceDecls(el, scope, rendered)
+	childRendered := rendered
+	if len(decls) > 0 {
+		childRendered = maps.Clone(rendered)
+		for _, d := range decls {
+			childRendered[d.prefix] = d.uri
+		}
+	}
+	attrs, err := canonicalAttrs(el, scope, extra)
+	if err != nil {
+		return err
+	}
+
+	c.startTag(el, decls, attrs)
+	if err := c.content(el, scope, childRendered, depth); err != nil {
+		return err
+	}
+	c.buf.WriteString("</" + el.FullTag() + ">")
+	return nil
+}
+
+// namespaceDecls returns the namespace declarations el must render, sorted by prefix: those in
+// scope (exclusive C14N: only the visibly utilised ones and the InclusiveNamespaces prefixes)
+// whose binding differs from what an output ancestor already rendered.
+func (c *canonicalizer) namespaceDecls(el *etree.Element, scope, rendered map[string]string) []nsDecl {
 	var decls []nsDecl
 	consider := func(prefix string) {
 		uri := scope[prefix]
@@ -189,15 +216,12 @@ func (c *canonicalizer) element(el *etree.Element, parentScope, rendered map[str
 		}
 	}
 	slices.SortFunc(decls, func(a, b nsDecl) int { return strings.Compare(a.prefix, b.prefix) })
-	childRendered := rendered
-	if len(decls) > 0 {
-		childRendered = maps.Clone(rendered)
-		for _, d := range decls {
-			childRendered[d.prefix] = d.uri
-		}
-	}
+	return decls
+}
 
-	// Attributes, sorted by namespace URI then local name.
+// canonicalAttrs returns el's attributes followed by extra, namespace declarations left out,
+// sorted by namespace URI then local name.
+func canonicalAttrs(el *etree.Element, scope map[string]string, extra []etree.Attr) ([]canonicalAttr, error) {
 	attrs := make([]canonicalAttr, 0, len(el.Attr)+len(extra))
 	for _, a := range slices.Concat(el.Attr, extra) {
 		if isNamespaceDecl(a) {
@@ -211,7 +235,7 @@ func (c *canonicalizer) element(el *etree.Element, parentScope, rendered map[str
 		default:
 			uri, ok := scope[a.Space]
 			if !ok {
-				return fmt.Errorf("attribute %s of %s: undeclared namespace prefix %q", a.FullKey(), el.FullTag(), a.Space)
+				return nil, fmt.Errorf("attribute %s of %s: undeclared namespace prefix %q", a.FullKey(), el.FullTag(), a.Space)
 			}
 			ca.uri = uri
 		}
@@ -223,7 +247,12 @@ func (c *canonicalizer) element(el *etree.Element, parentScope, rendered map[str
 		}
 		return strings.Compare(a.local, b.local)
 	})
+	return attrs, nil
+}
 
+// startTag writes el's start tag: namespace declarations first, then attributes, each in the
+// order given.
+func (c *canonicalizer) startTag(el *etree.Element, decls []nsDecl, attrs []canonicalAttr) {
 	c.buf.WriteByte('<')
 	c.buf.WriteString(el.FullTag())
 	for _, d := range decls {
@@ -241,14 +270,18 @@ func (c *canonicalizer) element(el *etree.Element, parentScope, rendered map[str
 		c.buf.WriteByte('"')
 	}
 	c.buf.WriteByte('>')
+}
 
+// content writes el's children: elements (the excluded one left out), text, comments when the
+// method keeps them, and processing instructions.
+func (c *canonicalizer) content(el *etree.Element, scope, rendered map[string]string, depth int) error {
 	for _, tok := range el.Child {
 		switch t := tok.(type) {
 		case *etree.Element:
 			if t == c.exclude {
 				continue
 			}
-			if err := c.element(t, scope, childRendered, nil, depth+1); err != nil {
+			if err := c.element(t, scope, rendered, nil, depth+1); err != nil {
 				return err
 			}
 		case *etree.CharData:
@@ -267,7 +300,6 @@ func (c *canonicalizer) element(el *etree.Element, parentScope, rendered map[str
 			return fmt.Errorf("element %s: unexpected %T inside an element", el.FullTag(), tok)
 		}
 	}
-	c.buf.WriteString("</" + el.FullTag() + ">")
 	return nil
 }
 

@@ -62,113 +62,149 @@ func RunBackendSuite(t *testing.T, c Case) {
 	if len(c.WithData) == 0 {
 		t.Fatal("adaptertest: Case.WithData is empty: every backend must show it can answer")
 	}
-	subjects := append(append([]siobroker.Subject(nil), c.WithData...), c.WithoutData...)
-	t.Run("with data", func(t *testing.T) {
-		for _, s := range c.WithData {
-			res := queryOK(t, c, s)
-			if res.Reason != siobroker.ReasonOK || len(res.Records) == 0 {
-				t.Errorf("service %d, subject %s: reason %q with %d records, want OK with records", c.Service, s.ID(), res.Reason, len(res.Records))
-			}
-			CheckRecords(t, c.Service, res.Records)
-		}
-	})
-	t.Run("without data", func(t *testing.T) {
-		for _, s := range c.WithoutData {
-			res := queryOK(t, c, s)
-			if res.Reason != siobroker.ReasonNoData || len(res.Records) != 0 {
-				t.Errorf("service %d, subject %s: reason %q with %d records, want NO_DATA without records", c.Service, s.ID(), res.Reason, len(res.Records))
-			}
-		}
-	})
-	t.Run("upstream error", func(t *testing.T) {
-		if c.Failing == nil {
-			t.Skip("no Failing hook")
-		}
-		b := c.Failing(t)
-		res, err := b.Query(context.Background(), Request(c.Service, c.WithData[0]))
-		if err == nil {
-			t.Fatalf("service %d: a failing source gave no error but %+v", c.Service, res)
-		}
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("service %d: a failing source gave a context error %v; the runtime would report a timeout", c.Service, err)
-		}
-		if res.Message != "" || len(res.Records) != 0 || res.Reason == siobroker.ReasonOK || res.Reason == siobroker.ReasonNoData {
-			t.Errorf("service %d: with an error the result must be empty, got %+v", c.Service, res)
-		}
-		body, _ := json.Marshal(res)
-		for _, leak := range []string{err.Error(), c.FailText} {
-			if leak != "" && strings.Contains(string(body), leak) {
-				t.Errorf("service %d: the result %s carries the source's error text %q", c.Service, body, leak)
-			}
-		}
-	})
-	t.Run("done context", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		if _, err := c.Backend.Query(ctx, Request(c.Service, subjects[0])); !errors.Is(err, context.Canceled) {
-			t.Errorf("service %d: cancelled context gave %v, want an error wrapping context.Canceled", c.Service, err)
-		}
-		ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-		defer cancel()
-		if _, err := c.Backend.Query(ctx, Request(c.Service, subjects[0])); !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("service %d: expired deadline gave %v, want an error wrapping context.DeadlineExceeded", c.Service, err)
-		}
-	})
-	prompt := c.Prompt
-	if prompt <= 0 {
-		prompt = 2 * time.Second
+	t.Run("with data", func(t *testing.T) { testWithData(t, c) })
+	t.Run("without data", func(t *testing.T) { testWithoutData(t, c) })
+	t.Run("upstream error", func(t *testing.T) { testUpstreamError(t, c) })
+	t.Run("done context", func(t *testing.T) { testDoneContext(t, c) })
+	t.Run("timeout", func(t *testing.T) { testTimeout(t, c) })
+	t.Run("cancellation", func(t *testing.T) { testCancellation(t, c) })
+	t.Run("concurrent use", func(t *testing.T) { testConcurrentUse(t, c) })
+}
+
+// subjects returns all the subjects of c: those with data first, then those without.
+func (c Case) subjects() []siobroker.Subject {
+	return append(append([]siobroker.Subject(nil), c.WithData...), c.WithoutData...)
+}
+
+// prompt returns c.Prompt, or its default of 2s when unset.
+func (c Case) prompt() time.Duration {
+	if c.Prompt <= 0 {
+		return 2 * time.Second
 	}
-	t.Run("timeout", func(t *testing.T) {
-		if c.Hanging == nil {
-			t.Skip("no Hanging hook")
+	return c.Prompt
+}
+
+// testWithData wants ok/OK with well-formed records for every subject of c.WithData.
+func testWithData(t *testing.T, c Case) {
+	for _, s := range c.WithData {
+		res := queryOK(t, c, s)
+		if res.Reason != siobroker.ReasonOK || len(res.Records) == 0 {
+			t.Errorf("service %d, subject %s: reason %q with %d records, want OK with records", c.Service, s.ID(), res.Reason, len(res.Records))
 		}
-		b := c.Hanging(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-		defer cancel()
-		err := hang(t, c, b, ctx, cancel, prompt)
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("service %d: a hanging source past the deadline gave %v, want an error wrapping context.DeadlineExceeded", c.Service, err)
+		CheckRecords(t, c.Service, res.Records)
+	}
+}
+
+// testWithoutData wants ok/NO_DATA without records for every subject of c.WithoutData.
+func testWithoutData(t *testing.T, c Case) {
+	for _, s := range c.WithoutData {
+		res := queryOK(t, c, s)
+		if res.Reason != siobroker.ReasonNoData || len(res.Records) != 0 {
+			t.Errorf("service %d, subject %s: reason %q with %d records, want NO_DATA without records", c.Service, s.ID(), res.Reason, len(res.Records))
 		}
-	})
-	t.Run("cancellation", func(t *testing.T) {
-		if c.Hanging == nil {
-			t.Skip("no Hanging hook")
+	}
+}
+
+// testUpstreamError wants a failing source to give a non-context error, an empty result, and
+// none of its error text in that result.
+func testUpstreamError(t *testing.T, c Case) {
+	if c.Failing == nil {
+		t.Skip("no Failing hook")
+	}
+	b := c.Failing(t)
+	res, err := b.Query(context.Background(), Request(c.Service, c.WithData[0]))
+	if err == nil {
+		t.Fatalf("service %d: a failing source gave no error but %+v", c.Service, res)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("service %d: a failing source gave a context error %v; the runtime would report a timeout", c.Service, err)
+	}
+	if res.Message != "" || len(res.Records) != 0 || res.Reason == siobroker.ReasonOK || res.Reason == siobroker.ReasonNoData {
+		t.Errorf("service %d: with an error the result must be empty, got %+v", c.Service, res)
+	}
+	body, _ := json.Marshal(res)
+	for _, leak := range []string{err.Error(), c.FailText} {
+		if leak != "" && strings.Contains(string(body), leak) {
+			t.Errorf("service %d: the result %s carries the source's error text %q", c.Service, body, leak)
 		}
-		b := c.Hanging(t)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		timer := time.AfterFunc(150*time.Millisecond, cancel)
-		defer timer.Stop()
-		err := hang(t, c, b, ctx, cancel, prompt)
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("service %d: a hanging source cancelled gave %v, want an error wrapping context.Canceled", c.Service, err)
-		}
-	})
-	t.Run("concurrent use", func(t *testing.T) {
-		want := make([]siobroker.ServiceResult, len(subjects))
-		for i, s := range subjects {
-			want[i] = queryOK(t, c, s)
-		}
-		const workers = 8
-		var wg sync.WaitGroup
-		errs := make(chan string, workers*len(subjects))
-		for w := range workers {
-			wg.Go(func() {
-				for k := range subjects {
-					i := (k + w) % len(subjects) // each worker starts elsewhere, to mix the order
-					got, err := c.Backend.Query(context.Background(), Request(c.Service, subjects[i]))
-					if err != nil || !reflect.DeepEqual(got, want[i]) {
-						errs <- subjects[i].ID()
-					}
+	}
+}
+
+// testDoneContext wants a context already cancelled, or already past its deadline, to give an
+// error wrapping ctx.Err().
+func testDoneContext(t *testing.T, c Case) {
+	subject := c.subjects()[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Backend.Query(ctx, Request(c.Service, subject)); !errors.Is(err, context.Canceled) {
+		t.Errorf("service %d: cancelled context gave %v, want an error wrapping context.Canceled", c.Service, err)
+	}
+	ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := c.Backend.Query(ctx, Request(c.Service, subject)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("service %d: expired deadline gave %v, want an error wrapping context.DeadlineExceeded", c.Service, err)
+	}
+}
+
+// testTimeout wants a hanging source to return promptly, with an error wrapping
+// context.DeadlineExceeded, once the request's deadline passes.
+func testTimeout(t *testing.T, c Case) {
+	if c.Hanging == nil {
+		t.Skip("no Hanging hook")
+	}
+	b := c.Hanging(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	err := hang(t, c, b, ctx, cancel, c.prompt())
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("service %d: a hanging source past the deadline gave %v, want an error wrapping context.DeadlineExceeded", c.Service, err)
+	}
+}
+
+// testCancellation wants a hanging source to return promptly, with an error wrapping
+// context.Canceled, once the request's context is cancelled.
+func testCancellation(t *testing.T, c Case) {
+	if c.Hanging == nil {
+		t.Skip("no Hanging hook")
+	}
+	b := c.Hanging(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	timer := time.AfterFunc(150*time.Millisecond, cancel)
+	defer timer.Stop()
+	err := hang(t, c, b, ctx, cancel, c.prompt())
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("service %d: a hanging source cancelled gave %v, want an error wrapping context.Canceled", c.Service, err)
+	}
+}
+
+// testConcurrentUse asks about every subject from several goroutines at once and wants the
+// answers that sequential questions got.
+func testConcurrentUse(t *testing.T, c Case) {
+	subjects := c.subjects()
+	want := make([]siobroker.ServiceResult, len(subjects))
+	for i, s := range subjects {
+		want[i] = queryOK(t, c, s)
+	}
+	const workers = 8
+	var wg sync.WaitGroup
+	errs := make(chan string, workers*len(subjects))
+	for w := range workers {
+		wg.Go(func() {
+			for k := range subjects {
+				i := (k + w) % len(subjects) // each worker starts elsewhere, to mix the order
+				got, err := c.Backend.Query(context.Background(), Request(c.Service, subjects[i]))
+				if err != nil || !reflect.DeepEqual(got, want[i]) {
+					errs <- subjects[i].ID()
 				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for id := range errs {
-			t.Errorf("service %d, subject %s: concurrent answer differs from the sequential one", c.Service, id)
-		}
-	})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for id := range errs {
+		t.Errorf("service %d, subject %s: concurrent answer differs from the sequential one", c.Service, id)
+	}
 }
 
 // hang asks b, whose source hangs, and wants it back within prompt of ctx ending. It returns the

@@ -144,12 +144,7 @@ type benchResult struct {
 }
 
 func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, error) {
-	res := &benchResult{Machine: describeMachine(f.siobroker), Baselines: map[string][]float64{}, RabbitCores: map[string][]float64{}, Started: time.Now(),
-		Flags: map[string]string{"duration": f.duration.String(), "concurrency": strconv.Itoa(f.concurrency), "cores": strconv.Itoa(f.cores),
-			"adapters": f.adapters, "queues": f.queues, "user": f.user, "presign": strconv.FormatBool(f.presign),
-			"skip_verify": strconv.FormatBool(f.skipVerify), "baseline_time": f.baselineTime.String(),
-			"latency_duration": f.latencyDuration.String(), "ledger": strconv.FormatBool(f.ledger != "")}}
-	res.Machine.RabbitMQ = rabbitVersion(f.amqpURL)
+	res := newBenchResult(f)
 	binDir, err := os.MkdirTemp("", "siobench-bin-")
 	if err != nil {
 		return nil, err
@@ -157,12 +152,8 @@ func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, e
 	defer os.RemoveAll(binDir)
 	// The baselines are test binaries, built before anything runs so that compiling does not
 	// overlap a measurement.
-	fmt.Fprintln(log, "siobench: building the baseline benchmarks")
-	for _, pkg := range []string{"signing", "transport/amqp"} {
-		out, err := exec.CommandContext(ctx, f.goTool, "test", "-c", "-o", filepath.Join(binDir, filepath.Base(pkg)+".test"), "./"+pkg).CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("build %s benchmarks: %w\n%s", pkg, err, out)
-		}
+	if err := buildBaselines(ctx, f.goTool, binDir, log); err != nil {
+		return nil, err
 	}
 
 	t, err := startTopology(ctx, f.setupFlags, log)
@@ -205,13 +196,7 @@ func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, e
 			expected = run.Report.Throughput
 		}
 	}
-	// Half the one-service throughput, open loop: the latency a broker shows with room to spare.
-	rate := max(1, res.Loads[0].Report.Throughput/2)
-	args := []string{"--services", strconv.Itoa(f.services[0]), "--rate", strconv.FormatFloat(rate, 'f', 1, 64), "--duration", f.latencyDuration.String()}
-	if f.presign {
-		args = append(args, "--presign", strconv.Itoa(presignCount(rate*1.1, f.latencyDuration)))
-	}
-	run, err := t.load(ctx, f, log, fmt.Sprintf("%d service(s) at %.0f/s", f.services[0], rate), args...)
+	run, err := t.halfRateLoad(ctx, f, log, res.Loads[0].Report.Throughput)
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +208,40 @@ func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, e
 	}
 	res.Took = time.Since(res.Started)
 	return res, nil
+}
+
+// newBenchResult starts the result of a run: the machine, RabbitMQ's version and the flags.
+func newBenchResult(f benchFlags) *benchResult {
+	res := &benchResult{Machine: describeMachine(f.siobroker), Baselines: map[string][]float64{}, RabbitCores: map[string][]float64{}, Started: time.Now(),
+		Flags: map[string]string{"duration": f.duration.String(), "concurrency": strconv.Itoa(f.concurrency), "cores": strconv.Itoa(f.cores),
+			"adapters": f.adapters, "queues": f.queues, "user": f.user, "presign": strconv.FormatBool(f.presign),
+			"skip_verify": strconv.FormatBool(f.skipVerify), "baseline_time": f.baselineTime.String(),
+			"latency_duration": f.latencyDuration.String(), "ledger": strconv.FormatBool(f.ledger != "")}}
+	res.Machine.RabbitMQ = rabbitVersion(f.amqpURL)
+	return res
+}
+
+// buildBaselines builds the test binaries of the baseline benchmarks into binDir with goTool.
+func buildBaselines(ctx context.Context, goTool, binDir string, log io.Writer) error {
+	fmt.Fprintln(log, "siobench: building the baseline benchmarks")
+	for _, pkg := range []string{"signing", "transport/amqp"} {
+		out, err := exec.CommandContext(ctx, goTool, "test", "-c", "-o", filepath.Join(binDir, filepath.Base(pkg)+".test"), "./"+pkg).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("build %s benchmarks: %w\n%s", pkg, err, out)
+		}
+	}
+	return nil
+}
+
+// halfRateLoad runs an open-loop load of the first services-per-request at half throughput, the
+// first closed-loop load's: the latency a broker shows with room to spare.
+func (t *topology) halfRateLoad(ctx context.Context, f benchFlags, log io.Writer, throughput float64) (loadRun, error) {
+	rate := max(1, throughput/2)
+	args := []string{"--services", strconv.Itoa(f.services[0]), "--rate", strconv.FormatFloat(rate, 'f', 1, 64), "--duration", f.latencyDuration.String()}
+	if f.presign {
+		args = append(args, "--presign", strconv.Itoa(presignCount(rate*1.1, f.latencyDuration)))
+	}
+	return t.load(ctx, f, log, fmt.Sprintf("%d service(s) at %.0f/s", f.services[0], rate), args...)
 }
 
 // profileBroker starts a CPU profile of the broker for about d (from the debug.pprof listener)

@@ -106,6 +106,28 @@ func mean(vs []float64) float64 {
 
 // write prints the summary as Markdown.
 func (r *benchResult) write(w io.Writer) {
+	r.writeSetup(w)
+	r.writeBaselines(w)
+	gox := mean(r.Baselines[baseGoxmldsig])
+	r.writeThroughput(w, gox)
+	r.writeCPU(w, gox)
+	writeStages(w, r.Loads, mean(r.Baselines[baseAMQPOne]))
+	r.writeCeiling(w, gox)
+	r.writeTargets(w, gox)
+	fmt.Fprintf(w, "Broker memory (VmRSS): %d KiB after the warm-up, %d KiB after the loads.\n", r.RSSStartKiB, r.RSSEndKiB)
+}
+
+// ratio formats v ÷ base, or "–" when there is no base.
+func ratio(v, base float64) string {
+	if base == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", v/base)
+}
+
+// writeSetup writes the heading and what the run ran on and with: the machine, the broker's
+// setup and the load tool's flags.
+func (r *benchResult) writeSetup(w io.Writer) {
 	m := r.Machine
 	fmt.Fprintf(w, "\n## siobench, %s (took %s)\n\n", r.Started.Format("2006-01-02 15:04 MST"), r.Took.Round(time.Second))
 	fmt.Fprintf(w, "Machine: %d cores (%s), %s GiB, %s, kernel %s, %s, RabbitMQ %s, siobroker %s; load average at the start %s.\n",
@@ -116,7 +138,10 @@ func (r *benchResult) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Broker over RabbitMQ (%s queues), demo adapters: %s%s; load tool: user %s, pre-signed %s, replies skipped-verify %s; %s per closed-loop load, %s at half rate.\n\n",
 		r.Flags["queues"], r.Flags["adapters"], ledger, r.Flags["user"], r.Flags["presign"], r.Flags["skip_verify"], r.Flags["duration"], r.Flags["latency_duration"])
+}
 
+// writeBaselines writes the table of baselines, each measured before and after the loads.
+func (r *benchResult) writeBaselines(w io.Writer) {
 	fmt.Fprintf(w, "Baselines, ops/s with GOMAXPROCS=%s, measured before and after the loads:\n\n", r.Flags["cores"])
 	fmt.Fprintln(w, "| baseline | before | after | mean |")
 	fmt.Fprintln(w, "|---|---|---|---|")
@@ -139,14 +164,12 @@ func (r *benchResult) write(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %.0f |\n", names[b], cells[0], cells[1], mean(vs))
 	}
-	gox, sig, raw := mean(r.Baselines[baseGoxmldsig]), mean(r.Baselines[baseSigning]), mean(r.Baselines[baseAMQP])
-	ratio := func(v, base float64) string {
-		if base == 0 {
-			return "–"
-		}
-		return fmt.Sprintf("%.2f", v/base)
-	}
+}
 
+// writeThroughput writes the table of loads: answered requests per second, their latency, and
+// the throughput as a multiple of each baseline (gox is goxmldsig's).
+func (r *benchResult) writeThroughput(w io.Writer, gox float64) {
+	sig, raw := mean(r.Baselines[baseSigning]), mean(r.Baselines[baseAMQP])
 	fmt.Fprintln(w, "\nLoads (siobroker load), answered requests per second and their latency:")
 	fmt.Fprintln(w, "\n| load | answered/s | p50 ms | p95 ms | p99 ms | max ms | errors | × goxmldsig | × our signing | × raw AMQP |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
@@ -155,11 +178,15 @@ func (r *benchResult) write(w io.Writer) {
 			l.Report.P50Ms, l.Report.P95Ms, l.Report.P99Ms, l.Report.MaxMs, errorsText(l.Report.Errors),
 			ratio(l.Report.Throughput, gox), ratio(l.Report.Throughput, sig), ratio(l.Report.Throughput, raw))
 	}
+}
 
+// writeCPU writes the table of the CPU each party used during each load, and the broker's CPU
+// per request beside goxmldsig's per operation (gox is goxmldsig's ops/s on all the cores).
+func (r *benchResult) writeCPU(w io.Writer, gox float64) {
 	fmt.Fprintln(w, "\nCPU during each load, in cores (CPU seconds ÷ the load's seconds); \"others\" is the rest of the machine's busy time (other work on the machine):")
 	fmt.Fprintln(w, "\n| load | broker | adapter | rabbitmq | load tool | others | broker CPU ms per request | ÷ goxmldsig CPU ms per op |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
-	cores := float64(m.Cores)
+	cores := float64(r.Machine.Cores)
 	for _, l := range r.Loads {
 		el := l.Report.ElapsedSeconds
 		c := func(k string) string {
@@ -179,23 +206,24 @@ func (r *benchResult) write(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.2f | %s |\n", l.Name, c("broker"), c("adapter"), c("rabbitmq"),
 			c("load tool"), c("others"), perReq, ratio(perReq, perOp))
 	}
+}
 
-	writeStages(w, r.Loads, mean(r.Baselines[baseAMQPOne]))
-	r.writeCeiling(w, gox)
-
-	if len(r.Loads) >= 2 {
-		one, half := r.Loads[0].Report, r.Loads[len(r.Loads)-1].Report
-		verdict := func(ok bool) string {
-			if ok {
-				return "met"
-			}
-			return "NOT met"
-		}
-		fmt.Fprintf(w, "\nTargets: one service per request at %.1f/s = %s × the goxmldsig baseline (target ≥ %.2f: %s); p99 at %.0f/s (half of it) %.1f ms (target < %d ms: %s).\n",
-			one.Throughput, ratio(one.Throughput, gox), targetRatio, verdict(gox > 0 && one.Throughput >= targetRatio*gox),
-			half.Rate, half.P99Ms, targetP99Ms, verdict(half.P99Ms < targetP99Ms && half.Answered > 0 && len(half.Errors) == 0))
+// writeTargets says whether the targets were met: the first load's throughput against the
+// goxmldsig baseline (gox), and the p99 of the last, half-rate load. It needs both loads.
+func (r *benchResult) writeTargets(w io.Writer, gox float64) {
+	if len(r.Loads) < 2 {
+		return
 	}
-	fmt.Fprintf(w, "Broker memory (VmRSS): %d KiB after the warm-up, %d KiB after the loads.\n", r.RSSStartKiB, r.RSSEndKiB)
+	one, half := r.Loads[0].Report, r.Loads[len(r.Loads)-1].Report
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	fmt.Fprintf(w, "\nTargets: one service per request at %.1f/s = %s × the goxmldsig baseline (target ≥ %.2f: %s); p99 at %.0f/s (half of it) %.1f ms (target < %d ms: %s).\n",
+		one.Throughput, ratio(one.Throughput, gox), targetRatio, verdict(gox > 0 && one.Throughput >= targetRatio*gox),
+		half.Rate, half.P99Ms, targetP99Ms, verdict(half.P99Ms < targetP99Ms && half.Answered > 0 && len(half.Errors) == 0))
 }
 
 // writeCeiling writes the most the machine's cores could carry, from the CPU each party used in

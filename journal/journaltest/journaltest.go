@@ -385,91 +385,101 @@ func testAppendOnly(t *testing.T, s siobroker.Journal) {
 	mustVerify(t, s)
 }
 
+// tampering is a change made to a journal of ten records behind its back, by someone who can
+// write to the database: the record Verify must name, and a word its error must contain.
+type tampering struct {
+	name   string
+	tamper func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error
+	broken int64
+	says   string
+}
+
+// tamperings are the changes testTampered makes, each to a journal of its own.
+var tamperings = []tampering{
+	{"edited", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
+		r := recs[4]
+		r.Data = []byte("<forged/>")
+		return tm.RawUpdate(ctx, 5, r)
+	}, 5, "hash"},
+	{"edited organisation", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
+		r := recs[6]
+		r.Organisation = "КНБ"
+		return tm.RawUpdate(ctx, 7, r)
+	}, 7, "hash"},
+	{"edited time", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
+		r := recs[2]
+		r.At = r.At.Add(-time.Hour)
+		return tm.RawUpdate(ctx, 3, r)
+	}, 3, "hash"},
+	{"edited with its hash recomputed", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
+		r := recs[4]
+		r.Data = []byte("<forged/>")
+		r.Hash = r.ComputeHash()
+		return tm.RawUpdate(ctx, 5, r)
+	}, 6, "link"},
+	{"edited last record with its hash recomputed", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
+		r := recs[9]
+		r.PrevHash = recs[7].Hash // made to follow record 8
+		r.Hash = r.ComputeHash()
+		return tm.RawUpdate(ctx, 10, r)
+	}, 10, "link"},
+	{"removed", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
+		return tm.RawDelete(ctx, 5)
+	}, 5, "missing"},
+	{"removed first", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
+		return tm.RawDelete(ctx, 1)
+	}, 1, "missing"},
+	{"removed two", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
+		if err := tm.RawDelete(ctx, 8); err != nil {
+			return err
+		}
+		return tm.RawDelete(ctx, 4)
+	}, 4, "missing"},
+	{"swapped", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
+		if err := tm.RawUpdate(ctx, 4, recs[5]); err != nil {
+			return err
+		}
+		return tm.RawUpdate(ctx, 6, recs[3])
+	}, 4, "link"},
+	{"swapped neighbours", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
+		if err := tm.RawUpdate(ctx, 2, recs[2]); err != nil {
+			return err
+		}
+		return tm.RawUpdate(ctx, 3, recs[1])
+	}, 2, "link"},
+}
+
 func testTampered(t *testing.T, open func(t *testing.T) siobroker.Journal) {
-	for _, c := range []struct {
-		name   string
-		tamper func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error
-		broken int64
-		says   string
-	}{
-		{"edited", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
-			r := recs[4]
-			r.Data = []byte("<forged/>")
-			return tm.RawUpdate(ctx, 5, r)
-		}, 5, "hash"},
-		{"edited organisation", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
-			r := recs[6]
-			r.Organisation = "КНБ"
-			return tm.RawUpdate(ctx, 7, r)
-		}, 7, "hash"},
-		{"edited time", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
-			r := recs[2]
-			r.At = r.At.Add(-time.Hour)
-			return tm.RawUpdate(ctx, 3, r)
-		}, 3, "hash"},
-		{"edited with its hash recomputed", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
-			r := recs[4]
-			r.Data = []byte("<forged/>")
-			r.Hash = r.ComputeHash()
-			return tm.RawUpdate(ctx, 5, r)
-		}, 6, "link"},
-		{"edited last record with its hash recomputed", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
-			r := recs[9]
-			r.PrevHash = recs[7].Hash // made to follow record 8
-			r.Hash = r.ComputeHash()
-			return tm.RawUpdate(ctx, 10, r)
-		}, 10, "link"},
-		{"removed", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
-			return tm.RawDelete(ctx, 5)
-		}, 5, "missing"},
-		{"removed first", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
-			return tm.RawDelete(ctx, 1)
-		}, 1, "missing"},
-		{"removed two", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
-			if err := tm.RawDelete(ctx, 8); err != nil {
-				return err
-			}
-			return tm.RawDelete(ctx, 4)
-		}, 4, "missing"},
-		{"swapped", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
-			if err := tm.RawUpdate(ctx, 4, recs[5]); err != nil {
-				return err
-			}
-			return tm.RawUpdate(ctx, 6, recs[3])
-		}, 4, "link"},
-		{"swapped neighbours", func(ctx context.Context, tm Tamperer, recs []siobroker.JournalRecord) error {
-			if err := tm.RawUpdate(ctx, 2, recs[2]); err != nil {
-				return err
-			}
-			return tm.RawUpdate(ctx, 3, recs[1])
-		}, 2, "link"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			ctx := context.Background()
-			s := open(t)
-			tm := tamperer(t, s)
-			recs := appendTen(t, s)
-			if err := tm.Bypass(ctx, func() error { return c.tamper(ctx, tm, recs) }); err != nil {
-				t.Fatalf("tampering: %v", err)
-			}
-			err := s.Verify(ctx)
-			if err == nil {
-				t.Fatal("Verify passed a tampered journal")
-			}
-			var be interface{ BrokenSeq() int64 }
-			if !errors.As(err, &be) {
-				t.Fatalf("Verify: %v; want an error with BrokenSeq", err)
-			}
-			if be.BrokenSeq() != c.broken {
-				t.Errorf("Verify names record %d (%v); want %d", be.BrokenSeq(), err, c.broken)
-			}
-			if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("record %d", c.broken)) || !strings.Contains(msg, c.says) {
-				t.Errorf("Verify: %q; want it to name record %d and say %q", msg, c.broken, c.says)
-			}
-			// The triggers are back.
-			if err := tm.RawDelete(ctx, 9); err == nil {
-				t.Error("after tampering, the database accepts DELETE: Bypass did not restore the triggers")
-			}
-		})
+	for _, c := range tamperings {
+		t.Run(c.name, func(t *testing.T) { testTampering(t, open(t), c) })
+	}
+}
+
+// testTampering appends ten records to s, applies c with the append-only triggers out of the
+// way, and wants Verify to name the broken record and the triggers to be back.
+func testTampering(t *testing.T, s siobroker.Journal, c tampering) {
+	ctx := context.Background()
+	tm := tamperer(t, s)
+	recs := appendTen(t, s)
+	if err := tm.Bypass(ctx, func() error { return c.tamper(ctx, tm, recs) }); err != nil {
+		t.Fatalf("tampering: %v", err)
+	}
+	err := s.Verify(ctx)
+	if err == nil {
+		t.Fatal("Verify passed a tampered journal")
+	}
+	var be interface{ BrokenSeq() int64 }
+	if !errors.As(err, &be) {
+		t.Fatalf("Verify: %v; want an error with BrokenSeq", err)
+	}
+	if be.BrokenSeq() != c.broken {
+		t.Errorf("Verify names record %d (%v); want %d", be.BrokenSeq(), err, c.broken)
+	}
+	if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("record %d", c.broken)) || !strings.Contains(msg, c.says) {
+		t.Errorf("Verify: %q; want it to name record %d and say %q", msg, c.broken, c.says)
+	}
+	// The triggers are back.
+	if err := tm.RawDelete(ctx, 9); err == nil {
+		t.Error("after tampering, the database accepts DELETE: Bypass did not restore the triggers")
 	}
 }

@@ -125,97 +125,133 @@ func Load(path string) (*Table, error) {
 // Parse checks the routes file content b. path names the file in errors. Every problem is
 // reported, each as "path:line: what is wrong; the fix".
 func Parse(path string, b []byte) (*Table, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
+	p := &parser{path: path}
+	if err := yaml.Unmarshal(b, &p.root); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(&p.f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: %w (keys: default_timeout, queues, services; a service's keys: queue, adapter, backend, timeout)", path, err)
 	}
-	lines := serviceLines(&root)
-	at := func(line int, format string, args ...any) error {
-		return fmt.Errorf("%s:%d: %s", path, line, fmt.Sprintf(format, args...))
+	if p.f.DefaultTimeout <= 0 {
+		p.errorAt(topLine(&p.root, "default_timeout"), "default_timeout must be positive, e.g. default_timeout: 10s")
 	}
-	var errs []error
-	top := topLine(&root, "default_timeout")
-	if f.DefaultTimeout <= 0 {
-		errs = append(errs, at(top, "default_timeout must be positive, e.g. default_timeout: 10s"))
+	declared := p.declaredQueues()
+	t := &Table{Path: path, DefaultTimeout: p.f.DefaultTimeout, routes: p.routes(declared)}
+	p.checkAllRouted()
+	slices.Sort(declared)
+	t.declared = declared
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
 	}
-	declared := make([]string, 0, siobroker.LastService+len(f.Queues))
+	return t, nil
+}
+
+// parser is one run of Parse: the file, as a node tree for line numbers and as decoded, and the
+// problems found so far.
+type parser struct {
+	path string
+	root yaml.Node
+	f    File
+	errs []error
+}
+
+// errorAt records a problem at line of the file.
+func (p *parser) errorAt(line int, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s:%d: %s", p.path, line, fmt.Sprintf(format, args...)))
+}
+
+// declaredQueues returns every service's own queue followed by the valid, new names of queues.
+func (p *parser) declaredQueues() []string {
+	declared := make([]string, 0, siobroker.LastService+len(p.f.Queues))
 	for n := siobroker.FirstService; n <= siobroker.LastService; n++ {
 		declared = append(declared, schemas.ServiceTopic(n))
 	}
-	for _, q := range f.Queues {
+	for _, q := range p.f.Queues {
 		if !queueName.MatchString(q) {
-			errs = append(errs, at(topLine(&root, "queues"), "queue name %q: use 1 to 128 of a-z, 0-9, '.', '_' or '-', starting with a letter", q))
+			p.errorAt(topLine(&p.root, "queues"), "queue name %q: use 1 to 128 of a-z, 0-9, '.', '_' or '-', starting with a letter", q)
 			continue
 		}
 		if slices.Contains(declared, q) {
-			errs = append(errs, at(topLine(&root, "queues"), "queue %q is declared twice (sio.service.NNN are declared for every service already); remove it", q))
+			p.errorAt(topLine(&p.root, "queues"), "queue %q is declared twice (sio.service.NNN are declared for every service already); remove it", q)
 			continue
 		}
 		declared = append(declared, q)
 	}
-	t := &Table{Path: path, DefaultTimeout: f.DefaultTimeout, routes: make(map[int]Route, len(f.Services))}
-	services := make([]int, 0, len(f.Services))
-	for n := range f.Services {
+	return declared
+}
+
+// routes checks the services' entries in service order and returns their routes, by service;
+// services outside Appendix 2 are left out. Every service of a queue must have the adapter of
+// the queue's first service.
+func (p *parser) routes(declared []string) map[int]Route {
+	lines := serviceLines(&p.root)
+	routes := make(map[int]Route, len(p.f.Services))
+	services := make([]int, 0, len(p.f.Services))
+	for n := range p.f.Services {
 		services = append(services, n)
 	}
 	slices.Sort(services)
 	queueAdapter := map[string]Route{} // the first route of each queue: one adapter per queue
 	for _, n := range services {
-		fr, line := f.Services[n], lines[n]
-		if n < siobroker.FirstService || n > siobroker.LastService {
-			errs = append(errs, at(line, "service %d is not in Appendix 2 (%d..%d); remove it", n, siobroker.FirstService, siobroker.LastService))
+		r, ok := p.route(n, p.f.Services[n], lines[n], declared)
+		if !ok {
 			continue
 		}
-		r := Route{Service: n, Queue: fr.Queue, Adapter: fr.Adapter, Backend: fr.Backend, Timeout: fr.Timeout, TimeoutSet: fr.Timeout != 0, Line: line}
-		if r.Queue == "" {
-			errs = append(errs, at(line, "service %d has no queue; its own is queue: %s", n, schemas.ServiceTopic(n)))
-		} else if !slices.Contains(declared, r.Queue) {
-			errs = append(errs, at(line, "service %d is routed to queue %q, which is not declared; use %s or add %q to queues", n, r.Queue, schemas.ServiceTopic(n), r.Queue))
-		} else if strings.HasPrefix(r.Queue, "sio.service.") && r.Queue != schemas.ServiceTopic(n) {
-			errs = append(errs, at(line, "service %d is routed to %s, the queue of another service; use %s, or a shared queue listed in queues", n, r.Queue, schemas.ServiceTopic(n)))
-		}
-		if !adapterName.MatchString(r.Adapter) {
-			errs = append(errs, at(line, "service %d: adapter %q must be the name of the adapter config that serves it (1 to 64 of a-z, 0-9, '_' or '-')", n, r.Adapter))
-		}
-		if !slices.Contains(Backends, r.Backend) {
-			errs = append(errs, at(line, "service %d: backend %q is not one of %s", n, r.Backend, strings.Join(Backends, ", ")))
-		}
-		switch {
-		case r.Timeout < 0:
-			errs = append(errs, at(line, "service %d: timeout %s must be positive; remove it to use default_timeout", n, r.Timeout))
-		case r.Timeout == 0:
-			r.Timeout = f.DefaultTimeout
-		}
 		if first, ok := queueAdapter[r.Queue]; ok && r.Queue != "" && first.Adapter != r.Adapter {
-			errs = append(errs, at(line, "queue %s carries service %d (adapter %s, line %d) and service %d (adapter %s): every service of a queue must have one adapter, or a message would reach one that cannot answer it",
-				r.Queue, first.Service, first.Adapter, first.Line, n, r.Adapter))
+			p.errorAt(r.Line, "queue %s carries service %d (adapter %s, line %d) and service %d (adapter %s): every service of a queue must have one adapter, or a message would reach one that cannot answer it",
+				r.Queue, first.Service, first.Adapter, first.Line, n, r.Adapter)
 		} else if !ok {
 			queueAdapter[r.Queue] = r
 		}
-		t.routes[n] = r
+		routes[n] = r
 	}
+	return routes
+}
+
+// route checks the entry fr of service n, at line, and returns its route with the default
+// timeout filled in. It returns false for a service outside Appendix 2.
+func (p *parser) route(n int, fr FileRoute, line int, declared []string) (Route, bool) {
+	if n < siobroker.FirstService || n > siobroker.LastService {
+		p.errorAt(line, "service %d is not in Appendix 2 (%d..%d); remove it", n, siobroker.FirstService, siobroker.LastService)
+		return Route{}, false
+	}
+	r := Route{Service: n, Queue: fr.Queue, Adapter: fr.Adapter, Backend: fr.Backend, Timeout: fr.Timeout, TimeoutSet: fr.Timeout != 0, Line: line}
+	if r.Queue == "" {
+		p.errorAt(line, "service %d has no queue; its own is queue: %s", n, schemas.ServiceTopic(n))
+	} else if !slices.Contains(declared, r.Queue) {
+		p.errorAt(line, "service %d is routed to queue %q, which is not declared; use %s or add %q to queues", n, r.Queue, schemas.ServiceTopic(n), r.Queue)
+	} else if strings.HasPrefix(r.Queue, "sio.service.") && r.Queue != schemas.ServiceTopic(n) {
+		p.errorAt(line, "service %d is routed to %s, the queue of another service; use %s, or a shared queue listed in queues", n, r.Queue, schemas.ServiceTopic(n))
+	}
+	if !adapterName.MatchString(r.Adapter) {
+		p.errorAt(line, "service %d: adapter %q must be the name of the adapter config that serves it (1 to 64 of a-z, 0-9, '_' or '-')", n, r.Adapter)
+	}
+	if !slices.Contains(Backends, r.Backend) {
+		p.errorAt(line, "service %d: backend %q is not one of %s", n, r.Backend, strings.Join(Backends, ", "))
+	}
+	switch {
+	case r.Timeout < 0:
+		p.errorAt(line, "service %d: timeout %s must be positive; remove it to use default_timeout", n, r.Timeout)
+	case r.Timeout == 0:
+		r.Timeout = p.f.DefaultTimeout
+	}
+	return r, true
+}
+
+// checkAllRouted wants an entry for every service of Appendix 2.
+func (p *parser) checkAllRouted() {
 	var missing []string
 	for n := siobroker.FirstService; n <= siobroker.LastService; n++ {
-		if _, ok := f.Services[n]; !ok {
+		if _, ok := p.f.Services[n]; !ok {
 			missing = append(missing, strconv.Itoa(n))
 		}
 	}
 	if len(missing) > 0 {
-		errs = append(errs, at(topLine(&root, "services"), "no route for service %s; add `N: {queue: sio.service.NNN, adapter: NAME, backend: KIND}` for each (every service of Appendix 2 needs one)",
-			strings.Join(missing, ", ")))
+		p.errorAt(topLine(&p.root, "services"), "no route for service %s; add `N: {queue: sio.service.NNN, adapter: NAME, backend: KIND}` for each (every service of Appendix 2 needs one)",
+			strings.Join(missing, ", "))
 	}
-	slices.Sort(declared)
-	t.declared = declared
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return t, nil
 }
 
 // Diff describes what changed from old to t, one line per change, for the reload log.

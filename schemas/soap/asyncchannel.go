@@ -361,12 +361,25 @@ func parseACDeliveryNotification(req *etree.Element, p string, c *ACCall) error 
 	if err != nil {
 		return err
 	}
-	np := p + "/notification"
+	if err := parseACNotification(ne, p+"/notification", &c.Notification); err != nil {
+		return err
+	}
+	if c.RequestDate, err = acDate(s, "requestDate", true); err != nil {
+		return err
+	}
+	if c.SenderID, err = senderInfo(s, p, false); err != nil {
+		return err
+	}
+	return s.end()
+}
+
+// parseACNotification reads the notification element ne, at path np, of a
+// sendDeliveryNotification into n.
+func parseACNotification(ne *etree.Element, np string, n *ACNotification) error {
 	ns, err := newSeq(ne, np, "", "messageId", "serviceId", "notificationDate", "deliveryStatus")
 	if err != nil {
 		return err
 	}
-	n := &c.Notification
 	if n.MessageID, err = reqString(ns, "messageId", true); err != nil {
 		return err
 	}
@@ -383,7 +396,12 @@ func parseACDeliveryNotification(req *etree.Element, p string, c *ACCall) error 
 	if err := ns.end(); err != nil {
 		return err
 	}
-	dp := np + "/deliveryStatus"
+	return parseACDeliveryStatus(ds, np+"/deliveryStatus", n)
+}
+
+// parseACDeliveryStatus reads the deliveryStatus element ds, at path dp, into n: the receipt,
+// its date, and the code and message of the client's error if it gives one.
+func parseACDeliveryStatus(ds *etree.Element, dp string, n *ACNotification) error {
 	dss, err := newSeq(ds, dp, "", "receiveStatus", "statusDate", "resendMessage", "error")
 	if err != nil {
 		return err
@@ -427,16 +445,7 @@ func parseACDeliveryNotification(req *etree.Element, p string, c *ACCall) error 
 		// The rest of the client's error (data, date, nested errors) is its own business; only
 		// code and message are kept in the journal.
 	}
-	if err := dss.end(); err != nil {
-		return err
-	}
-	if c.RequestDate, err = acDate(s, "requestDate", true); err != nil {
-		return err
-	}
-	if c.SenderID, err = senderInfo(s, p, false); err != nil {
-		return err
-	}
-	return s.end()
+	return dss.end()
 }
 
 // ACMessage is one AsyncMessage of a getMessagesResponse: its info and the one element of its data.

@@ -192,87 +192,20 @@ func Generate(dir string, now time.Time) (*Manifest, error) {
 	if err := os.MkdirAll(filepath.Join(dir, UsersDir), 0o755); err != nil {
 		return nil, fmt.Errorf("devpki: %w", err)
 	}
-	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	caKey, caCert, caDER, err := generateCA(now)
 	if err != nil {
-		return nil, fmt.Errorf("devpki: CA key: %w", err)
-	}
-	caTmpl := &x509.Certificate{
-		Subject: pkix.Name{
-			CommonName:   CACommonName,
-			Organization: []string{"SIO PSO (development)"},
-			Country:      []string{"KZ"},
-		},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(caValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caCert, caDER, err := issue(caTmpl, nil, caKey.Public(), caKey)
-	if err != nil {
-		return nil, fmt.Errorf("devpki: CA certificate: %w", err)
+		return nil, err
 	}
 	m := &Manifest{CA: CAFile, CRL: CRLFile, BrokerCert: BrokerFile, BrokerKey: BrokerKey}
-
-	bin, ok := siobroker.CompleteIIN(brokerBINPrefix)
-	if !ok {
-		return nil, fmt.Errorf("devpki: BIN prefix %s has no check digit", brokerBINPrefix)
-	}
-	brokerKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, fmt.Errorf("devpki: broker key: %w", err)
-	}
-	_, brokerDER, err := issue(&x509.Certificate{
-		Subject: pkix.Name{
-			CommonName:         BrokerCommonName,
-			OrganizationalUnit: []string{"BIN" + bin},
-			Organization:       []string{"SIO PSO (development)"},
-			Country:            []string{"KZ"},
-		},
-		NotBefore:   now.Add(-backdate),
-		NotAfter:    now.Add(leafValidity),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}, caCert, brokerKey.Public(), caKey)
-	if err != nil {
-		return nil, fmt.Errorf("devpki: broker certificate: %w", err)
-	}
-	if err := writeCert(filepath.Join(dir, BrokerFile), brokerDER); err != nil {
+	if err := generateBroker(dir, caCert, caKey, now); err != nil {
 		return nil, err
 	}
-	if err := writeKey(filepath.Join(dir, BrokerKey), brokerKey); err != nil {
-		return nil, err
-	}
-
 	var revoked []x509.RevocationListEntry
-	for _, spec := range userSpecs {
-		u, serial, err := generateUser(dir, spec, caCert, caKey, now)
-		if err != nil {
-			return nil, err
-		}
-		if spec.status == StatusRevoked {
-			revoked = append(revoked, x509.RevocationListEntry{
-				SerialNumber:   serial,
-				RevocationTime: now.Add(-backdate),
-				ReasonCode:     1, // keyCompromise
-			})
-		}
-		m.Users = append(m.Users, u)
-	}
-
-	crlDER, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number:                    big.NewInt(1),
-		ThisUpdate:                now.Add(-backdate),
-		NextUpdate:                now.Add(crlValidity),
-		RevokedCertificateEntries: revoked,
-	}, caCert, caKey)
+	m.Users, revoked, err = generateUsers(dir, caCert, caKey, now)
 	if err != nil {
-		return nil, fmt.Errorf("devpki: CRL: %w", err)
+		return nil, err
 	}
-	if err := writePEM(filepath.Join(dir, CRLFile), "", "X509 CRL", crlDER, 0o644); err != nil {
+	if err := writeCRL(dir, revoked, caCert, caKey, now); err != nil {
 		return nil, err
 	}
 	if err := writeKey(filepath.Join(dir, CAKeyFile), caKey); err != nil {
@@ -289,6 +222,102 @@ func Generate(dir string, now time.Time) (*Manifest, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// generateCA returns a fresh self-signed root CA: its key, its certificate and the certificate's
+// DER. Nothing is written: Generate writes the CA last.
+func generateCA(now time.Time) (*rsa.PrivateKey, *x509.Certificate, []byte, error) {
+	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("devpki: CA key: %w", err)
+	}
+	caCert, caDER, err := issue(&x509.Certificate{
+		Subject: pkix.Name{
+			CommonName:   CACommonName,
+			Organization: []string{"SIO PSO (development)"},
+			Country:      []string{"KZ"},
+		},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(caValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}, nil, caKey.Public(), caKey)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("devpki: CA certificate: %w", err)
+	}
+	return caKey, caCert, caDER, nil
+}
+
+// generateBroker issues the broker's TLS and signing certificate (its BIN in the subject,
+// localhost in the names) and writes it and its key into dir.
+func generateBroker(dir string, ca *x509.Certificate, caKey crypto.Signer, now time.Time) error {
+	bin, ok := siobroker.CompleteIIN(brokerBINPrefix)
+	if !ok {
+		return fmt.Errorf("devpki: BIN prefix %s has no check digit", brokerBINPrefix)
+	}
+	brokerKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return fmt.Errorf("devpki: broker key: %w", err)
+	}
+	_, brokerDER, err := issue(&x509.Certificate{
+		Subject: pkix.Name{
+			CommonName:         BrokerCommonName,
+			OrganizationalUnit: []string{"BIN" + bin},
+			Organization:       []string{"SIO PSO (development)"},
+			Country:            []string{"KZ"},
+		},
+		NotBefore:   now.Add(-backdate),
+		NotAfter:    now.Add(leafValidity),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}, ca, brokerKey.Public(), caKey)
+	if err != nil {
+		return fmt.Errorf("devpki: broker certificate: %w", err)
+	}
+	if err := writeCert(filepath.Join(dir, BrokerFile), brokerDER); err != nil {
+		return err
+	}
+	return writeKey(filepath.Join(dir, BrokerKey), brokerKey)
+}
+
+// generateUsers generates every user of userSpecs into dir and returns them in that order, with
+// the CRL entries of those whose status is revoked.
+func generateUsers(dir string, ca *x509.Certificate, caKey crypto.Signer, now time.Time) ([]User, []x509.RevocationListEntry, error) {
+	var users []User
+	var revoked []x509.RevocationListEntry
+	for _, spec := range userSpecs {
+		u, serial, err := generateUser(dir, spec, ca, caKey, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		if spec.status == StatusRevoked {
+			revoked = append(revoked, x509.RevocationListEntry{
+				SerialNumber:   serial,
+				RevocationTime: now.Add(-backdate),
+				ReasonCode:     1, // keyCompromise
+			})
+		}
+		users = append(users, u)
+	}
+	return users, revoked, nil
+}
+
+// writeCRL signs the CA's CRL listing revoked and writes it into dir.
+func writeCRL(dir string, revoked []x509.RevocationListEntry, ca *x509.Certificate, caKey crypto.Signer, now time.Time) error {
+	crlDER, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:                    big.NewInt(1),
+		ThisUpdate:                now.Add(-backdate),
+		NextUpdate:                now.Add(crlValidity),
+		RevokedCertificateEntries: revoked,
+	}, ca, caKey)
+	if err != nil {
+		return fmt.Errorf("devpki: CRL: %w", err)
+	}
+	return writePEM(filepath.Join(dir, CRLFile), "", "X509 CRL", crlDER, 0o644)
 }
 
 func generateUser(dir string, spec userSpec, ca *x509.Certificate, caKey crypto.Signer, now time.Time) (User, *big.Int, error) {
