@@ -337,13 +337,17 @@ func (c Broker) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir: must not be empty"))
 	}
-	for name, d := range map[string]time.Duration{
-		"http.read_header_timeout": c.HTTP.ReadHeaderTimeout, "http.read_timeout": c.HTTP.ReadTimeout,
-		"http.write_timeout": c.HTTP.WriteTimeout, "http.idle_timeout": c.HTTP.IdleTimeout,
-		"replay.window": c.Replay.Window, "routing.async_timeout": c.Routing.AsyncTimeout,
+	// In the file's order, so that the same file gives the same list every time.
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout}, {"http.read_timeout", c.HTTP.ReadTimeout},
+		{"http.write_timeout", c.HTTP.WriteTimeout}, {"http.idle_timeout", c.HTTP.IdleTimeout},
+		{"replay.window", c.Replay.Window}, {"routing.async_timeout", c.Routing.AsyncTimeout},
 	} {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
+		if t.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", t.key, t.d))
 		}
 	}
 	if c.HTTP.MaxBodyBytes < 4096 {

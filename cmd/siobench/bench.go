@@ -224,7 +224,7 @@ func newBenchResult(f benchFlags) *benchResult {
 // buildBaselines builds the test binaries of the baseline benchmarks into binDir with goTool.
 func buildBaselines(ctx context.Context, goTool, binDir string, log io.Writer) error {
 	fmt.Fprintln(log, "siobench: building the baseline benchmarks")
-	for _, pkg := range []string{"signing", "transport/amqp"} {
+	for _, pkg := range []string{"signing", "routing/amqp"} {
 		out, err := exec.CommandContext(ctx, goTool, "test", "-c", "-o", filepath.Join(binDir, filepath.Base(pkg)+".test"), "./"+pkg).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("build %s benchmarks: %w\n%s", pkg, err, out)
@@ -392,10 +392,10 @@ func runBaselines(ctx context.Context, f benchFlags, binDir, request string, res
 		suffix            string // appended to the benchmark's name in the results
 	}{
 		{"signing.test", "signing", "^(BenchmarkGoxmldsigVerifyAndSign|BenchmarkVerifyAndSignParallel)$", []string{"SIOBENCH_REQUEST=" + request}, ""},
-		{"amqp.test", "transport/amqp", "^BenchmarkRawRoundTrip$", []string{"SIOBENCH_INFLIGHT=" + strconv.Itoa(f.concurrency), "SIOBENCH_QUEUE_TYPE=" + queueType}, ""},
+		{"amqp.test", "routing/amqp", "^BenchmarkRawRoundTrip$", []string{"SIOBENCH_INFLIGHT=" + strconv.Itoa(f.concurrency), "SIOBENCH_QUEUE_TYPE=" + queueType}, ""},
 		// One at a time: the latency of a bare round trip, beside the case check's and the
 		// services' in the stage table.
-		{"amqp.test", "transport/amqp", "^BenchmarkRawRoundTrip$", []string{"SIOBENCH_INFLIGHT=1", "SIOBENCH_QUEUE_TYPE=" + queueType}, oneInFlight},
+		{"amqp.test", "routing/amqp", "^BenchmarkRawRoundTrip$", []string{"SIOBENCH_INFLIGHT=1", "SIOBENCH_QUEUE_TYPE=" + queueType}, oneInFlight},
 	}
 	for _, r := range runs {
 		fmt.Fprintf(log, "siobench: baseline %s\n", r.pattern)

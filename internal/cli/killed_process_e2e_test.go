@@ -28,7 +28,7 @@ import (
 // The tests of this file run the siobroker binary as operating-system processes and kill them
 // with SIGKILL, as a crash, an OOM kill or a pulled plug would: no deferred function runs, no
 // connection is closed politely, and whatever the process held in memory is gone. The tests of
-// transport/amqp cut a process's connections from inside it; these check the same promises on
+// routing/amqp cut a process's connections from inside it; these check the same promises on
 // the real thing.
 
 var (
