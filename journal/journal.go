@@ -6,9 +6,11 @@
 // and the database refuses UPDATE and DELETE. Whoever controls the database can still bypass its
 // triggers; Verify then finds the first record that was changed, removed or moved.
 //
-// Two implementations satisfy siobroker.Journal: the embedded SQLite store (sqlite.DB.Journal) and PostgreSQL
-// (postgres.Journal). journal/journaltest holds the suite both pass. This package imports nothing
-// of either, so that the broker chooses one by configuration.
+// Two implementations satisfy siobroker.Journal: the embedded SQLite store (sqlite.DB.Journal)
+// and PostgreSQL (postgres.Journal). journal/journaltest holds the suite both pass. This package
+// imports nothing of either, so that the broker chooses one by configuration. It also holds the
+// shape of the operators' action records (operator.go), which the dashboard and the commands
+// both append.
 package journal
 
 import (
