@@ -110,7 +110,9 @@ func newFixture(t *testing.T) *fixture {
 	if err := f.users.RegisterMissing(ctx, pki.manifest.Registrations(f.clock.Now())); err != nil {
 		t.Fatal(err)
 	}
-	f.tracker = incidents.NewTracker(incidents.Config{}, f.db, f.db.Journal(), f.clock, nil)
+	if f.tracker, err = incidents.NewTracker(incidents.Config{}, f.db, f.db.Journal(), f.clock, nil); err != nil {
+		t.Fatal(err)
+	}
 	f.schedule = maintenance.NewSchedule(f.db, f.clock)
 	if err := f.schedule.Refresh(ctx); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 func newClock() *testclock.Clock {
@@ -38,7 +39,17 @@ func routed(t *testing.T, clock siobroker.Clock, backends map[int]adapters.Backe
 		t.Fatal(err)
 	}
 	d := routing.NewDispatcher(ps, routing.ReplyTopicPrefix+watermill.NewUUID(), clock, quiet)
-	tracker := incidents.NewTracker(incidents.Config{}, nil, nil, clock, quiet)
+	// The monitor reads only the tracker's memory (Oldest); a real store and journal make it a
+	// tracker as the broker builds one, though no Check runs here.
+	db, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tracker, err := incidents.NewTracker(incidents.Config{}, db, db.Journal(), clock, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.TrackDelivery(incidents.DispatcherTracker{T: tracker})
 	d.AddHandlers(router, ps)
 	routing.NewAdapterRuntime("test", backends, ps, clock, quiet).AddHandlers(router, ps)
