@@ -29,7 +29,11 @@ func (b *Broker) startHTTP(p *parts) error {
 		}
 		b.web.tls = true
 	}
-	b.web.server = httpapi.NewServer(srvCfg, b.handler(p), p.logger)
+	handler, err := b.handler(p)
+	if err != nil {
+		return err
+	}
+	b.web.server = httpapi.NewServer(srvCfg, handler, p.logger)
 	listener, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -51,7 +55,7 @@ func (b *Broker) startHTTP(p *parts) error {
 
 // handler is the broker's HTTP handler: the synchronous channel at the configured endpoint, with
 // the other faces mounted beside it.
-func (b *Broker) handler(p *parts) http.Handler {
+func (b *Broker) handler(p *parts) (http.Handler, error) {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
 	asyncHandler := httpapi.NewHandler(httpapi.Config{
 		Endpoint:     AsyncPath,
@@ -65,8 +69,11 @@ func (b *Broker) handler(p *parts) http.Handler {
 		Ready:   b.routerRunning,
 		Observe: b.ops.Metrics.ObserveRequests("async"),
 	}, broker.AsyncPipeline{B: b.pipeline})
-	reportsService := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: p.trust.VerifyChain},
+	reportsService, err := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: p.trust.VerifyChain},
 		p.journal, p.users, clock, logger.With("component", "reports"))
+	if err != nil {
+		return nil, err
+	}
 	return httpapi.NewHandler(httpapi.Config{
 		Mount: b.ops.mount(map[string]http.Handler{
 			AsyncPath:      asyncHandler,
@@ -84,5 +91,5 @@ func (b *Broker) handler(p *parts) http.Handler {
 			return b.acceptsRequests()
 		},
 		Observe: b.ops.Metrics.ObserveRequests("sync"),
-	}, b.pipeline)
+	}, b.pipeline), nil
 }
