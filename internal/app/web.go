@@ -69,6 +69,10 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		Ready:   b.routerRunning,
 		Observe: b.ops.Metrics.ObserveRequests("async"),
 	}, broker.AsyncPipeline{B: b.pipeline})
+	dashboardHandler, err := b.dashboardHandler(p)
+	if err != nil {
+		return nil, err
+	}
 	reportsService, err := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: p.trust.VerifyChain},
 		p.journal, p.users, clock, logger.With("component", "reports"))
 	if err != nil {
@@ -78,7 +82,7 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		Mount: b.ops.mount(map[string]http.Handler{
 			AsyncPath:      asyncHandler,
 			reports.Path:   reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock),
-			dashboard.Path: b.dashboardHandler(p),
+			dashboard.Path: dashboardHandler,
 		}),
 		Endpoint:     cfg.Endpoint,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
