@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,6 +80,39 @@ func req(id string, service int) schemas.ServiceRequest {
 }
 
 func wait(d time.Duration) func(int) time.Duration { return func(int) time.Duration { return d } }
+
+// TestNewMonitorValidates: a missing source or a negative duration is refused, naming the field.
+func TestNewMonitorValidates(t *testing.T) {
+	clock := newClock()
+	full := MonitorConfig{Dispatcher: routing.NewDispatcher(nil, "x", clock, quiet), Delays: fixedDelays{}, Clock: clock}
+	if _, err := NewMonitor(full); err != nil {
+		t.Fatalf("NewMonitor with every source: %v", err)
+	}
+	for _, tt := range []struct {
+		want string
+		mod  func(*MonitorConfig)
+	}{
+		{"health: MonitorConfig.Dispatcher is required", func(c *MonitorConfig) { c.Dispatcher = nil }},
+		{"health: MonitorConfig.Delays is required", func(c *MonitorConfig) { c.Delays = nil }},
+		{"health: MonitorConfig.Clock is required", func(c *MonitorConfig) { c.Clock = nil }},
+		{"health: MonitorConfig.DepthTTL must not be negative", func(c *MonitorConfig) { c.DepthTTL = -time.Second }},
+		{"health: MonitorConfig.DeadLetterTTL must not be negative", func(c *MonitorConfig) { c.DeadLetterTTL = -time.Second }},
+		{"health: MonitorConfig.ReadTimeout must not be negative", func(c *MonitorConfig) { c.ReadTimeout = -time.Second }},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			c := full
+			tt.mod(&c)
+			if _, err := NewMonitor(c); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewMonitor: %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// fixedDelays is a DelayTracker with nothing waiting.
+type fixedDelays struct{}
+
+func (fixedDelays) Oldest() map[siobroker.IncidentCause]time.Duration { return nil }
 
 // TestMonitorSnapshot: the snapshot holds every service in order, with the dispatcher's counts,
 // the messages in flight, the age of the oldest undelivered one on the injected clock and the
