@@ -57,7 +57,7 @@ func (b *Broker) startHTTP(p *parts) error {
 // the other faces mounted beside it.
 func (b *Broker) handler(p *parts) (http.Handler, error) {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
-	asyncHandler := httpapi.NewHandler(httpapi.Config{
+	asyncHandler, err := httpapi.NewHandler(httpapi.Config{
 		Endpoint:     AsyncPath,
 		WSDL:         soap.WSDLAsyncChannel,
 		WSDLAlso:     []string{soap.WSDLSyncChannel}, // the broker's own asynchronous variant
@@ -69,6 +69,9 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		Ready:   b.routerRunning,
 		Observe: b.ops.Metrics.ObserveRequests("async"),
 	}, broker.AsyncPipeline{B: b.pipeline})
+	if err != nil {
+		return nil, err
+	}
 	dashboardHandler, err := b.dashboardHandler(p)
 	if err != nil {
 		return nil, err
@@ -95,5 +98,5 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 			return b.acceptsRequests()
 		},
 		Observe: b.ops.Metrics.ObserveRequests("sync"),
-	}, b.pipeline), nil
+	}, b.pipeline)
 }
