@@ -93,7 +93,8 @@ type Rights interface {
 	TruncatedFields(service int) []string
 }
 
-// Config holds the pipeline's settings.
+// Config holds the pipeline's settings. ReplayWindow and Timeout are required; a zero Limits
+// takes soap.Limits' defaults.
 type Config struct {
 	Limits       soap.Limits
 	ReplayWindow time.Duration                   // messageDate must be within ±ReplayWindow of the clock
@@ -104,7 +105,8 @@ type Config struct {
 	AsyncTimeout time.Duration
 }
 
-// Deps are the pipeline's collaborators.
+// Deps are the pipeline's collaborators. Every one is required but Async, Maintenance,
+// TransportReady, Certificates and ObserveStage.
 type Deps struct {
 	Verifier   Verifier
 	Signer     Signer
@@ -179,16 +181,59 @@ type Broker struct {
 	late late          // background waits for the late services of synchronous requests
 }
 
-// New returns a Broker.
+func (c *Config) setDefaults() {
+	c.Limits = c.Limits.WithDefaults()
+}
+
+// Validate reports what is wrong with c once its defaults are applied: ReplayWindow must be
+// positive and Timeout set.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.ReplayWindow <= 0 {
+		errs = append(errs, fmt.Errorf("broker: Config.ReplayWindow must be positive, got %s", c.ReplayWindow))
+	}
+	if c.Timeout == nil {
+		errs = append(errs, errors.New("broker: Config.Timeout is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every required collaborator that d lacks: all but Async, Maintenance,
+// TransportReady, Certificates and ObserveStage are required.
+func (d Deps) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"Verifier", d.Verifier != nil},
+		{"Signer", d.Signer != nil},
+		{"Replay", d.Replay != nil},
+		{"Dispatcher", d.Dispatcher != nil},
+		{"Rights", d.Rights != nil},
+		{"Users", d.Users != nil},
+		{"Cases", d.Cases != nil},
+		{"Registry", d.Registry != nil},
+		{"Journal", d.Journal != nil},
+		{"Clock", d.Clock != nil},
+		{"Logger", d.Logger != nil},
+		{"NewID", d.NewID != nil},
+	} {
+		if !f.set {
+			errs = append(errs, fmt.Errorf("broker: Deps.%s is required", f.name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// New returns a Broker. It applies the defaults of cfg and returns an error naming every field
+// of cfg or deps that is missing or invalid.
 func New(cfg Config, deps Deps) (*Broker, error) {
-	if deps.Verifier == nil || deps.Signer == nil || deps.Replay == nil || deps.Dispatcher == nil ||
-		deps.Rights == nil || deps.Users == nil || deps.Cases == nil || deps.Registry == nil || deps.Journal == nil || deps.Clock == nil || deps.Logger == nil || deps.NewID == nil {
-		return nil, errors.New("broker: every dependency must be set")
+	cfg.setDefaults()
+	if err := errors.Join(cfg.Validate(), deps.Validate()); err != nil {
+		return nil, err
 	}
-	if cfg.ReplayWindow <= 0 || cfg.Timeout == nil {
-		return nil, errors.New("broker: ReplayWindow and Timeout must be set")
-	}
-	cfg.Limits = cfg.Limits.WithDefaults()
 	return &Broker{cfg: cfg, deps: deps, wake: make(chan struct{}, 1)}, nil
 }
 

@@ -890,32 +890,46 @@ func TestNewRequiresDependencies(t *testing.T) {
 		t.Fatalf("New with every dependency: %v", err)
 	}
 	tests := []struct {
-		name string
+		want string // the error names the field
 		mod  func(*Config, *Deps)
 	}{
-		{"no verifier", func(_ *Config, d *Deps) { d.Verifier = nil }},
-		{"no signer", func(_ *Config, d *Deps) { d.Signer = nil }},
-		{"no replay", func(_ *Config, d *Deps) { d.Replay = nil }},
-		{"no dispatcher", func(_ *Config, d *Deps) { d.Dispatcher = nil }},
-		{"no rights", func(_ *Config, d *Deps) { d.Rights = nil }},
-		{"no users", func(_ *Config, d *Deps) { d.Users = nil }},
-		{"no case rules", func(_ *Config, d *Deps) { d.Cases = nil }},
-		{"no case registry", func(_ *Config, d *Deps) { d.Registry = nil }},
-		{"no journal", func(_ *Config, d *Deps) { d.Journal = nil }},
-		{"no clock", func(_ *Config, d *Deps) { d.Clock = nil }},
-		{"no logger", func(_ *Config, d *Deps) { d.Logger = nil }},
-		{"no ids", func(_ *Config, d *Deps) { d.NewID = nil }},
-		{"no window", func(c *Config, _ *Deps) { c.ReplayWindow = 0 }},
-		{"no timeout", func(c *Config, _ *Deps) { c.Timeout = nil }},
+		{"broker: Deps.Verifier is required", func(_ *Config, d *Deps) { d.Verifier = nil }},
+		{"broker: Deps.Signer is required", func(_ *Config, d *Deps) { d.Signer = nil }},
+		{"broker: Deps.Replay is required", func(_ *Config, d *Deps) { d.Replay = nil }},
+		{"broker: Deps.Dispatcher is required", func(_ *Config, d *Deps) { d.Dispatcher = nil }},
+		{"broker: Deps.Rights is required", func(_ *Config, d *Deps) { d.Rights = nil }},
+		{"broker: Deps.Users is required", func(_ *Config, d *Deps) { d.Users = nil }},
+		{"broker: Deps.Cases is required", func(_ *Config, d *Deps) { d.Cases = nil }},
+		{"broker: Deps.Registry is required", func(_ *Config, d *Deps) { d.Registry = nil }},
+		{"broker: Deps.Journal is required", func(_ *Config, d *Deps) { d.Journal = nil }},
+		{"broker: Deps.Clock is required", func(_ *Config, d *Deps) { d.Clock = nil }},
+		{"broker: Deps.Logger is required", func(_ *Config, d *Deps) { d.Logger = nil }},
+		{"broker: Deps.NewID is required", func(_ *Config, d *Deps) { d.NewID = nil }},
+		{"broker: Config.ReplayWindow must be positive", func(c *Config, _ *Deps) { c.ReplayWindow = 0 }},
+		{"broker: Config.ReplayWindow must be positive", func(c *Config, _ *Deps) { c.ReplayWindow = -time.Second }},
+		{"broker: Config.Timeout is required", func(c *Config, _ *Deps) { c.Timeout = nil }},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.want, func(t *testing.T) {
 			c, d := cfg, full
 			tt.mod(&c, &d)
-			if _, err := New(c, d); err == nil {
-				t.Fatal("New succeeded")
+			_, err := New(c, d)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New: %v, want %q", err, tt.want)
 			}
 		})
+	}
+	// Every missing dependency is named at once, not only the first.
+	err = Deps{}.Validate()
+	for _, name := range []string{"Verifier", "Signer", "Replay", "Dispatcher", "Rights", "Users", "Cases", "Registry",
+		"Journal", "Clock", "Logger", "NewID"} {
+		if err == nil || !strings.Contains(err.Error(), "broker: Deps."+name+" is required") {
+			t.Errorf("Deps{}.Validate() = %v: %s not named", err, name)
+		}
+	}
+	if err := (Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "Config.ReplayWindow") ||
+		!strings.Contains(err.Error(), "Config.Timeout") {
+		t.Errorf("Config{}.Validate() = %v, want ReplayWindow and Timeout named", err)
 	}
 }
 

@@ -45,7 +45,8 @@ type LateAnswers struct {
 	mu sync.Mutex
 }
 
-// LateConfig bounds the journaling of late answers. Zero fields take the defaults.
+// LateConfig bounds the journaling of late answers. Zero fields take the defaults; negative ones
+// are refused.
 type LateConfig struct {
 	Attempts    int           // appends of one record per delivery of the answer; default 3
 	Backoff     time.Duration // after a failed append, doubling after each; default 250ms
@@ -53,15 +54,31 @@ type LateConfig struct {
 }
 
 func (c *LateConfig) setDefaults() {
-	if c.Attempts <= 0 {
+	if c.Attempts == 0 {
 		c.Attempts = 3
 	}
-	if c.Backoff <= 0 {
+	if c.Backoff == 0 {
 		c.Backoff = 250 * time.Millisecond
 	}
-	if c.AppendLimit <= 0 {
+	if c.AppendLimit == 0 {
 		c.AppendLimit = 5 * time.Second
 	}
+}
+
+// Validate reports what is wrong with c once its defaults are applied: no field may be negative.
+func (c LateConfig) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.Attempts < 0 {
+		errs = append(errs, fmt.Errorf("broker: LateConfig.Attempts must not be negative, got %d", c.Attempts))
+	}
+	if c.Backoff < 0 {
+		errs = append(errs, fmt.Errorf("broker: LateConfig.Backoff must not be negative, got %s", c.Backoff))
+	}
+	if c.AppendLimit < 0 {
+		errs = append(errs, fmt.Errorf("broker: LateConfig.AppendLimit must not be negative, got %s", c.AppendLimit))
+	}
+	return errors.Join(errs...)
 }
 
 // LateDeps are what LateAnswers needs. Journal, Rights, Clock and Logger are required.
@@ -94,12 +111,31 @@ type LateRights interface {
 	TruncatedFields(service int) []string
 }
 
-// NewLateAnswers returns a LateAnswers.
-func NewLateAnswers(cfg LateConfig, deps LateDeps) (*LateAnswers, error) {
-	if deps.Journal == nil || deps.Rights == nil || deps.Clock == nil || deps.Logger == nil {
-		return nil, errors.New("broker: late answers need a journal, the rights, a clock and a logger")
+// Validate reports every required collaborator that d lacks: Journal, Rights, Clock and Logger.
+func (d LateDeps) Validate() error {
+	var errs []error
+	if d.Journal == nil {
+		errs = append(errs, errors.New("broker: LateDeps.Journal is required"))
 	}
+	if d.Rights == nil {
+		errs = append(errs, errors.New("broker: LateDeps.Rights is required"))
+	}
+	if d.Clock == nil {
+		errs = append(errs, errors.New("broker: LateDeps.Clock is required"))
+	}
+	if d.Logger == nil {
+		errs = append(errs, errors.New("broker: LateDeps.Logger is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// NewLateAnswers returns a LateAnswers. It applies the defaults of cfg and returns an error
+// naming every field of cfg or deps that is missing or invalid.
+func NewLateAnswers(cfg LateConfig, deps LateDeps) (*LateAnswers, error) {
 	cfg.setDefaults()
+	if err := errors.Join(cfg.Validate(), deps.Validate()); err != nil {
+		return nil, err
+	}
 	return &LateAnswers{cfg: cfg, deps: deps}, nil
 }
 

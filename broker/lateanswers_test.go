@@ -104,6 +104,36 @@ func newLate(t *testing.T, cfg LateConfig, j siobroker.JournalWriter, jobs Async
 	return l, logs
 }
 
+// TestNewLateAnswersValidates: a missing collaborator or a negative bound is refused, naming
+// the field; zero bounds take the defaults.
+func TestNewLateAnswersValidates(t *testing.T) {
+	full := LateDeps{Journal: newLateJournal(0), Rights: table, Clock: siobroker.SystemClock{}, Logger: slog.New(slog.DiscardHandler)}
+	if _, err := NewLateAnswers(LateConfig{}, full); err != nil {
+		t.Fatalf("NewLateAnswers with every dependency: %v", err)
+	}
+	for _, tt := range []struct {
+		want string
+		mod  func(*LateConfig, *LateDeps)
+	}{
+		{"broker: LateDeps.Journal is required", func(_ *LateConfig, d *LateDeps) { d.Journal = nil }},
+		{"broker: LateDeps.Rights is required", func(_ *LateConfig, d *LateDeps) { d.Rights = nil }},
+		{"broker: LateDeps.Clock is required", func(_ *LateConfig, d *LateDeps) { d.Clock = nil }},
+		{"broker: LateDeps.Logger is required", func(_ *LateConfig, d *LateDeps) { d.Logger = nil }},
+		{"broker: LateConfig.Attempts must not be negative", func(c *LateConfig, _ *LateDeps) { c.Attempts = -1 }},
+		{"broker: LateConfig.Backoff must not be negative", func(c *LateConfig, _ *LateDeps) { c.Backoff = -time.Second }},
+		{"broker: LateConfig.AppendLimit must not be negative", func(c *LateConfig, _ *LateDeps) { c.AppendLimit = -time.Second }},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			c, d := LateConfig{}, full
+			tt.mod(&c, &d)
+			_, err := NewLateAnswers(c, d)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewLateAnswers: %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
 // record records a, failing the test if Record fails.
 func record(t *testing.T, l *LateAnswers, a routing.LateAnswer) {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -28,9 +29,10 @@ type Pipeline interface {
 	Handle(ctx context.Context, body io.Reader, contentType string) (*broker.Reply, broker.Request, error)
 }
 
-// Config configures the handler.
+// Config configures the handler. Endpoint, Clock and Logger are required; a zero MaxBodyBytes
+// takes soap.DefaultMaxBytes, a negative one is refused.
 type Config struct {
-	Endpoint string
+	Endpoint string // the path pattern of the SOAP endpoint
 	// WSDL is the embedded service description served at ?wsdl (soap.WSDLSyncChannel when
 	// empty); ?wsdl=NAME serves the one it imports, and the others the endpoint takes
 	// (WSDLAlso), each with this endpoint's address.
@@ -48,10 +50,47 @@ type Config struct {
 	Observe func(outcome siobroker.Outcome, code siobroker.Code, elapsed time.Duration)
 }
 
-// NewHandler returns the broker's HTTP handler.
-func NewHandler(cfg Config, pipeline Pipeline) http.Handler {
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = soap.DefaultMaxBytes
+func (c *Config) setDefaults() {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = soap.DefaultMaxBytes
+	}
+}
+
+// Validate reports what is wrong with c once its defaults are applied: every required field
+// that is missing, a negative MaxBodyBytes, and a Mount without its handler.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.Endpoint == "" {
+		errs = append(errs, errors.New("httpapi: Config.Endpoint is required"))
+	}
+	if c.Clock == nil {
+		errs = append(errs, errors.New("httpapi: Config.Clock is required"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("httpapi: Config.Logger is required"))
+	}
+	if c.MaxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("httpapi: Config.MaxBodyBytes must not be negative, got %d", c.MaxBodyBytes))
+	}
+	for _, pattern := range slices.Sorted(maps.Keys(c.Mount)) {
+		if c.Mount[pattern] == nil {
+			errs = append(errs, fmt.Errorf("httpapi: Config.Mount[%q] has no handler", pattern))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NewHandler returns the broker's HTTP handler. It applies the defaults of cfg and returns an
+// error naming every field of cfg that is missing or invalid; pipeline is required.
+func NewHandler(cfg Config, pipeline Pipeline) (http.Handler, error) {
+	cfg.setDefaults()
+	err := cfg.Validate()
+	if pipeline == nil {
+		err = errors.Join(err, errors.New("httpapi: NewHandler: pipeline is required"))
+	}
+	if err != nil {
+		return nil, err
 	}
 	mux := http.NewServeMux()
 	s := &server{cfg: cfg, pipeline: pipeline}
@@ -60,7 +99,7 @@ func NewHandler(cfg Config, pipeline Pipeline) http.Handler {
 	for pattern, h := range cfg.Mount {
 		mux.Handle(pattern, h)
 	}
-	return mux
+	return mux, nil
 }
 
 type server struct {

@@ -53,7 +53,7 @@ func (p *fakePipeline) Handle(ctx context.Context, body io.Reader, contentType s
 
 func newServer(t *testing.T, p *fakePipeline, ready func(context.Context) error) *httptest.Server {
 	t.Helper()
-	h := NewHandler(Config{
+	h := newHandler(t, Config{
 		Endpoint:     endpoint,
 		MaxBodyBytes: 4096,
 		Clock:        fixedClock{time.Date(2026, 11, 23, 17, 0, 0, 0, siobroker.Astana)},
@@ -63,6 +63,46 @@ func newServer(t *testing.T, p *fakePipeline, ready func(context.Context) error)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// newHandler is NewHandler, failing the test on an error.
+func newHandler(t *testing.T, cfg Config, p Pipeline) http.Handler {
+	t.Helper()
+	h, err := NewHandler(cfg, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestNewHandlerValidates: a missing required field, a negative body limit, a mount without a
+// handler or no pipeline is refused, naming it.
+func TestNewHandlerValidates(t *testing.T) {
+	full := Config{Endpoint: endpoint, Clock: fixedClock{time.Now()}, Logger: slog.New(slog.DiscardHandler)}
+	if _, err := NewHandler(full, &fakePipeline{}); err != nil {
+		t.Fatalf("NewHandler with every field: %v", err)
+	}
+	for _, tt := range []struct {
+		want string
+		mod  func(*Config, *Pipeline)
+	}{
+		{"httpapi: Config.Endpoint is required", func(c *Config, _ *Pipeline) { c.Endpoint = "" }},
+		{"httpapi: Config.Clock is required", func(c *Config, _ *Pipeline) { c.Clock = nil }},
+		{"httpapi: Config.Logger is required", func(c *Config, _ *Pipeline) { c.Logger = nil }},
+		{"httpapi: Config.MaxBodyBytes must not be negative", func(c *Config, _ *Pipeline) { c.MaxBodyBytes = -1 }},
+		{`httpapi: Config.Mount["/reports"] has no handler`, func(c *Config, _ *Pipeline) {
+			c.Mount = map[string]http.Handler{"/metrics": http.NotFoundHandler(), "/reports": nil}
+		}},
+		{"httpapi: NewHandler: pipeline is required", func(_ *Config, p *Pipeline) { *p = nil }},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			c, p := full, Pipeline(&fakePipeline{})
+			tt.mod(&c, &p)
+			if h, err := NewHandler(c, p); err == nil || h != nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewHandler: %v, %v, want %q", h, err, tt.want)
+			}
+		})
+	}
 }
 
 func do(t *testing.T, method, url string, body io.Reader, header map[string]string) (*http.Response, []byte) {
@@ -255,7 +295,7 @@ func TestWSDL(t *testing.T) {
 // contracts it takes, with its own address; no other WSDL.
 func TestWSDLsOfAnEndpoint(t *testing.T) {
 	const asyncPath = "/AsyncChannel/v10"
-	async := httptest.NewServer(NewHandler(Config{
+	async := httptest.NewServer(newHandler(t, Config{
 		Endpoint: asyncPath, WSDL: soap.WSDLAsyncChannel, WSDLAlso: []string{soap.WSDLSyncChannel},
 		Clock: fixedClock{time.Now()}, Logger: slog.New(slog.DiscardHandler),
 	}, &fakePipeline{}))
@@ -390,7 +430,7 @@ func TestObserveAndLogs(t *testing.T) {
 		}
 		return &broker.Reply{Bytes: []byte("<reply/>"), MessageID: "req-1", RequestID: "msg-1"}, req, nil
 	}}
-	h := NewHandler(Config{
+	h := newHandler(t, Config{
 		Endpoint: endpoint, MaxBodyBytes: 4096,
 		Clock:  fixedClock{time.Date(2026, 11, 23, 17, 0, 0, 0, siobroker.Astana)},
 		Logger: slog.New(slog.NewJSONHandler(lockedWriter{&logMu, &logs}, nil)),

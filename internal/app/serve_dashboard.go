@@ -14,7 +14,7 @@ import (
 // dashboardHandler wires the operator's dashboard (package dashboard) to the broker's store,
 // registry, journal, incident tracker, maintenance schedule and transport. Mount it at
 // dashboard.Path.
-func (b *Broker) dashboardHandler(p *parts) http.Handler {
+func (b *Broker) dashboardHandler(p *parts) (http.Handler, error) {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
 	dc := dashboard.Config{
 		Services:         b.ops.Monitor.Services,

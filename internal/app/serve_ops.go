@@ -96,11 +96,12 @@ func (b *Broker) startOperations(ctx context.Context, cfg config.Broker, clock s
 	checks = append(checks,
 		health.SigningKeyCheck(deps.signer, clock, signingKeyCheckTTL),
 		health.CertificateCheck(deps.signer.Certificate(), clock))
-	ops := &brokerOps{
-		Monitor:   monitor,
-		Metrics:   m,
-		Readiness: health.NewReadiness(5*time.Second, logger.With("component", "readiness"), checks...),
+	readiness, err := health.NewReadiness(health.ReadinessConfig{Timeout: 5 * time.Second,
+		Logger: logger.With("component", "readiness"), Checks: checks})
+	if err != nil {
+		return nil, err
 	}
+	ops := &brokerOps{Monitor: monitor, Metrics: m, Readiness: readiness}
 	certLog := logger.With("component", "certificate")
 	health.WarnCertificate(deps.signer.Certificate(), clock, certLog)
 	b.jobs.Go(func() {

@@ -29,7 +29,11 @@ func (b *Broker) startHTTP(p *parts) error {
 		}
 		b.web.tls = true
 	}
-	b.web.server = httpapi.NewServer(srvCfg, b.handler(p), p.logger)
+	handler, err := b.handler(p)
+	if err != nil {
+		return err
+	}
+	b.web.server = httpapi.NewServer(srvCfg, handler, p.logger)
 	listener, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -51,9 +55,9 @@ func (b *Broker) startHTTP(p *parts) error {
 
 // handler is the broker's HTTP handler: the synchronous channel at the configured endpoint, with
 // the other faces mounted beside it.
-func (b *Broker) handler(p *parts) http.Handler {
+func (b *Broker) handler(p *parts) (http.Handler, error) {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
-	asyncHandler := httpapi.NewHandler(httpapi.Config{
+	asyncHandler, err := httpapi.NewHandler(httpapi.Config{
 		Endpoint:     AsyncPath,
 		WSDL:         soap.WSDLAsyncChannel,
 		WSDLAlso:     []string{soap.WSDLSyncChannel}, // the broker's own asynchronous variant
@@ -65,13 +69,23 @@ func (b *Broker) handler(p *parts) http.Handler {
 		Ready:   b.routerRunning,
 		Observe: b.ops.Metrics.ObserveRequests("async"),
 	}, broker.AsyncPipeline{B: b.pipeline})
-	reportsService := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: p.trust.VerifyChain},
+	if err != nil {
+		return nil, err
+	}
+	dashboardHandler, err := b.dashboardHandler(p)
+	if err != nil {
+		return nil, err
+	}
+	reportsService, err := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: p.trust.VerifyChain},
 		p.journal, p.users, clock, logger.With("component", "reports"))
+	if err != nil {
+		return nil, err
+	}
 	return httpapi.NewHandler(httpapi.Config{
 		Mount: b.ops.mount(map[string]http.Handler{
 			AsyncPath:      asyncHandler,
 			reports.Path:   reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock),
-			dashboard.Path: b.dashboardHandler(p),
+			dashboard.Path: dashboardHandler,
 		}),
 		Endpoint:     cfg.Endpoint,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,

@@ -140,8 +140,10 @@ func (b *Broker) startRouting(ctx context.Context, p *parts) error {
 	}
 	p.dispatcher = routing.NewDispatcher(pub, replyTopic, clock, logger.With("component", "dispatcher")).WithQueues(b.live.routes.Queue)
 	p.dispatcher.AddHandlers(b.msg.router, sub)
-	p.tracker = incidents.NewTracker(incidents.Config{Threshold: cfg.Incidents.Threshold, CheckEvery: cfg.Incidents.CheckEvery},
-		b.db, p.journal, clock, logger.With("component", "incidents"))
+	if p.tracker, err = incidents.NewTracker(incidents.Config{Threshold: cfg.Incidents.Threshold, CheckEvery: cfg.Incidents.CheckEvery},
+		b.db, p.journal, clock, logger.With("component", "incidents")); err != nil {
+		return err
+	}
 	p.dispatcher.TrackDelivery(incidents.DispatcherTracker{T: p.tracker})
 	// An answer that comes after its service timed out is journaled as a late record before the
 	// reply handler acknowledges it. The router stops before the journal closes.

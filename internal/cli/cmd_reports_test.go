@@ -110,7 +110,10 @@ func TestReportsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := reports.New(reports.Config{}, j, users, siobroker.SystemClock{}, nil)
+	svc, err := reports.New(reports.Config{}, j, users, siobroker.SystemClock{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(svc.Handler(signing.NewVerifier(trust).Verify, broker.Sign, soap.Limits{}, siobroker.SystemClock{}))
 	defer srv.Close()
 

@@ -456,13 +456,36 @@ func TestSealNeverOverwrites(t *testing.T) {
 
 func TestNewSealerChecksConfig(t *testing.T) {
 	src, dir := newSource(1), t.TempDir()
-	for _, cfg := range []Config{{}, {Dir: dir}, {Dir: dir, MaxRecords: -1, MaxBytes: 10}, {Dir: dir, MaxBytes: -1, MaxRecords: 10}} {
-		if _, err := NewSealer(cfg, src, pkiA.broker, sealClock); err == nil {
-			t.Errorf("%+v: no error", cfg)
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{MaxRecords: 1}, "archive: Config.Dir is required"},
+		{Config{Dir: dir}, "archive: Config.MaxRecords or Config.MaxBytes is required"},
+		{Config{Dir: dir, MaxRecords: -1, MaxBytes: 10}, "archive: Config.MaxRecords must not be negative"},
+		{Config{Dir: dir, MaxBytes: -1, MaxRecords: 10}, "archive: Config.MaxBytes must not be negative"},
+	} {
+		if err := tt.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: Validate() = %v, want %q", tt.cfg, err, tt.want)
+		}
+		if _, err := NewSealer(tt.cfg, src, pkiA.broker, sealClock); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: NewSealer: %v, want %q", tt.cfg, err, tt.want)
 		}
 	}
-	if _, err := NewSealer(Config{Dir: dir, MaxRecords: 1}, nil, pkiA.broker, sealClock); err == nil {
-		t.Error("nil source: no error")
+	cfg := Config{Dir: dir, MaxRecords: 1}
+	for _, tt := range []struct {
+		src    siobroker.JournalReader
+		signer Signer
+		clock  siobroker.Clock
+		want   string
+	}{
+		{nil, pkiA.broker, sealClock, "archive: NewSealer: src is required"},
+		{src, nil, sealClock, "archive: NewSealer: signer is required"},
+		{src, pkiA.broker, nil, "archive: NewSealer: clock is required"},
+	} {
+		if _, err := NewSealer(cfg, tt.src, tt.signer, tt.clock); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("NewSealer: %v, want %q", err, tt.want)
+		}
 	}
 	late := fixedClock{pkiA.broker.Certificate().NotAfter.Add(time.Hour)}
 	s, err := NewSealer(Config{Dir: dir, MaxRecords: 1}, src, pkiA.broker, late)

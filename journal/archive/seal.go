@@ -39,6 +39,25 @@ type Config struct {
 	MaxBytes   int64
 }
 
+// Validate reports what is wrong with c: Dir is required, and at least one segment limit, none
+// negative. Config has no defaults.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("archive: Config.Dir is required"))
+	}
+	if c.MaxRecords < 0 {
+		errs = append(errs, fmt.Errorf("archive: Config.MaxRecords must not be negative, got %d", c.MaxRecords))
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("archive: Config.MaxBytes must not be negative, got %d", c.MaxBytes))
+	}
+	if c.MaxRecords == 0 && c.MaxBytes == 0 {
+		errs = append(errs, errors.New("archive: Config.MaxRecords or Config.MaxBytes is required (no segment limit)"))
+	}
+	return errors.Join(errs...)
+}
+
 // pageSize is how many records are asked of the Source at a time.
 const pageSize = 500
 
@@ -79,17 +98,22 @@ type measure struct {
 	bytes    int64 // their JSON lines' bytes, as segment.bytes counts them
 }
 
-// NewSealer checks cfg and creates cfg.Dir if needed.
+// NewSealer checks cfg and its collaborators, and creates cfg.Dir if needed. The error names
+// every field of cfg that is invalid and every collaborator that is missing: src, signer and
+// clock are required.
 func NewSealer(cfg Config, src siobroker.JournalReader, signer Signer, clock siobroker.Clock) (*Sealer, error) {
-	switch {
-	case cfg.Dir == "":
-		return nil, errors.New("archive: no directory")
-	case cfg.MaxRecords < 0 || cfg.MaxBytes < 0:
-		return nil, errors.New("archive: negative segment limit")
-	case cfg.MaxRecords == 0 && cfg.MaxBytes == 0:
-		return nil, errors.New("archive: no segment limit: set MaxRecords, MaxBytes or both")
-	case src == nil || signer == nil || clock == nil:
-		return nil, errors.New("archive: source, signer and clock are required")
+	errs := []error{cfg.Validate()}
+	if src == nil {
+		errs = append(errs, errors.New("archive: NewSealer: src is required"))
+	}
+	if signer == nil {
+		errs = append(errs, errors.New("archive: NewSealer: signer is required"))
+	}
+	if clock == nil {
+		errs = append(errs, errors.New("archive: NewSealer: clock is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	cert := signer.Certificate()
 	if cert == nil {

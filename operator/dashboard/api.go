@@ -379,10 +379,3 @@ func maxLen(field, s string, max int) error {
 	}
 	return nil
 }
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return siobroker.FormatTime(t)
-}

@@ -31,6 +31,8 @@ package dashboard
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -103,7 +105,8 @@ type Users interface {
 }
 
 // Config holds the dashboard's data sources and settings. Services, Incidents, Users, Journal,
-// Verify, Sign and Clock are required.
+// Verify, Sign and Clock are required; zero durations take the defaults, negative ones are
+// refused.
 type Config struct {
 	// Services returns the state of every service's route.
 	Services  func(ctx context.Context) ([]health.ServiceState, error)
@@ -133,36 +136,65 @@ type Config struct {
 	Logger *slog.Logger // nil discards
 }
 
-// New returns the dashboard's handler. It panics when a required field of cfg is missing: that
-// is a wiring mistake, not a condition to serve.
-func New(cfg Config) http.Handler {
-	switch {
-	case cfg.Services == nil:
-		panic("dashboard.New: Config.Services is required")
-	case cfg.Incidents == nil:
-		panic("dashboard.New: Config.Incidents is required")
-	case cfg.Users == nil:
-		panic("dashboard.New: Config.Users is required")
-	case cfg.Journal == nil:
-		panic("dashboard.New: Config.Journal is required")
-	case cfg.Verify == nil || cfg.Sign == nil:
-		panic("dashboard.New: Config.Verify and Config.Sign are required")
-	case cfg.Clock == nil:
-		panic("dashboard.New: Config.Clock is required")
+func (c *Config) setDefaults() {
+	if c.MessageDateWindow == 0 {
+		c.MessageDateWindow = DefaultMessageDateWindow
 	}
-	if cfg.MessageDateWindow <= 0 {
-		cfg.MessageDateWindow = DefaultMessageDateWindow
+	if c.TicketTTL == 0 {
+		c.TicketTTL = DefaultTicketTTL
 	}
-	if cfg.TicketTTL <= 0 {
-		cfg.TicketTTL = DefaultTicketTTL
+	if c.SessionTTL == 0 {
+		c.SessionTTL = DefaultSessionTTL
 	}
-	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = DefaultSessionTTL
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	c.Limits = c.Limits.WithDefaults()
+}
+
+// Validate reports what is wrong with c once its defaults are applied: every required field
+// that is missing, and every negative duration.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"Services", c.Services != nil},
+		{"Incidents", c.Incidents != nil},
+		{"Users", c.Users != nil},
+		{"Journal", c.Journal != nil},
+		{"Verify", c.Verify != nil},
+		{"Sign", c.Sign != nil},
+		{"Clock", c.Clock != nil},
+	} {
+		if !f.set {
+			errs = append(errs, fmt.Errorf("dashboard: Config.%s is required", f.name))
+		}
 	}
-	cfg.Limits = cfg.Limits.WithDefaults()
+	for _, d := range []struct {
+		name string
+		val  time.Duration
+	}{
+		{"MessageDateWindow", c.MessageDateWindow},
+		{"TicketTTL", c.TicketTTL},
+		{"SessionTTL", c.SessionTTL},
+	} {
+		if d.val < 0 {
+			errs = append(errs, fmt.Errorf("dashboard: Config.%s must not be negative, got %s", d.name, d.val))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// New returns the dashboard's handler. It applies the defaults of cfg and returns an error
+// naming every field of cfg that is missing or invalid.
+func New(cfg Config) (http.Handler, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	h := &handler{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -185,7 +217,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST "+Path+"api/maintenance", h.action("announce", h.announce))
 	mux.HandleFunc("POST "+Path+"api/maintenance/{id}/cancel", h.action("cancel", h.cancel))
 	mux.HandleFunc(Path, h.notFound)
-	return securityHeaders(mux)
+	return securityHeaders(mux), nil
 }
 
 type handler struct {

@@ -93,6 +93,7 @@ type fixture struct {
 	users    *users.Registry
 	tracker  *incidents.Tracker
 	schedule *maintenance.Schedule
+	cfg      dashboard.Config // what handler was built with
 	handler  http.Handler
 	server   *httptest.Server
 }
@@ -110,12 +111,14 @@ func newFixture(t *testing.T) *fixture {
 	if err := f.users.RegisterMissing(ctx, pki.manifest.Registrations(f.clock.Now())); err != nil {
 		t.Fatal(err)
 	}
-	f.tracker = incidents.NewTracker(incidents.Config{}, f.db, f.db.Journal(), f.clock, nil)
+	if f.tracker, err = incidents.NewTracker(incidents.Config{}, f.db, f.db.Journal(), f.clock, nil); err != nil {
+		t.Fatal(err)
+	}
 	f.schedule = maintenance.NewSchedule(f.db, f.clock)
 	if err := f.schedule.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.handler = dashboard.New(dashboard.Config{
+	f.cfg = dashboard.Config{
 		Services: func(context.Context) ([]health.ServiceState, error) {
 			return []health.ServiceState{{Service: 1, Queue: schemas.ServiceTopic(1), QueueDepth: -1, DeadLetters: -1, InFlight: 2,
 				OldestAge: 90 * time.Second, Dispatched: 10, Answered: 8, Errors: 1, ErrorRate: 0.1}}, nil
@@ -128,10 +131,45 @@ func newFixture(t *testing.T) *fixture {
 		Sign:             pki.broker.Sign,
 		VerifyClientCert: pki.trust.VerifyChain,
 		Clock:            f.clock,
-	})
+	}
+	if f.handler, err = dashboard.New(f.cfg); err != nil {
+		t.Fatal(err)
+	}
 	f.server = httptest.NewServer(f.handler)
 	t.Cleanup(f.server.Close)
 	return f
+}
+
+// TestNewValidates: New refuses a Config that lacks a required field or holds a negative
+// duration, naming the field, where it used to panic.
+func TestNewValidates(t *testing.T) {
+	full := newFixture(t).cfg
+	for _, tt := range []struct {
+		want string
+		mod  func(*dashboard.Config)
+	}{
+		{"dashboard: Config.Services is required", func(c *dashboard.Config) { c.Services = nil }},
+		{"dashboard: Config.Incidents is required", func(c *dashboard.Config) { c.Incidents = nil }},
+		{"dashboard: Config.Users is required", func(c *dashboard.Config) { c.Users = nil }},
+		{"dashboard: Config.Journal is required", func(c *dashboard.Config) { c.Journal = nil }},
+		{"dashboard: Config.Verify is required", func(c *dashboard.Config) { c.Verify = nil }},
+		{"dashboard: Config.Sign is required", func(c *dashboard.Config) { c.Sign = nil }},
+		{"dashboard: Config.Clock is required", func(c *dashboard.Config) { c.Clock = nil }},
+		{"dashboard: Config.MessageDateWindow must not be negative", func(c *dashboard.Config) { c.MessageDateWindow = -time.Minute }},
+		{"dashboard: Config.TicketTTL must not be negative", func(c *dashboard.Config) { c.TicketTTL = -time.Minute }},
+		{"dashboard: Config.SessionTTL must not be negative", func(c *dashboard.Config) { c.SessionTTL = -time.Minute }},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			c := full
+			tt.mod(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+			if h, err := dashboard.New(c); err == nil || h != nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New: %v, %v, want %q", h, err, tt.want)
+			}
+		})
+	}
 }
 
 // browser is an HTTP client with a cookie jar that does not follow redirects.

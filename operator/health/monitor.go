@@ -38,7 +38,8 @@ const (
 	DefaultReadTimeout   = 5 * time.Second
 )
 
-// MonitorConfig says where a Monitor reads. Dispatcher, Delays and Clock are required.
+// MonitorConfig says where a Monitor reads. Dispatcher, Delays and Clock are required; zero
+// durations take the defaults, negative ones are refused.
 type MonitorConfig struct {
 	Dispatcher DispatchStats
 	Delays     DelayTracker
@@ -80,22 +81,56 @@ func (c cachedRead[T]) fresh(now time.Time, ttl time.Duration) bool {
 	return c.done && now.Sub(c.at) < ttl && !now.Before(c.at)
 }
 
-// NewMonitor checks cfg and returns a Monitor.
+func (c *MonitorConfig) setDefaults() {
+	if c.QueueName == nil {
+		c.QueueName = schemas.ServiceTopic
+	}
+	if c.DepthTTL == 0 {
+		c.DepthTTL = DefaultDepthTTL
+	}
+	if c.DeadLetterTTL == 0 {
+		c.DeadLetterTTL = DefaultDeadLetterTTL
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+}
+
+// Validate reports what is wrong with c once its defaults are applied: every required field
+// that is missing, and every negative duration.
+func (c MonitorConfig) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.Dispatcher == nil {
+		errs = append(errs, errors.New("health: MonitorConfig.Dispatcher is required"))
+	}
+	if c.Delays == nil {
+		errs = append(errs, errors.New("health: MonitorConfig.Delays is required"))
+	}
+	if c.Clock == nil {
+		errs = append(errs, errors.New("health: MonitorConfig.Clock is required"))
+	}
+	for _, d := range []struct {
+		name string
+		val  time.Duration
+	}{
+		{"DepthTTL", c.DepthTTL},
+		{"DeadLetterTTL", c.DeadLetterTTL},
+		{"ReadTimeout", c.ReadTimeout},
+	} {
+		if d.val < 0 {
+			errs = append(errs, fmt.Errorf("health: MonitorConfig.%s must not be negative, got %s", d.name, d.val))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NewMonitor returns a Monitor. It applies the defaults of cfg and returns an error naming every
+// field of cfg that is missing or invalid.
 func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
-	if cfg.Dispatcher == nil || cfg.Delays == nil || cfg.Clock == nil {
-		return nil, errors.New("operations: the monitor needs the dispatcher, the delay tracker and a clock")
-	}
-	if cfg.QueueName == nil {
-		cfg.QueueName = schemas.ServiceTopic
-	}
-	if cfg.DepthTTL <= 0 {
-		cfg.DepthTTL = DefaultDepthTTL
-	}
-	if cfg.DeadLetterTTL <= 0 {
-		cfg.DeadLetterTTL = DefaultDeadLetterTTL
-	}
-	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = DefaultReadTimeout
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Monitor{cfg: cfg}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 func newClock() *testclock.Clock {
@@ -38,7 +40,17 @@ func routed(t *testing.T, clock siobroker.Clock, backends map[int]adapters.Backe
 		t.Fatal(err)
 	}
 	d := routing.NewDispatcher(ps, routing.ReplyTopicPrefix+watermill.NewUUID(), clock, quiet)
-	tracker := incidents.NewTracker(incidents.Config{}, nil, nil, clock, quiet)
+	// The monitor reads only the tracker's memory (Oldest); a real store and journal make it a
+	// tracker as the broker builds one, though no Check runs here.
+	db, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tracker, err := incidents.NewTracker(incidents.Config{}, db, db.Journal(), clock, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.TrackDelivery(incidents.DispatcherTracker{T: tracker})
 	d.AddHandlers(router, ps)
 	routing.NewAdapterRuntime("test", backends, ps, clock, quiet).AddHandlers(router, ps)
@@ -68,6 +80,39 @@ func req(id string, service int) schemas.ServiceRequest {
 }
 
 func wait(d time.Duration) func(int) time.Duration { return func(int) time.Duration { return d } }
+
+// TestNewMonitorValidates: a missing source or a negative duration is refused, naming the field.
+func TestNewMonitorValidates(t *testing.T) {
+	clock := newClock()
+	full := MonitorConfig{Dispatcher: routing.NewDispatcher(nil, "x", clock, quiet), Delays: fixedDelays{}, Clock: clock}
+	if _, err := NewMonitor(full); err != nil {
+		t.Fatalf("NewMonitor with every source: %v", err)
+	}
+	for _, tt := range []struct {
+		want string
+		mod  func(*MonitorConfig)
+	}{
+		{"health: MonitorConfig.Dispatcher is required", func(c *MonitorConfig) { c.Dispatcher = nil }},
+		{"health: MonitorConfig.Delays is required", func(c *MonitorConfig) { c.Delays = nil }},
+		{"health: MonitorConfig.Clock is required", func(c *MonitorConfig) { c.Clock = nil }},
+		{"health: MonitorConfig.DepthTTL must not be negative", func(c *MonitorConfig) { c.DepthTTL = -time.Second }},
+		{"health: MonitorConfig.DeadLetterTTL must not be negative", func(c *MonitorConfig) { c.DeadLetterTTL = -time.Second }},
+		{"health: MonitorConfig.ReadTimeout must not be negative", func(c *MonitorConfig) { c.ReadTimeout = -time.Second }},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			c := full
+			tt.mod(&c)
+			if _, err := NewMonitor(c); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewMonitor: %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// fixedDelays is a DelayTracker with nothing waiting.
+type fixedDelays struct{}
+
+func (fixedDelays) Oldest() map[siobroker.IncidentCause]time.Duration { return nil }
 
 // TestMonitorSnapshot: the snapshot holds every service in order, with the dispatcher's counts,
 // the messages in flight, the age of the oldest undelivered one on the injected clock and the

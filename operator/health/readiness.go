@@ -61,15 +61,53 @@ type Readiness struct {
 	last map[string]CheckStatus
 }
 
-// NewReadiness returns a Readiness over checks, each bounded by timeout (default 5s).
-func NewReadiness(timeout time.Duration, logger *slog.Logger, checks ...Check) *Readiness {
-	if timeout <= 0 {
-		timeout = 5 * time.Second
+// DefaultCheckTimeout is ReadinessConfig.Timeout when none is configured.
+const DefaultCheckTimeout = 5 * time.Second
+
+// ReadinessConfig says what a Readiness checks. Every check needs its Run; a zero Timeout takes
+// the default, a negative one is refused.
+type ReadinessConfig struct {
+	// Timeout bounds one run of the checks, which run at once; default DefaultCheckTimeout.
+	Timeout time.Duration
+	// Logger is told each check's change of status; nil discards.
+	Logger *slog.Logger
+	// Checks are run in this order and reported in it.
+	Checks []Check
+}
+
+func (c *ReadinessConfig) setDefaults() {
+	if c.Timeout == 0 {
+		c.Timeout = DefaultCheckTimeout
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Readiness{checks: checks, timeout: timeout, logger: logger, last: make(map[string]CheckStatus)}
+}
+
+// Validate reports what is wrong with c once its defaults are applied: a negative Timeout, and
+// every check without a Run.
+func (c ReadinessConfig) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("health: ReadinessConfig.Timeout must not be negative, got %s", c.Timeout))
+	}
+	for i, ch := range c.Checks {
+		if ch.Run == nil {
+			errs = append(errs, fmt.Errorf("health: ReadinessConfig.Checks[%d].Run is required (check %q)", i, ch.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NewReadiness returns a Readiness over cfg.Checks. It applies the defaults of cfg and returns an
+// error naming every field of cfg that is invalid.
+func NewReadiness(cfg ReadinessConfig) (*Readiness, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Readiness{checks: cfg.Checks, timeout: cfg.Timeout, logger: cfg.Logger, last: make(map[string]CheckStatus)}, nil
 }
 
 // Check runs every check, at once, and reports them in their order.

@@ -134,7 +134,7 @@ func TestReadyz(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))
-	r := NewReadiness(time.Second, logger,
+	r, err := NewReadiness(ReadinessConfig{Timeout: time.Second, Logger: logger, Checks: []Check{
 		FuncCheck("transport", "the message transport is not connected", func(context.Context) error {
 			if failing.Load() {
 				return &Public{Text: "RabbitMQ publishing connection down", Err: errors.New("dial amqp://guest:secret@10.1.2.3:5672")}
@@ -147,10 +147,13 @@ func TestReadyz(t *testing.T) {
 			}
 			return nil
 		}),
-		Check{Name: "certificate", Run: func(context.Context) CheckResult {
+		{Name: "certificate", Run: func(context.Context) CheckResult {
 			return CheckResult{Status: CheckWarn, Detail: "expires soon"}
 		}},
-	)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	get := func() (int, Report) {
@@ -211,4 +214,23 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
+}
+
+// TestNewReadinessValidates: a negative timeout or a check without a Run is refused, naming it.
+func TestNewReadinessValidates(t *testing.T) {
+	ok := Check{Name: "store", Run: func(context.Context) CheckResult { return CheckResult{} }}
+	if _, err := NewReadiness(ReadinessConfig{Checks: []Check{ok}}); err != nil {
+		t.Fatalf("NewReadiness with defaults: %v", err)
+	}
+	for _, tt := range []struct {
+		cfg  ReadinessConfig
+		want string
+	}{
+		{ReadinessConfig{Timeout: -time.Second}, "health: ReadinessConfig.Timeout must not be negative"},
+		{ReadinessConfig{Checks: []Check{ok, {Name: "journal"}}}, `health: ReadinessConfig.Checks[1].Run is required (check "journal")`},
+	} {
+		if _, err := NewReadiness(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("NewReadiness: %v, want %q", err, tt.want)
+		}
+	}
 }

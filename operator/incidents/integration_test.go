@@ -35,7 +35,10 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	tracker := incidents.NewTracker(incidents.Config{Threshold: time.Hour, CheckEvery: time.Minute}, db, db.Journal(), clock, logger)
+	tracker, err := incidents.NewTracker(incidents.Config{Threshold: time.Hour, CheckEvery: time.Minute}, db, db.Journal(), clock, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	const stuckService = 7
 	release := make(chan struct{})

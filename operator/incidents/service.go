@@ -90,9 +90,6 @@ func (s *Service) Close(ctx context.Context, number int64, note string) (siobrok
 // error here leaves the incident recorded and its journal record missing, and is returned so
 // that the caller logs or reports it.
 func (s *Service) journalEvent(ctx context.Context, event string, inc siobroker.Incident, at time.Time) error {
-	if s.journal == nil { // a Tracker built without a journal (NewTracker)
-		return nil
-	}
 	data, err := json.Marshal(inc)
 	if err != nil {
 		return fmt.Errorf("journal incident %d %s: %w", inc.Number, event, err)

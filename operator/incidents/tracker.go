@@ -25,10 +25,32 @@ const trackerBy = "siobroker"
 // NoteResumed is the close note of an incident the tracker closed.
 const NoteResumed = "delivery resumed"
 
-// Config tunes a Tracker. Zero fields take the defaults.
+// Config tunes a Tracker. Zero fields take the defaults; negative ones are refused.
 type Config struct {
 	Threshold  time.Duration // a message waiting longer than this opens an incident; default 1h
 	CheckEvery time.Duration // how often Run checks; default 1m
+}
+
+func (c *Config) setDefaults() {
+	if c.Threshold == 0 {
+		c.Threshold = DefaultThreshold
+	}
+	if c.CheckEvery == 0 {
+		c.CheckEvery = DefaultCheckEvery
+	}
+}
+
+// Validate reports what is wrong with c once its defaults are applied.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.Threshold < 0 {
+		errs = append(errs, fmt.Errorf("incidents: Config.Threshold must not be negative, got %s", c.Threshold))
+	}
+	if c.CheckEvery < 0 {
+		errs = append(errs, fmt.Errorf("incidents: Config.CheckEvery must not be negative, got %s", c.CheckEvery))
+	}
+	return errors.Join(errs...)
 }
 
 // Tracker knows every message not yet delivered, on every leg the broker is responsible for:
@@ -84,14 +106,24 @@ type tracked struct {
 	lastErr  string              // the last error the store has
 }
 
-// NewTracker returns a Tracker over store and journal. A nil journal skips journaling (the
-// store's history still keeps every change); a nil logger discards.
-func NewTracker(cfg Config, store Store, journal siobroker.JournalWriter, clock siobroker.Clock, logger *slog.Logger) *Tracker {
-	if cfg.Threshold <= 0 {
-		cfg.Threshold = DefaultThreshold
+// NewTracker returns a Tracker over store and journal. It applies the defaults of cfg and
+// returns an error naming every field of cfg that is invalid and every collaborator that is
+// missing: store, journal and clock are required (§39 journals every change of an incident,
+// as NewService does); a nil logger discards.
+func NewTracker(cfg Config, store Store, journal siobroker.JournalWriter, clock siobroker.Clock, logger *slog.Logger) (*Tracker, error) {
+	cfg.setDefaults()
+	errs := []error{cfg.Validate()}
+	if store == nil {
+		errs = append(errs, errors.New("incidents: NewTracker: store is required"))
 	}
-	if cfg.CheckEvery <= 0 {
-		cfg.CheckEvery = DefaultCheckEvery
+	if journal == nil {
+		errs = append(errs, errors.New("incidents: NewTracker: journal is required"))
+	}
+	if clock == nil {
+		errs = append(errs, errors.New("incidents: NewTracker: clock is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -107,7 +139,7 @@ func NewTracker(cfg Config, store Store, journal siobroker.JournalWriter, clock 
 		delivered: make(map[siobroker.IncidentCause]time.Time),
 		open:      make(map[siobroker.IncidentCause]*tracked),
 		suppress:  make(map[siobroker.IncidentCause]time.Time),
-	}
+	}, nil
 }
 
 // Sent records that the message key entered the leg of cause at at (zero: now). A second Sent of a key on

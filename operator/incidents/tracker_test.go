@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,8 +61,57 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	f := &fixture{t: t, db: db, clock: testclock.New(t0), journal: &memJournal{}}
-	f.tracker = incidents.NewTracker(incidents.Config{}, db, f.journal, f.clock, nil)
+	f.tracker = newTracker(t, incidents.Config{}, db, f.journal, f.clock)
 	return f
+}
+
+// newTracker is NewTracker, failing the test on an error.
+func newTracker(t *testing.T, cfg incidents.Config, store incidents.Store, journal siobroker.JournalWriter, clock siobroker.Clock) *incidents.Tracker {
+	t.Helper()
+	tr, err := incidents.NewTracker(cfg, store, journal, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// TestNewTrackerValidates: a missing collaborator or a negative setting is refused, naming it;
+// zero settings take the defaults and a nil logger discards.
+func TestNewTrackerValidates(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	type args struct {
+		cfg     incidents.Config
+		store   incidents.Store
+		journal siobroker.JournalWriter
+		clock   siobroker.Clock
+	}
+	full := args{incidents.Config{}, db, &memJournal{}, testclock.New(t0)}
+	if _, err := incidents.NewTracker(full.cfg, full.store, full.journal, full.clock, nil); err != nil {
+		t.Fatalf("NewTracker with every collaborator: %v", err)
+	}
+	for _, tt := range []struct {
+		want string
+		mod  func(*args)
+	}{
+		{"incidents: NewTracker: store is required", func(a *args) { a.store = nil }},
+		{"incidents: NewTracker: journal is required", func(a *args) { a.journal = nil }},
+		{"incidents: NewTracker: clock is required", func(a *args) { a.clock = nil }},
+		{"incidents: Config.Threshold must not be negative", func(a *args) { a.cfg.Threshold = -time.Minute }},
+		{"incidents: Config.CheckEvery must not be negative", func(a *args) { a.cfg.CheckEvery = -time.Minute }},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			a := full
+			tt.mod(&a)
+			_, err := incidents.NewTracker(a.cfg, a.store, a.journal, a.clock, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewTracker: %v, want %q", err, tt.want)
+			}
+		})
+	}
 }
 
 // at moves the clock to t0+d and runs Check.
@@ -322,7 +372,7 @@ func TestOpenIncidentSurvivesRestart(t *testing.T) {
 	f.checkAt(61 * time.Minute)
 
 	// The broker restarts: a new tracker over the same store knows no message.
-	restarted := incidents.NewTracker(incidents.Config{}, f.db, f.journal, f.clock, nil)
+	restarted := newTracker(t, incidents.Config{}, f.db, f.journal, f.clock)
 	f.tracker = restarted
 	f.checkAt(70 * time.Minute)
 	if open := f.incidents(false); len(open) != 1 {
@@ -363,7 +413,7 @@ func TestLegs(t *testing.T) {
 
 func TestThresholdAndRun(t *testing.T) {
 	f := newFixture(t)
-	f.tracker = incidents.NewTracker(incidents.Config{Threshold: 10 * time.Minute, CheckEvery: time.Millisecond}, f.db, f.journal, f.clock, nil)
+	f.tracker = newTracker(t, incidents.Config{Threshold: 10 * time.Minute, CheckEvery: time.Millisecond}, f.db, f.journal, f.clock)
 	f.tracker.Sent("m1", causeA, t0)
 	f.clock.Set(t0.Add(11 * time.Minute))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -123,7 +123,10 @@ func httpJournal(t *testing.T) *memJournal {
 
 func newHTTPService(t *testing.T, j *memJournal, cfg Config) (*Service, http.Handler) {
 	t.Helper()
-	s := New(cfg, j, pkiUsers(), siobroker.SystemClock{}, nil)
+	s, err := New(cfg, j, pkiUsers(), siobroker.SystemClock{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := s.Handler(signing.NewVerifier(pki.trust).Verify, pki.broker.Sign, soap.Limits{}, siobroker.SystemClock{})
 	return s, h
 }

@@ -24,6 +24,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -63,8 +64,8 @@ type Config struct {
 	// ExportRoles are the roles of Appendix 1 that may order an export. nil means [1], the
 	// prosecutor; an empty non-nil slice lets no one.
 	ExportRoles []int
-	// MaxRows bounds the records of one report or export; 0 means 100000. A larger selection is
-	// refused with CodeReportsTooLarge.
+	// MaxRows bounds the records of one report or export; 0 means 100000, and a negative value
+	// is refused. A larger selection is refused with CodeReportsTooLarge.
 	MaxRows int
 	// VerifyClientCert, when set, is applied to the client certificate of a GET report after the
 	// TLS handshake verified it: give it signing.TrustStore.VerifyChain so that the CRLs apply,
@@ -74,6 +75,24 @@ type Config struct {
 
 // DefaultMaxRows is MaxRows when none is configured.
 const DefaultMaxRows = 100000
+
+func (c *Config) setDefaults() {
+	if c.ExportRoles == nil {
+		c.ExportRoles = []int{1}
+	}
+	if c.MaxRows == 0 {
+		c.MaxRows = DefaultMaxRows
+	}
+}
+
+// Validate reports what is wrong with c once its defaults are applied.
+func (c Config) Validate() error {
+	c.setDefaults()
+	if c.MaxRows < 0 {
+		return fmt.Errorf("reports: Config.MaxRows must not be negative, got %d", c.MaxRows)
+	}
+	return nil
+}
 
 // reportKinds are the journal records a report or an export shows. A late answer is a result of
 // the request too; it carries its signer and organisation only when the broker still had the
@@ -92,18 +111,28 @@ type Service struct {
 	logger  *slog.Logger
 }
 
-// New returns a Service. A nil logger discards.
-func New(cfg Config, journal Journal, users Users, clock siobroker.Clock, logger *slog.Logger) *Service {
-	if cfg.ExportRoles == nil {
-		cfg.ExportRoles = []int{1}
+// New returns a Service. It applies the defaults of cfg and returns an error naming every field
+// of cfg that is invalid and every collaborator that is missing: journal, users and clock are
+// required; a nil logger discards.
+func New(cfg Config, journal Journal, users Users, clock siobroker.Clock, logger *slog.Logger) (*Service, error) {
+	cfg.setDefaults()
+	errs := []error{cfg.Validate()}
+	if journal == nil {
+		errs = append(errs, errors.New("reports: New: journal is required"))
 	}
-	if cfg.MaxRows <= 0 {
-		cfg.MaxRows = DefaultMaxRows
+	if users == nil {
+		errs = append(errs, errors.New("reports: New: users is required"))
+	}
+	if clock == nil {
+		errs = append(errs, errors.New("reports: New: clock is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, journal: journal, users: users, clock: clock, logger: logger}
+	return &Service{cfg: cfg, journal: journal, users: users, clock: clock, logger: logger}, nil
 }
 
 // use is how a report or export came in, for its journal record.

@@ -149,8 +149,45 @@ func seedJournal(t *testing.T) *memJournal {
 	return j
 }
 
-func newTestService(j *memJournal, cfg Config) *Service {
-	return New(cfg, j, testUsers(), fixedClock{testNow}, nil)
+func newTestService(t *testing.T, j *memJournal, cfg Config) *Service {
+	t.Helper()
+	s, err := New(cfg, j, testUsers(), fixedClock{testNow}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestNewValidates: a missing collaborator or a negative MaxRows is refused, naming it.
+func TestNewValidates(t *testing.T) {
+	type args struct {
+		cfg     Config
+		journal Journal
+		users   Users
+		clock   siobroker.Clock
+	}
+	full := args{Config{}, &memJournal{}, testUsers(), fixedClock{testNow}}
+	if _, err := New(full.cfg, full.journal, full.users, full.clock, nil); err != nil {
+		t.Fatalf("New with every collaborator: %v", err)
+	}
+	for _, tt := range []struct {
+		want string
+		mod  func(*args)
+	}{
+		{"reports: New: journal is required", func(a *args) { a.journal = nil }},
+		{"reports: New: users is required", func(a *args) { a.users = nil }},
+		{"reports: New: clock is required", func(a *args) { a.clock = nil }},
+		{"reports: Config.MaxRows must not be negative", func(a *args) { a.cfg.MaxRows = -1 }},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			a := full
+			tt.mod(&a)
+			_, err := New(a.cfg, a.journal, a.users, a.clock, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New: %v, want %q", err, tt.want)
+			}
+		})
+	}
 }
 
 func reportQ(format string) soap.ReportQuery {
@@ -189,7 +226,7 @@ func lastUse(t *testing.T, j *memJournal, n int) (siobroker.JournalRecord, useDe
 
 func TestReportRefusedWithoutTheRight(t *testing.T) {
 	j := seedJournal(t)
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	_, _, body, err := s.Report(context.Background(), iinPlain, reportQ(soap.ReportCSV))
 	wantCode(t, err, CodeReportsDenied)
 	if body != nil {
@@ -203,7 +240,7 @@ func TestReportRefusedWithoutTheRight(t *testing.T) {
 
 func TestReportRefusedForAnotherOrganisation(t *testing.T) {
 	j := seedJournal(t)
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	q := reportQ(soap.ReportCSV)
 	q.Organisation = orgB
 	_, _, _, err := s.Report(context.Background(), iinController, q)
@@ -216,7 +253,7 @@ func TestReportRefusedForAnotherOrganisation(t *testing.T) {
 
 func TestReportRefusedWithoutOrganisationOrRegistration(t *testing.T) {
 	j := seedJournal(t)
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	_, _, _, err := s.Report(context.Background(), iinNoOrg, reportQ(soap.ReportCSV))
 	wantCode(t, err, CodeReportsDenied)
 	_, _, _, err = s.Report(context.Background(), "111111111111", reportQ(soap.ReportCSV))
@@ -230,7 +267,7 @@ func TestReportRefusedWithoutOrganisationOrRegistration(t *testing.T) {
 func TestReportOwnOrganisationCSV(t *testing.T) {
 	for _, org := range []string{"", orgA} {
 		j := seedJournal(t)
-		s := newTestService(j, Config{})
+		s := newTestService(t, j, Config{})
 		q := reportQ(soap.ReportCSV)
 		q.Organisation = org
 		format, n, body, err := s.Report(context.Background(), iinController, q)
@@ -273,7 +310,7 @@ func TestReportOwnOrganisationCSV(t *testing.T) {
 
 func TestReportJSONAndFilters(t *testing.T) {
 	j := seedJournal(t)
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	q := reportQ(soap.ReportJSON)
 	q.Service = 5
 	_, n, body, err := s.Report(context.Background(), iinController, q)
@@ -309,7 +346,7 @@ func TestReportJSONAndFilters(t *testing.T) {
 
 func TestReportQueryChecked(t *testing.T) {
 	j := seedJournal(t)
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	for name, q := range map[string]soap.ReportQuery{
 		"no period":  {Format: soap.ReportCSV},
 		"reversed":   {From: pTo, To: pFrom, Format: soap.ReportCSV},
@@ -326,7 +363,7 @@ func TestReportQueryChecked(t *testing.T) {
 
 func TestExportRefusedForOtherRoles(t *testing.T) {
 	j := seedJournal(t)
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	_, _, body, err := s.Export(context.Background(), iinInspector, exportQ(soap.ReportCSV))
 	wantCode(t, err, CodeReportsDenied)
 	if body != nil {
@@ -338,7 +375,7 @@ func TestExportRefusedForOtherRoles(t *testing.T) {
 	}
 
 	// Configured roles replace the default.
-	s = newTestService(j, Config{ExportRoles: []int{3}})
+	s = newTestService(t, j, Config{ExportRoles: []int{3}})
 	if _, _, _, err := s.Export(context.Background(), iinInspector, exportQ(soap.ReportCSV)); err != nil {
 		t.Errorf("role 3 configured: %v", err)
 	}
@@ -349,7 +386,7 @@ func TestExportRefusedForOtherRoles(t *testing.T) {
 
 func TestExportByProsecutorCSV(t *testing.T) {
 	j := seedJournal(t)
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	format, n, body, err := s.Export(context.Background(), iinProsecutor, exportQ(soap.ReportCSV))
 	if err != nil {
 		t.Fatal(err)
@@ -379,7 +416,7 @@ func TestExportByProsecutorCSV(t *testing.T) {
 
 func TestExportByUserJSON(t *testing.T) {
 	j := seedJournal(t)
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	q := exportQ(soap.ReportJSON)
 	q.Organisation, q.UserIIN = "", iinUserB
 	_, n, body, err := s.Export(context.Background(), iinProsecutor, q)
@@ -413,7 +450,7 @@ func TestLateAnswersReportedAndExported(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	_, n, body, err := s.Report(context.Background(), iinController, reportQ(soap.ReportCSV))
 	if err != nil {
 		t.Fatal(err)
@@ -432,7 +469,7 @@ func TestLateAnswersReportedAndExported(t *testing.T) {
 
 func TestExportQueryChecked(t *testing.T) {
 	j := seedJournal(t)
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	mod := func(f func(*soap.ExportQuery)) soap.ExportQuery {
 		q := exportQ(soap.ReportCSV)
 		f(&q)
@@ -457,7 +494,7 @@ func TestExportQueryChecked(t *testing.T) {
 func TestNothingDeliveredWithoutItsJournalRecord(t *testing.T) {
 	j := seedJournal(t)
 	j.failApp = errors.New("disk full")
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	_, _, body, err := s.Report(context.Background(), iinController, reportQ(soap.ReportCSV))
 	wantCode(t, err, siobroker.CodeUnavailable)
 	if body != nil {
@@ -474,7 +511,7 @@ func TestNothingDeliveredWithoutItsJournalRecord(t *testing.T) {
 
 func TestTooManyRows(t *testing.T) {
 	j := seedJournal(t)
-	s := newTestService(j, Config{MaxRows: 3})
+	s := newTestService(t, j, Config{MaxRows: 3})
 	_, _, _, err := s.Report(context.Background(), iinController, reportQ(soap.ReportCSV))
 	wantCode(t, err, CodeReportsTooLarge)
 	lastUse(t, j, 1)
@@ -483,7 +520,7 @@ func TestTooManyRows(t *testing.T) {
 func TestRecordsOutsideTheFilterAreDropped(t *testing.T) {
 	j := seedJournal(t)
 	j.extra = []siobroker.JournalRecord{{Seq: 99, At: testNow.Add(-day), Kind: siobroker.JournalRequest, Organisation: orgB, SignerIIN: iinUserB, Data: []byte(rawRequestB)}}
-	s := newTestService(j, Config{})
+	s := newTestService(t, j, Config{})
 	_, n, body, err := s.Report(context.Background(), iinController, reportQ(soap.ReportCSV))
 	if err != nil || n != 4 || strings.Contains(string(body), orgB) {
 		t.Fatalf("n %d err %v body:\n%s", n, err, body)
