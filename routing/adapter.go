@@ -157,8 +157,11 @@ func (a *AdapterRuntime) stack(queue string, served []int) message.HandlerFunc {
 // answerMemory is the runtime's answeredCache as the dedup middleware's Memory.
 type answerMemory struct{ c *answeredCache }
 
+// Get returns the answer remembered under key.
 func (m answerMemory) Get(key string) (schemas.ServiceResponse, bool) { return m.c.get(key) }
-func (m answerMemory) Put(key string, resp schemas.ServiceResponse)   { m.c.put(key, resp) }
+
+// Put remembers resp under key; the first answer is kept.
+func (m answerMemory) Put(key string, resp schemas.ServiceResponse) { m.c.put(key, resp) }
 
 // query is the core handler under the middleware: it asks the backend of the request's service
 // and answers with its result, the source's final answer. The backend's error or panic is

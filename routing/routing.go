@@ -9,7 +9,9 @@
 // after that goes to the Dispatcher's OnLateAnswer hook, and a copy of one already used is
 // recognised and dropped. The adapter side is the
 // AdapterRuntime: consume a service's topic, ask the Backend, publish the answer to the reply
-// topic named in the request.
+// topic named in the request. Everything around asking the Backend (decoding, the served-service
+// check, dedup, the deadline, the ledger, retries, dead-lettering, publishing) is watermill
+// middleware, one concern a file, in package routing/middleware.
 package routing
 
 import (

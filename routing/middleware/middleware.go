@@ -17,13 +17,14 @@
 // Why in that order: Publish sits above everything that answers, so that every answer, the
 // adapter's refusals included, goes out one way, with the delivery's own context. Served comes
 // before Dedup, so that a request the routing table sends to the wrong queue is refused even when
-// an earlier copy was answered elsewhere. Dedup comes before Deadline and Ledger, so that a lost
-// answer is given again even after the deadline and without asking the ledger, and it remembers an
-// answer on its way up, before Publish sends it. Ledger works under the deadline (its wait for
-// another process ends there) and holds its claim until Publish is done with the answer: it records
-// the answer only once it is out. DeadLetter sits between Outcome and Retry: it sees Retry give up,
-// and the request is dead-lettered before its answer is made and published, so that a failed
-// publish brings the request back to be tried again, and a second dead letter is the worst outcome.
+// this process answered an earlier copy on another queue. Dedup comes before Deadline and Ledger,
+// so that a lost answer is given again even after the deadline and without asking the ledger, and
+// it remembers an answer on its way up, before Publish sends it. Ledger works under the deadline
+// (its wait for another process ends there) and holds its claim until Publish is done with the
+// answer: it records the answer only once it is out. DeadLetter sits between Outcome and Retry:
+// it sees Retry give up, and the request is dead-lettered before its answer is made and
+// published, so that a failed publish brings the request back to be tried again, and a second dead
+// letter is the worst outcome.
 //
 // What passes between them: the request, in the message's context (Request); the answers, as the
 // messages the handlers return, made by Adapter and carrying, besides their payload, whether they

@@ -22,7 +22,10 @@ type SourceError struct {
 	Panicked bool
 }
 
+// Error is Text: an error that reaches a log by another way shows nothing more.
 func (e *SourceError) Error() string { return e.Text }
+
+// Unwrap is the backend's error, so that adapters.IsTransient sees its mark.
 func (e *SourceError) Unwrap() error { return e.Err }
 
 // Outcome turns a failure of the source (a *SourceError from below) into the answer the broker
