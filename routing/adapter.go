@@ -2,15 +2,10 @@ package routing
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"regexp"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,11 +14,15 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/routing/middleware"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
 // AdapterRuntime serves services from their Backends: it consumes each service's topic and
-// publishes every answer to the reply topic the request names.
+// publishes every answer to the reply topic the request names. Each delivery goes through the
+// stack of watermill middleware of package middleware (decode, served-service check, dedup,
+// deadline, ledger claim, outcome, dead-lettering, retry, publish) around a core handler that
+// asks the backend.
 type AdapterRuntime struct {
 	name      string
 	backends  map[int]adapters.Backend
@@ -111,209 +110,104 @@ func (a *AdapterRuntime) AddHandlers(router *message.Router, subscriber message.
 	}
 }
 
+// handle answers one delivery of queue, on which the runtime serves the services served. Its
+// stack is put together for every delivery, from the options as they are then.
 func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int) error {
-	var req schemas.ServiceRequest
-	if err := json.Unmarshal(msg.Payload, &req); err != nil {
-		// Without a request id there is nobody to answer; redelivery would fail the same way.
-		a.logger.Error("undecodable service request dropped", "queue", queue, "transport_id", msg.UUID, "error", err)
-		return nil
-	}
-	service := req.Service
-	key := CorrelationKey(req.RequestID, service)
-	log := a.logger.With(reqlog.Attrs(req.MessageID, key)...)
-	if req.ReplyTo == "" {
-		log.Error("service request without reply topic dropped", "queue", queue, "service", service)
-		return nil
-	}
-	backend, ok := a.backends[service]
-	if !ok || !slices.Contains(served, service) {
-		// The routing table sends this service to a queue this adapter consumes for others: the
-		// broker is told at once rather than left to time out, and the operator sees why.
-		log.Error("service request for a service this adapter does not serve on this queue", "queue", queue, "service", service)
-		return a.publishAnswer(msg.Context(), req, service, schemas.ServiceResponse{
-			RequestID: req.RequestID, Service: service, Adapter: a.name, AnsweredAt: a.clock.Now(),
-			Result: siobroker.ServiceResult{Service: service, Status: siobroker.StatusError, Reason: siobroker.ReasonAdapterError,
-				Message: fmt.Sprintf("adapter %s does not serve service %d on queue %s; check the routing table", a.name, service, queue)},
-		})
-	}
+	_, err := a.stack(queue, served)(msg)
+	return err
+}
 
-	// A redelivered copy of a request this process has answered is not asked again: the same
-	// answer goes back, so a lost answer is replaced and the source is queried once.
-	if resp, ok := a.answered.get(key); ok {
-		log.Info("redelivered request answered from the earlier answer", "service", service)
-		return a.publishAnswer(msg.Context(), req, service, resp)
+// stack is the handler of queue: the middleware of package middleware, in the order its
+// documentation gives and explains, around the core handler, query. Dead-lettering is left out
+// without WithDeadLetters, and the ledger without WithLedger.
+func (a *AdapterRuntime) stack(queue string, served []int) message.HandlerFunc {
+	adapter := middleware.Adapter{Name: a.name, Clock: a.clock}
+	publish := func(ctx context.Context, deadline time.Time, topic string, m *message.Message) error {
+		return publishPatiently(ctx, a.publisher, a.logger, deadlineC(deadline), topic, m)
 	}
-
-	ctx := msg.Context()
-	if !req.Deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
-		defer cancel()
+	var here []int // the services of queue that have a backend
+	for _, n := range served {
+		if _, ok := a.backends[n]; ok {
+			here = append(here, n)
+		}
 	}
-	var claim siobroker.LedgerClaim
+	stack := []message.HandlerMiddleware{
+		middleware.Decode(queue, a.logger),
+		middleware.Publish(publish),
+		middleware.Served(queue, here, adapter, a.logger),
+		middleware.Dedup(answerMemory{a.answered}, a.logger),
+		middleware.Deadline(),
+	}
 	if a.ledger != nil {
-		c, state, err := a.take(ctx, key)
-		switch {
-		case err != nil:
-			// Whether another process asked the source already cannot be known: the source is
-			// not asked, and the broker is told at once rather than left to time out.
-			log.Error("the ledger cannot be read; the source is not asked", "service", service, "error", err)
-			return a.publishAnswer(msg.Context(), req, service, schemas.ServiceResponse{
-				RequestID: req.RequestID, Service: service, Adapter: a.name, AnsweredAt: a.clock.Now(),
-				Result: errorResult(service, "the adapter cannot tell whether this request was answered before; retry later"),
-			})
-		case state == siobroker.LedgerAnswered:
-			log.Info("redelivered request already answered by an adapter process; the copy is dropped", "service", service)
-			return nil
-		case state == siobroker.LedgerBusy:
-			log.Warn("another adapter process held the request until its deadline; the copy is dropped", "service", service)
-			return nil
+		stack = append(stack, middleware.Ledger(a.ledger, adapter, a.logger))
+	}
+	stack = append(stack, middleware.Outcome(adapter, a.logger))
+	if a.deadLetters != "" {
+		stack = append(stack, middleware.DeadLetter(a.deadLetters, publish, adapter, a.logger))
+	}
+	stack = append(stack, middleware.Retry(a.retries, a.backoff, a.logger))
+
+	h := a.query(adapter)
+	for i := len(stack) - 1; i >= 0; i-- {
+		h = stack[i](h)
+	}
+	return h
+}
+
+// answerMemory is the runtime's answeredCache as the dedup middleware's Memory.
+type answerMemory struct{ c *answeredCache }
+
+// Get returns the answer remembered under key.
+func (m answerMemory) Get(key string) (schemas.ServiceResponse, bool) { return m.c.get(key) }
+
+// Put remembers resp under key; the first answer is kept.
+func (m answerMemory) Put(key string, resp schemas.ServiceResponse) { m.c.put(key, resp) }
+
+// query is the core handler under the middleware: it asks the backend of the request's service
+// and answers with its result, the source's final answer. The backend's error or panic is
+// returned as a middleware.SourceError, for the middleware to retry, dead-letter or answer.
+func (a *AdapterRuntime) query(adapter middleware.Adapter) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		req, ok := middleware.Request(msg)
+		if !ok {
+			return nil, errors.New("adapter: the message carries no decoded request")
 		}
-		claim = c
-		defer claim.Release() // a no-op once Answered; otherwise a copy is asked again
-	}
-	result, gaveUp := a.query(ctx, log, backend, req)
-	if gaveUp != nil && a.deadLetters != "" {
-		// Dead-lettered first: should the answer then fail to go out, the request comes back
-		// and is tried again, and a second copy in the dead-letter queue is the worst outcome.
-		if err := a.deadLetter(msg, req, gaveUp); err != nil {
-			return err
+		log := a.logger.With(reqlog.Attrs(req.MessageID, CorrelationKey(req.RequestID, req.Service))...)
+		result, err := a.ask(msg.Context(), log, req)
+		if err != nil {
+			return nil, err
 		}
-	}
-
-	resp := schemas.ServiceResponse{
-		RequestID:  req.RequestID,
-		Service:    service,
-		Result:     result,
-		Adapter:    a.name,
-		AnsweredAt: a.clock.Now(),
-	}
-	// A request given up on is not remembered: replayed from the dead-letter queue, it is asked
-	// again. An answer is remembered before it is published: a copy that reaches this process
-	// while the answer is on its way, or one delivered again because the publish failed, is given
-	// the same answer rather than asked of the source again.
-	if gaveUp == nil {
-		a.answered.put(key, resp)
-	}
-	if err := a.publishAnswer(msg.Context(), req, service, resp); err != nil {
-		return err
-	}
-	if gaveUp != nil {
-		return nil
-	}
-	if claim != nil {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerCallLimit)
-		defer cancel()
-		if err := claim.Answered(lctx, resp.AnsweredAt); err != nil {
-			// The answer is out; a copy reaching another process would be asked again.
-			log.Warn("answer not recorded in the ledger", "service", service, "error", err)
+		m, err := adapter.Final(req, checkResult(log, req.Service, result))
+		if err != nil {
+			return nil, err
 		}
+		return []*message.Message{m}, nil
 	}
-	return nil
 }
 
-// gaveUp says why the runtime stopped asking the source: every attempt failed transiently.
-type gaveUp struct {
-	attempts int
-	last     error
-}
-
-// deadLetter puts a copy of the request, with why it is there, on the dead-letter topic.
-func (a *AdapterRuntime) deadLetter(msg *message.Message, req schemas.ServiceRequest, g *gaveUp) error {
-	dead := message.NewMessage(msg.UUID, msg.Payload)
-	for k, v := range msg.Metadata {
-		dead.Metadata.Set(k, v)
-	}
-	reason := fmt.Sprintf("the source failed transiently %d times (adapter %s); last error: %s", g.attempts, a.name, describeError(g.last))
-	dead.Metadata.Set(schemas.MetaDeadReason, reason)
-	dead.Metadata.Set(schemas.MetaDeadTopic, schemas.ServiceTopic(req.Service))
-	dead.Metadata.Set(schemas.MetaDeadAttempts, strconv.Itoa(g.attempts))
-	dead.Metadata.Set(schemas.MetaDeadAt, a.clock.Now().Format(time.RFC3339))
-	if err := publishPatiently(msg.Context(), a.publisher, a.logger, deadlineC(req.Deadline), a.deadLetters, dead); err != nil {
-		return fmt.Errorf("dead-letter %s service %d: %w", req.RequestID, req.Service, err)
-	}
-	a.logger.Warn("request dead-lettered after its attempts", "service", req.Service, "request_id", req.RequestID,
-		"attempts", g.attempts, "topic", a.deadLetters)
-	return nil
-}
-
-// describeError is err's text for the dead-letter reason, which operators read: without the
-// URL of a failed HTTP call (its query may name the subject), without 12-digit numbers (IINs and
-// BINs), and short.
-func describeError(err error) string {
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		err = fmt.Errorf("%s: %w", urlErr.Op, urlErr.Err)
-	}
-	s := twelveDigits.ReplaceAllString(err.Error(), "[number]")
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
-}
-
-var twelveDigits = regexp.MustCompile(`\d{12}`)
-
-// publishAnswer sends resp to the reply topic the request named. While the transport is
-// unavailable it keeps trying, holding the request unacknowledged, until the request's deadline
-// (nobody waits for the answer after it) or until ctx, the delivery's, ends.
-func (a *AdapterRuntime) publishAnswer(ctx context.Context, req schemas.ServiceRequest, service int, resp schemas.ServiceResponse) error {
-	out, err := newJSONMessage(NewMessageID(), resp, map[string]string{
-		schemas.MetaRequestID:   req.RequestID,
-		schemas.MetaService:     strconv.Itoa(service),
-		schemas.MetaCorrelation: CorrelationKey(req.RequestID, service),
-		schemas.MetaMessageID:   req.MessageID,
-	})
-	if err != nil {
-		return fmt.Errorf("encode answer to %s service %d: %w", req.RequestID, service, err)
-	}
-	if err := publishPatiently(ctx, a.publisher, a.logger, deadlineC(req.Deadline), req.ReplyTo, out); err != nil {
-		// Returning the error nacks the request, so it is answered again rather than lost.
-		return fmt.Errorf("publish answer to %s service %d: %w", req.RequestID, service, err)
-	}
-	return nil
-}
-
-// query calls the backend and turns its failure, or its panic, into an error result: one
-// broken backend must not take the runtime down. What it logs of a backend's error has the
-// subject's identifiers and the case number taken out: a source system's error text may quote the
-// values it was asked with (a URL, an SQL error).
-//
-// It reports gaveUp when every attempt failed with a transient error before the deadline.
-func (a *AdapterRuntime) query(ctx context.Context, log *slog.Logger, backend adapters.Backend, req schemas.ServiceRequest) (result siobroker.ServiceResult, g *gaveUp) {
+// ask calls the backend, turning its failure, or its panic, into a middleware.SourceError: one
+// broken backend must not take the runtime down. What the error's text (and the log) has of it
+// has the subject's identifiers and the case number taken out: a source system's error text may
+// quote the values it was asked with (a URL, an SQL error).
+func (a *AdapterRuntime) ask(ctx context.Context, log *slog.Logger, req schemas.ServiceRequest) (result siobroker.ServiceResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			log.Error("backend panicked", "service", req.Service, "panic", redact(fmt.Sprint(p), req))
-			result, g = errorResult(req.Service, "the source system failed"), nil
+			text := redact(fmt.Sprint(p), req)
+			log.Error("backend panicked", "service", req.Service, "panic", text)
+			result, err = siobroker.ServiceResult{}, &middleware.SourceError{Text: text, Panicked: true}
 		}
 	}()
-	result, err := backend.Query(ctx, req)
-	wait := a.backoff
-	attempts := 1
-	for ; err != nil && adapters.IsTransient(err) && attempts <= a.retries && ctx.Err() == nil; attempts++ {
-		log.Info("transient backend error; retrying", "service", req.Service,
-			"attempt", attempts, "backoff", wait, "error", redact(err.Error(), req))
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-			result, err = backend.Query(ctx, req)
-		}
-		wait *= 2
-	}
+	result, err = a.backends[req.Service].Query(ctx, req)
 	if err != nil {
-		if ctx.Err() != nil {
-			// The broker's deadline passed: that is a timeout, whatever error the backend made of it.
-			return siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
-				Reason: siobroker.ReasonTimeout, Message: "the source system did not answer in time"}, nil
-		}
-		log.Warn("backend error", "service", req.Service, "error", redact(err.Error(), req))
-		if adapters.IsTransient(err) {
-			// The cause may carry the source system's internals; the client gets a fixed text.
-			return errorResult(req.Service, fmt.Sprintf("the source system kept failing (%d attempts)", attempts)), &gaveUp{attempts: attempts, last: err}
-		}
-		return errorResult(req.Service, "the source system answered with an error"), nil
+		return result, &middleware.SourceError{Err: err, Text: redact(err.Error(), req)}
 	}
-	result.Service = req.Service
+	return result, nil
+}
+
+// checkResult completes a backend's result: the service, and the status and reason it may leave
+// out. A status it may not set makes it an error result.
+func checkResult(log *slog.Logger, service int, result siobroker.ServiceResult) siobroker.ServiceResult {
+	result.Service = service
 	switch result.Status {
 	case "", siobroker.StatusOK:
 		result.Status = siobroker.StatusOK
@@ -329,15 +223,11 @@ func (a *AdapterRuntime) query(ctx context.Context, log *slog.Logger, backend ad
 		}
 	default:
 		// denied and timeout are the broker's to decide; anything else is not a status at all.
-		log.Warn("backend returned a status it may not set", "service", req.Service, "status", result.Status)
-		return errorResult(req.Service, "the source system answered with an error"), nil
+		log.Warn("backend returned a status it may not set", "service", service, "status", result.Status)
+		return siobroker.ServiceResult{Service: service, Status: siobroker.StatusError,
+			Reason: siobroker.ReasonAdapterError, Message: "the source system answered with an error"}
 	}
-	return result, nil
-}
-
-func errorResult(service int, message string) siobroker.ServiceResult {
-	return siobroker.ServiceResult{Service: service, Status: siobroker.StatusError,
-		Reason: siobroker.ReasonAdapterError, Message: message}
+	return result
 }
 
 // redact takes the subject's IIN or BIN and the case reference out of text, a backend's error or

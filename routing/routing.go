@@ -9,7 +9,9 @@
 // after that goes to the Dispatcher's OnLateAnswer hook, and a copy of one already used is
 // recognised and dropped. The adapter side is the
 // AdapterRuntime: consume a service's topic, ask the Backend, publish the answer to the reply
-// topic named in the request.
+// topic named in the request. Everything around asking the Backend (decoding, the served-service
+// check, dedup, the deadline, the ledger, retries, dead-lettering, publishing) is watermill
+// middleware, one concern a file, in package routing/middleware.
 package routing
 
 import (
@@ -32,11 +34,11 @@ const ReplyTopicPrefix = "sio.reply."
 // be published again later. A publish that fails with any other error is not tried again.
 var ErrTransportUnavailable = errors.New("the message transport is unavailable")
 
-// CorrelationKey names one service of one request: "request/service". It is the correlation_id
-// of every log line about that service of the request, and the transport message id, so that a
-// redelivered copy can be recognised.
+// CorrelationKey names one service of one request: "request/service" (schemas.CorrelationKey). It
+// is the correlation_id of every log line about that service of the request, and the transport
+// message id, so that a redelivered copy can be recognised.
 func CorrelationKey(requestID string, service int) string {
-	return requestID + "/" + strconv.Itoa(service)
+	return schemas.CorrelationKey(requestID, service)
 }
 
 func newJSONMessage(uuid string, v any, meta map[string]string) (*message.Message, error) {

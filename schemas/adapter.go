@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -70,6 +71,13 @@ func threeDigits(n int) string {
 // MetaCorrelation is set on every answer (service or case check): the key the waiting broker
 // correlates it by.
 const MetaCorrelation = "sio_correlation"
+
+// CorrelationKey names one service of one request, "request/service": the MetaCorrelation of its
+// answer, and the key under which adapters remember and claim it. An adapter written in another
+// language builds it the same way.
+func CorrelationKey(requestID string, service int) string {
+	return requestID + "/" + strconv.Itoa(service)
+}
 
 // CaseCheckRequest asks a case registry (ЕРДР, the courts' system, АИС ОИП) whether a case exists
 // and is in the proceedings of the signer (§5 of the Rules).
