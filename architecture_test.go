@@ -49,9 +49,10 @@ var importRules = map[string][]string{
 	"adapters/postgres":      {".", "adapters", "schemas"},
 	"adapters/adapterconfig": {".", "adapters", "adapters/demo", "adapters/httpsource", "adapters/postgres"},
 
-	"routing":        {".", "adapters", "schemas", "internal/reqlog"},
-	"routing/amqp":   {".", "routing", "schemas"},
-	"routing/routes": {".", "schemas"},
+	"routing":            {".", "adapters", "schemas", "internal/reqlog", "routing/middleware"},
+	"routing/middleware": {".", "adapters", "schemas", "internal/reqlog"},
+	"routing/amqp":       {".", "routing", "schemas"},
+	"routing/routes":     {".", "schemas"},
 
 	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog"},
 
