@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,26 +28,33 @@ import (
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
+const adapterUsage = `usage:
+  siobroker adapter --config FILE [--instance NAME] [--log-format text|json]
+
+Runs an adapter process: it consumes the RabbitMQ queues of the services (and case registries)
+its configuration names and answers them from their backends, until interrupted. Any number of
+adapter processes may serve the same service; they compete for its messages. The queues must
+exist: a broker with transport amqp declares them when it starts.
+Exit status: 0 stopped on interrupt, 1 failed (RabbitMQ, the queues, a backend), 2 usage error
+or a configuration that does not load.
+`
+
 // cmdAdapter runs an adapter process: it consumes the RabbitMQ queues of the services (and case
-// registries) its configuration names and answers them from their backends. Any number of
-// adapter processes may serve the same service; they compete for its messages.
+// registries) its configuration names and answers them from their backends.
 func cmdAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("adapter", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFile := fs.String("config", "", "the adapter's configuration (YAML; see testdata/adapters/config/adapter.yaml)")
-	instance := fs.String("instance", "", "this process's name in logs and answers (default: the config's name)")
-	logFormat := fs.String("log-format", "text", "text or json")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	f := newFlags("adapter", adapterUsage, stdout, stderr)
+	configFile := f.String("config", "", "the adapter's configuration (YAML; see testdata/adapters/config/adapter.yaml) (required)")
+	instance := f.String("instance", "", "this process's name in logs and answers (default: the config's name)")
+	logFormat := f.String("log-format", "text", "text or json")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	if *configFile == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: siobroker adapter --config FILE [--instance NAME] [--log-format text|json]")
-		return 2
+	if *configFile == "" {
+		return f.usageError("--config is required")
 	}
 	cfg, err := adapterconfig.Load(*configFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker adapter: %v\n", err)
-		return 2
+		return f.fail(exitUsage, "%v", err)
 	}
 	if *instance == "" {
 		*instance = cfg.Name
@@ -56,9 +62,9 @@ func cmdAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	logger := app.NewLogger(stderr, config.Log{Format: *logFormat, Level: "info"}).With("adapter", *instance)
 	if err := runAdapter(ctx, cfg, *instance, logger, stdout); err != nil {
 		logger.Error("adapter stopped", "error", err)
-		return 1
+		return exitFailed
 	}
-	return 0
+	return exitOK
 }
 
 func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string, logger *slog.Logger, stdout io.Writer) error {
