@@ -35,6 +35,10 @@ Runs an adapter process: it consumes the RabbitMQ queues of the services (and ca
 its configuration names and answers them from their backends, until interrupted. Any number of
 adapter processes may serve the same service; they compete for its messages. The queues must
 exist: a broker with transport amqp declares them when it starts.
+The broker's environment variables SIOBROKER_AMQP_URL and SIOBROKER_AMQP_PREFIX, when set,
+override the file's transport.amqp_url and transport.prefix, as they override the broker's
+amqp.url and amqp.prefix, so that a broker and its adapters started with one environment find
+the same queues.
 Exit status: 0 stopped on interrupt, 1 failed (RabbitMQ, the queues, a backend), 2 usage error
 or a configuration that does not load.
 `
@@ -52,7 +56,7 @@ func cmdAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *configFile == "" {
 		return f.usageError("--config is required")
 	}
-	cfg, err := adapterconfig.Load(*configFile)
+	cfg, overrides, err := adapterconfig.LoadEnv(*configFile, os.LookupEnv)
 	if err != nil {
 		return f.fail(exitUsage, "%v", err)
 	}
@@ -60,14 +64,33 @@ func cmdAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		*instance = cfg.Name
 	}
 	logger := app.NewLogger(stderr, config.Log{Format: *logFormat, Level: "info"}).With("adapter", *instance)
-	if err := runAdapter(ctx, cfg, *instance, logger, stdout); err != nil {
+	for _, o := range overrides {
+		logger.Info("configuration from the environment", "key", o.Key, "env", o.Env)
+	}
+	if err := runAdapter(ctx, cfg, rabbitSource(*configFile, cfg, overrides), *instance, logger, stdout); err != nil {
 		logger.Error("adapter stopped", "error", err)
 		return exitFailed
 	}
 	return exitOK
 }
 
-func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string, logger *slog.Logger, stdout io.Writer) error {
+// rabbitSource names the RabbitMQ and the queue prefix an adapter uses, without the password,
+// each with where it came from: the environment or the file.
+func rabbitSource(file string, cfg *adapterconfig.Config, overrides []adapterconfig.Override) string {
+	from := func(key string) string {
+		for _, o := range overrides {
+			if o.Key == key {
+				return o.Env
+			}
+		}
+		return file
+	}
+	return fmt.Sprintf("RabbitMQ %s (from %s), prefix %q (from %s)", redactURL(cfg.Transport.AMQPURL), from("transport.amqp_url"),
+		cfg.Transport.Prefix, from("transport.prefix"))
+}
+
+// runAdapter runs the adapter until ctx ends; rabbit names its RabbitMQ and prefix for errors.
+func runAdapter(ctx context.Context, cfg *adapterconfig.Config, rabbit, instance string, logger *slog.Logger, stdout io.Writer) error {
 	backends, err := adapterconfig.Open(cfg, nil)
 	if err != nil {
 		return fmt.Errorf("backends: %w", err)
@@ -96,7 +119,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string,
 		Prefetch: cfg.Transport.Prefetch, Concurrency: cfg.Transport.Concurrency, ReconnectMax: cfg.Transport.ReconnectMax,
 	}, wmLogger)
 	if err != nil {
-		return fmt.Errorf("RabbitMQ (is a broker with transport amqp started? it declares the queues): %w", err)
+		return fmt.Errorf("%s (is a broker with transport amqp and the same prefix started? it declares the queues): %w", rabbit, err)
 	}
 	defer t.Close()
 
