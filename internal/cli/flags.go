@@ -48,12 +48,15 @@ func (f *cmdFlags) parse(args []string) (pos []string, code int, ok bool) {
 			}
 			return nil, f.usageError("%v", err), false
 		}
-		args = f.Args()
-		if len(args) == 0 {
+		rest := f.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), exitOK, true // "--" ends the flags
+		}
+		if len(rest) == 0 {
 			return pos, exitOK, true
 		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
 }
 
