@@ -2,6 +2,18 @@
 // and for each service it answers the backend that answers it (postgres, http or demo). Unknown
 // keys are errors naming their line, so a typo never silently falls back to a default. Build turns
 // a validated Config into the backends; this package is the one place that knows every kind.
+//
+// Environment overrides (LoadEnv; siobroker adapter applies them): an adapter process must find
+// the queues its broker declared, so the two values that say where they are come from the
+// broker's own environment variables when these are set, over the file, as the broker reads them
+// over configs/broker.yaml:
+//
+//	SIOBROKER_AMQP_URL     transport.amqp_url  (the broker's amqp.url)
+//	SIOBROKER_AMQP_PREFIX  transport.prefix    (the broker's amqp.prefix)
+//
+// An empty variable does not override, as for the broker. The other transport keys (prefetch,
+// concurrency, reconnect_max) are this process's own tuning, not the broker's, and are read from
+// the file only. Load and Parse read the file alone (config check checks files as written).
 package adapterconfig
 
 import (
@@ -69,7 +81,9 @@ type CaseRegistries struct {
 	DemoPKI string   `yaml:"demo_pki"` // the development PKI directory whose demo.json lists the cases
 }
 
-// Transport is the adapter's connection to the broker.
+// Transport is the adapter's connection to the broker. SIOBROKER_AMQP_URL and
+// SIOBROKER_AMQP_PREFIX, when set, override AMQPURL and Prefix (LoadEnv), as they override the
+// broker's amqp.url and amqp.prefix.
 type Transport struct {
 	AMQPURL     string `yaml:"amqp_url"`
 	Prefetch    int    `yaml:"prefetch"`    // AMQP QoS prefetch per consumer
@@ -156,39 +170,82 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Load reads, defaults and validates the file at path.
+// Load reads, defaults and validates the file at path, without environment overrides.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("adapter config: %w", err)
-	}
-	cfg, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("adapter config %s: %w", path, err)
-	}
-	return cfg, nil
+	cfg, _, err := LoadEnv(path, nil)
+	return cfg, err
 }
 
-// Parse decodes, defaults and validates one YAML document.
+// Override is an environment variable that replaced a key of the file.
+type Override struct {
+	Env string // SIOBROKER_AMQP_PREFIX
+	Key string // transport.prefix
+}
+
+// envOverrides are the broker's environment variables an adapter process honours, and the keys
+// they replace; see the package comment.
+var envOverrides = []struct {
+	Override
+	set func(*Config, string)
+}{
+	{Override{"SIOBROKER_AMQP_URL", "transport.amqp_url"}, func(c *Config, v string) { c.Transport.AMQPURL = v }},
+	{Override{"SIOBROKER_AMQP_PREFIX", "transport.prefix"}, func(c *Config, v string) { c.Transport.Prefix = v }},
+}
+
+// LoadEnv is Load with the environment overrides applied (lookup is os.LookupEnv, or nil for
+// none) before the defaults and the validation, so that a value given only in the environment
+// is enough. It returns the overrides that applied, for the process to say where its values
+// came from.
+func LoadEnv(path string, lookup func(string) (string, bool)) (*Config, []Override, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("adapter config: %w", err)
+	}
+	cfg, applied, err := parse(data, lookup)
+	if err != nil {
+		return nil, nil, fmt.Errorf("adapter config %s: %w", path, err)
+	}
+	return cfg, applied, nil
+}
+
+// Parse decodes, defaults and validates one YAML document, without environment overrides.
 func Parse(data []byte) (*Config, error) {
+	cfg, _, err := parse(data, nil)
+	return cfg, err
+}
+
+func parse(data []byte, lookup func(string) (string, bool)) (*Config, []Override, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var cfg Config
 	if err := dec.Decode(&cfg); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("the file is empty")
+			return nil, nil, errors.New("the file is empty")
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("the file must hold one YAML document")
+		return nil, nil, errors.New("the file must hold one YAML document")
+	}
+	var applied []Override
+	for _, o := range envOverrides {
+		if lookup == nil {
+			break
+		}
+		if v, ok := lookup(o.Env); ok && v != "" {
+			o.set(&cfg, v)
+			applied = append(applied, o.Override)
+		}
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		for _, o := range applied {
+			err = fmt.Errorf("%w\n(%s is from the environment's %s)", err, o.Key, o.Env)
+		}
+		return nil, nil, err
 	}
-	return &cfg, nil
+	return &cfg, applied, nil
 }
 
 var adapterName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,39 +28,69 @@ import (
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
+const adapterUsage = `usage:
+  siobroker adapter --config FILE [--instance NAME] [--log-format text|json]
+
+Runs an adapter process: it consumes the RabbitMQ queues of the services (and case registries)
+its configuration names and answers them from their backends, until interrupted. Any number of
+adapter processes may serve the same service; they compete for its messages. The queues must
+exist: a broker with transport amqp declares them when it starts.
+The broker's environment variables SIOBROKER_AMQP_URL and SIOBROKER_AMQP_PREFIX, when set,
+override the file's transport.amqp_url and transport.prefix, as they override the broker's
+amqp.url and amqp.prefix, so that a broker and its adapters started with one environment find
+the same queues.
+Exit status: 0 stopped on interrupt, 1 failed (RabbitMQ, the queues, a backend), 2 usage error
+or a configuration that does not load.
+`
+
 // cmdAdapter runs an adapter process: it consumes the RabbitMQ queues of the services (and case
-// registries) its configuration names and answers them from their backends. Any number of
-// adapter processes may serve the same service; they compete for its messages.
+// registries) its configuration names and answers them from their backends.
 func cmdAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("adapter", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFile := fs.String("config", "", "the adapter's configuration (YAML; see testdata/adapters/config/adapter.yaml)")
-	instance := fs.String("instance", "", "this process's name in logs and answers (default: the config's name)")
-	logFormat := fs.String("log-format", "text", "text or json")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	f := newFlags("adapter", adapterUsage, stdout, stderr)
+	configFile := f.String("config", "", "the adapter's configuration (YAML; see testdata/adapters/config/adapter.yaml) (required)")
+	instance := f.String("instance", "", "this process's name in logs and answers (default: the config's name)")
+	logFormat := f.String("log-format", "text", "text or json")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	if *configFile == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: siobroker adapter --config FILE [--instance NAME] [--log-format text|json]")
-		return 2
+	if *configFile == "" {
+		return f.usageError("--config is required")
 	}
-	cfg, err := adapterconfig.Load(*configFile)
+	cfg, overrides, err := adapterconfig.LoadEnv(*configFile, os.LookupEnv)
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker adapter: %v\n", err)
-		return 2
+		return f.fail(exitUsage, "%v", err)
 	}
 	if *instance == "" {
 		*instance = cfg.Name
 	}
 	logger := app.NewLogger(stderr, config.Log{Format: *logFormat, Level: "info"}).With("adapter", *instance)
-	if err := runAdapter(ctx, cfg, *instance, logger, stdout); err != nil {
-		logger.Error("adapter stopped", "error", err)
-		return 1
+	for _, o := range overrides {
+		logger.Info("configuration from the environment", "key", o.Key, "env", o.Env)
 	}
-	return 0
+	if err := runAdapter(ctx, cfg, rabbitSource(*configFile, cfg, overrides), *instance, logger, stdout); err != nil {
+		logger.Error("adapter stopped", "error", err)
+		return exitFailed
+	}
+	return exitOK
 }
 
-func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string, logger *slog.Logger, stdout io.Writer) error {
+// rabbitSource names the RabbitMQ and the queue prefix an adapter uses, without the password,
+// each with where it came from: the environment or the file.
+func rabbitSource(file string, cfg *adapterconfig.Config, overrides []adapterconfig.Override) string {
+	from := func(key string) string {
+		for _, o := range overrides {
+			if o.Key == key {
+				return o.Env
+			}
+		}
+		return file
+	}
+	return fmt.Sprintf("RabbitMQ %s (from %s), prefix %q (from %s)", redactURL(cfg.Transport.AMQPURL), from("transport.amqp_url"),
+		cfg.Transport.Prefix, from("transport.prefix"))
+}
+
+// runAdapter runs the adapter until ctx ends; rabbit names its RabbitMQ and prefix for errors.
+func runAdapter(ctx context.Context, cfg *adapterconfig.Config, rabbit, instance string, logger *slog.Logger, stdout io.Writer) error {
 	backends, err := adapterconfig.Open(cfg, nil)
 	if err != nil {
 		return fmt.Errorf("backends: %w", err)
@@ -90,7 +119,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string,
 		Prefetch: cfg.Transport.Prefetch, Concurrency: cfg.Transport.Concurrency, ReconnectMax: cfg.Transport.ReconnectMax,
 	}, wmLogger)
 	if err != nil {
-		return fmt.Errorf("RabbitMQ (is a broker with transport amqp started? it declares the queues): %w", err)
+		return fmt.Errorf("%s (is a broker with transport amqp and the same prefix started? it declares the queues): %w", rabbit, err)
 	}
 	defer t.Close()
 

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -59,12 +58,30 @@ func reportErr(cmd string, err error, stdout, stderr io.Writer) (code int, done 
 	return 0, false
 }
 
+const statusUsage = `usage:
+  siobroker status --id ID (--user IIN [--pki DIR] | --cert FILE --key FILE) [flags]
+
+Asks the broker the delivery state of the asynchronous request ID (what send --async printed):
+ON_DELIVERY, DELIVERED, NOT_DELIVERED or DELIVERY_STOPPED. The question is signed by the user
+who sent the request; the reply's signature is verified against --ca.
+Exit status: 0 state printed, 1 a SOAP fault, 2 usage error, 3 no valid reply.
+`
+
+const fetchUsage = `usage:
+  siobroker fetch --id ID (--user IIN [--pki DIR] | --cert FILE --key FILE) [flags]
+
+Fetches the signed result of the asynchronous request ID (what send --async printed), verifies
+it against --ca and prints it as send does. A result not ready yet is the fault
+SIO-ASYNC-PENDING.
+Exit status: 0 result printed, 1 a SOAP fault (SIO-ASYNC-PENDING included), 2 usage error, 3 no
+valid reply.
+`
+
 // asyncFlags parses the flags status and fetch share with send: who signs, where to, and --id.
-func asyncFlags(name string, args []string, stderr io.Writer) (*sendFlags, string, int) {
-	var f sendFlags
-	var id string
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// f is nil when the command returns code.
+func asyncFlags(name, usage string, args []string, stdout, stderr io.Writer) (f *sendFlags, fs *cmdFlags, id string, code int) {
+	f = &sendFlags{}
+	fs = newFlags(name, usage, stdout, stderr)
 	fs.StringVar(&id, "id", "", "the broker's id of the asynchronous request (what send --async printed)")
 	fs.StringVar(&f.url, "url", "http://127.0.0.1:8080/SyncChannel/v10", "the broker's SOAP endpoint; the asynchronous one is the same with AsyncChannel")
 	fs.StringVar(&f.cert, "cert", "", "the user's certificate (PEM): the signer of the request asked about")
@@ -78,31 +95,25 @@ func asyncFlags(name string, args []string, stderr io.Writer) (*sendFlags, strin
 	fs.StringVar(&f.saveRequest, "save-request", "", "write the exact bytes sent to FILE")
 	fs.StringVar(&f.saveReply, "save-reply", "", "write the exact bytes received to FILE")
 	fs.DurationVar(&f.timeout, "timeout", time.Minute, "give up waiting for the reply after this long")
-	if err := fs.Parse(args); err != nil {
-		return nil, "", sendExitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "siobroker %s: unexpected argument %q\n", name, fs.Arg(0))
-		return nil, "", sendExitUsage
+	if code, ok := fs.parseNoArgs(args); !ok {
+		return nil, fs, "", code
 	}
 	if id == "" {
-		fmt.Fprintf(stderr, "siobroker %s: --id is required\n", name)
-		return nil, "", sendExitUsage
+		return nil, fs, "", fs.usageError("--id is required")
 	}
-	return &f, id, 0
+	return f, fs, id, sendExitOK
 }
 
 // cmdStatus prints the delivery state of an asynchronous request: ON_DELIVERY, DELIVERED,
 // NOT_DELIVERED or DELIVERY_STOPPED.
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f, id, code := asyncFlags("status", args, stderr)
+	f, fs, id, code := asyncFlags("status", statusUsage, args, stdout, stderr)
 	if f == nil {
 		return code
 	}
 	c, err := f.client()
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker status: %v\n", err)
-		return sendExitUsage
+		return fs.usageError("%v", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -124,14 +135,13 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // cmdFetch fetches and verifies the signed reply of an asynchronous request, and prints it as send
 // does. A result not ready yet is the fault SIO-ASYNC-PENDING (exit 1).
 func cmdFetch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f, id, code := asyncFlags("fetch", args, stderr)
+	f, fs, id, code := asyncFlags("fetch", fetchUsage, args, stdout, stderr)
 	if f == nil {
 		return code
 	}
 	c, err := f.client()
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker fetch: %v\n", err)
-		return sendExitUsage
+		return fs.usageError("%v", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()

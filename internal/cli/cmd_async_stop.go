@@ -6,74 +6,55 @@ import (
 	"io"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/journal"
-	"github.com/sio-pso/siobroker/sqlite"
 )
 
 const asyncUsage = `usage:
-  siobroker async stop ID --reason TEXT [--by NAME] [--data DIR] [--config FILE]
+  siobroker async stop ID --reason TEXT [--by NAME] [--config FILE] [--data DIR]
 
 Stops the delivery of an asynchronous request that is still ON_DELIVERY: its state becomes
 DELIVERY_STOPPED, no reply is produced, and its client is told the reason (status, the gateway's
 getMessageStatus). ID is the broker's id of the request, the messageId of its acknowledgement.
-Answers of its services that still come are journaled as late. The action, and an attempt that
-fails, is recorded with --by as an operator record in the journal the broker's configuration
-(--config, default configs/broker.yaml) names; the journal is opened before anything is done.
-Exit status: 0 stopped, 1 refused or failed, 2 usage error.
+Answers of its services that still come are journaled as late. The broker's configuration
+(--config, default configs/broker.yaml, with the SIOBROKER_* environment over it, as serve reads
+it) names the data directory (--data replaces it) and the journal; the action, and an attempt
+that fails, is recorded with --by as an operator record in that journal, which is opened before
+anything is done.
+Exit status: 0 stopped, 1 refused or failed, 2 usage error or a configuration that does not load.
 `
 
-// cmdAsyncOperator runs "siobroker async ...".
-func cmdAsyncOperator(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, asyncUsage)
-		return 2
-	}
-	switch args[0] {
-	case "stop":
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, asyncUsage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "async: unknown subcommand %q\n%s", args[0], asyncUsage)
-		return 2
-	}
-	f := newOperatorFlags("async", "stop", asyncUsage, stderr, true, "who stops it")
-	reason := f.fs.String("reason", "", "why: the client is told")
-	configFile := f.fs.String("config", app.DefaultConfigFile, "the broker's configuration, which names the journal the action is recorded in")
-	pos, ok := f.parse(args[1:])
+// asyncStop runs "siobroker async stop".
+func asyncStop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newOperatorFlags("async stop", asyncUsage, stdout, stderr, "who stops it")
+	reason := f.String("reason", "", "why: the client is told")
+	pos, code, ok := f.parse(args)
 	if !ok {
-		return 2
+		return code
 	}
 	if len(pos) != 1 {
-		return f.usageError(stderr, "one request ID is required")
+		return f.usageError("one request ID is required")
 	}
 	if *reason == "" {
-		return f.usageError(stderr, "--reason is required: the client is told why")
+		return f.usageError("--reason is required: the client is told why")
 	}
 	id := pos[0]
-	db, err := sqlite.Open(ctx, *f.data)
-	if err != nil {
-		fmt.Fprintf(stderr, "async stop: %v\n", err)
-		return 1
+	db, e, code := f.openStore(ctx)
+	if db == nil {
+		return code
 	}
 	defer db.Close()
 	job, found, err := db.AsyncJob(ctx, id)
 	switch {
 	case err != nil:
-		fmt.Fprintf(stderr, "async stop: %v\n", err)
-		return 1
+		return f.fail(exitFailed, "%v", err)
 	case !found:
-		fmt.Fprintf(stderr, "async stop: no asynchronous request %s in %s\n", id, *f.data)
-		return 1
+		return f.fail(exitFailed, "no asynchronous request %s in the %s", id, e.dataDir())
 	case job.State != siobroker.AsyncOnDelivery:
-		fmt.Fprintf(stderr, "async stop: request %s is %s already; only an ON_DELIVERY request can be stopped\n", id, job.State)
-		return 1
+		return f.fail(exitFailed, "request %s is %s already; only an ON_DELIVERY request can be stopped", id, job.State)
 	}
-	opJournal, closeJournal, err := f.journal(ctx, *configFile, db)
+	opJournal, closeJournal, err := e.journal(ctx, db)
 	if err != nil {
-		fmt.Fprintf(stderr, "async stop: the journal: %v; nothing was done\n", err)
-		return 1
+		return f.fail(exitFailed, "%v; nothing was done", err)
 	}
 	defer closeJournal()
 	clock := siobroker.SystemClock{}
@@ -85,16 +66,13 @@ func cmdAsyncOperator(ctx context.Context, args []string, stdout, stderr io.Writ
 	// The attempt is journaled whatever came of it, as a refused dashboard action is.
 	if jerr := journal.AppendCommandLine(ctx, opJournal, clock, a, err); jerr != nil {
 		if err == nil {
-			fmt.Fprintf(stderr, "async stop: stopped %s, but its journal record could not be written: %v\n", id, jerr)
-		} else {
-			fmt.Fprintf(stderr, "async stop: request %s was not stopped (%v), and the attempt could not be journaled: %v\n", id, err, jerr)
+			return f.fail(exitFailed, "stopped %s, but its journal record could not be written: %v", id, jerr)
 		}
-		return 1
+		return f.fail(exitFailed, "request %s was not stopped (%v), and the attempt could not be journaled: %v", id, err, jerr)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "async stop: request %s was not stopped: %v\n", id, err)
-		return 1
+		return f.fail(exitFailed, "request %s was not stopped: %v", id, err)
 	}
 	fmt.Fprintf(stdout, "stopped %s: DELIVERY_STOPPED\n", id)
-	return 0
+	return exitOK
 }

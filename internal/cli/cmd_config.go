@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -24,48 +23,24 @@ Each finding is one line, FILE:LINE: error|warning: message (fix: ...), then a s
 Exit status: 0 no errors (warnings allowed), 1 errors, 2 usage error.
 `
 
-// cmdConfig runs "siobroker config ...".
-func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	_ = ctx // nothing here blocks
-	if len(args) == 0 {
-		fmt.Fprint(stderr, configUsage)
-		return 2
+func configCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newFlags("config check", configUsage, stdout, stderr)
+	kind := f.String("kind", "", "the kind of every FILE: broker, routes, rights, adapter or maintenance (default: told by its keys)")
+	asJSON := f.Bool("json", false, "print the report as JSON")
+	pos, code, ok := f.parse(args)
+	if !ok {
+		return code
 	}
-	switch args[0] {
-	case "check":
-		return configCheck(args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, configUsage)
-		return 0
-	}
-	fmt.Fprintf(stderr, "config: unknown subcommand %q\n%s", args[0], configUsage)
-	return 2
-}
-
-func configCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, configUsage) }
-	kind := fs.String("kind", "", "the kind of every FILE: broker, routes, rights, adapter or maintenance (default: told by its keys)")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
-	}
-	files := make([]check.File, 0, fs.NArg())
-	for _, p := range fs.Args() {
+	files := make([]check.File, 0, len(pos))
+	for _, p := range pos {
 		files = append(files, check.File{Path: p, Kind: check.Kind(*kind)})
 	}
 	if *kind != "" && len(files) == 0 {
-		fmt.Fprintln(stderr, "config check: --kind needs the FILEs it applies to")
-		return 2
+		return f.usageError("--kind needs the FILEs it applies to")
 	}
 	report, err := check.Run(check.Options{}, files...)
 	if err != nil {
-		fmt.Fprintf(stderr, "config check: %v\n", err)
-		return 2
+		return f.usageError("%v", err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -76,19 +51,18 @@ func configCheck(args []string, stdout, stderr io.Writer) int {
 			Warnings int `json:"warnings"`
 		}{report, report.Errors(), report.Warnings()}
 		if err := enc.Encode(out); err != nil {
-			fmt.Fprintf(stderr, "config check: %v\n", err)
-			return 1
+			return f.fail(exitFailed, "%v", err)
 		}
 	} else {
-		for _, f := range report.Findings {
-			fmt.Fprintln(stdout, f)
+		for _, finding := range report.Findings {
+			fmt.Fprintln(stdout, finding)
 		}
 		fmt.Fprintln(stdout, summary(report))
 	}
 	if report.Errors() > 0 {
-		return 1
+		return exitFailed
 	}
-	return 0
+	return exitOK
 }
 
 // summary is the last line of the report: what was checked and what was found.

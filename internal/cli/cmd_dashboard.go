@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,93 +31,80 @@ const dashboardUsage = `usage:
       browser: whoever opens it first gets the session.
 
 --url is the broker (http://HOST:PORT) or its login endpoint (.../dashboard/login). The reply's
-signature is verified against --ca (default PKI/ca.pem). Exit status: 0 link printed, 1 SOAP fault
-(e.g. SIO-DASHBOARD-DENIED: no operator right), 2 usage, 3 any other failure.
-
-flags:
+signature is verified against --ca (default PKI/ca.pem).
+Exit status: 0 link printed, 1 SOAP fault (e.g. SIO-DASHBOARD-DENIED: no operator right), 2
+usage error, 3 any other failure.
 `
 
-func cmdDashboard(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "login" {
-		fmt.Fprint(stderr, dashboardUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return reportsExitOK
-		}
-		return reportsExitUsage
-	}
-	var cred struct{ url, user, pki, cert, key, roots, crls, placement, sender string }
-	var timeout time.Duration
-	fs := flag.NewFlagSet("dashboard login", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, dashboardUsage)
-		fs.PrintDefaults()
-	}
-	fs.StringVar(&cred.url, "url", "http://127.0.0.1:8080", "the broker, or its "+dashboard.LoginPath+" endpoint")
-	fs.StringVar(&cred.cert, "cert", "", "your certificate (PEM)")
-	fs.StringVar(&cred.key, "key", "", "your private key (PEM)")
-	fs.StringVar(&cred.user, "user", "", "a demo user's IIN: takes --cert and --key from the development PKI's demo.json")
-	fs.StringVar(&cred.pki, "pki", "data/pki", "the development PKI directory, for --user and the default --ca/--crl")
-	fs.StringVar(&cred.roots, "ca", "", "trusted root(s) of the broker's signature and of its TLS certificate, comma-separated PEM files (default PKI/ca.pem)")
-	fs.StringVar(&cred.crls, "crl", "", "CRL file(s), comma-separated (default PKI/crl.pem if present)")
-	fs.StringVar(&cred.placement, "placement", "wsse", "signature placement: wsse, wsse-token, wsse-token-ts or enveloped")
-	fs.StringVar(&cred.sender, "sender", "SIO_PSO_OPERATOR", "requestInfo/sender/senderId")
-	fs.DurationVar(&timeout, "timeout", 30*time.Second, "give up waiting for the reply after this long")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return reportsExitOK
-		}
-		return reportsExitUsage
-	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "siobroker dashboard login: %s\n", fmt.Sprintf(format, a...))
+// dashboardLogin is what dashboard login is given: the broker, the operator's credentials and
+// the wait.
+type dashboardLogin struct {
+	url, user, pki, cert, key, roots, crls, placement, sender string
+	timeout                                                   time.Duration
+}
+
+func (d *dashboardLogin) flags(f *cmdFlags) {
+	f.StringVar(&d.url, "url", "http://127.0.0.1:8080", "the broker, or its "+dashboard.LoginPath+" endpoint")
+	f.StringVar(&d.cert, "cert", "", "your certificate (PEM)")
+	f.StringVar(&d.key, "key", "", "your private key (PEM)")
+	f.StringVar(&d.user, "user", "", "a demo user's IIN: takes --cert and --key from the development PKI's demo.json")
+	f.StringVar(&d.pki, "pki", "data/pki", "the development PKI directory, for --user and the default --ca/--crl")
+	f.StringVar(&d.roots, "ca", "", "trusted root(s) of the broker's signature and of its TLS certificate, comma-separated PEM files (default PKI/ca.pem)")
+	f.StringVar(&d.crls, "crl", "", "CRL file(s), comma-separated (default PKI/crl.pem if present)")
+	f.StringVar(&d.placement, "placement", "wsse", "signature placement: wsse, wsse-token, wsse-token-ts or enveloped")
+	f.StringVar(&d.sender, "sender", "SIO_PSO_OPERATOR", "requestInfo/sender/senderId")
+	f.DurationVar(&d.timeout, "timeout", 30*time.Second, "give up waiting for the reply after this long")
+}
+
+// cmdDashboardLogin runs "siobroker dashboard login".
+func cmdDashboardLogin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newFlags("dashboard login", dashboardUsage, stdout, stderr)
+	var d dashboardLogin
+	d.flags(f)
+	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		return fail(reportsExitUsage, "unexpected argument %q", fs.Arg(0))
-	}
-	endpoint, err := loginURL(cred.url)
+	endpoint, err := loginURL(d.url)
 	if err != nil {
-		return fail(reportsExitUsage, "%v", err)
+		return f.usageError("%v", err)
 	}
-	signer, verifier, placement, err := loadCredentials(cred.user, cred.pki, cred.cert, cred.key, cred.roots, cred.crls, cred.placement)
+	signer, verifier, placement, err := loadCredentials(d.user, d.pki, d.cert, d.key, d.roots, d.crls, d.placement)
 	if err != nil {
-		return fail(reportsExitUsage, "%v", err)
+		return f.usageError("%v", err)
 	}
-	client, err := dashboardClient(endpoint, cred.roots, cred.pki, timeout)
+	client, err := dashboardClient(endpoint, d.roots, d.pki, d.timeout)
 	if err != nil {
-		return fail(reportsExitUsage, "%v", err)
+		return f.usageError("%v", err)
 	}
-
-	info := siobroker.RequestInfo{MessageID: uuid.NewString(), ServiceID: "SIO_PSO_DASHBOARD", SenderID: cred.sender,
+	info := siobroker.RequestInfo{MessageID: uuid.NewString(), ServiceID: "SIO_PSO_DASHBOARD", SenderID: d.sender,
 		MessageDate: siobroker.SystemClock{}.Now()}
 	doc := soap.NewDashboardLoginRequest(info)
 	if err := signer.Sign(doc, placement); err != nil {
-		return fail(reportsExitError, "sign the login: %v", err)
+		return f.fail(reportsExitError, "sign the login: %v", err)
 	}
 	raw, err := soap.Serialize(doc)
 	if err != nil {
-		return fail(reportsExitError, "serialize the login: %v", err)
+		return f.fail(reportsExitError, "serialize the login: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	reply, status, err := dashboardPost(ctx, client, endpoint.String(), raw)
 	if err != nil {
-		return fail(reportsExitError, "%v", err)
+		return f.fail(reportsExitError, "%v", err)
 	}
 	if fault, ok := soap.ParseFault(reply); ok {
-		return fail(reportsExitFault, "fault %s: %s", fault.Code, fault.Message)
+		return f.fail(reportsExitFault, "fault %s: %s", fault.Code, fault.Message)
 	}
 	if status != http.StatusOK {
-		return fail(reportsExitError, "the broker answered HTTP %d without a SOAP fault", status)
+		return f.fail(reportsExitError, "the broker answered HTTP %d without a SOAP fault", status)
 	}
 	ticket, err := dashboardVerify(reply, verifier, placement, info.MessageID)
 	if err != nil {
-		return fail(reportsExitError, "%v", err)
+		return f.fail(reportsExitError, "%v", err)
 	}
 	link, err := endpoint.Parse(ticket.Link)
 	if err != nil {
-		return fail(reportsExitError, "the ticket's link %q: %v", ticket.Link, err)
+		return f.fail(reportsExitError, "the ticket's link %q: %v", ticket.Link, err)
 	}
 	fmt.Fprintln(stdout, link.String())
 	fmt.Fprintf(stderr, "open this link in a browser before %s; it opens one dashboard session (8 hours) and then is spent\n",

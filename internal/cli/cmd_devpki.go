@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -11,28 +10,30 @@ import (
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
+const devpkiUsage = `usage:
+  siobroker devpki --out DIR
+
+Writes a development PKI into DIR: ca.pem, ca.key, crl.pem, broker.pem, broker.key,
+users/<IIN>.pem|.key and demo.json (the demo users, their roles and cases). The keys are
+development keys: never use them in production.
+Exit status: 0 written, 1 failed, 2 usage error.
+`
+
 func cmdDevPKI(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("devpki", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("out", "", "directory to write the PKI into (required)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: siobroker devpki --out DIR\n\nWrites ca.pem, ca.key, crl.pem, broker.pem, broker.key, users/<IIN>.pem|.key and demo.json.\nThe keys are development keys: never use them in production.")
-		fs.PrintDefaults()
+	f := newFlags("devpki", devpkiUsage, stdout, stderr)
+	out := f.String("out", "", "directory to write the PKI into (required)")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *out == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return 2
+	if *out == "" {
+		return f.usageError("--out is required")
 	}
 	m, err := devpki.Generate(*out, siobroker.SystemClock{}.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker devpki: %v\n", err)
-		return 1
+		return f.fail(exitFailed, "%v", err)
 	}
 	printManifest(stdout, *out, m)
-	return 0
+	return exitOK
 }
 
 func printManifest(w io.Writer, dir string, m *devpki.Manifest) {

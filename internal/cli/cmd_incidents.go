@@ -9,9 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/operator/incidents"
-	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // Exit codes of the incidents command.
@@ -30,99 +28,70 @@ const incidentsUsage = `usage:
 The journal of emergencies (§39–41, Appendix 7 of the Rules). The broker opens an incident when
 messages of one service wait for delivery more than an hour and closes it when delivery resumes;
 the operator records the measures taken and who was responsible, and may close one by hand.
-list shows the open incidents (--all: every one). Every command takes --data DIR (default
-./data), the broker's data directory, and annotate and close take --by NAME (who acts; default
-$USER). Every change is kept in the incident's history. Times are Astana time.
-Exit status: 0 done, 1 refused or failed, 2 usage error.
+list shows the open incidents (--all: every one). Every command takes --config FILE (default
+configs/broker.yaml, with the SIOBROKER_* environment over it, as serve reads it) and --data DIR
+(default: its data_dir), the broker's data directory; annotate and close take --by NAME (who
+acts; default $USER), and are recorded in the journal the configuration names too (§39). Every
+change is kept in the incident's history. Times are Astana time.
+Exit status: 0 done, 1 refused or failed, 2 usage error or a configuration that does not load.
 `
 
-// cmdIncidents runs "siobroker incidents ...": the operator's view of the journal of emergencies.
-func cmdIncidents(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, incidentsUsage)
-		return incidentsExitUsage
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "list":
-		return incidentsList(ctx, rest, stdout, stderr)
-	case "show":
-		return incidentsShow(ctx, rest, stdout, stderr)
-	case "annotate":
-		return incidentsAnnotate(ctx, rest, stdout, stderr)
-	case "close":
-		return incidentsClose(ctx, rest, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, incidentsUsage)
-		return incidentsExitOK
-	}
-	fmt.Fprintf(stderr, "incidents: unknown subcommand %q\n%s", sub, incidentsUsage)
-	return incidentsExitUsage
-}
-
-// incidentsFlags are the operator's flags, and for changes the configuration that names the
-// journal they are recorded in.
-type incidentsFlags struct {
-	*operatorFlags
-	config *string
-}
-
-func newIncidentsFlags(name string, stderr io.Writer, mutating bool) *incidentsFlags {
-	f := &incidentsFlags{operatorFlags: newOperatorFlags("incidents", name, incidentsUsage, stderr, mutating, "who acts")}
+// incidentsFlags are the operator's flags of an incidents subcommand.
+func incidentsFlags(name string, stdout, stderr io.Writer, mutating bool) *operatorFlags {
+	by := ""
 	if mutating {
-		f.config = f.fs.String("config", app.DefaultConfigFile, "the broker's configuration: names the journal the action is recorded in")
+		by = "who acts"
 	}
-	return f
+	return newOperatorFlags("incidents "+name, incidentsUsage, stdout, stderr, by)
 }
 
-// number parses the one positional argument N.
-func (f *incidentsFlags) number(stderr io.Writer, pos []string) (int64, int) {
+// incidentNumber parses the one positional argument N.
+func incidentNumber(f *operatorFlags, pos []string) (int64, int) {
 	if len(pos) != 1 {
-		return 0, f.usageError(stderr, "one incident number N is required")
+		return 0, f.usageError("one incident number N is required")
 	}
 	n, err := strconv.ParseInt(pos[0], 10, 64)
 	if err != nil || n <= 0 {
-		return 0, f.usageError(stderr, "%q is not an incident number", pos[0])
+		return 0, f.usageError("%q is not an incident number", pos[0])
 	}
 	return n, incidentsExitOK
 }
 
-// incidentsService returns the operator's actions over db, journaled in the journal the broker's
-// configuration names (§39: an incident is also recorded in the journal), beside the store's
-// append-only incident history. The returned func closes the journal.
-func (f *incidentsFlags) incidentsService(ctx context.Context, db *sqlite.DB) (*incidents.Service, func(), error) {
-	j, closeJournal, err := f.journal(ctx, *f.config, db)
-	if err != nil {
-		return nil, nil, err
+// openIncidents opens the store and the operator's actions over it, journaled in the journal
+// the broker's configuration names (§39: an incident is also recorded in the journal), beside the
+// store's append-only incident history. svc nil means return code; done closes both.
+func openIncidents(ctx context.Context, f *operatorFlags) (svc *incidents.Service, done func(), code int) {
+	db, e, code := f.openStore(ctx)
+	if db == nil {
+		return nil, nil, code
 	}
-	svc, err := incidents.NewService(db, j, siobroker.SystemClock{}, *f.by)
+	j, closeJournal, err := e.journal(ctx, db)
 	if err != nil {
+		db.Close()
+		return nil, nil, f.fail(incidentsExitFailed, "%v", err)
+	}
+	if svc, err = incidents.NewService(db, j, siobroker.SystemClock{}, *f.by); err != nil {
 		closeJournal()
-		return nil, nil, err
+		db.Close()
+		return nil, nil, f.fail(incidentsExitFailed, "%v", err)
 	}
-	return svc, closeJournal, nil
+	return svc, func() { closeJournal(); db.Close() }, incidentsExitOK
 }
 
 func incidentsList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newIncidentsFlags("list", stderr, false)
-	all := f.fs.Bool("all", false, "list every incident, closed ones too")
-	pos, ok := f.parse(args)
-	if !ok {
-		return incidentsExitUsage
+	f := incidentsFlags("list", stdout, stderr, false)
+	all := f.Bool("all", false, "list every incident, closed ones too")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	if len(pos) > 0 {
-		return f.usageError(stderr, "unexpected argument %q", pos[0])
-	}
-	db, err := sqlite.Open(ctx, *f.data)
-	if err != nil {
-		fmt.Fprintf(stderr, "incidents list: %v\n", err)
-		return incidentsExitFailed
+	db, _, code := f.openStore(ctx)
+	if db == nil {
+		return code
 	}
 	defer db.Close()
 	list, err := db.Incidents(ctx, *all)
 	if err != nil {
-		fmt.Fprintf(stderr, "incidents list: %v\n", err)
-		return incidentsExitFailed
+		return f.fail(incidentsExitFailed, "%v", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "N\tSTATUS\tTYPE\tSERVICE\tQUEUE\tADAPTER\tSTARTED\tOPENED\tCLOSED\tAFFECTED\tRESPONSIBLE")
@@ -141,34 +110,30 @@ func incidentsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func incidentsShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newIncidentsFlags("show", stderr, false)
-	pos, ok := f.parse(args)
+	f := incidentsFlags("show", stdout, stderr, false)
+	pos, code, ok := f.parse(args)
 	if !ok {
-		return incidentsExitUsage
+		return code
 	}
-	n, code := f.number(stderr, pos)
+	n, code := incidentNumber(f, pos)
 	if code != incidentsExitOK {
 		return code
 	}
-	db, err := sqlite.Open(ctx, *f.data)
-	if err != nil {
-		fmt.Fprintf(stderr, "incidents show: %v\n", err)
-		return incidentsExitFailed
+	db, e, code := f.openStore(ctx)
+	if db == nil {
+		return code
 	}
 	defer db.Close()
 	inc, ok, err := db.Incident(ctx, n)
 	if err != nil {
-		fmt.Fprintf(stderr, "incidents show: %v\n", err)
-		return incidentsExitFailed
+		return f.fail(incidentsExitFailed, "%v", err)
 	}
 	if !ok {
-		fmt.Fprintf(stderr, "incidents show: incident %d: %v\n", n, siobroker.ErrIncidentNotFound)
-		return incidentsExitFailed
+		return f.fail(incidentsExitFailed, "incident %d: %v (in the %s)", n, siobroker.ErrIncidentNotFound, e.dataDir())
 	}
 	events, err := db.IncidentEvents(ctx, n)
 	if err != nil {
-		fmt.Fprintf(stderr, "incidents show: %v\n", err)
-		return incidentsExitFailed
+		return f.fail(incidentsExitFailed, "%v", err)
 	}
 	printIncident(stdout, inc, events)
 	return incidentsExitOK
@@ -195,36 +160,28 @@ func printIncident(w io.Writer, inc siobroker.Incident, events []siobroker.Incid
 }
 
 func incidentsAnnotate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newIncidentsFlags("annotate", stderr, true)
-	measures := f.fs.String("measures", "", "the measures taken to remove the delay")
-	responsible := f.fs.String("responsible", "", "who was responsible for them")
-	pos, ok := f.parse(args)
+	f := incidentsFlags("annotate", stdout, stderr, true)
+	measures := f.String("measures", "", "the measures taken to remove the delay")
+	responsible := f.String("responsible", "", "who was responsible for them")
+	pos, code, ok := f.parse(args)
 	if !ok {
-		return incidentsExitUsage
+		return code
 	}
-	n, code := f.number(stderr, pos)
+	n, code := incidentNumber(f, pos)
 	if code != incidentsExitOK {
 		return code
 	}
 	if *measures == "" && *responsible == "" {
-		return f.usageError(stderr, "--measures or --responsible is required")
+		return f.usageError("--measures or --responsible is required")
 	}
-	db, err := sqlite.Open(ctx, *f.data)
-	if err != nil {
-		fmt.Fprintf(stderr, "incidents annotate: %v\n", err)
-		return incidentsExitFailed
+	svc, done, code := openIncidents(ctx, f)
+	if svc == nil {
+		return code
 	}
-	defer db.Close()
-	svc, closeJournal, err := f.incidentsService(ctx, db)
-	if err != nil {
-		fmt.Fprintf(stderr, "incidents annotate: %v\n", err)
-		return incidentsExitFailed
-	}
-	defer closeJournal()
+	defer done()
 	inc, err := svc.Annotate(ctx, n, *measures, *responsible)
 	if err != nil {
-		fmt.Fprintf(stderr, "incidents annotate: %v\n", err)
-		return incidentsExitFailed
+		return f.fail(incidentsExitFailed, "%v", err)
 	}
 	fmt.Fprintf(stdout, "annotated incident %d (%s): measures: %s; responsible: %s\n", inc.Number, inc.Status,
 		incidentDash(inc.Measures), incidentDash(inc.Responsible))
@@ -232,39 +189,30 @@ func incidentsAnnotate(ctx context.Context, args []string, stdout, stderr io.Wri
 }
 
 func incidentsClose(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newIncidentsFlags("close", stderr, true)
-	note := f.fs.String("note", "", "why the incident is closed (required)")
-	pos, ok := f.parse(args)
+	f := incidentsFlags("close", stdout, stderr, true)
+	note := f.String("note", "", "why the incident is closed (required)")
+	pos, code, ok := f.parse(args)
 	if !ok {
-		return incidentsExitUsage
+		return code
 	}
-	n, code := f.number(stderr, pos)
+	n, code := incidentNumber(f, pos)
 	if code != incidentsExitOK {
 		return code
 	}
 	if *note == "" {
-		return f.usageError(stderr, "--note is required")
+		return f.usageError("--note is required")
 	}
-	db, err := sqlite.Open(ctx, *f.data)
-	if err != nil {
-		fmt.Fprintf(stderr, "incidents close: %v\n", err)
-		return incidentsExitFailed
+	svc, done, code := openIncidents(ctx, f)
+	if svc == nil {
+		return code
 	}
-	defer db.Close()
-	svc, closeJournal, err := f.incidentsService(ctx, db)
-	if err != nil {
-		fmt.Fprintf(stderr, "incidents close: %v\n", err)
-		return incidentsExitFailed
-	}
-	defer closeJournal()
+	defer done()
 	inc, err := svc.Close(ctx, n, *note)
 	if err != nil {
 		if errors.Is(err, siobroker.ErrIncidentClosed) {
-			fmt.Fprintf(stderr, "incidents close: incident %d is closed already\n", n)
-		} else {
-			fmt.Fprintf(stderr, "incidents close: %v\n", err)
+			return f.fail(incidentsExitFailed, "incident %d is closed already", n)
 		}
-		return incidentsExitFailed
+		return f.fail(incidentsExitFailed, "%v", err)
 	}
 	fmt.Fprintf(stdout, "closed incident %d at %s: %s\n", inc.Number, siobroker.FormatTime(inc.ClosedAt), inc.CloseNote)
 	return incidentsExitOK

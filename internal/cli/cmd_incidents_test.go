@@ -12,11 +12,11 @@ import (
 	"github.com/sio-pso/siobroker/sqlite"
 )
 
-// runIncidents runs cmdIncidents and returns its exit code, stdout and stderr.
+// runIncidents runs "siobroker incidents ARGS" and returns its exit code, stdout and stderr.
 func runIncidents(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := cmdIncidents(context.Background(), args, &out, &errb)
+	code := Main(context.Background(), append([]string{"incidents"}, args...), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

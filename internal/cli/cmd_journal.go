@@ -3,15 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/postgres"
@@ -28,7 +25,7 @@ const (
 
 const journalUsage = `usage:
   siobroker journal verify DIR [--ca FILE[,FILE]] [--crl FILE[,FILE]]
-  siobroker journal check [--config FILE]
+  siobroker journal check [--config FILE] [--data DIR]
 
 verify checks the sealed archives of the journal in DIR offline (§38 of the Rules): every
 archive from journal-000001 on; its signature by the broker's certificate, which must chain to a
@@ -36,69 +33,36 @@ root of --ca at the time the archive was sealed (and not be revoked by --crl, if
 of each manifest to the one before; and every record: unchanged, none missing, in order. It
 prints the report, or the first problem.
 
-check checks the live journal the broker's configuration names (the embedded store, or
-PostgreSQL), beside a running broker: every record from the first, unchanged, none missing, in
-order; and that it agrees with the last sealed archive (the record the archive ends with is in
-the journal, with the same hash), so that a journal rebuilt or cut back after a seal is caught.
+check checks the live journal the broker's configuration names (--config, default
+configs/broker.yaml, with the SIOBROKER_* environment over it, as serve reads it: the broker's
+store in its data_dir, or --data, or PostgreSQL), beside a running broker, which it only reads:
+every record from the first, unchanged, none missing, in order; and that it agrees with the last
+sealed archive (the record the archive ends with is in the journal, with the same hash), so that
+a journal rebuilt or cut back after a seal is caught.
 The records not yet sealed are checked only here and when they are sealed.
 
-Exit status: 0 verified, 1 a problem found (or the files could not be read), 2 usage error.
+Exit status: 0 verified, 1 a problem found (or the files or the journal could not be read), 2
+usage error or a configuration that does not load.
 `
 
-// cmdJournal runs "siobroker journal ...": the operator's commands on the journal's archives.
-func cmdJournal(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, journalUsage)
-		return journalExitUsage
+func journalVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newFlags("journal verify", journalUsage, stdout, stderr)
+	ca := f.String("ca", "./data/pki/ca.pem", "the trusted root certificates (PEM), comma-separated")
+	crl := f.String("crl", "", "CRLs to check the signing certificates against (PEM or DER), comma-separated")
+	pos, code, ok := f.parse(args)
+	if !ok {
+		return code
 	}
-	switch sub, rest := args[0], args[1:]; sub {
-	case "verify":
-		return journalVerify(rest, stdout, stderr)
-	case "check":
-		return journalCheck(ctx, rest, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, journalUsage)
-		return journalExitOK
-	default:
-		fmt.Fprintf(stderr, "journal: unknown subcommand %q\n%s", sub, journalUsage)
-		return journalExitUsage
+	if len(pos) != 1 || pos[0] == "" {
+		return f.usageError("one archive directory DIR is required")
 	}
-}
-
-func journalVerify(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("journal verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ca := fs.String("ca", "./data/pki/ca.pem", "the trusted root certificates (PEM), comma-separated")
-	crl := fs.String("crl", "", "CRLs to check the signing certificates against (PEM or DER), comma-separated")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, journalUsage)
-		fmt.Fprintln(stderr, "\nflags of journal verify:")
-		fs.PrintDefaults()
-	}
-	// Flags may come after DIR.
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return journalExitOK
-			}
-			return journalExitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(pos) != 1 || pos[0] == "" || journalFiles(*ca) == nil {
-		fs.Usage()
-		return journalExitUsage
+	if journalFiles(*ca) == nil {
+		return f.usageError("--ca names no file")
 	}
 	dir := pos[0]
 	trust, err := signing.LoadTrustStore(signing.TrustConfig{RootFiles: journalFiles(*ca), CRLFiles: journalFiles(*crl)})
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker journal verify: %v\n", err)
-		return journalExitProblem
+		return f.fail(journalExitProblem, "%v", err)
 	}
 	rep, err := archive.Verify(dir, trust)
 	var p *archive.Problem
@@ -110,8 +74,7 @@ func journalVerify(args []string, stdout, stderr io.Writer) int {
 		}
 		return journalExitProblem
 	case err != nil:
-		fmt.Fprintf(stderr, "siobroker journal verify: %v\n", err)
-		return journalExitProblem
+		return f.fail(journalExitProblem, "%v", err)
 	case rep.Archives == 0:
 		fmt.Fprintf(stdout, "journal archives in %s: none sealed yet\n", dir)
 		return journalExitOK
@@ -139,47 +102,26 @@ var (
 )
 
 func journalCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("journal check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFile := fs.String("config", "configs/broker.yaml", "the broker's configuration: its journal and archive directory")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, journalUsage)
-		fmt.Fprintln(stderr, "\nflags of journal check:")
-		fs.PrintDefaults()
+	f := newFlags("journal check", journalUsage, stdout, stderr)
+	b := addBrokerFlags(f, true)
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return journalExitOK
-		}
-		return journalExitUsage
+	e, code, ok := b.loadOrFail()
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return journalExitUsage
-	}
-	explicit := false
-	fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "config" })
-	cfg, err := config.Load(*configFile, explicit)
+	cfg := e.cfg
+	// The broker's own store, never a new empty one: an empty journal in a wrong directory would
+	// check as verified.
+	j, closeJournal, err := e.journalOnly(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
-		return journalExitProblem
-	}
-	db, err := sqlite.Open(ctx, cfg.DataDir)
-	if err != nil {
-		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
-		return journalExitProblem
-	}
-	defer db.Close()
-	j, closeJournal, err := app.OpenJournal(ctx, cfg, db)
-	if err != nil {
-		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
-		return journalExitProblem
+		return f.fail(journalExitProblem, "%v", err)
 	}
 	defer closeJournal()
 	live, ok := j.(liveJournal)
 	if !ok {
-		fmt.Fprintf(stderr, "siobroker journal check: the %s journal cannot be checked\n", cfg.Journal.Driver)
-		return journalExitProblem
+		return f.fail(journalExitProblem, "the %s journal cannot be checked", cfg.Journal.Driver)
 	}
 	archiveDir := cfg.Journal.ArchiveDir
 	if archiveDir == "" {
@@ -196,14 +138,12 @@ func journalCheck(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "journal: PROBLEM\n  %s\n", chainErr)
 		return journalExitProblem
 	case err != nil:
-		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
-		return journalExitProblem
+		return f.fail(journalExitProblem, "the journal (%s): %v", e.describe("journal.driver", cfg.Journal.Driver), err)
 	}
 	sealed, problem, err := agreesWithArchive(ctx, live, archiveDir, seq)
 	switch {
 	case err != nil:
-		fmt.Fprintf(stderr, "siobroker journal check: %v\n", err)
-		return journalExitProblem
+		return f.fail(journalExitProblem, "the archives in %s: %v", archiveDir, err)
 	case problem != "":
 		fmt.Fprintf(stdout, "journal: PROBLEM\n  %s\n", problem)
 		return journalExitProblem

@@ -47,7 +47,7 @@ func newJournalSource(n int) journalSource {
 
 func runJournal(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	code := cmdJournal(context.Background(), args, &out, &errb)
+	code := Main(context.Background(), append([]string{"journal"}, args...), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,69 +22,96 @@ import (
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
-// cmdLoad sends signed requests at a rate or a concurrency for a duration, and reports the
-// throughput, the latency percentiles, the errors by code, the broker's memory and the CPU time
-// of the broker and of the load tool itself (they share the machine).
-func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var f sendFlags
-	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+const loadUsage = `usage:
+  siobroker load [--url URL] [--user IIN] [--pki DIR] [--rate R | --concurrency N] [--duration D]
+                 [--services N] [--pid PID] [flags]
+
+Sends signed requests to a broker on this machine (127.0.0.0/8 or localhost only) at a rate (open
+loop) or with a number in flight (closed loop) for a duration, and reports the throughput, the
+latency percentiles, the errors by code, the broker's memory (--pid) and the CPU time of the
+broker and of the load tool itself (they share the machine). The demo user's first criminal case
+and a demo subject are used, so that a running embedded default is all a load needs.
+Exit status: 0 some requests answered, 1 none answered (or a file could not be written), 2 usage
+error.
+`
+
+// loadOptions are the flags of load beyond the request's.
+type loadOptions struct {
+	rate          float64
+	concurrency   int
+	duration      time.Duration
+	services, pid int
+	presign       int
+	skipVerify    bool
+	jsonFile      string
+}
+
+func (o *loadOptions) register(fs *cmdFlags, f *sendFlags) {
 	fs.StringVar(&f.url, "url", "http://127.0.0.1:8080/SyncChannel/v10", "the broker's SOAP endpoint")
 	fs.StringVar(&f.user, "user", "750312300458", "the demo user who signs (its first criminal case is used); 900114302034 signs with ECDSA P-256, cheaper for the load tool")
 	fs.StringVar(&f.pki, "pki", "data/pki", "the development PKI directory")
 	fs.StringVar(&f.subject, "subject", "", "the IIN asked about (default: the first person of DATA/demo-subjects.json beside --pki)")
 	fs.StringVar(&f.placement, "placement", "wsse", "signature placement")
-	rate := fs.Float64("rate", 0, "requests per second (open loop); 0 uses --concurrency")
-	concurrency := fs.Int("concurrency", 8, "requests in flight (closed loop)")
-	duration := fs.Duration("duration", 30*time.Second, "how long to send")
-	services := fs.Int("services", 1, "services per request: 1..N")
-	pid := fs.Int("pid", 0, "the broker's process id, to report its memory (VmRSS) before and after and its CPU time")
-	presign := fs.Int("presign", 0, "build and sign this many requests before the clock starts (at most 200000); later ones are signed as they are sent")
-	skipVerify := fs.Bool("skip-verify", false, "do not parse or verify replies: an HTTP 200 with a SendMessageResponse counts as answered (cheaper for the load tool)")
-	jsonFile := fs.String("json", "", "also write the report as JSON to FILE")
+	fs.Float64Var(&o.rate, "rate", 0, "requests per second (open loop); 0 uses --concurrency")
+	fs.IntVar(&o.concurrency, "concurrency", 8, "requests in flight (closed loop)")
+	fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long to send")
+	fs.IntVar(&o.services, "services", 1, "services per request: 1..N")
+	fs.IntVar(&o.pid, "pid", 0, "the broker's process id, to report its memory (VmRSS) before and after and its CPU time")
+	fs.IntVar(&o.presign, "presign", 0, "build and sign this many requests before the clock starts (at most 200000); later ones are signed as they are sent")
+	fs.BoolVar(&o.skipVerify, "skip-verify", false, "do not parse or verify replies: an HTTP 200 with a SendMessageResponse counts as answered (cheaper for the load tool)")
+	fs.StringVar(&o.jsonFile, "json", "", "also write the report as JSON to FILE")
 	fs.StringVar(&f.saveRequest, "save-request", "", "write the first request's exact bytes to FILE (the crypto baselines verify the same envelope)")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return 2
+}
+
+// check refuses options out of range, and a broker not on this machine.
+func (o *loadOptions) check(url string) error {
+	if o.duration <= 0 || o.duration > 2*time.Hour || o.services < 1 || o.services > siobroker.LastService || o.concurrency < 1 || o.rate < 0 ||
+		o.presign < 0 || o.presign > 200000 {
+		return errors.New("--duration 0..2h, --services 1..93, --concurrency ≥ 1, --rate ≥ 0, --presign 0..200000")
 	}
-	if *duration <= 0 || *duration > 2*time.Hour || *services < 1 || *services > siobroker.LastService || *concurrency < 1 || *rate < 0 ||
-		*presign < 0 || *presign > 200000 {
-		fmt.Fprintln(stderr, "siobroker load: --duration 0..2h, --services 1..93, --concurrency ≥ 1, --rate ≥ 0, --presign 0..200000")
-		return 2
+	if !strings.HasPrefix(url, "http://127.") && !strings.HasPrefix(url, "https://127.") &&
+		!strings.HasPrefix(url, "http://localhost") && !strings.HasPrefix(url, "https://localhost") {
+		return errors.New("only a broker on this machine (127.0.0.0/8 or localhost) may be loaded")
 	}
-	if !strings.HasPrefix(f.url, "http://127.") && !strings.HasPrefix(f.url, "https://127.") &&
-		!strings.HasPrefix(f.url, "http://localhost") && !strings.HasPrefix(f.url, "https://localhost") {
-		fmt.Fprintln(stderr, "siobroker load: only a broker on this machine (127.0.0.0/8 or localhost) may be loaded")
-		return 2
+	return nil
+}
+
+// cmdLoad runs "siobroker load".
+func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("load", loadUsage, stdout, stderr)
+	var f sendFlags
+	var o loadOptions
+	o.register(fs, &f)
+	if code, ok := fs.parseNoArgs(args); !ok {
+		return code
 	}
-	if err := f.loadDefaults(*services); err != nil {
-		fmt.Fprintf(stderr, "siobroker load: %v\n", err)
-		return 2
+	if err := o.check(f.url); err != nil {
+		return fs.usageError("%v", err)
+	}
+	if err := f.loadDefaults(o.services); err != nil {
+		return fs.usageError("%v", err)
 	}
 	q, err := f.query()
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker load: %v\n", err)
-		return 2
+		return fs.usageError("%v", err)
 	}
 	f.timeout = time.Minute
 	c, err := f.client()
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker load: %v\n", err)
-		return 2
+		return fs.usageError("%v", err)
 	}
 	// The default transport keeps two idle connections per host: a load with more in flight would
 	// open and close a connection for nearly every request, and measure that instead of the broker.
-	conns := *concurrency
-	if *rate > 0 {
-		conns = max(64, int(*rate/10))
+	conns := o.concurrency
+	if o.rate > 0 {
+		conns = max(64, int(o.rate/10))
 	}
 	c.HTTP = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
 		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute,
 	}}
-
-	reqs, err := newRequestSource(c, q, *presign)
+	reqs, err := newRequestSource(c, q, o.presign)
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker load: %v\n", err)
-		return 1
+		return fs.fail(exitFailed, "%v", err)
 	}
 	if f.saveRequest != "" {
 		first, err := c.Prepare(q)
@@ -93,46 +119,49 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			err = os.WriteFile(f.saveRequest, first.Raw, 0o600)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "siobroker load: --save-request: %v\n", err)
-			return 1
+			return fs.fail(exitFailed, "--save-request: %v", err)
 		}
 	}
+	return o.run(ctx, fs, c, reqs, f.user)
+}
 
-	rep := loadReport{Services: *services, Concurrency: *concurrency, Rate: *rate, User: f.user,
-		Presigned: *presign, VerifiedReplies: !*skipVerify}
-	if *rate > 0 {
+// run sends for the duration and reports.
+func (o *loadOptions) run(ctx context.Context, fs *cmdFlags, c *client.Client, reqs *requestSource, user string) int {
+	rep := loadReport{Services: o.services, Concurrency: o.concurrency, Rate: o.rate, User: user,
+		Presigned: o.presign, VerifiedReplies: !o.skipVerify}
+	if o.rate > 0 {
 		rep.Concurrency = 0
 	}
 	// scripts/bench.sh starts metering the other processes at this line.
-	fmt.Fprintf(stdout, "sending for %s (%d requests pre-signed)\n", *duration, *presign)
-	rep.BrokerRSSBeforeKiB = procRSSKiB(strconv.Itoa(*pid))
-	brokerCPU, clientCPU := procCPUSeconds(strconv.Itoa(*pid)), procCPUSeconds("self")
+	fmt.Fprintf(fs.stdout, "sending for %s (%d requests pre-signed)\n", o.duration, o.presign)
+	pid := strconv.Itoa(o.pid)
+	rep.BrokerRSSBeforeKiB = procRSSKiB(pid)
+	brokerCPU, clientCPU := procCPUSeconds(pid), procCPUSeconds("self")
 	res := runLoad(ctx, func(ctx context.Context) error {
 		p, err := reqs.next()
 		if err != nil {
 			return err
 		}
-		_, err = c.SendPrepared(ctx, p, !*skipVerify)
+		_, err = c.SendPrepared(ctx, p, !o.skipVerify)
 		return err
-	}, *rate, *concurrency, *duration)
+	}, o.rate, o.concurrency, o.duration)
 	rep.ClientCPUSeconds = procCPUSeconds("self") - clientCPU
-	if *pid > 0 {
-		rep.BrokerCPUSeconds = procCPUSeconds(strconv.Itoa(*pid)) - brokerCPU
+	if o.pid > 0 {
+		rep.BrokerCPUSeconds = procCPUSeconds(pid) - brokerCPU
 	}
-	rep.BrokerRSSAfterKiB = procRSSKiB(strconv.Itoa(*pid))
+	rep.BrokerRSSAfterKiB = procRSSKiB(pid)
 	rep.fill(res)
-	rep.print(stdout)
-	if *jsonFile != "" {
+	rep.print(fs.stdout)
+	if o.jsonFile != "" {
 		data, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(*jsonFile, append(data, '\n'), 0o644); err != nil {
-			fmt.Fprintf(stderr, "siobroker load: --json: %v\n", err)
-			return 1
+		if err := os.WriteFile(o.jsonFile, append(data, '\n'), 0o644); err != nil {
+			return fs.fail(exitFailed, "--json: %v", err)
 		}
 	}
 	if res.ok == 0 {
-		return 1
+		return exitFailed
 	}
-	return 0
+	return exitOK
 }
 
 // loadDefaults fills the case from the demo user's first criminal case and the subject from the

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,9 +36,7 @@ const reportsUsage = `usage:
 
 The request is signed with --cert/--key (or a demo --user), posted to --url, and the reply's
 signature is verified against --ca before the CSV or JSON is written to stdout.
-Exit status: 0 report written, 1 SOAP fault, 2 usage, 3 any other failure.
-
-flags:
+Exit status: 0 report written, 1 SOAP fault, 2 usage error, 3 any other failure.
 `
 
 type reportsFlags struct {
@@ -54,19 +51,7 @@ type reportsFlags struct {
 	maxReply                             int64
 }
 
-func cmdReports(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	export := len(args) > 0 && args[0] == "export"
-	name := "reports"
-	if export {
-		args, name = args[1:], "reports export"
-	}
-	var f reportsFlags
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, reportsUsage)
-		fs.PrintDefaults()
-	}
+func (f *reportsFlags) register(fs *cmdFlags, export bool) {
 	fs.StringVar(&f.url, "url", "http://127.0.0.1:8080/reports", "the broker's reports endpoint")
 	fs.StringVar(&f.cert, "cert", "", "your certificate (PEM)")
 	fs.StringVar(&f.key, "key", "", "your private key (PEM)")
@@ -92,87 +77,96 @@ func cmdReports(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&f.saveReply, "save-reply", "", "write the exact bytes received to FILE")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up waiting for the reply after this long")
 	fs.Int64Var(&f.maxReply, "max-reply", 1<<30, "the largest reply accepted, in bytes")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return reportsExitOK
-		}
-		return reportsExitUsage
-	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "siobroker %s: %s\n", name, fmt.Sprintf(format, a...))
-		return code
-	}
-	if fs.NArg() > 0 {
-		return fail(reportsExitUsage, "unexpected argument %q", fs.Arg(0))
-	}
+}
 
-	var build func(siobroker.RequestInfo) *etree.Document
+// builder returns what builds the request, a report's or an export's, from the flags.
+func (f *reportsFlags) builder(export bool) (func(siobroker.RequestInfo) *etree.Document, error) {
 	if export {
 		q, err := f.exportQuery()
 		if err != nil {
-			return fail(reportsExitUsage, "%v", err)
+			return nil, err
 		}
-		build = func(info siobroker.RequestInfo) *etree.Document { return soap.NewExportRequest(info, q) }
-	} else {
-		q, err := f.reportQuery()
-		if err != nil {
-			return fail(reportsExitUsage, "%v", err)
-		}
-		build = func(info siobroker.RequestInfo) *etree.Document { return soap.NewReportRequest(info, q) }
+		return func(info siobroker.RequestInfo) *etree.Document { return soap.NewExportRequest(info, q) }, nil
+	}
+	q, err := f.reportQuery()
+	if err != nil {
+		return nil, err
+	}
+	return func(info siobroker.RequestInfo) *etree.Document { return soap.NewReportRequest(info, q) }, nil
+}
+
+func cmdReports(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	export := len(args) > 0 && args[0] == "export"
+	name := "reports"
+	if export {
+		args, name = args[1:], "reports export"
+	}
+	fs := newFlags(name, reportsUsage, stdout, stderr)
+	var f reportsFlags
+	f.register(fs, export)
+	if code, ok := fs.parseNoArgs(args); !ok {
+		return code
+	}
+	build, err := f.builder(export)
+	if err != nil {
+		return fs.usageError("%v", err)
 	}
 	signer, verifier, placement, err := f.keys()
 	if err != nil {
-		return fail(reportsExitUsage, "%v", err)
+		return fs.usageError("%v", err)
 	}
-
 	info := siobroker.RequestInfo{MessageID: uuid.NewString(), ServiceID: "SIO_PSO_REPORTS", SenderID: f.sender,
 		MessageDate: siobroker.SystemClock{}.Now()}
 	doc := build(info)
 	if err := signer.Sign(doc, placement); err != nil {
-		return fail(reportsExitError, "sign the request: %v", err)
+		return fs.fail(reportsExitError, "sign the request: %v", err)
 	}
 	raw, err := soap.Serialize(doc)
 	if err != nil {
-		return fail(reportsExitError, "serialize the request: %v", err)
+		return fs.fail(reportsExitError, "serialize the request: %v", err)
 	}
 	if f.saveRequest != "" {
 		if err := os.WriteFile(f.saveRequest, raw, 0o600); err != nil {
-			return fail(reportsExitError, "save the request: %v", err)
+			return fs.fail(reportsExitError, "save the request: %v", err)
 		}
 	}
+	return f.exchange(ctx, fs, raw, verifier, placement, info.MessageID)
+}
 
+// exchange posts the signed request, verifies the reply and writes the report to stdout.
+func (f *reportsFlags) exchange(ctx context.Context, fs *cmdFlags, raw []byte, verifier *signing.Verifier, placement signing.Placement, messageID string) int {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	reply, status, err := reportsPost(ctx, f.url, raw, f.maxReply)
 	if reply != nil && f.saveReply != "" {
 		if err := os.WriteFile(f.saveReply, reply, 0o600); err != nil {
-			return fail(reportsExitError, "save the reply: %v", err)
+			return fs.fail(reportsExitError, "save the reply: %v", err)
 		}
 	}
 	if err != nil {
-		return fail(reportsExitError, "%v", err)
+		return fs.fail(reportsExitError, "%v", err)
 	}
 	if fault, ok := soap.ParseFault(reply); ok {
 		msg := fmt.Sprintf("fault %s: %s", fault.Code, fault.Message)
 		if fault.Field != "" {
 			msg += " (" + fault.Field + ")"
 		}
-		return fail(reportsExitFault, "%s", msg)
+		return fs.fail(reportsExitFault, "%s", msg)
 	}
 	if status != http.StatusOK {
-		return fail(reportsExitError, "the broker answered HTTP %d without a SOAP fault", status)
+		return fs.fail(reportsExitError, "the broker answered HTTP %d without a SOAP fault", status)
 	}
-	rep, signerCN, err := reportsVerify(reply, verifier, placement, info.MessageID)
+	rep, signerCN, err := reportsVerify(reply, verifier, placement, messageID)
 	if err != nil {
-		return fail(reportsExitError, "%v", err)
+		return fs.fail(reportsExitError, "%v", err)
 	}
 	if rep.Format != f.format {
-		return fail(reportsExitError, "the reply is in %s, %s was asked for", rep.Format, f.format)
+		return fs.fail(reportsExitError, "the reply is in %s, %s was asked for", rep.Format, f.format)
 	}
-	if _, err := stdout.Write(rep.Body); err != nil {
-		return fail(reportsExitError, "write the report: %v", err)
+	if _, err := fs.stdout.Write(rep.Body); err != nil {
+		return fs.fail(reportsExitError, "write the report: %v", err)
 	}
-	fmt.Fprintf(stderr, "%d journal records; reply signature verified (%s placement), signed by %q\n", rep.Records, placement, signerCN)
+	fmt.Fprintf(fs.stderr, "%d journal records; reply signature verified (%s placement), signed by %q\n", rep.Records, placement, signerCN)
 	return reportsExitOK
 }
 

@@ -3,37 +3,42 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
 
-	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/routing/routes"
 )
+
+const routesUsage = `usage:
+  siobroker routes [--config FILE] [--json]
+
+Prints the effective routing table: what a broker started with the same configuration routes
+each service to (queue, adapter, backend, timeout), with the queue name as RabbitMQ knows it
+(amqp.prefix in front, with transport amqp). The configuration is --config (default
+configs/broker.yaml) with the SIOBROKER_* environment over it, as serve reads it; its
+routing.routes_file names the table.
+Exit status: 0 printed, 1 the routing table does not load, 2 usage error or a configuration that
+does not load.
+`
 
 // cmdRoutes prints the effective routing table: what a broker started with the same
 // configuration routes each service to, with the queue name as RabbitMQ knows it.
 func cmdRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("routes", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFile := fs.String("config", app.DefaultConfigFile, "the broker's configuration; routing.routes_file names the table")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return 2
+	f := newFlags("routes", routesUsage, stdout, stderr)
+	b := addBrokerFlags(f, false)
+	asJSON := f.Bool("json", false, "print JSON")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
-	cfg, err := config.Load(*configFile, explicit)
-	if err != nil {
-		fmt.Fprintf(stderr, "siobroker routes: %v\n", err)
-		return 1
+	e, code, ok := b.loadOrFail()
+	if !ok {
+		return code
 	}
+	cfg := e.cfg
 	tbl, err := routes.Load(cfg.Routing.RoutesFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker routes: %v\n", err)
-		return 1
+		return f.fail(exitFailed, "the routing table (%s): %v", e.describe("routing.routes_file", cfg.Routing.RoutesFile), err)
 	}
 	prefix := ""
 	if cfg.Transport == "amqp" {
@@ -56,10 +61,9 @@ func cmdRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rows); err != nil {
-			fmt.Fprintf(stderr, "siobroker routes: %v\n", err)
-			return 1
+			return f.fail(exitFailed, "%v", err)
 		}
-		return 0
+		return exitOK
 	}
 	fmt.Fprintf(stdout, "routing table %s (transport %s, default timeout %s)\n", cfg.Routing.RoutesFile, cfg.Transport, tbl.DefaultTimeout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -68,5 +72,5 @@ func cmdRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Service, r.TransportQueue, r.Adapter, r.Backend, r.TimeoutText)
 	}
 	tw.Flush()
-	return 0
+	return exitOK
 }

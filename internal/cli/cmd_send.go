@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -38,10 +37,20 @@ type sendFlags struct {
 	async                                 bool
 }
 
-func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var f sendFlags
-	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+const sendUsage = `usage:
+  siobroker send (--user IIN [--pki DIR] | --cert FILE --key FILE) --basis B --case NUMBER
+                 [the case's other fields] --subject IIN|BIN --services N,N,... [flags]
+
+Signs a request for the services about the subject, under the case, with the user's certificate,
+posts it to the broker (--url) and verifies the broker's signed reply against --ca; prints the
+per-service results. With --async the request goes to the asynchronous endpoint and the broker's
+id of it is printed, for status and fetch. --save-request and --save-reply keep the exact bytes.
+Exit status: 0 a verified reply (or an accepted --async request), 1 a SOAP fault (printed as
+"fault CODE: message"), 2 usage error, 3 no valid reply (the network failed, or the reply's
+signature does not verify).
+`
+
+func (f *sendFlags) register(fs *cmdFlags) {
 	fs.StringVar(&f.url, "url", "http://127.0.0.1:8080/SyncChannel/v10", "the broker's SOAP endpoint")
 	fs.StringVar(&f.cert, "cert", "", "the user's certificate (PEM)")
 	fs.StringVar(&f.key, "key", "", "the user's private key (PEM)")
@@ -66,22 +75,22 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.saveReply, "save-reply", "", "write the exact bytes received to FILE")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up waiting for the reply after this long")
 	fs.BoolVar(&f.async, "async", false, "post to the asynchronous endpoint (/AsyncChannel/v10); print the broker's id for status and fetch, and exit")
-	if err := fs.Parse(args); err != nil {
-		return sendExitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "siobroker send: unexpected argument %q\n", fs.Arg(0))
-		return sendExitUsage
+}
+
+func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("send", sendUsage, stdout, stderr)
+	var f sendFlags
+	f.register(fs)
+	if code, ok := fs.parseNoArgs(args); !ok {
+		return code
 	}
 	q, err := f.query()
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker send: %v\n", err)
-		return sendExitUsage
+		return fs.usageError("%v", err)
 	}
 	c, err := f.client()
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker send: %v\n", err)
-		return sendExitUsage
+		return fs.usageError("%v", err)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
@@ -92,18 +101,11 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ex, err := c.Send(ctx, q)
 	if ex != nil {
 		if saveErr := f.save(ex); saveErr != nil {
-			fmt.Fprintf(stderr, "siobroker send: %v\n", saveErr)
-			return sendExitError
+			return fs.fail(sendExitError, "%v", saveErr)
 		}
 	}
-	var fault *client.FaultError
-	switch {
-	case errors.As(err, &fault):
-		fmt.Fprintf(stdout, "fault %s: %s\n", fault.Fault.Code, fault.Fault.Message)
-		return sendExitFault
-	case err != nil:
-		fmt.Fprintf(stderr, "siobroker send: %v\n", err)
-		return sendExitError
+	if code, done := reportErr("send", err, stdout, stderr); done {
+		return code
 	}
 	printExchange(stdout, ex)
 	return sendExitOK

@@ -2,41 +2,43 @@ package cli
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"io"
 
-	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/internal/app"
 )
 
+const serveUsage = `usage:
+  siobroker serve [--config FILE] [--listen HOST:PORT] [--data DIR]
+
+Starts the broker and serves until interrupted (SIGINT, SIGTERM). The configuration is FILE
+(default ` + app.DefaultConfigFile + `; a missing default file means the embedded default:
+in-process transport, demo adapters and a development PKI in DIR/pki), then the SIOBROKER_*
+environment variables (SIOBROKER_<KEY>, "." and "-" written "_", e.g. SIOBROKER_AMQP_PREFIX),
+then --listen and --data. Every operator's command reads the configuration the same way.
+Exit status: 0 stopped cleanly, 1 did not start or did not stop cleanly, 2 usage error or a
+configuration that does not load.
+`
+
 // cmdServe runs "siobroker serve": the broker, until the process is interrupted.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFile := fs.String("config", app.DefaultConfigFile, "configuration file (YAML); SIOBROKER_* environment variables override it")
-	listen := fs.String("listen", "", "address to listen on (default from config: 127.0.0.1:8080)")
-	dataDir := fs.String("data", "", "data directory: the embedded store and the development PKI in DIR/pki (default from config: ./data)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	f := newFlags("serve", serveUsage, stdout, stderr)
+	b := addBrokerFlags(f, true)
+	listen := f.String("listen", "", "address to listen on (default: the configuration's listen)")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
-	cfg, err := config.Load(*configFile, explicit)
-	if err != nil {
-		fmt.Fprintf(stderr, "siobroker serve: %v\n", err)
-		return 2
+	e, code, ok := b.loadOrFail()
+	if !ok {
+		return code
 	}
+	cfg := e.cfg
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
-	}
 	logger := app.NewLogger(stderr, cfg.Log)
 	if err := app.Serve(ctx, cfg, stdout, logger); err != nil {
-		logger.Error("broker did not start, or did not stop cleanly", "error", err)
-		return 1
+		logger.Error("broker did not start, or did not stop cleanly", "error", err, "config", e.file, "data_dir", e.dataDir())
+		return exitFailed
 	}
-	return 0
+	return exitOK
 }

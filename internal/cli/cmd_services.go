@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -30,21 +29,43 @@ type serviceRow struct {
 	Timeouts    float64 `json:"timeouts"`
 }
 
+const servicesUsage = `usage:
+  siobroker services [--config FILE | --url URL] [--busy] [--json]
+
+Prints the state of every service of a running broker, read from its /metrics (the figures the
+dashboard shows): messages queued, dead letters, in flight, the age of the oldest undelivered
+message, the recent error rate, dispatches and timeouts. The broker is --url, by default where
+the broker's configuration listens (listen, and https with http.tls.enabled; a wildcard address
+is asked on the loopback): --config (default configs/broker.yaml) with the SIOBROKER_*
+environment over it, as serve reads it.
+Exit status: 0 printed, 1 the metrics could not be read, 2 usage error or a configuration that
+does not load.
+`
+
 // cmdServices prints the state of every service of a running broker: queue depth, dead letters,
 // messages in flight, the age of the oldest undelivered message and the recent error rate.
 func cmdServices(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("services", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	base := fs.String("url", "http://127.0.0.1:8080", "the broker's base URL; its /metrics is read")
-	busy := fs.Bool("busy", false, "only services with something queued, in flight, waiting or failing")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return 2
+	f := newFlags("services", servicesUsage, stdout, stderr)
+	b := addBrokerFlags(f, false)
+	base := f.String("url", "", "the broker's base URL; its /metrics is read (default: where the configuration's broker listens)")
+	busy := f.Bool("busy", false, "only services with something queued, in flight, waiting or failing")
+	asJSON := f.Bool("json", false, "print JSON")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	rows, err := readServiceRows(ctx, strings.TrimSuffix(*base, "/")+"/metrics")
+	where := "the broker's address from --url"
+	if *base == "" {
+		e, code, ok := b.loadOrFail()
+		if !ok {
+			return code
+		}
+		*base = e.baseURL()
+		where = "the broker's address: " + e.describe("listen", e.cfg.Listen) + "; give another with --url or --config"
+	}
+	url := strings.TrimSuffix(*base, "/") + "/metrics"
+	rows, err := readServiceRows(ctx, url)
 	if err != nil {
-		fmt.Fprintf(stderr, "siobroker services: %v\n", err)
-		return 1
+		return f.fail(exitFailed, "%v (%s)", err, where)
 	}
 	if *busy {
 		rows = slices.DeleteFunc(rows, func(r serviceRow) bool {
@@ -55,10 +76,9 @@ func cmdServices(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rows); err != nil {
-			fmt.Fprintf(stderr, "siobroker services: %v\n", err)
-			return 1
+			return f.fail(exitFailed, "%v", err)
 		}
-		return 0
+		return exitOK
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "SERVICE\tQUEUED\tDEAD\tIN FLIGHT\tOLDEST\tERRORS 5m\tDISPATCHED\tTIMEOUTS\t")
@@ -67,10 +87,9 @@ func cmdServices(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			r.InFlight, age(r.OldestAge), 100*r.ErrorRatio, r.Dispatched, r.Timeouts)
 	}
 	if err := tw.Flush(); err != nil {
-		fmt.Fprintf(stderr, "siobroker services: %v\n", err)
-		return 1
+		return f.fail(exitFailed, "%v", err)
 	}
-	return 0
+	return exitOK
 }
 
 func count(v float64) string {

@@ -31,14 +31,17 @@ const usersUsage = `usage:
                            [--consent-at RFC3339|now] [--cert FILE] --reason TEXT
   siobroker users move --iin IIN [the fields of register to change] --reason TEXT
   siobroker users add-cert --iin IIN --cert FILE
-  siobroker users block|unblock|delete --iin IIN --reason TEXT
+  siobroker users block --iin IIN --reason TEXT
+  siobroker users unblock --iin IIN --reason TEXT
+  siobroker users delete --iin IIN --reason TEXT
   siobroker users list
   siobroker users show --iin IIN
   siobroker users applications [--iin IIN]
 
-Every command takes --data DIR (default ./data), the broker's data directory, and the mutating
-ones --by NAME (who applies the application; default $USER). Every change is an application
-(Заявка, Appendix 5 of the Rules) and is kept forever with its reason.
+Every command takes --config FILE (default configs/broker.yaml, with the SIOBROKER_* environment
+over it, as serve reads it) and --data DIR (default: its data_dir), the broker's data directory,
+and the mutating ones --by NAME (who applies the application; default $USER). Every change is an
+application (Заявка, Appendix 5 of the Rules) and is kept forever with its reason.
 An import file has the columns (CSV header, or keys of the items under "users:" in YAML):
   ` + "iin,full_name,organisation,erdr_code,department,position,contacts,role,reports_right,consent_at" + `
 and optionally operator_right (the operator's dashboard; false when the column is absent).
@@ -48,46 +51,54 @@ carry the user's IIN): WS-Security clients that name their certificate only by a
 subject key identifier or an issuer and serial number are verified against the certificates
 recorded so. A certificate carried whole by one of the user's accepted requests is recorded by
 itself; "show" lists them all with how each came.
-Exit status: 0 done, 1 refused or failed, 2 usage error.
+Exit status: 0 done, 1 refused or failed, 2 usage error or a configuration that does not load.
 `
 
-// cmdUsers runs "siobroker users ...": the operator's management of the user registry.
-func cmdUsers(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usersUsage)
-		return usersExitUsage
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "import":
-		return usersImport(ctx, rest, stdout, stderr)
-	case "register", "move":
-		return usersRegisterOrMove(ctx, siobroker.ApplicationKind(sub), rest, stdout, stderr)
-	case "block", "unblock", "delete":
-		return usersStatus(ctx, siobroker.ApplicationKind(sub), rest, stdout, stderr)
-	case "add-cert":
-		return usersAddCert(ctx, rest, stdout, stderr)
-	case "list":
-		return usersList(ctx, rest, stdout, stderr)
-	case "show":
-		return usersShow(ctx, rest, stdout, stderr)
-	case "applications":
-		return usersApplications(ctx, rest, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usersUsage)
-		return usersExitOK
-	}
-	fmt.Fprintf(stderr, "users: unknown subcommand %q\n%s", sub, usersUsage)
-	return usersExitUsage
+// usersCommands are the subcommands of users.
+var usersCommands = []subcommand{
+	{"import", "register or move the users of a CSV or YAML file (harmless twice)", usersImport},
+	{"register", "register a user: an application (Заявка, Appendix 5)", usersRegister},
+	{"move", "change a registered user's fields, role or rights", usersMove},
+	{"add-cert", "record a user's signing certificate", usersAddCert},
+	{"block", "block a user (§45); takes effect on the next request", usersBlock},
+	{"unblock", "unblock a blocked user", usersUnblock},
+	{"delete", "delete a user", usersDelete},
+	{"list", "list the registered users", usersList},
+	{"show", "show a user: fields, applications, refusals and certificates", usersShow},
+	{"applications", "list the applications, every user's or one's", usersApplications},
 }
 
-func newUsersFlags(name string, stderr io.Writer, mutating bool) *operatorFlags {
-	return newOperatorFlags("users", name, usersUsage, stderr, mutating, "who applies the application")
+func usersRegister(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return usersRegisterOrMove(ctx, siobroker.ApplyRegister, args, stdout, stderr)
 }
 
-// openRegistry opens the store in dir and the registry over it, on the wall clock.
-func openRegistry(ctx context.Context, dir string) (*sqlite.DB, *users.Registry, error) {
-	db, err := sqlite.Open(ctx, dir)
+func usersMove(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return usersRegisterOrMove(ctx, siobroker.ApplyMove, args, stdout, stderr)
+}
+
+func usersBlock(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return usersStatus(ctx, siobroker.ApplyBlock, args, stdout, stderr)
+}
+
+func usersUnblock(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return usersStatus(ctx, siobroker.ApplyUnblock, args, stdout, stderr)
+}
+
+func usersDelete(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return usersStatus(ctx, siobroker.ApplyDelete, args, stdout, stderr)
+}
+
+func newUsersFlags(name string, stdout, stderr io.Writer, mutating bool) *operatorFlags {
+	by := ""
+	if mutating {
+		by = "who applies the application"
+	}
+	return newOperatorFlags("users "+name, usersUsage, stdout, stderr, by)
+}
+
+// openRegistry opens the broker's store and the registry over it, on the wall clock.
+func openRegistry(ctx context.Context, e *brokerEnv) (*sqlite.DB, *users.Registry, error) {
+	db, err := e.store(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -95,18 +106,18 @@ func openRegistry(ctx context.Context, dir string) (*sqlite.DB, *users.Registry,
 }
 
 func usersImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newUsersFlags("import", stderr, true)
-	format := f.fs.String("format", "", "csv or yaml (default: from the file's extension)")
-	reason := f.fs.String("reason", "", "the reason of the applications (required)")
-	pos, ok := f.parse(args)
+	f := newUsersFlags("import", stdout, stderr, true)
+	format := f.String("format", "", "csv or yaml (default: from the file's extension)")
+	reason := f.String("reason", "", "the reason of the applications (required)")
+	pos, code, ok := f.parse(args)
 	if !ok {
-		return usersExitUsage
+		return code
 	}
 	if len(pos) != 1 {
-		return f.usageError(stderr, "one FILE is required")
+		return f.usageError("one FILE is required")
 	}
 	if *reason == "" {
-		return f.usageError(stderr, "--reason is required")
+		return f.usageError("--reason is required")
 	}
 	file := pos[0]
 	if *format == "" {
@@ -116,28 +127,29 @@ func usersImport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		case ".yaml", ".yml":
 			*format = "yaml"
 		default:
-			return f.usageError(stderr, "cannot tell the format of %s: give --format csv|yaml", file)
+			return f.usageError("cannot tell the format of %s: give --format csv|yaml", file)
 		}
+	}
+	e, code, ok := f.env()
+	if !ok {
+		return code
 	}
 	in, err := os.Open(file)
 	if err != nil {
-		fmt.Fprintf(stderr, "users import: %v\n", err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%v", err)
 	}
 	apps, err := users.ParseImport(in, *format)
 	in.Close()
 	if err != nil {
 		// A partly bad file is not applied at all: the operator fixes it and imports it again.
-		fmt.Fprintf(stderr, "users import: %s: nothing applied:\n%v\n", file, err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%s: nothing applied:\n%v", file, err)
 	}
 	for i := range apps {
 		apps[i].Reason = *reason
 	}
-	db, reg, err := openRegistry(ctx, *f.data)
+	db, reg, err := openRegistry(ctx, e)
 	if err != nil {
-		fmt.Fprintf(stderr, "users import: %v\n", err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%v", err)
 	}
 	defer db.Close()
 	results, err := reg.Import(ctx, apps, *f.by)
@@ -158,27 +170,72 @@ func usersImport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return usersExitOK
 }
 
-func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, args []string, stdout, stderr io.Writer) int {
-	f := newUsersFlags(string(kind), stderr, true)
-	iin := f.fs.String("iin", "", "the user's IIN (required)")
-	name := f.fs.String("name", "", "full name")
-	org := f.fs.String("org", "", "organisation")
-	erdr := f.fs.String("erdr-code", "", "the organisation's code in ЕРДР")
-	dept := f.fs.String("department", "", "structural department")
-	position := f.fs.String("position", "", "position")
-	contacts := f.fs.String("contacts", "", "phones, e-mail, work address")
-	role := f.fs.Int("role", 0, "the role: a row of Appendix 1 (1..19)")
-	reports := f.fs.Bool("reports", false, "grant the \"Reports\" function (§10)")
-	operator := f.fs.Bool("operator", false, "grant the operator right: the dashboard of services, incidents, dead letters and maintenance")
-	consentAt := f.fs.String("consent-at", "", "when the consent (Appendix 6) was signed: RFC 3339, or now")
-	certFile := f.fs.String("cert", "", "the user's signing certificate (PEM), recorded with the application")
-	reason := f.fs.String("reason", "", "the reason of the application (required)")
-	pos, ok := f.parse(args)
-	if !ok {
-		return usersExitUsage
+// userFieldFlags are the flags of register and move that set a user's fields.
+type userFieldFlags struct {
+	iin, name, org, erdr, dept, position, contacts *string
+	consentAt, certFile, reason                    *string
+	role                                           *int
+	reports, operator                              *bool
+}
+
+func addUserFieldFlags(f *cmdFlags) *userFieldFlags {
+	return &userFieldFlags{
+		iin:       f.String("iin", "", "the user's IIN (required)"),
+		name:      f.String("name", "", "full name"),
+		org:       f.String("org", "", "organisation"),
+		erdr:      f.String("erdr-code", "", "the organisation's code in ЕРДР"),
+		dept:      f.String("department", "", "structural department"),
+		position:  f.String("position", "", "position"),
+		contacts:  f.String("contacts", "", "phones, e-mail, work address"),
+		role:      f.Int("role", 0, "the role: a row of Appendix 1 (1..19)"),
+		reports:   f.Bool("reports", false, "grant the \"Reports\" function (§10)"),
+		operator:  f.Bool("operator", false, "grant the operator right: the dashboard of services, incidents, dead letters and maintenance"),
+		consentAt: f.String("consent-at", "", "when the consent (Appendix 6) was signed: RFC 3339, or now"),
+		certFile:  f.String("cert", "", "the user's signing certificate (PEM), recorded with the application"),
+		reason:    f.String("reason", "", "the reason of the application (required)"),
 	}
-	if len(pos) > 0 {
-		return f.usageError(stderr, "unexpected argument %q", pos[0])
+}
+
+// consent parses --consent-at; the zero time when it is not given.
+func (uf *userFieldFlags) consent(now time.Time) (time.Time, error) {
+	switch *uf.consentAt {
+	case "":
+		return time.Time{}, nil
+	case "now":
+		return now, nil
+	}
+	t, err := time.Parse(time.RFC3339, *uf.consentAt)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--consent-at %q is neither RFC 3339 nor now", *uf.consentAt)
+	}
+	return t.In(siobroker.Astana), nil
+}
+
+// apply sets on u the fields whose flags were given: a move changes only those.
+func (uf *userFieldFlags) apply(u *siobroker.User, set map[string]bool, consent time.Time) {
+	for flagName, apply := range map[string]func(){
+		"name":       func() { u.FullName = *uf.name },
+		"org":        func() { u.Organisation = *uf.org },
+		"erdr-code":  func() { u.ERDRCode = *uf.erdr },
+		"department": func() { u.Department = *uf.dept },
+		"position":   func() { u.Position = *uf.position },
+		"contacts":   func() { u.Contacts = *uf.contacts },
+		"role":       func() { u.Role = *uf.role },
+		"reports":    func() { u.ReportsRight = *uf.reports },
+		"operator":   func() { u.OperatorRight = *uf.operator },
+		"consent-at": func() { u.ConsentAt = consent },
+	} {
+		if set[flagName] {
+			apply()
+		}
+	}
+}
+
+func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, args []string, stdout, stderr io.Writer) int {
+	f := newUsersFlags(string(kind), stdout, stderr, true)
+	uf := addUserFieldFlags(f.cmdFlags)
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
 	set := f.set()
 	required := []string{"iin", "reason"}
@@ -187,77 +244,52 @@ func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, ar
 	}
 	for _, r := range required {
 		if !set[r] {
-			return f.usageError(stderr, "--%s is required", r)
+			return f.usageError("--%s is required", r)
 		}
 	}
 	now := siobroker.SystemClock{}.Now()
-	var consent time.Time
-	switch *consentAt {
-	case "":
-	case "now":
-		consent = now
-	default:
-		t, err := time.Parse(time.RFC3339, *consentAt)
-		if err != nil {
-			return f.usageError(stderr, "--consent-at %q is neither RFC 3339 nor now", *consentAt)
-		}
-		consent = t.In(siobroker.Astana)
+	consent, err := uf.consent(now)
+	if err != nil {
+		return f.usageError("%v", err)
 	}
 	var cert *x509.Certificate
-	if *certFile != "" {
-		var err error
-		if cert, err = readUserCert(*certFile, *iin); err != nil {
-			return f.usageError(stderr, "--cert: %v", err)
+	if *uf.certFile != "" {
+		if cert, err = readUserCert(*uf.certFile, *uf.iin); err != nil {
+			return f.usageError("--cert: %v", err)
 		}
 	}
-
-	db, reg, err := openRegistry(ctx, *f.data)
+	e, code, ok := f.env()
+	if !ok {
+		return code
+	}
+	db, reg, err := openRegistry(ctx, e)
 	if err != nil {
-		fmt.Fprintf(stderr, "users %s: %v\n", kind, err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%v", err)
 	}
 	defer db.Close()
 
 	var u siobroker.User
 	if kind == siobroker.ApplyMove {
 		// A move carries all the fields; those not given keep their current values.
-		cur, exists, err := db.User(ctx, *iin)
+		cur, exists, err := db.User(ctx, *uf.iin)
 		if err != nil {
-			fmt.Fprintf(stderr, "users move: %v\n", err)
-			return usersExitFailed
+			return f.fail(usersExitFailed, "%v", err)
 		}
 		if !exists {
-			fmt.Fprintf(stderr, "users move: user %s is not registered\n", *iin)
-			return usersExitFailed
+			return f.fail(usersExitFailed, "user %s is not registered in the %s", *uf.iin, e.dataDir())
 		}
 		u = cur
 		u.ConsentAt = time.Time{} // zero keeps the recorded consent
 	}
-	for flagName, apply := range map[string]func(){
-		"name":       func() { u.FullName = *name },
-		"org":        func() { u.Organisation = *org },
-		"erdr-code":  func() { u.ERDRCode = *erdr },
-		"department": func() { u.Department = *dept },
-		"position":   func() { u.Position = *position },
-		"contacts":   func() { u.Contacts = *contacts },
-		"role":       func() { u.Role = *role },
-		"reports":    func() { u.ReportsRight = *reports },
-		"operator":   func() { u.OperatorRight = *operator },
-		"consent-at": func() { u.ConsentAt = consent },
-	} {
-		if set[flagName] {
-			apply()
-		}
-	}
-	a := siobroker.Application{Kind: kind, IIN: *iin, Reason: *reason, At: now, By: *f.by, User: u}
+	uf.apply(&u, set, consent)
+	a := siobroker.Application{Kind: kind, IIN: *uf.iin, Reason: *uf.reason, At: now, By: *f.by, User: u}
 	next, err := reg.Apply(ctx, a)
 	if err != nil {
-		fmt.Fprintf(stderr, "users %s: %v\n", kind, err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%v", err)
 	}
 	fmt.Fprintf(stdout, "%s %s: %s, %s, role %d, %s\n", kind, next.IIN, next.FullName, next.Organisation, next.Role, next.Status)
 	if cert != nil {
-		return addCert(ctx, db, *iin, cert, *f.by, "users "+string(kind), stdout, stderr)
+		return addCert(ctx, db, *uf.iin, cert, *f.by, f.cmdFlags, stdout)
 	}
 	return usersExitOK
 }
@@ -280,11 +312,10 @@ func readUserCert(file, iin string) (*x509.Certificate, error) {
 }
 
 // addCert records cert as a registered certificate of the user.
-func addCert(ctx context.Context, db *sqlite.DB, iin string, cert *x509.Certificate, by, cmd string, stdout, stderr io.Writer) int {
+func addCert(ctx context.Context, db *sqlite.DB, iin string, cert *x509.Certificate, by string, f *cmdFlags, stdout io.Writer) int {
 	added, err := users.NewCertificates(db, siobroker.SystemClock{}, nil).Add(ctx, iin, cert, siobroker.CertificateRegistered, by)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: the certificate: %v\n", cmd, err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "the certificate: %v", err)
 	}
 	state := "recorded"
 	if !added {
@@ -296,90 +327,80 @@ func addCert(ctx context.Context, db *sqlite.DB, iin string, cert *x509.Certific
 }
 
 func usersAddCert(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newUsersFlags("add-cert", stderr, true)
-	iin := f.fs.String("iin", "", "the user's IIN (required)")
-	certFile := f.fs.String("cert", "", "the user's signing certificate, PEM (required)")
-	pos, ok := f.parse(args)
-	if !ok {
-		return usersExitUsage
-	}
-	if len(pos) > 0 {
-		return f.usageError(stderr, "unexpected argument %q", pos[0])
+	f := newUsersFlags("add-cert", stdout, stderr, true)
+	iin := f.String("iin", "", "the user's IIN (required)")
+	certFile := f.String("cert", "", "the user's signing certificate, PEM (required)")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
 	if *iin == "" || *certFile == "" {
-		return f.usageError(stderr, "--iin and --cert are required")
+		return f.usageError("--iin and --cert are required")
 	}
 	cert, err := readUserCert(*certFile, *iin)
 	if err != nil {
-		return f.usageError(stderr, "--cert: %v", err)
+		return f.usageError("--cert: %v", err)
 	}
-	db, err := sqlite.Open(ctx, *f.data)
+	e, code, ok := f.env()
+	if !ok {
+		return code
+	}
+	db, err := e.store(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "users add-cert: %v\n", err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%v", err)
 	}
 	defer db.Close()
 	if _, ok, err := db.User(ctx, *iin); err != nil || !ok {
 		if err == nil {
-			err = fmt.Errorf("user %s is not registered", *iin)
+			err = fmt.Errorf("user %s is not registered in the %s", *iin, e.dataDir())
 		}
-		fmt.Fprintf(stderr, "users add-cert: %v\n", err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%v", err)
 	}
-	return addCert(ctx, db, *iin, cert, *f.by, "users add-cert", stdout, stderr)
+	return addCert(ctx, db, *iin, cert, *f.by, f.cmdFlags, stdout)
 }
 
 func usersStatus(ctx context.Context, kind siobroker.ApplicationKind, args []string, stdout, stderr io.Writer) int {
-	f := newUsersFlags(string(kind), stderr, true)
-	iin := f.fs.String("iin", "", "the user's IIN (required)")
-	reason := f.fs.String("reason", "", "the reason of the application (required)")
-	pos, ok := f.parse(args)
-	if !ok {
-		return usersExitUsage
-	}
-	if len(pos) > 0 {
-		return f.usageError(stderr, "unexpected argument %q", pos[0])
+	f := newUsersFlags(string(kind), stdout, stderr, true)
+	iin := f.String("iin", "", "the user's IIN (required)")
+	reason := f.String("reason", "", "the reason of the application (required)")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
 	if *iin == "" {
-		return f.usageError(stderr, "--iin is required")
+		return f.usageError("--iin is required")
 	}
 	if *reason == "" {
-		return f.usageError(stderr, "--reason is required")
+		return f.usageError("--reason is required")
 	}
-	db, reg, err := openRegistry(ctx, *f.data)
+	e, code, ok := f.env()
+	if !ok {
+		return code
+	}
+	db, reg, err := openRegistry(ctx, e)
 	if err != nil {
-		fmt.Fprintf(stderr, "users %s: %v\n", kind, err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%v", err)
 	}
 	defer db.Close()
 	u, err := reg.Apply(ctx, siobroker.Application{Kind: kind, IIN: *iin, Reason: *reason, By: *f.by})
 	if err != nil {
-		fmt.Fprintf(stderr, "users %s: %v\n", kind, err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%v", err)
 	}
 	fmt.Fprintf(stdout, "%s %s: %s is now %s\n", kind, u.IIN, u.FullName, u.Status)
 	return usersExitOK
 }
 
 func usersList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newUsersFlags("list", stderr, false)
-	pos, ok := f.parse(args)
-	if !ok {
-		return usersExitUsage
+	f := newUsersFlags("list", stdout, stderr, false)
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	if len(pos) > 0 {
-		return f.usageError(stderr, "unexpected argument %q", pos[0])
-	}
-	db, err := sqlite.Open(ctx, *f.data)
-	if err != nil {
-		fmt.Fprintf(stderr, "users list: %v\n", err)
-		return usersExitFailed
+	db, _, code := f.openStore(ctx)
+	if db == nil {
+		return code
 	}
 	defer db.Close()
 	registered, err := db.Users(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "users list: %v\n", err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%v", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "IIN\tSTATUS\tROLE\tREPORTS\tOPERATOR\tCONSENT\tLAST REQUEST\tNAME\tORGANISATION")
@@ -393,32 +414,25 @@ func usersList(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 func usersShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newUsersFlags("show", stderr, false)
-	iin := f.fs.String("iin", "", "the user's IIN (required)")
-	pos, ok := f.parse(args)
-	if !ok {
-		return usersExitUsage
-	}
-	if len(pos) > 0 {
-		return f.usageError(stderr, "unexpected argument %q", pos[0])
+	f := newUsersFlags("show", stdout, stderr, false)
+	iin := f.String("iin", "", "the user's IIN (required)")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
 	if *iin == "" {
-		return f.usageError(stderr, "--iin is required")
+		return f.usageError("--iin is required")
 	}
-	db, err := sqlite.Open(ctx, *f.data)
-	if err != nil {
-		fmt.Fprintf(stderr, "users show: %v\n", err)
-		return usersExitFailed
+	db, e, code := f.openStore(ctx)
+	if db == nil {
+		return code
 	}
 	defer db.Close()
 	u, ok, err := db.User(ctx, *iin)
 	if err != nil {
-		fmt.Fprintf(stderr, "users show: %v\n", err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%v", err)
 	}
 	if !ok {
-		fmt.Fprintf(stderr, "users show: user %s is not registered\n", *iin)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "user %s is not registered in the %s", *iin, e.dataDir())
 	}
 	apps, err := db.Applications(ctx, *iin)
 	if err == nil {
@@ -433,8 +447,7 @@ func usersShow(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			}
 		}
 	}
-	fmt.Fprintf(stderr, "users show: %v\n", err)
-	return usersExitFailed
+	return f.fail(usersExitFailed, "%v", err)
 }
 
 func printUser(w io.Writer, u siobroker.User, apps []siobroker.Application, refusals []sqlite.Refusal) {
@@ -482,25 +495,19 @@ func printApplications(w io.Writer, apps []siobroker.Application, withIIN bool) 
 }
 
 func usersApplications(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newUsersFlags("applications", stderr, false)
-	iin := f.fs.String("iin", "", "only this user's applications")
-	pos, ok := f.parse(args)
-	if !ok {
-		return usersExitUsage
+	f := newUsersFlags("applications", stdout, stderr, false)
+	iin := f.String("iin", "", "only this user's applications")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
 	}
-	if len(pos) > 0 {
-		return f.usageError(stderr, "unexpected argument %q", pos[0])
-	}
-	db, err := sqlite.Open(ctx, *f.data)
-	if err != nil {
-		fmt.Fprintf(stderr, "users applications: %v\n", err)
-		return usersExitFailed
+	db, _, code := f.openStore(ctx)
+	if db == nil {
+		return code
 	}
 	defer db.Close()
 	apps, err := db.Applications(ctx, *iin)
 	if err != nil {
-		fmt.Fprintf(stderr, "users applications: %v\n", err)
-		return usersExitFailed
+		return f.fail(usersExitFailed, "%v", err)
 	}
 	printApplications(stdout, apps, true)
 	fmt.Fprintf(stdout, "%d applications\n", len(apps))

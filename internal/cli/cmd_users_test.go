@@ -11,11 +11,11 @@ import (
 	"github.com/sio-pso/siobroker/sqlite"
 )
 
-// runUsers runs cmdUsers and returns its exit code, stdout and stderr.
+// runUsers runs "siobroker users ARGS" and returns its exit code, stdout and stderr.
 func runUsers(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := cmdUsers(context.Background(), args, &out, &errb)
+	code := Main(context.Background(), append([]string{"users"}, args...), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

@@ -59,6 +59,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The commands read SIOBROKER_* as serve does: a developer's own variables would move the
+	// tests' stores and queues. Tests that need one set it with t.Setenv.
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "SIOBROKER_") {
+			os.Unsetenv(name)
+		}
+	}
 	code := m.Run()
 	closersMu.Lock()
 	for i := len(closers) - 1; i >= 0; i-- {
