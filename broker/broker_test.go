@@ -313,15 +313,20 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	}
 	// The dispatcher uses the wall clock: the deadline it sends is enforced with context.WithDeadline
 	// on the wall clock (see the report on Dispatch's deadline); the broker itself uses the movable one.
-	dispatcher := routing.NewDispatcher(pubsub, routing.ReplyTopicPrefix+watermill.NewUUID(), siobroker.SystemClock{}, logger)
-	dispatcher.AddHandlers(router, pubsub)
+	dcfg := routing.DispatcherConfig{Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
+		Clock: siobroker.SystemClock{}, Logger: logger}
 	if opts.journalLate {
 		late, err := NewLateAnswers(LateConfig{}, LateDeps{Journal: db.Journal(), Jobs: db, Requests: db.Journal(), Rights: table, Clock: clock, Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}
-		dispatcher.OnLateAnswer(late.Record)
+		dcfg.OnLateAnswer = late.Record
 	}
+	dispatcher, err := routing.NewDispatcher(dcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dispatcher.AddHandlers(router, pubsub)
 	routing.NewAdapterRuntime("test", backends, pubsub, siobroker.SystemClock{}, logger).AddHandlers(router, pubsub)
 	// One case registry per configured name, as serve starts them; basis 3 names none.
 	for b := siobroker.FirstBasis; b <= siobroker.LastBasis; b++ {
@@ -877,7 +882,11 @@ func TestNewRequiresDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dispatcher := routing.NewDispatcher(nil, "x", siobroker.SystemClock{}, slog.Default())
+	dispatcher, err := routing.NewDispatcher(routing.DispatcherConfig{Publisher: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}),
+		ReplyTopic: "x", Clock: siobroker.SystemClock{}, Logger: slog.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	full := Deps{
 		Verifier: signing.NewVerifier(trust), Signer: brokerSigner, Replay: failingReplay{},
 		Dispatcher: dispatcher, Rights: table,

@@ -43,7 +43,11 @@ func TestDispatchWaitsOutTransportOutage(t *testing.T) {
 	t.Cleanup(func() { _ = pubsub.Close() })
 	pub := &outagePublisher{next: pubsub}
 	pub.down.Store(true)
-	d := NewDispatcher(pub, ReplyTopicPrefix+"outage", siobroker.SystemClock{}, slog.New(logs))
+	d, err := NewDispatcher(DispatcherConfig{Publisher: pub, ReplyTopic: ReplyTopicPrefix + "outage",
+		Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rt := NewAdapterRuntime("outage", map[int]adapters.Backend{1: echoBackend(1)}, pubsub, siobroker.SystemClock{}, slog.New(logs))
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 2 * time.Second}, watermill.NopLogger{})
 	if err != nil {

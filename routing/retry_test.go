@@ -50,6 +50,7 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 func TestExhaustedRetriesDeadLetter(t *testing.T) {
 	var calls atomic.Int32
 	var healthy atomic.Bool
+	late, lateOpt := collectLate()
 	env := newTestEnv(t, map[int]adapters.Backend{
 		7: adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
 			calls.Add(1)
@@ -58,9 +59,8 @@ func TestExhaustedRetriesDeadLetter(t *testing.T) {
 			}
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "person"}}}, nil
 		}),
-	})
+	}, lateOpt)
 	env.runtime.WithRetry(2, time.Millisecond).WithDeadLetters("test.dead")
-	late := collectLate(env)
 	dead, err := env.pubsub.Subscribe(context.Background(), "test.dead")
 	if err != nil {
 		t.Fatal(err)

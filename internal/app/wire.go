@@ -182,10 +182,15 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 	}
 	b.ops = &brokerOps{}
 	b.ops.Metrics = b.newMetrics(cfg, p.journal, b.ops.services)
-	p.dispatcher = routing.NewDispatcher(pub, replyTopic, clock, logger.With("component", "dispatcher")).WithQueues(b.live.routes.Queue)
-	p.dispatcher.TrackDelivery(incidents.DispatcherTracker{T: p.tracker})
-	p.dispatcher.OnLateAnswer(lateAnswers.Record)
-	p.dispatcher.ObserveAnswers(b.ops.Metrics.ObserveAnswer)
+	if p.dispatcher, err = routing.NewDispatcher(routing.DispatcherConfig{
+		Publisher: pub, ReplyTopic: replyTopic, Clock: clock, Logger: logger.With("component", "dispatcher"),
+		QueueOf:       b.live.routes.Queue,
+		Tracker:       incidents.DispatcherTracker{T: p.tracker},
+		ObserveAnswer: b.ops.Metrics.ObserveAnswer,
+		OnLateAnswer:  lateAnswers.Record,
+	}); err != nil {
+		return err
+	}
 	b.ops.Monitor, err = b.newMonitor(p.dispatcher, p.tracker, clock)
 	return err
 }

@@ -53,8 +53,11 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dispatcher := routing.NewDispatcher(pubsub, routing.ReplyTopicPrefix+"incident-test", clock, logger)
-	dispatcher.TrackDelivery(incidents.DispatcherTracker{T: tracker})
+	dispatcher, err := routing.NewDispatcher(routing.DispatcherConfig{Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + "incident-test",
+		Clock: clock, Logger: logger, Tracker: incidents.DispatcherTracker{T: tracker}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	dispatcher.AddHandlers(router, pubsub)
 	routing.NewAdapterRuntime("stuck", backends, pubsub, clock, logger).AddHandlers(router, pubsub)
 	runCtx, cancel := context.WithCancel(ctx)

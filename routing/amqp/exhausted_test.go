@@ -63,9 +63,8 @@ func TestExhaustedAttemptsDeadLetterAndReplay(t *testing.T) {
 	runRouter(t, func(r *message.Router) { rt.AddHandlers(r, adapterTr.Subscriber()) })
 
 	brokerTr := newBroker(t, cfg, "broker-dlq")
-	d := routing.NewDispatcher(brokerTr.Publisher(), brokerTr.ReplyTopic(), siobroker.SystemClock{}, quietLogger)
 	seen := &deliveries{got: map[string]int{}}
-	d.TrackDelivery(seen)
+	d := newDispatcher(t, routing.DispatcherConfig{Publisher: brokerTr.Publisher(), ReplyTopic: brokerTr.ReplyTopic(), Tracker: seen})
 	runRouter(t, func(r *message.Router) { d.AddHandlers(r, brokerTr.Subscriber()) })
 
 	start := time.Now()

@@ -149,7 +149,7 @@ func TestRabbitMQRestartDuringLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = broker.Close() })
-	d := routing.NewDispatcher(broker.Publisher(), broker.ReplyTopic(), siobroker.SystemClock{}, quietLogger)
+	d := newDispatcher(t, routing.DispatcherConfig{Publisher: broker.Publisher(), ReplyTopic: broker.ReplyTopic()})
 	runRouter(t, func(r *message.Router) { d.AddHandlers(r, broker.Subscriber()) })
 	all := append([]*Transport{broker}, adapterTransports...)
 
@@ -207,7 +207,7 @@ func TestAnswerPublishedBeforeCrashIsDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = broker.Close() })
-	d := routing.NewDispatcher(broker.Publisher(), broker.ReplyTopic(), siobroker.SystemClock{}, quietLogger)
+	d := newDispatcher(t, routing.DispatcherConfig{Publisher: broker.Publisher(), ReplyTopic: broker.ReplyTopic()})
 
 	// The broker's reply handler is not running yet: the answer stays on the reply queue.
 	var out []routing.Outcome

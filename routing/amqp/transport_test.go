@@ -385,8 +385,19 @@ func startAdapter(t *testing.T, cfg Config, name string, services []int, c *coun
 func startBroker(t *testing.T, cfg Config, instance string) *routing.Dispatcher {
 	t.Helper()
 	tr := newBroker(t, cfg, instance)
-	d := routing.NewDispatcher(tr.Publisher(), tr.ReplyTopic(), siobroker.SystemClock{}, quietLogger)
+	d := newDispatcher(t, routing.DispatcherConfig{Publisher: tr.Publisher(), ReplyTopic: tr.ReplyTopic()})
 	runRouter(t, func(r *message.Router) { d.AddHandlers(r, tr.Subscriber()) })
+	return d
+}
+
+// newDispatcher builds a dispatcher from cfg, on the system clock and the quiet logger.
+func newDispatcher(t *testing.T, cfg routing.DispatcherConfig) *routing.Dispatcher {
+	t.Helper()
+	cfg.Clock, cfg.Logger = siobroker.SystemClock{}, quietLogger
+	d, err := routing.NewDispatcher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 
