@@ -327,7 +327,12 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	dispatcher.AddHandlers(router, pubsub)
-	routing.NewAdapterRuntime("test", backends, pubsub, siobroker.SystemClock{}, logger).AddHandlers(router, pubsub)
+	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "test", Backends: backends, Publisher: pubsub,
+		Clock: siobroker.SystemClock{}, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.AddHandlers(router, pubsub)
 	// One case registry per configured name, as serve starts them; basis 3 names none.
 	for b := siobroker.FirstBasis; b <= siobroker.LastBasis; b++ {
 		name, ok := caseRules.Registry(b)

@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters"
 )
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -36,6 +38,39 @@ func TestNewDispatcherValidates(t *testing.T) {
 			}
 			if d, err := NewDispatcher(c); d != nil || err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("NewDispatcher: %v, %v, want %q", d, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestNewAdapterRuntimeValidates: a missing required field, a nil backend and a negative
+// Attempts or Backoff are refused, naming the field; the others take their defaults.
+func TestNewAdapterRuntimeValidates(t *testing.T) {
+	full := AdapterConfig{Name: "x", Backends: map[int]adapters.Backend{1: echoBackend(1)}, Publisher: &failingPublisher{},
+		Clock: siobroker.SystemClock{}, Logger: discard}
+	if _, err := NewAdapterRuntime(full); err != nil {
+		t.Fatalf("NewAdapterRuntime with every required field: %v", err)
+	}
+	for _, tt := range []struct {
+		want string
+		mod  func(*AdapterConfig)
+	}{
+		{"routing: AdapterConfig.Name is required", func(c *AdapterConfig) { c.Name = "" }},
+		{"routing: AdapterConfig.Publisher is required", func(c *AdapterConfig) { c.Publisher = nil }},
+		{"routing: AdapterConfig.Clock is required", func(c *AdapterConfig) { c.Clock = nil }},
+		{"routing: AdapterConfig.Logger is required", func(c *AdapterConfig) { c.Logger = nil }},
+		{"routing: AdapterConfig.Backends[7] is nil", func(c *AdapterConfig) { c.Backends = map[int]adapters.Backend{1: echoBackend(1), 7: nil} }},
+		{"routing: AdapterConfig.Attempts must not be negative", func(c *AdapterConfig) { c.Attempts = -1 }},
+		{"routing: AdapterConfig.Backoff must not be negative", func(c *AdapterConfig) { c.Backoff = -time.Second }},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			c := full
+			tt.mod(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate: %v, want %q", err, tt.want)
+			}
+			if rt, err := NewAdapterRuntime(c); rt != nil || err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewAdapterRuntime: %v, %v, want %q", rt, err, tt.want)
 			}
 		})
 	}

@@ -48,7 +48,11 @@ func TestDispatchWaitsOutTransportOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := NewAdapterRuntime("outage", map[int]adapters.Backend{1: echoBackend(1)}, pubsub, siobroker.SystemClock{}, slog.New(logs))
+	rt, err := NewAdapterRuntime(AdapterConfig{Name: "outage", Backends: map[int]adapters.Backend{1: echoBackend(1)},
+		Publisher: pubsub, Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 2 * time.Second}, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +119,11 @@ func TestAdapterAnswerWaitsOutTransportOutage(t *testing.T) {
 	}
 	pub := &outagePublisher{next: pubsub}
 	pub.down.Store(true)
-	rt := NewAdapterRuntime("outage", map[int]adapters.Backend{1: echoBackend(1)}, pub, siobroker.SystemClock{}, slog.New(logs))
+	rt, err := NewAdapterRuntime(AdapterConfig{Name: "outage", Backends: map[int]adapters.Backend{1: echoBackend(1)},
+		Publisher: pub, Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	deliver := func(id string, deadline time.Time) chan error {
 		req := request(id, 1, "750312300458")

@@ -30,8 +30,7 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 			broken.Add(1)
 			return siobroker.ServiceResult{}, errors.New("syntax error in query")
 		}),
-	})
-	env.runtime.WithRetry(3, 5*time.Millisecond)
+	}, retry(4, 5*time.Millisecond))
 	outs := env.dispatcher.Dispatch(context.Background(), []schemas.ServiceRequest{
 		{RequestID: "r1", Service: 1}, {RequestID: "r1", Service: 2},
 	}, timeouts(2*time.Second, nil))
@@ -59,8 +58,7 @@ func TestExhaustedRetriesDeadLetter(t *testing.T) {
 			}
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "person"}}}, nil
 		}),
-	}, lateOpt)
-	env.runtime.WithRetry(2, time.Millisecond).WithDeadLetters("test.dead")
+	}, lateOpt, retry(3, time.Millisecond), deadLetters("test.dead"))
 	dead, err := env.pubsub.Subscribe(context.Background(), "test.dead")
 	if err != nil {
 		t.Fatal(err)

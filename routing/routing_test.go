@@ -114,9 +114,11 @@ type testEnv struct {
 
 const adapterName = "test"
 
-// envConfig is what newTestEnv builds env's dispatcher from, and envOption a test's change to it.
+// envConfig is what newTestEnv builds env's dispatcher and runtime from, and envOption a test's
+// change to it.
 type envConfig struct {
 	dispatcher DispatcherConfig
+	adapter    AdapterConfig
 }
 
 type envOption func(*envConfig)
@@ -129,6 +131,21 @@ func observeAnswers(f func(service int, status siobroker.ResultStatus, latency t
 // onLateAnswer makes env's dispatcher hand its late answers to f.
 func onLateAnswer(f func(context.Context, LateAnswer) error) envOption {
 	return func(c *envConfig) { c.dispatcher.OnLateAnswer = f }
+}
+
+// retry makes env's runtime put a request to its backend attempts times, the first retry after backoff.
+func retry(attempts int, backoff time.Duration) envOption {
+	return func(c *envConfig) { c.adapter.Attempts, c.adapter.Backoff = attempts, backoff }
+}
+
+// deadLetters makes env's runtime send a request whose attempts are exhausted to topic.
+func deadLetters(topic string) envOption {
+	return func(c *envConfig) { c.adapter.DeadLetters = topic }
+}
+
+// withLedger makes env's runtime claim every request in l.
+func withLedger(l siobroker.Ledger) envOption {
+	return func(c *envConfig) { c.adapter.Ledger = l }
 }
 
 func newTestEnv(t *testing.T, backends map[int]adapters.Backend, opts ...envOption) *testEnv {
@@ -151,8 +168,12 @@ func newTestEnvQueues(t *testing.T, backends map[int]adapters.Backend, clock sio
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := envConfig{dispatcher: DispatcherConfig{Publisher: pubsub, ReplyTopic: ReplyTopicPrefix + watermill.NewUUID(),
-		Clock: clock, Logger: logger, QueueOf: queueOf}}
+	c := envConfig{
+		dispatcher: DispatcherConfig{Publisher: pubsub, ReplyTopic: ReplyTopicPrefix + watermill.NewUUID(),
+			Clock: clock, Logger: logger, QueueOf: queueOf},
+		adapter: AdapterConfig{Name: adapterName, Backends: backends, Publisher: pubsub,
+			Clock: clock, Logger: logger, QueueOf: queueOf},
+	}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -161,9 +182,9 @@ func newTestEnvQueues(t *testing.T, backends map[int]adapters.Backend, clock sio
 		t.Fatal(err)
 	}
 	d.AddHandlers(router, pubsub)
-	rt := NewAdapterRuntime(adapterName, backends, pubsub, clock, logger)
-	if queueOf != nil {
-		rt.WithQueues(queueOf)
+	rt, err := NewAdapterRuntime(c.adapter)
+	if err != nil {
+		t.Fatal(err)
 	}
 	rt.AddHandlers(router, pubsub)
 
@@ -628,7 +649,11 @@ func TestMalformedMessagesAreDropped(t *testing.T) {
 }
 
 func TestAdapterRuntimeServices(t *testing.T) {
-	rt := NewAdapterRuntime("x", map[int]adapters.Backend{93: echoBackend(93), 1: echoBackend(1), 11: echoBackend(11)}, nil, siobroker.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rt, err := NewAdapterRuntime(AdapterConfig{Name: "x", Backends: map[int]adapters.Backend{93: echoBackend(93), 1: echoBackend(1), 11: echoBackend(11)},
+		Publisher: &failingPublisher{}, Clock: siobroker.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := rt.Services()
 	if fmt.Sprint(got) != "[1 11 93]" {
 		t.Fatalf("Services() = %v", got)

@@ -209,10 +209,14 @@ func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Su
 	if cfg.Transport != "gochannel" && !cfg.AMQP.InProcessAdapters {
 		return nil
 	}
-	adapter := routing.NewAdapterRuntime("demo", demoRouted(b.live.routes.Table(), demo.NewBackends(world), cfg.Transport, logger),
-		pub, clock, logger.With("component", "adapter")).WithQueues(b.live.routes.Queue)
+	acfg := routing.AdapterConfig{Name: "demo", Backends: demoRouted(b.live.routes.Table(), demo.NewBackends(world), cfg.Transport, logger),
+		Publisher: pub, Clock: clock, Logger: logger.With("component", "adapter"), QueueOf: b.live.routes.Queue}
 	if b.msg.amqp != nil {
-		adapter.WithDeadLetters(b.msg.amqp.DeadLetterTopic())
+		acfg.DeadLetters = b.msg.amqp.DeadLetterTopic()
+	}
+	adapter, err := routing.NewAdapterRuntime(acfg)
+	if err != nil {
+		return err
 	}
 	adapter.AddHandlers(b.msg.router, sub)
 	p.inProcessServices = len(adapter.Services())

@@ -56,7 +56,11 @@ func routed(t *testing.T, clock siobroker.Clock, backends map[int]adapters.Backe
 		t.Fatal(err)
 	}
 	d.AddHandlers(router, ps)
-	routing.NewAdapterRuntime("test", backends, ps, clock, quiet).AddHandlers(router, ps)
+	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "test", Backends: backends, Publisher: ps, Clock: clock, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.AddHandlers(router, ps)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -59,7 +59,11 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	dispatcher.AddHandlers(router, pubsub)
-	routing.NewAdapterRuntime("stuck", backends, pubsub, clock, logger).AddHandlers(router, pubsub)
+	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "stuck", Backends: backends, Publisher: pubsub, Clock: clock, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.AddHandlers(router, pubsub)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = router.Run(runCtx) }()

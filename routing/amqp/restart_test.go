@@ -139,7 +139,7 @@ func TestRabbitMQRestartDuringLoad(t *testing.T) {
 		for _, s := range services {
 			backends[s] = c.backend(name, s)
 		}
-		rt := routing.NewAdapterRuntime(name, backends, tr.Publisher(), siobroker.SystemClock{}, quietLogger)
+		rt := newAdapterRuntime(t, routing.AdapterConfig{Name: name, Backends: backends, Publisher: tr.Publisher()})
 		runRouter(t, func(r *message.Router) { rt.AddHandlers(r, tr.Subscriber()) })
 	}
 	bcfg := cfg

@@ -378,8 +378,19 @@ func startAdapter(t *testing.T, cfg Config, name string, services []int, c *coun
 	for _, s := range services {
 		backends[s] = c.backend(name, s)
 	}
-	rt := routing.NewAdapterRuntime(name, backends, tr.Publisher(), siobroker.SystemClock{}, quietLogger)
+	rt := newAdapterRuntime(t, routing.AdapterConfig{Name: name, Backends: backends, Publisher: tr.Publisher()})
 	runRouter(t, func(r *message.Router) { rt.AddHandlers(r, tr.Subscriber()) })
+}
+
+// newAdapterRuntime builds an adapter runtime from cfg, on the system clock and the quiet logger.
+func newAdapterRuntime(t *testing.T, cfg routing.AdapterConfig) *routing.AdapterRuntime {
+	t.Helper()
+	cfg.Clock, cfg.Logger = siobroker.SystemClock{}, quietLogger
+	rt, err := routing.NewAdapterRuntime(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }
 
 func startBroker(t *testing.T, cfg Config, instance string) *routing.Dispatcher {
