@@ -164,20 +164,20 @@ func (a *AdapterRuntime) AddHandlers(router *message.Router, subscriber message.
 		if q != schemas.ServiceTopic(served[0]) || len(served) > 1 {
 			name = fmt.Sprintf("adapter-%s-queue-%s", a.name, q)
 		}
-		router.AddConsumerHandler(name, q, subscriber, func(msg *message.Message) error { return a.handle(msg, q, served) })
+		h := a.stack(q, served)
+		router.AddConsumerHandler(name, q, subscriber, func(msg *message.Message) error {
+			_, err := h(msg)
+			return err
+		})
 	}
 }
 
-// handle answers one delivery of queue, on which the runtime serves the services served. Its
-// stack is put together for every delivery.
-func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int) error {
-	_, err := a.stack(queue, served)(msg)
-	return err
-}
-
-// stack is the handler of queue: the middleware of package middleware, in the order its
-// documentation gives and explains, around the core handler, query. Dead-lettering is left out
-// without AdapterConfig.DeadLetters, and the ledger without AdapterConfig.Ledger.
+// stack is the handler of queue, on which the runtime serves the services served: the middleware
+// of package middleware, in the order its documentation gives and explains, around the core
+// handler, query. Dead-lettering is left out without AdapterConfig.DeadLetters, and the ledger
+// without AdapterConfig.Ledger. It is put together once per queue, when the handlers are added,
+// and handles the queue's deliveries side by side: no middleware keeps a delivery's state
+// outside the call.
 func (a *AdapterRuntime) stack(queue string, served []int) message.HandlerFunc {
 	adapter := middleware.Adapter{Name: a.name, Clock: a.clock}
 	publish := func(ctx context.Context, deadline time.Time, topic string, m *message.Message) error {

@@ -133,7 +133,11 @@ func TestAdapterAnswerWaitsOutTransportOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		handled := make(chan error, 1)
-		go func() { handled <- rt.handle(msg, schemas.ServiceTopic(1), []int{1}) }()
+		handle := rt.stack(schemas.ServiceTopic(1), []int{1})
+		go func() {
+			_, err := handle(msg)
+			handled <- err
+		}()
 		return handled
 	}
 
