@@ -350,8 +350,12 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 			reg = opts.caseRegistry(name)
 		}
 		h.checks[name] = &atomic.Int32{}
-		routing.NewRegistryRuntime(name, countingRegistry{reg, h.checks[name]}, pubsub, siobroker.SystemClock{}, logger).
-			AddHandlers(router, pubsub)
+		rr, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: countingRegistry{reg, h.checks[name]},
+			Publisher: pubsub, Clock: siobroker.SystemClock{}, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr.AddHandlers(router, pubsub)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/schemas"
 )
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -71,6 +73,39 @@ func TestNewAdapterRuntimeValidates(t *testing.T) {
 			}
 			if rt, err := NewAdapterRuntime(c); rt != nil || err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("NewAdapterRuntime: %v, %v, want %q", rt, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestNewRegistryRuntimeValidates: every field is required, and a missing one is refused by name.
+func TestNewRegistryRuntimeValidates(t *testing.T) {
+	nobody := adapters.CaseRegistryFunc(func(context.Context, schemas.CaseCheckRequest) (schemas.CaseCheckResponse, error) {
+		return schemas.CaseCheckResponse{}, nil
+	})
+	full := RegistryConfig{Name: "erdr", Registry: nobody, Publisher: &failingPublisher{},
+		Clock: siobroker.SystemClock{}, Logger: discard}
+	if _, err := NewRegistryRuntime(full); err != nil {
+		t.Fatalf("NewRegistryRuntime with every field: %v", err)
+	}
+	for _, tt := range []struct {
+		want string
+		mod  func(*RegistryConfig)
+	}{
+		{"routing: RegistryConfig.Name is required", func(c *RegistryConfig) { c.Name = "" }},
+		{"routing: RegistryConfig.Registry is required", func(c *RegistryConfig) { c.Registry = nil }},
+		{"routing: RegistryConfig.Publisher is required", func(c *RegistryConfig) { c.Publisher = nil }},
+		{"routing: RegistryConfig.Clock is required", func(c *RegistryConfig) { c.Clock = nil }},
+		{"routing: RegistryConfig.Logger is required", func(c *RegistryConfig) { c.Logger = nil }},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			c := full
+			tt.mod(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate: %v, want %q", err, tt.want)
+			}
+			if r, err := NewRegistryRuntime(c); r != nil || err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewRegistryRuntime: %v, %v, want %q", r, err, tt.want)
 			}
 		})
 	}

@@ -11,7 +11,9 @@
 // service's topic, ask the Backend, publish the answer to the reply topic named in the request.
 // Everything around asking the Backend (decoding, the served-service check, dedup, the deadline,
 // the ledger, retries, dead-lettering, publishing) is watermill middleware, one concern a file, in
-// package routing/middleware.
+// package routing/middleware. The Dispatcher, AdapterRuntime and RegistryRuntime are each built
+// from their Config (NewDispatcher, NewAdapterRuntime, NewRegistryRuntime), and nothing is set on
+// them afterwards.
 package routing
 
 import (

@@ -225,8 +225,12 @@ func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Su
 		demoCases = demo.CasesOf(b.pki.manifest.Users)
 	}
 	for _, name := range p.registries {
-		routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, demoCases), pub, clock,
-			logger.With("component", "registry-adapter", "registry", name)).AddHandlers(b.msg.router, sub)
+		registry, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: demo.NewCaseRegistry(name, demoCases),
+			Publisher: pub, Clock: clock, Logger: logger.With("component", "registry-adapter", "registry", name)})
+		if err != nil {
+			return err
+		}
+		registry.AddHandlers(b.msg.router, sub)
 	}
 	return nil
 }

@@ -120,8 +120,12 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, instance string,
 	}
 	runtime.AddHandlers(router, t.Subscriber())
 	for _, name := range cfg.CaseRegistries.Names {
-		routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, cases), t.Publisher(), clock,
-			logger.With("registry", name)).AddHandlers(router, t.Subscriber())
+		registry, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: demo.NewCaseRegistry(name, cases),
+			Publisher: t.Publisher(), Clock: clock, Logger: logger.With("registry", name)})
+		if err != nil {
+			return err
+		}
+		registry.AddHandlers(router, t.Subscriber())
 	}
 	go func() {
 		<-router.Running()
