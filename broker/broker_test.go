@@ -313,16 +313,26 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	}
 	// The dispatcher uses the wall clock: the deadline it sends is enforced with context.WithDeadline
 	// on the wall clock (see the report on Dispatch's deadline); the broker itself uses the movable one.
-	dispatcher := routing.NewDispatcher(pubsub, routing.ReplyTopicPrefix+watermill.NewUUID(), siobroker.SystemClock{}, logger)
-	dispatcher.AddHandlers(router, pubsub)
+	dcfg := routing.DispatcherConfig{Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
+		Clock: siobroker.SystemClock{}, Logger: logger}
 	if opts.journalLate {
 		late, err := NewLateAnswers(LateConfig{}, LateDeps{Journal: db.Journal(), Jobs: db, Requests: db.Journal(), Rights: table, Clock: clock, Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}
-		dispatcher.OnLateAnswer(late.Record)
+		dcfg.OnLateAnswer = late.Record
 	}
-	routing.NewAdapterRuntime("test", backends, pubsub, siobroker.SystemClock{}, logger).AddHandlers(router, pubsub)
+	dispatcher, err := routing.NewDispatcher(dcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dispatcher.AddHandlers(router, pubsub)
+	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "test", Backends: backends, Publisher: pubsub,
+		Clock: siobroker.SystemClock{}, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.AddHandlers(router, pubsub)
 	// One case registry per configured name, as serve starts them; basis 3 names none.
 	for b := siobroker.FirstBasis; b <= siobroker.LastBasis; b++ {
 		name, ok := caseRules.Registry(b)
@@ -340,8 +350,12 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 			reg = opts.caseRegistry(name)
 		}
 		h.checks[name] = &atomic.Int32{}
-		routing.NewRegistryRuntime(name, countingRegistry{reg, h.checks[name]}, pubsub, siobroker.SystemClock{}, logger).
-			AddHandlers(router, pubsub)
+		rr, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: countingRegistry{reg, h.checks[name]},
+			Publisher: pubsub, Clock: siobroker.SystemClock{}, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr.AddHandlers(router, pubsub)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -877,7 +891,11 @@ func TestNewRequiresDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dispatcher := routing.NewDispatcher(nil, "x", siobroker.SystemClock{}, slog.Default())
+	dispatcher, err := routing.NewDispatcher(routing.DispatcherConfig{Publisher: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}),
+		ReplyTopic: "x", Clock: siobroker.SystemClock{}, Logger: slog.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	full := Deps{
 		Verifier: signing.NewVerifier(trust), Signer: brokerSigner, Replay: failingReplay{},
 		Dispatcher: dispatcher, Rights: table,

@@ -19,8 +19,8 @@ import (
 )
 
 // LateAnswers journals the answers that reach the broker when nobody waits for them any more
-// (routing.Dispatcher.OnLateAnswer) as siobroker.JournalLate records. Nobody received such an
-// answer, yet it is a result, and the Rules keep every result (§37, 50).
+// (routing.DispatcherConfig.OnLateAnswer) as siobroker.JournalLate records. Nobody received such
+// an answer, yet it is a result, and the Rules keep every result (§37, 50).
 //
 // Record appends the record before the reply handler acknowledges the answer, so that a broker
 // killed in between gets the answer delivered again instead of losing a result. Late answers
@@ -139,10 +139,10 @@ func NewLateAnswers(cfg LateConfig, deps LateDeps) (*LateAnswers, error) {
 	return &LateAnswers{cfg: cfg, deps: deps}, nil
 }
 
-// Record journals a: the routing.Dispatcher.OnLateAnswer hook. It returns nil once the record
-// is appended. An append that fails is tried again, with back-off, up to LateConfig.Attempts
-// times, and after the last failure Record waits the back-off once more and returns the error,
-// so that the answer is delivered again no sooner. An answer whose record cannot be built at all
+// Record journals a: the routing.DispatcherConfig.OnLateAnswer hook. It returns nil once the
+// record is appended. An append that fails is tried again, with back-off, up to
+// LateConfig.Attempts times, and after the last failure Record waits the back-off once more and
+// returns the error, so that the answer is delivered again no sooner. An answer whose record cannot be built at all
 // (it never will be) is logged at Error and Record returns nil: delivering it again would loop.
 // ctx (the delivery's) only shortens the waits; an append once started gets its own time limit.
 //

@@ -147,8 +147,11 @@ func TestTwoProcessesAskTheSourceOnce(t *testing.T) {
 		return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "row", Fields: []siobroker.Field{{Name: "request", Value: req.RequestID}}}}}, nil
 	})
 	for _, name := range []string{"a", "b"} {
-		rt := routing.NewAdapterRuntime("adapter-"+name, map[int]adapters.Backend{5: slow}, pubsub, siobroker.SystemClock{}, quiet).
-			WithLedger(open(t, dsn, "adapter-"+name))
+		rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "adapter-" + name, Backends: map[int]adapters.Backend{5: slow},
+			Publisher: pubsub, Clock: siobroker.SystemClock{}, Logger: quiet, Ledger: open(t, dsn, "adapter-"+name)})
+		if err != nil {
+			t.Fatal(err)
+		}
 		rt.AddHandlers(router, pubsub)
 	}
 	replyTopic := "sio.reply.ledger-test"

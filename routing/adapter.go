@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -24,47 +26,115 @@ import (
 // deadline, ledger claim, outcome, dead-lettering, retry, publish) around a core handler that
 // asks the backend.
 type AdapterRuntime struct {
-	name      string
-	backends  map[int]adapters.Backend
-	publisher message.Publisher
-	clock     siobroker.Clock
-	logger    *slog.Logger
-	retries   int
-	backoff   time.Duration
-	answered  *answeredCache
-	ledger    siobroker.Ledger         // nil: redelivered copies are recognised in this process only
-	queueOf   func(service int) string // nil: each service's own queue
-	// deadLetters is the topic a request goes to when its transient failures outlast the
-	// retries; "" answers ADAPTER_ERROR only.
-	deadLetters string
+	name        string
+	backends    map[int]adapters.Backend
+	publisher   message.Publisher
+	clock       siobroker.Clock
+	logger      *slog.Logger
+	retries     int
+	backoff     time.Duration
+	answered    *answeredCache
+	ledger      siobroker.Ledger // nil: redelivered copies are recognised in this process only
+	queueOf     func(service int) string
+	deadLetters string // "": a request whose retries are exhausted is answered ADAPTER_ERROR only
 }
 
-// NewAdapterRuntime returns a runtime named name (it appears in every answer, for tracing) for
-// the services in backends.
-func NewAdapterRuntime(name string, backends map[int]adapters.Backend, publisher message.Publisher, clock siobroker.Clock, logger *slog.Logger) *AdapterRuntime {
-	return &AdapterRuntime{name: name, backends: backends, publisher: publisher, clock: clock, logger: logger,
-		retries: 3, backoff: 100 * time.Millisecond, answered: newAnsweredCache(10000)}
+// Defaults of AdapterConfig.
+const (
+	DefaultAttempts = 4
+	DefaultBackoff  = 100 * time.Millisecond
+)
+
+// AdapterConfig is what an AdapterRuntime is built from. Name, Publisher, Clock and Logger are
+// required; the others may be left zero.
+type AdapterConfig struct {
+	// Name names the runtime in every answer, for tracing, and in its handlers' names.
+	Name string
+	// Backends are the services the runtime serves, by service number; none may be nil.
+	Backends  map[int]adapters.Backend
+	Publisher message.Publisher
+	Clock     siobroker.Clock
+	Logger    *slog.Logger
+	// QueueOf names the queue each service's requests are consumed from (the routing table's);
+	// default schemas.ServiceTopic, each service's own. Services that share a queue share one
+	// handler.
+	QueueOf func(service int) string
+	// Attempts is how often a request is put to its backend while the backend fails transiently
+	// (adapters.Transient): the first attempt and Attempts-1 retries, the first retry Backoff
+	// after it and each further one after twice the previous wait; 1 retries nothing. Retries
+	// stop at the broker's deadline in any case. When every attempt failed, the broker is
+	// answered ADAPTER_ERROR, and with DeadLetters the request goes to the dead-letter queue too.
+	// Defaults DefaultAttempts and DefaultBackoff.
+	Attempts int
+	Backoff  time.Duration
+	// DeadLetters is the topic (the transport's dead-letter queue) a request goes to when its
+	// source still fails transiently after every attempt, with the reason in its metadata
+	// (schemas.MetaDeadReason and the others), before the broker is answered ADAPTER_ERROR as
+	// usual: the client is not left waiting, and an operator can replay the request once the
+	// source is back (its late answer then reaches the broker, which records and drops it, or
+	// completes the asynchronous request still waiting for it). "" (the embedded GoChannel has
+	// no dead-letter queue): such a request is answered ADAPTER_ERROR only.
+	DeadLetters string
+	// Ledger, when set, is where the runtime claims every request before asking its source (see
+	// siobroker.Ledger, and middleware.Ledger for what it does with each state of a request).
+	// Nil: redelivered copies are recognised in this process only.
+	Ledger siobroker.Ledger
 }
 
-// WithRetry sets how often a transient backend error (adapters.Transient) is retried, and the
-// first back-off, doubled each time: a request gets 1+retries attempts. Retries stop at the
-// broker's deadline in any case. When every attempt failed, the broker is answered ADAPTER_ERROR,
-// and with WithDeadLetters the request goes to the dead-letter queue too.
-func (a *AdapterRuntime) WithRetry(retries int, backoff time.Duration) *AdapterRuntime {
-	a.retries, a.backoff = retries, backoff
-	return a
+func (c *AdapterConfig) setDefaults() {
+	if c.QueueOf == nil {
+		c.QueueOf = schemas.ServiceTopic
+	}
+	if c.Attempts == 0 {
+		c.Attempts = DefaultAttempts
+	}
+	if c.Backoff == 0 {
+		c.Backoff = DefaultBackoff
+	}
 }
 
-// WithDeadLetters makes a request whose source still fails transiently after every attempt of
-// WithRetry go to topic (the transport's dead-letter queue) with the reason in its metadata
-// (schemas.MetaDeadReason and the others), before the broker is answered ADAPTER_ERROR as
-// usual: the client is not left waiting, and an operator can replay the request once the
-// source is back (its late answer then reaches the broker, which records and drops it, or
-// completes the asynchronous request still waiting for it). Without it (the embedded GoChannel
-// has no dead-letter queue) such a request is answered ADAPTER_ERROR only.
-func (a *AdapterRuntime) WithDeadLetters(topic string) *AdapterRuntime {
-	a.deadLetters = topic
-	return a
+// Validate reports what is wrong with c once its defaults are applied: every required field
+// that is missing, a nil backend, and a negative Attempts or Backoff.
+func (c AdapterConfig) Validate() error {
+	c.setDefaults()
+	var errs []error
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"Name", c.Name != ""},
+		{"Publisher", c.Publisher != nil},
+		{"Clock", c.Clock != nil},
+		{"Logger", c.Logger != nil},
+	} {
+		if !f.set {
+			errs = append(errs, fmt.Errorf("routing: AdapterConfig.%s is required", f.name))
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(c.Backends)) {
+		if c.Backends[n] == nil {
+			errs = append(errs, fmt.Errorf("routing: AdapterConfig.Backends[%d] is nil", n))
+		}
+	}
+	if c.Attempts < 0 {
+		errs = append(errs, fmt.Errorf("routing: AdapterConfig.Attempts must not be negative, got %d", c.Attempts))
+	}
+	if c.Backoff < 0 {
+		errs = append(errs, fmt.Errorf("routing: AdapterConfig.Backoff must not be negative, got %s", c.Backoff))
+	}
+	return errors.Join(errs...)
+}
+
+// NewAdapterRuntime returns a runtime for the services in cfg.Backends. It applies the defaults
+// of cfg and returns an error naming every field of cfg that is missing or invalid.
+func NewAdapterRuntime(cfg AdapterConfig) (*AdapterRuntime, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &AdapterRuntime{name: cfg.Name, backends: cfg.Backends, publisher: cfg.Publisher, clock: cfg.Clock,
+		logger: cfg.Logger, retries: cfg.Attempts - 1, backoff: cfg.Backoff, answered: newAnsweredCache(10000),
+		ledger: cfg.Ledger, queueOf: cfg.QueueOf, deadLetters: cfg.DeadLetters}, nil
 }
 
 // Services lists the services this runtime serves, in order.
@@ -77,24 +147,12 @@ func (a *AdapterRuntime) Services() []int {
 	return out
 }
 
-// WithQueues makes the runtime consume each service's requests from the queue queueOf names (the
-// routing table's) instead of the service's own. Services that share a queue share one handler.
-// Call it before AddHandlers.
-func (a *AdapterRuntime) WithQueues(queueOf func(service int) string) *AdapterRuntime {
-	a.queueOf = queueOf
-	return a
-}
-
 // AddHandlers registers one handler per queue on router.
 func (a *AdapterRuntime) AddHandlers(router *message.Router, subscriber message.Subscriber) {
-	queueOf := a.queueOf
-	if queueOf == nil {
-		queueOf = schemas.ServiceTopic
-	}
 	byQueue := map[string][]int{}
 	var queues []string
 	for _, n := range a.Services() {
-		q := queueOf(n)
+		q := a.queueOf(n)
 		if _, ok := byQueue[q]; !ok {
 			queues = append(queues, q)
 		}
@@ -106,20 +164,20 @@ func (a *AdapterRuntime) AddHandlers(router *message.Router, subscriber message.
 		if q != schemas.ServiceTopic(served[0]) || len(served) > 1 {
 			name = fmt.Sprintf("adapter-%s-queue-%s", a.name, q)
 		}
-		router.AddConsumerHandler(name, q, subscriber, func(msg *message.Message) error { return a.handle(msg, q, served) })
+		h := a.stack(q, served)
+		router.AddConsumerHandler(name, q, subscriber, func(msg *message.Message) error {
+			_, err := h(msg)
+			return err
+		})
 	}
 }
 
-// handle answers one delivery of queue, on which the runtime serves the services served. Its
-// stack is put together for every delivery, from the options as they are then.
-func (a *AdapterRuntime) handle(msg *message.Message, queue string, served []int) error {
-	_, err := a.stack(queue, served)(msg)
-	return err
-}
-
-// stack is the handler of queue: the middleware of package middleware, in the order its
-// documentation gives and explains, around the core handler, query. Dead-lettering is left out
-// without WithDeadLetters, and the ledger without WithLedger.
+// stack is the handler of queue, on which the runtime serves the services served: the middleware
+// of package middleware, in the order its documentation gives and explains, around the core
+// handler, query. Dead-lettering is left out without AdapterConfig.DeadLetters, and the ledger
+// without AdapterConfig.Ledger. It is put together once per queue, when the handlers are added,
+// and handles the queue's deliveries side by side: no middleware keeps a delivery's state
+// outside the call.
 func (a *AdapterRuntime) stack(queue string, served []int) message.HandlerFunc {
 	adapter := middleware.Adapter{Name: a.name, Clock: a.clock}
 	publish := func(ctx context.Context, deadline time.Time, topic string, m *message.Message) error {

@@ -78,7 +78,7 @@ const answeredMemory = 10000
 // wait had timed out or been cancelled, or this process was not the one that sent the request (it
 // restarted in between), or it differs from the answer its waiter had (a dead-lettered request
 // replayed after its adapter had answered ADAPTER_ERROR). Nobody received it, so the broker
-// records it (see OnLateAnswer).
+// records it (see DispatcherConfig.OnLateAnswer).
 type LateAnswer struct {
 	Key       string // the correlation key
 	RequestID string // the broker's id of the request
@@ -100,49 +100,86 @@ type LateAnswer struct {
 	Payload    []byte    // the answer exactly as received
 }
 
-// NewDispatcher returns a Dispatcher whose answers arrive on replyTopic. Each broker instance
-// needs its own reply topic, so that answers reach the process that holds the request.
-func NewDispatcher(publisher message.Publisher, replyTopic string, clock siobroker.Clock, logger *slog.Logger) *Dispatcher {
-	return &Dispatcher{
-		publisher:    publisher,
-		replyTopic:   replyTopic,
-		clock:        clock,
-		logger:       logger,
-		pending:      make(map[string][]chan []byte),
-		answeredKeys: newBoundedCache[[sha256.Size]byte](answeredMemory),
-		tracker:      noTracker{},
-		queueOf:      schemas.ServiceTopic,
+// DispatcherConfig is what a Dispatcher is built from. Publisher, ReplyTopic, Clock and Logger are
+// required; the others may be left zero.
+type DispatcherConfig struct {
+	// Publisher sends the service messages and case checks.
+	Publisher message.Publisher
+	// ReplyTopic is the topic the answers arrive on. Each broker instance needs its own, so that
+	// answers reach the process that holds the request.
+	ReplyTopic string
+	Clock      siobroker.Clock
+	Logger     *slog.Logger
+	// QueueOf names the topic each service's requests are sent to (the routing table's queue);
+	// default schemas.ServiceTopic, each service's own. It is called on every dispatch, so it may
+	// follow a reloaded table.
+	QueueOf func(service int) string
+	// Tracker is told of every service message (DeliveryTracker); nil: nobody is.
+	Tracker DeliveryTracker
+	// ObserveAnswer is called with every answer that comes in time: its service, status and the
+	// time from dispatch to answer on Clock. It must be cheap and safe for concurrent use (a
+	// metrics histogram). Nil: none is observed.
+	ObserveAnswer func(service int, status siobroker.ResultStatus, latency time.Duration)
+	// OnLateAnswer is called with every late answer (see LateAnswer); a copy of an answer already
+	// given to its waiter, or already taken by OnLateAnswer (the same bytes), is not one, and is
+	// only logged. It runs on the reply handler, which acknowledges the answer only once it
+	// returned nil: it records the answer durably before it returns, so that a broker killed in
+	// between gets it delivered again rather than losing a result. An error gives the answer back
+	// to the transport, to be delivered again (over RabbitMQ, up to the reply queue's delivery
+	// limit, after which it is dead-lettered with the reason); it should wait a little before it
+	// fails, as a redelivery is immediate. Nil: late answers are only logged and counted.
+	OnLateAnswer func(context.Context, LateAnswer) error
+}
+
+func (c *DispatcherConfig) setDefaults() {
+	if c.QueueOf == nil {
+		c.QueueOf = schemas.ServiceTopic
+	}
+	if c.Tracker == nil {
+		c.Tracker = noTracker{}
 	}
 }
 
-// WithQueues makes d send each service's requests to the topic queueOf names (the routing
-// table's queue) instead of the service's own. Call it before the router runs; queueOf is
-// called on every dispatch, so it may follow a reloaded table.
-func (d *Dispatcher) WithQueues(queueOf func(service int) string) *Dispatcher {
-	d.queueOf = queueOf
-	return d
+// Validate reports what is wrong with c once its defaults are applied: every required field
+// that is missing.
+func (c DispatcherConfig) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.Publisher == nil {
+		errs = append(errs, errors.New("routing: DispatcherConfig.Publisher is required"))
+	}
+	if c.ReplyTopic == "" {
+		errs = append(errs, errors.New("routing: DispatcherConfig.ReplyTopic is required"))
+	}
+	if c.Clock == nil {
+		errs = append(errs, errors.New("routing: DispatcherConfig.Clock is required"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("routing: DispatcherConfig.Logger is required"))
+	}
+	return errors.Join(errs...)
 }
 
-// TrackDelivery makes d report every service message to t. Call it before the router runs.
-func (d *Dispatcher) TrackDelivery(t DeliveryTracker) { d.tracker = t }
-
-// ObserveAnswers makes d call f with every answer that comes in time: its service, status and
-// the time from dispatch to answer on d's clock. f must be cheap and safe for concurrent use (a
-// metrics histogram). Call it before the first Dispatch: serve sets it once the router runs,
-// before the HTTP server takes a request.
-func (d *Dispatcher) ObserveAnswers(f func(service int, status siobroker.ResultStatus, latency time.Duration)) {
-	d.onAnswer = f
+// NewDispatcher returns a Dispatcher whose answers arrive on cfg.ReplyTopic. It applies the
+// defaults of cfg and returns an error naming every field of cfg that is missing.
+func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Dispatcher{
+		publisher:    cfg.Publisher,
+		replyTopic:   cfg.ReplyTopic,
+		clock:        cfg.Clock,
+		logger:       cfg.Logger,
+		tracker:      cfg.Tracker,
+		queueOf:      cfg.QueueOf,
+		onAnswer:     cfg.ObserveAnswer,
+		onLate:       cfg.OnLateAnswer,
+		pending:      make(map[string][]chan []byte),
+		answeredKeys: newBoundedCache[[sha256.Size]byte](answeredMemory),
+	}, nil
 }
-
-// OnLateAnswer makes d call f with every late answer (see LateAnswer); a copy of an answer already
-// given to its waiter, or already taken by f (the same bytes), is not one, and is only logged.
-// f runs on the reply handler, which acknowledges the answer only once f returned nil: f records
-// the answer durably before it returns, so that a broker killed in between gets it delivered
-// again rather than losing a result. An error from f gives the answer back to the transport, to
-// be delivered again (over RabbitMQ, up to the reply queue's delivery limit, after which it is
-// dead-lettered with the reason); f should wait a little before it fails, as a redelivery is
-// immediate. Call it before the router runs.
-func (d *Dispatcher) OnLateAnswer(f func(context.Context, LateAnswer) error) { d.onLate = f }
 
 // Stats returns what d counted for every service it has dispatched to since it started.
 func (d *Dispatcher) Stats() map[int]ServiceStats { return d.counters.snapshot(d.clock.Now()) }
@@ -218,8 +255,8 @@ func (d *Dispatcher) lateOnce(msg *message.Message, key string, sum [sha256.Size
 	return nil
 }
 
-// late hands an answer nobody waits for to the OnLateAnswer hook, with what can be read of it,
-// and returns the hook's error: the answer is then not recorded, and is delivered again.
+// late hands an answer nobody waits for to DispatcherConfig.OnLateAnswer, with what can be read
+// of it, and returns the hook's error: the answer is then not recorded, and is delivered again.
 func (d *Dispatcher) late(msg *message.Message, key string, at time.Time) error {
 	a := LateAnswer{Key: key, MessageID: msg.Metadata.Get(schemas.MetaMessageID), ReceivedAt: at, Payload: msg.Payload}
 	a.RequestID, a.Service, a.CaseCheck = splitKey(key)

@@ -16,11 +16,11 @@ import (
 	"github.com/sio-pso/siobroker/schemas"
 )
 
-// collectLate makes env's dispatcher hand its late answers to the returned channel. No answer
-// flows before it is set, so setting it after the router started races with nothing.
-func collectLate(env *testEnv) <-chan LateAnswer {
+// collectLate returns the option that makes env's dispatcher hand its late answers to the
+// returned channel.
+func collectLate() (<-chan LateAnswer, envOption) {
 	ch := make(chan LateAnswer, 16)
-	env.dispatcher.OnLateAnswer(func(_ context.Context, a LateAnswer) error {
+	return ch, onLateAnswer(func(_ context.Context, a LateAnswer) error {
 		select {
 		case ch <- a:
 		default:
@@ -28,7 +28,6 @@ func collectLate(env *testEnv) <-chan LateAnswer {
 		}
 		return nil
 	})
-	return ch
 }
 
 func waitLate(t *testing.T, ch <-chan LateAnswer) LateAnswer {
@@ -116,9 +115,9 @@ func publishRaw(t *testing.T, env *testEnv, key string, payload []byte) {
 // gave up) and an answer whose wait ended unanswered go to the hook, even when an earlier wait
 // for the same key was answered (the request routed again).
 func TestDuplicateAnswerIsNotLate(t *testing.T) {
-	env := newTestEnv(t, map[int]adapters.Backend{3: echoBackend(3)})
+	late, lateOpt := collectLate()
+	env := newTestEnv(t, map[int]adapters.Backend{3: echoBackend(3)}, lateOpt)
 	answer := captureReplies(t, env)
-	late := collectLate(env)
 
 	outs := env.dispatcher.Dispatch(context.Background(), []schemas.ServiceRequest{request("dup-1", 3, "750312300458")},
 		timeouts(2*time.Second, nil))
@@ -157,8 +156,8 @@ func TestDuplicateAnswerIsNotLate(t *testing.T) {
 // TestLateCaseCheckAnswer: a case registry's answer after the check gave up is late too, with
 // service 0 and the registry's verdict.
 func TestLateCaseCheckAnswer(t *testing.T) {
-	env := newTestEnv(t, nil)
-	late := collectLate(env)
+	late, lateOpt := collectLate()
+	env := newTestEnv(t, nil, lateOpt)
 	_, err := env.dispatcher.CheckCase(context.Background(), "sio.registry.nobody",
 		schemas.CaseCheckRequest{RequestID: "case-1", MessageID: "m-1"}, 20*time.Millisecond)
 	if err == nil {
@@ -180,8 +179,8 @@ func TestLateCaseCheckAnswer(t *testing.T) {
 
 // TestUnreadableLateAnswer: a late answer that cannot be read still goes to the hook, raw.
 func TestUnreadableLateAnswer(t *testing.T) {
-	env := newTestEnv(t, nil)
-	late := collectLate(env)
+	late, lateOpt := collectLate()
+	env := newTestEnv(t, nil, lateOpt)
 	msg := message.NewMessage(watermill.NewUUID(), []byte("{garbage"))
 	msg.Metadata.Set(schemas.MetaCorrelation, "junk-1/12")
 	if err := env.pubsub.Publish(env.dispatcher.ReplyTopic(), msg); err != nil {
@@ -197,10 +196,10 @@ func TestUnreadableLateAnswer(t *testing.T) {
 // copy of an answer older than that is taken for a late one (a superfluous record, never a lost
 // one).
 func TestAnsweredMemoryIsBounded(t *testing.T) {
-	env := newTestEnv(t, map[int]adapters.Backend{3: echoBackend(3)})
+	late, lateOpt := collectLate()
+	env := newTestEnv(t, map[int]adapters.Backend{3: echoBackend(3)}, lateOpt)
 	env.dispatcher.answeredKeys = newBoundedCache[[32]byte](2) // before any answer flows
 	answer := captureReplies(t, env)
-	late := collectLate(env)
 	for _, id := range []string{"b-1", "b-2", "b-3"} {
 		env.dispatcher.Dispatch(context.Background(), []schemas.ServiceRequest{request(id, 3, "750312300458")}, timeouts(2*time.Second, nil))
 	}
@@ -247,10 +246,9 @@ func TestBoundedCacheForget(t *testing.T) {
 // the transport delivers it again and the hook gets it again, and it is counted once it is
 // recorded. A copy of a recorded late answer is a duplicate, not a second result.
 func TestLateAnswerRedeliveredUntilRecorded(t *testing.T) {
-	env := newTestEnv(t, nil)
 	var mu sync.Mutex
 	var calls []string
-	env.dispatcher.OnLateAnswer(func(_ context.Context, a LateAnswer) error {
+	env := newTestEnv(t, nil, onLateAnswer(func(_ context.Context, a LateAnswer) error {
 		mu.Lock()
 		defer mu.Unlock()
 		calls = append(calls, a.Key)
@@ -258,7 +256,7 @@ func TestLateAnswerRedeliveredUntilRecorded(t *testing.T) {
 			return errors.New("journal unavailable")
 		}
 		return nil
-	})
+	}))
 	resp := okResponse("redo-1", 5)
 	payload, err := json.Marshal(resp)
 	if err != nil {

@@ -85,6 +85,10 @@ func (c *scriptedClaim) Release() { c.l.end(c.key, "released") }
 // ends answered once the answer is out, and released when the source was given up on.
 func TestLedgerDecidesWhoAsks(t *testing.T) {
 	var asked atomic.Int32
+	ledger := &scriptedLedger{ended: map[string]string{}, states: map[string][]siobroker.LedgerState{
+		"held/1":     {siobroker.LedgerBusy, siobroker.LedgerBusy, siobroker.LedgerAnswered}, // another process answers while we wait
+		"answered/1": {siobroker.LedgerAnswered},
+	}}
 	env := newTestEnv(t, map[int]adapters.Backend{
 		1: adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
 			asked.Add(1)
@@ -93,12 +97,7 @@ func TestLedgerDecidesWhoAsks(t *testing.T) {
 			}
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "person"}}}, nil
 		}),
-	})
-	ledger := &scriptedLedger{ended: map[string]string{}, states: map[string][]siobroker.LedgerState{
-		"held/1":     {siobroker.LedgerBusy, siobroker.LedgerBusy, siobroker.LedgerAnswered}, // another process answers while we wait
-		"answered/1": {siobroker.LedgerAnswered},
-	}}
-	env.runtime.WithLedger(ledger).WithRetry(1, time.Millisecond)
+	}, withLedger(ledger), retry(2, time.Millisecond))
 
 	dispatch := func(id string, wait time.Duration) Outcome {
 		return env.dispatcher.Dispatch(context.Background(), []schemas.ServiceRequest{{RequestID: id, Service: 1}}, timeouts(wait, nil))[0]

@@ -43,8 +43,16 @@ func TestDispatchWaitsOutTransportOutage(t *testing.T) {
 	t.Cleanup(func() { _ = pubsub.Close() })
 	pub := &outagePublisher{next: pubsub}
 	pub.down.Store(true)
-	d := NewDispatcher(pub, ReplyTopicPrefix+"outage", siobroker.SystemClock{}, slog.New(logs))
-	rt := NewAdapterRuntime("outage", map[int]adapters.Backend{1: echoBackend(1)}, pubsub, siobroker.SystemClock{}, slog.New(logs))
+	d, err := NewDispatcher(DispatcherConfig{Publisher: pub, ReplyTopic: ReplyTopicPrefix + "outage",
+		Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := NewAdapterRuntime(AdapterConfig{Name: "outage", Backends: map[int]adapters.Backend{1: echoBackend(1)},
+		Publisher: pubsub, Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 2 * time.Second}, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +119,11 @@ func TestAdapterAnswerWaitsOutTransportOutage(t *testing.T) {
 	}
 	pub := &outagePublisher{next: pubsub}
 	pub.down.Store(true)
-	rt := NewAdapterRuntime("outage", map[int]adapters.Backend{1: echoBackend(1)}, pub, siobroker.SystemClock{}, slog.New(logs))
+	rt, err := NewAdapterRuntime(AdapterConfig{Name: "outage", Backends: map[int]adapters.Backend{1: echoBackend(1)},
+		Publisher: pub, Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	deliver := func(id string, deadline time.Time) chan error {
 		req := request(id, 1, "750312300458")
@@ -121,7 +133,11 @@ func TestAdapterAnswerWaitsOutTransportOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		handled := make(chan error, 1)
-		go func() { handled <- rt.handle(msg, schemas.ServiceTopic(1), []int{1}) }()
+		handle := rt.stack(schemas.ServiceTopic(1), []int{1})
+		go func() {
+			_, err := handle(msg)
+			handled <- err
+		}()
 		return handled
 	}
 

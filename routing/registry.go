@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -24,10 +25,45 @@ type RegistryRuntime struct {
 	logger    *slog.Logger
 }
 
-// NewRegistryRuntime returns a runtime for the registry called name (topic
-// schemas.RegistryTopic(name)).
-func NewRegistryRuntime(name string, registry adapters.CaseRegistry, publisher message.Publisher, clock siobroker.Clock, logger *slog.Logger) *RegistryRuntime {
-	return &RegistryRuntime{name: name, registry: registry, publisher: publisher, clock: clock, logger: logger}
+// RegistryConfig is what a RegistryRuntime is built from. Every field is required: it has no
+// optional one, hence no defaults.
+type RegistryConfig struct {
+	// Name is the registry's, as the case rules name it; the runtime consumes topic
+	// schemas.RegistryTopic(Name) and names the registry so in every answer.
+	Name      string
+	Registry  adapters.CaseRegistry
+	Publisher message.Publisher
+	Clock     siobroker.Clock
+	Logger    *slog.Logger
+}
+
+// Validate reports every field that c lacks.
+func (c RegistryConfig) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"Name", c.Name != ""},
+		{"Registry", c.Registry != nil},
+		{"Publisher", c.Publisher != nil},
+		{"Clock", c.Clock != nil},
+		{"Logger", c.Logger != nil},
+	} {
+		if !f.set {
+			errs = append(errs, fmt.Errorf("routing: RegistryConfig.%s is required", f.name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NewRegistryRuntime returns a runtime for the registry cfg.Registry called cfg.Name. It returns
+// an error naming every field of cfg that is missing.
+func NewRegistryRuntime(cfg RegistryConfig) (*RegistryRuntime, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &RegistryRuntime{name: cfg.Name, registry: cfg.Registry, publisher: cfg.Publisher, clock: cfg.Clock, logger: cfg.Logger}, nil
 }
 
 // AddHandlers registers the registry's handler on router.

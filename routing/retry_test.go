@@ -30,8 +30,7 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 			broken.Add(1)
 			return siobroker.ServiceResult{}, errors.New("syntax error in query")
 		}),
-	})
-	env.runtime.WithRetry(3, 5*time.Millisecond)
+	}, retry(4, 5*time.Millisecond))
 	outs := env.dispatcher.Dispatch(context.Background(), []schemas.ServiceRequest{
 		{RequestID: "r1", Service: 1}, {RequestID: "r1", Service: 2},
 	}, timeouts(2*time.Second, nil))
@@ -50,6 +49,7 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 func TestExhaustedRetriesDeadLetter(t *testing.T) {
 	var calls atomic.Int32
 	var healthy atomic.Bool
+	late, lateOpt := collectLate()
 	env := newTestEnv(t, map[int]adapters.Backend{
 		7: adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
 			calls.Add(1)
@@ -58,9 +58,7 @@ func TestExhaustedRetriesDeadLetter(t *testing.T) {
 			}
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "person"}}}, nil
 		}),
-	})
-	env.runtime.WithRetry(2, time.Millisecond).WithDeadLetters("test.dead")
-	late := collectLate(env)
+	}, lateOpt, retry(3, time.Millisecond), deadLetters("test.dead"))
 	dead, err := env.pubsub.Subscribe(context.Background(), "test.dead")
 	if err != nil {
 		t.Fatal(err)

@@ -6,12 +6,14 @@
 // The broker side is the Dispatcher: scatter one ServiceRequest per service, gather the
 // ServiceResponses from the broker instance's own reply topic through a correlation map, and
 // answer "timeout" for any service whose adapter does not answer in time; an answer that comes
-// after that goes to the Dispatcher's OnLateAnswer hook, and a copy of one already used is
-// recognised and dropped. The adapter side is the
-// AdapterRuntime: consume a service's topic, ask the Backend, publish the answer to the reply
-// topic named in the request. Everything around asking the Backend (decoding, the served-service
-// check, dedup, the deadline, the ledger, retries, dead-lettering, publishing) is watermill
-// middleware, one concern a file, in package routing/middleware.
+// after that goes to the Dispatcher's OnLateAnswer hook (DispatcherConfig), and a copy of one
+// already used is recognised and dropped. The adapter side is the AdapterRuntime: consume a
+// service's topic, ask the Backend, publish the answer to the reply topic named in the request.
+// Everything around asking the Backend (decoding, the served-service check, dedup, the deadline,
+// the ledger, retries, dead-lettering, publishing) is watermill middleware, one concern a file, in
+// package routing/middleware. The Dispatcher, AdapterRuntime and RegistryRuntime are each built
+// from their Config (NewDispatcher, NewAdapterRuntime, NewRegistryRuntime), and nothing is set on
+// them afterwards.
 package routing
 
 import (

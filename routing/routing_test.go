@@ -114,18 +114,52 @@ type testEnv struct {
 
 const adapterName = "test"
 
-func newTestEnv(t *testing.T, backends map[int]adapters.Backend) *testEnv {
-	t.Helper()
-	return newTestEnvClock(t, backends, siobroker.SystemClock{})
+// envConfig is what newTestEnv builds env's dispatcher and runtime from, and envOption a test's
+// change to it.
+type envConfig struct {
+	dispatcher DispatcherConfig
+	adapter    AdapterConfig
 }
 
-func newTestEnvClock(t *testing.T, backends map[int]adapters.Backend, clock siobroker.Clock) *testEnv {
+type envOption func(*envConfig)
+
+// observeAnswers makes env's dispatcher report every answer in time to f.
+func observeAnswers(f func(service int, status siobroker.ResultStatus, latency time.Duration)) envOption {
+	return func(c *envConfig) { c.dispatcher.ObserveAnswer = f }
+}
+
+// onLateAnswer makes env's dispatcher hand its late answers to f.
+func onLateAnswer(f func(context.Context, LateAnswer) error) envOption {
+	return func(c *envConfig) { c.dispatcher.OnLateAnswer = f }
+}
+
+// retry makes env's runtime put a request to its backend attempts times, the first retry after backoff.
+func retry(attempts int, backoff time.Duration) envOption {
+	return func(c *envConfig) { c.adapter.Attempts, c.adapter.Backoff = attempts, backoff }
+}
+
+// deadLetters makes env's runtime send a request whose attempts are exhausted to topic.
+func deadLetters(topic string) envOption {
+	return func(c *envConfig) { c.adapter.DeadLetters = topic }
+}
+
+// withLedger makes env's runtime claim every request in l.
+func withLedger(l siobroker.Ledger) envOption {
+	return func(c *envConfig) { c.adapter.Ledger = l }
+}
+
+func newTestEnv(t *testing.T, backends map[int]adapters.Backend, opts ...envOption) *testEnv {
 	t.Helper()
-	return newTestEnvQueues(t, backends, clock, nil)
+	return newTestEnvClock(t, backends, siobroker.SystemClock{}, opts...)
+}
+
+func newTestEnvClock(t *testing.T, backends map[int]adapters.Backend, clock siobroker.Clock, opts ...envOption) *testEnv {
+	t.Helper()
+	return newTestEnvQueues(t, backends, clock, nil, opts...)
 }
 
 // newTestEnvQueues routes through queueOf (nil: each service's own queue) on both sides.
-func newTestEnvQueues(t *testing.T, backends map[int]adapters.Backend, clock siobroker.Clock, queueOf func(int) string) *testEnv {
+func newTestEnvQueues(t *testing.T, backends map[int]adapters.Backend, clock siobroker.Clock, queueOf func(int) string, opts ...envOption) *testEnv {
 	t.Helper()
 	logs := newLogRecorder()
 	logger := slog.New(logs)
@@ -134,12 +168,23 @@ func newTestEnvQueues(t *testing.T, backends map[int]adapters.Backend, clock sio
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := NewDispatcher(pubsub, ReplyTopicPrefix+watermill.NewUUID(), clock, logger)
+	c := envConfig{
+		dispatcher: DispatcherConfig{Publisher: pubsub, ReplyTopic: ReplyTopicPrefix + watermill.NewUUID(),
+			Clock: clock, Logger: logger, QueueOf: queueOf},
+		adapter: AdapterConfig{Name: adapterName, Backends: backends, Publisher: pubsub,
+			Clock: clock, Logger: logger, QueueOf: queueOf},
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	d, err := NewDispatcher(c.dispatcher)
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.AddHandlers(router, pubsub)
-	rt := NewAdapterRuntime(adapterName, backends, pubsub, clock, logger)
-	if queueOf != nil {
-		d.WithQueues(queueOf)
-		rt.WithQueues(queueOf)
+	rt, err := NewAdapterRuntime(c.adapter)
+	if err != nil {
+		t.Fatal(err)
 	}
 	rt.AddHandlers(router, pubsub)
 
@@ -322,6 +367,7 @@ func TestSlowBackendTimesOut(t *testing.T) {
 // anyone; it is handed to the OnLateAnswer hook, with what the journal needs, and counted.
 func TestLateAnswerGoesToHook(t *testing.T) {
 	release := make(chan struct{})
+	late, lateOpt := collectLate()
 	var calls atomic.Int32
 	env := newTestEnv(t, map[int]adapters.Backend{
 		7: adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
@@ -330,8 +376,7 @@ func TestLateAnswerGoesToHook(t *testing.T) {
 			}
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "late", Fields: []siobroker.Field{{Name: "request", Value: req.RequestID}}}}}, nil
 		}),
-	})
-	late := collectLate(env)
+	}, lateOpt)
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
 
@@ -480,7 +525,11 @@ func (p *failingPublisher) Close() error { return nil }
 
 func TestPublishFailureIsUnavailable(t *testing.T) {
 	pub := &failingPublisher{}
-	d := NewDispatcher(pub, ReplyTopicPrefix+"x", siobroker.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := NewDispatcher(DispatcherConfig{Publisher: pub, ReplyTopic: ReplyTopicPrefix + "x",
+		Clock: siobroker.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	outs := d.Dispatch(context.Background(),
 		[]schemas.ServiceRequest{request("p1", 1, "750312300458"), request("p1", 2, "750312300458")},
@@ -600,7 +649,11 @@ func TestMalformedMessagesAreDropped(t *testing.T) {
 }
 
 func TestAdapterRuntimeServices(t *testing.T) {
-	rt := NewAdapterRuntime("x", map[int]adapters.Backend{93: echoBackend(93), 1: echoBackend(1), 11: echoBackend(11)}, nil, siobroker.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rt, err := NewAdapterRuntime(AdapterConfig{Name: "x", Backends: map[int]adapters.Backend{93: echoBackend(93), 1: echoBackend(1), 11: echoBackend(11)},
+		Publisher: &failingPublisher{}, Clock: siobroker.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := rt.Services()
 	if fmt.Sprint(got) != "[1 11 93]" {
 		t.Fatalf("Services() = %v", got)

@@ -21,6 +21,19 @@ import (
 func TestServiceStats(t *testing.T) {
 	clock := testclock.New(time.Date(2026, 11, 23, 10, 0, 0, 0, siobroker.Astana))
 	release := make(chan struct{})
+	type answer struct {
+		service int
+		status  siobroker.ResultStatus
+		latency time.Duration
+	}
+	var mu sync.Mutex
+	var answers []answer
+	observe := observeAnswers(func(service int, status siobroker.ResultStatus, latency time.Duration) {
+		mu.Lock()
+		answers = append(answers, answer{service, status, latency})
+		mu.Unlock()
+	})
+
 	env := newTestEnvClock(t, map[int]adapters.Backend{
 		1: adapters.BackendFunc(func(context.Context, schemas.ServiceRequest) (siobroker.ServiceResult, error) {
 			clock.Advance(2 * time.Second) // the source takes two seconds on the dispatcher's clock
@@ -36,19 +49,7 @@ func TestServiceStats(t *testing.T) {
 			}
 			return siobroker.ServiceResult{}, nil
 		}),
-	}, clock)
-	type answer struct {
-		service int
-		status  siobroker.ResultStatus
-		latency time.Duration
-	}
-	var mu sync.Mutex
-	var answers []answer
-	env.dispatcher.ObserveAnswers(func(service int, status siobroker.ResultStatus, latency time.Duration) {
-		mu.Lock()
-		answers = append(answers, answer{service, status, latency})
-		mu.Unlock()
-	})
+	}, clock, observe)
 
 	env.dispatcher.Dispatch(context.Background(), []schemas.ServiceRequest{
 		request("a", 1, "750312300458"), request("a", 2, "750312300458"), request("a", 4, "750312300458"),
@@ -130,7 +131,11 @@ func TestServiceStats(t *testing.T) {
 
 // TestDispatchErrorCounted: a message the transport refuses is a dispatch error.
 func TestDispatchErrorCounted(t *testing.T) {
-	d := NewDispatcher(&failingPublisher{}, ReplyTopicPrefix+"x", siobroker.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := NewDispatcher(DispatcherConfig{Publisher: &failingPublisher{}, ReplyTopic: ReplyTopicPrefix + "x",
+		Clock: siobroker.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.Dispatch(context.Background(), []schemas.ServiceRequest{request("p", 7, "750312300458")}, timeouts(time.Second, nil))
 	if s := d.Stats()[7]; s != (ServiceStats{Dispatched: 1, DispatchErrors: 1, RecentEnded: 1, RecentFailed: 1}) {
 		t.Errorf("stats %+v", s)

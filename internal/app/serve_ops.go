@@ -11,9 +11,7 @@ import (
 	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/operator/health"
-	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/metrics"
-	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/signing"
 )
 
@@ -26,12 +24,10 @@ type brokerOps struct {
 	Readiness *health.Readiness
 }
 
-// opsDeps are the parts of a starting broker the operations side reads.
+// opsDeps are the parts of a starting broker the readiness checks read.
 type opsDeps struct {
-	dispatcher *routing.Dispatcher
-	tracker    *incidents.Tracker
-	journal    siobroker.Journal
-	signer     *signing.Signer
+	journal siobroker.Journal
+	signer  *signing.Signer
 }
 
 // Paths of the operations endpoints on the broker's HTTP handler.
@@ -55,37 +51,51 @@ func logTimeInAstana(groups []string, a slog.Attr) slog.Attr {
 // withRequestIDs makes every line logged with a request's context carry its ids (reqlog).
 func withRequestIDs(logger *slog.Logger) *slog.Logger { return reqlog.Logger(logger) }
 
-// startOperations builds the snapshot, the metrics and the readiness checks over the broker's
-// parts, warns now if the broker's certificate is near its end, and starts the daily warning.
-// The router and the transport must be running. mount adds its endpoints to the HTTP handler's;
-// Metrics.ObserveRequests is the request observer of a channel.
-func (b *Broker) startOperations(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, deps opsDeps) (*brokerOps, error) {
-	mcfg := health.MonitorConfig{
-		Dispatcher: deps.dispatcher, Delays: deps.tracker, Clock: clock,
-		QueueName: b.live.routes.Queue, // the routing table in force
-	}
-	if b.msg.amqp != nil {
-		mcfg.Queues = b.msg.amqp
-	}
-	monitor, err := health.NewMonitor(mcfg)
-	if err != nil {
-		return nil, err
-	}
+// newMetrics builds the broker's metrics, whose per-service figures services gives at each scrape
+// (the snapshot's, brokerOps.services).
+func (b *Broker) newMetrics(cfg config.Broker, journal siobroker.Journal, services func(context.Context) ([]health.ServiceState, error)) *metrics.Metrics {
 	archiveDir := archiveDirOf(cfg)
-	m := metrics.New(metrics.Sources{
-		Services: monitor.Services,
+	return metrics.New(metrics.Sources{
+		Services: services,
 		OpenIncidents: func(ctx context.Context) (int, error) {
 			open, err := b.db.Incidents(ctx, false)
 			return len(open), err
 		},
 		JournalHead: func(ctx context.Context) (int64, error) {
-			seq, _, err := deps.journal.Head(ctx)
+			seq, _, err := journal.Head(ctx)
 			return seq, err
 		},
 		ArchivedUpTo: func(context.Context) (int64, error) { return archive.LastSealedSeq(archiveDir) },
 	})
-	deps.dispatcher.ObserveAnswers(m.ObserveAnswer)
+}
 
+// services is the snapshot of the services as the metrics read it: ops.Monitor's. The metrics are
+// built before the dispatcher, which reports every answer's latency to them, and the monitor after
+// it, as it reads the dispatcher's counters (startDispatcher); the monitor is set before the HTTP
+// server serves the first scrape.
+func (o *brokerOps) services(ctx context.Context) ([]health.ServiceState, error) {
+	return o.Monitor.Services(ctx)
+}
+
+// newMonitor builds the snapshot of the services over the dispatcher's counters, the tracker's
+// delays and, on RabbitMQ, the queues, as the routing table in force names them.
+func (b *Broker) newMonitor(dispatcher health.DispatchStats, tracker health.DelayTracker, clock siobroker.Clock) (*health.Monitor, error) {
+	mcfg := health.MonitorConfig{
+		Dispatcher: dispatcher, Delays: tracker, Clock: clock,
+		QueueName: b.live.routes.Queue, // the routing table in force
+	}
+	if b.msg.amqp != nil {
+		mcfg.Queues = b.msg.amqp
+	}
+	return health.NewMonitor(mcfg)
+}
+
+// startOperations adds the readiness checks over the broker's parts to b.ops (whose metrics and
+// snapshot startDispatcher built), warns now if the broker's certificate is near its end, and
+// starts the daily warning. The router and the transport must be running. mount adds the
+// operations endpoints to the HTTP handler's; Metrics.ObserveRequests is the request observer of
+// a channel.
+func (b *Broker) startOperations(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, deps opsDeps) error {
 	checks := []health.Check{
 		health.FuncCheck("transport", "the message transport is not ready", b.transportReady),
 		health.FuncCheck("store", "the store does not answer", b.db.Ping),
@@ -99,15 +109,15 @@ func (b *Broker) startOperations(ctx context.Context, cfg config.Broker, clock s
 	readiness, err := health.NewReadiness(health.ReadinessConfig{Timeout: 5 * time.Second,
 		Logger: logger.With("component", "readiness"), Checks: checks})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ops := &brokerOps{Monitor: monitor, Metrics: m, Readiness: readiness}
+	b.ops.Readiness = readiness
 	certLog := logger.With("component", "certificate")
 	health.WarnCertificate(deps.signer.Certificate(), clock, certLog)
 	b.jobs.Go(func() {
 		every(ctx, 24*time.Hour, func(context.Context) { health.WarnCertificate(deps.signer.Certificate(), clock, certLog) })
 	})
-	return ops, nil
+	return nil
 }
 
 // transportReady is the transport's readiness: the router runs and, on RabbitMQ, both

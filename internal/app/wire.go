@@ -122,11 +122,11 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	return nil
 }
 
-// startRouting opens the transport, adds the dispatcher, the incident tracker and the journal of
-// late answers to the router, and (on the embedded default) the demo adapters and case
-// registries; then it runs the router and waits until it is running.
+// startRouting opens the transport, adds the dispatcher (startDispatcher) and (on the embedded
+// default) the demo adapters and case registries to the router; then it runs the router and
+// waits until it is running.
 func (b *Broker) startRouting(ctx context.Context, p *parts) error {
-	cfg, clock, logger := p.cfg, p.clock, p.logger
+	cfg, logger := p.cfg, p.logger
 	// watermill logs every handler start at Info; ninety-three of them drown the broker's own lines.
 	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger.With("component", "watermill"),
 		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
@@ -138,23 +138,10 @@ func (b *Broker) startRouting(ctx context.Context, p *parts) error {
 	if err != nil {
 		return err
 	}
-	p.dispatcher = routing.NewDispatcher(pub, replyTopic, clock, logger.With("component", "dispatcher")).WithQueues(b.live.routes.Queue)
+	if err := b.startDispatcher(p, pub, replyTopic); err != nil {
+		return err
+	}
 	p.dispatcher.AddHandlers(b.msg.router, sub)
-	if p.tracker, err = incidents.NewTracker(incidents.Config{Threshold: cfg.Incidents.Threshold, CheckEvery: cfg.Incidents.CheckEvery},
-		b.db, p.journal, clock, logger.With("component", "incidents")); err != nil {
-		return err
-	}
-	p.dispatcher.TrackDelivery(incidents.DispatcherTracker{T: p.tracker})
-	// An answer that comes after its service timed out is journaled as a late record before the
-	// reply handler acknowledges it. The router stops before the journal closes.
-	lateAnswers, err := broker.NewLateAnswers(broker.LateConfig{}, broker.LateDeps{
-		Journal: p.journal, Jobs: b.db, Requests: p.journal, Rights: b.live.rights, Clock: clock,
-		Logger: logger.With("component", "late-answers"),
-	})
-	if err != nil {
-		return err
-	}
-	p.dispatcher.OnLateAnswer(lateAnswers.Record)
 	if err := b.addDemoAdapters(p, pub, sub); err != nil {
 		return err
 	}
@@ -173,6 +160,41 @@ func (b *Broker) startRouting(ctx context.Context, p *parts) error {
 	}
 }
 
+// startDispatcher builds the dispatcher with what it reports to: the incident tracker, the
+// journal of late answers and the metrics; and the snapshot of the services, which reads its
+// counters. The metrics are built first and the snapshot last (brokerOps.services); both go to
+// b.ops, which startOperations completes.
+func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic string) error {
+	cfg, clock, logger := p.cfg, p.clock, p.logger
+	var err error
+	if p.tracker, err = incidents.NewTracker(incidents.Config{Threshold: cfg.Incidents.Threshold, CheckEvery: cfg.Incidents.CheckEvery},
+		b.db, p.journal, clock, logger.With("component", "incidents")); err != nil {
+		return err
+	}
+	// An answer that comes after its service timed out is journaled as a late record before the
+	// reply handler acknowledges it. The router stops before the journal closes.
+	lateAnswers, err := broker.NewLateAnswers(broker.LateConfig{}, broker.LateDeps{
+		Journal: p.journal, Jobs: b.db, Requests: p.journal, Rights: b.live.rights, Clock: clock,
+		Logger: logger.With("component", "late-answers"),
+	})
+	if err != nil {
+		return err
+	}
+	b.ops = &brokerOps{}
+	b.ops.Metrics = b.newMetrics(cfg, p.journal, b.ops.services)
+	if p.dispatcher, err = routing.NewDispatcher(routing.DispatcherConfig{
+		Publisher: pub, ReplyTopic: replyTopic, Clock: clock, Logger: logger.With("component", "dispatcher"),
+		QueueOf:       b.live.routes.Queue,
+		Tracker:       incidents.DispatcherTracker{T: p.tracker},
+		ObserveAnswer: b.ops.Metrics.ObserveAnswer,
+		OnLateAnswer:  lateAnswers.Record,
+	}); err != nil {
+		return err
+	}
+	b.ops.Monitor, err = b.newMonitor(p.dispatcher, p.tracker, clock)
+	return err
+}
+
 // addDemoAdapters writes the demo world's subjects for the README's examples and, on the embedded
 // default, runs the demo adapters and demo case registries holding the demo users' cases (§5) in
 // this process. With RabbitMQ, deployments run `siobroker adapter` processes on the shared queues
@@ -187,10 +209,14 @@ func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Su
 	if cfg.Transport != "gochannel" && !cfg.AMQP.InProcessAdapters {
 		return nil
 	}
-	adapter := routing.NewAdapterRuntime("demo", demoRouted(b.live.routes.Table(), demo.NewBackends(world), cfg.Transport, logger),
-		pub, clock, logger.With("component", "adapter")).WithQueues(b.live.routes.Queue)
+	acfg := routing.AdapterConfig{Name: "demo", Backends: demoRouted(b.live.routes.Table(), demo.NewBackends(world), cfg.Transport, logger),
+		Publisher: pub, Clock: clock, Logger: logger.With("component", "adapter"), QueueOf: b.live.routes.Queue}
 	if b.msg.amqp != nil {
-		adapter.WithDeadLetters(b.msg.amqp.DeadLetterTopic())
+		acfg.DeadLetters = b.msg.amqp.DeadLetterTopic()
+	}
+	adapter, err := routing.NewAdapterRuntime(acfg)
+	if err != nil {
+		return err
 	}
 	adapter.AddHandlers(b.msg.router, sub)
 	p.inProcessServices = len(adapter.Services())
@@ -199,18 +225,22 @@ func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Su
 		demoCases = demo.CasesOf(b.pki.manifest.Users)
 	}
 	for _, name := range p.registries {
-		routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, demoCases), pub, clock,
-			logger.With("component", "registry-adapter", "registry", name)).AddHandlers(b.msg.router, sub)
+		registry, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: demo.NewCaseRegistry(name, demoCases),
+			Publisher: pub, Clock: clock, Logger: logger.With("component", "registry-adapter", "registry", name)})
+		if err != nil {
+			return err
+		}
+		registry.AddHandlers(b.msg.router, sub)
 	}
 	return nil
 }
 
-// startPipeline starts the operations (snapshot, metrics, readiness) and builds the request
-// pipeline over everything before it.
+// startPipeline completes the operations (the readiness checks, the certificate's warning) and
+// builds the request pipeline over everything before it.
 func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
 	var err error
-	if b.ops, err = b.startOperations(ctx, cfg, clock, logger, opsDeps{p.dispatcher, p.tracker, p.journal, p.signer}); err != nil {
+	if err = b.startOperations(ctx, cfg, clock, logger, opsDeps{p.journal, p.signer}); err != nil {
 		return err
 	}
 	b.pipeline, err = broker.New(broker.Config{

@@ -129,8 +129,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, rabbit, instance
 	}
 	clock := siobroker.SystemClock{}
 	attempts, backoff := cfg.Retry.Effective()
-	runtime := routing.NewAdapterRuntime(instance, backends.Backends, t.Publisher(), clock, logger).
-		WithQueues(queueOf).WithRetry(attempts-1, backoff).WithDeadLetters(t.DeadLetterTopic())
+	var ledger siobroker.Ledger
 	if cfg.Ledger.DSN != "" {
 		// The owner names this process in the rows it writes: two processes may share a name.
 		host, _ := os.Hostname()
@@ -140,12 +139,22 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, rabbit, instance
 			return err
 		}
 		defer l.Close() // after the router: the handlers' claims end first
-		runtime.WithLedger(l)
+		ledger = l
+	}
+	runtime, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: instance, Backends: backends.Backends,
+		Publisher: t.Publisher(), Clock: clock, Logger: logger, QueueOf: queueOf,
+		Attempts: attempts, Backoff: backoff, DeadLetters: t.DeadLetterTopic(), Ledger: ledger})
+	if err != nil {
+		return err
 	}
 	runtime.AddHandlers(router, t.Subscriber())
 	for _, name := range cfg.CaseRegistries.Names {
-		routing.NewRegistryRuntime(name, demo.NewCaseRegistry(name, cases), t.Publisher(), clock,
-			logger.With("registry", name)).AddHandlers(router, t.Subscriber())
+		registry, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: demo.NewCaseRegistry(name, cases),
+			Publisher: t.Publisher(), Clock: clock, Logger: logger.With("registry", name)})
+		if err != nil {
+			return err
+		}
+		registry.AddHandlers(router, t.Subscriber())
 	}
 	go func() {
 		<-router.Running()

@@ -39,7 +39,6 @@ func routed(t *testing.T, clock siobroker.Clock, backends map[int]adapters.Backe
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := routing.NewDispatcher(ps, routing.ReplyTopicPrefix+watermill.NewUUID(), clock, quiet)
 	// The monitor reads only the tracker's memory (Oldest); a real store and journal make it a
 	// tracker as the broker builds one, though no Check runs here.
 	db, err := sqlite.Open(context.Background(), t.TempDir())
@@ -51,9 +50,17 @@ func routed(t *testing.T, clock siobroker.Clock, backends map[int]adapters.Backe
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.TrackDelivery(incidents.DispatcherTracker{T: tracker})
+	d, err := routing.NewDispatcher(routing.DispatcherConfig{Publisher: ps, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
+		Clock: clock, Logger: quiet, Tracker: incidents.DispatcherTracker{T: tracker}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.AddHandlers(router, ps)
-	routing.NewAdapterRuntime("test", backends, ps, clock, quiet).AddHandlers(router, ps)
+	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "test", Backends: backends, Publisher: ps, Clock: clock, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.AddHandlers(router, ps)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -84,7 +91,7 @@ func wait(d time.Duration) func(int) time.Duration { return func(int) time.Durat
 // TestNewMonitorValidates: a missing source or a negative duration is refused, naming the field.
 func TestNewMonitorValidates(t *testing.T) {
 	clock := newClock()
-	full := MonitorConfig{Dispatcher: routing.NewDispatcher(nil, "x", clock, quiet), Delays: fixedDelays{}, Clock: clock}
+	full := MonitorConfig{Dispatcher: noStats{}, Delays: fixedDelays{}, Clock: clock}
 	if _, err := NewMonitor(full); err != nil {
 		t.Fatalf("NewMonitor with every source: %v", err)
 	}
@@ -108,6 +115,11 @@ func TestNewMonitorValidates(t *testing.T) {
 		})
 	}
 }
+
+// noStats is a DispatchStats with nothing dispatched.
+type noStats struct{}
+
+func (noStats) Stats() map[int]routing.ServiceStats { return nil }
 
 // fixedDelays is a DelayTracker with nothing waiting.
 type fixedDelays struct{}

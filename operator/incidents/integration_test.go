@@ -53,10 +53,17 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dispatcher := routing.NewDispatcher(pubsub, routing.ReplyTopicPrefix+"incident-test", clock, logger)
-	dispatcher.TrackDelivery(incidents.DispatcherTracker{T: tracker})
+	dispatcher, err := routing.NewDispatcher(routing.DispatcherConfig{Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + "incident-test",
+		Clock: clock, Logger: logger, Tracker: incidents.DispatcherTracker{T: tracker}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	dispatcher.AddHandlers(router, pubsub)
-	routing.NewAdapterRuntime("stuck", backends, pubsub, clock, logger).AddHandlers(router, pubsub)
+	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "stuck", Backends: backends, Publisher: pubsub, Clock: clock, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.AddHandlers(router, pubsub)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = router.Run(runCtx) }()

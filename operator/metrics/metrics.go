@@ -110,7 +110,7 @@ func (m *Metrics) ObserveRequests(channel string) func(siobroker.Outcome, siobro
 	}
 }
 
-// ObserveAnswer records a service answer's latency (routing.Dispatcher.ObserveAnswers).
+// ObserveAnswer records a service answer's latency (routing.DispatcherConfig.ObserveAnswer).
 func (m *Metrics) ObserveAnswer(service int, _ siobroker.ResultStatus, latency time.Duration) {
 	if service < siobroker.FirstService || service > siobroker.LastService {
 		return // a label value outside Appendix 2 would be unbounded

@@ -14,8 +14,8 @@ import (
 
 // DeadLetter is a message in the dead-letter queue, with why it is there. Two kinds arrive: those
 // RabbitMQ dead-lettered (a queue's delivery limit, a rejection), described by its x-death
-// header, and those an adapter gave up on after its attempts (routing.AdapterRuntime
-// WithDeadLetters), described by the schemas.MetaDead* headers it set.
+// header, and those an adapter gave up on after its attempts (routing.AdapterConfig.DeadLetters),
+// described by the schemas.MetaDead* headers it set.
 type DeadLetter struct {
 	MessageID   string
 	Queue       string // the queue it died in, where Replay sends it back

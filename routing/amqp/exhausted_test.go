@@ -51,7 +51,7 @@ func TestExhaustedAttemptsDeadLetterAndReplay(t *testing.T) {
 	var calls atomic.Int32
 	var healthy atomic.Bool
 	adapterTr := newTransport(t, cfg)
-	rt := routing.NewAdapterRuntime("flaky", map[int]adapters.Backend{
+	rt := newAdapterRuntime(t, routing.AdapterConfig{Name: "flaky", Backends: map[int]adapters.Backend{
 		service: adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
 			calls.Add(1)
 			if !healthy.Load() {
@@ -59,13 +59,12 @@ func TestExhaustedAttemptsDeadLetterAndReplay(t *testing.T) {
 			}
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "person"}}}, nil
 		}),
-	}, adapterTr.Publisher(), siobroker.SystemClock{}, quietLogger).WithRetry(2, 5*time.Millisecond).WithDeadLetters(adapterTr.DeadLetterTopic())
+	}, Publisher: adapterTr.Publisher(), Attempts: 3, Backoff: 5 * time.Millisecond, DeadLetters: adapterTr.DeadLetterTopic()})
 	runRouter(t, func(r *message.Router) { rt.AddHandlers(r, adapterTr.Subscriber()) })
 
 	brokerTr := newBroker(t, cfg, "broker-dlq")
-	d := routing.NewDispatcher(brokerTr.Publisher(), brokerTr.ReplyTopic(), siobroker.SystemClock{}, quietLogger)
 	seen := &deliveries{got: map[string]int{}}
-	d.TrackDelivery(seen)
+	d := newDispatcher(t, routing.DispatcherConfig{Publisher: brokerTr.Publisher(), ReplyTopic: brokerTr.ReplyTopic(), Tracker: seen})
 	runRouter(t, func(r *message.Router) { d.AddHandlers(r, brokerTr.Subscriber()) })
 
 	start := time.Now()

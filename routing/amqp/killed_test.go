@@ -53,18 +53,19 @@ func killedAdapter(t *testing.T, ledgerDSN string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hanging := routing.NewAdapterRuntime("dying", map[int]adapters.Backend{
+	var dyingLedger *postgres.Ledger
+	var ledger siobroker.Ledger // a nil *postgres.Ledger would not be a nil Ledger
+	if ledgerDSN != "" {
+		dyingLedger = openLedger("dying").(*postgres.Ledger)
+		ledger = dyingLedger
+	}
+	hanging := newAdapterRuntime(t, routing.AdapterConfig{Name: "dying", Backends: map[int]adapters.Backend{
 		service: adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
 			started <- struct{}{}
 			<-kill
 			return siobroker.ServiceResult{}, errors.New("killed")
 		}),
-	}, dying.Publisher(), siobroker.SystemClock{}, quietLogger)
-	var dyingLedger *postgres.Ledger
-	if ledgerDSN != "" {
-		dyingLedger = openLedger("dying").(*postgres.Ledger)
-		hanging.WithLedger(dyingLedger)
-	}
+	}, Publisher: dying.Publisher(), Ledger: ledger})
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 2 * time.Second}, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
@@ -108,8 +109,8 @@ func killedAdapter(t *testing.T, ledgerDSN string) {
 		startAdapter(t, cfg, "survivor", []int{service}, c)
 	} else {
 		tr := newTransport(t, cfg)
-		rt := routing.NewAdapterRuntime("survivor", map[int]adapters.Backend{service: c.backend("survivor", service)},
-			tr.Publisher(), siobroker.SystemClock{}, quietLogger).WithLedger(openLedger("survivor"))
+		rt := newAdapterRuntime(t, routing.AdapterConfig{Name: "survivor", Backends: map[int]adapters.Backend{service: c.backend("survivor", service)},
+			Publisher: tr.Publisher(), Ledger: openLedger("survivor")})
 		runRouter(t, func(r *message.Router) { rt.AddHandlers(r, tr.Subscriber()) })
 	}
 	wg.Wait()

@@ -139,7 +139,7 @@ func TestRabbitMQRestartDuringLoad(t *testing.T) {
 		for _, s := range services {
 			backends[s] = c.backend(name, s)
 		}
-		rt := routing.NewAdapterRuntime(name, backends, tr.Publisher(), siobroker.SystemClock{}, quietLogger)
+		rt := newAdapterRuntime(t, routing.AdapterConfig{Name: name, Backends: backends, Publisher: tr.Publisher()})
 		runRouter(t, func(r *message.Router) { rt.AddHandlers(r, tr.Subscriber()) })
 	}
 	bcfg := cfg
@@ -149,7 +149,7 @@ func TestRabbitMQRestartDuringLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = broker.Close() })
-	d := routing.NewDispatcher(broker.Publisher(), broker.ReplyTopic(), siobroker.SystemClock{}, quietLogger)
+	d := newDispatcher(t, routing.DispatcherConfig{Publisher: broker.Publisher(), ReplyTopic: broker.ReplyTopic()})
 	runRouter(t, func(r *message.Router) { d.AddHandlers(r, broker.Subscriber()) })
 	all := append([]*Transport{broker}, adapterTransports...)
 
@@ -207,7 +207,7 @@ func TestAnswerPublishedBeforeCrashIsDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = broker.Close() })
-	d := routing.NewDispatcher(broker.Publisher(), broker.ReplyTopic(), siobroker.SystemClock{}, quietLogger)
+	d := newDispatcher(t, routing.DispatcherConfig{Publisher: broker.Publisher(), ReplyTopic: broker.ReplyTopic()})
 
 	// The broker's reply handler is not running yet: the answer stays on the reply queue.
 	var out []routing.Outcome

@@ -143,11 +143,11 @@ func NewBrokerTransport(ctx context.Context, cfg Config, logger watermill.Logger
 }
 
 // ReplyTopic is the topic of this instance's reply queue (routing.ReplyTopicPrefix + Instance):
-// pass it to routing.NewDispatcher.
+// pass it as routing.DispatcherConfig.ReplyTopic.
 func (t *Transport) ReplyTopic() string { return routing.ReplyTopicPrefix + t.cfg.Instance }
 
-// DeadLetterTopic is the topic of the dead-letter queue (Config.DeadLetterQueue): pass it to
-// routing.AdapterRuntime.WithDeadLetters.
+// DeadLetterTopic is the topic of the dead-letter queue (Config.DeadLetterQueue): pass it as
+// routing.AdapterConfig.DeadLetters.
 func (t *Transport) DeadLetterTopic() string { return t.cfg.DeadLetterQueue }
 
 // Publisher publishes to the queue named after the topic. Its Close does nothing: Transport.Close

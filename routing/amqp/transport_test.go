@@ -378,15 +378,37 @@ func startAdapter(t *testing.T, cfg Config, name string, services []int, c *coun
 	for _, s := range services {
 		backends[s] = c.backend(name, s)
 	}
-	rt := routing.NewAdapterRuntime(name, backends, tr.Publisher(), siobroker.SystemClock{}, quietLogger)
+	rt := newAdapterRuntime(t, routing.AdapterConfig{Name: name, Backends: backends, Publisher: tr.Publisher()})
 	runRouter(t, func(r *message.Router) { rt.AddHandlers(r, tr.Subscriber()) })
+}
+
+// newAdapterRuntime builds an adapter runtime from cfg, on the system clock and the quiet logger.
+func newAdapterRuntime(t *testing.T, cfg routing.AdapterConfig) *routing.AdapterRuntime {
+	t.Helper()
+	cfg.Clock, cfg.Logger = siobroker.SystemClock{}, quietLogger
+	rt, err := routing.NewAdapterRuntime(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }
 
 func startBroker(t *testing.T, cfg Config, instance string) *routing.Dispatcher {
 	t.Helper()
 	tr := newBroker(t, cfg, instance)
-	d := routing.NewDispatcher(tr.Publisher(), tr.ReplyTopic(), siobroker.SystemClock{}, quietLogger)
+	d := newDispatcher(t, routing.DispatcherConfig{Publisher: tr.Publisher(), ReplyTopic: tr.ReplyTopic()})
 	runRouter(t, func(r *message.Router) { d.AddHandlers(r, tr.Subscriber()) })
+	return d
+}
+
+// newDispatcher builds a dispatcher from cfg, on the system clock and the quiet logger.
+func newDispatcher(t *testing.T, cfg routing.DispatcherConfig) *routing.Dispatcher {
+	t.Helper()
+	cfg.Clock, cfg.Logger = siobroker.SystemClock{}, quietLogger
+	d, err := routing.NewDispatcher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 
