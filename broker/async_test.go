@@ -46,7 +46,7 @@ func parseStatus(t *testing.T, h *harness, reply *Reply, want signing.Placement)
 	if err != nil {
 		t.Fatalf("ReadResponseEnvelope: %v\n%s", err, reply.Bytes)
 	}
-	v, err := signing.NewReplyVerifier(trust).Verify(context.Background(), doc, h.clock.Now())
+	v, err := mustVerifier(t, signing.VerifierConfig{Trust: trust, AnySigner: true}).Verify(context.Background(), doc, h.clock.Now())
 	if err != nil {
 		t.Fatalf("status signature: %v", err)
 	}

@@ -50,7 +50,7 @@ func (c acClient) call(raw []byte) (*etree.Element, error) {
 	if err := doc.ReadFromBytes(reply.Bytes); err != nil {
 		c.t.Fatal(err)
 	}
-	v, err := signing.NewReplyVerifier(trust).Verify(context.Background(), doc, c.h.clock.Now())
+	v, err := mustVerifier(c.t, signing.VerifierConfig{Trust: trust, AnySigner: true}).Verify(context.Background(), doc, c.h.clock.Now())
 	if err != nil {
 		c.t.Fatalf("answer signature: %v\n%s", err, reply.Bytes)
 	}
@@ -286,7 +286,7 @@ func TestFetchResignsTimestamp(t *testing.T) {
 	if err := doc.ReadFromBytes(fetched.Bytes); err != nil {
 		t.Fatal(err)
 	}
-	v, err := signing.NewReplyVerifier(trust, signing.WithTimestampPolicy(signing.TimestampPolicy{Clock: h.clock, Skew: time.Minute})).
+	v, err := mustVerifier(t, signing.VerifierConfig{Trust: trust, AnySigner: true, Timestamps: signing.TimestampPolicy{Clock: h.clock, Skew: time.Minute}}).
 		Verify(context.Background(), doc, h.clock.Now())
 	if err != nil {
 		t.Fatalf("the fetched reply: %v", err)

@@ -266,7 +266,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	if opts.checkTimeout > 0 {
 		casesCfg.CheckTimeout = opts.checkTimeout
 	}
-	caseRules, err := cases.NewRules(casesCfg, cases.WithClock(clock))
+	caseRules, err := cases.NewRules(casesCfg, clock)
 	if err != nil {
 		t.Fatalf("cases.NewRules: %v", err)
 	}
@@ -396,7 +396,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		},
 		AsyncTimeout: opts.asyncTimeout,
 	}, Deps{
-		Verifier:     signing.NewVerifier(trust),
+		Verifier:     mustVerifier(t, signing.VerifierConfig{Trust: trust}),
 		Signer:       brokerSigner.WithClock(clock),
 		Replay:       replay,
 		Dispatcher:   dispatcher,
@@ -491,7 +491,7 @@ func (h *harness) parseReply(t *testing.T, reply *Reply, want signing.Placement)
 	if err != nil {
 		t.Fatalf("ReadResponseEnvelope: %v\n%s", err, reply.Bytes)
 	}
-	v, err := signing.NewReplyVerifier(trust).Verify(context.Background(), doc, h.clock.Now())
+	v, err := mustVerifier(t, signing.VerifierConfig{Trust: trust, AnySigner: true}).Verify(context.Background(), doc, h.clock.Now())
 	if err != nil {
 		t.Fatalf("reply signature: %v", err)
 	}
@@ -887,7 +887,7 @@ func TestPartialOnTimeoutAndError(t *testing.T) {
 }
 
 func TestNewRequiresDependencies(t *testing.T) {
-	caseRules, err := cases.NewRules(cases.DefaultConfig())
+	caseRules, err := cases.NewRules(cases.DefaultConfig(), siobroker.SystemClock{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -897,7 +897,7 @@ func TestNewRequiresDependencies(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := Deps{
-		Verifier: signing.NewVerifier(trust), Signer: brokerSigner, Replay: failingReplay{},
+		Verifier: mustVerifier(t, signing.VerifierConfig{Trust: trust}), Signer: brokerSigner, Replay: failingReplay{},
 		Dispatcher: dispatcher, Rights: table,
 		Users: users.New(nil, siobroker.SystemClock{}, nil), Cases: caseRules, Registry: dispatcher,
 		Journal: openTestStore(t).Journal(),
@@ -1031,4 +1031,14 @@ func TestStagesObserved(t *testing.T) {
 	if len(seen) != 1 || seen[StageVerify] != 1 {
 		t.Errorf("refused request's stages %v, want verify only", seen)
 	}
+}
+
+// mustVerifier is signing.NewVerifier for a configuration the test knows to be valid.
+func mustVerifier(t testing.TB, cfg signing.VerifierConfig) *signing.Verifier {
+	t.Helper()
+	v, err := signing.NewVerifier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -163,7 +163,7 @@ func BenchmarkVerifyAndSignParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := NewVerifier(fixture.trust)
+	v := mustVerifier(b, VerifierConfig{Trust: fixture.trust})
 	b.SetBytes(int64(len(raw)))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

@@ -28,7 +28,7 @@ func BenchmarkVerifyAndSign(b *testing.B) {
 		b.Fatal(err)
 	}
 	reply := read("response.xml")
-	v := NewVerifier(fixture.trust)
+	v := mustVerifier(b, VerifierConfig{Trust: fixture.trust})
 	b.SetBytes(int64(len(raw)))
 	b.ResetTimer()
 	for b.Loop() {

@@ -60,8 +60,8 @@ func TestClientEnvelopes(t *testing.T) {
 				t.Fatal(err)
 			}
 			at := messageDate(t, doc)
-			v, err := NewVerifier(trust, WithDirectory(certDirectory{certs: users}),
-				WithTimestampPolicy(TimestampPolicy{Clock: fixedClock(at), Skew: time.Minute, Require: tc.timestamp}),
+			v, err := mustVerifier(t, VerifierConfig{Trust: trust, Directory: certDirectory{certs: users},
+				Timestamps: TimestampPolicy{Clock: fixedClock(at), Skew: time.Minute, Require: tc.timestamp}},
 			).Verify(context.Background(), doc, at)
 			if err != nil {
 				t.Fatal(err)
@@ -88,7 +88,7 @@ func TestClientEnvelopes(t *testing.T) {
 			if err := doc.ReadFromString(tampered); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := NewVerifier(trust, WithDirectory(certDirectory{certs: users})).Verify(context.Background(), doc, at); err == nil {
+			if _, err := mustVerifier(t, VerifierConfig{Trust: trust, Directory: certDirectory{certs: users}}).Verify(context.Background(), doc, at); err == nil {
 				t.Error("a tampered envelope verified")
 			}
 		})

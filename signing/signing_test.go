@@ -166,7 +166,7 @@ func parseString(t *testing.T, s string) *etree.Document {
 
 func verify(t *testing.T, doc *etree.Document) (*Verified, error) {
 	t.Helper()
-	return NewVerifier(fixture.trust).Verify(context.Background(), doc, fixture.now)
+	return mustVerifier(t, VerifierConfig{Trust: fixture.trust}).Verify(context.Background(), doc, fixture.now)
 }
 
 // wantRefusal asserts that err is a *siobroker.Error with code, whose message contains substr.
@@ -251,4 +251,23 @@ func resign(t *testing.T, doc *etree.Document, s *Signer, sigAlg string, sigHash
 		t.Fatal(err)
 	}
 	sig.SelectElement("ds:SignatureValue").SetText(b64(value))
+}
+
+// mustVerifier is NewVerifier for a configuration the test knows to be valid.
+func mustVerifier(t testing.TB, cfg VerifierConfig) *Verifier {
+	t.Helper()
+	v, err := NewVerifier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestNewVerifierNeedsTrust(t *testing.T) {
+	if _, err := NewVerifier(VerifierConfig{}); err == nil || !strings.Contains(err.Error(), "VerifierConfig.Trust") {
+		t.Fatalf("err = %v, want one naming VerifierConfig.Trust", err)
+	}
+	if _, err := NewReplyVerifier(nil); err == nil {
+		t.Fatal("a reply verifier without a trust store was built")
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -85,46 +86,46 @@ type Verified struct {
 
 // Verifier checks the signature of an envelope. It is safe for concurrent use.
 type Verifier struct {
-	trust *TrustStore
-	// anySigner accepts a signer without an IIN: a client checking the broker's reply, which is
-	// signed by the operator's organisation certificate (BIN), not by a person.
-	anySigner  bool
-	directory  CertificateDirectory
-	timestamps TimestampPolicy
+	cfg VerifierConfig
 }
 
-// VerifierOption configures a Verifier.
-type VerifierOption func(*Verifier)
-
-// WithDirectory resolves key identifiers that carry no certificate (thumbprint, subject key
-// identifier, issuer and serial) against dir. Without it such a signature is refused with
-// SIO-CERT-UNKNOWN.
-func WithDirectory(dir CertificateDirectory) VerifierOption {
-	return func(v *Verifier) { v.directory = dir }
+// VerifierConfig is what a Verifier holds signatures to.
+type VerifierConfig struct {
+	// Trust is the roots, intermediates and CRLs a signer's certificate must chain to. Required.
+	Trust *TrustStore
+	// Directory resolves key identifiers that carry no certificate (thumbprint, subject key
+	// identifier, issuer and serial). Nil: such a signature is refused with SIO-CERT-UNKNOWN.
+	Directory CertificateDirectory
+	// Timestamps checks the wsu:Timestamp of the Security header. Zero: a Timestamp is read and
+	// must be well formed, but its times are not compared with any clock.
+	Timestamps TimestampPolicy
+	// AnySigner accepts a signer without an IIN: a client checking the broker's reply, which is
+	// signed by the operator's organisation certificate (BIN), not by a person. False: the
+	// signer's certificate must carry the user's IIN, as a request's must.
+	AnySigner bool
 }
 
-// WithTimestampPolicy checks the wsu:Timestamp of the Security header with p. Without it a
-// Timestamp is read and must be well formed, but its times are not compared with any clock.
-func WithTimestampPolicy(p TimestampPolicy) VerifierOption {
-	return func(v *Verifier) { v.timestamps = p }
-}
-
-// NewVerifier returns a verifier for requests: signer certificates must chain to trust and carry
-// the user's IIN.
-func NewVerifier(trust *TrustStore, opts ...VerifierOption) *Verifier {
-	v := &Verifier{trust: trust}
-	for _, o := range opts {
-		o(v)
+// Validate names what is missing from c.
+func (c VerifierConfig) Validate() error {
+	if c.Trust == nil {
+		return errors.New("signing: VerifierConfig.Trust is required")
 	}
-	return v
+	return nil
+}
+
+// NewVerifier returns a verifier that holds signatures to cfg.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Verifier{cfg: cfg}, nil
 }
 
 // NewReplyVerifier returns a verifier for the broker's replies: the signer must chain to trust,
-// but may be an organisation certificate without an IIN (Verified.SignerIIN is then empty).
-func NewReplyVerifier(trust *TrustStore, opts ...VerifierOption) *Verifier {
-	v := NewVerifier(trust, opts...)
-	v.anySigner = true
-	return v
+// but may be an organisation certificate without an IIN (Verified.SignerIIN is then empty). It
+// is NewVerifier with AnySigner, for the clients.
+func NewReplyVerifier(trust *TrustStore) (*Verifier, error) {
+	return NewVerifier(VerifierConfig{Trust: trust, AnySigner: true})
 }
 
 // Verify finds the signature of doc and verifies it: a ds:Signature in the wsse:Security header if
@@ -175,7 +176,7 @@ func (v *Verifier) Verify(ctx context.Context, doc *etree.Document, at time.Time
 		if err != nil {
 			return nil, err
 		}
-		if err := v.timestamps.check(t); err != nil {
+		if err := v.cfg.Timestamps.check(t); err != nil {
 			return nil, err
 		}
 		ts = &t
@@ -236,7 +237,7 @@ func (v *Verifier) verifyHeader(ctx context.Context, sec *securityHeader, header
 	if ts != nil {
 		ts.Signed = covered[sec.timestamp]
 	}
-	if v.timestamps.Require && (ts == nil || !ts.Signed) {
+	if v.cfg.Timestamps.Require && (ts == nil || !ts.Signed) {
 		return nil, siobroker.Errorf(siobroker.CodeTimestamp, "this broker requires a wsu:Timestamp in the wsse:Security header, covered by the signature")
 	}
 	signed, err := parseCanonical(res.canonical[body])
@@ -273,7 +274,7 @@ func (v *Verifier) verifyEnveloped(ctx context.Context, sig, data *etree.Element
 		only = ref
 		return data, nil
 	}
-	if v.timestamps.Require {
+	if v.cfg.Timestamps.Require {
 		// An enveloped signature covers the query alone: no Timestamp can be signed with it.
 		return nil, siobroker.Errorf(siobroker.CodeTimestamp,
 			"this broker requires a signed wsu:Timestamp, which an enveloped signature cannot cover; sign in the wsse:Security header")
@@ -329,7 +330,7 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 		return res, err
 	}
 	res.iin, err = SubjectIIN(res.cert)
-	if err != nil && !v.anySigner {
+	if err != nil && !v.cfg.AnySigner {
 		return res, err
 	}
 	return res, nil
@@ -402,7 +403,7 @@ func digestReferences(sig *etree.Element, refs []reference, resolve func(*refere
 // wins, and otherwise the first refusal stands.
 func (v *Verifier) chooseSigner(ctx context.Context, key signerKey, sigAlg string, canonicalSignedInfo []byte,
 	signatureValue *etree.Element, at time.Time) (*x509.Certificate, error) {
-	candidates, err := key.resolve(ctx, v.directory)
+	candidates, err := key.resolve(ctx, v.cfg.Directory)
 	if err != nil {
 		return nil, err
 	}
@@ -418,14 +419,14 @@ func (v *Verifier) chooseSigner(ctx context.Context, key signerKey, sigAlg strin
 	if err != nil {
 		return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "SignatureValue is not base64")
 	}
-	if v.trust == nil {
+	if v.cfg.Trust == nil {
 		return nil, siobroker.Errorf(siobroker.CodeInternal, "the verifier has no trust store")
 	}
 	var firstErr error
 	for _, cert := range candidates {
 		err := verifySignatureValue(cert, sigAlg, signatureMethods[sigAlg], canonicalSignedInfo, sigValue)
 		if err == nil {
-			err = v.trust.VerifyChain(cert, intermediates, at)
+			err = v.cfg.Trust.VerifyChain(cert, intermediates, at)
 		}
 		if err == nil {
 			return cert, nil

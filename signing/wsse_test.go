@@ -31,9 +31,19 @@ type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time { return time.Time(c) }
 
-// verifyWith verifies doc with the fixture's trust store and the given options.
-func verifyWith(doc *etree.Document, opts ...VerifierOption) (*Verified, error) {
-	return NewVerifier(fixture.trust, opts...).Verify(context.Background(), doc, fixture.now)
+// verifyWith verifies doc with the fixture's trust store, and cfg's directory and timestamp
+// policy if one is given.
+func verifyWith(doc *etree.Document, cfg ...VerifierConfig) (*Verified, error) {
+	var c VerifierConfig
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	c.Trust = fixture.trust
+	v, err := NewVerifier(c)
+	if err != nil {
+		return nil, err
+	}
+	return v.Verify(context.Background(), doc, fixture.now)
 }
 
 // signedWSSE returns request.xml signed by the user key in the WS-Security placement, reparsed.
@@ -153,7 +163,7 @@ func TestKeyInfoForms(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := signedWSSE(t, "valid/rsa")
 			setKeyInfo(t, doc, tc.fill)
-			v, err := verifyWith(reparse(t, doc), WithDirectory(dir))
+			v, err := verifyWith(reparse(t, doc), VerifierConfig{Directory: dir})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -250,7 +260,7 @@ func TestKeyInfoRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := signedWSSE(t, "valid/rsa")
 			setKeyInfo(t, doc, tc.fill)
-			v, err := verifyWith(reparse(t, doc), WithDirectory(tc.dir))
+			v, err := verifyWith(reparse(t, doc), VerifierConfig{Directory: tc.dir})
 			wantRefusal(t, v, err, tc.code, tc.msg)
 		})
 	}
@@ -264,7 +274,7 @@ func TestKeyInfoRefusals(t *testing.T) {
 		}
 		doc = reparse(t, doc)
 		setKeyInfo(t, doc, func(_, ki *etree.Element) { keyIdentifier(ki, ValueTypeThumbprintSHA1, ThumbprintSHA1(revoked)) })
-		v, err := verifyWith(reparse(t, doc), WithDirectory(dir))
+		v, err := verifyWith(reparse(t, doc), VerifierConfig{Directory: dir})
 		wantRefusal(t, v, err, siobroker.CodeCertRevoked, "was revoked")
 	})
 }
@@ -308,7 +318,7 @@ func derUTF8(t *testing.T, s string) string {
 func TestSeveralReferences(t *testing.T) {
 	s := signer(t, "valid/rsa")
 	clock := fixedClock(fixture.now)
-	policy := WithTimestampPolicy(TimestampPolicy{Clock: clock, Skew: time.Minute})
+	policy := VerifierConfig{Timestamps: TimestampPolicy{Clock: clock, Skew: time.Minute}}
 	for _, p := range []Placement{PlacementWSSEToken, PlacementWSSETokenTimestamp} {
 		t.Run("the broker's own "+string(p), func(t *testing.T) {
 			doc := loadDoc(t, "request.xml")
@@ -480,7 +490,7 @@ func TestTimestampPolicy(t *testing.T) {
 				targets = append(targets, ts)
 			}
 			signHeaderByHand(t, doc, s, targets)
-			v, err := verifyWith(reparse(t, doc), WithTimestampPolicy(TimestampPolicy{Clock: fixedClock(now), Skew: skew, Require: tc.require}))
+			v, err := verifyWith(reparse(t, doc), VerifierConfig{Timestamps: TimestampPolicy{Clock: fixedClock(now), Skew: skew, Require: tc.require}})
 			if tc.code == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -500,7 +510,7 @@ func TestTimestampPolicy(t *testing.T) {
 		ts.CreateAttr("wsu:Id", "TS-old")
 		ts.CreateElement("wsu:Created").SetText(now.Add(-time.Hour).UTC().Format(timestampLayout))
 		signHeaderByHand(t, doc, s, []*etree.Element{body, ts})
-		v, err := verifyWith(reparse(t, doc), WithTimestampPolicy(TimestampPolicy{Clock: fixedClock(now), Skew: skew, MaxAge: 5 * time.Minute}))
+		v, err := verifyWith(reparse(t, doc), VerifierConfig{Timestamps: TimestampPolicy{Clock: fixedClock(now), Skew: skew, MaxAge: 5 * time.Minute}})
 		wantRefusal(t, v, err, siobroker.CodeTimestamp, "more than 5m0s before")
 	})
 	t.Run("required, and the enveloped placement cannot sign one", func(t *testing.T) {
@@ -508,11 +518,11 @@ func TestTimestampPolicy(t *testing.T) {
 		if err := s.Sign(doc, PlacementEnveloped); err != nil {
 			t.Fatal(err)
 		}
-		v, err := verifyWith(reparse(t, doc), WithTimestampPolicy(TimestampPolicy{Clock: fixedClock(now), Skew: skew, Require: true}))
+		v, err := verifyWith(reparse(t, doc), VerifierConfig{Timestamps: TimestampPolicy{Clock: fixedClock(now), Skew: skew, Require: true}})
 		wantRefusal(t, v, err, siobroker.CodeTimestamp, "enveloped signature cannot cover")
 	})
 	t.Run("required but absent", func(t *testing.T) {
-		v, err := verifyWith(signedWSSE(t, "valid/rsa"), WithTimestampPolicy(TimestampPolicy{Clock: fixedClock(now), Skew: skew, Require: true}))
+		v, err := verifyWith(signedWSSE(t, "valid/rsa"), VerifierConfig{Timestamps: TimestampPolicy{Clock: fixedClock(now), Skew: skew, Require: true}})
 		wantRefusal(t, v, err, siobroker.CodeTimestamp, "requires a wsu:Timestamp")
 	})
 	for _, tc := range []struct {

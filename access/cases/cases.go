@@ -21,6 +21,7 @@
 package cases
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -68,24 +69,21 @@ type Rules struct {
 	clock        siobroker.Clock
 }
 
-// Option adjusts NewRules.
-type Option func(*Rules)
-
-// WithClock sets the clock that bounds the accounting year of a court case ("not in the future").
-// The default is siobroker.SystemClock, Astana time.
-func WithClock(c siobroker.Clock) Option { return func(r *Rules) { r.clock = c } }
-
-// NewRules validates and compiles cfg. An error names the configuration key at fault.
-func NewRules(cfg Config, opts ...Option) (*Rules, error) {
+// NewRules validates and compiles cfg. An error names the configuration key at fault. clock
+// bounds the accounting year of a court case ("not in the future"), in Astana time.
+func NewRules(cfg Config, clock siobroker.Clock) (*Rules, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cases: %w", err)
+	}
+	if clock == nil {
+		return nil, errors.New("cases: NewRules needs a clock")
 	}
 	r := &Rules{
 		p:            make(map[string]*pattern),
 		minYear:      cfg.MinYear,
 		registries:   make(map[siobroker.Basis]string, len(cfg.Registries)),
 		checkTimeout: cfg.CheckTimeout,
-		clock:        siobroker.SystemClock{},
+		clock:        clock,
 	}
 	for key, p := range cfg.Patterns.All() {
 		// Config validation insists on visible anchors; wrapping makes "^a|b$" anchored too.
@@ -101,9 +99,6 @@ func NewRules(cfg Config, opts ...Option) (*Rules, error) {
 	}
 	for b, name := range cfg.Registries {
 		r.registries[siobroker.Basis(b)] = name
-	}
-	for _, o := range opts {
-		o(r)
 	}
 	return r, nil
 }

@@ -18,7 +18,7 @@ var today = fixedClock(time.Date(2026, 11, 23, 17, 0, 0, 0, siobroker.Astana))
 
 func defaultRules(t *testing.T) *Rules {
 	t.Helper()
-	r, err := NewRules(DefaultConfig(), WithClock(today))
+	r, err := NewRules(DefaultConfig(), today)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestNewRulesRefusesBadConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
 			tc.change(&c)
-			_, err := NewRules(c)
+			_, err := NewRules(c, siobroker.SystemClock{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one naming %s", err, tc.want)
 			}
@@ -225,7 +225,7 @@ func TestPatternsAreAnchoredWhole(t *testing.T) {
 	c := DefaultConfig()
 	c.Patterns.ERDR.Regexp = `^\d{15}|\d{16}$`
 	c.Patterns.ERDR.Words = ""
-	r, err := NewRules(c)
+	r, err := NewRules(c, siobroker.SystemClock{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,5 +257,11 @@ func TestConcurrentValidate(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+func TestNewRulesNeedsClock(t *testing.T) {
+	if _, err := NewRules(DefaultConfig(), nil); err == nil {
+		t.Fatal("rules without a clock were built")
 	}
 }

@@ -29,7 +29,7 @@ func TestLoadConfig(t *testing.T) {
 			t.Errorf("registries.%d: %q in the file, %q by default", k, b.Cases.Registries[k], v)
 		}
 	}
-	if _, err := cases.NewRules(b.Cases); err != nil {
+	if _, err := cases.NewRules(b.Cases, siobroker.SystemClock{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -37,7 +37,7 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := cases.NewRules(sub.Cases)
+	r, err := cases.NewRules(sub.Cases, siobroker.SystemClock{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestEnvironmentOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := cases.NewRules(b.Cases)
+	r, err := cases.NewRules(b.Cases, siobroker.SystemClock{})
 	if err != nil {
 		t.Fatal(err)
 	}

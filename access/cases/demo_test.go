@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/rights"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
@@ -23,7 +24,7 @@ func TestDevPKIDemoCases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRules(DefaultConfig())
+	r, err := NewRules(DefaultConfig(), siobroker.SystemClock{})
 	if err != nil {
 		t.Fatal(err)
 	}

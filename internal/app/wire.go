@@ -94,7 +94,7 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if b.live, err = loadLiveConfig(cfg); err != nil {
 		return err
 	}
-	if p.caseRules, err = cases.NewRules(cfg.Cases, cases.WithClock(clock)); err != nil {
+	if p.caseRules, err = cases.NewRules(cfg.Cases, clock); err != nil {
 		return fmt.Errorf("cases: %w", err)
 	}
 	if p.registries, err = caseRegistries(p.caseRules); err != nil {
@@ -116,10 +116,12 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 			return err
 		}
 	}
-	p.verifier = signing.NewVerifier(p.trust, signing.WithDirectory(p.certificates),
-		signing.WithTimestampPolicy(signing.TimestampPolicy{Clock: clock, Skew: cfg.Signing.TimestampSkew,
-			MaxAge: cfg.Replay.Window, Require: cfg.Signing.RequireTimestamp}))
-	return nil
+	p.verifier, err = signing.NewVerifier(signing.VerifierConfig{
+		Trust: p.trust, Directory: p.certificates,
+		Timestamps: signing.TimestampPolicy{Clock: clock, Skew: cfg.Signing.TimestampSkew,
+			MaxAge: cfg.Replay.Window, Require: cfg.Signing.RequireTimestamp},
+	})
+	return err
 }
 
 // startRouting opens the transport, adds the dispatcher (startDispatcher) and (on the embedded

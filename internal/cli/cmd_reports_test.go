@@ -114,7 +114,7 @@ func TestReportsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(svc.Handler(signing.NewVerifier(trust).Verify, broker.Sign, soap.Limits{}, siobroker.SystemClock{}))
+	srv := httptest.NewServer(svc.Handler(mustVerifier(t, signing.VerifierConfig{Trust: trust}).Verify, broker.Sign, soap.Limits{}, siobroker.SystemClock{}))
 	defer srv.Close()
 
 	period := []string{"--from", now.Add(-24 * time.Hour).Format(time.RFC3339), "--to", now.Add(time.Minute).Format(time.RFC3339)}

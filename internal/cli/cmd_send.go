@@ -211,7 +211,11 @@ func loadCredentials(user, pki, cert, key, roots, crls, placementFlag string) (*
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("trusted roots for the reply: %w", err)
 	}
-	return signer, signing.NewReplyVerifier(trust), placement, nil
+	verifier, err := signing.NewReplyVerifier(trust)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return signer, verifier, placement, nil
 }
 
 func splitList(s string) []string {

@@ -63,7 +63,7 @@ func TestTLSClientCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &client.Client{
-		URL: b.BaseURL() + cfg.Endpoint, Signer: signer, Verifier: signing.NewReplyVerifier(trust),
+		URL: b.BaseURL() + cfg.Endpoint, Signer: signer, Verifier: mustVerifier(t, signing.VerifierConfig{Trust: trust, AnySigner: true}),
 		Placement: signing.PlacementWSSE, HTTP: httpsClient(clientCert), Clock: siobroker.SystemClock{},
 		SenderID: "TLS_TEST", ServiceID: "SIO_PSO_QUERY",
 	}

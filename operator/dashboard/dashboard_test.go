@@ -127,7 +127,7 @@ func newFixture(t *testing.T) *fixture {
 		Maintenance:      f.schedule,
 		Users:            f.users,
 		Journal:          f.db.Journal(),
-		Verify:           signing.NewVerifier(pki.trust).Verify,
+		Verify:           mustVerifier(t, signing.VerifierConfig{Trust: pki.trust}).Verify,
 		Sign:             pki.broker.Sign,
 		VerifyClientCert: pki.trust.VerifyChain,
 		Clock:            f.clock,
@@ -230,7 +230,7 @@ func (f *fixture) login(t *testing.T, u devpki.User, p signing.Placement) soap.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := signing.NewReplyVerifier(pki.trust).Verify(context.Background(), doc, time.Now())
+	v, err := mustVerifier(t, signing.VerifierConfig{Trust: pki.trust, AnySigner: true}).Verify(context.Background(), doc, time.Now())
 	if err != nil {
 		t.Fatalf("the ticket reply's signature: %v", err)
 	}
@@ -815,4 +815,14 @@ func TestClientCertificate(t *testing.T) {
 	if sessions != 1 {
 		t.Fatalf("%d tls sessions journaled, want 1", sessions)
 	}
+}
+
+// mustVerifier is signing.NewVerifier for a configuration the test knows to be valid.
+func mustVerifier(t testing.TB, cfg signing.VerifierConfig) *signing.Verifier {
+	t.Helper()
+	v, err := signing.NewVerifier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
