@@ -102,6 +102,22 @@ type JournalWriter interface {
 	Append(ctx context.Context, recs ...JournalRecord) ([]JournalRecord, error)
 }
 
+// OutcomeWriter appends the outcome records of requests: an exchange record per requested
+// service, and a late record for an answer that came after it. Each is kept once per request and
+// service, whatever crashes, retries and redeliveries repeat, so that the journal holds exactly
+// one outcome of every service a request asked.
+type OutcomeWriter interface {
+	// AppendOnce is Append, except that a record of a kind IsOnceKind names is skipped when the
+	// journal holds a record of the same kind, request and service already, or an earlier
+	// record of recs is one; the check and the appends are one transaction. It returns the
+	// records appended.
+	AppendOnce(ctx context.Context, recs ...JournalRecord) ([]JournalRecord, error)
+}
+
+// IsOnceKind reports whether a journal keeps records of kind k once per request and service
+// (OutcomeWriter.AppendOnce): exchange and late records.
+func IsOnceKind(k JournalKind) bool { return k == JournalExchange || k == JournalLate }
+
 // JournalReader reads the permanent journal: reports, the prosecutor's export and the archives.
 type JournalReader interface {
 	// Query returns the records f selects, ordered by Seq: Kinds, Organisation, SignerIIN,
@@ -113,6 +129,7 @@ type JournalReader interface {
 // PostgreSQL (postgres.Journal). journal/journaltest holds the suite both pass.
 type Journal interface {
 	JournalWriter
+	OutcomeWriter
 	JournalReader
 
 	// Head returns the Seq and Hash of the last record; 0 and "" when the journal is empty.

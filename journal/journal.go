@@ -151,3 +151,35 @@ func SelectSQL(columns, table string, f siobroker.JournalFilter, mark func(n int
 	}
 	return q, args
 }
+
+// FirstOutcomes returns recs without the records that AppendOnce skips: a record of a kind kept
+// once per request and service (siobroker.IsOnceKind) that the journal holds already (held
+// reports it, inside the store's transaction) or that an earlier record of recs repeats.
+func FirstOutcomes(recs []siobroker.JournalRecord, held func(siobroker.JournalRecord) (bool, error)) ([]siobroker.JournalRecord, error) {
+	type key struct {
+		kind      siobroker.JournalKind
+		requestID string
+		service   int
+	}
+	seen := make(map[key]bool)
+	out := make([]siobroker.JournalRecord, 0, len(recs))
+	for _, r := range recs {
+		if !siobroker.IsOnceKind(r.Kind) {
+			out = append(out, r)
+			continue
+		}
+		k := key{r.Kind, r.RequestID, r.Service}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		ok, err := held(r)
+		if err != nil {
+			return nil, fmt.Errorf("look up %s record of %s service %d: %w", r.Kind, r.RequestID, r.Service, err)
+		}
+		if !ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}

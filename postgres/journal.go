@@ -159,6 +159,56 @@ func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) (
 	if len(recs) == 0 {
 		return nil, nil
 	}
+	norm, err := normaliseAll(recs)
+	if err != nil {
+		return nil, err
+	}
+	var out []siobroker.JournalRecord
+	err = j.inLock(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = appendTx(ctx, tx, norm)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AppendOnce is Append without the outcome records the journal holds already
+// (siobroker.OutcomeWriter): the look-up runs under the journal's lock, in the append's
+// transaction.
+func (j *Journal) AppendOnce(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	norm, err := normaliseAll(recs)
+	if err != nil || len(norm) == 0 {
+		return nil, err
+	}
+	var out []siobroker.JournalRecord
+	err = j.inLock(ctx, func(tx pgx.Tx) error {
+		first, err := journal.FirstOutcomes(norm, func(r siobroker.JournalRecord) (bool, error) {
+			var one int
+			err := tx.QueryRow(ctx, `SELECT 1 FROM sio_journal WHERE request_id = $1 AND service = $2 AND kind = $3 LIMIT 1`,
+				r.RequestID, r.Service, string(r.Kind)).Scan(&one)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return false, nil
+			}
+			return err == nil, err
+		})
+		if err != nil || len(first) == 0 {
+			out = nil
+			return err
+		}
+		out, err = appendTx(ctx, tx, first)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// normaliseAll checks and normalises every record before the lock is taken.
+func normaliseAll(recs []siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
 	norm := make([]siobroker.JournalRecord, len(recs))
 	for i, r := range recs {
 		r, err := journal.Normalise(r)
@@ -167,36 +217,33 @@ func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) (
 		}
 		norm[i] = r
 	}
-	var out []siobroker.JournalRecord
-	err := j.inLock(ctx, func(tx pgx.Tx) error {
-		seq, hash, err := head(ctx, tx)
-		if err != nil {
-			return err
-		}
-		linked, err := journal.Link(seq, hash, norm)
-		if err != nil {
-			return err
-		}
-		b := &pgx.Batch{}
-		for _, r := range linked {
-			data := r.Data
-			if data == nil {
-				data = []byte{}
-			}
-			b.Queue(`INSERT INTO sio_journal (`+columns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-				r.Seq, r.At, r.At.UnixMilli(), string(r.Kind), r.RequestID, r.MessageID, r.SignerIIN, r.Organisation,
-				r.Service, r.Code, data, r.PrevHash, r.Hash)
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("append to journal after record %d: %w", seq, err)
-		}
-		out = linked
-		return nil
-	})
+	return norm, nil
+}
+
+// appendTx links recs to the journal's head and inserts them, in tx.
+func appendTx(ctx context.Context, tx pgx.Tx, recs []siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	seq, hash, err := head(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	linked, err := journal.Link(seq, hash, recs)
+	if err != nil {
+		return nil, err
+	}
+	b := &pgx.Batch{}
+	for _, r := range linked {
+		data := r.Data
+		if data == nil {
+			data = []byte{}
+		}
+		b.Queue(`INSERT INTO sio_journal (`+columns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			r.Seq, r.At, r.At.UnixMilli(), string(r.Kind), r.RequestID, r.MessageID, r.SignerIIN, r.Organisation,
+			r.Service, r.Code, data, r.PrevHash, r.Hash)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("append to journal after record %d: %w", seq, err)
+	}
+	return linked, nil
 }
 
 type querier interface {

@@ -78,44 +78,103 @@ func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) (
 	if _, err := journal.Link(0, "", recs); err != nil {
 		return nil, err
 	}
+	st, err := j.prepareAppend(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []siobroker.JournalRecord
-	head, err := j.db.prepared(ctx, journalHeadSQL)
-	if err != nil {
-		return nil, err
-	}
-	insert, err := j.db.prepared(ctx, journalInsertSQL)
-	if err != nil {
-		return nil, err
-	}
 	err = j.db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		var seq int64
-		var hash string
-		err := tx.StmtContext(ctx, head).QueryRowContext(ctx).Scan(&seq, &hash)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("read journal head: %w", err)
-		}
-		linked, err := journal.Link(seq, hash, recs)
-		if err != nil {
-			return err
-		}
-		stmt := tx.StmtContext(ctx, insert)
-		for _, r := range linked {
-			data := r.Data
-			if data == nil {
-				data = []byte{} // NOT NULL; read back as empty, which hashes alike
-			}
-			if _, err := stmt.ExecContext(ctx, r.Seq, siobroker.FormatTime(r.At), r.At.UnixMilli(), string(r.Kind),
-				r.RequestID, r.MessageID, r.SignerIIN, r.Organisation, r.Service, r.Code, data, r.PrevHash, r.Hash); err != nil {
-				return fmt.Errorf("append journal record %d: %w", r.Seq, err)
-			}
-		}
-		out = linked
-		return nil
+		var err error
+		out, err = j.appendTx(ctx, tx, st, recs)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// AppendOnce is Append without the outcome records the journal holds already
+// (siobroker.OutcomeWriter): the look-up and the append are one transaction.
+func (j *Journal) AppendOnce(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	if _, err := journal.Link(0, "", recs); err != nil {
+		return nil, err
+	}
+	st, err := j.prepareAppend(ctx)
+	if err != nil {
+		return nil, err
+	}
+	held, err := j.db.prepared(ctx, journalHeldSQL)
+	if err != nil {
+		return nil, err
+	}
+	var out []siobroker.JournalRecord
+	err = j.db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		stmt := tx.StmtContext(ctx, held)
+		first, err := journal.FirstOutcomes(recs, func(r siobroker.JournalRecord) (bool, error) {
+			var one int
+			err := stmt.QueryRowContext(ctx, r.RequestID, r.Service, string(r.Kind)).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return false, nil
+			}
+			return err == nil, err
+		})
+		if err != nil || len(first) == 0 {
+			out = nil
+			return err
+		}
+		out, err = j.appendTx(ctx, tx, st, first)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// journalHeldSQL finds a record of a request, service and kind.
+const journalHeldSQL = `SELECT 1 FROM journal WHERE request_id = ? AND service = ? AND kind = ? LIMIT 1`
+
+// appendStmts are the prepared statements of an append: the head, and the insert.
+type appendStmts struct{ head, insert *sql.Stmt }
+
+// prepareAppend prepares the statements of an append, before the write lock is taken.
+func (j *Journal) prepareAppend(ctx context.Context) (appendStmts, error) {
+	head, err := j.db.prepared(ctx, journalHeadSQL)
+	if err != nil {
+		return appendStmts{}, err
+	}
+	insert, err := j.db.prepared(ctx, journalInsertSQL)
+	return appendStmts{head, insert}, err
+}
+
+// appendTx links recs to the journal's head and inserts them, in tx.
+func (j *Journal) appendTx(ctx context.Context, tx *sql.Tx, st appendStmts, recs []siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	var seq int64
+	var hash string
+	err := tx.StmtContext(ctx, st.head).QueryRowContext(ctx).Scan(&seq, &hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read journal head: %w", err)
+	}
+	linked, err := journal.Link(seq, hash, recs)
+	if err != nil {
+		return nil, err
+	}
+	stmt := tx.StmtContext(ctx, st.insert)
+	for _, r := range linked {
+		data := r.Data
+		if data == nil {
+			data = []byte{} // NOT NULL; read back as empty, which hashes alike
+		}
+		if _, err := stmt.ExecContext(ctx, r.Seq, siobroker.FormatTime(r.At), r.At.UnixMilli(), string(r.Kind),
+			r.RequestID, r.MessageID, r.SignerIIN, r.Organisation, r.Service, r.Code, data, r.PrevHash, r.Hash); err != nil {
+			return nil, fmt.Errorf("append journal record %d: %w", r.Seq, err)
+		}
+	}
+	return linked, nil
 }
 
 // Query returns the records f selects, ordered by Seq. Zero fields of f do not filter.

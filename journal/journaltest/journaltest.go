@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,8 @@ func RunStoreSuite(t *testing.T, open func(t *testing.T) siobroker.Journal) {
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("Query", func(t *testing.T) { testQuery(t, open(t)) })
 	t.Run("AppendOnly", func(t *testing.T) { testAppendOnly(t, open(t)) })
+	t.Run("AppendOnce", func(t *testing.T) { testAppendOnce(t, open(t)) })
+	t.Run("AppendOnceConcurrent", func(t *testing.T) { testAppendOnceConcurrent(t, open(t)) })
 	t.Run("Tampered", func(t *testing.T) { testTampered(t, open) })
 }
 
@@ -482,4 +485,72 @@ func testTampering(t *testing.T, s siobroker.Journal, c tampering) {
 	if err := tm.RawDelete(ctx, 9); err == nil {
 		t.Error("after tampering, the database accepts DELETE: Bypass did not restore the triggers")
 	}
+}
+
+// outcome is an outcome record of kind k for requestID and service.
+func outcome(k siobroker.JournalKind, ms int, requestID string, service int) siobroker.JournalRecord {
+	r := Record(k, ms, requestID)
+	r.Service = service
+	return r
+}
+
+// testAppendOnce: AppendOnce skips an exchange or late record the journal holds for its request
+// and service, and a repeat within its own records, and appends every other record.
+func testAppendOnce(t *testing.T, s siobroker.Journal) {
+	ctx := context.Background()
+	mustAppend(t, s, Record(siobroker.JournalRequest, 0, "r1"), outcome(siobroker.JournalExchange, 1, "r1", 1))
+	got, err := s.AppendOnce(ctx,
+		outcome(siobroker.JournalExchange, 2, "r1", 1), // held
+		outcome(siobroker.JournalExchange, 3, "r1", 2),
+		outcome(siobroker.JournalExchange, 4, "r1", 2), // repeats the one before
+		outcome(siobroker.JournalLate, 5, "r1", 1),     // another kind
+		outcome(siobroker.JournalExchange, 6, "r2", 1), // another request
+		Record(siobroker.JournalReply, 7, "r1"),        // not an outcome: always appended
+	)
+	if err != nil {
+		t.Fatalf("AppendOnce: %v", err)
+	}
+	var kept []string
+	for _, r := range got {
+		kept = append(kept, fmt.Sprintf("%s/%s/%d", r.Kind, r.RequestID, r.Service))
+	}
+	want := []string{"exchange/r1/2", "late/r1/1", "exchange/r2/1", "reply/r1/0"}
+	if !slices.Equal(kept, want) {
+		t.Fatalf("AppendOnce appended %v, want %v", kept, want)
+	}
+	if got[0].Seq != 3 || got[len(got)-1].Seq != 6 {
+		t.Fatalf("AppendOnce seqs %v, want 3..6 after the two records before", seqs(got))
+	}
+	if again, err := s.AppendOnce(ctx, outcome(siobroker.JournalLate, 8, "r1", 1)); err != nil || len(again) != 0 {
+		t.Fatalf("AppendOnce of a held late record = %v, %v; want nothing", again, err)
+	}
+	if none, err := s.AppendOnce(ctx); err != nil || len(none) != 0 {
+		t.Fatalf("AppendOnce of nothing = %v, %v", none, err)
+	}
+	mustVerify(t, s)
+}
+
+// testAppendOnceConcurrent: writers racing to record one outcome record it once.
+func testAppendOnceConcurrent(t *testing.T, s siobroker.Journal) {
+	ctx := context.Background()
+	const writers = 8
+	var wg sync.WaitGroup
+	var appended atomic.Int32
+	for i := range writers {
+		wg.Go(func() {
+			got, err := s.AppendOnce(ctx, outcome(siobroker.JournalExchange, i, "race", 5))
+			if err != nil {
+				t.Errorf("AppendOnce: %v", err)
+			}
+			appended.Add(int32(len(got)))
+		})
+	}
+	wg.Wait()
+	if n := appended.Load(); n != 1 {
+		t.Fatalf("%d writers appended %d records, want 1", writers, n)
+	}
+	if got := mustQuery(t, s, siobroker.JournalFilter{RequestID: "race"}); len(got) != 1 {
+		t.Fatalf("the journal holds %d records of the race, want 1", len(got))
+	}
+	mustVerify(t, s)
 }
