@@ -103,19 +103,19 @@ type JournalWriter interface {
 }
 
 // OutcomeWriter appends the outcome records of requests: an exchange record per requested
-// service, and a late record for an answer that came after it. Each is kept once per request and
-// service, whatever crashes, retries and redeliveries repeat, so that the journal holds exactly
-// one outcome of every service a request asked.
+// service, and a late record for an answer that came after it. Each is kept once, whatever
+// crashes, retries and redeliveries repeat, so that the journal holds exactly one outcome of
+// every service a request asked, and every answer once.
 type OutcomeWriter interface {
-	// AppendOnce is Append, except that a record of a kind IsOnceKind names is skipped when the
-	// journal holds a record of the same kind, request and service already, or an earlier
-	// record of recs is one; the check and the appends are one transaction. It returns the
-	// records appended.
+	// AppendOnce is Append, except that a record of a kind IsOnceKind names is skipped when it
+	// repeats one the journal holds, or an earlier record of recs (journal.SameOutcome: an
+	// exchange record of the same request and service; a late record of the same answer); the
+	// check and the appends are one transaction. It returns the records appended.
 	AppendOnce(ctx context.Context, recs ...JournalRecord) ([]JournalRecord, error)
 }
 
-// IsOnceKind reports whether a journal keeps records of kind k once per request and service
-// (OutcomeWriter.AppendOnce): exchange and late records.
+// IsOnceKind reports whether a journal keeps records of kind k once (OutcomeWriter.AppendOnce):
+// exchange records once per request and service, late records once per answer.
 func IsOnceKind(k JournalKind) bool { return k == JournalExchange || k == JournalLate }
 
 // JournalReader reads the permanent journal: reports, the prosecutor's export and the archives.

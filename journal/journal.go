@@ -14,7 +14,9 @@
 package journal
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -153,33 +155,49 @@ func SelectSQL(columns, table string, f siobroker.JournalFilter, mark func(n int
 }
 
 // FirstOutcomes returns recs without the records that AppendOnce skips: a record of a kind kept
-// once per request and service (siobroker.IsOnceKind) that the journal holds already (held
-// reports it, inside the store's transaction) or that an earlier record of recs repeats.
-func FirstOutcomes(recs []siobroker.JournalRecord, held func(siobroker.JournalRecord) (bool, error)) ([]siobroker.JournalRecord, error) {
-	type key struct {
-		kind      siobroker.JournalKind
-		requestID string
-		service   int
-	}
-	seen := make(map[key]bool)
+// once (siobroker.IsOnceKind) that repeats one the journal holds (held returns those of its
+// kind, request and service, inside the store's transaction) or an earlier record of recs. A
+// repeat is SameOutcome.
+func FirstOutcomes(recs []siobroker.JournalRecord, held func(siobroker.JournalRecord) ([]siobroker.JournalRecord, error)) ([]siobroker.JournalRecord, error) {
 	out := make([]siobroker.JournalRecord, 0, len(recs))
 	for _, r := range recs {
 		if !siobroker.IsOnceKind(r.Kind) {
 			out = append(out, r)
 			continue
 		}
-		k := key{r.Kind, r.RequestID, r.Service}
-		if seen[k] {
+		if slices.ContainsFunc(out, func(o siobroker.JournalRecord) bool { return SameOutcome(o, r) }) {
 			continue
 		}
-		seen[k] = true
-		ok, err := held(r)
+		prior, err := held(r)
 		if err != nil {
-			return nil, fmt.Errorf("look up %s record of %s service %d: %w", r.Kind, r.RequestID, r.Service, err)
+			return nil, fmt.Errorf("look up %s records of %s service %d: %w", r.Kind, r.RequestID, r.Service, err)
 		}
-		if !ok {
+		if !slices.ContainsFunc(prior, func(p siobroker.JournalRecord) bool { return SameOutcome(p, r) }) {
 			out = append(out, r)
 		}
 	}
 	return out, nil
+}
+
+// SameOutcome reports whether b repeats a: the same kind, request and service, and, for late
+// records, the same answer (the answerDigest of their data). A service has one exchange record;
+// it may have several late ones, one per distinct answer that came after it (two adapter
+// processes that answered one request differently, without a shared ledger).
+func SameOutcome(a, b siobroker.JournalRecord) bool {
+	if a.Kind != b.Kind || a.RequestID != b.RequestID || a.Service != b.Service {
+		return false
+	}
+	if a.Kind != siobroker.JournalLate {
+		return true
+	}
+	return answerDigestOf(a.Data) == answerDigestOf(b.Data)
+}
+
+// answerDigestOf is the answerDigest of a late record's data; "" when it has none.
+func answerDigestOf(data []byte) string {
+	var d struct {
+		AnswerDigest string `json:"answerDigest"`
+	}
+	_ = json.Unmarshal(data, &d)
+	return d.AnswerDigest
 }

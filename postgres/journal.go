@@ -185,14 +185,16 @@ func (j *Journal) AppendOnce(ctx context.Context, recs ...siobroker.JournalRecor
 	}
 	var out []siobroker.JournalRecord
 	err = j.inLock(ctx, func(tx pgx.Tx) error {
-		first, err := journal.FirstOutcomes(norm, func(r siobroker.JournalRecord) (bool, error) {
-			var one int
-			err := tx.QueryRow(ctx, `SELECT 1 FROM sio_journal WHERE request_id = $1 AND service = $2 AND kind = $3 LIMIT 1`,
-				r.RequestID, r.Service, string(r.Kind)).Scan(&one)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return false, nil
+		first, err := journal.FirstOutcomes(norm, func(r siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+			rows, err := tx.Query(ctx, `SELECT data FROM sio_journal WHERE request_id = $1 AND service = $2 AND kind = $3`,
+				r.RequestID, r.Service, string(r.Kind))
+			if err != nil {
+				return nil, err
 			}
-			return err == nil, err
+			return pgx.CollectRows(rows, func(row pgx.CollectableRow) (siobroker.JournalRecord, error) {
+				h := siobroker.JournalRecord{Kind: r.Kind, RequestID: r.RequestID, Service: r.Service}
+				return h, row.Scan(&h.Data)
+			})
 		})
 		if err != nil || len(first) == 0 {
 			out = nil

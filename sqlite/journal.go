@@ -114,13 +114,12 @@ func (j *Journal) AppendOnce(ctx context.Context, recs ...siobroker.JournalRecor
 	var out []siobroker.JournalRecord
 	err = j.db.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		stmt := tx.StmtContext(ctx, held)
-		first, err := journal.FirstOutcomes(recs, func(r siobroker.JournalRecord) (bool, error) {
-			var one int
-			err := stmt.QueryRowContext(ctx, r.RequestID, r.Service, string(r.Kind)).Scan(&one)
-			if errors.Is(err, sql.ErrNoRows) {
-				return false, nil
+		first, err := journal.FirstOutcomes(recs, func(r siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+			rows, err := stmt.QueryContext(ctx, r.RequestID, r.Service, string(r.Kind))
+			if err != nil {
+				return nil, err
 			}
-			return err == nil, err
+			return scanHeld(rows, r)
 		})
 		if err != nil || len(first) == 0 {
 			out = nil
@@ -135,8 +134,22 @@ func (j *Journal) AppendOnce(ctx context.Context, recs ...siobroker.JournalRecor
 	return out, nil
 }
 
-// journalHeldSQL finds a record of a request, service and kind.
-const journalHeldSQL = `SELECT 1 FROM journal WHERE request_id = ? AND service = ? AND kind = ? LIMIT 1`
+// journalHeldSQL reads the data of the records of a request, service and kind.
+const journalHeldSQL = `SELECT data FROM journal WHERE request_id = ? AND service = ? AND kind = ?`
+
+// scanHeld reads the rows of journalHeldSQL as records like r with their data.
+func scanHeld(rows *sql.Rows, r siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	defer rows.Close()
+	var held []siobroker.JournalRecord
+	for rows.Next() {
+		h := siobroker.JournalRecord{Kind: r.Kind, RequestID: r.RequestID, Service: r.Service}
+		if err := rows.Scan(&h.Data); err != nil {
+			return nil, err
+		}
+		held = append(held, h)
+	}
+	return held, rows.Err()
+}
 
 // appendStmts are the prepared statements of an append: the head, and the insert.
 type appendStmts struct{ head, insert *sql.Stmt }

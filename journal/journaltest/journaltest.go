@@ -524,6 +524,12 @@ func testAppendOnce(t *testing.T, s siobroker.Journal) {
 	if again, err := s.AppendOnce(ctx, outcome(siobroker.JournalLate, 8, "r1", 1)); err != nil || len(again) != 0 {
 		t.Fatalf("AppendOnce of a held late record = %v, %v; want nothing", again, err)
 	}
+	// A late record of another answer to the same service is kept: each answer once.
+	other := outcome(siobroker.JournalLate, 9, "r1", 1)
+	other.Data = []byte(`{"answerDigest":"another"}`)
+	if got, err := s.AppendOnce(ctx, other, other); err != nil || len(got) != 1 {
+		t.Fatalf("AppendOnce of another answer, twice = %v, %v; want it once", got, err)
+	}
 	if none, err := s.AppendOnce(ctx); err != nil || len(none) != 0 {
 		t.Fatalf("AppendOnce of nothing = %v, %v", none, err)
 	}
