@@ -52,13 +52,19 @@ type AsyncJob struct {
 	// it and asked for no resend.
 	Receipt   AsyncState
 	ReceiptAt time.Time
-	// Channel is the contract that took the request: AsyncChannelV10 for the gateway's, empty for
-	// the broker's own variant and for late synchronous requests.
+	// Channel is the contract that took the request: AsyncChannelV10 for the gateway's,
+	// SyncChannel for a synchronous request, empty for the broker's own asynchronous variant.
 	Channel string
 }
 
 // AsyncChannelV10 is AsyncJob.Channel of a request the gateway's AsyncChannel v10 took.
 const AsyncChannelV10 = "asyncchannel-v10"
+
+// SyncChannel is AsyncJob.Channel of a synchronous request. It is stored from its admission
+// until its reply is journaled and given out, and then forgotten; one that an interruption (a
+// crash, a journal that could not be written) left unfinished is completed by the worker, and its
+// reply can be fetched by the broker's id, as one that waited for late services can.
+const SyncChannel = "sync"
 
 // AsyncReceipt is a client's delivery notification of a reply (AsyncChannel v10's
 // sendDeliveryNotification).

@@ -13,7 +13,9 @@ import (
 
 // migrationAsync holds the requests taken on the asynchronous channel. A row is written once every
 // check has passed, in state ON_DELIVERY; the worker later stores the signed reply and the final
-// state. Rows are never deleted: a broker restarted in the middle resumes every ON_DELIVERY row.
+// state. A broker restarted in the middle resumes every ON_DELIVERY row. Rows of asynchronous
+// requests are never deleted; a synchronous request's row (channel sync) is deleted once its
+// reply is journaled and given out (ForgetSync).
 const migrationAsync = `CREATE TABLE async_jobs (
 	request_id    TEXT PRIMARY KEY,
 	message_id    TEXT NOT NULL,
@@ -198,6 +200,17 @@ func (s *DB) setAsyncState(ctx context.Context, requestID string, state siobroke
 		return false, fmt.Errorf("set async job %s to %s: %w", requestID, state, err)
 	}
 	return n == 1, nil
+}
+
+// ForgetSync deletes the job of a synchronous request whose reply was journaled and given out
+// (siobroker.SyncChannel): the journal keeps the request and its reply for good.
+func (s *DB) ForgetSync(ctx context.Context, requestID string) error {
+	_, err := s.exec(ctx, `DELETE FROM async_jobs WHERE request_id = ? AND channel = ? AND state = ?`,
+		requestID, siobroker.SyncChannel, string(siobroker.AsyncOnDelivery))
+	if err != nil {
+		return fmt.Errorf("forget synchronous request %s: %w", requestID, err)
+	}
+	return nil
 }
 
 // AsyncJobByMessage returns the job whose request (the broker's id) or whose reply

@@ -91,6 +91,9 @@ var migrations = []string{
 
 	// The contract that took each asynchronous request. See async.go.
 	migrationAsyncChannel,
+
+	// Services' answers, kept before they are acknowledged to the transport. See answers.go.
+	migrationAnswers,
 }
 
 // FileName is the store's database file in the data directory.
