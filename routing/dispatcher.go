@@ -39,15 +39,17 @@ func (noTracker) Failed(int, string, error)           {}
 
 // Dispatcher scatters a request's services to their adapters and gathers the answers.
 type Dispatcher struct {
-	publisher  message.Publisher
-	replyTopic string
-	clock      siobroker.Clock
-	logger     *slog.Logger
-	tracker    DeliveryTracker
-	queueOf    func(service int) string
-	counters   serviceCounters
-	onAnswer   func(service int, status siobroker.ResultStatus, latency time.Duration)
-	onLate     func(context.Context, LateAnswer) error
+	answers     AnswerStore // nil: answers are held in memory only
+	deadLetters string      // "": unreadable replies are dropped with a log line
+	publisher   message.Publisher
+	replyTopic  string
+	clock       siobroker.Clock
+	logger      *slog.Logger
+	tracker     DeliveryTracker
+	queueOf     func(service int) string
+	counters    serviceCounters
+	onAnswer    func(service int, status siobroker.ResultStatus, latency time.Duration)
+	onLate      func(context.Context, LateAnswer) error
 
 	mu sync.Mutex
 	// pending holds, per correlation key, the channels waiting for its answer. Usually one; two
@@ -129,6 +131,28 @@ type DispatcherConfig struct {
 	// limit, after which it is dead-lettered with the reason); it should wait a little before it
 	// fails, as a redelivery is immediate. Nil: late answers are only logged and counted.
 	OnLateAnswer func(context.Context, LateAnswer) error
+	// Answers keeps every service's answer durably before the transport is told it arrived
+	// (see AnswerStore), and a service whose answer it holds is not asked again: a request
+	// resumed after a crash, or retried after its reply could not be journaled, is completed
+	// from it. Nil: answers are kept in memory only, and a crash between an answer's arrival and
+	// its journal record loses it.
+	Answers AnswerStore
+	// DeadLetters is the topic (the transport's dead-letter queue) a reply that cannot be read or
+	// correlated goes to, with the reason in its metadata. "": such a reply is logged and dropped
+	// (the in-process transport has no dead-letter queue).
+	DeadLetters string
+}
+
+// AnswerStore keeps the answers of services as the dispatcher received them (sqlite.DB
+// implements it). The key is the correlation key, request/service; resultSum identifies the
+// answer's result, so that a copy of it (the same result, sent again or by another adapter
+// process) is told from another answer.
+type AnswerStore interface {
+	// KeepAnswer stores payload as the answer of key unless one is held. first reports that it
+	// was stored now; same, that the answer held has the same resultSum.
+	KeepAnswer(ctx context.Context, key string, payload, resultSum []byte, at time.Time) (first, same bool, err error)
+	// Answer returns the answer held for key.
+	Answer(ctx context.Context, key string) (payload []byte, ok bool, err error)
 }
 
 func (c *DispatcherConfig) setDefaults() {
@@ -168,6 +192,8 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		return nil, err
 	}
 	return &Dispatcher{
+		answers:      cfg.Answers,
+		deadLetters:  cfg.DeadLetters,
 		publisher:    cfg.Publisher,
 		replyTopic:   cfg.ReplyTopic,
 		clock:        cfg.Clock,
@@ -196,42 +222,127 @@ func (d *Dispatcher) AddHandlers(router *message.Router, subscriber message.Subs
 }
 
 func (d *Dispatcher) handleReply(msg *message.Message) error {
-	key := msg.Metadata.Get(schemas.MetaCorrelation)
-	if key == "" {
-		// An adapter that does not set the header: the service answer carries what is needed.
-		var resp schemas.ServiceResponse
-		if err := json.Unmarshal(msg.Payload, &resp); err != nil || resp.RequestID == "" {
-			// A reply that cannot be read can never be correlated; redelivering it would loop.
-			d.logger.Error("uncorrelatable reply dropped", "transport_id", msg.UUID,
-				reqlog.KeyMessageID, msg.Metadata.Get(schemas.MetaMessageID), "error", err)
-			return nil
-		}
-		key = CorrelationKey(resp.RequestID, resp.Service)
+	key, err := correlationOf(msg)
+	if err != nil {
+		// A reply that cannot be read can never be correlated; redelivering it would loop.
+		return d.deadLetter(msg, err.Error())
 	}
 	now := d.clock.Now()
 	// Delivered even when nobody waits any more: a late answer still ends the delay of its message.
 	d.tracker.Delivered(key, now)
-	sum := sha256.Sum256(msg.Payload)
+	if d.answers != nil && !strings.HasSuffix(key, "/"+caseKeySuffix) {
+		return d.keepThenHand(msg, key, now)
+	}
+	return d.hand(msg, key, msg.Payload, now)
+}
+
+// correlationOf is the correlation key of a reply: its MetaCorrelation, or, from an adapter that
+// does not set the header, the request and service its answer names.
+func correlationOf(msg *message.Message) (string, error) {
+	if key := msg.Metadata.Get(schemas.MetaCorrelation); key != "" {
+		return key, nil
+	}
+	var resp schemas.ServiceResponse
+	if err := json.Unmarshal(msg.Payload, &resp); err != nil {
+		return "", fmt.Errorf("a reply without %s whose body is not a service answer: %w", schemas.MetaCorrelation, err)
+	}
+	if resp.RequestID == "" {
+		return "", fmt.Errorf("a reply without %s whose answer names no request", schemas.MetaCorrelation)
+	}
+	return CorrelationKey(resp.RequestID, resp.Service), nil
+}
+
+// keepThenHand stores a service's answer (Answers) before anything else is done with it: the
+// reply is acknowledged only once the answer is held, so that a broker killed at any instant
+// loses none. A copy of the answer held is handed only to a wait that did not find it (a
+// resumed request asking again); another answer to the same key is a result nobody received,
+// and goes to OnLateAnswer.
+func (d *Dispatcher) keepThenHand(msg *message.Message, key string, now time.Time) error {
+	first, same, err := d.answers.KeepAnswer(msg.Context(), key, msg.Payload, resultSum(msg.Payload), now)
+	if err != nil {
+		d.logger.Error("answer not kept; it is given back to the transport to be delivered again",
+			append(reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key), "error", err)...)
+		return fmt.Errorf("keep answer %s: %w", key, err)
+	}
+	switch {
+	case first:
+		return d.hand(msg, key, msg.Payload, now)
+	case same:
+		if d.handToWaiters(key, msg.Payload) == 0 {
+			d.logger.Info("duplicate answer dropped: the answer is held already", reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key)...)
+		}
+		return nil
+	default:
+		return d.lateOnce(msg, key, sha256.Sum256(msg.Payload), now)
+	}
+}
+
+// resultSum identifies the result an answer carries, without the adapter's name and times: two
+// processes answering one request alike give the same sum.
+func resultSum(payload []byte) []byte {
+	var resp schemas.ServiceResponse
+	body := payload
+	if err := json.Unmarshal(payload, &resp); err == nil {
+		if b, err := json.Marshal(resp.Result); err == nil {
+			body = b
+		}
+	}
+	sum := sha256.Sum256(body)
+	return sum[:]
+}
+
+// handToWaiters gives payload to the waits for key and ends them; it returns how many there were.
+func (d *Dispatcher) handToWaiters(key string, payload []byte) int {
 	d.mu.Lock()
 	waiters := d.pending[key]
 	delete(d.pending, key)
-	duplicate := false
 	if len(waiters) > 0 {
-		d.answeredKeys.put(key, sum)
-	} else {
-		first, ok := d.answeredKeys.get(key)
-		duplicate = ok && first == sum
+		d.answeredKeys.put(key, sha256.Sum256(payload))
 	}
 	d.mu.Unlock()
-	switch {
-	case duplicate:
-		d.logger.Info("duplicate answer dropped: its waiter had the first copy", reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key)...)
-	case len(waiters) == 0:
-		return d.lateOnce(msg, key, sum, now)
-	}
 	for _, ch := range waiters {
-		ch <- msg.Payload // buffered, and each waiter is removed once answered: never blocks
+		ch <- payload // buffered, and each waiter is removed once answered: never blocks
 	}
+	return len(waiters)
+}
+
+// hand gives an answer to its waits, or, when nobody waits, records it as late unless it is a
+// copy of one handed out or recorded already.
+func (d *Dispatcher) hand(msg *message.Message, key string, payload []byte, now time.Time) error {
+	if d.handToWaiters(key, payload) > 0 {
+		return nil
+	}
+	sum := sha256.Sum256(payload)
+	d.mu.Lock()
+	first, seen := d.answeredKeys.get(key)
+	d.mu.Unlock()
+	if seen && first == sum {
+		d.logger.Info("duplicate answer dropped: its waiter had the first copy", reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key)...)
+		return nil
+	}
+	return d.lateOnce(msg, key, sum, now)
+}
+
+// deadLetter puts a reply that cannot be handled in the dead-letter queue with why, and
+// acknowledges it; without a dead-letter queue it is logged and dropped.
+func (d *Dispatcher) deadLetter(msg *message.Message, reason string) error {
+	attrs := []any{"transport_id", msg.UUID, reqlog.KeyMessageID, msg.Metadata.Get(schemas.MetaMessageID), "reason", reason}
+	if d.deadLetters == "" {
+		d.logger.Error("unreadable reply dropped (no dead-letter queue on this transport)", attrs...)
+		return nil
+	}
+	dead := message.NewMessage(msg.UUID, msg.Payload)
+	for k, v := range msg.Metadata {
+		dead.Metadata.Set(k, v)
+	}
+	dead.Metadata.Set(schemas.MetaDeadReason, "broker: "+reason)
+	dead.Metadata.Set(schemas.MetaDeadTopic, d.replyTopic)
+	dead.Metadata.Set(schemas.MetaDeadAt, d.clock.Now().Format(time.RFC3339))
+	if err := d.publisher.Publish(d.deadLetters, dead); err != nil {
+		d.logger.Error("unreadable reply not dead-lettered; it is given back to the transport", append(attrs, "error", err)...)
+		return fmt.Errorf("dead-letter unreadable reply %s: %w", msg.UUID, err)
+	}
+	d.logger.Error("unreadable reply dead-lettered", attrs...)
 	return nil
 }
 
@@ -258,22 +369,7 @@ func (d *Dispatcher) lateOnce(msg *message.Message, key string, sum [sha256.Size
 // late hands an answer nobody waits for to DispatcherConfig.OnLateAnswer, with what can be read
 // of it, and returns the hook's error: the answer is then not recorded, and is delivered again.
 func (d *Dispatcher) late(msg *message.Message, key string, at time.Time) error {
-	a := LateAnswer{Key: key, MessageID: msg.Metadata.Get(schemas.MetaMessageID), ReceivedAt: at, Payload: msg.Payload}
-	a.RequestID, a.Service, a.CaseCheck = splitKey(key)
-	var err error
-	if a.CaseCheck {
-		var resp schemas.CaseCheckResponse
-		if err = json.Unmarshal(msg.Payload, &resp); err == nil {
-			a.Readable, a.Adapter, a.AnsweredAt = true, resp.Registry, resp.AnsweredAt
-			a.Found, a.InProceedings = resp.Found, resp.InProceedings
-		}
-	} else {
-		var resp schemas.ServiceResponse
-		if err = json.Unmarshal(msg.Payload, &resp); err == nil {
-			a.Readable, a.Adapter, a.AnsweredAt = true, resp.Adapter, resp.AnsweredAt
-			a.Status, a.Reason, a.Records = resp.Result.Status, resp.Result.Reason, len(resp.Result.Records)
-		}
-	}
+	a, err := NewLateAnswer(key, msg.Metadata.Get(schemas.MetaMessageID), msg.Payload, at)
 	attrs := append(reqlog.Attrs(a.MessageID, key), "service", a.Service, "status", a.Status, "reason", a.Reason)
 	if err != nil {
 		attrs = append(attrs, "error", err)
@@ -291,6 +387,28 @@ func (d *Dispatcher) late(msg *message.Message, key string, at time.Time) error 
 	}
 	d.logger.Warn("late answer: its wait had ended; it is recorded, not delivered", attrs...)
 	return nil
+}
+
+// NewLateAnswer is the LateAnswer of payload, the answer of key received at at, with what can be
+// read of it; err says why it could not be read (the answer is then not Readable).
+func NewLateAnswer(key, messageID string, payload []byte, at time.Time) (LateAnswer, error) {
+	a := LateAnswer{Key: key, MessageID: messageID, ReceivedAt: at, Payload: payload}
+	a.RequestID, a.Service, a.CaseCheck = splitKey(key)
+	var err error
+	if a.CaseCheck {
+		var resp schemas.CaseCheckResponse
+		if err = json.Unmarshal(payload, &resp); err == nil {
+			a.Readable, a.Adapter, a.AnsweredAt = true, resp.Registry, resp.AnsweredAt
+			a.Found, a.InProceedings = resp.Found, resp.InProceedings
+		}
+	} else {
+		var resp schemas.ServiceResponse
+		if err = json.Unmarshal(payload, &resp); err == nil {
+			a.Readable, a.Adapter, a.AnsweredAt = true, resp.Adapter, resp.AnsweredAt
+			a.Status, a.Reason, a.Records = resp.Result.Status, resp.Result.Reason, len(resp.Result.Records)
+		}
+	}
+	return a, err
 }
 
 // splitKey reads a correlation key: "request/service" (CorrelationKey) or "request/case".
@@ -372,6 +490,10 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 
 	out := Outcome{DispatchedAt: d.clock.Now()}
 	d.counters.begin(req.Service)
+	// Registered first, then looked up: an answer stored meanwhile reaches the wait either way.
+	if payload, ok := d.heldAnswer(ctx, key, ids); ok {
+		return d.answered(out, req, payload)
+	}
 	req.SentAt = out.DispatchedAt
 	topic := d.queueOf(req.Service)
 	msg, err := newJSONMessage(key, req, requestMetadata(req))
@@ -410,6 +532,24 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 		d.counters.end(req.Service, endTimeout, d.clock.Now())
 	}
 	return out
+}
+
+// heldAnswer returns the answer Answers holds for key: a service answered before a crash, or
+// before a reply that could not be journaled, is not asked again. A store that cannot be read
+// only costs the question: the adapters' ledger answers a copy from what it recorded.
+func (d *Dispatcher) heldAnswer(ctx context.Context, key string, ids []any) ([]byte, bool) {
+	if d.answers == nil {
+		return nil, false
+	}
+	payload, ok, err := d.answers.Answer(ctx, key)
+	if err != nil {
+		d.logger.Warn("held answers cannot be read; the service is asked again", append(ids, "error", err)...)
+		return nil, false
+	}
+	if ok {
+		d.logger.Info("service answered from the answer held", ids...)
+	}
+	return payload, ok
 }
 
 // answered completes out with the adapter's answer, and counts it.
