@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -31,6 +32,9 @@ type AsyncStore interface {
 	AsyncReplies(ctx context.Context, m siobroker.AsyncMailbox) ([]siobroker.AsyncJob, error)
 	// ReceiptAsync records the client's receipt of a reply (sendDeliveryNotification).
 	ReceiptAsync(ctx context.Context, requestID string, state siobroker.AsyncState, at time.Time) (bool, error)
+	// ForgetSync deletes the job of a synchronous request whose reply was journaled and given
+	// out: it was stored only so that an interruption would not leave it unfinished.
+	ForgetSync(ctx context.Context, requestID string) error
 }
 
 // AsyncPipeline adapts Accept to the shape of Handle, for an HTTP handler of the asynchronous
@@ -334,6 +338,12 @@ func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob, resum
 		return
 	}
 	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)
+	if out, exchanges, ok := b.journaledReply(ctx, job); ok {
+		// An earlier run journaled the complete reply and stopped before it settled the job.
+		b.recordHeldLate(ctx, job, exchanges)
+		w.settle(ctx, job, &Reply{Bytes: out, Services: results(exchanges)}, ids)
+		return
+	}
 	reply, err := b.processAsync(ctx, job)
 	if ctx.Err() != nil {
 		b.deps.Logger.Info("asynchronous request interrupted; it resumes at the next start", ids...)
@@ -346,6 +356,12 @@ func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob, resum
 	if reply == nil {
 		return // waiting for late services in the background
 	}
+	w.settle(ctx, job, reply, ids)
+}
+
+// settle stores the reply of a request the worker completed, and its final state.
+func (w *AsyncWorker) settle(ctx context.Context, job siobroker.AsyncJob, reply *Reply, ids []any) {
+	b := w.Broker
 	state, reason := deliveryState(reply.Services)
 	done, err := b.deps.Async.CompleteAsync(ctx, job.RequestID, state, reason, reply.Bytes, b.deps.Clock.Now())
 	switch {
@@ -356,6 +372,57 @@ func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob, resum
 	default:
 		b.deps.Logger.Info("asynchronous request answered", append(ids, "state", state)...)
 	}
+}
+
+// journaledReply finds the complete reply an earlier run of job journaled: a reply record after
+// an exchange record of every service the query asked. It returns the reply and the outcomes the
+// exchange records give. A broker killed after journaling the reply and before storing it
+// completes the request with it rather than with a second reply; a journal that cannot be read
+// only costs the completion again (its outcomes are not recorded twice).
+func (b *Broker) journaledReply(ctx context.Context, job siobroker.AsyncJob) ([]byte, []exchange, bool) {
+	recs, err := b.deps.Journal.Query(ctx, siobroker.JournalFilter{RequestID: job.RequestID,
+		Kinds: []siobroker.JournalKind{siobroker.JournalExchange, siobroker.JournalReply}})
+	if err != nil {
+		b.deps.Logger.Warn("the journal cannot be read; the request is completed again", append(reqlog.Attrs(job.Info.MessageID, job.RequestID), "error", err)...)
+		return nil, nil, false
+	}
+	outcomes := map[int]exchange{}
+	var reply []byte
+	for _, r := range recs {
+		switch r.Kind {
+		case siobroker.JournalExchange:
+			outcomes[r.Service] = outcomeOf(r)
+			reply = nil // a reply before the last outcome is a partial one
+		case siobroker.JournalReply:
+			reply = r.Data
+		}
+	}
+	if reply == nil {
+		return nil, nil, false
+	}
+	exchanges := make([]exchange, 0, len(job.Query.Services))
+	for _, svc := range job.Query.Services {
+		o, ok := outcomes[svc]
+		if !ok {
+			return nil, nil, false
+		}
+		exchanges = append(exchanges, o)
+	}
+	return reply, exchanges, true
+}
+
+// outcomeOf reads a service's outcome back from its exchange record: its status and reason, and
+// whether an adapter answered (AnsweredAt set).
+func outcomeOf(r siobroker.JournalRecord) exchange {
+	var d struct {
+		Times   siobroker.ExchangeTimes `json:"times"`
+		Status  siobroker.ResultStatus  `json:"status"`
+		Reason  string                  `json:"reason"`
+		Adapter string                  `json:"adapter"`
+	}
+	_ = json.Unmarshal(r.Data, &d) // a record the broker wrote; an unreadable one reads as no answer
+	return exchange{Result: siobroker.ServiceResult{Service: r.Service, Status: d.Status, Reason: d.Reason},
+		Adapter: d.Adapter, DispatchedAt: d.Times.Dispatched, AnsweredAt: d.Times.Answered}
 }
 
 // deliveryState is NOT_DELIVERED when every service ended in error or timeout, else DELIVERED.

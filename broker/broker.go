@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -116,19 +117,31 @@ type Deps struct {
 	Users      Users
 	Cases      CaseRules
 	Registry   CaseChecker
-	Journal    siobroker.JournalWriter
-	Clock      siobroker.Clock
-	Logger     *slog.Logger
-	NewID      func() string // reply message ids; also the broker's request id
-	// Async stores the requests of the asynchronous channel; nil disables the channel (Accept
-	// answers SIO-UNAVAILABLE).
+	// Journal is the permanent journal: a service's outcome is recorded once (AppendOnce), and
+	// a request resumed after a crash looks up what its earlier run recorded.
+	Journal siobroker.Journal
+	Clock   siobroker.Clock
+	Logger  *slog.Logger
+	NewID   func() string // reply message ids; also the broker's request id
+	// Async stores the requests of the asynchronous channel, and every synchronous request until
+	// its reply is journaled, so that a request interrupted by a crash or a failed journal write
+	// is completed by the AsyncWorker; nil disables the asynchronous channel (Accept answers
+	// SIO-UNAVAILABLE) and that completion.
 	Async AsyncStore
+	// Answers holds the answers the dispatcher received (routing.AnswerStore). With Late, an
+	// answer that came after its service's outcome was recorded without it is recorded late by
+	// the completion that recorded the outcome. Nil: such an answer is recorded late by the
+	// dispatcher alone.
+	Answers HeldAnswers
+	// Late records an answer as late (LateAnswers.Record); nil: none is, by the broker.
+	Late func(context.Context, routing.LateAnswer) error
 	// Maintenance names the announced maintenance window a service is in (§36, 42); nil: none.
 	Maintenance Maintenance
 	// TransportReady says why the message transport cannot take a new request now (a fault), or
-	// nil; nil func: always ready. Accept checks it before admitting a new asynchronous request,
-	// and not for status and fetch queries, which read the store only and are answered during an
-	// outage of RabbitMQ. (The synchronous endpoint checks it before anything else.)
+	// nil; nil func: always ready. Handle checks it once the request is authenticated, and Accept
+	// before admitting a new asynchronous request (not for status and fetch queries, which read
+	// the store only and are answered during an outage of RabbitMQ): the refusal is journaled
+	// with the request's messageId and signer, and nothing of the request is recorded as seen.
 	TransportReady func() error
 	// Certificates, when set, learns the certificate of every accepted request that carried it
 	// whole (a KeyInfo with X509Data, a BinarySecurityToken...).
@@ -177,8 +190,11 @@ type Maintenance interface {
 type Broker struct {
 	cfg  Config
 	deps Deps
-	wake chan struct{} // tells the AsyncWorker that a job was accepted
-	late late          // background waits for the late services of synchronous requests
+	// unreleased holds the signed-content digests of requests refused SIO-UNAVAILABLE whose
+	// replay marks the store could not forget at once: their retry is taken.
+	unreleased sync.Map
+	wake       chan struct{} // tells the AsyncWorker that a job was accepted
+	late       late          // background waits for the late services of synchronous requests
 }
 
 func (c *Config) setDefaults() {
@@ -283,6 +299,13 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 		return nil, err
 	}
 	ctx = reqlog.With(ctx, a.info.MessageID, seen.RequestID)
+	// After the signature, so that the refusal is journaled with the messageId and signer the
+	// client will retry with; before the replay marks, so that its retry is not a replay.
+	if b.deps.TransportReady != nil {
+		if err := b.deps.TransportReady(); err != nil {
+			return nil, err
+		}
+	}
 	q, digest, err := b.parseQuery(ctx, a)
 	if err != nil {
 		return nil, err
@@ -293,15 +316,60 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 }
 
 // releaseIfUnavailable forgets the replay marks of a request refused for a passing reason of the
-// broker's own (SIO-UNAVAILABLE), so that the client may retry it as the fault invites.
+// broker's own (SIO-UNAVAILABLE), so that the client may retry it as the fault invites. A store
+// that cannot forget them now (locked, like the journal that refused the request) is asked again
+// in the background, and meanwhile this process takes the retry (unreleased).
 func (b *Broker) releaseIfUnavailable(ctx context.Context, err error, messageID, digest string) {
-	if err != nil && siobroker.ErrorCode(err) == siobroker.CodeUnavailable {
-		if relErr := b.deps.Replay.Release(context.WithoutCancel(ctx), replayKey(messageID, digest), digest); relErr != nil {
-			_, requestID := reqlog.IDs(ctx)
-			b.deps.Logger.ErrorContext(ctx, "cannot release a request for retry", append(reqlog.Attrs(messageID, requestID), "error", relErr)...)
-		}
+	if err == nil || siobroker.ErrorCode(err) != siobroker.CodeUnavailable || digest == "" {
+		return
+	}
+	key := replayKey(messageID, digest)
+	if relErr := b.deps.Replay.Release(context.WithoutCancel(ctx), key, digest); relErr != nil {
+		_, requestID := reqlog.IDs(ctx)
+		b.deps.Logger.WarnContext(ctx, "a refused request's replay marks are released later; its retry is taken meanwhile",
+			append(reqlog.Attrs(messageID, requestID), "error", relErr)...)
+		b.unreleased.Store(digest, struct{}{})
+		b.retryInBackground("release replay marks of "+key, func(ctx context.Context) error {
+			if err := b.deps.Replay.Release(ctx, key, digest); err != nil {
+				return err
+			}
+			b.unreleased.Delete(digest)
+			return nil
+		})
 	}
 }
+
+// retryInBackground runs f until it succeeds, with back-off, for at most backgroundRetryLimit or
+// until Shutdown: a write the store or the journal refused for a passing reason (locked, busy).
+func (b *Broker) retryInBackground(what string, f func(context.Context) error) {
+	b.late.init()
+	b.late.start(func() {
+		wait := 250 * time.Millisecond
+		deadline := time.Now().Add(backgroundRetryLimit)
+		for {
+			t := time.NewTimer(wait)
+			select {
+			case <-b.late.ctx.Done():
+				t.Stop()
+				b.deps.Logger.Error("stopped before it succeeded: "+what, "reason", "shutting down")
+				return
+			case <-t.C:
+			}
+			err := f(b.late.ctx)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				b.deps.Logger.Error("gave up: "+what, "error", err)
+				return
+			}
+			wait = min(2*wait, 10*time.Second)
+		}
+	})
+}
+
+// backgroundRetryLimit bounds the retries of retryInBackground.
+const backgroundRetryLimit = 10 * time.Minute
 
 // authenticated is a request whose envelope was read and whose signature verified: info and data
 // are taken from what the signature covers (data is the single element of requestData/data).
@@ -371,10 +439,62 @@ func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobro
 	if err := b.admit(ctx, info, q, verified, seen, received); err != nil {
 		return nil, err
 	}
-	if b.cfg.AsyncTimeout > 0 && b.deps.Async != nil {
-		return b.processSync(ctx, b.jobOf(*seen, info, q, received))
+	job := b.jobOf(*seen, info, q, received)
+	if err := b.holdSync(ctx, &job); err != nil {
+		return nil, err
 	}
-	return b.Process(ctx, b.jobOf(*seen, info, q, received))
+	if b.cfg.AsyncTimeout > 0 && b.deps.Async != nil {
+		return b.processSync(ctx, job)
+	}
+	reply, err := b.Process(ctx, job)
+	b.settleSync(ctx, job, err)
+	return reply, err
+}
+
+// holdSync stores an admitted synchronous request ON_DELIVERY (siobroker.SyncChannel), leased to
+// this call for as long as its services may take, so that a crash, or a reply that cannot be
+// journaled, leaves it to the AsyncWorker to complete rather than unfinished.
+func (b *Broker) holdSync(ctx context.Context, job *siobroker.AsyncJob) error {
+	if b.deps.Async == nil {
+		return nil
+	}
+	longest := b.cfg.AsyncTimeout
+	for _, svc := range job.Query.Services {
+		longest = max(longest, b.cfg.Timeout(svc))
+	}
+	job.State, job.Channel, job.Updated = siobroker.AsyncOnDelivery, siobroker.SyncChannel, job.Received
+	job.LeaseUntil = job.Received.Add(longest + time.Minute)
+	if err := b.deps.Async.CreateAsync(ctx, *job); err != nil {
+		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot store the request now; retry later")
+	}
+	return nil
+}
+
+// syncRetryAfter is how soon the AsyncWorker takes up a synchronous request whose reply could not
+// be journaled: a journal that failed is given a little time to mend.
+const syncRetryAfter = 15 * time.Second
+
+// settleSync ends the hold of a synchronous request: forgotten once its reply was journaled and
+// given out (err nil); else leased to the AsyncWorker shortly, which completes it from the
+// answers held and the journal. A failure here is only logged: the worker finds a job whose reply
+// is journaled complete, and completes it from the journal.
+func (b *Broker) settleSync(ctx context.Context, job siobroker.AsyncJob, err error) {
+	if b.deps.Async == nil || job.Channel != siobroker.SyncChannel {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)
+	if err == nil {
+		if ferr := b.deps.Async.ForgetSync(ctx, job.RequestID); ferr != nil {
+			b.deps.Logger.Warn("answered synchronous request not forgotten; the worker will close it from the journal", append(ids, "error", ferr)...)
+		}
+		return
+	}
+	if _, lerr := b.deps.Async.LeaseAsync(ctx, job.RequestID, b.deps.Clock.Now().Add(syncRetryAfter)); lerr != nil {
+		b.deps.Logger.Error("unfinished synchronous request not handed to the worker; it resumes at the next start", append(ids, "error", lerr)...)
+		return
+	}
+	b.deps.Logger.Warn("synchronous request unfinished; the worker completes it", append(ids, "error", err)...)
 }
 
 // jobOf is what Process needs of an admitted request. Its reply gets a messageId of its own, for
@@ -456,20 +576,22 @@ func (b *Broker) Process(ctx context.Context, job siobroker.AsyncJob) (*Reply, e
 	}
 	ctx = reqlog.With(ctx, job.Info.MessageID, job.RequestID)
 	exchanges := b.route(ctx, job.RequestID, job.Info, job.Query, job.SignerIIN)
-	results := make([]siobroker.ServiceResult, len(exchanges))
-	for i, e := range exchanges {
-		results[i] = e.Result
+	if ctx.Err() != nil && job.Channel == siobroker.SyncChannel && b.deps.Async != nil {
+		// The client went away: its services' waits ended early, and are no outcome. The worker
+		// completes the request with the answers they get.
+		return nil, siobroker.Wrap(siobroker.CodeUnavailable, ctx.Err(), "the request was cancelled before its services answered")
 	}
-
-	out, err := b.reply(job.RequestID, job.Info, job.Query, &signing.Verified{SignerIIN: job.SignerIIN, Placement: seen.Placement}, results, "")
+	res := results(exchanges)
+	out, err := b.reply(job.RequestID, job.Info, job.Query, &signing.Verified{SignerIIN: job.SignerIIN, Placement: seen.Placement}, res, "")
 	if err != nil {
 		return nil, err
 	}
-	if err := b.journalReply(ctx, seen, job.Received, exchanges, out); err != nil {
+	if err := b.journalReply(ctx, seen, job.Received, exchanges, out, nil); err != nil {
 		// A reply that is not in the journal is not given out: the Rules keep every result.
 		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the reply now; retry later")
 	}
-	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: results}, nil
+	b.recordHeldLate(ctx, job, exchanges)
+	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: res}, nil
 }
 
 // exchange is one requested service's outcome with the times the journal keeps.
@@ -477,11 +599,18 @@ type exchange = routing.Outcome
 
 // journalReply appends, in one step, a record per requested service with its four times and the
 // signed reply itself.
-func (b *Broker) journalReply(ctx context.Context, seen Request, received time.Time, exchanges []exchange, reply []byte) error {
+//
+// An exchange record is a service's outcome, kept once (AppendOnce): a service still awaited
+// in the background (pending) gets its record when its wait ends, and one recorded by an earlier
+// run of a resumed request is not recorded again.
+func (b *Broker) journalReply(ctx context.Context, seen Request, received time.Time, exchanges []exchange, reply []byte, pending []int) error {
 	defer b.observe(StageJournalReply, time.Now())
 	sent := b.deps.Clock.Now()
 	recs := make([]siobroker.JournalRecord, 0, len(exchanges)+1)
 	for _, e := range exchanges {
+		if slices.Contains(pending, e.Result.Service) {
+			continue
+		}
 		data, err := json.Marshal(struct {
 			Times   siobroker.ExchangeTimes `json:"times"`
 			Status  siobroker.ResultStatus  `json:"status"`
@@ -499,7 +628,7 @@ func (b *Broker) journalReply(ctx context.Context, seen Request, received time.T
 			string(e.Result.Status)+"/"+e.Result.Reason, data))
 	}
 	recs = append(recs, b.record(seen, sent, siobroker.JournalReply, 0, "", reply))
-	if _, err := b.deps.Journal.Append(ctx, recs...); err != nil {
+	if _, err := b.deps.Journal.AppendOnce(ctx, recs...); err != nil {
 		return fmt.Errorf("journal reply %s: %w", seen.RequestID, err)
 	}
 	return nil
@@ -518,8 +647,14 @@ func (b *Broker) journalRefusal(ctx context.Context, seen Request, cause error) 
 	data, _ := json.Marshal(refusal)
 	rec := b.record(seen, b.deps.Clock.Now(), siobroker.JournalRefusal, 0, string(siobroker.ErrorCode(cause)), data)
 	if _, err := b.deps.Journal.Append(context.WithoutCancel(ctx), rec); err != nil {
-		b.deps.Logger.ErrorContext(ctx, "refusal not journaled", reqlog.KeyCorrelationID, seen.RequestID, reqlog.KeyMessageID, seen.MessageID,
-			"code", siobroker.ErrorCode(cause), "error", err)
+		// A journal that refused the request (locked, busy) refuses its refusal too: it is
+		// appended once the journal takes it, with the time it was made.
+		b.deps.Logger.WarnContext(ctx, "refusal not journaled yet; it is appended in the background", reqlog.KeyCorrelationID, seen.RequestID,
+			reqlog.KeyMessageID, seen.MessageID, "code", siobroker.ErrorCode(cause), "error", err)
+		b.retryInBackground("journal the refusal of "+seen.RequestID, func(ctx context.Context) error {
+			_, err := b.deps.Journal.Append(ctx, rec)
+			return err
+		})
 	}
 }
 
@@ -540,6 +675,13 @@ func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v 
 	idFresh, contentFresh, err := b.deps.Replay.MarkRequestSeen(ctx, replayKey(info.MessageID, digest), info.SenderID, digest, now)
 	if err != nil {
 		return "", siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
+	}
+	if !idFresh || !contentFresh {
+		if _, released := b.unreleased.LoadAndDelete(digest); released {
+			// Refused for a passing reason of the broker's own while the store could not forget
+			// it: the retry the fault invited is taken.
+			return digest, nil
+		}
 	}
 	if !idFresh && info.MessageID == "" {
 		contentFresh = false

@@ -221,6 +221,13 @@ type harnessOpts struct {
 	slowAnswers  bool                                    // slowService answers after 300ms instead of never
 	journalLate  bool                                    // journal late answers, as serve does
 	observeStage func(Stage, time.Duration)              // Deps.ObserveStage
+	// journal wraps the store's journal as Deps.Journal (a journal that fails on demand); nil:
+	// the store's.
+	journal func(siobroker.Journal) siobroker.Journal
+	// wrapReplay wraps the store's replay guard (one that fails on demand); nil: the store's.
+	wrapReplay func(ReplayGuard) ReplayGuard
+	// transportReady is Deps.TransportReady; nil: always ready.
+	transportReady func() error
 }
 
 // backendServices are the services with a test backend: the others have no adapter, so a request
@@ -253,6 +260,9 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	replay := opts.replay
 	if replay == nil {
 		replay = db
+	}
+	if opts.wrapReplay != nil {
+		replay = opts.wrapReplay(replay)
 	}
 	h.users = users.New(db, clock, logger)
 	seeded := *manifest
@@ -313,10 +323,16 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	}
 	// The dispatcher uses the wall clock: the deadline it sends is enforced with context.WithDeadline
 	// on the wall clock (see the report on Dispatch's deadline); the broker itself uses the movable one.
+	// As serve wires it: every answer is kept in the store before it is acknowledged.
+	var journal siobroker.Journal = db.Journal()
+	if opts.journal != nil {
+		journal = opts.journal(journal)
+	}
 	dcfg := routing.DispatcherConfig{Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
-		Clock: siobroker.SystemClock{}, Logger: logger}
+		Clock: siobroker.SystemClock{}, Logger: logger, Answers: db}
+	var late *LateAnswers
 	if opts.journalLate {
-		late, err := NewLateAnswers(LateConfig{}, LateDeps{Journal: db.Journal(), Jobs: db, Requests: db.Journal(), Rights: table, Clock: clock, Logger: logger})
+		late, err = NewLateAnswers(LateConfig{}, LateDeps{Journal: journal, Answers: db, Jobs: db, Requests: journal, Rights: table, Clock: clock, Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,6 +382,9 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	var stopOnce sync.Once
 	h.stop = func() {
 		stopOnce.Do(func() {
+			if h.broker != nil {
+				h.broker.Shutdown() // its background waits and retries end before the store closes
+			}
 			close(release)
 			cancel()
 			_ = router.Close()
@@ -386,6 +405,27 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	if idPrefix == "" {
 		idPrefix = "broker"
 	}
+	deps := Deps{
+		Verifier:       mustVerifier(t, signing.VerifierConfig{Trust: trust}),
+		Signer:         brokerSigner.WithClock(clock),
+		Replay:         replay,
+		Dispatcher:     dispatcher,
+		Rights:         table,
+		Users:          h.users,
+		Cases:          caseRules,
+		Registry:       dispatcher,
+		Journal:        journal,
+		Clock:          clock,
+		Logger:         logger,
+		NewID:          func() string { return fmt.Sprintf("%s-%d", idPrefix, ids.Add(1)) },
+		Async:          db,
+		Answers:        db,
+		ObserveStage:   opts.observeStage,
+		TransportReady: opts.transportReady,
+	}
+	if late != nil {
+		deps.Late = late.Record
+	}
 	b, err := New(Config{
 		ReplayWindow: 5 * time.Minute,
 		Timeout: func(n int) time.Duration {
@@ -395,22 +435,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 			return 2 * time.Second
 		},
 		AsyncTimeout: opts.asyncTimeout,
-	}, Deps{
-		Verifier:     mustVerifier(t, signing.VerifierConfig{Trust: trust}),
-		Signer:       brokerSigner.WithClock(clock),
-		Replay:       replay,
-		Dispatcher:   dispatcher,
-		Rights:       table,
-		Users:        h.users,
-		Cases:        caseRules,
-		Registry:     dispatcher,
-		Journal:      h.db.Journal(),
-		Clock:        clock,
-		Logger:       logger,
-		NewID:        func() string { return fmt.Sprintf("%s-%d", idPrefix, ids.Add(1)) },
-		Async:        db,
-		ObserveStage: opts.observeStage,
-	})
+	}, deps)
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}

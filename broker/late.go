@@ -8,6 +8,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
 )
@@ -57,49 +58,57 @@ func (b *Broker) Shutdown() {
 	b.late.wg.Wait()
 }
 
-// processSync is Process for the synchronous path when late services are waited for.
+// processSync is Process for the synchronous path when late services are waited for. The
+// request is held ON_DELIVERY from its admission (holdSync); when a service misses its timeout,
+// the hold is extended to the background wait, which completes the request.
 func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Reply, error) {
 	b.late.init()
 	if b.late.ctx.Err() != nil {
-		return b.Process(ctx, job)
+		reply, err := b.Process(ctx, job)
+		b.settleSync(ctx, job, err)
+		return reply, err
 	}
-	seen := Request{
-		RequestID: job.RequestID, Organisation: job.Organisation, MessageID: job.Info.MessageID, SenderID: job.Info.SenderID,
-		SignerIIN: job.SignerIIN, Role: job.Role, Placement: signing.Placement(job.Placement), requestJournaled: true,
-	}
+	seen := seenOf(job)
 	v := &signing.Verified{SignerIIN: job.SignerIIN, Placement: seen.Placement}
 	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)
-	exchanges, wait := b.routeLate(ctx, job)
+	exchanges, pending, wait := b.routeLate(ctx, job)
 	note := ""
 	if wait != nil {
-		lj := job
-		lj.State, lj.Updated = siobroker.AsyncOnDelivery, b.deps.Clock.Now()
-		lj.LeaseUntil = lj.Updated.Add(b.cfg.AsyncTimeout + time.Minute)
-		if err := b.deps.Async.CreateAsync(ctx, lj); err != nil {
-			b.deps.Logger.Error("late services will not be waited for: the request cannot be stored", append(ids, "error", err)...)
-			wait = nil
-		} else {
-			note = fmt.Sprintf("; the broker keeps waiting for the late services for up to %s: fetch the complete result on the asynchronous channel by messageId %s",
-				b.cfg.AsyncTimeout, job.RequestID)
+		until := b.deps.Clock.Now().Add(b.cfg.AsyncTimeout + time.Minute)
+		if _, err := b.deps.Async.LeaseAsync(ctx, job.RequestID, until); err != nil {
+			b.deps.Logger.Error("request not leased to its wait for late services; the worker may route it again", append(ids, "error", err)...)
 		}
+		note = fmt.Sprintf("; the broker keeps waiting for the late services for up to %s: fetch the complete result on the asynchronous channel by messageId %s",
+			b.cfg.AsyncTimeout, job.RequestID)
 	}
 	out, err := b.reply(job.RequestID, job.Info, job.Query, v, results(exchanges), note)
 	if err == nil {
-		if jerr := b.journalReply(ctx, seen, job.Received, exchanges, out); jerr != nil {
+		if jerr := b.journalReply(ctx, seen, job.Received, exchanges, out, pending); jerr != nil {
 			err = siobroker.Wrap(siobroker.CodeUnavailable, jerr, "the broker cannot journal the reply now; retry later")
 		}
 	}
-	if wait != nil {
+	if wait == nil {
+		if err == nil {
+			b.recordHeldLate(ctx, job, exchanges)
+		}
+		b.settleSync(ctx, job, err)
+	} else if !b.late.start(func() { b.completeLate(job, seen, v, wait) }) {
 		// The complete reply is produced even if this one could not be given out: the request
 		// was admitted and journaled, and its stored job says where the result will be.
-		if !b.late.start(func() { b.completeLate(job, seen, v, wait) }) {
-			b.deps.Logger.Info("shutting down: the late services resume at the next start", ids...)
-		}
+		b.deps.Logger.Info("shutting down: the late services resume at the next start", ids...)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: results(exchanges)}, nil
+}
+
+// seenOf is the Request of an admitted, stored request, for its journal records.
+func seenOf(job siobroker.AsyncJob) Request {
+	return Request{
+		RequestID: job.RequestID, Organisation: job.Organisation, MessageID: job.Info.MessageID, SenderID: job.Info.SenderID,
+		SignerIIN: job.SignerIIN, Role: job.Role, Placement: signing.Placement(job.Placement), requestJournaled: true,
+	}
 }
 
 // processAsync is Process for the AsyncWorker when late services are waited for: a service that
@@ -116,12 +125,9 @@ func (b *Broker) processAsync(ctx context.Context, job siobroker.AsyncJob) (*Rep
 	if b.cfg.AsyncTimeout <= 0 || b.late.ctx.Err() != nil {
 		return b.Process(ctx, job)
 	}
-	seen := Request{
-		RequestID: job.RequestID, Organisation: job.Organisation, MessageID: job.Info.MessageID, SenderID: job.Info.SenderID,
-		SignerIIN: job.SignerIIN, Role: job.Role, Placement: signing.Placement(job.Placement), requestJournaled: true,
-	}
+	seen := seenOf(job)
 	v := &signing.Verified{SignerIIN: job.SignerIIN, Placement: seen.Placement}
-	exchanges, wait := b.routeLate(ctx, job)
+	exchanges, _, wait := b.routeLate(ctx, job)
 	if ctx.Err() != nil {
 		return nil, nil
 	}
@@ -130,9 +136,10 @@ func (b *Broker) processAsync(ctx context.Context, job siobroker.AsyncJob) (*Rep
 		if err != nil {
 			return nil, err
 		}
-		if err := b.journalReply(ctx, seen, job.Received, exchanges, out); err != nil {
+		if err := b.journalReply(ctx, seen, job.Received, exchanges, out, nil); err != nil {
 			return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the reply now; retry later")
 		}
+		b.recordHeldLate(ctx, job, exchanges)
 		return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: results(exchanges)}, nil
 	}
 	until := b.deps.Clock.Now().Add(b.cfg.AsyncTimeout + time.Minute)
@@ -169,13 +176,14 @@ func (b *Broker) completeLate(job siobroker.AsyncJob, seen Request, v *signing.V
 	b.logResults(ctx, job.RequestID, job.Info, exchanges)
 	out, err := b.reply(job.RequestID, job.Info, job.Query, v, results(exchanges), "")
 	if err == nil {
-		err = b.journalReply(ctx, seen, job.Received, exchanges, out)
+		err = b.journalReply(ctx, seen, job.Received, exchanges, out, nil)
 	}
 	if err != nil {
-		// The lease runs out, and the worker then processes the request from the start.
+		// The lease runs out, and the worker then completes the request from the answers held.
 		b.deps.Logger.Error("complete reply after late services failed; the worker will retry", append(ids, "error", err)...)
 		return
 	}
+	b.recordHeldLate(ctx, job, exchanges)
 	state, reason := deliveryState(results(exchanges))
 	if _, err := b.deps.Async.CompleteAsync(ctx, job.RequestID, state, reason, out, b.deps.Clock.Now()); err != nil {
 		b.deps.Logger.Error("complete reply after late services not stored", append(ids, "error", err)...)
@@ -187,7 +195,7 @@ func (b *Broker) completeLate(job siobroker.AsyncJob, seen Request, v *signing.V
 // routeLate is route for the synchronous path: every allowed service is dispatched with the
 // asynchronous timeout, and waited for up to its synchronous one. A service that misses it is
 // answered as timed out; wait, nil when none missed, then gives every outcome once they are in.
-func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) ([]exchange, func() []exchange) {
+func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) (res []exchange, pending []int, wait func() []exchange) {
 	res, decisions, reqs, slots := b.decide(job.RequestID, job.Info, job.Query, job.SignerIIN)
 	chans := make([]chan exchange, len(reqs))
 	start := time.Now()
@@ -218,15 +226,42 @@ func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) ([]excha
 	}
 	b.logResults(ctx, job.RequestID, job.Info, res)
 	if len(missed) == 0 {
-		return res, nil
+		return res, nil, nil
 	}
 	full := make([]exchange, len(res))
 	copy(full, res)
-	return res, func() []exchange {
+	for _, j := range missed {
+		pending = append(pending, reqs[j].Service)
+	}
+	return res, pending, func() []exchange {
 		for _, j := range missed {
 			full[slots[j]] = <-chans[j]
 		}
 		return full
+	}
+}
+
+// recordHeldLate records as late the answers held (Deps.Answers) for the services whose outcome
+// was just recorded without an answer: they came after the wait for them had ended, while the
+// outcome was being recorded, and the dispatcher left them to this request's completion.
+func (b *Broker) recordHeldLate(ctx context.Context, job siobroker.AsyncJob, exchanges []exchange) {
+	if b.deps.Answers == nil || b.deps.Late == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for _, e := range exchanges {
+		if e.Result.Status != siobroker.StatusTimeout && !(e.Result.Status == siobroker.StatusError && e.AnsweredAt.IsZero()) {
+			continue
+		}
+		key := routing.CorrelationKey(job.RequestID, e.Result.Service)
+		payload, ok, err := b.deps.Answers.Answer(ctx, key)
+		if err != nil || !ok {
+			continue // none came; or, unreadable, it reaches the journal when it is delivered again
+		}
+		a, _ := routing.NewLateAnswer(key, job.Info.MessageID, payload, b.deps.Clock.Now())
+		if err := b.deps.Late(ctx, a); err != nil {
+			b.deps.Logger.Error("late answer held but not journaled", append(reqlog.Attrs(job.Info.MessageID, key), "error", err)...)
+		}
 	}
 }
 

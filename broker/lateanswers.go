@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -40,9 +39,6 @@ import (
 type LateAnswers struct {
 	cfg  LateConfig
 	deps LateDeps
-	// mu makes the look-up for an earlier copy and the append one step, so that two copies
-	// handled at once by two reply consumers are not both appended. Late answers are rare.
-	mu sync.Mutex
 }
 
 // LateConfig bounds the journaling of late answers. Zero fields take the defaults; negative ones
@@ -83,7 +79,15 @@ func (c LateConfig) Validate() error {
 
 // LateDeps are what LateAnswers needs. Journal, Rights, Clock and Logger are required.
 type LateDeps struct {
-	Journal siobroker.JournalWriter
+	// Journal keeps one late record per request and service (AppendOnce): a copy of a late
+	// answer delivered again, by a lost acknowledgement or a restart, is not recorded twice.
+	Journal siobroker.OutcomeWriter
+	// Answers holds the answers the dispatcher received (routing.AnswerStore). With Jobs and
+	// Requests, an answer to a request that is still to be completed — stored ON_DELIVERY, its
+	// service without an exchange record: a request resumed after a crash, or retried after its
+	// reply could not be journaled — is not late: the completion takes it from Answers. Nil:
+	// every answer nobody waits for is recorded late.
+	Answers HeldAnswers
 	// Jobs finds the stored asynchronous request of an answer, for its signer, organisation and
 	// basis (sqlite.DB implements it). Nil: none is looked up.
 	Jobs AsyncJobs
@@ -93,6 +97,11 @@ type LateDeps struct {
 	Rights   LateRights
 	Clock    siobroker.Clock
 	Logger   *slog.Logger
+}
+
+// HeldAnswers reads the answers the dispatcher keeps (routing.AnswerStore).
+type HeldAnswers interface {
+	Answer(ctx context.Context, key string) (payload []byte, ok bool, err error)
 }
 
 // AsyncJobs looks up a stored asynchronous request by the broker's id.
@@ -142,33 +151,39 @@ func NewLateAnswers(cfg LateConfig, deps LateDeps) (*LateAnswers, error) {
 // Record journals a: the routing.DispatcherConfig.OnLateAnswer hook. It returns nil once the
 // record is appended. An append that fails is tried again, with back-off, up to
 // LateConfig.Attempts times, and after the last failure Record waits the back-off once more and
-// returns the error, so that the answer is delivered again no sooner. An answer whose record cannot be built at all
-// (it never will be) is logged at Error and Record returns nil: delivering it again would loop.
-// ctx (the delivery's) only shortens the waits; an append once started gets its own time limit.
+// returns the error, so that the answer is delivered again no sooner. An answer whose record
+// cannot be built at all (it never will be) is logged at Error and Record returns nil:
+// delivering it again would loop. ctx (the delivery's) only shortens the waits; an append once
+// started gets its own time limit.
 //
-// A copy of an answer already journaled (the same bytes, by their SHA-256 in the record) is not
-// appended again: a broker killed between the append and the acknowledgement, or one that
-// restarted and forgot the answers it had seen, is given the answer again, and the Rules want
-// each result once. The journal is asked only when Deps.Requests is set.
+// The journal keeps one late record per request and service (AppendOnce): a copy delivered
+// again, to a broker killed between the append and the acknowledgement or restarted since, is
+// not recorded twice. An answer its request still awaits (see LateDeps.Answers) is not late, and
+// nothing is recorded.
 func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) error {
+	awaited, err := l.awaited(ctx, a)
+	if err != nil {
+		return err
+	}
+	if awaited {
+		l.deps.Logger.Info("answer held for its request's completion", append(reqlog.Attrs(a.MessageID, a.Key), "service", a.Service)...)
+		return nil
+	}
 	rec, err := l.record(ctx, a)
 	if err != nil {
 		l.lost(a, err)
 		return nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.journaled(ctx, a) {
-		l.deps.Logger.Info("copy of a late answer already journaled: not recorded again", append(reqlog.Attrs(a.MessageID, a.Key),
-			"service", a.Service)...)
-		return nil
-	}
 	wait := l.cfg.Backoff
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AppendLimit)
-		_, err = l.deps.Journal.Append(actx, rec)
+		appended, err := l.deps.Journal.AppendOnce(actx, rec)
 		cancel()
 		if err == nil {
+			if len(appended) == 0 {
+				l.deps.Logger.Info("copy of a late answer already journaled: not recorded again", append(reqlog.Attrs(a.MessageID, a.Key),
+					"service", a.Service)...)
+			}
 			return nil
 		}
 		l.deps.Logger.Warn("late answer not journaled yet", append(reqlog.Attrs(a.MessageID, a.Key),
@@ -187,31 +202,31 @@ func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) error {
 	}
 }
 
-// journaled reports whether the journal already holds a late record of a's exact bytes. When
-// the journal cannot be read it reports false: a second record is better than a missing one.
-func (l *LateAnswers) journaled(ctx context.Context, a routing.LateAnswer) bool {
-	if l.deps.Requests == nil || a.RequestID == "" {
-		return false
+// awaited reports whether a's request is still to be completed with a's answer: the answer is
+// held (LateDeps.Answers), the request is stored ON_DELIVERY and the journal holds no exchange
+// record of the service. Its completion then takes the answer, and records it as late itself if
+// its outcome was recorded meanwhile without it. An error (the store or the journal cannot be
+// read) gives the answer back to the transport: recording it now might give the service a second
+// outcome.
+func (l *LateAnswers) awaited(ctx context.Context, a routing.LateAnswer) (bool, error) {
+	if a.CaseCheck || l.deps.Answers == nil || l.deps.Jobs == nil || l.deps.Requests == nil {
+		return false, nil
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AppendLimit)
 	defer cancel()
+	if _, held, err := l.deps.Answers.Answer(lctx, a.Key); err != nil || !held {
+		return false, err
+	}
+	job, ok, err := l.deps.Jobs.AsyncJob(lctx, a.RequestID)
+	if err != nil || !ok || job.State != siobroker.AsyncOnDelivery {
+		return false, err
+	}
 	recs, err := l.deps.Requests.Query(lctx, siobroker.JournalFilter{RequestID: a.RequestID, Service: a.Service,
-		Kinds: []siobroker.JournalKind{siobroker.JournalLate}})
+		Kinds: []siobroker.JournalKind{siobroker.JournalExchange}, Limit: 1})
 	if err != nil {
-		l.deps.Logger.Warn("late answer journaled without looking for an earlier copy: the journal cannot be read",
-			append(reqlog.Attrs(a.MessageID, a.Key), "error", err)...)
-		return false
+		return false, fmt.Errorf("look up the outcome of %s: %w", a.Key, err)
 	}
-	digest := answerDigest(a.Payload)
-	for _, rec := range recs {
-		var d struct {
-			AnswerDigest string `json:"answerDigest"`
-		}
-		if json.Unmarshal(rec.Data, &d) == nil && d.AnswerDigest == digest {
-			return true
-		}
-	}
-	return false
+	return len(recs) == 0, nil
 }
 
 // answerDigest is the hex SHA-256 of an answer exactly as the adapter sent it.

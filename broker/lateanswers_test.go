@@ -13,6 +13,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/pgtest"
+	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
@@ -42,6 +43,17 @@ func (j *lateJournal) Append(_ context.Context, recs ...siobroker.JournalRecord)
 	j.recs = append(j.recs, recs...)
 	j.added <- struct{}{}
 	return recs, nil
+}
+
+// AppendOnce keeps one late or exchange record per request and service, as the stores do.
+func (j *lateJournal) AppendOnce(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	first, err := journal.FirstOutcomes(recs, func(siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+		return j.records(), nil
+	})
+	if err != nil || len(first) == 0 {
+		return nil, err
+	}
+	return j.Append(ctx, first...)
 }
 
 func (j *lateJournal) records() []siobroker.JournalRecord {
@@ -93,7 +105,7 @@ func (l *lineLog) errorCount() int {
 	return len(l.errors)
 }
 
-func newLate(t *testing.T, cfg LateConfig, j siobroker.JournalWriter, jobs AsyncJobs) (*LateAnswers, *lineLog) {
+func newLate(t *testing.T, cfg LateConfig, j siobroker.OutcomeWriter, jobs AsyncJobs) (*LateAnswers, *lineLog) {
 	t.Helper()
 	logs := &lineLog{}
 	l, err := NewLateAnswers(cfg, LateDeps{Journal: j, Jobs: jobs, Rights: table,
@@ -420,7 +432,7 @@ func TestLateAnswerCopyJournaledOnce(t *testing.T) {
 
 // lateJournalStore is a journal LateAnswers appends to and looks up in.
 type lateJournalStore interface {
-	siobroker.JournalWriter
+	siobroker.OutcomeWriter
 	RequestRecords
 }
 

@@ -1,0 +1,259 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas/soap"
+)
+
+// failingReplies is a journal whose appends of reply records fail while fails is positive: a
+// journal locked, or full, at the moment a reply is to be recorded.
+type failingReplies struct {
+	siobroker.Journal
+	fails atomic.Int32
+}
+
+func (j *failingReplies) AppendOnce(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	if slices.ContainsFunc(recs, func(r siobroker.JournalRecord) bool { return r.Kind == siobroker.JournalReply }) && j.fails.Add(-1) >= 0 {
+		return nil, errors.New("database is locked")
+	}
+	return j.Journal.AppendOnce(ctx, recs...)
+}
+
+// recordsOf returns the journal's records of a request, by kind.
+func (h *harness) recordsOf(t *testing.T, requestID string) map[siobroker.JournalKind][]siobroker.JournalRecord {
+	t.Helper()
+	recs, err := h.db.Journal().Query(context.Background(), siobroker.JournalFilter{RequestID: requestID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[siobroker.JournalKind][]siobroker.JournalRecord{}
+	for _, r := range recs {
+		out[r.Kind] = append(out[r.Kind], r)
+	}
+	return out
+}
+
+// exchangesOnce fails unless the journal holds exactly one exchange record for each service.
+func (h *harness) exchangesOnce(t *testing.T, requestID string, services ...int) {
+	t.Helper()
+	got := map[int]int{}
+	for _, r := range h.recordsOf(t, requestID)[siobroker.JournalExchange] {
+		got[r.Service]++
+	}
+	for _, svc := range services {
+		if got[svc] != 1 {
+			t.Errorf("request %s: %d exchange records of service %d, want 1 (all: %v)", requestID, got[svc], svc, got)
+		}
+	}
+	if len(got) != len(services) {
+		t.Errorf("request %s: exchange records of services %v, want %v", requestID, got, services)
+	}
+}
+
+// TestSyncRequestHeldUntilJournaled: a synchronous request is stored from its admission, and
+// forgotten once its reply is journaled and given out.
+func TestSyncRequestHeldUntilJournaled(t *testing.T) {
+	h := newHarness(t, nil)
+	raw, _ := h.build(t, reqSpec{services: []int{1, 5}})
+	reply, _, err := h.handle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := h.db.AsyncJob(context.Background(), reply.MessageID); ok || err != nil {
+		t.Fatalf("an answered synchronous request is still held (%v, %v)", ok, err)
+	}
+	h.exchangesOnce(t, reply.MessageID, 1, 5)
+}
+
+// TestReplyNotJournaledIsCompleted: a reply that cannot be journaled is not given out (the client
+// gets SIO-UNAVAILABLE), and the request is not left unfinished: the worker completes it from the
+// answers held, without asking its services again, with one outcome record per service.
+func TestReplyNotJournaledIsCompleted(t *testing.T) {
+	var journal *failingReplies
+	h := newHarnessWith(t, harnessOpts{journal: func(j siobroker.Journal) siobroker.Journal {
+		journal = &failingReplies{Journal: j}
+		journal.fails.Store(1)
+		return journal
+	}})
+	raw, _ := h.build(t, reqSpec{services: []int{1, 5}})
+	_, seen, err := h.handle(raw)
+	if siobroker.ErrorCode(err) != siobroker.CodeUnavailable {
+		t.Fatalf("Handle = %v, want SIO-UNAVAILABLE while the reply cannot be journaled", err)
+	}
+	job, ok, err := h.db.AsyncJob(context.Background(), seen.RequestID)
+	if err != nil || !ok || job.State != siobroker.AsyncOnDelivery || job.Channel != siobroker.SyncChannel {
+		t.Fatalf("held request %+v, %v, %v; want it ON_DELIVERY on the sync channel", job, ok, err)
+	}
+	h.clock.Set(h.clock.Now().Add(syncRetryAfter + 1))
+	startWorker(t, h)
+	done := waitState(t, h, seen.RequestID, siobroker.AsyncDelivered)
+	if len(done.Reply) == 0 {
+		t.Fatal("the completed request has no reply to fetch")
+	}
+	if h.called(1) != 1 || h.called(5) != 1 {
+		t.Errorf("services asked %d and %d times, want once each: the answers held complete the request", h.called(1), h.called(5))
+	}
+	h.exchangesOnce(t, seen.RequestID, 1, 5)
+	if n := len(h.recordsOf(t, seen.RequestID)[siobroker.JournalReply]); n != 1 {
+		t.Errorf("%d reply records, want 1", n)
+	}
+}
+
+// TestResumeFindsJournaledReply: a request whose reply was journaled by a run that stopped before
+// it settled the request (a crash between the two) is completed with that reply, not a second.
+func TestResumeFindsJournaledReply(t *testing.T) {
+	h := newHarness(t, nil)
+	raw, info := h.build(t, reqSpec{services: []int{1, 5}})
+	reply, _, err := h.handle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hold of the request as the crash left it.
+	job := h.broker.jobOf(Request{RequestID: reply.MessageID, SignerIIN: reply.SignerIIN}, info, mustQuery(t, raw), h.clock.Now())
+	job.State, job.Channel = siobroker.AsyncOnDelivery, siobroker.SyncChannel
+	if err := h.db.CreateAsync(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+	startWorker(t, h)
+	done := waitState(t, h, reply.MessageID, siobroker.AsyncDelivered)
+	replies := h.recordsOf(t, reply.MessageID)[siobroker.JournalReply]
+	if len(replies) != 1 || string(done.Reply) != string(replies[0].Data) {
+		t.Fatalf("%d reply records; the request was not completed with the one journaled", len(replies))
+	}
+	if h.called(1) != 1 || h.called(5) != 1 {
+		t.Errorf("services asked %d and %d times, want once each", h.called(1), h.called(5))
+	}
+	h.exchangesOnce(t, reply.MessageID, 1, 5)
+}
+
+// TestTransportDownRefusalJournaled: a request refused while the transport is down is journaled
+// with its messageId, and its retry as sent is accepted once the transport is back.
+func TestTransportDownRefusalJournaled(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	h := newHarnessWith(t, harnessOpts{transportReady: func() error {
+		if down.Load() {
+			return siobroker.Errorf(siobroker.CodeUnavailable, "the message transport (RabbitMQ) is not connected")
+		}
+		return nil
+	}})
+	raw, info := h.build(t, reqSpec{services: []int{1}})
+	_, seen, err := h.handle(raw)
+	if siobroker.ErrorCode(err) != siobroker.CodeUnavailable {
+		t.Fatalf("Handle = %v, want SIO-UNAVAILABLE", err)
+	}
+	refusals := h.recordsOf(t, seen.RequestID)[siobroker.JournalRefusal]
+	if len(refusals) != 1 || refusals[0].MessageID != info.MessageID || refusals[0].Code != string(siobroker.CodeUnavailable) {
+		t.Fatalf("refusal records %+v", refusals)
+	}
+	down.Store(false)
+	if _, _, err := h.handle(raw); err != nil {
+		t.Fatalf("the retry as sent: %v", err)
+	}
+}
+
+// TestLateServiceRecordedOnce: a service that missed the synchronous reply has one exchange
+// record, written when its answer came, and the complete reply is journaled after it.
+func TestLateServiceRecordedOnce(t *testing.T) {
+	h := newHarnessWith(t, harnessOpts{asyncTimeout: 10 * time.Second, slowAnswers: true, journalLate: true})
+	raw, _ := h.build(t, reqSpec{services: []int{1, slowService}})
+	reply, _, err := h.handle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, h, reply.MessageID, siobroker.AsyncDelivered)
+	h.exchangesOnce(t, reply.MessageID, 1, slowService)
+	recs := h.recordsOf(t, reply.MessageID)
+	if len(recs[siobroker.JournalReply]) != 2 || len(recs[siobroker.JournalLate]) != 0 {
+		t.Fatalf("%d replies and %d late records, want the partial and the complete reply and no late one",
+			len(recs[siobroker.JournalReply]), len(recs[siobroker.JournalLate]))
+	}
+	for _, r := range recs[siobroker.JournalExchange] {
+		if r.Service == slowService && r.Code != "ok/OK" {
+			t.Errorf("the late service's outcome is %q, want its answer", r.Code)
+		}
+	}
+}
+
+// mustQuery reads the query of a request as the broker did.
+func mustQuery(t *testing.T, raw []byte) siobroker.Query {
+	t.Helper()
+	doc, _, err := soap.ReadEnvelope(bytes.NewReader(raw), "text/xml; charset=utf-8", soap.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, data, err := soap.SendMessageParts(soap.Body(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := soap.ParseQuery(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// stuckRelease is the store's replay guard, whose Release fails while fails is positive: a store
+// locked with the journal that refused the request.
+type stuckRelease struct {
+	ReplayGuard
+	fails atomic.Int32
+}
+
+func (r *stuckRelease) Release(ctx context.Context, messageID, digest string) error {
+	if r.fails.Add(-1) >= 0 {
+		return errors.New("database is locked")
+	}
+	return r.ReplayGuard.Release(ctx, messageID, digest)
+}
+
+// failingRequests is a journal whose appends of request records fail while fails is positive.
+type failingRequests struct {
+	siobroker.Journal
+	fails atomic.Int32
+}
+
+func (j *failingRequests) Append(ctx context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
+	if slices.ContainsFunc(recs, func(r siobroker.JournalRecord) bool { return r.Kind == siobroker.JournalRequest }) && j.fails.Add(-1) >= 0 {
+		return nil, errors.New("database is locked")
+	}
+	return j.Journal.Append(ctx, recs...)
+}
+
+// TestRefusedRetryTakenWhenMarksStuck: a request refused SIO-UNAVAILABLE after its replay marks
+// were set, whose marks the store cannot forget at once, is still accepted when retried as sent;
+// its refusal is journaled.
+func TestRefusedRetryTakenWhenMarksStuck(t *testing.T) {
+	h := newHarnessWith(t, harnessOpts{wrapReplay: func(r ReplayGuard) ReplayGuard {
+		stuck := &stuckRelease{ReplayGuard: r}
+		stuck.fails.Store(1000) // the store stays locked for the release during the test
+		return stuck
+	}, journal: func(j siobroker.Journal) siobroker.Journal {
+		f := &failingRequests{Journal: j}
+		f.fails.Store(1)
+		return f
+	}})
+	raw, info := h.build(t, reqSpec{services: []int{1}})
+	_, seen, err := h.handle(raw)
+	if siobroker.ErrorCode(err) != siobroker.CodeUnavailable {
+		t.Fatalf("Handle = %v, want SIO-UNAVAILABLE while the request cannot be journaled", err)
+	}
+	if _, _, err := h.handle(raw); err != nil {
+		t.Fatalf("the retry as sent: %v", err)
+	}
+	if _, _, err := h.handle(raw); siobroker.ErrorCode(err) != siobroker.CodeReplayID {
+		t.Fatalf("a second copy after the accepted retry: %v, want SIO-REPLAY-ID", err)
+	}
+	refusals := h.recordsOf(t, seen.RequestID)[siobroker.JournalRefusal]
+	if len(refusals) != 1 || refusals[0].MessageID != info.MessageID {
+		t.Fatalf("refusal records %+v", refusals)
+	}
+}
