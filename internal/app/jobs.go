@@ -23,6 +23,11 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 			if _, err := b.db.ForgetSeenBefore(ctx, clock.Now().Add(-cfg.Replay.IDRetention)); err != nil {
 				logger.Warn("pruning seen messageIds failed", "error", err)
 			}
+			// The answers held for completing requests are personal data; the journal keeps
+			// the results for good, in the replies.
+			if _, err := b.db.ForgetAnswersBefore(ctx, clock.Now().Add(-answerRetention(cfg))); err != nil {
+				logger.Warn("pruning held answers failed", "error", err)
+			}
 		})
 	})
 	// §16 is applied by Authorize at the moment of a request too; the hourly sweep keeps the
@@ -100,6 +105,14 @@ func archiveDirOf(cfg config.Broker) string {
 		return cfg.Journal.ArchiveDir
 	}
 	return filepath.Join(cfg.DataDir, "archive")
+}
+
+// answerRetention is how long the answers the dispatcher holds are kept: long after the longest
+// wait for a service (routing.async_timeout), so that a request resumed after a long outage still
+// finds them; one that does not is asked again, and the adapters' ledger answers it from what it
+// recorded.
+func answerRetention(cfg config.Broker) time.Duration {
+	return max(24*time.Hour, 2*cfg.Routing.AsyncTimeout)
 }
 
 // every runs f once per period, the first time a period from now, until ctx ends: the broker's

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -65,8 +64,7 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		Clock:        clock,
 		Logger:       logger.With("component", "http-async"),
 		// Status and fetch queries read the store only, and are answered while RabbitMQ is down;
-		// the broker refuses new requests then (broker.Deps.TransportReady).
-		Ready:   b.routerRunning,
+		// the broker refuses new requests then, and journals it (broker.Deps.TransportReady).
 		Observe: b.ops.Metrics.ObserveRequests("async"),
 	}, broker.AsyncPipeline{B: b.pipeline})
 	if err != nil {
@@ -91,12 +89,8 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Clock:        clock,
 		Logger:       logger.With("component", "http"),
-		Ready: func(ctx context.Context) error {
-			if err := b.routerRunning(ctx); err != nil {
-				return err
-			}
-			return b.acceptsRequests()
-		},
+		// No Ready: the pipeline refuses a request while the transport is down once it is
+		// authenticated, and journals the refusal (broker.Deps.TransportReady).
 		Observe: b.ops.Metrics.ObserveRequests("sync"),
 	}, b.pipeline)
 }

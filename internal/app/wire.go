@@ -43,6 +43,7 @@ type parts struct {
 
 	dispatcher        *routing.Dispatcher
 	tracker           *incidents.Tracker
+	late              *broker.LateAnswers
 	inProcessServices int // services answered by demo adapters in this process
 }
 
@@ -176,12 +177,13 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 	// An answer that comes after its service timed out is journaled as a late record before the
 	// reply handler acknowledges it. The router stops before the journal closes.
 	lateAnswers, err := broker.NewLateAnswers(broker.LateConfig{}, broker.LateDeps{
-		Journal: p.journal, Jobs: b.db, Requests: p.journal, Rights: b.live.rights, Clock: clock,
+		Journal: p.journal, Answers: b.db, Jobs: b.db, Requests: p.journal, Rights: b.live.rights, Clock: clock,
 		Logger: logger.With("component", "late-answers"),
 	})
 	if err != nil {
 		return err
 	}
+	p.late = lateAnswers
 	b.ops = &brokerOps{}
 	b.ops.Metrics = b.newMetrics(cfg, p.journal, b.ops.services)
 	if p.dispatcher, err = routing.NewDispatcher(routing.DispatcherConfig{
@@ -190,6 +192,10 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 		Tracker:       incidents.DispatcherTracker{T: p.tracker},
 		ObserveAnswer: b.ops.Metrics.ObserveAnswer,
 		OnLateAnswer:  lateAnswers.Record,
+		// Every answer is in the store before RabbitMQ is told it arrived: a broker killed at
+		// any instant loses none, and a resumed request is completed from them.
+		Answers:     b.db,
+		DeadLetters: b.deadLetterTopic(),
 	}); err != nil {
 		return err
 	}
@@ -266,14 +272,21 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		Async:          b.db,
 		Maintenance:    b.live.maintenance,
 		TransportReady: b.acceptsRequests,
+		Answers:        b.db,
+		Late:           p.late.Record,
 		Certificates:   p.certificates,
 		ObserveStage:   metrics.ObserveStages(b.ops.Metrics, broker.Stages),
 	})
 	return err
 }
 
-// acceptsRequests refuses a new request while RabbitMQ is not connected (broker.Deps.TransportReady).
+// acceptsRequests refuses a new request while the router does not run or RabbitMQ is not
+// connected (broker.Deps.TransportReady). The pipeline checks it once the request is
+// authenticated, and journals the refusal.
 func (b *Broker) acceptsRequests() error {
+	if !b.msg.router.IsRunning() {
+		return siobroker.Errorf(siobroker.CodeUnavailable, "the broker's message router is not running; the request was not accepted, retry later")
+	}
 	if b.msg.amqp != nil {
 		if err := b.msg.amqp.Ready(); err != nil {
 			return siobroker.Wrap(siobroker.CodeUnavailable, err,
@@ -281,6 +294,14 @@ func (b *Broker) acceptsRequests() error {
 		}
 	}
 	return nil
+}
+
+// deadLetterTopic is the transport's dead-letter queue; "" in process, where there is none.
+func (b *Broker) deadLetterTopic() string {
+	if b.msg.amqp == nil {
+		return ""
+	}
+	return b.msg.amqp.DeadLetterTopic()
 }
 
 // routerRunning is checked before every request, so it holds only what a request cannot find
