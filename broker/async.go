@@ -116,7 +116,7 @@ func (b *Broker) takeAsync(ctx context.Context, a authenticated, seen *Request, 
 			return siobroker.AsyncJob{}, err
 		}
 	}
-	q, digest, err := b.parseQuery(ctx, a)
+	q, digest, err := b.parseQuery(ctx, a, *seen)
 	if err != nil {
 		return siobroker.AsyncJob{}, err
 	}
@@ -148,7 +148,7 @@ func (b *Broker) lookup(ctx context.Context, a authenticated, seen *Request) (*R
 	if err != nil {
 		return nil, err
 	}
-	digest, err := b.checkReplay(ctx, a.info, a.verified, a.now)
+	digest, err := b.checkReplay(ctx, a.info, a.verified, a.now, "")
 	if err != nil {
 		return nil, err
 	}

@@ -150,7 +150,7 @@ func (b *Broker) acSendMessage(ctx context.Context, sc signedCall, received time
 func (b *Broker) acQuery(ctx context.Context, sc signedCall, seen *Request,
 	answer func(context.Context, signedCall, *Request) (*Reply, error)) (*Reply, error) {
 	info := siobroker.RequestInfo{SenderID: sc.call.SenderID}
-	digest, err := b.checkReplay(ctx, info, sc.verified, sc.now)
+	digest, err := b.checkReplay(ctx, info, sc.verified, sc.now, "")
 	if err != nil {
 		return nil, err
 	}

@@ -47,12 +47,18 @@ type Signer interface {
 // ReplayGuard remembers messageIds, and the digests of signed content. Each reports false for
 // what it has seen before.
 type ReplayGuard interface {
-	// MarkRequestSeen records a request's messageId and the digest of its signed content, and
-	// reports whether each is new. A messageId seen before records nothing more.
-	MarkRequestSeen(ctx context.Context, messageID, senderID, digest string, at time.Time) (idFresh, contentFresh bool, err error)
+	// MarkRequest records a call's messageId (Key) and the digest of its signed content, and
+	// reports whether each is new. A messageId seen before records nothing more. A mark with a
+	// RequestID is an admission in progress (see siobroker.ReplayMark) until its request is
+	// stored for delivery (AsyncStore.CreateAsync), EndAdmission or Release.
+	MarkRequest(ctx context.Context, m siobroker.ReplayMark) (idFresh, contentFresh bool, err error)
 	// Release forgets both marks of a request the broker could not serve for a passing reason of
 	// its own, so that the same signed request may be retried as the fault invites.
 	Release(ctx context.Context, messageID, digest string) error
+	// Admissions returns the admissions in progress recorded by before, oldest first.
+	Admissions(ctx context.Context, before time.Time) ([]siobroker.ReplayMark, error)
+	// EndAdmission records that the request requestID was accepted or refused.
+	EndAdmission(ctx context.Context, requestID string) error
 }
 
 // Users is the user registry: the role always comes from here, by the IIN of the certificate.
@@ -306,7 +312,7 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 			return nil, err
 		}
 	}
-	q, digest, err := b.parseQuery(ctx, a)
+	q, digest, err := b.parseQuery(ctx, a, *seen)
 	if err != nil {
 		return nil, err
 	}
@@ -414,7 +420,7 @@ func (b *Broker) authenticated(sr intake.SignedRequest, err error, seen *Request
 
 // parseQuery validates the q:query of an authenticated request and refuses a replay. It returns
 // the signed content's digest.
-func (b *Broker) parseQuery(ctx context.Context, a authenticated) (siobroker.Query, string, error) {
+func (b *Broker) parseQuery(ctx context.Context, a authenticated, seen Request) (siobroker.Query, string, error) {
 	q, err := soap.ParseQuery(a.data)
 	if err != nil {
 		return q, "", err
@@ -425,7 +431,7 @@ func (b *Broker) parseQuery(ctx context.Context, a authenticated) (siobroker.Que
 	// The id is recorded only after the signature verified, so that unsigned traffic cannot burn
 	// the ids of a legitimate sender.
 	start := time.Now()
-	digest, err := b.checkReplay(ctx, a.info, a.verified, a.now)
+	digest, err := b.checkReplay(ctx, a.info, a.verified, a.now, seen.RequestID)
 	b.observe(StageReplay, start)
 	if err != nil {
 		return q, "", err
@@ -667,12 +673,18 @@ func (b *Broker) record(seen Request, at time.Time, kind siobroker.JournalKind, 
 
 // checkReplay refuses a messageId seen before and, because requestInfo is outside an enveloped
 // signature, signed content seen before under any messageId. It returns the content's digest.
-func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v *signing.Verified, now time.Time) (string, error) {
+// admitting is the broker's id of a request to be served, "" for the other calls: the marks of
+// one record its admission until it is accepted or refused (CloseInterrupted).
+func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v *signing.Verified, now time.Time, admitting string) (string, error) {
 	digest, err := signedDigest(v.SignerIIN, v.Signed)
 	if err != nil {
 		return "", err
 	}
-	idFresh, contentFresh, err := b.deps.Replay.MarkRequestSeen(ctx, replayKey(info.MessageID, digest), info.SenderID, digest, now)
+	mark := siobroker.ReplayMark{Key: replayKey(info.MessageID, digest), SenderID: info.SenderID, Digest: digest, At: now}
+	if admitting != "" {
+		mark.RequestID, mark.SignerIIN = admitting, v.SignerIIN
+	}
+	idFresh, contentFresh, err := b.deps.Replay.MarkRequest(ctx, mark)
 	if err != nil {
 		return "", siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
 	}

@@ -104,11 +104,17 @@ func runMain(m *testing.M) int {
 
 type failingReplay struct{}
 
-func (failingReplay) MarkRequestSeen(context.Context, string, string, string, time.Time) (bool, bool, error) {
+func (failingReplay) MarkRequest(context.Context, siobroker.ReplayMark) (bool, bool, error) {
 	return false, false, errors.New("sqlite: database is locked (/srv/data/broker.db)")
 }
 
 func (failingReplay) Release(context.Context, string, string) error { return nil }
+
+func (failingReplay) Admissions(context.Context, time.Time) ([]siobroker.ReplayMark, error) {
+	return nil, nil
+}
+
+func (failingReplay) EndAdmission(context.Context, string) error { return nil }
 
 // userOf returns the demo user of the manifest whom signer's certificate names.
 func userOf(t *testing.T, signer *signing.Signer) devpki.User {

@@ -71,13 +71,29 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 	if updated.IsZero() {
 		updated = j.Received
 	}
-	_, err = s.exec(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin,
+	insert, err := s.prepared(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin,
 		organisation, role, placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply,
 		reply_message_id, channel)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		j.RequestID, j.MessageID, j.SenderID, j.SignerIIN, j.Organisation, j.Role, j.Placement, string(info), string(q),
-		string(j.State), j.Reason, siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.Reply,
-		j.ReplyMessageID, j.Channel)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	endAdmission, err := s.prepared(ctx, endAdmissionSQL)
+	if err != nil {
+		return err
+	}
+	// Stored, the request is accepted: its admission ends in the same transaction, so that no
+	// crash leaves it both accepted and interrupted.
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, insert).ExecContext(ctx, j.RequestID, j.MessageID, j.SenderID, j.SignerIIN,
+			j.Organisation, j.Role, j.Placement, string(info), string(q), string(j.State), j.Reason,
+			siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.Reply,
+			j.ReplyMessageID, j.Channel); err != nil {
+			return err
+		}
+		_, err := tx.StmtContext(ctx, endAdmission).ExecContext(ctx, j.RequestID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store async job %s: %w", j.RequestID, err)
 	}

@@ -94,6 +94,9 @@ var migrations = []string{
 
 	// Services' answers, kept before they are acknowledged to the transport. See answers.go.
 	migrationAnswers,
+
+	// Requests still being admitted, told apart among the replay marks. See admissions.go.
+	migrationAdmissions,
 }
 
 // FileName is the store's database file in the data directory.
@@ -342,48 +345,10 @@ func (s *DB) MarkSeen(ctx context.Context, messageID, senderID string, at time.T
 	return fresh, err
 }
 
-// The replay marks: a messageId (forgotten after the replay window) and the digest of a
-// request's signed content (never forgotten).
-const (
-	markMessageSQL = `INSERT INTO seen_messages(message_id, sender_id, seen_at, seen_unix) VALUES (?, ?, ?, ?)
-		ON CONFLICT(message_id) DO NOTHING`
-	markContentSQL = `INSERT INTO seen_signed_content(digest, message_id, seen_at) VALUES (?, ?, ?)
-		ON CONFLICT(digest) DO NOTHING`
-)
-
-// MarkRequestSeen records a request's messageId and, unless digest is "", the digest of its
-// signed content, in one transaction, and reports whether each is new. The inserts are the
-// checks, so two concurrent copies of one request cannot both pass. A messageId seen before
-// records nothing more (contentFresh is false); a new messageId with seen content stays recorded.
+// MarkRequestSeen records a call's messageId and, unless digest is "", the digest of its signed
+// content (MarkRequest without an admission).
 func (s *DB) MarkRequestSeen(ctx context.Context, messageID, senderID, digest string, at time.Time) (idFresh, contentFresh bool, err error) {
-	markMessage, err := s.prepared(ctx, markMessageSQL)
-	if err != nil {
-		return false, false, err
-	}
-	markContent, err := s.prepared(ctx, markContentSQL)
-	if err != nil {
-		return false, false, err
-	}
-	atText := siobroker.FormatTime(at)
-	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, markMessage).ExecContext(ctx, messageID, senderID, atText, at.Unix())
-		if err != nil {
-			return fmt.Errorf("record messageId: %w", err)
-		}
-		if idFresh, err = inserted(res); err != nil || !idFresh || digest == "" {
-			return err
-		}
-		res, err = tx.StmtContext(ctx, markContent).ExecContext(ctx, digest, messageID, atText)
-		if err != nil {
-			return fmt.Errorf("record signed content: %w", err)
-		}
-		contentFresh, err = inserted(res)
-		return err
-	})
-	if err != nil {
-		return false, false, err
-	}
-	return idFresh, contentFresh, nil
+	return s.MarkRequest(ctx, siobroker.ReplayMark{Key: messageID, SenderID: senderID, Digest: digest, At: at})
 }
 
 // inserted reports whether an INSERT … ON CONFLICT DO NOTHING inserted its row.
@@ -410,9 +375,10 @@ func (s *DB) Release(ctx context.Context, messageID, digest string) error {
 }
 
 // ForgetSeenBefore removes messageIds recorded before cutoff. It is safe once cutoff is older
-// than the replay window: a message that old is refused for its date.
+// than the replay window: a message that old is refused for its date. The marks of a request
+// still being admitted are kept for CloseInterrupted to find.
 func (s *DB) ForgetSeenBefore(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.exec(ctx, `DELETE FROM seen_messages WHERE seen_unix < ?`, cutoff.Unix())
+	res, err := s.exec(ctx, `DELETE FROM seen_messages WHERE seen_unix < ? AND admitting = 0`, cutoff.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("prune seen messageIds: %w", err)
 	}

@@ -20,6 +20,10 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
 	b.jobs.Go(func() {
 		every(ctx, time.Hour, func(ctx context.Context) {
+			// The admissions of refused requests are ended first, so that their marks can go.
+			if _, err := b.pipeline.CloseStaleAdmissions(ctx); err != nil {
+				logger.Warn("ending stale admissions failed", "error", err)
+			}
 			if _, err := b.db.ForgetSeenBefore(ctx, clock.Now().Add(-cfg.Replay.IDRetention)); err != nil {
 				logger.Warn("pruning seen messageIds failed", "error", err)
 			}

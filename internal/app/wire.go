@@ -277,7 +277,15 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		Certificates:   p.certificates,
 		ObserveStage:   metrics.ObserveStages(b.ops.Metrics, broker.Stages),
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	// Before anything is served: what an earlier run left between a request's replay marks and
+	// its acceptance is journaled as refused, and its retry made possible.
+	if _, err := b.pipeline.CloseInterrupted(ctx, clock.Now()); err != nil {
+		return fmt.Errorf("close the requests an earlier run left unadmitted: %w", err)
+	}
+	return nil
 }
 
 // acceptsRequests refuses a new request while the router does not run or RabbitMQ is not

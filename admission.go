@@ -1,0 +1,19 @@
+package siobroker
+
+import "time"
+
+// ReplayMark is what the replay defence records of a signed call: its id (the messageId, or for
+// a call without one its signed content) and the digest of its signed content. A call that is a
+// request to be served also names the broker's id for it (RequestID): from its marks until it is
+// accepted (stored for delivery) or its refusal journaled, it is an admission in progress, and a
+// broker that stops in between leaves it so. At the next start such a request is journaled as
+// refused and its marks forgotten (broker.Broker.CloseInterrupted), so that the journal holds an
+// outcome of every request it holds and the client's retry as sent is accepted.
+type ReplayMark struct {
+	Key       string // the messageId, or "content:" and the digest for a call without one
+	SenderID  string
+	Digest    string // the signed content's digest; "" records the id only
+	At        time.Time
+	RequestID string // the broker's id of a request being admitted; "" for other calls
+	SignerIIN string // the signer of a request being admitted
+}
