@@ -11,13 +11,13 @@ import (
 
 // migrationAdmissions lets a replay mark tell a request still being admitted (between its marks
 // and its acceptance or refusal) from the others, so that one a crash interrupted is found at the
-// next start (siobroker.ReplayMark). The async_jobs index serves the look-up of an accepted
-// request by the client's messageId.
+// next start (siobroker.ReplayMark). The partial index keeps ending an admission (once per
+// accepted request) and listing them cheap: only the admissions in progress are in it.
 const migrationAdmissions = `ALTER TABLE seen_messages ADD COLUMN request_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE seen_messages ADD COLUMN digest TEXT NOT NULL DEFAULT '';
 ALTER TABLE seen_messages ADD COLUMN signer_iin TEXT NOT NULL DEFAULT '';
 ALTER TABLE seen_messages ADD COLUMN admitting INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX seen_messages_admitting ON seen_messages(seen_unix) WHERE admitting = 1;`
+CREATE INDEX seen_messages_admitting ON seen_messages(request_id) WHERE admitting = 1;`
 
 // The replay marks: a messageId (forgotten after the replay window, unless its request is still
 // being admitted) and the digest of a request's signed content (never forgotten).

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -290,7 +289,9 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 
 // acceptsRequests refuses a new request while the router does not run or RabbitMQ is not
 // connected (broker.Deps.TransportReady). The pipeline checks it once the request is
-// authenticated, and journals the refusal.
+// authenticated, and journals the refusal. It holds only what a request cannot find out cheaply
+// itself: a store that fails refuses the request at its first write (the replay marks) with the
+// same SIO-UNAVAILABLE, and pinging it here would cost a round trip per request.
 func (b *Broker) acceptsRequests() error {
 	if !b.msg.router.IsRunning() {
 		return siobroker.Errorf(siobroker.CodeUnavailable, "the broker's message router is not running; the request was not accepted, retry later")
@@ -310,16 +311,6 @@ func (b *Broker) deadLetterTopic() string {
 		return ""
 	}
 	return b.msg.amqp.DeadLetterTopic()
-}
-
-// routerRunning is checked before every request, so it holds only what a request cannot find
-// out cheaply itself: a store that fails refuses the request at its first write (the replay
-// marks) with the same SIO-UNAVAILABLE, and pinging it here cost a round trip per request.
-func (b *Broker) routerRunning(context.Context) error {
-	if !b.msg.router.IsRunning() {
-		return errors.New("message router is not running")
-	}
-	return nil
 }
 
 // limitsOf is the configured bounds of a request body.
