@@ -35,6 +35,8 @@ type AsyncStore interface {
 	// ForgetSync deletes the job of a synchronous request whose reply was journaled and given
 	// out: it was stored only so that an interruption would not leave it unfinished.
 	ForgetSync(ctx context.Context, requestID string) error
+	// AsyncJobOfClient finds the job of the request a signer sent with a messageId.
+	AsyncJobOfClient(ctx context.Context, signerIIN, messageID string) (siobroker.AsyncJob, bool, error)
 }
 
 // AsyncPipeline adapts Accept to the shape of Handle, for an HTTP handler of the asynchronous

@@ -283,6 +283,9 @@ type Request struct {
 
 	raw              []byte // the request as received, once read
 	requestJournaled bool
+	// accepted: the request is held for delivery (holdSync), and is completed whatever happens to
+	// this call; its replay marks stay.
+	accepted bool
 }
 
 // Handle runs one request. On refusal it returns the partly filled Request and a *siobroker.Error
@@ -317,8 +320,23 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 		return nil, err
 	}
 	reply, err := b.serve(ctx, a.info, q, a.verified, seen, received)
+	if seen.accepted {
+		return reply, acceptedUnfinished(err, seen.RequestID)
+	}
 	b.releaseIfUnavailable(ctx, err, a.info.MessageID, digest)
 	return reply, err
+}
+
+// acceptedUnfinished is the refusal of a synchronous request that was accepted but whose reply
+// could not be given now (it could not be journaled): the broker completes it, so the client is
+// told where to fetch the reply, and its retry as sent would be a replay.
+func acceptedUnfinished(err error, requestID string) error {
+	if err == nil || siobroker.ErrorCode(err) != siobroker.CodeUnavailable {
+		return err
+	}
+	return siobroker.Wrap(siobroker.CodeUnavailable, err,
+		"%s; the request was accepted as %s and the broker completes it: fetch its reply on the asynchronous channel by that id",
+		siobroker.ErrorMessage(err), requestID)
 }
 
 // releaseIfUnavailable forgets the replay marks of a request refused for a passing reason of the
@@ -449,6 +467,7 @@ func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobro
 	if err := b.holdSync(ctx, &job); err != nil {
 		return nil, err
 	}
+	seen.accepted = b.deps.Async != nil
 	if b.cfg.AsyncTimeout > 0 && b.deps.Async != nil {
 		return b.processSync(ctx, job)
 	}
@@ -698,13 +717,33 @@ func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v 
 	if !idFresh && info.MessageID == "" {
 		contentFresh = false
 	} else if !idFresh {
-		return "", siobroker.Errorf(siobroker.CodeReplayID, "messageId %q has already been received", info.MessageID)
+		return "", b.replayOfAccepted(ctx, info.MessageID, v.SignerIIN)
 	}
 	if !contentFresh {
 		return "", siobroker.Errorf(siobroker.CodeReplayID,
 			"this signed content has already been received; sign every request anew (in the enveloped placement give each query its own Id)")
 	}
 	return digest, nil
+}
+
+// replayOfAccepted is the refusal of a messageId received before. When its signer's request with
+// that id was accepted and is held (asynchronous, or synchronous and not yet answered: a broker
+// that stopped mid-request completes it), the fault names the broker's id, by which the client
+// fetches the reply on the asynchronous channel: a client whose connection dropped retries as it
+// was sent, and learns where its answer is. Only the signer learns it.
+func (b *Broker) replayOfAccepted(ctx context.Context, messageID, signerIIN string) error {
+	if b.deps.Async != nil {
+		job, ok, err := b.deps.Async.AsyncJobOfClient(ctx, signerIIN, messageID)
+		if err != nil {
+			b.deps.Logger.WarnContext(ctx, "a replayed messageId's request could not be looked up", "error", err)
+		}
+		if ok {
+			return siobroker.Errorf(siobroker.CodeReplayID,
+				"messageId %q has already been received and was accepted as %s (%s): fetch its reply on the asynchronous channel by that id",
+				messageID, job.RequestID, job.State)
+		}
+	}
+	return siobroker.Errorf(siobroker.CodeReplayID, "messageId %q has already been received", messageID)
 }
 
 // replayKey is what a request's id is recorded as: its messageId, or, for the gateway's

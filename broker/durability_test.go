@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,13 +85,21 @@ func TestReplyNotJournaledIsCompleted(t *testing.T) {
 		return journal
 	}})
 	raw, _ := h.build(t, reqSpec{services: []int{1, 5}})
-	_, seen, err := h.handle(raw)
-	if siobroker.ErrorCode(err) != siobroker.CodeUnavailable {
-		t.Fatalf("Handle = %v, want SIO-UNAVAILABLE while the reply cannot be journaled", err)
+	_, seen, refused := h.handle(raw)
+	if siobroker.ErrorCode(refused) != siobroker.CodeUnavailable {
+		t.Fatalf("Handle = %v, want SIO-UNAVAILABLE while the reply cannot be journaled", refused)
 	}
 	job, ok, err := h.db.AsyncJob(context.Background(), seen.RequestID)
 	if err != nil || !ok || job.State != siobroker.AsyncOnDelivery || job.Channel != siobroker.SyncChannel {
 		t.Fatalf("held request %+v, %v, %v; want it ON_DELIVERY on the sync channel", job, ok, err)
+	}
+	if !strings.Contains(siobroker.ErrorMessage(refused), seen.RequestID) {
+		t.Errorf("the fault %q does not name the accepted request %s", siobroker.ErrorMessage(refused), seen.RequestID)
+	}
+	// The client's retry as sent is a replay of an accepted request: it is told where the reply is.
+	_, _, err = h.handle(raw)
+	if siobroker.ErrorCode(err) != siobroker.CodeReplayID || !strings.Contains(siobroker.ErrorMessage(err), seen.RequestID) {
+		t.Fatalf("the retry as sent: %v; want SIO-REPLAY-ID naming %s", err, seen.RequestID)
 	}
 	h.clock.Set(h.clock.Now().Add(syncRetryAfter + 1))
 	startWorker(t, h)

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,12 +13,14 @@ import (
 // migrationAdmissions lets a replay mark tell a request still being admitted (between its marks
 // and its acceptance or refusal) from the others, so that one a crash interrupted is found at the
 // next start (siobroker.ReplayMark). The partial index keeps ending an admission (once per
-// accepted request) and listing them cheap: only the admissions in progress are in it.
+// accepted request) and listing them cheap: only the admissions in progress are in it. The
+// async_jobs index finds an accepted request by the client's messageId (AsyncJobOfClient).
 const migrationAdmissions = `ALTER TABLE seen_messages ADD COLUMN request_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE seen_messages ADD COLUMN digest TEXT NOT NULL DEFAULT '';
 ALTER TABLE seen_messages ADD COLUMN signer_iin TEXT NOT NULL DEFAULT '';
 ALTER TABLE seen_messages ADD COLUMN admitting INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX seen_messages_admitting ON seen_messages(request_id) WHERE admitting = 1;`
+CREATE INDEX seen_messages_admitting ON seen_messages(request_id) WHERE admitting = 1;
+CREATE INDEX async_jobs_client_message ON async_jobs(message_id) WHERE message_id != '';`
 
 // The replay marks: a messageId (forgotten after the replay window, unless its request is still
 // being admitted) and the digest of a request's signed content (never forgotten).
@@ -105,4 +108,21 @@ func (s *DB) EndAdmission(ctx context.Context, requestID string) error {
 		return fmt.Errorf("end the admission of %s: %w", requestID, err)
 	}
 	return nil
+}
+
+// AsyncJobOfClient returns the job of the request signerIIN sent with the messageId messageID,
+// and false if there is none (a synchronous request answered and forgotten has none).
+func (s *DB) AsyncJobOfClient(ctx context.Context, signerIIN, messageID string) (siobroker.AsyncJob, bool, error) {
+	if messageID == "" {
+		return siobroker.AsyncJob{}, false, nil
+	}
+	j, err := scanAsync(s.db.QueryRowContext(ctx, `SELECT `+asyncColumns+` FROM async_jobs
+		WHERE message_id = ? AND message_id != '' AND signer_iin = ? LIMIT 1`, messageID, signerIIN))
+	if errors.Is(err, sql.ErrNoRows) {
+		return siobroker.AsyncJob{}, false, nil
+	}
+	if err != nil {
+		return siobroker.AsyncJob{}, false, fmt.Errorf("async job of messageId %s: %w", messageID, err)
+	}
+	return j, true, nil
 }
