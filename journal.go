@@ -5,8 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"time"
 )
+
+// ErrWriteTimeout is wrapped by the error of a write that a store or a journal did not take
+// within its write timeout (store.write_timeout): another connection or process held the lock
+// it needed, or the database did not answer. The write was not made, and may succeed later, so
+// the broker answers SIO-UNAVAILABLE, and does not wait on that store again for the same request.
+var ErrWriteTimeout = errors.New("the store did not take the write within its write timeout")
 
 // JournalKind is what a journal record records (§37, 38, 50 of the Rules).
 type JournalKind string

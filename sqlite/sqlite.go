@@ -8,6 +8,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/sio-pso/siobroker"
 )
@@ -35,7 +37,63 @@ type DB struct {
 		sync.Mutex
 		ops []*writeOp
 	}
-	stmts sync.Map // SQL text → *sql.Stmt, see prepared
+	stmts        sync.Map      // SQL text → *sql.Stmt, see prepared
+	writeTimeout time.Duration // Options.WriteTimeout, with its default
+}
+
+// Synchronous is SQLite's synchronous setting for the store: how long a commit waits for the disk.
+// In WAL mode both settings are safe against a crash of the process; they differ on a power loss
+// or a crash of the operating system.
+type Synchronous string
+
+const (
+	// SynchronousFull syncs the WAL to the disk at every commit: a write that returned is on the
+	// disk, and a reply given out after its journal record was committed keeps that record
+	// through a power loss. The default; each commit waits for an fsync.
+	SynchronousFull Synchronous = "full"
+	// SynchronousNormal syncs the WAL only at checkpoints: a power loss may undo the last
+	// commits before it, the journal records of replies already given out among them.
+	SynchronousNormal Synchronous = "normal"
+)
+
+// DefaultWriteTimeout is Options.WriteTimeout when it is zero.
+const DefaultWriteTimeout = 5 * time.Second
+
+// Options tune the store (configuration section store). The zero value is the defaults.
+type Options struct {
+	// Synchronous is the durability of a commit; "" is SynchronousFull.
+	Synchronous Synchronous
+	// WriteTimeout bounds every write: the wait for this process's turn to write and for
+	// SQLite's write lock (busy_timeout, which other processes' writers are also given) together.
+	// A write the store does not take within it fails with an error wrapping
+	// siobroker.ErrWriteTimeout and context.DeadlineExceeded, and is not made. Zero is
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Synchronous == "" {
+		o.Synchronous = SynchronousFull
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+}
+
+// Validate reports what is wrong with o once its defaults are applied.
+func (o Options) Validate() error {
+	o.setDefaults()
+	var errs []error
+	switch o.Synchronous {
+	case SynchronousFull, SynchronousNormal:
+	default:
+		errs = append(errs, fmt.Errorf("sqlite: Options.Synchronous %q; use %q or %q", o.Synchronous, SynchronousFull, SynchronousNormal))
+	}
+	// busy_timeout counts whole milliseconds.
+	if o.WriteTimeout < time.Millisecond {
+		errs = append(errs, fmt.Errorf("sqlite: Options.WriteTimeout must be at least 1ms, got %s", o.WriteTimeout))
+	}
+	return errors.Join(errs...)
 }
 
 // idleConns is how many connections the pool keeps open. database/sql keeps two by default; a
@@ -102,27 +160,49 @@ var migrations = []string{
 // FileName is the store's database file in the data directory.
 const FileName = "broker.db"
 
-// Open opens (creating if needed) the store at dir/broker.db and brings its schema up to date.
+// Open opens (creating if needed) the store at dir/broker.db with the default Options and brings
+// its schema up to date.
 func Open(ctx context.Context, dir string) (*DB, error) {
+	return OpenWith(ctx, dir, Options{})
+}
+
+// OpenWith is Open with opts.
+func OpenWith(ctx context.Context, dir string, opts Options) (*DB, error) {
+	opts.setDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, FileName)
 	// WAL lets readers run beside the one writer; busy_timeout makes concurrent writers wait
-	// instead of failing with SQLITE_BUSY.
+	// instead of failing with SQLITE_BUSY, for as long as a write may take (writers of this
+	// process are bounded by their own deadline before that, see write).
 	// _txlock=immediate makes every read-write transaction BEGIN IMMEDIATE (see write).
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)&_pragma=synchronous(%s)&_pragma=foreign_keys(ON)&_txlock=immediate",
+		path, opts.WriteTimeout.Milliseconds(), strings.ToUpper(string(opts.Synchronous)))
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.SetMaxIdleConns(idleConns)
-	s := &DB{db: db, writes: make(chan struct{}, 1)}
+	s := &DB{db: db, writes: make(chan struct{}, 1), writeTimeout: opts.WriteTimeout}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// Synchronous returns the synchronous setting the store's connections run with, as SQLite reports
+// it (0 off, 1 normal, 2 full, 3 extra).
+func (s *DB) Synchronous(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read synchronous: %w", err)
+	}
+	return n, nil
 }
 
 func (s *DB) migrate(ctx context.Context) error {
@@ -179,15 +259,20 @@ func (s *DB) addColumnIfMissing(ctx context.Context, table, definition string) e
 
 // A writeOp is one caller's part of a write transaction.
 type writeOp struct {
-	ctx   context.Context
-	fn    func(context.Context, *sql.Tx) error
-	state atomic.Int32 // opQueued, then opTaken by a batch or opCancelled by its caller
-	done  chan error   // buffered: the batch never waits for the caller
+	ctx  context.Context // for fn: the caller's values, never cancelled
+	wait context.Context // the caller's, bounded by the write timeout: no batch waits for the lock beyond it
+	fn   func(context.Context, *sql.Tx) error
+	// state is opQueued, then opTaken by a batch, then opRunning once the batch holds the write
+	// lock; a queued or taken op may be opCancelled by its caller, and a taken one put back to
+	// opQueued by a batch that gave up on the lock before the op's deadline.
+	state atomic.Int32
+	done  chan error // buffered: the batch never waits for the caller
 }
 
 const (
 	opQueued int32 = iota
 	opTaken
+	opRunning
 	opCancelled
 )
 
@@ -198,11 +283,21 @@ const (
 // concurrent requests that is one commit, one write of the WAL's shared pages, for the writes
 // of several requests (group commit), where each used to pay for its own.
 //
+// A write waits at most the store's write timeout (or until ctx is done, if sooner) for its turn
+// and for SQLite's write lock together; then it fails with an error wrapping
+// siobroker.ErrWriteTimeout and context.DeadlineExceeded, and fn never runs. (The turn used to
+// be waited for without a deadline, and a batch then waited busy_timeout again for the lock:
+// with another connection holding the lock, writers queued behind a batch waited twice the
+// timeout, and a request refused for it waited again for each write that followed.) Once fn
+// runs, the write lock is held, and the write ends with its commit.
+//
 // fn must do all its reading and writing through tx and ctx (the ctx it is given: a caller
 // giving up must not interrupt a statement, which would roll the whole transaction back), and
 // must not call write. It may run in another goroutine than the caller's.
 func (s *DB) write(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
-	op := &writeOp{ctx: context.WithoutCancel(ctx), fn: fn, done: make(chan error, 1)}
+	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+	defer cancel()
+	op := &writeOp{ctx: context.WithoutCancel(ctx), wait: ctx, fn: fn, done: make(chan error, 1)}
 	s.queued.Lock()
 	s.queued.ops = append(s.queued.ops, op)
 	s.queued.Unlock()
@@ -211,17 +306,30 @@ func (s *DB) write(ctx context.Context, fn func(context.Context, *sql.Tx) error)
 		case err := <-op.done:
 			return err
 		case s.writes <- struct{}{}:
-			// Our op is in this batch, or in the one that held the turn before: done is set
-			// either way, and the loop reads it.
+			// Our op is in this batch, or in the one that held the turn before, or was put back
+			// by a batch that gave up on the lock: the loop finds out which.
 			s.commitQueued()
 			<-s.writes
 		case <-ctx.Done():
-			if op.state.CompareAndSwap(opQueued, opCancelled) {
-				return ctx.Err()
+			if op.state.CompareAndSwap(opQueued, opCancelled) || op.state.CompareAndSwap(opTaken, opCancelled) {
+				return s.notTaken(ctx.Err())
 			}
-			return <-op.done // a batch has it: its outcome is on the way
+			return <-op.done // running in a batch that holds the lock: its outcome is on the way
 		}
 	}
+}
+
+// notTaken is the error of a write given up before it ran, because of cause (its context's error,
+// or the driver's once the context ended).
+func (s *DB) notTaken(cause error) error {
+	if errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return fmt.Errorf("store write given up before it was taken: %w", cause)
+	}
+	if !errors.Is(cause, context.DeadlineExceeded) {
+		cause = fmt.Errorf("%w (%w)", cause, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("store write: %w (%s; the write lock is held by another connection or process): %w",
+		siobroker.ErrWriteTimeout, s.writeTimeout, cause)
 }
 
 // commitQueued runs the queued writes in one transaction. It is called in the turn to write.
@@ -232,6 +340,14 @@ func (s *DB) commitQueued() {
 	s.queued.Unlock()
 	taken := ops[:0]
 	for _, op := range ops {
+		if err := op.wait.Err(); err != nil {
+			// Past its deadline, not yet given up by its caller: taking it would make the
+			// batch give up on the lock at once.
+			if op.state.CompareAndSwap(opQueued, opCancelled) {
+				op.done <- s.notTaken(err)
+			}
+			continue
+		}
 		if op.state.CompareAndSwap(opQueued, opTaken) {
 			taken = append(taken, op)
 		}
@@ -239,16 +355,138 @@ func (s *DB) commitQueued() {
 	if len(taken) == 0 {
 		return
 	}
-	errs := s.commitBatch(taken)
-	for i, op := range taken {
+	s.commitBatch(taken)
+}
+
+// commitBatch runs ops in one transaction and sends each one's outcome to it. It waits for
+// SQLite's write lock until the first of the ops' contexts ends (the earliest deadline, or a
+// caller giving up); then the ops whose context ended fail, and the others are queued again,
+// first, for the next turn.
+func (s *DB) commitBatch(ops []*writeOp) {
+	tx, cancel, err := s.begin(ops)
+	if errors.Is(err, errGaveUp) {
+		s.requeue(ops, err)
+		return
+	}
+	if err != nil {
+		fail(ops, fmt.Errorf("begin transaction: %w", err))
+		return
+	}
+	// The transaction's context is released once it has ended (database/sql stops watching it
+	// at commit or rollback).
+	defer cancel()
+	running := ops[:0]
+	for _, op := range ops {
+		if op.state.CompareAndSwap(opTaken, opRunning) {
+			running = append(running, op)
+		}
+	}
+	if len(running) == 0 {
+		_ = tx.Rollback()
+		return
+	}
+	errs := runBatch(tx, running)
+	for i, op := range running {
 		op.done <- errs[i]
 	}
 }
 
-// commitBatch runs ops in one transaction and returns each one's outcome.
-func (s *DB) commitBatch(ops []*writeOp) []error {
+// errGaveUp marks a batch that stopped waiting for the write lock because one of its ops'
+// contexts ended.
+var errGaveUp = errors.New("a write of the batch gave up waiting for the write lock")
+
+// begin starts the batch's transaction, waiting for SQLite's write lock until one of the ops'
+// contexts ends. The transaction's context must outlive the wait: database/sql rolls a
+// transaction back when its context is done, and the batch's statements and commit must not be
+// cut short by a caller once the lock is held. So that context is cancelled only if BEGIN is
+// still waiting then. (The turn's holder is one of the callers, blocked here: its own context
+// ending must end the wait too.)
+func (s *DB) begin(ops []*writeOp) (*sql.Tx, context.CancelFunc, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	begun, expired := false, false
+	giveUp := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !begun {
+			expired = true
+			cancel()
+		}
+	}
+	stops := make([]func() bool, len(ops))
+	for i, op := range ops {
+		stops[i] = context.AfterFunc(op.wait, giveUp)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	mu.Lock()
+	begun = true
+	gaveUp := expired
+	mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
+	if gaveUp || isBusy(err) {
+		// busy_timeout is the write timeout, so a lock still held when it ran out is one held
+		// past the writes' deadlines too.
+		cancel()
+		switch {
+		case err == nil:
+			_ = tx.Rollback() // begun as the wait was given up: the context rolls it back anyway
+			return nil, nil, errGaveUp
+		case errors.Is(err, context.Canceled):
+			return nil, nil, errGaveUp // our own cancellation, not the caller's
+		}
+		return nil, nil, fmt.Errorf("%w: %w", errGaveUp, err)
+	}
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return tx, cancel, nil
+}
+
+// isBusy reports whether err is SQLITE_BUSY (or one of its extended codes).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+// requeue puts the ops of a batch that gave up on the write lock (err) back at the head of the
+// queue, in order, unless their context has ended (they fail with it and err).
+func (s *DB) requeue(ops []*writeOp, err error) {
+	var again []*writeOp
+	for _, op := range ops {
+		if werr := op.wait.Err(); werr != nil {
+			if op.state.CompareAndSwap(opTaken, opCancelled) {
+				op.done <- s.notTaken(fmt.Errorf("%w (%w)", err, werr))
+			}
+			continue
+		}
+		if op.state.CompareAndSwap(opTaken, opQueued) {
+			again = append(again, op)
+		}
+	}
+	if len(again) == 0 {
+		return
+	}
+	s.queued.Lock()
+	s.queued.ops = append(again, s.queued.ops...)
+	s.queued.Unlock()
+}
+
+// fail sends err to every op its caller still waits for.
+func fail(ops []*writeOp, err error) {
+	for _, op := range ops {
+		if op.state.CompareAndSwap(opTaken, opCancelled) {
+			op.done <- err
+		}
+	}
+}
+
+// runBatch runs ops in tx, which holds the write lock, commits it and returns each one's outcome.
+func runBatch(tx *sql.Tx, ops []*writeOp) []error {
 	errs := make([]error, len(ops))
-	fail := func(err error) []error {
+	failAll := func(err error) []error {
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
@@ -257,10 +495,6 @@ func (s *DB) commitBatch(ops []*writeOp) []error {
 		return errs
 	}
 	bg := context.Background()
-	tx, err := s.db.BeginTx(bg, nil)
-	if err != nil {
-		return fail(fmt.Errorf("begin transaction: %w", err))
-	}
 	if len(ops) == 1 {
 		// Alone in the transaction: no savepoint needed, its failure rolls back only itself.
 		if err := ops[0].fn(ops[0].ctx, tx); err != nil {
@@ -272,24 +506,24 @@ func (s *DB) commitBatch(ops []*writeOp) []error {
 		for i, op := range ops {
 			if _, err := tx.ExecContext(bg, `SAVEPOINT write_op`); err != nil {
 				_ = tx.Rollback()
-				return fail(fmt.Errorf("begin savepoint: %w", err))
+				return failAll(fmt.Errorf("begin savepoint: %w", err))
 			}
 			if errs[i] = op.fn(op.ctx, tx); errs[i] != nil {
 				// SQLite may have rolled the whole transaction back itself (a full disk, an I/O
 				// error): then the savepoint is gone, and every write of the batch with it.
 				if _, err := tx.ExecContext(bg, `ROLLBACK TO write_op`); err != nil {
 					_ = tx.Rollback()
-					return fail(fmt.Errorf("the transaction was rolled back with a failed write (%w): %w", errs[i], err))
+					return failAll(fmt.Errorf("the transaction was rolled back with a failed write (%w): %w", errs[i], err))
 				}
 			}
 			if _, err := tx.ExecContext(bg, `RELEASE write_op`); err != nil {
 				_ = tx.Rollback()
-				return fail(fmt.Errorf("release savepoint: %w", err))
+				return failAll(fmt.Errorf("release savepoint: %w", err))
 			}
 		}
 	}
 	if err := tx.Commit(); err != nil { // the driver rolls back a failed commit
-		return fail(fmt.Errorf("commit: %w", err))
+		return failAll(fmt.Errorf("commit: %w", err))
 	}
 	return errs
 }
