@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sio-pso/siobroker"
@@ -80,28 +81,67 @@ const columns = `seq, at, at_unix_ms, kind, request_id, message_id, signer_iin, 
 
 // Journal is the permanent journal in PostgreSQL. It satisfies siobroker.Journal.
 type Journal struct {
-	pool *pgxpool.Pool
+	pool         *pgxpool.Pool
+	writeTimeout time.Duration
+}
+
+// DefaultWriteTimeout is JournalOptions.WriteTimeout when it is zero.
+const DefaultWriteTimeout = 5 * time.Second
+
+// serverFirst is how much longer than the write timeout an append's context lasts: the server's
+// own lock_timeout (the write timeout) ends a statement waiting for a lock cleanly, with an error
+// and the connection kept, where the context ending first would close the connection. The
+// context still bounds a server or network that does not answer at all.
+const serverFirst = time.Second
+
+// JournalOptions tune the journal (configuration key store.write_timeout). The zero value is the
+// defaults.
+type JournalOptions struct {
+	// WriteTimeout bounds an append: waiting for the journal's advisory lock, and for the table's
+	// locks another session holds, ends after it (the sessions' lock_timeout, unless the DSN sets
+	// one), and the whole append after it and a second more. The append then fails with an
+	// error wrapping siobroker.ErrWriteTimeout, and nothing is appended. Zero is
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
 }
 
 var _ siobroker.Journal = (*Journal)(nil)
 
 // OpenJournal connects to the database at dsn (a URL or key=value string; search_path may be set in it)
-// and creates the journal's table and triggers if they are missing.
+// and creates the journal's table and triggers if they are missing. It uses the default
+// JournalOptions.
 func OpenJournal(ctx context.Context, dsn string) (*Journal, error) {
+	return OpenJournalWith(ctx, dsn, JournalOptions{})
+}
+
+// OpenJournalWith is OpenJournal with opts.
+func OpenJournalWith(ctx context.Context, dsn string, opts JournalOptions) (*Journal, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("journal database: %w", err)
 	}
-	return OpenJournalConfig(ctx, cfg)
+	return OpenJournalConfig(ctx, cfg, opts)
 }
 
-// OpenJournalConfig is Open with a parsed configuration.
-func OpenJournalConfig(ctx context.Context, cfg *pgxpool.Config) (*Journal, error) {
+// OpenJournalConfig is OpenJournalWith with a parsed configuration.
+func OpenJournalConfig(ctx context.Context, cfg *pgxpool.Config, opts JournalOptions) (*Journal, error) {
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.WriteTimeout < time.Millisecond {
+		return nil, fmt.Errorf("postgres: JournalOptions.WriteTimeout must be at least 1ms, got %s", opts.WriteTimeout)
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["lock_timeout"]; !set {
+		// For the whole session, not per transaction: a SET LOCAL would cost every append a
+		// round trip. Reads seldom wait for a lock, and when they do (a table locked whole)
+		// the same bound suits them.
+		cfg.ConnConfig.RuntimeParams["lock_timeout"] = strconv.FormatInt(opts.WriteTimeout.Milliseconds(), 10)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("journal database: %w", err)
 	}
-	j := &Journal{pool: pool}
+	j := &Journal{pool: pool, writeTimeout: opts.WriteTimeout}
 	if err := j.inLock(ctx, func(tx pgx.Tx) error {
 		// DDL needs rights over the schema that a least-privilege role lacks even when nothing
 		// is missing, so it runs only when something is.
@@ -126,6 +166,26 @@ func (j *Journal) Close() { j.pool.Close() }
 
 // Ping reports whether the database answers.
 func (j *Journal) Ping(ctx context.Context) error { return j.pool.Ping(ctx) }
+
+// lockNotAvailable is SQLSTATE 55P03, lock_timeout's error.
+const lockNotAvailable = "55P03"
+
+// inWriteLock is inLock bounded by the write timeout; an append that was not made within it fails
+// with an error wrapping siobroker.ErrWriteTimeout.
+func (j *Journal) inWriteLock(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, j.writeTimeout+serverFirst)
+	defer cancel()
+	err := j.inLock(ctx, func(tx pgx.Tx) error { return fn(ctx, tx) })
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &pgErr) && pgErr.Code == lockNotAvailable {
+		return fmt.Errorf("journal append: %w (%s; a lock it needs is held by another session, or the database does not answer): %w",
+			siobroker.ErrWriteTimeout, j.writeTimeout, err)
+	}
+	return err
+}
 
 // inLock runs fn in a read-committed transaction that holds the journal's advisory lock. Read
 // committed matters: each statement after the lock sees what the previous holder committed (under
@@ -164,7 +224,7 @@ func (j *Journal) Append(ctx context.Context, recs ...siobroker.JournalRecord) (
 		return nil, err
 	}
 	var out []siobroker.JournalRecord
-	err = j.inLock(ctx, func(tx pgx.Tx) error {
+	err = j.inWriteLock(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		out, err = appendTx(ctx, tx, norm)
 		return err
@@ -184,7 +244,7 @@ func (j *Journal) AppendOnce(ctx context.Context, recs ...siobroker.JournalRecor
 		return nil, err
 	}
 	var out []siobroker.JournalRecord
-	err = j.inLock(ctx, func(tx pgx.Tx) error {
+	err = j.inWriteLock(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		first, err := journal.FirstOutcomes(norm, func(r siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
 			rows, err := tx.Query(ctx, `SELECT data FROM sio_journal WHERE request_id = $1 AND service = $2 AND kind = $3`,
 				r.RequestID, r.Service, string(r.Kind))
