@@ -36,6 +36,7 @@ type Broker struct {
 	Log         Log          `mapstructure:"log"`
 	Cases       cases.Config `mapstructure:"cases"`
 	AMQP        AMQP         `mapstructure:"amqp"`
+	Store       Store        `mapstructure:"store"`
 	Journal     Journal      `mapstructure:"journal"`
 	Incidents   Incidents    `mapstructure:"incidents"`
 	Reports     Reports      `mapstructure:"reports"`
@@ -132,6 +133,19 @@ type AMQP struct {
 	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
 }
 
+// Store tunes the embedded store (data_dir/broker.db) and bounds every write to it and to the
+// journal.
+type Store struct {
+	// Synchronous is the store's durability: full (the default) syncs every commit to the disk
+	// before the write returns, so a reply given out keeps its journal record through a power
+	// loss; normal syncs only at checkpoints, faster, and a power loss may undo the last commits.
+	Synchronous string `mapstructure:"synchronous"`
+	// WriteTimeout bounds every write to the embedded store (the wait for its lock included; it
+	// is also SQLite's busy_timeout) and every append to the journal, SQLite or PostgreSQL. A
+	// request whose write is not taken within it is refused SIO-UNAVAILABLE.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+}
+
 // Journal selects where the permanent journal lives and how it is sealed into archives (§37, 38).
 type Journal struct {
 	Driver         string        `mapstructure:"driver"` // sqlite (the embedded store) or postgres
@@ -195,6 +209,7 @@ func Defaults() Broker {
 		Log:       Log{Format: "text", Level: "info"},
 		Journal:   Journal{Driver: "sqlite", ArchiveDir: "", SegmentRecords: 10000, SegmentBytes: 64 << 20, SealEvery: time.Minute},
 		Incidents: Incidents{Threshold: time.Hour, CheckEvery: time.Minute},
+		Store:     Store{Synchronous: "full", WriteTimeout: 5 * time.Second},
 		AMQP:      AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 2, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second},
 		Reports:   Reports{ExportRoles: []int{1}},
 		Cases:     cases.DefaultConfig(),
@@ -304,6 +319,8 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("amqp.in_process_adapters", d.AMQP.InProcessAdapters)
 	v.SetDefault("amqp.prefix", d.AMQP.Prefix)
 	v.SetDefault("amqp.reconnect_max", d.AMQP.ReconnectMax)
+	v.SetDefault("store.synchronous", d.Store.Synchronous)
+	v.SetDefault("store.write_timeout", d.Store.WriteTimeout)
 	v.SetDefault("journal.driver", d.Journal.Driver)
 	v.SetDefault("journal.dsn", d.Journal.DSN)
 	v.SetDefault("journal.archive_dir", d.Journal.ArchiveDir)
@@ -366,6 +383,11 @@ func (c Broker) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q; use text or json", c.Log.Format))
+	}
+	errs = append(errs, c.Store.problems()...)
+	if c.Store.WriteTimeout >= c.HTTP.WriteTimeout && c.HTTP.WriteTimeout > 0 {
+		errs = append(errs, fmt.Errorf("store.write_timeout: %s is not below http.write_timeout (%s): the fault of a request "+
+			"the store refused would be cut off; shorten store.write_timeout", c.Store.WriteTimeout, c.HTTP.WriteTimeout))
 	}
 	errs = append(errs, c.Journal.problems()...)
 	if c.Incidents.Threshold <= 0 || c.Incidents.CheckEvery <= 0 {
@@ -430,6 +452,22 @@ func (s Signing) problems() []error {
 	}
 	if s.TimestampSkew < 0 || s.TimestampSkew > time.Hour {
 		errs = append(errs, fmt.Errorf("signing.timestamp_skew: %s; use 0 to 1h", s.TimestampSkew))
+	}
+	return errs
+}
+
+// problems checks section store, for Broker.Validate.
+func (s Store) problems() []error {
+	var errs []error
+	switch s.Synchronous {
+	case "full", "normal":
+	default:
+		errs = append(errs, fmt.Errorf("store.synchronous: %q is not a setting; use full (every commit on the disk before "+
+			"the reply goes out) or normal (faster, but a power loss may undo the last commits)", s.Synchronous))
+	}
+	if s.WriteTimeout < 100*time.Millisecond || s.WriteTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("store.write_timeout: %s is out of range (a request waits this long for a locked store "+
+			"before it is refused); use 100ms to 1m, the default is 5s", s.WriteTimeout))
 	}
 	return errs
 }

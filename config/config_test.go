@@ -38,6 +38,9 @@ func TestShippedConfigLoads(t *testing.T) {
 	if cfg.Routing != d.Routing || cfg.Maintenance != d.Maintenance || cfg.AMQP.Concurrency != 8 {
 		t.Errorf("routing = %+v", cfg.Routing)
 	}
+	if cfg.Store != d.Store || d.Store.Synchronous != "full" {
+		t.Errorf("store = %+v, want %+v (synchronous full)", cfg.Store, d.Store)
+	}
 	if len(cfg.Trust.Roots) != 0 || len(cfg.Trust.CRLs) != 0 {
 		t.Errorf("trust = %+v, want empty", cfg.Trust)
 	}
@@ -150,6 +153,12 @@ func TestValidate(t *testing.T) {
 		{"pprof on every address", func(c *Broker) { c.Debug.PProf = ":6060" }, "debug.pprof"},
 		{"pprof on a public address", func(c *Broker) { c.Debug.PProf = "10.0.0.1:6060" }, "debug.pprof"},
 		{"pprof without port", func(c *Broker) { c.Debug.PProf = "127.0.0.1" }, "debug.pprof"},
+		{"synchronous normal", func(c *Broker) { c.Store.Synchronous = "normal" }, ""},
+		{"synchronous upper case", func(c *Broker) { c.Store.Synchronous = "FULL" }, "store.synchronous"},
+		{"synchronous off", func(c *Broker) { c.Store.Synchronous = "off" }, "store.synchronous"},
+		{"write timeout zero", func(c *Broker) { c.Store.WriteTimeout = 0 }, "store.write_timeout"},
+		{"write timeout an hour", func(c *Broker) { c.Store.WriteTimeout = time.Hour }, "store.write_timeout"},
+		{"write timeout beyond the http write timeout", func(c *Broker) { c.HTTP.WriteTimeout = 30 * time.Second; c.Store.WriteTimeout = 45 * time.Second }, "not below http.write_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -249,6 +249,18 @@ func TestValidateErrorsAtTheirKey(t *testing.T) {
 	only(t, r, 3)
 }
 
+// TestStoreKeys: the store's durability and write timeout are checked with their fix.
+func TestStoreKeys(t *testing.T) {
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, "  synchronous: full ", "  synchronous: off ")
+	s.broker = edit(t, s.broker, "  write_timeout: 5s ", "  write_timeout: 0s ")
+	r := s.check(t)
+	b := s.path("broker.yaml")
+	expect(t, r, want{b, lineOf(t, s.broker, "synchronous: off"), check.Error, `store.synchronous: "off" is not a setting`, "use full"})
+	expect(t, r, want{b, lineOf(t, s.broker, "write_timeout: 0s"), check.Error, "store.write_timeout: 0s is out of range", "use 100ms to 1m"})
+	only(t, r, 2)
+}
+
 func TestServiceWithoutRoute(t *testing.T) {
 	s := newSetup(t)
 	s.routes = edit(t, s.routes, "  12: {queue: sio.service.012, adapter: demo, backend: demo}  # База данных \"Инвалидность\"\n", "")

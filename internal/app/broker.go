@@ -228,12 +228,23 @@ func AMQPConfig(c config.AMQP, instance string, registries []string) amqptranspo
 	}
 }
 
+// StoreOptions are the embedded store's options the configuration sets (section store): every
+// process opening the store (the broker, the commands) opens it with them.
+func StoreOptions(cfg config.Broker) sqlite.Options {
+	return sqlite.Options{Synchronous: sqlite.Synchronous(cfg.Store.Synchronous), WriteTimeout: cfg.Store.WriteTimeout}
+}
+
+// OpenStore opens the embedded store in the configuration's data directory with StoreOptions.
+func OpenStore(ctx context.Context, cfg config.Broker) (*sqlite.DB, error) {
+	return sqlite.OpenWith(ctx, cfg.DataDir, StoreOptions(cfg))
+}
+
 // OpenJournal returns the configured journal: the embedded store's, or a PostgreSQL one that
-// several brokers share.
+// several brokers share, whose appends are bounded by the same store.write_timeout.
 func OpenJournal(ctx context.Context, cfg config.Broker, db *sqlite.DB) (siobroker.Journal, func(), error) {
 	switch cfg.Journal.Driver {
 	case "postgres":
-		j, err := postgres.OpenJournal(ctx, cfg.Journal.DSN)
+		j, err := postgres.OpenJournalWith(ctx, cfg.Journal.DSN, postgres.JournalOptions{WriteTimeout: cfg.Store.WriteTimeout})
 		if err != nil {
 			return nil, nil, fmt.Errorf("journal: %w", err)
 		}

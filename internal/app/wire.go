@@ -22,7 +22,6 @@ import (
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // parts are what StartWith builds, phase by phase, for the phases after it.
@@ -100,7 +99,7 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if p.registries, err = caseRegistries(p.caseRules); err != nil {
 		return err
 	}
-	if b.db, err = sqlite.Open(ctx, cfg.DataDir); err != nil {
+	if b.db, err = OpenStore(ctx, cfg); err != nil {
 		return err
 	}
 	if p.journal, b.closeJournal, err = OpenJournal(ctx, cfg, b.db); err != nil {

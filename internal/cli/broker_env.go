@@ -113,7 +113,7 @@ func (e *brokerEnv) dataDir() string {
 // store opens the broker's embedded store in the data directory in force. As the broker itself
 // does, it creates the store if there is none yet (users import may come before the first start).
 func (e *brokerEnv) store(ctx context.Context) (*sqlite.DB, error) {
-	db, err := sqlite.Open(ctx, e.cfg.DataDir)
+	db, err := app.OpenStore(ctx, e.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("the store in the %s: %w", e.dataDir(), err)
 	}

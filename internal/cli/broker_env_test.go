@@ -136,3 +136,30 @@ func TestStoreFromConfiguration(t *testing.T) {
 		t.Error("journal check created a store")
 	}
 }
+
+// TestStoreOptionsFromConfiguration: the commands open the store with the configuration's
+// durability (store.synchronous), as the broker does.
+func TestStoreOptionsFromConfiguration(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		want int // PRAGMA synchronous: 1 normal, 2 full
+	}{
+		{"", 2},
+		{"store:\n  synchronous: normal\n  write_timeout: 2s\n", 1},
+	} {
+		file := writeBrokerConfig(t, fmt.Sprintf("data_dir: %s\n%s", t.TempDir(), c.text))
+		e, err := loadEnv(t, "--config", file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := e.store(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := db.Synchronous(context.Background())
+		db.Close()
+		if err != nil || n != c.want {
+			t.Errorf("%q: the store runs synchronous=%d (%v), want %d", c.text, n, err, c.want)
+		}
+	}
+}
