@@ -342,13 +342,19 @@ func acceptedUnfinished(err error, requestID string) error {
 // releaseIfUnavailable forgets the replay marks of a request refused for a passing reason of the
 // broker's own (SIO-UNAVAILABLE), so that the client may retry it as the fault invites. A store
 // that cannot forget them now (locked, like the journal that refused the request) is asked again
-// in the background, and meanwhile this process takes the retry (unreleased).
+// in the background, and meanwhile this process takes the retry (unreleased). A request refused
+// because a write was not taken within the write timeout does not wait for the store a second
+// time: its marks are released in the background from the start.
 func (b *Broker) releaseIfUnavailable(ctx context.Context, err error, messageID, digest string) {
 	if err == nil || siobroker.ErrorCode(err) != siobroker.CodeUnavailable || digest == "" {
 		return
 	}
 	key := replayKey(messageID, digest)
-	if relErr := b.deps.Replay.Release(context.WithoutCancel(ctx), key, digest); relErr != nil {
+	relErr := err
+	if !storeTimedOut(err) {
+		relErr = b.deps.Replay.Release(context.WithoutCancel(ctx), key, digest)
+	}
+	if relErr != nil {
 		_, requestID := reqlog.IDs(ctx)
 		b.deps.Logger.WarnContext(ctx, "a refused request's replay marks are released later; its retry is taken meanwhile",
 			append(reqlog.Attrs(messageID, requestID), "error", relErr)...)
@@ -362,6 +368,13 @@ func (b *Broker) releaseIfUnavailable(ctx context.Context, err error, messageID,
 		})
 	}
 }
+
+// storeTimedOut reports whether err is, or was caused by, a store or journal write that was not
+// taken within its write timeout (siobroker.ErrWriteTimeout). The store is then locked or not
+// answering: the writes that follow a refusal for it (the replay marks' release, the refusal's
+// record, the hold's lease) are made in the background, so that the client gets its fault within
+// the one timeout instead of one timeout per write.
+func storeTimedOut(err error) bool { return errors.Is(err, siobroker.ErrWriteTimeout) }
 
 // retryInBackground runs f until it succeeds, with back-off, for at most backgroundRetryLimit or
 // until Shutdown: a write the store or the journal refused for a passing reason (locked, busy).
@@ -509,6 +522,17 @@ func (b *Broker) settleSync(ctx context.Context, job siobroker.AsyncJob, err err
 	}
 	ctx = context.WithoutCancel(ctx)
 	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)
+	if storeTimedOut(err) {
+		// The store did not take a write in time: leasing the job now would wait for it again.
+		// Until the lease is moved the hold's own lease stands, after which the worker takes the
+		// request up anyway.
+		b.deps.Logger.Warn("synchronous request unfinished; it is handed to the worker once the store takes writes", append(ids, "error", err)...)
+		b.retryInBackground("hand "+job.RequestID+" to the worker", func(ctx context.Context) error {
+			_, err := b.deps.Async.LeaseAsync(ctx, job.RequestID, b.deps.Clock.Now().Add(syncRetryAfter))
+			return err
+		})
+		return
+	}
 	if err == nil {
 		if ferr := b.deps.Async.ForgetSync(ctx, job.RequestID); ferr != nil {
 			b.deps.Logger.Warn("answered synchronous request not forgotten; the worker will close it from the journal", append(ids, "error", ferr)...)
@@ -671,7 +695,11 @@ func (b *Broker) journalRefusal(ctx context.Context, seen Request, cause error) 
 	}
 	data, _ := json.Marshal(refusal)
 	rec := b.record(seen, b.deps.Clock.Now(), siobroker.JournalRefusal, 0, string(siobroker.ErrorCode(cause)), data)
-	if _, err := b.deps.Journal.Append(context.WithoutCancel(ctx), rec); err != nil {
+	err := cause // a store that did not take a write in time is not waited for again
+	if !storeTimedOut(cause) {
+		_, err = b.deps.Journal.Append(context.WithoutCancel(ctx), rec)
+	}
+	if err != nil {
 		// A journal that refused the request (locked, busy) refuses its refusal too: it is
 		// appended once the journal takes it, with the time it was made.
 		b.deps.Logger.WarnContext(ctx, "refusal not journaled yet; it is appended in the background", reqlog.KeyCorrelationID, seen.RequestID,

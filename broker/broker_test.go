@@ -234,6 +234,8 @@ type harnessOpts struct {
 	wrapReplay func(ReplayGuard) ReplayGuard
 	// transportReady is Deps.TransportReady; nil: always ready.
 	transportReady func() error
+	// store are the store's options (its write timeout); zero: the defaults.
+	store sqlite.Options
 }
 
 // backendServices are the services with a test backend: the others have no adapter, so a request
@@ -258,7 +260,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	db, err := sqlite.Open(context.Background(), dir)
+	db, err := sqlite.OpenWith(context.Background(), dir, opts.store)
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}

@@ -3,15 +3,19 @@ package broker
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/schemas/soap"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // failingReplies is a journal whose appends of reply records fail while fails is positive: a
@@ -264,5 +268,116 @@ func TestRefusedRetryTakenWhenMarksStuck(t *testing.T) {
 	refusals := h.recordsOf(t, seen.RequestID)[siobroker.JournalRefusal]
 	if len(refusals) != 1 || refusals[0].MessageID != info.MessageID {
 		t.Fatalf("refusal records %+v", refusals)
+	}
+}
+
+// holdStoreLock takes the store's write lock in dir from a connection of its own (BEGIN
+// IMMEDIATE), as another process holding a write transaction would, and returns the func that
+// gives it back.
+func holdStoreLock(t *testing.T, dir string) (release func()) {
+	t.Helper()
+	other, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?_pragma=busy_timeout(1000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatalf("take the store's write lock: %v", err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+				t.Errorf("give back the store's write lock: %v", err)
+			}
+			conn.Close()
+			other.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// lockAfterMarks is the store's replay guard that, once a request's replay marks are set, has
+// another connection take the store's write lock: the store locked between two writes of a
+// request.
+type lockAfterMarks struct {
+	ReplayGuard
+	lock func()
+}
+
+func (r lockAfterMarks) MarkRequest(ctx context.Context, m siobroker.ReplayMark) (bool, bool, error) {
+	idFresh, contentFresh, err := r.ReplayGuard.MarkRequest(ctx, m)
+	r.lock()
+	return idFresh, contentFresh, err
+}
+
+// TestLockedStoreFailsWithinTimeout: while another connection holds the store's write lock, a
+// request is refused SIO-UNAVAILABLE within the store's write timeout, not after one timeout for
+// each write the refusal needs (the replay marks' release, the refusal's record), which a request
+// waited for in turn; those follow in the background, and the retry as sent is accepted once the
+// lock is free.
+func TestLockedStoreFailsWithinTimeout(t *testing.T) {
+	const timeout = 3 * time.Second
+	for _, c := range []struct {
+		name        string
+		afterMarks  bool // the lock is taken once the replay marks are set, before the request's journal record
+		waitsBefore int  // store write timeouts the refused request waited for before this change
+	}{
+		{"locked from the start", false, 2},        // the replay marks, the refusal
+		{"locked after the replay marks", true, 3}, // the request's record, the release, the refusal
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var release func()
+			opts := harnessOpts{dir: dir, store: sqlite.Options{WriteTimeout: timeout}}
+			if c.afterMarks {
+				opts.wrapReplay = func(r ReplayGuard) ReplayGuard {
+					return lockAfterMarks{ReplayGuard: r, lock: func() {
+						if release == nil {
+							release = holdStoreLock(t, dir)
+						}
+					}}
+				}
+			}
+			h := newHarnessWith(t, opts)
+			raw, info := h.build(t, reqSpec{services: []int{1}})
+			if !c.afterMarks {
+				release = holdStoreLock(t, dir)
+			}
+
+			start := time.Now()
+			_, seen, err := h.handle(raw)
+			took := time.Since(start)
+			t.Logf("refused after %s: %v", took.Round(time.Millisecond), err)
+			if siobroker.ErrorCode(err) != siobroker.CodeUnavailable || !errors.Is(err, siobroker.ErrWriteTimeout) {
+				t.Fatalf("Handle with the store locked = %v, want SIO-UNAVAILABLE for the store's write timeout", err)
+			}
+			// Not a performance target: half a timeout of margin over the one timeout the
+			// request waits, and less than the waitsBefore timeouts it used to wait.
+			if took > 3*timeout/2 {
+				t.Errorf("the request was refused after %s, want within its store's write timeout (%s) and a margin (it waited %d timeouts before)",
+					took, timeout, c.waitsBefore)
+			}
+
+			release()
+			deadline := time.Now().Add(15 * time.Second)
+			for len(h.recordsOf(t, seen.RequestID)[siobroker.JournalRefusal]) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the refusal was not journaled once the store was free")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			refusals := h.recordsOf(t, seen.RequestID)[siobroker.JournalRefusal]
+			if len(refusals) != 1 || refusals[0].MessageID != info.MessageID || refusals[0].Code != string(siobroker.CodeUnavailable) {
+				t.Fatalf("refusal records %+v", refusals)
+			}
+			if _, _, err := h.handle(raw); err != nil {
+				t.Fatalf("the retry as sent once the store is free: %v", err)
+			}
+		})
 	}
 }
