@@ -33,14 +33,16 @@ test-short:
 # demo adapter process, loaded by `siobroker load` with 1 and 10 services per request and at half
 # the 1-service rate, against baselines measured in the same run (goxmldsig and our signing
 # verifying the same request and signing a reply of its size on every core; raw amqp091-go round
-# trips at the same concurrency). BENCH_FLAGS passes flags, e.g. BENCH_FLAGS="--duration 30s --out bench.md".
+# trips at the same concurrency; the journal's commit cost with synchronous=full against normal,
+# BenchmarkJournalCommit). BENCH_FLAGS passes flags, e.g. BENCH_FLAGS="--duration 30s --out bench.md".
 BENCH_FLAGS ?=
 bench:
 	scripts/bench.sh $(BENCH_FLAGS)
 
-# The Go micro-benchmarks alone: crypto, raw RabbitMQ, one request at a time end to end.
+# The Go micro-benchmarks alone: crypto, raw RabbitMQ, one request at a time end to end, and the
+# journal's commit with synchronous=full and normal.
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./signing ./routing/amqp ./internal/cli
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./signing ./routing/amqp ./internal/cli ./sqlite
 
 # Memory over a long load: samples the broker's VmRSS and Go heap every 10 s and reports the slope.
 SOAK_DURATION ?= 10m

@@ -3,7 +3,8 @@
 # RabbitMQ with a separate demo adapter process (127.0.0.1, a temporary data directory, a queue
 # prefix of its own), runs `siobroker load` with one and with ten services per request and once at
 # half the one-service rate, measures the goxmldsig, signing and raw RabbitMQ baselines in the
-# same run, stops everything and prints the summary (docs/benchmarks.md explains it).
+# same run, and the journal's commit cost with synchronous=full against normal (BenchmarkJournalCommit),
+# stops everything and prints the summary (docs/benchmarks.md explains it).
 #
 #   scripts/bench.sh [siobench flags]        e.g. --duration 30s --out bench.md --profile cpu.prof
 #   scripts/bench.sh soak [soak flags]       e.g. --duration 10m --rate 100 --out soak.md

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,6 +65,7 @@ type benchFlags struct {
 	concurrency     int
 	services        []int
 	baselineTime    time.Duration
+	journalTime     time.Duration // -benchtime of each of the journal commit benchmark's four cases
 	cores           int
 	user            string
 	presign         bool
@@ -85,6 +87,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&f.concurrency, "concurrency", 8, "requests in flight in the closed-loop loads, and in the raw RabbitMQ baseline")
 	fs.StringVar(&services, "services", "1,10", "the services-per-request of the closed-loop loads; the first one is also run at half its throughput")
 	fs.DurationVar(&f.baselineTime, "baseline-time", 5*time.Second, "-benchtime of each baseline (each is run before and after the loads)")
+	fs.DurationVar(&f.journalTime, "journal-time", 2*time.Second, "-benchtime of each case of the journal commit baseline (synchronous full and normal, 1 and --concurrency in flight)")
 	fs.IntVar(&f.cores, "cores", runtime.NumCPU(), "GOMAXPROCS of the baselines: the cores the broker has")
 	fs.StringVar(&f.user, "user", "900114302034", "the demo user the load tool signs as (ECDSA P-256: the cheapest signature for the tool)")
 	fs.BoolVar(&f.presign, "presign", true, "sign the requests before each load's clock starts")
@@ -107,7 +110,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "siobench: %v\n", err)
 		return 2
 	}
-	if f.duration <= 0 || f.duration > time.Hour || f.latencyDuration <= 0 || f.latencyDuration > time.Hour || f.concurrency < 1 || f.cores < 1 || f.baselineTime <= 0 || len(f.services) == 0 {
+	if f.duration <= 0 || f.duration > time.Hour || f.latencyDuration <= 0 || f.latencyDuration > time.Hour || f.concurrency < 1 || f.cores < 1 || f.baselineTime <= 0 || f.journalTime <= 0 || len(f.services) == 0 {
 		fmt.Fprintln(stderr, "siobench: --duration 0..1h, --concurrency ≥ 1, --cores ≥ 1, --baseline-time > 0, --services not empty")
 		return 2
 	}
@@ -136,11 +139,14 @@ type benchResult struct {
 	Baselines map[string][]float64 `json:"baselines_ops_per_s"` // each measured before and after the loads
 	// RabbitCores is the RabbitMQ server's CPU, in cores, during each raw round-trip baseline.
 	RabbitCores map[string][]float64 `json:"rabbitmq_cores_during_baselines,omitempty"`
-	Loads       []loadRun            `json:"loads"`
-	RSSStartKiB int64                `json:"broker_rss_start_kib"`
-	RSSEndKiB   int64                `json:"broker_rss_end_kib"`
-	Started     time.Time            `json:"started"`
-	Took        time.Duration        `json:"took_ns"`
+	// JournalCommit is BenchmarkJournalCommit's figures, measured before and after the loads:
+	// sub-benchmark ("sync=full/inflight=8") → unit ("appends/s", "cpu-ms/op") → values.
+	JournalCommit map[string]map[string][]float64 `json:"journal_commit,omitempty"`
+	Loads         []loadRun                       `json:"loads"`
+	RSSStartKiB   int64                           `json:"broker_rss_start_kib"`
+	RSSEndKiB     int64                           `json:"broker_rss_end_kib"`
+	Started       time.Time                       `json:"started"`
+	Took          time.Duration                   `json:"took_ns"`
 }
 
 func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, error) {
@@ -177,6 +183,9 @@ func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, e
 	if err := runBaselines(ctx, f, binDir, request, res, log); err != nil {
 		return nil, err
 	}
+	if err := runJournalCommit(ctx, f, binDir, t.dir, res, log); err != nil {
+		return nil, err
+	}
 	expected := warm.Report.Throughput
 	for i, n := range f.services {
 		args := []string{"--services", strconv.Itoa(n), "--concurrency", strconv.Itoa(f.concurrency), "--duration", f.duration.String()}
@@ -206,6 +215,9 @@ func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, e
 	if err := runBaselines(ctx, f, binDir, request, res, log); err != nil {
 		return nil, err
 	}
+	if err := runJournalCommit(ctx, f, binDir, t.dir, res, log); err != nil {
+		return nil, err
+	}
 	res.Took = time.Since(res.Started)
 	return res, nil
 }
@@ -216,7 +228,8 @@ func newBenchResult(f benchFlags) *benchResult {
 		Flags: map[string]string{"duration": f.duration.String(), "concurrency": strconv.Itoa(f.concurrency), "cores": strconv.Itoa(f.cores),
 			"adapters": f.adapters, "queues": f.queues, "user": f.user, "presign": strconv.FormatBool(f.presign),
 			"skip_verify": strconv.FormatBool(f.skipVerify), "baseline_time": f.baselineTime.String(),
-			"latency_duration": f.latencyDuration.String(), "ledger": strconv.FormatBool(f.ledger != "")}}
+			"latency_duration": f.latencyDuration.String(), "ledger": strconv.FormatBool(f.ledger != ""),
+			"synchronous": cmp.Or(f.synchronous, "as configs/broker.yaml sets it")}}
 	res.Machine.RabbitMQ = rabbitVersion(f.amqpURL)
 	return res
 }
@@ -224,7 +237,7 @@ func newBenchResult(f benchFlags) *benchResult {
 // buildBaselines builds the test binaries of the baseline benchmarks into binDir with goTool.
 func buildBaselines(ctx context.Context, goTool, binDir string, log io.Writer) error {
 	fmt.Fprintln(log, "siobench: building the baseline benchmarks")
-	for _, pkg := range []string{"signing", "routing/amqp"} {
+	for _, pkg := range []string{"signing", "routing/amqp", "sqlite"} {
 		out, err := exec.CommandContext(ctx, goTool, "test", "-c", "-o", filepath.Join(binDir, filepath.Base(pkg)+".test"), "./"+pkg).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("build %s benchmarks: %w\n%s", pkg, err, out)

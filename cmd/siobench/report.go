@@ -113,6 +113,7 @@ func (r *benchResult) write(w io.Writer) {
 	r.writeCPU(w, gox)
 	writeStages(w, r.Loads, mean(r.Baselines[baseAMQPOne]))
 	r.writeCeiling(w, gox)
+	r.writeJournalCommit(w)
 	r.writeTargets(w, gox)
 	fmt.Fprintf(w, "Broker memory (VmRSS): %d KiB after the warm-up, %d KiB after the loads.\n", r.RSSStartKiB, r.RSSEndKiB)
 }

@@ -30,7 +30,10 @@ type setupFlags struct {
 	adapters  string // "process" or "in-broker"
 	queues    string // "quorum" or "classic"
 	ledger    string // the adapter's ledger DSN; "" none
-	keep      bool
+	// synchronous is the broker's store.synchronous (full or normal); "" leaves the
+	// configuration's.
+	synchronous string
+	keep        bool
 }
 
 func (f *setupFlags) register(fs *flag.FlagSet) {
@@ -41,6 +44,7 @@ func (f *setupFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.adapters, "adapters", "process", "process: a separate `siobroker adapter` process, as deployments run; in-broker: amqp.in_process_adapters")
 	fs.StringVar(&f.queues, "queues", "quorum", "quorum (the broker's default) or classic queues")
 	fs.StringVar(&f.ledger, "ledger", "", "a PostgreSQL DSN: the adapter process claims every request in this ledger (adapter config ledger.dsn), to measure its cost; its rows stay there, pruned after 7 days")
+	fs.StringVar(&f.synchronous, "synchronous", "", "the broker's store.synchronous, full or normal, to compare the two on the whole pipeline; empty: as configs/broker.yaml sets it")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (logs, data, reports) instead of deleting it")
 }
 
@@ -50,6 +54,9 @@ func (f *setupFlags) validate() error {
 	}
 	if f.ledger != "" && f.adapters != "process" {
 		return fmt.Errorf("--ledger needs --adapters process: the broker's own adapters keep no ledger")
+	}
+	if f.synchronous != "" && f.synchronous != "full" && f.synchronous != "normal" {
+		return fmt.Errorf("--synchronous %q: use full or normal", f.synchronous)
 	}
 	if f.queues != "quorum" && f.queues != "classic" {
 		return fmt.Errorf("--queues %q: use quorum or classic", f.queues)
@@ -125,6 +132,9 @@ func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topolog
 		"SIOBROKER_AMQP_IN_PROCESS_ADAPTERS=" + strconv.FormatBool(f.adapters == "in-broker"),
 		"SIOBROKER_LISTEN=" + listen, "SIOBROKER_DATA_DIR=" + filepath.Join(dir, "data"),
 		"SIOBROKER_DEBUG_PPROF=" + t.debugAddr, "SIOBROKER_LOG_LEVEL=warn",
+	}
+	if f.synchronous != "" {
+		env = append(env, "SIOBROKER_STORE_SYNCHRONOUS="+f.synchronous)
 	}
 	fmt.Fprintf(log, "siobench: %s: broker on %s (pprof on %s), queues %s%s (%s), adapters: %s\n", dir, listen, t.debugAddr, t.prefix, "sio.*", f.queues, f.adapters)
 	if t.broker, err = t.start(ctx, "broker", env, "serve", "--config", "configs/broker.yaml"); err != nil {
