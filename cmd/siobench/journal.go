@@ -84,7 +84,7 @@ func (r *benchResult) writeJournalCommit(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nThe journal's commit cost (%s: the journal's Append through the write turn and group commit, 3 KB records, the broker idle; the mean of the runs before and after the loads). store.synchronous is %s for the broker in this run.\n",
 		journalBench, r.Flags["synchronous"])
-	fmt.Fprintln(w, "\n| in flight | FULL appends/s | NORMAL appends/s | FULL ÷ NORMAL | FULL CPU ms per append | NORMAL CPU ms per append | FULL ÷ NORMAL |")
+	fmt.Fprintln(w, "\n| in flight | FULL appends/s | NORMAL appends/s | FULL ÷ NORMAL, rate | FULL CPU ms per append | NORMAL CPU ms per append | FULL ÷ NORMAL, CPU |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	perRequest := ""
 	for _, n := range []string{"1", r.Flags["concurrency"]} {
