@@ -91,6 +91,7 @@ func TestDecode(t *testing.T) {
 		t.Fatalf("err %v, want the failed dead letter", err)
 	}
 }
+
 // TestBelowDecodeOnly: a middleware that gets a message Decode did not read fails the delivery
 // rather than answering nobody.
 func TestBelowDecodeOnly(t *testing.T) {
