@@ -185,6 +185,7 @@ func (a *AdapterRuntime) stack(queue string, served []int) message.HandlerFunc {
 	publish := func(ctx context.Context, deadline time.Time, topic string, m *message.Message) error {
 		return publishPatiently(ctx, a.publisher, a.logger, deadlineC(deadline), topic, m)
 	}
+	poison := middleware.Poison{Topic: a.deadLetters, Publish: publish, Adapter: adapter}
 	var here []int // the services of queue that have a backend
 	for _, n := range served {
 		if _, ok := a.backends[n]; ok {
@@ -192,14 +193,14 @@ func (a *AdapterRuntime) stack(queue string, served []int) message.HandlerFunc {
 		}
 	}
 	stack := []message.HandlerMiddleware{
-		middleware.Decode(queue, middleware.Poison{Topic: a.deadLetters, Publish: publish, Adapter: adapter}, a.logger),
+		middleware.Decode(queue, poison, a.logger),
 		middleware.Publish(publish),
 		middleware.Served(queue, here, adapter, a.logger),
 		middleware.Dedup(answerMemory{a.answered}, a.logger),
 		middleware.Deadline(),
 	}
 	if a.ledger != nil {
-		stack = append(stack, middleware.Ledger(a.ledger, adapter, a.logger))
+		stack = append(stack, middleware.Ledger(a.ledger, adapter, poison, a.logger))
 	}
 	stack = append(stack, middleware.Outcome(adapter, a.logger))
 	if a.deadLetters != "" {

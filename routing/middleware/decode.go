@@ -16,7 +16,7 @@ import (
 // request deadline of its own.
 const poisonPublishLimit = 30 * time.Second
 
-// Poison is where Decode puts what it cannot handle: Topic is the transport's dead-letter queue
+// Poison is where Decode and Ledger put a message that cannot be answered: Topic is the transport's dead-letter queue
 // ("" where there is none, as with the embedded GoChannel: the message is then dropped with a log
 // line only), Publish publishes to it, and Adapter names the adapter and stamps the time in the
 // reason.
@@ -66,7 +66,8 @@ func (p Poison) put(msg *message.Message, queue string, log *slog.Logger, what, 
 	dead.Metadata.Set(schemas.MetaDeadReason, fmt.Sprintf("%s (adapter %s)", reason, p.Adapter.Name))
 	dead.Metadata.Set(schemas.MetaDeadTopic, queue)
 	dead.Metadata.Set(schemas.MetaDeadAt, p.Adapter.Clock.Now().Format(time.RFC3339))
-	ctx, cancel := context.WithTimeout(msg.Context(), poisonPublishLimit)
+	// Not cut short by the request's deadline, which may have passed: the letter must not be lost.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), poisonPublishLimit)
 	defer cancel()
 	if err := p.Publish(ctx, time.Time{}, p.Topic, dead); err != nil {
 		log.Error(what+" not dead-lettered; the delivery fails and it comes back", "topic", p.Topic, "error", err)

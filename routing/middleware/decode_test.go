@@ -99,7 +99,7 @@ func TestBelowDecodeOnly(t *testing.T) {
 	calls := 0
 	for name, mw := range map[string]message.HandlerMiddleware{
 		"Publish": Publish(nil), "Served": Served("q", nil, testAdapter, logger), "Dedup": Dedup(nil, logger),
-		"Deadline": Deadline(), "Ledger": Ledger(nil, testAdapter, logger), "Retry": Retry(1, 0, logger),
+		"Deadline": Deadline(), "Ledger": Ledger(nil, testAdapter, Poison{}, logger), "Retry": Retry(1, 0, logger),
 	} {
 		if _, err := mw(answering(&calls, okResult))(message.NewMessage("x", nil)); err != errNoRequest {
 			t.Errorf("%s: %v, want errNoRequest", name, err)
