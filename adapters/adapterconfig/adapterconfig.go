@@ -91,7 +91,7 @@ type CaseRegistries struct {
 // broker's amqp.url and amqp.prefix.
 type Transport struct {
 	AMQPURL     string `yaml:"amqp_url"`
-	Prefetch    int    `yaml:"prefetch"`    // AMQP QoS prefetch per consumer
+	Prefetch    int    `yaml:"prefetch"`    // AMQP QoS prefetch per consumer; default 1 (see routing/amqp Config.Prefetch)
 	Concurrency int    `yaml:"concurrency"` // handlers per service
 	// Prefix goes in front of every queue name, as the broker's amqp.prefix.
 	Prefix string `yaml:"prefix"`
@@ -164,7 +164,7 @@ type Demo struct {
 // Defaults are filled in for keys a file leaves out.
 func (c *Config) setDefaults() {
 	if c.Transport.Prefetch == 0 {
-		c.Transport.Prefetch = 16
+		c.Transport.Prefetch = 1 // see routing/amqp Config.Prefetch: more is counted toward the delivery limit on a lost channel
 	}
 	if c.Transport.Concurrency == 0 {
 		c.Transport.Concurrency = 4
