@@ -259,3 +259,20 @@ func TestLedgerAnswerForgotten(t *testing.T) {
 		})
 	}
 }
+
+// TestLedgerRowGone: a row pruned between Take and Answer is a forgotten answer too, whose reason
+// names no process or time it does not know.
+func TestLedgerRowGone(t *testing.T) {
+	_, logger := newLogs()
+	var out []published
+	l := &fakeLedger{states: []siobroker.LedgerState{siobroker.LedgerAnswered}}
+	asked := 0
+	poison := Poison{Topic: "sio.dlq", Publish: recordPublish(&out, nil), Adapter: testAdapter}
+	msgs, err := Ledger(l, testAdapter, poison, logger)(answering(&asked, okResult))(delivery(testRequest("l5", 2)))
+	if err != nil || len(msgs) != 0 || asked != 0 || len(out) != 1 {
+		t.Fatalf("answers %d, err %v, asked %d, dead letters %d", len(msgs), err, asked, len(out))
+	}
+	if r := out[0].msg.Metadata.Get(schemas.MetaDeadReason); !strings.HasPrefix(r, "answered by an adapter process, but the ledger no longer keeps that answer") {
+		t.Errorf("reason %q", r)
+	}
+}
