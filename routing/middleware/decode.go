@@ -16,10 +16,10 @@ import (
 // request deadline of its own.
 const poisonPublishLimit = 30 * time.Second
 
-// Poison is where Decode and Ledger put a message that cannot be answered: Topic is the transport's dead-letter queue
-// ("" where there is none, as with the embedded GoChannel: the message is then dropped with a log
-// line only), Publish publishes to it, and Adapter names the adapter and stamps the time in the
-// reason.
+// Poison is where Decode and Ledger put a message that cannot be answered: Topic is the
+// transport's dead-letter queue ("" where there is none, as with the embedded GoChannel: the
+// message is then dropped with a log line only), Publish publishes to it, and Adapter names the
+// adapter and stamps the time in the reason.
 type Poison struct {
 	Topic   string
 	Publish PublishFunc
