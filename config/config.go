@@ -210,7 +210,7 @@ func Defaults() Broker {
 		Journal:   Journal{Driver: "sqlite", ArchiveDir: "", SegmentRecords: 10000, SegmentBytes: 64 << 20, SealEvery: time.Minute},
 		Incidents: Incidents{Threshold: time.Hour, CheckEvery: time.Minute},
 		Store:     Store{Synchronous: "full", WriteTimeout: 5 * time.Second},
-		AMQP:      AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 2, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second},
+		AMQP:      AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 1, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second},
 		Reports:   Reports{ExportRoles: []int{1}},
 		Cases:     cases.DefaultConfig(),
 	}

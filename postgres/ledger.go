@@ -7,8 +7,10 @@
 // once. The statements on the lock session are short and taken in turn; the rows are written
 // through a small pool. An answered request
 // is a row of sio_adapter_ledger: its key (the broker's request id and the service), which
-// process answered it and when. No answer is stored: answers hold people's data, and the broker
-// already has them. Rows older than the retention are deleted.
+// process answered it and when, and the answer it published, so that a copy of the request (a
+// broker that crashed asks again) is answered from it without asking the source. Answers hold
+// people's data: the answer is set to NULL once older than the answer retention (24 hours by
+// default), and the row is deleted after LedgerRetention.
 
 package postgres
 
@@ -25,8 +27,8 @@ import (
 	"github.com/sio-pso/siobroker"
 )
 
-// LedgerRetention is how long an answered request is remembered: longer than a dead letter is
-// expected to wait for its replay.
+// LedgerRetention is how long an answered request is remembered, without its answer once that
+// is forgotten: longer than a dead letter is expected to wait for its replay.
 const LedgerRetention = 7 * 24 * time.Hour
 
 // schemaSQL creates the table, and sio_adapter_ledger_take, which takes a claim in one round
@@ -39,6 +41,7 @@ const schemaSQL = `CREATE TABLE IF NOT EXISTS sio_adapter_ledger (
 	owner       TEXT NOT NULL,
 	answered_at TIMESTAMPTZ NOT NULL
 );
+ALTER TABLE sio_adapter_ledger ADD COLUMN IF NOT EXISTS answer BYTEA;
 CREATE INDEX IF NOT EXISTS sio_adapter_ledger_answered ON sio_adapter_ledger (answered_at);
 CREATE OR REPLACE FUNCTION sio_adapter_ledger_take(k TEXT, hi INTEGER, lo INTEGER) RETURNS INTEGER
 LANGUAGE plpgsql VOLATILE AS $$
@@ -58,6 +61,7 @@ type Ledger struct {
 	pool     *pgxpool.Pool   // the rows: inserts and pruning
 	lockConf *pgx.ConnConfig // the lock session's
 	owner    string
+	keep     time.Duration // the answer retention
 	logger   *slog.Logger
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -77,10 +81,17 @@ type Ledger struct {
 
 var _ siobroker.Ledger = (*Ledger)(nil)
 
-// OpenLedger connects to dsn, creates the table if it is missing, opens the lock session, and starts
-// deleting the rows older than Retention every hour. owner names this process in the rows it
-// writes.
-func OpenLedger(ctx context.Context, dsn, owner string, logger *slog.Logger) (*Ledger, error) {
+// OpenLedger connects to dsn, creates the table if it is missing (and adds the answer column to
+// a table of an earlier version), opens the lock session, and starts pruning (Prune) every hour,
+// or every quarter of answerRetention when that is shorter. owner names this process in the rows
+// it writes; answerRetention is how long an answer is kept (0: siobroker.DefaultAnswerRetention).
+func OpenLedger(ctx context.Context, dsn, owner string, answerRetention time.Duration, logger *slog.Logger) (*Ledger, error) {
+	if answerRetention < 0 {
+		return nil, fmt.Errorf("ledger: negative answer retention %s", answerRetention)
+	}
+	if answerRetention == 0 {
+		answerRetention = siobroker.DefaultAnswerRetention
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
@@ -99,7 +110,7 @@ func OpenLedger(ctx context.Context, dsn, owner string, logger *slog.Logger) (*L
 		return nil, err
 	}
 	pctx, stop := context.WithCancel(context.Background())
-	p := &Ledger{pool: pool, lockConf: cfg.ConnConfig.Copy(), owner: owner, logger: logger, stop: stop,
+	p := &Ledger{pool: pool, lockConf: cfg.ConnConfig.Copy(), owner: owner, keep: answerRetention, logger: logger, stop: stop,
 		done: make(chan struct{}), turn: make(chan struct{}, 1), held: map[string]uint64{}}
 	p.takeTurn(context.Background())
 	_, _, err = p.lockSession(ctx)
@@ -109,7 +120,7 @@ func OpenLedger(ctx context.Context, dsn, owner string, logger *slog.Logger) (*L
 		pool.Close()
 		return nil, err
 	}
-	go p.pruneEvery(pctx, time.Hour)
+	go p.pruneEvery(pctx, max(min(time.Hour, answerRetention/4), time.Second))
 	return p, nil
 }
 
@@ -232,14 +243,17 @@ type claim struct {
 	ended   bool
 }
 
-// Answered writes the row, then unlocks: the row is committed before another process can take
-// the lock and look for it.
-func (c *claim) Answered(ctx context.Context, at time.Time) error {
+// Answered writes the row with the answer, then unlocks: the row is committed before another
+// process can take the lock and look for it.
+func (c *claim) Answered(ctx context.Context, at time.Time, payload []byte) error {
 	if c.ended {
 		return errors.New("ledger: the claim has ended")
 	}
-	_, err := c.p.pool.Exec(ctx, `INSERT INTO sio_adapter_ledger (key, owner, answered_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING`,
-		c.key, c.p.owner, at)
+	if payload == nil {
+		payload = []byte{} // NULL means forgotten
+	}
+	_, err := c.p.pool.Exec(ctx, `INSERT INTO sio_adapter_ledger (key, owner, answered_at, answer) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (key) DO NOTHING`, c.key, c.p.owner, at, payload)
 	held := c.unlock()
 	if err != nil {
 		return fmt.Errorf("ledger: record the answer to %s: %w", c.key, err)
@@ -294,13 +308,36 @@ func lockKeys(key string) (int32, int32) {
 	return int32(sum >> 32), int32(sum)
 }
 
-// Prune deletes the answered requests older than before, and returns how many.
-func (p *Ledger) Prune(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := p.pool.Exec(ctx, `DELETE FROM sio_adapter_ledger WHERE answered_at < $1`, before)
-	if err != nil {
-		return 0, fmt.Errorf("ledger: prune: %w", err)
+// Answer returns the row of key: see siobroker.Ledger. A key without a row gives a zero
+// LedgerAnswer.
+func (p *Ledger) Answer(ctx context.Context, key string) (siobroker.LedgerAnswer, error) {
+	var a siobroker.LedgerAnswer
+	err := p.pool.QueryRow(ctx, `SELECT owner, answered_at, answer FROM sio_adapter_ledger WHERE key = $1`, key).
+		Scan(&a.Owner, &a.AnsweredAt, &a.Payload)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return siobroker.LedgerAnswer{}, nil
 	}
-	return tag.RowsAffected(), nil
+	if err != nil {
+		return siobroker.LedgerAnswer{}, fmt.Errorf("ledger: read the answer to %s: %w", key, err)
+	}
+	return a, nil
+}
+
+// Prune forgets the answers recorded before now minus the answer retention (the rows stay, so
+// that a copy is still known as answered) and deletes the rows recorded before now minus
+// LedgerRetention. It returns how many answers it forgot and how many rows it deleted.
+func (p *Ledger) Prune(ctx context.Context, now time.Time) (forgotten, deleted int64, err error) {
+	tag, err := p.pool.Exec(ctx, `UPDATE sio_adapter_ledger SET answer = NULL WHERE answered_at < $1 AND answer IS NOT NULL`,
+		now.Add(-p.keep))
+	if err != nil {
+		return 0, 0, fmt.Errorf("ledger: prune: forget answers: %w", err)
+	}
+	forgotten = tag.RowsAffected()
+	tag, err = p.pool.Exec(ctx, `DELETE FROM sio_adapter_ledger WHERE answered_at < $1`, now.Add(-LedgerRetention))
+	if err != nil {
+		return forgotten, 0, fmt.Errorf("ledger: prune: delete rows: %w", err)
+	}
+	return forgotten, tag.RowsAffected(), nil
 }
 
 func (p *Ledger) pruneEvery(ctx context.Context, every time.Duration) {
@@ -313,7 +350,7 @@ func (p *Ledger) pruneEvery(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 			pctx, cancel := context.WithTimeout(ctx, time.Minute)
-			if _, err := p.Prune(pctx, time.Now().Add(-LedgerRetention)); err != nil {
+			if _, _, err := p.Prune(pctx, time.Now()); err != nil {
 				p.logger.Warn("ledger rows not pruned", "error", err)
 			}
 			cancel()

@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
@@ -30,7 +31,7 @@ func ledgerDSN(t *testing.T) string { return pgtest.Schema(t, "sio_ledger_test_"
 // open opens a ledger as one adapter process would; each has its own connections.
 func open(t *testing.T, dsn, owner string) *Ledger {
 	t.Helper()
-	p, err := OpenLedger(t.Context(), dsn, owner, quiet)
+	p, err := OpenLedger(t.Context(), dsn, owner, 0, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +54,10 @@ func take(t *testing.T, p *Ledger, key string, want siobroker.LedgerState) siobr
 	return c
 }
 
-// TestClaims: a claim makes the other processes wait; answered, it makes them drop their copy;
-// released, or lost with its process's connections, it lets the next one ask.
+// TestClaims: a claim makes the other processes wait; answered, it makes them answer their copy
+// from the answer it recorded; released, or lost with its process's connections, it lets the
+// next one ask. Pruning forgets the answers after the answer retention and the rows after
+// LedgerRetention.
 func TestClaims(t *testing.T) {
 	dsn := ledgerDSN(t)
 	a, b := open(t, dsn, "adapter-a"), open(t, dsn, "adapter-b")
@@ -63,7 +66,8 @@ func TestClaims(t *testing.T) {
 	take(t, b, "req-1/5", siobroker.LedgerBusy)
 	take(t, a, "req-1/5", siobroker.LedgerBusy)            // a second copy in the same process
 	take(t, b, "req-2/5", siobroker.LedgerTaken).Release() // other keys are free
-	if err := first.Answered(t.Context(), time.Now()); err != nil {
+	answer1 := []byte(`{"requestId":"req-1","service":5}`)
+	if err := first.Answered(t.Context(), time.Now(), answer1); err != nil {
 		t.Fatal(err)
 	}
 	first.Release() // after Answered: nothing
@@ -92,7 +96,7 @@ func TestClaims(t *testing.T) {
 		return false
 	})
 	// The answer went out all the same: it is recorded, and the lost lock is reported.
-	if err := held.Answered(t.Context(), time.Now()); err == nil || !strings.Contains(err.Error(), "lock session was lost") {
+	if err := held.Answered(t.Context(), time.Now(), []byte(`{"requestId":"req-4"}`)); err == nil || !strings.Contains(err.Error(), "lock session was lost") {
 		t.Errorf("an answer on a lost session: %v", err)
 	}
 	waitFor(t, func() bool { // a takes a new lock session
@@ -101,22 +105,63 @@ func TestClaims(t *testing.T) {
 	})
 	take(t, a, "req-5/5", siobroker.LedgerTaken).Release()
 
-	// The row names who answered, and nothing of the answer.
-	var owner string
-	var answeredAt time.Time
-	if err := b.pool.QueryRow(t.Context(), `SELECT owner, answered_at FROM sio_adapter_ledger WHERE key = 'req-1/5'`).Scan(&owner, &answeredAt); err != nil {
+	// The row names who answered and when, and holds the answer, which any process reads.
+	got, err := b.Answer(t.Context(), "req-1/5")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if owner != "adapter-a" || time.Since(answeredAt) > time.Minute {
-		t.Errorf("row: owner %q, answered %s", owner, answeredAt)
+	if got.Owner != "adapter-a" || time.Since(got.AnsweredAt) > time.Minute || string(got.Payload) != string(answer1) {
+		t.Errorf("answer: %+v", got)
+	}
+	if got, err := b.Answer(t.Context(), "req-3/5"); err != nil || got.Payload != nil || got.Owner != "" {
+		t.Errorf("answer of a key never answered: %+v, %v", got, err)
 	}
 
-	// Old rows are pruned.
-	n, err := a.Prune(t.Context(), time.Now().Add(time.Minute))
-	if err != nil || n != 2 {
-		t.Fatalf("pruned %d rows (%v), want 2", n, err)
+	// After the answer retention the answers are forgotten, and the rows stay: a copy is still
+	// known as answered, and has no answer to be given.
+	forgotten, deleted, err := a.Prune(t.Context(), time.Now().Add(siobroker.DefaultAnswerRetention+time.Minute))
+	if err != nil || forgotten != 2 || deleted != 0 {
+		t.Fatalf("pruned: %d answers forgotten, %d rows deleted (%v), want 2 and 0", forgotten, deleted, err)
+	}
+	take(t, b, "req-1/5", siobroker.LedgerAnswered)
+	if got, err := b.Answer(t.Context(), "req-1/5"); err != nil || got.Payload != nil || got.Owner != "adapter-a" {
+		t.Errorf("answer after the retention: %+v, %v; want the row without its answer", got, err)
+	}
+	// After LedgerRetention the rows go too.
+	forgotten, deleted, err = a.Prune(t.Context(), time.Now().Add(LedgerRetention+time.Minute))
+	if err != nil || forgotten != 0 || deleted != 2 {
+		t.Fatalf("pruned: %d answers forgotten, %d rows deleted (%v), want 0 and 2", forgotten, deleted, err)
 	}
 	take(t, a, "req-1/5", siobroker.LedgerTaken).Release()
+}
+
+// TestLedgerTableUpgradedInPlace: a table of the version that kept no answers gets the answer
+// column when a process of this version opens it; its rows stay, known as answered, without an
+// answer to give.
+func TestLedgerTableUpgradedInPlace(t *testing.T) {
+	dsn := ledgerDSN(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `CREATE TABLE sio_adapter_ledger (key TEXT PRIMARY KEY, owner TEXT NOT NULL, answered_at TIMESTAMPTZ NOT NULL);
+		INSERT INTO sio_adapter_ledger VALUES ('old/1', 'adapter-old', now())`); err != nil {
+		t.Fatal(err)
+	}
+	a := open(t, dsn, "adapter-new")
+	take(t, a, "old/1", siobroker.LedgerAnswered)
+	if got, err := a.Answer(t.Context(), "old/1"); err != nil || got.Owner != "adapter-old" || got.Payload != nil {
+		t.Errorf("old row: %+v, %v", got, err)
+	}
+	c := take(t, a, "new/1", siobroker.LedgerTaken)
+	if err := c.Answered(t.Context(), time.Now(), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Answer(t.Context(), "new/1"); err != nil || string(got.Payload) != "{}" {
+		t.Errorf("new row: %+v, %v", got, err)
+	}
+	open(t, dsn, "adapter-again") // a second open finds the column there
 }
 
 // waitFor polls cond for up to 5 s.
@@ -131,8 +176,8 @@ func waitFor(t *testing.T, cond func() bool) {
 
 // TestTwoProcessesAskTheSourceOnce: two adapter runtimes get every copy of a request (the
 // in-process pub/sub hands each subscriber every message, as a redelivery hands a copy to
-// another process); with one ledger the source is asked once per request and service, and the
-// broker gets its answers.
+// another process); with one ledger the source is asked once per request and service, and each
+// copy is answered, the second from the answer the ledger kept: the same answer twice.
 func TestTwoProcessesAskTheSourceOnce(t *testing.T) {
 	dsn := ledgerDSN(t)
 	pubsub := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, watermill.NopLogger{})
@@ -182,9 +227,9 @@ func TestTwoProcessesAskTheSourceOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got := map[string]int{}
+	got := map[string][]string{} // request → the payloads of its answers
 	deadline := time.After(10 * time.Second)
-	for len(got) < requests {
+	for n := 0; n < 2*requests; n++ {
 		select {
 		case m := <-replies:
 			var resp schemas.ServiceResponse
@@ -194,18 +239,16 @@ func TestTwoProcessesAskTheSourceOnce(t *testing.T) {
 			if resp.Result.Status != siobroker.StatusOK {
 				t.Errorf("answer %+v", resp.Result)
 			}
-			got[resp.RequestID]++
+			got[resp.RequestID] = append(got[resp.RequestID], string(m.Payload))
 			m.Ack()
 		case <-deadline:
-			t.Fatalf("answers to %d of %d requests", len(got), requests)
+			t.Fatalf("%d answers of %d (two copies of %d requests): %v", n, 2*requests, requests, got)
 		}
 	}
-	// The copies are dropped, not answered again: give them the time to come.
-	time.Sleep(200 * time.Millisecond)
-	select {
-	case m := <-replies:
-		t.Errorf("a second answer: %s", m.Payload)
-	default:
+	for id, answers := range got {
+		if len(answers) != 2 || answers[0] != answers[1] {
+			t.Errorf("%s: answers %q, want the same answer to each of its two copies", id, answers)
+		}
 	}
 	if n := asked.Load(); n != requests {
 		t.Errorf("the source was asked %d times for %d requests", n, requests)

@@ -72,8 +72,10 @@ type AdapterConfig struct {
 	// (schemas.MetaDeadReason and the others), before the broker is answered ADAPTER_ERROR as
 	// usual: the client is not left waiting, and an operator can replay the request once the
 	// source is back (its late answer then reaches the broker, which records and drops it, or
-	// completes the asynchronous request still waiting for it). "" (the embedded GoChannel has
-	// no dead-letter queue): such a request is answered ADAPTER_ERROR only.
+	// completes the asynchronous request still waiting for it). Poison goes there too, with its
+	// reason: a message on a service queue that is not a service request, or a request that
+	// names no reply topic. "" (the embedded GoChannel has no dead-letter queue): such a request
+	// is answered ADAPTER_ERROR only, and poison is dropped with a log line.
 	DeadLetters string
 	// Ledger, when set, is where the runtime claims every request before asking its source (see
 	// siobroker.Ledger, and middleware.Ledger for what it does with each state of a request).
@@ -183,6 +185,7 @@ func (a *AdapterRuntime) stack(queue string, served []int) message.HandlerFunc {
 	publish := func(ctx context.Context, deadline time.Time, topic string, m *message.Message) error {
 		return publishPatiently(ctx, a.publisher, a.logger, deadlineC(deadline), topic, m)
 	}
+	poison := middleware.Poison{Topic: a.deadLetters, Publish: publish, Adapter: adapter}
 	var here []int // the services of queue that have a backend
 	for _, n := range served {
 		if _, ok := a.backends[n]; ok {
@@ -190,14 +193,14 @@ func (a *AdapterRuntime) stack(queue string, served []int) message.HandlerFunc {
 		}
 	}
 	stack := []message.HandlerMiddleware{
-		middleware.Decode(queue, a.logger),
+		middleware.Decode(queue, poison, a.logger),
 		middleware.Publish(publish),
 		middleware.Served(queue, here, adapter, a.logger),
 		middleware.Dedup(answerMemory{a.answered}, a.logger),
 		middleware.Deadline(),
 	}
 	if a.ledger != nil {
-		stack = append(stack, middleware.Ledger(a.ledger, adapter, a.logger))
+		stack = append(stack, middleware.Ledger(a.ledger, adapter, poison, a.logger))
 	}
 	stack = append(stack, middleware.Outcome(adapter, a.logger))
 	if a.deadLetters != "" {

@@ -2,7 +2,9 @@ package routing
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,7 +21,14 @@ type scriptedLedger struct {
 	mu     sync.Mutex
 	states map[string][]siobroker.LedgerState // popped one per Take; the last repeats
 	err    error
-	ended  map[string]string // key: "answered" or "released"
+	ended  map[string]string                 // key: "answered" or "released"
+	kept   map[string]siobroker.LedgerAnswer // what Answer gives; Answered records here
+}
+
+func (l *scriptedLedger) Answer(_ context.Context, key string) (siobroker.LedgerAnswer, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.kept[key], l.err
 }
 
 func (l *scriptedLedger) Take(_ context.Context, key string) (siobroker.LedgerClaim, siobroker.LedgerState, error) {
@@ -73,21 +82,43 @@ type scriptedClaim struct {
 	key string
 }
 
-func (c *scriptedClaim) Answered(context.Context, time.Time) error {
-	c.l.end(c.key, "answered")
+func (c *scriptedClaim) Answered(_ context.Context, at time.Time, payload []byte) error {
+	c.l.mu.Lock()
+	c.l.kept[c.key] = siobroker.LedgerAnswer{Owner: "here", AnsweredAt: at, Payload: payload}
+	c.l.mu.Unlock()
+	c.l.end(c.key, "answered") // after the record: waitEnded then finds it
 	return nil
 }
 func (c *scriptedClaim) Release() { c.l.end(c.key, "released") }
 
+// answeredElsewhere is what the ledger keeps of another process's answer to id's service 1.
+func answeredElsewhere(t *testing.T, id string) siobroker.LedgerAnswer {
+	t.Helper()
+	payload, err := json.Marshal(schemas.ServiceResponse{RequestID: id, Service: 1, Adapter: "elsewhere",
+		Result: siobroker.ServiceResult{Service: 1, Status: siobroker.StatusOK, Reason: siobroker.ReasonOK,
+			Records: []siobroker.Record{{Type: "kept"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return siobroker.LedgerAnswer{Owner: "elsewhere", AnsweredAt: time.Now(), Payload: payload}
+}
+
 // TestLedgerDecidesWhoAsks: with a ledger, a request is asked of its source only under a claim;
-// a copy already answered elsewhere is dropped, one held elsewhere is waited for, and a ledger
-// that cannot be read makes the adapter answer ADAPTER_ERROR without asking the source. A claim
-// ends answered once the answer is out, and released when the source was given up on.
+// a copy already answered elsewhere is answered from the answer the ledger kept, one held
+// elsewhere is waited for, one whose answer the ledger forgot is not answered, and a ledger that
+// cannot be read makes the adapter answer ADAPTER_ERROR without asking the source. A claim ends
+// answered, with the answer, once the answer is out, and released when the source was given up
+// on.
 func TestLedgerDecidesWhoAsks(t *testing.T) {
 	var asked atomic.Int32
 	ledger := &scriptedLedger{ended: map[string]string{}, states: map[string][]siobroker.LedgerState{
-		"held/1":     {siobroker.LedgerBusy, siobroker.LedgerBusy, siobroker.LedgerAnswered}, // another process answers while we wait
-		"answered/1": {siobroker.LedgerAnswered},
+		"held/1":      {siobroker.LedgerBusy, siobroker.LedgerBusy, siobroker.LedgerAnswered}, // another process answers while we wait
+		"answered/1":  {siobroker.LedgerAnswered},
+		"forgotten/1": {siobroker.LedgerAnswered},
+	}, kept: map[string]siobroker.LedgerAnswer{
+		"held/1":      answeredElsewhere(t, "held"),
+		"answered/1":  answeredElsewhere(t, "answered"),
+		"forgotten/1": {Owner: "elsewhere", AnsweredAt: time.Now().Add(-48 * time.Hour)},
 	}}
 	env := newTestEnv(t, map[int]adapters.Backend{
 		1: adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
@@ -108,14 +139,22 @@ func TestLedgerDecidesWhoAsks(t *testing.T) {
 	if o := dispatch("flaky", 2*time.Second); o.Result.Reason != siobroker.ReasonAdapterError || ledger.waitEnded("flaky/1") != "released" {
 		t.Errorf("given up on: %+v, claim %q", o.Result, ledger.endedAs("flaky/1"))
 	}
+	if kept, _ := ledger.Answer(context.Background(), "fresh/1"); !strings.Contains(string(kept.Payload), `"requestId":"fresh"`) {
+		t.Errorf("recorded answer %q, want the answer published", kept.Payload)
+	}
 	before := asked.Load()
-	// The copies nobody answers here: the broker's wait times out, the source is not asked.
+	// The copies answered elsewhere get the answer kept; the source is not asked.
 	for _, id := range []string{"answered", "held"} {
-		if o := dispatch(id, 300*time.Millisecond); o.Result.Status != siobroker.StatusTimeout {
-			t.Errorf("%s: %+v, want no answer from this process", id, o.Result)
+		o := dispatch(id, 2*time.Second)
+		if o.Result.Status != siobroker.StatusOK || len(o.Result.Records) != 1 || o.Result.Records[0].Type != "kept" {
+			t.Errorf("%s: %+v, want the answer the ledger kept", id, o.Result)
 		}
 	}
-	env.logs.waitFor(t, "already answered by an adapter process", "held/1")
+	// The copy whose answer was forgotten is not answered (no dead-letter queue here: a log line).
+	if o := dispatch("forgotten", 300*time.Millisecond); o.Result.Status != siobroker.StatusTimeout {
+		t.Errorf("forgotten: %+v, want no answer", o.Result)
+	}
+	env.logs.waitFor(t, "redelivered request whose earlier answer was forgotten dropped", "forgotten/1")
 	if n := asked.Load() - before; n != 0 {
 		t.Errorf("the source was asked %d times for copies answered elsewhere", n)
 	}

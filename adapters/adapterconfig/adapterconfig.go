@@ -64,8 +64,9 @@ type Config struct {
 	// each service's own queue, sio.service.NNN.
 	RoutesFile string `yaml:"routes_file"`
 	// Ledger, when its DSN is set, is the PostgreSQL database every adapter process serving the
-	// same services shares, so that a request copied to another process (a lost acknowledgement)
-	// is not asked of its source again there (postgres.Ledger). Without it a redelivered copy is
+	// same services shares, so that a request copied to another process (a lost acknowledgement,
+	// a broker that crashed and asks again) is not asked of its source again there, but answered
+	// from the answer the ledger kept (postgres.Ledger). Without it a redelivered copy is
 	// recognised only by the process that answered it.
 	Ledger Ledger `yaml:"ledger"`
 }
@@ -73,6 +74,10 @@ type Config struct {
 // Ledger is where the adapter processes record the requests they took and answered.
 type Ledger struct {
 	DSN string `yaml:"dsn"`
+	// AnswerRetention is how long the ledger keeps an answer it recorded, to answer a copy of its
+	// request again; then the answer (a person's data) is forgotten, and a later copy goes to the
+	// dead-letter queue. Default siobroker.DefaultAnswerRetention (24h); 1m to 30 days.
+	AnswerRetention time.Duration `yaml:"answer_retention"`
 }
 
 // CaseRegistries names the registries served and where their demo cases come from.
@@ -86,7 +91,7 @@ type CaseRegistries struct {
 // broker's amqp.url and amqp.prefix.
 type Transport struct {
 	AMQPURL     string `yaml:"amqp_url"`
-	Prefetch    int    `yaml:"prefetch"`    // AMQP QoS prefetch per consumer
+	Prefetch    int    `yaml:"prefetch"`    // AMQP QoS prefetch per consumer; default 1 (see routing/amqp Config.Prefetch)
 	Concurrency int    `yaml:"concurrency"` // handlers per service
 	// Prefix goes in front of every queue name, as the broker's amqp.prefix.
 	Prefix string `yaml:"prefix"`
@@ -159,7 +164,7 @@ type Demo struct {
 // Defaults are filled in for keys a file leaves out.
 func (c *Config) setDefaults() {
 	if c.Transport.Prefetch == 0 {
-		c.Transport.Prefetch = 16
+		c.Transport.Prefetch = 1 // see routing/amqp Config.Prefetch: more is counted toward the delivery limit on a lost channel
 	}
 	if c.Transport.Concurrency == 0 {
 		c.Transport.Concurrency = 4
@@ -284,6 +289,9 @@ func (c Config) validate(haveWorld bool) error {
 		if _, err := pgxpool.ParseConfig(c.Ledger.DSN); err != nil {
 			errs = append(errs, errors.New("ledger.dsn: not a PostgreSQL connection string")) // the parser's text may quote the password
 		}
+	}
+	if r := c.Ledger.AnswerRetention; r != 0 && (r < time.Minute || r > 30*24*time.Hour) {
+		errs = append(errs, fmt.Errorf("ledger.answer_retention: %s; use 1m to 720h, or leave it out for 24h", r))
 	}
 	if len(c.CaseRegistries.Names) > 0 && c.CaseRegistries.DemoPKI == "" {
 		errs = append(errs, errors.New("case_registries.demo_pki: required with case_registries.names"))

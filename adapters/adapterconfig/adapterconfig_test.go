@@ -36,7 +36,7 @@ func TestLoadExample(t *testing.T) {
 	if cfg.Retry.Attempts != 3 || cfg.Retry.Backoff != 200*time.Millisecond {
 		t.Errorf("retry %+v", cfg.Retry)
 	}
-	if cfg.Ledger.DSN == "" {
+	if cfg.Ledger.DSN == "" || cfg.Ledger.AnswerRetention != 12*time.Hour {
 		t.Errorf("ledger %+v, want the DSN", cfg.Ledger)
 	}
 	defaults, err := adapterconfig.Parse([]byte("name: a1\ntransport: {amqp_url: \"amqp://h/\"}\nservices: {1: {backend: demo}}\n"))
@@ -136,7 +136,9 @@ func TestLoadRejects(t *testing.T) {
 		"empty":         {"", "empty"},
 		"two documents": {head + "services: {1: {backend: demo}}\n---\nname: b\n", "one YAML document"},
 		"ledger dsn":    {head + "services: {1: {backend: demo}}\nledger: {dsn: \"postgres://x:secret@h:notaport/db\"}\n", "ledger.dsn: not a PostgreSQL connection string"},
-		"ledger key":    {head + "services: {1: {backend: demo}}\nledger: {dsn: \"postgres://h/db\", max_claims: 50}\n", "field max_claims not found"},
+		"ledger retention": {head + "services: {1: {backend: demo}}\nledger: {dsn: \"postgres://h/db\", answer_retention: 10s}\n",
+			"ledger.answer_retention: 10s; use 1m to 720h"},
+		"ledger key": {head + "services: {1: {backend: demo}}\nledger: {dsn: \"postgres://h/db\", max_claims: 50}\n", "field max_claims not found"},
 	} {
 		err := load(t, tc.text)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

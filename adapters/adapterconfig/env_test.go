@@ -35,7 +35,7 @@ func TestLoadEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Transport.AMQPURL != "amqp://u:secret@env:5672/" || cfg.Transport.Prefix != "env." || cfg.Transport.Prefetch != 16 {
+	if cfg.Transport.AMQPURL != "amqp://u:secret@env:5672/" || cfg.Transport.Prefix != "env." || cfg.Transport.Prefetch != 1 {
 		t.Errorf("transport %+v: want the environment's URL and prefix, the file's (default) prefetch", cfg.Transport)
 	}
 	want := []adapterconfig.Override{{Env: "SIOBROKER_AMQP_URL", Key: "transport.amqp_url"}, {Env: "SIOBROKER_AMQP_PREFIX", Key: "transport.prefix"}}

@@ -10,11 +10,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -137,7 +140,10 @@ func New(pool *pgxpool.Pool, spec Spec) (*Backend, error) {
 // Query runs the service's query with the request's values bound as parameters. Each row is one
 // record with the mapped fields in the order of the result's columns; NULL and empty values are
 // left out. No rows is NO_DATA. A failing query is an error; when ctx or the spec's timeout ended
-// it, the error wraps the context's error.
+// it, the error wraps the context's error. A failure to reach the database, or a connection it
+// lost or refused (see connectionFault), is marked adapters.Transient, so that the runtime asks
+// again with back-off and then dead-letters the request; a fault of the query or the data (a
+// syntax error, a missing table or column) is final: asking again would fail the same way.
 func (b *Backend) Query(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
 	no := b.spec.Service
 	if err := ctx.Err(); err != nil {
@@ -159,16 +165,53 @@ func (b *Backend) Query(ctx context.Context, req schemas.ServiceRequest) (siobro
 	}
 	records, err := b.run(ctx, args)
 	if err != nil {
-		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		cerr := ctx.Err()
+		if cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w: %w", cerr, err)
 		}
-		return siobroker.ServiceResult{}, fmt.Errorf("postgres service %d: %w", no, err)
+		err = fmt.Errorf("postgres service %d: %w", no, err)
+		if cerr == nil && connectionFault(err) {
+			// Not our deadline: the database may be back shortly.
+			return siobroker.ServiceResult{}, adapters.Transient(err)
+		}
+		return siobroker.ServiceResult{}, err
 	}
 	result := siobroker.ServiceResult{Service: no, Status: siobroker.StatusOK, Reason: siobroker.ReasonNoData}
 	if len(records) > 0 {
 		result.Reason, result.Records = siobroker.ReasonOK, records
 	}
 	return result, nil
+}
+
+// connectionFault reports whether err is a failure of the connection to the database rather than
+// of the query: the server could not be reached or refused the connection (pgconn.ConnectError),
+// the connection broke (a network error, an unexpected EOF), or the server said so itself, with
+// an SQLSTATE of class 08 (connection exception), class 53 (insufficient resources: too many
+// connections, out of memory, disk full) or 57P01..57P03 (admin shutdown, crash shutdown, cannot
+// connect now: the server is stopping or starting). pgconn.SafeToRetry errors (the query was never
+// sent) count too. Any other SQLSTATE is about the query or the data.
+func connectionFault(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "53"):
+			return true
+		case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03":
+			return true
+		}
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true // includes its connect timeout
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false // the caller's deadline, which a net.Error would also claim
+	}
+	var netErr net.Error
+	return pgconn.SafeToRetry(err) || errors.As(err, &netErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
 func (b *Backend) run(ctx context.Context, args []any) ([]siobroker.Record, error) {
@@ -178,6 +221,14 @@ func (b *Backend) run(ctx context.Context, args []any) ([]siobroker.Record, erro
 	}
 	defer rows.Close()
 	cols := rows.FieldDescriptions()
+	if len(cols) == 0 {
+		// pgx may report a failure of the query only with its rows (a lost connection): that,
+		// not a missing column, is the error.
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
 	type slot struct {
 		name string
 		col  int

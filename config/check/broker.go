@@ -80,6 +80,14 @@ func (c *checker) checkBroker(d *doc) {
 		text, fix := splitFix(msg, key)
 		c.errorf(d.Path, lineOf(d.root, key, true), fix, "%s", text)
 	}
+	if cfg.Transport == "amqp" && cfg.AMQP.Prefetch > 1 && cfg.AMQP.DeliveryLimit > 0 {
+		// RabbitMQ 3 counts every return toward a quorum queue's delivery limit, a lost
+		// channel's included, and a consumer hands over one message at a time.
+		c.warnf(d.Path, lineOf(d.root, "amqp.prefetch", true), "set amqp.prefetch to 1 (the default)",
+			"amqp.prefetch %d with amqp.delivery_limit %d: each message prefetched beyond the one in hand is counted toward the delivery "+
+				"limit whenever its channel is lost (a RabbitMQ restart), and may be dead-lettered though nothing was wrong with it",
+			cfg.AMQP.Prefetch, cfg.AMQP.DeliveryLimit)
+	}
 	c.checkCredentials(d, cfg)
 }
 

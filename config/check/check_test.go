@@ -479,3 +479,16 @@ func TestCRLOfAnotherKey(t *testing.T) {
 	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "crls:"), check.Error, "does not verify against the root", "install the CRL the root in trust.roots issued"})
 	only(t, r, 1)
 }
+
+// TestPrefetchWithDeliveryLimitWarned: a prefetch above 1 with a delivery limit on RabbitMQ is
+// warned about at amqp.prefetch: prefetched messages are counted toward the limit on every lost
+// channel.
+func TestPrefetchWithDeliveryLimitWarned(t *testing.T) {
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, "transport: gochannel", "transport: amqp")
+	s.broker = edit(t, s.broker, "  prefetch: 1 ", "  prefetch: 4 ")
+	r := s.check(t)
+	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "  prefetch: 4 "), check.Warning,
+		"amqp.prefetch 4 with amqp.delivery_limit 5: each message prefetched beyond the one in hand", "set amqp.prefetch to 1"})
+	only(t, r, 1)
+}

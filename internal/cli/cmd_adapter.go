@@ -134,7 +134,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, rabbit, instance
 		// The owner names this process in the rows it writes: two processes may share a name.
 		host, _ := os.Hostname()
 		owner := fmt.Sprintf("%s@%s/%d", instance, host, os.Getpid())
-		l, err := postgres.OpenLedger(ctx, cfg.Ledger.DSN, owner, logger.With("component", "ledger"))
+		l, err := postgres.OpenLedger(ctx, cfg.Ledger.DSN, owner, cfg.Ledger.AnswerRetention, logger.With("component", "ledger"))
 		if err != nil {
 			return err
 		}

@@ -68,10 +68,14 @@ type Config struct {
 	// runs apart). Default "".
 	Prefix string
 
-	// Prefetch is the consumer prefetch (Qos.PrefetchCount) of each consumer channel. Default 16.
+	// Prefetch is the consumer prefetch (Qos.PrefetchCount) of each consumer channel. Default 1.
 	// A consumer hands its messages over one at a time, so the messages prefetched beyond the
-	// first only wait in this process, where competing processes cannot take them: a small
-	// value (1-2) spreads slow work better; parallelism comes from Concurrency.
+	// first only wait in this process, where competing processes cannot take them; and when
+	// the channel is lost (RabbitMQ restarts, the connection drops, the process dies) each of
+	// them goes back to the queue, which RabbitMQ 3 counts toward a quorum queue's delivery
+	// limit as it counts a failure: a message prefetched through a few outages was dead-lettered
+	// (delivery_limit) though nothing was wrong with it. With 1, a consumer holds only the
+	// message in its handler. Parallelism comes from Concurrency.
 	Prefetch int
 	// Concurrency is the number of consumers, hence of messages handled at once, per Subscribe
 	// (per queue). Default 4.
@@ -107,7 +111,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultPrefetch           = 16
+	DefaultPrefetch           = 1
 	DefaultConcurrency        = 4
 	DefaultChannelPoolSize    = 8
 	DefaultConfirmTimeout     = 5 * time.Second

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -184,42 +186,103 @@ func declareQueue(conn *amqp091.Connection, cfg Config, name string, withDLX boo
 	return Classic, nil
 }
 
+// Prompt reconnection. While RabbitMQ refuses connections (it is stopped, or restarting) the
+// back-off between attempts grows to Config.ReconnectMax, 30 s by default; sleeping it out would
+// leave a process unready for up to that long after RabbitMQ is back. So while the last attempt
+// failed to open the TCP connection at all, the pause is cut short as soon as a cheap TCP probe
+// of the server's port, every probeInterval, is accepted; and for comebackGrace after that (a
+// node that just opened its port may refuse logins for a moment while it finishes booting)
+// attempts follow each other every comebackRetry. The back-off still spaces the attempts, and
+// the log lines, while the server stays away or refuses the login for longer (wrong credentials,
+// a missing vhost).
+const (
+	probeInterval = 250 * time.Millisecond
+	probeTimeout  = time.Second
+	comebackGrace = 10 * time.Second
+	comebackRetry = 250 * time.Millisecond
+)
+
 // dialRetry dials cfg.URL until it succeeds or ctx ends, with exponential back-off and jitter
-// between ReconnectMin and ReconnectMax.
+// between ReconnectMin and ReconnectMax, cut short once the server is back (see probeInterval).
 func dialRetry(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*amqp091.Connection, error) {
-	var conn *amqp091.Connection
-	err := retry(ctx, cfg, logger, "dial RabbitMQ", func() error {
-		var err error
-		conn, err = amqp091.DialConfig(cfg.URL, amqp091.Config{
+	addr := serverAddr(cfg.URL)
+	wait := cfg.ReconnectMin
+	var back time.Time // when the probe found the server's port open again
+	for attempt := 1; ; attempt++ {
+		conn, err := amqp091.DialConfig(cfg.URL, amqp091.Config{
 			Heartbeat:  10 * time.Second,
 			Locale:     "en_US",
 			Properties: amqp091.Table{"connection_name": "siobroker " + cfg.Instance},
 		})
-		return err
-	})
-	return conn, err
-}
-
-// retry calls f until it succeeds or ctx ends, sleeping with exponential back-off.
-func retry(ctx context.Context, cfg Config, logger watermill.LoggerAdapter, what string, f func() error) error {
-	wait := cfg.ReconnectMin
-	for attempt := 1; ; attempt++ {
-		err := f()
 		if err == nil {
-			return nil
+			return conn, nil
 		}
-		logger.Error("amqp: "+what+" failed, retrying", err, watermill.LogFields{"attempt": attempt, "wait": wait.String()})
-		// Full jitter around wait: 50–100 %.
-		sleep := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
-		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("amqp: %s: %w (last error: %w)", what, ctx.Err(), err)
-		case <-t.C:
+		refused := tcpFailed(err)
+		if refused {
+			back = time.Time{}
+		}
+		sleep := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1)) // full jitter: 50–100 % of wait
+		probe := refused && addr != ""
+		if !back.IsZero() && time.Since(back) < comebackGrace {
+			sleep, probe = comebackRetry, false
+		} else {
+			logger.Error("amqp: dial RabbitMQ failed, retrying", err, watermill.LogFields{"attempt": attempt, "wait": wait.String()})
+		}
+		woken, perr := pause(ctx, sleep, probe, addr)
+		if perr != nil {
+			return nil, fmt.Errorf("amqp: dial RabbitMQ: %w (last error: %w)", perr, err)
+		}
+		if woken {
+			back = time.Now()
+			logger.Info("amqp: RabbitMQ accepts connections again; dialling now", nil)
 		}
 		if wait *= 2; wait > cfg.ReconnectMax {
 			wait = cfg.ReconnectMax
 		}
 	}
+}
+
+// pause waits d, or, with probe, until a TCP connection to addr is accepted (tried every
+// probeInterval), and reports whether the probe ended it; it fails when ctx ends first.
+func pause(ctx context.Context, d time.Duration, probe bool, addr string) (bool, error) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var tick <-chan time.Time
+	if probe {
+		t := time.NewTicker(probeInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	dialer := net.Dialer{Timeout: probeTimeout}
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-timer.C:
+			return false, nil
+		case <-tick:
+			c, err := dialer.DialContext(ctx, "tcp", addr)
+			if err == nil {
+				_ = c.Close()
+				return true, nil
+			}
+		}
+	}
+}
+
+// serverAddr is the host:port of the AMQP URI url; "" when it does not parse (Validate has
+// refused it already).
+func serverAddr(url string) string {
+	u, err := amqp091.ParseURI(url)
+	if err != nil {
+		return ""
+	}
+	return net.JoinHostPort(u.Host, strconv.Itoa(u.Port))
+}
+
+// tcpFailed reports whether err is a failure to open the TCP connection (refused, unreachable,
+// timed out), rather than of what came after it on an open connection.
+func tcpFailed(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

@@ -33,7 +33,7 @@ func TestKilledAdapterMessageIsRedelivered(t *testing.T) {
 func killedAdapter(t *testing.T, ledgerDSN string) {
 	const service = 9
 	openLedger := func(owner string) siobroker.Ledger {
-		l, err := postgres.OpenLedger(t.Context(), ledgerDSN, owner, quietLogger)
+		l, err := postgres.OpenLedger(t.Context(), ledgerDSN, owner, 0, quietLogger)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,12 +3,15 @@ package amqp
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -62,4 +65,72 @@ func TestPoisonMessageEndsInDeadLetterQueue(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("the poison message never reached the dead-letter queue")
+}
+
+// TestPoisonOnServiceQueueDeadLetteredWithReason: garbage on a service queue, and a request that
+// names no reply topic, cannot be answered; the adapter puts each in the dead-letter queue with
+// why, once (never silently away), and answers the good request behind them.
+func TestPoisonOnServiceQueueDeadLetteredWithReason(t *testing.T) {
+	const service = 12
+	cfg := testConfig(t, []int{service}, nil)
+	if err := Declare(ctxFor(t, 10*time.Second), cfg); err != nil {
+		t.Fatal(err)
+	}
+	d := startBroker(t, cfg, "broker-garbage")
+	counts := newCounter()
+	adapterTr := newTransport(t, cfg)
+	rt := newAdapterRuntime(t, routing.AdapterConfig{Name: "poisoned", Backends: map[int]adapters.Backend{
+		service: counts.backend("poisoned", service)}, Publisher: adapterTr.Publisher(), DeadLetters: adapterTr.DeadLetterTopic()})
+	runRouter(t, func(r *message.Router) { rt.AddHandlers(r, adapterTr.Subscriber()) })
+
+	pub := newTransport(t, cfg).Publisher()
+	if err := pub.Publish(schemas.ServiceTopic(service), message.NewMessage("garbage-1", []byte("\x00not a request"))); err != nil {
+		t.Fatal(err)
+	}
+	noReply, err := json.Marshal(schemas.ServiceRequest{RequestID: "noreply", MessageID: "m-noreply", Service: service,
+		Subject: siobroker.Subject{IIN: "750312300458"}, Deadline: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(schemas.ServiceTopic(service), message.NewMessage("noreply/12", noReply)); err != nil {
+		t.Fatal(err)
+	}
+	out := d.Dispatch(ctxFor(t, 20*time.Second), []schemas.ServiceRequest{{RequestID: "good", Service: service,
+		Subject: siobroker.Subject{IIN: "750312300458"}}}, func(int) time.Duration { return 10 * time.Second })
+	if out[0].Result.Status != siobroker.StatusOK {
+		t.Fatalf("good request behind the poison: %+v", out[0].Result)
+	}
+
+	ctx := ctxFor(t, 30*time.Second)
+	byID := map[string]DeadLetter{}
+	waitFor(t, 15*time.Second, func() bool {
+		letters, err := ListDeadLetters(ctx, cfg, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(byID)
+		for _, l := range letters {
+			byID[l.MessageID] = l
+		}
+		return len(letters) >= 2
+	}, "both poison messages in the dead-letter queue")
+	queue := cfg.name(schemas.ServiceTopic(service))
+	for id, want := range map[string]string{
+		"garbage-1":  "the message is not a service request: invalid character",
+		"noreply/12": "the service request names no reply topic",
+	} {
+		l, ok := byID[id]
+		if !ok || l.Queue != queue || !strings.Contains(l.Reason, want) || !strings.Contains(l.Reason, "adapter poisoned") || l.DiedAt.IsZero() {
+			t.Errorf("dead letter %s: %+v (found %v), want queue %s and a reason with %q", id, l, ok, queue, want)
+		}
+	}
+	if len(byID) != 2 {
+		t.Errorf("dead letters %+v, want the two poison messages only", byID)
+	}
+	counts.mu.Lock()
+	n := counts.byAdapt["poisoned"]
+	counts.mu.Unlock()
+	if n != 1 {
+		t.Errorf("the source was asked %d times, want once (the good request)", n)
+	}
 }

@@ -32,7 +32,8 @@ type connManager struct {
 func newConnManager(conn *amqp091.Connection, role string, cfg Config, logger watermill.LoggerAdapter, closing <-chan struct{}) *connManager {
 	up := make(chan struct{})
 	close(up)
-	m := &connManager{cfg: cfg, logger: logger, closing: closing, role: role, conn: conn, up: up, done: make(chan struct{})}
+	m := &connManager{cfg: cfg, logger: logger.With(watermill.LogFields{"connection": role}), closing: closing, role: role,
+		conn: conn, up: up, done: make(chan struct{})}
 	go m.watch()
 	return m
 }

@@ -90,11 +90,14 @@ func (s *subscriber) consume(ctx context.Context, queue string, n int, out chan<
 		if lost > 0 {
 			s.t.logger.Info("amqp: consuming again", fields)
 		}
-		handed, err := s.session(ctx, conn, queue, out)
+		consumed, err := s.session(ctx, conn, queue, out)
 		if s.stopping(ctx) {
 			return
 		}
-		if handed {
+		if consumed {
+			// The back-off is for a queue that refuses the consumer, not for the outages a
+			// consumer lived through: after one, it consumes again as soon as the connection is
+			// back.
 			wait = s.t.cfg.ReconnectMin
 		}
 		s.t.logger.Error("amqp: consumer lost, consuming again after a pause", err, fields)
@@ -122,8 +125,8 @@ func (s *subscriber) stopping(ctx context.Context) bool {
 }
 
 // session consumes queue on a new channel of conn until the channel's deliveries end, ctx ends
-// or the transport closes. It reports whether any message was handed over.
-func (s *subscriber) session(ctx context.Context, conn *amqp091.Connection, queue string, out chan<- *message.Message) (handed bool, err error) {
+// or the transport closes. It reports whether it consumed (the server accepted the consumer).
+func (s *subscriber) session(ctx context.Context, conn *amqp091.Connection, queue string, out chan<- *message.Message) (consumed bool, err error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return false, fmt.Errorf("open channel: %w", err)
@@ -140,16 +143,15 @@ func (s *subscriber) session(ctx context.Context, conn *amqp091.Connection, queu
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
-				return handed, errors.New("deliveries ended: the channel or connection closed, or the server cancelled the consumer")
+				return true, errors.New("deliveries ended: the channel or connection closed, or the server cancelled the consumer")
 			}
 			if !s.handOver(ctx, d, out) {
-				return handed, nil
+				return true, nil
 			}
-			handed = true
 		case <-ctx.Done():
-			return handed, nil
+			return true, nil
 		case <-s.t.closing:
-			return handed, nil
+			return true, nil
 		}
 	}
 }

@@ -182,7 +182,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	var c Config
 	c.setDefaults()
-	if c.Prefetch != 16 || c.Concurrency != 4 || c.ChannelPoolSize != 8 || c.ConfirmTimeout != 5*time.Second ||
+	if c.Prefetch != 1 || c.Concurrency != 4 || c.ChannelPoolSize != 8 || c.ConfirmTimeout != 5*time.Second ||
 		c.DeadLetterExchange != "sio.dlx" || c.DeadLetterQueue != "sio.dlq" || c.ClassicQueues {
 		t.Errorf("defaults: %+v", c)
 	}

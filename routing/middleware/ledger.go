@@ -2,6 +2,8 @@ package middleware
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -27,14 +29,19 @@ const ledgerCallLimit = 5 * time.Second
 //     their answer. A final answer that went out is recorded answered; otherwise (no answer, a
 //     failed delivery, a failed publish, a provisional answer) the claim is released, so that a
 //     copy is asked again.
-//   - answered by some process before: the copy is dropped, unanswered (the broker has the answer).
+//   - answered by some process before: the copy is answered again from the answer the ledger
+//     kept (siobroker.Ledger.Answer), without asking the source: a broker that crashed and asks
+//     again gets its answer rather than a timeout. When the ledger has forgotten that answer
+//     (older than its retention), the copy is not answered: it goes to the dead-letter topic of
+//     poison with why (dropped with a log line where there is none). When the answer cannot be
+//     read, the broker is told at once (ADAPTER_ERROR, provisional), as below.
 //   - held by another process until the deadline: the copy is dropped (nobody waits any longer).
 //   - the ledger cannot be read: whether another process asked the source already cannot be
 //     known, so the source is not asked, and the broker is told at once (ADAPTER_ERROR, a
 //     provisional answer) rather than left to time out.
 //
 // It must be below Deadline: the wait for another process ends at the request's deadline.
-func Ledger(l siobroker.Ledger, adapter Adapter, logger *slog.Logger) message.HandlerMiddleware {
+func Ledger(l siobroker.Ledger, adapter Adapter, poison Poison, logger *slog.Logger) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			req, err := request(msg)
@@ -43,15 +50,15 @@ func Ledger(l siobroker.Ledger, adapter Adapter, logger *slog.Logger) message.Ha
 			}
 			log := requestLog(logger, req)
 			ctx := msg.Context()
-			claim, state, err := take(ctx, l, schemas.CorrelationKey(req.RequestID, req.Service))
+			key := schemas.CorrelationKey(req.RequestID, req.Service)
+			claim, state, err := take(ctx, l, key)
 			switch {
 			case err != nil:
 				log.Error("the ledger cannot be read; the source is not asked", "service", req.Service, "error", err)
 				return one(adapter.Provisional(req, errorResult(req.Service,
 					"the adapter cannot tell whether this request was answered before; retry later")))
 			case state == siobroker.LedgerAnswered:
-				log.Info("redelivered request already answered by an adapter process; the copy is dropped", "service", req.Service)
-				return nil, nil
+				return again(ctx, l, key, msg, req, adapter, poison, log)
 			case state == siobroker.LedgerBusy:
 				log.Warn("another adapter process held the request until its deadline; the copy is dropped", "service", req.Service)
 				return nil, nil
@@ -62,7 +69,7 @@ func Ledger(l siobroker.Ledger, adapter Adapter, logger *slog.Logger) message.Ha
 				return answers, err
 			}
 			last := answers[len(answers)-1]
-			if !onSettled(last, func(published bool) { end(ctx, log, req, claim, answerOf(last), published) }) {
+			if !onSettled(last, func(published bool) { end(ctx, log, req, claim, answerOf(last), last.Payload, published) }) {
 				claim.Release()
 			}
 			return answers, nil
@@ -70,17 +77,51 @@ func Ledger(l siobroker.Ledger, adapter Adapter, logger *slog.Logger) message.Ha
 	}
 }
 
-// end ends claim once Publish is done with a: recorded answered when a was a final answer that
-// went out, released otherwise. The record is not cut short by ctx, the request's: the answer is
-// out, and a copy reaching another process would be asked again.
-func end(ctx context.Context, log *slog.Logger, req schemas.ServiceRequest, claim siobroker.LedgerClaim, a *answer, published bool) {
+// again answers a copy of req, which some adapter process answered before, from the answer the
+// ledger kept: a new message with the same payload, to req's reply topic.
+func again(ctx context.Context, l siobroker.Ledger, key string, msg *message.Message, req schemas.ServiceRequest,
+	adapter Adapter, poison Poison, log *slog.Logger) ([]*message.Message, error) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerCallLimit)
+	rec, err := l.Answer(lctx, key)
+	cancel()
+	var resp schemas.ServiceResponse
+	if err == nil && rec.Payload != nil {
+		if err = json.Unmarshal(rec.Payload, &resp); err == nil && (resp.RequestID != req.RequestID || resp.Service != req.Service) {
+			err = fmt.Errorf("the ledger's answer is to %s, not to this request", schemas.CorrelationKey(resp.RequestID, resp.Service))
+		}
+	}
+	switch {
+	case err != nil:
+		log.Error("redelivered request answered before, but its answer cannot be read from the ledger; the source is not asked",
+			"service", req.Service, "error", err)
+		return one(adapter.Provisional(req, errorResult(req.Service,
+			"the adapter cannot read the answer it gave this request before; retry later")))
+	case rec.Payload == nil:
+		by := "answered by an adapter process" // the row itself went between the two looks
+		if !rec.AnsweredAt.IsZero() {
+			by = fmt.Sprintf("answered by adapter process %s at %s", rec.Owner, rec.AnsweredAt.UTC().Format(time.RFC3339))
+		}
+		reason := by + ", but the ledger no longer keeps that answer (it forgets answers after its retention) and the source is not asked twice"
+		return nil, poison.put(msg, schemas.ServiceTopic(req.Service), log.With("service", req.Service),
+			"redelivered request whose earlier answer was forgotten", reason)
+	}
+	log.Info("redelivered request answered again from the answer the ledger kept; the source is not asked",
+		"service", req.Service, "answered_by", rec.Owner)
+	return one(newAnswer(req, resp, true))
+}
+
+// end ends claim once Publish is done with a, whose message carried payload: recorded answered,
+// with payload, when a was a final answer that went out, released otherwise. The record is not
+// cut short by ctx, the request's: the answer is out, and a copy reaching another process would
+// be asked again.
+func end(ctx context.Context, log *slog.Logger, req schemas.ServiceRequest, claim siobroker.LedgerClaim, a *answer, payload []byte, published bool) {
 	defer claim.Release() // a no-op once Answered
 	if !published || !a.final {
 		return
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerCallLimit)
 	defer cancel()
-	if err := claim.Answered(lctx, a.resp.AnsweredAt); err != nil {
+	if err := claim.Answered(lctx, a.resp.AnsweredAt, payload); err != nil {
 		// The answer is out; a copy reaching another process would be asked again.
 		log.Warn("answer not recorded in the ledger", "service", req.Service, "error", err)
 	}

@@ -3,12 +3,13 @@
 // message.HandlerFunc in a file of its own, and routing.AdapterRuntime stacks them around a small
 // core handler that asks the backend. The stack, outermost first:
 //
-//	Decode      reads the request into the message's context; drops one nobody can be answered
+//	Decode      reads the request into the message's context; dead-letters one nobody can answer
 //	Publish     sends every answer made below it to the request's reply topic
 //	Served      refuses at once a service the adapter does not serve on this queue
 //	Dedup       gives a redelivered copy of an answered request the earlier answer
 //	Deadline    bounds everything below by the request's deadline
-//	Ledger      claims the request, so that one adapter process asks the source
+//	Ledger      claims the request, so that one adapter process asks the source; answers a copy
+//	            from the answer it kept
 //	Outcome     turns the source's failures into answers
 //	DeadLetter  puts a request the source kept failing on the dead-letter topic
 //	Retry       asks again after a transient source error, with back-off
