@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/siobroker
 PKGS    := ./...
 
-.PHONY: all build run test vet fmt-check staticcheck test-short bench bench-go bench-soak clean
+.PHONY: all build run test vet fmt-check staticcheck test-short faults bench bench-go bench-soak clean
 
 all: build
 
@@ -16,9 +16,19 @@ run: build
 	./$(BIN) serve
 
 # vet, formatting, staticcheck and every test with the race detector. Tests that need xmlsec1 or
-# xmllint fail under CI=true when the tool is missing; .ci/run installs them.
+# xmllint fail under CI=true when the tool is missing; .ci/run installs them. The fault test
+# (internal/faults, short form) runs last and verbose, so that its table of counts is printed.
+FAULTS_PKG := ./internal/faults
 test: vet fmt-check staticcheck
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 $$($(GO) list $(PKGS) | grep -v '/internal/faults$$')
+	$(GO) test -race -count=1 -v -run '^TestFaults$$' $(FAULTS_PKG)
+
+# The fault test of issue 15 in its long form: 20 requests/s on both channels through SIGKILL of
+# the broker, of an adapter and of RabbitMQ, a locked journal and poison; prints per fault the
+# requests sent, accepted and refused, the answers produced and journaled, and lost, duplicated
+# and stuck, which must all be 0.
+faults:
+	$(GO) test -count=1 -v -timeout 60m -run '^TestFaults$$' $(FAULTS_PKG) -args -faults.long
 
 # staticcheck at a pinned version, fetched through the Go module proxy on first use: findings
 # differ between versions, and a fresh machine has none installed.

@@ -74,6 +74,7 @@ var importRules = map[string][]string{
 	"internal/testclock":  {},
 	"internal/pgtest":     {},
 	"internal/rabbitnode": {},
+	"internal/faults":     {},
 	"internal/app/...":    {"*"},
 	"internal/cli/...":    {"*"},
 
