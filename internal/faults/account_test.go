@@ -68,6 +68,7 @@ type counts struct {
 	produced, journaled, late                            int
 	lost, duplicated, stuck, unjournaledRefusals         int
 	faultCodes                                           map[string]int
+	outcomes                                             map[string]int      // exchange and late records by kind, service and code
 	problems                                             map[string][]string // by kind: examples, for the diagnosis
 }
 
@@ -95,7 +96,7 @@ func account(t *testing.T, top *topology, l *loader) *accounting {
 	t.Helper()
 	acc := &accounting{}
 	for range len(phases) + 1 {
-		acc.phases = append(acc.phases, &counts{faultCodes: map[string]int{}})
+		acc.phases = append(acc.phases, &counts{faultCodes: map[string]int{}, outcomes: map[string]int{}})
 	}
 	unknown := acc.phases[len(phases)]
 
@@ -172,6 +173,7 @@ func account(t *testing.T, top *topology, l *loader) *accounting {
 			}
 		case gotNoAnswer:
 			c.noAnswer++
+			c.problem("no answer (not a failure by itself)", "%s %s sent %s: %s", channel(s), s.messageID, s.at.Format("15:04:05.000"), s.detail)
 		case gotUnreadable:
 			c.unreadable++
 			c.problem("unreadable answer", "%s %s: %s", channel(s), s.messageID, s.detail)
@@ -253,6 +255,12 @@ func account(t *testing.T, top *topology, l *loader) *accounting {
 func countJournaled(c *counts, s *sent, j *jreq) {
 	for _, svc := range services {
 		ex, lates := j.exchanges[svc], j.lates[svc]
+		for _, e := range ex {
+			c.outcomes[fmt.Sprintf("exchange %d %s", svc, e.code)]++
+		}
+		for _, e := range lates {
+			c.outcomes[fmt.Sprintf("late %d %s", svc, e.code)]++
+		}
 		for _, e := range ex {
 			if hasAnswer(e) {
 				c.journaled++
@@ -425,6 +433,7 @@ func (acc *accounting) print(t *testing.T, f form) {
 		if len(c.faultCodes) > 0 {
 			fmt.Fprintf(&b, "\nfaults (%s): %v", phaseName(i), c.faultCodes)
 		}
+		fmt.Fprintf(&b, "\noutcome records (%s): %v", phaseName(i), c.outcomes)
 	}
 	t.Log(b.String())
 

@@ -36,7 +36,7 @@ const (
 	serviceTimeout = 5 * time.Second
 	// asyncTimeout is routing.async_timeout: the longest a request waits for its services in the
 	// background before it is answered with their timeouts.
-	asyncTimeout = 30 * time.Second
+	asyncTimeout = 15 * time.Second
 )
 
 // services are what every request of the load asks.
@@ -221,10 +221,12 @@ func (top *topology) publishPoison(t *testing.T) {
 }
 
 // slowest is the longest the slow source takes to answer.
-const slowest = 6500 * time.Millisecond
+const slowest = asyncTimeout + 3*time.Second
 
 // slowSource is the vehicle register (service 5) over HTTP: most answers come within 300 ms,
-// one in twenty after 4.5 to 6.5 s, around the service's timeout.
+// one in twenty around the service's timeout (the broker then waits for it in the background
+// up to the asynchronous timeout), one in a hundred after the asynchronous timeout (a late
+// answer).
 type slowSource struct {
 	srv   *httptest.Server
 	calls atomic.Int64
@@ -235,8 +237,11 @@ func newSlowSource(t *testing.T) *slowSource {
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.calls.Add(1)
 		delay := time.Duration(rand.Int64N(int64(300 * time.Millisecond)))
-		if rand.IntN(20) == 0 {
+		switch n := rand.IntN(100); {
+		case n < 1: // past the asynchronous timeout: a late answer
 			delay = slowest - time.Duration(rand.Int64N(int64(2*time.Second)))
+		case n < 6: // past the service's timeout: the request waits for it in the background
+			delay = serviceTimeout - 500*time.Millisecond + time.Duration(rand.Int64N(int64(2*time.Second)))
 		}
 		select {
 		case <-time.After(delay): // the source's own slowness
