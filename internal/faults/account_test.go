@@ -65,7 +65,7 @@ type ledgerRow struct {
 // counts are one phase's numbers.
 type counts struct {
 	sent, async, accepted, refused, noAnswer, unreadable int
-	produced, journaled, late                            int
+	produced, journaled, late, unledgered                int
 	lost, duplicated, stuck, unjournaledRefusals         int
 	faultCodes                                           map[string]int
 	outcomes                                             map[string]int      // exchange and late records by kind, service and code
@@ -85,6 +85,7 @@ type accounting struct {
 	dlqActual   []amqp.DeadLetter
 	dlqMissing  []string
 	dlqExtra    []amqp.DeadLetter
+	dlqFate     map[string]string // what the journal holds of a dead letter that is not poison
 	journalOK   bool
 	journalOut  string
 	logLines    map[string]int
@@ -248,6 +249,47 @@ func account(t *testing.T, top *topology, l *loader) *accounting {
 				requestID, svc, row.owner, row.at.Format(time.TimeOnly), codes(map[int][]jrec{svc: j.exchanges[svc]}), len(j.lates[svc]))
 		}
 	}
+	// A dead letter that is not poison: is its request's service answered all the same (a false
+	// dead letter), or did the request lose it?
+	acc.dlqFate = map[string]string{}
+	for _, d := range acc.dlqExtra {
+		requestID, svcText, _ := cutLast(d.MessageID, "/")
+		svc, _ := strconv.Atoi(svcText)
+		j := byMsg[reqToMsg[requestID]]
+		switch {
+		case j == nil:
+			acc.dlqFate[d.MessageID] = "the journal has nothing of its request"
+		case slices.ContainsFunc(j.exchanges[svc], hasAnswer) || len(j.lates[svc]) > 0:
+			acc.dlqFate[d.MessageID] = "its service was answered and journaled all the same (" + codes(map[int][]jrec{svc: append(j.exchanges[svc], j.lates[svc]...)}) + ")"
+		default:
+			acc.dlqFate[d.MessageID] = "its service has no answer in the journal " + codes(map[int][]jrec{svc: j.exchanges[svc]})
+		}
+	}
+
+	// Answers in the journal that no ledger row accounts for (not a failure: an answer whose
+	// publication was confirmed to nobody, so the adapter never wrote its row; a copy of it would
+	// be asked of the source again).
+	ledgered := map[string]bool{}
+	for _, row := range ledger {
+		ledgered[row.key] = true
+	}
+	for _, s := range log {
+		j := byMsg[s.messageID]
+		if j == nil {
+			continue
+		}
+		for _, svc := range services {
+			if !slices.ContainsFunc(j.exchanges[svc], hasAnswer) && len(j.lates[svc]) == 0 {
+				continue
+			}
+			if !slices.ContainsFunc(j.requestIDs, func(id string) bool { return ledgered[id+"/"+strconv.Itoa(svc)] }) {
+				c := acc.phases[s.phase]
+				c.unledgered++
+				c.problem("answer journaled without a ledger row (not a failure by itself)", "%s %s (%s) service %d: %s, %d late",
+					channel(s), s.messageID, strings.Join(j.requestIDs, ","), svc, codes(map[int][]jrec{svc: j.exchanges[svc]}), len(j.lates[svc]))
+			}
+		}
+	}
 	return acc
 }
 
@@ -394,12 +436,12 @@ func (top *topology) logLines() map[string]int {
 func (acc *accounting) print(t *testing.T, f form) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "fault test, %s form: counts by the phase in which requests were sent\n", f.name)
-	fmt.Fprintf(&b, "%-18s %5s %5s %8s %7s %9s %8s %9s %5s %5s %5s %5s %11s\n", "fault", "sent", "async", "accepted", "refused", "no-answer",
-		"answers", "journaled", "late", "lost", "dup", "stuck", "unjournaled")
+	fmt.Fprintf(&b, "%-18s %5s %5s %8s %7s %9s %8s %9s %5s %9s %5s %5s %5s %11s\n", "fault", "sent", "async", "accepted", "refused", "no-answer",
+		"answers", "journaled", "late", "no-ledger", "lost", "dup", "stuck", "unjournaled")
 	var total counts
 	row := func(name string, c *counts) {
-		fmt.Fprintf(&b, "%-18s %5d %5d %8d %7d %9d %8d %9d %5d %5d %5d %5d %11d\n", name, c.sent, c.async, c.accepted, c.refused, c.noAnswer,
-			c.produced, c.journaled, c.late, c.lost, c.duplicated, c.stuck, c.unjournaledRefusals)
+		fmt.Fprintf(&b, "%-18s %5d %5d %8d %7d %9d %8d %9d %5d %9d %5d %5d %5d %11d\n", name, c.sent, c.async, c.accepted, c.refused, c.noAnswer,
+			c.produced, c.journaled, c.late, c.unledgered, c.lost, c.duplicated, c.stuck, c.unjournaledRefusals)
 	}
 	for i, c := range acc.phases {
 		name := "(not the load's)"
@@ -410,6 +452,7 @@ func (acc *accounting) print(t *testing.T, f form) {
 		total.sent += c.sent
 		total.async += c.async
 		total.late += c.late
+		total.unledgered += c.unledgered
 		total.accepted += c.accepted
 		total.refused += c.refused
 		total.noAnswer += c.noAnswer
@@ -421,12 +464,15 @@ func (acc *accounting) print(t *testing.T, f form) {
 		total.unjournaledRefusals += c.unjournaledRefusals
 	}
 	row("total", &total)
+	b.WriteString("(answers: rows of the adapters' ledger; journaled: exchange records with an answer and late records;\n" +
+		" no-ledger: answers journaled that no ledger row accounts for, not a failure by itself; lost, dup, stuck and\n" +
+		" unjournaled refusals must be 0)\n")
 	fmt.Fprintf(&b, "dead-letter queue: expected %d (the poison), actual %d", len(acc.dlqExpected), len(acc.dlqActual))
 	if len(acc.dlqMissing) > 0 {
 		fmt.Fprintf(&b, "; poison missing: %s", strings.Join(acc.dlqMissing, ", "))
 	}
 	for _, d := range acc.dlqExtra {
-		fmt.Fprintf(&b, "\n  not poison: %s from %s, reason %q, died %s", d.MessageID, d.Queue, d.Reason, d.DiedAt.Format(time.TimeOnly))
+		fmt.Fprintf(&b, "\n  not poison: %s from %s, reason %q, died %s: %s", d.MessageID, d.Queue, d.Reason, d.DiedAt.Format(time.TimeOnly), acc.dlqFate[d.MessageID])
 	}
 	fmt.Fprintf(&b, "\njournal check: %v: %s", map[bool]string{true: "passed", false: "FAILED"}[acc.journalOK], strings.TrimSpace(acc.journalOut))
 	for i, c := range acc.phases {
