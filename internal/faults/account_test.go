@@ -195,8 +195,8 @@ func account(t *testing.T, top *topology, l *loader) *accounting {
 			switch {
 			case j.replies == 0 || inStore:
 				c.stuck++
-				c.problem("stuck", "%s %s (%s, client %s %s): %d reply records, on delivery in the store %v, exchanges %s",
-					channel(s), s.messageID, strings.Join(j.requestIDs, ","), s.got, s.code, j.replies, inStore, codes(j.exchanges))
+				c.problem("stuck", "%s %s (%s, client %s %s): %d request, %d refusal, %d reply records, on delivery in the store %v, exchanges %s",
+					channel(s), s.messageID, strings.Join(j.requestIDs, ","), s.got, s.code, j.requests, len(j.refusals), j.replies, inStore, codes(j.exchanges))
 			default:
 				for _, svc := range services {
 					if len(j.exchanges[svc]) == 0 {
