@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -89,6 +90,7 @@ type accounting struct {
 	journalOK   bool
 	journalOut  string
 	logLines    map[string]int
+	procLogs    map[string]string // every process's output, by name
 }
 
 // account stops the broker and reads its journal and store, the ledger and the dead-letter
@@ -122,6 +124,10 @@ func account(t *testing.T, top *topology, l *loader) *accounting {
 	acc.journalOK, acc.journalOut = top.journalCheck(t)
 	journal, onDelivery := readStore(t, top)
 	acc.logLines = top.logLines()
+	acc.procLogs = map[string]string{}
+	for _, p := range top.all {
+		acc.procLogs[p.name] = p.output()
+	}
 
 	byMsg := map[string]*jreq{}
 	reqToMsg := map[string]string{}
@@ -316,8 +322,8 @@ func countJournaled(c *counts, s *sent, j *jreq) {
 		}
 		if len(ex) > 0 && hasAnswer(ex[0]) && len(lates) > 0 {
 			c.duplicated += len(lates)
-			c.problem("duplicated", "%s %s service %d: exchange %s (adapter %s, record %d) and %d late records (first by %s, record %d)",
-				channel(s), s.messageID, svc, ex[0].code, ex[0].adapter, ex[0].seq, len(lates), lates[0].adapter, lates[0].seq)
+			c.problem("duplicated", "%s %s (%s) service %d: exchange %s (adapter %s, record %d) and %d late records (first by %s, record %d)",
+				channel(s), s.messageID, strings.Join(j.requestIDs, ","), svc, ex[0].code, ex[0].adapter, ex[0].seq, len(lates), lates[0].adapter, lates[0].seq)
 		}
 		seen := map[string]bool{}
 		for _, r := range lates {
@@ -500,8 +506,37 @@ func (acc *accounting) print(t *testing.T, f form) {
 		for _, k := range kinds {
 			ex := c.problems[k]
 			t.Logf("%s, %s: %d, for example:\n  %s", phaseName(i), k, len(ex), strings.Join(ex[:min(8, len(ex))], "\n  "))
+			if k == "duplicated" || k == "lost" || k == "stuck" {
+				for _, e := range ex[:min(3, len(ex))] {
+					t.Logf("what the processes logged of %s:\n%s", e, acc.linesAbout(e))
+				}
+			}
 		}
 	}
+}
+
+var uuidPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+// linesAbout returns the processes' log lines that name an id the problem's description names.
+func (acc *accounting) linesAbout(problem string) string {
+	ids := uuidPattern.FindAllString(problem, -1)
+	var out []string
+	names := make([]string, 0, len(acc.procLogs))
+	for name := range acc.procLogs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		for _, line := range strings.Split(acc.procLogs[name], "\n") {
+			if slices.ContainsFunc(ids, func(id string) bool { return strings.Contains(line, id) }) {
+				out = append(out, "  "+name+": "+line)
+			}
+		}
+	}
+	if len(out) > 30 {
+		out = append(out[:30], fmt.Sprintf("  ... %d more", len(out)-30))
+	}
+	return strings.Join(out, "\n")
 }
 
 func phaseName(i int) string {
