@@ -293,7 +293,8 @@ type Request struct {
 	// "" for SyncChannel's SendMessage: its fault carries that operation's detail element.
 	Operation string
 
-	raw []byte // the request as received, once read
+	raw  []byte   // the request as received, once read
+	body *bodyTap // what was read of the body, for the refusal of an unauthenticated request
 	// signerVerified: the signature verified, and SignerIIN is its signer's. Until then the
 	// request is anyone's, and its refusal keeps only a digest of raw (UnauthenticatedLimits).
 	signerVerified   bool
@@ -307,10 +308,10 @@ type Request struct {
 // (any other error is internal); the caller turns it into a fault. Every request is journaled as
 // received, before anything else is done with it, and so is its refusal or its reply.
 func (b *Broker) Handle(ctx context.Context, body io.Reader, contentType string) (*Reply, Request, error) {
-	seen := Request{RequestID: b.deps.NewID()}
+	seen := Request{RequestID: b.deps.NewID(), body: newBodyTap(body, b.cfg.Unauthenticated.PrefixBytes)}
 	ctx = reqlog.With(ctx, "", seen.RequestID)
 	received := b.deps.Clock.Now()
-	reply, err := b.handle(ctx, body, contentType, received, &seen)
+	reply, err := b.handle(ctx, seen.body, contentType, received, &seen)
 	if err != nil {
 		b.journalRefusal(ctx, seen, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
+	"io"
 	"maps"
 	"net/netip"
 	"slices"
@@ -115,17 +117,53 @@ func ClientOf(ctx context.Context) string {
 	return ip.String()
 }
 
-// BodyDigest is what a refusal of an unauthenticated request keeps of its body.
+// BodyDigest is what a refusal of an unauthenticated request keeps of its body: of the bytes
+// read of it, all of them but for one refused as too large, which is read only past the limit.
 type BodyDigest struct {
 	Size   int    `json:"size"`
 	SHA256 string `json:"sha256"` // hex
 	Prefix string `json:"prefix"` // the first bytes, cut back to whole UTF-8 characters
 }
 
-// digestBody returns the size, digest and prefix of raw.
-func digestBody(raw []byte, prefix int) BodyDigest {
-	sum := sha256.Sum256(raw)
-	return BodyDigest{Size: len(raw), SHA256: hex.EncodeToString(sum[:]), Prefix: truncateUTF8(string(raw), prefix)}
+// bodyTap passes a request's body through, counting, digesting and keeping the first bytes of
+// what is read: so that the refusal of a request that could not even be read (not XML, a
+// DOCTYPE, too large) has them, without the broker keeping the body. It is read by one goroutine.
+type bodyTap struct {
+	r      io.Reader
+	sha    hash.Hash
+	n      int
+	prefix []byte
+	keep   int
+}
+
+func newBodyTap(r io.Reader, keep int) *bodyTap {
+	return &bodyTap{r: r, sha: sha256.New(), keep: keep}
+}
+
+func (t *bodyTap) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.sha.Write(p[:n])
+	t.n += n
+	if room := t.keep - len(t.prefix); room > 0 {
+		t.prefix = append(t.prefix, p[:min(n, room)]...)
+	}
+	return n, err
+}
+
+// digest is what was read so far.
+func (t *bodyTap) digest() BodyDigest {
+	return BodyDigest{Size: t.n, SHA256: hex.EncodeToString(t.sha.Sum(nil)), Prefix: truncateUTF8(string(t.prefix), t.keep)}
+}
+
+// bodyDigest is what the refusal of seen keeps of its body: what its tap saw, or else (a request
+// handed over already read) its raw bytes.
+func (b *Broker) bodyDigest(seen *Request) BodyDigest {
+	if seen.body != nil {
+		return seen.body.digest()
+	}
+	sum := sha256.Sum256(seen.raw)
+	return BodyDigest{Size: len(seen.raw), SHA256: hex.EncodeToString(sum[:]),
+		Prefix: truncateUTF8(string(seen.raw), b.cfg.Unauthenticated.PrefixBytes)}
 }
 
 // truncateUTF8 returns at most n bytes of s, cut back to a whole UTF-8 character, with any
@@ -295,7 +333,8 @@ func (b *Broker) refuseUnauthenticated(ctx context.Context, seen *Request, cause
 	client := ClientOf(ctx)
 	code := string(siobroker.ErrorCode(cause))
 	now := b.deps.Clock.Now()
-	individual, closed, schedule := b.admitUnauthenticated(client, now, code, len(seen.raw))
+	body := b.bodyDigest(seen)
+	individual, closed, schedule := b.admitUnauthenticated(client, now, code, body.Size)
 	b.journalSummaries(ctx, closed)
 	if b.deps.ObserveUnauthenticated != nil {
 		b.deps.ObserveUnauthenticated(siobroker.ErrorCode(cause), !individual)
@@ -314,7 +353,7 @@ func (b *Broker) refuseUnauthenticated(ctx context.Context, seen *Request, cause
 	data, _ := json.Marshal(unauthenticatedRefusal{
 		Message: truncateUTF8(siobroker.ErrorMessage(cause), refusalMessageBytes),
 		Client:  client,
-		Body:    digestBody(seen.raw, b.cfg.Unauthenticated.PrefixBytes),
+		Body:    body,
 	})
 	return data, true
 }

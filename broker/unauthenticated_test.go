@@ -226,3 +226,47 @@ func TestAuthenticatedRefusalKeepsRequest(t *testing.T) {
 		t.Error("the refusal of an authenticated request does not keep it")
 	}
 }
+
+// TestUnauthenticatedRefusalDigestsWhatWasRead: a body that is not even read as an envelope (a
+// DOCTYPE), and one refused on the asynchronous endpoint, have their size and digest in their
+// refusal all the same.
+func TestUnauthenticatedRefusalDigestsWhatWasRead(t *testing.T) {
+	h := newHarness(t, nil)
+	doctype := []byte(`<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "a">]><x>` + strings.Repeat("z", 10000) + `</x>`)
+	old := unsignedEnvelope(t, h, 200000, -time.Hour)
+	for _, tc := range []struct {
+		name     string
+		pipeline func(context.Context, *bytes.Reader) (Request, error)
+		body     []byte
+		code     siobroker.Code
+	}{
+		{"sync doctype", func(ctx context.Context, r *bytes.Reader) (Request, error) {
+			_, seen, err := h.broker.Handle(ctx, r, "text/xml; charset=utf-8")
+			return seen, err
+		}, doctype, siobroker.CodeDoctype},
+		{"async old date", func(ctx context.Context, r *bytes.Reader) (Request, error) {
+			_, seen, err := h.broker.Accept(ctx, r, "text/xml; charset=utf-8")
+			return seen, err
+		}, old, siobroker.CodeReplayDate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen, err := tc.pipeline(WithClient(context.Background(), "192.0.2.9:1"), bytes.NewReader(tc.body))
+			if siobroker.ErrorCode(err) != tc.code {
+				t.Fatalf("error %v, want %s", err, tc.code)
+			}
+			recs := journalOf(t, h, seen.RequestID)
+			if len(recs) != 1 {
+				t.Fatalf("records %+v, want the refusal", recs)
+			}
+			var data unauthenticatedRefusal
+			if err := json.Unmarshal(recs[0].Data, &data); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(tc.body)
+			if data.Body.Size != len(tc.body) || data.Body.SHA256 != hex.EncodeToString(sum[:]) ||
+				data.Body.Prefix != string(tc.body[:DefaultRefusalPrefixBytes]) || len(recs[0].Data) >= 1024 {
+				t.Errorf("refusal %s: body %+v, want size %d, its digest and prefix, in less than 1 KiB", recs[0].Data, data.Body, len(tc.body))
+			}
+		})
+	}
+}
