@@ -270,3 +270,66 @@ func TestUnauthenticatedRefusalDigestsWhatWasRead(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusalSummaryAtShutdown: refusals counted in a minute that has not ended are journaled as
+// their summary when the broker shuts down, so that none goes unaccounted for.
+func TestRefusalSummaryAtShutdown(t *testing.T) {
+	h := newHarnessWith(t, harnessOpts{unauthenticated: UnauthenticatedLimits{PerClientPerMinute: 1, TotalPerMinute: 10}})
+	h.clock.Set(h.clock.Now().Truncate(time.Minute).Add(time.Second))
+	body := unsignedEnvelope(t, h, 0, -time.Hour)
+	for range 3 {
+		if _, err := handleFrom(h, "192.0.2.1", body); siobroker.ErrorCode(err) != siobroker.CodeReplayDate {
+			t.Fatalf("error %v, want %s", err, siobroker.CodeReplayDate)
+		}
+	}
+	h.broker.Shutdown()
+	var got []RefusalSummary
+	for _, r := range refusals(t, h) {
+		if r.Code == RefusalSummaryCode {
+			var s RefusalSummary
+			if err := json.Unmarshal(r.Data, &s); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, s)
+		}
+	}
+	if len(got) != 1 || got[0].Client != "192.0.2.1" || got[0].Count != 2 {
+		t.Fatalf("summaries %+v, want one of 192.0.2.1 with the 2 refusals past its bound", got)
+	}
+}
+
+// TestRefusalSummariesBoundedInNumber: past MaxSummarisedClients clients in a minute, further
+// clients share one summary, so that many addresses cannot make one record each.
+func TestRefusalSummariesBoundedInNumber(t *testing.T) {
+	h := newHarnessWith(t, harnessOpts{unauthenticated: UnauthenticatedLimits{PerClientPerMinute: 1, TotalPerMinute: 1}})
+	h.clock.Set(h.clock.Now().Truncate(time.Minute).Add(time.Second))
+	body := unsignedEnvelope(t, h, 0, -time.Hour)
+	const clients = MaxSummarisedClients + 3 // the first is journaled one by one, two go to "*"
+	for i := range clients {
+		if _, err := handleFrom(h, fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), body); siobroker.ErrorCode(err) != siobroker.CodeReplayDate {
+			t.Fatalf("error %v, want %s", err, siobroker.CodeReplayDate)
+		}
+	}
+	h.clock.Advance(time.Minute)
+	h.broker.FlushRefusalSummaries(context.Background())
+	var summaries, individual int
+	var other RefusalSummary
+	for _, r := range refusals(t, h) {
+		if r.Code != RefusalSummaryCode {
+			individual++
+			continue
+		}
+		summaries++
+		var s RefusalSummary
+		if err := json.Unmarshal(r.Data, &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Client == OtherClients {
+			other = s
+		}
+	}
+	if individual != 1 || summaries != MaxSummarisedClients+1 || other.Count != 2 {
+		t.Errorf("%d refusals one by one and %d summaries (%q: %d), want 1 and %d with 2 under %q",
+			individual, summaries, OtherClients, other.Count, MaxSummarisedClients+1, OtherClients)
+	}
+}
