@@ -61,10 +61,10 @@ func (p AsyncPipeline) Handle(ctx context.Context, body io.Reader, contentType s
 // An id that does not exist and an id of another signer give the same SIO-ASYNC-UNKNOWN fault.
 // Refusals are journaled as Handle journals them.
 func (b *Broker) Accept(ctx context.Context, body io.Reader, contentType string) (*Reply, Request, error) {
-	seen := Request{RequestID: b.deps.NewID()}
+	seen := Request{RequestID: b.deps.NewID(), body: newBodyTap(body, b.cfg.Unauthenticated.PrefixBytes)}
 	ctx = reqlog.With(ctx, "", seen.RequestID)
 	received := b.deps.Clock.Now()
-	reply, err := b.accept(ctx, body, contentType, received, &seen)
+	reply, err := b.accept(ctx, seen.body, contentType, received, &seen)
 	if err != nil {
 		b.journalRefusal(ctx, seen, err)
 	}

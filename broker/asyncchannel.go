@@ -103,6 +103,7 @@ func (b *Broker) verifyCall(ctx context.Context, doc *etree.Document, seen *Requ
 		return sc, err
 	}
 	seen.SignerIIN, seen.Placement = sc.verified.SignerIIN, sc.verified.Placement
+	seen.signerVerified = true
 	if !sc.verified.Placement.InHeader() {
 		return sc, siobroker.Errorf(siobroker.CodeSigMissing, "an AsyncChannel v10 call is signed in the wsse:Security header, over the Body")
 	}

@@ -110,6 +110,9 @@ type Config struct {
 	// the background for the services a synchronous reply went out without; the complete reply is
 	// then stored as a DELIVERED asynchronous request (see processSync). Zero: no waiting.
 	AsyncTimeout time.Duration
+	// Unauthenticated bounds what the journal keeps of requests refused before their signature
+	// verified; zero fields take its defaults.
+	Unauthenticated UnauthenticatedLimits
 }
 
 // Deps are the pipeline's collaborators. Every one is required but Async, Maintenance,
@@ -155,6 +158,10 @@ type Deps struct {
 	// ObserveStage, when set, is told how long each step of a request took (see Stage), on the
 	// wall clock: it must be cheap and safe for concurrent use (a metrics histogram).
 	ObserveStage func(Stage, time.Duration)
+	// ObserveUnauthenticated, when set, is told of every refusal of a request whose signer is not
+	// known (see UnauthenticatedLimits), and whether it was summarised instead of journaled one
+	// by one: cheap and safe for concurrent use (a metrics counter).
+	ObserveUnauthenticated func(code siobroker.Code, summarised bool)
 }
 
 // Stage names a step of a request's pipeline, for Deps.ObserveStage. The steps do not cover a
@@ -201,10 +208,12 @@ type Broker struct {
 	unreleased sync.Map
 	wake       chan struct{} // tells the AsyncWorker that a job was accepted
 	late       late          // background waits for the late services of synchronous requests
+	unauth     unauthBounds  // the refusals of unauthenticated requests journaled this minute
 }
 
 func (c *Config) setDefaults() {
 	c.Limits = c.Limits.WithDefaults()
+	c.Unauthenticated.setDefaults()
 }
 
 // Validate reports what is wrong with c once its defaults are applied: ReplayWindow must be
@@ -217,6 +226,9 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout == nil {
 		errs = append(errs, errors.New("broker: Config.Timeout is required"))
+	}
+	if err := c.Unauthenticated.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -281,7 +293,11 @@ type Request struct {
 	// "" for SyncChannel's SendMessage: its fault carries that operation's detail element.
 	Operation string
 
-	raw              []byte // the request as received, once read
+	raw  []byte   // the request as received, once read
+	body *bodyTap // what was read of the body, for the refusal of an unauthenticated request
+	// signerVerified: the signature verified, and SignerIIN is its signer's. Until then the
+	// request is anyone's, and its refusal keeps only a digest of raw (UnauthenticatedLimits).
+	signerVerified   bool
 	requestJournaled bool
 	// accepted: the request is held for delivery (holdSync), and is completed whatever happens to
 	// this call; its replay marks stay.
@@ -292,10 +308,10 @@ type Request struct {
 // (any other error is internal); the caller turns it into a fault. Every request is journaled as
 // received, before anything else is done with it, and so is its refusal or its reply.
 func (b *Broker) Handle(ctx context.Context, body io.Reader, contentType string) (*Reply, Request, error) {
-	seen := Request{RequestID: b.deps.NewID()}
+	seen := Request{RequestID: b.deps.NewID(), body: newBodyTap(body, b.cfg.Unauthenticated.PrefixBytes)}
 	ctx = reqlog.With(ctx, "", seen.RequestID)
 	received := b.deps.Clock.Now()
-	reply, err := b.handle(ctx, body, contentType, received, &seen)
+	reply, err := b.handle(ctx, seen.body, contentType, received, &seen)
 	if err != nil {
 		b.journalRefusal(ctx, seen, err)
 	}
@@ -442,6 +458,7 @@ func (b *Broker) authenticated(sr intake.SignedRequest, err error, seen *Request
 	seen.MessageID, seen.SenderID = sr.Info.MessageID, sr.Info.SenderID
 	if sr.Verified != nil {
 		seen.SignerIIN, seen.Placement = sr.Verified.SignerIIN, sr.Verified.Placement
+		seen.signerVerified = true
 	}
 	if err != nil {
 		return authenticated{}, err
@@ -570,8 +587,8 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobro
 	seen.Role, seen.Organisation = user.Role, user.Organisation
 	// The request is journaled once its signer and organisation are known, so that reports and
 	// exports by user and organisation find it; before any further decision, so that nothing the
-	// broker then does with it is unjournaled. A refusal before this point carries the raw request
-	// in its own record.
+	// broker then does with it is unjournaled. A refusal before this point, after the signature
+	// verified, carries the raw request in its own record (journalRefusal).
 	rec := b.record(*seen, received, siobroker.JournalRequest, 0, "", seen.raw)
 	start = time.Now()
 	_, err = b.deps.Journal.Append(ctx, rec)
@@ -685,15 +702,28 @@ func (b *Broker) journalReply(ctx context.Context, seen Request, received time.T
 
 // journalRefusal records a refused request with its fault code and message. It cannot refuse
 // anything further, so a failure to journal is logged loudly.
+//
+// A request refused after its signature verified keeps its raw bytes in the refusal, when no
+// request record holds them: its signer is known and answers for them. One refused before that
+// is anyone's: its refusal keeps the body's size, digest and prefix only, and only so many such
+// refusals are journaled one by one (refuseUnauthenticated).
 func (b *Broker) journalRefusal(ctx context.Context, seen Request, cause error) {
-	refusal := struct {
-		Message string `json:"message"`
-		Request []byte `json:"request,omitempty"` // the raw request, when no request record holds it
-	}{Message: siobroker.ErrorMessage(cause)}
-	if !seen.requestJournaled {
-		refusal.Request = seen.raw
+	var data []byte
+	if !seen.signerVerified {
+		var journal bool
+		if data, journal = b.refuseUnauthenticated(ctx, &seen, cause); !journal {
+			return
+		}
+	} else {
+		refusal := struct {
+			Message string `json:"message"`
+			Request []byte `json:"request,omitempty"` // the raw request, when no request record holds it
+		}{Message: siobroker.ErrorMessage(cause)}
+		if !seen.requestJournaled {
+			refusal.Request = seen.raw
+		}
+		data, _ = json.Marshal(refusal)
 	}
-	data, _ := json.Marshal(refusal)
 	rec := b.record(seen, b.deps.Clock.Now(), siobroker.JournalRefusal, 0, string(siobroker.ErrorCode(cause)), data)
 	err := cause // a store that did not take a write in time is not waited for again
 	if !storeTimedOut(cause) {

@@ -236,6 +236,10 @@ type harnessOpts struct {
 	transportReady func() error
 	// store are the store's options (its write timeout); zero: the defaults.
 	store sqlite.Options
+	// unauthenticated is Config.Unauthenticated; zero: the defaults.
+	unauthenticated UnauthenticatedLimits
+	// observeUnauthenticated is Deps.ObserveUnauthenticated.
+	observeUnauthenticated func(siobroker.Code, bool)
 }
 
 // backendServices are the services with a test backend: the others have no adapter, so a request
@@ -430,6 +434,8 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		Answers:        db,
 		ObserveStage:   opts.observeStage,
 		TransportReady: opts.transportReady,
+
+		ObserveUnauthenticated: opts.observeUnauthenticated,
 	}
 	if late != nil {
 		deps.Late = late.Record
@@ -442,7 +448,8 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 			}
 			return 2 * time.Second
 		},
-		AsyncTimeout: opts.asyncTimeout,
+		AsyncTimeout:    opts.asyncTimeout,
+		Unauthenticated: opts.unauthenticated,
 	}, deps)
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)

@@ -154,6 +154,19 @@ type Journal struct {
 	SegmentRecords int           `mapstructure:"segment_records"`
 	SegmentBytes   int64         `mapstructure:"segment_bytes"`
 	SealEvery      time.Duration `mapstructure:"seal_every"`
+	// UnauthenticatedRefusals bounds what the journal keeps of requests refused before their
+	// signature verified, which anyone can send (broker.UnauthenticatedLimits).
+	UnauthenticatedRefusals UnauthenticatedRefusals `mapstructure:"unauthenticated_refusals"`
+}
+
+// UnauthenticatedRefusals bounds the journal's growth from requests refused before their signer
+// is known: each such refusal keeps the body's size, SHA-256 and first PrefixBytes, never the
+// body, and past PerClientPerMinute of one client address or TotalPerMinute of all, a minute's
+// refusals are counted and journaled as one summary per client when the minute ends.
+type UnauthenticatedRefusals struct {
+	PrefixBytes        int `mapstructure:"prefix_bytes"`          // 1..4096; default 256
+	PerClientPerMinute int `mapstructure:"per_client_per_minute"` // journaled one by one per client address (IPv6: /64); default 30
+	TotalPerMinute     int `mapstructure:"total_per_minute"`      // journaled one by one of all clients; default 300
 }
 
 // Incidents configures delay incidents (§39-41).
@@ -201,13 +214,14 @@ func Defaults() Broker {
 			MaxElements:       20000,
 			TLS:               TLS{ClientAuth: "none"},
 		},
-		Trust:     Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}},
-		Signing:   Signing{TimestampSkew: time.Minute},
-		Replay:    Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
-		Routing:   Routing{RoutesFile: "configs/routes.yaml", AsyncTimeout: time.Hour},
-		Demo:      Demo{Seed: 1, People: 200, Organisations: 50},
-		Log:       Log{Format: "text", Level: "info"},
-		Journal:   Journal{Driver: "sqlite", ArchiveDir: "", SegmentRecords: 10000, SegmentBytes: 64 << 20, SealEvery: time.Minute},
+		Trust:   Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}},
+		Signing: Signing{TimestampSkew: time.Minute},
+		Replay:  Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
+		Routing: Routing{RoutesFile: "configs/routes.yaml", AsyncTimeout: time.Hour},
+		Demo:    Demo{Seed: 1, People: 200, Organisations: 50},
+		Log:     Log{Format: "text", Level: "info"},
+		Journal: Journal{Driver: "sqlite", ArchiveDir: "", SegmentRecords: 10000, SegmentBytes: 64 << 20, SealEvery: time.Minute,
+			UnauthenticatedRefusals: UnauthenticatedRefusals{PrefixBytes: 256, PerClientPerMinute: 30, TotalPerMinute: 300}},
 		Incidents: Incidents{Threshold: time.Hour, CheckEvery: time.Minute},
 		Store:     Store{Synchronous: "full", WriteTimeout: 5 * time.Second},
 		AMQP:      AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 1, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second},
@@ -327,6 +341,9 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("journal.segment_records", d.Journal.SegmentRecords)
 	v.SetDefault("journal.segment_bytes", d.Journal.SegmentBytes)
 	v.SetDefault("journal.seal_every", d.Journal.SealEvery)
+	v.SetDefault("journal.unauthenticated_refusals.prefix_bytes", d.Journal.UnauthenticatedRefusals.PrefixBytes)
+	v.SetDefault("journal.unauthenticated_refusals.per_client_per_minute", d.Journal.UnauthenticatedRefusals.PerClientPerMinute)
+	v.SetDefault("journal.unauthenticated_refusals.total_per_minute", d.Journal.UnauthenticatedRefusals.TotalPerMinute)
 	v.SetDefault("incidents.threshold", d.Incidents.Threshold)
 	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
 	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
@@ -486,6 +503,17 @@ func (j Journal) problems() []error {
 	}
 	if j.SegmentRecords < 1 || j.SegmentBytes < 1 || j.SealEvery <= 0 {
 		errs = append(errs, errors.New("journal.segment_records, segment_bytes and seal_every must be positive"))
+	}
+	u := j.UnauthenticatedRefusals
+	const key = "journal.unauthenticated_refusals."
+	if u.PrefixBytes < 1 || u.PrefixBytes > 4096 {
+		errs = append(errs, fmt.Errorf(key+"prefix_bytes: %d is out of range; use 1 to 4096, the default is 256", u.PrefixBytes))
+	}
+	if u.PerClientPerMinute < 1 {
+		errs = append(errs, fmt.Errorf(key+"per_client_per_minute: %d is out of range; use 1 or more, the default is 30", u.PerClientPerMinute))
+	} else if u.TotalPerMinute < u.PerClientPerMinute {
+		errs = append(errs, fmt.Errorf(key+"total_per_minute: %d is below per_client_per_minute %d; raise it to at least that, the default is 300",
+			u.TotalPerMinute, u.PerClientPerMinute))
 	}
 	return errs
 }

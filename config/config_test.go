@@ -38,6 +38,9 @@ func TestShippedConfigLoads(t *testing.T) {
 	if cfg.Routing != d.Routing || cfg.Maintenance != d.Maintenance || cfg.AMQP.Concurrency != 8 {
 		t.Errorf("routing = %+v", cfg.Routing)
 	}
+	if cfg.Journal != d.Journal {
+		t.Errorf("journal = %+v, want %+v", cfg.Journal, d.Journal)
+	}
 	if cfg.Store != d.Store || d.Store.Synchronous != "full" {
 		t.Errorf("store = %+v, want %+v (synchronous full)", cfg.Store, d.Store)
 	}
@@ -156,6 +159,10 @@ func TestValidate(t *testing.T) {
 		{"synchronous normal", func(c *Broker) { c.Store.Synchronous = "normal" }, ""},
 		{"synchronous upper case", func(c *Broker) { c.Store.Synchronous = "FULL" }, "store.synchronous"},
 		{"synchronous off", func(c *Broker) { c.Store.Synchronous = "off" }, "store.synchronous"},
+		{"refusal prefix zero", func(c *Broker) { c.Journal.UnauthenticatedRefusals.PrefixBytes = 0 }, "journal.unauthenticated_refusals.prefix_bytes"},
+		{"refusal prefix too long", func(c *Broker) { c.Journal.UnauthenticatedRefusals.PrefixBytes = 5000 }, "journal.unauthenticated_refusals.prefix_bytes"},
+		{"refusals per client zero", func(c *Broker) { c.Journal.UnauthenticatedRefusals.PerClientPerMinute = 0 }, "per_client_per_minute"},
+		{"refusals in total below per client", func(c *Broker) { c.Journal.UnauthenticatedRefusals.TotalPerMinute = 10 }, "total_per_minute: 10 is below"},
 		{"write timeout zero", func(c *Broker) { c.Store.WriteTimeout = 0 }, "store.write_timeout"},
 		{"write timeout an hour", func(c *Broker) { c.Store.WriteTimeout = time.Hour }, "store.write_timeout"},
 		{"write timeout beyond the http write timeout", func(c *Broker) { c.HTTP.WriteTimeout = 30 * time.Second; c.Store.WriteTimeout = 45 * time.Second }, "not below http.write_timeout"},

@@ -195,7 +195,9 @@ func (s *server) serveSOAP(w http.ResponseWriter, r *http.Request, start time.Ti
 		return s.fault(w, log, broker.Request{}, err)
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	reply, req, err := s.pipeline.Handle(r.Context(), body, r.Header.Get("Content-Type"))
+	// The client is the connection's peer, never a forwarded header: that is the client's word,
+	// and the bounds on what unauthenticated requests may cost are kept by client.
+	reply, req, err := s.pipeline.Handle(broker.WithClient(r.Context(), r.RemoteAddr), body, r.Header.Get("Content-Type"))
 	if err != nil {
 		return s.fault(w, log, req, err)
 	}

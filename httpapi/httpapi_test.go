@@ -498,3 +498,22 @@ func TestUnknownPath(t *testing.T) {
 		t.Fatalf("status %d, calls %d", resp.StatusCode, p.calls.Load())
 	}
 }
+
+// TestClientIsThePeer: the pipeline is told the connection's peer as the client, never what a
+// forwarded header claims, for the bounds on unauthenticated refusals.
+func TestClientIsThePeer(t *testing.T) {
+	clients := make(chan string, 1)
+	p := &fakePipeline{handle: func(ctx context.Context, body io.Reader, _ string) (*broker.Reply, broker.Request, error) {
+		clients <- broker.ClientOf(ctx)
+		return &broker.Reply{Bytes: []byte("<reply/>")}, broker.Request{}, nil
+	}}
+	srv := newServer(t, p, nil)
+	resp, _ := do(t, http.MethodPost, srv.URL+endpoint, strings.NewReader("<x/>"),
+		map[string]string{"Content-Type": "text/xml; charset=utf-8", "X-Forwarded-For": "203.0.113.9"})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got := <-clients; got != "127.0.0.1" {
+		t.Errorf("client %q, want the peer 127.0.0.1", got)
+	}
+}

@@ -261,6 +261,19 @@ func TestStoreKeys(t *testing.T) {
 	only(t, r, 2)
 }
 
+// TestUnauthenticatedRefusalKeys: the bounds on unauthenticated refusals are known keys, checked
+// with their fix.
+func TestUnauthenticatedRefusalKeys(t *testing.T) {
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, "    prefix_bytes: 256 ", "    prefix_bytes: 0 ")
+	s.broker = edit(t, s.broker, "    total_per_minute: 300 ", "    total_per_minute: 3 ")
+	r := s.check(t)
+	b := s.path("broker.yaml")
+	expect(t, r, want{b, lineOf(t, s.broker, "prefix_bytes: 0"), check.Error, "journal.unauthenticated_refusals.prefix_bytes: 0 is out of range", "use 1 to 4096"})
+	expect(t, r, want{b, lineOf(t, s.broker, "total_per_minute: 3 "), check.Error, "total_per_minute: 3 is below per_client_per_minute 30", "raise it"})
+	only(t, r, 2)
+}
+
 func TestServiceWithoutRoute(t *testing.T) {
 	s := newSetup(t)
 	s.routes = edit(t, s.routes, "  12: {queue: sio.service.012, adapter: demo, backend: demo}  # База данных \"Инвалидность\"\n", "")

@@ -254,6 +254,11 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		ReplayWindow: cfg.Replay.Window,
 		Timeout:      b.live.routes.Timeout,
 		AsyncTimeout: cfg.Routing.AsyncTimeout,
+		Unauthenticated: broker.UnauthenticatedLimits{
+			PrefixBytes:        cfg.Journal.UnauthenticatedRefusals.PrefixBytes,
+			PerClientPerMinute: cfg.Journal.UnauthenticatedRefusals.PerClientPerMinute,
+			TotalPerMinute:     cfg.Journal.UnauthenticatedRefusals.TotalPerMinute,
+		},
 	}, broker.Deps{
 		Verifier:       p.verifier,
 		Signer:         p.signer,
@@ -274,6 +279,8 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		Late:           p.late.Record,
 		Certificates:   p.certificates,
 		ObserveStage:   metrics.ObserveStages(b.ops.Metrics, broker.Stages),
+
+		ObserveUnauthenticated: b.ops.Metrics.ObserveUnauthenticatedRefusal,
 	})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@
 package metrics
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"strconv"
@@ -44,6 +45,8 @@ type Metrics struct {
 	requestDuration *prometheus.HistogramVec
 	answerDuration  *prometheus.HistogramVec
 	stageDuration   *prometheus.HistogramVec
+	unauthRefusals  *prometheus.CounterVec
+	unauthSummed    *prometheus.CounterVec
 }
 
 // latencyBuckets (seconds) reach past the default service timeout of 30s.
@@ -79,11 +82,19 @@ func New(src Sources) *Metrics {
 			Help:    "Time a request spent in each step of the broker's pipeline (verify, replay, authorize, journal_request, case_check, touch, services, sign, journal_reply).",
 			Buckets: stageBuckets,
 		}, []string{"stage"}),
+		unauthRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: Prefix + "unauthenticated_refusals_total",
+			Help: "Requests refused before their signature verified (anyone can send them), by fault code; each is journaled by size, digest and prefix, or summarised.",
+		}, []string{"code"}),
+		unauthSummed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: Prefix + "unauthenticated_refusals_summarised_total",
+			Help: "Of siobroker_unauthenticated_refusals_total, those past journal.unauthenticated_refusals counted into a per-client summary record instead of journaled one by one, by fault code.",
+		}, []string{"code"}),
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.requestDuration, m.answerDuration, m.stageDuration,
+		m.requests, m.requestDuration, m.answerDuration, m.stageDuration, m.unauthRefusals, m.unauthSummed,
 		&snapshot{src: src, failures: make(map[string]uint64)},
 	)
 	return m
@@ -116,6 +127,17 @@ func (m *Metrics) ObserveAnswer(service int, _ siobroker.ResultStatus, latency t
 		return // a label value outside Appendix 2 would be unbounded
 	}
 	m.answerDuration.WithLabelValues(strconv.Itoa(service)).Observe(latency.Seconds())
+}
+
+// ObserveUnauthenticatedRefusal counts a refusal of a request whose signer was not known, and
+// whether it was summarised instead of journaled one by one (broker.Deps.ObserveUnauthenticated).
+// The code is a fault code of the broker's fixed set, so the label stays bounded.
+func (m *Metrics) ObserveUnauthenticatedRefusal(code siobroker.Code, summarised bool) {
+	c := cmp.Or(string(code), "none")
+	m.unauthRefusals.WithLabelValues(c).Inc()
+	if summarised {
+		m.unauthSummed.WithLabelValues(c).Inc()
+	}
 }
 
 // ObserveStages returns the observer of a pipeline's stages (broker.Deps.ObserveStage), which

@@ -39,6 +39,9 @@ func TestScrape(t *testing.T) {
 	m.ObserveAnswer(1000, siobroker.StatusOK, time.Second) // outside Appendix 2: not a label value
 	observeStage := ObserveStages(m, []string{"verify", "sign"})
 	observeStage("sign", 3*time.Millisecond)
+	m.ObserveUnauthenticatedRefusal(siobroker.CodeReplayDate, false)
+	m.ObserveUnauthenticatedRefusal(siobroker.CodeReplayDate, true)
+	m.ObserveUnauthenticatedRefusal(siobroker.CodeSigMissing, false)
 
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
@@ -72,6 +75,9 @@ func TestScrape(t *testing.T) {
 		`siobroker_request_stage_seconds_bucket{stage="sign",le="0.005"} 1`,
 		`siobroker_request_stage_seconds_bucket{stage="sign",le="0.002"} 0`,
 		`siobroker_request_stage_seconds_count{stage="verify"} 0`, // declared before any observation
+		`siobroker_unauthenticated_refusals_total{code="SIO-REPLAY-DATE"} 2`,
+		`siobroker_unauthenticated_refusals_total{code="SIO-SIG-MISSING"} 1`,
+		`siobroker_unauthenticated_refusals_summarised_total{code="SIO-REPLAY-DATE"} 1`,
 		"go_goroutines ", "process_cpu_seconds_total ",
 	} {
 		if !strings.Contains(text, want) {
@@ -79,7 +85,7 @@ func TestScrape(t *testing.T) {
 		}
 	}
 	for _, absent := range []string{`siobroker_service_queue_depth{service="2"}`, `siobroker_service_dead_letters{service="2"}`,
-		"siobroker_journal_last_sequence ", `service="1000"`} {
+		"siobroker_journal_last_sequence ", `service="1000"`, `siobroker_unauthenticated_refusals_summarised_total{code="SIO-SIG-MISSING"}`} {
 		if strings.Contains(text, absent) {
 			t.Errorf("/metrics has %s", absent)
 		}
