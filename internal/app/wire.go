@@ -82,6 +82,9 @@ func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, lo
 // development PKI) and the signature verifier.
 func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
+	if err := privateDataDir(cfg, logger); err != nil {
+		return err
+	}
 	trustCfg, signer, err := loadKeys(cfg, clock, logger, b)
 	if err != nil {
 		return err
