@@ -122,6 +122,7 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 		Trust: p.trust, Directory: p.certificates,
 		Timestamps: signing.TimestampPolicy{Clock: clock, Skew: cfg.Signing.TimestampSkew,
 			MaxAge: cfg.Replay.Window, Require: cfg.Signing.RequireTimestamp},
+		Usage: signing.SignerUsage{SigningEKUs: cfg.Trust.SigningEKUs, RequireNonRepudiation: cfg.Trust.RequireNonRepudiation},
 	})
 	return err
 }
