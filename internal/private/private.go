@@ -24,6 +24,9 @@ const (
 	FileMode fs.FileMode = 0o600
 )
 
+// othersBits are the permissions of the group and of others.
+const othersBits fs.FileMode = 0o077
+
 // MkdirAll creates dir and its missing parents with DirMode, and sets DirMode on dir itself if it
 // existed with another: os.MkdirAll leaves an existing directory as it is.
 func MkdirAll(dir string) error {
@@ -59,10 +62,13 @@ func chmodIfLoose(path string, mode fs.FileMode) error {
 	return os.Chmod(path, mode)
 }
 
-// Tighten walks root and sets DirMode on every directory and FileMode on every regular file
-// whose mode differs, root included. Symbolic links are neither followed nor changed: a link
-// may point out of the tree, at something that is not the broker's. It returns the paths it
-// changed, for the log, and every path it could not change; a missing root is no error.
+// Tighten walks root, root included, and takes every permission of the group and of others off
+// every directory and regular file that has one: what the broker wrote 0644 in 0755 directories
+// becomes 0600 in 0700 ones. The owner's bits are left as they are, so that a data directory
+// pointed by mistake at a tree with programs in it does not lose their execute bits. Symbolic
+// links are neither followed nor changed: a link may point out of the tree, at something that is
+// not the broker's. It returns the paths it changed, for the log, and every path it could not
+// change; a missing root is no error.
 func Tighten(root string) (changed []string, err error) {
 	var errs []error
 	walkErr := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -73,13 +79,7 @@ func Tighten(root string) (changed []string, err error) {
 			errs = append(errs, err)
 			return nil
 		}
-		var mode fs.FileMode
-		switch {
-		case d.IsDir():
-			mode = DirMode
-		case d.Type().IsRegular():
-			mode = FileMode
-		default:
+		if !d.IsDir() && !d.Type().IsRegular() {
 			return nil // symbolic links, sockets, devices
 		}
 		fi, err := d.Info()
@@ -87,10 +87,11 @@ func Tighten(root string) (changed []string, err error) {
 			errs = append(errs, err)
 			return nil
 		}
-		if fi.Mode().Perm() == mode {
+		perm := fi.Mode().Perm()
+		if perm&othersBits == 0 {
 			return nil
 		}
-		if err := os.Chmod(path, mode); err != nil {
+		if err := os.Chmod(path, perm&^othersBits); err != nil {
 			errs = append(errs, err)
 			return nil
 		}

@@ -85,6 +85,11 @@ func TestTighten(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A program's owner bits are kept: only the group's and others' are taken off.
+	program := filepath.Join(root, "program")
+	if err := os.WriteFile(program, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	link := filepath.Join(root, "link")
 	if err := os.Symlink(outside, link); err != nil {
 		t.Fatal(err)
@@ -94,7 +99,7 @@ func TestTighten(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(changed)
-	if want := []string{root, sub, seg, db}; !slices.Equal(changed, slices.Sorted(slices.Values(want))) {
+	if want := []string{root, sub, seg, db, program}; !slices.Equal(changed, slices.Sorted(slices.Values(want))) {
 		t.Errorf("changed %v, want %v", changed, want)
 	}
 	for _, d := range []string{root, sub} {
@@ -106,6 +111,9 @@ func TestTighten(t *testing.T) {
 		if m := mode(t, f); m != FileMode {
 			t.Errorf("%s: mode %o, want %o", f, m, FileMode)
 		}
+	}
+	if m := mode(t, program); m != 0o700 {
+		t.Errorf("%s: mode %o, want 0700", program, m)
 	}
 	if m := mode(t, outside); m != 0o644 {
 		t.Errorf("the file a link points at outside the tree: mode %o, want it left 0644", m)
