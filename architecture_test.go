@@ -29,13 +29,13 @@ var importRules = map[string][]string{
 	"schemas":        {"."},
 	"schemas/soap":   {".", "schemas", "internal/xmlchild"},
 	"signing":        {".", "schemas", "internal/xmlchild"},
-	"signing/devpki": {"."},
+	"signing/devpki": {".", "internal/private"},
 	"signing/intake": {".", "schemas/soap", "signing"},
 
 	"journal":             {"."},
-	"journal/archive":     {".", "signing"},
+	"journal/archive":     {".", "signing", "internal/private"},
 	"journal/journaltest": {".", "journal"},
-	"sqlite":              {".", "journal"},
+	"sqlite":              {".", "journal", "internal/private"},
 	"postgres":            {".", "journal"},
 
 	"access/rights": {"."},
@@ -70,6 +70,7 @@ var importRules = map[string][]string{
 	"config/check": {".", "access/rights", "adapters/adapterconfig", "config", "operator/maintenance", "routing/routes", "schemas", "signing"},
 
 	"internal/reqlog":     {},
+	"internal/private":    {},
 	"internal/xmlchild":   {},
 	"internal/testclock":  {},
 	"internal/pgtest":     {},

@@ -38,6 +38,7 @@ const (
 	CodeCertExpired  Code = "SIO-CERT-EXPIRED"  // outside its validity at the message time
 	CodeCertRevoked  Code = "SIO-CERT-REVOKED"  // listed in a configured CRL
 	CodeCertNoIIN    Code = "SIO-CERT-NO-IIN"   // the subject carries no IIN
+	CodeCertUsage    Code = "SIO-CERT-USAGE"    // a CA or TLS certificate, or one without digitalSignature or a signing extended key usage
 	CodeCertUnknown  Code = "SIO-CERT-UNKNOWN"  // a key identifier (thumbprint, SKI, issuer and serial) names no certificate the broker holds
 	CodeKeyInfo      Code = "SIO-SIG-KEYINFO"   // KeyInfo in a form that is not accepted, or that names no certificate at all
 	CodeTimestamp    Code = "SIO-TIMESTAMP"     // a wsu:Timestamp expired, from the future, malformed, or missing where required

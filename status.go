@@ -36,6 +36,7 @@ var plainHTTPStatus = map[Code]int{
 	CodeCertExpired:  http.StatusForbidden,
 	CodeCertRevoked:  http.StatusForbidden,
 	CodeCertNoIIN:    http.StatusForbidden,
+	CodeCertUsage:    http.StatusForbidden,
 	CodeCertUnknown:  http.StatusForbidden,
 	CodeKeyInfo:      http.StatusForbidden,
 	CodeTimestamp:    http.StatusForbidden,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,7 +75,22 @@ type Trust struct {
 	// themselves; a chain must still end at one of Roots.
 	Intermediates []string `mapstructure:"intermediates"`
 	CRLs          []string `mapstructure:"crls"`
+	// SigningEKUs are the extended key usages (dotted OIDs) of a signing certificate: a request
+	// signer's certificate with an extended key usage extension must carry one of them, or it is
+	// refused with SIO-CERT-USAGE (signing.SignerUsage). The default is the national PKI's
+	// signing certificate, emailProtection; its authentication certificate has clientAuth.
+	SigningEKUs []string `mapstructure:"signing_ekus"`
+	// RequireNonRepudiation requires the nonRepudiation key usage of request signers, beside
+	// digitalSignature, which is always required. The NCA's signing certificates have it and its
+	// authentication certificates do not; off by default, as no published NCA profile that
+	// requires it could be found.
+	RequireNonRepudiation bool `mapstructure:"require_non_repudiation"`
 }
+
+// DefaultSigningEKUs is trust.signing_ekus when the file does not set it: emailProtection, the
+// extended key usage of the NCA's signing certificates. It is signing.DefaultSigningEKUs, which
+// config may not import; a test holds the two equal.
+var DefaultSigningEKUs = []string{"1.3.6.1.5.5.7.3.4"}
 
 // Signing names the broker's own certificate and key. Empty means the development PKI.
 type Signing struct {
@@ -214,7 +230,7 @@ func Defaults() Broker {
 			MaxElements:       20000,
 			TLS:               TLS{ClientAuth: "none"},
 		},
-		Trust:   Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}},
+		Trust:   Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}, SigningEKUs: slices.Clone(DefaultSigningEKUs)},
 		Signing: Signing{TimestampSkew: time.Minute},
 		Replay:  Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
 		Routing: Routing{RoutesFile: "configs/routes.yaml", AsyncTimeout: time.Hour},
@@ -310,6 +326,8 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("trust.roots", d.Trust.Roots)
 	v.SetDefault("trust.intermediates", d.Trust.Intermediates)
 	v.SetDefault("trust.crls", d.Trust.CRLs)
+	v.SetDefault("trust.signing_ekus", d.Trust.SigningEKUs)
+	v.SetDefault("trust.require_non_repudiation", d.Trust.RequireNonRepudiation)
 	v.SetDefault("signing.cert_file", d.Signing.CertFile)
 	v.SetDefault("signing.key_file", d.Signing.KeyFile)
 	v.SetDefault("signing.timestamp_skew", d.Signing.TimestampSkew)
@@ -394,6 +412,7 @@ func (c Broker) Validate() error {
 		errs = append(errs, errors.New("routing.routes_file: required (configs/routes.yaml)"))
 	}
 	errs = append(errs, c.HTTP.TLS.problems()...)
+	errs = append(errs, c.Trust.problems()...)
 	errs = append(errs, c.Signing.problems()...)
 	errs = append(errs, c.Cases.Problems()...)
 	switch c.Log.Format {
@@ -459,6 +478,37 @@ func (t TLS) problems() []error {
 		errs = append(errs, errors.New("http.tls: enabled needs cert_file and key_file"))
 	}
 	return errs
+}
+
+// problems checks section trust, for Broker.Validate: trust.signing_ekus must name at least one
+// OID, each a dotted OID, or no request signer with an extended key usage could be accepted.
+func (t Trust) problems() []error {
+	if len(t.SigningEKUs) == 0 {
+		return []error{fmt.Errorf("trust.signing_ekus: empty; name the extended key usages of a signing certificate, "+
+			"such as the national PKI's %s (emailProtection)", DefaultSigningEKUs[0])}
+	}
+	var errs []error
+	for i, s := range t.SigningEKUs {
+		if !dottedOID(s) {
+			errs = append(errs, fmt.Errorf("trust.signing_ekus[%d]: %q is not a dotted OID; write one such as %s", i, s, DefaultSigningEKUs[0]))
+		}
+	}
+	return errs
+}
+
+// dottedOID reports whether s is an OID in dotted form: at least two arcs of decimal digits
+// without leading zeros, the first 0, 1 or 2 (signing.ParseOID, which config may not import).
+func dottedOID(s string) bool {
+	arcs := strings.Split(s, ".")
+	if len(arcs) < 2 || len(arcs[0]) != 1 || arcs[0][0] > '2' {
+		return false
+	}
+	for _, a := range arcs {
+		if a == "" || (len(a) > 1 && a[0] == '0') || strings.Trim(a, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // problems checks section signing, for Broker.Validate.

@@ -24,6 +24,9 @@
 //   - The signer certificate comes from KeyInfo/X509Data, is chained to the configured roots at the
 //     message time and checked against every configured CRL. The signer's IIN comes from the
 //     certificate subject (serialNumber "IIN" + 12 digits), never from the message body.
+//   - A request signer's certificate must be meant to sign (SignerUsage): not a CA, the
+//     digitalSignature key usage, and a signing extended key usage where it has any, or it is
+//     refused with SIO-CERT-USAGE.
 //
 // Every refusal is a *siobroker.Error with one of the signature or certificate codes.
 package signing

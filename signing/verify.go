@@ -103,6 +103,10 @@ type VerifierConfig struct {
 	// signed by the operator's organisation certificate (BIN), not by a person. False: the
 	// signer's certificate must carry the user's IIN, as a request's must.
 	AnySigner bool
+	// Usage is what a request signer's certificate must be meant for (SignerUsage); the zero
+	// value is the national PKI's signing profile. Not applied with AnySigner: the broker's own
+	// certificate, which signs replies, is a TLS certificate too.
+	Usage SignerUsage
 }
 
 // Validate names what is missing from c.
@@ -110,7 +114,7 @@ func (c VerifierConfig) Validate() error {
 	if c.Trust == nil {
 		return errors.New("signing: VerifierConfig.Trust is required")
 	}
-	return nil
+	return c.Usage.Validate()
 }
 
 // NewVerifier returns a verifier that holds signatures to cfg.
@@ -329,11 +333,17 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 	if res.cert, err = v.chooseSigner(ctx, res.key, res.sigAlg, canonicalSignedInfo, parts.signatureValue, at); err != nil {
 		return res, err
 	}
-	res.iin, err = SubjectIIN(res.cert)
-	if err != nil && !v.cfg.AnySigner {
+	if v.cfg.AnySigner {
+		res.iin, _ = SubjectIIN(res.cert)
+		return res, nil
+	}
+	if res.iin, err = SubjectIIN(res.cert); err != nil {
 		return res, err
 	}
-	return res, nil
+	// After the IIN, so that a certificate without one is refused as before (SIO-CERT-NO-IIN):
+	// what is new here are certificates that carry a person's IIN but are not meant to sign
+	// requests with (a CA's, a TLS or authentication one).
+	return res, v.cfg.Usage.Check(res.cert)
 }
 
 // readCanonicalSignedInfo canonicalises SignedInfo as it sits in the document and reads

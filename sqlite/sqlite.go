@@ -21,6 +21,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/private"
 )
 
 // DB is the embedded store.
@@ -172,10 +173,10 @@ func OpenWith(ctx context.Context, dir string, opts Options) (*DB, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create data directory %s: %w", dir, err)
-	}
 	path := filepath.Join(dir, FileName)
+	if err := makePrivate(dir, path); err != nil {
+		return nil, err
+	}
 	// WAL lets readers run beside the one writer; busy_timeout makes concurrent writers wait
 	// instead of failing with SQLITE_BUSY, for as long as a write may take (writers of this
 	// process are bounded by their own deadline before that, see write).
@@ -193,6 +194,30 @@ func OpenWith(ctx context.Context, dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("migrate store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// makePrivate creates the data directory dir with mode 0700 and the database file path with mode
+// 0600 before SQLite opens it, and tightens both, and the -wal and -shm files, where an earlier
+// version left them more open. SQLite creates a database with 0644 less the umask, but its -wal
+// and -shm files with the mode of the database file: a database made 0600 here keeps its journal
+// files 0600 whatever the umask, also when SQLite deletes and recreates them.
+func makePrivate(dir, path string) error {
+	if err := private.MkdirAll(dir); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, private.FileMode)
+	if err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := private.File(p); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	return nil
 }
 
 // Synchronous returns the synchronous setting the store's connections run with, as SQLite reports

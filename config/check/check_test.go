@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/config/check"
+	"github.com/sio-pso/siobroker/signing"
 )
 
 // now is the time every check in these tests runs at.
@@ -503,5 +505,19 @@ func TestPrefetchWithDeliveryLimitWarned(t *testing.T) {
 	r := s.check(t)
 	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "  prefetch: 4 "), check.Warning,
 		"amqp.prefetch 4 with amqp.delivery_limit 5: each message prefetched beyond the one in hand", "set amqp.prefetch to 1"})
+	only(t, r, 1)
+}
+
+// TestTrustSigningEKUs: an OID that is not one is reported at its key's line with the fix, and
+// the default of config is signing's (config may not import signing to share it).
+func TestTrustSigningEKUs(t *testing.T) {
+	if !slices.Equal(config.DefaultSigningEKUs, signing.DefaultSigningEKUs) {
+		t.Errorf("config.DefaultSigningEKUs %v, signing.DefaultSigningEKUs %v: one default", config.DefaultSigningEKUs, signing.DefaultSigningEKUs)
+	}
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, `  signing_ekus: ["1.3.6.1.5.5.7.3.4"]`, `  signing_ekus: ["1.3.6.1.5.5.7.3.4", "emailProtection"]`)
+	r := s.check(t)
+	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "signing_ekus:"), check.Error,
+		`trust.signing_ekus[1]: "emailProtection" is not a dotted OID`, "write one such as 1.3.6.1.5.5.7.3.4"})
 	only(t, r, 1)
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/sio-pso/siobroker/adapters/demo"
+	"github.com/sio-pso/siobroker/internal/private"
 )
 
 // DemoSubjectsFile lists some subjects of the generated demo world, so that a new user knows an
@@ -43,8 +44,12 @@ func writeDemoSubjects(dir string, world *demo.Dataset) error {
 		return fmt.Errorf("encode demo subjects: %w", err)
 	}
 	path := filepath.Join(dir, DemoSubjectsFile)
-	if err := os.WriteFile(path, append(data, '\n'), 0o640); err != nil {
+	if err := os.WriteFile(path, append(data, '\n'), private.FileMode); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// os.WriteFile keeps the mode of a file that exists.
+	if err := private.File(path); err != nil {
+		return err
 	}
 	return nil
 }

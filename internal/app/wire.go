@@ -82,6 +82,9 @@ func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, lo
 // development PKI) and the signature verifier.
 func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
+	if err := privateDataDir(cfg, logger); err != nil {
+		return err
+	}
 	trustCfg, signer, err := loadKeys(cfg, clock, logger, b)
 	if err != nil {
 		return err
@@ -119,6 +122,7 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 		Trust: p.trust, Directory: p.certificates,
 		Timestamps: signing.TimestampPolicy{Clock: clock, Skew: cfg.Signing.TimestampSkew,
 			MaxAge: cfg.Replay.Window, Require: cfg.Signing.RequireTimestamp},
+		Usage: signing.SignerUsage{SigningEKUs: cfg.Trust.SigningEKUs, RequireNonRepudiation: cfg.Trust.RequireNonRepudiation},
 	})
 	return err
 }

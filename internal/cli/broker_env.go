@@ -14,6 +14,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/internal/app"
+	"github.com/sio-pso/siobroker/internal/private"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 	"github.com/sio-pso/siobroker/sqlite"
 )
@@ -113,6 +114,8 @@ func (e *brokerEnv) dataDir() string {
 // store opens the broker's embedded store in the data directory in force. As the broker itself
 // does, it creates the store if there is none yet (users import may come before the first start).
 func (e *brokerEnv) store(ctx context.Context) (*sqlite.DB, error) {
+	// A command that opens the store writes the data directory, as serve does: the same umask.
+	private.RestrictUmask()
 	db, err := app.OpenStore(ctx, e.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("the store in the %s: %w", e.dataDir(), err)

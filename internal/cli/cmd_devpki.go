@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/private"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
@@ -28,6 +29,7 @@ func cmdDevPKI(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if *out == "" {
 		return f.usageError("--out is required")
 	}
+	private.RestrictUmask() // the keys, and whatever else lands in DIR
 	m, err := devpki.Generate(*out, siobroker.SystemClock{}.Now())
 	if err != nil {
 		return f.fail(exitFailed, "%v", err)

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/sio-pso/siobroker/internal/app"
+	"github.com/sio-pso/siobroker/internal/private"
 )
 
 const serveUsage = `usage:
@@ -31,6 +32,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !ok {
 		return code
 	}
+	// Before anything is written: whatever the broker or a library creates under the data
+	// directory is private to its user (internal/private).
+	private.RestrictUmask()
 	cfg := e.cfg
 	if *listen != "" {
 		cfg.Listen = *listen

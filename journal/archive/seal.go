@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/private"
 )
 
 // Signer signs manifests. *signing.Signer satisfies it. If it also has
@@ -125,7 +126,9 @@ func NewSealer(cfg Config, src siobroker.JournalReader, signer Signer, clock sio
 			certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ic.Raw})...)
 		}
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+	// The archives hold the journal's raw requests and replies: 0700, and their files 0600 (made
+	// by os.CreateTemp, which creates with 0600 whatever the umask).
+	if err := private.MkdirAll(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	return &Sealer{cfg: cfg, src: src, signer: signer, clock: clock, certPEM: certPEM, subject: cert.Subject.String()}, nil

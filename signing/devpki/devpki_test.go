@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,12 @@ func TestEnsureGeneratesOnceAndLoads(t *testing.T) {
 		cert := readCert(t, filepath.Join(dir, u.Cert))
 		if cert.Subject.SerialNumber != "IIN"+u.IIN || cert.Subject.CommonName != u.Name {
 			t.Errorf("user %s: subject %q", u.IIN, cert.Subject)
+		}
+		// The NCA's signing profile (signing.SignerUsage holds request signers to it).
+		if cert.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment ||
+			!slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageEmailProtection) ||
+			!slices.ContainsFunc(cert.UnknownExtKeyUsage, oidNCAIndividual.Equal) || cert.IsCA {
+			t.Errorf("user %s: key usage %b, extended %v %v, CA %v: not the signing profile", u.IIN, cert.KeyUsage, cert.ExtKeyUsage, cert.UnknownExtKeyUsage, cert.IsCA)
 		}
 		switch cert.PublicKey.(type) {
 		case *rsa.PublicKey:

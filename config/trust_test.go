@@ -1,0 +1,56 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestTrustKeyUsageDefaults: the shipped file and a file without the keys give the national
+// PKI's signing EKU and no nonRepudiation requirement; a file and the environment set them.
+func TestTrustKeyUsageDefaults(t *testing.T) {
+	shipped, err := Load("../configs/broker.yaml", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := Load(writeConfig(t, "listen: 127.0.0.1:8080\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]Broker{"shipped": shipped, "bare": bare} {
+		if !slices.Equal(cfg.Trust.SigningEKUs, []string{"1.3.6.1.5.5.7.3.4"}) || cfg.Trust.RequireNonRepudiation {
+			t.Errorf("%s: trust.signing_ekus %v, require_non_repudiation %v; want [1.3.6.1.5.5.7.3.4], false",
+				name, cfg.Trust.SigningEKUs, cfg.Trust.RequireNonRepudiation)
+		}
+	}
+	set, err := Load(writeConfig(t, "trust:\n  signing_ekus: [\"1.3.6.1.5.5.7.3.4\", \"1.2.398.3.3.4.1.2.2\"]\n  require_non_repudiation: true\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(set.Trust.SigningEKUs, []string{"1.3.6.1.5.5.7.3.4", "1.2.398.3.3.4.1.2.2"}) || !set.Trust.RequireNonRepudiation {
+		t.Errorf("from the file: %+v", set.Trust)
+	}
+	t.Setenv("SIOBROKER_TRUST_SIGNING_EKUS", "1.3.6.1.5.5.7.3.4,1.2.398.3.3.4.1.1")
+	env, err := Load(writeConfig(t, "listen: 127.0.0.1:8080\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(env.Trust.SigningEKUs, []string{"1.3.6.1.5.5.7.3.4", "1.2.398.3.3.4.1.1"}) {
+		t.Errorf("from the environment: %v", env.Trust.SigningEKUs)
+	}
+}
+
+func TestTrustSigningEKUsValidated(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"trust:\n  signing_ekus: []\n", "trust.signing_ekus: empty"},
+		{"trust:\n  signing_ekus: [\"1.3.6.1.5.5.7.3.4\", \"emailProtection\"]\n", `trust.signing_ekus[1]: "emailProtection" is not a dotted OID`},
+		{"trust:\n  signing_ekus: [\"3.1\"]\n", `trust.signing_ekus[0]: "3.1" is not a dotted OID`},
+		{"trust:\n  signing_ekus: [\"1.02.3\"]\n", `trust.signing_ekus[0]: "1.02.3" is not a dotted OID`},
+		{"trust:\n  signing_ekus: [\"1\"]\n", `trust.signing_ekus[0]: "1" is not a dotted OID`},
+	} {
+		_, err := Load(writeConfig(t, tc.yaml), true)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
