@@ -36,12 +36,21 @@ type canonicalizer struct {
 	// exclude is omitted with its subtree: the enveloped-signature transform.
 	exclude *etree.Element
 	buf     bytes.Buffer
+	// steps counts namespace bindings pushed and prefixes considered: the work beyond writing
+	// bytes out, which the tests hold linear in the document.
+	steps int
 }
 
 // canonicalize returns the canonical form of el as it sits in its document: namespaces declared
 // on its ancestors are taken into account (and, for inclusive C14N, inherited xml:* attributes).
 // exclude, if not nil, is left out. prefixList is the exclusive C14N InclusiveNamespaces list.
 func canonicalize(el *etree.Element, method c14nMethod, prefixList string, exclude *etree.Element) ([]byte, error) {
+	out, _, err := canonicalizeCounting(el, method, prefixList, exclude)
+	return out, err
+}
+
+// canonicalizeCounting is canonicalize, also returning the canonicalizer's steps.
+func canonicalizeCounting(el *etree.Element, method c14nMethod, prefixList string, exclude *etree.Element) ([]byte, int, error) {
 	c := &canonicalizer{method: method, exclude: exclude}
 	if method.exclusive {
 		c.inclusivePrefixes = map[string]bool{}
@@ -58,9 +67,9 @@ func canonicalize(el *etree.Element, method c14nMethod, prefixList string, exclu
 	}
 	scope, rendered := namespacesInScope(el.Parent()), newNSScope()
 	if err := c.element(el, scope, rendered, inherited, 0); err != nil {
-		return nil, err
+		return nil, c.steps, err
 	}
-	return c.buf.Bytes(), nil
+	return c.buf.Bytes(), c.steps + scope.pushes + rendered.pushes, nil
 }
 
 // nsScope is the set of prefix -> namespace bindings in force while the tree is walked, kept as
@@ -70,6 +79,7 @@ func canonicalize(el *etree.Element, method c14nMethod, prefixList string, exclu
 // declarations cost 50 million map entries (issue 16).
 type nsScope struct {
 	bindings map[string][]string // "" is the default namespace
+	pushes   int
 }
 
 func newNSScope() *nsScope { return &nsScope{bindings: map[string][]string{}} }
@@ -90,6 +100,7 @@ func (s *nsScope) bound(prefix string) string {
 }
 
 func (s *nsScope) push(prefix, uri string) {
+	s.pushes++
 	s.bindings[prefix] = append(s.bindings[prefix], uri)
 }
 
@@ -233,6 +244,7 @@ func (c *canonicalizer) namespaceDecls(el *etree.Element, apex bool, declared []
 			return
 		}
 		considered[prefix] = true
+		c.steps++
 		uri, _ := scope.lookup(prefix)
 		prev, wasRendered := rendered.lookup(prefix)
 		if prefix == "" && uri == "" {
