@@ -317,9 +317,6 @@ func checkElement(t xml.StartElement, lim Limits, decls *int) error {
 		// The namespace URI, or the prefix where it is not declared.
 		return siobroker.Errorf(siobroker.CodeTooDeep, "the namespace of element %s is longer than %d bytes", cut(t.Name.Local), lim.MaxAttrValueBytes)
 	}
-	if len(t.Attr) > lim.MaxAttributes {
-		return siobroker.Errorf(siobroker.CodeTooDeep, "element %s has more than %d attributes", cut(t.Name.Local), lim.MaxAttributes)
-	}
 	here := 0
 	for _, a := range t.Attr {
 		if len(a.Name.Local) > lim.MaxNameBytes {
@@ -332,12 +329,15 @@ func checkElement(t xml.StartElement, lim Limits, decls *int) error {
 			return siobroker.Errorf(siobroker.CodeTooDeep, "the value of attribute %s of element %s is longer than %d bytes", cut(a.Name.Local), cut(t.Name.Local), lim.MaxAttrValueBytes)
 		}
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
-			here++
+			if here++; here > lim.MaxNamespaceDecls {
+				return siobroker.Errorf(siobroker.CodeTooDeep, "element %s declares more than %d namespaces", cut(t.Name.Local), lim.MaxNamespaceDecls)
+			}
 			*decls++
 		}
 	}
-	if here > lim.MaxNamespaceDecls {
-		return siobroker.Errorf(siobroker.CodeTooDeep, "element %s declares more than %d namespaces", cut(t.Name.Local), lim.MaxNamespaceDecls)
+	// After the declarations, so that an element of many declarations is refused for them.
+	if len(t.Attr) > lim.MaxAttributes {
+		return siobroker.Errorf(siobroker.CodeTooDeep, "element %s has more than %d attributes", cut(t.Name.Local), lim.MaxAttributes)
 	}
 	if *decls > lim.MaxNamespaceDeclsTotal {
 		return siobroker.Errorf(siobroker.CodeTooDeep, "the body declares more than %d namespaces", lim.MaxNamespaceDeclsTotal)
