@@ -54,7 +54,15 @@ type HTTP struct {
 	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
 	MaxDepth          int           `mapstructure:"max_depth"`
 	MaxElements       int           `mapstructure:"max_elements"`
-	TLS               TLS           `mapstructure:"tls"`
+	// What one element may carry (soap.Limits): checked before the tree is built, so that no
+	// envelope within max_body_bytes costs more than linear work before its sender is known.
+	MaxAttributes          int `mapstructure:"max_attributes"`            // per element, namespace declarations included
+	MaxNamespaceDecls      int `mapstructure:"max_namespace_decls"`       // per element
+	MaxNamespaceDeclsTotal int `mapstructure:"max_namespace_decls_total"` // in one envelope
+	MaxNameBytes           int `mapstructure:"max_name_bytes"`            // of a local name or prefix
+	MaxAttrValueBytes      int `mapstructure:"max_attr_value_bytes"`      // of an attribute value or namespace URI
+	MaxTextBytes           int `mapstructure:"max_text_bytes"`            // of one run of text or a comment
+	TLS                    TLS `mapstructure:"tls"`
 }
 
 // TLS switches HTTPS on. ClientAuth "require" accepts only client certificates that chain to the
@@ -221,14 +229,20 @@ func Defaults() Broker {
 		Rights:      "configs/rights.yaml",
 		Maintenance: "configs/maintenance.yaml",
 		HTTP: HTTP{
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      90 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			MaxBodyBytes:      1 << 20,
-			MaxDepth:          64,
-			MaxElements:       20000,
-			TLS:               TLS{ClientAuth: "none"},
+			ReadHeaderTimeout:      5 * time.Second,
+			ReadTimeout:            30 * time.Second,
+			WriteTimeout:           90 * time.Second,
+			IdleTimeout:            120 * time.Second,
+			MaxBodyBytes:           1 << 20,
+			MaxDepth:               64,
+			MaxElements:            20000,
+			MaxAttributes:          64,
+			MaxNamespaceDecls:      16,
+			MaxNamespaceDeclsTotal: 512,
+			MaxNameBytes:           256,
+			MaxAttrValueBytes:      8 << 10,
+			MaxTextBytes:           1 << 20,
+			TLS:                    TLS{ClientAuth: "none"},
 		},
 		Trust:   Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}, SigningEKUs: slices.Clone(DefaultSigningEKUs)},
 		Signing: Signing{TimestampSkew: time.Minute},
@@ -319,6 +333,12 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("http.max_body_bytes", d.HTTP.MaxBodyBytes)
 	v.SetDefault("http.max_depth", d.HTTP.MaxDepth)
 	v.SetDefault("http.max_elements", d.HTTP.MaxElements)
+	v.SetDefault("http.max_attributes", d.HTTP.MaxAttributes)
+	v.SetDefault("http.max_namespace_decls", d.HTTP.MaxNamespaceDecls)
+	v.SetDefault("http.max_namespace_decls_total", d.HTTP.MaxNamespaceDeclsTotal)
+	v.SetDefault("http.max_name_bytes", d.HTTP.MaxNameBytes)
+	v.SetDefault("http.max_attr_value_bytes", d.HTTP.MaxAttrValueBytes)
+	v.SetDefault("http.max_text_bytes", d.HTTP.MaxTextBytes)
 	v.SetDefault("http.tls.enabled", d.HTTP.TLS.Enabled)
 	v.SetDefault("http.tls.cert_file", d.HTTP.TLS.CertFile)
 	v.SetDefault("http.tls.key_file", d.HTTP.TLS.KeyFile)
@@ -404,6 +424,23 @@ func (c Broker) Validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < 4096 {
 		errs = append(errs, fmt.Errorf("http.max_body_bytes: %d is too small for a signed envelope (min 4096)", c.HTTP.MaxBodyBytes))
+	}
+	// The floors are what a signed envelope of the interoperating clients needs; below them the
+	// broker would refuse ordinary requests.
+	for _, l := range []struct {
+		key      string
+		n, floor int
+	}{
+		{"http.max_attributes", c.HTTP.MaxAttributes, 8},
+		{"http.max_namespace_decls", c.HTTP.MaxNamespaceDecls, 4},
+		{"http.max_namespace_decls_total", c.HTTP.MaxNamespaceDeclsTotal, 16},
+		{"http.max_name_bytes", c.HTTP.MaxNameBytes, 32},
+		{"http.max_attr_value_bytes", c.HTTP.MaxAttrValueBytes, 256},
+		{"http.max_text_bytes", c.HTTP.MaxTextBytes, 4096},
+	} {
+		if l.n < l.floor {
+			errs = append(errs, fmt.Errorf("%s: %d is too small for a signed envelope (min %d)", l.key, l.n, l.floor))
+		}
 	}
 	if c.Replay.IDRetention < 2*c.Replay.Window {
 		errs = append(errs, fmt.Errorf("replay.id_retention: %s must be at least twice replay.window (%s)", c.Replay.IDRetention, c.Replay.Window))

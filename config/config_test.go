@@ -29,7 +29,10 @@ func TestShippedConfigLoads(t *testing.T) {
 		t.Errorf("top-level keys differ from Defaults: %+v", cfg)
 	}
 	if cfg.HTTP.MaxBodyBytes != d.HTTP.MaxBodyBytes || cfg.HTTP.WriteTimeout != d.HTTP.WriteTimeout ||
-		cfg.HTTP.TLS.ClientAuth != "none" || cfg.HTTP.MaxDepth != d.HTTP.MaxDepth || cfg.HTTP.MaxElements != d.HTTP.MaxElements {
+		cfg.HTTP.TLS.ClientAuth != "none" || cfg.HTTP.MaxDepth != d.HTTP.MaxDepth || cfg.HTTP.MaxElements != d.HTTP.MaxElements ||
+		cfg.HTTP.MaxAttributes != d.HTTP.MaxAttributes || cfg.HTTP.MaxNamespaceDecls != d.HTTP.MaxNamespaceDecls ||
+		cfg.HTTP.MaxNamespaceDeclsTotal != d.HTTP.MaxNamespaceDeclsTotal || cfg.HTTP.MaxNameBytes != d.HTTP.MaxNameBytes ||
+		cfg.HTTP.MaxAttrValueBytes != d.HTTP.MaxAttrValueBytes || cfg.HTTP.MaxTextBytes != d.HTTP.MaxTextBytes {
 		t.Errorf("http differs from Defaults: %+v", cfg.HTTP)
 	}
 	if cfg.Replay != d.Replay {
@@ -146,6 +149,12 @@ func TestValidate(t *testing.T) {
 		{"transport nats", func(c *Broker) { c.Transport = "nats" }, "transport"},
 		{"amqp without url", func(c *Broker) { c.Transport = "amqp"; c.AMQP.URL = "" }, "amqp.url"},
 		{"body too small", func(c *Broker) { c.HTTP.MaxBodyBytes = 100 }, "http.max_body_bytes"},
+		{"attributes too few", func(c *Broker) { c.HTTP.MaxAttributes = 0 }, "http.max_attributes"},
+		{"namespace declarations too few", func(c *Broker) { c.HTTP.MaxNamespaceDecls = 1 }, "http.max_namespace_decls"},
+		{"namespace declarations in total too few", func(c *Broker) { c.HTTP.MaxNamespaceDeclsTotal = 2 }, "http.max_namespace_decls_total"},
+		{"names too short", func(c *Broker) { c.HTTP.MaxNameBytes = 8 }, "http.max_name_bytes"},
+		{"attribute values too short", func(c *Broker) { c.HTTP.MaxAttrValueBytes = 10 }, "http.max_attr_value_bytes"},
+		{"texts too short", func(c *Broker) { c.HTTP.MaxTextBytes = 10 }, "http.max_text_bytes"},
 		{"tls without cert", func(c *Broker) { c.HTTP.TLS.Enabled = true }, "http.tls"},
 		{"signing half set", func(c *Broker) { c.Signing.CertFile = "b.pem" }, "signing"},
 		{"log format", func(c *Broker) { c.Log.Format = "xml" }, "log.format"},

@@ -36,12 +36,21 @@ type canonicalizer struct {
 	// exclude is omitted with its subtree: the enveloped-signature transform.
 	exclude *etree.Element
 	buf     bytes.Buffer
+	// steps counts namespace bindings pushed and prefixes considered: the work beyond writing
+	// bytes out, which the tests hold linear in the document.
+	steps int
 }
 
 // canonicalize returns the canonical form of el as it sits in its document: namespaces declared
 // on its ancestors are taken into account (and, for inclusive C14N, inherited xml:* attributes).
 // exclude, if not nil, is left out. prefixList is the exclusive C14N InclusiveNamespaces list.
 func canonicalize(el *etree.Element, method c14nMethod, prefixList string, exclude *etree.Element) ([]byte, error) {
+	out, _, err := canonicalizeCounting(el, method, prefixList, exclude)
+	return out, err
+}
+
+// canonicalizeCounting is canonicalize, also returning the canonicalizer's steps.
+func canonicalizeCounting(el *etree.Element, method c14nMethod, prefixList string, exclude *etree.Element) ([]byte, int, error) {
 	c := &canonicalizer{method: method, exclude: exclude}
 	if method.exclusive {
 		c.inclusivePrefixes = map[string]bool{}
@@ -56,45 +65,93 @@ func canonicalize(el *etree.Element, method c14nMethod, prefixList string, exclu
 	if !method.exclusive {
 		inherited = inheritedXMLAttrs(el)
 	}
-	if err := c.element(el, namespacesInScope(el.Parent()), map[string]string{}, inherited, 0); err != nil {
-		return nil, err
+	scope, rendered := namespacesInScope(el.Parent()), newNSScope()
+	if err := c.element(el, scope, rendered, inherited, 0); err != nil {
+		return nil, c.steps, err
 	}
-	return c.buf.Bytes(), nil
+	return c.buf.Bytes(), c.steps + scope.pushes + rendered.pushes, nil
 }
 
-// namespacesInScope returns the prefix -> namespace bindings in force at el (declarations on el
-// included); "" is the default namespace. A nil el has no bindings.
-func namespacesInScope(el *etree.Element) map[string]string {
+// nsScope is the set of prefix -> namespace bindings in force while the tree is walked, kept as
+// one stack of bindings per prefix: entering an element pushes only what it declares and leaving
+// it pops the same, so the walk costs what the document holds. Copying the whole map for each
+// declaring element (as this file once did) made 5,000 declaring children under 10,000
+// declarations cost 50 million map entries (issue 16).
+type nsScope struct {
+	bindings map[string][]string // "" is the default namespace
+	pushes   int
+}
+
+func newNSScope() *nsScope { return &nsScope{bindings: map[string][]string{}} }
+
+// lookup returns the binding of prefix in force.
+func (s *nsScope) lookup(prefix string) (string, bool) {
+	b := s.bindings[prefix]
+	if len(b) == 0 {
+		return "", false
+	}
+	return b[len(b)-1], true
+}
+
+// bound returns the binding of prefix in force, "" if there is none.
+func (s *nsScope) bound(prefix string) string {
+	uri, _ := s.lookup(prefix)
+	return uri
+}
+
+func (s *nsScope) push(prefix, uri string) {
+	s.pushes++
+	s.bindings[prefix] = append(s.bindings[prefix], uri)
+}
+
+// pop undoes the latest push of each of prefixes.
+func (s *nsScope) pop(prefixes []string) {
+	for _, p := range prefixes {
+		b := s.bindings[p]
+		if len(b) == 1 {
+			delete(s.bindings, p) // so that ranging over bindings sees only prefixes in scope
+			continue
+		}
+		s.bindings[p] = b[:len(b)-1]
+	}
+}
+
+// declare pushes the namespace declarations of el and returns their prefixes, for pop.
+func (s *nsScope) declare(el *etree.Element) []string {
+	var pushed []string
+	for _, a := range el.Attr {
+		if p, ok := declaredPrefix(a); ok {
+			s.push(p, a.Value)
+			pushed = append(pushed, p)
+		}
+	}
+	return pushed
+}
+
+// namespacesInScope returns the bindings in force at el (declarations on el included). A nil el
+// has no bindings.
+func namespacesInScope(el *etree.Element) *nsScope {
 	var chain []*etree.Element
 	for e := el; e != nil; e = e.Parent() {
 		chain = append(chain, e)
 	}
-	scope := map[string]string{}
+	scope := newNSScope()
 	for i := len(chain) - 1; i >= 0; i-- {
-		declare(scope, chain[i])
+		scope.declare(chain[i])
 	}
 	return scope
 }
 
-// declare applies the namespace declarations of el to scope.
-func declare(scope map[string]string, el *etree.Element) {
-	for _, a := range el.Attr {
-		switch {
-		case a.Space == "xmlns" && a.Key != "xml":
-			scope[a.Key] = a.Value
-		case a.Space == "" && a.Key == "xmlns":
-			scope[""] = a.Value
-		}
+// declaredPrefix returns the prefix a declares ("" for the default namespace), if a is a
+// namespace declaration. xmlns:xml is not one: the xml prefix is bound by definition.
+func declaredPrefix(a etree.Attr) (string, bool) {
+	switch {
+	case a.Space == "xmlns" && a.Key != "xml":
+		return a.Key, true
+	case a.Space == "" && a.Key == "xmlns":
+		return "", true
 	}
-}
-
-func hasNamespaceDecls(el *etree.Element) bool {
-	for _, a := range el.Attr {
-		if isNamespaceDecl(a) {
-			return true
-		}
-	}
-	return false
+	return "", false
 }
 
 func isNamespaceDecl(a etree.Attr) bool {
@@ -133,39 +190,36 @@ type canonicalAttr struct {
 	uri, qname, local, value string
 }
 
-// element writes el and its subtree in canonical form. parentScope holds the namespace bindings
-// in force at el's parent, rendered those already written out by an output ancestor, and extra
-// the attributes carried onto the apex (inherited xml:* attributes of inclusive C14N).
-func (c *canonicalizer) element(el *etree.Element, parentScope, rendered map[string]string, extra []etree.Attr, depth int) error {
+// element writes el and its subtree in canonical form. scope holds the namespace bindings in
+// force at el's parent, rendered those already written out by an output ancestor, and extra the
+// attributes carried onto the apex (inherited xml:* attributes of inclusive C14N). Both are
+// pushed to for el and popped again before it returns.
+func (c *canonicalizer) element(el *etree.Element, scope, rendered *nsScope, extra []etree.Attr, depth int) error {
 	if depth > maxC14NDepth {
 		return errC14NDepth
 	}
-	scope := parentScope
-	if hasNamespaceDecls(el) {
-		scope = maps.Clone(parentScope)
-		declare(scope, el)
-	}
+	declared := scope.declare(el)
+	defer scope.pop(declared)
 	if el.Space != "" && el.Space != "xml" {
-		if _, ok := scope[el.Space]; !ok {
+		if _, ok := scope.lookup(el.Space); !ok {
 			return fmt.Errorf("element %s: undeclared namespace prefix %q", el.FullTag(), el.Space)
 		}
 	}
 
-	decls := c.namespaceDecls(el, scope, rendered)
-	childRendered := rendered
-	if len(decls) > 0 {
-		childRendered = maps.Clone(rendered)
-		for _, d := range decls {
-			childRendered[d.prefix] = d.uri
-		}
+	decls := c.namespaceDecls(el, depth == 0, declared, scope, rendered)
+	renderedHere := make([]string, 0, len(decls))
+	for _, d := range decls {
+		rendered.push(d.prefix, d.uri)
+		renderedHere = append(renderedHere, d.prefix)
 	}
+	defer rendered.pop(renderedHere)
 	attrs, err := canonicalAttrs(el, scope, extra)
 	if err != nil {
 		return err
 	}
 
 	c.startTag(el, decls, attrs)
-	if err := c.content(el, scope, childRendered, depth); err != nil {
+	if err := c.content(el, scope, rendered, depth); err != nil {
 		return err
 	}
 	c.buf.WriteString("</" + el.FullTag() + ">")
@@ -174,12 +228,25 @@ func (c *canonicalizer) element(el *etree.Element, parentScope, rendered map[str
 
 // namespaceDecls returns the namespace declarations el must render, sorted by prefix: those in
 // scope (exclusive C14N: only the visibly utilised ones and the InclusiveNamespaces prefixes)
-// whose binding differs from what an output ancestor already rendered.
-func (c *canonicalizer) namespaceDecls(el *etree.Element, scope, rendered map[string]string) []nsDecl {
+// whose binding differs from what an output ancestor already rendered. declared are the prefixes
+// el itself declares.
+//
+// Below the apex only those can differ for inclusive C14N (and for the InclusiveNamespaces
+// prefixes of exclusive C14N): the parent rendered every binding in its scope that needed it, and
+// el's scope is its parent's but for what el declares. So the apex looks at the whole scope and
+// every other element only at its own declarations, and the work stays linear in the document.
+func (c *canonicalizer) namespaceDecls(el *etree.Element, apex bool, declared []string, scope, rendered *nsScope) []nsDecl {
 	var decls []nsDecl
+	considered := map[string]bool{}
 	consider := func(prefix string) {
-		uri := scope[prefix]
-		prev, wasRendered := rendered[prefix]
+		// The xml prefix is bound by definition and never declared.
+		if prefix == "xml" || considered[prefix] {
+			return
+		}
+		considered[prefix] = true
+		c.steps++
+		uri, _ := scope.lookup(prefix)
+		prev, wasRendered := rendered.lookup(prefix)
 		if prefix == "" && uri == "" {
 			// xmlns="" is needed only to undo a default namespace rendered above.
 			if wasRendered && prev != "" {
@@ -192,28 +259,37 @@ func (c *canonicalizer) namespaceDecls(el *etree.Element, scope, rendered map[st
 		}
 	}
 	if c.method.exclusive {
-		utilized := map[string]bool{el.Space: true}
+		consider(el.Space)
 		for _, a := range el.Attr {
 			if !isNamespaceDecl(a) && a.Space != "" {
-				utilized[a.Space] = true
+				consider(a.Space)
 			}
 		}
-		for p := range c.inclusivePrefixes {
-			if _, ok := scope[p]; ok {
-				utilized[p] = true
+		inScope := func(p string) bool { _, ok := scope.lookup(p); return ok && c.inclusivePrefixes[p] }
+		if apex {
+			for p := range c.inclusivePrefixes {
+				if inScope(p) {
+					consider(p)
+				}
 			}
-		}
-		delete(utilized, "xml")
-		for p := range utilized {
-			consider(p)
+		} else {
+			for _, p := range declared {
+				if inScope(p) {
+					consider(p)
+				}
+			}
 		}
 	} else {
-		for p := range scope {
-			consider(p)
+		if apex {
+			for p := range scope.bindings {
+				consider(p)
+			}
+		} else {
+			for _, p := range declared {
+				consider(p)
+			}
 		}
-		if _, ok := scope[""]; !ok {
-			consider("")
-		}
+		consider("")
 	}
 	slices.SortFunc(decls, func(a, b nsDecl) int { return strings.Compare(a.prefix, b.prefix) })
 	return decls
@@ -221,7 +297,7 @@ func (c *canonicalizer) namespaceDecls(el *etree.Element, scope, rendered map[st
 
 // canonicalAttrs returns el's attributes followed by extra, namespace declarations left out,
 // sorted by namespace URI then local name.
-func canonicalAttrs(el *etree.Element, scope map[string]string, extra []etree.Attr) ([]canonicalAttr, error) {
+func canonicalAttrs(el *etree.Element, scope *nsScope, extra []etree.Attr) ([]canonicalAttr, error) {
 	attrs := make([]canonicalAttr, 0, len(el.Attr)+len(extra))
 	for _, a := range slices.Concat(el.Attr, extra) {
 		if isNamespaceDecl(a) {
@@ -233,7 +309,7 @@ func canonicalAttrs(el *etree.Element, scope map[string]string, extra []etree.At
 		case "xml":
 			ca.uri = nsXML
 		default:
-			uri, ok := scope[a.Space]
+			uri, ok := scope.lookup(a.Space)
 			if !ok {
 				return nil, fmt.Errorf("attribute %s of %s: undeclared namespace prefix %q", a.FullKey(), el.FullTag(), a.Space)
 			}
@@ -274,7 +350,7 @@ func (c *canonicalizer) startTag(el *etree.Element, decls []nsDecl, attrs []cano
 
 // content writes el's children: elements (the excluded one left out), text, comments when the
 // method keeps them, and processing instructions.
-func (c *canonicalizer) content(el *etree.Element, scope, rendered map[string]string, depth int) error {
+func (c *canonicalizer) content(el *etree.Element, scope, rendered *nsScope, depth int) error {
 	for _, tok := range el.Child {
 		switch t := tok.(type) {
 		case *etree.Element:

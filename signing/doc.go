@@ -27,6 +27,11 @@
 //   - A request signer's certificate must be meant to sign (SignerUsage): not a CA, the
 //     digitalSignature key usage, and a signing extended key usage where it has any, or it is
 //     refused with SIO-CERT-USAGE.
+//   - Cheap checks first: the allowlist, the References' targets, the signer's certificate, chain
+//     and key usage and the SignatureValue over SignedInfo are checked before any Reference is
+//     canonicalised and digested, the Body last; so an unsigned envelope or a bad signature never
+//     pays for canonicalising the Body. Canonicalisation is linear in the document (no copy of
+//     the namespace map per element).
 //
 // Every refusal is a *siobroker.Error with one of the signature or certificate codes.
 package signing

@@ -237,7 +237,8 @@ func (s *Signer) signHeader(doc *etree.Document, p Placement) error {
 
 // hasWSUPrefix reports whether the prefix wsu is bound to the WS-Security utility namespace at el.
 func hasWSUPrefix(el *etree.Element) bool {
-	return namespacesInScope(el)["wsu"] == nsWSU
+	uri, _ := namespacesInScope(el).lookup("wsu")
+	return uri == nsWSU
 }
 
 // timestamp returns a wsu:Timestamp created now. WS-Security 1.1 (§10) asks for UTC here, so these
@@ -380,7 +381,7 @@ func (s *Signer) signBytes(data []byte) ([]byte, error) {
 func ensureBodyID(doc *etree.Document, body *etree.Element) (string, error) {
 	scope := namespacesInScope(body)
 	for _, a := range body.Attr {
-		if a.Key == "Id" && a.Space != "" && a.Space != "xmlns" && scope[a.Space] == nsWSU {
+		if a.Key == "Id" && a.Space != "" && a.Space != "xmlns" && scope.bound(a.Space) == nsWSU {
 			if a.Value == "" {
 				return "", errors.New("the Body's wsu:Id is empty")
 			}
@@ -388,14 +389,14 @@ func ensureBodyID(doc *etree.Document, body *etree.Element) (string, error) {
 		}
 	}
 	prefix := ""
-	for p, uri := range scope {
-		if uri == schemas.NSWSU && p != "" {
+	for p, b := range scope.bindings {
+		if b[len(b)-1] == schemas.NSWSU && p != "" {
 			prefix = p
 			break
 		}
 	}
 	if prefix == "" {
-		if _, taken := scope["wsu"]; taken {
+		if _, taken := scope.lookup("wsu"); taken {
 			return "", errors.New("the prefix wsu is bound to another namespace on the Body")
 		}
 		prefix = "wsu"

@@ -87,6 +87,9 @@ type Verified struct {
 // Verifier checks the signature of an envelope. It is safe for concurrent use.
 type Verifier struct {
 	cfg VerifierConfig
+	// onDigest, if set, is told of each element about to be canonicalised for its digest: the
+	// tests count the work done before a refusal with it.
+	onDigest func(target *etree.Element)
 }
 
 // VerifierConfig is what a Verifier holds signatures to.
@@ -231,7 +234,7 @@ func (v *Verifier) verifyHeader(ctx context.Context, sec *securityHeader, header
 		covered[t.el] = true
 		return t.el, nil
 	}
-	res, err := v.verifySignature(ctx, sec.signature, sec, ids, resolve, at)
+	res, err := v.verifySignature(ctx, sec.signature, sec, ids, resolve, body, at)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +286,7 @@ func (v *Verifier) verifyEnveloped(ctx context.Context, sig, data *etree.Element
 		return nil, siobroker.Errorf(siobroker.CodeTimestamp,
 			"this broker requires a signed wsu:Timestamp, which an enveloped signature cannot cover; sign in the wsse:Security header")
 	}
-	res, err := v.verifySignature(ctx, sig, sec, ids, resolve, at)
+	res, err := v.verifySignature(ctx, sig, sec, ids, resolve, data, at)
 	if err != nil {
 		return nil, err
 	}
@@ -312,9 +315,18 @@ func (r signatureResult) verified(p Placement, signed *etree.Element, digestMeth
 
 // verifySignature checks sig: its SignedInfo, every Reference (resolve names the element each one
 // may cover, or refuses it), the signer's key from KeyInfo, the SignatureValue and the
-// certificate chain.
+// certificate chain, and last the digests, last of all that of last (the Body, or the data
+// element), the costliest.
+//
+// The order puts the cheap checks first, because until the SignatureValue and the chain have
+// been verified the sender is anyone: the algorithm allowlist and the References' targets (a
+// look-up), then one signature verification over the small SignedInfo and the chain, and only
+// then the canonicalisation of what the References cover. An unsigned envelope, or one with an
+// untrusted certificate or a SignatureValue that does not verify, never pays for canonicalising
+// the Body (issue 16). Every check still has to pass, so the order changes only which refusal
+// an envelope with several faults gets.
 func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec *securityHeader, ids idIndex,
-	resolve func(*reference) (*etree.Element, error), at time.Time) (signatureResult, error) {
+	resolve func(*reference) (*etree.Element, error), last *etree.Element, at time.Time) (signatureResult, error) {
 	var res signatureResult
 	parts, err := splitSignature(sig)
 	if err != nil {
@@ -324,8 +336,11 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 	if err != nil {
 		return res, err
 	}
-	if res.canonical, err = digestReferences(sig, refs, resolve); err != nil {
-		return res, err
+	targets := make([]*etree.Element, len(refs))
+	for i := range refs {
+		if targets[i], err = resolve(&refs[i]); err != nil {
+			return res, err
+		}
 	}
 	if res.key, err = readKeyInfo(parts.keyInfo, sec, ids); err != nil {
 		return res, err
@@ -335,15 +350,19 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 	}
 	if v.cfg.AnySigner {
 		res.iin, _ = SubjectIIN(res.cert)
-		return res, nil
+	} else {
+		if res.iin, err = SubjectIIN(res.cert); err != nil {
+			return res, err
+		}
+		// After the IIN, so that a certificate without one is refused as before (SIO-CERT-NO-IIN):
+		// what is new here are certificates that carry a person's IIN but are not meant to sign
+		// requests with (a CA's, a TLS or authentication one).
+		if err := v.cfg.Usage.Check(res.cert); err != nil {
+			return res, err
+		}
 	}
-	if res.iin, err = SubjectIIN(res.cert); err != nil {
-		return res, err
-	}
-	// After the IIN, so that a certificate without one is refused as before (SIO-CERT-NO-IIN):
-	// what is new here are certificates that carry a person's IIN but are not meant to sign
-	// requests with (a CA's, a TLS or authentication one).
-	return res, v.cfg.Usage.Check(res.cert)
+	res.canonical, err = v.digestReferences(sig, refs, targets, last)
+	return res, err
 }
 
 // readCanonicalSignedInfo canonicalises SignedInfo as it sits in the document and reads
@@ -376,22 +395,32 @@ func readCanonicalSignedInfo(si *etree.Element, res *signatureResult) ([]byte, [
 	return canonical, refs, err
 }
 
-// digestReferences checks the digest of every Reference of sig and returns the digested bytes of
-// each referenced element. A bare "#id" URI selects the element without comments, whatever the
-// canonicalisation says. The enveloped-signature transform removes the signature from what it
-// covers, and changes nothing where the signature is not inside (node-soap applies it to every
-// Reference).
-func digestReferences(sig *etree.Element, refs []reference, resolve func(*reference) (*etree.Element, error)) (map[*etree.Element][]byte, error) {
+// digestReferences checks the digest of every Reference of sig (targets are the elements they
+// cover, in order, last's after all the others) and returns the digested bytes of each referenced
+// element. A bare "#id" URI selects the element without comments, whatever the canonicalisation
+// says. The enveloped-signature transform removes the signature from what it covers, and changes
+// nothing where the signature is not inside (node-soap applies it to every Reference).
+func (v *Verifier) digestReferences(sig *etree.Element, refs []reference, targets []*etree.Element, last *etree.Element) (map[*etree.Element][]byte, error) {
 	canonical := make(map[*etree.Element][]byte, len(refs))
+	order := make([]int, 0, len(refs))
 	for i := range refs {
-		ref := &refs[i]
-		target, err := resolve(ref)
-		if err != nil {
-			return nil, err
+		if targets[i] != last {
+			order = append(order, i)
 		}
+	}
+	for i := range refs {
+		if targets[i] == last {
+			order = append(order, i)
+		}
+	}
+	for _, i := range order {
+		ref, target := &refs[i], targets[i]
 		var exclude *etree.Element
 		if ref.enveloped {
 			exclude = sig
+		}
+		if v.onDigest != nil {
+			v.onDigest(target)
 		}
 		content, err := canonicalize(target, c14nMethod{exclusive: ref.c14n.exclusive}, ref.prefixList, exclude)
 		if err != nil {

@@ -325,5 +325,10 @@ func (b *Broker) deadLetterTopic() string {
 
 // limitsOf is the configured bounds of a request body.
 func limitsOf(cfg config.Broker) soap.Limits {
-	return soap.Limits{MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements}
+	return soap.Limits{
+		MaxBytes: cfg.HTTP.MaxBodyBytes, MaxDepth: cfg.HTTP.MaxDepth, MaxElements: cfg.HTTP.MaxElements,
+		MaxAttributes: cfg.HTTP.MaxAttributes, MaxNamespaceDecls: cfg.HTTP.MaxNamespaceDecls,
+		MaxNamespaceDeclsTotal: cfg.HTTP.MaxNamespaceDeclsTotal, MaxNameBytes: cfg.HTTP.MaxNameBytes,
+		MaxAttrValueBytes: cfg.HTTP.MaxAttrValueBytes, MaxTextBytes: cfg.HTTP.MaxTextBytes,
+	}
 }

@@ -22,18 +22,41 @@ const nsSOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 
 // Limits bound the work an untrusted envelope can cause. They are checked before the tree is
 // built, so an oversized or pathological document costs a scan, not an allocation per node.
+//
+// Besides the size, the nesting and the element count, they bound what one element can carry:
+// its attributes, its namespace declarations (and those of the whole document), the length of a
+// name, an attribute value and a text. Everything after the scan (the tree, the namespace
+// look-ups that walk up through the ancestors' attributes, canonicalisation) is then linear in
+// the envelope with a small factor; without them a 321 KB envelope of namespace declarations cost
+// seconds of CPU before anyone was authenticated (issue 16).
 type Limits struct {
 	MaxBytes    int64 // default 1 MiB
 	MaxDepth    int   // default 64
 	MaxElements int   // default 20000
+
+	MaxAttributes          int // per element, namespace declarations included; default 64
+	MaxNamespaceDecls      int // per element; default 16
+	MaxNamespaceDeclsTotal int // in the whole envelope; default 512
+	MaxNameBytes           int // of an element's or attribute's local name or prefix; default 256
+	MaxAttrValueBytes      int // of an attribute value, a namespace URI included; default 8 KiB
+	// MaxTextBytes bounds one run of text (or a comment) between two tags. By default it is
+	// MaxBytes: text costs only linear work, and a reply may carry a large document as one text.
+	MaxTextBytes int
 }
 
 // Defaults of Limits. A SendMessage with 93 services and a signature has fewer than 200 elements
-// and a depth of about 10; the defaults leave room for large WS-Security headers.
+// and a depth of about 10; the defaults leave room for large WS-Security headers. The clients
+// this broker interoperates with (xmlsec, node-soap, zeep, WSS4J) declare fewer than ten
+// namespaces on an element and a few dozen in an envelope, with attributes to match.
 const (
-	DefaultMaxBytes    = 1 << 20
-	DefaultMaxDepth    = 64
-	DefaultMaxElements = 20000
+	DefaultMaxBytes               = 1 << 20
+	DefaultMaxDepth               = 64
+	DefaultMaxElements            = 20000
+	DefaultMaxAttributes          = 64
+	DefaultMaxNamespaceDecls      = 16
+	DefaultMaxNamespaceDeclsTotal = 512
+	DefaultMaxNameBytes           = 256
+	DefaultMaxAttrValueBytes      = 8 << 10
 )
 
 // WithDefaults returns l with every unset (zero or negative) limit set to its default.
@@ -47,6 +70,24 @@ func (l Limits) WithDefaults() Limits {
 	if l.MaxElements <= 0 {
 		l.MaxElements = DefaultMaxElements
 	}
+	if l.MaxAttributes <= 0 {
+		l.MaxAttributes = DefaultMaxAttributes
+	}
+	if l.MaxNamespaceDecls <= 0 {
+		l.MaxNamespaceDecls = DefaultMaxNamespaceDecls
+	}
+	if l.MaxNamespaceDeclsTotal <= 0 {
+		l.MaxNamespaceDeclsTotal = DefaultMaxNamespaceDeclsTotal
+	}
+	if l.MaxNameBytes <= 0 {
+		l.MaxNameBytes = DefaultMaxNameBytes
+	}
+	if l.MaxAttrValueBytes <= 0 {
+		l.MaxAttrValueBytes = DefaultMaxAttrValueBytes
+	}
+	if l.MaxTextBytes <= 0 {
+		l.MaxTextBytes = int(min(l.MaxBytes, int64(^uint(0)>>1)))
+	}
 	return l
 }
 
@@ -57,7 +98,7 @@ func (l Limits) WithDefaults() Limits {
 // declared charset in contentType (CodeEncoding), invalid UTF-8 (CodeEncoding), then one token scan
 // that refuses a non-UTF-8 XML declaration (CodeEncoding), any DOCTYPE or other <! directive
 // (CodeDoctype), any processing instruction but the XML declaration (CodeProcInst), depth or
-// element count over the limits (CodeTooDeep) and malformed XML (CodeMalformed). Only then is the
+// element count or a per-element limit exceeded (CodeTooDeep) and malformed XML (CodeMalformed). Only then is the
 // etree document built and its shape checked (CodeNotSOAP).
 func ReadEnvelope(r io.Reader, contentType string, lim Limits) (*etree.Document, []byte, error) {
 	return readEnvelope(r, contentType, lim, "SendMessage")
@@ -160,6 +201,7 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // parseXML applies the safety checks to raw and builds the document. It does not look at the
 // SOAP shape, so that faults and replies can be read with the same defences.
 func parseXML(raw []byte, lim Limits) (*etree.Document, error) {
+	lim = lim.WithDefaults() // a caller may set some limits only
 	if !utf8.Valid(raw) {
 		return nil, siobroker.Errorf(siobroker.CodeEncoding, "the body is not valid UTF-8")
 	}
@@ -198,6 +240,7 @@ func scan(body []byte, lim Limits) error {
 		return nil, errCharset{charset}
 	}
 	depth, elements, roots := 0, 0, 0
+	decls, text := 0, 0 // namespace declarations so far; bytes of the current run of text
 	for {
 		start := dec.InputOffset()
 		tok, err := dec.Token()
@@ -226,11 +269,24 @@ func scan(body []byte, lim Limits) error {
 			if elements > lim.MaxElements {
 				return siobroker.Errorf(siobroker.CodeTooDeep, "the body has more than %d elements", lim.MaxElements)
 			}
+			text = 0
+			if err := checkElement(t, lim, &decls); err != nil {
+				return err
+			}
 		case xml.EndElement:
 			depth--
+			text = 0
 		case xml.CharData:
 			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
 				return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: text outside the root element")
+			}
+			// The decoder may hand one run of text over in pieces (CDATA sections apart).
+			if text += len(t); text > lim.MaxTextBytes {
+				return siobroker.Errorf(siobroker.CodeTooDeep, "a text is longer than %d bytes", lim.MaxTextBytes)
+			}
+		case xml.Comment:
+			if len(t) > lim.MaxTextBytes {
+				return siobroker.Errorf(siobroker.CodeTooDeep, "a comment is longer than %d bytes", lim.MaxTextBytes)
 			}
 		case xml.Directive:
 			// A DOCTYPE can define entities (billion laughs) or external references; there is
@@ -249,6 +305,57 @@ func scan(body []byte, lim Limits) error {
 		return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: no root element")
 	}
 	return nil
+}
+
+// checkElement applies the per-element limits to a start tag; decls counts the namespace
+// declarations of the document so far.
+func checkElement(t xml.StartElement, lim Limits, decls *int) error {
+	if len(t.Name.Local) > lim.MaxNameBytes {
+		return siobroker.Errorf(siobroker.CodeTooDeep, "an element name (%s) is longer than %d bytes", cut(t.Name.Local), lim.MaxNameBytes)
+	}
+	if len(t.Name.Space) > lim.MaxAttrValueBytes {
+		// The namespace URI, or the prefix where it is not declared.
+		return siobroker.Errorf(siobroker.CodeTooDeep, "the namespace of element %s is longer than %d bytes", cut(t.Name.Local), lim.MaxAttrValueBytes)
+	}
+	here := 0
+	for _, a := range t.Attr {
+		if len(a.Name.Local) > lim.MaxNameBytes {
+			return siobroker.Errorf(siobroker.CodeTooDeep, "an attribute name (%s) of element %s is longer than %d bytes", cut(a.Name.Local), cut(t.Name.Local), lim.MaxNameBytes)
+		}
+		if len(a.Name.Space) > lim.MaxAttrValueBytes {
+			return siobroker.Errorf(siobroker.CodeTooDeep, "the namespace of attribute %s of element %s is longer than %d bytes", cut(a.Name.Local), cut(t.Name.Local), lim.MaxAttrValueBytes)
+		}
+		if len(a.Value) > lim.MaxAttrValueBytes {
+			return siobroker.Errorf(siobroker.CodeTooDeep, "the value of attribute %s of element %s is longer than %d bytes", cut(a.Name.Local), cut(t.Name.Local), lim.MaxAttrValueBytes)
+		}
+		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			if here++; here > lim.MaxNamespaceDecls {
+				return siobroker.Errorf(siobroker.CodeTooDeep, "element %s declares more than %d namespaces", cut(t.Name.Local), lim.MaxNamespaceDecls)
+			}
+			*decls++
+		}
+	}
+	// After the declarations, so that an element of many declarations is refused for them.
+	if len(t.Attr) > lim.MaxAttributes {
+		return siobroker.Errorf(siobroker.CodeTooDeep, "element %s has more than %d attributes", cut(t.Name.Local), lim.MaxAttributes)
+	}
+	if *decls > lim.MaxNamespaceDeclsTotal {
+		return siobroker.Errorf(siobroker.CodeTooDeep, "the body declares more than %d namespaces", lim.MaxNamespaceDeclsTotal)
+	}
+	return nil
+}
+
+// cut shortens a name for a message: the name that broke a length limit is not repeated whole.
+func cut(name string) string {
+	const keep = 32
+	if len(name) <= keep {
+		return name
+	}
+	i := keep
+	for i > 0 && !utf8.RuneStart(name[i]) {
+		i--
+	}
+	return name[:i] + "…"
 }
 
 // xmlErrText keeps the decoder's line number and reason but not its Go-specific prefix.

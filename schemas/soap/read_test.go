@@ -3,6 +3,7 @@ package soap
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -148,10 +149,68 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 func TestLimitsWithDefaults(t *testing.T) {
 	got := Limits{MaxDepth: 5, MaxBytes: -1}.WithDefaults()
-	want := Limits{MaxBytes: 1 << 20, MaxDepth: 5, MaxElements: 20000}
+	want := Limits{MaxBytes: 1 << 20, MaxDepth: 5, MaxElements: 20000, MaxAttributes: 64, MaxNamespaceDecls: 16,
+		MaxNamespaceDeclsTotal: 512, MaxNameBytes: 256, MaxAttrValueBytes: 8192, MaxTextBytes: 1 << 20}
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
+	if got := (Limits{MaxBytes: 100}).WithDefaults().MaxTextBytes; got != 100 {
+		t.Errorf("MaxTextBytes defaults to %d, want MaxBytes (100)", got)
+	}
+}
+
+// TestReadEnvelopePerElementLimits: what one element may carry is bounded, each limit refused
+// with CodeTooDeep and a message that says which, and a body exactly at a limit is read.
+func TestReadEnvelopePerElementLimits(t *testing.T) {
+	// parseXML does not look at the SOAP shape, and the envelope's own namespace would not fit
+	// these small limits.
+	inBody := func(s string) string { return "<r>" + s + "</r>" }
+	attrs := func(n int, format string) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, format, i)
+		}
+		return b.String()
+	}
+	lim := Limits{MaxAttributes: 4, MaxNamespaceDecls: 2, MaxNamespaceDeclsTotal: 3, MaxNameBytes: 8, MaxAttrValueBytes: 10, MaxTextBytes: 12}
+	cases := []struct {
+		name, body, msg string // msg "" means accepted
+	}{
+		{"attributes at the limit", inBody(`<x` + attrs(4, ` a%d="v"`) + `/>`), ""},
+		{"attributes over", inBody(`<x` + attrs(5, ` a%d="v"`) + `/>`), "element x has more than 4 attributes"},
+		{"declarations count as attributes", inBody(`<x` + attrs(2, ` xmlns:p%d="u"`) + attrs(3, ` a%d="v"`) + `/>`), "element x has more than 4 attributes"},
+		{"declarations on an element at the limit", inBody(`<x` + attrs(2, ` xmlns:p%d="u"`) + `/>`), ""},
+		{"declarations on an element over", inBody(`<x` + attrs(3, ` xmlns:p%d="u"`) + `/>`), "element x declares more than 2 namespaces"},
+		{"default namespace counts", inBody(`<x xmlns="u"` + attrs(2, ` xmlns:p%d="u"`) + `/>`), "element x declares more than 2 namespaces"},
+		{"declarations in total over", inBody(`<x xmlns:a="u"><y xmlns:b="u"/><y xmlns:c="u"/><y xmlns:d="u"/></x>`), "the body declares more than 3 namespaces"},
+		{"element name at the limit", inBody(`<abcdefgh/>`), ""},
+		{"element name over", inBody(`<abcdefghi/>`), "an element name (abcdefghi) is longer than 8 bytes"},
+		{"attribute name over", inBody(`<x abcdefghi="v"/>`), "an attribute name (abcdefghi) of element x is longer than 8 bytes"},
+		{"prefix over", inBody(`<x xmlns:abcdefghi="u"/>`), "an attribute name (abcdefghi) of element x is longer than 8 bytes"},
+		{"undeclared prefix over", inBody(`<abcdefghijk:x/>`), "the namespace of element x is longer than 10 bytes"},
+		{"attribute value at the limit", inBody(`<x a="0123456789"/>`), ""},
+		{"attribute value over", inBody(`<x a="0123456789A"/>`), "the value of attribute a of element x is longer than 10 bytes"},
+		{"namespace URI over", inBody(`<x xmlns:p="0123456789A"/>`), "the value of attribute p of element x is longer than 10 bytes"},
+		{"text at the limit", inBody(`<x>0123456789AB</x>`), ""},
+		{"text over", inBody(`<x>0123456789ABC</x>`), "a text is longer than 12 bytes"},
+		{"text over in pieces", inBody(`<x>0123456<![CDATA[789ABC]]></x>`), "a text is longer than 12 bytes"},
+		{"comment over", inBody(`<!--0123456789ABC-->`), "a comment is longer than 12 bytes"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := parseXML([]byte(c.body), lim.WithDefaults())
+			if c.msg == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			wantErr(t, err, siobroker.CodeTooDeep, "", c.msg)
+		})
+	}
+	// A long name is not repeated whole in the message.
+	_, err := parseXML([]byte(inBody("<"+strings.Repeat("n", 1000)+"/>")), Limits{}.WithDefaults())
+	wantErr(t, err, siobroker.CodeTooDeep, "", "an element name (nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn…) is longer than 256 bytes")
 }
 
 func TestBody(t *testing.T) {
