@@ -4,40 +4,25 @@ package sqlite
 
 import (
 	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sio-pso/siobroker/internal/private"
 )
 
 // privateModes walks dir and reports every directory that is not 0700 and every file that is not
 // 0600.
 func privateModes(t *testing.T, dir string) {
 	t.Helper()
-	files := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		want := fs.FileMode(0o600)
-		if d.IsDir() {
-			want = 0o700
-		} else {
-			files++
-		}
-		if got := fi.Mode().Perm(); got != want {
-			t.Errorf("%s: mode %o, want %o", path, got, want)
-		}
-		return nil
-	})
+	files, loose, err := private.Audit(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, l := range loose {
+		t.Error(l)
 	}
 	if files < 3 {
 		t.Errorf("found %d files in %s; want the database, its -wal and -shm", files, dir)

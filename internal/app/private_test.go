@@ -5,7 +5,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/private"
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
@@ -24,28 +24,12 @@ import (
 // and returns how many files it saw.
 func walkModes(t *testing.T, dir string) int {
 	t.Helper()
-	files := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		want := fs.FileMode(0o600)
-		if d.IsDir() {
-			want = 0o700
-		} else {
-			files++
-		}
-		if got := fi.Mode().Perm(); got != want {
-			t.Errorf("%s: mode %o, want %o", path, got, want)
-		}
-		return nil
-	})
+	files, loose, err := private.Audit(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, l := range loose {
+		t.Error(l)
 	}
 	return files
 }

@@ -3,13 +3,14 @@
 package cli
 
 import (
-	"io/fs"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sio-pso/siobroker/internal/private"
 )
 
 // TestE2EServeDataDirPrivate runs the built binary's serve, started under the common umask 0022,
@@ -41,28 +42,12 @@ func TestE2EServeDataDirPrivate(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop within 30 s of SIGTERM")
 	}
-	files := 0
-	err = filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		want := fs.FileMode(0o600)
-		if d.IsDir() {
-			want = 0o700
-		} else {
-			files++
-		}
-		if got := fi.Mode().Perm(); got != want {
-			t.Errorf("%s: mode %o, want %o", path, got, want)
-		}
-		return nil
-	})
+	files, loose, err := private.Audit(data)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, l := range loose {
+		t.Error(l)
 	}
 	// broker.db, demo-subjects.json and the development PKI: ca, its key, CRL, broker and five
 	// users with their keys, demo.json.

@@ -106,3 +106,35 @@ func Tighten(root string) (changed []string, err error) {
 	}
 	return changed, nil
 }
+
+// Audit walks root, root included, and returns how many regular files it holds and every
+// directory whose mode is not DirMode and every regular file whose mode is not FileMode, each
+// with its mode: what an operator (or a test) checks the data directory against.
+func Audit(root string) (files int, loose []string, err error) {
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := FileMode
+		if d.IsDir() {
+			want = DirMode
+		} else {
+			files++
+		}
+		if got := fi.Mode().Perm(); got != want {
+			loose = append(loose, fmt.Sprintf("%s: mode %o, want %o", path, got, want))
+		}
+		return nil
+	})
+	if err != nil {
+		return files, loose, fmt.Errorf("audit the modes under %s: %w", root, err)
+	}
+	return files, loose, nil
+}

@@ -125,3 +125,36 @@ func TestTighten(t *testing.T) {
 		t.Errorf("a missing root: %v", err)
 	}
 }
+
+// TestAudit: a loose file and a loose directory are reported with their modes, private ones
+// are not, and regular files are counted.
+func TestAudit(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Chmod(root, DirMode); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(root, "archive")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]fs.FileMode{"broker.db": 0o600, "archive/journal-000001.jsonl.gz": 0o644} {
+		p := filepath.Join(root, name)
+		if err := os.WriteFile(p, nil, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, loose, err := Audit(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{sub + ": mode 755, want 700", filepath.Join(sub, "journal-000001.jsonl.gz") + ": mode 644, want 600"}
+	if files != 2 || !slices.Equal(loose, want) {
+		t.Fatalf("Audit = %d files, %q; want 2, %q", files, loose, want)
+	}
+}
