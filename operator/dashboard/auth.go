@@ -258,7 +258,7 @@ func (h *handler) serveLogin(ctx context.Context, r *http.Request) ([]byte, erro
 	v, now := sr.Verified, sr.Now
 	// Replays are refused after verification and are not journaled: a captured login must not
 	// be able to fill the permanent journal.
-	if err := h.replay.Mark(v.SignerIIN, sr.Info.MessageID, v.Signed, now); err != nil {
+	if err := h.replay.Mark(ctx, v.SignerIIN, sr.Info.MessageID, v.Signed, now); err != nil {
 		return nil, err
 	}
 	d := journal.OperatorAction{Action: "login", Channel: channelSigned}

@@ -13,7 +13,7 @@
 //   - by the TLS client certificate the connection was verified with (as GET /reports), or
 //   - by a signed login: POST /dashboard/login takes a SendMessage signed by the operator whose
 //     data is q:dashboardLogin (soap.NewDashboardLoginRequest), checked as every signed request is
-//     (messageDate window, replay, signature and chain, the user registry), and answers a signed
+//     (messageDate window, signature and chain, replay, the user registry), and answers a signed
 //     q:dashboardTicket: the link of a one-time ticket, valid for TicketTTL. Opening the link sets
 //     a session cookie (HttpOnly, SameSite=Strict, Secure over TLS, Path=/dashboard) valid for
 //     SessionTTL. Sessions and tickets live in memory: a restart logs everyone out.
@@ -42,9 +42,9 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/incidents"
+	"github.com/sio-pso/siobroker/operator/replayguard"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/signing/intake"
 )
 
 // Paths of the dashboard. Mount the handler with mux.Handle(dashboard.Path, h).
@@ -105,7 +105,7 @@ type Users interface {
 }
 
 // Config holds the dashboard's data sources and settings. Services, Incidents, Users, Journal,
-// Verify, Sign and Clock are required; zero durations take the defaults, negative ones are
+// Replay, Verify, Sign and Clock are required; zero durations take the defaults, negative ones are
 // refused.
 type Config struct {
 	// Services returns the state of every service's route.
@@ -117,6 +117,9 @@ type Config struct {
 	Maintenance Maintenance
 	Users       Users
 	Journal     siobroker.JournalWriter
+	// Replay holds the replay marks of signed logins: the store the journal uses, so that a
+	// captured login is refused after a restart and by every broker of the deployment.
+	Replay siobroker.ReplayMarks
 
 	// Verify checks the signature of a login (signing.Verifier.Verify); Sign signs the ticket
 	// reply in the login's placement (signing.Signer.Sign).
@@ -165,6 +168,7 @@ func (c Config) Validate() error {
 		{"Incidents", c.Incidents != nil},
 		{"Users", c.Users != nil},
 		{"Journal", c.Journal != nil},
+		{"Replay", c.Replay != nil},
 		{"Verify", c.Verify != nil},
 		{"Sign", c.Sign != nil},
 		{"Clock", c.Clock != nil},
@@ -199,7 +203,7 @@ func New(cfg Config) (http.Handler, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		sessions: newSessions(),
-		replay:   intake.NewReplayMemory(2*cfg.MessageDateWindow + time.Minute),
+		replay:   replayguard.New(cfg.Replay, "dashboard-login"),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+LoginPath, h.login)
@@ -224,7 +228,7 @@ type handler struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessions
-	replay   *intake.ReplayMemory
+	replay   *replayguard.Guard
 }
 
 // securityHeaders sets the headers every answer of the dashboard carries: nothing from another

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/operator/replayguard"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/intake"
@@ -34,8 +35,9 @@ const StatusReport = "SCSS001"
 //   - POST: a SyncChannel SendMessage whose requestData/data holds q:reportQuery or q:exportQuery,
 //     signed in either placement. The envelope is read under limits, its messageDate must be
 //     within ±MessageDateWindow of clock, the signature is verified with verify, and the query is
-//     read from the signed content only. A messageId or signed content seen before (within the
-//     window, in this process) is refused as a replay. The answer is a SendMessageResponse with
+//     read from the signed content only. A messageId or signed content seen before is refused
+//     as a replay: the marks are kept in marks, the store the journal uses, so the refusal holds
+//     after a restart and at every broker sharing that store. The answer is a SendMessageResponse with
 //     q:report, signed with sign in the request's placement; every refusal is a SOAP fault.
 //   - GET ?from=&to=[&organisation=][&user=][&service=][&format=csv|json]: a report (never an
 //     export) for the holder of the TLS client certificate the connection was verified with. from
@@ -46,9 +48,10 @@ const StatusReport = "SCSS001"
 //
 // Mount it with mux.Handle(reports.Path, h).
 func (s *Service) Handler(verify func(ctx context.Context, doc *etree.Document, at time.Time) (*signing.Verified, error),
-	sign func(doc *etree.Document, p signing.Placement) error, limits soap.Limits, clock siobroker.Clock) http.Handler {
+	sign func(doc *etree.Document, p signing.Placement) error, limits soap.Limits, clock siobroker.Clock,
+	marks siobroker.ReplayMarks) http.Handler {
 	h := &handler{svc: s, verify: verify, sign: sign, limits: limits.WithDefaults(), clock: clock,
-		replay: intake.NewReplayMemory(2*MessageDateWindow + time.Minute)}
+		replay: replayguard.New(marks, "reports")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+Path, h.post)
 	mux.HandleFunc("GET "+Path, h.get)
@@ -69,7 +72,7 @@ type handler struct {
 	sign   func(doc *etree.Document, p signing.Placement) error
 	limits soap.Limits
 	clock  siobroker.Clock
-	replay *intake.ReplayMemory
+	replay *replayguard.Guard
 }
 
 func (h *handler) post(w http.ResponseWriter, r *http.Request) {
@@ -113,7 +116,7 @@ func (h *handler) serve(ctx context.Context, r *http.Request) ([]byte, error) {
 	info, data, v, raw, now := sr.Info, sr.Data, sr.Verified, sr.Raw, sr.Now
 	// Replays are refused after verification (unsigned traffic cannot burn a sender's ids) and
 	// are not journaled: a captured request must not be able to fill the permanent journal.
-	if err := h.replay.Mark(v.SignerIIN, info.MessageID, v.Signed, now); err != nil {
+	if err := h.replay.Mark(ctx, v.SignerIIN, info.MessageID, v.Signed, now); err != nil {
 		return nil, err
 	}
 

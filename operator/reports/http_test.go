@@ -21,9 +21,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/operator/replayguard"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // The development PKI of the HTTP tests, generated once.
@@ -127,7 +129,7 @@ func newHTTPService(t *testing.T, j *memJournal, cfg Config) (*Service, http.Han
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := s.Handler(mustVerifier(t, signing.VerifierConfig{Trust: pki.trust}).Verify, pki.broker.Sign, soap.Limits{}, siobroker.SystemClock{})
+	h := s.Handler(mustVerifier(t, signing.VerifierConfig{Trust: pki.trust}).Verify, pki.broker.Sign, soap.Limits{}, siobroker.SystemClock{}, replayguard.NewMemory())
 	return s, h
 }
 
@@ -262,6 +264,40 @@ func TestHandlerSignedReport(t *testing.T) {
 			wantFault(t, status, body, siobroker.CodeReplayID)
 			lastUse(t, j, 1)
 		})
+	}
+}
+
+// TestHandlerReplayAcrossRestarts: the replay marks of report requests are in the store the
+// journal uses, so a request one handler answered is a replay to a handler started afresh on the
+// same store (a restarted broker, or a second broker sharing it).
+func TestHandlerReplayAcrossRestarts(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	j := httpJournal(t)
+	s, err := New(Config{}, j, pkiUsers(), siobroker.SystemClock{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func() *httptest.Server {
+		h := s.Handler(mustVerifier(t, signing.VerifierConfig{Trust: pki.trust}).Verify, pki.broker.Sign, soap.Limits{}, siobroker.SystemClock{}, db)
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	first, second := start(), start()
+	q := soap.ReportQuery{From: time.Now().Add(-30 * day), To: time.Now().Add(time.Minute), Format: soap.ReportCSV}
+	raw := signReport(t, pki.judge, signing.PlacementWSSE, nowInfo(), q)
+	if status, body := postXML(t, first.URL+Path, raw); status != http.StatusOK {
+		t.Fatalf("first: HTTP %d: %s", status, body)
+	}
+	status, body := postXML(t, second.URL+Path, raw)
+	wantFault(t, status, body, siobroker.CodeReplayID)
+	// A new request is still answered there.
+	if status, body := postXML(t, second.URL+Path, signReport(t, pki.judge, signing.PlacementWSSE, nowInfo(), q)); status != http.StatusOK {
+		t.Fatalf("a new request: HTTP %d: %s", status, body)
 	}
 }
 
