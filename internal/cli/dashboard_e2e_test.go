@@ -111,8 +111,17 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	}
 
+	// The link answers a form and spends nothing; its button (a POST with the form's CSRF token)
+	// opens the session.
 	if err := chromedp.Do(cctx,
 		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.CSS(`#open-session-button`)),
+	); err != nil {
+		shot()
+		t.Fatalf("load the ticket link: %v", err)
+	}
+	if err := chromedp.Do(cctx,
+		chromedp.Click(chromedp.CSS(`#open-session-button`)),
 		chromedp.WaitVisible(chromedp.CSS(`#services-rows tr:nth-child(93)`)),
 		chromedp.WaitVisible(chromedp.CSS(row+" button")),
 	); err != nil {

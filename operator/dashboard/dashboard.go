@@ -14,9 +14,15 @@
 //   - by a signed login: POST /dashboard/login takes a SendMessage signed by the operator whose
 //     data is q:dashboardLogin (soap.NewDashboardLoginRequest), checked as every signed request is
 //     (messageDate window, signature and chain, replay, the user registry), and answers a signed
-//     q:dashboardTicket: the link of a one-time ticket, valid for TicketTTL. Opening the link sets
-//     a session cookie (HttpOnly, SameSite=Strict, Secure over TLS, Path=/dashboard) valid for
-//     SessionTTL. Sessions and tickets live in memory: a restart logs everyone out.
+//     q:dashboardTicket: the link of a one-time ticket, valid for TicketTTL. The replay marks of
+//     logins are kept in Config.Replay, the store the journal uses, so a captured login is
+//     refused after a restart and by every broker sharing that store.
+//
+// No GET changes anything. Opening the ticket link, or the page with a client certificate and no
+// session, answers a form; its POST to SessionPath, carrying the form's CSRF token (matched
+// against a cookie set with the form) from the dashboard's own origin, spends the ticket and sets
+// a session cookie (HttpOnly, SameSite=Strict, Secure over TLS, Path=/dashboard) valid for
+// SessionTTL. Sessions and tickets live in memory: a restart logs everyone out.
 //
 // The user is looked up in the registry again on every request, so a block or a withdrawn right
 // takes effect at once. Actions are POSTs that carry the session's CSRF token; every login and
@@ -51,6 +57,9 @@ import (
 const (
 	Path      = "/dashboard/"
 	LoginPath = "/dashboard/login"
+	// SessionPath takes the POST of the form that opens a session (the ticket link, or a client
+	// certificate, answers that form).
+	SessionPath = "/dashboard/session"
 )
 
 // Defaults of Config.
@@ -207,6 +216,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+LoginPath, h.login)
+	mux.HandleFunc("POST "+SessionPath, h.openPost)
 	mux.HandleFunc("GET "+Path+"{$}", h.page)
 	mux.HandleFunc("GET "+Path+"static/{name}", h.static)
 	mux.HandleFunc("POST "+Path+"logout", h.action("logout", h.logout))
