@@ -10,7 +10,8 @@
 // Access is the operator's: an active user of the registry with the operator right
 // (siobroker.User.OperatorRight), identified either
 //
-//   - by the TLS client certificate the connection was verified with (as GET /reports), or
+//   - by the TLS client certificate the connection was verified with (as a report by form at
+//     /reports), or
 //   - by a signed login: POST /dashboard/login takes a SendMessage signed by the operator whose
 //     data is q:dashboardLogin (soap.NewDashboardLoginRequest), checked as every signed request is
 //     (messageDate window, signature and chain, replay, the user registry), and answers a signed

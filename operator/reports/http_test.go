@@ -454,9 +454,32 @@ func clientCert(t *testing.T, u devpki.User) tls.Certificate {
 	return c
 }
 
-func get(t *testing.T, c *http.Client, url string) (*http.Response, []byte) {
+// formReport posts the parameters of the query of rawURL as the report form, with a CSRF token
+// and its cookie, as a client that does not first GET the form does.
+func formReport(t *testing.T, c *http.Client, rawURL string) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := c.Get(url)
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := u.Query()
+	form.Set("csrf", "token-1")
+	u.RawQuery = ""
+	return postForm(t, c, u.String(), form, "Cookie", CSRFCookie+"=token-1")
+}
+
+// postForm posts form to url in c with the headers hdr (name, value, ...).
+func postForm(t *testing.T, c *http.Client, url string, form url.Values, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,14 +491,14 @@ func get(t *testing.T, c *http.Client, url string) (*http.Response, []byte) {
 	return resp, body
 }
 
-func TestHandlerGetOverTLS(t *testing.T) {
+func TestHandlerFormOverTLS(t *testing.T) {
 	j := httpJournal(t)
 	_, h := newHTTPService(t, j, Config{VerifyClientCert: pki.trust.VerifyChain})
 	srv, client := tlsServer(t, h, tls.VerifyClientCertIfGiven)
 	period := "from=" + urlTime(time.Now().Add(-30*day)) + "&to=" + urlTime(time.Now().Add(time.Minute))
 
 	// A holder of the right, by client certificate: the CSV itself.
-	resp, body := get(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period)
+	resp, body := formReport(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
 	}
@@ -492,7 +515,7 @@ func TestHandlerGetOverTLS(t *testing.T) {
 	}
 
 	// JSON, filtered by service.
-	resp, body = get(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&format=json&service=5")
+	resp, body = formReport(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&format=json&service=5")
 	var jrows []map[string]any
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &jrows) != nil || len(jrows) != 1 {
 		t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
@@ -505,26 +528,26 @@ func TestHandlerGetOverTLS(t *testing.T) {
 		}
 	}
 	// No client certificate: 403, not journaled (no one to attribute it to).
-	resp, body = get(t, client(), srv.URL+Path+"?"+period)
+	resp, body = formReport(t, client(), srv.URL+Path+"?"+period)
 	wantPlain(resp, body, http.StatusForbidden, CodeReportsDenied)
 	// No reports right: 403, journaled.
-	resp, body = get(t, client(clientCert(t, pki.prosecutor)), srv.URL+Path+"?"+period)
+	resp, body = formReport(t, client(clientCert(t, pki.prosecutor)), srv.URL+Path+"?"+period)
 	wantPlain(resp, body, http.StatusForbidden, CodeReportsDenied)
 	// Another organisation: 403, journaled.
-	resp, body = get(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&organisation="+url.QueryEscape(orgB))
+	resp, body = formReport(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&organisation="+url.QueryEscape(orgB))
 	wantPlain(resp, body, http.StatusForbidden, CodeReportsDenied)
 	// A misspelt filter must not widen the report: 400, journaled.
-	resp, body = get(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&user_iin="+iinUserA)
+	resp, body = formReport(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&user_iin="+iinUserA)
 	wantPlain(resp, body, http.StatusBadRequest, siobroker.CodeSchema)
 	// A revoked certificate passes the TLS handshake but not the CRL.
-	resp, body = get(t, client(clientCert(t, pki.revoked)), srv.URL+Path+"?"+period)
+	resp, body = formReport(t, client(clientCert(t, pki.revoked)), srv.URL+Path+"?"+period)
 	wantPlain(resp, body, http.StatusForbidden, siobroker.CodeCertRevoked)
 	lastUse(t, j, 5)
 
 	// Plain HTTP has no client certificate at all.
 	plain := httptest.NewServer(h)
 	defer plain.Close()
-	resp, body = get(t, http.DefaultClient, plain.URL+Path+"?"+period)
+	resp, body = formReport(t, http.DefaultClient, plain.URL+Path+"?"+period)
 	wantPlain(resp, body, http.StatusForbidden, CodeReportsDenied)
 	lastUse(t, j, 5)
 }
@@ -536,11 +559,11 @@ func TestHandlerTLSRequired(t *testing.T) {
 	_, h := newHTTPService(t, j, Config{})
 	srv, client := tlsServer(t, h, tls.RequireAndVerifyClientCert)
 	u := srv.URL + Path + "?from=" + urlTime(time.Now().Add(-day)) + "&to=" + urlTime(time.Now())
-	if resp, err := client().Get(u); err == nil {
+	if resp, err := client().PostForm(u, nil); err == nil {
 		resp.Body.Close()
 		t.Fatal("served without a client certificate")
 	}
-	if resp, body := get(t, client(clientCert(t, pki.ecdsa)), u); resp.StatusCode != http.StatusOK {
+	if resp, body := formReport(t, client(clientCert(t, pki.ecdsa)), u); resp.StatusCode != http.StatusOK {
 		t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
 	}
 }
