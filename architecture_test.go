@@ -60,8 +60,9 @@ var importRules = map[string][]string{
 	"operator/maintenance": {"."},
 	"operator/health":      {".", "routing", "schemas", "signing"},
 	"operator/metrics":     {".", "operator/health"},
-	"operator/reports":     {".", "schemas/soap", "signing", "signing/intake"},
-	"operator/dashboard":   {".", "journal", "operator/health", "operator/incidents", "schemas", "schemas/soap", "signing", "signing/intake"},
+	"operator/replayguard": {"."},
+	"operator/reports":     {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
+	"operator/dashboard":   {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "schemas", "schemas/soap", "signing", "signing/intake"},
 
 	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog"},
 	"client":  {".", "schemas/soap", "signing"},

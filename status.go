@@ -54,6 +54,7 @@ var plainHTTPStatus = map[Code]int{
 
 	CodeReportsDenied:   http.StatusForbidden,
 	CodeReportsTooLarge: http.StatusUnprocessableEntity,
+	CodeReportsCSRF:     http.StatusForbidden,
 
 	CodeDashboardDenied:      http.StatusForbidden,
 	CodeDashboardTicket:      http.StatusForbidden,

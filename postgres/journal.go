@@ -5,7 +5,9 @@
 // OpenJournal creates the table sio_journal and its triggers, in the first schema of the connection's
 // search_path, if they are missing. The triggers refuse UPDATE, DELETE and TRUNCATE. The owner of
 // the table can still disable them, so in production let a separate role own the table and give
-// the broker's role only SELECT and INSERT; the hash chain catches what gets past that.
+// the broker's role only SELECT and INSERT; the hash chain catches what gets past that. It also
+// creates sio_replay_marks, the shared replay marks of dashboard logins and report requests
+// (ReplayMarks), on which the broker's role needs SELECT, INSERT and DELETE.
 
 package postgres
 
@@ -74,7 +76,8 @@ $$;`
 // schemaReady reports whether the table and both triggers exist.
 const schemaReady = `SELECT to_regclass('sio_journal') IS NOT NULL
 	AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('sio_journal')
-		AND tgname IN ('sio_journal_no_change', 'sio_journal_no_truncate')) = 2`
+		AND tgname IN ('sio_journal_no_change', 'sio_journal_no_truncate')) = 2
+	AND to_regclass('sio_replay_marks') IS NOT NULL`
 
 const columns = `seq, at, at_unix_ms, kind, request_id, message_id, signer_iin, organisation, service, code,
 	data, prev_hash, hash`
@@ -152,7 +155,10 @@ func OpenJournalConfig(ctx context.Context, cfg *pgxpool.Config, opts JournalOpt
 		if ready {
 			return nil
 		}
-		_, err := tx.Exec(ctx, schema)
+		if _, err := tx.Exec(ctx, schema); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, replaySchema)
 		return err
 	}); err != nil {
 		pool.Close()

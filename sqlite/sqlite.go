@@ -604,6 +604,18 @@ func (s *DB) MarkSeen(ctx context.Context, messageID, senderID string, at time.T
 	return fresh, err
 }
 
+// MarkOnce records a replay mark of a signed call outside the request pipeline (a dashboard
+// login, a report request: siobroker.ReplayMarks) and reports whether it is new. The marks share
+// seen_messages with the messageIds of requests, so that ForgetSeenBefore prunes them after the
+// same retention; callers give keys a prefix of their own, which no client messageId carries.
+func (s *DB) MarkOnce(ctx context.Context, key string, at time.Time) (bool, error) {
+	fresh, err := s.MarkSeen(ctx, key, "", at)
+	if err != nil {
+		return false, fmt.Errorf("replay mark: %w", err)
+	}
+	return fresh, nil
+}
+
 // MarkRequestSeen records a call's messageId and, unless digest is "", the digest of its signed
 // content (MarkRequest without an admission).
 func (s *DB) MarkRequestSeen(ctx context.Context, messageID, senderID, digest string, at time.Time) (idFresh, contentFresh bool, err error) {

@@ -27,6 +27,11 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 			if _, err := b.db.ForgetSeenBefore(ctx, clock.Now().Add(-cfg.Replay.IDRetention)); err != nil {
 				logger.Warn("pruning seen messageIds failed", "error", err)
 			}
+			if p.pruneMarks != nil {
+				if _, err := p.pruneMarks(ctx, clock.Now().Add(-cfg.Replay.IDRetention)); err != nil {
+					logger.Warn("pruning the shared replay marks failed", "error", err)
+				}
+			}
 			// The answers held for completing requests are personal data; the journal keeps
 			// the results for good, in the replies.
 			if _, err := b.db.ForgetAnswersBefore(ctx, clock.Now().Add(-answerRetention(cfg))); err != nil {

@@ -36,6 +36,8 @@ type parts struct {
 	caseRules    *cases.Rules
 	registries   []string // the case registries the configuration names
 	journal      siobroker.Journal
+	replayMarks  siobroker.ReplayMarks // of logins and report requests, where the journal is
+	pruneMarks   func(context.Context, time.Time) (int64, error)
 	users        *users.Registry
 	certificates *users.Certificates
 
@@ -108,6 +110,7 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if p.journal, b.closeJournal, err = OpenJournal(ctx, cfg, b.db); err != nil {
 		return err
 	}
+	p.replayMarks, p.pruneMarks = replayMarks(p.journal, b.db)
 	if err := b.live.attachSchedule(ctx, maintenance.NewSchedule(b.db, clock)); err != nil {
 		return err
 	}

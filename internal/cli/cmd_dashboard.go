@@ -28,7 +28,8 @@ const dashboardUsage = `usage:
   siobroker dashboard login [--url URL] (--user IIN [--pki DIR] | --cert FILE --key FILE)
       sign a dashboard login with your certificate and print the one-time link that opens the
       operator's dashboard in a browser (valid for 2 minutes, once). Open it on this machine's
-      browser: whoever opens it first gets the session.
+      browser and press its button: whoever does so first gets the session (opening the link
+      alone spends nothing).
 
 --url is the broker (http://HOST:PORT) or its login endpoint (.../dashboard/login). The reply's
 signature is verified against --ca (default PKI/ca.pem).
@@ -107,7 +108,7 @@ func cmdDashboardLogin(ctx context.Context, args []string, stdout, stderr io.Wri
 		return f.fail(reportsExitError, "the ticket's link %q: %v", ticket.Link, err)
 	}
 	fmt.Fprintln(stdout, link.String())
-	fmt.Fprintf(stderr, "open this link in a browser before %s; it opens one dashboard session (8 hours) and then is spent\n",
+	fmt.Fprintf(stderr, "open this link in a browser and press its button before %s; that opens one dashboard session (8 hours) and spends the link\n",
 		siobroker.FormatTime(ticket.Expires))
 	return reportsExitOK
 }

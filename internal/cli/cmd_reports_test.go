@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/operator/replayguard"
 	"github.com/sio-pso/siobroker/operator/reports"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
@@ -114,7 +115,7 @@ func TestReportsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(svc.Handler(mustVerifier(t, signing.VerifierConfig{Trust: trust}).Verify, broker.Sign, soap.Limits{}, siobroker.SystemClock{}))
+	srv := httptest.NewServer(svc.Handler(mustVerifier(t, signing.VerifierConfig{Trust: trust}).Verify, broker.Sign, soap.Limits{}, siobroker.SystemClock{}, replayguard.NewMemory()))
 	defer srv.Close()
 
 	period := []string{"--from", now.Add(-24 * time.Hour).Format(time.RFC3339), "--to", now.Add(time.Minute).Format(time.RFC3339)}

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -111,8 +114,17 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	}
 
+	// The link answers a form and spends nothing; its button (a POST with the form's CSRF token)
+	// opens the session.
 	if err := chromedp.Do(cctx,
 		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.CSS(`#open-session-button`)),
+	); err != nil {
+		shot()
+		t.Fatalf("load the ticket link: %v", err)
+	}
+	if err := chromedp.Do(cctx,
+		chromedp.Click(chromedp.CSS(`#open-session-button`)),
 		chromedp.WaitVisible(chromedp.CSS(`#services-rows tr:nth-child(93)`)),
 		chromedp.WaitVisible(chromedp.CSS(row+" button")),
 	); err != nil {
@@ -210,7 +222,18 @@ func dashboardSession(t *testing.T, base, pki string, op devpki.User) (*http.Cli
 		t.Fatal(err)
 	}
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	// The link answers the form that opens the session; posting it, as its button does, opens it.
 	resp, err := c.Get(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := url.Values{}
+	for _, m := range regexp.MustCompile(`name="(csrf|ticket)" value="([^"]*)"`).FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	resp, err = c.PostForm(base+"/dashboard/session", form)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,6 +94,15 @@ func (s *sessions) redeem(tok string, now time.Time) (string, bool) {
 	return t.iin, true
 }
 
+// valid reports whether tok is a ticket that redeem would take now, without using it up: a GET
+// of the link only asks whether to open the session.
+func (s *sessions) valid(tok string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tickets[tok]
+	return ok && now.Before(t.expires)
+}
+
 func (s *sessions) open(iin, channel string, now time.Time, ttl time.Duration) session {
 	sess := session{id: rand.Text(), csrf: rand.Text(), iin: iin, channel: channel, expires: now.Add(ttl)}
 	s.mu.Lock()
@@ -201,9 +210,8 @@ func (h *handler) setCookie(w http.ResponseWriter, r *http.Request, s session) {
 	})
 }
 
-// checkCSRF refuses an action that does not carry the session's token, or that a browser says
-// came from another origin.
-func checkCSRF(r *http.Request, s *session) error {
+// checkOrigin refuses a request that a browser says came from another origin.
+func checkOrigin(r *http.Request) error {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
 		return siobroker.Errorf(siobroker.CodeDashboardCSRF, "an action must come from the dashboard's own page, not from %s", site)
 	}
@@ -213,12 +221,59 @@ func checkCSRF(r *http.Request, s *session) error {
 			return siobroker.Errorf(siobroker.CodeDashboardCSRF, "an action must come from the dashboard's own origin, not %q", origin)
 		}
 	}
+	return nil
+}
+
+// checkCSRF refuses an action that does not carry the session's token, or that a browser says
+// came from another origin.
+func checkCSRF(r *http.Request, s *session) error {
+	if err := checkOrigin(r); err != nil {
+		return err
+	}
 	if s == nil {
 		return siobroker.Errorf(siobroker.CodeDashboardCSRF, "an action needs a dashboard session and its CSRF token: open the dashboard page first")
 	}
 	token := r.PostFormValue("csrf")
 	if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.csrf)) != 1 {
 		return siobroker.Errorf(siobroker.CodeDashboardCSRF, "the CSRF token is missing or not this session's; reload the dashboard")
+	}
+	return nil
+}
+
+// PreSessionCookie holds the CSRF token of the form that opens a session, before there is one: the
+// form carries the token and the cookie must match it (a double submit), so that another site
+// cannot open a session in an operator's browser, with its own ticket or the operator's client
+// certificate.
+const PreSessionCookie = "sio_dashboard_open"
+
+// setPreSession hands the browser a new token for the form that opens a session and returns it.
+// The broker keeps nothing: GET still changes nothing on the broker.
+func (h *handler) setPreSession(w http.ResponseWriter, r *http.Request) string {
+	tok := rand.Text()
+	http.SetCookie(w, &http.Cookie{
+		Name: PreSessionCookie, Value: tok, Path: "/dashboard", MaxAge: int(h.cfg.TicketTTL / time.Second),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+	})
+	return tok
+}
+
+// clearPreSession drops the form's cookie once the session is open.
+func clearPreSession(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: PreSessionCookie, Value: "", Path: "/dashboard", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+}
+
+// checkPreSession refuses a POST that opens a session without the token of the form the dashboard
+// gave this browser, or that a browser says came from another origin.
+func checkPreSession(r *http.Request) error {
+	if err := checkOrigin(r); err != nil {
+		return err
+	}
+	c, err := r.Cookie(PreSessionCookie)
+	token := r.PostFormValue("csrf")
+	if err != nil || c.Value == "" || token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(c.Value)) != 1 {
+		return siobroker.Errorf(siobroker.CodeDashboardCSRF,
+			"opening a session needs the CSRF token of the dashboard's own form: open the link again and press the button")
 	}
 	return nil
 }
@@ -258,7 +313,7 @@ func (h *handler) serveLogin(ctx context.Context, r *http.Request) ([]byte, erro
 	v, now := sr.Verified, sr.Now
 	// Replays are refused after verification and are not journaled: a captured login must not
 	// be able to fill the permanent journal.
-	if err := h.replay.Mark(v.SignerIIN, sr.Info.MessageID, v.Signed, now); err != nil {
+	if err := h.replay.Mark(ctx, v.SignerIIN, sr.Info.MessageID, v.Signed, now); err != nil {
 		return nil, err
 	}
 	d := journal.OperatorAction{Action: "login", Channel: channelSigned}

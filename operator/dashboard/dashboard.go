@@ -10,13 +10,20 @@
 // Access is the operator's: an active user of the registry with the operator right
 // (siobroker.User.OperatorRight), identified either
 //
-//   - by the TLS client certificate the connection was verified with (as GET /reports), or
+//   - by the TLS client certificate the connection was verified with (as a report by form at
+//     /reports), or
 //   - by a signed login: POST /dashboard/login takes a SendMessage signed by the operator whose
 //     data is q:dashboardLogin (soap.NewDashboardLoginRequest), checked as every signed request is
-//     (messageDate window, replay, signature and chain, the user registry), and answers a signed
-//     q:dashboardTicket: the link of a one-time ticket, valid for TicketTTL. Opening the link sets
-//     a session cookie (HttpOnly, SameSite=Strict, Secure over TLS, Path=/dashboard) valid for
-//     SessionTTL. Sessions and tickets live in memory: a restart logs everyone out.
+//     (messageDate window, signature and chain, replay, the user registry), and answers a signed
+//     q:dashboardTicket: the link of a one-time ticket, valid for TicketTTL. The replay marks of
+//     logins are kept in Config.Replay, the store the journal uses, so a captured login is
+//     refused after a restart and by every broker sharing that store.
+//
+// No GET changes anything. Opening the ticket link, or the page with a client certificate and no
+// session, answers a form; its POST to SessionPath, carrying the form's CSRF token (matched
+// against a cookie set with the form) from the dashboard's own origin, spends the ticket and sets
+// a session cookie (HttpOnly, SameSite=Strict, Secure over TLS, Path=/dashboard) valid for
+// SessionTTL. Sessions and tickets live in memory: a restart logs everyone out.
 //
 // The user is looked up in the registry again on every request, so a block or a withdrawn right
 // takes effect at once. Actions are POSTs that carry the session's CSRF token; every login and
@@ -42,15 +49,18 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/incidents"
+	"github.com/sio-pso/siobroker/operator/replayguard"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
-	"github.com/sio-pso/siobroker/signing/intake"
 )
 
 // Paths of the dashboard. Mount the handler with mux.Handle(dashboard.Path, h).
 const (
 	Path      = "/dashboard/"
 	LoginPath = "/dashboard/login"
+	// SessionPath takes the POST of the form that opens a session (the ticket link, or a client
+	// certificate, answers that form).
+	SessionPath = "/dashboard/session"
 )
 
 // Defaults of Config.
@@ -105,7 +115,7 @@ type Users interface {
 }
 
 // Config holds the dashboard's data sources and settings. Services, Incidents, Users, Journal,
-// Verify, Sign and Clock are required; zero durations take the defaults, negative ones are
+// Replay, Verify, Sign and Clock are required; zero durations take the defaults, negative ones are
 // refused.
 type Config struct {
 	// Services returns the state of every service's route.
@@ -117,6 +127,9 @@ type Config struct {
 	Maintenance Maintenance
 	Users       Users
 	Journal     siobroker.JournalWriter
+	// Replay holds the replay marks of signed logins: the store the journal uses, so that a
+	// captured login is refused after a restart and by every broker of the deployment.
+	Replay siobroker.ReplayMarks
 
 	// Verify checks the signature of a login (signing.Verifier.Verify); Sign signs the ticket
 	// reply in the login's placement (signing.Signer.Sign).
@@ -165,6 +178,7 @@ func (c Config) Validate() error {
 		{"Incidents", c.Incidents != nil},
 		{"Users", c.Users != nil},
 		{"Journal", c.Journal != nil},
+		{"Replay", c.Replay != nil},
 		{"Verify", c.Verify != nil},
 		{"Sign", c.Sign != nil},
 		{"Clock", c.Clock != nil},
@@ -199,10 +213,11 @@ func New(cfg Config) (http.Handler, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		sessions: newSessions(),
-		replay:   intake.NewReplayMemory(2*cfg.MessageDateWindow + time.Minute),
+		replay:   replayguard.New(cfg.Replay, "dashboard-login"),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+LoginPath, h.login)
+	mux.HandleFunc("POST "+SessionPath, h.openPost)
 	mux.HandleFunc("GET "+Path+"{$}", h.page)
 	mux.HandleFunc("GET "+Path+"static/{name}", h.static)
 	mux.HandleFunc("POST "+Path+"logout", h.action("logout", h.logout))
@@ -224,7 +239,7 @@ type handler struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessions
-	replay   *intake.ReplayMemory
+	replay   *replayguard.Guard
 }
 
 // securityHeaders sets the headers every answer of the dashboard carries: nothing from another

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +129,7 @@ func newFixture(t *testing.T) *fixture {
 		Maintenance:      f.schedule,
 		Users:            f.users,
 		Journal:          f.db.Journal(),
+		Replay:           f.db,
 		Verify:           mustVerifier(t, signing.VerifierConfig{Trust: pki.trust}).Verify,
 		Sign:             pki.broker.Sign,
 		VerifyClientCert: pki.trust.VerifyChain,
@@ -152,6 +155,7 @@ func TestNewValidates(t *testing.T) {
 		{"dashboard: Config.Incidents is required", func(c *dashboard.Config) { c.Incidents = nil }},
 		{"dashboard: Config.Users is required", func(c *dashboard.Config) { c.Users = nil }},
 		{"dashboard: Config.Journal is required", func(c *dashboard.Config) { c.Journal = nil }},
+		{"dashboard: Config.Replay is required", func(c *dashboard.Config) { c.Replay = nil }},
 		{"dashboard: Config.Verify is required", func(c *dashboard.Config) { c.Verify = nil }},
 		{"dashboard: Config.Sign is required", func(c *dashboard.Config) { c.Sign = nil }},
 		{"dashboard: Config.Clock is required", func(c *dashboard.Config) { c.Clock = nil }},
@@ -249,10 +253,39 @@ func (f *fixture) login(t *testing.T, u devpki.User, p signing.Placement) soap.D
 	return tk
 }
 
-// open redeems a ticket link in c and returns the response.
+// open opens a ticket link in c as a browser does: the GET answers the form that opens the
+// session, and open submits it. It returns the answer to the POST, or to the GET when that is
+// not the form.
 func (f *fixture) open(t *testing.T, c *http.Client, link string) *http.Response {
 	t.Helper()
-	resp, err := c.Get(f.server.URL + link)
+	return f.submitForm(t, c, f.server.URL, link)
+}
+
+// sessionForm is the form that opens a session, as the GET of a ticket link or of the page with
+// a client certificate answers it.
+var sessionForm = regexp.MustCompile(`name="(csrf|ticket)" value="([^"]*)"`)
+
+// submitForm GETs path from base in c and, if the answer is the form that opens a session, posts
+// it and returns the answer to the POST.
+func (f *fixture) submitForm(t *testing.T, c *http.Client, base, path string) *http.Response {
+	t.Helper()
+	resp, err := c.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp
+	}
+	form := url.Values{}
+	for _, m := range sessionForm.FindAllStringSubmatch(string(b), -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if form.Get("csrf") == "" {
+		t.Fatalf("GET %s: no session form:\n%s", path, b)
+	}
+	resp, err = c.PostForm(base+dashboard.SessionPath, form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -727,11 +760,15 @@ func TestPageHeadersAndCookie(t *testing.T) {
 	f := newFixture(t)
 	c := browser(t)
 	resp := f.open(t, c, f.login(t, pki.operator, signing.PlacementWSSE).Link)
-	cookies := resp.Cookies()
-	if len(cookies) != 1 {
-		t.Fatalf("cookies: %+v", cookies)
+	var ck *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == dashboard.CookieName {
+			ck = c
+		}
 	}
-	ck := cookies[0]
+	if ck == nil {
+		t.Fatalf("cookies: %+v", resp.Cookies())
+	}
 	if ck.Name != dashboard.CookieName || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/dashboard" ||
 		ck.MaxAge != 8*3600 || ck.Secure {
 		t.Fatalf("cookie: %+v", ck)
@@ -790,15 +827,11 @@ func TestClientCertificate(t *testing.T) {
 		return &http.Client{Transport: tr, Jar: jar, Timeout: 30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
-	resp, err := client(pki.operator).Get(srv.URL + dashboard.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 || !resp.Cookies()[0].Secure {
+	resp := f.submitForm(t, client(pki.operator), srv.URL, dashboard.Path)
+	if resp.StatusCode != http.StatusSeeOther || sessionCookie(resp) == nil || !sessionCookie(resp).Secure {
 		t.Fatalf("operator's certificate: HTTP %d cookies %+v", resp.StatusCode, resp.Cookies())
 	}
-	resp, err = client(pki.judge).Get(srv.URL + dashboard.Path)
+	resp, err := client(pki.judge).Get(srv.URL + dashboard.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -825,4 +858,14 @@ func mustVerifier(t testing.TB, cfg signing.VerifierConfig) *signing.Verifier {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// sessionCookie is the session cookie resp sets, or nil.
+func sessionCookie(resp *http.Response) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if c.Name == dashboard.CookieName && c.MaxAge >= 0 {
+			return c
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"path"
@@ -42,28 +43,27 @@ func (h *handler) static(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// page serves the dashboard to an operator. With ?ticket= it first redeems the ticket of a signed
-// login, opens a session and sends the browser back to the bare page, so that the ticket leaves
-// the address bar and the history. An operator identified by a client certificate gets a session
-// too: actions need its CSRF token.
+// page serves the dashboard to an operator who holds a session. It changes nothing: a GET of the
+// ticket link, or of the page with a client certificate and no session, answers the form that
+// opens the session (confirmPage), and only its POST (openPost) spends the ticket, opens the
+// session and journals it. A link preview or a prefetch therefore spends nothing.
 func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := h.cfg.Clock.Now()
 	if r.Method != http.MethodGet {
-		// A HEAD (a link preview, say) must not spend a ticket or open a session.
+		// A HEAD answers what a GET would, but it has no use here and nothing to show.
 		w.Header().Set("Allow", http.MethodGet)
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
 	}
 	if r.URL.Query().Has("ticket") {
-		iin, ok := h.sessions.redeem(r.URL.Query().Get("ticket"), now)
-		if !ok {
+		tok := r.URL.Query().Get("ticket")
+		if !h.sessions.valid(tok, now) {
 			h.log.InfoContext(ctx, "dashboard ticket refused", "remote", r.RemoteAddr)
-			h.errorPage(w, siobroker.Errorf(siobroker.CodeDashboardTicket,
-				"the ticket is unknown, used already or expired; run `siobroker dashboard login` again and open the new link"))
+			h.errorPage(w, ticketRefused())
 			return
 		}
-		h.openSession(w, r, iin, channelTicket)
+		h.confirmPage(w, r, tok, "")
 		return
 	}
 	op, iin, err := h.identify(r)
@@ -73,7 +73,7 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if op.session == nil {
-		h.openSession(w, r, op.user.IIN, channelTLS)
+		h.confirmPage(w, r, "", op.by())
 		return
 	}
 	b, err := assets.ReadFile("assets/index.html")
@@ -83,6 +83,77 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write(b)
+}
+
+func ticketRefused() error {
+	return siobroker.Errorf(siobroker.CodeDashboardTicket,
+		"the ticket is unknown, used already or expired; run `siobroker dashboard login` again and open the new link")
+}
+
+var confirmTemplate = template.Must(template.New("confirm").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>СИО ПСО operator dashboard: open a session</title>
+<link rel="stylesheet" href="/dashboard/static/app.css"></head>
+<body><main class="refusal"><h1>СИО ПСО operator dashboard</h1>
+<form id="open-session" method="post" action="{{.Action}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">{{if .Ticket}}
+<input type="hidden" name="ticket" value="{{.Ticket}}">
+<p>Open a dashboard session with the one-time ticket of your signed login.</p>{{else}}
+<p>Open a dashboard session as {{.Who}}, identified by your TLS client certificate.</p>{{end}}
+<button type="submit" id="open-session-button">Open the dashboard</button>
+</form></main></body></html>
+`))
+
+// confirmPage answers the form that opens a session: with the ticket of a signed login, or
+// (ticket "") for the operator who presented the client certificate. It carries a new CSRF
+// token that openPost checks against the cookie set with it.
+func (h *handler) confirmPage(w http.ResponseWriter, r *http.Request, ticket, who string) {
+	csrf := h.setPreSession(w, r)
+	var b strings.Builder
+	if err := confirmTemplate.Execute(&b, struct{ Action, CSRF, Ticket, Who string }{SessionPath, csrf, ticket, who}); err != nil {
+		h.errorPage(w, fmt.Errorf("dashboard: the session form: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// Under no-referrer a browser sends the form's POST with "Origin: null", which checkOrigin
+	// refuses; same-origin gives the broker its own origin and still sends no Referer, so no
+	// ticket, to any other site.
+	w.Header().Set("Referrer-Policy", "same-origin")
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// openPost opens a session from the form of confirmPage: it checks the form's CSRF token and the
+// origin, then spends the ticket, or identifies the operator by the client certificate, and
+// opens, journals and hands over the session (openSession). A refused CSRF check spends nothing.
+func (h *handler) openPost(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	now := h.cfg.Clock.Now()
+	r.Body = http.MaxBytesReader(w, r.Body, maxActionBody)
+	if err := r.ParseForm(); err != nil {
+		h.errorPage(w, siobroker.FieldError("form", "cannot be read: %v", err))
+		return
+	}
+	if err := checkPreSession(r); err != nil {
+		h.log.InfoContext(ctx, "dashboard session refused", "remote", r.RemoteAddr, "code", string(siobroker.ErrorCode(err)), "reason", siobroker.ErrorMessage(err))
+		h.errorPage(w, err)
+		return
+	}
+	if r.PostForm.Has("ticket") {
+		iin, ok := h.sessions.redeem(r.PostForm.Get("ticket"), now)
+		if !ok {
+			h.log.InfoContext(ctx, "dashboard ticket refused", "remote", r.RemoteAddr)
+			h.errorPage(w, ticketRefused())
+			return
+		}
+		h.openSession(w, r, iin, channelTicket)
+		return
+	}
+	iin, err := h.certIIN(r, now)
+	if err != nil {
+		h.log.InfoContext(ctx, "dashboard session refused", "remote", r.RemoteAddr, "code", string(siobroker.ErrorCode(err)))
+		h.errorPage(w, err)
+		return
+	}
+	h.openSession(w, r, iin, channelTLS)
 }
 
 // openSession authorises iin, journals the new session and redirects to the page with its cookie.
@@ -104,6 +175,7 @@ func (h *handler) openSession(w http.ResponseWriter, r *http.Request, iin, chann
 		return
 	}
 	h.log.InfoContext(ctx, "dashboard session opened", "signer_iin", iin, "channel", channel)
+	clearPreSession(w, r)
 	h.setCookie(w, r, s)
 	http.Redirect(w, r, Path, http.StatusSeeOther)
 }

@@ -2,8 +2,12 @@ package reports
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"crypto/x509"
 	"fmt"
+	"html/template"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/operator/replayguard"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/intake"
@@ -34,24 +39,33 @@ const StatusReport = "SCSS001"
 //   - POST: a SyncChannel SendMessage whose requestData/data holds q:reportQuery or q:exportQuery,
 //     signed in either placement. The envelope is read under limits, its messageDate must be
 //     within ±MessageDateWindow of clock, the signature is verified with verify, and the query is
-//     read from the signed content only. A messageId or signed content seen before (within the
-//     window, in this process) is refused as a replay. The answer is a SendMessageResponse with
+//     read from the signed content only. A messageId or signed content seen before is refused
+//     as a replay: the marks are kept in marks, the store the journal uses, so the refusal holds
+//     after a restart and at every broker sharing that store. The answer is a SendMessageResponse with
 //     q:report, signed with sign in the request's placement; every refusal is a SOAP fault.
-//   - GET ?from=&to=[&organisation=][&user=][&service=][&format=csv|json]: a report (never an
-//     export) for the holder of the TLS client certificate the connection was verified with. from
-//     and to are RFC 3339 with an offset; format defaults to csv. The answer is the CSV or JSON
-//     itself; a refusal is plain text "CODE: message" with a 4xx or 5xx status and the code in
-//     the X-SIO-Error-Code header. Without a verified client certificate the answer is 403
-//     SIO-REPORTS-DENIED.
+//   - POST application/x-www-form-urlencoded with from, to[, organisation][, user][, service]
+//     [, format=csv|json] and csrf: a report (never an export) for the holder of the TLS client
+//     certificate the connection was verified with. from and to are RFC 3339 with an offset;
+//     format defaults to csv. csrf must equal the cookie CSRFCookie (a double submit: another
+//     site can make a browser post a form with its client certificate, but cannot set this
+//     cookie), and a browser must not say the form came from another origin; else the answer is
+//     403 SIO-REPORTS-CSRF, not journaled, since the caller did not ask for it. The answer is the
+//     CSV or JSON itself; a refusal is plain text "CODE: message" with a 4xx or 5xx status and
+//     the code in the X-SIO-Error-Code header. Without a verified client certificate the answer
+//     is 403 SIO-REPORTS-DENIED.
+//   - GET [?from=&to=...]: changes nothing and journals nothing. With a verified client
+//     certificate it answers an HTML form (the parameters prefilled from the query) that posts
+//     the report with a new CSRF token, and sets CSRFCookie to it.
 //
 // Mount it with mux.Handle(reports.Path, h).
 func (s *Service) Handler(verify func(ctx context.Context, doc *etree.Document, at time.Time) (*signing.Verified, error),
-	sign func(doc *etree.Document, p signing.Placement) error, limits soap.Limits, clock siobroker.Clock) http.Handler {
+	sign func(doc *etree.Document, p signing.Placement) error, limits soap.Limits, clock siobroker.Clock,
+	marks siobroker.ReplayMarks) http.Handler {
 	h := &handler{svc: s, verify: verify, sign: sign, limits: limits.WithDefaults(), clock: clock,
-		replay: intake.NewReplayMemory(2*MessageDateWindow + time.Minute)}
+		replay: replayguard.New(marks, "reports")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+Path, h.post)
-	mux.HandleFunc("GET "+Path, h.get)
+	mux.HandleFunc("GET "+Path, h.form)
 	mux.HandleFunc(Path, h.method)
 	return mux
 }
@@ -60,7 +74,7 @@ func (s *Service) Handler(verify func(ctx context.Context, doc *etree.Document, 
 func (h *handler) method(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", "GET, POST")
 	plainError(w, siobroker.Errorf(siobroker.CodeMethod,
-		"method %s is not allowed; POST a signed report request, or GET a report over TLS", r.Method))
+		"method %s is not allowed; POST a signed report request, or over TLS GET the report form and POST it", r.Method))
 }
 
 type handler struct {
@@ -69,7 +83,7 @@ type handler struct {
 	sign   func(doc *etree.Document, p signing.Placement) error
 	limits soap.Limits
 	clock  siobroker.Clock
-	replay *intake.ReplayMemory
+	replay *replayguard.Guard
 }
 
 func (h *handler) post(w http.ResponseWriter, r *http.Request) {
@@ -77,6 +91,10 @@ func (h *handler) post(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > h.limits.MaxBytes {
 		soap.WriteFault(w, siobroker.Errorf(siobroker.CodeOversize, "request of %d bytes exceeds the limit of %d bytes",
 			r.ContentLength, h.limits.MaxBytes), h.clock.Now())
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+		h.tlsReport(w, r)
 		return
 	}
 	if err := soap.CheckMediaType(r.Header.Get("Content-Type")); err != nil {
@@ -113,7 +131,7 @@ func (h *handler) serve(ctx context.Context, r *http.Request) ([]byte, error) {
 	info, data, v, raw, now := sr.Info, sr.Data, sr.Verified, sr.Raw, sr.Now
 	// Replays are refused after verification (unsigned traffic cannot burn a sender's ids) and
 	// are not journaled: a captured request must not be able to fill the permanent journal.
-	if err := h.replay.Mark(v.SignerIIN, info.MessageID, v.Signed, now); err != nil {
+	if err := h.replay.Mark(ctx, v.SignerIIN, info.MessageID, v.Signed, now); err != nil {
 		return nil, err
 	}
 
@@ -158,19 +176,21 @@ func (s *Service) refuseUse(ctx context.Context, callerIIN, action string, u use
 	return s.refuse(ctx, s.record(callerIIN, 0, u), useDetails{Action: action, Channel: u.channel, SignedRequest: u.signedRequest}, err)
 }
 
-func (h *handler) get(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		// HEAD would run a report, and journal it as delivered, without delivering it.
-		h.method(w, r)
-		return
-	}
+// CSRFCookie holds the CSRF token of the report form (a double submit): the form's csrf field
+// must equal it.
+const CSRFCookie = "sio_reports_csrf"
+
+// maxFormBody bounds the form of a report by client certificate.
+const maxFormBody = 16 << 10
+
+// clientIIN returns the IIN of the verified TLS client certificate of r, checked with
+// VerifyClientCert; the error is what to answer.
+func (h *handler) clientIIN(r *http.Request, now time.Time) (string, error) {
 	ctx := r.Context()
-	now := h.clock.Now()
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
 		h.svc.logger.InfoContext(ctx, "report refused: no verified TLS client certificate", "remote", r.RemoteAddr)
-		plainError(w, siobroker.Errorf(CodeReportsDenied,
-			"a report by GET needs a TLS client certificate issued under the trusted roots; or POST a signed report request"))
-		return
+		return "", siobroker.Errorf(CodeReportsDenied,
+			"a report by form needs a TLS client certificate issued under the trusted roots; or POST a signed report request")
 	}
 	chain := r.TLS.VerifiedChains[0]
 	leaf := chain[0]
@@ -181,18 +201,112 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := check(leaf, intermediates, now); err != nil {
 			h.svc.logger.InfoContext(ctx, "report refused: client certificate", "subject", leaf.Subject.String(), "error", err)
-			plainError(w, err)
-			return
+			return "", err
 		}
 	}
 	iin, err := signing.SubjectIIN(leaf)
 	if err != nil {
 		h.svc.logger.InfoContext(ctx, "report refused: client certificate without an IIN", "subject", leaf.Subject.String())
+		return "", err
+	}
+	return iin, nil
+}
+
+var formTemplate = template.Must(template.New("form").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>СИО ПСО: a report</title></head>
+<body><main><h1>СИО ПСО: a report of the journal</h1>
+<form id="report" method="post" action="{{.Action}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<p><label>from <input name="from" value="{{.From}}" required></label>
+<label>to <input name="to" value="{{.To}}" required></label> (RFC 3339 with an offset)</p>
+<p><label>organisation <input name="organisation" value="{{.Organisation}}"></label>
+<label>user <input name="user" value="{{.User}}"></label>
+<label>service <input name="service" value="{{.Service}}"></label>
+<label>format <input name="format" value="{{.Format}}"></label></p>
+<button type="submit" id="report-button">Report</button>
+</form></main></body></html>
+`))
+
+// form answers a GET: the form that posts a report by client certificate, with a new CSRF token
+// in it and in CSRFCookie. It changes nothing and journals nothing: a report is delivered, and
+// journaled, only by the form's POST.
+func (h *handler) form(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		h.method(w, r)
+		return
+	}
+	if _, err := h.clientIIN(r, h.clock.Now()); err != nil {
 		plainError(w, err)
 		return
 	}
+	q := r.URL.Query()
+	tok := rand.Text()
+	var b strings.Builder
+	if err := formTemplate.Execute(&b, map[string]string{"Action": Path, "CSRF": tok, "From": q.Get("from"), "To": q.Get("to"),
+		"Organisation": q.Get("organisation"), "User": q.Get("user"), "Service": q.Get("service"), "Format": q.Get("format")}); err != nil {
+		plainError(w, fmt.Errorf("reports: the report form: %w", err))
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: CSRFCookie, Value: tok, Path: Path, HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteStrictMode})
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+	// Same-origin: the form's POST then carries the broker's own origin, not "null".
+	hdr.Set("Referrer-Policy", "same-origin")
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// checkCSRF refuses a form that a browser says came from another origin, or whose csrf field does
+// not equal CSRFCookie.
+func checkCSRF(r *http.Request) error {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		return siobroker.Errorf(CodeReportsCSRF, "a report form must come from the broker's own page, not from %s", site)
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || u.Host != r.Host {
+			return siobroker.Errorf(CodeReportsCSRF, "a report form must come from the broker's own origin, not %q", origin)
+		}
+	}
+	c, err := r.Cookie(CSRFCookie)
+	token := r.PostForm.Get("csrf")
+	if err != nil || c.Value == "" || token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(c.Value)) != 1 {
+		return siobroker.Errorf(CodeReportsCSRF,
+			"the csrf field is missing or does not match the cookie %s: GET %s for the form, or send both with the same value", CSRFCookie, Path)
+	}
+	return nil
+}
+
+// tlsReport answers the POST of the report form by the holder of the client certificate.
+func (h *handler) tlsReport(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	now := h.clock.Now()
+	iin, err := h.clientIIN(r, now)
+	if err != nil {
+		plainError(w, err)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		plainError(w, siobroker.FieldError("form", "cannot be read: %v", err))
+		return
+	}
+	if err := checkCSRF(r); err != nil {
+		h.svc.logger.InfoContext(ctx, "report refused", "signer_iin", iin, "code", string(siobroker.ErrorCode(err)), "reason", siobroker.ErrorMessage(err))
+		plainError(w, err)
+		return
+	}
+	params := url.Values{}
+	for k, v := range r.PostForm {
+		if k != "csrf" {
+			params[k] = v
+		}
+	}
 	u := use{channel: "tls", requestID: uuid.NewString()}
-	q, err := parseGetQuery(r.URL.Query())
+	q, err := parseGetQuery(params)
 	if err != nil {
 		plainError(w, h.svc.refuseUse(ctx, iin, "report", u, err))
 		return
@@ -218,11 +332,11 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// getParams are the parameters GET accepts. Any other is refused: a misspelt filter must not
+// getParams are the parameters the report form takes. Any other is refused: a misspelt filter must not
 // silently widen a report.
 var getParams = []string{"from", "to", "organisation", "user", "service", "format"}
 
-// parseGetQuery reads the parameters of a GET report. Errors name the field as the XML query does.
+// parseGetQuery reads the parameters of a report by form. Errors name the field as the XML query does.
 func parseGetQuery(v url.Values) (soap.ReportQuery, error) {
 	q := soap.ReportQuery{Format: soap.ReportCSV}
 	const p = "reportQuery"
@@ -275,7 +389,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// plainError answers a GET with "CODE: message" as plain text, with the code's HTTP status.
+// plainError answers a report by form with "CODE: message" as plain text, with the code's HTTP status.
 func plainError(w http.ResponseWriter, err error) {
 	code := siobroker.ErrorCode(err)
 	status := siobroker.HTTPStatus(code)

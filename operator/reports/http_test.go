@@ -21,9 +21,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/operator/replayguard"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // The development PKI of the HTTP tests, generated once.
@@ -127,7 +129,7 @@ func newHTTPService(t *testing.T, j *memJournal, cfg Config) (*Service, http.Han
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := s.Handler(mustVerifier(t, signing.VerifierConfig{Trust: pki.trust}).Verify, pki.broker.Sign, soap.Limits{}, siobroker.SystemClock{})
+	h := s.Handler(mustVerifier(t, signing.VerifierConfig{Trust: pki.trust}).Verify, pki.broker.Sign, soap.Limits{}, siobroker.SystemClock{}, replayguard.NewMemory())
 	return s, h
 }
 
@@ -262,6 +264,40 @@ func TestHandlerSignedReport(t *testing.T) {
 			wantFault(t, status, body, siobroker.CodeReplayID)
 			lastUse(t, j, 1)
 		})
+	}
+}
+
+// TestHandlerReplayAcrossRestarts: the replay marks of report requests are in the store the
+// journal uses, so a request one handler answered is a replay to a handler started afresh on the
+// same store (a restarted broker, or a second broker sharing it).
+func TestHandlerReplayAcrossRestarts(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	j := httpJournal(t)
+	s, err := New(Config{}, j, pkiUsers(), siobroker.SystemClock{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func() *httptest.Server {
+		h := s.Handler(mustVerifier(t, signing.VerifierConfig{Trust: pki.trust}).Verify, pki.broker.Sign, soap.Limits{}, siobroker.SystemClock{}, db)
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	first, second := start(), start()
+	q := soap.ReportQuery{From: time.Now().Add(-30 * day), To: time.Now().Add(time.Minute), Format: soap.ReportCSV}
+	raw := signReport(t, pki.judge, signing.PlacementWSSE, nowInfo(), q)
+	if status, body := postXML(t, first.URL+Path, raw); status != http.StatusOK {
+		t.Fatalf("first: HTTP %d: %s", status, body)
+	}
+	status, body := postXML(t, second.URL+Path, raw)
+	wantFault(t, status, body, siobroker.CodeReplayID)
+	// A new request is still answered there.
+	if status, body := postXML(t, second.URL+Path, signReport(t, pki.judge, signing.PlacementWSSE, nowInfo(), q)); status != http.StatusOK {
+		t.Fatalf("a new request: HTTP %d: %s", status, body)
 	}
 }
 
@@ -418,9 +454,32 @@ func clientCert(t *testing.T, u devpki.User) tls.Certificate {
 	return c
 }
 
-func get(t *testing.T, c *http.Client, url string) (*http.Response, []byte) {
+// formReport posts the parameters of the query of rawURL as the report form, with a CSRF token
+// and its cookie, as a client that does not first GET the form does.
+func formReport(t *testing.T, c *http.Client, rawURL string) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := c.Get(url)
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := u.Query()
+	form.Set("csrf", "token-1")
+	u.RawQuery = ""
+	return postForm(t, c, u.String(), form, "Cookie", CSRFCookie+"=token-1")
+}
+
+// postForm posts form to url in c with the headers hdr (name, value, ...).
+func postForm(t *testing.T, c *http.Client, url string, form url.Values, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,14 +491,14 @@ func get(t *testing.T, c *http.Client, url string) (*http.Response, []byte) {
 	return resp, body
 }
 
-func TestHandlerGetOverTLS(t *testing.T) {
+func TestHandlerFormOverTLS(t *testing.T) {
 	j := httpJournal(t)
 	_, h := newHTTPService(t, j, Config{VerifyClientCert: pki.trust.VerifyChain})
 	srv, client := tlsServer(t, h, tls.VerifyClientCertIfGiven)
 	period := "from=" + urlTime(time.Now().Add(-30*day)) + "&to=" + urlTime(time.Now().Add(time.Minute))
 
 	// A holder of the right, by client certificate: the CSV itself.
-	resp, body := get(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period)
+	resp, body := formReport(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
 	}
@@ -456,7 +515,7 @@ func TestHandlerGetOverTLS(t *testing.T) {
 	}
 
 	// JSON, filtered by service.
-	resp, body = get(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&format=json&service=5")
+	resp, body = formReport(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&format=json&service=5")
 	var jrows []map[string]any
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &jrows) != nil || len(jrows) != 1 {
 		t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
@@ -469,26 +528,26 @@ func TestHandlerGetOverTLS(t *testing.T) {
 		}
 	}
 	// No client certificate: 403, not journaled (no one to attribute it to).
-	resp, body = get(t, client(), srv.URL+Path+"?"+period)
+	resp, body = formReport(t, client(), srv.URL+Path+"?"+period)
 	wantPlain(resp, body, http.StatusForbidden, CodeReportsDenied)
 	// No reports right: 403, journaled.
-	resp, body = get(t, client(clientCert(t, pki.prosecutor)), srv.URL+Path+"?"+period)
+	resp, body = formReport(t, client(clientCert(t, pki.prosecutor)), srv.URL+Path+"?"+period)
 	wantPlain(resp, body, http.StatusForbidden, CodeReportsDenied)
 	// Another organisation: 403, journaled.
-	resp, body = get(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&organisation="+url.QueryEscape(orgB))
+	resp, body = formReport(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&organisation="+url.QueryEscape(orgB))
 	wantPlain(resp, body, http.StatusForbidden, CodeReportsDenied)
 	// A misspelt filter must not widen the report: 400, journaled.
-	resp, body = get(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&user_iin="+iinUserA)
+	resp, body = formReport(t, client(clientCert(t, pki.judge)), srv.URL+Path+"?"+period+"&user_iin="+iinUserA)
 	wantPlain(resp, body, http.StatusBadRequest, siobroker.CodeSchema)
 	// A revoked certificate passes the TLS handshake but not the CRL.
-	resp, body = get(t, client(clientCert(t, pki.revoked)), srv.URL+Path+"?"+period)
+	resp, body = formReport(t, client(clientCert(t, pki.revoked)), srv.URL+Path+"?"+period)
 	wantPlain(resp, body, http.StatusForbidden, siobroker.CodeCertRevoked)
 	lastUse(t, j, 5)
 
 	// Plain HTTP has no client certificate at all.
 	plain := httptest.NewServer(h)
 	defer plain.Close()
-	resp, body = get(t, http.DefaultClient, plain.URL+Path+"?"+period)
+	resp, body = formReport(t, http.DefaultClient, plain.URL+Path+"?"+period)
 	wantPlain(resp, body, http.StatusForbidden, CodeReportsDenied)
 	lastUse(t, j, 5)
 }
@@ -500,11 +559,11 @@ func TestHandlerTLSRequired(t *testing.T) {
 	_, h := newHTTPService(t, j, Config{})
 	srv, client := tlsServer(t, h, tls.RequireAndVerifyClientCert)
 	u := srv.URL + Path + "?from=" + urlTime(time.Now().Add(-day)) + "&to=" + urlTime(time.Now())
-	if resp, err := client().Get(u); err == nil {
+	if resp, err := client().PostForm(u, nil); err == nil {
 		resp.Body.Close()
 		t.Fatal("served without a client certificate")
 	}
-	if resp, body := get(t, client(clientCert(t, pki.ecdsa)), u); resp.StatusCode != http.StatusOK {
+	if resp, body := formReport(t, client(clientCert(t, pki.ecdsa)), u); resp.StatusCode != http.StatusOK {
 		t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
 	}
 }

@@ -45,6 +45,9 @@ const (
 	// CodeReportsTooLarge: the selection holds more than Config.MaxRows records; a narrower
 	// period is needed. Nothing is delivered truncated.
 	CodeReportsTooLarge = siobroker.CodeReportsTooLarge
+	// CodeReportsCSRF: a report by client certificate whose form did not carry the CSRF token
+	// matching its cookie, or that a browser says came from another origin.
+	CodeReportsCSRF = siobroker.CodeReportsCSRF
 )
 
 // Journal is what reports need of the journal: they read it, and journal every use of it.
