@@ -93,24 +93,3 @@ func TestVerifySendMessagePassesVerifierRefusal(t *testing.T) {
 		t.Errorf("the refusal lost what was learnt for the journal: %+v", sr.Info)
 	}
 }
-
-func TestReplayMemory(t *testing.T) {
-	m := NewReplayMemory(10 * time.Minute)
-	el := func(text string) *etree.Element { e := etree.NewElement("x"); e.SetText(text); return e }
-	if err := m.Mark("800101300001", "m-1", el("a"), issued); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Mark("800101300001", "m-1", el("b"), issued); siobroker.ErrorCode(err) != siobroker.CodeReplayID {
-		t.Errorf("same messageId: err = %v, want %s", err, siobroker.CodeReplayID)
-	}
-	if err := m.Mark("800101300001", "m-2", el("a"), issued); siobroker.ErrorCode(err) != siobroker.CodeReplayID {
-		t.Errorf("same signed content under a new messageId: err = %v, want %s", err, siobroker.CodeReplayID)
-	}
-	if err := m.Mark("900202400002", "m-1", el("c"), issued); err != nil {
-		t.Errorf("another signer's messageId is its own: %v", err)
-	}
-	// After keep the memory forgets, so that it stays bounded.
-	if err := m.Mark("800101300001", "m-1", el("a"), issued.Add(11*time.Minute)); err != nil {
-		t.Errorf("after keep: %v", err)
-	}
-}
