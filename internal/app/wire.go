@@ -96,6 +96,7 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if b.live, err = loadLiveConfig(cfg); err != nil {
 		return err
 	}
+	b.live.attachTrust(p.trust)
 	if p.caseRules, err = cases.NewRules(cfg.Cases, clock); err != nil {
 		return fmt.Errorf("cases: %w", err)
 	}
