@@ -21,6 +21,11 @@ type TrustConfig struct {
 	// message carrying them; they are not roots.
 	IntermediateFiles []string
 	CRLFiles          []string // PEM "X509 CRL" blocks, or a single DER CRL
+	// CRLStaleGrace is how long past its nextUpdate a CRL is still used, its revocations in force,
+	// before every certificate of its issuer is refused. Zero refuses at nextUpdate. A grace keeps
+	// the service up while an issuer is late to publish, at the price of missing revocations of
+	// that window; it is a stated policy (trust.crl_stale), not an accident of start-up.
+	CRLStaleGrace time.Duration
 }
 
 // TrustStore holds the trusted roots and the CRLs. It is safe for concurrent use. The roots and
@@ -34,6 +39,8 @@ type TrustStore struct {
 	intermediates []*x509.Certificate
 	// crlFiles are the files ReloadCRLs reads (LoadTrustStore's TrustConfig.CRLFiles).
 	crlFiles []string
+	// staleGrace is TrustConfig.CRLStaleGrace.
+	staleGrace time.Duration
 	// crls is the CRL set in force. A request loads it once, so that it sees one set whole even
 	// while a reload swaps in the next.
 	crls atomic.Pointer[crlSet]
@@ -92,6 +99,10 @@ func LoadTrustStore(cfg TrustConfig) (*TrustStore, error) {
 	}
 	t.intermediates = intermediates
 	t.crlFiles = append([]string(nil), cfg.CRLFiles...)
+	if cfg.CRLStaleGrace < 0 {
+		return nil, fmt.Errorf("trust store: negative CRL grace %s", cfg.CRLStaleGrace)
+	}
+	t.staleGrace = cfg.CRLStaleGrace
 	return t, nil
 }
 
@@ -210,7 +221,7 @@ func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.C
 	set := t.crls.Load()
 	for _, chain := range chains {
 		for i := 0; i+1 < len(chain); i++ {
-			if err := set.checkRevocation(chain[i], chain[i+1], at); err != nil {
+			if err := set.checkRevocation(chain[i], chain[i+1], at, t.staleGrace); err != nil {
 				return err
 			}
 		}
@@ -218,8 +229,9 @@ func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.C
 	return nil
 }
 
-// checkRevocation looks cert up in every CRL of issuer.
-func (t *crlSet) checkRevocation(cert, issuer *x509.Certificate, at time.Time) error {
+// checkRevocation looks cert up in every CRL of issuer; a CRL past its nextUpdate by more than
+// grace refuses every certificate.
+func (t *crlSet) checkRevocation(cert, issuer *x509.Certificate, at time.Time, grace time.Duration) error {
 	for i, crl := range t.crls {
 		if !bytes.Equal(crl.RawIssuer, cert.RawIssuer) {
 			continue
@@ -231,10 +243,15 @@ func (t *crlSet) checkRevocation(cert, issuer *x509.Certificate, at time.Time) e
 			}
 			t.verified.Store(key, struct{}{})
 		}
-		// A stale CRL fails closed: it can no longer vouch that nothing was revoked since.
-		if !crl.NextUpdate.IsZero() && at.After(crl.NextUpdate) {
-			return siobroker.Errorf(siobroker.CodeCertChain, "the CRL of %s is out of date (next update was due %s)",
-				crl.Issuer, siobroker.FormatTime(crl.NextUpdate))
+		// A stale CRL fails closed once its grace is over: it can no longer vouch that nothing was
+		// revoked since. The message is stable; operators and tests match on it.
+		if !crl.NextUpdate.IsZero() && at.After(crl.NextUpdate.Add(grace)) {
+			if grace == 0 {
+				return siobroker.Errorf(siobroker.CodeCertChain, "the CRL of %s is out of date (next update was due %s)",
+					crl.Issuer, siobroker.FormatTime(crl.NextUpdate))
+			}
+			return siobroker.Errorf(siobroker.CodeCertChain, "the CRL of %s is out of date (next update was due %s; the grace of %s ended %s)",
+				crl.Issuer, siobroker.FormatTime(crl.NextUpdate), grace, siobroker.FormatTime(crl.NextUpdate.Add(grace)))
 		}
 		for _, entry := range crl.RevokedCertificateEntries {
 			if entry.SerialNumber != nil && entry.SerialNumber.Cmp(cert.SerialNumber) == 0 {

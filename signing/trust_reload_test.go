@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +160,84 @@ func TestReloadCRLsConcurrent(t *testing.T) {
 		}
 	}
 	<-done
+}
+
+// TestCRLStaleGrace: past its nextUpdate a CRL keeps its revocations in force for the grace, and
+// answers the others; after the grace, or at once with no grace, every certificate of its issuer
+// is refused with the stable "out of date" message.
+func TestCRLStaleGrace(t *testing.T) {
+	now := time.Now()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "grace root"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour), BasicConstraintsValid: true, IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := x509.ParseCertificate(der)
+	leaf := func(serial int64) *x509.Certificate {
+		d, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "grace user"},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour)}, root, k.Public(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(d)
+		return c
+	}
+	good, revoked := leaf(2), leaf(3)
+	next := now.Add(time.Hour)
+	crlDER, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now, NextUpdate: next,
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: revoked.SerialNumber, RevocationTime: now}}}, root, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rootFile, crlFile := filepath.Join(dir, "root.pem"), filepath.Join(dir, "crl.der")
+	if err := os.WriteFile(rootFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(crlFile, crlDER, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	load := func(grace time.Duration) *TrustStore {
+		s, err := LoadTrustStore(TrustConfig{RootFiles: []string{rootFile}, CRLFiles: []string{crlFile}, CRLStaleGrace: grace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	graced, strict := load(24*time.Hour), load(0)
+	for _, c := range []struct {
+		name  string
+		store *TrustStore
+		cert  *x509.Certificate
+		at    time.Time
+		code  siobroker.Code
+		msg   string
+	}{
+		{"grace, before nextUpdate", graced, good, now, "", ""},
+		{"grace, within the grace", graced, good, next.Add(23 * time.Hour), "", ""},
+		{"grace, a revoked certificate within the grace", graced, revoked, next.Add(23 * time.Hour), siobroker.CodeCertRevoked, "was revoked"},
+		{"grace, after the grace", graced, good, next.Add(25 * time.Hour), siobroker.CodeCertChain, "is out of date (next update was due"},
+		{"refuse, before nextUpdate", strict, good, now, "", ""},
+		{"refuse, past nextUpdate", strict, good, next.Add(time.Minute), siobroker.CodeCertChain, "is out of date (next update was due"},
+	} {
+		err := c.store.VerifyChain(c.cert, nil, c.at)
+		if c.code == "" {
+			if err != nil {
+				t.Errorf("%s: VerifyChain = %v, want nil", c.name, err)
+			}
+			continue
+		}
+		if siobroker.ErrorCode(err) != c.code || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: VerifyChain = %v, want %q %q", c.name, err, c.code, c.msg)
+		}
+	}
+	if _, err := LoadTrustStore(TrustConfig{RootFiles: []string{rootFile}, CRLStaleGrace: -time.Second}); err == nil {
+		t.Error("a negative grace: no error")
+	}
 }

@@ -151,7 +151,8 @@ func Start(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger
 // loadKeys returns the trust configuration and the broker's signer: the configured files, or the
 // development PKI in DATA/pki, created on first start.
 func loadKeys(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, b *Broker) (signing.TrustConfig, *signing.Signer, error) {
-	trustCfg := signing.TrustConfig{RootFiles: cfg.Trust.Roots, IntermediateFiles: cfg.Trust.Intermediates, CRLFiles: cfg.Trust.CRLs}
+	trustCfg := signing.TrustConfig{RootFiles: cfg.Trust.Roots, IntermediateFiles: cfg.Trust.Intermediates, CRLFiles: cfg.Trust.CRLs,
+		CRLStaleGrace: cfg.Trust.StaleGrace()}
 	certFile, keyFile := cfg.Signing.CertFile, cfg.Signing.KeyFile
 	if len(trustCfg.RootFiles) == 0 || certFile == "" {
 		b.pki.dir = filepath.Join(cfg.DataDir, "pki")
