@@ -38,6 +38,8 @@ type liveConfig struct {
 	// must take effect without a restart: a CRL read only at start-up keeps answering a revoked
 	// user and, once past its nextUpdate, refuses every signer.
 	trust *signing.TrustStore
+	// observeCRL, when set, counts each CRL reload, applied or refused (the broker's metrics).
+	observeCRL func(applied bool)
 
 	mu         sync.Mutex          // one reload at a time
 	digests    map[string][32]byte // of each file as last loaded (or refused)
@@ -93,7 +95,11 @@ func (l *liveConfig) reloadCRLs(why string, logger *slog.Logger) ([]string, erro
 	files := l.trust.CRLFiles()
 	before := l.trust.CRLs()
 	l.crlDigests = fileDigests(files) // a refused file is not retried until it changes again
-	if err := l.trust.ReloadCRLs(); err != nil {
+	err := l.trust.ReloadCRLs()
+	if l.observeCRL != nil {
+		l.observeCRL(err == nil)
+	}
+	if err != nil {
 		logger.Error("CRL reload refused; the CRLs in force stay", "trigger", why, "error", err)
 		return nil, fmt.Errorf("CRL reload refused: %w", err)
 	}

@@ -189,6 +189,7 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 	p.late = lateAnswers
 	b.ops = &brokerOps{}
 	b.ops.Metrics = b.newMetrics(cfg, p.journal, b.ops.services)
+	b.live.observeCRL = b.ops.Metrics.ObserveCRLReload // set before the reload watcher starts
 	if p.dispatcher, err = routing.NewDispatcher(routing.DispatcherConfig{
 		Publisher: pub, ReplyTopic: replyTopic, Clock: clock, Logger: logger.With("component", "dispatcher"),
 		QueueOf:       b.live.routes.Queue,

@@ -71,7 +71,8 @@ func revokeInDevCRL(t *testing.T, pki string, cert *x509.Certificate, number int
 // published in the broker's CRL file; after a reload by the SIGHUP path the user is refused
 // SIO-CERT-REVOKED, without a restart. A broken CRL file is refused and the revocation in force
 // stays. The file changing alone is enough too: the watcher's poll puts the original CRL back in
-// force (the user is answered again), then a CRL revoking them anew (refused again).
+// force (the user is answered again), then a CRL revoking them anew (refused again). /metrics
+// counts the applied and refused CRL reloads.
 func TestReloadRevokesWithoutRestart(t *testing.T) {
 	e, _, _, _ := reloadableBroker(t)
 	user := e.signer(t, findUserByRole(t, e.manifest, 1))
@@ -107,6 +108,13 @@ func TestReloadRevokesWithoutRestart(t *testing.T) {
 	}
 	status, body = e.sendOne(t, user, 1)
 	wantFault(t, status, body, 0, siobroker.CodeCertRevoked)
+	// Counted on /metrics: at least once each (the poll may have seen a file before Reload did).
+	metrics := scrape(t, e)
+	for _, result := range []string{"applied", "refused"} {
+		if n, ok := metric(metrics, "siobroker_crl_reloads_total", `result="`+result+`"`); !ok || n < 1 {
+			t.Errorf("siobroker_crl_reloads_total{result=%q} = %v (found %v), want at least 1", result, n, ok)
+		}
+	}
 
 	// The file changing alone: the poll reloads it, both ways.
 	waitFor := func(what string, answered bool) {
