@@ -93,6 +93,14 @@ type Trust struct {
 	// authentication certificates do not; off by default, as no published NCA profile that
 	// requires it could be found.
 	RequireNonRepudiation bool `mapstructure:"require_non_repudiation"`
+	// CRLStale is what a CRL past its nextUpdate does: CRLStaleGrace ("grace", the default) keeps
+	// it in force, its revocations included, for CRLStaleGraceFor, and then refuses every
+	// certificate of its issuer; CRLStaleRefuse ("refuse") refuses them at nextUpdate. The grace
+	// is the default because the broker does not fetch CRLs itself: an issuer late by an hour
+	// would otherwise stop every request signed under it.
+	CRLStale string `mapstructure:"crl_stale"`
+	// CRLStaleGraceFor is the grace of CRLStale "grace".
+	CRLStaleGraceFor time.Duration `mapstructure:"crl_stale_grace"`
 }
 
 // DefaultSigningEKUs is trust.signing_ekus when the file does not set it: emailProtection, the
@@ -244,7 +252,8 @@ func Defaults() Broker {
 			MaxTextBytes:           1 << 20,
 			TLS:                    TLS{ClientAuth: "none"},
 		},
-		Trust:   Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}, SigningEKUs: slices.Clone(DefaultSigningEKUs)},
+		Trust: Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}, SigningEKUs: slices.Clone(DefaultSigningEKUs),
+			CRLStale: CRLStaleGrace, CRLStaleGraceFor: 24 * time.Hour},
 		Signing: Signing{TimestampSkew: time.Minute},
 		Replay:  Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
 		Routing: Routing{RoutesFile: "configs/routes.yaml", AsyncTimeout: time.Hour},
@@ -348,6 +357,8 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("trust.crls", d.Trust.CRLs)
 	v.SetDefault("trust.signing_ekus", d.Trust.SigningEKUs)
 	v.SetDefault("trust.require_non_repudiation", d.Trust.RequireNonRepudiation)
+	v.SetDefault("trust.crl_stale", d.Trust.CRLStale)
+	v.SetDefault("trust.crl_stale_grace", d.Trust.CRLStaleGraceFor)
 	v.SetDefault("signing.cert_file", d.Signing.CertFile)
 	v.SetDefault("signing.key_file", d.Signing.KeyFile)
 	v.SetDefault("signing.timestamp_skew", d.Signing.TimestampSkew)
@@ -517,14 +528,45 @@ func (t TLS) problems() []error {
 	return errs
 }
 
-// problems checks section trust, for Broker.Validate: trust.signing_ekus must name at least one
-// OID, each a dotted OID, or no request signer with an extended key usage could be accepted.
-func (t Trust) problems() []error {
-	if len(t.SigningEKUs) == 0 {
-		return []error{fmt.Errorf("trust.signing_ekus: empty; name the extended key usages of a signing certificate, "+
-			"such as the national PKI's %s (emailProtection)", DefaultSigningEKUs[0])}
+// The values of trust.crl_stale.
+const (
+	CRLStaleGrace  = "grace"
+	CRLStaleRefuse = "refuse"
+)
+
+// maxCRLStaleGrace bounds trust.crl_stale_grace: a week past nextUpdate a CRL no longer says
+// much about revocation, and a typo such as 2400h should not pass.
+const maxCRLStaleGrace = 7 * 24 * time.Hour
+
+// StaleGrace is how long a CRL past its nextUpdate stays in force under the configured policy:
+// zero for "refuse".
+func (t Trust) StaleGrace() time.Duration {
+	if t.CRLStale == CRLStaleRefuse {
+		return 0
 	}
+	return t.CRLStaleGraceFor
+}
+
+// problems checks section trust, for Broker.Validate: trust.signing_ekus must name at least one
+// OID, each a dotted OID, or no request signer with an extended key usage could be accepted; the
+// CRL staleness policy must be one of its two values, with a grace in (0, 7 days].
+func (t Trust) problems() []error {
 	var errs []error
+	switch t.CRLStale {
+	case CRLStaleRefuse:
+	case CRLStaleGrace:
+		if t.CRLStaleGraceFor <= 0 || t.CRLStaleGraceFor > maxCRLStaleGrace {
+			errs = append(errs, fmt.Errorf("trust.crl_stale_grace: %s; give a duration above 0 and at most %s (168h), or set trust.crl_stale: refuse",
+				t.CRLStaleGraceFor, maxCRLStaleGrace))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("trust.crl_stale: %q; write %q (keep a CRL past its nextUpdate for trust.crl_stale_grace) or %q (refuse at nextUpdate)",
+			t.CRLStale, CRLStaleGrace, CRLStaleRefuse))
+	}
+	if len(t.SigningEKUs) == 0 {
+		return append(errs, fmt.Errorf("trust.signing_ekus: empty; name the extended key usages of a signing certificate, "+
+			"such as the national PKI's %s (emailProtection)", DefaultSigningEKUs[0]))
+	}
 	for i, s := range t.SigningEKUs {
 		if !dottedOID(s) {
 			errs = append(errs, fmt.Errorf("trust.signing_ekus[%d]: %q is not a dotted OID; write one such as %s", i, s, DefaultSigningEKUs[0]))

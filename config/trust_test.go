@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTrustKeyUsageDefaults: the shipped file and a file without the keys give the national
@@ -47,6 +48,41 @@ func TestTrustSigningEKUsValidated(t *testing.T) {
 		{"trust:\n  signing_ekus: [\"3.1\"]\n", `trust.signing_ekus[0]: "3.1" is not a dotted OID`},
 		{"trust:\n  signing_ekus: [\"1.02.3\"]\n", `trust.signing_ekus[0]: "1.02.3" is not a dotted OID`},
 		{"trust:\n  signing_ekus: [\"1\"]\n", `trust.signing_ekus[0]: "1" is not a dotted OID`},
+	} {
+		_, err := Load(writeConfig(t, tc.yaml), true)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// TestTrustCRLStalePolicy: the shipped file and a bare file keep a stale CRL for 24 h; refuse
+// gives no grace; a policy or grace out of range is refused with the key and the fix.
+func TestTrustCRLStalePolicy(t *testing.T) {
+	shipped, err := Load("../configs/broker.yaml", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := Load(writeConfig(t, "listen: 127.0.0.1:8080\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]Broker{"shipped": shipped, "bare": bare} {
+		if cfg.Trust.CRLStale != CRLStaleGrace || cfg.Trust.StaleGrace() != 24*time.Hour {
+			t.Errorf("%s: trust.crl_stale %q, grace %s; want grace, 24h", name, cfg.Trust.CRLStale, cfg.Trust.StaleGrace())
+		}
+	}
+	refuse, err := Load(writeConfig(t, "trust:\n  crl_stale: refuse\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refuse.Trust.StaleGrace() != 0 {
+		t.Errorf("refuse: grace %s, want 0", refuse.Trust.StaleGrace())
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"trust:\n  crl_stale: lenient\n", `trust.crl_stale: "lenient"`},
+		{"trust:\n  crl_stale_grace: 0s\n", "trust.crl_stale_grace: 0s"},
+		{"trust:\n  crl_stale_grace: 2400h\n", "trust.crl_stale_grace: 2400h0m0s"},
 	} {
 		_, err := Load(writeConfig(t, tc.yaml), true)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

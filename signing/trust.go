@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -20,20 +21,39 @@ type TrustConfig struct {
 	// message carrying them; they are not roots.
 	IntermediateFiles []string
 	CRLFiles          []string // PEM "X509 CRL" blocks, or a single DER CRL
+	// CRLStaleGrace is how long past its nextUpdate a CRL is still used, its revocations in force,
+	// before every certificate of its issuer is refused. Zero refuses at nextUpdate. A grace keeps
+	// the service up while an issuer is late to publish, at the price of missing revocations of
+	// that window; it is a stated policy (trust.crl_stale), not an accident of start-up.
+	CRLStaleGrace time.Duration
 }
 
-// TrustStore holds the trusted roots and the CRLs. It is immutable and safe for concurrent use;
-// to reload, build a new one and swap it in.
+// TrustStore holds the trusted roots and the CRLs. It is safe for concurrent use. The roots and
+// intermediates never change; the CRLs are replaced as a whole by SetCRLs or ReloadCRLs, because
+// revocation must take effect in a running broker (a CRL frozen at start-up answers revoked users
+// and, past its nextUpdate, refuses everyone until a restart).
 type TrustStore struct {
 	roots []*x509.Certificate
 	pool  *x509.CertPool
 	// intermediates are the configured intermediate CAs, offered to every chain.
 	intermediates []*x509.Certificate
-	crls          []*x509.RevocationList
-	// crlVerified remembers the CRLs whose signature verified against an issuer certificate
+	// crlFiles are the files ReloadCRLs reads (LoadTrustStore's TrustConfig.CRLFiles).
+	crlFiles []string
+	// staleGrace is TrustConfig.CRLStaleGrace.
+	staleGrace time.Duration
+	// crls is the CRL set in force. A request loads it once, so that it sees one set whole even
+	// while a reload swaps in the next.
+	crls atomic.Pointer[crlSet]
+}
+
+// crlSet is one generation of CRLs with the cache of their verified signatures.
+type crlSet struct {
+	crls []*x509.RevocationList
+	// verified remembers the CRLs whose signature verified against an issuer certificate
 	// (crlIssuer keys), so that each request does not verify the same CRL again: that RSA
 	// verification was a few per cent of the broker's CPU under load. Only successes are kept.
-	crlVerified sync.Map
+	// It belongs to the set, so that a reload starts with an empty cache: the indexes change.
+	verified sync.Map
 }
 
 // crlIssuer names one CRL of the store and one issuer certificate, by its DER bytes.
@@ -78,7 +98,62 @@ func LoadTrustStore(cfg TrustConfig) (*TrustStore, error) {
 		return nil, err
 	}
 	t.intermediates = intermediates
+	t.crlFiles = append([]string(nil), cfg.CRLFiles...)
+	if cfg.CRLStaleGrace < 0 {
+		return nil, fmt.Errorf("trust store: negative CRL grace %s", cfg.CRLStaleGrace)
+	}
+	t.staleGrace = cfg.CRLStaleGrace
 	return t, nil
+}
+
+// CRLFiles returns the CRL files the store was loaded from, which ReloadCRLs reads again.
+func (t *TrustStore) CRLFiles() []string { return append([]string(nil), t.crlFiles...) }
+
+// ReloadCRLs reads the store's CRL files again and, if every one parses and each CRL of a root
+// verifies against it, puts them in force together (SetCRLs). Otherwise it returns why and the
+// CRLs in force stay: a half-written or forged file must not lift revocations.
+func (t *TrustStore) ReloadCRLs() error {
+	var crls []*x509.RevocationList
+	for _, f := range t.crlFiles {
+		list, err := readCRLs(f)
+		if err != nil {
+			return fmt.Errorf("CRLs: %w", err)
+		}
+		crls = append(crls, list...)
+	}
+	return t.SetCRLs(crls)
+}
+
+// SetCRLs replaces the CRLs in force with crls, checked as NewTrustStore checks them; on an error
+// nothing changes. Requests already verifying finish with the set they started with.
+func (t *TrustStore) SetCRLs(crls []*x509.RevocationList) error {
+	if err := checkCRLs(t.roots, crls); err != nil {
+		return err
+	}
+	t.crls.Store(&crlSet{crls: append([]*x509.RevocationList(nil), crls...)})
+	return nil
+}
+
+// CRLs returns the CRLs in force.
+func (t *TrustStore) CRLs() []*x509.RevocationList {
+	return append([]*x509.RevocationList(nil), t.crls.Load().crls...)
+}
+
+// checkCRLs checks that no CRL is nil and that each CRL issued by one of roots verifies against it.
+func checkCRLs(roots []*x509.Certificate, crls []*x509.RevocationList) error {
+	for i, crl := range crls {
+		if crl == nil {
+			return fmt.Errorf("trust store: CRL %d is nil", i)
+		}
+		for _, r := range roots {
+			if bytes.Equal(crl.RawIssuer, r.RawSubject) {
+				if err := crl.CheckSignatureFrom(r); err != nil {
+					return fmt.Errorf("trust store: CRL of %s does not verify against the root: %w", crl.Issuer, err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // NewTrustStore builds a trust store. A CRL issued by one of the roots must verify against it now;
@@ -94,19 +169,12 @@ func NewTrustStore(roots []*x509.Certificate, crls []*x509.RevocationList) (*Tru
 		}
 		pool.AddCert(r)
 	}
-	for i, crl := range crls {
-		if crl == nil {
-			return nil, fmt.Errorf("trust store: CRL %d is nil", i)
-		}
-		for _, r := range roots {
-			if bytes.Equal(crl.RawIssuer, r.RawSubject) {
-				if err := crl.CheckSignatureFrom(r); err != nil {
-					return nil, fmt.Errorf("trust store: CRL of %s does not verify against the root: %w", crl.Issuer, err)
-				}
-			}
-		}
+	if err := checkCRLs(roots, crls); err != nil {
+		return nil, err
 	}
-	return &TrustStore{roots: append([]*x509.Certificate(nil), roots...), pool: pool, crls: append([]*x509.RevocationList(nil), crls...)}, nil
+	t := &TrustStore{roots: append([]*x509.Certificate(nil), roots...), pool: pool}
+	t.crls.Store(&crlSet{crls: append([]*x509.RevocationList(nil), crls...)})
+	return t, nil
 }
 
 // Roots returns the trusted roots.
@@ -150,9 +218,10 @@ func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.C
 		}
 		return siobroker.Wrap(siobroker.CodeCertChain, err, "certificate %q does not chain to a trusted root", subject)
 	}
+	set := t.crls.Load()
 	for _, chain := range chains {
 		for i := 0; i+1 < len(chain); i++ {
-			if err := t.checkRevocation(chain[i], chain[i+1], at); err != nil {
+			if err := set.checkRevocation(chain[i], chain[i+1], at, t.staleGrace); err != nil {
 				return err
 			}
 		}
@@ -160,23 +229,29 @@ func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.C
 	return nil
 }
 
-// checkRevocation looks cert up in every CRL of issuer.
-func (t *TrustStore) checkRevocation(cert, issuer *x509.Certificate, at time.Time) error {
+// checkRevocation looks cert up in every CRL of issuer; a CRL past its nextUpdate by more than
+// grace refuses every certificate.
+func (t *crlSet) checkRevocation(cert, issuer *x509.Certificate, at time.Time, grace time.Duration) error {
 	for i, crl := range t.crls {
 		if !bytes.Equal(crl.RawIssuer, cert.RawIssuer) {
 			continue
 		}
 		key := crlIssuer{crl: i, issuer: string(issuer.Raw)}
-		if _, ok := t.crlVerified.Load(key); !ok {
+		if _, ok := t.verified.Load(key); !ok {
 			if err := crl.CheckSignatureFrom(issuer); err != nil {
 				return siobroker.Wrap(siobroker.CodeCertChain, err, "the CRL of %s does not verify against the issuer's key", crl.Issuer)
 			}
-			t.crlVerified.Store(key, struct{}{})
+			t.verified.Store(key, struct{}{})
 		}
-		// A stale CRL fails closed: it can no longer vouch that nothing was revoked since.
-		if !crl.NextUpdate.IsZero() && at.After(crl.NextUpdate) {
-			return siobroker.Errorf(siobroker.CodeCertChain, "the CRL of %s is out of date (next update was due %s)",
-				crl.Issuer, siobroker.FormatTime(crl.NextUpdate))
+		// A stale CRL fails closed once its grace is over: it can no longer vouch that nothing was
+		// revoked since. The message is stable; operators and tests match on it.
+		if !crl.NextUpdate.IsZero() && at.After(crl.NextUpdate.Add(grace)) {
+			if grace == 0 {
+				return siobroker.Errorf(siobroker.CodeCertChain, "the CRL of %s is out of date (next update was due %s)",
+					crl.Issuer, siobroker.FormatTime(crl.NextUpdate))
+			}
+			return siobroker.Errorf(siobroker.CodeCertChain, "the CRL of %s is out of date (next update was due %s; the grace of %s ended %s)",
+				crl.Issuer, siobroker.FormatTime(crl.NextUpdate), grace, siobroker.FormatTime(crl.NextUpdate.Add(grace)))
 		}
 		for _, entry := range crl.RevokedCertificateEntries {
 			if entry.SerialNumber != nil && entry.SerialNumber.Cmp(cert.SerialNumber) == 0 {

@@ -42,7 +42,7 @@ import (
 const DefaultConfigFile = "configs/broker.yaml"
 
 // Serve runs a broker on cfg until ctx ends: the debug listener if configured, the broker, and a
-// reload of the routes, rights and maintenance windows on SIGHUP. It prints the endpoint to stdout
+// reload of the CRLs, routes, rights and maintenance windows on SIGHUP. It prints the endpoint to stdout
 // once the broker is ready.
 func Serve(ctx context.Context, cfg config.Broker, stdout io.Writer, logger *slog.Logger) error {
 	_, stopDebug, err := serveDebug(cfg.Debug.PProf, logger)
@@ -54,7 +54,7 @@ func Serve(ctx context.Context, cfg config.Broker, stdout io.Writer, logger *slo
 	if err != nil {
 		return err
 	}
-	// SIGHUP reloads the routes, rights and maintenance windows (see liveConfig.Reload).
+	// SIGHUP reloads the CRLs, routes, rights and maintenance windows (see liveConfig.Reload).
 	signal.Notify(b.hup, syscall.SIGHUP)
 	defer signal.Stop(b.hup)
 	fmt.Fprintf(stdout, "siobroker listening on %s%s (WSDL: %s%s?wsdl)\n", b.BaseURL(), cfg.Endpoint, b.BaseURL(), cfg.Endpoint)
@@ -151,7 +151,8 @@ func Start(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger
 // loadKeys returns the trust configuration and the broker's signer: the configured files, or the
 // development PKI in DATA/pki, created on first start.
 func loadKeys(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, b *Broker) (signing.TrustConfig, *signing.Signer, error) {
-	trustCfg := signing.TrustConfig{RootFiles: cfg.Trust.Roots, IntermediateFiles: cfg.Trust.Intermediates, CRLFiles: cfg.Trust.CRLs}
+	trustCfg := signing.TrustConfig{RootFiles: cfg.Trust.Roots, IntermediateFiles: cfg.Trust.Intermediates, CRLFiles: cfg.Trust.CRLs,
+		CRLStaleGrace: cfg.Trust.StaleGrace()}
 	certFile, keyFile := cfg.Signing.CertFile, cfg.Signing.KeyFile
 	if len(trustCfg.RootFiles) == 0 || certFile == "" {
 		b.pki.dir = filepath.Join(cfg.DataDir, "pki")
@@ -351,7 +352,7 @@ func demoRouted(tbl *routes.Table, all map[int]adapters.Backend, transport strin
 // Store is the broker's embedded store.
 func (b *Broker) Store() *sqlite.DB { return b.db }
 
-// Reload reloads the routes, rights and maintenance windows from their files, as SIGHUP does,
+// Reload reloads the CRLs, routes, rights and maintenance windows from their files, as SIGHUP does,
 // and returns why it refused them; why says what asked for it, for the log.
 func (b *Broker) Reload(ctx context.Context, why string, logger *slog.Logger) error {
 	return b.live.Reload(ctx, why, logger)

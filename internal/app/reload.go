@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/sio-pso/siobroker/config/check"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/routing/routes"
+	"github.com/sio-pso/siobroker/signing"
 )
 
 // reloadPoll is how often the reloadable files are looked at for changes. Polling content
@@ -32,9 +34,16 @@ type liveConfig struct {
 	routes      *routes.Live
 	rights      *rights.Live
 	maintenance *maintenance.Schedule // set once the store is open
+	// trust is the broker's trust store, whose CRLs a reload rereads (attachTrust). Revocation
+	// must take effect without a restart: a CRL read only at start-up keeps answering a revoked
+	// user and, once past its nextUpdate, refuses every signer.
+	trust *signing.TrustStore
+	// observeCRL, when set, counts each CRL reload, applied or refused (the broker's metrics).
+	observeCRL func(applied bool)
 
-	mu      sync.Mutex          // one reload at a time
-	digests map[string][32]byte // of each file as last loaded (or refused)
+	mu         sync.Mutex          // one reload at a time
+	digests    map[string][32]byte // of each file as last loaded (or refused)
+	crlDigests map[string][32]byte // of each CRL file as last loaded (or refused)
 }
 
 // loadedFiles is one consistent reading of the reloadable files.
@@ -53,6 +62,74 @@ func loadLiveConfig(cfg config.Broker) (*liveConfig, error) {
 	}
 	return &liveConfig{cfg: cfg, routes: routes.NewLive(f.routes), rights: rights.NewLive(f.rights), digests: f.digests,
 		maintenance: nil}, nil
+}
+
+// attachTrust makes the reloads reread the CRL files of t, which are in force as read now.
+func (l *liveConfig) attachTrust(t *signing.TrustStore) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.trust = t
+	l.crlDigests = fileDigests(t.CRLFiles())
+}
+
+// fileDigests returns the SHA-256 of each file; an unreadable file has the zero digest.
+func fileDigests(paths []string) map[string][32]byte {
+	d := make(map[string][32]byte, len(paths))
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			d[p] = sha256.Sum256(b)
+		} else {
+			d[p] = [32]byte{}
+		}
+	}
+	return d
+}
+
+// reloadCRLs rereads the CRL files. They are reloaded apart from the other files, so that a
+// routing or rights file refused for an unrelated reason never holds a revocation back; a CRL
+// file that does not parse or verify keeps the CRLs in force. It returns the changes to log.
+func (l *liveConfig) reloadCRLs(why string, logger *slog.Logger) ([]string, error) {
+	if l.trust == nil {
+		return nil, nil
+	}
+	files := l.trust.CRLFiles()
+	before := l.trust.CRLs()
+	l.crlDigests = fileDigests(files) // a refused file is not retried until it changes again
+	err := l.trust.ReloadCRLs()
+	if l.observeCRL != nil {
+		l.observeCRL(err == nil)
+	}
+	if err != nil {
+		logger.Error("CRL reload refused; the CRLs in force stay", "trigger", why, "error", err)
+		return nil, fmt.Errorf("CRL reload refused: %w", err)
+	}
+	return crlChanges(before, l.trust.CRLs()), nil
+}
+
+// crlChanges describes, for the log, how the CRLs in force changed: by issuer, number, thisUpdate
+// and the count of revoked certificates.
+func crlChanges(before, after []*x509.RevocationList) []string {
+	describe := func(list []*x509.RevocationList) []string {
+		var out []string
+		for _, c := range list {
+			out = append(out, fmt.Sprintf("%s number %v of %s (%d revoked, next update %s)",
+				c.Issuer, c.Number, siobroker.FormatTime(c.ThisUpdate), len(c.RevokedCertificateEntries), siobroker.FormatTime(c.NextUpdate)))
+		}
+		return out
+	}
+	old, cur := describe(before), describe(after)
+	var changes []string
+	for _, c := range old {
+		if !slices.Contains(cur, c) {
+			changes = append(changes, "crls: no longer in force: "+c)
+		}
+	}
+	for _, c := range cur {
+		if !slices.Contains(old, c) {
+			changes = append(changes, "crls: in force: "+c)
+		}
+	}
+	return changes
 }
 
 // attachSchedule makes s the broker's maintenance schedule, with the file's windows.
@@ -141,19 +218,24 @@ func queueChanges(running, next *routes.Table) []error {
 	return errs
 }
 
-// Reload rereads the reloadable files and, if every one passes the check, puts them in force
-// together and logs what changed. Requests in flight keep the tables they started with. A
+// Reload rereads the CRL files (apart: see reloadCRLs) and the other reloadable files and, if
+// every one of these passes the check, puts them in force together and logs what changed. Requests in flight keep the tables they started with. A
 // refused reload is logged with every reason and changes nothing.
 func (l *liveConfig) Reload(ctx context.Context, why string, logger *slog.Logger) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// The CRL changes are logged now: they are in force whatever becomes of the other files.
+	changes, crlErr := l.reloadCRLs(why, logger)
+	for _, c := range changes {
+		logger.Info("configuration change", "trigger", why, "change", c)
+	}
+	crlCount := len(changes)
 	f, err := readReloadable(l.cfg, l.routes.Table())
 	if err != nil {
 		l.digests = f.digests // a refused file is not retried until it changes again
 		logger.Error("configuration reload refused; the running configuration stays", "trigger", why, "error", err)
-		return fmt.Errorf("reload refused: %w", err)
+		return errors.Join(crlErr, fmt.Errorf("reload refused: %w", err))
 	}
-	var changes []string
 	for _, c := range f.routes.Diff(l.routes.Table()) {
 		changes = append(changes, "routes: "+c)
 	}
@@ -171,13 +253,13 @@ func (l *liveConfig) Reload(ctx context.Context, why string, logger *slog.Logger
 	l.digests = f.digests
 	if len(changes) == 0 {
 		logger.Info("configuration reloaded: no change", "trigger", why)
-		return nil
+		return crlErr
 	}
 	logger.Info("configuration reloaded", "trigger", why, "changes", len(changes))
-	for _, c := range changes {
+	for _, c := range changes[crlCount:] {
 		logger.Info("configuration change", "trigger", why, "change", c)
 	}
-	return nil
+	return crlErr
 }
 
 func sameWindows(a, b []siobroker.MaintenanceWindow) bool {
@@ -199,6 +281,13 @@ func (l *liveConfig) changed() bool {
 		}
 		if d != l.digests[path] {
 			return true
+		}
+	}
+	if l.trust != nil {
+		for path, d := range fileDigests(l.trust.CRLFiles()) {
+			if d != [32]byte{} && d != l.crlDigests[path] { // unreadable: being written, look again
+				return true
+			}
 		}
 	}
 	return false

@@ -98,6 +98,7 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if b.live, err = loadLiveConfig(cfg); err != nil {
 		return err
 	}
+	b.live.attachTrust(p.trust)
 	if p.caseRules, err = cases.NewRules(cfg.Cases, clock); err != nil {
 		return fmt.Errorf("cases: %w", err)
 	}
@@ -191,6 +192,7 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 	p.late = lateAnswers
 	b.ops = &brokerOps{}
 	b.ops.Metrics = b.newMetrics(cfg, p.journal, b.ops.services)
+	b.live.observeCRL = b.ops.Metrics.ObserveCRLReload // set before the reload watcher starts
 	if p.dispatcher, err = routing.NewDispatcher(routing.DispatcherConfig{
 		Publisher: pub, ReplyTopic: replyTopic, Clock: clock, Logger: logger.With("component", "dispatcher"),
 		QueueOf:       b.live.routes.Queue,

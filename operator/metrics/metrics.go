@@ -47,6 +47,7 @@ type Metrics struct {
 	stageDuration   *prometheus.HistogramVec
 	unauthRefusals  *prometheus.CounterVec
 	unauthSummed    *prometheus.CounterVec
+	crlReloads      *prometheus.CounterVec
 }
 
 // latencyBuckets (seconds) reach past the default service timeout of 30s.
@@ -90,11 +91,19 @@ func New(src Sources) *Metrics {
 			Name: Prefix + "unauthenticated_refusals_summarised_total",
 			Help: "Of siobroker_unauthenticated_refusals_total, those past journal.unauthenticated_refusals counted into a per-client summary record instead of journaled one by one, by fault code.",
 		}, []string{"code"}),
+		crlReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: Prefix + "crl_reloads_total",
+			Help: "Reloads of the CRL files (on SIGHUP or a file change), by result: applied, or refused (the CRLs in force stay; the log says why).",
+		}, []string{"result"}),
 	}
+	// Both series from the start, at zero, so that an alert on refusals sees the series before
+	// the first reload.
+	m.crlReloads.WithLabelValues("applied")
+	m.crlReloads.WithLabelValues("refused")
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.requestDuration, m.answerDuration, m.stageDuration, m.unauthRefusals, m.unauthSummed,
+		m.requests, m.requestDuration, m.answerDuration, m.stageDuration, m.unauthRefusals, m.unauthSummed, m.crlReloads,
 		&snapshot{src: src, failures: make(map[string]uint64)},
 	)
 	return m
@@ -138,6 +147,15 @@ func (m *Metrics) ObserveUnauthenticatedRefusal(code siobroker.Code, summarised 
 	if summarised {
 		m.unauthSummed.WithLabelValues(c).Inc()
 	}
+}
+
+// ObserveCRLReload counts a reload of the CRL files, applied or refused.
+func (m *Metrics) ObserveCRLReload(applied bool) {
+	if applied {
+		m.crlReloads.WithLabelValues("applied").Inc()
+		return
+	}
+	m.crlReloads.WithLabelValues("refused").Inc()
 }
 
 // ObserveStages returns the observer of a pipeline's stages (broker.Deps.ObserveStage), which

@@ -42,6 +42,8 @@ func TestScrape(t *testing.T) {
 	m.ObserveUnauthenticatedRefusal(siobroker.CodeReplayDate, false)
 	m.ObserveUnauthenticatedRefusal(siobroker.CodeReplayDate, true)
 	m.ObserveUnauthenticatedRefusal(siobroker.CodeSigMissing, false)
+	m.ObserveCRLReload(false)
+	m.ObserveCRLReload(false)
 
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
@@ -54,6 +56,8 @@ func TestScrape(t *testing.T) {
 	text := string(body)
 	for _, want := range []string{
 		`siobroker_service_dispatches_total{service="1"} 5`,
+		`siobroker_crl_reloads_total{result="applied"} 0`,
+		`siobroker_crl_reloads_total{result="refused"} 2`,
 		`siobroker_service_answers_total{service="1",status="ok"} 3`,
 		`siobroker_service_answers_total{service="1",status="error"} 1`,
 		`siobroker_service_timeouts_total{service="1"} 1`,
