@@ -13,6 +13,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -47,6 +48,7 @@ type Metrics struct {
 	stageDuration   *prometheus.HistogramVec
 	unauthRefusals  *prometheus.CounterVec
 	unauthSummed    *prometheus.CounterVec
+	rateLimited     *prometheus.CounterVec
 }
 
 // latencyBuckets (seconds) reach past the default service timeout of 30s.
@@ -90,11 +92,18 @@ func New(src Sources) *Metrics {
 			Name: Prefix + "unauthenticated_refusals_summarised_total",
 			Help: "Of siobroker_unauthenticated_refusals_total, those past journal.unauthenticated_refusals counted into a per-client summary record instead of journaled one by one, by fault code.",
 		}, []string{"code"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: Prefix + "rate_limited_total",
+			Help: "Requests refused SIO-RATE-LIMITED, by the limit that refused them: client_rate, client_concurrent (before anything of the request was read; not journaled) or signer_rate (journaled).",
+		}, []string{"scope"}),
+	}
+	for _, s := range RateLimitScopes {
+		m.rateLimited.WithLabelValues(s) // exported at zero, so that a rate() sees the first refusal
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.requestDuration, m.answerDuration, m.stageDuration, m.unauthRefusals, m.unauthSummed,
+		m.requests, m.requestDuration, m.answerDuration, m.stageDuration, m.unauthRefusals, m.unauthSummed, m.rateLimited,
 		&snapshot{src: src, failures: make(map[string]uint64)},
 	)
 	return m
@@ -138,6 +147,18 @@ func (m *Metrics) ObserveUnauthenticatedRefusal(code siobroker.Code, summarised 
 	if summarised {
 		m.unauthSummed.WithLabelValues(c).Inc()
 	}
+}
+
+// RateLimitScopes are the values of the scope label of siobroker_rate_limited_total.
+var RateLimitScopes = []string{"client_rate", "client_concurrent", "signer_rate"}
+
+// ObserveRateLimited counts a request refused SIO-RATE-LIMITED by the limit scope (one of
+// RateLimitScopes; any other is counted as "other", to keep the label bounded).
+func (m *Metrics) ObserveRateLimited(scope string) {
+	if !slices.Contains(RateLimitScopes, scope) {
+		scope = "other"
+	}
+	m.rateLimited.WithLabelValues(scope).Inc()
 }
 
 // ObserveStages returns the observer of a pipeline's stages (broker.Deps.ObserveStage), which
