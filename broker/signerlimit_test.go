@@ -8,6 +8,8 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/ratelimit"
+	"github.com/sio-pso/siobroker/schemas/soap"
+	"github.com/sio-pso/siobroker/signing"
 )
 
 // TestPerSignerRateLimit: a signer past its burst is refused SIO-RATE-LIMITED, journaled as a
@@ -51,5 +53,25 @@ func TestPerSignerRateLimit(t *testing.T) {
 	h.clock.Advance(time.Second)
 	if _, _, err := h.handle(raw); err != nil {
 		t.Fatalf("the refused request sent again a second later: %v", err)
+	}
+}
+
+// TestPerSignerRateLimitAsyncChannelV10: the gateway's AsyncChannel v10 calls count against their
+// signer's limit too, refused after the signature and before the call is served.
+func TestPerSignerRateLimitAsyncChannelV10(t *testing.T) {
+	h := newHarnessWith(t, harnessOpts{perSigner: ratelimit.Limits{Rate: 1, Burst: 2}})
+	c := acClient{t: t, h: h, signer: userSigner, placement: signing.PlacementWSSEToken}
+	id, err := c.sendMessage(soap.ACMessageInfo{}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.status(id); err != nil {
+		t.Fatalf("the second call, within the burst: %v", err)
+	}
+	_, err = c.status(id)
+	wantCode(t, err, siobroker.CodeRateLimited)
+	h.clock.Advance(time.Second)
+	if _, err := c.status(id); err != nil {
+		t.Fatalf("a second later: %v", err)
 	}
 }
