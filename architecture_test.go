@@ -54,7 +54,7 @@ var importRules = map[string][]string{
 	"routing/amqp":       {".", "routing", "schemas"},
 	"routing/routes":     {".", "schemas"},
 
-	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog", "internal/ratelimit"},
+	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog"},
 
 	"operator/incidents":   {"."},
 	"operator/maintenance": {"."},
@@ -64,14 +64,13 @@ var importRules = map[string][]string{
 	"operator/reports":     {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
 	"operator/dashboard":   {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "schemas", "schemas/soap", "signing", "signing/intake"},
 
-	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/ratelimit"},
+	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog"},
 	"client":  {".", "schemas/soap", "signing"},
 
 	"config":       {"access/cases"},
 	"config/check": {".", "access/rights", "adapters/adapterconfig", "config", "operator/maintenance", "routing/routes", "schemas", "signing"},
 
 	"internal/reqlog":     {},
-	"internal/ratelimit":  {},
 	"internal/private":    {},
 	"internal/xmlchild":   {},
 	"internal/testclock":  {},

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -27,7 +26,6 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/sio-pso/siobroker"
-	"github.com/sio-pso/siobroker/internal/ratelimit"
 	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
@@ -115,10 +113,6 @@ type Config struct {
 	// Unauthenticated bounds what the journal keeps of requests refused before their signature
 	// verified; zero fields take its defaults.
 	Unauthenticated UnauthenticatedLimits
-	// PerSigner bounds the request rate of one signer (by IIN), checked once the signature
-	// verified; over it, SIO-RATE-LIMITED, journaled like any refusal of an authenticated request.
-	// Its Concurrent is not used; a zero Rate is no limit.
-	PerSigner ratelimit.Limits
 }
 
 // Deps are the pipeline's collaborators. Every one is required but Async, Maintenance,
@@ -168,8 +162,6 @@ type Deps struct {
 	// known (see UnauthenticatedLimits), and whether it was summarised instead of journaled one
 	// by one: cheap and safe for concurrent use (a metrics counter).
 	ObserveUnauthenticated func(code siobroker.Code, summarised bool)
-	// ObserveSignerLimited, when set, is told of every request refused by Config.PerSigner.
-	ObserveSignerLimited func()
 }
 
 // Stage names a step of a request's pipeline, for Deps.ObserveStage. The steps do not cover a
@@ -214,10 +206,9 @@ type Broker struct {
 	// unreleased holds the signed-content digests of requests refused SIO-UNAVAILABLE whose
 	// replay marks the store could not forget at once: their retry is taken.
 	unreleased sync.Map
-	wake       chan struct{}      // tells the AsyncWorker that a job was accepted
-	late       late               // background waits for the late services of synchronous requests
-	unauth     unauthBounds       // the refusals of unauthenticated requests journaled this minute
-	signers    *ratelimit.Limiter // Config.PerSigner, by the signer's IIN
+	wake       chan struct{} // tells the AsyncWorker that a job was accepted
+	late       late          // background waits for the late services of synchronous requests
+	unauth     unauthBounds  // the refusals of unauthenticated requests journaled this minute
 }
 
 func (c *Config) setDefaults() {
@@ -230,9 +221,6 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	c.setDefaults()
 	var errs []error
-	if err := c.PerSigner.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("broker: Config.PerSigner: %w", err))
-	}
 	if c.ReplayWindow <= 0 {
 		errs = append(errs, fmt.Errorf("broker: Config.ReplayWindow must be positive, got %s", c.ReplayWindow))
 	}
@@ -280,11 +268,7 @@ func New(cfg Config, deps Deps) (*Broker, error) {
 	if err := errors.Join(cfg.Validate(), deps.Validate()); err != nil {
 		return nil, err
 	}
-	signers, err := ratelimit.New(ratelimit.Limits{Rate: cfg.PerSigner.Rate, Burst: cfg.PerSigner.Burst})
-	if err != nil {
-		return nil, fmt.Errorf("broker: Config.PerSigner: %w", err)
-	}
-	return &Broker{cfg: cfg, deps: deps, wake: make(chan struct{}, 1), signers: signers}, nil
+	return &Broker{cfg: cfg, deps: deps, wake: make(chan struct{}, 1)}, nil
 }
 
 // Reply is a signed reply and what the caller needs to log it.
@@ -479,26 +463,7 @@ func (b *Broker) authenticated(sr intake.SignedRequest, err error, seen *Request
 	if err != nil {
 		return authenticated{}, err
 	}
-	if err := b.limitSigner(sr.Verified.SignerIIN); err != nil {
-		return authenticated{}, err
-	}
 	return authenticated{info: sr.Info, data: sr.Data, verified: sr.Verified, now: sr.Now}, nil
-}
-
-// limitSigner takes one request of the signer iin within Config.PerSigner, or refuses it. It comes
-// right after the signature, before the replay marks, so that the retry the fault invites is not a
-// replay, and before anything costlier (the store, the case registry, the services) is asked.
-func (b *Broker) limitSigner(iin string) error {
-	release, refused := b.signers.Acquire(iin, b.deps.Clock.Now())
-	if refused == nil {
-		release() // a rate only: nothing is held for the request's duration
-		return nil
-	}
-	if b.deps.ObserveSignerLimited != nil {
-		b.deps.ObserveSignerLimited()
-	}
-	secs := max(1, int(math.Ceil(refused.RetryAfter.Seconds())))
-	return siobroker.Errorf(siobroker.CodeRateLimited, "too many requests of this signer; retry in %d s", secs)
 }
 
 // parseQuery validates the q:query of an authenticated request and refuses a replay. It returns

@@ -94,17 +94,10 @@ func WithClient(ctx context.Context, addr string) context.Context {
 	return context.WithValue(ctx, clientKey{}, addr)
 }
 
-// ClientOf is the client a request came from (WithClient), as the bounds count it (ClientKey).
+// ClientOf is the client a request came from (WithClient), as the bounds count it: its IP without the port,
+// an IPv6 address by its /64 (one subscriber's usual allocation), "unknown" when not told.
 func ClientOf(ctx context.Context) string {
 	addr, _ := ctx.Value(clientKey{}).(string)
-	return ClientKey(addr)
-}
-
-// ClientKey is the client of a peer address (an IP, with or without its port) as every per-client
-// bound counts it: its IP without the port, an IPv6 address by its /64 (one subscriber's usual
-// allocation, so that an attacker cannot get a fresh count per address of it), "unknown" when
-// empty.
-func ClientKey(addr string) string {
 	if addr == "" {
 		return "unknown"
 	}

@@ -7,9 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
 	"net"
-	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -58,83 +56,13 @@ type HTTP struct {
 	MaxElements       int           `mapstructure:"max_elements"`
 	// What one element may carry (soap.Limits): checked before the tree is built, so that no
 	// envelope within max_body_bytes costs more than linear work before its sender is known.
-	MaxAttributes          int    `mapstructure:"max_attributes"`            // per element, namespace declarations included
-	MaxNamespaceDecls      int    `mapstructure:"max_namespace_decls"`       // per element
-	MaxNamespaceDeclsTotal int    `mapstructure:"max_namespace_decls_total"` // in one envelope
-	MaxNameBytes           int    `mapstructure:"max_name_bytes"`            // of a local name or prefix
-	MaxAttrValueBytes      int    `mapstructure:"max_attr_value_bytes"`      // of an attribute value or namespace URI
-	MaxTextBytes           int    `mapstructure:"max_text_bytes"`            // of one run of text or a comment
-	TLS                    TLS    `mapstructure:"tls"`
-	Limits                 Limits `mapstructure:"limits"`
-}
-
-// Limits bound the SOAP requests of one client address (before anything of a request is read;
-// an IPv6 client by its /64) and of one signer (once its signature verified), so that a flood
-// from one of them neither takes the broker nor delays the others. A request over them is
-// refused SIO-RATE-LIMITED with HTTP 429. A rate or concurrency of 0 is no limit of that kind.
-type Limits struct {
-	PerClientRate       float64 `mapstructure:"per_client_rate"`       // requests per second, sustained
-	PerClientBurst      int     `mapstructure:"per_client_burst"`      // requests at once above the rate
-	PerClientConcurrent int     `mapstructure:"per_client_concurrent"` // requests in flight at once
-	PerSignerRate       float64 `mapstructure:"per_signer_rate"`
-	PerSignerBurst      int     `mapstructure:"per_signer_burst"`
-	// Allow lists the addresses and CIDR prefixes (the e-government gateway's, which relays many
-	// users from few addresses) exempt from the per-client limits; the per-signer limits still
-	// hold for the requests they relay.
-	Allow []string `mapstructure:"allow"`
-}
-
-// AllowPrefixes parses Allow: a bare address is a prefix of its full length.
-func (l Limits) AllowPrefixes() ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(l.Allow))
-	for _, a := range l.Allow {
-		a = strings.TrimSpace(a)
-		if p, err := netip.ParsePrefix(a); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			return nil, fmt.Errorf("http.limits.allow: %q is neither an address nor a CIDR prefix", a)
-		}
-		ip = ip.Unmap()
-		out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
-	}
-	return out, nil
-}
-
-// problems are what is wrong with l.
-func (l Limits) problems() []error {
-	var errs []error
-	const key = "http.limits."
-	for _, r := range []struct {
-		key  string
-		rate float64
-	}{{"per_client_rate", l.PerClientRate}, {"per_signer_rate", l.PerSignerRate}} {
-		if r.rate < 0 || math.IsNaN(r.rate) || math.IsInf(r.rate, 0) {
-			errs = append(errs, fmt.Errorf("%s%s: must be a finite number of requests per second, 0 or more (0: no limit), got %v", key, r.key, r.rate))
-		}
-	}
-	for _, n := range []struct {
-		key  string
-		n    int
-		rate float64
-	}{{"per_client_burst", l.PerClientBurst, l.PerClientRate}, {"per_signer_burst", l.PerSignerBurst, l.PerSignerRate}} {
-		switch {
-		case n.n < 0:
-			errs = append(errs, fmt.Errorf("%s%s: must not be negative, got %d", key, n.key, n.n))
-		case n.rate > 0 && n.n > 0 && float64(n.n) < n.rate:
-			// A burst below the rate would refuse an even load at the rate itself.
-			errs = append(errs, fmt.Errorf("%s%s: %d is below the rate of %v per second", key, n.key, n.n, n.rate))
-		}
-	}
-	if l.PerClientConcurrent < 0 {
-		errs = append(errs, fmt.Errorf("%sper_client_concurrent: must not be negative (0: no limit), got %d", key, l.PerClientConcurrent))
-	}
-	if _, err := l.AllowPrefixes(); err != nil {
-		errs = append(errs, err)
-	}
-	return errs
+	MaxAttributes          int `mapstructure:"max_attributes"`            // per element, namespace declarations included
+	MaxNamespaceDecls      int `mapstructure:"max_namespace_decls"`       // per element
+	MaxNamespaceDeclsTotal int `mapstructure:"max_namespace_decls_total"` // in one envelope
+	MaxNameBytes           int `mapstructure:"max_name_bytes"`            // of a local name or prefix
+	MaxAttrValueBytes      int `mapstructure:"max_attr_value_bytes"`      // of an attribute value or namespace URI
+	MaxTextBytes           int `mapstructure:"max_text_bytes"`            // of one run of text or a comment
+	TLS                    TLS `mapstructure:"tls"`
 }
 
 // TLS switches HTTPS on. ClientAuth "require" accepts only client certificates that chain to the
@@ -323,9 +251,6 @@ func Defaults() Broker {
 			MaxAttrValueBytes:      8 << 10,
 			MaxTextBytes:           1 << 20,
 			TLS:                    TLS{ClientAuth: "none"},
-			// Generous: far above what a person or a client system sends, below a flood.
-			Limits: Limits{PerClientRate: 200, PerClientBurst: 1000, PerClientConcurrent: 32,
-				PerSignerRate: 100, PerSignerBurst: 1000, Allow: []string{}},
 		},
 		Trust: Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}, SigningEKUs: slices.Clone(DefaultSigningEKUs),
 			CRLStale: CRLStaleGrace, CRLStaleGraceFor: 24 * time.Hour},
@@ -415,12 +340,6 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("http.write_timeout", d.HTTP.WriteTimeout)
 	v.SetDefault("http.idle_timeout", d.HTTP.IdleTimeout)
 	v.SetDefault("http.max_body_bytes", d.HTTP.MaxBodyBytes)
-	v.SetDefault("http.limits.per_client_rate", d.HTTP.Limits.PerClientRate)
-	v.SetDefault("http.limits.per_client_burst", d.HTTP.Limits.PerClientBurst)
-	v.SetDefault("http.limits.per_client_concurrent", d.HTTP.Limits.PerClientConcurrent)
-	v.SetDefault("http.limits.per_signer_rate", d.HTTP.Limits.PerSignerRate)
-	v.SetDefault("http.limits.per_signer_burst", d.HTTP.Limits.PerSignerBurst)
-	v.SetDefault("http.limits.allow", d.HTTP.Limits.Allow)
 	v.SetDefault("http.max_depth", d.HTTP.MaxDepth)
 	v.SetDefault("http.max_elements", d.HTTP.MaxElements)
 	v.SetDefault("http.max_attributes", d.HTTP.MaxAttributes)
@@ -514,7 +433,6 @@ func (c Broker) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", t.key, t.d))
 		}
 	}
-	errs = append(errs, c.HTTP.Limits.problems()...)
 	if c.HTTP.MaxBodyBytes < 4096 {
 		errs = append(errs, fmt.Errorf("http.max_body_bytes: %d is too small for a signed envelope (min 4096)", c.HTTP.MaxBodyBytes))
 	}

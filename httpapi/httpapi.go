@@ -48,9 +48,6 @@ type Config struct {
 	Mount map[string]http.Handler
 	// Observe, if set, is told how every POSTed request ended, for metrics.
 	Observe func(outcome siobroker.Outcome, code siobroker.Code, elapsed time.Duration)
-	// Limiter, if set, bounds the POSTed requests of each client address before anything of
-	// them is read; the handlers of one broker share it.
-	Limiter *ClientLimiter
 }
 
 func (c *Config) setDefaults() {
@@ -174,15 +171,6 @@ func (s *server) soap(w http.ResponseWriter, r *http.Request) {
 			s.cfg.Observe(siobroker.OutcomeOf(ended), code, time.Since(start))
 		}()
 	}
-	// First of all, before the body is read: a client over its limits costs no more than this.
-	release, refused := s.cfg.Limiter.acquire(r.RemoteAddr, s.cfg.Clock.Now())
-	if refused != nil {
-		// Not logged at Info one by one: a flood would make the log its sink. The metrics count it.
-		s.cfg.Logger.Debug("request refused: client over its limits", "client", broker.ClientKey(r.RemoteAddr), "scope", refused.Scope)
-		ended = writeRateLimited(w, refused, s.cfg.Clock.Now())
-		return
-	}
-	defer release()
 	ended = s.serveSOAP(w, r, start)
 }
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/httpapi"
-	"github.com/sio-pso/siobroker/internal/ratelimit"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/operator/reports"
 	"github.com/sio-pso/siobroker/schemas/soap"
@@ -57,10 +56,6 @@ func (b *Broker) startHTTP(p *parts) error {
 // the other faces mounted beside it.
 func (b *Broker) handler(p *parts) (http.Handler, error) {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
-	limiter, err := b.clientLimiter(p)
-	if err != nil {
-		return nil, err
-	}
 	asyncHandler, err := httpapi.NewHandler(httpapi.Config{
 		Endpoint:     AsyncPath,
 		WSDL:         soap.WSDLAsyncChannel,
@@ -71,7 +66,6 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		// Status and fetch queries read the store only, and are answered while RabbitMQ is down;
 		// the broker refuses new requests then, and journals it (broker.Deps.TransportReady).
 		Observe: b.ops.Metrics.ObserveRequests("async"),
-		Limiter: limiter,
 	}, broker.AsyncPipeline{B: b.pipeline})
 	if err != nil {
 		return nil, err
@@ -98,19 +92,5 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		// No Ready: the pipeline refuses a request while the transport is down once it is
 		// authenticated, and journals the refusal (broker.Deps.TransportReady).
 		Observe: b.ops.Metrics.ObserveRequests("sync"),
-		Limiter: limiter,
 	}, b.pipeline)
-}
-
-// clientLimiter is the one per-client-address limiter of both SOAP channels (http.limits), so
-// that a client's limits hold across them. The reports and the dashboard (operators and
-// auditors, behind their own authentication) are not limited by it yet.
-func (b *Broker) clientLimiter(p *parts) (*httpapi.ClientLimiter, error) {
-	l := p.cfg.HTTP.Limits
-	allow, err := l.AllowPrefixes()
-	if err != nil {
-		return nil, err
-	}
-	return httpapi.NewClientLimiter(ratelimit.Limits{Rate: l.PerClientRate, Burst: l.PerClientBurst, Concurrent: l.PerClientConcurrent},
-		allow, func(scope ratelimit.Scope) { b.ops.Metrics.ObserveRateLimited("client_" + string(scope)) })
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/internal/ratelimit"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/operator/metrics"
@@ -269,7 +268,6 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 			PerClientPerMinute: cfg.Journal.UnauthenticatedRefusals.PerClientPerMinute,
 			TotalPerMinute:     cfg.Journal.UnauthenticatedRefusals.TotalPerMinute,
 		},
-		PerSigner: ratelimit.Limits{Rate: cfg.HTTP.Limits.PerSignerRate, Burst: cfg.HTTP.Limits.PerSignerBurst},
 	}, broker.Deps{
 		Verifier:       p.verifier,
 		Signer:         p.signer,
@@ -292,7 +290,6 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		ObserveStage:   metrics.ObserveStages(b.ops.Metrics, broker.Stages),
 
 		ObserveUnauthenticated: b.ops.Metrics.ObserveUnauthenticatedRefusal,
-		ObserveSignerLimited:   func() { b.ops.Metrics.ObserveRateLimited("signer_rate") },
 	})
 	if err != nil {
 		return err

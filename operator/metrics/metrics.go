@@ -13,7 +13,6 @@ import (
 	"cmp"
 	"context"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -49,7 +48,6 @@ type Metrics struct {
 	unauthRefusals  *prometheus.CounterVec
 	unauthSummed    *prometheus.CounterVec
 	crlReloads      *prometheus.CounterVec
-	rateLimited     *prometheus.CounterVec
 }
 
 // latencyBuckets (seconds) reach past the default service timeout of 30s.
@@ -97,13 +95,6 @@ func New(src Sources) *Metrics {
 			Name: Prefix + "crl_reloads_total",
 			Help: "Reloads of the CRL files (on SIGHUP or a file change), by result: applied, or refused (the CRLs in force stay; the log says why).",
 		}, []string{"result"}),
-		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: Prefix + "rate_limited_total",
-			Help: "Requests refused SIO-RATE-LIMITED, by the limit that refused them: client_rate, client_concurrent (before anything of the request was read; not journaled) or signer_rate (journaled).",
-		}, []string{"scope"}),
-	}
-	for _, s := range RateLimitScopes {
-		m.rateLimited.WithLabelValues(s) // exported at zero, so that a rate() sees the first refusal
 	}
 	// Both series from the start, at zero, so that an alert on refusals sees the series before
 	// the first reload.
@@ -112,7 +103,7 @@ func New(src Sources) *Metrics {
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.requestDuration, m.answerDuration, m.stageDuration, m.unauthRefusals, m.unauthSummed, m.crlReloads, m.rateLimited,
+		m.requests, m.requestDuration, m.answerDuration, m.stageDuration, m.unauthRefusals, m.unauthSummed, m.crlReloads,
 		&snapshot{src: src, failures: make(map[string]uint64)},
 	)
 	return m
@@ -165,18 +156,6 @@ func (m *Metrics) ObserveCRLReload(applied bool) {
 		return
 	}
 	m.crlReloads.WithLabelValues("refused").Inc()
-}
-
-// RateLimitScopes are the values of the scope label of siobroker_rate_limited_total.
-var RateLimitScopes = []string{"client_rate", "client_concurrent", "signer_rate"}
-
-// ObserveRateLimited counts a request refused SIO-RATE-LIMITED by the limit scope (one of
-// RateLimitScopes; any other is counted as "other", to keep the label bounded).
-func (m *Metrics) ObserveRateLimited(scope string) {
-	if !slices.Contains(RateLimitScopes, scope) {
-		scope = "other"
-	}
-	m.rateLimited.WithLabelValues(scope).Inc()
 }
 
 // ObserveStages returns the observer of a pipeline's stages (broker.Deps.ObserveStage), which
