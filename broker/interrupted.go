@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/reqlog"
 )
 
 // admissionLimit bounds how long a request may take from its replay marks to its acceptance or
@@ -53,10 +54,8 @@ func (b *Broker) CloseInterrupted(ctx context.Context, before time.Time) (int, e
 		data, _ := json.Marshal(struct {
 			Message string `json:"message"`
 		}{interruptedMessage})
-		rec := siobroker.JournalRecord{
-			At: b.deps.Clock.Now(), Kind: siobroker.JournalRefusal, RequestID: m.RequestID, MessageID: messageIDOf(m.Key),
-			SignerIIN: m.SignerIIN, Organisation: organisation, Code: string(siobroker.CodeUnavailable), Data: data,
-		}
+		seen := Request{RequestID: m.RequestID, MessageID: messageIDOf(m.Key), SignerIIN: m.SignerIIN, Organisation: organisation}
+		rec := b.record(seen, b.deps.Clock.Now(), siobroker.JournalRefusal, 0, string(siobroker.CodeUnavailable), data)
 		if _, err := b.deps.Journal.Append(ctx, rec); err != nil {
 			return closed, fmt.Errorf("journal interrupted request %s: %w", m.RequestID, err)
 		}
@@ -64,7 +63,7 @@ func (b *Broker) CloseInterrupted(ctx context.Context, before time.Time) (int, e
 			return closed, fmt.Errorf("release interrupted request %s: %w", m.RequestID, err)
 		}
 		b.deps.Logger.Warn("request interrupted before it was accepted: journaled as refused, its retry is accepted",
-			"correlation_id", m.RequestID, "message_id", messageIDOf(m.Key))
+			reqlog.Attrs(seen.MessageID, seen.RequestID)...)
 		closed++
 	}
 	return closed, nil
