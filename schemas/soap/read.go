@@ -61,34 +61,24 @@ const (
 
 // WithDefaults returns l with every unset (zero or negative) limit set to its default.
 func (l Limits) WithDefaults() Limits {
-	if l.MaxBytes <= 0 {
-		l.MaxBytes = DefaultMaxBytes
-	}
-	if l.MaxDepth <= 0 {
-		l.MaxDepth = DefaultMaxDepth
-	}
-	if l.MaxElements <= 0 {
-		l.MaxElements = DefaultMaxElements
-	}
-	if l.MaxAttributes <= 0 {
-		l.MaxAttributes = DefaultMaxAttributes
-	}
-	if l.MaxNamespaceDecls <= 0 {
-		l.MaxNamespaceDecls = DefaultMaxNamespaceDecls
-	}
-	if l.MaxNamespaceDeclsTotal <= 0 {
-		l.MaxNamespaceDeclsTotal = DefaultMaxNamespaceDeclsTotal
-	}
-	if l.MaxNameBytes <= 0 {
-		l.MaxNameBytes = DefaultMaxNameBytes
-	}
-	if l.MaxAttrValueBytes <= 0 {
-		l.MaxAttrValueBytes = DefaultMaxAttrValueBytes
-	}
-	if l.MaxTextBytes <= 0 {
-		l.MaxTextBytes = int(min(l.MaxBytes, int64(^uint(0)>>1)))
-	}
+	orDefault(&l.MaxBytes, DefaultMaxBytes)
+	orDefault(&l.MaxDepth, DefaultMaxDepth)
+	orDefault(&l.MaxElements, DefaultMaxElements)
+	orDefault(&l.MaxAttributes, DefaultMaxAttributes)
+	orDefault(&l.MaxNamespaceDecls, DefaultMaxNamespaceDecls)
+	orDefault(&l.MaxNamespaceDeclsTotal, DefaultMaxNamespaceDeclsTotal)
+	orDefault(&l.MaxNameBytes, DefaultMaxNameBytes)
+	orDefault(&l.MaxAttrValueBytes, DefaultMaxAttrValueBytes)
+	// Text is bounded by the body itself unless set lower.
+	orDefault(&l.MaxTextBytes, int(min(l.MaxBytes, int64(^uint(0)>>1))))
 	return l
+}
+
+// orDefault sets *v to def when it is unset (zero or negative).
+func orDefault[T int | int64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // ReadEnvelope reads a SOAP 1.1 SendMessage envelope from r. It returns the parsed document and
