@@ -600,7 +600,7 @@ func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // returns false: the request is a replay. The insert is the check, so two concurrent copies of
 // one message cannot both pass.
 func (s *DB) MarkSeen(ctx context.Context, messageID, senderID string, at time.Time) (bool, error) {
-	fresh, _, err := s.MarkRequestSeen(ctx, messageID, senderID, "", at)
+	fresh, _, err := s.MarkRequest(ctx, siobroker.ReplayMark{Key: messageID, SenderID: senderID, At: at})
 	return fresh, err
 }
 
@@ -614,12 +614,6 @@ func (s *DB) MarkOnce(ctx context.Context, key string, at time.Time) (bool, erro
 		return false, fmt.Errorf("replay mark: %w", err)
 	}
 	return fresh, nil
-}
-
-// MarkRequestSeen records a call's messageId and, unless digest is "", the digest of its signed
-// content (MarkRequest without an admission).
-func (s *DB) MarkRequestSeen(ctx context.Context, messageID, senderID, digest string, at time.Time) (idFresh, contentFresh bool, err error) {
-	return s.MarkRequest(ctx, siobroker.ReplayMark{Key: messageID, SenderID: senderID, Digest: digest, At: at})
 }
 
 // inserted reports whether an INSERT … ON CONFLICT DO NOTHING inserted its row.

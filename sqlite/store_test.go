@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sio-pso/siobroker"
 )
 
 func TestMarkSeenOncePerMessageID(t *testing.T) {
@@ -66,8 +68,8 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 }
 
-// TestMarkRequestSeen: both replay marks in one transaction, each reported.
-func TestMarkRequestSeen(t *testing.T) {
+// TestMarkRequest: both replay marks in one transaction, each reported.
+func TestMarkRequest(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
 	now := time.Date(2026, 12, 3, 23, 0, 0, 0, time.UTC)
@@ -80,9 +82,9 @@ func TestMarkRequestSeen(t *testing.T) {
 		{"m-2", "d-2", true, true},   // ...so d-2 is still new here
 		{"m-3", "d-1", true, false},  // seen content under a new id
 	} {
-		id, content, err := db.MarkRequestSeen(ctx, c.id, "sender", c.digest, now)
+		id, content, err := db.MarkRequest(ctx, siobroker.ReplayMark{Key: c.id, SenderID: "sender", Digest: c.digest, At: now})
 		if err != nil || id != c.wantID || content != c.wantContent {
-			t.Errorf("MarkRequestSeen(%s, %s) = %v, %v, %v; want %v, %v", c.id, c.digest, id, content, err, c.wantID, c.wantContent)
+			t.Errorf("MarkRequest(%s, %s) = %v, %v, %v; want %v, %v", c.id, c.digest, id, content, err, c.wantID, c.wantContent)
 		}
 	}
 }

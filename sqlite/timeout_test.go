@@ -67,7 +67,7 @@ func TestWriteFailsWhileLockHeld(t *testing.T) {
 			return err
 		},
 		"replay mark": func() error {
-			_, _, err := db.MarkRequestSeen(ctx, "m-1", "s", "digest", at)
+			_, _, err := db.MarkRequest(ctx, siobroker.ReplayMark{Key: "m-1", SenderID: "s", Digest: "digest", At: at})
 			return err
 		},
 		"release": func() error { return db.Release(ctx, "m-1", "digest") },
