@@ -35,6 +35,7 @@ var importRules = map[string][]string{
 	"journal":             {"."},
 	"journal/archive":     {".", "signing", "internal/private"},
 	"journal/journaltest": {".", "journal"},
+	"sqlite/sqlitetest":   {"sqlite"},
 	"sqlite":              {".", "journal", "internal/private"},
 	"postgres":            {".", "journal"},
 

@@ -3,12 +3,9 @@ package broker
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/sqlite"
+	"github.com/sio-pso/siobroker/sqlite/sqlitetest"
 )
 
 // failingReplies is a journal whose appends of reply records fail while fails is positive: a
@@ -271,36 +269,6 @@ func TestRefusedRetryTakenWhenMarksStuck(t *testing.T) {
 	}
 }
 
-// holdStoreLock takes the store's write lock in dir from a connection of its own (BEGIN
-// IMMEDIATE), as another process holding a write transaction would, and returns the func that
-// gives it back.
-func holdStoreLock(t *testing.T, dir string) (release func()) {
-	t.Helper()
-	other, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?_pragma=busy_timeout(1000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := other.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
-		t.Fatalf("take the store's write lock: %v", err)
-	}
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
-				t.Errorf("give back the store's write lock: %v", err)
-			}
-			conn.Close()
-			other.Close()
-		})
-	}
-	t.Cleanup(release)
-	return release
-}
-
 // lockAfterMarks is the store's replay guard that, once a request's replay marks are set, has
 // another connection take the store's write lock: the store locked between two writes of a
 // request.
@@ -338,7 +306,7 @@ func TestLockedStoreFailsWithinTimeout(t *testing.T) {
 				opts.wrapReplay = func(r ReplayGuard) ReplayGuard {
 					return lockAfterMarks{ReplayGuard: r, lock: func() {
 						if release == nil {
-							release = holdStoreLock(t, dir)
+							release = sqlitetest.HoldWriteLock(t, dir)
 						}
 					}}
 				}
@@ -346,7 +314,7 @@ func TestLockedStoreFailsWithinTimeout(t *testing.T) {
 			h := newHarnessWith(t, opts)
 			raw, info := h.build(t, reqSpec{services: []int{1}})
 			if !c.afterMarks {
-				release = holdStoreLock(t, dir)
+				release = sqlitetest.HoldWriteLock(t, dir)
 			}
 
 			start := time.Now()

@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -19,7 +18,7 @@ import (
 
 	"github.com/sio-pso/siobroker/internal/pgtest"
 	"github.com/sio-pso/siobroker/internal/rabbitnode"
-	"github.com/sio-pso/siobroker/sqlite"
+	"github.com/sio-pso/siobroker/sqlite/sqlitetest"
 )
 
 // The topology of the outside run: a private RabbitMQ node, one broker process on it (SQLite
@@ -165,18 +164,9 @@ func (top *topology) waitReady(t *testing.T, within time.Duration) time.Duration
 // journal append, replay mark and store write of the broker waits its busy timeout and fails.
 func (top *topology) lockJournal(t *testing.T, d time.Duration) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(top.dataDir, sqlite.FileName)+"?_pragma=busy_timeout(10000)")
-	must(t, err, "open the broker's database")
-	defer db.Close()
-	ctx := context.Background()
-	conn, err := db.Conn(ctx)
-	must(t, err, "connect to the broker's database")
-	defer conn.Close()
-	_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
-	must(t, err, "lock the broker's database")
+	release := sqlitetest.HoldWriteLock(t, top.dataDir)
 	time.Sleep(d) // the fault: the lock is held this long
-	_, err = conn.ExecContext(ctx, "ROLLBACK")
-	must(t, err, "unlock the broker's database")
+	release()
 }
 
 // poison is what the test puts on the queues: its AMQP message ids, to find them in the
