@@ -182,8 +182,8 @@ func (a *AdapterRuntime) AddHandlers(router *message.Router, subscriber message.
 // outside the call.
 func (a *AdapterRuntime) stack(queue string, served []int) message.HandlerFunc {
 	adapter := middleware.Adapter{Name: a.name, Clock: a.clock}
-	publish := func(ctx context.Context, deadline time.Time, topic string, m *message.Message) error {
-		return publishPatiently(ctx, a.publisher, a.logger, deadlineC(deadline), topic, m)
+	publish := func(ctx context.Context, topic string, m *message.Message) error {
+		return publishPatiently(ctx, a.publisher, a.logger, nil, topic, m)
 	}
 	poison := middleware.Poison{Topic: a.deadLetters, Publish: publish, Adapter: adapter}
 	var here []int // the services of queue that have a backend
@@ -310,12 +310,4 @@ func replaceValue(text, value, mark string) string {
 		return text
 	}
 	return strings.ReplaceAll(text, value, mark)
-}
-
-// deadlineC fires at deadline; a zero deadline never fires.
-func deadlineC(deadline time.Time) <-chan time.Time {
-	if deadline.IsZero() {
-		return nil
-	}
-	return time.After(time.Until(deadline))
 }

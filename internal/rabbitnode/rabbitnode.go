@@ -247,6 +247,20 @@ func (n *Node) Running() bool {
 	return n.cmd != nil
 }
 
+// Ctl runs rabbitmqctl (the one beside the node's start script) against the node, with its
+// environment (its Erlang cookie is in the node's home), and returns what it printed. Tests use
+// it for what AMQP cannot do: users and permissions, or a memory alarm that blocks publishers.
+func (n *Node) Ctl(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(filepath.Dir(n.script), "rabbitmqctl"), append([]string{"-n", n.name}, args...)...)
+	cmd.Dir = n.dir
+	cmd.Env = n.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("rabbitnode: rabbitmqctl %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
+}
+
 // LogTail returns the last lines of the node's output.
 func (n *Node) LogTail(lines int) string {
 	data, err := os.ReadFile(n.logPath)

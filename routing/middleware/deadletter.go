@@ -45,7 +45,7 @@ func DeadLetter(topic string, publish PublishFunc, adapter Adapter, logger *slog
 			dead.Metadata.Set(schemas.MetaDeadTopic, schemas.ServiceTopic(req.Service))
 			dead.Metadata.Set(schemas.MetaDeadAttempts, strconv.Itoa(g.attempts))
 			dead.Metadata.Set(schemas.MetaDeadAt, adapter.Clock.Now().Format(time.RFC3339))
-			if perr := publish(msg.Context(), req.Deadline, topic, dead); perr != nil {
+			if perr := publish(msg.Context(), topic, dead); perr != nil {
 				return nil, fmt.Errorf("dead-letter %s service %d: %w", req.RequestID, req.Service, perr)
 			}
 			logger.Warn("request dead-lettered after its attempts", "service", req.Service, "request_id", req.RequestID,

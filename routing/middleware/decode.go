@@ -69,7 +69,7 @@ func (p Poison) put(msg *message.Message, queue string, log *slog.Logger, what, 
 	// Not cut short by the request's deadline, which may have passed: the letter must not be lost.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), poisonPublishLimit)
 	defer cancel()
-	if err := p.Publish(ctx, time.Time{}, p.Topic, dead); err != nil {
+	if err := p.Publish(ctx, p.Topic, dead); err != nil {
 		log.Error(what+" not dead-lettered; the delivery fails and it comes back", "topic", p.Topic, "error", err)
 		return fmt.Errorf("dead-letter %s from %s: %w", what, queue, err)
 	}

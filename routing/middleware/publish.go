@@ -3,18 +3,22 @@ package middleware
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 // PublishFunc publishes m to topic. The routing runtime's keeps publishing while the transport is
-// unavailable, holding the delivery, until ctx ends or deadline (zero: never) passes: nobody
-// waits for an answer after its request's deadline.
-type PublishFunc func(ctx context.Context, deadline time.Time, topic string, m *message.Message) error
+// unavailable, holding the delivery, until ctx ends (the subscription stops). It is not bounded by
+// the request's deadline: a failed publish fails the delivery, RabbitMQ requeues it at once and
+// hands it straight back, and a copy past its deadline would fail again at once, each time
+// counted toward the queue's delivery limit, until a request nothing was wrong with was
+// dead-lettered (issue 15: an adapter whose consuming connection came back before its
+// publishing one, after a RabbitMQ restart). An answer past the deadline is still wanted: the
+// broker journals it as late, and a resumed request takes it.
+type PublishFunc func(ctx context.Context, topic string, m *message.Message) error
 
-// Publish sends the answers the handlers below produce to the reply topic of the request, bounded
-// by its deadline, and produces none itself. When a publish fails the delivery fails (the request
+// Publish sends the answers the handlers below produce to the reply topic of the request, and
+// produces none itself. When a publish fails the delivery fails (the request
 // comes back and is answered again rather than lost). Once done with an answer, published or not,
 // Publish settles it: that is when Ledger ends its claim.
 //
@@ -37,7 +41,7 @@ func Publish(publish PublishFunc) message.HandlerMiddleware {
 				return nil, err
 			}
 			for i, m := range answers {
-				if err := publish(ctx, req.Deadline, req.ReplyTo, m); err != nil {
+				if err := publish(ctx, req.ReplyTo, m); err != nil {
 					for _, m := range answers[i:] {
 						settle(m, false)
 					}

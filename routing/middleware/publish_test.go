@@ -10,23 +10,22 @@ import (
 )
 
 type published struct {
-	ctx      context.Context
-	deadline time.Time
-	topic    string
-	msg      *message.Message
+	ctx   context.Context
+	topic string
+	msg   *message.Message
 }
 
 // recordPublish is a PublishFunc that records what it is given and fails with err.
 func recordPublish(out *[]published, err error) PublishFunc {
-	return func(ctx context.Context, deadline time.Time, topic string, m *message.Message) error {
-		*out = append(*out, published{ctx, deadline, topic, m})
+	return func(ctx context.Context, topic string, m *message.Message) error {
+		*out = append(*out, published{ctx, topic, m})
 		return err
 	}
 }
 
 type ctxMark struct{}
 
-// TestPublish: the answers below go to the request's reply topic, bounded by its deadline, with
+// TestPublish: the answers below go to the request's reply topic, with
 // the delivery's context as Publish found it; none goes up. Each is settled, published or not.
 // A failed publish or a failed handler fails the delivery.
 func TestPublish(t *testing.T) {
@@ -81,9 +80,8 @@ func TestPublish(t *testing.T) {
 				return
 			}
 			p := out[0]
-			if p.topic != req.ReplyTo || !p.deadline.Equal(req.Deadline) || p.ctx.Value(ctxMark{}) != "delivery" ||
-				p.msg.Metadata.Get("sio_correlation") != "p1/3" {
-				t.Errorf("published to %s by %s with %v: %v", p.topic, p.deadline, p.ctx.Value(ctxMark{}), p.msg.Metadata)
+			if p.topic != req.ReplyTo || p.ctx.Value(ctxMark{}) != "delivery" || p.msg.Metadata.Get("sio_correlation") != "p1/3" {
+				t.Errorf("published to %s with %v: %v", p.topic, p.ctx.Value(ctxMark{}), p.msg.Metadata)
 			}
 			if tt.publishErr != nil && err.Error() != "publish answer to p1 service 3: transport down" {
 				t.Errorf("error text %q", err)
