@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,13 +18,15 @@ import (
 )
 
 // memAnswers is an AnswerStore in memory, for the dispatcher's logic; the SQLite one is tested in
-// package sqlite. failures makes that many KeepAnswer calls fail first.
+// package sqlite. failures makes that many KeepAnswer calls fail first, and then timeouts that
+// many time out as a locked store's do (siobroker.ErrWriteTimeout).
 type memAnswers struct {
 	mu       sync.Mutex
 	held     map[string][]byte
 	sums     map[string][]byte
 	keeps    int
 	failures int
+	timeouts int
 }
 
 func newMemAnswers() *memAnswers {
@@ -37,6 +40,10 @@ func (m *memAnswers) KeepAnswer(_ context.Context, key string, payload, sum []by
 	if m.failures > 0 {
 		m.failures--
 		return false, false, errors.New("database is locked")
+	}
+	if m.timeouts > 0 {
+		m.timeouts--
+		return false, false, fmt.Errorf("keep answer: %w", siobroker.ErrWriteTimeout)
 	}
 	if held, ok := m.sums[key]; ok {
 		return false, bytes.Equal(held, sum), nil
@@ -79,6 +86,27 @@ func TestAnswerKeptBeforeAcknowledged(t *testing.T) {
 	}
 	if answers.keeps != 2 {
 		t.Fatalf("KeepAnswer called %d times, want 2: failed, then kept on redelivery", answers.keeps)
+	}
+}
+
+// TestAnswerHeldWhileStoreLocked: an answer the store does not take within its write timeout
+// (a locked store) is held and kept once the store takes writes, not given back: RabbitMQ counts
+// each return toward the reply queue's delivery limit, and a lock outlasting a few write
+// timeouts would dead-letter every answer that came meanwhile.
+func TestAnswerHeldWhileStoreLocked(t *testing.T) {
+	answers := newMemAnswers()
+	answers.timeouts = 3
+	env := newTestEnv(t, nil, withAnswers(answers))
+	resp := schemas.ServiceResponse{RequestID: "r-locked", Service: 1, Result: siobroker.ServiceResult{Status: siobroker.StatusOK}}
+	msg, err := newJSONMessage(CorrelationKey("r-locked", 1), resp, map[string]string{schemas.MetaCorrelation: CorrelationKey("r-locked", 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.dispatcher.handleReply(msg); err != nil {
+		t.Fatalf("the reply failed while the store was locked: %v; want it held until kept", err)
+	}
+	if _, ok, _ := answers.Answer(context.Background(), CorrelationKey("r-locked", 1)); !ok || answers.keeps != 4 {
+		t.Fatalf("kept %v after %d attempts, want kept at the 4th", ok, answers.keeps)
 	}
 }
 

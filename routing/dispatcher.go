@@ -259,6 +259,17 @@ func correlationOf(msg *message.Message) (string, error) {
 // and goes to OnLateAnswer.
 func (d *Dispatcher) keepThenHand(msg *message.Message, key string, now time.Time) error {
 	first, same, err := d.answers.KeepAnswer(msg.Context(), key, msg.Payload, resultSum(msg.Payload), now)
+	for attempt := 1; errors.Is(err, siobroker.ErrWriteTimeout) && msg.Context().Err() == nil; attempt++ {
+		// The store is locked or slow (each attempt waited its write timeout). The answer is
+		// held here until it is kept, not given back: RabbitMQ counts every return toward the
+		// reply queue's delivery limit, and a lock that outlasted a few write timeouts would
+		// dead-letter every answer that came meanwhile.
+		if attempt == 1 {
+			d.logger.Warn("answer not kept yet: the store takes no writes; holding it until it does",
+				append(reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key), "error", err)...)
+		}
+		first, same, err = d.answers.KeepAnswer(msg.Context(), key, msg.Payload, resultSum(msg.Payload), now)
+	}
 	if err != nil {
 		d.logger.Error("answer not kept; it is given back to the transport to be delivered again",
 			append(reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key), "error", err)...)

@@ -196,3 +196,79 @@ func TestAdapterAnswerWaitsOutTransportOutage(t *testing.T) {
 		t.Fatal("no late answer on the reply topic")
 	}
 }
+
+// TestCaseCheckWaitsOutTransportOutage: a case registry's answer waits for the transport past
+// the check's deadline rather than failing the delivery at it, and a check that comes after its
+// deadline is dropped without asking the registry. Failed, such a check was requeued, came
+// straight back once RabbitMQ was, failed again at once and reached the queue's delivery limit
+// within a second (the fault test's false dead letter on sio.registry.erdr).
+func TestCaseCheckWaitsOutTransportOutage(t *testing.T) {
+	logs := newLogRecorder()
+	pubsub := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, watermill.NopLogger{})
+	t.Cleanup(func() { _ = pubsub.Close() })
+	answers, err := pubsub.Subscribe(context.Background(), ReplyTopicPrefix+"case-outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &outagePublisher{next: pubsub}
+	pub.down.Store(true)
+	var asked atomic.Int32
+	registry := adapters.CaseRegistryFunc(func(context.Context, schemas.CaseCheckRequest) (schemas.CaseCheckResponse, error) {
+		asked.Add(1)
+		return schemas.CaseCheckResponse{Found: true}, nil
+	})
+	rr, err := NewRegistryRuntime(RegistryConfig{Name: "erdr", Registry: registry, Publisher: pub,
+		Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(id string, deadline time.Time) chan error {
+		req := schemas.CaseCheckRequest{RequestID: id, ReplyTo: ReplyTopicPrefix + "case-outage", Deadline: deadline}
+		msg, err := newJSONMessage(id+"/case", req, map[string]string{schemas.MetaRequestID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		handled := make(chan error, 1)
+		go func() { handled <- rr.handle(msg) }()
+		return handled
+	}
+
+	handled := check("c1", time.Now().Add(300*time.Millisecond))
+	select {
+	case err := <-handled:
+		t.Fatalf("the check ended while the transport was down: %v; want it held until the answer is out", err)
+	case <-time.After(800 * time.Millisecond): // past the check's deadline
+	}
+	pub.down.Store(false)
+	select {
+	case err := <-handled:
+		if err != nil {
+			t.Fatalf("after the outage: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the case answer was not published after the transport came back")
+	}
+	select {
+	case m := <-answers:
+		m.Ack()
+		if got := m.Metadata.Get(schemas.MetaCorrelation); got != "c1/case" {
+			t.Errorf("answer for %q, want c1/case", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no case answer on the reply topic")
+	}
+
+	before := asked.Load()
+	if err := <-check("c2", time.Now().Add(-time.Second)); err != nil {
+		t.Fatalf("a check past its deadline: %v, want it dropped", err)
+	}
+	if asked.Load() != before {
+		t.Error("the registry was asked a check past its deadline")
+	}
+	logs.waitFor(t, "case check past its deadline dropped", "correlation_id=c2/case")
+	select {
+	case m := <-answers:
+		t.Errorf("answered a check past its deadline: %s", m.Metadata.Get(schemas.MetaCorrelation))
+	case <-time.After(100 * time.Millisecond):
+	}
+}
