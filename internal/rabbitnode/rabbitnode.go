@@ -320,13 +320,45 @@ func cleanEnv() []string {
 	return out
 }
 
-// freePort returns a loopback port nobody listens on now.
+// Ports for private nodes are taken below the kernel's ephemeral range (32768-60999 on Linux):
+// a port the kernel gave out (net.Listen on port 0) is free only for a moment, and an outgoing
+// connection of any other test may take it as its source port before the node binds it, which
+// failed a node's boot ("could not bind to distribution port", not_erlang) with other packages
+// testing beside it. No outgoing connection takes a port outside that range; between the
+// private nodes of concurrent test processes, a lock file per port decides.
+const (
+	portLow  = 20000
+	portHigh = 32767
+)
+
+// freePort returns a loopback port below the ephemeral range that nobody listens on, reserved for
+// the test by a lock on a file named after it (released when the test ends), so that no other
+// test's node takes it, even while this node is stopped between a Stop and a Start.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	dir := filepath.Join(os.TempDir(), "siobroker-rabbitnode-ports")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 1000 {
+		port := portLow + rand.IntN(portHigh-portLow+1)
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close() // another test's node holds it
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			f.Close() // some server of the machine listens there
+			continue
+		}
+		l.Close()
+		t.Cleanup(func() { f.Close() }) // after the node's own cleanup (LIFO): the lock goes with the file
+		return port
+	}
+	t.Fatalf("rabbitnode: no free port in %d-%d", portLow, portHigh)
+	return 0
 }
