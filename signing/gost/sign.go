@@ -112,7 +112,8 @@ func (k *PrivateKey) signWithNonce(nonce *fe, e *big.Int) (r, s *big.Int, ok boo
 
 // VerifyInt checks r and s over the integer alpha (GOST R 34.10-2012 section 6.2; RFC 7091
 // section 6.2). It returns nil, or an error wrapping ErrSignatureRange or ErrSignature.
-// Everything here is public, so it uses math/big for the scalars.
+// Everything here is public, so it uses math/big for the scalars and a variable-time
+// double-scalar multiplication.
 func VerifyInt(pub *PublicKey, alpha, r, s *big.Int) error {
 	c := pub.curve
 	if r == nil || s == nil || r.Sign() <= 0 || s.Sign() <= 0 || r.Cmp(c.q) >= 0 || s.Cmp(c.q) >= 0 {
@@ -125,11 +126,8 @@ func VerifyInt(pub *PublicKey, alpha, r, s *big.Int) error {
 	z2 := new(big.Int).Sub(c.q, r)
 	z2.Mul(z2, v)
 	z2.Mod(z2, c.q)
-	var p1, p2 point
-	k1, k2 := feFromBig(z1), feFromBig(z2)
-	c.scalarMult(&p1, &c.g, &k1)
-	c.scalarMult(&p2, &pub.pt, &k2)
-	c.add(&p1, &p1, &p2)
+	var p1 point
+	c.doubleScalarMult(&p1, z1, z2, &pub.pt)
 	x, _, ok := c.affine(&p1)
 	if ok != 1 {
 		return ErrSignature

@@ -64,7 +64,7 @@ func TestLadderMatchesReference(t *testing.T) {
 		g := []*big.Int{c.gx, c.gy}
 		scalars := []*big.Int{big.NewInt(0), big.NewInt(1), big.NewInt(2), big.NewInt(3),
 			new(big.Int).Sub(c.q, big.NewInt(1)), new(big.Int).Set(c.q)}
-		for range 4 {
+		for range 2 {
 			k, _ := rand.Int(rand.Reader, c.q)
 			scalars = append(scalars, k)
 		}
