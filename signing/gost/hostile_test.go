@@ -214,3 +214,16 @@ func TestHostileSignatures(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownKeyAlgorithm(t *testing.T) {
+	var a KeyAlgorithm
+	if a.OID() != nil || a.SignatureOID() != nil || a.DigestOID() != nil || a.NewHash() != nil || a.Admits(curveCryptoProA) {
+		t.Error("the zero KeyAlgorithm answers like a real one")
+	}
+	if _, err := MarshalPKIXPublicKey(nil, a); err == nil {
+		t.Error("marshalled with no algorithm")
+	}
+	if _, _, err := Convention(7).ParseSignature(curveCryptoProA, make([]byte, 64)); err == nil {
+		t.Error("an unknown convention parsed a signature")
+	}
+}

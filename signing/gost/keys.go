@@ -61,7 +61,8 @@ func (k *PublicKey) Equal(x crypto.PublicKey) bool {
 }
 
 // PrivateKey is a GOST R 34.10-2012 signing key. It implements crypto.Signer; the scalar d is
-// kept in fixed-width limbs and used only by constant-time arithmetic.
+// kept in fixed-width limbs and used only by constant-time arithmetic. Keys, public keys and
+// curves are immutable and safe for concurrent use.
 type PrivateKey struct {
 	pub PublicKey
 	d   fe // 0 < d < q, plain

@@ -119,20 +119,47 @@ func (a KeyAlgorithm) String() string {
 	return fmt.Sprintf("KeyAlgorithm(%d)", int(a))
 }
 
-// OID is the SubjectPublicKeyInfo algorithm OID.
-func (a KeyAlgorithm) OID() asn1.ObjectIdentifier { return cloneOID(a.info().oid) }
+// OID is the SubjectPublicKeyInfo algorithm OID (nil for an unknown algorithm).
+func (a KeyAlgorithm) OID() asn1.ObjectIdentifier {
+	return a.field(func(k *keyAlgorithm) asn1.ObjectIdentifier { return k.oid })
+}
 
-// SignatureOID is the OID of the signature algorithm of this key kind (certificates, CRLs).
-func (a KeyAlgorithm) SignatureOID() asn1.ObjectIdentifier { return cloneOID(a.info().sigOID) }
+// SignatureOID is the OID of the signature algorithm of this key kind (certificates, CRLs);
+// nil for an unknown algorithm.
+func (a KeyAlgorithm) SignatureOID() asn1.ObjectIdentifier {
+	return a.field(func(k *keyAlgorithm) asn1.ObjectIdentifier { return k.sigOID })
+}
 
-// DigestOID is the OID of the hash parameter set this key kind names.
-func (a KeyAlgorithm) DigestOID() asn1.ObjectIdentifier { return cloneOID(a.info().digestOID) }
+// DigestOID is the OID of the hash parameter set this key kind names (nil for an unknown
+// algorithm).
+func (a KeyAlgorithm) DigestOID() asn1.ObjectIdentifier {
+	return a.field(func(k *keyAlgorithm) asn1.ObjectIdentifier { return k.digestOID })
+}
 
-// NewHash returns a new hash of the kind a key of this algorithm signs.
-func (a KeyAlgorithm) NewHash() hash.Hash { return a.info().hash() }
+func (a KeyAlgorithm) field(get func(*keyAlgorithm) asn1.ObjectIdentifier) asn1.ObjectIdentifier {
+	if k := a.info(); k != nil {
+		return cloneOID(get(k))
+	}
+	return nil
+}
 
-// Convention is the byte convention of signatures by keys of this algorithm.
-func (a KeyAlgorithm) Convention() Convention { return a.info().conv }
+// NewHash returns a new hash of the kind a key of this algorithm signs, or nil for an unknown
+// algorithm.
+func (a KeyAlgorithm) NewHash() hash.Hash {
+	if k := a.info(); k != nil {
+		return k.hash()
+	}
+	return nil
+}
+
+// Convention is the byte convention of signatures by keys of this algorithm: Kazakh for the
+// KZ algorithms, RFC4491 for the TC26 ones.
+func (a KeyAlgorithm) Convention() Convention {
+	if k := a.info(); k != nil {
+		return k.conv
+	}
+	return Kazakh
+}
 
 // Admits reports whether keys of this algorithm may be on curve c.
 func (a KeyAlgorithm) Admits(c *Curve) bool {

@@ -164,3 +164,25 @@ func TestSignaturesDiffer(t *testing.T) {
 		t.Fatal("two signatures of one digest are equal: the nonce repeats")
 	}
 }
+
+// One key and one curve serve many goroutines (the broker signs replies concurrently); -race
+// watches this.
+func TestConcurrentUse(t *testing.T) {
+	priv, _ := GenerateKey(curveCryptoProA, nil)
+	digest := make([]byte, 32)
+	done := make(chan error)
+	for range 4 {
+		go func() {
+			sig, err := priv.Sign(nil, digest, nil)
+			if err == nil {
+				err = Kazakh.Verify(priv.PublicKey(), digest, sig)
+			}
+			done <- err
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
