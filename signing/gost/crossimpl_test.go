@@ -341,6 +341,14 @@ func TestCrossSignaturesOpenSSL(t *testing.T) {
 		if err != nil || alg != tc.alg || pub.Curve() != tc.curve {
 			t.Fatalf("%s: OpenSSL's public key: %v, %v, %v", name, alg, pub, err)
 		}
+		// OpenSSL's private key, in its PKCS #8 form, is the key of its public key here.
+		keyDER, err := exec.Command(openssl, "pkey", "-engine", "gost", "-in", key, "-outform", "DER").Output()
+		if err != nil {
+			t.Fatalf("%s: pkey -outform DER: %v", name, err)
+		}
+		if theirPriv, alg, err := ParsePKCS8PrivateKey(keyDER); err != nil || alg != tc.alg || !theirPriv.PublicKey().Equal(pub) {
+			t.Errorf("%s: OpenSSL's private key: %v, %v", name, alg, err)
+		}
 		for i := range 2 {
 			digest := make([]byte, size)
 			fillRandom(digest)
@@ -366,6 +374,21 @@ func TestCrossSignaturesOpenSSL(t *testing.T) {
 		}
 		ourPub := filepath.Join(dir, name+".ours.pub")
 		os.WriteFile(ourPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
+		// Our PKCS #8 private key loads in OpenSSL, which derives our public key from it.
+		p8, err := MarshalPKCS8PrivateKey(priv, tc.alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ourKey := filepath.Join(dir, name+".ours.key")
+		os.WriteFile(ourKey, p8, 0o600)
+		derived, err := exec.Command(openssl, "pkey", "-engine", "gost", "-inform", "DER", "-in", ourKey, "-pubout", "-outform", "DER").Output()
+		if err != nil {
+			t.Fatalf("%s: OpenSSL on our private key: %v", name, err)
+		}
+		// Compared as keys: OpenSSL may add the digest OID to the parameters on the way.
+		if dpub, alg, err := ParsePKIXPublicKey(derived); err != nil || alg != tc.alg || !dpub.Equal(priv.Public()) {
+			t.Errorf("%s: OpenSSL derives %x from our private key (%v, %v)", name, derived, alg, err)
+		}
 		for i := range 2 {
 			digest := make([]byte, size)
 			fillRandom(digest)

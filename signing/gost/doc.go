@@ -13,7 +13,8 @@
 //     parameter sets of RFC 4357 (CryptoPro A, B, C) and RFC 7836 (TC 26: 256-bit A, 512-bit
 //     A, B, C).
 //   - The SubjectPublicKeyInfo of Kazakh keys (algorithm OIDs under 1.2.398.3.10.1) and of
-//     RFC 9215 keys (1.2.643.7.1.1.1.1 and .2): ParsePKIXPublicKey, MarshalPKIXPublicKey.
+//     RFC 9215 keys (1.2.643.7.1.1.1.1 and .2): ParsePKIXPublicKey, MarshalPKIXPublicKey; and
+//     their unencrypted PKCS #8 private keys: ParsePKCS8PrivateKey, MarshalPKCS8PrivateKey.
 //
 // Byte order. The standards write every value as a number, most significant digit first;
 // hash implementations return bytes least significant first; and systems differ in how they
@@ -32,7 +33,10 @@
 // index tables by the data: they are for public data.
 //
 // What is proven and what is not: see the tests. The RFC examples (RFC 6986, RFC 5831, RFC 7091)
-// pass; hashes and signatures are compared with libgcrypt, OpenSSL's GOST engine and Debian's
-// gostsum/gost12sum. That 1.2.398.3.10.1.1.2.1.1 (256-bit GOST 34.10-2015 keys) is
-// id-tc26-gost-3410-12-256-paramSetA comes from public code, not from a signature verified here.
+// pass; hashes, signatures and key encodings are compared with libgcrypt, OpenSSL's GOST engine
+// and Debian's gostsum/gost12sum; certificates and CRLs of the НУЦ РК test CAs, signed by Kalkan
+// with GOST 34.310-2004 and GOST 34.10-2015 512, verify in the Kazakh convention and in no other
+// (TestKalkanSamples, when the samples are at hand). That 1.2.398.3.10.1.1.2.1.1 (256-bit
+// GOST 34.10-2015 keys) is id-tc26-gost-3410-12-256-paramSetA comes from public code, not from
+// a signature verified here.
 package gost

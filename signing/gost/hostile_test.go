@@ -32,6 +32,18 @@ func TestPKIXRoundTrip(t *testing.T) {
 			t.Errorf("%v: curve or hash size disagree", tc.alg)
 		}
 	}
+	// The private keys, in PKCS #8.
+	for _, tc := range cases {
+		priv, _ := GenerateKey(tc.curve, nil)
+		der, err := MarshalPKCS8PrivateKey(priv, tc.alg)
+		if err != nil {
+			t.Fatalf("%v on %s: PKCS #8: %v", tc.alg, tc.curve, err)
+		}
+		back, alg, err := ParsePKCS8PrivateKey(der)
+		if err != nil || alg != tc.alg || !back.Equal(priv) {
+			t.Fatalf("%v on %s: PKCS #8 parsed back as %v, %v", tc.alg, tc.curve, alg, err)
+		}
+	}
 	// The Kazakh parameters exactly as issue 17 records them.
 	priv, _ := GenerateKey(curveTC26_512A, nil)
 	der, _ := MarshalPKIXPublicKey(priv.PublicKey(), KZ2015_512)
@@ -225,5 +237,49 @@ func TestUnknownKeyAlgorithm(t *testing.T) {
 	}
 	if _, _, err := Convention(7).ParseSignature(curveCryptoProA, make([]byte, 64)); err == nil {
 		t.Error("an unknown convention parsed a signature")
+	}
+}
+
+func TestHostilePKCS8(t *testing.T) {
+	priv, _ := GenerateKey(curveTC26_512A, nil)
+	der, _ := MarshalPKCS8PrivateKey(priv, KZ2015_512)
+	var info pkcs8
+	if _, err := asn1.Unmarshal(der, &info); err != nil {
+		t.Fatal(err)
+	}
+	remarshal := func(mod func(*pkcs8)) []byte {
+		c := info
+		mod(&c)
+		b, err := asn1.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	d := reversed(priv.Bytes())
+	octets := func(b []byte) []byte { x, _ := asn1.Marshal(b); return x }
+	q := reversed(curveTC26_512A.q.FillBytes(make([]byte, 64)))
+	ai2004, _ := algorithmIdentifier(curveCryptoProA, KZ2004)
+	for name, b := range map[string][]byte{
+		"version 1":             remarshal(func(c *pkcs8) { c.Version = 1 }),
+		"d one byte short":      remarshal(func(c *pkcs8) { c.PrivateKey = octets(d[:63]) }),
+		"d = q":                 remarshal(func(c *pkcs8) { c.PrivateKey = octets(q) }),
+		"d = 0":                 remarshal(func(c *pkcs8) { c.PrivateKey = octets(make([]byte, 64)) }),
+		"2004 algorithm, 512 d": remarshal(func(c *pkcs8) { c.Algorithm = ai2004 }),
+		"garbage":               remarshal(func(c *pkcs8) { c.PrivateKey = []byte{1, 2, 3} }),
+		"trailing data":         append(append([]byte(nil), der...), 0),
+	} {
+		if _, _, err := ParsePKCS8PrivateKey(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// The raw form of OpenSSL's GOST engine and the INTEGER form of RFC 4491.
+	for name, b := range map[string][]byte{
+		"raw":     remarshal(func(c *pkcs8) { c.PrivateKey = d }),
+		"INTEGER": remarshal(func(c *pkcs8) { x, _ := asn1.Marshal(new(big.Int).SetBytes(priv.Bytes())); c.PrivateKey = x }),
+	} {
+		if k, _, err := ParsePKCS8PrivateKey(b); err != nil || !k.Equal(priv) {
+			t.Errorf("%s form: %v", name, err)
+		}
 	}
 }

@@ -210,27 +210,9 @@ func ParsePKIXPublicKey(der []byte) (*PublicKey, KeyAlgorithm, error) {
 	if len(rest) != 0 {
 		return nil, 0, errors.New("gost: trailing data after SubjectPublicKeyInfo")
 	}
-	var alg KeyAlgorithm
-	for a, k := range keyAlgorithms {
-		if k.oid.Equal(info.Algorithm.Algorithm) {
-			alg = a
-		}
-	}
-	if alg == 0 {
-		return nil, 0, fmt.Errorf("%w: %s", ErrUnknownAlgorithm, info.Algorithm.Algorithm)
-	}
-	k := alg.info()
-	var params keyParams
-	rest, err = asn1.Unmarshal(info.Algorithm.Parameters.FullBytes, &params)
-	if err != nil || len(rest) != 0 {
-		return nil, 0, fmt.Errorf("gost: %s key without valid parameters", k.name)
-	}
-	curve, ok := k.params[params.PublicKeyParamSet.String()]
-	if !ok {
-		return nil, 0, fmt.Errorf("gost: %s key with parameter set %s, which it does not admit", k.name, params.PublicKeyParamSet)
-	}
-	if len(params.DigestParamSet) != 0 && !params.DigestParamSet.Equal(k.digestOID) {
-		return nil, 0, fmt.Errorf("gost: %s key with digest parameters %s, want %s", k.name, params.DigestParamSet, k.digestOID)
+	alg, curve, err := keyAlgorithmOf(info.Algorithm)
+	if err != nil {
+		return nil, 0, err
 	}
 	if info.PublicKey.BitLength != 8*len(info.PublicKey.Bytes) {
 		return nil, 0, errors.New("gost: public key BIT STRING with unused bits")
@@ -252,36 +234,10 @@ func ParsePKIXPublicKey(der []byte) (*PublicKey, KeyAlgorithm, error) {
 // parameter OIDs of that algorithm (the Kazakh ones for KZ*). It refuses a curve the
 // algorithm does not admit.
 func MarshalPKIXPublicKey(pub *PublicKey, alg KeyAlgorithm) ([]byte, error) {
-	k := alg.info()
-	if k == nil {
-		return nil, fmt.Errorf("gost: unknown key algorithm %d", int(alg))
+	if pub == nil {
+		return nil, errors.New("gost: nil public key")
 	}
-	var paramOID asn1.ObjectIdentifier
-	for oid, c := range k.params {
-		if c != pub.curve {
-			continue
-		}
-		o, err := parseOID(oid)
-		if err != nil {
-			return nil, err
-		}
-		// Among the aliases of one curve, write its own OID (RFC 4357, RFC 7836) when it has one.
-		if paramOID == nil || o.Equal(c.oid) {
-			paramOID = o
-		}
-	}
-	if paramOID == nil {
-		return nil, fmt.Errorf("gost: %s keys cannot be on %s", k.name, pub.curve.name)
-	}
-	params := keyParams{PublicKeyParamSet: paramOID}
-	// RFC 9215 section 4.2: no digest OID for the 512-bit keys and for 256-bit paramSetA keys;
-	// the Kazakh keys carry theirs (issue 17).
-	switch {
-	case alg == TC26_512, alg == TC26_256 && pub.curve == curveTC26_256A:
-	default:
-		params.DigestParamSet = k.digestOID
-	}
-	pbytes, err := asn1.Marshal(params)
+	ai, err := algorithmIdentifier(pub.curve, alg)
 	if err != nil {
 		return nil, err
 	}
@@ -290,9 +246,76 @@ func MarshalPKIXPublicKey(pub *PublicKey, alg KeyAlgorithm) ([]byte, error) {
 		return nil, err
 	}
 	return asn1.Marshal(subjectPublicKeyInfo{
-		Algorithm: pkix.AlgorithmIdentifier{Algorithm: k.oid, Parameters: asn1.RawValue{FullBytes: pbytes}},
+		Algorithm: ai,
 		PublicKey: asn1.BitString{Bytes: key, BitLength: 8 * len(key)},
 	})
+}
+
+// keyAlgorithmOf resolves an AlgorithmIdentifier of a GOST key: the algorithm, and the curve
+// its parameters name, which the algorithm must admit.
+func keyAlgorithmOf(ai pkix.AlgorithmIdentifier) (KeyAlgorithm, *Curve, error) {
+	var alg KeyAlgorithm
+	for a, k := range keyAlgorithms {
+		if k.oid.Equal(ai.Algorithm) {
+			alg = a
+		}
+	}
+	if alg == 0 {
+		return 0, nil, fmt.Errorf("%w: %s", ErrUnknownAlgorithm, ai.Algorithm)
+	}
+	k := alg.info()
+	var params keyParams
+	rest, err := asn1.Unmarshal(ai.Parameters.FullBytes, &params)
+	if err != nil || len(rest) != 0 {
+		return 0, nil, fmt.Errorf("gost: %s key without valid parameters", k.name)
+	}
+	curve, ok := k.params[params.PublicKeyParamSet.String()]
+	if !ok {
+		return 0, nil, fmt.Errorf("gost: %s key with parameter set %s, which it does not admit", k.name, params.PublicKeyParamSet)
+	}
+	if len(params.DigestParamSet) != 0 && !params.DigestParamSet.Equal(k.digestOID) {
+		return 0, nil, fmt.Errorf("gost: %s key with digest parameters %s, want %s", k.name, params.DigestParamSet, k.digestOID)
+	}
+	return alg, curve, nil
+}
+
+// algorithmIdentifier is the AlgorithmIdentifier of a key of algorithm alg on curve c, with
+// that algorithm's parameter OIDs (the Kazakh ones for KZ*).
+func algorithmIdentifier(c *Curve, alg KeyAlgorithm) (pkix.AlgorithmIdentifier, error) {
+	k := alg.info()
+	if k == nil {
+		return pkix.AlgorithmIdentifier{}, fmt.Errorf("gost: unknown key algorithm %d", int(alg))
+	}
+	var paramOID asn1.ObjectIdentifier
+	for oid, pc := range k.params {
+		if pc != c {
+			continue
+		}
+		o, err := parseOID(oid)
+		if err != nil {
+			return pkix.AlgorithmIdentifier{}, err
+		}
+		// Among the aliases of one curve, write its own OID (RFC 4357, RFC 7836) when it has one.
+		if paramOID == nil || o.Equal(c.oid) {
+			paramOID = o
+		}
+	}
+	if paramOID == nil {
+		return pkix.AlgorithmIdentifier{}, fmt.Errorf("gost: %s keys cannot be on %s", k.name, c.name)
+	}
+	params := keyParams{PublicKeyParamSet: paramOID}
+	// RFC 9215 section 4.2: no digest OID for the 512-bit keys and for 256-bit paramSetA keys;
+	// the Kazakh keys carry theirs (issue 17).
+	switch {
+	case alg == TC26_512, alg == TC26_256 && c == curveTC26_256A:
+	default:
+		params.DigestParamSet = k.digestOID
+	}
+	pbytes, err := asn1.Marshal(params)
+	if err != nil {
+		return pkix.AlgorithmIdentifier{}, err
+	}
+	return pkix.AlgorithmIdentifier{Algorithm: k.oid, Parameters: asn1.RawValue{FullBytes: pbytes}}, nil
 }
 
 func parseOID(s string) (asn1.ObjectIdentifier, error) {
