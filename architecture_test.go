@@ -30,6 +30,7 @@ var importRules = map[string][]string{
 	"schemas/soap":   {".", "schemas", "internal/xmlchild"},
 	"signing":        {".", "schemas", "internal/xmlchild"},
 	"signing/devpki": {".", "internal/private"},
+	"signing/gost":   {},
 	"signing/intake": {".", "schemas/soap", "signing"},
 
 	"journal":             {"."},
