@@ -46,7 +46,7 @@ var importRules = map[string][]string{
 	"adapters":               {".", "schemas"},
 	"adapters/adaptertest":   {".", "adapters", "schemas"},
 	"adapters/demo":          {".", "adapters", "schemas", "signing/devpki"},
-	"adapters/httpsource":    {".", "adapters", "schemas", "internal/xmlchild"},
+	"adapters/httpsource":    {".", "adapters", "schemas", "internal/xmlchild", "internal/tlspolicy"},
 	"adapters/postgres":      {".", "adapters", "schemas"},
 	"adapters/adapterconfig": {".", "adapters", "adapters/demo", "adapters/httpsource", "adapters/postgres"},
 
@@ -65,7 +65,7 @@ var importRules = map[string][]string{
 	"operator/reports":     {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
 	"operator/dashboard":   {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "schemas", "schemas/soap", "signing", "signing/intake"},
 
-	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog"},
+	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/tlspolicy"},
 	"client":  {".", "schemas/soap", "signing"},
 
 	"config":       {"access/cases"},
@@ -73,6 +73,7 @@ var importRules = map[string][]string{
 
 	"internal/reqlog":     {},
 	"internal/private":    {},
+	"internal/tlspolicy":  {},
 	"internal/xmlchild":   {},
 	"internal/testclock":  {},
 	"internal/pgtest":     {},

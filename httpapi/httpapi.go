@@ -1,6 +1,7 @@
 // Package httpapi serves the broker over HTTP: the SOAP endpoint (POST), its WSDL and XSDs
-// (GET ?wsdl, ?xsd=NAME) and the liveness check (/healthz). Every fault leaves through
-// soap.WriteFault.
+// (GET ?wsdl, ?xsd=NAME) and the liveness check (/healthz); and the server around it: timeouts,
+// TLS under the one policy of internal/tlspolicy, and HSTS on every HTTPS response. Every fault
+// leaves through soap.WriteFault.
 package httpapi
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/internal/tlspolicy"
 	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
@@ -281,14 +283,15 @@ func NewServer(cfg ServerConfig, h http.Handler, logger *slog.Logger) *http.Serv
 	}
 }
 
-// TLSConfig builds the server's TLS settings. With clientAuth "require", only client
-// certificates that chain to roots are accepted; "request" asks for one and verifies it if given.
+// TLSConfig builds the server's TLS settings under tlspolicy: TLS 1.3, and TLS 1.2 with ECDHE
+// and AEAD suites only. With clientAuth "require", only client certificates that chain to roots
+// are accepted; "request" asks for one and verifies it if given.
 func TLSConfig(certFile, keyFile, clientAuth string, roots []*x509.Certificate) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load TLS certificate %s: %w", certFile, err)
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	cfg := tlspolicy.Apply(&tls.Config{Certificates: []tls.Certificate{cert}})
 	pool := x509.NewCertPool()
 	for _, r := range roots {
 		pool.AddCert(r)
@@ -303,4 +306,22 @@ func TLSConfig(certFile, keyFile, clientAuth string, roots []*x509.Certificate) 
 		return nil, errors.New("tls client_auth must be none, request or require")
 	}
 	return cfg, nil
+}
+
+// MinHSTSMaxAge is the shortest Strict-Transport-Security max-age HSTS sets: one year, the
+// floor browsers' preload lists ask for. A shorter one leaves a browser that has not come back
+// within it open to a downgrade to plain HTTP again.
+const MinHSTSMaxAge = 365 * 24 * time.Hour
+
+// HSTS wraps h so that every response carries Strict-Transport-Security with maxAge (at least
+// MinHSTSMaxAge; a shorter one is raised to it). It is for a server that speaks only HTTPS: a
+// browser that once reached the dashboard over TLS then refuses to be sent to it over plain
+// HTTP. The header is set before h runs, so faults, 404s and the WSDL carry it too. No
+// includeSubDomains: the broker does not own its domain's other names.
+func HSTS(maxAge time.Duration, h http.Handler) http.Handler {
+	value := fmt.Sprintf("max-age=%d", int64(max(maxAge, MinHSTSMaxAge)/time.Second))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", value)
+		h.ServeHTTP(w, r)
+	})
 }
