@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -63,6 +64,11 @@ type HTTP struct {
 	MaxAttrValueBytes      int `mapstructure:"max_attr_value_bytes"`      // of an attribute value or namespace URI
 	MaxTextBytes           int `mapstructure:"max_text_bytes"`            // of one run of text or a comment
 	TLS                    TLS `mapstructure:"tls"`
+	// PublicURL is the scheme, host and optional path prefix clients reach the broker at, as
+	// the served WSDLs give it (e.g. https://sio-broker.gov.kz:8443). Empty: derived at start
+	// from listen and TLS (a wildcard host becomes the machine's host name). It never comes from
+	// a request's Host header, which is the client's word.
+	PublicURL string `mapstructure:"public_url"`
 }
 
 // TLS switches HTTPS on. ClientAuth "require" accepts only client certificates that chain to the
@@ -72,7 +78,13 @@ type TLS struct {
 	CertFile   string `mapstructure:"cert_file"`
 	KeyFile    string `mapstructure:"key_file"`
 	ClientAuth string `mapstructure:"client_auth"` // none, request or require
+	// HSTSMaxAge is the max-age of the Strict-Transport-Security header every HTTPS response
+	// carries: at least a year (MinHSTSMaxAge).
+	HSTSMaxAge time.Duration `mapstructure:"hsts_max_age"`
 }
+
+// MinHSTSMaxAge is the shortest http.tls.hsts_max_age: one year (httpapi.MinHSTSMaxAge).
+const MinHSTSMaxAge = 365 * 24 * time.Hour
 
 // Trust names the trusted roots (НУЦ РК) and the CRLs. Empty roots mean the development PKI.
 type Trust struct {
@@ -250,7 +262,7 @@ func Defaults() Broker {
 			MaxNameBytes:           256,
 			MaxAttrValueBytes:      8 << 10,
 			MaxTextBytes:           1 << 20,
-			TLS:                    TLS{ClientAuth: "none"},
+			TLS:                    TLS{ClientAuth: "none", HSTSMaxAge: MinHSTSMaxAge},
 		},
 		Trust: Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}, SigningEKUs: slices.Clone(DefaultSigningEKUs),
 			CRLStale: CRLStaleGrace, CRLStaleGraceFor: 24 * time.Hour},
@@ -352,6 +364,8 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("http.tls.cert_file", d.HTTP.TLS.CertFile)
 	v.SetDefault("http.tls.key_file", d.HTTP.TLS.KeyFile)
 	v.SetDefault("http.tls.client_auth", d.HTTP.TLS.ClientAuth)
+	v.SetDefault("http.tls.hsts_max_age", d.HTTP.TLS.HSTSMaxAge)
+	v.SetDefault("http.public_url", d.HTTP.PublicURL)
 	v.SetDefault("trust.roots", d.Trust.Roots)
 	v.SetDefault("trust.intermediates", d.Trust.Intermediates)
 	v.SetDefault("trust.crls", d.Trust.CRLs)
@@ -412,6 +426,11 @@ func (c Broker) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err))
+	}
+	if c.HTTP.PublicURL != "" {
+		if err := checkPublicURL(c.HTTP.PublicURL); err != nil {
+			errs = append(errs, fmt.Errorf("http.public_url: %q %w; write the scheme, host and port clients use, e.g. https://sio-broker.example:8443", c.HTTP.PublicURL, err))
+		}
 	}
 	if !strings.HasPrefix(c.Endpoint, "/") {
 		errs = append(errs, fmt.Errorf("endpoint: %q must start with /", c.Endpoint))
@@ -493,6 +512,23 @@ func (c Broker) Validate() error {
 	return errors.Join(errs...)
 }
 
+// checkPublicURL says what is wrong with http.public_url: it must be an absolute http or https
+// URL with a host, and nothing a WSDL address cannot carry (credentials, a query, a fragment).
+func checkPublicURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("is not a URL: %w", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("must start with https:// or http://")
+	case u.Host == "" || u.Hostname() == "":
+		return errors.New("has no host")
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return errors.New("must not carry credentials, a query or a fragment")
+	}
+	return nil
+}
+
 // transportProblems checks transport and, when it is amqp, the keys of section amqp.
 func (c Broker) transportProblems() []error {
 	var errs []error
@@ -524,6 +560,9 @@ func (t TLS) problems() []error {
 	}
 	if t.Enabled && (t.CertFile == "" || t.KeyFile == "") {
 		errs = append(errs, errors.New("http.tls: enabled needs cert_file and key_file"))
+	}
+	if t.HSTSMaxAge < MinHSTSMaxAge {
+		errs = append(errs, fmt.Errorf("http.tls.hsts_max_age: %s is below a year; use at least %s (the default)", t.HSTSMaxAge, MinHSTSMaxAge))
 	}
 	return errs
 }

@@ -35,6 +35,9 @@ func TestShippedConfigLoads(t *testing.T) {
 		cfg.HTTP.MaxAttrValueBytes != d.HTTP.MaxAttrValueBytes || cfg.HTTP.MaxTextBytes != d.HTTP.MaxTextBytes {
 		t.Errorf("http differs from Defaults: %+v", cfg.HTTP)
 	}
+	if cfg.HTTP.TLS != d.HTTP.TLS || cfg.HTTP.PublicURL != d.HTTP.PublicURL {
+		t.Errorf("http.tls %+v, public_url %q differ from Defaults", cfg.HTTP.TLS, cfg.HTTP.PublicURL)
+	}
 	if cfg.Replay != d.Replay {
 		t.Errorf("replay = %+v, want %+v", cfg.Replay, d.Replay)
 	}
@@ -158,6 +161,15 @@ func TestValidate(t *testing.T) {
 		{"tls without cert", func(c *Broker) { c.HTTP.TLS.Enabled = true }, "http.tls"},
 		{"signing half set", func(c *Broker) { c.Signing.CertFile = "b.pem" }, "signing"},
 		{"log format", func(c *Broker) { c.Log.Format = "xml" }, "log.format"},
+		{"public url https", func(c *Broker) { c.HTTP.PublicURL = "https://sio-broker.example:8443" }, ""},
+		{"public url with a prefix", func(c *Broker) { c.HTTP.PublicURL = "https://gw.example/sio/" }, ""},
+		{"public url without scheme", func(c *Broker) { c.HTTP.PublicURL = "sio-broker.example:8443" }, "http.public_url"},
+		{"public url ftp", func(c *Broker) { c.HTTP.PublicURL = "ftp://sio-broker.example" }, "http.public_url"},
+		{"public url without host", func(c *Broker) { c.HTTP.PublicURL = "https:///SyncChannel" }, "http.public_url"},
+		{"public url with a query", func(c *Broker) { c.HTTP.PublicURL = "https://sio-broker.example/?x=1" }, "http.public_url"},
+		{"public url with credentials", func(c *Broker) { c.HTTP.PublicURL = "https://u:p@sio-broker.example" }, "http.public_url"},
+		{"hsts two years", func(c *Broker) { c.HTTP.TLS.HSTSMaxAge = 2 * MinHSTSMaxAge }, ""},
+		{"hsts a day", func(c *Broker) { c.HTTP.TLS.HSTSMaxAge = 24 * time.Hour }, "http.tls.hsts_max_age"},
 		{"log level", func(c *Broker) { c.Log.Level = "trace" }, "log.level"},
 		{"pprof on loopback", func(c *Broker) { c.Debug.PProf = "127.0.0.1:6060" }, ""},
 		{"pprof on localhost", func(c *Broker) { c.Debug.PProf = "localhost:6060" }, ""},

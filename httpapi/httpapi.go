@@ -31,10 +31,15 @@ type Pipeline interface {
 	Handle(ctx context.Context, body io.Reader, contentType string) (*broker.Reply, broker.Request, error)
 }
 
-// Config configures the handler. Endpoint, Clock and Logger are required; a zero MaxBodyBytes
-// takes soap.DefaultMaxBytes, a negative one is refused.
+// Config configures the handler. Endpoint, PublicURL, Clock and Logger are required; a zero
+// MaxBodyBytes takes soap.DefaultMaxBytes, a negative one is refused.
 type Config struct {
 	Endpoint string // the path pattern of the SOAP endpoint
+	// PublicURL is the scheme, host and optional path prefix clients reach the broker at
+	// (http.public_url): the served WSDLs give PublicURL+Endpoint as the service's address. It
+	// never comes from the request: a Host header is the client's word, and a WSDL that
+	// reflected it would send the next client that trusts a cached copy wherever the first said.
+	PublicURL string
 	// WSDL is the embedded service description served at ?wsdl (soap.WSDLSyncChannel when
 	// empty); ?wsdl=NAME serves the one it imports, and the others the endpoint takes
 	// (WSDLAlso), each with this endpoint's address.
@@ -65,6 +70,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Endpoint == "" {
 		errs = append(errs, errors.New("httpapi: Config.Endpoint is required"))
+	}
+	if c.PublicURL == "" {
+		errs = append(errs, errors.New("httpapi: Config.PublicURL is required: the address the WSDL gives, never the request's Host"))
 	}
 	if c.Clock == nil {
 		errs = append(errs, errors.New("httpapi: Config.Clock is required"))
@@ -120,20 +128,16 @@ func (s *server) endpoint(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// describe serves the WSDL, with the address rewritten to the one the client used, and the XSDs
-// it imports.
+// describe serves the WSDL, with the address rewritten to the configured public one
+// (Config.PublicURL), and the XSDs it imports.
 func (s *server) describe(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	switch {
 	case q.Has("wsdl") || q.Has("WSDL"):
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
 		name := cmp.Or(q.Get("wsdl"), q.Get("WSDL"), s.cfg.WSDL, soap.WSDLSyncChannel)
 		b, ok := []byte(nil), s.servesWSDL(name)
 		if ok {
-			b, ok = soap.WSDLFile(name, scheme+"://"+r.Host+s.cfg.Endpoint)
+			b, ok = soap.WSDLFile(name, strings.TrimSuffix(s.cfg.PublicURL, "/")+s.cfg.Endpoint)
 		}
 		if !ok {
 			http.Error(w, "no such service description", http.StatusNotFound)

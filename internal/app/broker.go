@@ -57,7 +57,8 @@ func Serve(ctx context.Context, cfg config.Broker, stdout io.Writer, logger *slo
 	// SIGHUP reloads the CRLs, routes, rights and maintenance windows (see liveConfig.Reload).
 	signal.Notify(b.hup, syscall.SIGHUP)
 	defer signal.Stop(b.hup)
-	fmt.Fprintf(stdout, "siobroker listening on %s%s (WSDL: %s%s?wsdl)\n", b.BaseURL(), cfg.Endpoint, b.BaseURL(), cfg.Endpoint)
+	fmt.Fprintf(stdout, "siobroker listening on %s%s (WSDL: %s%s?wsdl, service address %s%s)\n",
+		b.BaseURL(), cfg.Endpoint, b.BaseURL(), cfg.Endpoint, b.PublicURL(), cfg.Endpoint)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	if err := b.Close(); err != nil {
@@ -118,9 +119,10 @@ type asyncWorker struct {
 
 // webServer is the HTTP server of every face of the broker.
 type webServer struct {
-	server   *http.Server
-	listener net.Listener
-	tls      bool
+	server    *http.Server
+	listener  net.Listener
+	tls       bool
+	publicURL string // the address the WSDLs give: http.public_url, or derived from the listener
 }
 
 // PKIDir is the directory of the development PKI; "" when the configuration names the keys.
@@ -134,6 +136,10 @@ const AsyncPath = "/AsyncChannel/v10"
 type Options struct {
 	NoAsyncWorker bool // accept asynchronous requests but never process them
 }
+
+// PublicURL is the address the WSDLs give clients: http.public_url, or the scheme and address
+// derived from listen (publicURLOf).
+func (b *Broker) PublicURL() string { return b.web.publicURL }
 
 // BaseURL is the scheme and address the broker listens on.
 func (b *Broker) BaseURL() string {

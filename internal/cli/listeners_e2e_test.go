@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
+	"github.com/sio-pso/siobroker/signing/devpki"
+)
+
+// Issue 16, least privilege on the wire, seen from outside: TLS speaks only AEAD suites with
+// HSTS, and the WSDL's address is the configuration's, not the request's Host.
+
+// getWithHost GETs url naming host in the Host header, as any client can, and returns the body.
+func getWithHost(t *testing.T, url, host string) []byte {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s (Host %s): HTTP %d", url, host, resp.StatusCode)
+	}
+	return body
+}
+
+// TestE2ETLSOnlyAEADWithHSTS: the broker with http.tls on, asked by real crypto/tls clients,
+// refuses a client offering only CBC suites or only an RSA key exchange, and serves TLS 1.3 and
+// TLS 1.2 with ECDHE and AES-GCM; every HTTPS response, a fault and a 404 too, carries
+// Strict-Transport-Security for a year, and the WSDL's address is https. The plain-HTTP broker
+// sends no HSTS.
+func TestE2ETLSOnlyAEADWithHSTS(t *testing.T) {
+	src := sharedBroker(t)
+	dir := t.TempDir()
+	pki := filepath.Join(dir, "pki")
+	copyDir(t, src.pki, pki)
+	cfg := testConfig(dir)
+	cfg.HTTP.TLS.Enabled = true
+	cfg.HTTP.TLS.CertFile, cfg.HTTP.TLS.KeyFile = filepath.Join(pki, devpki.BrokerFile), filepath.Join(pki, devpki.BrokerKey)
+	b, err := app.Start(context.Background(), cfg, siobroker.SystemClock{}, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	caPEM, err := os.ReadFile(filepath.Join(pki, devpki.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	addr := strings.TrimPrefix(b.BaseURL(), "https://")
+
+	for _, tc := range []struct {
+		name   string
+		client *tls.Config
+		ok     bool
+	}{
+		{"TLS 1.2 CBC only", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{
+			tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256}}, false},
+		{"TLS 1.2 RSA key exchange only", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{
+			tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384, tls.TLS_RSA_WITH_AES_128_CBC_SHA}}, false},
+		{"TLS 1.2 ECDHE AES-GCM", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}}, true},
+		{"TLS 1.3", &tls.Config{MinVersion: tls.VersionTLS13}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.client.RootCAs = roots
+			conn, err := tls.Dial("tcp", addr, tc.client)
+			if err == nil {
+				state := conn.ConnectionState()
+				conn.Close()
+				if !tc.ok {
+					t.Fatalf("handshake succeeded: %s, %s", tls.VersionName(state.Version), tls.CipherSuiteName(state.CipherSuite))
+				}
+				return
+			}
+			if tc.ok {
+				t.Fatalf("handshake: %v", err)
+			}
+		})
+	}
+
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13}}}
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "/healthz"}, {http.MethodGet, "/SyncChannel/v10?wsdl"}, {http.MethodGet, "/nothing-here"},
+		{http.MethodPost, "/SyncChannel/v10"}, {http.MethodGet, "/dashboard/"},
+	} {
+		req, err := http.NewRequest(tc.method, b.BaseURL()+tc.path, strings.NewReader("<not-soap/>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s over TLS 1.3: %v", tc.method, tc.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+			t.Errorf("%s %s (HTTP %d): Strict-Transport-Security %q, want max-age=31536000", tc.method, tc.path, resp.StatusCode, got)
+		}
+		if tc.path == "/SyncChannel/v10?wsdl" && !bytes.Contains(body, []byte(`location="`+b.BaseURL()+`/SyncChannel/v10"`)) {
+			t.Errorf("the WSDL over TLS does not give %s/SyncChannel/v10:\n%s", b.BaseURL(), truncate(body))
+		}
+	}
+	for _, path := range []string{"/healthz", "/SyncChannel/v10?wsdl"} {
+		if _, hdr, _ := do(t, http.MethodGet, src.base+path, nil); hdr.Get("Strict-Transport-Security") != "" {
+			t.Errorf("plain HTTP %s carries Strict-Transport-Security %q", path, hdr.Get("Strict-Transport-Security"))
+		}
+	}
+}
+
+// TestE2EWSDLIgnoresHost: both channels' WSDLs, asked with Host: evil.example, give the broker's
+// own address (http.public_url, here derived from listen), never the Host the request named.
+func TestE2EWSDLIgnoresHost(t *testing.T) {
+	e := sharedBroker(t)
+	if e.b.PublicURL() != e.base {
+		t.Errorf("the derived public URL is %s, want the address listened on, %s", e.b.PublicURL(), e.base)
+	}
+	for _, path := range []string{e.cfg.Endpoint, app.AsyncPath} {
+		body := getWithHost(t, e.base+path+"?wsdl=sync-channel-v10.wsdl", "evil.example")
+		want := `location="` + e.base + path + `"`
+		if bytes.Contains(body, []byte("evil.example")) || !bytes.Contains(body, []byte(want)) {
+			t.Errorf("GET %s?wsdl with Host: evil.example: want %s and no evil.example:\n%s", path, want, truncate(body))
+		}
+	}
+}
