@@ -42,6 +42,7 @@ type Broker struct {
 	Journal     Journal      `mapstructure:"journal"`
 	Incidents   Incidents    `mapstructure:"incidents"`
 	Reports     Reports      `mapstructure:"reports"`
+	Operator    Operator     `mapstructure:"operator"`
 	Debug       Debug        `mapstructure:"debug"`
 }
 
@@ -85,6 +86,13 @@ type TLS struct {
 
 // MinHSTSMaxAge is the shortest http.tls.hsts_max_age: one year (httpapi.MinHSTSMaxAge).
 const MinHSTSMaxAge = 365 * 24 * time.Hour
+
+// Operator is the operator's listener: /metrics, /readyz, /healthz and, with debug.pprof,
+// /debug/. It is plain HTTP, apart from the SOAP listener, and on loopback by default, so that
+// what operators watch is not open to whoever reaches the broker's public face.
+type Operator struct {
+	Listen string `mapstructure:"listen"` // host:port; default 127.0.0.1:8081
+}
 
 // Trust names the trusted roots (НУЦ РК) and the CRLs. Empty roots mean the development PKI.
 type Trust struct {
@@ -226,10 +234,10 @@ type Reports struct {
 
 // Debug holds the diagnostics a running broker can expose. Everything here is off by default.
 type Debug struct {
-	// PProf is a loopback host:port on which net/http/pprof and expvar (/debug/vars: the Go
-	// heap) are served, on a listener of their own so that they never share the SOAP endpoint's
-	// address. Empty: off.
-	PProf string `mapstructure:"pprof"`
+	// PProf serves net/http/pprof under /debug/pprof/ and expvar at /debug/vars (the Go heap) on
+	// the operator's listener, never the SOAP endpoint's; operator.listen must then be loopback,
+	// as profiles expose the process's memory.
+	PProf bool `mapstructure:"pprof"`
 }
 
 // Log selects the log format and level.
@@ -277,9 +285,14 @@ func Defaults() Broker {
 		Store:     Store{Synchronous: "full", WriteTimeout: 5 * time.Second},
 		AMQP:      AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 1, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second},
 		Reports:   Reports{ExportRoles: []int{1}},
+		Operator:  Operator{Listen: DefaultOperatorListen},
 		Cases:     cases.DefaultConfig(),
 	}
 }
+
+// DefaultOperatorListen is operator.listen when nothing sets it: loopback, the port after the
+// broker's default 8080.
+const DefaultOperatorListen = "127.0.0.1:8081"
 
 // Load reads file (if not empty) over the defaults, then the environment. A missing file is an
 // error only when it was named explicitly; the default path may be absent.
@@ -410,6 +423,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("incidents.threshold", d.Incidents.Threshold)
 	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
 	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
+	v.SetDefault("operator.listen", d.Operator.Listen)
 	v.SetDefault("debug.pprof", d.Debug.PProf)
 	v.SetDefault("cases.check_timeout", d.Cases.CheckTimeout)
 	v.SetDefault("cases.min_year", d.Cases.MinYear)
@@ -427,6 +441,7 @@ func (c Broker) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err))
 	}
+	errs = append(errs, c.operatorProblems()...)
 	if c.HTTP.PublicURL != "" {
 		if err := checkPublicURL(c.HTTP.PublicURL); err != nil {
 			errs = append(errs, fmt.Errorf("http.public_url: %q %w; write the scheme, host and port clients use, e.g. https://sio-broker.example:8443", c.HTTP.PublicURL, err))
@@ -501,15 +516,31 @@ func (c Broker) Validate() error {
 			errs = append(errs, fmt.Errorf("reports.export_roles: %d is not a role of Appendix 1 (1..19)", r))
 		}
 	}
-	if c.Debug.PProf != "" && !isLoopback(c.Debug.PProf) {
-		errs = append(errs, fmt.Errorf("debug.pprof: %q must be a loopback host:port (127.0.0.1, ::1 or localhost): profiles expose the process's memory", c.Debug.PProf))
-	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log.level: %q; use debug, info, warn or error", c.Log.Level))
 	}
 	return errors.Join(errs...)
+}
+
+// operatorProblems checks operator.listen and debug.pprof, which is served on it.
+func (c Broker) operatorProblems() []error {
+	var errs []error
+	_, port, err := net.SplitHostPort(c.Operator.Listen)
+	if err != nil {
+		return append(errs, fmt.Errorf("operator.listen: %q is not host:port: %w", c.Operator.Listen, err))
+	}
+	// Port 0 (a free port each, as tests use) cannot clash.
+	if port != "0" && c.Operator.Listen == c.Listen {
+		errs = append(errs, fmt.Errorf("operator.listen: %q is listen's address too; give the operator's endpoints a port of their own, e.g. %s",
+			c.Operator.Listen, DefaultOperatorListen))
+	}
+	if c.Debug.PProf && !IsLoopback(c.Operator.Listen) {
+		errs = append(errs, fmt.Errorf("debug.pprof: on, with operator.listen %q not on loopback: profiles expose the process's memory; "+
+			"put operator.listen on 127.0.0.1, ::1 or localhost, or turn debug.pprof off", c.Operator.Listen))
+	}
+	return errs
 }
 
 // checkPublicURL says what is wrong with http.public_url: it must be an absolute http or https
@@ -686,8 +717,9 @@ func (j Journal) problems() []error {
 	return errs
 }
 
-// isLoopback reports whether addr is host:port with a loopback host.
-func isLoopback(addr string) bool {
+// IsLoopback reports whether addr is host:port with a loopback host: localhost, 127.0.0.0/8 or
+// ::1. An empty host (":8080") and 0.0.0.0 or :: listen on every interface: not loopback.
+func IsLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

@@ -35,8 +35,9 @@ func TestShippedConfigLoads(t *testing.T) {
 		cfg.HTTP.MaxAttrValueBytes != d.HTTP.MaxAttrValueBytes || cfg.HTTP.MaxTextBytes != d.HTTP.MaxTextBytes {
 		t.Errorf("http differs from Defaults: %+v", cfg.HTTP)
 	}
-	if cfg.HTTP.TLS != d.HTTP.TLS || cfg.HTTP.PublicURL != d.HTTP.PublicURL {
-		t.Errorf("http.tls %+v, public_url %q differ from Defaults", cfg.HTTP.TLS, cfg.HTTP.PublicURL)
+	if cfg.HTTP.TLS != d.HTTP.TLS || cfg.HTTP.PublicURL != d.HTTP.PublicURL || cfg.Operator != d.Operator || cfg.Debug != d.Debug {
+		t.Errorf("http.tls %+v, public_url %q, operator %+v, debug %+v differ from Defaults",
+			cfg.HTTP.TLS, cfg.HTTP.PublicURL, cfg.Operator, cfg.Debug)
 	}
 	if cfg.Replay != d.Replay {
 		t.Errorf("replay = %+v, want %+v", cfg.Replay, d.Replay)
@@ -161,6 +162,17 @@ func TestValidate(t *testing.T) {
 		{"tls without cert", func(c *Broker) { c.HTTP.TLS.Enabled = true }, "http.tls"},
 		{"signing half set", func(c *Broker) { c.Signing.CertFile = "b.pem" }, "signing"},
 		{"log format", func(c *Broker) { c.Log.Format = "xml" }, "log.format"},
+		{"log level", func(c *Broker) { c.Log.Level = "trace" }, "log.level"},
+		{"pprof on loopback", func(c *Broker) { c.Debug.PProf = true }, ""},
+		{"pprof on localhost", func(c *Broker) { c.Debug.PProf = true; c.Operator.Listen = "localhost:6060" }, ""},
+		{"pprof on ::1", func(c *Broker) { c.Debug.PProf = true; c.Operator.Listen = "[::1]:6060" }, ""},
+		{"pprof on every address", func(c *Broker) { c.Debug.PProf = true; c.Operator.Listen = ":6060" }, "debug.pprof"},
+		{"pprof on a public address", func(c *Broker) { c.Debug.PProf = true; c.Operator.Listen = "10.0.0.1:6060" }, "debug.pprof"},
+		{"operator on a public address", func(c *Broker) { c.Operator.Listen = "10.0.0.1:9100" }, ""},
+		{"operator without port", func(c *Broker) { c.Operator.Listen = "127.0.0.1" }, "operator.listen"},
+		{"operator empty", func(c *Broker) { c.Operator.Listen = "" }, "operator.listen"},
+		{"operator on listen's address", func(c *Broker) { c.Operator.Listen = c.Listen }, "operator.listen"},
+		{"operator and listen on free ports", func(c *Broker) { c.Listen, c.Operator.Listen = "127.0.0.1:0", "127.0.0.1:0" }, ""},
 		{"public url https", func(c *Broker) { c.HTTP.PublicURL = "https://sio-broker.example:8443" }, ""},
 		{"public url with a prefix", func(c *Broker) { c.HTTP.PublicURL = "https://gw.example/sio/" }, ""},
 		{"public url without scheme", func(c *Broker) { c.HTTP.PublicURL = "sio-broker.example:8443" }, "http.public_url"},
@@ -170,13 +182,6 @@ func TestValidate(t *testing.T) {
 		{"public url with credentials", func(c *Broker) { c.HTTP.PublicURL = "https://u:p@sio-broker.example" }, "http.public_url"},
 		{"hsts two years", func(c *Broker) { c.HTTP.TLS.HSTSMaxAge = 2 * MinHSTSMaxAge }, ""},
 		{"hsts a day", func(c *Broker) { c.HTTP.TLS.HSTSMaxAge = 24 * time.Hour }, "http.tls.hsts_max_age"},
-		{"log level", func(c *Broker) { c.Log.Level = "trace" }, "log.level"},
-		{"pprof on loopback", func(c *Broker) { c.Debug.PProf = "127.0.0.1:6060" }, ""},
-		{"pprof on localhost", func(c *Broker) { c.Debug.PProf = "localhost:6060" }, ""},
-		{"pprof on ::1", func(c *Broker) { c.Debug.PProf = "[::1]:6060" }, ""},
-		{"pprof on every address", func(c *Broker) { c.Debug.PProf = ":6060" }, "debug.pprof"},
-		{"pprof on a public address", func(c *Broker) { c.Debug.PProf = "10.0.0.1:6060" }, "debug.pprof"},
-		{"pprof without port", func(c *Broker) { c.Debug.PProf = "127.0.0.1" }, "debug.pprof"},
 		{"synchronous normal", func(c *Broker) { c.Store.Synchronous = "normal" }, ""},
 		{"synchronous upper case", func(c *Broker) { c.Store.Synchronous = "FULL" }, "store.synchronous"},
 		{"synchronous off", func(c *Broker) { c.Store.Synchronous = "off" }, "store.synchronous"},

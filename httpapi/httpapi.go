@@ -105,7 +105,7 @@ func NewHandler(cfg Config, pipeline Pipeline) (http.Handler, error) {
 	mux := http.NewServeMux()
 	s := &server{cfg: cfg, pipeline: pipeline}
 	mux.HandleFunc(cfg.Endpoint, s.endpoint)
-	mux.HandleFunc("GET /healthz", healthz)
+	mux.Handle("GET /healthz", Healthz())
 	for pattern, h := range cfg.Mount {
 		mux.Handle(pattern, h)
 	}
@@ -255,8 +255,11 @@ func loggableReason(err error) string {
 	return siobroker.ErrorMessage(err)
 }
 
-// healthz is the liveness check: the process serves HTTP. Whether it can take requests is
-// readiness, served at /readyz by the operations package.
+// Healthz is the liveness check, "ok": the process serves HTTP. It is on the SOAP listener, for
+// load balancers, and on the operator's; whether the broker can take requests is readiness,
+// /readyz, on the operator's listener only.
+func Healthz() http.Handler { return http.HandlerFunc(healthz) }
+
 func healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, "ok\n")

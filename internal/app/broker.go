@@ -41,15 +41,10 @@ import (
 // DefaultConfigFile is the broker's configuration file, relative to the working directory.
 const DefaultConfigFile = "configs/broker.yaml"
 
-// Serve runs a broker on cfg until ctx ends: the debug listener if configured, the broker, and a
-// reload of the CRLs, routes, rights and maintenance windows on SIGHUP. It prints the endpoint to stdout
-// once the broker is ready.
+// Serve runs a broker on cfg until ctx ends: the broker with its operator's listener, and a
+// reload of the CRLs, routes, rights and maintenance windows on SIGHUP. It prints the endpoint,
+// the WSDL's address and the operator's endpoints to stdout once the broker is ready.
 func Serve(ctx context.Context, cfg config.Broker, stdout io.Writer, logger *slog.Logger) error {
-	_, stopDebug, err := serveDebug(cfg.Debug.PProf, logger)
-	if err != nil {
-		return err
-	}
-	defer stopDebug()
 	b, err := Start(ctx, cfg, siobroker.SystemClock{}, logger)
 	if err != nil {
 		return err
@@ -59,6 +54,11 @@ func Serve(ctx context.Context, cfg config.Broker, stdout io.Writer, logger *slo
 	defer signal.Stop(b.hup)
 	fmt.Fprintf(stdout, "siobroker listening on %s%s (WSDL: %s%s?wsdl, service address %s%s)\n",
 		b.BaseURL(), cfg.Endpoint, b.BaseURL(), cfg.Endpoint, b.PublicURL(), cfg.Endpoint)
+	debug := ""
+	if cfg.Debug.PProf {
+		debug = ", " + PProfPath + ", " + ExpvarPath
+	}
+	fmt.Fprintf(stdout, "operator endpoints on %s (%s, %s, %s%s)\n", b.OperatorURL(), MetricsPath, ReadyzPath, HealthzPath, debug)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	if err := b.Close(); err != nil {
@@ -94,6 +94,7 @@ type Broker struct {
 	async        asyncWorker // the worker of the asynchronous channel
 	ops          *brokerOps  // the snapshot, metrics and readiness (serve_ops.go)
 	web          webServer
+	operator     operatorServer // metrics, readiness and diagnostics (operator_server.go)
 }
 
 // devPKI is the development PKI of the embedded default, created on first start in DATA/pki.
@@ -117,7 +118,8 @@ type asyncWorker struct {
 	done chan struct{}      // closed when it has stopped
 }
 
-// webServer is the HTTP server of every face of the broker.
+// webServer is the HTTP server of the broker's public faces: the channels, reports and the
+// dashboard.
 type webServer struct {
 	server    *http.Server
 	listener  net.Listener
@@ -302,6 +304,7 @@ func (b *Broker) Close() error {
 	} else if b.web.listener != nil {
 		errs = append(errs, b.web.listener.Close())
 	}
+	errs = append(errs, b.closeOperator())
 	if b.async.stop != nil {
 		b.async.stop()
 		<-b.async.done

@@ -17,8 +17,9 @@ import (
 	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
-// startHTTP mounts every face of the broker (the synchronous and asynchronous channels, reports,
-// the dashboard, metrics and readiness) on one handler and starts serving it, with HSTS over TLS.
+// startHTTP mounts the public faces of the broker (the synchronous and asynchronous channels,
+// reports, the dashboard, liveness) on one handler and starts serving it, with HSTS over TLS;
+// then the operator's listener (metrics, readiness, diagnostics), apart.
 func (b *Broker) startHTTP(p *parts) error {
 	cfg := p.cfg
 	srvCfg := httpapi.ServerConfig{
@@ -59,7 +60,7 @@ func (b *Broker) startHTTP(p *parts) error {
 			p.logger.Error("HTTP server stopped", "error", err)
 		}
 	}()
-	return nil
+	return b.startOperator(cfg, p.logger)
 }
 
 // publicURLOf is the address the WSDLs give: http.public_url, else the scheme of http.tls and
@@ -121,11 +122,12 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		return nil, err
 	}
 	return httpapi.NewHandler(httpapi.Config{
-		Mount: b.ops.mount(map[string]http.Handler{
+		// No /metrics, /readyz or /debug/ here: they are on the operator's listener alone.
+		Mount: map[string]http.Handler{
 			AsyncPath:      asyncHandler,
 			reports.Path:   reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replayMarks),
 			dashboard.Path: dashboardHandler,
-		}),
+		},
 		Endpoint:     cfg.Endpoint,
 		PublicURL:    b.web.publicURL,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,

@@ -74,7 +74,7 @@ func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, lo
 	if err := b.startJobs(ctx, p, opts); err != nil {
 		return nil, err
 	}
-	p.logger.Info("broker ready", "listen", b.web.listener.Addr().String(), "transport", cfg.Transport,
+	p.logger.Info("broker ready", "listen", b.web.listener.Addr().String(), "operator", b.operator.listener.Addr().String(), "transport", cfg.Transport,
 		"in_process_services", p.inProcessServices, "data", cfg.DataDir, "reply_topic", p.dispatcher.ReplyTopic())
 	return b, nil
 }

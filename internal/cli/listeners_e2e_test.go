@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,8 +19,9 @@ import (
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
-// Issue 16, least privilege on the wire, seen from outside: TLS speaks only AEAD suites with
-// HSTS, and the WSDL's address is the configuration's, not the request's Host.
+// Issue 16, least privilege on the wire, seen from outside: the operator's endpoints live on a
+// listener of their own, TLS speaks only AEAD suites with HSTS, and the WSDL's address is the
+// configuration's, not the request's Host.
 
 // getWithHost GETs url naming host in the Host header, as any client can, and returns the body.
 func getWithHost(t *testing.T, url, host string) []byte {
@@ -145,5 +147,32 @@ func TestE2EWSDLIgnoresHost(t *testing.T) {
 		if bytes.Contains(body, []byte("evil.example")) || !bytes.Contains(body, []byte(want)) {
 			t.Errorf("GET %s?wsdl with Host: evil.example: want %s and no evil.example:\n%s", path, want, truncate(body))
 		}
+	}
+}
+
+// TestE2EOperatorEndpointsOffThePublicListener: on the shared broker (the embedded default),
+// /metrics, /readyz and /debug/ are not found on the SOAP listener and answer on the
+// operator's; /healthz answers on both.
+func TestE2EOperatorEndpointsOffThePublicListener(t *testing.T) {
+	e := sharedBroker(t)
+	for _, tc := range []struct {
+		url    string
+		status int
+	}{
+		{e.base + "/metrics", http.StatusNotFound},
+		{e.base + "/readyz", http.StatusNotFound},
+		{e.base + "/debug/pprof/", http.StatusNotFound},
+		{e.base + "/debug/vars", http.StatusNotFound},
+		{e.base + "/healthz", http.StatusOK},
+		{e.ops(t) + "/metrics", http.StatusOK},
+		{e.ops(t) + "/readyz", http.StatusOK},
+		{e.ops(t) + "/healthz", http.StatusOK},
+	} {
+		if status, _, body := do(t, http.MethodGet, tc.url, nil); status != tc.status {
+			t.Errorf("GET %s: HTTP %d, want %d: %.200s", tc.url, status, tc.status, body)
+		}
+	}
+	if host, _, _ := net.SplitHostPort(strings.TrimPrefix(e.ops(t), "http://")); host != "127.0.0.1" {
+		t.Errorf("the operator listener is on %s, want loopback", e.ops(t))
 	}
 }

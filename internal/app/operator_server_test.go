@@ -1,0 +1,91 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/operator/health"
+	"github.com/sio-pso/siobroker/operator/metrics"
+)
+
+// testOps is a brokerOps with metrics over empty sources and one passing readiness check.
+func testOps(t *testing.T) *brokerOps {
+	t.Helper()
+	none := func(context.Context) (int64, error) { return 0, nil }
+	m := metrics.New(metrics.Sources{
+		Services:      func(context.Context) ([]health.ServiceState, error) { return nil, nil },
+		OpenIncidents: func(context.Context) (int, error) { return 0, nil },
+		JournalHead:   none, ArchivedUpTo: none,
+	})
+	r, err := health.NewReadiness(health.ReadinessConfig{Checks: []health.Check{
+		health.FuncCheck("store", "the store does not answer", func(context.Context) error { return nil }),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &brokerOps{Metrics: m, Readiness: r}
+}
+
+// TestOperatorListener: the operator's listener serves /metrics, /readyz and /healthz; the
+// profiles and the heap figures only with debug.pprof; and it stops with the broker.
+func TestOperatorListener(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	for _, pprofOn := range []bool{false, true} {
+		cfg := config.Defaults()
+		cfg.Operator.Listen, cfg.Debug.PProf = "127.0.0.1:0", pprofOn
+		b := &Broker{ops: testOps(t)}
+		if err := b.startOperator(cfg, logger); err != nil {
+			t.Fatal(err)
+		}
+		base := b.OperatorURL()
+		get := func(path string) (int, string) {
+			t.Helper()
+			resp, err := http.Get(base + path)
+			if err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body)
+		}
+		if code, body := get(MetricsPath); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+			t.Errorf("pprof %v: %s: HTTP %d %.200s", pprofOn, MetricsPath, code, body)
+		}
+		if code, body := get(ReadyzPath); code != http.StatusOK || !strings.Contains(body, `"store"`) {
+			t.Errorf("pprof %v: %s: HTTP %d %.200s", pprofOn, ReadyzPath, code, body)
+		}
+		if code, body := get(HealthzPath); code != http.StatusOK || body != "ok\n" {
+			t.Errorf("pprof %v: %s: HTTP %d %q", pprofOn, HealthzPath, code, body)
+		}
+		code, body := get("/debug/pprof/heap?debug=1")
+		if pprofOn != (code == http.StatusOK && strings.Contains(body, "HeapAlloc")) {
+			t.Errorf("pprof %v: heap profile: HTTP %d %.200s", pprofOn, code, body)
+		}
+		if pprofOn {
+			var vars struct {
+				MemStats struct{ HeapAlloc uint64 } `json:"memstats"`
+				LiveHeap uint64                     `json:"heap_live_bytes"`
+			}
+			runtime.GC() // the live heap is what the last collection found
+			code, body := get(ExpvarPath)
+			if code != http.StatusOK || json.Unmarshal([]byte(body), &vars) != nil || vars.MemStats.HeapAlloc == 0 || vars.LiveHeap == 0 {
+				t.Errorf("%s: HTTP %d, heap %d, live heap %d: %.200s", ExpvarPath, code, vars.MemStats.HeapAlloc, vars.LiveHeap, body)
+			}
+		} else if code, _ := get(ExpvarPath); code != http.StatusNotFound {
+			t.Errorf("pprof off: %s answers HTTP %d", ExpvarPath, code)
+		}
+		if err := b.closeOperator(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := http.Get(base + HealthzPath); err == nil {
+			t.Errorf("pprof %v: the operator listener still answers after close", pprofOn)
+		}
+	}
+}
