@@ -70,6 +70,11 @@ type HTTP struct {
 	// from listen and TLS (a wildcard host becomes the machine's host name). It never comes from
 	// a request's Host header, which is the client's word.
 	PublicURL string `mapstructure:"public_url"`
+	// InsecureListen lets serve listen in plain HTTP on an address other than loopback (listen
+	// without http.tls, or operator.listen, which is always plain). Off, such a start is refused:
+	// signed requests, replies and the dashboard's session would cross the network in clear.
+	// For a TLS-terminating proxy on a private segment; also `serve --insecure-listen`.
+	InsecureListen bool `mapstructure:"insecure_listen"`
 }
 
 // TLS switches HTTPS on. ClientAuth "require" accepts only client certificates that chain to the
@@ -379,6 +384,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("http.tls.client_auth", d.HTTP.TLS.ClientAuth)
 	v.SetDefault("http.tls.hsts_max_age", d.HTTP.TLS.HSTSMaxAge)
 	v.SetDefault("http.public_url", d.HTTP.PublicURL)
+	v.SetDefault("http.insecure_listen", d.HTTP.InsecureListen)
 	v.SetDefault("trust.roots", d.Trust.Roots)
 	v.SetDefault("trust.intermediates", d.Trust.Intermediates)
 	v.SetDefault("trust.crls", d.Trust.CRLs)
@@ -558,6 +564,21 @@ func checkPublicURL(s string) error {
 		return errors.New("must not carry credentials, a query or a fragment")
 	}
 	return nil
+}
+
+// PlainListeners are the plain-HTTP listeners of c on an address other than loopback, each as
+// "key address": listen without http.tls, and operator.listen, which is always plain. serve
+// refuses to start with any unless http.insecure_listen (--insecure-listen) is on. A host name
+// other than localhost counts as not loopback: what it resolves to can change.
+func (c Broker) PlainListeners() []string {
+	var out []string
+	if !c.HTTP.TLS.Enabled && !IsLoopback(c.Listen) {
+		out = append(out, "listen "+c.Listen)
+	}
+	if !IsLoopback(c.Operator.Listen) {
+		out = append(out, "operator.listen "+c.Operator.Listen)
+	}
+	return out
 }
 
 // transportProblems checks transport and, when it is amqp, the keys of section amqp.

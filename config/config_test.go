@@ -35,9 +35,10 @@ func TestShippedConfigLoads(t *testing.T) {
 		cfg.HTTP.MaxAttrValueBytes != d.HTTP.MaxAttrValueBytes || cfg.HTTP.MaxTextBytes != d.HTTP.MaxTextBytes {
 		t.Errorf("http differs from Defaults: %+v", cfg.HTTP)
 	}
-	if cfg.HTTP.TLS != d.HTTP.TLS || cfg.HTTP.PublicURL != d.HTTP.PublicURL || cfg.Operator != d.Operator || cfg.Debug != d.Debug {
-		t.Errorf("http.tls %+v, public_url %q, operator %+v, debug %+v differ from Defaults",
-			cfg.HTTP.TLS, cfg.HTTP.PublicURL, cfg.Operator, cfg.Debug)
+	if cfg.HTTP.TLS != d.HTTP.TLS || cfg.HTTP.PublicURL != d.HTTP.PublicURL || cfg.HTTP.InsecureListen != d.HTTP.InsecureListen ||
+		cfg.Operator != d.Operator || cfg.Debug != d.Debug {
+		t.Errorf("http.tls %+v, public_url %q, insecure_listen %v, operator %+v, debug %+v differ from Defaults",
+			cfg.HTTP.TLS, cfg.HTTP.PublicURL, cfg.HTTP.InsecureListen, cfg.Operator, cfg.Debug)
 	}
 	if cfg.Replay != d.Replay {
 		t.Errorf("replay = %+v, want %+v", cfg.Replay, d.Replay)
@@ -243,5 +244,55 @@ func TestLoadFileValidationErrors(t *testing.T) {
 				t.Fatalf("Load = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPlainListeners: a plain-HTTP listener counts as exposed unless its host is loopback
+// (127.0.0.0/8, ::1, localhost); every interface (0.0.0.0, ::, an empty host) and host names
+// count as exposed; listen with TLS does not; operator.listen is always plain.
+func TestPlainListeners(t *testing.T) {
+	for _, tc := range []struct {
+		listen, operator string
+		tls              bool
+		want             []string
+	}{
+		{"127.0.0.1:8080", "127.0.0.1:8081", false, nil},
+		{"127.1.2.3:8080", "[::1]:8081", false, nil},
+		{"localhost:8080", "localhost:8081", false, nil},
+		{"0.0.0.0:8080", "127.0.0.1:8081", false, []string{"listen 0.0.0.0:8080"}},
+		{":8080", "127.0.0.1:8081", false, []string{"listen :8080"}},
+		{"[::]:8080", "127.0.0.1:8081", false, []string{"listen [::]:8080"}},
+		{"10.1.2.3:8080", "127.0.0.1:8081", false, []string{"listen 10.1.2.3:8080"}},
+		{"broker.example:8080", "127.0.0.1:8081", false, []string{"listen broker.example:8080"}},
+		{"0.0.0.0:8443", "127.0.0.1:8081", true, nil},
+		{"0.0.0.0:8443", "0.0.0.0:8081", true, []string{"operator.listen 0.0.0.0:8081"}},
+		{"0.0.0.0:8080", ":8081", false, []string{"listen 0.0.0.0:8080", "operator.listen :8081"}},
+	} {
+		c := Defaults()
+		c.Listen, c.Operator.Listen, c.HTTP.TLS.Enabled = tc.listen, tc.operator, tc.tls
+		if got := c.PlainListeners(); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("listen %s, operator %s, TLS %v: %q, want %q", tc.listen, tc.operator, tc.tls, got, tc.want)
+		}
+	}
+}
+
+// TestListenerKeysLoad: the listener keys come from the file and the environment
+// (SIOBROKER_HTTP_INSECURE_LISTEN, SIOBROKER_OPERATOR_LISTEN).
+func TestListenerKeysLoad(t *testing.T) {
+	d := Defaults()
+	if d.Operator.Listen != "127.0.0.1:8081" || !IsLoopback(d.Operator.Listen) || d.HTTP.InsecureListen ||
+		d.HTTP.TLS.HSTSMaxAge != 365*24*time.Hour || d.Debug.PProf {
+		t.Errorf("defaults: operator %q, insecure %v, hsts %s, pprof %v", d.Operator.Listen, d.HTTP.InsecureListen,
+			d.HTTP.TLS.HSTSMaxAge, d.Debug.PProf)
+	}
+	t.Setenv("SIOBROKER_HTTP_INSECURE_LISTEN", "true")
+	t.Setenv("SIOBROKER_OPERATOR_LISTEN", "127.0.0.1:9191")
+	cfg, err := Load(writeConfig(t, "http:\n  public_url: https://sio.example:8443\n  tls:\n    hsts_max_age: 17520h\ndebug:\n  pprof: true\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.HTTP.InsecureListen || cfg.Operator.Listen != "127.0.0.1:9191" || cfg.HTTP.PublicURL != "https://sio.example:8443" ||
+		cfg.HTTP.TLS.HSTSMaxAge != 2*365*24*time.Hour || !cfg.Debug.PProf {
+		t.Errorf("loaded %+v, operator %+v, pprof %v", cfg.HTTP, cfg.Operator, cfg.Debug.PProf)
 	}
 }

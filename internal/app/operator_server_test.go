@@ -89,3 +89,46 @@ func TestOperatorListener(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckStart: serve refuses a plain-HTTP listener off loopback unless http.insecure_listen,
+// naming the fixes.
+func TestCheckStart(t *testing.T) {
+	dev := func(*config.Broker) {}
+	for _, tc := range []struct {
+		name string
+		edit func(*config.Broker)
+		want []string // "" for none
+	}{
+		{"the embedded default", dev, nil},
+		{"every interface", func(c *config.Broker) { dev(c); c.Listen = "0.0.0.0:8080" }, []string{"listen 0.0.0.0:8080", "--insecure-listen", "http.tls"}},
+		{"no host", func(c *config.Broker) { dev(c); c.Listen = ":8080" }, []string{"listen :8080", "--insecure-listen"}},
+		{"every interface, insecure", func(c *config.Broker) { dev(c); c.Listen = "0.0.0.0:8080"; c.HTTP.InsecureListen = true }, nil},
+		{"every interface, TLS", func(c *config.Broker) {
+			dev(c)
+			c.Listen, c.HTTP.TLS.Enabled, c.HTTP.TLS.CertFile, c.HTTP.TLS.KeyFile = "0.0.0.0:8443", true, "t.pem", "t.key"
+		}, nil},
+		{"operator off loopback", func(c *config.Broker) { dev(c); c.Operator.Listen = "10.0.0.5:9100" }, []string{"operator.listen 10.0.0.5:9100", "put operator.listen on loopback"}},
+		{"localhost", func(c *config.Broker) { dev(c); c.Listen = "localhost:8080" }, nil},
+		{"::1", func(c *config.Broker) { dev(c); c.Listen = "[::1]:8080" }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Defaults()
+			tc.edit(&cfg)
+			err := CheckStart(cfg)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("CheckStart = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("CheckStart = nil, want an error naming %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("CheckStart = %v; want it to name %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -59,6 +59,9 @@ func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, lo
 		}
 	}()
 	p := &parts{cfg: cfg, clock: clock, logger: withRequestIDs(logger)}
+	if err := CheckStart(cfg); err != nil {
+		return nil, err
+	}
 	if err := b.openStores(ctx, p); err != nil {
 		return nil, err
 	}

@@ -1,3 +1,5 @@
+//go:build unix
+
 package cli
 
 import (
@@ -5,12 +7,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,9 +24,115 @@ import (
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
-// Issue 16, least privilege on the wire, seen from outside: the operator's endpoints live on a
+// Issue 16, least privilege on the wire, seen from outside: the built binary's serve refuses an
+// exposed plain-HTTP listener, the operator's endpoints live on a
 // listener of their own, TLS speaks only AEAD suites with HSTS, and the WSDL's address is the
 // configuration's, not the request's Host.
+
+// runServe runs the built binary's serve with args and env (the operator listener on a free
+// loopback port unless env names one), expecting it to exit by itself within 30 s: it returns
+// the exit code and what it printed.
+func runServe(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, siobrokerBinary(t), append([]string{"serve"}, args...)...)
+	cmd.Dir = "../.."
+	cmd.Env = append(append(os.Environ(), "SIOBROKER_OPERATOR_LISTEN="+loopbackAddr(t)), env...)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &exit) && ctx.Err() == nil:
+		return exit.ExitCode(), string(out)
+	}
+	t.Fatalf("serve %q did not exit by itself: %v\n%s", args, err, out)
+	return 0, ""
+}
+
+// TestE2EServeRefusesUnsafeStarts: serve exits 2 before writing or binding anything, naming the
+// fixes, when it would listen in plain HTTP on 0.0.0.0 or on every interface (":PORT") without
+// --insecure-listen.
+func TestE2EServeRefusesUnsafeStarts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args func(data, port string) []string
+		want []string
+	}{
+		{"0.0.0.0 without --insecure-listen", func(data, port string) []string {
+			return []string{"--data", data, "--listen", "0.0.0.0:" + port}
+		}, []string{"listen 0.0.0.0:", "plain HTTP", "http.tls", "--insecure-listen"}},
+		{"every interface without --insecure-listen", func(data, port string) []string {
+			return []string{"--data", data, "--listen", ":" + port}
+		}, []string{"listen :", "--insecure-listen"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			_, port, _ := net.SplitHostPort(loopbackAddr(t))
+			code, out := runServe(t, nil, tc.args(data, port)...)
+			if code != exitUsage {
+				t.Fatalf("serve exited %d, want %d:\n%s", code, exitUsage, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("serve's refusal does not name %q:\n%s", w, out)
+				}
+			}
+			if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("serve refused, but made %s (%v)", data, err)
+			}
+		})
+	}
+}
+
+// TestE2EServeExposedOnPurpose: with --insecure-listen, serve listens on 0.0.0.0;
+// the operator's endpoints are on their own loopback listener and 404 on the public one, where
+// /healthz still answers; and the WSDL gives http.public_url whatever Host the request names.
+func TestE2EServeExposedOnPurpose(t *testing.T) {
+	src := sharedBroker(t)
+	data := filepath.Join(t.TempDir(), "data")
+	copyDir(t, src.pki, filepath.Join(data, "pki")) // no key generation
+	_, port, _ := net.SplitHostPort(loopbackAddr(t))
+	opsAddr := loopbackAddr(t)
+	const public = "https://sio-broker.example:8443"
+	p := startProcess(t, "serve", []string{"SIOBROKER_OPERATOR_LISTEN=" + opsAddr, "SIOBROKER_HTTP_PUBLIC_URL=" + public},
+		"serve", "--insecure-listen", "--data", data, "--listen", "0.0.0.0:"+port)
+	p.waitFor(t, "operator endpoints on http://"+opsAddr, 2*time.Minute)
+	base, ops := "http://127.0.0.1:"+port, "http://"+opsAddr
+
+	for _, tc := range []struct {
+		url    string
+		status int
+	}{
+		{base + "/metrics", http.StatusNotFound},
+		{base + "/readyz", http.StatusNotFound},
+		{base + "/debug/pprof/", http.StatusNotFound},
+		{base + "/debug/vars", http.StatusNotFound},
+		{base + "/healthz", http.StatusOK},
+		{ops + "/metrics", http.StatusOK},
+		{ops + "/readyz", http.StatusOK},
+		{ops + "/healthz", http.StatusOK},
+		{ops + "/debug/pprof/", http.StatusNotFound}, // debug.pprof is off
+		{ops + "/SyncChannel/v10?wsdl", http.StatusNotFound},
+	} {
+		if status, _, body := do(t, http.MethodGet, tc.url, nil); status != tc.status {
+			t.Errorf("GET %s: HTTP %d, want %d: %.200s", tc.url, status, tc.status, body)
+		}
+	}
+
+	for _, path := range []string{"/SyncChannel/v10?wsdl", app.AsyncPath + "?wsdl=sync-channel-v10.wsdl"} {
+		body := getWithHost(t, base+path, "evil.example")
+		want := `location="` + public + strings.TrimSuffix(strings.TrimSuffix(path, "?wsdl"), "?wsdl=sync-channel-v10.wsdl") + `"`
+		if bytes.Contains(body, []byte("evil.example")) || !bytes.Contains(body, []byte(want)) {
+			t.Errorf("GET %s with Host: evil.example: want %s and no evil.example:\n%s", path, want, truncate(body))
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+}
 
 // getWithHost GETs url naming host in the Host header, as any client can, and returns the body.
 func getWithHost(t *testing.T, url, host string) []byte {
@@ -134,24 +245,8 @@ func TestE2ETLSOnlyAEADWithHSTS(t *testing.T) {
 	}
 }
 
-// TestE2EWSDLIgnoresHost: both channels' WSDLs, asked with Host: evil.example, give the broker's
-// own address (http.public_url, here derived from listen), never the Host the request named.
-func TestE2EWSDLIgnoresHost(t *testing.T) {
-	e := sharedBroker(t)
-	if e.b.PublicURL() != e.base {
-		t.Errorf("the derived public URL is %s, want the address listened on, %s", e.b.PublicURL(), e.base)
-	}
-	for _, path := range []string{e.cfg.Endpoint, app.AsyncPath} {
-		body := getWithHost(t, e.base+path+"?wsdl=sync-channel-v10.wsdl", "evil.example")
-		want := `location="` + e.base + path + `"`
-		if bytes.Contains(body, []byte("evil.example")) || !bytes.Contains(body, []byte(want)) {
-			t.Errorf("GET %s?wsdl with Host: evil.example: want %s and no evil.example:\n%s", path, want, truncate(body))
-		}
-	}
-}
-
-// TestE2EOperatorEndpointsOffThePublicListener: on the shared broker (the embedded default),
-// /metrics, /readyz and /debug/ are not found on the SOAP listener and answer on the
+// TestE2EOperatorEndpointsOffThePublicListener: on the shared broker (the embedded default under
+// --dev), /metrics, /readyz and /debug/ are not found on the SOAP listener and answer on the
 // operator's; /healthz answers on both.
 func TestE2EOperatorEndpointsOffThePublicListener(t *testing.T) {
 	e := sharedBroker(t)
@@ -174,5 +269,21 @@ func TestE2EOperatorEndpointsOffThePublicListener(t *testing.T) {
 	}
 	if host, _, _ := net.SplitHostPort(strings.TrimPrefix(e.ops(t), "http://")); host != "127.0.0.1" {
 		t.Errorf("the operator listener is on %s, want loopback", e.ops(t))
+	}
+}
+
+// TestE2EWSDLIgnoresHost: both channels' WSDLs, asked with Host: evil.example, give the broker's
+// own address (http.public_url, here derived from listen), never the Host the request named.
+func TestE2EWSDLIgnoresHost(t *testing.T) {
+	e := sharedBroker(t)
+	if e.b.PublicURL() != e.base {
+		t.Errorf("the derived public URL is %s, want the address listened on, %s", e.b.PublicURL(), e.base)
+	}
+	for _, path := range []string{e.cfg.Endpoint, app.AsyncPath} {
+		body := getWithHost(t, e.base+path+"?wsdl=sync-channel-v10.wsdl", "evil.example")
+		want := `location="` + e.base + path + `"`
+		if bytes.Contains(body, []byte("evil.example")) || !bytes.Contains(body, []byte(want)) {
+			t.Errorf("GET %s?wsdl with Host: evil.example: want %s and no evil.example:\n%s", path, want, truncate(body))
+		}
 	}
 }
