@@ -44,6 +44,11 @@ type Broker struct {
 	Reports     Reports      `mapstructure:"reports"`
 	Operator    Operator     `mapstructure:"operator"`
 	Debug       Debug        `mapstructure:"debug"`
+	// Dev lets serve fall back to the development PKI in DATA/pki (created on first start) when
+	// trust.roots or signing.cert_file is empty, and seed its demo users, one of them an
+	// operator. It is set by `serve --dev` alone, never by a file or the environment: a broker
+	// that trusts a CA whose key lies in its own data directory must be asked for by hand.
+	Dev bool `mapstructure:"-"`
 }
 
 // HTTP holds the server's limits. Every timeout is set so that a slow client cannot hold a
@@ -99,7 +104,8 @@ type Operator struct {
 	Listen string `mapstructure:"listen"` // host:port; default 127.0.0.1:8081
 }
 
-// Trust names the trusted roots (НУЦ РК) and the CRLs. Empty roots mean the development PKI.
+// Trust names the trusted roots (НУЦ РК) and the CRLs. Empty roots mean the development PKI,
+// which serve takes only with --dev (Broker.Dev).
 type Trust struct {
 	Roots []string `mapstructure:"roots"`
 	// Intermediates are the issuing CAs' certificates (НУЦ РК RSA and GOST under the root), used
@@ -133,7 +139,8 @@ type Trust struct {
 // config may not import; a test holds the two equal.
 var DefaultSigningEKUs = []string{"1.3.6.1.5.5.7.3.4"}
 
-// Signing names the broker's own certificate and key. Empty means the development PKI.
+// Signing names the broker's own certificate and key. Empty means the development PKI, which
+// serve takes only with --dev (Broker.Dev).
 type Signing struct {
 	CertFile string `mapstructure:"cert_file"`
 	KeyFile  string `mapstructure:"key_file"`
@@ -251,8 +258,8 @@ type Log struct {
 	Level  string `mapstructure:"level"`  // debug, info, warn, error
 }
 
-// Defaults returns the embedded default: in-process transport, the development PKI and demo
-// adapters under ./data.
+// Defaults returns the embedded default: in-process transport and demo adapters under ./data
+// (and, with serve --dev, the development PKI).
 func Defaults() Broker {
 	return Broker{
 		Listen:      "127.0.0.1:8080",

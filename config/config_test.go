@@ -277,12 +277,13 @@ func TestPlainListeners(t *testing.T) {
 }
 
 // TestListenerKeysLoad: the listener keys come from the file and the environment
-// (SIOBROKER_HTTP_INSECURE_LISTEN, SIOBROKER_OPERATOR_LISTEN).
+// (SIOBROKER_HTTP_INSECURE_LISTEN, SIOBROKER_OPERATOR_LISTEN); the development PKI cannot be
+// asked for by either, only by serve --dev.
 func TestListenerKeysLoad(t *testing.T) {
 	d := Defaults()
-	if d.Operator.Listen != "127.0.0.1:8081" || !IsLoopback(d.Operator.Listen) || d.HTTP.InsecureListen ||
+	if d.Operator.Listen != "127.0.0.1:8081" || !IsLoopback(d.Operator.Listen) || d.HTTP.InsecureListen || d.Dev ||
 		d.HTTP.TLS.HSTSMaxAge != 365*24*time.Hour || d.Debug.PProf {
-		t.Errorf("defaults: operator %q, insecure %v, hsts %s, pprof %v", d.Operator.Listen, d.HTTP.InsecureListen,
+		t.Errorf("defaults: operator %q, insecure %v, dev %v, hsts %s, pprof %v", d.Operator.Listen, d.HTTP.InsecureListen, d.Dev,
 			d.HTTP.TLS.HSTSMaxAge, d.Debug.PProf)
 	}
 	t.Setenv("SIOBROKER_HTTP_INSECURE_LISTEN", "true")
@@ -294,5 +295,14 @@ func TestListenerKeysLoad(t *testing.T) {
 	if !cfg.HTTP.InsecureListen || cfg.Operator.Listen != "127.0.0.1:9191" || cfg.HTTP.PublicURL != "https://sio.example:8443" ||
 		cfg.HTTP.TLS.HSTSMaxAge != 2*365*24*time.Hour || !cfg.Debug.PProf {
 		t.Errorf("loaded %+v, operator %+v, pprof %v", cfg.HTTP, cfg.Operator, cfg.Debug.PProf)
+	}
+	for _, body := range []string{"dev: true\n", "Dev: true\n"} {
+		if _, err := Load(writeConfig(t, body), true); err == nil || !strings.Contains(strings.ToLower(err.Error()), "dev") {
+			t.Errorf("a file saying %q: Load = %v, want the key refused", body, err)
+		}
+	}
+	t.Setenv("SIOBROKER_DEV", "true")
+	if cfg, err := Load("", false); err != nil || cfg.Dev {
+		t.Errorf("SIOBROKER_DEV=true: Dev %v, %v; want the environment ignored", cfg.Dev, err)
 	}
 }

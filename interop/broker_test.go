@@ -156,7 +156,7 @@ func goCommand(dir string, args ...string) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
-// start runs `siobroker serve` on a free loopback port (and its operator listener on
+// start runs `siobroker serve --dev` on a free loopback port (and its operator listener on
 // another) with a fresh data directory, from the module root so that the config's relative paths
 // (configs/...) resolve, and waits until /readyz answers 200 and the development PKI is written.
 // A port taken between choosing and binding it is retried.
@@ -198,7 +198,7 @@ func (b *broker) startOnce(port, opsPort int) error {
 		return err
 	}
 	defer logFile.Close() // the child holds its own descriptor
-	cmd := exec.Command(b.bin, "serve",
+	cmd := exec.Command(b.bin, "serve", "--dev",
 		"--data", b.data,
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--config", filepath.Join(b.root, "configs", "broker.yaml"))

@@ -137,7 +137,8 @@ func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topolog
 		env = append(env, "SIOBROKER_STORE_SYNCHRONOUS="+f.synchronous)
 	}
 	fmt.Fprintf(log, "siobench: %s: broker on %s (metrics and pprof on %s), queues %s%s (%s), adapters: %s\n", dir, listen, t.debugAddr, t.prefix, "sio.*", f.queues, f.adapters)
-	if t.broker, err = t.start(ctx, "broker", env, "serve", "--config", "configs/broker.yaml"); err != nil {
+	// --dev: the broker signs with the development PKI the adapter's demo case registries read.
+	if t.broker, err = t.start(ctx, "broker", env, "serve", "--config", "configs/broker.yaml", "--dev"); err != nil {
 		return nil, err
 	}
 	if err := t.broker.waitFor(ctx, "listening on", time.Minute); err != nil {

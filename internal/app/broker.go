@@ -156,13 +156,17 @@ func Start(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger
 	return StartWith(ctx, cfg, clock, logger, Options{})
 }
 
-// loadKeys returns the trust configuration and the broker's signer: the configured files, or the
-// development PKI in DATA/pki, created on first start.
+// loadKeys returns the trust configuration and the broker's signer: the configured files, or,
+// with --dev (cfg.Dev) alone, the development PKI in DATA/pki, created on first start, for what
+// the configuration leaves empty.
 func loadKeys(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, b *Broker) (signing.TrustConfig, *signing.Signer, error) {
 	trustCfg := signing.TrustConfig{RootFiles: cfg.Trust.Roots, IntermediateFiles: cfg.Trust.Intermediates, CRLFiles: cfg.Trust.CRLs,
 		CRLStaleGrace: cfg.Trust.StaleGrace()}
 	certFile, keyFile := cfg.Signing.CertFile, cfg.Signing.KeyFile
-	if len(trustCfg.RootFiles) == 0 || certFile == "" {
+	if missing := devPKIFor(cfg); len(missing) > 0 {
+		if !cfg.Dev { // CheckStart refused this already; never fall back silently
+			return trustCfg, nil, CheckStart(cfg)
+		}
 		b.pki.dir = filepath.Join(cfg.DataDir, "pki")
 		m, created, err := devpki.Ensure(b.pki.dir, clock.Now())
 		if err != nil {
@@ -172,6 +176,8 @@ func loadKeys(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, b *
 		if created {
 			logger.Warn("created a development PKI: NOT FOR PRODUCTION", "dir", b.pki.dir, "users", len(m.Users))
 		}
+		logger.Warn("--dev: the development PKI stands in for the configuration: NOT FOR PRODUCTION", "for", strings.Join(missing, ", "),
+			"dir", b.pki.dir)
 		if len(trustCfg.RootFiles) == 0 {
 			trustCfg.RootFiles = []string{filepath.Join(b.pki.dir, m.CA)}
 			if len(trustCfg.CRLFiles) == 0 {

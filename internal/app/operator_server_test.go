@@ -91,15 +91,20 @@ func TestOperatorListener(t *testing.T) {
 }
 
 // TestCheckStart: serve refuses a plain-HTTP listener off loopback unless http.insecure_listen,
-// naming the fixes.
+// and keys left to the development PKI unless --dev, each naming its fixes.
 func TestCheckStart(t *testing.T) {
-	dev := func(*config.Broker) {}
+	dev := func(c *config.Broker) { c.Dev = true }
 	for _, tc := range []struct {
 		name string
 		edit func(*config.Broker)
 		want []string // "" for none
 	}{
-		{"the embedded default", dev, nil},
+		{"the embedded default without --dev", func(*config.Broker) {}, []string{"trust.roots and signing.cert_file not configured", "pass --dev", "configure trust.roots"}},
+		{"the embedded default with --dev", dev, nil},
+		{"configured keys", func(c *config.Broker) {
+			c.Trust.Roots, c.Signing.CertFile, c.Signing.KeyFile = []string{"ca.pem"}, "b.pem", "b.key"
+		}, nil},
+		{"roots only", func(c *config.Broker) { c.Trust.Roots = []string{"ca.pem"} }, []string{"signing.cert_file not configured"}},
 		{"every interface", func(c *config.Broker) { dev(c); c.Listen = "0.0.0.0:8080" }, []string{"listen 0.0.0.0:8080", "--insecure-listen", "http.tls"}},
 		{"no host", func(c *config.Broker) { dev(c); c.Listen = ":8080" }, []string{"listen :8080", "--insecure-listen"}},
 		{"every interface, insecure", func(c *config.Broker) { dev(c); c.Listen = "0.0.0.0:8080"; c.HTTP.InsecureListen = true }, nil},

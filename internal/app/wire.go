@@ -83,8 +83,8 @@ func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, lo
 }
 
 // openStores loads the keys and the trust store, the reloadable configuration and the case rules,
-// opens the store and the journal, and builds the user registry (seeding the demo users of a
-// development PKI) and the signature verifier.
+// opens the store and the journal, and builds the user registry (seeding the demo users of the
+// development PKI, under --dev only) and the signature verifier.
 func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
 	if err := privateDataDir(cfg, logger); err != nil {

@@ -10,20 +10,23 @@ import (
 )
 
 const serveUsage = `usage:
-  siobroker serve [--config FILE] [--listen HOST:PORT] [--data DIR] [--insecure-listen]
+  siobroker serve [--config FILE] [--listen HOST:PORT] [--data DIR] [--dev] [--insecure-listen]
 
 Starts the broker and serves until interrupted (SIGINT, SIGTERM). The configuration is FILE
 (default ` + app.DefaultConfigFile + `; a missing default file means the embedded default:
-in-process transport, demo adapters and a development PKI in DIR/pki), then the SIOBROKER_* environment variables
+in-process transport and demo adapters), then the SIOBROKER_* environment variables
 (SIOBROKER_<KEY>, "." and "-" written "_", e.g. SIOBROKER_AMQP_PREFIX), then the flags. Every
 operator's command reads the configuration the same way.
 
 The SOAP channels, reports and the dashboard are served on listen; /metrics, /readyz, /healthz
 (and /debug/ with debug.pprof) on operator.listen (default ` + config.DefaultOperatorListen + `), apart.
 
-serve refuses to start, naming the fix, with plain HTTP on an address other than loopback
-(listen without http.tls, or operator.listen), unless --insecure-listen (or
-http.insecure_listen: true).
+serve refuses to start, naming the fix:
+  - with trust.roots or signing.cert_file empty, unless --dev: --dev takes the development PKI in
+    DIR/pki (created on first start) for what is empty, and seeds its demo users, one of them
+    with the operator right. Never in production.
+  - with plain HTTP on an address other than loopback (listen without http.tls, or
+    operator.listen), unless --insecure-listen (or http.insecure_listen: true).
 
 Exit status: 0 stopped cleanly, 1 did not start or did not stop cleanly, 2 usage error, a
 configuration that does not load, or one serve refuses (above).
@@ -34,6 +37,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	f := newFlags("serve", serveUsage, stdout, stderr)
 	b := addBrokerFlags(f, true)
 	listen := f.String("listen", "", "address to listen on (default: the configuration's listen)")
+	dev := f.Bool("dev", false, "use the development PKI in DIR/pki for trust.roots and signing.* left empty, and seed its demo users (not for production)")
 	insecure := f.Bool("insecure-listen", false, "allow plain HTTP on an address other than loopback (http.insecure_listen)")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
@@ -46,6 +50,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
+	cfg.Dev = *dev
 	if *insecure {
 		cfg.HTTP.InsecureListen = true
 	}

@@ -112,10 +112,11 @@ func (e *e2eBroker) ops(t *testing.T) string {
 	return e.opsBase
 }
 
-// testConfig is the embedded default over dataDir, on free loopback ports: the SOAP listener
-// and the operator's.
+// testConfig is the embedded default under --dev (the tests' brokers share a development PKI)
+// over dataDir, on free loopback ports: the SOAP listener and the operator's.
 func testConfig(dataDir string) config.Broker {
 	cfg := config.Defaults()
+	cfg.Dev = true
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Operator.Listen = "127.0.0.1:0"
 	cfg.DataDir = dataDir

@@ -267,7 +267,7 @@ func (pt *processTopology) startBrokerProcess(t *testing.T, name, instance strin
 		"SIOBROKER_AMQP_INSTANCE=" + pt.prefix + instance,
 		"SIOBROKER_AMQP_IN_PROCESS_ADAPTERS=false", "SIOBROKER_LISTEN=" + listen,
 		"SIOBROKER_DATA_DIR=" + dataDir, "SIOBROKER_LOG_LEVEL=info", "SIOBROKER_OPERATOR_LISTEN=" + opsListen,
-	}, "serve", "--config", "configs/broker.yaml")
+	}, "serve", "--config", "configs/broker.yaml", "--dev")
 	p.waitFor(t, "siobroker listening on", time.Minute)
 	bp := &brokerProcess{osProcess: p, e: *pt.src}
 	bp.e.b, bp.e.pki = nil, filepath.Join(dataDir, "pki")

@@ -25,7 +25,7 @@ import (
 )
 
 // Issue 16, least privilege on the wire, seen from outside: the built binary's serve refuses an
-// exposed plain-HTTP listener, the operator's endpoints live on a
+// exposed plain-HTTP listener and a silent development PKI, the operator's endpoints live on a
 // listener of their own, TLS speaks only AEAD suites with HSTS, and the WSDL's address is the
 // configuration's, not the request's Host.
 
@@ -53,7 +53,7 @@ func runServe(t *testing.T, env []string, args ...string) (int, string) {
 
 // TestE2EServeRefusesUnsafeStarts: serve exits 2 before writing or binding anything, naming the
 // fixes, when it would listen in plain HTTP on 0.0.0.0 or on every interface (":PORT") without
-// --insecure-listen.
+// --insecure-listen, and when trust.roots and signing.* are empty without --dev.
 func TestE2EServeRefusesUnsafeStarts(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -61,11 +61,17 @@ func TestE2EServeRefusesUnsafeStarts(t *testing.T) {
 		want []string
 	}{
 		{"0.0.0.0 without --insecure-listen", func(data, port string) []string {
-			return []string{"--data", data, "--listen", "0.0.0.0:" + port}
+			return []string{"--dev", "--data", data, "--listen", "0.0.0.0:" + port}
 		}, []string{"listen 0.0.0.0:", "plain HTTP", "http.tls", "--insecure-listen"}},
 		{"every interface without --insecure-listen", func(data, port string) []string {
-			return []string{"--data", data, "--listen", ":" + port}
+			return []string{"--dev", "--data", data, "--listen", ":" + port}
 		}, []string{"listen :", "--insecure-listen"}},
+		{"the development PKI without --dev", func(data, port string) []string {
+			return []string{"--data", data, "--listen", "127.0.0.1:" + port}
+		}, []string{"trust.roots and signing.cert_file not configured", "configure trust.roots", "pass --dev"}},
+		{"both", func(data, port string) []string {
+			return []string{"--data", data, "--listen", "0.0.0.0:" + port}
+		}, []string{"--insecure-listen", "pass --dev"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
@@ -80,13 +86,13 @@ func TestE2EServeRefusesUnsafeStarts(t *testing.T) {
 				}
 			}
 			if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("serve refused, but made %s (%v)", data, err)
+				t.Errorf("serve refused, but made %s (%v): no development PKI may be left behind", data, err)
 			}
 		})
 	}
 }
 
-// TestE2EServeExposedOnPurpose: with --insecure-listen, serve listens on 0.0.0.0;
+// TestE2EServeExposedOnPurpose: with --insecure-listen (and --dev), serve listens on 0.0.0.0;
 // the operator's endpoints are on their own loopback listener and 404 on the public one, where
 // /healthz still answers; and the WSDL gives http.public_url whatever Host the request names.
 func TestE2EServeExposedOnPurpose(t *testing.T) {
@@ -97,7 +103,7 @@ func TestE2EServeExposedOnPurpose(t *testing.T) {
 	opsAddr := loopbackAddr(t)
 	const public = "https://sio-broker.example:8443"
 	p := startProcess(t, "serve", []string{"SIOBROKER_OPERATOR_LISTEN=" + opsAddr, "SIOBROKER_HTTP_PUBLIC_URL=" + public},
-		"serve", "--insecure-listen", "--data", data, "--listen", "0.0.0.0:"+port)
+		"serve", "--dev", "--insecure-listen", "--data", data, "--listen", "0.0.0.0:"+port)
 	p.waitFor(t, "operator endpoints on http://"+opsAddr, 2*time.Minute)
 	base, ops := "http://127.0.0.1:"+port, "http://"+opsAddr
 
@@ -155,6 +161,32 @@ func getWithHost(t *testing.T, url, host string) []byte {
 		t.Fatalf("GET %s (Host %s): HTTP %d", url, host, resp.StatusCode)
 	}
 	return body
+}
+
+// TestE2EConfiguredKeysSeedNoDemoUsers: with trust.roots and signing.* configured (here a PKI
+// made by `siobroker devpki`, standing in for the national one), serve starts without --dev,
+// makes no development PKI and registers no demo user: none has the operator right.
+func TestE2EConfiguredKeysSeedNoDemoUsers(t *testing.T) {
+	pki, _ := foreignPKI(t)
+	data := filepath.Join(t.TempDir(), "data")
+	addr := loopbackAddr(t)
+	p := startProcess(t, "serve", []string{
+		"SIOBROKER_OPERATOR_LISTEN=" + loopbackAddr(t),
+		"SIOBROKER_TRUST_ROOTS=" + filepath.Join(pki, devpki.CAFile), "SIOBROKER_TRUST_CRLS=" + filepath.Join(pki, devpki.CRLFile),
+		"SIOBROKER_SIGNING_CERT_FILE=" + filepath.Join(pki, devpki.BrokerFile), "SIOBROKER_SIGNING_KEY_FILE=" + filepath.Join(pki, devpki.BrokerKey),
+	}, "serve", "--data", data, "--listen", addr)
+	p.waitFor(t, "siobroker listening on", 2*time.Minute)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if _, err := os.Stat(filepath.Join(data, "pki")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("serve with configured keys made %s (%v)", filepath.Join(data, "pki"), err)
+	}
+	code, out, errs := runMain(t, "users", "list", "--data", data)
+	if code != 0 || !strings.Contains(out, "\n0 users\n") {
+		t.Errorf("users list exited %d, want no user registered:\n%s%s", code, out, errs)
+	}
 }
 
 // TestE2ETLSOnlyAEADWithHSTS: the broker with http.tls on, asked by real crypto/tls clients,

@@ -103,12 +103,12 @@ func (top *topology) brokerEnv(t *testing.T) []string {
 	}
 }
 
-// startBroker starts `siobroker serve` over the data directory (the development PKI is made on
-// its first start) and waits until it listens.
+// startBroker starts `siobroker serve --dev` over the data directory (the development PKI is
+// made on its first start) and waits until it listens.
 func (top *topology) startBroker(t *testing.T) {
 	t.Helper()
 	top.brokers++
-	top.broker = startProc(t, top.bin, fmt.Sprintf("broker-%d", top.brokers), top.brokerEnv(t), "serve", "--config", "configs/broker.yaml")
+	top.broker = startProc(t, top.bin, fmt.Sprintf("broker-%d", top.brokers), top.brokerEnv(t), "serve", "--config", "configs/broker.yaml", "--dev")
 	top.all = append(top.all, top.broker)
 	top.broker.waitFor(t, "siobroker listening on", 2*time.Minute)
 }
