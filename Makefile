@@ -11,9 +11,10 @@ build:
 	$(GO) build -o $(BIN) ./cmd/siobroker
 
 # Starts the broker on its embedded default: in-process transport, demo adapters for all 93
-# services, the SQLite store and a development PKI in ./data (created on first start).
+# services, the SQLite store and, with --dev, a development PKI in ./data/pki (created on first
+# start) with its demo users; serve without --dev refuses keys it would have to make up.
 run: build
-	./$(BIN) serve
+	./$(BIN) serve --dev
 
 # vet, formatting, staticcheck and every test with the race detector. Tests that need xmlsec1 or
 # xmllint fail under CI=true when the tool is missing; .ci/run installs them. The fault test's

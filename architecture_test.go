@@ -47,7 +47,7 @@ var importRules = map[string][]string{
 	"adapters":               {".", "schemas"},
 	"adapters/adaptertest":   {".", "adapters", "schemas"},
 	"adapters/demo":          {".", "adapters", "schemas", "signing/devpki"},
-	"adapters/httpsource":    {".", "adapters", "schemas", "internal/xmlchild"},
+	"adapters/httpsource":    {".", "adapters", "schemas", "internal/xmlchild", "internal/tlspolicy"},
 	"adapters/postgres":      {".", "adapters", "schemas"},
 	"adapters/adapterconfig": {".", "adapters", "adapters/demo", "adapters/httpsource", "adapters/postgres"},
 
@@ -66,7 +66,7 @@ var importRules = map[string][]string{
 	"operator/reports":     {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
 	"operator/dashboard":   {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "schemas", "schemas/soap", "signing", "signing/intake"},
 
-	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog"},
+	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/tlspolicy"},
 	"client":  {".", "schemas/soap", "signing"},
 
 	"config":       {"access/cases"},
@@ -74,6 +74,7 @@ var importRules = map[string][]string{
 
 	"internal/reqlog":     {},
 	"internal/private":    {},
+	"internal/tlspolicy":  {},
 	"internal/xmlchild":   {},
 	"internal/testclock":  {},
 	"internal/pgtest":     {},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -41,7 +42,13 @@ type Broker struct {
 	Journal     Journal      `mapstructure:"journal"`
 	Incidents   Incidents    `mapstructure:"incidents"`
 	Reports     Reports      `mapstructure:"reports"`
+	Operator    Operator     `mapstructure:"operator"`
 	Debug       Debug        `mapstructure:"debug"`
+	// Dev lets serve fall back to the development PKI in DATA/pki (created on first start) when
+	// trust.roots or signing.cert_file is empty, and seed its demo users, one of them an
+	// operator. It is set by `serve --dev` alone, never by a file or the environment: a broker
+	// that trusts a CA whose key lies in its own data directory must be asked for by hand.
+	Dev bool `mapstructure:"-"`
 }
 
 // HTTP holds the server's limits. Every timeout is set so that a slow client cannot hold a
@@ -63,6 +70,16 @@ type HTTP struct {
 	MaxAttrValueBytes      int `mapstructure:"max_attr_value_bytes"`      // of an attribute value or namespace URI
 	MaxTextBytes           int `mapstructure:"max_text_bytes"`            // of one run of text or a comment
 	TLS                    TLS `mapstructure:"tls"`
+	// PublicURL is the scheme, host and optional path prefix clients reach the broker at, as
+	// the served WSDLs give it (e.g. https://sio-broker.gov.kz:8443). Empty: derived at start
+	// from listen and TLS (a wildcard host becomes the machine's host name). It never comes from
+	// a request's Host header, which is the client's word.
+	PublicURL string `mapstructure:"public_url"`
+	// InsecureListen lets serve listen in plain HTTP on an address other than loopback (listen
+	// without http.tls, or operator.listen, which is always plain). Off, such a start is refused:
+	// signed requests, replies and the dashboard's session would cross the network in clear.
+	// For a TLS-terminating proxy on a private segment; also `serve --insecure-listen`.
+	InsecureListen bool `mapstructure:"insecure_listen"`
 }
 
 // TLS switches HTTPS on. ClientAuth "require" accepts only client certificates that chain to the
@@ -72,9 +89,23 @@ type TLS struct {
 	CertFile   string `mapstructure:"cert_file"`
 	KeyFile    string `mapstructure:"key_file"`
 	ClientAuth string `mapstructure:"client_auth"` // none, request or require
+	// HSTSMaxAge is the max-age of the Strict-Transport-Security header every HTTPS response
+	// carries: at least a year (MinHSTSMaxAge).
+	HSTSMaxAge time.Duration `mapstructure:"hsts_max_age"`
 }
 
-// Trust names the trusted roots (НУЦ РК) and the CRLs. Empty roots mean the development PKI.
+// MinHSTSMaxAge is the shortest http.tls.hsts_max_age: one year (httpapi.MinHSTSMaxAge).
+const MinHSTSMaxAge = 365 * 24 * time.Hour
+
+// Operator is the operator's listener: /metrics, /readyz, /healthz and, with debug.pprof,
+// /debug/. It is plain HTTP, apart from the SOAP listener, and on loopback by default, so that
+// what operators watch is not open to whoever reaches the broker's public face.
+type Operator struct {
+	Listen string `mapstructure:"listen"` // host:port; default 127.0.0.1:8081
+}
+
+// Trust names the trusted roots (НУЦ РК) and the CRLs. Empty roots mean the development PKI,
+// which serve takes only with --dev (Broker.Dev).
 type Trust struct {
 	Roots []string `mapstructure:"roots"`
 	// Intermediates are the issuing CAs' certificates (НУЦ РК RSA and GOST under the root), used
@@ -108,7 +139,8 @@ type Trust struct {
 // config may not import; a test holds the two equal.
 var DefaultSigningEKUs = []string{"1.3.6.1.5.5.7.3.4"}
 
-// Signing names the broker's own certificate and key. Empty means the development PKI.
+// Signing names the broker's own certificate and key. Empty means the development PKI, which
+// serve takes only with --dev (Broker.Dev).
 type Signing struct {
 	CertFile string `mapstructure:"cert_file"`
 	KeyFile  string `mapstructure:"key_file"`
@@ -214,10 +246,10 @@ type Reports struct {
 
 // Debug holds the diagnostics a running broker can expose. Everything here is off by default.
 type Debug struct {
-	// PProf is a loopback host:port on which net/http/pprof and expvar (/debug/vars: the Go
-	// heap) are served, on a listener of their own so that they never share the SOAP endpoint's
-	// address. Empty: off.
-	PProf string `mapstructure:"pprof"`
+	// PProf serves net/http/pprof under /debug/pprof/ and expvar at /debug/vars (the Go heap) on
+	// the operator's listener, never the SOAP endpoint's; operator.listen must then be loopback,
+	// as profiles expose the process's memory.
+	PProf bool `mapstructure:"pprof"`
 }
 
 // Log selects the log format and level.
@@ -226,8 +258,8 @@ type Log struct {
 	Level  string `mapstructure:"level"`  // debug, info, warn, error
 }
 
-// Defaults returns the embedded default: in-process transport, the development PKI and demo
-// adapters under ./data.
+// Defaults returns the embedded default: in-process transport and demo adapters under ./data
+// (and, with serve --dev, the development PKI).
 func Defaults() Broker {
 	return Broker{
 		Listen:      "127.0.0.1:8080",
@@ -250,7 +282,7 @@ func Defaults() Broker {
 			MaxNameBytes:           256,
 			MaxAttrValueBytes:      8 << 10,
 			MaxTextBytes:           1 << 20,
-			TLS:                    TLS{ClientAuth: "none"},
+			TLS:                    TLS{ClientAuth: "none", HSTSMaxAge: MinHSTSMaxAge},
 		},
 		Trust: Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}, SigningEKUs: slices.Clone(DefaultSigningEKUs),
 			CRLStale: CRLStaleGrace, CRLStaleGraceFor: 24 * time.Hour},
@@ -265,9 +297,14 @@ func Defaults() Broker {
 		Store:     Store{Synchronous: "full", WriteTimeout: 5 * time.Second},
 		AMQP:      AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 1, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second},
 		Reports:   Reports{ExportRoles: []int{1}},
+		Operator:  Operator{Listen: DefaultOperatorListen},
 		Cases:     cases.DefaultConfig(),
 	}
 }
+
+// DefaultOperatorListen is operator.listen when nothing sets it: loopback, the port after the
+// broker's default 8080.
+const DefaultOperatorListen = "127.0.0.1:8081"
 
 // Load reads file (if not empty) over the defaults, then the environment. A missing file is an
 // error only when it was named explicitly; the default path may be absent.
@@ -352,6 +389,9 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("http.tls.cert_file", d.HTTP.TLS.CertFile)
 	v.SetDefault("http.tls.key_file", d.HTTP.TLS.KeyFile)
 	v.SetDefault("http.tls.client_auth", d.HTTP.TLS.ClientAuth)
+	v.SetDefault("http.tls.hsts_max_age", d.HTTP.TLS.HSTSMaxAge)
+	v.SetDefault("http.public_url", d.HTTP.PublicURL)
+	v.SetDefault("http.insecure_listen", d.HTTP.InsecureListen)
 	v.SetDefault("trust.roots", d.Trust.Roots)
 	v.SetDefault("trust.intermediates", d.Trust.Intermediates)
 	v.SetDefault("trust.crls", d.Trust.CRLs)
@@ -396,6 +436,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("incidents.threshold", d.Incidents.Threshold)
 	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
 	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
+	v.SetDefault("operator.listen", d.Operator.Listen)
 	v.SetDefault("debug.pprof", d.Debug.PProf)
 	v.SetDefault("cases.check_timeout", d.Cases.CheckTimeout)
 	v.SetDefault("cases.min_year", d.Cases.MinYear)
@@ -412,6 +453,12 @@ func (c Broker) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err))
+	}
+	errs = append(errs, c.operatorProblems()...)
+	if c.HTTP.PublicURL != "" {
+		if err := checkPublicURL(c.HTTP.PublicURL); err != nil {
+			errs = append(errs, fmt.Errorf("http.public_url: %q %w; write the scheme, host and port clients use, e.g. https://sio-broker.example:8443", c.HTTP.PublicURL, err))
+		}
 	}
 	if !strings.HasPrefix(c.Endpoint, "/") {
 		errs = append(errs, fmt.Errorf("endpoint: %q must start with /", c.Endpoint))
@@ -482,15 +529,63 @@ func (c Broker) Validate() error {
 			errs = append(errs, fmt.Errorf("reports.export_roles: %d is not a role of Appendix 1 (1..19)", r))
 		}
 	}
-	if c.Debug.PProf != "" && !isLoopback(c.Debug.PProf) {
-		errs = append(errs, fmt.Errorf("debug.pprof: %q must be a loopback host:port (127.0.0.1, ::1 or localhost): profiles expose the process's memory", c.Debug.PProf))
-	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log.level: %q; use debug, info, warn or error", c.Log.Level))
 	}
 	return errors.Join(errs...)
+}
+
+// operatorProblems checks operator.listen and debug.pprof, which is served on it.
+func (c Broker) operatorProblems() []error {
+	var errs []error
+	_, port, err := net.SplitHostPort(c.Operator.Listen)
+	if err != nil {
+		return append(errs, fmt.Errorf("operator.listen: %q is not host:port: %w", c.Operator.Listen, err))
+	}
+	// Port 0 (a free port each, as tests use) cannot clash.
+	if port != "0" && c.Operator.Listen == c.Listen {
+		errs = append(errs, fmt.Errorf("operator.listen: %q is listen's address too; give the operator's endpoints a port of their own, e.g. %s",
+			c.Operator.Listen, DefaultOperatorListen))
+	}
+	if c.Debug.PProf && !IsLoopback(c.Operator.Listen) {
+		errs = append(errs, fmt.Errorf("debug.pprof: on, with operator.listen %q not on loopback: profiles expose the process's memory; "+
+			"put operator.listen on 127.0.0.1, ::1 or localhost, or turn debug.pprof off", c.Operator.Listen))
+	}
+	return errs
+}
+
+// checkPublicURL says what is wrong with http.public_url: it must be an absolute http or https
+// URL with a host, and nothing a WSDL address cannot carry (credentials, a query, a fragment).
+func checkPublicURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("is not a URL: %w", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("must start with https:// or http://")
+	case u.Host == "" || u.Hostname() == "":
+		return errors.New("has no host")
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return errors.New("must not carry credentials, a query or a fragment")
+	}
+	return nil
+}
+
+// PlainListeners are the plain-HTTP listeners of c on an address other than loopback, each as
+// "key address": listen without http.tls, and operator.listen, which is always plain. serve
+// refuses to start with any unless http.insecure_listen (--insecure-listen) is on. A host name
+// other than localhost counts as not loopback: what it resolves to can change.
+func (c Broker) PlainListeners() []string {
+	var out []string
+	if !c.HTTP.TLS.Enabled && !IsLoopback(c.Listen) {
+		out = append(out, "listen "+c.Listen)
+	}
+	if !IsLoopback(c.Operator.Listen) {
+		out = append(out, "operator.listen "+c.Operator.Listen)
+	}
+	return out
 }
 
 // transportProblems checks transport and, when it is amqp, the keys of section amqp.
@@ -524,6 +619,9 @@ func (t TLS) problems() []error {
 	}
 	if t.Enabled && (t.CertFile == "" || t.KeyFile == "") {
 		errs = append(errs, errors.New("http.tls: enabled needs cert_file and key_file"))
+	}
+	if t.HSTSMaxAge < MinHSTSMaxAge {
+		errs = append(errs, fmt.Errorf("http.tls.hsts_max_age: %s is below a year; use at least %s (the default)", t.HSTSMaxAge, MinHSTSMaxAge))
 	}
 	return errs
 }
@@ -647,8 +745,9 @@ func (j Journal) problems() []error {
 	return errs
 }
 
-// isLoopback reports whether addr is host:port with a loopback host.
-func isLoopback(addr string) bool {
+// IsLoopback reports whether addr is host:port with a loopback host: localhost, 127.0.0.0/8 or
+// ::1. An empty host (":8080") and 0.0.0.0 or :: listen on every interface: not loopback.
+func IsLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

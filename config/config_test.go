@@ -35,6 +35,11 @@ func TestShippedConfigLoads(t *testing.T) {
 		cfg.HTTP.MaxAttrValueBytes != d.HTTP.MaxAttrValueBytes || cfg.HTTP.MaxTextBytes != d.HTTP.MaxTextBytes {
 		t.Errorf("http differs from Defaults: %+v", cfg.HTTP)
 	}
+	if cfg.HTTP.TLS != d.HTTP.TLS || cfg.HTTP.PublicURL != d.HTTP.PublicURL || cfg.HTTP.InsecureListen != d.HTTP.InsecureListen ||
+		cfg.Operator != d.Operator || cfg.Debug != d.Debug {
+		t.Errorf("http.tls %+v, public_url %q, insecure_listen %v, operator %+v, debug %+v differ from Defaults",
+			cfg.HTTP.TLS, cfg.HTTP.PublicURL, cfg.HTTP.InsecureListen, cfg.Operator, cfg.Debug)
+	}
 	if cfg.Replay != d.Replay {
 		t.Errorf("replay = %+v, want %+v", cfg.Replay, d.Replay)
 	}
@@ -159,12 +164,25 @@ func TestValidate(t *testing.T) {
 		{"signing half set", func(c *Broker) { c.Signing.CertFile = "b.pem" }, "signing"},
 		{"log format", func(c *Broker) { c.Log.Format = "xml" }, "log.format"},
 		{"log level", func(c *Broker) { c.Log.Level = "trace" }, "log.level"},
-		{"pprof on loopback", func(c *Broker) { c.Debug.PProf = "127.0.0.1:6060" }, ""},
-		{"pprof on localhost", func(c *Broker) { c.Debug.PProf = "localhost:6060" }, ""},
-		{"pprof on ::1", func(c *Broker) { c.Debug.PProf = "[::1]:6060" }, ""},
-		{"pprof on every address", func(c *Broker) { c.Debug.PProf = ":6060" }, "debug.pprof"},
-		{"pprof on a public address", func(c *Broker) { c.Debug.PProf = "10.0.0.1:6060" }, "debug.pprof"},
-		{"pprof without port", func(c *Broker) { c.Debug.PProf = "127.0.0.1" }, "debug.pprof"},
+		{"pprof on loopback", func(c *Broker) { c.Debug.PProf = true }, ""},
+		{"pprof on localhost", func(c *Broker) { c.Debug.PProf = true; c.Operator.Listen = "localhost:6060" }, ""},
+		{"pprof on ::1", func(c *Broker) { c.Debug.PProf = true; c.Operator.Listen = "[::1]:6060" }, ""},
+		{"pprof on every address", func(c *Broker) { c.Debug.PProf = true; c.Operator.Listen = ":6060" }, "debug.pprof"},
+		{"pprof on a public address", func(c *Broker) { c.Debug.PProf = true; c.Operator.Listen = "10.0.0.1:6060" }, "debug.pprof"},
+		{"operator on a public address", func(c *Broker) { c.Operator.Listen = "10.0.0.1:9100" }, ""},
+		{"operator without port", func(c *Broker) { c.Operator.Listen = "127.0.0.1" }, "operator.listen"},
+		{"operator empty", func(c *Broker) { c.Operator.Listen = "" }, "operator.listen"},
+		{"operator on listen's address", func(c *Broker) { c.Operator.Listen = c.Listen }, "operator.listen"},
+		{"operator and listen on free ports", func(c *Broker) { c.Listen, c.Operator.Listen = "127.0.0.1:0", "127.0.0.1:0" }, ""},
+		{"public url https", func(c *Broker) { c.HTTP.PublicURL = "https://sio-broker.example:8443" }, ""},
+		{"public url with a prefix", func(c *Broker) { c.HTTP.PublicURL = "https://gw.example/sio/" }, ""},
+		{"public url without scheme", func(c *Broker) { c.HTTP.PublicURL = "sio-broker.example:8443" }, "http.public_url"},
+		{"public url ftp", func(c *Broker) { c.HTTP.PublicURL = "ftp://sio-broker.example" }, "http.public_url"},
+		{"public url without host", func(c *Broker) { c.HTTP.PublicURL = "https:///SyncChannel" }, "http.public_url"},
+		{"public url with a query", func(c *Broker) { c.HTTP.PublicURL = "https://sio-broker.example/?x=1" }, "http.public_url"},
+		{"public url with credentials", func(c *Broker) { c.HTTP.PublicURL = "https://u:p@sio-broker.example" }, "http.public_url"},
+		{"hsts two years", func(c *Broker) { c.HTTP.TLS.HSTSMaxAge = 2 * MinHSTSMaxAge }, ""},
+		{"hsts a day", func(c *Broker) { c.HTTP.TLS.HSTSMaxAge = 24 * time.Hour }, "http.tls.hsts_max_age"},
 		{"synchronous normal", func(c *Broker) { c.Store.Synchronous = "normal" }, ""},
 		{"synchronous upper case", func(c *Broker) { c.Store.Synchronous = "FULL" }, "store.synchronous"},
 		{"synchronous off", func(c *Broker) { c.Store.Synchronous = "off" }, "store.synchronous"},
@@ -226,5 +244,65 @@ func TestLoadFileValidationErrors(t *testing.T) {
 				t.Fatalf("Load = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPlainListeners: a plain-HTTP listener counts as exposed unless its host is loopback
+// (127.0.0.0/8, ::1, localhost); every interface (0.0.0.0, ::, an empty host) and host names
+// count as exposed; listen with TLS does not; operator.listen is always plain.
+func TestPlainListeners(t *testing.T) {
+	for _, tc := range []struct {
+		listen, operator string
+		tls              bool
+		want             []string
+	}{
+		{"127.0.0.1:8080", "127.0.0.1:8081", false, nil},
+		{"127.1.2.3:8080", "[::1]:8081", false, nil},
+		{"localhost:8080", "localhost:8081", false, nil},
+		{"0.0.0.0:8080", "127.0.0.1:8081", false, []string{"listen 0.0.0.0:8080"}},
+		{":8080", "127.0.0.1:8081", false, []string{"listen :8080"}},
+		{"[::]:8080", "127.0.0.1:8081", false, []string{"listen [::]:8080"}},
+		{"10.1.2.3:8080", "127.0.0.1:8081", false, []string{"listen 10.1.2.3:8080"}},
+		{"broker.example:8080", "127.0.0.1:8081", false, []string{"listen broker.example:8080"}},
+		{"0.0.0.0:8443", "127.0.0.1:8081", true, nil},
+		{"0.0.0.0:8443", "0.0.0.0:8081", true, []string{"operator.listen 0.0.0.0:8081"}},
+		{"0.0.0.0:8080", ":8081", false, []string{"listen 0.0.0.0:8080", "operator.listen :8081"}},
+	} {
+		c := Defaults()
+		c.Listen, c.Operator.Listen, c.HTTP.TLS.Enabled = tc.listen, tc.operator, tc.tls
+		if got := c.PlainListeners(); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("listen %s, operator %s, TLS %v: %q, want %q", tc.listen, tc.operator, tc.tls, got, tc.want)
+		}
+	}
+}
+
+// TestListenerKeysLoad: the listener keys come from the file and the environment
+// (SIOBROKER_HTTP_INSECURE_LISTEN, SIOBROKER_OPERATOR_LISTEN); the development PKI cannot be
+// asked for by either, only by serve --dev.
+func TestListenerKeysLoad(t *testing.T) {
+	d := Defaults()
+	if d.Operator.Listen != "127.0.0.1:8081" || !IsLoopback(d.Operator.Listen) || d.HTTP.InsecureListen || d.Dev ||
+		d.HTTP.TLS.HSTSMaxAge != 365*24*time.Hour || d.Debug.PProf {
+		t.Errorf("defaults: operator %q, insecure %v, dev %v, hsts %s, pprof %v", d.Operator.Listen, d.HTTP.InsecureListen, d.Dev,
+			d.HTTP.TLS.HSTSMaxAge, d.Debug.PProf)
+	}
+	t.Setenv("SIOBROKER_HTTP_INSECURE_LISTEN", "true")
+	t.Setenv("SIOBROKER_OPERATOR_LISTEN", "127.0.0.1:9191")
+	cfg, err := Load(writeConfig(t, "http:\n  public_url: https://sio.example:8443\n  tls:\n    hsts_max_age: 17520h\ndebug:\n  pprof: true\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.HTTP.InsecureListen || cfg.Operator.Listen != "127.0.0.1:9191" || cfg.HTTP.PublicURL != "https://sio.example:8443" ||
+		cfg.HTTP.TLS.HSTSMaxAge != 2*365*24*time.Hour || !cfg.Debug.PProf {
+		t.Errorf("loaded %+v, operator %+v, pprof %v", cfg.HTTP, cfg.Operator, cfg.Debug.PProf)
+	}
+	for _, body := range []string{"dev: true\n", "Dev: true\n"} {
+		if _, err := Load(writeConfig(t, body), true); err == nil || !strings.Contains(strings.ToLower(err.Error()), "dev") {
+			t.Errorf("a file saying %q: Load = %v, want the key refused", body, err)
+		}
+	}
+	t.Setenv("SIOBROKER_DEV", "true")
+	if cfg, err := Load("", false); err != nil || cfg.Dev {
+		t.Errorf("SIOBROKER_DEV=true: Dev %v, %v; want the environment ignored", cfg.Dev, err)
 	}
 }

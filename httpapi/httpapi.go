@@ -1,6 +1,7 @@
 // Package httpapi serves the broker over HTTP: the SOAP endpoint (POST), its WSDL and XSDs
-// (GET ?wsdl, ?xsd=NAME) and the liveness check (/healthz). Every fault leaves through
-// soap.WriteFault.
+// (GET ?wsdl, ?xsd=NAME) and the liveness check (/healthz); and the server around it: timeouts,
+// TLS under the one policy of internal/tlspolicy, and HSTS on every HTTPS response. Every fault
+// leaves through soap.WriteFault.
 package httpapi
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/internal/tlspolicy"
 	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
@@ -29,10 +31,15 @@ type Pipeline interface {
 	Handle(ctx context.Context, body io.Reader, contentType string) (*broker.Reply, broker.Request, error)
 }
 
-// Config configures the handler. Endpoint, Clock and Logger are required; a zero MaxBodyBytes
-// takes soap.DefaultMaxBytes, a negative one is refused.
+// Config configures the handler. Endpoint, PublicURL, Clock and Logger are required; a zero
+// MaxBodyBytes takes soap.DefaultMaxBytes, a negative one is refused.
 type Config struct {
 	Endpoint string // the path pattern of the SOAP endpoint
+	// PublicURL is the scheme, host and optional path prefix clients reach the broker at
+	// (http.public_url): the served WSDLs give PublicURL+Endpoint as the service's address. It
+	// never comes from the request: a Host header is the client's word, and a WSDL that
+	// reflected it would send the next client that trusts a cached copy wherever the first said.
+	PublicURL string
 	// WSDL is the embedded service description served at ?wsdl (soap.WSDLSyncChannel when
 	// empty); ?wsdl=NAME serves the one it imports, and the others the endpoint takes
 	// (WSDLAlso), each with this endpoint's address.
@@ -63,6 +70,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Endpoint == "" {
 		errs = append(errs, errors.New("httpapi: Config.Endpoint is required"))
+	}
+	if c.PublicURL == "" {
+		errs = append(errs, errors.New("httpapi: Config.PublicURL is required: the address the WSDL gives, never the request's Host"))
 	}
 	if c.Clock == nil {
 		errs = append(errs, errors.New("httpapi: Config.Clock is required"))
@@ -95,7 +105,7 @@ func NewHandler(cfg Config, pipeline Pipeline) (http.Handler, error) {
 	mux := http.NewServeMux()
 	s := &server{cfg: cfg, pipeline: pipeline}
 	mux.HandleFunc(cfg.Endpoint, s.endpoint)
-	mux.HandleFunc("GET /healthz", healthz)
+	mux.Handle("GET /healthz", Healthz())
 	for pattern, h := range cfg.Mount {
 		mux.Handle(pattern, h)
 	}
@@ -118,20 +128,16 @@ func (s *server) endpoint(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// describe serves the WSDL, with the address rewritten to the one the client used, and the XSDs
-// it imports.
+// describe serves the WSDL, with the address rewritten to the configured public one
+// (Config.PublicURL), and the XSDs it imports.
 func (s *server) describe(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	switch {
 	case q.Has("wsdl") || q.Has("WSDL"):
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
 		name := cmp.Or(q.Get("wsdl"), q.Get("WSDL"), s.cfg.WSDL, soap.WSDLSyncChannel)
 		b, ok := []byte(nil), s.servesWSDL(name)
 		if ok {
-			b, ok = soap.WSDLFile(name, scheme+"://"+r.Host+s.cfg.Endpoint)
+			b, ok = soap.WSDLFile(name, strings.TrimSuffix(s.cfg.PublicURL, "/")+s.cfg.Endpoint)
 		}
 		if !ok {
 			http.Error(w, "no such service description", http.StatusNotFound)
@@ -249,8 +255,11 @@ func loggableReason(err error) string {
 	return siobroker.ErrorMessage(err)
 }
 
-// healthz is the liveness check: the process serves HTTP. Whether it can take requests is
-// readiness, served at /readyz by the operations package.
+// Healthz is the liveness check, "ok": the process serves HTTP. It is on the SOAP listener, for
+// load balancers, and on the operator's; whether the broker can take requests is readiness,
+// /readyz, on the operator's listener only.
+func Healthz() http.Handler { return http.HandlerFunc(healthz) }
+
 func healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, "ok\n")
@@ -281,14 +290,15 @@ func NewServer(cfg ServerConfig, h http.Handler, logger *slog.Logger) *http.Serv
 	}
 }
 
-// TLSConfig builds the server's TLS settings. With clientAuth "require", only client
-// certificates that chain to roots are accepted; "request" asks for one and verifies it if given.
+// TLSConfig builds the server's TLS settings under tlspolicy: TLS 1.3, and TLS 1.2 with ECDHE
+// and AEAD suites only. With clientAuth "require", only client certificates that chain to roots
+// are accepted; "request" asks for one and verifies it if given.
 func TLSConfig(certFile, keyFile, clientAuth string, roots []*x509.Certificate) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load TLS certificate %s: %w", certFile, err)
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	cfg := tlspolicy.Apply(&tls.Config{Certificates: []tls.Certificate{cert}})
 	pool := x509.NewCertPool()
 	for _, r := range roots {
 		pool.AddCert(r)
@@ -303,4 +313,22 @@ func TLSConfig(certFile, keyFile, clientAuth string, roots []*x509.Certificate) 
 		return nil, errors.New("tls client_auth must be none, request or require")
 	}
 	return cfg, nil
+}
+
+// MinHSTSMaxAge is the shortest Strict-Transport-Security max-age HSTS sets: one year, the
+// floor browsers' preload lists ask for. A shorter one leaves a browser that has not come back
+// within it open to a downgrade to plain HTTP again.
+const MinHSTSMaxAge = 365 * 24 * time.Hour
+
+// HSTS wraps h so that every response carries Strict-Transport-Security with maxAge (at least
+// MinHSTSMaxAge; a shorter one is raised to it). It is for a server that speaks only HTTPS: a
+// browser that once reached the dashboard over TLS then refuses to be sent to it over plain
+// HTTP. The header is set before h runs, so faults, 404s and the WSDL carry it too. No
+// includeSubDomains: the broker does not own its domain's other names.
+func HSTS(maxAge time.Duration, h http.Handler) http.Handler {
+	value := fmt.Sprintf("max-age=%d", int64(max(maxAge, MinHSTSMaxAge)/time.Second))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", value)
+		h.ServeHTTP(w, r)
+	})
 }

@@ -22,6 +22,9 @@ import (
 
 const endpoint = "/SyncChannel/v10"
 
+// publicURL is the configured address the tests' WSDLs must give.
+const publicURL = "https://broker.sio.example:8443"
+
 type fixedClock struct{ t time.Time }
 
 func (c fixedClock) Now() time.Time { return c.t }
@@ -55,6 +58,7 @@ func newServer(t *testing.T, p *fakePipeline, ready func(context.Context) error)
 	t.Helper()
 	h := newHandler(t, Config{
 		Endpoint:     endpoint,
+		PublicURL:    publicURL,
 		MaxBodyBytes: 4096,
 		Clock:        fixedClock{time.Date(2026, 11, 23, 17, 0, 0, 0, siobroker.Astana)},
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -78,7 +82,7 @@ func newHandler(t *testing.T, cfg Config, p Pipeline) http.Handler {
 // TestNewHandlerValidates: a missing required field, a negative body limit, a mount without a
 // handler or no pipeline is refused, naming it.
 func TestNewHandlerValidates(t *testing.T) {
-	full := Config{Endpoint: endpoint, Clock: fixedClock{time.Now()}, Logger: slog.New(slog.DiscardHandler)}
+	full := Config{Endpoint: endpoint, PublicURL: publicURL, Clock: fixedClock{time.Now()}, Logger: slog.New(slog.DiscardHandler)}
 	if _, err := NewHandler(full, &fakePipeline{}); err != nil {
 		t.Fatalf("NewHandler with every field: %v", err)
 	}
@@ -87,6 +91,7 @@ func TestNewHandlerValidates(t *testing.T) {
 		mod  func(*Config, *Pipeline)
 	}{
 		{"httpapi: Config.Endpoint is required", func(c *Config, _ *Pipeline) { c.Endpoint = "" }},
+		{"httpapi: Config.PublicURL is required", func(c *Config, _ *Pipeline) { c.PublicURL = "" }},
 		{"httpapi: Config.Clock is required", func(c *Config, _ *Pipeline) { c.Clock = nil }},
 		{"httpapi: Config.Logger is required", func(c *Config, _ *Pipeline) { c.Logger = nil }},
 		{"httpapi: Config.MaxBodyBytes must not be negative", func(c *Config, _ *Pipeline) { c.MaxBodyBytes = -1 }},
@@ -103,6 +108,26 @@ func TestNewHandlerValidates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// getWithHost GETs url with the request's Host header set to host, as a client can.
+func getWithHost(t *testing.T, url, host string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
 }
 
 func do(t *testing.T, method, url string, body io.Reader, header map[string]string) (*http.Response, []byte) {
@@ -264,22 +289,27 @@ func TestChunkedBodyIsLimited(t *testing.T) {
 	}
 }
 
+// TestWSDL: the WSDL gives the configured public address, whatever Host the request names: a
+// client that sends Host: evil.example does not get a WSDL pointing there.
 func TestWSDL(t *testing.T) {
 	p := &fakePipeline{}
 	srv := newServer(t, p, nil)
 	u, _ := url.Parse(srv.URL)
 	for _, q := range []string{"?wsdl", "?WSDL"} {
 		t.Run(q, func(t *testing.T) {
-			resp, body := do(t, http.MethodGet, srv.URL+endpoint+q, nil, nil)
+			resp, body := getWithHost(t, srv.URL+endpoint+q, "evil.example")
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status = %d", resp.StatusCode)
 			}
 			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/xml") {
 				t.Fatalf("Content-Type = %q", ct)
 			}
-			want := `location="http://` + u.Host + endpoint + `"`
+			want := `location="` + publicURL + endpoint + `"`
 			if !bytes.Contains(body, []byte(want)) {
 				t.Fatalf("WSDL does not carry %s:\n%s", want, body)
+			}
+			if bytes.Contains(body, []byte("evil.example")) || bytes.Contains(body, []byte(u.Host)) {
+				t.Fatalf("WSDL reflects the request's Host:\n%s", body)
 			}
 			if bytes.Contains(body, []byte(`location="http://127.0.0.1:8080/`)) {
 				t.Fatalf("WSDL still carries the placeholder address")
@@ -296,7 +326,7 @@ func TestWSDL(t *testing.T) {
 func TestWSDLsOfAnEndpoint(t *testing.T) {
 	const asyncPath = "/AsyncChannel/v10"
 	async := httptest.NewServer(newHandler(t, Config{
-		Endpoint: asyncPath, WSDL: soap.WSDLAsyncChannel, WSDLAlso: []string{soap.WSDLSyncChannel},
+		Endpoint: asyncPath, PublicURL: publicURL, WSDL: soap.WSDLAsyncChannel, WSDLAlso: []string{soap.WSDLSyncChannel},
 		Clock: fixedClock{time.Now()}, Logger: slog.New(slog.DiscardHandler),
 	}, &fakePipeline{}))
 	t.Cleanup(async.Close)
@@ -308,7 +338,7 @@ func TestWSDLsOfAnEndpoint(t *testing.T) {
 	}{
 		{async.URL, asyncPath, "?wsdl", 200, `location="?wsdl=async-channel-v10-interface.wsdl"`},
 		{async.URL, asyncPath, "?wsdl=async-channel-v10-interface.wsdl", 200, `name="IAsyncChannel"`},
-		{async.URL, asyncPath, "?wsdl=sync-channel-v10.wsdl", 200, asyncPath + `"`},
+		{async.URL, asyncPath, "?wsdl=sync-channel-v10.wsdl", 200, `"` + publicURL + asyncPath + `"`},
 		{syncSrv.URL, endpoint, "?wsdl=async-channel-v10.wsdl", 404, ""},
 		{syncSrv.URL, endpoint, "?wsdl=../schemas.go", 404, ""},
 	} {
@@ -431,7 +461,7 @@ func TestObserveAndLogs(t *testing.T) {
 		return &broker.Reply{Bytes: []byte("<reply/>"), MessageID: "req-1", RequestID: "msg-1"}, req, nil
 	}}
 	h := newHandler(t, Config{
-		Endpoint: endpoint, MaxBodyBytes: 4096,
+		Endpoint: endpoint, PublicURL: publicURL, MaxBodyBytes: 4096,
 		Clock:  fixedClock{time.Date(2026, 11, 23, 17, 0, 0, 0, siobroker.Astana)},
 		Logger: slog.New(slog.NewJSONHandler(lockedWriter{&logMu, &logs}, nil)),
 		Observe: func(o siobroker.Outcome, c siobroker.Code, _ time.Duration) {

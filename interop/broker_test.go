@@ -36,6 +36,7 @@ type broker struct {
 	data     string
 	pki      string
 	base     string // http://127.0.0.1:PORT
+	ops      string // the operator listener's base, http://127.0.0.1:PORT: /readyz
 	endpoint string // base + endpointPath
 	logPath  string // the broker's standard output and error
 	demo     demoPKI
@@ -155,10 +156,10 @@ func goCommand(dir string, args ...string) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
-// start runs `siobroker serve` on a free loopback port with a fresh data directory, from the
-// module root so that the config's relative paths (configs/...) resolve, and waits until
-// /readyz answers 200 and the development PKI is written. A port taken between choosing and
-// binding it is retried.
+// start runs `siobroker serve --dev` on a free loopback port (and its operator listener on
+// another) with a fresh data directory, from the module root so that the config's relative paths
+// (configs/...) resolve, and waits until /readyz answers 200 and the development PKI is written.
+// A port taken between choosing and binding it is retried.
 func (b *broker) start() error {
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ {
@@ -166,6 +167,11 @@ func (b *broker) start() error {
 		if err != nil {
 			return err
 		}
+		opsPort, err := freePort()
+		if err != nil {
+			return err
+		}
+		b.ops = fmt.Sprintf("http://127.0.0.1:%d", opsPort)
 		b.data = filepath.Join(b.tmp, "data")
 		if err := os.RemoveAll(b.data); err != nil {
 			return err
@@ -174,7 +180,7 @@ func (b *broker) start() error {
 		b.base = fmt.Sprintf("http://127.0.0.1:%d", port)
 		b.endpoint = b.base + endpointPath
 		b.logPath = filepath.Join(b.tmp, fmt.Sprintf("broker-%d.log", attempt))
-		lastErr = b.startOnce(port)
+		lastErr = b.startOnce(port, opsPort)
 		if lastErr == nil {
 			return b.loadDemo()
 		}
@@ -186,20 +192,20 @@ func (b *broker) start() error {
 	return lastErr
 }
 
-func (b *broker) startOnce(port int) error {
+func (b *broker) startOnce(port, opsPort int) error {
 	logFile, err := os.Create(b.logPath)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close() // the child holds its own descriptor
-	cmd := exec.Command(b.bin, "serve",
+	cmd := exec.Command(b.bin, "serve", "--dev",
 		"--data", b.data,
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--config", filepath.Join(b.root, "configs", "broker.yaml"))
 	cmd.Dir = b.root
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.Env = brokerEnviron()
+	cmd.Env = append(brokerEnviron(), fmt.Sprintf("SIOBROKER_OPERATOR_LISTEN=127.0.0.1:%d", opsPort))
 	setChildAttrs(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
@@ -223,14 +229,14 @@ func (b *broker) startOnce(port int) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the broker was not ready within %v (GET %s/readyz and %s)", readyTimeout, b.base, filepath.Join(b.pki, "demo.json"))
+			return fmt.Errorf("the broker was not ready within %v (GET %s/readyz and %s)", readyTimeout, b.ops, filepath.Join(b.pki, "demo.json"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
 func (b *broker) ready(client *http.Client) bool {
-	resp, err := client.Get(b.base + "/readyz")
+	resp, err := client.Get(b.ops + "/readyz")
 	if err != nil {
 		return false
 	}

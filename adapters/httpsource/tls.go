@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/sio-pso/siobroker/internal/tlspolicy"
 )
 
 // TLSFiles are the files of a source's HTTPS connection: the roots its server certificate must
@@ -20,11 +22,14 @@ type TLSFiles struct {
 	ServerName string // the name the source's certificate must carry, when the URL's host is not it
 }
 
-// Client returns an HTTP client for the files: TLS 1.2 at least, the roots of CAFile only when
-// it is given, the client certificate when given. Every file is read now, so that a missing or
-// unreadable one is reported when the configuration is checked, not at the first request.
+// Client returns an HTTP client for the files: the broker's TLS policy (internal/tlspolicy:
+// TLS 1.3, or TLS 1.2 with ECDHE and AEAD suites; the adapter carries citizens' data back from
+// the source as the broker carries it out), the roots of CAFile only when it is given, the
+// client certificate when given. A source that offers only CBC suites or an RSA key exchange is
+// refused at the handshake, with an error naming TLS. Every file is read now, so that a missing
+// or unreadable one is reported when the configuration is checked, not at the first request.
 func (f TLSFiles) Client() (*http.Client, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName}
+	cfg := tlspolicy.Apply(&tls.Config{ServerName: f.ServerName})
 	if f.CAFile != "" {
 		pem, err := os.ReadFile(f.CAFile)
 		if err != nil {

@@ -257,8 +257,8 @@ func (t *topology) halfRateLoad(ctx context.Context, f benchFlags, log io.Writer
 	return t.load(ctx, f, log, fmt.Sprintf("%d service(s) at %.0f/s", f.services[0], rate), args...)
 }
 
-// profileBroker starts a CPU profile of the broker for about d (from the debug.pprof listener)
-// and returns a function that waits for it to be written to file.
+// profileBroker starts a CPU profile of the broker for about d (from its operator listener, with
+// debug.pprof) and returns a function that waits for it to be written to file.
 func (t *topology) profileBroker(ctx context.Context, file string, d time.Duration, log io.Writer) func() {
 	done := make(chan struct{})
 	go func() {

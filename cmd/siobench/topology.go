@@ -86,8 +86,8 @@ type topology struct {
 	prefix    string // the queue prefix, unique to this run
 	instance  string
 	endpoint  string // the broker's SOAP endpoint
-	metrics   string // the broker's /metrics
-	debugAddr string // the broker's pprof and expvar listener
+	metrics   string // the broker's /metrics, on its operator listener
+	debugAddr string // the broker's operator listener: /metrics, and pprof and expvar (debug.pprof)
 	broker    *process
 	adapter   *process
 }
@@ -125,19 +125,20 @@ func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topolog
 		return nil, err
 	}
 	t.endpoint = "http://" + listen + "/SyncChannel/v10"
-	t.metrics = "http://" + listen + "/metrics"
+	t.metrics = "http://" + t.debugAddr + "/metrics"
 	env := []string{
 		"SIOBROKER_TRANSPORT=amqp", "SIOBROKER_AMQP_URL=" + f.amqpURL, "SIOBROKER_AMQP_PREFIX=" + t.prefix,
 		"SIOBROKER_AMQP_INSTANCE=" + t.instance, "SIOBROKER_AMQP_CLASSIC_QUEUES=" + strconv.FormatBool(f.queues == "classic"),
 		"SIOBROKER_AMQP_IN_PROCESS_ADAPTERS=" + strconv.FormatBool(f.adapters == "in-broker"),
 		"SIOBROKER_LISTEN=" + listen, "SIOBROKER_DATA_DIR=" + filepath.Join(dir, "data"),
-		"SIOBROKER_DEBUG_PPROF=" + t.debugAddr, "SIOBROKER_LOG_LEVEL=warn",
+		"SIOBROKER_OPERATOR_LISTEN=" + t.debugAddr, "SIOBROKER_DEBUG_PPROF=true", "SIOBROKER_LOG_LEVEL=warn",
 	}
 	if f.synchronous != "" {
 		env = append(env, "SIOBROKER_STORE_SYNCHRONOUS="+f.synchronous)
 	}
-	fmt.Fprintf(log, "siobench: %s: broker on %s (pprof on %s), queues %s%s (%s), adapters: %s\n", dir, listen, t.debugAddr, t.prefix, "sio.*", f.queues, f.adapters)
-	if t.broker, err = t.start(ctx, "broker", env, "serve", "--config", "configs/broker.yaml"); err != nil {
+	fmt.Fprintf(log, "siobench: %s: broker on %s (metrics and pprof on %s), queues %s%s (%s), adapters: %s\n", dir, listen, t.debugAddr, t.prefix, "sio.*", f.queues, f.adapters)
+	// --dev: the broker signs with the development PKI the adapter's demo case registries read.
+	if t.broker, err = t.start(ctx, "broker", env, "serve", "--config", "configs/broker.yaml", "--dev"); err != nil {
 		return nil, err
 	}
 	if err := t.broker.waitFor(ctx, "listening on", time.Minute); err != nil {

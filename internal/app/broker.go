@@ -41,15 +41,10 @@ import (
 // DefaultConfigFile is the broker's configuration file, relative to the working directory.
 const DefaultConfigFile = "configs/broker.yaml"
 
-// Serve runs a broker on cfg until ctx ends: the debug listener if configured, the broker, and a
-// reload of the CRLs, routes, rights and maintenance windows on SIGHUP. It prints the endpoint to stdout
-// once the broker is ready.
+// Serve runs a broker on cfg until ctx ends: the broker with its operator's listener, and a
+// reload of the CRLs, routes, rights and maintenance windows on SIGHUP. It prints the endpoint,
+// the WSDL's address and the operator's endpoints to stdout once the broker is ready.
 func Serve(ctx context.Context, cfg config.Broker, stdout io.Writer, logger *slog.Logger) error {
-	_, stopDebug, err := serveDebug(cfg.Debug.PProf, logger)
-	if err != nil {
-		return err
-	}
-	defer stopDebug()
 	b, err := Start(ctx, cfg, siobroker.SystemClock{}, logger)
 	if err != nil {
 		return err
@@ -57,7 +52,13 @@ func Serve(ctx context.Context, cfg config.Broker, stdout io.Writer, logger *slo
 	// SIGHUP reloads the CRLs, routes, rights and maintenance windows (see liveConfig.Reload).
 	signal.Notify(b.hup, syscall.SIGHUP)
 	defer signal.Stop(b.hup)
-	fmt.Fprintf(stdout, "siobroker listening on %s%s (WSDL: %s%s?wsdl)\n", b.BaseURL(), cfg.Endpoint, b.BaseURL(), cfg.Endpoint)
+	fmt.Fprintf(stdout, "siobroker listening on %s%s (WSDL: %s%s?wsdl, service address %s%s)\n",
+		b.BaseURL(), cfg.Endpoint, b.BaseURL(), cfg.Endpoint, b.PublicURL(), cfg.Endpoint)
+	debug := ""
+	if cfg.Debug.PProf {
+		debug = ", " + PProfPath + ", " + ExpvarPath
+	}
+	fmt.Fprintf(stdout, "operator endpoints on %s (%s, %s, %s%s)\n", b.OperatorURL(), MetricsPath, ReadyzPath, HealthzPath, debug)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	if err := b.Close(); err != nil {
@@ -93,6 +94,7 @@ type Broker struct {
 	async        asyncWorker // the worker of the asynchronous channel
 	ops          *brokerOps  // the snapshot, metrics and readiness (serve_ops.go)
 	web          webServer
+	operator     operatorServer // metrics, readiness and diagnostics (operator_server.go)
 }
 
 // devPKI is the development PKI of the embedded default, created on first start in DATA/pki.
@@ -116,11 +118,13 @@ type asyncWorker struct {
 	done chan struct{}      // closed when it has stopped
 }
 
-// webServer is the HTTP server of every face of the broker.
+// webServer is the HTTP server of the broker's public faces: the channels, reports and the
+// dashboard.
 type webServer struct {
-	server   *http.Server
-	listener net.Listener
-	tls      bool
+	server    *http.Server
+	listener  net.Listener
+	tls       bool
+	publicURL string // the address the WSDLs give: http.public_url, or derived from the listener
 }
 
 // PKIDir is the directory of the development PKI; "" when the configuration names the keys.
@@ -135,6 +139,10 @@ type Options struct {
 	NoAsyncWorker bool // accept asynchronous requests but never process them
 }
 
+// PublicURL is the address the WSDLs give clients: http.public_url, or the scheme and address
+// derived from listen (publicURLOf).
+func (b *Broker) PublicURL() string { return b.web.publicURL }
+
 // BaseURL is the scheme and address the broker listens on.
 func (b *Broker) BaseURL() string {
 	if b.web.tls {
@@ -148,13 +156,17 @@ func Start(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger
 	return StartWith(ctx, cfg, clock, logger, Options{})
 }
 
-// loadKeys returns the trust configuration and the broker's signer: the configured files, or the
-// development PKI in DATA/pki, created on first start.
+// loadKeys returns the trust configuration and the broker's signer: the configured files, or,
+// with --dev (cfg.Dev) alone, the development PKI in DATA/pki, created on first start, for what
+// the configuration leaves empty.
 func loadKeys(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, b *Broker) (signing.TrustConfig, *signing.Signer, error) {
 	trustCfg := signing.TrustConfig{RootFiles: cfg.Trust.Roots, IntermediateFiles: cfg.Trust.Intermediates, CRLFiles: cfg.Trust.CRLs,
 		CRLStaleGrace: cfg.Trust.StaleGrace()}
 	certFile, keyFile := cfg.Signing.CertFile, cfg.Signing.KeyFile
-	if len(trustCfg.RootFiles) == 0 || certFile == "" {
+	if missing := devPKIFor(cfg); len(missing) > 0 {
+		if !cfg.Dev { // CheckStart refused this already; never fall back silently
+			return trustCfg, nil, CheckStart(cfg)
+		}
 		b.pki.dir = filepath.Join(cfg.DataDir, "pki")
 		m, created, err := devpki.Ensure(b.pki.dir, clock.Now())
 		if err != nil {
@@ -164,6 +176,8 @@ func loadKeys(cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, b *
 		if created {
 			logger.Warn("created a development PKI: NOT FOR PRODUCTION", "dir", b.pki.dir, "users", len(m.Users))
 		}
+		logger.Warn("--dev: the development PKI stands in for the configuration: NOT FOR PRODUCTION", "for", strings.Join(missing, ", "),
+			"dir", b.pki.dir)
 		if len(trustCfg.RootFiles) == 0 {
 			trustCfg.RootFiles = []string{filepath.Join(b.pki.dir, m.CA)}
 			if len(trustCfg.CRLFiles) == 0 {
@@ -296,6 +310,7 @@ func (b *Broker) Close() error {
 	} else if b.web.listener != nil {
 		errs = append(errs, b.web.listener.Close())
 	}
+	errs = append(errs, b.closeOperator())
 	if b.async.stop != nil {
 		b.async.stop()
 		<-b.async.done

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -30,7 +29,7 @@ type opsDeps struct {
 	signer  *signing.Signer
 }
 
-// Paths of the operations endpoints on the broker's HTTP handler.
+// Paths of the operations endpoints on the operator's listener (operator_server.go).
 const (
 	MetricsPath = "/metrics"
 	ReadyzPath  = "/readyz"
@@ -92,9 +91,8 @@ func (b *Broker) newMonitor(dispatcher health.DispatchStats, tracker health.Dela
 
 // startOperations adds the readiness checks over the broker's parts to b.ops (whose metrics and
 // snapshot startDispatcher built), warns now if the broker's certificate is near its end, and
-// starts the daily warning. The router and the transport must be running. mount adds the
-// operations endpoints to the HTTP handler's; Metrics.ObserveRequests is the request observer of
-// a channel.
+// starts the daily warning. The router and the transport must be running. operatorHandler
+// serves the operations endpoints; Metrics.ObserveRequests is the request observer of a channel.
 func (b *Broker) startOperations(ctx context.Context, cfg config.Broker, clock siobroker.Clock, logger *slog.Logger, deps opsDeps) error {
 	checks := []health.Check{
 		health.FuncCheck("transport", "the message transport is not ready", b.transportReady),
@@ -132,11 +130,4 @@ func (b *Broker) transportReady(context.Context) error {
 		}
 	}
 	return nil
-}
-
-// mount adds the operations endpoints to the handlers of httpapi.Config.Mount.
-func (o *brokerOps) mount(handlers map[string]http.Handler) map[string]http.Handler {
-	handlers["GET "+MetricsPath] = o.Metrics.Handler()
-	handlers["GET "+ReadyzPath] = o.Readiness
-	return handlers
 }

@@ -23,6 +23,7 @@ func TestLoadKeysCRLStalePolicy(t *testing.T) {
 	} {
 		cfg := config.Defaults()
 		cfg.DataDir = dir // the development PKI, made on the first pass
+		cfg.Dev = true
 		cfg.Trust.CRLStale, cfg.Trust.CRLStaleGraceFor = tc.policy, tc.grace
 		trustCfg, _, err := loadKeys(cfg, siobroker.SystemClock{}, slog.New(slog.DiscardHandler), &Broker{})
 		if err != nil {

@@ -3,18 +3,23 @@ package app
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 
 	"github.com/sio-pso/siobroker/broker"
+	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/httpapi"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/operator/reports"
 	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
-// startHTTP mounts every face of the broker (the synchronous and asynchronous channels, reports,
-// the dashboard, metrics and readiness) on one handler and starts serving it.
+// startHTTP mounts the public faces of the broker (the synchronous and asynchronous channels,
+// reports, the dashboard, liveness) on one handler and starts serving it, with HSTS over TLS;
+// then the operator's listener (metrics, readiness, diagnostics), apart.
 func (b *Broker) startHTTP(p *parts) error {
 	cfg := p.cfg
 	srvCfg := httpapi.ServerConfig{
@@ -28,16 +33,22 @@ func (b *Broker) startHTTP(p *parts) error {
 		}
 		b.web.tls = true
 	}
-	handler, err := b.handler(p)
-	if err != nil {
-		return err
-	}
-	b.web.server = httpapi.NewServer(srvCfg, handler, p.logger)
+	// Bound first: the WSDLs' address, when the configuration does not give it, is the address
+	// bound (a port 0 becomes the port chosen).
 	listener, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	b.web.listener = listener
+	b.web.publicURL = publicURLOf(cfg, listener.Addr(), p.logger)
+	handler, err := b.handler(p)
+	if err != nil {
+		return err
+	}
+	if b.web.tls {
+		handler = httpapi.HSTS(cfg.HTTP.TLS.HSTSMaxAge, handler)
+	}
+	b.web.server = httpapi.NewServer(srvCfg, handler, p.logger)
 	go func() {
 		var err error
 		if b.web.tls {
@@ -49,7 +60,37 @@ func (b *Broker) startHTTP(p *parts) error {
 			p.logger.Error("HTTP server stopped", "error", err)
 		}
 	}()
-	return nil
+	return b.startOperator(cfg, p.logger)
+}
+
+// publicURLOf is the address the WSDLs give: http.public_url, else the scheme of http.tls and
+// the host of listen with the port bound. A wildcard host (0.0.0.0, ::, none) names no address a
+// client could use: the machine's host name stands for it, with a warning to set
+// http.public_url. The request's Host header is never used: it is the client's word.
+func publicURLOf(cfg config.Broker, bound net.Addr, logger *slog.Logger) string {
+	if cfg.HTTP.PublicURL != "" {
+		return strings.TrimSuffix(cfg.HTTP.PublicURL, "/")
+	}
+	scheme := "http"
+	if cfg.HTTP.TLS.Enabled {
+		scheme = "https"
+	}
+	host, _, _ := net.SplitHostPort(cfg.Listen) // validated by config
+	_, port, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		port = "0"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		name, err := os.Hostname()
+		if err != nil || name == "" {
+			name = "localhost"
+		}
+		u := scheme + "://" + net.JoinHostPort(name, port)
+		logger.Warn("http.public_url is not set and listen names every interface: the WSDLs give this machine's name; "+
+			"set http.public_url to the address clients use", "listen", cfg.Listen, "public_url", u)
+		return u
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // handler is the broker's HTTP handler: the synchronous channel at the configured endpoint, with
@@ -58,6 +99,7 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
 	asyncHandler, err := httpapi.NewHandler(httpapi.Config{
 		Endpoint:     AsyncPath,
+		PublicURL:    b.web.publicURL,
 		WSDL:         soap.WSDLAsyncChannel,
 		WSDLAlso:     []string{soap.WSDLSyncChannel}, // the broker's own asynchronous variant
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
@@ -80,12 +122,14 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		return nil, err
 	}
 	return httpapi.NewHandler(httpapi.Config{
-		Mount: b.ops.mount(map[string]http.Handler{
+		// No /metrics, /readyz or /debug/ here: they are on the operator's listener alone.
+		Mount: map[string]http.Handler{
 			AsyncPath:      asyncHandler,
 			reports.Path:   reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replayMarks),
 			dashboard.Path: dashboardHandler,
-		}),
+		},
 		Endpoint:     cfg.Endpoint,
+		PublicURL:    b.web.publicURL,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Clock:        clock,
 		Logger:       logger.With("component", "http"),

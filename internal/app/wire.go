@@ -59,6 +59,9 @@ func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, lo
 		}
 	}()
 	p := &parts{cfg: cfg, clock: clock, logger: withRequestIDs(logger)}
+	if err := CheckStart(cfg); err != nil {
+		return nil, err
+	}
 	if err := b.openStores(ctx, p); err != nil {
 		return nil, err
 	}
@@ -74,14 +77,14 @@ func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, lo
 	if err := b.startJobs(ctx, p, opts); err != nil {
 		return nil, err
 	}
-	p.logger.Info("broker ready", "listen", b.web.listener.Addr().String(), "transport", cfg.Transport,
+	p.logger.Info("broker ready", "listen", b.web.listener.Addr().String(), "operator", b.operator.listener.Addr().String(), "transport", cfg.Transport,
 		"in_process_services", p.inProcessServices, "data", cfg.DataDir, "reply_topic", p.dispatcher.ReplyTopic())
 	return b, nil
 }
 
 // openStores loads the keys and the trust store, the reloadable configuration and the case rules,
-// opens the store and the journal, and builds the user registry (seeding the demo users of a
-// development PKI) and the signature verifier.
+// opens the store and the journal, and builds the user registry (seeding the demo users of the
+// development PKI, under --dev only) and the signature verifier.
 func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
 	if err := privateDataDir(cfg, logger); err != nil {

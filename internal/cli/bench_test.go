@@ -40,7 +40,8 @@ func BenchmarkSendEndToEnd(b *testing.B) {
 func benchSend(b *testing.B, transport string, services int) {
 	ctx := context.Background()
 	cfg := config.Defaults()
-	cfg.Listen = "127.0.0.1:0"
+	cfg.Dev = true
+	cfg.Listen, cfg.Operator.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = b.TempDir()
 	cfg.Rights = filepath.Join("..", "..", "configs", "rights.yaml")
 	cfg.Routing.RoutesFile = filepath.Join("..", "..", "configs", "routes.yaml")

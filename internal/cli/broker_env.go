@@ -173,16 +173,14 @@ func (e *brokerEnv) amqp(instance string) amqptransport.Config {
 	return app.AMQPConfig(e.cfg.AMQP, instance, nil)
 }
 
-// baseURL is where the broker the configuration describes listens, as seen from this machine: a
-// wildcard address is asked on the loopback interface.
-func (e *brokerEnv) baseURL() string {
-	scheme := "http"
-	if e.cfg.HTTP.TLS.Enabled {
-		scheme = "https"
-	}
-	host, port, err := net.SplitHostPort(e.cfg.Listen)
+// operatorURL is where the operator's listener (operator.listen: /metrics, /readyz) of the
+// broker the configuration describes is, as seen from this machine: a wildcard address is asked
+// on the loopback interface. It is always plain HTTP.
+func (e *brokerEnv) operatorURL() string {
+	const scheme = "http"
+	host, port, err := net.SplitHostPort(e.cfg.Operator.Listen)
 	if err != nil {
-		return scheme + "://" + e.cfg.Listen
+		return scheme + "://" + e.cfg.Operator.Listen
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/tlspolicy"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
@@ -156,7 +157,7 @@ func dashboardClient(endpoint *url.URL, roots, pki string, timeout time.Duration
 			pool.AddCert(cert)
 		}
 	}
-	c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	c.Transport = &http.Transport{TLSClientConfig: tlspolicy.Apply(&tls.Config{RootCAs: pool})}
 	return c, nil
 }
 

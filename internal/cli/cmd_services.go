@@ -34,10 +34,10 @@ const servicesUsage = `usage:
 
 Prints the state of every service of a running broker, read from its /metrics (the figures the
 dashboard shows): messages queued, dead letters, in flight, the age of the oldest undelivered
-message, the recent error rate, dispatches and timeouts. The broker is --url, by default where
-the broker's configuration listens (listen, and https with http.tls.enabled; a wildcard address
-is asked on the loopback): --config (default configs/broker.yaml) with the SIOBROKER_*
-environment over it, as serve reads it.
+message, the recent error rate, dispatches and timeouts. /metrics is on the broker's operator
+listener: --url is its base URL, by default the configuration's operator.listen (plain HTTP; a
+wildcard address is asked on the loopback): --config (default configs/broker.yaml) with the
+SIOBROKER_* environment over it, as serve reads it.
 Exit status: 0 printed, 1 the metrics could not be read, 2 usage error or a configuration that
 does not load.
 `
@@ -47,20 +47,20 @@ does not load.
 func cmdServices(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := newFlags("services", servicesUsage, stdout, stderr)
 	b := addBrokerFlags(f, false)
-	base := f.String("url", "", "the broker's base URL; its /metrics is read (default: where the configuration's broker listens)")
+	base := f.String("url", "", "the base URL of the broker's operator listener; its /metrics is read (default: the configuration's operator.listen)")
 	busy := f.Bool("busy", false, "only services with something queued, in flight, waiting or failing")
 	asJSON := f.Bool("json", false, "print JSON")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
-	where := "the broker's address from --url"
+	where := "the broker's operator listener from --url"
 	if *base == "" {
 		e, code, ok := b.loadOrFail()
 		if !ok {
 			return code
 		}
-		*base = e.baseURL()
-		where = "the broker's address: " + e.describe("listen", e.cfg.Listen) + "; give another with --url or --config"
+		*base = e.operatorURL()
+		where = "the broker's operator listener: " + e.describe("operator.listen", e.cfg.Operator.Listen) + "; give another with --url or --config"
 	}
 	url := strings.TrimSuffix(*base, "/") + "/metrics"
 	rows, err := readServiceRows(ctx, url)

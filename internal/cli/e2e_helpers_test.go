@@ -39,6 +39,7 @@ type e2eBroker struct {
 	b        *app.Broker
 	cfg      config.Broker
 	base     string // http://127.0.0.1:PORT
+	opsBase  string // the operator's listener of a broker process (b is nil); see ops
 	url      string // base + endpoint
 	pki      string
 	manifest *devpki.Manifest
@@ -99,9 +100,25 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// ops is the broker's operator listener (/metrics, /readyz), http://127.0.0.1:PORT.
+func (e *e2eBroker) ops(t *testing.T) string {
+	t.Helper()
+	if e.b != nil {
+		return e.b.OperatorURL()
+	}
+	if e.opsBase == "" {
+		t.Fatal("a broker process without its operator listener's address")
+	}
+	return e.opsBase
+}
+
+// testConfig is the embedded default under --dev (the tests' brokers share a development PKI)
+// over dataDir, on free loopback ports: the SOAP listener and the operator's.
 func testConfig(dataDir string) config.Broker {
 	cfg := config.Defaults()
+	cfg.Dev = true
 	cfg.Listen = "127.0.0.1:0"
+	cfg.Operator.Listen = "127.0.0.1:0"
 	cfg.DataDir = dataDir
 	cfg.Rights = "../../configs/rights.yaml"
 	cfg.Routing.RoutesFile = "../../configs/routes.yaml"

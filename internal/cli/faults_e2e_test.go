@@ -257,7 +257,7 @@ func TestRabbitMQRestartE2E(t *testing.T) {
 	waitAccepted(6, 60*time.Second, "the load to run")
 
 	r.kill()
-	status, _, body := do(t, "GET", r.e.base+"/readyz", nil)
+	status, _, body := do(t, "GET", r.e.ops(t)+"/readyz", nil)
 	if status != 503 || !strings.Contains(string(body), `"transport"`) {
 		t.Errorf("/readyz while RabbitMQ is down = %d %s, want 503 naming the transport check", status, body)
 	}
@@ -295,7 +295,7 @@ func TestRabbitMQRestartE2E(t *testing.T) {
 	// The broker and the adapter reconnect with back-off (up to 30 s between attempts).
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		status, _, _ = do(t, "GET", r.e.base+"/readyz", nil)
+		status, _, _ = do(t, "GET", r.e.ops(t)+"/readyz", nil)
 		if status == 200 {
 			break
 		}

@@ -261,17 +261,17 @@ func (pt *processTopology) startBrokerProcess(t *testing.T, name, instance strin
 	if _, err := os.Stat(dataDir); os.IsNotExist(err) {
 		copyDir(t, pt.src.pki, filepath.Join(dataDir, "pki"))
 	}
-	listen := loopbackAddr(t)
+	listen, opsListen := loopbackAddr(t), loopbackAddr(t)
 	p := startProcess(t, name, []string{
 		"SIOBROKER_TRANSPORT=amqp", "SIOBROKER_AMQP_URL=" + pt.url, "SIOBROKER_AMQP_PREFIX=" + pt.prefix, "SIOBROKER_AMQP_RECONNECT_MAX=2s",
 		"SIOBROKER_AMQP_INSTANCE=" + pt.prefix + instance,
 		"SIOBROKER_AMQP_IN_PROCESS_ADAPTERS=false", "SIOBROKER_LISTEN=" + listen,
-		"SIOBROKER_DATA_DIR=" + dataDir, "SIOBROKER_LOG_LEVEL=info",
-	}, "serve", "--config", "configs/broker.yaml")
+		"SIOBROKER_DATA_DIR=" + dataDir, "SIOBROKER_LOG_LEVEL=info", "SIOBROKER_OPERATOR_LISTEN=" + opsListen,
+	}, "serve", "--config", "configs/broker.yaml", "--dev")
 	p.waitFor(t, "siobroker listening on", time.Minute)
 	bp := &brokerProcess{osProcess: p, e: *pt.src}
 	bp.e.b, bp.e.pki = nil, filepath.Join(dataDir, "pki")
-	bp.e.base = "http://" + listen
+	bp.e.base, bp.e.opsBase = "http://"+listen, "http://"+opsListen
 	bp.e.url = bp.e.base + bp.e.cfg.Endpoint
 	return bp
 }
@@ -431,7 +431,7 @@ func TestTwoBrokerAndThreeAdapterProcesses(t *testing.T) {
 	wg.Wait()
 
 	for _, b := range brokers {
-		families, err := metrics.Scrape(t.Context(), b.e.base+"/metrics")
+		families, err := metrics.Scrape(t.Context(), b.e.ops(t)+"/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

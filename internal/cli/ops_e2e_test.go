@@ -109,7 +109,7 @@ func opsBroker(t *testing.T, clock siobroker.Clock, logs io.Writer, edit func(*c
 // scrape returns the broker's /metrics in the Prometheus text format.
 func scrape(t *testing.T, e *e2eBroker) string {
 	t.Helper()
-	status, hdr, body := do(t, http.MethodGet, e.base+app.MetricsPath, nil)
+	status, hdr, body := do(t, http.MethodGet, e.ops(t)+app.MetricsPath, nil)
 	if status != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
 		t.Fatalf("/metrics: HTTP %d %s", status, hdr.Get("Content-Type"))
 	}
@@ -155,7 +155,7 @@ func wantMetric(t *testing.T, body string, want float64, name string, labels ...
 // readyz returns /readyz's status and report.
 func readyz(t *testing.T, e *e2eBroker) (int, health.Report) {
 	t.Helper()
-	status, _, body := do(t, http.MethodGet, e.base+app.ReadyzPath, nil)
+	status, _, body := do(t, http.MethodGet, e.ops(t)+app.ReadyzPath, nil)
 	var rep health.Report
 	if err := json.Unmarshal(body, &rep); err != nil {
 		t.Fatalf("/readyz: HTTP %d %q: %v", status, body, err)
@@ -238,7 +238,7 @@ func TestMetricsAndHealthMoveWithRequests(t *testing.T) {
 		t.Errorf("snapshot of service 1: %+v, %v", states[0], err)
 	}
 	var out, errb strings.Builder
-	if code := Main(context.Background(), []string{"services", "--url", e.base}, &out, &errb); code != 0 {
+	if code := Main(context.Background(), []string{"services", "--url", e.ops(t)}, &out, &errb); code != 0 {
 		t.Fatalf("services exited %d: %s", code, errb.String())
 	}
 	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 94 ||
@@ -589,7 +589,7 @@ func TestQueueDepthMetricsOverRabbitMQ(t *testing.T) {
 	}
 	// The command line reads the same figures.
 	var out, errb strings.Builder
-	if code := Main(context.Background(), []string{"services", "--url", e.base, "--busy", "--json"}, &out, &errb); code != 0 {
+	if code := Main(context.Background(), []string{"services", "--url", e.ops(t), "--busy", "--json"}, &out, &errb); code != 0 {
 		t.Fatalf("services exited %d: %s", code, errb.String())
 	}
 	var rows []serviceRow

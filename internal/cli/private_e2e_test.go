@@ -23,7 +23,7 @@ func TestE2EServeDataDirPrivate(t *testing.T) {
 	// The child inherits the umask; the test process may have another (a command run in process
 	// before set 0077).
 	old := syscall.Umask(0o022)
-	p := startProcess(t, "serve", nil, "serve", "--listen", addr, "--data", data)
+	p := startProcess(t, "serve", []string{"SIOBROKER_OPERATOR_LISTEN=" + loopbackAddr(t)}, "serve", "--dev", "--listen", addr, "--data", data)
 	syscall.Umask(old)
 	p.waitFor(t, "siobroker listening on", 2*time.Minute)
 

@@ -72,7 +72,7 @@ func TestUnauthenticatedRefusalsJournalBoundedE2E(t *testing.T) {
 		t.Errorf("the journal database grew by %d bytes for %d unauthenticated refusals, want less than 1 MiB", grew, posts)
 	}
 
-	families, err := metrics.Scrape(t.Context(), e.base+"/metrics")
+	families, err := metrics.Scrape(t.Context(), e.ops(t)+"/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,7 @@ type topology struct {
 	dir       string
 	dataDir   string
 	listen    string // the broker's address, the same across its restarts
+	opsListen string // its operator listener's (/readyz), the same across its restarts
 	node      *rabbitnode.Node
 	ledgerDSN string
 	schema    string
@@ -62,7 +63,7 @@ func startTopology(t *testing.T) *topology {
 	t.Helper()
 	top := &topology{bin: buildBinary(t), dir: t.TempDir(), adapters: map[string]*proc{}, starts: map[string]int{}}
 	top.dataDir = filepath.Join(top.dir, "data")
-	top.listen = freeAddr(t)
+	top.listen, top.opsListen = freeAddr(t), freeAddr(t)
 	top.ledgerDSN = pgtest.Schema(t, "sio_faults_")
 	top.schema = schemaOf(top.ledgerDSN)
 	top.node = rabbitnode.Start(t)
@@ -96,17 +97,18 @@ func (top *topology) brokerEnv(t *testing.T) []string {
 		"SIOBROKER_TRANSPORT=amqp", "SIOBROKER_AMQP_URL=" + top.node.URL(), "SIOBROKER_AMQP_PREFIX=" + amqpPrefix,
 		"SIOBROKER_AMQP_INSTANCE=" + instance, "SIOBROKER_AMQP_IN_PROCESS_ADAPTERS=false",
 		"SIOBROKER_AMQP_RECONNECT_MAX=2s",
-		"SIOBROKER_LISTEN=" + top.listen, "SIOBROKER_DATA_DIR=" + top.dataDir, "SIOBROKER_LOG_LEVEL=info",
+		"SIOBROKER_LISTEN=" + top.listen, "SIOBROKER_OPERATOR_LISTEN=" + top.opsListen,
+		"SIOBROKER_DATA_DIR=" + top.dataDir, "SIOBROKER_LOG_LEVEL=info",
 		"SIOBROKER_ROUTING_ROUTES_FILE=" + routesFile, "SIOBROKER_ROUTING_ASYNC_TIMEOUT=" + asyncTimeout.String(),
 	}
 }
 
-// startBroker starts `siobroker serve` over the data directory (the development PKI is made on
-// its first start) and waits until it listens.
+// startBroker starts `siobroker serve --dev` over the data directory (the development PKI is
+// made on its first start) and waits until it listens.
 func (top *topology) startBroker(t *testing.T) {
 	t.Helper()
 	top.brokers++
-	top.broker = startProc(t, top.bin, fmt.Sprintf("broker-%d", top.brokers), top.brokerEnv(t), "serve", "--config", "configs/broker.yaml")
+	top.broker = startProc(t, top.bin, fmt.Sprintf("broker-%d", top.brokers), top.brokerEnv(t), "serve", "--config", "configs/broker.yaml", "--dev")
 	top.all = append(top.all, top.broker)
 	top.broker.waitFor(t, "siobroker listening on", 2*time.Minute)
 }
@@ -139,14 +141,14 @@ case_registries: {names: [erdr, courts, aisoip], demo_pki: %q}
 	top.adapters[name] = p
 }
 
-// readyz polls the broker's /readyz until it answers 200.
+// waitReady polls the broker's /readyz, on its operator listener, until it answers 200.
 func (top *topology) waitReady(t *testing.T, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(within)
 	c := &http.Client{Timeout: 2 * time.Second}
 	for {
-		resp, err := c.Get("http://" + top.listen + "/readyz")
+		resp, err := c.Get("http://" + top.opsListen + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
