@@ -101,6 +101,11 @@ type Trust struct {
 	CRLStale string `mapstructure:"crl_stale"`
 	// CRLStaleGraceFor is the grace of CRLStale "grace".
 	CRLStaleGraceFor time.Duration `mapstructure:"crl_stale_grace"`
+	// CRLPoll is how often the CRL files are looked at for a change of content (a new CRL takes
+	// effect within it, without SIGHUP). It is apart from the 2-second poll of the routes, rights
+	// and maintenance files: a site that publishes CRLs by copying files may want it shorter, one
+	// with large CRLs on a slow disk longer, since each poll reads and digests every CRL file.
+	CRLPoll time.Duration `mapstructure:"crl_poll"`
 }
 
 // DefaultSigningEKUs is trust.signing_ekus when the file does not set it: emailProtection, the
@@ -253,7 +258,7 @@ func Defaults() Broker {
 			TLS:                    TLS{ClientAuth: "none"},
 		},
 		Trust: Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}, SigningEKUs: slices.Clone(DefaultSigningEKUs),
-			CRLStale: CRLStaleGrace, CRLStaleGraceFor: 24 * time.Hour},
+			CRLStale: CRLStaleGrace, CRLStaleGraceFor: 24 * time.Hour, CRLPoll: 2 * time.Second},
 		Signing: Signing{TimestampSkew: time.Minute},
 		Replay:  Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
 		Routing: Routing{RoutesFile: "configs/routes.yaml", AsyncTimeout: time.Hour},
@@ -359,6 +364,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("trust.require_non_repudiation", d.Trust.RequireNonRepudiation)
 	v.SetDefault("trust.crl_stale", d.Trust.CRLStale)
 	v.SetDefault("trust.crl_stale_grace", d.Trust.CRLStaleGraceFor)
+	v.SetDefault("trust.crl_poll", d.Trust.CRLPoll)
 	v.SetDefault("signing.cert_file", d.Signing.CertFile)
 	v.SetDefault("signing.key_file", d.Signing.KeyFile)
 	v.SetDefault("signing.timestamp_skew", d.Signing.TimestampSkew)
@@ -534,6 +540,13 @@ const (
 	CRLStaleRefuse = "refuse"
 )
 
+// The bounds of trust.crl_poll: below 100ms the poll would be reading the CRL files most of the
+// time; above 10m a CRL copied into place would wait longer than an operator expects for it.
+const (
+	minCRLPoll = 100 * time.Millisecond
+	maxCRLPoll = 10 * time.Minute
+)
+
 // maxCRLStaleGrace bounds trust.crl_stale_grace: a week past nextUpdate a CRL no longer says
 // much about revocation, and a typo such as 2400h should not pass.
 const maxCRLStaleGrace = 7 * 24 * time.Hour
@@ -562,6 +575,9 @@ func (t Trust) problems() []error {
 	default:
 		errs = append(errs, fmt.Errorf("trust.crl_stale: %q; write %q (keep a CRL past its nextUpdate for trust.crl_stale_grace) or %q (refuse at nextUpdate)",
 			t.CRLStale, CRLStaleGrace, CRLStaleRefuse))
+	}
+	if t.CRLPoll < minCRLPoll || t.CRLPoll > maxCRLPoll {
+		errs = append(errs, fmt.Errorf("trust.crl_poll: %s is out of range; use %s to %s, the default is 2s", t.CRLPoll, minCRLPoll, maxCRLPoll))
 	}
 	if len(t.SigningEKUs) == 0 {
 		return append(errs, fmt.Errorf("trust.signing_ekus: empty; name the extended key usages of a signing certificate, "+

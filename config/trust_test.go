@@ -90,3 +90,28 @@ func TestTrustCRLStalePolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustCRLPoll: the CRL files are polled every 2s by default; a file sets another period, and
+// one out of range is refused with the key and the range.
+func TestTrustCRLPoll(t *testing.T) {
+	bare, err := Load(writeConfig(t, "listen: 127.0.0.1:8080\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bare.Trust.CRLPoll != 2*time.Second {
+		t.Errorf("default trust.crl_poll %s, want 2s", bare.Trust.CRLPoll)
+	}
+	set, err := Load(writeConfig(t, "trust:\n  crl_poll: 250ms\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Trust.CRLPoll != 250*time.Millisecond {
+		t.Errorf("trust.crl_poll from the file: %s, want 250ms", set.Trust.CRLPoll)
+	}
+	for _, bad := range []string{"0s", "10ms", "1h"} {
+		_, err := Load(writeConfig(t, "trust:\n  crl_poll: "+bad+"\n"), true)
+		if err == nil || !strings.Contains(err.Error(), "trust.crl_poll: ") || !strings.Contains(err.Error(), "use 100ms to 10m0s") {
+			t.Errorf("crl_poll %s: %v, want refused with the range", bad, err)
+		}
+	}
+}

@@ -63,7 +63,7 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 		})
 	})
 	b.hup = make(chan os.Signal, 1)
-	b.jobs.Go(func() { b.live.watch(ctx, b.hup, reloadPoll, logger.With("component", "reload")) })
+	b.jobs.Go(func() { b.live.watch(ctx, b.hup, reloadPoll, cfg.Trust.CRLPoll, logger.With("component", "reload")) })
 	if !opts.NoAsyncWorker {
 		b.startAsyncWorker(ctx)
 	}
