@@ -31,6 +31,9 @@ var importRules = map[string][]string{
 	"signing":        {".", "schemas", "internal/xmlchild"},
 	"signing/devpki": {".", "internal/private"},
 	"signing/intake": {".", "schemas/soap", "signing"},
+	// Network revocation (CRL fetching, OCSP) is apart from signing, which stays without I/O
+	// but for the files it is given.
+	"signing/revocation": {".", "signing", "internal/private"},
 
 	"journal":             {"."},
 	"journal/archive":     {".", "signing", "internal/private"},

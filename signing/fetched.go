@@ -108,12 +108,18 @@ func (t *TrustStore) DistributionPointsChanged() <-chan struct{} { return t.seen
 // information access, in its order.
 func OCSPResponders(cert *x509.Certificate) []string { return httpURLs(cert.OCSPServer) }
 
-// httpURLs returns those of urls that are absolute http or https URLs: the forms a broker can
-// fetch (LDAP distribution points are left out).
+// FetchableURL reports whether s is an absolute http or https URL: the forms of distribution
+// point and OCSP responder a broker fetches (LDAP ones are left out).
+func FetchableURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// httpURLs returns those of urls that are FetchableURL.
 func httpURLs(urls []string) []string {
 	var out []string
 	for _, s := range urls {
-		if u, err := url.Parse(s); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		if FetchableURL(s) {
 			out = append(out, s)
 		}
 	}
@@ -196,7 +202,7 @@ func (l *learned) addPoints(c *x509.Certificate) {
 			continue
 		}
 		l.named++
-		if len(httpURLs([]string{u})) == 1 {
+		if FetchableURL(u) {
 			if l.pointSet == nil {
 				l.pointSet = map[string]bool{}
 			}
