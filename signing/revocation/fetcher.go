@@ -59,8 +59,6 @@ type FetcherConfig struct {
 	Clock siobroker.Clock
 	// Logger; default discards.
 	Logger *slog.Logger
-	// Observe, when set, counts each fetch by its result (one of FetchResults).
-	Observe func(result string)
 	// Client fetches; default a client with Timeout and at most maxRedirects redirects, through
 	// the proxy of the environment (HTTP_PROXY), as government networks often require.
 	Client *http.Client
@@ -76,9 +74,6 @@ func (c *FetcherConfig) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Observe == nil {
-		c.Observe = func(string) {}
 	}
 	if c.Client == nil {
 		c.Client = &http.Client{
@@ -114,6 +109,8 @@ type Fetcher struct {
 	cfg   FetcherConfig
 	trust *signing.TrustStore
 
+	counts *tally // by FetchResults
+
 	mu      sync.Mutex
 	sources map[string]*source
 }
@@ -134,12 +131,16 @@ func NewFetcher(cfg FetcherConfig, trust *signing.TrustStore) (*Fetcher, error) 
 		return nil, errors.New("revocation: a fetcher needs a trust store")
 	}
 	cfg.setDefaults()
-	f := &Fetcher{cfg: cfg, trust: trust, sources: map[string]*source{}}
+	f := &Fetcher{cfg: cfg, trust: trust, counts: newTally(FetchResults), sources: map[string]*source{}}
 	for _, u := range cfg.URLs {
 		f.sources[u] = &source{url: u}
 	}
 	return f, nil
 }
+
+// Counts returns how many fetches had each result of FetchResults, for the metrics
+// (siobroker_crl_fetches_total).
+func (f *Fetcher) Counts() map[string]uint64 { return f.counts.read() }
 
 // Sources returns the URLs the fetcher fetches, sorted.
 func (f *Fetcher) Sources() []string {
@@ -224,7 +225,7 @@ func (f *Fetcher) fetch(ctx context.Context, url string) time.Time {
 	crls, err := f.get(ctx, url)
 	now := f.cfg.Clock.Now()
 	if err != nil {
-		f.cfg.Observe(FetchFailed)
+		f.counts.add(FetchFailed)
 		next := now.Add(min(retryAfter, f.cfg.Every))
 		logger.Warn("CRL fetch failed; the CRLs in force stay, under trust.crl_stale", "error", err,
 			"next_attempt", siobroker.FormatTime(next))
@@ -243,18 +244,18 @@ func (f *Fetcher) fetch(ctx context.Context, url string) time.Time {
 		issuer, changed, err := f.trust.PutFetchedCRL(signing.FetchedCRL{Source: url, CRL: crl}, now)
 		switch {
 		case err != nil && errors.Is(err, signing.ErrCRLOlder):
-			f.cfg.Observe(FetchRefused)
+			f.counts.add(FetchRefused)
 			logger.Warn("fetched CRL refused: older than the CRL of its issuer in force, which stays", "error", err)
 		case err != nil:
-			f.cfg.Observe(FetchRefused)
+			f.counts.add(FetchRefused)
 			next = now.Add(min(retryAfter, f.cfg.Every))
 			logger.Error("fetched CRL refused: it does not verify; the CRLs in force stay", "error", err,
 				"next_attempt", siobroker.FormatTime(next))
 		case !changed:
-			f.cfg.Observe(FetchUnchanged)
+			f.counts.add(FetchUnchanged)
 			logger.Debug("fetched CRL unchanged", "issuer", crl.Issuer.String(), "number", crl.Number)
 		default:
-			f.cfg.Observe(FetchApplied)
+			f.counts.add(FetchApplied)
 			logger.Info("fetched CRL in force", "issuer", crl.Issuer.String(), "number", crl.Number,
 				"this_update", siobroker.FormatTime(crl.ThisUpdate), "next_update", siobroker.FormatTime(crl.NextUpdate),
 				"revoked", len(crl.RevokedCertificateEntries))

@@ -66,26 +66,10 @@ func (s *crlServer) requests() int {
 	return s.hits
 }
 
-// counter counts results as Observe reports them.
-type counter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
+// counts reads a fetcher's or OCSP checker's Counts.
+type counts func() map[string]uint64
 
-func (c *counter) observe(result string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[string]int{}
-	}
-	c.n[result]++
-}
-
-func (c *counter) get(result string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[result]
-}
+func (c counts) get(result string) int { return int(c()[result]) }
 
 func wantCode(t *testing.T, what string, err error, code siobroker.Code) {
 	t.Helper()
@@ -133,12 +117,12 @@ func TestFetcherRevokesWithinSchedule(t *testing.T) {
 	user := root.Issue(t, pkix.Name{CommonName: "user", SerialNumber: "IIN900101300123"}, start, dp.url, "")
 	dp.serve(root.CRL(t, 1, start, start.Add(10*time.Minute)))
 	store := newStore(t, root.Cert)
-	var results counter
 	f, err := NewFetcher(FetcherConfig{DistributionPoints: true, Every: time.Hour, Timeout: 2 * time.Second, MaxBytes: 1 << 20,
-		Tick: 5 * time.Millisecond, Clock: clock, Observe: results.observe}, store)
+		Tick: 5 * time.Millisecond, Clock: clock}, store)
 	if err != nil {
 		t.Fatal(err)
 	}
+	results := counts(f.Counts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(ctx) }()
@@ -176,12 +160,12 @@ func TestFetcherRefusesForgedAndOlderCRLs(t *testing.T) {
 	dp := newCRLServer(t)
 	user := root.Issue(t, pkix.Name{CommonName: "user"}, start, dp.url, "")
 	store := newStore(t, root.Cert)
-	var results counter
 	f, err := NewFetcher(FetcherConfig{URLs: []string{dp.url}, Every: time.Hour, Timeout: 2 * time.Second, MaxBytes: 1 << 20,
-		Clock: clock, Observe: results.observe}, store)
+		Clock: clock}, store)
 	if err != nil {
 		t.Fatal(err)
 	}
+	results := counts(f.Counts)
 	ctx := context.Background()
 	dp.serve(root.CRL(t, 3, start, start.Add(48*time.Hour), user.Cert))
 	f.FetchDue(ctx)
@@ -201,7 +185,7 @@ func TestFetcherRefusesForgedAndOlderCRLs(t *testing.T) {
 		t.Errorf("CRLs in force %v, want number 3 alone", got)
 	}
 	if results.get(FetchApplied) != 1 || results.get(FetchRefused) != 2 {
-		t.Errorf("results %v, want 1 applied and 2 refused", results.n)
+		t.Errorf("results %v, want 1 applied and 2 refused", results())
 	}
 }
 
@@ -240,18 +224,17 @@ func TestFetcherCacheSurvivesRestart(t *testing.T) {
 	dp.srv.Close() // the distribution point is down
 	clock.Advance(time.Hour)
 	restarted := newStore(t, root.Cert)
-	var results counter
-	cfg.Observe = results.observe
 	f2, err := NewFetcher(cfg, restarted)
 	if err != nil {
 		t.Fatal(err)
 	}
+	results := counts(f2.Counts)
 	if n, err := f2.LoadCache(); err != nil || n != 1 {
 		t.Fatalf("LoadCache: %d, %v; want 1 CRL", n, err)
 	}
 	f2.FetchDue(context.Background())
 	if results.get(FetchFailed) != 1 {
-		t.Errorf("results %v, want the fetch of the cached source failed", results.n)
+		t.Errorf("results %v, want the fetch of the cached source failed", results())
 	}
 	wantCode(t, "after the restart with the distribution point down", restarted.VerifyChain(user.Cert, []*x509.Certificate{inter.Cert}, clock.Now()),
 		siobroker.CodeCertRevoked)
@@ -274,12 +257,12 @@ func TestFetcherFailureKeepsTheStalePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var results counter
 	f, err := NewFetcher(FetcherConfig{URLs: []string{dp.url}, Every: time.Hour, Timeout: 2 * time.Second, MaxBytes: 1 << 20,
-		Clock: clock, Observe: results.observe}, store)
+		Clock: clock}, store)
 	if err != nil {
 		t.Fatal(err)
 	}
+	results := counts(f.Counts)
 	dp.serve(root.CRL(t, 1, start, start.Add(10*time.Minute)))
 	f.FetchDue(context.Background())
 	dp.srv.Close()
@@ -290,7 +273,7 @@ func TestFetcherFailureKeepsTheStalePolicy(t *testing.T) {
 	f.FetchDue(context.Background())
 	wantCode(t, "past the grace", store.VerifyChain(user.Cert, nil, clock.Now()), siobroker.CodeCertChain)
 	if results.get(FetchApplied) != 1 || results.get(FetchFailed) != 2 {
-		t.Errorf("results %v, want 1 applied and 2 failed", results.n)
+		t.Errorf("results %v, want 1 applied and 2 failed", results())
 	}
 }
 
@@ -301,16 +284,16 @@ func TestFetcherBoundsTimeAndSize(t *testing.T) {
 	root := testpki.NewRoot(t, "test root", start)
 	dp := newCRLServer(t)
 	store := newStore(t, root.Cert)
-	var results counter
 	f, err := NewFetcher(FetcherConfig{URLs: []string{dp.url}, Every: time.Hour, Timeout: 200 * time.Millisecond, MaxBytes: 4096,
-		Clock: clock, Observe: results.observe}, store)
+		Clock: clock}, store)
 	if err != nil {
 		t.Fatal(err)
 	}
+	results := counts(f.Counts)
 	dp.serve(make([]byte, 4097))
 	f.FetchDue(context.Background())
 	if results.get(FetchFailed) != 1 {
-		t.Fatalf("an oversize CRL: results %v, want failed", results.n)
+		t.Fatalf("an oversize CRL: results %v, want failed", results())
 	}
 	dp.serve(root.CRL(t, 1, start, start.Add(time.Hour)))
 	dp.mu.Lock()
@@ -320,7 +303,7 @@ func TestFetcherBoundsTimeAndSize(t *testing.T) {
 	began := time.Now()
 	f.FetchDue(context.Background())
 	if took := time.Since(began); took > 2*time.Second || results.get(FetchFailed) != 2 {
-		t.Fatalf("a distribution point that hangs: results %v after %s, want failed within the 200ms timeout", results.n, took)
+		t.Fatalf("a distribution point that hangs: results %v after %s, want failed within the 200ms timeout", results(), took)
 	}
 	if len(store.CRLs()) != 0 {
 		t.Errorf("CRLs in force %v, want none", store.CRLs())

@@ -62,8 +62,6 @@ type OCSPConfig struct {
 	Clock siobroker.Clock
 	// Logger; default discards.
 	Logger *slog.Logger
-	// Observe, when set, counts each question to a responder by its result (one of OCSPResults).
-	Observe func(result string)
 	// Client asks; default a client with Timeout that follows no redirects (a responder answers
 	// a POST itself), through the proxy of the environment.
 	Client *http.Client
@@ -74,6 +72,7 @@ type OCSPConfig struct {
 type OCSP struct {
 	cfg    OCSPConfig
 	flight singleflight.Group
+	counts *tally // by OCSPResults
 
 	mu    sync.Mutex
 	cache map[string]cachedAnswer // by issuer key and serial (answerKey)
@@ -97,17 +96,18 @@ func NewOCSP(cfg OCSPConfig) (*OCSP, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Observe == nil {
-		cfg.Observe = func(string) {}
-	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{
 			Timeout:       cfg.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	return &OCSP{cfg: cfg, cache: map[string]cachedAnswer{}, down: map[string]time.Time{}}, nil
+	return &OCSP{cfg: cfg, counts: newTally(OCSPResults), cache: map[string]cachedAnswer{}, down: map[string]time.Time{}}, nil
 }
+
+// Counts returns how many questions to responders had each result of OCSPResults, for the
+// metrics (siobroker_ocsp_responses_total). Answers from the cache are not questions.
+func (o *OCSP) Counts() map[string]uint64 { return o.counts.read() }
 
 // answerKey names cert of issuer in the cache: a serial number is unique only under one key.
 func answerKey(cert, issuer *x509.Certificate) string {
@@ -167,7 +167,7 @@ func (o *OCSP) ask(ctx context.Context, key string, cert, issuer *x509.Certifica
 		}
 		resp, err := o.query(ctx, url, cert, issuer)
 		if err != nil {
-			o.cfg.Observe(OCSPResultFailed)
+			o.counts.add(OCSPResultFailed)
 			o.mu.Lock()
 			o.down[url] = o.cfg.Clock.Now().Add(responderBackoff)
 			o.mu.Unlock()
@@ -180,13 +180,13 @@ func (o *OCSP) ask(ctx context.Context, key string, cert, issuer *x509.Certifica
 		switch resp.Status {
 		case ocsp.Good:
 			answer.Status = signing.OCSPGood
-			o.cfg.Observe(OCSPResultGood)
+			o.counts.add(OCSPResultGood)
 		case ocsp.Revoked:
 			answer.Status, answer.RevokedAt = signing.OCSPRevoked, resp.RevokedAt
-			o.cfg.Observe(OCSPResultRevoked)
+			o.counts.add(OCSPResultRevoked)
 		default:
 			answer.Status = signing.OCSPUnknown
-			o.cfg.Observe(OCSPResultUnknown)
+			o.counts.add(OCSPResultUnknown)
 		}
 		o.store(key, answer, resp)
 		return answer, nil

@@ -118,11 +118,11 @@ func TestOCSPRevokedAndCached(t *testing.T) {
 		now := clock.Now()
 		return root.OCSPResponse(t, user.Cert, status, now.Add(-time.Minute), now.Add(10*time.Minute), nil)
 	})
-	var results counter
-	checker, err := NewOCSP(OCSPConfig{Timeout: 2 * time.Second, Cache: time.Hour, Clock: clock, Observe: results.observe})
+	checker, err := NewOCSP(OCSPConfig{Timeout: 2 * time.Second, Cache: time.Hour, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
+	results := counts(checker.Counts)
 	store := ocspStore(t, root, checker, signing.OCSPRequire)
 	wantCode(t, "good", store.VerifyChain(user.Cert, nil, clock.Now()), "")
 	clock.Advance(9 * time.Minute)
@@ -141,7 +141,7 @@ func TestOCSPRevokedAndCached(t *testing.T) {
 		t.Errorf("message %q does not say the responder revoked it", siobroker.ErrorMessage(err))
 	}
 	if results.get(OCSPResultGood) != 1 || results.get(OCSPResultRevoked) != 1 || resp.requests() != 2 {
-		t.Errorf("results %v after %d questions, want one good and one revoked", results.n, resp.requests())
+		t.Errorf("results %v after %d questions, want one good and one revoked", results(), resp.requests())
 	}
 }
 
@@ -171,11 +171,11 @@ func TestOCSPUnreachable(t *testing.T) {
 		{signing.OCSPPrefer, [][]byte{revoking}, siobroker.CodeCertRevoked},
 		{signing.OCSPRequire, [][]byte{revoking}, siobroker.CodeCertRevoked},
 	} {
-		var results counter
-		checker, err := NewOCSP(OCSPConfig{Timeout: time.Second, Cache: time.Hour, Clock: clock, Observe: results.observe})
+		checker, err := NewOCSP(OCSPConfig{Timeout: time.Second, Cache: time.Hour, Clock: clock})
 		if err != nil {
 			t.Fatal(err)
 		}
+		results := counts(checker.Counts)
 		store := ocspStore(t, root, checker, tc.policy, tc.crls...)
 		what := tc.policy.String()
 		if len(tc.crls) > 0 {
@@ -189,7 +189,7 @@ func TestOCSPUnreachable(t *testing.T) {
 				t.Errorf("%s: the responder was asked %d times", what, asked)
 			}
 		} else if asked != 1 {
-			t.Errorf("%s: results %v, want one failed question", what, results.n)
+			t.Errorf("%s: results %v, want one failed question", what, results())
 		}
 		if tc.want == siobroker.CodeCertStatus && !strings.Contains(err.Error(), "connection refused") {
 			t.Errorf("%s: the refusal %v does not keep why for the log", what, err)
