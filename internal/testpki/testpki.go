@@ -13,15 +13,24 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
 )
 
-// serials numbers every certificate of the process, so that no two share one.
-var serials atomic.Int64
+// serial returns a random positive serial number of up to 128 bits, as CAs issue them: RFC 5280,
+// section 4.1.2.2, wants it positive, unique per CA and at most 20 octets, and the CA/Browser
+// Forum's Baseline Requirements (section 7.1) at least 64 bits from a CSPRNG. So a test CA's
+// certificates never share a serial with another CA's, the development PKI's included.
+func serial(t testing.TB) *big.Int {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Add(n, big.NewInt(1))
+}
 
 // CA is a certificate authority of a test.
 type CA struct {
@@ -43,7 +52,7 @@ func Key(t testing.TB) *ecdsa.PrivateKey {
 func NewRoot(t testing.TB, name string, now time.Time) *CA {
 	t.Helper()
 	key := Key(t)
-	tmpl := caTemplate(name, now)
+	tmpl := caTemplate(t, name, now)
 	return &CA{Cert: create(t, tmpl, tmpl, key.Public(), key), Key: key}
 }
 
@@ -52,16 +61,16 @@ func NewRoot(t testing.TB, name string, now time.Time) *CA {
 func (ca *CA) NewIntermediate(t testing.TB, name string, now time.Time, crlURL string) *CA {
 	t.Helper()
 	key := Key(t)
-	tmpl := caTemplate(name, now)
+	tmpl := caTemplate(t, name, now)
 	if crlURL != "" {
 		tmpl.CRLDistributionPoints = []string{crlURL}
 	}
 	return &CA{Cert: create(t, tmpl, ca.Cert, key.Public(), ca.Key), Key: key}
 }
 
-func caTemplate(name string, now time.Time) *x509.Certificate {
+func caTemplate(t testing.TB, name string, now time.Time) *x509.Certificate {
 	return &x509.Certificate{
-		SerialNumber: big.NewInt(serials.Add(1)), Subject: pkix.Name{CommonName: name, Country: []string{"KZ"}},
+		SerialNumber: serial(t), Subject: pkix.Name{CommonName: name, Country: []string{"KZ"}},
 		NotBefore: now.Add(-24 * time.Hour), NotAfter: now.Add(365 * 24 * time.Hour),
 		BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
@@ -79,7 +88,7 @@ func (ca *CA) Issue(t testing.TB, subject pkix.Name, now time.Time, crlURL, ocsp
 	t.Helper()
 	key := Key(t)
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serials.Add(1)), Subject: subject,
+		SerialNumber: serial(t), Subject: subject,
 		NotBefore: now.Add(-24 * time.Hour), NotAfter: now.Add(365 * 24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
@@ -99,7 +108,7 @@ func (ca *CA) Responder(t testing.TB, now time.Time, ocspSigning bool) *Leaf {
 	t.Helper()
 	key := Key(t)
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serials.Add(1)), Subject: pkix.Name{CommonName: "OCSP responder of " + ca.Cert.Subject.CommonName},
+		SerialNumber: serial(t), Subject: pkix.Name{CommonName: "OCSP responder of " + ca.Cert.Subject.CommonName},
 		NotBefore: now.Add(-24 * time.Hour), NotAfter: now.Add(365 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature,
 	}
