@@ -120,7 +120,8 @@ type Trust struct {
 	// CRLFetchTimeout bounds one fetch, connection to last byte.
 	CRLFetchTimeout time.Duration `mapstructure:"crl_fetch_timeout"`
 	// CRLMaxBytes bounds the size of a fetched CRL: a distribution point must not fill the
-	// broker's memory. A national CA's full CRL can run to tens of megabytes.
+	// broker's memory. A full CRL of a national CA that certifies every citizen is large, and is
+	// held parsed in memory; the default, 64 MiB, leaves room for it to grow.
 	CRLMaxBytes int64 `mapstructure:"crl_max_bytes"`
 	// OCSP is what the OCSP responder a signer's certificate names does (signing.OCSPPolicy):
 	// OCSPOff, OCSPPrefer (the default) or OCSPRequire.
