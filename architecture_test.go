@@ -32,6 +32,9 @@ var importRules = map[string][]string{
 	"signing/devpki": {".", "internal/private"},
 	"signing/gost":   {},
 	"signing/intake": {".", "schemas/soap", "signing"},
+	// Network revocation (CRL fetching, OCSP) is apart from signing, which stays without I/O
+	// but for the files it is given.
+	"signing/revocation": {".", "signing", "internal/private"},
 
 	"journal":             {"."},
 	"journal/archive":     {".", "signing", "internal/private"},
@@ -77,6 +80,7 @@ var importRules = map[string][]string{
 	"internal/tlspolicy":  {},
 	"internal/xmlchild":   {},
 	"internal/testclock":  {},
+	"internal/testpki":    {},
 	"internal/pgtest":     {},
 	"internal/rabbitnode": {},
 	"internal/faults":     {},

@@ -36,12 +36,15 @@ const (
 	CodeSigReference Code = "SIO-SIG-REFERENCE" // the reference does not cover exactly the content used (wrapping)
 	CodeCertChain    Code = "SIO-CERT-CHAIN"    // not chained to a trusted root
 	CodeCertExpired  Code = "SIO-CERT-EXPIRED"  // outside its validity at the message time
-	CodeCertRevoked  Code = "SIO-CERT-REVOKED"  // listed in a configured CRL
-	CodeCertNoIIN    Code = "SIO-CERT-NO-IIN"   // the subject carries no IIN
-	CodeCertUsage    Code = "SIO-CERT-USAGE"    // a CA or TLS certificate, or one without digitalSignature or a signing extended key usage
-	CodeCertUnknown  Code = "SIO-CERT-UNKNOWN"  // a key identifier (thumbprint, SKI, issuer and serial) names no certificate the broker holds
-	CodeKeyInfo      Code = "SIO-SIG-KEYINFO"   // KeyInfo in a form that is not accepted, or that names no certificate at all
-	CodeTimestamp    Code = "SIO-TIMESTAMP"     // a wsu:Timestamp expired, from the future, malformed, or missing where required
+	CodeCertRevoked  Code = "SIO-CERT-REVOKED"  // listed in a CRL in force, or revoked by its OCSP responder
+	// CodeCertStatus: no OCSP answer (or "unknown") where trust.ocsp requires one, or prefers one
+	// and the issuer has no CRL in force; the certificate may be good: retry later.
+	CodeCertStatus  Code = "SIO-CERT-STATUS-UNKNOWN"
+	CodeCertNoIIN   Code = "SIO-CERT-NO-IIN"  // the subject carries no IIN
+	CodeCertUsage   Code = "SIO-CERT-USAGE"   // a CA or TLS certificate, or one without digitalSignature or a signing extended key usage
+	CodeCertUnknown Code = "SIO-CERT-UNKNOWN" // a key identifier (thumbprint, SKI, issuer and serial) names no certificate the broker holds
+	CodeKeyInfo     Code = "SIO-SIG-KEYINFO"  // KeyInfo in a form that is not accepted, or that names no certificate at all
+	CodeTimestamp   Code = "SIO-TIMESTAMP"    // a wsu:Timestamp expired, from the future, malformed, or missing where required
 
 	// Users, roles and bases.
 	CodeUserUnknown Code = "SIO-USER-UNKNOWN"

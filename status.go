@@ -35,11 +35,13 @@ var plainHTTPStatus = map[Code]int{
 	CodeCertChain:    http.StatusForbidden,
 	CodeCertExpired:  http.StatusForbidden,
 	CodeCertRevoked:  http.StatusForbidden,
-	CodeCertNoIIN:    http.StatusForbidden,
-	CodeCertUsage:    http.StatusForbidden,
-	CodeCertUnknown:  http.StatusForbidden,
-	CodeKeyInfo:      http.StatusForbidden,
-	CodeTimestamp:    http.StatusForbidden,
+	// Not the signer's fault nor proof against them: the responder that would tell did not.
+	CodeCertStatus:  http.StatusServiceUnavailable,
+	CodeCertNoIIN:   http.StatusForbidden,
+	CodeCertUsage:   http.StatusForbidden,
+	CodeCertUnknown: http.StatusForbidden,
+	CodeKeyInfo:     http.StatusForbidden,
+	CodeTimestamp:   http.StatusForbidden,
 
 	CodeUserUnknown: http.StatusForbidden,
 	CodeUserBlocked: http.StatusForbidden,

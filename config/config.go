@@ -132,7 +132,43 @@ type Trust struct {
 	CRLStale string `mapstructure:"crl_stale"`
 	// CRLStaleGraceFor is the grace of CRLStale "grace".
 	CRLStaleGraceFor time.Duration `mapstructure:"crl_stale_grace"`
+	// CRLPoll is how often the CRL files are looked at for a change of content (a new CRL takes
+	// effect within it, without SIGHUP). It is apart from the 2-second poll of the routes, rights
+	// and maintenance files: a site that publishes CRLs by copying files may want it shorter, one
+	// with large CRLs on a slow disk longer, since each poll reads and digests every CRL file.
+	CRLPoll time.Duration `mapstructure:"crl_poll"`
+
+	// CRLURLs are CRL URLs (http or https) fetched whatever the certificates name, such as the
+	// issuing CAs' published CRLs; fetched beside the files, on the schedule below.
+	CRLURLs []string `mapstructure:"crl_urls"`
+	// CRLDistributionPoints fetches also the HTTP distribution points named by the configured CAs
+	// and by the certificates of verified chains (a signer's names its issuer's CRL).
+	CRLDistributionPoints bool `mapstructure:"crl_distribution_points"`
+	// CRLFetchEvery is the longest time between two fetches of a CRL URL; each CRL is also
+	// fetched at its nextUpdate, and a failed fetch is retried within a minute.
+	CRLFetchEvery time.Duration `mapstructure:"crl_fetch_every"`
+	// CRLFetchTimeout bounds one fetch, connection to last byte.
+	CRLFetchTimeout time.Duration `mapstructure:"crl_fetch_timeout"`
+	// CRLMaxBytes bounds the size of a fetched CRL: a distribution point must not fill the
+	// broker's memory. A full CRL of a national CA that certifies every citizen is large, and is
+	// held parsed in memory; the default, 64 MiB, leaves room for it to grow.
+	CRLMaxBytes int64 `mapstructure:"crl_max_bytes"`
+	// OCSP is what the OCSP responder a signer's certificate names does (signing.OCSPPolicy):
+	// OCSPOff, OCSPPrefer (the default) or OCSPRequire.
+	OCSP string `mapstructure:"ocsp"`
+	// OCSPTimeout bounds one question to a responder; a request waits for it.
+	OCSPTimeout time.Duration `mapstructure:"ocsp_timeout"`
+	// OCSPCache is the longest an OCSP answer is reused; never past the answer's nextUpdate.
+	// Zero asks the responder for every request.
+	OCSPCache time.Duration `mapstructure:"ocsp_cache"`
 }
+
+// The values of trust.ocsp.
+const (
+	OCSPOff     = "off"
+	OCSPPrefer  = "prefer"
+	OCSPRequire = "require"
+)
 
 // DefaultSigningEKUs is trust.signing_ekus when the file does not set it: emailProtection, the
 // extended key usage of the NCA's signing certificates. It is signing.DefaultSigningEKUs, which
@@ -285,7 +321,9 @@ func Defaults() Broker {
 			TLS:                    TLS{ClientAuth: "none", HSTSMaxAge: MinHSTSMaxAge},
 		},
 		Trust: Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}, SigningEKUs: slices.Clone(DefaultSigningEKUs),
-			CRLStale: CRLStaleGrace, CRLStaleGraceFor: 24 * time.Hour},
+			CRLStale: CRLStaleGrace, CRLStaleGraceFor: 24 * time.Hour, CRLPoll: 2 * time.Second,
+			CRLURLs: []string{}, CRLDistributionPoints: true, CRLFetchEvery: time.Hour, CRLFetchTimeout: 30 * time.Second, CRLMaxBytes: 64 << 20,
+			OCSP: OCSPPrefer, OCSPTimeout: 3 * time.Second, OCSPCache: 5 * time.Minute},
 		Signing: Signing{TimestampSkew: time.Minute},
 		Replay:  Replay{Window: 5 * time.Minute, IDRetention: 24 * time.Hour},
 		Routing: Routing{RoutesFile: "configs/routes.yaml", AsyncTimeout: time.Hour},
@@ -399,6 +437,15 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("trust.require_non_repudiation", d.Trust.RequireNonRepudiation)
 	v.SetDefault("trust.crl_stale", d.Trust.CRLStale)
 	v.SetDefault("trust.crl_stale_grace", d.Trust.CRLStaleGraceFor)
+	v.SetDefault("trust.crl_poll", d.Trust.CRLPoll)
+	v.SetDefault("trust.crl_urls", d.Trust.CRLURLs)
+	v.SetDefault("trust.crl_distribution_points", d.Trust.CRLDistributionPoints)
+	v.SetDefault("trust.crl_fetch_every", d.Trust.CRLFetchEvery)
+	v.SetDefault("trust.crl_fetch_timeout", d.Trust.CRLFetchTimeout)
+	v.SetDefault("trust.crl_max_bytes", d.Trust.CRLMaxBytes)
+	v.SetDefault("trust.ocsp", d.Trust.OCSP)
+	v.SetDefault("trust.ocsp_timeout", d.Trust.OCSPTimeout)
+	v.SetDefault("trust.ocsp_cache", d.Trust.OCSPCache)
 	v.SetDefault("signing.cert_file", d.Signing.CertFile)
 	v.SetDefault("signing.key_file", d.Signing.KeyFile)
 	v.SetDefault("signing.timestamp_skew", d.Signing.TimestampSkew)
@@ -520,6 +567,10 @@ func (c Broker) Validate() error {
 		errs = append(errs, fmt.Errorf("store.write_timeout: %s is not below http.write_timeout (%s): the fault of a request "+
 			"the store refused would be cut off; shorten store.write_timeout", c.Store.WriteTimeout, c.HTTP.WriteTimeout))
 	}
+	if c.Trust.OCSPTimeout >= c.HTTP.WriteTimeout && c.HTTP.WriteTimeout > 0 {
+		errs = append(errs, fmt.Errorf("trust.ocsp_timeout: %s is not below http.write_timeout (%s): a request waiting for the OCSP responder "+
+			"would be cut off; shorten trust.ocsp_timeout", c.Trust.OCSPTimeout, c.HTTP.WriteTimeout))
+	}
 	errs = append(errs, c.Journal.problems()...)
 	if c.Incidents.Threshold <= 0 || c.Incidents.CheckEvery <= 0 {
 		errs = append(errs, errors.New("incidents.threshold and incidents.check_every must be positive"))
@@ -632,6 +683,13 @@ const (
 	CRLStaleRefuse = "refuse"
 )
 
+// The bounds of trust.crl_poll: below 100ms the poll would be reading the CRL files most of the
+// time; above 10m a CRL copied into place would wait longer than an operator expects for it.
+const (
+	minCRLPoll = 100 * time.Millisecond
+	maxCRLPoll = 10 * time.Minute
+)
+
 // maxCRLStaleGrace bounds trust.crl_stale_grace: a week past nextUpdate a CRL no longer says
 // much about revocation, and a typo such as 2400h should not pass.
 const maxCRLStaleGrace = 7 * 24 * time.Hour
@@ -661,6 +719,10 @@ func (t Trust) problems() []error {
 		errs = append(errs, fmt.Errorf("trust.crl_stale: %q; write %q (keep a CRL past its nextUpdate for trust.crl_stale_grace) or %q (refuse at nextUpdate)",
 			t.CRLStale, CRLStaleGrace, CRLStaleRefuse))
 	}
+	if t.CRLPoll < minCRLPoll || t.CRLPoll > maxCRLPoll {
+		errs = append(errs, fmt.Errorf("trust.crl_poll: %s is out of range; use %s to %s, the default is 2s", t.CRLPoll, minCRLPoll, maxCRLPoll))
+	}
+	errs = append(errs, t.fetchProblems()...)
 	if len(t.SigningEKUs) == 0 {
 		return append(errs, fmt.Errorf("trust.signing_ekus: empty; name the extended key usages of a signing certificate, "+
 			"such as the national PKI's %s (emailProtection)", DefaultSigningEKUs[0]))
@@ -669,6 +731,42 @@ func (t Trust) problems() []error {
 		if !dottedOID(s) {
 			errs = append(errs, fmt.Errorf("trust.signing_ekus[%d]: %q is not a dotted OID; write one such as %s", i, s, DefaultSigningEKUs[0]))
 		}
+	}
+	return errs
+}
+
+// fetchProblems checks the keys of CRL fetching and OCSP, for Trust.problems. The ranges keep
+// a typo from passing: a schedule of a second is for tests, a day is as long as a CRL may go
+// unchecked; a timeout above 30s for OCSP would hold a request longer than a client waits.
+func (t Trust) fetchProblems() []error {
+	var errs []error
+	for i, u := range t.CRLURLs {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			errs = append(errs, fmt.Errorf("trust.crl_urls[%d]: %q is not an absolute http or https URL", i, u))
+		}
+	}
+	for _, d := range []struct {
+		key        string
+		v, lo, hi  time.Duration
+		defaultVal string
+	}{
+		{"trust.crl_fetch_every", t.CRLFetchEvery, time.Second, 24 * time.Hour, "1h"},
+		{"trust.crl_fetch_timeout", t.CRLFetchTimeout, time.Second, 5 * time.Minute, "30s"},
+		{"trust.ocsp_timeout", t.OCSPTimeout, 100 * time.Millisecond, 30 * time.Second, "3s"},
+		{"trust.ocsp_cache", t.OCSPCache, 0, 24 * time.Hour, "5m"},
+	} {
+		if d.v < d.lo || d.v > d.hi {
+			errs = append(errs, fmt.Errorf("%s: %s is out of range; use %s to %s, the default is %s", d.key, d.v, d.lo, d.hi, d.defaultVal))
+		}
+	}
+	if t.CRLMaxBytes < 1<<10 || t.CRLMaxBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("trust.crl_max_bytes: %d is out of range; use 1024 to 1073741824 (1 GiB), the default is 67108864 (64 MiB)", t.CRLMaxBytes))
+	}
+	switch t.OCSP {
+	case OCSPOff, OCSPPrefer, OCSPRequire:
+	default:
+		errs = append(errs, fmt.Errorf("trust.ocsp: %q; write %q (never ask a responder), %q (ask, and let a CRL in force decide when it does not answer) or %q (refuse when it does not answer)",
+			t.OCSP, OCSPOff, OCSPPrefer, OCSPRequire))
 	}
 	return errs
 }

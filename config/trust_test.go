@@ -90,3 +90,74 @@ func TestTrustCRLStalePolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustCRLPoll: the CRL files are polled every 2s by default; a file sets another period, and
+// one out of range is refused with the key and the range.
+func TestTrustCRLPoll(t *testing.T) {
+	bare, err := Load(writeConfig(t, "listen: 127.0.0.1:8080\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bare.Trust.CRLPoll != 2*time.Second {
+		t.Errorf("default trust.crl_poll %s, want 2s", bare.Trust.CRLPoll)
+	}
+	set, err := Load(writeConfig(t, "trust:\n  crl_poll: 250ms\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Trust.CRLPoll != 250*time.Millisecond {
+		t.Errorf("trust.crl_poll from the file: %s, want 250ms", set.Trust.CRLPoll)
+	}
+	for _, bad := range []string{"0s", "10ms", "1h"} {
+		_, err := Load(writeConfig(t, "trust:\n  crl_poll: "+bad+"\n"), true)
+		if err == nil || !strings.Contains(err.Error(), "trust.crl_poll: ") || !strings.Contains(err.Error(), "use 100ms to 10m0s") {
+			t.Errorf("crl_poll %s: %v, want refused with the range", bad, err)
+		}
+	}
+}
+
+// TestTrustFetchAndOCSP: the shipped file and a bare file fetch the distribution points hourly
+// and prefer OCSP; a file sets every key; values out of range are refused with the key.
+func TestTrustFetchAndOCSP(t *testing.T) {
+	shipped, err := Load("../configs/broker.yaml", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := Load(writeConfig(t, "listen: 127.0.0.1:8080\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]Broker{"shipped": shipped, "bare": bare} {
+		tr := cfg.Trust
+		if len(tr.CRLURLs) != 0 || !tr.CRLDistributionPoints || tr.CRLFetchEvery != time.Hour || tr.CRLFetchTimeout != 30*time.Second ||
+			tr.CRLMaxBytes != 64<<20 || tr.OCSP != OCSPPrefer || tr.OCSPTimeout != 3*time.Second || tr.OCSPCache != 5*time.Minute {
+			t.Errorf("%s: %+v; want no URLs, distribution points, 1h, 30s, 64 MiB, prefer, 3s, 5m", name, tr)
+		}
+	}
+	set, err := Load(writeConfig(t, "trust:\n  crl_urls: [\"http://crl.pki.gov.kz/nca_rsa.crl\"]\n  crl_distribution_points: false\n"+
+		"  crl_fetch_every: 30m\n  crl_fetch_timeout: 10s\n  crl_max_bytes: 1048576\n  ocsp: require\n  ocsp_timeout: 2s\n  ocsp_cache: 0s\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := set.Trust; !slices.Equal(tr.CRLURLs, []string{"http://crl.pki.gov.kz/nca_rsa.crl"}) || tr.CRLDistributionPoints ||
+		tr.CRLFetchEvery != 30*time.Minute || tr.CRLFetchTimeout != 10*time.Second || tr.CRLMaxBytes != 1<<20 ||
+		tr.OCSP != OCSPRequire || tr.OCSPTimeout != 2*time.Second || tr.OCSPCache != 0 {
+		t.Errorf("from the file: %+v", tr)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"trust:\n  crl_urls: [\"ldap://crl.invalid/x\"]\n", `trust.crl_urls[0]: "ldap://crl.invalid/x" is not an absolute http or https URL`},
+		{"trust:\n  crl_fetch_every: 0s\n", "trust.crl_fetch_every: 0s is out of range"},
+		{"trust:\n  crl_fetch_every: 48h\n", "trust.crl_fetch_every: 48h0m0s is out of range"},
+		{"trust:\n  crl_fetch_timeout: 10m\n", "trust.crl_fetch_timeout: 10m0s is out of range"},
+		{"trust:\n  crl_max_bytes: 100\n", "trust.crl_max_bytes: 100 is out of range"},
+		{"trust:\n  ocsp: sometimes\n", `trust.ocsp: "sometimes"`},
+		{"trust:\n  ocsp_timeout: 1m\n", "trust.ocsp_timeout: 1m0s is out of range"},
+		{"trust:\n  ocsp_cache: -1s\n", "trust.ocsp_cache: -1s is out of range"},
+		{"http:\n  write_timeout: 2s\ntrust:\n  ocsp_timeout: 3s\nstore:\n  write_timeout: 1s\n", "trust.ocsp_timeout: 3s is not below http.write_timeout"},
+	} {
+		_, err := Load(writeConfig(t, tc.yaml), true)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

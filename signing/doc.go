@@ -22,8 +22,10 @@
 //   - An algorithm allowlist: rsa-sha256, rsa-sha512 and ecdsa-sha256 (r||s), digests sha256 and
 //     sha512, canonicalisation exc-c14n or c14n 1.0. SHA-1 and GOST are refused.
 //   - The signer certificate comes from KeyInfo/X509Data, is chained to the configured roots at the
-//     message time and checked against every configured CRL. The signer's IIN comes from the
-//     certificate subject (serialNumber "IIN" + 12 digits), never from the message body.
+//     message time and checked against every CRL in force (from the files, and fetched from
+//     distribution points by package revocation), then, under the trust store's OCSPPolicy, with
+//     the OCSP responder it names. The signer's IIN comes from the certificate subject
+//     (serialNumber "IIN" + 12 digits), never from the message body.
 //   - A request signer's certificate must be meant to sign (SignerUsage): not a CA, the
 //     digitalSignature key usage, and a signing extended key usage where it has any, or it is
 //     refused with SIO-CERT-USAGE.

@@ -2,11 +2,14 @@ package signing
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +17,8 @@ import (
 	"github.com/sio-pso/siobroker"
 )
 
-// TrustConfig names the PEM files of the trusted roots and of the CRLs to check.
+// TrustConfig names the PEM files of the trusted roots and of the CRLs to check, and how the
+// signer's certificate is checked online.
 type TrustConfig struct {
 	RootFiles []string // PEM, one or more CERTIFICATE blocks per file
 	// IntermediateFiles are CA certificates (PEM) that chains may pass through without the
@@ -26,12 +30,17 @@ type TrustConfig struct {
 	// the service up while an issuer is late to publish, at the price of missing revocations of
 	// that window; it is a stated policy (trust.crl_stale), not an accident of start-up.
 	CRLStaleGrace time.Duration
+	// OCSP asks the OCSP responder a leaf certificate names (its authority information access)
+	// for its status; nil never asks. OCSPPolicy says what its answer, or its silence, does.
+	OCSP       OCSPChecker
+	OCSPPolicy OCSPPolicy
 }
 
 // TrustStore holds the trusted roots and the CRLs. It is safe for concurrent use. The roots and
-// intermediates never change; the CRLs are replaced as a whole by SetCRLs or ReloadCRLs, because
-// revocation must take effect in a running broker (a CRL frozen at start-up answers revoked users
-// and, past its nextUpdate, refuses everyone until a restart).
+// intermediates never change; the CRLs come from two sources, the CRL files (replaced as a whole
+// by SetCRLs or ReloadCRLs) and CRLs fetched from distribution points (PutFetchedCRL, one per
+// source), because revocation must take effect in a running broker (a CRL frozen at start-up
+// answers revoked users and, past its nextUpdate, refuses everyone until a restart).
 type TrustStore struct {
 	roots []*x509.Certificate
 	pool  *x509.CertPool
@@ -41,13 +50,26 @@ type TrustStore struct {
 	crlFiles []string
 	// staleGrace is TrustConfig.CRLStaleGrace.
 	staleGrace time.Duration
+	// ocsp and ocspPolicy are TrustConfig.OCSP and OCSPPolicy.
+	ocsp       OCSPChecker
+	ocspPolicy OCSPPolicy
+
+	// mu orders the writers of crls (SetCRLs, PutFetchedCRL), each of which builds the next set
+	// from the one in force: without it, a file reload and a fetch at once would lose one of the two.
+	mu sync.Mutex
 	// crls is the CRL set in force. A request loads it once, so that it sees one set whole even
 	// while a reload swaps in the next.
 	crls atomic.Pointer[crlSet]
+	// seen is what verified chains taught the store: their CAs and distribution points.
+	seen learned
 }
 
 // crlSet is one generation of CRLs with the cache of their verified signatures.
 type crlSet struct {
+	files []*x509.RevocationList // from the CRL files, in their order
+	// fetched are the CRLs fetched from distribution points, by source URL.
+	fetched map[string]*x509.RevocationList
+	// crls is what requests check: files, then fetched by source.
 	crls []*x509.RevocationList
 	// verified remembers the CRLs whose signature verified against an issuer certificate
 	// (crlIssuer keys), so that each request does not verify the same CRL again: that RSA
@@ -60,6 +82,16 @@ type crlSet struct {
 type crlIssuer struct {
 	crl    int
 	issuer string
+}
+
+// newCRLSet returns the set of files and fetched, checked in that order.
+func newCRLSet(files []*x509.RevocationList, fetched map[string]*x509.RevocationList) *crlSet {
+	s := &crlSet{files: files, fetched: fetched}
+	s.crls = append(s.crls, files...)
+	for _, src := range slices.Sorted(maps.Keys(fetched)) {
+		s.crls = append(s.crls, fetched[src])
+	}
+	return s
 }
 
 // LoadTrustStore reads the roots and CRLs named by cfg.
@@ -103,6 +135,15 @@ func LoadTrustStore(cfg TrustConfig) (*TrustStore, error) {
 		return nil, fmt.Errorf("trust store: negative CRL grace %s", cfg.CRLStaleGrace)
 	}
 	t.staleGrace = cfg.CRLStaleGrace
+	if cfg.OCSPPolicy < OCSPOff || cfg.OCSPPolicy > OCSPRequire {
+		return nil, fmt.Errorf("trust store: OCSP policy %d is not one of OCSPOff, OCSPPrefer, OCSPRequire", cfg.OCSPPolicy)
+	}
+	t.ocsp, t.ocspPolicy = cfg.OCSP, cfg.OCSPPolicy
+	// The configured CAs name the distribution points of the CRLs that cover them (an
+	// intermediate's is its root's CRL): a fetcher has them before the first request.
+	for _, c := range slices.Concat(roots, intermediates) {
+		t.seen.addPoints(c)
+	}
 	return t, nil
 }
 
@@ -124,17 +165,20 @@ func (t *TrustStore) ReloadCRLs() error {
 	return t.SetCRLs(crls)
 }
 
-// SetCRLs replaces the CRLs in force with crls, checked as NewTrustStore checks them; on an error
-// nothing changes. Requests already verifying finish with the set they started with.
+// SetCRLs replaces the CRLs of the files with crls, checked as NewTrustStore checks them; on an
+// error nothing changes. The fetched CRLs stay. Requests already verifying finish with the set
+// they started with.
 func (t *TrustStore) SetCRLs(crls []*x509.RevocationList) error {
 	if err := checkCRLs(t.roots, crls); err != nil {
 		return err
 	}
-	t.crls.Store(&crlSet{crls: append([]*x509.RevocationList(nil), crls...)})
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.crls.Store(newCRLSet(slices.Clone(crls), t.crls.Load().fetched))
 	return nil
 }
 
-// CRLs returns the CRLs in force.
+// CRLs returns the CRLs in force: those of the files, then the fetched ones by source.
 func (t *TrustStore) CRLs() []*x509.RevocationList {
 	return append([]*x509.RevocationList(nil), t.crls.Load().crls...)
 }
@@ -173,7 +217,7 @@ func NewTrustStore(roots []*x509.Certificate, crls []*x509.RevocationList) (*Tru
 		return nil, err
 	}
 	t := &TrustStore{roots: append([]*x509.Certificate(nil), roots...), pool: pool}
-	t.crls.Store(&crlSet{crls: append([]*x509.RevocationList(nil), crls...)})
+	t.crls.Store(newCRLSet(slices.Clone(crls), nil))
 	return t, nil
 }
 
@@ -182,9 +226,17 @@ func (t *TrustStore) Roots() []*x509.Certificate {
 	return append([]*x509.Certificate(nil), t.roots...)
 }
 
-// VerifyChain verifies cert, with the given intermediates, against the trusted roots at time at,
-// then checks every certificate of the chain but the root against the CRLs of its issuer.
+// VerifyChain is VerifyChainContext without a request's context, for callers that have none (a
+// TLS client certificate, an archive's seal): an OCSP question is still bounded by its timeout.
 func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.Certificate, at time.Time) error {
+	return t.VerifyChainContext(context.Background(), cert, intermediates, at)
+}
+
+// VerifyChainContext verifies cert, with the given intermediates, against the trusted roots at
+// time at, then checks every certificate of the chain but the root against the CRLs of its
+// issuer, and last, where the store has an OCSP checker, asks cert's OCSP responder under the
+// store's OCSPPolicy. ctx bounds the OCSP question.
+func (t *TrustStore) VerifyChainContext(ctx context.Context, cert *x509.Certificate, intermediates []*x509.Certificate, at time.Time) error {
 	if cert == nil {
 		return siobroker.Errorf(siobroker.CodeCertChain, "no signer certificate")
 	}
@@ -218,6 +270,9 @@ func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.C
 		}
 		return siobroker.Wrap(siobroker.CodeCertChain, err, "certificate %q does not chain to a trusted root", subject)
 	}
+	// Learnt before revocation is checked: a signer refused now still names where its issuer's
+	// CRL is published, and that is most useful when the issuer has no CRL in force yet.
+	t.seen.chain(chains[0], t)
 	set := t.crls.Load()
 	for _, chain := range chains {
 		for i := 0; i+1 < len(chain); i++ {
@@ -226,14 +281,31 @@ func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.C
 			}
 		}
 	}
+	if t.ocsp != nil && t.ocspPolicy != OCSPOff && len(OCSPResponders(cert)) > 0 {
+		return t.checkOCSP(ctx, set, cert, chains[0][1])
+	}
 	return nil
 }
 
-// checkRevocation looks cert up in every CRL of issuer; a CRL past its nextUpdate by more than
-// grace refuses every certificate.
+// ofIssuer reports whether crl may speak for the certificates issuer issued: it names issuer's
+// subject and, where both say which key, issuer's key. A CA that renewed its key under the same
+// name publishes a CRL per key; one signed by the other key says nothing of these certificates.
+func ofIssuer(crl *x509.RevocationList, issuer *x509.Certificate) bool {
+	if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) {
+		return false
+	}
+	return len(crl.AuthorityKeyId) == 0 || len(issuer.SubjectKeyId) == 0 || bytes.Equal(crl.AuthorityKeyId, issuer.SubjectKeyId)
+}
+
+// checkRevocation looks cert up in every CRL of issuer, from the files and fetched alike: listed
+// in any is revoked. If the issuer has CRLs but none is current (within its nextUpdate and the
+// grace), every certificate is refused, with the newest of them named; a newer CRL from another
+// source is enough to keep an old file's CRL from refusing.
 func (t *crlSet) checkRevocation(cert, issuer *x509.Certificate, at time.Time, grace time.Duration) error {
+	var stale *x509.RevocationList // the newest CRL of the issuer that is out of date, while none is current
+	current := false
 	for i, crl := range t.crls {
-		if !bytes.Equal(crl.RawIssuer, cert.RawIssuer) {
+		if !bytes.Equal(crl.RawIssuer, cert.RawIssuer) || !ofIssuer(crl, issuer) {
 			continue
 		}
 		key := crlIssuer{crl: i, issuer: string(issuer.Raw)}
@@ -243,24 +315,51 @@ func (t *crlSet) checkRevocation(cert, issuer *x509.Certificate, at time.Time, g
 			}
 			t.verified.Store(key, struct{}{})
 		}
-		// A stale CRL fails closed once its grace is over: it can no longer vouch that nothing was
-		// revoked since. The message is stable; operators and tests match on it.
-		if !crl.NextUpdate.IsZero() && at.After(crl.NextUpdate.Add(grace)) {
-			if grace == 0 {
-				return siobroker.Errorf(siobroker.CodeCertChain, "the CRL of %s is out of date (next update was due %s)",
-					crl.Issuer, siobroker.FormatTime(crl.NextUpdate))
-			}
-			return siobroker.Errorf(siobroker.CodeCertChain, "the CRL of %s is out of date (next update was due %s; the grace of %s ended %s)",
-				crl.Issuer, siobroker.FormatTime(crl.NextUpdate), grace, siobroker.FormatTime(crl.NextUpdate.Add(grace)))
-		}
 		for _, entry := range crl.RevokedCertificateEntries {
 			if entry.SerialNumber != nil && entry.SerialNumber.Cmp(cert.SerialNumber) == 0 {
 				return siobroker.Errorf(siobroker.CodeCertRevoked, "certificate %q (serial %X) was revoked at %s",
 					cert.Subject.String(), cert.SerialNumber, siobroker.FormatTime(entry.RevocationTime))
 			}
 		}
+		switch {
+		case crl.NextUpdate.IsZero() || !at.After(crl.NextUpdate.Add(grace)):
+			current = true
+		case stale == nil || olderCRL(stale, crl):
+			stale = crl
+		}
 	}
-	return nil
+	// A stale CRL fails closed once its grace is over: it can no longer vouch that nothing was
+	// revoked since. The message is stable; operators and tests match on it.
+	if current || stale == nil {
+		return nil
+	}
+	if grace == 0 {
+		return siobroker.Errorf(siobroker.CodeCertChain, "the CRL of %s is out of date (next update was due %s)",
+			stale.Issuer, siobroker.FormatTime(stale.NextUpdate))
+	}
+	return siobroker.Errorf(siobroker.CodeCertChain, "the CRL of %s is out of date (next update was due %s; the grace of %s ended %s)",
+		stale.Issuer, siobroker.FormatTime(stale.NextUpdate), grace, siobroker.FormatTime(stale.NextUpdate.Add(grace)))
+}
+
+// hasCRL reports whether the set holds a CRL of the issuer of cert. After checkRevocation passed,
+// that CRL is in force under the stale policy: current, or within its grace.
+func (t *crlSet) hasCRL(cert, issuer *x509.Certificate) bool {
+	for _, crl := range t.crls {
+		if bytes.Equal(crl.RawIssuer, cert.RawIssuer) && ofIssuer(crl, issuer) {
+			return true
+		}
+	}
+	return false
+}
+
+// olderCRL reports whether a is older than b, two CRLs of one issuer: by their CRL numbers, which
+// an issuer increases with every CRL it publishes (RFC 5280, section 5.2.3), where both carry one;
+// otherwise by thisUpdate.
+func olderCRL(a, b *x509.RevocationList) bool {
+	if a.Number != nil && b.Number != nil {
+		return a.Number.Cmp(b.Number) < 0
+	}
+	return a.ThisUpdate.Before(b.ThisUpdate)
 }
 
 // LoadCertificates reads every CERTIFICATE block of a PEM file, in order.

@@ -465,7 +465,7 @@ func (v *Verifier) chooseSigner(ctx context.Context, key signerKey, sigAlg strin
 	for _, cert := range candidates {
 		err := verifySignatureValue(cert, sigAlg, signatureMethods[sigAlg], canonicalSignedInfo, sigValue)
 		if err == nil {
-			err = v.cfg.Trust.VerifyChain(cert, intermediates, at)
+			err = v.cfg.Trust.VerifyChainContext(ctx, cert, intermediates, at)
 		}
 		if err == nil {
 			return cert, nil

@@ -127,7 +127,7 @@ func (c *checker) checkCredentials(d *doc, cfg config.Broker) {
 	crlLines := []int{}
 	for i, path := range cfg.Trust.CRLs {
 		key := fmt.Sprintf("trust.crls[%d]", i)
-		list, ok := c.readCRLs(d.Path, at(key), key, path)
+		list, ok := c.readCRLs(d.Path, at(key), key, path, cfg.Trust.StaleGrace())
 		for range list {
 			crlLines = append(crlLines, at(key))
 		}
@@ -215,8 +215,11 @@ func (c *checker) checkValidity(file string, line int, subject string, notBefore
 }
 
 // readCRLs reads and checks the CRLs of a file named at key: PEM X509 CRL blocks, or one DER
-// CRL, as the broker reads them.
-func (c *checker) readCRLs(file string, line int, key, path string) ([]*x509.RevocationList, bool) {
+// CRL, as the broker reads them. grace is the broker's trust.crl_stale grace (config.Trust.StaleGrace):
+// a CRL past its nextUpdate is an error only where the broker refuses its issuer's signers, at
+// nextUpdate under "refuse" or once the grace is over; within the grace the broker still answers,
+// so it is a warning, with the time it stops.
+func (c *checker) readCRLs(file string, line int, key, path string, grace time.Duration) ([]*x509.RevocationList, bool) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		c.errorf(file, line, "correct the path (relative to the working directory) or install the file", "%s: cannot read %s: %s", key, path, describeReadError(err))
@@ -230,15 +233,31 @@ func (c *checker) readCRLs(file string, line int, key, path string) ([]*x509.Rev
 	ok := true
 	for _, crl := range crls {
 		what := fmt.Sprintf("%s: the CRL of %q in %s", key, crl.Issuer.String(), path)
+		// The same comparisons as the trust store's (signing.crlSet.checkRevocation): in force up
+		// to and including nextUpdate + grace.
+		end := crl.NextUpdate.Add(grace)
 		switch {
 		case crl.NextUpdate.IsZero():
-		case c.now.After(crl.NextUpdate):
+		case c.now.After(end) && grace == 0:
 			c.errorf(file, line, "install the issuer's current CRL (and keep it fetched before each next update)",
 				"%s is out of date since %s: the broker refuses every signer its issuer certified", what, astana(crl.NextUpdate))
 			ok = false
+		case c.now.After(end):
+			c.errorf(file, line, "install the issuer's current CRL (and keep it fetched before each next update)",
+				"%s is out of date since %s and its grace (trust.crl_stale_grace, %s) ended at %s: the broker refuses every signer its issuer certified",
+				what, astana(crl.NextUpdate), grace, astana(end))
+			ok = false
+		case c.now.After(crl.NextUpdate):
+			c.warnf(file, line, "install the issuer's current CRL before "+astana(end),
+				"%s is past its next update (due %s); the broker keeps it in force for its grace (trust.crl_stale_grace, %s), until %s, in %s, and then refuses every signer its issuer certified",
+				what, astana(crl.NextUpdate), grace, astana(end), days(end.Sub(c.now)))
 		case crl.NextUpdate.Sub(c.now) < c.opts.ExpiryWarning:
+			after := "after that the broker refuses every signer its issuer certified"
+			if grace > 0 {
+				after = fmt.Sprintf("the broker refuses every signer its issuer certified %s after that (trust.crl_stale_grace)", grace)
+			}
 			c.warnf(file, line, "install the issuer's next CRL before "+astana(crl.NextUpdate),
-				"%s is due for its next update at %s, in %s; after that the broker refuses every signer its issuer certified", what, astana(crl.NextUpdate), days(crl.NextUpdate.Sub(c.now)))
+				"%s is due for its next update at %s, in %s; %s", what, astana(crl.NextUpdate), days(crl.NextUpdate.Sub(c.now)), after)
 		}
 	}
 	return crls, ok

@@ -398,8 +398,9 @@ func TestNamedFileMissing(t *testing.T) {
 	only(t, r, 1)
 }
 
-// pki is a directory of self-signed test certificates and keys; "ca" also gets a stale PEM CRL and a
-// fresh DER CRL.
+// pki is a directory of self-signed test certificates and keys; "ca" also gets a stale PEM CRL (past
+// its nextUpdate by more than the default grace of 24h), a PEM CRL within that grace and a fresh
+// DER CRL.
 type pki struct {
 	dir string
 }
@@ -429,11 +430,16 @@ func (p pki) certificate(t *testing.T, name string, notBefore, notAfter time.Tim
 	keyPath := write(t, p.dir, name+".key", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
 	if name == "ca" {
 		cert, _ := x509.ParseCertificate(der)
-		crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-48 * time.Hour), NextUpdate: now.Add(-24 * time.Hour)}, cert, key)
+		crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-72 * time.Hour), NextUpdate: now.Add(-48 * time.Hour)}, cert, key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		write(t, p.dir, "stale.crl", string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crl})))
+		crl, err = x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-25 * time.Hour), NextUpdate: now.Add(-time.Hour)}, cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, p.dir, "graced.crl", string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crl})))
 		crl, err = x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(2), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(60 * 24 * time.Hour)}, cert, key)
 		if err != nil {
 			t.Fatal(err)
@@ -478,6 +484,33 @@ func TestCertificates(t *testing.T) {
 	if r.Errors() != 0 || r.Warnings() != 1 {
 		t.Errorf("%d errors, %d warnings; want a warning only", r.Errors(), r.Warnings())
 	}
+}
+
+// TestCRLPastNextUpdateWithinGrace: a CRL an hour past its nextUpdate is a warning under the default
+// trust.crl_stale: grace (24h), since the broker keeps answering until the grace ends; under
+// refuse it is an error, as the broker refuses its issuer's signers at nextUpdate. A CRL past the
+// grace is an error (TestCertificates).
+func TestCRLPastNextUpdateWithinGrace(t *testing.T) {
+	p := pki{dir: t.TempDir()}
+	ca, _ := p.certificate(t, "ca", now.Add(-time.Hour), now.Add(365*24*time.Hour))
+	graced := filepath.Join(p.dir, "graced.crl")
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, "  roots: []", "  roots: ["+ca+"]")
+	s.broker = edit(t, s.broker, "  crls: []", "  crls: ["+graced+"]")
+	r := s.check(t)
+	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "crls:"), check.Warning,
+		"trust.crls[0]: the CRL of \"CN=ca (test key)\" in " + graced + " is past its next update (due 2026-11-20T11:00:00+05:00); the broker keeps it in force for its grace (trust.crl_stale_grace, 24h0m0s), until 2026-11-21T11:00:00+05:00",
+		"install the issuer's current CRL before 2026-11-21T11:00:00+05:00"})
+	only(t, r, 1)
+	if r.Errors() != 0 {
+		t.Errorf("%d errors for a CRL within its grace; want a warning only", r.Errors())
+	}
+
+	s.broker = edit(t, s.broker, "crl_stale: grace", "crl_stale: refuse")
+	r = s.check(t)
+	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "crls:"), check.Error,
+		"trust.crls[0]: the CRL of \"CN=ca (test key)\" in " + graced + " is out of date since 2026-11-20T11:00:00+05:00", "install the issuer's current CRL"})
+	only(t, r, 1)
 }
 
 // A CRL that its root did not issue correctly fails as the broker's trust store would.

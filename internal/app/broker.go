@@ -88,6 +88,7 @@ type Broker struct {
 	db           *sqlite.DB
 	closeJournal func()
 	live         *liveConfig    // the reloadable configuration
+	revocation   liveRevocation // CRLs fetched from distribution points, OCSP (revocation.go)
 	hup          chan os.Signal // reload requests (SIGHUP)
 	msg          messaging      // the router and the transport under it
 	pipeline     *broker.Broker

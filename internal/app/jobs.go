@@ -14,7 +14,7 @@ import (
 
 // startJobs starts the background jobs that keep the store true between requests: pruning the
 // replay memory, the §16 sweep, the incident tracker, the maintenance refresh, the reload watcher,
-// the asynchronous worker and the sealing of journal archives. Close waits for every one of them
+// the CRL fetcher, the asynchronous worker and the sealing of journal archives. Close waits for every one of them
 // before it closes the store.
 func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
@@ -62,8 +62,9 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 			}
 		})
 	})
+	b.jobs.Go(func() { b.revocation.fetcher.Run(ctx) })
 	b.hup = make(chan os.Signal, 1)
-	b.jobs.Go(func() { b.live.watch(ctx, b.hup, reloadPoll, logger.With("component", "reload")) })
+	b.jobs.Go(func() { b.live.watch(ctx, b.hup, reloadPoll, cfg.Trust.CRLPoll, logger.With("component", "reload")) })
 	if !opts.NoAsyncWorker {
 		b.startAsyncWorker(ctx)
 	}

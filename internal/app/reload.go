@@ -268,7 +268,7 @@ func sameWindows(a, b []siobroker.MaintenanceWindow) bool {
 	})
 }
 
-// changed reports whether any reloadable file differs from what was last read.
+// changed reports whether any reloadable file but the CRLs differs from what was last read.
 func (l *liveConfig) changed() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -283,20 +283,53 @@ func (l *liveConfig) changed() bool {
 			return true
 		}
 	}
-	if l.trust != nil {
-		for path, d := range fileDigests(l.trust.CRLFiles()) {
-			if d != [32]byte{} && d != l.crlDigests[path] { // unreadable: being written, look again
-				return true
-			}
+	return false
+}
+
+// crlsChanged reports whether a CRL file differs from what was last read.
+func (l *liveConfig) crlsChanged() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.trust == nil {
+		return false
+	}
+	for path, d := range fileDigests(l.trust.CRLFiles()) {
+		if d != [32]byte{} && d != l.crlDigests[path] { // unreadable: being written, look again
+			return true
 		}
 	}
 	return false
 }
 
-// watch reloads on every signal from hup and whenever a file's content changes, until ctx ends.
-func (l *liveConfig) watch(ctx context.Context, hup <-chan os.Signal, poll time.Duration, logger *slog.Logger) {
+// ReloadCRLs rereads the CRL files alone (reloadCRLs) and logs what changed, for a change of a
+// CRL file seen by the poll: the routes, rights and maintenance files have their own.
+func (l *liveConfig) ReloadCRLs(why string, logger *slog.Logger) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	changes, err := l.reloadCRLs(why, logger)
+	if err != nil {
+		return err
+	}
+	if len(changes) == 0 {
+		logger.Info("CRLs reloaded: no change", "trigger", why)
+	}
+	for _, c := range changes {
+		logger.Info("configuration change", "trigger", why, "change", c)
+	}
+	return nil
+}
+
+// watch reloads everything on every signal from hup, the routes, rights and maintenance files
+// when their content changes (looked at every poll), and the CRL files when theirs does (every
+// crlPoll, trust.crl_poll), until ctx ends.
+func (l *liveConfig) watch(ctx context.Context, hup <-chan os.Signal, poll, crlPoll time.Duration, logger *slog.Logger) {
+	if crlPoll <= 0 {
+		crlPoll = poll // a configuration built by hand, not by config.Load
+	}
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()
+	crlTicker := time.NewTicker(crlPoll)
+	defer crlTicker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -306,6 +339,10 @@ func (l *liveConfig) watch(ctx context.Context, hup <-chan os.Signal, poll time.
 		case <-ticker.C:
 			if l.changed() {
 				_ = l.Reload(ctx, "file changed", logger)
+			}
+		case <-crlTicker.C:
+			if l.crlsChanged() {
+				_ = l.ReloadCRLs("file changed", logger)
 			}
 		}
 	}

@@ -65,6 +65,13 @@ func (b *Broker) newMetrics(cfg config.Broker, journal siobroker.Journal, servic
 			return seq, err
 		},
 		ArchivedUpTo: func(context.Context) (int64, error) { return archive.LastSealedSeq(archiveDir) },
+		CRLFetches:   b.revocation.fetcher.Counts,
+		OCSPResponses: func() map[string]uint64 {
+			if b.revocation.ocsp == nil {
+				return nil // trust.ocsp: off
+			}
+			return b.revocation.ocsp.Counts()
+		},
 	})
 }
 

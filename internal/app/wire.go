@@ -95,8 +95,19 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 		return err
 	}
 	p.signer = signer
+	ocsp, policy, err := newOCSP(cfg, clock, logger)
+	if err != nil {
+		return err
+	}
+	if ocsp != nil {
+		trustCfg.OCSP = ocsp
+	}
+	trustCfg.OCSPPolicy = policy
 	if p.trust, err = signing.LoadTrustStore(trustCfg); err != nil {
 		return fmt.Errorf("trust store: %w", err)
+	}
+	if err := b.startRevocation(ctx, cfg, p.trust, ocsp, clock, logger); err != nil {
+		return err
 	}
 	if b.live, err = loadLiveConfig(cfg); err != nil {
 		return err

@@ -34,6 +34,11 @@ type Sources struct {
 	OpenIncidents func(ctx context.Context) (int, error)
 	JournalHead   func(ctx context.Context) (int64, error) // the Seq of the last record appended
 	ArchivedUpTo  func(ctx context.Context) (int64, error) // the Seq of the last record sealed into an archive
+	// CRLFetches and OCSPResponses count the fetches of CRLs from distribution points and the
+	// questions to OCSP responders, by result (revocation.Fetcher.Counts, revocation.OCSP.Counts);
+	// the results are a fixed set, so the label stays bounded.
+	CRLFetches    func() map[string]uint64
+	OCSPResponses func() map[string]uint64
 	// ReadTimeout bounds the reads of one scrape; default 5s.
 	ReadTimeout time.Duration
 }
@@ -208,13 +213,20 @@ var (
 		"Sequence number of the last record appended to the journal.", nil, nil)
 	descArchive = prometheus.NewDesc(Prefix+"archive_last_sequence",
 		"Sequence number of the last journal record sealed into an archive; 0 before the first.", nil, nil)
+	descCRLFetches = prometheus.NewDesc(Prefix+"crl_fetches_total",
+		"Fetches of CRLs from distribution points and trust.crl_urls, by result: applied (a new CRL in force), unchanged, refused (it does not verify, or is older than the CRL in force), failed (not fetched; the CRL in force stays under trust.crl_stale).",
+		[]string{"result"}, nil)
+	descOCSPResponses = prometheus.NewDesc(Prefix+"ocsp_responses_total",
+		"Questions to OCSP responders (answers from the cache not counted), by result: good, revoked, unknown, failed (no usable answer; trust.ocsp decides).",
+		[]string{"result"}, nil)
 	descSourceErrors = prometheus.NewDesc(Prefix+"metrics_source_errors_total",
 		"Scrapes in which a source could not be read (its series are missing from that scrape), by source.", []string{"source"}, nil)
 )
 
 func (s *snapshot) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDispatches, descAnswers, descDispatchErrors, descTimeouts, descLateAnswers, descInFlight,
-		descErrorRatio, descOldest, descQueueDepth, descDeadLetters, descIncidents, descJournal, descArchive, descSourceErrors} {
+		descErrorRatio, descOldest, descQueueDepth, descDeadLetters, descIncidents, descJournal, descArchive, descSourceErrors,
+		descCRLFetches, descOCSPResponses} {
 		ch <- d
 	}
 }
@@ -259,6 +271,14 @@ func (s *snapshot) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge("journal", descJournal, s.src.JournalHead)
 	gauge("archive", descArchive, s.src.ArchivedUpTo)
+	for desc, read := range map[*prometheus.Desc]func() map[string]uint64{descCRLFetches: s.src.CRLFetches, descOCSPResponses: s.src.OCSPResponses} {
+		if read == nil {
+			continue
+		}
+		for result, n := range read() {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(n), result)
+		}
+	}
 }
 
 func (s *snapshot) service(ch chan<- prometheus.Metric, st health.ServiceState) {

@@ -31,6 +31,8 @@ func TestScrape(t *testing.T) {
 		OpenIncidents: func(context.Context) (int, error) { return 3, nil },
 		JournalHead:   func(context.Context) (int64, error) { return 0, errors.New("database is locked") },
 		ArchivedUpTo:  func(context.Context) (int64, error) { return 120, nil },
+		CRLFetches:    func() map[string]uint64 { return map[string]uint64{"applied": 2, "failed": 0} },
+		OCSPResponses: func() map[string]uint64 { return map[string]uint64{"good": 7, "revoked": 1} },
 	})
 	observe := m.ObserveRequests("sync")
 	observe(siobroker.OutcomeAnswered, "", 20*time.Millisecond)
@@ -58,6 +60,10 @@ func TestScrape(t *testing.T) {
 		`siobroker_service_dispatches_total{service="1"} 5`,
 		`siobroker_crl_reloads_total{result="applied"} 0`,
 		`siobroker_crl_reloads_total{result="refused"} 2`,
+		`siobroker_crl_fetches_total{result="applied"} 2`,
+		`siobroker_crl_fetches_total{result="failed"} 0`,
+		`siobroker_ocsp_responses_total{result="good"} 7`,
+		`siobroker_ocsp_responses_total{result="revoked"} 1`,
 		`siobroker_service_answers_total{service="1",status="ok"} 3`,
 		`siobroker_service_answers_total{service="1",status="error"} 1`,
 		`siobroker_service_timeouts_total{service="1"} 1`,

@@ -60,11 +60,11 @@ func FaultXMLFor(operation string, err error, now time.Time) []byte {
 	return b
 }
 
-// faultCode is "Server" for the broker's own failures, after which a retry may succeed, and
-// "Client" for everything the caller must change.
+// faultCode is "Server" for the broker's own failures, and those of what it depends on (an OCSP
+// responder), after which a retry may succeed, and "Client" for everything the caller must change.
 func faultCode(code siobroker.Code) string {
 	switch code {
-	case siobroker.CodeInternal, siobroker.CodeUnavailable, siobroker.CodeMaintenance:
+	case siobroker.CodeInternal, siobroker.CodeUnavailable, siobroker.CodeMaintenance, siobroker.CodeCertStatus:
 		return "Server"
 	}
 	return "Client"

@@ -29,6 +29,8 @@ func TestFaultShape(t *testing.T) {
 			"soapenv:Client", "SIO-SIG-INVALID", "the signature does not verify", ""},
 		{"unavailable", siobroker.Errorf(siobroker.CodeUnavailable, "shutting down"),
 			"soapenv:Server", "SIO-UNAVAILABLE", "shutting down", ""},
+		{"revocation status unknown: retry later", siobroker.Wrap(siobroker.CodeCertStatus, errors.New("dial tcp 10.0.0.9:80: connection refused"), "the revocation status is unknown"),
+			"soapenv:Server", "SIO-CERT-STATUS-UNKNOWN", "the revocation status is unknown", ""},
 		{"plain error is internal and not disclosed", errors.New("db password wrong at 10.0.0.1"),
 			"soapenv:Server", "SIO-INTERNAL", "internal error", ""},
 		{"message needing escapes", siobroker.Errorf(siobroker.CodeMalformed, `a <b> & "c"`),
