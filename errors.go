@@ -28,6 +28,7 @@ const (
 	CodeInternal     Code = "SIO-INTERNAL"        // a fault of the broker itself
 	CodeServiceRange Code = "SIO-SERVICE-UNKNOWN" // a service number with no route
 	CodeMaintenance  Code = "SIO-MAINTENANCE"     // every requested service is in an announced maintenance window
+	CodeRateLimited  Code = "SIO-RATE-LIMITED"    // the client address or the signer is over its request rate or concurrency; retry after Retry-After
 
 	// Signature and certificate.
 	CodeSigMissing   Code = "SIO-SIG-MISSING"   // no signature in either placement

@@ -24,6 +24,7 @@ var plainHTTPStatus = map[Code]int{
 	CodeInternal:     http.StatusInternalServerError,
 	CodeServiceRange: http.StatusBadRequest,
 	CodeMaintenance:  http.StatusServiceUnavailable,
+	CodeRateLimited:  http.StatusTooManyRequests,
 
 	// A signature that does not verify proves no identity: 403, as for a certificate refused.
 	// (401 would promise an HTTP authentication scheme to retry with, which these endpoints do

@@ -64,7 +64,7 @@ func FaultXMLFor(operation string, err error, now time.Time) []byte {
 // "Client" for everything the caller must change.
 func faultCode(code siobroker.Code) string {
 	switch code {
-	case siobroker.CodeInternal, siobroker.CodeUnavailable, siobroker.CodeMaintenance:
+	case siobroker.CodeInternal, siobroker.CodeUnavailable, siobroker.CodeMaintenance, siobroker.CodeRateLimited:
 		return "Server"
 	}
 	return "Client"
@@ -79,6 +79,9 @@ func HTTPStatus(code siobroker.Code) int {
 		return http.StatusRequestEntityTooLarge
 	case siobroker.CodeMethod:
 		return http.StatusMethodNotAllowed
+	case siobroker.CodeRateLimited:
+		// 429 tells HTTP clients and proxies to back off (with Retry-After), which a 500 would not.
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }

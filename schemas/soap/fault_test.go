@@ -29,6 +29,8 @@ func TestFaultShape(t *testing.T) {
 			"soapenv:Client", "SIO-SIG-INVALID", "the signature does not verify", ""},
 		{"unavailable", siobroker.Errorf(siobroker.CodeUnavailable, "shutting down"),
 			"soapenv:Server", "SIO-UNAVAILABLE", "shutting down", ""},
+		{"rate limited: a retry may succeed", siobroker.Errorf(siobroker.CodeRateLimited, "too many requests"),
+			"soapenv:Server", "SIO-RATE-LIMITED", "too many requests", ""},
 		{"plain error is internal and not disclosed", errors.New("db password wrong at 10.0.0.1"),
 			"soapenv:Server", "SIO-INTERNAL", "internal error", ""},
 		{"message needing escapes", siobroker.Errorf(siobroker.CodeMalformed, `a <b> & "c"`),
@@ -92,6 +94,7 @@ func TestHTTPStatus(t *testing.T) {
 	cases := map[siobroker.Code]int{
 		siobroker.CodeOversize:    413,
 		siobroker.CodeMethod:      405,
+		siobroker.CodeRateLimited: 429,
 		siobroker.CodeSchema:      500,
 		siobroker.CodeInternal:    500,
 		siobroker.CodeUnavailable: 500,
