@@ -64,7 +64,8 @@ func FaultXMLFor(operation string, err error, now time.Time) []byte {
 // "Client" for everything the caller must change.
 func faultCode(code siobroker.Code) string {
 	switch code {
-	case siobroker.CodeInternal, siobroker.CodeUnavailable, siobroker.CodeMaintenance, siobroker.CodeRateLimited:
+	case siobroker.CodeInternal, siobroker.CodeUnavailable, siobroker.CodeMaintenance, siobroker.CodeRateLimited,
+		siobroker.CodeTooManyConnections:
 		return "Server"
 	}
 	return "Client"
@@ -79,7 +80,7 @@ func HTTPStatus(code siobroker.Code) int {
 		return http.StatusRequestEntityTooLarge
 	case siobroker.CodeMethod:
 		return http.StatusMethodNotAllowed
-	case siobroker.CodeRateLimited:
+	case siobroker.CodeRateLimited, siobroker.CodeTooManyConnections:
 		// 429 tells HTTP clients and proxies to back off (with Retry-After), which a 500 would not.
 		return http.StatusTooManyRequests
 	}

@@ -31,6 +31,8 @@ func TestFaultShape(t *testing.T) {
 			"soapenv:Server", "SIO-UNAVAILABLE", "shutting down", ""},
 		{"rate limited: a retry may succeed", siobroker.Errorf(siobroker.CodeRateLimited, "too many requests"),
 			"soapenv:Server", "SIO-RATE-LIMITED", "too many requests", ""},
+		{"too many connections: a retry may succeed", siobroker.Errorf(siobroker.CodeTooManyConnections, "too many connections"),
+			"soapenv:Server", "SIO-TOO-MANY-CONNECTIONS", "too many connections", ""},
 		{"plain error is internal and not disclosed", errors.New("db password wrong at 10.0.0.1"),
 			"soapenv:Server", "SIO-INTERNAL", "internal error", ""},
 		{"message needing escapes", siobroker.Errorf(siobroker.CodeMalformed, `a <b> & "c"`),
@@ -92,15 +94,16 @@ func TestFaultShape(t *testing.T) {
 
 func TestHTTPStatus(t *testing.T) {
 	cases := map[siobroker.Code]int{
-		siobroker.CodeOversize:    413,
-		siobroker.CodeMethod:      405,
-		siobroker.CodeRateLimited: 429,
-		siobroker.CodeSchema:      500,
-		siobroker.CodeInternal:    500,
-		siobroker.CodeUnavailable: 500,
-		siobroker.CodeSigInvalid:  500,
-		siobroker.CodeContentType: 500,
-		siobroker.Code("SIO-NEW"): 500,
+		siobroker.CodeOversize:           413,
+		siobroker.CodeMethod:             405,
+		siobroker.CodeRateLimited:        429,
+		siobroker.CodeTooManyConnections: 429,
+		siobroker.CodeSchema:             500,
+		siobroker.CodeInternal:           500,
+		siobroker.CodeUnavailable:        500,
+		siobroker.CodeSigInvalid:         500,
+		siobroker.CodeContentType:        500,
+		siobroker.Code("SIO-NEW"):        500,
 	}
 	for code, want := range cases {
 		if got := HTTPStatus(code); got != want {
