@@ -114,13 +114,18 @@ func TestHTTPStatus(t *testing.T) {
 
 func TestWriteFault(t *testing.T) {
 	cases := []struct {
-		err    error
-		status int
-		allow  string
+		err        error
+		status     int
+		allow      string
+		retryAfter string
 	}{
-		{siobroker.Errorf(siobroker.CodeSchema, "x"), 500, ""},
-		{siobroker.Errorf(siobroker.CodeOversize, "too big"), 413, ""},
-		{siobroker.Errorf(siobroker.CodeMethod, "POST only"), 405, "POST"},
+		{siobroker.Errorf(siobroker.CodeSchema, "x"), 500, "", ""},
+		{siobroker.Errorf(siobroker.CodeOversize, "too big"), 413, "", ""},
+		{siobroker.Errorf(siobroker.CodeMethod, "POST only"), 405, "POST", ""},
+		// A 429 always says when to retry: what the cause says, rounded up, else a second.
+		{siobroker.Wrap(siobroker.CodeRateLimited, &RetryAfter{Wait: 2100 * time.Millisecond}, "slow down"), 429, "", "3"},
+		{siobroker.Wrap(siobroker.CodeRateLimited, &RetryAfter{Wait: time.Millisecond}, "slow down"), 429, "", "1"},
+		{siobroker.Errorf(siobroker.CodeTooManyConnections, "close one"), 429, "", "1"},
 	}
 	for _, c := range cases {
 		rec := httptest.NewRecorder()
@@ -133,6 +138,9 @@ func TestWriteFault(t *testing.T) {
 		}
 		if got := rec.Header().Get("Allow"); got != c.allow {
 			t.Errorf("Allow %q, want %q", got, c.allow)
+		}
+		if got := rec.Header().Get("Retry-After"); got != c.retryAfter {
+			t.Errorf("%v: Retry-After %q, want %q", c.err, got, c.retryAfter)
 		}
 		if e, ok := ParseFault(rec.Body.Bytes()); !ok || e.Code != siobroker.ErrorCode(c.err) {
 			t.Errorf("body is not the fault: %s", rec.Body)
