@@ -55,7 +55,7 @@ var importRules = map[string][]string{
 	"routing/amqp":       {".", "routing", "schemas"},
 	"routing/routes":     {".", "schemas"},
 
-	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog"},
+	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog", "internal/ratelimit"},
 
 	"operator/incidents":   {"."},
 	"operator/maintenance": {"."},
@@ -72,6 +72,7 @@ var importRules = map[string][]string{
 	"config/check": {".", "access/rights", "adapters/adapterconfig", "config", "operator/maintenance", "routing/routes", "schemas", "signing"},
 
 	"internal/reqlog":     {},
+	"internal/ratelimit":  {},
 	"internal/private":    {},
 	"internal/xmlchild":   {},
 	"internal/testclock":  {},
