@@ -314,6 +314,10 @@ type Request struct {
 
 	raw  []byte   // the request as received, once read
 	body *bodyTap // what was read of the body, for the refusal of an unauthenticated request
+	// unread: refused before anything of its body was read (RefuseUnread), declared the length
+	// it gave, if any.
+	unread   bool
+	declared int64
 	// signerVerified: the signature verified, and SignerIIN is its signer's. Until then the
 	// request is anyone's, and its refusal keeps only a digest of raw (UnauthenticatedLimits).
 	signerVerified   bool

@@ -94,10 +94,17 @@ func WithClient(ctx context.Context, addr string) context.Context {
 	return context.WithValue(ctx, clientKey{}, addr)
 }
 
-// ClientOf is the client a request came from (WithClient), as the bounds count it: its IP without the port,
-// an IPv6 address by its /64 (one subscriber's usual allocation), "unknown" when not told.
+// ClientOf is the client a request came from (WithClient), as the bounds count it (ClientKey).
 func ClientOf(ctx context.Context) string {
 	addr, _ := ctx.Value(clientKey{}).(string)
+	return ClientKey(addr)
+}
+
+// ClientKey is the client of a peer address (an IP, with or without its port) as every
+// per-client bound counts it, the journal's and the HTTP limits' alike: its IP without the port,
+// an IPv6 address by its /64 (one subscriber's usual allocation, so that an attacker does not get
+// a fresh count per address of it), "unknown" when empty.
+func ClientKey(addr string) string {
 	if addr == "" {
 		return "unknown"
 	}
@@ -332,9 +339,25 @@ func (b *Broker) journalSummaries(ctx context.Context, sums []RefusalSummary) {
 // unauthenticatedRefusal is the Data of the refusal of a request whose signer is not known, and
 // of one refused by its signer's rate.
 type unauthenticatedRefusal struct {
-	Message string      `json:"message"`
-	Client  string      `json:"client"`
-	Body    *BodyDigest `json:"body,omitempty"`
+	Message string `json:"message"`
+	Client  string `json:"client"`
+	// Body is what was read of the body; nil for a request refused before it was read
+	// (RefuseUnread), which has the length it declared instead, if it declared one.
+	Body          *BodyDigest `json:"body,omitempty"`
+	ContentLength int64       `json:"content_length,omitempty"`
+}
+
+// RefuseUnread journals the refusal of a request refused before anything of its body was read
+// (a client address over its limits, in the HTTP layer), and returns what is known of it, for
+// the log. Such a request is anyone's, like one refused before its signature verified, and is
+// journaled within the same bounds (UnauthenticatedLimits, by the client of ctx): one by one up
+// to the client's and the total budget of the minute, the rest counted into the client's summary.
+// So a flood of refusals adds to the journal no more than a flood of unsigned requests does.
+// contentLength is the length the request declared, -1 if none.
+func (b *Broker) RefuseUnread(ctx context.Context, cause error, contentLength int64) Request {
+	seen := Request{RequestID: b.deps.NewID(), unread: true, declared: max(contentLength, 0)}
+	b.journalRefusal(reqlog.With(ctx, "", seen.RequestID), seen, cause)
+	return seen
 }
 
 // refuseUnauthenticated journals the refusal of a request refused before its signature verified:
@@ -343,8 +366,13 @@ type unauthenticatedRefusal struct {
 func (b *Broker) refuseUnauthenticated(ctx context.Context, seen *Request, cause error) ([]byte, bool) {
 	client := ClientOf(ctx)
 	code := string(siobroker.ErrorCode(cause))
-	body := b.bodyDigest(seen)
-	individual, closed, schedule := b.unauth.admit(b.cfg.Unauthenticated, client, b.deps.Clock.Now(), code, body.Size)
+	var body *BodyDigest
+	size := 0
+	if !seen.unread {
+		d := b.bodyDigest(seen)
+		body, size = &d, d.Size
+	}
+	individual, closed, schedule := b.unauth.admit(b.cfg.Unauthenticated, client, b.deps.Clock.Now(), code, size)
 	b.journalSummaries(ctx, closed)
 	if b.deps.ObserveUnauthenticated != nil {
 		b.deps.ObserveUnauthenticated(siobroker.ErrorCode(cause), !individual)
@@ -361,9 +389,10 @@ func (b *Broker) refuseUnauthenticated(ctx context.Context, seen *Request, cause
 	seen.MessageID = truncateUTF8(seen.MessageID, refusalIDBytes)
 	seen.SenderID = truncateUTF8(seen.SenderID, refusalIDBytes)
 	data, _ := json.Marshal(unauthenticatedRefusal{
-		Message: truncateUTF8(siobroker.ErrorMessage(cause), refusalMessageBytes),
-		Client:  client,
-		Body:    &body,
+		Message:       truncateUTF8(siobroker.ErrorMessage(cause), refusalMessageBytes),
+		Client:        client,
+		Body:          body,
+		ContentLength: seen.declared,
 	})
 	return data, true
 }
