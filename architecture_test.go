@@ -65,7 +65,7 @@ var importRules = map[string][]string{
 	"operator/reports":     {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
 	"operator/dashboard":   {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "schemas", "schemas/soap", "signing", "signing/intake"},
 
-	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog"},
+	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/ratelimit"},
 	"client":  {".", "schemas/soap", "signing"},
 
 	"config":       {"access/cases"},
