@@ -28,7 +28,12 @@ func (b *Broker) startHTTP(p *parts) error {
 		}
 		b.web.tls = true
 	}
-	handler, err := b.handler(p)
+	limiter, err := b.clientLimiter(p)
+	if err != nil {
+		return err
+	}
+	srvCfg.Limiter = limiter
+	handler, err := b.handler(p, limiter)
 	if err != nil {
 		return err
 	}
@@ -53,8 +58,8 @@ func (b *Broker) startHTTP(p *parts) error {
 }
 
 // handler is the broker's HTTP handler: the synchronous channel at the configured endpoint, with
-// the other faces mounted beside it.
-func (b *Broker) handler(p *parts) (http.Handler, error) {
+// the other faces mounted beside it; limiter holds both SOAP channels.
+func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler, error) {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
 	asyncHandler, err := httpapi.NewHandler(httpapi.Config{
 		Endpoint:     AsyncPath,
@@ -66,6 +71,7 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		// Status and fetch queries read the store only, and are answered while RabbitMQ is down;
 		// the broker refuses new requests then, and journals it (broker.Deps.TransportReady).
 		Observe: b.ops.Metrics.ObserveRequests("async"),
+		Limiter: limiter,
 	}, broker.AsyncPipeline{B: b.pipeline})
 	if err != nil {
 		return nil, err
@@ -92,5 +98,6 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		// No Ready: the pipeline refuses a request while the transport is down once it is
 		// authenticated, and journals the refusal (broker.Deps.TransportReady).
 		Observe: b.ops.Metrics.ObserveRequests("sync"),
+		Limiter: limiter,
 	}, b.pipeline)
 }
