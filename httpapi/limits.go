@@ -160,7 +160,7 @@ func (c *ClientLimiter) check(w http.ResponseWriter, r *http.Request) error {
 	}
 	retry := &soap.RetryAfter{Wait: refused.RetryAfter}
 	return siobroker.Wrap(siobroker.CodeRateLimited, retry,
-		"this client address is over its rate of %v requests a second; retry in %d s", c.lim.Rate, soap.RetryAfterSeconds(retry))
+		"this client address is over its request rate (%v a second); retry in %d s", c.lim.Rate, soap.RetryAfterSeconds(retry))
 }
 
 // connectionRetry is the Retry-After of a connection over the limit: no telling when one of the
