@@ -59,7 +59,7 @@ var importRules = map[string][]string{
 	"routing/amqp":       {".", "routing", "schemas"},
 	"routing/routes":     {".", "schemas"},
 
-	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog"},
+	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog", "internal/ratelimit"},
 
 	"operator/incidents":   {"."},
 	"operator/maintenance": {"."},
@@ -69,13 +69,14 @@ var importRules = map[string][]string{
 	"operator/reports":     {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
 	"operator/dashboard":   {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "schemas", "schemas/soap", "signing", "signing/intake"},
 
-	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/tlspolicy"},
+	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/tlspolicy", "internal/ratelimit"},
 	"client":  {".", "schemas/soap", "signing"},
 
 	"config":       {"access/cases"},
 	"config/check": {".", "access/rights", "adapters/adapterconfig", "config", "operator/maintenance", "routing/routes", "schemas", "signing"},
 
 	"internal/reqlog":     {},
+	"internal/ratelimit":  {},
 	"internal/private":    {},
 	"internal/tlspolicy":  {},
 	"internal/xmlchild":   {},

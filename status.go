@@ -24,6 +24,10 @@ var plainHTTPStatus = map[Code]int{
 	CodeInternal:     http.StatusInternalServerError,
 	CodeServiceRange: http.StatusBadRequest,
 	CodeMaintenance:  http.StatusServiceUnavailable,
+	CodeRateLimited:  http.StatusTooManyRequests,
+
+	// Too many connections is also "back off" to HTTP clients and proxies, with Retry-After.
+	CodeTooManyConnections: http.StatusTooManyRequests,
 
 	// A signature that does not verify proves no identity: 403, as for a certificate refused.
 	// (401 would promise an HTTP authentication scheme to retry with, which these endpoints do

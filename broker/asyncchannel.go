@@ -104,6 +104,9 @@ func (b *Broker) verifyCall(ctx context.Context, doc *etree.Document, seen *Requ
 	}
 	seen.SignerIIN, seen.Placement = sc.verified.SignerIIN, sc.verified.Placement
 	seen.signerVerified = true
+	if err := b.limitSigner(sc.verified.SignerIIN); err != nil {
+		return sc, err
+	}
 	if !sc.verified.Placement.InHeader() {
 		return sc, siobroker.Errorf(siobroker.CodeSigMissing, "an AsyncChannel v10 call is signed in the wsse:Security header, over the Body")
 	}

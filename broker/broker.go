@@ -26,6 +26,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/ratelimit"
 	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
@@ -113,6 +114,11 @@ type Config struct {
 	// Unauthenticated bounds what the journal keeps of requests refused before their signature
 	// verified; zero fields take its defaults.
 	Unauthenticated UnauthenticatedLimits
+	// PerSigner bounds the request rate of one signer (by IIN), checked once the signature
+	// verified; over it, SIO-RATE-LIMITED. Its Concurrent is not used; a zero Rate is no limit.
+	// The refusals are journaled with the signer but without the raw request, within the bounds
+	// of Unauthenticated counted by signer: a signer's flood must not become the journal's.
+	PerSigner ratelimit.Limits
 }
 
 // Deps are the pipeline's collaborators. Every one is required but Async, Maintenance,
@@ -162,6 +168,8 @@ type Deps struct {
 	// known (see UnauthenticatedLimits), and whether it was summarised instead of journaled one
 	// by one: cheap and safe for concurrent use (a metrics counter).
 	ObserveUnauthenticated func(code siobroker.Code, summarised bool)
+	// ObserveSignerLimited, when set, is told of every request refused by Config.PerSigner.
+	ObserveSignerLimited func()
 }
 
 // Stage names a step of a request's pipeline, for Deps.ObserveStage. The steps do not cover a
@@ -208,7 +216,10 @@ type Broker struct {
 	unreleased sync.Map
 	wake       chan struct{} // tells the AsyncWorker that a job was accepted
 	late       late          // background waits for the late services of synchronous requests
-	unauth     unauthBounds  // the refusals of unauthenticated requests journaled this minute
+	unauth     refusalBounds // the refusals of unauthenticated requests journaled this minute
+	// signerRefusals: the refusals by Config.PerSigner journaled this minute, by signer.
+	signerRefusals refusalBounds
+	signers        *ratelimit.Limiter // Config.PerSigner, by the signer's IIN
 }
 
 func (c *Config) setDefaults() {
@@ -221,6 +232,9 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	c.setDefaults()
 	var errs []error
+	if err := c.PerSigner.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("broker: Config.PerSigner: %w", err))
+	}
 	if c.ReplayWindow <= 0 {
 		errs = append(errs, fmt.Errorf("broker: Config.ReplayWindow must be positive, got %s", c.ReplayWindow))
 	}
@@ -268,7 +282,12 @@ func New(cfg Config, deps Deps) (*Broker, error) {
 	if err := errors.Join(cfg.Validate(), deps.Validate()); err != nil {
 		return nil, err
 	}
-	return &Broker{cfg: cfg, deps: deps, wake: make(chan struct{}, 1)}, nil
+	signers, err := ratelimit.New(ratelimit.Limits{Rate: cfg.PerSigner.Rate, Burst: cfg.PerSigner.Burst})
+	if err != nil {
+		return nil, fmt.Errorf("broker: Config.PerSigner: %w", err)
+	}
+	return &Broker{cfg: cfg, deps: deps, wake: make(chan struct{}, 1), signers: signers,
+		signerRefusals: refusalBounds{bySigner: true}}, nil
 }
 
 // Reply is a signed reply and what the caller needs to log it.
@@ -295,6 +314,10 @@ type Request struct {
 
 	raw  []byte   // the request as received, once read
 	body *bodyTap // what was read of the body, for the refusal of an unauthenticated request
+	// unread: refused before anything of its body was read (RefuseUnread), declared the length
+	// it gave, if any.
+	unread   bool
+	declared int64
 	// signerVerified: the signature verified, and SignerIIN is its signer's. Until then the
 	// request is anyone's, and its refusal keeps only a digest of raw (UnauthenticatedLimits).
 	signerVerified   bool
@@ -461,6 +484,9 @@ func (b *Broker) authenticated(sr intake.SignedRequest, err error, seen *Request
 		seen.signerVerified = true
 	}
 	if err != nil {
+		return authenticated{}, err
+	}
+	if err := b.limitSigner(sr.Verified.SignerIIN); err != nil {
 		return authenticated{}, err
 	}
 	return authenticated{info: sr.Info, data: sr.Data, verified: sr.Verified, now: sr.Now}, nil
@@ -706,15 +732,22 @@ func (b *Broker) journalReply(ctx context.Context, seen Request, received time.T
 // A request refused after its signature verified keeps its raw bytes in the refusal, when no
 // request record holds them: its signer is known and answers for them. One refused before that
 // is anyone's: its refusal keeps the body's size, digest and prefix only, and only so many such
-// refusals are journaled one by one (refuseUnauthenticated).
+// refusals are journaled one by one (refuseUnauthenticated). So do the refusals of a signer over
+// its rate (refuseSignerLimited), which come as a flood comes.
 func (b *Broker) journalRefusal(ctx context.Context, seen Request, cause error) {
 	var data []byte
-	if !seen.signerVerified {
+	switch {
+	case !seen.signerVerified:
 		var journal bool
 		if data, journal = b.refuseUnauthenticated(ctx, &seen, cause); !journal {
 			return
 		}
-	} else {
+	case siobroker.ErrorCode(cause) == siobroker.CodeRateLimited:
+		var journal bool
+		if data, journal = b.refuseSignerLimited(ctx, &seen, cause); !journal {
+			return
+		}
+	default:
 		refusal := struct {
 			Message string `json:"message"`
 			Request []byte `json:"request,omitempty"` // the raw request, when no request record holds it

@@ -26,6 +26,7 @@ import (
 	"github.com/sio-pso/siobroker/access/users"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/adapters/demo"
+	"github.com/sio-pso/siobroker/internal/ratelimit"
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas"
@@ -240,6 +241,10 @@ type harnessOpts struct {
 	unauthenticated UnauthenticatedLimits
 	// observeUnauthenticated is Deps.ObserveUnauthenticated.
 	observeUnauthenticated func(siobroker.Code, bool)
+	// perSigner is Config.PerSigner; zero: no limit.
+	perSigner ratelimit.Limits
+	// observeSignerLimited is Deps.ObserveSignerLimited.
+	observeSignerLimited func()
 }
 
 // backendServices are the services with a test backend: the others have no adapter, so a request
@@ -436,6 +441,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		TransportReady: opts.transportReady,
 
 		ObserveUnauthenticated: opts.observeUnauthenticated,
+		ObserveSignerLimited:   opts.observeSignerLimited,
 	}
 	if late != nil {
 		deps.Late = late.Record
@@ -450,6 +456,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		},
 		AsyncTimeout:    opts.asyncTimeout,
 		Unauthenticated: opts.unauthenticated,
+		PerSigner:       opts.perSigner,
 	}, deps)
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)

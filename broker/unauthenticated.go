@@ -94,10 +94,17 @@ func WithClient(ctx context.Context, addr string) context.Context {
 	return context.WithValue(ctx, clientKey{}, addr)
 }
 
-// ClientOf is the client a request came from (WithClient), as the bounds count it: its IP without the port,
-// an IPv6 address by its /64 (one subscriber's usual allocation), "unknown" when not told.
+// ClientOf is the client a request came from (WithClient), as the bounds count it (ClientKey).
 func ClientOf(ctx context.Context) string {
 	addr, _ := ctx.Value(clientKey{}).(string)
+	return ClientKey(addr)
+}
+
+// ClientKey is the client of a peer address (an IP, with or without its port) as every
+// per-client bound counts it, the journal's and the HTTP limits' alike: its IP without the port,
+// an IPv6 address by its /64 (one subscriber's usual allocation, so that an attacker does not get
+// a fresh count per address of it), "unknown" when empty.
+func ClientKey(addr string) string {
 	if addr == "" {
 		return "unknown"
 	}
@@ -184,29 +191,36 @@ func truncateUTF8(s string, n int) string {
 
 // RefusalSummary is the Data of a refusal-summary record.
 type RefusalSummary struct {
-	Client string         `json:"client"` // OtherClients for the clients past MaxSummarisedClients
-	From   time.Time      `json:"from"`   // the minute the refusals were made in: [From, To)
+	// Client is the client address of refusals before the signer was known; OtherClients for
+	// the clients past MaxSummarisedClients. Empty in a summary of a signer's.
+	Client string `json:"client,omitempty"`
+	// Signer is the signer (IIN) of refusals by the per-signer rate (Config.PerSigner), counted
+	// by signer; OtherClients past MaxSummarisedClients signers.
+	Signer string         `json:"signer,omitempty"`
+	From   time.Time      `json:"from"` // the minute the refusals were made in: [From, To)
 	To     time.Time      `json:"to"`
 	Count  int            `json:"count"`
 	Codes  map[string]int `json:"codes"` // refusals by fault code
 	Bytes  int64          `json:"bytes"` // the bodies' total size
 }
 
-// unauthBounds counts the refusals of unauthenticated requests of the current minute.
-type unauthBounds struct {
+// refusalBounds counts the refusals of the current minute that are journaled within
+// UnauthenticatedLimits, by key: the client address of requests refused before their signer was
+// known, or the signer of requests refused for its rate (bySigner). The per-client figures of
+// UnauthenticatedLimits are then per signer.
+type refusalBounds struct {
+	bySigner  bool
 	mu        sync.Mutex
 	window    time.Time      // start of the current minute; zero before the first refusal
 	total     int            // refusals journaled one by one in the window
-	perClient map[string]int // the same by client; at most TotalPerMinute entries
+	perClient map[string]int // the same by key; at most TotalPerMinute entries
 	summaries map[string]*RefusalSummary
 	flushing  bool // a background flush of this window is scheduled
 }
 
-// admitUnauthenticated decides whether the refusal of an unauthenticated request of client at
-// now is journaled one by one (true), or counted into its client's summary. It returns the
-// summaries of a window that has ended, to be journaled.
-func (b *Broker) admitUnauthenticated(client string, now time.Time, code string, size int) (individual bool, closed []RefusalSummary, schedule bool) {
-	u := &b.unauth
+// admit decides whether a refusal of key at now is journaled one by one (true), or counted into
+// its key's summary. It returns the summaries of a window that has ended, to be journaled.
+func (u *refusalBounds) admit(lim UnauthenticatedLimits, key string, now time.Time, code string, size int) (individual bool, closed []RefusalSummary, schedule bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	window := now.Truncate(time.Minute)
@@ -214,24 +228,26 @@ func (b *Broker) admitUnauthenticated(client string, now time.Time, code string,
 		closed = u.takeSummaries()
 		u.window, u.total, u.perClient = window, 0, map[string]int{}
 	}
-	lim := b.cfg.Unauthenticated
-	if u.total < lim.TotalPerMinute && u.perClient[client] < lim.PerClientPerMinute {
+	if u.total < lim.TotalPerMinute && u.perClient[key] < lim.PerClientPerMinute {
 		u.total++
-		u.perClient[client]++
+		u.perClient[key]++
 		return true, closed, false
 	}
 	if u.summaries == nil {
 		u.summaries = map[string]*RefusalSummary{}
 	}
-	s := u.summaries[client]
+	s := u.summaries[key]
 	if s == nil {
 		if len(u.summaries) >= MaxSummarisedClients {
-			client = OtherClients
-			s = u.summaries[client]
+			key = OtherClients
+			s = u.summaries[key]
 		}
 		if s == nil {
-			s = &RefusalSummary{Client: client, From: window, To: window.Add(time.Minute), Codes: map[string]int{}}
-			u.summaries[client] = s
+			s = &RefusalSummary{Client: key, From: window, To: window.Add(time.Minute), Codes: map[string]int{}}
+			if u.bySigner {
+				s.Client, s.Signer = "", key
+			}
+			u.summaries[key] = s
 		}
 	}
 	s.Count++
@@ -242,9 +258,9 @@ func (b *Broker) admitUnauthenticated(client string, now time.Time, code string,
 	return false, closed, schedule
 }
 
-// takeSummaries removes and returns the summaries of the window, ordered by client. The caller
+// takeSummaries removes and returns the summaries of the window, ordered by key. The caller
 // holds u.mu.
-func (u *unauthBounds) takeSummaries() []RefusalSummary {
+func (u *refusalBounds) takeSummaries() []RefusalSummary {
 	out := make([]RefusalSummary, 0, len(u.summaries))
 	for _, c := range slices.Sorted(maps.Keys(u.summaries)) {
 		out = append(out, *u.summaries[c])
@@ -253,10 +269,9 @@ func (u *unauthBounds) takeSummaries() []RefusalSummary {
 	return out
 }
 
-// flushUnauthenticated journals the summaries of a window that ended by now; with force, those
-// of the current window too (at shutdown).
-func (b *Broker) flushUnauthenticated(ctx context.Context, now time.Time, force bool) {
-	u := &b.unauth
+// flushSummaries journals the summaries of u of a window that ended by now; with force, those of
+// the current window too (at shutdown).
+func (b *Broker) flushSummaries(ctx context.Context, u *refusalBounds, now time.Time, force bool) {
 	u.mu.Lock()
 	var closed []RefusalSummary
 	if force || !now.Truncate(time.Minute).Equal(u.window) {
@@ -266,17 +281,19 @@ func (b *Broker) flushUnauthenticated(ctx context.Context, now time.Time, force 
 	b.journalSummaries(ctx, closed)
 }
 
-// FlushRefusalSummaries journals the summaries of refusals of unauthenticated requests counted
-// in a minute that has ended on the broker's clock. The broker does it itself at the next such
-// refusal, a minute after the first summarised one, and at Shutdown; tests with a clock of their
-// own call it.
+// FlushRefusalSummaries journals the summaries of refusals (of unauthenticated requests, and by
+// the per-signer rate) counted in a minute that has ended on the broker's clock. The broker does
+// it itself at the next such refusal, a minute after the first summarised one, and at Shutdown;
+// tests with a clock of their own call it.
 func (b *Broker) FlushRefusalSummaries(ctx context.Context) {
-	b.flushUnauthenticated(ctx, b.deps.Clock.Now(), false)
+	now := b.deps.Clock.Now()
+	b.flushSummaries(ctx, &b.unauth, now, false)
+	b.flushSummaries(ctx, &b.signerRefusals, now, false)
 }
 
-// scheduleFlush journals the window's summaries once it has ended on the wall clock, so that a
-// flood that stops is still summarised within about a minute; at Shutdown, at once.
-func (b *Broker) scheduleFlush() {
+// scheduleFlush journals the window's summaries of u once it has ended on the wall clock, so that
+// a flood that stops is still summarised within about a minute; at Shutdown, at once.
+func (b *Broker) scheduleFlush(u *refusalBounds) {
 	b.late.init()
 	started := b.late.start(func() {
 		// The injected clock decides what a window is; the wait is on the wall clock, and only
@@ -291,10 +308,10 @@ func (b *Broker) scheduleFlush() {
 		}
 		// A clock that has not left the window (a test's) leaves the summaries to the next
 		// refusal, to FlushRefusalSummaries or to Shutdown.
-		b.flushUnauthenticated(context.Background(), b.deps.Clock.Now(), force)
+		b.flushSummaries(context.Background(), u, b.deps.Clock.Now(), force)
 	})
 	if !started {
-		b.flushUnauthenticated(context.Background(), b.deps.Clock.Now(), true)
+		b.flushSummaries(context.Background(), u, b.deps.Clock.Now(), true)
 	}
 }
 
@@ -303,15 +320,15 @@ func (b *Broker) journalSummaries(ctx context.Context, sums []RefusalSummary) {
 	for _, s := range sums {
 		data, err := json.Marshal(s)
 		if err != nil {
-			b.deps.Logger.Error("refusal summary not encoded", "client", s.Client, "error", err)
+			b.deps.Logger.Error("refusal summary not encoded", "client", s.Client, "signer_iin", s.Signer, "error", err)
 			continue
 		}
 		rec := siobroker.JournalRecord{At: b.deps.Clock.Now(), Kind: siobroker.JournalRefusal, RequestID: b.deps.NewID(),
 			Code: RefusalSummaryCode, Data: data}
 		if _, err := b.deps.Journal.Append(context.WithoutCancel(ctx), rec); err != nil {
 			b.deps.Logger.Warn("refusal summary not journaled yet; it is appended in the background", "client", s.Client,
-				"count", s.Count, "error", err)
-			b.retryInBackground("journal the refusal summary of "+s.Client, func(ctx context.Context) error {
+				"signer_iin", s.Signer, "count", s.Count, "error", err)
+			b.retryInBackground("journal the refusal summary of "+s.Client+s.Signer, func(ctx context.Context) error {
 				_, err := b.deps.Journal.Append(ctx, rec)
 				return err
 			})
@@ -319,11 +336,28 @@ func (b *Broker) journalSummaries(ctx context.Context, sums []RefusalSummary) {
 	}
 }
 
-// unauthenticatedRefusal is the Data of the refusal of a request whose signer is not known.
+// unauthenticatedRefusal is the Data of the refusal of a request whose signer is not known, and
+// of one refused by its signer's rate.
 type unauthenticatedRefusal struct {
-	Message string     `json:"message"`
-	Client  string     `json:"client"`
-	Body    BodyDigest `json:"body"`
+	Message string `json:"message"`
+	Client  string `json:"client"`
+	// Body is what was read of the body; nil for a request refused before it was read
+	// (RefuseUnread), which has the length it declared instead, if it declared one.
+	Body          *BodyDigest `json:"body,omitempty"`
+	ContentLength int64       `json:"content_length,omitempty"`
+}
+
+// RefuseUnread journals the refusal of a request refused before anything of its body was read
+// (a client address over its limits, in the HTTP layer), and returns what is known of it, for
+// the log. Such a request is anyone's, like one refused before its signature verified, and is
+// journaled within the same bounds (UnauthenticatedLimits, by the client of ctx): one by one up
+// to the client's and the total budget of the minute, the rest counted into the client's summary.
+// So a flood of refusals adds to the journal no more than a flood of unsigned requests does.
+// contentLength is the length the request declared, -1 if none.
+func (b *Broker) RefuseUnread(ctx context.Context, cause error, contentLength int64) Request {
+	seen := Request{RequestID: b.deps.NewID(), unread: true, declared: max(contentLength, 0)}
+	b.journalRefusal(reqlog.With(ctx, "", seen.RequestID), seen, cause)
+	return seen
 }
 
 // refuseUnauthenticated journals the refusal of a request refused before its signature verified:
@@ -332,16 +366,20 @@ type unauthenticatedRefusal struct {
 func (b *Broker) refuseUnauthenticated(ctx context.Context, seen *Request, cause error) ([]byte, bool) {
 	client := ClientOf(ctx)
 	code := string(siobroker.ErrorCode(cause))
-	now := b.deps.Clock.Now()
-	body := b.bodyDigest(seen)
-	individual, closed, schedule := b.admitUnauthenticated(client, now, code, body.Size)
+	var body *BodyDigest
+	size := 0
+	if !seen.unread {
+		d := b.bodyDigest(seen)
+		body, size = &d, d.Size
+	}
+	individual, closed, schedule := b.unauth.admit(b.cfg.Unauthenticated, client, b.deps.Clock.Now(), code, size)
 	b.journalSummaries(ctx, closed)
 	if b.deps.ObserveUnauthenticated != nil {
 		b.deps.ObserveUnauthenticated(siobroker.ErrorCode(cause), !individual)
 	}
 	if !individual {
 		if schedule {
-			b.scheduleFlush()
+			b.scheduleFlush(&b.unauth)
 		}
 		b.deps.Logger.DebugContext(ctx, "refusal of an unauthenticated request counted into its client's summary",
 			append(reqlog.Attrs("", seen.RequestID), "client", client, "code", code)...)
@@ -351,9 +389,10 @@ func (b *Broker) refuseUnauthenticated(ctx context.Context, seen *Request, cause
 	seen.MessageID = truncateUTF8(seen.MessageID, refusalIDBytes)
 	seen.SenderID = truncateUTF8(seen.SenderID, refusalIDBytes)
 	data, _ := json.Marshal(unauthenticatedRefusal{
-		Message: truncateUTF8(siobroker.ErrorMessage(cause), refusalMessageBytes),
-		Client:  client,
-		Body:    body,
+		Message:       truncateUTF8(siobroker.ErrorMessage(cause), refusalMessageBytes),
+		Client:        client,
+		Body:          body,
+		ContentLength: seen.declared,
 	})
 	return data, true
 }

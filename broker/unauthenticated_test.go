@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -364,5 +365,56 @@ func TestIssue16EnvelopeRefusedByTheReader(t *testing.T) {
 	}
 	if recs := journalOf(t, h, seen.RequestID); len(recs) != 1 || recs[0].Code != string(siobroker.CodeTooDeep) {
 		t.Errorf("records %+v, want one refusal with %s", recs, siobroker.CodeTooDeep)
+	}
+}
+
+// TestRefuseUnreadWithinTheBounds: a refusal decided before the body was read (a client over its
+// HTTP limits) is journaled with its client, code and declared length, no body, within the same
+// per-client budget as unsigned requests; past it, it is counted into the client's summary.
+func TestRefuseUnreadWithinTheBounds(t *testing.T) {
+	var summarised atomic.Int32
+	h := newHarnessWith(t, harnessOpts{unauthenticated: UnauthenticatedLimits{PerClientPerMinute: 2, TotalPerMinute: 10},
+		observeUnauthenticated: func(c siobroker.Code, s bool) {
+			if s {
+				summarised.Add(1)
+			}
+		}})
+	h.clock.Set(h.clock.Now().Truncate(time.Minute).Add(time.Second))
+	ctx := WithClient(context.Background(), "192.0.2.9:5000")
+	// One unsigned request spends one of the client's two; the first unread refusal the other.
+	if _, err := handleFrom(h, "192.0.2.9:5001", unsignedEnvelope(t, h, 0, -time.Hour)); err == nil {
+		t.Fatal("an unsigned request was answered")
+	}
+	cause := siobroker.Errorf(siobroker.CodeRateLimited, "too many requests of this client address")
+	first := h.broker.RefuseUnread(ctx, cause, 4096)
+	for range 3 {
+		h.broker.RefuseUnread(ctx, cause, -1)
+	}
+	recs := journalOf(t, h, first.RequestID)
+	if len(recs) != 1 || recs[0].Code != string(siobroker.CodeRateLimited) || recs[0].MessageID != "" {
+		t.Fatalf("records %+v, want one refusal %s", recs, siobroker.CodeRateLimited)
+	}
+	var d unauthenticatedRefusal
+	if err := json.Unmarshal(recs[0].Data, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Client != "192.0.2.9" || d.Body != nil || d.ContentLength != 4096 || d.Message != cause.Message {
+		t.Errorf("refusal %s: want the client, the message and the declared length, no body", recs[0].Data)
+	}
+	if n := summarised.Load(); n != 3 {
+		t.Errorf("%d refusals summarised, want the 3 past the client's budget", n)
+	}
+	h.clock.Advance(time.Minute)
+	h.broker.FlushRefusalSummaries(context.Background())
+	var sum RefusalSummary
+	for _, r := range refusals(t, h) {
+		if r.Code == RefusalSummaryCode {
+			if err := json.Unmarshal(r.Data, &sum); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if sum.Client != "192.0.2.9" || sum.Count != 3 || sum.Codes[string(siobroker.CodeRateLimited)] != 3 || sum.Bytes != 0 {
+		t.Errorf("summary %+v, want the 3 unread refusals of 192.0.2.9", sum)
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -80,6 +82,81 @@ type HTTP struct {
 	// signed requests, replies and the dashboard's session would cross the network in clear.
 	// For a TLS-terminating proxy on a private segment; also `serve --insecure-listen`.
 	InsecureListen bool `mapstructure:"insecure_listen"`
+	// Limits are the per-client and per-signer limits of the SOAP endpoints.
+	Limits Limits `mapstructure:"limits"`
+}
+
+// Limits bound the SOAP requests of one client address (an IPv6 client by its /64), checked
+// before anything of a request is read, and of one signer, checked once its signature verified,
+// so that a flood from one of them neither takes the broker nor delays the others. Over a rate,
+// SIO-RATE-LIMITED; over the connections, SIO-TOO-MANY-CONNECTIONS; both HTTP 429 with
+// Retry-After, and journaled within journal.unauthenticated_refusals. A rate or a number of
+// connections of 0 is no limit of that kind.
+//
+// The e-government gateway relays the traffic of many systems from a few addresses, so the
+// per-address defaults are far above what one client system sends; list the gateway's addresses
+// in Allow and the per-address limits can be lowered for everyone else. The per-signer limits
+// (the person or system whose certificate signed) are the fair key behind the gateway.
+type Limits struct {
+	PerClientRate        float64 `mapstructure:"per_client_rate"`        // requests a second, sustained, per address
+	PerClientBurst       int     `mapstructure:"per_client_burst"`       // requests at once above the rate
+	PerClientConnections int     `mapstructure:"per_client_connections"` // connections open at once per address
+	PerSignerRate        float64 `mapstructure:"per_signer_rate"`        // requests a second, sustained, per signer
+	PerSignerBurst       int     `mapstructure:"per_signer_burst"`       // requests at once above the rate
+	// Allow lists the addresses and CIDR prefixes exempt from the per-address limits (the
+	// gateway's); the per-signer limits still hold for the requests they relay.
+	Allow []string `mapstructure:"allow"`
+}
+
+// AllowPrefixes parses Allow: a bare address is a prefix of its full length, an IPv4-mapped
+// IPv6 address is its IPv4 address.
+func (l Limits) AllowPrefixes() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(l.Allow))
+	for _, a := range l.Allow {
+		a = strings.TrimSpace(a)
+		if p, err := netip.ParsePrefix(a); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("http.limits.allow: %q is neither an address nor a CIDR prefix; write e.g. 192.0.2.10 or 198.51.100.0/28", a)
+		}
+		ip = ip.Unmap()
+		out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+	}
+	return out, nil
+}
+
+// problems checks section http.limits, for Broker.Validate.
+func (l Limits) problems() []error {
+	var errs []error
+	const key = "http.limits."
+	for _, r := range []struct {
+		name        string
+		rate        float64
+		burst, dflt int
+	}{
+		{"per_client", l.PerClientRate, l.PerClientBurst, 1000},
+		{"per_signer", l.PerSignerRate, l.PerSignerBurst, 500},
+	} {
+		switch {
+		case r.rate < 0 || math.IsNaN(r.rate) || math.IsInf(r.rate, 0):
+			errs = append(errs, fmt.Errorf(key+"%s_rate: %v is out of range; use 0 (no limit) or a number of requests a second", r.name, r.rate))
+		case r.burst < 0:
+			errs = append(errs, fmt.Errorf(key+"%s_burst: %d is out of range; use 0 (the rate, rounded up) or more, the default is %d", r.name, r.burst, r.dflt))
+		case r.rate > 0 && r.burst > 0 && float64(r.burst) < r.rate:
+			// A burst below the rate would refuse an even load at the rate itself.
+			errs = append(errs, fmt.Errorf(key+"%s_burst: %d is below %s_rate %v; raise it to at least the rate", r.name, r.burst, r.name, r.rate))
+		}
+	}
+	if l.PerClientConnections < 0 {
+		errs = append(errs, fmt.Errorf(key+"per_client_connections: %d is out of range; use 0 (no limit) or more, the default is 1024", l.PerClientConnections))
+	}
+	if _, err := l.AllowPrefixes(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // TLS switches HTTPS on. ClientAuth "require" accepts only client certificates that chain to the
@@ -319,6 +396,9 @@ func Defaults() Broker {
 			MaxAttrValueBytes:      8 << 10,
 			MaxTextBytes:           1 << 20,
 			TLS:                    TLS{ClientAuth: "none", HSTSMaxAge: MinHSTSMaxAge},
+			// Generous, for the gateway (see Limits): far above one client system, below a flood.
+			Limits: Limits{PerClientRate: 200, PerClientBurst: 1000, PerClientConnections: 1024,
+				PerSignerRate: 50, PerSignerBurst: 500, Allow: []string{}},
 		},
 		Trust: Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}, SigningEKUs: slices.Clone(DefaultSigningEKUs),
 			CRLStale: CRLStaleGrace, CRLStaleGraceFor: 24 * time.Hour, CRLPoll: 2 * time.Second,
@@ -415,6 +495,12 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("http.write_timeout", d.HTTP.WriteTimeout)
 	v.SetDefault("http.idle_timeout", d.HTTP.IdleTimeout)
 	v.SetDefault("http.max_body_bytes", d.HTTP.MaxBodyBytes)
+	v.SetDefault("http.limits.per_client_rate", d.HTTP.Limits.PerClientRate)
+	v.SetDefault("http.limits.per_client_burst", d.HTTP.Limits.PerClientBurst)
+	v.SetDefault("http.limits.per_client_connections", d.HTTP.Limits.PerClientConnections)
+	v.SetDefault("http.limits.per_signer_rate", d.HTTP.Limits.PerSignerRate)
+	v.SetDefault("http.limits.per_signer_burst", d.HTTP.Limits.PerSignerBurst)
+	v.SetDefault("http.limits.allow", d.HTTP.Limits.Allow)
 	v.SetDefault("http.max_depth", d.HTTP.MaxDepth)
 	v.SetDefault("http.max_elements", d.HTTP.MaxElements)
 	v.SetDefault("http.max_attributes", d.HTTP.MaxAttributes)
@@ -554,6 +640,7 @@ func (c Broker) Validate() error {
 		errs = append(errs, errors.New("routing.routes_file: required (configs/routes.yaml)"))
 	}
 	errs = append(errs, c.HTTP.TLS.problems()...)
+	errs = append(errs, c.HTTP.Limits.problems()...)
 	errs = append(errs, c.Trust.problems()...)
 	errs = append(errs, c.Signing.problems()...)
 	errs = append(errs, c.Cases.Problems()...)

@@ -55,6 +55,9 @@ type Config struct {
 	Mount map[string]http.Handler
 	// Observe, if set, is told how every POSTed request ended, for metrics.
 	Observe func(outcome siobroker.Outcome, code siobroker.Code, elapsed time.Duration)
+	// Limiter, if set, refuses the POSTed requests of a client address over its limits before
+	// anything of them is read; the endpoints of one server share it.
+	Limiter *ClientLimiter
 }
 
 func (c *Config) setDefaults() {
@@ -177,7 +180,26 @@ func (s *server) soap(w http.ResponseWriter, r *http.Request) {
 			s.cfg.Observe(siobroker.OutcomeOf(ended), code, time.Since(start))
 		}()
 	}
+	// First of all, before the body is read: a client over its limits costs no more than this.
+	if err := s.cfg.Limiter.check(w, r); err != nil {
+		ended = s.refuseUnread(w, r, err)
+		return
+	}
 	ended = s.serveSOAP(w, r, start)
+}
+
+// refuseUnread answers a request refused before its body was read, has it journaled
+// (ClientLimits.Refused) and returns the fault. It is logged at debug level only: a flood would
+// make the log its sink, and the journal (bounded) and the metrics keep it.
+func (s *server) refuseUnread(w http.ResponseWriter, r *http.Request, err error) error {
+	ctx := broker.WithClient(r.Context(), r.RemoteAddr)
+	if s.cfg.Limiter.refused != nil {
+		s.cfg.Limiter.refused(ctx, err, r.ContentLength)
+	}
+	s.cfg.Logger.DebugContext(ctx, "request refused before it was read", "client", broker.ClientKey(r.RemoteAddr),
+		"code", siobroker.ErrorCode(err))
+	soap.WriteFault(w, err, s.cfg.Clock.Now())
+	return err
 }
 
 // serveSOAP answers one POST and returns the fault it answered with, nil for a reply.
@@ -273,6 +295,9 @@ type ServerConfig struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	TLS               *tls.Config // nil for plain HTTP
+	// Limiter, if set, counts each client address's connections (ClientLimits.Connections): the
+	// limiter of the server's SOAP endpoints.
+	Limiter *ClientLimiter
 }
 
 // NewServer returns an http.Server with every timeout set, so that slow clients cannot hold it.
@@ -287,6 +312,8 @@ func NewServer(cfg ServerConfig, h http.Handler, logger *slog.Logger) *http.Serv
 		MaxHeaderBytes:    64 << 10,
 		TLSConfig:         cfg.TLS,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnContext:       cfg.Limiter.connContext(),
+		ConnState:         cfg.Limiter.connState(),
 	}
 }
 

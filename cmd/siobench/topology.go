@@ -132,6 +132,11 @@ func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topolog
 		"SIOBROKER_AMQP_IN_PROCESS_ADAPTERS=" + strconv.FormatBool(f.adapters == "in-broker"),
 		"SIOBROKER_LISTEN=" + listen, "SIOBROKER_DATA_DIR=" + filepath.Join(dir, "data"),
 		"SIOBROKER_OPERATOR_LISTEN=" + t.debugAddr, "SIOBROKER_DEBUG_PPROF=true", "SIOBROKER_LOG_LEVEL=warn",
+		// The loads come from one address and one signer at hundreds of requests a second, past
+		// the per-address and per-signer defaults on purpose: they measure the pipeline, so the
+		// limits are off (0) here. The limiter's own cost is a map look-up per request.
+		"SIOBROKER_HTTP_LIMITS_PER_CLIENT_RATE=0", "SIOBROKER_HTTP_LIMITS_PER_CLIENT_CONNECTIONS=0",
+		"SIOBROKER_HTTP_LIMITS_PER_SIGNER_RATE=0",
 	}
 	if f.synchronous != "" {
 		env = append(env, "SIOBROKER_STORE_SYNCHRONOUS="+f.synchronous)

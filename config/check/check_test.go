@@ -276,6 +276,26 @@ func TestUnauthenticatedRefusalKeys(t *testing.T) {
 	only(t, r, 2)
 }
 
+// TestClientLimitKeys: the per-client and per-signer limits are known keys, checked with their
+// fix, at their line.
+func TestClientLimitKeys(t *testing.T) {
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, "    per_client_burst: 1000 ", "    per_client_burst: 10 ")
+	s.broker = edit(t, s.broker, "    per_client_connections: 1024 ", "    per_client_connections: -1 ")
+	s.broker = edit(t, s.broker, "    allow: [] ", "    allow: [gateway.example] ")
+	s.broker = edit(t, s.broker, "    per_signer_rat", "    per_signer_ratte")
+	r := s.check(t)
+	b := s.path("broker.yaml")
+	expect(t, r, want{b, lineOf(t, s.broker, "per_client_burst: 10 "), check.Error, "http.limits.per_client_burst: 10 is below per_client_rate 200",
+		"raise it to at least the rate"})
+	expect(t, r, want{b, lineOf(t, s.broker, "per_client_connections: -1"), check.Error, "http.limits.per_client_connections: -1 is out of range",
+		"use 0 (no limit) or more"})
+	expect(t, r, want{b, lineOf(t, s.broker, "allow: [gateway.example]"), check.Error, `http.limits.allow: "gateway.example" is neither`,
+		"write e.g. 192.0.2.10"})
+	expect(t, r, want{b, lineOf(t, s.broker, "per_signer_ratte"), check.Error, "unknown key http.limits.per_signer_ratte", "did you mean per_signer_rate?"})
+	only(t, r, 4)
+}
+
 func TestServiceWithoutRoute(t *testing.T) {
 	s := newSetup(t)
 	s.routes = edit(t, s.routes, "  12: {queue: sio.service.012, adapter: demo, backend: demo}  # База данных \"Инвалидность\"\n", "")

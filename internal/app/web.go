@@ -41,7 +41,12 @@ func (b *Broker) startHTTP(p *parts) error {
 	}
 	b.web.listener = listener
 	b.web.publicURL = publicURLOf(cfg, listener.Addr(), p.logger)
-	handler, err := b.handler(p)
+	limiter, err := b.clientLimiter(p)
+	if err != nil {
+		return err
+	}
+	srvCfg.Limiter = limiter
+	handler, err := b.handler(p, limiter)
 	if err != nil {
 		return err
 	}
@@ -94,8 +99,8 @@ func publicURLOf(cfg config.Broker, bound net.Addr, logger *slog.Logger) string 
 }
 
 // handler is the broker's HTTP handler: the synchronous channel at the configured endpoint, with
-// the other faces mounted beside it.
-func (b *Broker) handler(p *parts) (http.Handler, error) {
+// the other faces mounted beside it; limiter holds both SOAP channels.
+func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler, error) {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
 	asyncHandler, err := httpapi.NewHandler(httpapi.Config{
 		Endpoint:     AsyncPath,
@@ -108,6 +113,7 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		// Status and fetch queries read the store only, and are answered while RabbitMQ is down;
 		// the broker refuses new requests then, and journals it (broker.Deps.TransportReady).
 		Observe: b.ops.Metrics.ObserveRequests("async"),
+		Limiter: limiter,
 	}, broker.AsyncPipeline{B: b.pipeline})
 	if err != nil {
 		return nil, err
@@ -136,5 +142,6 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 		// No Ready: the pipeline refuses a request while the transport is down once it is
 		// authenticated, and journals the refusal (broker.Deps.TransportReady).
 		Observe: b.ops.Metrics.ObserveRequests("sync"),
+		Limiter: limiter,
 	}, b.pipeline)
 }

@@ -282,6 +282,7 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 			PerClientPerMinute: cfg.Journal.UnauthenticatedRefusals.PerClientPerMinute,
 			TotalPerMinute:     cfg.Journal.UnauthenticatedRefusals.TotalPerMinute,
 		},
+		PerSigner: signerLimits(p),
 	}, broker.Deps{
 		Verifier:       p.verifier,
 		Signer:         p.signer,
@@ -304,6 +305,7 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		ObserveStage:   metrics.ObserveStages(b.ops.Metrics, broker.Stages),
 
 		ObserveUnauthenticated: b.ops.Metrics.ObserveUnauthenticatedRefusal,
+		ObserveSignerLimited:   func() { b.ops.Metrics.ObserveRateLimited("signer_rate") },
 	})
 	if err != nil {
 		return err

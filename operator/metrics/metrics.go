@@ -13,6 +13,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -53,6 +54,7 @@ type Metrics struct {
 	unauthRefusals  *prometheus.CounterVec
 	unauthSummed    *prometheus.CounterVec
 	crlReloads      *prometheus.CounterVec
+	rateLimited     *prometheus.CounterVec
 }
 
 // latencyBuckets (seconds) reach past the default service timeout of 30s.
@@ -100,6 +102,13 @@ func New(src Sources) *Metrics {
 			Name: Prefix + "crl_reloads_total",
 			Help: "Reloads of the CRL files (on SIGHUP or a file change), by result: applied, or refused (the CRLs in force stay; the log says why).",
 		}, []string{"result"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: Prefix + "rate_limited_total",
+			Help: "Requests refused by the per-client and per-signer limits (http.limits), by the limit: client_rate, client_connections (before anything was read) or signer_rate (after the signature); each is journaled, or summarised past journal.unauthenticated_refusals.",
+		}, []string{"scope"}),
+	}
+	for _, s := range RateLimitScopes {
+		m.rateLimited.WithLabelValues(s) // at zero from the start, so that a rate() sees the first refusal
 	}
 	// Both series from the start, at zero, so that an alert on refusals sees the series before
 	// the first reload.
@@ -109,6 +118,7 @@ func New(src Sources) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.requestDuration, m.answerDuration, m.stageDuration, m.unauthRefusals, m.unauthSummed, m.crlReloads,
+		m.rateLimited,
 		&snapshot{src: src, failures: make(map[string]uint64)},
 	)
 	return m
@@ -161,6 +171,18 @@ func (m *Metrics) ObserveCRLReload(applied bool) {
 		return
 	}
 	m.crlReloads.WithLabelValues("refused").Inc()
+}
+
+// RateLimitScopes are the values of the scope label of siobroker_rate_limited_total.
+var RateLimitScopes = []string{"client_rate", "client_connections", "signer_rate"}
+
+// ObserveRateLimited counts a request refused by the limit scope (one of RateLimitScopes; any
+// other is counted as "other", to keep the label bounded).
+func (m *Metrics) ObserveRateLimited(scope string) {
+	if !slices.Contains(RateLimitScopes, scope) {
+		scope = "other"
+	}
+	m.rateLimited.WithLabelValues(scope).Inc()
 }
 
 // ObserveStages returns the observer of a pipeline's stages (broker.Deps.ObserveStage), which

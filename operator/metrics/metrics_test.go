@@ -46,6 +46,9 @@ func TestScrape(t *testing.T) {
 	m.ObserveUnauthenticatedRefusal(siobroker.CodeSigMissing, false)
 	m.ObserveCRLReload(false)
 	m.ObserveCRLReload(false)
+	m.ObserveRateLimited("client_rate")
+	m.ObserveRateLimited("client_rate")
+	m.ObserveRateLimited("a label from elsewhere")
 
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
@@ -88,6 +91,10 @@ func TestScrape(t *testing.T) {
 		`siobroker_unauthenticated_refusals_total{code="SIO-REPLAY-DATE"} 2`,
 		`siobroker_unauthenticated_refusals_total{code="SIO-SIG-MISSING"} 1`,
 		`siobroker_unauthenticated_refusals_summarised_total{code="SIO-REPLAY-DATE"} 1`,
+		`siobroker_rate_limited_total{scope="client_rate"} 2`,
+		`siobroker_rate_limited_total{scope="client_connections"} 0`, // declared before any refusal
+		`siobroker_rate_limited_total{scope="signer_rate"} 0`,
+		`siobroker_rate_limited_total{scope="other"} 1`,
 		"go_goroutines ", "process_cpu_seconds_total ",
 	} {
 		if !strings.Contains(text, want) {

@@ -2,7 +2,9 @@ package soap
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,7 +66,8 @@ func FaultXMLFor(operation string, err error, now time.Time) []byte {
 // responder), after which a retry may succeed, and "Client" for everything the caller must change.
 func faultCode(code siobroker.Code) string {
 	switch code {
-	case siobroker.CodeInternal, siobroker.CodeUnavailable, siobroker.CodeMaintenance, siobroker.CodeCertStatus:
+	case siobroker.CodeInternal, siobroker.CodeUnavailable, siobroker.CodeMaintenance, siobroker.CodeCertStatus,
+		siobroker.CodeRateLimited, siobroker.CodeTooManyConnections:
 		return "Server"
 	}
 	return "Client"
@@ -79,8 +82,27 @@ func HTTPStatus(code siobroker.Code) int {
 		return http.StatusRequestEntityTooLarge
 	case siobroker.CodeMethod:
 		return http.StatusMethodNotAllowed
+	case siobroker.CodeRateLimited, siobroker.CodeTooManyConnections:
+		// 429 tells HTTP clients and proxies to back off (with Retry-After), which a 500 would not.
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
+}
+
+// RetryAfter is the cause of a fault the client may retry after Wait (siobroker.Wrap keeps it):
+// WriteFault sends it as the Retry-After header of a 429.
+type RetryAfter struct{ Wait time.Duration }
+
+func (r *RetryAfter) Error() string { return "retry after " + r.Wait.String() }
+
+// RetryAfterSeconds is the Retry-After of err in whole seconds, rounded up: at least one, so
+// that a client told to back off does not retry at once; one when err does not say.
+func RetryAfterSeconds(err error) int {
+	var r *RetryAfter
+	if !errors.As(err, &r) {
+		return 1
+	}
+	return max(1, int(math.Ceil(r.Wait.Seconds())))
 }
 
 // WriteFault is the one place that turns an error into a response: a SOAP fault with the status
@@ -99,6 +121,9 @@ func WriteFaultFor(w http.ResponseWriter, operation string, err error, now time.
 	h.Set("X-Content-Type-Options", "nosniff")
 	if status == http.StatusMethodNotAllowed {
 		h.Set("Allow", http.MethodPost) // RFC 9110 §15.5.6 requires it with 405
+	}
+	if status == http.StatusTooManyRequests {
+		h.Set("Retry-After", strconv.Itoa(RetryAfterSeconds(err)))
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body) // the client has gone if this fails; nothing left to tell it

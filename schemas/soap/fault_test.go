@@ -31,6 +31,10 @@ func TestFaultShape(t *testing.T) {
 			"soapenv:Server", "SIO-UNAVAILABLE", "shutting down", ""},
 		{"revocation status unknown: retry later", siobroker.Wrap(siobroker.CodeCertStatus, errors.New("dial tcp 10.0.0.9:80: connection refused"), "the revocation status is unknown"),
 			"soapenv:Server", "SIO-CERT-STATUS-UNKNOWN", "the revocation status is unknown", ""},
+		{"rate limited: a retry may succeed", siobroker.Errorf(siobroker.CodeRateLimited, "too many requests"),
+			"soapenv:Server", "SIO-RATE-LIMITED", "too many requests", ""},
+		{"too many connections: a retry may succeed", siobroker.Errorf(siobroker.CodeTooManyConnections, "too many connections"),
+			"soapenv:Server", "SIO-TOO-MANY-CONNECTIONS", "too many connections", ""},
 		{"plain error is internal and not disclosed", errors.New("db password wrong at 10.0.0.1"),
 			"soapenv:Server", "SIO-INTERNAL", "internal error", ""},
 		{"message needing escapes", siobroker.Errorf(siobroker.CodeMalformed, `a <b> & "c"`),
@@ -92,14 +96,16 @@ func TestFaultShape(t *testing.T) {
 
 func TestHTTPStatus(t *testing.T) {
 	cases := map[siobroker.Code]int{
-		siobroker.CodeOversize:    413,
-		siobroker.CodeMethod:      405,
-		siobroker.CodeSchema:      500,
-		siobroker.CodeInternal:    500,
-		siobroker.CodeUnavailable: 500,
-		siobroker.CodeSigInvalid:  500,
-		siobroker.CodeContentType: 500,
-		siobroker.Code("SIO-NEW"): 500,
+		siobroker.CodeOversize:           413,
+		siobroker.CodeMethod:             405,
+		siobroker.CodeRateLimited:        429,
+		siobroker.CodeTooManyConnections: 429,
+		siobroker.CodeSchema:             500,
+		siobroker.CodeInternal:           500,
+		siobroker.CodeUnavailable:        500,
+		siobroker.CodeSigInvalid:         500,
+		siobroker.CodeContentType:        500,
+		siobroker.Code("SIO-NEW"):        500,
 	}
 	for code, want := range cases {
 		if got := HTTPStatus(code); got != want {
@@ -110,13 +116,18 @@ func TestHTTPStatus(t *testing.T) {
 
 func TestWriteFault(t *testing.T) {
 	cases := []struct {
-		err    error
-		status int
-		allow  string
+		err        error
+		status     int
+		allow      string
+		retryAfter string
 	}{
-		{siobroker.Errorf(siobroker.CodeSchema, "x"), 500, ""},
-		{siobroker.Errorf(siobroker.CodeOversize, "too big"), 413, ""},
-		{siobroker.Errorf(siobroker.CodeMethod, "POST only"), 405, "POST"},
+		{siobroker.Errorf(siobroker.CodeSchema, "x"), 500, "", ""},
+		{siobroker.Errorf(siobroker.CodeOversize, "too big"), 413, "", ""},
+		{siobroker.Errorf(siobroker.CodeMethod, "POST only"), 405, "POST", ""},
+		// A 429 always says when to retry: what the cause says, rounded up, else a second.
+		{siobroker.Wrap(siobroker.CodeRateLimited, &RetryAfter{Wait: 2100 * time.Millisecond}, "slow down"), 429, "", "3"},
+		{siobroker.Wrap(siobroker.CodeRateLimited, &RetryAfter{Wait: time.Millisecond}, "slow down"), 429, "", "1"},
+		{siobroker.Errorf(siobroker.CodeTooManyConnections, "close one"), 429, "", "1"},
 	}
 	for _, c := range cases {
 		rec := httptest.NewRecorder()
@@ -129,6 +140,9 @@ func TestWriteFault(t *testing.T) {
 		}
 		if got := rec.Header().Get("Allow"); got != c.allow {
 			t.Errorf("Allow %q, want %q", got, c.allow)
+		}
+		if got := rec.Header().Get("Retry-After"); got != c.retryAfter {
+			t.Errorf("%v: Retry-After %q, want %q", c.err, got, c.retryAfter)
 		}
 		if e, ok := ParseFault(rec.Body.Bytes()); !ok || e.Code != siobroker.ErrorCode(c.err) {
 			t.Errorf("body is not the fault: %s", rec.Body)
