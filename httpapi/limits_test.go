@@ -58,7 +58,7 @@ func limitedServer(t *testing.T, p Pipeline, lim ClientLimits) (url string, cloc
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	h := newHandler(t, Config{Endpoint: endpoint, Clock: clock, Logger: logger, Limiter: l}, p)
+	h := newHandler(t, Config{Endpoint: endpoint, PublicURL: publicURL, Clock: clock, Logger: logger, Limiter: l}, p)
 	srv := NewServer(ServerConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, Limiter: l}, h, logger)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -242,7 +242,7 @@ func TestIPv6ClientsCountedByTheir64(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHandler(t, Config{Endpoint: endpoint, Clock: fixedClock{time.Now()}, Logger: slog.New(slog.DiscardHandler), Limiter: l}, &fakePipeline{})
+	h := newHandler(t, Config{Endpoint: endpoint, PublicURL: publicURL, Clock: fixedClock{time.Now()}, Logger: slog.New(slog.DiscardHandler), Limiter: l}, &fakePipeline{})
 	serve := func(remote string) int {
 		r := httptest.NewRequest(http.MethodPost, endpoint, strings.NewReader("<x/>"))
 		r.Header.Set("Content-Type", "text/xml")

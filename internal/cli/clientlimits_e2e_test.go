@@ -109,7 +109,7 @@ func TestClientLimitsJournaledE2E(t *testing.T) {
 	}
 	wantFault(t, status, reply, http.StatusInternalServerError, siobroker.CodeNotSOAP)
 
-	families, err := metrics.Scrape(t.Context(), e.base+"/metrics")
+	families, err := metrics.Scrape(t.Context(), e.ops(t)+"/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
