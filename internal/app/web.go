@@ -82,7 +82,7 @@ func (b *Broker) handler(p *parts) (http.Handler, error) {
 	return httpapi.NewHandler(httpapi.Config{
 		Mount: b.ops.mount(map[string]http.Handler{
 			AsyncPath:      asyncHandler,
-			reports.Path:   reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replayMarks),
+			reports.Path:   reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replay.calls),
 			dashboard.Path: dashboardHandler,
 		}),
 		Endpoint:     cfg.Endpoint,
