@@ -11,7 +11,9 @@ import (
 // accepted (stored for delivery) or its refusal journaled, it is an admission in progress, and a
 // broker that stops in between leaves it so. At the next start such a request is journaled as
 // refused and its marks forgotten (broker.Broker.CloseInterrupted), so that the journal holds an
-// outcome of every request it holds and the client's retry as sent is accepted.
+// outcome of every request it holds and the client's retry as sent is accepted. Where brokers
+// share the marks, only the broker that recorded an admission closes it: only its store tells
+// whether the request was accepted.
 type ReplayMark struct {
 	Key       string // the messageId, or "content:" and the digest for a call without one
 	SenderID  string

@@ -56,7 +56,9 @@ type ReplayGuard interface {
 	// Release forgets both marks of a request the broker could not serve for a passing reason of
 	// its own, so that the same signed request may be retried as the fault invites.
 	Release(ctx context.Context, messageID, digest string) error
-	// Admissions returns the admissions in progress recorded by before, oldest first.
+	// Admissions returns the admissions in progress recorded by before, oldest first. Where the
+	// marks are shared by several brokers, only this broker's: another's may be live, and only
+	// its own AsyncStore tells whether such a request was accepted.
 	Admissions(ctx context.Context, before time.Time) ([]siobroker.ReplayMark, error)
 	// EndAdmission records that the request requestID was accepted or refused.
 	EndAdmission(ctx context.Context, requestID string) error

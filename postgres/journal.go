@@ -7,7 +7,9 @@
 // the table can still disable them, so in production let a separate role own the table and give
 // the broker's role only SELECT and INSERT; the hash chain catches what gets past that. It also
 // creates sio_replay_marks, the shared replay marks of dashboard logins and report requests
-// (ReplayMarks), on which the broker's role needs SELECT, INSERT and DELETE.
+// (ReplayMarks), on which the broker's role needs SELECT, INSERT and DELETE, and the shared
+// replay marks of requests (RequestMarks): sio_request_marks (SELECT, INSERT, UPDATE, DELETE)
+// and sio_request_content (SELECT, INSERT, DELETE).
 
 package postgres
 
@@ -77,7 +79,8 @@ $$;`
 const schemaReady = `SELECT to_regclass('sio_journal') IS NOT NULL
 	AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('sio_journal')
 		AND tgname IN ('sio_journal_no_change', 'sio_journal_no_truncate')) = 2
-	AND to_regclass('sio_replay_marks') IS NOT NULL`
+	AND to_regclass('sio_replay_marks') IS NOT NULL
+	AND to_regclass('sio_request_marks') IS NOT NULL AND to_regclass('sio_request_content') IS NOT NULL`
 
 const columns = `seq, at, at_unix_ms, kind, request_id, message_id, signer_iin, organisation, service, code,
 	data, prev_hash, hash`
@@ -158,7 +161,10 @@ func OpenJournalConfig(ctx context.Context, cfg *pgxpool.Config, opts JournalOpt
 		if _, err := tx.Exec(ctx, schema); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, replaySchema)
+		if _, err := tx.Exec(ctx, replaySchema); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, requestMarksSchema)
 		return err
 	}); err != nil {
 		pool.Close()
@@ -181,14 +187,21 @@ const lockNotAvailable = "55P03"
 func (j *Journal) inWriteLock(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
 	ctx, cancel := context.WithTimeout(ctx, j.writeTimeout+serverFirst)
 	defer cancel()
-	err := j.inLock(ctx, func(tx pgx.Tx) error { return fn(ctx, tx) })
+	return j.timedOut("journal append", j.inLock(ctx, func(tx pgx.Tx) error { return fn(ctx, tx) }))
+}
+
+// timedOut wraps err, of a write named what, in siobroker.ErrWriteTimeout when the write was not
+// taken within the write timeout (the server's lock_timeout, or the context bounding it), so
+// that the broker refuses the request at once and makes the writes that follow in the background.
+// Any other error, and nil, it returns as it is.
+func (j *Journal) timedOut(what string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var pgErr *pgconn.PgError
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &pgErr) && pgErr.Code == lockNotAvailable {
-		return fmt.Errorf("journal append: %w (%s; a lock it needs is held by another session, or the database does not answer): %w",
-			siobroker.ErrWriteTimeout, j.writeTimeout, err)
+		return fmt.Errorf("%s: %w (%s; a lock it needs is held by another session, or the database does not answer): %w",
+			what, siobroker.ErrWriteTimeout, j.writeTimeout, err)
 	}
 	return err
 }

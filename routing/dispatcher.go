@@ -225,7 +225,7 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 	key, err := correlationOf(msg)
 	if err != nil {
 		// A reply that cannot be read can never be correlated; redelivering it would loop.
-		return d.deadLetter(msg, err.Error())
+		return d.deadLetter(msg, err)
 	}
 	now := d.clock.Now()
 	// Delivered even when nobody waits any more: a late answer still ends the delay of its message.
@@ -334,10 +334,15 @@ func (d *Dispatcher) hand(msg *message.Message, key string, payload []byte, now 
 	return d.lateOnce(msg, key, sum, now)
 }
 
-// deadLetter puts a reply that cannot be handled in the dead-letter queue with why, and
-// acknowledges it; without a dead-letter queue it is logged and dropped.
-func (d *Dispatcher) deadLetter(msg *message.Message, reason string) error {
-	attrs := []any{"transport_id", msg.UUID, reqlog.KeyMessageID, msg.Metadata.Get(schemas.MetaMessageID), "reason", reason}
+// deadLetter puts a reply that cannot be correlated (cause) in the dead-letter queue with why,
+// and acknowledges it; without a dead-letter queue it is logged and dropped. The letter's
+// reason names the class of cause only (schemas.DeadReason); its text goes to the log.
+func (d *Dispatcher) deadLetter(msg *message.Message, cause error) error {
+	reason := schemas.DeadReason{Category: schemas.DeadReplyUnreadable}.WithError(cause)
+	if reason.Error == schemas.ErrorOther { // correlationOf's own: the body is an answer to no request
+		reason.Error = schemas.ErrorNoRequest
+	}
+	attrs := []any{"transport_id", msg.UUID, reqlog.KeyMessageID, msg.Metadata.Get(schemas.MetaMessageID), "reason", reason.String(), "error", cause}
 	if d.deadLetters == "" {
 		d.logger.Error("unreadable reply dropped (no dead-letter queue on this transport)", attrs...)
 		return nil
@@ -346,7 +351,7 @@ func (d *Dispatcher) deadLetter(msg *message.Message, reason string) error {
 	for k, v := range msg.Metadata {
 		dead.Metadata.Set(k, v)
 	}
-	dead.Metadata.Set(schemas.MetaDeadReason, "broker: "+reason)
+	dead.Metadata.Set(schemas.MetaDeadReason, reason.Header())
 	dead.Metadata.Set(schemas.MetaDeadTopic, d.replyTopic)
 	dead.Metadata.Set(schemas.MetaDeadAt, d.clock.Now().Format(time.RFC3339))
 	if err := d.publisher.Publish(d.deadLetters, dead); err != nil {

@@ -3,8 +3,10 @@ package routing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,7 +56,7 @@ func TestExhaustedRetriesDeadLetter(t *testing.T) {
 		7: adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
 			calls.Add(1)
 			if !healthy.Load() {
-				return siobroker.ServiceResult{}, adapters.Transient(errors.New("dial tcp 10.0.0.7:5432 for subject 810803325634: connection refused"))
+				return siobroker.ServiceResult{}, adapters.Transient(fmt.Errorf("dial tcp 10.0.0.7:5432 for subject 810803325634: %w", syscall.ECONNREFUSED))
 			}
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "person"}}}, nil
 		}),
@@ -81,7 +83,7 @@ func TestExhaustedRetriesDeadLetter(t *testing.T) {
 	}
 	reason := letter.Metadata.Get(schemas.MetaDeadReason)
 	if letter.UUID != "d1/7" || letter.Metadata.Get(schemas.MetaDeadTopic) != schemas.ServiceTopic(7) ||
-		letter.Metadata.Get(schemas.MetaDeadAttempts) != "3" || !strings.Contains(reason, "connection refused") ||
+		letter.Metadata.Get(schemas.MetaDeadAttempts) != "3" || !strings.Contains(reason, "error=connection-refused") ||
 		letter.Metadata.Get(schemas.MetaRequestID) != "d1" || letter.Metadata.Get(schemas.MetaDeadAt) == "" {
 		t.Fatalf("dead letter %s %v", letter.UUID, letter.Metadata)
 	}

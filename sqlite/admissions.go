@@ -22,6 +22,27 @@ ALTER TABLE seen_messages ADD COLUMN admitting INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX seen_messages_admitting ON seen_messages(request_id) WHERE admitting = 1;
 CREATE INDEX async_jobs_client_message ON async_jobs(message_id) WHERE message_id != '';`
 
+// migrationStoreID names the store, once, with a random id. Where brokers share their replay
+// marks (journal.driver: postgres), each records its admissions under its store's id and closes
+// only those after a restart: its store alone holds its requests' asynchronous jobs, which tell an
+// accepted request from an interrupted one. The id is the store's rather than the host's or the
+// configuration's, so that it goes wherever the jobs go, and no two stores share it unless one
+// was copied from the other.
+const migrationStoreID = `CREATE TABLE store_identity (
+	one INTEGER PRIMARY KEY CHECK (one = 1),
+	id  TEXT NOT NULL
+);
+INSERT INTO store_identity(one, id) VALUES (1, lower(hex(randomblob(16))));`
+
+// StoreID returns the store's id (migrationStoreID): the same for the life of the store.
+func (s *DB) StoreID(ctx context.Context) (string, error) {
+	var id string
+	if err := s.db.QueryRowContext(ctx, `SELECT id FROM store_identity WHERE one = 1`).Scan(&id); err != nil {
+		return "", fmt.Errorf("read the store's id: %w", err)
+	}
+	return id, nil
+}
+
 // The replay marks: a messageId (forgotten after the replay window, unless its request is still
 // being admitted) and the digest of a request's signed content (never forgotten).
 const (

@@ -64,3 +64,26 @@ func TestAdmissions(t *testing.T) {
 		t.Fatalf("ending an admission: plan %q does not use %s", plan, want)
 	}
 }
+
+// TestStoreID: a store keeps its id across reopening (a broker's restart), and two stores have
+// different ids, so that brokers sharing their replay marks each find only their own admissions.
+func TestStoreID(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ids := map[string]bool{}
+	for _, d := range []string{dir, dir, t.TempDir()} {
+		db, err := Open(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := db.StoreID(ctx)
+		db.Close()
+		if err != nil || len(id) != 32 {
+			t.Fatalf("StoreID = %q, %v; want 32 hex digits", id, err)
+		}
+		ids[id] = true
+	}
+	if len(ids) != 2 {
+		t.Fatalf("ids %v: want one for the reopened store and another for the second", ids)
+	}
+}

@@ -156,6 +156,10 @@ var migrations = []string{
 
 	// Requests still being admitted, told apart among the replay marks. See admissions.go.
 	migrationAdmissions,
+
+	// The store's own id, under which its broker's admissions are kept where the replay marks
+	// are shared. See admissions.go.
+	migrationStoreID,
 }
 
 // FileName is the store's database file in the data directory.

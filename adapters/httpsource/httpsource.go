@@ -246,13 +246,28 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 // it was asked about.
 func (b *Backend) statusError(resp *http.Response) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // let the connection be reused
-	err := fmt.Errorf("%s %s: status %s", b.method, b.spec.URL, resp.Status)
+	err := &StatusError{Method: b.method, URL: b.spec.URL, Status: resp.Status, Code: resp.StatusCode}
 	switch resp.StatusCode {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests:
 		return adapters.Transient(err)
 	}
 	return err
 }
+
+// StatusError is an answer with an HTTP status the backend did not expect. Its text names the
+// method, the configured URL and the status line; HTTPStatus gives the status, and only it, to a
+// dead letter's reason (schemas.HTTPStatusError).
+type StatusError struct {
+	Method, URL, Status string
+	Code                int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s: status %s", e.Method, e.URL, e.Status)
+}
+
+// HTTPStatus is the answer's status code.
+func (e *StatusError) HTTPStatus() int { return e.Code }
 
 // readBody reads an answer of at most Spec.MaxBodyBytes.
 func (b *Backend) readBody(resp *http.Response) ([]byte, error) {

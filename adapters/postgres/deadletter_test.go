@@ -85,8 +85,9 @@ func TestIntegrationUnreachableDatabaseRetriedThenDeadLettered(t *testing.T) {
 	select {
 	case m := <-dead:
 		m.Ack()
-		reason := m.Metadata.Get(schemas.MetaDeadReason)
-		if m.Metadata.Get(schemas.MetaDeadAttempts) != "3" || !strings.Contains(reason, "3 times") || !strings.Contains(reason, "connect") {
+		reason, ok := schemas.ParseDeadReason(m.Metadata.Get(schemas.MetaDeadReason))
+		if !ok || m.Metadata.Get(schemas.MetaDeadAttempts) != "3" || reason.Error != schemas.ErrorConnectionRefused ||
+			!strings.Contains(reason.String(), "3 times") || !strings.Contains(reason.String(), "connection refused") {
 			t.Errorf("dead letter %v", m.Metadata)
 		}
 	case <-timeout:

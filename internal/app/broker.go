@@ -270,19 +270,6 @@ func OpenJournal(ctx context.Context, cfg config.Broker, db *sqlite.DB) (siobrok
 	}
 }
 
-// replayMarks returns the replay marks of dashboard logins and signed report requests, in the
-// store the journal uses: the PostgreSQL journal's database when brokers share one, so that a
-// login one broker took is refused by the others; else the embedded store, which outlives a
-// restart. prune forgets the PostgreSQL marks older than a cutoff; the embedded store's go with
-// its messageIds (sqlite.DB.ForgetSeenBefore), so it is nil then.
-func replayMarks(j siobroker.Journal, db *sqlite.DB) (marks siobroker.ReplayMarks, prune func(context.Context, time.Time) (int64, error)) {
-	if pj, ok := j.(*postgres.Journal); ok {
-		m := pj.ReplayMarks()
-		return m, m.ForgetBefore
-	}
-	return db, nil
-}
-
 // caseRegistries returns the distinct registries the configuration names, and refuses a
 // configuration that leaves a non-exempt basis without one: §5 requires every basis but the
 // administrative offence (§23) to be verified.

@@ -27,8 +27,8 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 			if _, err := b.db.ForgetSeenBefore(ctx, clock.Now().Add(-cfg.Replay.IDRetention)); err != nil {
 				logger.Warn("pruning seen messageIds failed", "error", err)
 			}
-			if p.pruneMarks != nil {
-				if _, err := p.pruneMarks(ctx, clock.Now().Add(-cfg.Replay.IDRetention)); err != nil {
+			if p.replay.prune != nil {
+				if _, err := p.replay.prune(ctx, clock.Now().Add(-cfg.Replay.IDRetention)); err != nil {
 					logger.Warn("pruning the shared replay marks failed", "error", err)
 				}
 			}

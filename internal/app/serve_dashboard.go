@@ -21,7 +21,7 @@ func (b *Broker) dashboardHandler(p *parts) (http.Handler, error) {
 		Incidents:        dashboard.IncidentsOf(p.tracker, b.db),
 		Users:            p.users,
 		Journal:          p.journal,
-		Replay:           p.replayMarks,
+		Replay:           p.replay.calls,
 		Verify:           p.verifier.Verify,
 		Sign:             p.signer.Sign,
 		VerifyClientCert: p.trust.VerifyChain,

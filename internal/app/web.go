@@ -131,7 +131,7 @@ func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler
 		// No /metrics, /readyz or /debug/ here: they are on the operator's listener alone.
 		Mount: map[string]http.Handler{
 			AsyncPath:      asyncHandler,
-			reports.Path:   reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replayMarks),
+			reports.Path:   reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replay.calls),
 			dashboard.Path: dashboardHandler,
 		},
 		Endpoint:     cfg.Endpoint,

@@ -36,8 +36,7 @@ type parts struct {
 	caseRules    *cases.Rules
 	registries   []string // the case registries the configuration names
 	journal      siobroker.Journal
-	replayMarks  siobroker.ReplayMarks // of logins and report requests, where the journal is
-	pruneMarks   func(context.Context, time.Time) (int64, error)
+	replay       replay // the replay marks of requests, logins and report requests, where the journal is
 	users        *users.Registry
 	certificates *users.Certificates
 
@@ -125,7 +124,9 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if p.journal, b.closeJournal, err = OpenJournal(ctx, cfg, b.db); err != nil {
 		return err
 	}
-	p.replayMarks, p.pruneMarks = replayMarks(p.journal, b.db)
+	if p.replay, err = replayMarks(ctx, p.journal, b.db, p.logger); err != nil {
+		return err
+	}
 	if err := b.live.attachSchedule(ctx, maintenance.NewSchedule(b.db, clock)); err != nil {
 		return err
 	}
@@ -286,7 +287,7 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 	}, broker.Deps{
 		Verifier:       p.verifier,
 		Signer:         p.signer,
-		Replay:         b.db,
+		Replay:         p.replay.requests,
 		Dispatcher:     p.dispatcher,
 		Rights:         b.live.rights,
 		Users:          p.users,
@@ -296,7 +297,7 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		Clock:          clock,
 		Logger:         logger.With("component", "broker"),
 		NewID:          uuid.NewString,
-		Async:          b.db,
+		Async:          p.replay.async,
 		Maintenance:    b.live.maintenance,
 		TransportReady: b.acceptsRequests,
 		Answers:        b.db,

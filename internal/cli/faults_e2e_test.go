@@ -432,7 +432,7 @@ func TestDeadLetterAfterAttemptsE2E(t *testing.T) {
 
 	code, list, errs := runCmd(t, "dlq", "list", "--config", brokerYAML)
 	if code != 0 || !strings.Contains(list, "1 dead letter(s)") || !strings.Contains(list, "from "+prefix+"sio.service.005") ||
-		!strings.Contains(list, "reason the source failed transiently 3 times (adapter flaky)") || !strings.Contains(list, "503") || !strings.Contains(list, "given up after 3 attempts") {
+		!strings.Contains(list, "reason the source failed transiently 3 times (adapter flaky, service 5); last error: HTTP status 503") || !strings.Contains(list, "given up after 3 attempts") {
 		t.Fatalf("dlq list: exit %d\n%s%s", code, list, errs)
 	}
 	t.Logf("dlq list:\n%s", list)

@@ -19,7 +19,7 @@ import (
 type DeadLetter struct {
 	MessageID   string
 	Queue       string // the queue it died in, where Replay sends it back
-	Reason      string // delivery_limit, rejected, expired, ... or the adapter's reason
+	Reason      string // delivery_limit, rejected, expired, ... or the adapter's reason (schemas.DeadReason.String)
 	Count       int64  // how many times it died in that queue
 	Attempts    int    // how often the adapter asked the source, for a letter an adapter gave up on
 	DiedAt      time.Time
@@ -135,11 +135,19 @@ func deathHeader(k string) bool {
 	return false
 }
 
+// unrecognisedReason is shown for a reason header that is not a schemas.DeadReason: one an
+// earlier version wrote, which may quote a source's error and with it a person's name or IIN, or
+// one set by whoever else published to the queue. Its text is never shown.
+const unrecognisedReason = "a reason not in the broker's vocabulary (an earlier version's, or not an adapter's): not shown, as it may quote a source"
+
 func deadLetterOf(cfg Config, d amqp091.Delivery) DeadLetter {
 	dl := DeadLetter{MessageID: d.MessageId, PayloadSize: len(d.Body)}
-	if reason, ok := d.Headers[schemas.MetaDeadReason].(string); ok {
+	if header, ok := d.Headers[schemas.MetaDeadReason].(string); ok {
 		// Put here by an adapter that gave up; RabbitMQ never dead-lettered it.
-		dl.Reason = reason
+		dl.Reason = unrecognisedReason
+		if reason, ok := schemas.ParseDeadReason(header); ok {
+			dl.Reason = reason.String()
+		}
 		if topic, ok := d.Headers[schemas.MetaDeadTopic].(string); ok && topic != "" {
 			dl.Queue = cfg.name(topic)
 		}

@@ -2,10 +2,11 @@ package amqp
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func TestExhaustedAttemptsDeadLetterAndReplay(t *testing.T) {
 		service: adapters.BackendFunc(func(ctx context.Context, req schemas.ServiceRequest) (siobroker.ServiceResult, error) {
 			calls.Add(1)
 			if !healthy.Load() {
-				return siobroker.ServiceResult{}, adapters.Transient(errors.New("connect to source: connection refused"))
+				return siobroker.ServiceResult{}, adapters.Transient(fmt.Errorf("connect to source: %w", syscall.ECONNREFUSED))
 			}
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "person"}}}, nil
 		}),

@@ -116,7 +116,7 @@ func TestPoisonOnServiceQueueDeadLetteredWithReason(t *testing.T) {
 	}, "both poison messages in the dead-letter queue")
 	queue := cfg.name(schemas.ServiceTopic(service))
 	for id, want := range map[string]string{
-		"garbage-1":  "the message is not a service request: invalid character",
+		"garbage-1":  "the message is not a service request (adapter poisoned); last error: not valid JSON",
 		"noreply/12": "the service request names no reply topic",
 	} {
 		l, ok := byID[id]

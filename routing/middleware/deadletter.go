@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -40,8 +38,11 @@ func DeadLetter(topic string, publish PublishFunc, adapter Adapter, logger *slog
 			for k, v := range msg.Metadata {
 				dead.Metadata.Set(k, v)
 			}
-			dead.Metadata.Set(schemas.MetaDeadReason, fmt.Sprintf("the source failed transiently %d times (adapter %s); last error: %s",
-				g.attempts, adapter.Name, describeError(sourceCause(g.last))))
+			// The reason names the failure's class, never its text: see schemas.DeadReason. The
+			// text went to Retry's log line, without the subject's numbers.
+			reason := schemas.DeadReason{Category: schemas.DeadSourceFailing, Adapter: adapter.Name, Service: req.Service,
+				Attempts: g.attempts}.WithError(sourceCause(g.last))
+			dead.Metadata.Set(schemas.MetaDeadReason, reason.Header())
 			dead.Metadata.Set(schemas.MetaDeadTopic, schemas.ServiceTopic(req.Service))
 			dead.Metadata.Set(schemas.MetaDeadAttempts, strconv.Itoa(g.attempts))
 			dead.Metadata.Set(schemas.MetaDeadAt, adapter.Clock.Now().Format(time.RFC3339))
@@ -49,13 +50,13 @@ func DeadLetter(topic string, publish PublishFunc, adapter Adapter, logger *slog
 				return nil, fmt.Errorf("dead-letter %s service %d: %w", req.RequestID, req.Service, perr)
 			}
 			logger.Warn("request dead-lettered after its attempts", "service", req.Service, "request_id", req.RequestID,
-				"attempts", g.attempts, "topic", topic)
+				"attempts", g.attempts, "topic", topic, "reason", reason.String())
 			return answers, err
 		}
 	}
 }
 
-// sourceCause is the backend's own error behind err, for describeError to clean in its own way.
+// sourceCause is the backend's own error behind err, whose type tells the class of the failure.
 func sourceCause(err error) error {
 	var src *SourceError
 	if errors.As(err, &src) && src.Err != nil {
@@ -63,20 +64,3 @@ func sourceCause(err error) error {
 	}
 	return err
 }
-
-// describeError is err's text for the dead-letter reason, which operators read: without the
-// URL of a failed HTTP call (its query may name the subject), without 12-digit numbers (IINs and
-// BINs), and short.
-func describeError(err error) string {
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		err = fmt.Errorf("%s: %w", urlErr.Op, urlErr.Err)
-	}
-	s := twelveDigits.ReplaceAllString(err.Error(), "[number]")
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
-}
-
-var twelveDigits = regexp.MustCompile(`\d{12}`)

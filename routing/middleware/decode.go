@@ -40,11 +40,13 @@ func Decode(queue string, poison Poison, logger *slog.Logger) message.HandlerMid
 			var req schemas.ServiceRequest
 			if err := json.Unmarshal(msg.Payload, &req); err != nil {
 				log := logger.With("queue", queue, "transport_id", msg.UUID)
-				return nil, poison.put(msg, queue, log, "undecodable service request", "the message is not a service request: "+describeError(err))
+				return nil, poison.put(msg, queue, log.With("error", err), "undecodable service request",
+					schemas.DeadReason{Category: schemas.DeadNotARequest}.WithError(err))
 			}
 			if req.ReplyTo == "" {
 				log := requestLog(logger, req).With("queue", queue, "service", req.Service)
-				return nil, poison.put(msg, queue, log, "service request without reply topic", "the service request names no reply topic: nobody could be answered")
+				return nil, poison.put(msg, queue, log, "service request without reply topic",
+					schemas.DeadReason{Category: schemas.DeadNoReplyTopic, Service: req.Service})
 			}
 			WithRequest(msg, req)
 			return h(msg)
@@ -52,18 +54,19 @@ func Decode(queue string, poison Poison, logger *slog.Logger) message.HandlerMid
 	}
 }
 
-// put dead-letters msg, which came from queue, for reason, or logs what drops it when there is
-// no dead-letter topic. what names the fault in the log line.
-func (p Poison) put(msg *message.Message, queue string, log *slog.Logger, what, reason string) error {
+// put dead-letters msg, which came from queue, for reason (its Adapter is set here), or logs
+// what drops it when there is no dead-letter topic. what names the fault in the log line.
+func (p Poison) put(msg *message.Message, queue string, log *slog.Logger, what string, reason schemas.DeadReason) error {
+	reason.Adapter = p.Adapter.Name
 	if p.Topic == "" {
-		log.Error(what+" dropped (no dead-letter queue)", "reason", reason)
+		log.Error(what+" dropped (no dead-letter queue)", "reason", reason.String())
 		return nil
 	}
 	dead := message.NewMessage(msg.UUID, msg.Payload)
 	for k, v := range msg.Metadata {
 		dead.Metadata.Set(k, v)
 	}
-	dead.Metadata.Set(schemas.MetaDeadReason, fmt.Sprintf("%s (adapter %s)", reason, p.Adapter.Name))
+	dead.Metadata.Set(schemas.MetaDeadReason, reason.Header())
 	dead.Metadata.Set(schemas.MetaDeadTopic, queue)
 	dead.Metadata.Set(schemas.MetaDeadAt, p.Adapter.Clock.Now().Format(time.RFC3339))
 	// Not cut short by the request's deadline, which may have passed: the letter must not be lost.
@@ -73,6 +76,6 @@ func (p Poison) put(msg *message.Message, queue string, log *slog.Logger, what, 
 		log.Error(what+" not dead-lettered; the delivery fails and it comes back", "topic", p.Topic, "error", err)
 		return fmt.Errorf("dead-letter %s from %s: %w", what, queue, err)
 	}
-	log.Error(what+" dead-lettered", "topic", p.Topic, "reason", reason)
+	log.Error(what+" dead-lettered", "topic", p.Topic, "reason", reason.String())
 	return nil
 }

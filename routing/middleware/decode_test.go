@@ -24,10 +24,10 @@ func TestDecode(t *testing.T) {
 	}{
 		{"request", `{"requestId":"r1","messageId":"m1","service":5,"replyTo":"sio.reply.x"}`, true, nil, ""},
 		{"not json", `{not json`, false, []string{"undecodable service request", "queue=q", "transport_id=t-1"},
-			"the message is not a service request: invalid character 'n' looking for beginning of object key string (adapter unit)"},
+			"not-a-request adapter=unit error=json"},
 		{"no reply topic", `{"requestId":"r2","messageId":"m2","service":5}`, false,
 			[]string{"service request without reply topic", "queue=q", "correlation_id=r2/5", "message_id=m2"},
-			"the service request names no reply topic: nobody could be answered (adapter unit)"},
+			"no-reply-topic adapter=unit service=5"},
 	} {
 		for _, dlq := range []string{"", "sio.dlq"} {
 			t.Run(tt.name+"/dlq="+dlq, func(t *testing.T) {

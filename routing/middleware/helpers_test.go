@@ -131,3 +131,15 @@ func (c must) answer(msgs []*message.Message, err error) (schemas.ServiceRespons
 }
 
 var okResult = siobroker.ServiceResult{Status: siobroker.StatusOK, Reason: siobroker.ReasonOK}
+
+// deadReason is what operators read of a dead letter's reason header, which must be one
+// schemas.ParseDeadReason reads.
+func deadReason(t *testing.T, m *message.Message) string {
+	t.Helper()
+	h := m.Metadata.Get(schemas.MetaDeadReason)
+	r, ok := schemas.ParseDeadReason(h)
+	if !ok {
+		t.Fatalf("reason header %q is not a schemas.DeadReason", h)
+	}
+	return r.String()
+}

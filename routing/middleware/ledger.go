@@ -97,11 +97,10 @@ func again(ctx context.Context, l siobroker.Ledger, key string, msg *message.Mes
 		return one(adapter.Provisional(req, errorResult(req.Service,
 			"the adapter cannot read the answer it gave this request before; retry later")))
 	case rec.Payload == nil:
-		by := "answered by an adapter process" // the row itself went between the two looks
-		if !rec.AnsweredAt.IsZero() {
-			by = fmt.Sprintf("answered by adapter process %s at %s", rec.Owner, rec.AnsweredAt.UTC().Format(time.RFC3339))
+		reason := schemas.DeadReason{Category: schemas.DeadAnswerForgotten, Service: req.Service}
+		if !rec.AnsweredAt.IsZero() { // else the row itself went between the two looks
+			reason.AnsweredBy, reason.AnsweredAt = rec.Owner, rec.AnsweredAt
 		}
-		reason := by + ", but the ledger no longer keeps that answer (it forgets answers after its retention) and the source is not asked twice"
 		return nil, poison.put(msg, schemas.ServiceTopic(req.Service), log.With("service", req.Service),
 			"redelivered request whose earlier answer was forgotten", reason)
 	}

@@ -252,7 +252,7 @@ func TestLedgerAnswerForgotten(t *testing.T) {
 				t.Fatalf("%d dead letters, want 1", len(out))
 			}
 			m := out[0].msg
-			if out[0].topic != "sio.dlq" || m.UUID != "l4/2" || !strings.HasPrefix(m.Metadata.Get(schemas.MetaDeadReason), reason) ||
+			if out[0].topic != "sio.dlq" || m.UUID != "l4/2" || !strings.HasPrefix(deadReason(t, m), reason) ||
 				m.Metadata.Get(schemas.MetaDeadTopic) != schemas.ServiceTopic(2) {
 				t.Errorf("dead letter to %s: %s %v", out[0].topic, m.UUID, m.Metadata)
 			}
@@ -272,7 +272,7 @@ func TestLedgerRowGone(t *testing.T) {
 	if err != nil || len(msgs) != 0 || asked != 0 || len(out) != 1 {
 		t.Fatalf("answers %d, err %v, asked %d, dead letters %d", len(msgs), err, asked, len(out))
 	}
-	if r := out[0].msg.Metadata.Get(schemas.MetaDeadReason); !strings.HasPrefix(r, "answered by an adapter process, but the ledger no longer keeps that answer") {
+	if r := deadReason(t, out[0].msg); !strings.HasPrefix(r, "answered by an adapter process, but the ledger no longer keeps that answer") {
 		t.Errorf("reason %q", r)
 	}
 }
