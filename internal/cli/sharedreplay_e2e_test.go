@@ -24,7 +24,8 @@ func pgBrokerProcess(t *testing.T, name, dir, dsn string) (*osProcess, string) {
 	p := startProcess(t, name, []string{
 		"SIOBROKER_TRANSPORT=gochannel", "SIOBROKER_LISTEN=" + listen, "SIOBROKER_DATA_DIR=" + dir,
 		"SIOBROKER_JOURNAL_DRIVER=postgres", "SIOBROKER_JOURNAL_DSN=" + dsn, "SIOBROKER_LOG_LEVEL=info",
-	}, "serve", "--config", "configs/broker.yaml")
+		"SIOBROKER_OPERATOR_LISTEN=" + loopbackAddr(t),
+	}, "serve", "--config", "configs/broker.yaml", "--dev")
 	p.waitFor(t, "siobroker listening on", time.Minute)
 	return p, "http://" + listen + sharedBroker(t).cfg.Endpoint
 }
