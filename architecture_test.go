@@ -75,6 +75,7 @@ var importRules = map[string][]string{
 	"internal/private":    {},
 	"internal/xmlchild":   {},
 	"internal/testclock":  {},
+	"internal/fuzzbound":  {},
 	"internal/pgtest":     {},
 	"internal/rabbitnode": {},
 	"internal/faults":     {},
