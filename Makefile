@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/siobroker
 PKGS    := ./...
 
-.PHONY: all build run test vet fmt-check staticcheck test-short faults bench bench-go bench-soak clean
+.PHONY: all build run test vet fmt-check staticcheck test-short faults fuzz bench bench-go bench-soak clean
 
 all: build
 
@@ -31,6 +31,19 @@ test: vet fmt-check staticcheck
 # and stuck, which must all be 0.
 faults:
 	$(GO) test -count=1 -v -timeout 60m -run '^TestFaults$$' $(FAULTS_PKG) -args -faults.long
+
+# The fuzz targets of the untrusted-input path (issue 16; README "Fuzzing"), one after another,
+# FUZZTIME each. An input that panics, hangs or breaks a target's bound is kept in the package's
+# testdata/fuzz/<target>/, where every later `go test` replays it. On a shared machine:
+# make fuzz FUZZFLAGS="-parallel 1".
+FUZZTIME ?= 10m
+FUZZFLAGS ?=
+FUZZ_TARGETS := FuzzReadEnvelope:./schemas/soap FuzzParseQuery:./schemas/soap FuzzCanonicalize:./signing FuzzVerify:./signing
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t%%:*} $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $${t#*:}; \
+	done
 
 # staticcheck at a pinned version, fetched through the Go module proxy on first use: findings
 # differ between versions, and a fresh machine has none installed.

@@ -82,6 +82,7 @@ var importRules = map[string][]string{
 	"internal/xmlchild":   {},
 	"internal/testclock":  {},
 	"internal/testpki":    {},
+	"internal/fuzzbound":  {},
 	"internal/pgtest":     {},
 	"internal/rabbitnode": {},
 	"internal/faults":     {},

@@ -132,7 +132,7 @@ func signer(t *testing.T, key string) *Signer {
 }
 
 // loadDoc reads an envelope from testdata/signing.
-func loadDoc(t *testing.T, name string) *etree.Document {
+func loadDoc(t testing.TB, name string) *etree.Document {
 	t.Helper()
 	doc := etree.NewDocument()
 	if err := doc.ReadFromFile(filepath.Join("..", "testdata", "signing", name)); err != nil {
@@ -142,7 +142,7 @@ func loadDoc(t *testing.T, name string) *etree.Document {
 }
 
 // reparse serialises doc and parses it again, as the bytes travel on the wire.
-func reparse(t *testing.T, doc *etree.Document) *etree.Document {
+func reparse(t testing.TB, doc *etree.Document) *etree.Document {
 	t.Helper()
 	b, err := doc.WriteToBytes()
 	if err != nil {
@@ -155,7 +155,7 @@ func reparse(t *testing.T, doc *etree.Document) *etree.Document {
 	return out
 }
 
-func parseString(t *testing.T, s string) *etree.Document {
+func parseString(t testing.TB, s string) *etree.Document {
 	t.Helper()
 	doc := etree.NewDocument()
 	if err := doc.ReadFromString(s); err != nil {

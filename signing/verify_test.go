@@ -85,22 +85,26 @@ func TestMissingSignature(t *testing.T) {
 	wantRefusal(t, v, err, siobroker.CodeSigMissing, "no signature")
 }
 
-func TestTampering(t *testing.T) {
-	rsa := signer(t, "valid/rsa")
-	for _, tc := range []struct {
-		name      string
-		placement Placement
-		tamper    func(t *testing.T, doc *etree.Document)
-		code      siobroker.Code
-		msg       string
-	}{
-		{"body text", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
+// tamperCase is one case of TestTampering.
+type tamperCase struct {
+	name      string
+	placement Placement
+	tamper    func(t testing.TB, doc *etree.Document)
+	code      siobroker.Code
+	msg       string
+}
+
+// tamperCases alter a signed request in place; TestTampering checks each refusal, and
+// FuzzVerify starts from them.
+func tamperCases() []tamperCase {
+	return []tamperCase{
+		{"body text", PlacementWSSE, func(t testing.TB, doc *etree.Document) {
 			doc.FindElement("//q:purpose").SetText("ATTACKER")
 		}, siobroker.CodeSigInvalid, "digest of #id-body does not match"},
-		{"requestInfo outside the enveloped signature is free, the query is not", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
+		{"requestInfo outside the enveloped signature is free, the query is not", PlacementEnveloped, func(t testing.TB, doc *etree.Document) {
 			doc.FindElement("//q:subject/q:iin").SetText("ATTACKER")
 		}, siobroker.CodeSigInvalid, "digest of #id-query does not match"},
-		{"body and digest", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
+		{"body and digest", PlacementWSSE, func(t testing.TB, doc *etree.Document) {
 			body := doc.FindElement("//soapenv:Body")
 			doc.FindElement("//q:purpose").SetText("ATTACKER")
 			c, err := canonicalize(body, c14nMethods[AlgExcC14N], "", nil)
@@ -110,47 +114,52 @@ func TestTampering(t *testing.T) {
 			sum := sha256.Sum256(c)
 			doc.FindElement("//ds:DigestValue").SetText(b64(sum[:]))
 		}, siobroker.CodeSigInvalid, "SignatureValue does not verify"},
-		{"SignedInfo", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
+		{"SignedInfo", PlacementEnveloped, func(t testing.TB, doc *etree.Document) {
 			doc.FindElement("//ds:Reference").CreateAttr("Type", "urn:attacker")
 		}, siobroker.CodeSigInvalid, "SignatureValue does not verify"},
-		{"SignatureValue", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
+		{"SignatureValue", PlacementWSSE, func(t testing.TB, doc *etree.Document) {
 			el := doc.FindElement("//ds:SignatureValue")
 			el.SetText("AAAA" + el.Text()[4:])
 		}, siobroker.CodeSigInvalid, "SignatureValue does not verify"},
-		{"two References", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
+		{"two References", PlacementWSSE, func(t testing.TB, doc *etree.Document) {
 			ref := doc.FindElement("//ds:Reference")
 			ref.Parent().AddChild(ref.Copy())
 		}, siobroker.CodeSigReference, "the Body is referenced more than once"},
-		{"reference to the whole document", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
+		{"reference to the whole document", PlacementWSSE, func(t testing.TB, doc *etree.Document) {
 			doc.FindElement("//ds:Reference").SelectAttr("URI").Value = ""
 		}, siobroker.CodeSigReference, "not a same-document #Id reference"},
-		{"reference to another element", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
+		{"reference to another element", PlacementWSSE, func(t testing.TB, doc *etree.Document) {
 			doc.FindElement("//ds:Reference").SelectAttr("URI").Value = "#id-query"
 		}, siobroker.CodeSigReference, `names q:query, which a header signature may not cover`},
-		{"ds:Object", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
+		{"ds:Object", PlacementEnveloped, func(t testing.TB, doc *etree.Document) {
 			doc.FindElement("//ds:Signature").CreateElement("ds:Object").CreateText("ATTACKER")
 		}, siobroker.CodeSigReference, "unexpected element ds:Object"},
-		{"XPath transform", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
+		{"XPath transform", PlacementEnveloped, func(t testing.TB, doc *etree.Document) {
 			doc.FindElement("//ds:Transform").SelectAttr("Algorithm").Value = "http://www.w3.org/TR/1999/REC-xpath-19991116"
 		}, siobroker.CodeSigAlgorithm, "transform http://www.w3.org/TR/1999/REC-xpath-19991116 is not allowed"},
-		{"no enveloped-signature transform", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
+		{"no enveloped-signature transform", PlacementEnveloped, func(t testing.TB, doc *etree.Document) {
 			tr := doc.FindElement("//ds:Transform")
 			tr.Parent().RemoveChild(tr)
 		}, siobroker.CodeSigReference, "enveloped-signature transform"},
-		{"signature not first in the query", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
+		{"signature not first in the query", PlacementEnveloped, func(t testing.TB, doc *etree.Document) {
 			sig := doc.FindElement("//ds:Signature")
 			q := sig.Parent()
 			q.RemoveChild(sig)
 			q.AddChild(sig)
 		}, siobroker.CodeSigReference, "outside the accepted placements"},
-		{"second signature in requestInfo", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
+		{"second signature in requestInfo", PlacementWSSE, func(t testing.TB, doc *etree.Document) {
 			sig := doc.FindElement("//ds:Signature").Copy()
 			doc.FindElement("//requestInfo").AddChild(sig)
 		}, siobroker.CodeSigReference, "outside the accepted placements"},
-		{"duplicate Id", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
+		{"duplicate Id", PlacementEnveloped, func(t testing.TB, doc *etree.Document) {
 			doc.FindElement("//requestInfo").CreateAttr("Id", "id-query")
 		}, siobroker.CodeSigReference, `identifier "id-query" is carried by more than one element`},
-	} {
+	}
+}
+
+func TestTampering(t *testing.T) {
+	rsa := signer(t, "valid/rsa")
+	for _, tc := range tamperCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := loadDoc(t, "request.xml")
 			if err := rsa.Sign(doc, tc.placement); err != nil {
@@ -164,22 +173,28 @@ func TestTampering(t *testing.T) {
 	}
 }
 
-// TestWrapping moves the signed content out of the way and puts attacker content where the
-// broker reads it. Every variant must be refused; none may hand attacker content on.
-func TestWrapping(t *testing.T) {
-	rsa := signer(t, "valid/rsa")
-	const evil = `<typ:SendMessage xmlns:typ="http://bip.bee.kz/SyncChannel/v10/Types"><request><requestInfo/><requestData><data>` +
-		`<q:query xmlns:q="urn:kz:sio-pso:broker:v1" Id="%s"><q:purpose>ATTACKER</q:purpose></q:query></data></requestData></request></typ:SendMessage>`
-	evilElement := func(t *testing.T, id string) *etree.Element {
-		return parseString(t, strings.Replace(evil, "%s", id, 1)).Root().Copy()
-	}
-	for _, tc := range []struct {
-		name      string
-		placement Placement
-		wrap      func(t *testing.T, doc *etree.Document)
-		code      siobroker.Code
-	}{
-		{"wsse: signed Body moved into the Header, attacker Body with the same Id", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
+// evil is an attacker's SendMessage whose query carries the Id %s.
+const evil = `<typ:SendMessage xmlns:typ="http://bip.bee.kz/SyncChannel/v10/Types"><request><requestInfo/><requestData><data>` +
+	`<q:query xmlns:q="urn:kz:sio-pso:broker:v1" Id="%s"><q:purpose>ATTACKER</q:purpose></q:query></data></requestData></request></typ:SendMessage>`
+
+// evilElement returns evil with the Id id, detached.
+func evilElement(t testing.TB, id string) *etree.Element {
+	return parseString(t, strings.Replace(evil, "%s", id, 1)).Root().Copy()
+}
+
+// wrapCase is one case of TestWrapping.
+type wrapCase struct {
+	name      string
+	placement Placement
+	wrap      func(t testing.TB, doc *etree.Document)
+	code      siobroker.Code
+}
+
+// wrapCases are the signature-wrapping attacks on a signed request; TestWrapping checks each
+// refusal, and FuzzVerify starts from them.
+func wrapCases() []wrapCase {
+	return []wrapCase{
+		{"wsse: signed Body moved into the Header, attacker Body with the same Id", PlacementWSSE, func(t testing.TB, doc *etree.Document) {
 			body := doc.FindElement("//soapenv:Body")
 			env := body.Parent()
 			env.RemoveChild(body)
@@ -192,7 +207,7 @@ func TestWrapping(t *testing.T) {
 			newBody.AddChild(evilElement(t, "id-x"))
 			env.AddChild(newBody)
 		}, siobroker.CodeSigReference},
-		{"wsse: signed Body moved into wsse:Security, attacker Body with another Id", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
+		{"wsse: signed Body moved into wsse:Security, attacker Body with another Id", PlacementWSSE, func(t testing.TB, doc *etree.Document) {
 			body := doc.FindElement("//soapenv:Body")
 			env := body.Parent()
 			env.RemoveChild(body)
@@ -202,18 +217,18 @@ func TestWrapping(t *testing.T) {
 			newBody.CreateAttr("wsu:Id", "id-evil")
 			newBody.AddChild(evilElement(t, "id-y"))
 		}, siobroker.CodeSigReference},
-		{"wsse: attacker Body without an Id, signed one in the Header", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
+		{"wsse: attacker Body without an Id, signed one in the Header", PlacementWSSE, func(t testing.TB, doc *etree.Document) {
 			body := doc.FindElement("//soapenv:Body")
 			env := body.Parent()
 			env.RemoveChild(body)
 			doc.FindElement("//soapenv:Header").AddChild(body)
 			env.CreateElement("soapenv:Body").AddChild(evilElement(t, "id-z"))
 		}, siobroker.CodeSigReference},
-		{"wsse: a second Body", PlacementWSSE, func(t *testing.T, doc *etree.Document) {
+		{"wsse: a second Body", PlacementWSSE, func(t testing.TB, doc *etree.Document) {
 			env := doc.Root()
 			env.CreateElement("soapenv:Body").AddChild(evilElement(t, "id-z"))
 		}, siobroker.CodeNotSOAP},
-		{"enveloped: signed query hidden in requestInfo, attacker query carries the signature", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
+		{"enveloped: signed query hidden in requestInfo, attacker query carries the signature", PlacementEnveloped, func(t testing.TB, doc *etree.Document) {
 			q := doc.FindElement("//q:query")
 			sig := q.SelectElement("ds:Signature")
 			data := q.Parent()
@@ -224,7 +239,7 @@ func TestWrapping(t *testing.T) {
 			evilQ.InsertChildAt(0, sig)
 			data.AddChild(evilQ)
 		}, siobroker.CodeSigReference},
-		{"enveloped: attacker query with another Id carries the signature", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
+		{"enveloped: attacker query with another Id carries the signature", PlacementEnveloped, func(t testing.TB, doc *etree.Document) {
 			q := doc.FindElement("//q:query")
 			sig := q.SelectElement("ds:Signature")
 			data := q.Parent()
@@ -234,13 +249,20 @@ func TestWrapping(t *testing.T) {
 			data.AddChild(evilQ)
 			doc.FindElement("//requestInfo").AddChild(q)
 		}, siobroker.CodeSigReference},
-		{"enveloped: a second query beside the signed one", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
+		{"enveloped: a second query beside the signed one", PlacementEnveloped, func(t testing.TB, doc *etree.Document) {
 			doc.FindElement("//data").AddChild(evilElement(t, "id-evil").FindElement("//q:query"))
 		}, siobroker.CodeSigReference},
-		{"enveloped: attacker query first, signed query second", PlacementEnveloped, func(t *testing.T, doc *etree.Document) {
+		{"enveloped: attacker query first, signed query second", PlacementEnveloped, func(t testing.TB, doc *etree.Document) {
 			doc.FindElement("//data").InsertChildAt(0, evilElement(t, "id-evil").FindElement("//q:query"))
 		}, siobroker.CodeSigReference},
-	} {
+	}
+}
+
+// TestWrapping moves the signed content out of the way and puts attacker content where the
+// broker reads it. Every variant must be refused; none may hand attacker content on.
+func TestWrapping(t *testing.T) {
+	rsa := signer(t, "valid/rsa")
+	for _, tc := range wrapCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := loadDoc(t, "request.xml")
 			if err := rsa.Sign(doc, tc.placement); err != nil {

@@ -58,7 +58,7 @@ func signedWSSE(t *testing.T, key string) *etree.Document {
 
 // setKeyInfo replaces the content of the header signature's KeyInfo with the elements fill makes.
 // KeyInfo is outside SignedInfo, so the signature stays valid: only how the key is found changes.
-func setKeyInfo(t *testing.T, doc *etree.Document, fill func(sec, keyInfo *etree.Element)) {
+func setKeyInfo(t testing.TB, doc *etree.Document, fill func(sec, keyInfo *etree.Element)) {
 	t.Helper()
 	keyInfo := doc.FindElement("//wsse:Security/ds:Signature/ds:KeyInfo")
 	if keyInfo == nil {
@@ -177,20 +177,21 @@ func TestKeyInfoForms(t *testing.T) {
 	}
 }
 
-// TestKeyInfoRefusals: what a reference may not do, and identifiers that resolve to nothing the
-// broker may use. Each is refused with its own code.
-func TestKeyInfoRefusals(t *testing.T) {
-	user := signer(t, "valid/rsa").Certificate()
-	revoked := signer(t, "revoked/rsa").Certificate()
-	other := signer(t, "valid/ecdsa").Certificate()
+// keyInfoRefusal is one case of TestKeyInfoRefusals.
+type keyInfoRefusal struct {
+	name string
+	fill func(sec, keyInfo *etree.Element)
+	dir  CertificateDirectory
+	code siobroker.Code
+	msg  string
+}
+
+// keyInfoRefusals replace the KeyInfo of a header signature by user's key (KeyInfo is outside
+// SignedInfo); other is another key's certificate, and dir holds user's and revoked.
+// TestKeyInfoRefusals checks each refusal, and FuzzVerify starts from them.
+func keyInfoRefusals(user, revoked, other *x509.Certificate) []keyInfoRefusal {
 	dir := certDirectory{certs: []*x509.Certificate{user, revoked}}
-	for _, tc := range []struct {
-		name string
-		fill func(sec, keyInfo *etree.Element)
-		dir  CertificateDirectory
-		code siobroker.Code
-		msg  string
-	}{
+	return []keyInfoRefusal{
 		{"a reference to a token in another header", func(sec, ki *etree.Element) {
 			addBST(sec.Parent(), user, "X509-outside")
 			strReference(ki, "X509-outside")
@@ -256,7 +257,17 @@ func TestKeyInfoRefusals(t *testing.T) {
 		{"a RetrievalMethod", func(_, ki *etree.Element) {
 			ki.CreateElement("ds:RetrievalMethod").CreateAttr("URI", "https://attacker.example/")
 		}, dir, siobroker.CodeKeyInfo, "ds:RetrievalMethod, which is not accepted"},
-	} {
+	}
+}
+
+// TestKeyInfoRefusals: what a reference may not do, and identifiers that resolve to nothing the
+// broker may use. Each is refused with its own code.
+func TestKeyInfoRefusals(t *testing.T) {
+	user := signer(t, "valid/rsa").Certificate()
+	revoked := signer(t, "revoked/rsa").Certificate()
+	other := signer(t, "valid/ecdsa").Certificate()
+	dir := certDirectory{certs: []*x509.Certificate{user, revoked}}
+	for _, tc := range keyInfoRefusals(user, revoked, other) {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := signedWSSE(t, "valid/rsa")
 			setKeyInfo(t, doc, tc.fill)
@@ -313,6 +324,68 @@ func derUTF8(t *testing.T, s string) string {
 	return hex.EncodeToString(append([]byte{12, byte(len(s))}, s...))
 }
 
+// referencesCase is one case of TestSeveralReferences.
+type referencesCase struct {
+	name    string
+	prepare func(t testing.TB, doc *etree.Document) []*etree.Element // returns the elements to sign, Body first
+	code    siobroker.Code
+	msg     string
+}
+
+// referencesCases prepare a request for a header signature over several elements, made by hand
+// (signHeaderByHand); clock dates their Timestamps. TestSeveralReferences checks each outcome,
+// and FuzzVerify starts from them.
+func referencesCases(clock fixedClock) []referencesCase {
+	return []referencesCase{
+		{"Body by an unqualified Id, Timestamp by an unqualified Id (node-soap)", func(t testing.TB, doc *etree.Document) []*etree.Element {
+			body := doc.FindElement("//soapenv:Body")
+			body.CreateAttr("Id", "_0")
+			ts := addTimestamp(doc, clock.Now(), clock.Now().Add(10*time.Minute))
+			ts.CreateAttr("Id", "_1")
+			return []*etree.Element{body, ts}
+		}, "", ""},
+		{"WS-Addressing headers", func(t testing.TB, doc *etree.Document) []*etree.Element {
+			body := bodyWithWSUId(doc, "id-body")
+			to := addressingHeader(doc, "To", "wsa-to", "http://127.0.0.1/SyncChannel/v10")
+			action := addressingHeader(doc, "Action", "wsa-action", "SendMessage")
+			return []*etree.Element{body, to, action}
+		}, "", ""},
+		{"no Reference to the Body", func(t testing.TB, doc *etree.Document) []*etree.Element {
+			ts := addTimestamp(doc, clock.Now(), clock.Now().Add(time.Minute))
+			ts.CreateAttr("wsu:Id", "TS-1")
+			return []*etree.Element{ts}
+		}, siobroker.CodeSigReference, "no Reference of the header signature covers the Body"},
+		{"a Reference to requestInfo", func(t testing.TB, doc *etree.Document) []*etree.Element {
+			body := bodyWithWSUId(doc, "id-body")
+			ri := doc.FindElement("//requestInfo")
+			ri.CreateAttr("Id", "ri")
+			return []*etree.Element{body, ri}
+		}, siobroker.CodeSigReference, "names requestInfo, which a header signature may not cover"},
+		{"a Reference to a Timestamp outside the Security header", func(t testing.TB, doc *etree.Document) []*etree.Element {
+			body := bodyWithWSUId(doc, "id-body")
+			securityOf(doc)
+			ts := doc.FindElement("//soapenv:Header").CreateElement("wsu:Timestamp")
+			ts.CreateAttr("xmlns:wsu", nsWSU)
+			ts.CreateAttr("wsu:Id", "TS-out")
+			return []*etree.Element{body, ts}
+		}, siobroker.CodeSigReference, "names wsu:Timestamp, which a header signature may not cover"},
+		{"a WS-Addressing element that is not a header", func(t testing.TB, doc *etree.Document) []*etree.Element {
+			body := bodyWithWSUId(doc, "id-body")
+			to := addressingHeader(doc, "To", "wsa-to", "x")
+			wrapper := doc.FindElement("//soapenv:Header").CreateElement("Wrapper")
+			to.Parent().RemoveChild(to)
+			wrapper.AddChild(to)
+			return []*etree.Element{body, to}
+		}, siobroker.CodeSigReference, "names wsa:To, which a header signature may not cover"},
+		{"the Body by a foreign Id attribute", func(t testing.TB, doc *etree.Document) []*etree.Element {
+			body := doc.FindElement("//soapenv:Body")
+			body.CreateAttr("xmlns:x", "urn:other")
+			body.CreateAttr("x:Id", "id-body")
+			return []*etree.Element{body}
+		}, siobroker.CodeSigReference, "the Body is named by an identifier other than wsu:Id or Id"},
+	}
+}
+
 // TestSeveralReferences: the Body must be covered exactly once; the Timestamp of the Security
 // header and WS-Addressing headers may be covered too; nothing else may.
 func TestSeveralReferences(t *testing.T) {
@@ -334,59 +407,7 @@ func TestSeveralReferences(t *testing.T) {
 			}
 		})
 	}
-	for _, tc := range []struct {
-		name    string
-		prepare func(t *testing.T, doc *etree.Document) []*etree.Element // returns the elements to sign, Body first
-		code    siobroker.Code
-		msg     string
-	}{
-		{"Body by an unqualified Id, Timestamp by an unqualified Id (node-soap)", func(t *testing.T, doc *etree.Document) []*etree.Element {
-			body := doc.FindElement("//soapenv:Body")
-			body.CreateAttr("Id", "_0")
-			ts := addTimestamp(doc, clock.Now(), clock.Now().Add(10*time.Minute))
-			ts.CreateAttr("Id", "_1")
-			return []*etree.Element{body, ts}
-		}, "", ""},
-		{"WS-Addressing headers", func(t *testing.T, doc *etree.Document) []*etree.Element {
-			body := bodyWithWSUId(doc, "id-body")
-			to := addressingHeader(doc, "To", "wsa-to", "http://127.0.0.1/SyncChannel/v10")
-			action := addressingHeader(doc, "Action", "wsa-action", "SendMessage")
-			return []*etree.Element{body, to, action}
-		}, "", ""},
-		{"no Reference to the Body", func(t *testing.T, doc *etree.Document) []*etree.Element {
-			ts := addTimestamp(doc, clock.Now(), clock.Now().Add(time.Minute))
-			ts.CreateAttr("wsu:Id", "TS-1")
-			return []*etree.Element{ts}
-		}, siobroker.CodeSigReference, "no Reference of the header signature covers the Body"},
-		{"a Reference to requestInfo", func(t *testing.T, doc *etree.Document) []*etree.Element {
-			body := bodyWithWSUId(doc, "id-body")
-			ri := doc.FindElement("//requestInfo")
-			ri.CreateAttr("Id", "ri")
-			return []*etree.Element{body, ri}
-		}, siobroker.CodeSigReference, "names requestInfo, which a header signature may not cover"},
-		{"a Reference to a Timestamp outside the Security header", func(t *testing.T, doc *etree.Document) []*etree.Element {
-			body := bodyWithWSUId(doc, "id-body")
-			securityOf(doc)
-			ts := doc.FindElement("//soapenv:Header").CreateElement("wsu:Timestamp")
-			ts.CreateAttr("xmlns:wsu", nsWSU)
-			ts.CreateAttr("wsu:Id", "TS-out")
-			return []*etree.Element{body, ts}
-		}, siobroker.CodeSigReference, "names wsu:Timestamp, which a header signature may not cover"},
-		{"a WS-Addressing element that is not a header", func(t *testing.T, doc *etree.Document) []*etree.Element {
-			body := bodyWithWSUId(doc, "id-body")
-			to := addressingHeader(doc, "To", "wsa-to", "x")
-			wrapper := doc.FindElement("//soapenv:Header").CreateElement("Wrapper")
-			to.Parent().RemoveChild(to)
-			wrapper.AddChild(to)
-			return []*etree.Element{body, to}
-		}, siobroker.CodeSigReference, "names wsa:To, which a header signature may not cover"},
-		{"the Body by a foreign Id attribute", func(t *testing.T, doc *etree.Document) []*etree.Element {
-			body := doc.FindElement("//soapenv:Body")
-			body.CreateAttr("xmlns:x", "urn:other")
-			body.CreateAttr("x:Id", "id-body")
-			return []*etree.Element{body}
-		}, siobroker.CodeSigReference, "the Body is named by an identifier other than wsu:Id or Id"},
-	} {
+	for _, tc := range referencesCases(clock) {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := loadDoc(t, "request.xml")
 			targets := tc.prepare(t, doc)
@@ -406,24 +427,25 @@ func TestSeveralReferences(t *testing.T) {
 	}
 }
 
-// TestTimestampWrapping moves the signed Body where a Timestamp reference covers it and puts
-// attacker content in the Body. Every variant must be refused before attacker content is handed on.
-func TestTimestampWrapping(t *testing.T) {
-	s := signer(t, "valid/rsa")
-	clock := fixedClock(fixture.now)
-	for _, tc := range []struct {
-		name string
-		wrap func(t *testing.T, doc *etree.Document)
-		code siobroker.Code
-	}{
-		{"the signed Body inside the Timestamp, an attacker Body without an Id", func(t *testing.T, doc *etree.Document) {
+// timestampWrapCase is one case of TestTimestampWrapping.
+type timestampWrapCase struct {
+	name string
+	wrap func(t testing.TB, doc *etree.Document)
+	code siobroker.Code
+}
+
+// timestampWrapCases wrap a request signed with a Timestamp (PlacementWSSETokenTimestamp);
+// TestTimestampWrapping checks each refusal, and FuzzVerify starts from them.
+func timestampWrapCases() []timestampWrapCase {
+	return []timestampWrapCase{
+		{"the signed Body inside the Timestamp, an attacker Body without an Id", func(t testing.TB, doc *etree.Document) {
 			body := doc.FindElement("//soapenv:Body")
 			env := body.Parent()
 			env.RemoveChild(body)
 			doc.FindElement("//wsu:Timestamp").AddChild(body)
 			env.CreateElement("soapenv:Body").CreateElement("ATTACKER")
 		}, siobroker.CodeTimestamp},
-		{"the Timestamp's Id on an attacker Body", func(t *testing.T, doc *etree.Document) {
+		{"the Timestamp's Id on an attacker Body", func(t testing.TB, doc *etree.Document) {
 			ts := doc.FindElement("//wsu:Timestamp")
 			id := ts.SelectAttr("wsu:Id")
 			ts.RemoveAttr("wsu:Id")
@@ -432,7 +454,7 @@ func TestTimestampWrapping(t *testing.T) {
 			body.CreateAttr("wsu:Id", id.Value)
 			body.ChildElements()[0].CreateElement("ATTACKER")
 		}, siobroker.CodeSigReference},
-		{"a second Timestamp carrying the Body", func(t *testing.T, doc *etree.Document) {
+		{"a second Timestamp carrying the Body", func(t testing.TB, doc *etree.Document) {
 			body := doc.FindElement("//soapenv:Body")
 			ts := doc.FindElement("//wsu:Timestamp").Copy()
 			ts.RemoveAttr("wsu:Id")
@@ -440,7 +462,15 @@ func TestTimestampWrapping(t *testing.T) {
 			doc.FindElement("//wsse:Security").AddChild(ts)
 			body.ChildElements()[0].CreateElement("ATTACKER")
 		}, siobroker.CodeTimestamp},
-	} {
+	}
+}
+
+// TestTimestampWrapping moves the signed Body where a Timestamp reference covers it and puts
+// attacker content in the Body. Every variant must be refused before attacker content is handed on.
+func TestTimestampWrapping(t *testing.T) {
+	s := signer(t, "valid/rsa")
+	clock := fixedClock(fixture.now)
+	for _, tc := range timestampWrapCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := loadDoc(t, "request.xml")
 			if err := s.WithClock(clock).Sign(doc, PlacementWSSETokenTimestamp); err != nil {
@@ -590,7 +620,7 @@ func addressingHeader(doc *etree.Document, local, id, text string) *etree.Elemen
 // signHeaderByHand signs targets (by whatever identifier each carries) with a signature in the
 // Security header whose KeyInfo carries the certificate: how the tests make shapes that the
 // Signer never writes.
-func signHeaderByHand(t *testing.T, doc *etree.Document, s *Signer, targets []*etree.Element) {
+func signHeaderByHand(t testing.TB, doc *etree.Document, s *Signer, targets []*etree.Element) {
 	t.Helper()
 	var ids []string
 	for _, el := range targets {

@@ -30,18 +30,22 @@ func nested(depth int) string {
 		strings.Repeat("<a>", depth) + strings.Repeat("</a>", depth) + `</typ:SendMessage></soapenv:Body></soapenv:Envelope>`
 }
 
-func TestReadEnvelopeRefusals(t *testing.T) {
-	golden := string(readGolden(t, "request.xml"))
+// readCase is one body for ReadEnvelope and the code it must be refused with ("" to be read).
+type readCase struct {
+	name        string
+	body        string
+	contentType string
+	lim         Limits
+	code        siobroker.Code
+}
+
+// readCases are the bodies TestReadEnvelopeRefusals reads; FuzzReadEnvelope starts from them too.
+// golden is testdata/soap/request.xml.
+func readCases(golden string) []readCase {
 	env := func(body string) string {
 		return `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">` + body + `</soapenv:Envelope>`
 	}
-	cases := []struct {
-		name        string
-		body        string
-		contentType string
-		lim         Limits
-		code        siobroker.Code
-	}{
+	return []readCase{
 		{"accepted: minimal", minimalEnvelope, "", Limits{}, ""},
 		{"accepted: golden with BOM", "\xEF\xBB\xBF" + golden, "text/xml", Limits{}, ""},
 		{"accepted: exactly MaxBytes", minimalEnvelope, "", Limits{MaxBytes: int64(len(minimalEnvelope))}, ""},
@@ -85,7 +89,10 @@ func TestReadEnvelopeRefusals(t *testing.T) {
 		{"not soap: wrong operation", env(`<soapenv:Body><typ:SendMessageResponse xmlns:typ="http://bip.bee.kz/SyncChannel/v10/Types"/></soapenv:Body>`), "", Limits{}, siobroker.CodeNotSOAP},
 		{"not soap: unqualified SendMessage", env(`<soapenv:Body><SendMessage/></soapenv:Body>`), "", Limits{}, siobroker.CodeNotSOAP},
 	}
-	for _, c := range cases {
+}
+
+func TestReadEnvelopeRefusals(t *testing.T) {
+	for _, c := range readCases(string(readGolden(t, "request.xml"))) {
 		t.Run(c.name, func(t *testing.T) {
 			doc, raw, err := ReadEnvelope(strings.NewReader(c.body), c.contentType, c.lim)
 			if c.code == "" {
