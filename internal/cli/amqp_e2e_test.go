@@ -57,6 +57,7 @@ func amqpPrefix(t testing.TB) string {
 		}
 		_, _ = ch.QueueDelete(prefix+"sio.reply."+prefix+"broker", false, false, false)
 		_ = ch.ExchangeDelete(prefix+"sio.dlx", false, false)
+		_ = ch.ExchangeDelete(prefix+"sio.replies", false, false)
 	})
 	return prefix
 }

@@ -79,6 +79,7 @@ func TestAdapterEnvOverrides(t *testing.T) {
 	}
 
 	declareQueue(t, prefix+"sio.service.001")
+	declareReplyExchange(t, prefix+"sio.replies") // as a broker declares it; the adapter answers through it
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out, errb := &syncBuffer{}, &syncBuffer{}
@@ -108,6 +109,33 @@ func TestAdapterEnvOverrides(t *testing.T) {
 
 // declareQueue declares a durable queue on the machine's RabbitMQ, as a broker would; the
 // cleanup of amqpPrefix deletes it.
+// declareReplyExchange declares the reply exchange name on the machine's RabbitMQ, and deletes it
+// after the test.
+func declareReplyExchange(t *testing.T, name string) {
+	t.Helper()
+	conn, err := amqp091.Dial(testAMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	if err := ch.ExchangeDeclare(name, amqp091.ExchangeDirect, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if conn, err := amqp091.Dial(testAMQPURL); err == nil {
+			if ch, err := conn.Channel(); err == nil {
+				_ = ch.ExchangeDelete(name, false, false)
+			}
+			_ = conn.Close()
+		}
+	})
+}
+
 func declareQueue(t *testing.T, name string) {
 	t.Helper()
 	conn, err := amqp091.Dial(testAMQPURL)

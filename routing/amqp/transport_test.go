@@ -83,6 +83,7 @@ func deleteTopology(t *testing.T, cfg Config) {
 	}
 	if ch, err := conn.Channel(); err == nil {
 		_ = ch.ExchangeDelete(cfg.name(cfg.DeadLetterExchange), false, false)
+		_ = ch.ExchangeDelete(cfg.name(ReplyExchange), false, false)
 		_ = ch.Close()
 	}
 }
