@@ -63,8 +63,9 @@ func TestDLQListWrongPrefix(t *testing.T) {
 func TestAdapterEnvOverrides(t *testing.T) {
 	prefix := amqpPrefix(t)
 	file := filepath.Join(t.TempDir(), "adapter.yaml")
-	text := "name: envtest\ntransport: {amqp_url: \"amqp://guest:guest@127.0.0.1:1/\", prefix: \"file-only.\", prefetch: 1, concurrency: 1}\n" +
-		"demo: {seed: 1, people: 5, organisations: 2}\nservices: {1: {backend: demo}}\n"
+	key := adapterKey(t, filepath.Join(t.TempDir(), "transport.key"), "envtest")
+	text := "name: envtest\ntransport: {amqp_url: \"amqp://guest:guest@127.0.0.1:1/\", prefix: \"file-only.\", prefetch: 1, concurrency: 1, " +
+		"message_key_file: \"" + key + "\"}\ndemo: {seed: 1, people: 5, organisations: 2}\nservices: {1: {backend: demo}}\n"
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
