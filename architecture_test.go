@@ -54,10 +54,12 @@ var importRules = map[string][]string{
 	"adapters/postgres":      {".", "adapters", "schemas"},
 	"adapters/adapterconfig": {".", "adapters", "adapters/demo", "adapters/httpsource", "adapters/postgres"},
 
-	"routing":            {".", "adapters", "schemas", "internal/reqlog", "routing/middleware"},
-	"routing/middleware": {".", "adapters", "schemas", "internal/reqlog"},
-	"routing/amqp":       {".", "routing", "schemas"},
-	"routing/routes":     {".", "schemas"},
+	"routing":                     {".", "adapters", "schemas", "internal/reqlog", "routing/middleware", "routing/msgauth"},
+	"routing/middleware":          {".", "adapters", "schemas", "internal/reqlog", "routing/msgauth"},
+	"routing/msgauth":             {"schemas"},
+	"routing/msgauth/msgauthtest": {"routing/msgauth"},
+	"routing/amqp":                {".", "routing", "schemas"},
+	"routing/routes":              {".", "schemas"},
 
 	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog", "internal/ratelimit"},
 
@@ -73,7 +75,7 @@ var importRules = map[string][]string{
 	"client":  {".", "schemas/soap", "signing"},
 
 	"config":       {"access/cases"},
-	"config/check": {".", "access/rights", "adapters/adapterconfig", "config", "operator/maintenance", "routing/routes", "schemas", "signing"},
+	"config/check": {".", "access/rights", "adapters/adapterconfig", "config", "operator/maintenance", "routing/msgauth", "routing/routes", "schemas", "signing"},
 
 	"internal/reqlog":     {},
 	"internal/ratelimit":  {},

@@ -29,6 +29,7 @@ import (
 	"github.com/sio-pso/siobroker/internal/ratelimit"
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/routing/msgauth/msgauthtest"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
@@ -345,7 +346,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	if opts.journal != nil {
 		journal = opts.journal(journal)
 	}
-	dcfg := routing.DispatcherConfig{Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
+	dcfg := routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
 		Clock: siobroker.SystemClock{}, Logger: logger, Answers: db}
 	var late *LateAnswers
 	if opts.journalLate {
@@ -360,7 +361,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	dispatcher.AddHandlers(router, pubsub)
-	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "test", Backends: backends, Publisher: pubsub,
+	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: "test", Backends: backends, Publisher: pubsub,
 		Clock: siobroker.SystemClock{}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -938,7 +939,7 @@ func TestNewRequiresDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dispatcher, err := routing.NewDispatcher(routing.DispatcherConfig{Publisher: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}),
+	dispatcher, err := routing.NewDispatcher(routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}),
 		ReplyTopic: "x", Clock: siobroker.SystemClock{}, Logger: slog.Default()})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -308,6 +309,46 @@ type AMQP struct {
 	// ReconnectMax bounds the back-off between attempts to reconnect to RabbitMQ: after an
 	// outage the broker is back within about this long of RabbitMQ.
 	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
+	// MessageKeyFile is the broker's master key (routing/msgauth; a private file, 0600), from
+	// which every adapter's key is derived: each service message is authenticated with the key
+	// of the adapter its service is routed to, and each answer checked against it. It serves the
+	// in-process transport too. Empty: DataDir/transport.key, made on the first start, as the
+	// development PKI is; `siobroker transport-key` makes a master key and the adapters' keys.
+	MessageKeyFile string `mapstructure:"message_key_file"`
+	// PreviousMessageKeyFile is the master key before a rotation: answers authenticated with its
+	// adapters' keys are still accepted until PreviousMessageKeyUntil (RFC 3339, required with
+	// it), so that answers in flight across the change are not refused.
+	PreviousMessageKeyFile  string `mapstructure:"previous_message_key_file"`
+	PreviousMessageKeyUntil string `mapstructure:"previous_message_key_until"`
+	// MessageValidity is how long after its deadline a service message is accepted by its
+	// adapter: time for `siobroker dlq replay` to send back a request an adapter gave up on; a
+	// captured message is refused after it.
+	MessageValidity time.Duration `mapstructure:"message_validity"`
+}
+
+// TransportKeyFile is the name of the broker's master key under the data directory when
+// amqp.message_key_file is not set.
+const TransportKeyFile = "transport.key"
+
+// MessageKeyPath is the master key file in force: amqp.message_key_file, or the data
+// directory's TransportKeyFile.
+func (c Broker) MessageKeyPath() string {
+	if c.AMQP.MessageKeyFile != "" {
+		return c.AMQP.MessageKeyFile
+	}
+	return filepath.Join(c.DataDir, TransportKeyFile)
+}
+
+// PreviousKeyUntil is amqp.previous_message_key_until; zero when it is not set.
+func (a AMQP) PreviousKeyUntil() (time.Time, error) {
+	if a.PreviousMessageKeyUntil == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, a.PreviousMessageKeyUntil)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("amqp.previous_message_key_until: %q is not an RFC 3339 time such as 2027-01-31T00:00:00Z", a.PreviousMessageKeyUntil)
+	}
+	return t, nil
 }
 
 // Store tunes the embedded store (data_dir/broker.db) and bounds every write to it and to the
@@ -413,10 +454,11 @@ func Defaults() Broker {
 			UnauthenticatedRefusals: UnauthenticatedRefusals{PrefixBytes: 256, PerClientPerMinute: 30, TotalPerMinute: 300}},
 		Incidents: Incidents{Threshold: time.Hour, CheckEvery: time.Minute},
 		Store:     Store{Synchronous: "full", WriteTimeout: 5 * time.Second},
-		AMQP:      AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 1, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second},
-		Reports:   Reports{ExportRoles: []int{1}},
-		Operator:  Operator{Listen: DefaultOperatorListen},
-		Cases:     cases.DefaultConfig(),
+		AMQP: AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 1, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second,
+			MessageValidity: time.Hour},
+		Reports:  Reports{ExportRoles: []int{1}},
+		Operator: Operator{Listen: DefaultOperatorListen},
+		Cases:    cases.DefaultConfig(),
 	}
 }
 
@@ -555,6 +597,10 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("amqp.in_process_adapters", d.AMQP.InProcessAdapters)
 	v.SetDefault("amqp.prefix", d.AMQP.Prefix)
 	v.SetDefault("amqp.reconnect_max", d.AMQP.ReconnectMax)
+	v.SetDefault("amqp.message_key_file", d.AMQP.MessageKeyFile)
+	v.SetDefault("amqp.previous_message_key_file", d.AMQP.PreviousMessageKeyFile)
+	v.SetDefault("amqp.previous_message_key_until", d.AMQP.PreviousMessageKeyUntil)
+	v.SetDefault("amqp.message_validity", d.AMQP.MessageValidity)
 	v.SetDefault("store.synchronous", d.Store.Synchronous)
 	v.SetDefault("store.write_timeout", d.Store.WriteTimeout)
 	v.SetDefault("journal.driver", d.Journal.Driver)
@@ -726,9 +772,24 @@ func (c Broker) PlainListeners() []string {
 	return out
 }
 
-// transportProblems checks transport and, when it is amqp, the keys of section amqp.
+// transportProblems checks transport and, when it is amqp, the keys of section amqp; the message
+// keys whatever the transport, which authenticates its messages either way.
 func (c Broker) transportProblems() []error {
 	var errs []error
+	if v := c.AMQP.MessageValidity; v < time.Minute || v > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("amqp.message_validity: %s; use 1m to 24h, the default is 1h", v))
+	}
+	until, err := c.AMQP.PreviousKeyUntil()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	switch {
+	case c.AMQP.PreviousMessageKeyFile != "" && until.IsZero() && err == nil:
+		errs = append(errs, errors.New("amqp.previous_message_key_until: required with amqp.previous_message_key_file: until when answers "+
+			"made with the previous key are accepted, e.g. 2027-01-31T00:00:00Z"))
+	case c.AMQP.PreviousMessageKeyFile == "" && !until.IsZero():
+		errs = append(errs, errors.New("amqp.previous_message_key_until: set without amqp.previous_message_key_file; remove it, or name the previous key"))
+	}
 	switch c.Transport {
 	case "gochannel":
 	case "amqp":

@@ -20,6 +20,7 @@ import (
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/internal/pgtest"
 	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/routing/msgauth/msgauthtest"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -192,7 +193,7 @@ func TestTwoProcessesAskTheSourceOnce(t *testing.T) {
 		return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "row", Fields: []siobroker.Field{{Name: "request", Value: req.RequestID}}}}}, nil
 	})
 	for _, name := range []string{"a", "b"} {
-		rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "adapter-" + name, Backends: map[int]adapters.Backend{5: slow},
+		rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: "adapter-" + name, Backends: map[int]adapters.Backend{5: slow},
 			Publisher: pubsub, Clock: siobroker.SystemClock{}, Logger: quiet, Ledger: open(t, dsn, "adapter-"+name)})
 		if err != nil {
 			t.Fatal(err)
@@ -223,7 +224,9 @@ func TestTwoProcessesAskTheSourceOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := pubsub.Publish(schemas.ServiceTopic(5), message.NewMessage(watermill.NewUUID(), payload)); err != nil {
+		msg := message.NewMessage(watermill.NewUUID(), payload)
+		msgauthtest.SignRequest(msg.Metadata, msg.Payload) // as the broker makes it
+		if err := pubsub.Publish(schemas.ServiceTopic(5), msg); err != nil {
 			t.Fatal(err)
 		}
 	}

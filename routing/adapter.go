@@ -17,14 +17,15 @@ import (
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/routing/middleware"
+	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
 // AdapterRuntime serves services from their Backends: it consumes each service's topic and
 // publishes every answer to the reply topic the request names. Each delivery goes through the
-// stack of watermill middleware of package middleware (decode, served-service check, dedup,
-// deadline, ledger claim, outcome, dead-lettering, retry, publish) around a core handler that
-// asks the backend.
+// stack of watermill middleware of package middleware (authentication, decode, served-service
+// check, dedup, deadline, ledger claim, outcome, dead-lettering, retry, publish) around a core
+// handler that asks the backend.
 type AdapterRuntime struct {
 	name        string
 	backends    map[int]adapters.Backend
@@ -37,6 +38,8 @@ type AdapterRuntime struct {
 	ledger      siobroker.Ledger // nil: redelivered copies are recognised in this process only
 	queueOf     func(service int) string
 	deadLetters string // "": a request whose retries are exhausted is answered ADAPTER_ERROR only
+	auth        *msgauth.Adapter
+	refused     func(reason msgauth.Reason)
 }
 
 // Defaults of AdapterConfig.
@@ -45,8 +48,8 @@ const (
 	DefaultBackoff  = 100 * time.Millisecond
 )
 
-// AdapterConfig is what an AdapterRuntime is built from. Name, Publisher, Clock and Logger are
-// required; the others may be left zero.
+// AdapterConfig is what an AdapterRuntime is built from. Name, Publisher, Clock, Logger and Auth
+// are required; the others may be left zero.
 type AdapterConfig struct {
 	// Name names the runtime in every answer, for tracing, and in its handlers' names.
 	Name string
@@ -55,6 +58,14 @@ type AdapterConfig struct {
 	Publisher message.Publisher
 	Clock     siobroker.Clock
 	Logger    *slog.Logger
+	// Auth holds the adapter's keys: every service message is checked with them before anything
+	// else is done with it, and one the broker did not make for this adapter goes to DeadLetters
+	// (dropped with a log line without); every answer is authenticated with them
+	// (middleware.Authenticate, middleware.SignAnswers).
+	Auth *msgauth.Adapter
+	// ObserveRefusal is called with the reason of every service message refused as
+	// unauthenticated, for a metric; nil: they are logged only.
+	ObserveRefusal func(reason msgauth.Reason)
 	// QueueOf names the queue each service's requests are consumed from (the routing table's);
 	// default schemas.ServiceTopic, each service's own. Services that share a queue share one
 	// handler.
@@ -108,6 +119,7 @@ func (c AdapterConfig) Validate() error {
 		{"Publisher", c.Publisher != nil},
 		{"Clock", c.Clock != nil},
 		{"Logger", c.Logger != nil},
+		{"Auth", c.Auth != nil},
 	} {
 		if !f.set {
 			errs = append(errs, fmt.Errorf("routing: AdapterConfig.%s is required", f.name))
@@ -136,7 +148,7 @@ func NewAdapterRuntime(cfg AdapterConfig) (*AdapterRuntime, error) {
 	}
 	return &AdapterRuntime{name: cfg.Name, backends: cfg.Backends, publisher: cfg.Publisher, clock: cfg.Clock,
 		logger: cfg.Logger, retries: cfg.Attempts - 1, backoff: cfg.Backoff, answered: newAnsweredCache(10000),
-		ledger: cfg.Ledger, queueOf: cfg.QueueOf, deadLetters: cfg.DeadLetters}, nil
+		ledger: cfg.Ledger, queueOf: cfg.QueueOf, deadLetters: cfg.DeadLetters, auth: cfg.Auth, refused: cfg.ObserveRefusal}, nil
 }
 
 // Services lists the services this runtime serves, in order.
@@ -192,9 +204,12 @@ func (a *AdapterRuntime) stack(queue string, served []int) message.HandlerFunc {
 			here = append(here, n)
 		}
 	}
+	auth := middleware.Auth{Keys: a.auth, Refused: a.refused}
 	stack := []message.HandlerMiddleware{
+		middleware.Authenticate(queue, auth, poison, a.logger),
 		middleware.Decode(queue, poison, a.logger),
 		middleware.Publish(publish),
+		middleware.SignAnswers(auth),
 		middleware.Served(queue, here, adapter, a.logger),
 		middleware.Dedup(answerMemory{a.answered}, a.logger),
 		middleware.Deadline(),

@@ -102,6 +102,7 @@ func TestAnswerHeldWhileStoreLocked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	signAnswer(msg)
 	if err := env.dispatcher.handleReply(msg); err != nil {
 		t.Fatalf("the reply failed while the store was locked: %v; want it held until kept", err)
 	}

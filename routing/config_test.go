@@ -10,6 +10,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/routing/msgauth/msgauthtest"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -19,7 +20,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 // take their defaults.
 func TestNewDispatcherValidates(t *testing.T) {
 	full := DispatcherConfig{Publisher: &failingPublisher{}, ReplyTopic: ReplyTopicPrefix + "x",
-		Clock: siobroker.SystemClock{}, Logger: discard}
+		Clock: siobroker.SystemClock{}, Logger: discard, Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter)}
 	if _, err := NewDispatcher(full); err != nil {
 		t.Fatalf("NewDispatcher with every required field: %v", err)
 	}
@@ -31,6 +32,8 @@ func TestNewDispatcherValidates(t *testing.T) {
 		{"routing: DispatcherConfig.ReplyTopic is required", func(c *DispatcherConfig) { c.ReplyTopic = "" }},
 		{"routing: DispatcherConfig.Clock is required", func(c *DispatcherConfig) { c.Clock = nil }},
 		{"routing: DispatcherConfig.Logger is required", func(c *DispatcherConfig) { c.Logger = nil }},
+		{"routing: DispatcherConfig.Auth is required", func(c *DispatcherConfig) { c.Auth = nil }},
+		{"routing: DispatcherConfig.AdapterOf is required", func(c *DispatcherConfig) { c.AdapterOf = nil }},
 	} {
 		t.Run(tt.want, func(t *testing.T) {
 			c := full
@@ -49,7 +52,7 @@ func TestNewDispatcherValidates(t *testing.T) {
 // Attempts or Backoff are refused, naming the field; the others take their defaults.
 func TestNewAdapterRuntimeValidates(t *testing.T) {
 	full := AdapterConfig{Name: "x", Backends: map[int]adapters.Backend{1: echoBackend(1)}, Publisher: &failingPublisher{},
-		Clock: siobroker.SystemClock{}, Logger: discard}
+		Clock: siobroker.SystemClock{}, Logger: discard, Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter)}
 	if _, err := NewAdapterRuntime(full); err != nil {
 		t.Fatalf("NewAdapterRuntime with every required field: %v", err)
 	}
@@ -61,6 +64,7 @@ func TestNewAdapterRuntimeValidates(t *testing.T) {
 		{"routing: AdapterConfig.Publisher is required", func(c *AdapterConfig) { c.Publisher = nil }},
 		{"routing: AdapterConfig.Clock is required", func(c *AdapterConfig) { c.Clock = nil }},
 		{"routing: AdapterConfig.Logger is required", func(c *AdapterConfig) { c.Logger = nil }},
+		{"routing: AdapterConfig.Auth is required", func(c *AdapterConfig) { c.Auth = nil }},
 		{"routing: AdapterConfig.Backends[7] is nil", func(c *AdapterConfig) { c.Backends = map[int]adapters.Backend{1: echoBackend(1), 7: nil} }},
 		{"routing: AdapterConfig.Attempts must not be negative", func(c *AdapterConfig) { c.Attempts = -1 }},
 		{"routing: AdapterConfig.Backoff must not be negative", func(c *AdapterConfig) { c.Backoff = -time.Second }},

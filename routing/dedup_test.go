@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/schemas"
@@ -35,9 +33,13 @@ func TestRedeliveredRequestIsAskedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload, _ := json.Marshal(schemas.ServiceRequest{RequestID: "dup", Service: 3, ReplyTo: "sio.reply.dedup-test",
-		Deadline: time.Now().Add(time.Minute)})
-	if err := env.pubsub.Publish(schemas.ServiceTopic(3), message.NewMessage("dup/3", payload)); err != nil {
+	req := schemas.ServiceRequest{RequestID: "dup", Service: 3, ReplyTo: "sio.reply.dedup-test", Deadline: time.Now().Add(time.Minute)}
+	msg, err := newJSONMessage("dup/3", req, requestMetadata(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signRequest(t, msg, req.Deadline)
+	if err := env.pubsub.Publish(schemas.ServiceTopic(3), msg); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -50,6 +51,9 @@ type Dispatcher struct {
 	counters    serviceCounters
 	onAnswer    func(service int, status siobroker.ResultStatus, latency time.Duration)
 	onLate      func(context.Context, LateAnswer) error
+	auth        *msgauth.Broker
+	adapterOf   func(service int) string
+	onRefused   func(service int, reason msgauth.Reason)
 
 	mu sync.Mutex
 	// pending holds, per correlation key, the channels waiting for its answer. Usually one; two
@@ -102,8 +106,8 @@ type LateAnswer struct {
 	Payload    []byte    // the answer exactly as received
 }
 
-// DispatcherConfig is what a Dispatcher is built from. Publisher, ReplyTopic, Clock and Logger are
-// required; the others may be left zero.
+// DispatcherConfig is what a Dispatcher is built from. Publisher, ReplyTopic, Clock, Logger, Auth
+// and AdapterOf are required; the others may be left zero.
 type DispatcherConfig struct {
 	// Publisher sends the service messages and case checks.
 	Publisher message.Publisher
@@ -112,6 +116,19 @@ type DispatcherConfig struct {
 	ReplyTopic string
 	Clock      siobroker.Clock
 	Logger     *slog.Logger
+	// Auth authenticates every service message for the adapter its service is routed to
+	// (AdapterOf), and checks that every service's answer was made by that adapter: an answer
+	// that was not is refused (see OnRefusedAnswer), never given to a waiting request nor taken
+	// for a late answer (package msgauth).
+	Auth *msgauth.Broker
+	// AdapterOf names the adapter each service is routed to (the routing table's), whose key
+	// authenticates the service's messages and answers. It is called on every dispatch and
+	// answer, so it may follow a reloaded table.
+	AdapterOf func(service int) string
+	// ObserveRefusedAnswer is called with every answer refused as unauthenticated: its service (0
+	// when it names none) and why, for a metric. It must be cheap and safe for concurrent use.
+	// Nil: refusals are logged and dead-lettered only.
+	ObserveRefusedAnswer func(service int, reason msgauth.Reason)
 	// QueueOf names the topic each service's requests are sent to (the routing table's queue);
 	// default schemas.ServiceTopic, each service's own. It is called on every dispatch, so it may
 	// follow a reloaded table.
@@ -181,6 +198,12 @@ func (c DispatcherConfig) Validate() error {
 	if c.Logger == nil {
 		errs = append(errs, errors.New("routing: DispatcherConfig.Logger is required"))
 	}
+	if c.Auth == nil {
+		errs = append(errs, errors.New("routing: DispatcherConfig.Auth is required"))
+	}
+	if c.AdapterOf == nil {
+		errs = append(errs, errors.New("routing: DispatcherConfig.AdapterOf is required"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -202,6 +225,9 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		queueOf:      cfg.QueueOf,
 		onAnswer:     cfg.ObserveAnswer,
 		onLate:       cfg.OnLateAnswer,
+		auth:         cfg.Auth,
+		adapterOf:    cfg.AdapterOf,
+		onRefused:    cfg.ObserveRefusedAnswer,
 		pending:      make(map[string][]chan []byte),
 		answeredKeys: newBoundedCache[[sha256.Size]byte](answeredMemory),
 	}, nil
@@ -225,7 +251,12 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 	key, err := correlationOf(msg)
 	if err != nil {
 		// A reply that cannot be read can never be correlated; redelivering it would loop.
-		return d.deadLetter(msg, err)
+		return d.deadLetter(msg, "unreadable reply", unreadable(err), err)
+	}
+	if !strings.HasSuffix(key, "/"+caseKeySuffix) {
+		if ok, err := d.authentic(msg, key); !ok {
+			return err
+		}
 	}
 	now := d.clock.Now()
 	// Delivered even when nobody waits any more: a late answer still ends the delay of its message.
@@ -334,17 +365,53 @@ func (d *Dispatcher) hand(msg *message.Message, key string, payload []byte, now 
 	return d.lateOnce(msg, key, sum, now)
 }
 
-// deadLetter puts a reply that cannot be correlated (cause) in the dead-letter queue with why,
-// and acknowledges it; without a dead-letter queue it is logged and dropped. The letter's
-// reason names the class of cause only (schemas.DeadReason); its text goes to the log.
-func (d *Dispatcher) deadLetter(msg *message.Message, cause error) error {
+// unreadable is the dead-letter reason of a reply that cannot be correlated (cause): the class of
+// cause only (schemas.DeadReason); its text goes to the log.
+func unreadable(cause error) schemas.DeadReason {
 	reason := schemas.DeadReason{Category: schemas.DeadReplyUnreadable}.WithError(cause)
 	if reason.Error == schemas.ErrorOther { // correlationOf's own: the body is an answer to no request
 		reason.Error = schemas.ErrorNoRequest
 	}
+	return reason
+}
+
+// authentic reports whether the adapter a service is routed to made its answer, msg. It refuses
+// one it did not make: a forged answer is neither given to the request waiting for it nor
+// journaled as a late answer with nobody's signer. The refusal is dead-lettered with why
+// (dropped where there is no dead-letter queue), logged and counted; err is that of the dead
+// letter, nil once it is out.
+func (d *Dispatcher) authentic(msg *message.Message, key string) (ok bool, err error) {
+	_, service, _ := splitKey(key)
+	var adapter string
+	if service > 0 {
+		adapter = d.adapterOf(service)
+	}
+	if adapter == "" {
+		err = &msgauth.Error{Reason: msgauth.ReasonWrongAdapter, Detail: "the answer names no service routed to an adapter"}
+	} else if err = d.auth.CheckAnswer(adapter, msg.Metadata, msg.Payload, time.Now()); err == nil {
+		return true, nil
+	}
+	reason := msgauth.ReasonMalformed
+	var e *msgauth.Error
+	if errors.As(err, &e) {
+		reason = e.Reason
+	}
+	if d.onRefused != nil {
+		d.onRefused(service, reason)
+	}
+	d.logger.Error("unauthenticated answer refused: it is not given to any request, nor journaled as late",
+		append(reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key), "service", service, "auth_refusal", string(reason), "error", err)...)
+	return false, d.deadLetter(msg, "unauthenticated answer",
+		schemas.DeadReason{Category: schemas.DeadAnswerUnauthenticated, Service: service, Auth: reason}, err)
+}
+
+// deadLetter puts a reply that cannot be handled in the dead-letter queue with reason, and
+// acknowledges it; without a dead-letter queue it is logged and dropped. what names it in the
+// log, with cause, whose text the letter does not carry.
+func (d *Dispatcher) deadLetter(msg *message.Message, what string, reason schemas.DeadReason, cause error) error {
 	attrs := []any{"transport_id", msg.UUID, reqlog.KeyMessageID, msg.Metadata.Get(schemas.MetaMessageID), "reason", reason.String(), "error", cause}
 	if d.deadLetters == "" {
-		d.logger.Error("unreadable reply dropped (no dead-letter queue on this transport)", attrs...)
+		d.logger.Error(what+" dropped (no dead-letter queue on this transport)", attrs...)
 		return nil
 	}
 	dead := message.NewMessage(msg.UUID, msg.Payload)
@@ -355,10 +422,10 @@ func (d *Dispatcher) deadLetter(msg *message.Message, cause error) error {
 	dead.Metadata.Set(schemas.MetaDeadTopic, d.replyTopic)
 	dead.Metadata.Set(schemas.MetaDeadAt, d.clock.Now().Format(time.RFC3339))
 	if err := d.publisher.Publish(d.deadLetters, dead); err != nil {
-		d.logger.Error("unreadable reply not dead-lettered; it is given back to the transport", append(attrs, "error", err)...)
-		return fmt.Errorf("dead-letter unreadable reply %s: %w", msg.UUID, err)
+		d.logger.Error(what+" not dead-lettered; it is given back to the transport", append(attrs, "error", err)...)
+		return fmt.Errorf("dead-letter %s %s: %w", what, msg.UUID, err)
 	}
-	d.logger.Error("unreadable reply dead-lettered", attrs...)
+	d.logger.Error(what+" dead-lettered", attrs...)
 	return nil
 }
 
@@ -513,6 +580,9 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	req.SentAt = out.DispatchedAt
 	topic := d.queueOf(req.Service)
 	msg, err := newJSONMessage(key, req, requestMetadata(req))
+	if err == nil {
+		err = d.auth.SignRequest(d.adapterOf(req.Service), msg.Metadata, msg.Payload, req.Deadline)
+	}
 	if err == nil {
 		// Tracked before the publish: the answer may come back before Publish returns.
 		d.tracker.Sent(key, req.Service, topic, out.DispatchedAt)

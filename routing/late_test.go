@@ -41,7 +41,8 @@ func waitLate(t *testing.T, ch <-chan LateAnswer) LateAnswer {
 	}
 }
 
-// publishReply puts an answer on env's reply topic as an adapter would, correlated by key.
+// publishReply puts an answer on env's reply topic as an adapter would, correlated by key and
+// authenticated.
 func publishReply(t *testing.T, env *testEnv, key string, v any) {
 	t.Helper()
 	payload, err := json.Marshal(v)
@@ -51,6 +52,7 @@ func publishReply(t *testing.T, env *testEnv, key string, v any) {
 	msg := message.NewMessage(watermill.NewUUID(), payload)
 	msg.Metadata.Set(schemas.MetaCorrelation, key)
 	msg.Metadata.Set(schemas.MetaMessageID, "msg-"+key)
+	signAnswer(msg)
 	if err := env.pubsub.Publish(env.dispatcher.ReplyTopic(), msg); err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +107,7 @@ func publishRaw(t *testing.T, env *testEnv, key string, payload []byte) {
 	t.Helper()
 	msg := message.NewMessage(watermill.NewUUID(), payload)
 	msg.Metadata.Set(schemas.MetaCorrelation, key)
+	signAnswer(msg)
 	if err := env.pubsub.Publish(env.dispatcher.ReplyTopic(), msg); err != nil {
 		t.Fatal(err)
 	}
@@ -183,6 +186,7 @@ func TestUnreadableLateAnswer(t *testing.T) {
 	env := newTestEnv(t, nil, lateOpt)
 	msg := message.NewMessage(watermill.NewUUID(), []byte("{garbage"))
 	msg.Metadata.Set(schemas.MetaCorrelation, "junk-1/12")
+	signAnswer(msg)
 	if err := env.pubsub.Publish(env.dispatcher.ReplyTopic(), msg); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/routing/msgauth/msgauthtest"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -42,12 +43,12 @@ func TestDispatchWaitsOutTransportOutage(t *testing.T) {
 	t.Cleanup(func() { _ = pubsub.Close() })
 	pub := &outagePublisher{next: pubsub}
 	pub.down.Store(true)
-	d, err := NewDispatcher(DispatcherConfig{Publisher: pub, ReplyTopic: ReplyTopicPrefix + "outage",
+	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: pub, ReplyTopic: ReplyTopicPrefix + "outage",
 		Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := NewAdapterRuntime(AdapterConfig{Name: "outage", Backends: map[int]adapters.Backend{1: echoBackend(1)},
+	rt, err := NewAdapterRuntime(AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: "outage", Backends: map[int]adapters.Backend{1: echoBackend(1)},
 		Publisher: pubsub, Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +122,7 @@ func TestAdapterAnswerWaitsOutTransportOutage(t *testing.T) {
 	}
 	pub := &outagePublisher{next: pubsub}
 	pub.down.Store(true)
-	rt, err := NewAdapterRuntime(AdapterConfig{Name: "outage", Backends: map[int]adapters.Backend{1: echoBackend(1)},
+	rt, err := NewAdapterRuntime(AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: "outage", Backends: map[int]adapters.Backend{1: echoBackend(1)},
 		Publisher: pub, Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +135,7 @@ func TestAdapterAnswerWaitsOutTransportOutage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		signRequest(t, msg, deadline)
 		handled := make(chan error, 1)
 		handle := rt.stack(schemas.ServiceTopic(1), []int{1})
 		go func() {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/routing/msgauth/msgauthtest"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -169,9 +170,9 @@ func newTestEnvQueues(t *testing.T, backends map[int]adapters.Backend, clock sio
 		t.Fatal(err)
 	}
 	c := envConfig{
-		dispatcher: DispatcherConfig{Publisher: pubsub, ReplyTopic: ReplyTopicPrefix + watermill.NewUUID(),
+		dispatcher: DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: pubsub, ReplyTopic: ReplyTopicPrefix + watermill.NewUUID(),
 			Clock: clock, Logger: logger, QueueOf: queueOf},
-		adapter: AdapterConfig{Name: adapterName, Backends: backends, Publisher: pubsub,
+		adapter: AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: adapterName, Backends: backends, Publisher: pubsub,
 			Clock: clock, Logger: logger, QueueOf: queueOf},
 	}
 	for _, o := range opts {
@@ -525,7 +526,7 @@ func (p *failingPublisher) Close() error { return nil }
 
 func TestPublishFailureIsUnavailable(t *testing.T) {
 	pub := &failingPublisher{}
-	d, err := NewDispatcher(DispatcherConfig{Publisher: pub, ReplyTopic: ReplyTopicPrefix + "x",
+	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: pub, ReplyTopic: ReplyTopicPrefix + "x",
 		Clock: siobroker.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -622,12 +623,19 @@ func TestRequestCarriesDeadlineAndReplyTopic(t *testing.T) {
 }
 
 // TestMalformedMessagesAreDropped: garbage on a service topic or on the reply topic is logged and
-// acknowledged, and neither side stops serving.
+// acknowledged, and neither side stops serving. The garbage is authenticated, as a broker or
+// adapter of another version could send it, or it would be refused before it is read.
 func TestMalformedMessagesAreDropped(t *testing.T) {
 	env := newTestEnv(t, map[int]adapters.Backend{50: echoBackend(50)})
 	pub := func(topic string, payload string) {
 		t.Helper()
-		if err := env.pubsub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte(payload))); err != nil {
+		msg := message.NewMessage(watermill.NewUUID(), []byte(payload))
+		if topic == env.dispatcher.ReplyTopic() {
+			signAnswer(msg)
+		} else {
+			signRequest(t, msg, time.Time{})
+		}
+		if err := env.pubsub.Publish(topic, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -649,7 +657,7 @@ func TestMalformedMessagesAreDropped(t *testing.T) {
 }
 
 func TestAdapterRuntimeServices(t *testing.T) {
-	rt, err := NewAdapterRuntime(AdapterConfig{Name: "x", Backends: map[int]adapters.Backend{93: echoBackend(93), 1: echoBackend(1), 11: echoBackend(11)},
+	rt, err := NewAdapterRuntime(AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: "x", Backends: map[int]adapters.Backend{93: echoBackend(93), 1: echoBackend(1), 11: echoBackend(11)},
 		Publisher: &failingPublisher{}, Clock: siobroker.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -702,6 +710,7 @@ func TestCorrelatedButUnreadableAnswer(t *testing.T) {
 	}
 	msg := message.NewMessage(watermill.NewUUID(), []byte("{garbage"))
 	msg.Metadata.Set(schemas.MetaCorrelation, CorrelationKey("bad-1", 60))
+	signAnswer(msg)
 	if err := env.pubsub.Publish(env.dispatcher.ReplyTopic(), msg); err != nil {
 		t.Fatal(err)
 	}

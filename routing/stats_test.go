@@ -13,6 +13,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/internal/testclock"
+	"github.com/sio-pso/siobroker/routing/msgauth/msgauthtest"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -131,7 +132,7 @@ func TestServiceStats(t *testing.T) {
 
 // TestDispatchErrorCounted: a message the transport refuses is a dispatch error.
 func TestDispatchErrorCounted(t *testing.T) {
-	d, err := NewDispatcher(DispatcherConfig{Publisher: &failingPublisher{}, ReplyTopic: ReplyTopicPrefix + "x",
+	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: &failingPublisher{}, ReplyTopic: ReplyTopicPrefix + "x",
 		Clock: siobroker.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

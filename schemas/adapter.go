@@ -20,6 +20,32 @@ const (
 	MetaMessageID = "sio_message_id" // the client's requestInfo/messageId, for logs
 )
 
+// Metadata keys of the authenticator of a transport message (package routing/msgauth): the
+// broker's on every service message to an adapter, the adapter's on every answer. The adapter
+// whose key made it (an adapter name of the routing table), the key's id (which key of a
+// rotation), when a service message stops being accepted (RFC 3339, UTC; not on answers), and
+// the MAC itself ("v1:" and the unpadded base64url HMAC-SHA256).
+const (
+	MetaAuthAdapter = "sio_auth_adapter"
+	MetaAuthKey     = "sio_auth_key"
+	MetaAuthExpires = "sio_auth_expires"
+	MetaAuthMAC     = "sio_auth_mac"
+)
+
+// AuthFailure is why a transport message was refused as unauthenticated (routing/msgauth): a word
+// of a fixed set, fit for a metric's label and a dead-letter reason.
+type AuthFailure string
+
+// The reasons of a refusal.
+const (
+	AuthMissing      AuthFailure = "missing"       // no authenticator at all
+	AuthMalformed    AuthFailure = "malformed"     // an authenticator that cannot be read
+	AuthWrongAdapter AuthFailure = "wrong_adapter" // made for (or by) another adapter
+	AuthUnknownKey   AuthFailure = "unknown_key"   // made with a key the receiver does not hold (any more)
+	AuthMismatch     AuthFailure = "mismatch"      // altered, or forged
+	AuthExpired      AuthFailure = "expired"       // an authentic service message past its expiry
+)
+
 // Metadata keys of a request an adapter put on the dead-letter topic itself, having given up on it
 // (its source kept failing): why, the topic it came from (where a replay sends it back), after how
 // many attempts, and when (RFC 3339).

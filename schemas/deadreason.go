@@ -36,6 +36,9 @@ type DeadReason struct {
 	// when, for DeadAnswerForgotten; empty where the ledger no longer knows.
 	AnsweredBy string
 	AnsweredAt time.Time
+	// Auth is why the message was refused as unauthenticated, for DeadUnauthenticated and
+	// DeadAnswerUnauthenticated.
+	Auth AuthFailure
 }
 
 // DeadCategory is what kind of message died, and why.
@@ -56,6 +59,12 @@ const (
 	// DeadReplyUnreadable: a message on a broker's reply queue that names no request it could
 	// be correlated with.
 	DeadReplyUnreadable DeadCategory = "reply-unreadable"
+	// DeadUnauthenticated: a message on a service queue that the broker did not authenticate for
+	// the adapter (routing/msgauth); its source is not asked.
+	DeadUnauthenticated DeadCategory = "unauthenticated"
+	// DeadAnswerUnauthenticated: an answer on a broker's reply queue that the adapter its service
+	// is routed to did not authenticate; it is neither given to a request nor journaled as late.
+	DeadAnswerUnauthenticated DeadCategory = "answer-unauthenticated"
 )
 
 // ErrorClass is the kind of an error, told by its type and never by its text.
@@ -86,6 +95,14 @@ var errorClasses = map[ErrorClass]string{
 
 var deadCategories = map[DeadCategory]bool{
 	DeadSourceFailing: true, DeadNotARequest: true, DeadNoReplyTopic: true, DeadAnswerForgotten: true, DeadReplyUnreadable: true,
+	DeadUnauthenticated: true, DeadAnswerUnauthenticated: true,
+}
+
+// authFailures are the words of AuthFailure, and what operators read of each.
+var authFailures = map[AuthFailure]string{
+	AuthMissing: "it carries no authenticator", AuthMalformed: "its authenticator cannot be read",
+	AuthWrongAdapter: "it was made for another adapter", AuthUnknownKey: "it was made with a key not held",
+	AuthMismatch: "its authenticator does not match it (altered, or forged)", AuthExpired: "it expired",
 }
 
 // HTTPStatusError is what a backend's error implements to give its HTTP status to the dead-letter
@@ -156,6 +173,7 @@ const (
 	keySQLState   = "sqlstate"
 	keyAnsweredBy = "answered-by"
 	keyAnsweredAt = "answered-at"
+	keyAuth       = "auth"
 )
 
 // maxName bounds a name in a reason (an adapter's, an adapter process's).
@@ -192,6 +210,9 @@ func (r DeadReason) Header() string {
 	add(keyAnsweredBy, safeName(r.AnsweredBy))
 	if !r.AnsweredAt.IsZero() {
 		add(keyAnsweredAt, r.AnsweredAt.UTC().Format(time.RFC3339))
+	}
+	if _, ok := authFailures[r.Auth]; ok {
+		add(keyAuth, string(r.Auth))
 	}
 	return b.String()
 }
@@ -239,6 +260,11 @@ func ParseDeadReason(h string) (r DeadReason, ok bool) {
 			r.AnsweredBy, err = nameValue(v)
 		case keyAnsweredAt:
 			r.AnsweredAt, err = time.Parse(time.RFC3339, v)
+		case keyAuth:
+			r.Auth = AuthFailure(v)
+			if _, known := authFailures[r.Auth]; !known {
+				err = errors.New("unknown failure")
+			}
 		default:
 			err = errors.New("unknown key")
 		}
@@ -267,6 +293,10 @@ func (r DeadReason) String() string {
 		s += ", but the ledger no longer keeps that answer (it forgets answers after its retention) and the source is not asked twice"
 	case DeadReplyUnreadable:
 		s = "broker: a reply that cannot be correlated with a request"
+	case DeadUnauthenticated:
+		s = "the service message is not authenticated by the broker, and its source is not asked"
+	case DeadAnswerUnauthenticated:
+		s = "broker: an answer not authenticated by the adapter of its service, given to no request"
 	default:
 		return "unknown reason"
 	}
@@ -279,6 +309,9 @@ func (r DeadReason) String() string {
 	}
 	if len(where) > 0 {
 		s += " (" + strings.Join(where, ", ") + ")"
+	}
+	if why, ok := authFailures[r.Auth]; ok {
+		s += ": " + why
 	}
 	switch r.Error {
 	case "":

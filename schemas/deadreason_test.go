@@ -98,6 +98,12 @@ func TestDeadReasonHeader(t *testing.T) {
 		{DeadReason{Category: DeadReplyUnreadable, Error: ErrorNoRequest},
 			"reply-unreadable error=no-request",
 			"broker: a reply that cannot be correlated with a request; last error: names no request"},
+		{DeadReason{Category: DeadUnauthenticated, Adapter: "kgd-adapter-1", Auth: AuthMissing},
+			"unauthenticated adapter=kgd-adapter-1 auth=missing",
+			"the service message is not authenticated by the broker, and its source is not asked (adapter kgd-adapter-1): it carries no authenticator"},
+		{DeadReason{Category: DeadAnswerUnauthenticated, Service: 37, Auth: AuthWrongAdapter},
+			"answer-unauthenticated service=37 auth=wrong_adapter",
+			"broker: an answer not authenticated by the adapter of its service, given to no request (service 37): it was made for another adapter"},
 	} {
 		if h := tt.r.Header(); h != tt.header {
 			t.Errorf("Header = %q, want %q", h, tt.header)
@@ -124,6 +130,8 @@ func TestDeadReasonHeader(t *testing.T) {
 		"source-failing note=x",
 		"source-failing attempts=01",
 		"answer-forgotten answered-at=yesterday",
+		"unauthenticated auth=" + personal,
+		"unauthenticated auth=forged",
 		"broker: " + personal,
 	} {
 		if r, ok := ParseDeadReason(h); ok {

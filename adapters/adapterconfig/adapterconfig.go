@@ -98,6 +98,27 @@ type Transport struct {
 	// ReconnectMax bounds the back-off between attempts to reconnect to RabbitMQ (default 30s),
 	// as the broker's amqp.reconnect_max.
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// MessageKeyFile is this adapter's key (a private file, 0600; `siobroker transport-key
+	// derive --adapter NAME` writes it from the broker's master key): every service message must
+	// carry the broker's MAC made with it, or it is dead-lettered unasked, and every answer is
+	// authenticated with it. An adapter process does not run without it.
+	MessageKeyFile string `yaml:"message_key_file"`
+	// PreviousMessageKeyFile is the adapter's key before a rotation, still accepted on service
+	// messages until PreviousMessageKeyUntil (RFC 3339, required with it).
+	PreviousMessageKeyFile  string `yaml:"previous_message_key_file"`
+	PreviousMessageKeyUntil string `yaml:"previous_message_key_until"`
+}
+
+// PreviousKeyUntil is transport.previous_message_key_until; zero when it is not set.
+func (t Transport) PreviousKeyUntil() (time.Time, error) {
+	if t.PreviousMessageKeyUntil == "" {
+		return time.Time{}, nil
+	}
+	u, err := time.Parse(time.RFC3339, t.PreviousMessageKeyUntil)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("transport.previous_message_key_until: %q is not an RFC 3339 time such as 2027-01-31T00:00:00Z", t.PreviousMessageKeyUntil)
+	}
+	return u, nil
 }
 
 // Retry bounds how a source that fails transiently (a refused connection, a 502/503/504/429) is
@@ -275,6 +296,15 @@ func (c Config) validate(haveWorld bool) error {
 	}
 	if c.Transport.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("transport.concurrency: must be at least 1, got %d", c.Transport.Concurrency))
+	}
+	until, err := c.Transport.PreviousKeyUntil()
+	switch {
+	case err != nil:
+		errs = append(errs, err)
+	case c.Transport.PreviousMessageKeyFile != "" && until.IsZero():
+		errs = append(errs, errors.New("transport.previous_message_key_until: required with transport.previous_message_key_file, e.g. 2027-01-31T00:00:00Z"))
+	case c.Transport.PreviousMessageKeyFile == "" && !until.IsZero():
+		errs = append(errs, errors.New("transport.previous_message_key_until: set without transport.previous_message_key_file"))
 	}
 	if c.Retry.Attempts < 0 || c.Retry.Attempts > 20 {
 		errs = append(errs, fmt.Errorf("retry.attempts: must be 1 to 20, got %d", c.Retry.Attempts))

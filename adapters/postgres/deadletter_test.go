@@ -19,6 +19,7 @@ import (
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/adapters/adaptertest"
 	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/routing/msgauth/msgauthtest"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -46,7 +47,7 @@ func TestIntegrationUnreachableDatabaseRetriedThenDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "pg", Backends: map[int]adapters.Backend{1: backend},
+	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: "pg", Backends: map[int]adapters.Backend{1: backend},
 		Publisher: pubsub, Clock: siobroker.SystemClock{}, Logger: slog.New(slog.DiscardHandler), Attempts: 3, Backoff: time.Millisecond,
 		DeadLetters: "sio.dlq"})
 	if err != nil {
@@ -78,7 +79,9 @@ func TestIntegrationUnreachableDatabaseRetriedThenDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pubsub.Publish(schemas.ServiceTopic(1), message.NewMessage("pg-down/1", payload)); err != nil {
+	msg := message.NewMessage("pg-down/1", payload)
+	msgauthtest.SignRequest(msg.Metadata, msg.Payload) // as the broker makes it
+	if err := pubsub.Publish(schemas.ServiceTopic(1), msg); err != nil {
 		t.Fatal(err)
 	}
 	timeout := time.After(10 * time.Second)

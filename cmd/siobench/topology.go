@@ -81,15 +81,16 @@ const adaptedServices = 10
 
 // topology is a started broker and, unless the adapters run in it, an adapter process.
 type topology struct {
-	f         setupFlags
-	dir       string // the temporary directory: data, logs, reports
-	prefix    string // the queue prefix, unique to this run
-	instance  string
-	endpoint  string // the broker's SOAP endpoint
-	metrics   string // the broker's /metrics, on its operator listener
-	debugAddr string // the broker's operator listener: /metrics, and pprof and expvar (debug.pprof)
-	broker    *process
-	adapter   *process
+	f          setupFlags
+	dir        string // the temporary directory: data, logs, reports
+	prefix     string // the queue prefix, unique to this run
+	instance   string
+	endpoint   string // the broker's SOAP endpoint
+	metrics    string // the broker's /metrics, on its operator listener
+	debugAddr  string // the broker's operator listener: /metrics, and pprof and expvar (debug.pprof)
+	broker     *process
+	adapter    *process
+	adapterKey string // the adapter process's transport key file
 }
 
 // process is a started child and its log files.
@@ -150,6 +151,16 @@ func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topolog
 		return nil, err
 	}
 	if f.adapters == "process" {
+		// The adapter's key, from the master key the broker made in its data directory; the
+		// routing table gives the services to the adapter demo.
+		key := filepath.Join(dir, "adapter.key")
+		derive := exec.CommandContext(ctx, t.f.broker, "transport-key", "derive", "--master", filepath.Join(dir, "data", "transport.key"),
+			"--adapter", "demo", "--out", key)
+		derive.Dir = t.f.brokerDir
+		if out, err := derive.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("derive the adapter's key: %w: %s", err, out)
+		}
+		t.adapterKey = key
 		cfg := filepath.Join(dir, "adapter.yaml")
 		if err := os.WriteFile(cfg, []byte(t.adapterConfig()), 0o600); err != nil {
 			return nil, err
@@ -173,11 +184,11 @@ func (t *topology) adapterConfig() string {
 		services = append(services, fmt.Sprintf("%d: {backend: demo}", n))
 	}
 	cfg := fmt.Sprintf(`name: siobench-adapter
-transport: {amqp_url: %q, prefix: %q, prefetch: 16, concurrency: 8}
+transport: {amqp_url: %q, prefix: %q, prefetch: 16, concurrency: 8, message_key_file: %q}
 services: {%s}
 case_registries: {names: [erdr, courts, aisoip], demo_pki: %q}
 demo: {seed: 1, people: 200, organisations: 50}
-`, t.f.amqpURL, t.prefix, strings.Join(services, ", "), t.pki())
+`, t.f.amqpURL, t.prefix, t.adapterKey, strings.Join(services, ", "), t.pki())
 	if t.f.ledger != "" {
 		cfg += fmt.Sprintf("ledger: {dsn: %q}\n", t.f.ledger)
 	}

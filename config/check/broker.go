@@ -30,8 +30,9 @@ var keySchemas = map[Kind]*schema{
 
 // brokerInfo is what the other checks need of the broker file.
 type brokerInfo struct {
-	doc *doc // nil for Options.Broker
-	cfg config.Broker
+	doc  *doc // nil for Options.Broker
+	cfg  config.Broker
+	keys *masterKeys // the master keys of its transport messages; nil for Options.Broker
 }
 
 // line is the line of key in the broker file, or 0 without one.
@@ -71,8 +72,9 @@ func (c *checker) checkBroker(d *doc) {
 		}
 		return
 	}
+	info := &brokerInfo{doc: d, cfg: cfg}
 	if c.broker == nil {
-		c.broker = &brokerInfo{doc: d, cfg: cfg}
+		c.broker = info
 	}
 	exists := func(key string) bool { return lineOf(d.root, key, true) > 0 }
 	for _, msg := range flatten(cfg.Validate()) {
@@ -89,6 +91,7 @@ func (c *checker) checkBroker(d *doc) {
 			cfg.AMQP.Prefetch, cfg.AMQP.DeliveryLimit)
 	}
 	c.checkCredentials(d, cfg)
+	info.keys = c.checkBrokerMessageKeys(d, cfg)
 }
 
 // viperFix says what to write instead of a value viper could not convert.

@@ -97,6 +97,7 @@ func lineAfter(t *testing.T, text, after, s string) int {
 type setup struct {
 	dir                                    string
 	broker, routes, rights, maint, adapter string // contents
+	adapterKey                             string // the file of the adapter's key, from a master key of its own
 }
 
 func newSetup(t *testing.T) *setup {
@@ -105,6 +106,8 @@ func newSetup(t *testing.T) *setup {
 	s.rights = shipped(t, "configs/rights.yaml")
 	s.maint = shipped(t, "configs/maintenance.yaml")
 	s.adapter = shipped(t, "testdata/adapters/config/adapter.yaml")
+	s.adapterKey = adapterKey(t, s.dir, "kgd-adapter-1")
+	s.adapter = edit(t, s.adapter, "message_key_file: data/kgd-adapter-1.key", "message_key_file: "+s.adapterKey)
 	b := shipped(t, "configs/broker.yaml")
 	b = edit(t, b, "rights_file: configs/rights.yaml", "rights_file: "+filepath.Join(s.dir, "rights.yaml"))
 	b = edit(t, b, "maintenance_file: configs/maintenance.yaml", "maintenance_file: "+filepath.Join(s.dir, "maintenance.yaml"))
@@ -555,6 +558,8 @@ func TestPrefetchWithDeliveryLimitWarned(t *testing.T) {
 	s := newSetup(t)
 	s.broker = edit(t, s.broker, "transport: gochannel", "transport: amqp")
 	s.broker = edit(t, s.broker, "  prefetch: 1 ", "  prefetch: 4 ")
+	masterFile, _ := masterKey(t, s.dir, "transport.key") // not the development default, which is warned about
+	s.broker = edit(t, s.broker, `  message_key_file: ""`, "  message_key_file: "+masterFile)
 	r := s.check(t)
 	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "  prefetch: 4 "), check.Warning,
 		"amqp.prefetch 4 with amqp.delivery_limit 5: each message prefetched beyond the one in hand", "set amqp.prefetch to 1"})

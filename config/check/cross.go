@@ -11,9 +11,15 @@ import (
 	"github.com/sio-pso/siobroker/schemas"
 )
 
-// crossCheck compares the files with each other: the rights with the routes, the routes with
-// the adapter configs, and the routes' timeouts with the broker's.
+// crossCheck compares the files with each other: the adapters' transport keys with the broker's
+// master key, the rights with the routes, the routes with the adapter configs, and the routes'
+// timeouts with the broker's.
 func (c *checker) crossCheck() {
+	if c.broker != nil && c.broker.keys != nil {
+		for _, a := range c.adapters {
+			c.adapterKeyAgainstBroker(a, c.broker.keys)
+		}
+	}
 	if c.routes == nil {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/sio-pso/siobroker/access/rights"
 	"github.com/sio-pso/siobroker/adapters/adapterconfig"
 	"github.com/sio-pso/siobroker/operator/maintenance"
+	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/routing/routes"
 )
 
@@ -147,8 +148,9 @@ func numberedItemLine(root *yaml.Node, key, no string) int {
 
 // adapterInfo is an adapter config as the cross-file checks see it.
 type adapterInfo struct {
-	doc *doc
-	cfg adapterconfig.Config
+	doc           *doc
+	cfg           adapterconfig.Config
+	key, previous msgauth.Key // its transport keys, as far as they could be read
 }
 
 func (a *adapterInfo) line(service int) int {
@@ -168,7 +170,9 @@ func (c *checker) checkAdapter(d *doc) {
 	content := clean(d, len(unknown) > 0)
 	_, err := adapterconfig.Parse(content.data)
 	c.reportKeyed(d, err)
-	c.adapters = append(c.adapters, &adapterInfo{doc: d, cfg: cfg})
+	a := &adapterInfo{doc: d, cfg: cfg}
+	a.key, a.previous = c.checkAdapterMessageKeys(d, cfg)
+	c.adapters = append(c.adapters, a)
 }
 
 // reportKeyed reports the errors of a Validate that names keys ("services.37: dsn: ...").

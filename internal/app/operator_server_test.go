@@ -91,7 +91,8 @@ func TestOperatorListener(t *testing.T) {
 }
 
 // TestCheckStart: serve refuses a plain-HTTP listener off loopback unless http.insecure_listen,
-// and keys left to the development PKI unless --dev, each naming its fixes.
+// and keys left to the development PKI or the data directory's transport key unless --dev, each
+// naming its fixes.
 func TestCheckStart(t *testing.T) {
 	dev := func(c *config.Broker) { c.Dev = true }
 	for _, tc := range []struct {
@@ -103,8 +104,13 @@ func TestCheckStart(t *testing.T) {
 		{"the embedded default with --dev", dev, nil},
 		{"configured keys", func(c *config.Broker) {
 			c.Trust.Roots, c.Signing.CertFile, c.Signing.KeyFile = []string{"ca.pem"}, "b.pem", "b.key"
+			c.AMQP.MessageKeyFile = "transport.key"
 		}, nil},
-		{"roots only", func(c *config.Broker) { c.Trust.Roots = []string{"ca.pem"} }, []string{"signing.cert_file not configured"}},
+		{"roots only", func(c *config.Broker) { c.Trust.Roots = []string{"ca.pem"}; c.AMQP.MessageKeyFile = "transport.key" },
+			[]string{"signing.cert_file not configured"}},
+		{"no transport master key", func(c *config.Broker) {
+			c.Trust.Roots, c.Signing.CertFile, c.Signing.KeyFile = []string{"ca.pem"}, "b.pem", "b.key"
+		}, []string{"amqp.message_key_file not configured", "siobroker transport-key new", "or pass --dev"}},
 		{"every interface", func(c *config.Broker) { dev(c); c.Listen = "0.0.0.0:8080" }, []string{"listen 0.0.0.0:8080", "--insecure-listen", "http.tls"}},
 		{"no host", func(c *config.Broker) { dev(c); c.Listen = ":8080" }, []string{"listen :8080", "--insecure-listen"}},
 		{"every interface, insecure", func(c *config.Broker) { dev(c); c.Listen = "0.0.0.0:8080"; c.HTTP.InsecureListen = true }, nil},

@@ -11,7 +11,8 @@ import (
 
 // CheckStart returns why serve must not start on cfg, before anything is created or bound: a
 // plain-HTTP listener on an address other than loopback without http.insecure_listen, or keys
-// left to the development PKI without --dev. Both were silent before issue 16: a broker on
+// left to the development PKI, or the transport's master key to the data directory, without
+// --dev. Both were silent before issue 16: a broker on
 // 0.0.0.0 in clear, or one trusting a CA whose key lies in its own data directory and seeding
 // demo users with operator rights, started without a word. Each message names the fixes.
 // StartWith checks it too; serve calls it first to tell a configuration it will not run from a
@@ -20,6 +21,11 @@ func CheckStart(cfg config.Broker) error {
 	var errs []error
 	if exposed := cfg.PlainListeners(); len(exposed) > 0 && !cfg.HTTP.InsecureListen {
 		errs = append(errs, plainListenersError(exposed))
+	}
+	if cfg.AMQP.MessageKeyFile == "" && !cfg.Dev {
+		errs = append(errs, fmt.Errorf("amqp.message_key_file not configured: the master key that authenticates the messages to and from "+
+			"the adapters; fix: write one with `siobroker transport-key new --out FILE` and name it in amqp.message_key_file, "+
+			"or pass --dev to use a development key in %s (created on first start; not for production)", cfg.MessageKeyPath()))
 	}
 	if missing := devPKIFor(cfg); len(missing) > 0 && !cfg.Dev {
 		errs = append(errs, fmt.Errorf("%s not configured, and the development PKI is used only when asked for; "+

@@ -20,6 +20,7 @@ import (
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/operator/metrics"
 	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 )
@@ -40,6 +41,7 @@ type parts struct {
 	users        *users.Registry
 	certificates *users.Certificates
 
+	transportAuth     *msgauth.Broker // authenticates the messages to and from the adapters
 	dispatcher        *routing.Dispatcher
 	tracker           *incidents.Tracker
 	late              *broker.LateAnswers
@@ -102,6 +104,9 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 		trustCfg.OCSP = ocsp
 	}
 	trustCfg.OCSPPolicy = policy
+	if p.transportAuth, err = loadTransportKeys(cfg, clock, logger); err != nil {
+		return err
+	}
 	if p.trust, err = signing.LoadTrustStore(trustCfg); err != nil {
 		return fmt.Errorf("trust store: %w", err)
 	}
@@ -210,7 +215,12 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 	b.live.observeCRL = b.ops.Metrics.ObserveCRLReload // set before the reload watcher starts
 	if p.dispatcher, err = routing.NewDispatcher(routing.DispatcherConfig{
 		Publisher: pub, ReplyTopic: replyTopic, Clock: clock, Logger: logger.With("component", "dispatcher"),
-		QueueOf:       b.live.routes.Queue,
+		QueueOf:   b.live.routes.Queue,
+		Auth:      p.transportAuth,
+		AdapterOf: b.live.routes.Adapter,
+		ObserveRefusedAnswer: func(_ int, reason msgauth.Reason) {
+			b.ops.Metrics.ObserveTransportRefusal("broker", string(reason))
+		},
 		Tracker:       incidents.DispatcherTracker{T: p.tracker},
 		ObserveAnswer: b.ops.Metrics.ObserveAnswer,
 		OnLateAnswer:  lateAnswers.Record,
@@ -239,8 +249,13 @@ func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Su
 	if cfg.Transport != "gochannel" && !cfg.AMQP.InProcessAdapters {
 		return nil
 	}
+	keys, err := inProcessAdapterKeys(p.transportAuth, "demo")
+	if err != nil {
+		return err
+	}
 	acfg := routing.AdapterConfig{Name: "demo", Backends: demoRouted(b.live.routes.Table(), demo.NewBackends(world), cfg.Transport, logger),
-		Publisher: pub, Clock: clock, Logger: logger.With("component", "adapter"), QueueOf: b.live.routes.Queue}
+		Publisher: pub, Clock: clock, Logger: logger.With("component", "adapter"), QueueOf: b.live.routes.Queue,
+		Auth: keys, ObserveRefusal: func(reason msgauth.Reason) { b.ops.Metrics.ObserveTransportRefusal("adapter", string(reason)) }}
 	if b.msg.amqp != nil {
 		acfg.DeadLetters = b.msg.amqp.DeadLetterTopic()
 	}

@@ -57,6 +57,7 @@ func amqpPrefix(t testing.TB) string {
 		}
 		_, _ = ch.QueueDelete(prefix+"sio.reply."+prefix+"broker", false, false, false)
 		_ = ch.ExchangeDelete(prefix+"sio.dlx", false, false)
+		_ = ch.ExchangeDelete(prefix+"sio.replies", false, false)
 	})
 	return prefix
 }
@@ -120,6 +121,8 @@ func TestAdapterProcessesOverRabbitMQ(t *testing.T) {
 	}
 	defer b.Close()
 
+	// The routing table gives the services to the adapter demo: both processes hold its key.
+	key := adapterKey(t, cfg.MessageKeyPath(), "demo")
 	adapterCtx, stopAdapters := context.WithCancel(context.Background())
 	var done []chan int
 	for i, body := range []string{
@@ -127,8 +130,8 @@ func TestAdapterProcessesOverRabbitMQ(t *testing.T) {
 		"services:\n  11: {backend: demo}\ncase_registries:\n  names: [erdr, courts, aisoip]\n  demo_pki: " + pki + "\n",
 	} {
 		file := filepath.Join(dir, fmt.Sprintf("adapter-%d.yaml", i))
-		yaml := fmt.Sprintf("name: demo-%d\ntransport: {amqp_url: %q, prefix: %q, prefetch: 2, concurrency: 2}\nledger: {dsn: %q}\n",
-			i, testAMQPURL, prefix, ledgerDSN) + body
+		yaml := fmt.Sprintf("name: demo-%d\ntransport: {amqp_url: %q, prefix: %q, prefetch: 2, concurrency: 2, message_key_file: %q}\nledger: {dsn: %q}\n",
+			i, testAMQPURL, prefix, key, ledgerDSN) + body
 		if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}

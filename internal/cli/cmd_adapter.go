@@ -23,6 +23,7 @@ import (
 	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/routing"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
+	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/routing/routes"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing/devpki"
@@ -39,8 +40,11 @@ The broker's environment variables SIOBROKER_AMQP_URL and SIOBROKER_AMQP_PREFIX,
 override the file's transport.amqp_url and transport.prefix, as they override the broker's
 amqp.url and amqp.prefix, so that a broker and its adapters started with one environment find
 the same queues.
+Every service message must carry the broker's authenticator made with the adapter's key
+(transport.message_key_file; siobroker transport-key derive): one that does not goes to the
+dead-letter queue unasked. The answers are authenticated with the same key.
 Exit status: 0 stopped on interrupt, 1 failed (RabbitMQ, the queues, a backend), 2 usage error
-or a configuration that does not load.
+or a configuration (or key file) that does not load.
 `
 
 // cmdAdapter runs an adapter process: it consumes the RabbitMQ queues of the services (and case
@@ -67,7 +71,11 @@ func cmdAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	for _, o := range overrides {
 		logger.Info("configuration from the environment", "key", o.Key, "env", o.Env)
 	}
-	if err := runAdapter(ctx, cfg, rabbitSource(*configFile, cfg, overrides), *instance, logger, stdout); err != nil {
+	auth, err := adapterKeys(cfg, logger)
+	if err != nil {
+		return f.fail(exitUsage, "%s: %v", *configFile, err)
+	}
+	if err := runAdapter(ctx, cfg, auth, rabbitSource(*configFile, cfg, overrides), *instance, logger, stdout); err != nil {
 		logger.Error("adapter stopped", "error", err)
 		return exitFailed
 	}
@@ -89,8 +97,41 @@ func rabbitSource(file string, cfg *adapterconfig.Config, overrides []adaptercon
 		cfg.Transport.Prefix, from("transport.prefix"))
 }
 
+// adapterKeys reads the adapter's key, and the previous one of a rotation: an adapter process does
+// not run without its key, or anyone who can publish to its queues would make it ask its sources.
+// The key's adapter is the one the broker authenticates the messages for, whatever the process
+// is called (runAdapter holds it to the routing table when the config names one).
+func adapterKeys(cfg *adapterconfig.Config, logger *slog.Logger) (*msgauth.Adapter, error) {
+	t := cfg.Transport
+	if t.MessageKeyFile == "" {
+		return nil, fmt.Errorf("transport.message_key_file is not set: an adapter checks every service message with its key "+
+			"and does not run without one; write it on the broker's machine with "+
+			"`siobroker transport-key derive --adapter %s --out FILE` (the adapter its services are routed to)", cfg.Name)
+	}
+	key, err := msgauth.ReadKey(t.MessageKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("transport.message_key_file: %w", err)
+	}
+	acfg := msgauth.AdapterConfig{Key: key}
+	if t.PreviousMessageKeyFile != "" {
+		if acfg.Previous, err = msgauth.ReadKey(t.PreviousMessageKeyFile); err != nil {
+			return nil, fmt.Errorf("transport.previous_message_key_file: %w", err)
+		}
+		acfg.PreviousUntil, _ = t.PreviousKeyUntil() // validated with the file
+		if time.Now().After(acfg.PreviousUntil) {
+			logger.Warn("the previous transport key is no longer accepted; remove transport.previous_message_key_file", "until", acfg.PreviousUntil)
+		}
+	}
+	auth, err := msgauth.NewAdapter(acfg)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("service messages are authenticated", "key_adapter", key.Adapter(), "key_id", key.ID())
+	return auth, nil
+}
+
 // runAdapter runs the adapter until ctx ends; rabbit names its RabbitMQ and prefix for errors.
-func runAdapter(ctx context.Context, cfg *adapterconfig.Config, rabbit, instance string, logger *slog.Logger, stdout io.Writer) error {
+func runAdapter(ctx context.Context, cfg *adapterconfig.Config, auth *msgauth.Adapter, rabbit, instance string, logger *slog.Logger, stdout io.Writer) error {
 	backends, err := adapterconfig.Open(cfg, nil)
 	if err != nil {
 		return fmt.Errorf("backends: %w", err)
@@ -108,6 +149,12 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, rabbit, instance
 	queueOf, sharedQueues, err := adapterQueues(cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.RoutesFile != "" && auth.Name() != cfg.Name {
+		// Every message the broker sends would be refused as made for another adapter.
+		return fmt.Errorf("transport.message_key_file %s is adapter %s's key, but %s routes this adapter's services to adapter %s; "+
+			"derive this adapter's own key (siobroker transport-key derive --adapter %s)", cfg.Transport.MessageKeyFile, auth.Name(),
+			cfg.RoutesFile, cfg.Name, cfg.Name)
 	}
 	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger.With("component", "watermill"),
 		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
@@ -143,7 +190,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, rabbit, instance
 	}
 	runtime, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: instance, Backends: backends.Backends,
 		Publisher: t.Publisher(), Clock: clock, Logger: logger, QueueOf: queueOf,
-		Attempts: attempts, Backoff: backoff, DeadLetters: t.DeadLetterTopic(), Ledger: ledger})
+		Attempts: attempts, Backoff: backoff, DeadLetters: t.DeadLetterTopic(), Ledger: ledger, Auth: auth})
 	if err != nil {
 		return err
 	}

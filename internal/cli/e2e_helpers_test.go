@@ -24,6 +24,7 @@ import (
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/internal/app"
+	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
@@ -527,4 +528,26 @@ func routesWithDefaultTimeout(t testing.TB, dir string, d time.Duration) string 
 		t.Fatal(err)
 	}
 	return path
+}
+
+// adapterKey writes the transport key of adapter (the adapter the routing table routes its
+// services to) with `siobroker transport-key derive`, from the master key at masterFile, which is
+// made here if no broker has made it yet (a broker whose amqp.message_key_file, or data
+// directory's transport.key, it is reads it then). It returns the file, for an adapter config's
+// transport.message_key_file.
+func adapterKey(t *testing.T, masterFile, adapter string) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(masterFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := msgauth.LoadOrCreateMaster(masterFile); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), adapter+".key")
+	var stdout, stderr strings.Builder
+	if code := Main(context.Background(), []string{"transport-key", "derive", "--master", masterFile, "--adapter", adapter, "--out", out},
+		&stdout, &stderr); code != exitOK {
+		t.Fatalf("transport-key derive exited %d: %s", code, stderr.String())
+	}
+	return out
 }

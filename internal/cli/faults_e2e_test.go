@@ -75,9 +75,9 @@ func startRabbitE2E(t *testing.T, configure func(*rabbitE2E)) *rabbitE2E {
 	r.u, _ = r.e.caseUser(t, siobroker.BasisCriminal)
 
 	file := filepath.Join(dir, "adapter.yaml")
-	yaml := fmt.Sprintf("name: demo-restart\ntransport: {amqp_url: %q, prefix: %q, prefetch: 2, concurrency: 2, reconnect_max: 3s}\n"+
+	yaml := fmt.Sprintf("name: demo-restart\ntransport: {amqp_url: %q, prefix: %q, prefetch: 2, concurrency: 2, reconnect_max: 3s, message_key_file: %q}\n"+
 		"services:\n  1: {backend: demo}\n  5: {backend: demo}\n"+
-		"case_registries:\n  names: [erdr, courts, aisoip]\n  demo_pki: %s\n", node.URL(), cfg.AMQP.Prefix, pki)
+		"case_registries:\n  names: [erdr, courts, aisoip]\n  demo_pki: %s\n", node.URL(), cfg.AMQP.Prefix, adapterKey(t, cfg.MessageKeyPath(), "demo"), pki)
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -385,9 +385,9 @@ func TestDeadLetterAfterAttemptsE2E(t *testing.T) {
 	}
 
 	adapterYAML := filepath.Join(dir, "adapter.yaml")
-	yaml := fmt.Sprintf("name: flaky\ntransport: {amqp_url: %q, prefix: %q}\nretry: {attempts: 3, backoff: 10ms}\n"+
+	yaml := fmt.Sprintf("name: flaky\ntransport: {amqp_url: %q, prefix: %q, message_key_file: %q}\nretry: {attempts: 3, backoff: 10ms}\n"+
 		"services:\n  5: {backend: http, url: %q, timeout: 2s, record_type: vehicle, records_path: data.vehicles, fields: {plate_number: plate}}\n"+
-		"case_registries:\n  names: [erdr, courts, aisoip]\n  demo_pki: %s\n", testAMQPURL, prefix, source.URL+"/vehicles", pki)
+		"case_registries:\n  names: [erdr, courts, aisoip]\n  demo_pki: %s\n", testAMQPURL, prefix, adapterKey(t, cfg.MessageKeyPath(), "demo"), source.URL+"/vehicles", pki)
 	if err := os.WriteFile(adapterYAML, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

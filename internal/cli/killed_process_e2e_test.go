@@ -22,6 +22,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/rabbitnode"
 	"github.com/sio-pso/siobroker/operator/metrics"
+	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
 
@@ -238,6 +239,18 @@ func newProcessTopologyOn(t *testing.T, node *rabbitnode.Node) *processTopology 
 	return &processTopology{url: node.URL(), prefix: "e2e.", dir: t.TempDir(), src: sharedBroker(t)}
 }
 
+// masterKey is the transport master key file every broker of the topology is given; the
+// adapters' keys (of the adapter demo, which the routing table gives every service) are derived
+// from it.
+func (pt *processTopology) masterKey(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(pt.dir, "transport.key")
+	if _, _, err := msgauth.LoadOrCreateMaster(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // pki is the development PKI every broker's data directory holds a copy of; the demo case
 // registries read it.
 func (pt *processTopology) pki() string { return pt.src.pki }
@@ -267,6 +280,7 @@ func (pt *processTopology) startBrokerProcess(t *testing.T, name, instance strin
 		"SIOBROKER_AMQP_INSTANCE=" + pt.prefix + instance,
 		"SIOBROKER_AMQP_IN_PROCESS_ADAPTERS=false", "SIOBROKER_LISTEN=" + listen,
 		"SIOBROKER_DATA_DIR=" + dataDir, "SIOBROKER_LOG_LEVEL=info", "SIOBROKER_OPERATOR_LISTEN=" + opsListen,
+		"SIOBROKER_AMQP_MESSAGE_KEY_FILE=" + pt.masterKey(t), // one master key for every broker of the topology
 	}, "serve", "--config", "configs/broker.yaml", "--dev")
 	p.waitFor(t, "siobroker listening on", time.Minute)
 	bp := &brokerProcess{osProcess: p, e: *pt.src}
@@ -294,7 +308,8 @@ func deleteQueue(name string) {
 func (pt *processTopology) startAdapterProcess(t *testing.T, name, body string) *osProcess {
 	t.Helper()
 	file := filepath.Join(pt.dir, name+".yaml")
-	yaml := fmt.Sprintf("name: %s\ntransport: {amqp_url: %q, prefix: %q, prefetch: 1, concurrency: 1, reconnect_max: 2s}\n", name, pt.url, pt.prefix) + body
+	yaml := fmt.Sprintf("name: %s\ntransport: {amqp_url: %q, prefix: %q, prefetch: 1, concurrency: 1, reconnect_max: 2s, message_key_file: %q}\n",
+		name, pt.url, pt.prefix, adapterKey(t, pt.masterKey(t), "demo")) + body
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

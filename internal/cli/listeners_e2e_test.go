@@ -163,15 +163,20 @@ func getWithHost(t *testing.T, url, host string) []byte {
 	return body
 }
 
-// TestE2EConfiguredKeysSeedNoDemoUsers: with trust.roots and signing.* configured (here a PKI
-// made by `siobroker devpki`, standing in for the national one), serve starts without --dev,
-// makes no development PKI and registers no demo user: none has the operator right.
+// TestE2EConfiguredKeysSeedNoDemoUsers: with trust.roots, signing.* and amqp.message_key_file
+// configured (here a PKI made by `siobroker devpki`, standing in for the national one, and a
+// master key made by `siobroker transport-key new`), serve starts without --dev, makes no
+// development PKI nor transport key, and registers no demo user: none has the operator right.
 func TestE2EConfiguredKeysSeedNoDemoUsers(t *testing.T) {
 	pki, _ := foreignPKI(t)
 	data := filepath.Join(t.TempDir(), "data")
+	masterKey := filepath.Join(t.TempDir(), "transport.key")
+	if code, out, errs := runMain(t, "transport-key", "new", "--out", masterKey); code != 0 {
+		t.Fatalf("transport-key new exited %d: %s%s", code, out, errs)
+	}
 	addr := loopbackAddr(t)
 	p := startProcess(t, "serve", []string{
-		"SIOBROKER_OPERATOR_LISTEN=" + loopbackAddr(t),
+		"SIOBROKER_OPERATOR_LISTEN=" + loopbackAddr(t), "SIOBROKER_AMQP_MESSAGE_KEY_FILE=" + masterKey,
 		"SIOBROKER_TRUST_ROOTS=" + filepath.Join(pki, devpki.CAFile), "SIOBROKER_TRUST_CRLS=" + filepath.Join(pki, devpki.CRLFile),
 		"SIOBROKER_SIGNING_CERT_FILE=" + filepath.Join(pki, devpki.BrokerFile), "SIOBROKER_SIGNING_KEY_FILE=" + filepath.Join(pki, devpki.BrokerKey),
 	}, "serve", "--data", data, "--listen", addr)
@@ -180,8 +185,10 @@ func TestE2EConfiguredKeysSeedNoDemoUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-p.done
-	if _, err := os.Stat(filepath.Join(data, "pki")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("serve with configured keys made %s (%v)", filepath.Join(data, "pki"), err)
+	for _, made := range []string{"pki", "transport.key"} {
+		if _, err := os.Stat(filepath.Join(data, made)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("serve with configured keys made %s (%v)", filepath.Join(data, made), err)
+		}
 	}
 	code, out, errs := runMain(t, "users", "list", "--data", data)
 	if code != 0 || !strings.Contains(out, "\n0 users\n") {

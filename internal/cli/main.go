@@ -92,6 +92,9 @@ var commands = []command{
 	{name: "rights", group: groupFiles, usage: rightsUsage, subs: []subcommand{
 		{"export", "print the access-rights tables (Appendices 1 and 2) as JSON", rightsExport},
 		{"check", "explain whether a role may ask for a service under a basis", rightsCheck}}},
+	{name: "transport-key", group: groupFiles, usage: transportKeyUsage, subs: []subcommand{
+		{"new", "write a new master key of the messages between the broker and its adapters", transportKeyNew},
+		{"derive", "print or write an adapter's key, derived from the broker's master key", transportKeyDerive}}},
 	{name: "devpki", group: groupFiles, run: cmdDevPKI,
 		summary: "write a development PKI: root CA, CRL, broker and demo user certificates"},
 }

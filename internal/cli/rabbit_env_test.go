@@ -63,8 +63,9 @@ func TestDLQListWrongPrefix(t *testing.T) {
 func TestAdapterEnvOverrides(t *testing.T) {
 	prefix := amqpPrefix(t)
 	file := filepath.Join(t.TempDir(), "adapter.yaml")
-	text := "name: envtest\ntransport: {amqp_url: \"amqp://guest:guest@127.0.0.1:1/\", prefix: \"file-only.\", prefetch: 1, concurrency: 1}\n" +
-		"demo: {seed: 1, people: 5, organisations: 2}\nservices: {1: {backend: demo}}\n"
+	key := adapterKey(t, filepath.Join(t.TempDir(), "transport.key"), "envtest")
+	text := "name: envtest\ntransport: {amqp_url: \"amqp://guest:guest@127.0.0.1:1/\", prefix: \"file-only.\", prefetch: 1, concurrency: 1, " +
+		"message_key_file: \"" + key + "\"}\ndemo: {seed: 1, people: 5, organisations: 2}\nservices: {1: {backend: demo}}\n"
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +80,7 @@ func TestAdapterEnvOverrides(t *testing.T) {
 	}
 
 	declareQueue(t, prefix+"sio.service.001")
+	declareReplyExchange(t, prefix+"sio.replies") // as a broker declares it; the adapter answers through it
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out, errb := &syncBuffer{}, &syncBuffer{}
@@ -108,6 +110,33 @@ func TestAdapterEnvOverrides(t *testing.T) {
 
 // declareQueue declares a durable queue on the machine's RabbitMQ, as a broker would; the
 // cleanup of amqpPrefix deletes it.
+// declareReplyExchange declares the reply exchange name on the machine's RabbitMQ, and deletes it
+// after the test.
+func declareReplyExchange(t *testing.T, name string) {
+	t.Helper()
+	conn, err := amqp091.Dial(testAMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	if err := ch.ExchangeDeclare(name, amqp091.ExchangeDirect, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if conn, err := amqp091.Dial(testAMQPURL); err == nil {
+			if ch, err := conn.Channel(); err == nil {
+				_ = ch.ExchangeDelete(name, false, false)
+			}
+			_ = conn.Close()
+		}
+	})
+}
+
 func declareQueue(t *testing.T, name string) {
 	t.Helper()
 	conn, err := amqp091.Dial(testAMQPURL)

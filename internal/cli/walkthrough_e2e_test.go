@@ -62,10 +62,13 @@ func TestNewDatabaseAdapterWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	adapterText := string(example)
+	// The broker's master key, and the adapter's key from it, as the README's step derives it.
+	masterFile := filepath.Join(dir, "transport.key")
 	for old, new := range map[string]string{
 		`"postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=sio_vehicles"`: `"` + dsn + `"`,
-		`prefix: ""`:                       `prefix: "` + prefix + `"`,
-		`routes_file: configs/routes.yaml`: `routes_file: ` + routesFile,
+		`prefix: ""`:                                    `prefix: "` + prefix + `"`,
+		`routes_file: configs/routes.yaml`:              `routes_file: ` + routesFile,
+		`message_key_file: /etc/siobroker/vehicles.key`: `message_key_file: ` + adapterKey(t, masterFile, "vehicles"),
 	} {
 		if !strings.Contains(adapterText, old) {
 			t.Fatalf("the example adapter config has no %q", old)
@@ -84,6 +87,7 @@ func TestNewDatabaseAdapterWalkthrough(t *testing.T) {
 	cfg.Transport = "amqp"
 	cfg.AMQP.URL, cfg.AMQP.Prefix, cfg.AMQP.Instance = testAMQPURL, prefix, prefix+"broker"
 	cfg.AMQP.ClassicQueues, cfg.AMQP.InProcessAdapters = true, true
+	cfg.AMQP.MessageKeyFile = masterFile
 	b, err := app.Start(ctx, cfg, siobroker.SystemClock{}, testLogger())
 	if err != nil {
 		t.Fatalf("start the broker: %v", err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -68,6 +69,7 @@ func startTopology(t *testing.T) *topology {
 	top.schema = schemaOf(top.ledgerDSN)
 	top.node = rabbitnode.Start(t)
 	top.source = newSlowSource(t)
+	top.makeKeys(t)
 	top.startBroker(t)
 	for _, name := range []string{"adapter-a", "adapter-b"} {
 		top.startAdapter(t, name)
@@ -80,6 +82,25 @@ func schemaOf(dsn string) string {
 	schema, _, _ := strings.Cut(after, "&")
 	return schema
 }
+
+// makeKeys writes the transport master key (the broker's amqp.message_key_file) and, derived
+// from it, the key of the adapter demo, which the routing table gives the services and both
+// adapter processes hold: with the binary's own transport-key command, as an operator would.
+func (top *topology) makeKeys(t *testing.T) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"transport-key", "new", "--out", top.masterKey()},
+		{"transport-key", "derive", "--master", top.masterKey(), "--adapter", "demo", "--out", top.adapterKey()},
+	} {
+		cmd := exec.Command(top.bin, args...)
+		cmd.Dir = repoRoot
+		out, err := cmd.CombinedOutput()
+		must(t, err, "siobroker %s: %s", strings.Join(args, " "), out)
+	}
+}
+
+func (top *topology) masterKey() string  { return filepath.Join(top.dir, "transport.key") }
+func (top *topology) adapterKey() string { return filepath.Join(top.dir, "demo.key") }
 
 // brokerEnv is the broker's configuration over configs/broker.yaml.
 func (top *topology) brokerEnv(t *testing.T) []string {
@@ -100,6 +121,7 @@ func (top *topology) brokerEnv(t *testing.T) []string {
 		"SIOBROKER_LISTEN=" + top.listen, "SIOBROKER_OPERATOR_LISTEN=" + top.opsListen,
 		"SIOBROKER_DATA_DIR=" + top.dataDir, "SIOBROKER_LOG_LEVEL=info",
 		"SIOBROKER_ROUTING_ROUTES_FILE=" + routesFile, "SIOBROKER_ROUTING_ASYNC_TIMEOUT=" + asyncTimeout.String(),
+		"SIOBROKER_AMQP_MESSAGE_KEY_FILE=" + top.masterKey(),
 	}
 }
 
@@ -121,7 +143,7 @@ func (top *topology) startAdapter(t *testing.T, name string) {
 	top.starts[name]++
 	file := filepath.Join(top.dir, name+".yaml")
 	writeFile(t, file, fmt.Sprintf(`name: %s
-transport: {amqp_url: %q, prefix: %q, prefetch: 4, concurrency: 4, reconnect_max: 2s}
+transport: {amqp_url: %q, prefix: %q, prefetch: 4, concurrency: 4, reconnect_max: 2s, message_key_file: %q}
 ledger: {dsn: %q}
 services:
   1: {backend: demo}
@@ -134,7 +156,7 @@ services:
     records_path: data.vehicles
     fields: {plate_number: plate, vin: vin, make: make, year: year, registration_date: registered}
 case_registries: {names: [erdr, courts, aisoip], demo_pki: %q}
-`, name, top.node.URL(), amqpPrefix, top.ledgerDSN, top.source.srv.URL+"/"+name, top.pki()))
+`, name, top.node.URL(), amqpPrefix, top.adapterKey(), top.ledgerDSN, top.source.srv.URL+"/"+name, top.pki()))
 	p := startProc(t, top.bin, fmt.Sprintf("%s-%d", name, top.starts[name]), []string{"SIOBROKER_LOG_LEVEL=info"}, "adapter", "--config", file)
 	top.all = append(top.all, p)
 	p.waitFor(t, "serving services", 2*time.Minute)

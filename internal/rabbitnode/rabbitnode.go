@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,6 +116,12 @@ func Start(t testing.TB) *Node {
 
 // URL is the node's AMQP URL (guest, loopback only).
 func (n *Node) URL() string { return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", n.port) }
+
+// URLAs is the node's AMQP URL for another user than guest, on virtual host vhost (see Ctl to add
+// them).
+func (n *Node) URLAs(user, password, vhost string) string {
+	return (&url.URL{Scheme: "amqp", User: url.UserPassword(user, password), Host: n.Addr(), Path: "/" + vhost}).String()
+}
 
 // Addr is the node's AMQP address.
 func (n *Node) Addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }

@@ -21,6 +21,7 @@ import (
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/routing/msgauth/msgauthtest"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/sqlite"
 )
@@ -50,13 +51,13 @@ func routed(t *testing.T, clock siobroker.Clock, backends map[int]adapters.Backe
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := routing.NewDispatcher(routing.DispatcherConfig{Publisher: ps, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
+	d, err := routing.NewDispatcher(routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: ps, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
 		Clock: clock, Logger: quiet, Tracker: incidents.DispatcherTracker{T: tracker}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.AddHandlers(router, ps)
-	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "test", Backends: backends, Publisher: ps, Clock: clock, Logger: quiet})
+	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: "test", Backends: backends, Publisher: ps, Clock: clock, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

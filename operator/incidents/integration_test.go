@@ -16,6 +16,7 @@ import (
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/routing/msgauth/msgauthtest"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/sqlite"
 )
@@ -53,13 +54,13 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dispatcher, err := routing.NewDispatcher(routing.DispatcherConfig{Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + "incident-test",
+	dispatcher, err := routing.NewDispatcher(routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + "incident-test",
 		Clock: clock, Logger: logger, Tracker: incidents.DispatcherTracker{T: tracker}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dispatcher.AddHandlers(router, pubsub)
-	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: "stuck", Backends: backends, Publisher: pubsub, Clock: clock, Logger: logger})
+	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: "stuck", Backends: backends, Publisher: pubsub, Clock: clock, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,7 @@ type Metrics struct {
 	unauthSummed    *prometheus.CounterVec
 	crlReloads      *prometheus.CounterVec
 	rateLimited     *prometheus.CounterVec
+	transportAuth   *prometheus.CounterVec
 }
 
 // latencyBuckets (seconds) reach past the default service timeout of 30s.
@@ -102,6 +103,10 @@ func New(src Sources) *Metrics {
 			Name: Prefix + "crl_reloads_total",
 			Help: "Reloads of the CRL files (on SIGHUP or a file change), by result: applied, or refused (the CRLs in force stay; the log says why).",
 		}, []string{"result"}),
+		transportAuth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: Prefix + "transport_refused_total",
+			Help: "Transport messages refused as unauthenticated (routing/msgauth), by who refused them (broker: an answer; adapter: a service message, by the adapters in the broker's process) and why; each is dead-lettered with the reason.",
+		}, []string{"side", "reason"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: Prefix + "rate_limited_total",
 			Help: "Requests refused by the per-client and per-signer limits (http.limits), by the limit: client_rate, client_connections (before anything was read) or signer_rate (after the signature); each is journaled, or summarised past journal.unauthenticated_refusals.",
@@ -118,7 +123,7 @@ func New(src Sources) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.requestDuration, m.answerDuration, m.stageDuration, m.unauthRefusals, m.unauthSummed, m.crlReloads,
-		m.rateLimited,
+		m.rateLimited, m.transportAuth,
 		&snapshot{src: src, failures: make(map[string]uint64)},
 	)
 	return m
@@ -162,6 +167,13 @@ func (m *Metrics) ObserveUnauthenticatedRefusal(code siobroker.Code, summarised 
 	if summarised {
 		m.unauthSummed.WithLabelValues(c).Inc()
 	}
+}
+
+// ObserveTransportRefusal counts a transport message refused as unauthenticated: side is
+// "broker" (an answer) or "adapter" (a service message), reason one of the fixed reasons of
+// routing/msgauth, so the labels stay bounded.
+func (m *Metrics) ObserveTransportRefusal(side, reason string) {
+	m.transportAuth.WithLabelValues(side, reason).Inc()
 }
 
 // ObserveCRLReload counts a reload of the CRL files, applied or refused.

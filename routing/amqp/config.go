@@ -3,8 +3,11 @@
 // and Subscriber with the same topic names (schemas.ServiceTopic, schemas.RegistryTopic,
 // routing.ReplyTopicPrefix+instance).
 //
-// Addressing is queue-per-topic through the default exchange: publishing to topic T puts the
-// message on the queue named Prefix+T, and subscribing to T consumes that queue. Nothing is
+// Addressing is queue-per-topic: publishing to topic T puts the message on the queue named
+// Prefix+T, and subscribing to T consumes that queue. Requests and case checks go through the
+// default exchange; answers through the reply exchange (ReplyExchange, each broker's reply queue
+// bound to it under its name) and dead letters through the dead-letter exchange, so that a
+// RabbitMQ user of an adapter needs write permission on those two exchanges only. Nothing is
 // declared on publish or subscribe: Declare creates the service, registry and dead-letter
 // topology at start-up, NewBrokerTransport the broker instance's reply queue. A publish to a queue
 // that does not exist is an error (ErrUnroutable), never a silent loss.

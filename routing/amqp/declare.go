@@ -27,7 +27,8 @@ const (
 )
 
 // Declare declares the topology idempotently: the durable fanout dead-letter exchange, the
-// durable dead-letter queue bound to it, and a durable queue per service ("sio.service.NNN") and
+// durable direct reply exchange (ReplyExchange), the durable dead-letter queue bound to the
+// former, and a durable queue per service ("sio.service.NNN") and
 // per registry ("sio.registry.NAME") and per shared queue of Config.Queues, each with x-dead-letter-exchange set. Queues are quorum
 // queues unless cfg.ClassicQueues, or unless the server refuses one (then classic durable).
 // It dials once with back-off until ctx ends.
@@ -98,6 +99,9 @@ func declareAll(conn *amqp091.Connection, cfg Config, out *Declared) error {
 		return fmt.Errorf("amqp: declare dead-letter exchange %s: %w", cfg.name(cfg.DeadLetterExchange), err)
 	}
 	_ = ch.Close()
+	if err := declareReplyExchange(conn, cfg); err != nil {
+		return err
+	}
 
 	kind, err := declareQueue(conn, cfg, cfg.name(cfg.DeadLetterQueue), false)
 	if err != nil {

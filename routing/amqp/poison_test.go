@@ -35,7 +35,7 @@ func TestPoisonMessageEndsInDeadLetterQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.Publish(schemas.ServiceTopic(service), message.NewMessage("poison/11", payload)); err != nil {
+	if err := pub.Publish(schemas.ServiceTopic(service), brokerMade(t, "poison/11", payload)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -68,7 +68,8 @@ func TestPoisonMessageEndsInDeadLetterQueue(t *testing.T) {
 }
 
 // TestPoisonOnServiceQueueDeadLetteredWithReason: garbage on a service queue, and a request that
-// names no reply topic, cannot be answered; the adapter puts each in the dead-letter queue with
+// names no reply topic, cannot be answered (both authenticated, as a broker of another version
+// could make them: see permissions_test.go for unauthenticated ones); the adapter puts each in the dead-letter queue with
 // why, once (never silently away), and answers the good request behind them.
 func TestPoisonOnServiceQueueDeadLetteredWithReason(t *testing.T) {
 	const service = 12
@@ -84,7 +85,7 @@ func TestPoisonOnServiceQueueDeadLetteredWithReason(t *testing.T) {
 	runRouter(t, func(r *message.Router) { rt.AddHandlers(r, adapterTr.Subscriber()) })
 
 	pub := newTransport(t, cfg).Publisher()
-	if err := pub.Publish(schemas.ServiceTopic(service), message.NewMessage("garbage-1", []byte("\x00not a request"))); err != nil {
+	if err := pub.Publish(schemas.ServiceTopic(service), brokerMade(t, "garbage-1", []byte("\x00not a request"))); err != nil {
 		t.Fatal(err)
 	}
 	noReply, err := json.Marshal(schemas.ServiceRequest{RequestID: "noreply", MessageID: "m-noreply", Service: service,
@@ -92,7 +93,7 @@ func TestPoisonOnServiceQueueDeadLetteredWithReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.Publish(schemas.ServiceTopic(service), message.NewMessage("noreply/12", noReply)); err != nil {
+	if err := pub.Publish(schemas.ServiceTopic(service), brokerMade(t, "noreply/12", noReply)); err != nil {
 		t.Fatal(err)
 	}
 	out := d.Dispatch(ctxFor(t, 20*time.Second), []schemas.ServiceRequest{{RequestID: "good", Service: service,

@@ -161,8 +161,9 @@ func (p *publisher) open() (*pubChannel, error) {
 	return pc, nil
 }
 
-// Publish publishes each message, persistent and mandatory, to the queue named after topic,
-// and returns once the server has confirmed it. The first failure stops it.
+// Publish publishes each message, persistent and mandatory, to the queue named after topic (see
+// Config.route for the exchange it goes through), and returns once the server has confirmed it.
+// The first failure stops it.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	for _, msg := range msgs {
 		if err := p.publishOne(topic, msg); err != nil {
@@ -176,7 +177,11 @@ func (p *publisher) publishOne(topic string, msg *message.Message) (err error) {
 	if p.t.closed.Load() {
 		return ErrClosed
 	}
-	queue := p.t.cfg.name(topic)
+	exchange, key := p.t.cfg.route(topic)
+	queue := key // for the errors: the queue, or the exchange and routing key
+	if exchange != "" {
+		queue = fmt.Sprintf("exchange %s (key %q)", exchange, key)
+	}
 	publishing, err := p.t.marshaler.Marshal(msg)
 	if err != nil {
 		return fmt.Errorf("amqp: marshal message %s: %w", msg.UUID, err)
@@ -209,7 +214,7 @@ func (p *publisher) publishOne(topic string, msg *message.Message) (err error) {
 		}
 	}
 
-	dc, err := pc.ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, publishing)
+	dc, err := pc.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, publishing)
 	if err != nil {
 		if connectionLost(err) {
 			err = fmt.Errorf("%w: %w", ErrNotConnected, err)

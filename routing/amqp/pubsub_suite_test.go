@@ -18,7 +18,8 @@ import (
 // suite (tests.Features), as it runs in production: Config's defaults, quorum queues, the
 // topology Declare makes.
 var suiteFeatures = tests.Features{
-	// Addressing is queue-per-topic through the default exchange: every subscriber of a topic
+	// Addressing is queue-per-topic (through the default exchange, but for reply topics and the
+	// dead-letter queue, which the suite does not use): every subscriber of a topic
 	// consumes its one queue and competes for its messages, as the adapter processes of one
 	// service do. There is no fan-out to groups; a group would be a queue of its own.
 	ConsumerGroups: false,
@@ -124,6 +125,13 @@ func (s *suite) test(t *testing.T) *suiteTest {
 	cfg.Prefix = "wmsuite-" + s.run + "-" + strconv.FormatInt(s.count.Add(1), 10) + "."
 	st := &suiteTest{cfg: cfg, topics: map[string]*topicDeclared{}}
 	s.perTest[t.Name()] = st
+	// The topology without work queues (the exchanges, the dead-letter queue), as a broker
+	// declares it at start-up before a transport connects: New checks the reply exchange.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := Declare(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { // registered first, so it runs after the transports' Close
 		st.mu.Lock()
 		cfg := st.cfg

@@ -100,6 +100,10 @@ func New(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*Tran
 		_ = t.Close()
 		return nil, err
 	}
+	if err := checkExchange(conn, cfg.name(ReplyExchange)); err != nil {
+		_ = t.Close()
+		return nil, err
+	}
 
 	// A separate connection for consuming, as RabbitMQ advises: flow control blocks publishing
 	// connections.
@@ -114,7 +118,8 @@ func New(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*Tran
 }
 
 // NewBrokerTransport is New for a broker instance: it first declares the instance's reply queue
-// "sio.reply.<Instance>" (cfg.Instance is required).
+// "sio.reply.<Instance>" (cfg.Instance is required), and binds it to the reply exchange
+// (ReplyExchange, declared too), under its own name, through which adapters answer.
 //
 // The reply queue is durable (quorum, or classic durable), neither exclusive nor auto-delete, so
 // that answers survive a broker restart and a RabbitMQ restart. The trade-off is cleanup: a
@@ -135,11 +140,64 @@ func NewBrokerTransport(ctx context.Context, cfg Config, logger watermill.Logger
 		return nil, err
 	}
 	_, err = declareQueue(conn, cfg, cfg.replyQueue(), true)
+	if err == nil {
+		err = bindReplyQueue(conn, cfg)
+	}
 	_ = conn.Close()
 	if err != nil {
 		return nil, err
 	}
 	return New(ctx, cfg, logger)
+}
+
+// ReplyExchange is the direct exchange answers are published to, with the reply queue's name as
+// the routing key: publishing there, and to the dead-letter exchange, is all an adapter's
+// RabbitMQ user needs to be allowed to write (no write permission on the default exchange, which
+// reaches every queue). Each broker binds its reply queue to it.
+const ReplyExchange = "sio.replies"
+
+// declareReplyExchange declares ReplyExchange (durable, direct), idempotently.
+func declareReplyExchange(conn *amqp091.Connection, cfg Config) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("amqp: open channel: %w", err)
+	}
+	defer ch.Close()
+	if err := ch.ExchangeDeclare(cfg.name(ReplyExchange), amqp091.ExchangeDirect, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("amqp: declare reply exchange %s: %w", cfg.name(ReplyExchange), err)
+	}
+	return nil
+}
+
+// bindReplyQueue binds this instance's reply queue to ReplyExchange under its name, declaring the
+// exchange first.
+func bindReplyQueue(conn *amqp091.Connection, cfg Config) error {
+	if err := declareReplyExchange(conn, cfg); err != nil {
+		return err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("amqp: open channel: %w", err)
+	}
+	defer ch.Close()
+	if err := ch.QueueBind(cfg.replyQueue(), cfg.replyQueue(), cfg.name(ReplyExchange), false, nil); err != nil {
+		return fmt.Errorf("amqp: bind reply queue %s to %s: %w", cfg.replyQueue(), cfg.name(ReplyExchange), err)
+	}
+	return nil
+}
+
+// route is where a publish to topic goes: an answer to a reply topic through ReplyExchange, a
+// dead letter through the dead-letter exchange (a fanout to the dead-letter queue), anything
+// else through the default exchange straight to the queue named after the topic. exchange ""
+// is the default exchange; key is the routing key.
+func (c Config) route(topic string) (exchange, key string) {
+	switch {
+	case strings.HasPrefix(topic, routing.ReplyTopicPrefix):
+		return c.name(ReplyExchange), c.name(topic)
+	case topic == c.DeadLetterQueue:
+		return c.name(c.DeadLetterExchange), ""
+	}
+	return "", c.name(topic)
 }
 
 // ReplyTopic is the topic of this instance's reply queue (routing.ReplyTopicPrefix + Instance):
@@ -192,6 +250,20 @@ func (t *Transport) Close() error {
 		t.closeErr = errors.Join(errs...)
 	})
 	return t.closeErr
+}
+
+// checkExchange verifies with a passive declare that the exchange exists: answers go through it,
+// and a publish to an exchange that does not exist closes the channel instead of failing.
+func checkExchange(conn *amqp091.Connection, name string) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("amqp: open channel: %w", err)
+	}
+	if err := ch.ExchangeDeclarePassive(name, amqp091.ExchangeDirect, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("amqp: exchange %s not declared (a broker of this version declares it when it starts): %w", name, err)
+	}
+	_ = ch.Close()
+	return nil
 }
 
 // checkQueues verifies with passive declares that every queue exists.

@@ -23,6 +23,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/routing"
+	"github.com/sio-pso/siobroker/routing/msgauth/msgauthtest"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -83,6 +84,7 @@ func deleteTopology(t *testing.T, cfg Config) {
 	}
 	if ch, err := conn.Channel(); err == nil {
 		_ = ch.ExchangeDelete(cfg.name(cfg.DeadLetterExchange), false, false)
+		_ = ch.ExchangeDelete(cfg.name(ReplyExchange), false, false)
 		_ = ch.Close()
 	}
 }
@@ -382,10 +384,26 @@ func startAdapter(t *testing.T, cfg Config, name string, services []int, c *coun
 	runRouter(t, func(r *message.Router) { rt.AddHandlers(r, tr.Subscriber()) })
 }
 
-// newAdapterRuntime builds an adapter runtime from cfg, on the system clock and the quiet logger.
+// brokerMade is a service message as the tests' broker makes it (msgauthtest): authenticated
+// for msgauthtest.Adapter, whatever its payload, so that a test reaches what the adapter does
+// with it after the authentication.
+func brokerMade(t *testing.T, uuid string, payload []byte) *message.Message {
+	t.Helper()
+	msg := message.NewMessage(uuid, payload)
+	if err := msgauthtest.Broker().SignRequest(msgauthtest.Adapter, msg.Metadata, msg.Payload, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// newAdapterRuntime builds an adapter runtime from cfg, on the system clock and the quiet logger,
+// with the tests' keys (msgauthtest) unless cfg has its own.
 func newAdapterRuntime(t *testing.T, cfg routing.AdapterConfig) *routing.AdapterRuntime {
 	t.Helper()
 	cfg.Clock, cfg.Logger = siobroker.SystemClock{}, quietLogger
+	if cfg.Auth == nil {
+		cfg.Auth = msgauthtest.AdapterKeys(msgauthtest.Adapter)
+	}
 	rt, err := routing.NewAdapterRuntime(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -401,10 +419,14 @@ func startBroker(t *testing.T, cfg Config, instance string) *routing.Dispatcher 
 	return d
 }
 
-// newDispatcher builds a dispatcher from cfg, on the system clock and the quiet logger.
+// newDispatcher builds a dispatcher from cfg, on the system clock and the quiet logger, with the
+// tests' keys (msgauthtest: every service to msgauthtest.Adapter) unless cfg has its own.
 func newDispatcher(t *testing.T, cfg routing.DispatcherConfig) *routing.Dispatcher {
 	t.Helper()
 	cfg.Clock, cfg.Logger = siobroker.SystemClock{}, quietLogger
+	if cfg.Auth == nil {
+		cfg.Auth, cfg.AdapterOf = msgauthtest.Broker(), msgauthtest.AllTo(msgauthtest.Adapter)
+	}
 	d, err := routing.NewDispatcher(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -3,20 +3,25 @@
 // message.HandlerFunc in a file of its own, and routing.AdapterRuntime stacks them around a small
 // core handler that asks the backend. The stack, outermost first:
 //
-//	Decode      reads the request into the message's context; dead-letters one nobody can answer
-//	Publish     sends every answer made below it to the request's reply topic
-//	Served      refuses at once a service the adapter does not serve on this queue
-//	Dedup       gives a redelivered copy of an answered request the earlier answer
-//	Deadline    bounds everything below by the request's deadline
-//	Ledger      claims the request, so that one adapter process asks the source; answers a copy
-//	            from the answer it kept
-//	Outcome     turns the source's failures into answers
-//	DeadLetter  puts a request the source kept failing on the dead-letter topic
-//	Retry       asks again after a transient source error, with back-off
-//	(core)      asks the backend
+//	Authenticate  checks that the broker made the message for this adapter; dead-letters any other
+//	Decode        reads the request into the message's context; dead-letters one nobody can answer
+//	Publish       sends every answer made below it to the request's reply topic
+//	SignAnswers   authenticates every answer made below it, for the broker to check
+//	Served        refuses at once a service the adapter does not serve on this queue
+//	Dedup         gives a redelivered copy of an answered request the earlier answer
+//	Deadline      bounds everything below by the request's deadline
+//	Ledger        claims the request, so that one adapter process asks the source; answers a copy
+//	              from the answer it kept
+//	Outcome       turns the source's failures into answers
+//	DeadLetter    puts a request the source kept failing on the dead-letter topic
+//	Retry         asks again after a transient source error, with back-off
+//	(core)        asks the backend
 //
-// Why in that order: Publish sits above everything that answers, so that every answer, the
-// adapter's refusals included, goes out one way, with the delivery's own context. Served comes
+// Why in that order: Authenticate comes first, so that nothing is done with a message the broker
+// did not make, not even reading it, and a forged one never reaches the ledger or the source.
+// Publish sits above everything that answers, so that every answer, the adapter's refusals
+// included, goes out one way, with the delivery's own context; SignAnswers, right below it,
+// authenticates each with the key of its request. Served comes
 // before Dedup, so that a request the routing table sends to the wrong queue is refused even when
 // this process answered an earlier copy on another queue. Dedup comes before Deadline and Ledger,
 // so that a lost answer is given again even after the deadline and without asking the ledger, and

@@ -86,6 +86,9 @@ func (t *Table) Timeout(n int) time.Duration {
 	return t.DefaultTimeout
 }
 
+// Adapter returns the adapter service n is routed to; "" when it has no route.
+func (t *Table) Adapter(n int) string { return t.routes[n].Adapter }
+
 // Queue returns the queue of service n, or the service's own queue when it has no route.
 func (t *Table) Queue(n int) string {
 	if r, ok := t.routes[n]; ok {
@@ -347,3 +350,6 @@ func (l *Live) Timeout(n int) time.Duration { return l.Table().Timeout(n) }
 
 // Queue is Table.Queue on the table in force.
 func (l *Live) Queue(n int) string { return l.Table().Queue(n) }
+
+// Adapter is Table.Adapter on the table in force.
+func (l *Live) Adapter(n int) string { return l.Table().Adapter(n) }

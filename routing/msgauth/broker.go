@@ -1,0 +1,138 @@
+package msgauth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sio-pso/siobroker/schemas"
+)
+
+// DefaultValidity is BrokerConfig.Validity when it is left zero.
+const DefaultValidity = time.Hour
+
+// BrokerConfig is what a Broker is built from.
+type BrokerConfig struct {
+	// Master is the key service messages are made with. Required.
+	Master Master
+	// Previous is the master key before a rotation, whose adapters' keys are still accepted on
+	// answers until PreviousUntil (required with Previous). Zero: none.
+	Previous      Master
+	PreviousUntil time.Time
+	// Validity is how long after its deadline a service message is accepted by its adapter:
+	// long enough for `siobroker dlq replay` to send back a request an adapter gave up on, short
+	// enough that a captured message soon stops working. Default DefaultValidity.
+	Validity time.Duration
+}
+
+// Broker is the broker's side: it authenticates the service messages it sends and checks the
+// answers it gets. It is safe for concurrent use.
+type Broker struct {
+	master, previous Master
+	until            time.Time
+	validity         time.Duration
+}
+
+// NewBroker returns the broker's side of cfg.
+func NewBroker(cfg BrokerConfig) (*Broker, error) {
+	var errs []error
+	if cfg.Master.IsZero() {
+		errs = append(errs, errors.New("msgauth: BrokerConfig.Master is required"))
+	}
+	if !cfg.Previous.IsZero() && cfg.PreviousUntil.IsZero() {
+		errs = append(errs, errors.New("msgauth: BrokerConfig.PreviousUntil is required with Previous"))
+	}
+	if cfg.Validity < 0 {
+		errs = append(errs, fmt.Errorf("msgauth: BrokerConfig.Validity must not be negative, got %s", cfg.Validity))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Validity == 0 {
+		cfg.Validity = DefaultValidity
+	}
+	return &Broker{master: cfg.Master, previous: cfg.Previous, until: cfg.PreviousUntil, validity: cfg.Validity}, nil
+}
+
+// Validity is how long after its deadline a service message is accepted.
+func (b *Broker) Validity() time.Duration { return b.validity }
+
+// KeyOf returns adapter's current key: what `siobroker transport-key derive` writes, and what an
+// in-process adapter is given.
+func (b *Broker) KeyOf(adapter string) (Key, error) { return b.master.Derive(adapter) }
+
+// SignRequest authenticates a service message for adapter, whose metadata meta already holds its
+// request id, service and reply topic: it sets the schemas.MetaAuth* keys, the expiry being the
+// message's deadline (zero: now) plus the validity.
+func (b *Broker) SignRequest(adapter string, meta map[string]string, payload []byte, deadline time.Time) error {
+	k, err := b.master.Derive(adapter)
+	if err != nil {
+		return err
+	}
+	if deadline.IsZero() {
+		deadline = time.Now()
+	}
+	meta[schemas.MetaAuthAdapter] = k.adapter
+	meta[schemas.MetaAuthKey] = k.ID()
+	meta[schemas.MetaAuthExpires] = deadline.Add(b.validity).UTC().Format(time.RFC3339)
+	meta[schemas.MetaAuthMAC] = encodeMAC(mac(k.secret, kindRequest, requestFields(meta), payload))
+	return nil
+}
+
+// CheckAnswer returns an *Error unless meta and payload, an answer, carry a MAC made with the key
+// of adapter, the adapter its service is routed to: its current key, or the previous master's
+// until PreviousUntil (now is when the answer is checked).
+func (b *Broker) CheckAnswer(adapter string, meta map[string]string, payload []byte, now time.Time) error {
+	sum, rerr := received(meta)
+	if rerr != nil {
+		return rerr
+	}
+	if by := meta[schemas.MetaAuthAdapter]; by != adapter {
+		return refuse(ReasonWrongAdapter, "the answer was made by adapter %s, but the service is routed to adapter %s", quote(by), quote(adapter))
+	}
+	id := meta[schemas.MetaAuthKey]
+	k, err := b.master.Derive(adapter)
+	if err != nil {
+		return refuse(ReasonWrongAdapter, "%v", err)
+	}
+	if id != k.ID() {
+		k, rerr = b.previousKey(adapter, id, now)
+		if rerr != nil {
+			return rerr
+		}
+	}
+	if !equalMAC(sum, mac(k.secret, kindAnswer, answerFields(meta), payload)) {
+		return refuse(ReasonMismatch, "the answer's authenticator does not match it: it was altered, or made with another key than adapter %s's", adapter)
+	}
+	return nil
+}
+
+// previousKey returns adapter's key of the previous master key when id names it and it is still
+// accepted at now.
+func (b *Broker) previousKey(adapter, id string, now time.Time) (Key, *Error) {
+	current, _ := b.master.Derive(adapter)
+	if !b.previous.IsZero() {
+		k, err := b.previous.Derive(adapter)
+		if err == nil && k.ID() == id {
+			if now.After(b.until) {
+				return Key{}, refuse(ReasonUnknownKey, "the answer was made with adapter %s's previous key %s, accepted until %s only",
+					adapter, id, b.until.UTC().Format(time.RFC3339))
+			}
+			return k, nil
+		}
+	}
+	return Key{}, refuse(ReasonUnknownKey, "the answer was made with key %s, which is not adapter %s's (%s)", quote(id), adapter,
+		strings.Join(b.ids(current, adapter, now), ", "))
+}
+
+// ids lists the ids of adapter's keys the broker accepts at now, for a refusal.
+func (b *Broker) ids(current Key, adapter string, now time.Time) []string {
+	out := []string{"current " + current.ID()}
+	if !b.previous.IsZero() && !now.After(b.until) {
+		if k, err := b.previous.Derive(adapter); err == nil {
+			out = append(out, "previous "+k.ID())
+		}
+	}
+	return out
+}
