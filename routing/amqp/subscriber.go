@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -196,12 +197,46 @@ func (s *subscriber) handOver(ctx context.Context, d amqp091.Delivery, out chan<
 				watermill.LogFields{"message_id": d.MessageId, "error": err.Error()})
 		}
 	case <-msg.Nacked():
-		_ = d.Reject(true)
+		// Held a moment before it is given back, longer each time: given back at once, a
+		// delivery that failed for a passing reason (a store busy while the broker starts, a
+		// source restarting) came straight back, failed again within milliseconds, and reached
+		// the queue's delivery limit before the reason passed. The pause keeps this consumer's
+		// slot, which slows a failing queue rather than spinning on it.
+		t := time.NewTimer(failedBackoff(d.Headers[MetaDeliveryCount]))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			_ = d.Reject(true)
+		case <-s.t.closing:
+			_ = d.Nack(false, true)
+			return false
+		}
 	case <-s.t.closing:
 		_ = d.Nack(false, true)
 		return false
 	}
 	return true
+}
+
+// Pause before a failed delivery is given back: failedBackoffMin after its first delivery,
+// doubling with each redelivery RabbitMQ counted, up to failedBackoffMax. With the default
+// delivery limit of 5, a delivery that keeps failing is dead-lettered after about 8 s.
+const (
+	failedBackoffMin = 250 * time.Millisecond
+	failedBackoffMax = 5 * time.Second
+)
+
+// failedBackoff is the pause before a failed delivery whose x-delivery-count header is count
+// (absent on a first delivery) is given back.
+func failedBackoff(count any) time.Duration {
+	// The header's integer type is the server's choice (RabbitMQ 3.10 sends a small count as
+	// a byte); its decimal form is the same whatever it is.
+	n, _ := strconv.ParseInt(fmt.Sprint(count), 10, 64)
+	wait := failedBackoffMin
+	for i := int64(0); i < n && wait < failedBackoffMax; i++ {
+		wait *= 2
+	}
+	return min(wait, failedBackoffMax)
 }
 
 // checkQueue verifies with a passive declare that queue exists, so that a subscription to a

@@ -777,3 +777,43 @@ func TestDeadLetterLimitWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestPassingFailureOutlivesTheDeliveryLimit: a delivery that fails for a reason that passes
+// within a second or so (a store busy while the broker starts) is given back after a pause that
+// grows with each redelivery, not at once: given back at once, it failed again within
+// milliseconds and reached the queue's delivery limit before the reason passed. Here the handler
+// fails for 1.5 s under a delivery limit of 5, and the message is handled, not dead-lettered.
+func TestPassingFailureOutlivesTheDeliveryLimit(t *testing.T) {
+	cfg := testConfig(t, []int{8}, nil)
+	cfg.DeliveryLimit = 5
+	if err := Declare(ctxFor(t, 10*time.Second), cfg); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransport(t, cfg)
+	var attempts atomic.Int32
+	var start time.Time
+	done := make(chan struct{})
+	runRouter(t, func(r *message.Router) {
+		r.AddConsumerHandler("failing-a-while", schemas.ServiceTopic(8), tr.Subscriber(), func(msg *message.Message) error {
+			attempts.Add(1)
+			if time.Since(start) < 1500*time.Millisecond {
+				return errors.New("the store takes no writes yet")
+			}
+			close(done)
+			return nil
+		})
+	})
+	start = time.Now()
+	if err := tr.Publisher().Publish(schemas.ServiceTopic(8), message.NewMessage("passing-1", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		letters, _ := ListDeadLetters(ctxFor(t, 10*time.Second), cfg, 10)
+		t.Fatalf("not handled after %d attempts; dead letters: %+v", attempts.Load(), letters)
+	}
+	if n := attempts.Load(); n > 5 {
+		t.Errorf("%d attempts in 1.5 s of failure, want the pauses to space them (at most 5)", n)
+	}
+}
