@@ -17,6 +17,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/signing/gostx509"
 )
 
 // Placement says where a signature sits in the envelope, and how a reply is signed in return.
@@ -426,7 +427,7 @@ func (v *Verifier) digestReferences(sig *etree.Element, refs []reference, target
 		if err != nil {
 			return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "%s cannot be canonicalised", ref.uri)
 		}
-		h := digestMethods[ref.digestMethod].New()
+		h := digestMethods[ref.digestMethod]()
 		h.Write(content)
 		if subtle.ConstantTimeCompare(h.Sum(nil), ref.digestValue) != 1 {
 			return nil, siobroker.Errorf(siobroker.CodeSigInvalid, "digest of %s does not match", ref.uri)
@@ -674,6 +675,9 @@ func inclusivePrefixList(el *etree.Element, m c14nMethod) (string, error) {
 
 // verifySignatureValue checks value over the canonical SignedInfo with the certificate's key.
 func verifySignatureValue(cert *x509.Certificate, alg string, m signatureMethod, signedInfo, value []byte) error {
+	if m.key == keyGOST || gostx509.HasGOSTKey(cert) {
+		return verifyGOSTSignatureValue(cert, alg, m, signedInfo, value)
+	}
 	h := m.hash.New()
 	h.Write(signedInfo)
 	digest := h.Sum(nil)
