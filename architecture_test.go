@@ -29,7 +29,7 @@ var importRules = map[string][]string{
 	"schemas":          {"."},
 	"schemas/soap":     {".", "schemas", "internal/xmlchild"},
 	"signing":          {".", "schemas", "internal/xmlchild", "signing/gost", "signing/gostx509"},
-	"signing/devpki":   {".", "internal/private"},
+	"signing/devpki":   {".", "internal/private", "signing/gost", "signing/gostx509"},
 	"signing/gost":     {},
 	"signing/gostx509": {"signing/gost"},
 	"signing/intake":   {".", "schemas/soap", "signing"},
