@@ -39,5 +39,8 @@
 //     pays for canonicalising the Body. Canonicalisation is linear in the document (no copy of
 //     the namespace map per element).
 //
+// VerifyDocument (document.go) checks the signatures of any document, not only the broker's
+// placements, as xmlsec1 --verify does: what siobroker verify prints.
+//
 // Every refusal is a *siobroker.Error with one of the signature or certificate codes.
 package signing

@@ -109,7 +109,11 @@ func rewriteSignature(t *testing.T, doc *etree.Document, sigAlg, digestAlg, c14n
 	si := sig.SelectElement("ds:SignedInfo")
 	si.SelectElement("ds:CanonicalizationMethod").SelectAttr("Algorithm").Value = c14n
 	si.SelectElement("ds:SignatureMethod").SelectAttr("Algorithm").Value = sigAlg
-	scan := scanDocument(doc.Root())
+	// "ref" names an element too, for the test of VerifyDocument's IDAttributes.
+	ids, err := documentIDs(doc.Root(), []string{"ref"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, ref := range si.SelectElements("ds:Reference") {
 		ref.SelectElement("ds:DigestMethod").SelectAttr("Algorithm").Value = digestAlg
 		var exclude *etree.Element
@@ -120,7 +124,7 @@ func rewriteSignature(t *testing.T, doc *etree.Document, sigAlg, digestAlg, c14n
 				a.Value = c14n
 			}
 		}
-		target := scan.ids[strings.TrimPrefix(ref.SelectAttrValue("URI", ""), "#")].el
+		target := ids[strings.TrimPrefix(ref.SelectAttrValue("URI", ""), "#")].el
 		content, err := canonicalize(target, c14nMethods[c14n], "", exclude)
 		if err != nil {
 			t.Fatal(err)

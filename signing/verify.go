@@ -339,6 +339,9 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 	}
 	targets := make([]*etree.Element, len(refs))
 	for i := range refs {
+		if refs[i].uri == "" {
+			return res, siobroker.Errorf(siobroker.CodeSigReference, "the Reference URI %q is not a same-document #Id reference", refs[i].uri)
+		}
 		if targets[i], err = resolve(&refs[i]); err != nil {
 			return res, err
 		}
@@ -579,7 +582,8 @@ func readReference(r *etree.Element) (reference, error) {
 		return ref, siobroker.Errorf(siobroker.CodeSigReference, "the Reference has no URI")
 	}
 	ref.uri = uriAttr.Value
-	if !strings.HasPrefix(ref.uri, "#") || len(ref.uri) < 2 {
+	// "" is the whole document, which only VerifyDocument takes; verifySignature refuses it.
+	if ref.uri != "" && (!strings.HasPrefix(ref.uri, "#") || len(ref.uri) < 2) {
 		return ref, siobroker.Errorf(siobroker.CodeSigReference, "the Reference URI %q is not a same-document #Id reference", ref.uri)
 	}
 	var transforms, dms, dvs []*etree.Element

@@ -93,7 +93,9 @@ var commands = []command{
 		{"export", "print the access-rights tables (Appendices 1 and 2) as JSON", rightsExport},
 		{"check", "explain whether a role may ask for a service under a basis", rightsCheck}}},
 	{name: "devpki", group: groupFiles, run: cmdDevPKI,
-		summary: "write a development PKI: root CA, CRL, broker and demo user certificates"},
+		summary: "write a development PKI (RSA, ECDSA or GOST): root CA, CRL, broker and demo user certificates"},
+	{name: "verify", group: groupFiles, run: cmdVerify,
+		summary: "verify the XML-DSig signatures of a file (enveloped or WS-Security; RSA, ECDSA or GOST) against trusted certificates and CRLs, as xmlsec1 --verify does"},
 }
 
 // lookup returns the command named name.
