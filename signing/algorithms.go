@@ -60,14 +60,6 @@ type signatureMethod struct {
 	gost gost.KeyAlgorithm // keyGOST: the one key algorithm that signs with it
 }
 
-// newHash returns the hash the method signs.
-func (m signatureMethod) newHash() hash.Hash {
-	if m.key == keyGOST {
-		return m.gost.NewHash()
-	}
-	return m.hash.New()
-}
-
 // signatureMethods is the SignatureMethod allowlist.
 var signatureMethods = map[string]signatureMethod{
 	AlgRSASHA256:    {hash: crypto.SHA256, key: keyRSA},
