@@ -268,6 +268,33 @@ func TestGOSTHostile(t *testing.T) {
 			wantRefusal(t, v, err, siobroker.CodeCertRevoked, "revoked")
 		}
 	})
+	t.Run("key usage of GOST certificates", func(t *testing.T) {
+		// An authentication certificate (clientAuth only), one without digitalSignature, and a CA
+		// certificate with a person's IIN: SIO-CERT-USAGE, as for RSA.
+		auth := gostUserTemplate(fixture.now)
+		auth.KeyUsage, auth.ExtKeyUsage = x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		noSig := gostUserTemplate(fixture.now)
+		noSig.KeyUsage = x509.KeyUsageContentCommitment
+		ca := gostCATemplate("ИВАНОВ ИВАН", fixture.now)
+		ca.Subject.SerialNumber = gostUserTemplate(fixture.now).Subject.SerialNumber
+		ca.KeyUsage |= x509.KeyUsageDigitalSignature
+		for _, tc := range []struct {
+			tmpl *x509.Certificate
+			msg  string
+		}{
+			{auth, "none of the signing ones"},
+			{noSig, "lacks the digitalSignature key usage"},
+			{ca, "is a CA certificate"},
+		} {
+			c := gostCert(t, gost.KZ2015_512, tc.tmpl, &f512.root)
+			s, err := NewSigner(c.cert, c.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := f512.verify(t, signed(t, s, PlacementWSSE))
+			wantRefusal(t, v, err, siobroker.CodeCertUsage, tc.msg)
+		}
+	})
 	t.Run("a signature wrapped out of the Body", func(t *testing.T) {
 		doc := signed(t, f512.user, PlacementWSSE)
 		// The signed Body moves into the header; a new Body with another query takes its place.
