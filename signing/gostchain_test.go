@@ -309,3 +309,30 @@ func writeDERCert(t *testing.T, file string) string {
 	}
 	return writePEMCerts(t, cert)
 }
+
+// A CRL fetched from a distribution point may be signed with GOST: it is put in force against the
+// GOST CA (a root, or an intermediate met in a verified GOST chain), revokes, and one signed by
+// another key of the same name is refused.
+func TestGOSTFetchedCRL(t *testing.T) {
+	now := fixture.now
+	root := gostCert(t, gost.KZ2015_512, gostCATemplate("GOST fetch root", now), nil)
+	mid := gostCert(t, gost.KZ2015_512, gostCATemplate("GOST fetch intermediate", now), &root)
+	user := gostCert(t, gost.KZ2015_512, gostUserTemplate(now), &mid)
+	store, err := NewTrustStore([]*x509.Certificate{root.cert}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := gostCert(t, gost.KZ2015_512, gostCATemplate("GOST fetch intermediate", now), nil)
+	if _, _, err := store.PutFetchedCRL(FetchedCRL{Source: "http://crl.invalid/mid.crl", CRL: gostCRL(t, impostor, now, user.cert)}, now); err == nil {
+		t.Fatal("a CRL signed by another key of the intermediate's name was put in force")
+	}
+	// The intermediate, given beside its CRL, must chain to the root: through gostchain.go.
+	issuer, changed, err := store.PutFetchedCRL(FetchedCRL{Source: "http://crl.invalid/mid.crl", CRL: gostCRL(t, mid, now, user.cert), Issuer: mid.cert}, now)
+	if err != nil || !changed || !issuer.Equal(mid.cert) {
+		t.Fatalf("the intermediate's GOST CRL: issuer %v, changed %v, %v", issuer, changed, err)
+	}
+	wantChainCode(t, "revoked by the fetched GOST CRL", store.VerifyChain(user.cert, []*x509.Certificate{mid.cert}, now), siobroker.CodeCertRevoked, "")
+	if _, _, err := store.PutFetchedCRL(FetchedCRL{Source: "http://crl.invalid/root.crl", CRL: gostCRL(t, root, now)}, now); err != nil {
+		t.Errorf("the root's GOST CRL: %v", err)
+	}
+}
