@@ -26,12 +26,13 @@ const module = "github.com/sio-pso/siobroker"
 var importRules = map[string][]string{
 	".": {},
 
-	"schemas":        {"."},
-	"schemas/soap":   {".", "schemas", "internal/xmlchild"},
-	"signing":        {".", "schemas", "internal/xmlchild"},
-	"signing/devpki": {".", "internal/private"},
-	"signing/gost":   {},
-	"signing/intake": {".", "schemas/soap", "signing"},
+	"schemas":          {"."},
+	"schemas/soap":     {".", "schemas", "internal/xmlchild"},
+	"signing":          {".", "schemas", "internal/xmlchild", "signing/gost", "signing/gostx509"},
+	"signing/devpki":   {".", "internal/private", "signing/gost", "signing/gostx509"},
+	"signing/gost":     {},
+	"signing/gostx509": {"signing/gost"},
+	"signing/intake":   {".", "schemas/soap", "signing"},
 	// Network revocation (CRL fetching, OCSP) is apart from signing, which stays without I/O
 	// but for the files it is given.
 	"signing/revocation": {".", "signing", "internal/private"},

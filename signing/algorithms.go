@@ -2,8 +2,11 @@ package signing
 
 import (
 	"crypto"
-	_ "crypto/sha256" // registers crypto.SHA256 for crypto.Hash.New
-	_ "crypto/sha512" // registers crypto.SHA512 for crypto.Hash.New
+	"crypto/sha256" // also registers crypto.SHA256 for crypto.Hash.New
+	"crypto/sha512" // also registers crypto.SHA512 for crypto.Hash.New
+	"hash"
+
+	"github.com/sio-pso/siobroker/signing/gost"
 )
 
 // Algorithm identifiers. Only those in the allowlists below are accepted on verify; the rest are
@@ -26,30 +29,62 @@ const (
 	AlgEnvelopedSignature = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 )
 
+// The GOST algorithms of the Kazakh national PKI (НУЦ РК) as Kalkan, its library, writes them in
+// XML-DSig (issue 17, established on real Kalkan signatures; the 256-bit pair as Kalkan's own
+// table names it). A GOST 34.10-2015 key signs with Streebog of its size, a GOST 34.310-2004 key
+// with GOST 34.311-95; the SignatureValue is r then s, each little-endian, over the hash of the
+// canonical SignedInfo read as a little-endian integer, and a DigestValue is the hash's bytes as
+// the hash returns them (signing/gost, the Kazakh convention).
+const (
+	AlgGOST2015_512 = "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:gostr34102015-gostr34112015-512"
+	AlgGOST2015_256 = "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:gostr34102015-gostr34112015-256"
+	AlgGOST2004     = "http://www.w3.org/2001/04/xmldsig-more#gost34310-gost34311"
+
+	AlgDigestGOST2015_512 = "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:gostr34112015-512"
+	AlgDigestGOST2015_256 = "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:gostr34112015-256"
+	AlgDigestGOST34311    = "http://www.w3.org/2001/04/xmldsig-more#gost34311"
+)
+
 // keyKind is the public-key family a signature method needs.
 type keyKind int
 
 const (
 	keyRSA keyKind = iota + 1
 	keyECDSA
+	keyGOST
 )
 
 type signatureMethod struct {
-	hash crypto.Hash
+	hash crypto.Hash // RSA and ECDSA
 	key  keyKind
+	gost gost.KeyAlgorithm // keyGOST: the one key algorithm that signs with it
 }
 
 // signatureMethods is the SignatureMethod allowlist.
 var signatureMethods = map[string]signatureMethod{
-	AlgRSASHA256:   {crypto.SHA256, keyRSA},
-	AlgRSASHA512:   {crypto.SHA512, keyRSA},
-	AlgECDSASHA256: {crypto.SHA256, keyECDSA},
+	AlgRSASHA256:    {hash: crypto.SHA256, key: keyRSA},
+	AlgRSASHA512:    {hash: crypto.SHA512, key: keyRSA},
+	AlgECDSASHA256:  {hash: crypto.SHA256, key: keyECDSA},
+	AlgGOST2015_512: {key: keyGOST, gost: gost.KZ2015_512},
+	AlgGOST2015_256: {key: keyGOST, gost: gost.KZ2015_256},
+	AlgGOST2004:     {key: keyGOST, gost: gost.KZ2004},
+}
+
+// gostMethods are the SignatureMethod and DigestMethod a GOST key of each Kazakh algorithm signs
+// with; keys of the other GOST algorithms (RFC 9215's) have no XML-DSig algorithm here.
+var gostMethods = map[gost.KeyAlgorithm][2]string{
+	gost.KZ2015_512: {AlgGOST2015_512, AlgDigestGOST2015_512},
+	gost.KZ2015_256: {AlgGOST2015_256, AlgDigestGOST2015_256},
+	gost.KZ2004:     {AlgGOST2004, AlgDigestGOST34311},
 }
 
 // digestMethods is the DigestMethod allowlist.
-var digestMethods = map[string]crypto.Hash{
-	AlgDigestSHA256: crypto.SHA256,
-	AlgDigestSHA512: crypto.SHA512,
+var digestMethods = map[string]func() hash.Hash{
+	AlgDigestSHA256:       sha256.New,
+	AlgDigestSHA512:       sha512.New,
+	AlgDigestGOST2015_512: gost.NewStreebog512,
+	AlgDigestGOST2015_256: gost.NewStreebog256,
+	AlgDigestGOST34311:    gost.NewGOST94,
 }
 
 // c14nMethod describes one allowed canonicalisation algorithm.

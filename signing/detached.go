@@ -12,13 +12,19 @@ import (
 	"fmt"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/signing/gostx509"
 )
 
 // SignDetached returns a detached signature of data with the signer's key: SHA-256 with RSA
 // PKCS#1 v1.5, or SHA-256 with ECDSA P-256 in ASN.1 DER form. Both are what
 // "openssl dgst -sha256 -sign KEY" writes, so a signature can be checked offline with
-// "openssl dgst -sha256 -verify PUBKEY -signature SIG DATA" as well as with VerifyDetached.
+// "openssl dgst -sha256 -verify PUBKEY -signature SIG DATA" as well as with VerifyDetached. A GOST
+// key signs the hash of its algorithm (Streebog of its size, GOST 34.311-95 for a 2004 key) in
+// the Kazakh convention, r then s, each little-endian, as in its XML signatures.
 func (s *Signer) SignDetached(data []byte) ([]byte, error) {
+	if s.gost != 0 {
+		return s.signGOST(data)
+	}
 	digest := sha256.Sum256(data)
 	// For an RSA key, crypto.SHA256 as the options selects PKCS#1 v1.5; an ECDSA key returns DER.
 	sig, err := s.key.Sign(rand.Reader, digest[:], crypto.SHA256)
@@ -36,10 +42,14 @@ func (s *Signer) Chain() []*x509.Certificate {
 // VerifyDetached checks a detached signature made by SignDetached: sig over data with the key of
 // cert. It checks the signature only, not the certificate: verify the chain with
 // TrustStore.VerifyChain. A signature that does not verify is CodeSigInvalid; a key the broker does
-// not sign with (RSA under 2048 bits, a curve other than P-256) is CodeSigAlgorithm.
+// not sign with (RSA under 2048 bits, a curve other than P-256) is CodeSigAlgorithm. A GOST key's
+// signature is checked as SignDetached makes it.
 func VerifyDetached(cert *x509.Certificate, data, sig []byte) error {
 	if cert == nil {
 		return siobroker.Errorf(siobroker.CodeSigInvalid, "detached signature: no certificate")
+	}
+	if gostx509.HasGOSTKey(cert) {
+		return verifyGOSTDetached(cert, data, sig)
 	}
 	digest := sha256.Sum256(data)
 	bad := func(cause error) error {

@@ -19,13 +19,17 @@
 //     attacker wraps around or beside the signed element cannot reach the caller.
 //   - Exactly one Reference, pointing at exactly the element of the placement; Ids must be unique in
 //     the document; a ds:Signature anywhere else is refused.
-//   - An algorithm allowlist: rsa-sha256, rsa-sha512 and ecdsa-sha256 (r||s), digests sha256 and
-//     sha512, canonicalisation exc-c14n or c14n 1.0. SHA-1 and GOST are refused.
+//   - An algorithm allowlist: rsa-sha256, rsa-sha512 and ecdsa-sha256 (r||s); the GOST algorithms
+//     of the national PKI as Kalkan names them (GOST 34.10-2015 512 and 256, GOST 34.310-2004;
+//     gostsig.go), each only with a key of its own kind; digests sha256, sha512, Streebog-512 and
+//     -256 and GOST 34.311-95; canonicalisation exc-c14n or c14n 1.0. SHA-1 is refused.
 //   - The signer certificate comes from KeyInfo/X509Data, is chained to the configured roots at the
 //     message time and checked against every CRL in force (from the files, and fetched from
 //     distribution points by package revocation), then, under the trust store's OCSPPolicy, with
 //     the OCSP responder it names. The signer's IIN comes from the certificate subject
-//     (serialNumber "IIN" + 12 digits), never from the message body.
+//     (serialNumber "IIN" + 12 digits), never from the message body. A certificate signed with
+//     GOST is chained in gostchain.go, crypto/x509 knowing no GOST; CRLs signed with GOST are
+//     checked alike (signing/gostx509).
 //   - A request signer's certificate must be meant to sign (SignerUsage): not a CA, the
 //     digitalSignature key usage, and a signing extended key usage where it has any, or it is
 //     refused with SIO-CERT-USAGE.
@@ -34,6 +38,9 @@
 //     canonicalised and digested, the Body last; so an unsigned envelope or a bad signature never
 //     pays for canonicalising the Body. Canonicalisation is linear in the document (no copy of
 //     the namespace map per element).
+//
+// VerifyDocument (document.go) checks the signatures of any document, not only the broker's
+// placements, as xmlsec1 --verify does: what siobroker verify prints.
 //
 // Every refusal is a *siobroker.Error with one of the signature or certificate codes.
 package signing

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/sio-pso/siobroker/signing/gostx509"
 )
 
 // Bounds of what verified chains teach a trust store. Every chain was issued under a trusted root,
@@ -70,15 +72,15 @@ func (t *TrustStore) PutFetchedCRL(f FetchedCRL, at time.Time) (issuer *x509.Cer
 }
 
 // issuerOfCRL returns the CA crl verifies against: a root, a configured or learnt intermediate, or
-// hint where hint chains to a root at time at; nil if none. x509's CheckSignatureFrom also holds
-// the CA to its cRLSign key usage.
+// hint where hint chains to a root at time at; nil if none. The signature check (crypto/x509's
+// CheckSignatureFrom, or gostx509's for a GOST CRL) also holds the CA to its cRLSign key usage.
 func (t *TrustStore) issuerOfCRL(crl *x509.RevocationList, hint *x509.Certificate, at time.Time) *x509.Certificate {
 	candidates := slices.Concat(t.roots, t.intermediates, t.seen.cas())
 	if hint != nil && hint.IsCA && t.chainsToRoot(hint, at) {
 		candidates = append(candidates, hint)
 	}
 	for _, c := range candidates {
-		if bytes.Equal(crl.RawIssuer, c.RawSubject) && crl.CheckSignatureFrom(c) == nil {
+		if bytes.Equal(crl.RawIssuer, c.RawSubject) && checkCRLSignature(crl, c) == nil {
 			return c
 		}
 	}
@@ -91,7 +93,11 @@ func (t *TrustStore) chainsToRoot(c *x509.Certificate, at time.Time) bool {
 	for _, i := range slices.Concat(t.intermediates, t.seen.cas()) {
 		inter.AddCert(i)
 	}
-	_, err := c.Verify(x509.VerifyOptions{Roots: t.pool, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	verify := c.Verify
+	if gostx509.IsGOSTSigned(c.Raw) {
+		verify = t.gostVerify(c, t.seen.cas()) // crypto/x509 cannot check a GOST signature
+	}
+	_, err := verify(x509.VerifyOptions{Roots: t.pool, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	return err == nil
 }
 

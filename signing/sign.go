@@ -19,6 +19,8 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/schemas"
+	"github.com/sio-pso/siobroker/signing/gost"
+	"github.com/sio-pso/siobroker/signing/gostx509"
 )
 
 // Signer signs envelopes with one certificate and its private key. It is safe for concurrent use
@@ -32,6 +34,8 @@ type Signer struct {
 	signatureMethod string
 	digestMethod    string
 	ecdsaSize       int // coordinate size for r||s; 0 for RSA
+	// gost is the key algorithm of a GOST key (gostsig.go), 0 for RSA and ECDSA.
+	gost gost.KeyAlgorithm
 
 	clock siobroker.Clock // the time of the wsu:Timestamp of PlacementWSSEToken
 }
@@ -46,10 +50,14 @@ func (s *Signer) WithClock(clock siobroker.Clock) *Signer {
 
 // NewSigner returns a signer for cert and key; chain (intermediates) is added to KeyInfo after
 // cert. RSA keys sign with rsa-sha256, ECDSA P-256 keys with ecdsa-sha256 (r||s); the digest is
-// sha256.
+// sha256. GOST keys of the national PKI sign with the GOST algorithm of their kind and its hash
+// as the digest (AlgGOST2015_512 and AlgDigestGOST2015_512, and so on).
 func NewSigner(cert *x509.Certificate, key crypto.Signer, chain ...*x509.Certificate) (*Signer, error) {
 	if cert == nil || key == nil {
 		return nil, errors.New("signer: certificate and key are required")
+	}
+	if gostx509.HasGOSTKey(cert) {
+		return newGOSTSigner(cert, key, chain)
 	}
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
@@ -80,7 +88,7 @@ func NewSigner(cert *x509.Certificate, key crypto.Signer, chain ...*x509.Certifi
 }
 
 // LoadSigner reads a PEM certificate (optionally followed by its intermediates) and a PEM private
-// key in PKCS#8, PKCS#1 or SEC1 form.
+// key in PKCS#8, PKCS#1 or SEC1 form; a GOST key in unencrypted PKCS#8 (gost.ParsePKCS8PrivateKey).
 func LoadSigner(certFile, keyFile string) (*Signer, error) {
 	certs, err := readCertificates(certFile)
 	if err != nil {
@@ -108,6 +116,16 @@ func readPrivateKey(file string) (crypto.Signer, error) {
 		switch block.Type {
 		case "PRIVATE KEY":
 			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+			if err != nil {
+				// crypto/x509 knows no GOST key: signing/gost does, and says when it is not one.
+				gk, _, gerr := gost.ParsePKCS8PrivateKey(block.Bytes)
+				switch {
+				case gerr == nil:
+					key, err = gk, nil
+				case !errors.Is(gerr, gost.ErrUnknownAlgorithm):
+					err = gerr
+				}
+			}
 		case "RSA PRIVATE KEY":
 			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
 		case "EC PRIVATE KEY":
@@ -346,7 +364,7 @@ func (s *Signer) complete(sig *etree.Element, targets []*etree.Element, exclude 
 		if err != nil {
 			return fmt.Errorf("canonicalise %s: %w", target.Tag, err)
 		}
-		h := digestMethods[s.digestMethod].New()
+		h := digestMethods[s.digestMethod]()
 		h.Write(content)
 		refs[i].SelectElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
 	}
@@ -364,6 +382,9 @@ func (s *Signer) complete(sig *etree.Element, targets []*etree.Element, exclude 
 
 // signBytes signs data with the signer's SignatureMethod, in XML-DSig encoding.
 func (s *Signer) signBytes(data []byte) ([]byte, error) {
+	if s.gost != 0 {
+		return s.signGOST(data)
+	}
 	hash := signatureMethods[s.signatureMethod].hash
 	h := hash.New()
 	h.Write(data)

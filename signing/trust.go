@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/signing/gostx509"
 )
 
 // TrustConfig names the PEM files of the trusted roots and of the CRLs to check, and how the
@@ -191,7 +192,7 @@ func checkCRLs(roots []*x509.Certificate, crls []*x509.RevocationList) error {
 		}
 		for _, r := range roots {
 			if bytes.Equal(crl.RawIssuer, r.RawSubject) {
-				if err := crl.CheckSignatureFrom(r); err != nil {
+				if err := checkCRLSignature(crl, r); err != nil {
 					return fmt.Errorf("trust store: CRL of %s does not verify against the root: %w", crl.Issuer, err)
 				}
 			}
@@ -257,7 +258,12 @@ func (t *TrustStore) VerifyChainContext(ctx context.Context, cert *x509.Certific
 	for _, c := range t.intermediates {
 		inter.AddCert(c)
 	}
-	chains, err := cert.Verify(x509.VerifyOptions{
+	verify := cert.Verify
+	if gostx509.IsGOSTSigned(cert.Raw) {
+		// crypto/x509 cannot check a GOST signature: the path is built in gostchain.go.
+		verify = t.gostVerify(cert, intermediates)
+	}
+	chains, err := verify(x509.VerifyOptions{
 		Roots:         t.pool,
 		Intermediates: inter,
 		CurrentTime:   at,
@@ -310,7 +316,7 @@ func (t *crlSet) checkRevocation(cert, issuer *x509.Certificate, at time.Time, g
 		}
 		key := crlIssuer{crl: i, issuer: string(issuer.Raw)}
 		if _, ok := t.verified.Load(key); !ok {
-			if err := crl.CheckSignatureFrom(issuer); err != nil {
+			if err := checkCRLSignature(crl, issuer); err != nil {
 				return siobroker.Wrap(siobroker.CodeCertChain, err, "the CRL of %s does not verify against the issuer's key", crl.Issuer)
 			}
 			t.verified.Store(key, struct{}{})

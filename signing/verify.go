@@ -17,6 +17,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/signing/gostx509"
 )
 
 // Placement says where a signature sits in the envelope, and how a reply is signed in return.
@@ -338,6 +339,9 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 	}
 	targets := make([]*etree.Element, len(refs))
 	for i := range refs {
+		if refs[i].uri == "" {
+			return res, siobroker.Errorf(siobroker.CodeSigReference, "the Reference URI %q is not a same-document #Id reference", refs[i].uri)
+		}
 		if targets[i], err = resolve(&refs[i]); err != nil {
 			return res, err
 		}
@@ -426,7 +430,7 @@ func (v *Verifier) digestReferences(sig *etree.Element, refs []reference, target
 		if err != nil {
 			return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "%s cannot be canonicalised", ref.uri)
 		}
-		h := digestMethods[ref.digestMethod].New()
+		h := digestMethods[ref.digestMethod]()
 		h.Write(content)
 		if subtle.ConstantTimeCompare(h.Sum(nil), ref.digestValue) != 1 {
 			return nil, siobroker.Errorf(siobroker.CodeSigInvalid, "digest of %s does not match", ref.uri)
@@ -578,7 +582,8 @@ func readReference(r *etree.Element) (reference, error) {
 		return ref, siobroker.Errorf(siobroker.CodeSigReference, "the Reference has no URI")
 	}
 	ref.uri = uriAttr.Value
-	if !strings.HasPrefix(ref.uri, "#") || len(ref.uri) < 2 {
+	// "" is the whole document, which only VerifyDocument takes; verifySignature refuses it.
+	if ref.uri != "" && (!strings.HasPrefix(ref.uri, "#") || len(ref.uri) < 2) {
 		return ref, siobroker.Errorf(siobroker.CodeSigReference, "the Reference URI %q is not a same-document #Id reference", ref.uri)
 	}
 	var transforms, dms, dvs []*etree.Element
@@ -674,6 +679,9 @@ func inclusivePrefixList(el *etree.Element, m c14nMethod) (string, error) {
 
 // verifySignatureValue checks value over the canonical SignedInfo with the certificate's key.
 func verifySignatureValue(cert *x509.Certificate, alg string, m signatureMethod, signedInfo, value []byte) error {
+	if m.key == keyGOST || gostx509.HasGOSTKey(cert) {
+		return verifyGOSTSignatureValue(cert, alg, m, signedInfo, value)
+	}
 	h := m.hash.New()
 	h.Write(signedInfo)
 	digest := h.Sum(nil)

@@ -329,7 +329,8 @@ func TestCertificateRefusals(t *testing.T) {
 
 func TestAlgorithmAllowlist(t *testing.T) {
 	rsa := signer(t, "valid/rsa")
-	const gost = "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:gostr34102015-gostr34112015-512"
+	// The Russian (CryptoPro) URI of GOST R 34.10-2012, which the national PKI does not use.
+	const cryptoPro = "urn:ietf:params:xml:ns:cpxmlsec:algorithms:gostr34102012-gostr34112012-256"
 	for _, tc := range []struct {
 		name              string
 		sigAlg            string
@@ -344,8 +345,10 @@ func TestAlgorithmAllowlist(t *testing.T) {
 			msg: "signature algorithm http://www.w3.org/2000/09/xmldsig#rsa-sha1 is not allowed", placement: PlacementWSSE},
 		{name: "sha1 digest", sigAlg: AlgRSASHA256, sigHash: crypto.SHA256, digestAlg: AlgDigestSHA1, digestHash: crypto.SHA1,
 			msg: "digest algorithm http://www.w3.org/2000/09/xmldsig#sha1 is not allowed", placement: PlacementEnveloped},
-		{name: "GOST signature URI", sigAlg: gost, sigHash: crypto.SHA256, digestAlg: AlgDigestSHA256, digestHash: crypto.SHA256,
-			msg: "signature algorithm " + gost + " is not allowed", placement: PlacementWSSE},
+		{name: "CryptoPro GOST signature URI", sigAlg: cryptoPro, sigHash: crypto.SHA256, digestAlg: AlgDigestSHA256, digestHash: crypto.SHA256,
+			msg: "signature algorithm " + cryptoPro + " is not allowed", placement: PlacementWSSE},
+		{name: "a Kazakh GOST signature URI with an RSA key", sigAlg: AlgGOST2015_512, sigHash: crypto.SHA256, digestAlg: AlgDigestSHA256, digestHash: crypto.SHA256,
+			msg: "does not fit the certificate's RSA key", placement: PlacementWSSE},
 		{name: "ecdsa-sha256 declared with an RSA key", sigAlg: AlgECDSASHA256, sigHash: crypto.SHA256, digestAlg: AlgDigestSHA256, digestHash: crypto.SHA256,
 			msg: "does not fit the certificate's RSA key", placement: PlacementWSSE},
 	} {

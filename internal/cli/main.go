@@ -96,7 +96,9 @@ var commands = []command{
 		{"new", "write a new master key of the messages between the broker and its adapters", transportKeyNew},
 		{"derive", "print or write an adapter's key, derived from the broker's master key", transportKeyDerive}}},
 	{name: "devpki", group: groupFiles, run: cmdDevPKI,
-		summary: "write a development PKI: root CA, CRL, broker and demo user certificates"},
+		summary: "write a development PKI (RSA, ECDSA or GOST): root CA, CRL, broker and demo user certificates"},
+	{name: "verify", group: groupFiles, run: cmdVerify,
+		summary: "verify the XML-DSig signatures of a file (enveloped or WS-Security; RSA, ECDSA or GOST) against trusted certificates and CRLs, as xmlsec1 --verify does"},
 }
 
 // lookup returns the command named name.

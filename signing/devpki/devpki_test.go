@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/signing/gost"
+	"github.com/sio-pso/siobroker/signing/gostx509"
 )
 
 func readCert(t *testing.T, path string) *x509.Certificate {
@@ -172,5 +174,74 @@ func TestLoadManifestRejectsEscapingPaths(t *testing.T) {
 	}
 	if _, err := LoadManifest(dir); err == nil {
 		t.Fatal("a path outside the PKI directory was accepted")
+	}
+}
+
+// A PKI of each kind: the CA, the broker and every user have keys of that kind (RSA keeps its one
+// ECDSA user), the certificates and the CRL verify under the CA, GOST ones by signing/gostx509,
+// and a GOST key is written as PKCS #8 that signing/gost reads back as the certificate's key.
+func TestGenerateAlgorithm(t *testing.T) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, siobroker.Astana)
+	for _, alg := range Algorithms {
+		t.Run(alg, func(t *testing.T) {
+			dir := t.TempDir()
+			m, err := GenerateAlgorithm(dir, now, alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded, err := LoadManifest(dir)
+			if err != nil || loaded.Algorithm != m.Algorithm {
+				t.Fatalf("manifest %v %v", loaded, err)
+			}
+			if (alg == KeyRSA) != (m.Algorithm == "") {
+				t.Errorf("manifest algorithm %q", m.Algorithm)
+			}
+			ca := readCert(t, filepath.Join(dir, m.CA))
+			crlPEM, _ := os.ReadFile(filepath.Join(dir, m.CRL))
+			block, _ := pem.Decode(crlPEM)
+			crl, err := x509.ParseRevocationList(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := gostx509.CheckCRLSignature(crl, ca); err != nil {
+				t.Errorf("CRL: %v", err)
+			}
+			if err := gostx509.CheckCertificateSignature(ca, ca); err != nil {
+				t.Errorf("CA: %v", err)
+			}
+			files := [][2]string{{m.BrokerCert, m.BrokerKey}}
+			for _, u := range m.Users {
+				files = append(files, [2]string{u.Cert, u.Key})
+				want := alg
+				if alg == KeyRSA && u.KeyType == KeyECDSA {
+					want = KeyECDSA
+				}
+				if u.KeyType != want {
+					t.Errorf("user %s: key type %s in a %s PKI", u.IIN, u.KeyType, alg)
+				}
+			}
+			for _, f := range files {
+				cert := readCert(t, filepath.Join(dir, f[0]))
+				if err := gostx509.CheckCertificateSignature(cert, ca); err != nil {
+					t.Errorf("%s: %v", f[0], err)
+				}
+				if _, isGOST := gostKinds[alg]; isGOST != gostx509.HasGOSTKey(cert) {
+					t.Errorf("%s: GOST key %v in a %s PKI", f[0], gostx509.HasGOSTKey(cert), alg)
+				}
+				if !gostx509.HasGOSTKey(cert) {
+					continue
+				}
+				keyPEM, _ := os.ReadFile(filepath.Join(dir, f[1]))
+				block, _ := pem.Decode(keyPEM)
+				key, kalg, err := gost.ParsePKCS8PrivateKey(block.Bytes)
+				pub, perr := gostx509.PublicKeyOf(cert)
+				if err != nil || perr != nil || kalg != gostKinds[alg] || pub.Algorithm != kalg || !pub.Public.Equal(key.Public()) {
+					t.Errorf("%s: key %v %v, certificate %v %v", f[1], kalg, err, pub.Algorithm, perr)
+				}
+			}
+		})
+	}
+	if _, err := GenerateAlgorithm(t.TempDir(), now, "dsa"); err == nil {
+		t.Error("an unknown algorithm was accepted")
 	}
 }

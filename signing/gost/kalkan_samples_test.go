@@ -11,9 +11,8 @@ import (
 // Real signatures of the НУЦ РК test CAs, made by Kalkan, from the public test resources of
 // NCANode (github.com/malikzh/NCANode, src/test/resources: ca/nca_gost_test.crt,
 // ca/nca_gost2015_test.cer, certs/ceo_valid_sign_2004_gost.cer, crl/nca_gost_test.crl,
-// crl/nca_gost2022_test.crl). They are another project's files, so they are not in this
-// repository: the test reads them from $SIO_GOST_SAMPLES, or from gost-samples/ in the
-// shared/ folder beside the clone, and is skipped (also under CI) when they are not there.
+// crl/nca_gost2022_test.crl), kept in testdata/gost/kalkan with their source
+// (testdata/gost/kalkan/README.md). $SIO_GOST_SAMPLES names another directory of the same files.
 //
 // What they prove, run on 7 December 2026: X.509 certificates and CRLs signed with
 // GOST 34.310-2004 (GOST 34.311-95 over the TBS, CryptoPro-A) and with GOST 34.10-2015 512
@@ -22,13 +21,13 @@ import (
 func TestKalkanSamples(t *testing.T) {
 	dir := os.Getenv("SIO_GOST_SAMPLES")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "gost-samples")
+		dir = filepath.Join("..", "..", "testdata", "gost", "kalkan")
 	}
 	read := func(name string) []byte {
 		t.Helper()
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			t.Skipf("real Kalkan samples not available (%v); see the comment for their source", err)
+			t.Fatalf("the real Kalkan samples (see the comment for their source): %v", err)
 		}
 		if blk, _ := pem.Decode(b); blk != nil {
 			return blk.Bytes
