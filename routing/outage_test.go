@@ -147,55 +147,42 @@ func TestAdapterAnswerWaitsOutTransportOutage(t *testing.T) {
 
 	handled := deliver("a1", time.Now().Add(time.Minute))
 	logs.waitFor(t, "message transport unavailable; publishing again", "correlation_id=a1/1")
-	select {
-	case err := <-handled:
-		t.Fatalf("the delivery ended while the transport was down: %v; want it held until the answer is out", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	pub.down.Store(false)
-	select {
-	case err := <-handled:
-		if err != nil {
-			t.Fatalf("after the outage: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the answer was not published after the transport came back")
-	}
-	select {
-	case m := <-answers:
-		m.Ack()
-		if got := m.Metadata.Get(schemas.MetaCorrelation); got != "a1/1" {
-			t.Errorf("answer for %q, want a1/1", got)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no answer on the reply topic")
-	}
+	heldUntilTransportBack(t, pub, handled, answers, 300*time.Millisecond, "a1/1", "the delivery")
 
 	pub.down.Store(true)
 	late := deliver("a2", time.Now().Add(-time.Minute))
 	logs.waitFor(t, "message transport unavailable; publishing again", "correlation_id=a2/1")
+	heldUntilTransportBack(t, pub, late, answers, 500*time.Millisecond, "a2/1", "a copy past its deadline")
+}
+
+// heldUntilTransportBack checks that the handling whose end handled reports is held for hold while
+// pub is down (what it is names it in the failures), ends without an error once pub is back,
+// and that its answer, under correlation key, is then on answers.
+func heldUntilTransportBack(t *testing.T, pub *outagePublisher, handled <-chan error, answers <-chan *message.Message,
+	hold time.Duration, key, what string) {
+	t.Helper()
 	select {
-	case err := <-late:
-		t.Fatalf("a copy past its deadline ended while the transport was down: %v; want it held until the answer is out", err)
-	case <-time.After(500 * time.Millisecond):
+	case err := <-handled:
+		t.Fatalf("%s ended while the transport was down: %v; want it held until the answer is out", what, err)
+	case <-time.After(hold):
 	}
 	pub.down.Store(false)
 	select {
-	case err := <-late:
+	case err := <-handled:
 		if err != nil {
-			t.Fatalf("after the outage: %v", err)
+			t.Fatalf("%s, after the outage: %v", what, err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the late answer was not published after the transport came back")
+		t.Fatalf("%s: the answer was not published after the transport came back", what)
 	}
 	select {
 	case m := <-answers:
 		m.Ack()
-		if got := m.Metadata.Get(schemas.MetaCorrelation); got != "a2/1" {
-			t.Errorf("answer for %q, want a2/1", got)
+		if got := m.Metadata.Get(schemas.MetaCorrelation); got != key {
+			t.Errorf("%s: answer for %q, want %s", what, got, key)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("no late answer on the reply topic")
+		t.Fatalf("%s: no answer on the reply topic", what)
 	}
 }
 
@@ -236,29 +223,8 @@ func TestCaseCheckWaitsOutTransportOutage(t *testing.T) {
 	}
 
 	handled := check("c1", time.Now().Add(300*time.Millisecond))
-	select {
-	case err := <-handled:
-		t.Fatalf("the check ended while the transport was down: %v; want it held until the answer is out", err)
-	case <-time.After(800 * time.Millisecond): // past the check's deadline
-	}
-	pub.down.Store(false)
-	select {
-	case err := <-handled:
-		if err != nil {
-			t.Fatalf("after the outage: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the case answer was not published after the transport came back")
-	}
-	select {
-	case m := <-answers:
-		m.Ack()
-		if got := m.Metadata.Get(schemas.MetaCorrelation); got != "c1/case" {
-			t.Errorf("answer for %q, want c1/case", got)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no case answer on the reply topic")
-	}
+	// held past the check's deadline
+	heldUntilTransportBack(t, pub, handled, answers, 800*time.Millisecond, "c1/case", "the check")
 
 	before := asked.Load()
 	if err := <-check("c2", time.Now().Add(-time.Second)); err != nil {
