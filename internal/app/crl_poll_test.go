@@ -2,19 +2,13 @@ package app
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/sio-pso/siobroker/internal/testpki"
 	"github.com/sio-pso/siobroker/signing"
 )
 
@@ -23,34 +17,16 @@ import (
 // rewritten with a new CRL is in force within a second, without SIGHUP.
 func TestCRLPollIsConfigurable(t *testing.T) {
 	dir := t.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "poll root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), BasicConstraintsValid: true, IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testpki.NewRoot(t, "poll root", now)
 	rootFile, crlFile := filepath.Join(dir, "root.pem"), filepath.Join(dir, "crl.pem")
-	if err := os.WriteFile(rootFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(rootFile, testpki.PEM("CERTIFICATE", root.Cert.Raw), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	writeCRL := func(number int64) {
 		t.Helper()
-		crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(number),
-			ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, root, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(crlFile, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crl}), 0o600); err != nil {
+		crl := root.CRL(t, number, now.Add(-time.Minute), now.Add(time.Hour))
+		if err := os.WriteFile(crlFile, testpki.PEM("X509 CRL", crl), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
