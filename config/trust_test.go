@@ -10,15 +10,7 @@ import (
 // TestTrustKeyUsageDefaults: the shipped file and a file without the keys give the national
 // PKI's signing EKU and no nonRepudiation requirement; a file and the environment set them.
 func TestTrustKeyUsageDefaults(t *testing.T) {
-	shipped, err := Load("../configs/broker.yaml", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bare, err := Load(writeConfig(t, "listen: 127.0.0.1:8080\n"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, cfg := range map[string]Broker{"shipped": shipped, "bare": bare} {
+	for name, cfg := range shippedAndBare(t) {
 		if !slices.Equal(cfg.Trust.SigningEKUs, []string{"1.3.6.1.5.5.7.3.4"}) || cfg.Trust.RequireNonRepudiation {
 			t.Errorf("%s: trust.signing_ekus %v, require_non_repudiation %v; want [1.3.6.1.5.5.7.3.4], false",
 				name, cfg.Trust.SigningEKUs, cfg.Trust.RequireNonRepudiation)
@@ -59,15 +51,7 @@ func TestTrustSigningEKUsValidated(t *testing.T) {
 // TestTrustCRLStalePolicy: the shipped file and a bare file keep a stale CRL for 24 h; refuse
 // gives no grace; a policy or grace out of range is refused with the key and the fix.
 func TestTrustCRLStalePolicy(t *testing.T) {
-	shipped, err := Load("../configs/broker.yaml", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bare, err := Load(writeConfig(t, "listen: 127.0.0.1:8080\n"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, cfg := range map[string]Broker{"shipped": shipped, "bare": bare} {
+	for name, cfg := range shippedAndBare(t) {
 		if cfg.Trust.CRLStale != CRLStaleGrace || cfg.Trust.StaleGrace() != 24*time.Hour {
 			t.Errorf("%s: trust.crl_stale %q, grace %s; want grace, 24h", name, cfg.Trust.CRLStale, cfg.Trust.StaleGrace())
 		}
@@ -119,15 +103,7 @@ func TestTrustCRLPoll(t *testing.T) {
 // TestTrustFetchAndOCSP: the shipped file and a bare file fetch the distribution points hourly
 // and prefer OCSP; a file sets every key; values out of range are refused with the key.
 func TestTrustFetchAndOCSP(t *testing.T) {
-	shipped, err := Load("../configs/broker.yaml", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bare, err := Load(writeConfig(t, "listen: 127.0.0.1:8080\n"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, cfg := range map[string]Broker{"shipped": shipped, "bare": bare} {
+	for name, cfg := range shippedAndBare(t) {
 		tr := cfg.Trust
 		if len(tr.CRLURLs) != 0 || !tr.CRLDistributionPoints || tr.CRLFetchEvery != time.Hour || tr.CRLFetchTimeout != 30*time.Second ||
 			tr.CRLMaxBytes != 64<<20 || tr.OCSP != OCSPPrefer || tr.OCSPTimeout != 3*time.Second || tr.OCSPCache != 5*time.Minute {
@@ -160,4 +136,19 @@ func TestTrustFetchAndOCSP(t *testing.T) {
 			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
 		}
 	}
+}
+
+// shippedAndBare loads the shipped configs/broker.yaml and a file that sets nothing of note, by
+// those names: whatever a key's default is, both must give it.
+func shippedAndBare(t *testing.T) map[string]Broker {
+	t.Helper()
+	shipped, err := Load("../configs/broker.yaml", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := Load(writeConfig(t, "listen: 127.0.0.1:8080\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]Broker{"shipped": shipped, "bare": bare}
 }
