@@ -289,8 +289,14 @@ func correlationOf(msg *message.Message) (string, error) {
 // resumed request asking again); another answer to the same key is a result nobody received,
 // and goes to OnLateAnswer.
 func (d *Dispatcher) keepThenHand(msg *message.Message, key string, now time.Time) error {
-	first, same, err := d.answers.KeepAnswer(msg.Context(), key, msg.Payload, resultSum(msg.Payload), now)
-	for attempt := 1; errors.Is(err, siobroker.ErrWriteTimeout) && msg.Context().Err() == nil; attempt++ {
+	sum := resultSum(msg.Payload)
+	var first, same bool
+	var err error
+	for attempt := 1; ; attempt++ {
+		first, same, err = d.answers.KeepAnswer(msg.Context(), key, msg.Payload, sum, now)
+		if !errors.Is(err, siobroker.ErrWriteTimeout) || msg.Context().Err() != nil {
+			break
+		}
 		// The store is locked or slow (each attempt waited its write timeout). The answer is
 		// held here until it is kept, not given back: RabbitMQ counts every return toward the
 		// reply queue's delivery limit, and a lock that outlasted a few write timeouts would
@@ -299,7 +305,6 @@ func (d *Dispatcher) keepThenHand(msg *message.Message, key string, now time.Tim
 			d.logger.Warn("answer not kept yet: the store takes no writes; holding it until it does",
 				append(reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key), "error", err)...)
 		}
-		first, same, err = d.answers.KeepAnswer(msg.Context(), key, msg.Payload, resultSum(msg.Payload), now)
 	}
 	if err != nil {
 		d.logger.Error("answer not kept; it is given back to the transport to be delivered again",
