@@ -87,7 +87,7 @@ type CaseRules interface {
 
 // CaseChecker asks a case registry over the transport (§5).
 type CaseChecker interface {
-	CheckCase(ctx context.Context, topic string, req schemas.CaseCheckRequest, timeout time.Duration) (schemas.CaseCheckResponse, error)
+	CheckCase(ctx context.Context, registry string, req schemas.CaseCheckRequest, timeout time.Duration) (schemas.CaseCheckResponse, error)
 }
 
 // Dispatcher scatters per-service requests and gathers their outcomes.
@@ -871,7 +871,7 @@ func (b *Broker) verifyCase(ctx context.Context, requestID, messageID string, q 
 	if !ok {
 		return nil
 	}
-	resp, err := b.deps.Registry.CheckCase(ctx, schemas.RegistryTopic(name), schemas.CaseCheckRequest{
+	resp, err := b.deps.Registry.CheckCase(ctx, name, schemas.CaseCheckRequest{
 		RequestID: requestID, MessageID: messageID, Basis: q.Basis, Case: q.Case, SignerIIN: signerIIN,
 	}, b.deps.Cases.CheckTimeout())
 	switch {

@@ -346,7 +346,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	if opts.journal != nil {
 		journal = opts.journal(journal)
 	}
-	dcfg := routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
+	dcfg := routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
 		Clock: siobroker.SystemClock{}, Logger: logger, Answers: db}
 	var late *LateAnswers
 	if opts.journalLate {
@@ -385,7 +385,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		}
 		h.checks[name] = &atomic.Int32{}
 		rr, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: countingRegistry{reg, h.checks[name]},
-			Publisher: pubsub, Clock: siobroker.SystemClock{}, Logger: logger})
+			Publisher: pubsub, Clock: siobroker.SystemClock{}, Logger: logger, Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -939,7 +939,7 @@ func TestNewRequiresDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dispatcher, err := routing.NewDispatcher(routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}),
+	dispatcher, err := routing.NewDispatcher(routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}),
 		ReplyTopic: "x", Clock: siobroker.SystemClock{}, Logger: slog.Default()})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,9 +29,17 @@ func signRequest(t *testing.T, msg *message.Message, deadline time.Time) {
 	}
 }
 
-// signAnswer authenticates msg, an answer, as the tests' adapter does.
+// signAnswer authenticates msg, an answer, as the tests' adapter does: a case answer (key
+// "request/case") as the answer of the registry its payload names.
 func signAnswer(msg *message.Message) {
-	msgauthtest.AdapterKeys(msgauthtest.Adapter).SignAnswer(msgauth.Key{}, msg.Metadata, msg.Payload)
+	keys := msgauthtest.AdapterKeys(msgauthtest.Adapter)
+	if strings.HasSuffix(msg.Metadata.Get(schemas.MetaCorrelation), "/"+caseKeySuffix) {
+		var resp schemas.CaseCheckResponse
+		_ = json.Unmarshal(msg.Payload, &resp)
+		keys.SignCaseAnswer(msgauth.Key{}, resp.Registry, msg.Metadata, msg.Payload)
+		return
+	}
+	keys.SignAnswer(msgauth.Key{}, msg.Metadata, msg.Payload)
 }
 
 // TestForgedServiceMessageIsNotAsked: a service message the broker did not make for the
@@ -189,4 +199,176 @@ func TestForgedAnswerIsRefused(t *testing.T) {
 // signAnswerAs authenticates msg with adapter's key of the tests' master key.
 func signAnswerAs(msg *message.Message, adapter string) {
 	msgauthtest.AdapterKeys(adapter).SignAnswer(msgauth.Key{}, msg.Metadata, msg.Payload)
+}
+
+// withRegistry serves the case registry rc.Name in env with the tests' adapter keys.
+func withRegistry(rc RegistryConfig) envOption {
+	return func(c *envConfig) {
+		if rc.Auth == nil {
+			rc.Auth = msgauthtest.AdapterKeys(msgauthtest.Adapter)
+		}
+		c.registries = append(c.registries, rc)
+	}
+}
+
+// TestForgedCaseCheckIsNotAsked: a case check (§5) on a registry's queue that the broker did not
+// make for that registry's adapter and that registry (none at all, a service message's MAC, one
+// made for another registry, another adapter's key) is refused before the registry is asked, so
+// that publishing to the queue does not tell anyone which cases exist and whose they are. The
+// broker's own check is answered.
+func TestForgedCaseCheckIsNotAsked(t *testing.T) {
+	var asked atomic.Int32
+	refusals := make(chan msgauth.Reason, 8)
+	erdr := adapters.CaseRegistryFunc(func(_ context.Context, req schemas.CaseCheckRequest) (schemas.CaseCheckResponse, error) {
+		asked.Add(1)
+		return schemas.CaseCheckResponse{RequestID: req.RequestID, Found: true, InProceedings: true}, nil
+	})
+	env := newTestEnv(t, nil, withRegistry(RegistryConfig{Name: "erdr", Registry: erdr,
+		ObserveRefusal: func(r msgauth.Reason) { refusals <- r }}))
+
+	check := schemas.CaseCheckRequest{RequestID: "forged-1", Basis: siobroker.BasisCriminal, SignerIIN: "750312300458",
+		Case: siobroker.CaseRef{Number: "251234567890123"}, ReplyTo: env.dispatcher.ReplyTopic(), Deadline: time.Now().Add(time.Minute)}
+	payload, err := json.Marshal(check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for _, tt := range []struct {
+		name   string
+		sign   func(meta map[string]string)
+		reason msgauth.Reason
+	}{
+		{"unauthenticated", func(map[string]string) {}, msgauth.ReasonMissing},
+		{"a service message's MAC", func(meta map[string]string) {
+			meta[schemas.MetaService] = "1"
+			if err := msgauthtest.Broker().SignRequest(msgauthtest.Adapter, meta, payload, deadline); err != nil {
+				t.Fatal(err)
+			}
+		}, msgauth.ReasonWrongRegistry},
+		{"made for another registry", func(meta map[string]string) {
+			if err := msgauthtest.Broker().SignCaseCheck(msgauthtest.Adapter, "courts", meta, payload, deadline); err != nil {
+				t.Fatal(err)
+			}
+		}, msgauth.ReasonWrongRegistry},
+		{"relabelled from another registry", func(meta map[string]string) {
+			if err := msgauthtest.Broker().SignCaseCheck(msgauthtest.Adapter, "courts", meta, payload, deadline); err != nil {
+				t.Fatal(err)
+			}
+			meta[schemas.MetaRegistry] = "erdr"
+		}, msgauth.ReasonMismatch},
+		{"made for another adapter", func(meta map[string]string) {
+			if err := msgauthtest.Broker().SignCaseCheck("other-adapter", "erdr", meta, payload, deadline); err != nil {
+				t.Fatal(err)
+			}
+		}, msgauth.ReasonWrongAdapter},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := message.NewMessage(watermill.NewUUID(), payload)
+			msg.Metadata.Set(schemas.MetaRequestID, "forged-1")
+			msg.Metadata.Set(schemas.MetaReplyTo, env.dispatcher.ReplyTopic())
+			tt.sign(msg.Metadata)
+			if err := env.pubsub.Publish(schemas.RegistryTopic("erdr"), msg); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case r := <-refusals:
+				if r != tt.reason {
+					t.Errorf("refused as %s, want %s", r, tt.reason)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the forged case check was not refused")
+			}
+		})
+	}
+	if n := asked.Load(); n != 0 {
+		t.Fatalf("the registry was asked %d forged checks", n)
+	}
+
+	resp, err := env.dispatcher.CheckCase(context.Background(), "erdr", schemas.CaseCheckRequest{RequestID: "real-1", MessageID: "m-1",
+		Basis: siobroker.BasisCriminal, SignerIIN: "750312300458", Case: siobroker.CaseRef{Number: "251234567890123"}}, 5*time.Second)
+	if err != nil || !resp.Found || !resp.InProceedings || resp.Registry != "erdr" {
+		t.Fatalf("the broker's own check: %+v, %v", resp, err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the registry was asked %d times, want once", n)
+	}
+}
+
+// TestForgedCaseAnswerIsNotTaken: while the broker waits for a registry's verdict, an answer
+// "found, in proceedings" that the registry's adapter did not make for that registry is refused
+// and never passes the check: the wait ends without an answer, and the request would be refused
+// as unverifiable rather than let through.
+func TestForgedCaseAnswerIsNotTaken(t *testing.T) {
+	refused := make(chan msgauth.Reason, 8)
+	env := newTestEnv(t, nil, func(c *envConfig) {
+		c.dispatcher.RegistryAdapterOf = func(name string) string {
+			if name == "erdr" {
+				return "erdr-adapter"
+			}
+			return msgauthtest.Adapter
+		}
+		c.dispatcher.ObserveRefusedAnswer = func(_ int, r msgauth.Reason) { refused <- r }
+	})
+	// Nothing serves erdr here: the check waits, and the forgeries are all that come back.
+	checks, err := env.pubsub.Subscribe(context.Background(), schemas.RegistryTopic("erdr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verdict, err := json.Marshal(schemas.CaseCheckResponse{RequestID: "c-1", Found: true, InProceedings: true, Registry: "erdr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgeries := []struct {
+		reason msgauth.Reason
+		sign   func(meta map[string]string)
+	}{
+		{msgauth.ReasonMissing, func(meta map[string]string) { meta[schemas.MetaRegistry] = "erdr" }},
+		{msgauth.ReasonWrongAdapter, func(meta map[string]string) {
+			// Another adapter's own key: it serves services, not this registry.
+			msgauthtest.AdapterKeys(msgauthtest.Adapter).SignCaseAnswer(msgauth.Key{}, "erdr", meta, verdict)
+		}},
+		{msgauth.ReasonMismatch, func(meta map[string]string) {
+			// The registry adapter's answer for another registry, relabelled.
+			msgauthtest.AdapterKeys("erdr-adapter").SignCaseAnswer(msgauth.Key{}, "courts", meta, verdict)
+			meta[schemas.MetaRegistry] = "erdr"
+		}},
+		{msgauth.ReasonMismatch, func(meta map[string]string) {
+			// A service answer's MAC of the registry's adapter.
+			meta[schemas.MetaRegistry] = "erdr"
+			msgauthtest.AdapterKeys("erdr-adapter").SignAnswer(msgauth.Key{}, meta, verdict)
+		}},
+	}
+	go func() {
+		m := <-checks // the broker's check is out: its wait is registered
+		m.Ack()
+		for _, f := range forgeries {
+			msg := message.NewMessage(watermill.NewUUID(), verdict)
+			msg.Metadata.Set(schemas.MetaCorrelation, "c-1/case")
+			f.sign(msg.Metadata)
+			if err := env.pubsub.Publish(env.dispatcher.ReplyTopic(), msg); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	// The wait is long enough for every forgery to arrive and be refused (each is counted before
+	// the wait ends below); it ends without an answer.
+	resp, err := env.dispatcher.CheckCase(context.Background(), "erdr", schemas.CaseCheckRequest{RequestID: "c-1", MessageID: "m-1"}, 2*time.Second)
+	if !errors.Is(err, ErrNoAnswer) {
+		t.Fatalf("CheckCase: %+v, %v; want no answer", resp, err)
+	}
+	// Compared as sets: the reply handler takes them in no guaranteed order.
+	var want, got []string
+	for _, f := range forgeries {
+		want = append(want, string(f.reason))
+		select {
+		case r := <-refused:
+			got = append(got, string(r))
+		default:
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("refusals %v, want %v: every forgery refused within the wait", got, want)
+	}
 }

@@ -20,7 +20,8 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 // take their defaults.
 func TestNewDispatcherValidates(t *testing.T) {
 	full := DispatcherConfig{Publisher: &failingPublisher{}, ReplyTopic: ReplyTopicPrefix + "x",
-		Clock: siobroker.SystemClock{}, Logger: discard, Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter)}
+		Clock: siobroker.SystemClock{}, Logger: discard, Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter),
+		RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter)}
 	if _, err := NewDispatcher(full); err != nil {
 		t.Fatalf("NewDispatcher with every required field: %v", err)
 	}
@@ -34,6 +35,7 @@ func TestNewDispatcherValidates(t *testing.T) {
 		{"routing: DispatcherConfig.Logger is required", func(c *DispatcherConfig) { c.Logger = nil }},
 		{"routing: DispatcherConfig.Auth is required", func(c *DispatcherConfig) { c.Auth = nil }},
 		{"routing: DispatcherConfig.AdapterOf is required", func(c *DispatcherConfig) { c.AdapterOf = nil }},
+		{"routing: DispatcherConfig.RegistryAdapterOf is required", func(c *DispatcherConfig) { c.RegistryAdapterOf = nil }},
 	} {
 		t.Run(tt.want, func(t *testing.T) {
 			c := full
@@ -88,7 +90,7 @@ func TestNewRegistryRuntimeValidates(t *testing.T) {
 		return schemas.CaseCheckResponse{}, nil
 	})
 	full := RegistryConfig{Name: "erdr", Registry: nobody, Publisher: &failingPublisher{},
-		Clock: siobroker.SystemClock{}, Logger: discard}
+		Clock: siobroker.SystemClock{}, Logger: discard, Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter)}
 	if _, err := NewRegistryRuntime(full); err != nil {
 		t.Fatalf("NewRegistryRuntime with every field: %v", err)
 	}
@@ -101,6 +103,7 @@ func TestNewRegistryRuntimeValidates(t *testing.T) {
 		{"routing: RegistryConfig.Publisher is required", func(c *RegistryConfig) { c.Publisher = nil }},
 		{"routing: RegistryConfig.Clock is required", func(c *RegistryConfig) { c.Clock = nil }},
 		{"routing: RegistryConfig.Logger is required", func(c *RegistryConfig) { c.Logger = nil }},
+		{"routing: RegistryConfig.Auth is required", func(c *RegistryConfig) { c.Auth = nil }},
 	} {
 		t.Run(tt.want, func(t *testing.T) {
 			c := full

@@ -53,6 +53,7 @@ type Dispatcher struct {
 	onLate      func(context.Context, LateAnswer) error
 	auth        *msgauth.Broker
 	adapterOf   func(service int) string
+	registryOf  func(registry string) string
 	onRefused   func(service int, reason msgauth.Reason)
 
 	mu sync.Mutex
@@ -106,8 +107,8 @@ type LateAnswer struct {
 	Payload    []byte    // the answer exactly as received
 }
 
-// DispatcherConfig is what a Dispatcher is built from. Publisher, ReplyTopic, Clock, Logger, Auth
-// and AdapterOf are required; the others may be left zero.
+// DispatcherConfig is what a Dispatcher is built from. Publisher, ReplyTopic, Clock, Logger, Auth,
+// AdapterOf and RegistryAdapterOf are required; the others may be left zero.
 type DispatcherConfig struct {
 	// Publisher sends the service messages and case checks.
 	Publisher message.Publisher
@@ -125,6 +126,10 @@ type DispatcherConfig struct {
 	// authenticates the service's messages and answers. It is called on every dispatch and
 	// answer, so it may follow a reloaded table.
 	AdapterOf func(service int) string
+	// RegistryAdapterOf names the adapter each case registry is routed to (the routing table's
+	// registries), whose key authenticates the registry's case checks and answers; "" when it has
+	// none. It is called on every check and answer, so it may follow a reloaded table.
+	RegistryAdapterOf func(registry string) string
 	// ObserveRefusedAnswer is called with every answer refused as unauthenticated: its service (0
 	// when it names none) and why, for a metric. It must be cheap and safe for concurrent use.
 	// Nil: refusals are logged and dead-lettered only.
@@ -204,6 +209,9 @@ func (c DispatcherConfig) Validate() error {
 	if c.AdapterOf == nil {
 		errs = append(errs, errors.New("routing: DispatcherConfig.AdapterOf is required"))
 	}
+	if c.RegistryAdapterOf == nil {
+		errs = append(errs, errors.New("routing: DispatcherConfig.RegistryAdapterOf is required"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -227,6 +235,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		onLate:       cfg.OnLateAnswer,
 		auth:         cfg.Auth,
 		adapterOf:    cfg.AdapterOf,
+		registryOf:   cfg.RegistryAdapterOf,
 		onRefused:    cfg.ObserveRefusedAnswer,
 		pending:      make(map[string][]chan []byte),
 		answeredKeys: newBoundedCache[[sha256.Size]byte](answeredMemory),
@@ -253,10 +262,8 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 		// A reply that cannot be read can never be correlated; redelivering it would loop.
 		return d.deadLetter(msg, "unreadable reply", unreadable(err), err)
 	}
-	if !strings.HasSuffix(key, "/"+caseKeySuffix) {
-		if ok, err := d.authentic(msg, key); !ok {
-			return err
-		}
+	if ok, err := d.authentic(msg, key); !ok {
+		return err
 	}
 	now := d.clock.Now()
 	// Delivered even when nobody waits any more: a late answer still ends the delay of its message.
@@ -380,20 +387,29 @@ func unreadable(cause error) schemas.DeadReason {
 	return reason
 }
 
-// authentic reports whether the adapter a service is routed to made its answer, msg. It refuses
-// one it did not make: a forged answer is neither given to the request waiting for it nor
-// journaled as a late answer with nobody's signer. The refusal is dead-lettered with why
+// authentic reports whether the adapter a service (or a case registry) is routed to made its
+// answer, msg. It refuses one it did not make: a forged answer is neither given to the request
+// waiting for it nor journaled as a late answer with nobody's signer, and a forged case answer
+// never passes a case as in the signer's proceedings. The refusal is dead-lettered with why
 // (dropped where there is no dead-letter queue), logged and counted; err is that of the dead
 // letter, nil once it is out.
 func (d *Dispatcher) authentic(msg *message.Message, key string) (ok bool, err error) {
-	_, service, _ := splitKey(key)
+	_, service, caseCheck := splitKey(key)
 	var adapter string
-	if service > 0 {
-		adapter = d.adapterOf(service)
-	}
-	if adapter == "" {
+	switch {
+	case caseCheck:
+		registry := msg.Metadata.Get(schemas.MetaRegistry)
+		if adapter = d.registryOf(registry); adapter == "" {
+			err = &msgauth.Error{Reason: msgauth.ReasonWrongRegistry, Detail: "the case answer names no registry routed to an adapter"}
+		} else {
+			err = d.auth.CheckCaseAnswer(adapter, registry, msg.Metadata, msg.Payload, time.Now())
+		}
+	case service > 0 && d.adapterOf(service) != "":
+		err = d.auth.CheckAnswer(d.adapterOf(service), msg.Metadata, msg.Payload, time.Now())
+	default:
 		err = &msgauth.Error{Reason: msgauth.ReasonWrongAdapter, Detail: "the answer names no service routed to an adapter"}
-	} else if err = d.auth.CheckAnswer(adapter, msg.Metadata, msg.Payload, time.Now()); err == nil {
+	}
+	if err == nil {
 		return true, nil
 	}
 	reason := msgauth.ReasonMalformed
@@ -731,9 +747,16 @@ func (d *Dispatcher) Pending() int {
 // ErrNoAnswer is returned by CheckCase when the registry did not answer in time.
 var ErrNoAnswer = errors.New("no answer in time")
 
-// CheckCase asks the case registry on topic whether a case exists and is the signer's (§5), and
-// waits for its answer or the timeout.
-func (d *Dispatcher) CheckCase(ctx context.Context, topic string, req schemas.CaseCheckRequest, timeout time.Duration) (schemas.CaseCheckResponse, error) {
+// CheckCase asks the case registry whether a case exists and is the signer's (§5), and waits for
+// its answer or the timeout. The check goes to the registry's topic (schemas.RegistryTopic),
+// authenticated for the adapter the registry is routed to (RegistryAdapterOf); only that
+// adapter's answer, for that registry, is taken.
+func (d *Dispatcher) CheckCase(ctx context.Context, registry string, req schemas.CaseCheckRequest, timeout time.Duration) (schemas.CaseCheckResponse, error) {
+	topic := schemas.RegistryTopic(registry)
+	adapter := d.registryOf(registry)
+	if adapter == "" {
+		return schemas.CaseCheckResponse{}, fmt.Errorf("case registry %s has no route to an adapter (routes registries)", registry)
+	}
 	key := req.RequestID + "/" + caseKeySuffix
 	ch, release := d.await(key)
 	defer release()
@@ -748,6 +771,9 @@ func (d *Dispatcher) CheckCase(ctx context.Context, topic string, req schemas.Ca
 	if err != nil {
 		return schemas.CaseCheckResponse{}, err
 	}
+	if err := d.auth.SignCaseCheck(adapter, registry, msg.Metadata, msg.Payload, req.Deadline); err != nil {
+		return schemas.CaseCheckResponse{}, fmt.Errorf("authenticate case check to %s: %w", topic, err)
+	}
 	if err := d.publisher.Publish(topic, msg); err != nil {
 		return schemas.CaseCheckResponse{}, fmt.Errorf("publish case check to %s: %w", topic, err)
 	}
@@ -758,6 +784,11 @@ func (d *Dispatcher) CheckCase(ctx context.Context, topic string, req schemas.Ca
 		var resp schemas.CaseCheckResponse
 		if err := json.Unmarshal(payload, &resp); err != nil {
 			return resp, fmt.Errorf("decode case check answer from %s: %w", topic, err)
+		}
+		if resp.Registry != registry {
+			// Authenticated for the registry its metadata names, so only a registry of another
+			// version could send this; its verdict is not about the registry asked.
+			return schemas.CaseCheckResponse{}, fmt.Errorf("the answer from %s names registry %q, not %s", topic, resp.Registry, registry)
 		}
 		return resp, nil
 	case <-timer.C:

@@ -161,16 +161,16 @@ func TestDuplicateAnswerIsNotLate(t *testing.T) {
 func TestLateCaseCheckAnswer(t *testing.T) {
 	late, lateOpt := collectLate()
 	env := newTestEnv(t, nil, lateOpt)
-	_, err := env.dispatcher.CheckCase(context.Background(), "sio.registry.nobody",
+	_, err := env.dispatcher.CheckCase(context.Background(), "nobody",
 		schemas.CaseCheckRequest{RequestID: "case-1", MessageID: "m-1"}, 20*time.Millisecond)
 	if err == nil {
 		t.Fatal("a check nobody answers succeeded")
 	}
 	publishReply(t, env, "case-1/case", schemas.CaseCheckResponse{RequestID: "case-1", Found: true, InProceedings: false,
-		Registry: "erdr", AnsweredAt: time.Now()})
+		Registry: "nobody", AnsweredAt: time.Now()})
 	a := waitLate(t, late)
 	if !a.CaseCheck || a.Service != 0 || a.RequestID != "case-1" || !a.Readable || !a.Found || a.InProceedings ||
-		a.Adapter != "erdr" || a.Status != "" || a.MessageID != "msg-case-1/case" {
+		a.Adapter != "nobody" || a.Status != "" || a.MessageID != "msg-case-1/case" {
 		t.Fatalf("late case check %+v", a)
 	}
 	for n, st := range env.dispatcher.Stats() {

@@ -43,7 +43,7 @@ func TestDispatchWaitsOutTransportOutage(t *testing.T) {
 	t.Cleanup(func() { _ = pubsub.Close() })
 	pub := &outagePublisher{next: pubsub}
 	pub.down.Store(true)
-	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: pub, ReplyTopic: ReplyTopicPrefix + "outage",
+	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: pub, ReplyTopic: ReplyTopicPrefix + "outage",
 		Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +207,7 @@ func TestCaseCheckWaitsOutTransportOutage(t *testing.T) {
 		return schemas.CaseCheckResponse{Found: true}, nil
 	})
 	rr, err := NewRegistryRuntime(RegistryConfig{Name: "erdr", Registry: registry, Publisher: pub,
-		Clock: siobroker.SystemClock{}, Logger: slog.New(logs)})
+		Clock: siobroker.SystemClock{}, Logger: slog.New(logs), Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter)})
 	if err != nil {
 		t.Fatal(err)
 	}

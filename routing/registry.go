@@ -13,21 +13,27 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/routing/middleware"
+	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
 // RegistryRuntime serves case checks (§5) for one case registry: it consumes the registry's
-// topic and publishes each answer to the reply topic the check names.
+// topic, checks that the broker made each check for it, and publishes each answer, authenticated,
+// to the reply topic the check names.
 type RegistryRuntime struct {
-	name      string
-	registry  adapters.CaseRegistry
-	publisher message.Publisher
-	clock     siobroker.Clock
-	logger    *slog.Logger
+	name        string
+	registry    adapters.CaseRegistry
+	publisher   message.Publisher
+	clock       siobroker.Clock
+	logger      *slog.Logger
+	auth        *msgauth.Adapter
+	deadLetters string
+	refused     func(reason msgauth.Reason)
 }
 
-// RegistryConfig is what a RegistryRuntime is built from. Every field is required: it has no
-// optional one, hence no defaults.
+// RegistryConfig is what a RegistryRuntime is built from. DeadLetters and ObserveRefusal are
+// optional; every other field is required.
 type RegistryConfig struct {
 	// Name is the registry's, as the case rules name it; the runtime consumes topic
 	// schemas.RegistryTopic(Name) and names the registry so in every answer.
@@ -36,6 +42,16 @@ type RegistryConfig struct {
 	Publisher message.Publisher
 	Clock     siobroker.Clock
 	Logger    *slog.Logger
+	// Auth holds the keys of the adapter the routing table routes the registry to. A case check
+	// the broker did not make with them for this registry is refused before the registry is
+	// asked: anyone who can publish to the registry's queue could otherwise learn from the
+	// answers which cases exist and whose proceedings they are. Answers go out authenticated.
+	Auth *msgauth.Adapter
+	// DeadLetters is the topic refused case checks go to, with why; "": they are logged and
+	// dropped.
+	DeadLetters string
+	// ObserveRefusal is told why each case check was refused as unauthenticated, for a metric.
+	ObserveRefusal func(reason msgauth.Reason)
 }
 
 // Validate reports every field that c lacks.
@@ -50,6 +66,7 @@ func (c RegistryConfig) Validate() error {
 		{"Publisher", c.Publisher != nil},
 		{"Clock", c.Clock != nil},
 		{"Logger", c.Logger != nil},
+		{"Auth", c.Auth != nil},
 	} {
 		if !f.set {
 			errs = append(errs, fmt.Errorf("routing: RegistryConfig.%s is required", f.name))
@@ -64,12 +81,27 @@ func NewRegistryRuntime(cfg RegistryConfig) (*RegistryRuntime, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &RegistryRuntime{name: cfg.Name, registry: cfg.Registry, publisher: cfg.Publisher, clock: cfg.Clock, logger: cfg.Logger}, nil
+	return &RegistryRuntime{name: cfg.Name, registry: cfg.Registry, publisher: cfg.Publisher, clock: cfg.Clock, logger: cfg.Logger,
+		auth: cfg.Auth, deadLetters: cfg.DeadLetters, refused: cfg.ObserveRefusal}, nil
 }
 
-// AddHandlers registers the registry's handler on router.
+// AddHandlers registers the registry's handler on router: r.handle below
+// middleware.Authenticate, which refuses (and dead-letters) every case check the broker did not
+// make for this registry before it is even decoded.
 func (r *RegistryRuntime) AddHandlers(router *message.Router, subscriber message.Subscriber) {
-	router.AddConsumerHandler("registry-"+r.name, schemas.RegistryTopic(r.name), subscriber, r.handle)
+	topic := schemas.RegistryTopic(r.name)
+	publish := func(ctx context.Context, topic string, m *message.Message) error {
+		return publishPatiently(ctx, r.publisher, r.logger, nil, topic, m)
+	}
+	poison := middleware.Poison{Topic: r.deadLetters, Publish: publish, Adapter: middleware.Adapter{Name: r.auth.Name(), Clock: r.clock}}
+	auth := middleware.Auth{Keys: r.auth, Registry: r.name, Refused: r.refused}
+	checked := middleware.Authenticate(topic, auth, poison, r.logger)(func(msg *message.Message) ([]*message.Message, error) {
+		return nil, r.handle(msg)
+	})
+	router.AddConsumerHandler("registry-"+r.name, topic, subscriber, func(msg *message.Message) error {
+		_, err := checked(msg)
+		return err
+	})
 }
 
 func (r *RegistryRuntime) handle(msg *message.Message) error {
@@ -108,6 +140,7 @@ func (r *RegistryRuntime) handle(msg *message.Message) error {
 	if err != nil {
 		return fmt.Errorf("encode case check answer: %w", err)
 	}
+	r.auth.SignCaseAnswer(middleware.KeyOf(msg), r.name, out.Metadata, out.Payload)
 	// Published with the delivery's context, not the registry's deadline: while the transport is
 	// away the answer waits for it. Failing the delivery at the deadline requeued the check, and
 	// once RabbitMQ was back the copy came straight back, failed again at once, and reached the

@@ -120,6 +120,7 @@ const adapterName = "test"
 type envConfig struct {
 	dispatcher DispatcherConfig
 	adapter    AdapterConfig
+	registries []RegistryConfig // case registries served beside the adapter; Publisher, Clock and Logger are the env's
 }
 
 type envOption func(*envConfig)
@@ -170,7 +171,7 @@ func newTestEnvQueues(t *testing.T, backends map[int]adapters.Backend, clock sio
 		t.Fatal(err)
 	}
 	c := envConfig{
-		dispatcher: DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: pubsub, ReplyTopic: ReplyTopicPrefix + watermill.NewUUID(),
+		dispatcher: DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: pubsub, ReplyTopic: ReplyTopicPrefix + watermill.NewUUID(),
 			Clock: clock, Logger: logger, QueueOf: queueOf},
 		adapter: AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: adapterName, Backends: backends, Publisher: pubsub,
 			Clock: clock, Logger: logger, QueueOf: queueOf},
@@ -188,6 +189,14 @@ func newTestEnvQueues(t *testing.T, backends map[int]adapters.Backend, clock sio
 		t.Fatal(err)
 	}
 	rt.AddHandlers(router, pubsub)
+	for _, rc := range c.registries {
+		rc.Publisher, rc.Clock, rc.Logger = pubsub, clock, logger
+		rr, err := NewRegistryRuntime(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr.AddHandlers(router, pubsub)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -526,7 +535,7 @@ func (p *failingPublisher) Close() error { return nil }
 
 func TestPublishFailureIsUnavailable(t *testing.T) {
 	pub := &failingPublisher{}
-	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: pub, ReplyTopic: ReplyTopicPrefix + "x",
+	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: pub, ReplyTopic: ReplyTopicPrefix + "x",
 		Clock: siobroker.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -132,7 +132,7 @@ func TestServiceStats(t *testing.T) {
 
 // TestDispatchErrorCounted: a message the transport refuses is a dispatch error.
 func TestDispatchErrorCounted(t *testing.T) {
-	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: &failingPublisher{}, ReplyTopic: ReplyTopicPrefix + "x",
+	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: &failingPublisher{}, ReplyTopic: ReplyTopicPrefix + "x",
 		Clock: siobroker.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ const (
 	MetaService   = "sio_service"    // the service number, decimal
 	MetaReplyTo   = "sio_reply_to"   // the topic the answer goes to: one per broker instance
 	MetaMessageID = "sio_message_id" // the client's requestInfo/messageId, for logs
+	MetaRegistry  = "sio_registry"   // on a case check and its answer: the registry's name (§5)
 )
 
 // Metadata keys of the authenticator of a transport message (package routing/msgauth): the
@@ -38,12 +39,13 @@ type AuthFailure string
 
 // The reasons of a refusal.
 const (
-	AuthMissing      AuthFailure = "missing"       // no authenticator at all
-	AuthMalformed    AuthFailure = "malformed"     // an authenticator that cannot be read
-	AuthWrongAdapter AuthFailure = "wrong_adapter" // made for (or by) another adapter
-	AuthUnknownKey   AuthFailure = "unknown_key"   // made with a key the receiver does not hold (any more)
-	AuthMismatch     AuthFailure = "mismatch"      // altered, or forged
-	AuthExpired      AuthFailure = "expired"       // an authentic service message past its expiry
+	AuthMissing       AuthFailure = "missing"        // no authenticator at all
+	AuthMalformed     AuthFailure = "malformed"      // an authenticator that cannot be read
+	AuthWrongAdapter  AuthFailure = "wrong_adapter"  // made for (or by) another adapter
+	AuthWrongRegistry AuthFailure = "wrong_registry" // a case check made for (or answered by) another registry
+	AuthUnknownKey    AuthFailure = "unknown_key"    // made with a key the receiver does not hold (any more)
+	AuthMismatch      AuthFailure = "mismatch"       // altered, or forged
+	AuthExpired       AuthFailure = "expired"        // an authentic service message past its expiry
 )
 
 // Metadata keys of a request an adapter put on the dead-letter topic itself, having given up on it

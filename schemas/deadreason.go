@@ -59,11 +59,13 @@ const (
 	// DeadReplyUnreadable: a message on a broker's reply queue that names no request it could
 	// be correlated with.
 	DeadReplyUnreadable DeadCategory = "reply-unreadable"
-	// DeadUnauthenticated: a message on a service queue that the broker did not authenticate for
-	// the adapter (routing/msgauth); its source is not asked.
+	// DeadUnauthenticated: a message on a service queue, or a case check on a registry's queue,
+	// that the broker did not authenticate for the adapter (routing/msgauth); its source is not
+	// asked.
 	DeadUnauthenticated DeadCategory = "unauthenticated"
 	// DeadAnswerUnauthenticated: an answer on a broker's reply queue that the adapter its service
-	// is routed to did not authenticate; it is neither given to a request nor journaled as late.
+	// (or its case registry) is routed to did not authenticate; it is neither given to a request
+	// nor journaled as late.
 	DeadAnswerUnauthenticated DeadCategory = "answer-unauthenticated"
 )
 
@@ -101,7 +103,7 @@ var deadCategories = map[DeadCategory]bool{
 // authFailures are the words of AuthFailure, and what operators read of each.
 var authFailures = map[AuthFailure]string{
 	AuthMissing: "it carries no authenticator", AuthMalformed: "its authenticator cannot be read",
-	AuthWrongAdapter: "it was made for another adapter", AuthUnknownKey: "it was made with a key not held",
+	AuthWrongAdapter: "it was made for another adapter", AuthWrongRegistry: "it was made for another case registry", AuthUnknownKey: "it was made with a key not held",
 	AuthMismatch: "its authenticator does not match it (altered, or forged)", AuthExpired: "it expired",
 }
 

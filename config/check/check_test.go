@@ -350,6 +350,27 @@ func TestAdapterAgainstRoutes(t *testing.T) {
 	only(t, r, 3)
 }
 
+// TestRegistriesAgainstBrokerAndAdapter: a case registry the broker's cases.registries names
+// needs a route (its checks are authenticated for the adapter of the route), a registry routed to
+// an adapter must be one it serves, and one it serves must be routed to it.
+func TestRegistriesAgainstBrokerAndAdapter(t *testing.T) {
+	s := newSetup(t)
+	s.routes = edit(t, s.routes, "  courts: {adapter: demo}", "  courts: {adapter: kgd-adapter-1}")
+	s.routes = edit(t, s.routes, "  aisoip: {adapter: demo}     # АИС ОИП: basis 5\n", "")
+	s.adapter += "case_registries: {names: [erdr], demo_pki: data/pki/demo.json}\n"
+	r := s.check(t, "adapter.yaml")
+	routes, adapter := s.path("routes.yaml"), s.path("adapter.yaml")
+	expect(t, r, want{routes, lineOf(t, s.routes, "registries:"), check.Error,
+		"case registry aisoip (cases.registries, basis 5, " + s.path("broker.yaml"), "add `aisoip: {adapter: NAME}` under registries"})
+	expect(t, r, want{routes, lineOf(t, s.routes, "  courts: {"), check.Error,
+		"case registry courts is routed to adapter kgd-adapter-1, but " + adapter + " (the config named kgd-adapter-1) does not serve it",
+		"add courts to case_registries.names in " + adapter})
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "case_registries:"), check.Warning,
+		"this adapter (kgd-adapter-1) serves case registry erdr, but " + routes + " routes it to adapter demo", "route it to kgd-adapter-1 under registries"})
+	only(t, r, 6) // and the three services the example adapter serves that the shipped table routes to demo
+
+}
+
 func TestRouteTimeoutsAgainstBroker(t *testing.T) {
 	s := newSetup(t)
 	s.routes = edit(t, s.routes, "  11: {queue: sio.service.011, adapter: demo, backend: demo}", "  11: {queue: sio.service.011, adapter: demo, backend: demo, timeout: 2h}")

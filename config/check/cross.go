@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/access/cases"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -28,9 +30,69 @@ func (c *checker) crossCheck() {
 	}
 	for _, a := range c.adapters {
 		c.routesAgainstAdapter(a)
+		c.registriesAgainstAdapter(a)
 	}
 	if c.broker != nil {
 		c.timeoutsAgainstBroker()
+		c.registriesAgainstBroker()
+	}
+}
+
+// registriesAgainstBroker wants a route for every case registry the broker's cases.registries
+// names: the broker authenticates each check for the adapter its route names, and without one
+// every request under the registry's bases would be refused as unverifiable.
+func (c *checker) registriesAgainstBroker() {
+	r, b := c.routes, c.broker
+	byRegistry := map[string][]string{}
+	for _, basis := range slices.Sorted(maps.Keys(b.cfg.Cases.Registries)) {
+		if cases.Exempt(siobroker.Basis(basis)) {
+			continue // the broker file's own check refuses it
+		}
+		name := b.cfg.Cases.Registries[basis]
+		byRegistry[name] = append(byRegistry[name], strconv.Itoa(basis))
+	}
+	for _, name := range slices.Sorted(maps.Keys(byRegistry)) {
+		if _, ok := r.file.Registries[name]; ok {
+			continue
+		}
+		c.errorf(r.doc.Path, lineOf(r.doc.root, "registries", false),
+			fmt.Sprintf("add `%s: {adapter: NAME}` under registries, NAME being the adapter that serves it", name),
+			"case registry %s (cases.registries, basis %s, %s) has no route: its case checks could not be authenticated for any adapter, and every request under basis %s would be refused",
+			name, strings.Join(byRegistry[name], ", "), b.where("cases.registries"), strings.Join(byRegistry[name], ", "))
+	}
+}
+
+// registriesAgainstAdapter compares the registries' routes with one adapter config, as
+// routesAgainstAdapter does the services': a registry routed to the adapter must be among those
+// it serves, and one it serves that is routed elsewhere is a config out of step with the table.
+func (c *checker) registriesAgainstAdapter(a *adapterInfo) {
+	r := c.routes
+	name := a.cfg.Name
+	if name == "" {
+		return
+	}
+	served := a.cfg.CaseRegistries.Names
+	for _, reg := range slices.Sorted(maps.Keys(r.file.Registries)) {
+		if r.file.Registries[reg].Adapter == name && !slices.Contains(served, reg) {
+			c.errorf(r.doc.Path, lineOf(r.doc.root, "registries."+reg, false),
+				fmt.Sprintf("add %s to case_registries.names in %s, or route it to the adapter that serves it", reg, a.doc.Path),
+				"case registry %s is routed to adapter %s, but %s (the config named %s) does not serve it: its checks would wait out their timeout",
+				reg, name, a.doc.Path, name)
+		}
+	}
+	for _, reg := range served {
+		route, ok := r.file.Registries[reg]
+		if ok && route.Adapter == name {
+			continue
+		}
+		to := "no adapter"
+		if ok {
+			to = "adapter " + route.Adapter
+		}
+		c.warnf(a.doc.Path, lineOf(a.doc.root, "case_registries.names", false),
+			fmt.Sprintf("route it to %s under registries in %s, or remove it from this config", name, r.doc.Path),
+			"this adapter (%s) serves case registry %s, but %s routes it to %s: the broker authenticates its checks for that adapter, and this one would refuse every one",
+			name, reg, r.doc.Path, to)
 	}
 }
 

@@ -273,7 +273,7 @@ func OpenJournal(ctx context.Context, cfg config.Broker, db *sqlite.DB) (siobrok
 // caseRegistries returns the distinct registries the configuration names, and refuses a
 // configuration that leaves a non-exempt basis without one: §5 requires every basis but the
 // administrative offence (§23) to be verified.
-func caseRegistries(rules *cases.Rules) ([]string, error) {
+func caseRegistries(rules *cases.Rules, table *routes.Table) ([]string, error) {
 	var names []string
 	for b := siobroker.FirstBasis; b <= siobroker.LastBasis; b++ {
 		name, ok := rules.Registry(b)
@@ -281,6 +281,11 @@ func caseRegistries(rules *cases.Rules) ([]string, error) {
 		case cases.Exempt(b):
 		case !ok:
 			return nil, fmt.Errorf("cases.registries: basis %d has no case registry; §5 of the Rules requires its verification", b)
+		case table.RegistryAdapter(name) == "":
+			// Its checks could be authenticated for no adapter: every request under the basis
+			// would wait out the check's timeout and be refused.
+			return nil, fmt.Errorf("cases.registries: basis %d is checked by case registry %s, which has no route in %s; add `%s: {adapter: NAME}` under registries",
+				b, name, table.Path, name)
 		case !slices.Contains(names, name):
 			names = append(names, name)
 		}

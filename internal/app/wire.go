@@ -120,7 +120,7 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if p.caseRules, err = cases.NewRules(cfg.Cases, clock); err != nil {
 		return fmt.Errorf("cases: %w", err)
 	}
-	if p.registries, err = caseRegistries(p.caseRules); err != nil {
+	if p.registries, err = caseRegistries(p.caseRules, b.live.routes.Table()); err != nil {
 		return err
 	}
 	if b.db, err = OpenStore(ctx, cfg); err != nil {
@@ -218,6 +218,9 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 		QueueOf:   b.live.routes.Queue,
 		Auth:      p.transportAuth,
 		AdapterOf: b.live.routes.Adapter,
+		// The registries' routes are read at every check: a reload may move a registry to
+		// another adapter, as it may a service.
+		RegistryAdapterOf: b.live.routes.RegistryAdapter,
 		ObserveRefusedAnswer: func(_ int, reason msgauth.Reason) {
 			b.ops.Metrics.ObserveTransportRefusal("broker", string(reason))
 		},
@@ -270,8 +273,19 @@ func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Su
 		demoCases = demo.CasesOf(b.pki.manifest.Users)
 	}
 	for _, name := range p.registries {
-		registry, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: demo.NewCaseRegistry(name, demoCases),
-			Publisher: pub, Clock: clock, Logger: logger.With("component", "registry-adapter", "registry", name)})
+		// The keys of the adapter the registry is routed to, as an adapter process of that name
+		// would hold them.
+		regKeys, err := inProcessAdapterKeys(p.transportAuth, b.live.routes.Table().RegistryAdapter(name))
+		if err != nil {
+			return err
+		}
+		rcfg := routing.RegistryConfig{Name: name, Registry: demo.NewCaseRegistry(name, demoCases),
+			Publisher: pub, Clock: clock, Logger: logger.With("component", "registry-adapter", "registry", name), Auth: regKeys,
+			ObserveRefusal: func(reason msgauth.Reason) { b.ops.Metrics.ObserveTransportRefusal("adapter", string(reason)) }}
+		if b.msg.amqp != nil {
+			rcfg.DeadLetters = b.msg.amqp.DeadLetterTopic()
+		}
+		registry, err := routing.NewRegistryRuntime(rcfg)
 		if err != nil {
 			return err
 		}

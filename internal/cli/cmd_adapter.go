@@ -197,7 +197,8 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, auth *msgauth.Ad
 	runtime.AddHandlers(router, t.Subscriber())
 	for _, name := range cfg.CaseRegistries.Names {
 		registry, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: demo.NewCaseRegistry(name, cases),
-			Publisher: t.Publisher(), Clock: clock, Logger: logger.With("registry", name)})
+			Publisher: t.Publisher(), Clock: clock, Logger: logger.With("registry", name),
+			Auth: auth, DeadLetters: t.DeadLetterTopic()})
 		if err != nil {
 			return err
 		}
@@ -218,8 +219,9 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, auth *msgauth.Ad
 
 // adapterQueues returns the queue of each service the adapter serves: its route's, when the
 // config names the routing table, else its own. It refuses a table that gives one of the
-// adapter's services to another adapter or backend kind: the two files must agree, or requests
-// would reach a process that answers them differently than the table says.
+// adapter's services, or one of its case registries, to another adapter or backend kind: the two
+// files must agree, or requests would reach a process that answers them differently than the
+// table says.
 func adapterQueues(cfg *adapterconfig.Config) (queueOf func(int) string, shared []string, err error) {
 	if cfg.RoutesFile == "" {
 		return schemas.ServiceTopic, nil, nil
@@ -239,6 +241,14 @@ func adapterQueues(cfg *adapterconfig.Config) (queueOf func(int) string, shared 
 				cfg.RoutesFile, r.Line, n, r.Adapter, r.Backend, cfg.Name, cfg.Services[n].Backend))
 		case !strings.HasPrefix(r.Queue, "sio.service.") && !slices.Contains(shared, r.Queue):
 			shared = append(shared, r.Queue)
+		}
+	}
+	for _, name := range cfg.CaseRegistries.Names {
+		// The broker authenticates a registry's checks for the adapter of its route: served
+		// here under another route, every one would be refused as made for another adapter.
+		if to := tbl.RegistryAdapter(name); to != cfg.Name {
+			errs = append(errs, fmt.Errorf("%s: case registry %s is routed to adapter %q, but this adapter is %s; route it here under registries, or remove it from case_registries.names",
+				cfg.RoutesFile, name, to, cfg.Name))
 		}
 	}
 	if len(errs) > 0 {

@@ -51,7 +51,7 @@ func routed(t *testing.T, clock siobroker.Clock, backends map[int]adapters.Backe
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := routing.NewDispatcher(routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), Publisher: ps, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
+	d, err := routing.NewDispatcher(routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: ps, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
 		Clock: clock, Logger: quiet, Tracker: incidents.DispatcherTracker{T: tracker}})
 	if err != nil {
 		t.Fatal(err)

@@ -94,6 +94,7 @@ func TestRabbitMQPermissions(t *testing.T) {
 			}
 			return "vehicles-adapter"
 		},
+		RegistryAdapterOf:    msgauthtest.AllRegistriesTo("kgd-adapter-1"),
 		DeadLetters:          trA.DeadLetterTopic(),
 		OnLateAnswer:         func(_ context.Context, a routing.LateAnswer) error { late <- a; return nil },
 		ObserveRefusedAnswer: func(_ int, r msgauth.Reason) { brokerRefused <- r }})

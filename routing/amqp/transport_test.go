@@ -427,6 +427,9 @@ func newDispatcher(t *testing.T, cfg routing.DispatcherConfig) *routing.Dispatch
 	if cfg.Auth == nil {
 		cfg.Auth, cfg.AdapterOf = msgauthtest.Broker(), msgauthtest.AllTo(msgauthtest.Adapter)
 	}
+	if cfg.RegistryAdapterOf == nil {
+		cfg.RegistryAdapterOf = msgauthtest.AllRegistriesTo(msgauthtest.Adapter)
+	}
 	d, err := routing.NewDispatcher(cfg)
 	if err != nil {
 		t.Fatal(err)

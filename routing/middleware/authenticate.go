@@ -18,7 +18,10 @@ import (
 // clock, as the deadline is; see Deadline), and what is told of each refusal.
 type Auth struct {
 	Keys *msgauth.Adapter
-	Now  func() time.Time
+	// Registry, when set, makes the messages checked case checks (§5) for that case registry
+	// (msgauth.Adapter.CheckCaseCheck) rather than service messages.
+	Registry string
+	Now      func() time.Time
 	// Refused is called with the reason of every message refused; nil: none is told. The log
 	// line counts them either way.
 	Refused func(reason msgauth.Reason)
@@ -41,7 +44,13 @@ func Authenticate(queue string, auth Auth, poison Poison, logger *slog.Logger) m
 	auth.refused = new(atomic.Int64)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
-			k, err := auth.Keys.CheckRequest(msg.Metadata, msg.Payload, auth.Now())
+			var k msgauth.Key
+			var err error
+			if auth.Registry != "" {
+				k, err = auth.Keys.CheckCaseCheck(auth.Registry, msg.Metadata, msg.Payload, auth.Now())
+			} else {
+				k, err = auth.Keys.CheckRequest(msg.Metadata, msg.Payload, auth.Now())
+			}
 			if err == nil {
 				msg.SetContext(context.WithValue(msg.Context(), authKey{}, k))
 				return h(msg)
@@ -62,6 +71,12 @@ func Authenticate(queue string, auth Auth, poison Poison, logger *slog.Logger) m
 	}
 }
 
+// KeyOf is the key that authenticated msg (Authenticate); zero when none did.
+func KeyOf(msg *message.Message) msgauth.Key {
+	k, _ := msg.Context().Value(authKey{}).(msgauth.Key)
+	return k
+}
+
 // SignAnswers authenticates every answer the handlers below make, with the key that
 // authenticated its request (Authenticate), so that the broker can tell it from a forged one.
 // It must be right below Publish: every answer, the adapter's refusals included, goes out
@@ -73,7 +88,7 @@ func SignAnswers(auth Auth) message.HandlerMiddleware {
 			if err != nil {
 				return answers, err
 			}
-			k, _ := msg.Context().Value(authKey{}).(msgauth.Key) // zero without Authenticate: the current key
+			k := KeyOf(msg) // zero without Authenticate: the current key
 			for _, m := range answers {
 				auth.Keys.SignAnswer(k, m.Metadata, m.Payload)
 			}

@@ -55,6 +55,24 @@ func (a *Adapter) Name() string { return a.key.adapter }
 // expired. Otherwise it returns an *Error. The cheap checks come first; the MAC is computed only
 // for a message that names this adapter and a key it holds.
 func (a *Adapter) CheckRequest(meta map[string]string, payload []byte, now time.Time) (Key, error) {
+	return a.check(kindRequest, requestFields(meta), meta, payload, now)
+}
+
+// CheckCaseCheck is CheckRequest for a case check (§5) taken from the topic of registry: the
+// broker made it for this adapter and for that registry, so that a check the broker sent to one
+// registry cannot be put on another's queue and answered there.
+func (a *Adapter) CheckCaseCheck(registry string, meta map[string]string, payload []byte, now time.Time) (Key, error) {
+	if got := meta[schemas.MetaRegistry]; got != registry {
+		if _, rerr := received(meta); rerr != nil {
+			return Key{}, rerr
+		}
+		return Key{}, refuse(ReasonWrongRegistry, "the case check was made for registry %s, and this is registry %s", quote(got), registry)
+	}
+	return a.check(kindCaseCheck, caseCheckFields(meta), meta, payload, now)
+}
+
+// check is CheckRequest and CheckCaseCheck over a message of kind whose MAC covers fields.
+func (a *Adapter) check(kind string, fields []string, meta map[string]string, payload []byte, now time.Time) (Key, error) {
 	sum, rerr := received(meta)
 	if rerr != nil {
 		return Key{}, rerr
@@ -66,7 +84,7 @@ func (a *Adapter) CheckRequest(meta map[string]string, payload []byte, now time.
 	if rerr != nil {
 		return Key{}, rerr
 	}
-	if !equalMAC(sum, mac(k.secret, kindRequest, requestFields(meta), payload)) {
+	if !equalMAC(sum, mac(k.secret, kind, fields, payload)) {
 		return Key{}, refuse(ReasonMismatch, "the message's authenticator does not match it: it was altered, or made with another key")
 	}
 	expires, err := time.Parse(time.RFC3339, meta[schemas.MetaAuthExpires])
@@ -103,13 +121,25 @@ func (a *Adapter) keyOf(id string, now time.Time) (Key, *Error) {
 // during a rotation a broker that has not taken the new key yet can check it): it sets the
 // schemas.MetaAuth* keys of meta, whose correlation key is set already.
 func (a *Adapter) SignAnswer(k Key, meta map[string]string, payload []byte) {
+	a.sign(k, kindAnswer, meta, payload)
+}
+
+// SignCaseAnswer is SignAnswer for the answer of registry to a case check: it sets
+// schemas.MetaRegistry too, which the MAC covers, so that the broker knows whose key to check it
+// with and that the answer is the registry's it asked.
+func (a *Adapter) SignCaseAnswer(k Key, registry string, meta map[string]string, payload []byte) {
+	meta[schemas.MetaRegistry] = registry
+	a.sign(k, kindCaseAnswer, meta, payload)
+}
+
+func (a *Adapter) sign(k Key, kind string, meta map[string]string, payload []byte) {
 	if k.IsZero() {
 		k = a.key
 	}
 	meta[schemas.MetaAuthAdapter] = k.adapter
 	meta[schemas.MetaAuthKey] = k.ID()
 	delete(meta, schemas.MetaAuthExpires) // answers do not expire: a copy is recognised by its key
-	meta[schemas.MetaAuthMAC] = encodeMAC(mac(k.secret, kindAnswer, answerFields(meta), payload))
+	meta[schemas.MetaAuthMAC] = encodeMAC(mac(k.secret, kind, answerFieldsOf(kind, meta), payload))
 }
 
 // equalMAC compares two MACs in constant time.

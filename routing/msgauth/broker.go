@@ -66,6 +66,17 @@ func (b *Broker) KeyOf(adapter string) (Key, error) { return b.master.Derive(ada
 // request id, service and reply topic: it sets the schemas.MetaAuth* keys, the expiry being the
 // message's deadline (zero: now) plus the validity.
 func (b *Broker) SignRequest(adapter string, meta map[string]string, payload []byte, deadline time.Time) error {
+	return b.sign(adapter, kindRequest, requestFields, meta, payload, deadline)
+}
+
+// SignCaseCheck is SignRequest for a case check (§5) to registry, served by adapter: it sets
+// schemas.MetaRegistry too, which the MAC covers.
+func (b *Broker) SignCaseCheck(adapter, registry string, meta map[string]string, payload []byte, deadline time.Time) error {
+	meta[schemas.MetaRegistry] = registry
+	return b.sign(adapter, kindCaseCheck, caseCheckFields, meta, payload, deadline)
+}
+
+func (b *Broker) sign(adapter, kind string, fields func(map[string]string) []string, meta map[string]string, payload []byte, deadline time.Time) error {
 	k, err := b.master.Derive(adapter)
 	if err != nil {
 		return err
@@ -76,7 +87,7 @@ func (b *Broker) SignRequest(adapter string, meta map[string]string, payload []b
 	meta[schemas.MetaAuthAdapter] = k.adapter
 	meta[schemas.MetaAuthKey] = k.ID()
 	meta[schemas.MetaAuthExpires] = deadline.Add(b.validity).UTC().Format(time.RFC3339)
-	meta[schemas.MetaAuthMAC] = encodeMAC(mac(k.secret, kindRequest, requestFields(meta), payload))
+	meta[schemas.MetaAuthMAC] = encodeMAC(mac(k.secret, kind, fields(meta), payload))
 	return nil
 }
 
@@ -84,6 +95,22 @@ func (b *Broker) SignRequest(adapter string, meta map[string]string, payload []b
 // of adapter, the adapter its service is routed to: its current key, or the previous master's
 // until PreviousUntil (now is when the answer is checked).
 func (b *Broker) CheckAnswer(adapter string, meta map[string]string, payload []byte, now time.Time) error {
+	return b.check(adapter, kindAnswer, meta, payload, now)
+}
+
+// CheckCaseAnswer is CheckAnswer for the answer to a case check: made by adapter, the adapter
+// registry is routed to, for registry (schemas.MetaRegistry).
+func (b *Broker) CheckCaseAnswer(adapter, registry string, meta map[string]string, payload []byte, now time.Time) error {
+	if got := meta[schemas.MetaRegistry]; got != registry {
+		if _, rerr := received(meta); rerr != nil {
+			return rerr
+		}
+		return refuse(ReasonWrongRegistry, "the answer names registry %s, but the case check went to registry %s", quote(got), quote(registry))
+	}
+	return b.check(adapter, kindCaseAnswer, meta, payload, now)
+}
+
+func (b *Broker) check(adapter, kind string, meta map[string]string, payload []byte, now time.Time) error {
 	sum, rerr := received(meta)
 	if rerr != nil {
 		return rerr
@@ -102,7 +129,7 @@ func (b *Broker) CheckAnswer(adapter string, meta map[string]string, payload []b
 			return rerr
 		}
 	}
-	if !equalMAC(sum, mac(k.secret, kindAnswer, answerFields(meta), payload)) {
+	if !equalMAC(sum, mac(k.secret, kind, answerFieldsOf(kind, meta), payload)) {
 		return refuse(ReasonMismatch, "the answer's authenticator does not match it: it was altered, or made with another key than adapter %s's", adapter)
 	}
 	return nil

@@ -39,11 +39,14 @@ const label = "siobroker transport v1"
 // macPrefix starts the value of schemas.MetaAuthMAC: the version of the scheme.
 const macPrefix = "v1:"
 
-// The kinds of message a MAC is made for: a MAC of one kind never verifies as the other, though
-// the broker and the adapter use the same key.
+// The kinds of message a MAC is made for: a MAC of one kind never verifies as another, though
+// the broker and the adapter use the same key. A case check (§5) is not a service message: one
+// made for a registry cannot be put on a service's queue, nor the reverse.
 const (
-	kindRequest = "request"
-	kindAnswer  = "answer"
+	kindRequest    = "request"
+	kindAnswer     = "answer"
+	kindCaseCheck  = "case-check"
+	kindCaseAnswer = "case-answer"
 )
 
 // Reason says why a message was refused, in a word of the wire contract's fixed set
@@ -52,12 +55,13 @@ type Reason = schemas.AuthFailure
 
 // The reasons of a refusal.
 const (
-	ReasonMissing      = schemas.AuthMissing      // no authenticator at all
-	ReasonMalformed    = schemas.AuthMalformed    // an authenticator that cannot be read
-	ReasonWrongAdapter = schemas.AuthWrongAdapter // made for (or by) another adapter
-	ReasonUnknownKey   = schemas.AuthUnknownKey   // made with a key this party does not hold (any more)
-	ReasonMismatch     = schemas.AuthMismatch     // altered, or forged
-	ReasonExpired      = schemas.AuthExpired      // an authentic service message past its expiry
+	ReasonMissing       = schemas.AuthMissing       // no authenticator at all
+	ReasonMalformed     = schemas.AuthMalformed     // an authenticator that cannot be read
+	ReasonWrongAdapter  = schemas.AuthWrongAdapter  // made for (or by) another adapter
+	ReasonWrongRegistry = schemas.AuthWrongRegistry // a case check made for (or answered by) another registry
+	ReasonUnknownKey    = schemas.AuthUnknownKey    // made with a key this party does not hold (any more)
+	ReasonMismatch      = schemas.AuthMismatch      // altered, or forged
+	ReasonExpired       = schemas.AuthExpired       // an authentic service message past its expiry
 )
 
 // Error is a refused message: why, and the detail for the log and the dead letter. The detail
@@ -77,8 +81,10 @@ func refuse(reason Reason, format string, args ...any) *Error {
 // payload, each preceded by its length as a 4-byte big-endian number, so that no two different
 // messages give the same input. A service message's fields are the values of its metadata
 // schemas.MetaAuthAdapter, MetaAuthKey, MetaRequestID, MetaService, MetaReplyTo and
-// MetaAuthExpires; an answer's are MetaAuthAdapter, MetaAuthKey and MetaCorrelation (each as
-// sent; "" when absent).
+// MetaAuthExpires; an answer's are MetaAuthAdapter, MetaAuthKey and MetaCorrelation. A case
+// check's (kind "case-check") are a service message's with MetaRegistry in place of MetaService;
+// its answer's (kind "case-answer") an answer's followed by MetaRegistry. Each value as sent; ""
+// when absent.
 func mac(secret []byte, kind string, fields []string, payload []byte) []byte {
 	h := hmac.New(sha256.New, secret)
 	write := func(b []byte) {
@@ -104,6 +110,25 @@ func requestFields(meta map[string]string) []string {
 
 func answerFields(meta map[string]string) []string {
 	return []string{meta[schemas.MetaAuthAdapter], meta[schemas.MetaAuthKey], meta[schemas.MetaCorrelation]}
+}
+
+// caseCheckFields and caseAnswerFields are those of a case check and of its answer: a service
+// message's and an answer's with the registry (schemas.MetaRegistry) in place of the service.
+func caseCheckFields(meta map[string]string) []string {
+	return []string{meta[schemas.MetaAuthAdapter], meta[schemas.MetaAuthKey], meta[schemas.MetaRequestID],
+		meta[schemas.MetaRegistry], meta[schemas.MetaReplyTo], meta[schemas.MetaAuthExpires]}
+}
+
+func caseAnswerFields(meta map[string]string) []string {
+	return []string{meta[schemas.MetaAuthAdapter], meta[schemas.MetaAuthKey], meta[schemas.MetaCorrelation], meta[schemas.MetaRegistry]}
+}
+
+// answerFieldsOf is the fields of an answer of kind (kindAnswer or kindCaseAnswer).
+func answerFieldsOf(kind string, meta map[string]string) []string {
+	if kind == kindCaseAnswer {
+		return caseAnswerFields(meta)
+	}
+	return answerFields(meta)
 }
 
 // encodeMAC is the value of schemas.MetaAuthMAC for sum.

@@ -308,3 +308,112 @@ func TestKeyFiles(t *testing.T) {
 		t.Error("two adapters got the same key")
 	}
 }
+
+// TestCaseCheck: a case check (§5) the broker made for a registry is accepted by the adapter the
+// registry is routed to, on that registry's queue only; a service message's MAC, a check made for
+// another registry or altered in any covered field is refused, and the broker takes the case
+// answer only from that adapter, for that registry.
+func TestCaseCheck(t *testing.T) {
+	m := testMaster(t, 0)
+	broker := mustBroker(t, BrokerConfig{Master: m, Validity: time.Minute})
+	registryAdapter := mustAdapter(t, AdapterConfig{Key: mustDerive(t, m, "erdr-pg")})
+	deadline := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	now := deadline.Add(-time.Second)
+	payload := []byte(`{"requestId":"r-1","basis":1,"case":{"number":"251234567890123"},"signerIin":"880101300123","replyTo":"sio.reply.b1"}`)
+	signed := func(t *testing.T) map[string]string {
+		meta := map[string]string{schemas.MetaRequestID: "r-1", schemas.MetaReplyTo: "sio.reply.b1"}
+		if err := broker.SignCaseCheck("erdr-pg", "erdr", meta, payload, deadline); err != nil {
+			t.Fatal(err)
+		}
+		return meta
+	}
+	meta := signed(t)
+	if meta[schemas.MetaRegistry] != "erdr" {
+		t.Fatalf("metadata %v, want the registry named", meta)
+	}
+	k, err := registryAdapter.CheckCaseCheck("erdr", meta, payload, now)
+	if err != nil || k.ID() != registryAdapter.key.ID() {
+		t.Fatalf("an authentic case check: %v", err)
+	}
+	if _, err := registryAdapter.CheckRequest(meta, payload, now); !isReason(err, ReasonMismatch) {
+		t.Errorf("a case check taken as a service message: %v, want %s", err, ReasonMismatch)
+	}
+	for _, tt := range []struct {
+		name     string
+		registry string // the queue it was taken from
+		change   func(meta map[string]string) []byte
+		reason   Reason
+	}{
+		{"put on another registry's queue", "courts", func(map[string]string) []byte { return payload }, ReasonWrongRegistry},
+		{"relabelled for another registry", "courts", func(meta map[string]string) []byte { meta[schemas.MetaRegistry] = "courts"; return payload }, ReasonMismatch},
+		{"another signer", "erdr", func(map[string]string) []byte {
+			return bytes.Replace(payload, []byte("880101300123"), []byte("880101300124"), 1)
+		}, ReasonMismatch},
+		{"another reply topic", "erdr", func(meta map[string]string) []byte { meta[schemas.MetaReplyTo] = "sio.reply.evil"; return payload }, ReasonMismatch},
+		{"a service message's MAC", "erdr", func(meta map[string]string) []byte {
+			meta[schemas.MetaService] = "1"
+			if err := broker.SignRequest("erdr-pg", meta, payload, deadline); err != nil {
+				t.Fatal(err)
+			}
+			return payload
+		}, ReasonMismatch},
+		{"made for another adapter", "erdr", func(meta map[string]string) []byte {
+			if err := broker.SignCaseCheck("demo", "erdr", meta, payload, deadline); err != nil {
+				t.Fatal(err)
+			}
+			return payload
+		}, ReasonWrongAdapter},
+		{"unauthenticated", "erdr", func(meta map[string]string) []byte { delete(meta, schemas.MetaAuthMAC); return payload }, ReasonMissing},
+		{"unauthenticated, for another registry", "courts", func(meta map[string]string) []byte { clear(meta); return payload }, ReasonMissing},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			meta := signed(t)
+			p := tt.change(meta)
+			if _, err := registryAdapter.CheckCaseCheck(tt.registry, meta, p, now); !isReason(err, tt.reason) {
+				t.Fatalf("err %v, want %s", err, tt.reason)
+			}
+		})
+	}
+	if _, err := registryAdapter.CheckCaseCheck("erdr", signed(t), payload, deadline.Add(time.Minute+time.Second)); !isReason(err, ReasonExpired) {
+		t.Errorf("past its expiry: %v, want %s", err, ReasonExpired)
+	}
+
+	answer := []byte(`{"requestId":"r-1","found":true,"inProceedings":true,"registry":"erdr"}`)
+	answerMeta := func(a *Adapter, registry string) map[string]string {
+		meta := map[string]string{schemas.MetaCorrelation: "r-1/case"}
+		a.SignCaseAnswer(Key{}, registry, meta, answer)
+		return meta
+	}
+	if err := broker.CheckCaseAnswer("erdr-pg", "erdr", answerMeta(registryAdapter, "erdr"), answer, now); err != nil {
+		t.Fatalf("an authentic case answer: %v", err)
+	}
+	demo := mustAdapter(t, AdapterConfig{Key: mustDerive(t, m, "demo")})
+	serviceAnswer := map[string]string{schemas.MetaCorrelation: "r-1/case", schemas.MetaRegistry: "erdr"}
+	registryAdapter.SignAnswer(Key{}, serviceAnswer, answer)
+	for _, tt := range []struct {
+		name   string
+		meta   map[string]string
+		reason Reason
+	}{
+		{"another adapter's answer", answerMeta(demo, "erdr"), ReasonWrongAdapter},
+		{"the answer of another registry of the adapter", answerMeta(registryAdapter, "courts"), ReasonWrongRegistry},
+		{"a service answer's MAC", serviceAnswer, ReasonMismatch},
+		{"no authenticator", map[string]string{schemas.MetaCorrelation: "r-1/case", schemas.MetaRegistry: "erdr"}, ReasonMissing},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := broker.CheckCaseAnswer("erdr-pg", "erdr", tt.meta, answer, now); !isReason(err, tt.reason) {
+				t.Fatalf("err %v, want %s", err, tt.reason)
+			}
+		})
+	}
+	forged := answerMeta(registryAdapter, "erdr")
+	if err := broker.CheckCaseAnswer("erdr-pg", "erdr", forged, bytes.Replace(answer, []byte(`"found":true`), []byte(`"found":false`), 1), now); !isReason(err, ReasonMismatch) {
+		t.Errorf("an altered verdict: %v, want %s", err, ReasonMismatch)
+	}
+}
+
+// isReason reports whether err is an *Error of reason.
+func isReason(err error, reason Reason) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Reason == reason
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -32,6 +33,15 @@ type File struct {
 	DefaultTimeout time.Duration     `yaml:"default_timeout"`
 	Queues         []string          `yaml:"queues"`
 	Services       map[int]FileRoute `yaml:"services"`
+	// Registries names, for each case registry (§5), the adapter that answers its checks on
+	// topic sio.registry.<name>: the broker authenticates each check for that adapter, and takes
+	// an answer only from it.
+	Registries map[string]FileRegistry `yaml:"registries"`
+}
+
+// FileRegistry is one case registry's entry.
+type FileRegistry struct {
+	Adapter string `yaml:"adapter"`
 }
 
 // FileRoute is one service's entry.
@@ -59,8 +69,16 @@ type Table struct {
 	Path           string
 	DefaultTimeout time.Duration
 	routes         map[int]Route
-	declared       []string // every queue a broker declares: the per-service ones and Queues
+	registries     map[string]string // case registry → the adapter that answers it
+	declared       []string          // every queue a broker declares: the per-service ones and Queues
 }
+
+// RegistryAdapter returns the adapter the case registry name is routed to; "" when it has no
+// route.
+func (t *Table) RegistryAdapter(name string) string { return t.registries[name] }
+
+// Registries returns the case registries the table routes, sorted.
+func (t *Table) Registries() []string { return slices.Sorted(maps.Keys(t.registries)) }
 
 // Route returns the route of service n.
 func (t *Table) Route(n int) (Route, bool) {
@@ -135,13 +153,13 @@ func Parse(path string, b []byte) (*Table, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&p.f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w (keys: default_timeout, queues, services; a service's keys: queue, adapter, backend, timeout)", path, err)
+		return nil, fmt.Errorf("%s: %w (keys: default_timeout, queues, services, registries; a service's keys: queue, adapter, backend, timeout; a registry's: adapter)", path, err)
 	}
 	if p.f.DefaultTimeout <= 0 {
 		p.errorAt(topLine(&p.root, "default_timeout"), "default_timeout must be positive, e.g. default_timeout: 10s")
 	}
 	declared := p.declaredQueues()
-	t := &Table{Path: path, DefaultTimeout: p.f.DefaultTimeout, routes: p.routes(declared)}
+	t := &Table{Path: path, DefaultTimeout: p.f.DefaultTimeout, routes: p.routes(declared), registries: p.registries()}
 	p.checkAllRouted()
 	slices.Sort(declared)
 	t.declared = declared
@@ -243,6 +261,28 @@ func (p *parser) route(n int, fr FileRoute, line int, declared []string) (Route,
 	return r, true
 }
 
+// registryName is what a case registry may be called (access/cases' rule for the names of
+// cases.registries).
+var registryName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// registries checks the case registries' entries and returns the adapter of each.
+func (p *parser) registries() map[string]string {
+	lines := keyLines(&p.root, "registries")
+	out := make(map[string]string, len(p.f.Registries))
+	for _, name := range slices.Sorted(maps.Keys(p.f.Registries)) {
+		adapter := p.f.Registries[name].Adapter
+		switch {
+		case !registryName.MatchString(name):
+			p.errorAt(lines[name], "registry %q: a case registry's name is 1 to 32 of a-z, 0-9, '_' or '-', starting with a letter, as in cases.registries", name)
+		case !adapterName.MatchString(adapter):
+			p.errorAt(lines[name], "registry %s: adapter %q must be the name of the adapter config that answers its case checks (1 to 64 of a-z, 0-9, '_' or '-')", name, adapter)
+		default:
+			out[name] = adapter
+		}
+	}
+	return out
+}
+
 // checkAllRouted wants an entry for every service of Appendix 2.
 func (p *parser) checkAllRouted() {
 	var missing []string
@@ -262,6 +302,16 @@ func (t *Table) Diff(old *Table) []string {
 	var out []string
 	if old == nil {
 		return []string{fmt.Sprintf("%d routes loaded", len(t.routes))}
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.registries)) {
+		if a := old.registries[name]; a != t.registries[name] {
+			out = append(out, fmt.Sprintf("registry %s: adapter %q → %q", name, a, t.registries[name]))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(old.registries)) {
+		if _, ok := t.registries[name]; !ok {
+			out = append(out, fmt.Sprintf("registry %s: route removed", name))
+		}
 	}
 	if old.DefaultTimeout != t.DefaultTimeout {
 		out = append(out, fmt.Sprintf("default_timeout %s → %s", old.DefaultTimeout, t.DefaultTimeout))
@@ -292,11 +342,20 @@ func (t *Table) Diff(old *Table) []string {
 // serviceLines maps each service number to the line of its entry.
 func serviceLines(root *yaml.Node) map[int]int {
 	out := map[int]int{}
-	if m := mapping(root, "services"); m != nil {
+	for k, line := range keyLines(root, "services") {
+		if n, err := strconv.Atoi(k); err == nil {
+			out[n] = line
+		}
+	}
+	return out
+}
+
+// keyLines maps each key of the top-level mapping key to its line.
+func keyLines(root *yaml.Node, key string) map[string]int {
+	out := map[string]int{}
+	if m := mapping(root, key); m != nil {
 		for i := 0; i+1 < len(m.Content); i += 2 {
-			if n, err := strconv.Atoi(m.Content[i].Value); err == nil {
-				out[n] = m.Content[i].Line
-			}
+			out[m.Content[i].Value] = m.Content[i].Line
 		}
 	}
 	return out
@@ -353,3 +412,6 @@ func (l *Live) Queue(n int) string { return l.Table().Queue(n) }
 
 // Adapter is Table.Adapter on the table in force.
 func (l *Live) Adapter(n int) string { return l.Table().Adapter(n) }
+
+// RegistryAdapter is Table.RegistryAdapter on the table in force.
+func (l *Live) RegistryAdapter(name string) string { return l.Table().RegistryAdapter(name) }

@@ -2,6 +2,7 @@ package routes
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,6 +80,12 @@ func TestParseErrorsNameLineAndFix(t *testing.T) {
 		{"bad queue name", "queues: []", "queues: [Sio KGD]", []string{`queue name "Sio KGD"`}},
 		{"two adapters on one queue", "queues: []", "queues: [sio.kgd]",
 			nil}, // valid on its own: no service uses it
+		{"registry without adapter", "  erdr: {adapter: demo}", "  erdr: {}",
+			[]string{`registry erdr: adapter "" must be the name of the adapter config that answers its case checks`}},
+		{"bad registry name", "  erdr: {adapter: demo}", "  ЕРДР: {adapter: demo}",
+			[]string{`registry "ЕРДР": a case registry's name is 1 to 32 of a-z`}},
+		{"unknown registry key", "  erdr: {adapter: demo}", "  erdr: {adapter: demo, backend: postgres}",
+			[]string{"field backend not found", "a registry's: adapter"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,3 +160,28 @@ func TestDiff(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestRegistryRoutes: the table names the adapter of each case registry, and a reload's diff says
+// when one moves.
+func TestRegistryRoutes(t *testing.T) {
+	tbl, err := Parse("routes.yaml", edit(t, "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tbl.Registries(); !slices.Equal(got, []string{"aisoip", "courts", "erdr"}) {
+		t.Errorf("registries %v", got)
+	}
+	if a := tbl.RegistryAdapter("erdr"); a != "demo" {
+		t.Errorf("erdr's adapter %q, want demo", a)
+	}
+	if a := tbl.RegistryAdapter("nobody"); a != "" {
+		t.Errorf("an unrouted registry's adapter %q, want none", a)
+	}
+	moved, err := Parse("routes.yaml", edit(t, "  erdr: {adapter: demo}", "  erdr: {adapter: erdr-pg}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := moved.Diff(tbl); !slices.Equal(d, []string{`registry erdr: adapter "demo" → "erdr-pg"`}) {
+		t.Errorf("diff %q", d)
+	}
+}

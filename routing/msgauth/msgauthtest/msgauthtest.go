@@ -59,3 +59,8 @@ func SignRequest(meta map[string]string, payload []byte) {
 		panic(err)
 	}
 }
+
+// AllRegistriesTo routes every case registry to adapter: a routing.DispatcherConfig.RegistryAdapterOf.
+func AllRegistriesTo(adapter string) func(registry string) string {
+	return func(string) string { return adapter }
+}
