@@ -296,7 +296,7 @@ func (r DeadReason) String() string {
 	case DeadReplyUnreadable:
 		s = "broker: a reply that cannot be correlated with a request"
 	case DeadUnauthenticated:
-		s = "the service message is not authenticated by the broker, and its source is not asked"
+		s = "the service message or case check is not authenticated by the broker, and its source is not asked"
 	case DeadAnswerUnauthenticated:
 		s = "broker: an answer not authenticated by the adapter of its service, given to no request"
 	default:

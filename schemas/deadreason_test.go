@@ -100,7 +100,7 @@ func TestDeadReasonHeader(t *testing.T) {
 			"broker: a reply that cannot be correlated with a request; last error: names no request"},
 		{DeadReason{Category: DeadUnauthenticated, Adapter: "kgd-adapter-1", Auth: AuthMissing},
 			"unauthenticated adapter=kgd-adapter-1 auth=missing",
-			"the service message is not authenticated by the broker, and its source is not asked (adapter kgd-adapter-1): it carries no authenticator"},
+			"the service message or case check is not authenticated by the broker, and its source is not asked (adapter kgd-adapter-1): it carries no authenticator"},
 		{DeadReason{Category: DeadAnswerUnauthenticated, Service: 37, Auth: AuthWrongAdapter},
 			"answer-unauthenticated service=37 auth=wrong_adapter",
 			"broker: an answer not authenticated by the adapter of its service, given to no request (service 37): it was made for another adapter"},

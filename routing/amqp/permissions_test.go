@@ -30,7 +30,9 @@ import (
 // the adapter answers through them, each refusal the README promises is ACCESS_REFUSED, and
 // service messages forged by a user that may publish to the service queue (a broker's, without
 // the key) are dead-lettered by the adapter with its source never asked, as is an answer forged
-// by the adapter's user for another adapter's service at the broker.
+// by the adapter's user for another adapter's service at the broker; and the same for the case
+// registry erdr, answered by its own adapter under its own user: forged case checks are
+// dead-lettered unasked, and a verdict forged by another adapter is refused.
 func TestRabbitMQPermissions(t *testing.T) {
 	node := rabbitnode.Start(t)
 	passwords := map[string]string{}
@@ -94,7 +96,7 @@ func TestRabbitMQPermissions(t *testing.T) {
 			}
 			return "vehicles-adapter"
 		},
-		RegistryAdapterOf:    msgauthtest.AllRegistriesTo("kgd-adapter-1"),
+		RegistryAdapterOf:    msgauthtest.AllRegistriesTo("erdr-adapter"),
 		DeadLetters:          trA.DeadLetterTopic(),
 		OnLateAnswer:         func(_ context.Context, a routing.LateAnswer) error { late <- a; return nil },
 		ObserveRefusedAnswer: func(_ int, r msgauth.Reason) { brokerRefused <- r }})
@@ -270,6 +272,132 @@ func TestRabbitMQPermissions(t *testing.T) {
 	case a := <-late:
 		t.Fatalf("the forged answer was taken for a late one: %+v", a)
 	case <-time.After(300 * time.Millisecond):
+	}
+
+	registryUnderItsUser(t, registryCase{as: as("sio-adapter-erdr", passwords["ERDR_ADAPTER_PASSWORD"]), master: master,
+		dispatcher: d, brokerB: trB, brokerA: brokerA, brokerRefused: brokerRefused, kgdKeys: keys, kgdTr: adapterTr, replyA: trA.ReplyTopic()})
+}
+
+// registryCase is what the registry part of TestRabbitMQPermissions works with.
+type registryCase struct {
+	as            Config // the erdr adapter's user
+	master        msgauth.Master
+	dispatcher    *routing.Dispatcher // broker-a's, which routes erdr to erdr-adapter
+	brokerB       *Transport          // a user that may publish case checks, without the key
+	brokerA       Config
+	brokerRefused chan msgauth.Reason
+	kgdKeys       *msgauth.Adapter // another adapter, with its own key and user
+	kgdTr         *Transport
+	replyA        string
+}
+
+// registryUnderItsUser serves the case registry erdr under the README's sio-adapter-erdr user:
+// broker-a's check is answered; case checks forged by broker-b's user are dead-lettered with the
+// registry never asked; a verdict forged by the kgd adapter's user is refused by broker-a.
+func registryUnderItsUser(t *testing.T, c registryCase) {
+	c.as.Registries = []string{"erdr"}
+	tr := newTransport(t, c.as)
+	key, err := c.master.Derive("erdr-adapter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := msgauth.NewAdapter(msgauth.AdapterConfig{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	refused := make(chan msgauth.Reason, 8)
+	rr, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: "erdr", Publisher: tr.Publisher(), Clock: siobroker.SystemClock{},
+		Logger: quietLogger, Auth: keys, DeadLetters: tr.DeadLetterTopic(), ObserveRefusal: func(r msgauth.Reason) { refused <- r },
+		Registry: adapters.CaseRegistryFunc(func(_ context.Context, req schemas.CaseCheckRequest) (schemas.CaseCheckResponse, error) {
+			asked.Add(1)
+			return schemas.CaseCheckResponse{RequestID: req.RequestID, Found: true, InProceedings: true}, nil
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRouter(t, func(r *message.Router) { rr.AddHandlers(r, tr.Subscriber()) })
+
+	resp, err := c.dispatcher.CheckCase(ctxFor(t, 30*time.Second), "erdr", schemas.CaseCheckRequest{RequestID: "case-real", MessageID: "m-case",
+		Basis: siobroker.BasisCriminal, SignerIIN: "750312300458", Case: siobroker.CaseRef{Number: "251234567890123"}}, 15*time.Second)
+	if err != nil || !resp.Found || !resp.InProceedings || resp.Registry != "erdr" {
+		t.Fatalf("broker-a's case check: %+v, %v", resp, err)
+	}
+
+	check := schemas.CaseCheckRequest{RequestID: "case-forged", Basis: siobroker.BasisCriminal, SignerIIN: "750312300458",
+		Case: siobroker.CaseRef{Number: "251234567890123"}, ReplyTo: c.brokerB.ReplyTopic(), Deadline: time.Now().Add(time.Minute)}
+	payload, err := json.Marshal(check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	letters := map[string]string{
+		"case-forged/unsigned":       "it carries no authenticator",
+		"case-forged/other-registry": "it was made for another case registry",
+	}
+	for id, sign := range map[string]func(meta message.Metadata){
+		"case-forged/unsigned": func(message.Metadata) {},
+		"case-forged/other-registry": func(meta message.Metadata) {
+			// A check the broker made for another registry of the same adapter, put on erdr's queue.
+			if err := msgauthtest.Broker().SignCaseCheck("erdr-adapter", "courts", meta, payload, check.Deadline); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		m := message.NewMessage(id, payload)
+		m.Metadata.Set(schemas.MetaRequestID, check.RequestID)
+		m.Metadata.Set(schemas.MetaReplyTo, check.ReplyTo)
+		sign(m.Metadata)
+		if err := c.brokerB.Publisher().Publish(schemas.RegistryTopic("erdr"), m); err != nil {
+			t.Fatalf("broker-b publishes %s to the registry's queue: %v", id, err)
+		}
+	}
+	for i := range len(letters) {
+		select {
+		case <-refused:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%d of %d forged case checks refused", i, len(letters))
+		}
+	}
+	byID := map[string]DeadLetter{}
+	waitFor(t, 15*time.Second, func() bool {
+		ls, err := ListDeadLetters(ctxFor(t, 10*time.Second), c.brokerA, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			if _, ok := letters[l.MessageID]; ok {
+				byID[l.MessageID] = l
+			}
+		}
+		return len(byID) == len(letters)
+	}, "the forged case checks in the dead-letter queue")
+	for id, want := range letters {
+		l := byID[id]
+		if l.Queue != "sio.registry.erdr" || !strings.HasSuffix(l.Reason, want) || !strings.Contains(l.Reason, "adapter erdr-adapter") ||
+			strings.Contains(l.Reason, "251234567890123") || strings.Contains(l.Reason, "750312300458") {
+			t.Errorf("dead letter %s: %+v, want a reason with %q", id, l, want)
+		}
+		t.Logf("dlq list: %s from %s: %s", l.MessageID, l.Queue, l.Reason)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the registry was asked %d times, want once: a forged case check reached it", n)
+	}
+
+	// A verdict "found, in proceedings" the kgd adapter's user forges with its own key.
+	verdict, _ := json.Marshal(schemas.CaseCheckResponse{RequestID: "case-nobody", Found: true, InProceedings: true, Registry: "erdr"})
+	vm := message.NewMessage(watermill.NewUUID(), verdict)
+	vm.Metadata.Set(schemas.MetaCorrelation, "case-nobody/case")
+	c.kgdKeys.SignCaseAnswer(msgauth.Key{}, "erdr", vm.Metadata, vm.Payload)
+	if err := c.kgdTr.Publisher().Publish(c.replyA, vm); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-c.brokerRefused:
+		if r != msgauth.ReasonWrongAdapter {
+			t.Errorf("the forged verdict was refused as %s, want %s", r, msgauth.ReasonWrongAdapter)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the forged verdict was not refused")
 	}
 }
 
