@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/sio-pso/siobroker/routing/routes"
+	"github.com/sio-pso/siobroker/schemas"
 )
 
 const routesUsage = `usage:
@@ -70,6 +71,14 @@ func cmdRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fmt.Fprintln(tw, "SERVICE\tQUEUE\tADAPTER\tBACKEND\tTIMEOUT")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Service, r.TransportQueue, r.Adapter, r.Backend, r.TimeoutText)
+	}
+	tw.Flush()
+	// The registries' routes: which adapter's key the broker authenticates each case check with.
+	fmt.Fprintf(stdout, "case registries (§5; the check waits cases.check_timeout, %s)\n", cfg.Cases.CheckTimeout)
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REGISTRY\tQUEUE\tADAPTER")
+	for _, name := range tbl.Registries() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, prefix+schemas.RegistryTopic(name), tbl.RegistryAdapter(name))
 	}
 	tw.Flush()
 	return exitOK

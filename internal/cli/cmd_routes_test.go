@@ -46,8 +46,11 @@ func TestRoutesCommand(t *testing.T) {
 			t.Errorf("routes output lacks %q:\n%s", want, text)
 		}
 	}
-	if n := strings.Count(text, "\n"); n != 2+93 {
-		t.Errorf("%d lines, want a title, a header and 93 routes", n)
+	if !strings.Contains(text, "REGISTRY  QUEUE                     ADAPTER\naisoip    test.sio.registry.aisoip  demo\n") {
+		t.Errorf("routes output lacks the registries' routes:\n%s", text)
+	}
+	if n := strings.Count(text, "\n"); n != 2+93+2+3 {
+		t.Errorf("%d lines, want a title, a header and 93 routes, then a title, a header and 3 registries", n)
 	}
 	out.Reset()
 	if code := Main(context.Background(), []string{"routes", "--config", conf, "--json"}, &out, &errb); code != 0 {

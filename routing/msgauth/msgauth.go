@@ -13,8 +13,13 @@
 // adapter checks it before anything else (Adapter.CheckRequest). An answer carries the adapter's
 // HMAC, with the key that authenticated the request, over its correlation key and payload; the
 // broker checks that it was made with the key of the adapter the service is routed to
-// (Broker.CheckAnswer). The metadata keys are schemas.MetaAuth*; what the MAC covers is mac's
-// documentation, for an adapter written in another language.
+// (Broker.CheckAnswer). A case check (§5) to a case registry is authenticated the same way with
+// the key of the adapter the routing table routes the registry to, as a kind of message of its
+// own that covers the registry's name (Broker.SignCaseCheck, Adapter.CheckCaseCheck), and so is
+// its answer (Adapter.SignCaseAnswer, Broker.CheckCaseAnswer): a service message's MAC does not
+// pass for a case check, nor one registry's check for another's. The metadata keys are
+// schemas.MetaAuth* and schemas.MetaRegistry; what the MAC covers is mac's documentation, for an
+// adapter written in another language.
 //
 // Rotation: a party may hold a previous key besides its current one, accepted until a stated
 // time. An adapter answers with the key that authenticated the request, so adapters take the new

@@ -74,6 +74,28 @@ func TestKnownAnswer(t *testing.T) {
 	}
 }
 
+// TestKnownAnswerCaseCheck holds a case check's and a case answer's MAC to values computed
+// independently (Python's hmac, hashlib and HKDF by RFC 5869), for a registry adapter written in
+// another language.
+func TestKnownAnswerCaseCheck(t *testing.T) {
+	k := mustDerive(t, testMaster(t, 0), "erdr-pg")
+	if got, want := k.ID(), "4886633456a54ed5"; got != want {
+		t.Errorf("key id %s, want %s", got, want)
+	}
+	check := map[string]string{schemas.MetaAuthAdapter: "erdr-pg", schemas.MetaAuthKey: k.ID(), schemas.MetaRequestID: "r-1",
+		schemas.MetaRegistry: "erdr", schemas.MetaReplyTo: "sio.reply.b1", schemas.MetaAuthExpires: "2026-12-01T10:01:00Z"}
+	if got, want := encodeMAC(mac(k.secret, kindCaseCheck, caseCheckFields(check), []byte(`{"requestId":"r-1"}`))),
+		"v1:SvALGs6GkuhZQ-k9PW6ovb1jFE_FRfYMWZdCijki6GQ"; got != want {
+		t.Errorf("case check MAC %s, want %s", got, want)
+	}
+	answer := map[string]string{schemas.MetaAuthAdapter: "erdr-pg", schemas.MetaAuthKey: k.ID(), schemas.MetaCorrelation: "r-1/case",
+		schemas.MetaRegistry: "erdr"}
+	if got, want := encodeMAC(mac(k.secret, kindCaseAnswer, caseAnswerFields(answer), []byte(`{"requestId":"r-1","found":true}`))),
+		"v1:2MPL5ocjxn4mQx-Yl4_aVcazGM3m-KaZHTdnsPx70mQ"; got != want {
+		t.Errorf("case answer MAC %s, want %s", got, want)
+	}
+}
+
 // TestRequest: a service message the broker made for an adapter is accepted by it, with the key
 // that made it; anything else is refused with its reason, before its source could be asked.
 func TestRequest(t *testing.T) {
