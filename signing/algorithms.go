@@ -30,11 +30,15 @@ const (
 )
 
 // The GOST algorithms of the Kazakh national PKI (НУЦ РК) as Kalkan, its library, writes them in
-// XML-DSig (issue 17, established on real Kalkan signatures; the 256-bit pair as Kalkan's own
-// table names it). A GOST 34.10-2015 key signs with Streebog of its size, a GOST 34.310-2004 key
-// with GOST 34.311-95; the SignatureValue is r then s, each little-endian, over the hash of the
-// canonical SignedInfo read as a little-endian integer, and a DigestValue is the hash's bytes as
-// the hash returns them (signing/gost, the Kazakh convention).
+// XML-DSig (issue 17). The 512-bit pair is established on a real Kalkan XML signature; the 2004
+// pair on Kalkan's certificates, CRLs and a CMS signature, not yet on an XML one; the 256-bit
+// pair only as NCANode's KalkanUtil names it: the НУЦ РК's own XML-DSig modules for Kalkan
+// (github.com/pkigovkz/xmldsig and pkigovkz/jsr105) know the 512-bit and 2004 URIs and no
+// 256-bit one (testdata/gost/kalkan/README.md). A GOST 34.10-2015 key signs with Streebog of
+// its size, a GOST 34.310-2004 key with GOST 34.311-95; the SignatureValue is r then s, each
+// little-endian, over the hash of the canonical SignedInfo read as a little-endian integer, and
+// a DigestValue is the hash's bytes as the hash returns them (signing/gost, the Kazakh
+// convention).
 const (
 	AlgGOST2015_512 = "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:gostr34102015-gostr34112015-512"
 	AlgGOST2015_256 = "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:gostr34102015-gostr34112015-256"

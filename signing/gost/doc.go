@@ -36,7 +36,8 @@
 // pass; hashes, signatures and key encodings are compared with libgcrypt, OpenSSL's GOST engine
 // and Debian's gostsum/gost12sum; certificates and CRLs of the НУЦ РК test CAs, signed by Kalkan
 // with GOST 34.310-2004 and GOST 34.10-2015 512, verify in the Kazakh convention and in no other
-// (TestKalkanSamples, on the samples in testdata/gost/kalkan). That 1.2.398.3.10.1.1.2.1.1 (256-bit
-// GOST 34.10-2015 keys) is id-tc26-gost-3410-12-256-paramSetA comes from public code, not from
-// a signature verified here.
+// (TestKalkanSamples, on the samples in testdata/gost/kalkan), and so does a CMS signature Kalkan
+// made with a 2004 test user's key (signing's TestKalkanCMSGOST2004). That 1.2.398.3.10.1.1.2.1.1
+// (256-bit GOST 34.10-2015 keys) is id-tc26-gost-3410-12-256-paramSetA comes from public code,
+// not from a signature verified here: none of any kind has been found (testdata/gost/kalkan/README.md).
 package gost
