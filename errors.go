@@ -64,6 +64,7 @@ const (
 	CodeReportsDenied   Code = "SIO-REPORTS-DENIED"    // no reports right, another organisation, or a role that may not order an export
 	CodeReportsTooLarge Code = "SIO-REPORTS-TOO-LARGE" // the selection exceeds the row limit; narrow it
 	CodeReportsCSRF     Code = "SIO-REPORTS-CSRF"      // a report by client certificate without its form's CSRF token, or from another origin
+	CodeExportUnknown   Code = "SIO-EXPORT-UNKNOWN"    // no export request with this id among the signer's own
 
 	// The operator's dashboard.
 	CodeDashboardDenied      Code = "SIO-DASHBOARD-DENIED"      // no session or client certificate, or a user without the operator right

@@ -60,6 +60,7 @@ var plainHTTPStatus = map[Code]int{
 
 	CodeReportsDenied:   http.StatusForbidden,
 	CodeReportsTooLarge: http.StatusUnprocessableEntity,
+	CodeExportUnknown:   http.StatusNotFound,
 	CodeReportsCSRF:     http.StatusForbidden,
 
 	CodeDashboardDenied:      http.StatusForbidden,

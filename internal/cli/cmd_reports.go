@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/beevik/etree"
@@ -24,6 +26,7 @@ const (
 	reportsExitFault = 1 // the broker answered with a SOAP fault
 	reportsExitUsage = 2
 	reportsExitError = 3 // no valid answer: network, or a reply that does not verify
+	reportsExitWait  = 4 // reports fetch: the export request is pending, or was refused
 )
 
 const reportsUsage = `usage:
@@ -31,12 +34,19 @@ const reportsUsage = `usage:
       a report of the journal (§10 of the Rules): your organisation's requests, for holders of
       the reports right
   siobroker reports export [flags] --resolution-no X --resolution-date YYYY-MM-DD
+      --resolution-by NAME --resolution-file FILE [--resolution-type MEDIA-TYPE]
       (--user-iin IIN | --organisation X) --from RFC3339 --to RFC3339
-      the prosecutor's export (§51–53), with the raw request and reply XML
+      the prosecutor's request for an export (§51–53) under the resolution attached: the broker
+      answers with its id, pending; the operator approves or refuses it (siobroker exports)
+  siobroker reports fetch [flags] --export-id ID
+      the export asked for, once approved, with the raw request and reply XML; until then its
+      status (pending, or refused with the operator's reason)
 
 The request is signed with --cert/--key (or a demo --user), posted to --url, and the reply's
-signature is verified against --ca before the CSV or JSON is written to stdout.
-Exit status: 0 report written, 1 SOAP fault, 2 usage error, 3 any other failure.
+signature is verified against --ca before the CSV or JSON is written to stdout; an export
+request's id and status go to stdout as "ID STATUS".
+Exit status: 0 report written (or export requested), 1 SOAP fault, 2 usage error, 3 any other
+failure, 4 (fetch) the export is pending or was refused.
 `
 
 type reportsFlags struct {
@@ -46,12 +56,22 @@ type reportsFlags struct {
 	service                              int
 	format                               string
 	resolutionNo, resolutionDate         string
+	resolutionBy, resolutionFile         string
+	resolutionType, exportID             string
 	saveRequest, saveReply               string
 	timeout                              time.Duration
 	maxReply                             int64
 }
 
-func (f *reportsFlags) register(fs *cmdFlags, export bool) {
+// The subcommands of reports.
+const (
+	reportsRun    = ""
+	reportsExport = "export"
+	reportsFetch  = "fetch"
+)
+
+func (f *reportsFlags) register(fs *cmdFlags, sub string) {
+	export := sub == reportsExport
 	fs.StringVar(&f.url, "url", "http://127.0.0.1:8080/reports", "the broker's reports endpoint")
 	fs.StringVar(&f.cert, "cert", "", "your certificate (PEM)")
 	fs.StringVar(&f.key, "key", "", "your private key (PEM)")
@@ -60,17 +80,24 @@ func (f *reportsFlags) register(fs *cmdFlags, export bool) {
 	fs.StringVar(&f.roots, "ca", "", "trusted root(s) for the reply's signature, comma-separated PEM files (default PKI/ca.pem)")
 	fs.StringVar(&f.crls, "crl", "", "CRL file(s), comma-separated (default PKI/crl.pem if present)")
 	fs.StringVar(&f.placement, "placement", "wsse", "signature placement: wsse, wsse-token, wsse-token-ts or enveloped")
-	fs.StringVar(&f.from, "from", "", "start of the period, RFC 3339 with an offset, e.g. 2026-11-01T00:00:00+05:00 (required)")
-	fs.StringVar(&f.to, "to", "", "end of the period (exclusive), RFC 3339 with an offset (required)")
-	fs.StringVar(&f.organisation, "organisation", "", "the organisation (a report: only your own, the default)")
-	fs.StringVar(&f.userIIN, "user-iin", "", "only the requests of this user (12 digits)")
-	if !export {
+	if sub == reportsFetch {
+		fs.StringVar(&f.exportID, "export-id", "", "the id of the export request, as reports export printed it (required)")
+	} else {
+		fs.StringVar(&f.from, "from", "", "start of the period, RFC 3339 with an offset, e.g. 2026-11-01T00:00:00+05:00 (required)")
+		fs.StringVar(&f.to, "to", "", "end of the period (exclusive), RFC 3339 with an offset (required)")
+		fs.StringVar(&f.organisation, "organisation", "", "the organisation (a report: only your own, the default)")
+		fs.StringVar(&f.userIIN, "user-iin", "", "only the requests of this user (12 digits)")
+		fs.StringVar(&f.format, "format", "csv", "csv or json")
+	}
+	if sub == reportsRun {
 		fs.IntVar(&f.service, "service", 0, "only the exchanges of this service (1-93)")
 	}
-	fs.StringVar(&f.format, "format", "csv", "csv or json")
 	if export {
 		fs.StringVar(&f.resolutionNo, "resolution-no", "", "the number of the prosecutor's resolution (постановление) the export is made under (required)")
 		fs.StringVar(&f.resolutionDate, "resolution-date", "", "the date of the resolution, YYYY-MM-DD (required)")
+		fs.StringVar(&f.resolutionBy, "resolution-by", "", "the prosecutor who issued the resolution: name and office (required)")
+		fs.StringVar(&f.resolutionFile, "resolution-file", "", "the resolution itself, e.g. a signed PDF, which the operator checks (required)")
+		fs.StringVar(&f.resolutionType, "resolution-type", "", "its media type (default: by its extension, else application/octet-stream)")
 	}
 	fs.StringVar(&f.sender, "sender", "SIO_PSO_CLIENT", "requestInfo/sender/senderId")
 	fs.StringVar(&f.saveRequest, "save-request", "", "write the exact bytes sent to FILE")
@@ -79,14 +106,22 @@ func (f *reportsFlags) register(fs *cmdFlags, export bool) {
 	fs.Int64Var(&f.maxReply, "max-reply", 1<<30, "the largest reply accepted, in bytes")
 }
 
-// builder returns what builds the request, a report's or an export's, from the flags.
-func (f *reportsFlags) builder(export bool) (func(siobroker.RequestInfo) *etree.Document, error) {
-	if export {
+// builder returns what builds the request, a report's, an export request's or a fetch's, from the
+// flags.
+func (f *reportsFlags) builder(sub string) (func(siobroker.RequestInfo) *etree.Document, error) {
+	switch sub {
+	case reportsExport:
 		q, err := f.exportQuery()
 		if err != nil {
 			return nil, err
 		}
 		return func(info siobroker.RequestInfo) *etree.Document { return soap.NewExportRequest(info, q) }, nil
+	case reportsFetch:
+		if f.exportID == "" {
+			return nil, errors.New("--export-id is required")
+		}
+		q := soap.ExportFetch{ExportID: f.exportID}
+		return func(info siobroker.RequestInfo) *etree.Document { return soap.NewExportFetchRequest(info, q) }, nil
 	}
 	q, err := f.reportQuery()
 	if err != nil {
@@ -96,18 +131,17 @@ func (f *reportsFlags) builder(export bool) (func(siobroker.RequestInfo) *etree.
 }
 
 func cmdReports(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	export := len(args) > 0 && args[0] == "export"
-	name := "reports"
-	if export {
-		args, name = args[1:], "reports export"
+	sub, name := reportsRun, "reports"
+	if len(args) > 0 && (args[0] == reportsExport || args[0] == reportsFetch) {
+		sub, name, args = args[0], "reports "+args[0], args[1:]
 	}
 	fs := newFlags(name, reportsUsage, stdout, stderr)
 	var f reportsFlags
-	f.register(fs, export)
+	f.register(fs, sub)
 	if code, ok := fs.parseNoArgs(args); !ok {
 		return code
 	}
-	build, err := f.builder(export)
+	build, err := f.builder(sub)
 	if err != nil {
 		return fs.usageError("%v", err)
 	}
@@ -156,17 +190,48 @@ func (f *reportsFlags) exchange(ctx context.Context, fs *cmdFlags, raw []byte, v
 	if status != http.StatusOK {
 		return fs.fail(reportsExitError, "the broker answered HTTP %d without a SOAP fault", status)
 	}
-	rep, signerCN, err := reportsVerify(reply, verifier, placement, messageID)
+	signed, signerCN, err := reportsVerify(reply, verifier, placement, messageID)
 	if err != nil {
 		return fs.fail(reportsExitError, "%v", err)
 	}
-	if rep.Format != f.format {
+	if st := selfOrDescendant(signed, "exportStatus"); st != nil {
+		return f.status(fs, st, placement, signerCN, messageID)
+	}
+	rep, err := soap.ParseReport(selfOrDescendant(signed, "report"))
+	if err == nil && rep.RequestMessageID != messageID {
+		err = fmt.Errorf("the report answers message %q, not this request %q", rep.RequestMessageID, messageID)
+	}
+	if err != nil {
+		return fs.fail(reportsExitError, "the signed reply: %v", err)
+	}
+	if f.format != "" && rep.Format != f.format {
 		return fs.fail(reportsExitError, "the reply is in %s, %s was asked for", rep.Format, f.format)
 	}
 	if _, err := fs.stdout.Write(rep.Body); err != nil {
 		return fs.fail(reportsExitError, "write the report: %v", err)
 	}
 	fmt.Fprintf(fs.stderr, "%d journal records; reply signature verified (%s placement), signed by %q\n", rep.Records, placement, signerCN)
+	return reportsExitOK
+}
+
+// status writes the export request's id and status, el its signed q:exportStatus: an export
+// request's answer (exit 0), or a fetch's while the export is not approved (exit 4).
+func (f *reportsFlags) status(fs *cmdFlags, el *etree.Element, placement signing.Placement, signerCN, messageID string) int {
+	st, err := soap.ParseExportStatus(el)
+	if err == nil && st.RequestMessageID != messageID {
+		err = fmt.Errorf("the status answers message %q, not this request %q", st.RequestMessageID, messageID)
+	}
+	if err != nil {
+		return fs.fail(reportsExitError, "the signed reply: %v", err)
+	}
+	fmt.Fprintf(fs.stdout, "%s %s\n", st.ExportID, st.Status)
+	if st.Reason != "" {
+		fmt.Fprintf(fs.stderr, "the operator's reason: %s\n", st.Reason)
+	}
+	fmt.Fprintf(fs.stderr, "reply signature verified (%s placement), signed by %q\n", placement, signerCN)
+	if f.exportID != "" {
+		return reportsExitWait
+	}
 	return reportsExitOK
 }
 
@@ -229,8 +294,25 @@ func (f *reportsFlags) exportQuery() (soap.ExportQuery, error) {
 	if err := f.checkCommon(); err != nil {
 		return q, err
 	}
-	return soap.ExportQuery{ResolutionNo: f.resolutionNo, ResolutionDate: date, UserIIN: f.userIIN, Organisation: f.organisation,
-		From: from, To: to, Format: f.format}, nil
+	if f.resolutionBy == "" {
+		return q, errors.New("--resolution-by is required: the prosecutor who issued the resolution")
+	}
+	if f.resolutionFile == "" {
+		return q, errors.New("--resolution-file is required: the operator checks the resolution before approving the export (§52)")
+	}
+	content, err := os.ReadFile(f.resolutionFile)
+	if err != nil {
+		return q, fmt.Errorf("--resolution-file: %w", err)
+	}
+	mediaType := f.resolutionType
+	if mediaType == "" {
+		if mediaType = mime.TypeByExtension(filepath.Ext(f.resolutionFile)); mediaType == "" {
+			mediaType = "application/octet-stream"
+		}
+	}
+	doc := soap.Document{FileName: filepath.Base(f.resolutionFile), MediaType: mediaType, Content: content}
+	return soap.ExportQuery{ResolutionNo: f.resolutionNo, ResolutionDate: date, IssuedBy: f.resolutionBy, Document: doc,
+		UserIIN: f.userIIN, Organisation: f.organisation, From: from, To: to, Format: f.format}, nil
 }
 
 // keys loads the signing key, as send does, and the verifier of the broker's reply.
@@ -261,37 +343,39 @@ func reportsPost(ctx context.Context, url string, raw []byte, limit int64) ([]by
 	return reply, resp.StatusCode, nil
 }
 
-// reportsVerify accepts the reply only if its signature verifies, in the request's placement, and
-// the signed report answers this request. In the enveloped placement only q:report is signed,
-// and only it is read.
-func reportsVerify(reply []byte, v *signing.Verifier, placement signing.Placement, messageID string) (soap.Report, string, error) {
+// reportsVerify accepts the reply only if its signature verifies, in the request's placement,
+// and, in a header placement, its responseInfo answers this request; it returns what the
+// signature covers: the Body, or in the enveloped placement q:report or q:exportStatus alone,
+// which is all that is read then.
+func reportsVerify(reply []byte, v *signing.Verifier, placement signing.Placement, messageID string) (*etree.Element, string, error) {
 	doc, _, err := soap.ReadResponseEnvelope(bytes.NewReader(reply), "text/xml; charset=utf-8",
 		soap.Limits{MaxBytes: int64(len(reply)) + 1, MaxElements: 1 << 20, MaxDepth: 64})
 	if err != nil {
-		return soap.Report{}, "", fmt.Errorf("the reply is not a valid envelope: %w", err)
+		return nil, "", fmt.Errorf("the reply is not a valid envelope: %w", err)
 	}
 	ver, err := v.Verify(context.Background(), doc, time.Now())
 	if err != nil {
-		return soap.Report{}, "", fmt.Errorf("the reply's signature does not verify: %w", err)
+		return nil, "", fmt.Errorf("the reply's signature does not verify: %w", err)
 	}
 	if ver.Placement != placement {
-		return soap.Report{}, "", fmt.Errorf("the reply is signed in the %s placement, the request in %s", ver.Placement, placement)
+		return nil, "", fmt.Errorf("the reply is signed in the %s placement, the request in %s", ver.Placement, placement)
 	}
-	var rep soap.Report
 	if placement.InHeader() {
-		var info soap.ResponseInfo
-		info, rep, err = soap.ParseReportResponse(ver.Signed)
-		if err == nil && info.CorrelationID != messageID {
-			err = fmt.Errorf("responseInfo answers message %q, not %q", info.CorrelationID, messageID)
+		info, err := soap.ParseResponseInfoOf(ver.Signed)
+		if err != nil {
+			return nil, "", fmt.Errorf("the signed reply: %w", err)
 		}
-	} else {
-		rep, err = soap.ParseReport(ver.Signed)
+		if info.CorrelationID != messageID {
+			return nil, "", fmt.Errorf("responseInfo answers message %q, not %q", info.CorrelationID, messageID)
+		}
 	}
-	if err != nil {
-		return soap.Report{}, "", fmt.Errorf("the signed reply: %w", err)
+	return ver.Signed, ver.Certificate.Subject.CommonName, nil
+}
+
+// selfOrDescendant is el when it is called tag, else its first descendant called tag, or nil.
+func selfOrDescendant(el *etree.Element, tag string) *etree.Element {
+	if el.Tag == tag {
+		return el
 	}
-	if rep.RequestMessageID != messageID {
-		return soap.Report{}, "", fmt.Errorf("the report answers message %q, not this request %q", rep.RequestMessageID, messageID)
-	}
-	return rep, ver.Certificate.Subject.CommonName, nil
+	return el.FindElement(".//" + tag)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -33,7 +34,7 @@ func (j *reportsTestJournal) Query(_ context.Context, f siobroker.JournalFilter)
 	var out []siobroker.JournalRecord
 	for _, r := range j.recs {
 		if (f.Organisation == "" || r.Organisation == f.Organisation) && (f.SignerIIN == "" || r.SignerIIN == f.SignerIIN) &&
-			!r.At.Before(f.From) && r.At.Before(f.To) && (f.Service == 0 || r.Service == f.Service) &&
+			(f.RequestID == "" || r.RequestID == f.RequestID) && !r.At.Before(f.From) && (f.To.IsZero() || r.At.Before(f.To)) && (f.Service == 0 || r.Service == f.Service) &&
 			(len(f.Kinds) == 0 || slices.Contains(f.Kinds, r.Kind)) {
 			out = append(out, r)
 		}
@@ -151,9 +152,34 @@ func TestReportsCommand(t *testing.T) {
 			t.Fatalf("exit %d: %s\n%s", code, out, errOut)
 		}
 	})
+	resolutionFile := filepath.Join(t.TempDir(), "постановление.pdf")
+	if err := os.WriteFile(resolutionFile, []byte("%PDF-1.7 resolution 2-15-26/77"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exportArgs := func(user devpki.User, extra ...string) []string {
+		return append([]string{"export"}, base(user, append([]string{"--resolution-by", "прокурор г. Астаны Ахметов А.А.",
+			"--resolution-file", resolutionFile}, extra...)...)...)
+	}
 	t.Run("export", func(t *testing.T) {
-		code, out, errOut := run(append([]string{"export"}, base(prosecutor, "--resolution-no", "2-15-26/77",
-			"--resolution-date", now.In(siobroker.Astana).Format("2006-01-02"), "--user-iin", judge.IIN, "--format", "json")...)...)
+		// The request: answered with its id, pending, and nothing of the journal.
+		code, out, errOut := run(exportArgs(prosecutor, "--resolution-no", "2-15-26/77",
+			"--resolution-date", now.In(siobroker.Astana).Format("2006-01-02"), "--user-iin", judge.IIN, "--format", "json")...)
+		id, status, _ := strings.Cut(strings.TrimSpace(out), " ")
+		if code != reportsExitOK || status != "pending" || strings.Contains(out, "SIGNED-REQUEST") {
+			t.Fatalf("exit %d: %s\n%s", code, out, errOut)
+		}
+		fetch := []string{"fetch", "--url", srv.URL + reports.Path, "--pki", dir, "--user", prosecutor.IIN, "--export-id", id}
+		if code, out, errOut := run(fetch...); code != reportsExitWait || strings.TrimSpace(out) != id+" pending" {
+			t.Fatalf("a fetch before the decision: exit %d: %s\n%s", code, out, errOut)
+		}
+		desk, err := reports.NewExportDesk(j, siobroker.SystemClock{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := desk.Decide(context.Background(), id, true, "operator Askarov", ""); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut = run(fetch...)
 		if code != reportsExitOK {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
@@ -169,8 +195,7 @@ func TestReportsCommand(t *testing.T) {
 		if code != reportsExitFault || out != "" || !strings.Contains(errOut, "fault SIO-REPORTS-DENIED") {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 		}
-		code, _, errOut = run(append([]string{"export"}, base(judge, "--resolution-no", "1", "--resolution-date", "2026-01-02",
-			"--organisation", court)...)...)
+		code, _, errOut = run(exportArgs(judge, "--resolution-no", "1", "--resolution-date", "2026-01-02", "--organisation", court)...)
 		if code != reportsExitFault || !strings.Contains(errOut, "SIO-REPORTS-DENIED") {
 			t.Fatalf("export by a judge: exit %d, stderr %q", code, errOut)
 		}
@@ -183,12 +208,17 @@ func TestReportsCommand(t *testing.T) {
 			"bad user-iin":      base(judge, "--user-iin", "123"),
 			"unknown user":      base(devpki.User{IIN: "000000000000"}),
 			"placement":         base(judge, "--placement", "x"),
-			"export no number":  append([]string{"export"}, base(prosecutor, "--resolution-date", "2026-01-02", "--user-iin", judge.IIN)...),
-			"export no subject": append([]string{"export"}, base(prosecutor, "--resolution-no", "1", "--resolution-date", "2026-01-02")...),
-			"export both":       append([]string{"export"}, base(prosecutor, "--resolution-no", "1", "--resolution-date", "2026-01-02", "--user-iin", judge.IIN, "--organisation", court)...),
-			"export bad date":   append([]string{"export"}, base(prosecutor, "--resolution-no", "1", "--resolution-date", "02.01.2026", "--user-iin", judge.IIN)...),
-			"export service":    append([]string{"export"}, base(prosecutor, "--service", "7")...),
-			"argument":          append(base(judge), "extra"),
+			"export no number":  exportArgs(prosecutor, "--resolution-date", "2026-01-02", "--user-iin", judge.IIN),
+			"export no subject": exportArgs(prosecutor, "--resolution-no", "1", "--resolution-date", "2026-01-02"),
+			"export both":       exportArgs(prosecutor, "--resolution-no", "1", "--resolution-date", "2026-01-02", "--user-iin", judge.IIN, "--organisation", court),
+			"export bad date":   exportArgs(prosecutor, "--resolution-no", "1", "--resolution-date", "02.01.2026", "--user-iin", judge.IIN),
+			"export service":    exportArgs(prosecutor, "--service", "7"),
+			"export no file": append([]string{"export"}, base(prosecutor, "--resolution-no", "1", "--resolution-date", "2026-01-02",
+				"--resolution-by", "X", "--user-iin", judge.IIN)...),
+			"export no issuer": append([]string{"export"}, base(prosecutor, "--resolution-no", "1", "--resolution-date", "2026-01-02",
+				"--resolution-file", resolutionFile, "--user-iin", judge.IIN)...),
+			"fetch no id": {"fetch", "--url", srv.URL + reports.Path, "--pki", dir, "--user", prosecutor.IIN},
+			"argument":    append(base(judge), "extra"),
 		} {
 			if code, _, errOut := run(args...); code != reportsExitUsage {
 				t.Errorf("%s: exit %d, stderr %q", name, code, errOut)

@@ -58,7 +58,8 @@ var commands = []command{
 		summary: "fetch and verify the signed result of an asynchronous request"},
 	{name: "reports", group: groupClient, run: cmdReports,
 		summary: "run a journal report of your organisation's requests (§10)",
-		subs:    []subcommand{{name: "export", summary: "the prosecutor's export, with the raw request and reply XML (§51-53)"}}},
+		subs: []subcommand{{name: "export", summary: "the prosecutor's request for an export under a resolution (§51-53): answered pending"},
+			{name: "fetch", summary: "the export once the operator approved it, with the raw request and reply XML; else its status"}}},
 	{name: "dashboard", group: groupClient, usage: dashboardUsage, subs: []subcommand{
 		{"login", "sign a dashboard login and print a one-time link to the operator's web dashboard", cmdDashboardLogin}}},
 	{name: "load", group: groupClient, run: cmdLoad,
@@ -74,6 +75,11 @@ var commands = []command{
 		{"list", "list the planned maintenance windows (§36, 42), announced and configured", maintenanceList},
 		{"announce", "announce a maintenance window", maintenanceAnnounce},
 		{"cancel", "cancel an announced maintenance window", maintenanceCancel}}},
+	{name: "exports", group: groupOperator, usage: exportsUsage, subs: []subcommand{
+		{"list", "list the prosecutors' export requests waiting for a decision (§52), or every one", exportsList},
+		{"show", "show an export request and write its resolution document to a file", exportsShow},
+		{"approve", "approve an export request: the prosecutor may then fetch it", exportsApprove},
+		{"refuse", "refuse an export request, with the reason the prosecutor is told", exportsRefuse}}},
 	{name: "async", group: groupOperator, usage: asyncUsage, subs: []subcommand{
 		{"stop", "stop the delivery of an asynchronous request (DELIVERY_STOPPED)", asyncStop}}},
 	{name: "dlq", group: groupOperator, usage: dlqUsage, subs: []subcommand{

@@ -148,15 +148,32 @@ func (h *handler) serve(ctx context.Context, r *http.Request) ([]byte, error) {
 		}
 		format, count, body, err = h.svc.report(ctx, v.SignerIIN, q, u)
 	case data.Tag == "exportQuery":
-		action = "export"
 		q, perr := soap.ParseExportQuery(data)
 		if perr != nil {
-			return nil, h.svc.refuseUse(ctx, v.SignerIIN, action, u, perr)
+			return nil, h.svc.refuseUse(ctx, v.SignerIIN, actionExportRequest, u, perr)
 		}
-		format, count, body, err = h.svc.export(ctx, v.SignerIIN, q, u)
+		st, err := h.svc.requestExport(ctx, v.SignerIIN, q, u)
+		if err != nil {
+			return nil, err
+		}
+		return h.signStatus(info, u, st, v.Placement)
+	case data.Tag == "exportFetch":
+		q, perr := soap.ParseExportFetch(data)
+		if perr != nil {
+			return nil, h.svc.refuseUse(ctx, v.SignerIIN, actionExportFetch, u, perr)
+		}
+		var st soap.ExportStatus
+		st, format, count, body, err = h.svc.fetchExport(ctx, v.SignerIIN, q.ExportID, u)
+		if err != nil {
+			return nil, err
+		}
+		if st.Status != soap.ExportApproved {
+			return h.signStatus(info, u, st, v.Placement)
+		}
+		action = "export " + q.ExportID
 	default:
 		return nil, h.svc.refuseUse(ctx, v.SignerIIN, "unknown", u, siobroker.FieldError("requestData/data",
-			"must hold q:reportQuery or q:exportQuery of namespace urn:kz:sio-pso:broker:v1, found <%s>", data.Tag))
+			"must hold q:reportQuery, q:exportQuery or q:exportFetch of namespace urn:kz:sio-pso:broker:v1, found <%s>", data.Tag))
 	}
 	if err != nil {
 		return nil, err
@@ -166,6 +183,19 @@ func (h *handler) serve(ctx context.Context, r *http.Request) ([]byte, error) {
 		StatusCode: StatusReport, StatusMessage: fmt.Sprintf("%s of %d journal records", action, count),
 	}, format, count, body)
 	if err := h.sign(reply, v.Placement); err != nil {
+		return nil, fmt.Errorf("reports: sign reply %s: %w", u.requestID, err)
+	}
+	return soap.Serialize(reply)
+}
+
+// signStatus answers q:exportStatus st, signed in placement p.
+func (h *handler) signStatus(info siobroker.RequestInfo, u use, st soap.ExportStatus, p signing.Placement) ([]byte, error) {
+	msg := "export request " + st.ExportID + " is " + st.Status
+	reply := soap.NewExportStatusResponse(soap.ResponseInfo{
+		MessageID: u.requestID, CorrelationID: info.MessageID, ResponseDate: h.clock.Now(), SessionID: info.SessionID,
+		StatusCode: StatusReport, StatusMessage: msg,
+	}, st)
+	if err := h.sign(reply, p); err != nil {
 		return nil, fmt.Errorf("reports: sign reply %s: %w", u.requestID, err)
 	}
 	return soap.Serialize(reply)

@@ -3,10 +3,13 @@ package reports
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/google/uuid"
 
 	"github.com/sio-pso/siobroker"
@@ -153,7 +157,12 @@ func signReport(t *testing.T, u devpki.User, p signing.Placement, info siobroker
 
 func signExport(t *testing.T, u devpki.User, p signing.Placement, info siobroker.RequestInfo, q soap.ExportQuery) []byte {
 	t.Helper()
-	doc := soap.NewExportRequest(info, q)
+	return signDoc(t, u, p, soap.NewExportRequest(info, q))
+}
+
+// signDoc signs doc as u in placement p and serialises it.
+func signDoc(t *testing.T, u devpki.User, p signing.Placement, doc *etree.Document) []byte {
+	t.Helper()
 	if err := userSigner(t, u).Sign(doc, p); err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +187,8 @@ func postXML(t *testing.T, url string, body []byte) (int, []byte) {
 	return resp.StatusCode, out
 }
 
-// verifyReport checks the reply's signature as the client does and returns the signed report.
-func verifyReport(t *testing.T, raw []byte, p signing.Placement, messageID string) soap.Report {
+// verifyReply checks that raw is no fault and that its signature verifies, as the client does.
+func verifyReply(t *testing.T, raw []byte) *signing.Verified {
 	t.Helper()
 	if f, ok := soap.ParseFault(raw); ok {
 		t.Fatalf("fault %s: %s", f.Code, f.Message)
@@ -192,6 +201,14 @@ func verifyReport(t *testing.T, raw []byte, p signing.Placement, messageID strin
 	if err != nil {
 		t.Fatalf("reply signature: %v", err)
 	}
+	return v
+}
+
+// verifyReport checks the reply's signature as the client does and returns the signed report.
+func verifyReport(t *testing.T, raw []byte, p signing.Placement, messageID string) soap.Report {
+	t.Helper()
+	v := verifyReply(t, raw)
+	var err error
 	if v.Placement != p {
 		t.Fatalf("reply signed in %s, request in %s", v.Placement, p)
 	}
@@ -301,19 +318,80 @@ func TestHandlerReplayAcrossRestarts(t *testing.T) {
 	}
 }
 
+// verifyStatus checks the reply's signature as the client does and returns its q:exportStatus.
+func verifyStatus(t *testing.T, raw []byte, messageID string) soap.ExportStatus {
+	t.Helper()
+	v := verifyReply(t, raw)
+	el := v.Signed
+	if el.Tag != "exportStatus" {
+		el = el.FindElement(".//exportStatus")
+	}
+	st, err := soap.ParseExportStatus(el)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RequestMessageID != messageID {
+		t.Errorf("requestMessageId %q, want %q", st.RequestMessageID, messageID)
+	}
+	return st
+}
+
+// TestHandlerSignedExport: the prosecutor's signed export request is answered "pending" and
+// nothing of the journal; a fetch before the operator's decision is "pending" too, by another
+// user refused; once the operator approved it, the fetch is the signed export of exactly the
+// query asked; a refused one is answered with the operator's reason. Every step is journaled.
 func TestHandlerSignedExport(t *testing.T) {
 	j := httpJournal(t)
-	_, h := newHTTPService(t, j, Config{})
+	svc, h := newHTTPService(t, j, Config{})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
+	desk, err := NewExportDesk(j, svc.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
 	info := nowInfo()
 	q := soap.ExportQuery{ResolutionNo: "2-15-26/77", ResolutionDate: time.Now().In(siobroker.Astana).Truncate(time.Hour),
+		IssuedBy: "прокурор г. Астаны Ахметов А.А.", Document: soap.Document{FileName: "постановление.pdf", MediaType: "application/pdf",
+			Content: []byte("%PDF-1.7 resolution")},
 		UserIIN: iinUserA, From: time.Now().Add(-30 * day), To: time.Now(), Format: soap.ReportJSON}
 	status, body := postXML(t, srv.URL+Path, signExport(t, pki.prosecutor, signing.PlacementEnveloped, info, q))
 	if status != http.StatusOK {
 		t.Fatalf("HTTP %d: %s", status, body)
 	}
-	rep := verifyReport(t, body, signing.PlacementEnveloped, info.MessageID)
+	st := verifyStatus(t, body, info.MessageID)
+	if st.Status != soap.ExportPending || st.ExportID == "" || bytes.Contains(body, []byte(rawRequestA)) {
+		t.Fatalf("the export request was answered %+v:\n%s", st, body)
+	}
+	rec, d := lastUse(t, j, 1)
+	sum := sha256.Sum256(q.Document.Content)
+	if rec.SignerIIN != pki.prosecutor.IIN || rec.Code != outcomePending || d.Action != actionExportRequest || rec.RequestID != st.ExportID ||
+		d.Document == nil || d.Document.SHA256 != hex.EncodeToString(sum[:]) || d.Resolution.IssuedBy != q.IssuedBy {
+		t.Errorf("journaled %+v %+v", rec, d)
+	}
+
+	fetch := func(u devpki.User, id string) (int, []byte, string) {
+		info := nowInfo()
+		status, body := postXML(t, srv.URL+Path, signDoc(t, u, signing.PlacementWSSE, soap.NewExportFetchRequest(info, soap.ExportFetch{ExportID: id})))
+		return status, body, info.MessageID
+	}
+	status, body, mid := fetch(pki.prosecutor, st.ExportID)
+	if st := verifyStatus(t, body, mid); status != http.StatusOK || st.Status != soap.ExportPending {
+		t.Fatalf("a fetch before the decision: HTTP %d, %+v", status, st)
+	}
+	status, body, _ = fetch(pki.judge, st.ExportID)
+	wantFault(t, status, body, CodeReportsDenied)
+
+	if _, err := desk.Decide(context.Background(), st.ExportID, true, "operator Askarov", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := desk.Decide(context.Background(), st.ExportID, false, "operator Bekov", "late"); !errors.Is(err, ErrExportDecided) {
+		t.Errorf("a second decision: %v, want ErrExportDecided", err)
+	}
+	status, body, mid = fetch(pki.prosecutor, st.ExportID)
+	if status != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", status, body)
+	}
+	rep := verifyReport(t, body, signing.PlacementWSSE, mid)
 	var rows []struct {
 		Kind string `json:"kind"`
 		Data []byte `json:"data"`
@@ -324,16 +402,28 @@ func TestHandlerSignedExport(t *testing.T) {
 	if rep.Records != 4 || len(rows) != 4 || string(rows[0].Data) != rawRequestA || string(rows[2].Data) != rawReplyA {
 		t.Fatalf("export %+v", rows)
 	}
-	rec, d := lastUse(t, j, 1)
-	if rec.SignerIIN != pki.prosecutor.IIN || d.Action != "export" || d.Resolution == nil || d.Resolution.No != "2-15-26/77" {
+	rec, d = lastUse(t, j, 5) // request, pending fetch, unknown fetch, approval, export
+	if rec.SignerIIN != pki.prosecutor.IIN || d.Action != actionExport || d.ExportID != st.ExportID || d.Resolution == nil || d.Resolution.No != "2-15-26/77" {
 		t.Errorf("journaled %+v %+v", rec, d)
+	}
+
+	// A refused request: its fetch is told the reason, and nothing else.
+	info = nowInfo()
+	_, body = postXML(t, srv.URL+Path, signExport(t, pki.prosecutor, signing.PlacementWSSE, info, q))
+	refused := verifyStatus(t, body, info.MessageID)
+	if _, err := desk.Decide(context.Background(), refused.ExportID, false, "operator Askarov", "the resolution is not signed"); err != nil {
+		t.Fatal(err)
+	}
+	_, body, mid = fetch(pki.prosecutor, refused.ExportID)
+	if st := verifyStatus(t, body, mid); st.Status != soap.ExportRefused || st.Reason != "the resolution is not signed" || bytes.Contains(body, []byte(rawRequestA)) {
+		t.Errorf("a refused export fetched as %+v", st)
 	}
 
 	// The same request signed by a user of another role is refused, and journaled.
 	info = nowInfo()
 	status, body = postXML(t, srv.URL+Path, signExport(t, pki.judge, signing.PlacementWSSE, info, q))
 	wantFault(t, status, body, CodeReportsDenied)
-	if rec, _ := lastUse(t, j, 2); rec.SignerIIN != pki.judge.IIN || rec.Code != string(CodeReportsDenied) || rec.MessageID != info.MessageID {
+	if rec, _ := lastUse(t, j, 9); rec.SignerIIN != pki.judge.IIN || rec.Code != string(CodeReportsDenied) || rec.MessageID != info.MessageID {
 		t.Errorf("journaled %+v", rec)
 	}
 }

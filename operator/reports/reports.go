@@ -148,7 +148,7 @@ type use struct {
 
 // useDetails is the Data of a JournalReport record, as JSON.
 type useDetails struct {
-	Action        string         `json:"action"` // "report" or "export"
+	Action        string         `json:"action"` // "report", or a step of the export workflow (actionExport*)
 	Channel       string         `json:"channel,omitempty"`
 	Filter        filterDetails  `json:"filter"`
 	Format        string         `json:"format,omitempty"`
@@ -157,6 +157,12 @@ type useDetails struct {
 	Refusal       siobroker.Code `json:"refusal,omitempty"`
 	Message       string         `json:"message,omitempty"`
 	SignedRequest []byte         `json:"signedRequest,omitempty"` // base64
+	// The export workflow's (exports.go): the export request's id, its query and resolution
+	// document (on the request), and the operator's decision.
+	ExportID string              `json:"exportId,omitempty"`
+	Export   *exportQueryDetails `json:"export,omitempty"`
+	Document *documentDetails    `json:"document,omitempty"`
+	Decision *decisionDetails    `json:"decision,omitempty"`
 }
 
 type filterDetails struct {
@@ -168,8 +174,9 @@ type filterDetails struct {
 }
 
 type resolution struct {
-	No   string `json:"no"`
-	Date string `json:"date"`
+	No       string `json:"no"`
+	Date     string `json:"date"`
+	IssuedBy string `json:"issuedBy,omitempty"`
 }
 
 // Outcome codes of JournalReport records that are not refusals.
@@ -216,35 +223,41 @@ func (s *Service) report(ctx context.Context, callerIIN string, q soap.ReportQue
 	return s.run(ctx, rec, d, f, q.Format, false)
 }
 
-// Export runs the prosecutor's export: callerIIN must be authorised by the user registry and be of
-// a role in Config.ExportRoles. The export covers q.UserIIN or q.Organisation (exactly one) of any
+// export runs the prosecutor's export of q, a query the operator approved under export request
+// exportID (FetchExport): callerIIN must be authorised by the user registry and be of a role in
+// Config.ExportRoles. The export covers q.UserIIN or q.Organisation (exactly one) of any
 // organisation, and includes the raw request and reply XML. Its journal record keeps the
-// resolution it was made under.
-func (s *Service) Export(ctx context.Context, callerIIN string, q soap.ExportQuery) (format string, count int, body []byte, err error) {
-	return s.export(ctx, callerIIN, q, use{})
-}
-
-func (s *Service) export(ctx context.Context, callerIIN string, q soap.ExportQuery, u use) (string, int, []byte, error) {
+// resolution it was made under and the export request's id.
+func (s *Service) export(ctx context.Context, callerIIN string, q soap.ExportQuery, u use, exportID string) (string, int, []byte, error) {
 	rec := s.record(callerIIN, 0, u)
-	d := useDetails{Action: "export", Channel: u.channel, Format: q.Format, SignedRequest: u.signedRequest, Filter: filterDetails{
+	d := useDetails{Action: actionExport, Channel: u.channel, Format: q.Format, SignedRequest: u.signedRequest, Filter: filterDetails{
 		Organisation: q.Organisation, UserIIN: q.UserIIN, From: formatTime(q.From), To: formatTime(q.To),
-	}, Resolution: &resolution{No: q.ResolutionNo, Date: formatDate(q.ResolutionDate)}}
+	}, Resolution: &resolution{No: q.ResolutionNo, Date: formatDate(q.ResolutionDate), IssuedBy: q.IssuedBy}, ExportID: exportID}
 	fail := func(err error) (string, int, []byte, error) { return "", 0, nil, s.refuse(ctx, rec, d, err) }
 
 	if err := s.checkExportQuery(q); err != nil {
 		return fail(err)
 	}
-	user, err := s.users.Authorize(ctx, callerIIN)
-	if err != nil {
+	if err := s.authorizeExporter(ctx, callerIIN, &rec); err != nil {
 		return fail(err)
-	}
-	rec.Organisation = user.Organisation
-	if !slices.Contains(s.cfg.ExportRoles, user.Role) {
-		return fail(siobroker.Errorf(CodeReportsDenied,
-			"role %d of user %s may not order an export of the journal; it is the prosecutor's, under a resolution (§51–52 of the Rules)", user.Role, callerIIN))
 	}
 	f := siobroker.JournalFilter{Organisation: q.Organisation, SignerIIN: q.UserIIN, From: q.From, To: q.To, Kinds: reportKinds}
 	return s.run(ctx, rec, d, f, q.Format, true)
+}
+
+// authorizeExporter authorises callerIIN with the user registry, puts the user's organisation in
+// rec, and wants a role of Config.ExportRoles: the export is the prosecutor's (§51–52).
+func (s *Service) authorizeExporter(ctx context.Context, callerIIN string, rec *siobroker.JournalRecord) error {
+	user, err := s.users.Authorize(ctx, callerIIN)
+	if err != nil {
+		return err
+	}
+	rec.Organisation = user.Organisation
+	if !slices.Contains(s.cfg.ExportRoles, user.Role) {
+		return siobroker.Errorf(CodeReportsDenied,
+			"role %d of user %s may not order an export of the journal; it is the prosecutor's, under a resolution (§51–52 of the Rules)", user.Role, callerIIN)
+	}
+	return nil
 }
 
 // run selects the records, renders them, journals the use and only then hands the report out.
@@ -393,7 +406,8 @@ func twelveDigits(s string) bool {
 // matches reports whether r is inside f: the defence in depth of run.
 func matches(f siobroker.JournalFilter, r siobroker.JournalRecord) bool {
 	switch {
-	case f.Organisation != "" && r.Organisation != f.Organisation,
+	case f.RequestID != "" && r.RequestID != f.RequestID,
+		f.Organisation != "" && r.Organisation != f.Organisation,
 		f.SignerIIN != "" && r.SignerIIN != f.SignerIIN,
 		!f.From.IsZero() && r.At.Before(f.From),
 		!f.To.IsZero() && !r.At.Before(f.To),

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+
 	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
@@ -196,7 +197,32 @@ func reportQ(format string) soap.ReportQuery {
 
 func exportQ(format string) soap.ExportQuery {
 	return soap.ExportQuery{ResolutionNo: "2-15-26/77", ResolutionDate: testNow.Add(-day).Truncate(day),
+		IssuedBy: "прокурор г. Астаны Ахметов А.А.", Document: soap.Document{FileName: "resolution.pdf", MediaType: "application/pdf",
+			Content: []byte("%PDF-1.7 resolution 2-15-26/77")},
 		Organisation: orgA, From: pFrom, To: pTo, Format: format}
+}
+
+// approvedExport runs the whole export workflow for q: callerIIN asks for it, the operator
+// approves it, and callerIIN fetches it. A refused request returns the refusal.
+func approvedExport(t *testing.T, s *Service, j *memJournal, callerIIN string, q soap.ExportQuery) (string, int, []byte, error) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := s.RequestExport(ctx, callerIIN, q)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	desk, err := NewExportDesk(j, s.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := desk.Decide(ctx, st.ExportID, true, "operator Askarov", ""); err != nil {
+		t.Fatal(err)
+	}
+	st, format, n, body, err := s.FetchExport(ctx, callerIIN, st.ExportID)
+	if err == nil && st.Status != soap.ExportApproved {
+		t.Fatalf("an approved export fetched as %+v", st)
+	}
+	return format, n, body, err
 }
 
 func wantCode(t *testing.T, err error, code siobroker.Code) {
@@ -364,22 +390,22 @@ func TestReportQueryChecked(t *testing.T) {
 func TestExportRefusedForOtherRoles(t *testing.T) {
 	j := seedJournal(t)
 	s := newTestService(t, j, Config{})
-	_, _, body, err := s.Export(context.Background(), iinInspector, exportQ(soap.ReportCSV))
+	_, _, body, err := approvedExport(t, s, j, iinInspector, exportQ(soap.ReportCSV))
 	wantCode(t, err, CodeReportsDenied)
 	if body != nil {
 		t.Error("a refused export has a body")
 	}
 	rec, d := lastUse(t, j, 1)
-	if rec.Code != string(CodeReportsDenied) || d.Action != "export" || d.Resolution == nil || d.Resolution.No != "2-15-26/77" {
+	if rec.Code != string(CodeReportsDenied) || d.Action != actionExportRequest || d.Resolution == nil || d.Resolution.No != "2-15-26/77" {
 		t.Errorf("journaled %+v %+v", rec, d)
 	}
 
 	// Configured roles replace the default.
 	s = newTestService(t, j, Config{ExportRoles: []int{3}})
-	if _, _, _, err := s.Export(context.Background(), iinInspector, exportQ(soap.ReportCSV)); err != nil {
+	if _, _, _, err := approvedExport(t, s, j, iinInspector, exportQ(soap.ReportCSV)); err != nil {
 		t.Errorf("role 3 configured: %v", err)
 	}
-	if _, _, _, err := s.Export(context.Background(), iinProsecutor, exportQ(soap.ReportCSV)); siobroker.ErrorCode(err) != CodeReportsDenied {
+	if _, _, _, err := approvedExport(t, s, j, iinProsecutor, exportQ(soap.ReportCSV)); siobroker.ErrorCode(err) != CodeReportsDenied {
 		t.Errorf("role 1 not configured: %v", err)
 	}
 }
@@ -387,7 +413,7 @@ func TestExportRefusedForOtherRoles(t *testing.T) {
 func TestExportByProsecutorCSV(t *testing.T) {
 	j := seedJournal(t)
 	s := newTestService(t, j, Config{})
-	format, n, body, err := s.Export(context.Background(), iinProsecutor, exportQ(soap.ReportCSV))
+	format, n, body, err := approvedExport(t, s, j, iinProsecutor, exportQ(soap.ReportCSV))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,9 +433,10 @@ func TestExportByProsecutorCSV(t *testing.T) {
 	if strings.Contains(string(body), "REQUEST-B") {
 		t.Error("organisation B in an export of A")
 	}
-	rec, d := lastUse(t, j, 1)
-	if rec.Code != outcomeOK || rec.SignerIIN != iinProsecutor || d.Rows != 4 || d.Resolution == nil ||
-		d.Resolution.No != "2-15-26/77" || d.Resolution.Date != "2026-11-22" || d.Filter.Organisation != orgA {
+	rec, d := lastUse(t, j, 3) // the request, the approval, the export
+	if rec.Code != outcomeOK || rec.SignerIIN != iinProsecutor || d.Rows != 4 || d.Resolution == nil || d.Action != actionExport ||
+		d.Resolution.No != "2-15-26/77" || d.Resolution.Date != "2026-11-22" || d.Resolution.IssuedBy == "" || d.ExportID == "" ||
+		d.Filter.Organisation != orgA {
 		t.Errorf("journaled %+v %+v", rec, d)
 	}
 }
@@ -419,7 +446,7 @@ func TestExportByUserJSON(t *testing.T) {
 	s := newTestService(t, j, Config{})
 	q := exportQ(soap.ReportJSON)
 	q.Organisation, q.UserIIN = "", iinUserB
-	_, n, body, err := s.Export(context.Background(), iinProsecutor, q)
+	_, n, body, err := approvedExport(t, s, j, iinProsecutor, q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,7 +485,7 @@ func TestLateAnswersReportedAndExported(t *testing.T) {
 	if n != 5 || !strings.Contains(string(body), ",late,req-1,") || strings.Contains(string(body), "ANSWER") {
 		t.Errorf("report of %d rows:\n%s", n, body)
 	}
-	_, n, body, err = s.Export(context.Background(), iinProsecutor, exportQ(soap.ReportCSV))
+	_, n, body, err = approvedExport(t, s, j, iinProsecutor, exportQ(soap.ReportCSV))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,13 +509,15 @@ func TestExportQueryChecked(t *testing.T) {
 		"neither":         mod(func(q *soap.ExportQuery) { q.Organisation = "" }),
 		"both":            mod(func(q *soap.ExportQuery) { q.UserIIN = iinUserA }),
 		"reversed period": mod(func(q *soap.ExportQuery) { q.From, q.To = q.To, q.From }),
+		"no issuer":       mod(func(q *soap.ExportQuery) { q.IssuedBy = " " }),
+		"no document":     mod(func(q *soap.ExportQuery) { q.Document.Content = nil }),
 	} {
-		_, _, _, err := s.Export(context.Background(), iinProsecutor, q)
+		_, _, _, err := approvedExport(t, s, j, iinProsecutor, q)
 		if siobroker.ErrorCode(err) != siobroker.CodeSchema {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	lastUse(t, j, 6)
+	lastUse(t, j, 8)
 }
 
 func TestNothingDeliveredWithoutItsJournalRecord(t *testing.T) {
@@ -500,10 +529,23 @@ func TestNothingDeliveredWithoutItsJournalRecord(t *testing.T) {
 	if body != nil {
 		t.Error("a report was delivered that is not journaled")
 	}
-	j.failApp, j.failQuery = nil, errors.New("down")
-	_, _, _, err = s.Export(context.Background(), iinProsecutor, exportQ(soap.ReportCSV))
+	// An approved export whose records cannot be read delivers nothing either.
+	j.failApp = nil
+	st, err := s.RequestExport(context.Background(), iinProsecutor, exportQ(soap.ReportCSV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	desk, _ := NewExportDesk(j, s.clock)
+	if _, err := desk.Decide(context.Background(), st.ExportID, true, "operator", ""); err != nil {
+		t.Fatal(err)
+	}
+	j.failQuery = errors.New("down")
+	_, _, _, body, err = s.FetchExport(context.Background(), iinProsecutor, st.ExportID)
 	wantCode(t, err, siobroker.CodeUnavailable)
-	rec, _ := lastUse(t, j, 1)
+	if body != nil {
+		t.Error("an export was delivered from a journal that cannot be read")
+	}
+	rec, _ := lastUse(t, j, 3) // the request, the approval, the refused fetch
 	if rec.Code != string(siobroker.CodeUnavailable) {
 		t.Errorf("journaled %+v", rec)
 	}
@@ -545,5 +587,29 @@ func TestRenderIsXMLText(t *testing.T) {
 	}
 	if got := rows[1][9]; got != base64Prefix+base64.StdEncoding.EncodeToString(recs[0].Data) {
 		t.Errorf("data cell %q", got)
+	}
+}
+
+// TestExportOfAnotherProsecutor: a user who may order exports cannot fetch another's request,
+// approved or not: it is unknown to them, and journaled as such.
+func TestExportOfAnotherProsecutor(t *testing.T) {
+	j := seedJournal(t)
+	s := newTestService(t, j, Config{ExportRoles: []int{1, 3}})
+	ctx := context.Background()
+	st, err := s.RequestExport(ctx, iinProsecutor, exportQ(soap.ReportCSV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	desk, _ := NewExportDesk(j, s.clock)
+	if _, err := desk.Decide(ctx, st.ExportID, true, "operator", ""); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, body, err := s.FetchExport(ctx, iinInspector, st.ExportID)
+	wantCode(t, err, CodeExportUnknown)
+	if body != nil {
+		t.Error("another user got the export")
+	}
+	if rec, d := lastUse(t, j, 3); rec.SignerIIN != iinInspector || rec.Code != string(CodeExportUnknown) || d.ExportID != st.ExportID {
+		t.Errorf("journaled %+v %+v", rec, d)
 	}
 }

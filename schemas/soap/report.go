@@ -1,6 +1,7 @@
 package soap
 
 import (
+	"encoding/base64"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,12 +34,16 @@ type ReportQuery struct {
 	Format       string
 }
 
-// ExportQuery is a q:exportQuery: the prosecutor's export of one user's or one organisation's
-// requests and their results over [From, To), made under a resolution (постановление, §51–52).
+// ExportQuery is a q:exportQuery: the prosecutor's request (§52) for an export of one user's or
+// one organisation's requests and their results over [From, To), made under a resolution
+// (постановление, §51–52) that it names and attaches. It is answered with q:exportStatus: the
+// operator approves or refuses it, and only an approved one is then fetched (q:exportFetch).
 // Exactly one of UserIIN and Organisation is set.
 type ExportQuery struct {
 	ResolutionNo   string
 	ResolutionDate time.Time // a calendar date: midnight, Astana time
+	IssuedBy       string    // the prosecutor who issued the resolution: name and office
+	Document       Document  // the resolution itself
 	UserIIN        string
 	Organisation   string
 	From, To       time.Time
@@ -87,6 +92,11 @@ func NewExportRequest(info siobroker.RequestInfo, q ExportQuery) *etree.Document
 		date = q.ResolutionDate.Format(DateLayout)
 	}
 	leaf(qe, prefixQ+":resolutionDate", date)
+	leaf(qe, prefixQ+":issuedBy", q.IssuedBy)
+	de := qe.CreateElement(prefixQ + ":resolutionDocument")
+	de.CreateAttr("fileName", q.Document.FileName)
+	de.CreateAttr("mediaType", q.Document.MediaType)
+	de.SetText(base64.StdEncoding.EncodeToString(q.Document.Content))
 	optLeaf(qe, prefixQ+":userIin", q.UserIIN)
 	optLeaf(qe, prefixQ+":organisation", q.Organisation)
 	leaf(qe, prefixQ+":from", siobroker.FormatTime(q.From))
@@ -159,7 +169,7 @@ func ParseExportQuery(el *etree.Element) (ExportQuery, error) {
 	if err := rootElement(el, p); err != nil {
 		return q, err
 	}
-	s, err := querySeq(el, p, "resolutionNo", "resolutionDate", "userIin", "organisation", "from", "to", "format")
+	s, err := querySeq(el, p, "resolutionNo", "resolutionDate", "issuedBy", "resolutionDocument", "userIin", "organisation", "from", "to", "format")
 	if err != nil {
 		return q, err
 	}
@@ -181,6 +191,21 @@ func ParseExportQuery(el *etree.Element) (ExportQuery, error) {
 		return q, err
 	}
 	if q.ResolutionDate, err = xsDate(p+"/resolutionDate", v); err != nil {
+		return q, err
+	}
+	if e, err = s.req("issuedBy"); err != nil {
+		return q, err
+	}
+	if q.IssuedBy, err = text(e, p+"/issuedBy"); err != nil {
+		return q, err
+	}
+	if err := text256(p+"/issuedBy", q.IssuedBy); err != nil {
+		return q, err
+	}
+	if e, err = s.req("resolutionDocument"); err != nil {
+		return q, err
+	}
+	if q.Document, err = parseDocument(e, p+"/resolutionDocument"); err != nil {
 		return q, err
 	}
 	// xs:choice of userIin and organisation: exactly one.

@@ -30,6 +30,8 @@ func fullReportQuery() ReportQuery {
 
 func fullExportQuery() ExportQuery {
 	return ExportQuery{ResolutionNo: "2-15-26/77", ResolutionDate: time.Date(2026, 11, 20, 0, 0, 0, 0, siobroker.Astana),
+		IssuedBy: "прокурор г. Астаны Ахметов А.А.", Document: Document{FileName: "постановление.pdf", MediaType: "application/pdf",
+			Content: []byte("%PDF-1.7 resolution")},
 		UserIIN: "870315123455", From: repFrom, To: repTo, Format: ReportCSV}
 }
 
@@ -72,6 +74,25 @@ func TestReportQueryRoundTrip(t *testing.T) {
 	}
 }
 
+// TestExportFetchAndStatusRoundTrip: q:exportFetch and q:exportStatus read back as written.
+func TestExportFetchAndStatusRoundTrip(t *testing.T) {
+	got, err := ParseExportFetch(repDataElement(t, NewExportFetchRequest(repInfo(), ExportFetch{ExportID: "e-1"})))
+	if err != nil || got.ExportID != "e-1" {
+		t.Fatalf("ParseExportFetch = %+v, %v", got, err)
+	}
+	want := ExportStatus{RequestMessageID: "c", ExportID: "e-1", Status: ExportRefused, Reason: "постановление не подписано"}
+	doc := NewExportStatusResponse(ResponseInfo{MessageID: "r", CorrelationID: "c", ResponseDate: repTo, StatusCode: "SCSS001", StatusMessage: "ok"}, want)
+	el := doc.FindElement("//exportStatus")
+	st, err := ParseExportStatus(el)
+	if err != nil || st != want {
+		t.Fatalf("ParseExportStatus = %+v, %v; want %+v", st, err, want)
+	}
+	el.SelectAttr("status").Value = "done"
+	if _, err := ParseExportStatus(el); err == nil {
+		t.Error("a status outside the set was accepted")
+	}
+}
+
 func TestExportQueryRoundTrip(t *testing.T) {
 	byOrg := fullExportQuery()
 	byOrg.UserIIN, byOrg.Organisation = "", "ДВД г. Алматы"
@@ -81,7 +102,9 @@ func TestExportQueryRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.ResolutionNo != q.ResolutionNo || !got.ResolutionDate.Equal(q.ResolutionDate) ||
+			if got.ResolutionNo != q.ResolutionNo || !got.ResolutionDate.Equal(q.ResolutionDate) || got.IssuedBy != q.IssuedBy ||
+				got.Document.FileName != q.Document.FileName || got.Document.MediaType != q.Document.MediaType ||
+				!bytes.Equal(got.Document.Content, q.Document.Content) ||
 				got.UserIIN != q.UserIIN || got.Organisation != q.Organisation ||
 				!got.From.Equal(q.From) || !got.To.Equal(q.To) || got.Format != q.Format {
 				t.Errorf("got %+v, want %+v", got, q)
@@ -142,6 +165,12 @@ var exportRefusals = []struct {
 	{"both user and organisation", `<q:userIin>870315123455</q:userIin>`, `<q:userIin>870315123455</q:userIin><q:organisation>X</q:organisation>`, "exportQuery/organisation", true},
 	{"to equals from", `<q:to>2026-11-01T00:00:00.000+05:00</q:to>`, `<q:to>2026-10-01T00:00:00.000+05:00</q:to>`, "exportQuery/to", false},
 	{"format", `<q:format>csv</q:format>`, `<q:format>pdf</q:format>`, "exportQuery/format", true},
+	{"no issuer", `<q:issuedBy>прокурор г. Астаны Ахметов А.А.</q:issuedBy>`, ``, "exportQuery/issuedBy", true},
+	{"no document", `<q:resolutionDocument fileName="постановление.pdf" mediaType="application/pdf">JVBERi0xLjcgcmVzb2x1dGlvbg==</q:resolutionDocument>`, ``,
+		"exportQuery/resolutionDocument", true},
+	{"empty document", `>JVBERi0xLjcgcmVzb2x1dGlvbg==<`, `><`, "exportQuery/resolutionDocument", true},
+	{"not base64", `>JVBERi0xLjcgcmVzb2x1dGlvbg==<`, `>JVBER!0xLjcg<`, "exportQuery/resolutionDocument", true},
+	{"document without a file name", ` fileName="постановление.pdf"`, ``, "exportQuery/resolutionDocument/@fileName", true},
 }
 
 func TestReportQueryRefusals(t *testing.T) {
@@ -276,6 +305,9 @@ func TestReportXSDAgreement(t *testing.T) {
 		"export by organisation": ser(NewExportRequest(repInfo(), byOrg)),
 		"report response":        ser(NewReportResponse(ResponseInfo{MessageID: "r", CorrelationID: "c", ResponseDate: repTo, StatusCode: "SCSS001", StatusMessage: "ok"}, ReportCSV, 3, []byte("a,b\n1,2\n"))),
 		"signed report response": signed,
+		"export fetch":           ser(NewExportFetchRequest(repInfo(), ExportFetch{ExportID: "0b7c7f0e-4b1e-4f3e-9d55-0f6b8d2d1a01"})),
+		"export pending":         ser(NewExportStatusResponse(ResponseInfo{MessageID: "r", CorrelationID: "c", ResponseDate: repTo, StatusCode: "SCSS001", StatusMessage: "ok"}, ExportStatus{ExportID: "e-1", Status: ExportPending})),
+		"export refused":         ser(NewExportStatusResponse(ResponseInfo{MessageID: "r", CorrelationID: "c", ResponseDate: repTo, StatusCode: "SCSS001", StatusMessage: "ok"}, ExportStatus{ExportID: "e-1", Status: ExportRefused, Reason: "постановление не подписано"})),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if out := validate(t, doc); out != "" {
