@@ -35,7 +35,9 @@ func (b *Broker) dashboardHandler(p *parts) (http.Handler, error) {
 		dc.Maintenance = b.live.maintenance
 	}
 	if cfg.Transport == "amqp" {
-		dc.DeadLetters = newAMQPDeadLetters(AMQPConfig(cfg.AMQP, "dashboard", nil), b.msg.amqp)
+		dl := newAMQPDeadLetters(AMQPConfig(cfg.AMQP, "dashboard", nil), b.msg.amqp)
+		dl.renew = renewerOf(p.transportAuth, clock)
+		dc.DeadLetters = dl
 	}
 	return dashboard.New(dc)
 }
@@ -46,6 +48,7 @@ func (b *Broker) dashboardHandler(p *parts) (http.Handler, error) {
 // deadLetterListTTL), not at every poll of every open page.
 type amqpDeadLetters struct {
 	cfg   amqptransport.Config
+	renew amqptransport.Renewer // the broker's keys renew the authenticators of the letters replayed
 	depth func(ctx context.Context) (int64, error) // the dead-letter queue's depth
 
 	mu     sync.Mutex
@@ -98,9 +101,9 @@ func (d *amqpDeadLetters) List(ctx context.Context, max int) ([]dashboard.DeadLe
 }
 
 func (d *amqpDeadLetters) Replay(ctx context.Context, max int) (int, error) {
-	n, err := amqptransport.ReplayDeadLetters(ctx, d.cfg, max)
+	res, err := amqptransport.ReplayDeadLetters(ctx, d.cfg, max, d.renew)
 	d.mu.Lock()
 	d.known = -1 // read the list again
 	d.mu.Unlock()
-	return n, err
+	return res.Replayed, err
 }

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/journal"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 )
@@ -97,8 +100,19 @@ func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return c.f.fail(exitFailed, "%v; nothing was replayed", err)
 	}
 	defer closeJournal()
-	n, err := amqptransport.ReplayDeadLetters(ctx, c.e.amqp("dlq"), c.max)
-	fmt.Fprintf(stdout, "%d dead letter(s) sent back to their queues\n", n)
+	// The broker's key renews the authenticators of the requests sent back: one that waited in
+	// the dead-letter queue longer than amqp.message_validity would be refused as expired.
+	renew, err := app.Renewer(c.e.cfg, siobroker.SystemClock{})
+	if err != nil {
+		return c.f.fail(exitFailed, "%v; nothing was replayed (dlq replay renews the authenticators of the requests it sends back, "+
+			"so it needs the broker's transport key)", err)
+	}
+	res, err := amqptransport.ReplayDeadLetters(ctx, c.e.amqp("dlq"), c.max, renew)
+	n := res.Replayed
+	fmt.Fprintf(stdout, "%d dead letter(s) sent back to their queues, %d with a renewed authenticator\n", n, res.Renewed)
+	for _, why := range slices.Sorted(maps.Keys(res.NotRenewed)) {
+		fmt.Fprintf(stdout, "%d sent back as they were, not made by this broker (%s): their adapter refuses them again\n", res.NotRenewed[why], why)
+	}
 	var failed error
 	if err != nil {
 		failed = siobroker.Wrap(siobroker.CodeUnavailable, err, "%d dead letter(s) were sent back, then the replay failed", n)

@@ -38,11 +38,28 @@ func ListDeadLetters(ctx context.Context, cfg Config, max int) ([]DeadLetter, er
 	return out, err
 }
 
+// Renewer gives a dead letter that the broker authenticated (its string headers meta, its body)
+// a fresh authenticator before it is sent back, changing meta in place (msgauth.Broker.Renew): an
+// adapter refuses a service message past its expiry, and a letter may wait in the dead-letter
+// queue longer than that. It reports whether it renewed the letter; a letter it does not renew
+// is sent back as it is.
+type Renewer func(meta map[string]string, body []byte) (renewed bool, err error)
+
+// ReplayResult counts what ReplayDeadLetters did.
+type ReplayResult struct {
+	Replayed int // sent back to the queue they died in
+	Renewed  int // of those, given a fresh authenticator by the Renewer
+	// NotRenewed are those the Renewer refused (forged, altered, or of another master key), by
+	// why: sent back as they were, they are refused where they arrive and die again.
+	NotRenewed map[string]int
+}
+
 // ReplayDeadLetters sends up to max dead letters back to the queue they died in, each
 // published persistent with a confirm before it is removed from the dead-letter queue, and
-// returns how many were replayed. A letter whose queue is unknown stays where it is.
-func ReplayDeadLetters(ctx context.Context, cfg Config, max int) (int, error) {
-	replayed := 0
+// returns how many were replayed. A letter whose queue is unknown stays where it is. With renew,
+// each letter's authenticator is renewed first (see Renewer).
+func ReplayDeadLetters(ctx context.Context, cfg Config, max int, renew Renewer) (ReplayResult, error) {
+	res := ReplayResult{NotRenewed: map[string]int{}}
 	cfg.setDefaults()
 	err := withDLQ(ctx, cfg, max, func(ch *amqp091.Channel, d amqp091.Delivery) (bool, error) {
 		dl := deadLetterOf(cfg, d)
@@ -53,6 +70,25 @@ func ReplayDeadLetters(ctx context.Context, cfg Config, max int) (int, error) {
 		for k, v := range d.Headers {
 			if !deathHeader(k) {
 				headers[k] = v
+			}
+		}
+		renewed := false
+		if renew != nil {
+			meta := map[string]string{}
+			for k, v := range headers {
+				if s, ok := v.(string); ok {
+					meta[k] = s
+				}
+			}
+			ok, err := renew(meta, d.Body)
+			switch {
+			case ok:
+				for k, v := range meta {
+					headers[k] = v
+				}
+				renewed = true
+			case err != nil:
+				res.NotRenewed[renewReason(err)]++
 			}
 		}
 		conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", dl.Queue, true, false, amqp091.Publishing{
@@ -66,10 +102,23 @@ func ReplayDeadLetters(ctx context.Context, cfg Config, max int) (int, error) {
 		if err != nil || !ok {
 			return false, fmt.Errorf("replay %s to %s: %w", d.MessageId, dl.Queue, errors.Join(err, ErrNotConfirmed))
 		}
-		replayed++
+		res.Replayed++
+		if renewed {
+			res.Renewed++
+		}
 		return true, nil
 	})
-	return replayed, err
+	return res, err
+}
+
+// renewReason is the short reason of a Renewer's refusal, for the count: its Reason when it has
+// one (a msgauth.Error), else its text.
+func renewReason(err error) string {
+	var r interface{ AuthReason() string }
+	if errors.As(err, &r) {
+		return r.AuthReason()
+	}
+	return err.Error()
 }
 
 // withDLQ fetches up to max messages of the dead-letter queue one by one and calls f; f says

@@ -93,8 +93,8 @@ func TestExhaustedAttemptsDeadLetterAndReplay(t *testing.T) {
 	t.Logf("dlq list: %+v", l)
 
 	healthy.Store(true)
-	if n, err := ReplayDeadLetters(ctx, cfg, 10); err != nil || n != 1 {
-		t.Fatalf("replayed %d, %v", n, err)
+	if res, err := ReplayDeadLetters(ctx, cfg, 10, nil); err != nil || res.Replayed != 1 {
+		t.Fatalf("replayed %+v, %v", res, err)
 	}
 	waitFor(t, 10*time.Second, func() bool { return seen.count("flaky-1/14") == 2 }, "the late answer of the replay at the broker")
 	if n := calls.Load(); n != 4 {

@@ -21,8 +21,8 @@ type BrokerConfig struct {
 	Previous      Master
 	PreviousUntil time.Time
 	// Validity is how long after its deadline a service message is accepted by its adapter:
-	// long enough for `siobroker dlq replay` to send back a request an adapter gave up on, short
-	// enough that a captured message soon stops working. Default DefaultValidity.
+	// short enough that a captured message soon stops working. A request sent back from the
+	// dead-letter queue later than that is renewed first (Renew). Default DefaultValidity.
 	Validity time.Duration
 }
 
@@ -162,4 +162,45 @@ func (b *Broker) ids(current Key, adapter string, now time.Time) []string {
 		}
 	}
 	return out
+}
+
+// Renew gives a service message or a case check that this broker made (meta and payload, as the
+// dead-letter queue kept them) a new expiry, Validity from now, and a new MAC made with the current
+// key of its adapter: so that `dlq replay` can send back a request its adapter gave up on longer
+// ago than the validity, which the adapter would otherwise refuse as expired. Only a message whose
+// MAC verifies, with its adapter's key of the current master or of the previous one while that is
+// accepted, is renewed: a forged or altered message keeps the authenticator it has, and is
+// refused again where it is sent back. The expiry is not checked: it is what is renewed. renewed
+// is false, with the reason in err, for a message that is not renewed; a message with no
+// authenticator at all (an answer, say) is left alone with a nil error.
+func (b *Broker) Renew(meta map[string]string, payload []byte, now time.Time) (renewed bool, err error) {
+	sum, rerr := received(meta)
+	if rerr != nil {
+		if rerr.Reason == ReasonMissing {
+			return false, nil
+		}
+		return false, rerr
+	}
+	kind, fields := kindRequest, requestFields
+	if _, ok := meta[schemas.MetaRegistry]; ok {
+		kind, fields = kindCaseCheck, caseCheckFields
+	}
+	adapter := meta[schemas.MetaAuthAdapter]
+	current, err := b.master.Derive(adapter)
+	if err != nil {
+		return false, refuse(ReasonWrongAdapter, "%v", err)
+	}
+	k := current
+	if id := meta[schemas.MetaAuthKey]; id != current.ID() {
+		if k, rerr = b.previousKey(adapter, id, now); rerr != nil {
+			return false, rerr
+		}
+	}
+	if !equalMAC(sum, mac(k.secret, kind, fields(meta), payload)) {
+		return false, refuse(ReasonMismatch, "the message's authenticator does not match it: it was altered, or not made by this broker")
+	}
+	meta[schemas.MetaAuthKey] = current.ID()
+	meta[schemas.MetaAuthExpires] = now.Add(b.validity).UTC().Format(time.RFC3339)
+	meta[schemas.MetaAuthMAC] = encodeMAC(mac(current.secret, kind, fields(meta), payload))
+	return true, nil
 }

@@ -165,3 +165,7 @@ func quote(s string) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// AuthReason is e's reason as a word, for a caller that counts refusals without importing this
+// package.
+func (e *Error) AuthReason() string { return string(e.Reason) }

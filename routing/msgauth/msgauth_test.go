@@ -439,3 +439,80 @@ func isReason(err error, reason Reason) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Reason == reason
 }
+
+// TestRenew: a service message or a case check the broker made, past its expiry, is given a new
+// one that its adapter accepts; a forged, altered or foreign message is not renewed, and an
+// answer (no request MAC to renew) is left alone.
+func TestRenew(t *testing.T) {
+	m := testMaster(t, 0)
+	broker := mustBroker(t, BrokerConfig{Master: m, Validity: time.Minute})
+	kgd := mustAdapter(t, AdapterConfig{Key: mustDerive(t, m, "kgd")})
+	deadline := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	later := deadline.Add(3 * time.Hour) // long past the expiry
+	payload := []byte(`{"requestId":"r-1","service":37}`)
+	service := func() map[string]string {
+		meta := map[string]string{schemas.MetaRequestID: "r-1", schemas.MetaService: "37", schemas.MetaReplyTo: "sio.reply.b1"}
+		if err := broker.SignRequest("kgd", meta, payload, deadline); err != nil {
+			t.Fatal(err)
+		}
+		return meta
+	}
+	meta := service()
+	if _, err := kgd.CheckRequest(meta, payload, later); !isReason(err, ReasonExpired) {
+		t.Fatalf("before renewal: %v, want expired", err)
+	}
+	if ok, err := broker.Renew(meta, payload, later); !ok || err != nil {
+		t.Fatalf("Renew = %v, %v", ok, err)
+	}
+	if _, err := kgd.CheckRequest(meta, payload, later.Add(30*time.Second)); err != nil {
+		t.Errorf("after renewal: %v", err)
+	}
+
+	check := map[string]string{schemas.MetaRequestID: "r-2", schemas.MetaReplyTo: "sio.reply.b1"}
+	if err := broker.SignCaseCheck("kgd", "erdr", check, payload, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := broker.Renew(check, payload, later); !ok || err != nil {
+		t.Fatalf("Renew of a case check = %v, %v", ok, err)
+	}
+	if _, err := kgd.CheckCaseCheck("erdr", check, payload, later); err != nil {
+		t.Errorf("the renewed case check: %v", err)
+	}
+
+	other := mustBroker(t, BrokerConfig{Master: testMaster(t, 100)})
+	for _, tt := range []struct {
+		name   string
+		meta   func() map[string]string
+		data   []byte
+		reason Reason
+	}{
+		{"altered", service, []byte(`{"requestId":"r-1","service":38}`), ReasonMismatch},
+		{"another broker's", func() map[string]string {
+			meta := map[string]string{schemas.MetaRequestID: "r-1", schemas.MetaService: "37"}
+			if err := other.SignRequest("kgd", meta, payload, deadline); err != nil {
+				t.Fatal(err)
+			}
+			return meta
+		}, payload, ReasonUnknownKey},
+		{"a service message relabelled a case check", func() map[string]string {
+			meta := service()
+			meta[schemas.MetaRegistry] = "erdr"
+			return meta
+		}, payload, ReasonMismatch},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			meta := tt.meta()
+			before := maps.Clone(meta)
+			if ok, err := broker.Renew(meta, tt.data, later); ok || !isReason(err, tt.reason) {
+				t.Fatalf("Renew = %v, %v; want not renewed, %s", ok, err, tt.reason)
+			}
+			if !maps.Equal(meta, before) {
+				t.Errorf("a message not renewed was changed: %v", meta)
+			}
+		})
+	}
+	answer := map[string]string{schemas.MetaCorrelation: "r-1/37"}
+	if ok, err := broker.Renew(answer, payload, later); ok || err != nil || len(answer) != 1 {
+		t.Errorf("an unauthenticated message: %v, %v, %v", ok, err, answer)
+	}
+}
