@@ -48,7 +48,7 @@ func (b *Broker) dashboardHandler(p *parts) (http.Handler, error) {
 // deadLetterListTTL), not at every poll of every open page.
 type amqpDeadLetters struct {
 	cfg   amqptransport.Config
-	renew amqptransport.Renewer // the broker's keys renew the authenticators of the letters replayed
+	renew amqptransport.Renewer                    // the broker's keys renew the authenticators of the letters replayed
 	depth func(ctx context.Context) (int64, error) // the dead-letter queue's depth
 
 	mu     sync.Mutex
