@@ -28,7 +28,7 @@ const (
 	CodeInternal     Code = "SIO-INTERNAL"        // a fault of the broker itself
 	CodeServiceRange Code = "SIO-SERVICE-UNKNOWN" // a service number with no route
 	CodeMaintenance  Code = "SIO-MAINTENANCE"     // every requested service is in an announced maintenance window
-	CodeRateLimited  Code = "SIO-RATE-LIMITED"    // the client address or the signer is over its request rate; retry after Retry-After
+	CodeRateLimited  Code = "SIO-RATE-LIMITED"    // the client address or the signer is over its request rate, or the signer over its requests in flight; retry after Retry-After
 
 	// The client address has more connections open than it may: this one is closed after the fault.
 	CodeTooManyConnections Code = "SIO-TOO-MANY-CONNECTIONS"

@@ -109,34 +109,50 @@ func (b *Broker) accept(ctx context.Context, body io.Reader, contentType string,
 }
 
 // takeAsync takes an asynchronous request, on either contract (channel): the transport must be
-// up, the query valid and fresh, and every check of a synchronous request pass; then it is stored
-// ON_DELIVERY and the worker woken. A request refused for a passing reason of the broker's own is
-// forgotten by the replay defence, to be retried.
-func (b *Broker) takeAsync(ctx context.Context, a authenticated, seen *Request, received time.Time, channel string) (siobroker.AsyncJob, error) {
+// up, the signer within its requests in flight, the query valid and fresh, and every check of a
+// synchronous request pass; then it is stored ON_DELIVERY and the worker woken. A request refused
+// for a passing reason of the broker's own is forgotten by the replay defence, to be retried.
+// The signer's slot goes with the stored request, to the worker (asyncSlots); a refused request
+// releases it here.
+func (b *Broker) takeAsync(ctx context.Context, a authenticated, seen *Request, received time.Time, channel string) (job siobroker.AsyncJob, err error) {
 	if b.deps.TransportReady != nil {
 		if err := b.deps.TransportReady(); err != nil {
 			return siobroker.AsyncJob{}, err
 		}
 	}
+	release, err := b.holdSigner(a.verified.SignerIIN)
+	if err != nil {
+		return siobroker.AsyncJob{}, err
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
 	q, digest, err := b.parseQuery(ctx, a, *seen)
 	if err != nil {
 		return siobroker.AsyncJob{}, err
 	}
-	job, err := b.storeAsync(ctx, a, q, seen, received, channel)
+	job, err = b.storeAsync(ctx, a, q, seen, received, channel, release)
 	b.releaseIfUnavailable(ctx, err, a.info.MessageID, digest)
 	return job, err
 }
 
-// storeAsync admits the request, stores it ON_DELIVERY and wakes the worker.
-func (b *Broker) storeAsync(ctx context.Context, a authenticated, q siobroker.Query, seen *Request, received time.Time, channel string) (siobroker.AsyncJob, error) {
+// storeAsync admits the request, stores it ON_DELIVERY with its signer's slot (release) and
+// wakes the worker. On error the slot is still the caller's.
+func (b *Broker) storeAsync(ctx context.Context, a authenticated, q siobroker.Query, seen *Request, received time.Time, channel string,
+	release func()) (siobroker.AsyncJob, error) {
 	if err := b.admit(ctx, a.info, q, a.verified, seen, received); err != nil {
 		return siobroker.AsyncJob{}, err
 	}
 	job := b.jobOf(*seen, a.info, q, received)
 	job.State, job.Updated, job.Channel = siobroker.AsyncOnDelivery, received, channel
+	b.asyncSlots.hold(job.RequestID, release)
 	if err := b.deps.Async.CreateAsync(ctx, job); err != nil {
+		b.asyncSlots.drop(job.RequestID)
 		return job, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot store the request now; retry later")
 	}
+	b.asyncSlots.stored(job.RequestID)
 	select {
 	case b.wake <- struct{}{}:
 	default:
@@ -288,10 +304,14 @@ func (w *AsyncWorker) Run(ctx context.Context) {
 	resume := true
 	for {
 		resuming := resume
+		scan := b.asyncSlots.beginScan()
 		jobs, err := b.deps.Async.PendingAsync(ctx, b.deps.Clock.Now(), resuming)
 		resume = false
 		if err != nil && ctx.Err() == nil {
 			b.deps.Logger.Warn("listing asynchronous requests failed", "error", err)
+		}
+		if err == nil {
+			b.asyncSlots.releaseUnlisted(scan, jobs)
 		}
 		for _, job := range jobs {
 			mu.Lock()
@@ -327,8 +347,14 @@ func (w *AsyncWorker) Run(ctx context.Context) {
 	}
 }
 
+// process runs job once. Whatever comes of the run (the reply stored, a wait for late services
+// started, a failure to retry at a later scan), it ends the job's hold on its signer's slot
+// (asyncSlots): a retry, the late wait and a request resumed after a restart hold none, since the
+// slot bounds what a signer queues in front of the worker, and a stalled service must not lock
+// its signer out of the others for up to Config.AsyncTimeout.
 func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob, resuming bool) {
 	b := w.Broker
+	defer b.asyncSlots.release(job.RequestID)
 	// The listing may predate the end of an earlier run of this same job, which released it just
 	// before this one claimed it, finished or leased to a wait for late services: read the state
 	// again now that the job is claimed. (At start, leases of the earlier run are void.)

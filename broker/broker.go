@@ -116,8 +116,23 @@ type Config struct {
 	// Unauthenticated bounds what the journal keeps of requests refused before their signature
 	// verified; zero fields take its defaults.
 	Unauthenticated UnauthenticatedLimits
-	// PerSigner bounds the request rate of one signer (by IIN), checked once the signature
-	// verified; over it, SIO-RATE-LIMITED. Its Concurrent is not used; a zero Rate is no limit.
+	// PerSigner bounds the requests of one signer (by IIN), checked once the signature verified
+	// and before the replay marks, so that the retry the fault invites is not a replay; over
+	// either limit, SIO-RATE-LIMITED with a Retry-After, the message saying which. A zero Rate or
+	// Concurrent is no limit of that kind.
+	//
+	// Rate counts every signed call, status queries, fetches and receipts too, and a request
+	// refused for Concurrent: each had its signature verified.
+	//
+	// Concurrent counts the signer's requests for services in flight: a synchronous one until
+	// its reply is given (or its refusal), an asynchronous one until the AsyncWorker of this
+	// process has run it once (see asyncSlots). Not counted: the background wait for late
+	// services (AsyncTimeout) after either, which is bounded by AsyncTimeout and holds no worker,
+	// and whose counting would let one stalled service lock its signer out of every other for
+	// that long; a request the worker retries or resumes after a restart (the limit held when it
+	// was accepted); and the calls that only read or confirm stored replies (status, fetch,
+	// getMessages, receipts), so that a signer at its limit can still collect its results.
+	//
 	// The refusals are journaled with the signer but without the raw request, within the bounds
 	// of Unauthenticated counted by signer: a signer's flood must not become the journal's.
 	PerSigner ratelimit.Limits
@@ -170,8 +185,9 @@ type Deps struct {
 	// known (see UnauthenticatedLimits), and whether it was summarised instead of journaled one
 	// by one: cheap and safe for concurrent use (a metrics counter).
 	ObserveUnauthenticated func(code siobroker.Code, summarised bool)
-	// ObserveSignerLimited, when set, is told of every request refused by Config.PerSigner.
-	ObserveSignerLimited func()
+	// ObserveSignerLimited, when set, is told of every request refused by Config.PerSigner, and
+	// by which of its limits (ratelimit.ScopeRate or ScopeConcurrent).
+	ObserveSignerLimited func(ratelimit.Scope)
 }
 
 // Stage names a step of a request's pipeline, for Deps.ObserveStage. The steps do not cover a
@@ -221,7 +237,9 @@ type Broker struct {
 	unauth     refusalBounds // the refusals of unauthenticated requests journaled this minute
 	// signerRefusals: the refusals by Config.PerSigner journaled this minute, by signer.
 	signerRefusals refusalBounds
-	signers        *ratelimit.Limiter // Config.PerSigner, by the signer's IIN
+	signers        *ratelimit.Limiter // Config.PerSigner's Rate, by the signer's IIN
+	inFlight       *ratelimit.Limiter // Config.PerSigner's Concurrent, by the signer's IIN
+	asyncSlots     asyncSlots         // inFlight's slots of the stored asynchronous requests
 }
 
 func (c *Config) setDefaults() {
@@ -284,12 +302,18 @@ func New(cfg Config, deps Deps) (*Broker, error) {
 	if err := errors.Join(cfg.Validate(), deps.Validate()); err != nil {
 		return nil, err
 	}
+	// Two limiters, not one of both limits: the rate is taken for every call once its signature
+	// verified, the slot only for a request for services, which is known later (Config.PerSigner).
 	signers, err := ratelimit.New(ratelimit.Limits{Rate: cfg.PerSigner.Rate, Burst: cfg.PerSigner.Burst})
 	if err != nil {
 		return nil, fmt.Errorf("broker: Config.PerSigner: %w", err)
 	}
-	return &Broker{cfg: cfg, deps: deps, wake: make(chan struct{}, 1), signers: signers,
-		signerRefusals: refusalBounds{bySigner: true}}, nil
+	inFlight, err := ratelimit.New(ratelimit.Limits{Concurrent: cfg.PerSigner.Concurrent})
+	if err != nil {
+		return nil, fmt.Errorf("broker: Config.PerSigner: %w", err)
+	}
+	return &Broker{cfg: cfg, deps: deps, wake: make(chan struct{}, 1), signers: signers, inFlight: inFlight,
+		asyncSlots: asyncSlots{on: cfg.PerSigner.Concurrent > 0}, signerRefusals: refusalBounds{bySigner: true}}, nil
 }
 
 // Reply is a signed reply and what the caller needs to log it.
@@ -356,6 +380,13 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 			return nil, err
 		}
 	}
+	// Held until the reply or refusal is given; a background wait for late services after it
+	// holds none (Config.PerSigner).
+	release, err := b.holdSigner(a.verified.SignerIIN)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	q, digest, err := b.parseQuery(ctx, a, *seen)
 	if err != nil {
 		return nil, err
@@ -735,7 +766,7 @@ func (b *Broker) journalReply(ctx context.Context, seen Request, received time.T
 // request record holds them: its signer is known and answers for them. One refused before that
 // is anyone's: its refusal keeps the body's size, digest and prefix only, and only so many such
 // refusals are journaled one by one (refuseUnauthenticated). So do the refusals of a signer over
-// its rate (refuseSignerLimited), which come as a flood comes.
+// its limits (refuseSignerLimited), which come as a flood comes.
 func (b *Broker) journalRefusal(ctx context.Context, seen Request, cause error) {
 	var data []byte
 	switch {

@@ -245,7 +245,10 @@ type harnessOpts struct {
 	// perSigner is Config.PerSigner; zero: no limit.
 	perSigner ratelimit.Limits
 	// observeSignerLimited is Deps.ObserveSignerLimited.
-	observeSignerLimited func()
+	observeSignerLimited func(ratelimit.Scope)
+	// wrapDispatcher wraps the dispatcher as Deps.Dispatcher (one that holds requests in flight
+	// on demand); nil: the dispatcher itself.
+	wrapDispatcher func(Dispatcher) Dispatcher
 }
 
 // backendServices are the services with a test backend: the others have no adapter, so a request
@@ -446,6 +449,9 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	}
 	if late != nil {
 		deps.Late = late.Record
+	}
+	if opts.wrapDispatcher != nil {
+		deps.Dispatcher = opts.wrapDispatcher(deps.Dispatcher)
 	}
 	b, err := New(Config{
 		ReplayWindow: 5 * time.Minute,

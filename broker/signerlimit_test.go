@@ -21,7 +21,11 @@ import (
 func TestPerSignerRateLimit(t *testing.T) {
 	var limited atomic.Int32
 	h := newHarnessWith(t, harnessOpts{perSigner: ratelimit.Limits{Rate: 1, Burst: 2},
-		observeSignerLimited: func() { limited.Add(1) }})
+		observeSignerLimited: func(s ratelimit.Scope) {
+			if s == ratelimit.ScopeRate {
+				limited.Add(1)
+			}
+		}})
 	for i := range 2 {
 		raw, _ := h.build(t, reqSpec{services: []int{1}})
 		if _, _, err := h.handle(raw); err != nil {

@@ -194,7 +194,7 @@ type RefusalSummary struct {
 	// Client is the client address of refusals before the signer was known; OtherClients for
 	// the clients past MaxSummarisedClients. Empty in a summary of a signer's.
 	Client string `json:"client,omitempty"`
-	// Signer is the signer (IIN) of refusals by the per-signer rate (Config.PerSigner), counted
+	// Signer is the signer (IIN) of refusals by the per-signer limits (Config.PerSigner), counted
 	// by signer; OtherClients past MaxSummarisedClients signers.
 	Signer string         `json:"signer,omitempty"`
 	From   time.Time      `json:"from"` // the minute the refusals were made in: [From, To)
@@ -282,7 +282,7 @@ func (b *Broker) flushSummaries(ctx context.Context, u *refusalBounds, now time.
 }
 
 // FlushRefusalSummaries journals the summaries of refusals (of unauthenticated requests, and by
-// the per-signer rate) counted in a minute that has ended on the broker's clock. The broker does
+// the per-signer limits) counted in a minute that has ended on the broker's clock. The broker does
 // it itself at the next such refusal, a minute after the first summarised one, and at Shutdown;
 // tests with a clock of their own call it.
 func (b *Broker) FlushRefusalSummaries(ctx context.Context) {

@@ -89,10 +89,11 @@ type HTTP struct {
 
 // Limits bound the SOAP requests of one client address (an IPv6 client by its /64), checked
 // before anything of a request is read, and of one signer, checked once its signature verified,
-// so that a flood from one of them neither takes the broker nor delays the others. Over a rate,
-// SIO-RATE-LIMITED; over the connections, SIO-TOO-MANY-CONNECTIONS; both HTTP 429 with
-// Retry-After, and journaled within journal.unauthenticated_refusals. A rate or a number of
-// connections of 0 is no limit of that kind.
+// so that a flood from one of them neither takes the broker nor delays the others. Over a rate
+// or a signer's requests in flight, SIO-RATE-LIMITED; over the connections,
+// SIO-TOO-MANY-CONNECTIONS; all HTTP 429 with Retry-After, and journaled within
+// journal.unauthenticated_refusals. A rate or a number of connections or requests of 0 is no
+// limit of that kind.
 //
 // The e-government gateway relays the traffic of many systems from a few addresses, so the
 // per-address defaults are far above what one client system sends; list the gateway's addresses
@@ -104,6 +105,12 @@ type Limits struct {
 	PerClientConnections int     `mapstructure:"per_client_connections"` // connections open at once per address
 	PerSignerRate        float64 `mapstructure:"per_signer_rate"`        // requests a second, sustained, per signer
 	PerSignerBurst       int     `mapstructure:"per_signer_burst"`       // requests at once above the rate
+	// PerSignerConcurrent is how many requests for services of one signer the broker works on at
+	// once (broker.Config.PerSigner says from when until when). The default, 32, is far above the
+	// few requests a person's client keeps open, and leaves room for a batch client; at the
+	// default service timeout (10 s) it caps what one signer's requests to a stalled service hold
+	// at 32, where its rate alone would let it hold 500 (50/s × 10 s).
+	PerSignerConcurrent int `mapstructure:"per_signer_concurrent"`
 	// Allow lists the addresses and CIDR prefixes exempt from the per-address limits (the
 	// gateway's); the per-signer limits still hold for the requests they relay.
 	Allow []string `mapstructure:"allow"`
@@ -151,8 +158,16 @@ func (l Limits) problems() []error {
 			errs = append(errs, fmt.Errorf(key+"%s_burst: %d is below %s_rate %v; raise it to at least the rate", r.name, r.burst, r.name, r.rate))
 		}
 	}
-	if l.PerClientConnections < 0 {
-		errs = append(errs, fmt.Errorf(key+"per_client_connections: %d is out of range; use 0 (no limit) or more, the default is 1024", l.PerClientConnections))
+	for _, c := range []struct {
+		name    string
+		n, dflt int
+	}{
+		{"per_client_connections", l.PerClientConnections, 1024},
+		{"per_signer_concurrent", l.PerSignerConcurrent, 32},
+	} {
+		if c.n < 0 {
+			errs = append(errs, fmt.Errorf(key+"%s: %d is out of range; use 0 (no limit) or more, the default is %d", c.name, c.n, c.dflt))
+		}
 	}
 	if _, err := l.AllowPrefixes(); err != nil {
 		errs = append(errs, err)
@@ -439,7 +454,7 @@ func Defaults() Broker {
 			TLS:                    TLS{ClientAuth: "none", HSTSMaxAge: MinHSTSMaxAge},
 			// Generous, for the gateway (see Limits): far above one client system, below a flood.
 			Limits: Limits{PerClientRate: 200, PerClientBurst: 1000, PerClientConnections: 1024,
-				PerSignerRate: 50, PerSignerBurst: 500, Allow: []string{}},
+				PerSignerRate: 50, PerSignerBurst: 500, PerSignerConcurrent: 32, Allow: []string{}},
 		},
 		Trust: Trust{Roots: []string{}, Intermediates: []string{}, CRLs: []string{}, SigningEKUs: slices.Clone(DefaultSigningEKUs),
 			CRLStale: CRLStaleGrace, CRLStaleGraceFor: 24 * time.Hour, CRLPoll: 2 * time.Second,
@@ -542,6 +557,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("http.limits.per_client_connections", d.HTTP.Limits.PerClientConnections)
 	v.SetDefault("http.limits.per_signer_rate", d.HTTP.Limits.PerSignerRate)
 	v.SetDefault("http.limits.per_signer_burst", d.HTTP.Limits.PerSignerBurst)
+	v.SetDefault("http.limits.per_signer_concurrent", d.HTTP.Limits.PerSignerConcurrent)
 	v.SetDefault("http.limits.allow", d.HTTP.Limits.Allow)
 	v.SetDefault("http.max_depth", d.HTTP.MaxDepth)
 	v.SetDefault("http.max_elements", d.HTTP.MaxElements)

@@ -137,7 +137,7 @@ func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topolog
 		// the per-address and per-signer defaults on purpose: they measure the pipeline, so the
 		// limits are off (0) here. The limiter's own cost is a map look-up per request.
 		"SIOBROKER_HTTP_LIMITS_PER_CLIENT_RATE=0", "SIOBROKER_HTTP_LIMITS_PER_CLIENT_CONNECTIONS=0",
-		"SIOBROKER_HTTP_LIMITS_PER_SIGNER_RATE=0",
+		"SIOBROKER_HTTP_LIMITS_PER_SIGNER_RATE=0", "SIOBROKER_HTTP_LIMITS_PER_SIGNER_CONCURRENT=0",
 	}
 	if f.synchronous != "" {
 		env = append(env, "SIOBROKER_STORE_SYNCHRONOUS="+f.synchronous)

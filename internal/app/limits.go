@@ -34,5 +34,12 @@ func (b *Broker) clientLimiter(p *parts) (*httpapi.ClientLimiter, error) {
 
 // signerLimits are the per-signer limits of http.limits, for the pipeline.
 func signerLimits(p *parts) ratelimit.Limits {
-	return ratelimit.Limits{Rate: p.cfg.HTTP.Limits.PerSignerRate, Burst: p.cfg.HTTP.Limits.PerSignerBurst}
+	l := p.cfg.HTTP.Limits
+	return ratelimit.Limits{Rate: l.PerSignerRate, Burst: l.PerSignerBurst, Concurrent: l.PerSignerConcurrent}
+}
+
+// observeSignerLimited counts a request refused by the per-signer limits, by the limit:
+// signer_rate or signer_concurrent (metrics.RateLimitScopes).
+func (b *Broker) observeSignerLimited(s ratelimit.Scope) {
+	b.ops.Metrics.ObserveRateLimited("signer_" + string(s))
 }

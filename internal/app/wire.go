@@ -335,7 +335,7 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		ObserveStage:   metrics.ObserveStages(b.ops.Metrics, broker.Stages),
 
 		ObserveUnauthenticated: b.ops.Metrics.ObserveUnauthenticatedRefusal,
-		ObserveSignerLimited:   func() { b.ops.Metrics.ObserveRateLimited("signer_rate") },
+		ObserveSignerLimited:   b.observeSignerLimited,
 	})
 	if err != nil {
 		return err

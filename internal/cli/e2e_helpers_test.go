@@ -515,13 +515,20 @@ func messageID(t *testing.T, raw []byte) string {
 // returns its path.
 func routesWithDefaultTimeout(t testing.TB, dir string, d time.Duration) string {
 	t.Helper()
+	return routesEdited(t, dir, "default_timeout: 10s", "default_timeout: "+d.String())
+}
+
+// routesEdited writes the shipped routing table with its line old replaced by new into dir and
+// returns its path.
+func routesEdited(t testing.TB, dir, old, new string) string {
+	t.Helper()
 	b, err := os.ReadFile("../../configs/routes.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Replace(string(b), "default_timeout: 10s", "default_timeout: "+d.String(), 1)
+	text := strings.Replace(string(b), old, new, 1)
 	if text == string(b) {
-		t.Fatal("configs/routes.yaml has no default_timeout: 10s")
+		t.Fatalf("configs/routes.yaml has no %q", old)
 	}
 	path := filepath.Join(dir, "routes.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {

@@ -109,7 +109,7 @@ func New(src Sources) *Metrics {
 		}, []string{"side", "reason"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: Prefix + "rate_limited_total",
-			Help: "Requests refused by the per-client and per-signer limits (http.limits), by the limit: client_rate, client_connections (before anything was read) or signer_rate (after the signature); each is journaled, or summarised past journal.unauthenticated_refusals.",
+			Help: "Requests refused by the per-client and per-signer limits (http.limits), by the limit: client_rate, client_connections (before anything was read), signer_rate or signer_concurrent (after the signature); each is journaled, or summarised past journal.unauthenticated_refusals.",
 		}, []string{"scope"}),
 	}
 	for _, s := range RateLimitScopes {
@@ -186,7 +186,7 @@ func (m *Metrics) ObserveCRLReload(applied bool) {
 }
 
 // RateLimitScopes are the values of the scope label of siobroker_rate_limited_total.
-var RateLimitScopes = []string{"client_rate", "client_connections", "signer_rate"}
+var RateLimitScopes = []string{"client_rate", "client_connections", "signer_rate", "signer_concurrent"}
 
 // ObserveRateLimited counts a request refused by the limit scope (one of RateLimitScopes; any
 // other is counted as "other", to keep the label bounded).

@@ -49,6 +49,7 @@ func TestScrape(t *testing.T) {
 	m.ObserveRateLimited("client_rate")
 	m.ObserveRateLimited("client_rate")
 	m.ObserveRateLimited("a label from elsewhere")
+	m.ObserveRateLimited("signer_concurrent")
 	m.ObserveTransportRefusal("broker", "missing")
 
 	srv := httptest.NewServer(m.Handler())
@@ -95,6 +96,7 @@ func TestScrape(t *testing.T) {
 		`siobroker_rate_limited_total{scope="client_rate"} 2`,
 		`siobroker_rate_limited_total{scope="client_connections"} 0`, // declared before any refusal
 		`siobroker_rate_limited_total{scope="signer_rate"} 0`,
+		`siobroker_rate_limited_total{scope="signer_concurrent"} 1`,
 		`siobroker_rate_limited_total{scope="other"} 1`,
 		`siobroker_transport_refused_total{reason="missing",side="broker"} 1`,
 		"go_goroutines ", "process_cpu_seconds_total ",
