@@ -75,8 +75,10 @@ var importRules = map[string][]string{
 	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/tlspolicy", "internal/ratelimit"},
 	"client":  {".", "schemas/soap", "signing"},
 
-	"config":       {"access/cases"},
-	"config/check": {".", "access/cases", "access/rights", "adapters/adapterconfig", "config", "operator/maintenance", "routing/msgauth", "routing/routes", "schemas", "signing"},
+	"config":                     {"access/cases"},
+	"operator/notify":            {"."},
+	"operator/notify/notifytest": {},
+	"config/check":               {".", "access/cases", "access/rights", "adapters/adapterconfig", "config", "operator/maintenance", "routing/msgauth", "routing/routes", "schemas", "signing"},
 
 	"internal/reqlog":     {},
 	"internal/ratelimit":  {},

@@ -45,6 +45,7 @@ type Broker struct {
 	Journal     Journal      `mapstructure:"journal"`
 	Incidents   Incidents    `mapstructure:"incidents"`
 	Reports     Reports      `mapstructure:"reports"`
+	Notify      Notify       `mapstructure:"notify"`
 	Operator    Operator     `mapstructure:"operator"`
 	Debug       Debug        `mapstructure:"debug"`
 	// Dev lets serve fall back to the development PKI in DATA/pki (created on first start) when
@@ -413,6 +414,24 @@ type Reports struct {
 	ExportRoles []int `mapstructure:"export_roles"`
 }
 
+// Notify is the delivery of the broker's notices (§45: a user blocked for a violation; package
+// operator/notify): who gets them, and the mail server they go through. Without a recipients
+// file no notice is written; without an SMTP server e-mail notices wait in the outbox.
+type Notify struct {
+	RecipientsFile string        `mapstructure:"recipients_file"` // the prosecutor's and each organisation's e-mails and webhooks
+	Interval       time.Duration `mapstructure:"interval"`        // how often the outbox is delivered
+	SMTP           NotifySMTP    `mapstructure:"smtp"`
+}
+
+// NotifySMTP is the mail server of the notices. STARTTLS is always required.
+type NotifySMTP struct {
+	Addr         string `mapstructure:"addr"` // host:port, e.g. mail.gov.kz:587
+	From         string `mapstructure:"from"`
+	Username     string `mapstructure:"username"`
+	PasswordFile string `mapstructure:"password_file"` // a file holding the password (0600), never the password itself
+	CAFile       string `mapstructure:"ca_file"`       // the CA of the server's certificate; empty: the system roots
+}
+
 // Debug holds the diagnostics a running broker can expose. Everything here is off by default.
 type Debug struct {
 	// PProf serves net/http/pprof under /debug/pprof/ and expvar at /debug/vars (the Go heap) on
@@ -472,6 +491,7 @@ func Defaults() Broker {
 		AMQP: AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 1, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second,
 			MessageValidity: time.Hour},
 		Reports:  Reports{ExportRoles: []int{1}},
+		Notify:   Notify{Interval: 10 * time.Second},
 		Operator: Operator{Listen: DefaultOperatorListen},
 		Cases:    cases.DefaultConfig(),
 	}
@@ -631,6 +651,13 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("incidents.threshold", d.Incidents.Threshold)
 	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
 	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
+	v.SetDefault("notify.recipients_file", d.Notify.RecipientsFile)
+	v.SetDefault("notify.interval", d.Notify.Interval)
+	v.SetDefault("notify.smtp.addr", d.Notify.SMTP.Addr)
+	v.SetDefault("notify.smtp.from", d.Notify.SMTP.From)
+	v.SetDefault("notify.smtp.username", d.Notify.SMTP.Username)
+	v.SetDefault("notify.smtp.password_file", d.Notify.SMTP.PasswordFile)
+	v.SetDefault("notify.smtp.ca_file", d.Notify.SMTP.CAFile)
 	v.SetDefault("operator.listen", d.Operator.Listen)
 	v.SetDefault("debug.pprof", d.Debug.PProf)
 	v.SetDefault("cases.check_timeout", d.Cases.CheckTimeout)
@@ -723,6 +750,17 @@ func (c Broker) Validate() error {
 	errs = append(errs, c.Journal.problems()...)
 	if c.Incidents.Threshold <= 0 || c.Incidents.CheckEvery <= 0 {
 		errs = append(errs, errors.New("incidents.threshold and incidents.check_every must be positive"))
+	}
+	if c.Notify.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("notify.interval: %s must be positive", c.Notify.Interval))
+	}
+	if c.Notify.SMTP.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Notify.SMTP.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("notify.smtp.addr: %q is not host:port", c.Notify.SMTP.Addr))
+		}
+		if c.Notify.SMTP.From == "" {
+			errs = append(errs, errors.New("notify.smtp.from: required with notify.smtp.addr"))
+		}
 	}
 	for _, r := range c.Reports.ExportRoles {
 		if r < 1 || r > 19 {

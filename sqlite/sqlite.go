@@ -160,6 +160,9 @@ var migrations = []string{
 	// The store's own id, under which its broker's admissions are kept where the replay marks
 	// are shared. See admissions.go.
 	migrationStoreID,
+
+	// The outbox of notices (§45, §12–15). See notifications.go.
+	migrationNotifications,
 }
 
 // FileName is the store's database file in the data directory.

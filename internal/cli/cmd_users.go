@@ -13,6 +13,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/users"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/sqlite"
 )
@@ -31,7 +32,7 @@ const usersUsage = `usage:
                            [--consent-at RFC3339|now] [--cert FILE] --reason TEXT
   siobroker users move --iin IIN [the fields of register to change] --reason TEXT
   siobroker users add-cert --iin IIN --cert FILE
-  siobroker users block --iin IIN --reason TEXT
+  siobroker users block --iin IIN --reason TEXT [--violation]
   siobroker users unblock --iin IIN --reason TEXT
   siobroker users delete --iin IIN --reason TEXT
   siobroker users list
@@ -51,6 +52,9 @@ carry the user's IIN): WS-Security clients that name their certificate only by a
 subject key identifier or an issuer and serial number are verified against the certificates
 recorded so. A certificate carried whole by one of the user's accepted requests is recorded by
 itself; "show" lists them all with how each came.
+block --violation is a block for a violation of the Rules (§45): the prosecutor and the user's
+management are notified, by e-mail and webhook, as notify.recipients_file names them; the broker
+delivers the notices from the store's outbox and retries them until delivered.
 Exit status: 0 done, 1 refused or failed, 2 usage error or a configuration that does not load.
 `
 
@@ -362,6 +366,10 @@ func usersStatus(ctx context.Context, kind siobroker.ApplicationKind, args []str
 	f := newUsersFlags(string(kind), stdout, stderr, true)
 	iin := f.String("iin", "", "the user's IIN (required)")
 	reason := f.String("reason", "", "the reason of the application (required)")
+	violation := new(bool)
+	if kind == siobroker.ApplyBlock {
+		violation = f.Bool("violation", false, "a block for a violation (§45): notify the prosecutor and the user's management")
+	}
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
@@ -385,6 +393,39 @@ func usersStatus(ctx context.Context, kind siobroker.ApplicationKind, args []str
 		return f.fail(usersExitFailed, "%v", err)
 	}
 	fmt.Fprintf(stdout, "%s %s: %s is now %s\n", kind, u.IIN, u.FullName, u.Status)
+	if *violation {
+		return notifyBlocked(ctx, f, e, db, u, *reason)
+	}
+	return usersExitOK
+}
+
+// notifyBlocked writes the notices of §45 for u, blocked for a violation, to the store's outbox,
+// from which the broker delivers them; they are journaled in the journal the configuration names.
+func notifyBlocked(ctx context.Context, f *operatorFlags, e *brokerEnv, db *sqlite.DB, u siobroker.User, reason string) int {
+	if e.cfg.Notify.RecipientsFile == "" {
+		return f.fail(usersExitFailed, "the user is blocked, but nobody was notified: notify.recipients_file is not set, "+
+			"and §45 requires that the prosecutor and the user's management be told")
+	}
+	j, closeJournal, err := e.journal(ctx, db)
+	if err != nil {
+		return f.fail(usersExitFailed, "the user is blocked, but the notices could not be written: %v", err)
+	}
+	defer closeJournal()
+	n, err := app.NewNotifier(e.cfg, db, j, siobroker.SystemClock{}, nil)
+	if err != nil {
+		return f.fail(usersExitFailed, "the user is blocked, but the notices could not be written: %v", err)
+	}
+	notes, err := n.UserBlocked(ctx, u, reason, *f.by)
+	if err != nil {
+		return f.fail(usersExitFailed, "the user is blocked, but the notices could not be written: %v", err)
+	}
+	if len(notes) == 0 {
+		return f.fail(usersExitFailed, "the user is blocked, but %s names neither the prosecutor nor organisation %q: nobody was notified",
+			e.cfg.Notify.RecipientsFile, u.Organisation)
+	}
+	for _, note := range notes {
+		fmt.Fprintf(f.stdout, "notice %d by %s to %s queued (§45); the broker delivers it\n", note.ID, note.Channel, note.Recipient)
+	}
 	return usersExitOK
 }
 
