@@ -600,3 +600,19 @@ func TestTrustSigningEKUs(t *testing.T) {
 		`trust.signing_ekus[1]: "emailProtection" is not a dotted OID`, "write one such as 1.3.6.1.5.5.7.3.4"})
 	only(t, r, 1)
 }
+
+// TestNotifyFiles: the recipients file of the §45 notices is read and checked, and the mail
+// server's files must exist; recipients without a mail server are warned about.
+func TestNotifyFiles(t *testing.T) {
+	s := newSetup(t)
+	recipients := filepath.Join(s.dir, "notify.yaml")
+	write(t, s.dir, "notify.yaml", "prosecutor:\n  emails: [\"Прокурор <p@x.test>\"]\n")
+	s.broker = edit(t, s.broker, `recipients_file: ""`, "recipients_file: "+recipients)
+	s.broker = edit(t, s.broker, `ca_file: ""`, "ca_file: "+filepath.Join(s.dir, "none.pem"))
+	r := s.check(t)
+	b := s.path("broker.yaml")
+	expect(t, r, want{b, lineOf(t, s.broker, "recipients_file:"), check.Error, "not a plain e-mail address", "correct the file"})
+	expect(t, r, want{b, lineOf(t, s.broker, "recipients_file:"), check.Warning, "notify.smtp.addr is not", "set notify.smtp.addr"})
+	expect(t, r, want{b, lineOf(t, s.broker, "none.pem"), check.Error, "notify.smtp.ca_file", "install the file"})
+	only(t, r, 3)
+}
