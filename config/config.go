@@ -46,6 +46,7 @@ type Broker struct {
 	Incidents   Incidents    `mapstructure:"incidents"`
 	Reports     Reports      `mapstructure:"reports"`
 	Notify      Notify       `mapstructure:"notify"`
+	Users       Users        `mapstructure:"users"`
 	Operator    Operator     `mapstructure:"operator"`
 	Debug       Debug        `mapstructure:"debug"`
 	// Dev lets serve fall back to the development PKI in DATA/pki (created on first start) when
@@ -414,6 +415,13 @@ type Reports struct {
 	ExportRoles []int `mapstructure:"export_roles"`
 }
 
+// Users holds the settings of the user registry's workflow of applications (§12–15).
+type Users struct {
+	// DecisionDeadline is how long the operator has to decide a submitted application: "в
+	// течение суток" (§13), 24h by default; past it, the application is shown overdue.
+	DecisionDeadline time.Duration `mapstructure:"decision_deadline"`
+}
+
 // Notify is the delivery of the broker's notices (§45: a user blocked for a violation; package
 // operator/notify): who gets them, and the mail server they go through. Without a recipients
 // file no notice is written; without an SMTP server e-mail notices wait in the outbox.
@@ -492,6 +500,7 @@ func Defaults() Broker {
 			MessageValidity: time.Hour},
 		Reports:  Reports{ExportRoles: []int{1}},
 		Notify:   Notify{Interval: 10 * time.Second},
+		Users:    Users{DecisionDeadline: 24 * time.Hour},
 		Operator: Operator{Listen: DefaultOperatorListen},
 		Cases:    cases.DefaultConfig(),
 	}
@@ -651,6 +660,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("incidents.threshold", d.Incidents.Threshold)
 	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
 	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
+	v.SetDefault("users.decision_deadline", d.Users.DecisionDeadline)
 	v.SetDefault("notify.recipients_file", d.Notify.RecipientsFile)
 	v.SetDefault("notify.interval", d.Notify.Interval)
 	v.SetDefault("notify.smtp.addr", d.Notify.SMTP.Addr)
@@ -750,6 +760,9 @@ func (c Broker) Validate() error {
 	errs = append(errs, c.Journal.problems()...)
 	if c.Incidents.Threshold <= 0 || c.Incidents.CheckEvery <= 0 {
 		errs = append(errs, errors.New("incidents.threshold and incidents.check_every must be positive"))
+	}
+	if c.Users.DecisionDeadline <= 0 {
+		errs = append(errs, fmt.Errorf("users.decision_deadline: %s must be positive (§13: a day)", c.Users.DecisionDeadline))
 	}
 	if c.Notify.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("notify.interval: %s must be positive", c.Notify.Interval))

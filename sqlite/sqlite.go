@@ -163,6 +163,9 @@ var migrations = []string{
 
 	// The outbox of notices (§45, §12–15). See notifications.go.
 	migrationNotifications,
+
+	// The applications submitted to the operator, pending or decided (§12–15). See submitted.go.
+	migrationSubmitted,
 }
 
 // FileName is the store's database file in the data directory.

@@ -38,6 +38,9 @@ const usersUsage = `usage:
   siobroker users list
   siobroker users show --iin IIN
   siobroker users applications [--iin IIN]
+  siobroker users pending [--all]
+  siobroker users approve ID
+  siobroker users refuse ID --reason TEXT (--cert FILE --key FILE | --user IIN) [--out FILE]
 
 Every command takes --config FILE (default configs/broker.yaml, with the SIOBROKER_* environment
 over it, as serve reads it) and --data DIR (default: its data_dir), the broker's data directory,
@@ -52,6 +55,12 @@ carry the user's IIN): WS-Security clients that name their certificate only by a
 subject key identifier or an issuer and serial number are verified against the certificates
 recorded so. A certificate carried whole by one of the user's accepted requests is recorded by
 itself; "show" lists them all with how each came.
+The workflow of §12–15: register, move, block, unblock and delete take --submit to submit the
+application for the operator's decision instead of applying it; "pending" lists what waits, with
+its deadline (users.decision_deadline, a day by §13; overdue ones marked); "approve" applies one;
+"refuse" refuses one with its motive, in a refusal document signed with the operator's EDS (a
+registered user with the operator right), verified against the broker's trusted roots and kept
+with the application. A block is applied as it is submitted (§13: "незамедлительно").
 block --violation is a block for a violation of the Rules (§45): the prosecutor and the user's
 management are notified, by e-mail and webhook, as notify.recipients_file names them; the broker
 delivers the notices from the store's outbox and retries them until delivered.
@@ -66,6 +75,9 @@ var usersCommands = []subcommand{
 	{"add-cert", "record a user's signing certificate", usersAddCert},
 	{"block", "block a user (§45); takes effect on the next request", usersBlock},
 	{"unblock", "unblock a blocked user", usersUnblock},
+	{"pending", "list the submitted applications waiting for a decision (§13), with their deadlines", usersPending},
+	{"approve", "approve a submitted application: it is applied", usersApprove},
+	{"refuse", "refuse a submitted application with a motivated refusal signed with the operator's EDS (§13)", usersRefuse},
 	{"delete", "delete a user", usersDelete},
 	{"list", "list the registered users", usersList},
 	{"show", "show a user: fields, applications, refusals and certificates", usersShow},
@@ -238,8 +250,12 @@ func (uf *userFieldFlags) apply(u *siobroker.User, set map[string]bool, consent 
 func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, args []string, stdout, stderr io.Writer) int {
 	f := newUsersFlags(string(kind), stdout, stderr, true)
 	uf := addUserFieldFlags(f.cmdFlags)
+	submit := f.Bool("submit", false, "submit the application for the operator's decision (§13) instead of applying it now")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
+	}
+	if *submit && *uf.certFile != "" {
+		return f.usageError("--cert with --submit: record the certificate once the application is approved (users add-cert)")
 	}
 	set := f.set()
 	required := []string{"iin", "reason"}
@@ -287,6 +303,9 @@ func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, ar
 	}
 	uf.apply(&u, set, consent)
 	a := siobroker.Application{Kind: kind, IIN: *uf.iin, Reason: *uf.reason, At: now, By: *f.by, User: u}
+	if *submit {
+		return submitApplication(ctx, f, e, db, reg, a)
+	}
 	next, err := reg.Apply(ctx, a)
 	if err != nil {
 		return f.fail(usersExitFailed, "%v", err)
@@ -366,6 +385,7 @@ func usersStatus(ctx context.Context, kind siobroker.ApplicationKind, args []str
 	f := newUsersFlags(string(kind), stdout, stderr, true)
 	iin := f.String("iin", "", "the user's IIN (required)")
 	reason := f.String("reason", "", "the reason of the application (required)")
+	submit := f.Bool("submit", false, "submit the application for the operator's decision (§13) instead of applying it now; a block is applied at once anyway")
 	violation := new(bool)
 	if kind == siobroker.ApplyBlock {
 		violation = f.Bool("violation", false, "a block for a violation (§45): notify the prosecutor and the user's management")
@@ -388,6 +408,16 @@ func usersStatus(ctx context.Context, kind siobroker.ApplicationKind, args []str
 		return f.fail(usersExitFailed, "%v", err)
 	}
 	defer db.Close()
+	if *submit {
+		if code := submitApplication(ctx, f, e, db, reg, siobroker.Application{Kind: kind, IIN: *iin, Reason: *reason, By: *f.by}); code != usersExitOK || !*violation {
+			return code
+		}
+		u, _, err := db.User(ctx, *iin)
+		if err != nil {
+			return f.fail(usersExitFailed, "%v", err)
+		}
+		return notifyBlocked(ctx, f, e, db, u, *reason)
+	}
 	u, err := reg.Apply(ctx, siobroker.Application{Kind: kind, IIN: *iin, Reason: *reason, By: *f.by})
 	if err != nil {
 		return f.fail(usersExitFailed, "%v", err)
