@@ -46,7 +46,7 @@ var importRules = map[string][]string{
 
 	"access/rights": {"."},
 	"access/cases":  {"."},
-	"access/users":  {".", "signing"},
+	"access/users":  {".", "schemas", "signing"},
 
 	"adapters":               {".", "schemas"},
 	"adapters/adaptertest":   {".", "adapters", "schemas"},

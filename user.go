@@ -220,3 +220,15 @@ func (s SubmittedApplication) Overdue(now time.Time) bool {
 
 // ErrNotPending is returned by a decision on an application that is not pending any more.
 var ErrNotPending = errors.New("the application has been decided already")
+
+// Consent is a consent of §17 (App. 6) the user signed with their own EDS, as recorded: the signed
+// bytes, the date they state, who signed them, and when and by whom the broker recorded them.
+type Consent struct {
+	IIN        string
+	SignedOn   time.Time // the date of the signed document, midnight Astana
+	Document   []byte
+	SHA256     string
+	Signer     string // the subject of the signing certificate
+	RecordedAt time.Time
+	RecordedBy string
+}

@@ -420,6 +420,9 @@ type Users struct {
 	// DecisionDeadline is how long the operator has to decide a submitted application: "в
 	// течение суток" (§13), 24h by default; past it, the application is shown overdue.
 	DecisionDeadline time.Duration `mapstructure:"decision_deadline"`
+	// ConsentTemplate is the text of Appendix 6 the users sign (§17), with the fields
+	// {{.City}}, {{.Date}}, {{.FullName}}, {{.Position}} and {{.Organisation}}.
+	ConsentTemplate string `mapstructure:"consent_template"`
 }
 
 // Notify is the delivery of the broker's notices (§45: a user blocked for a violation; package
@@ -500,7 +503,7 @@ func Defaults() Broker {
 			MessageValidity: time.Hour},
 		Reports:  Reports{ExportRoles: []int{1}},
 		Notify:   Notify{Interval: 10 * time.Second},
-		Users:    Users{DecisionDeadline: 24 * time.Hour},
+		Users:    Users{DecisionDeadline: 24 * time.Hour, ConsentTemplate: "configs/consent.tmpl"},
 		Operator: Operator{Listen: DefaultOperatorListen},
 		Cases:    cases.DefaultConfig(),
 	}
@@ -661,6 +664,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
 	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
 	v.SetDefault("users.decision_deadline", d.Users.DecisionDeadline)
+	v.SetDefault("users.consent_template", d.Users.ConsentTemplate)
 	v.SetDefault("notify.recipients_file", d.Notify.RecipientsFile)
 	v.SetDefault("notify.interval", d.Notify.Interval)
 	v.SetDefault("notify.smtp.addr", d.Notify.SMTP.Addr)

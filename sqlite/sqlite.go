@@ -166,6 +166,9 @@ var migrations = []string{
 
 	// The applications submitted to the operator, pending or decided (§12–15). See submitted.go.
 	migrationSubmitted,
+
+	// The signed consents of §17 (App. 6). See consents.go.
+	migrationConsents,
 }
 
 // FileName is the store's database file in the data directory.

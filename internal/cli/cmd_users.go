@@ -38,6 +38,8 @@ const usersUsage = `usage:
   siobroker users list
   siobroker users show --iin IIN
   siobroker users applications [--iin IIN]
+  siobroker users consent-form --iin IIN [--city CITY] [--out FILE]
+  siobroker users consent --iin IIN --file SIGNED
   siobroker users pending [--all]
   siobroker users approve ID
   siobroker users refuse ID --reason TEXT (--cert FILE --key FILE | --user IIN) [--out FILE]
@@ -55,6 +57,11 @@ carry the user's IIN): WS-Security clients that name their certificate only by a
 subject key identifier or an issuer and serial number are verified against the certificates
 recorded so. A certificate carried whole by one of the user's accepted requests is recorded by
 itself; "show" lists them all with how each came.
+The consent of §17 (App. 6) is a document the user signs with their own EDS: consent-form writes
+it from users.consent_template for the user as registered; the user signs it (Kalkan, NCALayer,
+or siobroker sign); consent verifies it (the signature against the broker's trusted roots, the
+signer being the user, the text being exactly App. 6 for the user) and records the signed bytes,
+their date and the time of recording. Until then the user's requests are refused (§19).
 The workflow of §12–15: register, move, block, unblock and delete take --submit to submit the
 application for the operator's decision instead of applying it; "pending" lists what waits, with
 its deadline (users.decision_deadline, a day by §13; overdue ones marked); "approve" applies one;
@@ -75,6 +82,8 @@ var usersCommands = []subcommand{
 	{"add-cert", "record a user's signing certificate", usersAddCert},
 	{"block", "block a user (§45); takes effect on the next request", usersBlock},
 	{"unblock", "unblock a blocked user", usersUnblock},
+	{"consent-form", "write the consent form of §17 (App. 6) for a user to sign with their EDS", usersConsentForm},
+	{"consent", "record a consent the user signed with their EDS (§17), verified", usersConsent},
 	{"pending", "list the submitted applications waiting for a decision (§13), with their deadlines", usersPending},
 	{"approve", "approve a submitted application: it is applied", usersApprove},
 	{"refuse", "refuse a submitted application with a motivated refusal signed with the operator's EDS (§13)", usersRefuse},
