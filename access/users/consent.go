@@ -81,7 +81,6 @@ func (c *ConsentTemplate) ConsentForm(u siobroker.User, city string, on time.Tim
 	return doc, nil
 }
 
-
 // CheckConsent verifies raw, a consent signed by the user u (§17): one enveloped signature over
 // the q:consent root, valid under trust at now, made by u's certificate (the subject's IIN), over
 // exactly the App. 6 text of this template for u as registered, dated no later than today. It
