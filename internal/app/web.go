@@ -130,9 +130,11 @@ func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler
 	return httpapi.NewHandler(httpapi.Config{
 		// No /metrics, /readyz or /debug/ here: they are on the operator's listener alone.
 		Mount: map[string]http.Handler{
-			AsyncPath:      asyncHandler,
-			reports.Path:   reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replay.calls),
-			dashboard.Path: dashboardHandler,
+			AsyncPath: asyncHandler,
+			// The reports and the dashboard read a POSTed body before its signer is known, as the
+			// SOAP channels do: the same per-address limits hold for them.
+			reports.Path:   limiter.Limit(reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replay.calls), clock),
+			dashboard.Path: limiter.Limit(dashboardHandler, clock),
 		},
 		Endpoint:     cfg.Endpoint,
 		PublicURL:    b.web.publicURL,
