@@ -160,6 +160,9 @@ var migrations = []string{
 	// The store's own id, under which its broker's admissions are kept where the replay marks
 	// are shared. See admissions.go.
 	migrationStoreID,
+
+	// Maintenance windows announced as emergencies. See maintenance.go.
+	migrationMaintenanceEmergency,
 }
 
 // FileName is the store's database file in the data directory.

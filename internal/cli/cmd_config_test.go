@@ -71,13 +71,27 @@ func TestConfigCheckCommand(t *testing.T) {
 	// Warnings alone exit 0: a configured maintenance window that is over.
 	stale := shippedConfigCopy(t, func(name, text string) string {
 		if name == "maintenance.yaml" {
-			return strings.Replace(text, "windows: []", "windows:\n  - {start: 2020-01-01T00:00:00+05:00, end: 2020-01-02T00:00:00+05:00, reason: old}", 1)
+			return strings.Replace(text, "windows: []", "windows:\n  - {start: 2020-01-01T00:00:00+05:00, end: 2020-01-02T00:00:00+05:00, reason: old, announced_at: 2019-12-01T00:00:00+05:00}", 1)
 		}
 		return text
 	})
 	code, out, _ = runConfig("check", stale)
 	if code != 0 || !strings.Contains(out, "maintenance.yaml:") || !strings.Contains(out, ": warning: window 1 ended at 2020-01-02T00:00:00+05:00") || !strings.HasSuffix(out, "0 errors, 1 warning\n") {
 		t.Errorf("a warning only: exit %d\n%s", code, out)
+	}
+
+	// A window that starts before it was announced is refused at its line unless it is an
+	// emergency (§36, 42; §39–41).
+	late := shippedConfigCopy(t, func(name, text string) string {
+		if name == "maintenance.yaml" {
+			return strings.Replace(text, "windows: []", "windows:\n  - {start: 2020-01-01T00:00:00+05:00, end: 2099-01-02T00:00:00+05:00, reason: outage, announced_at: 2020-01-01T01:00:00+05:00}", 1)
+		}
+		return text
+	})
+	code, out, _ = runConfig("check", late)
+	if code != 1 || !strings.Contains(out, "maintenance.yaml:14: error: window 1: not announced in advance: the window starts at 2020-01-01T00:00:00+05:00, before it is announced") ||
+		!strings.Contains(out, "set emergency: true") {
+		t.Errorf("a window begun before its announcement: exit %d\n%s", code, out)
 	}
 
 	// --json carries the same findings.
