@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -71,17 +72,21 @@ func (w MaintenanceWindow) IncidentCause() IncidentCause {
 		c.Queue = fmt.Sprintf("maintenance window %d", w.ID)
 		return c
 	}
-	services := "all"
-	if len(w.Services) > 0 {
-		parts := make([]string, len(w.Services))
-		for i, n := range slices.Sorted(slices.Values(w.Services)) {
-			parts[i] = fmt.Sprint(n)
-		}
-		services = strings.Join(parts, ",")
-	}
 	c.Queue = fmt.Sprintf("maintenance file window %s..%s services %s",
-		w.Start.In(Astana).Format(time.RFC3339), w.End.In(Astana).Format(time.RFC3339), services)
+		w.Start.In(Astana).Format(time.RFC3339), w.End.In(Astana).Format(time.RFC3339), w.ServiceList())
 	return c
+}
+
+// ServiceList writes the window's services in order, "11,12", or "all" when it names none.
+func (w MaintenanceWindow) ServiceList() string {
+	if len(w.Services) == 0 {
+		return "all"
+	}
+	parts := make([]string, len(w.Services))
+	for i, n := range slices.Sorted(slices.Values(w.Services)) {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
 }
 
 // Sources of a window.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -219,12 +218,5 @@ func maintenanceCancel(ctx context.Context, args []string, stdout, stderr io.Wri
 }
 
 func serviceList(s []int) string {
-	if len(s) == 0 {
-		return "all"
-	}
-	parts := make([]string, len(s))
-	for i, n := range slices.Sorted(slices.Values(s)) {
-		parts[i] = strconv.Itoa(n)
-	}
-	return strings.Join(parts, ",")
+	return siobroker.MaintenanceWindow{Services: s}.ServiceList()
 }
