@@ -89,7 +89,9 @@ func TestConfigCheckCommand(t *testing.T) {
 		return text
 	})
 	code, out, _ = runConfig("check", late)
-	if code != 1 || !strings.Contains(out, "maintenance.yaml:14: error: window 1: not announced in advance: the window starts at 2020-01-01T00:00:00+05:00, before it is announced") ||
+	wantAt := fmt.Sprintf("maintenance.yaml:%d: error: window 1: not announced in advance: the window starts at 2020-01-01T00:00:00+05:00, before it is announced",
+		shippedLine(t, "configs/maintenance.yaml", "windows: []")+1) // the window is on the line after "windows:"
+	if code != 1 || !strings.Contains(out, wantAt) ||
 		!strings.Contains(out, "set emergency: true") {
 		t.Errorf("a window begun before its announcement: exit %d\n%s", code, out)
 	}
@@ -126,4 +128,21 @@ func TestConfigCheckCommand(t *testing.T) {
 			t.Errorf("config %v: exit %d, want 2 (usage)", args, code)
 		}
 	}
+}
+
+// shippedLine is the line of the shipped file path (from the repository's root) that starts with
+// prefix: where an edit of it puts what it writes there.
+func shippedLine(t *testing.T, path, prefix string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%s has no line starting %q", path, prefix)
+	return 0
 }
