@@ -32,8 +32,8 @@ type MaintenanceWindow struct {
 // DefaultMaintenanceMinNotice is the default of the least time between a window's announcement
 // and its start (maintenance_min_notice). The Rules ask that planned work be published on the
 // portal (§36, 42) without naming a period; 24 hours is the period the same Rules give a
-// participant to report a change of its users (§14, 15), so a participant that looks at the
-// schedule once a day, as it must look at its own affairs, sees every window before it begins.
+// participant to send its applications on a transfer or a dismissal (§14, 15), and one in which
+// a participant that looks at the schedule once a day sees every window before it begins.
 const DefaultMaintenanceMinNotice = 24 * time.Hour
 
 // ErrShortNotice is wrapped by the refusal of a window announced with less than the minimum

@@ -275,7 +275,8 @@ func (l *liveConfig) Reload(ctx context.Context, why string, logger *slog.Logger
 
 func sameWindows(a, b []siobroker.MaintenanceWindow) bool {
 	return slices.EqualFunc(a, b, func(x, y siobroker.MaintenanceWindow) bool {
-		return slices.Equal(x.Services, y.Services) && x.Start.Equal(y.Start) && x.End.Equal(y.End) && x.Reason == y.Reason
+		return slices.Equal(x.Services, y.Services) && x.Start.Equal(y.Start) && x.End.Equal(y.End) && x.Reason == y.Reason &&
+			x.AnnouncedAt.Equal(y.AnnouncedAt) && x.Emergency == y.Emergency
 	})
 }
 
