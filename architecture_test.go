@@ -66,11 +66,14 @@ var importRules = map[string][]string{
 
 	"operator/incidents":   {"."},
 	"operator/maintenance": {"."},
-	"operator/health":      {".", "routing", "schemas", "signing"},
-	"operator/metrics":     {".", "operator/health"},
-	"operator/replayguard": {"."},
-	"operator/reports":     {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
-	"operator/dashboard":   {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "schemas", "schemas/soap", "signing", "signing/intake"},
+	// The schedule published to participants: a feed by client certificate and a signed
+	// operation, verified and answered as the reports are.
+	"operator/maintenance/publish": {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
+	"operator/health":              {".", "routing", "schemas", "signing"},
+	"operator/metrics":             {".", "operator/health"},
+	"operator/replayguard":         {"."},
+	"operator/reports":             {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
+	"operator/dashboard":           {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "schemas", "schemas/soap", "signing", "signing/intake"},
 
 	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/tlspolicy", "internal/ratelimit"},
 	"client":  {".", "schemas/soap", "signing"},

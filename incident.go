@@ -11,8 +11,14 @@ import (
 // Incident is recorded when message delivery is delayed by more than the threshold. The incidents
 // package tracks them; the stores keep them and their append-only history.
 
-// IncidentDeliveryDelay is the type of an incident opened because messages waited too long.
-const IncidentDeliveryDelay = "delivery-delay"
+// The types of incident.
+const (
+	// IncidentDeliveryDelay is the type of an incident opened because messages waited too long.
+	IncidentDeliveryDelay = "delivery-delay"
+	// IncidentEmergencyMaintenance is the type of an incident opened because a maintenance window
+	// was announced as an emergency: with less than the minimum notice, or after it began.
+	IncidentEmergencyMaintenance = "emergency-maintenance"
+)
 
 // IncidentStatus is whether an incident is still open.
 type IncidentStatus string

@@ -31,24 +31,28 @@ type Broker struct {
 	Rights    string `mapstructure:"rights_file"`
 	// Maintenance is the file of configured maintenance windows (configs/maintenance.yaml);
 	// a missing file means none. Reloaded with the routes and rights.
-	Maintenance string       `mapstructure:"maintenance_file"`
-	HTTP        HTTP         `mapstructure:"http"`
-	Trust       Trust        `mapstructure:"trust"`
-	Signing     Signing      `mapstructure:"signing"`
-	Replay      Replay       `mapstructure:"replay"`
-	Routing     Routing      `mapstructure:"routing"`
-	Demo        Demo         `mapstructure:"demo"`
-	Log         Log          `mapstructure:"log"`
-	Cases       cases.Config `mapstructure:"cases"`
-	AMQP        AMQP         `mapstructure:"amqp"`
-	Store       Store        `mapstructure:"store"`
-	Journal     Journal      `mapstructure:"journal"`
-	Incidents   Incidents    `mapstructure:"incidents"`
-	Reports     Reports      `mapstructure:"reports"`
-	Notify      Notify       `mapstructure:"notify"`
-	Users       Users        `mapstructure:"users"`
-	Operator    Operator     `mapstructure:"operator"`
-	Debug       Debug        `mapstructure:"debug"`
+	Maintenance string `mapstructure:"maintenance_file"`
+	// MaintenanceMinNotice is the least time between a maintenance window's announcement and
+	// its start (§36, 42: planned work is announced in advance). A window with less notice, or
+	// one that has begun, is refused unless marked an emergency, which opens an incident.
+	MaintenanceMinNotice time.Duration `mapstructure:"maintenance_min_notice"`
+	HTTP                 HTTP          `mapstructure:"http"`
+	Trust                Trust         `mapstructure:"trust"`
+	Signing              Signing       `mapstructure:"signing"`
+	Replay               Replay        `mapstructure:"replay"`
+	Routing              Routing       `mapstructure:"routing"`
+	Demo                 Demo          `mapstructure:"demo"`
+	Log                  Log           `mapstructure:"log"`
+	Cases                cases.Config  `mapstructure:"cases"`
+	AMQP                 AMQP          `mapstructure:"amqp"`
+	Store                Store         `mapstructure:"store"`
+	Journal              Journal       `mapstructure:"journal"`
+	Incidents            Incidents     `mapstructure:"incidents"`
+	Reports              Reports       `mapstructure:"reports"`
+	Notify               Notify        `mapstructure:"notify"`
+	Users                Users         `mapstructure:"users"`
+	Operator             Operator      `mapstructure:"operator"`
+	Debug                Debug         `mapstructure:"debug"`
 	// Dev lets serve fall back to the development PKI in DATA/pki (created on first start) when
 	// trust.roots or signing.cert_file is empty, and seed its demo users, one of them an
 	// operator. It is set by `serve --dev` alone, never by a file or the environment: a broker
@@ -461,12 +465,14 @@ type Log struct {
 // (and, with serve --dev, the development PKI).
 func Defaults() Broker {
 	return Broker{
-		Listen:      "127.0.0.1:8080",
-		DataDir:     "./data",
-		Endpoint:    "/SyncChannel/v10",
-		Transport:   "gochannel",
-		Rights:      "configs/rights.yaml",
-		Maintenance: "configs/maintenance.yaml",
+		Listen:               "127.0.0.1:8080",
+		DataDir:              "./data",
+		Endpoint:             "/SyncChannel/v10",
+		Transport:            "gochannel",
+		Rights:               "configs/rights.yaml",
+		Maintenance:          "configs/maintenance.yaml",
+		MaintenanceMinNotice: 24 * time.Hour, // siobroker.DefaultMaintenanceMinNotice; config imports nothing of the domain
+
 		HTTP: HTTP{
 			ReadHeaderTimeout:      5 * time.Second,
 			ReadTimeout:            30 * time.Second,
@@ -630,6 +636,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("replay.id_retention", d.Replay.IDRetention)
 	v.SetDefault("routing.routes_file", d.Routing.RoutesFile)
 	v.SetDefault("maintenance_file", d.Maintenance)
+	v.SetDefault("maintenance_min_notice", d.MaintenanceMinNotice)
 	v.SetDefault("routing.async_timeout", d.Routing.AsyncTimeout)
 	v.SetDefault("demo.seed", d.Demo.Seed)
 	v.SetDefault("demo.people", d.Demo.People)
@@ -702,6 +709,9 @@ func (c Broker) Validate() error {
 	errs = append(errs, c.transportProblems()...)
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir: must not be empty"))
+	}
+	if c.MaintenanceMinNotice < 0 {
+		errs = append(errs, fmt.Errorf("maintenance_min_notice: must not be negative, got %s; 0 asks for no notice, though a window that has begun is still an emergency", c.MaintenanceMinNotice))
 	}
 	// In the file's order, so that the same file gives the same list every time.
 	for _, t := range []struct {

@@ -241,6 +241,19 @@ func (s *DB) Incident(ctx context.Context, number int64) (siobroker.Incident, bo
 	return inc, ok, nil
 }
 
+// IncidentOf returns the last incident of type typ and cause, open or closed; ok is false when
+// there is none. An incident opened once for a cause that must be recorded once (an emergency
+// maintenance window) is found by it even after the operator closed it.
+func (s *DB) IncidentOf(ctx context.Context, typ string, cause siobroker.IncidentCause) (siobroker.Incident, bool, error) {
+	inc, ok, err := scanIncident(s.db.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents
+		WHERE type = ? AND service = ? AND queue = ? AND adapter = ? ORDER BY number DESC LIMIT 1`,
+		typ, cause.Service, cause.Queue, cause.Adapter))
+	if err != nil {
+		return siobroker.Incident{}, false, fmt.Errorf("read incident of %s: %w", cause, err)
+	}
+	return inc, ok, nil
+}
+
 // Incidents returns the open incidents, or all of them when all is true, by number.
 func (s *DB) Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error) {
 	q := `SELECT ` + incidentColumns + ` FROM incidents`

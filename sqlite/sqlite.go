@@ -169,6 +169,9 @@ var migrations = []string{
 
 	// The signed consents of §17 (App. 6). See consents.go.
 	migrationConsents,
+
+	// Maintenance windows announced as emergencies. See maintenance.go.
+	migrationMaintenanceEmergency,
 }
 
 // FileName is the store's database file in the data directory.

@@ -398,7 +398,8 @@ func TestRouteTimeoutsAgainstBroker(t *testing.T) {
 func TestRightsAndMaintenanceErrorsAtTheirItem(t *testing.T) {
 	s := newSetup(t)
 	s.rights = edit(t, s.rights, "    bases: [1, 3, 6]", "    bases: [1, 3, 7]")
-	s.maint = edit(t, s.maint, "windows: []", "windows:\n  - services: [11]\n    start: 2026-12-01T22:00:00+05:00\n    end: 2026-12-01T20:00:00+05:00\n    reason: upgrade\n  - start: 2026-11-01T22:00:00+05:00\n    end: 2026-11-02T02:00:00+05:00\n    reason: done\n")
+	s.maint = edit(t, s.maint, "windows: []", "windows:\n  - services: [11]\n    start: 2026-12-01T22:00:00+05:00\n    end: 2026-12-01T20:00:00+05:00\n    reason: upgrade\n    announced_at: 2026-11-20T09:00:00+05:00\n"+
+		"  - start: 2026-11-01T22:00:00+05:00\n    end: 2026-11-02T02:00:00+05:00\n    reason: done\n    announced_at: 2026-10-30T09:00:00+05:00\n")
 	r := s.check(t)
 	expect(t, r, want{s.path("rights.yaml"), lineOf(t, s.rights, "  - no: 10"), check.Error, "role 10: basis 7 is not in 1..6", "use bases 1 to 6"})
 	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - services: [11]"), check.Error, "window 1: end 2026-12-01T20:00:00+05:00 must be after start", "make end later than start"})
@@ -407,6 +408,36 @@ func TestRightsAndMaintenanceErrorsAtTheirItem(t *testing.T) {
 	s.maint = edit(t, s.maint, "end: 2026-12-01T20:00:00+05:00", "end: 2026-12-02T02:00:00+05:00")
 	r = s.check(t)
 	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - start: 2026-11-01"), check.Warning, "window 2 ended at 2026-11-02T02:00:00+05:00", "remove it"})
+	only(t, r, 2)
+}
+
+// TestMaintenanceNoticeAtItsLine: a window of the file announced with less notice than the broker
+// file's maintenance_min_notice, or after it began, or without announced_at, is an error at its
+// line unless it is marked emergency; the notice is the broker file's, or the default.
+func TestMaintenanceNoticeAtItsLine(t *testing.T) {
+	s := newSetup(t)
+	// now is 2026-11-20T12:00+05:00. Window 1 starts 6 hours after its announcement, window 2
+	// began before it was announced, window 3 has no announced_at, window 4 is an emergency, and
+	// window 5 was announced two days ahead and is in force.
+	s.maint = edit(t, s.maint, "windows: []", "windows:\n"+
+		"  - services: [11]\n    start: 2026-11-20T16:00:00+05:00\n    end: 2026-11-20T18:00:00+05:00\n    reason: upgrade\n    announced_at: 2026-11-20T10:00:00+05:00\n"+
+		"  - services: [12]\n    start: 2026-11-20T09:00:00+05:00\n    end: 2026-11-20T18:00:00+05:00\n    reason: outage\n    announced_at: 2026-11-20T10:00:00+05:00\n"+
+		"  - services: [13]\n    start: 2026-11-25T09:00:00+05:00\n    end: 2026-11-25T18:00:00+05:00\n    reason: move\n"+
+		"  - services: [14]\n    start: 2026-11-20T09:00:00+05:00\n    end: 2026-11-20T18:00:00+05:00\n    reason: fire alarm\n    announced_at: 2026-11-20T10:00:00+05:00\n    emergency: true\n"+
+		"  - services: [15]\n    start: 2026-11-20T11:00:00+05:00\n    end: 2026-11-20T18:00:00+05:00\n    reason: planned\n    announced_at: 2026-11-18T10:00:00+05:00\n")
+	r := s.check(t)
+	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - services: [11]"), check.Error,
+		"window 1: not announced in advance: the window starts at 2026-11-20T16:00:00+05:00, 6h0m0s after it is announced at 2026-11-20T10:00:00+05:00, and planned work is announced at least 24h0m0s ahead",
+		"start it later, or set emergency: true"})
+	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - services: [12]"), check.Error,
+		"window 2: not announced in advance: the window starts at 2026-11-20T09:00:00+05:00, before it is announced", "set emergency: true"})
+	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - services: [13]"), check.Error,
+		"window 3: announced_at is required", "write it in RFC 3339 with an offset"})
+	only(t, r, 3)
+
+	// The broker file's notice applies: with 4 hours, window 1 passes.
+	s.broker = edit(t, s.broker, "maintenance_min_notice: 24h", "maintenance_min_notice: 4h")
+	r = s.check(t)
 	only(t, r, 2)
 }
 

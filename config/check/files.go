@@ -7,6 +7,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/rights"
 	"github.com/sio-pso/siobroker/adapters/adapterconfig"
 	"github.com/sio-pso/siobroker/operator/maintenance"
@@ -196,7 +197,13 @@ func (c *checker) checkMaintenance(d *doc) {
 		return
 	}
 	content := clean(d, len(unknown) > 0)
-	windows, err := maintenance.ParseFile(d.Path, content.data)
+	// The notice is the broker file's maintenance_min_notice, where one was checked or given;
+	// else the default, as a broker file that does not set it has.
+	rules := maintenance.FileRules{Now: c.now, MinNotice: siobroker.DefaultMaintenanceMinNotice}
+	if c.broker != nil {
+		rules.MinNotice = c.broker.cfg.MaintenanceMinNotice
+	}
+	windows, err := maintenance.ParseFile(d.Path, content.data, rules)
 	c.reportLined(d, content, err)
 	for i, w := range windows {
 		if !w.End.After(c.now) {

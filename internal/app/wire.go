@@ -113,7 +113,7 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if err := b.startRevocation(ctx, cfg, p.trust, ocsp, clock, logger); err != nil {
 		return err
 	}
-	if b.live, err = loadLiveConfig(cfg); err != nil {
+	if b.live, err = loadLiveConfig(cfg, clock); err != nil {
 		return err
 	}
 	b.live.attachTrust(p.trust)
@@ -132,7 +132,13 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if p.replay, err = replayMarks(ctx, p.journal, b.db, p.logger); err != nil {
 		return err
 	}
-	if err := b.live.attachSchedule(ctx, maintenance.NewSchedule(b.db, clock)); err != nil {
+	// Emergency windows are recorded in the journal of emergencies by the broker itself.
+	emergencies, err := incidents.NewService(b.db, p.journal, clock, "siobroker")
+	if err != nil {
+		return err
+	}
+	if err := b.live.attachSchedule(ctx, maintenance.NewSchedule(b.db, clock,
+		maintenance.Policy{MinNotice: cfg.MaintenanceMinNotice, Emergencies: emergencies})); err != nil {
 		return err
 	}
 	p.users = users.New(b.db, clock, logger.With("component", "registry"))
