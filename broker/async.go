@@ -129,7 +129,7 @@ func (b *Broker) takeAsync(ctx context.Context, a authenticated, seen *Request, 
 
 // storeAsync admits the request, stores it ON_DELIVERY and wakes the worker.
 func (b *Broker) storeAsync(ctx context.Context, a authenticated, q siobroker.Query, seen *Request, received time.Time, channel string) (siobroker.AsyncJob, error) {
-	if err := b.admit(ctx, a.info, q, a.verified, seen, received); err != nil {
+	if err := b.admit(ctx, a.info, &q, a.verified, seen, received); err != nil {
 		return siobroker.AsyncJob{}, err
 	}
 	job := b.jobOf(*seen, a.info, q, received)
