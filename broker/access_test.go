@@ -432,7 +432,9 @@ func TestCaseDecidedFromParticipants(t *testing.T) {
 			})
 		},
 	})
-	in := func(part string) []siobroker.Participant { return []siobroker.Participant{{IIN: prosecutor, Part: part}} }
+	in := func(part string) []siobroker.Participant {
+		return []siobroker.Participant{{IIN: prosecutor, Part: part}}
+	}
 	for _, tc := range []struct {
 		name string
 		resp schemas.CaseCheckResponse
