@@ -574,6 +574,9 @@ func decode(v *viper.Viper, file string) (Broker, error) {
 	if !v.IsSet("cases.registries") {
 		cfg.Cases.Registries = cases.DefaultConfig().Registries
 	}
+	if !v.IsSet("cases.parts") {
+		cfg.Cases.Parts = cases.DefaultParts()
+	}
 	return cfg, nil
 }
 
@@ -687,8 +690,10 @@ func setDefaults(v *viper.Viper, d Broker) {
 		v.SetDefault("cases.patterns."+key+".regexp", p.Regexp)
 		v.SetDefault("cases.patterns."+key+".words", p.Words)
 	}
+	v.SetDefault("cases.open_statuses", d.Cases.OpenStatuses)
 	// cases.registries has no viper default: viper would merge a file's map into it key by key,
-	// and a basis could never be taken out. Load fills it in when the key is absent.
+	// and a basis could never be taken out. Nor has cases.parts, a list of maps. Load fills them
+	// in when the key is absent.
 }
 
 // Validate checks what decoding cannot: ranges, and combinations of keys.

@@ -198,7 +198,7 @@ func TestShippedConfigsPass(t *testing.T) {
 	for path, kind := range map[string]check.Kind{
 		"configs/broker.yaml": check.KindBroker, "configs/routes.yaml": check.KindRoutes,
 		"configs/rights.yaml": check.KindRights, "configs/maintenance.yaml": check.KindMaintenance,
-		"testdata/adapters/config/adapter.yaml": check.KindAdapter,
+		"testdata/adapters/config/adapter.yaml": check.KindAdapter, "configs/adapters/erdr-postgres.yaml": check.KindAdapter,
 	} {
 		r, err := check.Run(check.Options{}, check.File{Path: path})
 		if err != nil {
@@ -364,11 +364,50 @@ func TestRegistriesAgainstBrokerAndAdapter(t *testing.T) {
 		"case registry aisoip (cases.registries, basis 5, " + s.path("broker.yaml"), "add `aisoip: {adapter: NAME}` under registries"})
 	expect(t, r, want{routes, lineOf(t, s.routes, "  courts: {"), check.Error,
 		"case registry courts is routed to adapter kgd-adapter-1, but " + adapter + " (the config named kgd-adapter-1) does not serve it",
-		"add courts to case_registries.names in " + adapter})
+		"add courts to the registries (or the demo case_registries.names) of " + adapter})
 	expect(t, r, want{adapter, lineOf(t, s.adapter, "case_registries:"), check.Warning,
 		"this adapter (kgd-adapter-1) serves case registry erdr, but " + routes + " routes it to adapter demo", "route it to kgd-adapter-1 under registries"})
 	only(t, r, 6) // and the three services the example adapter serves that the shipped table routes to demo
 
+}
+
+// TestAdapterRegistries: the case registries an adapter answers from a real source (§5) are
+// checked at their lines: an unknown key with the key meant, a postgres registry without dsn or
+// query, a key of the other kind, a parameter that is not a case check's; and a registry routed
+// elsewhere is warned of at its own line.
+func TestAdapterRegistries(t *testing.T) {
+	s := newSetup(t)
+	s.adapter += `registries:
+  erdr:
+    backend: postgres
+    query: "SELECT status, iin, part FROM erdr WHERE erdr_no = $1"
+    params: [case.number]
+    fileds: {part: role}
+  courts:
+    backend: postgres
+    dsn: "postgres://h/db"
+    params: [subject.iin]
+  aisoip:
+    backend: http
+    url: "https://aisoip.example/cases"
+    dsn: "postgres://h/db"
+`
+	r := s.check(t, "adapter.yaml")
+	adapter, routes := s.path("adapter.yaml"), s.path("routes.yaml")
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "fileds:"), check.Error, "unknown key registries.erdr.fileds", "did you mean fields?"})
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "  erdr:"), check.Error, "registries.erdr: dsn: a postgres backend needs one", "set dsn:"})
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "  courts:"), check.Error, "registries.courts: query: must not be empty", ""})
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "    params: [subject.iin]"), check.Error,
+		`registries.courts: params[0]: "subject.iin" is not one of basis, case.court`, ""})
+	expect(t, r, want{adapter, lineAfter(t, s.adapter, "  aisoip:", "    dsn:"), check.Error, "registries.aisoip: dsn: not a key of a http backend",
+		"remove the key, or change the backend kind"})
+	// The shipped routes give all three to the demo adapter: each is warned of at its line.
+	for _, reg := range []string{"erdr", "courts", "aisoip"} {
+		expect(t, r, want{adapter, lineOf(t, s.adapter, "  "+reg+":"), check.Warning,
+			"this adapter (kgd-adapter-1) serves case registry " + reg + ", but " + routes + " routes it to adapter demo", "route it to kgd-adapter-1"})
+	}
+	// (the unbound parameter is reported twice: unknown, and never bound by the empty query)
+	only(t, r, 6+3+3) // and the three services the example adapter serves that the routes give to demo
 }
 
 func TestRouteTimeoutsAgainstBroker(t *testing.T) {

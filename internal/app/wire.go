@@ -247,7 +247,7 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 // addDemoAdapters writes the demo world's subjects for the README's examples and, on the embedded
 // default, runs the demo adapters and demo case registries holding the demo users' cases (§5) in
 // this process. With RabbitMQ, deployments run `siobroker adapter` processes on the shared queues
-// instead. GoChannel delivers every message to every subscriber of its topic, so each topic has
+// instead; with amqp.in_process_adapters the services and registries routed to demo run here. GoChannel delivers every message to every subscriber of its topic, so each topic has
 // exactly one consumer here.
 func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Subscriber) error {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
@@ -279,9 +279,19 @@ func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Su
 		demoCases = demo.CasesOf(b.pki.manifest.Users)
 	}
 	for _, name := range p.registries {
+		to := b.live.routes.Table().RegistryAdapter(name)
+		if to != "demo" {
+			if cfg.Transport == "amqp" {
+				// Its adapter process answers it on RabbitMQ (a registry of the adapter's
+				// registries section, say from PostgreSQL): a demo one here would take its checks.
+				continue
+			}
+			logger.Warn("case registry routed to an adapter that cannot run on the in-process transport; the demo registry answers it",
+				"registry", name, "adapter", to, "transport", cfg.Transport)
+		}
 		// The keys of the adapter the registry is routed to, as an adapter process of that name
 		// would hold them.
-		regKeys, err := inProcessAdapterKeys(p.transportAuth, b.live.routes.Table().RegistryAdapter(name))
+		regKeys, err := inProcessAdapterKeys(p.transportAuth, to)
 		if err != nil {
 			return err
 		}

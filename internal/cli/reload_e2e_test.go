@@ -121,7 +121,7 @@ func TestReloadKeepsRequestsInFlight(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no route for service 2") || !strings.Contains(err.Error(), "routes.yaml:") {
 		t.Fatalf("bad reload = %v, want a refusal naming the missing route and the file", err)
 	}
-	if !e.b.Routed(2) || !e.b.DecideService(siobroker.BasisSearch, 1, "").Allowed {
+	if !e.b.Routed(2) || !e.b.DecideService(siobroker.BasisSearch, 1, siobroker.Qualification{}).Allowed {
 		t.Error("a refused reload changed the running tables")
 	}
 	// A reload that moves a service to another queue is refused too.
@@ -142,7 +142,7 @@ func TestReloadKeepsRequestsInFlight(t *testing.T) {
 	if got := e.b.RouteTimeout(1); got != 9*time.Second {
 		t.Fatalf("the watcher did not reload the changed file: timeout %s", got)
 	}
-	if d := e.b.DecideService(siobroker.BasisSearch, 1, ""); d.Allowed {
+	if d := e.b.DecideService(siobroker.BasisSearch, 1, siobroker.Qualification{}); d.Allowed {
 		t.Errorf("the rights edit was not reloaded with the routes: %+v", d)
 	}
 	close(stop)
