@@ -1,7 +1,5 @@
 package gost
 
-import "math/big"
-
 // point is a projective point (X:Y:Z) on y^2 = x^3 + ax + b, coordinates in the Montgomery
 // domain of the curve's prime field; the neutral element is (0:1:0).
 type point struct{ x, y, z fe }
@@ -92,25 +90,4 @@ func (c *Curve) affine(p *point) (x, y fe, ok uint64) {
 	f.fromMont(&x, &x)
 	f.fromMont(&y, &y)
 	return x, y, 1 ^ f.isZero(&p.z)
-}
-
-// doubleScalarMult sets r = k1*G + k2*p by Straus's method: one doubling per bit and one
-// addition of G, p or G+p where the bits ask for it. It branches on the scalars, so it is
-// for verification only, where k1, k2 and p are all public.
-func (c *Curve) doubleScalarMult(r *point, k1, k2 *big.Int, p *point) {
-	var gp point
-	c.add(&gp, &c.g, p)
-	acc := point{y: c.fp.one}
-	for i := max(k1.BitLen(), k2.BitLen()) - 1; i >= 0; i-- {
-		c.add(&acc, &acc, &acc)
-		switch k1.Bit(i)<<1 | k2.Bit(i) {
-		case 1:
-			c.add(&acc, &acc, p)
-		case 2:
-			c.add(&acc, &acc, &c.g)
-		case 3:
-			c.add(&acc, &acc, &gp)
-		}
-	}
-	*r = acc
 }

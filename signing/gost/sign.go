@@ -126,10 +126,8 @@ func VerifyInt(pub *PublicKey, alpha, r, s *big.Int) error {
 	z2 := new(big.Int).Sub(c.q, r)
 	z2.Mul(z2, v)
 	z2.Mod(z2, c.q)
-	var p1 point
-	c.doubleScalarMult(&p1, z1, z2, &pub.pt)
-	x, _, ok := c.affine(&p1)
-	if ok != 1 {
+	x, ok := c.verifyMult(z1, z2, &pub.pt)
+	if !ok {
 		return ErrSignature
 	}
 	if new(big.Int).Mod(c.fp.toBig(&x), c.q).Cmp(r) != 0 {
