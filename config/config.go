@@ -396,6 +396,12 @@ type Incidents struct {
 // Reports configures reports and the prosecutor's export (§10, 51-53).
 type Reports struct {
 	ExportRoles []int `mapstructure:"export_roles"`
+	// OversightRoles are the App. 1 roles whose holders of the reports right report across
+	// organisations (operator/reports.Config.OversightRoles); none by default.
+	OversightRoles []int `mapstructure:"oversight_roles"`
+	// IndexEvery is how often the broker folds the journal's new records into the request index
+	// that reports read; a report folds what is left first.
+	IndexEvery time.Duration `mapstructure:"index_every"`
 }
 
 // Debug holds the diagnostics a running broker can expose. Everything here is off by default.
@@ -456,7 +462,7 @@ func Defaults() Broker {
 		Store:     Store{Synchronous: "full", WriteTimeout: 5 * time.Second},
 		AMQP: AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 1, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second,
 			MessageValidity: time.Hour},
-		Reports:  Reports{ExportRoles: []int{1}},
+		Reports:  Reports{ExportRoles: []int{1}, OversightRoles: []int{}, IndexEvery: 5 * time.Second},
 		Operator: Operator{Listen: DefaultOperatorListen},
 		Cases:    cases.DefaultConfig(),
 	}
@@ -615,6 +621,8 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("incidents.threshold", d.Incidents.Threshold)
 	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
 	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
+	v.SetDefault("reports.oversight_roles", d.Reports.OversightRoles)
+	v.SetDefault("reports.index_every", d.Reports.IndexEvery)
 	v.SetDefault("operator.listen", d.Operator.Listen)
 	v.SetDefault("debug.pprof", d.Debug.PProf)
 	v.SetDefault("cases.check_timeout", d.Cases.CheckTimeout)
@@ -712,6 +720,14 @@ func (c Broker) Validate() error {
 		if r < 1 || r > 19 {
 			errs = append(errs, fmt.Errorf("reports.export_roles: %d is not a role of Appendix 1 (1..19)", r))
 		}
+	}
+	for _, r := range c.Reports.OversightRoles {
+		if r < 1 || r > 19 {
+			errs = append(errs, fmt.Errorf("reports.oversight_roles: %d is not a role of Appendix 1 (1..19)", r))
+		}
+	}
+	if c.Reports.IndexEvery < 100*time.Millisecond || c.Reports.IndexEvery > time.Hour {
+		errs = append(errs, fmt.Errorf("reports.index_every: %s; use 100ms to 1h", c.Reports.IndexEvery))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

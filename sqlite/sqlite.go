@@ -160,6 +160,10 @@ var migrations = []string{
 	// The store's own id, under which its broker's admissions are kept where the replay marks
 	// are shared. See admissions.go.
 	migrationStoreID,
+
+	// The request index of reports (§9–10), derived from the journal and rebuilt from it at
+	// will. See requestindex.go.
+	migrationRequestIndex,
 }
 
 // FileName is the store's database file in the data directory.
