@@ -133,11 +133,11 @@ func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler
 	if err != nil {
 		return nil, err
 	}
-	dashboardHandler, err := b.dashboardHandler(p)
+	reportsService, err := b.reportsService(p)
 	if err != nil {
 		return nil, err
 	}
-	reportsService, err := b.reportsService(p)
+	dashboardHandler, err := b.dashboardHandler(p, reportsService)
 	if err != nil {
 		return nil, err
 	}

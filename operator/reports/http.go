@@ -364,7 +364,8 @@ func WriteReport(w http.ResponseWriter, r *http.Request, svc *Service, callerIIN
 	_, err := svc.StreamReport(ctx, callerIIN, channel, q, func(format string, count int, requestID string) (io.Writer, error) {
 		hdr := w.Header()
 		hdr.Set("Content-Type", contentType(format))
-		if format == soap.ReportXLSX {
+		if format != soap.ReportJSON {
+			// A file to keep: a browser saves it rather than showing it in place of the page.
 			hdr.Set("Content-Disposition", `attachment; filename="`+reportFileName(q)+`"`)
 		}
 		hdr.Set("X-Content-Type-Options", "nosniff")
