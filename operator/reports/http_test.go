@@ -55,6 +55,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	defer removeBenchStores()
 	if err := setupPKI(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "devpki:", err)
 		return 1
