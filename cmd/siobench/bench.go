@@ -146,12 +146,12 @@ type benchResult struct {
 	JournalCommit map[string]map[string][]float64 `json:"journal_commit,omitempty"`
 	// Reports is BenchmarkReport's and BenchmarkReindex's figures: case ("csv/year",
 	// "reindex") → unit ("rows/s", "cpu-us/row", "peak-heap-MB") → value.
-	Reports map[string]map[string]float64 `json:"reports,omitempty"`
-	Loads         []loadRun                       `json:"loads"`
-	RSSStartKiB   int64                           `json:"broker_rss_start_kib"`
-	RSSEndKiB     int64                           `json:"broker_rss_end_kib"`
-	Started       time.Time                       `json:"started"`
-	Took          time.Duration                   `json:"took_ns"`
+	Reports     map[string]map[string]float64 `json:"reports,omitempty"`
+	Loads       []loadRun                     `json:"loads"`
+	RSSStartKiB int64                         `json:"broker_rss_start_kib"`
+	RSSEndKiB   int64                         `json:"broker_rss_end_kib"`
+	Started     time.Time                     `json:"started"`
+	Took        time.Duration                 `json:"took_ns"`
 }
 
 func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, error) {
