@@ -59,7 +59,9 @@ test-short:
 # the 1-service rate, against baselines measured in the same run (goxmldsig and our signing
 # verifying the same request and signing a reply of its size on every core; raw amqp091-go round
 # trips at the same concurrency; the journal's commit cost with synchronous=full against normal,
-# BenchmarkJournalCommit). BENCH_FLAGS passes flags, e.g. BENCH_FLAGS="--duration 30s --out bench.md".
+# BenchmarkJournalCommit); then reports over a request index of a million requests and its rebuild
+# from the journal (BenchmarkReport, BenchmarkReindex). BENCH_FLAGS passes flags, e.g.
+# BENCH_FLAGS="--duration 30s --out bench.md".
 BENCH_FLAGS ?=
 bench:
 	scripts/bench.sh $(BENCH_FLAGS)

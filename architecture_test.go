@@ -73,7 +73,7 @@ var importRules = map[string][]string{
 	"operator/metrics":             {".", "operator/health"},
 	"operator/replayguard":         {"."},
 	"operator/reports":             {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
-	"operator/dashboard":           {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "schemas", "schemas/soap", "signing", "signing/intake"},
+	"operator/dashboard":           {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "operator/reports", "schemas", "schemas/soap", "signing", "signing/intake"},
 
 	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/tlspolicy", "internal/ratelimit"},
 	"client":  {".", "schemas/soap", "signing"},

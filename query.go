@@ -26,6 +26,19 @@ const (
 // Valid reports whether b is one of the six bases.
 func (b Basis) Valid() bool { return b >= FirstBasis && b <= LastBasis }
 
+// basisNames are the English names of the columns of Appendices 1 and 2.
+var basisNames = map[Basis]string{
+	BasisCriminal:     "criminal case",
+	BasisCourtAdmin:   "administrative or administrative-offence case, court",
+	BasisAdminOffence: "administrative-offence case, КПСиСУ",
+	BasisCourtCivil:   "civil case, court",
+	BasisEnforcement:  "enforcement proceedings",
+	BasisSearch:       "search case",
+}
+
+// Name returns the English name of b, or "" for an invalid basis.
+func (b Basis) Name() string { return basisNames[b] }
+
 // CaseRef carries the case reference fields. Which of them a basis needs is the business of the
 // case-number rules; the wire form fills only those the sender gave.
 type CaseRef struct {

@@ -417,6 +417,12 @@ type Incidents struct {
 // Reports configures reports and the prosecutor's export (§10, 51-53).
 type Reports struct {
 	ExportRoles []int `mapstructure:"export_roles"`
+	// OversightRoles are the App. 1 roles whose holders of the reports right report across
+	// organisations (operator/reports.Config.OversightRoles); none by default.
+	OversightRoles []int `mapstructure:"oversight_roles"`
+	// IndexEvery is how often the broker folds the journal's new records into the request index
+	// that reports read; a report folds what is left first.
+	IndexEvery time.Duration `mapstructure:"index_every"`
 }
 
 // Users holds the settings of the user registry's workflow of applications (§12–15).
@@ -507,7 +513,7 @@ func Defaults() Broker {
 		Store:     Store{Synchronous: "full", WriteTimeout: 5 * time.Second},
 		AMQP: AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 1, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second,
 			MessageValidity: time.Hour},
-		Reports:  Reports{ExportRoles: []int{1}},
+		Reports:  Reports{ExportRoles: []int{1}, OversightRoles: []int{}, IndexEvery: 5 * time.Second},
 		Notify:   Notify{Interval: 10 * time.Second},
 		Users:    Users{DecisionDeadline: 24 * time.Hour, ConsentTemplate: "configs/consent.tmpl"},
 		Operator: Operator{Listen: DefaultOperatorListen},
@@ -673,6 +679,8 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("incidents.threshold", d.Incidents.Threshold)
 	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
 	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
+	v.SetDefault("reports.oversight_roles", d.Reports.OversightRoles)
+	v.SetDefault("reports.index_every", d.Reports.IndexEvery)
 	v.SetDefault("users.decision_deadline", d.Users.DecisionDeadline)
 	v.SetDefault("users.consent_template", d.Users.ConsentTemplate)
 	v.SetDefault("notify.recipients_file", d.Notify.RecipientsFile)
@@ -798,6 +806,14 @@ func (c Broker) Validate() error {
 		if r < 1 || r > 19 {
 			errs = append(errs, fmt.Errorf("reports.export_roles: %d is not a role of Appendix 1 (1..19)", r))
 		}
+	}
+	for _, r := range c.Reports.OversightRoles {
+		if r < 1 || r > 19 {
+			errs = append(errs, fmt.Errorf("reports.oversight_roles: %d is not a role of Appendix 1 (1..19)", r))
+		}
+	}
+	if c.Reports.IndexEvery < 100*time.Millisecond || c.Reports.IndexEvery > time.Hour {
+		errs = append(errs, fmt.Errorf("reports.index_every: %s; use 100ms to 1h", c.Reports.IndexEvery))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -9,7 +9,8 @@
 // creates sio_replay_marks, the shared replay marks of dashboard logins and report requests
 // (ReplayMarks), on which the broker's role needs SELECT, INSERT and DELETE, and the shared
 // replay marks of requests (RequestMarks): sio_request_marks (SELECT, INSERT, UPDATE, DELETE)
-// and sio_request_content (SELECT, INSERT, DELETE).
+// and sio_request_content (SELECT, INSERT, DELETE); and the request index of reports
+// (RequestIndex): sio_request_index and sio_request_index_mark (SELECT, INSERT, UPDATE, DELETE).
 
 package postgres
 
@@ -80,7 +81,8 @@ const schemaReady = `SELECT to_regclass('sio_journal') IS NOT NULL
 	AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('sio_journal')
 		AND tgname IN ('sio_journal_no_change', 'sio_journal_no_truncate')) = 2
 	AND to_regclass('sio_replay_marks') IS NOT NULL
-	AND to_regclass('sio_request_marks') IS NOT NULL AND to_regclass('sio_request_content') IS NOT NULL`
+	AND to_regclass('sio_request_marks') IS NOT NULL AND to_regclass('sio_request_content') IS NOT NULL
+	AND to_regclass('sio_request_index') IS NOT NULL AND to_regclass('sio_request_index_mark') IS NOT NULL`
 
 const columns = `seq, at, at_unix_ms, kind, request_id, message_id, signer_iin, organisation, service, code,
 	data, prev_hash, hash`
@@ -164,7 +166,10 @@ func OpenJournalConfig(ctx context.Context, cfg *pgxpool.Config, opts JournalOpt
 		if _, err := tx.Exec(ctx, replaySchema); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, requestMarksSchema)
+		if _, err := tx.Exec(ctx, requestMarksSchema); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, requestIndexSchema)
 		return err
 	}); err != nil {
 		pool.Close()

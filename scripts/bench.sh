@@ -4,7 +4,8 @@
 # prefix of its own), runs `siobroker load` with one and with ten services per request and once at
 # half the one-service rate, measures the goxmldsig, signing and raw RabbitMQ baselines in the
 # same run, and the journal's commit cost with synchronous=full against normal (BenchmarkJournalCommit),
-# stops everything and prints the summary (docs/benchmarks.md explains it).
+# then reports over a request index of a million requests and its rebuild (BenchmarkReport,
+# BenchmarkReindex), stops everything and prints the summary (docs/benchmarks.md explains it).
 #
 #   scripts/bench.sh [siobench flags]        e.g. --duration 30s --out bench.md --profile cpu.prof
 #   scripts/bench.sh soak [soak flags]       e.g. --duration 10m --rate 100 --out soak.md

@@ -172,6 +172,10 @@ var migrations = []string{
 
 	// Maintenance windows announced as emergencies. See maintenance.go.
 	migrationMaintenanceEmergency,
+
+	// The request index of reports (§9–10), derived from the journal and rebuilt from it at
+	// will. See requestindex.go.
+	migrationRequestIndex,
 }
 
 // FileName is the store's database file in the data directory.

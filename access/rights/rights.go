@@ -268,21 +268,11 @@ func articleList(articles []string) string {
 	return strings.Join(articles, ", ")
 }
 
-// basisNames are the English names of the columns, for explanations.
-var basisNames = map[siobroker.Basis]string{
-	siobroker.BasisCriminal:     "criminal case",
-	siobroker.BasisCourtAdmin:   "administrative or administrative-offence case, court",
-	siobroker.BasisAdminOffence: "administrative-offence case, КПСиСУ",
-	siobroker.BasisCourtCivil:   "civil case, court",
-	siobroker.BasisEnforcement:  "enforcement proceedings",
-	siobroker.BasisSearch:       "search case",
-}
-
 // BasisName returns the English name of basis b, or "" for an invalid basis.
-func BasisName(b siobroker.Basis) string { return basisNames[b] }
+func BasisName(b siobroker.Basis) string { return b.Name() }
 
 func basisLabel(b siobroker.Basis) string {
-	if n, ok := basisNames[b]; ok {
+	if n := b.Name(); n != "" {
 		return fmt.Sprintf("basis %d (%s)", int(b), n)
 	}
 	return fmt.Sprintf("basis %d", int(b))

@@ -66,6 +66,7 @@ type benchFlags struct {
 	services        []int
 	baselineTime    time.Duration
 	journalTime     time.Duration // -benchtime of each of the journal commit benchmark's four cases
+	reportRows      int           // the request index entries of the report benchmark
 	cores           int
 	user            string
 	presign         bool
@@ -88,6 +89,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&services, "services", "1,10", "the services-per-request of the closed-loop loads; the first one is also run at half its throughput")
 	fs.DurationVar(&f.baselineTime, "baseline-time", 5*time.Second, "-benchtime of each baseline (each is run before and after the loads)")
 	fs.DurationVar(&f.journalTime, "journal-time", 2*time.Second, "-benchtime of each case of the journal commit baseline (synchronous full and normal, 1 and --concurrency in flight)")
+	fs.IntVar(&f.reportRows, "report-rows", 1_000_000, "the request index entries of the organisation the report benchmark reports on (0: no report benchmark)")
 	fs.IntVar(&f.cores, "cores", runtime.NumCPU(), "GOMAXPROCS of the baselines: the cores the broker has")
 	fs.StringVar(&f.user, "user", "900114302034", "the demo user the load tool signs as (ECDSA P-256: the cheapest signature for the tool)")
 	fs.BoolVar(&f.presign, "presign", true, "sign the requests before each load's clock starts")
@@ -110,8 +112,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "siobench: %v\n", err)
 		return 2
 	}
-	if f.duration <= 0 || f.duration > time.Hour || f.latencyDuration <= 0 || f.latencyDuration > time.Hour || f.concurrency < 1 || f.cores < 1 || f.baselineTime <= 0 || f.journalTime <= 0 || len(f.services) == 0 {
-		fmt.Fprintln(stderr, "siobench: --duration 0..1h, --concurrency ≥ 1, --cores ≥ 1, --baseline-time > 0, --services not empty")
+	if f.duration <= 0 || f.duration > time.Hour || f.latencyDuration <= 0 || f.latencyDuration > time.Hour || f.concurrency < 1 || f.cores < 1 || f.baselineTime <= 0 || f.journalTime <= 0 || len(f.services) == 0 || f.reportRows < 0 {
+		fmt.Fprintln(stderr, "siobench: --duration 0..1h, --concurrency ≥ 1, --cores ≥ 1, --baseline-time > 0, --services not empty, --report-rows ≥ 0")
 		return 2
 	}
 	res, err := runBench(ctx, f, stderr)
@@ -142,11 +144,14 @@ type benchResult struct {
 	// JournalCommit is BenchmarkJournalCommit's figures, measured before and after the loads:
 	// sub-benchmark ("sync=full/inflight=8") → unit ("appends/s", "cpu-ms/op") → values.
 	JournalCommit map[string]map[string][]float64 `json:"journal_commit,omitempty"`
-	Loads         []loadRun                       `json:"loads"`
-	RSSStartKiB   int64                           `json:"broker_rss_start_kib"`
-	RSSEndKiB     int64                           `json:"broker_rss_end_kib"`
-	Started       time.Time                       `json:"started"`
-	Took          time.Duration                   `json:"took_ns"`
+	// Reports is BenchmarkReport's and BenchmarkReindex's figures: case ("csv/year",
+	// "reindex") → unit ("rows/s", "cpu-us/row", "peak-heap-MB") → value.
+	Reports     map[string]map[string]float64 `json:"reports,omitempty"`
+	Loads       []loadRun                     `json:"loads"`
+	RSSStartKiB int64                         `json:"broker_rss_start_kib"`
+	RSSEndKiB   int64                         `json:"broker_rss_end_kib"`
+	Started     time.Time                     `json:"started"`
+	Took        time.Duration                 `json:"took_ns"`
 }
 
 func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, error) {
@@ -218,6 +223,11 @@ func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, e
 	if err := runJournalCommit(ctx, f, binDir, t.dir, res, log); err != nil {
 		return nil, err
 	}
+	if f.reportRows > 0 {
+		if err := runReports(ctx, f, binDir, t.dir, res, log); err != nil {
+			return nil, err
+		}
+	}
 	res.Took = time.Since(res.Started)
 	return res, nil
 }
@@ -237,7 +247,7 @@ func newBenchResult(f benchFlags) *benchResult {
 // buildBaselines builds the test binaries of the baseline benchmarks into binDir with goTool.
 func buildBaselines(ctx context.Context, goTool, binDir string, log io.Writer) error {
 	fmt.Fprintln(log, "siobench: building the baseline benchmarks")
-	for _, pkg := range []string{"signing", "routing/amqp", "sqlite"} {
+	for _, pkg := range []string{"signing", "routing/amqp", "sqlite", "operator/reports"} {
 		out, err := exec.CommandContext(ctx, goTool, "test", "-c", "-o", filepath.Join(binDir, filepath.Base(pkg)+".test"), "./"+pkg).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("build %s benchmarks: %w\n%s", pkg, err, out)

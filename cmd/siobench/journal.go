@@ -35,25 +35,36 @@ func parseJournalBench(out string) map[string]map[string]float64 {
 		if m == nil {
 			continue
 		}
-		metrics := map[string]float64{}
-		for _, p := range metricPair.FindAllStringSubmatch(m[2], -1) {
-			if v, err := strconv.ParseFloat(p[1], 64); err == nil {
-				metrics[p[2]] = v
-			}
-		}
-		res[m[1]] = metrics
+		res[m[1]] = parseMetrics(m[2])
 	}
 	return res
+}
+
+// parseMetrics reads the "value unit" pairs of the rest of a benchmark's line: unit → value.
+func parseMetrics(rest string) map[string]float64 {
+	metrics := map[string]float64{}
+	for _, p := range metricPair.FindAllStringSubmatch(rest, -1) {
+		if v, err := strconv.ParseFloat(p[1], 64); err == nil {
+			metrics[p[2]] = v
+		}
+	}
+	return metrics
+}
+
+// runTestBinary runs the test binary of package pkg (built by buildBaselines into binDir) in the
+// package's directory, with env added to the environment, and returns its output.
+func runTestBinary(ctx context.Context, binDir, pkg string, env []string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, filepath.Base(pkg)+".test"), args...)
+	cmd.Dir = filepath.FromSlash(pkg)
+	cmd.Env = append(os.Environ(), env...)
+	return cmd.CombinedOutput()
 }
 
 // runJournalCommit runs the journal's commit benchmark once and appends its figures to res.
 func runJournalCommit(ctx context.Context, f benchFlags, binDir, dataDir string, res *benchResult, log io.Writer) error {
 	fmt.Fprintf(log, "siobench: baseline %s (synchronous full and normal)\n", journalBench)
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "sqlite.test"), "-test.run", "^$", "-test.bench", "^"+journalBench+"$",
-		"-test.benchtime", f.journalTime.String(), "-test.cpu", strconv.Itoa(f.cores))
-	cmd.Dir = "sqlite"
-	cmd.Env = append(os.Environ(), "SIOBENCH_INFLIGHT="+strconv.Itoa(f.concurrency), "SIOBENCH_DATA_DIR="+dataDir)
-	out, err := cmd.CombinedOutput()
+	out, err := runTestBinary(ctx, binDir, "sqlite", []string{"SIOBENCH_INFLIGHT=" + strconv.Itoa(f.concurrency), "SIOBENCH_DATA_DIR=" + dataDir},
+		"-test.run", "^$", "-test.bench", "^"+journalBench+"$", "-test.benchtime", f.journalTime.String(), "-test.cpu", strconv.Itoa(f.cores))
 	if err != nil {
 		return fmt.Errorf("baseline %s: %w\n%s", journalBench, err, out)
 	}

@@ -114,6 +114,7 @@ func (r *benchResult) write(w io.Writer) {
 	writeStages(w, r.Loads, mean(r.Baselines[baseAMQPOne]))
 	r.writeCeiling(w, gox)
 	r.writeJournalCommit(w)
+	r.writeReports(w)
 	r.writeTargets(w, gox)
 	fmt.Fprintf(w, "Broker memory (VmRSS): %d KiB after the warm-up, %d KiB after the loads.\n", r.RSSStartKiB, r.RSSEndKiB)
 }

@@ -75,3 +75,27 @@ PASS`
 		}
 	}
 }
+
+func TestReportsBench(t *testing.T) {
+	out := `goos: linux
+BenchmarkReport/csv/tenth-2         	       1	2221793474 ns/op	      2382 B-alloc/row	       510.5 B-out/row	        70.01 allocs/row	        14.70 cpu-us/row	         5.954 peak-heap-MB	    100001 rows/op	     45009 rows/s
+BenchmarkReport/csv/year-2          	       1	14576556876 ns/op	      2381 B-alloc/row	       511.5 B-out/row	        70.00 allocs/row	        11.83 cpu-us/row	         7.619 peak-heap-MB	   1000000 rows/op	     68603 rows/s
+BenchmarkReport/xlsx/tenth-2        	       1	3212363932 ns/op	      8397 B-alloc/row	       111.8 B-out/row	       231.0 allocs/row	        34.27 cpu-us/row	        60.50 peak-heap-MB	    100001 rows/op	     31130 rows/s
+BenchmarkReport/xlsx/year-2         	       1	33544889012 ns/op	      8015 B-alloc/row	       112.7 B-out/row	       231.0 allocs/row	        31.88 cpu-us/row	        60.79 peak-heap-MB	   1000000 rows/op	     29811 rows/s
+BenchmarkReport/summary/year-2      	       1	2523215789 ns/op	         0.06967 B-alloc/row	         0.002352 B-out/row	         0.001222 allocs/row	         2.348 cpu-us/row	         1.323 peak-heap-MB	   1000000 rows/op	    396320 rows/s
+BenchmarkReindex-2                  	       1	5327514793 ns/op	        59.96 cpu-us/record	    100000 records/op	     18770 records/s	     20000 requests/op
+PASS`
+	r := &benchResult{Reports: parseReportBench(out)}
+	if len(r.Reports) != 6 || r.Reports["csv/year"]["rows/s"] != 68603 || r.Reports["reindex"]["records/s"] != 18770 {
+		t.Fatalf("parsed %v", r.Reports)
+	}
+	var b strings.Builder
+	r.writeReports(&b)
+	for _, want := range []string{"| csv/year | 1000000 | 68603 | 11.83 | 70.0 | 2381 | 511.5 | 7.6 |",
+		"| xlsx | 10.00 | 0.93 | 1.00 | 1.00 |", "| csv | 10.00 | 0.80 | 1.00 | 1.28 |",
+		"18770 records/s, 60.0 µs of CPU per record; a journal of 1,000,000 records in about 53 s"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+}

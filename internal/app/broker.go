@@ -29,6 +29,7 @@ import (
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/maintenance"
+	"github.com/sio-pso/siobroker/operator/reports"
 	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/routing"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
@@ -268,6 +269,21 @@ func OpenJournal(ctx context.Context, cfg config.Broker, db *sqlite.DB) (siobrok
 	default:
 		return db.Journal(), func() {}, nil
 	}
+}
+
+// RequestIndexOf is the request index of reports beside journal j: in the journal's PostgreSQL
+// database, which every broker sharing the journal shares, or in the embedded store db.
+func RequestIndexOf(j siobroker.Journal, db *sqlite.DB) siobroker.RequestIndex {
+	if pj, ok := j.(*postgres.Journal); ok {
+		return pj.RequestIndex()
+	}
+	return db
+}
+
+// NewIndexer is the indexer that folds journal j into its request index (RequestIndexOf), with
+// the signers' departments from the registry's history in db.
+func NewIndexer(cfg config.Broker, j siobroker.Journal, db *sqlite.DB, logger *slog.Logger) (*reports.Indexer, error) {
+	return reports.NewIndexer(reports.IndexerConfig{Limits: limitsOf(cfg)}, j, RequestIndexOf(j, db), db, logger.With("component", "request-index"))
 }
 
 // caseRegistries returns the distinct registries the configuration names, and refuses a

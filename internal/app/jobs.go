@@ -77,7 +77,36 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 	if !opts.NoAsyncWorker {
 		b.startAsyncWorker(ctx)
 	}
+	b.startIndexing(ctx, p)
 	return b.startSealing(ctx, p)
+}
+
+// indexChunk is how many journal records the background catch-up folds before it lets a report's
+// own catch-up in (both take the indexer's turn).
+const indexChunk = 5000
+
+// startIndexing folds the journal's new records into the request index every
+// reports.index_every, so that a report finds it within seconds of the journal. A backlog (a
+// journal older than the index) is folded chunk by chunk from the start, and said so.
+func (b *Broker) startIndexing(ctx context.Context, p *parts) {
+	log := p.logger.With("component", "request-index")
+	catchUp := func(ctx context.Context) {
+		for {
+			through, done, err := p.indexer.CatchUp(ctx, indexChunk)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn("folding the journal into the request index failed; reports are refused until it succeeds", "indexed_through", through, "error", err)
+				return
+			case err != nil || done:
+				return
+			}
+			log.Info("folding a backlog of the journal into the request index", "indexed_through", through)
+		}
+	}
+	b.jobs.Go(func() {
+		catchUp(ctx)
+		every(ctx, p.cfg.Reports.IndexEvery, catchUp)
+	})
 }
 
 // startAsyncWorker starts the asynchronous worker, which resumes every ON_DELIVERY request at

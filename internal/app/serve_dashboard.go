@@ -8,18 +8,20 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker/operator/dashboard"
+	"github.com/sio-pso/siobroker/operator/reports"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
 )
 
 // dashboardHandler wires the operator's dashboard (package dashboard) to the broker's store,
-// registry, journal, incident tracker, maintenance schedule and transport. Mount it at
-// dashboard.Path.
-func (b *Broker) dashboardHandler(p *parts) (http.Handler, error) {
+// registry, journal, incident tracker, maintenance schedule and transport, and to reports for the
+// holders of the reports right. Mount it at dashboard.Path.
+func (b *Broker) dashboardHandler(p *parts, rs *reports.Service) (http.Handler, error) {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
 	dc := dashboard.Config{
 		Services:         b.ops.Monitor.Services,
 		Incidents:        dashboard.IncidentsOf(p.tracker, b.db),
 		Users:            p.users,
+		Reports:          rs,
 		Journal:          p.journal,
 		Replay:           p.replay.calls,
 		Verify:           p.verifier.Verify,

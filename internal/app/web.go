@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/httpapi"
+	"github.com/sio-pso/siobroker/internal/private"
 	"github.com/sio-pso/siobroker/operator/dashboard"
 	"github.com/sio-pso/siobroker/operator/maintenance/publish"
 	"github.com/sio-pso/siobroker/operator/reports"
@@ -101,6 +103,19 @@ func publicURLOf(cfg config.Broker, bound net.Addr, logger *slog.Logger) string 
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
+// reportsService is reports over the journal and its request index. An XLSX report spills its
+// rows beyond 16 MB into DATA/tmp, a directory of the broker's own: they hold the requests'
+// subjects.
+func (b *Broker) reportsService(p *parts) (*reports.Service, error) {
+	cfg := p.cfg
+	tmp := filepath.Join(cfg.DataDir, "tmp")
+	if err := private.MkdirAll(tmp); err != nil {
+		return nil, fmt.Errorf("reports: %w", err)
+	}
+	return reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, OversightRoles: cfg.Reports.OversightRoles,
+		VerifyClientCert: p.trust.VerifyChain, TempDir: tmp}, p.journal, p.indexer, p.users, p.clock, p.logger.With("component", "reports"))
+}
+
 // handler is the broker's HTTP handler: the synchronous channel at the configured endpoint, with
 // the other faces mounted beside it; limiter holds both SOAP channels.
 func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler, error) {
@@ -136,12 +151,11 @@ func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler
 	if err != nil {
 		return nil, err
 	}
-	dashboardHandler, err := b.dashboardHandler(p)
+	reportsService, err := b.reportsService(p)
 	if err != nil {
 		return nil, err
 	}
-	reportsService, err := reports.New(reports.Config{ExportRoles: cfg.Reports.ExportRoles, VerifyClientCert: p.trust.VerifyChain},
-		p.journal, p.users, clock, logger.With("component", "reports"))
+	dashboardHandler, err := b.dashboardHandler(p, reportsService)
 	if err != nil {
 		return nil, err
 	}

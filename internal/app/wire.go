@@ -19,6 +19,7 @@ import (
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/operator/metrics"
+	"github.com/sio-pso/siobroker/operator/reports"
 	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/schemas/soap"
@@ -37,7 +38,8 @@ type parts struct {
 	caseRules    *cases.Rules
 	registries   []string // the case registries the configuration names
 	journal      siobroker.Journal
-	replay       replay // the replay marks of requests, logins and report requests, where the journal is
+	indexer      *reports.Indexer // the request index of reports, beside the journal
+	replay       replay           // the replay marks of requests, logins and report requests, where the journal is
 	users        *users.Registry
 	certificates *users.Certificates
 
@@ -130,6 +132,9 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 		return err
 	}
 	if p.replay, err = replayMarks(ctx, p.journal, b.db, p.logger); err != nil {
+		return err
+	}
+	if p.indexer, err = NewIndexer(cfg, p.journal, b.db, logger); err != nil {
 		return err
 	}
 	// Emergency windows are recorded in the journal of emergencies by the broker itself.

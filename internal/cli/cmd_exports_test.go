@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +44,11 @@ func TestExportsCommand(t *testing.T) {
 	}
 	const prosecutor = "750312300458"
 	users := reportsTestUsers{prosecutor: {IIN: prosecutor, Role: 1, Organisation: "Генеральная прокуратура", Status: siobroker.UserActive}}
-	svc, err := reports.New(reports.Config{}, j, users, siobroker.SystemClock{}, nil)
+	indexer, err := app.NewIndexer(cfg, j, db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := reports.New(reports.Config{}, j, indexer, users, siobroker.SystemClock{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/postgres"
@@ -26,6 +28,7 @@ const (
 const journalUsage = `usage:
   siobroker journal verify DIR [--ca FILE[,FILE]] [--crl FILE[,FILE]]
   siobroker journal check [--config FILE] [--data DIR]
+  siobroker journal reindex [--config FILE] [--data DIR]
 
 verify checks the sealed archives of the journal in DIR offline (§38 of the Rules): every
 archive from journal-000001 on; its signature by the broker's certificate, which must chain to a
@@ -41,8 +44,17 @@ sealed archive (the record the archive ends with is in the journal, with the sam
 a journal rebuilt or cut back after a seal is caught.
 The records not yet sealed are checked only here and when they are sealed.
 
-Exit status: 0 verified, 1 a problem found (or the files or the journal could not be read), 2
-usage error or a configuration that does not load.
+reindex rebuilds the request index that reports read (§9–10) from the live journal alone: every
+request with its basis, case, subject, services and outcome, read from the journaled request, and
+the signer's organisation, ЕРДР code and department as the user registry had them at the time
+(its applications). It empties the index and folds the whole journal into it again; a running
+broker goes on beside it, and its reports are refused SIO-UNAVAILABLE until the index has caught
+up. Run it once after upgrading a broker whose journal is older than the index (the broker also
+folds such a backlog by itself in the background), or whenever the index is in doubt: it holds
+nothing the journal does not.
+
+Exit status: 0 verified (or rebuilt), 1 a problem found (or the files or the journal could not be
+read, or the index not written), 2 usage error or a configuration that does not load.
 `
 
 func journalVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
@@ -194,3 +206,54 @@ func journalFiles(s string) []string {
 	}
 	return out
 }
+
+func journalReindex(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newFlags("journal reindex", journalUsage, stdout, stderr)
+	b := addBrokerFlags(f, true)
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
+	}
+	e, code, ok := b.loadOrFail()
+	if !ok {
+		return code
+	}
+	// The broker's own store (its registry's history, and the index of the embedded journal),
+	// never a new empty one.
+	db, err := e.existingStore(ctx)
+	if err != nil {
+		return f.fail(journalExitProblem, "%v", err)
+	}
+	defer db.Close()
+	j, closeJournal, err := e.journal(ctx, db)
+	if err != nil {
+		return f.fail(journalExitProblem, "%v", err)
+	}
+	defer closeJournal()
+	indexer, err := app.NewIndexer(e.cfg, j, db, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return f.fail(journalExitProblem, "%v", err)
+	}
+	head, _, err := j.Head(ctx)
+	if err != nil {
+		return f.fail(journalExitProblem, "the journal (%s): %v", e.describe("journal.driver", e.cfg.Journal.Driver), err)
+	}
+	fmt.Fprintf(stdout, "request index: rebuilding from the journal's %d records\n", head)
+	through, err := indexer.Rebuild(ctx, func(through int64) {
+		fmt.Fprintf(stdout, "  folded up to record %d of %d\n", through, head)
+	})
+	if err != nil {
+		return f.fail(journalExitProblem, "rebuilding the request index (folded up to record %d): %v", through, err)
+	}
+	n := 0
+	if err := app.RequestIndexOf(j, db).ScanRequests(ctx, siobroker.RequestFilter{ThroughSeq: through}, func(c int) error {
+		n = c
+		return errStopScan
+	}, func(siobroker.RequestEntry) error { return nil }); err != nil && !errors.Is(err, errStopScan) {
+		return f.fail(journalExitProblem, "the rebuilt request index: %v", err)
+	}
+	fmt.Fprintf(stdout, "request index: rebuilt, %d requests, the journal folded up to record %d\n", n, through)
+	return journalExitOK
+}
+
+// errStopScan ends a scan once its count is known.
+var errStopScan = errors.New("counted")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/journal/archive"
+	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
 	"github.com/sio-pso/siobroker/sqlite"
@@ -224,5 +225,55 @@ func TestJournalCheckCommand(t *testing.T) {
 	// Usage.
 	if code, _, _ := runJournal("check", "extra"); code != 2 {
 		t.Errorf("an argument: exit %d, want 2", code)
+	}
+}
+
+// TestJournalReindexCommand: journal reindex rebuilds the request index of an existing store from
+// its journal, the requests' queries read from the journaled envelopes, and refuses a data
+// directory without a store.
+func TestJournalReindexCommand(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().In(siobroker.Astana).Add(-time.Hour)
+	for i := range 3 {
+		raw, err := soap.Serialize(soap.NewRequest(siobroker.RequestInfo{MessageID: fmt.Sprintf("m%d", i), MessageDate: at},
+			siobroker.Query{Basis: siobroker.BasisSearch, Case: siobroker.CaseRef{Number: "26150003100012" + fmt.Sprint(i)},
+				Subject: siobroker.Subject{IIN: "870315123455"}, Services: []int{1}, Purpose: "розыск"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := fmt.Sprintf("r%d", i)
+		if _, err := db.Journal().Append(ctx,
+			siobroker.JournalRecord{At: at, Kind: siobroker.JournalRequest, RequestID: id, SignerIIN: "900101300123", Organisation: "ДП", Data: raw},
+			siobroker.JournalRecord{At: at, Kind: siobroker.JournalReport, RequestID: "use" + id, Data: []byte(`{}`)},
+		); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	file := filepath.Join(t.TempDir(), "broker.yaml")
+	if err := os.WriteFile(file, []byte("data_dir: "+dir+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runJournal("reindex", "--config", file)
+	if code != 0 || !strings.Contains(out, "rebuilt, 3 requests, the journal folded up to record 5") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	db, err = sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.RequestEntries(ctx, []string{"r2"})
+	if err != nil || len(got) != 1 || got[0].Basis != siobroker.BasisSearch || got[0].Case != "261500031000122" || got[0].Outcome != siobroker.RequestPending {
+		t.Errorf("entry r2: %+v, %v", got, err)
+	}
+	code, _, errOut = runJournal("reindex", "--data", t.TempDir(), "--config", file)
+	if code != 1 || !strings.Contains(errOut, "no broker store") {
+		t.Errorf("no store: exit %d: %s", code, errOut)
 	}
 }

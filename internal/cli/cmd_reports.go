@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -31,8 +33,10 @@ const (
 
 const reportsUsage = `usage:
   siobroker reports [flags] --from RFC3339 --to RFC3339
-      a report of the journal (§10 of the Rules): your organisation's requests, for holders of
-      the reports right
+      a report (§9–10 of the Rules) for holders of the reports right: your organisation's
+      requests, each with its basis, case, subject, services, outcome, signer, department and
+      time (--kind requests), or their monthly summary per organisation and department (--kind
+      summary); --format xlsx writes the workbook (redirect stdout to a file)
   siobroker reports export [flags] --resolution-no X --resolution-date YYYY-MM-DD
       --resolution-by NAME --resolution-file FILE [--resolution-type MEDIA-TYPE]
       (--user-iin IIN | --organisation X) --from RFC3339 --to RFC3339
@@ -53,7 +57,8 @@ type reportsFlags struct {
 	url, cert, key, user, pki, placement string
 	roots, crls, sender                  string
 	from, to, organisation, userIIN      string
-	service                              int
+	kind, erdrCode, department, outcome  string
+	service, basis                       int
 	format                               string
 	resolutionNo, resolutionDate         string
 	resolutionBy, resolutionFile         string
@@ -85,12 +90,21 @@ func (f *reportsFlags) register(fs *cmdFlags, sub string) {
 	} else {
 		fs.StringVar(&f.from, "from", "", "start of the period, RFC 3339 with an offset, e.g. 2026-11-01T00:00:00+05:00 (required)")
 		fs.StringVar(&f.to, "to", "", "end of the period (exclusive), RFC 3339 with an offset (required)")
-		fs.StringVar(&f.organisation, "organisation", "", "the organisation (a report: only your own, the default)")
 		fs.StringVar(&f.userIIN, "user-iin", "", "only the requests of this user (12 digits)")
+	}
+	if export {
+		fs.StringVar(&f.organisation, "organisation", "", "the organisation whose requests are exported (or --user-iin)")
 		fs.StringVar(&f.format, "format", "csv", "csv or json")
 	}
 	if sub == reportsRun {
-		fs.IntVar(&f.service, "service", 0, "only the exchanges of this service (1-93)")
+		fs.StringVar(&f.format, "format", "csv", "csv, json or xlsx")
+		fs.StringVar(&f.kind, "kind", soap.ReportRequests, "requests (every request) or summary (per month, organisation and department)")
+		fs.StringVar(&f.organisation, "organisation", "", "your organisation's name (only your own may be named); another organisation is chosen by --erdr-code")
+		fs.StringVar(&f.erdrCode, "erdr-code", "", "the organisation by its ЕРДР code: your own (the default), or, for an oversight role (reports.oversight_roles), any")
+		fs.StringVar(&f.department, "department", "", "only the requests of users of this department (as in the user registry)")
+		fs.IntVar(&f.basis, "basis", 0, "only the requests under this basis (1-6)")
+		fs.IntVar(&f.service, "service", 0, "only the requests that asked for this service (1-93)")
+		fs.StringVar(&f.outcome, "outcome", "", "only the requests with this outcome: answered, partial, denied, failed, refused or pending")
 	}
 	if export {
 		fs.StringVar(&f.resolutionNo, "resolution-no", "", "the number of the prosecutor's resolution (постановление) the export is made under (required)")
@@ -210,7 +224,7 @@ func (f *reportsFlags) exchange(ctx context.Context, fs *cmdFlags, raw []byte, v
 	if _, err := fs.stdout.Write(rep.Body); err != nil {
 		return fs.fail(reportsExitError, "write the report: %v", err)
 	}
-	fmt.Fprintf(fs.stderr, "%d journal records; reply signature verified (%s placement), signed by %q\n", rep.Records, placement, signerCN)
+	fmt.Fprintf(fs.stderr, "%s; reply signature verified (%s placement), signed by %q\n", plural(rep.Records, "row"), placement, signerCN)
 	return reportsExitOK
 }
 
@@ -251,9 +265,9 @@ func (f *reportsFlags) period() (from, to time.Time, err error) {
 	return from, to, nil
 }
 
-func (f *reportsFlags) checkCommon() error {
-	if f.format != soap.ReportCSV && f.format != soap.ReportJSON {
-		return errors.New("--format must be csv or json")
+func (f *reportsFlags) checkCommon(formats ...string) error {
+	if !slices.Contains(formats, f.format) {
+		return fmt.Errorf("--format must be %s", strings.Join(formats, " or "))
 	}
 	if f.userIIN != "" && siobroker.ValidateIIN(f.userIIN) != nil {
 		return fmt.Errorf("--user-iin %q is not a valid IIN", f.userIIN)
@@ -266,13 +280,22 @@ func (f *reportsFlags) reportQuery() (soap.ReportQuery, error) {
 	if err != nil {
 		return soap.ReportQuery{}, err
 	}
-	if err := f.checkCommon(); err != nil {
+	if err := f.checkCommon(soap.ReportCSV, soap.ReportJSON, soap.ReportXLSX); err != nil {
 		return soap.ReportQuery{}, err
 	}
-	if f.service != 0 && (f.service < siobroker.FirstService || f.service > siobroker.LastService) {
+	switch {
+	case f.service != 0 && (f.service < siobroker.FirstService || f.service > siobroker.LastService):
 		return soap.ReportQuery{}, errors.New("--service must be 1 to 93")
+	case f.basis != 0 && !siobroker.Basis(f.basis).Valid():
+		return soap.ReportQuery{}, errors.New("--basis must be 1 to 6")
+	case f.kind != soap.ReportRequests && f.kind != soap.ReportSummary:
+		return soap.ReportQuery{}, errors.New("--kind must be requests or summary")
+	case f.outcome != "" && !siobroker.RequestOutcome(f.outcome).Valid():
+		return soap.ReportQuery{}, errors.New("--outcome must be answered, partial, denied, failed, refused or pending")
 	}
-	return soap.ReportQuery{Organisation: f.organisation, UserIIN: f.userIIN, From: from, To: to, Service: f.service, Format: f.format}, nil
+	return soap.ReportQuery{Kind: f.kind, Organisation: f.organisation, ERDRCode: f.erdrCode, Department: f.department,
+		UserIIN: f.userIIN, From: from, To: to, Basis: siobroker.Basis(f.basis), Service: f.service, Outcome: f.outcome,
+		Format: f.format}, nil
 }
 
 func (f *reportsFlags) exportQuery() (soap.ExportQuery, error) {
@@ -291,7 +314,7 @@ func (f *reportsFlags) exportQuery() (soap.ExportQuery, error) {
 	if err != nil {
 		return q, err
 	}
-	if err := f.checkCommon(); err != nil {
+	if err := f.checkCommon(soap.ReportCSV, soap.ReportJSON); err != nil {
 		return q, err
 	}
 	if f.resolutionBy == "" {

@@ -5,62 +5,26 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/xuri/excelize/v2"
+
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/operator/replayguard"
 	"github.com/sio-pso/siobroker/operator/reports"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/signing/devpki"
+	"github.com/sio-pso/siobroker/sqlite"
 )
-
-// reportsTestJournal is an in-memory journal for the reports command's tests.
-type reportsTestJournal struct {
-	mu   sync.Mutex
-	recs []siobroker.JournalRecord
-}
-
-func (j *reportsTestJournal) Query(_ context.Context, f siobroker.JournalFilter) ([]siobroker.JournalRecord, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var out []siobroker.JournalRecord
-	for _, r := range j.recs {
-		if (f.Organisation == "" || r.Organisation == f.Organisation) && (f.SignerIIN == "" || r.SignerIIN == f.SignerIIN) &&
-			(f.RequestID == "" || r.RequestID == f.RequestID) && !r.At.Before(f.From) && (f.To.IsZero() || r.At.Before(f.To)) && (f.Service == 0 || r.Service == f.Service) &&
-			(len(f.Kinds) == 0 || slices.Contains(f.Kinds, r.Kind)) {
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
-func (j *reportsTestJournal) Append(_ context.Context, recs ...siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	for i := range recs {
-		recs[i].Seq = int64(len(j.recs) + 1)
-		j.recs = append(j.recs, recs[i])
-	}
-	return recs, nil
-}
-
-func (j *reportsTestJournal) kinds() []siobroker.JournalKind {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var out []siobroker.JournalKind
-	for _, r := range j.recs {
-		out = append(out, r.Kind)
-	}
-	return out
-}
 
 type reportsTestUsers map[string]siobroker.User
 
@@ -98,12 +62,34 @@ func TestReportsCommand(t *testing.T) {
 		judge.IIN:      {IIN: judge.IIN, Role: 2, Organisation: court, ReportsRight: true, Status: siobroker.UserActive},
 	}
 	now := time.Now()
-	const rawRequest = `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">SIGNED-REQUEST</soapenv:Envelope>`
-	j := &reportsTestJournal{}
-	_, _ = j.Append(context.Background(),
-		siobroker.JournalRecord{At: now.Add(-2 * time.Hour), Kind: siobroker.JournalRequest, RequestID: "r1", MessageID: "m1", SignerIIN: judge.IIN, Organisation: court, Data: []byte(rawRequest)},
-		siobroker.JournalRecord{At: now.Add(-2 * time.Hour), Kind: siobroker.JournalExchange, RequestID: "r1", MessageID: "m1", SignerIIN: judge.IIN, Organisation: court, Service: 7, Code: "ok"},
-	)
+	// The journal of the embedded store, with one request of the judge's court as the broker
+	// journals it; its senderId is a marker no report shows.
+	data := t.TempDir()
+	db, err := sqlite.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	j := db.Journal()
+	rawRequest, err := soap.Serialize(soap.NewRequest(siobroker.RequestInfo{MessageID: "m1", ServiceID: "SIO_PSO_QUERY",
+		MessageDate: now.Add(-2 * time.Hour), SenderID: "SIGNED-REQUEST"}, siobroker.Query{Basis: siobroker.BasisCourtCivil,
+		Case: siobroker.CaseRef{Number: "7199-26-00-2/15", Year: "2026", Court: court}, Subject: siobroker.Subject{IIN: "870315123455"},
+		Services: []int{7}, Purpose: "гражданское дело о взыскании"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Append(context.Background(),
+		siobroker.JournalRecord{At: now.Add(-2 * time.Hour), Kind: siobroker.JournalRequest, RequestID: "r1", MessageID: "m1", SignerIIN: judge.IIN, Organisation: court, Data: rawRequest},
+		siobroker.JournalRecord{At: now.Add(-2 * time.Hour), Kind: siobroker.JournalExchange, RequestID: "r1", MessageID: "m1", SignerIIN: judge.IIN, Organisation: court, Service: 7, Code: "ok/OK"},
+	); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Defaults()
+	cfg.DataDir = data
+	indexer, err := app.NewIndexer(cfg, j, db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	broker, err := signing.LoadSigner(filepath.Join(dir, man.BrokerCert), filepath.Join(dir, man.BrokerKey))
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +98,7 @@ func TestReportsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := reports.New(reports.Config{}, j, users, siobroker.SystemClock{}, nil)
+	svc, err := reports.New(reports.Config{}, j, indexer, users, siobroker.SystemClock{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,13 +121,14 @@ func TestReportsCommand(t *testing.T) {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
 		rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
-		if err != nil || len(rows) != 3 || rows[0][0] != "seq" || rows[2][7] != "7" {
+		if err != nil || len(rows) != 2 || rows[0][0] != "time" || rows[1][1] != "r1" || rows[1][7] != "4" ||
+			rows[1][9] != "7199-26-00-2/15; year 2026; court "+court || rows[1][13] != "7" || rows[1][15] != "answered" {
 			t.Fatalf("CSV (%v):\n%s", err, out)
 		}
 		if strings.Contains(out, "SIGNED-REQUEST") {
 			t.Error("signed bytes in a report")
 		}
-		if !strings.Contains(errOut, "2 journal records; reply signature verified") {
+		if !strings.Contains(errOut, "1 row; reply signature verified") {
 			t.Errorf("stderr %q", errOut)
 		}
 	})
@@ -150,6 +137,25 @@ func TestReportsCommand(t *testing.T) {
 		var rows []map[string]any
 		if code != reportsExitOK || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 {
 			t.Fatalf("exit %d: %s\n%s", code, out, errOut)
+		}
+		code, out, errOut = run(base(judge, "--format", "json", "--service", "8")...)
+		if code != reportsExitOK || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 0 {
+			t.Fatalf("another service: exit %d: %s\n%s", code, out, errOut)
+		}
+	})
+	t.Run("report xlsx summary", func(t *testing.T) {
+		code, out, errOut := run(base(judge, "--format", "xlsx", "--kind", "summary")...)
+		if code != reportsExitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		f, err := excelize.OpenReader(strings.NewReader(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		rows, err := f.GetRows("summary")
+		if err != nil || len(rows) != 2 || rows[1][2] != court || rows[1][4] != "1" || rows[1][5] != "1" {
+			t.Fatalf("summary sheet (%v): %v", err, rows)
 		}
 	})
 	resolutionFile := filepath.Join(t.TempDir(), "постановление.pdf")
@@ -186,7 +192,7 @@ func TestReportsCommand(t *testing.T) {
 		var rows []struct {
 			Data []byte `json:"data"`
 		}
-		if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 2 || string(rows[0].Data) != rawRequest {
+		if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 2 || !bytes.Equal(rows[0].Data, rawRequest) {
 			t.Fatalf("export (%v): %s", err, out)
 		}
 	})
@@ -240,7 +246,8 @@ func TestReportsCommand(t *testing.T) {
 			t.Errorf("no broker: exit %d, stderr %q", code, errOut)
 		}
 	})
-	if got := j.kinds(); len(got) < 6 || !slices.Contains(got, siobroker.JournalReport) {
-		t.Errorf("journal kinds %v: every use is journaled", got)
+	uses, err := j.Query(context.Background(), siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalReport}})
+	if err != nil || len(uses) < 6 {
+		t.Errorf("%d uses journaled (%v): every use is", len(uses), err)
 	}
 }

@@ -43,6 +43,24 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// headlessChromium starts chromium headless for the test, and returns the context its actions run
+// in. The whole browser session is bounded: the allocator's context ends it, at the latest when
+// the test ends.
+func headlessChromium(t *testing.T, ctx context.Context, chromium string) context.Context {
+	t.Helper()
+	bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	actx, cancelAlloc := chromedp.NewExecAllocator(bctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000))...)
+	cctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+		cancel()
+	})
+	return cctx
+}
+
 // operatorUser is the demo user the demo registrations give the operator right: the role-1 prosecutor.
 func operatorUser(t *testing.T, m *devpki.Manifest) devpki.User {
 	t.Helper()
@@ -84,15 +102,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("login printed %q", link)
 	}
 
-	// The whole browser session is bounded: the allocator's context ends it.
-	bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	actx, cancelAlloc := chromedp.NewExecAllocator(bctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000))...)
-	defer cancelAlloc()
-	cctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
+	cctx := headlessChromium(t, ctx, chromium)
 
 	row := fmt.Sprintf("#incident-%d", inc.Number)
 	status := func(want string) chromedp.Action[chromedp.Void] {

@@ -91,6 +91,7 @@ var commands = []command{
 		summary: "print the effective routing table: service, queue, adapter, backend and timeout"},
 	{name: "journal", group: groupOperator, usage: journalUsage, subs: []subcommand{
 		{"check", "check the live journal's chain and its agreement with the last archive", journalCheck},
+		{"reindex", "rebuild the request index that reports read from the journal (§9–10)", journalReindex},
 		{"verify", "verify the sealed journal archives in a directory, offline (§38)", journalVerify}}},
 
 	{name: "config", group: groupFiles, usage: configUsage, subs: []subcommand{

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/app"
@@ -89,5 +90,26 @@ func TestTwoBrokersShareOnePostgresJournal(t *testing.T) {
 	code, out, errOut := runJournal("check", "--config", cfgFile)
 	if code != 0 || !strings.Contains(out, "journal: verified") || !strings.Contains(out, "none sealed yet") {
 		t.Errorf("journal check on the shared journal: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// The request index is beside the shared journal: a report at either broker lists the
+	// requests both served, and the embedded stores hold no index.
+	op := operatorUser(t, src.manifest)
+	now := siobroker.SystemClock{}.Now()
+	var rout, rerr strings.Builder
+	code = Main(ctx, []string{"reports", "--url", brokers[1].base + "/reports", "--user", op.IIN, "--pki", brokers[1].pki,
+		"--from", now.Add(-time.Hour).Format(time.RFC3339), "--to", now.Add(time.Minute).Format(time.RFC3339)}, &rout, &rerr)
+	if code != 0 || strings.Count(rout.String(), "\n") != 2*rounds+1 || !strings.Contains(rout.String(), u.IIN) {
+		t.Errorf("a report over the shared journal: exit %d\n%s%s", code, rout.String(), rerr.String())
+	}
+	if seq, err := j.RequestIndex().IndexedThrough(ctx); err != nil || seq == 0 {
+		t.Errorf("the shared request index: through %d, %v", seq, err)
+	}
+	if seq, _ := brokers[0].b.Store().IndexedThrough(ctx); seq != 0 {
+		t.Errorf("the embedded store's request index was written (through %d) although journal.driver is postgres", seq)
+	}
+	code, out, errOut = runJournal("reindex", "--config", cfgFile)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("rebuilt, %d requests", 2*rounds)) {
+		t.Errorf("journal reindex on the shared journal: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -31,11 +31,14 @@ type sessionView struct {
 	CSRF         string `json:"csrf,omitempty"`
 	Expires      string `json:"expires,omitempty"`
 	Now          string `json:"now"`
+	// Operator and Reports say what the page shows: the operator's sections, the reports form.
+	Operator bool `json:"operator"`
+	Reports  bool `json:"reports"`
 }
 
 func (h *handler) apiSession(_ context.Context, op operator) (any, error) {
 	v := sessionView{IIN: op.user.IIN, Name: op.user.FullName, Organisation: op.user.Organisation, Channel: op.channel,
-		Now: siobroker.FormatTime(h.cfg.Clock.Now())}
+		Now: siobroker.FormatTime(h.cfg.Clock.Now()), Operator: op.user.OperatorRight, Reports: op.user.ReportsRight && h.cfg.Reports != nil}
 	if op.session != nil {
 		v.CSRF, v.Expires = op.session.csrf, siobroker.FormatTime(op.session.expires)
 	}

@@ -170,17 +170,46 @@ func (h *handler) identify(r *http.Request) (op operator, iin string, err error)
 }
 
 // authorize returns the user if the registry lets the user act now and the user holds the
-// operator right.
+// operator right, or the reports right where the dashboard serves reports.
 func (h *handler) authorize(ctx context.Context, iin string) (siobroker.User, error) {
 	u, err := h.cfg.Users.Authorize(ctx, iin)
 	if err != nil {
 		return u, err
 	}
-	if !u.OperatorRight {
+	if !u.OperatorRight && !(u.ReportsRight && h.cfg.Reports != nil) {
 		return u, siobroker.Errorf(siobroker.CodeDashboardDenied,
-			"user %s has no operator right; it is granted in the user registry (siobroker users move --operator)", iin)
+			"user %s has no operator right (nor the reports right); it is granted in the user registry (siobroker users move --operator)", iin)
 	}
 	return u, nil
+}
+
+// operatorOnly refuses a read to a session without the operator right: a holder of the reports
+// right alone sees the reports form and nothing else.
+func operatorOnly(fn readFunc) readFunc {
+	return func(ctx context.Context, op operator) (any, error) {
+		if err := op.needOperator(); err != nil {
+			return nil, err
+		}
+		return fn(ctx, op)
+	}
+}
+
+// operatorAction is operatorOnly for an action.
+func operatorAction(fn actionFunc) actionFunc {
+	return func(ctx context.Context, r *http.Request, op operator, rec *journal.Operator, d *journal.OperatorAction) (any, error) {
+		if err := op.needOperator(); err != nil {
+			return nil, err
+		}
+		return fn(ctx, r, op, rec, d)
+	}
+}
+
+func (o operator) needOperator() error {
+	if !o.user.OperatorRight {
+		return siobroker.Errorf(siobroker.CodeDashboardDenied,
+			"user %s has the reports right only: the dashboard's operator pages need the operator right", o.user.IIN)
+	}
+	return nil
 }
 
 // certIIN returns the IIN of the TLS client certificate the connection was verified with.

@@ -8,7 +8,10 @@
 // the page and the CLI never disagree.
 //
 // Access is the operator's: an active user of the registry with the operator right
-// (siobroker.User.OperatorRight), identified either
+// (siobroker.User.OperatorRight). When Config.Reports is set, a user with the reports right (§10)
+// gets a session too, in which the page shows the reports form and nothing of the operator's:
+// every operator's endpoint refuses such a session, and the reports form refuses a session
+// without the right (reports journals each use as the other channels do). A user is identified either
 //
 //   - by the TLS client certificate the connection was verified with (as a report by form at
 //     /reports), or
@@ -50,6 +53,7 @@ import (
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/replayguard"
+	"github.com/sio-pso/siobroker/operator/reports"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
 )
@@ -61,6 +65,9 @@ const (
 	// SessionPath takes the POST of the form that opens a session (the ticket link, or a client
 	// certificate, answers that form).
 	SessionPath = "/dashboard/session"
+	// ReportsPath takes the POST of the reports form of the page (§10), for holders of the
+	// reports right: the report is the answer, streamed (reports.WriteReport).
+	ReportsPath = "/dashboard/reports"
 )
 
 // Defaults of Config.
@@ -125,8 +132,12 @@ type Config struct {
 	DeadLetters DeadLetters
 	// Maintenance is nil when no schedule of maintenance windows is available.
 	Maintenance Maintenance
-	Users       Users
-	Journal     siobroker.JournalWriter
+	// Reports, when set, gives the holders of the reports right (§10) a session of their own, in
+	// which they run reports and nothing else (POST ReportsPath); nil: the dashboard is the
+	// operator's alone.
+	Reports *reports.Service
+	Users   Users
+	Journal siobroker.JournalWriter
 	// Replay holds the replay marks of signed logins: the store the journal uses, so that a
 	// captured login is refused after a restart and by every broker of the deployment.
 	Replay siobroker.ReplayMarks
@@ -222,15 +233,16 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET "+Path+"static/{name}", h.static)
 	mux.HandleFunc("POST "+Path+"logout", h.action("logout", h.logout))
 	mux.HandleFunc("GET "+Path+"api/session", h.read(h.apiSession))
-	mux.HandleFunc("GET "+Path+"api/services", h.read(h.apiServices))
-	mux.HandleFunc("GET "+Path+"api/incidents", h.read(h.apiIncidents))
-	mux.HandleFunc("POST "+Path+"api/incidents/{number}/annotate", h.action("annotate", h.annotate))
-	mux.HandleFunc("POST "+Path+"api/incidents/{number}/close", h.action("close", h.closeIncident))
-	mux.HandleFunc("GET "+Path+"api/deadletters", h.read(h.apiDeadLetters))
-	mux.HandleFunc("POST "+Path+"api/deadletters/replay", h.action("replay", h.replayDeadLetters))
-	mux.HandleFunc("GET "+Path+"api/maintenance", h.read(h.apiMaintenance))
-	mux.HandleFunc("POST "+Path+"api/maintenance", h.action("announce", h.announce))
-	mux.HandleFunc("POST "+Path+"api/maintenance/{id}/cancel", h.action("cancel", h.cancel))
+	mux.HandleFunc("GET "+Path+"api/services", h.read(operatorOnly(h.apiServices)))
+	mux.HandleFunc("GET "+Path+"api/incidents", h.read(operatorOnly(h.apiIncidents)))
+	mux.HandleFunc("POST "+Path+"api/incidents/{number}/annotate", h.action("annotate", operatorAction(h.annotate)))
+	mux.HandleFunc("POST "+Path+"api/incidents/{number}/close", h.action("close", operatorAction(h.closeIncident)))
+	mux.HandleFunc("GET "+Path+"api/deadletters", h.read(operatorOnly(h.apiDeadLetters)))
+	mux.HandleFunc("POST "+Path+"api/deadletters/replay", h.action("replay", operatorAction(h.replayDeadLetters)))
+	mux.HandleFunc("GET "+Path+"api/maintenance", h.read(operatorOnly(h.apiMaintenance)))
+	mux.HandleFunc("POST "+Path+"api/maintenance", h.action("announce", operatorAction(h.announce)))
+	mux.HandleFunc("POST "+Path+"api/maintenance/{id}/cancel", h.action("cancel", operatorAction(h.cancel)))
+	mux.HandleFunc("POST "+ReportsPath, h.report)
 	mux.HandleFunc(Path, h.notFound)
 	return securityHeaders(mux), nil
 }

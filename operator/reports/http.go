@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"html/template"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -43,16 +44,17 @@ const StatusReport = "SCSS001"
 //     as a replay: the marks are kept in marks, the store the journal uses, so the refusal holds
 //     after a restart and at every broker sharing that store. The answer is a SendMessageResponse with
 //     q:report, signed with sign in the request's placement; every refusal is a SOAP fault.
-//   - POST application/x-www-form-urlencoded with from, to[, organisation][, user][, service]
-//     [, format=csv|json] and csrf: a report (never an export) for the holder of the TLS client
-//     certificate the connection was verified with. from and to are RFC 3339 with an offset;
-//     format defaults to csv. csrf must equal the cookie CSRFCookie (a double submit: another
+//   - POST application/x-www-form-urlencoded with from, to, the other FormParams as wanted, and
+//     csrf: a report (never an export) for the holder of the TLS client certificate the
+//     connection was verified with, streamed as it is read (WriteReport), without a bound on its
+//     rows. from and to are RFC 3339 with an offset; format is csv (the default), json or xlsx,
+//     kind requests (the default) or summary. csrf must equal the cookie CSRFCookie (a double submit: another
 //     site can make a browser post a form with its client certificate, but cannot set this
 //     cookie), and a browser must not say the form came from another origin; else the answer is
 //     403 SIO-REPORTS-CSRF, not journaled, since the caller did not ask for it. The answer is the
-//     CSV or JSON itself; a refusal is plain text "CODE: message" with a 4xx or 5xx status and
-//     the code in the X-SIO-Error-Code header. Without a verified client certificate the answer
-//     is 403 SIO-REPORTS-DENIED.
+//     CSV, JSON or XLSX itself; a refusal is plain text "CODE: message" with a 4xx or 5xx status
+//     and the code in the X-SIO-Error-Code header. Without a verified client certificate the
+//     answer is 403 SIO-REPORTS-DENIED.
 //   - GET [?from=&to=...]: changes nothing and journals nothing. With a verified client
 //     certificate it answers an HTML form (the parameters prefilled from the query) that posts
 //     the report with a new CSRF token, and sets CSRFCookie to it.
@@ -146,7 +148,7 @@ func (h *handler) serve(ctx context.Context, r *http.Request) ([]byte, error) {
 		if perr != nil {
 			return nil, h.svc.refuseUse(ctx, v.SignerIIN, action, u, perr)
 		}
-		format, count, body, err = h.svc.report(ctx, v.SignerIIN, q, u)
+		format, count, body, err = h.svc.reportBytes(ctx, v.SignerIIN, q, u)
 	case data.Tag == "exportQuery":
 		q, perr := soap.ParseExportQuery(data)
 		if perr != nil {
@@ -247,12 +249,16 @@ var formTemplate = template.Must(template.New("form").Parse(`<!DOCTYPE html>
 <body><main><h1>СИО ПСО: a report of the journal</h1>
 <form id="report" method="post" action="{{.Action}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
-<p><label>from <input name="from" value="{{.From}}" required></label>
-<label>to <input name="to" value="{{.To}}" required></label> (RFC 3339 with an offset)</p>
-<p><label>organisation <input name="organisation" value="{{.Organisation}}"></label>
-<label>user <input name="user" value="{{.User}}"></label>
-<label>service <input name="service" value="{{.Service}}"></label>
-<label>format <input name="format" value="{{.Format}}"></label></p>
+<p><label>from <input name="from" value="{{.from}}" required></label>
+<label>to <input name="to" value="{{.to}}" required></label> (RFC 3339 with an offset)</p>
+<p><label>kind <input name="kind" value="{{.kind}}"></label> (requests or summary)
+<label>ЕРДР code <input name="erdr_code" value="{{.erdr_code}}"></label>
+<label>department <input name="department" value="{{.department}}"></label>
+<label>user <input name="user" value="{{.user}}"></label></p>
+<p><label>basis <input name="basis" value="{{.basis}}"></label>
+<label>service <input name="service" value="{{.service}}"></label>
+<label>outcome <input name="outcome" value="{{.outcome}}"></label>
+<label>format <input name="format" value="{{.format}}"></label> (csv, json or xlsx)</p>
 <button type="submit" id="report-button">Report</button>
 </form></main></body></html>
 `))
@@ -272,8 +278,11 @@ func (h *handler) form(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	tok := rand.Text()
 	var b strings.Builder
-	if err := formTemplate.Execute(&b, map[string]string{"Action": Path, "CSRF": tok, "From": q.Get("from"), "To": q.Get("to"),
-		"Organisation": q.Get("organisation"), "User": q.Get("user"), "Service": q.Get("service"), "Format": q.Get("format")}); err != nil {
+	fields := map[string]string{"Action": Path, "CSRF": tok}
+	for _, p := range FormParams {
+		fields[p] = q.Get(p)
+	}
+	if err := formTemplate.Execute(&b, fields); err != nil {
 		plainError(w, fmt.Errorf("reports: the report form: %w", err))
 		return
 	}
@@ -335,44 +344,101 @@ func (h *handler) tlsReport(w http.ResponseWriter, r *http.Request) {
 			params[k] = v
 		}
 	}
-	u := use{channel: "tls", requestID: uuid.NewString()}
-	q, err := parseGetQuery(params)
+	q, err := ParseForm(params)
 	if err != nil {
-		plainError(w, h.svc.refuseUse(ctx, iin, "report", u, err))
+		plainError(w, h.svc.refuseUse(ctx, iin, "report", use{channel: "tls", requestID: uuid.NewString()}, err))
 		return
 	}
-	format, count, body, err := h.svc.report(ctx, iin, q, u)
-	if err != nil {
+	WriteReport(w, r, h.svc, iin, "tls", q)
+}
+
+// WriteReport answers an HTTP request with the report q of callerIIN, streamed
+// (Service.StreamReport): a refusal is plain text "CODE: message" with its status and the code in
+// X-SIO-Error-Code; an allowed report is the CSV, JSON or XLSX with its row count in
+// X-SIO-Records and the use's id in X-SIO-Request-Id, written as it is read. A report that cannot
+// be written whole after that is cut short (the connection is aborted), so that the client sees
+// it incomplete rather than ended. The dashboard answers with it too.
+func WriteReport(w http.ResponseWriter, r *http.Request, svc *Service, callerIIN, channel string, q soap.ReportQuery) {
+	ctx := r.Context()
+	opened := false
+	_, err := svc.StreamReport(ctx, callerIIN, channel, q, func(format string, count int, requestID string) (io.Writer, error) {
+		hdr := w.Header()
+		hdr.Set("Content-Type", contentType(format))
+		if format != soap.ReportJSON {
+			// A file to keep: a browser saves it rather than showing it in place of the page.
+			hdr.Set("Content-Disposition", `attachment; filename="`+reportFileName(q)+`"`)
+		}
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Set("Cache-Control", "no-store")
+		hdr.Set("X-SIO-Records", strconv.Itoa(count))
+		hdr.Set("X-SIO-Request-Id", requestID)
+		w.WriteHeader(http.StatusOK)
+		opened = true
+		return &extendingWriter{w: w, rc: http.NewResponseController(w)}, nil
+	})
+	switch {
+	case err != nil && !opened:
 		plainError(w, err)
-		return
-	}
-	hdr := w.Header()
-	if format == soap.ReportJSON {
-		hdr.Set("Content-Type", "application/json; charset=utf-8")
-	} else {
-		hdr.Set("Content-Type", "text/csv; charset=utf-8; header=present")
-	}
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-SIO-Records", strconv.Itoa(count))
-	hdr.Set("X-SIO-Request-Id", u.requestID)
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(body); err != nil {
-		h.svc.logger.WarnContext(ctx, "report not delivered", "error", err)
+	case err != nil:
+		svc.logger.WarnContext(ctx, "report cut short", "error", err)
+		panic(http.ErrAbortHandler)
 	}
 }
 
-// getParams are the parameters the report form takes. Any other is refused: a misspelt filter must not
-// silently widen a report.
-var getParams = []string{"from", "to", "organisation", "user", "service", "format"}
+// contentType is the media type of a report in format.
+func contentType(format string) string {
+	switch format {
+	case soap.ReportJSON:
+		return "application/json; charset=utf-8"
+	case soap.ReportXLSX:
+		return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	}
+	return "text/csv; charset=utf-8; header=present"
+}
 
-// parseGetQuery reads the parameters of a report by form. Errors name the field as the XML query does.
-func parseGetQuery(v url.Values) (soap.ReportQuery, error) {
-	q := soap.ReportQuery{Format: soap.ReportCSV}
+// reportFileName names a report's download by its kind and period.
+func reportFileName(q soap.ReportQuery) string {
+	kind := q.Kind
+	if kind == "" {
+		kind = soap.ReportRequests
+	}
+	return fmt.Sprintf("sio-%s-%s-%s.%s", kind, q.From.In(siobroker.Astana).Format("20060102"), q.To.In(siobroker.Astana).Format("20060102"), q.Format)
+}
+
+// streamWriteWindow is how long a streamed report's next write may take. The server's write
+// timeout bounds a whole answer, which suits a SOAP reply but not a report of a year being read
+// and written for minutes: each write moves the deadline on instead, so a client that stops
+// reading is still let go.
+const streamWriteWindow = 2 * time.Minute
+
+// extendingWriter moves the connection's write deadline on as a streamed report is written.
+type extendingWriter struct {
+	w        io.Writer
+	rc       *http.ResponseController
+	extended time.Time
+}
+
+func (e *extendingWriter) Write(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(e.extended) > time.Second {
+		// Not every ResponseWriter can (a test recorder): the server's timeout then stands.
+		_ = e.rc.SetWriteDeadline(now.Add(streamWriteWindow))
+		e.extended = now
+	}
+	return e.w.Write(p)
+}
+
+// FormParams are the parameters of a report by form (and from the dashboard). Any other is
+// refused: a misspelt filter must not silently widen a report. An empty one does not filter.
+var FormParams = []string{"kind", "from", "to", "organisation", "erdr_code", "department", "user", "basis", "service", "outcome", "format"}
+
+// ParseForm reads the parameters of a report by form: from and to are RFC 3339 with an offset,
+// format defaults to csv and kind to requests. Errors name the field as the XML query does.
+func ParseForm(v url.Values) (soap.ReportQuery, error) {
+	q := soap.ReportQuery{Format: soap.ReportCSV, Kind: soap.ReportRequests}
 	const p = "reportQuery"
 	for k, vs := range v {
-		if !contains(getParams, k) {
-			return q, siobroker.FieldError(k, "unknown parameter; the parameters are %s", strings.Join(getParams, ", "))
+		if !contains(FormParams, k) {
+			return q, siobroker.FieldError(k, "unknown parameter; the parameters are %s", strings.Join(FormParams, ", "))
 		}
 		if len(vs) != 1 {
 			return q, siobroker.FieldError(k, "may be given once")
@@ -385,15 +451,24 @@ func parseGetQuery(v url.Values) (soap.ReportQuery, error) {
 	if q.To, err = rfc3339(v, "to", p+"/to"); err != nil {
 		return q, err
 	}
-	q.Organisation = v.Get("organisation")
-	q.UserIIN = v.Get("user")
+	q.Organisation, q.ERDRCode, q.Department = v.Get("organisation"), v.Get("erdr_code"), v.Get("department")
+	q.UserIIN, q.Outcome = v.Get("user"), v.Get("outcome")
 	if s := v.Get("service"); s != "" {
 		if q.Service, err = strconv.Atoi(s); err != nil || q.Service < siobroker.FirstService || q.Service > siobroker.LastService {
 			return q, siobroker.FieldError(p+"/service", "must be an integer from %d to %d, got %q", siobroker.FirstService, siobroker.LastService, s)
 		}
 	}
+	if s := v.Get("basis"); s != "" {
+		b, err := strconv.Atoi(s)
+		if q.Basis = siobroker.Basis(b); err != nil || !q.Basis.Valid() {
+			return q, siobroker.FieldError(p+"/basis", "must be an integer from %d to %d, got %q", siobroker.FirstBasis, siobroker.LastBasis, s)
+		}
+	}
 	if f := v.Get("format"); f != "" {
 		q.Format = f
+	}
+	if k := v.Get("kind"); k != "" {
+		q.Kind = k
 	}
 	return q, checkReportQuery(q)
 }

@@ -1,12 +1,17 @@
-// Package reports is the "Reports" function of §10 of the Rules and the prosecutor's export of
+// Package reports is the "Reports" function of §9–10 of the Rules and the prosecutor's export of
 // §51–53, both read from the permanent journal.
 //
 // A report shows the requests of the users of one organisation: the departmental control of §10
-// runs it at least monthly. Only a user who holds the reports right (User.ReportsRight, granted by
-// the operator on a motivated letter) may run one, and only over the user's own organisation. A
-// report selects the request, refusal, exchange, reply and late-answer records by organisation,
-// user, period and service, and shows who asked what when and with which outcome; it never carries
-// the signed bytes of a request or reply, nor an answer, which hold the personal data §44 protects.
+// runs it at least monthly, and judges from it whether each request was justified (§9). Only a
+// user who holds the reports right (User.ReportsRight, granted by the operator on a motivated
+// letter) may run one, and only over the user's own organisation, named by its ЕРДР code, unless
+// the user's role is one of Config.OversightRoles. A report reads the request index (index.go),
+// which the Indexer derives from the journal: every request with its basis, case reference,
+// subject, services, outcome, signer, department and time, filtered by period, department, user,
+// basis, service and outcome; or the monthly summary per organisation and department. It is
+// CSV, JSON or XLSX, and is streamed as it is read (Service.StreamReport) where the channel
+// allows. It never carries the signed bytes of a request or reply, nor an answer, which hold the
+// personal data §44 protects.
 //
 // An export is the prosecutor's (§51–52): a user of a role in Config.ExportRoles (by default role
 // 1 of Appendix 1, the prosecutor) names the resolution (постановление) it is made under and one
@@ -67,9 +72,27 @@ type Config struct {
 	// ExportRoles are the roles of Appendix 1 that may order an export. nil means [1], the
 	// prosecutor; an empty non-nil slice lets no one.
 	ExportRoles []int
-	// MaxRows bounds the records of one report or export; 0 means 100000, and a negative value
-	// is refused. A larger selection is refused with CodeReportsTooLarge.
+	// OversightRoles are the roles of Appendix 1 whose holders of the reports right report
+	// across organisations (every one, or one chosen by its ЕРДР code). None by default: §10
+	// makes reports a departmental control of the organisation's own users, and §51–53 give the
+	// prosecutor the requests of other organisations through the operator, under a resolution
+	// (the export), not through reports. A deployment names here a role that oversees several
+	// organisations by the operator's decision.
+	OversightRoles []int
+	// MaxRows bounds the rows of a report or export built in memory: one answered on the signed
+	// channel (q:report is signed whole), and every export. 0 means 100000, and a negative value is
+	// refused. A larger selection is refused with CodeReportsTooLarge. A report streamed by form
+	// or from the dashboard (StreamReport) has no bound.
 	MaxRows int
+	// TempDir is where an XLSX report keeps its rows beyond 16 MB while it is written (they hold
+	// the requests' subjects: give a directory of the broker's own, 0700); "" is the system's.
+	TempDir string
+	// IndexCatchUp bounds the journal records a report folds into the request index before it
+	// reads it; 0 means DefaultIndexCatchUp, and a negative value is refused. The broker's
+	// background catch-up keeps the index within seconds of the journal; an index further behind
+	// (a journal older than the index, not yet rebuilt) has the report refused SIO-UNAVAILABLE
+	// rather than delivered incomplete, or after minutes.
+	IndexCatchUp int
 	// VerifyClientCert, when set, is applied to the client certificate of a GET report after the
 	// TLS handshake verified it: give it signing.TrustStore.VerifyChain so that the CRLs apply,
 	// which crypto/tls does not check.
@@ -86,15 +109,22 @@ func (c *Config) setDefaults() {
 	if c.MaxRows == 0 {
 		c.MaxRows = DefaultMaxRows
 	}
+	if c.IndexCatchUp == 0 {
+		c.IndexCatchUp = DefaultIndexCatchUp
+	}
 }
 
 // Validate reports what is wrong with c once its defaults are applied.
 func (c Config) Validate() error {
 	c.setDefaults()
+	var errs []error
 	if c.MaxRows < 0 {
-		return fmt.Errorf("reports: Config.MaxRows must not be negative, got %d", c.MaxRows)
+		errs = append(errs, fmt.Errorf("reports: Config.MaxRows must not be negative, got %d", c.MaxRows))
 	}
-	return nil
+	if c.IndexCatchUp < 0 {
+		errs = append(errs, fmt.Errorf("reports: Config.IndexCatchUp must not be negative, got %d", c.IndexCatchUp))
+	}
+	return errors.Join(errs...)
 }
 
 // reportKinds are the journal records a report or an export shows. A late answer is a result of
@@ -109,19 +139,23 @@ var reportKinds = []siobroker.JournalKind{
 type Service struct {
 	cfg     Config
 	journal Journal
+	index   *Indexer
 	users   Users
 	clock   siobroker.Clock
 	logger  *slog.Logger
 }
 
 // New returns a Service. It applies the defaults of cfg and returns an error naming every field
-// of cfg that is invalid and every collaborator that is missing: journal, users and clock are
-// required; a nil logger discards.
-func New(cfg Config, journal Journal, users Users, clock siobroker.Clock, logger *slog.Logger) (*Service, error) {
+// of cfg that is invalid and every collaborator that is missing: journal, index (the request
+// index's Indexer over the same journal), users and clock are required; a nil logger discards.
+func New(cfg Config, journal Journal, index *Indexer, users Users, clock siobroker.Clock, logger *slog.Logger) (*Service, error) {
 	cfg.setDefaults()
 	errs := []error{cfg.Validate()}
 	if journal == nil {
 		errs = append(errs, errors.New("reports: New: journal is required"))
+	}
+	if index == nil {
+		errs = append(errs, errors.New("reports: New: index is required"))
 	}
 	if users == nil {
 		errs = append(errs, errors.New("reports: New: users is required"))
@@ -135,7 +169,7 @@ func New(cfg Config, journal Journal, users Users, clock siobroker.Clock, logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, journal: journal, users: users, clock: clock, logger: logger}, nil
+	return &Service{cfg: cfg, journal: journal, index: index, users: users, clock: clock, logger: logger}, nil
 }
 
 // use is how a report or export came in, for its journal record.
@@ -166,11 +200,20 @@ type useDetails struct {
 }
 
 type filterDetails struct {
+	Kind         string `json:"kind,omitempty"`
 	Organisation string `json:"organisation,omitempty"`
+	ERDRCode     string `json:"erdrCode,omitempty"`
+	AllOrgs      bool   `json:"allOrganisations,omitempty"` // an oversight report of every organisation
+	Department   string `json:"department,omitempty"`
 	UserIIN      string `json:"userIin,omitempty"`
 	From         string `json:"from,omitempty"`
 	To           string `json:"to,omitempty"`
+	Basis        int    `json:"basis,omitempty"`
 	Service      int    `json:"service,omitempty"`
+	Outcome      string `json:"outcome,omitempty"`
+	// IndexedThrough is the journal record up to which the request index was complete when the
+	// report was read.
+	IndexedThrough int64 `json:"indexedThrough,omitempty"`
 }
 
 type resolution struct {
@@ -181,47 +224,6 @@ type resolution struct {
 
 // Outcome codes of JournalReport records that are not refusals.
 const outcomeOK = "ok"
-
-// Report runs a report for the caller: callerIIN must be authorised by the user registry and hold
-// the reports right, and q.Organisation must be empty (it then means the caller's organisation) or
-// the caller's organisation. It returns the format, the number of journal records and the
-// rendering. Refusals are *siobroker.Error values with CodeReportsDenied, a registry code,
-// CodeSchema or CodeReportsTooLarge.
-func (s *Service) Report(ctx context.Context, callerIIN string, q soap.ReportQuery) (format string, count int, body []byte, err error) {
-	return s.report(ctx, callerIIN, q, use{})
-}
-
-func (s *Service) report(ctx context.Context, callerIIN string, q soap.ReportQuery, u use) (string, int, []byte, error) {
-	rec := s.record(callerIIN, q.Service, u)
-	d := useDetails{Action: "report", Channel: u.channel, Format: q.Format, SignedRequest: u.signedRequest, Filter: filterDetails{
-		Organisation: q.Organisation, UserIIN: q.UserIIN, From: formatTime(q.From), To: formatTime(q.To), Service: q.Service,
-	}}
-	fail := func(err error) (string, int, []byte, error) { return "", 0, nil, s.refuse(ctx, rec, d, err) }
-
-	if err := checkReportQuery(q); err != nil {
-		return fail(err)
-	}
-	user, err := s.users.Authorize(ctx, callerIIN)
-	if err != nil {
-		return fail(err)
-	}
-	rec.Organisation = user.Organisation
-	switch {
-	case !user.ReportsRight:
-		return fail(siobroker.Errorf(CodeReportsDenied,
-			"user %s has no access to the Reports function; the operator grants it on a motivated letter of the organisation (§10 of the Rules)", callerIIN))
-	case strings.TrimSpace(user.Organisation) == "":
-		return fail(siobroker.Errorf(CodeReportsDenied, "user %s has no organisation in the user registry, so no report can be scoped", callerIIN))
-	case q.Organisation != "" && q.Organisation != user.Organisation:
-		return fail(siobroker.Errorf(CodeReportsDenied,
-			"a report covers only the caller's own organisation (%s), not %q (§10, §44 of the Rules)", user.Organisation, q.Organisation))
-	}
-	d.Filter.Organisation = user.Organisation
-	f := siobroker.JournalFilter{
-		Organisation: user.Organisation, SignerIIN: q.UserIIN, From: q.From, To: q.To, Service: q.Service, Kinds: reportKinds,
-	}
-	return s.run(ctx, rec, d, f, q.Format, false)
-}
 
 // export runs the prosecutor's export of q, a query the operator approved under export request
 // exportID (FetchExport): callerIIN must be authorised by the user registry and be of a role in
@@ -331,19 +333,38 @@ func (s *Service) refuse(ctx context.Context, rec siobroker.JournalRecord, d use
 }
 
 // checkReportQuery repeats the checks of soap.ParseReportQuery, for callers that build a query
-// themselves (GET, or a direct call).
+// themselves (the form, the dashboard, or a direct call).
 func checkReportQuery(q soap.ReportQuery) error {
 	const p = "reportQuery"
 	if err := checkPeriod(p, q.From, q.To); err != nil {
 		return err
 	}
-	if q.Service != 0 && (q.Service < siobroker.FirstService || q.Service > siobroker.LastService) {
+	switch {
+	case q.Kind != "" && q.Kind != soap.ReportRequests && q.Kind != soap.ReportSummary:
+		return siobroker.FieldError(p+"/kind", "must be %s or %s, got %q", soap.ReportRequests, soap.ReportSummary, q.Kind)
+	case q.Service != 0 && (q.Service < siobroker.FirstService || q.Service > siobroker.LastService):
 		return siobroker.FieldError(p+"/service", "must be an integer from %d to %d, got %d", siobroker.FirstService, siobroker.LastService, q.Service)
-	}
-	if q.UserIIN != "" && !twelveDigits(q.UserIIN) {
+	case q.Basis != 0 && !q.Basis.Valid():
+		return siobroker.FieldError(p+"/basis", "must be an integer from %d to %d, got %d", siobroker.FirstBasis, siobroker.LastBasis, q.Basis)
+	case q.Outcome != "" && !siobroker.RequestOutcome(q.Outcome).Valid():
+		return siobroker.FieldError(p+"/outcome", "must be one of %s, got %q", outcomeList(), q.Outcome)
+	case q.UserIIN != "" && !twelveDigits(q.UserIIN):
 		return siobroker.FieldError(p+"/userIin", "must be 12 digits, got %q", q.UserIIN)
+	case len(q.ERDRCode) > 64 || len(q.Department) > 1024 || len(q.Organisation) > 1024:
+		return siobroker.FieldError(p, "erdrCode, department and organisation are short texts")
 	}
-	return checkFormat(p, q.Format)
+	if q.Format != soap.ReportCSV && q.Format != soap.ReportJSON && q.Format != soap.ReportXLSX {
+		return siobroker.FieldError(p+"/format", "must be csv, json or xlsx, got %q", q.Format)
+	}
+	return nil
+}
+
+func outcomeList() string {
+	s := make([]string, len(siobroker.RequestOutcomes))
+	for i, o := range siobroker.RequestOutcomes {
+		s[i] = string(o)
+	}
+	return strings.Join(s, ", ")
 }
 
 func (s *Service) checkExportQuery(q soap.ExportQuery) error {

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
-
 	"github.com/sio-pso/siobroker/schemas/soap"
+	"github.com/sio-pso/siobroker/sqlite"
 )
 
 // memJournal is an in-memory journal: it assigns Seq on Append and filters on Query as the
@@ -104,10 +104,26 @@ const (
 	iinUserA      = "870315123455" // a user of A who made requests
 	iinUserB      = "870315123466" // a user of B who made requests
 
-	rawRequestA = `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>REQUEST-A</soapenv:Body></soapenv:Envelope>`
-	rawReplyA   = `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>REPLY-A</soapenv:Body></soapenv:Envelope>`
-	rawRequestB = `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>REQUEST-B</soapenv:Body></soapenv:Envelope>`
+	rawReplyA = `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>REPLY-A</soapenv:Body></soapenv:Envelope>`
 )
+
+// The requests of the seeded journal, as received: a query for services 1 and 5, whose senderId is
+// a marker no report shows (an export carries the whole request).
+var (
+	rawRequestA = rawQuery("REQUEST-A")
+	rawRequestB = rawQuery("REQUEST-B")
+)
+
+func rawQuery(marker string) string {
+	raw, err := soap.Serialize(soap.NewRequest(siobroker.RequestInfo{MessageID: "m-" + marker, ServiceID: "SIO_PSO_QUERY",
+		MessageDate: time.Date(2026, 11, 13, 12, 0, 0, 0, siobroker.Astana), SenderID: marker},
+		siobroker.Query{Basis: siobroker.BasisCriminal, Case: siobroker.CaseRef{Number: "261500031000123"},
+			Subject: siobroker.Subject{IIN: "870315123455"}, Services: []int{1, 5}, Purpose: "проверка"}))
+	if err != nil {
+		panic(err)
+	}
+	return string(raw)
+}
 
 var (
 	testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, siobroker.Astana)
@@ -152,11 +168,27 @@ func seedJournal(t *testing.T) *memJournal {
 
 func newTestService(t *testing.T, j *memJournal, cfg Config) *Service {
 	t.Helper()
-	s, err := New(cfg, j, testUsers(), fixedClock{testNow}, nil)
+	s, err := New(cfg, j, testIndexer(t, j), testUsers(), fixedClock{testNow}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// testIndexer is an Indexer of j into a request index in a new embedded store, whose registry
+// has no history: entries take the organisation their records carry.
+func testIndexer(t *testing.T, j siobroker.JournalReader) *Indexer {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	x, err := NewIndexer(IndexerConfig{}, j, db, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
 }
 
 // TestNewValidates: a missing collaborator or a negative MaxRows is refused, naming it.
@@ -164,11 +196,13 @@ func TestNewValidates(t *testing.T) {
 	type args struct {
 		cfg     Config
 		journal Journal
+		index   *Indexer
 		users   Users
 		clock   siobroker.Clock
 	}
-	full := args{Config{}, &memJournal{}, testUsers(), fixedClock{testNow}}
-	if _, err := New(full.cfg, full.journal, full.users, full.clock, nil); err != nil {
+	j := &memJournal{}
+	full := args{Config{}, j, testIndexer(t, j), testUsers(), fixedClock{testNow}}
+	if _, err := New(full.cfg, full.journal, full.index, full.users, full.clock, nil); err != nil {
 		t.Fatalf("New with every collaborator: %v", err)
 	}
 	for _, tt := range []struct {
@@ -176,14 +210,16 @@ func TestNewValidates(t *testing.T) {
 		mod  func(*args)
 	}{
 		{"reports: New: journal is required", func(a *args) { a.journal = nil }},
+		{"reports: New: index is required", func(a *args) { a.index = nil }},
 		{"reports: New: users is required", func(a *args) { a.users = nil }},
 		{"reports: New: clock is required", func(a *args) { a.clock = nil }},
 		{"reports: Config.MaxRows must not be negative", func(a *args) { a.cfg.MaxRows = -1 }},
+		{"reports: Config.IndexCatchUp must not be negative", func(a *args) { a.cfg.IndexCatchUp = -1 }},
 	} {
 		t.Run(tt.want, func(t *testing.T) {
 			a := full
 			tt.mod(&a)
-			_, err := New(a.cfg, a.journal, a.users, a.clock, nil)
+			_, err := New(a.cfg, a.journal, a.index, a.users, a.clock, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New: %v, want %q", err, tt.want)
 			}
@@ -290,86 +326,6 @@ func TestReportRefusedWithoutOrganisationOrRegistration(t *testing.T) {
 	}
 }
 
-func TestReportOwnOrganisationCSV(t *testing.T) {
-	for _, org := range []string{"", orgA} {
-		j := seedJournal(t)
-		s := newTestService(t, j, Config{})
-		q := reportQ(soap.ReportCSV)
-		q.Organisation = org
-		format, n, body, err := s.Report(context.Background(), iinController, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if format != soap.ReportCSV || n != 4 {
-			t.Fatalf("format %s, %d rows, want csv and 4 (organisation A, in the period, the four kinds)", format, n)
-		}
-		rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(rows[0], reportColumns) {
-			t.Errorf("header %v", rows[0])
-		}
-		if len(rows) != 5 {
-			t.Fatalf("%d CSV lines, want a header and 4 rows:\n%s", len(rows), body)
-		}
-		for _, r := range rows[1:] {
-			if len(r) != len(reportColumns) || r[6] != orgA || !strings.HasSuffix(r[1], "+05:00") {
-				t.Errorf("row %v", r)
-			}
-		}
-		if rows[2][2] != "exchange" || rows[2][7] != "5" || rows[2][8] != "ok" || rows[4][8] != "SIO-ROLE-BASIS" {
-			t.Errorf("rows %v", rows[1:])
-		}
-		// §44: no signed bytes in a report.
-		for _, raw := range []string{"REQUEST-A", "REPLY-A", "REQUEST-B", "Envelope", "<fault/>", "received"} {
-			if strings.Contains(string(body), raw) {
-				t.Errorf("the report carries %q:\n%s", raw, body)
-			}
-		}
-		rec, d := lastUse(t, j, 1)
-		if rec.Code != outcomeOK || d.Rows != 4 || d.Filter.Organisation != orgA || d.Format != soap.ReportCSV || d.Refusal != "" {
-			t.Errorf("journaled %+v %+v", rec, d)
-		}
-	}
-}
-
-func TestReportJSONAndFilters(t *testing.T) {
-	j := seedJournal(t)
-	s := newTestService(t, j, Config{})
-	q := reportQ(soap.ReportJSON)
-	q.Service = 5
-	_, n, body, err := s.Report(context.Background(), iinController, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rows []map[string]any
-	if err := json.Unmarshal(body, &rows); err != nil {
-		t.Fatalf("%v:\n%s", err, body)
-	}
-	if n != 1 || len(rows) != 1 || rows[0]["kind"] != "exchange" || rows[0]["service"] != float64(5) {
-		t.Fatalf("rows %v", rows)
-	}
-	want := []string{"seq", "time", "kind", "requestId", "messageId", "signerIin", "organisation", "service", "code"}
-	for _, k := range want {
-		if _, ok := rows[0][k]; !ok {
-			t.Errorf("row lacks %q: %v", k, rows[0])
-		}
-	}
-	if _, ok := rows[0]["data"]; ok || len(rows[0]) != len(want) {
-		t.Errorf("a report row carries more than the report's columns: %v", rows[0])
-	}
-
-	// A user of organisation B asked for by name still gives nothing outside organisation A.
-	q = reportQ(soap.ReportJSON)
-	q.UserIIN = iinUserB
-	_, n, body, err = s.Report(context.Background(), iinController, q)
-	if err != nil || n != 0 || strings.TrimSpace(string(body)) != "[]" {
-		t.Fatalf("n %d body %q err %v", n, body, err)
-	}
-	lastUse(t, j, 2)
-}
-
 func TestReportQueryChecked(t *testing.T) {
 	j := seedJournal(t)
 	s := newTestService(t, j, Config{})
@@ -463,9 +419,9 @@ func TestExportByUserJSON(t *testing.T) {
 	}
 }
 
-// TestLateAnswersReportedAndExported: a late answer of a request of organisation A is in A's
-// report (without the answer) and in the export (with it); one whose request the broker no longer
-// knew carries no organisation and is in neither.
+// TestLateAnswersReportedAndExported: a late answer of a request of organisation A is in the
+// export (with the answer); one whose request the broker no longer knew carries no organisation
+// and is not.
 func TestLateAnswersReportedAndExported(t *testing.T) {
 	j := seedJournal(t)
 	at := testNow.Add(-10 * day).Add(time.Minute)
@@ -478,14 +434,7 @@ func TestLateAnswersReportedAndExported(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newTestService(t, j, Config{})
-	_, n, body, err := s.Report(context.Background(), iinController, reportQ(soap.ReportCSV))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != 5 || !strings.Contains(string(body), ",late,req-1,") || strings.Contains(string(body), "ANSWER") {
-		t.Errorf("report of %d rows:\n%s", n, body)
-	}
-	_, n, body, err = approvedExport(t, s, j, iinProsecutor, exportQ(soap.ReportCSV))
+	_, n, body, err := approvedExport(t, s, j, iinProsecutor, exportQ(soap.ReportCSV))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,24 +497,6 @@ func TestNothingDeliveredWithoutItsJournalRecord(t *testing.T) {
 	rec, _ := lastUse(t, j, 3) // the request, the approval, the refused fetch
 	if rec.Code != string(siobroker.CodeUnavailable) {
 		t.Errorf("journaled %+v", rec)
-	}
-}
-
-func TestTooManyRows(t *testing.T) {
-	j := seedJournal(t)
-	s := newTestService(t, j, Config{MaxRows: 3})
-	_, _, _, err := s.Report(context.Background(), iinController, reportQ(soap.ReportCSV))
-	wantCode(t, err, CodeReportsTooLarge)
-	lastUse(t, j, 1)
-}
-
-func TestRecordsOutsideTheFilterAreDropped(t *testing.T) {
-	j := seedJournal(t)
-	j.extra = []siobroker.JournalRecord{{Seq: 99, At: testNow.Add(-day), Kind: siobroker.JournalRequest, Organisation: orgB, SignerIIN: iinUserB, Data: []byte(rawRequestB)}}
-	s := newTestService(t, j, Config{})
-	_, n, body, err := s.Report(context.Background(), iinController, reportQ(soap.ReportCSV))
-	if err != nil || n != 4 || strings.Contains(string(body), orgB) {
-		t.Fatalf("n %d err %v body:\n%s", n, err, body)
 	}
 }
 

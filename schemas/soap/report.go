@@ -18,19 +18,36 @@ import (
 // q:reportQuery or q:exportQuery, and responseData/data of the reply one q:report whose text is
 // the CSV or JSON rendering. The types are in sio-query-v1.xsd.
 
-// The formats of a report.
+// The formats of a report. An export is CSV or JSON; a report may also be an XLSX workbook, which
+// travels in q:report as its base64 (ParseReport decodes it).
 const (
 	ReportCSV  = "csv"
 	ReportJSON = "json"
+	ReportXLSX = "xlsx"
 )
 
-// ReportQuery is a q:reportQuery: the journal of one organisation (by default the caller's), of
-// one user, over the period [From, To), optionally for one service.
+// The kinds of report (§9–10 of the Rules): every request, or the monthly summary.
+const (
+	ReportRequests = "requests" // every request with its basis, case, subject, services, outcome, signer, department, time
+	ReportSummary  = "summary"  // per month, organisation and department: the requests, by outcome
+)
+
+// ReportQuery is a q:reportQuery: the requests of the users of one organisation (the caller's,
+// unless the caller's role is an oversight role), over the period [From, To), narrowed by the
+// other fields, as every request or as the monthly summary. Zero fields do not narrow.
 type ReportQuery struct {
-	Organisation string // "" = the caller's organisation
-	UserIIN      string // "" = every user
+	Kind string // ReportRequests ("" means it) or ReportSummary
+	// Organisation is the caller's organisation by name, as the first reports named it: it may
+	// only name the caller's own, and narrows nothing. Another organisation is chosen by
+	// ERDRCode.
+	Organisation string
+	ERDRCode     string // the organisation by its ЕРДР code
+	Department   string
+	UserIIN      string
 	From, To     time.Time
-	Service      int // 0 = every service
+	Basis        siobroker.Basis
+	Service      int
+	Outcome      string // a siobroker.RequestOutcome
 	Format       string
 }
 
@@ -50,12 +67,13 @@ type ExportQuery struct {
 	Format         string
 }
 
-// Report is the q:report of a reply: the rendered report and how many journal records it holds.
+// Report is the q:report of a reply: the rendered report and how many rows it holds (journal
+// records for an export, requests or summary rows for a report).
 type Report struct {
 	RequestMessageID string // the messageId of the request it answers
 	Format           string
 	Records          int
-	Body             []byte
+	Body             []byte // for xlsx, the workbook itself (decoded from its base64)
 }
 
 // DateLayout is how the date of a resolution is written (xs:date without a time zone).
@@ -68,13 +86,20 @@ func NewReportRequest(info siobroker.RequestInfo, q ReportQuery) *etree.Document
 	qe := data.CreateElement(prefixQ + ":reportQuery")
 	qe.CreateAttr("xmlns:"+prefixQ, schemas.NSQuery)
 	qe.CreateAttr("Id", "id-rq-"+idPart(info.MessageID))
+	optLeaf(qe, prefixQ+":kind", q.Kind)
 	optLeaf(qe, prefixQ+":organisation", q.Organisation)
+	optLeaf(qe, prefixQ+":erdrCode", q.ERDRCode)
+	optLeaf(qe, prefixQ+":department", q.Department)
 	optLeaf(qe, prefixQ+":userIin", q.UserIIN)
 	leaf(qe, prefixQ+":from", siobroker.FormatTime(q.From))
 	leaf(qe, prefixQ+":to", siobroker.FormatTime(q.To))
+	if q.Basis != 0 {
+		leaf(qe, prefixQ+":basis", strconv.Itoa(int(q.Basis)))
+	}
 	if q.Service != 0 {
 		leaf(qe, prefixQ+":service", strconv.Itoa(q.Service))
 	}
+	optLeaf(qe, prefixQ+":outcome", q.Outcome)
 	leaf(qe, prefixQ+":format", q.Format)
 	return doc
 }
@@ -116,13 +141,21 @@ func NewReportResponse(info ResponseInfo, format string, count int, body []byte)
 	re.CreateAttr("requestMessageId", info.CorrelationID)
 	re.CreateAttr("format", format)
 	re.CreateAttr("records", strconv.Itoa(count))
+	if format == ReportXLSX {
+		body = []byte(base64.StdEncoding.EncodeToString(body))
+	}
 	if len(body) > 0 {
 		re.SetText(string(body))
 	}
 	return doc
 }
 
-var reportFormats = []string{ReportCSV, ReportJSON}
+// exportFormats are an export's; reportFormats a report's.
+var (
+	exportFormats = []string{ReportCSV, ReportJSON}
+	reportFormats = []string{ReportCSV, ReportJSON, ReportXLSX}
+	reportKinds   = []string{ReportRequests, ReportSummary}
+)
 
 // ParseReportQuery validates a q:reportQuery element against sio-query-v1.xsd and returns it. The
 // element is the one a signature verifier returned (or the one SendMessageParts found in the
@@ -133,11 +166,20 @@ func ParseReportQuery(el *etree.Element) (ReportQuery, error) {
 	if err := rootElement(el, p); err != nil {
 		return q, err
 	}
-	s, err := querySeq(el, p, "organisation", "userIin", "from", "to", "service", "format")
+	s, err := querySeq(el, p, "kind", "organisation", "erdrCode", "department", "userIin", "from", "to", "basis", "service", "outcome", "format")
 	if err != nil {
 		return q, err
 	}
+	if q.Kind, err = optEnum(s, "kind", reportKinds); err != nil {
+		return q, err
+	}
 	if q.Organisation, err = optText256(s, "organisation"); err != nil {
+		return q, err
+	}
+	if q.ERDRCode, err = optText(s, "erdrCode", token64); err != nil {
+		return q, err
+	}
+	if q.Department, err = optText256(s, "department"); err != nil {
 		return q, err
 	}
 	if q.UserIIN, err = optTwelve(s, "userIin"); err != nil {
@@ -146,19 +188,61 @@ func ParseReportQuery(el *etree.Element) (ReportQuery, error) {
 	if q.From, q.To, err = period(s); err != nil {
 		return q, err
 	}
-	if e := s.opt("service"); e != nil {
-		v, err := text(e, p+"/service")
-		if err != nil {
-			return q, err
-		}
-		if q.Service, err = xsInt(p+"/service", v, siobroker.FirstService, siobroker.LastService); err != nil {
-			return q, err
-		}
+	basis, err := optInt(s, "basis", int(siobroker.FirstBasis), int(siobroker.LastBasis))
+	if err != nil {
+		return q, err
 	}
-	if q.Format, err = formatField(s); err != nil {
+	q.Basis = siobroker.Basis(basis)
+	if q.Service, err = optInt(s, "service", siobroker.FirstService, siobroker.LastService); err != nil {
+		return q, err
+	}
+	outcomes := make([]string, len(siobroker.RequestOutcomes))
+	for i, o := range siobroker.RequestOutcomes {
+		outcomes[i] = string(o)
+	}
+	if q.Outcome, err = optEnum(s, "outcome", outcomes); err != nil {
+		return q, err
+	}
+	if q.Format, err = formatField(s, reportFormats); err != nil {
 		return q, err
 	}
 	return q, s.end()
+}
+
+// optText reads an optional element's text and checks it with check.
+func optText(s *seq, name string, check func(path, v string) error) (string, error) {
+	e := s.opt(name)
+	if e == nil {
+		return "", nil
+	}
+	v, err := text(e, s.child(name))
+	if err != nil {
+		return "", err
+	}
+	return v, check(s.child(name), v)
+}
+
+// optEnum reads an optional element whose text is one of values.
+func optEnum(s *seq, name string, values []string) (string, error) {
+	return optText(s, name, func(path, v string) error {
+		if !contains(values, v) {
+			return siobroker.FieldError(path, "must be one of %s, got %q", strings.Join(values, ", "), v)
+		}
+		return nil
+	})
+}
+
+// optInt reads an optional xs:int element within [min, max]; 0 when it is absent.
+func optInt(s *seq, name string, min, max int) (int, error) {
+	e := s.opt(name)
+	if e == nil {
+		return 0, nil
+	}
+	v, err := text(e, s.child(name))
+	if err != nil {
+		return 0, err
+	}
+	return xsInt(s.child(name), v, min, max)
 }
 
 // ParseExportQuery validates a q:exportQuery element against sio-query-v1.xsd and returns it.
@@ -228,7 +312,7 @@ func ParseExportQuery(el *etree.Element) (ExportQuery, error) {
 	if q.From, q.To, err = period(s); err != nil {
 		return q, err
 	}
-	if q.Format, err = formatField(s); err != nil {
+	if q.Format, err = formatField(s, exportFormats); err != nil {
 		return q, err
 	}
 	return q, s.end()
@@ -248,29 +332,9 @@ func rootElement(el *etree.Element, p string, attrs ...string) error {
 	return idAttr(el, p)
 }
 
-func optText256(s *seq, name string) (string, error) {
-	e := s.opt(name)
-	if e == nil {
-		return "", nil
-	}
-	v, err := text(e, s.child(name))
-	if err != nil {
-		return "", err
-	}
-	return v, text256(s.child(name), v)
-}
+func optText256(s *seq, name string) (string, error) { return optText(s, name, text256) }
 
-func optTwelve(s *seq, name string) (string, error) {
-	e := s.opt(name)
-	if e == nil {
-		return "", nil
-	}
-	v, err := text(e, s.child(name))
-	if err != nil {
-		return "", err
-	}
-	return v, twelveDigits(s.child(name), v)
-}
+func optTwelve(s *seq, name string) (string, error) { return optText(s, name, twelveDigits) }
 
 // period reads from and to (tns:ZonedDateTime) and requires to after from.
 func period(s *seq) (from, to time.Time, err error) {
@@ -296,7 +360,7 @@ func period(s *seq) (from, to time.Time, err error) {
 	return from, to, nil
 }
 
-func formatField(s *seq) (string, error) {
+func formatField(s *seq, formats []string) (string, error) {
 	e, err := s.req("format")
 	if err != nil {
 		return "", err
@@ -305,8 +369,8 @@ func formatField(s *seq) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !contains(reportFormats, v) {
-		return "", siobroker.FieldError(s.child("format"), "must be csv or json, got %q", v)
+	if !contains(formats, v) {
+		return "", siobroker.FieldError(s.child("format"), "must be %s, got %q", strings.Join(formats, " or "), v)
 	}
 	return v, nil
 }
@@ -376,7 +440,7 @@ func ParseReport(el *etree.Element) (Report, error) {
 		return r, err
 	}
 	if !contains(reportFormats, r.Format) {
-		return r, siobroker.FieldError(p+"/@format", "must be csv or json, got %q", r.Format)
+		return r, siobroker.FieldError(p+"/@format", "must be %s, got %q", strings.Join(reportFormats, " or "), r.Format)
 	}
 	n, err := attr("records")
 	if err != nil {
@@ -386,6 +450,12 @@ func ParseReport(el *etree.Element) (Report, error) {
 		return r, err
 	}
 	r.Body = []byte(b.String())
+	if r.Format == ReportXLSX {
+		// The workbook travels as its base64 (xs:base64Binary allows whitespace between groups).
+		if r.Body, err = base64.StdEncoding.DecodeString(strings.Join(strings.Fields(b.String()), "")); err != nil {
+			return r, siobroker.FieldError(p, "an xlsx report must hold the workbook's base64: %v", err)
+		}
+	}
 	return r, nil
 }
 

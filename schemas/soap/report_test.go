@@ -25,7 +25,8 @@ func repInfo() siobroker.RequestInfo {
 }
 
 func fullReportQuery() ReportQuery {
-	return ReportQuery{Organisation: "ДП г. Астаны", UserIIN: "870315123455", From: repFrom, To: repTo, Service: 93, Format: ReportJSON}
+	return ReportQuery{Kind: ReportRequests, Organisation: "ДП г. Астаны", ERDRCode: "1501", Department: "Следственное управление",
+		UserIIN: "870315123455", From: repFrom, To: repTo, Basis: siobroker.BasisSearch, Service: 93, Outcome: "refused", Format: ReportJSON}
 }
 
 func fullExportQuery() ExportQuery {
@@ -60,14 +61,18 @@ func TestReportQueryRoundTrip(t *testing.T) {
 	for name, q := range map[string]ReportQuery{
 		"full":    fullReportQuery(),
 		"minimal": {From: repFrom, To: repTo, Format: ReportCSV},
+		"summary": {Kind: ReportSummary, From: repFrom, To: repTo, Format: ReportXLSX},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := ParseReportQuery(repDataElement(t, NewReportRequest(repInfo(), q)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Organisation != q.Organisation || got.UserIIN != q.UserIIN || !got.From.Equal(q.From) ||
-				!got.To.Equal(q.To) || got.Service != q.Service || got.Format != q.Format {
+			if !got.From.Equal(q.From) || !got.To.Equal(q.To) {
+				t.Errorf("period %s–%s, want %s–%s", got.From, got.To, q.From, q.To)
+			}
+			got.From, got.To, q.From, q.To = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+			if got != q {
 				t.Errorf("got %+v, want %+v", got, q)
 			}
 		})
@@ -149,8 +154,13 @@ var reportRefusals = []struct {
 	{"format xml", `<q:format>json</q:format>`, `<q:format>xml</q:format>`, "reportQuery/format", true},
 	{"no format", `<q:format>json</q:format>`, ``, "reportQuery/format", true},
 	{"iin 11 digits", `<q:userIin>870315123455</q:userIin>`, `<q:userIin>87031512345</q:userIin>`, "reportQuery/userIin", true},
-	{"wrong order", `<q:organisation>ДП г. Астаны</q:organisation><q:userIin>870315123455</q:userIin>`,
-		`<q:userIin>870315123455</q:userIin><q:organisation>ДП г. Астаны</q:organisation>`, "reportQuery/from", true},
+	{"wrong order", `<q:organisation>ДП г. Астаны</q:organisation><q:erdrCode>1501</q:erdrCode>`,
+		`<q:erdrCode>1501</q:erdrCode><q:organisation>ДП г. Астаны</q:organisation>`, "reportQuery/from", true},
+	{"kind", `<q:kind>requests</q:kind>`, `<q:kind>monthly</q:kind>`, "reportQuery/kind", true},
+	{"basis 7", `<q:basis>6</q:basis>`, `<q:basis>7</q:basis>`, "reportQuery/basis", true},
+	{"outcome", `<q:outcome>refused</q:outcome>`, `<q:outcome>lost</q:outcome>`, "reportQuery/outcome", true},
+	{"empty erdr code", `<q:erdrCode>1501</q:erdrCode>`, `<q:erdrCode></q:erdrCode>`, "reportQuery/erdrCode", true},
+	{"empty department", `<q:department>Следственное управление</q:department>`, `<q:department></q:department>`, "reportQuery/department", true},
 	{"unknown element", `</q:format>`, `</q:format><q:extra/>`, "reportQuery/extra", true},
 	{"unknown attribute", `<q:reportQuery `, `<q:reportQuery x="1" `, "reportQuery/@x", true},
 }
@@ -165,6 +175,7 @@ var exportRefusals = []struct {
 	{"both user and organisation", `<q:userIin>870315123455</q:userIin>`, `<q:userIin>870315123455</q:userIin><q:organisation>X</q:organisation>`, "exportQuery/organisation", true},
 	{"to equals from", `<q:to>2026-11-01T00:00:00.000+05:00</q:to>`, `<q:to>2026-10-01T00:00:00.000+05:00</q:to>`, "exportQuery/to", false},
 	{"format", `<q:format>csv</q:format>`, `<q:format>pdf</q:format>`, "exportQuery/format", true},
+	{"format xlsx: a report's only", `<q:format>csv</q:format>`, `<q:format>xlsx</q:format>`, "exportQuery/format", true},
 	{"no issuer", `<q:issuedBy>прокурор г. Астаны Ахметов А.А.</q:issuedBy>`, ``, "exportQuery/issuedBy", true},
 	{"no document", `<q:resolutionDocument fileName="постановление.pdf" mediaType="application/pdf">JVBERi0xLjcgcmVzb2x1dGlvbg==</q:resolutionDocument>`, ``,
 		"exportQuery/resolutionDocument", true},
@@ -229,6 +240,25 @@ func TestReportResponseRoundTrip(t *testing.T) {
 	}
 	if rep.RequestMessageID != "rep-1" || rep.Format != ReportCSV || rep.Records != 2 || !bytes.Equal(rep.Body, body) {
 		t.Errorf("report %+v, body %q", rep, rep.Body)
+	}
+
+	// An xlsx report travels as base64 and reads back as the workbook's bytes.
+	workbook := []byte("PK\x03\x04\x00\xff not text")
+	raw, err = Serialize(NewReportResponse(info, ReportXLSX, 7, workbook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _, err = ReadResponseEnvelope(bytes.NewReader(raw), "text/xml", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, rep, err := ParseReportResponse(Body(doc)); err != nil || rep.Format != ReportXLSX || rep.Records != 7 || !bytes.Equal(rep.Body, workbook) {
+		t.Errorf("xlsx report %+v, %v", rep, err)
+	}
+	raw = []byte(strings.Replace(string(raw), "UEsDBA", "!!!!", 1))
+	doc, _, _ = ReadResponseEnvelope(bytes.NewReader(raw), "text/xml", Limits{})
+	if _, _, err := ParseReportResponse(Body(doc)); siobroker.ErrorCode(err) != siobroker.CodeSchema {
+		t.Errorf("an xlsx report that is not base64: %v", err)
 	}
 
 	// A fault is returned as its error.
@@ -304,6 +334,8 @@ func TestReportXSDAgreement(t *testing.T) {
 		"export by user":         ser(NewExportRequest(repInfo(), fullExportQuery())),
 		"export by organisation": ser(NewExportRequest(repInfo(), byOrg)),
 		"report response":        ser(NewReportResponse(ResponseInfo{MessageID: "r", CorrelationID: "c", ResponseDate: repTo, StatusCode: "SCSS001", StatusMessage: "ok"}, ReportCSV, 3, []byte("a,b\n1,2\n"))),
+		"summary request, xlsx":  ser(NewReportRequest(repInfo(), ReportQuery{Kind: ReportSummary, From: repFrom, To: repTo, Format: ReportXLSX})),
+		"xlsx report response":   ser(NewReportResponse(ResponseInfo{MessageID: "r", CorrelationID: "c", ResponseDate: repTo, StatusCode: "SCSS001", StatusMessage: "ok"}, ReportXLSX, 1, []byte("PK\x03\x04 a workbook\x00\xff"))),
 		"signed report response": signed,
 		"export fetch":           ser(NewExportFetchRequest(repInfo(), ExportFetch{ExportID: "0b7c7f0e-4b1e-4f3e-9d55-0f6b8d2d1a01"})),
 		"export pending":         ser(NewExportStatusResponse(ResponseInfo{MessageID: "r", CorrelationID: "c", ResponseDate: repTo, StatusCode: "SCSS001", StatusMessage: "ok"}, ExportStatus{ExportID: "e-1", Status: ExportPending})),

@@ -1,4 +1,5 @@
-// The operator dashboard: polls the JSON endpoints under /dashboard/api/ and renders tables.
+// The dashboard: for an operator, polls the JSON endpoints under /dashboard/api/ and renders
+// tables; for a holder of the reports right, the reports form (downloaded, or shown here).
 // Data is only ever inserted as text (textContent), never as markup. Times come from the broker
 // already in Astana time with their offset and are shown as they are, never converted to the
 // browser's zone.
@@ -9,6 +10,7 @@
   let csrf = '';
   let stopped = false;
   let timer = null;
+  let operatorView = false; // the session holds the operator right: the operator's sections are shown
 
   const $ = (id) => document.getElementById(id);
 
@@ -205,8 +207,54 @@
     }, 'No maintenance window announced.', 8);
   }
 
+  // The columns the page shows of a report, by kind; the download has them all.
+  const REPORT_COLUMNS = {
+    requests: [['time', 'Time', astana], ['signerName', 'Signer'], ['signerIin', 'IIN'], ['department', 'Department'],
+      ['basis', 'Basis'], ['case', 'Case'], ['article', 'Article'], ['subject', 'Subject'],
+      ['services', 'Services', (v) => v.join(' ')], ['purpose', 'Purpose'], ['outcome', 'Outcome'], ['code', 'Code'],
+      ['organisation', 'Organisation'], ['erdrCode', 'ЕРДР code'], ['note', 'Note']],
+    summary: [['month', 'Month'], ['organisation', 'Organisation'], ['erdrCode', 'ЕРДР code'], ['department', 'Department'],
+      ['requests', 'Requests'], ['answered', 'Answered'], ['partial', 'Partial'], ['denied', 'Denied'],
+      ['failed', 'Failed'], ['refused', 'Refused'], ['pending', 'Pending']],
+  };
+
+  // showReport asks for the report as JSON and shows it in the page. The report is a journaled
+  // use like a download: it is asked for by a POST that carries the session's CSRF token.
+  async function showReport() {
+    const form = $('report-form');
+    if (!form.reportValidity()) return;
+    const fields = new URLSearchParams(new FormData(form));
+    fields.set('format', 'json');
+    const r = await fetch('/dashboard/reports', { method: 'POST', body: fields, credentials: 'same-origin', cache: 'no-store' });
+    const text = await r.text();
+    if (!r.ok) {
+      let code = r.headers.get('X-SIO-Error-Code') || 'SIO-INTERNAL', message = text;
+      try { const b = JSON.parse(text); code = b.code; message = b.message; } catch (e) { message = text.replace(/^[A-Z-]+: /, ''); }
+      failed(refusal({ code: code, message: message.trim() }, r.status));
+      return;
+    }
+    const rows = JSON.parse(text);
+    const kind = fields.get('kind') === 'summary' ? 'summary' : 'requests';
+    const cols = REPORT_COLUMNS[kind];
+    const head = document.createElement('tr');
+    for (const [, title] of cols) {
+      const th = document.createElement('th');
+      th.textContent = title;
+      head.appendChild(th);
+    }
+    $('report-head').replaceChildren(head);
+    fill($('report-rows'), rows, (tr, row) => {
+      for (const [key, , show] of cols) cell(tr, show ? show(row[key]) : row[key]);
+    }, 'No request in this period and filter.', cols.length);
+    $('report-table').hidden = false;
+    const noun = kind === 'summary' ? 'row' : 'request';
+    $('report-count').textContent = rows.length + ' ' + noun + (rows.length === 1 ? '' : 's') +
+      ' (report ' + (r.headers.get('X-SIO-Request-Id') || '') + ')';
+    showStatus('', false);
+  }
+
   async function refresh() {
-    if (stopped) return;
+    if (stopped || !operatorView) return;
     const parts = [
       ['services', renderServices],
       ['incidents', renderIncidents],
@@ -269,6 +317,7 @@
       services: $('mw-services').value, start: $('mw-start').value, end: $('mw-end').value, reason: $('mw-reason').value,
       emergency: $('mw-emergency').checked ? 'true' : '',
     }, 'Maintenance window announced.'));
+    $('report-show').addEventListener('click', () => showReport().catch(failed));
     $('logout').addEventListener('click', async () => {
       try {
         await post('/dashboard/logout', {});
@@ -289,10 +338,20 @@
       csrf = s.csrf || '';
       $('who').textContent = s.name + ' (' + s.iin + '), ' + s.organisation;
       $('session-until').textContent = s.expires ? 'session until ' + astana(s.expires) : '';
+      operatorView = s.operator;
+      for (const el of document.querySelectorAll('section.operator')) el.hidden = !s.operator;
+      $('asof').hidden = !s.operator;
+      $('reports').hidden = !s.reports;
+      $('report-csrf').value = csrf;
+      $('title').textContent = 'СИО ПСО broker — ' + (s.operator ? 'operator dashboard' : 'reports');
+      const today = s.now.slice(0, 10);
+      $('report-to').value = today;
+      $('report-from').value = today.slice(0, 8) + '01';
     } catch (e) {
       failed(e);
       return;
     }
+    if (!operatorView) return;
     await refresh();
     timer = setInterval(refresh, POLL_MS);
   }
