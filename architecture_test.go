@@ -76,7 +76,7 @@ var importRules = map[string][]string{
 	"client":  {".", "schemas/soap", "signing"},
 
 	"config":       {"access/cases"},
-	"config/check": {".", "access/cases", "access/rights", "adapters/adapterconfig", "config", "operator/maintenance", "routing/msgauth", "routing/routes", "schemas", "signing"},
+	"config/check": {".", "access/cases", "access/rights", "adapters/adapterconfig", "config", "operator/incidents", "operator/maintenance", "routing/msgauth", "routing/routes", "schemas", "signing"},
 
 	"internal/reqlog":     {},
 	"internal/ratelimit":  {},

@@ -160,6 +160,10 @@ var migrations = []string{
 	// The store's own id, under which its broker's admissions are kept where the replay marks
 	// are shared. See admissions.go.
 	migrationStoreID,
+
+	// The emergencies of Appendix 7 in the journal of emergencies: the cause in words of every
+	// incident and the actions of an emergency. See incidents.go.
+	migrationEmergencies,
 }
 
 // FileName is the store's database file in the data directory.
