@@ -19,6 +19,7 @@ func (b *Broker) dashboardHandler(p *parts) (http.Handler, error) {
 	dc := dashboard.Config{
 		Services:         b.ops.Monitor.Services,
 		Incidents:        dashboard.IncidentsOf(p.tracker, b.db),
+		Plans:            p.plans,
 		Users:            p.users,
 		Journal:          p.journal,
 		Replay:           p.replay.calls,
