@@ -23,17 +23,25 @@ type Fault struct {
 // DispatcherTracker.Failed).
 var (
 	FaultTransport = Fault{Type: siobroker.IncidentTransportOutage, Cause: siobroker.IncidentCause{Queue: "transport"},
-		Reason: "транспорт сообщений (RabbitMQ) недоступен: новые запросы не принимаются"}
+		Reason: "транспорт сообщений недоступен (маршрутизатор остановлен или нет соединения с RabbitMQ): новые запросы не принимаются"}
 	FaultJournal = Fault{Type: siobroker.IncidentJournalFailure, Cause: siobroker.IncidentCause{Queue: "journal"},
 		Reason: "запись в Log-журнал невозможна: запросы отклоняются"}
 	FaultSigning = Fault{Type: siobroker.IncidentSigningFailure, Cause: siobroker.IncidentCause{Queue: "signer"},
 		Reason: "ответы не могут быть подписаны ЭЦП брокера"}
 )
 
-// publishFault is the fault of the publishes to one service queue.
+// publishFault is the fault of the publishes to one service queue. It is made for every publish,
+// so it formats nothing: its Reason is written when a failure begins (faultReason).
 func publishFault(service int, topic string) Fault {
-	return Fault{Type: siobroker.IncidentPublishFailed, Cause: siobroker.IncidentCause{Service: service, Queue: topic},
-		Reason: fmt.Sprintf("сообщения сервиса %d не отправлены в очередь %s", service, topic)}
+	return Fault{Type: siobroker.IncidentPublishFailed, Cause: siobroker.IncidentCause{Service: service, Queue: topic}}
+}
+
+// faultReason is f's Reason, or the one its type gives.
+func faultReason(f Fault) string {
+	if f.Reason == "" && f.Type == siobroker.IncidentPublishFailed {
+		return fmt.Sprintf("сообщения сервиса %d не отправлены в очередь %s", f.Cause.Service, f.Cause.Queue)
+	}
+	return f.Reason
 }
 
 // NoteCleared is the close note of a fault's incident the tracker closed.
@@ -87,7 +95,7 @@ func (t *Tracker) Report(f Fault, err error) {
 		st.cleared = time.Time{}
 	default:
 		if st == nil {
-			st = &faultState{reason: f.Reason, since: now}
+			st = &faultState{reason: faultReason(f), since: now}
 			t.faults[key] = st
 			t.faultsLive.Add(1)
 			wake = true

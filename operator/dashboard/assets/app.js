@@ -145,7 +145,8 @@
   }
 
   // renderEmergencies shows each open emergency of Appendix 7 with its table of actions, the
-  // overdue ones marked, and the buttons that record an action's start and end now.
+  // overdue ones marked, and the buttons that record an action's start and end (at the time given
+  // above them, or now).
   function renderEmergencies(v) {
     $('plans-note').hidden = !v.plansNote && !v.plansExample;
     $('plans-note').textContent = v.plansNote ||
@@ -207,10 +208,10 @@
         const td = document.createElement('td');
         const path = '/dashboard/api/incidents/' + i.number + '/actions/' + a.no + '/';
         if (!a.startedAt) {
-          td.appendChild(button('Start now', 'action-start', () => act(path + 'start', {},
+          td.appendChild(button('Start', 'action-start', () => act(path + 'start', { at: $('em-at').value },
             'Action ' + a.no + ' of emergency ' + i.number + ' started.')));
         } else if (!a.endedAt) {
-          td.appendChild(button('End now', 'action-end', () => act(path + 'end', {},
+          td.appendChild(button('End', 'action-end', () => act(path + 'end', { at: $('em-at').value },
             'Action ' + a.no + ' of emergency ' + i.number + ' ended.')));
         }
         tr.appendChild(td);
