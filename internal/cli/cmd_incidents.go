@@ -440,7 +440,7 @@ func incidentsClose(ctx context.Context, args []string, stdout, stderr io.Writer
 func incidentsRegister(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := incidentsFlags("register", stdout, stderr, false)
 	fromFlag := f.String("from", "", "the first onset included, RFC 3339 with an offset (default: the first incident)")
-	toFlag := f.String("to", "", "the onsets before this are included, RFC 3339 with an offset (default: now)")
+	toFlag := f.String("to", "", "the onsets before this are included, RFC 3339 with an offset (default: no bound)")
 	format := f.String("format", "html", "html (for the browser's print) or csv")
 	out := f.String("out", "", "write to this file instead of stdout")
 	if code, ok := f.parseNoArgs(args); !ok {

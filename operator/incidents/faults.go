@@ -101,10 +101,7 @@ func (t *Tracker) Report(f Fault, err error) {
 			wake = true
 		}
 		if !st.cleared.IsZero() {
-			st.cleared, wake = time.Time{}, true
-			if st.resumed.IsZero() {
-				st.resumed = now
-			}
+			st.cleared, st.resumed, wake = time.Time{}, now, true
 		}
 		st.count++
 		st.lastErr = errorText(err)
@@ -238,11 +235,12 @@ func (t *Tracker) applyFault(ctx context.Context, key faultKey, st faultState, n
 	// cause cleared.
 	t.faultMu.Lock()
 	if cur := t.faults[key]; cur != nil && cur.number == number {
-		if cur.cleared.IsZero() {
-			*cur = faultState{reason: cur.reason, since: cur.resumed, lastErr: cur.lastErr, count: max(cur.count-st.count, 1)}
-			if cur.since.IsZero() {
-				cur.since = now
+		if extra := cur.count - st.count; extra > 0 {
+			since := cur.resumed
+			if !since.After(st.cleared) {
+				since = now
 			}
+			*cur = faultState{reason: cur.reason, since: since, lastErr: cur.lastErr, count: extra, cleared: cur.cleared}
 		} else {
 			delete(t.faults, key)
 			t.faultsLive.Add(-1)
