@@ -10,6 +10,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/operator/incidents"
@@ -21,7 +22,9 @@ import (
 // the request's path and records the incident from its own goroutine.
 //
 //   - the journal: the pipeline's and the late answers' journal is wrapped
-//     (incidents.Tracker.WatchJournal);
+//     (incidents.Tracker.WatchJournal), and so are the pipeline's replay marks (watchedReplay),
+//     which are kept where the journal is and are the first write of every request: a journal's
+//     store that does not take writes refuses the request there, before any append is tried;
 //   - the reply signer: watchedSigner;
 //   - the message transport: probed every transportProbe (transportReady: the router runs and,
 //     on RabbitMQ, both connections are up), since during an outage no request reaches the
@@ -43,6 +46,22 @@ func (s watchedSigner) Sign(doc *etree.Document, p signing.Placement) error {
 	err := s.Signer.Sign(doc, p)
 	s.report(err)
 	return err
+}
+
+// watchedReplay is the pipeline's replay marks with every marking reported to the tracker as a
+// write to the journal's store (incidents.FaultJournal). A marking abandoned because its caller's
+// context ended is not reported.
+type watchedReplay struct {
+	broker.ReplayGuard
+	report func(error)
+}
+
+func (w watchedReplay) MarkRequest(ctx context.Context, m siobroker.ReplayMark) (idFresh, contentFresh bool, err error) {
+	idFresh, contentFresh, err = w.ReplayGuard.MarkRequest(ctx, m)
+	if err == nil || ctx.Err() == nil {
+		w.report(err)
+	}
+	return idFresh, contentFresh, err
 }
 
 // probeTransport reports the transport's state to the tracker every transportProbe until ctx

@@ -322,7 +322,7 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		// The reply signer and the journal report every use to the tracker, which opens an
 		// incident when they fail and closes it when they work again (faults.go).
 		Signer:         watchedSigner{Signer: p.signer, report: p.tracker.Watch(incidents.FaultSigning)},
-		Replay:         p.replay.requests,
+		Replay:         watchedReplay{ReplayGuard: p.replay.requests, report: p.tracker.Watch(incidents.FaultJournal)},
 		Dispatcher:     p.dispatcher,
 		Rights:         b.live.rights,
 		Users:          p.users,
