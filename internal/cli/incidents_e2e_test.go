@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,24 +35,8 @@ func TestJournalFailureIncidentE2E(t *testing.T) {
 	}
 	release()
 
-	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		open, err := e.b.Store().Incidents(ctx, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, inc := range open {
-			if inc.Type == siobroker.IncidentJournalFailure {
-				if inc.StartedAt.Before(locked.Truncate(time.Millisecond)) || inc.Affected < 1 || inc.LastError == "" || inc.Reason == "" {
-					t.Fatalf("the journal-failure incident: %+v", inc)
-				}
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no journal-failure incident within 30s of the store's release; open: %+v", open)
-		}
-		time.Sleep(50 * time.Millisecond)
+	inc := waitIncident(t, e, siobroker.IncidentJournalFailure, 30*time.Second)
+	if inc.StartedAt.Before(locked.Truncate(time.Millisecond)) || inc.Affected < 1 || inc.LastError == "" || inc.Reason == "" {
+		t.Fatalf("the journal-failure incident: %+v", inc)
 	}
 }
