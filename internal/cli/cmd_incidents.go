@@ -304,7 +304,7 @@ func incidentsOpen(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if plans.Example {
 		fmt.Fprintf(stderr, "siobroker incidents open: note: the action plans of %s are the shipped example (example: true); adapt them\n", path)
 	}
-	inc, err := a.svc.OpenEmergency(ctx, incidents.Emergency{Kind: kind, Reason: *cause, StartedAt: onset}, plans.Plan(kind))
+	inc, err := a.svc.RecordEmergency(ctx, incidents.Emergency{Kind: kind, Reason: *cause, StartedAt: onset}, plans.Plan(kind))
 	switch {
 	case errors.Is(err, incidents.ErrEmergencyOpen):
 		return f.fail(incidentsExitFailed, "%v: record on it (incidents action %d ...), or close it first", err, inc.Number)

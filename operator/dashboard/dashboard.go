@@ -87,9 +87,9 @@ type Incidents interface {
 	Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error)
 	AnnotateBy(ctx context.Context, by string, number int64, measures, responsible string) (siobroker.Incident, error)
 	CloseBy(ctx context.Context, by string, number int64, note string) (siobroker.Incident, error)
-	// OpenEmergencyBy opens an emergency of Appendix 7 with the actions of plan
-	// (incidents.Service.OpenEmergency).
-	OpenEmergencyBy(ctx context.Context, by string, e incidents.Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error)
+	// RecordEmergencyBy opens an emergency of Appendix 7 with the actions of plan
+	// (incidents.Service.RecordEmergency).
+	RecordEmergencyBy(ctx context.Context, by string, e incidents.Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error)
 	// RecordActionBy records the start (end false) or the end of action no of emergency number at
 	// at (zero: now) (incidents.Service.RecordAction).
 	RecordActionBy(ctx context.Context, by string, number int64, no int, end bool, at time.Time) (siobroker.Incident, error)
@@ -296,8 +296,8 @@ func (ti trackerIncidents) CloseBy(ctx context.Context, by string, number int64,
 	return ti.tracker.CloseBy(ctx, by, number, note)
 }
 
-func (ti trackerIncidents) OpenEmergencyBy(ctx context.Context, by string, e incidents.Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error) {
-	return ti.tracker.OpenEmergencyBy(ctx, by, e, plan)
+func (ti trackerIncidents) RecordEmergencyBy(ctx context.Context, by string, e incidents.Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error) {
+	return ti.tracker.RecordEmergencyBy(ctx, by, e, plan)
 }
 
 func (ti trackerIncidents) RecordActionBy(ctx context.Context, by string, number int64, no int, end bool, at time.Time) (siobroker.Incident, error) {

@@ -74,7 +74,7 @@ func (h *handler) openEmergency(ctx context.Context, r *http.Request, op operato
 		}
 		d.Started = siobroker.FormatTime(started)
 	}
-	inc, err := h.cfg.Incidents.OpenEmergencyBy(ctx, op.by(), incidents.Emergency{Kind: kind, Reason: d.Cause, StartedAt: started}, h.cfg.Plans.Plan(kind))
+	inc, err := h.cfg.Incidents.RecordEmergencyBy(ctx, op.by(), incidents.Emergency{Kind: kind, Reason: d.Cause, StartedAt: started}, h.cfg.Plans.Plan(kind))
 	d.Incident, d.Started = inc.Number, formatTime(inc.StartedAt)
 	switch {
 	case errors.Is(err, incidents.ErrEmergencyOpen):

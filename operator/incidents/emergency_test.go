@@ -36,14 +36,14 @@ func TestEmergencyByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	onset := t0.Add(-10 * time.Minute)
-	if _, err := svc.OpenEmergency(ctx, incidents.Emergency{Kind: siobroker.EmergencyFireAlarm, Reason: "  "}, plans.Plan(siobroker.EmergencyFireAlarm)); err == nil {
+	if _, err := svc.RecordEmergency(ctx, incidents.Emergency{Kind: siobroker.EmergencyFireAlarm, Reason: "  "}, plans.Plan(siobroker.EmergencyFireAlarm)); err == nil {
 		t.Fatal("an emergency without its cause was opened")
 	}
-	if _, err := svc.OpenEmergency(ctx, incidents.Emergency{Kind: siobroker.EmergencyFireAlarm, Reason: "x", StartedAt: t0.Add(time.Minute)},
+	if _, err := svc.RecordEmergency(ctx, incidents.Emergency{Kind: siobroker.EmergencyFireAlarm, Reason: "x", StartedAt: t0.Add(time.Minute)},
 		plans.Plan(siobroker.EmergencyFireAlarm)); err == nil {
 		t.Fatal("an emergency with its onset in the future was opened")
 	}
-	inc, err := svc.OpenEmergency(ctx, incidents.Emergency{Kind: siobroker.EmergencyFireAlarm, Reason: "дым в серверной", StartedAt: onset},
+	inc, err := svc.RecordEmergency(ctx, incidents.Emergency{Kind: siobroker.EmergencyFireAlarm, Reason: "дым в серверной", StartedAt: onset},
 		plans.Plan(siobroker.EmergencyFireAlarm))
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func TestEmergencyByHand(t *testing.T) {
 	if !inc.StartedAt.Equal(onset) || !inc.OpenedAt.Equal(t0) || len(inc.Actions) != 4 || inc.Reason != "дым в серверной" {
 		t.Fatalf("opened %+v", inc)
 	}
-	if _, err := svc.OpenEmergency(ctx, incidents.Emergency{Kind: siobroker.EmergencyFireAlarm, Reason: "again"},
+	if _, err := svc.RecordEmergency(ctx, incidents.Emergency{Kind: siobroker.EmergencyFireAlarm, Reason: "again"},
 		plans.Plan(siobroker.EmergencyFireAlarm)); !errors.Is(err, incidents.ErrEmergencyOpen) {
 		t.Fatalf("second fire alarm: %v, want ErrEmergencyOpen", err)
 	}
@@ -108,7 +108,7 @@ func TestRegisterInTheFormOfAppendix7(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	power, err := svc.OpenEmergency(ctx, incidents.Emergency{Kind: siobroker.EmergencyPowerFailure, Reason: "отключение городской сети",
+	power, err := svc.RecordEmergency(ctx, incidents.Emergency{Kind: siobroker.EmergencyPowerFailure, Reason: "отключение городской сети",
 		StartedAt: t0.Add(-time.Hour)}, plans.Plan(siobroker.EmergencyPowerFailure))
 	if err != nil {
 		t.Fatal(err)

@@ -110,10 +110,10 @@ type Emergency struct {
 // close it first.
 var ErrEmergencyOpen = errors.New("an emergency of this kind is open already")
 
-// OpenEmergency records e as a new open emergency with the actions of plan (the plan of its kind,
+// RecordEmergency records e as a new open emergency with the actions of plan (the plan of its kind,
 // Plans.Plan), and journals it. If one of its kind is open already, nothing is written and that
 // one is returned with an error wrapping ErrEmergencyOpen.
-func (s *Service) OpenEmergency(ctx context.Context, e Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error) {
+func (s *Service) RecordEmergency(ctx context.Context, e Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error) {
 	now := s.clock.Now().In(siobroker.Astana)
 	reason := strings.TrimSpace(e.Reason)
 	switch {

@@ -275,11 +275,11 @@ func (t *Tracker) Run(ctx context.Context) {
 	}
 }
 
-// OpenEmergencyBy opens an emergency by hand (Service.OpenEmergency), recorded as by.
-func (t *Tracker) OpenEmergencyBy(ctx context.Context, by string, e Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error) {
+// RecordEmergencyBy opens an emergency by hand (Service.RecordEmergency), recorded as by.
+func (t *Tracker) RecordEmergencyBy(ctx context.Context, by string, e Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error) {
 	t.checkMu.Lock()
 	defer t.checkMu.Unlock()
-	return t.as(by).OpenEmergency(ctx, e, plan)
+	return t.as(by).RecordEmergency(ctx, e, plan)
 }
 
 // RecordActionBy records the start or the end of an action of an emergency
