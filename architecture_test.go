@@ -46,7 +46,7 @@ var importRules = map[string][]string{
 
 	"access/rights": {"."},
 	"access/cases":  {"."},
-	"access/users":  {".", "signing"},
+	"access/users":  {".", "schemas", "signing"},
 
 	"adapters":               {".", "schemas"},
 	"adapters/adaptertest":   {".", "adapters", "schemas"},
@@ -66,17 +66,22 @@ var importRules = map[string][]string{
 
 	"operator/incidents":   {"."},
 	"operator/maintenance": {"."},
-	"operator/health":      {".", "routing", "schemas", "signing"},
-	"operator/metrics":     {".", "operator/health"},
-	"operator/replayguard": {"."},
-	"operator/reports":     {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
-	"operator/dashboard":   {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "schemas", "schemas/soap", "signing", "signing/intake"},
+	// The schedule published to participants: a feed by client certificate and a signed
+	// operation, verified and answered as the reports are.
+	"operator/maintenance/publish": {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
+	"operator/health":              {".", "routing", "schemas", "signing"},
+	"operator/metrics":             {".", "operator/health"},
+	"operator/replayguard":         {"."},
+	"operator/reports":             {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
+	"operator/dashboard":           {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "schemas", "schemas/soap", "signing", "signing/intake"},
 
 	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/tlspolicy", "internal/ratelimit"},
 	"client":  {".", "schemas/soap", "signing"},
 
-	"config":       {"access/cases"},
-	"config/check": {".", "access/cases", "access/rights", "adapters/adapterconfig", "config", "operator/incidents", "operator/maintenance", "routing/msgauth", "routing/routes", "schemas", "signing"},
+	"config":                     {"access/cases"},
+	"operator/notify":            {"."},
+	"operator/notify/notifytest": {},
+	"config/check":               {".", "access/cases", "access/rights", "adapters/adapterconfig", "config", "operator/incidents", "operator/maintenance", "operator/notify", "routing/msgauth", "routing/routes", "schemas", "signing"},
 
 	"internal/reqlog":     {},
 	"internal/ratelimit":  {},

@@ -74,6 +74,9 @@ const (
 	CodeDashboardNotFound    Code = "SIO-DASHBOARD-NOT-FOUND"   // no incident or maintenance window with that number
 	CodeDashboardConflict    Code = "SIO-DASHBOARD-CONFLICT"    // the incident is closed, or the window cancelled, already
 
+	// The schedule of maintenance windows (§36, 42).
+	CodeWindowsDenied Code = "SIO-WINDOWS-DENIED" // the feed without a verified TLS client certificate of a registered user
+
 	// The asynchronous channel.
 	CodeAsyncPending   Code = "SIO-ASYNC-PENDING"   // the result is not ready (or its delivery was stopped); ask the status
 	CodeAsyncUnknown   Code = "SIO-ASYNC-UNKNOWN"   // no such messageId among the caller's own asynchronous requests

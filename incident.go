@@ -9,9 +9,10 @@ import (
 
 // The journal of emergencies (§39–41 and Appendix 7 of the Rules, Журнал аварийных ситуаций). An
 // Incident is either one the broker records by itself, when message delivery is delayed by more
-// than the threshold (§39) or one of its own parts fails (the transport, the journal, the reply
-// signer), or an emergency of one of the six kinds of Appendix 7 that an operator opens by hand
-// (§40–41), with the plan of actions of its kind. The incidents package tracks them; the stores keep
+// than the threshold (§39), one of its own parts fails (the transport, the journal, the reply
+// signer) or a maintenance window is announced as an emergency (§36, 42), or an emergency of one
+// of the six kinds of Appendix 7 that an operator opens by hand (§40–41), with the plan of actions
+// of its kind. The incidents package tracks them; the stores keep
 // them and their append-only history.
 
 // The types of the incidents the broker records by itself.
@@ -27,6 +28,9 @@ const (
 	// IncidentPublishFailed: service messages could not be published to their queue; each one is
 	// counted in Affected, so that no failed publish goes unrecorded.
 	IncidentPublishFailed = "publish-failed"
+	// IncidentEmergencyMaintenance is the type of an incident opened because a maintenance window
+	// was announced as an emergency: with less than the minimum notice, or after it began.
+	IncidentEmergencyMaintenance = "emergency-maintenance"
 )
 
 // EmergencyKind is one of the six kinds of emergency of Appendix 7. An emergency an operator

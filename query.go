@@ -60,10 +60,63 @@ func (s Subject) ID() string {
 type Query struct {
 	Basis    Basis
 	Case     CaseRef
-	Article  string // Criminal Code article, where the basis and services need one
+	Article  string // Criminal Code article the request names: a hint, checked against CaseArticles
 	Subject  Subject
 	Services []int
 	Purpose  string
+
+	// CaseArticles is the case's qualification as its case registry answered the check of §5:
+	// set by the broker once the check passed, never read from the request (a client leaves it
+	// empty, and the request's XML has no place for it). It is stored with an admitted request,
+	// so that services decided later (the asynchronous worker, a resumed request) are decided on
+	// the same facts. Nil: no registry said (basis 3 is not checked, §23).
+	CaseArticles []string
+}
+
+// Qualification is what the footnote-2 decision of Appendix 2 knows of q's case.
+func (q Query) Qualification() Qualification {
+	return Qualification{Articles: q.CaseArticles, Hint: q.Article}
+}
+
+// Qualification is a case's qualification as the footnote-2 decision (App. 2 fn. 2) sees it: the
+// КГД services are available "по статьям главы 8 Уголовного кодекса", which is a fact of the case
+// the registry holds, not something the user declares.
+type Qualification struct {
+	// Articles are the Criminal Code articles of the case, as its case registry gave them (§5):
+	// article numbers such as "216" or "217-1". Nil: no registry said.
+	Articles []string
+	// Hint is the article the request named (query/article), "" for none. It is at most a hint:
+	// it must be one of Articles, and then it is the article the request is made for.
+	Hint string
+}
+
+// Participant is a person in a case's proceedings as a case registry lists them (§5): their IIN
+// and their part in the proceedings (investigator, group_member, supervising_prosecutor, judge,
+// bailiff...), in the registry's words, lower-cased. Which part puts a case "in the proceedings"
+// of a user of which role is the broker's configuration, not the registry's.
+type Participant struct {
+	IIN  string `json:"iin"`
+	Part string `json:"part"`
+}
+
+// CaseFacts are what a case registry holds of a case it found (§5): its status in the registry's
+// words, lower-cased ("open", "suspended", "closed"...), the people in its proceedings, and its
+// qualification (Criminal Code articles; none for a civil case or enforcement proceedings).
+type CaseFacts struct {
+	Status       string
+	Participants []Participant
+	Articles     []string
+}
+
+// PartsOf returns the parts iin has in the case, in the order the registry listed them.
+func (f CaseFacts) PartsOf(iin string) []string {
+	var parts []string
+	for _, p := range f.Participants {
+		if p.IIN == iin {
+			parts = append(parts, p.Part)
+		}
+	}
+	return parts
 }
 
 // RequestInfo is the envelope part of a SyncChannel request.

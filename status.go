@@ -64,6 +64,7 @@ var plainHTTPStatus = map[Code]int{
 	CodeReportsCSRF:     http.StatusForbidden,
 
 	CodeDashboardDenied:      http.StatusForbidden,
+	CodeWindowsDenied:        http.StatusForbidden,
 	CodeDashboardTicket:      http.StatusForbidden,
 	CodeDashboardCSRF:        http.StatusForbidden,
 	CodeDashboardUnsupported: http.StatusNotImplemented,

@@ -188,3 +188,47 @@ type CertificateLookup struct {
 	SubjectKeyID   []byte
 	SerialNumber   string // decimal
 }
+
+// The states of a submitted application (§13).
+const (
+	SubmittedPending  = "pending"  // waiting for the operator's decision
+	SubmittedApproved = "approved" // the operator approved it: it was applied
+	SubmittedRefused  = "refused"  // the operator refused it with a motivated, signed refusal
+)
+
+// SubmittedApplication is an application (Заявка, App. 5) submitted to the operator and waiting
+// for a decision, which §13 of the Rules gives the operator a day to take: approved, it is
+// applied; refused, the refusal is motivated and signed with the operator's EDS. Kept forever.
+type SubmittedApplication struct {
+	ID          int64
+	Application Application // Kind, IIN, Reason, User; At is when it was submitted, By who submitted it
+	Deadline    time.Time   // when the operator's decision is due
+	Status      string      // SubmittedPending, SubmittedApproved or SubmittedRefused
+	DecidedAt   time.Time
+	DecidedBy   string
+	// Refusal is the signed refusal document (an XML-DSig enveloped document) and RefusalSigner
+	// the IIN of the certificate that signed it; RefusalReason its motive.
+	RefusalReason string
+	Refusal       []byte
+	RefusalSigner string
+}
+
+// Overdue reports whether the application waits past its deadline at now.
+func (s SubmittedApplication) Overdue(now time.Time) bool {
+	return s.Status == SubmittedPending && now.After(s.Deadline)
+}
+
+// ErrNotPending is returned by a decision on an application that is not pending any more.
+var ErrNotPending = errors.New("the application has been decided already")
+
+// Consent is a consent of §17 (App. 6) the user signed with their own EDS, as recorded: the signed
+// bytes, the date they state, who signed them, and when and by whom the broker recorded them.
+type Consent struct {
+	IIN        string
+	SignedOn   time.Time // the date of the signed document, midnight Astana
+	Document   []byte
+	SHA256     string
+	Signer     string // the subject of the signing certificate
+	RecordedAt time.Time
+	RecordedBy string
+}

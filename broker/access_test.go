@@ -111,14 +111,17 @@ func TestRoleFromRegistry(t *testing.T) {
 		t.Errorf("LastRequest moved by a refused request: %s, want %s", u.LastRequest, last)
 	}
 
-	// Under the basis role 19 does have, the same certificate is served.
+	// Under the basis role 19 does have, the role check passes, and the case check of §5 decides
+	// by the new role too: the search case lists him as its supervising prosecutor, a part that
+	// does not put it in the proceedings of a duty officer (cases.parts).
 	raw, _ = h.build(t, reqSpec{basis: siobroker.BasisSearch, services: []int{2}})
-	reply, seen, err := h.handle(raw)
-	if err != nil {
-		t.Fatalf("basis 6 after the move: %v", err)
+	_, seen, err = h.handle(raw)
+	wantCode(t, err, siobroker.CodeCaseUnknown)
+	if !strings.Contains(err.Error(), "role 19") || !strings.Contains(err.Error(), "supervising_prosecutor") {
+		t.Errorf("basis 6 after the move: %v", err)
 	}
-	if seen.Role != newRole || len(reply.Services) != 1 || reply.Services[0].Status != siobroker.StatusOK {
-		t.Errorf("basis 6 after the move: Request %+v, services %+v", seen, reply.Services)
+	if seen.Role != newRole || h.called(2) != 0 || h.checked() != 2 {
+		t.Errorf("basis 6 after the move: Request %+v; backend asked %d times, registries %d", seen, h.called(2), h.checked())
 	}
 }
 
@@ -409,6 +412,63 @@ func TestCaseRegistrySilent(t *testing.T) {
 	raw, _ = h.build(t, reqSpec{basis: siobroker.BasisAdminOffence, services: []int{1}})
 	if _, _, err := h.handle(raw); err != nil {
 		t.Fatalf("basis 3 with the registries silent: %v", err)
+	}
+}
+
+// TestCaseDecidedFromParticipants: the broker, not the registry, decides §5 from the answer: the
+// signer must be among the case's participants in a part cases.parts gives the role, and the case
+// in an open status. The registry's own inProceedings is not taken: an answer that says it but
+// names no participants (an adapter older than them) is refused, as is a closed case of the
+// signer's; a signer in a part that counts is served, whatever inProceedings says.
+func TestCaseDecidedFromParticipants(t *testing.T) {
+	prosecutor := userSigner.IIN() // role 1
+	var answer atomic.Value        // the facts the registry answers with
+	h := newHarnessWith(t, harnessOpts{
+		caseRegistry: func(name string) adapters.CaseRegistry {
+			return adapters.CaseRegistryFunc(func(ctx context.Context, req schemas.CaseCheckRequest) (schemas.CaseCheckResponse, error) {
+				resp := answer.Load().(schemas.CaseCheckResponse)
+				resp.RequestID = req.RequestID
+				return resp, nil
+			})
+		},
+	})
+	in := func(part string) []siobroker.Participant {
+		return []siobroker.Participant{{IIN: prosecutor, Part: part}}
+	}
+	for _, tc := range []struct {
+		name string
+		resp schemas.CaseCheckResponse
+		code siobroker.Code // "" served
+		msg  string
+	}{
+		{"supervising prosecutor", schemas.CaseCheckResponse{Found: true, Status: "open", Participants: in("supervising_prosecutor")}, "", ""},
+		{"inProceedings false does not matter", schemas.CaseCheckResponse{Found: true, InProceedings: false, Status: "Suspended",
+			Participants: in("Supervising_Prosecutor")}, "", ""},
+		{"inProceedings without participants", schemas.CaseCheckResponse{Found: true, InProceedings: true, Status: "open"},
+			siobroker.CodeCaseUnknown, "not among the proceedings"},
+		{"another's case", schemas.CaseCheckResponse{Found: true, Status: "open",
+			Participants: []siobroker.Participant{{IIN: "860421301550", Part: "investigator"}}}, siobroker.CodeCaseUnknown, "not among the proceedings"},
+		{"a part that is not a prosecutor's", schemas.CaseCheckResponse{Found: true, Status: "open", Participants: in("witness")},
+			siobroker.CodeCaseUnknown, "as witness, which does not put it in the proceedings of role 1"},
+		{"closed", schemas.CaseCheckResponse{Found: true, Status: "closed", Participants: in("supervising_prosecutor")},
+			siobroker.CodeCaseUnknown, `is "closed" in the erdr registry`},
+		{"not found", schemas.CaseCheckResponse{}, siobroker.CodeCaseUnknown, "not among the proceedings"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			answer.Store(tc.resp)
+			raw, _ := h.build(t, reqSpec{services: []int{1}})
+			_, _, err := h.handle(raw)
+			if tc.code == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			wantCode(t, err, tc.code)
+			if !strings.Contains(siobroker.ErrorMessage(err), tc.msg) {
+				t.Errorf("message %q, want %q", siobroker.ErrorMessage(err), tc.msg)
+			}
+		})
 	}
 }
 

@@ -142,7 +142,7 @@ func (b *Broker) takeAsync(ctx context.Context, a authenticated, seen *Request, 
 // wakes the worker. On error the slot is still the caller's.
 func (b *Broker) storeAsync(ctx context.Context, a authenticated, q siobroker.Query, seen *Request, received time.Time, channel string,
 	release func()) (siobroker.AsyncJob, error) {
-	if err := b.admit(ctx, a.info, q, a.verified, seen, received); err != nil {
+	if err := b.admit(ctx, a.info, &q, a.verified, seen, received); err != nil {
 		return siobroker.AsyncJob{}, err
 	}
 	job := b.jobOf(*seen, a.info, q, received)

@@ -262,10 +262,13 @@ func TestAsyncStopped(t *testing.T) {
 
 // TestAsyncDurable: a request accepted by a broker that stops before its worker runs is answered
 // by the next broker over the same data directory.
+// TestAsyncDurable: an accepted request survives a restart, and is answered by the next broker on
+// the facts of its admission: the КГД service 37, asked with no article named, is decided on the
+// case's qualification its registry gave then (App. 2 fn. 2), stored with the request.
 func TestAsyncDurable(t *testing.T) {
 	dir := t.TempDir()
 	h1 := newHarnessWith(t, harnessOpts{dir: dir, idPrefix: "first"})
-	raw, info := h1.build(t, reqSpec{placement: signing.PlacementEnveloped, services: []int{1, 2}})
+	raw, info := h1.build(t, reqSpec{placement: signing.PlacementEnveloped, services: []int{1, 2, 37}})
 	ack, _, err := h1.accept(raw)
 	if err != nil {
 		t.Fatalf("Accept: %v", err)
@@ -281,8 +284,11 @@ func TestAsyncDurable(t *testing.T) {
 		t.Fatalf("fetch: %v", err)
 	}
 	_, res := h2.parseReply(t, fetched, signing.PlacementEnveloped)
-	if res.RequestMessageID != info.MessageID || len(res.Services) != 2 || res.Services[0].Status != siobroker.StatusOK {
+	if res.RequestMessageID != info.MessageID || len(res.Services) != 3 || res.Services[0].Status != siobroker.StatusOK {
 		t.Fatalf("fetched %+v", res)
+	}
+	if r := res.Services[2]; r.Service != 37 || r.Status != siobroker.StatusOK {
+		t.Errorf("service 37 after the restart: %+v, want ok on the case's articles stored at admission", r)
 	}
 	if h2.called(1) != 1 {
 		t.Fatalf("service 1 called %d times by the second broker", h2.called(1))

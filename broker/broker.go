@@ -78,11 +78,15 @@ type CertificateBook interface {
 	Learn(ctx context.Context, u siobroker.User, cert *x509.Certificate) error
 }
 
-// CaseRules validates case references and names the registry that verifies each basis.
+// CaseRules validates case references, names the registry that verifies each basis, and decides
+// from a registry's answer whether the case is in the proceedings of a user of a role (§5).
 type CaseRules interface {
 	Validate(b siobroker.Basis, c siobroker.CaseRef) error
 	Registry(b siobroker.Basis) (name string, ok bool)
 	CheckTimeout() time.Duration
+	// CheckProceedings returns nil when the case is in the signer's proceedings, else the
+	// refusal (CodeCaseUnknown) to give the user.
+	CheckProceedings(role int, b siobroker.Basis, signerIIN string, c siobroker.CaseRef, registry string, found bool, f siobroker.CaseFacts) error
 }
 
 // CaseChecker asks a case registry over the transport (§5).
@@ -99,7 +103,7 @@ type Dispatcher interface {
 // fields a truncated service loses.
 type Rights interface {
 	RoleMayUse(role int, b siobroker.Basis) bool
-	DecideService(b siobroker.Basis, service int, article string) siobroker.Decision
+	DecideService(b siobroker.Basis, service int, q siobroker.Qualification) siobroker.Decision
 	TruncatedFields(service int) []string
 }
 
@@ -549,7 +553,7 @@ func (b *Broker) parseQuery(ctx context.Context, a authenticated, seen Request) 
 // serve runs the checks after the replay defence, and routes: every refusal here comes after the
 // request was recorded as seen.
 func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobroker.Query, verified *signing.Verified, seen *Request, received time.Time) (*Reply, error) {
-	if err := b.admit(ctx, info, q, verified, seen, received); err != nil {
+	if err := b.admit(ctx, info, &q, verified, seen, received); err != nil {
 		return nil, err
 	}
 	job := b.jobOf(*seen, info, q, received)
@@ -633,9 +637,10 @@ func (b *Broker) jobOf(seen Request, info siobroker.RequestInfo, q siobroker.Que
 }
 
 // admit runs the checks after the replay defence: the user and role, the request's journal
-// record, the case rules and the case registry. Every refusal here comes after the request was
+// record, the case rules and the case registry, whose qualification of the case it puts in q
+// (CaseArticles) for the services' decisions. Every refusal here comes after the request was
 // recorded as seen.
-func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobroker.Query, verified *signing.Verified, seen *Request, received time.Time) error {
+func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q *siobroker.Query, verified *signing.Verified, seen *Request, received time.Time) error {
 	// The role comes from the registry, by the certificate's IIN; nothing in the request names it.
 	start := time.Now()
 	user, err := b.deps.Users.Authorize(ctx, verified.SignerIIN)
@@ -668,7 +673,7 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q siobro
 	}
 	requestID := seen.RequestID
 	start = time.Now()
-	err = b.verifyCase(ctx, requestID, info.MessageID, q, verified.SignerIIN)
+	q.CaseArticles, err = b.verifyCase(ctx, requestID, info.MessageID, *q, verified.SignerIIN, user.Role)
 	b.observe(StageCaseCheck, start)
 	if err != nil {
 		return err
@@ -894,30 +899,42 @@ func signedDigest(signerIIN string, signed *etree.Element) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// verifyCase asks the registry configured for the basis whether the case exists and is in the
-// signer's proceedings (§5). Basis 3 is exempt (§23); the configuration cannot name a registry
-// for it, and serve refuses to start when another basis has none.
-func (b *Broker) verifyCase(ctx context.Context, requestID, messageID string, q siobroker.Query, signerIIN string) error {
+// verifyCase asks the registry configured for the basis about the case, and decides from its
+// answer (the case's status and the people in its proceedings with their part) whether the case
+// is in the proceedings of the signer, a user of role (§5). It returns the case's articles, which
+// the footnote-2 services are decided on. Basis 3 is exempt (§23): it returns no articles; the
+// configuration cannot name a registry for it, and serve refuses to start when another basis has
+// none.
+func (b *Broker) verifyCase(ctx context.Context, requestID, messageID string, q siobroker.Query, signerIIN string, role int) ([]string, error) {
 	name, ok := b.deps.Cases.Registry(q.Basis)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	resp, err := b.deps.Registry.CheckCase(ctx, name, schemas.CaseCheckRequest{
 		RequestID: requestID, MessageID: messageID, Basis: q.Basis, Case: q.Case, SignerIIN: signerIIN,
 	}, b.deps.Cases.CheckTimeout())
 	switch {
 	case errors.Is(err, routing.ErrTransportUnavailable):
-		return siobroker.Wrap(siobroker.CodeUnavailable, err,
+		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err,
 			"the message transport is unavailable, so the case registry %s cannot be asked; the request was not accepted, retry later", name)
 	case err != nil:
-		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the case registry %s did not answer; the request was not accepted, retry later", name)
-	case !resp.Found || !resp.InProceedings:
-		// One answer for both: telling them apart would let any user learn which cases exist (§44).
-		b.deps.Logger.InfoContext(ctx, "case check refused", append(reqlog.Attrs(messageID, requestID), "registry", name, "found", resp.Found)...)
-		return siobroker.Errorf(siobroker.CodeCaseUnknown,
-			"case %q is not among the proceedings of user %s in the %s registry", q.Case.Number, signerIIN, name)
+		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the case registry %s did not answer; the request was not accepted, retry later", name)
 	}
-	return nil
+	facts := resp.Facts()
+	if err := b.deps.Cases.CheckProceedings(role, q.Basis, signerIIN, q.Case, name, resp.Found, facts); err != nil {
+		attrs := append(reqlog.Attrs(messageID, requestID), "registry", name, "found", resp.Found, "status", resp.Status,
+			"participants", len(resp.Participants), "signer_parts", facts.PartsOf(signerIIN))
+		if resp.Found && len(resp.Participants) == 0 {
+			// An answer without participants comes from a registry adapter older than them (it
+			// may still say inProceedings): the broker does not decide on the registry's word.
+			b.deps.Logger.WarnContext(ctx, "case check refused: the registry named no participants; update its adapter", attrs...)
+		} else {
+			b.deps.Logger.InfoContext(ctx, "case check refused", attrs...)
+		}
+		return nil, err
+	}
+	// Not nil: the registry said, even if it gave no articles.
+	return append([]string{}, resp.Articles...), nil
 }
 
 func validateSubject(s siobroker.Subject) error {
@@ -973,7 +990,7 @@ func (b *Broker) decide(requestID string, info siobroker.RequestInfo, q siobroke
 	var reqs []schemas.ServiceRequest
 	var slots []int
 	for i, svc := range q.Services {
-		d := b.deps.Rights.DecideService(q.Basis, svc, q.Article)
+		d := b.deps.Rights.DecideService(q.Basis, svc, q.Qualification())
 		decisions[i] = d
 		if !d.Allowed {
 			results[i] = exchange{Result: siobroker.ServiceResult{Service: svc, Status: siobroker.StatusDenied, Reason: d.Reason, Message: d.Explanation}}

@@ -826,9 +826,13 @@ func TestEconomicArticle(t *testing.T) {
 		wantReason string
 		wantCalls  int32
 	}{
-		{"Chapter 8 article", "216", siobroker.StatusOK, siobroker.ReasonOK, 1},
-		{"other article", "105", siobroker.StatusDenied, siobroker.ReasonDeniedArticle, 0},
-		{"no article", "", siobroker.StatusDenied, siobroker.ReasonDeniedArticle, 0},
+		// The case (the demo prosecutor's first) is qualified under 190 and 216 by its registry:
+		// footnote 2 follows that, and a named article must be one of them.
+		{"the case's Chapter 8 article named", "216", siobroker.StatusOK, siobroker.ReasonOK, 1},
+		{"no article named: the case's qualification decides", "", siobroker.StatusOK, siobroker.ReasonOK, 1},
+		{"an article not the case's", "105", siobroker.StatusDenied, siobroker.ReasonDeniedArticle, 0},
+		{"a Chapter 8 article not the case's", "245", siobroker.StatusDenied, siobroker.ReasonDeniedArticle, 0},
+		{"the case's article, not of Chapter 8", "190", siobroker.StatusDenied, siobroker.ReasonDeniedArticle, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -116,7 +116,7 @@ type RequestRecords interface {
 
 // LateRights is what the truncation of a late answer reads of the rights tables.
 type LateRights interface {
-	DecideService(b siobroker.Basis, service int, article string) siobroker.Decision
+	DecideService(b siobroker.Basis, service int, q siobroker.Qualification) siobroker.Decision
 	TruncatedFields(service int) []string
 }
 
@@ -384,7 +384,7 @@ func (l *LateAnswers) attribute(ctx context.Context, a routing.LateAnswer, rec *
 func (l *LateAnswers) truncated(a routing.LateAnswer, job siobroker.AsyncJob, known bool) (json.RawMessage, []string, error) {
 	fields := l.deps.Rights.TruncatedFields(a.Service)
 	if known {
-		if d := l.deps.Rights.DecideService(job.Query.Basis, a.Service, job.Query.Article); d.Allowed && d.Access != siobroker.AccessTruncated {
+		if d := l.deps.Rights.DecideService(job.Query.Basis, a.Service, job.Query.Qualification()); d.Allowed && d.Access != siobroker.AccessTruncated {
 			fields = nil
 		}
 	}

@@ -31,22 +31,28 @@ type Broker struct {
 	Rights    string `mapstructure:"rights_file"`
 	// Maintenance is the file of configured maintenance windows (configs/maintenance.yaml);
 	// a missing file means none. Reloaded with the routes and rights.
-	Maintenance string       `mapstructure:"maintenance_file"`
-	HTTP        HTTP         `mapstructure:"http"`
-	Trust       Trust        `mapstructure:"trust"`
-	Signing     Signing      `mapstructure:"signing"`
-	Replay      Replay       `mapstructure:"replay"`
-	Routing     Routing      `mapstructure:"routing"`
-	Demo        Demo         `mapstructure:"demo"`
-	Log         Log          `mapstructure:"log"`
-	Cases       cases.Config `mapstructure:"cases"`
-	AMQP        AMQP         `mapstructure:"amqp"`
-	Store       Store        `mapstructure:"store"`
-	Journal     Journal      `mapstructure:"journal"`
-	Incidents   Incidents    `mapstructure:"incidents"`
-	Reports     Reports      `mapstructure:"reports"`
-	Operator    Operator     `mapstructure:"operator"`
-	Debug       Debug        `mapstructure:"debug"`
+	Maintenance string `mapstructure:"maintenance_file"`
+	// MaintenanceMinNotice is the least time between a maintenance window's announcement and
+	// its start (§36, 42: planned work is announced in advance). A window with less notice, or
+	// one that has begun, is refused unless marked an emergency, which opens an incident.
+	MaintenanceMinNotice time.Duration `mapstructure:"maintenance_min_notice"`
+	HTTP                 HTTP          `mapstructure:"http"`
+	Trust                Trust         `mapstructure:"trust"`
+	Signing              Signing       `mapstructure:"signing"`
+	Replay               Replay        `mapstructure:"replay"`
+	Routing              Routing       `mapstructure:"routing"`
+	Demo                 Demo          `mapstructure:"demo"`
+	Log                  Log           `mapstructure:"log"`
+	Cases                cases.Config  `mapstructure:"cases"`
+	AMQP                 AMQP          `mapstructure:"amqp"`
+	Store                Store         `mapstructure:"store"`
+	Journal              Journal       `mapstructure:"journal"`
+	Incidents            Incidents     `mapstructure:"incidents"`
+	Reports              Reports       `mapstructure:"reports"`
+	Notify               Notify        `mapstructure:"notify"`
+	Users                Users         `mapstructure:"users"`
+	Operator             Operator      `mapstructure:"operator"`
+	Debug                Debug         `mapstructure:"debug"`
 	// Dev lets serve fall back to the development PKI in DATA/pki (created on first start) when
 	// trust.roots or signing.cert_file is empty, and seed its demo users, one of them an
 	// operator. It is set by `serve --dev` alone, never by a file or the environment: a broker
@@ -417,6 +423,34 @@ type Reports struct {
 	ExportRoles []int `mapstructure:"export_roles"`
 }
 
+// Users holds the settings of the user registry's workflow of applications (§12–15).
+type Users struct {
+	// DecisionDeadline is how long the operator has to decide a submitted application: "в
+	// течение суток" (§13), 24h by default; past it, the application is shown overdue.
+	DecisionDeadline time.Duration `mapstructure:"decision_deadline"`
+	// ConsentTemplate is the text of Appendix 6 the users sign (§17), with the fields
+	// {{.City}}, {{.Date}}, {{.FullName}}, {{.Position}} and {{.Organisation}}.
+	ConsentTemplate string `mapstructure:"consent_template"`
+}
+
+// Notify is the delivery of the broker's notices (§45: a user blocked for a violation; package
+// operator/notify): who gets them, and the mail server they go through. Without a recipients
+// file no notice is written; without an SMTP server e-mail notices wait in the outbox.
+type Notify struct {
+	RecipientsFile string        `mapstructure:"recipients_file"` // the prosecutor's and each organisation's e-mails and webhooks
+	Interval       time.Duration `mapstructure:"interval"`        // how often the outbox is delivered
+	SMTP           NotifySMTP    `mapstructure:"smtp"`
+}
+
+// NotifySMTP is the mail server of the notices. STARTTLS is always required.
+type NotifySMTP struct {
+	Addr         string `mapstructure:"addr"` // host:port, e.g. mail.gov.kz:587
+	From         string `mapstructure:"from"`
+	Username     string `mapstructure:"username"`
+	PasswordFile string `mapstructure:"password_file"` // a file holding the password (0600), never the password itself
+	CAFile       string `mapstructure:"ca_file"`       // the CA of the server's certificate; empty: the system roots
+}
+
 // Debug holds the diagnostics a running broker can expose. Everything here is off by default.
 type Debug struct {
 	// PProf serves net/http/pprof under /debug/pprof/ and expvar at /debug/vars (the Go heap) on
@@ -435,12 +469,14 @@ type Log struct {
 // (and, with serve --dev, the development PKI).
 func Defaults() Broker {
 	return Broker{
-		Listen:      "127.0.0.1:8080",
-		DataDir:     "./data",
-		Endpoint:    "/SyncChannel/v10",
-		Transport:   "gochannel",
-		Rights:      "configs/rights.yaml",
-		Maintenance: "configs/maintenance.yaml",
+		Listen:               "127.0.0.1:8080",
+		DataDir:              "./data",
+		Endpoint:             "/SyncChannel/v10",
+		Transport:            "gochannel",
+		Rights:               "configs/rights.yaml",
+		Maintenance:          "configs/maintenance.yaml",
+		MaintenanceMinNotice: 24 * time.Hour, // siobroker.DefaultMaintenanceMinNotice; config imports nothing of the domain
+
 		HTTP: HTTP{
 			ReadHeaderTimeout:      5 * time.Second,
 			ReadTimeout:            30 * time.Second,
@@ -476,6 +512,8 @@ func Defaults() Broker {
 		AMQP: AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 1, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second,
 			MessageValidity: time.Hour},
 		Reports:  Reports{ExportRoles: []int{1}},
+		Notify:   Notify{Interval: 10 * time.Second},
+		Users:    Users{DecisionDeadline: 24 * time.Hour, ConsentTemplate: "configs/consent.tmpl"},
 		Operator: Operator{Listen: DefaultOperatorListen},
 		Cases:    cases.DefaultConfig(),
 	}
@@ -540,6 +578,9 @@ func decode(v *viper.Viper, file string) (Broker, error) {
 	if !v.IsSet("cases.registries") {
 		cfg.Cases.Registries = cases.DefaultConfig().Registries
 	}
+	if !v.IsSet("cases.parts") {
+		cfg.Cases.Parts = cases.DefaultParts()
+	}
 	return cfg, nil
 }
 
@@ -602,6 +643,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("replay.id_retention", d.Replay.IDRetention)
 	v.SetDefault("routing.routes_file", d.Routing.RoutesFile)
 	v.SetDefault("maintenance_file", d.Maintenance)
+	v.SetDefault("maintenance_min_notice", d.MaintenanceMinNotice)
 	v.SetDefault("routing.async_timeout", d.Routing.AsyncTimeout)
 	v.SetDefault("demo.seed", d.Demo.Seed)
 	v.SetDefault("demo.people", d.Demo.People)
@@ -636,6 +678,15 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
 	v.SetDefault("incidents.emergency_plans_file", d.Incidents.EmergencyPlans)
 	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
+	v.SetDefault("users.decision_deadline", d.Users.DecisionDeadline)
+	v.SetDefault("users.consent_template", d.Users.ConsentTemplate)
+	v.SetDefault("notify.recipients_file", d.Notify.RecipientsFile)
+	v.SetDefault("notify.interval", d.Notify.Interval)
+	v.SetDefault("notify.smtp.addr", d.Notify.SMTP.Addr)
+	v.SetDefault("notify.smtp.from", d.Notify.SMTP.From)
+	v.SetDefault("notify.smtp.username", d.Notify.SMTP.Username)
+	v.SetDefault("notify.smtp.password_file", d.Notify.SMTP.PasswordFile)
+	v.SetDefault("notify.smtp.ca_file", d.Notify.SMTP.CAFile)
 	v.SetDefault("operator.listen", d.Operator.Listen)
 	v.SetDefault("debug.pprof", d.Debug.PProf)
 	v.SetDefault("cases.check_timeout", d.Cases.CheckTimeout)
@@ -644,8 +695,10 @@ func setDefaults(v *viper.Viper, d Broker) {
 		v.SetDefault("cases.patterns."+key+".regexp", p.Regexp)
 		v.SetDefault("cases.patterns."+key+".words", p.Words)
 	}
+	v.SetDefault("cases.open_statuses", d.Cases.OpenStatuses)
 	// cases.registries has no viper default: viper would merge a file's map into it key by key,
-	// and a basis could never be taken out. Load fills it in when the key is absent.
+	// and a basis could never be taken out. Nor has cases.parts, a list of maps. Load fills them
+	// in when the key is absent.
 }
 
 // Validate checks what decoding cannot: ranges, and combinations of keys.
@@ -666,6 +719,9 @@ func (c Broker) Validate() error {
 	errs = append(errs, c.transportProblems()...)
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir: must not be empty"))
+	}
+	if c.MaintenanceMinNotice < 0 {
+		errs = append(errs, fmt.Errorf("maintenance_min_notice: must not be negative, got %s; 0 asks for no notice, though a window that has begun is still an emergency", c.MaintenanceMinNotice))
 	}
 	// In the file's order, so that the same file gives the same list every time.
 	for _, t := range []struct {
@@ -728,6 +784,20 @@ func (c Broker) Validate() error {
 	errs = append(errs, c.Journal.problems()...)
 	if c.Incidents.Threshold <= 0 || c.Incidents.CheckEvery <= 0 {
 		errs = append(errs, errors.New("incidents.threshold and incidents.check_every must be positive"))
+	}
+	if c.Users.DecisionDeadline <= 0 {
+		errs = append(errs, fmt.Errorf("users.decision_deadline: %s must be positive (§13: a day)", c.Users.DecisionDeadline))
+	}
+	if c.Notify.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("notify.interval: %s must be positive", c.Notify.Interval))
+	}
+	if c.Notify.SMTP.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Notify.SMTP.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("notify.smtp.addr: %q is not host:port", c.Notify.SMTP.Addr))
+		}
+		if c.Notify.SMTP.From == "" {
+			errs = append(errs, errors.New("notify.smtp.from: required with notify.smtp.addr"))
+		}
 	}
 	for _, r := range c.Reports.ExportRoles {
 		if r < 1 || r > 19 {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,18 @@ type Config struct {
 	// Limiter, if set, refuses the POSTed requests of a client address over its limits before
 	// anything of them is read; the endpoints of one server share it.
 	Limiter *ClientLimiter
+	// Operations are the endpoint's operations beside SendMessage (its WSDL's
+	// GetMaintenanceWindows): a POST whose Body holds one of their elements goes to its handler
+	// instead of the pipeline. They are told apart by that element, not by SOAPAction, which
+	// WS-I Basic Profile forbids a receiver to rely on.
+	Operations []Operation
+}
+
+// Operation is an operation of the endpoint other than SendMessage. Handle reads the request
+// (under MaxBodyBytes), and returns the reply's bytes or the error to answer as a SOAP fault.
+type Operation struct {
+	Element xml.Name // the element the request's Body holds
+	Handle  func(ctx context.Context, body io.Reader, contentType string) ([]byte, error)
 }
 
 func (c *Config) setDefaults() {
@@ -89,6 +102,11 @@ func (c Config) Validate() error {
 	for _, pattern := range slices.Sorted(maps.Keys(c.Mount)) {
 		if c.Mount[pattern] == nil {
 			errs = append(errs, fmt.Errorf("httpapi: Config.Mount[%q] has no handler", pattern))
+		}
+	}
+	for _, op := range c.Operations {
+		if op.Element.Local == "" || op.Handle == nil {
+			errs = append(errs, fmt.Errorf("httpapi: Config.Operations: %v needs its element and its handler", op.Element))
 		}
 	}
 	return errors.Join(errs...)
@@ -209,6 +227,21 @@ func (s *server) serveSOAP(w http.ResponseWriter, r *http.Request, start time.Ti
 		return s.fault(w, log, broker.Request{}, siobroker.Errorf(siobroker.CodeOversize,
 			"request of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.cfg.MaxBodyBytes))
 	}
+	var body io.Reader = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	if len(s.cfg.Operations) > 0 {
+		if err := soap.CheckMediaType(r.Header.Get("Content-Type")); err != nil {
+			return s.fault(w, log, broker.Request{}, err)
+		}
+		// Before readiness: the operations read the store only, and the schedule of maintenance
+		// windows is wanted most when the broker cannot take requests.
+		var el xml.Name
+		el, body = soap.BodyElement(body)
+		for _, op := range s.cfg.Operations {
+			if op.Element == el {
+				return s.operation(w, r, op, body)
+			}
+		}
+	}
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(r.Context()); err != nil {
 			var public *siobroker.Error
@@ -222,7 +255,6 @@ func (s *server) serveSOAP(w http.ResponseWriter, r *http.Request, start time.Ti
 	if err := soap.CheckMediaType(r.Header.Get("Content-Type")); err != nil {
 		return s.fault(w, log, broker.Request{}, err)
 	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	// The client is the connection's peer, never a forwarded header: that is the client's word,
 	// and the bounds on what unauthenticated requests may cost are kept by client.
 	reply, req, err := s.pipeline.Handle(broker.WithClient(r.Context(), r.RemoteAddr), body, r.Header.Get("Content-Type"))
@@ -240,6 +272,23 @@ func (s *server) serveSOAP(w http.ResponseWriter, r *http.Request, start time.Ti
 	}
 	log.Info("request answered", append(ids, "signer_iin", reply.SignerIIN, "services", len(reply.Services),
 		"duration_ms", time.Since(start).Milliseconds())...)
+	return nil
+}
+
+// operation answers a request of one of Config.Operations, and returns the fault it answered
+// with, nil for a reply. The operation logs its own outcome.
+func (s *server) operation(w http.ResponseWriter, r *http.Request, op Operation, body io.Reader) error {
+	reply, err := op.Handle(r.Context(), body, r.Header.Get("Content-Type"))
+	if err != nil {
+		soap.WriteFault(w, err, s.cfg.Clock.Now())
+		return err
+	}
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(reply); err != nil {
+		s.cfg.Logger.Warn("reply not delivered", "operation", op.Element.Local, "error", err)
+	}
 	return nil
 }
 

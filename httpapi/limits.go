@@ -193,3 +193,26 @@ func peerIP(addr string) (netip.Addr, bool) {
 	ip, err := netip.ParseAddr(addr)
 	return ip.Unmap(), err == nil
 }
+
+// Limit applies the client address's limits to the POSTs of h, a face of the server beside the
+// SOAP channels (the dashboard's signed login and actions, the reports): each such POST reads and
+// parses a body before its signer is known, as a SOAP request does, so it counts toward the same
+// rate, and a connection over the limit gets the same fault (429, with its code) before its body is
+// read. GETs pass: they read no body. A nil limiter limits nothing.
+func (c *ClientLimiter) Limit(h http.Handler, clock siobroker.Clock) http.Handler {
+	if c == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			if err := c.check(w, r); err != nil {
+				if c.refused != nil {
+					c.refused(broker.WithClient(r.Context(), r.RemoteAddr), err, r.ContentLength)
+				}
+				soap.WriteFault(w, err, clock.Now())
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -214,6 +214,21 @@ type result struct {
 	MessageID         *string  `json:"messageId"`         // zeep
 	ReplyKeyReference *string  `json:"replyKeyReference"` // WSS4J
 	ReplySignedIDs    []string `json:"replySignedIds"`    // WSS4J
+
+	Windows []window `json:"windows"` // zeep, --operation maintenance
+}
+
+// window is one maintenance window of a GetMaintenanceWindows reply, as a client read it.
+type window struct {
+	Number      *int64  `json:"number"`
+	Services    []int   `json:"services"`
+	Start       string  `json:"start"`
+	End         string  `json:"end"`
+	Reason      string  `json:"reason"`
+	AnnouncedAt string  `json:"announcedAt"`
+	Emergency   bool    `json:"emergency"`
+	Cancelled   *string `json:"cancelled"`
+	State       string  `json:"state"`
 }
 
 type fault struct {

@@ -14,6 +14,9 @@
 //   - clients/wss4j: Java, Debian's WSS4J 1.6 as Apache CXF drives it, with every key identifier
 //     form (BinarySecurityToken, IssuerSerial, SubjectKeyIdentifier, thumbprint, X509 key identifier).
 //
+// zeep also calls the broker's own operation GetMaintenanceWindows through the served WSDL, signed
+// in both of its styles, after windows were announced with `siobroker maintenance announce`.
+//
 // The WSDL and the XSDs the broker serves are loaded by the clients and checked with xmllint; the
 // signed replies are also verified with xmlsec1, and the requests and replies exchanged are
 // validated against the served XSDs. A last test makes sure the broker logged no error meanwhile.

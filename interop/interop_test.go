@@ -2,12 +2,14 @@ package interop
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 )
@@ -254,6 +256,55 @@ func TestZeep(t *testing.T) {
 		t.Run(style+" fault revoked certificate", func(t *testing.T) {
 			t.Parallel()
 			expectFault(t, zeep(t, style).send(t, revokedQuery(t)), "SIO-CERT-REVOKED")
+		})
+	}
+}
+
+// TestZeepMaintenanceWindows calls the broker's own operation GetMaintenanceWindows through the
+// served WSDL with zeep's generated operation, signed by zeep in both styles, after an operator
+// announced a planned window and an emergency with the command line on the broker's data
+// directory: zeep's binding deserializes the reply, whose signature verify_envelope checks against
+// the broker's certificate, and the request and reply validate against the served XSDs. The
+// windows are for service 93, which no other test asks for, so that they answer nothing else.
+func TestZeepMaintenanceWindows(t *testing.T) {
+	logOnFailure(t)
+	now := time.Now().In(time.FixedZone("+05", 5*60*60))
+	for _, args := range [][]string{
+		{"--start", now.Add(48 * time.Hour).Format(time.RFC3339), "--end", now.Add(50 * time.Hour).Format(time.RFC3339), "--reason", "КГД database upgrade"},
+		{"--start", now.Add(-time.Minute).Format(time.RFC3339), "--end", now.Add(time.Hour).Format(time.RFC3339), "--reason", "отказ СХД", "--emergency"},
+	} {
+		cmd := exec.Command(env.bin, append([]string{"maintenance", "announce", "--services", "93", "--by", "interop",
+			"--data", env.data, "--config", filepath.Join(env.root, "configs", "broker.yaml")}, args...)...)
+		cmd.Dir = env.root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("siobroker maintenance announce %v: %v\n%s", args, err, out)
+		}
+	}
+	for _, style := range []string{"binary", "signature"} {
+		t.Run(style, func(t *testing.T) {
+			r := zeep(t, style).send(t, rsaQuery(t), "--operation", "maintenance")
+			var p []string
+			if r.jsonErr != nil || r.exit != 0 || str(r.res.Status) != "SCSS001" {
+				p = append(p, fmt.Sprintf("exit %d, status %s, error %s, json %v", r.exit, str(r.res.Status), str(r.res.Error), r.jsonErr))
+			}
+			if !r.res.ReplySignatureVerified {
+				p = append(p, "the reply's signature did not verify: "+str(r.res.VerifyError))
+			}
+			if got := str(r.res.ParsedBy); got != "zeep" || r.res.ParseError != nil {
+				p = append(p, "the reply was not deserialized by zeep's binding: "+str(r.res.ParseError))
+			}
+			var kinds []string
+			for _, w := range r.res.Windows {
+				if !strings.HasSuffix(w.Start, "+05:00") || !strings.HasSuffix(w.End, "+05:00") || w.Number == nil || fmt.Sprint(w.Services) != "[93]" {
+					p = append(p, fmt.Sprintf("window %+v", w))
+				}
+				kinds = append(kinds, fmt.Sprintf("%s emergency=%v %s", w.Reason, w.Emergency, w.State))
+			}
+			if want := "[отказ СХД emergency=true in force КГД database upgrade emergency=false announced]"; fmt.Sprint(kinds) != want {
+				p = append(p, fmt.Sprintf("windows %v, want %s", kinds, want))
+			}
+			p = append(p, validateMessages(t, r.request, r.reply)...)
+			r.fail(t, p)
 		})
 	}
 }

@@ -72,12 +72,17 @@ type WindowView struct {
 	Source      string `json:"source,omitempty"`
 	Cancelled   string `json:"cancelled,omitempty"`
 	State       string `json:"state"` // announced, in force, ended, cancelled
+	// Emergency: announced with less than the minimum notice, or after it began, and recorded
+	// as an incident (§39–41). Omitted when false, so that the records kept before it are as
+	// they were written.
+	Emergency bool `json:"emergency,omitempty"`
 }
 
 // ViewOfWindow is w as it stands at now.
 func ViewOfWindow(w siobroker.MaintenanceWindow, now time.Time) WindowView {
 	v := WindowView{ID: w.ID, Services: w.Services, Start: formatTime(w.Start), End: formatTime(w.End), Reason: w.Reason,
-		AnnouncedBy: w.AnnouncedBy, AnnouncedAt: formatTime(w.AnnouncedAt), Source: w.Source, Cancelled: formatTime(w.Cancelled)}
+		AnnouncedBy: w.AnnouncedBy, AnnouncedAt: formatTime(w.AnnouncedAt), Source: w.Source, Cancelled: formatTime(w.Cancelled),
+		Emergency: w.Emergency}
 	if v.Services == nil {
 		v.Services = []int{}
 	}

@@ -120,14 +120,34 @@ type CaseCheckRequest struct {
 	ReplyTo   string            `json:"replyTo"`
 }
 
-// CaseCheckResponse is a case registry's answer.
+// CaseCheckResponse is a case registry's answer. Of a case it found, it carries what the broker
+// decides on (§5, App. 2 fn. 2): the case's status, the people in its proceedings with their part,
+// and its qualification. The broker, not the registry, decides whether the case is in the
+// signer's proceedings: from the signer's parts, the part its rules ask of the signer's role
+// (cases.parts), and the status (cases.open_statuses).
 type CaseCheckResponse struct {
-	RequestID     string    `json:"requestId"`
-	Found         bool      `json:"found"`         // the case exists in the registry
-	InProceedings bool      `json:"inProceedings"` // and the signer is among those handling it
+	RequestID string `json:"requestId"`
+	Found     bool   `json:"found"` // the case exists in the registry
+	// InProceedings says the signer is among Participants, whatever the part: kept for readers
+	// that predate Participants. The broker does not decide on it.
+	InProceedings bool      `json:"inProceedings"`
 	Message       string    `json:"message,omitempty"`
 	Registry      string    `json:"registry"`
 	AnsweredAt    time.Time `json:"answeredAt"`
+
+	// Status is the case's status in the registry's words, lower-cased: "open", "suspended",
+	// "closed"... Empty when not found.
+	Status string `json:"status,omitempty"`
+	// Participants are the people in the case's proceedings with their part: every one the
+	// registry lists, not only the signer, since which part counts depends on the signer's role.
+	Participants []siobroker.Participant `json:"participants,omitempty"`
+	// Articles are the case's qualification: Criminal Code article numbers ("216", "217-1").
+	Articles []string `json:"articles,omitempty"`
+}
+
+// Facts returns what r says of the case.
+func (r CaseCheckResponse) Facts() siobroker.CaseFacts {
+	return siobroker.CaseFacts{Status: r.Status, Participants: r.Participants, Articles: r.Articles}
 }
 
 // RegistryTopic is the topic that carries case checks to the named registry.

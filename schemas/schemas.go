@@ -16,6 +16,9 @@ const (
 	// NSAsyncTypes is the namespace of the global elements of the gateway's AsyncChannel v10.
 	NSAsyncTypes = "http://bip.bee.kz/AsyncChannel/v10/Types"
 	NSQuery      = "urn:kz:sio-pso:broker:v1"
+	// NSOperations is the namespace of the broker's own operations of the SyncChannel endpoint
+	// (GetMaintenanceWindows), beside the gateway's SendMessage: sio-operations-v1.xsd.
+	NSOperations = "urn:kz:sio-pso:broker:operations:v1"
 	NSDSig       = "http://www.w3.org/2000/09/xmldsig#"
 	NSWSSE       = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 	NSWSU        = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"

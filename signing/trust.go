@@ -130,6 +130,9 @@ func LoadTrustStore(cfg TrustConfig) (*TrustStore, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCRLs(intermediates, crls); err != nil {
+		return nil, err
+	}
 	t.intermediates = intermediates
 	t.crlFiles = append([]string(nil), cfg.CRLFiles...)
 	if cfg.CRLStaleGrace < 0 {
@@ -166,17 +169,64 @@ func (t *TrustStore) ReloadCRLs() error {
 	return t.SetCRLs(crls)
 }
 
-// SetCRLs replaces the CRLs of the files with crls, checked as NewTrustStore checks them; on an
-// error nothing changes. The fetched CRLs stay. Requests already verifying finish with the set
-// they started with.
+// SetCRLs replaces the CRLs of the files with crls, checked as NewTrustStore checks them (and
+// those of the configured intermediates against them); on an error nothing changes. A new set may
+// not lift a revocation by what it leaves out: each CRL in force from the files must have a
+// successor of the same issuer, no older (its number and thisUpdate), or the set is refused. So a
+// file swapped for a CRL of another issuer, a foreign one, or an older one of the same issuer,
+// leaves the CRLs in force as they are; a CA's CRL is withdrawn only by a restart with another
+// configuration. The fetched CRLs stay. Requests already verifying finish with the set they
+// started with.
 func (t *TrustStore) SetCRLs(crls []*x509.RevocationList) error {
-	if err := checkCRLs(t.roots, crls); err != nil {
+	if err := checkCRLs(slices.Concat(t.roots, t.intermediates), crls); err != nil {
 		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err := noRevocationLifted(t.crls.Load().files, crls); err != nil {
+		return err
+	}
 	t.crls.Store(newCRLSet(slices.Clone(crls), t.crls.Load().fetched))
 	return nil
+}
+
+// noRevocationLifted returns why next cannot replace cur: a CRL of cur whose issuer has no CRL in
+// next, or only an older one.
+func noRevocationLifted(cur, next []*x509.RevocationList) error {
+	var errs []error
+	for _, old := range cur {
+		var newest *x509.RevocationList
+		for _, c := range next {
+			if sameIssuer(c, old) && (newest == nil || newer(c, newest)) {
+				newest = c
+			}
+		}
+		switch {
+		case newest == nil:
+			errs = append(errs, fmt.Errorf("trust store: the new CRL files hold no CRL of %s, whose CRL number %v is in force: "+
+				"a file change cannot lift its revocations (restart with another trust.crls to retire a CA's CRL)", old.Issuer, old.Number))
+		case newer(old, newest):
+			errs = append(errs, fmt.Errorf("trust store: the new CRL of %s (number %v of %s) is older than the one in force (number %v of %s): "+
+				"an older CRL cannot lift revocations made since", old.Issuer, newest.Number, newest.ThisUpdate.Format(time.RFC3339),
+				old.Number, old.ThisUpdate.Format(time.RFC3339)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sameIssuer reports whether a and b are CRLs of one issuer: the same name, whatever its
+// encoding (a PrintableString and a UTF8String of one name are one issuer to a reader).
+func sameIssuer(a, b *x509.RevocationList) bool {
+	return bytes.Equal(a.RawIssuer, b.RawIssuer) || a.Issuer.String() == b.Issuer.String()
+}
+
+// newer reports whether a supersedes b: a higher CRL number, or without numbers a later
+// thisUpdate.
+func newer(a, b *x509.RevocationList) bool {
+	if a.Number != nil && b.Number != nil && a.Number.Cmp(b.Number) != 0 {
+		return a.Number.Cmp(b.Number) > 0
+	}
+	return a.ThisUpdate.After(b.ThisUpdate)
 }
 
 // CRLs returns the CRLs in force: those of the files, then the fetched ones by source.
@@ -184,16 +234,18 @@ func (t *TrustStore) CRLs() []*x509.RevocationList {
 	return append([]*x509.RevocationList(nil), t.crls.Load().crls...)
 }
 
-// checkCRLs checks that no CRL is nil and that each CRL issued by one of roots verifies against it.
-func checkCRLs(roots []*x509.Certificate, crls []*x509.RevocationList) error {
+// checkCRLs checks that no CRL is nil and that each CRL that names one of cas as its issuer
+// verifies against it. The name is compared as a name, not as bytes: a CRL that spells a CA's
+// name in another string type is still that CA's, and must be signed by it.
+func checkCRLs(cas []*x509.Certificate, crls []*x509.RevocationList) error {
 	for i, crl := range crls {
 		if crl == nil {
 			return fmt.Errorf("trust store: CRL %d is nil", i)
 		}
-		for _, r := range roots {
-			if bytes.Equal(crl.RawIssuer, r.RawSubject) {
-				if err := checkCRLSignature(crl, r); err != nil {
-					return fmt.Errorf("trust store: CRL of %s does not verify against the root: %w", crl.Issuer, err)
+		for _, ca := range cas {
+			if bytes.Equal(crl.RawIssuer, ca.RawSubject) || crl.Issuer.String() == ca.Subject.String() {
+				if err := checkCRLSignature(crl, ca); err != nil {
+					return fmt.Errorf("trust store: CRL of %s does not verify against the root (or intermediate CA) of that name: %w", crl.Issuer, err)
 				}
 			}
 		}

@@ -1,11 +1,13 @@
 package signing
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/testpki"
 )
 
 // TestReloadCRLs: a running trust store takes a new CRL from its file without being rebuilt. A
@@ -239,5 +242,80 @@ func TestCRLStaleGrace(t *testing.T) {
 	}
 	if _, err := LoadTrustStore(TrustConfig{RootFiles: []string{rootFile}, CRLStaleGrace: -time.Second}); err == nil {
 		t.Error("a negative grace: no error")
+	}
+}
+
+// TestReloadCannotLiftRevocations: a CRL file swapped for one of an unrelated CA, for one that
+// spells the root's name in another string type and is signed by another key, or for an older CRL
+// of the root, is refused, and the revocation in force stays; a newer CRL of the root is taken.
+func TestReloadCannotLiftRevocations(t *testing.T) {
+	now := time.Now()
+	root, unrelated := testpki.NewRoot(t, "SIO PSO Development Root CA", now), testpki.NewRoot(t, "Unrelated CA", now)
+	leaf := root.Issue(t, pkix.Name{CommonName: "revoked user"}, now, "", "")
+	dir := t.TempDir()
+	rootFile, crlFile := filepath.Join(dir, "root.pem"), filepath.Join(dir, "crl.pem")
+	if err := os.WriteFile(rootFile, testpki.PEM("CERTIFICATE", root.Cert.Raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write := func(der []byte) {
+		t.Helper()
+		if err := os.WriteFile(crlFile, testpki.PEM("X509 CRL", der), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(root.CRL(t, 2, now.Add(-time.Minute), now.Add(time.Hour), leaf.Cert))
+	store, err := LoadTrustStore(TrustConfig{RootFiles: []string{rootFile}, CRLFiles: []string{crlFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := func(when string) {
+		t.Helper()
+		if err := store.VerifyChain(leaf.Cert, nil, now); siobroker.ErrorCode(err) != siobroker.CodeCertRevoked {
+			t.Fatalf("%s: VerifyChain = %v, want %s", when, err, siobroker.CodeCertRevoked)
+		}
+	}
+	revoked("at start")
+
+	// The root's name with every attribute in UTF8String (Go writes PrintableString), signed by
+	// another key.
+	var rdns pkix.RDNSequence
+	for _, atv := range root.Cert.Subject.Names {
+		v, err := asn1.Marshal(asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(atv.Value.(string))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdns = append(rdns, pkix.RelativeDistinguishedNameSET{{Type: atv.Type, Value: asn1.RawValue{FullBytes: v}}})
+	}
+	rawName, err := asn1.Marshal(rdns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(rawName, root.Cert.RawSubject) {
+		t.Fatal("the respelled name is the root's own bytes")
+	}
+	respelled := *unrelated.Cert
+	respelled.RawSubject, respelled.Subject = rawName, root.Cert.Subject
+	respelledCA := &testpki.CA{Cert: &respelled, Key: unrelated.Key}
+	for _, tc := range []struct {
+		name string
+		der  []byte
+		want string
+	}{
+		{"a CRL of an unrelated CA", unrelated.CRL(t, 9, now.Add(-time.Second), now.Add(time.Hour)), "hold no CRL of"},
+		{"the root's name respelled, another key", respelledCA.CRL(t, 9, now.Add(-time.Second), now.Add(time.Hour)), "does not verify against the root (or intermediate CA) of that name"},
+		{"an older CRL of the root", root.CRL(t, 1, now.Add(-time.Hour), now.Add(time.Hour)), "is older than the one in force"},
+	} {
+		write(tc.der)
+		if err := store.ReloadCRLs(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: ReloadCRLs = %v, want %q", tc.name, err, tc.want)
+		}
+		revoked("after " + tc.name)
+	}
+	write(root.CRL(t, 3, now, now.Add(time.Hour)))
+	if err := store.ReloadCRLs(); err != nil {
+		t.Fatalf("a newer CRL of the root: %v", err)
+	}
+	if err := store.VerifyChain(leaf.Cert, nil, now); err != nil {
+		t.Errorf("the newer CRL, which lists nobody, is in force: VerifyChain = %v", err)
 	}
 }

@@ -386,6 +386,23 @@ func (s *DB) Incident(ctx context.Context, number int64) (siobroker.Incident, bo
 	return incidentByNumber(ctx, s.db, number)
 }
 
+// IncidentOf returns the last incident of type typ and cause, open or closed, with its actions;
+// ok is false when there is none. An incident opened once for a cause that must be recorded once
+// (an emergency maintenance window) is found by it even after the operator closed it.
+func (s *DB) IncidentOf(ctx context.Context, typ string, cause siobroker.IncidentCause) (siobroker.Incident, bool, error) {
+	var number int64
+	err := s.db.QueryRowContext(ctx, `SELECT number FROM incidents
+		WHERE type = ? AND service = ? AND queue = ? AND adapter = ? ORDER BY number DESC LIMIT 1`,
+		typ, cause.Service, cause.Queue, cause.Adapter).Scan(&number)
+	if errors.Is(err, sql.ErrNoRows) {
+		return siobroker.Incident{}, false, nil
+	}
+	if err != nil {
+		return siobroker.Incident{}, false, fmt.Errorf("read incident of %s: %w", cause, err)
+	}
+	return incidentByNumber(ctx, s.db, number)
+}
+
 // Incidents returns the open incidents, or all of them when all is true, by number, with their
 // actions.
 func (s *DB) Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error) {

@@ -33,6 +33,10 @@ const migrationMaintenance = `CREATE TABLE maintenance_windows (
 	CREATE TRIGGER maintenance_windows_no_delete BEFORE DELETE ON maintenance_windows
 	BEGIN SELECT RAISE(ABORT, 'maintenance windows are kept: cancel one instead'); END;`
 
+// migrationMaintenanceEmergency marks the windows announced as emergencies (with less than the
+// minimum notice, or after their start), whose incident is in the journal of emergencies.
+const migrationMaintenanceEmergency = `ALTER TABLE maintenance_windows ADD COLUMN emergency INTEGER NOT NULL DEFAULT 0 CHECK (emergency IN (0, 1));`
+
 // AddWindow records an announced maintenance window.
 func (s *DB) AddWindow(ctx context.Context, w siobroker.MaintenanceWindow) (siobroker.MaintenanceWindow, error) {
 	services, err := json.Marshal(w.Services)
@@ -46,9 +50,9 @@ func (s *DB) AddWindow(ctx context.Context, w siobroker.MaintenanceWindow) (siob
 	endText, endNS := timeColumns(w.End)
 	annText, annNS := timeColumns(w.AnnouncedAt)
 	res, err := s.exec(ctx, `INSERT INTO maintenance_windows
-		(services, start_at, start_ns, end_at, end_ns, reason, announced_by, announced_at, announced_ns)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		string(services), startText, startNS, endText, endNS, w.Reason, w.AnnouncedBy, annText, annNS)
+		(services, start_at, start_ns, end_at, end_ns, reason, announced_by, announced_at, announced_ns, emergency)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		string(services), startText, startNS, endText, endNS, w.Reason, w.AnnouncedBy, annText, annNS, w.Emergency)
 	if err != nil {
 		return siobroker.MaintenanceWindow{}, fmt.Errorf("record maintenance window: %w", err)
 	}
@@ -88,7 +92,7 @@ func (s *DB) MaintenanceWindows(ctx context.Context, since time.Time) ([]siobrok
 	if !since.IsZero() {
 		sinceNS = since.UnixNano()
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, services, start_ns, end_ns, reason, announced_by, announced_ns, cancelled_ns
+	rows, err := s.db.QueryContext(ctx, `SELECT id, services, start_ns, end_ns, reason, announced_by, announced_ns, cancelled_ns, emergency
 		FROM maintenance_windows WHERE end_ns > ? ORDER BY start_ns, id`, sinceNS)
 	if err != nil {
 		return nil, fmt.Errorf("read maintenance windows: %w", err)
@@ -100,7 +104,7 @@ func (s *DB) MaintenanceWindows(ctx context.Context, since time.Time) ([]siobrok
 		var services string
 		var start, end, announced int64
 		var cancelled sql.NullInt64
-		if err := rows.Scan(&w.ID, &services, &start, &end, &w.Reason, &w.AnnouncedBy, &announced, &cancelled); err != nil {
+		if err := rows.Scan(&w.ID, &services, &start, &end, &w.Reason, &w.AnnouncedBy, &announced, &cancelled, &w.Emergency); err != nil {
 			return nil, fmt.Errorf("read maintenance windows: %w", err)
 		}
 		if err := json.Unmarshal([]byte(services), &w.Services); err != nil {

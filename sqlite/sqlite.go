@@ -161,6 +161,18 @@ var migrations = []string{
 	// are shared. See admissions.go.
 	migrationStoreID,
 
+	// The outbox of notices (§45, §12–15). See notifications.go.
+	migrationNotifications,
+
+	// The applications submitted to the operator, pending or decided (§12–15). See submitted.go.
+	migrationSubmitted,
+
+	// The signed consents of §17 (App. 6). See consents.go.
+	migrationConsents,
+
+	// Maintenance windows announced as emergencies. See maintenance.go.
+	migrationMaintenanceEmergency,
+
 	// The emergencies of Appendix 7 in the journal of emergencies: the cause in words of every
 	// incident and the actions of an emergency. See incidents.go.
 	migrationEmergencies,

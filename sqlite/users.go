@@ -89,6 +89,42 @@ func (s *DB) ApplyApplication(ctx context.Context, a siobroker.Application) (sio
 	return s.ApplyApplicationIf(ctx, a, nil)
 }
 
+// applyInTx applies a inside tx: ApplyApplicationIf's transaction, or the approval of a
+// submitted application (ApproveSubmitted), which applies it and records the decision together.
+func applyInTx(ctx context.Context, tx *sql.Tx, a siobroker.Application, check func(current siobroker.User, exists bool) error) (siobroker.User, error) {
+	current, exists, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE iin = ?`, a.IIN))
+	if err != nil {
+		return siobroker.User{}, fmt.Errorf("read user %s: %w", a.IIN, err)
+	}
+	if check != nil {
+		if err := check(current, exists); err != nil {
+			return siobroker.User{}, fmt.Errorf("%w: %w", siobroker.ErrTransition, err)
+		}
+	}
+	next, err := a.Apply(current, exists)
+	if err != nil {
+		return siobroker.User{}, fmt.Errorf("%w: %w", siobroker.ErrTransition, err)
+	}
+	next = normaliseUser(next)
+	if err := upsertUser(ctx, tx, next); err != nil {
+		return siobroker.User{}, err
+	}
+	recorded := a.User
+	if a.Kind == siobroker.ApplyRegister || a.Kind == siobroker.ApplyMove {
+		recorded = next // the fields after the application, as Application.User documents
+	}
+	js, err := json.Marshal(toUserJSON(recorded))
+	if err != nil {
+		return siobroker.User{}, fmt.Errorf("encode application: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO user_applications(kind, iin, reason, at, at_ns, applied_by, user_json) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		string(a.Kind), a.IIN, a.Reason, siobroker.FormatTime(a.At), a.At.UnixNano(), a.By, string(js)); err != nil {
+		return siobroker.User{}, fmt.Errorf("record application: %w", err)
+	}
+	return next, nil
+}
+
 // ApplyApplicationIf is ApplyApplication with a precondition: check, when not nil, sees the
 // user's state inside the transaction, before the application, and refuses it by returning an
 // error (wrapped with siobroker.ErrTransition). The §16 block uses it so that a user who made a request a
@@ -102,37 +138,9 @@ func (s *DB) ApplyApplicationIf(ctx context.Context, a siobroker.Application, ch
 	}
 	var next siobroker.User
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		current, exists, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE iin = ?`, a.IIN))
-		if err != nil {
-			return fmt.Errorf("read user %s: %w", a.IIN, err)
-		}
-		if check != nil {
-			if err := check(current, exists); err != nil {
-				return fmt.Errorf("%w: %w", siobroker.ErrTransition, err)
-			}
-		}
-		next, err = a.Apply(current, exists)
-		if err != nil {
-			return fmt.Errorf("%w: %w", siobroker.ErrTransition, err)
-		}
-		next = normaliseUser(next)
-		if err := upsertUser(ctx, tx, next); err != nil {
-			return err
-		}
-		recorded := a.User
-		if a.Kind == siobroker.ApplyRegister || a.Kind == siobroker.ApplyMove {
-			recorded = next // the fields after the application, as Application.User documents
-		}
-		js, err := json.Marshal(toUserJSON(recorded))
-		if err != nil {
-			return fmt.Errorf("encode application: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO user_applications(kind, iin, reason, at, at_ns, applied_by, user_json) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			string(a.Kind), a.IIN, a.Reason, siobroker.FormatTime(a.At), a.At.UnixNano(), a.By, string(js)); err != nil {
-			return fmt.Errorf("record application: %w", err)
-		}
-		return nil
+		var err error
+		next, err = applyInTx(ctx, tx, a, check)
+		return err
 	})
 	if err != nil {
 		return siobroker.User{}, err

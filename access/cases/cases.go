@@ -1,7 +1,8 @@
 // Package cases checks the case reference of a request against §§20–27 of the Rules: which fields
 // each basis (and each form of the criminal basis) needs, and the format of every field. The
 // formats are configured (configs/broker.yaml, section cases); this package compiles and applies
-// them, and says which case registry verifies which basis (§5).
+// them, says which case registry verifies which basis (§5), and decides from a registry's answer
+// whether the case is in the user's proceedings (Proceedings).
 //
 // The forms are:
 //
@@ -24,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -67,6 +69,8 @@ type Rules struct {
 	registries   map[siobroker.Basis]string
 	checkTimeout time.Duration
 	clock        siobroker.Clock
+	parts        []PartRule
+	openStatuses []string // lower-cased
 }
 
 // NewRules validates and compiles cfg. An error names the configuration key at fault. clock
@@ -99,6 +103,12 @@ func NewRules(cfg Config, clock siobroker.Clock) (*Rules, error) {
 	}
 	for b, name := range cfg.Registries {
 		r.registries[siobroker.Basis(b)] = name
+	}
+	for _, rule := range cfg.Parts {
+		r.parts = append(r.parts, PartRule{Roles: slices.Clone(rule.Roles), Bases: slices.Clone(rule.Bases), Parts: slices.Clone(rule.Parts)})
+	}
+	for _, s := range cfg.OpenStatuses {
+		r.openStatuses = append(r.openStatuses, normWord(s))
 	}
 	return r, nil
 }

@@ -14,13 +14,21 @@ import (
 
 // Config holds the case-reference rules of §§20–27 of the Rules: the pattern of every field of
 // every form of every basis, the lowest accounting year a court case may have, which case
-// registry verifies which basis (§5), and how long the broker waits for a registry's answer.
-// Package cases compiles and applies them.
+// registry verifies which basis (§5), how long the broker waits for a registry's answer, and how
+// the broker decides from the answer that the case is in the user's proceedings: the parts each
+// role must have in it, and the statuses of a case in proceedings. Package cases compiles and
+// applies them.
 type Config struct {
 	CheckTimeout time.Duration  `mapstructure:"check_timeout"`
 	MinYear      int            `mapstructure:"min_year"` // the lowest accounting year of a court case
 	Patterns     Patterns       `mapstructure:"patterns"`
 	Registries   map[int]string `mapstructure:"registries"` // basis → registry name; never basis 3 (§23)
+	// Parts are the parts a user of a role must have in a case's proceedings (§5); see
+	// DefaultParts for the defaults and their source in the Rules.
+	Parts []PartRule `mapstructure:"parts"`
+	// OpenStatuses are the statuses of a case in proceedings; a case in another (closed,
+	// terminated) is refused (§5). Compared lower-cased.
+	OpenStatuses []string `mapstructure:"open_statuses"`
 }
 
 // Patterns holds one pattern per field of each form. The keys are those of configs/broker.yaml.
@@ -91,7 +99,9 @@ func DefaultConfig() Config {
 			Search: Pattern{Regexp: `^(?:\d{15}|[А-ЯЁA-Z]{1,4}-?\d{6,15})$`,
 				Words: "the КПСиСУ number of the search case: 15 digits, or a prefix of 1 to 4 capital letters and 6 to 15 digits (e.g. РД-123456789)"},
 		},
-		Registries: map[int]string{1: "erdr", 2: "courts", 4: "courts", 5: "aisoip", 6: "erdr"},
+		Registries:   map[int]string{1: "erdr", 2: "courts", 4: "courts", 5: "aisoip", 6: "erdr"},
+		Parts:        DefaultParts(),
+		OpenStatuses: DefaultOpenStatuses(),
 	}
 }
 
@@ -136,7 +146,7 @@ func (c Config) Problems() []error {
 			errs = append(errs, fmt.Errorf("cases.registries.%d: registry name %q must be 1 to 32 of a-z, 0-9, '_' or '-', starting with a letter", b, name))
 		}
 	}
-	return errs
+	return append(errs, c.partProblems()...)
 }
 
 // checkPattern compiles an anchored RE2 pattern. Anchoring is required: an unanchored pattern

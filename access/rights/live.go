@@ -31,8 +31,8 @@ func (l *Live) Swap(t *Table) *Table { return l.p.Swap(t) }
 func (l *Live) RoleMayUse(role int, b siobroker.Basis) bool { return l.Table().RoleMayUse(role, b) }
 
 // DecideService is Table.DecideService on the table in force.
-func (l *Live) DecideService(b siobroker.Basis, service int, article string) siobroker.Decision {
-	return l.Table().DecideService(b, service, article)
+func (l *Live) DecideService(b siobroker.Basis, service int, q siobroker.Qualification) siobroker.Decision {
+	return l.Table().DecideService(b, service, q)
 }
 
 // TruncatedFields is Table.TruncatedFields on the table in force.

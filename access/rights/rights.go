@@ -115,16 +115,16 @@ func (t *Table) IsEconomicArticle(article string) bool {
 	return t.articles[trimSpace(article)]
 }
 
-// DecideService decides whether service may be asked under basis b, with article the Criminal Code
-// article of the case (needed only for the footnote-2 services). It does not look at the role;
-// Explain does both.
-func (t *Table) DecideService(b siobroker.Basis, service int, article string) siobroker.Decision {
-	return t.decide("", b, service, article)
+// DecideService decides whether service may be asked under basis b, with q the case's
+// qualification (needed only for the footnote-2 services, see footnote2). It does not look at
+// the role; Explain does both.
+func (t *Table) DecideService(b siobroker.Basis, service int, q siobroker.Qualification) siobroker.Decision {
+	return t.decide("", b, service, q)
 }
 
 // Explain checks role against Appendix 1 first and then the service against Appendix 2. It returns
 // the decision and a multi-line trace of the rules applied, for people and for the journal.
-func (t *Table) Explain(role int, b siobroker.Basis, service int, article string) (siobroker.Decision, string) {
+func (t *Table) Explain(role int, b siobroker.Basis, service int, q siobroker.Qualification) (siobroker.Decision, string) {
 	var trace []string
 	r, ok := t.Role(role)
 	if !ok {
@@ -152,7 +152,7 @@ func (t *Table) Explain(role int, b siobroker.Basis, service int, article string
 			"Result: "+verdict(d)))
 	}
 	trace = append(trace, fmt.Sprintf("Appendix 1: %s may use %s", roleLabel, basisLabel(b)))
-	d := t.decide(roleLabel, b, service, article)
+	d := t.decide(roleLabel, b, service, q)
 	if s, ok := t.Service(service); ok {
 		cell := string(s.Access[b])
 		if cell == "" {
@@ -163,10 +163,11 @@ func (t *Table) Explain(role int, b siobroker.Basis, service int, article string
 		case siobroker.AccessTruncated:
 			trace = append(trace, "Footnote 1: removed from the reply: "+fieldList(t.truncated[service]))
 		case siobroker.AccessEconomicArticles:
-			if art := trimSpace(article); art == "" {
-				trace = append(trace, "Footnote 2: no article given")
-			} else {
-				trace = append(trace, fmt.Sprintf("Footnote 2: article %q is on the Chapter 8 list: %t", art, t.articles[art]))
+			trace = append(trace, fmt.Sprintf("Footnote 2: the case's articles (from its registry): %s; of Chapter 8: %s",
+				articleList(q.Articles), articleList(t.economic(q.Articles))))
+			if hint := trimSpace(q.Hint); hint != "" {
+				trace = append(trace, fmt.Sprintf("Footnote 2: the request names article %q: among the case's: %t; of Chapter 8: %t",
+					hint, slices.Contains(q.Articles, hint), t.articles[hint]))
 			}
 		}
 	} else {
@@ -177,7 +178,7 @@ func (t *Table) Explain(role int, b siobroker.Basis, service int, article string
 
 // decide applies Appendix 2 and its footnotes. who names the role for the explanation, or is
 // empty when the caller did not check one.
-func (t *Table) decide(who string, b siobroker.Basis, service int, article string) siobroker.Decision {
+func (t *Table) decide(who string, b siobroker.Basis, service int, q siobroker.Qualification) siobroker.Decision {
 	subject := "a request"
 	if who != "" {
 		subject = who
@@ -205,20 +206,66 @@ func (t *Table) decide(who string, b siobroker.Basis, service int, article strin
 		return siobroker.Decision{Allowed: true, Access: a, Reason: siobroker.ReasonOK,
 			Explanation: fmt.Sprintf("Appendix 2 gives %s truncated access to %s under %s: by footnote 1 the reply carries no %s.", subject, svc, basisLabel(b), fieldList(t.truncated[service]))}
 	case siobroker.AccessEconomicArticles:
-		art := trimSpace(article)
-		switch {
-		case art == "":
-			return siobroker.Decision{Access: a, Reason: siobroker.ReasonDeniedArticle,
-				Explanation: fmt.Sprintf("By footnote 2 of Appendix 2, %s under %s is available only for an article of Chapter 8 of the Criminal Code, and %s gave no article.", svc, basisLabel(b), subject)}
-		case !t.articles[art]:
-			return siobroker.Decision{Access: a, Reason: siobroker.ReasonDeniedArticle,
-				Explanation: fmt.Sprintf("By footnote 2 of Appendix 2, %s under %s is available only for an article of Chapter 8 of the Criminal Code, and article %q given by %s is not on that list.", svc, basisLabel(b), art, subject)}
-		}
-		return siobroker.Decision{Allowed: true, Access: a, Reason: siobroker.ReasonOK,
-			Explanation: fmt.Sprintf("By footnote 2 of Appendix 2, %s under %s is available to %s because article %s is in Chapter 8 of the Criminal Code.", svc, basisLabel(b), subject, art)}
+		return t.footnote2(subject, svc, b, q)
 	}
 	return siobroker.Decision{Reason: siobroker.ReasonDeniedBasis,
 		Explanation: fmt.Sprintf("Appendix 2 does not make %s available under %s, so %s may not ask for it.", svc, basisLabel(b), subject)}
+}
+
+// footnote2 decides a footnote-2 service (access economic-articles-only): the КГД services are
+// available "по статьям главы 8 Уголовного кодекса", which is the case's qualification, a fact
+// its registry holds (§5), not something the user declares. So the service is allowed when the
+// case's articles hold one of the Chapter 8 list. An article the request names is a hint of the
+// article the request is made for: it must be among the case's articles, and of Chapter 8
+// itself; else the request is refused, even if another of the case's articles is of Chapter 8.
+// No articles from the registry (none said, or a case that is not checked) is a refusal.
+func (t *Table) footnote2(subject, svc string, b siobroker.Basis, q siobroker.Qualification) siobroker.Decision {
+	a := siobroker.AccessEconomicArticles
+	deny := func(why string) siobroker.Decision {
+		return siobroker.Decision{Access: a, Reason: siobroker.ReasonDeniedArticle, Explanation: fmt.Sprintf(
+			"By footnote 2 of Appendix 2, %s under %s is available only for an article of Chapter 8 of the Criminal Code in the case's qualification, and %s.",
+			svc, basisLabel(b), why)}
+	}
+	hint := trimSpace(q.Hint)
+	economic := t.economic(q.Articles)
+	switch {
+	case len(q.Articles) == 0 && hint != "":
+		return deny(fmt.Sprintf("the case's registry gave no articles, so article %q named by the request cannot be confirmed", hint))
+	case len(q.Articles) == 0:
+		return deny("the case's registry gave no articles")
+	case hint != "" && !slices.Contains(q.Articles, hint):
+		return deny(fmt.Sprintf("article %q named by the request is not among the case's articles (%s)", hint, articleList(q.Articles)))
+	case hint != "" && !t.articles[hint]:
+		return deny(fmt.Sprintf("the request is made for the case's article %s, which is not of Chapter 8", hint))
+	case hint != "":
+		return siobroker.Decision{Allowed: true, Access: a, Reason: siobroker.ReasonOK, Explanation: fmt.Sprintf(
+			"By footnote 2 of Appendix 2, %s under %s is available to %s because the case's article %s, for which the request is made, is of Chapter 8 of the Criminal Code.",
+			svc, basisLabel(b), subject, hint)}
+	case len(economic) == 0:
+		return deny(fmt.Sprintf("none of the case's articles (%s) is of Chapter 8", articleList(q.Articles)))
+	}
+	return siobroker.Decision{Allowed: true, Access: a, Reason: siobroker.ReasonOK, Explanation: fmt.Sprintf(
+		"By footnote 2 of Appendix 2, %s under %s is available to %s because the case's qualification holds article %s of Chapter 8 of the Criminal Code.",
+		svc, basisLabel(b), subject, articleList(economic))}
+}
+
+// economic returns the articles of Chapter 8 among articles, in their order.
+func (t *Table) economic(articles []string) []string {
+	var out []string
+	for _, a := range articles {
+		if t.articles[a] {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// articleList names articles for people: "190, 216", or "none".
+func articleList(articles []string) string {
+	if len(articles) == 0 {
+		return "none"
+	}
+	return strings.Join(articles, ", ")
 }
 
 // basisNames are the English names of the columns, for explanations.

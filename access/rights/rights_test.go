@@ -21,7 +21,7 @@ var kgd = []int{37, 38, 39, 40, 70, 71, 72, 73, 74}
 func TestTruncation(t *testing.T) {
 	tab := loadConfig(t)
 	for b := siobroker.FirstBasis; b <= siobroker.LastBasis; b++ {
-		d := tab.DecideService(b, 11, "")
+		d := tab.DecideService(b, 11, siobroker.Qualification{})
 		want := siobroker.AccessFull
 		if b == siobroker.BasisCourtAdmin || b == siobroker.BasisAdminOffence || b == siobroker.BasisCourtCivil {
 			want = siobroker.AccessTruncated
@@ -58,40 +58,48 @@ func TestEconomicArticles(t *testing.T) {
 		if len(s.Access) != 1 || s.Access[siobroker.BasisCriminal] != siobroker.AccessEconomicArticles {
 			t.Errorf("service %d: access %v, want only basis 1 %q", svc, s.Access, siobroker.AccessEconomicArticles)
 		}
+		// Footnote 2 follows the case's qualification, as its registry gave it; the article the
+		// request names is a hint that must be among the case's articles.
 		cases := []struct {
-			basis   siobroker.Basis
-			article string
-			allowed bool
-			reason  string
+			basis    siobroker.Basis
+			articles []string // the case's, from its registry
+			hint     string   // the request's
+			allowed  bool
+			reason   string
 		}{
-			{siobroker.BasisCriminal, "216", true, siobroker.ReasonOK},   // false invoicing: Chapter 8
-			{siobroker.BasisCriminal, " 245 ", true, siobroker.ReasonOK}, // layout spaces forgiven
-			{siobroker.BasisCriminal, "214", true, siobroker.ReasonOK},   // first article of Chapter 8
-			{siobroker.BasisCriminal, "249", true, siobroker.ReasonOK},   // last article of Chapter 8
-			{siobroker.BasisCriminal, "", false, siobroker.ReasonDeniedArticle},
-			{siobroker.BasisCriminal, "188", false, siobroker.ReasonDeniedArticle}, // theft: Chapter 6
-			{siobroker.BasisCriminal, "253", false, siobroker.ReasonDeniedArticle}, // commercial bribery: Chapter 9
-			{siobroker.BasisCriminal, "255", false, siobroker.ReasonDeniedArticle}, // terrorism: Chapter 10
-			{siobroker.BasisCriminal, "ст. 216", false, siobroker.ReasonDeniedArticle},
-			{siobroker.BasisCriminal, "216-9", false, siobroker.ReasonDeniedArticle},
-			{siobroker.BasisCourtAdmin, "216", false, siobroker.ReasonDeniedBasis},
-			{siobroker.BasisAdminOffence, "216", false, siobroker.ReasonDeniedBasis},
-			{siobroker.BasisCourtCivil, "216", false, siobroker.ReasonDeniedBasis},
-			{siobroker.BasisEnforcement, "216", false, siobroker.ReasonDeniedBasis},
-			{siobroker.BasisSearch, "216", false, siobroker.ReasonDeniedBasis},
+			{siobroker.BasisCriminal, []string{"216"}, "", true, siobroker.ReasonOK},                       // false invoicing: Chapter 8
+			{siobroker.BasisCriminal, []string{"190", "245"}, "", true, siobroker.ReasonOK},                // one of Chapter 8 is enough
+			{siobroker.BasisCriminal, []string{"214"}, "", true, siobroker.ReasonOK},                       // first article of Chapter 8
+			{siobroker.BasisCriminal, []string{"249"}, "", true, siobroker.ReasonOK},                       // last article of Chapter 8
+			{siobroker.BasisCriminal, []string{"190", "216"}, "216", true, siobroker.ReasonOK},             // the hint matches
+			{siobroker.BasisCriminal, []string{"216"}, " 216 ", true, siobroker.ReasonOK},                  // layout spaces forgiven
+			{siobroker.BasisCriminal, nil, "", false, siobroker.ReasonDeniedArticle},                       // no registry said
+			{siobroker.BasisCriminal, nil, "216", false, siobroker.ReasonDeniedArticle},                    // a typed article proves nothing
+			{siobroker.BasisCriminal, []string{"190"}, "216", false, siobroker.ReasonDeniedArticle},        // not the case's article
+			{siobroker.BasisCriminal, []string{"190", "216"}, "190", false, siobroker.ReasonDeniedArticle}, // the case's, not of Chapter 8
+			{siobroker.BasisCriminal, []string{"188"}, "", false, siobroker.ReasonDeniedArticle},           // theft: Chapter 6
+			{siobroker.BasisCriminal, []string{"253"}, "", false, siobroker.ReasonDeniedArticle},           // commercial bribery: Chapter 9
+			{siobroker.BasisCriminal, []string{"255"}, "", false, siobroker.ReasonDeniedArticle},           // terrorism: Chapter 10
+			{siobroker.BasisCriminal, []string{"216"}, "ст. 216", false, siobroker.ReasonDeniedArticle},
+			{siobroker.BasisCriminal, []string{"216-9"}, "", false, siobroker.ReasonDeniedArticle},
+			{siobroker.BasisCourtAdmin, []string{"216"}, "", false, siobroker.ReasonDeniedBasis},
+			{siobroker.BasisAdminOffence, []string{"216"}, "216", false, siobroker.ReasonDeniedBasis},
+			{siobroker.BasisCourtCivil, []string{"216"}, "", false, siobroker.ReasonDeniedBasis},
+			{siobroker.BasisEnforcement, []string{"216"}, "", false, siobroker.ReasonDeniedBasis},
+			{siobroker.BasisSearch, []string{"216"}, "", false, siobroker.ReasonDeniedBasis},
 		}
 		for _, c := range cases {
-			d := tab.DecideService(c.basis, svc, c.article)
+			d := tab.DecideService(c.basis, svc, siobroker.Qualification{Articles: c.articles, Hint: c.hint})
 			if d.Allowed != c.allowed || d.Reason != c.reason {
-				t.Errorf("service %d, basis %d, article %q: %+v, want allowed=%t %s", svc, c.basis, c.article, d, c.allowed, c.reason)
+				t.Errorf("service %d, basis %d, articles %v, hint %q: %+v, want allowed=%t %s", svc, c.basis, c.articles, c.hint, d, c.allowed, c.reason)
 			}
 			if d.Explanation == "" {
-				t.Errorf("service %d, basis %d, article %q: no explanation", svc, c.basis, c.article)
+				t.Errorf("service %d, basis %d, articles %v, hint %q: no explanation", svc, c.basis, c.articles, c.hint)
 			}
 		}
 	}
 	// An article has no effect on a service without footnote 2.
-	if d := tab.DecideService(siobroker.BasisCriminal, 1, "188"); !d.Allowed || d.Access != siobroker.AccessFull {
+	if d := tab.DecideService(siobroker.BasisCriminal, 1, siobroker.Qualification{Articles: []string{"188"}, Hint: "190"}); !d.Allowed || d.Access != siobroker.AccessFull {
 		t.Errorf("service 1 with article 188: %+v", d)
 	}
 	if !slices.Equal(tab.EconomicArticles()[:2], []string{"214", "215"}) {
@@ -114,12 +122,12 @@ func TestDecideServiceRefusals(t *testing.T) {
 		{"service 94", siobroker.BasisCriminal, 94},
 	}
 	for _, c := range cases {
-		d := tab.DecideService(c.basis, c.service, "")
+		d := tab.DecideService(c.basis, c.service, siobroker.Qualification{})
 		if d.Allowed || d.Reason != siobroker.ReasonDeniedBasis || d.Access != siobroker.AccessNone || d.Explanation == "" {
 			t.Errorf("%s: %+v", c.name, d)
 		}
 	}
-	d := tab.DecideService(siobroker.BasisEnforcement, 67, "")
+	d := tab.DecideService(siobroker.BasisEnforcement, 67, siobroker.Qualification{})
 	if !d.Allowed || !strings.Contains(d.Explanation, "service 67") || !strings.Contains(d.Explanation, "enforcement proceedings") {
 		t.Errorf("service 67 under basis 5: %+v", d)
 	}
@@ -148,7 +156,8 @@ func TestExplainRoleFirst(t *testing.T) {
 		{17, siobroker.BasisAdminOffence, 37, "216", false, siobroker.ReasonDeniedBasis, []string{"Appendix 2", "role 17"}},
 		// An ОВД investigator (3) asks a КГД service in a criminal case.
 		{3, siobroker.BasisCriminal, 37, "216", true, siobroker.ReasonOK, []string{"footnote 2", "216", "role 3"}},
-		{3, siobroker.BasisCriminal, 37, "", false, siobroker.ReasonDeniedArticle, []string{"footnote 2", "role 3"}},
+		{3, siobroker.BasisCriminal, 37, "190", false, siobroker.ReasonDeniedArticle, []string{"footnote 2", "190", "not of Chapter 8"}},
+		{3, siobroker.BasisCriminal, 37, "", true, siobroker.ReasonOK, []string{"footnote 2", "qualification holds article 216", "role 3"}},
 		// Truncated pension service for a judge in a civil case.
 		{2, siobroker.BasisCourtCivil, 11, "", true, siobroker.ReasonOK, []string{"truncated", "amount"}},
 		// Unknown role.
@@ -156,7 +165,8 @@ func TestExplainRoleFirst(t *testing.T) {
 		{0, siobroker.BasisCriminal, 1, "", false, siobroker.ReasonDeniedBasis, []string{"Role 0"}},
 	}
 	for _, c := range cases {
-		d, trace := tab.Explain(c.role, c.basis, c.service, c.article)
+		// The case of every row is qualified under articles 190 and 216.
+		d, trace := tab.Explain(c.role, c.basis, c.service, siobroker.Qualification{Articles: []string{"190", "216"}, Hint: c.article})
 		if d.Allowed != c.allowed || d.Reason != c.reason {
 			t.Errorf("Explain(%d, %d, %d, %q) = %+v, want allowed=%t %s", c.role, c.basis, c.service, c.article, d, c.allowed, c.reason)
 		}
@@ -190,7 +200,7 @@ func TestRoleAccessors(t *testing.T) {
 	r.Bases[0] = 6
 	s, _ := tab.Service(1)
 	delete(s.Access, siobroker.BasisCriminal)
-	if !tab.RoleMayUse(1, siobroker.BasisCriminal) || tab.DecideService(siobroker.BasisCriminal, 1, "").Access != siobroker.AccessFull {
+	if !tab.RoleMayUse(1, siobroker.BasisCriminal) || tab.DecideService(siobroker.BasisCriminal, 1, siobroker.Qualification{}).Access != siobroker.AccessFull {
 		t.Error("accessors share state with the table")
 	}
 }

@@ -173,13 +173,8 @@ func (r *Registry) Apply(ctx context.Context, a siobroker.Application) (siobroke
 	if a.At.IsZero() {
 		a.At = r.clock.Now()
 	}
-	if err := siobroker.ValidateIIN(a.IIN); err != nil {
-		return siobroker.User{}, fmt.Errorf("%s: IIN %q: %w", a.Kind, a.IIN, err)
-	}
-	if a.Kind == siobroker.ApplyRegister || a.Kind == siobroker.ApplyMove {
-		if err := validateFields(a.User); err != nil {
-			return siobroker.User{}, fmt.Errorf("%s %s: %w", a.Kind, a.IIN, err)
-		}
+	if err := validateApplication(a); err != nil {
+		return siobroker.User{}, err
 	}
 	u, err := r.store.ApplyApplication(ctx, a)
 	if err != nil {
@@ -187,6 +182,20 @@ func (r *Registry) Apply(ctx context.Context, a siobroker.Application) (siobroke
 	}
 	r.logger.InfoContext(ctx, "application applied", "kind", string(a.Kind), "iin", a.IIN, "by", a.By, "status", string(u.Status))
 	return u, nil
+}
+
+// validateApplication makes the checks of every application: the IIN's check digit, and the
+// App. 5 fields of a register or move.
+func validateApplication(a siobroker.Application) error {
+	if err := siobroker.ValidateIIN(a.IIN); err != nil {
+		return fmt.Errorf("%s: IIN %q: %w", a.Kind, a.IIN, err)
+	}
+	if a.Kind == siobroker.ApplyRegister || a.Kind == siobroker.ApplyMove {
+		if err := validateFields(a.User); err != nil {
+			return fmt.Errorf("%s %s: %w", a.Kind, a.IIN, err)
+		}
+	}
+	return nil
 }
 
 // validateFields checks the fields of Appendix 5 that a register or move application carries.

@@ -1,7 +1,9 @@
 // Package adapterconfig reads an adapter process's configuration file: its name, its transport,
-// and for each service it answers the backend that answers it (postgres, http or demo). Unknown
-// keys are errors naming their line, so a typo never silently falls back to a default. Build turns
-// a validated Config into the backends; this package is the one place that knows every kind.
+// for each service it answers the backend that answers it (postgres, http or demo), and for each
+// case registry (§5) the source that answers its checks (postgres or http; demo registries are
+// named under case_registries). Unknown keys are errors naming their line, so a typo never
+// silently falls back to a default. Build turns a validated Config into the backends and
+// registries; this package is the one place that knows every kind.
 //
 // Environment overrides (LoadEnv; siobroker adapter applies them): an adapter process must find
 // the queues its broker declared, so the two values that say where they are come from the
@@ -55,9 +57,13 @@ type Config struct {
 	Retry     Retry           `yaml:"retry"`
 	Services  map[int]Service `yaml:"services"`
 	Demo      Demo            `yaml:"demo"`
-	// CaseRegistries are the case registries (§5) this process answers. Only the demo registry
-	// exists so far: it answers from the demo cases of a development PKI's demo.json.
+	// CaseRegistries are the demo case registries (§5) this process answers: from the demo
+	// cases of a development PKI's demo.json.
 	CaseRegistries CaseRegistries `yaml:"case_registries"`
+	// Registries are the case registries (§5) this process answers from a real source, by name
+	// (the queue sio.registry.NAME, the name cases.registries gives): each from a postgres query
+	// or an http endpoint, as a service is. A name may not also be a demo one.
+	Registries map[string]Registry `yaml:"registries"`
 	// RoutesFile, when set, is the broker's routing table (configs/routes.yaml): the adapter then
 	// consumes each service from the queue its route names (shared queues included), and refuses
 	// to start when a route gives the service to another adapter or another backend kind. Empty:
@@ -84,6 +90,40 @@ type Ledger struct {
 type CaseRegistries struct {
 	Names   []string `yaml:"names"`    // e.g. [erdr, courts, aisoip]: the queues sio.registry.NAME
 	DemoPKI string   `yaml:"demo_pki"` // the development PKI directory whose demo.json lists the cases
+}
+
+// Registry is the source of one case registry (§5): it finds a case by the check's values and
+// gives its status, the people in its proceedings with their part, and its qualification. Which
+// keys apply depends on Backend: postgres takes dsn, query, params, fields and timeout (the query
+// returns a row per participant, see postgres.RegistrySpec); http takes url, method (GET, POST or
+// SOAP), timeout, fields, tls and headers, and with SOAP soap_body, soap_action and case_path (see
+// httpsource.RegistrySpec). fields maps the answer's fields
+// (status, articles, iin, part, and for http participants) to the columns or JSON paths they are
+// read from, each defaulting to its own name.
+type Registry struct {
+	Backend string            `yaml:"backend"`
+	DSN     string            `yaml:"dsn"`
+	Query   string            `yaml:"query"`
+	Params  []string          `yaml:"params"`
+	URL     string            `yaml:"url"`
+	Method  string            `yaml:"method"`
+	Fields  map[string]string `yaml:"fields"`
+	Timeout time.Duration     `yaml:"timeout"`
+	TLS     *TLS              `yaml:"tls"`
+	Headers map[string]string `yaml:"headers"` // as a service's: "${env:NAME}" is read from the environment
+	// SOAPBody, SOAPAction and CasePath are an http registry's of method SOAP: see
+	// httpsource.RegistrySpec.
+	SOAPBody   string `yaml:"soap_body"`
+	SOAPAction string `yaml:"soap_action"`
+	CasePath   string `yaml:"case_path"`
+}
+
+// RegistryNames returns the names of every case registry the process answers, demo and real,
+// sorted.
+func (c *Config) RegistryNames() []string {
+	names := slices.Concat(c.CaseRegistries.Names, slices.Collect(maps.Keys(c.Registries)))
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // Transport is the adapter's connection to the broker. SIOBROKER_AMQP_URL and
@@ -312,7 +352,7 @@ func (c Config) validate(haveWorld bool) error {
 	if c.Retry.Backoff < 0 || c.Retry.Backoff > time.Minute {
 		errs = append(errs, fmt.Errorf("retry.backoff: must be 0 to 1m, got %s", c.Retry.Backoff))
 	}
-	if len(c.Services) == 0 && len(c.CaseRegistries.Names) == 0 {
+	if len(c.Services) == 0 && len(c.CaseRegistries.Names) == 0 && len(c.Registries) == 0 {
 		errs = append(errs, errors.New("services: an adapter must answer at least one service or case registry"))
 	}
 	if c.Ledger.DSN != "" {
@@ -326,6 +366,7 @@ func (c Config) validate(haveWorld bool) error {
 	if len(c.CaseRegistries.Names) > 0 && c.CaseRegistries.DemoPKI == "" {
 		errs = append(errs, errors.New("case_registries.demo_pki: required with case_registries.names"))
 	}
+	errs = append(errs, c.validateRegistries()...)
 	usesDemo := false
 	for _, no := range sortedKeys(c.Services) {
 		s := c.Services[no]
@@ -358,6 +399,69 @@ func (c Config) validate(haveWorld bool) error {
 		errs = append(errs, fmt.Errorf("demo: people and organisations must be at least 1, got %d and %d", c.Demo.People, c.Demo.Organisations))
 	}
 	return errors.Join(errs...)
+}
+
+// registryName is a case registry's name, as access/cases takes it: it is in a queue's name.
+var registryName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// validateRegistries checks the registries section: names, kinds, and the keys each kind needs
+// and forbids. Each error names its registry's key.
+func (c Config) validateRegistries() []error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(c.Registries)) {
+		r := c.Registries[name]
+		var err error
+		switch r.Backend {
+		case KindPostgres:
+			err = errors.Join(r.only(KindPostgres, "dsn", "query", "params", "fields", "timeout"),
+				Service{DSN: r.DSN}.checkDSN(), r.postgresSpec(name).Validate())
+		case KindHTTP:
+			_, herr := r.service().headers()
+			err = errors.Join(r.only(KindHTTP, "url", "method", "fields", "timeout", "tls", "headers", "soap_body", "soap_action", "case_path"),
+				r.httpSpec(name).Validate(), r.service().checkTLS(), herr)
+		default:
+			err = fmt.Errorf("backend: %q; a case registry uses %s or %s (the demo registries are case_registries.names)", r.Backend, KindPostgres, KindHTTP)
+		}
+		if !registryName.MatchString(name) {
+			err = errors.Join(errors.New("the name must be 1 to 32 of a-z, 0-9, '_' or '-', starting with a letter, as cases.registries names it"), err)
+		}
+		if slices.Contains(c.CaseRegistries.Names, name) {
+			err = errors.Join(errors.New("also in case_registries.names: one process answers a registry from one source; remove one"), err)
+		}
+		if r.Timeout != 0 && r.Timeout < time.Millisecond {
+			err = errors.Join(err, fmt.Errorf("timeout: %s is less than 1ms; write a unit, as in 5s", r.Timeout))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("registries.%s: %w", name, err))
+		}
+	}
+	return errs
+}
+
+// only reports the keys set that the kind does not take.
+func (r Registry) only(kind string, allowed ...string) error {
+	set := map[string]bool{"dsn": r.DSN != "", "query": r.Query != "", "params": r.Params != nil, "url": r.URL != "",
+		"method": r.Method != "", "fields": r.Fields != nil, "timeout": r.Timeout != 0, "tls": r.TLS != nil, "headers": r.Headers != nil,
+		"soap_body": r.SOAPBody != "", "soap_action": r.SOAPAction != "", "case_path": r.CasePath != ""}
+	var errs []error
+	for _, key := range []string{"dsn", "query", "params", "url", "method", "fields", "timeout", "tls", "headers", "soap_body", "soap_action", "case_path"} {
+		if set[key] && !slices.Contains(allowed, key) {
+			errs = append(errs, fmt.Errorf("%s: not a key of a %s backend", key, kind))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// service is r's HTTP access as a service's, for the checks and builders the two share.
+func (r Registry) service() Service { return Service{URL: r.URL, TLS: r.TLS, Headers: r.Headers} }
+
+func (r Registry) postgresSpec(name string) postgres.RegistrySpec {
+	return postgres.RegistrySpec{Registry: name, Query: r.Query, Params: r.Params, Columns: r.Fields, Timeout: r.Timeout}
+}
+
+func (r Registry) httpSpec(name string) httpsource.RegistrySpec {
+	return httpsource.RegistrySpec{Registry: name, URL: r.URL, Method: r.Method, Timeout: r.Timeout, Fields: r.Fields,
+		SOAPBody: r.SOAPBody, SOAPAction: r.SOAPAction, CasePath: r.CasePath}
 }
 
 // only reports the keys set that the kind does not take.
@@ -440,6 +544,18 @@ func (s Service) headers() (http.Header, error) {
 	return h, errors.Join(errs...)
 }
 
+// httpAccess returns what an http backend sends with every call, and the client it calls with:
+// the headers with their ${env:NAME} values read, and the client of the tls section (nil without
+// one: the package's own).
+func (s Service) httpAccess() (http.Header, *http.Client, error) {
+	h, err := s.headers()
+	if err != nil || s.TLS == nil {
+		return h, nil, err
+	}
+	c, err := s.tlsFiles().Client()
+	return h, c, err
+}
+
 func (s Service) tlsFiles() httpsource.TLSFiles {
 	return httpsource.TLSFiles{CAFile: s.TLS.CAFile, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile, ServerName: s.TLS.ServerName}
 }
@@ -467,10 +583,13 @@ func sortedKeys(m map[int]Service) []int {
 	return keys
 }
 
-// Backends are the built backends and what they hold open.
+// Backends are the built backends and registries, and what they hold open.
 type Backends struct {
 	Backends map[int]adapters.Backend
-	pools    []*pgxpool.Pool
+	// Registries are the registries of the registries section (not the demo ones of
+	// case_registries, which need a development PKI's manifest), by name.
+	Registries map[string]adapters.CaseRegistry
+	pools      []*pgxpool.Pool
 }
 
 // Close closes the PostgreSQL pools.
@@ -499,11 +618,23 @@ func Open(cfg *Config, demoWorld *demo.Dataset) (*Backends, error) {
 	if err := cfg.validate(demoWorld != nil); err != nil {
 		return nil, err
 	}
-	out := &Backends{Backends: make(map[int]adapters.Backend, len(cfg.Services))}
+	out := &Backends{Backends: make(map[int]adapters.Backend, len(cfg.Services)), Registries: map[string]adapters.CaseRegistry{}}
 	pools := map[string]*pgxpool.Pool{}
 	fail := func(err error) (*Backends, error) {
 		out.Close()
 		return nil, err
+	}
+	pool := func(dsn string) (*pgxpool.Pool, error) {
+		if p, ok := pools[dsn]; ok {
+			return p, nil
+		}
+		p, err := pgxpool.New(context.Background(), dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open the pool: %w", err)
+		}
+		pools[dsn] = p
+		out.pools = append(out.pools, p)
+		return p, nil
 	}
 	for _, no := range sortedKeys(cfg.Services) {
 		s := cfg.Services[no]
@@ -511,26 +642,15 @@ func Open(cfg *Config, demoWorld *demo.Dataset) (*Backends, error) {
 		var err error
 		switch s.Backend {
 		case KindPostgres:
-			pool, ok := pools[s.DSN]
-			if !ok {
-				if pool, err = pgxpool.New(context.Background(), s.DSN); err != nil {
-					return fail(fmt.Errorf("services.%d: open the pool: %w", no, err))
-				}
-				pools[s.DSN] = pool
-				out.pools = append(out.pools, pool)
+			var p *pgxpool.Pool
+			if p, err = pool(s.DSN); err == nil {
+				b, err = postgres.New(p, s.postgresSpec(no))
 			}
-			b, err = postgres.New(pool, s.postgresSpec(no))
 		case KindHTTP:
 			spec := s.httpSpec(no)
-			if spec.Header, err = s.headers(); err != nil {
-				break
+			if spec.Header, spec.Client, err = s.httpAccess(); err == nil {
+				b, err = httpsource.New(spec)
 			}
-			if s.TLS != nil {
-				if spec.Client, err = s.tlsFiles().Client(); err != nil {
-					break
-				}
-			}
-			b, err = httpsource.New(spec)
 		case KindDemo:
 			if demoWorld == nil {
 				demoWorld = demo.Generate(cfg.Demo.Seed, cfg.Demo.People, cfg.Demo.Organisations)
@@ -541,6 +661,27 @@ func Open(cfg *Config, demoWorld *demo.Dataset) (*Backends, error) {
 			return fail(fmt.Errorf("services.%d: %w", no, err))
 		}
 		out.Backends[no] = b
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Registries)) {
+		r := cfg.Registries[name]
+		var reg adapters.CaseRegistry
+		var err error
+		switch r.Backend {
+		case KindPostgres:
+			var p *pgxpool.Pool
+			if p, err = pool(r.DSN); err == nil {
+				reg, err = postgres.NewRegistry(p, r.postgresSpec(name))
+			}
+		case KindHTTP:
+			spec := r.httpSpec(name)
+			if spec.Header, spec.Client, err = r.service().httpAccess(); err == nil {
+				reg, err = httpsource.NewRegistry(spec)
+			}
+		}
+		if err != nil {
+			return fail(fmt.Errorf("registries.%s: %w", name, err))
+		}
+		out.Registries[name] = reg
 	}
 	return out, nil
 }

@@ -139,6 +139,31 @@ func TestLoadRejects(t *testing.T) {
 		"ledger retention": {head + "services: {1: {backend: demo}}\nledger: {dsn: \"postgres://h/db\", answer_retention: 10s}\n",
 			"ledger.answer_retention: 10s; use 1m to 720h"},
 		"ledger key": {head + "services: {1: {backend: demo}}\nledger: {dsn: \"postgres://h/db\", max_claims: 50}\n", "field max_claims not found"},
+		// case registries (§5)
+		"registry demo kind": {head + "registries: {erdr: {backend: demo}}\n", `registries.erdr: backend: "demo"; a case registry uses postgres or http`},
+		"registry unknown key": {head + "registries:\n  erdr: {backend: http, url: \"http://h/c\", record_type: c}\n",
+			"line 4: field record_type not found"},
+		"registry without dsn": {head + "registries: {erdr: {backend: postgres, query: \"SELECT 1 WHERE $1 <> ''\", params: [case.number]}}\n",
+			"registries.erdr: dsn: a postgres backend needs one"},
+		"registry without query": {head + "registries: {erdr: {backend: postgres, dsn: \"postgres://h/db\"}}\n", "registries.erdr: query: must not be empty"},
+		"registry service param": {head + "registries: {erdr: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT 1 WHERE $1 <> ''\", params: [subject.iin]}}\n",
+			`registries.erdr: params[0]: "subject.iin" is not one of basis, case.court`},
+		"registry url on postgres": {head + "registries: {erdr: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT 1\", url: \"http://h/\"}}\n",
+			"registries.erdr: url: not a key of a postgres backend"},
+		"registry query on http": {head + "registries: {erdr: {backend: http, url: \"http://h/c\", query: \"SELECT 1\"}}\n",
+			"registries.erdr: query: not a key of a http backend"},
+		"registry SOAP without body": {head + "registries: {erdr: {backend: http, url: \"http://h/c\", method: SOAP, case_path: r/case}}\n",
+			"registries.erdr: soap_body: method SOAP needs"},
+		"registry case_path on GET": {head + "registries: {erdr: {backend: http, url: \"http://h/c\", case_path: r/case}}\n",
+			"registries.erdr: soap_body, soap_action, case_path: only for method SOAP"},
+		"registry case_path on postgres": {head + "registries: {erdr: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT 1\", case_path: r/case}}\n",
+			"registries.erdr: case_path: not a key of a postgres backend"},
+		"registry field": {head + "registries: {erdr: {backend: http, url: \"http://h/c\", fields: {state: s}}}\n", `registries.erdr: fields: "state" is not one of`},
+		"registry name":  {head + "registries: {ERDR: {backend: http, url: \"http://h/c\"}}\n", "registries.ERDR: the name must be"},
+		"registry twice": {head + "case_registries: {names: [erdr], demo_pki: data/pki}\nregistries: {erdr: {backend: http, url: \"http://h/c\"}}\n",
+			"registries.erdr: also in case_registries.names"},
+		"registry dsn password": {head + "registries: {erdr: {backend: postgres, dsn: \"postgres://x:secret@h:notaport/db\", query: \"SELECT 1\"}}\n",
+			"registries.erdr: dsn: not a PostgreSQL connection string"},
 	} {
 		err := load(t, tc.text)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -147,5 +172,46 @@ func TestLoadRejects(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("%s: the error shows a password: %v", name, err)
 		}
+	}
+}
+
+// TestRegistries: the shipped ЕРДР example and an http registry load and build, and the registry
+// names of a process are its demo and real ones.
+func TestRegistries(t *testing.T) {
+	cfg, err := adapterconfig.Load("../../configs/adapters/erdr-postgres.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Registries["erdr"]
+	if cfg.Name != "erdr" || len(cfg.Services) != 0 || r.Backend != "postgres" || strings.Join(r.Params, ",") != "basis,case.number,case.instruction_no" ||
+		r.Timeout != 3*time.Second || r.Fields["part"] != "part" {
+		t.Errorf("got %+v", cfg)
+	}
+	set, err := adapterconfig.Open(cfg, nil) // the pool connects lazily
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	if _, ok := set.Registries["erdr"].(*postgres.Registry); !ok || len(set.Backends) != 0 {
+		t.Errorf("registries %v, backends %v", set.Registries, set.Backends)
+	}
+
+	t.Setenv("SIO_TEST_ERDR_KEY", "k-1")
+	cfg, err = adapterconfig.Parse([]byte(head + "case_registries: {names: [courts, aisoip], demo_pki: data/pki}\n" +
+		"registries:\n  erdr: {backend: http, url: \"http://erdr.example/cases\", method: POST, timeout: 2s,\n" +
+		"    fields: {status: case.state, participants: case.people, iin: person.iin, part: role}, headers: {X-Api-Key: \"${env:SIO_TEST_ERDR_KEY}\"}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.RegistryNames(), ","); got != "aisoip,courts,erdr" {
+		t.Errorf("registry names %s", got)
+	}
+	set, err = adapterconfig.Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	if _, ok := set.Registries["erdr"].(*httpsource.Registry); !ok || len(set.Registries) != 1 {
+		t.Errorf("registries %v: the demo ones are built from a development PKI, not here", set.Registries)
 	}
 }

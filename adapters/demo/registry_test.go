@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters/adaptertest"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing/devpki"
 )
@@ -20,14 +21,35 @@ const (
 func testRegistry() *CaseRegistry {
 	return NewCaseRegistry("erdr", map[string][]Case{
 		alice: {
-			{Basis: siobroker.BasisCriminal, Ref: siobroker.CaseRef{Number: "261500031000123"}},
-			{Basis: siobroker.BasisCriminal, Ref: siobroker.CaseRef{Number: "251500031000456", InstructionNo: "2-15-25/1234"}},
-			{Basis: siobroker.BasisCourtCivil, Ref: siobroker.CaseRef{Number: "7511-25-00-2/1234", Year: "2025", Court: "Есильский районный суд г. Астаны"}},
+			{Basis: siobroker.BasisCriminal, Ref: siobroker.CaseRef{Number: "261500031000123"}, Part: "Supervising_Prosecutor ", Status: "open", Articles: []string{"ст. 216 ч. 2", "190"}},
+			{Basis: siobroker.BasisCriminal, Ref: siobroker.CaseRef{Number: "251500031000456", InstructionNo: "2-15-25/1234"}, Part: "investigator"},
+			{Basis: siobroker.BasisCourtCivil, Ref: siobroker.CaseRef{Number: "7511-25-00-2/1234", Year: "2025", Court: "Есильский районный суд г. Астаны"}, Part: "prosecutor"},
+			{Basis: siobroker.BasisCriminal, Ref: siobroker.CaseRef{Number: "241500031000088"}, Part: "investigator", Status: "Closed"},
 		},
 		bob: {
-			{Basis: siobroker.BasisCriminal, Ref: siobroker.CaseRef{Number: "261500031000123"}}, // a joint case
-			{Basis: siobroker.BasisSearch, Ref: siobroker.CaseRef{Number: "РД-257100041"}},
+			{Basis: siobroker.BasisCriminal, Ref: siobroker.CaseRef{Number: "261500031000123"}, Part: "group_member"}, // a joint case
+			{Basis: siobroker.BasisSearch, Ref: siobroker.CaseRef{Number: "РД-257100041"}, Part: "search_officer"},
 		},
+	})
+}
+
+// TestCaseRegistryMeetsTheContract runs the shared registry suite, without the hooks that need a
+// source to fail or hang: the demo registry has none.
+func TestCaseRegistryMeetsTheContract(t *testing.T) {
+	adaptertest.RunRegistrySuite(t, adaptertest.RegistryCase{
+		Registry: testRegistry(),
+		Open: adaptertest.KnownCase{
+			CaseQuery: adaptertest.CaseQuery{Basis: siobroker.BasisCriminal, Case: siobroker.CaseRef{Number: "261500031000123"}},
+			Facts: siobroker.CaseFacts{Status: "open", Articles: []string{"216", "190"},
+				Participants: []siobroker.Participant{{IIN: alice, Part: "supervising_prosecutor"}, {IIN: bob, Part: "group_member"}}}},
+		Closed: adaptertest.KnownCase{
+			CaseQuery: adaptertest.CaseQuery{Basis: siobroker.BasisCriminal, Case: siobroker.CaseRef{Number: "241500031000088"}},
+			Facts:     siobroker.CaseFacts{Status: "closed", Participants: []siobroker.Participant{{IIN: alice, Part: "investigator"}}}},
+		Unknown: []adaptertest.CaseQuery{
+			{Basis: siobroker.BasisCriminal, Case: siobroker.CaseRef{Number: "261500031000999"}},
+			{Basis: siobroker.BasisSearch, Case: siobroker.CaseRef{Number: "261500031000123"}},
+		},
+		Outsider: "000000000000",
 	})
 }
 
@@ -122,6 +144,12 @@ func TestCaseRegistryFromDevPKI(t *testing.T) {
 			resp, err := r.Check(context.Background(), schemas.CaseCheckRequest{Basis: c.Basis, Case: c.Ref(), SignerIIN: u.IIN})
 			if err != nil || !resp.Found || !resp.InProceedings {
 				t.Errorf("user %s case %+v: %+v, %v", u.IIN, c, resp, err)
+			}
+			if parts := resp.Facts().PartsOf(u.IIN); len(parts) != 1 || parts[0] == "" || (c.Part != "" && parts[0] != c.Part) {
+				t.Errorf("user %s case %+v: parts %v", u.IIN, c, parts)
+			}
+			if want := c.Status; want != "" && resp.Status != want {
+				t.Errorf("user %s case %+v: status %q, want %q", u.IIN, c, resp.Status, want)
 			}
 			for _, other := range m.Users {
 				if other.IIN == u.IIN {

@@ -2,7 +2,8 @@
 // endpoint: a GET with the subject as a query parameter (iin= or bin=), or a POST of a JSON body
 // {"service":..,"subject":{..},"case":{..}}, whose JSON answer's array at RecordsPath becomes
 // the records, each object's values mapped to fields by Fields; or a SOAP 1.1 call (soap.go),
-// whose answer's elements at RecordsPath become the records.
+// whose answer's elements at RecordsPath become the records. Registry (registry.go) is the
+// adapters.CaseRegistry of the same kinds of endpoint, answering the case checks of §5.
 package httpsource
 
 import (
@@ -61,9 +62,7 @@ func (s Spec) Validate() error {
 	if s.Service < siobroker.FirstService || s.Service > siobroker.LastService {
 		errs = append(errs, fmt.Errorf("service %d: no such service in Appendix 2 (%d..%d)", s.Service, siobroker.FirstService, siobroker.LastService))
 	}
-	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("url: %q is not an absolute http or https URL", s.URL))
-	}
+	errs = append(errs, endpointProblems(s.URL, s.Timeout, s.MaxBodyBytes)...)
 	soap := strings.EqualFold(s.Method, MethodSOAP)
 	switch strings.ToUpper(s.Method) {
 	case "", http.MethodGet, http.MethodPost, MethodSOAP:
@@ -96,13 +95,39 @@ func (s Spec) Validate() error {
 			}
 		}
 	}
-	if s.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("timeout: must not be negative, got %s", s.Timeout))
-	}
-	if s.MaxBodyBytes < 0 {
-		errs = append(errs, fmt.Errorf("max_body_bytes: must not be negative, got %d", s.MaxBodyBytes))
-	}
 	return errors.Join(errs...)
+}
+
+// endpointProblems checks what every endpoint has: an absolute http or https URL, and no
+// negative timeout or body limit.
+func endpointProblems(rawURL string, timeout time.Duration, maxBodyBytes int64) []error {
+	var errs []error
+	if u, err := url.Parse(rawURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("url: %q is not an absolute http or https URL", rawURL))
+	}
+	if timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout: must not be negative, got %s", timeout))
+	}
+	if maxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_body_bytes: must not be negative, got %d", maxBodyBytes))
+	}
+	return errs
+}
+
+// endpointDefaults are an endpoint's method upper-cased (GET when empty), its client (one of the
+// package's own when nil, not http.DefaultClient) and its body limit (DefaultMaxBodyBytes when 0).
+func endpointDefaults(method string, client *http.Client, maxBodyBytes int64) (string, *http.Client, int64) {
+	method = strings.ToUpper(method)
+	if method == "" {
+		method = http.MethodGet
+	}
+	if client == nil {
+		client = &http.Client{Transport: http.DefaultTransport}
+	}
+	if maxBodyBytes == 0 {
+		maxBodyBytes = DefaultMaxBodyBytes
+	}
+	return method, client, maxBodyBytes
 }
 
 // Backend answers one service from an HTTP endpoint. It is safe for concurrent use.
@@ -112,7 +137,7 @@ type Backend struct {
 	client *http.Client
 	fields []field // sorted by name, so that records are the same whatever the map order
 	path   []string
-	soap   soapBody // for SOAP
+	soap   soapBody[schemas.ServiceRequest] // for SOAP
 }
 
 type field struct {
@@ -125,21 +150,13 @@ func New(spec Spec) (*Backend, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("http service %d: %w", spec.Service, err)
 	}
-	b := &Backend{spec: spec, method: strings.ToUpper(spec.Method), client: spec.Client}
-	if b.method == "" {
-		b.method = http.MethodGet
-	}
-	if b.client == nil {
-		b.client = &http.Client{Transport: http.DefaultTransport}
-	}
-	if b.spec.MaxBodyBytes == 0 {
-		b.spec.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	b := &Backend{spec: spec}
+	b.method, b.client, b.spec.MaxBodyBytes = endpointDefaults(spec.Method, spec.Client, spec.MaxBodyBytes)
 	b.spec.Header = spec.Header.Clone()
 	sep := "."
 	if b.method == MethodSOAP {
 		sep = "/"
-		b.soap = parseSOAPBody(spec.SOAPBody)
+		b.soap = parseSOAPBody(spec.SOAPBody, adapters.Params)
 	}
 	if spec.RecordsPath != "" {
 		b.path = strings.Split(spec.RecordsPath, sep)
@@ -209,18 +226,8 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 	if err != nil {
 		return nil, err
 	}
-	resp, err := b.client.Do(hreq)
+	resp, err := do(ctx, b.client, hreq, b.method, b.spec.URL)
 	if err != nil {
-		// A *url.Error quotes the request's URL, whose query holds the subject's IIN or BIN:
-		// keep the configured URL and the cause only, since the error is logged.
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = fmt.Errorf("%s %s: %w", b.method, b.spec.URL, uerr.Err)
-		}
-		if ctx.Err() == nil {
-			// A refused or reset connection, not our deadline: the source may be back shortly.
-			return nil, adapters.Transient(err)
-		}
 		return nil, err
 	}
 	defer resp.Body.Close()
@@ -241,12 +248,35 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 	return b.records(body)
 }
 
+// do sends hreq with client. A failed call's error names method and the configured url, not the
+// request's: a *url.Error quotes the request's URL, whose query holds the subject's IIN or BIN,
+// and the error is logged. A refused or reset connection before ctx ended is marked transient:
+// the source may be back shortly.
+func do(ctx context.Context, client *http.Client, hreq *http.Request, method, configured string) (*http.Response, error) {
+	resp, err := client.Do(hreq)
+	if err == nil {
+		return resp, nil
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = fmt.Errorf("%s %s: %w", method, configured, uerr.Err)
+	}
+	if ctx.Err() == nil {
+		return nil, adapters.Transient(err)
+	}
+	return nil, err
+}
+
 // statusError is the error of an answer with an unexpected status, transient where the source is
 // overloaded or restarting. The body is not quoted: a source's error text may repeat the subject
 // it was asked about.
 func (b *Backend) statusError(resp *http.Response) error {
+	return statusError(resp, b.method, b.spec.URL)
+}
+
+func statusError(resp *http.Response, method, configured string) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // let the connection be reused
-	err := &StatusError{Method: b.method, URL: b.spec.URL, Status: resp.Status, Code: resp.StatusCode}
+	err := &StatusError{Method: method, URL: configured, Status: resp.Status, Code: resp.StatusCode}
 	switch resp.StatusCode {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests:
 		return adapters.Transient(err)
@@ -271,12 +301,16 @@ func (e *StatusError) HTTPStatus() int { return e.Code }
 
 // readBody reads an answer of at most Spec.MaxBodyBytes.
 func (b *Backend) readBody(resp *http.Response) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, b.spec.MaxBodyBytes+1))
+	return readBody(resp, b.spec.MaxBodyBytes)
+}
+
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("read the answer: %w", err)
 	}
-	if int64(len(body)) > b.spec.MaxBodyBytes {
-		return nil, fmt.Errorf("the answer exceeds %d bytes", b.spec.MaxBodyBytes)
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("the answer exceeds %d bytes", limit)
 	}
 	return body, nil
 }
@@ -321,24 +355,12 @@ func (b *Backend) request(ctx context.Context, req schemas.ServiceRequest) (*htt
 	if err != nil {
 		return nil, err
 	}
-	for k, vs := range b.spec.Header {
-		for _, v := range vs {
-			hreq.Header.Add(k, v)
-		}
-	}
-	if b.method == MethodSOAP {
-		hreq.Header.Set("Accept", "text/xml")
-	} else {
-		hreq.Header.Set("Accept", "application/json")
-	}
-	if req.RequestID != "" {
-		hreq.Header.Set("X-Request-Id", req.RequestID)
-	}
+	addHeaders(hreq, b.spec.Header, b.method, req.RequestID)
 	return hreq, nil
 }
 
-// records decodes the answer and maps the array at the records path.
-func (b *Backend) records(body []byte) ([]siobroker.Record, error) {
+// decodeJSON decodes one JSON value, numbers as written.
+func decodeJSON(body []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var doc any
@@ -348,7 +370,33 @@ func (b *Backend) records(body []byte) ([]siobroker.Record, error) {
 	if dec.More() {
 		return nil, errors.New("the answer is not JSON: data after the value")
 	}
-	at := doc
+	return doc, nil
+}
+
+// addHeaders adds to hreq the configured headers, the Accept of method's answers, and the
+// broker's request id, which lets the source's logs be matched with the broker's.
+func addHeaders(hreq *http.Request, configured http.Header, method, requestID string) {
+	for k, vs := range configured {
+		for _, v := range vs {
+			hreq.Header.Add(k, v)
+		}
+	}
+	if method == MethodSOAP {
+		hreq.Header.Set("Accept", "text/xml")
+	} else {
+		hreq.Header.Set("Accept", "application/json")
+	}
+	if requestID != "" {
+		hreq.Header.Set("X-Request-Id", requestID)
+	}
+}
+
+// records decodes the answer and maps the array at the records path.
+func (b *Backend) records(body []byte) ([]siobroker.Record, error) {
+	at, err := decodeJSON(body)
+	if err != nil {
+		return nil, err
+	}
 	for i, key := range b.path {
 		obj, ok := at.(map[string]any)
 		if !ok {

@@ -62,33 +62,7 @@ func (s Spec) Validate() error {
 	if s.Service < siobroker.FirstService || s.Service > siobroker.LastService {
 		errs = append(errs, fmt.Errorf("service %d: no such service in Appendix 2 (%d..%d)", s.Service, siobroker.FirstService, siobroker.LastService))
 	}
-	q := strings.TrimSpace(s.Query)
-	if q == "" {
-		errs = append(errs, errors.New("query: must not be empty"))
-	}
-	if strings.Contains(strings.TrimSuffix(q, ";"), ";") {
-		errs = append(errs, errors.New("query: must be one statement (no ';' inside)"))
-	}
-	if m := templating.FindString(q); m != "" {
-		errs = append(errs, fmt.Errorf("query: %q looks like text substitution; bind values as $1..$n", strings.TrimSpace(m)))
-	}
-	used := map[int]bool{}
-	for _, m := range placeholder.FindAllStringSubmatch(q, -1) {
-		n, err := strconv.Atoi(m[1])
-		if err != nil || n < 1 || n > len(s.Params) {
-			errs = append(errs, fmt.Errorf("query: $%s has no entry in params (%d given)", m[1], len(s.Params)))
-			continue
-		}
-		used[n] = true
-	}
-	for i, p := range s.Params {
-		if _, ok := Params[p]; !ok {
-			errs = append(errs, fmt.Errorf("params[%d]: %q is not one of %s", i, p, strings.Join(ParamNames(), ", ")))
-		}
-		if !used[i+1] {
-			errs = append(errs, fmt.Errorf("params[%d]: %q is never bound: the query does not use $%d", i, p, i+1))
-		}
-	}
+	errs = append(errs, checkQuery(s.Query, s.Params, func(p string) bool { _, ok := Params[p]; return ok }, ParamNames())...)
 	if !snakeCase.MatchString(s.RecordType) {
 		errs = append(errs, fmt.Errorf("record_type: %q must be snake_case", s.RecordType))
 	}
@@ -107,6 +81,40 @@ func (s Spec) Validate() error {
 		errs = append(errs, fmt.Errorf("timeout: must not be negative, got %s", s.Timeout))
 	}
 	return errors.Join(errs...)
+}
+
+// checkQuery checks a configured query: one statement, no sign of text substitution, and
+// placeholders $1..$n bound exactly by params, each a name known takes (of names).
+func checkQuery(query string, params []string, known func(string) bool, names []string) []error {
+	var errs []error
+	q := strings.TrimSpace(query)
+	if q == "" {
+		errs = append(errs, errors.New("query: must not be empty"))
+	}
+	if strings.Contains(strings.TrimSuffix(q, ";"), ";") {
+		errs = append(errs, errors.New("query: must be one statement (no ';' inside)"))
+	}
+	if m := templating.FindString(q); m != "" {
+		errs = append(errs, fmt.Errorf("query: %q looks like text substitution; bind values as $1..$n", strings.TrimSpace(m)))
+	}
+	used := map[int]bool{}
+	for _, m := range placeholder.FindAllStringSubmatch(q, -1) {
+		n, err := strconv.Atoi(m[1])
+		if err != nil || n < 1 || n > len(params) {
+			errs = append(errs, fmt.Errorf("query: $%s has no entry in params (%d given)", m[1], len(params)))
+			continue
+		}
+		used[n] = true
+	}
+	for i, p := range params {
+		if !known(p) {
+			errs = append(errs, fmt.Errorf("params[%d]: %q is not one of %s", i, p, strings.Join(names, ", ")))
+		}
+		if !used[i+1] {
+			errs = append(errs, fmt.Errorf("params[%d]: %q is never bound: the query does not use $%d", i, p, i+1))
+		}
+	}
+	return errs
 }
 
 // Backend answers one service from a PostgreSQL pool. It is safe for concurrent use.
@@ -157,30 +165,41 @@ func (b *Backend) Query(ctx context.Context, req schemas.ServiceRequest) (siobro
 		ctx, cancel = context.WithTimeout(ctx, b.spec.Timeout)
 		defer cancel()
 	}
-	args := make([]any, len(b.read))
-	for i, read := range b.read {
-		if v := read(req); v != "" {
-			args[i] = v
-		}
-	}
-	records, err := b.run(ctx, args)
+	records, err := b.run(ctx, bind(b.read, req))
 	if err != nil {
-		cerr := ctx.Err()
-		if cerr != nil && !errors.Is(err, cerr) {
-			err = fmt.Errorf("%w: %w", cerr, err)
-		}
-		err = fmt.Errorf("postgres service %d: %w", no, err)
-		if cerr == nil && connectionFault(err) {
-			// Not our deadline: the database may be back shortly.
-			return siobroker.ServiceResult{}, adapters.Transient(err)
-		}
-		return siobroker.ServiceResult{}, err
+		return siobroker.ServiceResult{}, sourceError(ctx, err, fmt.Sprintf("postgres service %d", no))
 	}
 	result := siobroker.ServiceResult{Service: no, Status: siobroker.StatusOK, Reason: siobroker.ReasonNoData}
 	if len(records) > 0 {
 		result.Reason, result.Records = siobroker.ReasonOK, records
 	}
 	return result, nil
+}
+
+// bind reads the query's arguments from req, one per read; an empty value is bound as NULL.
+func bind[R any](read []func(R) string, req R) []any {
+	args := make([]any, len(read))
+	for i, r := range read {
+		if v := r(req); v != "" {
+			args[i] = v
+		}
+	}
+	return args
+}
+
+// sourceError is the error of a query that failed under ctx, named what: it wraps ctx's error
+// when ctx ended it, and is marked adapters.Transient when the connection, not the query, failed
+// before our deadline, since the database may be back shortly.
+func sourceError(ctx context.Context, err error, what string) error {
+	cerr := ctx.Err()
+	if cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w: %w", cerr, err)
+	}
+	err = fmt.Errorf("%s: %w", what, err)
+	if cerr == nil && connectionFault(err) {
+		return adapters.Transient(err)
+	}
+	return err
 }
 
 // connectionFault reports whether err is a failure of the connection to the database rather than

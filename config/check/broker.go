@@ -16,6 +16,7 @@ import (
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
+	"github.com/sio-pso/siobroker/operator/notify"
 	"github.com/sio-pso/siobroker/routing/routes"
 	"github.com/sio-pso/siobroker/signing"
 )
@@ -94,6 +95,34 @@ func (c *checker) checkBroker(d *doc) {
 	}
 	c.checkCredentials(d, cfg)
 	info.keys = c.checkBrokerMessageKeys(d, cfg)
+	c.checkNotify(d, cfg)
+}
+
+// checkNotify checks the recipients file of the notices and the mail server's files: a notice
+// that cannot be delivered is found out only when a user is blocked for a violation (§45).
+func (c *checker) checkNotify(d *doc, cfg config.Broker) {
+	at := func(key string) int { return lineOf(d.root, key, true) }
+	n := cfg.Notify
+	if n.RecipientsFile != "" {
+		if _, err := notify.LoadRecipients(n.RecipientsFile); err != nil {
+			c.errorf(d.Path, at("notify.recipients_file"), "correct the file, or the path (relative to the broker's working directory)",
+				"notify.recipients_file: %v", err)
+		}
+		if n.SMTP.Addr == "" {
+			c.warnf(d.Path, at("notify.recipients_file"), "set notify.smtp.addr and notify.smtp.from",
+				"notify.recipients_file is set but notify.smtp.addr is not: e-mail notices wait in the outbox, undelivered")
+		}
+	}
+	for _, f := range []struct{ key, path string }{
+		{"notify.smtp.password_file", n.SMTP.PasswordFile}, {"notify.smtp.ca_file", n.SMTP.CAFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			c.errorf(d.Path, at(f.key), "install the file there, or correct the path", "%s: %v", f.key, err)
+		}
+	}
 }
 
 // viperFix says what to write instead of a value viper could not convert.

@@ -202,7 +202,7 @@ func TestShippedConfigsPass(t *testing.T) {
 		"configs/broker.yaml": check.KindBroker, "configs/routes.yaml": check.KindRoutes,
 		"configs/rights.yaml": check.KindRights, "configs/maintenance.yaml": check.KindMaintenance,
 		"configs/emergencies.yaml":              check.KindEmergencies,
-		"testdata/adapters/config/adapter.yaml": check.KindAdapter,
+		"testdata/adapters/config/adapter.yaml": check.KindAdapter, "configs/adapters/erdr-postgres.yaml": check.KindAdapter,
 	} {
 		r, err := check.Run(check.Options{}, check.File{Path: path})
 		if err != nil {
@@ -368,11 +368,50 @@ func TestRegistriesAgainstBrokerAndAdapter(t *testing.T) {
 		"case registry aisoip (cases.registries, basis 5, " + s.path("broker.yaml"), "add `aisoip: {adapter: NAME}` under registries"})
 	expect(t, r, want{routes, lineOf(t, s.routes, "  courts: {"), check.Error,
 		"case registry courts is routed to adapter kgd-adapter-1, but " + adapter + " (the config named kgd-adapter-1) does not serve it",
-		"add courts to case_registries.names in " + adapter})
+		"add courts to the registries (or the demo case_registries.names) of " + adapter})
 	expect(t, r, want{adapter, lineOf(t, s.adapter, "case_registries:"), check.Warning,
 		"this adapter (kgd-adapter-1) serves case registry erdr, but " + routes + " routes it to adapter demo", "route it to kgd-adapter-1 under registries"})
 	only(t, r, 6) // and the three services the example adapter serves that the shipped table routes to demo
 
+}
+
+// TestAdapterRegistries: the case registries an adapter answers from a real source (§5) are
+// checked at their lines: an unknown key with the key meant, a postgres registry without dsn or
+// query, a key of the other kind, a parameter that is not a case check's; and a registry routed
+// elsewhere is warned of at its own line.
+func TestAdapterRegistries(t *testing.T) {
+	s := newSetup(t)
+	s.adapter += `registries:
+  erdr:
+    backend: postgres
+    query: "SELECT status, iin, part FROM erdr WHERE erdr_no = $1"
+    params: [case.number]
+    fileds: {part: role}
+  courts:
+    backend: postgres
+    dsn: "postgres://h/db"
+    params: [subject.iin]
+  aisoip:
+    backend: http
+    url: "https://aisoip.example/cases"
+    dsn: "postgres://h/db"
+`
+	r := s.check(t, "adapter.yaml")
+	adapter, routes := s.path("adapter.yaml"), s.path("routes.yaml")
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "fileds:"), check.Error, "unknown key registries.erdr.fileds", "did you mean fields?"})
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "  erdr:"), check.Error, "registries.erdr: dsn: a postgres backend needs one", "set dsn:"})
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "  courts:"), check.Error, "registries.courts: query: must not be empty", ""})
+	expect(t, r, want{adapter, lineOf(t, s.adapter, "    params: [subject.iin]"), check.Error,
+		`registries.courts: params[0]: "subject.iin" is not one of basis, case.court`, ""})
+	expect(t, r, want{adapter, lineAfter(t, s.adapter, "  aisoip:", "    dsn:"), check.Error, "registries.aisoip: dsn: not a key of a http backend",
+		"remove the key, or change the backend kind"})
+	// The shipped routes give all three to the demo adapter: each is warned of at its line.
+	for _, reg := range []string{"erdr", "courts", "aisoip"} {
+		expect(t, r, want{adapter, lineOf(t, s.adapter, "  "+reg+":"), check.Warning,
+			"this adapter (kgd-adapter-1) serves case registry " + reg + ", but " + routes + " routes it to adapter demo", "route it to kgd-adapter-1"})
+	}
+	// (the unbound parameter is reported twice: unknown, and never bound by the empty query)
+	only(t, r, 6+3+3) // and the three services the example adapter serves that the routes give to demo
 }
 
 func TestRouteTimeoutsAgainstBroker(t *testing.T) {
@@ -402,7 +441,8 @@ func TestRouteTimeoutsAgainstBroker(t *testing.T) {
 func TestRightsAndMaintenanceErrorsAtTheirItem(t *testing.T) {
 	s := newSetup(t)
 	s.rights = edit(t, s.rights, "    bases: [1, 3, 6]", "    bases: [1, 3, 7]")
-	s.maint = edit(t, s.maint, "windows: []", "windows:\n  - services: [11]\n    start: 2026-12-01T22:00:00+05:00\n    end: 2026-12-01T20:00:00+05:00\n    reason: upgrade\n  - start: 2026-11-01T22:00:00+05:00\n    end: 2026-11-02T02:00:00+05:00\n    reason: done\n")
+	s.maint = edit(t, s.maint, "windows: []", "windows:\n  - services: [11]\n    start: 2026-12-01T22:00:00+05:00\n    end: 2026-12-01T20:00:00+05:00\n    reason: upgrade\n    announced_at: 2026-11-20T09:00:00+05:00\n"+
+		"  - start: 2026-11-01T22:00:00+05:00\n    end: 2026-11-02T02:00:00+05:00\n    reason: done\n    announced_at: 2026-10-30T09:00:00+05:00\n")
 	r := s.check(t)
 	expect(t, r, want{s.path("rights.yaml"), lineOf(t, s.rights, "  - no: 10"), check.Error, "role 10: basis 7 is not in 1..6", "use bases 1 to 6"})
 	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - services: [11]"), check.Error, "window 1: end 2026-12-01T20:00:00+05:00 must be after start", "make end later than start"})
@@ -436,6 +476,36 @@ func TestEmergencyPlansErrorsAtTheirLine(t *testing.T) {
 	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "emergency_plans_file:"), check.Warning,
 		"incidents.emergency_plans_file names " + s.path("none.yaml") + ", which does not exist", "configs/emergencies.yaml"})
 	only(t, r, 1)
+}
+
+// TestMaintenanceNoticeAtItsLine: a window of the file announced with less notice than the broker
+// file's maintenance_min_notice, or after it began, or without announced_at, is an error at its
+// line unless it is marked emergency; the notice is the broker file's, or the default.
+func TestMaintenanceNoticeAtItsLine(t *testing.T) {
+	s := newSetup(t)
+	// now is 2026-11-20T12:00+05:00. Window 1 starts 6 hours after its announcement, window 2
+	// began before it was announced, window 3 has no announced_at, window 4 is an emergency, and
+	// window 5 was announced two days ahead and is in force.
+	s.maint = edit(t, s.maint, "windows: []", "windows:\n"+
+		"  - services: [11]\n    start: 2026-11-20T16:00:00+05:00\n    end: 2026-11-20T18:00:00+05:00\n    reason: upgrade\n    announced_at: 2026-11-20T10:00:00+05:00\n"+
+		"  - services: [12]\n    start: 2026-11-20T09:00:00+05:00\n    end: 2026-11-20T18:00:00+05:00\n    reason: outage\n    announced_at: 2026-11-20T10:00:00+05:00\n"+
+		"  - services: [13]\n    start: 2026-11-25T09:00:00+05:00\n    end: 2026-11-25T18:00:00+05:00\n    reason: move\n"+
+		"  - services: [14]\n    start: 2026-11-20T09:00:00+05:00\n    end: 2026-11-20T18:00:00+05:00\n    reason: fire alarm\n    announced_at: 2026-11-20T10:00:00+05:00\n    emergency: true\n"+
+		"  - services: [15]\n    start: 2026-11-20T11:00:00+05:00\n    end: 2026-11-20T18:00:00+05:00\n    reason: planned\n    announced_at: 2026-11-18T10:00:00+05:00\n")
+	r := s.check(t)
+	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - services: [11]"), check.Error,
+		"window 1: not announced in advance: the window starts at 2026-11-20T16:00:00+05:00, 6h0m0s after it is announced at 2026-11-20T10:00:00+05:00, and planned work is announced at least 24h0m0s ahead",
+		"start it later, or set emergency: true"})
+	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - services: [12]"), check.Error,
+		"window 2: not announced in advance: the window starts at 2026-11-20T09:00:00+05:00, before it is announced", "set emergency: true"})
+	expect(t, r, want{s.path("maintenance.yaml"), lineOf(t, s.maint, "  - services: [13]"), check.Error,
+		"window 3: announced_at is required", "write it in RFC 3339 with an offset"})
+	only(t, r, 3)
+
+	// The broker file's notice applies: with 4 hours, window 1 passes.
+	s.broker = edit(t, s.broker, "maintenance_min_notice: 24h", "maintenance_min_notice: 4h")
+	r = s.check(t)
+	only(t, r, 2)
 }
 
 func TestSyntaxAndKind(t *testing.T) {
@@ -627,4 +697,20 @@ func TestTrustSigningEKUs(t *testing.T) {
 	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "signing_ekus:"), check.Error,
 		`trust.signing_ekus[1]: "emailProtection" is not a dotted OID`, "write one such as 1.3.6.1.5.5.7.3.4"})
 	only(t, r, 1)
+}
+
+// TestNotifyFiles: the recipients file of the §45 notices is read and checked, and the mail
+// server's files must exist; recipients without a mail server are warned about.
+func TestNotifyFiles(t *testing.T) {
+	s := newSetup(t)
+	recipients := filepath.Join(s.dir, "notify.yaml")
+	write(t, s.dir, "notify.yaml", "prosecutor:\n  emails: [\"Прокурор <p@x.test>\"]\n")
+	s.broker = edit(t, s.broker, `recipients_file: ""`, "recipients_file: "+recipients)
+	s.broker = edit(t, s.broker, `ca_file: ""`, "ca_file: "+filepath.Join(s.dir, "none.pem"))
+	r := s.check(t)
+	b := s.path("broker.yaml")
+	expect(t, r, want{b, lineOf(t, s.broker, "recipients_file:"), check.Error, "not a plain e-mail address", "correct the file"})
+	expect(t, r, want{b, lineOf(t, s.broker, "recipients_file:"), check.Warning, "notify.smtp.addr is not", "set notify.smtp.addr"})
+	expect(t, r, want{b, lineOf(t, s.broker, "none.pem"), check.Error, "notify.smtp.ca_file", "install the file"})
+	only(t, r, 3)
 }

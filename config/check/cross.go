@@ -71,11 +71,11 @@ func (c *checker) registriesAgainstAdapter(a *adapterInfo) {
 	if name == "" {
 		return
 	}
-	served := a.cfg.CaseRegistries.Names
+	served := a.cfg.RegistryNames()
 	for _, reg := range slices.Sorted(maps.Keys(r.file.Registries)) {
 		if r.file.Registries[reg].Adapter == name && !slices.Contains(served, reg) {
 			c.errorf(r.doc.Path, lineOf(r.doc.root, "registries."+reg, false),
-				fmt.Sprintf("add %s to case_registries.names in %s, or route it to the adapter that serves it", reg, a.doc.Path),
+				fmt.Sprintf("add %s to the registries (or the demo case_registries.names) of %s, or route it to the adapter that serves it", reg, a.doc.Path),
 				"case registry %s is routed to adapter %s, but %s (the config named %s) does not serve it: its checks would wait out their timeout",
 				reg, name, a.doc.Path, name)
 		}
@@ -89,7 +89,11 @@ func (c *checker) registriesAgainstAdapter(a *adapterInfo) {
 		if ok {
 			to = "adapter " + route.Adapter
 		}
-		c.warnf(a.doc.Path, lineOf(a.doc.root, "case_registries.names", false),
+		at := lineOf(a.doc.root, "registries."+reg, false)
+		if _, real := a.cfg.Registries[reg]; !real {
+			at = lineOf(a.doc.root, "case_registries.names", false)
+		}
+		c.warnf(a.doc.Path, at,
 			fmt.Sprintf("route it to %s under registries in %s, or remove it from this config", name, r.doc.Path),
 			"this adapter (%s) serves case registry %s, but %s routes it to %s: the broker authenticates its checks for that adapter, and this one would refuse every one",
 			name, reg, r.doc.Path, to)

@@ -205,7 +205,13 @@ func (c *checker) checkMaintenance(d *doc) {
 	var f maintenance.File
 	var windows []siobroker.MaintenanceWindow
 	c.checkLined(d, KindMaintenance, &f, func(path string, data []byte) (err error) {
-		windows, err = maintenance.ParseFile(path, data)
+		// The notice is the broker file's maintenance_min_notice, where one was checked or given;
+		// else the default, as a broker file that does not set it has.
+		rules := maintenance.FileRules{Now: c.now, MinNotice: siobroker.DefaultMaintenanceMinNotice}
+		if c.broker != nil {
+			rules.MinNotice = c.broker.cfg.MaintenanceMinNotice
+		}
+		windows, err = maintenance.ParseFile(path, data, rules)
 		return err
 	})
 	for i, w := range windows {

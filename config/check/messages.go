@@ -133,7 +133,7 @@ var hints = []hint{
 	// adapter configs
 	h(`^name: .* must be 1 to 63`, "name it with 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter"),
 	h(`amqp_url: .* is not an amqp`, "write amqp://user:password@host:5672/ or amqps://..."),
-	h(`at least one service or case registry`, "add a service under services, or case_registries.names"),
+	h(`at least one service or case registry`, "add a service under services, or a case registry under registries (or the demo case_registries.names)"),
 	h(`not a key of a \w+ backend`, "remove the key, or change the backend kind"),
 	h(`a postgres backend needs one`, "set dsn: postgres://user@host:5432/db"),
 	h(`not a PostgreSQL connection string`, "write a postgres:// URL or key=value DSN"),

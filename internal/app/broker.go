@@ -386,9 +386,10 @@ func (b *Broker) Routed(n int) bool {
 	return ok
 }
 
-// DecideService decides service n under basis bs with the rights in force (Appendix 2).
-func (b *Broker) DecideService(bs siobroker.Basis, n int, article string) siobroker.Decision {
-	return b.live.rights.Table().DecideService(bs, n, article)
+// DecideService decides service n under basis bs, for a case of qualification q, with the rights
+// in force (Appendix 2).
+func (b *Broker) DecideService(bs siobroker.Basis, n int, q siobroker.Qualification) siobroker.Decision {
+	return b.live.rights.Table().DecideService(bs, n, q)
 }
 
 // Maintenance is the broker's maintenance schedule.

@@ -64,6 +64,15 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 		})
 	})
 	b.jobs.Go(func() { b.revocation.fetcher.Run(ctx) })
+	// The notices of §45, written by this broker or by an operator's command, are delivered from
+	// the store's outbox, and retried until delivered.
+	notifier, err := NewNotifier(cfg, b.db, p.journal, clock, logger.With("component", "notify"))
+	if err != nil {
+		return err
+	}
+	if notifier != nil {
+		b.jobs.Go(func() { notifier.Run(ctx, cfg.Notify.Interval) })
+	}
 	b.hup = make(chan os.Signal, 1)
 	b.jobs.Go(func() { b.live.watch(ctx, b.hup, reloadPoll, cfg.Trust.CRLPoll, logger.With("component", "reload")) })
 	if !opts.NoAsyncWorker {

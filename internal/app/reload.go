@@ -31,6 +31,7 @@ const reloadPoll = 2 * time.Second
 // first and swaps them in together, or refuses them all and keeps what runs.
 type liveConfig struct {
 	cfg         config.Broker
+	clock       siobroker.Clock // the maintenance file's windows are checked at its time
 	routes      *routes.Live
 	rights      *rights.Live
 	maintenance *maintenance.Schedule // set once the store is open
@@ -55,12 +56,12 @@ type loadedFiles struct {
 }
 
 // loadLiveConfig reads the reloadable files for the first start.
-func loadLiveConfig(cfg config.Broker) (*liveConfig, error) {
-	f, err := readReloadable(cfg, nil)
+func loadLiveConfig(cfg config.Broker, clock siobroker.Clock) (*liveConfig, error) {
+	f, err := readReloadable(cfg, nil, clock)
 	if err != nil {
 		return nil, err
 	}
-	return &liveConfig{cfg: cfg, routes: routes.NewLive(f.routes), rights: rights.NewLive(f.rights), digests: f.digests,
+	return &liveConfig{cfg: cfg, clock: clock, routes: routes.NewLive(f.routes), rights: rights.NewLive(f.rights), digests: f.digests,
 		maintenance: nil}, nil
 }
 
@@ -134,7 +135,7 @@ func crlChanges(before, after []*x509.RevocationList) []string {
 
 // attachSchedule makes s the broker's maintenance schedule, with the file's windows.
 func (l *liveConfig) attachSchedule(ctx context.Context, s *maintenance.Schedule) error {
-	windows, err := maintenance.LoadFile(l.cfg.Maintenance)
+	windows, err := maintenance.LoadFile(l.cfg.Maintenance, fileRules(l.cfg, l.clock.Now()))
 	if err != nil {
 		return err
 	}
@@ -143,10 +144,15 @@ func (l *liveConfig) attachSchedule(ctx context.Context, s *maintenance.Schedule
 	return s.Refresh(ctx)
 }
 
-// readReloadable reads and checks every reloadable file. running, when not nil, is the table in
-// force: a reload may not move a service to another queue, because queues are declared and
-// consumed from start-up.
-func readReloadable(cfg config.Broker, running *routes.Table) (loadedFiles, error) {
+// fileRules are the notice rules of the maintenance file at now.
+func fileRules(cfg config.Broker, now time.Time) maintenance.FileRules {
+	return maintenance.FileRules{MinNotice: cfg.MaintenanceMinNotice, Now: now}
+}
+
+// readReloadable reads and checks every reloadable file at the time of clock. running, when not nil, is the
+// table in force: a reload may not move a service to another queue, because queues are declared
+// and consumed from start-up.
+func readReloadable(cfg config.Broker, running *routes.Table, clock siobroker.Clock) (loadedFiles, error) {
 	f := loadedFiles{digests: map[string][32]byte{}}
 	var errs []error
 	for _, path := range []string{cfg.Routing.RoutesFile, cfg.Rights, cfg.Maintenance} {
@@ -175,25 +181,25 @@ func readReloadable(cfg config.Broker, running *routes.Table) (loadedFiles, erro
 	if f.rights, err = rights.Load(cfg.Rights); err != nil {
 		errs = append(errs, fmt.Errorf("rights: %w", err))
 	}
-	if f.windows, err = maintenance.LoadFile(cfg.Maintenance); err != nil {
+	if f.windows, err = maintenance.LoadFile(cfg.Maintenance, fileRules(cfg, clock.Now())); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
 		// The loaders check each file alone; `config check` also checks them against each other
 		// (a service granted in the rights with no route) and against the broker's settings.
-		errs = append(errs, crossCheck(cfg)...)
+		errs = append(errs, crossCheck(cfg, clock)...)
 	}
 	return f, errors.Join(errs...)
 }
 
 // crossCheck runs the checks of `siobroker config check` over the reloadable files and returns
 // its errors. Its warnings are not a reason to refuse.
-func crossCheck(cfg config.Broker) []error {
+func crossCheck(cfg config.Broker, clock siobroker.Clock) []error {
 	files := []check.File{{Path: cfg.Routing.RoutesFile, Kind: check.KindRoutes}, {Path: cfg.Rights, Kind: check.KindRights}}
 	if _, err := os.Stat(cfg.Maintenance); err == nil {
 		files = append(files, check.File{Path: cfg.Maintenance, Kind: check.KindMaintenance})
 	}
-	report, err := check.Run(check.Options{Broker: &cfg}, files...)
+	report, err := check.Run(check.Options{Broker: &cfg, Clock: clock}, files...)
 	if err != nil {
 		return []error{err}
 	}
@@ -230,7 +236,7 @@ func (l *liveConfig) Reload(ctx context.Context, why string, logger *slog.Logger
 		logger.Info("configuration change", "trigger", why, "change", c)
 	}
 	crlCount := len(changes)
-	f, err := readReloadable(l.cfg, l.routes.Table())
+	f, err := readReloadable(l.cfg, l.routes.Table(), l.clock)
 	if err != nil {
 		l.digests = f.digests // a refused file is not retried until it changes again
 		logger.Error("configuration reload refused; the running configuration stays", "trigger", why, "error", err)
@@ -247,6 +253,11 @@ func (l *liveConfig) Reload(ctx context.Context, why string, logger *slog.Logger
 			changes = append(changes, fmt.Sprintf("maintenance: %d configured windows → %d", len(old), len(f.windows)))
 		}
 		l.maintenance.SetFileWindows(f.windows)
+		// An emergency window of the file is recorded in the journal of emergencies as it is
+		// loaded; should that fail, the schedule's next refresh records it.
+		if err := l.maintenance.RecordEmergencies(ctx); err != nil {
+			logger.Error("an emergency maintenance window of the file has no incident yet; the next refresh retries", "error", err)
+		}
 	}
 	l.routes.Swap(f.routes)
 	l.rights.Swap(f.rights)
@@ -264,7 +275,8 @@ func (l *liveConfig) Reload(ctx context.Context, why string, logger *slog.Logger
 
 func sameWindows(a, b []siobroker.MaintenanceWindow) bool {
 	return slices.EqualFunc(a, b, func(x, y siobroker.MaintenanceWindow) bool {
-		return slices.Equal(x.Services, y.Services) && x.Start.Equal(y.Start) && x.End.Equal(y.End) && x.Reason == y.Reason
+		return slices.Equal(x.Services, y.Services) && x.Start.Equal(y.Start) && x.End.Equal(y.End) && x.Reason == y.Reason &&
+			x.AnnouncedAt.Equal(y.AnnouncedAt) && x.Emergency == y.Emergency
 	})
 }
 

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +14,9 @@ import (
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/httpapi"
 	"github.com/sio-pso/siobroker/operator/dashboard"
+	"github.com/sio-pso/siobroker/operator/maintenance/publish"
 	"github.com/sio-pso/siobroker/operator/reports"
+	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
@@ -102,6 +105,20 @@ func publicURLOf(cfg config.Broker, bound net.Addr, logger *slog.Logger) string 
 // the other faces mounted beside it; limiter holds both SOAP channels.
 func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler, error) {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
+	windows, err := publish.New(publish.Config{
+		Schedule: b.live.maintenance, Users: p.users, Clock: clock, Logger: logger.With("component", "maintenance-windows"),
+		PublicURL: b.web.publicURL, VerifyClientCert: p.trust.VerifyChain,
+		Verify: p.verifier.Verify, Sign: p.signer.Sign, Limits: limitsOf(cfg), MessageDateWindow: cfg.Replay.Window, Marks: p.replay.calls,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// GetMaintenanceWindows is an operation of sync-channel-v10.wsdl, which the asynchronous
+	// endpoint serves as its own too, with its address: both take it.
+	operations := []httpapi.Operation{{
+		Element: xml.Name{Space: schemas.NSOperations, Local: soap.OpGetMaintenanceWindows.Request},
+		Handle:  windows.GetMaintenanceWindows,
+	}}
 	asyncHandler, err := httpapi.NewHandler(httpapi.Config{
 		Endpoint:     AsyncPath,
 		PublicURL:    b.web.publicURL,
@@ -112,8 +129,9 @@ func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler
 		Logger:       logger.With("component", "http-async"),
 		// Status and fetch queries read the store only, and are answered while RabbitMQ is down;
 		// the broker refuses new requests then, and journals it (broker.Deps.TransportReady).
-		Observe: b.ops.Metrics.ObserveRequests("async"),
-		Limiter: limiter,
+		Observe:    b.ops.Metrics.ObserveRequests("async"),
+		Limiter:    limiter,
+		Operations: operations,
 	}, broker.AsyncPipeline{B: b.pipeline})
 	if err != nil {
 		return nil, err
@@ -130,10 +148,15 @@ func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler
 	return httpapi.NewHandler(httpapi.Config{
 		// No /metrics, /readyz or /debug/ here: they are on the operator's listener alone.
 		Mount: map[string]http.Handler{
-			AsyncPath:      asyncHandler,
-			reports.Path:   reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replay.calls),
-			dashboard.Path: dashboardHandler,
+			AsyncPath: asyncHandler,
+			// The reports and the dashboard read a POSTed body before its signer is known, as the
+			// SOAP channels do: the same per-address limits hold for them.
+			reports.Path:   limiter.Limit(reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replay.calls), clock),
+			dashboard.Path: limiter.Limit(dashboardHandler, clock),
+			// The schedule of maintenance windows, for participants (§36, 42).
+			publish.FeedPrefix: windows.Handler(),
 		},
+		Operations:   operations,
 		Endpoint:     cfg.Endpoint,
 		PublicURL:    b.web.publicURL,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,

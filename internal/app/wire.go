@@ -114,7 +114,7 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if err := b.startRevocation(ctx, cfg, p.trust, ocsp, clock, logger); err != nil {
 		return err
 	}
-	if b.live, err = loadLiveConfig(cfg); err != nil {
+	if b.live, err = loadLiveConfig(cfg, clock); err != nil {
 		return err
 	}
 	b.live.attachTrust(p.trust)
@@ -133,7 +133,13 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if p.replay, err = replayMarks(ctx, p.journal, b.db, p.logger); err != nil {
 		return err
 	}
-	if err := b.live.attachSchedule(ctx, maintenance.NewSchedule(b.db, clock)); err != nil {
+	// Emergency windows are recorded in the journal of emergencies by the broker itself.
+	emergencies, err := incidents.NewService(b.db, p.journal, clock, "siobroker")
+	if err != nil {
+		return err
+	}
+	if err := b.live.attachSchedule(ctx, maintenance.NewSchedule(b.db, clock,
+		maintenance.Policy{MinNotice: cfg.MaintenanceMinNotice, Emergencies: emergencies})); err != nil {
 		return err
 	}
 	p.users = users.New(b.db, clock, logger.With("component", "registry"))
@@ -245,7 +251,7 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 // addDemoAdapters writes the demo world's subjects for the README's examples and, on the embedded
 // default, runs the demo adapters and demo case registries holding the demo users' cases (§5) in
 // this process. With RabbitMQ, deployments run `siobroker adapter` processes on the shared queues
-// instead. GoChannel delivers every message to every subscriber of its topic, so each topic has
+// instead; with amqp.in_process_adapters the services and registries routed to demo run here. GoChannel delivers every message to every subscriber of its topic, so each topic has
 // exactly one consumer here.
 func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Subscriber) error {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
@@ -277,9 +283,19 @@ func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Su
 		demoCases = demo.CasesOf(b.pki.manifest.Users)
 	}
 	for _, name := range p.registries {
+		to := b.live.routes.Table().RegistryAdapter(name)
+		if to != "demo" {
+			if cfg.Transport == "amqp" {
+				// Its adapter process answers it on RabbitMQ (a registry of the adapter's
+				// registries section, say from PostgreSQL): a demo one here would take its checks.
+				continue
+			}
+			logger.Warn("case registry routed to an adapter that cannot run on the in-process transport; the demo registry answers it",
+				"registry", name, "adapter", to, "transport", cfg.Transport)
+		}
 		// The keys of the adapter the registry is routed to, as an adapter process of that name
 		// would hold them.
-		regKeys, err := inProcessAdapterKeys(p.transportAuth, b.live.routes.Table().RegistryAdapter(name))
+		regKeys, err := inProcessAdapterKeys(p.transportAuth, to)
 		if err != nil {
 			return err
 		}

@@ -70,8 +70,10 @@ func wantSendOK(t *testing.T, code int, stdout, stderr string) {
 
 // TestAccessDecisionsByRole: every valid demo user (roles 1, 2 and 5) sends one mixed request under
 // each of its demo cases, so under every basis its role may use, and each service's status in the
-// signed reply is the decision of Appendix 2 (rights.Table.DecideService). Criminal cases are sent
-// with and without a Chapter 8 article, for the КГД service 37.
+// signed reply is the decision of Appendix 2 (rights.Table.DecideService) on the case's articles
+// from the demo registry. Criminal cases are sent with and without article 216 named, for the КГД
+// service 37: allowed where the case's qualification holds a Chapter 8 article that the named one,
+// if any, matches.
 func TestAccessDecisionsByRole(t *testing.T) {
 	e := sharedBroker(t)
 	table := rightsTable(t)
@@ -94,6 +96,9 @@ func TestAccessDecisionsByRole(t *testing.T) {
 			}
 		}
 		for i, c := range u.Cases {
+			if c.Status == "closed" {
+				continue // refused as a whole (§5): TestClosedCaseRefused
+			}
 			if !table.RoleMayUse(u.Role, c.Basis) {
 				t.Errorf("demo user %s (role %d) has case %s under basis %d, which the role may not use", u.IIN, u.Role, c.Number, int(c.Basis))
 				continue
@@ -127,7 +132,9 @@ func TestAccessDecisionsByRole(t *testing.T) {
 							t.Errorf("service #%d is %d, want %d", i, r.Service, no)
 							continue
 						}
-						d := table.DecideService(c.Basis, no, article)
+						// Footnote 2 follows the case's articles, which the demo registry
+						// answers from demo.json; the typed article is a hint.
+						d := table.DecideService(c.Basis, no, siobroker.Qualification{Articles: c.Articles, Hint: article})
 						switch {
 						case d.Allowed && r.Status != siobroker.StatusOK:
 							t.Errorf("service %d: %s %s (%s), want ok: %s", no, r.Status, r.Reason, r.Message, d.Explanation)
@@ -202,7 +209,7 @@ func TestCaseChecks(t *testing.T) {
 		}
 		for _, c := range u.Cases {
 			if c.Basis != siobroker.BasisAdminOffence && table.RoleMayUse(prosecutor.Role, c.Basis) &&
-				!slices.Contains(prosecutor.Cases, c) {
+				!slices.ContainsFunc(prosecutor.Cases, func(p devpki.Case) bool { return p.Basis == c.Basis && p.Ref() == c.Ref() }) {
 				other, othersCase = u, c
 				break
 			}
@@ -233,12 +240,26 @@ func TestCaseChecks(t *testing.T) {
 		}
 	}
 
+	// The prosecutor's terminated case: he is in it, in the part of a supervising prosecutor.
+	var closed devpki.Case
+	for _, c := range prosecutor.Cases {
+		if c.Status == "closed" {
+			closed = c
+		}
+	}
+	if closed.Number == "" {
+		t.Fatal("the demo prosecutor has no closed case")
+	}
+
 	for _, tc := range []struct {
 		name string
 		args func(t *testing.T) []string
 		code siobroker.Code // "" for an accepted request
 		msg  []string
 	}{
+		{"a closed case of his (§5: not in proceedings)", func(t *testing.T) []string {
+			return e.sendArgs(prosecutor, caseFlags(closed)...)
+		}, siobroker.CodeCaseUnknown, []string{closed.Number, `is "closed"`, "cases.open_statuses"}},
 		{"unknown case", func(t *testing.T) []string {
 			return e.sendArgs(prosecutor, "--case", "269999999999999")
 		}, siobroker.CodeCaseUnknown, []string{"269999999999999", "not among the proceedings"}},
@@ -275,6 +296,44 @@ func TestCaseChecks(t *testing.T) {
 				return
 			}
 			wantSendFault(t, code, stdout, stderr, tc.code, tc.msg...)
+		})
+	}
+}
+
+// TestFootnote2FollowsTheCase: the КГД services (App. 2 fn. 2) follow the qualification the case
+// registry gives the case (§5), not the article the user types: allowed under a case qualified
+// under Chapter 8 with no article named, and refused for an article that is not the case's, even
+// one of Chapter 8, or that is the case's but not of Chapter 8.
+func TestFootnote2FollowsTheCase(t *testing.T) {
+	e := sharedBroker(t)
+	prosecutor := findUserByRole(t, e.manifest, 1)
+	byNumber := map[string]devpki.Case{}
+	for _, c := range prosecutor.Cases {
+		byNumber[c.Number] = c
+	}
+	fraud, tax := byNumber["261500031000123"], byNumber["251500031000456"] // 190 and 216; 245
+	if !slices.Equal(fraud.Articles, []string{"190", "216"}) || !slices.Equal(tax.Articles, []string{"245"}) {
+		t.Fatalf("the demo prosecutor's cases changed: %+v %+v", fraud, tax)
+	}
+	for _, tc := range []struct {
+		name    string
+		c       devpki.Case
+		article string
+		want    string
+	}{
+		{"no article named: the case's 216 is of Chapter 8", fraud, "", "service 37: ok"},
+		{"the case's 216 named", fraud, "216", "service 37: ok"},
+		{"the case's 190 named, not of Chapter 8", fraud, "190", "service 37: denied DENIED_ARTICLE"},
+		{"216 named, not the case's", tax, "216", "service 37: denied DENIED_ARTICLE"},
+		{"the case's 245 (instruction form)", tax, "", "service 37: ok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			code, stdout, stderr := runSend(t, e.sendArgs(prosecutor, append(caseFlags(tc.c), "--article", tc.article, "--services", "1,37")...)...)
+			wantSendOK(t, code, stdout, stderr)
+			if !strings.Contains(stdout, "\n"+tc.want) {
+				t.Errorf("want %q:\n%s", tc.want, stdout)
+			}
 		})
 	}
 }

@@ -288,3 +288,47 @@ func TestFloodFromOneClientDoesNotDelayAnotherE2E(t *testing.T) {
 		t.Errorf("the victim's median latency with the flood is %s, more than 3 × %s, its median without", fl, q)
 	}
 }
+
+// TestClientLimitsCoverDashboardAndReportsE2E: the dashboard's login and the reports' POST read a
+// body before its signer is known, as the SOAP channels do, so an address past its burst is
+// refused there too, 429 SIO-RATE-LIMITED, its body unread, while another address is served and
+// a GET still answers.
+func TestClientLimitsCoverDashboardAndReportsE2E(t *testing.T) {
+	e := limitedBroker(t, func(c *config.Broker) {
+		c.HTTP.Limits.PerClientRate, c.HTTP.Limits.PerClientBurst = 0.001, 3 // no token earned during the test
+	})
+	ctx := context.Background()
+	flooder, other := clientAt(t, "127.0.0.7", 4), clientAt(t, "127.0.0.8", 4)
+	junk := []byte(`<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body/></soapenv:Envelope>`)
+	for _, path := range []string{"/dashboard/login", "/reports"} {
+		var limited int
+		for range 6 {
+			status, retry, body, err := postAs(ctx, flooder, e.base+path, junk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status == http.StatusTooManyRequests {
+				limited++
+				if retry == "" || !strings.Contains(string(body), string(siobroker.CodeRateLimited)) {
+					t.Errorf("%s: 429 without Retry-After or its code: %s", path, body)
+				}
+			}
+		}
+		// The burst of 3 is the address's, over both paths: the first path takes it.
+		if want := map[string]int{"/dashboard/login": 3, "/reports": 6}[path]; limited != want {
+			t.Errorf("%s: %d of 6 refused, want %d", path, limited, want)
+		}
+		status, _, body, err := postAs(ctx, other, e.base+path, junk)
+		if err != nil || status == http.StatusTooManyRequests {
+			t.Errorf("%s: another address was refused: %d %s %v", path, status, body, err)
+		}
+	}
+	resp, err := flooder.Get(e.base + "/reports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusTooManyRequests {
+		t.Error("a GET of the reports was refused by the rate: it reads no body")
+	}
+}

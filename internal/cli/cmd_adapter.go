@@ -162,7 +162,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, auth *msgauth.Ad
 	// misconfigured adapter fails at start instead of consuming from queues nobody fills.
 	t, err := amqptransport.New(ctx, amqptransport.Config{
 		URL: cfg.Transport.AMQPURL, Instance: instance, Prefix: cfg.Transport.Prefix,
-		Services: slices.Sorted(maps.Keys(backends.Backends)), Registries: cfg.CaseRegistries.Names, Queues: sharedQueues,
+		Services: slices.Sorted(maps.Keys(backends.Backends)), Registries: cfg.RegistryNames(), Queues: sharedQueues,
 		Prefetch: cfg.Transport.Prefetch, Concurrency: cfg.Transport.Concurrency, ReconnectMax: cfg.Transport.ReconnectMax,
 	}, wmLogger)
 	if err != nil {
@@ -195,8 +195,14 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, auth *msgauth.Ad
 		return err
 	}
 	runtime.AddHandlers(router, t.Subscriber())
-	for _, name := range cfg.CaseRegistries.Names {
-		registry, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: demo.NewCaseRegistry(name, cases),
+	for _, name := range cfg.RegistryNames() {
+		// A registry of the registries section answers from its source; one of
+		// case_registries.names from the development PKI's demo cases.
+		source, ok := backends.Registries[name]
+		if !ok {
+			source = demo.NewCaseRegistry(name, cases)
+		}
+		registry, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: source,
 			Publisher: t.Publisher(), Clock: clock, Logger: logger.With("registry", name),
 			Auth: auth, DeadLetters: t.DeadLetterTopic()})
 		if err != nil {
@@ -207,7 +213,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, auth *msgauth.Ad
 	go func() {
 		<-router.Running()
 		fmt.Fprintf(stdout, "siobroker adapter %s serving services %v and case registries %v\n",
-			instance, runtime.Services(), cfg.CaseRegistries.Names)
+			instance, runtime.Services(), cfg.RegistryNames())
 	}()
 	// Run returns when ctx ends; Close lets the handlers in flight finish (their messages are
 	// acknowledged only after their answers are published).
@@ -243,11 +249,11 @@ func adapterQueues(cfg *adapterconfig.Config) (queueOf func(int) string, shared 
 			shared = append(shared, r.Queue)
 		}
 	}
-	for _, name := range cfg.CaseRegistries.Names {
+	for _, name := range cfg.RegistryNames() {
 		// The broker authenticates a registry's checks for the adapter of its route: served
 		// here under another route, every one would be refused as made for another adapter.
 		if to := tbl.RegistryAdapter(name); to != cfg.Name {
-			errs = append(errs, fmt.Errorf("%s: case registry %s is routed to adapter %q, but this adapter is %s; route it here under registries, or remove it from case_registries.names",
+			errs = append(errs, fmt.Errorf("%s: case registry %s is routed to adapter %q, but this adapter is %s; route it here under registries, or remove it from this config's registries or case_registries.names",
 				cfg.RoutesFile, name, to, cfg.Name))
 		}
 	}

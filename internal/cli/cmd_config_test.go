@@ -71,13 +71,29 @@ func TestConfigCheckCommand(t *testing.T) {
 	// Warnings alone exit 0: a configured maintenance window that is over.
 	stale := shippedConfigCopy(t, func(name, text string) string {
 		if name == "maintenance.yaml" {
-			return strings.Replace(text, "windows: []", "windows:\n  - {start: 2020-01-01T00:00:00+05:00, end: 2020-01-02T00:00:00+05:00, reason: old}", 1)
+			return strings.Replace(text, "windows: []", "windows:\n  - {start: 2020-01-01T00:00:00+05:00, end: 2020-01-02T00:00:00+05:00, reason: old, announced_at: 2019-12-01T00:00:00+05:00}", 1)
 		}
 		return text
 	})
 	code, out, _ = runConfig("check", stale)
 	if code != 0 || !strings.Contains(out, "maintenance.yaml:") || !strings.Contains(out, ": warning: window 1 ended at 2020-01-02T00:00:00+05:00") || !strings.HasSuffix(out, "0 errors, 1 warning\n") {
 		t.Errorf("a warning only: exit %d\n%s", code, out)
+	}
+
+	// A window that starts before it was announced is refused at its line unless it is an
+	// emergency (§36, 42; §39–41).
+	late := shippedConfigCopy(t, func(name, text string) string {
+		if name == "maintenance.yaml" {
+			return strings.Replace(text, "windows: []", "windows:\n  - {start: 2020-01-01T00:00:00+05:00, end: 2099-01-02T00:00:00+05:00, reason: outage, announced_at: 2020-01-01T01:00:00+05:00}", 1)
+		}
+		return text
+	})
+	code, out, _ = runConfig("check", late)
+	wantAt := fmt.Sprintf("maintenance.yaml:%d: error: window 1: not announced in advance: the window starts at 2020-01-01T00:00:00+05:00, before it is announced",
+		shippedLine(t, "configs/maintenance.yaml", "windows: []")+1) // the window is on the line after "windows:"
+	if code != 1 || !strings.Contains(out, wantAt) ||
+		!strings.Contains(out, "set emergency: true") {
+		t.Errorf("a window begun before its announcement: exit %d\n%s", code, out)
 	}
 
 	// --json carries the same findings.
@@ -112,4 +128,21 @@ func TestConfigCheckCommand(t *testing.T) {
 			t.Errorf("config %v: exit %d, want 2 (usage)", args, code)
 		}
 	}
+}
+
+// shippedLine is the line of the shipped file path (from the repository's root) that starts with
+// prefix: where an edit of it puts what it writes there.
+func shippedLine(t *testing.T, path, prefix string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%s has no line starting %q", path, prefix)
+	return 0
 }

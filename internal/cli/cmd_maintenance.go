@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -12,18 +11,22 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/journal"
+	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 )
 
 const maintenanceUsage = `usage:
   siobroker maintenance list [--all] [--file FILE]
-  siobroker maintenance announce --start TIME --end TIME --reason TEXT [--services N,N,...]
+  siobroker maintenance announce --start TIME --end TIME --reason TEXT [--services N,N,...] [--emergency]
   siobroker maintenance cancel ID
 
 Planned maintenance windows (§36, 42 of the Rules). While a window is open, requests for its
 services are answered MAINTENANCE (SIO-MAINTENANCE when every requested service is in one), with
 the window's period and reason, and are not sent to the adapters. TIME is RFC 3339 with an
 offset, e.g. 2026-12-01T22:00:00+05:00. Without --services a window covers every service.
+A window must start at least maintenance_min_notice (default 24h) after it is announced: planned
+work is announced in advance. One with less notice, or that has begun, is refused unless it is
+announced --emergency, which opens an incident in the journal of emergencies (§39–41) at once.
 The configured windows (--file, default: the configuration's maintenance_file) are listed too;
 they are changed by editing that file. A running broker sees an announcement within 15 seconds.
 Every command takes --config FILE (default configs/broker.yaml, with the SIOBROKER_* environment
@@ -37,7 +40,7 @@ Exit status: 0 done, 1 refused or failed, 2 usage error or a configuration that 
 // three, as they always were, so that a script may give each the same common flags.
 type maintenanceFlags struct {
 	*operatorFlags
-	all                                *bool
+	all, emergency                     *bool
 	file, start, end, reason, services *string
 }
 
@@ -53,6 +56,7 @@ func newMaintenanceFlags(sub string, stdout, stderr io.Writer) *maintenanceFlags
 	f.end = f.String("end", "", "announce: the end, RFC 3339 with an offset")
 	f.reason = f.String("reason", "", "announce: why; clients are told")
 	f.services = f.String("services", "", "announce: comma-separated services of Appendix 2; empty: every service")
+	f.emergency = f.Bool("emergency", false, "announce: an emergency, with less than maintenance_min_notice or begun already; opens an incident (§39–41)")
 	return f
 }
 
@@ -70,25 +74,32 @@ func maintenanceList(ctx context.Context, args []string, stdout, stderr io.Write
 	if file == "" {
 		file = e.cfg.Maintenance
 	}
-	windows, err := maintenance.LoadFile(file)
+	clock := siobroker.SystemClock{}
+	windows, err := maintenance.LoadFile(file, maintenance.FileRules{MinNotice: e.cfg.MaintenanceMinNotice, Now: clock.Now()})
 	if err != nil {
 		return f.fail(exitFailed, "%v", err)
 	}
-	schedule := maintenance.NewSchedule(db, siobroker.SystemClock{})
+	// Listing records nothing: an emergency window's incident is opened by whoever announced
+	// it, or by the broker that loads the file.
+	schedule := maintenance.NewSchedule(db, clock, maintenance.Policy{MinNotice: e.cfg.MaintenanceMinNotice})
 	schedule.SetFileWindows(windows)
 	list, err := schedule.Windows(ctx, *f.all)
 	if err != nil {
 		return f.fail(exitFailed, "%v", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSOURCE\tSERVICES\tSTART\tEND\tREASON\tBY\tCANCELLED")
+	fmt.Fprintln(tw, "ID\tSOURCE\tKIND\tSERVICES\tSTART\tEND\tREASON\tBY\tANNOUNCED\tCANCELLED")
 	for _, w := range list {
 		id := "-"
 		if w.ID > 0 {
 			id = strconv.FormatInt(w.ID, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, w.Source, serviceList(w.Services), showTime(w.Start), showTime(w.End),
-			w.Reason, incidentDash(w.AnnouncedBy), showTime(w.Cancelled))
+		kind := "planned"
+		if w.Emergency {
+			kind = "emergency"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, w.Source, kind, serviceList(w.Services), showTime(w.Start), showTime(w.End),
+			w.Reason, incidentDash(w.AnnouncedBy), showTime(w.AnnouncedAt), showTime(w.Cancelled))
 	}
 	tw.Flush()
 	return exitOK
@@ -96,7 +107,7 @@ func maintenanceList(ctx context.Context, args []string, stdout, stderr io.Write
 
 // window is the window announce's flags describe.
 func (f *maintenanceFlags) window() (siobroker.MaintenanceWindow, error) {
-	w := siobroker.MaintenanceWindow{Reason: *f.reason, AnnouncedBy: *f.by}
+	w := siobroker.MaintenanceWindow{Reason: *f.reason, AnnouncedBy: *f.by, Emergency: *f.emergency}
 	var err error
 	if w.Start, err = time.Parse(time.RFC3339, *f.start); err != nil {
 		return w, fmt.Errorf("--start %q is not RFC 3339 with an offset", *f.start)
@@ -138,7 +149,16 @@ func (f *maintenanceFlags) scheduleAction(ctx context.Context) (schedule *mainte
 		}
 		return exitOK
 	}
-	return maintenance.NewSchedule(db, clock), record, func() { closeJournal(); db.Close() }, exitOK
+	// An emergency window is recorded in the journal of emergencies here, at once, in the
+	// journal the configuration names, as `incidents` records its actions.
+	emergencies, err := incidents.NewService(db, opJournal, clock, *f.by)
+	if err != nil {
+		closeJournal()
+		db.Close()
+		return nil, nil, nil, f.fail(exitFailed, "%v; nothing was done", err)
+	}
+	policy := maintenance.Policy{MinNotice: e.cfg.MaintenanceMinNotice, Emergencies: emergencies}
+	return maintenance.NewSchedule(db, clock, policy), record, func() { closeJournal(); db.Close() }, exitOK
 }
 
 func maintenanceAnnounce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -155,12 +175,21 @@ func maintenanceAnnounce(ctx context.Context, args []string, stdout, stderr io.W
 		return code
 	}
 	defer done()
-	got, err := schedule.Announce(ctx, w)
+	got, inc, err := schedule.AnnounceWithIncident(ctx, w)
+	if got.ID > 0 {
+		fmt.Fprintf(stdout, "announced window %d: %s, services %s\n", got.ID, got.Describe(), serviceList(got.Services))
+		if code := record(journal.CommandLineAction{Action: "announce", Window: &got}); code != exitOK {
+			return code
+		}
+	}
 	if err != nil {
 		return f.fail(exitFailed, "%v", err)
 	}
-	fmt.Fprintf(stdout, "announced window %d: %s, services %s\n", got.ID, got.Describe(), serviceList(got.Services))
-	return record(journal.CommandLineAction{Action: "announce", Window: &got})
+	if inc.Number > 0 {
+		fmt.Fprintf(stdout, "emergency: incident %d is open in the journal of emergencies (§39–41); record the measures with `siobroker incidents annotate %d`\n",
+			inc.Number, inc.Number)
+	}
+	return exitOK
 }
 
 func maintenanceCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -189,12 +218,5 @@ func maintenanceCancel(ctx context.Context, args []string, stdout, stderr io.Wri
 }
 
 func serviceList(s []int) string {
-	if len(s) == 0 {
-		return "all"
-	}
-	parts := make([]string, len(s))
-	for i, n := range slices.Sorted(slices.Values(s)) {
-		parts[i] = strconv.Itoa(n)
-	}
-	return strings.Join(parts, ",")
+	return siobroker.MaintenanceWindow{Services: s}.ServiceList()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/rights"
@@ -19,7 +20,7 @@ const (
 
 const rightsUsage = `usage:
   siobroker rights export --format json [--rights FILE | --config FILE]
-  siobroker rights check --role N --basis B --service S [--article A]
+  siobroker rights check --role N --basis B --service S [--case-articles A,B] [--article A]
                          [--rights FILE | --config FILE]
 
 export prints Appendices 1 and 2 as JSON.
@@ -90,7 +91,8 @@ func rightsCheck(_ context.Context, args []string, stdout, stderr io.Writer) int
 	role := f.Int("role", 0, "role number of Appendix 1 (1..19)")
 	basis := f.Int("basis", 0, "basis (1..6)")
 	service := f.Int("service", 0, "service number of Appendix 2 (1..93)")
-	article := f.String("article", "", "Criminal Code article of the case, e.g. 216 or 217-1")
+	caseArticles := f.String("case-articles", "", "the case's articles as its case registry gives them (§5), comma-separated, e.g. 190,216")
+	article := f.String("article", "", "the article the request names, e.g. 216: a hint that must be one of --case-articles")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
@@ -109,7 +111,13 @@ func rightsCheck(_ context.Context, args []string, stdout, stderr io.Writer) int
 	if t == nil {
 		return code
 	}
-	d, trace := t.Explain(*role, siobroker.Basis(*basis), *service, *article)
+	q := siobroker.Qualification{Hint: *article}
+	for a := range strings.SplitSeq(*caseArticles, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			q.Articles = append(q.Articles, a)
+		}
+	}
+	d, trace := t.Explain(*role, siobroker.Basis(*basis), *service, q)
 	fmt.Fprint(stdout, trace)
 	fmt.Fprintln(stdout, d.Explanation)
 	if !d.Allowed {

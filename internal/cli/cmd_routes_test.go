@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/sqlite"
@@ -138,5 +139,51 @@ func TestMaintenanceCommand(t *testing.T) {
 	}
 	if code, out, _ = cmd("list"); code != 0 || strings.Contains(out, "2099-12-03") {
 		t.Errorf("an announcement whose journal could not be opened was made: %s", out)
+	}
+}
+
+// TestMaintenanceAnnounceEmergency: announce refuses a window that has begun, or that starts
+// within maintenance_min_notice, unless --emergency; an emergency is announced and opens an
+// incident in the journal of emergencies (§39–41), which `incidents list` shows, and the journal
+// records its opening.
+func TestMaintenanceAnnounceEmergency(t *testing.T) {
+	data := t.TempDir()
+	cmd := func(name string, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), append([]string{name}, append(args, "--data", data)...), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	// Begun in 2020, ending in 2099: whatever today is, it has begun.
+	begun := []string{"announce", "--start", "2020-01-01T00:00:00+05:00", "--end", "2099-01-01T00:00:00+05:00", "--reason", "отказ СХД",
+		"--services", "7", "--by", "operator Askarov", "--file", filepath.Join(data, "none.yaml")}
+	if code, _, errs := cmd("maintenance", begun...); code != 1 || !strings.Contains(errs, "before it is announced") || !strings.Contains(errs, "emergency") {
+		t.Fatalf("a window that has begun, without --emergency: exit %d, %s", code, errs)
+	}
+	soon := time.Now().Add(time.Hour).In(siobroker.Astana).Format(time.RFC3339)
+	later := time.Now().Add(3 * time.Hour).In(siobroker.Astana).Format(time.RFC3339)
+	if code, _, errs := cmd("maintenance", "announce", "--start", soon, "--end", later, "--reason", "x", "--file", filepath.Join(data, "none.yaml")); code != 1 ||
+		!strings.Contains(errs, "at least 24h0m0s ahead") {
+		t.Fatalf("a window an hour ahead: exit %d, %s", code, errs)
+	}
+	code, out, errs := cmd("maintenance", append(begun, "--emergency")...)
+	if code != 0 || !strings.Contains(out, "announced window 1: emergency maintenance no. 1") || !strings.Contains(out, "incident 1 is open") {
+		t.Fatalf("--emergency: exit %d, %s %s", code, out, errs)
+	}
+	if code, out, _ := cmd("maintenance", "list", "--file", filepath.Join(data, "none.yaml")); code != 0 || !strings.Contains(out, "emergency") {
+		t.Errorf("list: exit %d\n%s", code, out)
+	}
+	if code, out, _ := cmd("incidents", "list"); code != 0 || !strings.Contains(out, "emergency-maintenance") || !strings.Contains(out, "maintenance window 1") {
+		t.Errorf("incidents list: exit %d\n%s", code, out)
+	}
+	db, err := sqlite.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	recs, err := db.Journal().Query(context.Background(), siobroker.JournalFilter{Kinds: []siobroker.JournalKind{siobroker.JournalIncident, siobroker.JournalOperator}})
+	// The incident is opened as the window is stored, and the announcement journaled after.
+	if err != nil || len(recs) != 2 || recs[0].Kind != siobroker.JournalIncident || recs[0].Code != siobroker.IncidentEventOpened ||
+		recs[1].Kind != siobroker.JournalOperator || !strings.Contains(string(recs[1].Data), `"emergency":true`) {
+		t.Fatalf("journal: %+v %v", recs, err)
 	}
 }

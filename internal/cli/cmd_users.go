@@ -13,6 +13,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/users"
+	"github.com/sio-pso/siobroker/internal/app"
 	"github.com/sio-pso/siobroker/signing"
 	"github.com/sio-pso/siobroker/sqlite"
 )
@@ -31,12 +32,17 @@ const usersUsage = `usage:
                            [--consent-at RFC3339|now] [--cert FILE] --reason TEXT
   siobroker users move --iin IIN [the fields of register to change] --reason TEXT
   siobroker users add-cert --iin IIN --cert FILE
-  siobroker users block --iin IIN --reason TEXT
+  siobroker users block --iin IIN --reason TEXT [--violation]
   siobroker users unblock --iin IIN --reason TEXT
   siobroker users delete --iin IIN --reason TEXT
   siobroker users list
   siobroker users show --iin IIN
   siobroker users applications [--iin IIN]
+  siobroker users consent-form --iin IIN [--city CITY] [--out FILE]
+  siobroker users consent --iin IIN --file SIGNED
+  siobroker users pending [--all]
+  siobroker users approve ID
+  siobroker users refuse ID --reason TEXT (--cert FILE --key FILE | --user IIN) [--out FILE]
 
 Every command takes --config FILE (default configs/broker.yaml, with the SIOBROKER_* environment
 over it, as serve reads it) and --data DIR (default: its data_dir), the broker's data directory,
@@ -51,6 +57,20 @@ carry the user's IIN): WS-Security clients that name their certificate only by a
 subject key identifier or an issuer and serial number are verified against the certificates
 recorded so. A certificate carried whole by one of the user's accepted requests is recorded by
 itself; "show" lists them all with how each came.
+The consent of §17 (App. 6) is a document the user signs with their own EDS: consent-form writes
+it from users.consent_template for the user as registered; the user signs it (Kalkan, NCALayer,
+or siobroker sign); consent verifies it (the signature against the broker's trusted roots, the
+signer being the user, the text being exactly App. 6 for the user) and records the signed bytes,
+their date and the time of recording. Until then the user's requests are refused (§19).
+The workflow of §12–15: register, move, block, unblock and delete take --submit to submit the
+application for the operator's decision instead of applying it; "pending" lists what waits, with
+its deadline (users.decision_deadline, a day by §13; overdue ones marked); "approve" applies one;
+"refuse" refuses one with its motive, in a refusal document signed with the operator's EDS (a
+registered user with the operator right), verified against the broker's trusted roots and kept
+with the application. A block is applied as it is submitted (§13: "незамедлительно").
+block --violation is a block for a violation of the Rules (§45): the prosecutor and the user's
+management are notified, by e-mail and webhook, as notify.recipients_file names them; the broker
+delivers the notices from the store's outbox and retries them until delivered.
 Exit status: 0 done, 1 refused or failed, 2 usage error or a configuration that does not load.
 `
 
@@ -62,6 +82,11 @@ var usersCommands = []subcommand{
 	{"add-cert", "record a user's signing certificate", usersAddCert},
 	{"block", "block a user (§45); takes effect on the next request", usersBlock},
 	{"unblock", "unblock a blocked user", usersUnblock},
+	{"consent-form", "write the consent form of §17 (App. 6) for a user to sign with their EDS", usersConsentForm},
+	{"consent", "record a consent the user signed with their EDS (§17), verified", usersConsent},
+	{"pending", "list the submitted applications waiting for a decision (§13), with their deadlines", usersPending},
+	{"approve", "approve a submitted application: it is applied", usersApprove},
+	{"refuse", "refuse a submitted application with a motivated refusal signed with the operator's EDS (§13)", usersRefuse},
 	{"delete", "delete a user", usersDelete},
 	{"list", "list the registered users", usersList},
 	{"show", "show a user: fields, applications, refusals and certificates", usersShow},
@@ -234,8 +259,12 @@ func (uf *userFieldFlags) apply(u *siobroker.User, set map[string]bool, consent 
 func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, args []string, stdout, stderr io.Writer) int {
 	f := newUsersFlags(string(kind), stdout, stderr, true)
 	uf := addUserFieldFlags(f.cmdFlags)
+	submit := f.Bool("submit", false, "submit the application for the operator's decision (§13) instead of applying it now")
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
+	}
+	if *submit && *uf.certFile != "" {
+		return f.usageError("--cert with --submit: record the certificate once the application is approved (users add-cert)")
 	}
 	set := f.set()
 	required := []string{"iin", "reason"}
@@ -283,6 +312,9 @@ func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, ar
 	}
 	uf.apply(&u, set, consent)
 	a := siobroker.Application{Kind: kind, IIN: *uf.iin, Reason: *uf.reason, At: now, By: *f.by, User: u}
+	if *submit {
+		return submitApplication(ctx, f, e, db, reg, a)
+	}
 	next, err := reg.Apply(ctx, a)
 	if err != nil {
 		return f.fail(usersExitFailed, "%v", err)
@@ -362,6 +394,11 @@ func usersStatus(ctx context.Context, kind siobroker.ApplicationKind, args []str
 	f := newUsersFlags(string(kind), stdout, stderr, true)
 	iin := f.String("iin", "", "the user's IIN (required)")
 	reason := f.String("reason", "", "the reason of the application (required)")
+	submit := f.Bool("submit", false, "submit the application for the operator's decision (§13) instead of applying it now; a block is applied at once anyway")
+	violation := new(bool)
+	if kind == siobroker.ApplyBlock {
+		violation = f.Bool("violation", false, "a block for a violation (§45): notify the prosecutor and the user's management")
+	}
 	if code, ok := f.parseNoArgs(args); !ok {
 		return code
 	}
@@ -380,11 +417,54 @@ func usersStatus(ctx context.Context, kind siobroker.ApplicationKind, args []str
 		return f.fail(usersExitFailed, "%v", err)
 	}
 	defer db.Close()
+	if *submit {
+		if code := submitApplication(ctx, f, e, db, reg, siobroker.Application{Kind: kind, IIN: *iin, Reason: *reason, By: *f.by}); code != usersExitOK || !*violation {
+			return code
+		}
+		u, _, err := db.User(ctx, *iin)
+		if err != nil {
+			return f.fail(usersExitFailed, "%v", err)
+		}
+		return notifyBlocked(ctx, f, e, db, u, *reason)
+	}
 	u, err := reg.Apply(ctx, siobroker.Application{Kind: kind, IIN: *iin, Reason: *reason, By: *f.by})
 	if err != nil {
 		return f.fail(usersExitFailed, "%v", err)
 	}
 	fmt.Fprintf(stdout, "%s %s: %s is now %s\n", kind, u.IIN, u.FullName, u.Status)
+	if *violation {
+		return notifyBlocked(ctx, f, e, db, u, *reason)
+	}
+	return usersExitOK
+}
+
+// notifyBlocked writes the notices of §45 for u, blocked for a violation, to the store's outbox,
+// from which the broker delivers them; they are journaled in the journal the configuration names.
+func notifyBlocked(ctx context.Context, f *operatorFlags, e *brokerEnv, db *sqlite.DB, u siobroker.User, reason string) int {
+	if e.cfg.Notify.RecipientsFile == "" {
+		return f.fail(usersExitFailed, "the user is blocked, but nobody was notified: notify.recipients_file is not set, "+
+			"and §45 requires that the prosecutor and the user's management be told")
+	}
+	j, closeJournal, err := e.journal(ctx, db)
+	if err != nil {
+		return f.fail(usersExitFailed, "the user is blocked, but the notices could not be written: %v", err)
+	}
+	defer closeJournal()
+	n, err := app.NewNotifier(e.cfg, db, j, siobroker.SystemClock{}, nil)
+	if err != nil {
+		return f.fail(usersExitFailed, "the user is blocked, but the notices could not be written: %v", err)
+	}
+	notes, err := n.UserBlocked(ctx, u, reason, *f.by)
+	if err != nil {
+		return f.fail(usersExitFailed, "the user is blocked, but the notices could not be written: %v", err)
+	}
+	if len(notes) == 0 {
+		return f.fail(usersExitFailed, "the user is blocked, but %s names neither the prosecutor nor organisation %q: nobody was notified",
+			e.cfg.Notify.RecipientsFile, u.Organisation)
+	}
+	for _, note := range notes {
+		fmt.Fprintf(f.stdout, "notice %d by %s to %s queued (§45); the broker delivers it\n", note.ID, note.Channel, note.Recipient)
+	}
 	return usersExitOK
 }
 

@@ -118,7 +118,10 @@ func TestServiceDecisions(t *testing.T) {
 			map[int]want{11: {siobroker.StatusOK, "", &no}}},
 		{"basis2/37 denied basis", b2, nil, []int{37},
 			map[int]want{37: {siobroker.StatusDenied, siobroker.ReasonDeniedBasis, nil}}},
+		// The case is qualified under 190 and 216 (App. 2 fn. 2 follows the case's articles).
 		{"basis1/37 no article", b1, nil, []int{37},
+			map[int]want{37: {siobroker.StatusOK, "", nil}}},
+		{"basis1/37 article 190", b1, []string{"--article", "190"}, []int{37},
 			map[int]want{37: {siobroker.StatusDenied, siobroker.ReasonDeniedArticle, nil}}},
 		{"basis1/37 article 216", b1, []string{"--article", "216"}, []int{37},
 			map[int]want{37: {siobroker.StatusOK, "", nil}}},
@@ -128,7 +131,7 @@ func TestServiceDecisions(t *testing.T) {
 				11: {siobroker.StatusOK, "", &no}, 38: {siobroker.StatusDenied, siobroker.ReasonDeniedBasis, nil},
 				5: {siobroker.StatusOK, "", nil},
 			}},
-		{"mixed basis1 no article", b1, nil, []int{37, 1, 11},
+		{"mixed basis1 article 190", b1, []string{"--article", "190"}, []int{37, 1, 11},
 			map[int]want{
 				37: {siobroker.StatusDenied, siobroker.ReasonDeniedArticle, nil},
 				1:  {siobroker.StatusOK, "", nil}, 11: {siobroker.StatusOK, "", &yes},

@@ -106,6 +106,8 @@ var commands = []command{
 		{"derive", "print or write an adapter's key, derived from the broker's master key", transportKeyDerive}}},
 	{name: "devpki", group: groupFiles, run: cmdDevPKI,
 		summary: "write a development PKI (RSA, ECDSA or GOST): root CA, CRL, broker and demo user certificates"},
+	{name: "sign", group: groupFiles, run: cmdSign,
+		summary: "sign an XML document enveloped (a user's consent of §17, or any document to check with verify)"},
 	{name: "verify", group: groupFiles, run: cmdVerify,
 		summary: "verify the XML-DSig signatures of a file (enveloped or WS-Security; RSA, ECDSA or GOST) against trusted certificates and CRLs, as xmlsec1 --verify does"},
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -120,7 +121,7 @@ func TestReloadKeepsRequestsInFlight(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no route for service 2") || !strings.Contains(err.Error(), "routes.yaml:") {
 		t.Fatalf("bad reload = %v, want a refusal naming the missing route and the file", err)
 	}
-	if !e.b.Routed(2) || !e.b.DecideService(siobroker.BasisSearch, 1, "").Allowed {
+	if !e.b.Routed(2) || !e.b.DecideService(siobroker.BasisSearch, 1, siobroker.Qualification{}).Allowed {
 		t.Error("a refused reload changed the running tables")
 	}
 	// A reload that moves a service to another queue is refused too.
@@ -141,7 +142,7 @@ func TestReloadKeepsRequestsInFlight(t *testing.T) {
 	if got := e.b.RouteTimeout(1); got != 9*time.Second {
 		t.Fatalf("the watcher did not reload the changed file: timeout %s", got)
 	}
-	if d := e.b.DecideService(siobroker.BasisSearch, 1, ""); d.Allowed {
+	if d := e.b.DecideService(siobroker.BasisSearch, 1, siobroker.Qualification{}); d.Allowed {
 		t.Errorf("the rights edit was not reloaded with the routes: %+v", d)
 	}
 	close(stop)
@@ -178,8 +179,9 @@ func TestMaintenanceWindow(t *testing.T) {
 	signer := e.signer(t, findUserByRole(t, e.manifest, 1))
 	ctx := context.Background()
 	now := siobroker.SystemClock{}.Now()
+	// Begun a minute ago: only an emergency may be announced so, and it opens an incident.
 	w, err := e.b.Maintenance().Announce(ctx, siobroker.MaintenanceWindow{Services: []int{11}, Start: now.Add(-time.Minute),
-		End: now.Add(time.Hour), Reason: "КГД upgrade", AnnouncedBy: "operator on duty"})
+		End: now.Add(time.Hour), Reason: "КГД upgrade", AnnouncedBy: "operator on duty", Emergency: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,8 +215,10 @@ func TestMaintenanceWindow(t *testing.T) {
 		t.Fatalf("after cancel: HTTP %d %s", status, truncate(body))
 	}
 
-	// A window of the file, every service, in force after a reload.
-	text := "windows:\n  - start: " + now.Add(-time.Minute).Format(time.RFC3339) + "\n    end: " + now.Add(time.Hour).Format(time.RFC3339) + "\n    reason: data centre move\n"
+	// A window of the file, every service, in force after a reload: planned, announced two days
+	// before it began.
+	text := "windows:\n  - start: " + now.Add(-time.Minute).Format(time.RFC3339) + "\n    end: " + now.Add(time.Hour).Format(time.RFC3339) +
+		"\n    reason: data centre move\n    announced_at: " + now.Add(-48*time.Hour).Format(time.RFC3339) + "\n"
 	if err := os.WriteFile(maintenanceFile, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +228,31 @@ func TestMaintenanceWindow(t *testing.T) {
 	status, body = e.sendOne(t, signer, 1, 5)
 	if f := wantFault(t, status, body, 0, siobroker.CodeMaintenance); !strings.Contains(f.Message, "data centre move") {
 		t.Errorf("file window fault: %s", f.Message)
+	}
+
+	// A window of the file announced now for an hour hence has too little notice: the reload is
+	// refused, and the window above stays in force. Marked an emergency, it is taken, and the
+	// reload opens its incident beside the one the announcement opened.
+	soon := "windows:\n  - services: [5]\n    start: " + now.Add(time.Hour).Format(time.RFC3339) + "\n    end: " + now.Add(2*time.Hour).Format(time.RFC3339) +
+		"\n    reason: замена коммутатора\n    announced_at: " + now.Format(time.RFC3339) + "\n"
+	if err := os.WriteFile(maintenanceFile, []byte(soon), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.Reload(ctx, "test", slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "not announced in advance") {
+		t.Fatalf("a reload with a window of an hour's notice: %v", err)
+	}
+	if len(e.b.Maintenance().FileWindows()) != 1 || e.b.Maintenance().FileWindows()[0].Reason != "data centre move" {
+		t.Errorf("the refused reload changed the windows: %+v", e.b.Maintenance().FileWindows())
+	}
+	if err := os.WriteFile(maintenanceFile, []byte(soon+"    emergency: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.Reload(ctx, "test", slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	all, err := e.b.Store().Incidents(ctx, true)
+	if err != nil || len(all) != 2 || all[0].Cause.Queue != fmt.Sprintf("maintenance window %d", w.ID) || all[1].Cause.Service != 5 ||
+		all[1].Type != siobroker.IncidentEmergencyMaintenance {
+		t.Errorf("incidents of the emergencies: %+v %v", all, err)
 	}
 }

@@ -280,6 +280,9 @@ func (h *handler) announce(ctx context.Context, r *http.Request, op operator, _ 
 	w := siobroker.MaintenanceWindow{Reason: strings.TrimSpace(r.PostFormValue("reason")), AnnouncedBy: op.by(),
 		AnnouncedAt: now.In(siobroker.Astana), Source: siobroker.WindowAnnounced}
 	var err error
+	if w.Emergency, err = parseFlag("emergency", r.PostFormValue("emergency")); err != nil {
+		return nil, err
+	}
 	if w.Services, err = parseServices(r.PostFormValue("services")); err != nil {
 		return nil, err
 	}
@@ -329,16 +332,30 @@ func (h *handler) cancel(ctx context.Context, r *http.Request, op operator, _ *j
 	return map[string]any{"cancelled": id, "at": siobroker.FormatTime(h.cfg.Clock.Now())}, nil
 }
 
-// maintenanceError turns the errors of the schedule into refusals. The window was checked before
-// it was announced, so what remains is the store's.
+// maintenanceError turns the errors of the schedule into refusals: a window with too little
+// notice is the form's start; the rest of the window was checked before it was announced, so
+// what remains is the store's.
 func maintenanceError(err error, what string) error {
 	switch {
 	case errors.Is(err, siobroker.ErrWindowNotFound):
 		return siobroker.Errorf(siobroker.CodeDashboardNotFound, "%s: no such announced window (a window of the file is cancelled by editing the file)", what)
 	case errors.Is(err, siobroker.ErrWindowCancelled):
 		return siobroker.Errorf(siobroker.CodeDashboardConflict, "%s: it is cancelled already", what)
+	case errors.Is(err, siobroker.ErrShortNotice):
+		return siobroker.FieldError("start", "%s", strings.TrimPrefix(err.Error(), "announce maintenance: "))
 	}
 	return siobroker.Wrap(siobroker.CodeUnavailable, err, "%s now; retry later", what)
+}
+
+// parseFlag reads a checkbox: "" or "false" is false, "true", "on" or "1" true.
+func parseFlag(field, v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "false", "0":
+		return false, nil
+	case "true", "on", "1":
+		return true, nil
+	}
+	return false, siobroker.FieldError(field, "must be true or false, got %q", v)
 }
 
 // parseServices reads "1, 5,7" (or "" / "all": every service).

@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -185,21 +185,11 @@ func (h *handler) authorize(ctx context.Context, iin string) (siobroker.User, er
 
 // certIIN returns the IIN of the TLS client certificate the connection was verified with.
 func (h *handler) certIIN(r *http.Request, now time.Time) (string, error) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+	iin, err := signing.ClientCertificateIIN(r.TLS, h.cfg.VerifyClientCert, now)
+	if errors.Is(err, signing.ErrNoClientCertificate) {
 		return "", denied()
 	}
-	chain := r.TLS.VerifiedChains[0]
-	leaf := chain[0]
-	if check := h.cfg.VerifyClientCert; check != nil {
-		var intermediates []*x509.Certificate
-		if len(chain) > 2 {
-			intermediates = chain[1 : len(chain)-1]
-		}
-		if err := check(leaf, intermediates, now); err != nil {
-			return "", err
-		}
-	}
-	return signing.SubjectIIN(leaf)
+	return iin, err
 }
 
 // setCookie hands the browser the session's cookie.

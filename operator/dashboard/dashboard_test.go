@@ -116,7 +116,11 @@ func newFixture(t *testing.T) *fixture {
 	if f.tracker, err = incidents.NewTracker(incidents.Config{}, f.db, f.db.Journal(), f.clock, nil); err != nil {
 		t.Fatal(err)
 	}
-	f.schedule = maintenance.NewSchedule(f.db, f.clock)
+	emergencies, err := incidents.NewService(f.db, f.db.Journal(), f.clock, "siobroker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.schedule = maintenance.NewSchedule(f.db, f.clock, maintenance.Policy{MinNotice: siobroker.DefaultMaintenanceMinNotice, Emergencies: emergencies})
 	if err := f.schedule.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -476,8 +480,9 @@ func TestCSRFRefused(t *testing.T) {
 	if otherCSRF == csrf {
 		t.Fatal("two sessions share a CSRF token")
 	}
+	// 25 hours ahead: over the minimum notice of 24 hours once the form drops the seconds.
 	announce := func() url.Values {
-		start := f.clock.Now().Add(24 * time.Hour).In(siobroker.Astana)
+		start := f.clock.Now().Add(25 * time.Hour).In(siobroker.Astana)
 		return url.Values{"services": {"1, 5"}, "start": {start.Format("2006-01-02T15:04")},
 			"end": {start.Add(2 * time.Hour).Format("2006-01-02T15:04")}, "reason": {"обновление СУБД"}}
 	}
@@ -663,12 +668,19 @@ func TestActions(t *testing.T) {
 		t.Fatalf("incidents after the close: %+v", inc)
 	}
 
-	// Maintenance: announce, then cancel.
-	start := f.clock.Now().Add(time.Hour).In(siobroker.Astana)
+	// Maintenance: announce, then cancel. A planned window is announced at least the minimum
+	// notice (24 hours here) ahead.
+	start := f.clock.Now().Add(25 * time.Hour).In(siobroker.Astana)
 	status, body = f.act(t, c, dashboard.Path+"api/maintenance", csrf, url.Values{"services": {"11, 5,5"},
 		"start": {start.Format("2006-01-02T15:04")}, "end": {start.Add(-2 * time.Hour).Format("2006-01-02T15:04")}, "reason": {"x"}})
 	if r := wantRefusal(t, status, body, http.StatusBadRequest, siobroker.CodeSchema); r.Field != "end" {
 		t.Errorf("an end before the start names %q", r.Field)
+	}
+	soon := f.clock.Now().Add(time.Hour).In(siobroker.Astana)
+	status, body = f.act(t, c, dashboard.Path+"api/maintenance", csrf, url.Values{"services": {"11"},
+		"start": {soon.Format("2006-01-02T15:04")}, "end": {soon.Add(2 * time.Hour).Format("2006-01-02T15:04")}, "reason": {"замена сервера"}})
+	if r := wantRefusal(t, status, body, http.StatusBadRequest, siobroker.CodeSchema); r.Field != "start" || !strings.Contains(r.Message, "at least 24h0m0s ahead") {
+		t.Errorf("a window with an hour's notice: field %q, %s", r.Field, r.Message)
 	}
 	status, body = f.act(t, c, dashboard.Path+"api/maintenance", csrf, url.Values{"services": {"11, 5,5"},
 		"start": {start.Format("2006-01-02T15:04")}, "end": {start.Add(2 * time.Hour).Format("2006-01-02T15:04")}, "reason": {"замена сервера"}})
@@ -701,6 +713,18 @@ func TestActions(t *testing.T) {
 	wantRefusal(t, status, body, http.StatusNotFound, siobroker.CodeDashboardNotFound)
 	if ws, err := f.schedule.Windows(ctx, true); err != nil || len(ws) != 1 || ws[0].Cancelled.IsZero() {
 		t.Fatalf("the schedule after the cancel: %+v %v", ws, err)
+	}
+
+	// An emergency may have begun already: it is announced, and opens an incident.
+	begun := f.clock.Now().Add(-10 * time.Minute).In(siobroker.Astana)
+	status, body = f.act(t, c, dashboard.Path+"api/maintenance", csrf, url.Values{"services": {"11"}, "emergency": {"true"},
+		"start": {begun.Format("2006-01-02T15:04")}, "end": {begun.Add(2 * time.Hour).Format("2006-01-02T15:04")}, "reason": {"отказ диска"}})
+	if status != http.StatusOK {
+		t.Fatalf("announce an emergency: HTTP %d %s", status, body)
+	}
+	if open, err := f.db.Incidents(ctx, false); err != nil || len(open) != 1 || open[0].Type != siobroker.IncidentEmergencyMaintenance ||
+		open[0].Cause.Service != 11 || !strings.Contains(open[0].LastError, "отказ диска") {
+		t.Fatalf("the emergency's incident: %+v %v", open, err)
 	}
 
 	// GoChannel: no dead-letter queue, and the page says so.
@@ -740,7 +764,7 @@ func TestActions(t *testing.T) {
 		}
 	}
 	want := "[login:ok session:ok annotate:SIO-SCHEMA close:SIO-DASHBOARD-NOT-FOUND annotate:ok close:ok close:SIO-DASHBOARD-CONFLICT " +
-		"announce:SIO-SCHEMA announce:ok cancel:ok cancel:SIO-DASHBOARD-CONFLICT cancel:SIO-DASHBOARD-NOT-FOUND replay:SIO-DASHBOARD-UNSUPPORTED]"
+		"announce:SIO-SCHEMA announce:SIO-SCHEMA announce:ok cancel:ok cancel:SIO-DASHBOARD-CONFLICT cancel:SIO-DASHBOARD-NOT-FOUND announce:ok replay:SIO-DASHBOARD-UNSUPPORTED]"
 	if fmt.Sprint(actions) != want {
 		t.Fatalf("journaled actions:\n%v\nwant\n%s", actions, want)
 	}

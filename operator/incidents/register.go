@@ -16,7 +16,8 @@ import (
 // ситуаций): a table of actions for each of the six kinds, each emergency with the date and time
 // of its onset, its causes and the measures taken (§41); then, beyond the form's six tables, the
 // incidents the broker recorded by itself (§39: delays of delivery over an hour, and the failures
-// of its transport, journal and signer), with their measures, since §41 asks for every emergency.
+// of its transport, journal and signer, and the maintenance announced as an emergency), with their
+// measures, since §41 asks for every emergency.
 type Register struct {
 	From, To time.Time // the period: incidents whose onset is in [From, To); a zero bound is open
 	At       time.Time // when it was made: an action still running is measured to it
@@ -32,8 +33,8 @@ type RegisterSection struct {
 
 // BrokerSectionTitle is the heading of the register's seventh table, which Appendix 7 does not
 // have: the incidents the broker recorded by itself.
-const BrokerSectionTitle = "Аварийные ситуации, зафиксированные брокером автоматически (п. 39 Правил: задержка отправки сообщений " +
-	"более одного часа, отказ транспорта сообщений, Log-журнала, подписи ответов)"
+const BrokerSectionTitle = "Иные аварийные ситуации, зафиксированные брокером (п. 39–41 Правил): задержка отправки сообщений " +
+	"более одного часа, отказ транспорта сообщений, Log-журнала, подписи ответов, аварийные технические работы"
 
 // NewRegister arranges the incidents all (as the store lists them) whose onset is in [from, to)
 // into the register, at at. Every section is present, empty or not, as the form has them.
@@ -60,6 +61,9 @@ func NewRegister(all []siobroker.Incident, from, to, at time.Time) Register {
 func Describe(inc siobroker.Incident) string {
 	if inc.Reason != "" {
 		return inc.Reason
+	}
+	if inc.Type == siobroker.IncidentEmergencyMaintenance {
+		return "аварийные технические работы: " + inc.LastError
 	}
 	if inc.Type == siobroker.IncidentDeliveryDelay {
 		s := fmt.Sprintf("задержка отправки сообщений более одного часа: сервис %d, очередь %s", inc.Cause.Service, inc.Cause.Queue)

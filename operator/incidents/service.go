@@ -1,6 +1,7 @@
 package incidents
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,6 +38,9 @@ type Store interface {
 	Incident(ctx context.Context, number int64) (inc siobroker.Incident, ok bool, err error)
 	// Incidents returns the open incidents, or all of them when all is true, by number.
 	Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error)
+	// IncidentOf returns the last incident of the type and cause, open or closed; ok is false
+	// when there is none.
+	IncidentOf(ctx context.Context, typ string, cause siobroker.IncidentCause) (inc siobroker.Incident, ok bool, err error)
 }
 
 // Service carries the operator's actions on incidents. It needs only the store and the journal,
@@ -162,6 +166,36 @@ func (s *Service) RecordAction(ctx context.Context, number int64, no int, end bo
 		event = siobroker.IncidentEventActionEnded
 	}
 	return inc, s.journalEvent(ctx, event, inc, now)
+}
+
+// OpenEmergency records maintenance window w, announced as an emergency, in the journal of
+// emergencies (§39–41, Appendix 7): an incident of type IncidentEmergencyMaintenance, started at
+// the window's start, with its reason, and responsible whoever announced it; and its opening in
+// the journal. It is recorded once per window: when an incident of its cause exists already,
+// open or closed by the operator, that one is returned with created false and nothing is
+// written, so that a reload of the file or a retry does not record the same emergency twice.
+func (s *Service) OpenEmergency(ctx context.Context, w siobroker.MaintenanceWindow) (inc siobroker.Incident, created bool, err error) {
+	if !w.Emergency {
+		return siobroker.Incident{}, false, fmt.Errorf("open emergency incident: %s is not an emergency", w.Describe())
+	}
+	cause := w.IncidentCause()
+	if inc, ok, err := s.store.IncidentOf(ctx, siobroker.IncidentEmergencyMaintenance, cause); err != nil || ok {
+		return inc, false, err
+	}
+	now := s.clock.Now().In(siobroker.Astana)
+	by := cmp.Or(strings.TrimSpace(w.AnnouncedBy), s.by)
+	inc, created, err = s.store.OpenIncident(ctx, siobroker.Incident{
+		Type:        siobroker.IncidentEmergencyMaintenance,
+		Cause:       cause,
+		LastError:   w.Describe(),
+		StartedAt:   w.Start.In(siobroker.Astana),
+		OpenedAt:    now,
+		Responsible: strings.TrimSpace(w.AnnouncedBy),
+	}, by)
+	if err != nil || !created {
+		return inc, false, err
+	}
+	return inc, true, s.journalEvent(ctx, siobroker.IncidentEventOpened, inc, now)
 }
 
 // journal appends the JournalIncident record of event. The store has the change already: an

@@ -26,11 +26,27 @@ type FileWindow struct {
 	End      string `yaml:"end"`
 	Reason   string `yaml:"reason"`
 	By       string `yaml:"announced_by"`
+	// AnnouncedAt is when the window was published (§42), the time its notice is counted from.
+	// It is required: counted from the file's loading instead, a window would be refused at the
+	// first reload after it began, and the broker would not start during its own maintenance.
+	AnnouncedAt string `yaml:"announced_at"`
+	// Emergency marks a window with less than the minimum notice, or announced after it began;
+	// the broker records it in the journal of emergencies when it loads the file.
+	Emergency bool `yaml:"emergency"`
+}
+
+// FileRules are what the windows of a file are checked against.
+type FileRules struct {
+	// MinNotice is the least time between a window's announced_at and its start
+	// (maintenance_min_notice); zero asks for none.
+	MinNotice time.Duration
+	// Now is the time of the check: a window may not be announced later than now.
+	Now time.Time
 }
 
 // LoadFile reads and checks a maintenance file. Every error names the file and the line of the
 // window it is about. A missing file is no windows.
-func LoadFile(path string) ([]siobroker.MaintenanceWindow, error) {
+func LoadFile(path string, rules FileRules) ([]siobroker.MaintenanceWindow, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -38,11 +54,12 @@ func LoadFile(path string) ([]siobroker.MaintenanceWindow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("maintenance file: %w", err)
 	}
-	return ParseFile(path, b)
+	return ParseFile(path, b, rules)
 }
 
-// ParseFile parses the maintenance file content b; path names it in errors.
-func ParseFile(path string, b []byte) ([]siobroker.MaintenanceWindow, error) {
+// ParseFile parses the maintenance file content b and checks every window against rules; path
+// names it in errors.
+func ParseFile(path string, b []byte, rules FileRules) ([]siobroker.MaintenanceWindow, error) {
 	var f File
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
@@ -51,7 +68,7 @@ func ParseFile(path string, b []byte) ([]siobroker.MaintenanceWindow, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w (keys of a window: services, start, end, reason, announced_by)", path, err)
+		return nil, fmt.Errorf("%s: %w (keys of a window: services, start, end, reason, announced_by, announced_at, emergency)", path, err)
 	}
 	lines := windowLines(&root)
 	var errs []error
@@ -61,7 +78,8 @@ func ParseFile(path string, b []byte) ([]siobroker.MaintenanceWindow, error) {
 		if i < len(lines) {
 			line = lines[i]
 		}
-		w := siobroker.MaintenanceWindow{Services: fw.Services, Reason: strings.TrimSpace(fw.Reason), AnnouncedBy: fw.By, Source: siobroker.WindowFromFile}
+		w := siobroker.MaintenanceWindow{Services: fw.Services, Reason: strings.TrimSpace(fw.Reason), AnnouncedBy: fw.By,
+			Source: siobroker.WindowFromFile, Emergency: fw.Emergency}
 		var perr []error
 		var err error
 		if w.Start, err = parseTime(fw.Start); err != nil {
@@ -70,10 +88,19 @@ func ParseFile(path string, b []byte) ([]siobroker.MaintenanceWindow, error) {
 		if w.End, err = parseTime(fw.End); err != nil {
 			perr = append(perr, fmt.Errorf("end: %w", err))
 		}
+		switch {
+		case fw.AnnouncedAt == "":
+			perr = append(perr, errors.New("announced_at is required: the time the window was published (§42), from which its notice is counted; write it in RFC 3339 with an offset, e.g. 2026-11-28T10:00:00+05:00"))
+		default:
+			if w.AnnouncedAt, err = parseTime(fw.AnnouncedAt); err != nil {
+				perr = append(perr, fmt.Errorf("announced_at: %w", err))
+			}
+		}
 		if len(perr) == 0 {
 			if err := w.Validate(); err != nil {
 				perr = append(perr, err)
 			}
+			perr = append(perr, rules.check(w)...)
 		}
 		for _, e := range perr {
 			errs = append(errs, fmt.Errorf("%s:%d: window %d: %w", path, line, i+1, e))
@@ -84,6 +111,18 @@ func ParseFile(path string, b []byte) ([]siobroker.MaintenanceWindow, error) {
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// check applies the notice rules to a window of the file.
+func (r FileRules) check(w siobroker.MaintenanceWindow) []error {
+	if !r.Now.IsZero() && w.AnnouncedAt.After(r.Now) {
+		return []error{fmt.Errorf("announced_at %s is in the future: a window counts as announced once it is published (§42)",
+			w.AnnouncedAt.In(siobroker.Astana).Format(time.RFC3339))}
+	}
+	if err := w.CheckNotice(r.MinNotice); err != nil {
+		return []error{fmt.Errorf("%w; start it later, or set emergency: true, which records it in the journal of emergencies (§39–41)", err)}
+	}
+	return nil
 }
 
 func parseTime(s string) (time.Time, error) {

@@ -17,6 +17,7 @@ const (
 	prefixEnv = "soapenv"
 	prefixTyp = "typ"
 	prefixQ   = "q"
+	prefixOp  = "op"
 	prefixWSU = "wsu"
 )
 
@@ -97,9 +98,14 @@ func NewResponse(info ResponseInfo, r Result) *etree.Document {
 // newRequestData writes the envelope and requestInfo of a SendMessage and returns the empty
 // requestData/data element.
 func newRequestData(info siobroker.RequestInfo) (*etree.Document, *etree.Element) {
+	return newOperationRequestData(info, OpSendMessage)
+}
+
+// newOperationRequestData is newRequestData for the request of operation op.
+func newOperationRequestData(info siobroker.RequestInfo, op Operation) (*etree.Document, *etree.Element) {
 	doc, body := newEnvelope(info.MessageID)
-	sm := body.CreateElement(prefixTyp + ":SendMessage")
-	sm.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
+	sm := body.CreateElement(op.prefix() + ":" + op.Request)
+	sm.CreateAttr("xmlns:"+op.prefix(), op.Space)
 	req := sm.CreateElement("request")
 	ri := req.CreateElement("requestInfo")
 	leaf(ri, "messageId", info.MessageID)
@@ -120,9 +126,14 @@ func newRequestData(info siobroker.RequestInfo) (*etree.Document, *etree.Element
 // newResponseData writes a SendMessageResponse envelope with its responseInfo and returns the
 // empty responseData/data element, for the result, report or asynchronous status to fill.
 func newResponseData(info ResponseInfo) (*etree.Document, *etree.Element) {
+	return newOperationResponseData(info, OpSendMessage)
+}
+
+// newOperationResponseData is newResponseData for the response of operation op.
+func newOperationResponseData(info ResponseInfo, op Operation) (*etree.Document, *etree.Element) {
 	doc, body := newEnvelope(info.MessageID)
-	sm := body.CreateElement(prefixTyp + ":SendMessageResponse")
-	sm.CreateAttr("xmlns:"+prefixTyp, schemas.NSSyncTypes)
+	sm := body.CreateElement(op.prefix() + ":" + op.Response)
+	sm.CreateAttr("xmlns:"+op.prefix(), op.Space)
 	resp := sm.CreateElement("response")
 	ri := resp.CreateElement("responseInfo")
 	leaf(ri, "messageId", info.MessageID)

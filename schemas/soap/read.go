@@ -91,7 +91,33 @@ func orDefault[T int | int64](v *T, def T) {
 // element count or a per-element limit exceeded (CodeTooDeep) and malformed XML (CodeMalformed). Only then is the
 // etree document built and its shape checked (CodeNotSOAP).
 func ReadEnvelope(r io.Reader, contentType string, lim Limits) (*etree.Document, []byte, error) {
-	return readEnvelope(r, contentType, lim, "SendMessage")
+	return readEnvelope(r, contentType, lim, OpSendMessage)
+}
+
+// Operation names an operation of the SyncChannel endpoint by the element its request's Body
+// holds, and its response's.
+type Operation struct {
+	Space, Request, Response string // the namespace, the request's element, the response's element
+}
+
+// The operations of the SyncChannel endpoint: the gateway's SendMessage and the broker's own.
+var (
+	OpSendMessage           = Operation{schemas.NSSyncTypes, "SendMessage", "SendMessageResponse"}
+	OpGetMaintenanceWindows = Operation{schemas.NSOperations, "GetMaintenanceWindows", "GetMaintenanceWindowsResponse"}
+)
+
+// prefix is how the operation's elements are written in a message the broker builds.
+func (op Operation) prefix() string {
+	if op.Space == schemas.NSSyncTypes {
+		return prefixTyp
+	}
+	return prefixOp
+}
+
+// ReadOperationEnvelope is ReadEnvelope for a request of operation op, with the same defences
+// and refusals.
+func ReadOperationEnvelope(r io.Reader, contentType string, lim Limits, op Operation) (*etree.Document, []byte, error) {
+	return readEnvelope(r, contentType, lim, op)
 }
 
 // ReadAsyncChannelEnvelope reads an envelope posted to /AsyncChannel/v10, with ReadEnvelope's
@@ -115,7 +141,7 @@ func ReadAsyncChannelEnvelope(r io.Reader, contentType string, lim Limits) (doc 
 	if op := ACOperation(body); op != "" {
 		return doc, raw, op, nil
 	}
-	if err := checkEnvelope(doc, "SendMessage"); err != nil {
+	if err := checkEnvelope(doc, OpSendMessage.Space, OpSendMessage.Request); err != nil {
 		return nil, nil, "", siobroker.Errorf(siobroker.CodeNotSOAP,
 			"%s; this endpoint takes the gateway's AsyncChannel v10 operations (sendMessage, getMessageStatus, getMessages, sendDeliveryNotification) or SyncChannel's SendMessage", siobroker.ErrorMessage(err))
 	}
@@ -125,10 +151,16 @@ func ReadAsyncChannelEnvelope(r io.Reader, contentType string, lim Limits) (doc 
 // ReadResponseEnvelope is ReadEnvelope for the other direction: a client reading a
 // SendMessageResponse applies the same limits and refusals.
 func ReadResponseEnvelope(r io.Reader, contentType string, lim Limits) (*etree.Document, []byte, error) {
-	return readEnvelope(r, contentType, lim, "SendMessageResponse")
+	return readEnvelope(r, contentType, lim, Operation{Space: schemas.NSSyncTypes, Request: "SendMessageResponse"})
 }
 
-func readEnvelope(r io.Reader, contentType string, lim Limits, operation string) (*etree.Document, []byte, error) {
+// ReadOperationResponseEnvelope is ReadResponseEnvelope for the response of operation op.
+func ReadOperationResponseEnvelope(r io.Reader, contentType string, lim Limits, op Operation) (*etree.Document, []byte, error) {
+	return readEnvelope(r, contentType, lim, Operation{Space: op.Space, Request: op.Response})
+}
+
+// readEnvelope reads an envelope whose Body holds op.Request.
+func readEnvelope(r io.Reader, contentType string, lim Limits, op Operation) (*etree.Document, []byte, error) {
 	lim = lim.WithDefaults()
 	raw, err := readLimited(r, lim.MaxBytes)
 	if err != nil {
@@ -141,7 +173,7 @@ func readEnvelope(r io.Reader, contentType string, lim Limits, operation string)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkEnvelope(doc, operation); err != nil {
+	if err := checkEnvelope(doc, op.Space, op.Request); err != nil {
 		return nil, nil, err
 	}
 	return doc, raw, nil
@@ -162,6 +194,43 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 		return nil, siobroker.Errorf(siobroker.CodeOversize, "the request body exceeds %d bytes", max)
 	}
 	return raw, nil
+}
+
+// BodyElement reads r only as far as the start of the element the SOAP Body holds, and returns
+// that element's name with a reader that gives r whole again. What comes before it is the
+// Envelope's start and its Header, a few kilobytes: an endpoint with several operations tells
+// them apart by it before it reads a request whole. The caller bounds r. A body that does not get
+// so far (not XML, no Body) names no element: ReadEnvelope then refuses it under its limits, as
+// it refuses anything. No entity is expanded: encoding/xml expands none but the predefined.
+func BodyElement(r io.Reader) (xml.Name, io.Reader) {
+	var seen bytes.Buffer
+	dec := xml.NewDecoder(io.TeeReader(r, &seen))
+	var name xml.Name
+	depth, inBody := 0, false
+scan:
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			switch {
+			case depth == 2 && t.Name == xml.Name{Space: schemas.NSSoapEnv, Local: "Body"}:
+				inBody = true
+			case depth == 3 && inBody:
+				name = t.Name
+				break scan
+			}
+		case xml.EndElement:
+			depth--
+			if depth < 2 && inBody {
+				break scan
+			}
+		}
+	}
+	return name, io.MultiReader(bytes.NewReader(seen.Bytes()), r)
 }
 
 // checkContentTypeCharset refuses a declared charset other than UTF-8. Whether the media type is
@@ -358,7 +427,7 @@ func xmlErrText(err error) string {
 }
 
 // checkEnvelope requires Envelope{Header?, Body{typ:<operation>}} in SOAP 1.1.
-func checkEnvelope(doc *etree.Document, operation string) error {
+func checkEnvelope(doc *etree.Document, ns, element string) error {
 	body, err := envelopeBody(doc)
 	if err != nil {
 		return err
@@ -367,10 +436,21 @@ func checkEnvelope(doc *etree.Document, operation string) error {
 	if err != nil {
 		return err
 	}
-	if child.NamespaceURI() != schemas.NSSyncTypes || child.Tag != operation {
-		return siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:%s, found %s", operation, describe(child))
+	if child.NamespaceURI() != ns || child.Tag != element {
+		return siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold %s, found %s", qname(ns, element), describe(child))
 	}
 	return nil
+}
+
+// qname writes an element of the endpoint's namespaces with the prefix the WSDL gives it.
+func qname(ns, element string) string {
+	switch ns {
+	case schemas.NSSyncTypes:
+		return "typ:" + element
+	case schemas.NSOperations:
+		return "op:" + element
+	}
+	return fmt.Sprintf("{%s}%s", ns, element)
 }
 
 // envelopeBody checks the Envelope and returns its Body, whatever the Body holds.
@@ -447,6 +527,12 @@ func Body(doc *etree.Document) *etree.Element {
 // canonicalised element does. The parts are only located here; ParseRequestInfo and ParseQuery
 // validate them.
 func SendMessageParts(body *etree.Element) (requestInfo *etree.Element, data *etree.Element, err error) {
+	return RequestParts(body, OpSendMessage)
+}
+
+// RequestParts is SendMessageParts for the request of operation op, whose element holds the same
+// request as SendMessage.
+func RequestParts(body *etree.Element, op Operation) (requestInfo *etree.Element, data *etree.Element, err error) {
 	if !isBody(body) {
 		return nil, nil, siobroker.Errorf(siobroker.CodeNotSOAP, "not a SOAP 1.1 Body")
 	}
@@ -454,10 +540,10 @@ func SendMessageParts(body *etree.Element) (requestInfo *etree.Element, data *et
 	if err != nil {
 		return nil, nil, err
 	}
-	if sm.NamespaceURI() != schemas.NSSyncTypes || sm.Tag != "SendMessage" {
-		return nil, nil, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:SendMessage, found %s", describe(sm))
+	if sm.NamespaceURI() != op.Space || sm.Tag != op.Request {
+		return nil, nil, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold %s, found %s", qname(op.Space, op.Request), describe(sm))
 	}
-	s, err := newSeq(sm, "SendMessage", "", "request")
+	s, err := newSeq(sm, op.Request, "", "request")
 	if err != nil {
 		return nil, nil, err
 	}

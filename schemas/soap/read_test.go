@@ -2,6 +2,7 @@ package soap
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/schemas"
 )
 
 const minimalEnvelope = `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><typ:SendMessage xmlns:typ="http://bip.bee.kz/SyncChannel/v10/Types"/></soapenv:Body></soapenv:Envelope>`
@@ -243,5 +245,33 @@ func TestBody(t *testing.T) {
 	}
 	if _, _, err := SendMessageParts(ri); err == nil {
 		t.Error("a non-Body element accepted")
+	}
+}
+
+// TestBodyElement: the element of the Body is named after reading only what precedes it, and the
+// reader returned gives the body whole; a body that never gets there names none.
+func TestBodyElement(t *testing.T) {
+	const env = `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">` +
+		`<s:Header><wsse:Security xmlns:wsse="x"><Body/><s:Body/></wsse:Security></s:Header>` +
+		`<s:Body><op:GetMaintenanceWindows xmlns:op="urn:kz:sio-pso:broker:operations:v1"><request/></op:GetMaintenanceWindows></s:Body></s:Envelope>`
+	for name, c := range map[string]struct {
+		body string
+		want xml.Name
+	}{
+		"operation after a header": {env, xml.Name{Space: schemas.NSOperations, Local: "GetMaintenanceWindows"}},
+		"SendMessage":              {strings.Replace(strings.Replace(env, "op:GetMaintenanceWindows", "typ:SendMessage", 2), `xmlns:op="urn:kz:sio-pso:broker:operations:v1"`, `xmlns:typ="`+schemas.NSSyncTypes+`"`, 1), xml.Name{Space: schemas.NSSyncTypes, Local: "SendMessage"}},
+		"empty Body":               {`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body></s:Body></s:Envelope>`, xml.Name{}},
+		"not XML":                  {"GET / HTTP/1.1", xml.Name{}},
+		// Named at its start, before any entity is met; none is expanded on the way.
+		"entities":           {billionLaughs, xml.Name{Space: schemas.NSSyncTypes, Local: "SendMessage"}},
+		"a Body of SOAP 1.2": {`<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><x/></s:Body></s:Envelope>`, xml.Name{}},
+	} {
+		got, r := BodyElement(strings.NewReader(c.body))
+		if got != c.want {
+			t.Errorf("%s: %v, want %v", name, got, c.want)
+		}
+		if all, err := io.ReadAll(r); err != nil || string(all) != c.body {
+			t.Errorf("%s: the body given back is %q, %v", name, all, err)
+		}
 	}
 }

@@ -23,6 +23,11 @@ func ParseResponse(body *etree.Element) (ResponseInfo, Result, error) {
 // single element of responseData/data, whatever that element is: a result, a report or an
 // asynchronous status. A Body holding a soapenv:Fault gives the fault's error.
 func responseParts(body *etree.Element) (ResponseInfo, *etree.Element, error) {
+	return operationResponseParts(body, OpSendMessage)
+}
+
+// operationResponseParts is responseParts for the response of operation op.
+func operationResponseParts(body *etree.Element, op Operation) (ResponseInfo, *etree.Element, error) {
 	var info ResponseInfo
 	if !isBody(body) {
 		return info, nil, siobroker.Errorf(siobroker.CodeNotSOAP, "not a SOAP 1.1 Body")
@@ -34,10 +39,10 @@ func responseParts(body *etree.Element) (ResponseInfo, *etree.Element, error) {
 	if sm.Tag == "Fault" && sm.NamespaceURI() == schemas.NSSoapEnv {
 		return info, nil, faultError(sm)
 	}
-	if sm.Tag != "SendMessageResponse" || sm.NamespaceURI() != schemas.NSSyncTypes {
-		return info, nil, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold typ:SendMessageResponse, found %s", describe(sm))
+	if sm.Tag != op.Response || sm.NamespaceURI() != op.Space {
+		return info, nil, siobroker.Errorf(siobroker.CodeNotSOAP, "the Body must hold %s, found %s", qname(op.Space, op.Response), describe(sm))
 	}
-	s, err := newSeq(sm, "SendMessageResponse", "", "response")
+	s, err := newSeq(sm, op.Response, "", "response")
 	if err != nil {
 		return info, nil, err
 	}

@@ -29,15 +29,30 @@ func TestWSDL(t *testing.T) {
 			t.Errorf("missing %s", p)
 		}
 	}
-	// Every message part names an element the types XSD declares.
-	types, ok := XSD("bip-sync-v10-types.xsd")
-	if !ok {
-		t.Fatal("types XSD not served")
+	// Every message part names an element that the XSD the WSDL imports for its namespace
+	// declares: the gateway's types, and the broker's own operations.
+	xsdOf := map[string]string{}
+	for _, imp := range doc.FindElements("//types/schema/import") {
+		xsdOf[imp.SelectAttrValue("namespace", "")] = strings.TrimPrefix(imp.SelectAttrValue("schemaLocation", ""), "?xsd=")
 	}
+	root := doc.Root()
 	for _, part := range doc.FindElements("//message/part") {
-		el := strings.TrimPrefix(part.SelectAttrValue("element", ""), "typ:")
+		prefix, el, _ := strings.Cut(part.SelectAttrValue("element", ""), ":")
+		ns := root.SelectAttrValue("xmlns:"+prefix, "")
+		types, ok := XSD(xsdOf[ns])
+		if !ok {
+			t.Errorf("part element %s:%s: no XSD imported for namespace %q", prefix, el, ns)
+			continue
+		}
 		if !strings.Contains(string(types), `<xs:element name="`+el+`"`) {
-			t.Errorf("part element %q is not declared in the types XSD", el)
+			t.Errorf("part element %s:%s is not declared in %s", prefix, el, xsdOf[ns])
+		}
+	}
+	// GetMaintenanceWindows is an operation of the port type and of the binding, beside SendMessage.
+	for _, p := range []string{"//portType[@name='ISyncChannel']/operation[@name='GetMaintenanceWindows']/output",
+		"//binding/operation[@name='GetMaintenanceWindows']/operation"} {
+		if doc.FindElement(p) == nil {
+			t.Errorf("missing %s", p)
 		}
 	}
 }

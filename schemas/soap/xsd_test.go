@@ -72,6 +72,15 @@ func TestXSDAgreement(t *testing.T) {
 		"AC notification":        ser(Serialize(NewACSendDeliveryNotification("m-4", "r-1", "SIO_PSO_QUERY", "s", siobroker.AsyncReceipt{Accepted: true}, acAt))),
 		"AC notification answer": ser(Serialize(NewACDeliveryNotificationResponse("n-1", acAt, "{a7f4b65f-d9c8-4303-9ad7-bfd3b91e0d33}"))),
 		"AC fault":               FaultXMLFor(ACGetMessages, siobroker.Errorf(siobroker.CodeAsyncUnknown, "no"), acAt),
+		// The broker's own operation GetMaintenanceWindows, both directions.
+		"GetMaintenanceWindows": ser(Serialize(NewMaintenanceQueryRequest(fullInfo()))),
+		"GetMaintenanceWindowsResponse": ser(Serialize(NewMaintenanceWindowsResponse(goldenRespInfo, MaintenanceWindows{
+			RequestMessageID: "m-1", AsOf: acAt, MinNotice: 24 * time.Hour, Windows: []WindowEntry{
+				{Number: 12, Services: []int{11, 12}, Start: acAt.Add(48 * time.Hour), End: acAt.Add(50 * time.Hour), Reason: "КГД",
+					AnnouncedAt: acAt, State: WindowAnnounced},
+				{Start: acAt.Add(-time.Hour), End: acAt.Add(time.Hour), Reason: "отказ", AnnouncedAt: acAt, Emergency: true,
+					Cancelled: acAt, State: WindowCancelled},
+			}}))),
 	}
 	for name, doc := range valid {
 		t.Run(name, func(t *testing.T) {

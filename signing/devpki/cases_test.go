@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sio-pso/siobroker"
 )
 
 func TestUsersHaveDemoCases(t *testing.T) {
@@ -14,12 +16,12 @@ func TestUsersHaveDemoCases(t *testing.T) {
 		if len(s.cases) == 0 {
 			t.Errorf("user %s has no demo cases", s.name)
 		}
-		seen := map[Case]bool{}
+		seen := map[siobroker.CaseRef]bool{}
 		for _, c := range s.cases {
-			if seen[c] {
+			if seen[c.Ref()] {
 				t.Errorf("user %s: case %+v listed twice", s.name, c)
 			}
-			seen[c] = true
+			seen[c.Ref()] = true
 		}
 	}
 }

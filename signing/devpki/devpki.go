@@ -86,9 +86,10 @@ type User struct {
 }
 
 // Case is a demo case in a user's proceedings: a basis and its case reference (§§20–27 of the
-// Rules), in the forms and default patterns of configs/broker.yaml (section cases). The demo case
-// registry (adapters/demo) answers case checks from them, so that a demo user can send a request
-// that passes the basis check of §5.
+// Rules), in the forms and default patterns of configs/broker.yaml (section cases), with what the
+// demo case registry (adapters/demo) answers of it (§5): the user's part in its proceedings, its
+// status and its qualification. They follow the broker's default cases.parts and
+// cases.open_statuses, so that a demo user can send a request that passes the basis check.
 type Case struct {
 	Basis            siobroker.Basis `json:"basis"`
 	Number           string          `json:"number"`
@@ -97,6 +98,35 @@ type Case struct {
 	CoveringLetterNo string          `json:"coveringLetterNo,omitempty"`
 	Year             string          `json:"year,omitempty"`
 	Court            string          `json:"court,omitempty"`
+	// Part is the user's part in the case's proceedings; empty in a manifest of an older
+	// generator, for which the demo registry answers DefaultPart.
+	Part string `json:"part,omitempty"`
+	// Status is the case's status; empty (an older generator) is "open".
+	Status string `json:"status,omitempty"`
+	// Articles are the case's qualification (Criminal Code articles), for criminal cases.
+	Articles []string `json:"articles,omitempty"`
+}
+
+// DefaultPart is the part a user of role has in a case under basis b by the broker's default
+// cases.parts: what a demo case of an older manifest, which names no part, is answered with.
+func DefaultPart(role int, b siobroker.Basis) string {
+	switch {
+	case role == 1 && (b == siobroker.BasisCriminal || b == siobroker.BasisSearch):
+		return "supervising_prosecutor"
+	case role == 1:
+		return "prosecutor"
+	case role == 2:
+		return "judge"
+	case role == 15:
+		return "bailiff"
+	case b == siobroker.BasisSearch:
+		return "search_officer"
+	case role >= 3 && role <= 5:
+		return "investigator"
+	case role >= 6 && role <= 9:
+		return "inquirer"
+	}
+	return "group_member"
 }
 
 // Ref returns the case reference as a query carries it.
@@ -163,40 +193,48 @@ type userSpec struct {
 //
 // Each user has demo cases only under bases its role may use (Appendix 1, configs/rights.yaml):
 // role 1 prosecutor, all bases; role 2 judge, bases 1, 2, 4, 5; role 5 АФМ investigator, bases 1
-// and 3; role 10 АФМ officer and role 14 ОНБ officer, bases 1, 3 and 6. The numbers follow the
+// and 3; role 10 АФМ officer and role 14 ОНБ officer, bases 1, 3 and 6. Each has the part in
+// them that the broker's default cases.parts asks of the role, and the criminal ones have
+// articles of the Criminal Code (216 and 245 are of Chapter 8, for the КГД services of footnote
+// 2; the case of 190 and 216 shows a hint of 190 refused for them). The basis-3 cases have no
+// part: they are never checked (§23). The prosecutor's last case is closed, to show the refusal
+// of a case no longer in proceedings. The numbers follow the
 // default patterns of configs/broker.yaml; ЕРДР numbers are 2 digits of the year, 7 of the
 // registering body, 6 of the sequence. The prosecutor's first case, 261500031000123, is the one
 // the demo scripts and end-to-end tests send.
 var userSpecs = []userSpec{
 	{"75031230045", "ИВАНОВ ИВАН", 1, KeyRSA, StatusValid, []Case{
-		{Basis: siobroker.BasisCriminal, Number: "261500031000123"},
-		{Basis: siobroker.BasisCriminal, Number: "251500031000456", InstructionNo: "2-15-25/1234"},
-		{Basis: siobroker.BasisCourtAdmin, Number: "7511-25-00-3а/125", Year: "2025", Court: "Специализированный межрайонный административный суд г. Астаны"},
+		{Basis: siobroker.BasisCriminal, Number: "261500031000123", Part: "supervising_prosecutor", Status: "open", Articles: []string{"190", "216"}},
+		{Basis: siobroker.BasisCriminal, Number: "251500031000456", InstructionNo: "2-15-25/1234", Part: "supervising_prosecutor", Status: "open", Articles: []string{"245"}},
+		{Basis: siobroker.BasisCourtAdmin, Number: "7511-25-00-3а/125", Year: "2025", Court: "Специализированный межрайонный административный суд г. Астаны", Part: "prosecutor", Status: "open"},
 		{Basis: siobroker.BasisAdminOffence, Number: "2615000310000789"},
-		{Basis: siobroker.BasisCourtCivil, Number: "7511-25-00-2/1234", Year: "2025", Court: "Есильский районный суд г. Астаны"},
-		{Basis: siobroker.BasisEnforcement, Number: "02-0015-25-1/1234"},
-		{Basis: siobroker.BasisSearch, Number: "261500031000777"},
+		{Basis: siobroker.BasisCourtCivil, Number: "7511-25-00-2/1234", Year: "2025", Court: "Есильский районный суд г. Астаны", Part: "prosecutor", Status: "open"},
+		{Basis: siobroker.BasisEnforcement, Number: "02-0015-25-1/1234", Part: "prosecutor", Status: "open"},
+		{Basis: siobroker.BasisSearch, Number: "261500031000777", Part: "supervising_prosecutor", Status: "open"},
+		// Terminated: the registry still knows it, with him in it, and the broker refuses it (§5).
+		{Basis: siobroker.BasisCriminal, Number: "241500031000088", Part: "supervising_prosecutor", Status: "closed", Articles: []string{"190"}},
 	}},
 	{"82060540117", "ПЕТРОВА АЙГЕРИМ", 2, KeyRSA, StatusValid, []Case{
-		{Basis: siobroker.BasisCriminal, Number: "251900021000314", InstructionNo: "1-7/2025"},
-		{Basis: siobroker.BasisCourtAdmin, Number: "1975-25-00-4/87", Year: "2025", Court: "1975"},
-		{Basis: siobroker.BasisCourtCivil, Number: "2-4521/2024", Year: "2024", Court: "Алмалинский районный суд г. Алматы"},
-		{Basis: siobroker.BasisEnforcement, Number: "1975250012345"},
+		{Basis: siobroker.BasisCriminal, Number: "251900021000314", InstructionNo: "1-7/2025", Part: "judge", Status: "open", Articles: []string{"188"}},
+		{Basis: siobroker.BasisCourtAdmin, Number: "1975-25-00-4/87", Year: "2025", Court: "1975", Part: "judge", Status: "open"},
+		{Basis: siobroker.BasisCourtCivil, Number: "2-4521/2024", Year: "2024", Court: "Алмалинский районный суд г. Алматы", Part: "judge", Status: "open"},
+		{Basis: siobroker.BasisEnforcement, Number: "1975250012345", Part: "judge", Status: "open"},
 	}},
 	{"90011430203", "СЕРИКБАЕВ НУРЛАН", 5, KeyECDSA, StatusValid, []Case{
-		{Basis: siobroker.BasisCriminal, Number: "267100041000042"},
-		{Basis: siobroker.BasisCriminal, Number: "MLA-2025/118", RequestingBody: "Генеральная прокуратура Кыргызской Республики", CoveringLetterNo: "2-09-25/5512"},
+		{Basis: siobroker.BasisCriminal, Number: "267100041000042", Part: "investigator", Status: "open", Articles: []string{"218"}},
+		{Basis: siobroker.BasisCriminal, Number: "MLA-2025/118", RequestingBody: "Генеральная прокуратура Кыргызской Республики", CoveringLetterNo: "2-09-25/5512",
+			Part: "instruction_executor", Status: "open", Articles: []string{"190"}},
 		{Basis: siobroker.BasisAdminOffence, Number: "2571000410000311"},
 	}},
 	{"88112940332", "АХМЕТОВА ДИНАРА", 10, KeyRSA, StatusRevoked, []Case{
-		{Basis: siobroker.BasisCriminal, Number: "257100041000077"},
+		{Basis: siobroker.BasisCriminal, Number: "257100041000077", Part: "group_member", Status: "suspended", Articles: []string{"217"}},
 		{Basis: siobroker.BasisAdminOffence, Number: "2571000410000512"},
-		{Basis: siobroker.BasisSearch, Number: "РД-257100041"},
+		{Basis: siobroker.BasisSearch, Number: "РД-257100041", Part: "search_officer", Status: "open"},
 	}},
 	{"79082730418", "ЖУМАБЕКОВ АЛИХАН", 14, KeyRSA, StatusExpired, []Case{
-		{Basis: siobroker.BasisCriminal, Number: "247500011000905"},
+		{Basis: siobroker.BasisCriminal, Number: "247500011000905", Part: "group_member", Status: "open", Articles: []string{"175"}},
 		{Basis: siobroker.BasisAdminOffence, Number: "2475000110000333"},
-		{Basis: siobroker.BasisSearch, Number: "247500011000906"},
+		{Basis: siobroker.BasisSearch, Number: "247500011000906", Part: "search_officer", Status: "open"},
 	}},
 }
 

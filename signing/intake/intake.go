@@ -34,11 +34,18 @@ type SignedRequest struct {
 // are filled, for the caller's journal.
 func ReadSigned(ctx context.Context, body io.Reader, contentType string, lim soap.Limits, window time.Duration, clock siobroker.Clock,
 	verify func(context.Context, *etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
-	doc, raw, err := soap.ReadEnvelope(body, contentType, lim)
+	return ReadSignedOperation(ctx, soap.OpSendMessage, body, contentType, lim, window, clock, verify)
+}
+
+// ReadSignedOperation is ReadSigned for the request of operation op of the SyncChannel endpoint
+// (soap.OpGetMaintenanceWindows), whose element holds the same request as SendMessage.
+func ReadSignedOperation(ctx context.Context, op soap.Operation, body io.Reader, contentType string, lim soap.Limits, window time.Duration,
+	clock siobroker.Clock, verify func(context.Context, *etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
+	doc, raw, err := soap.ReadOperationEnvelope(body, contentType, lim, op)
 	if err != nil {
 		return SignedRequest{}, err
 	}
-	sr, err := VerifySendMessage(ctx, doc, window, clock, verify)
+	sr, err := verifyRequest(ctx, op, doc, window, clock, verify)
 	sr.Raw = raw
 	return sr, err
 }
@@ -47,11 +54,16 @@ func ReadSigned(ctx context.Context, body io.Reader, contentType string, lim soa
 // it first, to tell its contracts apart).
 func VerifySendMessage(ctx context.Context, doc *etree.Document, window time.Duration, clock siobroker.Clock,
 	verify func(context.Context, *etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
+	return verifyRequest(ctx, soap.OpSendMessage, doc, window, clock, verify)
+}
+
+func verifyRequest(ctx context.Context, op soap.Operation, doc *etree.Document, window time.Duration, clock siobroker.Clock,
+	verify func(context.Context, *etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
 	var sr SignedRequest
 	// requestInfo is read once before verification, only to learn the message time at which the
 	// certificate must be valid; in the WS-Security placement it is read again from the signed
 	// Body, and only that copy is used.
-	info, _, err := parseSendMessage(soap.Body(doc))
+	info, _, err := parseRequest(op, soap.Body(doc))
 	sr.Info = info
 	if err != nil {
 		return sr, err
@@ -68,7 +80,7 @@ func VerifySendMessage(ctx context.Context, doc *etree.Document, window time.Dur
 	}
 	switch sr.Verified.Placement {
 	case signing.PlacementWSSE, signing.PlacementWSSEToken, signing.PlacementWSSETokenTimestamp:
-		signedInfo, data, err := parseSendMessage(sr.Verified.Signed)
+		signedInfo, data, err := parseRequest(op, sr.Verified.Signed)
 		if err != nil {
 			return sr, err
 		}
@@ -84,9 +96,9 @@ func VerifySendMessage(ctx context.Context, doc *etree.Document, window time.Dur
 	return sr, nil
 }
 
-// parseSendMessage locates and reads requestInfo and the data element of a SendMessage Body.
-func parseSendMessage(body *etree.Element) (siobroker.RequestInfo, *etree.Element, error) {
-	riEl, data, err := soap.SendMessageParts(body)
+// parseRequest locates and reads requestInfo and the data element of a request of op in a Body.
+func parseRequest(op soap.Operation, body *etree.Element) (siobroker.RequestInfo, *etree.Element, error) {
+	riEl, data, err := soap.RequestParts(body, op)
 	if err != nil {
 		return siobroker.RequestInfo{}, nil, err
 	}

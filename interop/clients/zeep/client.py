@@ -74,6 +74,13 @@ against --broker-cert:
 --fault-id defaults to a fresh UUID, an id the broker never issued; another signer's id is
 answered the same way.
 
+--operation maintenance calls the broker's own operation GetMaintenanceWindows of the same WSDL
+instead of SendMessage (the query flags are then not used): requestData/data holds
+q:maintenanceQuery, built from the WSDL's element as a zeep AnyObject and signed by zeep; the
+reply, verified with verify_envelope against --broker-cert, is deserialized by zeep's binding and
+its windows listed in "windows": [{"number", "services", "start", "end", "reason", "announcedAt",
+"emergency", "cancelled", "state"}], times as the broker wrote them (with their offset).
+
 --dump-dir DIR writes each call's exact bytes as DIR/NN-OPERATION-request.xml and
 DIR/NN-OPERATION-reply.xml (--dump-request and --dump-reply are for the sync mode).
 
@@ -268,6 +275,9 @@ def parse_args(argv):
     p.add_argument("--dump-request", metavar="FILE", help="write the exact bytes posted")
     p.add_argument("--dump-reply", metavar="FILE", help="write the exact bytes received")
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--operation", choices=("send", "maintenance"), default="send",
+                   help="send: SendMessage (default); maintenance: GetMaintenanceWindows, the "
+                        "schedule of maintenance windows (sync channel only)")
     p.add_argument("--channel", choices=("sync", "async"), default="sync",
                    help="sync: SyncChannel v10 SendMessage (default); async: the AsyncChannel v10 "
                         "flow against --url (the AsyncChannel endpoint)")
@@ -288,6 +298,8 @@ def parse_args(argv):
         args.async_fault = kinds
     if args.channel == "async" and args.verify_mode != "broker-cert":
         p.error("--channel async verifies every answer with --broker-cert (--verify-mode broker-cert)")
+    if args.operation == "maintenance" and (args.channel != "sync" or args.data_mode != "anyobject"):
+        p.error("--operation maintenance is a call of the sync channel, its data an AnyObject")
     if args.channel == "async" and args.data_mode != "anyobject":
         p.error("--channel async puts q:query in the xsd:anyType data as an AnyObject (--data-mode anyobject)")
     return args
@@ -412,6 +424,30 @@ def from_zeep_result(result):
     return status, services, None
 
 
+def from_zeep_windows(result):
+    """status and windows from what zeep's binding returned for GetMaintenanceWindows."""
+    response = result
+    if hasattr(response, "response") and not hasattr(response, "responseInfo"):
+        response = response.response
+    status = response.responseInfo.status.code
+    data = response.responseData.data if response.responseData is not None else None
+    payload = getattr(data, "_value_1", None) if data is not None else None
+    if payload is None:
+        return status, [], "no q:maintenanceWindows in the reply"
+    if isinstance(payload, etree._Element):
+        return status, [], "zeep left data as a raw element %s" % payload.tag
+    windows = []
+    for w in payload.window or []:
+        windows.append({
+            "number": int(w.number) if w.number is not None else None,
+            "services": [int(n) for n in (w.service or [])],
+            "start": text(w.start), "end": text(w.end), "reason": w.reason,
+            "announcedAt": text(w.announcedAt), "emergency": bool(w.emergency),
+            "cancelled": text(w.cancelled) if w.cancelled is not None else None, "state": w.state,
+        })
+    return status, windows, None
+
+
 def make_signer(args):
     """zeep's own signer in --style, RSA-SHA256/SHA-256 unless --zeep-default-algorithms."""
     algorithms = {}
@@ -449,7 +485,10 @@ def main(argv):
         message_id = str(uuid.uuid4())
         out["messageId"] = message_id
         now = datetime.datetime.now(datetime.timezone.utc).astimezone()
-        if args.data_mode == "lxml":
+        if args.operation == "maintenance":
+            element = client.get_element("{%s}maintenanceQuery" % NS_Q)
+            data = {"_value_1": zeep.xsd.AnyObject(element, element(issuedAt=now))}
+        elif args.data_mode == "lxml":
             data = {"_value_1": build_query_lxml(args)}
         else:
             data = {"_value_1": build_query_anyobject(client, args)}
@@ -466,7 +505,10 @@ def main(argv):
         result = None
         zeep_error = None
         try:
-            result = client.service.SendMessage(request=request)
+            if args.operation == "maintenance":
+                result = client.service.GetMaintenanceWindows(request=request)
+            else:
+                result = client.service.SendMessage(request=request)
         except zeep.exceptions.Fault as fault:
             out["fault"] = fault_json(fault)
             code = 1
@@ -494,8 +536,12 @@ def main(argv):
         if code != 1:
             if zeep_error is None:
                 try:
-                    status, services, problem = from_zeep_result(result)
-                    out.update(status=status, services=services, parsedBy="zeep")
+                    if args.operation == "maintenance":
+                        status, windows, problem = from_zeep_windows(result)
+                        out.update(status=status, windows=windows, parsedBy="zeep")
+                    else:
+                        status, services, problem = from_zeep_result(result)
+                        out.update(status=status, services=services, parsedBy="zeep")
                     if problem:
                         out["parseError"] = problem
                 except Exception as exc:

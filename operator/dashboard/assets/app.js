@@ -296,7 +296,7 @@
       cell(tr, w.services.length === 0 ? 'all' : w.services.join(', '));
       cell(tr, astana(w.start));
       cell(tr, astana(w.end));
-      cell(tr, w.state);
+      cell(tr, w.emergency ? w.state + ' (emergency)' : w.state);
       cell(tr, w.reason);
       cell(tr, w.announcedBy);
       const td = document.createElement('td');
@@ -383,6 +383,7 @@
       'Dead letters sent back to their queues.'));
     $('mw-announce').addEventListener('click', () => act('/dashboard/api/maintenance', {
       services: $('mw-services').value, start: $('mw-start').value, end: $('mw-end').value, reason: $('mw-reason').value,
+      emergency: $('mw-emergency').checked ? 'true' : '',
     }, 'Maintenance window announced.'));
     $('logout').addEventListener('click', async () => {
       try {
