@@ -24,6 +24,21 @@ import (
 // lists plus cert, and writes it over the broker's CRL file as an issuer's publication would.
 func revokeInDevCRL(t *testing.T, pki string, cert *x509.Certificate, number int64) {
 	t.Helper()
+	crlPEM, err := os.ReadFile(filepath.Join(pki, devpki.CRLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := signing.ParseCRLs(crlPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := append(old[0].RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: cert.SerialNumber, RevocationTime: time.Now()})
+	writeDevCRL(t, pki, number, entries)
+}
+
+// writeDevCRL publishes the development CA's CRL number, listing entries, in the PKI's CRL file.
+func writeDevCRL(t *testing.T, pki string, number int64, entries []x509.RevocationListEntry) {
+	t.Helper()
 	cas, err := signing.LoadCertificates(filepath.Join(pki, devpki.CAFile))
 	if err != nil {
 		t.Fatal(err)
@@ -40,16 +55,7 @@ func revokeInDevCRL(t *testing.T, pki string, cert *x509.Certificate, number int
 	if err != nil {
 		t.Fatalf("the development CA key: %v", err)
 	}
-	crlPEM, err := os.ReadFile(filepath.Join(pki, devpki.CRLFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := signing.ParseCRLs(crlPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	entries := append(old[0].RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: cert.SerialNumber, RevocationTime: now})
 	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
 		Number: big.NewInt(number), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(24 * time.Hour),
 		RevokedCertificateEntries: entries,
@@ -70,9 +76,10 @@ func revokeInDevCRL(t *testing.T, pki string, cert *x509.Certificate, number int
 // TestReloadRevokesWithoutRestart (issue 16, item 3): a user is answered; a CRL revoking them is
 // published in the broker's CRL file; after a reload by the SIGHUP path the user is refused
 // SIO-CERT-REVOKED, without a restart. A broken CRL file is refused and the revocation in force
-// stays. The file changing alone is enough too: the watcher's poll puts the original CRL back in
-// force (the user is answered again), then a CRL revoking them anew (refused again). /metrics
-// counts the applied and refused CRL reloads.
+// stays, and so does it when the original, older CRL is put back (a rollback cannot lift it). The
+// file changing alone is enough too: the watcher's poll puts a newer CRL in force that no longer
+// lists the user (answered again), then one revoking them anew (refused again). /metrics counts
+// the applied and refused CRL reloads.
 func TestReloadRevokesWithoutRestart(t *testing.T) {
 	e, _, _, _ := reloadableBroker(t)
 	user := e.signer(t, findUserByRole(t, e.manifest, 1))
@@ -134,10 +141,21 @@ func TestReloadRevokesWithoutRestart(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// The original CRL (number 1) put back is older than the one in force: refused.
 	if err := os.WriteFile(crlFile, original, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the original CRL put back", true)
-	revokeInDevCRL(t, e.pki, user.Certificate(), 3)
+	if err := e.b.Reload(ctx, "SIGHUP", logger); err == nil || !strings.Contains(err.Error(), "older than the one in force") {
+		t.Fatalf("reload with the older CRL = %v, want refused as older", err)
+	}
+	status, body = e.sendOne(t, user, 1)
+	wantFault(t, status, body, 0, siobroker.CodeCertRevoked)
+	orig, err := signing.ParseCRLs(original)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeDevCRL(t, e.pki, 3, orig[0].RevokedCertificateEntries)
+	waitFor("a newer CRL that no longer lists the user", true)
+	revokeInDevCRL(t, e.pki, user.Certificate(), 4)
 	waitFor("a CRL revoking the user", false)
 }
