@@ -408,10 +408,14 @@ type UnauthenticatedRefusals struct {
 	TotalPerMinute     int `mapstructure:"total_per_minute"`      // journaled one by one of all clients; default 300
 }
 
-// Incidents configures delay incidents (§39-41).
+// Incidents configures the journal of emergencies (§39-41, App. 7): delay incidents, and the
+// action plans of the emergencies an operator opens.
 type Incidents struct {
 	Threshold  time.Duration `mapstructure:"threshold"`
 	CheckEvery time.Duration `mapstructure:"check_every"`
+	// EmergencyPlans is the file of the action plans of the six kinds of emergency of Appendix 7
+	// (configs/emergencies.yaml); read at start and by `siobroker incidents open`.
+	EmergencyPlans string `mapstructure:"emergency_plans_file"`
 }
 
 // Reports configures reports and the prosecutor's export (§10, 51-53).
@@ -509,7 +513,7 @@ func Defaults() Broker {
 		Log:     Log{Format: "text", Level: "info"},
 		Journal: Journal{Driver: "sqlite", ArchiveDir: "", SegmentRecords: 10000, SegmentBytes: 64 << 20, SealEvery: time.Minute,
 			UnauthenticatedRefusals: UnauthenticatedRefusals{PrefixBytes: 256, PerClientPerMinute: 30, TotalPerMinute: 300}},
-		Incidents: Incidents{Threshold: time.Hour, CheckEvery: time.Minute},
+		Incidents: Incidents{Threshold: time.Hour, CheckEvery: time.Minute, EmergencyPlans: "configs/emergencies.yaml"},
 		Store:     Store{Synchronous: "full", WriteTimeout: 5 * time.Second},
 		AMQP: AMQP{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefetch: 1, Concurrency: 8, DeliveryLimit: 5, ReconnectMax: 30 * time.Second,
 			MessageValidity: time.Hour},
@@ -678,6 +682,7 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("journal.unauthenticated_refusals.total_per_minute", d.Journal.UnauthenticatedRefusals.TotalPerMinute)
 	v.SetDefault("incidents.threshold", d.Incidents.Threshold)
 	v.SetDefault("incidents.check_every", d.Incidents.CheckEvery)
+	v.SetDefault("incidents.emergency_plans_file", d.Incidents.EmergencyPlans)
 	v.SetDefault("reports.export_roles", d.Reports.ExportRoles)
 	v.SetDefault("reports.oversight_roles", d.Reports.OversightRoles)
 	v.SetDefault("reports.index_every", d.Reports.IndexEvery)

@@ -33,7 +33,7 @@ type Operator struct {
 
 // OperatorAction is the Data of a JournalOperator record, as JSON. It only ever gains fields.
 type OperatorAction struct {
-	Action      string         `json:"action"` // login, session, logout, annotate, close, replay, announce, cancel, stop
+	Action      string         `json:"action"` // login, session, logout, annotate, close, open, action, replay, announce, cancel, stop
 	Channel     string         `json:"channel,omitempty"`
 	By          string         `json:"by,omitempty"` // the operator's name and IIN
 	Incident    int64          `json:"incident,omitempty"`
@@ -48,6 +48,16 @@ type OperatorAction struct {
 	Reason      string         `json:"reason,omitempty"`  // stop: why
 	Refusal     siobroker.Code `json:"refusal,omitempty"`
 	Message     string         `json:"message,omitempty"`
+
+	// open: the kind of emergency (App. 7), and its cause and onset as the operator gave them.
+	Kind    string `json:"kind,omitempty"`
+	Cause   string `json:"cause,omitempty"`
+	Started string `json:"started,omitempty"`
+	// action: the number of the emergency's action, whether its start or its end was recorded,
+	// and the time recorded.
+	ActionNo int    `json:"actionNo,omitempty"`
+	Phase    string `json:"phase,omitempty"` // start, end
+	At       string `json:"at,omitempty"`
 }
 
 // WindowView is a maintenance window as an operator record keeps it, and the dashboard shows it.
@@ -121,10 +131,13 @@ func AppendOperatorAction(ctx context.Context, j siobroker.JournalWriter, clock 
 }
 
 // CommandLineAction is an operator's action taken with siobroker's commands rather than on the
-// dashboard: `maintenance announce` and `cancel`, `dlq replay`, `async stop`.
+// dashboard: `maintenance announce` and `cancel`, `dlq replay`, `async stop`, and `incidents
+// open`, `action`, `annotate` and `close`.
 type CommandLineAction struct {
-	Action   string                       // "announce", "cancel" or "replay", as the dashboard names them; "stop"
+	Action   string                       // "announce", "cancel", "replay", "open", "action", "annotate" or "close", as the dashboard names them; "stop"
 	By       string                       // the operator's name (--by): a command has no signed login, so no IIN
+	Incident *siobroker.Incident          // open, action, annotate, close: the incident as it is after the action
+	Details  OperatorAction               // open, action, annotate, close: what the operator gave (Kind, Cause, ActionNo, Phase, Note, ...)
 	Window   *siobroker.MaintenanceWindow // announce: the window as announced, with its ID
 	WindowID int64                        // cancel: the window cancelled
 	Max      int                          // replay: at most this many dead letters
@@ -138,8 +151,13 @@ type CommandLineAction struct {
 // stopped part-way (a replay that sent some dead letters back, then failed): the record's code
 // is then its fault code, as a refused dashboard action's is.
 func AppendCommandLine(ctx context.Context, j siobroker.JournalWriter, clock siobroker.Clock, a CommandLineAction, failed error) error {
-	d := OperatorAction{Action: a.Action, Channel: ChannelCommandLine, By: a.By, WindowID: a.WindowID, Max: a.Max, Replayed: a.Replayed,
-		Request: a.Request, Reason: a.Reason}
+	d := a.Details
+	d.Action, d.Channel, d.By, d.WindowID, d.Max, d.Replayed, d.Request, d.Reason = a.Action, ChannelCommandLine, a.By, a.WindowID, a.Max,
+		a.Replayed, a.Request, a.Reason
+	who := Operator{}
+	if a.Incident != nil {
+		d.Incident, who.Service = a.Incident.Number, a.Incident.Cause.Service
+	}
 	if a.Window != nil {
 		view := ViewOfWindow(*a.Window, clock.Now())
 		d.Window, d.WindowID = &view, a.Window.ID
@@ -149,5 +167,5 @@ func AppendCommandLine(ctx context.Context, j siobroker.JournalWriter, clock sio
 		d.Refusal, d.Message = siobroker.ErrorCode(failed), siobroker.ErrorMessage(failed)
 		code = string(d.Refusal)
 	}
-	return AppendOperatorAction(ctx, j, clock, Operator{}, d, code)
+	return AppendOperatorAction(ctx, j, clock, who, d, code)
 }

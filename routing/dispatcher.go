@@ -23,17 +23,25 @@ import (
 
 // DeliveryTracker is told when a message enters the broker's care and when it leaves it, so that
 // a delay of delivery can be noticed while the message is still waiting (§39-41).
+//
+// A message that cannot be sent is reported by Failed, never only dropped: the tracker records it
+// (an incident of the queue), and Published tells it when the queue takes messages again. Every
+// method is called on the request's path and must not wait for I/O.
 type DeliveryTracker interface {
 	Sent(key string, service int, topic string, at time.Time)
+	// Published reports a message of service the transport took on topic.
+	Published(service int, topic string)
 	Delivered(key string, at time.Time)
 	// Abandon forgets a message that never entered the transport (its publish failed).
 	Abandon(key string)
+	// Failed reports a message of service that could not be sent to topic, and why.
 	Failed(service int, topic string, err error)
 }
 
 type noTracker struct{}
 
 func (noTracker) Sent(string, int, string, time.Time) {}
+func (noTracker) Published(int, string)               {}
 func (noTracker) Delivered(string, time.Time)         {}
 func (noTracker) Abandon(string)                      {}
 func (noTracker) Failed(int, string, error)           {}
@@ -611,10 +619,13 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 			select {
 			case payload := <-ch:
 				// An attempt did reach the adapter, only its confirm was lost.
+				d.tracker.Published(req.Service, topic)
 				return d.answered(out, req, payload)
 			default:
 			}
 			d.tracker.Abandon(key)
+		} else {
+			d.tracker.Published(req.Service, topic)
 		}
 	}
 	if err != nil {

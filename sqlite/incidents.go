@@ -50,20 +50,62 @@ const migrationIncidents = `CREATE TABLE incidents (
 		note          TEXT NOT NULL,
 		incident_json TEXT NOT NULL
 	);
-	CREATE INDEX incident_events_number ON incident_events(number, id);
+	CREATE INDEX incident_events_number ON incident_events(number, id);` + incidentEventsAppendOnly
+
+// incidentEventsAppendOnly are the triggers that keep incident_events append-only.
+const incidentEventsAppendOnly = `
 	CREATE TRIGGER incident_events_no_update BEFORE UPDATE ON incident_events
 	BEGIN SELECT RAISE(ABORT, 'incident_events is append-only: an event is never changed'); END;
 	CREATE TRIGGER incident_events_no_delete BEFORE DELETE ON incident_events
 	BEGIN SELECT RAISE(ABORT, 'incident_events is append-only: an event is never deleted'); END;`
 
-const incidentColumns = `number, type, service, queue, adapter, last_error, started_ns, opened_ns, affected,
+// migrationEmergencies adds the emergencies of Appendix 7 to the journal of emergencies: the
+// cause in words (§41) of every incident, and the table of actions of an emergency
+// (incident_actions: one row per action of its plan, copied when it is opened; its start and end
+// are filled in once each, never replaced). incident_events gains the kinds of those two records;
+// since SQLite cannot change a CHECK constraint, the table is copied whole, with its ids, into one
+// that allows them, inside the migration's transaction. Existing incidents keep every field; their
+// reason is "" and they have no actions.
+const migrationEmergencies = `ALTER TABLE incidents ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+	CREATE TABLE incident_actions (
+		number      INTEGER NOT NULL REFERENCES incidents(number),
+		no          INTEGER NOT NULL CHECK (no >= 1),
+		action      TEXT NOT NULL,
+		max_ns      INTEGER NOT NULL CHECK (max_ns >= 0),
+		responsible TEXT NOT NULL,
+		started_at  TEXT,
+		started_ns  INTEGER,
+		ended_at    TEXT,
+		ended_ns    INTEGER,
+		PRIMARY KEY (number, no),
+		CHECK (ended_ns IS NULL OR (started_ns IS NOT NULL AND ended_ns >= started_ns))
+	);
+	DROP TRIGGER incident_events_no_update;
+	DROP TRIGGER incident_events_no_delete;
+	CREATE TABLE incident_events_v2 (
+		id            INTEGER PRIMARY KEY AUTOINCREMENT,
+		number        INTEGER NOT NULL REFERENCES incidents(number),
+		kind          TEXT NOT NULL CHECK (kind IN ('opened', 'updated', 'annotated', 'closed', 'action-started', 'action-ended')),
+		at            TEXT NOT NULL,
+		at_ns         INTEGER NOT NULL,
+		by            TEXT NOT NULL,
+		note          TEXT NOT NULL,
+		incident_json TEXT NOT NULL
+	);
+	INSERT INTO incident_events_v2(id, number, kind, at, at_ns, by, note, incident_json)
+		SELECT id, number, kind, at, at_ns, by, note, incident_json FROM incident_events ORDER BY id;
+	DROP TABLE incident_events;
+	ALTER TABLE incident_events_v2 RENAME TO incident_events;
+	CREATE INDEX incident_events_number ON incident_events(number, id);` + incidentEventsAppendOnly
+
+const incidentColumns = `number, type, service, queue, adapter, reason, last_error, started_ns, opened_ns, affected,
 	measures, responsible, closed_ns, close_note, status`
 
 func scanIncident(row rowScanner) (inc siobroker.Incident, ok bool, err error) {
 	var started, opened int64
 	var closed sql.NullInt64
 	var status string
-	err = row.Scan(&inc.Number, &inc.Type, &inc.Cause.Service, &inc.Cause.Queue, &inc.Cause.Adapter, &inc.LastError,
+	err = row.Scan(&inc.Number, &inc.Type, &inc.Cause.Service, &inc.Cause.Queue, &inc.Cause.Adapter, &inc.Reason, &inc.LastError,
 		&started, &opened, &inc.Affected, &inc.Measures, &inc.Responsible, &closed, &inc.CloseNote, &status)
 	if errors.Is(err, sql.ErrNoRows) {
 		return siobroker.Incident{}, false, nil
@@ -78,16 +120,66 @@ func scanIncident(row rowScanner) (inc siobroker.Incident, ok bool, err error) {
 	return inc, true, nil
 }
 
-// readIncident reads incident number inside a transaction; it wraps siobroker.ErrIncidentNotFound.
+// querier is what reading incidents needs: the database or a transaction.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// readIncident reads incident number, with its actions, inside a transaction; it wraps
+// siobroker.ErrIncidentNotFound.
 func readIncident(ctx context.Context, tx *sql.Tx, number int64) (siobroker.Incident, error) {
-	inc, ok, err := scanIncident(tx.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE number = ?`, number))
+	inc, ok, err := incidentByNumber(ctx, tx, number)
 	if err != nil {
-		return siobroker.Incident{}, fmt.Errorf("read incident %d: %w", number, err)
+		return siobroker.Incident{}, err
 	}
 	if !ok {
 		return siobroker.Incident{}, fmt.Errorf("incident %d: %w", number, siobroker.ErrIncidentNotFound)
 	}
 	return inc, nil
+}
+
+// incidentByNumber reads incident number with its actions; ok is false when there is none.
+func incidentByNumber(ctx context.Context, q querier, number int64) (siobroker.Incident, bool, error) {
+	inc, ok, err := scanIncident(q.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE number = ?`, number))
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("read incident %d: %w", number, err)
+		}
+		return siobroker.Incident{}, false, err
+	}
+	actions, err := readActions(ctx, q, `WHERE number = ?`, number)
+	if err != nil {
+		return siobroker.Incident{}, false, err
+	}
+	inc.Actions = actions[number]
+	return inc, true, nil
+}
+
+// readActions reads the actions of the incidents where selects (a WHERE clause over
+// incident_actions), by incident number, each list by No.
+func readActions(ctx context.Context, q querier, where string, args ...any) (map[int64][]siobroker.IncidentAction, error) {
+	rows, err := q.QueryContext(ctx, `SELECT number, no, action, max_ns, responsible, started_ns, ended_ns
+		FROM incident_actions `+where+` ORDER BY number, no`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read incident actions: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64][]siobroker.IncidentAction)
+	for rows.Next() {
+		var number, limit int64
+		var a siobroker.IncidentAction
+		var started, ended sql.NullInt64
+		if err := rows.Scan(&number, &a.No, &a.Action, &limit, &a.Responsible, &started, &ended); err != nil {
+			return nil, fmt.Errorf("read incident actions: %w", err)
+		}
+		a.Max, a.StartedAt, a.EndedAt = time.Duration(limit), fromNS(started), fromNS(ended)
+		out[number] = append(out[number], a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read incident actions: %w", err)
+	}
+	return out, nil
 }
 
 // appendIncidentEvent records kind of inc (as it is after the change) in incident_events.
@@ -116,6 +208,12 @@ func (s *DB) OpenIncident(ctx context.Context, inc siobroker.Incident, by string
 	if inc.Affected < 0 {
 		return siobroker.Incident{}, false, fmt.Errorf("open incident for %s: negative affected count", inc.Cause)
 	}
+	for i, a := range inc.Actions {
+		if a.No != i+1 || a.Max < 0 || !a.StartedAt.IsZero() || !a.EndedAt.IsZero() {
+			return siobroker.Incident{}, false, fmt.Errorf("open incident %s: action %d: actions are numbered from 1 in order, "+
+				"with a maximum time not below 0, and are started and ended once the incident is open", inc.Type, i+1)
+		}
+	}
 	var out siobroker.Incident
 	created := false
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -129,10 +227,10 @@ func (s *DB) OpenIncident(ctx context.Context, inc siobroker.Incident, by string
 			out = existing
 			return nil
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO incidents(type, service, queue, adapter, last_error,
+		res, err := tx.ExecContext(ctx, `INSERT INTO incidents(type, service, queue, adapter, reason, last_error,
 				started_at, started_ns, opened_at, opened_ns, affected, measures, responsible, close_note, status)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 'open')`,
-			inc.Type, inc.Cause.Service, inc.Cause.Queue, inc.Cause.Adapter, inc.LastError,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 'open')`,
+			inc.Type, inc.Cause.Service, inc.Cause.Queue, inc.Cause.Adapter, inc.Reason, inc.LastError,
 			siobroker.FormatTime(inc.StartedAt), inc.StartedAt.UnixNano(), siobroker.FormatTime(inc.OpenedAt), inc.OpenedAt.UnixNano(),
 			inc.Affected, inc.Measures, inc.Responsible)
 		if err != nil {
@@ -141,6 +239,12 @@ func (s *DB) OpenIncident(ctx context.Context, inc siobroker.Incident, by string
 		number, err := res.LastInsertId()
 		if err != nil {
 			return fmt.Errorf("open incident for %s: %w", inc.Cause, err)
+		}
+		for _, a := range inc.Actions {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO incident_actions(number, no, action, max_ns, responsible) VALUES (?, ?, ?, ?, ?)`,
+				number, a.No, a.Action, int64(a.Max), a.Responsible); err != nil {
+				return fmt.Errorf("open incident %d: action %d: %w", number, a.No, err)
+			}
 		}
 		if out, err = readIncident(ctx, tx, number); err != nil {
 			return err
@@ -232,33 +336,80 @@ func (s *DB) CloseIncident(ctx context.Context, number int64, note string, at ti
 	})
 }
 
-// Incident returns incident number; ok is false when there is none.
-func (s *DB) Incident(ctx context.Context, number int64) (siobroker.Incident, bool, error) {
-	inc, ok, err := scanIncident(s.db.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE number = ?`, number))
-	if err != nil {
-		return siobroker.Incident{}, false, fmt.Errorf("read incident %d: %w", number, err)
+// RecordIncidentAction records that action no of incident number started (end false) or ended
+// (end true) at at. Each is recorded once: a second start or end wraps siobroker.ErrActionRecorded,
+// an end before the start (or of an action not started) siobroker.ErrActionOrder, and an action
+// the incident does not have siobroker.ErrActionNotFound; the incident is returned with such an
+// error, unchanged. A closed incident's actions may be recorded too: the table is often completed
+// after the emergency is over.
+func (s *DB) RecordIncidentAction(ctx context.Context, number int64, no int, end bool, at time.Time, by string) (siobroker.Incident, error) {
+	kind, what := siobroker.IncidentEventActionStarted, "start"
+	if end {
+		kind, what = siobroker.IncidentEventActionEnded, "end"
 	}
-	return inc, ok, nil
+	note := fmt.Sprintf("action %d %s at %s", no, what, siobroker.FormatTime(at))
+	return s.changeIncident(ctx, number, kind, at, by, note, func(tx *sql.Tx, cur siobroker.Incident) error {
+		var a *siobroker.IncidentAction
+		for i := range cur.Actions {
+			if cur.Actions[i].No == no {
+				a = &cur.Actions[i]
+			}
+		}
+		switch {
+		case a == nil:
+			return fmt.Errorf("incident %d: action %d: %w", number, no, siobroker.ErrActionNotFound)
+		case !end && !a.StartedAt.IsZero():
+			return fmt.Errorf("incident %d: the start of action %d was %w at %s", number, no, siobroker.ErrActionRecorded, siobroker.FormatTime(a.StartedAt))
+		case end && !a.EndedAt.IsZero():
+			return fmt.Errorf("incident %d: the end of action %d was %w at %s", number, no, siobroker.ErrActionRecorded, siobroker.FormatTime(a.EndedAt))
+		case end && a.StartedAt.IsZero():
+			return fmt.Errorf("incident %d: action %d has not started: %w", number, no, siobroker.ErrActionOrder)
+		case end && at.Before(a.StartedAt):
+			return fmt.Errorf("incident %d: action %d started at %s, after %s: %w", number, no,
+				siobroker.FormatTime(a.StartedAt), siobroker.FormatTime(at), siobroker.ErrActionOrder)
+		}
+		col := "started"
+		if end {
+			col = "ended"
+		}
+		// col is ours, not input.
+		if _, err := tx.ExecContext(ctx, `UPDATE incident_actions SET `+col+`_at = ?, `+col+`_ns = ? WHERE number = ? AND no = ?`,
+			siobroker.FormatTime(at), at.UnixNano(), number, no); err != nil {
+			return fmt.Errorf("record the %s of action %d of incident %d: %w", what, no, number, err)
+		}
+		return nil
+	})
 }
 
-// IncidentOf returns the last incident of type typ and cause, open or closed; ok is false when
-// there is none. An incident opened once for a cause that must be recorded once (an emergency
-// maintenance window) is found by it even after the operator closed it.
+// Incident returns incident number, with its actions; ok is false when there is none.
+func (s *DB) Incident(ctx context.Context, number int64) (siobroker.Incident, bool, error) {
+	return incidentByNumber(ctx, s.db, number)
+}
+
+// IncidentOf returns the last incident of type typ and cause, open or closed, with its actions;
+// ok is false when there is none. An incident opened once for a cause that must be recorded once
+// (an emergency maintenance window) is found by it even after the operator closed it.
 func (s *DB) IncidentOf(ctx context.Context, typ string, cause siobroker.IncidentCause) (siobroker.Incident, bool, error) {
-	inc, ok, err := scanIncident(s.db.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents
+	var number int64
+	err := s.db.QueryRowContext(ctx, `SELECT number FROM incidents
 		WHERE type = ? AND service = ? AND queue = ? AND adapter = ? ORDER BY number DESC LIMIT 1`,
-		typ, cause.Service, cause.Queue, cause.Adapter))
+		typ, cause.Service, cause.Queue, cause.Adapter).Scan(&number)
+	if errors.Is(err, sql.ErrNoRows) {
+		return siobroker.Incident{}, false, nil
+	}
 	if err != nil {
 		return siobroker.Incident{}, false, fmt.Errorf("read incident of %s: %w", cause, err)
 	}
-	return inc, ok, nil
+	return incidentByNumber(ctx, s.db, number)
 }
 
-// Incidents returns the open incidents, or all of them when all is true, by number.
+// Incidents returns the open incidents, or all of them when all is true, by number, with their
+// actions.
 func (s *DB) Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error) {
-	q := `SELECT ` + incidentColumns + ` FROM incidents`
+	q, where := `SELECT `+incidentColumns+` FROM incidents`, ""
 	if !all {
 		q += ` WHERE status = 'open'`
+		where = `WHERE number IN (SELECT number FROM incidents WHERE status = 'open')`
 	}
 	rows, err := s.db.QueryContext(ctx, q+` ORDER BY number`)
 	if err != nil {
@@ -275,6 +426,14 @@ func (s *DB) Incidents(ctx context.Context, all bool) ([]siobroker.Incident, err
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read incidents: %w", err)
+	}
+	rows.Close()
+	actions, err := readActions(ctx, s.db, where)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Actions = actions[out[i].Number]
 	}
 	return out, nil
 }

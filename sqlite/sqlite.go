@@ -176,6 +176,10 @@ var migrations = []string{
 	// The request index of reports (§9–10), derived from the journal and rebuilt from it at
 	// will. See requestindex.go.
 	migrationRequestIndex,
+
+	// The emergencies of Appendix 7 in the journal of emergencies: the cause in words of every
+	// incident and the actions of an emergency. See incidents.go.
+	migrationEmergencies,
 }
 
 // FileName is the store's database file in the data directory.

@@ -14,6 +14,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters/adapterconfig"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/operator/notify"
 	"github.com/sio-pso/siobroker/routing/routes"
@@ -27,6 +28,7 @@ var keySchemas = map[Kind]*schema{
 	KindRights:      schemaOf(reflect.TypeOf(rightsLayout{}), "yaml", false),
 	KindAdapter:     schemaOf(reflect.TypeOf(adapterconfig.Config{}), "yaml", false),
 	KindMaintenance: schemaOf(reflect.TypeOf(maintenance.File{}), "yaml", false),
+	KindEmergencies: schemaOf(reflect.TypeOf(incidents.PlansFile{}), "yaml", false),
 }
 
 // brokerInfo is what the other checks need of the broker file.

@@ -1,7 +1,8 @@
 // Package check checks the broker's configuration files without starting anything: no
 // network, no database, no RabbitMQ. It reads the broker file (package config), the routing table
-// (routes), the rights (rights), adapter configs (adapters/adapterconfig) and maintenance windows
-// (maintenance), each with the package that reads it at run time, and reports every problem as a
+// (routes), the rights (rights), adapter configs (adapters/adapterconfig), maintenance windows
+// (maintenance) and the emergency action plans (incidents), each with the package that reads it at
+// run time, and reports every problem as a
 // Finding that names the file, the line and the fix. It adds what no single package can see:
 // unknown keys with the key they probably meant, certificates and CRLs that are unreadable, expired
 // or about to expire, keys that do not match their certificate, and the files' agreement with each
@@ -69,11 +70,12 @@ const (
 	KindRights      Kind = "rights"      // configs/rights.yaml
 	KindAdapter     Kind = "adapter"     // an adapter process's config
 	KindMaintenance Kind = "maintenance" // configs/maintenance.yaml
+	KindEmergencies Kind = "emergencies" // configs/emergencies.yaml
 )
 
 // Kinds lists every kind, in the order files of them are checked.
 func Kinds() []Kind {
-	return []Kind{KindBroker, KindRoutes, KindRights, KindAdapter, KindMaintenance}
+	return []Kind{KindBroker, KindRoutes, KindRights, KindAdapter, KindMaintenance, KindEmergencies}
 }
 
 // DefaultBrokerFile is what Check checks when given no file.
@@ -128,8 +130,8 @@ func (r *Report) count(s Severity) int {
 }
 
 // Check checks the files at paths, detecting each one's kind, with the default options. No path
-// means DefaultBrokerFile. A broker file brings in the routes, rights and maintenance files it
-// names, unless a file of that kind is among paths. The error is for a check that cannot be
+// means DefaultBrokerFile. A broker file brings in the routes, rights, maintenance and emergency
+// plans files it names, unless a file of that kind is among paths. The error is for a check that cannot be
 // carried out at all; everything wrong with the files is a Finding.
 func Check(paths ...string) ([]Finding, error) {
 	files := make([]File, 0, len(paths))
@@ -232,6 +234,8 @@ func (c *checker) run(files []File) *Report {
 			c.checkAdapter(d)
 		case KindMaintenance:
 			c.checkMaintenance(d)
+		case KindEmergencies:
+			c.checkEmergencies(d)
 		}
 	}
 	c.crossCheck()
@@ -332,6 +336,7 @@ func (c *checker) namedFiles(d *doc, given map[Kind]bool) []namedFile {
 		{KindRoutes, "routing.routes_file", defaults.Routing.RoutesFile},
 		{KindRights, "rights_file", defaults.Rights},
 		{KindMaintenance, "maintenance_file", defaults.Maintenance},
+		{KindEmergencies, "incidents.emergency_plans_file", defaults.Incidents.EmergencyPlans},
 	} {
 		if v := valueAt(d.root, n.key); v != nil && v.Kind == yaml.ScalarNode {
 			n.path = v.Value
@@ -340,13 +345,19 @@ func (c *checker) namedFiles(d *doc, given map[Kind]bool) []namedFile {
 			continue
 		}
 		given[n.kind] = true
-		if n.kind == KindMaintenance {
-			// A missing maintenance file means no windows, as the broker reads it.
-			if _, err := os.Stat(n.path); errors.Is(err, os.ErrNotExist) {
+		line := lineOf(d.root, n.key, true)
+		if _, err := os.Stat(n.path); errors.Is(err, os.ErrNotExist) {
+			switch n.kind {
+			case KindMaintenance:
+				// A missing maintenance file means no windows, as the broker reads it.
+				continue
+			case KindEmergencies:
+				// The broker starts without it; only an emergency cannot be opened.
+				c.warnf(d.Path, line, "write the plans (configs/emergencies.yaml is the example to start from) or correct the path",
+					"%s names %s, which does not exist: no emergency can be opened by hand until it does", n.key, n.path)
 				continue
 			}
 		}
-		line := lineOf(d.root, n.key, true)
 		out = append(out, namedFile{
 			File: File{Path: n.path, Kind: n.kind, NamedBy: fmt.Sprintf("%s:%d (%s)", d.Path, line, n.key)},
 			by:   namer{file: d.Path, line: line, key: n.key},

@@ -95,9 +95,9 @@ func lineAfter(t *testing.T, text, after, s string) int {
 // setup is a copy of the shipped configuration in a temporary directory, the broker file naming
 // the copies, so that a test edits one file and checks them all.
 type setup struct {
-	dir                                    string
-	broker, routes, rights, maint, adapter string // contents
-	adapterKey                             string // the file of the adapter's key, from a master key of its own
+	dir                                           string
+	broker, routes, rights, maint, emerg, adapter string // contents
+	adapterKey                                    string // the file of the adapter's key, from a master key of its own
 }
 
 func newSetup(t *testing.T) *setup {
@@ -105,6 +105,7 @@ func newSetup(t *testing.T) *setup {
 	s.routes = shipped(t, "configs/routes.yaml")
 	s.rights = shipped(t, "configs/rights.yaml")
 	s.maint = shipped(t, "configs/maintenance.yaml")
+	s.emerg = shipped(t, "configs/emergencies.yaml")
 	s.adapter = shipped(t, "testdata/adapters/config/adapter.yaml")
 	s.adapterKey = adapterKey(t, s.dir, "kgd-adapter-1")
 	s.adapter = edit(t, s.adapter, "message_key_file: data/kgd-adapter-1.key", "message_key_file: "+s.adapterKey)
@@ -112,6 +113,7 @@ func newSetup(t *testing.T) *setup {
 	b = edit(t, b, "rights_file: configs/rights.yaml", "rights_file: "+filepath.Join(s.dir, "rights.yaml"))
 	b = edit(t, b, "maintenance_file: configs/maintenance.yaml", "maintenance_file: "+filepath.Join(s.dir, "maintenance.yaml"))
 	b = edit(t, b, "routes_file: configs/routes.yaml", "routes_file: "+filepath.Join(s.dir, "routes.yaml"))
+	b = edit(t, b, "emergency_plans_file: configs/emergencies.yaml", "emergency_plans_file: "+filepath.Join(s.dir, "emergencies.yaml"))
 	s.broker = b
 	return s
 }
@@ -125,6 +127,7 @@ func (s *setup) check(t *testing.T, extra ...string) *check.Report {
 	write(t, s.dir, "routes.yaml", s.routes)
 	write(t, s.dir, "rights.yaml", s.rights)
 	write(t, s.dir, "maintenance.yaml", s.maint)
+	write(t, s.dir, "emergencies.yaml", s.emerg)
 	write(t, s.dir, "adapter.yaml", s.adapter)
 	files := []check.File{{Path: s.path("broker.yaml")}}
 	for _, e := range extra {
@@ -191,13 +194,14 @@ func TestShippedConfigsPass(t *testing.T) {
 	for _, f := range r.Files {
 		kinds = append(kinds, fmt.Sprintf("%s=%s", f.Path, f.Kind))
 	}
-	if got := strings.Join(kinds, " "); got != "configs/broker.yaml=broker configs/routes.yaml=routes configs/rights.yaml=rights configs/maintenance.yaml=maintenance" {
+	if got := strings.Join(kinds, " "); got != "configs/broker.yaml=broker configs/routes.yaml=routes configs/rights.yaml=rights configs/maintenance.yaml=maintenance configs/emergencies.yaml=emergencies" {
 		t.Errorf("files checked: %s", got)
 	}
 	// Every kind is told by its keys alone.
 	for path, kind := range map[string]check.Kind{
 		"configs/broker.yaml": check.KindBroker, "configs/routes.yaml": check.KindRoutes,
 		"configs/rights.yaml": check.KindRights, "configs/maintenance.yaml": check.KindMaintenance,
+		"configs/emergencies.yaml":              check.KindEmergencies,
 		"testdata/adapters/config/adapter.yaml": check.KindAdapter, "configs/adapters/erdr-postgres.yaml": check.KindAdapter,
 	} {
 		r, err := check.Run(check.Options{}, check.File{Path: path})
@@ -450,6 +454,30 @@ func TestRightsAndMaintenanceErrorsAtTheirItem(t *testing.T) {
 	only(t, r, 2)
 }
 
+// TestEmergencyPlansErrorsAtTheirLine: the emergency action plans the broker file names are
+// checked with the broker's own reading of them, each mistake at its line; a file the key names
+// that does not exist is a warning at the key, since the broker starts without it.
+func TestEmergencyPlansErrorsAtTheirLine(t *testing.T) {
+	s := newSetup(t)
+	s.emerg = edit(t, s.emerg, "      max: 5m\n", "      max: five minutes\n")
+	s.emerg = edit(t, s.emerg, "  flooding:", "  floods:")
+	s.emerg = edit(t, s.emerg, "example: true", "example: true\ncolour: red")
+	r := s.check(t)
+	file := s.path("emergencies.yaml")
+	expect(t, r, want{file, lineAfter(t, s.emerg, "  fire-alarm:", "    - action:"), check.Error, `plans.fire-alarm[0]: max "five minutes" is not a duration`, ""})
+	expect(t, r, want{file, lineOf(t, s.emerg, "  floods:"), check.Error, `"floods" is not a kind of emergency of Appendix 7`, ""})
+	expect(t, r, want{file, lineOf(t, s.emerg, "colour: red"), check.Error, "unknown key colour", ""})
+	expect(t, r, want{file, lineOf(t, s.emerg, "plans:"), check.Error, "the plan of flooding (Действия в случае затопления) is missing", ""})
+	only(t, r, 4)
+
+	s = newSetup(t)
+	s.broker = edit(t, s.broker, "emergency_plans_file: "+s.path("emergencies.yaml"), "emergency_plans_file: "+s.path("none.yaml"))
+	r = s.check(t)
+	expect(t, r, want{s.path("broker.yaml"), lineOf(t, s.broker, "emergency_plans_file:"), check.Warning,
+		"incidents.emergency_plans_file names " + s.path("none.yaml") + ", which does not exist", "configs/emergencies.yaml"})
+	only(t, r, 1)
+}
+
 // TestMaintenanceNoticeAtItsLine: a window of the file announced with less notice than the broker
 // file's maintenance_min_notice, or after it began, or without announced_at, is an error at its
 // line unless it is marked emergency; the notice is the broker file's, or the default.
@@ -491,7 +519,7 @@ func TestSyntaxAndKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, r, want{bad, 3, check.Error, "not valid YAML", "correct the YAML syntax"})
-	expect(t, r, want{unknown, 1, check.Error, "cannot tell what the file configures: no kind of configuration has the top-level keys colour", "--kind broker|routes|rights|adapter|maintenance"})
+	expect(t, r, want{unknown, 1, check.Error, "cannot tell what the file configures: no kind of configuration has the top-level keys colour", "--kind broker|routes|rights|adapter|maintenance|emergencies"})
 	expect(t, r, want{forced, 1, check.Error, "unknown key colour", "the keys of the top level are windows"})
 	expect(t, r, want{filepath.Join(dir, "none.yaml"), 0, check.Error, "cannot read the file: no such file or directory", "correct the path"})
 	only(t, r, 4)

@@ -10,6 +10,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/rights"
 	"github.com/sio-pso/siobroker/adapters/adapterconfig"
+	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/routing/routes"
@@ -26,25 +27,37 @@ func (r *routesInfo) line(service int) int {
 	return lineOf(r.doc.root, "services."+strconv.Itoa(service), false)
 }
 
-// checkRoutes checks a routing table with routes.Parse, which names the line of every problem.
-func (c *checker) checkRoutes(d *doc) {
-	unknown := unknownKeys(d.root, keySchemas[KindRoutes], "", true)
+// checkLined checks d, a file of kind, whose package's parse names "path:line: problem": its
+// unknown keys, the values that do not decode into layout (a pointer), then parse of the content
+// without the unknown keys. ok is false when the layout does not decode, and nothing was parsed.
+func (c *checker) checkLined(d *doc, kind Kind, layout any, parse func(path string, data []byte) error) (ok bool) {
+	unknown := unknownKeys(d.root, keySchemas[kind], "", true)
 	c.reportUnknown(d.Path, unknown)
-	var f routes.File
-	if errs := typeErrors(d.data, &f); len(errs) > 0 {
+	if errs := typeErrors(d.data, layout); len(errs) > 0 {
 		c.reportTypeErrors(d, errs)
-		return
+		return false
 	}
 	content := clean(d, len(unknown) > 0)
-	_, err := routes.Parse(d.Path, content.data)
-	c.reportLined(d, content, err)
+	c.reportLined(d, content, parse(d.Path, content.data))
+	return true
+}
+
+// checkRoutes checks a routing table with routes.Parse, which names the line of every problem.
+func (c *checker) checkRoutes(d *doc) {
+	var f routes.File
+	if !c.checkLined(d, KindRoutes, &f, func(path string, data []byte) error {
+		_, err := routes.Parse(path, data)
+		return err
+	}) {
+		return
+	}
 	if c.routes == nil {
 		c.routes = &routesInfo{doc: d, file: f}
 	}
 }
 
 // reportLined reports the errors of a package that names "path:line: problem" (routes,
-// maintenance), translating the lines of cleaned content back to the file's.
+// maintenance, emergency plans), translating the lines of cleaned content back to the file's.
 func (c *checker) reportLined(d *doc, content cleaned, err error) {
 	for _, msg := range flatten(err) {
 		line, text := 0, msg
@@ -189,26 +202,32 @@ func (c *checker) reportKeyed(d *doc, err error) {
 // checkMaintenance checks a maintenance file with maintenance.ParseFile, and warns of windows
 // that are over.
 func (c *checker) checkMaintenance(d *doc) {
-	unknown := unknownKeys(d.root, keySchemas[KindMaintenance], "", true)
-	c.reportUnknown(d.Path, unknown)
 	var f maintenance.File
-	if errs := typeErrors(d.data, &f); len(errs) > 0 {
-		c.reportTypeErrors(d, errs)
-		return
-	}
-	content := clean(d, len(unknown) > 0)
-	// The notice is the broker file's maintenance_min_notice, where one was checked or given;
-	// else the default, as a broker file that does not set it has.
-	rules := maintenance.FileRules{Now: c.now, MinNotice: siobroker.DefaultMaintenanceMinNotice}
-	if c.broker != nil {
-		rules.MinNotice = c.broker.cfg.MaintenanceMinNotice
-	}
-	windows, err := maintenance.ParseFile(d.Path, content.data, rules)
-	c.reportLined(d, content, err)
+	var windows []siobroker.MaintenanceWindow
+	c.checkLined(d, KindMaintenance, &f, func(path string, data []byte) (err error) {
+		// The notice is the broker file's maintenance_min_notice, where one was checked or given;
+		// else the default, as a broker file that does not set it has.
+		rules := maintenance.FileRules{Now: c.now, MinNotice: siobroker.DefaultMaintenanceMinNotice}
+		if c.broker != nil {
+			rules.MinNotice = c.broker.cfg.MaintenanceMinNotice
+		}
+		windows, err = maintenance.ParseFile(path, data, rules)
+		return err
+	})
 	for i, w := range windows {
 		if !w.End.After(c.now) {
 			c.warnf(d.Path, lineOf(d.root, "windows["+strconv.Itoa(i)+"]", false), "remove it",
 				"window %d ended at %s and no longer applies", i+1, astana(w.End))
 		}
 	}
+}
+
+// checkEmergencies checks a file of emergency action plans with incidents.ParsePlans, which
+// names the line of every problem.
+func (c *checker) checkEmergencies(d *doc) {
+	var f incidents.PlansFile
+	c.checkLined(d, KindEmergencies, &f, func(path string, data []byte) error {
+		_, err := incidents.ParsePlans(path, data)
+		return err
+	})
 }

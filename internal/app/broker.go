@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -84,6 +85,7 @@ func NewLogger(w io.Writer, cfg config.Log) *slog.Logger {
 // the embedded default, the demo adapters), the store and the background jobs.
 type Broker struct {
 	stop         context.CancelFunc
+	closing      atomic.Bool    // Close has begun: what stops now is no outage
 	jobs         sync.WaitGroup // background jobs that use the store
 	pki          devPKI         // the development PKI, when the configuration names no keys
 	db           *sqlite.DB
@@ -311,6 +313,7 @@ func caseRegistries(rules *cases.Rules, table *routes.Table) ([]string, error) {
 
 // Close stops taking requests, lets those in flight finish, then stops the router and the store.
 func (b *Broker) Close() error {
+	b.closing.Store(true)
 	var errs []error
 	if b.web.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -13,7 +13,7 @@ import (
 )
 
 // startJobs starts the background jobs that keep the store true between requests: pruning the
-// replay memory, the §16 sweep, the incident tracker, the maintenance refresh, the reload watcher,
+// replay memory, the §16 sweep, the incident tracker and the transport's probe, the maintenance refresh, the reload watcher,
 // the CRL fetcher, the asynchronous worker and the sealing of journal archives. Close waits for every one of them
 // before it closes the store.
 func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
@@ -53,6 +53,7 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 		})
 	})
 	b.jobs.Go(func() { p.tracker.Run(ctx) })
+	b.jobs.Go(func() { b.probeTransport(ctx, p.tracker) })
 	// A window announced from the command line, or by another broker on the store, takes
 	// effect here within this period.
 	b.jobs.Go(func() {

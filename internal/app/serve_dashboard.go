@@ -20,6 +20,7 @@ func (b *Broker) dashboardHandler(p *parts, rs *reports.Service) (http.Handler, 
 	dc := dashboard.Config{
 		Services:         b.ops.Monitor.Services,
 		Incidents:        dashboard.IncidentsOf(p.tracker, b.db),
+		Plans:            p.plans,
 		Users:            p.users,
 		Reports:          rs,
 		Journal:          p.journal,

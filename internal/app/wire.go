@@ -46,6 +46,7 @@ type parts struct {
 	transportAuth     *msgauth.Broker // authenticates the messages to and from the adapters
 	dispatcher        *routing.Dispatcher
 	tracker           *incidents.Tracker
+	plans             *incidents.Plans // the emergency action plans; nil without a file
 	late              *broker.LateAnswers
 	inProcessServices int // services answered by demo adapters in this process
 }
@@ -213,8 +214,11 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 	}
 	// An answer that comes after its service timed out is journaled as a late record before the
 	// reply handler acknowledges it. The router stops before the journal closes.
+	if p.plans, err = loadEmergencyPlans(cfg, logger.With("component", "incidents")); err != nil {
+		return err
+	}
 	lateAnswers, err := broker.NewLateAnswers(broker.LateConfig{}, broker.LateDeps{
-		Journal: p.journal, Answers: b.db, Jobs: b.db, Requests: p.journal, Rights: b.live.rights, Clock: clock,
+		Journal: p.tracker.WatchJournal(p.journal), Answers: b.db, Jobs: b.db, Requests: p.journal, Rights: b.live.rights, Clock: clock,
 		Logger: logger.With("component", "late-answers"),
 	})
 	if err != nil {
@@ -335,15 +339,17 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		},
 		PerSigner: signerLimits(p),
 	}, broker.Deps{
-		Verifier:       p.verifier,
-		Signer:         p.signer,
-		Replay:         p.replay.requests,
+		Verifier: p.verifier,
+		// The reply signer and the journal report every use to the tracker, which opens an
+		// incident when they fail and closes it when they work again (faults.go).
+		Signer:         watchedSigner{Signer: p.signer, report: p.tracker.Watch(incidents.FaultSigning)},
+		Replay:         watchedReplay{ReplayGuard: p.replay.requests, report: p.tracker.Watch(incidents.FaultJournal)},
 		Dispatcher:     p.dispatcher,
 		Rights:         b.live.rights,
 		Users:          p.users,
 		Cases:          p.caseRules,
 		Registry:       p.dispatcher,
-		Journal:        p.journal,
+		Journal:        p.tracker.WatchJournal(p.journal),
 		Clock:          clock,
 		Logger:         logger.With("component", "broker"),
 		NewID:          uuid.NewString,

@@ -14,10 +14,11 @@ const configUsage = `usage:
   siobroker config check [--kind KIND] [--json] [FILE...]
 
 check validates configuration files without starting anything (no network, no database, no
-RabbitMQ): the broker file, the routing table, the rights, adapter configs and maintenance
-windows. Each file's kind is told by its keys, or given with --kind (broker, routes, rights,
-adapter, maintenance; it applies to every FILE). A broker file brings in the routes, rights and
-maintenance files it names, unless a file of that kind is given; no FILE means ` + check.DefaultBrokerFile + `.
+RabbitMQ): the broker file, the routing table, the rights, adapter configs, maintenance
+windows and the emergency action plans. Each file's kind is told by its keys, or given with
+--kind (broker, routes, rights, adapter, maintenance, emergencies; it applies to every FILE). A
+broker file brings in the routes, rights, maintenance and emergency plans files it names, unless
+a file of that kind is given; no FILE means ` + check.DefaultBrokerFile + `.
 Environment overrides (SIOBROKER_*) are not applied: the files are checked as written.
 Each finding is one line, FILE:LINE: error|warning: message (fix: ...), then a summary.
 Exit status: 0 no errors (warnings allowed), 1 errors, 2 usage error.
@@ -25,7 +26,7 @@ Exit status: 0 no errors (warnings allowed), 1 errors, 2 usage error.
 
 func configCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	f := newFlags("config check", configUsage, stdout, stderr)
-	kind := f.String("kind", "", "the kind of every FILE: broker, routes, rights, adapter or maintenance (default: told by its keys)")
+	kind := f.String("kind", "", "the kind of every FILE: broker, routes, rights, adapter, maintenance or emergencies (default: told by its keys)")
 	asJSON := f.Bool("json", false, "print the report as JSON")
 	pos, code, ok := f.parse(args)
 	if !ok {

@@ -16,14 +16,14 @@ import (
 func shippedConfigCopy(t *testing.T, edit func(name, text string) string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, name := range []string{"broker.yaml", "routes.yaml", "rights.yaml", "maintenance.yaml"} {
+	for _, name := range []string{"broker.yaml", "routes.yaml", "rights.yaml", "maintenance.yaml", "emergencies.yaml"} {
 		b, err := os.ReadFile(filepath.Join("../../configs", name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		text := string(b)
 		if name == "broker.yaml" {
-			for _, n := range []string{"routes", "rights", "maintenance"} {
+			for _, n := range []string{"routes", "rights", "maintenance", "emergencies"} {
 				old := "_file: configs/" + n + ".yaml"
 				if !strings.Contains(text, old) {
 					t.Fatalf("configs/broker.yaml no longer names configs/%s.yaml", n)
@@ -48,7 +48,7 @@ func TestConfigCheckCommand(t *testing.T) {
 	unchanged := func(_, text string) string { return text }
 	broker := shippedConfigCopy(t, unchanged)
 	code, out, errs := runConfig("check", broker)
-	if code != 0 || !strings.HasSuffix(out, "(maintenance): 0 errors, 0 warnings\n") || strings.Count(out, "\n") != 1 {
+	if code != 0 || !strings.HasSuffix(out, "(emergencies): 0 errors, 0 warnings\n") || strings.Count(out, "\n") != 1 {
 		t.Errorf("shipped configuration: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
 
@@ -106,7 +106,7 @@ func TestConfigCheckCommand(t *testing.T) {
 		}
 		Errors, Warnings int
 	}
-	if err := json.Unmarshal([]byte(out), &report); err != nil || code != 1 || report.Errors != 1 || len(report.Files) != 4 ||
+	if err := json.Unmarshal([]byte(out), &report); err != nil || code != 1 || report.Errors != 1 || len(report.Files) != 5 ||
 		len(report.Findings) != 1 || report.Findings[0].Line != line || report.Findings[0].File != routes || report.Findings[0].Fix == "" {
 		t.Errorf("--json: exit %d, %v, %+v", code, err, report)
 	}

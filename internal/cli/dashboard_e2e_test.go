@@ -217,6 +217,52 @@ func TestDashboardInChromium(t *testing.T) {
 	if fmt.Sprint(actions) != "[login:ok session:ok annotate:ok close:ok]" {
 		t.Fatalf("journaled dashboard actions: %v", actions)
 	}
+
+	// An emergency of Appendix 7 through the page (§41): the kind chosen, the causes typed, opened;
+	// its first action started and ended with the buttons of its row; the register printed.
+	emergency := "#emergency-2"
+	if err := chromedp.Do(cctx,
+		chromedp.SetValue(chromedp.CSS("#em-kind"), "fire-alarm"),
+		chromedp.SendKeys(chromedp.CSS("#em-cause"), "дым в серверной"),
+		chromedp.Click(chromedp.CSS("#em-open")),
+		status("Emergency opened"),
+		chromedp.WaitVisible(chromedp.CSS(emergency+"-action-1 button.action-start")),
+		chromedp.Click(chromedp.CSS(emergency+"-action-1 button.action-start")),
+		status("Action 1 of emergency 2 started"),
+		chromedp.WaitVisible(chromedp.CSS(emergency+"-action-1 button.action-end")),
+		chromedp.Click(chromedp.CSS(emergency+"-action-1 button.action-end")),
+		status("Action 1 of emergency 2 ended"),
+	); err != nil {
+		shot()
+		t.Fatalf("an emergency through the page: %v", err)
+	}
+	// The page redraws the emergency at every refresh: wait for the drawing that shows the end.
+	if err := chromedp.Do(cctx, chromedp.Poll[chromedp.Void](`(() => {
+			const e = document.querySelector('`+emergency+`');
+			const t = e ? e.textContent : '';
+			return t.includes('3. Действия в случае пожарной тревоги') && t.includes('дым в серверной') && t.includes('5 мин') &&
+				!document.querySelector('`+emergency+`-action-1 button');
+		})()`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		shot()
+		t.Errorf("the emergency on the page, its first action ended: %v", err)
+	}
+	em, ok, err := e.b.Store().Incident(ctx, 2)
+	if err != nil || !ok || em.Type != string(siobroker.EmergencyFireAlarm) || em.Reason != "дым в серверной" ||
+		em.Actions[0].StartedAt.IsZero() || em.Actions[0].EndedAt.IsZero() || !em.Actions[1].StartedAt.IsZero() {
+		t.Fatalf("the emergency in the store: %+v, %v, %v", em, ok, err)
+	}
+	if err := chromedp.Do(cctx,
+		chromedp.Navigate(e.base+"/dashboard/register"),
+		chromedp.WaitVisible(chromedp.CSS("#incident-2")),
+	); err != nil {
+		shot()
+		t.Fatalf("the register: %v", err)
+	}
+	printed, err := chromedp.Run(cctx, chromedp.Text(chromedp.CSS("body")))
+	if err != nil || !strings.Contains(printed, "Журнал аварийных ситуаций") || !strings.Contains(printed, "Дата и время окончания") ||
+		!strings.Contains(printed, "дым в серверной") {
+		t.Errorf("the printed register: %v\n%s", err, printed)
+	}
 }
 
 // dashboardSession logs in as op with `siobroker dashboard login` against base, opens the link

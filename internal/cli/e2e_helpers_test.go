@@ -124,6 +124,7 @@ func testConfig(dataDir string) config.Broker {
 	cfg.Rights = "../../configs/rights.yaml"
 	cfg.Routing.RoutesFile = "../../configs/routes.yaml"
 	cfg.Maintenance = "../../configs/maintenance.yaml"
+	cfg.Incidents.EmergencyPlans = "../../configs/emergencies.yaml"
 	return cfg
 }
 

@@ -67,10 +67,13 @@ var commands = []command{
 
 	{name: "users", group: groupOperator, usage: usersUsage, subs: usersCommands},
 	{name: "incidents", group: groupOperator, usage: incidentsUsage, subs: []subcommand{
-		{"list", "list the open delivery-delay incidents (§39-41), or every one", incidentsList},
-		{"show", "show an incident and its history", incidentsShow},
+		{"list", "list the open incidents and emergencies (§39-41), or every one, with the overdue actions", incidentsList},
+		{"show", "show an incident, its actions and its history", incidentsShow},
+		{"open", "open an emergency of Appendix 7 by hand, with the action plan of its kind", incidentsOpen},
+		{"action", "record the start or the end of an action of an emergency", incidentsAction},
 		{"annotate", "record the measures taken and who was responsible", incidentsAnnotate},
-		{"close", "close an incident by hand, with a note", incidentsClose}}},
+		{"close", "close an incident by hand, with a note", incidentsClose},
+		{"register", "print the journal of emergencies in the form of Appendix 7 (HTML for print, or CSV)", incidentsRegister}}},
 	{name: "maintenance", group: groupOperator, usage: maintenanceUsage, subs: []subcommand{
 		{"list", "list the planned maintenance windows (§36, 42), announced and configured", maintenanceList},
 		{"announce", "announce a maintenance window", maintenanceAnnounce},

@@ -510,9 +510,35 @@ func TestReadyzWhenRabbitMQIsCut(t *testing.T) {
 	if code != sendExitFault || !strings.Contains(out, "fault SIO-UNAVAILABLE") {
 		t.Errorf("send during the outage exited %d: %s; want SIO-UNAVAILABLE", code, out)
 	}
+	// The outage is an incident the broker opened by itself (§39–41), whoever asked.
+	outage := waitIncident(t, e, siobroker.IncidentTransportOutage, 15*time.Second)
+	if !strings.Contains(outage.LastError, "not connected") || outage.Status != siobroker.IncidentOpen {
+		t.Errorf("the transport-outage incident: %+v", outage)
+	}
 
 	proxy.restore(t)
 	waitReady(t, e, http.StatusOK, 60*time.Second)
+}
+
+// waitIncident polls the broker's store for an open incident of typ, or fails the test after limit.
+func waitIncident(t *testing.T, e *e2eBroker, typ string, limit time.Duration) siobroker.Incident {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		open, err := e.b.Store().Incidents(context.Background(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, inc := range open {
+			if inc.Type == typ {
+				return inc
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no open %s incident within %s; open: %+v", typ, limit, open)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // waitReady polls /readyz until it answers status, or fails the test after limit.

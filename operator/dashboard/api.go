@@ -92,6 +92,15 @@ type incidentsView struct {
 	AsOf   string               `json:"asOf"`
 	Open   []siobroker.Incident `json:"open"`
 	Recent []siobroker.Incident `json:"recent"` // closed within RecentIncidents, newest first
+	// Overdue are the numbers of the actions past their maximum time at AsOf, by incident number
+	// (open and recent ones); incidents without any are left out.
+	Overdue map[int64][]int `json:"overdue"`
+	// Kinds are the six kinds of emergency of Appendix 7 with their plans, for the form that opens
+	// one; PlansNote says why none can be opened, PlansExample that the plans are the shipped
+	// example.
+	Kinds        []kindView `json:"kinds"`
+	PlansNote    string     `json:"plansNote,omitempty"`
+	PlansExample bool       `json:"plansExample,omitempty"`
 }
 
 // maxRecentIncidents bounds the closed incidents on the page.
@@ -115,6 +124,13 @@ func (h *handler) apiIncidents(ctx context.Context, _ operator) (any, error) {
 	slices.SortFunc(out.Recent, func(a, b siobroker.Incident) int { return b.ClosedAt.Compare(a.ClosedAt) })
 	if len(out.Recent) > maxRecentIncidents {
 		out.Recent = out.Recent[:maxRecentIncidents]
+	}
+	out.Overdue = overdueOf(append(slices.Clone(out.Open), out.Recent...), now)
+	out.Kinds = h.emergencyKinds()
+	if h.cfg.Plans == nil {
+		out.PlansNote = NoPlans
+	} else {
+		out.PlansExample = h.cfg.Plans.Example
 	}
 	return out, nil
 }

@@ -1,7 +1,9 @@
 // Package dashboard is the operator's web dashboard, served by the broker under /dashboard/: the
-// state of every service's route, the open and recent delay incidents (§39–41, App. 7), the
-// dead-letter queue and the maintenance windows (§36, 42). The operator annotates and closes
-// incidents, replays dead letters and announces or cancels maintenance from it.
+// state of every service's route, the open and recent incidents and emergencies (§39–41, App. 7)
+// with the actions past their maximum time, the dead-letter queue and the maintenance windows
+// (§36, 42). The operator opens an emergency of Appendix 7 and records its actions' starts and
+// ends, annotates and closes incidents, prints the journal of emergencies in the form of Appendix
+// 7 (RegisterPath), replays dead letters and announces or cancels maintenance from it.
 //
 // It reads what the command line reads (the operations snapshot, the incident store, the
 // dead-letter queue, the maintenance schedule), through the small interfaces of Config, so that
@@ -68,6 +70,10 @@ const (
 	// ReportsPath takes the POST of the reports form of the page (§10), for holders of the
 	// reports right: the report is the answer, streamed (reports.WriteReport).
 	ReportsPath = "/dashboard/reports"
+
+	// RegisterPath is the journal of emergencies in the form of Appendix 7, for the browser's
+	// print (?format=csv: CSV; ?from= and ?to= bound the onsets).
+	RegisterPath = "/dashboard/register"
 )
 
 // Defaults of Config.
@@ -89,6 +95,12 @@ type Incidents interface {
 	Incidents(ctx context.Context, all bool) ([]siobroker.Incident, error)
 	AnnotateBy(ctx context.Context, by string, number int64, measures, responsible string) (siobroker.Incident, error)
 	CloseBy(ctx context.Context, by string, number int64, note string) (siobroker.Incident, error)
+	// RecordEmergencyBy opens an emergency of Appendix 7 with the actions of plan
+	// (incidents.Service.RecordEmergency).
+	RecordEmergencyBy(ctx context.Context, by string, e incidents.Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error)
+	// RecordActionBy records the start (end false) or the end of action no of emergency number at
+	// at (zero: now) (incidents.Service.RecordAction).
+	RecordActionBy(ctx context.Context, by string, number int64, no int, end bool, at time.Time) (siobroker.Incident, error)
 }
 
 // DeadLetter is one message of the dead-letter queue.
@@ -128,6 +140,9 @@ type Config struct {
 	// Services returns the state of every service's route.
 	Services  func(ctx context.Context) ([]health.ServiceState, error)
 	Incidents Incidents
+	// Plans are the action plans of the six kinds of emergency; nil when none are configured: the
+	// page then says so and refuses to open an emergency.
+	Plans *incidents.Plans
 	// DeadLetters is nil when the transport has no dead-letter queue (the in-process GoChannel).
 	DeadLetters DeadLetters
 	// Maintenance is nil when no schedule of maintenance windows is available.
@@ -237,6 +252,9 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET "+Path+"api/incidents", h.read(operatorOnly(h.apiIncidents)))
 	mux.HandleFunc("POST "+Path+"api/incidents/{number}/annotate", h.action("annotate", operatorAction(h.annotate)))
 	mux.HandleFunc("POST "+Path+"api/incidents/{number}/close", h.action("close", operatorAction(h.closeIncident)))
+	mux.HandleFunc("POST "+Path+"api/emergencies", h.action("open", operatorAction(h.openEmergency)))
+	mux.HandleFunc("POST "+Path+"api/incidents/{number}/actions/{no}/{phase}", h.action("action", operatorAction(h.recordAction)))
+	mux.HandleFunc("GET "+RegisterPath, h.register)
 	mux.HandleFunc("GET "+Path+"api/deadletters", h.read(operatorOnly(h.apiDeadLetters)))
 	mux.HandleFunc("POST "+Path+"api/deadletters/replay", h.action("replay", operatorAction(h.replayDeadLetters)))
 	mux.HandleFunc("GET "+Path+"api/maintenance", h.read(operatorOnly(h.apiMaintenance)))
@@ -289,4 +307,12 @@ func (ti trackerIncidents) AnnotateBy(ctx context.Context, by string, number int
 
 func (ti trackerIncidents) CloseBy(ctx context.Context, by string, number int64, note string) (siobroker.Incident, error) {
 	return ti.tracker.CloseBy(ctx, by, number, note)
+}
+
+func (ti trackerIncidents) RecordEmergencyBy(ctx context.Context, by string, e incidents.Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error) {
+	return ti.tracker.RecordEmergencyBy(ctx, by, e, plan)
+}
+
+func (ti trackerIncidents) RecordActionBy(ctx context.Context, by string, number int64, no int, end bool, at time.Time) (siobroker.Incident, error) {
+	return ti.tracker.RecordActionBy(ctx, by, number, no, end, at)
 }

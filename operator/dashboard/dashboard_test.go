@@ -130,6 +130,7 @@ func newFixture(t *testing.T) *fixture {
 				OldestAge: 90 * time.Second, Dispatched: 10, Answered: 8, Errors: 1, ErrorRate: 0.1}}, nil
 		},
 		Incidents:        dashboard.IncidentsOf(f.tracker, f.db),
+		Plans:            shippedPlans(t),
 		Maintenance:      f.schedule,
 		Users:            f.users,
 		Journal:          f.db.Journal(),

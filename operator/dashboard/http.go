@@ -12,6 +12,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/journal"
+	"github.com/sio-pso/siobroker/operator/incidents"
 )
 
 //go:embed assets
@@ -19,8 +20,9 @@ var assets embed.FS
 
 // assetTypes are the files the page is made of, with their media types. Nothing else is served.
 var assetTypes = map[string]string{
-	"app.css": "text/css; charset=utf-8",
-	"app.js":  "text/javascript; charset=utf-8",
+	"app.css":      "text/css; charset=utf-8",
+	"app.js":       "text/javascript; charset=utf-8",
+	"register.css": "text/css; charset=utf-8", // incidents.RegisterCSS: the printed register's, one style for the page and the file
 }
 
 // maxActionBody bounds the form of an action.
@@ -35,6 +37,9 @@ func (h *handler) static(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := assets.ReadFile(path.Join("assets", name))
+	if name == "register.css" {
+		b, err = []byte(incidents.RegisterCSS), nil
+	}
 	if err != nil {
 		writeError(w, err)
 		return

@@ -2,8 +2,11 @@ package incidents_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,15 +68,7 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt.AddHandlers(router, pubsub)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = router.Run(runCtx) }()
-	defer func() {
-		cancel()
-		_ = router.Close()
-		<-done
-	}()
-	<-router.Running()
+	runRouter(t, router)
 
 	out := dispatcher.Dispatch(ctx, []schemas.ServiceRequest{{RequestID: "r1", Service: stuckService, Subject: siobroker.Subject{IIN: "750312300458"}}},
 		func(int) time.Duration { return 50 * time.Millisecond })
@@ -120,4 +115,110 @@ func TestIncidentFromAStuckAdapter(t *testing.T) {
 	if inc.Status != siobroker.IncidentClosed || inc.ClosedAt.IsZero() {
 		t.Fatalf("incident after delivery resumed: %+v", inc)
 	}
+}
+
+// refusingPublisher refuses every publish while refuse is set, as a transport that lost a
+// queue does, and publishes to next otherwise.
+type refusingPublisher struct {
+	next   message.Publisher
+	refuse atomic.Bool
+}
+
+func (p *refusingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.refuse.Load() {
+		return errors.New("amqp: message returned unroutable: no such queue")
+	}
+	return p.next.Publish(topic, msgs...)
+}
+func (p *refusingPublisher) Close() error { return nil }
+
+// TestFailedPublishIsRecorded drives the real dispatcher: a service message the transport refuses
+// is not dropped without a record (issue 19): it is counted at once in the publish-failed incident
+// of its queue, with the error, and the incident is closed when a message of the queue is
+// published again. The request's own result says the service was unavailable.
+func TestFailedPublishIsRecorded(t *testing.T) {
+	ctx := context.Background()
+	clock := testclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, siobroker.Astana))
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tracker, err := incidents.NewTracker(incidents.Config{}, db, db.Journal(), clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubsub := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 16}, watermill.NopLogger{})
+	pub := &refusingPublisher{next: pubsub}
+	pub.refuse.Store(true)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 2 * time.Second}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dispatcher, err := routing.NewDispatcher(routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter),
+		RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: pub, ReplyTopic: routing.ReplyTopicPrefix + "publish-test",
+		Clock: clock, Logger: slog.New(slog.DiscardHandler), Tracker: incidents.DispatcherTracker{T: tracker}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dispatcher.AddHandlers(router, pubsub)
+	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: "a",
+		Backends: map[int]adapters.Backend{7: adapters.BackendFunc(func(context.Context, schemas.ServiceRequest) (siobroker.ServiceResult, error) {
+			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "x"}}}, nil
+		})}, Publisher: pubsub, Clock: clock, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.AddHandlers(router, pubsub)
+	runRouter(t, router)
+	dispatch := func(id string) routing.Outcome {
+		return dispatcher.Dispatch(ctx, []schemas.ServiceRequest{{RequestID: id, Service: 7, Subject: siobroker.Subject{IIN: "750312300458"}}},
+			func(int) time.Duration { return 5 * time.Second })[0]
+	}
+
+	for _, id := range []string{"r1", "r2"} {
+		if out := dispatch(id); out.Result.Status != siobroker.StatusError || out.Result.Reason != siobroker.ReasonUnavailable {
+			t.Fatalf("%s: %+v, want unavailable", id, out.Result)
+		}
+	}
+	if err := tracker.CheckFaults(ctx); err != nil {
+		t.Fatal(err)
+	}
+	open, err := db.Incidents(ctx, false)
+	if err != nil || len(open) != 1 {
+		t.Fatalf("open incidents %+v, %v; want the queue's publish-failed incident", open, err)
+	}
+	inc := open[0]
+	if inc.Type != siobroker.IncidentPublishFailed || inc.Cause.Service != 7 || inc.Cause.Queue != schemas.ServiceTopic(7) ||
+		inc.Affected != 2 || !strings.Contains(inc.LastError, "unroutable") {
+		t.Fatalf("incident %+v", inc)
+	}
+
+	pub.refuse.Store(false)
+	clock.Advance(time.Minute)
+	cleared := clock.Now()
+	if out := dispatch("r3"); out.Result.Status != siobroker.StatusOK {
+		t.Fatalf("r3: %+v", out.Result)
+	}
+	clock.Advance(incidents.DefaultSettle)
+	if err := tracker.CheckFaults(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := db.Incident(ctx, inc.Number); got.Status != siobroker.IncidentClosed || !got.ClosedAt.Equal(cleared) {
+		t.Fatalf("after the queue took a message again: %+v", got)
+	}
+}
+
+// runRouter runs router until the test ends.
+func runRouter(t *testing.T, router *message.Router) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = router.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = router.Close()
+		<-done
+	})
+	<-router.Running()
 }

@@ -30,6 +30,10 @@ type Store interface {
 	// CloseIncident closes an open incident at at, with a note. On a closed incident it returns
 	// an error wrapping ErrClosed.
 	CloseIncident(ctx context.Context, number int64, note string, at time.Time, by string) (siobroker.Incident, error)
+	// RecordIncidentAction records the start (end false) or the end (end true) of action no of an
+	// emergency, once each: a second record wraps siobroker.ErrActionRecorded, an end before the
+	// start siobroker.ErrActionOrder, a number the incident has not siobroker.ErrActionNotFound.
+	RecordIncidentAction(ctx context.Context, number int64, no int, end bool, at time.Time, by string) (siobroker.Incident, error)
 	// Incident returns the incident with the number; ok is false when there is none.
 	Incident(ctx context.Context, number int64) (inc siobroker.Incident, ok bool, err error)
 	// Incidents returns the open incidents, or all of them when all is true, by number.
@@ -90,6 +94,80 @@ func (s *Service) Close(ctx context.Context, number int64, note string) (siobrok
 	return inc, s.journalEvent(ctx, siobroker.IncidentEventClosed, inc, now)
 }
 
+// ErrNotJournaled is wrapped by the error of an action the store took but whose journal record
+// could not be written: the incident is changed; its record in the journal is missing.
+var ErrNotJournaled = errors.New("the change is recorded in the store, but not in the journal")
+
+// Emergency is what an operator gives when opening an emergency by hand (§41: the date and time
+// of its onset and its causes).
+type Emergency struct {
+	Kind siobroker.EmergencyKind
+	// Reason is the cause in words, as known when it is opened (причины).
+	Reason string
+	// StartedAt is the onset; zero means now. It may lie before the opening (an emergency noticed
+	// late, or recorded after the first measures), never after it.
+	StartedAt time.Time
+}
+
+// ErrEmergencyOpen is wrapped when an emergency of the kind is open already: one is recorded at a
+// time, so that two operators do not record one emergency twice. Record the new facts on it, or
+// close it first.
+var ErrEmergencyOpen = errors.New("an emergency of this kind is open already")
+
+// RecordEmergency records e as a new open emergency with the actions of plan (the plan of its kind,
+// Plans.Plan), and journals it. If one of its kind is open already, nothing is written and that
+// one is returned with an error wrapping ErrEmergencyOpen.
+func (s *Service) RecordEmergency(ctx context.Context, e Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error) {
+	now := s.clock.Now().In(siobroker.Astana)
+	reason := strings.TrimSpace(e.Reason)
+	switch {
+	case e.Kind.Section() == 0:
+		return siobroker.Incident{}, fmt.Errorf("open an emergency: %q is not a kind of Appendix 7", e.Kind)
+	case reason == "":
+		return siobroker.Incident{}, errors.New("open an emergency: give its cause (§41: причины)")
+	case len(plan) == 0:
+		return siobroker.Incident{}, fmt.Errorf("open an emergency: there is no action plan for %s (%s); configure incidents.emergency_plans_file",
+			e.Kind, e.Kind.Title())
+	case e.StartedAt.After(now):
+		return siobroker.Incident{}, fmt.Errorf("open an emergency: its onset %s is after now (%s)", siobroker.FormatTime(e.StartedAt), siobroker.FormatTime(now))
+	}
+	started := e.StartedAt
+	if started.IsZero() {
+		started = now
+	}
+	inc, created, err := s.store.OpenIncident(ctx, siobroker.Incident{Type: string(e.Kind), Reason: reason,
+		StartedAt: started.In(siobroker.Astana), OpenedAt: now, Actions: plan}, s.by)
+	if err != nil {
+		return siobroker.Incident{}, err
+	}
+	if !created {
+		return inc, fmt.Errorf("emergency %d (%s), opened at %s: %w", inc.Number, e.Kind, siobroker.FormatTime(inc.OpenedAt), ErrEmergencyOpen)
+	}
+	return inc, s.journalEvent(ctx, siobroker.IncidentEventOpened, inc, now)
+}
+
+// RecordAction records that action no of emergency number started (end false) or ended (end
+// true) at at (zero: now), and journals it. at may lie in the past (actions are often written up
+// as they are reported), never after now.
+func (s *Service) RecordAction(ctx context.Context, number int64, no int, end bool, at time.Time) (siobroker.Incident, error) {
+	now := s.clock.Now().In(siobroker.Astana)
+	if at.IsZero() {
+		at = now
+	}
+	if at.After(now) {
+		return siobroker.Incident{}, fmt.Errorf("incident %d: action %d: %s is after now (%s)", number, no, siobroker.FormatTime(at), siobroker.FormatTime(now))
+	}
+	inc, err := s.store.RecordIncidentAction(ctx, number, no, end, at.In(siobroker.Astana), s.by)
+	if err != nil {
+		return inc, err
+	}
+	event := siobroker.IncidentEventActionStarted
+	if end {
+		event = siobroker.IncidentEventActionEnded
+	}
+	return inc, s.journalEvent(ctx, event, inc, now)
+}
+
 // OpenEmergency records maintenance window w, announced as an emergency, in the journal of
 // emergencies (§39–41, Appendix 7): an incident of type IncidentEmergencyMaintenance, started at
 // the window's start, with its reason, and responsible whoever announced it; and its opening in
@@ -124,18 +202,21 @@ func (s *Service) OpenEmergency(ctx context.Context, w siobroker.MaintenanceWind
 // error here leaves the incident recorded and its journal record missing, and is returned so
 // that the caller logs or reports it.
 func (s *Service) journalEvent(ctx context.Context, event string, inc siobroker.Incident, at time.Time) error {
-	data, err := json.Marshal(inc)
+	rec, err := incidentRecord(event, inc, at)
 	if err != nil {
-		return fmt.Errorf("journal incident %d %s: %w", inc.Number, event, err)
+		return err
 	}
-	if _, err := s.journal.Append(ctx, siobroker.JournalRecord{
-		At:      at,
-		Kind:    siobroker.JournalIncident,
-		Service: inc.Cause.Service,
-		Code:    event,
-		Data:    data,
-	}); err != nil {
-		return fmt.Errorf("journal incident %d %s: %w", inc.Number, event, err)
+	if _, err := s.journal.Append(ctx, rec); err != nil {
+		return fmt.Errorf("journal incident %d %s: %w: %w", inc.Number, event, ErrNotJournaled, err)
 	}
 	return nil
+}
+
+// incidentRecord is the JournalIncident record of event: the incident as it is after it.
+func incidentRecord(event string, inc siobroker.Incident, at time.Time) (siobroker.JournalRecord, error) {
+	data, err := json.Marshal(inc)
+	if err != nil {
+		return siobroker.JournalRecord{}, fmt.Errorf("journal incident %d %s: %w", inc.Number, event, err)
+	}
+	return siobroker.JournalRecord{At: at, Kind: siobroker.JournalIncident, Service: inc.Cause.Service, Code: event, Data: data}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sio-pso/siobroker"
@@ -17,6 +18,7 @@ import (
 const (
 	DefaultThreshold  = time.Hour // §39: a delay of more than one hour is an emergency
 	DefaultCheckEvery = time.Minute
+	DefaultSettle     = 30 * time.Second
 )
 
 // trackerBy is who the tracker's changes are recorded as made by.
@@ -29,6 +31,11 @@ const NoteResumed = "delivery resumed"
 type Config struct {
 	Threshold  time.Duration // a message waiting longer than this opens an incident; default 1h
 	CheckEvery time.Duration // how often Run checks; default 1m
+	// Settle is how long a failure of the broker's own parts (Report) must have stayed cleared
+	// before its incident is closed, at the time it cleared; a failure within it continues the
+	// same incident, so that a part failing on and off (a journal timing out under load) is one
+	// incident, not one a second. Default 30s.
+	Settle time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -37,6 +44,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CheckEvery == 0 {
 		c.CheckEvery = DefaultCheckEvery
+	}
+	if c.Settle == 0 {
+		c.Settle = DefaultSettle
 	}
 }
 
@@ -49,6 +59,9 @@ func (c Config) Validate() error {
 	}
 	if c.CheckEvery < 0 {
 		errs = append(errs, fmt.Errorf("incidents: Config.CheckEvery must not be negative, got %s", c.CheckEvery))
+	}
+	if c.Settle < 0 {
+		errs = append(errs, fmt.Errorf("incidents: Config.Settle must not be negative, got %s", c.Settle))
 	}
 	return errors.Join(errs...)
 }
@@ -82,6 +95,17 @@ type Tracker struct {
 
 	checkMu sync.Mutex // serialises Check and the operator's actions
 	loaded  bool       // the open incidents of the store were adopted; guarded by checkMu
+
+	// The failures of the broker's own parts (Report, faults.go), apart from the delays: a
+	// success on the hot path only loads faultsLive.
+	faultMu    sync.Mutex
+	faults     map[faultKey]*faultState
+	faultsLive atomic.Int32  // len(faults)
+	wake       chan struct{} // Report wakes Run when a failure begins or clears
+
+	// The incident records the journal did not take, appended at the next check (faults.go).
+	backlogMu   sync.Mutex
+	unjournaled []siobroker.JournalRecord
 
 	mu        sync.Mutex
 	pending   map[string]pendingMsg
@@ -139,6 +163,8 @@ func NewTracker(cfg Config, store Store, journal siobroker.JournalWriter, clock 
 		delivered: make(map[siobroker.IncidentCause]time.Time),
 		open:      make(map[siobroker.IncidentCause]*tracked),
 		suppress:  make(map[siobroker.IncidentCause]time.Time),
+		faults:    make(map[faultKey]*faultState),
+		wake:      make(chan struct{}, 1),
 	}, nil
 }
 
@@ -216,20 +242,52 @@ func (t *Tracker) Oldest() map[siobroker.IncidentCause]time.Duration {
 	return out
 }
 
-// Run calls Check every CheckEvery until ctx is done. Errors are logged; the next Check retries.
+// faultRetry is how soon Run tries again to record a failure the store did not take.
+const faultRetry = 5 * time.Second
+
+// Run calls Check every CheckEvery, and CheckFaults as soon as a failure of the broker's own
+// parts begins or clears (Report), and again when a cleared one has settled, until ctx is done.
+// Errors are logged; a failure the store did not take is tried again within faultRetry, the rest
+// at the next Check.
 func (t *Tracker) Run(ctx context.Context) {
 	ticker := time.NewTicker(t.cfg.CheckEvery)
 	defer ticker.Stop()
+	var retry <-chan time.Time
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			if err := t.Check(ctx); err != nil && ctx.Err() == nil {
-				t.logger.Error("incident check failed", "error", err)
-			}
+			err = t.Check(ctx)
+		case <-t.wake:
+			err = t.CheckFaults(ctx)
+		case <-retry:
+			err = t.CheckFaults(ctx)
+		}
+		retry = nil
+		if err != nil && ctx.Err() == nil {
+			t.logger.Error("incident check failed", "error", err)
+			retry = time.After(min(faultRetry, t.cfg.CheckEvery))
+		} else if d, ok := t.settling(); ok {
+			retry = time.After(d)
 		}
 	}
+}
+
+// RecordEmergencyBy opens an emergency by hand (Service.RecordEmergency), recorded as by.
+func (t *Tracker) RecordEmergencyBy(ctx context.Context, by string, e Emergency, plan []siobroker.IncidentAction) (siobroker.Incident, error) {
+	t.checkMu.Lock()
+	defer t.checkMu.Unlock()
+	return t.as(by).RecordEmergency(ctx, e, plan)
+}
+
+// RecordActionBy records the start or the end of an action of an emergency
+// (Service.RecordAction), recorded as by.
+func (t *Tracker) RecordActionBy(ctx context.Context, by string, number int64, no int, end bool, at time.Time) (siobroker.Incident, error) {
+	t.checkMu.Lock()
+	defer t.checkMu.Unlock()
+	return t.as(by).RecordAction(ctx, number, no, end, at)
 }
 
 // Annotate records the measures taken against incident number and who was responsible.
@@ -257,6 +315,7 @@ func (t *Tracker) CloseBy(ctx context.Context, by string, number int64, note str
 	inc, err := t.as(by).Close(ctx, number, note)
 	if inc.Number != 0 { // closed in the store, even if the journal failed
 		t.forget(number, inc.ClosedAt)
+		t.dropFault(faultKey{inc.Type, inc.Cause}, number)
 	}
 	return inc, err
 }
@@ -299,6 +358,7 @@ func (t *Tracker) Check(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, t.checkFaults(ctx))
 	return errors.Join(errs...)
 }
 
@@ -319,8 +379,10 @@ func (t *Tracker) sync(ctx context.Context, now time.Time) error {
 		number int64
 	}
 	var gone []closed
+	t.forgetClosedFaults(open)
 	t.mu.Lock()
 	if !t.loaded {
+		t.adoptFaults(stored)
 		for _, inc := range stored {
 			if inc.Type != siobroker.IncidentDeliveryDelay || t.open[inc.Cause] != nil {
 				continue
@@ -487,7 +549,8 @@ func (t *Tracker) apply(ctx context.Context, a action, now time.Time) error {
 		t.drop(a.cause, a.tr)
 		t.logger.Info("incident closed: delivery resumed", "incident", inc.Number, "cause", a.cause.String(),
 			"started", siobroker.FormatTime(inc.StartedAt), "closed", siobroker.FormatTime(inc.ClosedAt), "affected", inc.Affected)
-		return t.svc.journalEvent(ctx, siobroker.IncidentEventClosed, inc, now)
+		t.journalLater(ctx, siobroker.IncidentEventClosed, inc, now)
+		return nil
 	}
 	return nil
 }
@@ -520,7 +583,8 @@ func (t *Tracker) applyOpen(ctx context.Context, a action, now time.Time) error 
 	}
 	t.logger.Warn("incident opened: delivery delayed", "incident", inc.Number, "cause", a.cause.String(),
 		"started", siobroker.FormatTime(inc.StartedAt), "affected", inc.Affected, "last_error", inc.LastError)
-	return t.svc.journalEvent(ctx, siobroker.IncidentEventOpened, inc, now)
+	t.journalLater(ctx, siobroker.IncidentEventOpened, inc, now)
+	return nil
 }
 
 // drop forgets tr, if it is still the open incident of cause.
@@ -547,7 +611,16 @@ func (d DispatcherTracker) Delivered(key string, at time.Time) { d.T.Delivered(k
 // Abandon forgets a message whose publish failed.
 func (d DispatcherTracker) Abandon(key string) { d.T.Abandon(key) }
 
-// Failed records the last error seen for a service's queue.
+// Published reports a service message the transport took: the queue's publishes work again.
+func (d DispatcherTracker) Published(service int, topic string) {
+	d.T.Report(publishFault(service, topic), nil)
+}
+
+// Failed records the last error seen for a service's queue, and counts the message that could
+// not be sent in the queue's publish-failed incident (siobroker.IncidentPublishFailed), opened at
+// once and closed when a message is published to the queue again: a failed publish is never
+// dropped without a record.
 func (d DispatcherTracker) Failed(service int, topic string, err error) {
 	d.T.Failed(siobroker.IncidentCause{Service: service, Queue: topic}, err)
+	d.T.Report(publishFault(service, topic), err)
 }

@@ -26,6 +26,7 @@ type deliveries struct {
 
 func (d *deliveries) Sent(string, int, string, time.Time) {}
 func (d *deliveries) Abandon(string)                      {}
+func (d *deliveries) Published(int, string)               {}
 func (d *deliveries) Failed(int, string, error)           {}
 func (d *deliveries) Delivered(key string, _ time.Time) {
 	d.mu.Lock()

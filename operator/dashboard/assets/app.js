@@ -29,6 +29,17 @@
     return r + ' s';
   }
 
+  // maxTime shows a Go duration ("1h30m0s") as the form writes it: "1 ч 30 мин".
+  function maxTime(d) {
+    const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(d || '');
+    if (!m) return d || '—';
+    const parts = [];
+    if (m[1] && m[1] !== '0') parts.push(m[1] + ' ч');
+    if (m[2] && m[2] !== '0') parts.push(m[2] + ' мин');
+    if (m[3] && Number(m[3]) > 0) parts.push(m[3] + ' с');
+    return parts.length ? parts.join(' ') : '—';
+  }
+
   function count(n) { return n < 0 ? 'n/a' : String(n); }
 
   function cell(tr, text, cls) {
@@ -121,18 +132,114 @@
     }, 'No services.', 11);
   }
 
+  // overdueOf are the numbers of incident i's actions past their maximum time.
+  function overdueOf(v, i) {
+    return (v.overdue && v.overdue[String(i.number)]) || [];
+  }
+
+  function button(text, cls, onClick) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = text;
+    if (cls) b.className = cls;
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  // renderEmergencies shows each open emergency of Appendix 7 with its table of actions, the
+  // overdue ones marked, and the buttons that record an action's start and end (at the time given
+  // above them, or now).
+  function renderEmergencies(v) {
+    $('plans-note').hidden = !v.plansNote && !v.plansExample;
+    $('plans-note').textContent = v.plansNote ||
+      (v.plansExample ? 'The action plans are the shipped example (configs/emergencies.yaml): adapt them.' : '');
+    $('emergency-form').hidden = !!v.plansNote;
+    const select = $('em-kind');
+    if (select.options.length === 0) {
+      for (const k of v.kinds) {
+        const o = document.createElement('option');
+        o.value = k.kind;
+        o.textContent = k.section + '. ' + k.title;
+        select.appendChild(o);
+      }
+    }
+    const titles = {};
+    for (const k of v.kinds) titles[k.kind] = k.section + '. ' + k.title;
+    const box = $('emergencies-open');
+    const frag = document.createDocumentFragment();
+    const open = v.open.filter((i) => titles[i.type]);
+    if (open.length === 0) {
+      const p = document.createElement('p');
+      p.className = 'note';
+      p.textContent = 'No open emergency.';
+      frag.appendChild(p);
+    }
+    for (const i of open) {
+      const div = document.createElement('div');
+      div.className = 'emergency';
+      div.id = 'emergency-' + i.number;
+      const h = document.createElement('h3');
+      h.textContent = '№ ' + i.number + ' — ' + titles[i.type];
+      div.appendChild(h);
+      const p = document.createElement('p');
+      p.textContent = 'Onset ' + astana(i.startedAt) + '; causes: ' + (i.reason || '—') + '; recorded ' + astana(i.openedAt) + '.';
+      div.appendChild(p);
+      const over = overdueOf(v, i);
+      const table = document.createElement('table');
+      const head = document.createElement('thead');
+      const htr = document.createElement('tr');
+      for (const text of ['№ п/п', 'Действия', 'Необходимое время (max)', 'Ответственный', 'Дата и время начала',
+        'Дата и время окончания', '']) {
+        const th = document.createElement('th');
+        th.textContent = text;
+        htr.appendChild(th);
+      }
+      head.appendChild(htr);
+      table.appendChild(head);
+      const body = document.createElement('tbody');
+      for (const a of i.actions || []) {
+        const tr = document.createElement('tr');
+        tr.id = 'emergency-' + i.number + '-action-' + a.no;
+        if (over.includes(a.no)) tr.className = 'overdue';
+        cell(tr, a.no);
+        cell(tr, a.action);
+        cell(tr, maxTime(a.max) + (over.includes(a.no) ? ' — OVERDUE' : ''));
+        cell(tr, a.responsible);
+        cell(tr, astana(a.startedAt));
+        cell(tr, astana(a.endedAt));
+        const td = document.createElement('td');
+        const path = '/dashboard/api/incidents/' + i.number + '/actions/' + a.no + '/';
+        if (!a.startedAt) {
+          td.appendChild(button('Start', 'action-start', () => act(path + 'start', { at: $('em-at').value },
+            'Action ' + a.no + ' of emergency ' + i.number + ' started.')));
+        } else if (!a.endedAt) {
+          td.appendChild(button('End', 'action-end', () => act(path + 'end', { at: $('em-at').value },
+            'Action ' + a.no + ' of emergency ' + i.number + ' ended.')));
+        }
+        tr.appendChild(td);
+        body.appendChild(tr);
+      }
+      table.appendChild(body);
+      div.appendChild(table);
+      frag.appendChild(div);
+    }
+    box.replaceChildren(frag);
+  }
+
   function renderIncidents(v) {
+    renderEmergencies(v);
     fill($('incidents-open'), v.open, (tr, i) => {
       tr.id = 'incident-' + i.number;
       tr.className = 'open';
       cell(tr, i.number);
       cell(tr, i.type);
-      cell(tr, i.service);
+      cell(tr, i.service || '');
       cell(tr, i.queue, 'mono');
       cell(tr, astana(i.startedAt));
       cell(tr, astana(i.openedAt));
       cell(tr, i.affected, 'num');
-      cell(tr, i.lastError);
+      cell(tr, [i.reason, i.lastError].filter(Boolean).join(' — '));
+      cell(tr, overdueOf(v, i).join(', '));
       cell(tr, i.measures);
       cell(tr, i.responsible);
       const td = document.createElement('td');
@@ -148,11 +255,12 @@
       });
       td.appendChild(b);
       tr.appendChild(td);
-    }, 'No open incident.', 11);
+    }, 'No open incident.', 12);
     fill($('incidents-recent'), v.recent, (tr, i) => {
       tr.id = 'incident-' + i.number;
       cell(tr, i.number);
-      cell(tr, i.service);
+      cell(tr, i.type);
+      cell(tr, i.service || '');
       cell(tr, i.queue, 'mono');
       cell(tr, astana(i.startedAt));
       cell(tr, astana(i.closedAt));
@@ -160,7 +268,7 @@
       cell(tr, i.closeNote);
       cell(tr, i.measures);
       cell(tr, i.responsible);
-    }, 'No incident closed in the last 7 days.', 9);
+    }, 'No incident closed in the last 7 days.', 10);
   }
 
   function renderDeadLetters(v) {
@@ -309,6 +417,14 @@
       if (await act('/dashboard/api/incidents/' + encodeURIComponent(n) + '/close', { note: $('act-note').value },
         'Incident ' + n + ' closed.')) {
         $('act-note').value = '';
+      }
+    });
+    $('em-open').addEventListener('click', async () => {
+      if (await act('/dashboard/api/emergencies', {
+        kind: $('em-kind').value, cause: $('em-cause').value, started: $('em-started').value,
+      }, 'Emergency opened.')) {
+        $('em-cause').value = '';
+        $('em-started').value = '';
       }
     });
     $('dlq-replay').addEventListener('click', () => act('/dashboard/api/deadletters/replay', { max: $('dlq-max').value },
