@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -24,6 +25,8 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/fuzzbound"
 	"github.com/sio-pso/siobroker/schemas/soap"
+	"github.com/sio-pso/siobroker/signing/gost"
+	"github.com/sio-pso/siobroker/signing/gostx509"
 )
 
 // The bounds of the fuzz targets of this package (issue 16). Measured on 7 December 2026 (Go
@@ -159,7 +162,8 @@ func FuzzVerify(f *testing.F) {
 	// A few edits of each of the test key's originals and of two clients' to start from: moves,
 	// copies, renames, a comment, a prefix rebound.
 	edits := [][]byte{{0, 18, 1}, {2, 5, 18, 10, 7, 0}, {12, 20, 18, 4, 18, 3}, {7, 18, 2, 11, 18, 4}}
-	for _, name := range []string{"wsse", "wsse-token", "wsse-token-ts", "enveloped", "interop nodesoap-default.xml", "interop wss4j-bst.xml"} {
+	for _, name := range []string{"wsse", "wsse-token", "wsse-token-ts", "enveloped", "interop nodesoap-default.xml", "interop wss4j-bst.xml",
+		"gost2015-512 wsse", "gost2004 enveloped"} {
 		for i, ops := range edits {
 			seeds.Add(fmt.Sprintf("edits %d of %s", i, name), p.original(f, name), ops)
 		}
@@ -363,7 +367,58 @@ func buildFuzzPKI(t testing.TB) *fuzzFixture {
 		}
 		return ca, signer.WithClock(fixedClock(fuzzAt))
 	}
+	// issueGOST is issue for a GOST key kind of the НУЦ РК: a CA and a user under it, both
+	// GOST, their keys fixed like the others (a hash of the name, reduced below q).
+	issueGOST := func(caName string, curve *gost.Curve, alg gost.KeyAlgorithm) (*x509.Certificate, *Signer) {
+		gkey := func(name string) *gost.PrivateKey {
+			d := sha512.Sum512([]byte("siobroker FuzzVerify GOST test key, not a secret: " + name))
+			q := curve.Params().Q
+			n := new(big.Int).Mod(new(big.Int).SetBytes(d[:]), new(big.Int).Sub(q, big.NewInt(1)))
+			k, err := gost.NewPrivateKey(curve, n.Add(n, big.NewInt(1)).FillBytes(make([]byte, curve.Size())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return k
+		}
+		caKey, userKey := gkey(caName), gkey(caName+" user")
+		caTmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: caName},
+			NotBefore: from, NotAfter: to, IsCA: true, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		}
+		caDER, err := gostx509.CreateCertificate(rand.Reader, caTmpl, caTmpl, gostx509.Key{Public: caKey.PublicKey(), Algorithm: alg}, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca, err := x509.ParseCertificate(caDER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		userDER, err := gostx509.CreateCertificate(rand.Reader, &x509.Certificate{
+			SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "FUZZ TEST GOST USER", SerialNumber: "IIN" + iin},
+			NotBefore: from, NotAfter: to,
+			KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+		}, ca, gostx509.Key{Public: userKey.PublicKey(), Algorithm: alg}, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		user, err := x509.ParseCertificate(userDER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := NewSigner(user, userKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ca, signer.WithClock(fixedClock(fuzzAt))
+	}
 	ca, signer := issue("siobroker FuzzVerify CA (tests only)")
+	// GOST 34.10-2015 512 (keys issued since 2022) and GOST 34.310-2004 (the gateway's): their
+	// signed requests are originals too, so that the fuzzer mutates GOST signatures, keys and
+	// chains as it does the others.
+	gost512CA, gost512 := issueGOST("siobroker FuzzVerify GOST 2015 CA (tests only)", gost.CurveTC26_512A(), gost.KZ2015_512)
+	gost2004CA, gost2004 := issueGOST("siobroker FuzzVerify GOST 2004 CA (tests only)", gost.CurveCryptoProA(), gost.KZ2004)
 	_, foreign := issue("siobroker FuzzVerify untrusted CA (tests only)")
 	p := &fuzzFixture{signer: signer, foreign: foreign, signed: map[string]bool{}}
 
@@ -379,7 +434,7 @@ func buildFuzzPKI(t testing.TB) *fuzzFixture {
 		}
 		p.interopUsers = append(p.interopUsers, c[0])
 	}
-	trust, err := NewTrustStore(append(roots, ca), nil)
+	trust, err := NewTrustStore(append(roots, ca, gost512CA, gost2004CA), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,6 +451,22 @@ func buildFuzzPKI(t testing.TB) *fuzzFixture {
 			t.Fatal(err)
 		}
 		p.originals = append(p.originals, original{string(placement), raw})
+	}
+	for _, g := range []struct {
+		name   string
+		signer *Signer
+	}{{"gost2015-512", gost512}, {"gost2004", gost2004}} {
+		for _, placement := range []Placement{PlacementWSSE, PlacementEnveloped} {
+			doc := loadDoc(t, "request.xml")
+			if err := g.signer.Sign(doc, placement); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := doc.WriteToBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.originals = append(p.originals, original{g.name + " " + string(placement), raw})
+		}
 	}
 	for _, tc := range referencesCases(fixedClock(fuzzAt)) {
 		if tc.code != "" {
