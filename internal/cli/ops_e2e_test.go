@@ -216,12 +216,13 @@ func TestMetricsAndHealthMoveWithRequests(t *testing.T) {
 	}
 	for _, svc := range []string{"1", "5"} {
 		wantMetric(t, after, 1, "siobroker_service_dispatches_total", `service="`+svc+`"`)
-		wantMetric(t, after, 1, "siobroker_service_answers_total", `service="`+svc+`"`, `status="ok"`)
+		wantMetric(t, after, 1, "siobroker_service_answers_total", `service="`+svc+`"`, `result="ok"`)
 		wantMetric(t, after, 1, "siobroker_service_answer_duration_seconds_count", `service="`+svc+`"`)
 		wantMetric(t, after, 0, "siobroker_service_in_flight", `service="`+svc+`"`)
 		wantMetric(t, after, 0, "siobroker_service_oldest_undelivered_seconds", `service="`+svc+`"`)
 	}
 	wantMetric(t, after, 0, "siobroker_service_dispatches_total", `service="37"`) // denied: never dispatched
+	wantMetric(t, after, 1, "siobroker_service_not_dispatched_total", `service="37"`, `reason="denied"`)
 	wantMetric(t, after, 0, "siobroker_service_timeouts_total", `service="1"`)
 	wantMetric(t, after, 0, "siobroker_incidents_open")
 	if j, _ := metric(after, "siobroker_journal_last_sequence"); j <= journalBefore {

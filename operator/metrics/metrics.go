@@ -224,15 +224,23 @@ var (
 	descDispatches = prometheus.NewDesc(Prefix+"service_dispatches_total",
 		"Service messages the broker set out to send to the service's queue.", []string{"service"}, nil)
 	descAnswers = prometheus.NewDesc(Prefix+"service_answers_total",
-		"Adapter answers that came in time, by service and status (ok, error).", []string{"service", "status"}, nil)
+		"Adapter answers within the service's time limit, by service and result: ok (records), no_data (NO_DATA), error (the source's error). An answer that the source did not answer in time is a timeout, not one of these.",
+		[]string{"service", "result"}, nil)
 	descDispatchErrors = prometheus.NewDesc(Prefix+"service_dispatch_errors_total",
 		"Service messages that could not be sent, or whose answer could not be read.", []string{"service"}, nil)
 	descTimeouts = prometheus.NewDesc(Prefix+"service_timeouts_total",
-		"Service messages without an answer in time.", []string{"service"}, nil)
+		"Service messages without a result within the service's time limit: no answer, the adapter's TIMEOUT answer, or the request cancelled first; counted when the limit passes, also when the answer is still waited for in the background.",
+		[]string{"service"}, nil)
 	descLateAnswers = prometheus.NewDesc(Prefix+"service_late_answers_total",
-		"Adapter answers that came after their message had timed out (journaled as late records).", []string{"service"}, nil)
+		"Adapter answers that came after their message's time limit (it was counted a timeout): during the background wait for late services, or after it (journaled as late records).", []string{"service"}, nil)
+	descRefusedAnswers = prometheus.NewDesc(Prefix+"service_refused_answers_total",
+		"Answers refused as unauthenticated (not made by the adapter the service is routed to); each is dead-lettered, and its message ends as a timeout unless the real answer comes.", []string{"service"}, nil)
+	descNotDispatched = prometheus.NewDesc(Prefix+"service_not_dispatched_total",
+		"Service results the broker gave without dispatching a message, by reason: denied (the access rights, App. 2) or maintenance (a maintenance window).", []string{"service", "reason"}, nil)
 	descInFlight = prometheus.NewDesc(Prefix+"service_in_flight",
-		"Service messages sent and awaiting their answer.", []string{"service"}, nil)
+		"Service messages sent, within their time limit, and awaiting their answer.", []string{"service"}, nil)
+	descOverdue = prometheus.NewDesc(Prefix+"service_overdue",
+		"Service messages past their time limit (counted as timeouts) whose answer is still waited for in the background (routing.async_timeout).", []string{"service"}, nil)
 	descErrorRatio = prometheus.NewDesc(Prefix+"service_recent_error_ratio",
 		"Errors and timeouts among the service messages that ended in the last five minutes.", []string{"service"}, nil)
 	descOldest = prometheus.NewDesc(Prefix+"service_oldest_undelivered_seconds",
@@ -259,6 +267,7 @@ var (
 
 func (s *snapshot) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDispatches, descAnswers, descDispatchErrors, descTimeouts, descLateAnswers, descInFlight,
+		descOverdue, descRefusedAnswers, descNotDispatched,
 		descErrorRatio, descOldest, descQueueDepth, descDeadLetters, descIncidents, descJournal, descArchive, descSourceErrors,
 		descCRLFetches, descOCSPResponses} {
 		ch <- d
@@ -324,12 +333,17 @@ func (s *snapshot) service(ch chan<- prometheus.Metric, st health.ServiceState) 
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, svc)
 	}
 	counter(descDispatches, st.Dispatched)
-	counter(descAnswers, st.Answered-st.ErrorAnswers, "ok")
+	counter(descAnswers, st.Answered-st.ErrorAnswers-st.NoData, "ok")
+	counter(descAnswers, st.NoData, "no_data")
 	counter(descAnswers, st.ErrorAnswers, "error")
 	counter(descDispatchErrors, st.DispatchErrors)
 	counter(descTimeouts, st.Timeouts)
 	counter(descLateAnswers, st.LateAnswers)
+	counter(descRefusedAnswers, st.RefusedAnswers)
+	counter(descNotDispatched, st.Denied, "denied")
+	counter(descNotDispatched, st.Maintenance, "maintenance")
 	gauge(descInFlight, float64(st.InFlight))
+	gauge(descOverdue, float64(st.Overdue))
 	gauge(descErrorRatio, st.ErrorRate)
 	gauge(descOldest, st.OldestAge.Seconds())
 	// -1 means the transport cannot tell, or the read failed: no series rather than a false value.

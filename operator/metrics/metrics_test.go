@@ -23,7 +23,8 @@ func TestScrape(t *testing.T) {
 	m := New(Sources{
 		Services: func(context.Context) ([]health.ServiceState, error) {
 			return []health.ServiceState{
-				{Service: 1, Dispatched: 5, Answered: 4, ErrorAnswers: 1, Errors: 1, Timeouts: 1, InFlight: 0, LateAnswers: 1,
+				{Service: 1, Dispatched: 6, Answered: 4, NoData: 1, ErrorAnswers: 1, Errors: 1, Timeouts: 2, InFlight: 0, Overdue: 1,
+					LateAnswers: 1, RefusedAnswers: 3, Denied: 4, Maintenance: 2,
 					ErrorRate: 0.4, QueueDepth: 7, DeadLetters: 2, OldestAge: 90 * time.Second},
 				{Service: 2, QueueDepth: -1, DeadLetters: -1},
 			}, errors.New("dead letters: connection refused")
@@ -62,16 +63,21 @@ func TestScrape(t *testing.T) {
 	resp.Body.Close()
 	text := string(body)
 	for _, want := range []string{
-		`siobroker_service_dispatches_total{service="1"} 5`,
+		`siobroker_service_dispatches_total{service="1"} 6`,
 		`siobroker_crl_reloads_total{result="applied"} 0`,
 		`siobroker_crl_reloads_total{result="refused"} 2`,
 		`siobroker_crl_fetches_total{result="applied"} 2`,
 		`siobroker_crl_fetches_total{result="failed"} 0`,
 		`siobroker_ocsp_responses_total{result="good"} 7`,
 		`siobroker_ocsp_responses_total{result="revoked"} 1`,
-		`siobroker_service_answers_total{service="1",status="ok"} 3`,
-		`siobroker_service_answers_total{service="1",status="error"} 1`,
-		`siobroker_service_timeouts_total{service="1"} 1`,
+		`siobroker_service_answers_total{result="ok",service="1"} 2`,
+		`siobroker_service_answers_total{result="no_data",service="1"} 1`,
+		`siobroker_service_answers_total{result="error",service="1"} 1`,
+		`siobroker_service_timeouts_total{service="1"} 2`,
+		`siobroker_service_overdue{service="1"} 1`,
+		`siobroker_service_refused_answers_total{service="1"} 3`,
+		`siobroker_service_not_dispatched_total{reason="denied",service="1"} 4`,
+		`siobroker_service_not_dispatched_total{reason="maintenance",service="1"} 2`,
 		`siobroker_service_late_answers_total{service="1"} 1`,
 		`siobroker_service_recent_error_ratio{service="1"} 0.4`,
 		`siobroker_service_oldest_undelivered_seconds{service="1"} 90`,

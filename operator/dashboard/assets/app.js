@@ -115,8 +115,9 @@
       cell(tr, s.answered, 'num');
       cell(tr, s.errors, 'num');
       cell(tr, s.timeouts, 'num');
+      cell(tr, s.lateAnswers, 'num');
       cell(tr, count(s.deadLetters), 'num');
-    }, 'No services.', 11);
+    }, 'No services.', 12);
   }
 
   function renderIncidents(v) {
