@@ -1,14 +1,24 @@
-# The two commands of the README: `make run` and `make test`.
+# The two commands of the README: `make run` and `make test`; and `make deb`, the package for servers.
 GO      ?= go
 BIN     := bin/siobroker
 PKGS    := ./...
 
-.PHONY: all build run test vet fmt-check staticcheck test-short faults fuzz bench bench-go bench-soak clean
+.PHONY: all build run deb test vet fmt-check staticcheck test-short faults fuzz bench bench-go bench-soak clean
 
 all: build
 
+# The version and commit `siobroker version` prints, from git, for where the Go toolchain stamps
+# none (GOFLAGS=-buildvcs=false, a git worktree); evaluated only by the targets that build.
+VERSION_LDFLAGS = $(shell scripts/version.sh ldflags)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/siobroker
+	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN) ./cmd/siobroker
+
+# The Debian package for servers (README "Install on a server"), built with dpkg-deb from this
+# checkout: the binary, the systemd units of deploy/systemd, configs/ as /etc/siobroker, the user
+# siobroker and /var/lib/siobroker at 0700 (scripts/deb.sh). Prints the package's path.
+deb:
+	@scripts/deb.sh
 
 # Starts the broker on its embedded default: in-process transport, demo adapters for all 93
 # services, the SQLite store and, with --dev, a development PKI in ./data/pki (created on first

@@ -34,18 +34,24 @@ const (
 	dashboardFile = "grafana/siobroker.json"
 )
 
-// promtool returns the path of Prometheus's promtool (Debian package prometheus). Under CI=true a
-// missing promtool fails the test: the rules would otherwise go untested.
-func promtool(t *testing.T) string {
+// tool returns the path of the command name, which Debian's package pkg installs. Under CI=true
+// a missing one fails the test: what it checks would otherwise go unchecked.
+func tool(t *testing.T, name, pkg string) string {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
+	path, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("promtool is required in CI (apt-get install prometheus): %v", err)
+			t.Fatalf("%s is required in CI (apt-get install %s): %v", name, pkg, err)
 		}
-		t.Skipf("promtool not installed (Debian package prometheus): %v", err)
+		t.Skipf("%s not installed (Debian package %s): %v", name, pkg, err)
 	}
 	return path
+}
+
+// promtool returns the path of Prometheus's promtool.
+func promtool(t *testing.T) string {
+	t.Helper()
+	return tool(t, "promtool", "prometheus")
 }
 
 // run runs name with args in dir, and fails the test with its output, and what explain adds, if
