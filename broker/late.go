@@ -220,7 +220,7 @@ func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) (res []e
 				res[slots[j]] = o
 				continue
 			}
-			early[j] = o // its limit passed first: the client is told so, as the counts are
+			early[j] = o // its limit passed first (Late): the client is told so, as the counts are
 			res[slots[j]] = timedOut(req.Service, fmt.Sprintf("no answer within %s", limit))
 		case <-overdue[j]:
 			res[slots[j]] = timedOut(req.Service, fmt.Sprintf("no answer within %s", limit))

@@ -577,9 +577,10 @@ func (d *Dispatcher) Dispatch(ctx context.Context, reqs []schemas.ServiceRequest
 // DispatchLate sends req to its service's topic and waits for its answer for up to wait, beyond
 // the service's time limit, limit, when wait is the longer: the late services of a request
 // (broker/late.go). When limit passes first, the message is counted a timeout then, as Dispatch
-// counts one, and overdue is called, once, before DispatchLate goes on waiting: the caller answers
-// its client then, and takes an answer that comes afterwards for the complete result (the
-// Outcome is Late, and the answer is counted late). The adapter is given wait as the deadline.
+// counts one, and overdue is called, once, while DispatchLate goes on waiting (also while its
+// publish still waits out an outage of the transport): the caller answers its client then, and
+// takes what comes afterwards for the complete result. That Outcome is Late, and an answer in it
+// is counted late. The adapter is given wait as the deadline.
 func (d *Dispatcher) DispatchLate(ctx context.Context, req schemas.ServiceRequest, limit, wait time.Duration, overdue func()) Outcome {
 	return d.dispatch(ctx, req, limit, wait, overdue)
 }
@@ -598,8 +599,8 @@ type Outcome struct {
 	Adapter      string
 	DispatchedAt time.Time
 	AnsweredAt   time.Time // zero when there was no answer
-	// Late is set on an answer that came after the service's time limit, while DispatchLate
-	// still waited for it: the message was counted a timeout, and the answer late.
+	// Late is set when the service's time limit passed before this outcome, while DispatchLate
+	// still waited: the message was counted a timeout then (and an answer that came, late).
 	Late bool
 }
 
@@ -690,7 +691,7 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 		d.logger.Error("dispatch failed", append(ids, "service", req.Service, "error", err)...)
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
 			Reason: siobroker.ReasonUnavailable, Message: "the service could not be dispatched"}
-		m.end(endDispatchError, d.clock.Now(), false)
+		out.Late = m.end(endDispatchError, d.clock.Now(), false)
 		return out
 	}
 
@@ -700,11 +701,11 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	case <-timer.C:
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
 			Reason: siobroker.ReasonTimeout, Message: fmt.Sprintf("no answer within %s", wait)}
-		m.end(endTimeout, d.clock.Now(), false)
+		out.Late = m.end(endTimeout, d.clock.Now(), false)
 	case <-ctx.Done():
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
 			Reason: siobroker.ReasonTimeout, Message: "the request was cancelled before the answer came"}
-		m.end(endTimeout, d.clock.Now(), false)
+		out.Late = m.end(endTimeout, d.clock.Now(), false)
 	}
 	return out
 }

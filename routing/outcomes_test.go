@@ -3,14 +3,18 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/routing/msgauth/msgauthtest"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -138,5 +142,39 @@ func TestDispatchLateCountsTheLimit(t *testing.T) {
 	}
 	if s := env.dispatcher.Stats()[8]; s.Answered != 1 || s.Overdue != 0 || s.InFlight != 0 {
 		t.Errorf("stats after an answer in time %+v", s)
+	}
+}
+
+// TestDispatchLateOverdueWhilePublishing: a limit that passes while the publish still waits out
+// an outage of the transport is counted, and told, then; the dispatch error that ends the wait
+// later is Late and not counted again: the message was a timeout for its client.
+func TestDispatchLateOverdueWhilePublishing(t *testing.T) {
+	pubsub := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, watermill.NopLogger{})
+	t.Cleanup(func() { _ = pubsub.Close() })
+	pub := &outagePublisher{next: pubsub}
+	pub.down.Store(true)
+	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter),
+		RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: pub, ReplyTopic: ReplyTopicPrefix + "overdue",
+		Clock: siobroker.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	overdue := make(chan struct{})
+	done := make(chan Outcome, 1)
+	go func() {
+		done <- d.DispatchLate(context.Background(), request("out-1", 8, "810803325634"), 20*time.Millisecond, 300*time.Millisecond,
+			func() { close(overdue) })
+	}()
+	<-overdue // while the publish is still being retried
+	if s := d.Stats()[8]; s.Timeouts != 1 || s.Overdue != 1 || s.InFlight != 0 {
+		t.Errorf("stats while overdue %+v", s)
+	}
+	out := <-done
+	if !out.Late || out.Result.Reason != siobroker.ReasonUnavailable {
+		t.Fatalf("outcome %+v, want UNAVAILABLE, marked late", out)
+	}
+	want := ServiceStats{Dispatched: 1, Timeouts: 1, RecentEnded: 1, RecentFailed: 1}
+	if s := d.Stats()[8]; s != want {
+		t.Errorf("stats %+v, want %+v", s, want)
 	}
 }
