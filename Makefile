@@ -27,9 +27,9 @@ run: build
 	./$(BIN) serve --dev
 
 # vet, formatting, staticcheck and every test with the race detector. Tests that need xmlsec1,
-# xmllint or promtool (the alert rules of deploy/prometheus: `promtool check rules` and `promtool
-# test rules`, in deploy/deploy_test.go) fail under CI=true when the tool is missing; .ci/run
-# installs them. The fault test's
+# xmllint, promtool (the alert rules of deploy/prometheus: `promtool check rules` and `promtool
+# test rules`, in deploy/deploy_test.go) or systemd-analyze (the units of deploy/systemd) fail
+# under CI=true when the tool is missing; .ci/run installs them. The fault test's
 # package (internal/faults: the short form, and its accounting rules) runs last and verbose, so
 # that its table of counts is printed.
 FAULTS_PKG := ./internal/faults
