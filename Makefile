@@ -1,14 +1,24 @@
-# The two commands of the README: `make run` and `make test`.
+# The two commands of the README: `make run` and `make test`; and `make deb`, the package for servers.
 GO      ?= go
 BIN     := bin/siobroker
 PKGS    := ./...
 
-.PHONY: all build run test vet fmt-check staticcheck test-short faults fuzz bench bench-go bench-soak clean
+.PHONY: all build run deb test vet fmt-check staticcheck test-short faults fuzz bench bench-go bench-soak clean
 
 all: build
 
+# The version and commit `siobroker version` prints, from git, for where the Go toolchain stamps
+# none (GOFLAGS=-buildvcs=false, a git worktree); evaluated only by the targets that build.
+VERSION_LDFLAGS = $(shell scripts/version.sh ldflags)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/siobroker
+	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN) ./cmd/siobroker
+
+# The Debian package for servers (README "Install on a server"), built with dpkg-deb from this
+# checkout: the binary, the systemd units of deploy/systemd, configs/ as /etc/siobroker, the user
+# siobroker and /var/lib/siobroker at 0700 (scripts/deb.sh). Prints the package's path.
+deb:
+	@scripts/deb.sh
 
 # Starts the broker on its embedded default: in-process transport, demo adapters for all 93
 # services, the SQLite store and, with --dev, a development PKI in ./data/pki (created on first
@@ -16,8 +26,10 @@ build:
 run: build
 	./$(BIN) serve --dev
 
-# vet, formatting, staticcheck and every test with the race detector. Tests that need xmlsec1 or
-# xmllint fail under CI=true when the tool is missing; .ci/run installs them. The fault test's
+# vet, formatting, staticcheck and every test with the race detector. Tests that need xmlsec1,
+# xmllint, promtool (the alert rules of deploy/prometheus: `promtool check rules` and `promtool
+# test rules`, in deploy/deploy_test.go) or systemd-analyze (the units of deploy/systemd) fail
+# under CI=true when the tool is missing; .ci/run installs them. The fault test's
 # package (internal/faults: the short form, and its accounting rules) runs last and verbose, so
 # that its table of counts is printed.
 FAULTS_PKG := ./internal/faults

@@ -9,7 +9,7 @@ import (
 
 // repoPath matches what reads as a path into the repository: a top-level folder of the repo,
 // then a file or folder name. Runtime paths (data/, bin/) are not the repository's.
-var repoPath = regexp.MustCompile("(?:^|[\\s`\"'(=/])((?:configs|testdata|docs|scripts|schemas|interop|cmd|internal|adapters|routing|signing|journal|operator|access|broker|httpapi|client|config|sqlite|postgres)/[A-Za-z0-9_./-]*[A-Za-z0-9_])")
+var repoPath = regexp.MustCompile("(?:^|[\\s`\"'(=/])((?:configs|deploy|testdata|docs|scripts|schemas|interop|cmd|internal|adapters|routing|signing|journal|operator|access|broker|httpapi|client|config|sqlite|postgres)/[A-Za-z0-9_./-]*[A-Za-z0-9_])")
 
 // TestReadmeNamesOnlyFilesInTheRepo: every path into the repository the README names exists, so
 // that a reader who follows it on a clean clone finds it.

@@ -94,9 +94,15 @@ type CaseChecker interface {
 	CheckCase(ctx context.Context, registry string, req schemas.CaseCheckRequest, timeout time.Duration) (schemas.CaseCheckResponse, error)
 }
 
-// Dispatcher scatters per-service requests and gathers their outcomes.
+// Dispatcher scatters per-service requests and gathers their outcomes (*routing.Dispatcher), and
+// counts every service's outcome as what it was: the ones it dispatched, and the results the
+// broker gave without dispatching (CountUndispatched).
 type Dispatcher interface {
 	Dispatch(ctx context.Context, reqs []schemas.ServiceRequest, timeout func(service int) time.Duration) []routing.Outcome
+	// DispatchLate waits for one service's answer beyond its time limit (see late.go); overdue
+	// is called when the limit passes first.
+	DispatchLate(ctx context.Context, req schemas.ServiceRequest, limit, wait time.Duration, overdue func()) routing.Outcome
+	CountUndispatched(r siobroker.ServiceResult)
 }
 
 // Rights decides a role's bases (App. 1) and each service under a basis (App. 2), and names the
@@ -994,11 +1000,13 @@ func (b *Broker) decide(requestID string, info siobroker.RequestInfo, q siobroke
 		decisions[i] = d
 		if !d.Allowed {
 			results[i] = exchange{Result: siobroker.ServiceResult{Service: svc, Status: siobroker.StatusDenied, Reason: d.Reason, Message: d.Explanation}}
+			b.deps.Dispatcher.CountUndispatched(results[i].Result)
 			continue
 		}
 		if w, ok := b.inMaintenance(svc); ok {
 			results[i] = exchange{Result: siobroker.ServiceResult{Service: svc, Status: siobroker.StatusError,
 				Reason: siobroker.ReasonMaintenance, Message: fmt.Sprintf("service %d is unavailable: %s", svc, w.Describe())}}
+			b.deps.Dispatcher.CountUndispatched(results[i].Result)
 			continue
 		}
 		reqs = append(reqs, schemas.ServiceRequest{

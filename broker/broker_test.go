@@ -167,16 +167,18 @@ const (
 	validIIN    = "820605401173" // the subject asked about
 	slowService = 12             // blocks until the end of the test; its timeout is 50ms
 	failService = 13             // the source system fails
+	noDataFor   = 14             // the source finds nothing (NO_DATA)
 )
 
 type harness struct {
-	stop   func() // closes the transport and the store; also run at the end of the test
-	broker *Broker
-	clock  *testclock.Clock
-	calls  map[int]*atomic.Int32
-	db     *sqlite.DB
-	users  *users.Registry
-	checks map[string]*atomic.Int32 // case checks per case registry name
+	stop       func() // closes the transport and the store; also run at the end of the test
+	broker     *Broker
+	dispatcher *routing.Dispatcher
+	clock      *testclock.Clock
+	calls      map[int]*atomic.Int32
+	db         *sqlite.DB
+	users      *users.Registry
+	checks     map[string]*atomic.Int32 // case checks per case registry name
 }
 
 // called returns how many times the backend of service n was asked.
@@ -249,11 +251,13 @@ type harnessOpts struct {
 	// wrapDispatcher wraps the dispatcher as Deps.Dispatcher (one that holds requests in flight
 	// on demand); nil: the dispatcher itself.
 	wrapDispatcher func(Dispatcher) Dispatcher
+	// maintenance is Deps.Maintenance; nil: none.
+	maintenance Maintenance
 }
 
 // backendServices are the services with a test backend: the others have no adapter, so a request
 // for them would time out.
-var backendServices = []int{1, 2, 5, 11, slowService, failService, 37, 38, 93}
+var backendServices = []int{1, 2, 5, 11, slowService, failService, noDataFor, 37, 38, 93}
 
 func newHarness(t *testing.T, replay ReplayGuard) *harness {
 	t.Helper()
@@ -322,6 +326,8 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 				}
 			case failService:
 				return siobroker.ServiceResult{}, errors.New("ORA-12541: no listener at gcvp-db.internal")
+			case noDataFor:
+				return siobroker.ServiceResult{}, nil
 			}
 			fields := []siobroker.Field{
 				{Name: "service", Value: fmt.Sprint(req.Service)},
@@ -364,6 +370,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	dispatcher.AddHandlers(router, pubsub)
+	h.dispatcher = dispatcher
 	rt, err := routing.NewAdapterRuntime(routing.AdapterConfig{Auth: msgauthtest.AdapterKeys(msgauthtest.Adapter), Name: "test", Backends: backends, Publisher: pubsub,
 		Clock: siobroker.SystemClock{}, Logger: logger})
 	if err != nil {
@@ -446,6 +453,7 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 
 		ObserveUnauthenticated: opts.observeUnauthenticated,
 		ObserveSignerLimited:   opts.observeSignerLimited,
+		Maintenance:            opts.maintenance,
 	}
 	if late != nil {
 		deps.Late = late.Record

@@ -9,7 +9,6 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/routing"
-	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/signing"
 )
 
@@ -195,34 +194,40 @@ func (b *Broker) completeLate(job siobroker.AsyncJob, seen Request, v *signing.V
 // routeLate is route for the synchronous path: every allowed service is dispatched with the
 // asynchronous timeout, and waited for up to its synchronous one. A service that misses it is
 // answered as timed out; wait, nil when none missed, then gives every outcome once they are in.
+// Whether a service missed its limit is the dispatcher's verdict (DispatchLate's overdue), so
+// that the reply and the service's counts agree on it.
 func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) (res []exchange, pending []int, wait func() []exchange) {
 	res, decisions, reqs, slots := b.decide(job.RequestID, job.Info, job.Query, job.SignerIIN)
 	chans := make([]chan exchange, len(reqs))
+	overdue := make([]chan struct{}, len(reqs))
 	start := time.Now()
 	defer b.observe(StageServices, start) // the synchronous wait; the background one is not a request's time
 	for j, req := range reqs {
-		ch := make(chan exchange, 1)
-		chans[j] = ch
+		ch, over := make(chan exchange, 1), make(chan struct{})
+		chans[j], overdue[j] = ch, over
 		go func() {
-			outs := b.deps.Dispatcher.Dispatch(b.late.ctx, []schemas.ServiceRequest{req}, func(int) time.Duration { return b.cfg.AsyncTimeout })
-			ch <- b.finish(outs[0], decisions[slots[j]])
+			o := b.deps.Dispatcher.DispatchLate(b.late.ctx, req, b.cfg.Timeout(req.Service), b.cfg.AsyncTimeout, func() { close(over) })
+			ch <- b.finish(o, decisions[slots[j]])
 		}()
 	}
 	var missed []int
+	early := make(map[int]exchange) // outcomes of missed services that came before their wait was asked for
 	for j, req := range reqs {
 		limit := b.cfg.Timeout(req.Service)
-		timer := time.NewTimer(limit - time.Since(start))
 		select {
 		case o := <-chans[j]:
-			res[slots[j]] = o
-		case <-timer.C:
+			if !o.Late {
+				res[slots[j]] = o
+				continue
+			}
+			early[j] = o // its limit passed first (Late): the client is told so, as the counts are
 			res[slots[j]] = timedOut(req.Service, fmt.Sprintf("no answer within %s", limit))
-			missed = append(missed, j)
+		case <-overdue[j]:
+			res[slots[j]] = timedOut(req.Service, fmt.Sprintf("no answer within %s", limit))
 		case <-ctx.Done():
 			res[slots[j]] = timedOut(req.Service, "the request was cancelled before the answer came")
-			missed = append(missed, j)
 		}
-		timer.Stop()
+		missed = append(missed, j)
 	}
 	b.logResults(ctx, job.RequestID, job.Info, res)
 	if len(missed) == 0 {
@@ -235,6 +240,10 @@ func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) (res []e
 	}
 	return res, pending, func() []exchange {
 		for _, j := range missed {
+			if o, ok := early[j]; ok {
+				full[slots[j]] = o
+				continue
+			}
 			full[slots[j]] = <-chans[j]
 		}
 		return full

@@ -425,6 +425,9 @@ func (d *Dispatcher) authentic(msg *message.Message, key string) (ok bool, err e
 	if errors.As(err, &e) {
 		reason = e.Reason
 	}
+	if service >= siobroker.FirstService && service <= siobroker.LastService {
+		d.counters.refused(service) // a number from outside Appendix 2 would grow the counters without bound
+	}
 	if d.onRefused != nil {
 		d.onRefused(service, reason)
 	}
@@ -572,15 +575,30 @@ func (d *Dispatcher) Dispatch(ctx context.Context, reqs []schemas.ServiceRequest
 	outcomes := make([]Outcome, len(reqs))
 	var wg sync.WaitGroup
 	for i, req := range reqs {
-		req.ReplyTo = d.replyTopic
 		wait := timeout(req.Service)
-		// The deadline is enforced by the adapter against its own wall clock, so it comes from
-		// the wall clock too; the injected clock only stamps the times that are recorded.
-		req.Deadline = time.Now().Add(wait)
-		wg.Go(func() { outcomes[i] = d.dispatchOne(ctx, req, wait) })
+		wg.Go(func() { outcomes[i] = d.dispatch(ctx, req, wait, wait, nil) })
 	}
 	wg.Wait()
 	return outcomes
+}
+
+// DispatchLate sends req to its service's topic and waits for its answer for up to wait, beyond
+// the service's time limit, limit, when wait is the longer: the late services of a request
+// (broker/late.go). When limit passes first, the message is counted a timeout then, as Dispatch
+// counts one, and overdue is called, once, while DispatchLate goes on waiting (also while its
+// publish still waits out an outage of the transport): the caller answers its client then, and
+// takes what comes afterwards for the complete result. That Outcome is Late, and an answer in it
+// is counted late. The adapter is given wait as the deadline.
+func (d *Dispatcher) DispatchLate(ctx context.Context, req schemas.ServiceRequest, limit, wait time.Duration, overdue func()) Outcome {
+	return d.dispatch(ctx, req, limit, wait, overdue)
+}
+
+func (d *Dispatcher) dispatch(ctx context.Context, req schemas.ServiceRequest, limit, wait time.Duration, overdue func()) Outcome {
+	req.ReplyTo = d.replyTopic
+	// The deadline is enforced by the adapter against its own wall clock, so it comes from the
+	// wall clock too; the injected clock only stamps the times that are recorded.
+	req.Deadline = time.Now().Add(wait)
+	return d.dispatchOne(ctx, req, limit, wait, overdue)
 }
 
 // Outcome is the result of one service, with the times the journal needs.
@@ -589,9 +607,49 @@ type Outcome struct {
 	Adapter      string
 	DispatchedAt time.Time
 	AnsweredAt   time.Time // zero when there was no answer
+	// Late is set when the service's time limit passed before this outcome, while DispatchLate
+	// still waited: the message was counted a timeout then (and an answer that came, late).
+	Late bool
 }
 
-func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest, wait time.Duration) Outcome {
+// waited is the count of one service message while it is waited for. Its time limit may pass
+// at any moment, also while it is still being published, so the timer that marks it overdue and
+// the dispatcher's wait race for it under mu; whichever comes first decides how it is counted.
+type waited struct {
+	d       *Dispatcher
+	service int
+	mu      sync.Mutex
+	overdue bool // the limit passed first: counted a timeout, and overdue until ended
+	ended   bool
+}
+
+// pastLimit marks the message overdue, unless it ended first, and reports whether it did so.
+func (m *waited) pastLimit() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ended {
+		return false
+	}
+	m.overdue = true
+	m.d.counters.overdue(m.service, m.d.clock.Now())
+	return true
+}
+
+// end counts how the message ended (at at), unless it was overdue: then its timeout is counted
+// already, and only an answer is counted, as late. It reports whether the message was overdue.
+func (m *waited) end(how ending, at time.Time, answered bool) (wasOverdue bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ended = true
+	if m.overdue {
+		m.d.counters.settle(m.service, answered)
+		return true
+	}
+	m.d.counters.end(m.service, how, at)
+	return false
+}
+
+func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest, limit, wait time.Duration, onOverdue func()) Outcome {
 	key := CorrelationKey(req.RequestID, req.Service)
 	ids := reqlog.Attrs(req.MessageID, key)
 	ch, release := d.await(key)
@@ -602,9 +660,20 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 
 	out := Outcome{DispatchedAt: d.clock.Now()}
 	d.counters.begin(req.Service)
+	m := &waited{d: d, service: req.Service}
+	if limit < wait {
+		// Its own timer rather than a case of the selects below: the limit must be counted, and
+		// the caller told, while the publish still waits out an outage of the transport.
+		t := time.AfterFunc(limit, func() {
+			if m.pastLimit() && onOverdue != nil {
+				onOverdue()
+			}
+		})
+		defer t.Stop()
+	}
 	// Registered first, then looked up: an answer stored meanwhile reaches the wait either way.
 	if payload, ok := d.heldAnswer(ctx, key, ids); ok {
-		return d.answered(out, req, payload)
+		return d.answered(out, m, req, payload)
 	}
 	req.SentAt = out.DispatchedAt
 	topic := d.queueOf(req.Service)
@@ -620,7 +689,7 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 			case payload := <-ch:
 				// An attempt did reach the adapter, only its confirm was lost.
 				d.tracker.Published(req.Service, topic)
-				return d.answered(out, req, payload)
+				return d.answered(out, m, req, payload)
 			default:
 			}
 			d.tracker.Abandon(key)
@@ -633,21 +702,21 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 		d.logger.Error("dispatch failed", append(ids, "service", req.Service, "error", err)...)
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
 			Reason: siobroker.ReasonUnavailable, Message: "the service could not be dispatched"}
-		d.counters.end(req.Service, endDispatchError, d.clock.Now())
+		out.Late = m.end(endDispatchError, d.clock.Now(), false)
 		return out
 	}
 
 	select {
 	case payload := <-ch:
-		return d.answered(out, req, payload)
+		return d.answered(out, m, req, payload)
 	case <-timer.C:
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
 			Reason: siobroker.ReasonTimeout, Message: fmt.Sprintf("no answer within %s", wait)}
-		d.counters.end(req.Service, endTimeout, d.clock.Now())
+		out.Late = m.end(endTimeout, d.clock.Now(), false)
 	case <-ctx.Done():
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
 			Reason: siobroker.ReasonTimeout, Message: "the request was cancelled before the answer came"}
-		d.counters.end(req.Service, endTimeout, d.clock.Now())
+		out.Late = m.end(endTimeout, d.clock.Now(), false)
 	}
 	return out
 }
@@ -670,15 +739,17 @@ func (d *Dispatcher) heldAnswer(ctx context.Context, key string, ids []any) ([]b
 	return payload, ok
 }
 
-// answered completes out with the adapter's answer, and counts it.
-func (d *Dispatcher) answered(out Outcome, req schemas.ServiceRequest, payload []byte) Outcome {
+// answered completes out with the adapter's answer, and counts it as what it is: a result (ok,
+// without records, or the source's error), a timeout when the adapter says its source did not
+// answer in time, or late when the message's limit had passed.
+func (d *Dispatcher) answered(out Outcome, m *waited, req schemas.ServiceRequest, payload []byte) Outcome {
 	var resp schemas.ServiceResponse
 	if err := json.Unmarshal(payload, &resp); err != nil {
 		d.logger.Error("undecodable adapter answer", append(reqlog.Attrs(req.MessageID, CorrelationKey(req.RequestID, req.Service)),
 			"service", req.Service, "error", err)...)
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
 			Reason: siobroker.ReasonAdapterError, Message: "the adapter's answer could not be read"}
-		d.counters.end(req.Service, endDispatchError, d.clock.Now())
+		out.Late = m.end(endDispatchError, d.clock.Now(), false)
 		return out
 	}
 	out.Result = resp.Result
@@ -686,14 +757,35 @@ func (d *Dispatcher) answered(out Outcome, req schemas.ServiceRequest, payload [
 	out.Adapter = resp.Adapter
 	out.AnsweredAt = d.clock.Now()
 	how := endAnswered
-	if out.Result.Status == siobroker.StatusError {
+	switch out.Result.Status {
+	case siobroker.StatusOK:
+		if out.Result.Reason == siobroker.ReasonNoData {
+			how = endNoData
+		}
+	case siobroker.StatusTimeout:
+		how = endTimeout
+	default: // error, and a status no adapter may give (denied is the broker's)
 		how = endErrorAnswer
 	}
-	d.counters.end(req.Service, how, out.AnsweredAt)
-	if d.onAnswer != nil {
+	if out.Late = m.end(how, out.AnsweredAt, true); !out.Late && d.onAnswer != nil {
 		d.onAnswer(req.Service, out.Result.Status, out.AnsweredAt.Sub(out.DispatchedAt))
 	}
 	return out
+}
+
+// CountUndispatched counts a service's result that the broker gave without dispatching a message:
+// denied by the access rights, or MAINTENANCE (ServiceStats.Denied and Maintenance). Other results
+// are not counted here.
+func (d *Dispatcher) CountUndispatched(r siobroker.ServiceResult) {
+	if r.Service < siobroker.FirstService || r.Service > siobroker.LastService {
+		return // the counters hold the services of Appendix 2 only
+	}
+	switch {
+	case r.Status == siobroker.StatusDenied:
+		d.counters.undispatched(r.Service, false)
+	case r.Reason == siobroker.ReasonMaintenance:
+		d.counters.undispatched(r.Service, true)
+	}
 }
 
 // publish publishes msg to topic, waiting out an outage of the transport (see publishPatiently)

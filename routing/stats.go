@@ -16,21 +16,43 @@ const (
 
 // ServiceStats is what a Dispatcher counted for one service since it started. Every message
 // the dispatcher sends ends exactly one way, so Dispatched = Answered + DispatchErrors +
-// Timeouts + InFlight.
+// Timeouts + InFlight; each is counted as what it was for the request that asked it, at the
+// moment that was decided.
 type ServiceStats struct {
-	Dispatched     uint64 // messages the dispatcher set out to send
-	Answered       uint64 // answers that came in time, whatever their status
+	Dispatched uint64 // messages the dispatcher set out to send
+	// Answered counts the answers that came within the service's time limit with a result: ok,
+	// with records or without (NoData), or an error of the source (ErrorAnswers). An adapter's
+	// answer that the source did not answer in time (status timeout) is not one: it is a timeout.
+	Answered       uint64
+	NoData         uint64 // of those, the ok answers without records (NO_DATA)
 	ErrorAnswers   uint64 // of those, the answers with status error
 	DispatchErrors uint64 // messages that could not be sent, or whose answer could not be read
-	Timeouts       uint64 // no answer in time, or the request was cancelled first
-	InFlight       int    // sent, and their answer is awaited now
-	// LateAnswers counts the answers that came after their wait had ended (the message was
-	// counted a timeout then), and any of a message this process did not send. They stand apart
-	// from the sum above.
+	// Timeouts counts the messages without a result within the service's time limit: no answer
+	// came, the adapter answered that its source did not answer in time, or the request was
+	// cancelled first. A message is counted when its limit passes, even while its answer is still
+	// waited for in the background (Overdue).
+	Timeouts uint64
+	InFlight int // sent, within their time limit, and their answer is awaited now
+	// Overdue is how many of the Timeouts are still waited for, past their limit, for the late
+	// services of a request (broker/late.go, routing.async_timeout).
+	Overdue int
+	// LateAnswers counts the answers that came after their message's time limit (the message
+	// was counted a timeout then): while the broker still waited for them in the background, or
+	// after that wait had ended, and any of a message this process did not send. They stand
+	// apart from the sum above.
 	LateAnswers uint64
+	// RefusedAnswers counts the answers refused as unauthenticated (not made by the adapter the
+	// service is routed to: package msgauth); they are never taken for an answer, and stand apart.
+	RefusedAnswers uint64
+	// Denied and Maintenance count the service's results the broker gave without dispatching a
+	// message (CountUndispatched): refused by the access rights (App. 2), or in a maintenance
+	// window. They stand apart from the sum above.
+	Denied      uint64
+	Maintenance uint64
 
 	// The messages that ended within RecentWindow of the dispatcher's clock, and how many of
-	// them ended in an error (an error answer or a dispatch error) or a timeout.
+	// them ended in an error (an error answer or a dispatch error) or a timeout. A message is
+	// counted when its outcome was decided: an overdue one when its limit passed.
 	RecentEnded  uint64
 	RecentFailed uint64
 }
@@ -51,6 +73,7 @@ type ending int
 
 const (
 	endAnswered ending = iota
+	endNoData
 	endErrorAnswer
 	endDispatchError
 	endTimeout
@@ -106,6 +129,10 @@ func (c *serviceCounters) end(service int, how ending, at time.Time) {
 	case endAnswered:
 		n.stats.Answered++
 		failed = false
+	case endNoData:
+		n.stats.Answered++
+		n.stats.NoData++
+		failed = false
 	case endErrorAnswer:
 		n.stats.Answered++
 		n.stats.ErrorAnswers++
@@ -114,6 +141,11 @@ func (c *serviceCounters) end(service int, how ending, at time.Time) {
 	case endTimeout:
 		n.stats.Timeouts++
 	}
+	n.recentEnd(at, failed)
+}
+
+// recentEnd counts an ending at at in the recent slots; the caller holds c.mu.
+func (n *counter) recentEnd(at time.Time, failed bool) {
 	idx := slotIndex(at)
 	s := &n.recent[idx%recentSlots]
 	if s.index != idx {
@@ -125,11 +157,53 @@ func (c *serviceCounters) end(service int, how ending, at time.Time) {
 	}
 }
 
+// overdue counts a message whose time limit passed at at while its answer is still waited for:
+// a timeout from now on, and overdue until settle.
+func (c *serviceCounters) overdue(service int, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.get(service)
+	n.stats.InFlight--
+	n.stats.Timeouts++
+	n.stats.Overdue++
+	n.recentEnd(at, true)
+}
+
+// settle ends the wait for an overdue message: answered tells whether its answer came (late).
+func (c *serviceCounters) settle(service int, answered bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.get(service)
+	n.stats.Overdue--
+	if answered {
+		n.stats.LateAnswers++
+	}
+}
+
 // late counts a late answer of service.
 func (c *serviceCounters) late(service int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.get(service).stats.LateAnswers++
+}
+
+// refused counts an answer of service refused as unauthenticated.
+func (c *serviceCounters) refused(service int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.get(service).stats.RefusedAnswers++
+}
+
+// undispatched counts a result given without a message: denied, or maintenance.
+func (c *serviceCounters) undispatched(service int, maintenance bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.get(service)
+	if maintenance {
+		n.stats.Maintenance++
+	} else {
+		n.stats.Denied++
+	}
 }
 
 // snapshot returns every service's stats, the recent counts as of now.

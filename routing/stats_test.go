@@ -79,9 +79,9 @@ func TestServiceStats(t *testing.T) {
 	<-done
 
 	want := map[int]ServiceStats{
-		1: {Dispatched: 2, Answered: 2, RecentEnded: 2},
+		1: {Dispatched: 2, Answered: 2, NoData: 2, RecentEnded: 2}, // the backends found nothing
 		2: {Dispatched: 1, Answered: 1, ErrorAnswers: 1, RecentEnded: 1, RecentFailed: 1},
-		3: {Dispatched: 1, Answered: 1, RecentEnded: 1},
+		3: {Dispatched: 1, Answered: 1, NoData: 1, RecentEnded: 1},
 		4: {Dispatched: 1, Timeouts: 1, RecentEnded: 1, RecentFailed: 1},
 	}
 	stats := env.dispatcher.Stats()

@@ -8,6 +8,7 @@ import (
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/metrics"
@@ -52,8 +53,9 @@ func withRequestIDs(logger *slog.Logger) *slog.Logger { return reqlog.Logger(log
 
 // newMetrics builds the broker's metrics, whose per-service figures services gives at each scrape
 // (the snapshot's, brokerOps.services).
-func (b *Broker) newMetrics(cfg config.Broker, journal siobroker.Journal, services func(context.Context) ([]health.ServiceState, error)) *metrics.Metrics {
-	archiveDir := archiveDirOf(cfg)
+func (b *Broker) newMetrics(p *parts, services func(context.Context) ([]health.ServiceState, error)) *metrics.Metrics {
+	archiveDir := archiveDirOf(p.cfg)
+	j, trust, signer := p.journal, p.trust, p.signer
 	return metrics.New(metrics.Sources{
 		Services: services,
 		OpenIncidents: func(ctx context.Context) (int, error) {
@@ -61,17 +63,28 @@ func (b *Broker) newMetrics(cfg config.Broker, journal siobroker.Journal, servic
 			return len(open), err
 		},
 		JournalHead: func(ctx context.Context) (int64, error) {
-			seq, _, err := journal.Head(ctx)
+			seq, _, err := j.Head(ctx)
 			return seq, err
 		},
-		ArchivedUpTo: func(context.Context) (int64, error) { return archive.LastSealedSeq(archiveDir) },
-		CRLFetches:   b.revocation.fetcher.Counts,
+		JournalWrites: p.journalWrites.Writes,
+		ArchivedUpTo:  func(context.Context) (int64, error) { return archive.LastSealedSeq(archiveDir) },
+		CRLFetches:    b.revocation.fetcher.Counts,
 		OCSPResponses: func() map[string]uint64 {
 			if b.revocation.ocsp == nil {
 				return nil // trust.ocsp: off
 			}
 			return b.revocation.ocsp.Counts()
 		},
+		// The readiness check's own test; the router runs by the first scrape.
+		Transport: b.transportReady,
+		Certificates: func() []metrics.Certificate {
+			out := []metrics.Certificate{{Role: "signing", Cert: signer.Certificate()}}
+			for _, root := range trust.Roots() {
+				out = append(out, metrics.Certificate{Role: "root", Cert: root})
+			}
+			return out
+		},
+		CRLs: trust.CRLs,
 	})
 }
 
@@ -105,7 +118,11 @@ func (b *Broker) startOperations(ctx context.Context, cfg config.Broker, clock s
 		health.FuncCheck("transport", "the message transport is not ready", b.transportReady),
 		health.FuncCheck("store", "the store does not answer", b.db.Ping),
 	}
-	if pinger, ok := deps.journal.(interface{ Ping(context.Context) error }); ok && cfg.Journal.Driver == "postgres" {
+	own := deps.journal
+	if c, ok := own.(*journal.Counted); ok {
+		own = c.Unwrap()
+	}
+	if pinger, ok := own.(interface{ Ping(context.Context) error }); ok && cfg.Journal.Driver == "postgres" {
 		checks = append(checks, health.FuncCheck("journal", "the journal database does not answer", pinger.Ping))
 	}
 	checks = append(checks,

@@ -16,6 +16,7 @@ import (
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/operator/metrics"
@@ -32,16 +33,17 @@ type parts struct {
 	clock  siobroker.Clock
 	logger *slog.Logger
 
-	signer       *signing.Signer
-	trust        *signing.TrustStore
-	verifier     *signing.Verifier // one for every signed endpoint: the channels, reports, the dashboard
-	caseRules    *cases.Rules
-	registries   []string // the case registries the configuration names
-	journal      siobroker.Journal
-	indexer      *reports.Indexer // the request index of reports, beside the journal
-	replay       replay           // the replay marks of requests, logins and report requests, where the journal is
-	users        *users.Registry
-	certificates *users.Certificates
+	signer        *signing.Signer
+	trust         *signing.TrustStore
+	verifier      *signing.Verifier // one for every signed endpoint: the channels, reports, the dashboard
+	caseRules     *cases.Rules
+	registries    []string          // the case registries the configuration names
+	journal       siobroker.Journal // journalWrites, the store's or PostgreSQL's counted
+	journalWrites *journal.Counted
+	indexer       *reports.Indexer // the request index of reports, beside the journal
+	replay        replay           // the replay marks of requests, logins and report requests, where the journal is
+	users         *users.Registry
+	certificates  *users.Certificates
 
 	transportAuth     *msgauth.Broker // authenticates the messages to and from the adapters
 	dispatcher        *routing.Dispatcher
@@ -135,6 +137,10 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if p.replay, err = replayMarks(ctx, p.journal, b.db, p.logger); err != nil {
 		return err
 	}
+	// Every part writes through the count, for the alert on a journal that stops taking records;
+	// replayMarks needed the journal's own type.
+	p.journalWrites = journal.Count(p.journal)
+	p.journal = p.journalWrites
 	if p.indexer, err = NewIndexer(cfg, p.journal, b.db, logger); err != nil {
 		return err
 	}
@@ -226,7 +232,7 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 	}
 	p.late = lateAnswers
 	b.ops = &brokerOps{}
-	b.ops.Metrics = b.newMetrics(cfg, p.journal, b.ops.services)
+	b.ops.Metrics = b.newMetrics(p, b.ops.services)
 	b.live.observeCRL = b.ops.Metrics.ObserveCRLReload // set before the reload watcher starts
 	if p.dispatcher, err = routing.NewDispatcher(routing.DispatcherConfig{
 		Publisher: pub, ReplyTopic: replyTopic, Clock: clock, Logger: logger.With("component", "dispatcher"),

@@ -49,6 +49,8 @@ var commands = []command{
 		summary: "start the broker (embedded default: in-process transport, demo adapters, development PKI)"},
 	{name: "adapter", group: groupBroker, run: cmdAdapter,
 		summary: "run an adapter process for the services its config names, over RabbitMQ"},
+	{name: "version", group: groupBroker, run: cmdVersion,
+		summary: "print the version and the commit the binary was built from (also: siobroker --version)"},
 
 	{name: "send", group: groupClient, run: cmdSend,
 		summary: "sign a request with a user's certificate, post it, verify the signed reply"},
@@ -145,6 +147,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case isHelp(args[0]):
 		listCommands(stdout)
 		return exitOK
+	case args[0] == "--version" || args[0] == "-version":
+		return cmdVersion(ctx, args[1:], stdout, stderr)
 	}
 	cmd, ok := lookup(args[0])
 	if !ok {

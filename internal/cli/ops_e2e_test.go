@@ -217,14 +217,31 @@ func TestMetricsAndHealthMoveWithRequests(t *testing.T) {
 	}
 	for _, svc := range []string{"1", "5"} {
 		wantMetric(t, after, 1, "siobroker_service_dispatches_total", `service="`+svc+`"`)
-		wantMetric(t, after, 1, "siobroker_service_answers_total", `service="`+svc+`"`, `status="ok"`)
+		wantMetric(t, after, 1, "siobroker_service_answers_total", `service="`+svc+`"`, `result="ok"`)
 		wantMetric(t, after, 1, "siobroker_service_answer_duration_seconds_count", `service="`+svc+`"`)
 		wantMetric(t, after, 0, "siobroker_service_in_flight", `service="`+svc+`"`)
 		wantMetric(t, after, 0, "siobroker_service_oldest_undelivered_seconds", `service="`+svc+`"`)
 	}
 	wantMetric(t, after, 0, "siobroker_service_dispatches_total", `service="37"`) // denied: never dispatched
+	wantMetric(t, after, 1, "siobroker_service_not_dispatched_total", `service="37"`, `reason="denied"`)
 	wantMetric(t, after, 0, "siobroker_service_timeouts_total", `service="1"`)
 	wantMetric(t, after, 0, "siobroker_incidents_open")
+	// What the alert rules (deploy/prometheus) read besides: the transport, the journal's writes,
+	// the certificates' and the CRLs' ends.
+	wantMetric(t, after, 1, "siobroker_transport_up")
+	wantMetric(t, after, 0, "siobroker_journal_writes_total", `result="failed"`)
+	if n, _ := metric(after, "siobroker_journal_writes_total", `result="appended"`); n < 2 {
+		t.Errorf("journal_writes_total{appended} %v: the request and its reply were journaled", n)
+	}
+	wantFuture := func(name string, labels ...string) {
+		t.Helper()
+		if at, ok := metric(after, name, labels...); !ok || at < float64(time.Now().Unix()) {
+			t.Errorf("%s%v = %v (found %v), want a time to come", name, labels, at, ok)
+		}
+	}
+	wantFuture("siobroker_certificate_expiry_timestamp_seconds", `role="signing"`)
+	wantFuture("siobroker_certificate_expiry_timestamp_seconds", `role="root"`)
+	wantFuture("siobroker_crl_next_update_timestamp_seconds") // the development PKI's CRL
 	if j, _ := metric(after, "siobroker_journal_last_sequence"); j <= journalBefore {
 		t.Errorf("journal_last_sequence %v, not past %v", j, journalBefore)
 	}
@@ -515,9 +532,12 @@ func TestReadyzWhenRabbitMQIsCut(t *testing.T) {
 	if !strings.Contains(outage.LastError, "not connected") || outage.Status != siobroker.IncidentOpen {
 		t.Errorf("the transport-outage incident: %+v", outage)
 	}
+	// What the alert SiobrokerTransportDown reads (deploy/prometheus).
+	wantMetric(t, scrape(t, e), 0, "siobroker_transport_up")
 
 	proxy.restore(t)
 	waitReady(t, e, http.StatusOK, 60*time.Second)
+	wantMetric(t, scrape(t, e), 1, "siobroker_transport_up")
 }
 
 // waitIncident polls the broker's store for an open incident of typ, or fails the test after limit.

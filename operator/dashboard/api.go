@@ -61,7 +61,8 @@ type serviceRow struct {
 	Dispatched  uint64  `json:"dispatched"`
 	Answered    uint64  `json:"answered"`
 	Errors      uint64  `json:"errors"`
-	Timeouts    uint64  `json:"timeouts"`
+	Timeouts    uint64  `json:"timeouts"` // no result within the service's limit, whether or not its answer came later
+	LateAnswers uint64  `json:"lateAnswers"`
 	ErrorRate   float64 `json:"errorRate"`
 }
 
@@ -85,7 +86,7 @@ func (h *handler) apiServices(ctx context.Context, _ operator) (any, error) {
 func rowOf(s health.ServiceState) serviceRow {
 	return serviceRow{Service: s.Service, Queue: s.Queue, QueueDepth: s.QueueDepth, DeadLetters: s.DeadLetters, InFlight: s.InFlight,
 		OldestAge: s.OldestAge.Seconds(), Dispatched: s.Dispatched, Answered: s.Answered, Errors: s.Errors, Timeouts: s.Timeouts,
-		ErrorRate: s.ErrorRate}
+		LateAnswers: s.LateAnswers, ErrorRate: s.ErrorRate}
 }
 
 type incidentsView struct {

@@ -21,18 +21,30 @@ type ServiceState struct {
 	// OldestAge is how long the oldest undelivered message of the service has waited; zero
 	// when none is waiting.
 	OldestAge time.Duration `json:"oldestAge"`
-	// Totals since the broker started. Every message dispatched ends one way: answered (in
-	// time, whatever the answer's status), a dispatch error, or a timeout. Errors counts the
-	// error answers and the dispatch errors.
+	// Totals since the broker started. Every message dispatched ends one way: answered within
+	// the service's time limit with a result (ok, NO_DATA or the source's error), a dispatch
+	// error, or a timeout (no result within the limit, the adapter's TIMEOUT answer included; a
+	// message still waited for past its limit is a timeout from then on, and Overdue). Errors
+	// counts the error answers and the dispatch errors.
 	Dispatched     uint64 `json:"dispatched"`
 	Answered       uint64 `json:"answered"`
+	NoData         uint64 `json:"noData"` // of Answered, ok without records (NO_DATA)
 	Errors         uint64 `json:"errors"`
 	Timeouts       uint64 `json:"timeouts"`
 	ErrorAnswers   uint64 `json:"errorAnswers"`   // answers with status error
 	DispatchErrors uint64 `json:"dispatchErrors"` // messages not sent, or whose answer could not be read
-	// LateAnswers counts the answers that came after their message had ended as a timeout (or
-	// after a restart); they are journaled as late records, and stand apart from the totals above.
-	LateAnswers uint64 `json:"lateAnswers"`
+	// Overdue is how many of the Timeouts are still waited for in the background, past their
+	// limit (routing.async_timeout).
+	Overdue int `json:"overdue"`
+	// LateAnswers counts the answers that came after their message's limit (it was counted a
+	// timeout): in the background wait, or after it (journaled as late records), or after a
+	// restart; they stand apart from the totals above. So do RefusedAnswers, the answers refused
+	// as not made by the service's adapter, and Denied and Maintenance, the results given without
+	// dispatching: refused by the access rights, or in a maintenance window.
+	LateAnswers    uint64 `json:"lateAnswers"`
+	RefusedAnswers uint64 `json:"refusedAnswers"`
+	Denied         uint64 `json:"denied"`
+	Maintenance    uint64 `json:"maintenance"`
 	// ErrorRate is (Errors+Timeouts)/Dispatched over the messages that ended in the recent past
 	// (routing.RecentWindow, five minutes); zero when none ended.
 	ErrorRate float64 `json:"errorRate"`

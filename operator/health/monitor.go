@@ -158,8 +158,9 @@ func (m *Monitor) Services(ctx context.Context) ([]ServiceState, error) {
 		st := ServiceState{
 			Service: n, Queue: names[i], QueueDepth: -1, DeadLetters: -1,
 			InFlight: s.InFlight, OldestAge: oldest[n],
-			Dispatched: s.Dispatched, Answered: s.Answered, Errors: s.Errors(), Timeouts: s.Timeouts,
-			ErrorAnswers: s.ErrorAnswers, DispatchErrors: s.DispatchErrors, LateAnswers: s.LateAnswers,
+			Dispatched: s.Dispatched, Answered: s.Answered, NoData: s.NoData, Errors: s.Errors(), Timeouts: s.Timeouts,
+			ErrorAnswers: s.ErrorAnswers, DispatchErrors: s.DispatchErrors, Overdue: s.Overdue, LateAnswers: s.LateAnswers,
+			RefusedAnswers: s.RefusedAnswers, Denied: s.Denied, Maintenance: s.Maintenance,
 			ErrorRate: s.RecentErrorRate(),
 		}
 		if depths != nil {

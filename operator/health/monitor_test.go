@@ -187,7 +187,7 @@ func TestMonitorSnapshot(t *testing.T) {
 			t.Errorf("service %d: %+v\nwant %+v", want.Service, st, want)
 		}
 	}
-	check(states[0], ServiceState{Service: 1, Dispatched: 1, Answered: 1})
+	check(states[0], ServiceState{Service: 1, Dispatched: 1, Answered: 1, NoData: 1}) // its backend found nothing
 	check(states[1], ServiceState{Service: 2, Dispatched: 1, Answered: 1, Errors: 1, ErrorAnswers: 1, ErrorRate: 1})
 	// Service 3 has no adapter: a timeout, and its message is still undelivered 90s later.
 	check(states[2], ServiceState{Service: 3, Dispatched: 1, Timeouts: 1, ErrorRate: 1, OldestAge: 90 * time.Second})
@@ -198,7 +198,7 @@ func TestMonitorSnapshot(t *testing.T) {
 	clock.Advance(routing.RecentWindow)
 	states, _ = m.Services(context.Background())
 	check(states[1], ServiceState{Service: 2, Dispatched: 1, Answered: 1, Errors: 1, ErrorAnswers: 1})
-	check(states[4], ServiceState{Service: 5, Dispatched: 1, Answered: 1})
+	check(states[4], ServiceState{Service: 5, Dispatched: 1, Answered: 1, NoData: 1})
 }
 
 // countingReader is a QueueReader whose answers the test sets, counting how often it is read.

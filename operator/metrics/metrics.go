@@ -12,6 +12,7 @@ package metrics
 import (
 	"cmp"
 	"context"
+	"crypto/x509"
 	"net/http"
 	"slices"
 	"strconv"
@@ -40,8 +41,27 @@ type Sources struct {
 	// the results are a fixed set, so the label stays bounded.
 	CRLFetches    func() map[string]uint64
 	OCSPResponses func() map[string]uint64
+	// JournalWrites counts the writes to the permanent journal by result, appended or failed
+	// (journal.Counted.Writes).
+	JournalWrites func() map[string]uint64
+	// Transport reports whether the message transport is up (the readiness check's own: the
+	// router runs and, on RabbitMQ, both connections are up); nil error: up.
+	Transport func(ctx context.Context) error
+	// Certificates are the certificates whose end an operator must see coming: the broker's
+	// signing certificate and the trusted roots.
+	Certificates func() []Certificate
+	// CRLs are the CRLs in force (signing.TrustStore.CRLs), whose next update an operator must
+	// see coming: past it and its grace, every certificate of the issuer is refused.
+	CRLs func() []*x509.RevocationList
 	// ReadTimeout bounds the reads of one scrape; default 5s.
 	ReadTimeout time.Duration
+}
+
+// Certificate is a certificate whose end the metrics show, and the role it has in the broker: a
+// small, fixed set of values ("signing", "root"), so that the label stays bounded.
+type Certificate struct {
+	Role string
+	Cert *x509.Certificate
 }
 
 // Metrics holds the broker's registry and the metrics observed as things happen.
@@ -220,19 +240,30 @@ type snapshot struct {
 // The sources, as the label of siobroker_metrics_source_errors_total names them.
 var sourceNames = []string{"transport", "incidents", "journal", "archive"}
 
+// Results of the journal's writes, as siobroker_journal_writes_total labels them.
+var journalResults = []string{"appended", "failed"}
+
 var (
 	descDispatches = prometheus.NewDesc(Prefix+"service_dispatches_total",
 		"Service messages the broker set out to send to the service's queue.", []string{"service"}, nil)
 	descAnswers = prometheus.NewDesc(Prefix+"service_answers_total",
-		"Adapter answers that came in time, by service and status (ok, error).", []string{"service", "status"}, nil)
+		"Adapter answers within the service's time limit, by service and result: ok (records), no_data (NO_DATA), error (the source's error). An answer that the source did not answer in time is a timeout, not one of these.",
+		[]string{"service", "result"}, nil)
 	descDispatchErrors = prometheus.NewDesc(Prefix+"service_dispatch_errors_total",
 		"Service messages that could not be sent, or whose answer could not be read.", []string{"service"}, nil)
 	descTimeouts = prometheus.NewDesc(Prefix+"service_timeouts_total",
-		"Service messages without an answer in time.", []string{"service"}, nil)
+		"Service messages without a result within the service's time limit: no answer, the adapter's TIMEOUT answer, or the request cancelled first; counted when the limit passes, also when the answer is still waited for in the background.",
+		[]string{"service"}, nil)
 	descLateAnswers = prometheus.NewDesc(Prefix+"service_late_answers_total",
-		"Adapter answers that came after their message had timed out (journaled as late records).", []string{"service"}, nil)
+		"Adapter answers that came after their message's time limit (it was counted a timeout): during the background wait for late services, or after it (journaled as late records).", []string{"service"}, nil)
+	descRefusedAnswers = prometheus.NewDesc(Prefix+"service_refused_answers_total",
+		"Answers refused as unauthenticated (not made by the adapter the service is routed to); each is dead-lettered, and its message ends as a timeout unless the real answer comes.", []string{"service"}, nil)
+	descNotDispatched = prometheus.NewDesc(Prefix+"service_not_dispatched_total",
+		"Service results the broker gave without dispatching a message, by reason: denied (the access rights, App. 2) or maintenance (a maintenance window).", []string{"service", "reason"}, nil)
 	descInFlight = prometheus.NewDesc(Prefix+"service_in_flight",
-		"Service messages sent and awaiting their answer.", []string{"service"}, nil)
+		"Service messages sent, within their time limit, and awaiting their answer.", []string{"service"}, nil)
+	descOverdue = prometheus.NewDesc(Prefix+"service_overdue",
+		"Service messages past their time limit (counted as timeouts) whose answer is still waited for in the background (routing.async_timeout).", []string{"service"}, nil)
 	descErrorRatio = prometheus.NewDesc(Prefix+"service_recent_error_ratio",
 		"Errors and timeouts among the service messages that ended in the last five minutes.", []string{"service"}, nil)
 	descOldest = prometheus.NewDesc(Prefix+"service_oldest_undelivered_seconds",
@@ -253,14 +284,26 @@ var (
 	descOCSPResponses = prometheus.NewDesc(Prefix+"ocsp_responses_total",
 		"Questions to OCSP responders (answers from the cache not counted), by result: good, revoked, unknown, failed (no usable answer; trust.ocsp decides).",
 		[]string{"result"}, nil)
+	descJournalWrites = prometheus.NewDesc(Prefix+"journal_writes_total",
+		"Writes to the permanent journal (each of one or more records, in one transaction), by result: appended, or failed (the store refused or did not take it in its write timeout; the request it was for is answered SIO-UNAVAILABLE). Writes given up by a client that went away are not counted.",
+		[]string{"result"}, nil)
+	descTransportUp = prometheus.NewDesc(Prefix+"transport_up",
+		"1 when the message transport is up (the router runs and, on RabbitMQ, both connections are up), else 0: new requests are refused SIO-UNAVAILABLE.", nil, nil)
+	descCertExpiry = prometheus.NewDesc(Prefix+"certificate_expiry_timestamp_seconds",
+		"The end of validity (notAfter, Unix seconds) of the broker's signing certificate (role signing) and of each trusted root (role root), by subject.",
+		[]string{"role", "subject"}, nil)
+	descCRLNextUpdate = prometheus.NewDesc(Prefix+"crl_next_update_timestamp_seconds",
+		"The latest nextUpdate (Unix seconds) among the CRLs in force of each issuer: past it and trust.crl_stale's grace, every certificate the issuer issued is refused.",
+		[]string{"issuer"}, nil)
 	descSourceErrors = prometheus.NewDesc(Prefix+"metrics_source_errors_total",
 		"Scrapes in which a source could not be read (its series are missing from that scrape), by source.", []string{"source"}, nil)
 )
 
 func (s *snapshot) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDispatches, descAnswers, descDispatchErrors, descTimeouts, descLateAnswers, descInFlight,
+		descOverdue, descRefusedAnswers, descNotDispatched,
 		descErrorRatio, descOldest, descQueueDepth, descDeadLetters, descIncidents, descJournal, descArchive, descSourceErrors,
-		descCRLFetches, descOCSPResponses} {
+		descCRLFetches, descOCSPResponses, descJournalWrites, descTransportUp, descCertExpiry, descCRLNextUpdate} {
 		ch <- d
 	}
 }
@@ -305,6 +348,32 @@ func (s *snapshot) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge("journal", descJournal, s.src.JournalHead)
 	gauge("archive", descArchive, s.src.ArchivedUpTo)
+	if s.src.Transport != nil {
+		up := 1.0
+		if err := s.src.Transport(ctx); err != nil {
+			up = 0
+		}
+		ch <- prometheus.MustNewConstMetric(descTransportUp, prometheus.GaugeValue, up)
+	}
+	if s.src.JournalWrites != nil {
+		writes := s.src.JournalWrites()
+		for _, r := range journalResults { // both, at zero too: an alert's rate() sees the first failure
+			ch <- prometheus.MustNewConstMetric(descJournalWrites, prometheus.CounterValue, float64(writes[r]), r)
+		}
+	}
+	if s.src.Certificates != nil {
+		for _, c := range s.src.Certificates() {
+			if c.Cert == nil {
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, float64(c.Cert.NotAfter.Unix()), c.Role, c.Cert.Subject.String())
+		}
+	}
+	if s.src.CRLs != nil {
+		for issuer, next := range nextUpdates(s.src.CRLs()) {
+			ch <- prometheus.MustNewConstMetric(descCRLNextUpdate, prometheus.GaugeValue, float64(next.Unix()), issuer)
+		}
+	}
 	for desc, read := range map[*prometheus.Desc]func() map[string]uint64{descCRLFetches: s.src.CRLFetches, descOCSPResponses: s.src.OCSPResponses} {
 		if read == nil {
 			continue
@@ -324,12 +393,17 @@ func (s *snapshot) service(ch chan<- prometheus.Metric, st health.ServiceState) 
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, svc)
 	}
 	counter(descDispatches, st.Dispatched)
-	counter(descAnswers, st.Answered-st.ErrorAnswers, "ok")
+	counter(descAnswers, st.Answered-st.ErrorAnswers-st.NoData, "ok")
+	counter(descAnswers, st.NoData, "no_data")
 	counter(descAnswers, st.ErrorAnswers, "error")
 	counter(descDispatchErrors, st.DispatchErrors)
 	counter(descTimeouts, st.Timeouts)
 	counter(descLateAnswers, st.LateAnswers)
+	counter(descRefusedAnswers, st.RefusedAnswers)
+	counter(descNotDispatched, st.Denied, "denied")
+	counter(descNotDispatched, st.Maintenance, "maintenance")
 	gauge(descInFlight, float64(st.InFlight))
+	gauge(descOverdue, float64(st.Overdue))
 	gauge(descErrorRatio, st.ErrorRate)
 	gauge(descOldest, st.OldestAge.Seconds())
 	// -1 means the transport cannot tell, or the read failed: no series rather than a false value.
@@ -339,4 +413,21 @@ func (s *snapshot) service(ch chan<- prometheus.Metric, st health.ServiceState) 
 	if st.DeadLetters >= 0 {
 		gauge(descDeadLetters, float64(st.DeadLetters))
 	}
+}
+
+// nextUpdates returns, per issuer of crls, the latest nextUpdate among its CRLs: the newest of an
+// issuer's CRLs keeps its certificates verifiable, whatever older ones say. A CRL without one
+// never goes out of date and is left out, as is an issuer with no other.
+func nextUpdates(crls []*x509.RevocationList) map[string]time.Time {
+	out := make(map[string]time.Time)
+	for _, c := range crls {
+		if c == nil || c.NextUpdate.IsZero() {
+			continue
+		}
+		issuer := c.Issuer.String()
+		if c.NextUpdate.After(out[issuer]) {
+			out[issuer] = c.NextUpdate
+		}
+	}
+	return out
 }

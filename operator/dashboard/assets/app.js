@@ -128,8 +128,9 @@
       cell(tr, s.answered, 'num');
       cell(tr, s.errors, 'num');
       cell(tr, s.timeouts, 'num');
+      cell(tr, s.lateAnswers, 'num');
       cell(tr, count(s.deadLetters), 'num');
-    }, 'No services.', 11);
+    }, 'No services.', 12);
   }
 
   // overdueOf are the numbers of incident i's actions past their maximum time.
