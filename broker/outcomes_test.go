@@ -149,7 +149,7 @@ func waitStats(t *testing.T, h *harness, service int, what string, ok func(s ser
 // its timeout nowhere.
 func TestEveryOutcomeCountedAsWhatItWas(t *testing.T) {
 	window := func(service int) Maintenance {
-		s := maintenance.NewSchedule(nil, siobroker.SystemClock{})
+		s := maintenance.NewSchedule(nil, siobroker.SystemClock{}, maintenance.Policy{})
 		now := time.Now()
 		s.SetFileWindows([]siobroker.MaintenanceWindow{{Services: []int{service}, Start: now.Add(-time.Hour), End: now.Add(time.Hour),
 			Reason: "unit test"}})

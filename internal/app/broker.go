@@ -28,6 +28,7 @@ import (
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/maintenance"
 	"github.com/sio-pso/siobroker/operator/reports"
@@ -276,6 +277,9 @@ func OpenJournal(ctx context.Context, cfg config.Broker, db *sqlite.DB) (siobrok
 // RequestIndexOf is the request index of reports beside journal j: in the journal's PostgreSQL
 // database, which every broker sharing the journal shares, or in the embedded store db.
 func RequestIndexOf(j siobroker.Journal, db *sqlite.DB) siobroker.RequestIndex {
+	if c, ok := j.(*journal.Counted); ok {
+		j = c.Unwrap() // the broker's journal, counted for the metrics: the index is the store's
+	}
 	if pj, ok := j.(*postgres.Journal); ok {
 		return pj.RequestIndex()
 	}
