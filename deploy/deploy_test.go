@@ -156,14 +156,15 @@ func exported(t *testing.T) map[string]bool {
 		Services: func(context.Context) ([]health.ServiceState, error) {
 			return []health.ServiceState{{Service: 1, Queue: "sio.service.001", QueueDepth: 1, DeadLetters: 1}}, nil
 		},
-		OpenIncidents: func(context.Context) (int, error) { return 1, nil },
-		JournalHead:   func(context.Context) (int64, error) { return 1, nil },
-		ArchivedUpTo:  func(context.Context) (int64, error) { return 1, nil },
-		CRLFetches:    func() map[string]uint64 { return map[string]uint64{"applied": 1} },
-		OCSPResponses: func() map[string]uint64 { return map[string]uint64{"good": 1} },
-		JournalWrites: func() map[string]uint64 { return map[string]uint64{"appended": 1} },
-		Transport:     func(context.Context) error { return nil },
-		Certificates:  func() []metrics.Certificate { return []metrics.Certificate{{Role: "signing", Cert: cert}} },
+		OpenIncidents:       func(context.Context) (int, error) { return 1, nil },
+		PendingApplications: func(context.Context) (int, int, error) { return 2, 1, nil },
+		JournalHead:         func(context.Context) (int64, error) { return 1, nil },
+		ArchivedUpTo:        func(context.Context) (int64, error) { return 1, nil },
+		CRLFetches:          func() map[string]uint64 { return map[string]uint64{"applied": 1} },
+		OCSPResponses:       func() map[string]uint64 { return map[string]uint64{"good": 1} },
+		JournalWrites:       func() map[string]uint64 { return map[string]uint64{"appended": 1} },
+		Transport:           func(context.Context) error { return nil },
+		Certificates:        func() []metrics.Certificate { return []metrics.Certificate{{Role: "signing", Cert: cert}} },
 		CRLs: func() []*x509.RevocationList {
 			return []*x509.RevocationList{{Issuer: pkix.Name{CommonName: "root"}, NextUpdate: time.Now().Add(time.Hour)}}
 		},

@@ -62,6 +62,16 @@ func (b *Broker) newMetrics(p *parts, services func(context.Context) ([]health.S
 			open, err := b.db.Incidents(ctx, false)
 			return len(open), err
 		},
+		PendingApplications: func(ctx context.Context) (pending, overdue int, err error) {
+			list, err := b.db.SubmittedApplications(ctx, true)
+			now := p.clock.Now()
+			for _, sa := range list {
+				if sa.Overdue(now) {
+					overdue++
+				}
+			}
+			return len(list), overdue, err
+		},
 		JournalHead: func(ctx context.Context) (int64, error) {
 			seq, _, err := j.Head(ctx)
 			return seq, err

@@ -416,3 +416,51 @@ func maxLen(field, s string, max int) error {
 	}
 	return nil
 }
+
+// applicationsView is the page's view of the applications waiting for the operator (§12–15).
+type applicationsView struct {
+	AsOf      string            `json:"asOf"`
+	Available bool              `json:"available"`
+	Pending   []applicationView `json:"pending"`
+	Overdue   int               `json:"overdue"`
+}
+
+type applicationView struct {
+	ID           int64  `json:"id"`
+	Kind         string `json:"kind"`
+	IIN          string `json:"iin"`
+	Name         string `json:"name"`
+	Organisation string `json:"organisation"`
+	SubmittedAt  string `json:"submittedAt"`
+	By           string `json:"by"`
+	Deadline     string `json:"deadline"`
+	Overdue      bool   `json:"overdue"`
+	Reason       string `json:"reason"`
+}
+
+// apiApplications lists the applications waiting for a decision, with their deadlines and those
+// past it (§13: the operator decides within a day). Deciding is the command line's (users
+// approve|refuse), where the refusal is signed with the operator's EDS.
+func (h *handler) apiApplications(ctx context.Context, _ operator) (any, error) {
+	now := h.cfg.Clock.Now()
+	out := applicationsView{AsOf: siobroker.FormatTime(now), Pending: []applicationView{}}
+	if h.cfg.Applications == nil {
+		return out, nil
+	}
+	pending, err := h.cfg.Applications.SubmittedApplications(ctx, true)
+	if err != nil {
+		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the applications cannot be read now")
+	}
+	out.Available = true
+	for _, sa := range pending {
+		a := sa.Application
+		v := applicationView{ID: sa.ID, Kind: string(a.Kind), IIN: a.IIN, Name: a.User.FullName, Organisation: a.User.Organisation,
+			SubmittedAt: siobroker.FormatTime(a.At), By: a.By, Deadline: siobroker.FormatTime(sa.Deadline), Overdue: sa.Overdue(now),
+			Reason: a.Reason}
+		if v.Overdue {
+			out.Overdue++
+		}
+		out.Pending = append(out.Pending, v)
+	}
+	return out, nil
+}

@@ -128,6 +128,11 @@ type Maintenance interface {
 	Cancel(ctx context.Context, id int64, by string) error
 }
 
+// Applications reads the applications submitted to the operator (sqlite.DB).
+type Applications interface {
+	SubmittedApplications(ctx context.Context, pendingOnly bool) ([]siobroker.SubmittedApplication, error)
+}
+
 // Users is the user registry: whether the holder of an IIN may act now, and with which rights.
 type Users interface {
 	Authorize(ctx context.Context, iin string) (siobroker.User, error)
@@ -147,6 +152,8 @@ type Config struct {
 	DeadLetters DeadLetters
 	// Maintenance is nil when no schedule of maintenance windows is available.
 	Maintenance Maintenance
+	// Applications are the applications submitted to the operator (§12–15); nil: none are shown.
+	Applications Applications
 	// Reports, when set, gives the holders of the reports right (§10) a session of their own, in
 	// which they run reports and nothing else (POST ReportsPath); nil: the dashboard is the
 	// operator's alone.
@@ -258,6 +265,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET "+Path+"api/deadletters", h.read(operatorOnly(h.apiDeadLetters)))
 	mux.HandleFunc("POST "+Path+"api/deadletters/replay", h.action("replay", operatorAction(h.replayDeadLetters)))
 	mux.HandleFunc("GET "+Path+"api/maintenance", h.read(operatorOnly(h.apiMaintenance)))
+	mux.HandleFunc("GET "+Path+"api/applications", h.read(operatorOnly(h.apiApplications)))
 	mux.HandleFunc("POST "+Path+"api/maintenance", h.action("announce", operatorAction(h.announce)))
 	mux.HandleFunc("POST "+Path+"api/maintenance/{id}/cancel", h.action("cancel", operatorAction(h.cancel)))
 	mux.HandleFunc("POST "+ReportsPath, h.report)

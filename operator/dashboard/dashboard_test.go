@@ -132,6 +132,7 @@ func newFixture(t *testing.T) *fixture {
 		Incidents:        dashboard.IncidentsOf(f.tracker, f.db),
 		Plans:            shippedPlans(t),
 		Maintenance:      f.schedule,
+		Applications:     f.db,
 		Users:            f.users,
 		Journal:          f.db.Journal(),
 		Replay:           f.db,
@@ -893,4 +894,38 @@ func sessionCookie(resp *http.Response) *http.Cookie {
 		}
 	}
 	return nil
+}
+
+// TestPendingApplications: the page lists the applications waiting for the operator's decision
+// (§12–15) with their deadlines, and marks the one past it (§13: a day) once the clock passes it.
+func TestPendingApplications(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	desk, err := users.NewDesk(f.db, f.users, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := desk.Submit(ctx, siobroker.Application{Kind: siobroker.ApplyRegister, IIN: "870315123455", Reason: "заявка", By: "кадры",
+		User: siobroker.User{FullName: "Тестов Тест", Organisation: "ДП г. Астаны", Role: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.session(t, pki.operator)
+	var v struct {
+		Available bool
+		Overdue   int
+		Pending   []struct {
+			ID      int64
+			IIN     string
+			Overdue bool
+		}
+	}
+	if status := f.getJSON(t, c, "applications", &v); status != http.StatusOK || !v.Available || len(v.Pending) != 1 ||
+		v.Pending[0].IIN != "870315123455" || v.Pending[0].Overdue || v.Overdue != 0 {
+		t.Fatalf("applications = %d %+v", status, v)
+	}
+	f.clock.Advance(25 * time.Hour)
+	c, _ = f.session(t, pki.operator) // a session outlives no day
+	if status := f.getJSON(t, c, "applications", &v); status != http.StatusOK || !v.Pending[0].Overdue || v.Overdue != 1 {
+		t.Errorf("a day later: %d %+v", status, v)
+	}
 }

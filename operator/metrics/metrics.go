@@ -34,8 +34,11 @@ const Prefix = "siobroker_"
 type Sources struct {
 	Services      func(ctx context.Context) ([]health.ServiceState, error) // operations.Monitor.Services
 	OpenIncidents func(ctx context.Context) (int, error)
-	JournalHead   func(ctx context.Context) (int64, error) // the Seq of the last record appended
-	ArchivedUpTo  func(ctx context.Context) (int64, error) // the Seq of the last record sealed into an archive
+	// PendingApplications counts the applications waiting for the operator's decision (§12–15),
+	// and those of them past their deadline (§13: a day).
+	PendingApplications func(ctx context.Context) (pending, overdue int, err error)
+	JournalHead         func(ctx context.Context) (int64, error) // the Seq of the last record appended
+	ArchivedUpTo        func(ctx context.Context) (int64, error) // the Seq of the last record sealed into an archive
 	// CRLFetches and OCSPResponses count the fetches of CRLs from distribution points and the
 	// questions to OCSP responders, by result (revocation.Fetcher.Counts, revocation.OCSP.Counts);
 	// the results are a fixed set, so the label stays bounded.
@@ -238,7 +241,7 @@ type snapshot struct {
 }
 
 // The sources, as the label of siobroker_metrics_source_errors_total names them.
-var sourceNames = []string{"transport", "incidents", "journal", "archive"}
+var sourceNames = []string{"transport", "incidents", "journal", "archive", "applications"}
 
 // Results of the journal's writes, as siobroker_journal_writes_total labels them.
 var journalResults = []string{"appended", "failed"}
@@ -272,6 +275,9 @@ var (
 		"Messages ready in the service's queue (RabbitMQ only).", []string{"service"}, nil)
 	descDeadLetters = prometheus.NewDesc(Prefix+"service_dead_letters",
 		"The service's messages in the dead-letter queue (RabbitMQ only).", []string{"service"}, nil)
+	descApplications = prometheus.NewDesc(Prefix+"applications_pending",
+		"Applications (App. 5) waiting for the operator's decision, by whether they are past their deadline (users.decision_deadline; §13: a day).",
+		[]string{"overdue"}, nil)
 	descIncidents = prometheus.NewDesc(Prefix+"incidents_open",
 		"Open delay incidents.", nil, nil)
 	descJournal = prometheus.NewDesc(Prefix+"journal_last_sequence",
@@ -302,7 +308,7 @@ var (
 func (s *snapshot) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDispatches, descAnswers, descDispatchErrors, descTimeouts, descLateAnswers, descInFlight,
 		descOverdue, descRefusedAnswers, descNotDispatched,
-		descErrorRatio, descOldest, descQueueDepth, descDeadLetters, descIncidents, descJournal, descArchive, descSourceErrors,
+		descErrorRatio, descOldest, descQueueDepth, descDeadLetters, descIncidents, descApplications, descJournal, descArchive, descSourceErrors,
 		descCRLFetches, descOCSPResponses, descJournalWrites, descTransportUp, descCertExpiry, descCRLNextUpdate} {
 		ch <- d
 	}
@@ -339,6 +345,14 @@ func (s *snapshot) Collect(ch chan<- prometheus.Metric) {
 			return
 		}
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(v))
+	}
+	if s.src.PendingApplications != nil {
+		if pending, overdue, err := s.src.PendingApplications(ctx); err != nil {
+			failed["applications"] = true
+		} else {
+			ch <- prometheus.MustNewConstMetric(descApplications, prometheus.GaugeValue, float64(pending-overdue), "false")
+			ch <- prometheus.MustNewConstMetric(descApplications, prometheus.GaugeValue, float64(overdue), "true")
+		}
 	}
 	if s.src.OpenIncidents != nil {
 		gauge("incidents", descIncidents, func(ctx context.Context) (int64, error) {

@@ -287,6 +287,24 @@
     }, 'The dead-letter queue is empty.', 6);
   }
 
+  function renderApplications(v) {
+    $('applications-note').textContent = !v.available ? 'No store of applications.' :
+      v.pending.length + ' waiting, ' + v.overdue + ' past the deadline.';
+    fill($('applications-pending'), v.pending, (tr, a) => {
+      tr.id = 'application-' + a.id;
+      if (a.overdue) tr.className = 'overdue';
+      cell(tr, a.id, 'num');
+      cell(tr, a.kind);
+      cell(tr, a.iin, 'mono');
+      cell(tr, a.name);
+      cell(tr, a.organisation);
+      cell(tr, astana(a.submittedAt));
+      cell(tr, a.by);
+      cell(tr, astana(a.deadline) + (a.overdue ? ' (overdue)' : ''));
+      cell(tr, a.reason);
+    }, 'No application waits for a decision.', 9);
+  }
+
   function renderMaintenance(v) {
     $('maintenance-note').hidden = v.available;
     $('maintenance-note').textContent = v.note || '';
@@ -369,6 +387,7 @@
       ['incidents', renderIncidents],
       ['deadletters', renderDeadLetters],
       ['maintenance', renderMaintenance],
+      ['applications', renderApplications],
     ];
     let asOf = '';
     await Promise.all(parts.map(async ([path, render]) => {
