@@ -18,18 +18,20 @@ import (
 func (b *Broker) dashboardHandler(p *parts, rs *reports.Service) (http.Handler, error) {
 	cfg, clock, logger := p.cfg, p.clock, p.logger
 	dc := dashboard.Config{
-		Services:         b.ops.Monitor.Services,
-		Incidents:        dashboard.IncidentsOf(p.tracker, b.db),
-		Plans:            p.plans,
-		Applications:     b.db,
-		Users:            p.users,
-		Reports:          rs,
-		Journal:          p.journal,
-		Replay:           p.replay.calls,
-		Verify:           p.verifier.Verify,
-		Sign:             p.signer.Sign,
-		VerifyClientCert: p.trust.VerifyChain,
-		Limits:           limitsOf(cfg),
+		Services:     b.ops.Monitor.Services,
+		Incidents:    dashboard.IncidentsOf(p.tracker, b.db),
+		Plans:        p.plans,
+		Applications: b.db,
+		// The page names the delay that opens an incident as configured, not the Rules' hour.
+		IncidentThreshold: cfg.Incidents.Threshold,
+		Users:             p.users,
+		Reports:           rs,
+		Journal:           p.journal,
+		Replay:            p.replay.calls,
+		Verify:            p.verifier.Verify,
+		Sign:              p.signer.Sign,
+		VerifyClientCert:  p.trust.VerifyChain,
+		Limits:            limitsOf(cfg),
 		// A login is dated like any signed request.
 		MessageDateWindow: cfg.Replay.Window,
 		Clock:             clock,

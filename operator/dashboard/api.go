@@ -102,6 +102,21 @@ type incidentsView struct {
 	Kinds        []kindView `json:"kinds"`
 	PlansNote    string     `json:"plansNote,omitempty"`
 	PlansExample bool       `json:"plansExample,omitempty"`
+	// Threshold is the configured delay that opens a delivery-delay incident, in words.
+	Threshold string `json:"threshold"`
+}
+
+// thresholdWords says a delay as the page's heading does: "an hour", "90 minutes", "2 hours".
+func thresholdWords(d time.Duration) string {
+	switch {
+	case d <= 0 || d == time.Hour:
+		return "an hour"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", int(d/time.Hour))
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d minutes", int(d/time.Minute))
+	}
+	return d.String()
 }
 
 // maxRecentIncidents bounds the closed incidents on the page.
@@ -127,6 +142,7 @@ func (h *handler) apiIncidents(ctx context.Context, _ operator) (any, error) {
 		out.Recent = out.Recent[:maxRecentIncidents]
 	}
 	out.Overdue = overdueOf(append(slices.Clone(out.Open), out.Recent...), now)
+	out.Threshold = thresholdWords(h.cfg.IncidentThreshold)
 	out.Kinds = h.emergencyKinds()
 	if h.cfg.Plans == nil {
 		out.PlansNote = NoPlans

@@ -154,6 +154,9 @@ type Config struct {
 	Maintenance Maintenance
 	// Applications are the applications submitted to the operator (§12–15); nil: none are shown.
 	Applications Applications
+	// IncidentThreshold is the delay of delivery that opens an incident (incidents.threshold; §39:
+	// an hour), which the page names; zero: the Rules' hour.
+	IncidentThreshold time.Duration
 	// Reports, when set, gives the holders of the reports right (§10) a session of their own, in
 	// which they run reports and nothing else (POST ReportsPath); nil: the dashboard is the
 	// operator's alone.

@@ -929,3 +929,25 @@ func TestPendingApplications(t *testing.T) {
 		t.Errorf("a day later: %d %+v", status, v)
 	}
 }
+
+// TestIncidentThresholdNamed: the page names the configured delay that opens an incident, not the
+// Rules' hour whatever is configured.
+func TestIncidentThresholdNamed(t *testing.T) {
+	for _, tc := range []struct {
+		threshold time.Duration
+		want      string
+	}{{0, "an hour"}, {time.Hour, "an hour"}, {90 * time.Minute, "90 minutes"}, {2 * time.Hour, "2 hours"}} {
+		f := newFixture(t)
+		f.cfg.IncidentThreshold = tc.threshold
+		h, err := dashboard.New(f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.server.Config.Handler = h
+		c, _ := f.session(t, pki.operator)
+		var v struct{ Threshold string }
+		if status := f.getJSON(t, c, "incidents", &v); status != http.StatusOK || v.Threshold != tc.want {
+			t.Errorf("threshold %s: %d %q, want %q", tc.threshold, status, v.Threshold, tc.want)
+		}
+	}
+}

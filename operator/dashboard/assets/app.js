@@ -228,6 +228,7 @@
   }
 
   function renderIncidents(v) {
+    $('incidents-threshold').textContent = v.threshold || 'an hour';
     renderEmergencies(v);
     fill($('incidents-open'), v.open, (tr, i) => {
       tr.id = 'incident-' + i.number;
