@@ -24,14 +24,21 @@ func (b *Broker) dashboardHandler(p *parts, rs *reports.Service) (http.Handler, 
 		Applications: b.db,
 		// The page names the delay that opens an incident as configured, not the Rules' hour.
 		IncidentThreshold: cfg.Incidents.Threshold,
-		Users:             p.users,
-		Reports:           rs,
-		Journal:           p.journal,
-		Replay:            p.replay.calls,
-		Verify:            p.verifier.Verify,
-		Sign:              p.signer.Sign,
-		VerifyClientCert:  p.trust.VerifyChain,
-		Limits:            limitsOf(cfg),
+		ServiceInfo: func(n int) (string, string) {
+			var name string
+			if s, ok := b.live.rights.Table().Service(n); ok {
+				name = s.Name
+			}
+			return name, b.live.routes.Adapter(n)
+		},
+		Users:            p.users,
+		Reports:          rs,
+		Journal:          p.journal,
+		Replay:           p.replay.calls,
+		Verify:           p.verifier.Verify,
+		Sign:             p.signer.Sign,
+		VerifyClientCert: p.trust.VerifyChain,
+		Limits:           limitsOf(cfg),
 		// A login is dated like any signed request.
 		MessageDateWindow: cfg.Replay.Window,
 		Clock:             clock,
@@ -41,6 +48,7 @@ func (b *Broker) dashboardHandler(p *parts, rs *reports.Service) (http.Handler, 
 		dc.Maintenance = b.live.maintenance
 	}
 	if cfg.Transport == "amqp" {
+		dc.QueuePrefix = cfg.AMQP.Prefix
 		dl := newAMQPDeadLetters(AMQPConfig(cfg.AMQP, "dashboard", nil), b.msg.amqp)
 		dl.renew = renewerOf(p.transportAuth, clock)
 		dc.DeadLetters = dl

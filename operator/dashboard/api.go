@@ -53,7 +53,9 @@ func (h *handler) logout(_ context.Context, _ *http.Request, op operator, _ *jou
 // serviceRow is one service in GET api/services. Durations are in seconds; -1 means unknown.
 type serviceRow struct {
 	Service     int     `json:"service"`
-	Queue       string  `json:"queue"`
+	Name        string  `json:"name,omitempty"`    // in Russian, as Appendix 2 names it
+	Adapter     string  `json:"adapter,omitempty"` // the adapter its route names
+	Queue       string  `json:"queue"`             // as RabbitMQ names it, with the deployment's prefix
 	QueueDepth  int64   `json:"queueDepth"`
 	DeadLetters int64   `json:"deadLetters"`
 	InFlight    int     `json:"inFlight"`
@@ -78,7 +80,14 @@ func (h *handler) apiServices(ctx context.Context, _ operator) (any, error) {
 	}
 	out := servicesView{AsOf: siobroker.FormatTime(h.cfg.Clock.Now()), Services: make([]serviceRow, 0, len(states))}
 	for _, s := range states {
-		out.Services = append(out.Services, rowOf(s))
+		row := rowOf(s)
+		if h.cfg.ServiceInfo != nil && s.Service > 0 {
+			row.Name, row.Adapter = h.cfg.ServiceInfo(s.Service)
+		}
+		if row.Queue != "" {
+			row.Queue = h.cfg.QueuePrefix + row.Queue
+		}
+		out.Services = append(out.Services, row)
 	}
 	return out, nil
 }

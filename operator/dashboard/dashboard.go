@@ -154,6 +154,12 @@ type Config struct {
 	Maintenance Maintenance
 	// Applications are the applications submitted to the operator (§12–15); nil: none are shown.
 	Applications Applications
+	// ServiceInfo names each service (Appendix 2) and the adapter its route names, for the table;
+	// nil: the table shows numbers only. It is called on every read, so it follows reloads.
+	ServiceInfo func(service int) (name, adapter string)
+	// QueuePrefix is the deployment's amqp.prefix, put before each queue's name so that the page
+	// names the queue as RabbitMQ does.
+	QueuePrefix string
 	// IncidentThreshold is the delay of delivery that opens an incident (incidents.threshold; §39:
 	// an hour), which the page names; zero: the Rules' hour.
 	IncidentThreshold time.Duration

@@ -951,3 +951,28 @@ func TestIncidentThresholdNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestServicesNamedWithTheirAdapters: the services table names each service as Appendix 2 does
+// and the adapter its route names, and each queue as RabbitMQ names it, with the deployment's
+// prefix.
+func TestServicesNamedWithTheirAdapters(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.ServiceInfo = func(n int) (string, string) { return fmt.Sprintf("Сервис %d", n), "kgd-adapter-1" }
+	f.cfg.QueuePrefix = "prod."
+	h, err := dashboard.New(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.server.Config.Handler = h
+	c, _ := f.session(t, pki.operator)
+	var v struct {
+		Services []struct {
+			Service              int
+			Name, Adapter, Queue string
+		}
+	}
+	if status := f.getJSON(t, c, "services", &v); status != http.StatusOK || len(v.Services) != 1 ||
+		v.Services[0].Name != "Сервис 1" || v.Services[0].Adapter != "kgd-adapter-1" || v.Services[0].Queue != "prod.sio.service.001" {
+		t.Fatalf("services = %d %+v", status, v)
+	}
+}

@@ -119,6 +119,8 @@
     fill($('services-rows'), v.services, (tr, s) => {
       if (s.inFlight > 0) tr.className = 'busy';
       cell(tr, s.service);
+      cell(tr, s.name || '');
+      cell(tr, s.adapter || '', 'mono');
       cell(tr, s.queue, 'mono');
       cell(tr, count(s.queueDepth), 'num');
       cell(tr, s.inFlight, 'num');
@@ -130,7 +132,7 @@
       cell(tr, s.timeouts, 'num');
       cell(tr, s.lateAnswers, 'num');
       cell(tr, count(s.deadLetters), 'num');
-    }, 'No services.', 12);
+    }, 'No services.', 14);
   }
 
   // overdueOf are the numbers of incident i's actions past their maximum time.
