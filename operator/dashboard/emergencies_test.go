@@ -202,3 +202,36 @@ func TestNoPlansNoEmergency(t *testing.T) {
 	status, body := f.act(t, c, dashboard.Path+"api/emergencies", csrf, url.Values{"kind": {"flooding"}, "cause": {"x"}})
 	wantRefusal(t, status, body, http.StatusNotImplemented, siobroker.CodeDashboardUnsupported)
 }
+
+// TestTimeInputsTakeAstana24Hour: the page's time fields are plain text in the 24-hour form
+// "YYYY-MM-DD HH:MM" of Astana time, not the browser's datetime-local, whose picker follows the
+// operator's locale (AM/PM) and time zone; the server takes what the fields ask for.
+func TestTimeInputsTakeAstana24Hour(t *testing.T) {
+	f := newFixture(t)
+	c, csrf := f.session(t, pki.operator)
+	_, page := getPage(t, c, f.server.URL+dashboard.Path)
+	if strings.Contains(page, "datetime-local") {
+		t.Error("the page still has a datetime-local input")
+	}
+	for _, id := range []string{"em-at", "em-started", "mw-start", "mw-end"} {
+		i := strings.Index(page, `id="`+id+`"`)
+		if i < 0 {
+			t.Fatalf("no input %s", id)
+		}
+		input := page[i : i+strings.Index(page[i:], ">")]
+		if !strings.Contains(input, `type="text"`) || !strings.Contains(input, `pattern="\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}"`) ||
+			!strings.Contains(input, "UTC+05:00") {
+			t.Errorf("input %s: %s", id, input)
+		}
+	}
+	started := f.clock.Now().Add(-30 * time.Minute).Format("2006-01-02 15:04")
+	if status, body := f.act(t, c, dashboard.Path+"api/emergencies", csrf,
+		url.Values{"kind": {"flooding"}, "cause": {"протечка"}, "started": {started}}); status != http.StatusOK {
+		t.Fatalf("an onset in the 24-hour form: HTTP %d %s", status, body)
+	}
+	from := f.clock.Now().Add(-time.Hour).Format("2006-01-02 15:04")
+	if resp, csvText := getPage(t, c, f.server.URL+dashboard.RegisterPath+"?format=csv&from="+url.QueryEscape(from)); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(csvText, started[11:]) {
+		t.Fatalf("register from %s: HTTP %d\n%s", from, resp.StatusCode, csvText)
+	}
+}
