@@ -258,7 +258,18 @@ func (s *DB) migrate(ctx context.Context) error {
 	if err := s.migrateNumbered(ctx); err != nil {
 		return err
 	}
-	return s.addColumnIfMissing(ctx, "users", operatorRightColumn)
+	if err := s.addColumnIfMissing(ctx, "users", operatorRightColumn); err != nil {
+		return err
+	}
+	if err := s.addAppendix5Columns(ctx); err != nil {
+		return err
+	}
+	for _, def := range submittedFormColumns {
+		if err := s.addColumnIfMissing(ctx, "submitted_applications", def); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // migrateNumbered runs the migrations the database has not had yet.
