@@ -47,6 +47,7 @@ var importRules = map[string][]string{
 	"access/rights": {"."},
 	"access/cases":  {"."},
 	"access/users":  {".", "schemas", "signing"},
+	"access/hrfeed": {".", "access/users"},
 
 	"adapters":               {".", "schemas"},
 	"adapters/adaptertest":   {".", "adapters", "schemas"},
