@@ -42,9 +42,9 @@ const MoveDeadline = 24 * time.Hour
 // MaxFeedBytes bounds a feed: read no more of a file or a request body.
 const MaxFeedBytes = 1 << 20
 
-// MaxAge is how old a feed's sent_at may be, and MaxSkew how far in the future: a feed captured
-// and sent again later (its MAC still good) is refused, so that it cannot block again a user
-// unblocked since.
+// MaxAge is how old a feed's sent_at may be, and MaxSkew how far in the future: with the store's
+// record of the feeds taken (Store.TakeHRFeed), a feed captured and sent again (its MAC still
+// good) is refused, so that it cannot block again a user unblocked since.
 const (
 	MaxAge  = 24 * time.Hour
 	MaxSkew = 5 * time.Minute
@@ -111,11 +111,20 @@ func MAC(key, body []byte) string {
 	return "sha256=" + hex.EncodeToString(h.Sum(nil))
 }
 
+// Store is what the feed needs of the store (sqlite.DB): the registry's and the desk's, and the
+// record of the feeds taken.
+type Store interface {
+	users.Store
+	users.SubmittedStore
+	// TakeHRFeed records a feed by its SHA-256 and reports whether it is new.
+	TakeHRFeed(ctx context.Context, system, sha256 string, at time.Time) (bool, error)
+}
+
 // Processor applies authenticated feeds to the user registry.
 type Processor struct {
 	systems Systems
 	desk    *users.Desk // MoveDeadline
-	store   users.Store
+	store   Store
 	journal siobroker.JournalWriter
 	clock   siobroker.Clock
 	logger  *slog.Logger
@@ -123,10 +132,7 @@ type Processor struct {
 
 // NewProcessor returns a processor for systems over the registry reg and its store, submitting
 // to a desk of its own whose deadline is MoveDeadline, journaling every feed into journal.
-func NewProcessor(systems Systems, store interface {
-	users.Store
-	users.SubmittedStore
-}, reg *users.Registry, journal siobroker.JournalWriter, clock siobroker.Clock, logger *slog.Logger) (*Processor, error) {
+func NewProcessor(systems Systems, store Store, reg *users.Registry, journal siobroker.JournalWriter, clock siobroker.Clock, logger *slog.Logger) (*Processor, error) {
 	if len(systems) == 0 {
 		return nil, errors.New("hrfeed: no HR system is configured")
 	}
@@ -171,6 +177,15 @@ func (p *Processor) process(ctx context.Context, system string, body []byte, mac
 	now := p.clock.Now()
 	if f.SentAt.IsZero() || now.Sub(f.SentAt) > MaxAge || f.SentAt.Sub(now) > MaxSkew {
 		return nil, fmt.Errorf("hrfeed: sent_at %s is not within %s before now: a feed is sent once, at once", siobroker.FormatTime(f.SentAt), MaxAge)
+	}
+	// Within that day, the store remembers every feed taken: the same bytes are taken once.
+	sum := sha256.Sum256(body)
+	fresh, err := p.store.TakeHRFeed(ctx, system, hex.EncodeToString(sum[:]), now)
+	if err != nil {
+		return nil, fmt.Errorf("hrfeed: %w", err)
+	}
+	if !fresh {
+		return nil, errors.New("hrfeed: this feed was taken before: a feed is taken once")
 	}
 	out := make([]Outcome, 0, len(f.Records))
 	for _, r := range f.Records {

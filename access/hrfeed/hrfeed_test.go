@@ -221,6 +221,16 @@ func TestHTTPFeed(t *testing.T) {
 	if _, err := f.reg.Authorize(ctx, f.user["dismissed"]); siobroker.ErrorCode(err) != siobroker.CodeUserBlocked {
 		t.Fatalf("the dismissed user: %v", err)
 	}
+	// The same feed again (a capture replayed) is refused: the user unblocked since stays so.
+	if _, err := f.reg.Apply(ctx, siobroker.Application{Kind: siobroker.ApplyUnblock, IIN: f.user["dismissed"], Reason: "ошибка кадров", By: "operator"}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, m := post(body, MAC(key, body)); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(m["error"]), "taken before") {
+		t.Fatalf("the feed again: %d %s", resp.StatusCode, m["error"])
+	}
+	if _, err := f.reg.Authorize(ctx, f.user["dismissed"]); err != nil {
+		t.Fatalf("a replayed feed blocked again: %v", err)
+	}
 	old, _ := json.Marshal(Feed{System: "mvd-hr", SentAt: time.Now().Add(-MaxAge - time.Hour), Records: []Record{
 		{ID: "r-1", Type: Dismissal, IIN: f.user["absent"], Order: "№ 1", OrderDate: "2026-12-05"}}})
 	if resp, m := post(old, MAC(key, old)); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(m["error"]), "sent_at") {
