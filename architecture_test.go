@@ -47,6 +47,7 @@ var importRules = map[string][]string{
 	"access/rights": {"."},
 	"access/cases":  {"."},
 	"access/users":  {".", "schemas", "signing"},
+	"access/hrfeed": {".", "access/users"},
 
 	"adapters":               {".", "schemas"},
 	"adapters/adaptertest":   {".", "adapters", "schemas"},
@@ -81,7 +82,7 @@ var importRules = map[string][]string{
 	"config":                     {"access/cases"},
 	"operator/notify":            {"."},
 	"operator/notify/notifytest": {},
-	"config/check":               {".", "access/cases", "access/rights", "adapters/adapterconfig", "config", "operator/incidents", "operator/maintenance", "operator/notify", "routing/msgauth", "routing/routes", "schemas", "signing"},
+	"config/check":               {".", "access/cases", "access/hrfeed", "access/rights", "adapters/adapterconfig", "config", "operator/incidents", "operator/maintenance", "operator/notify", "routing/msgauth", "routing/routes", "schemas", "signing"},
 
 	"internal/reqlog":     {},
 	"internal/ratelimit":  {},

@@ -29,9 +29,20 @@ type User struct {
 	ERDRCode     string // the organisation's code in ЕРДР
 	Department   string
 	Position     string
+	// The contact data of App. 5, each its own field so that each can be required and checked
+	// (§43): the SMS code of §18 goes to MobilePhone, the notices to Email.
+	WorkPhone   string
+	MobilePhone string
+	Email       string
+	WorkAddress string
+	// Contacts is the one free-text contacts field of registries made before the App. 5 fields
+	// were separate: kept as it was (legacy), never required, never written by a new application.
 	Contacts     string
 	Role         int  // a row of Appendix 1
 	ReportsRight bool // access to the "Reports" function (§10)
+	// SanctionRight is access to the "Санкционирование" function, which App. 5 offers beside
+	// "Отчеты" to the staff of the prosecutor's office.
+	SanctionRight bool
 	// OperatorRight is access to the operator's dashboard: service state, incidents, the
 	// dead-letter queue and maintenance windows (§36, 39–42).
 	OperatorRight bool
@@ -211,7 +222,18 @@ type SubmittedApplication struct {
 	RefusalReason string
 	Refusal       []byte
 	RefusalSigner string
+	// Form is the App. 5 document signed by the head of the applicant's organisation (users
+	// application-form, §12), verified against the trusted roots when submitted; FormSignerIIN and
+	// FormSigner are the IIN and subject of its signing certificate. An application the operator
+	// entered himself has no Form: Signed reports which.
+	Form          []byte
+	FormSignerIIN string
+	FormSigner    string
 }
+
+// Signed reports whether the application was submitted as an App. 5 document signed by the
+// head of the organisation, rather than entered by the operator.
+func (s SubmittedApplication) Signed() bool { return len(s.Form) > 0 }
 
 // Overdue reports whether the application waits past its deadline at now.
 func (s SubmittedApplication) Overdue(now time.Time) bool {

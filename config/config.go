@@ -51,6 +51,7 @@ type Broker struct {
 	Reports              Reports       `mapstructure:"reports"`
 	Notify               Notify        `mapstructure:"notify"`
 	Users                Users         `mapstructure:"users"`
+	HR                   HR            `mapstructure:"hr"`
 	Operator             Operator      `mapstructure:"operator"`
 	Debug                Debug         `mapstructure:"debug"`
 	// Dev lets serve fall back to the development PKI in DATA/pki (created on first start) when
@@ -439,6 +440,16 @@ type Users struct {
 	ConsentTemplate string `mapstructure:"consent_template"`
 }
 
+// HR is the automatic notice of §15 from the HR systems of the bodies (package access/hrfeed):
+// feeds of moves and dismissals dropped in a folder, or POSTed to /hr/feed, each authenticated
+// by the HMAC key the operator shares with its HR system. Off while keys_file is not set.
+type HR struct {
+	KeysFile string        `mapstructure:"keys_file"` // YAML "systems: {NAME: HEXKEY}", readable by the broker alone
+	Dir      string        `mapstructure:"dir"`       // the folder the feeds are dropped in; none: no folder
+	Poll     time.Duration `mapstructure:"poll"`      // how often the folder is read
+	HTTP     bool          `mapstructure:"http"`      // serve POST /hr/feed on the broker's listener
+}
+
 // Notify is the delivery of the broker's notices (§45: a user blocked for a violation; package
 // operator/notify): who gets them, and the mail server they go through. Without a recipients
 // file no notice is written; without an SMTP server e-mail notices wait in the outbox.
@@ -520,6 +531,7 @@ func Defaults() Broker {
 		Reports:  Reports{ExportRoles: []int{1}, OversightRoles: []int{}, IndexEvery: 5 * time.Second},
 		Notify:   Notify{Interval: 10 * time.Second},
 		Users:    Users{DecisionDeadline: 24 * time.Hour, ConsentTemplate: "configs/consent.tmpl"},
+		HR:       HR{Poll: 200 * time.Millisecond},
 		Operator: Operator{Listen: DefaultOperatorListen},
 		Cases:    cases.DefaultConfig(),
 	}
@@ -688,6 +700,10 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("reports.index_every", d.Reports.IndexEvery)
 	v.SetDefault("users.decision_deadline", d.Users.DecisionDeadline)
 	v.SetDefault("users.consent_template", d.Users.ConsentTemplate)
+	v.SetDefault("hr.keys_file", d.HR.KeysFile)
+	v.SetDefault("hr.dir", d.HR.Dir)
+	v.SetDefault("hr.poll", d.HR.Poll)
+	v.SetDefault("hr.http", d.HR.HTTP)
 	v.SetDefault("notify.recipients_file", d.Notify.RecipientsFile)
 	v.SetDefault("notify.interval", d.Notify.Interval)
 	v.SetDefault("notify.smtp.addr", d.Notify.SMTP.Addr)
@@ -795,6 +811,12 @@ func (c Broker) Validate() error {
 	}
 	if c.Users.DecisionDeadline <= 0 {
 		errs = append(errs, fmt.Errorf("users.decision_deadline: %s must be positive (§13: a day)", c.Users.DecisionDeadline))
+	}
+	if (c.HR.Dir != "" || c.HR.HTTP) && c.HR.KeysFile == "" {
+		errs = append(errs, errors.New("hr.dir and hr.http need hr.keys_file: every HR feed is authenticated by its system's key"))
+	}
+	if c.HR.Poll <= 0 {
+		errs = append(errs, fmt.Errorf("hr.poll: %s must be positive", c.HR.Poll))
 	}
 	if c.Notify.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("notify.interval: %s must be positive", c.Notify.Interval))

@@ -258,7 +258,22 @@ func (s *DB) migrate(ctx context.Context) error {
 	if err := s.migrateNumbered(ctx); err != nil {
 		return err
 	}
-	return s.addColumnIfMissing(ctx, "users", operatorRightColumn)
+	if err := s.addColumnIfMissing(ctx, "users", operatorRightColumn); err != nil {
+		return err
+	}
+	if err := s.addAppendix5Columns(ctx); err != nil {
+		return err
+	}
+	// Outside the numbered migrations, as the columns above: it depends on no other change's order.
+	if _, err := s.db.ExecContext(ctx, migrationHRFeeds); err != nil {
+		return fmt.Errorf("create hr_feeds: %w", err)
+	}
+	for _, def := range submittedFormColumns {
+		if err := s.addColumnIfMissing(ctx, "submitted_applications", def); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // migrateNumbered runs the migrations the database has not had yet.

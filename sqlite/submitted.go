@@ -38,8 +38,17 @@ const migrationSubmitted = `CREATE TABLE submitted_applications (
 	WHEN OLD.status <> 'pending'
 	BEGIN SELECT RAISE(ABORT, 'a decided application is never changed'); END;`
 
+// submittedFormColumns keep the App. 5 document signed by the organisation's head with which an
+// application was submitted, and its signer's IIN and subject; NULL for one the operator entered.
+// Added by Open where missing, so existing applications read as unsigned, which they were.
+var submittedFormColumns = []string{
+	`form BLOB`,
+	`form_signer_iin TEXT NOT NULL DEFAULT ''`,
+	`form_signer TEXT NOT NULL DEFAULT ''`,
+}
+
 const submittedColumns = `id, kind, iin, reason, user_json, submitted_ns, submitted_by, deadline_ns, status, decided_ns, decided_by,
-	refusal_reason, refusal, refusal_signer`
+	refusal_reason, refusal, refusal_signer, form, form_signer_iin, form_signer`
 
 func scanSubmitted(row rowScanner) (siobroker.SubmittedApplication, error) {
 	var s siobroker.SubmittedApplication
@@ -47,7 +56,7 @@ func scanSubmitted(row rowScanner) (siobroker.SubmittedApplication, error) {
 	var submitted, deadline int64
 	var decided sql.NullInt64
 	if err := row.Scan(&s.ID, &kind, &s.Application.IIN, &s.Application.Reason, &userText, &submitted, &s.Application.By, &deadline,
-		&s.Status, &decided, &s.DecidedBy, &s.RefusalReason, &s.Refusal, &s.RefusalSigner); err != nil {
+		&s.Status, &decided, &s.DecidedBy, &s.RefusalReason, &s.Refusal, &s.RefusalSigner, &s.Form, &s.FormSignerIIN, &s.FormSigner); err != nil {
 		return s, err
 	}
 	s.Application.Kind = siobroker.ApplicationKind(kind)
@@ -72,6 +81,13 @@ func (s *DB) SubmitApplication(ctx context.Context, sa siobroker.SubmittedApplic
 	if a.At.IsZero() || sa.Deadline.IsZero() || a.IIN == "" || a.By == "" {
 		return 0, errors.New("submit application: its time, deadline, IIN and submitter are required")
 	}
+	if sa.Signed() && sa.FormSignerIIN == "" {
+		return 0, errors.New("submit application: a signed form names its signer")
+	}
+	var form any // NULL: entered by the operator, unsigned
+	if sa.Signed() {
+		form = sa.Form
+	}
 	js, err := json.Marshal(toUserJSON(a.User))
 	if err != nil {
 		return 0, fmt.Errorf("encode application: %w", err)
@@ -79,8 +95,8 @@ func (s *DB) SubmitApplication(ctx context.Context, sa siobroker.SubmittedApplic
 	var id int64
 	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO submitted_applications(kind, iin, reason, user_json, submitted_ns, submitted_by,
-				deadline_ns, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')`,
-			string(a.Kind), a.IIN, a.Reason, string(js), a.At.UnixNano(), a.By, sa.Deadline.UnixNano())
+				deadline_ns, status, form, form_signer_iin, form_signer) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+			string(a.Kind), a.IIN, a.Reason, string(js), a.At.UnixNano(), a.By, sa.Deadline.UnixNano(), form, sa.FormSignerIIN, sa.FormSigner)
 		if err != nil {
 			return fmt.Errorf("submit application %s %s: %w", a.Kind, a.IIN, err)
 		}

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sio-pso/siobroker"
 )
@@ -74,12 +77,92 @@ type Refusal struct {
 }
 
 const userColumns = `iin, full_name, organisation, erdr_code, department, position, contacts, role,
-	reports_right, operator_right, status, consent_ns, last_request_ns, registered_ns`
+	reports_right, operator_right, status, consent_ns, last_request_ns, registered_ns,
+	work_phone, mobile_phone, email, work_address, sanction_right`
 
 // operatorRightColumn is added to users by Open when it is missing, in databases created before
 // the operator's dashboard as well as new ones: a column added outside the numbered migrations
 // does not depend on the order in which other changes append theirs.
 const operatorRightColumn = `operator_right INTEGER NOT NULL DEFAULT 0 CHECK (operator_right IN (0, 1))`
+
+// appendix5Columns are the fields of App. 5 that registries made before had in one free-text
+// contacts column, and the "Санкционирование" right; Open adds them where they are missing, as
+// operator_right. The old contacts column stays as it was (siobroker.User.Contacts, legacy).
+var appendix5Columns = []string{
+	`work_phone TEXT NOT NULL DEFAULT ''`,
+	`mobile_phone TEXT NOT NULL DEFAULT ''`,
+	`email TEXT NOT NULL DEFAULT ''`,
+	`work_address TEXT NOT NULL DEFAULT ''`,
+	`sanction_right INTEGER NOT NULL DEFAULT 0 CHECK (sanction_right IN (0, 1))`,
+}
+
+// addAppendix5Columns adds the App. 5 columns to users where they are missing, and fills the new
+// e-mail column from the legacy contacts text of a user whose text holds exactly one e-mail
+// address: that much is unambiguous. Phones are not parsed (a number does not say whether it is
+// the work or the mobile one) and an address cannot be told from the rest: the legacy text is
+// kept, shown by users show, and a move with the separate fields completes the user (§43).
+func (s *DB) addAppendix5Columns(ctx context.Context) error {
+	var had int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('users') WHERE name = 'email'`).Scan(&had); err != nil {
+		return fmt.Errorf("read the columns of users: %w", err)
+	}
+	for _, def := range appendix5Columns {
+		if err := s.addColumnIfMissing(ctx, "users", def); err != nil {
+			return err
+		}
+	}
+	if had > 0 {
+		return nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT iin, contacts FROM users WHERE contacts <> ''`)
+	if err != nil {
+		return fmt.Errorf("read the legacy contacts: %w", err)
+	}
+	found := make(map[string]string)
+	for rows.Next() {
+		var iin, contacts string
+		if err := rows.Scan(&iin, &contacts); err != nil {
+			rows.Close()
+			return fmt.Errorf("read the legacy contacts: %w", err)
+		}
+		if e := legacyEmail(contacts); e != "" {
+			found[iin] = e
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the legacy contacts: %w", err)
+	}
+	for iin, e := range found {
+		if _, err := s.db.ExecContext(ctx, `UPDATE users SET email = ? WHERE iin = ? AND email = ''`, e, iin); err != nil {
+			return fmt.Errorf("move the e-mail of %s out of contacts: %w", iin, err)
+		}
+	}
+	return nil
+}
+
+// legacyEmail is the one e-mail address in a legacy contacts text; "" when there is none or more
+// than one, which a person must sort out.
+func legacyEmail(contacts string) string {
+	found := ""
+	for _, word := range strings.FieldsFunc(contacts, func(r rune) bool {
+		return unicode.IsSpace(r) || r == ',' || r == ';' || r == '<' || r == '>'
+	}) {
+		word = strings.TrimSuffix(word, ".")
+		if _, w, ok := strings.Cut(word, ":"); ok {
+			word = w // "e-mail:a@b.kz"
+		}
+		a, err := mail.ParseAddress(word)
+		if err != nil || a.Address != word || !strings.Contains(word[strings.IndexByte(word, '@'):], ".") {
+			continue
+		}
+		if found != "" && found != word {
+			return ""
+		}
+		found = word
+	}
+	return found
+}
 
 // ApplyApplication applies a to the registry in one transaction: it reads the user, computes
 // a.Apply, writes the new state and appends the application to the history. Concurrent
@@ -149,7 +232,7 @@ func (s *DB) ApplyApplicationIf(ctx context.Context, a siobroker.Application, ch
 }
 
 func upsertUser(ctx context.Context, tx *sql.Tx, u siobroker.User) error {
-	reports, operator := boolColumn(u.ReportsRight), boolColumn(u.OperatorRight)
+	reports, operator, sanction := boolColumn(u.ReportsRight), boolColumn(u.OperatorRight), boolColumn(u.SanctionRight)
 	consentAt, consentNS := timeColumns(u.ConsentAt)
 	lastAt, lastNS := timeColumns(u.LastRequest)
 	regAt, regNS := timeColumns(u.RegisteredAt)
@@ -158,17 +241,20 @@ func upsertUser(ctx context.Context, tx *sql.Tx, u siobroker.User) error {
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO users(iin, full_name, organisation, erdr_code, department, position,
 			contacts, role, reports_right, operator_right, status, consent_at, consent_ns, last_request_at, last_request_ns,
-			registered_at, registered_ns)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			registered_at, registered_ns, work_phone, mobile_phone, email, work_address, sanction_right)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(iin) DO UPDATE SET full_name = excluded.full_name, organisation = excluded.organisation,
 			erdr_code = excluded.erdr_code, department = excluded.department, position = excluded.position,
 			contacts = excluded.contacts, role = excluded.role, reports_right = excluded.reports_right,
 			operator_right = excluded.operator_right,
 			status = excluded.status, consent_at = excluded.consent_at, consent_ns = excluded.consent_ns,
 			last_request_at = excluded.last_request_at, last_request_ns = excluded.last_request_ns,
-			registered_at = excluded.registered_at, registered_ns = excluded.registered_ns`,
+			registered_at = excluded.registered_at, registered_ns = excluded.registered_ns,
+			work_phone = excluded.work_phone, mobile_phone = excluded.mobile_phone, email = excluded.email,
+			work_address = excluded.work_address, sanction_right = excluded.sanction_right`,
 		u.IIN, u.FullName, u.Organisation, u.ERDRCode, u.Department, u.Position, u.Contacts, u.Role, reports, operator,
-		string(u.Status), consentAt, consentNS, lastAt, lastNS, regAt, regNS)
+		string(u.Status), consentAt, consentNS, lastAt, lastNS, regAt, regNS,
+		u.WorkPhone, u.MobilePhone, u.Email, u.WorkAddress, sanction)
 	if err != nil {
 		return fmt.Errorf("write user %s: %w", u.IIN, err)
 	}
@@ -216,11 +302,12 @@ type rowScanner interface {
 
 // scanUser reads one row of userColumns; exists is false when there is no row.
 func scanUser(row rowScanner) (u siobroker.User, exists bool, err error) {
-	var reports, operator int
+	var reports, operator, sanction int
 	var status string
 	var consent, last, reg sql.NullInt64
 	err = row.Scan(&u.IIN, &u.FullName, &u.Organisation, &u.ERDRCode, &u.Department, &u.Position, &u.Contacts,
-		&u.Role, &reports, &operator, &status, &consent, &last, &reg)
+		&u.Role, &reports, &operator, &status, &consent, &last, &reg,
+		&u.WorkPhone, &u.MobilePhone, &u.Email, &u.WorkAddress, &sanction)
 	if errors.Is(err, sql.ErrNoRows) {
 		return siobroker.User{}, false, nil
 	}
@@ -229,6 +316,7 @@ func scanUser(row rowScanner) (u siobroker.User, exists bool, err error) {
 	}
 	u.ReportsRight = reports == 1
 	u.OperatorRight = operator == 1
+	u.SanctionRight = sanction == 1
 	u.Status = siobroker.UserStatus(status)
 	u.ConsentAt, u.LastRequest, u.RegisteredAt = fromNS(consent), fromNS(last), fromNS(reg)
 	return u, true, nil
@@ -381,9 +469,14 @@ type userJSON struct {
 	ERDRCode      string `json:"erdr_code,omitempty"`
 	Department    string `json:"department,omitempty"`
 	Position      string `json:"position,omitempty"`
-	Contacts      string `json:"contacts,omitempty"`
+	WorkPhone     string `json:"work_phone,omitempty"`
+	MobilePhone   string `json:"mobile_phone,omitempty"`
+	Email         string `json:"email,omitempty"`
+	WorkAddress   string `json:"work_address,omitempty"`
+	Contacts      string `json:"contacts,omitempty"` // legacy: the one text of the applications before the fields above
 	Role          int    `json:"role,omitempty"`
 	ReportsRight  bool   `json:"reports_right,omitempty"`
+	SanctionRight bool   `json:"sanction_right,omitempty"`
 	OperatorRight bool   `json:"operator_right,omitempty"`
 	Status        string `json:"status,omitempty"`
 	ConsentAt     string `json:"consent_at,omitempty"`
@@ -413,7 +506,8 @@ func toUserJSON(u siobroker.User) userJSON {
 	return userJSON{
 		IIN: u.IIN, FullName: u.FullName, Organisation: u.Organisation, ERDRCode: u.ERDRCode,
 		Department: u.Department, Position: u.Position, Contacts: u.Contacts, Role: u.Role,
-		ReportsRight: u.ReportsRight, OperatorRight: u.OperatorRight, Status: string(u.Status),
+		WorkPhone: u.WorkPhone, MobilePhone: u.MobilePhone, Email: u.Email, WorkAddress: u.WorkAddress,
+		ReportsRight: u.ReportsRight, SanctionRight: u.SanctionRight, OperatorRight: u.OperatorRight, Status: string(u.Status),
 		ConsentAt: jsonTime(u.ConsentAt), LastRequest: jsonTime(u.LastRequest), RegisteredAt: jsonTime(u.RegisteredAt),
 	}
 }
@@ -422,7 +516,8 @@ func (j userJSON) user() (siobroker.User, error) {
 	u := siobroker.User{
 		IIN: j.IIN, FullName: j.FullName, Organisation: j.Organisation, ERDRCode: j.ERDRCode,
 		Department: j.Department, Position: j.Position, Contacts: j.Contacts, Role: j.Role,
-		ReportsRight: j.ReportsRight, OperatorRight: j.OperatorRight, Status: siobroker.UserStatus(j.Status),
+		WorkPhone: j.WorkPhone, MobilePhone: j.MobilePhone, Email: j.Email, WorkAddress: j.WorkAddress,
+		ReportsRight: j.ReportsRight, SanctionRight: j.SanctionRight, OperatorRight: j.OperatorRight, Status: siobroker.UserStatus(j.Status),
 	}
 	var err error
 	if u.ConsentAt, err = parseJSONTime(j.ConsentAt); err != nil {

@@ -377,3 +377,72 @@ func openDir(t *testing.T, dir string) *DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// TestAppendix5FieldsAddedToAnOldStore: a store whose users have one free-text contacts field
+// (before the separate fields of App. 5) gets the work phone, mobile phone, e-mail, work address
+// and "Санкционирование" columns when it is opened; the old text is kept whole, and the e-mail is
+// moved out of it where the text holds exactly one address. Submitted applications of before
+// read as unsigned.
+func TestAppendix5FieldsAddedToAnOldStore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	one, two, none := testIIN(t, "75031230045"), testIIN(t, "80010130011"), testIIN(t, "90020240012")
+	contacts := map[string]string{
+		one:  "раб. 8 (7172) 71-00-00, моб. +7 701 000 00 00, e-mail:ivanov@prokuratura.kz, ул. Бейбитшилик 41",
+		two:  "petrov@mvd.kz; petrov.private@mail.kz",
+		none: "тел. 71-00-00",
+	}
+	raw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "broker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &DB{db: raw}
+	if err := old.migrateNumbered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for iin, c := range contacts {
+		if _, err := raw.ExecContext(ctx, `INSERT INTO users(iin, full_name, organisation, erdr_code, department, position, contacts,
+				role, reports_right, status, registered_at, registered_ns) VALUES (?, 'ИВАНОВ ИВАН', 'Прокуратура', '', '', '', ?, 1, 1, 'active', ?, ?)`,
+			iin, c, siobroker.FormatTime(t0), t0.UnixNano()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := raw.ExecContext(ctx, `INSERT INTO submitted_applications(kind, iin, reason, user_json, submitted_ns, submitted_by,
+			deadline_ns, status) VALUES ('move', ?, 'перевод', '{}', ?, 'operator', ?, 'pending')`, one, t0.UnixNano(), t0.Add(24*time.Hour).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	db := openDir(t, dir)
+	want := map[string]string{one: "ivanov@prokuratura.kz", two: "", none: ""}
+	for iin, email := range want {
+		u, ok, err := db.User(ctx, iin)
+		if err != nil || !ok {
+			t.Fatalf("User(%s) = %v, %v", iin, ok, err)
+		}
+		if u.Contacts != contacts[iin] || u.Email != email || u.WorkPhone != "" || u.SanctionRight {
+			t.Fatalf("user %s after the upgrade: contacts %q email %q phone %q sanction %v; want the old text kept and email %q",
+				iin, u.Contacts, u.Email, u.WorkPhone, u.SanctionRight, email)
+		}
+	}
+	sas, err := db.SubmittedApplications(ctx, false)
+	if err != nil || len(sas) != 1 || sas[0].Signed() {
+		t.Fatalf("the application of before: %+v, %v", sas, err)
+	}
+	// A move completing the fields is kept; the legacy text stays beside them.
+	u, _, _ := db.User(ctx, one)
+	u.WorkPhone, u.MobilePhone, u.WorkAddress, u.SanctionRight = "+7 7172 710000", "+7 701 0000000", "г. Астана", true
+	if _, err := db.ApplyApplication(ctx, siobroker.Application{Kind: siobroker.ApplyMove, IIN: one, Reason: "App. 5",
+		At: t0.Add(time.Minute), By: "test", User: u}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openDir(t, dir) // opening again adds nothing twice and parses nothing again
+	if got, _, err := db.User(ctx, one); err != nil || got.MobilePhone != "+7 701 0000000" || !got.SanctionRight || got.Contacts != contacts[one] {
+		t.Fatalf("after the move and a reopen: %+v, %v", got, err)
+	}
+	apps, err := db.Applications(ctx, one)
+	if err != nil || len(apps) != 1 || apps[0].User.WorkAddress != "г. Астана" || !apps[0].User.SanctionRight {
+		t.Fatalf("the move's recorded fields: %+v, %v", apps, err)
+	}
+}

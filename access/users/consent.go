@@ -86,33 +86,9 @@ func (c *ConsentTemplate) ConsentForm(u siobroker.User, city string, on time.Tim
 // exactly the App. 6 text of this template for u as registered, dated no later than today. It
 // returns what is to be recorded.
 func (c *ConsentTemplate) CheckConsent(ctx context.Context, raw []byte, u siobroker.User, trust *signing.TrustStore, now time.Time) (siobroker.Consent, error) {
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(raw); err != nil {
-		return siobroker.Consent{}, fmt.Errorf("the consent is not XML: %w", err)
-	}
-	root := doc.Root()
-	if root == nil || root.Tag != "consent" || root.NamespaceURI() != schemas.NSQuery {
-		return siobroker.Consent{}, errors.New("the document is not a q:consent")
-	}
-	sigs, err := signing.VerifyDocument(ctx, doc, signing.DocumentOptions{Trust: trust, At: now})
+	root, sig, err := verifySingleSigned(ctx, raw, "consent", "the user's", trust, now)
 	if err != nil {
-		return siobroker.Consent{}, fmt.Errorf("the consent's signature: %w", err)
-	}
-	if len(sigs) != 1 {
-		return siobroker.Consent{}, fmt.Errorf("the consent carries %d signatures; the user's alone is wanted", len(sigs))
-	}
-	sig := sigs[0]
-	if sig.Err != nil {
-		return siobroker.Consent{}, fmt.Errorf("the consent's signature does not verify: %w", sig.Err)
-	}
-	covered := false
-	for _, r := range sig.References {
-		if r.URI == "" || r.URI == "#"+root.SelectAttrValue("Id", "\x00") {
-			covered = true
-		}
-	}
-	if !covered {
-		return siobroker.Consent{}, errors.New("the signature does not cover the whole consent")
+		return siobroker.Consent{}, err
 	}
 	signerIIN, err := signing.SubjectIIN(sig.Certificate)
 	if err != nil || signerIIN != u.IIN {
@@ -179,4 +155,36 @@ func (r *Registry) RecordConsent(ctx context.Context, store ConsentStore, tmpl *
 	c.RecordedAt, c.RecordedBy = now, by
 	r.logger.InfoContext(ctx, "signed consent recorded (§17)", "iin", iin, "signed_on", c.SignedOn.Format(consentDateLayout), "sha256", c.SHA256)
 	return c, nil
+}
+
+// verifySingleSigned verifies raw, a q:<tag> document that carries one enveloped signature, by
+// whose (for the messages), over the whole root, valid under trust at now, as Kalkan and
+// NCALayer sign a document: the consent of §17, the application of §12. It returns the root and
+// that signature.
+func verifySingleSigned(ctx context.Context, raw []byte, tag, whose string, trust *signing.TrustStore, now time.Time) (*etree.Element, signing.DocumentSignature, error) {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		return nil, signing.DocumentSignature{}, fmt.Errorf("the %s is not XML: %w", tag, err)
+	}
+	root := doc.Root()
+	if root == nil || root.Tag != tag || root.NamespaceURI() != schemas.NSQuery {
+		return nil, signing.DocumentSignature{}, fmt.Errorf("the document is not a q:%s", tag)
+	}
+	sigs, err := signing.VerifyDocument(ctx, doc, signing.DocumentOptions{Trust: trust, At: now})
+	if err != nil {
+		return nil, signing.DocumentSignature{}, fmt.Errorf("the %s's signature: %w", tag, err)
+	}
+	if len(sigs) != 1 {
+		return nil, signing.DocumentSignature{}, fmt.Errorf("the %s carries %d signatures; %s alone is wanted", tag, len(sigs), whose)
+	}
+	sig := sigs[0]
+	if sig.Err != nil {
+		return nil, signing.DocumentSignature{}, fmt.Errorf("the %s's signature does not verify: %w", tag, sig.Err)
+	}
+	for _, r := range sig.References {
+		if r.URI == "" || r.URI == "#"+root.SelectAttrValue("Id", "\x00") {
+			return root, sig, nil
+		}
+	}
+	return nil, signing.DocumentSignature{}, fmt.Errorf("the signature does not cover the whole %s", tag)
 }

@@ -21,6 +21,7 @@ import (
 var ImportColumns = []string{
 	"iin", "full_name", "organisation", "erdr_code", "department", "position", "contacts",
 	"role", "reports_right", "consent_at", "operator_right",
+	"work_phone", "mobile_phone", "email", "work_address", "sanction_right",
 }
 
 // requiredColumns must be present in a CSV header.
@@ -31,13 +32,16 @@ type importRow struct {
 	where                     string // "line 3" or "item 2 (line 7)"
 	iin, fullName, org        string
 	erdr, dept, pos, contacts string
+	workPhone, mobile, email  string
+	workAddress               string
 	consentAt                 string
 	// CSV gives role and the rights as text; YAML has decoded them already (typed is true).
-	role, reports, operator string
-	typed                   bool
-	roleInt                 int
-	reportsBool             bool
-	operatorBool            bool
+	role, reports, operator, sanction string
+	typed                             bool
+	roleInt                           int
+	reportsBool                       bool
+	operatorBool                      bool
+	sanctionBool                      bool
 }
 
 // ParseImport reads an import file in format "csv" or "yaml" and returns one register
@@ -119,6 +123,13 @@ func (row importRow) application() (siobroker.Application, error) {
 			errs = append(errs, fmt.Errorf("operator_right: %w", err))
 		}
 	}
+	sanction := row.sanctionBool
+	if !row.typed {
+		var err error
+		if sanction, err = parseBool(row.sanction); err != nil {
+			errs = append(errs, fmt.Errorf("sanction_right: %w", err))
+		}
+	}
 	var consent time.Time
 	if row.consentAt != "" {
 		t, err := time.Parse(time.RFC3339, row.consentAt)
@@ -137,7 +148,8 @@ func (row importRow) application() (siobroker.Application, error) {
 		User: siobroker.User{
 			IIN: row.iin, FullName: row.fullName, Organisation: row.org, ERDRCode: row.erdr,
 			Department: row.dept, Position: row.pos, Contacts: row.contacts,
-			Role: role, ReportsRight: reports, OperatorRight: operator, ConsentAt: consent,
+			WorkPhone: row.workPhone, MobilePhone: row.mobile, Email: row.email, WorkAddress: row.workAddress,
+			Role: role, ReportsRight: reports, OperatorRight: operator, SanctionRight: sanction, ConsentAt: consent,
 		},
 	}, nil
 }
@@ -221,6 +233,8 @@ func readCSV(r io.Reader) (rows []importRow, rowErrs []error, err error) {
 			erdr: get(rec, "erdr_code"), dept: get(rec, "department"), pos: get(rec, "position"),
 			contacts: get(rec, "contacts"), role: get(rec, "role"), reports: get(rec, "reports_right"),
 			consentAt: get(rec, "consent_at"), operator: get(rec, "operator_right"),
+			workPhone: get(rec, "work_phone"), mobile: get(rec, "mobile_phone"), email: get(rec, "email"),
+			workAddress: get(rec, "work_address"), sanction: get(rec, "sanction_right"),
 		})
 	}
 	return rows, rowErrs, nil
@@ -240,6 +254,12 @@ type yamlUser struct {
 	ConsentAt    string `yaml:"consent_at"`
 	// OperatorRight is optional: files written before the dashboard have no such key.
 	OperatorRight bool `yaml:"operator_right"`
+	// The App. 5 fields, optional for files written before them (see Registry.Import).
+	WorkPhone     string `yaml:"work_phone"`
+	MobilePhone   string `yaml:"mobile_phone"`
+	Email         string `yaml:"email"`
+	WorkAddress   string `yaml:"work_address"`
+	SanctionRight bool   `yaml:"sanction_right"`
 }
 
 func readYAML(r io.Reader) (rows []importRow, rowErrs []error, err error) {
@@ -287,7 +307,9 @@ func readYAML(r io.Reader) (rows []importRow, rowErrs []error, err error) {
 			iin:   strings.TrimSpace(u.IIN), fullName: strings.TrimSpace(u.FullName), org: strings.TrimSpace(u.Organisation),
 			erdr: strings.TrimSpace(u.ERDRCode), dept: strings.TrimSpace(u.Department), pos: strings.TrimSpace(u.Position),
 			contacts: strings.TrimSpace(u.Contacts), consentAt: strings.TrimSpace(u.ConsentAt),
-			typed: true, roleInt: u.Role, reportsBool: u.ReportsRight, operatorBool: u.OperatorRight,
+			workPhone: strings.TrimSpace(u.WorkPhone), mobile: strings.TrimSpace(u.MobilePhone), email: strings.TrimSpace(u.Email),
+			workAddress: strings.TrimSpace(u.WorkAddress),
+			typed:       true, roleInt: u.Role, reportsBool: u.ReportsRight, operatorBool: u.OperatorRight, sanctionBool: u.SanctionRight,
 		})
 	}
 	return rows, rowErrs, nil
@@ -341,6 +363,19 @@ func (r *Registry) importOne(ctx context.Context, a siobroker.Application, by st
 		res.Err = err
 		return res
 	}
+	if exists {
+		// A file of before the App. 5 contact fields, or a cell left empty, never blanks what is
+		// registered: an import does not lose contact data.
+		for _, f := range []struct {
+			next *string
+			cur  string
+		}{{&a.User.WorkPhone, cur.WorkPhone},
+			{&a.User.MobilePhone, cur.MobilePhone}, {&a.User.Email, cur.Email}, {&a.User.WorkAddress, cur.WorkAddress}} {
+			if *f.next == "" {
+				*f.next = f.cur
+			}
+		}
+	}
 	switch {
 	case !exists || cur.Status == siobroker.UserDeleted:
 		a.Kind, res.Action = siobroker.ApplyRegister, ImportRegistered
@@ -368,5 +403,7 @@ func sameFields(cur, next siobroker.User) bool {
 	return cur.FullName == next.FullName && cur.Organisation == next.Organisation &&
 		cur.ERDRCode == next.ERDRCode && cur.Department == next.Department && cur.Position == next.Position &&
 		cur.Contacts == next.Contacts && cur.Role == next.Role && cur.ReportsRight == next.ReportsRight &&
-		cur.OperatorRight == next.OperatorRight
+		cur.OperatorRight == next.OperatorRight && cur.SanctionRight == next.SanctionRight &&
+		cur.WorkPhone == next.WorkPhone && cur.MobilePhone == next.MobilePhone && cur.Email == next.Email &&
+		cur.WorkAddress == next.WorkAddress
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/signing"
 )
 
 // SubmittedStore is what the workflow of submitted applications (§12–15) needs of the store; the
@@ -52,22 +53,43 @@ func NewDesk(store SubmittedStore, registry *Registry, deadline time.Duration) (
 	return &Desk{store: store, registry: registry, deadline: deadline}, nil
 }
 
-// Submit records application a, submitted by a.By, as pending until its deadline, after the
-// checks Apply makes (the IIN's check digit, the App. 5 fields of a register or move). A block is
-// approved at once. It returns the application as recorded.
+// Submit records application a, entered by the operator a.By without a signed form, as pending
+// until its deadline; the application is kept marked unsigned (SubmittedApplication.Signed). See
+// submit.
 func (d *Desk) Submit(ctx context.Context, a siobroker.Application) (siobroker.SubmittedApplication, error) {
+	return d.submit(ctx, siobroker.SubmittedApplication{Application: a})
+}
+
+// SubmitSigned records the application carried by raw, an App. 5 document signed by the head of
+// the applicant's organisation (CheckApplicationForm under trust), submitted by by: the signed
+// bytes and the signer's IIN and subject are kept with it.
+func (d *Desk) SubmitSigned(ctx context.Context, raw []byte, trust *signing.TrustStore, by string) (siobroker.SubmittedApplication, error) {
+	sa, err := CheckApplicationForm(ctx, raw, trust, d.registry.clock.Now())
+	if err != nil {
+		return siobroker.SubmittedApplication{}, err
+	}
+	sa.Application.By = by
+	return d.submit(ctx, sa)
+}
+
+// submit records sa's application, submitted by a.By, as pending until its deadline, after the
+// checks Apply makes (the IIN's check digit) and, for a register or move, every field of the
+// App. 5 form (§43: the operator does not register on incomplete data; the error names each
+// field). A block is approved at once. It returns the application as recorded.
+func (d *Desk) submit(ctx context.Context, sa siobroker.SubmittedApplication) (siobroker.SubmittedApplication, error) {
 	now := d.registry.clock.Now()
+	a := sa.Application
 	if a.By == "" {
 		return siobroker.SubmittedApplication{}, errors.New("an application names who submits it")
 	}
-	if err := validateApplication(a); err != nil {
+	if err := validateApplication(a, true); err != nil {
 		return siobroker.SubmittedApplication{}, err
 	}
 	if a.Kind != siobroker.ApplyRegister && a.Reason == "" {
 		return siobroker.SubmittedApplication{}, fmt.Errorf("%s %s: the reason is required (App. 5: the reason of a block or deletion)", a.Kind, a.IIN)
 	}
 	a.At = now
-	sa := siobroker.SubmittedApplication{Application: a, Deadline: now.Add(d.deadline), Status: siobroker.SubmittedPending}
+	sa.Application, sa.Deadline, sa.Status = a, now.Add(d.deadline), siobroker.SubmittedPending
 	id, err := d.store.SubmitApplication(ctx, sa)
 	if err != nil {
 		return sa, err
@@ -79,7 +101,8 @@ func (d *Desk) Submit(ctx context.Context, a siobroker.Application) (siobroker.S
 		}
 		sa.Status, sa.DecidedBy, sa.DecidedAt = siobroker.SubmittedApproved, ImmediateBy, now
 	}
-	d.registry.logger.InfoContext(ctx, "application submitted", "id", id, "kind", string(a.Kind), "iin", a.IIN, "by", a.By, "status", sa.Status)
+	d.registry.logger.InfoContext(ctx, "application submitted", "id", id, "kind", string(a.Kind), "iin", a.IIN, "by", a.By, "status", sa.Status,
+		"signed_by", sa.FormSignerIIN)
 	return sa, nil
 }
 

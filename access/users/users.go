@@ -173,7 +173,7 @@ func (r *Registry) Apply(ctx context.Context, a siobroker.Application) (siobroke
 	if a.At.IsZero() {
 		a.At = r.clock.Now()
 	}
-	if err := validateApplication(a); err != nil {
+	if err := validateApplication(a, false); err != nil {
 		return siobroker.User{}, err
 	}
 	u, err := r.store.ApplyApplication(ctx, a)
@@ -185,32 +185,18 @@ func (r *Registry) Apply(ctx context.Context, a siobroker.Application) (siobroke
 }
 
 // validateApplication makes the checks of every application: the IIN's check digit, and the
-// App. 5 fields of a register or move.
-func validateApplication(a siobroker.Application) error {
+// App. 5 fields of a register or move; complete asks for every field of the form (§43), as a
+// submitted application carries them.
+func validateApplication(a siobroker.Application, complete bool) error {
 	if err := siobroker.ValidateIIN(a.IIN); err != nil {
-		return fmt.Errorf("%s: IIN %q: %w", a.Kind, a.IIN, err)
+		return fmt.Errorf("%s: %w", a.Kind, fieldErr(FieldIIN, "%q: %v", a.IIN, err))
 	}
 	if a.Kind == siobroker.ApplyRegister || a.Kind == siobroker.ApplyMove {
-		if err := validateFields(a.User); err != nil {
+		if err := checkFields(a.User, complete); err != nil {
 			return fmt.Errorf("%s %s: %w", a.Kind, a.IIN, err)
 		}
 	}
 	return nil
-}
-
-// validateFields checks the fields of Appendix 5 that a register or move application carries.
-func validateFields(u siobroker.User) error {
-	var errs []error
-	if u.FullName == "" {
-		errs = append(errs, errors.New("full_name is required"))
-	}
-	if u.Organisation == "" {
-		errs = append(errs, errors.New("organisation is required"))
-	}
-	if u.Role < 1 || u.Role > MaxRole {
-		errs = append(errs, fmt.Errorf("role must be 1..%d (Appendix 1), got %d", MaxRole, u.Role))
-	}
-	return errors.Join(errs...)
 }
 
 // RegisterMissing applies the register applications apps whose user is not registered yet, and

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/access/hrfeed"
 	"github.com/sio-pso/siobroker/adapters/adapterconfig"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/operator/incidents"
@@ -96,6 +97,28 @@ func (c *checker) checkBroker(d *doc) {
 	c.checkCredentials(d, cfg)
 	info.keys = c.checkBrokerMessageKeys(d, cfg)
 	c.checkNotify(d, cfg)
+	c.checkHR(d, cfg)
+}
+
+// checkHR reads the HR systems' keys and the feed's folder as the broker does at start: a key
+// that does not load would otherwise stop the broker, and a folder everyone may write is refused.
+func (c *checker) checkHR(d *doc, cfg config.Broker) {
+	at := func(key string) int { return lineOf(d.root, key, true) }
+	if cfg.HR.KeysFile != "" {
+		if _, err := hrfeed.LoadSystems(cfg.HR.KeysFile); err != nil {
+			c.errorf(d.Path, at("hr.keys_file"), "correct the file (systems: {NAME: HEXKEY}, chmod 600), or the path", "hr.keys_file: %v", err)
+		}
+	}
+	if cfg.HR.Dir != "" {
+		fi, err := os.Stat(cfg.HR.Dir)
+		switch {
+		case err != nil:
+			c.errorf(d.Path, at("hr.dir"), "create the folder, or correct the path", "hr.dir: %v", err)
+		case !fi.IsDir() || fi.Mode().Perm()&0o002 != 0:
+			c.errorf(d.Path, at("hr.dir"), "make it a folder of the HR system's and the broker's alone (chmod o-w)",
+				"hr.dir: %s is not a folder, or everyone may write it (%s)", cfg.HR.Dir, fi.Mode())
+		}
+	}
 }
 
 // checkNotify checks the recipients file of the notices and the mail server's files: a notice

@@ -714,3 +714,21 @@ func TestNotifyFiles(t *testing.T) {
 	expect(t, r, want{b, lineOf(t, s.broker, "none.pem"), check.Error, "notify.smtp.ca_file", "install the file"})
 	only(t, r, 3)
 }
+
+// TestHRFiles: the HR systems' keys are read as the broker reads them (a key too short, a file
+// others may read), and the feed's folder must exist and not be writable by everyone.
+func TestHRFiles(t *testing.T) {
+	s := newSetup(t)
+	keys := filepath.Join(s.dir, "hr-keys.yaml")
+	write(t, s.dir, "hr-keys.yaml", "systems:\n  mvd-hr: 00ff\n")
+	if err := os.Chmod(keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.broker = edit(t, s.broker, `keys_file: ""`, "keys_file: "+keys)
+	s.broker = edit(t, s.broker, `  dir: ""  `, "  dir: "+filepath.Join(s.dir, "no-such-folder")+"  ")
+	r := s.check(t)
+	b := s.path("broker.yaml")
+	expect(t, r, want{b, lineOf(t, s.broker, "keys_file:"), check.Error, "32 or more bytes", "correct the file"})
+	expect(t, r, want{b, lineOf(t, s.broker, "no-such-folder"), check.Error, "hr.dir", "create the folder"})
+	only(t, r, 2)
+}

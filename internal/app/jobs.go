@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sio-pso/siobroker/access/hrfeed"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/journal/archive"
@@ -72,6 +73,18 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 	}
 	if notifier != nil {
 		b.jobs.Go(func() { notifier.Run(ctx, cfg.Notify.Interval) })
+	}
+	// The HR systems' feeds dropped in hr.dir (§15): a dismissal blocks within a poll of arrival.
+	if cfg.HR.Dir != "" {
+		hr, err := b.hrFeed(p)
+		if err != nil {
+			return err
+		}
+		w, err := hrfeed.NewWatcher(cfg.HR.Dir, hr, cfg.HR.Poll)
+		if err != nil {
+			return err
+		}
+		b.jobs.Go(func() { w.Run(ctx) })
 	}
 	b.hup = make(chan os.Signal, 1)
 	b.jobs.Go(func() { b.live.watch(ctx, b.hup, reloadPoll, cfg.Trust.CRLPoll, logger.With("component", "reload")) })

@@ -159,17 +159,27 @@ func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler
 	if err != nil {
 		return nil, err
 	}
+	mount := map[string]http.Handler{
+		AsyncPath: asyncHandler,
+		// The reports and the dashboard read a POSTed body before its signer is known, as the
+		// SOAP channels do: the same per-address limits hold for them.
+		reports.Path:   limiter.Limit(reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replay.calls), clock),
+		dashboard.Path: limiter.Limit(dashboardHandler, clock),
+		// The schedule of maintenance windows, for participants (§36, 42).
+		publish.FeedPrefix: windows.Handler(),
+	}
+	if cfg.HR.HTTP {
+		hr, err := b.hrFeed(p)
+		if err != nil {
+			return nil, err
+		}
+		// The HR systems' feeds of §15, authenticated by their HMAC keys; the per-address limits
+		// hold for them as for every POST read before its sender is known.
+		mount[HRFeedPath] = limiter.Limit(hr.Handler(), clock)
+	}
 	return httpapi.NewHandler(httpapi.Config{
 		// No /metrics, /readyz or /debug/ here: they are on the operator's listener alone.
-		Mount: map[string]http.Handler{
-			AsyncPath: asyncHandler,
-			// The reports and the dashboard read a POSTed body before its signer is known, as the
-			// SOAP channels do: the same per-address limits hold for them.
-			reports.Path:   limiter.Limit(reportsService.Handler(p.verifier.Verify, p.signer.Sign, limitsOf(cfg), clock, p.replay.calls), clock),
-			dashboard.Path: limiter.Limit(dashboardHandler, clock),
-			// The schedule of maintenance windows, for participants (§36, 42).
-			publish.FeedPrefix: windows.Handler(),
-		},
+		Mount:        mount,
 		Operations:   operations,
 		Endpoint:     cfg.Endpoint,
 		PublicURL:    b.web.publicURL,

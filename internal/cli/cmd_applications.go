@@ -40,6 +40,108 @@ func submitApplication(ctx context.Context, f *operatorFlags, e *brokerEnv, db *
 		return usersExitOK
 	}
 	fmt.Fprintf(f.stdout, "application %d: %s %s submitted; the operator decides by %s (§13)\n", sa.ID, a.Kind, a.IIN, siobroker.FormatTime(sa.Deadline))
+	if !sa.Signed() {
+		fmt.Fprintf(f.stdout, "application %d is the operator's own entry, unsigned: the organisation's application is signed by its head (users application-form, users submit)\n", sa.ID)
+	}
+	return usersExitOK
+}
+
+// usersApplicationForm writes the App. 5 application from the flags: the document the head of
+// the applicant's organisation signs with their EDS (§12), then `users submit --file`. For a
+// move of a registered user the fields not given are the user's as registered.
+func usersApplicationForm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newUsersFlags("application-form", stdout, stderr, false)
+	uf := addUserFieldFlags(f.cmdFlags)
+	out := f.String("out", "", "write the form to FILE (default: stdout)")
+	pos, code, ok := f.parse(args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return f.usageError("one action type is required: register, move, block, unblock or delete (App. 5)")
+	}
+	kind := siobroker.ApplicationKind(pos[0])
+	switch kind {
+	case siobroker.ApplyRegister, siobroker.ApplyMove, siobroker.ApplyBlock, siobroker.ApplyUnblock, siobroker.ApplyDelete:
+	default:
+		return f.usageError("%q is none of the five action types of App. 5: register, move, block, unblock, delete", pos[0])
+	}
+	set := f.set()
+	if !set["iin"] {
+		return f.usageError("--iin is required")
+	}
+	e, code, ok := f.env()
+	if !ok {
+		return code
+	}
+	var u siobroker.User
+	if kind != siobroker.ApplyRegister {
+		// The form of a move, block, unblock or delete names the user as registered.
+		db, err := e.store(ctx)
+		if err != nil {
+			return f.fail(usersExitFailed, "%v", err)
+		}
+		cur, exists, err := db.User(ctx, *uf.iin)
+		db.Close()
+		if err != nil {
+			return f.fail(usersExitFailed, "%v", err)
+		}
+		if !exists {
+			return f.fail(usersExitFailed, "user %s is not registered in the %s", *uf.iin, e.dataDir())
+		}
+		u = cur
+	}
+	uf.apply(&u, set, time.Time{})
+	u.ConsentAt = time.Time{}
+	doc := users.ApplicationForm(siobroker.Application{Kind: kind, IIN: *uf.iin, Reason: *uf.reason, User: u}, siobroker.SystemClock{}.Now())
+	return writeForm(f, doc, *out, fmt.Sprintf("the App. 5 application of %s written to %s: the head of the organisation signs it with their EDS, then `users submit --file SIGNED`",
+		*uf.iin, *out))
+}
+
+// usersSubmitSigned submits an App. 5 application signed by the head of the applicant's
+// organisation: verified against the broker's trusted roots, every field checked (§43), kept
+// with the signed bytes and the signer.
+func usersSubmitSigned(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newUsersFlags("submit", stdout, stderr, true)
+	file := f.String("file", "", "the App. 5 application signed by the head of the organisation (required)")
+	if code, ok := f.parseNoArgs(args); !ok {
+		return code
+	}
+	if *file == "" {
+		return f.usageError("--file is required")
+	}
+	raw, err := os.ReadFile(*file)
+	if err != nil {
+		return f.usageError("--file: %v", err)
+	}
+	e, code, ok := f.env()
+	if !ok {
+		return code
+	}
+	trust, err := operatorTrust(e)
+	if err != nil {
+		return f.fail(usersExitFailed, "%v", err)
+	}
+	db, reg, err := openRegistry(ctx, e)
+	if err != nil {
+		return f.fail(usersExitFailed, "%v", err)
+	}
+	defer db.Close()
+	d, err := desk(e, db, reg)
+	if err != nil {
+		return f.fail(usersExitFailed, "%v", err)
+	}
+	sa, err := d.SubmitSigned(ctx, raw, trust, *f.by)
+	if err != nil {
+		return f.fail(usersExitFailed, "the application is not registered (§43): %v", err)
+	}
+	a := sa.Application
+	if sa.Status == siobroker.SubmittedApproved {
+		fmt.Fprintf(stdout, "application %d: %s %s signed by %s, submitted and applied at once (§13)\n", sa.ID, a.Kind, a.IIN, sa.FormSignerIIN)
+		return usersExitOK
+	}
+	fmt.Fprintf(stdout, "application %d: %s %s signed by %s (%s), submitted; the operator decides by %s (§13)\n", sa.ID, a.Kind, a.IIN,
+		sa.FormSignerIIN, sa.FormSigner, siobroker.FormatTime(sa.Deadline))
 	return usersExitOK
 }
 
@@ -74,15 +176,19 @@ func usersPending(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	now := siobroker.SystemClock{}.Now()
 	overdue := 0
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tIIN\tNAME\tORGANISATION\tSUBMITTED\tBY\tDUE\tSTATUS\tREASON")
+	fmt.Fprintln(tw, "ID\tKIND\tIIN\tNAME\tORGANISATION\tSUBMITTED\tBY\tSIGNED BY\tDUE\tSTATUS\tREASON")
 	for _, sa := range list {
 		status := sa.Status
 		if sa.Overdue(now) {
 			status, overdue = "OVERDUE", overdue+1
 		}
 		a := sa.Application
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sa.ID, a.Kind, a.IIN, a.User.FullName, a.User.Organisation,
-			siobroker.FormatTime(a.At), a.By, siobroker.FormatTime(sa.Deadline), status, a.Reason)
+		signed := "unsigned (operator's entry)"
+		if sa.Signed() {
+			signed = sa.FormSignerIIN
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sa.ID, a.Kind, a.IIN, a.User.FullName, a.User.Organisation,
+			siobroker.FormatTime(a.At), a.By, signed, siobroker.FormatTime(sa.Deadline), status, a.Reason)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "%d applications, %d past their deadline\n", len(list), overdue)

@@ -52,17 +52,24 @@ func usersConsentForm(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return f.fail(usersExitFailed, "%v", err)
 	}
+	return writeForm(f, doc, *out, fmt.Sprintf("the consent form of %s written to %s: the user signs it with their own EDS, then `users consent --iin %s --file SIGNED`",
+		*iin, *out, *iin))
+}
+
+// writeForm writes a form to be signed (the consent, the application) indented to out, or to
+// stdout when out is "", and then says what becomes of it.
+func writeForm(f *operatorFlags, doc *etree.Document, out, written string) int {
 	doc.Indent(2)
-	if *out == "" {
-		if _, err := doc.WriteTo(stdout); err != nil {
+	if out == "" {
+		if _, err := doc.WriteTo(f.stdout); err != nil {
 			return f.fail(usersExitFailed, "%v", err)
 		}
 		return usersExitOK
 	}
-	if err := doc.WriteToFile(*out); err != nil {
+	if err := doc.WriteToFile(out); err != nil {
 		return f.fail(usersExitFailed, "%v", err)
 	}
-	fmt.Fprintf(stdout, "the consent form of %s written to %s: the user signs it with their own EDS, then `users consent --iin %s --file SIGNED`\n", *iin, *out, *iin)
+	fmt.Fprintln(f.stdout, written)
 	return usersExitOK
 }
 

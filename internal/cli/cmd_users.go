@@ -28,8 +28,9 @@ const (
 const usersUsage = `usage:
   siobroker users import FILE [--format csv|yaml] --reason TEXT
   siobroker users register --iin IIN --name NAME --org ORG [--erdr-code C] [--department D]
-                           [--position P] [--contacts C] --role N [--reports] [--operator]
-                           [--consent-at RFC3339|now] [--cert FILE] --reason TEXT
+                           [--position P] [--work-phone T] [--mobile-phone T] [--email E]
+                           [--work-address A] --role N [--reports] [--sanction] [--operator]
+                           [--consent-at RFC3339|now] [--cert FILE] --reason TEXT [--submit]
   siobroker users move --iin IIN [the fields of register to change] --reason TEXT
   siobroker users add-cert --iin IIN --cert FILE
   siobroker users block --iin IIN --reason TEXT [--violation]
@@ -40,6 +41,9 @@ const usersUsage = `usage:
   siobroker users applications [--iin IIN]
   siobroker users consent-form --iin IIN [--city CITY] [--out FILE]
   siobroker users consent --iin IIN --file SIGNED
+  siobroker users application-form (register|move|block|unblock|delete) --iin IIN [the fields of
+                           register] [--reason TEXT] [--out FILE]
+  siobroker users submit --file SIGNED
   siobroker users pending [--all]
   siobroker users approve ID
   siobroker users refuse ID --reason TEXT (--cert FILE --key FILE | --user IIN) [--out FILE]
@@ -50,7 +54,8 @@ and the mutating ones --by NAME (who applies the application; default $USER). Ev
 application (Заявка, Appendix 5 of the Rules) and is kept forever with its reason.
 An import file has the columns (CSV header, or keys of the items under "users:" in YAML):
   ` + "iin,full_name,organisation,erdr_code,department,position,contacts,role,reports_right,consent_at" + `
-and optionally operator_right (the operator's dashboard; false when the column is absent).
+and optionally operator_right (the operator's dashboard; false when the column is absent),
+work_phone, mobile_phone, email, work_address and sanction_right (App. 5).
 A user already registered is moved only if a field differs, so importing a file twice is harmless.
 --cert (register, move, add-cert) records the user's signing certificate (PEM, its subject must
 carry the user's IIN): WS-Security clients that name their certificate only by a thumbprint, a
@@ -68,6 +73,13 @@ its deadline (users.decision_deadline, a day by §13; overdue ones marked); "app
 "refuse" refuses one with its motive, in a refusal document signed with the operator's EDS (a
 registered user with the operator right), verified against the broker's trusted roots and kept
 with the application. A block is applied as it is submitted (§13: "незамедлительно").
+A submitted register or move must carry every field of App. 5 (§43: IIN with its check digit,
+name, organisation, ЕРДР code, department, position, work and mobile phones, e-mail, work
+address); a refusal names each field missing or not believable. The application of §12 is signed
+by the head of the applicant's organisation: application-form writes the App. 5 document from
+the flags, the head signs it with their EDS (siobroker sign, Kalkan, NCALayer), and submit
+verifies it against the broker's trusted roots and keeps it with its signer's IIN and subject.
+--submit without a signed form is the operator's own entry, kept marked unsigned.
 block --violation is a block for a violation of the Rules (§45): the prosecutor and the user's
 management are notified, by e-mail and webhook, as notify.recipients_file names them; the broker
 delivers the notices from the store's outbox and retries them until delivered.
@@ -84,6 +96,8 @@ var usersCommands = []subcommand{
 	{"unblock", "unblock a blocked user", usersUnblock},
 	{"consent-form", "write the consent form of §17 (App. 6) for a user to sign with their EDS", usersConsentForm},
 	{"consent", "record a consent the user signed with their EDS (§17), verified", usersConsent},
+	{"application-form", "write the App. 5 application for the head of the organisation to sign with their EDS (§12)", usersApplicationForm},
+	{"submit", "submit an App. 5 application signed by the head of the organisation, verified (§12, §43)", usersSubmitSigned},
 	{"pending", "list the submitted applications waiting for a decision (§13), with their deadlines", usersPending},
 	{"approve", "approve a submitted application: it is applied", usersApprove},
 	{"refuse", "refuse a submitted application with a motivated refusal signed with the operator's EDS (§13)", usersRefuse},
@@ -198,26 +212,32 @@ func usersImport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 // userFieldFlags are the flags of register and move that set a user's fields.
 type userFieldFlags struct {
 	iin, name, org, erdr, dept, position, contacts *string
+	workPhone, mobilePhone, email, workAddress     *string
 	consentAt, certFile, reason                    *string
 	role                                           *int
-	reports, operator                              *bool
+	reports, sanction, operator                    *bool
 }
 
 func addUserFieldFlags(f *cmdFlags) *userFieldFlags {
 	return &userFieldFlags{
-		iin:       f.String("iin", "", "the user's IIN (required)"),
-		name:      f.String("name", "", "full name"),
-		org:       f.String("org", "", "organisation"),
-		erdr:      f.String("erdr-code", "", "the organisation's code in ЕРДР"),
-		dept:      f.String("department", "", "structural department"),
-		position:  f.String("position", "", "position"),
-		contacts:  f.String("contacts", "", "phones, e-mail, work address"),
-		role:      f.Int("role", 0, "the role: a row of Appendix 1 (1..19)"),
-		reports:   f.Bool("reports", false, "grant the \"Reports\" function (§10)"),
-		operator:  f.Bool("operator", false, "grant the operator right: the dashboard of services, incidents, dead letters and maintenance"),
-		consentAt: f.String("consent-at", "", "when the consent (Appendix 6) was signed: RFC 3339, or now"),
-		certFile:  f.String("cert", "", "the user's signing certificate (PEM), recorded with the application"),
-		reason:    f.String("reason", "", "the reason of the application (required)"),
+		iin:         f.String("iin", "", "the user's IIN (required)"),
+		name:        f.String("name", "", "full name"),
+		org:         f.String("org", "", "organisation"),
+		erdr:        f.String("erdr-code", "", "the organisation's code in ЕРДР"),
+		dept:        f.String("department", "", "structural department"),
+		position:    f.String("position", "", "position"),
+		contacts:    f.String("contacts", "", "legacy: the one free-text contacts field of before; give the four fields below instead"),
+		workPhone:   f.String("work-phone", "", "work phone (App. 5)"),
+		mobilePhone: f.String("mobile-phone", "", "mobile phone (App. 5; the SMS code of §18 goes to it)"),
+		email:       f.String("email", "", "e-mail (App. 5)"),
+		workAddress: f.String("work-address", "", "work address (App. 5)"),
+		sanction:    f.Bool("sanction", false, "grant the \"Санкционирование\" function (App. 5, the prosecutor's staff only: role 1)"),
+		role:        f.Int("role", 0, "the role: a row of Appendix 1 (1..19)"),
+		reports:     f.Bool("reports", false, "grant the \"Reports\" function (§10)"),
+		operator:    f.Bool("operator", false, "grant the operator right: the dashboard of services, incidents, dead letters and maintenance"),
+		consentAt:   f.String("consent-at", "", "when the consent (Appendix 6) was signed: RFC 3339, or now"),
+		certFile:    f.String("cert", "", "the user's signing certificate (PEM), recorded with the application"),
+		reason:      f.String("reason", "", "the reason of the application (required)"),
 	}
 }
 
@@ -239,16 +259,21 @@ func (uf *userFieldFlags) consent(now time.Time) (time.Time, error) {
 // apply sets on u the fields whose flags were given: a move changes only those.
 func (uf *userFieldFlags) apply(u *siobroker.User, set map[string]bool, consent time.Time) {
 	for flagName, apply := range map[string]func(){
-		"name":       func() { u.FullName = *uf.name },
-		"org":        func() { u.Organisation = *uf.org },
-		"erdr-code":  func() { u.ERDRCode = *uf.erdr },
-		"department": func() { u.Department = *uf.dept },
-		"position":   func() { u.Position = *uf.position },
-		"contacts":   func() { u.Contacts = *uf.contacts },
-		"role":       func() { u.Role = *uf.role },
-		"reports":    func() { u.ReportsRight = *uf.reports },
-		"operator":   func() { u.OperatorRight = *uf.operator },
-		"consent-at": func() { u.ConsentAt = consent },
+		"name":         func() { u.FullName = *uf.name },
+		"org":          func() { u.Organisation = *uf.org },
+		"erdr-code":    func() { u.ERDRCode = *uf.erdr },
+		"department":   func() { u.Department = *uf.dept },
+		"position":     func() { u.Position = *uf.position },
+		"contacts":     func() { u.Contacts = *uf.contacts },
+		"work-phone":   func() { u.WorkPhone = *uf.workPhone },
+		"mobile-phone": func() { u.MobilePhone = *uf.mobilePhone },
+		"email":        func() { u.Email = *uf.email },
+		"work-address": func() { u.WorkAddress = *uf.workAddress },
+		"sanction":     func() { u.SanctionRight = *uf.sanction },
+		"role":         func() { u.Role = *uf.role },
+		"reports":      func() { u.ReportsRight = *uf.reports },
+		"operator":     func() { u.OperatorRight = *uf.operator },
+		"consent-at":   func() { u.ConsentAt = consent },
 	} {
 		if set[flagName] {
 			apply()
@@ -534,8 +559,10 @@ func printUser(w io.Writer, u siobroker.User, apps []siobroker.Application, refu
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, row := range [][2]string{
 		{"IIN", u.IIN}, {"full name", u.FullName}, {"organisation", u.Organisation}, {"ЕРДР code", u.ERDRCode},
-		{"department", u.Department}, {"position", u.Position}, {"contacts", u.Contacts},
-		{"role", fmt.Sprint(u.Role)}, {"reports right", yesNo(u.ReportsRight)},
+		{"department", u.Department}, {"position", u.Position}, {"work phone", u.WorkPhone},
+		{"mobile phone", u.MobilePhone}, {"e-mail", u.Email}, {"work address", u.WorkAddress},
+		{"old contacts", u.Contacts},
+		{"role", fmt.Sprint(u.Role)}, {"reports right", yesNo(u.ReportsRight)}, {"sanction right", yesNo(u.SanctionRight)},
 		{"operator right", yesNo(u.OperatorRight)}, {"status", string(u.Status)},
 		{"consent", showTime(u.ConsentAt)}, {"last request", showTime(u.LastRequest)}, {"registered", showTime(u.RegisteredAt)},
 	} {
