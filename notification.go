@@ -35,3 +35,23 @@ const (
 // JournalNotification is the kind of the journal records of notifications: one when a notice is
 // written to the outbox (to whom, about what), one when it is delivered.
 const JournalNotification JournalKind = "notification"
+
+// The kinds of the notices of applications (§12–15).
+const (
+	NoticeApplicationSubmitted = "application-submitted" // to the operator: an application to decide by its deadline
+	NoticeApplicationOverdue   = "application-overdue"   // to the operator: an application past its deadline undecided
+	NoticeApplicationDecided   = "application-decided"   // to the applicant's organisation: approved, or refused with the motive
+)
+
+// The events of a submitted application that are each told once.
+const (
+	ApplicationEventSubmitted = "submitted"
+	ApplicationEventOverdue   = "overdue"
+	ApplicationEventDecided   = "decided"
+)
+
+// ApplicationNoticeDue is an event of a submitted application whose notice has not been written.
+type ApplicationNoticeDue struct {
+	Application SubmittedApplication
+	Event       string // ApplicationEventSubmitted, ApplicationEventOverdue or ApplicationEventDecided
+}

@@ -50,28 +50,36 @@ func scanNotification(row rowScanner) (siobroker.Notification, error) {
 // EnqueueNotifications adds notices to the outbox, due at once, in one transaction, and returns
 // them with their ids.
 func (s *DB) EnqueueNotifications(ctx context.Context, notes []siobroker.Notification) ([]siobroker.Notification, error) {
-	out := make([]siobroker.Notification, len(notes))
+	var out []siobroker.Notification
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		for i, n := range notes {
-			if n.CreatedAt.IsZero() || n.Kind == "" || n.Recipient == "" {
-				return errors.New("a notification needs its time, kind and recipient")
-			}
-			res, err := tx.ExecContext(ctx, `INSERT INTO notifications(created_ns, kind, organisation, channel, recipient, subject, body,
-					next_attempt_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				n.CreatedAt.UnixNano(), n.Kind, n.Organisation, n.Channel, n.Recipient, n.Subject, n.Body, n.CreatedAt.UnixNano())
-			if err != nil {
-				return fmt.Errorf("enqueue notification %s to %s: %w", n.Kind, n.Recipient, err)
-			}
-			if n.ID, err = res.LastInsertId(); err != nil {
-				return fmt.Errorf("enqueue notification: %w", err)
-			}
-			n.NextAttempt = n.CreatedAt
-			out[i] = n
-		}
-		return nil
+		var err error
+		out, err = enqueueInTx(ctx, tx, notes)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// enqueueInTx adds notes to the outbox in tx, due at once, and returns them with their ids.
+func enqueueInTx(ctx context.Context, tx *sql.Tx, notes []siobroker.Notification) ([]siobroker.Notification, error) {
+	out := make([]siobroker.Notification, len(notes))
+	for i, n := range notes {
+		if n.CreatedAt.IsZero() || n.Kind == "" || n.Recipient == "" {
+			return nil, errors.New("a notification needs its time, kind and recipient")
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO notifications(created_ns, kind, organisation, channel, recipient, subject, body,
+				next_attempt_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			n.CreatedAt.UnixNano(), n.Kind, n.Organisation, n.Channel, n.Recipient, n.Subject, n.Body, n.CreatedAt.UnixNano())
+		if err != nil {
+			return nil, fmt.Errorf("enqueue notification %s to %s: %w", n.Kind, n.Recipient, err)
+		}
+		if n.ID, err = res.LastInsertId(); err != nil {
+			return nil, fmt.Errorf("enqueue notification: %w", err)
+		}
+		n.NextAttempt = n.CreatedAt
+		out[i] = n
 	}
 	return out, nil
 }

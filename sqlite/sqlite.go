@@ -180,6 +180,10 @@ var migrations = []string{
 	// The emergencies of Appendix 7 in the journal of emergencies: the cause in words of every
 	// incident and the actions of an emergency. See incidents.go.
 	migrationEmergencies,
+
+	// Which events of submitted applications have had their notices written. See
+	// appnotices.go.
+	migrationApplicationNotices,
 }
 
 // FileName is the store's database file in the data directory.

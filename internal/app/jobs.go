@@ -11,6 +11,7 @@ import (
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/journal/archive"
+	"github.com/sio-pso/siobroker/operator/notify"
 )
 
 // startJobs starts the background jobs that keep the store true between requests: pruning the
@@ -66,14 +67,20 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 	})
 	b.jobs.Go(func() { b.revocation.fetcher.Run(ctx) })
 	// The notices of §45, written by this broker or by an operator's command, are delivered from
-	// the store's outbox, and retried until delivered.
+	// the store's outbox, and retried until delivered; the events of submitted applications
+	// (§12–15) are told as they happen. Without a recipients file nobody is told, but the events
+	// are still marked as they pass, so that configuring recipients later does not send a
+	// backlog of stale notices.
 	notifier, err := NewNotifier(cfg, b.db, p.journal, clock, logger.With("component", "notify"))
 	if err != nil {
 		return err
 	}
-	if notifier != nil {
-		b.jobs.Go(func() { notifier.Run(ctx, cfg.Notify.Interval) })
+	if notifier == nil {
+		if notifier, err = notify.New(notify.Config{Applications: b.db}, b.db, p.journal, clock, logger.With("component", "notify")); err != nil {
+			return err
+		}
 	}
+	b.jobs.Go(func() { notifier.Run(ctx, cfg.Notify.Interval) })
 	// The HR systems' feeds dropped in hr.dir (§15): a dismissal blocks within a poll of arrival.
 	if cfg.HR.Dir != "" {
 		hr, err := b.hrFeed(p)

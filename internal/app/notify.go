@@ -46,5 +46,6 @@ func NewNotifier(cfg config.Broker, store notify.Store, journal siobroker.Journa
 		host, _, _ := net.SplitHostPort(n.SMTP.Addr)
 		smtpCfg.TLS = &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}
 	}
-	return notify.New(notify.Config{SMTP: smtpCfg, Recipients: rec}, store, journal, clock, logger)
+	apps, _ := store.(notify.ApplicationStore)
+	return notify.New(notify.Config{SMTP: smtpCfg, Recipients: rec, Applications: apps}, store, journal, clock, logger)
 }

@@ -51,10 +51,11 @@ type Contacts struct {
 }
 
 // Recipients is the recipients file (notify.recipients_file): the supervising prosecutor's
-// office, and each organisation's management, by the organisation's name as the user registry
-// holds it.
+// office, the operator's staff who decide applications, and each organisation's management, by
+// the organisation's name as the user registry holds it.
 type Recipients struct {
 	Prosecutor    Contacts            `yaml:"prosecutor"`
+	Operator      Contacts            `yaml:"operator"`
 	Organisations map[string]Contacts `yaml:"organisations"`
 }
 
@@ -68,7 +69,7 @@ func LoadRecipients(path string) (Recipients, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&r); err != nil {
-		return r, fmt.Errorf("notify: recipients %s: %w (keys: prosecutor, organisations; each: emails, webhooks)", path, err)
+		return r, fmt.Errorf("notify: recipients %s: %w (keys: prosecutor, operator, organisations; each: emails, webhooks)", path, err)
 	}
 	return r, r.Validate()
 }
@@ -89,6 +90,7 @@ func (r Recipients) Validate() error {
 		}
 	}
 	check("prosecutor", r.Prosecutor)
+	check("operator", r.Operator)
 	for _, org := range slices.Sorted(maps.Keys(r.Organisations)) {
 		check("organisation "+org, r.Organisations[org])
 	}
@@ -133,6 +135,16 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// HTTPClient posts webhooks; nil means one with a 30 s timeout.
 	HTTPClient *http.Client
+	// Applications are the submitted applications (§12–15) whose submission, missed deadline and
+	// decision Run tells (NotifyApplications); nil: none.
+	Applications ApplicationStore
+}
+
+// ApplicationStore is what the notices of applications need of the store (sqlite.DB): the events
+// not told yet, and a way to write an event's notices and its mark at once.
+type ApplicationStore interface {
+	ApplicationNoticesDue(ctx context.Context, now time.Time, limit int) ([]siobroker.ApplicationNoticeDue, error)
+	EnqueueApplicationNotices(ctx context.Context, id int64, event string, at time.Time, notes []siobroker.Notification) ([]siobroker.Notification, bool, error)
 }
 
 // Notifier writes notices to the outbox and delivers them.
@@ -181,6 +193,19 @@ type journalDetails struct {
 // Notify writes a notice of kind about organisation to every contact of to, and journals each.
 // It returns the notices written; none when to holds no contact.
 func (n *Notifier) Notify(ctx context.Context, kind, organisation, subject, body string, to ...Contacts) ([]siobroker.Notification, error) {
+	notes := n.notices(kind, organisation, subject, body, to...)
+	if len(notes) == 0 {
+		return nil, nil
+	}
+	notes, err := n.store.EnqueueNotifications(ctx, notes)
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	return notes, n.journalQueued(ctx, notes)
+}
+
+// notices are the notices of kind about organisation to every contact of to, dated now.
+func (n *Notifier) notices(kind, organisation, subject, body string, to ...Contacts) []siobroker.Notification {
 	now := n.clock.Now()
 	var notes []siobroker.Notification
 	for _, c := range to {
@@ -193,21 +218,22 @@ func (n *Notifier) Notify(ctx context.Context, kind, organisation, subject, body
 				Recipient: w, Subject: subject, Body: body})
 		}
 	}
+	return notes
+}
+
+// journalQueued journals notes as written to the outbox.
+func (n *Notifier) journalQueued(ctx context.Context, notes []siobroker.Notification) error {
 	if len(notes) == 0 {
-		return nil, nil
-	}
-	notes, err := n.store.EnqueueNotifications(ctx, notes)
-	if err != nil {
-		return nil, fmt.Errorf("notify: %w", err)
+		return nil
 	}
 	recs := make([]siobroker.JournalRecord, 0, len(notes))
 	for _, note := range notes {
 		recs = append(recs, n.record(note, "queued"))
 	}
 	if _, err := n.journal.Append(ctx, recs...); err != nil {
-		return notes, fmt.Errorf("notify: journal the notices queued: %w", err)
+		return fmt.Errorf("notify: journal the notices queued: %w", err)
 	}
-	return notes, nil
+	return nil
 }
 
 // UserBlocked writes the notices of §45 for u, blocked for a violation: to the prosecutor and to
@@ -269,6 +295,9 @@ func (n *Notifier) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		if _, err := n.NotifyApplications(ctx); err != nil && ctx.Err() == nil {
+			n.logger.Error("the notices of applications could not be written", "error", err)
+		}
 		if _, _, err := n.DeliverDue(ctx); err != nil && ctx.Err() == nil {
 			n.logger.Error("notices could not be delivered", "error", err)
 		}
