@@ -258,7 +258,14 @@ func (s *DB) migrate(ctx context.Context) error {
 	if err := s.migrateNumbered(ctx); err != nil {
 		return err
 	}
-	return s.addColumnIfMissing(ctx, "users", operatorRightColumn)
+	if err := s.addColumnIfMissing(ctx, "users", operatorRightColumn); err != nil {
+		return err
+	}
+	// The roles edition and the journal of role migrations: see editions.go.
+	if _, err := s.db.ExecContext(ctx, rolesEditionSchema); err != nil {
+		return fmt.Errorf("create the roles edition tables: %w", err)
+	}
+	return nil
 }
 
 // migrateNumbered runs the migrations the database has not had yet.

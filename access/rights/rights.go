@@ -17,6 +17,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sio-pso/siobroker"
 )
@@ -44,11 +45,20 @@ type Service struct {
 // Table is the loaded and validated pair of appendices, with the truncation field lists and the
 // list of economic articles.
 type Table struct {
-	roles     []Role    // index no-1
-	services  []Service // index no-1
-	truncated map[int][]string
-	articles  map[string]bool
+	edition     string
+	editionDate time.Time
+	roles       []Role    // index no-1
+	services    []Service // index no-1
+	truncated   map[int][]string
+	articles    map[string]bool
 }
+
+// Edition is the wording of Appendix 1 the table's role numbers refer to (the file's edition):
+// the year of the amending order, e.g. "2026".
+func (t *Table) Edition() string { return t.edition }
+
+// EditionDate is the date of the order of the table's edition.
+func (t *Table) EditionDate() time.Time { return t.editionDate }
 
 // Role returns role no of Appendix 1.
 func (t *Table) Role(no int) (Role, bool) {
