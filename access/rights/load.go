@@ -31,6 +31,7 @@ type file struct {
 	Services         []fileService    `yaml:"services"`
 	Truncation       map[int][]string `yaml:"truncation"`
 	EconomicArticles []string         `yaml:"economic_articles"`
+	LawBases         []fileLawBasis   `yaml:"law_bases"`
 }
 
 type fileRole struct {
@@ -79,6 +80,7 @@ func Parse(data []byte, source string) (*Table, error) {
 	t.edition, t.editionDate = v.edition(f.Edition, f.EditionDate)
 	v.truncation(f.Truncation, t)
 	v.articles(f.EconomicArticles, t)
+	t.law = v.lawBases(f.LawBases, f.Truncation)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
 	}

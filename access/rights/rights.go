@@ -51,6 +51,7 @@ type Table struct {
 	services    []Service // index no-1
 	truncated   map[int][]string
 	articles    map[string]bool
+	law         map[siobroker.Basis]LawBasis // the Law's bases of §1, as the operator configured them
 }
 
 // Edition is the wording of Appendix 1 the table's role numbers refer to (the file's edition):
@@ -99,6 +100,9 @@ func (t *Table) RoleMayUse(role int, b siobroker.Basis) bool {
 	if role < 1 || role > len(t.roles) {
 		return false
 	}
+	if b.OfLaw() {
+		return slices.Contains(t.law[b].Roles, role)
+	}
 	return slices.Contains(t.roles[role-1].Bases, b)
 }
 
@@ -145,6 +149,9 @@ func (t *Table) Explain(role int, b siobroker.Basis, service int, q siobroker.Qu
 		return d, traceText(append(trace, "Appendix 1: role "+fmt.Sprint(role)+" does not exist", "Result: "+verdict(d)))
 	}
 	roleLabel := fmt.Sprintf("role %d (%s)", r.No, r.Name)
+	if b.OfLaw() {
+		return t.explainLaw(roleLabel, role, b, service)
+	}
 	if !b.Valid() {
 		d := siobroker.Decision{
 			Reason:      siobroker.ReasonDeniedBasis,
@@ -192,6 +199,9 @@ func (t *Table) decide(who string, b siobroker.Basis, service int, q siobroker.Q
 	subject := "a request"
 	if who != "" {
 		subject = who
+	}
+	if b.OfLaw() {
+		return t.decideLaw(subject, b, service)
 	}
 	if !b.Valid() {
 		return siobroker.Decision{

@@ -103,6 +103,13 @@ type rightsLayout struct {
 	} `yaml:"services"`
 	Truncation       map[int][]string `yaml:"truncation"`
 	EconomicArticles []string         `yaml:"economic_articles"`
+	LawBases         []struct {
+		No             int            `yaml:"no"`
+		Name           string         `yaml:"name"`
+		LegalReference string         `yaml:"legal_reference"`
+		Roles          []int          `yaml:"roles"`
+		Services       map[int]string `yaml:"services"`
+	} `yaml:"law_bases"`
 }
 
 // rightsInfo is the rights file as the cross-file checks see it.
