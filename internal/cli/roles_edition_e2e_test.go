@@ -151,3 +151,14 @@ func storeEdition(t *testing.T, data string) string {
 	}
 	return fmt.Sprint(e)
 }
+
+// TestReloadRefusesAnotherEdition: a rights file of another edition of Appendix 1 is not swapped
+// in by a reload: the store's roles are numbered by the running one.
+func TestReloadRefusesAnotherEdition(t *testing.T) {
+	e, _, rightsFile, _ := reloadableBroker(t)
+	replaceInFile(t, rightsFile, "edition: '2026'\nedition_date: '2026-02-23'", "edition: '2027'\nedition_date: '2027-01-10'")
+	err := e.b.Reload(context.Background(), "test", testLogger())
+	if err == nil || !strings.Contains(err.Error(), "edition 2027, the running one is 2026") || !strings.Contains(err.Error(), "migrate-roles") {
+		t.Fatalf("reload of another edition: %v", err)
+	}
+}
