@@ -23,10 +23,39 @@ const (
 	MaxServicesPerQuery       = LastService
 )
 
-// Valid reports whether b is one of the six bases.
+// The bases §1 (as amended on 23.02.2026) adds by reference to the Law "О государственной правовой
+// статистике и специальных учетах": the Law, not the Rules, defines them, and the Rules give them
+// no column in Appendices 1 and 2, so their rights are configuration (rights.yaml, law_bases),
+// closed until the operator opens them.
+const (
+	BasisOtherBodies   Basis = 7 // иные органы: art. 16-1 p. 1 of the Law
+	BasisCovert        Basis = 8 // covert investigative actions and operational-search activity, incl. military intelligence: art. 16-2 p. 3
+	BasisFinMonitoring Basis = 9 // financial monitoring against money laundering and the financing of terrorism: art. 16-2 p. 5
+	FirstLawBasis            = BasisOtherBodies
+	LastLawBasis             = BasisFinMonitoring
+)
+
+// Valid reports whether b is one of the six bases of the Rules' appendices.
 func (b Basis) Valid() bool { return b >= FirstBasis && b <= LastBasis }
 
-// basisNames are the English names of the columns of Appendices 1 and 2.
+// OfLaw reports whether b is one of the bases of the Law that §1 refers to (7, 8, 9).
+func (b Basis) OfLaw() bool { return b >= FirstLawBasis && b <= LastLawBasis }
+
+// Known reports whether b is a basis at all: one of the appendices' or of the Law's.
+func (b Basis) Known() bool { return b.Valid() || b.OfLaw() }
+
+// lawReferences are the provisions of the Law that define the bases of §1.
+var lawReferences = map[Basis]string{
+	BasisOtherBodies:   "п. 1 ст. 16-1 Закона РК «О государственной правовой статистике и специальных учетах»",
+	BasisCovert:        "п. 3 ст. 16-2 Закона РК «О государственной правовой статистике и специальных учетах»",
+	BasisFinMonitoring: "п. 5 ст. 16-2 Закона РК «О государственной правовой статистике и специальных учетах»",
+}
+
+// LegalReference is the provision that defines b: the Law's article for a basis of the Law, ""
+// for the bases of the Rules' own appendices.
+func (b Basis) LegalReference() string { return lawReferences[b] }
+
+// basisNames are the English names of the columns of Appendices 1 and 2, and of the Law's bases.
 var basisNames = map[Basis]string{
 	BasisCriminal:     "criminal case",
 	BasisCourtAdmin:   "administrative or administrative-offence case, court",
@@ -34,6 +63,10 @@ var basisNames = map[Basis]string{
 	BasisCourtCivil:   "civil case, court",
 	BasisEnforcement:  "enforcement proceedings",
 	BasisSearch:       "search case",
+
+	BasisOtherBodies:   "other bodies' tasks (Law, art. 16-1 p. 1)",
+	BasisCovert:        "covert investigative actions and operational-search activity (Law, art. 16-2 p. 3)",
+	BasisFinMonitoring: "financial monitoring (Law, art. 16-2 p. 5)",
 }
 
 // Name returns the English name of b, or "" for an invalid basis.

@@ -668,6 +668,13 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q *siobr
 	}
 	seen.requestJournaled = true
 	if !b.deps.Rights.RoleMayUse(user.Role, q.Basis) {
+		if q.Basis.OfLaw() {
+			// The Rules give the Law's bases of §1 no rights; they are closed until the operator
+			// configures them, and the sender should learn that it is that, not their role.
+			return siobroker.Errorf(siobroker.CodeRoleBasis,
+				"role %d of user %s may not make requests under basis %d (%s, %s): the Rules give it no rights, and the operator has not configured it for the role from the Law",
+				user.Role, user.IIN, q.Basis, q.Basis.Name(), q.Basis.LegalReference())
+		}
 		return siobroker.Errorf(siobroker.CodeRoleBasis,
 			"role %d of user %s may not make requests under basis %d (Appendix 1)", user.Role, user.IIN, q.Basis)
 	}

@@ -277,6 +277,10 @@ func (s *DB) migrate(ctx context.Context) error {
 			return err
 		}
 	}
+	// The roles edition and the journal of role migrations: see editions.go.
+	if _, err := s.db.ExecContext(ctx, rolesEditionSchema); err != nil {
+		return fmt.Errorf("create the roles edition tables: %w", err)
+	}
 	return nil
 }
 

@@ -14,6 +14,9 @@
 //	basis 3  admin-offence     number (КПСиСУ number)                                §23
 //	basis 5  enforcement       number (АИС ОИП through-number)                       §27
 //	basis 6  search            number (КПСиСУ number)                                §26
+//	basis 7  other-bodies      number (the document of the body's task)   §1, Law art. 16-1 p. 1
+//	basis 8  covert            number (the operational-search case)       §1, Law art. 16-2 p. 3
+//	basis 9  fin-monitoring    number (the financial-monitoring case)     §1, Law art. 16-2 p. 5
 //
 // A field that belongs to no form of the basis is refused, so that a sender who mixed up the
 // forms learns it instead of having a field silently ignored.
@@ -41,6 +44,10 @@ const (
 	FormAdminOffence    = "admin-offence"
 	FormEnforcement     = "enforcement"
 	FormSearch          = "search"
+	// The forms of the Law's bases of §1: the number of the document the request is made under.
+	FormOtherBodies   = "other-bodies"
+	FormCovert        = "covert"
+	FormFinMonitoring = "fin-monitoring"
 )
 
 // The XML paths of the case fields, as an *siobroker.Error's Field names them.
@@ -155,6 +162,12 @@ func form(b siobroker.Basis, c siobroker.CaseRef) string {
 		return FormEnforcement
 	case siobroker.BasisSearch:
 		return FormSearch
+	case siobroker.BasisOtherBodies:
+		return FormOtherBodies
+	case siobroker.BasisCovert:
+		return FormCovert
+	case siobroker.BasisFinMonitoring:
+		return FormFinMonitoring
 	}
 	return ""
 }
@@ -181,9 +194,12 @@ var fieldsOf = map[string][]field{
 		{FieldYear, "the accounting year (§25)", "year"},
 		{FieldCourt, "the court that took the decision (§25)", "court"},
 	},
-	FormAdminOffence: {{FieldNumber, "the КПСиСУ number of the administrative-offence case (§23)", "admin_offence"}},
-	FormEnforcement:  {{FieldNumber, "the АИС ОИП through-number of the enforcement proceedings (§27)", "enforcement"}},
-	FormSearch:       {{FieldNumber, "the КПСиСУ number of the search case (§26)", "search"}},
+	FormAdminOffence:  {{FieldNumber, "the КПСиСУ number of the administrative-offence case (§23)", "admin_offence"}},
+	FormEnforcement:   {{FieldNumber, "the АИС ОИП through-number of the enforcement proceedings (§27)", "enforcement"}},
+	FormSearch:        {{FieldNumber, "the КПСиСУ number of the search case (§26)", "search"}},
+	FormOtherBodies:   {{FieldNumber, "the number of the document of the body's task (§1; art. 16-1 p. 1 of the Law)", "other_bodies"}},
+	FormCovert:        {{FieldNumber, "the number of the operational-search or covert-action case (§1; art. 16-2 p. 3 of the Law)", "covert"}},
+	FormFinMonitoring: {{FieldNumber, "the number of the financial-monitoring case (§1; art. 16-2 p. 5 of the Law)", "fin_monitoring"}},
 }
 
 // formNames are the forms as a refusal names them.
@@ -194,6 +210,9 @@ var formNames = map[string]string{
 	FormAdminOffence:    "basis 3 (administrative-offence case, КПСиСУ)",
 	FormEnforcement:     "basis 5 (enforcement proceedings)",
 	FormSearch:          "basis 6 (search case)",
+	FormOtherBodies:     "basis 7 (other bodies, art. 16-1 p. 1 of the Law)",
+	FormCovert:          "basis 8 (covert investigative actions and operational-search activity, art. 16-2 p. 3 of the Law)",
+	FormFinMonitoring:   "basis 9 (financial monitoring, art. 16-2 p. 5 of the Law)",
 }
 
 func formName(b siobroker.Basis, f string) string {
@@ -226,7 +245,7 @@ func (r *Rules) Validate(b siobroker.Basis, c siobroker.CaseRef) error {
 	f := form(b, c)
 	if f == "" {
 		return &siobroker.Error{Code: siobroker.CodeCaseInvalid, Field: FieldBasis,
-			Message: fmt.Sprintf("%s: %d is not a basis (1 to 6)", FieldBasis, int(b))}
+			Message: fmt.Sprintf("%s: %d is not a basis (1 to 9)", FieldBasis, int(b))}
 	}
 	name := formName(b, f)
 	want := fieldsOf[f]

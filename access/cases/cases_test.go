@@ -144,7 +144,15 @@ func TestValidate(t *testing.T) {
 
 		// No basis.
 		{"basis 0", 0, ref{Number: erdr}, "", FieldBasis, []string{"not a basis"}},
-		{"basis 7", 7, ref{Number: erdr}, "", FieldBasis, nil},
+		{"basis 10", 10, ref{Number: erdr}, "", FieldBasis, []string{"not a basis (1 to 9)"}},
+
+		// The Law's bases of §1 (2026): the number of the document, by its own pattern.
+		{"other bodies", 7, ref{Number: "12-3/456"}, FormOtherBodies, "", nil},
+		{"covert", 8, ref{Number: "ОРД-2026/17"}, FormCovert, "", nil},
+		{"covert with a court", 8, ref{Number: "ОРД-1", Court: astanaCourt}, FormCovert, FieldCourt, nil},
+		{"financial monitoring, a space", 9, ref{Number: "ФМ 1"}, FormFinMonitoring, FieldNumber,
+			[]string{"basis 9 (financial monitoring, art. 16-2 p. 5 of the Law)", "financial-monitoring case", "cases.patterns.fin_monitoring"}},
+		{"financial monitoring, missing", 9, ref{}, FormFinMonitoring, FieldNumber, []string{"missing"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := r.Form(tc.basis, tc.c); got != tc.form {

@@ -44,6 +44,13 @@ type Patterns struct {
 	AdminOffence      Pattern `mapstructure:"admin_offence"`       // basis 3: КПСиСУ number of the administrative-offence case (§23)
 	Enforcement       Pattern `mapstructure:"enforcement"`         // basis 5: АИС ОИП through-number (§27)
 	Search            Pattern `mapstructure:"search"`              // basis 6: КПСиСУ number of the search case (§26)
+	// The bases of the Law that §1 refers to: the reference of the request under each (the
+	// document of the other body's task, the operational-search case, the financial-monitoring
+	// case). The Law publishes no format; the default is the outgoing-number pattern, which the
+	// operator narrows once the bodies' numbering is known.
+	OtherBodies   Pattern `mapstructure:"other_bodies"`   // basis 7: art. 16-1 p. 1 of the Law
+	Covert        Pattern `mapstructure:"covert"`         // basis 8: art. 16-2 p. 3 of the Law
+	FinMonitoring Pattern `mapstructure:"fin_monitoring"` // basis 9: art. 16-2 p. 5 of the Law
 }
 
 // Pattern is an anchored regular expression (RE2 syntax) and the same rule in words, which
@@ -60,6 +67,7 @@ func (p Patterns) All() map[string]Pattern {
 		"requesting_body": p.RequestingBody, "covering_letter_no": p.CoveringLetterNo,
 		"court_case": p.CourtCase, "year": p.Year, "court": p.Court,
 		"admin_offence": p.AdminOffence, "enforcement": p.Enforcement, "search": p.Search,
+		"other_bodies": p.OtherBodies, "covert": p.Covert, "fin_monitoring": p.FinMonitoring,
 	}
 }
 
@@ -98,6 +106,9 @@ func DefaultConfig() Config {
 				Words: "the АИС ОИП through-number: 6 to 20 digits, or digit groups joined by '-' with an optional '/serial' (e.g. 02-0015-25-1/1234)"},
 			Search: Pattern{Regexp: `^(?:\d{15}|[А-ЯЁA-Z]{1,4}-?\d{6,15})$`,
 				Words: "the КПСиСУ number of the search case: 15 digits, or a prefix of 1 to 4 capital letters and 6 to 15 digits (e.g. РД-123456789)"},
+			OtherBodies:   outgoing,
+			Covert:        outgoing,
+			FinMonitoring: outgoing,
 		},
 		Registries:   map[int]string{1: "erdr", 2: "courts", 4: "courts", 5: "aisoip", 6: "erdr"},
 		Parts:        DefaultParts(),

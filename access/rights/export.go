@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/sio-pso/siobroker"
 )
@@ -15,6 +16,10 @@ import (
 type exportFile struct {
 	Roles    []exportRole    `json:"roles"`
 	Services []exportService `json:"services"`
+	// The edition of Appendix 1 the role numbers refer to: a mirror that kept numbers without it
+	// would read them in whichever wording it knows.
+	Edition     string `json:"edition"`
+	EditionDate string `json:"edition_date"`
 }
 
 type exportRole struct {
@@ -40,8 +45,10 @@ type exportService struct {
 // JSON allows it.
 func (t *Table) ExportJSON(w io.Writer) error {
 	out := exportFile{
-		Roles:    make([]exportRole, 0, len(t.roles)),
-		Services: make([]exportService, 0, len(t.services)),
+		Roles:       make([]exportRole, 0, len(t.roles)),
+		Services:    make([]exportService, 0, len(t.services)),
+		Edition:     t.edition,
+		EditionDate: t.editionDate.Format(time.DateOnly),
 	}
 	for _, r := range t.roles {
 		bases := make([]int, 0, len(r.Bases))

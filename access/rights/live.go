@@ -73,6 +73,7 @@ func (t *Table) Diff(old *Table) []string {
 			out = append(out, fmt.Sprintf("service %d: truncated fields %v → %v", n, old.truncated[n], t.truncated[n]))
 		}
 	}
+	out = append(out, t.diffLaw(old)...)
 	if !maps.Equal(old.articles, t.articles) {
 		out = append(out, fmt.Sprintf("economic articles: %d → %d articles", len(old.articles), len(t.articles)))
 	}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -20,10 +21,17 @@ import (
 // file is the layout of configs/rights.yaml. Unknown keys are errors: a misspelt key would
 // otherwise silently drop a rule.
 type file struct {
+	// Edition and EditionDate name the wording of Appendix 1 the role numbers refer to: the year
+	// of the order and its date. Role numbers change meaning between editions (the 2026 wording
+	// renumbered 21 rows into 19), so the store keeps the edition beside its users' roles and the
+	// broker compares the two at start.
+	Edition          string           `yaml:"edition"`
+	EditionDate      string           `yaml:"edition_date"`
 	Roles            []fileRole       `yaml:"roles"`
 	Services         []fileService    `yaml:"services"`
 	Truncation       map[int][]string `yaml:"truncation"`
 	EconomicArticles []string         `yaml:"economic_articles"`
+	LawBases         []fileLawBasis   `yaml:"law_bases"`
 }
 
 type fileRole struct {
@@ -57,19 +65,9 @@ func Load(path string) (*Table, error) {
 // criminal basis, that the truncation lists match the truncated cells, and that every economic
 // article is well formed. All problems are reported together, each naming the item.
 func Parse(data []byte, source string) (*Table, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var f file
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("rights: %s: the file is empty", source)
-		}
+	if err := decodeStrict(data, &f); err != nil {
 		return nil, fmt.Errorf("rights: %s: %w", source, err)
-	}
-	// A second document would be ignored by Decode; refuse it rather than guess which one counts.
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("rights: %s: more than one YAML document", source)
 	}
 
 	v := validator{source: source}
@@ -79,12 +77,33 @@ func Parse(data []byte, source string) (*Table, error) {
 		truncated: map[int][]string{},
 		articles:  map[string]bool{},
 	}
+	t.edition, t.editionDate = v.edition(f.Edition, f.EditionDate)
 	v.truncation(f.Truncation, t)
 	v.articles(f.EconomicArticles, t)
+	t.law = v.lawBases(f.LawBases, f.Truncation)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
 	}
 	return t, nil
+}
+
+// decodeStrict decodes the one YAML document of data into v, refusing unknown keys: a misspelt
+// key would otherwise silently drop a rule.
+func decodeStrict(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("the file is empty")
+		}
+		return err
+	}
+	// A second document would be ignored by Decode; refuse it rather than guess which one counts.
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("more than one YAML document")
+	}
+	return nil
 }
 
 // validator collects every problem, so that a reviewer fixing the file sees them all at once.
@@ -95,6 +114,25 @@ type validator struct {
 
 func (v *validator) errorf(format string, args ...any) {
 	v.errs = append(v.errs, fmt.Errorf("rights: %s: "+format, append([]any{v.source}, args...)...))
+}
+
+// editionPattern is an edition as the files and the store name it: the year of the amending order.
+var editionPattern = regexp.MustCompile(`^[0-9]{4}$`)
+
+// edition checks the edition and its date: both are required, since a file without them could not
+// be told from one of another wording of Appendix 1.
+func (v *validator) edition(edition, date string) (string, time.Time) {
+	if !editionPattern.MatchString(edition) {
+		v.errorf("edition: %q is not the year of the wording of Appendix 1 (want e.g. \"2026\")", edition)
+	}
+	d, err := time.Parse(time.DateOnly, date)
+	switch {
+	case err != nil:
+		v.errorf("edition_date: %q is not the date of the amending order as YYYY-MM-DD (e.g. \"2026-02-23\")", date)
+	case edition != "" && fmt.Sprint(d.Year()) != edition:
+		v.errorf("edition_date: %s is not in the year of edition %s", date, edition)
+	}
+	return edition, d
 }
 
 func (v *validator) roles(in []fileRole) []Role {

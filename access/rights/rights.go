@@ -17,6 +17,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sio-pso/siobroker"
 )
@@ -44,11 +45,21 @@ type Service struct {
 // Table is the loaded and validated pair of appendices, with the truncation field lists and the
 // list of economic articles.
 type Table struct {
-	roles     []Role    // index no-1
-	services  []Service // index no-1
-	truncated map[int][]string
-	articles  map[string]bool
+	edition     string
+	editionDate time.Time
+	roles       []Role    // index no-1
+	services    []Service // index no-1
+	truncated   map[int][]string
+	articles    map[string]bool
+	law         map[siobroker.Basis]LawBasis // the Law's bases of §1, as the operator configured them
 }
+
+// Edition is the wording of Appendix 1 the table's role numbers refer to (the file's edition):
+// the year of the amending order, e.g. "2026".
+func (t *Table) Edition() string { return t.edition }
+
+// EditionDate is the date of the order of the table's edition.
+func (t *Table) EditionDate() time.Time { return t.editionDate }
 
 // Role returns role no of Appendix 1.
 func (t *Table) Role(no int) (Role, bool) {
@@ -88,6 +99,9 @@ func (t *Table) Services() []Service {
 func (t *Table) RoleMayUse(role int, b siobroker.Basis) bool {
 	if role < 1 || role > len(t.roles) {
 		return false
+	}
+	if b.OfLaw() {
+		return slices.Contains(t.law[b].Roles, role)
 	}
 	return slices.Contains(t.roles[role-1].Bases, b)
 }
@@ -135,6 +149,9 @@ func (t *Table) Explain(role int, b siobroker.Basis, service int, q siobroker.Qu
 		return d, traceText(append(trace, "Appendix 1: role "+fmt.Sprint(role)+" does not exist", "Result: "+verdict(d)))
 	}
 	roleLabel := fmt.Sprintf("role %d (%s)", r.No, r.Name)
+	if b.OfLaw() {
+		return t.explainLaw(roleLabel, role, b, service)
+	}
 	if !b.Valid() {
 		d := siobroker.Decision{
 			Reason:      siobroker.ReasonDeniedBasis,
@@ -182,6 +199,9 @@ func (t *Table) decide(who string, b siobroker.Basis, service int, q siobroker.Q
 	subject := "a request"
 	if who != "" {
 		subject = who
+	}
+	if b.OfLaw() {
+		return t.decideLaw(subject, b, service)
 	}
 	if !b.Valid() {
 		return siobroker.Decision{

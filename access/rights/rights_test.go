@@ -240,11 +240,16 @@ func TestExportJSONGolden(t *testing.T) {
 			Name   string            `json:"name"`
 			Access map[string]string `json:"access"`
 		} `json:"services"`
+		Edition     string `json:"edition"`
+		EditionDate string `json:"edition_date"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
 		t.Fatal(err)
+	}
+	if doc.Edition != "2026" || doc.EditionDate != "2026-02-23" {
+		t.Errorf("exported edition %q of %q", doc.Edition, doc.EditionDate)
 	}
 	if len(doc.Roles) != rights.NumRoles || len(doc.Services) != rights.NumServices {
 		t.Fatalf("%d roles, %d services", len(doc.Roles), len(doc.Services))

@@ -89,7 +89,9 @@ func cutLineNumber(s string) (int, string, bool) {
 // unexported); TestShippedConfigsPass keeps the two in step, since a key the rights package
 // learns would be reported unknown here in the shipped file.
 type rightsLayout struct {
-	Roles []struct {
+	Edition     string `yaml:"edition"`
+	EditionDate string `yaml:"edition_date"`
+	Roles       []struct {
 		No    int    `yaml:"no"`
 		Name  string `yaml:"name"`
 		Bases []int  `yaml:"bases"`
@@ -101,6 +103,13 @@ type rightsLayout struct {
 	} `yaml:"services"`
 	Truncation       map[int][]string `yaml:"truncation"`
 	EconomicArticles []string         `yaml:"economic_articles"`
+	LawBases         []struct {
+		No             int            `yaml:"no"`
+		Name           string         `yaml:"name"`
+		LegalReference string         `yaml:"legal_reference"`
+		Roles          []int          `yaml:"roles"`
+		Services       map[int]string `yaml:"services"`
+	} `yaml:"law_bases"`
 }
 
 // rightsInfo is the rights file as the cross-file checks see it.
@@ -110,7 +119,7 @@ type rightsInfo struct {
 }
 
 // rightsItem finds the item a rights error is about.
-var rightsItem = regexp.MustCompile(`^(roles|services|economic_articles)\[(\d+)\]: |^(role|service) (\d+): |^truncation of service (\d+): |^economic_articles: `)
+var rightsItem = regexp.MustCompile(`^(roles|services|economic_articles)\[(\d+)\]: |^(role|service) (\d+): |^truncation of service (\d+): |^economic_articles: |^(edition|edition_date): `)
 
 // checkRights checks a rights file with rights.Parse, and finds the line of each item it names.
 func (c *checker) checkRights(d *doc) {
@@ -134,6 +143,8 @@ func (c *checker) checkRights(d *doc) {
 				line = numberedItemLine(d.root, m[3]+"s", m[4])
 			case m[5] != "":
 				line = lineOf(d.root, "truncation."+m[5], false)
+			case m[6] != "":
+				line = lineOf(d.root, m[6], false)
 			default:
 				line = lineOf(d.root, "economic_articles", false)
 			}

@@ -242,6 +242,14 @@ func (l *liveConfig) Reload(ctx context.Context, why string, logger *slog.Logger
 		logger.Error("configuration reload refused; the running configuration stays", "trigger", why, "error", err)
 		return errors.Join(crlErr, fmt.Errorf("reload refused: %w", err))
 	}
+	// The store's roles are numbered by the running edition of Appendix 1 (CheckRolesEdition at
+	// start); a file of another would renumber them under the users' feet.
+	if from, to := l.rights.Table().Edition(), f.rights.Edition(); from != to {
+		err := fmt.Errorf("%s: edition %s, the running one is %s: a new edition of Appendix 1 needs `siobroker users migrate-roles` and a restart", l.cfg.Rights, to, from)
+		l.digests = f.digests // as any refused file: not retried until it changes again
+		logger.Error("configuration reload refused; the running configuration stays", "trigger", why, "error", err)
+		return errors.Join(crlErr, fmt.Errorf("reload refused: %w", err))
+	}
 	for _, c := range f.routes.Diff(l.routes.Table()) {
 		changes = append(changes, "routes: "+c)
 	}

@@ -131,6 +131,9 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	if b.db, err = OpenStore(ctx, cfg); err != nil {
 		return err
 	}
+	if err := CheckRolesEdition(ctx, b.db, b.live.rights.Table().Edition(), cfg.Rights, clock); err != nil {
+		return err
+	}
 	if p.journal, b.closeJournal, err = OpenJournal(ctx, cfg, b.db); err != nil {
 		return err
 	}

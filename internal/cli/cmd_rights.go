@@ -104,8 +104,8 @@ func rightsCheck(_ context.Context, args []string, stdout, stderr io.Writer) int
 			return f.usageError("--%s is required", name)
 		}
 	}
-	if !siobroker.Basis(*basis).Valid() {
-		return f.usageError("--basis must be 1..6, got %d", *basis)
+	if !siobroker.Basis(*basis).Known() {
+		return f.usageError("--basis must be 1..9 (7..9: the Law's bases of §1), got %d", *basis)
 	}
 	t, code := f.load()
 	if t == nil {

@@ -119,8 +119,8 @@ func (f *sendFlags) query() (siobroker.Query, error) {
 		Article: f.article,
 		Purpose: f.purpose,
 	}
-	if !q.Basis.Valid() {
-		return q, fmt.Errorf("--basis must be 1 to 6")
+	if !q.Basis.Known() {
+		return q, fmt.Errorf("--basis must be 1 to 9 (7 to 9: the Law's bases of §1)")
 	}
 	if f.caseNo == "" {
 		return q, fmt.Errorf("--case is required: every request names its case (§3 of the Rules)")

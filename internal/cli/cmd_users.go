@@ -47,6 +47,7 @@ const usersUsage = `usage:
   siobroker users pending [--all]
   siobroker users approve ID
   siobroker users refuse ID --reason TEXT (--cert FILE --key FILE | --user IIN) [--out FILE]
+  siobroker users migrate-roles --from 2024 --to 2026 [--mapping FILE] [--apply]
 
 Every command takes --config FILE (default configs/broker.yaml, with the SIOBROKER_* environment
 over it, as serve reads it) and --data DIR (default: its data_dir), the broker's data directory,
@@ -83,6 +84,12 @@ verifies it against the broker's trusted roots and keeps it with its signer's II
 block --violation is a block for a violation of the Rules (§45): the prosecutor and the user's
 management are notified, by e-mail and webhook, as notify.recipients_file names them; the broker
 delivers the notices from the store's outbox and retries them until delivered.
+A role is a row number of Appendix 1, and the 2026 wording renumbered the rows: the store records
+the edition its roles refer to, and the broker and these commands refuse a store of another edition
+than theirs (2026). migrate-roles renumbers the roles by configs/roles-FROM-TO.yaml: it shows every
+user's row before and after and changes nothing; with --apply it applies the plan in one
+transaction, journaled in the store. Rows the new wording does not have are left to the operator:
+while a user holds one, the migration is not applied.
 Exit status: 0 done, 1 refused or failed, 2 usage error or a configuration that does not load.
 `
 
@@ -105,6 +112,7 @@ var usersCommands = []subcommand{
 	{"list", "list the registered users", usersList},
 	{"show", "show a user: fields, applications, refusals and certificates", usersShow},
 	{"applications", "list the applications, every user's or one's", usersApplications},
+	{"migrate-roles", "renumber the users' roles to another edition of Appendix 1 (§1, 2026), showing the plan first", usersMigrateRoles},
 }
 
 func usersRegister(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -139,6 +147,10 @@ func newUsersFlags(name string, stdout, stderr io.Writer, mutating bool) *operat
 func openRegistry(ctx context.Context, e *brokerEnv) (*sqlite.DB, *users.Registry, error) {
 	db, err := e.store(ctx)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkRegistryEdition(ctx, db); err != nil {
+		db.Close()
 		return nil, nil, err
 	}
 	return db, users.New(db, siobroker.SystemClock{}, nil), nil

@@ -285,7 +285,7 @@ func TestFaultsRaw(t *testing.T) {
 	big := bytes.Repeat([]byte(" "), int(e.cfg.HTTP.MaxBodyBytes)+10)
 	bigEnv := append(append([]byte(`<?xml version="1.0" encoding="UTF-8"?>`), big...), env...)
 	schema := e.query(1)
-	schema.Basis = 7
+	schema.Basis = 10 // 1–6 the appendices', 7–9 the Law's (§1)
 	for _, tc := range []struct {
 		name   string
 		method string
@@ -307,10 +307,10 @@ func TestFaultsRaw(t *testing.T) {
 		{"GET without wsdl", http.MethodGet, e.url, nil, 0, s405, siobroker.CodeMethod, ""},
 		{"PUT", http.MethodPut, e.url, func(t *testing.T) []byte { return []byte(env) }, 0, s405, siobroker.CodeMethod, ""},
 		{"DELETE", http.MethodDelete, e.url, nil, 0, s405, siobroker.CodeMethod, ""},
-		{"schema basis 7", http.MethodPost, e.url, func(t *testing.T) []byte {
+		{"schema basis 10", http.MethodPost, e.url, func(t *testing.T) []byte {
 			return signedRequest(t, s, signing.PlacementWSSE, newInfo(), schema)
 		}, 0, s500, siobroker.CodeSchema, "basis"},
-		{"schema basis 7 enveloped", http.MethodPost, e.url, func(t *testing.T) []byte {
+		{"schema basis 10 enveloped", http.MethodPost, e.url, func(t *testing.T) []byte {
 			return signedRequest(t, s, signing.PlacementEnveloped, newInfo(), schema)
 		}, 0, s500, siobroker.CodeSchema, "basis"},
 		{"subject check digit raw", http.MethodPost, e.url, func(t *testing.T) []byte {
@@ -498,7 +498,7 @@ func TestSendUsage(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"basis 7", e.sendArgs(u, "--basis", "7")},
+		{"basis 10", e.sendArgs(u, "--basis", "10")},
 		{"no case", e.sendArgs(u, "--case", "")},
 		{"short subject", e.sendArgs(u, "--subject", "123")},
 		{"no services", e.sendArgs(u, "--services", "")},

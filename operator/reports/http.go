@@ -460,8 +460,8 @@ func ParseForm(v url.Values) (soap.ReportQuery, error) {
 	}
 	if s := v.Get("basis"); s != "" {
 		b, err := strconv.Atoi(s)
-		if q.Basis = siobroker.Basis(b); err != nil || !q.Basis.Valid() {
-			return q, siobroker.FieldError(p+"/basis", "must be an integer from %d to %d, got %q", siobroker.FirstBasis, siobroker.LastBasis, s)
+		if q.Basis = siobroker.Basis(b); err != nil || !q.Basis.Known() {
+			return q, siobroker.FieldError(p+"/basis", "must be an integer from %d to %d, got %q", siobroker.FirstBasis, siobroker.LastLawBasis, s)
 		}
 	}
 	if f := v.Get("format"); f != "" {

@@ -344,8 +344,8 @@ func checkReportQuery(q soap.ReportQuery) error {
 		return siobroker.FieldError(p+"/kind", "must be %s or %s, got %q", soap.ReportRequests, soap.ReportSummary, q.Kind)
 	case q.Service != 0 && (q.Service < siobroker.FirstService || q.Service > siobroker.LastService):
 		return siobroker.FieldError(p+"/service", "must be an integer from %d to %d, got %d", siobroker.FirstService, siobroker.LastService, q.Service)
-	case q.Basis != 0 && !q.Basis.Valid():
-		return siobroker.FieldError(p+"/basis", "must be an integer from %d to %d, got %d", siobroker.FirstBasis, siobroker.LastBasis, q.Basis)
+	case q.Basis != 0 && !q.Basis.Known():
+		return siobroker.FieldError(p+"/basis", "must be an integer from %d to %d, got %d", siobroker.FirstBasis, siobroker.LastLawBasis, q.Basis)
 	case q.Outcome != "" && !siobroker.RequestOutcome(q.Outcome).Valid():
 		return siobroker.FieldError(p+"/outcome", "must be one of %s, got %q", outcomeList(), q.Outcome)
 	case q.UserIIN != "" && !twelveDigits(q.UserIIN):

@@ -93,7 +93,9 @@ func basisField(s *seq) (siobroker.Basis, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := xsInt(s.child("basis"), v, int(siobroker.FirstBasis), int(siobroker.LastBasis))
+	// The Law's bases of §1 (7–9) are parsed like the others; whether anyone may use them is the
+	// rights' decision, not the message format's.
+	n, err := xsInt(s.child("basis"), v, int(siobroker.FirstBasis), int(siobroker.LastLawBasis))
 	return siobroker.Basis(n), err
 }
 

@@ -188,7 +188,7 @@ func ParseReportQuery(el *etree.Element) (ReportQuery, error) {
 	if q.From, q.To, err = period(s); err != nil {
 		return q, err
 	}
-	basis, err := optInt(s, "basis", int(siobroker.FirstBasis), int(siobroker.LastBasis))
+	basis, err := optInt(s, "basis", int(siobroker.FirstBasis), int(siobroker.LastLawBasis))
 	if err != nil {
 		return q, err
 	}

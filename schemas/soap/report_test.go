@@ -157,7 +157,7 @@ var reportRefusals = []struct {
 	{"wrong order", `<q:organisation>ДП г. Астаны</q:organisation><q:erdrCode>1501</q:erdrCode>`,
 		`<q:erdrCode>1501</q:erdrCode><q:organisation>ДП г. Астаны</q:organisation>`, "reportQuery/from", true},
 	{"kind", `<q:kind>requests</q:kind>`, `<q:kind>monthly</q:kind>`, "reportQuery/kind", true},
-	{"basis 7", `<q:basis>6</q:basis>`, `<q:basis>7</q:basis>`, "reportQuery/basis", true},
+	{"basis 10", `<q:basis>6</q:basis>`, `<q:basis>10</q:basis>`, "reportQuery/basis", true},
 	{"outcome", `<q:outcome>refused</q:outcome>`, `<q:outcome>lost</q:outcome>`, "reportQuery/outcome", true},
 	{"empty erdr code", `<q:erdrCode>1501</q:erdrCode>`, `<q:erdrCode></q:erdrCode>`, "reportQuery/erdrCode", true},
 	{"empty department", `<q:department>Следственное управление</q:department>`, `<q:department></q:department>`, "reportQuery/department", true},

@@ -1,6 +1,7 @@
 package soap
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -40,7 +41,7 @@ func TestSchemaErrors(t *testing.T) {
 		{"property without value", `<value>ДП г. Астаны</value>`, ``, "requestInfo/properties/value", "is required"},
 		{"attribute on requestInfo", `<requestInfo>`, `<requestInfo x="1">`, "requestInfo/@x", "unexpected attribute"},
 		{"no data element", `<q:query`, `<q:query`, "", ""}, // placeholder replaced below
-		{"basis 7", basis, `<q:basis>7</q:basis>`, "query/basis", `must be an integer from 1 to 6, got "7"`},
+		{"basis 10", basis, `<q:basis>10</q:basis>`, "query/basis", `must be an integer from 1 to 9, got "10"`},
 		{"basis not a number", basis, `<q:basis>one</q:basis>`, "query/basis", `got "one"`},
 		{"basis with whitespace is fine for xs:int", basis, `<q:basis> 1 </q:basis>`, "", ""},
 		{"service 94", services, `<q:service>94</q:service>`, "query/services/service", `must be an integer from 1 to 93, got "94"`},
@@ -155,5 +156,19 @@ func TestResponseSchemaErrors(t *testing.T) {
 			}
 			wantErr(t, err, c.code, c.field, c.msg)
 		})
+	}
+}
+
+// TestLawBasesParse: the bases §1 adds from the Law (7–9) are requests like the others: the format
+// takes them, with their case number; the rights decide who may use them.
+func TestLawBasesParse(t *testing.T) {
+	golden := string(readGolden(t, "request.xml"))
+	for _, b := range []siobroker.Basis{siobroker.BasisOtherBodies, siobroker.BasisCovert, siobroker.BasisFinMonitoring} {
+		req := strings.Replace(golden, `<q:basis>1</q:basis>`, fmt.Sprintf(`<q:basis>%d</q:basis>`, b), 1)
+		req = strings.Replace(req, `<q:number>267100031000123</q:number>`, `<q:number>ОРД-2026/17</q:number>`, 1)
+		_, q, err := parseRequest([]byte(req))
+		if err != nil || q.Basis != b || q.Case.Number != "ОРД-2026/17" {
+			t.Fatalf("basis %d: %+v, %v", b, q, err)
+		}
 	}
 }

@@ -95,7 +95,7 @@ func TestXSDAgreement(t *testing.T) {
 	// nothing).
 	golden := string(readGolden(t, "request.xml"))
 	invalid := map[string][2]string{
-		"basis 7":       {`<q:basis>1</q:basis>`, `<q:basis>7</q:basis>`},
+		"basis 10":      {`<q:basis>1</q:basis>`, `<q:basis>10</q:basis>`},
 		"service 94":    {`<q:service>45</q:service>`, `<q:service>94</q:service>`},
 		"iin 11 digits": {`<q:iin>870315123455</q:iin>`, `<q:iin>87031512345</q:iin>`},
 		"unknown":       {`</q:purpose>`, `</q:purpose><q:foo/>`},
