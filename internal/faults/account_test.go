@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/routing/amqp"
 	"github.com/sio-pso/siobroker/sqlite"
 )
@@ -46,6 +47,7 @@ type jrec struct {
 	requestID, messageID, code string
 	service                    int
 	adapter, answerDigest      string
+	summarised                 map[string]int // of a refusal summary: the refusals it counts, by fault code
 }
 
 // jreq is what the journal holds of one request (by the client's messageId).
@@ -68,6 +70,7 @@ type counts struct {
 	sent, async, accepted, refused, noAnswer, unreadable int
 	produced, journaled, late, unledgered                int
 	lost, duplicated, stuck, unjournaledRefusals         int
+	summarisedRefusals                                   int // refusals counted in a refusal summary, not one by one
 	faultCodes                                           map[string]int
 	outcomes                                             map[string]int      // exchange and late records by kind, service and code
 	problems                                             map[string][]string // by kind: examples, for the diagnosis
@@ -131,6 +134,15 @@ func account(t *testing.T, top *topology, l *loader) *accounting {
 
 	byMsg := map[string]*jreq{}
 	reqToMsg := map[string]string{}
+	// A signer's refusals past the journal's per-minute bound (journal.unauthenticated_refusals)
+	// are journaled as a count in a refusal summary, by design: a fault with no refusal record of
+	// its own is journaled when a summary counts a refusal of its code that no other fault took.
+	summarised := map[string]int{}
+	for _, r := range journal {
+		for code, n := range r.summarised {
+			summarised[code] += n
+		}
+	}
 	for _, r := range journal {
 		if r.messageID == "" {
 			continue
@@ -174,7 +186,10 @@ func account(t *testing.T, top *topology, l *loader) *accounting {
 		case gotFault:
 			c.refused++
 			c.faultCodes[s.code]++
-			if j == nil || len(j.refusals) == 0 {
+			if (j == nil || len(j.refusals) == 0) && summarised[s.code] > 0 {
+				summarised[s.code]--
+				c.summarisedRefusals++
+			} else if j == nil || len(j.refusals) == 0 {
 				c.unjournaledRefusals++
 				c.problem("unjournaled refusal", "%s %s: %s %s", channel(s), s.messageID, s.code, s.detail)
 			}
@@ -387,6 +402,11 @@ func readStore(t *testing.T, top *topology) ([]jrec, map[string]bool) {
 			_ = json.Unmarshal(data, &d)
 			r.adapter, r.answerDigest = d.Adapter, d.AnswerDigest
 		}
+		if r.kind == siobroker.JournalRefusal && r.code == broker.RefusalSummaryCode {
+			var sum broker.RefusalSummary
+			must(t, json.Unmarshal(data, &sum), "read a refusal summary")
+			r.summarised = sum.Codes
+		}
 		out = append(out, r)
 	}
 	must(t, rows.Err(), "read the journal")
@@ -468,11 +488,14 @@ func (acc *accounting) print(t *testing.T, f form) {
 		total.duplicated += c.duplicated
 		total.stuck += c.stuck
 		total.unjournaledRefusals += c.unjournaledRefusals
+		total.summarisedRefusals += c.summarisedRefusals
 	}
 	row("total", &total)
 	b.WriteString("(answers: rows of the adapters' ledger; journaled: exchange records with an answer and late records;\n" +
 		" no-ledger: answers journaled that no ledger row accounts for, not a failure by itself; lost, dup, stuck and\n" +
 		" unjournaled refusals must be 0)\n")
+	fmt.Fprintf(&b, "refusals journaled as counts in refusal summaries (a signer's refusals past the per-minute bound): %d\n",
+		total.summarisedRefusals)
 	fmt.Fprintf(&b, "dead-letter queue: expected %d (the poison), actual %d", len(acc.dlqExpected), len(acc.dlqActual))
 	if len(acc.dlqMissing) > 0 {
 		fmt.Fprintf(&b, "; poison missing: %s", strings.Join(acc.dlqMissing, ", "))
