@@ -184,6 +184,18 @@ func (r *Registry) Apply(ctx context.Context, a siobroker.Application) (siobroke
 	return u, nil
 }
 
+// ApplyForm applies an operator's application as Apply does, after the checks of a submitted one:
+// a register or move must carry every field of the App. 5 form, each believable (§43: the
+// operator does not register on incomplete or unreliable data). It is what the operator's own
+// register and move take; Apply's lighter checks are for imports of a registry taken over and
+// the demo users.
+func (r *Registry) ApplyForm(ctx context.Context, a siobroker.Application) (siobroker.User, error) {
+	if err := validateApplication(a, true); err != nil {
+		return siobroker.User{}, err
+	}
+	return r.Apply(ctx, a)
+}
+
 // validateApplication makes the checks of every application: the IIN's check digit, and the
 // App. 5 fields of a register or move; complete asks for every field of the form (§43), as a
 // submitted application carries them.

@@ -85,8 +85,8 @@ func TestBrokerEnvSources(t *testing.T) {
 func TestStoreFromConfiguration(t *testing.T) {
 	data := t.TempDir()
 	file := writeBrokerConfig(t, fmt.Sprintf("data_dir: %s\n", data))
-	code, out, errOut := runMainArgs("users", "register", "--config", file, "--iin", "750312300458", "--name", "ИВАНОВ ИВАН",
-		"--org", "Прокуратура", "--role", "1", "--reason", "заявка № 1")
+	code, out, errOut := runMainArgs(append([]string{"users", "register", "--config", file, "--iin", "750312300458", "--name", "ИВАНОВ ИВАН",
+		"--org", "Прокуратура", "--role", "1", "--reason", "заявка № 1"}, app5Flags...)...)
 	if code != 0 {
 		t.Fatalf("register: exit %d\n%s%s", code, out, errOut)
 	}

@@ -91,7 +91,7 @@ func usersApplicationForm(ctx context.Context, args []string, stdout, stderr io.
 		}
 		u = cur
 	}
-	uf.apply(&u, set, time.Time{})
+	uf.apply(&u, set)
 	u.ConsentAt = time.Time{}
 	doc := users.ApplicationForm(siobroker.Application{Kind: kind, IIN: *uf.iin, Reason: *uf.reason, User: u}, siobroker.SystemClock{}.Now())
 	return writeForm(f, doc, *out, fmt.Sprintf("the App. 5 application of %s written to %s: the head of the organisation signs it with their EDS, then `users submit --file SIGNED`",

@@ -54,7 +54,7 @@ func TestApplicationsWorkflow(t *testing.T) {
 	}
 	register := func(iin string, extra ...string) (int, string, string) {
 		return run(append(append([]string{"register", "--iin", iin, "--name", "Тестов Тест", "--org", "ДП г. Астаны", "--role", "3",
-			"--consent-at", "now", "--reason", "заявка", "--by", "оператор"}, app5Flags...), extra...)...)
+			"--reason", "заявка", "--by", "оператор"}, app5Flags...), extra...)...)
 	}
 	for _, u := range []devpki.User{op, plain} {
 		extra := []string{}

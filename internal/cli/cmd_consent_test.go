@@ -43,8 +43,8 @@ func TestSignedConsent(t *testing.T) {
 		code := Main(context.Background(), args, &out, &errb)
 		return code, out.String(), errb.String()
 	}
-	if code, out, errs := run("users", "register", "--config", conf, "--iin", user.IIN, "--name", "Иванов Иван Иванович", "--org", "ДП г. Астаны",
-		"--position", "следователь", "--role", "3", "--reason", "заявка", "--by", "оператор"); code != 0 {
+	if code, out, errs := run(append([]string{"users", "register", "--config", conf, "--iin", user.IIN, "--name", "Иванов Иван Иванович",
+		"--org", "ДП г. Астаны", "--role", "3", "--reason", "заявка", "--by", "оператор"}, app5Flags...)...); code != 0 {
 		t.Fatalf("register = %d\n%s%s", code, out, errs)
 	}
 	dir := t.TempDir()

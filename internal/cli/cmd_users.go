@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,7 +31,7 @@ const usersUsage = `usage:
   siobroker users register --iin IIN --name NAME --org ORG [--erdr-code C] [--department D]
                            [--position P] [--work-phone T] [--mobile-phone T] [--email E]
                            [--work-address A] --role N [--reports] [--sanction] [--operator]
-                           [--consent-at RFC3339|now] [--cert FILE] --reason TEXT [--submit]
+                           [--cert FILE] --reason TEXT [--submit]
   siobroker users move --iin IIN [the fields of register to change] --reason TEXT
   siobroker users add-cert --iin IIN --cert FILE
   siobroker users block --iin IIN --reason TEXT [--violation]
@@ -247,29 +248,24 @@ func addUserFieldFlags(f *cmdFlags) *userFieldFlags {
 		role:        f.Int("role", 0, "the role: a row of Appendix 1 (1..19)"),
 		reports:     f.Bool("reports", false, "grant the \"Reports\" function (§10)"),
 		operator:    f.Bool("operator", false, "grant the operator right: the dashboard of services, incidents, dead letters and maintenance"),
-		consentAt:   f.String("consent-at", "", "when the consent (Appendix 6) was signed: RFC 3339, or now"),
+		consentAt:   f.String("consent-at", "", "not taken: the consent is the App. 6 document the user signs (users consent-form, users consent; §17)"),
 		certFile:    f.String("cert", "", "the user's signing certificate (PEM), recorded with the application"),
 		reason:      f.String("reason", "", "the reason of the application (required)"),
 	}
 }
 
-// consent parses --consent-at; the zero time when it is not given.
-func (uf *userFieldFlags) consent(now time.Time) (time.Time, error) {
-	switch *uf.consentAt {
-	case "":
-		return time.Time{}, nil
-	case "now":
-		return now, nil
+// refuseTypedConsent refuses --consent-at: §17 and App. 6 have the user sign the consent, and a
+// date the operator types is not that (users consent records the signed document and its date).
+func (uf *userFieldFlags) refuseTypedConsent() error {
+	if *uf.consentAt == "" {
+		return nil
 	}
-	t, err := time.Parse(time.RFC3339, *uf.consentAt)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--consent-at %q is neither RFC 3339 nor now", *uf.consentAt)
-	}
-	return t.In(siobroker.Astana), nil
+	return errors.New("--consent-at is not taken: the consent is the App. 6 document the user signs with their own EDS " +
+		"(users consent-form writes it, users consent records it, verified, with its date; §17)")
 }
 
 // apply sets on u the fields whose flags were given: a move changes only those.
-func (uf *userFieldFlags) apply(u *siobroker.User, set map[string]bool, consent time.Time) {
+func (uf *userFieldFlags) apply(u *siobroker.User, set map[string]bool) {
 	for flagName, apply := range map[string]func(){
 		"name":         func() { u.FullName = *uf.name },
 		"org":          func() { u.Organisation = *uf.org },
@@ -285,7 +281,6 @@ func (uf *userFieldFlags) apply(u *siobroker.User, set map[string]bool, consent 
 		"role":         func() { u.Role = *uf.role },
 		"reports":      func() { u.ReportsRight = *uf.reports },
 		"operator":     func() { u.OperatorRight = *uf.operator },
-		"consent-at":   func() { u.ConsentAt = consent },
 	} {
 		if set[flagName] {
 			apply()
@@ -314,11 +309,11 @@ func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, ar
 		}
 	}
 	now := siobroker.SystemClock{}.Now()
-	consent, err := uf.consent(now)
-	if err != nil {
+	if err := uf.refuseTypedConsent(); err != nil {
 		return f.usageError("%v", err)
 	}
 	var cert *x509.Certificate
+	var err error
 	if *uf.certFile != "" {
 		if cert, err = readUserCert(*uf.certFile, *uf.iin); err != nil {
 			return f.usageError("--cert: %v", err)
@@ -347,12 +342,12 @@ func usersRegisterOrMove(ctx context.Context, kind siobroker.ApplicationKind, ar
 		u = cur
 		u.ConsentAt = time.Time{} // zero keeps the recorded consent
 	}
-	uf.apply(&u, set, consent)
+	uf.apply(&u, set)
 	a := siobroker.Application{Kind: kind, IIN: *uf.iin, Reason: *uf.reason, At: now, By: *f.by, User: u}
 	if *submit {
 		return submitApplication(ctx, f, e, db, reg, a)
 	}
-	next, err := reg.Apply(ctx, a)
+	next, err := reg.ApplyForm(ctx, a)
 	if err != nil {
 		return f.fail(usersExitFailed, "%v", err)
 	}

@@ -69,8 +69,19 @@ func TestUsersCommand(t *testing.T) {
 
 	// Register and move by hand.
 	newIIN, _ := siobroker.CompleteIIN("75031230045")
-	code, out, errs = runUsers(t, "register", "--data", data, "--iin", newIIN, "--name", "ИВАНОВ ИВАН", "--org", "Прокуратура",
-		"--role", "1", "--reports", "--consent-at", "now", "--reason", "заявка № 7")
+	// §43: not on an incomplete form; §17: the consent is the signed App. 6, never a typed date.
+	code, _, errs = runUsers(t, "register", "--data", data, "--iin", newIIN, "--name", "ИВАНОВ ИВАН", "--org", "Прокуратура",
+		"--role", "1", "--reason", "заявка № 7")
+	if code != 1 || !strings.Contains(errs, "erdr_code: is required") || !strings.Contains(errs, "email: is required") {
+		t.Fatalf("an incomplete register = %d\n%s", code, errs)
+	}
+	code, _, errs = runUsers(t, append([]string{"register", "--data", data, "--iin", newIIN, "--name", "ИВАНОВ ИВАН", "--org", "Прокуратура",
+		"--role", "1", "--reports", "--consent-at", "now", "--reason", "заявка № 7"}, app5Flags...)...)
+	if code != 2 || !strings.Contains(errs, "users consent") {
+		t.Fatalf("register --consent-at = %d\n%s", code, errs)
+	}
+	code, out, errs = runUsers(t, append([]string{"register", "--data", data, "--iin", newIIN, "--name", "ИВАНОВ ИВАН", "--org", "Прокуратура",
+		"--role", "1", "--reports", "--reason", "заявка № 7"}, app5Flags...)...)
 	if code != 0 {
 		t.Fatalf("register = %d\n%s%s", code, out, errs)
 	}
@@ -90,7 +101,7 @@ func TestUsersCommand(t *testing.T) {
 	}
 	u, _, _ := db.User(context.Background(), newIIN)
 	db.Close()
-	if u.Position != "старший прокурор" || u.FullName != "ИВАНОВ ИВАН" || !u.ReportsRight || u.ConsentAt.IsZero() || u.Role != 1 || u.OperatorRight {
+	if u.Position != "старший прокурор" || u.FullName != "ИВАНОВ ИВАН" || !u.ReportsRight || !u.ConsentAt.IsZero() || u.Role != 1 || u.OperatorRight {
 		t.Fatalf("moved user = %+v", u)
 	}
 	// The operator right is granted and withdrawn by a move, and shown.

@@ -131,7 +131,7 @@ func TestApplicationNoticesE2E(t *testing.T) {
 
 	const applicant = "870315123455"
 	code, out, errs := runUsers(t, append([]string{"register", "--config", brokerFile, "--iin", applicant, "--name", "Тестов Тест", "--org", org,
-		"--role", "3", "--consent-at", "now", "--reason", "приказ № 5", "--by", "кадры", "--submit"}, app5Flags...)...)
+		"--role", "3", "--reason", "приказ № 5", "--by", "кадры", "--submit"}, app5Flags...)...)
 	if code != 0 || !strings.Contains(out, "submitted") {
 		t.Fatalf("users register --submit = %d\n%s%s", code, out, errs)
 	}
