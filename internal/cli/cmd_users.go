@@ -573,6 +573,9 @@ func printUser(w io.Writer, u siobroker.User, apps []siobroker.Application, refu
 		{"operator right", yesNo(u.OperatorRight)}, {"status", string(u.Status)},
 		{"consent", showTime(u.ConsentAt)}, {"last request", showTime(u.LastRequest)}, {"registered", showTime(u.RegisteredAt)},
 	} {
+		if row[0] == "old contacts" && row[1] == "" {
+			continue // a user registered with the App. 5 fields has none
+		}
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 	}
 	tw.Flush()
