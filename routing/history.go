@@ -81,8 +81,15 @@ const (
 	histMaintenance
 )
 
+// stepIndex is the number of the step at falls in, counted from the epoch (rounded down, also
+// before it); in integers, as a float64 would misplace counts near a step's edge.
 func stepIndex(at time.Time, step time.Duration) int64 {
-	return int64(math.Floor(float64(at.UnixNano()) / float64(step)))
+	ns := at.UnixNano()
+	idx := ns / int64(step)
+	if ns%int64(step) < 0 {
+		idx--
+	}
+	return idx
 }
 
 // slotAt returns the slot of ring for the step of at, reset if it held an older step; nil when

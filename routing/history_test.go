@@ -244,3 +244,23 @@ func TestHistoryTraffic(t *testing.T) {
 		t.Errorf("the day's traffic at 11:30: %v", got)
 	}
 }
+
+// TestStepIndex: a count lands in the step it happened in, at the edges too and before the epoch.
+func TestStepIndex(t *testing.T) {
+	edge := time.Date(2026, 12, 7, 10, 0, 0, 0, siobroker.Astana)
+	for _, tc := range []struct {
+		at   time.Time
+		want int64
+	}{
+		{edge, edge.Unix() / 60},
+		{edge.Add(-time.Nanosecond), edge.Unix()/60 - 1},
+		{edge.Add(time.Minute - time.Nanosecond), edge.Unix() / 60},
+		{time.Unix(-1, 0), -1},
+		{time.Unix(-60, 0), -1},
+		{time.Unix(-61, 0), -2},
+	} {
+		if got := stepIndex(tc.at, time.Minute); got != tc.want {
+			t.Errorf("stepIndex(%s) = %d, want %d", tc.at, got, tc.want)
+		}
+	}
+}

@@ -216,6 +216,24 @@ func TestDashboardChartsInChromium(t *testing.T) {
 		t.Errorf("service 1's chart shows bars %+v, want one in the first minute (%d–%d)", one, a.from, a.to)
 	}
 
+	// The figures /metrics gives are those the charts drew.
+	_, _, metrics := do(t, http.MethodGet, e.ops(t)+"/metrics", nil)
+	for _, want := range []string{`siobroker_service_dispatches_total{service="1"} 2`, `siobroker_service_dispatches_total{service="5"} 4`} {
+		if !strings.Contains(string(metrics), want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// The whole page, kept after the test, to be looked at.
+	if b, err := chromedp.Run(cctx, chromedp.FullScreenshot(100)); err == nil { // 100: a PNG
+		if f, err := os.CreateTemp("", "siobroker-dashboard-charts-*.png"); err == nil {
+			_, werr := f.Write(b)
+			if f.Close() == nil && werr == nil {
+				t.Logf("screenshot of the page: %s", f.Name())
+			}
+		}
+	}
+
 	// All 93, with "Busy only" unticked.
 	if err := chromedp.Do(cctx,
 		chromedp.Click(chromedp.CSS(`#services-busy-only`)),

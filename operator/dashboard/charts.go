@@ -125,7 +125,7 @@ func (h *handler) chartSVG(r *http.Request) ([]byte, error) {
 		who = fmt.Sprintf("service %d", service)
 		if h.cfg.ServiceInfo != nil {
 			if n, _ := h.cfg.ServiceInfo(service); n != "" {
-				who += " " + n
+				who += " " + shorten(n, 60)
 			}
 		}
 	}
@@ -149,6 +149,15 @@ type svgChart struct {
 	buckets []Bucket
 	win     chartWindow
 	yMax    float64 // the value at the top of the plot
+}
+
+// shorten cuts s to at most n characters, marking the cut, so that a long name of Appendix 2
+// stays within the chart.
+func shorten(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func esc(s string) string {
@@ -184,9 +193,9 @@ func niceScale(max, minStep float64) (top, step float64) {
 
 // begin writes the frame: title, legend, the y axis with its ticks formatted by label, and the
 // time axis in Astana time, 24-hour.
-func (c *svgChart) begin(title string, legend []series, max, minStep float64, label func(float64) string) {
+func (c *svgChart) begin(title string, legend []series, largest, minStep float64, label func(float64) string) {
 	var step float64
-	c.yMax, step = niceScale(max, minStep)
+	c.yMax, step = niceScale(largest, minStep)
 	fmt.Fprintf(&c.b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">`,
 		chartWidth, chartHeight, chartWidth, chartHeight)
 	fmt.Fprintf(&c.b, `<title>%s</title>`, esc(title))
@@ -199,7 +208,10 @@ func (c *svgChart) begin(title string, legend []series, max, minStep float64, la
 		x += 24 + 6.5*float64(len([]rune(s.name)))
 	}
 	// The y axis: grid lines and their values.
-	for v := 0.0; v <= c.yMax+step/2; v += step {
+	// Each tick computed, not summed, and written to the step's decimals: 0.6, not 0.6000000001.
+	decimals := max(0, -int(math.Floor(math.Log10(step))))
+	for k := 0; float64(k)*step <= c.yMax+step/2; k++ {
+		v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(k)*step, 'f', decimals, 64), 64)
 		y := c.y(v)
 		fmt.Fprintf(&c.b, `<line x1="%d" y1="%s" x2="%d" y2="%s" stroke="#e3e7eb"/>`, plotLeft, f1(y), plotLeft+plotWidth, f1(y))
 		fmt.Fprintf(&c.b, `<text x="%d" y="%s" text-anchor="end" fill="#5a6470">%s</text>`, plotLeft-4, f1(y+4), esc(label(v)))

@@ -264,3 +264,27 @@ func TestNiceScale(t *testing.T) {
 		}
 	}
 }
+
+func TestShorten(t *testing.T) {
+	if got := shorten("Государственная база", 10); got != "Государст…" {
+		t.Errorf("shorten = %q", got)
+	}
+	if got := shorten("база", 10); got != "база" {
+		t.Errorf("shorten = %q", got)
+	}
+}
+
+// TestLatencyTicks: the ticks of a fractional axis are written as the step gives them.
+func TestLatencyTicks(t *testing.T) {
+	b := hourOf()
+	b[3].Latencies, b[3].P50, b[3].P99 = 1, 600*time.Microsecond, 790*time.Microsecond
+	all := texts(parseSVG(t, latencyChart(b, hourWindow, "all services")))
+	for _, want := range []string{"|0 ms|", "|0.2 ms|", "|0.4 ms|", "|0.6 ms|", "|0.8 ms|"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("ticks lack %q: %s", want, all)
+		}
+	}
+	if strings.Contains(all, "00000") {
+		t.Errorf("a tick written with float noise: %s", all)
+	}
+}
