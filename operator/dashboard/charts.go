@@ -130,6 +130,9 @@ func (h *handler) chartSVG(r *http.Request) ([]byte, error) {
 		}
 	}
 	buckets := h.cfg.History(service, win.day)
+	if len(buckets) == 0 {
+		return nil, siobroker.Errorf(siobroker.CodeInternal, "the history of service %d is empty", service)
+	}
 	switch strings.TrimSuffix(name, ".svg") {
 	case "requests":
 		return requestsChart(buckets, win, who), nil
@@ -174,13 +177,13 @@ func (c *svgChart) y(v float64) float64 { return plotTop + plotHeight - v/c.yMax
 
 func f1(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 
-// niceScale returns the top of an axis holding max, and its tick step: four or five ticks of 1,
-// 2 or 5 times a power of ten, at least minStep apart.
-func niceScale(max, minStep float64) (top, step float64) {
-	if max <= 0 {
+// niceScale returns the top of an axis holding largest, and its tick step: four or five ticks of
+// 1, 2 or 5 times a power of ten, at least minStep apart.
+func niceScale(largest, minStep float64) (top, step float64) {
+	if largest <= 0 {
 		return minStep * 4, minStep
 	}
-	raw := max / 4
+	raw := largest / 4
 	pow := math.Pow(10, math.Floor(math.Log10(raw)))
 	for _, m := range []float64{1, 2, 5, 10} {
 		if step = m * pow; step >= raw {
@@ -188,7 +191,7 @@ func niceScale(max, minStep float64) (top, step float64) {
 		}
 	}
 	step = math.Max(step, minStep)
-	return math.Ceil(max/step-1e-9) * step, step
+	return math.Ceil(largest/step-1e-9) * step, step
 }
 
 // begin writes the frame: title, legend, the y axis with its ticks formatted by label, and the
