@@ -659,7 +659,7 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	defer timer.Stop()
 
 	out := Outcome{DispatchedAt: d.clock.Now()}
-	d.counters.begin(req.Service)
+	d.counters.begin(req.Service, out.DispatchedAt)
 	m := &waited{d: d, service: req.Service}
 	if limit < wait {
 		// Its own timer rather than a case of the selects below: the limit must be counted, and
@@ -767,8 +767,13 @@ func (d *Dispatcher) answered(out Outcome, m *waited, req schemas.ServiceRequest
 	default: // error, and a status no adapter may give (denied is the broker's)
 		how = endErrorAnswer
 	}
-	if out.Late = m.end(how, out.AnsweredAt, true); !out.Late && d.onAnswer != nil {
-		d.onAnswer(req.Service, out.Result.Status, out.AnsweredAt.Sub(out.DispatchedAt))
+	if out.Late = m.end(how, out.AnsweredAt, true); !out.Late {
+		// The charts' latencies are the ones /metrics observes: the answers within their limit.
+		latency := out.AnsweredAt.Sub(out.DispatchedAt)
+		d.counters.latency(req.Service, latency, out.AnsweredAt)
+		if d.onAnswer != nil {
+			d.onAnswer(req.Service, out.Result.Status, latency)
+		}
 	}
 	return out
 }
@@ -782,9 +787,9 @@ func (d *Dispatcher) CountUndispatched(r siobroker.ServiceResult) {
 	}
 	switch {
 	case r.Status == siobroker.StatusDenied:
-		d.counters.undispatched(r.Service, false)
+		d.counters.undispatched(r.Service, false, d.clock.Now())
 	case r.Reason == siobroker.ReasonMaintenance:
-		d.counters.undispatched(r.Service, true)
+		d.counters.undispatched(r.Service, true, d.clock.Now())
 	}
 }
 

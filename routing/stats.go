@@ -89,12 +89,14 @@ type slot struct {
 type counter struct {
 	stats  ServiceStats // without the recent counts
 	recent [recentSlots]slot
+	hist   *history // the charts' history (history.go); nil until the service is counted
 }
 
 // serviceCounters holds every service's counter. Its methods are safe for concurrent use.
 type serviceCounters struct {
-	mu  sync.Mutex
-	svc map[int]*counter
+	mu    sync.Mutex
+	svc   map[int]*counter
+	total *history // every service's history together; nil until the first count
 }
 
 func slotIndex(at time.Time) int64 { return at.Unix() / int64(recentSlot/time.Second) }
@@ -111,12 +113,13 @@ func (c *serviceCounters) get(service int) *counter {
 	return n
 }
 
-func (c *serviceCounters) begin(service int) {
+func (c *serviceCounters) begin(service int, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := c.get(service)
 	n.stats.Dispatched++
 	n.stats.InFlight++
+	c.record(service, histRequest, at)
 }
 
 func (c *serviceCounters) end(service int, how ending, at time.Time) {
@@ -129,17 +132,23 @@ func (c *serviceCounters) end(service int, how ending, at time.Time) {
 	case endAnswered:
 		n.stats.Answered++
 		failed = false
+		c.record(service, histAnswered, at)
 	case endNoData:
 		n.stats.Answered++
 		n.stats.NoData++
 		failed = false
+		c.record(service, histAnswered, at)
 	case endErrorAnswer:
 		n.stats.Answered++
 		n.stats.ErrorAnswers++
+		c.record(service, histAnswered, at)
+		c.record(service, histError, at)
 	case endDispatchError:
 		n.stats.DispatchErrors++
+		c.record(service, histError, at)
 	case endTimeout:
 		n.stats.Timeouts++
+		c.record(service, histTimeout, at)
 	}
 	n.recentEnd(at, failed)
 }
@@ -167,6 +176,7 @@ func (c *serviceCounters) overdue(service int, at time.Time) {
 	n.stats.Timeouts++
 	n.stats.Overdue++
 	n.recentEnd(at, true)
+	c.record(service, histTimeout, at)
 }
 
 // settle ends the wait for an overdue message: answered tells whether its answer came (late).
@@ -195,14 +205,16 @@ func (c *serviceCounters) refused(service int) {
 }
 
 // undispatched counts a result given without a message: denied, or maintenance.
-func (c *serviceCounters) undispatched(service int, maintenance bool) {
+func (c *serviceCounters) undispatched(service int, maintenance bool, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := c.get(service)
 	if maintenance {
 		n.stats.Maintenance++
+		c.record(service, histMaintenance, at)
 	} else {
 		n.stats.Denied++
+		c.record(service, histDenied, at)
 	}
 }
 

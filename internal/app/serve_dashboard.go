@@ -31,6 +31,17 @@ func (b *Broker) dashboardHandler(p *parts, rs *reports.Service) (http.Handler, 
 			}
 			return name, b.live.routes.Adapter(n)
 		},
+		// The charts and the busy services read the dispatcher's history, kept with the counters
+		// /metrics reads, so that they agree.
+		History: func(service int, day bool) []dashboard.Bucket {
+			h := p.dispatcher.History(service, day)
+			out := make([]dashboard.Bucket, len(h))
+			for i, b := range h {
+				out[i] = dashboard.Bucket(b)
+			}
+			return out
+		},
+		Traffic:          p.dispatcher.Traffic,
 		Users:            p.users,
 		Reports:          rs,
 		Journal:          p.journal,

@@ -133,9 +133,11 @@ func TestDashboardInChromium(t *testing.T) {
 		shot()
 		t.Fatalf("load the ticket link: %v", err)
 	}
+	// By default the table shows the busy services only: here, without traffic, the one with the
+	// open incident.
 	if err := chromedp.Do(cctx,
 		chromedp.Click(chromedp.CSS(`#open-session-button`)),
-		chromedp.WaitVisible(chromedp.CSS(`#services-rows tr:nth-child(93)`)),
+		chromedp.WaitVisible(chromedp.CSS(`#service-7`)),
 		chromedp.WaitVisible(chromedp.CSS(row+" button")),
 	); err != nil {
 		shot()
@@ -146,8 +148,20 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("after the ticket the page is at %q (%v), want the bare /dashboard/: the ticket must leave the address bar", loc, err)
 	}
 	services, err := chromedp.Run(cctx, chromedp.Text(chromedp.CSS("#services-rows")))
+	if err != nil || !strings.Contains(services, "sio.service.007") || strings.Contains(services, "sio.service.001") {
+		t.Fatalf("the services table, busy only: %v\n%s", err, services)
+	}
+	// "Busy only" unticked, it shows all 93.
+	if err := chromedp.Do(cctx,
+		chromedp.Click(chromedp.CSS(`#services-busy-only`)),
+		chromedp.WaitVisible(chromedp.CSS(`#services-rows tr:nth-child(93)`)),
+	); err != nil {
+		shot()
+		t.Fatalf("show all the services: %v", err)
+	}
+	services, err = chromedp.Run(cctx, chromedp.Text(chromedp.CSS("#services-rows")))
 	if err != nil || !strings.Contains(services, "sio.service.001") || !strings.Contains(services, "sio.service.093") {
-		t.Fatalf("the services table: %v\n%s", err, services)
+		t.Fatalf("the services table, all: %v\n%s", err, services)
 	}
 	open, err := chromedp.Run(cctx, chromedp.Text(chromedp.CSS(row)))
 	if err != nil || !strings.Contains(open, "sio.service.007") || !strings.Contains(open, "adapter not answering") ||

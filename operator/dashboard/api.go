@@ -66,6 +66,12 @@ type serviceRow struct {
 	Timeouts    uint64  `json:"timeouts"` // no result within the service's limit, whether or not its answer came later
 	LateAnswers uint64  `json:"lateAnswers"`
 	ErrorRate   float64 `json:"errorRate"`
+	// BusyHour and BusyDay tell whether the service is busy, as the table's default "busy only"
+	// view shows it: it had traffic in the last hour (day), or messages in its queue or in flight,
+	// or an open incident.
+	BusyHour     bool `json:"busyHour"`
+	BusyDay      bool `json:"busyDay"`
+	OpenIncident bool `json:"openIncident"`
 }
 
 type servicesView struct {
@@ -79,8 +85,26 @@ func (h *handler) apiServices(ctx context.Context, _ operator) (any, error) {
 		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the state of the services cannot be read now")
 	}
 	out := servicesView{AsOf: siobroker.FormatTime(h.cfg.Clock.Now()), Services: make([]serviceRow, 0, len(states))}
+	var hour, day map[int]uint64
+	if h.cfg.Traffic != nil {
+		hour, day = h.cfg.Traffic(false), h.cfg.Traffic(true)
+	}
+	incidentOf := make(map[int]bool)
+	if open, err := h.cfg.Incidents.Incidents(ctx, false); err != nil {
+		// The table is worth more than the filter: its rows stay, marked by their traffic only.
+		h.log.WarnContext(ctx, "the open incidents cannot be read for the busy services", "error", err)
+	} else {
+		for _, inc := range open {
+			if inc.Status == siobroker.IncidentOpen && inc.Cause.Service > 0 {
+				incidentOf[inc.Cause.Service] = true
+			}
+		}
+	}
 	for _, s := range states {
 		row := rowOf(s)
+		row.OpenIncident = incidentOf[s.Service]
+		waiting := s.QueueDepth > 0 || s.InFlight > 0 || row.OpenIncident
+		row.BusyHour, row.BusyDay = waiting || hour[s.Service] > 0, waiting || day[s.Service] > 0
 		if h.cfg.ServiceInfo != nil && s.Service > 0 {
 			row.Name, row.Adapter = h.cfg.ServiceInfo(s.Service)
 		}

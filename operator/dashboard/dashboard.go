@@ -1,5 +1,7 @@
-// Package dashboard is the operator's web dashboard, served by the broker under /dashboard/: the
-// state of every service's route, the open and recent incidents and emergencies (§39–41, App. 7)
+// Package dashboard is the operator's web dashboard, served by the broker under /dashboard/: charts
+// of the requests, latency (p50/p99) and errors and timeouts of every service and in total over
+// the last hour and day, from the history the dispatcher keeps (Config.History), the state of
+// every service's route (the busy ones by default), the open and recent incidents and emergencies (§39–41, App. 7)
 // with the actions past their maximum time, the dead-letter queue and the maintenance windows
 // (§36, 42). The operator opens an emergency of Appendix 7 and records its actions' starts and
 // ends, annotates and closes incidents, prints the journal of emergencies in the form of Appendix
@@ -37,7 +39,9 @@
 //
 // The page is plain HTML, CSS and JavaScript embedded in the binary: no CDN, no web fonts, and a
 // Content-Security-Policy of default-src 'self'. It polls the JSON endpoints under
-// /dashboard/api/ every few seconds and shows every time in Astana time with its offset.
+// /dashboard/api/ every few seconds and shows every time in Astana time with its offset. Its
+// charts are SVG the broker draws (ChartsPath), images of the page's own origin: no script
+// draws them, and no charting library is shipped.
 package dashboard
 
 import (
@@ -157,6 +161,14 @@ type Config struct {
 	// ServiceInfo names each service (Appendix 2) and the adapter its route names, for the table;
 	// nil: the table shows numbers only. It is called on every read, so it follows reloads.
 	ServiceInfo func(service int) (name, adapter string)
+	// History returns what the broker counted for service (0: every service together) over the
+	// last hour in per-minute buckets, or over the last day in ten-minute buckets when day is
+	// true, oldest first, ending with the bucket of now (routing.Dispatcher.History); the charts
+	// draw it. Nil: the page has no charts.
+	History func(service int, day bool) []Bucket
+	// Traffic returns, for every service with any traffic in the last hour (or day), how much
+	// (routing.Dispatcher.Traffic): the services table shows the busy services by default.
+	Traffic func(day bool) map[int]uint64
 	// QueuePrefix is the deployment's amqp.prefix, put before each queue's name so that the page
 	// names the queue as RabbitMQ does.
 	QueuePrefix string
@@ -265,6 +277,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("POST "+Path+"logout", h.action("logout", h.logout))
 	mux.HandleFunc("GET "+Path+"api/session", h.read(h.apiSession))
 	mux.HandleFunc("GET "+Path+"api/services", h.read(operatorOnly(h.apiServices)))
+	mux.HandleFunc("GET "+ChartsPath+"{name}", h.chart)
 	mux.HandleFunc("GET "+Path+"api/incidents", h.read(operatorOnly(h.apiIncidents)))
 	mux.HandleFunc("POST "+Path+"api/incidents/{number}/annotate", h.action("annotate", operatorAction(h.annotate)))
 	mux.HandleFunc("POST "+Path+"api/incidents/{number}/close", h.action("close", operatorAction(h.closeIncident)))

@@ -115,9 +115,62 @@
     showStatus(e.code + ': ' + e.message, true);
   }
 
+  // The charts: SVG drawn by the broker for the service and the window chosen, fetched again at
+  // every refresh (the query's "at" makes each fetch a new image).
+  function chartWindow() { return $('chart-window').value === '24h' ? '24h' : '1h'; }
+
+  function refreshCharts() {
+    const q = '?service=' + encodeURIComponent($('chart-service').value) + '&window=' + chartWindow() + '&at=' + Date.now();
+    for (const kind of ['requests', 'latency', 'errors']) {
+      $('chart-' + kind).src = '/dashboard/charts/' + kind + '.svg' + q;
+    }
+  }
+
+  // pickService shows service n's charts (0: every service's).
+  function pickService(n) {
+    $('chart-service').value = String(n);
+    refreshCharts();
+    // At once, not smoothly: a page that moves under the pointer takes the next click elsewhere.
+    $('charts').scrollIntoView();
+  }
+
+  // serviceOptions fills the service chooser of the charts once the services are known.
+  function serviceOptions(services) {
+    const sel = $('chart-service');
+    if (sel.options.length === services.length + 1) return;
+    const keep = sel.value;
+    const frag = document.createDocumentFragment();
+    const all = document.createElement('option');
+    all.value = '0';
+    all.textContent = 'all services';
+    frag.appendChild(all);
+    for (const s of services) {
+      const o = document.createElement('option');
+      o.value = String(s.service);
+      o.textContent = s.service + (s.name ? ' ' + s.name : '');
+      frag.appendChild(o);
+    }
+    sel.replaceChildren(frag);
+    sel.value = keep || '0';
+  }
+
+  let lastServices = null;
+
   function renderServices(v) {
-    fill($('services-rows'), v.services, (tr, s) => {
+    lastServices = v;
+    serviceOptions(v.services);
+    const day = chartWindow() === '24h';
+    const busyOnly = $('services-busy-only').checked;
+    const shown = busyOnly ? v.services.filter((s) => (day ? s.busyDay : s.busyHour)) : v.services;
+    $('services-shown').textContent = shown.length + ' of ' + v.services.length + ' services shown' +
+      (busyOnly ? ' (busy in the ' + (day ? 'last 24 hours' : 'last hour') + ')' : '');
+    const picked = $('chart-service').value;
+    fill($('services-rows'), shown, (tr, s) => {
+      tr.id = 'service-' + s.service;
       if (s.inFlight > 0) tr.className = 'busy';
+      if (String(s.service) === picked) tr.classList.add('picked');
+      tr.title = 'Show the charts of service ' + s.service;
+      tr.addEventListener('click', () => pickService(s.service));
       cell(tr, s.service);
       cell(tr, s.name || '');
       cell(tr, s.adapter || '', 'mono');
@@ -132,7 +185,7 @@
       cell(tr, s.timeouts, 'num');
       cell(tr, s.lateAnswers, 'num');
       cell(tr, count(s.deadLetters), 'num');
-    }, 'No services.', 14);
+    }, busyOnly ? 'No service is busy: untick "Busy only" to see all of them.' : 'No services.', 14);
   }
 
   // overdueOf are the numbers of incident i's actions past their maximum time.
@@ -403,6 +456,7 @@
       }
     }));
     if (asOf) $('updated').textContent = astana(asOf);
+    refreshCharts();
   }
 
   async function act(path, fields, done) {
@@ -427,6 +481,17 @@
   }
 
   function wire() {
+    $('chart-service').addEventListener('change', () => {
+      refreshCharts();
+      if (lastServices) renderServices(lastServices);
+    });
+    $('chart-window').addEventListener('change', () => {
+      refreshCharts();
+      if (lastServices) renderServices(lastServices);
+    });
+    $('services-busy-only').addEventListener('change', () => {
+      if (lastServices) renderServices(lastServices);
+    });
     $('act-annotate').addEventListener('click', async () => {
       const n = incidentNumber();
       if (!n) return;
