@@ -906,7 +906,9 @@ func TestPendingApplications(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := desk.Submit(ctx, siobroker.Application{Kind: siobroker.ApplyRegister, IIN: "870315123455", Reason: "заявка", By: "кадры",
-		User: siobroker.User{FullName: "Тестов Тест", Organisation: "ДП г. Астаны", Role: 3}}); err != nil {
+		User: siobroker.User{FullName: "Тестов Тест", Organisation: "ДП г. Астаны", Role: 3, ERDRCode: "1975", Department: "СУ",
+			Position: "следователь", WorkPhone: "+7 7172 71-00-00", MobilePhone: "+7 701 000 0000", Email: "testov@police.kz",
+			WorkAddress: "г. Астана"}}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := f.session(t, pki.operator)

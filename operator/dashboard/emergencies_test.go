@@ -213,6 +213,9 @@ func TestTimeInputsTakeAstana24Hour(t *testing.T) {
 	if strings.Contains(page, "datetime-local") {
 		t.Error("the page still has a datetime-local input")
 	}
+	if strings.Contains(page, `type="date"`) {
+		t.Error("the page still has a date input, whose picker follows the browser's locale")
+	}
 	for _, id := range []string{"em-at", "em-started", "mw-start", "mw-end"} {
 		i := strings.Index(page, `id="`+id+`"`)
 		if i < 0 {
