@@ -753,7 +753,7 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 // message carries to the adapter, whose consumer span is its child.
 func (d *Dispatcher) startPublish(ctx context.Context, topic, key string) (context.Context, trace.Span) {
 	return d.tracer.Start(ctx, "publish "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
-		tracing.KeyMessagingSystem.String("rabbitmq"), tracing.KeyMessagingDestination.String(topic),
+		tracing.KeyMessagingDestination.String(topic),
 		tracing.KeyMessagingOperation.String("send"), tracing.KeyMessagingMessageID.String(key)))
 }
 

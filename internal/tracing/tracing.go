@@ -126,7 +126,8 @@ func Tracer(tp trace.TracerProvider) trace.Tracer {
 }
 
 // The attribute keys of this module's spans. The messaging and HTTP ones are OpenTelemetry's
-// semantic conventions; the sio.* ones are the broker's identifiers.
+// semantic conventions (without messaging.system: the routing packages do not know whether the
+// transport is RabbitMQ or the in-process one); the sio.* ones are the broker's identifiers.
 const (
 	KeyRequestID   = attribute.Key("sio.request_id")  // the broker's id of the request
 	KeyMessageID   = attribute.Key("sio.message_id")  // the client's requestInfo/messageId
@@ -141,7 +142,6 @@ const (
 	KeyFound       = attribute.Key("sio.case.found")  // a case registry found the case
 	KeyInCase      = attribute.Key("sio.case.in_proceedings")
 
-	KeyMessagingSystem      = attribute.Key("messaging.system")
 	KeyMessagingDestination = attribute.Key("messaging.destination.name")
 	KeyMessagingOperation   = attribute.Key("messaging.operation.type")
 	KeyMessagingMessageID   = attribute.Key("messaging.message.id")

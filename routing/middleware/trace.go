@@ -25,7 +25,7 @@ func Trace(tp trace.TracerProvider, queue string) message.HandlerMiddleware {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			ctx := tracing.Extract(msg.Context(), msg.Metadata)
 			attrs := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
-				tracing.KeyMessagingSystem.String("rabbitmq"), tracing.KeyMessagingDestination.String(queue),
+				tracing.KeyMessagingDestination.String(queue),
 				tracing.KeyMessagingOperation.String("process"), tracing.KeyMessagingMessageID.String(msg.UUID),
 				tracing.KeyRequestID.String(msg.Metadata.Get(schemas.MetaRequestID)),
 				tracing.KeyMessageID.String(msg.Metadata.Get(schemas.MetaMessageID)))}
