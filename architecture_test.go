@@ -62,7 +62,7 @@ var importRules = map[string][]string{
 	"routing/amqp":                {".", "routing", "schemas"},
 	"routing/routes":              {".", "schemas"},
 
-	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog", "internal/ratelimit"},
+	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog", "internal/ratelimit", "internal/tracing"},
 
 	"operator/incidents":   {"."},
 	"operator/maintenance": {"."},

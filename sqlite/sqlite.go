@@ -180,6 +180,9 @@ var migrations = []string{
 	// The emergencies of Appendix 7 in the journal of emergencies: the cause in words of every
 	// incident and the actions of an emergency. See incidents.go.
 	migrationEmergencies,
+
+	// The trace context of each asynchronous request's call. See async.go.
+	migrationAsyncTrace,
 }
 
 // FileName is the store's database file in the data directory.

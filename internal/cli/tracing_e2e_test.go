@@ -261,3 +261,50 @@ func TestTraceSpansBrokerAndAdapterProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceAsyncRequest: an asynchronous request's services are asked by the worker after the
+// call that took the request has been answered; they are still in that call's trace, under its
+// span, through the trace context kept with the stored request (siobroker.AsyncJob.TraceParent).
+func TestTraceAsyncRequest(t *testing.T) {
+	src := sharedBroker(t)
+	dir := t.TempDir()
+	pki := filepath.Join(dir, "pki")
+	copyDir(t, src.pki, pki)
+	cfg := testConfig(dir)
+	spans := tracetest.NewSpanRecorder()
+	b, err := app.StartWith(context.Background(), cfg, siobroker.SystemClock{}, testLogger(),
+		app.Options{TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	e := *src
+	e.b, e.cfg, e.base, e.url, e.pki = b, cfg, b.BaseURL(), b.BaseURL()+cfg.Endpoint, pki
+	u := src.user(t, devpki.KeyRSA, devpki.StatusValid)
+	if code, out, errs := runSend(t, e.sendArgs(u, "--async", "--services", "1")...); code != 0 {
+		t.Fatalf("send --async exited %d\n%s%s", code, out, errs)
+	}
+	var accepted sdktrace.ReadOnlySpan
+	for _, s := range spans.Ended() {
+		if s.SpanKind() == trace.SpanKindServer && s.Name() == "POST "+app.AsyncPath {
+			accepted = s
+		}
+	}
+	if accepted == nil {
+		t.Fatal("no span of the asynchronous call")
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		for _, s := range spans.Ended() {
+			if s.Name() == "service 001" {
+				if s.SpanContext().TraceID() != accepted.SpanContext().TraceID() || s.Parent().SpanID() != accepted.SpanContext().SpanID() {
+					t.Errorf("the worker's service 001 is %s under %s, want the call's trace %s under its span %s", s.SpanContext().TraceID(),
+						s.Parent().SpanID(), accepted.SpanContext().TraceID(), accepted.SpanContext().SpanID())
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker made no span of service 001")
+		}
+	}
+}
