@@ -52,18 +52,18 @@ var importRules = map[string][]string{
 	"adapters":               {".", "schemas"},
 	"adapters/adaptertest":   {".", "adapters", "schemas"},
 	"adapters/demo":          {".", "adapters", "schemas", "signing/devpki"},
-	"adapters/httpsource":    {".", "adapters", "schemas", "internal/xmlchild", "internal/tlspolicy"},
+	"adapters/httpsource":    {".", "adapters", "schemas", "internal/xmlchild", "internal/tlspolicy", "internal/tracing"},
 	"adapters/postgres":      {".", "adapters", "schemas"},
-	"adapters/adapterconfig": {".", "adapters", "adapters/demo", "adapters/httpsource", "adapters/postgres"},
+	"adapters/adapterconfig": {".", "adapters", "adapters/demo", "adapters/httpsource", "adapters/postgres", "internal/tracing"},
 
-	"routing":                     {".", "adapters", "schemas", "internal/reqlog", "routing/middleware", "routing/msgauth"},
-	"routing/middleware":          {".", "adapters", "schemas", "internal/reqlog", "routing/msgauth"},
+	"routing":                     {".", "adapters", "schemas", "internal/reqlog", "internal/tracing", "routing/middleware", "routing/msgauth"},
+	"routing/middleware":          {".", "adapters", "schemas", "internal/reqlog", "internal/tracing", "routing/msgauth"},
 	"routing/msgauth":             {"schemas"},
 	"routing/msgauth/msgauthtest": {"routing/msgauth"},
 	"routing/amqp":                {".", "routing", "schemas"},
 	"routing/routes":              {".", "schemas"},
 
-	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog", "internal/ratelimit"},
+	"broker": {".", "schemas", "schemas/soap", "signing", "signing/intake", "routing", "internal/reqlog", "internal/ratelimit", "internal/tracing"},
 
 	"operator/incidents":   {"."},
 	"operator/maintenance": {"."},
@@ -76,10 +76,10 @@ var importRules = map[string][]string{
 	"operator/reports":             {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
 	"operator/dashboard":           {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "operator/reports", "schemas", "schemas/soap", "signing", "signing/intake"},
 
-	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/tlspolicy", "internal/ratelimit"},
+	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/tlspolicy", "internal/ratelimit", "internal/tracing"},
 	"client":  {".", "schemas/soap", "signing"},
 
-	"config":                     {"access/cases"},
+	"config":                     {"access/cases", "internal/tracing"},
 	"operator/notify":            {"."},
 	"operator/notify/notifytest": {},
 	"config/check":               {".", "access/cases", "access/hrfeed", "access/rights", "adapters/adapterconfig", "config", "operator/incidents", "operator/maintenance", "operator/notify", "routing/msgauth", "routing/routes", "schemas", "signing"},
@@ -95,8 +95,12 @@ var importRules = map[string][]string{
 	"internal/pgtest":     {},
 	"internal/rabbitnode": {},
 	"internal/faults":     {},
-	"internal/app/...":    {"*"},
-	"internal/cli/...":    {"*"},
+	// The OpenTelemetry API side (configuration, propagation, attribute keys) that the
+	// instrumented packages share; the SDK and the exporter only in provider, for the wiring.
+	"internal/tracing":          {},
+	"internal/tracing/provider": {"internal/tracing"},
+	"internal/app/...":          {"*"},
+	"internal/cli/...":          {"*"},
 
 	"cmd/siobroker": {"internal/cli"},
 	"cmd/siobench":  {"broker", "operator/metrics"},

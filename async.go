@@ -55,6 +55,10 @@ type AsyncJob struct {
 	// Channel is the contract that took the request: AsyncChannelV10 for the gateway's,
 	// SyncChannel for a synchronous request, empty for the broker's own asynchronous variant.
 	Channel string
+	// TraceParent is the W3C traceparent of the span of the call that took the request (""
+	// when none), so that the services the worker asks later, or after a restart, are in the
+	// request's trace. Ids only: it says nothing of the request.
+	TraceParent string
 }
 
 // AsyncChannelV10 is AsyncJob.Channel of a request the gateway's AsyncChannel v10 took.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/internal/tracing"
 	"github.com/sio-pso/siobroker/schemas"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/signing"
@@ -147,6 +148,7 @@ func (b *Broker) storeAsync(ctx context.Context, a authenticated, q siobroker.Qu
 	}
 	job := b.jobOf(*seen, a.info, q, received)
 	job.State, job.Updated, job.Channel = siobroker.AsyncOnDelivery, received, channel
+	job.TraceParent = traceParent(ctx)
 	b.asyncSlots.hold(job.RequestID, release)
 	if err := b.deps.Async.CreateAsync(ctx, job); err != nil {
 		b.asyncSlots.drop(job.RequestID)
@@ -372,7 +374,7 @@ func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob, resum
 		w.settle(ctx, job, &Reply{Bytes: out, Services: results(exchanges)}, ids)
 		return
 	}
-	reply, err := b.processAsync(ctx, job)
+	reply, err := b.processAsync(continueTrace(ctx, job), job)
 	if ctx.Err() != nil {
 		b.deps.Logger.Info("asynchronous request interrupted; it resumes at the next start", ids...)
 		return
@@ -461,4 +463,21 @@ func deliveryState(results []siobroker.ServiceResult) (siobroker.AsyncState, str
 		}
 	}
 	return siobroker.AsyncNotDelivered, fmt.Sprintf("none of the %d services could be answered", len(results))
+}
+
+// traceParent is the W3C traceparent of ctx's span, kept with a request the worker may complete
+// (siobroker.AsyncJob.TraceParent); "" when ctx has none.
+func traceParent(ctx context.Context) string {
+	meta := map[string]string{}
+	tracing.Inject(ctx, meta)
+	return meta[tracing.Header]
+}
+
+// continueTrace is ctx under the span of the call that took job, when it kept one: the services
+// the worker asks are then in the request's trace, also after a restart.
+func continueTrace(ctx context.Context, job siobroker.AsyncJob) context.Context {
+	if job.TraceParent == "" {
+		return ctx
+	}
+	return tracing.Extract(ctx, map[string]string{tracing.Header: job.TraceParent})
 }

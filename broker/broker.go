@@ -588,6 +588,7 @@ func (b *Broker) holdSync(ctx context.Context, job *siobroker.AsyncJob) error {
 	}
 	job.State, job.Channel, job.Updated = siobroker.AsyncOnDelivery, siobroker.SyncChannel, job.Received
 	job.LeaseUntil = job.Received.Add(longest + time.Minute)
+	job.TraceParent = traceParent(ctx)
 	if err := b.deps.Async.CreateAsync(ctx, *job); err != nil {
 		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot store the request now; retry later")
 	}

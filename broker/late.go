@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/routing"
@@ -202,11 +204,14 @@ func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) (res []e
 	overdue := make([]chan struct{}, len(reqs))
 	start := time.Now()
 	defer b.observe(StageServices, start) // the synchronous wait; the background one is not a request's time
+	// The waits outlive the request's call, so they run under the broker's own context, which
+	// carries only the request's span (its trace), not its cancellation.
+	lateCtx := trace.ContextWithSpanContext(b.late.ctx, trace.SpanContextFromContext(ctx))
 	for j, req := range reqs {
 		ch, over := make(chan exchange, 1), make(chan struct{})
 		chans[j], overdue[j] = ch, over
 		go func() {
-			o := b.deps.Dispatcher.DispatchLate(b.late.ctx, req, b.cfg.Timeout(req.Service), b.cfg.AsyncTimeout, func() { close(over) })
+			o := b.deps.Dispatcher.DispatchLate(lateCtx, req, b.cfg.Timeout(req.Service), b.cfg.AsyncTimeout, func() { close(over) })
 			ch <- b.finish(o, decisions[slots[j]])
 		}()
 	}

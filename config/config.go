@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/sio-pso/siobroker/access/cases"
+	"github.com/sio-pso/siobroker/internal/tracing"
 	"github.com/spf13/viper"
 )
 
@@ -54,6 +55,10 @@ type Broker struct {
 	HR                   HR            `mapstructure:"hr"`
 	Operator             Operator      `mapstructure:"operator"`
 	Debug                Debug         `mapstructure:"debug"`
+	// Tracing is OpenTelemetry: a span per request and per service leg, exported over OTLP/HTTP
+	// when tracing.otlp_endpoint is set; off by default. The W3C trace context is carried to the
+	// adapters and on to their HTTP sources either way (package internal/tracing).
+	Tracing tracing.Config `mapstructure:"tracing"`
 	// Dev lets serve fall back to the development PKI in DATA/pki (created on first start) when
 	// trust.roots or signing.cert_file is empty, and seed its demo users, one of them an
 	// operator. It is set by `serve --dev` alone, never by a file or the environment: a broker
@@ -534,6 +539,7 @@ func Defaults() Broker {
 		HR:       HR{Poll: 200 * time.Millisecond},
 		Operator: Operator{Listen: DefaultOperatorListen},
 		Cases:    cases.DefaultConfig(),
+		Tracing:  tracing.Config{ServiceName: "siobroker", SampleRatio: tracing.DefaultSampleRatio},
 	}
 }
 
@@ -713,6 +719,9 @@ func setDefaults(v *viper.Viper, d Broker) {
 	v.SetDefault("notify.smtp.ca_file", d.Notify.SMTP.CAFile)
 	v.SetDefault("operator.listen", d.Operator.Listen)
 	v.SetDefault("debug.pprof", d.Debug.PProf)
+	v.SetDefault("tracing.otlp_endpoint", d.Tracing.OTLPEndpoint)
+	v.SetDefault("tracing.service_name", d.Tracing.ServiceName)
+	v.SetDefault("tracing.sample_ratio", d.Tracing.SampleRatio)
 	v.SetDefault("cases.check_timeout", d.Cases.CheckTimeout)
 	v.SetDefault("cases.min_year", d.Cases.MinYear)
 	for key, p := range d.Cases.Patterns.All() {
@@ -847,6 +856,7 @@ func (c Broker) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.level: %q; use debug, info, warn or error", c.Log.Level))
 	}
+	errs = append(errs, c.Tracing.Problems("tracing")...)
 	return errors.Join(errs...)
 }
 

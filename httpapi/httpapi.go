@@ -20,10 +20,14 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
 	"github.com/sio-pso/siobroker/internal/tlspolicy"
+	"github.com/sio-pso/siobroker/internal/tracing"
 	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
@@ -64,6 +68,10 @@ type Config struct {
 	// instead of the pipeline. They are told apart by that element, not by SOAPAction, which
 	// WS-I Basic Profile forbids a receiver to rely on.
 	Operations []Operation
+	// TracerProvider makes the server span of every POSTed request, continuing the caller's
+	// trace when it sends a traceparent header; the broker's spans of the request are its
+	// children. Nil: the global one (the process's).
+	TracerProvider trace.TracerProvider
 }
 
 // Operation is an operation of the endpoint other than SendMessage. Handle reads the request
@@ -124,7 +132,7 @@ func NewHandler(cfg Config, pipeline Pipeline) (http.Handler, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	s := &server{cfg: cfg, pipeline: pipeline}
+	s := &server{cfg: cfg, pipeline: pipeline, tracer: tracing.Tracer(cfg.TracerProvider)}
 	mux.HandleFunc(cfg.Endpoint, s.endpoint)
 	mux.Handle("GET /healthz", Healthz())
 	for pattern, h := range cfg.Mount {
@@ -136,6 +144,7 @@ func NewHandler(cfg Config, pipeline Pipeline) (http.Handler, error) {
 type server struct {
 	cfg      Config
 	pipeline Pipeline
+	tracer   trace.Tracer
 }
 
 func (s *server) endpoint(w http.ResponseWriter, r *http.Request) {
@@ -189,6 +198,13 @@ func (s *server) servesWSDL(name string) bool {
 func (s *server) soap(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var ended error
+	// The span of the request, under the caller's when it sent one. It is ended with the
+	// request's outcome (the deferred calls run last first: Observe's, then this).
+	ctx, span := s.tracer.Start(tracing.ExtractHTTP(r.Context(), r.Header), r.Method+" "+r.URL.Path,
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(tracing.KeyHTTPMethod.String(r.Method),
+			tracing.KeyURLPath.String(r.URL.Path)))
+	r = r.WithContext(ctx)
+	defer func() { endRequestSpan(span, ended) }()
 	if s.cfg.Observe != nil {
 		defer func() {
 			code := siobroker.Code("")
@@ -258,9 +274,13 @@ func (s *server) serveSOAP(w http.ResponseWriter, r *http.Request, start time.Ti
 	// The client is the connection's peer, never a forwarded header: that is the client's word,
 	// and the bounds on what unauthenticated requests may cost are kept by client.
 	reply, req, err := s.pipeline.Handle(broker.WithClient(r.Context(), r.RemoteAddr), body, r.Header.Get("Content-Type"))
+	// req.RequestID is the broker's id, req.MessageID the client's; reply's are named the
+	// other way round (below).
+	requestSpanIDs(r.Context(), req.RequestID, req.MessageID)
 	if err != nil {
 		return s.fault(w, log, req, err)
 	}
+	requestSpanIDs(r.Context(), reply.MessageID, reply.RequestID)
 	// reply.RequestID is the client's messageId, reply.MessageID the broker's id of the request.
 	ids := reqlog.Attrs(reply.RequestID, reply.MessageID)
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
@@ -273,6 +293,32 @@ func (s *server) serveSOAP(w http.ResponseWriter, r *http.Request, start time.Ti
 	log.Info("request answered", append(ids, "signer_iin", reply.SignerIIN, "services", len(reply.Services),
 		"duration_ms", time.Since(start).Milliseconds())...)
 	return nil
+}
+
+// requestSpanIDs names the request's ids on its span, those that are known.
+func requestSpanIDs(ctx context.Context, requestID, messageID string) {
+	span := trace.SpanFromContext(ctx)
+	if requestID != "" {
+		span.SetAttributes(tracing.KeyRequestID.String(requestID))
+	}
+	if messageID != "" {
+		span.SetAttributes(tracing.KeyMessageID.String(messageID))
+	}
+}
+
+// endRequestSpan ends a request's span with its outcome: the error code of a refusal, and an
+// error status only for the broker's own failures (a refusal is the broker working). The
+// refusal's message stays in the fault and the journal: it may quote the query.
+func endRequestSpan(span trace.Span, ended error) {
+	span.SetAttributes(tracing.KeyOutcome.String(string(siobroker.OutcomeOf(ended))))
+	if ended != nil {
+		code := siobroker.ErrorCode(ended)
+		span.SetAttributes(tracing.KeyCode.String(string(code)))
+		if code == siobroker.CodeInternal || code == siobroker.CodeUnavailable {
+			span.SetStatus(codes.Error, string(code))
+		}
+	}
+	span.End()
 }
 
 // operation answers a request of one of Config.Operations, and returns the fault it answered

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
@@ -40,6 +41,7 @@ type AdapterRuntime struct {
 	deadLetters string // "": a request whose retries are exhausted is answered ADAPTER_ERROR only
 	auth        *msgauth.Adapter
 	refused     func(reason msgauth.Reason)
+	tracer      trace.TracerProvider
 }
 
 // Defaults of AdapterConfig.
@@ -92,6 +94,10 @@ type AdapterConfig struct {
 	// siobroker.Ledger, and middleware.Ledger for what it does with each state of a request).
 	// Nil: redelivered copies are recognised in this process only.
 	Ledger siobroker.Ledger
+	// TracerProvider makes the consumer span of every delivery (middleware.Trace), continuing
+	// the trace context the broker put in the message's metadata. Nil: the global one (the
+	// process's).
+	TracerProvider trace.TracerProvider
 }
 
 func (c *AdapterConfig) setDefaults() {
@@ -148,7 +154,8 @@ func NewAdapterRuntime(cfg AdapterConfig) (*AdapterRuntime, error) {
 	}
 	return &AdapterRuntime{name: cfg.Name, backends: cfg.Backends, publisher: cfg.Publisher, clock: cfg.Clock,
 		logger: cfg.Logger, retries: cfg.Attempts - 1, backoff: cfg.Backoff, answered: newAnsweredCache(10000),
-		ledger: cfg.Ledger, queueOf: cfg.QueueOf, deadLetters: cfg.DeadLetters, auth: cfg.Auth, refused: cfg.ObserveRefusal}, nil
+		ledger: cfg.Ledger, queueOf: cfg.QueueOf, deadLetters: cfg.DeadLetters, auth: cfg.Auth, refused: cfg.ObserveRefusal,
+		tracer: cfg.TracerProvider}, nil
 }
 
 // Services lists the services this runtime serves, in order.
@@ -206,6 +213,7 @@ func (a *AdapterRuntime) stack(queue string, served []int) message.HandlerFunc {
 	}
 	auth := middleware.Auth{Keys: a.auth, Refused: a.refused}
 	stack := []message.HandlerMiddleware{
+		middleware.Trace(a.tracer, queue),
 		middleware.Authenticate(queue, auth, poison, a.logger),
 		middleware.Decode(queue, poison, a.logger),
 		middleware.Publish(publish),

@@ -14,9 +14,13 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/internal/tracing"
 	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/schemas"
 )
@@ -63,6 +67,7 @@ type Dispatcher struct {
 	adapterOf   func(service int) string
 	registryOf  func(registry string) string
 	onRefused   func(service int, reason msgauth.Reason)
+	tracer      trace.Tracer
 
 	mu sync.Mutex
 	// pending holds, per correlation key, the channels waiting for its answer. Usually one; two
@@ -171,6 +176,11 @@ type DispatcherConfig struct {
 	// correlated goes to, with the reason in its metadata. "": such a reply is logged and dropped
 	// (the in-process transport has no dead-letter queue).
 	DeadLetters string
+	// TracerProvider makes a span for every service leg and case check (its publish, and the wait
+	// for its answer), under the request's span in the context; the publish's trace context goes
+	// in the message's metadata (traceparent), where the adapter continues it. Nil: the global
+	// one (the process's).
+	TracerProvider trace.TracerProvider
 }
 
 // AnswerStore keeps the answers of services as the dispatcher received them (sqlite.DB
@@ -245,6 +255,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		adapterOf:    cfg.AdapterOf,
 		registryOf:   cfg.RegistryAdapterOf,
 		onRefused:    cfg.ObserveRefusedAnswer,
+		tracer:       tracing.Tracer(cfg.TracerProvider),
 		pending:      make(map[string][]chan []byte),
 		answeredKeys: newBoundedCache[[sha256.Size]byte](answeredMemory),
 	}, nil
@@ -598,7 +609,17 @@ func (d *Dispatcher) dispatch(ctx context.Context, req schemas.ServiceRequest, l
 	// The deadline is enforced by the adapter against its own wall clock, so it comes from the
 	// wall clock too; the injected clock only stamps the times that are recorded.
 	req.Deadline = time.Now().Add(wait)
-	return d.dispatchOne(ctx, req, limit, wait, overdue)
+	ctx, span := d.tracer.Start(ctx, fmt.Sprintf("service %03d", req.Service), trace.WithAttributes(
+		tracing.KeyService.Int(req.Service), tracing.KeyRequestID.String(req.RequestID), tracing.KeyMessageID.String(req.MessageID),
+		tracing.KeyAdapter.String(d.adapterOf(req.Service))))
+	defer span.End()
+	out := d.dispatchOne(ctx, req, limit, wait, overdue)
+	span.SetAttributes(tracing.KeyStatus.String(string(out.Result.Status)), tracing.KeyReason.String(string(out.Result.Reason)),
+		attribute.Bool("sio.late", out.Late))
+	if out.Result.Status == siobroker.StatusError || out.Result.Status == siobroker.StatusTimeout {
+		span.SetStatus(codes.Error, string(out.Result.Reason))
+	}
+	return out
 }
 
 // Outcome is the result of one service, with the times the journal needs.
@@ -678,13 +699,19 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	req.SentAt = out.DispatchedAt
 	topic := d.queueOf(req.Service)
 	msg, err := newJSONMessage(key, req, requestMetadata(req))
+	pctx, publishing := d.startPublish(ctx, topic, key)
 	if err == nil {
+		// The MAC does not cover the trace context (msgauth): it only joins spans, and an
+		// adapter of a version that does not trace ignores it.
+		tracing.Inject(pctx, msg.Metadata)
 		err = d.auth.SignRequest(d.adapterOf(req.Service), msg.Metadata, msg.Payload, req.Deadline)
 	}
 	if err == nil {
 		// Tracked before the publish: the answer may come back before Publish returns.
 		d.tracker.Sent(key, req.Service, topic, out.DispatchedAt)
-		if err = d.publish(ctx, timer.C, topic, msg); err != nil {
+		err = d.publish(ctx, timer.C, topic, msg)
+		endPublish(publishing, err)
+		if err != nil {
 			select {
 			case payload := <-ch:
 				// An attempt did reach the adapter, only its confirm was lost.
@@ -698,6 +725,7 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 		}
 	}
 	if err != nil {
+		endPublish(publishing, err) // a no-op when the publish itself ended it
 		d.tracker.Failed(req.Service, topic, err)
 		d.logger.Error("dispatch failed", append(ids, "service", req.Service, "error", err)...)
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
@@ -719,6 +747,23 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 		out.Late = m.end(endTimeout, d.clock.Now(), false)
 	}
 	return out
+}
+
+// startPublish starts the producer span of a message to topic: its context is the one the
+// message carries to the adapter, whose consumer span is its child.
+func (d *Dispatcher) startPublish(ctx context.Context, topic, key string) (context.Context, trace.Span) {
+	return d.tracer.Start(ctx, "publish "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+		tracing.KeyMessagingDestination.String(topic),
+		tracing.KeyMessagingOperation.String("send"), tracing.KeyMessagingMessageID.String(key)))
+}
+
+// endPublish ends a producer span with how the publish went. The error's text stays in the log:
+// it names the transport's state, not what a span should carry.
+func endPublish(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, "publish failed")
+	}
+	span.End()
 }
 
 // heldAnswer returns the answer Answers holds for key: a service answered before a crash, or
@@ -866,6 +911,31 @@ func (d *Dispatcher) CheckCase(ctx context.Context, registry string, req schemas
 		return schemas.CaseCheckResponse{}, fmt.Errorf("case registry %s has no route to an adapter (routes registries)", registry)
 	}
 	key := req.RequestID + "/" + caseKeySuffix
+	ctx, span := d.tracer.Start(ctx, "case check "+registry, trace.WithAttributes(tracing.KeyRegistry.String(registry),
+		tracing.KeyRequestID.String(req.RequestID), tracing.KeyMessageID.String(req.MessageID), tracing.KeyAdapter.String(adapter)))
+	defer span.End()
+	resp, err := d.checkCase(ctx, topic, key, adapter, registry, req, timeout)
+	if err != nil {
+		span.SetStatus(codes.Error, caseCheckFailure(err))
+	} else {
+		span.SetAttributes(tracing.KeyFound.Bool(resp.Found), tracing.KeyInCase.Bool(resp.InProceedings))
+	}
+	return resp, err
+}
+
+// caseCheckFailure is a failed case check's class, for its span: the error's text may quote what
+// the registry answered.
+func caseCheckFailure(err error) string {
+	switch {
+	case errors.Is(err, ErrNoAnswer):
+		return "no answer in time"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "cancelled"
+	}
+	return "case check failed"
+}
+
+func (d *Dispatcher) checkCase(ctx context.Context, topic, key, adapter, registry string, req schemas.CaseCheckRequest, timeout time.Duration) (schemas.CaseCheckResponse, error) {
 	ch, release := d.await(key)
 	defer release()
 	req.ReplyTo = d.replyTopic
@@ -879,10 +949,15 @@ func (d *Dispatcher) CheckCase(ctx context.Context, registry string, req schemas
 	if err != nil {
 		return schemas.CaseCheckResponse{}, err
 	}
+	pctx, publishing := d.startPublish(ctx, topic, key)
+	tracing.Inject(pctx, msg.Metadata)
 	if err := d.auth.SignCaseCheck(adapter, registry, msg.Metadata, msg.Payload, req.Deadline); err != nil {
+		endPublish(publishing, err)
 		return schemas.CaseCheckResponse{}, fmt.Errorf("authenticate case check to %s: %w", topic, err)
 	}
-	if err := d.publisher.Publish(topic, msg); err != nil {
+	err = d.publisher.Publish(topic, msg)
+	endPublish(publishing, err)
+	if err != nil {
 		return schemas.CaseCheckResponse{}, fmt.Errorf("publish case check to %s: %w", topic, err)
 	}
 	timer := time.NewTimer(timeout)

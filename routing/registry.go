@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/internal/reqlog"
+	"github.com/sio-pso/siobroker/internal/tracing"
 	"github.com/sio-pso/siobroker/routing/middleware"
 	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/schemas"
@@ -30,6 +32,7 @@ type RegistryRuntime struct {
 	auth        *msgauth.Adapter
 	deadLetters string
 	refused     func(reason msgauth.Reason)
+	tracer      trace.TracerProvider
 }
 
 // RegistryConfig is what a RegistryRuntime is built from. DeadLetters and ObserveRefusal are
@@ -52,6 +55,9 @@ type RegistryConfig struct {
 	DeadLetters string
 	// ObserveRefusal is told why each case check was refused as unauthenticated, for a metric.
 	ObserveRefusal func(reason msgauth.Reason)
+	// TracerProvider makes the consumer span of every case check (middleware.Trace). Nil: the
+	// global one (the process's).
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports every field that c lacks.
@@ -82,7 +88,7 @@ func NewRegistryRuntime(cfg RegistryConfig) (*RegistryRuntime, error) {
 		return nil, err
 	}
 	return &RegistryRuntime{name: cfg.Name, registry: cfg.Registry, publisher: cfg.Publisher, clock: cfg.Clock, logger: cfg.Logger,
-		auth: cfg.Auth, deadLetters: cfg.DeadLetters, refused: cfg.ObserveRefusal}, nil
+		auth: cfg.Auth, deadLetters: cfg.DeadLetters, refused: cfg.ObserveRefusal, tracer: cfg.TracerProvider}, nil
 }
 
 // AddHandlers registers the registry's handler on router: r.handle below
@@ -95,9 +101,9 @@ func (r *RegistryRuntime) AddHandlers(router *message.Router, subscriber message
 	}
 	poison := middleware.Poison{Topic: r.deadLetters, Publish: publish, Adapter: middleware.Adapter{Name: r.auth.Name(), Clock: r.clock}}
 	auth := middleware.Auth{Keys: r.auth, Registry: r.name, Refused: r.refused}
-	checked := middleware.Authenticate(topic, auth, poison, r.logger)(func(msg *message.Message) ([]*message.Message, error) {
+	checked := middleware.Trace(r.tracer, topic)(middleware.Authenticate(topic, auth, poison, r.logger)(func(msg *message.Message) ([]*message.Message, error) {
 		return nil, r.handle(msg)
-	})
+	}))
 	router.AddConsumerHandler("registry-"+r.name, topic, subscriber, func(msg *message.Message) error {
 		_, err := checked(msg)
 		return err
@@ -132,6 +138,8 @@ func (r *RegistryRuntime) handle(msg *message.Message) error {
 		return nil
 	}
 	resp.RequestID, resp.Registry, resp.AnsweredAt = req.RequestID, r.name, r.clock.Now()
+	trace.SpanFromContext(ctx).SetAttributes(tracing.KeyRegistry.String(r.name), tracing.KeyFound.Bool(resp.Found),
+		tracing.KeyInCase.Bool(resp.InProceedings))
 	out, err := newJSONMessage(NewMessageID(), resp, map[string]string{
 		schemas.MetaRequestID:   req.RequestID,
 		schemas.MetaCorrelation: req.RequestID + "/case",

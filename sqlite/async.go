@@ -49,6 +49,10 @@ CREATE INDEX async_jobs_mailbox ON async_jobs(signer_iin, receipt, updated_at);`
 // own variant, or of a late synchronous request, is fetched by its id and never confirmed.
 const migrationAsyncChannel = `ALTER TABLE async_jobs ADD COLUMN channel TEXT NOT NULL DEFAULT '';`
 
+// migrationAsyncTrace keeps the W3C traceparent of the call that took each request, for the
+// worker's spans to continue its trace (siobroker.AsyncJob.TraceParent).
+const migrationAsyncTrace = `ALTER TABLE async_jobs ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';`
+
 // CreateAsync stores a new asynchronous job in its given state (ON_DELIVERY, or DELIVERED with its
 // reply for a synchronous request completed late).
 func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
@@ -73,8 +77,8 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 	}
 	insert, err := s.prepared(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin,
 		organisation, role, placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply,
-		reply_message_id, channel)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		reply_message_id, channel, traceparent)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
@@ -88,7 +92,7 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 		if _, err := tx.StmtContext(ctx, insert).ExecContext(ctx, j.RequestID, j.MessageID, j.SenderID, j.SignerIIN,
 			j.Organisation, j.Role, j.Placement, string(info), string(q), string(j.State), j.Reason,
 			siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.Reply,
-			j.ReplyMessageID, j.Channel); err != nil {
+			j.ReplyMessageID, j.Channel, j.TraceParent); err != nil {
 			return err
 		}
 		_, err := tx.StmtContext(ctx, endAdmission).ExecContext(ctx, j.RequestID)
@@ -101,14 +105,14 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 }
 
 const asyncColumns = `request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info,
-	query, state, reason, received_at, updated_at, reply, lease_unix, reply_message_id, receipt, receipt_at, channel`
+	query, state, reason, received_at, updated_at, reply, lease_unix, reply_message_id, receipt, receipt_at, channel, traceparent`
 
 func scanAsync(row interface{ Scan(...any) error }) (siobroker.AsyncJob, error) {
 	var j siobroker.AsyncJob
 	var info, q, state, received, updated, receipt, receiptAt string
 	var lease int64
 	if err := row.Scan(&j.RequestID, &j.MessageID, &j.SenderID, &j.SignerIIN, &j.Organisation, &j.Role, &j.Placement,
-		&info, &q, &state, &j.Reason, &received, &updated, &j.Reply, &lease, &j.ReplyMessageID, &receipt, &receiptAt, &j.Channel); err != nil {
+		&info, &q, &state, &j.Reason, &received, &updated, &j.Reply, &lease, &j.ReplyMessageID, &receipt, &receiptAt, &j.Channel, &j.TraceParent); err != nil {
 		return j, err
 	}
 	j.Receipt = siobroker.AsyncState(receipt)

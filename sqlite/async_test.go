@@ -25,6 +25,7 @@ func TestAsyncJobs(t *testing.T) {
 		Query: siobroker.Query{Basis: 1, Case: siobroker.CaseRef{Number: "1"}, Subject: siobroker.Subject{IIN: "820605401173"},
 			Services: []int{1, 5}, Purpose: "p"},
 		State: siobroker.AsyncOnDelivery, Received: now,
+		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 	}
 	if err := db.CreateAsync(ctx, job); err != nil {
 		t.Fatal(err)
@@ -42,7 +43,7 @@ func TestAsyncJobs(t *testing.T) {
 		t.Fatalf("PendingAsync = %+v %v, want only the unleased job", pending, err)
 	}
 	if !pending[0].Info.MessageDate.Equal(now) || !reflect.DeepEqual(pending[0].Query, job.Query) ||
-		!reflect.DeepEqual(pending[0].Info.Properties, job.Info.Properties) {
+		!reflect.DeepEqual(pending[0].Info.Properties, job.Info.Properties) || pending[0].TraceParent != job.TraceParent {
 		t.Fatalf("job read back as %+v", pending[0])
 	}
 	db.Close()

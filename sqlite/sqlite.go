@@ -184,6 +184,9 @@ var migrations = []string{
 	// Which events of submitted applications have had their notices written. See
 	// appnotices.go.
 	migrationApplicationNotices,
+
+	// The trace context of each asynchronous request's call. See async.go.
+	migrationAsyncTrace,
 }
 
 // FileName is the store's database file in the data directory.

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sio-pso/siobroker"
@@ -41,7 +42,11 @@ import (
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/adapters/httpsource"
 	"github.com/sio-pso/siobroker/adapters/postgres"
+	"github.com/sio-pso/siobroker/internal/tracing"
 )
+
+// DefaultTracingServiceName is tracing.service_name when a file does not set it.
+const DefaultTracingServiceName = "siobroker-adapter"
 
 // The backend kinds a service may name.
 const (
@@ -75,6 +80,12 @@ type Config struct {
 	// from the answer the ledger kept (postgres.Ledger). Without it a redelivered copy is
 	// recognised only by the process that answered it.
 	Ledger Ledger `yaml:"ledger"`
+	// Tracing is the process's OpenTelemetry, as the broker's tracing section: the consumer span
+	// of every message continues the broker's trace from the message's metadata, and the calls to
+	// HTTP sources carry it on (traceparent). Exported over OTLP/HTTP when otlp_endpoint is set;
+	// service_name defaults to siobroker-adapter, sample_ratio (of the messages that come without
+	// a trace) to 1. The broker's sampling decision is followed.
+	Tracing tracing.Config `yaml:"tracing"`
 }
 
 // Ledger is where the adapter processes record the requests they took and answered.
@@ -283,7 +294,8 @@ func Parse(data []byte) (*Config, error) {
 func parse(data []byte, lookup func(string) (string, bool)) (*Config, []Override, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	var cfg Config
+	// Set before decoding, as a sample_ratio of 0 (never) is not the same as none written.
+	cfg := Config{Tracing: tracing.Config{ServiceName: DefaultTracingServiceName, SampleRatio: tracing.DefaultSampleRatio}}
 	if err := dec.Decode(&cfg); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, nil, errors.New("the file is empty")
@@ -367,6 +379,7 @@ func (c Config) validate(haveWorld bool) error {
 		errs = append(errs, errors.New("case_registries.demo_pki: required with case_registries.names"))
 	}
 	errs = append(errs, c.validateRegistries()...)
+	errs = append(errs, c.Tracing.Problems("tracing")...)
 	usesDemo := false
 	for _, no := range sortedKeys(c.Services) {
 		s := c.Services[no]
@@ -612,6 +625,12 @@ func Build(cfg *Config, demoWorld *demo.Dataset) (map[int]adapters.Backend, erro
 
 // Open is Build with a Close for the pools it opened.
 func Open(cfg *Config, demoWorld *demo.Dataset) (*Backends, error) {
+	return OpenTraced(cfg, demoWorld, nil)
+}
+
+// OpenTraced is Open whose http backends and registries make their client spans with tp (nil:
+// the global TracerProvider): the adapter process's, made from its tracing section.
+func OpenTraced(cfg *Config, demoWorld *demo.Dataset, tp trace.TracerProvider) (*Backends, error) {
 	if cfg == nil {
 		return nil, errors.New("adapter config: nil config")
 	}
@@ -648,6 +667,7 @@ func Open(cfg *Config, demoWorld *demo.Dataset) (*Backends, error) {
 			}
 		case KindHTTP:
 			spec := s.httpSpec(no)
+			spec.TracerProvider = tp
 			if spec.Header, spec.Client, err = s.httpAccess(); err == nil {
 				b, err = httpsource.New(spec)
 			}
@@ -674,6 +694,7 @@ func Open(cfg *Config, demoWorld *demo.Dataset) (*Backends, error) {
 			}
 		case KindHTTP:
 			spec := r.httpSpec(name)
+			spec.TracerProvider = tp
 			if spec.Header, spec.Client, err = r.service().httpAccess(); err == nil {
 				reg, err = httpsource.NewRegistry(spec)
 			}

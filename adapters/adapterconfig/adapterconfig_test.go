@@ -43,6 +43,16 @@ func TestLoadExample(t *testing.T) {
 	if err != nil || defaults.Retry.Attempts != 4 || defaults.Retry.Backoff != 100*time.Millisecond {
 		t.Errorf("default retry %+v, %v", defaults.Retry, err)
 	}
+	if defaults.Tracing.Enabled() || defaults.Tracing.ServiceName != "siobroker-adapter" || defaults.Tracing.SampleRatio != 1 {
+		t.Errorf("default tracing %+v: want off, siobroker-adapter, every trace", defaults.Tracing)
+	}
+	if cfg.Tracing.Enabled() || cfg.Tracing.SampleRatio != 1 {
+		t.Errorf("the example's tracing %+v", cfg.Tracing)
+	}
+	never, err := adapterconfig.Parse([]byte("name: a1\ntransport: {amqp_url: \"amqp://h/\"}\nservices: {1: {backend: demo}}\ntracing: {sample_ratio: 0}\n"))
+	if err != nil || never.Tracing.SampleRatio != 0 || never.Tracing.ServiceName != "siobroker-adapter" {
+		t.Errorf("sample_ratio 0 written: %+v, %v", never.Tracing, err)
+	}
 }
 
 // TestSOAPExample: the shipped SOAP adapter example loads and builds an http backend.
@@ -117,6 +127,8 @@ func TestLoadRejects(t *testing.T) {
 		"password hidden":     {"name: a1\ntransport: {amqp_url: \"http://x:secret@h/\"}\nservices: {1: {backend: demo}}\n", "x:xxxxx@h"},
 		"bad name":            {"name: A 1\ntransport: {amqp_url: \"amqp://h/\"}\nservices: {1: {backend: demo}}\n", "name:"},
 		"bad retry":           {"name: a1\ntransport: {amqp_url: \"amqp://h/\"}\nretry: {attempts: 50}\nservices: {1: {backend: demo}}\n", "retry.attempts"},
+		"bad tracing":         {head + "services: {1: {backend: demo}}\ntracing: {otlp_endpoint: \"otel:4318\", sample_ratio: 3}\n", "tracing.sample_ratio: 3"},
+		"tracing endpoint":    {head + "services: {1: {backend: demo}}\ntracing: {otlp_endpoint: \"otel:4318\"}\n", "tracing.otlp_endpoint"},
 		"demo with dsn":       {head + "services: {1: {backend: demo, dsn: \"postgres://h/db\"}}\n", "dsn: not a key of a demo backend"},
 		"http with query":     {head + "services: {5: {backend: http, url: \"http://h/v\", record_type: v, fields: {a: a}, query: \"SELECT 1\"}}\n", "query: not a key of a http backend"},
 		"unknown param": {head + "services: {37: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT a FROM t WHERE b = $1\", params: [subject.name], record_type: c, fields: {a: a}}}\n",

@@ -21,8 +21,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/internal/tracing"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -52,6 +56,9 @@ type Spec struct {
 	Header       http.Header  // sent with every request (an API key, Accept-Language)
 	Client       *http.Client // nil: a client of the package's own, not http.DefaultClient
 	MaxBodyBytes int64        // 0: DefaultMaxBodyBytes
+	// TracerProvider makes the client span of every call, whose W3C trace context the call
+	// carries in its traceparent header. Nil: the global one (the process's).
+	TracerProvider trace.TracerProvider
 }
 
 var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
@@ -133,6 +140,7 @@ func endpointDefaults(method string, client *http.Client, maxBodyBytes int64) (s
 // Backend answers one service from an HTTP endpoint. It is safe for concurrent use.
 type Backend struct {
 	spec   Spec
+	tracer trace.Tracer
 	method string
 	client *http.Client
 	fields []field // sorted by name, so that records are the same whatever the map order
@@ -150,7 +158,7 @@ func New(spec Spec) (*Backend, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("http service %d: %w", spec.Service, err)
 	}
-	b := &Backend{spec: spec}
+	b := &Backend{spec: spec, tracer: tracing.Tracer(spec.TracerProvider)}
 	b.method, b.client, b.spec.MaxBodyBytes = endpointDefaults(spec.Method, spec.Client, spec.MaxBodyBytes)
 	b.spec.Header = spec.Header.Clone()
 	sep := "."
@@ -226,7 +234,7 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 	if err != nil {
 		return nil, err
 	}
-	resp, err := do(ctx, b.client, hreq, b.method, b.spec.URL)
+	resp, err := do(ctx, b.tracer, b.client, hreq, b.method, b.spec.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -248,15 +256,31 @@ func (b *Backend) call(ctx context.Context, req schemas.ServiceRequest) ([]siobr
 	return b.records(body)
 }
 
-// do sends hreq with client. A failed call's error names method and the configured url, not the
-// request's: a *url.Error quotes the request's URL, whose query holds the subject's IIN or BIN,
-// and the error is logged. A refused or reset connection before ctx ended is marked transient:
-// the source may be back shortly.
-func do(ctx context.Context, client *http.Client, hreq *http.Request, method, configured string) (*http.Response, error) {
+// do sends hreq with client, in a client span of tracer whose trace context goes with the
+// request (traceparent), so that a source that traces joins the broker's trace. The span names
+// the method, the host and the path, never the query or the body: they hold the subject.
+//
+// A failed call's error names method and the configured url, not the request's: a *url.Error
+// quotes the request's URL, whose query holds the subject's IIN or BIN, and the error is logged.
+// A refused or reset connection before ctx ended is marked transient: the source may be back
+// shortly.
+func do(ctx context.Context, tracer trace.Tracer, client *http.Client, hreq *http.Request, method, configured string) (*http.Response, error) {
+	ctx, span := tracer.Start(ctx, hreq.Method, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		tracing.KeyHTTPMethod.String(hreq.Method), tracing.KeyServerAddress.String(hreq.URL.Hostname()),
+		tracing.KeyURLPath.String(hreq.URL.Path)))
+	defer span.End()
+	hreq = hreq.WithContext(ctx)
+	tracing.InjectHTTP(ctx, hreq.Header)
 	resp, err := client.Do(hreq)
 	if err == nil {
+		span.SetAttributes(tracing.KeyHTTPStatus.Int(resp.StatusCode))
+		if resp.StatusCode >= 500 {
+			span.SetStatus(codes.Error, resp.Status)
+		}
 		return resp, nil
 	}
+	// The error's class only: its text may quote the request's URL.
+	span.SetStatus(codes.Error, "the call failed")
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		err = fmt.Errorf("%s %s: %w", method, configured, uerr.Err)

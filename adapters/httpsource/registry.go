@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/internal/tracing"
 	"github.com/sio-pso/siobroker/internal/xmlchild"
 	"github.com/sio-pso/siobroker/schemas"
 )
@@ -66,6 +68,8 @@ type RegistrySpec struct {
 	Header       http.Header  // sent with every request (an API key)
 	Client       *http.Client // nil: a client of the package's own
 	MaxBodyBytes int64        // 0: DefaultMaxBodyBytes
+	// TracerProvider makes the client span of every call, as Spec's. Nil: the global one.
+	TracerProvider trace.TracerProvider
 }
 
 // Validate checks the spec without calling the endpoint.
@@ -113,6 +117,7 @@ type Registry struct {
 	paths  map[string][]string // every field → its path
 	soap   soapBody[schemas.CaseCheckRequest]
 	clock  siobroker.Clock
+	tracer trace.Tracer
 }
 
 var _ adapters.CaseRegistry = (*Registry)(nil)
@@ -122,7 +127,7 @@ func NewRegistry(spec RegistrySpec) (*Registry, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("http registry %s: %w", spec.Registry, err)
 	}
-	r := &Registry{spec: spec, paths: map[string][]string{}, clock: siobroker.SystemClock{}}
+	r := &Registry{spec: spec, paths: map[string][]string{}, clock: siobroker.SystemClock{}, tracer: tracing.Tracer(spec.TracerProvider)}
 	r.method, r.client, r.spec.MaxBodyBytes = endpointDefaults(spec.Method, spec.Client, spec.MaxBodyBytes)
 	r.spec.Header = spec.Header.Clone()
 	r.spec.Fields = maps.Clone(spec.Fields)
@@ -191,7 +196,7 @@ func (r *Registry) call(ctx context.Context, req schemas.CaseCheckRequest) (bool
 	if err != nil {
 		return false, siobroker.CaseFacts{}, err
 	}
-	resp, err := do(ctx, r.client, hreq, r.method, r.spec.URL)
+	resp, err := do(ctx, r.tracer, r.client, hreq, r.method, r.spec.URL)
 	if err != nil {
 		return false, siobroker.CaseFacts{}, err
 	}

@@ -732,3 +732,17 @@ func TestHRFiles(t *testing.T) {
 	expect(t, r, want{b, lineOf(t, s.broker, "no-such-folder"), check.Error, "hr.dir", "create the folder"})
 	only(t, r, 2)
 }
+
+// TestTracingKeys: the tracing section is checked at its keys, a misspelt key named.
+func TestTracingKeys(t *testing.T) {
+	s := newSetup(t)
+	s.broker = edit(t, s.broker, `  otlp_endpoint: ""`, `  otlp_endpoint: "127.0.0.1:4318"`)
+	s.broker = edit(t, s.broker, "  sample_ratio: 1 ", "  sample_ratio: 2 ")
+	s.broker = edit(t, s.broker, "  service_name: siobroker ", "  service_nam: siobroker ")
+	r := s.check(t)
+	b := s.path("broker.yaml")
+	expect(t, r, want{b, lineOf(t, s.broker, "otlp_endpoint: \"127"), check.Error, `tracing.otlp_endpoint: "127.0.0.1:4318" is not an http:// or https:// URL`, ""})
+	expect(t, r, want{b, lineOf(t, s.broker, "sample_ratio: 2"), check.Error, "tracing.sample_ratio: 2", "use 0 to 1"})
+	expect(t, r, want{b, lineOf(t, s.broker, "service_nam:"), check.Error, "unknown key tracing.service_nam", "service_name"})
+	only(t, r, 3)
+}

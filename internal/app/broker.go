@@ -22,12 +22,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/cases"
 	"github.com/sio-pso/siobroker/adapters"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/tracing/provider"
 	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/operator/health"
 	"github.com/sio-pso/siobroker/operator/maintenance"
@@ -99,7 +101,8 @@ type Broker struct {
 	async        asyncWorker // the worker of the asynchronous channel
 	ops          *brokerOps  // the snapshot, metrics and readiness (serve_ops.go)
 	web          webServer
-	operator     operatorServer // metrics, readiness and diagnostics (operator_server.go)
+	operator     operatorServer     // metrics, readiness and diagnostics (operator_server.go)
+	tracing      *provider.Provider // the configuration's tracing; nil when Options gave one
 }
 
 // devPKI is the development PKI of the embedded default, created on first start in DATA/pki.
@@ -142,6 +145,9 @@ const AsyncPath = "/AsyncChannel/v10"
 // Options are test hooks of startBroker.
 type Options struct {
 	NoAsyncWorker bool // accept asynchronous requests but never process them
+	// TracerProvider replaces the one of the configuration's tracing section (an in-memory
+	// exporter's, in a test).
+	TracerProvider trace.TracerProvider
 }
 
 // PublicURL is the address the WSDLs give clients: http.public_url, or the scheme and address
@@ -356,6 +362,13 @@ func (b *Broker) Close() error {
 	}
 	if b.db != nil {
 		errs = append(errs, b.db.Close())
+	}
+	if b.tracing != nil {
+		// Last: the spans of everything above, the requests drained by the server's shutdown
+		// included, are exported before the process ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, b.tracing.Shutdown(ctx))
+		cancel()
 	}
 	return errors.Join(errs...)
 }

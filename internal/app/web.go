@@ -144,9 +144,10 @@ func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler
 		Logger:       logger.With("component", "http-async"),
 		// Status and fetch queries read the store only, and are answered while RabbitMQ is down;
 		// the broker refuses new requests then, and journals it (broker.Deps.TransportReady).
-		Observe:    b.ops.Metrics.ObserveRequests("async"),
-		Limiter:    limiter,
-		Operations: operations,
+		Observe:        b.ops.Metrics.ObserveRequests("async"),
+		Limiter:        limiter,
+		Operations:     operations,
+		TracerProvider: p.tracer,
 	}, broker.AsyncPipeline{B: b.pipeline})
 	if err != nil {
 		return nil, err
@@ -188,7 +189,8 @@ func (b *Broker) handler(p *parts, limiter *httpapi.ClientLimiter) (http.Handler
 		Logger:       logger.With("component", "http"),
 		// No Ready: the pipeline refuses a request while the transport is down once it is
 		// authenticated, and journals the refusal (broker.Deps.TransportReady).
-		Observe: b.ops.Metrics.ObserveRequests("sync"),
-		Limiter: limiter,
+		Observe:        b.ops.Metrics.ObserveRequests("sync"),
+		Limiter:        limiter,
+		TracerProvider: p.tracer,
 	}, b.pipeline)
 }

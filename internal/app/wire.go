@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/cases"
@@ -16,6 +17,7 @@ import (
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/config"
+	"github.com/sio-pso/siobroker/internal/tracing/provider"
 	"github.com/sio-pso/siobroker/journal"
 	"github.com/sio-pso/siobroker/operator/incidents"
 	"github.com/sio-pso/siobroker/operator/maintenance"
@@ -51,6 +53,8 @@ type parts struct {
 	plans             *incidents.Plans // the emergency action plans; nil without a file
 	late              *broker.LateAnswers
 	inProcessServices int // services answered by demo adapters in this process
+
+	tracer trace.TracerProvider // the spans of requests, service legs and the in-process adapters
 }
 
 // StartWith is Start with test hooks. It starts the broker in phases, each of which needs the
@@ -67,6 +71,15 @@ func StartWith(ctx context.Context, cfg config.Broker, clock siobroker.Clock, lo
 	p := &parts{cfg: cfg, clock: clock, logger: withRequestIDs(logger)}
 	if err := CheckStart(cfg); err != nil {
 		return nil, err
+	}
+	if p.tracer = opts.TracerProvider; p.tracer == nil {
+		if b.tracing, err = provider.New(ctx, cfg.Tracing, provider.Options{InstanceID: cfg.AMQP.Instance}, logger.With("component", "tracing")); err != nil {
+			return nil, err
+		}
+		p.tracer = b.tracing
+		if cfg.Tracing.Enabled() {
+			logger.Info("tracing: spans exported over OTLP/HTTP", "endpoint", cfg.Tracing.OTLPEndpoint, "sample_ratio", cfg.Tracing.SampleRatio)
+		}
 	}
 	if err := b.openStores(ctx, p); err != nil {
 		return nil, err
@@ -253,8 +266,9 @@ func (b *Broker) startDispatcher(p *parts, pub message.Publisher, replyTopic str
 		OnLateAnswer:  lateAnswers.Record,
 		// Every answer is in the store before RabbitMQ is told it arrived: a broker killed at
 		// any instant loses none, and a resumed request is completed from them.
-		Answers:     b.db,
-		DeadLetters: b.deadLetterTopic(),
+		Answers:        b.db,
+		DeadLetters:    b.deadLetterTopic(),
+		TracerProvider: p.tracer,
 	}); err != nil {
 		return err
 	}
@@ -282,7 +296,8 @@ func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Su
 	}
 	acfg := routing.AdapterConfig{Name: "demo", Backends: demoRouted(b.live.routes.Table(), demo.NewBackends(world), cfg.Transport, logger),
 		Publisher: pub, Clock: clock, Logger: logger.With("component", "adapter"), QueueOf: b.live.routes.Queue,
-		Auth: keys, ObserveRefusal: func(reason msgauth.Reason) { b.ops.Metrics.ObserveTransportRefusal("adapter", string(reason)) }}
+		Auth: keys, ObserveRefusal: func(reason msgauth.Reason) { b.ops.Metrics.ObserveTransportRefusal("adapter", string(reason)) },
+		TracerProvider: p.tracer}
 	if b.msg.amqp != nil {
 		acfg.DeadLetters = b.msg.amqp.DeadLetterTopic()
 	}
@@ -315,7 +330,8 @@ func (b *Broker) addDemoAdapters(p *parts, pub message.Publisher, sub message.Su
 		}
 		rcfg := routing.RegistryConfig{Name: name, Registry: demo.NewCaseRegistry(name, demoCases),
 			Publisher: pub, Clock: clock, Logger: logger.With("component", "registry-adapter", "registry", name), Auth: regKeys,
-			ObserveRefusal: func(reason msgauth.Reason) { b.ops.Metrics.ObserveTransportRefusal("adapter", string(reason)) }}
+			ObserveRefusal: func(reason msgauth.Reason) { b.ops.Metrics.ObserveTransportRefusal("adapter", string(reason)) },
+			TracerProvider: p.tracer}
 		if b.msg.amqp != nil {
 			rcfg.DeadLetters = b.msg.amqp.DeadLetterTopic()
 		}

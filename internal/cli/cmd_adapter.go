@@ -20,6 +20,7 @@ import (
 	"github.com/sio-pso/siobroker/adapters/demo"
 	"github.com/sio-pso/siobroker/config"
 	"github.com/sio-pso/siobroker/internal/app"
+	"github.com/sio-pso/siobroker/internal/tracing/provider"
 	"github.com/sio-pso/siobroker/postgres"
 	"github.com/sio-pso/siobroker/routing"
 	amqptransport "github.com/sio-pso/siobroker/routing/amqp"
@@ -132,7 +133,25 @@ func adapterKeys(cfg *adapterconfig.Config, logger *slog.Logger) (*msgauth.Adapt
 
 // runAdapter runs the adapter until ctx ends; rabbit names its RabbitMQ and prefix for errors.
 func runAdapter(ctx context.Context, cfg *adapterconfig.Config, auth *msgauth.Adapter, rabbit, instance string, logger *slog.Logger, stdout io.Writer) error {
-	backends, err := adapterconfig.Open(cfg, nil)
+	// The adapter follows the broker's sampling: its spans are recorded when the broker's
+	// publish was, so that a trace is whole or absent.
+	tp, err := provider.New(ctx, cfg.Tracing, provider.Options{FollowRemoteSampling: true, InstanceID: instance}, logger.With("component", "tracing"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Deferred first, so run last, once the router has stopped: the spans of the last
+		// deliveries are exported before the process ends.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			logger.Warn("tracing: spans not exported at exit", "error", err)
+		}
+	}()
+	if cfg.Tracing.Enabled() {
+		logger.Info("tracing: spans exported over OTLP/HTTP", "endpoint", cfg.Tracing.OTLPEndpoint)
+	}
+	backends, err := adapterconfig.OpenTraced(cfg, nil, tp)
 	if err != nil {
 		return fmt.Errorf("backends: %w", err)
 	}
@@ -190,7 +209,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, auth *msgauth.Ad
 	}
 	runtime, err := routing.NewAdapterRuntime(routing.AdapterConfig{Name: instance, Backends: backends.Backends,
 		Publisher: t.Publisher(), Clock: clock, Logger: logger, QueueOf: queueOf,
-		Attempts: attempts, Backoff: backoff, DeadLetters: t.DeadLetterTopic(), Ledger: ledger, Auth: auth})
+		Attempts: attempts, Backoff: backoff, DeadLetters: t.DeadLetterTopic(), Ledger: ledger, Auth: auth, TracerProvider: tp})
 	if err != nil {
 		return err
 	}
@@ -204,7 +223,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, auth *msgauth.Ad
 		}
 		registry, err := routing.NewRegistryRuntime(routing.RegistryConfig{Name: name, Registry: source,
 			Publisher: t.Publisher(), Clock: clock, Logger: logger.With("registry", name),
-			Auth: auth, DeadLetters: t.DeadLetterTopic()})
+			Auth: auth, DeadLetters: t.DeadLetterTopic(), TracerProvider: tp})
 		if err != nil {
 			return err
 		}

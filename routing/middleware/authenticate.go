@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sio-pso/siobroker/routing/msgauth"
 	"github.com/sio-pso/siobroker/schemas"
@@ -63,6 +65,7 @@ func Authenticate(queue string, auth Auth, poison Poison, logger *slog.Logger) m
 			if auth.Refused != nil {
 				auth.Refused(reason)
 			}
+			trace.SpanFromContext(msg.Context()).SetAttributes(attribute.String("sio.auth_refusal", string(reason)))
 			log := logger.With("queue", queue, "transport_id", msg.UUID, "auth_refusal", string(reason),
 				"auth_refusals", auth.refused.Add(1), "error", err)
 			return nil, poison.put(msg, queue, log, "unauthenticated service message",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // PublishFunc publishes m to topic. The routing runtime's keeps publishing while the transport is
@@ -49,6 +50,7 @@ func Publish(publish PublishFunc) message.HandlerMiddleware {
 					return nil, fmt.Errorf("publish answer to %s service %d: %w", req.RequestID, req.Service, err)
 				}
 				settle(m, true)
+				traceAnswer(trace.SpanFromContext(ctx), m)
 			}
 			return nil, nil
 		}

@@ -21,6 +21,12 @@
 // schemas.MetaAuth* and schemas.MetaRegistry; what the MAC covers is mac's documentation, for an
 // adapter written in another language.
 //
+// The W3C trace context a message carries (traceparent, tracestate: package internal/tracing) is
+// not covered, on purpose: it only says which trace the adapter's spans join, and nothing the
+// adapter does depends on it. Covering it would change the MAC's input, a new version of this
+// scheme for every adapter, also those written in other languages that do not trace; and someone
+// able to rewrite it on the queue can only misfile the adapter's spans.
+//
 // Rotation: a party may hold a previous key besides its current one, accepted until a stated
 // time. An adapter answers with the key that authenticated the request, so adapters take the new
 // key first (the new one current, the old one previous), then the brokers; then the previous

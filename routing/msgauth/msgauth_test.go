@@ -123,8 +123,10 @@ func TestRequest(t *testing.T) {
 	if err != nil || k.ID() != adapter.key.ID() {
 		t.Fatalf("an authentic message: %v (key %s)", err, k.ID())
 	}
-	// Metadata the MAC does not cover may change (the transport adds its own headers).
+	// Metadata the MAC does not cover may change (the transport adds its own headers), and the
+	// W3C trace context may be added or changed (tracing; see the package comment).
 	meta[schemas.MetaMessageID], meta["x-delivery-count"] = "other", "2"
+	meta["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	if _, err := adapter.CheckRequest(meta, payload, now); err != nil {
 		t.Fatalf("with another message id: %v", err)
 	}
