@@ -3,6 +3,7 @@ package users
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -223,5 +224,33 @@ func TestImportKeepsApp5Fields(t *testing.T) {
 	apps, _ = ParseImport(strings.NewReader(bad), "csv")
 	if _, err := r.Import(ctx, apps, "import"); !slices.Equal(FieldsOf(err), []string{FieldEmail}) {
 		t.Fatalf("a bad e-mail imported: %v", err)
+	}
+}
+
+// TestSubmitBlockOfAnInactiveUser: a block is applied as it is submitted (§13), so one for a user
+// who is not registered, or already blocked, is refused and nothing is left pending.
+func TestSubmitBlockOfAnInactiveUser(t *testing.T) {
+	r, db, _ := setup(t)
+	ctx := context.Background()
+	d, err := NewDesk(db, r, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := iin(t, "85010130012")
+	block := siobroker.Application{Kind: siobroker.ApplyBlock, IIN: id, By: "кадры", Reason: "увольнение"}
+	if _, err := d.Submit(ctx, block); !errors.Is(err, siobroker.ErrTransition) || !strings.Contains(err.Error(), "not registered") {
+		t.Fatalf("block of an unregistered user: %v", err)
+	}
+	if _, err := r.Apply(ctx, siobroker.Application{Kind: siobroker.ApplyRegister, IIN: id, By: "operator", Reason: "r", User: completeUser()}); err != nil {
+		t.Fatal(err)
+	}
+	if sa, err := d.Submit(ctx, block); err != nil || sa.Status != siobroker.SubmittedApproved {
+		t.Fatalf("block of an active user: %+v, %v", sa, err)
+	}
+	if _, err := d.Submit(ctx, block); !errors.Is(err, siobroker.ErrTransition) || !strings.Contains(err.Error(), "blocked, not active") {
+		t.Fatalf("block of a blocked user: %v", err)
+	}
+	if pending, _ := d.Pending(ctx); len(pending) != 0 {
+		t.Fatalf("left pending: %+v", pending)
 	}
 }

@@ -88,6 +88,20 @@ func (d *Desk) submit(ctx context.Context, sa siobroker.SubmittedApplication) (s
 	if a.Kind != siobroker.ApplyRegister && a.Reason == "" {
 		return siobroker.SubmittedApplication{}, fmt.Errorf("%s %s: the reason is required (App. 5: the reason of a block or deletion)", a.Kind, a.IIN)
 	}
+	if a.Kind == siobroker.ApplyBlock {
+		// A block is applied as it is submitted: one the registry would refuse (a user not
+		// registered, or not active) is refused here, rather than recorded and left pending.
+		u, exists, err := d.registry.store.User(ctx, a.IIN)
+		if err != nil {
+			return siobroker.SubmittedApplication{}, err
+		}
+		if !exists {
+			return siobroker.SubmittedApplication{}, fmt.Errorf("block %s: the user is not registered: %w", a.IIN, siobroker.ErrTransition)
+		}
+		if u.Status != siobroker.UserActive {
+			return siobroker.SubmittedApplication{}, fmt.Errorf("block %s: the user is %s, not active: nothing to block: %w", a.IIN, u.Status, siobroker.ErrTransition)
+		}
+	}
 	a.At = now
 	sa.Application, sa.Deadline, sa.Status = a, now.Add(d.deadline), siobroker.SubmittedPending
 	id, err := d.store.SubmitApplication(ctx, sa)
