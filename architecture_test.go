@@ -35,7 +35,7 @@ var importRules = map[string][]string{
 	"signing/intake":   {".", "schemas/soap", "signing"},
 	// Network revocation (CRL fetching, OCSP) is apart from signing, which stays without I/O
 	// but for the files it is given.
-	"signing/revocation": {".", "signing", "internal/private"},
+	"signing/revocation": {".", "signing", "signing/gost", "signing/gostx509", "internal/private"},
 
 	"journal":             {"."},
 	"journal/archive":     {".", "signing", "internal/private"},

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"slices"
 	"sync"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/signing/gostx509"
 )
 
 // The results of a question to an OCSP responder, the values of the label of
@@ -266,25 +266,46 @@ func (o *OCSP) query(ctx context.Context, url string, cert, issuer *x509.Certifi
 // x/crypto/ocsp leaves to its caller (RFC 6960, section 3.2): that it is about this certificate
 // of this issuer (the CertID's hashes, not the serial number alone), that its signer is the
 // issuer or a responder the issuer certified with the OCSPSigning extended key usage, valid
-// now, and that it is current at now.
+// now, and that it is current at now. A response signed with GOST is parsed and its signatures
+// verified here (gostocsp.go), any other by x/crypto/ocsp; the checks are the same.
 func verifyResponse(der []byte, cert, issuer *x509.Certificate, now time.Time) (*ocsp.Response, error) {
-	// No issuer given: the library would check an embedded responder certificate against it
-	// without its extended key usage, and would refuse an issuer that embeds its own certificate.
-	// The signer is checked below.
-	resp, err := ocsp.ParseResponseForCert(der, cert, nil)
-	if err != nil {
-		return nil, fmt.Errorf("the response does not parse or is an error: %w", err)
+	var (
+		resp *ocsp.Response
+		// signedBy checks the response's signature with the key of a certificate.
+		signedBy func(*x509.Certificate) error
+	)
+	if _, isGOST := gostResponseSignature(der); isGOST {
+		r, sigAlg, err := parseGOSTResponse(der, cert)
+		if err != nil {
+			return nil, fmt.Errorf("the GOST-signed response does not parse or is an error: %w", err)
+		}
+		resp = r
+		signedBy = func(signer *x509.Certificate) error {
+			return gostx509.CheckSignature(signer, sigAlg, r.TBSResponseData, r.Signature)
+		}
+	} else {
+		// No issuer given: the library would check an embedded responder certificate against it
+		// without its extended key usage, and would refuse an issuer that embeds its own
+		// certificate. The signer is checked below.
+		r, err := ocsp.ParseResponseForCert(der, cert, nil)
+		if err != nil {
+			return nil, fmt.Errorf("the response does not parse or is an error: %w", err)
+		}
+		resp, signedBy = r, r.CheckSignatureFrom
 	}
-	if err := checkCertID(der, cert, issuer, resp); err != nil {
+	if err := checkCertID(der, cert, issuer); err != nil {
 		return nil, err
 	}
 	switch signer := resp.Certificate; {
 	case signer == nil || signer.Equal(issuer):
-		if err := resp.CheckSignatureFrom(issuer); err != nil {
+		if err := signedBy(issuer); err != nil {
 			return nil, fmt.Errorf("the response is not signed by the certificate's issuer: %w", err)
 		}
 	default:
-		if err := signer.CheckSignatureFrom(issuer); err != nil {
+		// RFC 6960, section 4.2.2.2: a delegated responder's certificate is issued directly by
+		// the CA and carries id-kp-OCSPSigning. Its signature is GOST or not as the CA's is
+		// (gostx509 defers to crypto/x509 for any other).
+		if err := gostx509.CheckCertificateSignature(signer, issuer); err != nil {
 			return nil, fmt.Errorf("the responder's certificate %q is not issued by the certificate's issuer: %w", signer.Subject, err)
 		}
 		if !slices.Contains(signer.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
@@ -293,7 +314,7 @@ func verifyResponse(der []byte, cert, issuer *x509.Certificate, now time.Time) (
 		if now.Before(signer.NotBefore) || now.After(signer.NotAfter) {
 			return nil, fmt.Errorf("the responder's certificate %q is not valid at %s", signer.Subject, siobroker.FormatTime(now))
 		}
-		if err := resp.CheckSignatureFrom(signer); err != nil {
+		if err := signedBy(signer); err != nil {
 			return nil, fmt.Errorf("the response is not signed by its responder's certificate: %w", err)
 		}
 	}
@@ -310,25 +331,13 @@ func verifyResponse(der []byte, cert, issuer *x509.Certificate, now time.Time) (
 // the CertID of each single response. encoding/asn1 allows a SEQUENCE to have fields past those a
 // struct names, so only the leading fields are declared.
 type (
-	responseASN1 struct {
-		Status   asn1.Enumerated
-		Response struct {
-			ResponseType asn1.ObjectIdentifier
-			Response     []byte
-		} `asn1:"explicit,tag:0,optional"`
-	}
 	basicResponseASN1 struct {
 		TBSResponseData struct {
 			Version     int `asn1:"optional,default:0,explicit,tag:0"`
 			ResponderID asn1.RawValue
 			ProducedAt  asn1.RawValue
 			Responses   []struct {
-				CertID struct {
-					HashAlgorithm  pkix.AlgorithmIdentifier
-					IssuerNameHash []byte
-					IssuerKeyHash  []byte
-					SerialNumber   *big.Int
-				}
+				CertID certIDASN1
 			}
 		}
 	}
@@ -338,12 +347,13 @@ type (
 	}
 )
 
-// checkCertID checks that the single response x/crypto/ocsp chose for cert (the first with its
-// serial number) names cert's issuer: the hash of the issuer's name and of its public key, with
-// the hash the response used. A response about the same serial number under another CA must not
-// answer for this certificate.
-func checkCertID(der []byte, cert, issuer *x509.Certificate, resp *ocsp.Response) error {
-	var outer responseASN1
+// checkCertID checks that the single response chosen for cert (the first with its serial
+// number, in x/crypto/ocsp and in parseGOSTResponse) names cert's issuer: the hash of the
+// issuer's name and of its public key (the BIT STRING's value, RFC 6960 section 4.1.1), with the
+// hash the CertID names (certIDHashes). A response about the same serial number under another
+// CA must not answer for this certificate.
+func checkCertID(der []byte, cert, issuer *x509.Certificate) error {
+	var outer gostOCSPResponse
 	if _, err := asn1.Unmarshal(der, &outer); err != nil {
 		return fmt.Errorf("the response does not parse: %w", err)
 	}
@@ -351,23 +361,25 @@ func checkCertID(der []byte, cert, issuer *x509.Certificate, resp *ocsp.Response
 	if _, err := asn1.Unmarshal(outer.Response.Response, &basic); err != nil {
 		return fmt.Errorf("the basic response does not parse: %w", err)
 	}
+	// The issuer's key is read from the raw certificate: crypto/x509 parses no GOST key.
 	var spki subjectPublicKeyInfo
 	if _, err := asn1.Unmarshal(issuer.RawSubjectPublicKeyInfo, &spki); err != nil {
 		return fmt.Errorf("the issuer's public key does not parse: %w", err)
 	}
-	if !resp.IssuerHash.Available() {
-		return fmt.Errorf("the response's CertID hash %v is not available", resp.IssuerHash)
-	}
-	h := resp.IssuerHash.New()
-	h.Write(issuer.RawSubject)
-	nameHash := h.Sum(nil)
-	h.Reset()
-	h.Write(spki.PublicKey.RightAlign())
-	keyHash := h.Sum(nil)
 	for _, r := range basic.TBSResponseData.Responses {
 		if r.CertID.SerialNumber == nil || r.CertID.SerialNumber.Cmp(cert.SerialNumber) != 0 {
 			continue
 		}
+		newHash, ok := certIDHashes[r.CertID.HashAlgorithm.Algorithm.String()]
+		if !ok {
+			return fmt.Errorf("the response's CertID hash %s is not one known here", r.CertID.HashAlgorithm.Algorithm)
+		}
+		h := newHash()
+		h.Write(issuer.RawSubject)
+		nameHash := h.Sum(nil)
+		h.Reset()
+		h.Write(spki.PublicKey.RightAlign())
+		keyHash := h.Sum(nil)
 		if !bytes.Equal(r.CertID.IssuerNameHash, nameHash) || !bytes.Equal(r.CertID.IssuerKeyHash, keyHash) {
 			return fmt.Errorf("the response about serial %X names another issuer", cert.SerialNumber)
 		}
