@@ -18,7 +18,10 @@
 // responder a certificate names (RFC 6960, appendix A.1), bounded in time and size; the response
 // must be signed by the certificate's issuer or by a responder the issuer certified for OCSP
 // signing (RFC 6960, section 4.2.2.2), must be about this certificate of this issuer, and must be
-// current (thisUpdate not in the future, nextUpdate not past). Answers are cached until their
+// current (thisUpdate not in the future, nextUpdate not past). A response signed with a GOST
+// algorithm of the national PKI, which x/crypto/ocsp cannot verify, is parsed here and its
+// signature, and its delegated responder's certificate, verified with signing/gostx509, held to
+// the same checks (issue 17). Answers are cached until their
 // nextUpdate, and at most OCSPConfig.Cache. A responder that failed is not asked again for
 // responderBackoff, so that while it is down each request does not wait out the timeout.
 package revocation
