@@ -63,7 +63,7 @@ func gostTestCurve(alg gost.KeyAlgorithm) *gost.Curve {
 }
 
 // newGOSTCert makes tmpl with a fresh key of alg, issued by parent (self-signed when nil).
-func newGOSTCert(t *testing.T, alg gost.KeyAlgorithm, tmpl *x509.Certificate, parent *gostTestCA) *gostTestCA {
+func newGOSTCert(t testing.TB, alg gost.KeyAlgorithm, tmpl *x509.Certificate, parent *gostTestCA) *gostTestCA {
 	t.Helper()
 	key, err := gost.GenerateKey(gostTestCurve(alg), nil)
 	if err != nil {
@@ -85,7 +85,7 @@ func newGOSTCert(t *testing.T, alg gost.KeyAlgorithm, tmpl *x509.Certificate, pa
 	return &gostTestCA{cert: cert, key: key, alg: alg}
 }
 
-func newGOSTRoot(t *testing.T, alg gost.KeyAlgorithm, name string) *gostTestCA {
+func newGOSTRoot(t testing.TB, alg gost.KeyAlgorithm, name string) *gostTestCA {
 	return newGOSTCert(t, alg, &x509.Certificate{
 		Subject:   pkix.Name{CommonName: name, Country: []string{"KZ"}},
 		NotBefore: start.Add(-24 * time.Hour), NotAfter: start.Add(365 * 24 * time.Hour),
@@ -94,7 +94,7 @@ func newGOSTRoot(t *testing.T, alg gost.KeyAlgorithm, name string) *gostTestCA {
 }
 
 // user issues a signer's certificate naming the OCSP responder url.
-func (ca *gostTestCA) user(t *testing.T, url string) *gostTestCA {
+func (ca *gostTestCA) user(t testing.TB, url string) *gostTestCA {
 	return newGOSTCert(t, ca.alg, &x509.Certificate{
 		Subject:   pkix.Name{CommonName: "ИВАНОВ ИВАН", SerialNumber: "IIN" + testIIN, Country: []string{"KZ"}},
 		NotBefore: start.Add(-24 * time.Hour), NotAfter: start.Add(365 * 24 * time.Hour),
@@ -106,7 +106,7 @@ func (ca *gostTestCA) user(t *testing.T, url string) *gostTestCA {
 
 // responder issues a delegated OCSP responder's certificate, with id-kp-OCSPSigning if
 // ocspSigning.
-func (ca *gostTestCA) responder(t *testing.T, ocspSigning bool) *gostTestCA {
+func (ca *gostTestCA) responder(t testing.TB, ocspSigning bool) *gostTestCA {
 	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
 	if ocspSigning {
 		eku = []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}
@@ -119,7 +119,7 @@ func (ca *gostTestCA) responder(t *testing.T, ocspSigning bool) *gostTestCA {
 }
 
 // crl is the CA's GOST-signed CRL, in force at start, revoking nothing.
-func (ca *gostTestCA) crl(t *testing.T) []byte {
+func (ca *gostTestCA) crl(t testing.TB) []byte {
 	t.Helper()
 	der, err := gostx509.CreateRevocationList(rand.Reader, &x509.RevocationList{
 		Number: big.NewInt(1), ThisUpdate: start.Add(-time.Hour), NextUpdate: start.Add(24 * time.Hour),
@@ -186,7 +186,7 @@ type gostResp struct {
 var oidSHA1 = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
 
 // tbs marshals the ResponseData of r.
-func (r gostResp) tbs(t *testing.T) []byte {
+func (r gostResp) tbs(t testing.TB) []byte {
 	t.Helper()
 	if r.newHash == nil {
 		r.hashOID, r.newHash = oidSHA1, sha1.New
@@ -241,7 +241,7 @@ func (r gostResp) tbs(t *testing.T) []byte {
 }
 
 // der marshals and signs the OCSPResponse of r.
-func (r gostResp) der(t *testing.T) []byte {
+func (r gostResp) der(t testing.TB) []byte {
 	t.Helper()
 	tbs := r.tbs(t)
 	signer := r.signer
@@ -477,4 +477,35 @@ func TestGOSTSignedRequestUnderOCSPRequire(t *testing.T) {
 	resp.srv.Close()
 	_, err = verify()
 	wantCode(t, "a GOST signer whose responder is down", err, siobroker.CodeCertStatus)
+}
+
+// FuzzGOSTResponse: whatever a responder sends, parsing and verifying it as a GOST-signed
+// response about user does not panic, and what verifies is about user.
+func FuzzGOSTResponse(f *testing.F) {
+	root := newGOSTRoot(f, gost.KZ2015_256, "fuzz GOST CA")
+	user := root.user(f, "http://ocsp.invalid")
+	for _, status := range []int{ocsp.Good, ocsp.Revoked, ocsp.Unknown} {
+		f.Add(gostResp{issuer: root, cert: user.cert, status: status, thisUpdate: start.Add(-time.Minute), nextUpdate: start.Add(time.Hour), embed: true}.der(f))
+	}
+	f.Fuzz(func(t *testing.T, der []byte) {
+		resp, err := verifyResponse(der, user.cert, root.cert, start)
+		if err == nil && (resp.SerialNumber == nil || resp.SerialNumber.Cmp(user.cert.SerialNumber) != 0) {
+			t.Fatalf("verified a response about serial %v", resp.SerialNumber)
+		}
+	})
+}
+
+// TestGOSTRevokedInfo: the revocation time and reason of a GOST-signed "revoked" are read.
+func TestGOSTRevokedInfo(t *testing.T) {
+	root := newGOSTRoot(t, gost.KZ2015_512, "test ҰКО РК GOST")
+	user := root.user(t, "http://ocsp.invalid")
+	at := start.Add(-time.Minute)
+	resp, err := verifyResponse(gostResp{issuer: root, cert: user.cert, status: ocsp.Revoked, thisUpdate: at, nextUpdate: start.Add(time.Hour)}.der(t),
+		user.cert, root.cert, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != ocsp.Revoked || !resp.RevokedAt.Equal(at) || resp.RevocationReason != ocsp.KeyCompromise {
+		t.Errorf("status %d at %s for reason %d, want revoked at %s for key compromise", resp.Status, resp.RevokedAt, resp.RevocationReason, at)
+	}
 }
