@@ -35,7 +35,7 @@ type (
 	// OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, responseBytes [0] EXPLICIT
 	// ResponseBytes OPTIONAL }; ResponseBytes ::= SEQUENCE { responseType OID, response OCTET
 	// STRING }.
-	gostOCSPResponse struct {
+	responseASN1 struct {
 		Status   asn1.Enumerated
 		Response struct {
 			ResponseType asn1.ObjectIdentifier
@@ -94,7 +94,7 @@ var idPKIXOCSPBasic = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 1}
 // when the response does not parse this far or is not signed with a GOST algorithm (it is then
 // x/crypto/ocsp's to parse, and to refuse).
 func gostResponseSignature(der []byte) (asn1.ObjectIdentifier, bool) {
-	var outer gostOCSPResponse
+	var outer responseASN1
 	if _, err := asn1.Unmarshal(der, &outer); err != nil || !outer.Response.ResponseType.Equal(idPKIXOCSPBasic) {
 		return nil, false
 	}
@@ -114,7 +114,7 @@ func gostResponseSignature(der []byte) (asn1.ObjectIdentifier, bool) {
 // (checkCertID then holds it to cert's issuer); the signer's certificate is the first the
 // response carries, as in x/crypto/ocsp (responders send at most the one, golang/go#21527).
 func parseGOSTResponse(der []byte, cert *x509.Certificate) (*ocsp.Response, asn1.ObjectIdentifier, error) {
-	var outer gostOCSPResponse
+	var outer responseASN1
 	rest, err := asn1.Unmarshal(der, &outer)
 	if err != nil {
 		return nil, nil, fmt.Errorf("the response: %w", err)

@@ -353,7 +353,7 @@ type (
 // hash the CertID names (certIDHashes). A response about the same serial number under another
 // CA must not answer for this certificate.
 func checkCertID(der []byte, cert, issuer *x509.Certificate) error {
-	var outer gostOCSPResponse
+	var outer responseASN1
 	if _, err := asn1.Unmarshal(der, &outer); err != nil {
 		return fmt.Errorf("the response does not parse: %w", err)
 	}
