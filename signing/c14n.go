@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/beevik/etree"
 )
@@ -35,7 +36,7 @@ type canonicalizer struct {
 	inclusivePrefixes map[string]bool
 	// exclude is omitted with its subtree: the enveloped-signature transform.
 	exclude *etree.Element
-	buf     bytes.Buffer
+	buf     *bytes.Buffer
 	// steps counts namespace bindings pushed and prefixes considered: the work beyond writing
 	// bytes out, which the tests hold linear in the document.
 	steps int
@@ -51,7 +52,59 @@ func canonicalize(el *etree.Element, method c14nMethod, prefixList string, exclu
 
 // canonicalizeCounting is canonicalize, also returning the canonicalizer's steps.
 func canonicalizeCounting(el *etree.Element, method c14nMethod, prefixList string, exclude *etree.Element) ([]byte, int, error) {
-	c := &canonicalizer{method: method, exclude: exclude}
+	var buf bytes.Buffer
+	steps, err := canonicalizeInto(&buf, el, method, prefixList, exclude)
+	if err != nil {
+		return nil, steps, err
+	}
+	return buf.Bytes(), steps, nil
+}
+
+// c14nBuffers holds the buffers of canonical forms that are only hashed, or parsed, and then
+// dropped: the Body of every request and reply is canonicalised at least once, and growing a
+// fresh buffer to its size each time was among the largest allocations of a request (issue 20).
+var c14nBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledC14N is the largest buffer given back to c14nBuffers: one canonical form of a large
+// message is not kept alive for the requests of ordinary size that follow it.
+const maxPooledC14N = 256 << 10
+
+// pooledC14N is a canonical form in a buffer of c14nBuffers. Bytes is valid until release.
+type pooledC14N struct{ buf *bytes.Buffer }
+
+// canonicalizePooled is canonicalize into a pooled buffer. The caller must call release once it
+// no longer reads Bytes, and must not keep Bytes (or a slice of it) beyond that.
+func canonicalizePooled(el *etree.Element, method c14nMethod, prefixList string, exclude *etree.Element) (pooledC14N, error) {
+	buf := c14nBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	if _, err := canonicalizeInto(buf, el, method, prefixList, exclude); err != nil {
+		pooledC14N{buf}.release()
+		return pooledC14N{}, err
+	}
+	return pooledC14N{buf}, nil
+}
+
+// Bytes returns the canonical form; nil after release or for the zero value.
+func (p pooledC14N) Bytes() []byte {
+	if p.buf == nil {
+		return nil
+	}
+	return p.buf.Bytes()
+}
+
+// release gives the buffer back to the pool. It is a no-op for the zero value.
+func (p pooledC14N) release() {
+	if p.buf == nil || p.buf.Cap() > maxPooledC14N {
+		return
+	}
+	p.buf.Reset()
+	c14nBuffers.Put(p.buf)
+}
+
+// canonicalizeInto writes the canonical form of el to buf (see canonicalize) and returns the
+// canonicalizer's steps.
+func canonicalizeInto(buf *bytes.Buffer, el *etree.Element, method c14nMethod, prefixList string, exclude *etree.Element) (int, error) {
+	c := &canonicalizer{method: method, exclude: exclude, buf: buf}
 	if method.exclusive {
 		c.inclusivePrefixes = map[string]bool{}
 		for p := range strings.FieldsSeq(prefixList) {
@@ -67,9 +120,9 @@ func canonicalizeCounting(el *etree.Element, method c14nMethod, prefixList strin
 	}
 	scope, rendered := namespacesInScope(el.Parent()), newNSScope()
 	if err := c.element(el, scope, rendered, inherited, 0); err != nil {
-		return nil, c.steps, err
+		return c.steps, err
 	}
-	return c.buf.Bytes(), c.steps + scope.pushes + rendered.pushes, nil
+	return c.steps + scope.pushes + rendered.pushes, nil
 }
 
 // nsScope is the set of prefix -> namespace bindings in force while the tree is walked, kept as
@@ -337,12 +390,12 @@ func (c *canonicalizer) startTag(el *etree.Element, decls []nsDecl, attrs []cano
 		} else {
 			c.buf.WriteString(` xmlns:` + d.prefix + `="`)
 		}
-		escapeAttr(&c.buf, d.uri)
+		escapeAttr(c.buf, d.uri)
 		c.buf.WriteByte('"')
 	}
 	for _, a := range attrs {
 		c.buf.WriteString(" " + a.qname + `="`)
-		escapeAttr(&c.buf, a.value)
+		escapeAttr(c.buf, a.value)
 		c.buf.WriteByte('"')
 	}
 	c.buf.WriteByte('>')
@@ -361,7 +414,7 @@ func (c *canonicalizer) content(el *etree.Element, scope, rendered *nsScope, dep
 				return err
 			}
 		case *etree.CharData:
-			escapeText(&c.buf, t.Data)
+			escapeText(c.buf, t.Data)
 		case *etree.Comment:
 			if c.method.comments {
 				c.buf.WriteString("<!--" + t.Data + "-->")

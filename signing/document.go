@@ -172,6 +172,7 @@ func verifyDocumentSignature(ctx context.Context, doc *etree.Document, index int
 		ds.Err = err
 		return ds
 	}
+	defer canonicalSignedInfo.release()
 	targets := make([]*etree.Element, len(refs))
 	for i, ref := range refs {
 		dr := DocumentReference{URI: ref.uri, Enveloped: ref.enveloped, DigestMethod: ref.digestMethod, Transform: AlgC14N10}
@@ -203,7 +204,7 @@ func verifyDocumentSignature(ctx context.Context, doc *etree.Document, index int
 		return ds
 	}
 	v := &Verifier{cfg: VerifierConfig{Trust: opts.Trust, Directory: opts.Directory, AnySigner: true}}
-	cert, err := v.chooseSigner(ctx, key, res.sigAlg, canonicalSignedInfo, parts.signatureValue, opts.At)
+	cert, err := v.chooseSigner(ctx, key, res.sigAlg, canonicalSignedInfo.Bytes(), parts.signatureValue, opts.At)
 	if cert != nil {
 		ds.Certificate = cert
 	}

@@ -360,19 +360,21 @@ func (s *Signer) complete(sig *etree.Element, targets []*etree.Element, exclude 
 		return fmt.Errorf("%d References for %d elements", len(refs), len(targets))
 	}
 	for i, target := range targets {
-		content, err := canonicalize(target, c14nMethods[AlgExcC14N], "", exclude)
+		content, err := canonicalizePooled(target, c14nMethods[AlgExcC14N], "", exclude)
 		if err != nil {
 			return fmt.Errorf("canonicalise %s: %w", target.Tag, err)
 		}
 		h := digestMethods[s.digestMethod]()
-		h.Write(content)
+		h.Write(content.Bytes())
+		content.release()
 		refs[i].SelectElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
 	}
-	canonicalSI, err := canonicalize(si, c14nMethods[AlgExcC14N], "", nil)
+	canonicalSI, err := canonicalizePooled(si, c14nMethods[AlgExcC14N], "", nil)
 	if err != nil {
 		return fmt.Errorf("canonicalise SignedInfo: %w", err)
 	}
-	value, err := s.signBytes(canonicalSI)
+	value, err := s.signBytes(canonicalSI.Bytes())
+	canonicalSI.release()
 	if err != nil {
 		return err
 	}

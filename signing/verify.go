@@ -239,6 +239,7 @@ func (v *Verifier) verifyHeader(ctx context.Context, sec *securityHeader, header
 	if err != nil {
 		return nil, err
 	}
+	defer res.last.release()
 	if bodyRef == nil {
 		return nil, siobroker.Errorf(siobroker.CodeSigReference, "no Reference of the header signature covers the Body")
 	}
@@ -248,7 +249,7 @@ func (v *Verifier) verifyHeader(ctx context.Context, sec *securityHeader, header
 	if v.cfg.Timestamps.Require && (ts == nil || !ts.Signed) {
 		return nil, siobroker.Errorf(siobroker.CodeTimestamp, "this broker requires a wsu:Timestamp in the wsse:Security header, covered by the signature")
 	}
-	signed, err := parseCanonical(res.canonical[body])
+	signed, err := parseCanonical(res.last.Bytes())
 	if err != nil {
 		return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "canonical form of the Body does not parse")
 	}
@@ -291,7 +292,8 @@ func (v *Verifier) verifyEnveloped(ctx context.Context, sig, data *etree.Element
 	if err != nil {
 		return nil, err
 	}
-	signed, err := parseCanonical(res.canonical[data])
+	defer res.last.release()
+	signed, err := parseCanonical(res.last.Bytes())
 	if err != nil {
 		return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "canonical form of %s does not parse", only.uri)
 	}
@@ -300,11 +302,13 @@ func (v *Verifier) verifyEnveloped(ctx context.Context, sig, data *etree.Element
 
 // signatureResult is what verifySignature established.
 type signatureResult struct {
-	sigAlg    string
-	key       signerKey
-	cert      *x509.Certificate
-	iin       string
-	canonical map[*etree.Element][]byte // the digested bytes of each referenced element
+	sigAlg string
+	key    signerKey
+	cert   *x509.Certificate
+	iin    string
+	// last holds the digested bytes of the element verifySignature was given as last (the Body,
+	// or the data element), in a pooled buffer: the caller parses them and then releases it.
+	last pooledC14N
 }
 
 func (r signatureResult) verified(p Placement, signed *etree.Element, digestMethod string) *Verified {
@@ -337,6 +341,8 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 	if err != nil {
 		return res, err
 	}
+	// The canonical SignedInfo is read only until the SignatureValue has been checked over it.
+	defer canonicalSignedInfo.release()
 	targets := make([]*etree.Element, len(refs))
 	for i := range refs {
 		if refs[i].uri == "" {
@@ -349,7 +355,7 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 	if res.key, err = readKeyInfo(parts.keyInfo, sec, ids); err != nil {
 		return res, err
 	}
-	if res.cert, err = v.chooseSigner(ctx, res.key, res.sigAlg, canonicalSignedInfo, parts.signatureValue, at); err != nil {
+	if res.cert, err = v.chooseSigner(ctx, res.key, res.sigAlg, canonicalSignedInfo.Bytes(), parts.signatureValue, at); err != nil {
 		return res, err
 	}
 	if v.cfg.AnySigner {
@@ -365,47 +371,55 @@ func (v *Verifier) verifySignature(ctx context.Context, sig *etree.Element, sec 
 			return res, err
 		}
 	}
-	res.canonical, err = v.digestReferences(sig, refs, targets, last)
+	res.last, err = v.digestReferences(sig, refs, targets, last)
 	return res, err
 }
 
 // readCanonicalSignedInfo canonicalises SignedInfo as it sits in the document and reads
 // everything back from the canonical bytes, so that what is interpreted is exactly what the
-// SignatureValue covers. It sets res.sigAlg and returns the canonical bytes and the References.
-func readCanonicalSignedInfo(si *etree.Element, res *signatureResult) ([]byte, []reference, error) {
+// SignatureValue covers. It sets res.sigAlg and returns the canonical bytes, which the caller
+// releases, and the References.
+func readCanonicalSignedInfo(si *etree.Element, res *signatureResult) (pooledC14N, []reference, error) {
+	var none pooledC14N
 	cmEls := children(si, nsDSig, "CanonicalizationMethod")
 	if len(cmEls) != 1 {
-		return nil, nil, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo has %d CanonicalizationMethod elements, expected one", len(cmEls))
+		return none, nil, siobroker.Errorf(siobroker.CodeSigInvalid, "SignedInfo has %d CanonicalizationMethod elements, expected one", len(cmEls))
 	}
 	cmAlg := cmEls[0].SelectAttrValue("Algorithm", "")
 	cm, ok := c14nMethods[cmAlg]
 	if !ok {
-		return nil, nil, siobroker.Errorf(siobroker.CodeSigAlgorithm, "canonicalization algorithm %s is not allowed", cmAlg)
+		return none, nil, siobroker.Errorf(siobroker.CodeSigAlgorithm, "canonicalization algorithm %s is not allowed", cmAlg)
 	}
 	cmPrefixes, err := inclusivePrefixList(cmEls[0], cm)
 	if err != nil {
-		return nil, nil, err
+		return none, nil, err
 	}
-	canonical, err := canonicalize(si, cm, cmPrefixes, nil)
+	canonical, err := canonicalizePooled(si, cm, cmPrefixes, nil)
 	if err != nil {
-		return nil, nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "SignedInfo cannot be canonicalised")
+		return none, nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "SignedInfo cannot be canonicalised")
 	}
-	signedInfo, err := parseCanonical(canonical)
+	signedInfo, err := parseCanonical(canonical.Bytes())
 	if err != nil {
-		return nil, nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "canonical SignedInfo does not parse")
+		canonical.release()
+		return none, nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "canonical SignedInfo does not parse")
 	}
 	sigAlg, refs, err := readSignedInfo(signedInfo, cmAlg)
 	res.sigAlg = sigAlg
-	return canonical, refs, err
+	if err != nil {
+		canonical.release()
+		return none, refs, err
+	}
+	return canonical, refs, nil
 }
 
 // digestReferences checks the digest of every Reference of sig (targets are the elements they
-// cover, in order, last's after all the others) and returns the digested bytes of each referenced
-// element. A bare "#id" URI selects the element without comments, whatever the canonicalisation
-// says. The enveloped-signature transform removes the signature from what it covers, and changes
-// nothing where the signature is not inside (node-soap applies it to every Reference).
-func (v *Verifier) digestReferences(sig *etree.Element, refs []reference, targets []*etree.Element, last *etree.Element) (map[*etree.Element][]byte, error) {
-	canonical := make(map[*etree.Element][]byte, len(refs))
+// cover, in order, last's after all the others) and returns the digested bytes of last, in a
+// pooled buffer the caller releases; those of the other elements are dropped once hashed. A bare
+// "#id" URI selects the element without comments, whatever the canonicalisation says. The
+// enveloped-signature transform removes the signature from what it covers, and changes nothing
+// where the signature is not inside (node-soap applies it to every Reference).
+func (v *Verifier) digestReferences(sig *etree.Element, refs []reference, targets []*etree.Element, last *etree.Element) (pooledC14N, error) {
+	var kept pooledC14N
 	order := make([]int, 0, len(refs))
 	for i := range refs {
 		if targets[i] != last {
@@ -426,18 +440,28 @@ func (v *Verifier) digestReferences(sig *etree.Element, refs []reference, target
 		if v.onDigest != nil {
 			v.onDigest(target)
 		}
-		content, err := canonicalize(target, c14nMethod{exclusive: ref.c14n.exclusive}, ref.prefixList, exclude)
+		content, err := canonicalizePooled(target, c14nMethod{exclusive: ref.c14n.exclusive}, ref.prefixList, exclude)
 		if err != nil {
-			return nil, siobroker.Wrap(siobroker.CodeSigInvalid, err, "%s cannot be canonicalised", ref.uri)
+			kept.release()
+			return pooledC14N{}, siobroker.Wrap(siobroker.CodeSigInvalid, err, "%s cannot be canonicalised", ref.uri)
 		}
 		h := digestMethods[ref.digestMethod]()
-		h.Write(content)
+		h.Write(content.Bytes())
 		if subtle.ConstantTimeCompare(h.Sum(nil), ref.digestValue) != 1 {
-			return nil, siobroker.Errorf(siobroker.CodeSigInvalid, "digest of %s does not match", ref.uri)
+			content.release()
+			kept.release()
+			return pooledC14N{}, siobroker.Errorf(siobroker.CodeSigInvalid, "digest of %s does not match", ref.uri)
 		}
-		canonical[target] = content
+		if target != last {
+			content.release()
+			continue
+		}
+		// resolve refuses an element referenced twice; should one get through, the later
+		// bytes are kept, as the map of them used to keep.
+		kept.release()
+		kept = content
 	}
-	return canonical, nil
+	return kept, nil
 }
 
 // chooseSigner returns the certificate whose key verifies the SignatureValue over the canonical
