@@ -9,6 +9,7 @@
 package broker
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -838,10 +839,7 @@ func (b *Broker) record(seen Request, at time.Time, kind siobroker.JournalKind, 
 // admitting is the broker's id of a request to be served, "" for the other calls: the marks of
 // one record its admission until it is accepted or refused (CloseInterrupted).
 func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v *signing.Verified, now time.Time, admitting string) (string, error) {
-	digest, err := signedDigest(v.SignerIIN, v.Signed)
-	if err != nil {
-		return "", err
-	}
+	digest := signedDigest(v.SignerIIN, v.Signed)
 	mark := siobroker.ReplayMark{Key: replayKey(info.MessageID, digest), SenderID: info.SenderID, Digest: digest, At: now}
 	if admitting != "" {
 		mark.RequestID, mark.SignerIIN = admitting, v.SignerIIN
@@ -901,17 +899,28 @@ func replayKey(messageID, digest string) string {
 
 // signedDigest is the SHA-256 of the signer's IIN and the signed element as the verifier rebuilt
 // it from the digested canonical bytes, so equal signed content from one signer always gives the
-// same digest, and two signers never collide.
-func signedDigest(signerIIN string, signed *etree.Element) (string, error) {
-	doc := etree.NewDocument()
-	doc.SetRoot(signed.Copy())
-	raw, err := doc.WriteToBytes()
-	if err != nil {
-		return "", fmt.Errorf("serialise signed content: %w", err)
+// same digest, and two signers never collide. The digests are kept in the replay store, so the
+// bytes hashed are exactly etree's serialisation of the element as the root of a document of
+// its own, with the default write settings; they are written into a pooled buffer instead of a
+// copy of the tree and a document around it (issue 20).
+func signedDigest(signerIIN string, signed *etree.Element) string {
+	buf := digestBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	buf.WriteString(signerIIN)
+	buf.WriteByte('\n')
+	signed.WriteTo(buf, &etree.WriteSettings{})
+	sum := sha256.Sum256(buf.Bytes())
+	if buf.Cap() <= maxPooledDigestBuffer {
+		digestBuffers.Put(buf)
 	}
-	sum := sha256.Sum256(append([]byte(signerIIN+"\n"), raw...))
-	return hex.EncodeToString(sum[:]), nil
+	return hex.EncodeToString(sum[:])
 }
+
+// digestBuffers holds the buffers signedDigest serialises into; maxPooledDigestBuffer is the
+// largest one kept, so that one large request does not keep its buffer alive for good.
+var digestBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledDigestBuffer = 256 << 10
 
 // verifyCase asks the registry configured for the basis about the case, and decides from its
 // answer (the case's status and the people in its proceedings with their part) whether the case
