@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -203,8 +204,8 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 // so far (not XML, no Body) names no element: ReadEnvelope then refuses it under its limits, as
 // it refuses anything. No entity is expanded: encoding/xml expands none but the predefined.
 func BodyElement(r io.Reader) (xml.Name, io.Reader) {
-	var seen bytes.Buffer
-	dec := xml.NewDecoder(io.TeeReader(r, &seen))
+	head := &headReader{r: r, buf: make([]byte, 0, headChunk)}
+	dec := xml.NewDecoder(head)
 	var name xml.Name
 	depth, inBody := 0, false
 scan:
@@ -230,7 +231,71 @@ scan:
 			}
 		}
 	}
-	return name, io.MultiReader(bytes.NewReader(seen.Bytes()), r)
+	return name, io.MultiReader(bytes.NewReader(head.buf), r)
+}
+
+// headChunk is what headReader reads from its source at a time, and its first buffer: a
+// request's Envelope start and Header (a signature and a certificate) mostly fit in it.
+const headChunk = 4096
+
+// headReader keeps every byte it reads from r, so that BodyElement can give back what the
+// decoder read. It reads r in chunks and is an io.ByteReader, so encoding/xml reads from it
+// directly: a io.TeeReader into a bytes.Buffer, read by the decoder through a bufio.Reader of its
+// own, held each byte twice more (issue 20).
+type headReader struct {
+	r   io.Reader
+	buf []byte // everything read from r so far
+	off int    // bytes of buf handed on
+	err error  // r's error, given once buf is used up
+}
+
+// fill reads the next chunk of r into buf, growing it if it is full. As bufio does, a reader
+// that keeps returning nothing and no error ends with io.ErrNoProgress.
+func (h *headReader) fill() {
+	if len(h.buf) == cap(h.buf) {
+		h.buf = slices.Grow(h.buf, max(headChunk, cap(h.buf)))
+	}
+	for range 100 {
+		n, err := h.r.Read(h.buf[len(h.buf):cap(h.buf)])
+		h.buf = h.buf[:len(h.buf)+n]
+		if err != nil {
+			h.err = err
+			return
+		}
+		if n > 0 {
+			return
+		}
+	}
+	h.err = io.ErrNoProgress
+}
+
+// ReadByte implements io.ByteReader.
+func (h *headReader) ReadByte() (byte, error) {
+	for h.off == len(h.buf) {
+		if h.err != nil {
+			return 0, h.err
+		}
+		h.fill()
+	}
+	b := h.buf[h.off]
+	h.off++
+	return b, nil
+}
+
+// Read implements io.Reader.
+func (h *headReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for h.off == len(h.buf) {
+		if h.err != nil {
+			return 0, h.err
+		}
+		h.fill()
+	}
+	n := copy(p, h.buf[h.off:])
+	h.off += n
+	return n, nil
 }
 
 // checkContentTypeCharset refuses a declared charset other than UTF-8. Whether the media type is

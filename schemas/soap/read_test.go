@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/schemas"
@@ -273,5 +274,35 @@ func TestBodyElement(t *testing.T) {
 		if all, err := io.ReadAll(r); err != nil || string(all) != c.body {
 			t.Errorf("%s: the body given back is %q, %v", name, all, err)
 		}
+	}
+}
+
+// TestBodyElementReadsInPieces: the body is given back whole whatever pieces its source hands
+// over, and a read error of the source is not lost.
+func TestBodyElementReadsInPieces(t *testing.T) {
+	body := `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>` + strings.Repeat("<h>x</h>", 1500) +
+		`</s:Header><s:Body><typ:SendMessage xmlns:typ="` + schemas.NSSyncTypes + `"/></s:Body></s:Envelope>`
+	want := xml.Name{Space: schemas.NSSyncTypes, Local: "SendMessage"}
+	for name, r := range map[string]func() io.Reader{
+		"whole":           func() io.Reader { return strings.NewReader(body) },
+		"one byte a time": func() io.Reader { return iotest.OneByteReader(strings.NewReader(body)) },
+		"data with EOF":   func() io.Reader { return iotest.DataErrReader(strings.NewReader(body)) },
+		"half at a time":  func() io.Reader { return iotest.HalfReader(strings.NewReader(body)) },
+	} {
+		got, rest := BodyElement(r())
+		if got != want {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+		if all, err := io.ReadAll(rest); err != nil || string(all) != body {
+			t.Errorf("%s: the body given back is %d bytes, %v; want %d", name, len(all), err, len(body))
+		}
+	}
+	boom := errors.New("boom")
+	got, rest := BodyElement(io.MultiReader(strings.NewReader(body[:100]), iotest.ErrReader(boom)))
+	if got != (xml.Name{}) {
+		t.Errorf("a body cut short named %v", got)
+	}
+	if all, err := io.ReadAll(rest); !errors.Is(err, boom) || string(all) != body[:100] {
+		t.Errorf("after a read error: %q, %v", all, err)
 	}
 }
