@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
@@ -687,16 +688,29 @@ func Serialize(doc *etree.Document) ([]byte, error) {
 		return nil, siobroker.Errorf(siobroker.CodeInternal, "serialize: empty document")
 	}
 	ws := etree.WriteSettings{CanonicalText: true, CanonicalAttrVal: true}
-	var buf bytes.Buffer
+	// The document is written into a pooled buffer and copied out at its exact size: growing a
+	// fresh buffer by doubling allocated about twice the reply's size for every reply (issue 20).
+	buf := serializeBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
 	buf.WriteString(`<?xml version="1.0" encoding="UTF-8"?>`)
 	for _, tok := range doc.Child {
 		if pi, ok := tok.(*etree.ProcInst); ok && pi.Target == "xml" {
 			continue // replaced by the declaration above
 		}
-		tok.WriteTo(&buf, &ws)
+		tok.WriteTo(buf, &ws)
 	}
-	return buf.Bytes(), nil
+	out := bytes.Clone(buf.Bytes())
+	if buf.Cap() <= maxPooledSerializeBuffer {
+		serializeBuffers.Put(buf)
+	}
+	return out, nil
 }
+
+// serializeBuffers holds Serialize's buffers; maxPooledSerializeBuffer is the largest kept, so
+// that one large export or report does not keep its buffer alive for good.
+var serializeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledSerializeBuffer = 256 << 10
 
 // CheckMediaType accepts the media types of SOAP 1.1 (text/xml, application/xml) for every
 // endpoint that takes a SendMessage: the channels, reports and the dashboard login. The charset,
