@@ -183,19 +183,30 @@ func readEnvelope(r io.Reader, contentType string, lim Limits, op Operation) (*e
 
 // readLimited reads at most max+1 bytes: one byte more than allowed is enough to know the body is
 // too large, without reading the rest of it.
+//
+// The body is read into a pooled buffer and copied out at its size, which the caller keeps (the
+// journal records it): io.ReadAll grew a fresh slice to about twice the body's size for every
+// request (issue 20).
 func readLimited(r io.Reader, max int64) ([]byte, error) {
-	raw, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
+	buf := serializeBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledSerializeBuffer {
+			serializeBuffers.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(io.LimitReader(r, max+1)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, siobroker.Wrap(siobroker.CodeOversize, err, "the request body exceeds %d bytes", max)
 		}
 		return nil, siobroker.Wrap(siobroker.CodeMalformed, err, "the request body could not be read")
 	}
-	if int64(len(raw)) > max {
+	if int64(buf.Len()) > max {
 		return nil, siobroker.Errorf(siobroker.CodeOversize, "the request body exceeds %d bytes", max)
 	}
-	return raw, nil
+	// Never nil, as io.ReadAll's was not, even for an empty body.
+	return append(make([]byte, 0, buf.Len()), buf.Bytes()...), nil
 }
 
 // BodyElement reads r only as far as the start of the element the SOAP Body holds, and returns
@@ -706,8 +717,9 @@ func Serialize(doc *etree.Document) ([]byte, error) {
 	return out, nil
 }
 
-// serializeBuffers holds Serialize's buffers; maxPooledSerializeBuffer is the largest kept, so
-// that one large export or report does not keep its buffer alive for good.
+// serializeBuffers holds the buffers of Serialize and readLimited; maxPooledSerializeBuffer is
+// the largest kept, so that one large export, report or request does not keep its buffer alive
+// for good.
 var serializeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 const maxPooledSerializeBuffer = 256 << 10
