@@ -72,6 +72,7 @@ func newGOSTSigner(cert *x509.Certificate, key crypto.Signer, chain []*x509.Cert
 	}
 	s := &Signer{cert: cert, key: key, chain: append([]*x509.Certificate(nil), chain...),
 		signatureMethod: methods[0], digestMethod: methods[1], gost: pub.Algorithm, clock: siobroker.SystemClock{}}
+	s.certTexts = newCertTextCache(s.cert, s.chain)
 	if iin, err := SubjectIIN(cert); err == nil {
 		s.iin = iin
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/beevik/etree"
@@ -30,6 +31,10 @@ type Signer struct {
 	key   crypto.Signer
 	chain []*x509.Certificate
 	iin   string
+	// certTexts is the base64 of cert and then of each of chain, as KeyInfo carries them: encoded
+	// once, not for every reply (issue 20). It holds the certificates it was encoded from, so a
+	// copy of the Signer given another certificate does not send the old one.
+	certTexts certTextCache
 
 	signatureMethod string
 	digestMethod    string
@@ -65,6 +70,7 @@ func NewSigner(cert *x509.Certificate, key crypto.Signer, chain ...*x509.Certifi
 	}
 	s := &Signer{cert: cert, key: key, chain: append([]*x509.Certificate(nil), chain...), digestMethod: AlgDigestSHA256,
 		clock: siobroker.SystemClock{}}
+	s.certTexts = newCertTextCache(s.cert, s.chain)
 	switch k := cert.PublicKey.(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() < minRSABits {
@@ -279,7 +285,7 @@ func (s *Signer) binarySecurityToken(id string) *etree.Element {
 	bst.CreateAttr("EncodingType", EncodingBase64Binary)
 	bst.CreateAttr("ValueType", ValueTypeX509v3)
 	bst.CreateAttr("wsu:Id", id)
-	bst.SetText(base64.StdEncoding.EncodeToString(s.cert.Raw))
+	bst.SetText(s.certificateTexts()[0])
 	return bst
 }
 
@@ -296,10 +302,33 @@ func tokenReferenceKeyInfo(bstID string) *etree.Element {
 func (s *Signer) x509DataKeyInfo() *etree.Element {
 	ki := etree.NewElement("ds:KeyInfo")
 	x509Data := ki.CreateElement("ds:X509Data")
-	for _, c := range append([]*x509.Certificate{s.cert}, s.chain...) {
-		x509Data.CreateElement("ds:X509Certificate").SetText(base64.StdEncoding.EncodeToString(c.Raw))
+	for _, text := range s.certificateTexts() {
+		x509Data.CreateElement("ds:X509Certificate").SetText(text)
 	}
 	return ki
+}
+
+// certificateTexts returns the base64 of the signer's certificate and then of its chain.
+func (s *Signer) certificateTexts() []string {
+	if s.certTexts.cert == s.cert && slices.Equal(s.certTexts.chain, s.chain) {
+		return s.certTexts.texts
+	}
+	return newCertTextCache(s.cert, s.chain).texts
+}
+
+// certTextCache is the base64 of cert and then of each of chain.
+type certTextCache struct {
+	cert  *x509.Certificate
+	chain []*x509.Certificate
+	texts []string
+}
+
+func newCertTextCache(cert *x509.Certificate, chain []*x509.Certificate) certTextCache {
+	c := certTextCache{cert: cert, chain: slices.Clone(chain), texts: make([]string, 0, 1+len(chain))}
+	for _, x := range append([]*x509.Certificate{cert}, chain...) {
+		c.texts = append(c.texts, base64.StdEncoding.EncodeToString(x.Raw))
+	}
+	return c
 }
 
 // SignEnveloped gives el an Id if it has none and inserts a ds:Signature over it as its first
