@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
 
 	"github.com/beevik/etree"
 
@@ -345,11 +346,47 @@ func certificateText(el *etree.Element, what string) (*x509.Certificate, error) 
 	if err != nil {
 		return nil, err
 	}
-	c, err := x509.ParseCertificate(der)
+	c, err := parsedCertificates.parse(der)
 	if err != nil {
 		return nil, siobroker.Wrap(siobroker.CodeCertChain, err, "%s does not hold a certificate", what)
 	}
 	return c, nil
+}
+
+// parsedCertificates remembers the certificates messages carried lately. A signer sends the same
+// certificate with every request, and the broker's replies carry its own: parsing it anew each
+// time was about 5 KB of allocations per message (issue 20). Only the parse is remembered, keyed
+// by the whole DER; the chain, validity and revocation are checked for every message as before.
+// A certificate that does not parse is not remembered.
+var parsedCertificates = certificateCache{max: 64}
+
+// certificateCache is a bounded map from DER to parsed certificate. When it is full it is
+// emptied: a sender of ever new certificates costs what it cost before, and no more memory.
+// The certificates it hands out are shared, and read only, as every *x509.Certificate here is.
+type certificateCache struct {
+	max   int
+	mu    sync.Mutex
+	certs map[string]*x509.Certificate
+}
+
+func (c *certificateCache) parse(der []byte) (*x509.Certificate, error) {
+	c.mu.Lock()
+	cert, ok := c.certs[string(der)]
+	c.mu.Unlock()
+	if ok {
+		return cert, nil
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.certs == nil || len(c.certs) >= c.max {
+		c.certs = make(map[string]*x509.Certificate, c.max)
+	}
+	c.certs[string(der)] = cert
+	return cert, nil
 }
 
 // base64Text decodes the base64 text of el, refusing more than max characters.

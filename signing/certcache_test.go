@@ -1,0 +1,40 @@
+package signing
+
+import (
+	"testing"
+)
+
+// TestCertificateCache: a certificate sent again is the one parsed before, the cache never holds
+// more than its bound, and what does not parse is refused every time and never remembered.
+func TestCertificateCache(t *testing.T) {
+	c := certificateCache{max: 2}
+	a, b := fixture.signers["valid/rsa"].Certificate().Raw, fixture.broker.Certificate().Raw
+	first, err := c.parse(append([]byte(nil), a...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.parse(append([]byte(nil), a...))
+	if err != nil || again != first {
+		t.Fatalf("the same DER parsed anew (%v)", err)
+	}
+	for range 2 {
+		if _, err := c.parse([]byte("not a certificate")); err == nil {
+			t.Fatal("garbage parsed")
+		}
+	}
+	if len(c.certs) != 1 {
+		t.Fatalf("%d certificates remembered, want 1", len(c.certs))
+	}
+	if _, err := c.parse(b); err != nil {
+		t.Fatal(err)
+	}
+	// Full: the next new certificate empties it first.
+	for _, s := range fixture.signers {
+		if _, err := c.parse(s.Certificate().Raw); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.certs) > c.max {
+			t.Fatalf("%d certificates remembered, bound %d", len(c.certs), c.max)
+		}
+	}
+}
