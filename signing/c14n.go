@@ -240,7 +240,7 @@ func inheritedXMLAttrs(el *etree.Element) []etree.Attr {
 type nsDecl struct{ prefix, uri string }
 
 type canonicalAttr struct {
-	uri, qname, local, value string
+	uri, space, local, value string // space is the attribute's prefix, "" for none
 }
 
 // element writes el and its subtree in canonical form. scope holds the namespace bindings in
@@ -275,7 +275,9 @@ func (c *canonicalizer) element(el *etree.Element, scope, rendered *nsScope, ext
 	if err := c.content(el, scope, rendered, depth); err != nil {
 		return err
 	}
-	c.buf.WriteString("</" + el.FullTag() + ">")
+	c.buf.WriteString("</")
+	c.writeName(el.Space, el.Tag)
+	c.buf.WriteByte('>')
 	return nil
 }
 
@@ -352,11 +354,13 @@ func (c *canonicalizer) namespaceDecls(el *etree.Element, apex bool, declared []
 // sorted by namespace URI then local name.
 func canonicalAttrs(el *etree.Element, scope *nsScope, extra []etree.Attr) ([]canonicalAttr, error) {
 	attrs := make([]canonicalAttr, 0, len(el.Attr)+len(extra))
-	for _, a := range slices.Concat(el.Attr, extra) {
+	// el.Attr then extra, without a slice of both for every element.
+	for i := range len(el.Attr) + len(extra) {
+		a := extraAttr(el.Attr, extra, i)
 		if isNamespaceDecl(a) {
 			continue
 		}
-		ca := canonicalAttr{qname: a.FullKey(), local: a.Key, value: a.Value}
+		ca := canonicalAttr{space: a.Space, local: a.Key, value: a.Value}
 		switch a.Space {
 		case "":
 		case "xml":
@@ -379,22 +383,43 @@ func canonicalAttrs(el *etree.Element, scope *nsScope, extra []etree.Attr) ([]ca
 	return attrs, nil
 }
 
+// extraAttr is the i-th attribute of attrs followed by extra.
+func extraAttr(attrs, extra []etree.Attr, i int) etree.Attr {
+	if i < len(attrs) {
+		return attrs[i]
+	}
+	return extra[i-len(attrs)]
+}
+
+// writeName writes a qualified name, prefix:local or local alone, without building the string.
+func (c *canonicalizer) writeName(prefix, local string) {
+	if prefix != "" {
+		c.buf.WriteString(prefix)
+		c.buf.WriteByte(':')
+	}
+	c.buf.WriteString(local)
+}
+
 // startTag writes el's start tag: namespace declarations first, then attributes, each in the
 // order given.
 func (c *canonicalizer) startTag(el *etree.Element, decls []nsDecl, attrs []canonicalAttr) {
 	c.buf.WriteByte('<')
-	c.buf.WriteString(el.FullTag())
+	c.writeName(el.Space, el.Tag)
 	for _, d := range decls {
 		if d.prefix == "" {
 			c.buf.WriteString(` xmlns="`)
 		} else {
-			c.buf.WriteString(` xmlns:` + d.prefix + `="`)
+			c.buf.WriteString(` xmlns:`)
+			c.buf.WriteString(d.prefix)
+			c.buf.WriteString(`="`)
 		}
 		escapeAttr(c.buf, d.uri)
 		c.buf.WriteByte('"')
 	}
 	for _, a := range attrs {
-		c.buf.WriteString(" " + a.qname + `="`)
+		c.buf.WriteByte(' ')
+		c.writeName(a.space, a.local)
+		c.buf.WriteString(`="`)
 		escapeAttr(c.buf, a.value)
 		c.buf.WriteByte('"')
 	}
