@@ -100,7 +100,7 @@ func (m *connManager) watch() {
 		m.conn = conn
 		close(m.up)
 		m.mu.Unlock()
-		m.logger.Info("amqp: "+m.role+" connection restored", nil)
+		m.logger.Info("amqp: "+m.role+" connection restored", watermill.LogFields{"node": NodeAddr(conn)})
 	}
 }
 
