@@ -3,6 +3,7 @@ package amqp
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
@@ -66,12 +67,18 @@ func validateURLs(s string) error {
 
 // cursors holds, per URL list, where the next dial starts: after the node dialled last, whether
 // that dial succeeded or failed. So a connection lost with its node is dialled first to the
-// next node rather than to the dead one, and the connections of a process (and of the
-// processes started together) spread over the nodes instead of all landing on the first.
+// next node rather than to the dead one, and a process's connections spread over the nodes. A
+// process starts at a random node, so that processes started with the same list do not all
+// put their first connection on its first node.
 var cursors sync.Map // string (Config.URL) → *atomic.Uint32
 
 func nextNode(url string, n int) int {
-	c, _ := cursors.LoadOrStore(url, new(atomic.Uint32))
+	c, ok := cursors.Load(url)
+	if !ok {
+		start := new(atomic.Uint32)
+		start.Store(rand.Uint32())
+		c, _ = cursors.LoadOrStore(url, start)
+	}
 	return int((c.(*atomic.Uint32).Add(1) - 1) % uint32(n))
 }
 

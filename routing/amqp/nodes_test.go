@@ -159,7 +159,8 @@ func TestTransportMovesToSurvivingNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startProxy(t, "127.0.0.1:5672")
-	// The proxy first: the cursor of this URL list starts at the first node.
+	// The publishing and the consuming connection are dialled one after the other, so to
+	// consecutive nodes: one of them is on the proxy.
 	cfg.URL = "amqp://guest:guest@" + p.addr() + "/," + testURL
 	cfg.ReconnectMin, cfg.ReconnectMax = 20*time.Second, 30*time.Second // a back-off would show
 	tr := newTransport(t, cfg)
@@ -170,7 +171,7 @@ func TestTransportMovesToSurvivingNode(t *testing.T) {
 		}
 	}
 	if onProxy == 0 {
-		t.Fatalf("neither connection went to the first node %s", p.addr())
+		t.Fatalf("neither connection went to the node %s", p.addr())
 	}
 	msgs, err := tr.Subscriber().Subscribe(ctxFor(t, 30*time.Second), schemas.ServiceTopic(32))
 	if err != nil {
