@@ -65,35 +65,42 @@ func validateURLs(s string) error {
 	return errors.Join(errs...)
 }
 
-// cursors holds, per URL list, where the next dial starts: after the node dialled last, whether
-// that dial succeeded or failed. So a connection lost with its node is dialled first to the
-// next node rather than to the dead one, and a process's connections spread over the nodes. A
-// process starts at a random node, so that processes started with the same list do not all
-// put their first connection on its first node.
+// cursors holds, per URL list, the node where the next dial starts: the one after the node
+// connected last, or after the first node of the last round that failed. So a connection lost
+// with its node is dialled first to the next node rather than to the dead one, and a process's
+// connections spread over the nodes. A process starts at a random node, so that processes
+// started with the same list do not all put their first connection on its first node.
 var cursors sync.Map // string (Config.URL) → *atomic.Uint32
 
-func nextNode(url string, n int) int {
-	c, ok := cursors.Load(url)
-	if !ok {
-		start := new(atomic.Uint32)
-		start.Store(rand.Uint32())
-		c, _ = cursors.LoadOrStore(url, start)
+func cursor(url string) *atomic.Uint32 {
+	if c, ok := cursors.Load(url); ok {
+		return c.(*atomic.Uint32)
 	}
-	return int((c.(*atomic.Uint32).Add(1) - 1) % uint32(n))
+	start := new(atomic.Uint32)
+	start.Store(rand.Uint32())
+	c, _ := cursors.LoadOrStore(url, start)
+	return c.(*atomic.Uint32)
 }
 
-// dialNodes tries each node of cfg.URL once, starting after the one dialled last, and returns the
-// first connection made. On failure it returns every node's error, and whether every one of them
+// dialNodes tries each node of cfg.URL once, starting at the cursor, and returns the first
+// connection made. A round takes its start from the cursor once and then goes through every
+// node in order, so that rounds of connections dialled at the same time each try every node
+// (taking each node from the shared cursor, one of them could be given a node twice and miss
+// the one that is up). On failure it returns every node's error, and whether every one of them
 // failed to open the TCP connection at all (nothing listens: see dialRetry's probe).
 func dialNodes(cfg Config) (conn *amqp091.Connection, refused bool, err error) {
 	urls := cfg.urls()
 	if len(urls) == 0 {
 		return nil, false, errors.New("amqp: empty URL")
 	}
+	n := uint32(len(urls))
+	cur := cursor(cfg.URL)
+	start := cur.Add(1) - 1
 	refused = true
 	var errs []error
-	for range urls {
-		u := urls[nextNode(cfg.URL, len(urls))]
+	for k := range n {
+		i := (start + k) % n
+		u := urls[i]
 		conn, err := amqp091.DialConfig(u, amqp091.Config{
 			Heartbeat:  10 * time.Second,
 			Locale:     "en_US",
@@ -101,6 +108,7 @@ func dialNodes(cfg Config) (conn *amqp091.Connection, refused bool, err error) {
 			Dial:       amqp091.DefaultDial(NodeDialTimeout),
 		})
 		if err == nil {
+			cur.Store(i + 1)
 			return conn, false, nil
 		}
 		refused = refused && tcpFailed(err)
