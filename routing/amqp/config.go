@@ -30,6 +30,9 @@
 // dropped, the server cancelled the consumer) it waits for the connection to come back and
 // consumes again; the messages it had not acknowledged are delivered again by RabbitMQ.
 //
+// Config.URL may name every node of a RabbitMQ cluster, comma-separated (nodes.go): a
+// connection goes to one node and, when it is lost, straight on to the next node that accepts.
+//
 // Both connections reconnect by themselves with back-off (Config.ReconnectMin..ReconnectMax).
 // While the publishing connection is down a publish fails at once with ErrNotConnected, which
 // wraps routing.ErrTransportUnavailable: the routing package then retries within the service's
