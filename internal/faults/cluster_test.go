@@ -184,6 +184,7 @@ func TestIntegrationClusterLeaderKilled(t *testing.T) {
 		// debug (watermill's info is chatty).
 		res.reconnects[p.name] = p.countLines("connection lost, reconnecting")
 	}
+	res.errorLines = errorMessages(top.all())
 	res.print(t, f, victim)
 	res.check(t)
 }
@@ -340,6 +341,7 @@ type clusterResult struct {
 	verified   error
 	resume     resume
 	reconnects map[string]int
+	errorLines string // each process's error-level log messages, counted, for the diagnosis of a long outage
 }
 
 // account stops the brokers and the adapters and reads the shared journal, the ledger and the
@@ -574,6 +576,7 @@ func (res *clusterResult) print(t *testing.T, f clusterForm, victim *rabbitnode.
 		fmt.Fprintf(&b, " %s %d", n, res.reconnects[n])
 	}
 	fmt.Fprintf(&b, "\nshared journal: %d accepted requests answered exactly once; chain verifies: %v", res.answered, res.verified == nil)
+	fmt.Fprintf(&b, "\nerror-level log lines by process and message:\n%s", res.errorLines)
 	t.Log(b.String())
 }
 
@@ -602,4 +605,44 @@ func (res *clusterResult) check(t *testing.T) {
 	if res.answered == 0 {
 		t.Errorf("no request answered")
 	}
+}
+
+// logMsg finds the message of a log line (slog text: msg="..." or msg=word).
+var logMsg = regexp.MustCompile(`msg=("(?:[^"\\]|\\.)*"|\S+)`)
+
+// logErr finds the error of a log line.
+var logErr = regexp.MustCompile(`error=("(?:[^"\\]|\\.)*"|\S+)`)
+
+// errorMessages counts each process's error-level log lines by message, so that the report says
+// what the processes went through (one run of the long form refused requests for 40 s after the
+// kill; the logs are what tells why).
+func errorMessages(procs []*proc) string {
+	var b strings.Builder
+	for _, p := range procs {
+		byMsg := map[string]int{}
+		for line := range strings.SplitSeq(p.output(), "\n") {
+			if !strings.Contains(line, "level=ERROR") {
+				continue
+			}
+			msg := "?"
+			if m := logMsg.FindStringSubmatch(line); m != nil {
+				msg = m[1]
+			}
+			// A refusal's line says why in its error: the first words of it, which name the
+			// step (the case registry, the transport, the journal) without the request's ids.
+			if m := logErr.FindStringSubmatch(line); m != nil && msg == `"request failed"` {
+				msg += " " + m[1][:min(len(m[1]), 90)]
+			}
+			byMsg[msg]++
+		}
+		msgs := make([]string, 0, len(byMsg))
+		for m := range byMsg {
+			msgs = append(msgs, m)
+		}
+		sort.Strings(msgs)
+		for _, m := range msgs {
+			fmt.Fprintf(&b, "    %s: %d × %s\n", p.name, byMsg[m], m)
+		}
+	}
+	return b.String()
 }
