@@ -30,19 +30,22 @@ run: build
 # xmllint, promtool (the alert rules of deploy/prometheus: `promtool check rules` and `promtool
 # test rules`, in deploy/deploy_test.go) or systemd-analyze (the units of deploy/systemd) fail
 # under CI=true when the tool is missing; .ci/run installs them. The fault test's
-# package (internal/faults: the short form, and its accounting rules) runs last and verbose, so
-# that its table of counts is printed.
+# package (internal/faults: the short forms of the fault test and of the cluster test, and their
+# accounting rules) runs last and verbose, so that their tables of counts are printed.
 FAULTS_PKG := ./internal/faults
 test: vet fmt-check staticcheck
 	$(GO) test -race -count=1 $$($(GO) list $(PKGS) | grep -v '/internal/faults$$')
 	$(GO) test -race -count=1 -v $(FAULTS_PKG)
 
-# The fault test in its long form: 20 requests/s on both channels through SIGKILL of
+# The fault tests in their long form: 20 requests/s on both channels through SIGKILL of
 # the broker, of an adapter and of RabbitMQ, a locked journal and poison; prints per fault the
 # requests sent, accepted and refused, the answers produced and journaled, and lost, duplicated
-# and stuck, which must all be 0.
+# and stuck, which must all be 0. Then the scale-out test of issue 20: a cluster of three
+# RabbitMQ nodes, two brokers on one PostgreSQL journal and four adapters, 20 requests/s through
+# SIGKILL of the node leading the queues; the same counts, and the time the service took to
+# resume.
 faults:
-	$(GO) test -count=1 -v -timeout 60m -run '^TestFaults$$' $(FAULTS_PKG) -args -faults.long
+	$(GO) test -count=1 -v -timeout 60m -run '^(TestFaults|TestIntegrationClusterLeaderKilled)$$' $(FAULTS_PKG) -args -faults.long
 
 # The fuzz targets of the untrusted-input path (issue 16; README "Fuzzing"), one after another,
 # FUZZTIME each. An input that panics, hangs or breaks a target's bound is kept in the package's

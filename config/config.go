@@ -320,6 +320,9 @@ type Demo struct {
 
 // AMQP configures the RabbitMQ transport (transport: amqp).
 type AMQP struct {
+	// URL is the AMQP URI of RabbitMQ, or the URIs of the nodes of a RabbitMQ cluster separated
+	// by commas (AMQPURLProblems): each connection goes to one node and, when that node is lost,
+	// to the next that accepts.
 	URL      string `mapstructure:"url"`
 	Instance string `mapstructure:"instance"` // names this broker's reply queue; stable across restarts. Empty: host name and listen port
 	Prefetch int    `mapstructure:"prefetch"`
@@ -932,9 +935,7 @@ func (c Broker) transportProblems() []error {
 	switch c.Transport {
 	case "gochannel":
 	case "amqp":
-		if c.AMQP.URL == "" {
-			errs = append(errs, errors.New("amqp.url: required with transport amqp"))
-		}
+		errs = append(errs, AMQPURLProblems("amqp.url", c.AMQP.URL)...)
 		if c.AMQP.Prefetch < 1 || c.AMQP.Concurrency < 1 || c.AMQP.DeliveryLimit < 0 {
 			errs = append(errs, errors.New("amqp.prefetch and amqp.concurrency must be at least 1, amqp.delivery_limit not negative"))
 		}
@@ -1142,4 +1143,37 @@ func IsLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// AMQPURLProblems checks an AMQP URL setting (the broker's amqp.url, an adapter's
+// transport.amqp_url): one amqp:// or amqps:// URI with a host, or several, one per node of a
+// RabbitMQ cluster, separated by commas (blanks around them ignored). The nodes may have their
+// own credentials and TLS; a comma in a password is written %2C. The problems name the entry by
+// position and never repeat a password.
+func AMQPURLProblems(key, value string) []error {
+	var urls []string
+	for u := range strings.SplitSeq(value, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return []error{fmt.Errorf("%s: required with transport amqp: amqp://user:password@host:5672/vhost, or one such URL per RabbitMQ node separated by commas", key)}
+	}
+	var errs []error
+	for i, raw := range urls {
+		which := key
+		if len(urls) > 1 {
+			which = fmt.Sprintf("%s (URL %d of %d)", key, i+1, len(urls))
+		}
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			// The error of url.Parse quotes the URL, password included.
+			errs = append(errs, fmt.Errorf("%s: not a URL (a reserved character in the user name or password must be percent-encoded)", which))
+		case u.Scheme != "amqp" && u.Scheme != "amqps" || u.Host == "":
+			errs = append(errs, fmt.Errorf("%s: %q is not an amqp:// or amqps:// URL with a host", which, u.Redacted()))
+		}
+	}
+	return errs
 }

@@ -9,6 +9,8 @@
 #
 #   scripts/bench.sh [siobench flags]        e.g. --duration 30s --out bench.md --profile cpu.prof
 #   scripts/bench.sh soak [soak flags]       e.g. --duration 10m --rate 100 --out soak.md
+#   scripts/bench.sh --cluster --journal-dsn DSN [--cluster-brokers 1,2 --cluster-adapters 1,2,4]
+#                                            brokers and adapters against throughput and CPU (issue 20)
 #
 # Needs RabbitMQ on 127.0.0.1:5672 (guest/guest). Figures are noisy on a shared machine: run it
 # when nothing else runs, and read the ratios, which are measured in the same run.

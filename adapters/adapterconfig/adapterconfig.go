@@ -337,9 +337,7 @@ func (c Config) validate(haveWorld bool) error {
 	if !adapterName.MatchString(c.Name) {
 		errs = append(errs, fmt.Errorf("name: %q must be 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter", c.Name))
 	}
-	if u, err := url.Parse(c.Transport.AMQPURL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("transport.amqp_url: %q is not an amqp:// or amqps:// URL", redact(c.Transport.AMQPURL)))
-	}
+	errs = append(errs, amqpURLProblems(c.Transport.AMQPURL)...)
 	if c.Transport.Prefetch < 1 {
 		errs = append(errs, fmt.Errorf("transport.prefetch: must be at least 1, got %d", c.Transport.Prefetch))
 	}
@@ -579,6 +577,34 @@ func (s Service) httpSpec(no int) httpsource.Spec {
 }
 
 // redact hides a URL's password.
+// amqpURLProblems checks transport.amqp_url as the broker checks its amqp.url
+// (config.AMQPURLProblems; not imported, as an adapter does not depend on the broker's
+// configuration): one amqp:// or amqps:// URI with a host, or one per RabbitMQ node separated by
+// commas. The problems never repeat a password: net/url's parse errors quote the URL whole.
+func amqpURLProblems(value string) []error {
+	const key = "transport.amqp_url"
+	var urls []string
+	for u := range strings.SplitSeq(value, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return []error{fmt.Errorf("%s: required: amqp://user:password@host:5672/vhost, or one such URL per RabbitMQ node separated by commas", key)}
+	}
+	var errs []error
+	for i, raw := range urls {
+		which := key
+		if len(urls) > 1 {
+			which = fmt.Sprintf("%s (URL %d of %d)", key, i+1, len(urls))
+		}
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not an amqp:// or amqps:// URL", which, redact(raw)))
+		}
+	}
+	return errs
+}
+
 func redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {

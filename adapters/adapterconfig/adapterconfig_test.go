@@ -39,6 +39,9 @@ func TestLoadExample(t *testing.T) {
 	if cfg.Ledger.DSN == "" || cfg.Ledger.AnswerRetention != 12*time.Hour {
 		t.Errorf("ledger %+v, want the DSN", cfg.Ledger)
 	}
+	if _, err := adapterconfig.Parse([]byte("name: a1\ntransport: {amqp_url: \"amqp://h1/, amqp://h2:5673/\"}\nservices: {1: {backend: demo}}\n")); err != nil {
+		t.Errorf("two RabbitMQ nodes: %v", err)
+	}
 	defaults, err := adapterconfig.Parse([]byte("name: a1\ntransport: {amqp_url: \"amqp://h/\"}\nservices: {1: {backend: demo}}\n"))
 	if err != nil || defaults.Retry.Attempts != 4 || defaults.Retry.Backoff != 100*time.Millisecond {
 		t.Errorf("default retry %+v, %v", defaults.Retry, err)
@@ -125,12 +128,14 @@ func TestLoadRejects(t *testing.T) {
 		"no services":         {head, "at least one service"},
 		"bad amqp":            {"name: a1\ntransport: {amqp_url: \"http://x:secret@h/\"}\nservices: {1: {backend: demo}}\n", "not an amqp"},
 		"password hidden":     {"name: a1\ntransport: {amqp_url: \"http://x:secret@h/\"}\nservices: {1: {backend: demo}}\n", "x:xxxxx@h"},
-		"bad name":            {"name: A 1\ntransport: {amqp_url: \"amqp://h/\"}\nservices: {1: {backend: demo}}\n", "name:"},
-		"bad retry":           {"name: a1\ntransport: {amqp_url: \"amqp://h/\"}\nretry: {attempts: 50}\nservices: {1: {backend: demo}}\n", "retry.attempts"},
-		"bad tracing":         {head + "services: {1: {backend: demo}}\ntracing: {otlp_endpoint: \"otel:4318\", sample_ratio: 3}\n", "tracing.sample_ratio: 3"},
-		"tracing endpoint":    {head + "services: {1: {backend: demo}}\ntracing: {otlp_endpoint: \"otel:4318\"}\n", "tracing.otlp_endpoint"},
-		"demo with dsn":       {head + "services: {1: {backend: demo, dsn: \"postgres://h/db\"}}\n", "dsn: not a key of a demo backend"},
-		"http with query":     {head + "services: {5: {backend: http, url: \"http://h/v\", record_type: v, fields: {a: a}, query: \"SELECT 1\"}}\n", "query: not a key of a http backend"},
+		"bad second node": {"name: a1\ntransport: {amqp_url: \"amqp://x:secret@h1/, http://x:secret@h2/\"}\nservices: {1: {backend: demo}}\n",
+			"transport.amqp_url (URL 2 of 2): \"http://x:xxxxx@h2/\" is not an amqp"},
+		"bad name":         {"name: A 1\ntransport: {amqp_url: \"amqp://h/\"}\nservices: {1: {backend: demo}}\n", "name:"},
+		"bad retry":        {"name: a1\ntransport: {amqp_url: \"amqp://h/\"}\nretry: {attempts: 50}\nservices: {1: {backend: demo}}\n", "retry.attempts"},
+		"bad tracing":      {head + "services: {1: {backend: demo}}\ntracing: {otlp_endpoint: \"otel:4318\", sample_ratio: 3}\n", "tracing.sample_ratio: 3"},
+		"tracing endpoint": {head + "services: {1: {backend: demo}}\ntracing: {otlp_endpoint: \"otel:4318\"}\n", "tracing.otlp_endpoint"},
+		"demo with dsn":    {head + "services: {1: {backend: demo, dsn: \"postgres://h/db\"}}\n", "dsn: not a key of a demo backend"},
+		"http with query":  {head + "services: {5: {backend: http, url: \"http://h/v\", record_type: v, fields: {a: a}, query: \"SELECT 1\"}}\n", "query: not a key of a http backend"},
 		"unknown param": {head + "services: {37: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT a FROM t WHERE b = $1\", params: [subject.name], record_type: c, fields: {a: a}}}\n",
 			`"subject.name" is not one of`},
 		"param count": {head + "services: {37: {backend: postgres, dsn: \"postgres://h/db\", query: \"SELECT a FROM t WHERE b = $1 AND c = $2\", params: [subject.bin], record_type: c, fields: {a: a}}}\n",

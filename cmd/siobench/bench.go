@@ -74,6 +74,9 @@ type benchFlags struct {
 	out             string
 	goTool          string
 	profile         string
+	// cluster: measure the combinations of brokers and adapters instead (cluster.go).
+	cluster bool
+	clusterFlags
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -97,6 +100,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.out, "out", "", "also write the summary (Markdown) and every figure (JSON, FILE.json) to FILE")
 	fs.StringVar(&f.goTool, "go", "go", "the go command, to build the baseline test binaries")
 	fs.StringVar(&f.profile, "profile", "", "write a CPU profile of the broker during the first closed-loop load to FILE (go tool pprof FILE)")
+	var clusterBrokers, clusterAdapters string
+	fs.BoolVar(&f.cluster, "cluster", false, "measure throughput, latency and CPU per request against the number of brokers and adapter processes (--cluster-brokers, --cluster-adapters, --journal-dsn) instead")
+	f.registerCluster(fs, &clusterBrokers, &clusterAdapters)
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2
 	}
@@ -115,6 +121,28 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if f.duration <= 0 || f.duration > time.Hour || f.latencyDuration <= 0 || f.latencyDuration > time.Hour || f.concurrency < 1 || f.cores < 1 || f.baselineTime <= 0 || f.journalTime <= 0 || len(f.services) == 0 || f.reportRows < 0 {
 		fmt.Fprintln(stderr, "siobench: --duration 0..1h, --concurrency ≥ 1, --cores ≥ 1, --baseline-time > 0, --services not empty, --report-rows ≥ 0")
 		return 2
+	}
+	if f.cluster {
+		if err := f.clusterFlags.parse(clusterBrokers, clusterAdapters); err != nil {
+			fmt.Fprintf(stderr, "siobench: %v\n", err)
+			return 2
+		}
+		res, err := runCluster(ctx, f, f.clusterFlags, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "siobench: %v\n", err)
+			return 1
+		}
+		var md strings.Builder
+		res.write(&md)
+		fmt.Fprint(stdout, md.String())
+		if f.out != "" {
+			data, _ := json.MarshalIndent(res, "", "  ")
+			if err := errors.Join(os.WriteFile(f.out, []byte(md.String()), 0o644), os.WriteFile(f.out+".json", data, 0o644)); err != nil {
+				fmt.Fprintf(stderr, "siobench: --out: %v\n", err)
+				return 1
+			}
+		}
+		return 0
 	}
 	res, err := runBench(ctx, f, stderr)
 	if err != nil {

@@ -7,7 +7,10 @@
 // summary table of figures and ratios. `siobench soak` runs one long load and samples the
 // broker's memory every --sample to report its slope.
 //
-// It is a development tool: it loads only a broker it started itself, on loopback.
+// `siobench --cluster` measures several brokers (one PostgreSQL journal) and adapter processes
+// instead (cluster.go).
+//
+// It is a development tool: it loads only brokers it started itself, on loopback.
 package main
 
 import (
@@ -31,7 +34,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdSoak(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprintln(stdout, "usage: siobench [flags]        the load benchmark and its baselines\n       siobench soak [flags]   one long load, the broker's memory sampled\nRun either with -h for its flags.")
+		fmt.Fprintln(stdout, "usage: siobench [flags]        the load benchmark and its baselines\n       siobench --cluster --journal-dsn DSN [flags]   brokers and adapter processes against throughput and CPU per request\n       siobench soak [flags]   one long load, the broker's memory sampled\nRun either with -h for its flags.")
 		return 0
 	}
 	return cmdBench(ctx, args, stdout, stderr)

@@ -191,13 +191,19 @@ func (e *brokerEnv) operatorURL() string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
-// redactURL hides a URL's password: amqp://guest:xxxxx@host/.
+// redactURL hides a URL's password: amqp://guest:xxxxx@host/; in a comma-separated list of
+// URLs (amqp.url naming the nodes of a RabbitMQ cluster), each one's.
 func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(an unparsable URL)"
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "(an unparsable URL)"
+			continue
+		}
+		parts[i] = u.Redacted()
 	}
-	return u.Redacted()
+	return strings.Join(parts, ",")
 }
 
 // fileKeys returns the keys a configuration file sets, dotted and lower-case as config.Load

@@ -163,3 +163,14 @@ func TestStoreOptionsFromConfiguration(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactURL: every node's password is hidden when amqp.url names a cluster's nodes.
+func TestRedactURL(t *testing.T) {
+	got := redactURL("amqp://sio:secret1@rabbit1:5672/sio, amqp://sio:secret2@rabbit2:5672/sio")
+	if strings.Contains(got, "secret") || strings.Count(got, "sio:xxxxx@") != 2 {
+		t.Errorf("redactURL = %q", got)
+	}
+	if got := redactURL("amqp://u:p@[::1/"); got != "(an unparsable URL)" {
+		t.Errorf("unparsable: %q", got)
+	}
+}

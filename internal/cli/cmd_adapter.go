@@ -229,14 +229,34 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, auth *msgauth.Ad
 		}
 		registry.AddHandlers(router, t.Subscriber())
 	}
+	// The line that says the adapter serves is printed once the router runs, by a goroutine
+	// that runAdapter waits for before it returns: it wrote to stdout unjoined, which the race
+	// detector caught against the caller reading stdout after Main returned
+	// (TestNewDatabaseAdapterWalkthrough).
+	runDone, printed := make(chan struct{}), make(chan struct{})
 	go func() {
-		<-router.Running()
-		fmt.Fprintf(stdout, "siobroker adapter %s serving services %v and case registries %v\n",
-			instance, runtime.Services(), cfg.RegistryNames())
+		defer close(printed)
+		serving := func() {
+			fmt.Fprintf(stdout, "siobroker adapter %s serving services %v and case registries %v\n",
+				instance, runtime.Services(), cfg.RegistryNames())
+		}
+		select {
+		case <-router.Running():
+			serving()
+		case <-runDone:
+			select {
+			case <-router.Running():
+				serving()
+			default: // the router never ran
+			}
+		}
 	}()
 	// Run returns when ctx ends; Close lets the handlers in flight finish (their messages are
 	// acknowledged only after their answers are published).
-	if err := router.Run(ctx); err != nil {
+	err = router.Run(ctx)
+	close(runDone)
+	<-printed
+	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
 	return nil

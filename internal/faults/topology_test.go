@@ -122,6 +122,13 @@ func (top *topology) brokerEnv(t *testing.T) []string {
 		"SIOBROKER_DATA_DIR=" + top.dataDir, "SIOBROKER_LOG_LEVEL=info",
 		"SIOBROKER_ROUTING_ROUTES_FILE=" + routesFile, "SIOBROKER_ROUTING_ASYNC_TIMEOUT=" + asyncTimeout.String(),
 		"SIOBROKER_AMQP_MESSAGE_KEY_FILE=" + top.masterKey(),
+		// One signer sends the whole load. At 20/s with service 5's slow answers, its requests in
+		// flight passed http.limits.per_signer_concurrent (32) whenever the machine was busy,
+		// and the refusals past journal.unauthenticated_refusals' budget are summarised, not
+		// journaled one by one: the long form failed with hundreds of "refusals not journaled"
+		// (SIO-RATE-LIMITED), on the commit before issue 20 as after. The limits are not what
+		// this test is about; siobench lifts them for the same reason.
+		"SIOBROKER_HTTP_LIMITS_PER_SIGNER_CONCURRENT=0",
 	}
 }
 

@@ -62,6 +62,15 @@ type Node struct {
 // the test ends.
 func Start(t testing.TB) *Node {
 	t.Helper()
+	n := newNode(t, "")
+	n.Start()
+	return n
+}
+
+// newNode prepares a node without starting it; with cookie not empty, it is the node's Erlang
+// cookie (the nodes of a cluster share theirs), else Erlang makes one on the first start.
+func newNode(t testing.TB, cookie string) *Node {
+	t.Helper()
 	script, err := findServer()
 	if err != nil {
 		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
@@ -109,8 +118,13 @@ func Start(t testing.TB) *Node {
 		// Distribution listens on loopback only; the machine's config file says the same.
 		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}",
 	)
+	if cookie != "" {
+		// Erlang refuses a cookie file that others may read.
+		if err := os.WriteFile(filepath.Join(dir, "home", ".erlang.cookie"), []byte(cookie), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(n.cleanup)
-	n.Start()
 	return n
 }
 
@@ -132,16 +146,24 @@ func (n *Node) Name() string { return n.name }
 // Start boots the node (again, after Stop or Kill) and waits until it accepts AMQP logins.
 func (n *Node) Start() {
 	n.t.Helper()
+	if err := n.boot(); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// boot is Start, returning its failure instead of failing the test, so that the nodes of a
+// cluster may boot side by side (t.Fatal belongs to the test's goroutine).
+func (n *Node) boot() error {
 	n.mu.Lock()
 	if n.cmd != nil {
 		n.mu.Unlock()
-		n.t.Fatal("rabbitnode: Start while the node runs")
+		return errors.New("rabbitnode: Start while the node runs")
 	}
 	n.starts++
 	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		n.mu.Unlock()
-		n.t.Fatal(err)
+		return err
 	}
 	fmt.Fprintf(f, "\n==== start %d at %s ====\n", n.starts, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(n.script)
@@ -154,7 +176,7 @@ func (n *Node) Start() {
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		n.mu.Unlock()
-		n.t.Fatalf("rabbitnode: start %s: %v", n.script, err)
+		return fmt.Errorf("rabbitnode: start %s: %w", n.script, err)
 	}
 	exited := make(chan struct{})
 	n.cmd, n.exited, n.logFile = cmd, exited, f
@@ -169,17 +191,18 @@ func (n *Node) Start() {
 	for {
 		select {
 		case <-exited:
-			n.t.Fatalf("rabbitnode: the node exited while booting:\n%s", n.LogTail(40))
+			return fmt.Errorf("rabbitnode: %s exited while booting:\n%s", n.name, n.LogTail(40))
 		default:
 		}
 		if err := n.login(); err == nil {
 			break
 		} else if time.Now().After(deadline) {
-			n.t.Fatalf("rabbitnode: no AMQP login within %s (%v):\n%s", BootTimeout, err, n.LogTail(40))
+			return fmt.Errorf("rabbitnode: %s: no AMQP login within %s (%w):\n%s", n.name, BootTimeout, err, n.LogTail(40))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	n.t.Logf("rabbitnode: %s accepts logins on %s after %s", n.name, n.Addr(), time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 func (n *Node) login() error {

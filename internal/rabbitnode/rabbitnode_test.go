@@ -80,3 +80,74 @@ func publish(t *testing.T, n *Node, body string) {
 		t.Fatalf("not confirmed: %v %v", ok, err)
 	}
 }
+
+// TestClusterReplicatesQuorumQueues: three private nodes form one cluster; a quorum queue
+// declared on one has a member on each, and its messages survive the kill of its leader.
+func TestClusterReplicatesQuorumQueues(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots three RabbitMQ nodes")
+	}
+	c := StartCluster(t, 3)
+	publish(t, c.Nodes[0], "before")
+	qs, err := c.Queues("survivors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != 1 || len(qs[0].Members) != 3 {
+		t.Fatalf("queues %+v, want survivors with 3 members", qs)
+	}
+	leader := c.Node(qs[0].Leader)
+	if leader == nil {
+		t.Fatalf("leader %q is not a node of the cluster", qs[0].Leader)
+	}
+	leader.Kill()
+	var other *Node
+	for _, n := range c.Nodes {
+		if n != leader {
+			other = n
+			break
+		}
+	}
+	// While the queue has no leader, basic.get fails with a connection exception (internal_error,
+	// nodedown): dial again, as a client would.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		body, err := getOne(other, "survivors")
+		if err == nil && body != "" {
+			if body != "before" {
+				t.Fatalf("got %q", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the message is not on the queue a minute after its leader was killed (%v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	after, err := c.Queues("survivors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("leader %s killed; queue now %+v", leader.Name(), after)
+	if len(after) != 1 || after[0].Leader == leader.Name() {
+		t.Errorf("after the kill: %+v, want a new leader", after)
+	}
+}
+
+// getOne takes one message of queue on node n, "" when it is empty.
+func getOne(n *Node, queue string) (string, error) {
+	conn, err := amqp091.Dial(n.URL())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return "", err
+	}
+	d, ok, err := ch.Get(queue, true)
+	if err != nil || !ok {
+		return "", err
+	}
+	return string(d.Body), nil
+}

@@ -30,6 +30,9 @@
 // dropped, the server cancelled the consumer) it waits for the connection to come back and
 // consumes again; the messages it had not acknowledged are delivered again by RabbitMQ.
 //
+// Config.URL may name every node of a RabbitMQ cluster, comma-separated (nodes.go): a
+// connection goes to one node and, when it is lost, straight on to the next node that accepts.
+//
 // Both connections reconnect by themselves with back-off (Config.ReconnectMin..ReconnectMax).
 // While the publishing connection is down a publish fails at once with ErrNotConnected, which
 // wraps routing.ErrTransportUnavailable: the routing package then retries within the service's
@@ -47,13 +50,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 // Config is the RabbitMQ transport's configuration.
 type Config struct {
-	// URL is the AMQP URI, e.g. amqp://user:pass@host:5672/vhost.
+	// URL is the AMQP URI, e.g. amqp://user:pass@host:5672/vhost, or the URIs of the nodes of a
+	// RabbitMQ cluster separated by commas: connections go to one node and move on to the next
+	// when it is lost (see SplitURLs).
 	URL string
 	// Instance is this broker or adapter instance's id. A broker's reply queue is
 	// "sio.reply.<Instance>": keep it stable across restarts (a host or pod name), see
@@ -158,11 +161,8 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	c.setDefaults()
 	var errs []error
-	if c.URL == "" {
-		errs = append(errs, errors.New("amqp: empty URL"))
-	} else if _, err := amqp091.ParseURI(c.URL); err != nil {
-		// The error of ParseURI does not contain the password.
-		errs = append(errs, fmt.Errorf("amqp: URL: %w", err))
+	if err := validateURLs(c.URL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Instance != "" && !validName(c.Instance) {
 		errs = append(errs, fmt.Errorf("amqp: instance %q: only letters, digits, '.', '_' and '-'", c.Instance))

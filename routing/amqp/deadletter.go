@@ -126,9 +126,9 @@ func renewReason(err error) string {
 // are only nacked after the walk, so that the same message is not fetched twice.
 func withDLQ(ctx context.Context, cfg Config, max int, f func(*amqp091.Channel, amqp091.Delivery) (bool, error)) error {
 	cfg.setDefaults()
-	conn, err := amqp091.DialConfig(cfg.URL, amqp091.Config{Dial: amqp091.DefaultDial(10 * time.Second)})
+	conn, err := Dial(cfg.URL)
 	if err != nil {
-		return fmt.Errorf("connect to RabbitMQ: %w", err)
+		return err
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()

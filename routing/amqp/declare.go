@@ -207,32 +207,32 @@ const (
 )
 
 // dialRetry dials cfg.URL until it succeeds or ctx ends, with exponential back-off and jitter
-// between ReconnectMin and ReconnectMax, cut short once the server is back (see probeInterval).
+// between ReconnectMin and ReconnectMax, cut short once a server is back (see probeInterval).
+// Each attempt tries every node of cfg.URL once (see SplitURLs), so with several nodes a
+// connection goes on to a surviving one at once; the back-off applies only when none accepts.
 func dialRetry(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*amqp091.Connection, error) {
-	addr := serverAddr(cfg.URL)
+	addrs := serverAddrs(cfg.URL)
 	wait := cfg.ReconnectMin
-	var back time.Time // when the probe found the server's port open again
+	var back time.Time // when the probe found a server's port open again
 	for attempt := 1; ; attempt++ {
-		conn, err := amqp091.DialConfig(cfg.URL, amqp091.Config{
-			Heartbeat:  10 * time.Second,
-			Locale:     "en_US",
-			Properties: amqp091.Table{"connection_name": "siobroker " + cfg.Instance},
-		})
+		conn, refused, err := dialNodes(cfg)
 		if err == nil {
+			if attempt > 1 || len(addrs) > 1 {
+				logger.Info("amqp: connected to RabbitMQ", watermill.LogFields{"node": NodeAddr(conn), "attempt": attempt})
+			}
 			return conn, nil
 		}
-		refused := tcpFailed(err)
 		if refused {
 			back = time.Time{}
 		}
 		sleep := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1)) // full jitter: 50–100 % of wait
-		probe := refused && addr != ""
+		probe := refused && len(addrs) > 0
 		if !back.IsZero() && time.Since(back) < comebackGrace {
 			sleep, probe = comebackRetry, false
 		} else {
 			logger.Error("amqp: dial RabbitMQ failed, retrying", err, watermill.LogFields{"attempt": attempt, "wait": wait.String()})
 		}
-		woken, perr := pause(ctx, sleep, probe, addr)
+		woken, perr := pause(ctx, sleep, probe, addrs)
 		if perr != nil {
 			return nil, fmt.Errorf("amqp: dial RabbitMQ: %w (last error: %w)", perr, err)
 		}
@@ -246,9 +246,9 @@ func dialRetry(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) 
 	}
 }
 
-// pause waits d, or, with probe, until a TCP connection to addr is accepted (tried every
+// pause waits d, or, with probe, until a TCP connection to one of addrs is accepted (tried every
 // probeInterval), and reports whether the probe ended it; it fails when ctx ends first.
-func pause(ctx context.Context, d time.Duration, probe bool, addr string) (bool, error) {
+func pause(ctx context.Context, d time.Duration, probe bool, addrs []string) (bool, error) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	var tick <-chan time.Time
@@ -265,10 +265,12 @@ func pause(ctx context.Context, d time.Duration, probe bool, addr string) (bool,
 		case <-timer.C:
 			return false, nil
 		case <-tick:
-			c, err := dialer.DialContext(ctx, "tcp", addr)
-			if err == nil {
-				_ = c.Close()
-				return true, nil
+			for _, addr := range addrs {
+				c, err := dialer.DialContext(ctx, "tcp", addr)
+				if err == nil {
+					_ = c.Close()
+					return true, nil
+				}
 			}
 		}
 	}

@@ -101,6 +101,17 @@ func (s *subscriber) consume(ctx context.Context, queue string, n int, out chan<
 			// back.
 			wait = s.t.cfg.ReconnectMin
 		}
+		if conn.IsClosed() {
+			// The connection went (its node died, RabbitMQ restarted), whether before or after
+			// the server accepted the consumer: subConn.wait blocks until it is dialled again, to
+			// this node or another of the cluster, with the dial's own back-off, so this loop
+			// cannot spin, and a pause would only add to the outage (ReconnectMin/2 to
+			// ReconnectMin; up to ReconnectMax for a consumer that lost its connection while
+			// opening its channel). A channel lost on a live connection (the server refused or
+			// cancelled the consumer) still pauses.
+			s.t.logger.Error("amqp: consumer lost with its connection, consuming again once it is back", err, fields)
+			continue
+		}
 		s.t.logger.Error("amqp: consumer lost, consuming again after a pause", err, fields)
 		sleep := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
 		select {
