@@ -71,6 +71,9 @@ func TestEconomicArticles(t *testing.T) {
 			{siobroker.BasisCriminal, []string{"190", "245"}, "", true, siobroker.ReasonOK},                // one of Chapter 8 is enough
 			{siobroker.BasisCriminal, []string{"214"}, "", true, siobroker.ReasonOK},                       // first article of Chapter 8
 			{siobroker.BasisCriminal, []string{"249"}, "", true, siobroker.ReasonOK},                       // last article of Chapter 8
+			{siobroker.BasisCriminal, []string{"232-1"}, "", true, siobroker.ReasonOK},                     // inserted by the Law of 16.07.2025
+			{siobroker.BasisCriminal, []string{"190", "232-1"}, "232-1", true, siobroker.ReasonOK},         // named as the hint
+			{siobroker.BasisCriminal, []string{"232-2"}, "", false, siobroker.ReasonDeniedArticle},         // no such article listed
 			{siobroker.BasisCriminal, []string{"190", "216"}, "216", true, siobroker.ReasonOK},             // the hint matches
 			{siobroker.BasisCriminal, []string{"216"}, " 216 ", true, siobroker.ReasonOK},                  // layout spaces forgiven
 			{siobroker.BasisCriminal, nil, "", false, siobroker.ReasonDeniedArticle},                       // no registry said
@@ -104,6 +107,14 @@ func TestEconomicArticles(t *testing.T) {
 	}
 	if !slices.Equal(tab.EconomicArticles()[:2], []string{"214", "215"}) {
 		t.Errorf("EconomicArticles starts %v", tab.EconomicArticles()[:2])
+	}
+	// A "-N" article sorts after its base article and before the next one.
+	arts := tab.EconomicArticles()
+	if i := slices.Index(arts, "232-1"); i < 1 || arts[i-1] != "232" || arts[i+1] != "233" {
+		t.Errorf("EconomicArticles around 232-1: %v", arts)
+	}
+	if !tab.IsEconomicArticle("232-1") || tab.IsEconomicArticle("232-2") {
+		t.Errorf("IsEconomicArticle: 232-1 %t, 232-2 %t", tab.IsEconomicArticle("232-1"), tab.IsEconomicArticle("232-2"))
 	}
 }
 
