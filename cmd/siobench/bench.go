@@ -13,11 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sio-pso/siobroker/broker"
+	"github.com/sio-pso/siobroker/config"
 )
 
 // loadReport is the JSON report of `siobroker load --json`.
@@ -45,9 +47,18 @@ type loadReport struct {
 
 // loadRun is one load and the CPU time every party used during it.
 type loadRun struct {
-	Name   string             `json:"name"`
-	Report loadReport         `json:"report"`
-	CPU    map[string]float64 `json:"cpu_s"` // broker, adapter, rabbitmq, load tool, others
+	Name string `json:"name"`
+	// Transport is the topology's: transportEmbedded or transportAMQP.
+	Transport string `json:"transport"`
+	// HalfRate marks the open-loop loads at half the closed-loop throughput, whose p99 is a
+	// target; the others are closed loops.
+	HalfRate bool               `json:"half_rate,omitempty"`
+	Report   loadReport         `json:"report"`
+	CPU      map[string]float64 `json:"cpu_s"` // broker, adapter, rabbitmq, load tool, others
+	// BrokerAllocBytes is what the broker process allocated over the load (runtime.MemStats
+	// TotalAlloc, all its goroutines: the requests and its background jobs alike); 0 when its
+	// expvar could not be read.
+	BrokerAllocBytes uint64 `json:"broker_alloc_bytes,omitempty"`
 	// Stages are the broker's stage histograms over the load's window (empty when its metrics
 	// could not be read).
 	Stages []stageFigure `json:"stages,omitempty"`
@@ -61,19 +72,23 @@ type benchFlags struct {
 	// 100/s the p99 of 20 s is the 20th-worst of 2,000 requests, which moved from 37 to 90 ms
 	// between runs of the same build.
 	latencyDuration time.Duration
-	warmup          time.Duration
-	concurrency     int
-	services        []int
-	baselineTime    time.Duration
-	journalTime     time.Duration // -benchtime of each of the journal commit benchmark's four cases
-	reportRows      int           // the request index entries of the report benchmark
-	cores           int
-	user            string
-	presign         bool
-	skipVerify      bool
-	out             string
-	goTool          string
-	profile         string
+	// latencyRuns is how many half-rate loads each topology runs: the p99 target holds in each.
+	latencyRuns int
+	// transports are the topologies measured, in order (transportEmbedded, transportAMQP).
+	transports   []string
+	warmup       time.Duration
+	concurrency  int
+	services     []int
+	baselineTime time.Duration
+	journalTime  time.Duration // -benchtime of each of the journal commit benchmark's four cases
+	reportRows   int           // the request index entries of the report benchmark
+	cores        int
+	user         string
+	presign      bool
+	skipVerify   bool
+	out          string
+	goTool       string
+	profile      string
 	// cluster: measure the combinations of brokers and adapters instead (cluster.go).
 	cluster bool
 	clusterFlags
@@ -81,12 +96,14 @@ type benchFlags struct {
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f benchFlags
-	var services string
+	var services, transports string
 	fs := flag.NewFlagSet("siobench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f.register(fs)
 	fs.DurationVar(&f.duration, "duration", 20*time.Second, "each load's duration")
 	fs.DurationVar(&f.latencyDuration, "latency-duration", time.Minute, "the duration of the open-loop load at half the one-service throughput, whose p99 is a target")
+	fs.IntVar(&f.latencyRuns, "latency-runs", 3, "how many half-rate loads each topology runs (the p99 target holds in each)")
+	fs.StringVar(&transports, "transports", transportEmbedded+","+transportAMQP, "the topologies measured: embedded (the embedded default of make run: in-process pub/sub, the demo adapters in the broker) and amqp (RabbitMQ, with the adapters as --adapters says)")
 	fs.DurationVar(&f.warmup, "warmup", 3*time.Second, "an unrecorded load first (connections, caches)")
 	fs.IntVar(&f.concurrency, "concurrency", 8, "requests in flight in the closed-loop loads, and in the raw RabbitMQ baseline")
 	fs.StringVar(&services, "services", "1,10", "the services-per-request of the closed-loop loads; the first one is also run at half its throughput")
@@ -114,8 +131,24 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		f.services = append(f.services, n)
 	}
+	for s := range strings.SplitSeq(transports, ",") {
+		s = strings.TrimSpace(s)
+		if s != transportEmbedded && s != transportAMQP || slices.Contains(f.transports, s) {
+			fmt.Fprintf(stderr, "siobench: --transports: %q is not %s or %s, or named twice\n", s, transportEmbedded, transportAMQP)
+			return 2
+		}
+		f.transports = append(f.transports, s)
+	}
+	if f.cluster {
+		f.transports = []string{transportAMQP}
+	}
+	f.transport = f.transports[0]
 	if err := f.validate(); err != nil {
 		fmt.Fprintf(stderr, "siobench: %v\n", err)
+		return 2
+	}
+	if f.latencyRuns < 1 || f.latencyRuns > 10 {
+		fmt.Fprintln(stderr, "siobench: --latency-runs 1..10")
 		return 2
 	}
 	if f.duration <= 0 || f.duration > time.Hour || f.latencyDuration <= 0 || f.latencyDuration > time.Hour || f.concurrency < 1 || f.cores < 1 || f.baselineTime <= 0 || f.journalTime <= 0 || len(f.services) == 0 || f.reportRows < 0 {
@@ -174,12 +207,20 @@ type benchResult struct {
 	JournalCommit map[string]map[string][]float64 `json:"journal_commit,omitempty"`
 	// Reports is BenchmarkReport's and BenchmarkReindex's figures: case ("csv/year",
 	// "reindex") → unit ("rows/s", "cpu-us/row", "peak-heap-MB") → value.
-	Reports     map[string]map[string]float64 `json:"reports,omitempty"`
-	Loads       []loadRun                     `json:"loads"`
-	RSSStartKiB int64                         `json:"broker_rss_start_kib"`
-	RSSEndKiB   int64                         `json:"broker_rss_end_kib"`
-	Started     time.Time                     `json:"started"`
-	Took        time.Duration                 `json:"took_ns"`
+	Reports map[string]map[string]float64 `json:"reports,omitempty"`
+	Loads   []loadRun                     `json:"loads"`
+	// BrokerMemory is each topology's broker's VmRSS after the warm-up and after the loads.
+	BrokerMemory map[string]brokerMemory `json:"broker_memory"`
+	Started      time.Time               `json:"started"`
+	Took         time.Duration           `json:"took_ns"`
+	// request is the warm-up's request the baselines verify.
+	request string
+}
+
+// brokerMemory is a broker's VmRSS after its warm-up and after its loads.
+type brokerMemory struct {
+	StartKiB int64 `json:"rss_start_kib"`
+	EndKiB   int64 `json:"rss_end_kib"`
 }
 
 func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, error) {
@@ -195,57 +236,30 @@ func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, e
 		return nil, err
 	}
 
-	t, err := startTopology(ctx, f.setupFlags, log)
-	if err != nil {
-		return nil, err
-	}
-	defer t.stop(log)
-	request := filepath.Join(t.dir, "request.xml")
-
-	// The warm-up verifies its replies, so that a run whose broker answers wrongly fails here.
-	warm, err := t.load(ctx, f, log, "warm-up", "--services", strconv.Itoa(f.services[0]), "--concurrency", strconv.Itoa(f.concurrency),
-		"--duration", f.warmup.String(), "--save-request", request)
-	if err != nil {
-		return nil, err
-	}
-	if warm.Report.Answered == 0 || len(warm.Report.Errors) > 0 {
-		return nil, fmt.Errorf("the warm-up load failed: %d answered, errors %v (logs in %s; --keep keeps them)", warm.Report.Answered, warm.Report.Errors, t.dir)
-	}
-	res.RSSStartKiB = rssKiB(t.broker.pid())
-
-	if err := runBaselines(ctx, f, binDir, request, res, log); err != nil {
-		return nil, err
-	}
-	if err := runJournalCommit(ctx, f, binDir, t.dir, res, log); err != nil {
-		return nil, err
-	}
-	expected := warm.Report.Throughput
-	for i, n := range f.services {
-		args := []string{"--services", strconv.Itoa(n), "--concurrency", strconv.Itoa(f.concurrency), "--duration", f.duration.String()}
-		if f.presign {
-			args = append(args, "--presign", strconv.Itoa(presignCount(expected, f.duration)))
+	// One topology at a time, so that one broker's background work does not fall in another's
+	// loads. The last stays up (idle) for the baselines after the loads, which use its disk.
+	var t *topology
+	defer func() {
+		if t != nil {
+			t.stop(log)
 		}
-		if i == 0 && f.profile != "" {
-			stopProfile := t.profileBroker(ctx, f.profile, f.duration, log)
-			defer stopProfile()
+	}()
+	for i, transport := range f.transports {
+		if t != nil {
+			t.stop(log)
+			t = nil
 		}
-		run, err := t.load(ctx, f, log, fmt.Sprintf("%d service(s), %d in flight", n, f.concurrency), args...)
-		if err != nil {
+		sf := f.setupFlags
+		sf.transport = transport
+		if t, err = startTopology(ctx, sf, log); err != nil {
 			return nil, err
 		}
-		res.Loads = append(res.Loads, run)
-		if i == 0 {
-			expected = run.Report.Throughput
+		if err := measureTopology(ctx, f, t, binDir, i == 0, res, log); err != nil {
+			return nil, err
 		}
 	}
-	run, err := t.halfRateLoad(ctx, f, log, res.Loads[0].Report.Throughput)
-	if err != nil {
-		return nil, err
-	}
-	res.Loads = append(res.Loads, run)
-	res.RSSEndKiB = rssKiB(t.broker.pid())
 
-	if err := runBaselines(ctx, f, binDir, request, res, log); err != nil {
+	if err := runBaselines(ctx, f, binDir, res.request, res, log); err != nil {
 		return nil, err
 	}
 	if err := runJournalCommit(ctx, f, binDir, t.dir, res, log); err != nil {
@@ -260,16 +274,93 @@ func runBench(ctx context.Context, f benchFlags, log io.Writer) (*benchResult, e
 	return res, nil
 }
 
+// measureTopology runs the loads against the started topology t: a warm-up that verifies its
+// replies, a closed-loop load per services-per-request and --latency-runs open-loop loads at half
+// the first one's throughput. With first, the baselines run after the warm-up (whose request
+// they verify), before any load.
+func measureTopology(ctx context.Context, f benchFlags, t *topology, binDir string, first bool, res *benchResult, log io.Writer) error {
+	request := filepath.Join(t.dir, "request.xml")
+	// The warm-up verifies its replies, so that a run whose broker answers wrongly fails here.
+	warm, err := t.load(ctx, f, log, "warm-up", "--services", strconv.Itoa(f.services[0]), "--concurrency", strconv.Itoa(f.concurrency),
+		"--duration", f.warmup.String(), "--save-request", request)
+	if err != nil {
+		return err
+	}
+	if warm.Report.Answered == 0 || len(warm.Report.Errors) > 0 {
+		return fmt.Errorf("the warm-up load (%s) failed: %d answered, errors %v (logs in %s; --keep keeps them)", t.f.transport, warm.Report.Answered, warm.Report.Errors, t.dir)
+	}
+	memory := brokerMemory{StartKiB: rssKiB(t.broker.pid())}
+	if first {
+		// The baselines verify a copy of the request the load sends; kept for the second round.
+		res.request = filepath.Join(binDir, "request.xml")
+		data, err := os.ReadFile(request)
+		if err == nil {
+			err = os.WriteFile(res.request, data, 0o600)
+		}
+		if err != nil {
+			return fmt.Errorf("keep the warm-up's request: %w", err)
+		}
+		if err := runBaselines(ctx, f, binDir, res.request, res, log); err != nil {
+			return err
+		}
+		if err := runJournalCommit(ctx, f, binDir, t.dir, res, log); err != nil {
+			return err
+		}
+	}
+	expected := warm.Report.Throughput
+	firstLoad := len(res.Loads)
+	for i, n := range f.services {
+		args := []string{"--services", strconv.Itoa(n), "--concurrency", strconv.Itoa(f.concurrency), "--duration", f.duration.String()}
+		if f.presign {
+			args = append(args, "--presign", strconv.Itoa(presignCount(expected, f.duration)))
+		}
+		if i == 0 && first && f.profile != "" {
+			stopProfile := t.profileBroker(ctx, f.profile, f.duration, log)
+			defer stopProfile()
+		}
+		run, err := t.load(ctx, f, log, fmt.Sprintf("%s, %d service(s), %d in flight", topologyLabel(t.f.transport), n, f.concurrency), args...)
+		if err != nil {
+			return err
+		}
+		res.Loads = append(res.Loads, run)
+		if i == 0 {
+			expected = run.Report.Throughput
+		}
+	}
+	for k := range f.latencyRuns {
+		run, err := t.halfRateLoad(ctx, f, log, res.Loads[firstLoad].Report.Throughput, k+1)
+		if err != nil {
+			return err
+		}
+		res.Loads = append(res.Loads, run)
+	}
+	memory.EndKiB = rssKiB(t.broker.pid())
+	res.BrokerMemory[t.f.transport] = memory
+	return nil
+}
+
 // newBenchResult starts the result of a run: the machine, RabbitMQ's version and the flags.
 func newBenchResult(f benchFlags) *benchResult {
-	res := &benchResult{Machine: describeMachine(f.siobroker), Baselines: map[string][]float64{}, RabbitCores: map[string][]float64{}, Started: time.Now(),
+	res := &benchResult{Machine: describeMachine(f.siobroker), Baselines: map[string][]float64{}, RabbitCores: map[string][]float64{},
+		BrokerMemory: map[string]brokerMemory{}, Started: time.Now(),
 		Flags: map[string]string{"duration": f.duration.String(), "concurrency": strconv.Itoa(f.concurrency), "cores": strconv.Itoa(f.cores),
 			"adapters": f.adapters, "queues": f.queues, "user": f.user, "presign": strconv.FormatBool(f.presign),
 			"skip_verify": strconv.FormatBool(f.skipVerify), "baseline_time": f.baselineTime.String(),
 			"latency_duration": f.latencyDuration.String(), "ledger": strconv.FormatBool(f.ledger != ""),
-			"synchronous": cmp.Or(f.synchronous, "as configs/broker.yaml sets it")}}
+			"latency_runs": strconv.Itoa(f.latencyRuns), "transports": strings.Join(f.transports, ","),
+			"synchronous": cmp.Or(f.synchronous, configuredSynchronous(f.brokerDir))}}
 	res.Machine.RabbitMQ = rabbitVersion(f.amqpURL)
 	return res
+}
+
+// configuredSynchronous is the store.synchronous the broker's configuration in dir sets (the
+// environment included, as the broker reads it), or what it could not read.
+func configuredSynchronous(dir string) string {
+	cfg, err := config.Load(filepath.Join(dir, "configs", "broker.yaml"), true)
+	if err != nil {
+		return "unknown (configs/broker.yaml: " + err.Error() + ")"
+	}
+	return cfg.Store.Synchronous
 }
 
 // buildBaselines builds the test binaries of the baseline benchmarks into binDir with goTool.
@@ -286,13 +377,15 @@ func buildBaselines(ctx context.Context, goTool, binDir string, log io.Writer) e
 
 // halfRateLoad runs an open-loop load of the first services-per-request at half throughput, the
 // first closed-loop load's: the latency a broker shows with room to spare.
-func (t *topology) halfRateLoad(ctx context.Context, f benchFlags, log io.Writer, throughput float64) (loadRun, error) {
+func (t *topology) halfRateLoad(ctx context.Context, f benchFlags, log io.Writer, throughput float64, round int) (loadRun, error) {
 	rate := max(1, throughput/2)
 	args := []string{"--services", strconv.Itoa(f.services[0]), "--rate", strconv.FormatFloat(rate, 'f', 1, 64), "--duration", f.latencyDuration.String()}
 	if f.presign {
 		args = append(args, "--presign", strconv.Itoa(presignCount(rate*1.1, f.latencyDuration)))
 	}
-	return t.load(ctx, f, log, fmt.Sprintf("%d service(s) at %.0f/s", f.services[0], rate), args...)
+	run, err := t.load(ctx, f, log, fmt.Sprintf("%s, %d service(s) at %.0f/s, run %d of %d", topologyLabel(t.f.transport), f.services[0], rate, round, f.latencyRuns), args...)
+	run.HalfRate = true
+	return run, err
 }
 
 // profileBroker starts a CPU profile of the broker for about d (from its operator listener, with
@@ -337,14 +430,17 @@ func presignCount(perSecond float64, d time.Duration) int {
 
 // load runs `siobroker load` against the topology and meters every party's CPU time meanwhile.
 func (t *topology) load(ctx context.Context, f benchFlags, log io.Writer, name string, args ...string) (loadRun, error) {
-	run := loadRun{Name: name}
+	run := loadRun{Name: name, Transport: t.f.transport}
 	report := filepath.Join(t.dir, fmt.Sprintf("load-%d.json", time.Now().UnixNano()))
 	args = append([]string{"load", "--url", t.endpoint, "--pki", t.pki(), "--user", f.user, "--pid", strconv.Itoa(t.broker.pid()),
 		"--json", report}, args...)
 	if f.skipVerify && name != "warm-up" {
 		args = append(args, "--skip-verify")
 	}
-	pids := map[string][]int{"broker": {t.broker.pid()}, "rabbitmq": rabbitPIDs(t.f.amqpURL)}
+	pids := map[string][]int{"broker": {t.broker.pid()}}
+	if t.f.transport == transportAMQP {
+		pids["rabbitmq"] = rabbitPIDs(t.f.amqpURL)
+	}
 	if t.adapter != nil {
 		pids["adapter"] = []int{t.adapter.pid()}
 	}
@@ -375,8 +471,15 @@ func (t *topology) load(ctx context.Context, f benchFlags, log io.Writer, name s
 	}
 	meter, busy0 := newCPUMeter(pids), machineBusy()
 	stages0, stagesErr := scrapeStages(ctx, t.metrics)
+	heap0, heapErr := readHeap(ctx, t.debugAddr)
 	<-done
 	cpu, busy := meter.used(), machineBusy()-busy0
+	heap1, err := readHeap(ctx, t.debugAddr)
+	if heapErr = errors.Join(heapErr, err); heapErr != nil {
+		fmt.Fprintf(log, "siobench: load %s: no allocation figure: %v\n", name, heapErr)
+	} else {
+		run.BrokerAllocBytes = heap1.TotalAlloc - heap0.TotalAlloc
+	}
 	stages1, err := scrapeStages(ctx, t.metrics)
 	if stagesErr = errors.Join(stagesErr, err); stagesErr != nil {
 		fmt.Fprintf(log, "siobench: load %s: no stage figures: %v\n", name, stagesErr)

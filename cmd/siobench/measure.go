@@ -155,6 +155,7 @@ func machineBusy() float64 {
 // heapStats are the Go runtime's memory figures of the broker, read from its expvar listener.
 type heapStats struct {
 	HeapAlloc  uint64 `json:"HeapAlloc"`
+	TotalAlloc uint64 `json:"TotalAlloc"` // cumulative: what was allocated since the start
 	HeapInuse  uint64 `json:"HeapInuse"`
 	Sys        uint64 `json:"Sys"`
 	NumGC      uint32 `json:"NumGC"`

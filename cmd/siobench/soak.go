@@ -28,13 +28,14 @@ type soakSample struct {
 
 // soakResult is a soak's samples, the load's report and the fitted slopes.
 type soakResult struct {
-	Machine  machine      `json:"machine"`
-	Rate     float64      `json:"rate"`
-	Services int          `json:"services"`
-	Duration string       `json:"duration"`
-	Samples  []soakSample `json:"samples"`
-	Load     loadReport   `json:"load"`
-	Started  time.Time    `json:"started"`
+	Machine   machine      `json:"machine"`
+	Transport string       `json:"transport"`
+	Rate      float64      `json:"rate"`
+	Services  int          `json:"services"`
+	Duration  string       `json:"duration"`
+	Samples   []soakSample `json:"samples"`
+	Load      loadReport   `json:"load"`
+	Started   time.Time    `json:"started"`
 }
 
 func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -42,6 +43,7 @@ func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("siobench soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f.register(fs)
+	fs.StringVar(&f.transport, "transport", transportAMQP, "amqp: the broker on RabbitMQ with the adapters as --adapters says; embedded: the embedded default of make run")
 	duration := fs.Duration("duration", 10*time.Minute, "how long the load runs")
 	rate := fs.Float64("rate", 100, "requests per second (open loop)")
 	services := fs.Int("services", 1, "services per request, 1..10")
@@ -59,7 +61,7 @@ func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "siobench soak: --duration 0..2h, --rate > 0, --services 1..10, --sample ≥ 1s")
 		return 2
 	}
-	res := &soakResult{Machine: describeMachine(f.siobroker), Rate: *rate, Services: *services, Duration: duration.String(), Started: time.Now()}
+	res := &soakResult{Machine: describeMachine(f.siobroker), Transport: f.transport, Rate: *rate, Services: *services, Duration: duration.String(), Started: time.Now()}
 	res.Machine.RabbitMQ = rabbitVersion(f.amqpURL)
 	if err := runSoak(ctx, f, *duration, *every, *user, res, stderr); err != nil {
 		fmt.Fprintf(stderr, "siobench soak: %v\n", err)
@@ -157,6 +159,7 @@ func (r *soakResult) write(w io.Writer) {
 	fmt.Fprintf(w, "Machine: %d cores (%s), %s GiB, %s, %s, RabbitMQ %s, siobroker %s; load average at the start %s.\n",
 		m.Cores, m.CPU, m.MemoryGiB, m.OS, m.Go, m.RabbitMQ, m.Siobroker, m.LoadAverage)
 	l := r.Load
+	fmt.Fprintf(w, "Broker: %s.\n", topologyName(r.Transport))
 	fmt.Fprintf(w, "Load: %s at %.0f/s, %d service(s) per request: %d requests, %.1f/s answered, p50 %.1f ms, p99 %.1f ms, max %.1f ms, errors %s.\n\n",
 		r.Duration, r.Rate, r.Services, l.Requests, l.Throughput, l.P50Ms, l.P99Ms, l.MaxMs, errorsText(l.Errors))
 	fmt.Fprintln(w, "| at | VmRSS KiB | live heap KiB | HeapInuse KiB | HeapAlloc KiB | goroutines |")

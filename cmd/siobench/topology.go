@@ -23,6 +23,11 @@ import (
 
 // setupFlags are the flags of both commands that describe what is started.
 type setupFlags struct {
+	// transport is what carries the broker's messages to its adapters: transportAMQP (RabbitMQ
+	// and, with adapters "process", a separate adapter process) or transportEmbedded (the
+	// embedded default of make run: in-process pub/sub and the demo adapters inside the broker).
+	// Not a flag of its own: bench takes --transports, soak --transport.
+	transport string
 	siobroker string
 	broker    string // the binary of the broker and adapter processes; "" is siobroker
 	brokerDir string // their working directory, whose configs/ they read
@@ -48,7 +53,19 @@ func (f *setupFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (logs, data, reports) instead of deleting it")
 }
 
+// The transports a topology can run on.
+const (
+	transportAMQP     = "amqp"
+	transportEmbedded = "embedded"
+)
+
 func (f *setupFlags) validate() error {
+	if f.transport == "" {
+		f.transport = transportAMQP
+	}
+	if f.transport != transportAMQP && f.transport != transportEmbedded {
+		return fmt.Errorf("transport %q: use %s or %s", f.transport, transportEmbedded, transportAMQP)
+	}
 	if f.adapters != "process" && f.adapters != "in-broker" {
 		return fmt.Errorf("--adapters %q: use process or in-broker", f.adapters)
 	}
@@ -128,9 +145,6 @@ func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topolog
 	t.endpoint = "http://" + listen + "/SyncChannel/v10"
 	t.metrics = "http://" + t.debugAddr + "/metrics"
 	env := []string{
-		"SIOBROKER_TRANSPORT=amqp", "SIOBROKER_AMQP_URL=" + f.amqpURL, "SIOBROKER_AMQP_PREFIX=" + t.prefix,
-		"SIOBROKER_AMQP_INSTANCE=" + t.instance, "SIOBROKER_AMQP_CLASSIC_QUEUES=" + strconv.FormatBool(f.queues == "classic"),
-		"SIOBROKER_AMQP_IN_PROCESS_ADAPTERS=" + strconv.FormatBool(f.adapters == "in-broker"),
 		"SIOBROKER_LISTEN=" + listen, "SIOBROKER_DATA_DIR=" + filepath.Join(dir, "data"),
 		"SIOBROKER_OPERATOR_LISTEN=" + t.debugAddr, "SIOBROKER_DEBUG_PPROF=true", "SIOBROKER_LOG_LEVEL=warn",
 		// The loads come from one address and one signer at hundreds of requests a second, past
@@ -139,10 +153,21 @@ func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topolog
 		"SIOBROKER_HTTP_LIMITS_PER_CLIENT_RATE=0", "SIOBROKER_HTTP_LIMITS_PER_CLIENT_CONNECTIONS=0",
 		"SIOBROKER_HTTP_LIMITS_PER_SIGNER_RATE=0", "SIOBROKER_HTTP_LIMITS_PER_SIGNER_CONCURRENT=0",
 	}
+	if f.transport == transportAMQP {
+		env = append(env, "SIOBROKER_TRANSPORT=amqp", "SIOBROKER_AMQP_URL="+f.amqpURL, "SIOBROKER_AMQP_PREFIX="+t.prefix,
+			"SIOBROKER_AMQP_INSTANCE="+t.instance, "SIOBROKER_AMQP_CLASSIC_QUEUES="+strconv.FormatBool(f.queues == "classic"),
+			"SIOBROKER_AMQP_IN_PROCESS_ADAPTERS="+strconv.FormatBool(f.adapters == "in-broker"))
+	} else {
+		env = append(env, "SIOBROKER_TRANSPORT=gochannel")
+	}
 	if f.synchronous != "" {
 		env = append(env, "SIOBROKER_STORE_SYNCHRONOUS="+f.synchronous)
 	}
-	fmt.Fprintf(log, "siobench: %s: broker on %s (metrics and pprof on %s), queues %s%s (%s), adapters: %s\n", dir, listen, t.debugAddr, t.prefix, "sio.*", f.queues, f.adapters)
+	if f.transport == transportAMQP {
+		fmt.Fprintf(log, "siobench: %s: broker on %s (metrics and pprof on %s), queues %s%s (%s), adapters: %s\n", dir, listen, t.debugAddr, t.prefix, "sio.*", f.queues, f.adapters)
+	} else {
+		fmt.Fprintf(log, "siobench: %s: broker on %s (metrics and pprof on %s), embedded: in-process pub/sub and demo adapters\n", dir, listen, t.debugAddr)
+	}
 	// --dev: the broker signs with the development PKI the adapter's demo case registries read.
 	if t.broker, err = t.start(ctx, "broker", env, "serve", "--config", "configs/broker.yaml", "--dev"); err != nil {
 		return nil, err
@@ -150,7 +175,7 @@ func startTopology(ctx context.Context, f setupFlags, log io.Writer) (_ *topolog
 	if err := t.broker.waitFor(ctx, "listening on", time.Minute); err != nil {
 		return nil, err
 	}
-	if f.adapters == "process" {
+	if f.transport == transportAMQP && f.adapters == "process" {
 		// The adapter's key, from the master key the broker made in its data directory; the
 		// routing table gives the services to the adapter demo.
 		key := filepath.Join(dir, "adapter.key")
@@ -266,8 +291,10 @@ func stopProcess(p *process) {
 func (t *topology) stop(log io.Writer) {
 	stopProcess(t.adapter)
 	stopProcess(t.broker)
-	if err := t.deleteQueues(); err != nil {
-		fmt.Fprintf(log, "siobench: deleting the queues %s*: %v\n", t.prefix, err)
+	if t.f.transport == transportAMQP {
+		if err := t.deleteQueues(); err != nil {
+			fmt.Fprintf(log, "siobench: deleting the queues %s*: %v\n", t.prefix, err)
+		}
 	}
 	if t.f.keep {
 		fmt.Fprintf(log, "siobench: kept %s\n", t.dir)
