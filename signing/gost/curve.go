@@ -4,6 +4,7 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"math/big"
+	"sync"
 )
 
 // Curve is a named parameter set of GOST R 34.10-2012: the curve y^2 = x^3 + ax + b over GF(p),
@@ -22,6 +23,10 @@ type Curve struct {
 	am     fe // a in the Montgomery domain of p
 	b3     fe // 3b in the Montgomery domain of p
 	g      point
+
+	// base holds the multiples of g that scalarBaseMult adds, made on first use (baseTable).
+	baseOnce sync.Once
+	base     [][baseDigits]point
 }
 
 // Params are the numbers of a curve, copied: changing them changes nothing in the Curve.

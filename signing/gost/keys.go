@@ -102,7 +102,7 @@ func NewPrivateKey(c *Curve, d []byte) (*PrivateKey, error) {
 	}
 	c.fq.toMont(&k.dm, &k.d)
 	var q point
-	c.scalarMult(&q, &c.g, &k.d)
+	c.scalarBaseMult(&q, &k.d)
 	x, y, _ := c.affine(&q)
 	// The public key is public: leaving the constant-time domain here reveals nothing.
 	k.pub = PublicKey{curve: c, x: c.fp.toBig(&x), y: c.fp.toBig(&y)}

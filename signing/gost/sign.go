@@ -86,7 +86,7 @@ func (k *PrivateKey) nonce(rnd io.Reader, e *big.Int, attempt int) (fe, error) {
 func (k *PrivateKey) signWithNonce(nonce *fe, e *big.Int) (r, s *big.Int, ok bool) {
 	c := k.pub.curve
 	var pt point
-	c.scalarMult(&pt, &c.g, nonce)
+	c.scalarBaseMult(&pt, nonce)
 	x, _, _ := c.affine(&pt)
 	// r is published with the signature; reducing it with math/big reveals nothing more.
 	r = new(big.Int).Mod(c.fp.toBig(&x), c.q)

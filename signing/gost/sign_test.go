@@ -87,6 +87,33 @@ func TestLadderMatchesReference(t *testing.T) {
 	}
 }
 
+// TestBaseMultMatchesLadder: the table of multiples of G gives what the ladder gives, for the
+// edge scalars (0, 1, digits of every value, q-1, all bits of q's width set) and random ones, on
+// every curve.
+func TestBaseMultMatchesLadder(t *testing.T) {
+	for _, c := range allCurves {
+		width := 64 * c.fq.n
+		allOnes := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), uint(width)), big.NewInt(1))
+		scalars := []*big.Int{big.NewInt(0), big.NewInt(1), big.NewInt(15), big.NewInt(16), big.NewInt(0x123456789abcdef),
+			new(big.Int).Sub(c.q, big.NewInt(1)), new(big.Int).Set(c.q), allOnes}
+		for range 8 {
+			k, _ := rand.Int(rand.Reader, c.q)
+			scalars = append(scalars, k)
+		}
+		for _, k := range scalars {
+			kf := feFromBig(k)
+			var byTable, byLadder point
+			c.scalarBaseMult(&byTable, &kf)
+			c.scalarMult(&byLadder, &c.g, &kf)
+			x1, y1, ok1 := c.affine(&byTable)
+			x2, y2, ok2 := c.affine(&byLadder)
+			if ok1 != ok2 || x1 != x2 || y1 != y2 {
+				t.Errorf("%s: %x·G by the table differs from the ladder", c, k)
+			}
+		}
+	}
+}
+
 func TestSignVerifyEveryCurveAndConvention(t *testing.T) {
 	for _, c := range allCurves {
 		priv, err := GenerateKey(c, nil)
