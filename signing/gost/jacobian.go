@@ -119,14 +119,14 @@ func (c *Curve) jaddAffine(r, p *jpoint, q *apoint) {
 	r.x, r.y, r.z = x3, y3, z3
 }
 
-// jaffine is p in affine coordinates (Montgomery domain).
+// jaffine is p in affine coordinates (Montgomery domain). Only for public points: verification.
 func (c *Curve) jaffine(p *jpoint) apoint {
 	f := c.fp
 	if f.isZero(&p.z) == 1 {
 		return apoint{inf: true}
 	}
 	var zi, zi2, zi3 apoint
-	f.inv(&zi.x, &p.z)
+	f.invPublic(&zi.x, &p.z)
 	f.mul(&zi2.x, &zi.x, &zi.x)
 	f.mul(&zi3.x, &zi2.x, &zi.x)
 	var out apoint
