@@ -39,7 +39,7 @@ var (
 	gostFixtures   = map[gost.KeyAlgorithm]*gostFixture{}
 )
 
-func gostPKI(t *testing.T, alg gost.KeyAlgorithm) *gostFixture {
+func gostPKI(t testing.TB, alg gost.KeyAlgorithm) *gostFixture {
 	t.Helper()
 	gostFixturesMu.Lock()
 	defer gostFixturesMu.Unlock()

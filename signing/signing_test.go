@@ -122,7 +122,7 @@ func foreignSigner(now time.Time) (*Signer, error) {
 	return NewSigner(cert, key)
 }
 
-func signer(t *testing.T, key string) *Signer {
+func signer(t testing.TB, key string) *Signer {
 	t.Helper()
 	s, ok := fixture.signers[key]
 	if !ok {

@@ -63,6 +63,8 @@ type TrustStore struct {
 	crls atomic.Pointer[crlSet]
 	// seen is what verified chains taught the store: their CAs and distribution points.
 	seen learned
+	// paths remembers the certificates whose path to a root verified (verifyPath).
+	paths pathCache
 }
 
 // crlSet is one generation of CRLs with the cache of their verified signatures.
@@ -290,18 +292,34 @@ func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.C
 // issuer, and last, where the store has an OCSP checker, asks cert's OCSP responder under the
 // store's OCSPPolicy. ctx bounds the OCSP question.
 func (t *TrustStore) VerifyChainContext(ctx context.Context, cert *x509.Certificate, intermediates []*x509.Certificate, at time.Time) error {
+	chains, err := t.verifyPath(cert, intermediates, at)
+	if err != nil {
+		return err
+	}
+	return t.checkStatus(ctx, chains, cert, at)
+}
+
+// verifyPath is the first half of VerifyChainContext: cert's validity at at and its path to a
+// trusted root, the signatures along it checked. It costs no network and, for a certificate
+// whose path verified before, nothing but a look-up (pathCache): a GOST path costs a GOST
+// verification per link, which every request of a GOST signer paid again.
+func (t *TrustStore) verifyPath(cert *x509.Certificate, intermediates []*x509.Certificate, at time.Time) ([][]*x509.Certificate, error) {
 	if cert == nil {
-		return siobroker.Errorf(siobroker.CodeCertChain, "no signer certificate")
+		return nil, siobroker.Errorf(siobroker.CodeCertChain, "no signer certificate")
 	}
 	subject := cert.Subject.String()
 	// Checked first so that an expired certificate is reported as such, not as a broken chain.
 	if at.Before(cert.NotBefore) {
-		return siobroker.Errorf(siobroker.CodeCertExpired, "certificate %q is not valid before %s (message time %s)",
+		return nil, siobroker.Errorf(siobroker.CodeCertExpired, "certificate %q is not valid before %s (message time %s)",
 			subject, siobroker.FormatTime(cert.NotBefore), siobroker.FormatTime(at))
 	}
 	if at.After(cert.NotAfter) {
-		return siobroker.Errorf(siobroker.CodeCertExpired, "certificate %q expired at %s (message time %s)",
+		return nil, siobroker.Errorf(siobroker.CodeCertExpired, "certificate %q expired at %s (message time %s)",
 			subject, siobroker.FormatTime(cert.NotAfter), siobroker.FormatTime(at))
+	}
+	key := pathKey(cert, intermediates)
+	if chains, ok := t.paths.get(key, at); ok {
+		return chains, nil
 	}
 	inter := x509.NewCertPool()
 	for _, c := range intermediates {
@@ -324,13 +342,21 @@ func (t *TrustStore) VerifyChainContext(ctx context.Context, cert *x509.Certific
 	if err != nil {
 		var invalid x509.CertificateInvalidError
 		if errors.As(err, &invalid) && invalid.Reason == x509.Expired {
-			return siobroker.Wrap(siobroker.CodeCertExpired, err, "a certificate in the chain of %q is outside its validity at %s", subject, siobroker.FormatTime(at))
+			return nil, siobroker.Wrap(siobroker.CodeCertExpired, err, "a certificate in the chain of %q is outside its validity at %s", subject, siobroker.FormatTime(at))
 		}
-		return siobroker.Wrap(siobroker.CodeCertChain, err, "certificate %q does not chain to a trusted root", subject)
+		return nil, siobroker.Wrap(siobroker.CodeCertChain, err, "certificate %q does not chain to a trusted root", subject)
 	}
 	// Learnt before revocation is checked: a signer refused now still names where its issuer's
 	// CRL is published, and that is most useful when the issuer has no CRL in force yet.
 	t.seen.chain(chains[0], t)
+	t.paths.put(key, chains)
+	return chains, nil
+}
+
+// checkStatus is the second half of VerifyChainContext: the revocation of every certificate of
+// chains but the roots by the CRLs in force, then cert's OCSP responder. It runs on every
+// request, whatever verifyPath remembered.
+func (t *TrustStore) checkStatus(ctx context.Context, chains [][]*x509.Certificate, cert *x509.Certificate, at time.Time) error {
 	set := t.crls.Load()
 	for _, chain := range chains {
 		for i := 0; i+1 < len(chain); i++ {

@@ -34,11 +34,11 @@ func NewPublicKey(c *Curve, x, y *big.Int) (*PublicKey, error) {
 	k.pt.z = c.fp.one
 	if c.cofactor != 1 {
 		// q*Q must be the neutral element: a point with a small-order component would
-		// otherwise reach the exceptional cases of the addition formulas.
-		var t point
-		q := feFromBig(c.q)
-		c.scalarMult(&t, &k.pt, &q)
-		if c.fp.isZero(&t.z) != 1 {
+		// otherwise reach the exceptional cases of the addition formulas. The key is public,
+		// so the check runs on verification's variable-time multiplication (whose exceptional
+		// cases are handled), not on the signing ladder, which took twice a verification's
+		// time and was paid for every certificate a request carries.
+		if _, notNeutral := c.verifyMult(new(big.Int), c.q, &k.pt); notNeutral {
 			return nil, fmt.Errorf("gost: public key is not in the subgroup of order q of %s", c.name)
 		}
 	}
