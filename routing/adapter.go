@@ -153,7 +153,7 @@ func NewAdapterRuntime(cfg AdapterConfig) (*AdapterRuntime, error) {
 		return nil, err
 	}
 	return &AdapterRuntime{name: cfg.Name, backends: cfg.Backends, publisher: cfg.Publisher, clock: cfg.Clock,
-		logger: cfg.Logger, retries: cfg.Attempts - 1, backoff: cfg.Backoff, answered: newAnsweredCache(10000),
+		logger: cfg.Logger, retries: cfg.Attempts - 1, backoff: cfg.Backoff, answered: newAnsweredCache(10000, answeredCacheBytes),
 		ledger: cfg.Ledger, queueOf: cfg.QueueOf, deadLetters: cfg.DeadLetters, auth: cfg.Auth, refused: cfg.ObserveRefusal,
 		tracer: cfg.TracerProvider}, nil
 }

@@ -3,6 +3,8 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,7 +60,7 @@ func TestRedeliveredRequestIsAskedOnce(t *testing.T) {
 }
 
 func TestAnsweredCacheForgetsOldestFirst(t *testing.T) {
-	c := newAnsweredCache(2)
+	c := newAnsweredCache(2, answeredCacheBytes)
 	for _, k := range []string{"a", "b", "c"} {
 		c.put(k, schemas.ServiceResponse{RequestID: k})
 	}
@@ -69,5 +71,53 @@ func TestAnsweredCacheForgetsOldestFirst(t *testing.T) {
 		if r, ok := c.get(k); !ok || r.RequestID != k {
 			t.Errorf("answer %s lost", k)
 		}
+	}
+}
+
+// TestAnsweredCacheBoundedByBytes: answers past the byte bound push out the oldest first, however
+// few they are; an answer larger than the whole bound is not remembered; forgetting gives its
+// bytes back.
+func TestAnsweredCacheBoundedByBytes(t *testing.T) {
+	answer := func(id string, size int) schemas.ServiceResponse {
+		return schemas.ServiceResponse{RequestID: id, Result: siobroker.ServiceResult{Records: []siobroker.Record{
+			{Fields: []siobroker.Field{{Name: "n", Value: strings.Repeat("x", size)}}}}}}
+	}
+	c := newAnsweredCache(100, 10_000)
+	for _, k := range []string{"a", "b", "c", "d"} {
+		c.put(k, answer(k, 3000))
+	}
+	if c.bytes > c.maxBytes {
+		t.Fatalf("%d bytes remembered, bound %d", c.bytes, c.maxBytes)
+	}
+	if _, ok := c.get("a"); ok {
+		t.Error("the oldest answer kept past the byte bound")
+	}
+	for _, k := range []string{"c", "d"} {
+		if _, ok := c.get(k); !ok {
+			t.Errorf("answer %s lost, though within the bound", k)
+		}
+	}
+	c.put("huge", answer("huge", 20_000))
+	if _, ok := c.get("huge"); ok {
+		t.Error("an answer larger than the bound was remembered")
+	}
+	if _, ok := c.get("d"); !ok {
+		t.Error("an answer too large to remember pushed out the others")
+	}
+	before := c.bytes
+	c.forget("d")
+	if c.bytes >= before || c.bytes < 0 {
+		t.Errorf("forgetting left %d bytes of %d", c.bytes, before)
+	}
+	// After many more, the sum stays within the bound and matches the entries.
+	for i := range 1000 {
+		c.put(fmt.Sprint("k", i), answer("k", i%4000))
+	}
+	sum := 0
+	for k, e := range c.byKey {
+		sum += answerSize(k, e.v)
+	}
+	if sum != c.bytes || c.bytes > c.maxBytes || len(c.byKey) > 100 {
+		t.Errorf("bytes %d, the entries' sum %d, bound %d, %d entries", c.bytes, sum, c.maxBytes, len(c.byKey))
 	}
 }

@@ -7,7 +7,7 @@ import (
 // TestCertificateCache: a certificate sent again is the one parsed before, the cache never holds
 // more than its bound, and what does not parse is refused every time and never remembered.
 func TestCertificateCache(t *testing.T) {
-	c := certificateCache{max: 2}
+	c := certificateCache{max: 2, maxBytes: 1 << 20}
 	a, b := fixture.signers["valid/rsa"].Certificate().Raw, fixture.broker.Certificate().Raw
 	first, err := c.parse(append([]byte(nil), a...))
 	if err != nil {
@@ -36,5 +36,27 @@ func TestCertificateCache(t *testing.T) {
 		if len(c.certs) > c.max {
 			t.Fatalf("%d certificates remembered, bound %d", len(c.certs), c.max)
 		}
+	}
+}
+
+// TestCertificateCacheBytes: the DER remembered stays within maxBytes, whatever the entries, and
+// a certificate larger than the whole bound is parsed but not remembered.
+func TestCertificateCacheBytes(t *testing.T) {
+	a := fixture.signers["valid/rsa"].Certificate().Raw
+	c := certificateCache{max: 64, maxBytes: 3 * len(a)}
+	for _, s := range fixture.signers {
+		if _, err := c.parse(s.Certificate().Raw); err != nil {
+			t.Fatal(err)
+		}
+		if c.bytes > c.maxBytes {
+			t.Fatalf("%d bytes remembered, bound %d", c.bytes, c.maxBytes)
+		}
+	}
+	small := certificateCache{max: 64, maxBytes: len(a)}
+	if _, err := small.parse(a); err != nil {
+		t.Fatal(err)
+	}
+	if len(small.certs) != 0 || small.bytes != 0 {
+		t.Errorf("a certificate larger than the bound remembered (%d entries, %d bytes)", len(small.certs), small.bytes)
 	}
 }

@@ -358,15 +358,18 @@ func certificateText(el *etree.Element, what string) (*x509.Certificate, error) 
 // time was about 5 KB of allocations per message (issue 20). Only the parse is remembered, keyed
 // by the whole DER; the chain, validity and revocation are checked for every message as before.
 // A certificate that does not parse is not remembered.
-var parsedCertificates = certificateCache{max: 64}
+var parsedCertificates = certificateCache{max: 64, maxBytes: 1 << 20}
 
-// certificateCache is a bounded map from DER to parsed certificate. When it is full it is
-// emptied: a sender of ever new certificates costs what it cost before, and no more memory.
-// The certificates it hands out are shared, and read only, as every *x509.Certificate here is.
+// certificateCache is a bounded map from DER to parsed certificate, by entries (max) and by the
+// bytes of their DER (maxBytes, counting the key and the certificate's own copy). When either is
+// reached it is emptied: a sender of ever new certificates costs what it cost before, and no more
+// memory. The certificates it hands out are shared, and read only, as every *x509.Certificate
+// here is.
 type certificateCache struct {
-	max   int
-	mu    sync.Mutex
-	certs map[string]*x509.Certificate
+	max, maxBytes int
+	mu            sync.Mutex
+	certs         map[string]*x509.Certificate
+	bytes         int
 }
 
 func (c *certificateCache) parse(der []byte) (*x509.Certificate, error) {
@@ -380,12 +383,20 @@ func (c *certificateCache) parse(der []byte) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	cost := 2 * len(der)
+	if cost > c.maxBytes {
+		return cert, nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.certs == nil || len(c.certs) >= c.max {
+	if c.certs == nil || len(c.certs) >= c.max || c.bytes+cost > c.maxBytes {
 		c.certs = make(map[string]*x509.Certificate, c.max)
+		c.bytes = 0
 	}
-	c.certs[string(der)] = cert
+	if _, ok := c.certs[string(der)]; !ok {
+		c.certs[string(der)] = cert
+		c.bytes += cost
+	}
 	return cert, nil
 }
 

@@ -3,6 +3,7 @@ package signing
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -292,34 +293,51 @@ func (t *TrustStore) VerifyChain(cert *x509.Certificate, intermediates []*x509.C
 // issuer, and last, where the store has an OCSP checker, asks cert's OCSP responder under the
 // store's OCSPPolicy. ctx bounds the OCSP question.
 func (t *TrustStore) VerifyChainContext(ctx context.Context, cert *x509.Certificate, intermediates []*x509.Certificate, at time.Time) error {
-	chains, err := t.verifyPath(cert, intermediates, at)
+	path, err := t.verifyPath(cert, intermediates, at)
 	if err != nil {
 		return err
 	}
-	return t.checkStatus(ctx, chains, cert, at)
+	return t.checkStatus(ctx, path.chains, cert, at)
+}
+
+// verifiedChains is what verifyPath found: the chains, and under which key rememberPath keeps
+// them (cached: they were remembered already).
+type verifiedChains struct {
+	chains [][]*x509.Certificate
+	key    [sha256.Size]byte
+	cached bool
+}
+
+// rememberPath keeps a path verifyPath found, once its signer has proved its key with it (a
+// SignatureValue that verified) and its status was checked: a certificate anyone can copy from a
+// directory does not take room in the cache.
+func (t *TrustStore) rememberPath(p verifiedChains) {
+	if !p.cached {
+		t.paths.put(p.key, p.chains)
+	}
 }
 
 // verifyPath is the first half of VerifyChainContext: cert's validity at at and its path to a
-// trusted root, the signatures along it checked. It costs no network and, for a certificate
-// whose path verified before, nothing but a look-up (pathCache): a GOST path costs a GOST
+// trusted root, the signatures along it checked. It costs no network and, for a signer whose
+// path was remembered (rememberPath), nothing but a look-up (pathCache): a GOST path costs a GOST
 // verification per link, which every request of a GOST signer paid again.
-func (t *TrustStore) verifyPath(cert *x509.Certificate, intermediates []*x509.Certificate, at time.Time) ([][]*x509.Certificate, error) {
+func (t *TrustStore) verifyPath(cert *x509.Certificate, intermediates []*x509.Certificate, at time.Time) (verifiedChains, error) {
 	if cert == nil {
-		return nil, siobroker.Errorf(siobroker.CodeCertChain, "no signer certificate")
+		return verifiedChains{}, siobroker.Errorf(siobroker.CodeCertChain, "no signer certificate")
 	}
 	subject := cert.Subject.String()
 	// Checked first so that an expired certificate is reported as such, not as a broken chain.
 	if at.Before(cert.NotBefore) {
-		return nil, siobroker.Errorf(siobroker.CodeCertExpired, "certificate %q is not valid before %s (message time %s)",
+		return verifiedChains{}, siobroker.Errorf(siobroker.CodeCertExpired, "certificate %q is not valid before %s (message time %s)",
 			subject, siobroker.FormatTime(cert.NotBefore), siobroker.FormatTime(at))
 	}
 	if at.After(cert.NotAfter) {
-		return nil, siobroker.Errorf(siobroker.CodeCertExpired, "certificate %q expired at %s (message time %s)",
+		return verifiedChains{}, siobroker.Errorf(siobroker.CodeCertExpired, "certificate %q expired at %s (message time %s)",
 			subject, siobroker.FormatTime(cert.NotAfter), siobroker.FormatTime(at))
 	}
 	key := pathKey(cert, intermediates)
 	if chains, ok := t.paths.get(key, at); ok {
-		return chains, nil
+		return verifiedChains{chains: chains, key: key, cached: true}, nil
 	}
 	inter := x509.NewCertPool()
 	for _, c := range intermediates {
@@ -342,15 +360,14 @@ func (t *TrustStore) verifyPath(cert *x509.Certificate, intermediates []*x509.Ce
 	if err != nil {
 		var invalid x509.CertificateInvalidError
 		if errors.As(err, &invalid) && invalid.Reason == x509.Expired {
-			return nil, siobroker.Wrap(siobroker.CodeCertExpired, err, "a certificate in the chain of %q is outside its validity at %s", subject, siobroker.FormatTime(at))
+			return verifiedChains{}, siobroker.Wrap(siobroker.CodeCertExpired, err, "a certificate in the chain of %q is outside its validity at %s", subject, siobroker.FormatTime(at))
 		}
-		return nil, siobroker.Wrap(siobroker.CodeCertChain, err, "certificate %q does not chain to a trusted root", subject)
+		return verifiedChains{}, siobroker.Wrap(siobroker.CodeCertChain, err, "certificate %q does not chain to a trusted root", subject)
 	}
 	// Learnt before revocation is checked: a signer refused now still names where its issuer's
 	// CRL is published, and that is most useful when the issuer has no CRL in force yet.
 	t.seen.chain(chains[0], t)
-	t.paths.put(key, chains)
-	return chains, nil
+	return verifiedChains{chains: chains, key: key}, nil
 }
 
 // checkStatus is the second half of VerifyChainContext: the revocation of every certificate of

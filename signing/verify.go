@@ -496,14 +496,15 @@ func (v *Verifier) chooseSigner(ctx context.Context, key signerKey, sigAlg strin
 		// public) at the price of one verification, not two with the SignatureValue's. Then the
 		// SignatureValue, and only for a signature that verified the certificate's status, which
 		// may ask an OCSP responder.
-		chains, err := v.cfg.Trust.verifyPath(cert, intermediates, at)
+		path, err := v.cfg.Trust.verifyPath(cert, intermediates, at)
 		if err == nil {
 			err = verifySignatureValue(cert, sigAlg, signatureMethods[sigAlg], canonicalSignedInfo, sigValue)
 		}
 		if err == nil {
-			err = v.cfg.Trust.checkStatus(ctx, chains, cert, at)
+			err = v.cfg.Trust.checkStatus(ctx, path.chains, cert, at)
 		}
 		if err == nil {
+			v.cfg.Trust.rememberPath(path)
 			return cert, nil
 		}
 		if firstErr == nil {
