@@ -49,6 +49,10 @@ type UserHistory interface {
 // mark (through its index of kinds) to sort them, not just the batch.
 var dataKinds = []siobroker.JournalKind{siobroker.JournalRequest, siobroker.JournalRefusal}
 
+// journaledQuery reads the query of a journaled request. The tests compare it with the reading of
+// the whole tree on every request they journal.
+var journaledQuery = soap.JournaledQuery
+
 // DefaultIndexBatch is how many journal records the indexer folds in one transaction of the index.
 const DefaultIndexBatch = 500
 
@@ -247,7 +251,7 @@ func (f *folder) fold(ctx context.Context, r siobroker.JournalRecord) error {
 			if r.SignerIIN == "" || json.Unmarshal(r.Data, &d) != nil || len(d.Request) == 0 {
 				return nil
 			}
-			q, err := soap.JournaledQuery(d.Request, f.x.cfg.Limits)
+			q, err := journaledQuery(d.Request, f.x.cfg.Limits)
 			if errors.Is(err, soap.ErrNoQuery) {
 				return nil // a status or fetch query of the asynchronous channel, a report request
 			}
@@ -299,7 +303,7 @@ func (f *folder) open(ctx context.Context, r siobroker.JournalRecord) (*siobroke
 }
 
 func (f *folder) readQuery(e *siobroker.RequestEntry, raw []byte) {
-	q, err := soap.JournaledQuery(raw, f.x.cfg.Limits)
+	q, err := journaledQuery(raw, f.x.cfg.Limits)
 	f.setQuery(e, q, err)
 }
 
