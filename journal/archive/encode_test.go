@@ -150,3 +150,32 @@ func TestSealedFileAsWhole(t *testing.T) {
 	}
 	verifyOK(t, dir)
 }
+
+// FuzzEncodeRecord compares encodeRecord, the measured length and the streamed line with the
+// record encoded whole, on records of any strings, data, time and numbers.
+func FuzzEncodeRecord(f *testing.F) {
+	for _, r := range oddRecords() {
+		f.Add(r.Seq, r.At.UnixMilli(), string(r.Kind), r.RequestID, r.Organisation, r.Code, r.PrevHash, r.Service, r.Data)
+	}
+	f.Fuzz(func(t *testing.T, seq, ms int64, kind, id, org, code, prev string, service int, data []byte) {
+		r := siobroker.JournalRecord{Seq: seq, At: time.UnixMilli(ms).In(siobroker.Astana), Kind: siobroker.JournalKind(kind),
+			RequestID: id, MessageID: id + code, SignerIIN: org + id, Organisation: org, Service: service, Code: code, Data: data, PrevHash: prev}
+		r.Hash = r.ComputeHash()
+		want, wantErr := encodeRecordWhole(r)
+		got, err := encodeRecord(r)
+		if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) || (err != nil && err.Error() != wantErr.Error()) {
+			t.Fatalf("encodeRecord = %q, %v; encoded whole: %q, %v", got, err, want, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		l, err := newLine(r)
+		if err != nil || l.len() != len(want) {
+			t.Fatalf("newLine: %d bytes, %v; the line has %d", l.len(), err, len(want))
+		}
+		var w bytes.Buffer
+		if _, err := writeLine(&w, l, data, nil); err != nil || !bytes.Equal(w.Bytes(), want) {
+			t.Fatalf("writeLine wrote %q, %v; want %q", w.Bytes(), err, want)
+		}
+	})
+}
