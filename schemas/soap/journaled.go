@@ -173,9 +173,14 @@ func findQuery(raw []byte, lim Limits) (*etree.Element, int, error) {
 	}
 	doc.Write(body[query.start:query.end])
 	for i := len(around) - 1; i >= 0; i-- {
+		// The name ends where the tag's first space, or its end, begins.
 		tag := body[around[i].start+1 : around[i].end]
+		end := bytes.IndexAny(tag, " \t\r\n/>")
+		if end <= 0 {
+			return nil, 0, errUnsure
+		}
 		doc.WriteString("</")
-		doc.Write(tag[:bytes.IndexAny(tag, " \t\r\n/>")])
+		doc.Write(tag[:end])
 		doc.WriteString(">")
 	}
 	tree := etree.NewDocument()
