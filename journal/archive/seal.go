@@ -452,6 +452,8 @@ func (seg *segment) write(l line, data []byte) (err error) {
 
 // writeLine writes line l, whose record's data is data, to w: the data in pieces through buf,
 // which it returns (grown) for the next line, so that a record's data is not encoded whole again.
+// The archive's bytes do not depend on the pieces: compress/flate's output is the same however
+// its input is split into writes (its own TestDeterministic checks that, at every level).
 func writeLine(w io.Writer, l line, data, buf []byte) ([]byte, error) {
 	if _, err := w.Write(l.head); err != nil {
 		return buf, err
