@@ -53,7 +53,7 @@ faults:
 # make fuzz FUZZFLAGS="-parallel 1".
 FUZZTIME ?= 10m
 FUZZFLAGS ?=
-FUZZ_TARGETS := FuzzReadEnvelope:./schemas/soap FuzzParseQuery:./schemas/soap FuzzCanonicalize:./signing FuzzVerify:./signing
+FUZZ_TARGETS := FuzzReadEnvelope:./schemas/soap FuzzParseQuery:./schemas/soap FuzzCanonicalize:./signing FuzzVerify:./signing FuzzJournaledQuery:./schemas/soap FuzzEncodeRecord:./journal/archive
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*} $${t#*:} ($(FUZZTIME))"; \
@@ -86,7 +86,7 @@ bench:
 # journal's commit with synchronous=full and normal; then the CPU per KB of refusing hostile
 # envelopes (issue 16; README "Limits"), 28 cases, with a shorter benchtime each.
 bench-go:
-	$(GO) test -run '^$$' -bench . -skip '^BenchmarkHostileEnvelopes$$' -benchtime 3s ./signing ./signing/gost ./routing/amqp ./internal/cli ./sqlite
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkHostileEnvelopes$$' -benchtime 3s ./signing ./signing/gost ./routing/amqp ./internal/cli ./sqlite ./journal/archive
 	$(GO) test -run '^$$' -bench '^BenchmarkHostileEnvelopes$$' -benchtime 1s ./signing
 
 # Memory over a long load: samples the broker's VmRSS and Go heap every 10 s and reports the slope.

@@ -96,6 +96,11 @@ type JournalFilter struct {
 	Kinds        []JournalKind
 	AfterSeq     int64
 	Limit        int
+	// DataOf, when not empty, names the kinds whose Data the reader needs: the records of other
+	// kinds come back with Data nil, so that a reader of the records' other fields (the request
+	// index) does not read every reply's and exchange's body. Their Hash then no longer
+	// recomputes. It selects no records.
+	DataOf []JournalKind
 }
 
 // JournalWriter is the permanent journal as most services see it: records are only ever appended

@@ -106,7 +106,8 @@ func CeilMilli(t time.Time) time.Time {
 
 // SelectSQL is the query for the records f selects, ordered by Seq, from table with columns, in
 // the placeholder style mark gives (mark(1) is the first argument: "?" for SQLite, "$1" for
-// PostgreSQL), and its arguments. Both stores filter alike from this one translation.
+// PostgreSQL), and its arguments. Both stores filter alike from this one translation. With
+// f.DataOf, the column named data in columns is read only for those kinds.
 func SelectSQL(columns, table string, f siobroker.JournalFilter, mark func(n int) string) (string, []any) {
 	var where []string
 	var args []any
@@ -114,12 +115,19 @@ func SelectSQL(columns, table string, f siobroker.JournalFilter, mark func(n int
 		args = append(args, v)
 		return mark(len(args))
 	}
-	if len(f.Kinds) > 0 {
-		marks := make([]string, len(f.Kinds))
-		for i, k := range f.Kinds {
-			marks[i] = arg(string(k))
+	if len(f.DataOf) > 0 {
+		// The data of other kinds is not read at all: SQLite leaves its overflow pages alone and
+		// PostgreSQL its TOAST. NULL scans as a nil []byte in both stores.
+		cols := strings.Split(columns, ",")
+		for i, c := range cols {
+			if strings.TrimSpace(c) == "data" {
+				cols[i] = " CASE WHEN kind IN (" + kindMarks(f.DataOf, arg) + ") THEN data END AS data"
+			}
 		}
-		where = append(where, "kind IN ("+strings.Join(marks, ", ")+")")
+		columns = strings.Join(cols, ",")
+	}
+	if len(f.Kinds) > 0 {
+		where = append(where, "kind IN ("+kindMarks(f.Kinds, arg)+")")
 	}
 	if f.RequestID != "" {
 		where = append(where, "request_id = "+arg(f.RequestID))
@@ -152,6 +160,15 @@ func SelectSQL(columns, table string, f siobroker.JournalFilter, mark func(n int
 		q += ` LIMIT ` + arg(f.Limit)
 	}
 	return q, args
+}
+
+// kindMarks returns the placeholders of kinds, each added with arg, joined with commas.
+func kindMarks(kinds []siobroker.JournalKind, arg func(any) string) string {
+	marks := make([]string, len(kinds))
+	for i, k := range kinds {
+		marks[i] = arg(string(k))
+	}
+	return strings.Join(marks, ", ")
 }
 
 // FirstOutcomes returns recs without the records that AppendOnce skips: a record of a kind kept

@@ -342,6 +342,34 @@ func testQuery(t *testing.T, s siobroker.Journal) {
 			sameRecords(t, c.name, mustQuery(t, s, c.f), pick(c.want...))
 		})
 	}
+	// DataOf selects nothing: it leaves out the Data of the other kinds, and only that.
+	withoutData := func(kinds ...siobroker.JournalKind) func(...int64) []siobroker.JournalRecord {
+		return func(seqs ...int64) []siobroker.JournalRecord {
+			out := pick(seqs...)
+			for i := range out {
+				if !slices.Contains(kinds, out[i].Kind) {
+					out[i].Data = nil
+				}
+			}
+			return out
+		}
+	}
+	for _, c := range []struct {
+		name string
+		f    siobroker.JournalFilter
+		want []siobroker.JournalRecord
+	}{
+		{"data of one kind", siobroker.JournalFilter{DataOf: []siobroker.JournalKind{siobroker.JournalRequest}},
+			withoutData(siobroker.JournalRequest)(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)},
+		{"data of two kinds, pages", siobroker.JournalFilter{DataOf: []siobroker.JournalKind{siobroker.JournalRefusal, siobroker.JournalReply}, AfterSeq: 3, Limit: 4},
+			withoutData(siobroker.JournalRefusal, siobroker.JournalReply)(4, 5, 6, 7)},
+		{"data of a kind absent", siobroker.JournalFilter{DataOf: []siobroker.JournalKind{"nothing"}, Organisation: "МВД", Kinds: []siobroker.JournalKind{siobroker.JournalRequest, siobroker.JournalReply}},
+			withoutData()(5, 7, 9)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sameRecords(t, c.name, mustQuery(t, s, c.f), c.want)
+		})
+	}
 }
 
 func tamperer(t *testing.T, s siobroker.Journal) Tamperer {

@@ -60,7 +60,12 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "devpki:", err)
 		return 1
 	}
-	return m.Run()
+	checkJournaledQueries()
+	code := m.Run()
+	if code == 0 && !journaledQueriesAgreed() {
+		code = 1
+	}
+	return code
 }
 
 func setupPKI(dir string) error {

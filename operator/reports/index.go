@@ -40,8 +40,18 @@ type UserHistory interface {
 	User(ctx context.Context, iin string) (siobroker.User, bool, error)
 }
 
-// indexKinds are the journal records the index folds in.
-var indexKinds = []siobroker.JournalKind{siobroker.JournalRequest, siobroker.JournalRefusal, siobroker.JournalExchange, siobroker.JournalReply}
+// dataKinds are the journal records whose Data the index reads: a request's query, a refusal's
+// request. Of an exchange it reads the code and the service, of a reply the time, and the other
+// kinds it passes over (fold), so their bodies are not read at all.
+//
+// The batch is read without a filter of kinds: those the index folds are nearly every record of
+// the journal, and SQLite, asked for four kinds in Seq order, read every record of them after the
+// mark (through its index of kinds) to sort them, not just the batch.
+var dataKinds = []siobroker.JournalKind{siobroker.JournalRequest, siobroker.JournalRefusal}
+
+// journaledQuery reads the query of a journaled request. The tests compare it with the reading of
+// the whole tree on every request they journal.
+var journaledQuery = soap.JournaledQuery
 
 // DefaultIndexBatch is how many journal records the indexer folds in one transaction of the index.
 const DefaultIndexBatch = 500
@@ -156,7 +166,7 @@ func (x *Indexer) batch(ctx context.Context, users *userCache) (int64, int, erro
 	if err != nil {
 		return 0, 0, err
 	}
-	recs, err := x.journal.Query(ctx, siobroker.JournalFilter{Kinds: indexKinds, AfterSeq: from, Limit: x.cfg.Batch})
+	recs, err := x.journal.Query(ctx, siobroker.JournalFilter{AfterSeq: from, Limit: x.cfg.Batch, DataOf: dataKinds})
 	if err != nil {
 		return from, 0, fmt.Errorf("read the journal after record %d: %w", from, err)
 	}
@@ -241,7 +251,7 @@ func (f *folder) fold(ctx context.Context, r siobroker.JournalRecord) error {
 			if r.SignerIIN == "" || json.Unmarshal(r.Data, &d) != nil || len(d.Request) == 0 {
 				return nil
 			}
-			q, err := soap.JournaledQuery(d.Request, f.x.cfg.Limits)
+			q, err := journaledQuery(d.Request, f.x.cfg.Limits)
 			if errors.Is(err, soap.ErrNoQuery) {
 				return nil // a status or fetch query of the asynchronous channel, a report request
 			}
@@ -293,7 +303,7 @@ func (f *folder) open(ctx context.Context, r siobroker.JournalRecord) (*siobroke
 }
 
 func (f *folder) readQuery(e *siobroker.RequestEntry, raw []byte) {
-	q, err := soap.JournaledQuery(raw, f.x.cfg.Limits)
+	q, err := journaledQuery(raw, f.x.cfg.Limits)
 	f.setQuery(e, q, err)
 }
 

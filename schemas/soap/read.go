@@ -364,7 +364,12 @@ func (e errCharset) Error() string { return "charset " + e.charset }
 // scan tokenises body once, refusing what etree would silently accept: etree keeps DOCTYPEs and
 // processing instructions as tokens and ignores the declared encoding (see STYLE.md), and
 // encoding/xml accepts several root elements and text after the root.
-func scan(body []byte, lim Limits) error {
+func scan(body []byte, lim Limits) error { return scanTokens(body, lim, nil) }
+
+// scanTokens is scan, which also hands every start and end element it accepts to visit (when not
+// nil) with the offsets in body where the element's tag begins and ends. An end element of an
+// empty-element tag (<a/>) begins and ends where its start element ended.
+func scanTokens(body []byte, lim Limits, visit func(tok xml.Token, start, end int64)) error {
 	dec := xml.NewDecoder(bytes.NewReader(body))
 	dec.Strict = true
 	var refused string
@@ -409,9 +414,15 @@ func scan(body []byte, lim Limits) error {
 			if err := checkElement(t, lim, &decls); err != nil {
 				return err
 			}
+			if visit != nil {
+				visit(t, start, dec.InputOffset())
+			}
 		case xml.EndElement:
 			depth--
 			text = 0
+			if visit != nil {
+				visit(t, start, dec.InputOffset())
+			}
 		case xml.CharData:
 			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
 				return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: text outside the root element")
