@@ -200,3 +200,23 @@ func TestTargetsOfFailedLoads(t *testing.T) {
 		t.Errorf("an unknown store.synchronous reads as durable:\n%s", b.String())
 	}
 }
+
+// TestThroughputEmbeddedNotOverRawAMQP: the embedded default's loads make no RabbitMQ round trip,
+// so they are not given as a multiple of the raw AMQP baseline; the RabbitMQ loads are.
+func TestThroughputEmbeddedNotOverRawAMQP(t *testing.T) {
+	r := &benchResult{
+		Baselines: map[string][]float64{baseSigning: {1000}, baseAMQP: {2000}},
+		Loads: []loadRun{
+			{Name: "embedded, 1 service(s), 8 in flight", Transport: transportEmbedded, Report: loadReport{Throughput: 1000}},
+			{Name: "RabbitMQ, 1 service(s), 8 in flight", Transport: transportAMQP, Report: loadReport{Throughput: 500}},
+		},
+	}
+	var b strings.Builder
+	r.writeThroughput(&b, 1000)
+	for _, want := range []string{"| embedded, 1 service(s), 8 in flight | 1000.0 | 0.0 | 0.0 | 0.0 | 0.0 | none | 1.00 | 1.00 | – |",
+		"| RabbitMQ, 1 service(s), 8 in flight | 500.0 | 0.0 | 0.0 | 0.0 | 0.0 | none | 0.50 | 0.50 | 0.25 |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("throughput lacks %q:\n%s", want, b.String())
+		}
+	}
+}
