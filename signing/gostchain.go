@@ -48,6 +48,14 @@ func (t *TrustStore) gostVerify(leaf *x509.Certificate, extra []*x509.Certificat
 // maxChainLength bounds a searched path, the root included: the national PKI's are three long.
 const maxChainLength = 8
 
+// maxChainSignatureChecks bounds the signature verifications of one path search, as crypto/x509
+// bounds its own (to 100, for cheaper algorithms): a sender's own key can make certificates that
+// name a trusted root as subject and issuer and all verify against one another, and KeyInfo's
+// seven of them made the search try every ordering, about 17,000 GOST verifications (seconds of
+// CPU per request, a minute with 512-bit keys). No link is verified twice either. A path of the
+// national PKI takes two or three; a CA renewed under its name adds one per candidate.
+const maxChainSignatureChecks = 16
+
 // gostChain returns one path from leaf (whose own validity the caller checked) to a trusted
 // root, through extra (the message's certificates) and the configured intermediates.
 func (t *TrustStore) gostChain(leaf *x509.Certificate, extra []*x509.Certificate, at time.Time) ([]*x509.Certificate, error) {
@@ -68,14 +76,33 @@ func (t *TrustStore) gostChain(leaf *x509.Certificate, extra []*x509.Certificate
 			firstErr = err
 		}
 	}
+	type link struct{ child, issuer *x509.Certificate }
+	checked := map[link]error{}
+	var exhausted error
+	verify := func(child, issuer *x509.Certificate) error {
+		if err, ok := checked[link{child, issuer}]; ok {
+			return err
+		}
+		if len(checked) == maxChainSignatureChecks {
+			exhausted = siobroker.Errorf(siobroker.CodeCertChain, "certificate %q does not chain to a trusted root: no path found in %d signature checks",
+				subject, maxChainSignatureChecks)
+			return exhausted
+		}
+		err := checkCertificateSignature(child, issuer)
+		checked[link{child, issuer}] = err
+		return err
+	}
 	var search func(chain []*x509.Certificate) []*x509.Certificate
 	search = func(chain []*x509.Certificate) []*x509.Certificate {
 		child := chain[len(chain)-1]
 		for _, r := range t.roots {
+			if exhausted != nil {
+				return nil
+			}
 			if !bytes.Equal(child.RawIssuer, r.RawSubject) {
 				continue
 			}
-			if err := checkLink(child, r, len(chain)-1, at); err != nil {
+			if err := checkLink(child, r, len(chain)-1, at, verify); err != nil {
 				note(err)
 				continue
 			}
@@ -86,10 +113,13 @@ func (t *TrustStore) gostChain(leaf *x509.Certificate, extra []*x509.Certificate
 			return nil
 		}
 		for _, c := range candidates {
+			if exhausted != nil {
+				return nil
+			}
 			if !bytes.Equal(child.RawIssuer, c.RawSubject) || inChain(chain, c) {
 				continue
 			}
-			if err := checkLink(child, c, len(chain)-1, at); err != nil {
+			if err := checkLink(child, c, len(chain)-1, at, verify); err != nil {
 				note(err)
 				continue
 			}
@@ -102,6 +132,9 @@ func (t *TrustStore) gostChain(leaf *x509.Certificate, extra []*x509.Certificate
 	if chain := search([]*x509.Certificate{leaf}); chain != nil {
 		return chain, nil
 	}
+	if exhausted != nil {
+		return nil, exhausted
+	}
 	if firstErr != nil {
 		return nil, firstErr
 	}
@@ -109,9 +142,9 @@ func (t *TrustStore) gostChain(leaf *x509.Certificate, extra []*x509.Certificate
 		subject, leaf.Issuer.String())
 }
 
-// checkLink checks that issuer may have issued child and did: below is the number of
-// intermediates between issuer and the leaf (0 when child is the leaf).
-func checkLink(child, issuer *x509.Certificate, below int, at time.Time) error {
+// checkLink checks that issuer may have issued child and did, its signature checked by verify:
+// below is the number of intermediates between issuer and the leaf (0 when child is the leaf).
+func checkLink(child, issuer *x509.Certificate, below int, at time.Time, verify func(child, issuer *x509.Certificate) error) error {
 	name := issuer.Subject.String()
 	switch {
 	case at.Before(issuer.NotBefore):
@@ -131,11 +164,14 @@ func checkLink(child, issuer *x509.Certificate, below int, at time.Time) error {
 		return siobroker.Errorf(siobroker.CodeCertChain, "the CA certificate %q allows %d intermediate CA(s) below it, and the chain of %q has %d",
 			name, issuer.MaxPathLen, child.Subject.String(), below)
 	}
-	if err := gostx509.CheckCertificateSignature(child, issuer); err != nil {
+	if err := verify(child, issuer); err != nil {
 		return siobroker.Wrap(siobroker.CodeCertChain, err, "the signature of %q does not verify with the key of %q", child.Subject.String(), name)
 	}
 	return nil
 }
+
+// checkCertificateSignature is gostx509.CheckCertificateSignature; a test counts its calls.
+var checkCertificateSignature = gostx509.CheckCertificateSignature
 
 func inChain(chain []*x509.Certificate, c *x509.Certificate) bool {
 	for _, x := range chain {

@@ -162,3 +162,61 @@ PASS`
 		}
 	}
 }
+
+// TestTargetsOfFailedLoads: a load that answered nothing, or whose requests failed, meets no
+// target, however low its CPU per answered request reads; a target whose half-rate loads did not
+// run says so.
+func TestTargetsOfFailedLoads(t *testing.T) {
+	r := &benchResult{
+		Machine: machine{Cores: 2},
+		Flags:   map[string]string{"synchronous": "full", "latency_duration": "1m0s", "adapters": "process"},
+		Loads: []loadRun{
+			{Transport: transportEmbedded, Report: loadReport{Services: 1, Throughput: 1100, Answered: 22000}, CPU: map[string]float64{"broker": 22000 * 0.0014}},
+			// Ten services per request: every request refused, nothing answered.
+			{Transport: transportEmbedded, Report: loadReport{Services: 10, Errors: map[string]int{"SIO-INTERNAL": 9000}}, CPU: map[string]float64{"broker": 5}},
+			// Over RabbitMQ: a fast answer for some, a transport failure for most.
+			{Transport: transportAMQP, Report: loadReport{Services: 1, Throughput: 10, Answered: 200, Errors: map[string]int{"transport": 5000}},
+				CPU: map[string]float64{"broker": 200 * 0.0010}},
+		},
+	}
+	var b strings.Builder
+	r.writeTargets(&b, 1000)
+	out := b.String()
+	for _, bad := range []string{"embedded, 10 services", "RabbitMQ, 1 service, closed loop"} {
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, bad) && !strings.HasSuffix(line, "| **NOT met** |") {
+				t.Errorf("a failed load's target reads as met: %s", line)
+			}
+		}
+	}
+	if !strings.Contains(out, "| RabbitMQ, 1 service at half rate: broker CPU") || !strings.Contains(out, "not measured") {
+		t.Errorf("the half-rate CPU target over RabbitMQ is missing though its loads did not run:\n%s", out)
+	}
+	// A store.synchronous the run could not read is not durable.
+	r.Flags["synchronous"] = "unknown (configs/broker.yaml: no such file)"
+	b.Reset()
+	r.writeTargets(&b, 1000)
+	if !strings.Contains(b.String(), "| store.synchronous unknown (configs/broker.yaml: no such file) | **NOT met** |") {
+		t.Errorf("an unknown store.synchronous reads as durable:\n%s", b.String())
+	}
+}
+
+// TestThroughputEmbeddedNotOverRawAMQP: the embedded default's loads make no RabbitMQ round trip,
+// so they are not given as a multiple of the raw AMQP baseline; the RabbitMQ loads are.
+func TestThroughputEmbeddedNotOverRawAMQP(t *testing.T) {
+	r := &benchResult{
+		Baselines: map[string][]float64{baseSigning: {1000}, baseAMQP: {2000}},
+		Loads: []loadRun{
+			{Name: "embedded, 1 service(s), 8 in flight", Transport: transportEmbedded, Report: loadReport{Throughput: 1000}},
+			{Name: "RabbitMQ, 1 service(s), 8 in flight", Transport: transportAMQP, Report: loadReport{Throughput: 500}},
+		},
+	}
+	var b strings.Builder
+	r.writeThroughput(&b, 1000)
+	for _, want := range []string{"| embedded, 1 service(s), 8 in flight | 1000.0 | 0.0 | 0.0 | 0.0 | 0.0 | none | 1.00 | 1.00 | – |",
+		"| RabbitMQ, 1 service(s), 8 in flight | 500.0 | 0.0 | 0.0 | 0.0 | 0.0 | none | 0.50 | 0.50 | 0.25 |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("throughput lacks %q:\n%s", want, b.String())
+		}
+	}
+}
