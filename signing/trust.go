@@ -382,7 +382,8 @@ func (t *TrustStore) checkStatus(ctx context.Context, chains [][]*x509.Certifica
 			}
 		}
 	}
-	if t.ocsp != nil && t.ocspPolicy != OCSPOff && len(OCSPResponders(cert)) > 0 {
+	// A trusted root used as a signer's certificate has no issuer to ask about it.
+	if t.ocsp != nil && t.ocspPolicy != OCSPOff && len(OCSPResponders(cert)) > 0 && len(chains[0]) > 1 {
 		return t.checkOCSP(ctx, set, cert, chains[0][1])
 	}
 	return nil

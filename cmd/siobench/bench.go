@@ -200,6 +200,9 @@ type benchResult struct {
 	Machine   machine              `json:"machine"`
 	Flags     map[string]string    `json:"flags"`
 	Baselines map[string][]float64 `json:"baselines_ops_per_s"` // each measured before and after the loads
+	// BaselineCPU is the CPU milliseconds per operation the crypto baselines report (their
+	// process's CPU over the loop), measured with Baselines.
+	BaselineCPU map[string][]float64 `json:"baselines_cpu_ms_per_op,omitempty"`
 	// RabbitCores is the RabbitMQ server's CPU, in cores, during each raw round-trip baseline.
 	RabbitCores map[string][]float64 `json:"rabbitmq_cores_during_baselines,omitempty"`
 	// JournalCommit is BenchmarkJournalCommit's figures, measured before and after the loads:
@@ -341,7 +344,7 @@ func measureTopology(ctx context.Context, f benchFlags, t *topology, binDir stri
 
 // newBenchResult starts the result of a run: the machine, RabbitMQ's version and the flags.
 func newBenchResult(f benchFlags) *benchResult {
-	res := &benchResult{Machine: describeMachine(f.siobroker), Baselines: map[string][]float64{}, RabbitCores: map[string][]float64{},
+	res := &benchResult{Machine: describeMachine(f.siobroker), Baselines: map[string][]float64{}, BaselineCPU: map[string][]float64{}, RabbitCores: map[string][]float64{},
 		BrokerMemory: map[string]brokerMemory{}, Started: time.Now(),
 		Flags: map[string]string{"duration": f.duration.String(), "concurrency": strconv.Itoa(f.concurrency), "cores": strconv.Itoa(f.cores),
 			"adapters": f.adapters, "queues": f.queues, "user": f.user, "presign": strconv.FormatBool(f.presign),
@@ -569,6 +572,9 @@ func runBaselines(ctx context.Context, f benchFlags, binDir, request string, res
 		got := parseOpsPerSecond(string(out))
 		if len(got) == 0 {
 			return fmt.Errorf("baseline %s printed no ops/s:\n%s", r.bin, out)
+		}
+		for name, v := range parseBenchMetric(string(out), "cpu-ms/op") {
+			res.BaselineCPU[name+r.suffix] = append(res.BaselineCPU[name+r.suffix], v)
 		}
 		for name, v := range got {
 			res.Baselines[name+r.suffix] = append(res.Baselines[name+r.suffix], v)

@@ -220,6 +220,23 @@ func parseOpsPerSecond(out string) map[string]float64 {
 	return res
 }
 
+// benchResultLine matches a Go benchmark's result line: its name and the rest of the line.
+var benchResultLine = regexp.MustCompile(`^(Benchmark\w+)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+// parseBenchMetric returns each benchmark's value of the metric unit ("cpu-ms/op") in go test
+// -bench output; benchmarks that do not report it are left out.
+func parseBenchMetric(out, unit string) map[string]float64 {
+	res := map[string]float64{}
+	for line := range strings.SplitSeq(out, "\n") {
+		if m := benchResultLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+			if v, ok := parseMetrics(m[2])[unit]; ok {
+				res[m[1]] = v
+			}
+		}
+	}
+	return res
+}
+
 // slope fits y = a + b·x by least squares and returns b; 0 with fewer than two points.
 func slope(xs, ys []float64) float64 {
 	n := float64(len(xs))

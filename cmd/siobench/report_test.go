@@ -220,3 +220,22 @@ func TestThroughputEmbeddedNotOverRawAMQP(t *testing.T) {
 		}
 	}
 }
+
+// TestGoxmldsigCPU: the CPU targets read goxmldsig's CPU per operation as its benchmark measured
+// it, and only without that fall back to --cores ÷ its ops/s; the bench output's metric is read.
+func TestGoxmldsigCPU(t *testing.T) {
+	out := `BenchmarkGoxmldsigVerifyAndSign-2   	     300	    684108 ns/op	   5.16 MB/s	         1.313 cpu-ms/op	      1462 ops/s
+BenchmarkVerifyAndSignParallel-2    	     300	    598148 ns/op	   6.26 MB/s	         1.169 cpu-ms/op	      1672 ops/s`
+	got := parseBenchMetric(out, "cpu-ms/op")
+	if got[baseGoxmldsig] != 1.313 || got[baseSigning] != 1.169 {
+		t.Fatalf("parsed %v", got)
+	}
+	r := &benchResult{Machine: machine{Cores: 2}, Flags: map[string]string{"cores": "1"}, BaselineCPU: map[string][]float64{}}
+	if v := r.goxmldsigCPUms(1000); v != 1 {
+		t.Errorf("without a measured figure, --cores 1 at 1000/s gives %.3f ms, want 1", v)
+	}
+	r.BaselineCPU[baseGoxmldsig] = []float64{1.2, 1.4}
+	if v := r.goxmldsigCPUms(1000); v < 1.2999 || v > 1.3001 {
+		t.Errorf("measured 1.2 and 1.4 give %.3f ms, want their mean 1.3", v)
+	}
+}
