@@ -103,7 +103,7 @@ var importRules = map[string][]string{
 	"internal/cli/...":          {"*"},
 
 	"cmd/siobroker": {"internal/cli"},
-	"cmd/siobench":  {"broker", "operator/metrics"},
+	"cmd/siobench":  {"broker", "config", "operator/metrics"},
 
 	"interop/...": {"*"},
 }
