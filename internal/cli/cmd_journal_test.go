@@ -260,7 +260,7 @@ func TestJournalReindexCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut := runJournal("reindex", "--config", file)
-	if code != 0 || !strings.Contains(out, "rebuilt, 3 requests, the journal folded up to record 5") {
+	if code != 0 || !strings.Contains(out, "rebuilt, 3 requests, the journal folded up to record 6") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 	db, err = sqlite.Open(ctx, dir)
