@@ -40,6 +40,7 @@ type DB struct {
 	}
 	stmts        sync.Map      // SQL text → *sql.Stmt, see prepared
 	writeTimeout time.Duration // Options.WriteTimeout, with its default
+	commits      atomic.Uint64 // write transactions committed (Commits)
 }
 
 // Synchronous is SQLite's synchronous setting for the store: how long a commit waits for the disk.
@@ -460,7 +461,10 @@ func (s *DB) commitBatch(ops []*writeOp) {
 		_ = tx.Rollback()
 		return
 	}
-	errs := runBatch(tx, running)
+	errs, committed := runBatch(tx, running)
+	if committed {
+		s.commits.Add(1)
+	}
 	for i, op := range running {
 		op.done <- errs[i]
 	}
@@ -558,16 +562,17 @@ func fail(ops []*writeOp, err error) {
 	}
 }
 
-// runBatch runs ops in tx, which holds the write lock, commits it and returns each one's outcome.
-func runBatch(tx *sql.Tx, ops []*writeOp) []error {
+// runBatch runs ops in tx, which holds the write lock, commits it and returns each one's outcome,
+// and whether the transaction was committed.
+func runBatch(tx *sql.Tx, ops []*writeOp) ([]error, bool) {
 	errs := make([]error, len(ops))
-	failAll := func(err error) []error {
+	failAll := func(err error) ([]error, bool) {
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
 			}
 		}
-		return errs
+		return errs, false
 	}
 	bg := context.Background()
 	if len(ops) == 1 {
@@ -575,7 +580,7 @@ func runBatch(tx *sql.Tx, ops []*writeOp) []error {
 		if err := ops[0].fn(ops[0].ctx, tx); err != nil {
 			_ = tx.Rollback()
 			errs[0] = err
-			return errs
+			return errs, false
 		}
 	} else {
 		for i, op := range ops {
@@ -600,8 +605,14 @@ func runBatch(tx *sql.Tx, ops []*writeOp) []error {
 	if err := tx.Commit(); err != nil { // the driver rolls back a failed commit
 		return failAll(fmt.Errorf("commit: %w", err))
 	}
-	return errs
+	return errs, true
 }
+
+// Commits returns how many write transactions the store has committed through its writers' turn
+// (every write but the schema's migrations) since it was opened. A batch of writes committed
+// together (group commit, see write) counts once: it is the commits, each a write of the WAL and,
+// with SynchronousFull, an fsync, that a request's CPU and latency pay for.
+func (s *DB) Commits() uint64 { return s.commits.Load() }
 
 // exec runs one writing statement in a write transaction (see write).
 func (s *DB) exec(ctx context.Context, query string, args ...any) (res sql.Result, err error) {

@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/signing"
+	"github.com/sio-pso/siobroker/signing/devpki"
+)
+
+// commitsPerRequest is how many write transactions the embedded store commits for one
+// synchronous request of one service, answered, on the default configuration (issue 20: the
+// commits were a third of the broker's CPU under load). Each is a write of the WAL and an fsync
+// (store.synchronous: full); under concurrent requests the group commit shares them, but each
+// still makes its request wait for one commit more. Change it only with the measurement that
+// justifies it (docs/benchmarks.md).
+const commitsPerRequest = 6
+
+// TestCommitsPerRequest: a synchronous one-service request on the embedded default commits
+// commitsPerRequest write transactions. The fewest of several requests sent one after another
+// is taken: the first request also records its user's last request (once a minute) and learns
+// the signer's certificate, and the broker's background jobs may commit between requests.
+func TestCommitsPerRequest(t *testing.T) {
+	e := privateBroker(t, siobroker.SystemClock{})
+	u := e.user(t, devpki.KeyRSA, devpki.StatusValid)
+	signer := e.signer(t, u)
+	store := e.b.Store()
+	var counts []uint64
+	least := ^uint64(0)
+	for range 6 {
+		raw := signedRequest(t, signer, signing.PlacementWSSE, newInfo(), e.query(1))
+		before := store.Commits()
+		status, body := post(t, e.url, raw)
+		n := store.Commits() - before
+		if status != http.StatusOK {
+			t.Fatalf("HTTP %d %s", status, truncate(body))
+		}
+		counts = append(counts, n)
+		least = min(least, n)
+	}
+	t.Logf("commits of each request: %v", counts)
+	if least != commitsPerRequest {
+		t.Errorf("a one-service request commits %d write transactions, want %d (each request: %v)", least, commitsPerRequest, counts)
+	}
+}
