@@ -358,6 +358,8 @@ type Reply struct {
 	RequestID string // the client's messageId
 	SignerIIN string
 	Services  []siobroker.ServiceResult
+
+	settled bool // the synchronous request's hold was ended with its reply's journal records
 }
 
 // Request is what the pipeline knows of a request, as far as it got: for logging refusals.
@@ -674,8 +676,8 @@ func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobro
 	if b.cfg.AsyncTimeout > 0 && b.deps.Async != nil {
 		return b.processSync(ctx, job)
 	}
-	reply, err := b.Process(ctx, job)
-	b.settleSync(ctx, job, err)
+	reply, err := b.process(ctx, job, true)
+	b.settleSync(ctx, job, reply, err)
 	return reply, err
 }
 
@@ -707,8 +709,10 @@ const syncRetryAfter = 15 * time.Second
 // given out (err nil); else leased to the AsyncWorker shortly, which completes it from the
 // answers held and the journal. A failure here is only logged: the worker finds a job whose reply
 // is journaled complete, and completes it from the journal.
-func (b *Broker) settleSync(ctx context.Context, job siobroker.AsyncJob, err error) {
-	if b.deps.Async == nil || job.Channel != siobroker.SyncChannel {
+//
+// A reply that was journaled with the end of the hold (journalAnswered) has nothing left to settle.
+func (b *Broker) settleSync(ctx context.Context, job siobroker.AsyncJob, reply *Reply, err error) {
+	if b.deps.Async == nil || job.Channel != siobroker.SyncChannel || (err == nil && reply != nil && reply.settled) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -799,6 +803,12 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q *siobr
 // services are waited for (see processAsync). job was
 // admitted (every check passed and the request journaled) before.
 func (b *Broker) Process(ctx context.Context, job siobroker.AsyncJob) (*Reply, error) {
+	return b.process(ctx, job, false)
+}
+
+// process is Process; answering is true for the synchronous call that answers the client
+// (serve), whose request's hold the reply's journal records may end (journalAnswered).
+func (b *Broker) process(ctx context.Context, job siobroker.AsyncJob, answering bool) (*Reply, error) {
 	seen := Request{
 		RequestID: job.RequestID, Organisation: job.Organisation, MessageID: job.Info.MessageID, SenderID: job.Info.SenderID,
 		SignerIIN: job.SignerIIN, Role: job.Role, Placement: signing.Placement(job.Placement), requestJournaled: true,
@@ -815,12 +825,49 @@ func (b *Broker) Process(ctx context.Context, job siobroker.AsyncJob) (*Reply, e
 	if err != nil {
 		return nil, err
 	}
-	if err := b.journalReply(ctx, seen, job.Received, exchanges, out, nil); err != nil {
+	settled, err := b.journalAnswered(ctx, job, seen, exchanges, out, nil, answering)
+	if err != nil {
 		// A reply that is not in the journal is not given out: the Rules keep every result.
 		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the reply now; retry later")
 	}
 	b.recordHeldLate(ctx, job, exchanges)
-	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: res}, nil
+	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: res, settled: settled}, nil
+}
+
+// journalAnswered journals a reply (journalReply) and, for the synchronous call answering the
+// client (answering) of a request held for delivery (holdSync), ends the hold in the same
+// transaction (Deps.Together): one commit where there were two. It reports whether it settled the
+// hold, ended or, if that failed, left to the worker as settleSync does: settleSync then has
+// nothing left to do.
+//
+// Only a reply with nothing left for the request's completion does: every service's outcome
+// recorded (no late service pending) and none that recordHeldLate may still have to record late
+// (a timeout, an error without an answer), so that the hold, which a broker stopped before that
+// finds again, is not ended first.
+func (b *Broker) journalAnswered(ctx context.Context, job siobroker.AsyncJob, seen Request, exchanges []exchange, out []byte, pending []int,
+	answering bool) (settled bool, err error) {
+	if !answering || b.deps.Async == nil || job.Channel != siobroker.SyncChannel || len(pending) > 0 || b.mayHoldLate(exchanges) {
+		return false, b.journalReply(ctx, seen, job.Received, exchanges, out, pending)
+	}
+	defer b.observe(StageJournalReply, time.Now())
+	err = b.together(ctx, func(ctx context.Context) error {
+		settled = false
+		if err := b.appendReply(ctx, seen, job.Received, exchanges, out, pending); err != nil {
+			return err
+		}
+		// A failure here undoes only the forgetting, as settleSync's would leave it: the worker
+		// closes the request from the journal.
+		if ferr := b.deps.Async.ForgetSync(ctx, job.RequestID); ferr != nil {
+			b.deps.Logger.Warn("answered synchronous request not forgotten; the worker will close it from the journal",
+				append(reqlog.Attrs(job.Info.MessageID, job.RequestID), "error", ferr)...)
+		}
+		settled = true
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return settled, nil
 }
 
 // exchange is one requested service's outcome with the times the journal keeps.
@@ -834,6 +881,11 @@ type exchange = routing.Outcome
 // run of a resumed request is not recorded again.
 func (b *Broker) journalReply(ctx context.Context, seen Request, received time.Time, exchanges []exchange, reply []byte, pending []int) error {
 	defer b.observe(StageJournalReply, time.Now())
+	return b.appendReply(ctx, seen, received, exchanges, reply, pending)
+}
+
+// appendReply is journalReply, unobserved.
+func (b *Broker) appendReply(ctx context.Context, seen Request, received time.Time, exchanges []exchange, reply []byte, pending []int) error {
 	sent := b.deps.Clock.Now()
 	recs := make([]siobroker.JournalRecord, 0, len(exchanges)+1)
 	for _, e := range exchanges {

@@ -15,7 +15,7 @@ import (
 // (store.synchronous: full); under concurrent requests the group commit shares them, but each
 // still makes its request wait for one commit more. Change it only with the measurement that
 // justifies it (docs/benchmarks.md).
-const commitsPerRequest = 5
+const commitsPerRequest = 4
 
 // TestCommitsPerRequest: a synchronous one-service request on the embedded default commits
 // commitsPerRequest write transactions. The fewest of several requests sent one after another
