@@ -13,8 +13,11 @@ import (
 // synchronous request of one service, answered, on the default configuration (issue 20: the
 // commits were a third of the broker's CPU under load). Each is a write of the WAL and an fsync
 // (store.synchronous: full); under concurrent requests the group commit shares them, but each
-// still makes its request wait for one commit more. Change it only with the measurement that
-// justifies it (docs/benchmarks.md).
+// still makes its request wait for one commit more. They are: the replay marks with the request's
+// journal record (and the signer's authorisation between them); the request's hold for delivery;
+// the service's answer, kept before RabbitMQ is told it arrived; the reply's journal records with
+// the end of the hold. Change it only with the measurement that justifies it
+// (docs/benchmarks.md), and cmd/siobench's requestCommits with it.
 const commitsPerRequest = 4
 
 // TestCommitsPerRequest: a synchronous one-service request on the embedded default commits
