@@ -130,20 +130,23 @@ func (b *Broker) takeAsync(ctx context.Context, a authenticated, seen *Request, 
 			release()
 		}
 	}()
-	q, digest, err := b.parseQuery(ctx, a, *seen)
+	q, err := parseQuery(a)
 	if err != nil {
 		return siobroker.AsyncJob{}, err
 	}
-	job, err = b.storeAsync(ctx, a, q, seen, received, channel, release)
+	user, digest, err := b.recordRequest(ctx, a, seen, received)
+	if err == nil {
+		job, err = b.storeAsync(ctx, a, q, user, seen, received, channel, release)
+	}
 	b.releaseIfUnavailable(ctx, err, a.info.MessageID, digest)
 	return job, err
 }
 
-// storeAsync admits the request, stores it ON_DELIVERY with its signer's slot (release) and
+// storeAsync admits the request of the authorised user, stores it ON_DELIVERY with its signer's slot (release) and
 // wakes the worker. On error the slot is still the caller's.
-func (b *Broker) storeAsync(ctx context.Context, a authenticated, q siobroker.Query, seen *Request, received time.Time, channel string,
-	release func()) (siobroker.AsyncJob, error) {
-	if err := b.admit(ctx, a.info, &q, a.verified, seen, received); err != nil {
+func (b *Broker) storeAsync(ctx context.Context, a authenticated, q siobroker.Query, user siobroker.User, seen *Request, received time.Time,
+	channel string, release func()) (siobroker.AsyncJob, error) {
+	if err := b.admit(ctx, a.info, &q, a.verified, user, seen, received); err != nil {
 		return siobroker.AsyncJob{}, err
 	}
 	job := b.jobOf(*seen, a.info, q, received)

@@ -65,6 +65,23 @@ type ReplayGuard interface {
 	EndAdmission(ctx context.Context, requestID string) error
 }
 
+// Transactor runs f so that the writes f makes, with the context it is given, through the stores
+// that share its transaction are committed together, or not at all (sqlite.DB.WriteTogether). f
+// may run in another goroutine, holding the store's write lock: it must not wait for anything
+// but that store.
+type Transactor interface {
+	WriteTogether(ctx context.Context, f func(ctx context.Context) error) error
+}
+
+// together runs f with Deps.Together, or alone when there is none: its writes then commit one by
+// one, as f makes them.
+func (b *Broker) together(ctx context.Context, f func(ctx context.Context) error) error {
+	if b.deps.Together == nil {
+		return f(ctx)
+	}
+	return b.deps.Together.WriteTogether(ctx, f)
+}
+
 // Users is the user registry: the role always comes from here, by the IIN of the certificate.
 type Users interface {
 	Authorize(ctx context.Context, iin string) (siobroker.User, error)
@@ -178,6 +195,13 @@ type Deps struct {
 	Answers HeldAnswers
 	// Late records an answer as late (LateAnswers.Record); nil: none is, by the broker.
 	Late func(context.Context, routing.LateAnswer) error
+	// Together, when set, commits the consecutive writes of a request in one transaction where
+	// each would otherwise be a commit of its own: the replay marks with the request's journal
+	// record, and a synchronous request's reply records with the end of its hold (ForgetSync).
+	// Set it only when every store those writes go to (Replay, Users, Journal, Async) is the
+	// one Together commits in: internal/app sets the embedded store when it keeps the journal
+	// and the replay marks, never with journal.driver postgres. Nil: each write commits alone.
+	Together Transactor
 	// Maintenance names the announced maintenance window a service is in (§36, 42); nil: none.
 	Maintenance Maintenance
 	// TransportReady says why the message transport cannot take a new request now (a fault), or
@@ -209,9 +233,9 @@ type Stage string
 // The stages, in the order a synchronous request passes them.
 const (
 	StageVerify         Stage = "verify"          // reading the envelope, verifying the signature and certificate
-	StageReplay         Stage = "replay"          // recording the message id and signed content as seen
+	StageReplay         Stage = "replay"          // recording the message id and signed content as seen (with Deps.Together, the wait for the write lock too)
 	StageAuthorize      Stage = "authorize"       // the user registry (§12–17)
-	StageJournalRequest Stage = "journal_request" // appending the request's journal record
+	StageJournalRequest Stage = "journal_request" // appending the request's journal record (with Deps.Together, and committing it with the marks)
 	StageCaseCheck      Stage = "case_check"      // the case registry's round trip (§5)
 	StageTouch          Stage = "touch"           // recording the user's last request (§16)
 	StageServices       Stage = "services"        // dispatching to the adapters and waiting for their answers
@@ -334,6 +358,8 @@ type Reply struct {
 	RequestID string // the client's messageId
 	SignerIIN string
 	Services  []siobroker.ServiceResult
+
+	settled bool // the synchronous request's hold was ended with its reply's journal records
 }
 
 // Request is what the pipeline knows of a request, as far as it got: for logging refusals.
@@ -398,13 +424,17 @@ func (b *Broker) handle(ctx context.Context, body io.Reader, contentType string,
 		return nil, err
 	}
 	defer release()
-	q, digest, err := b.parseQuery(ctx, a, *seen)
+	q, err := parseQuery(a)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := b.serve(ctx, a.info, q, a.verified, seen, received)
-	if seen.accepted {
-		return reply, acceptedUnfinished(err, seen.RequestID)
+	user, digest, err := b.recordRequest(ctx, a, seen, received)
+	var reply *Reply
+	if err == nil {
+		reply, err = b.serve(ctx, a.info, q, a.verified, user, seen, received)
+		if seen.accepted {
+			return reply, acceptedUnfinished(err, seen.RequestID)
+		}
 	}
 	b.releaseIfUnavailable(ctx, err, a.info.MessageID, digest)
 	return reply, err
@@ -536,31 +566,106 @@ func (b *Broker) authenticated(sr intake.SignedRequest, err error, seen *Request
 	return authenticated{info: sr.Info, data: sr.Data, verified: sr.Verified, now: sr.Now}, nil
 }
 
-// parseQuery validates the q:query of an authenticated request and refuses a replay. It returns
-// the signed content's digest.
-func (b *Broker) parseQuery(ctx context.Context, a authenticated, seen Request) (siobroker.Query, string, error) {
+// parseQuery validates the q:query of an authenticated request.
+func parseQuery(a authenticated) (siobroker.Query, error) {
 	q, err := soap.ParseQuery(a.data)
 	if err != nil {
-		return q, "", err
+		return q, err
 	}
 	if err := validateSubject(q.Subject); err != nil {
-		return q, "", err
+		return q, err
 	}
-	// The id is recorded only after the signature verified, so that unsigned traffic cannot burn
-	// the ids of a legitimate sender.
+	return q, nil
+}
+
+// recordRequest records an authenticated request as seen (its replay marks), refusing a replay,
+// then authorises its signer, then journals the request, each step only once the one before
+// passed: the order is the same with Deps.Together, where the three are one transaction. It
+// returns the signer's user and the signed content's digest, "" when the marks were not
+// recorded (then there is nothing to release).
+//
+// A refusal keeps the writes made before it: a replay's marks (a new messageId of signed content
+// seen before stays recorded), the marks and the registry's record of the refusal of a signer
+// the registry refuses. Only a request whose signer is authorised is journaled here; the others'
+// refusal records carry the raw request (journalRefusal).
+func (b *Broker) recordRequest(ctx context.Context, a authenticated, seen *Request, received time.Time) (siobroker.User, string, error) {
+	var (
+		user     siobroker.User
+		digest   string
+		verdict  replayVerdict
+		refusal  error
+		appendAt time.Time // when the request's record began to be appended
+	)
 	start := time.Now()
-	digest, err := b.checkReplay(ctx, a.info, a.verified, a.now, seen.RequestID)
-	b.observe(StageReplay, start)
-	if err != nil {
-		return q, "", err
+	err := b.together(ctx, func(ctx context.Context) error {
+		// The id is recorded only after the signature verified, so that unsigned traffic cannot
+		// burn the ids of a legitimate sender.
+		d, v, err := b.markReplay(ctx, a.info, a.verified, a.now, seen.RequestID)
+		b.observe(StageReplay, start)
+		if err != nil {
+			return err
+		}
+		digest, verdict = d, v
+		if verdict != replayFresh && verdict != replayReleased {
+			return nil
+		}
+		// The role comes from the registry, by the certificate's IIN; nothing in the request
+		// names it.
+		authorizeAt := time.Now()
+		u, err := b.deps.Users.Authorize(ctx, a.verified.SignerIIN)
+		b.observe(StageAuthorize, authorizeAt)
+		if err != nil {
+			refusal = err
+			return nil
+		}
+		user = u
+		seen.Role, seen.Organisation = u.Role, u.Organisation
+		// The request is journaled once its signer and organisation are known, so that reports
+		// and exports by user and organisation find it; before any further decision, so that
+		// nothing the broker then does with it is unjournaled. A refusal before this point,
+		// after the signature verified, carries the raw request in its own record
+		// (journalRefusal).
+		rec := b.record(*seen, received, siobroker.JournalRequest, 0, "", seen.raw)
+		appendAt = time.Now()
+		if _, err := b.deps.Journal.Append(ctx, rec); err != nil {
+			return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the request now; retry later")
+		}
+		return nil
+	})
+	if !appendAt.IsZero() {
+		b.observe(StageJournalRequest, appendAt)
 	}
-	return q, digest, nil
+	if err != nil {
+		if b.deps.Together != nil {
+			// One transaction: none of its writes was made, the marks neither, and a retry the
+			// store could not release before is still to be taken.
+			if verdict == replayReleased {
+				b.unreleased.Store(digest, struct{}{})
+			}
+			digest = ""
+		}
+		var coded *siobroker.Error
+		if !errors.As(err, &coded) {
+			// The transaction failed as a whole: not taken in time, or not committed.
+			err = siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
+		}
+		return siobroker.User{}, digest, err
+	}
+	if verdict != replayFresh && verdict != replayReleased {
+		return siobroker.User{}, "", b.replayRefusal(ctx, a.info.MessageID, a.verified.SignerIIN, verdict)
+	}
+	if refusal != nil {
+		return siobroker.User{}, digest, refusal
+	}
+	seen.requestJournaled = true
+	return user, digest, nil
 }
 
 // serve runs the checks after the replay defence, and routes: every refusal here comes after the
 // request was recorded as seen.
-func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobroker.Query, verified *signing.Verified, seen *Request, received time.Time) (*Reply, error) {
-	if err := b.admit(ctx, info, &q, verified, seen, received); err != nil {
+func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobroker.Query, verified *signing.Verified, user siobroker.User,
+	seen *Request, received time.Time) (*Reply, error) {
+	if err := b.admit(ctx, info, &q, verified, user, seen, received); err != nil {
 		return nil, err
 	}
 	job := b.jobOf(*seen, info, q, received)
@@ -571,8 +676,8 @@ func (b *Broker) serve(ctx context.Context, info siobroker.RequestInfo, q siobro
 	if b.cfg.AsyncTimeout > 0 && b.deps.Async != nil {
 		return b.processSync(ctx, job)
 	}
-	reply, err := b.Process(ctx, job)
-	b.settleSync(ctx, job, err)
+	reply, err := b.process(ctx, job, true)
+	b.settleSync(ctx, job, reply, err)
 	return reply, err
 }
 
@@ -604,8 +709,10 @@ const syncRetryAfter = 15 * time.Second
 // given out (err nil); else leased to the AsyncWorker shortly, which completes it from the
 // answers held and the journal. A failure here is only logged: the worker finds a job whose reply
 // is journaled complete, and completes it from the journal.
-func (b *Broker) settleSync(ctx context.Context, job siobroker.AsyncJob, err error) {
-	if b.deps.Async == nil || job.Channel != siobroker.SyncChannel {
+//
+// A reply that was journaled with the end of the hold (journalAnswered) has nothing left to settle.
+func (b *Broker) settleSync(ctx context.Context, job siobroker.AsyncJob, reply *Reply, err error) {
+	if b.deps.Async == nil || job.Channel != siobroker.SyncChannel || (err == nil && reply != nil && reply.settled) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -644,31 +751,11 @@ func (b *Broker) jobOf(seen Request, info siobroker.RequestInfo, q siobroker.Que
 	}
 }
 
-// admit runs the checks after the replay defence: the user and role, the request's journal
-// record, the case rules and the case registry, whose qualification of the case it puts in q
-// (CaseArticles) for the services' decisions. Every refusal here comes after the request was
-// recorded as seen.
-func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q *siobroker.Query, verified *signing.Verified, seen *Request, received time.Time) error {
-	// The role comes from the registry, by the certificate's IIN; nothing in the request names it.
-	start := time.Now()
-	user, err := b.deps.Users.Authorize(ctx, verified.SignerIIN)
-	b.observe(StageAuthorize, start)
-	if err != nil {
-		return err
-	}
-	seen.Role, seen.Organisation = user.Role, user.Organisation
-	// The request is journaled once its signer and organisation are known, so that reports and
-	// exports by user and organisation find it; before any further decision, so that nothing the
-	// broker then does with it is unjournaled. A refusal before this point, after the signature
-	// verified, carries the raw request in its own record (journalRefusal).
-	rec := b.record(*seen, received, siobroker.JournalRequest, 0, "", seen.raw)
-	start = time.Now()
-	_, err = b.deps.Journal.Append(ctx, rec)
-	b.observe(StageJournalRequest, start)
-	if err != nil {
-		return siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the request now; retry later")
-	}
-	seen.requestJournaled = true
+// admit runs the checks after the request was recorded as seen, its signer authorised as user and
+// the request journaled (recordRequest): the role, the case rules and the case registry, whose
+// qualification of the case it puts in q (CaseArticles) for the services' decisions.
+func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q *siobroker.Query, verified *signing.Verified, user siobroker.User,
+	seen *Request, received time.Time) error {
 	if !b.deps.Rights.RoleMayUse(user.Role, q.Basis) {
 		if q.Basis.OfLaw() {
 			// The Rules give the Law's bases of §1 no rights; they are closed until the operator
@@ -687,7 +774,8 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q *siobr
 		return err
 	}
 	requestID := seen.RequestID
-	start = time.Now()
+	start := time.Now()
+	var err error
 	q.CaseArticles, err = b.verifyCase(ctx, requestID, info.MessageID, *q, verified.SignerIIN, user.Role)
 	b.observe(StageCaseCheck, start)
 	if err != nil {
@@ -715,6 +803,12 @@ func (b *Broker) admit(ctx context.Context, info siobroker.RequestInfo, q *siobr
 // services are waited for (see processAsync). job was
 // admitted (every check passed and the request journaled) before.
 func (b *Broker) Process(ctx context.Context, job siobroker.AsyncJob) (*Reply, error) {
+	return b.process(ctx, job, false)
+}
+
+// process is Process; answering is true for the synchronous call that answers the client
+// (serve), whose request's hold the reply's journal records may end (journalAnswered).
+func (b *Broker) process(ctx context.Context, job siobroker.AsyncJob, answering bool) (*Reply, error) {
 	seen := Request{
 		RequestID: job.RequestID, Organisation: job.Organisation, MessageID: job.Info.MessageID, SenderID: job.Info.SenderID,
 		SignerIIN: job.SignerIIN, Role: job.Role, Placement: signing.Placement(job.Placement), requestJournaled: true,
@@ -731,12 +825,49 @@ func (b *Broker) Process(ctx context.Context, job siobroker.AsyncJob) (*Reply, e
 	if err != nil {
 		return nil, err
 	}
-	if err := b.journalReply(ctx, seen, job.Received, exchanges, out, nil); err != nil {
+	settled, err := b.journalAnswered(ctx, job, seen, exchanges, out, nil, answering)
+	if err != nil {
 		// A reply that is not in the journal is not given out: the Rules keep every result.
 		return nil, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot journal the reply now; retry later")
 	}
 	b.recordHeldLate(ctx, job, exchanges)
-	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: res}, nil
+	return &Reply{Bytes: out, MessageID: job.RequestID, RequestID: job.Info.MessageID, SignerIIN: job.SignerIIN, Services: res, settled: settled}, nil
+}
+
+// journalAnswered journals a reply (journalReply) and, for the synchronous call answering the
+// client (answering) of a request held for delivery (holdSync), ends the hold in the same
+// transaction (Deps.Together): one commit where there were two. It reports whether it settled the
+// hold, ended or, if that failed, left to the worker as settleSync does: settleSync then has
+// nothing left to do.
+//
+// Only a reply with nothing left for the request's completion does: every service's outcome
+// recorded (no late service pending) and none that recordHeldLate may still have to record late
+// (a timeout, an error without an answer), so that the hold, which a broker stopped before that
+// finds again, is not ended first.
+func (b *Broker) journalAnswered(ctx context.Context, job siobroker.AsyncJob, seen Request, exchanges []exchange, out []byte, pending []int,
+	answering bool) (settled bool, err error) {
+	if !answering || b.deps.Async == nil || job.Channel != siobroker.SyncChannel || len(pending) > 0 || b.mayHoldLate(exchanges) {
+		return false, b.journalReply(ctx, seen, job.Received, exchanges, out, pending)
+	}
+	defer b.observe(StageJournalReply, time.Now())
+	err = b.together(ctx, func(ctx context.Context) error {
+		settled = false
+		if err := b.appendReply(ctx, seen, job.Received, exchanges, out, pending); err != nil {
+			return err
+		}
+		// A failure here undoes only the forgetting, as settleSync's would leave it: the worker
+		// closes the request from the journal.
+		if ferr := b.deps.Async.ForgetSync(ctx, job.RequestID); ferr != nil {
+			b.deps.Logger.Warn("answered synchronous request not forgotten; the worker will close it from the journal",
+				append(reqlog.Attrs(job.Info.MessageID, job.RequestID), "error", ferr)...)
+		}
+		settled = true
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return settled, nil
 }
 
 // exchange is one requested service's outcome with the times the journal keeps.
@@ -750,6 +881,11 @@ type exchange = routing.Outcome
 // run of a resumed request is not recorded again.
 func (b *Broker) journalReply(ctx context.Context, seen Request, received time.Time, exchanges []exchange, reply []byte, pending []int) error {
 	defer b.observe(StageJournalReply, time.Now())
+	return b.appendReply(ctx, seen, received, exchanges, reply, pending)
+}
+
+// appendReply is journalReply, unobserved.
+func (b *Broker) appendReply(ctx context.Context, seen Request, received time.Time, exchanges []exchange, reply []byte, pending []int) error {
 	sent := b.deps.Clock.Now()
 	recs := make([]siobroker.JournalRecord, 0, len(exchanges)+1)
 	for _, e := range exchanges {
@@ -839,6 +975,32 @@ func (b *Broker) record(seen Request, at time.Time, kind siobroker.JournalKind, 
 // admitting is the broker's id of a request to be served, "" for the other calls: the marks of
 // one record its admission until it is accepted or refused (CloseInterrupted).
 func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v *signing.Verified, now time.Time, admitting string) (string, error) {
+	digest, verdict, err := b.markReplay(ctx, info, v, now, admitting)
+	if err != nil {
+		return "", err
+	}
+	if verdict != replayFresh && verdict != replayReleased {
+		return "", b.replayRefusal(ctx, info.MessageID, v.SignerIIN, verdict)
+	}
+	return digest, nil
+}
+
+// replayVerdict is what a call's replay marks say of it.
+type replayVerdict int
+
+const (
+	replayFresh replayVerdict = iota
+	// replayReleased: seen before, but refused for a passing reason of the broker's own while
+	// the store could not forget its marks; the retry the fault invited is taken.
+	replayReleased
+	replayOfID      // its messageId was received before
+	replayOfContent // its signed content was, under another messageId (or a call without one)
+)
+
+// markReplay records the replay marks of a call (checkReplay) and says what they found, with the
+// content's digest. It reads nothing but the marks, so that it may run in a transaction
+// (recordRequest); replayRefusal is the refusal of a replay.
+func (b *Broker) markReplay(ctx context.Context, info siobroker.RequestInfo, v *signing.Verified, now time.Time, admitting string) (string, replayVerdict, error) {
 	digest := signedDigest(v.SignerIIN, v.Signed)
 	mark := siobroker.ReplayMark{Key: replayKey(info.MessageID, digest), SenderID: info.SenderID, Digest: digest, At: now}
 	if admitting != "" {
@@ -846,25 +1008,31 @@ func (b *Broker) checkReplay(ctx context.Context, info siobroker.RequestInfo, v 
 	}
 	idFresh, contentFresh, err := b.deps.Replay.MarkRequest(ctx, mark)
 	if err != nil {
-		return "", siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
+		return "", replayFresh, siobroker.Wrap(siobroker.CodeUnavailable, err, "the broker cannot record the request now; retry later")
 	}
 	if !idFresh || !contentFresh {
 		if _, released := b.unreleased.LoadAndDelete(digest); released {
 			// Refused for a passing reason of the broker's own while the store could not forget
 			// it: the retry the fault invited is taken.
-			return digest, nil
+			return digest, replayReleased, nil
 		}
 	}
-	if !idFresh && info.MessageID == "" {
-		contentFresh = false
-	} else if !idFresh {
-		return "", b.replayOfAccepted(ctx, info.MessageID, v.SignerIIN)
+	switch {
+	case !idFresh && info.MessageID != "":
+		return digest, replayOfID, nil
+	case !idFresh || !contentFresh:
+		return digest, replayOfContent, nil
 	}
-	if !contentFresh {
-		return "", siobroker.Errorf(siobroker.CodeReplayID,
-			"this signed content has already been received; sign every request anew (in the enveloped placement give each query its own Id)")
+	return digest, replayFresh, nil
+}
+
+// replayRefusal is the refusal of a call whose replay marks found it seen before (verdict).
+func (b *Broker) replayRefusal(ctx context.Context, messageID, signerIIN string, verdict replayVerdict) error {
+	if verdict == replayOfID {
+		return b.replayOfAccepted(ctx, messageID, signerIIN)
 	}
-	return digest, nil
+	return siobroker.Errorf(siobroker.CodeReplayID,
+		"this signed content has already been received; sign every request anew (in the enveloped placement give each query its own Id)")
 }
 
 // replayOfAccepted is the refusal of a messageId received before. When its signer's request with

@@ -255,6 +255,10 @@ type harnessOpts struct {
 	wrapDispatcher func(Dispatcher) Dispatcher
 	// maintenance is Deps.Maintenance; nil: none.
 	maintenance Maintenance
+	// separateCommits leaves Deps.Together unset: each write commits alone, as with a
+	// PostgreSQL journal. Otherwise, where the replay marks are the store's, the store commits
+	// a request's consecutive writes together, as serve wires the embedded store.
+	separateCommits bool
 }
 
 // backendServices are the services with a test backend: the others have no adapter, so a request
@@ -459,6 +463,9 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	}
 	if late != nil {
 		deps.Late = late.Record
+	}
+	if opts.replay == nil && !opts.separateCommits {
+		deps.Together = db
 	}
 	if opts.wrapDispatcher != nil {
 		deps.Dispatcher = opts.wrapDispatcher(deps.Dispatcher)

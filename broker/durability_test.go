@@ -287,7 +287,8 @@ func (r lockAfterMarks) MarkRequest(ctx context.Context, m siobroker.ReplayMark)
 // request is refused SIO-UNAVAILABLE within the store's write timeout, not after one timeout for
 // each write the refusal needs (the replay marks' release, the refusal's record), which a request
 // waited for in turn; those follow in the background, and the retry as sent is accepted once the
-// lock is free.
+// lock is free. A lock taken after the replay marks and before the request's record exists only
+// where each write commits alone: with Deps.Together the two are one transaction.
 func TestLockedStoreFailsWithinTimeout(t *testing.T) {
 	const timeout = 3 * time.Second
 	for _, c := range []struct {
@@ -301,7 +302,7 @@ func TestLockedStoreFailsWithinTimeout(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			var release func()
-			opts := harnessOpts{dir: dir, store: sqlite.Options{WriteTimeout: timeout}}
+			opts := harnessOpts{dir: dir, store: sqlite.Options{WriteTimeout: timeout}, separateCommits: c.afterMarks}
 			if c.afterMarks {
 				opts.wrapReplay = func(r ReplayGuard) ReplayGuard {
 					return lockAfterMarks{ReplayGuard: r, lock: func() {

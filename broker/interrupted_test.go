@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/adapters"
+	"github.com/sio-pso/siobroker/adapters/demo"
+	"github.com/sio-pso/siobroker/schemas"
 )
 
 // frozenAfterRequest journals a request record and then never returns, as a broker killed right
@@ -36,23 +39,61 @@ func (j *frozenAfterRequest) Append(ctx context.Context, recs ...siobroker.Journ
 	return nil, errors.New("the process was killed")
 }
 
+// frozenRegistry is a case registry whose first check never answers, as the registry a broker
+// killed while waiting for it: the request is neither accepted nor refused. thaw lets it answer
+// (an error), so that the test can end; the later checks are the demo registry's.
+type frozenRegistry struct {
+	adapters.CaseRegistry
+	once           sync.Once
+	frozen, thawed chan struct{}
+}
+
+func (r *frozenRegistry) Check(ctx context.Context, req schemas.CaseCheckRequest) (schemas.CaseCheckResponse, error) {
+	first := false
+	r.once.Do(func() { first = true })
+	if !first {
+		return r.CaseRegistry.Check(ctx, req)
+	}
+	close(r.frozen)
+	<-r.thawed
+	return schemas.CaseCheckResponse{}, errors.New("the process was killed")
+}
+
 // TestInterruptedAdmissionClosedAtStart: a request whose broker stopped between its replay marks
 // and its acceptance is journaled as refused (SIO-UNAVAILABLE) at the next start, once, and its
-// retry as sent is then accepted.
+// retry as sent is then accepted. With each write committed alone, the broker stops right after
+// the request's record; where the marks and the record are one commit (Deps.Together), there is
+// no instant between them, and it stops waiting for the case registry.
 func TestInterruptedAdmissionClosedAtStart(t *testing.T) {
-	frozen := &frozenAfterRequest{frozen: make(chan struct{}), thawed: make(chan struct{})}
-	h := newHarnessWith(t, harnessOpts{journal: func(j siobroker.Journal) siobroker.Journal {
-		frozen.Journal = j
-		return frozen
-	}})
+	t.Run("separate commits", func(t *testing.T) {
+		frozen := &frozenAfterRequest{frozen: make(chan struct{}), thawed: make(chan struct{})}
+		h := newHarnessWith(t, harnessOpts{separateCommits: true, journal: func(j siobroker.Journal) siobroker.Journal {
+			frozen.Journal = j
+			return frozen
+		}})
+		testInterruptedAdmission(t, h, frozen.frozen, frozen.thawed)
+	})
+	t.Run("marks and record together", func(t *testing.T) {
+		frozen := &frozenRegistry{frozen: make(chan struct{}), thawed: make(chan struct{})}
+		h := newHarnessWith(t, harnessOpts{checkTimeout: time.Minute, caseRegistry: func(name string) adapters.CaseRegistry {
+			frozen.CaseRegistry = demo.NewCaseRegistry(name, demo.CasesOf(manifest.Users))
+			return frozen
+		}})
+		testInterruptedAdmission(t, h, frozen.frozen, frozen.thawed)
+	})
+}
+
+// testInterruptedAdmission is TestInterruptedAdmissionClosedAtStart on h, whose first request
+// stops in its admission once frozen is closed, until thawed is.
+func testInterruptedAdmission(t *testing.T, h *harness, frozen, thawed chan struct{}) {
 	raw, info := h.build(t, reqSpec{services: []int{1}})
 	done := make(chan Request)
 	go func() {
 		_, seen, _ := h.handle(raw)
 		done <- seen
 	}()
-	<-frozen.frozen
-	t.Cleanup(func() { close(frozen.thawed); <-done })
+	<-frozen
+	t.Cleanup(func() { close(thawed); <-done })
 
 	if _, _, err := h.handle(raw); siobroker.ErrorCode(err) != siobroker.CodeReplayID {
 		t.Fatalf("a copy while the first is in admission: %v, want SIO-REPLAY-ID", err)

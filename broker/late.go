@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,8 +66,8 @@ func (b *Broker) Shutdown() {
 func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Reply, error) {
 	b.late.init()
 	if b.late.ctx.Err() != nil {
-		reply, err := b.Process(ctx, job)
-		b.settleSync(ctx, job, err)
+		reply, err := b.process(ctx, job, true)
+		b.settleSync(ctx, job, reply, err)
 		return reply, err
 	}
 	seen := seenOf(job)
@@ -83,8 +84,10 @@ func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Repl
 			b.cfg.AsyncTimeout, job.RequestID)
 	}
 	out, err := b.reply(job.RequestID, job.Info, job.Query, v, results(exchanges), note)
+	settled := false
 	if err == nil {
-		if jerr := b.journalReply(ctx, seen, job.Received, exchanges, out, pending); jerr != nil {
+		var jerr error
+		if settled, jerr = b.journalAnswered(ctx, job, seen, exchanges, out, pending, wait == nil); jerr != nil {
 			err = siobroker.Wrap(siobroker.CodeUnavailable, jerr, "the broker cannot journal the reply now; retry later")
 		}
 	}
@@ -92,7 +95,7 @@ func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Repl
 		if err == nil {
 			b.recordHeldLate(ctx, job, exchanges)
 		}
-		b.settleSync(ctx, job, err)
+		b.settleSync(ctx, job, &Reply{settled: settled}, err)
 	} else if !b.late.start(func() { b.completeLate(job, seen, v, wait) }) {
 		// The complete reply is produced even if this one could not be given out: the request
 		// was admitted and journaled, and its stored job says where the result will be.
@@ -264,7 +267,7 @@ func (b *Broker) recordHeldLate(ctx context.Context, job siobroker.AsyncJob, exc
 	}
 	ctx = context.WithoutCancel(ctx)
 	for _, e := range exchanges {
-		if e.Result.Status != siobroker.StatusTimeout && !(e.Result.Status == siobroker.StatusError && e.AnsweredAt.IsZero()) {
+		if !unanswered(e) {
 			continue
 		}
 		key := routing.CorrelationKey(job.RequestID, e.Result.Service)
@@ -277,6 +280,16 @@ func (b *Broker) recordHeldLate(ctx context.Context, job siobroker.AsyncJob, exc
 			b.deps.Logger.Error("late answer held but not journaled", append(reqlog.Attrs(job.Info.MessageID, key), "error", err)...)
 		}
 	}
+}
+
+// mayHoldLate reports whether recordHeldLate may have anything to record of exchanges.
+func (b *Broker) mayHoldLate(exchanges []exchange) bool {
+	return b.deps.Answers != nil && b.deps.Late != nil && slices.ContainsFunc(exchanges, unanswered)
+}
+
+// unanswered reports whether e's outcome was recorded without an answer: a late one may be held.
+func unanswered(e exchange) bool {
+	return e.Result.Status == siobroker.StatusTimeout || (e.Result.Status == siobroker.StatusError && e.AnsweredAt.IsZero())
 }
 
 func timedOut(service int, message string) exchange {

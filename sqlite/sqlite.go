@@ -40,6 +40,7 @@ type DB struct {
 	}
 	stmts        sync.Map      // SQL text → *sql.Stmt, see prepared
 	writeTimeout time.Duration // Options.WriteTimeout, with its default
+	commits      atomic.Uint64 // write transactions committed (Commits)
 }
 
 // Synchronous is SQLite's synchronous setting for the store: how long a commit waits for the disk.
@@ -369,7 +370,13 @@ const (
 // fn must do all its reading and writing through tx and ctx (the ctx it is given: a caller
 // giving up must not interrupt a statement, which would roll the whole transaction back), and
 // must not call write. It may run in another goroutine than the caller's.
+//
+// A write whose ctx comes from WriteTogether's function runs at once in that function's
+// transaction, in a savepoint of its own, and is committed with it.
 func (s *DB) write(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	if j, ok := ctx.Value(togetherKey{}).(*together); ok && j.db == s {
+		return j.run(ctx, fn)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
 	op := &writeOp{ctx: context.WithoutCancel(ctx), wait: ctx, fn: fn, done: make(chan error, 1)}
@@ -392,6 +399,59 @@ func (s *DB) write(ctx context.Context, fn func(context.Context, *sql.Tx) error)
 			return <-op.done // running in a batch that holds the lock: its outcome is on the way
 		}
 	}
+}
+
+// WriteTogether runs f in one write transaction of the store: every write f makes through the
+// store (its replay marks, journal, requests, users...) with the context f is given is part of
+// it, and they are committed together, in one commit, or not at all. It returns f's error, or the
+// commit's; when f fails, none of its writes is made. A write within f that fails undoes only its
+// own statements, as a write does in a batch (see write), and f may carry on without it.
+//
+// It is one write (see write): it waits for its turn and the write lock within the write timeout
+// and is committed with the writes queued beside it (group commit). f runs holding the write lock,
+// possibly in another goroutine than the caller's: it must be short, make its reads through the
+// store (outside the transaction, which is fine for what was committed before it), never wait
+// for another process or the network, and must not keep its context beyond its return. A
+// WriteTogether within f is part of the same transaction.
+//
+// It is for the request pipeline's consecutive writes that must each be durable before the
+// request goes on, the replay marks with the request's journal record, the reply's journal
+// records with the end of the request's hold: one commit, one fsync, where each was one.
+func (s *DB) WriteTogether(ctx context.Context, f func(context.Context) error) error {
+	if j, ok := ctx.Value(togetherKey{}).(*together); ok && j.db == s {
+		return f(ctx)
+	}
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return f(context.WithValue(ctx, togetherKey{}, &together{db: s, tx: tx}))
+	})
+}
+
+// togetherKey is the context key of a WriteTogether's transaction.
+type togetherKey struct{}
+
+// together is the transaction of a WriteTogether, which the writes of its function join.
+type together struct {
+	db *DB
+	tx *sql.Tx
+}
+
+// run runs a write joining the transaction, in a savepoint: a failing fn undoes only its own
+// statements.
+func (j *together) run(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	bg := context.Background()
+	if _, err := j.tx.ExecContext(bg, `SAVEPOINT joined_write`); err != nil {
+		return fmt.Errorf("begin savepoint: %w", err)
+	}
+	err := fn(ctx, j.tx)
+	if err != nil {
+		if _, rerr := j.tx.ExecContext(bg, `ROLLBACK TO joined_write`); rerr != nil {
+			return fmt.Errorf("the transaction was rolled back with a failed write (%w): %w", err, rerr)
+		}
+	}
+	if _, rerr := j.tx.ExecContext(bg, `RELEASE joined_write`); rerr != nil {
+		return errors.Join(err, fmt.Errorf("release savepoint: %w", rerr))
+	}
+	return err
 }
 
 // notTaken is the error of a write given up before it ran, because of cause (its context's error,
@@ -460,7 +520,10 @@ func (s *DB) commitBatch(ops []*writeOp) {
 		_ = tx.Rollback()
 		return
 	}
-	errs := runBatch(tx, running)
+	errs, committed := runBatch(tx, running)
+	if committed {
+		s.commits.Add(1)
+	}
 	for i, op := range running {
 		op.done <- errs[i]
 	}
@@ -558,16 +621,17 @@ func fail(ops []*writeOp, err error) {
 	}
 }
 
-// runBatch runs ops in tx, which holds the write lock, commits it and returns each one's outcome.
-func runBatch(tx *sql.Tx, ops []*writeOp) []error {
+// runBatch runs ops in tx, which holds the write lock, commits it and returns each one's outcome,
+// and whether the transaction was committed.
+func runBatch(tx *sql.Tx, ops []*writeOp) ([]error, bool) {
 	errs := make([]error, len(ops))
-	failAll := func(err error) []error {
+	failAll := func(err error) ([]error, bool) {
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
 			}
 		}
-		return errs
+		return errs, false
 	}
 	bg := context.Background()
 	if len(ops) == 1 {
@@ -575,7 +639,7 @@ func runBatch(tx *sql.Tx, ops []*writeOp) []error {
 		if err := ops[0].fn(ops[0].ctx, tx); err != nil {
 			_ = tx.Rollback()
 			errs[0] = err
-			return errs
+			return errs, false
 		}
 	} else {
 		for i, op := range ops {
@@ -600,8 +664,14 @@ func runBatch(tx *sql.Tx, ops []*writeOp) []error {
 	if err := tx.Commit(); err != nil { // the driver rolls back a failed commit
 		return failAll(fmt.Errorf("commit: %w", err))
 	}
-	return errs
+	return errs, true
 }
+
+// Commits returns how many write transactions the store has committed through its writers' turn
+// (every write but the schema's migrations) since it was opened. A batch of writes committed
+// together (group commit, see write) counts once: it is the commits, each a write of the WAL and,
+// with SynchronousFull, an fsync, that a request's CPU and latency pay for.
+func (s *DB) Commits() uint64 { return s.commits.Load() }
 
 // exec runs one writing statement in a write transaction (see write).
 func (s *DB) exec(ctx context.Context, query string, args ...any) (res sql.Result, err error) {

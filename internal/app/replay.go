@@ -26,6 +26,11 @@ type replay struct {
 	// prune forgets the shared marks older than a cutoff; nil where they are the embedded
 	// store's, which its own ForgetSeenBefore prunes.
 	prune func(context.Context, time.Time) (int64, error)
+	// together commits a request's consecutive writes in one transaction (broker.Deps.Together):
+	// the embedded store, where it keeps the marks and the journal beside the requests and the
+	// users; nil with a PostgreSQL journal, whose marks and records are in another database
+	// than the requests' holds, and each write commits on its own as before.
+	together broker.Transactor
 }
 
 // replayMarks returns the replay marks where the journal is: the embedded store by default; the
@@ -35,7 +40,7 @@ type replay struct {
 func replayMarks(ctx context.Context, j siobroker.Journal, db *sqlite.DB, logger *slog.Logger) (replay, error) {
 	pj, ok := j.(*postgres.Journal)
 	if !ok {
-		return replay{calls: db, requests: db, async: db}, nil
+		return replay{calls: db, requests: db, async: db, together: db}, nil
 	}
 	id, err := db.StoreID(ctx)
 	if err != nil {

@@ -383,6 +383,7 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		TransportReady: b.acceptsRequests,
 		Answers:        b.db,
 		Late:           p.late.Record,
+		Together:       p.replay.together,
 		Certificates:   p.certificates,
 		ObserveStage:   metrics.ObserveStages(b.ops.Metrics, broker.Stages),
 
