@@ -64,6 +64,32 @@ func (w watchedReplay) MarkRequest(ctx context.Context, m siobroker.ReplayMark) 
 	return idFresh, contentFresh, err
 }
 
+// watchedTransactor reports to the tracker (FaultJournal) what a request's shared transaction
+// came to (broker.Deps.Together). The replay marks and the journal's records written in it are
+// only queued when their calls return, so watchedReplay and the watched journal see them succeed;
+// a store that does not take the transaction (locked, full, failing) shows only here. A
+// transaction abandoned because its caller's context ended is not the journal's failure.
+type watchedTransactor struct {
+	broker.Transactor
+	report func(error)
+}
+
+func (w watchedTransactor) WriteTogether(ctx context.Context, f func(ctx context.Context) error) error {
+	err := w.Transactor.WriteTogether(ctx, f)
+	if err == nil || ctx.Err() == nil {
+		w.report(err)
+	}
+	return err
+}
+
+// watchTransactor is t watched by the tracker, or nil without one: Deps.Together is optional.
+func watchTransactor(t broker.Transactor, report func(error)) broker.Transactor {
+	if t == nil {
+		return nil
+	}
+	return watchedTransactor{Transactor: t, report: report}
+}
+
 // probeTransport reports the transport's state to the tracker every transportProbe until ctx
 // ends. Nothing is reported once the broker is closing: its router stops before its jobs, and
 // that is no outage.

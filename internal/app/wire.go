@@ -383,7 +383,7 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		TransportReady: b.acceptsRequests,
 		Answers:        b.db,
 		Late:           p.late.Record,
-		Together:       p.replay.together,
+		Together:       watchTransactor(p.replay.together, p.tracker.Watch(incidents.FaultJournal)),
 		Certificates:   p.certificates,
 		ObserveStage:   metrics.ObserveStages(b.ops.Metrics, broker.Stages),
 
