@@ -165,32 +165,29 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stderr, "siobench: %v\n", err)
 			return 1
 		}
-		var md strings.Builder
-		res.write(&md)
-		fmt.Fprint(stdout, md.String())
-		if f.out != "" {
-			data, _ := json.MarshalIndent(res, "", "  ")
-			if err := errors.Join(os.WriteFile(f.out, []byte(md.String()), 0o644), os.WriteFile(f.out+".json", data, 0o644)); err != nil {
-				fmt.Fprintf(stderr, "siobench: --out: %v\n", err)
-				return 1
-			}
-		}
-		return 0
+		return printSummary("siobench", res, f.out, stdout, stderr)
 	}
 	res, err := runBench(ctx, f, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "siobench: %v\n", err)
 		return 1
 	}
+	return printSummary("siobench", res, f.out, stdout, stderr)
+}
+
+// printSummary prints res's summary (Markdown) and, with --out, writes it to out and every figure
+// (JSON) to out.json; it returns the exit code of the command (cmd, in its error message).
+func printSummary(cmd string, res interface{ write(io.Writer) }, out string, stdout, stderr io.Writer) int {
 	var md strings.Builder
 	res.write(&md)
 	fmt.Fprint(stdout, md.String())
-	if f.out != "" {
-		data, _ := json.MarshalIndent(res, "", "  ")
-		if err := errors.Join(os.WriteFile(f.out, []byte(md.String()), 0o644), os.WriteFile(f.out+".json", data, 0o644)); err != nil {
-			fmt.Fprintf(stderr, "siobench: --out: %v\n", err)
-			return 1
-		}
+	if out == "" {
+		return 0
+	}
+	data, _ := json.MarshalIndent(res, "", "  ")
+	if err := errors.Join(os.WriteFile(out, []byte(md.String()), 0o644), os.WriteFile(out+".json", data, 0o644)); err != nil {
+		fmt.Fprintf(stderr, "%s: --out: %v\n", cmd, err)
+		return 1
 	}
 	return 0
 }

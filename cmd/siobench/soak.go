@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -67,17 +65,7 @@ func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "siobench soak: %v\n", err)
 		return 1
 	}
-	var md strings.Builder
-	res.write(&md)
-	fmt.Fprint(stdout, md.String())
-	if *out != "" {
-		data, _ := json.MarshalIndent(res, "", "  ")
-		if err := errors.Join(os.WriteFile(*out, []byte(md.String()), 0o644), os.WriteFile(*out+".json", data, 0o644)); err != nil {
-			fmt.Fprintf(stderr, "siobench soak: --out: %v\n", err)
-			return 1
-		}
-	}
-	return 0
+	return printSummary("siobench soak", res, *out, stdout, stderr)
 }
 
 func runSoak(ctx context.Context, f setupFlags, d, every time.Duration, user string, res *soakResult, log io.Writer) error {
