@@ -242,3 +242,40 @@ func TestHTTPFeed(t *testing.T) {
 		t.Fatal(fmt.Errorf("an old feed blocked: %w", err))
 	}
 }
+
+// TestFolderFeedWaitsForItsMAC: a feed whose MAC file exists but is still empty (its writer created
+// it and has not written it yet) is left for a later scan, not refused; once written it is taken.
+func TestFolderFeedWaitsForItsMAC(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	w, err := NewWatcher(f.dir, f.p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := f.feed(t)
+	name := filepath.Join(f.dir, "2026-12-07.json")
+	if err := os.WriteFile(name, body, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name+MACSuffix, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if failed, _ := filepath.Glob(filepath.Join(f.dir, FailedDir, "*")); len(failed) > 0 {
+		t.Fatalf("a feed whose MAC was still being written was refused: %v", failed)
+	}
+	if _, err := os.Stat(name); err != nil {
+		t.Fatalf("the feed left the folder before its MAC was written: %v", err)
+	}
+	if err := os.WriteFile(name+MACSuffix, []byte("mvd-hr "+MAC(key, body)+"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reg.Authorize(ctx, f.user["dismissed"]); siobroker.ErrorCode(err) != siobroker.CodeUserBlocked {
+		t.Fatalf("the dismissed user is not blocked once the MAC is written: %v", err)
+	}
+}

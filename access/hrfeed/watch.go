@@ -79,6 +79,10 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
+// macSettle is how long an empty MAC file is taken as still being written before its feed is
+// processed (and refused for it).
+const macSettle = time.Minute
+
 // Scan processes every complete feed in the folder now, in name order.
 func (w *Watcher) Scan(ctx context.Context) error {
 	entries, err := os.ReadDir(w.dir)
@@ -91,8 +95,11 @@ func (w *Watcher) Scan(ctx context.Context) error {
 		if e.IsDir() || strings.HasSuffix(name, MACSuffix) || strings.HasPrefix(name, ".") {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(w.dir, name+MACSuffix)); err != nil {
-			continue // not complete yet
+		mac, err := os.Stat(filepath.Join(w.dir, name+MACSuffix))
+		if err != nil || (mac.Size() == 0 && w.p.clock.Now().Sub(mac.ModTime()) < macSettle) {
+			// Not complete yet: no MAC, or one its writer has created but not yet written (a
+			// writer that does not rename it into place shows it empty for a moment).
+			continue
 		}
 		if err := w.processFile(ctx, name); err != nil {
 			errs = append(errs, err)
