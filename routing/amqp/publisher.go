@@ -241,8 +241,12 @@ func (p *publisher) publishOne(topic string, msg *message.Message) (err error) {
 	returned := false
 	for drained := false; !drained; {
 		select {
-		case r := <-pc.returns:
-			if r.MessageId == msg.UUID {
+		case r, open := <-pc.returns:
+			if !open {
+				// The channel closed after the ack (its connection lost): nothing more can be
+				// buffered, and a closed channel would hand out empty returns for ever.
+				drained = true
+			} else if r.MessageId == msg.UUID {
 				returned = true
 			}
 		default:
