@@ -238,25 +238,31 @@ func (p *publisher) publishOne(topic string, msg *message.Message) (err error) {
 	keep = true
 	// The server sends basic.return before the basic.ack of the same message, and amqp091
 	// dispatches both in order from one goroutine: the return, if any, is already buffered.
-	returned := false
-	for drained := false; !drained; {
-		select {
-		case r, open := <-pc.returns:
-			if !open {
-				// The channel closed after the ack (its connection lost): nothing more can be
-				// buffered, and a closed channel would hand out empty returns for ever.
-				drained = true
-			} else if r.MessageId == msg.UUID {
-				returned = true
-			}
-		default:
-			drained = true
-		}
-	}
-	if returned {
+	if drainReturns(pc.returns, msg.UUID) {
 		return fmt.Errorf("amqp: publish to %s: %w", queue, ErrUnroutable)
 	}
 	return nil
+}
+
+// drainReturns empties returns of what is buffered in it and reports whether the message
+// messageID is among them.
+func drainReturns(returns <-chan amqp091.Return, messageID string) bool {
+	returned := false
+	for {
+		select {
+		case r, open := <-returns:
+			if !open {
+				// The channel closed after the ack (its connection lost): nothing more can be
+				// buffered, and a closed channel would hand out empty returns for ever.
+				return returned
+			}
+			if r.MessageId == messageID {
+				returned = true
+			}
+		default:
+			return returned
+		}
+	}
 }
 
 // Close does nothing: the Transport owns the connection.
