@@ -38,7 +38,7 @@ var importRules = map[string][]string{
 	"signing/revocation": {".", "signing", "signing/gost", "signing/gostx509", "internal/private"},
 
 	"journal":             {"."},
-	"journal/archive":     {".", "signing", "internal/private"},
+	"journal/archive":     {".", "signing", "internal/pace", "internal/private"},
 	"journal/journaltest": {".", "journal"},
 	"sqlite/sqlitetest":   {"sqlite"},
 	"sqlite":              {".", "journal", "internal/private"},
@@ -73,7 +73,7 @@ var importRules = map[string][]string{
 	"operator/health":              {".", "routing", "schemas", "signing"},
 	"operator/metrics":             {".", "operator/health"},
 	"operator/replayguard":         {"."},
-	"operator/reports":             {".", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
+	"operator/reports":             {".", "internal/pace", "operator/replayguard", "schemas/soap", "signing", "signing/intake"},
 	"operator/dashboard":           {".", "journal", "operator/health", "operator/incidents", "operator/replayguard", "operator/reports", "schemas", "schemas/soap", "signing", "signing/intake"},
 
 	"httpapi": {".", "broker", "schemas/soap", "internal/reqlog", "internal/tlspolicy", "internal/ratelimit", "internal/tracing"},
@@ -87,6 +87,7 @@ var importRules = map[string][]string{
 	"internal/reqlog":     {},
 	"internal/ratelimit":  {},
 	"internal/private":    {},
+	"internal/pace":       {},
 	"internal/tlspolicy":  {},
 	"internal/xmlchild":   {},
 	"internal/testclock":  {},

@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/pace"
 	"github.com/sio-pso/siobroker/internal/private"
 )
 
@@ -39,6 +40,11 @@ type Config struct {
 	// Zero means no limit of that kind; at least one must be set.
 	MaxRecords int
 	MaxBytes   int64
+	// Share is the share of the wall time SealFull, the broker's background seal, may spend
+	// working: it rests after each page of records it reads (see internal/pace), so that a seal of
+	// ten thousand records does not take a core from the requests at once. Zero: it never rests.
+	// SealNow never rests: the operator waits for it.
+	Share float64
 }
 
 // Validate reports what is wrong with c: Dir is required, and at least one segment limit, none
@@ -53,6 +59,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("archive: Config.MaxBytes must not be negative, got %d", c.MaxBytes))
+	}
+	if !(c.Share >= 0 && c.Share <= 1) {
+		errs = append(errs, fmt.Errorf("archive: Config.Share must be a share of the time, 0 to 1, got %g", c.Share))
 	}
 	if c.MaxRecords == 0 && c.MaxBytes == 0 {
 		errs = append(errs, errors.New("archive: Config.MaxRecords or Config.MaxBytes is required (no segment limit)"))
@@ -167,11 +176,17 @@ func (s *Sealer) seal(ctx context.Context, flush bool) (sealed []Manifest, err e
 	if err != nil {
 		return nil, err
 	}
+	var pacer *pace.Pacer
+	if !flush && s.cfg.Share > 0 {
+		if pacer, err = pace.New(s.cfg.Share); err != nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+	}
 	if !flush {
 		if m == nil || m.from != pos {
 			m = &measure{from: pos, lastSeq: pos.afterSeq, lastHash: pos.prevHash}
 		}
-		full, err := s.measure(ctx, m)
+		full, err := s.measure(ctx, m, pacer)
 		if err != nil {
 			return nil, err
 		}
@@ -180,13 +195,13 @@ func (s *Sealer) seal(ctx context.Context, flush bool) (sealed []Manifest, err e
 			return nil, nil
 		}
 	}
-	return s.sealFrom(ctx, pos, flush)
+	return s.sealFrom(ctx, pos, flush, pacer)
 }
 
 // measure reads the records after m.lastSeq, verifying each, and adds them to m until they fill a
-// segment (it reports true) or the journal ends.
-func (s *Sealer) measure(ctx context.Context, m *measure) (full bool, err error) {
-	err = s.eachVerified(ctx, m.lastSeq, m.lastHash, func(r siobroker.JournalRecord) (bool, error) {
+// segment (it reports true) or the journal ends, resting with pacer after each page.
+func (s *Sealer) measure(ctx context.Context, m *measure, pacer *pace.Pacer) (full bool, err error) {
+	err = s.eachVerified(ctx, m.lastSeq, m.lastHash, pacer.Rest, func(r siobroker.JournalRecord) (bool, error) {
 		l, err := newLine(r)
 		if err != nil {
 			return false, fmt.Errorf("archive: %w", err)
@@ -202,8 +217,8 @@ func (s *Sealer) measure(ctx context.Context, m *measure) (full bool, err error)
 
 // eachVerified calls f with every journal record after afterSeq (whose hash is prevHash), in
 // order, a page at a time, once the record is found to follow the one before it (checkNext),
-// until the journal ends or f returns false or an error.
-func (s *Sealer) eachVerified(ctx context.Context, afterSeq int64, prevHash string, f func(siobroker.JournalRecord) (more bool, err error)) error {
+// until the journal ends or f returns false or an error. After each page it calls afterPage.
+func (s *Sealer) eachVerified(ctx context.Context, afterSeq int64, prevHash string, afterPage func(context.Context) error, f func(siobroker.JournalRecord) (more bool, err error)) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -223,6 +238,9 @@ func (s *Sealer) eachVerified(ctx context.Context, afterSeq int64, prevHash stri
 				return err
 			}
 			afterSeq, prevHash = r.Seq, r.Hash
+		}
+		if err := afterPage(ctx); err != nil {
+			return err
 		}
 	}
 }
@@ -247,15 +265,27 @@ func checkNext(r siobroker.JournalRecord, afterSeq int64, prevHash string) error
 }
 
 // sealFrom reads the journal from pos, verifying every record, and seals each segment that fills;
-// with flush, also the last one that does not.
-func (s *Sealer) sealFrom(ctx context.Context, pos position, flush bool) (sealed []Manifest, err error) {
+// with flush, also the last one that does not. After each page it syncs what it wrote of the
+// segment, and rests with pacer.
+func (s *Sealer) sealFrom(ctx context.Context, pos position, flush bool, pacer *pace.Pacer) (sealed []Manifest, err error) {
 	var seg *segment
 	defer func() {
 		if seg != nil {
 			seg.discard()
 		}
 	}()
-	err = s.eachVerified(ctx, pos.afterSeq, pos.prevHash, func(r siobroker.JournalRecord) (bool, error) {
+	afterPage := func(ctx context.Context) error {
+		// A page's share of the file on the disk now, not the whole segment's megabytes at its
+		// end: on ext4 (data=ordered) every fsync of the store's WAL meanwhile would wait for them
+		// (the commits of the requests in flight stalled for up to 140 ms at each seal).
+		if seg != nil {
+			if err := seg.tmp.Sync(); err != nil {
+				return fmt.Errorf("archive: write %s: %w", seg.tmp.Name(), err)
+			}
+		}
+		return pacer.Rest(ctx)
+	}
+	err = s.eachVerified(ctx, pos.afterSeq, pos.prevHash, afterPage, func(r siobroker.JournalRecord) (bool, error) {
 		if seg == nil {
 			var err error
 			if seg, err = s.newSegment(pos); err != nil {

@@ -45,7 +45,7 @@ func sealWithoutMemory(ctx context.Context, s *Sealer) ([]Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.sealFrom(ctx, pos, false)
+	return s.sealFrom(ctx, pos, false, nil)
 }
 
 // dirFiles returns the files of dir by name.

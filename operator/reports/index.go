@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/pace"
 	"github.com/sio-pso/siobroker/schemas/soap"
 )
 
@@ -56,6 +57,12 @@ var journaledQuery = soap.JournaledQuery
 // DefaultIndexBatch is how many journal records the indexer folds in one transaction of the index.
 const DefaultIndexBatch = 500
 
+// DefaultPacedBatch is IndexerConfig.PacedBatch when it is zero. The index's write of a batch
+// holds the store's turn to write, and the requests' writes queued meanwhile wait for it: a
+// hundred records (about 35 requests' entries) keep that wait to a few milliseconds, where 500
+// made the commits of the requests in flight wait tens of them every catch-up (issue 20).
+const DefaultPacedBatch = 100
+
 // IndexerConfig holds the settings of an Indexer.
 type IndexerConfig struct {
 	// Limits bound the reading of a journaled request (soap.JournaledQuery raises the size to the
@@ -64,6 +71,9 @@ type IndexerConfig struct {
 	// Batch is how many journal records are folded per write of the index; 0 is
 	// DefaultIndexBatch.
 	Batch int
+	// PacedBatch is Batch for CatchUpPaced, the background catch-up beside the requests; 0 is
+	// DefaultPacedBatch.
+	PacedBatch int
 }
 
 // Indexer folds the journal into the request index. It is safe for concurrent use: one catch-up
@@ -93,11 +103,17 @@ func NewIndexer(cfg IndexerConfig, journal siobroker.JournalReader, index siobro
 	if cfg.Batch < 0 {
 		errs = append(errs, fmt.Errorf("reports: IndexerConfig.Batch must not be negative, got %d", cfg.Batch))
 	}
+	if cfg.PacedBatch < 0 {
+		errs = append(errs, fmt.Errorf("reports: IndexerConfig.PacedBatch must not be negative, got %d", cfg.PacedBatch))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if cfg.Batch == 0 {
 		cfg.Batch = DefaultIndexBatch
+	}
+	if cfg.PacedBatch == 0 {
+		cfg.PacedBatch = DefaultPacedBatch
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
 	if logger == nil {
@@ -110,6 +126,18 @@ func NewIndexer(cfg IndexerConfig, journal siobroker.JournalReader, index siobro
 // until it reaches the journal's end or has folded max records (max 0: no bound). It returns the
 // mark reached and whether the index is caught up with the journal as it was read last.
 func (x *Indexer) CatchUp(ctx context.Context, max int) (through int64, done bool, err error) {
+	return x.catchUp(ctx, max, x.cfg.Batch, nil)
+}
+
+// CatchUpPaced is CatchUp for the broker's background catch-up: in batches of
+// IndexerConfig.PacedBatch records, resting with pacer after each. A report waiting for the index
+// catches up at once (CatchUp).
+func (x *Indexer) CatchUpPaced(ctx context.Context, max int, pacer *pace.Pacer) (through int64, done bool, err error) {
+	return x.catchUp(ctx, max, x.cfg.PacedBatch, pacer)
+}
+
+// catchUp is CatchUp in batches of size records, resting with pacer (nil: never) after each.
+func (x *Indexer) catchUp(ctx context.Context, max, size int, pacer *pace.Pacer) (through int64, done bool, err error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	users := newUserCache(x.users)
@@ -122,17 +150,20 @@ func (x *Indexer) CatchUp(ctx context.Context, max int) (through int64, done boo
 			return through, false, nil
 		}
 		var n int
-		through, n, err = x.batch(ctx, users)
+		through, n, err = x.batch(ctx, users, size)
 		switch {
 		case errors.Is(err, siobroker.ErrIndexMoved):
 			// Another process's indexer folded this batch first: go on from its mark.
 			continue
 		case err != nil:
 			return through, false, err
-		case n < x.cfg.Batch:
+		case n < size:
 			return through, true, nil
 		}
 		folded += n
+		if err := pacer.Rest(ctx); err != nil {
+			return through, false, err
+		}
 	}
 }
 
@@ -160,13 +191,13 @@ func (x *Indexer) Rebuild(ctx context.Context, progress func(through int64)) (in
 }
 
 // batch folds the next batch of journal records into the index. It returns the mark after it and
-// the number of journal records read (fewer than the batch: the journal's end was reached).
-func (x *Indexer) batch(ctx context.Context, users *userCache) (int64, int, error) {
+// the number of journal records read (fewer than size: the journal's end was reached).
+func (x *Indexer) batch(ctx context.Context, users *userCache, size int) (int64, int, error) {
 	from, err := x.index.IndexedThrough(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
-	recs, err := x.journal.Query(ctx, siobroker.JournalFilter{AfterSeq: from, Limit: x.cfg.Batch, DataOf: dataKinds})
+	recs, err := x.journal.Query(ctx, siobroker.JournalFilter{AfterSeq: from, Limit: size, DataOf: dataKinds})
 	if err != nil {
 		return from, 0, fmt.Errorf("read the journal after record %d: %w", from, err)
 	}

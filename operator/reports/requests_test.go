@@ -16,6 +16,7 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/users"
+	"github.com/sio-pso/siobroker/internal/pace"
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/sqlite"
@@ -660,4 +661,58 @@ type failingIndex struct{ siobroker.RequestIndex }
 
 func (failingIndex) PutRequestEntries(context.Context, int64, int64, []siobroker.RequestEntry) error {
 	return errors.New("disk I/O error")
+}
+
+// countingIndex counts the writes of an index.
+type countingIndex struct {
+	siobroker.RequestIndex
+	writes int
+}
+
+func (c *countingIndex) PutRequestEntries(ctx context.Context, from, through int64, entries []siobroker.RequestEntry) error {
+	c.writes++
+	return c.RequestIndex.PutRequestEntries(ctx, from, through, entries)
+}
+
+// TestPacedCatchUpGivesTheSameIndex: the broker's background catch-up (CatchUpPaced) writes the
+// index in batches of PacedBatch records, resting between them, and the index is the one a
+// rebuild in batches of Batch gives.
+func TestPacedCatchUpGivesTheSameIndex(t *testing.T) {
+	w := newWorld(t, Config{})
+	ctx := context.Background()
+	w.seed()
+	counting := &countingIndex{RequestIndex: w.db}
+	paced, err := NewIndexer(IndexerConfig{PacedBatch: 3}, w.db.Journal(), counting, w.db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pacer, err := pace.New(0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	through, done, err := paced.CatchUpPaced(ctx, 0, pacer)
+	if err != nil || !done {
+		t.Fatalf("CatchUpPaced: through %d, done %v, %v", through, done, err)
+	}
+	head, _, _ := w.db.Journal().Head(ctx)
+	if through != head {
+		t.Errorf("caught up through %d, journal head %d", through, head)
+	}
+	if want := int(head+2) / 3; counting.writes != want {
+		t.Errorf("%d writes of the index for %d records, want %d (batches of 3)", counting.writes, head, want)
+	}
+	caught := w.entries()
+	if _, err := w.index.Rebuild(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := w.entries()
+	if len(caught) != len(rebuilt) || len(caught) == 0 {
+		t.Fatalf("%d entries caught up, %d rebuilt", len(caught), len(rebuilt))
+	}
+	for id, e := range rebuilt {
+		c := caught[id]
+		if e.Department != c.Department || e.Outcome != c.Outcome || e.Case != c.Case || !slices.Equal(e.Services, c.Services) || e.LastSeq != c.LastSeq {
+			t.Errorf("%s: caught up %+v\nrebuilt %+v", id, c, e)
+		}
+	}
 }
