@@ -216,10 +216,7 @@ func OpenWith(ctx context.Context, dir string, opts Options) (*DB, error) {
 	// instead of failing with SQLITE_BUSY, for as long as a write may take (writers of this
 	// process are bounded by their own deadline before that, see write).
 	// _txlock=immediate makes every read-write transaction BEGIN IMMEDIATE (see write).
-	// temp_store(MEMORY) keeps the savepoints' sub-journals (a batch's writes each run in one, see
-	// write) in memory: on the default, one that passed 64 KiB became a temporary file, and its
-	// page images were written to it, a syscall each (7% of the broker's CPU, issue 20).
-	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)&_pragma=synchronous(%s)&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_txlock=immediate",
+	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)&_pragma=synchronous(%s)&_pragma=foreign_keys(ON)&_txlock=immediate",
 		path, opts.WriteTimeout.Milliseconds(), strings.ToUpper(string(opts.Synchronous)))
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -595,11 +592,20 @@ func (s *DB) begin(ops []*writeOp) (*sql.Tx, context.CancelFunc, error) {
 // spread over the pool found every page they touched dropped, and read each again from the file
 // (a pread each). A connection that fails to begin for another reason than the lock or ctx is
 // closed, and the next write opens another.
+//
+// The writer keeps its temporary files in memory (temp_store MEMORY): those are the savepoints'
+// sub-journals (each write of a batch runs in one, see write), and on the default one that passed
+// 64 KiB became a file, its page images written to it a syscall each (7% of the broker's CPU,
+// issue 20). The readers keep the default: a report's sort or grouping may spill to a file.
 func (s *DB) beginOnWriter(ctx context.Context) (*sql.Tx, error) {
 	if s.writer == nil {
 		conn, err := s.db.Conn(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("open the writer connection: %w", err)
+		}
+		if _, err := conn.ExecContext(ctx, `PRAGMA temp_store = MEMORY`); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("open the writer connection: temp_store: %w", err)
 		}
 		s.writer = conn
 	}

@@ -15,7 +15,7 @@ import (
 // pages survives from one write to the next, reads through the pool between them notwithstanding
 // (a connection drops its cache when another one has written since its last transaction, so
 // writes spread over the pool read every page they touched from the file again); and the
-// savepoints' sub-journals stay in memory (temp_store MEMORY).
+// writer's savepoints' sub-journals stay in memory (temp_store MEMORY).
 func TestWritesKeepTheirPages(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
@@ -62,10 +62,10 @@ func TestWritesKeepTheirPages(t *testing.T) {
 	}
 
 	var tempStore int
-	if err := db.db.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&tempStore); err != nil {
+	if err := db.writer.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&tempStore); err != nil {
 		t.Fatal(err)
 	}
 	if tempStore != 2 {
-		t.Errorf("temp_store = %d, want 2 (MEMORY): the savepoints' sub-journals would spill into files", tempStore)
+		t.Errorf("the writer's temp_store = %d, want 2 (MEMORY): the savepoints' sub-journals would spill into files", tempStore)
 	}
 }
