@@ -8,6 +8,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -41,6 +42,7 @@ type DB struct {
 	// writer is the connection every write transaction of this process runs on, opened at the
 	// first write (see begin); only the holder of the turn to write uses it.
 	writer       *sql.Conn
+	closed       bool          // Close has begun: no writer is opened again; guarded by the turn to write
 	stmts        sync.Map      // SQL text → *sql.Stmt, see prepared
 	writeTimeout time.Duration // Options.WriteTimeout, with its default
 	commits      atomic.Uint64 // write transactions committed (Commits)
@@ -572,7 +574,10 @@ func (s *DB) begin(ops []*writeOp) (*sql.Tx, context.CancelFunc, error) {
 		cancel()
 		switch {
 		case err == nil:
-			_ = tx.Rollback() // begun as the wait was given up: the context rolls it back anyway
+			// Begun as the wait was given up: the context rolls it back, and may still be doing
+			// so when Rollback returns; the next turn would find the writer in a transaction.
+			_ = tx.Rollback()
+			s.dropWriter()
 			return nil, nil, errGaveUp
 		case errors.Is(err, context.Canceled):
 			return nil, nil, errGaveUp // our own cancellation, not the caller's
@@ -598,6 +603,9 @@ func (s *DB) begin(ops []*writeOp) (*sql.Tx, context.CancelFunc, error) {
 // 64 KiB became a file, its page images written to it a syscall each (7% of the broker's CPU,
 // issue 20). The readers keep the default: a report's sort or grouping may spill to a file.
 func (s *DB) beginOnWriter(ctx context.Context) (*sql.Tx, error) {
+	if s.closed {
+		return nil, errors.New("the store is closed")
+	}
 	if s.writer == nil {
 		conn, err := s.db.Conn(ctx)
 		if err != nil {
@@ -611,10 +619,22 @@ func (s *DB) beginOnWriter(ctx context.Context) (*sql.Tx, error) {
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil && !isBusy(err) && ctx.Err() == nil {
-		_ = s.writer.Close()
-		s.writer = nil
+		s.dropWriter()
 	}
 	return tx, err
+}
+
+// dropWriter closes the writer connection, once a transaction still ending on it has ended, and
+// leaves the next write to open another. The connection is closed, not given back to the pool,
+// where it would serve reads with the writer's temp_store. Called in the turn to write.
+func (s *DB) dropWriter() {
+	if s.writer == nil {
+		return
+	}
+	// Raw returning ErrBadConn makes database/sql discard the connection rather than pool it.
+	_ = s.writer.Raw(func(any) error { return driver.ErrBadConn })
+	_ = s.writer.Close()
+	s.writer = nil
 }
 
 // isBusy reports whether err is SQLITE_BUSY (or one of its extended codes).
@@ -741,12 +761,11 @@ func (s *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 // Close closes the store.
 func (s *DB) Close() error {
 	if s.writes != nil {
-		// In the turn to write: a batch still running keeps the writer until it has committed.
+		// In the turn to write: a batch still running keeps the writer until it has committed,
+		// and a write queued behind Close fails rather than opening a writer nothing closes.
 		s.writes <- struct{}{}
-		if s.writer != nil {
-			_ = s.writer.Close()
-			s.writer = nil
-		}
+		s.closed = true
+		s.dropWriter()
 		<-s.writes
 	}
 	s.stmts.Range(func(_, stmt any) bool {

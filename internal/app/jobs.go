@@ -112,8 +112,8 @@ func (b *Broker) startJobs(ctx context.Context, p *parts, opts Options) error {
 // records a second at it, where 400 requests a second write 1,200.
 const backgroundShare = 0.25
 
-// indexChunk is how many journal records the background catch-up folds before it lets a report's
-// own catch-up in (both take the indexer's turn).
+// indexChunk is how many journal records the background catch-up folds in one call before it
+// starts another (and logs a backlog); a report's own catch-up goes in between its batches.
 const indexChunk = 5000
 
 // startIndexing folds the journal's new records into the request index every

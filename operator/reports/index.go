@@ -76,9 +76,10 @@ type IndexerConfig struct {
 	PacedBatch int
 }
 
-// Indexer folds the journal into the request index. It is safe for concurrent use: one catch-up
-// runs at a time in a process, and indexers of several processes sharing one index take turns
-// through its mark (siobroker.ErrIndexMoved).
+// Indexer folds the journal into the request index. It is safe for concurrent use: one batch
+// runs at a time in a process (catch-ups take turns batch by batch, each from the mark the one
+// before left), and indexers of several processes sharing one index take turns through its mark
+// (siobroker.ErrIndexMoved).
 type Indexer struct {
 	cfg     IndexerConfig
 	journal siobroker.JournalReader
@@ -138,8 +139,6 @@ func (x *Indexer) CatchUpPaced(ctx context.Context, max int, pacer *pace.Pacer) 
 
 // catchUp is CatchUp in batches of size records, resting with pacer (nil: never) after each.
 func (x *Indexer) catchUp(ctx context.Context, max, size int, pacer *pace.Pacer) (through int64, done bool, err error) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
 	users := newUserCache(x.users)
 	folded := 0
 	for {
@@ -149,8 +148,12 @@ func (x *Indexer) catchUp(ctx context.Context, max, size int, pacer *pace.Pacer)
 		if max > 0 && folded >= max {
 			return through, false, nil
 		}
+		// A batch at a time, not the whole catch-up, so that a report's catch-up goes in between
+		// the background's batches instead of waiting out its rests.
+		x.mu.Lock()
 		var n int
 		through, n, err = x.batch(ctx, users, size)
+		x.mu.Unlock()
 		switch {
 		case errors.Is(err, siobroker.ErrIndexMoved):
 			// Another process's indexer folded this batch first: go on from its mark.
