@@ -295,7 +295,7 @@ func RequestIndexOf(j siobroker.Journal, db *sqlite.DB) siobroker.RequestIndex {
 // NewIndexer is the indexer that folds journal j into its request index (RequestIndexOf), with
 // the signers' departments from the registry's history in db.
 func NewIndexer(cfg config.Broker, j siobroker.Journal, db *sqlite.DB, logger *slog.Logger) (*reports.Indexer, error) {
-	return reports.NewIndexer(reports.IndexerConfig{Limits: limitsOf(cfg)}, j, RequestIndexOf(j, db), db, logger.With("component", "request-index"))
+	return reports.NewIndexer(reports.IndexerConfig{Limits: limitsOf(cfg), PacedShare: backgroundShare}, j, RequestIndexOf(j, db), db, logger.With("component", "request-index"))
 }
 
 // caseRegistries returns the distinct registries the configuration names, and refuses a

@@ -10,7 +10,6 @@ import (
 	"github.com/sio-pso/siobroker/access/hrfeed"
 	"github.com/sio-pso/siobroker/broker"
 	"github.com/sio-pso/siobroker/config"
-	"github.com/sio-pso/siobroker/internal/pace"
 	"github.com/sio-pso/siobroker/journal/archive"
 	"github.com/sio-pso/siobroker/operator/notify"
 )
@@ -122,12 +121,8 @@ const indexChunk = 5000
 func (b *Broker) startIndexing(ctx context.Context, p *parts) {
 	log := p.logger.With("component", "request-index")
 	catchUp := func(ctx context.Context) {
-		pacer, err := pace.New(backgroundShare)
-		if err != nil {
-			panic(err) // backgroundShare is a constant in (0, 1]
-		}
 		for {
-			through, done, err := p.indexer.CatchUpPaced(ctx, indexChunk, pacer)
+			through, done, err := p.indexer.CatchUpPaced(ctx, indexChunk)
 			switch {
 			case err != nil && ctx.Err() == nil:
 				log.Warn("folding the journal into the request index failed; reports are refused until it succeeds", "indexed_through", through, "error", err)

@@ -21,6 +21,15 @@ type Pacer struct {
 	since time.Time // when the step being timed began
 }
 
+// Check reports what is wrong with share as a job's setting of its share of the time: 0 (it never
+// rests) to 1.
+func Check(share float64) error {
+	if !(share >= 0 && share <= 1) {
+		return fmt.Errorf("a share of the time must be 0 to 1, got %g", share)
+	}
+	return nil
+}
+
 // New returns a Pacer whose job works at most share of the wall time (0 < share ≤ 1; 1 never
 // rests), timing its first step from now.
 func New(share float64) (*Pacer, error) {

@@ -66,3 +66,17 @@ func TestNewRefusesShares(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckTakesZeroToOne: a job's share may be 0 (it never rests) to 1, nothing else.
+func TestCheckTakesZeroToOne(t *testing.T) {
+	for _, share := range []float64{0, 0.25, 1} {
+		if err := Check(share); err != nil {
+			t.Errorf("Check(%g): %v", share, err)
+		}
+	}
+	for _, share := range []float64{-0.1, 1.5} {
+		if err := Check(share); err == nil {
+			t.Errorf("Check(%g) took it", share)
+		}
+	}
+}

@@ -60,8 +60,8 @@ func (c Config) Validate() error {
 	if c.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("archive: Config.MaxBytes must not be negative, got %d", c.MaxBytes))
 	}
-	if !(c.Share >= 0 && c.Share <= 1) {
-		errs = append(errs, fmt.Errorf("archive: Config.Share must be a share of the time, 0 to 1, got %g", c.Share))
+	if err := pace.Check(c.Share); err != nil {
+		errs = append(errs, fmt.Errorf("archive: Config.Share: %w", err))
 	}
 	if c.MaxRecords == 0 && c.MaxBytes == 0 {
 		errs = append(errs, errors.New("archive: Config.MaxRecords or Config.MaxBytes is required (no segment limit)"))

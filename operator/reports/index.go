@@ -74,6 +74,9 @@ type IndexerConfig struct {
 	// PacedBatch is Batch for CatchUpPaced, the background catch-up beside the requests; 0 is
 	// DefaultPacedBatch.
 	PacedBatch int
+	// PacedShare is the share of the wall time CatchUpPaced spends working: it rests after each
+	// batch (see internal/pace). Zero: it never rests.
+	PacedShare float64
 }
 
 // Indexer folds the journal into the request index. It is safe for concurrent use: one batch
@@ -107,6 +110,9 @@ func NewIndexer(cfg IndexerConfig, journal siobroker.JournalReader, index siobro
 	if cfg.PacedBatch < 0 {
 		errs = append(errs, fmt.Errorf("reports: IndexerConfig.PacedBatch must not be negative, got %d", cfg.PacedBatch))
 	}
+	if err := pace.Check(cfg.PacedShare); err != nil {
+		errs = append(errs, fmt.Errorf("reports: IndexerConfig.PacedShare: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -131,9 +137,15 @@ func (x *Indexer) CatchUp(ctx context.Context, max int) (through int64, done boo
 }
 
 // CatchUpPaced is CatchUp for the broker's background catch-up: in batches of
-// IndexerConfig.PacedBatch records, resting with pacer after each. A report waiting for the index
-// catches up at once (CatchUp).
-func (x *Indexer) CatchUpPaced(ctx context.Context, max int, pacer *pace.Pacer) (through int64, done bool, err error) {
+// IndexerConfig.PacedBatch records, resting after each to work IndexerConfig.PacedShare of the
+// time. A report waiting for the index catches up at once (CatchUp).
+func (x *Indexer) CatchUpPaced(ctx context.Context, max int) (through int64, done bool, err error) {
+	var pacer *pace.Pacer
+	if x.cfg.PacedShare > 0 {
+		if pacer, err = pace.New(x.cfg.PacedShare); err != nil {
+			return 0, false, fmt.Errorf("reports: %w", err)
+		}
+	}
 	return x.catchUp(ctx, max, x.cfg.PacedBatch, pacer)
 }
 

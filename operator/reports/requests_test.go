@@ -16,7 +16,6 @@ import (
 
 	"github.com/sio-pso/siobroker"
 	"github.com/sio-pso/siobroker/access/users"
-	"github.com/sio-pso/siobroker/internal/pace"
 	"github.com/sio-pso/siobroker/internal/testclock"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/sqlite"
@@ -682,15 +681,11 @@ func TestPacedCatchUpGivesTheSameIndex(t *testing.T) {
 	ctx := context.Background()
 	w.seed()
 	counting := &countingIndex{RequestIndex: w.db}
-	paced, err := NewIndexer(IndexerConfig{PacedBatch: 3}, w.db.Journal(), counting, w.db, nil)
+	paced, err := NewIndexer(IndexerConfig{PacedBatch: 3, PacedShare: 0.5}, w.db.Journal(), counting, w.db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pacer, err := pace.New(0.5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	through, done, err := paced.CatchUpPaced(ctx, 0, pacer)
+	through, done, err := paced.CatchUpPaced(ctx, 0)
 	if err != nil || !done {
 		t.Fatalf("CatchUpPaced: through %d, done %v, %v", through, done, err)
 	}
