@@ -138,7 +138,9 @@ func (s *DB) AsyncJobOfClient(ctx context.Context, signerIIN, messageID string) 
 		return siobroker.AsyncJob{}, false, nil
 	}
 	j, err := scanAsync(s.db.QueryRowContext(ctx, `SELECT `+asyncColumns+` FROM async_jobs
-		WHERE message_id = ? AND message_id != '' AND signer_iin = ? LIMIT 1`, messageID, signerIIN))
+		WHERE message_id = ?1 AND message_id != '' AND signer_iin = ?2
+		UNION ALL SELECT `+holdAsAsync+` FROM sync_holds WHERE message_id = ?1 AND message_id != '' AND signer_iin = ?2
+		LIMIT 1`, messageID, signerIIN))
 	if errors.Is(err, sql.ErrNoRows) {
 		return siobroker.AsyncJob{}, false, nil
 	}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -53,6 +54,58 @@ const migrationAsyncChannel = `ALTER TABLE async_jobs ADD COLUMN channel TEXT NO
 // worker's spans to continue its trace (siobroker.AsyncJob.TraceParent).
 const migrationAsyncTrace = `ALTER TABLE async_jobs ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';`
 
+// migrationSyncHolds keeps the holds of synchronous requests (siobroker.SyncChannel, ON_DELIVERY)
+// apart from async_jobs. A hold lives for the length of its request, milliseconds, and then is
+// deleted (ForgetSync) or, if its request was interrupted, moved into async_jobs once the worker
+// completes or an operator stops it (setAsyncState). In async_jobs, which keeps every
+// asynchronous request for good, a hold's row and its entries in four indexes on random keys
+// landed on pages of their own, written to the WAL once at the insert and again at the delete:
+// 14 of the 43 pages a one-service request wrote (issue 20, docs/benchmarks.md). Here a hold is
+// one row of one small b-tree (WITHOUT ROWID: the row is kept in its primary key), whose few
+// pages the requests in flight share. Its state, channel, reason, reply and receipt are implied
+// (holdAsAsync). The ids of holds and of async_jobs never meet (CreateAsync). Holds stored in
+// async_jobs by an earlier version are read, leased, completed and forgotten there as before.
+const migrationSyncHolds = `CREATE TABLE sync_holds (
+	request_id       TEXT PRIMARY KEY,
+	message_id       TEXT NOT NULL,
+	sender_id        TEXT NOT NULL,
+	signer_iin       TEXT NOT NULL,
+	organisation     TEXT NOT NULL,
+	role             INTEGER NOT NULL,
+	placement        TEXT NOT NULL,
+	request_info     TEXT NOT NULL, -- JSON of siobroker.RequestInfo
+	query            TEXT NOT NULL, -- JSON of siobroker.Query
+	received_at      TEXT NOT NULL,
+	received_unix    INTEGER NOT NULL,
+	updated_at       TEXT NOT NULL,
+	lease_unix       INTEGER NOT NULL,
+	reply_message_id TEXT NOT NULL,
+	traceparent      TEXT NOT NULL
+) WITHOUT ROWID;`
+
+// holdAsAsync selects a sync_holds row as asyncColumns select a row of async_jobs; holdAsAsyncJob
+// adds received_unix, for an order over both tables.
+const (
+	holdAsAsync = `request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info,
+	query, '` + string(siobroker.AsyncOnDelivery) + `', '', received_at, updated_at, NULL, lease_unix, reply_message_id, '', '',
+	'` + siobroker.SyncChannel + `', traceparent`
+	holdColumns = `request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info, query,
+	received_at, received_unix, updated_at, lease_unix, reply_message_id, traceparent`
+)
+
+// OnDeliverySQL selects the broker's ids (request_id) of the requests on delivery, asynchronous
+// jobs and synchronous requests' holds alike: for a tool or test that reads a store beside its
+// broker, read-only.
+const OnDeliverySQL = `SELECT request_id FROM async_jobs WHERE state = '` + string(siobroker.AsyncOnDelivery) + `'
+	UNION ALL SELECT request_id FROM sync_holds`
+
+// isHold reports whether j is stored as a hold in sync_holds: a synchronous request's job
+// ON_DELIVERY with nothing a hold does not keep.
+func isHold(j siobroker.AsyncJob) bool {
+	return j.Channel == siobroker.SyncChannel && j.State == siobroker.AsyncOnDelivery &&
+		j.Reason == "" && j.Reply == nil && j.Receipt == "" && j.ReceiptAt.IsZero()
+}
+
 // CreateAsync stores a new asynchronous job in its given state (ON_DELIVERY, or DELIVERED with its
 // reply for a synchronous request completed late).
 func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
@@ -75,10 +128,19 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 	if updated.IsZero() {
 		updated = j.Received
 	}
-	insert, err := s.prepared(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin,
+	// An id is taken once, in either table: the insert checks the other one's primary key.
+	var insert *sql.Stmt
+	if isHold(j) {
+		insert, err = s.prepared(ctx, `INSERT INTO sync_holds(`+holdColumns+`)
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
+			WHERE NOT EXISTS (SELECT 1 FROM async_jobs WHERE request_id = ?1)`)
+	} else {
+		insert, err = s.prepared(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin,
 		organisation, role, placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply,
 		reply_message_id, channel, traceparent)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19
+		WHERE NOT EXISTS (SELECT 1 FROM sync_holds WHERE request_id = ?1)`)
+	}
 	if err != nil {
 		return err
 	}
@@ -89,13 +151,26 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 	// Stored, the request is accepted: its admission ends in the same transaction, so that no
 	// crash leaves it both accepted and interrupted.
 	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, insert).ExecContext(ctx, j.RequestID, j.MessageID, j.SenderID, j.SignerIIN,
-			j.Organisation, j.Role, j.Placement, string(info), string(q), string(j.State), j.Reason,
-			siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.Reply,
-			j.ReplyMessageID, j.Channel, j.TraceParent); err != nil {
+		var res sql.Result
+		var err error
+		if isHold(j) {
+			res, err = tx.StmtContext(ctx, insert).ExecContext(ctx, j.RequestID, j.MessageID, j.SenderID, j.SignerIIN,
+				j.Organisation, j.Role, j.Placement, string(info), string(q),
+				siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease,
+				j.ReplyMessageID, j.TraceParent)
+		} else {
+			res, err = tx.StmtContext(ctx, insert).ExecContext(ctx, j.RequestID, j.MessageID, j.SenderID, j.SignerIIN,
+				j.Organisation, j.Role, j.Placement, string(info), string(q), string(j.State), j.Reason,
+				siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.Reply,
+				j.ReplyMessageID, j.Channel, j.TraceParent)
+		}
+		if err != nil {
 			return err
 		}
-		_, err := tx.StmtContext(ctx, endAdmission).ExecContext(ctx, j.RequestID)
+		if ok, err := inserted(res); err != nil || !ok {
+			return cmp.Or(err, fmt.Errorf("a job with the id %s is stored already", j.RequestID))
+		}
+		_, err = tx.StmtContext(ctx, endAdmission).ExecContext(ctx, j.RequestID)
 		return err
 	})
 	if err != nil {
@@ -145,7 +220,8 @@ func scanAsync(row interface{ Scan(...any) error }) (siobroker.AsyncJob, error) 
 
 // AsyncJob returns the job with the broker's request id, and false if there is none.
 func (s *DB) AsyncJob(ctx context.Context, requestID string) (siobroker.AsyncJob, bool, error) {
-	j, err := scanAsync(s.db.QueryRowContext(ctx, `SELECT `+asyncColumns+` FROM async_jobs WHERE request_id = ?`, requestID))
+	j, err := scanAsync(s.db.QueryRowContext(ctx, `SELECT `+holdAsAsync+` FROM sync_holds WHERE request_id = ?1
+		UNION ALL SELECT `+asyncColumns+` FROM async_jobs WHERE request_id = ?1`, requestID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return j, false, nil
 	}
@@ -159,9 +235,12 @@ func (s *DB) AsyncJob(ctx context.Context, requestID string) (siobroker.AsyncJob
 // run out by now, and with resume (at start, when no lease holder of an earlier run is left) also
 // those received before now whatever their lease.
 func (s *DB) PendingAsync(ctx context.Context, now time.Time, resume bool) ([]siobroker.AsyncJob, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+asyncColumns+` FROM async_jobs WHERE state = ?
-		AND (lease_unix <= ? OR (? AND received_unix <= ?)) ORDER BY received_unix, request_id`,
-		string(siobroker.AsyncOnDelivery), now.Unix(), resume, now.Unix())
+	rows, err := s.db.QueryContext(ctx, `SELECT `+asyncColumns+` FROM (
+		SELECT `+asyncColumns+`, received_unix FROM async_jobs WHERE state = ?1 AND (lease_unix <= ?2 OR (?3 AND received_unix <= ?2))
+		UNION ALL
+		SELECT `+holdAsAsync+`, received_unix FROM sync_holds WHERE lease_unix <= ?2 OR (?3 AND received_unix <= ?2)
+	) ORDER BY received_unix, request_id`,
+		string(siobroker.AsyncOnDelivery), now.Unix(), resume)
 	if err != nil {
 		return nil, fmt.Errorf("list pending async jobs: %w", err)
 	}
@@ -190,16 +269,27 @@ func (s *DB) CompleteAsync(ctx context.Context, requestID string, state siobroke
 // does not list it before then, except when resuming at start. It reports false when there is no
 // such job or it is no longer ON_DELIVERY.
 func (s *DB) LeaseAsync(ctx context.Context, requestID string, until time.Time) (bool, error) {
-	res, err := s.exec(ctx, `UPDATE async_jobs SET lease_unix = ? WHERE request_id = ? AND state = ?`,
-		until.Unix(), requestID, string(siobroker.AsyncOnDelivery))
+	var leased bool
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sync_holds SET lease_unix = ? WHERE request_id = ?`, until.Unix(), requestID)
+		if err != nil {
+			return err
+		}
+		if leased, err = inserted(res); err != nil || leased {
+			return err
+		}
+		res, err = tx.ExecContext(ctx, `UPDATE async_jobs SET lease_unix = ? WHERE request_id = ? AND state = ?`,
+			until.Unix(), requestID, string(siobroker.AsyncOnDelivery))
+		if err != nil {
+			return err
+		}
+		leased, err = inserted(res)
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("lease async job %s: %w", requestID, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("lease async job %s: %w", requestID, err)
-	}
-	return n == 1, nil
+	return leased, nil
 }
 
 // StopAsync stops an ON_DELIVERY job (DELIVERY_STOPPED), for an operator. It reports false when
@@ -209,24 +299,60 @@ func (s *DB) StopAsync(ctx context.Context, requestID, reason string, at time.Ti
 }
 
 func (s *DB) setAsyncState(ctx context.Context, requestID string, state siobroker.AsyncState, reason string, reply []byte, at time.Time) (bool, error) {
-	res, err := s.exec(ctx, `UPDATE async_jobs SET state = ?, reason = ?, reply = ?, updated_at = ?
-		WHERE request_id = ? AND state = ?`,
-		string(state), reason, reply, siobroker.FormatTime(at), requestID, string(siobroker.AsyncOnDelivery))
+	var set bool
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		// A hold leaves sync_holds with its state: into async_jobs, where the finished requests are.
+		res, err := tx.ExecContext(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin, organisation, role,
+			placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply,
+			reply_message_id, channel, traceparent)
+			SELECT request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info, query, ?, ?,
+			received_at, received_unix, ?, lease_unix, ?, reply_message_id, ?, traceparent FROM sync_holds WHERE request_id = ?`,
+			string(state), reason, siobroker.FormatTime(at), reply, siobroker.SyncChannel, requestID)
+		if err != nil {
+			return err
+		}
+		if set, err = inserted(res); err != nil {
+			return err
+		}
+		if set {
+			_, err = tx.ExecContext(ctx, `DELETE FROM sync_holds WHERE request_id = ?`, requestID)
+			return err
+		}
+		res, err = tx.ExecContext(ctx, `UPDATE async_jobs SET state = ?, reason = ?, reply = ?, updated_at = ?
+			WHERE request_id = ? AND state = ?`,
+			string(state), reason, reply, siobroker.FormatTime(at), requestID, string(siobroker.AsyncOnDelivery))
+		if err != nil {
+			return err
+		}
+		set, err = inserted(res)
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("set async job %s to %s: %w", requestID, state, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("set async job %s to %s: %w", requestID, state, err)
-	}
-	return n == 1, nil
+	return set, nil
 }
 
 // ForgetSync deletes the job of a synchronous request whose reply was journaled and given out
 // (siobroker.SyncChannel): the journal keeps the request and its reply for good.
 func (s *DB) ForgetSync(ctx context.Context, requestID string) error {
-	_, err := s.exec(ctx, `DELETE FROM async_jobs WHERE request_id = ? AND channel = ? AND state = ?`,
-		requestID, siobroker.SyncChannel, string(siobroker.AsyncOnDelivery))
+	forget, err := s.prepared(ctx, `DELETE FROM sync_holds WHERE request_id = ?`)
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, forget).ExecContext(ctx, requestID)
+		if err != nil {
+			return err
+		}
+		if forgot, err := inserted(res); err != nil || forgot {
+			return err
+		}
+		// A hold an earlier version stored among the asynchronous jobs.
+		_, err = tx.ExecContext(ctx, `DELETE FROM async_jobs WHERE request_id = ? AND channel = ? AND state = ?`,
+			requestID, siobroker.SyncChannel, string(siobroker.AsyncOnDelivery))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("forget synchronous request %s: %w", requestID, err)
 	}
@@ -240,6 +366,8 @@ func (s *DB) AsyncJobByMessage(ctx context.Context, id string) (siobroker.AsyncJ
 		return siobroker.AsyncJob{}, false, nil
 	}
 	j, err := scanAsync(s.db.QueryRowContext(ctx, `SELECT `+asyncColumns+` FROM async_jobs
+		WHERE request_id = ?1 OR (reply_message_id = ?1 AND reply_message_id != '')
+		UNION ALL SELECT `+holdAsAsync+` FROM sync_holds
 		WHERE request_id = ?1 OR (reply_message_id = ?1 AND reply_message_id != '') LIMIT 1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return j, false, nil

@@ -193,6 +193,9 @@ var migrations = []string{
 
 	// The trace context of each asynchronous request's call. See async.go.
 	migrationAsyncTrace,
+
+	// Synchronous requests' holds for delivery, apart from the asynchronous jobs. See async.go.
+	migrationSyncHolds,
 }
 
 // FileName is the store's database file in the data directory.

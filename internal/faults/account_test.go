@@ -412,7 +412,7 @@ func readStore(t *testing.T, top *topology) ([]jrec, map[string]bool) {
 	must(t, rows.Err(), "read the journal")
 	rows.Close()
 	onDelivery := map[string]bool{}
-	rows, err = db.QueryContext(ctx, `SELECT request_id FROM async_jobs WHERE state = ?`, string(siobroker.AsyncOnDelivery))
+	rows, err = db.QueryContext(ctx, sqlite.OnDeliverySQL)
 	must(t, err, "read the stored requests")
 	for rows.Next() {
 		var id string

@@ -317,7 +317,7 @@ func onDeliveryIn(dataDir string) ([]string, error) {
 		return nil, err
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT request_id FROM async_jobs WHERE state = ?`, string(siobroker.AsyncOnDelivery))
+	rows, err := db.Query(sqlite.OnDeliverySQL)
 	if err != nil {
 		return nil, err
 	}

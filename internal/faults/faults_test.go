@@ -136,7 +136,7 @@ func (top *topology) waitSettled(t *testing.T, f form) {
 	for {
 		var onDelivery int
 		var now [2]int64
-		err := db.QueryRowContext(context.Background(), `SELECT (SELECT count(*) FROM async_jobs WHERE state = 'ON_DELIVERY'), (SELECT coalesce(max(seq), 0) FROM journal)`).Scan(&onDelivery, &now[0])
+		err := db.QueryRowContext(context.Background(), `SELECT (SELECT count(*) FROM (`+sqlite.OnDeliverySQL+`)), (SELECT coalesce(max(seq), 0) FROM journal)`).Scan(&onDelivery, &now[0])
 		if err == nil {
 			err = pg.QueryRow(context.Background(), `SELECT count(*) FROM sio_adapter_ledger`).Scan(&now[1])
 		}
