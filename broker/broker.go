@@ -807,13 +807,18 @@ func (b *Broker) Process(ctx context.Context, job siobroker.AsyncJob) (*Reply, e
 }
 
 // process is Process; answering is true for the synchronous call that answers the client
-// (serve), whose request's hold the reply's journal records may end (journalAnswered).
+// (serve), which admitted the request and routes it for the first time (routing.FirstDispatch),
+// and whose request's hold the reply's journal records may end (journalAnswered).
 func (b *Broker) process(ctx context.Context, job siobroker.AsyncJob, answering bool) (*Reply, error) {
 	seen := Request{
 		RequestID: job.RequestID, Organisation: job.Organisation, MessageID: job.Info.MessageID, SenderID: job.Info.SenderID,
 		SignerIIN: job.SignerIIN, Role: job.Role, Placement: signing.Placement(job.Placement), requestJournaled: true,
 	}
 	ctx = reqlog.With(ctx, job.Info.MessageID, job.RequestID)
+	if answering {
+		// Admitted by this call and routed for the first time.
+		ctx = routing.FirstDispatch(ctx, job.RequestID)
+	}
 	exchanges := b.route(ctx, job.RequestID, job.Info, job.Query, job.SignerIIN)
 	if ctx.Err() != nil && job.Channel == siobroker.SyncChannel && b.deps.Async != nil {
 		// The client went away: its services' waits ended early, and are no outcome. The worker

@@ -250,6 +250,8 @@ type harnessOpts struct {
 	serviceTimeout time.Duration
 	// observeSignerLimited is Deps.ObserveSignerLimited.
 	observeSignerLimited func(ratelimit.Scope)
+	// answers wraps the store as the dispatcher's AnswerStore; nil: the store.
+	answers func(routing.AnswerStore) routing.AnswerStore
 	// wrapDispatcher wraps the dispatcher as Deps.Dispatcher (one that holds requests in flight
 	// on demand); nil: the dispatcher itself.
 	wrapDispatcher func(Dispatcher) Dispatcher
@@ -363,6 +365,9 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	}
 	dcfg := routing.DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter), RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: pubsub, ReplyTopic: routing.ReplyTopicPrefix + watermill.NewUUID(),
 		Clock: siobroker.SystemClock{}, Logger: logger, Answers: db}
+	if opts.answers != nil {
+		dcfg.Answers = opts.answers(db)
+	}
 	var late *LateAnswers
 	if opts.journalLate {
 		late, err = NewLateAnswers(LateConfig{}, LateDeps{Journal: journal, Answers: db, Jobs: db, Requests: journal, Rights: table, Clock: clock, Logger: logger})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/routing"
 	"github.com/sio-pso/siobroker/schemas/soap"
 	"github.com/sio-pso/siobroker/sqlite"
 	"github.com/sio-pso/siobroker/sqlite/sqlitetest"
@@ -74,6 +76,41 @@ func TestSyncRequestHeldUntilJournaled(t *testing.T) {
 		t.Fatalf("an answered synchronous request is still held (%v, %v)", ok, err)
 	}
 	h.exchangesOnce(t, reply.MessageID, 1, 5)
+}
+
+// countedLookups is an AnswerStore that counts the dispatcher's look-ups of held answers.
+type countedLookups struct {
+	routing.AnswerStore
+	lookups atomic.Int32
+}
+
+func (c *countedLookups) Answer(ctx context.Context, key string) ([]byte, bool, error) {
+	c.lookups.Add(1)
+	return c.AnswerStore.Answer(ctx, key)
+}
+
+// TestSyncRequestLooksUpNoHeldAnswer: the synchronous call that admitted a request routes it for
+// the first time (routing.FirstDispatch), with or without waiting for late services, and does
+// not read the store for answers its services cannot have yet.
+func TestSyncRequestLooksUpNoHeldAnswer(t *testing.T) {
+	for _, asyncTimeout := range []time.Duration{0, 10 * time.Second} {
+		t.Run(fmt.Sprintf("async_timeout=%s", asyncTimeout), func(t *testing.T) {
+			counted := &countedLookups{}
+			h := newHarnessWith(t, harnessOpts{asyncTimeout: asyncTimeout, answers: func(a routing.AnswerStore) routing.AnswerStore {
+				counted.AnswerStore = a
+				return counted
+			}})
+			raw, _ := h.build(t, reqSpec{services: []int{1, 5}})
+			reply, _, err := h.handle(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.exchangesOnce(t, reply.MessageID, 1, 5)
+			if n := counted.lookups.Load(); n != 0 {
+				t.Errorf("the synchronous call looked up held answers %d times, want none", n)
+			}
+		})
+	}
 }
 
 // TestReplyNotJournaledIsCompleted: a reply that cannot be journaled is not given out (the client

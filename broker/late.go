@@ -73,7 +73,7 @@ func (b *Broker) processSync(ctx context.Context, job siobroker.AsyncJob) (*Repl
 	seen := seenOf(job)
 	v := &signing.Verified{SignerIIN: job.SignerIIN, Placement: seen.Placement}
 	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)
-	exchanges, pending, wait := b.routeLate(ctx, job)
+	exchanges, pending, wait := b.routeLate(ctx, job, true)
 	note := ""
 	if wait != nil {
 		until := b.deps.Clock.Now().Add(b.cfg.AsyncTimeout + time.Minute)
@@ -131,7 +131,7 @@ func (b *Broker) processAsync(ctx context.Context, job siobroker.AsyncJob) (*Rep
 	}
 	seen := seenOf(job)
 	v := &signing.Verified{SignerIIN: job.SignerIIN, Placement: seen.Placement}
-	exchanges, _, wait := b.routeLate(ctx, job)
+	exchanges, _, wait := b.routeLate(ctx, job, false)
 	if ctx.Err() != nil {
 		return nil, nil
 	}
@@ -200,8 +200,9 @@ func (b *Broker) completeLate(job siobroker.AsyncJob, seen Request, v *signing.V
 // asynchronous timeout, and waited for up to its synchronous one. A service that misses it is
 // answered as timed out; wait, nil when none missed, then gives every outcome once they are in.
 // Whether a service missed its limit is the dispatcher's verdict (DispatchLate's overdue), so
-// that the reply and the service's counts agree on it.
-func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) (res []exchange, pending []int, wait func() []exchange) {
+// that the reply and the service's counts agree on it. first is true for the synchronous call
+// that admitted the request (routing.FirstDispatch), false for the worker's.
+func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob, first bool) (res []exchange, pending []int, wait func() []exchange) {
 	res, decisions, reqs, slots := b.decide(job.RequestID, job.Info, job.Query, job.SignerIIN)
 	chans := make([]chan exchange, len(reqs))
 	overdue := make([]chan struct{}, len(reqs))
@@ -210,6 +211,9 @@ func (b *Broker) routeLate(ctx context.Context, job siobroker.AsyncJob) (res []e
 	// The waits outlive the request's call, so they run under the broker's own context, which
 	// carries only the request's span (its trace), not its cancellation.
 	lateCtx := trace.ContextWithSpanContext(b.late.ctx, trace.SpanContextFromContext(ctx))
+	if first {
+		lateCtx = routing.FirstDispatch(lateCtx, job.RequestID)
+	}
 	for j, req := range reqs {
 		ch, over := make(chan exchange, 1), make(chan struct{})
 		chans[j], overdue[j] = ch, over

@@ -3,6 +3,7 @@ package routing
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -25,6 +26,7 @@ type memAnswers struct {
 	held     map[string][]byte
 	sums     map[string][]byte
 	keeps    int
+	lookups  int
 	failures int
 	timeouts int
 }
@@ -55,6 +57,7 @@ func (m *memAnswers) KeepAnswer(_ context.Context, key string, payload, sum []by
 func (m *memAnswers) Answer(_ context.Context, key string) ([]byte, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.lookups++
 	p, ok := m.held[key]
 	return p, ok, nil
 }
@@ -124,6 +127,46 @@ func TestHeldAnswerNotAskedAgain(t *testing.T) {
 	}
 	if again[0].Result.Status != siobroker.StatusOK || len(again[0].Result.Records) != len(first[0].Result.Records) {
 		t.Fatalf("resumed result %+v, first %+v", again[0].Result, first[0].Result)
+	}
+}
+
+// TestFirstDispatchLooksUpNoAnswer: the first dispatch of a request (FirstDispatch) does not read
+// the store for held answers; a dispatch of another request under the same context does, and is
+// answered from them; so does the same request's next dispatch without the mark.
+func TestFirstDispatchLooksUpNoAnswer(t *testing.T) {
+	answers := newMemAnswers()
+	var calls atomic.Int32
+	env := newTestEnv(t, map[int]adapters.Backend{5: countingBackend(&calls)}, withAnswers(answers))
+	first := FirstDispatch(context.Background(), "r-first")
+	out := env.dispatcher.Dispatch(first, []schemas.ServiceRequest{request("r-first", 5, "810803325634")}, timeouts(5*time.Second, nil))
+	if out[0].Result.Status != siobroker.StatusOK || calls.Load() != 1 {
+		t.Fatalf("first dispatch: %+v, adapter asked %d times", out[0].Result, calls.Load())
+	}
+	answers.mu.Lock()
+	lookups, keeps := answers.lookups, answers.keeps
+	answers.mu.Unlock()
+	if lookups != 0 || keeps != 1 {
+		t.Fatalf("the first dispatch looked up %d held answers and kept %d, want 0 and 1", lookups, keeps)
+	}
+	// Another request under the mark, and the same request again without it (resumed): both are
+	// looked up, and answered from what is held.
+	again := env.dispatcher.Dispatch(context.Background(), []schemas.ServiceRequest{request("r-first", 5, "810803325634")}, timeouts(5*time.Second, nil))
+	held, err := json.Marshal(schemas.ServiceResponse{RequestID: "r-other", Service: 5, Result: out[0].Result, Adapter: "held"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := answers.KeepAnswer(context.Background(), CorrelationKey("r-other", 5), held, []byte("sum"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	other := env.dispatcher.Dispatch(first, []schemas.ServiceRequest{request("r-other", 5, "810803325634")}, timeouts(5*time.Second, nil))
+	if calls.Load() != 1 {
+		t.Fatalf("the adapter was asked %d times, want once: held answers were not used", calls.Load())
+	}
+	answers.mu.Lock()
+	lookups = answers.lookups
+	answers.mu.Unlock()
+	if lookups != 2 || again[0].Result.Status != siobroker.StatusOK || other[0].Adapter != "held" {
+		t.Fatalf("%d look-ups, want 2; results %+v, %+v", lookups, again[0].Result, other[0].Result)
 	}
 }
 

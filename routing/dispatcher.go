@@ -693,8 +693,11 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 		defer t.Stop()
 	}
 	// Registered first, then looked up: an answer stored meanwhile reaches the wait either way.
-	if payload, ok := d.heldAnswer(ctx, key, ids); ok {
-		return d.answered(out, m, req, payload)
+	// A request's first dispatch has no answer to look up (FirstDispatch).
+	if !isFirstDispatch(ctx, req.RequestID) {
+		if payload, ok := d.heldAnswer(ctx, key, ids); ok {
+			return d.answered(out, m, req, payload)
+		}
 	}
 	req.SentAt = out.DispatchedAt
 	topic := d.queueOf(req.Service)
@@ -764,6 +767,27 @@ func endPublish(span trace.Span, err error) {
 		span.SetStatus(codes.Error, "publish failed")
 	}
 	span.End()
+}
+
+// firstDispatchKey is the context key of FirstDispatch: the broker's id of the request.
+type firstDispatchKey struct{}
+
+// FirstDispatch returns ctx marking the dispatches of the request requestID under it as its
+// first: the request was admitted by the call that routes it, and no service of it was asked
+// before, so no answer can be held for it (an answer is kept only as it arrives for a message
+// sent) and the dispatcher does not look one up. The look-up is a read of the store for each
+// service, and a fresh one: the store's writes in between leave the reading connection's pages
+// stale (3% of the broker's CPU for a one-service request, docs/benchmarks.md). A request the
+// worker resumes, completes or routes again is dispatched without the mark, and its services'
+// held answers are used.
+func FirstDispatch(ctx context.Context, requestID string) context.Context {
+	return context.WithValue(ctx, firstDispatchKey{}, requestID)
+}
+
+// isFirstDispatch reports whether ctx marks the first dispatch of the request requestID.
+func isFirstDispatch(ctx context.Context, requestID string) bool {
+	id, ok := ctx.Value(firstDispatchKey{}).(string)
+	return ok && id != "" && id == requestID
 }
 
 // heldAnswer returns the answer Answers holds for key: a service answered before a crash, or
