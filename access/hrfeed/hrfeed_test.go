@@ -69,6 +69,16 @@ func setup(t *testing.T) *fixture {
 	return f
 }
 
+// watcher watches the fixture's folder for its processor.
+func (f *fixture) watcher(t *testing.T) *Watcher {
+	t.Helper()
+	w, err := NewWatcher(f.dir, f.p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func (f *fixture) feed(t *testing.T) []byte {
 	t.Helper()
 	b, err := json.Marshal(Feed{System: "mvd-hr", SentAt: time.Now(), Records: []Record{
@@ -89,10 +99,7 @@ func TestFolderFeedBlocksAtOnce(t *testing.T) {
 	f := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w, err := NewWatcher(f.dir, f.p, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := f.watcher(t)
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
@@ -158,10 +165,7 @@ func TestFolderFeedBlocksAtOnce(t *testing.T) {
 func TestFolderRefusesForgedAndWritableFeeds(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
-	w, err := NewWatcher(f.dir, f.p, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := f.watcher(t)
 	body := f.feed(t)
 	os.WriteFile(filepath.Join(f.dir, "forged.json"), body, 0o640)
 	os.WriteFile(filepath.Join(f.dir, "forged.json"+MACSuffix), []byte("mvd-hr "+MAC([]byte("another key"), body)), 0o640)
@@ -248,10 +252,7 @@ func TestHTTPFeed(t *testing.T) {
 func TestFolderFeedWaitsForItsMAC(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
-	w, err := NewWatcher(f.dir, f.p, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := f.watcher(t)
 	body := f.feed(t)
 	name := filepath.Join(f.dir, "2026-12-07.json")
 	if err := os.WriteFile(name, body, 0o640); err != nil {
