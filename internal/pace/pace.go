@@ -39,6 +39,14 @@ func New(share float64) (*Pacer, error) {
 	return &Pacer{share: share, since: time.Now()}, nil
 }
 
+// Begin times the step from now: for a step that first waited (for a lock another holds, say)
+// rather than worked, so that the wait is not rested for as if it were work.
+func (p *Pacer) Begin() {
+	if p != nil {
+		p.since = time.Now()
+	}
+}
+
 // Rest ends a step: it waits as long as the step took × (1 − share) ÷ share, so that the work
 // took share of the time from the step's start to the rest's end, and then times the next step
 // from its return. The step is timed by the clock on the wall, not the CPU: a step slowed by

@@ -40,6 +40,24 @@ func TestRestKeepsTheShare(t *testing.T) {
 	}
 }
 
+// TestBeginLeavesOutAWait: a step timed from Begin rests for what it worked after it, not for
+// the wait before; a nil Pacer's Begin does nothing.
+func TestBeginLeavesOutAWait(t *testing.T) {
+	p, err := New(0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a wait that, counted as work, would rest about 10 s
+	p.Begin()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Rest(ctx); err != nil {
+		t.Errorf("Rest = %v: the wait before Begin was rested for", err)
+	}
+	var none *Pacer
+	none.Begin()
+}
+
 // TestRestEndsWithItsContext: a rest is cut short by its context, whose error it returns.
 func TestRestEndsWithItsContext(t *testing.T) {
 	p, err := New(0.01)

@@ -163,6 +163,7 @@ func (x *Indexer) catchUp(ctx context.Context, max, size int, pacer *pace.Pacer)
 		// A batch at a time, not the whole catch-up, so that a report's catch-up goes in between
 		// the background's batches instead of waiting out its rests.
 		x.mu.Lock()
+		pacer.Begin() // the wait for a report's catch-up is not this job's work
 		var n int
 		through, n, err = x.batch(ctx, users, size)
 		x.mu.Unlock()
