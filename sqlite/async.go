@@ -83,8 +83,8 @@ const migrationSyncHolds = `CREATE TABLE sync_holds (
 	traceparent      TEXT NOT NULL
 ) WITHOUT ROWID;`
 
-// holdAsAsync selects a sync_holds row as asyncColumns select a row of async_jobs; holdAsAsyncJob
-// adds received_unix, for an order over both tables.
+// holdAsAsync selects a sync_holds row as asyncColumns select a row of async_jobs; holdColumns
+// are the columns a hold is stored in.
 const (
 	holdAsAsync = `request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info,
 	query, '` + string(siobroker.AsyncOnDelivery) + `', '', received_at, updated_at, NULL, lease_unix, reply_message_id, '', '',
@@ -271,14 +271,14 @@ func (s *DB) CompleteAsync(ctx context.Context, requestID string, state siobroke
 func (s *DB) LeaseAsync(ctx context.Context, requestID string, until time.Time) (bool, error) {
 	var leased bool
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sync_holds SET lease_unix = ? WHERE request_id = ?`, until.Unix(), requestID)
+		res, err := s.execIn(ctx, tx, `UPDATE sync_holds SET lease_unix = ? WHERE request_id = ?`, until.Unix(), requestID)
 		if err != nil {
 			return err
 		}
 		if leased, err = inserted(res); err != nil || leased {
 			return err
 		}
-		res, err = tx.ExecContext(ctx, `UPDATE async_jobs SET lease_unix = ? WHERE request_id = ? AND state = ?`,
+		res, err = s.execIn(ctx, tx, `UPDATE async_jobs SET lease_unix = ? WHERE request_id = ? AND state = ?`,
 			until.Unix(), requestID, string(siobroker.AsyncOnDelivery))
 		if err != nil {
 			return err
@@ -302,7 +302,7 @@ func (s *DB) setAsyncState(ctx context.Context, requestID string, state siobroke
 	var set bool
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// A hold leaves sync_holds with its state: into async_jobs, where the finished requests are.
-		res, err := tx.ExecContext(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin, organisation, role,
+		res, err := s.execIn(ctx, tx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin, organisation, role,
 			placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply,
 			reply_message_id, channel, traceparent)
 			SELECT request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info, query, ?, ?,
@@ -315,10 +315,10 @@ func (s *DB) setAsyncState(ctx context.Context, requestID string, state siobroke
 			return err
 		}
 		if set {
-			_, err = tx.ExecContext(ctx, `DELETE FROM sync_holds WHERE request_id = ?`, requestID)
+			_, err = s.execIn(ctx, tx, `DELETE FROM sync_holds WHERE request_id = ?`, requestID)
 			return err
 		}
-		res, err = tx.ExecContext(ctx, `UPDATE async_jobs SET state = ?, reason = ?, reply = ?, updated_at = ?
+		res, err = s.execIn(ctx, tx, `UPDATE async_jobs SET state = ?, reason = ?, reply = ?, updated_at = ?
 			WHERE request_id = ? AND state = ?`,
 			string(state), reason, reply, siobroker.FormatTime(at), requestID, string(siobroker.AsyncOnDelivery))
 		if err != nil {
@@ -336,12 +336,8 @@ func (s *DB) setAsyncState(ctx context.Context, requestID string, state siobroke
 // ForgetSync deletes the job of a synchronous request whose reply was journaled and given out
 // (siobroker.SyncChannel): the journal keeps the request and its reply for good.
 func (s *DB) ForgetSync(ctx context.Context, requestID string) error {
-	forget, err := s.prepared(ctx, `DELETE FROM sync_holds WHERE request_id = ?`)
-	if err != nil {
-		return err
-	}
-	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, forget).ExecContext(ctx, requestID)
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.execIn(ctx, tx, `DELETE FROM sync_holds WHERE request_id = ?`, requestID)
 		if err != nil {
 			return err
 		}
@@ -349,7 +345,7 @@ func (s *DB) ForgetSync(ctx context.Context, requestID string) error {
 			return err
 		}
 		// A hold an earlier version stored among the asynchronous jobs.
-		_, err = tx.ExecContext(ctx, `DELETE FROM async_jobs WHERE request_id = ? AND channel = ? AND state = ?`,
+		_, err = s.execIn(ctx, tx, `DELETE FROM async_jobs WHERE request_id = ? AND channel = ? AND state = ?`,
 			requestID, siobroker.SyncChannel, string(siobroker.AsyncOnDelivery))
 		return err
 	})
