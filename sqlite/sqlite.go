@@ -198,6 +198,10 @@ var migrations = []string{
 	migrationSyncHolds,
 }
 
+// ErrNewerStore is the error of Open for a store made or upgraded by a newer version of the
+// broker.
+var ErrNewerStore = errors.New("the store was made or upgraded by a newer siobroker")
+
 // FileName is the store's database file in the data directory.
 const FileName = "broker.db"
 
@@ -301,6 +305,13 @@ func (s *DB) migrateNumbered(ctx context.Context) error {
 	var version int
 	if err := s.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		// A store a newer version made or upgraded keeps some of its state where this one would
+		// not look (the synchronous requests' holds of schema 22, say): opened here, what is
+		// there would wait unseen.
+		return fmt.Errorf("%w: its schema is version %d, and this siobroker knows versions up to %d; run the siobroker that upgraded it, or a later one",
+			ErrNewerStore, version, len(migrations))
 	}
 	for i := version; i < len(migrations); i++ {
 		tx, err := s.db.BeginTx(ctx, nil)
@@ -741,6 +752,15 @@ func (s *DB) exec(ctx context.Context, query string, args ...any) (res sql.Resul
 		return err
 	})
 	return res, err
+}
+
+// execIn runs one statement of a write (see write) in its transaction, prepared once (prepared).
+func (s *DB) execIn(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	stmt, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 }
 
 // prepared returns the statement for query, prepared once and kept: database/sql then prepares

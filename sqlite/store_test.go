@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,5 +88,29 @@ func TestMarkRequest(t *testing.T) {
 		if err != nil || id != c.wantID || content != c.wantContent {
 			t.Errorf("MarkRequest(%s, %s) = %v, %v, %v; want %v, %v", c.id, c.digest, id, content, err, c.wantID, c.wantContent)
 		}
+	}
+}
+
+// TestNewerStoreRefused: a store whose schema is newer than this version's migrations (made or
+// upgraded by a newer siobroker, then opened by an older one) is not opened: some of its state
+// would be where this version does not look.
+func TestNewerStoreRefused(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.db.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations)+1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := Open(ctx, dir); !errors.Is(err, ErrNewerStore) {
+		if err == nil {
+			db.Close()
+		}
+		t.Fatalf("Open of a newer store = %v, want ErrNewerStore", err)
 	}
 }
