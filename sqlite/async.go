@@ -129,18 +129,20 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 		updated = j.Received
 	}
 	// An id is taken once, in either table: the insert checks the other one's primary key.
-	var insert *sql.Stmt
-	if isHold(j) {
-		insert, err = s.prepared(ctx, `INSERT INTO sync_holds(`+holdColumns+`)
-			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
-			WHERE NOT EXISTS (SELECT 1 FROM async_jobs WHERE request_id = ?1)`)
-	} else {
-		insert, err = s.prepared(ctx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin,
-		organisation, role, placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply,
-		reply_message_id, channel, traceparent)
+	query := `INSERT INTO async_jobs(` + asyncInsertColumns + `)
 		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19
-		WHERE NOT EXISTS (SELECT 1 FROM sync_holds WHERE request_id = ?1)`)
+		WHERE NOT EXISTS (SELECT 1 FROM sync_holds WHERE request_id = ?1)`
+	args := []any{j.RequestID, j.MessageID, j.SenderID, j.SignerIIN, j.Organisation, j.Role, j.Placement, string(info), string(q),
+		string(j.State), j.Reason, siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.Reply,
+		j.ReplyMessageID, j.Channel, j.TraceParent}
+	if isHold(j) {
+		query = `INSERT INTO sync_holds(` + holdColumns + `)
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
+			WHERE NOT EXISTS (SELECT 1 FROM async_jobs WHERE request_id = ?1)`
+		args = []any{j.RequestID, j.MessageID, j.SenderID, j.SignerIIN, j.Organisation, j.Role, j.Placement, string(info), string(q),
+			siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.ReplyMessageID, j.TraceParent}
 	}
+	insert, err := s.prepared(ctx, query)
 	if err != nil {
 		return err
 	}
@@ -151,19 +153,7 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 	// Stored, the request is accepted: its admission ends in the same transaction, so that no
 	// crash leaves it both accepted and interrupted.
 	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		var res sql.Result
-		var err error
-		if isHold(j) {
-			res, err = tx.StmtContext(ctx, insert).ExecContext(ctx, j.RequestID, j.MessageID, j.SenderID, j.SignerIIN,
-				j.Organisation, j.Role, j.Placement, string(info), string(q),
-				siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease,
-				j.ReplyMessageID, j.TraceParent)
-		} else {
-			res, err = tx.StmtContext(ctx, insert).ExecContext(ctx, j.RequestID, j.MessageID, j.SenderID, j.SignerIIN,
-				j.Organisation, j.Role, j.Placement, string(info), string(q), string(j.State), j.Reason,
-				siobroker.FormatTime(j.Received), j.Received.Unix(), siobroker.FormatTime(updated), lease, j.Reply,
-				j.ReplyMessageID, j.Channel, j.TraceParent)
-		}
+		res, err := tx.StmtContext(ctx, insert).ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}
@@ -178,6 +168,10 @@ func (s *DB) CreateAsync(ctx context.Context, j siobroker.AsyncJob) error {
 	}
 	return nil
 }
+
+// asyncInsertColumns are the columns CreateAsync stores a job in, in the order of its values.
+const asyncInsertColumns = `request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info, query,
+	state, reason, received_at, received_unix, updated_at, lease_unix, reply, reply_message_id, channel, traceparent`
 
 const asyncColumns = `request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info,
 	query, state, reason, received_at, updated_at, reply, lease_unix, reply_message_id, receipt, receipt_at, channel, traceparent`
@@ -302,9 +296,7 @@ func (s *DB) setAsyncState(ctx context.Context, requestID string, state siobroke
 	var set bool
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// A hold leaves sync_holds with its state: into async_jobs, where the finished requests are.
-		res, err := s.execIn(ctx, tx, `INSERT INTO async_jobs(request_id, message_id, sender_id, signer_iin, organisation, role,
-			placement, request_info, query, state, reason, received_at, received_unix, updated_at, lease_unix, reply,
-			reply_message_id, channel, traceparent)
+		res, err := s.execIn(ctx, tx, `INSERT INTO async_jobs(`+asyncInsertColumns+`)
 			SELECT request_id, message_id, sender_id, signer_iin, organisation, role, placement, request_info, query, ?, ?,
 			received_at, received_unix, ?, lease_unix, ?, reply_message_id, ?, traceparent FROM sync_holds WHERE request_id = ?`,
 			string(state), reason, siobroker.FormatTime(at), reply, siobroker.SyncChannel, requestID)

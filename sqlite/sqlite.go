@@ -743,12 +743,8 @@ func (s *DB) Commits() uint64 { return s.commits.Load() }
 
 // exec runs one writing statement in a write transaction (see write).
 func (s *DB) exec(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
-	stmt, err := s.prepared(ctx, query)
-	if err != nil {
-		return nil, err
-	}
 	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+		res, err = s.execIn(ctx, tx, query, args...)
 		return err
 	})
 	return res, err
