@@ -89,6 +89,7 @@ type benchFlags struct {
 	out          string
 	goTool       string
 	profile      string
+	profileHalf  string
 	// cluster: measure the combinations of brokers and adapters instead (cluster.go).
 	cluster bool
 	clusterFlags
@@ -117,6 +118,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.out, "out", "", "also write the summary (Markdown) and every figure (JSON, FILE.json) to FILE")
 	fs.StringVar(&f.goTool, "go", "go", "the go command, to build the baseline test binaries")
 	fs.StringVar(&f.profile, "profile", "", "write a CPU profile of the broker during the first closed-loop load to FILE (go tool pprof FILE)")
+	fs.StringVar(&f.profileHalf, "profile-half-rate", "", "write a CPU profile of the broker during the first half-rate load to FILE, where fixed costs are not amortised")
 	var clusterBrokers, clusterAdapters string
 	fs.BoolVar(&f.cluster, "cluster", false, "measure throughput, latency and CPU per request against the number of brokers and adapter processes (--cluster-brokers, --cluster-adapters, --journal-dsn) instead")
 	f.registerCluster(fs, &clusterBrokers, &clusterAdapters)
@@ -328,6 +330,10 @@ func measureTopology(ctx context.Context, f benchFlags, t *topology, binDir stri
 		}
 	}
 	for k := range f.latencyRuns {
+		if k == 0 && first && f.profileHalf != "" {
+			stopProfile := t.profileBroker(ctx, f.profileHalf, f.latencyDuration, log)
+			defer stopProfile()
+		}
 		run, err := t.halfRateLoad(ctx, f, log, res.Loads[firstLoad].Report.Throughput, k+1)
 		if err != nil {
 			return err
