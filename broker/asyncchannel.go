@@ -56,7 +56,7 @@ type signedCall struct {
 
 // asyncChannelCall runs one AsyncChannel v10 call read from doc.
 func (b *Broker) asyncChannelCall(ctx context.Context, doc *etree.Document, raw []byte, received time.Time, seen *Request) (*Reply, error) {
-	seen.raw = raw
+	seen.raw, seen.doc = raw, doc
 	start := time.Now()
 	sc, err := b.verifyCall(ctx, doc, seen)
 	b.observe(StageVerify, start)

@@ -210,6 +210,11 @@ type Deps struct {
 	// the store only and are answered during an outage of RabbitMQ): the refusal is journaled
 	// with the request's messageId and signer, and nothing of the request is recorded as seen.
 	TransportReady func() error
+	// IndexHint, when set, is told the query of each request whose journal record was committed,
+	// read from the envelope as the request index reads it from those bytes
+	// (soap.JournaledQueryOfTree), with the record's request id and the size of its Data
+	// (reports.QueryHints): the index then need not read the journaled envelope again.
+	IndexHint func(requestID string, size int, q siobroker.Query)
 	// Certificates, when set, learns the certificate of every accepted request that carried it
 	// whole (a KeyInfo with X509Data, a BinarySecurityToken...).
 	Certificates CertificateBook
@@ -375,8 +380,9 @@ type Request struct {
 	// "" for SyncChannel's SendMessage: its fault carries that operation's detail element.
 	Operation string
 
-	raw  []byte   // the request as received, once read
-	body *bodyTap // what was read of the body, for the refusal of an unauthenticated request
+	raw  []byte          // the request as received, once read
+	doc  *etree.Document // raw parsed, until the request is journaled (Deps.IndexHint)
+	body *bodyTap        // what was read of the body, for the refusal of an unauthenticated request
 	// unread: refused before anything of its body was read (RefuseUnread), declared the length
 	// it gave, if any.
 	unread   bool
@@ -551,7 +557,7 @@ func (b *Broker) authenticateRead(ctx context.Context, doc *etree.Document, raw 
 // authenticated notes in seen what reading and verifying a request learnt, for the journal of a
 // refusal, and returns the authenticated request.
 func (b *Broker) authenticated(sr intake.SignedRequest, err error, seen *Request) (authenticated, error) {
-	seen.raw = sr.Raw
+	seen.raw, seen.doc = sr.Raw, sr.Doc
 	seen.MessageID, seen.SenderID = sr.Info.MessageID, sr.Info.SenderID
 	if sr.Verified != nil {
 		seen.SignerIIN, seen.Placement = sr.Verified.SignerIIN, sr.Verified.Placement
@@ -658,7 +664,22 @@ func (b *Broker) recordRequest(ctx context.Context, a authenticated, seen *Reque
 		return siobroker.User{}, digest, refusal
 	}
 	seen.requestJournaled = true
+	b.hintIndex(seen)
 	return user, digest, nil
+}
+
+// hintIndex hands the request index the query of the request just journaled (Deps.IndexHint),
+// and lets the envelope's tree go: nothing after the journal reads it, and a request waiting for
+// late services should not keep it.
+func (b *Broker) hintIndex(seen *Request) {
+	doc := seen.doc
+	seen.doc = nil
+	if b.deps.IndexHint == nil || doc == nil {
+		return
+	}
+	if q, err := soap.JournaledQueryOfTree(doc); err == nil {
+		b.deps.IndexHint(seen.RequestID, len(seen.raw), q)
+	}
 }
 
 // serve runs the checks after the replay defence, and routes: every refusal here comes after the

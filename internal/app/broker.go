@@ -98,8 +98,9 @@ type Broker struct {
 	hup          chan os.Signal // reload requests (SIGHUP)
 	msg          messaging      // the router and the transport under it
 	pipeline     *broker.Broker
-	async        asyncWorker // the worker of the asynchronous channel
-	ops          *brokerOps  // the snapshot, metrics and readiness (serve_ops.go)
+	indexHints   *reports.QueryHints // the queries of journaled requests, for the request index
+	async        asyncWorker         // the worker of the asynchronous channel
+	ops          *brokerOps          // the snapshot, metrics and readiness (serve_ops.go)
 	web          webServer
 	operator     operatorServer     // metrics, readiness and diagnostics (operator_server.go)
 	tracing      *provider.Provider // the configuration's tracing; nil when Options gave one
@@ -293,10 +294,16 @@ func RequestIndexOf(j siobroker.Journal, db *sqlite.DB) siobroker.RequestIndex {
 }
 
 // NewIndexer is the indexer that folds journal j into its request index (RequestIndexOf), with
-// the signers' departments from the registry's history in db.
-func NewIndexer(cfg config.Broker, j siobroker.Journal, db *sqlite.DB, logger *slog.Logger) (*reports.Indexer, error) {
-	return reports.NewIndexer(reports.IndexerConfig{Limits: limitsOf(cfg), PacedShare: backgroundShare}, j, RequestIndexOf(j, db), db, logger.With("component", "request-index"))
+// the signers' departments from the registry's history in db, and the queries of the requests
+// this process journals from hints (nil: it reads every journaled request).
+func NewIndexer(cfg config.Broker, j siobroker.Journal, db *sqlite.DB, hints *reports.QueryHints, logger *slog.Logger) (*reports.Indexer, error) {
+	return reports.NewIndexer(reports.IndexerConfig{Limits: limitsOf(cfg), PacedShare: backgroundShare, Hints: hints},
+		j, RequestIndexOf(j, db), db, logger.With("component", "request-index"))
 }
+
+// IndexHints are the queries the broker hands its request index (for tests and diagnostics:
+// how many the index took).
+func (b *Broker) IndexHints() *reports.QueryHints { return b.indexHints }
 
 // caseRegistries returns the distinct registries the configuration names, and refuses a
 // configuration that leaves a non-exempt basis without one: §5 requires every basis but the

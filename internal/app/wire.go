@@ -157,7 +157,8 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 	// replayMarks needed the journal's own type.
 	p.journalWrites = journal.Count(p.journal)
 	p.journal = p.journalWrites
-	if p.indexer, err = NewIndexer(cfg, p.journal, b.db, logger); err != nil {
+	b.indexHints = reports.NewQueryHints(0, 0)
+	if p.indexer, err = NewIndexer(cfg, p.journal, b.db, b.indexHints, logger); err != nil {
 		return err
 	}
 	// Emergency windows are recorded in the journal of emergencies by the broker itself.
@@ -385,6 +386,7 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 		Late:           p.late.Record,
 		Together:       watchTransactor(p.replay.together, p.tracker.Watch(incidents.FaultJournal)),
 		Certificates:   p.certificates,
+		IndexHint:      b.indexHints.Hint,
 		ObserveStage:   metrics.ObserveStages(b.ops.Metrics, broker.Stages),
 
 		ObserveUnauthenticated: b.ops.Metrics.ObserveUnauthenticatedRefusal,

@@ -44,7 +44,7 @@ func TestExportsCommand(t *testing.T) {
 	}
 	const prosecutor = "750312300458"
 	users := reportsTestUsers{prosecutor: {IIN: prosecutor, Role: 1, Organisation: "Генеральная прокуратура", Status: siobroker.UserActive}}
-	indexer, err := app.NewIndexer(cfg, j, db, slog.New(slog.DiscardHandler))
+	indexer, err := app.NewIndexer(cfg, j, db, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

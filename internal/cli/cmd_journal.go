@@ -229,7 +229,7 @@ func journalReindex(ctx context.Context, args []string, stdout, stderr io.Writer
 		return f.fail(journalExitProblem, "%v", err)
 	}
 	defer closeJournal()
-	indexer, err := app.NewIndexer(e.cfg, j, db, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	indexer, err := app.NewIndexer(e.cfg, j, db, nil, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return f.fail(journalExitProblem, "%v", err)
 	}

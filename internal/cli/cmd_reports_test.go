@@ -86,7 +86,7 @@ func TestReportsCommand(t *testing.T) {
 	}
 	cfg := config.Defaults()
 	cfg.DataDir = data
-	indexer, err := app.NewIndexer(cfg, j, db, slog.New(slog.DiscardHandler))
+	indexer, err := app.NewIndexer(cfg, j, db, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,14 @@ func JournaledQueryByTree(raw []byte, lim Limits) (siobroker.Query, error) {
 	if err != nil {
 		return journaledQuery(nil, 0, err)
 	}
+	return JournaledQueryOfTree(doc)
+}
+
+// JournaledQueryOfTree is JournaledQueryByTree of a document the broker's reader has parsed
+// already (ReadEnvelope and its kin, under limits no looser than those JournaledQuery reads the
+// journal with): what JournaledQuery reads from the same bytes once they are journaled. The
+// broker hands it to the request index, so that the index need not read the bytes again.
+func JournaledQueryOfTree(doc *etree.Document) (siobroker.Query, error) {
 	var found []*etree.Element
 	var walk func(e *etree.Element)
 	walk = func(e *etree.Element) {

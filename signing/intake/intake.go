@@ -21,7 +21,10 @@ import (
 // signature covers: in the WS-Security placement from the signed Body, in the enveloped placement
 // Data is the signed element and Info, which no signature covers there, is read from the envelope.
 type SignedRequest struct {
-	Raw      []byte
+	Raw []byte
+	// Doc is the envelope as read from Raw, before verification (the request index reads the
+	// journaled query from it: soap.JournaledQueryOfTree).
+	Doc      *etree.Document
 	Info     siobroker.RequestInfo
 	Data     *etree.Element
 	Verified *signing.Verified
@@ -59,7 +62,7 @@ func VerifySendMessage(ctx context.Context, doc *etree.Document, window time.Dur
 
 func verifyRequest(ctx context.Context, op soap.Operation, doc *etree.Document, window time.Duration, clock siobroker.Clock,
 	verify func(context.Context, *etree.Document, time.Time) (*signing.Verified, error)) (SignedRequest, error) {
-	var sr SignedRequest
+	sr := SignedRequest{Doc: doc}
 	// requestInfo is read once before verification, only to learn the message time at which the
 	// certificate must be valid; in the WS-Security placement it is read again from the signed
 	// Body, and only that copy is used.
