@@ -43,7 +43,13 @@ func (f *fixture) withReports(t *testing.T) {
 	f.server = httptest.NewServer(f.handler)
 	t.Cleanup(f.server.Close)
 
-	at := f.clock.Now().Add(-time.Hour)
+	// An hour ago, but never before the clock's day began (Astana): the reports of the tests cover
+	// that day, and between midnight and one in Astana an hour ago was the day before.
+	now := f.clock.Now()
+	at := now.Add(-time.Hour)
+	if day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location()); at.Before(day) {
+		at = day
+	}
 	raw, err := soap.Serialize(soap.NewRequest(siobroker.RequestInfo{MessageID: "m-1", MessageDate: at}, siobroker.Query{
 		Basis: siobroker.BasisCriminal, Case: siobroker.CaseRef{Number: "261500031000123"}, Subject: siobroker.Subject{IIN: "870315123455"},
 		Services: []int{1, 5}, Purpose: "проверка по уголовному делу"}))
