@@ -924,9 +924,13 @@ func (b *Broker) appendReply(ctx context.Context, seen Request, received time.Ti
 			Reason  string                  `json:"reason"`
 			Adapter string                  `json:"adapter,omitempty"`
 			Records int                     `json:"records"`
+			// AnswerDigest: the answer the reply carries (routing.AnswerDigest), by which a copy
+			// of it delivered again is not taken for a late answer (LateAnswers.Record).
+			AnswerDigest string `json:"answerDigest,omitempty"`
 		}{
 			Times:  siobroker.ExchangeTimes{Received: received, Dispatched: e.DispatchedAt, Answered: e.AnsweredAt, ReplySent: sent},
 			Status: e.Result.Status, Reason: e.Result.Reason, Adapter: e.Adapter, Records: len(e.Result.Records),
+			AnswerDigest: e.AnswerDigest,
 		})
 		if err != nil {
 			return fmt.Errorf("encode exchange of service %d: %w", e.Result.Service, err)

@@ -49,8 +49,9 @@ func TestJournalAcceptedRequest(t *testing.T) {
 			continue
 		}
 		var ex struct {
-			Times  siobroker.ExchangeTimes `json:"times"`
-			Status siobroker.ResultStatus  `json:"status"`
+			Times        siobroker.ExchangeTimes `json:"times"`
+			Status       siobroker.ResultStatus  `json:"status"`
+			AnswerDigest string                  `json:"answerDigest"`
 		}
 		if err := json.Unmarshal(r.Data, &ex); err != nil {
 			t.Fatal(err)
@@ -63,8 +64,11 @@ func TestJournalAcceptedRequest(t *testing.T) {
 			if ex.Times.Dispatched.IsZero() || ex.Times.Answered.IsZero() || ex.Times.Answered.Before(ex.Times.Dispatched) {
 				t.Errorf("service %d answered: times %+v", svc, ex.Times)
 			}
+			if len(ex.AnswerDigest) != 64 {
+				t.Errorf("service %d answered: the exchange names no answer digest: %s", svc, r.Data)
+			}
 		case siobroker.StatusDenied:
-			if !ex.Times.Dispatched.IsZero() {
+			if !ex.Times.Dispatched.IsZero() || ex.AnswerDigest != "" {
 				t.Errorf("denied service %d was dispatched: %+v", svc, ex.Times)
 			}
 		case siobroker.StatusTimeout:

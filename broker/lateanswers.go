@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,6 +167,14 @@ func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) error {
 		l.deps.Logger.Info("answer held for its request's completion", append(reqlog.Attrs(a.MessageID, a.Key), "service", a.Service)...)
 		return nil
 	}
+	replied, err := l.inReply(ctx, a)
+	if err != nil {
+		return err
+	}
+	if replied {
+		l.deps.Logger.Info("copy of an answer its request's reply carried: not late", append(reqlog.Attrs(a.MessageID, a.Key), "service", a.Service)...)
+		return nil
+	}
 	rec, err := l.record(ctx, a)
 	if err != nil {
 		l.lost(a, err)
@@ -229,11 +235,33 @@ func (l *LateAnswers) awaited(ctx context.Context, a routing.LateAnswer) (bool, 
 	return len(recs) == 0, nil
 }
 
-// answerDigest is the hex SHA-256 of an answer exactly as the adapter sent it.
-func answerDigest(payload []byte) string {
-	sum := sha256.Sum256(payload)
-	return hex.EncodeToString(sum[:])
+// inReply reports whether a is the answer its request's reply carried: the exchange record of
+// its service names a's digest. A broker restarted after it kept an answer, but before the
+// transport was told, receives the answer again; the request resumed meanwhile may have been
+// completed from the answer kept, and the copy then finds no wait. It is no other result and not
+// late (the fault test's duplicate: an exchange and a late record of one answer).
+func (l *LateAnswers) inReply(ctx context.Context, a routing.LateAnswer) (bool, error) {
+	if a.CaseCheck || l.deps.Requests == nil || len(a.Payload) == 0 {
+		return false, nil
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AppendLimit)
+	defer cancel()
+	recs, err := l.deps.Requests.Query(lctx, siobroker.JournalFilter{RequestID: a.RequestID, Service: a.Service,
+		Kinds: []siobroker.JournalKind{siobroker.JournalExchange}})
+	if err != nil {
+		return false, fmt.Errorf("look up the outcome of %s: %w", a.Key, err)
+	}
+	digest := answerDigest(a.Payload)
+	return slices.ContainsFunc(recs, func(r siobroker.JournalRecord) bool {
+		var d struct {
+			AnswerDigest string `json:"answerDigest"`
+		}
+		return json.Unmarshal(r.Data, &d) == nil && d.AnswerDigest == digest
+	}), nil
 }
+
+// answerDigest is the hex SHA-256 of an answer exactly as the adapter sent it.
+func answerDigest(payload []byte) string { return routing.AnswerDigest(payload) }
 
 // lost logs a late answer that will not be in the journal: a result is missing from it.
 func (l *LateAnswers) lost(a routing.LateAnswer, err error) {

@@ -487,3 +487,50 @@ func lateCopiesJournaledOnce(t *testing.T, journal lateJournalStore) {
 		}
 	}
 }
+
+// TestLateCopyOfTheRepliedAnswer: an answer delivered again after its request's reply carried it
+// (a broker restarted after keeping the answer and before acknowledging it, whose resumed request
+// was completed from the answer kept before the copy came) is not late: the exchange record of
+// its service names its digest, and nothing is recorded. Another answer to the same service is
+// late, as before. The fault test found the copy journaled as late beside its exchange record.
+func TestLateCopyOfTheRepliedAnswer(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	j := db.Journal()
+	l, err := NewLateAnswers(LateConfig{}, LateDeps{Journal: j, Requests: j, Rights: table,
+		Clock: siobroker.SystemClock{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replied := pensionAnswer(t, "req-replied")
+	data, err := json.Marshal(map[string]any{"status": "ok", "reason": "OK", "records": 1, "answerDigest": routing.AnswerDigest(replied.Payload)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Append(ctx, siobroker.JournalRecord{At: time.Now(), Kind: siobroker.JournalExchange, RequestID: "req-replied",
+		MessageID: replied.MessageID, Service: replied.Service, Code: "ok/OK", Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	late := func() int {
+		recs, err := j.Query(ctx, siobroker.JournalFilter{RequestID: "req-replied", Kinds: []siobroker.JournalKind{siobroker.JournalLate}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(recs)
+	}
+	record(t, l, replied)
+	if n := late(); n != 0 {
+		t.Fatalf("the copy of the answer the reply carried was journaled late (%d records)", n)
+	}
+	other := pensionAnswer(t, "req-replied")
+	other.Payload = append([]byte(nil), other.Payload...)
+	other.Payload = append(other.Payload[:len(other.Payload)-1], []byte(`,"x":1}`)...)
+	record(t, l, other)
+	if n := late(); n != 1 {
+		t.Fatalf("another answer to the replied service: %d late records, want 1", n)
+	}
+}

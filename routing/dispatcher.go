@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -350,6 +351,13 @@ func (d *Dispatcher) keepThenHand(msg *message.Message, key string, now time.Tim
 	}
 }
 
+// AnswerDigest is the hex SHA-256 of an adapter's answer exactly as it came: the journal's
+// exchange and late records carry it, and a copy of an answer is known by it.
+func AnswerDigest(payload []byte) string {
+	sum := sha256.Sum256(payload)
+	return hex.EncodeToString(sum[:])
+}
+
 // resultSum identifies the result an answer carries, without the adapter's name and times: two
 // processes answering one request alike give the same sum.
 func resultSum(payload []byte) []byte {
@@ -628,6 +636,10 @@ type Outcome struct {
 	Adapter      string
 	DispatchedAt time.Time
 	AnsweredAt   time.Time // zero when there was no answer
+	// AnswerDigest is the hex SHA-256 of the adapter's answer exactly as it came (the same
+	// whether it came now or was held from before a restart); "" when there was no answer. The
+	// exchange record keeps it, so that a copy of the answer delivered again is known for it.
+	AnswerDigest string
 	// Late is set when the service's time limit passed before this outcome, while DispatchLate
 	// still waited: the message was counted a timeout then (and an answer that came, late).
 	Late bool
@@ -824,6 +836,7 @@ func (d *Dispatcher) answered(out Outcome, m *waited, req schemas.ServiceRequest
 	out.Result = resp.Result
 	out.Result.Service = req.Service
 	out.Adapter = resp.Adapter
+	out.AnswerDigest = AnswerDigest(payload)
 	out.AnsweredAt = d.clock.Now()
 	how := endAnswered
 	switch out.Result.Status {
