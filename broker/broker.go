@@ -930,7 +930,7 @@ func (b *Broker) appendReply(ctx context.Context, seen Request, received time.Ti
 		}{
 			Times:  siobroker.ExchangeTimes{Received: received, Dispatched: e.DispatchedAt, Answered: e.AnsweredAt, ReplySent: sent},
 			Status: e.Result.Status, Reason: e.Result.Reason, Adapter: e.Adapter, Records: len(e.Result.Records),
-			AnswerDigest: e.AnswerDigest,
+			AnswerDigest: repliedDigest(e),
 		})
 		if err != nil {
 			return fmt.Errorf("encode exchange of service %d: %w", e.Result.Service, err)
@@ -943,6 +943,16 @@ func (b *Broker) appendReply(ctx context.Context, seen Request, received time.Ti
 		return fmt.Errorf("journal reply %s: %w", seen.RequestID, err)
 	}
 	return nil
+}
+
+// repliedDigest is the digest of the answer whose result e records, for its exchange record; ""
+// when e records no answer (a timeout or the broker's error), even if one came after its wait:
+// that answer is late, and LateAnswers.Record must not take it for the reply's (inReply).
+func repliedDigest(e exchange) string {
+	if unanswered(e) {
+		return ""
+	}
+	return e.AnswerDigest
 }
 
 // journalRefusal records a refused request with its fault code and message. It cannot refuse

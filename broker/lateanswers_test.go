@@ -534,3 +534,23 @@ func TestLateCopyOfTheRepliedAnswer(t *testing.T) {
 		t.Fatalf("another answer to the replied service: %d late records, want 1", n)
 	}
 }
+
+// TestRepliedDigestOnlyOfAnAnswer: an exchange record names the answer's digest only when it
+// records that answer's result; a service recorded as timed out names none, even if its answer
+// came after the wait (the fault test lost such an answer when the timeout's record named it:
+// the late answer was taken for a copy of the reply's).
+func TestRepliedDigestOnlyOfAnAnswer(t *testing.T) {
+	ok := exchange{Result: siobroker.ServiceResult{Service: 5, Status: siobroker.StatusOK, Reason: siobroker.ReasonOK}, AnswerDigest: "d", AnsweredAt: time.Now()}
+	if got := repliedDigest(ok); got != "d" {
+		t.Errorf("an answered service: digest %q, want d", got)
+	}
+	late := ok
+	late.Result = siobroker.ServiceResult{Service: 5, Status: siobroker.StatusTimeout, Reason: siobroker.ReasonTimeout}
+	if got := repliedDigest(late); got != "" {
+		t.Errorf("a service recorded as timed out: digest %q, want none", got)
+	}
+	failed := exchange{Result: siobroker.ServiceResult{Service: 5, Status: siobroker.StatusError, Reason: siobroker.ReasonAdapterError}, AnswerDigest: "d"}
+	if got := repliedDigest(failed); got != "" {
+		t.Errorf("the broker's error: digest %q, want none", got)
+	}
+}
