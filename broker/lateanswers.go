@@ -236,10 +236,10 @@ func (l *LateAnswers) awaited(ctx context.Context, a routing.LateAnswer) (bool, 
 }
 
 // inReply reports whether a is the answer its request's reply carried: the exchange record of
-// its service names a's digest. A broker restarted after it kept an answer, but before the
-// transport was told, receives the answer again; the request resumed meanwhile may have been
-// completed from the answer kept, and the copy then finds no wait. It is no other result and not
-// late (the fault test's duplicate: an exchange and a late record of one answer).
+// its service names a's digest. A broker killed after it received an answer, but before it
+// acknowledged it, receives the answer again once restarted; the request resumed meanwhile may
+// have been completed from that answer (held), and the copy then finds no wait. It is no other
+// result and not late (the fault test's duplicate: an exchange and a late record of one answer).
 func (l *LateAnswers) inReply(ctx context.Context, a routing.LateAnswer) (bool, error) {
 	if a.CaseCheck || l.deps.Requests == nil || len(a.Payload) == 0 {
 		return false, nil
