@@ -251,7 +251,7 @@ func (l *LateAnswers) inReply(ctx context.Context, a routing.LateAnswer) (bool, 
 	if err != nil {
 		return false, fmt.Errorf("look up the outcome of %s: %w", a.Key, err)
 	}
-	digest := answerDigest(a.Payload)
+	digest := routing.AnswerDigest(a.Payload)
 	return slices.ContainsFunc(recs, func(r siobroker.JournalRecord) bool {
 		var d struct {
 			AnswerDigest string `json:"answerDigest"`
@@ -259,9 +259,6 @@ func (l *LateAnswers) inReply(ctx context.Context, a routing.LateAnswer) (bool, 
 		return json.Unmarshal(r.Data, &d) == nil && d.AnswerDigest == digest
 	}), nil
 }
-
-// answerDigest is the hex SHA-256 of an answer exactly as the adapter sent it.
-func answerDigest(payload []byte) string { return routing.AnswerDigest(payload) }
 
 // lost logs a late answer that will not be in the journal: a result is missing from it.
 func (l *LateAnswers) lost(a routing.LateAnswer, err error) {
@@ -320,7 +317,7 @@ func (l *LateAnswers) record(ctx context.Context, a routing.LateAnswer) (siobrok
 	d := lateDetails{
 		Times:  lateTimes{Arrived: a.ReceivedAt.In(siobroker.Astana)},
 		Status: a.Status, Reason: a.Reason, Adapter: a.Adapter, Records: a.Records,
-		AnswerDigest: answerDigest(a.Payload),
+		AnswerDigest: routing.AnswerDigest(a.Payload),
 	}
 	if !a.AnsweredAt.IsZero() {
 		d.Times.Answered = a.AnsweredAt.In(siobroker.Astana)

@@ -482,8 +482,8 @@ func lateCopiesJournaledOnce(t *testing.T, journal lateJournalStore) {
 		t.Fatalf("%d late records, want 2: the first answer and another answer, each once", len(recs))
 	}
 	for i, a := range []routing.LateAnswer{first, second} {
-		if d, _ := lateData(t, recs[i]); d.AnswerDigest != answerDigest(a.Payload) {
-			t.Errorf("record %d holds digest %q, want the answer's %q", i, d.AnswerDigest, answerDigest(a.Payload))
+		if d, _ := lateData(t, recs[i]); d.AnswerDigest != routing.AnswerDigest(a.Payload) {
+			t.Errorf("record %d holds digest %q, want the answer's %q", i, d.AnswerDigest, routing.AnswerDigest(a.Payload))
 		}
 	}
 }

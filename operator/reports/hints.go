@@ -126,7 +126,7 @@ func (h *QueryHints) Taken() uint64 { return h.taken.Load() }
 // Missed: see Taken.
 func (h *QueryHints) Missed() uint64 { return h.missed.Load() }
 
-// Len and Bytes are the count and the bytes of the hints held.
+// Len returns the count of the hints held and the bytes they hold.
 func (h *QueryHints) Len() (count, bytes int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
