@@ -22,11 +22,14 @@ import (
 type AsyncStore interface {
 	CreateAsync(ctx context.Context, j siobroker.AsyncJob) error
 	AsyncJob(ctx context.Context, requestID string) (siobroker.AsyncJob, bool, error)
-	PendingAsync(ctx context.Context, now time.Time, resume bool) ([]siobroker.AsyncJob, error)
+	// PendingAsync lists the ON_DELIVERY jobs whose lease has run out by now, oldest first.
+	PendingAsync(ctx context.Context, now time.Time) ([]siobroker.AsyncJob, error)
 	CompleteAsync(ctx context.Context, requestID string, state siobroker.AsyncState, reason string, reply []byte, at time.Time) (bool, error)
 	// LeaseAsync keeps the worker away from an ON_DELIVERY job until the given time, while its
 	// late services are waited for.
 	LeaseAsync(ctx context.Context, requestID string, until time.Time) (bool, error)
+	// VoidLeases ends every lease in the store (ResumeEarlierRun) and says how many.
+	VoidLeases(ctx context.Context) (int, error)
 	// AsyncJobByMessage finds a job by its request's or its reply's messageId (AsyncChannel v10).
 	AsyncJobByMessage(ctx context.Context, id string) (siobroker.AsyncJob, bool, error)
 	// AsyncReplies lists the replies a getMessages hands out.
@@ -274,12 +277,26 @@ func (b *Broker) signDocument(doc *etree.Document, p signing.Placement, what str
 	return out, nil
 }
 
+// ResumeEarlierRun voids the leases an earlier run of the broker left on its requests on
+// delivery, so that the AsyncWorker completes them at its first scan: their holders (the
+// synchronous call that was answering, a wait for late services) went with that run. It returns
+// how many it voided. Call it at start before the broker takes a request: a request held by
+// this run's own call keeps its lease. (The worker's first scan took leased requests itself, and
+// one admitted between the start of the HTTP server and that scan was asked of its services by
+// its call and by the worker both.)
+func (b *Broker) ResumeEarlierRun(ctx context.Context) (int, error) {
+	if b.deps.Async == nil {
+		return 0, nil
+	}
+	return b.deps.Async.VoidLeases(ctx)
+}
+
 // AsyncWorker processes the ON_DELIVERY requests of the asynchronous channel with bounded
 // concurrency: it routes each (Broker.Process), stores the signed reply and sets DELIVERED, or
 // NOT_DELIVERED when no service could be answered. With Config.AsyncTimeout set, the services
 // that miss their timeout are waited for in the background up to AsyncTimeout, as for a
 // synchronous request, and the reply is stored once they are in. At start it resumes every
-// ON_DELIVERY request left by an earlier run.
+// ON_DELIVERY request left by an earlier run, once Broker.ResumeEarlierRun voided their leases.
 type AsyncWorker struct {
 	Broker      *Broker
 	Concurrency int           // default 8
@@ -304,14 +321,9 @@ func (w *AsyncWorker) Run(ctx context.Context) {
 	defer wg.Wait()
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()
-	// The first scan resumes what an earlier run left ON_DELIVERY, the leased jobs too: their
-	// waiters went with that run.
-	resume := true
 	for {
-		resuming := resume
 		scan := b.asyncSlots.beginScan()
-		jobs, err := b.deps.Async.PendingAsync(ctx, b.deps.Clock.Now(), resuming)
-		resume = false
+		jobs, err := b.deps.Async.PendingAsync(ctx, b.deps.Clock.Now())
 		if err != nil && ctx.Err() == nil {
 			b.deps.Logger.Warn("listing asynchronous requests failed", "error", err)
 		}
@@ -340,7 +352,7 @@ func (w *AsyncWorker) Run(ctx context.Context) {
 					delete(inflight, job.RequestID)
 					mu.Unlock()
 				}()
-				w.process(ctx, job, resuming)
+				w.process(ctx, job)
 			})
 		}
 		select {
@@ -357,17 +369,17 @@ func (w *AsyncWorker) Run(ctx context.Context) {
 // (asyncSlots): a retry, the late wait and a request resumed after a restart hold none, since the
 // slot bounds what a signer queues in front of the worker, and a stalled service must not lock
 // its signer out of the others for up to Config.AsyncTimeout.
-func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob, resuming bool) {
+func (w *AsyncWorker) process(ctx context.Context, job siobroker.AsyncJob) {
 	b := w.Broker
 	defer b.asyncSlots.release(job.RequestID)
 	// The listing may predate the end of an earlier run of this same job, which released it just
 	// before this one claimed it, finished or leased to a wait for late services: read the state
-	// again now that the job is claimed. (At start, leases of the earlier run are void.)
+	// again now that the job is claimed.
 	current, ok, err := b.deps.Async.AsyncJob(ctx, job.RequestID)
 	if err != nil || !ok || current.State != siobroker.AsyncOnDelivery {
 		return
 	}
-	if !resuming && current.LeaseUntil.After(b.deps.Clock.Now()) {
+	if current.LeaseUntil.After(b.deps.Clock.Now()) {
 		return
 	}
 	ids := reqlog.Attrs(job.Info.MessageID, job.RequestID)

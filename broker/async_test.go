@@ -231,7 +231,7 @@ func TestAsyncChecksUpFront(t *testing.T) {
 	if err == nil {
 		t.Fatal("a case not in the user's proceedings was accepted")
 	}
-	pending, err := h.db.PendingAsync(context.Background(), h.clock.Now(), true)
+	pending, err := h.db.PendingAsync(context.Background(), h.clock.Now())
 	if err != nil || len(pending) != 1 {
 		t.Fatalf("pending %d %v, want only the first request", len(pending), err)
 	}
@@ -376,5 +376,63 @@ func TestAsyncLateServices(t *testing.T) {
 	}
 	if n := h.called(slowService); n != 1 {
 		t.Fatalf("the late service was asked %d times, want once (the wait holds the job)", n)
+	}
+}
+
+// TestWorkerLeavesThisRunsHolds: a synchronous request taken before the worker's first scan (the
+// HTTP server starts before the worker) is its own call's: the worker, scanning meanwhile, does
+// not route it again, so the service is asked once. A hold an earlier run left is the worker's
+// at once, since the start voided its lease (ResumeEarlierRun; TestSyncResumedAfterRestart).
+func TestWorkerLeavesThisRunsHolds(t *testing.T) {
+	g := newGate()
+	h := newHarnessWith(t, harnessOpts{wrapDispatcher: g.wrap})
+	raw, _ := h.build(t, reqSpec{services: []int{gatedService}})
+	done, release := g.sendSync(t, h, raw)
+	startWorker(t, h)
+	scans := func() uint64 {
+		h.broker.asyncSlots.mu.Lock()
+		defer h.broker.asyncSlots.mu.Unlock()
+		return h.broker.asyncSlots.scans
+	}
+	for deadline := time.Now().Add(10 * time.Second); scans() < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker scanned %d times in 10 s", scans())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case again := <-g.held:
+		close(again)
+		t.Error("the worker routed a request its own call was serving")
+	case <-time.After(100 * time.Millisecond):
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("the synchronous request: %v", err)
+	}
+	if n := h.called(gatedService); n != 1 {
+		t.Errorf("service %d asked %d times, want once", gatedService, n)
+	}
+}
+
+// TestSyncResumedAfterRestart: a synchronous request whose broker stopped while its call was
+// serving it (its hold leased to the call for as long as its services may take) is completed by
+// the next broker's worker at once: the start voided the lease of the call that went.
+func TestSyncResumedAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	first := newHarnessWith(t, harnessOpts{dir: dir})
+	raw, info := first.build(t, reqSpec{services: []int{1, 5}})
+	job := first.broker.jobOf(Request{RequestID: "held-1", SignerIIN: "750312300458", Placement: signing.PlacementEnveloped}, info, mustQuery(t, raw), first.clock.Now())
+	if err := first.broker.holdSync(context.Background(), &job); err != nil {
+		t.Fatal(err)
+	}
+	first.stop()
+
+	h := newHarnessWith(t, harnessOpts{dir: dir})
+	h.clock.Set(first.clock.Now())
+	startWorker(t, h)
+	waitState(t, h, job.RequestID, siobroker.AsyncDelivered)
+	if h.called(1) != 1 || h.called(5) != 1 {
+		t.Errorf("services asked %d and %d times, want once each", h.called(1), h.called(5))
 	}
 }

@@ -493,6 +493,11 @@ func newHarnessWith(t *testing.T, opts harnessOpts) *harness {
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}
+	// As serve starts a broker: what a broker before this one left on the store's delivery is
+	// its worker's to complete (a new store has nothing).
+	if _, err := b.ResumeEarlierRun(context.Background()); err != nil {
+		t.Fatalf("ResumeEarlierRun: %v", err)
+	}
 	h.broker = b
 	return h
 }

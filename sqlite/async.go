@@ -225,16 +225,15 @@ func (s *DB) AsyncJob(ctx context.Context, requestID string) (siobroker.AsyncJob
 	return j, true, nil
 }
 
-// PendingAsync returns the ON_DELIVERY jobs for the worker, oldest first: those whose lease has
-// run out by now, and with resume (at start, when no lease holder of an earlier run is left) also
-// those received before now whatever their lease.
-func (s *DB) PendingAsync(ctx context.Context, now time.Time, resume bool) ([]siobroker.AsyncJob, error) {
+// PendingAsync returns the ON_DELIVERY jobs for the worker whose lease has run out by now,
+// oldest first.
+func (s *DB) PendingAsync(ctx context.Context, now time.Time) ([]siobroker.AsyncJob, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+asyncColumns+` FROM (
-		SELECT `+asyncColumns+`, received_unix FROM async_jobs WHERE state = ?1 AND (lease_unix <= ?2 OR (?3 AND received_unix <= ?2))
+		SELECT `+asyncColumns+`, received_unix FROM async_jobs WHERE state = ?1 AND lease_unix <= ?2
 		UNION ALL
-		SELECT `+holdAsAsync+`, received_unix FROM sync_holds WHERE lease_unix <= ?2 OR (?3 AND received_unix <= ?2)
+		SELECT `+holdAsAsync+`, received_unix FROM sync_holds WHERE lease_unix <= ?2
 	) ORDER BY received_unix, request_id`,
-		string(siobroker.AsyncOnDelivery), now.Unix(), resume)
+		string(siobroker.AsyncOnDelivery), now.Unix())
 	if err != nil {
 		return nil, fmt.Errorf("list pending async jobs: %w", err)
 	}
@@ -260,8 +259,8 @@ func (s *DB) CompleteAsync(ctx context.Context, requestID string, state siobroke
 }
 
 // LeaseAsync leaves an ON_DELIVERY job to its current holder until the given time: the worker
-// does not list it before then, except when resuming at start. It reports false when there is no
-// such job or it is no longer ON_DELIVERY.
+// does not list it before then (unless VoidLeases voids the lease at a start). It reports false
+// when there is no such job or it is no longer ON_DELIVERY.
 func (s *DB) LeaseAsync(ctx context.Context, requestID string, until time.Time) (bool, error) {
 	var leased bool
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -284,6 +283,33 @@ func (s *DB) LeaseAsync(ctx context.Context, requestID string, until time.Time) 
 		return false, fmt.Errorf("lease async job %s: %w", requestID, err)
 	}
 	return leased, nil
+}
+
+// VoidLeases ends the lease of every ON_DELIVERY job and hold, and returns how many it ended.
+// At a start, before the broker takes a request, every lease in the store is an earlier run's,
+// whose holder (a synchronous call, a wait for late services) went with that run: the worker
+// then lists those requests at once. Called later, it would take requests from their holders.
+func (s *DB) VoidLeases(ctx context.Context) (int, error) {
+	var voided int64
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		holds, err := s.execIn(ctx, tx, `UPDATE sync_holds SET lease_unix = 0 WHERE lease_unix <> 0`)
+		if err != nil {
+			return err
+		}
+		jobs, err := s.execIn(ctx, tx, `UPDATE async_jobs SET lease_unix = 0 WHERE state = ? AND lease_unix <> 0`,
+			string(siobroker.AsyncOnDelivery))
+		if err != nil {
+			return err
+		}
+		h, herr := holds.RowsAffected()
+		j, jerr := jobs.RowsAffected()
+		voided = h + j
+		return errors.Join(herr, jerr)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("void the leases of an earlier run: %w", err)
+	}
+	return int(voided), nil
 }
 
 // StopAsync stops an ON_DELIVERY job (DELIVERY_STOPPED), for an operator. It reports false when

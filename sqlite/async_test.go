@@ -38,7 +38,7 @@ func TestAsyncJobs(t *testing.T) {
 	if err := db.CreateAsync(ctx, job); err == nil {
 		t.Fatal("a second job with the same id was stored")
 	}
-	pending, err := db.PendingAsync(ctx, now, false)
+	pending, err := db.PendingAsync(ctx, now)
 	if err != nil || len(pending) != 1 || pending[0].RequestID != "b-1" {
 		t.Fatalf("PendingAsync = %+v %v, want only the unleased job", pending, err)
 	}
@@ -48,13 +48,17 @@ func TestAsyncJobs(t *testing.T) {
 	}
 	db.Close()
 
-	// Reopened, as after a restart: the resume scan takes the leased job too.
+	// Reopened, as after a restart: with the earlier run's leases void, the leased job is
+	// pending too.
 	if db, err = Open(ctx, dir); err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if pending, err = db.PendingAsync(ctx, now, true); err != nil || len(pending) != 2 {
-		t.Fatalf("resume scan = %d jobs %v, want 2", len(pending), err)
+	if n, err := db.VoidLeases(ctx); n != 1 || err != nil {
+		t.Fatalf("VoidLeases = %d %v, want the one lease", n, err)
+	}
+	if pending, err = db.PendingAsync(ctx, now); err != nil || len(pending) != 2 {
+		t.Fatalf("pending after a restart = %d jobs %v, want 2", len(pending), err)
 	}
 	if ok, err := db.CompleteAsync(ctx, "b-1", siobroker.AsyncDelivered, "", []byte("<reply/>"), now.Add(time.Minute)); !ok || err != nil {
 		t.Fatalf("CompleteAsync = %v %v", ok, err)
@@ -75,7 +79,7 @@ func TestAsyncJobs(t *testing.T) {
 	if _, ok, _ := db.AsyncJob(ctx, "nope"); ok {
 		t.Fatal("an unknown job was found")
 	}
-	if pending, _ = db.PendingAsync(ctx, now.Add(2*time.Hour), true); len(pending) != 0 {
+	if pending, _ = db.PendingAsync(ctx, now.Add(2*time.Hour)); len(pending) != 0 {
 		t.Fatalf("%d jobs still pending", len(pending))
 	}
 }
@@ -162,19 +166,25 @@ func TestSyncHolds(t *testing.T) {
 		}
 		return out
 	}
-	// The hold is leased to its call: the worker takes it only once the lease is out, or at a
-	// restart; then after the job received a second before it.
-	if got := ids(db.PendingAsync(ctx, now.Add(2*time.Second), false)); !reflect.DeepEqual(got, []string{"a-1"}) {
+	// The hold is leased to its call: the worker takes it only once the lease is out, or once a
+	// restart voided the lease; then after the job received a second before it.
+	if got := ids(db.PendingAsync(ctx, now.Add(2*time.Second))); !reflect.DeepEqual(got, []string{"a-1"}) {
 		t.Errorf("pending while the hold is leased: %v", got)
-	}
-	if got := ids(db.PendingAsync(ctx, now.Add(2*time.Second), true)); !reflect.DeepEqual(got, []string{"a-1", "h-1"}) {
-		t.Errorf("pending at a restart: %v", got)
 	}
 	if ok, err := db.LeaseAsync(ctx, hold.RequestID, now); !ok || err != nil {
 		t.Fatalf("LeaseAsync of the hold = %v %v", ok, err)
 	}
-	if got := ids(db.PendingAsync(ctx, now.Add(2*time.Second), false)); !reflect.DeepEqual(got, []string{"a-1", "h-1"}) {
+	if got := ids(db.PendingAsync(ctx, now.Add(2*time.Second))); !reflect.DeepEqual(got, []string{"a-1", "h-1"}) {
 		t.Errorf("pending once the hold's lease is out: %v", got)
+	}
+	if ok, err := db.LeaseAsync(ctx, hold.RequestID, now.Add(time.Hour)); !ok || err != nil {
+		t.Fatalf("LeaseAsync of the hold = %v %v", ok, err)
+	}
+	if n, err := db.VoidLeases(ctx); n != 1 || err != nil {
+		t.Fatalf("VoidLeases = %d %v, want the hold's", n, err)
+	}
+	if got := ids(db.PendingAsync(ctx, now.Add(2*time.Second))); !reflect.DeepEqual(got, []string{"a-1", "h-1"}) {
+		t.Errorf("pending at a restart: %v", got)
 	}
 
 	// Completed, the hold becomes a finished job of the synchronous channel.

@@ -400,6 +400,12 @@ func (b *Broker) startPipeline(ctx context.Context, p *parts) error {
 	if _, err := b.pipeline.CloseInterrupted(ctx, clock.Now()); err != nil {
 		return fmt.Errorf("close the requests an earlier run left unadmitted: %w", err)
 	}
+	// And what it left on delivery is the worker's at its first scan, whatever its lease.
+	if n, err := b.pipeline.ResumeEarlierRun(ctx); err != nil {
+		return fmt.Errorf("resume the requests an earlier run left on delivery: %w", err)
+	} else if n > 0 {
+		p.logger.Info("requests an earlier run left on delivery are resumed", "requests", n)
+	}
 	return nil
 }
 
