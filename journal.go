@@ -110,7 +110,9 @@ type JournalWriter interface {
 	// Hash (rec.ComputeHash()) to each record in order, atomically and serialised against every
 	// other writer — also across processes sharing one database — and returns them. At is
 	// truncated to the millisecond (ComputeHash formats it with ms) and converted to Astana. A
-	// record without At or Kind is refused, and then nothing is appended.
+	// record without At or Kind is refused, and then nothing is appended. Data is written as it
+	// is when Append is called, and not copied: the records returned share it with recs, and a
+	// caller that changes its buffer afterwards changes them (never what was journaled).
 	Append(ctx context.Context, recs ...JournalRecord) ([]JournalRecord, error)
 }
 

@@ -36,7 +36,7 @@ func (e *ChainError) BrokenSeq() int64 { return e.Seq }
 
 // Link prepares recs to follow the record (headSeq, headHash): it checks that each has an At and
 // a Kind, truncates At to the millisecond in Astana time and assigns Seq, PrevHash and Hash. It
-// returns new records and leaves recs as they are.
+// returns new records and leaves recs as they are; the new records share recs' Data.
 func Link(headSeq int64, headHash string, recs []siobroker.JournalRecord) ([]siobroker.JournalRecord, error) {
 	out := make([]siobroker.JournalRecord, len(recs))
 	for i, r := range recs {
@@ -54,7 +54,9 @@ func Link(headSeq int64, headHash string, recs []siobroker.JournalRecord) ([]sio
 }
 
 // Normalise checks that r can be journaled and puts At in the form it is kept in: truncated to
-// the millisecond, in Astana time. Data is copied, so that the caller may reuse its buffer.
+// the millisecond, in Astana time. Data is not copied (see siobroker.JournalWriter): a journal
+// writes it out before its Append returns, and copying each record's data cost 19 KB of the ~240 KB
+// a one-service request allocated, twice over where a journal checked its records first.
 func Normalise(r siobroker.JournalRecord) (siobroker.JournalRecord, error) {
 	if r.At.IsZero() {
 		return r, fmt.Errorf("%s record of request %q has no time", r.Kind, r.RequestID)
@@ -63,9 +65,6 @@ func Normalise(r siobroker.JournalRecord) (siobroker.JournalRecord, error) {
 		return r, fmt.Errorf("record of request %q has no kind", r.RequestID)
 	}
 	r.At = r.At.Truncate(time.Millisecond).In(siobroker.Astana)
-	if r.Data != nil {
-		r.Data = append([]byte{}, r.Data...)
-	}
 	return r, nil
 }
 
