@@ -194,7 +194,7 @@ type Deps struct {
 	// dispatcher alone.
 	Answers HeldAnswers
 	// Late records an answer as late (LateAnswers.Record); nil: none is, by the broker.
-	Late func(context.Context, routing.LateAnswer) error
+	Late func(context.Context, routing.LateAnswer) (bool, error)
 	// Together, when set, commits the consecutive writes of a request in one transaction where
 	// each would otherwise be a commit of its own: the replay marks with the request's journal
 	// record, and a synchronous request's reply records with the end of its hold (ForgetSync).

@@ -280,7 +280,7 @@ func (b *Broker) recordHeldLate(ctx context.Context, job siobroker.AsyncJob, exc
 			continue // none came; or, unreadable, it reaches the journal when it is delivered again
 		}
 		a, _ := routing.NewLateAnswer(key, job.Info.MessageID, payload, b.deps.Clock.Now())
-		if err := b.deps.Late(ctx, a); err != nil {
+		if _, err := b.deps.Late(ctx, a); err != nil {
 			b.deps.Logger.Error("late answer held but not journaled", append(reqlog.Attrs(job.Info.MessageID, key), "error", err)...)
 		}
 	}

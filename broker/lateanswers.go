@@ -147,7 +147,10 @@ func NewLateAnswers(cfg LateConfig, deps LateDeps) (*LateAnswers, error) {
 }
 
 // Record journals a: the routing.DispatcherConfig.OnLateAnswer hook. It returns nil once the
-// record is appended. An append that fails is tried again, with back-off, up to
+// record is appended, and whether a is late: a copy of the answer its request's reply carried is
+// not, and nothing is recorded. An answer its request still awaits is late (it came after its
+// time limit) and is left to the request's completion; one recorded before, or one that cannot
+// be recorded at all, is late. An append that fails is tried again, with back-off, up to
 // LateConfig.Attempts times, and after the last failure Record waits the back-off once more and
 // returns the error, so that the answer is delivered again no sooner. An answer whose record
 // cannot be built at all (it never will be) is logged at Error and Record returns nil:
@@ -158,27 +161,27 @@ func NewLateAnswers(cfg LateConfig, deps LateDeps) (*LateAnswers, error) {
 // again, to a broker killed between the append and the acknowledgement or restarted since, is
 // not recorded twice. An answer its request still awaits (see LateDeps.Answers) is not late, and
 // nothing is recorded.
-func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) error {
+func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) (late bool, err error) {
 	awaited, err := l.awaited(ctx, a)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if awaited {
 		l.deps.Logger.Info("answer held for its request's completion", append(reqlog.Attrs(a.MessageID, a.Key), "service", a.Service)...)
-		return nil
+		return true, nil
 	}
 	replied, err := l.inReply(ctx, a)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if replied {
 		l.deps.Logger.Info("copy of an answer its request's reply carried: not late", append(reqlog.Attrs(a.MessageID, a.Key), "service", a.Service)...)
-		return nil
+		return false, nil
 	}
 	rec, err := l.record(ctx, a)
 	if err != nil {
 		l.lost(a, err)
-		return nil
+		return true, nil
 	}
 	wait := l.cfg.Backoff
 	for attempt := 1; ; attempt++ {
@@ -190,7 +193,7 @@ func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) error {
 				l.deps.Logger.Info("copy of a late answer already journaled: not recorded again", append(reqlog.Attrs(a.MessageID, a.Key),
 					"service", a.Service)...)
 			}
-			return nil
+			return true, nil
 		}
 		l.deps.Logger.Warn("late answer not journaled yet", append(reqlog.Attrs(a.MessageID, a.Key),
 			"attempt", attempt, "error", err)...)
@@ -199,10 +202,10 @@ func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) error {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("journal late answer %s: %w (stopped after %d attempts: %w)", a.Key, err, attempt, ctx.Err())
+			return true, fmt.Errorf("journal late answer %s: %w (stopped after %d attempts: %w)", a.Key, err, attempt, ctx.Err())
 		}
 		if attempt >= l.cfg.Attempts {
-			return fmt.Errorf("journal late answer %s (%d attempts): %w", a.Key, attempt, err)
+			return true, fmt.Errorf("journal late answer %s (%d attempts): %w", a.Key, attempt, err)
 		}
 		wait *= 2
 	}

@@ -146,12 +146,14 @@ func TestNewLateAnswersValidates(t *testing.T) {
 	}
 }
 
-// record records a, failing the test if Record fails.
-func record(t *testing.T, l *LateAnswers, a routing.LateAnswer) {
+// record records a, failing the test if Record fails, and returns whether Record said a is late.
+func record(t *testing.T, l *LateAnswers, a routing.LateAnswer) bool {
 	t.Helper()
-	if err := l.Record(context.Background(), a); err != nil {
+	late, err := l.Record(context.Background(), a)
+	if err != nil {
 		t.Fatalf("record %s: %v", a.Key, err)
 	}
+	return late
 }
 
 // pensionAnswer is a late answer of service 11, whose amounts bases 2-4 may not see.
@@ -281,7 +283,7 @@ func TestLateJournalFailures(t *testing.T) {
 	j.mu.Lock()
 	j.fails = 3
 	j.mu.Unlock()
-	if err := l.Record(context.Background(), pensionAnswer(t, "again")); err == nil || !strings.Contains(err.Error(), "database is locked") {
+	if _, err := l.Record(context.Background(), pensionAnswer(t, "again")); err == nil || !strings.Contains(err.Error(), "database is locked") {
 		t.Fatalf("three failed appends: error %v", err)
 	}
 	if n := len(j.records()); n != 1 {
@@ -301,7 +303,10 @@ func TestLateRecordStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel)
 	done := make(chan error, 1)
-	go func() { done <- l.Record(ctx, pensionAnswer(t, "stopping")) }()
+	go func() {
+		_, err := l.Record(ctx, pensionAnswer(t, "stopping"))
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		if !errors.Is(err, context.Canceled) {
@@ -319,8 +324,8 @@ func TestLateRecordUnbuildable(t *testing.T) {
 	l, logs := newLate(t, LateConfig{}, j, nil)
 	a := pensionAnswer(t, "broken")
 	a.Payload = []byte("{not json") // said readable, yet it cannot be read to truncate it
-	if err := l.Record(context.Background(), a); err != nil {
-		t.Fatalf("unbuildable record handed back: %v", err)
+	if late, err := l.Record(context.Background(), a); err != nil || !late {
+		t.Fatalf("unbuildable record: late %v, handed back %v; want late, not handed back", late, err)
 	}
 	if logs.errorCount() != 1 || len(j.records()) != 0 {
 		t.Fatalf("%d errors logged, %d records", logs.errorCount(), len(j.records()))
@@ -471,7 +476,7 @@ func lateCopiesJournaledOnce(t *testing.T, journal lateJournalStore) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			if err := l.Record(ctx, second); err != nil {
+			if _, err := l.Record(ctx, second); err != nil {
 				t.Errorf("record: %v", err)
 			}
 		})
@@ -522,14 +527,18 @@ func TestLateCopyOfTheRepliedAnswer(t *testing.T) {
 		}
 		return len(recs)
 	}
-	record(t, l, replied)
+	if record(t, l, replied) {
+		t.Error("Record said the copy of the answer the reply carried is late")
+	}
 	if n := late(); n != 0 {
 		t.Fatalf("the copy of the answer the reply carried was journaled late (%d records)", n)
 	}
 	other := pensionAnswer(t, "req-replied")
 	other.Payload = append([]byte(nil), other.Payload...)
 	other.Payload = append(other.Payload[:len(other.Payload)-1], []byte(`,"x":1}`)...)
-	record(t, l, other)
+	if !record(t, l, other) {
+		t.Error("Record said another answer to the replied service is not late")
+	}
 	if n := late(); n != 1 {
 		t.Fatalf("another answer to the replied service: %d late records, want 1", n)
 	}

@@ -142,7 +142,7 @@ func TestForgedAnswerIsRefused(t *testing.T) {
 			return siobroker.ServiceResult{Records: []siobroker.Record{{Type: "pension", Fields: []siobroker.Field{{Name: "by", Value: "adapter"}}}}}, nil
 		}),
 	}, func(c *envConfig) {
-		c.dispatcher.OnLateAnswer = func(_ context.Context, a LateAnswer) error { late <- a; return nil }
+		c.dispatcher.OnLateAnswer = func(_ context.Context, a LateAnswer) (bool, error) { late <- a; return true, nil }
 		c.dispatcher.ObserveRefusedAnswer = func(_ int, r msgauth.Reason) { refused <- r }
 	})
 	forge := func(key string, sign func(*message.Message)) {

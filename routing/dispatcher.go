@@ -63,7 +63,7 @@ type Dispatcher struct {
 	queueOf     func(service int) string
 	counters    serviceCounters
 	onAnswer    func(service int, status siobroker.ResultStatus, latency time.Duration)
-	onLate      func(context.Context, LateAnswer) error
+	onLate      func(context.Context, LateAnswer) (bool, error)
 	auth        *msgauth.Broker
 	adapterOf   func(service int) string
 	registryOf  func(registry string) string
@@ -165,8 +165,10 @@ type DispatcherConfig struct {
 	// between gets it delivered again rather than losing a result. An error gives the answer back
 	// to the transport, to be delivered again (over RabbitMQ, up to the reply queue's delivery
 	// limit, after which it is dead-lettered with the reason); it should wait a little before it
-	// fails, as a redelivery is immediate. Nil: late answers are only logged and counted.
-	OnLateAnswer func(context.Context, LateAnswer) error
+	// fails, as a redelivery is immediate. It reports whether the answer is late after all: a
+	// copy of the answer its request's reply carried (delivered again after a restart) is not,
+	// and is neither counted nor logged as late. Nil: late answers are only logged and counted.
+	OnLateAnswer func(context.Context, LateAnswer) (late bool, err error)
 	// Answers keeps every service's answer durably before the transport is told it arrived
 	// (see AnswerStore), and a service whose answer it holds is not asked again: a request
 	// resumed after a crash, or retried after its reply could not be journaled, is completed
@@ -509,17 +511,21 @@ func (d *Dispatcher) late(msg *message.Message, key string, at time.Time) error 
 		attrs = append(attrs, "error", err)
 	}
 	if d.onLate != nil {
-		if err := d.onLate(msg.Context(), a); err != nil {
+		late, err := d.onLate(msg.Context(), a)
+		if err != nil {
 			d.logger.Error("late answer not recorded; it is given back to the transport to be delivered again",
 				append(attrs, "error", err)...)
 			return fmt.Errorf("record late answer %s: %w", key, err)
+		}
+		if !late {
+			return nil // the hook said why
 		}
 	}
 	// Counted once recorded: an answer delivered again after a failed record is one late answer.
 	if !a.CaseCheck && a.Service > 0 {
 		d.counters.late(a.Service)
 	}
-	d.logger.Warn("late answer: its wait had ended; it is recorded, not delivered", attrs...)
+	d.logger.Warn("late answer: its wait had ended; it is recorded, or taken by its request's completion", attrs...)
 	return nil
 }
 

@@ -20,13 +20,13 @@ import (
 // returned channel.
 func collectLate() (<-chan LateAnswer, envOption) {
 	ch := make(chan LateAnswer, 16)
-	return ch, onLateAnswer(func(_ context.Context, a LateAnswer) error {
+	return ch, onLateAnswer(func(_ context.Context, a LateAnswer) (bool, error) {
 		select {
 		case ch <- a:
 		default:
 			panic("more late answers than the test expects")
 		}
-		return nil
+		return true, nil
 	})
 }
 
@@ -252,14 +252,14 @@ func TestBoundedCacheForget(t *testing.T) {
 func TestLateAnswerRedeliveredUntilRecorded(t *testing.T) {
 	var mu sync.Mutex
 	var calls []string
-	env := newTestEnv(t, nil, onLateAnswer(func(_ context.Context, a LateAnswer) error {
+	env := newTestEnv(t, nil, onLateAnswer(func(_ context.Context, a LateAnswer) (bool, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		calls = append(calls, a.Key)
 		if len(calls) == 1 {
-			return errors.New("journal unavailable")
+			return true, errors.New("journal unavailable")
 		}
-		return nil
+		return true, nil
 	}))
 	resp := okResponse("redo-1", 5)
 	payload, err := json.Marshal(resp)
@@ -277,5 +277,43 @@ func TestLateAnswerRedeliveredUntilRecorded(t *testing.T) {
 	}
 	if n := env.dispatcher.Stats()[5].LateAnswers; n != 1 {
 		t.Fatalf("%d late answers counted, want 1", n)
+	}
+}
+
+// TestNotLateIsNotCounted: an answer the hook says is not late after all (a copy of the answer
+// its request's reply carried) is neither counted nor logged as late; the next answer nobody
+// waits for is, once.
+func TestNotLateIsNotCounted(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	env := newTestEnv(t, nil, onLateAnswer(func(_ context.Context, a LateAnswer) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, a.Key)
+		return a.Key != "held-1/5", nil
+	}))
+	for _, key := range []string{"held-1/5", "late-1/5"} {
+		payload, err := json.Marshal(okResponse(key[:len(key)-len("/5")], 5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		publishRaw(t, env, key, payload)
+	}
+	env.logs.waitFor(t, "late answer: its wait had ended", "late-1/5")
+	hooked := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(calls)
+	}
+	for deadline := time.Now().Add(2 * time.Second); hooked() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hook had %d answers, want both", hooked())
+		}
+	}
+	if n := env.dispatcher.Stats()[5].LateAnswers; n != 1 {
+		t.Errorf("%d late answers counted, want 1: the answer not late is not", n)
+	}
+	if r, found := env.logs.find("late answer: its wait had ended", "held-1/5"); found {
+		t.Errorf("the answer not late was logged as late: %s", r)
 	}
 }

@@ -131,7 +131,7 @@ func observeAnswers(f func(service int, status siobroker.ResultStatus, latency t
 }
 
 // onLateAnswer makes env's dispatcher hand its late answers to f.
-func onLateAnswer(f func(context.Context, LateAnswer) error) envOption {
+func onLateAnswer(f func(context.Context, LateAnswer) (bool, error)) envOption {
 	return func(c *envConfig) { c.dispatcher.OnLateAnswer = f }
 }
 

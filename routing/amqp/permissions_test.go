@@ -98,7 +98,7 @@ func TestRabbitMQPermissions(t *testing.T) {
 		},
 		RegistryAdapterOf:    msgauthtest.AllRegistriesTo("erdr-adapter"),
 		DeadLetters:          trA.DeadLetterTopic(),
-		OnLateAnswer:         func(_ context.Context, a routing.LateAnswer) error { late <- a; return nil },
+		OnLateAnswer:         func(_ context.Context, a routing.LateAnswer) (bool, error) { late <- a; return true, nil },
 		ObserveRefusedAnswer: func(_ int, r msgauth.Reason) { brokerRefused <- r }})
 	runRouter(t, func(r *message.Router) { d.AddHandlers(r, trA.Subscriber()) })
 
