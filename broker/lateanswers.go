@@ -159,10 +159,14 @@ func NewLateAnswers(cfg LateConfig, deps LateDeps) (*LateAnswers, error) {
 //
 // The journal keeps one late record per request and service (AppendOnce): a copy delivered
 // again, to a broker killed between the append and the acknowledgement or restarted since, is
-// not recorded twice. An answer its request still awaits (see LateDeps.Answers) is not late, and
-// nothing is recorded.
+// not recorded twice. An answer its request still awaits (see LateDeps.Answers) is not recorded
+// here: the request's completion takes it.
 func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) (late bool, err error) {
-	awaited, err := l.awaited(ctx, a)
+	outcomes, err := l.outcomes(ctx, a)
+	if err != nil {
+		return false, err
+	}
+	awaited, err := l.awaited(ctx, a, outcomes)
 	if err != nil {
 		return false, err
 	}
@@ -170,11 +174,7 @@ func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) (late bo
 		l.deps.Logger.Info("answer held for its request's completion", append(reqlog.Attrs(a.MessageID, a.Key), "service", a.Service)...)
 		return true, nil
 	}
-	replied, err := l.inReply(ctx, a)
-	if err != nil {
-		return false, err
-	}
-	if replied {
+	if inReply(a, outcomes) {
 		l.deps.Logger.Info("copy of an answer its request's reply carried: not late", append(reqlog.Attrs(a.MessageID, a.Key), "service", a.Service)...)
 		return false, nil
 	}
@@ -211,14 +211,30 @@ func (l *LateAnswers) Record(ctx context.Context, a routing.LateAnswer) (late bo
 	}
 }
 
+// outcomes reads the exchange records of a's service (LateDeps.Requests), for awaited and
+// inReply; none for a case check's answer. An error gives the answer back to the transport:
+// recording it without knowing them might give the service a second outcome.
+func (l *LateAnswers) outcomes(ctx context.Context, a routing.LateAnswer) ([]siobroker.JournalRecord, error) {
+	if a.CaseCheck || l.deps.Requests == nil {
+		return nil, nil
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AppendLimit)
+	defer cancel()
+	recs, err := l.deps.Requests.Query(lctx, siobroker.JournalFilter{RequestID: a.RequestID, Service: a.Service,
+		Kinds: []siobroker.JournalKind{siobroker.JournalExchange}})
+	if err != nil {
+		return nil, fmt.Errorf("look up the outcome of %s: %w", a.Key, err)
+	}
+	return recs, nil
+}
+
 // awaited reports whether a's request is still to be completed with a's answer: the answer is
 // held (LateDeps.Answers), the request is stored ON_DELIVERY and the journal holds no exchange
-// record of the service. Its completion then takes the answer, and records it as late itself if
-// its outcome was recorded meanwhile without it. An error (the store or the journal cannot be
-// read) gives the answer back to the transport: recording it now might give the service a second
-// outcome.
-func (l *LateAnswers) awaited(ctx context.Context, a routing.LateAnswer) (bool, error) {
-	if a.CaseCheck || l.deps.Answers == nil || l.deps.Jobs == nil || l.deps.Requests == nil {
+// record of the service (outcomes). Its completion then takes the answer, and records it as late
+// itself if its outcome was recorded meanwhile without it. An error (the store cannot be read)
+// gives the answer back to the transport.
+func (l *LateAnswers) awaited(ctx context.Context, a routing.LateAnswer, outcomes []siobroker.JournalRecord) (bool, error) {
+	if a.CaseCheck || l.deps.Answers == nil || l.deps.Jobs == nil || l.deps.Requests == nil || len(outcomes) > 0 {
 		return false, nil
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AppendLimit)
@@ -227,40 +243,25 @@ func (l *LateAnswers) awaited(ctx context.Context, a routing.LateAnswer) (bool, 
 		return false, err
 	}
 	job, ok, err := l.deps.Jobs.AsyncJob(lctx, a.RequestID)
-	if err != nil || !ok || job.State != siobroker.AsyncOnDelivery {
-		return false, err
-	}
-	recs, err := l.deps.Requests.Query(lctx, siobroker.JournalFilter{RequestID: a.RequestID, Service: a.Service,
-		Kinds: []siobroker.JournalKind{siobroker.JournalExchange}, Limit: 1})
-	if err != nil {
-		return false, fmt.Errorf("look up the outcome of %s: %w", a.Key, err)
-	}
-	return len(recs) == 0, nil
+	return err == nil && ok && job.State == siobroker.AsyncOnDelivery, err
 }
 
-// inReply reports whether a is the answer its request's reply carried: the exchange record of
-// its service names a's digest. A broker killed after it received an answer, but before it
+// inReply reports whether a is the answer its request's reply carried: an exchange record of its
+// service (outcomes) names a's digest. A broker killed after it received an answer, but before it
 // acknowledged it, receives the answer again once restarted; the request resumed meanwhile may
 // have been completed from that answer (held), and the copy then finds no wait. It is no other
 // result and not late (the fault test's duplicate: an exchange and a late record of one answer).
-func (l *LateAnswers) inReply(ctx context.Context, a routing.LateAnswer) (bool, error) {
-	if a.CaseCheck || l.deps.Requests == nil || len(a.Payload) == 0 {
-		return false, nil
-	}
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.AppendLimit)
-	defer cancel()
-	recs, err := l.deps.Requests.Query(lctx, siobroker.JournalFilter{RequestID: a.RequestID, Service: a.Service,
-		Kinds: []siobroker.JournalKind{siobroker.JournalExchange}})
-	if err != nil {
-		return false, fmt.Errorf("look up the outcome of %s: %w", a.Key, err)
+func inReply(a routing.LateAnswer, outcomes []siobroker.JournalRecord) bool {
+	if len(a.Payload) == 0 {
+		return false
 	}
 	digest := routing.AnswerDigest(a.Payload)
-	return slices.ContainsFunc(recs, func(r siobroker.JournalRecord) bool {
+	return slices.ContainsFunc(outcomes, func(r siobroker.JournalRecord) bool {
 		var d struct {
 			AnswerDigest string `json:"answerDigest"`
 		}
 		return json.Unmarshal(r.Data, &d) == nil && d.AnswerDigest == digest
-	}), nil
+	})
 }
 
 // lost logs a late answer that will not be in the journal: a result is missing from it.
