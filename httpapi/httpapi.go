@@ -133,6 +133,9 @@ func NewHandler(cfg Config, pipeline Pipeline) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	s := &server{cfg: cfg, pipeline: pipeline, tracer: tracing.Tracer(cfg.TracerProvider)}
+	for _, op := range cfg.Operations {
+		s.opElements = append(s.opElements, op.Element)
+	}
 	mux.HandleFunc(cfg.Endpoint, s.endpoint)
 	mux.Handle("GET /healthz", Healthz())
 	for pattern, h := range cfg.Mount {
@@ -142,9 +145,10 @@ func NewHandler(cfg Config, pipeline Pipeline) (http.Handler, error) {
 }
 
 type server struct {
-	cfg      Config
-	pipeline Pipeline
-	tracer   trace.Tracer
+	cfg        Config
+	pipeline   Pipeline
+	tracer     trace.Tracer
+	opElements []xml.Name // the Element of each of cfg.Operations
 }
 
 func (s *server) endpoint(w http.ResponseWriter, r *http.Request) {
@@ -251,7 +255,7 @@ func (s *server) serveSOAP(w http.ResponseWriter, r *http.Request, start time.Ti
 		// Before readiness: the operations read the store only, and the schedule of maintenance
 		// windows is wanted most when the broker cannot take requests.
 		var el xml.Name
-		el, body = soap.BodyElement(body)
+		el, body = soap.BodyElementAmong(body, s.opElements)
 		for _, op := range s.cfg.Operations {
 			if op.Element == el {
 				return s.operation(w, r, op, body)

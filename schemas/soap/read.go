@@ -214,17 +214,44 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 // Envelope's start and its Header, a few kilobytes: an endpoint with several operations tells
 // them apart by it before it reads a request whole. The caller bounds r. A body that does not get
 // so far (not XML, no Body) names no element: ReadEnvelope then refuses it under its limits, as
-// it refuses anything. No entity is expanded: encoding/xml expands none but the predefined.
+// it refuses anything. No entity is expanded: encoding/xml expands none but the predefined. An
+// endpoint that knows the elements it looks for calls BodyElementAmong, which spares the main
+// request the decoder.
 func BodyElement(r io.Reader) (xml.Name, io.Reader) {
 	head := &headReader{r: r, buf: make([]byte, 0, headChunk)}
-	dec := xml.NewDecoder(head)
-	var name xml.Name
+	return head.bodyElement(), io.MultiReader(bytes.NewReader(head.buf), r)
+}
+
+// BodyElementAmong is BodyElement for an endpoint that tells apart only the elements among (its
+// operations besides its main request): it reads r whole first, and names no element, without
+// running the decoder over the Envelope's start and Header, when none of among's local names
+// occurs in the body's bytes. A name in XML is written out as it is (no character reference can
+// stand for a character of a name), so a Body holding one of them contains its local name; one
+// encoded otherwise than in UTF-8 is refused by whatever reads it next, as before. The caller
+// bounds r, and reads it whole next in any case: the main request, which names none of them,
+// then costs no decoder (15 KB of allocations and 1.4% of the broker's CPU under load, issue 20).
+func BodyElementAmong(r io.Reader, among []xml.Name) (xml.Name, io.Reader) {
+	head := &headReader{r: r, buf: make([]byte, 0, headChunk)}
+	for head.err == nil {
+		head.fill()
+	}
+	if !slices.ContainsFunc(among, func(n xml.Name) bool { return n.Local != "" && bytes.Contains(head.buf, []byte(n.Local)) }) {
+		return xml.Name{}, head
+	}
+	name := head.bodyElement()
+	head.off = 0
+	return name, head
+}
+
+// bodyElement runs the decoder over what h reads as far as the start of the element the SOAP
+// Body holds, and returns that element's name; none when the body does not get so far.
+func (h *headReader) bodyElement() xml.Name {
+	dec := xml.NewDecoder(h)
 	depth, inBody := 0, false
-scan:
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			break
+			return xml.Name{}
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
@@ -233,17 +260,15 @@ scan:
 			case depth == 2 && t.Name == xml.Name{Space: schemas.NSSoapEnv, Local: "Body"}:
 				inBody = true
 			case depth == 3 && inBody:
-				name = t.Name
-				break scan
+				return t.Name
 			}
 		case xml.EndElement:
 			depth--
 			if depth < 2 && inBody {
-				break scan
+				return xml.Name{}
 			}
 		}
 	}
-	return name, io.MultiReader(bytes.NewReader(head.buf), r)
 }
 
 // headChunk is what headReader reads from its source at a time, and its first buffer: a

@@ -277,6 +277,50 @@ func TestBodyElement(t *testing.T) {
 	}
 }
 
+// TestBodyElementAmong: the endpoint's operations are named as BodyElement names them; a body that
+// holds none of their names is given back whole, named nothing, without the decoder; a body that
+// only mentions one (in a header's text) is read by the decoder and named what its Body holds;
+// a read error of the source is given back after the bytes read.
+func TestBodyElementAmong(t *testing.T) {
+	const env = `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">` +
+		`<s:Header><h>HEADER</h></s:Header>` +
+		`<s:Body><op:GetMaintenanceWindows xmlns:op="urn:kz:sio-pso:broker:operations:v1"><request/></op:GetMaintenanceWindows></s:Body></s:Envelope>`
+	windows := xml.Name{Space: schemas.NSOperations, Local: "GetMaintenanceWindows"}
+	send := strings.Replace(strings.Replace(env, "op:GetMaintenanceWindows", "typ:SendMessage", 2),
+		`xmlns:op="urn:kz:sio-pso:broker:operations:v1"`, `xmlns:typ="`+schemas.NSSyncTypes+`"`, 1)
+	among := []xml.Name{windows}
+	for name, c := range map[string]struct {
+		body string
+		want xml.Name
+	}{
+		"the operation":          {env, windows},
+		"the main request":       {send, xml.Name{}},
+		"a mention in a header":  {strings.Replace(send, "HEADER", "GetMaintenanceWindows", 1), xml.Name{Space: schemas.NSSyncTypes, Local: "SendMessage"}},
+		"the operation, another": {strings.Replace(env, "urn:kz:sio-pso:broker:operations:v1", "urn:other", 1), xml.Name{Space: "urn:other", Local: "GetMaintenanceWindows"}},
+		"not XML":                {"GET / HTTP/1.1", xml.Name{}},
+	} {
+		for _, pieces := range []func(io.Reader) io.Reader{func(r io.Reader) io.Reader { return r }, iotest.OneByteReader} {
+			got, r := BodyElementAmong(pieces(strings.NewReader(c.body)), among)
+			if got != c.want {
+				t.Errorf("%s: %v, want %v", name, got, c.want)
+			}
+			if all, err := io.ReadAll(r); err != nil || string(all) != c.body {
+				t.Errorf("%s: the body given back is %q, %v", name, all, err)
+			}
+		}
+	}
+	boom := errors.New("boom")
+	for _, body := range []string{send, env} {
+		got, rest := BodyElementAmong(io.MultiReader(strings.NewReader(body[:100]), iotest.ErrReader(boom)), among)
+		if got != (xml.Name{}) {
+			t.Errorf("a body cut short named %v", got)
+		}
+		if all, err := io.ReadAll(rest); !errors.Is(err, boom) || string(all) != body[:100] {
+			t.Errorf("after a read error: %q, %v", all, err)
+		}
+	}
+}
+
 // TestBodyElementReadsInPieces: the body is given back whole whatever pieces its source hands
 // over, and a read error of the source is not lost.
 func TestBodyElementReadsInPieces(t *testing.T) {
