@@ -209,27 +209,21 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 	return append(make([]byte, 0, buf.Len()), buf.Bytes()...), nil
 }
 
-// BodyElement reads r only as far as the start of the element the SOAP Body holds, and returns
-// that element's name with a reader that gives r whole again. What comes before it is the
-// Envelope's start and its Header, a few kilobytes: an endpoint with several operations tells
-// them apart by it before it reads a request whole. The caller bounds r. A body that does not get
-// so far (not XML, no Body) names no element: ReadEnvelope then refuses it under its limits, as
-// it refuses anything. No entity is expanded: encoding/xml expands none but the predefined. An
-// endpoint that knows the elements it looks for calls BodyElementAmong, which spares the main
-// request the decoder.
-func BodyElement(r io.Reader) (xml.Name, io.Reader) {
-	head := &headReader{r: r, buf: make([]byte, 0, headChunk)}
-	return head.bodyElement(), io.MultiReader(bytes.NewReader(head.buf), r)
-}
-
-// BodyElementAmong is BodyElement for an endpoint that tells apart only the elements among (its
-// operations besides its main request): it reads r whole first, and names no element, without
-// running the decoder over the Envelope's start and Header, when none of among's local names
-// occurs in the body's bytes. A name in XML is written out as it is (no character reference can
-// stand for a character of a name), so a Body holding one of them contains its local name; one
-// encoded otherwise than in UTF-8 is refused by whatever reads it next, as before. The caller
-// bounds r, and reads it whole next in any case: the main request, which names none of them,
-// then costs no decoder (15 KB of allocations and 1.4% of the broker's CPU under load, issue 20).
+// BodyElementAmong returns the name of the element the SOAP Body holds, when it is one of among,
+// with a reader that gives r whole again: an endpoint with several operations tells them apart by
+// it before the request is parsed. It reads r whole first, and names no element, without running
+// the decoder over the Envelope's start and Header, when none of among's local names occurs in the
+// body's bytes; else the decoder reads as far as the start of the Body's element and names it
+// (one not among too, which the caller then does not take for an operation). A body that does
+// not get so far (not XML, no Body) names no element: the pipeline then refuses it under its
+// limits, as it refuses anything. No entity is expanded: encoding/xml expands none but the
+// predefined.
+//
+// A name in XML is written out as it is (no character reference can stand for a character of a
+// name), so a Body holding one of among contains its local name; a body encoded otherwise than in
+// UTF-8 is refused by whatever reads it next. The caller bounds r, and reads it whole next in any
+// case: the main request, which names none of among, then costs no decoder (15 KB of allocations
+// and 1.4% of the broker's CPU under load, issue 20).
 func BodyElementAmong(r io.Reader, among []xml.Name) (xml.Name, io.Reader) {
 	head := &headReader{r: r, buf: make([]byte, 0, headChunk)}
 	for head.err == nil {
@@ -272,11 +266,11 @@ func (h *headReader) bodyElement() xml.Name {
 }
 
 // headChunk is what headReader reads from its source at a time, and its first buffer: a
-// request's Envelope start and Header (a signature and a certificate) mostly fit in it.
+// one-service request (about 3 KB) fits in it.
 const headChunk = 4096
 
-// headReader keeps every byte it reads from r, so that BodyElement can give back what the
-// decoder read. It reads r in chunks and is an io.ByteReader, so encoding/xml reads from it
+// headReader keeps every byte it reads from r, so that BodyElementAmong can give back what it
+// read. It reads r in chunks and is an io.ByteReader, so encoding/xml reads from it
 // directly: a io.TeeReader into a bytes.Buffer, read by the decoder through a bufio.Reader of its
 // own, held each byte twice more (issue 20).
 type headReader struct {
