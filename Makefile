@@ -53,7 +53,7 @@ faults:
 # make fuzz FUZZFLAGS="-parallel 1".
 FUZZTIME ?= 10m
 FUZZFLAGS ?=
-FUZZ_TARGETS := FuzzReadEnvelope:./schemas/soap FuzzParseQuery:./schemas/soap FuzzCanonicalize:./signing FuzzVerify:./signing FuzzJournaledQuery:./schemas/soap FuzzEncodeRecord:./journal/archive
+FUZZ_TARGETS := FuzzReadEnvelope:./schemas/soap FuzzParseQuery:./schemas/soap FuzzCanonicalize:./signing FuzzVerify:./signing FuzzJournaledQuery:./schemas/soap FuzzParseAsEtree:./internal/xmltree FuzzEncodeRecord:./journal/archive
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*} $${t#*:} ($(FUZZTIME))"; \

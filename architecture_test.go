@@ -27,8 +27,8 @@ var importRules = map[string][]string{
 	".": {},
 
 	"schemas":          {"."},
-	"schemas/soap":     {".", "schemas", "internal/xmlchild"},
-	"signing":          {".", "schemas", "internal/xmlchild", "signing/gost", "signing/gostx509"},
+	"schemas/soap":     {".", "schemas", "internal/xmlchild", "internal/xmltree"},
+	"signing":          {".", "schemas", "internal/xmlchild", "internal/xmltree", "signing/gost", "signing/gostx509"},
 	"signing/devpki":   {".", "internal/private", "signing/gost", "signing/gostx509"},
 	"signing/gost":     {},
 	"signing/gostx509": {"signing/gost"},
@@ -90,6 +90,7 @@ var importRules = map[string][]string{
 	"internal/pace":       {},
 	"internal/tlspolicy":  {},
 	"internal/xmlchild":   {},
+	"internal/xmltree":    {},
 	"internal/testclock":  {},
 	"internal/testpki":    {},
 	"internal/fuzzbound":  {},

@@ -339,7 +339,7 @@ func TestRefusalSummariesBoundedInNumber(t *testing.T) {
 
 // TestIssue16EnvelopeRefusedByTheReader: the penetration test's envelope (10,000 namespace
 // declarations on the Envelope, 5,000 children each declaring one more, 321 KB) took 8 s of CPU
-// to refuse unsigned. The reader now refuses it for its declarations, before the tree is built,
+// to refuse unsigned. The reader now refuses it for its declarations, at the Envelope's start tag,
 // and the refusal is journaled like any other unauthenticated one.
 func TestIssue16EnvelopeRefusedByTheReader(t *testing.T) {
 	h := newHarness(t, nil)

@@ -76,8 +76,8 @@ type HTTP struct {
 	MaxBodyBytes      int64         `mapstructure:"max_body_bytes"`
 	MaxDepth          int           `mapstructure:"max_depth"`
 	MaxElements       int           `mapstructure:"max_elements"`
-	// What one element may carry (soap.Limits): checked before the tree is built, so that no
-	// envelope within max_body_bytes costs more than linear work before its sender is known.
+	// What one element may carry (soap.Limits): checked before the element joins the tree, so that
+	// no envelope within max_body_bytes costs more than linear work before its sender is known.
 	MaxAttributes          int `mapstructure:"max_attributes"`            // per element, namespace declarations included
 	MaxNamespaceDecls      int `mapstructure:"max_namespace_decls"`       // per element
 	MaxNamespaceDeclsTotal int `mapstructure:"max_namespace_decls_total"` // in one envelope

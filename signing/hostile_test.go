@@ -177,8 +177,7 @@ func readAndVerify(v *Verifier, raw []byte, lim soap.Limits) error {
 	return err
 }
 
-// TestHostileEnvelopes: every worst case is refused, under the default limits before the tree is
-// built; and with the limits lifted, the work the verifier does is what the order of work and
+// TestHostileEnvelopes: every worst case is refused, under the default limits by the reader; and with the limits lifted, the work the verifier does is what the order of work and
 // the linear canonicalisation promise, counted rather than timed.
 func TestHostileEnvelopes(t *testing.T) {
 	var digested []*etree.Element

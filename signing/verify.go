@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"math/big"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/xmltree"
 	"github.com/sio-pso/siobroker/signing/gostx509"
 )
 
@@ -811,10 +814,14 @@ func SubjectIIN(cert *x509.Certificate) (string, error) {
 	return iin, nil
 }
 
-// parseCanonical parses canonical bytes into a fresh document and returns its root.
+// parseCanonical parses canonical bytes into a fresh document and returns its root. The bytes
+// are this process's own canonical form of a document that passed the reader's limits, so none is
+// applied again.
 func parseCanonical(b []byte) (*etree.Element, error) {
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(b); err != nil {
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	dec.Strict = true
+	doc, err := xmltree.Parse(dec, nil)
+	if err != nil {
 		return nil, fmt.Errorf("parse canonical XML: %w", err)
 	}
 	if doc.Root() == nil {

@@ -3,9 +3,9 @@
 // requestData/data and one q:result in responseData/data.
 //
 // It reads untrusted envelopes defensively (ReadEnvelope: size, encoding, DOCTYPE, processing
-// instructions, depth and element count are checked before the tree is built), validates the
-// parts against the published XSDs by hand (ParseRequestInfo, ParseQuery, ParseResponse), builds
-// unsigned envelopes (NewRequest, NewResponse) for the signing package to sign, and is the one
+// instructions, depth and element count are checked as the tree is built, each token before it
+// joins the tree), validates the parts against the published XSDs by hand (ParseRequestInfo,
+// ParseQuery, ParseResponse), builds unsigned envelopes (NewRequest, NewResponse) for the signing package to sign, and is the one
 // place where an error becomes a SOAP fault (WriteFault). It knows nothing about signatures: the
 // caller verifies one and hands back the element it covers.
 //

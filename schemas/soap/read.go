@@ -16,20 +16,22 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/sio-pso/siobroker"
+	"github.com/sio-pso/siobroker/internal/xmltree"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
 // nsSOAP12 is recognised only to say clearly that SOAP 1.2 is not spoken here.
 const nsSOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 
-// Limits bound the work an untrusted envelope can cause. They are checked before the tree is
-// built, so an oversized or pathological document costs a scan, not an allocation per node.
+// Limits bound the work an untrusted envelope can cause. They are checked as the tree is built,
+// each token before it joins the tree, so that a document is refused at the token that breaks a
+// limit: an oversized or pathological one costs at most the tree of a document within the limits.
 //
 // Besides the size, the nesting and the element count, they bound what one element can carry:
 // its attributes, its namespace declarations (and those of the whole document), the length of a
-// name, an attribute value and a text. Everything after the scan (the tree, the namespace
-// look-ups that walk up through the ancestors' attributes, canonicalisation) is then linear in
-// the envelope with a small factor; without them a 321 KB envelope of namespace declarations cost
+// name, an attribute value and a text. Everything after the reading (the namespace look-ups
+// that walk up through the ancestors' attributes, canonicalisation) is then linear in the
+// envelope with a small factor; without them a 321 KB envelope of namespace declarations cost
 // seconds of CPU before anyone was authenticated (issue 16).
 type Limits struct {
 	MaxBytes    int64 // default 1 MiB
@@ -363,14 +365,19 @@ func parseXML(raw []byte, lim Limits) (*etree.Document, error) {
 	// encoding/xml reports a UTF-8 byte order mark as character data before the declaration;
 	// it is legal XML, so it is skipped for parsing. raw keeps it.
 	body := bytes.TrimPrefix(raw, utf8BOM)
-	if err := scan(body, lim); err != nil {
+	// One pass of the decoder applies the limits and builds the tree (xmltree).
+	dec, decodeError := strictDecoder(body)
+	check := limitCheck{lim: lim}
+	doc, err := xmltree.Parse(dec, check.token)
+	var refusal *siobroker.Error
+	switch {
+	case errors.As(err, &refusal):
 		return nil, err
+	case err != nil:
+		return nil, decodeError(err)
 	}
-	doc := etree.NewDocument()
-	doc.ReadSettings = etree.ReadSettings{MaxDepth: lim.MaxDepth}
-	if err := doc.ReadFromBytes(body); err != nil {
-		// The scan accepted it, so this is a disagreement between the two parsers: still malformed.
-		return nil, siobroker.Wrap(siobroker.CodeMalformed, err, "the body is not well-formed XML")
+	if err := check.end(); err != nil {
+		return nil, err
 	}
 	return doc, nil
 }
@@ -380,16 +387,80 @@ type errCharset struct{ charset string }
 
 func (e errCharset) Error() string { return "charset " + e.charset }
 
-// scan tokenises body once, refusing what etree would silently accept: etree keeps DOCTYPEs and
-// processing instructions as tokens and ignores the declared encoding (see STYLE.md), and
-// encoding/xml accepts several root elements and text after the root.
-func scan(body []byte, lim Limits) error { return scanTokens(body, lim, nil) }
+// limitCheck applies the limits to a document's tokens, as they are read, refusing besides what
+// etree would silently accept: etree keeps DOCTYPEs and processing instructions as tokens and
+// ignores the declared encoding (see STYLE.md), and encoding/xml accepts several root elements and
+// text after the root. It takes the tokens of Decoder.Token and of RawToken alike: a name's
+// space is then a namespace or a prefix, each bounded.
+type limitCheck struct {
+	lim                    Limits
+	depth, elements, roots int
+	decls, text            int // namespace declarations so far; bytes of the current run of text
+}
 
-// scanTokens is scan, which also hands every start and end element it accepts to visit (when not
-// nil) with the offsets in body where the element's tag begins and ends. An end element of an
-// empty-element tag (<a/>) begins and ends where its start element ended.
-func scanTokens(body []byte, lim Limits, visit func(tok xml.Token, start, end int64)) error {
-	dec := xml.NewDecoder(bytes.NewReader(body))
+// token checks one token, which begins at offset start.
+func (c *limitCheck) token(tok xml.Token, start int64) error {
+	lim := c.lim
+	switch t := tok.(type) {
+	case xml.StartElement:
+		c.depth++
+		c.elements++
+		if c.depth == 1 {
+			c.roots++
+			if c.roots > 1 {
+				return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: more than one root element")
+			}
+		}
+		if c.depth > lim.MaxDepth {
+			return siobroker.Errorf(siobroker.CodeTooDeep, "elements are nested deeper than %d", lim.MaxDepth)
+		}
+		if c.elements > lim.MaxElements {
+			return siobroker.Errorf(siobroker.CodeTooDeep, "the body has more than %d elements", lim.MaxElements)
+		}
+		c.text = 0
+		return checkElement(t, lim, &c.decls)
+	case xml.EndElement:
+		c.depth--
+		c.text = 0
+	case xml.CharData:
+		if c.depth == 0 && len(bytes.TrimSpace(t)) > 0 {
+			return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: text outside the root element")
+		}
+		// The decoder may hand one run of text over in pieces (CDATA sections apart).
+		if c.text += len(t); c.text > lim.MaxTextBytes {
+			return siobroker.Errorf(siobroker.CodeTooDeep, "a text is longer than %d bytes", lim.MaxTextBytes)
+		}
+	case xml.Comment:
+		if len(t) > lim.MaxTextBytes {
+			return siobroker.Errorf(siobroker.CodeTooDeep, "a comment is longer than %d bytes", lim.MaxTextBytes)
+		}
+	case xml.Directive:
+		// A DOCTYPE can define entities (billion laughs) or external references; there is
+		// no legitimate use for one in a SOAP message (SOAP 1.1 §3 forbids it).
+		return siobroker.Errorf(siobroker.CodeDoctype, "a DOCTYPE or other <! declaration is not accepted")
+	case xml.ProcInst:
+		if t.Target != "xml" {
+			return siobroker.Errorf(siobroker.CodeProcInst, "processing instruction <?%s?> is not accepted", t.Target)
+		}
+		if start != 0 {
+			return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: the XML declaration is not at the start")
+		}
+	}
+	return nil
+}
+
+// end checks the document once it has been read whole.
+func (c *limitCheck) end() error {
+	if c.roots == 0 {
+		return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: no root element")
+	}
+	return nil
+}
+
+// strictDecoder returns a strict decoder of body that refuses a declared encoding other than
+// UTF-8; decodeError turns its errors into the fault they deserve.
+func strictDecoder(body []byte) (dec *xml.Decoder, decodeError func(error) error) {
+	dec = xml.NewDecoder(bytes.NewReader(body))
 	dec.Strict = true
 	var refused string
 	dec.CharsetReader = func(charset string, input io.Reader) (io.Reader, error) {
@@ -399,78 +470,38 @@ func scanTokens(body []byte, lim Limits, visit func(tok xml.Token, start, end in
 		refused = charset
 		return nil, errCharset{charset}
 	}
-	depth, elements, roots := 0, 0, 0
-	decls, text := 0, 0 // namespace declarations so far; bytes of the current run of text
+	return dec, func(err error) error {
+		if refused != "" {
+			return siobroker.Errorf(siobroker.CodeEncoding, "encoding %q is not accepted; send UTF-8", refused)
+		}
+		return siobroker.Wrap(siobroker.CodeMalformed, err, "the body is not well-formed XML: %s", xmlErrText(err))
+	}
+}
+
+// scanTokens tokenises body once, applying the limits (limitCheck), and hands every start and end
+// element it accepts to visit with the offsets in body where the element's tag begins and ends. An
+// end element of an empty-element tag (<a/>) begins and ends where its start element ended. The
+// names are those Decoder.Token resolves.
+func scanTokens(body []byte, lim Limits, visit func(tok xml.Token, start, end int64)) error {
+	dec, decodeError := strictDecoder(body)
+	check := limitCheck{lim: lim}
 	for {
 		start := dec.InputOffset()
 		tok, err := dec.Token()
 		if err == io.EOF {
-			break
+			return check.end()
 		}
 		if err != nil {
-			if refused != "" {
-				return siobroker.Errorf(siobroker.CodeEncoding, "encoding %q is not accepted; send UTF-8", refused)
-			}
-			return siobroker.Wrap(siobroker.CodeMalformed, err, "the body is not well-formed XML: %s", xmlErrText(err))
+			return decodeError(err)
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			elements++
-			if depth == 1 {
-				roots++
-				if roots > 1 {
-					return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: more than one root element")
-				}
-			}
-			if depth > lim.MaxDepth {
-				return siobroker.Errorf(siobroker.CodeTooDeep, "elements are nested deeper than %d", lim.MaxDepth)
-			}
-			if elements > lim.MaxElements {
-				return siobroker.Errorf(siobroker.CodeTooDeep, "the body has more than %d elements", lim.MaxElements)
-			}
-			text = 0
-			if err := checkElement(t, lim, &decls); err != nil {
-				return err
-			}
-			if visit != nil {
-				visit(t, start, dec.InputOffset())
-			}
-		case xml.EndElement:
-			depth--
-			text = 0
-			if visit != nil {
-				visit(t, start, dec.InputOffset())
-			}
-		case xml.CharData:
-			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
-				return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: text outside the root element")
-			}
-			// The decoder may hand one run of text over in pieces (CDATA sections apart).
-			if text += len(t); text > lim.MaxTextBytes {
-				return siobroker.Errorf(siobroker.CodeTooDeep, "a text is longer than %d bytes", lim.MaxTextBytes)
-			}
-		case xml.Comment:
-			if len(t) > lim.MaxTextBytes {
-				return siobroker.Errorf(siobroker.CodeTooDeep, "a comment is longer than %d bytes", lim.MaxTextBytes)
-			}
-		case xml.Directive:
-			// A DOCTYPE can define entities (billion laughs) or external references; there is
-			// no legitimate use for one in a SOAP message (SOAP 1.1 §3 forbids it).
-			return siobroker.Errorf(siobroker.CodeDoctype, "a DOCTYPE or other <! declaration is not accepted")
-		case xml.ProcInst:
-			if t.Target != "xml" {
-				return siobroker.Errorf(siobroker.CodeProcInst, "processing instruction <?%s?> is not accepted", t.Target)
-			}
-			if start != 0 {
-				return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: the XML declaration is not at the start")
-			}
+		if err := check.token(tok, start); err != nil {
+			return err
+		}
+		switch tok.(type) {
+		case xml.StartElement, xml.EndElement:
+			visit(tok, start, dec.InputOffset())
 		}
 	}
-	if roots == 0 {
-		return siobroker.Errorf(siobroker.CodeMalformed, "the body is not well-formed XML: no root element")
-	}
-	return nil
 }
 
 // checkElement applies the per-element limits to a start tag; decls counts the namespace
