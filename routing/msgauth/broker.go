@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sio-pso/siobroker/schemas"
@@ -29,9 +30,51 @@ type BrokerConfig struct {
 // Broker is the broker's side: it authenticates the service messages it sends and checks the
 // answers it gets. It is safe for concurrent use.
 type Broker struct {
-	master, previous Master
+	master, previous *derivedKeys
 	until            time.Time
 	validity         time.Duration
+}
+
+// derivedKeys derives adapters' keys from one master key, keeping those it has derived: every
+// service message signed and every answer checked needs its adapter's key, and HKDF made each
+// one afresh, with its key id, about 3 KB and a dozen SHA-256 blocks a message (issue 20).
+// Adapters are the routing table's, a few dozen at most; past maxDerivedKeys (a name read from a
+// message, say Renew's) a key is derived and not kept.
+type derivedKeys struct {
+	master Master
+	mu     sync.RWMutex
+	keys   map[string]Key
+}
+
+// maxDerivedKeys bounds the keys a derivedKeys keeps.
+const maxDerivedKeys = 256
+
+func newDerivedKeys(m Master) *derivedKeys {
+	return &derivedKeys{master: m, keys: make(map[string]Key)}
+}
+
+// IsZero reports whether there is no master key.
+func (d *derivedKeys) IsZero() bool { return d.master.IsZero() }
+
+// Derive is Master.Derive, with the key's id computed once.
+func (d *derivedKeys) Derive(adapter string) (Key, error) {
+	d.mu.RLock()
+	k, ok := d.keys[adapter]
+	d.mu.RUnlock()
+	if ok {
+		return k, nil
+	}
+	k, err := d.master.Derive(adapter)
+	if err != nil {
+		return Key{}, err
+	}
+	k.id = k.ID()
+	d.mu.Lock()
+	if len(d.keys) < maxDerivedKeys {
+		d.keys[adapter] = k
+	}
+	d.mu.Unlock()
+	return k, nil
 }
 
 // NewBroker returns the broker's side of cfg.
@@ -52,7 +95,8 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 	if cfg.Validity == 0 {
 		cfg.Validity = DefaultValidity
 	}
-	return &Broker{master: cfg.Master, previous: cfg.Previous, until: cfg.PreviousUntil, validity: cfg.Validity}, nil
+	return &Broker{master: newDerivedKeys(cfg.Master), previous: newDerivedKeys(cfg.Previous), until: cfg.PreviousUntil,
+		validity: cfg.Validity}, nil
 }
 
 // Validity is how long after its deadline a service message is accepted.

@@ -79,6 +79,7 @@ func (m Master) PEM() []byte {
 type Key struct {
 	adapter string
 	secret  []byte
+	id      string // ID, when it has been computed once (derivedKeys)
 }
 
 // Adapter names the adapter the key belongs to.
@@ -90,7 +91,12 @@ func (k Key) IsZero() bool { return k.secret == nil }
 // ID names the key without revealing it: the first 8 bytes, in hex, of the SHA-256 of a fixed
 // label and the key. Every message carries the ID of the key it was made with, so that a refusal
 // can say which key was used, and a party holding two keys (a rotation) knows which to check.
-func (k Key) ID() string { return keyID(k.secret) }
+func (k Key) ID() string {
+	if k.id != "" {
+		return k.id
+	}
+	return keyID(k.secret)
+}
 
 func keyID(secret []byte) string {
 	sum := sha256.Sum256(append([]byte(label+" key id\x00"), secret...))

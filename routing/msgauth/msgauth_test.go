@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -516,5 +517,43 @@ func TestRenew(t *testing.T) {
 	answer := map[string]string{schemas.MetaCorrelation: "r-1/37"}
 	if ok, err := broker.Renew(answer, payload, later); ok || err != nil || len(answer) != 1 {
 		t.Errorf("an unauthenticated message: %v, %v, %v", ok, err, answer)
+	}
+}
+
+// TestBrokerKeepsDerivedKeys: the keys the broker keeps are the ones Master.Derive gives, with
+// their ids, for more adapters than it keeps; a name that is not an adapter's is refused every
+// time, not kept; and a message signed with a kept key is accepted by its adapter.
+func TestBrokerKeepsDerivedKeys(t *testing.T) {
+	m := testMaster(t, 0)
+	b := mustBroker(t, BrokerConfig{Master: m})
+	for round := range 2 {
+		for i := range maxDerivedKeys + 10 {
+			name := fmt.Sprintf("adapter-%d", i)
+			got, err := b.KeyOf(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := mustDerive(t, m, name)
+			if got.Adapter() != name || !bytes.Equal(got.secret, want.secret) || got.ID() != keyID(want.secret) {
+				t.Fatalf("round %d: the broker's key of %s is %s (id %s), want %s (id %s)", round, name,
+					hex.EncodeToString(got.secret), got.ID(), hex.EncodeToString(want.secret), want.ID())
+			}
+		}
+		if _, err := b.KeyOf("Not An Adapter"); err == nil {
+			t.Fatalf("round %d: a name that is no adapter's got a key", round)
+		}
+	}
+	if n := len(b.master.keys); n != maxDerivedKeys {
+		t.Fatalf("the broker keeps %d keys, want at most %d", n, maxDerivedKeys)
+	}
+	a := mustAdapter(t, AdapterConfig{Key: mustDerive(t, m, "adapter-1")})
+	meta := map[string]string{schemas.MetaRequestID: "r-1", schemas.MetaService: "1", schemas.MetaReplyTo: "sio.reply.b1", schemas.MetaMessageID: "m-1"}
+	for range 2 {
+		if err := b.SignRequest("adapter-1", meta, []byte("{}"), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.CheckRequest(meta, []byte("{}"), time.Now()); err != nil {
+			t.Fatalf("the adapter refuses a message signed with the kept key: %v", err)
+		}
 	}
 }
