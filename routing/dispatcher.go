@@ -75,7 +75,7 @@ type Dispatcher struct {
 	// when the same request is routed again while an earlier routing still waits (an
 	// asynchronous request picked up twice), and then each gets the answer: a second waiter
 	// must not take the key from the first, or the first one's release from the second.
-	pending map[string][]chan []byte
+	pending map[string][]chan answer
 	// answeredKeys remembers the keys recently handed to a waiter, with the SHA-256 of the answer,
 	// so that a copy of that answer (redelivered, or given again from an adapter's cache) is told
 	// from a late one: the copy is only logged, while a late answer, or another answer to the
@@ -259,7 +259,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		registryOf:   cfg.RegistryAdapterOf,
 		onRefused:    cfg.ObserveRefusedAnswer,
 		tracer:       tracing.Tracer(cfg.TracerProvider),
-		pending:      make(map[string][]chan []byte),
+		pending:      make(map[string][]chan answer),
 		answeredKeys: newBoundedCache[[sha256.Size]byte](answeredMemory),
 	}, nil
 }
@@ -293,7 +293,7 @@ func (d *Dispatcher) handleReply(msg *message.Message) error {
 	if d.answers != nil && !strings.HasSuffix(key, "/"+caseKeySuffix) {
 		return d.keepThenHand(msg, key, now)
 	}
-	return d.hand(msg, key, msg.Payload, now)
+	return d.hand(msg, key, answer{payload: msg.Payload}, now)
 }
 
 // correlationOf is the correlation key of a reply: its MetaCorrelation, or, from an adapter that
@@ -318,7 +318,8 @@ func correlationOf(msg *message.Message) (string, error) {
 // resumed request asking again); another answer to the same key is a result nobody received,
 // and goes to OnLateAnswer.
 func (d *Dispatcher) keepThenHand(msg *message.Message, key string, now time.Time) error {
-	sum := resultSum(msg.Payload)
+	a := decodeAnswer(msg.Payload)
+	sum := resultSum(a)
 	var first, same bool
 	var err error
 	for attempt := 1; ; attempt++ {
@@ -342,9 +343,9 @@ func (d *Dispatcher) keepThenHand(msg *message.Message, key string, now time.Tim
 	}
 	switch {
 	case first:
-		return d.hand(msg, key, msg.Payload, now)
+		return d.hand(msg, key, a, now)
 	case same:
-		if d.handToWaiters(key, msg.Payload) == 0 {
+		if d.handToWaiters(key, a) == 0 {
 			d.logger.Info("duplicate answer dropped: the answer is held already", reqlog.Attrs(msg.Metadata.Get(schemas.MetaMessageID), key)...)
 		}
 		return nil
@@ -360,13 +361,29 @@ func AnswerDigest(payload []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// answer is a service's answer as the dispatcher hands it to its waits: the payload as it came,
+// and its decoding when the dispatcher has decoded it already (keepThenHand, for the answer's sum),
+// so that a wait does not decode it again.
+type answer struct {
+	payload []byte
+	resp    *schemas.ServiceResponse // nil: not decoded, or not a service answer
+}
+
+// decodeAnswer is payload with its decoding, when it decodes as a service answer.
+func decodeAnswer(payload []byte) answer {
+	var resp schemas.ServiceResponse
+	if err := json.Unmarshal(payload, &resp); err != nil {
+		return answer{payload: payload}
+	}
+	return answer{payload: payload, resp: &resp}
+}
+
 // resultSum identifies the result an answer carries, without the adapter's name and times: two
 // processes answering one request alike give the same sum.
-func resultSum(payload []byte) []byte {
-	var resp schemas.ServiceResponse
-	body := payload
-	if err := json.Unmarshal(payload, &resp); err == nil {
-		if b, err := json.Marshal(resp.Result); err == nil {
+func resultSum(a answer) []byte {
+	body := a.payload
+	if a.resp != nil {
+		if b, err := json.Marshal(a.resp.Result); err == nil {
 			body = b
 		}
 	}
@@ -374,28 +391,32 @@ func resultSum(payload []byte) []byte {
 	return sum[:]
 }
 
-// handToWaiters gives payload to the waits for key and ends them; it returns how many there were.
-func (d *Dispatcher) handToWaiters(key string, payload []byte) int {
+// handToWaiters gives a to the waits for key and ends them; it returns how many there were. Its
+// decoding goes only to a single wait: several share none of the result's records.
+func (d *Dispatcher) handToWaiters(key string, a answer) int {
 	d.mu.Lock()
 	waiters := d.pending[key]
 	delete(d.pending, key)
 	if len(waiters) > 0 {
-		d.answeredKeys.put(key, sha256.Sum256(payload))
+		d.answeredKeys.put(key, sha256.Sum256(a.payload))
 	}
 	d.mu.Unlock()
+	if len(waiters) > 1 {
+		a.resp = nil
+	}
 	for _, ch := range waiters {
-		ch <- payload // buffered, and each waiter is removed once answered: never blocks
+		ch <- a // buffered, and each waiter is removed once answered: never blocks
 	}
 	return len(waiters)
 }
 
 // hand gives an answer to its waits, or, when nobody waits, records it as late unless it is a
 // copy of one handed out or recorded already.
-func (d *Dispatcher) hand(msg *message.Message, key string, payload []byte, now time.Time) error {
-	if d.handToWaiters(key, payload) > 0 {
+func (d *Dispatcher) hand(msg *message.Message, key string, a answer, now time.Time) error {
+	if d.handToWaiters(key, a) > 0 {
 		return nil
 	}
-	sum := sha256.Sum256(payload)
+	sum := sha256.Sum256(a.payload)
 	d.mu.Lock()
 	first, seen := d.answeredKeys.get(key)
 	d.mu.Unlock()
@@ -573,8 +594,8 @@ const caseKeySuffix = "case"
 
 // await registers key and returns the channel its answer will arrive on, and a release func
 // that must be called when the caller stops waiting.
-func (d *Dispatcher) await(key string) (<-chan []byte, func()) {
-	ch := make(chan []byte, 1)
+func (d *Dispatcher) await(key string) (<-chan answer, func()) {
+	ch := make(chan answer, 1)
 	d.mu.Lock()
 	d.pending[key] = append(d.pending[key], ch)
 	// Waited for anew (a request resumed or routed again): an answer that comes after this wait
@@ -584,7 +605,7 @@ func (d *Dispatcher) await(key string) (<-chan []byte, func()) {
 	return ch, func() {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		waiters := slices.DeleteFunc(d.pending[key], func(c chan []byte) bool { return c == ch })
+		waiters := slices.DeleteFunc(d.pending[key], func(c chan answer) bool { return c == ch })
 		if len(waiters) == 0 {
 			delete(d.pending, key)
 		} else {
@@ -714,7 +735,7 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	// A request's first dispatch has no answer to look up (FirstDispatch).
 	if !isFirstDispatch(ctx, req.RequestID) {
 		if payload, ok := d.heldAnswer(ctx, key, ids); ok {
-			return d.answered(out, m, req, payload)
+			return d.answered(out, m, req, answer{payload: payload})
 		}
 	}
 	req.SentAt = out.DispatchedAt
@@ -734,10 +755,10 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 		endPublish(publishing, err)
 		if err != nil {
 			select {
-			case payload := <-ch:
+			case a := <-ch:
 				// An attempt did reach the adapter, only its confirm was lost.
 				d.tracker.Published(req.Service, topic)
-				return d.answered(out, m, req, payload)
+				return d.answered(out, m, req, a)
 			default:
 			}
 			d.tracker.Abandon(key)
@@ -756,8 +777,8 @@ func (d *Dispatcher) dispatchOne(ctx context.Context, req schemas.ServiceRequest
 	}
 
 	select {
-	case payload := <-ch:
-		return d.answered(out, m, req, payload)
+	case a := <-ch:
+		return d.answered(out, m, req, a)
 	case <-timer.C:
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusTimeout,
 			Reason: siobroker.ReasonTimeout, Message: fmt.Sprintf("no answer within %s", wait)}
@@ -829,9 +850,12 @@ func (d *Dispatcher) heldAnswer(ctx context.Context, key string, ids []any) ([]b
 // answered completes out with the adapter's answer, and counts it as what it is: a result (ok,
 // without records, or the source's error), a timeout when the adapter says its source did not
 // answer in time, or late when the message's limit had passed.
-func (d *Dispatcher) answered(out Outcome, m *waited, req schemas.ServiceRequest, payload []byte) Outcome {
+func (d *Dispatcher) answered(out Outcome, m *waited, req schemas.ServiceRequest, a answer) Outcome {
+	payload := a.payload
 	var resp schemas.ServiceResponse
-	if err := json.Unmarshal(payload, &resp); err != nil {
+	if a.resp != nil {
+		resp = *a.resp
+	} else if err := json.Unmarshal(payload, &resp); err != nil {
 		d.logger.Error("undecodable adapter answer", append(reqlog.Attrs(req.MessageID, CorrelationKey(req.RequestID, req.Service)),
 			"service", req.Service, "error", err)...)
 		out.Result = siobroker.ServiceResult{Service: req.Service, Status: siobroker.StatusError,
@@ -1006,9 +1030,9 @@ func (d *Dispatcher) checkCase(ctx context.Context, topic, key, adapter, registr
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
-	case payload := <-ch:
+	case a := <-ch:
 		var resp schemas.CaseCheckResponse
-		if err := json.Unmarshal(payload, &resp); err != nil {
+		if err := json.Unmarshal(a.payload, &resp); err != nil {
 			return resp, fmt.Errorf("decode case check answer from %s: %w", topic, err)
 		}
 		if resp.Registry != registry {

@@ -178,3 +178,51 @@ func TestDispatchLateOverdueWhilePublishing(t *testing.T) {
 		t.Errorf("stats %+v, want %+v", s, want)
 	}
 }
+
+// TestAnswerDecodedOnce: an answer the dispatcher decoded to keep it reaches a single wait with
+// its decoding, which answered takes as it is (a decoding that differs from the payload shows
+// which one was read); several waits for one key each get the payload alone, so that none
+// shares another's records; and an answer no wait decoded is read from its payload.
+func TestAnswerDecodedOnce(t *testing.T) {
+	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter),
+		RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}),
+		ReplyTopic: ReplyTopicPrefix + "decoded", Clock: siobroker.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := request("dec-1", 8, "810803325634")
+	payload := []byte(`{"requestId":"dec-1","service":8,"result":{"service":8,"status":"ok","reason":"NO_DATA"},"adapter":"from-payload"}`)
+	a := decodeAnswer(payload)
+	if a.resp == nil || a.resp.Adapter != "from-payload" {
+		t.Fatalf("decodeAnswer = %+v", a)
+	}
+	a.resp.Adapter = "from-decoding"
+	outcome := func(a answer) Outcome { return d.answered(Outcome{}, &waited{d: d, service: 8}, req, a) }
+
+	key := CorrelationKey("dec-1", 8)
+	one, release := d.await(key)
+	defer release()
+	if n := d.handToWaiters(key, a); n != 1 {
+		t.Fatalf("handed to %d waits", n)
+	}
+	if got := outcome(<-one); got.Adapter != "from-decoding" || got.Result.Reason != siobroker.ReasonNoData {
+		t.Errorf("a single wait read %+v, want the decoding handed to it", got)
+	}
+
+	first, releaseFirst := d.await(key)
+	defer releaseFirst()
+	second, releaseSecond := d.await(key)
+	defer releaseSecond()
+	if n := d.handToWaiters(key, a); n != 2 {
+		t.Fatalf("handed to %d waits", n)
+	}
+	for i, ch := range []<-chan answer{first, second} {
+		got := <-ch
+		if got.resp != nil || outcome(got).Adapter != "from-payload" {
+			t.Errorf("wait %d of two got %+v: a decoding they would share", i, got)
+		}
+	}
+	if got := outcome(answer{payload: payload}); got.Adapter != "from-payload" || got.Result.Reason != siobroker.ReasonNoData {
+		t.Errorf("an answer not decoded read %+v", got)
+	}
+}
