@@ -367,6 +367,7 @@ func AnswerDigest(payload []byte) string {
 type answer struct {
 	payload []byte
 	resp    *schemas.ServiceResponse // nil: not decoded, or not a service answer
+	sum     *[sha256.Size]byte       // the SHA-256 of payload, when handToWaiters has taken it
 }
 
 // decodeAnswer is payload with its decoding, when it decodes as a service answer.
@@ -398,7 +399,9 @@ func (d *Dispatcher) handToWaiters(key string, a answer) int {
 	waiters := d.pending[key]
 	delete(d.pending, key)
 	if len(waiters) > 0 {
-		d.answeredKeys.put(key, sha256.Sum256(a.payload))
+		sum := sha256.Sum256(a.payload)
+		a.sum = &sum // the answer's digest in the journal (Outcome.AnswerDigest)
+		d.answeredKeys.put(key, sum)
 	}
 	d.mu.Unlock()
 	if len(waiters) > 1 {
@@ -866,7 +869,11 @@ func (d *Dispatcher) answered(out Outcome, m *waited, req schemas.ServiceRequest
 	out.Result = resp.Result
 	out.Result.Service = req.Service
 	out.Adapter = resp.Adapter
-	out.AnswerDigest = AnswerDigest(payload)
+	if a.sum != nil {
+		out.AnswerDigest = hex.EncodeToString(a.sum[:])
+	} else {
+		out.AnswerDigest = AnswerDigest(payload)
+	}
 	out.AnsweredAt = d.clock.Now()
 	how := endAnswered
 	switch out.Result.Status {

@@ -182,7 +182,8 @@ func TestDispatchLateOverdueWhilePublishing(t *testing.T) {
 // TestAnswerDecodedOnce: an answer the dispatcher decoded to keep it reaches a single wait with
 // its decoding, which answered takes as it is (a decoding that differs from the payload shows
 // which one was read); several waits for one key each get the payload alone, so that none
-// shares another's records; and an answer no wait decoded is read from its payload.
+// shares another's records; an answer no wait decoded is read from its payload; and every wait's
+// outcome carries the payload's digest, taken once where it is handed.
 func TestAnswerDecodedOnce(t *testing.T) {
 	d, err := NewDispatcher(DispatcherConfig{Auth: msgauthtest.Broker(), AdapterOf: msgauthtest.AllTo(msgauthtest.Adapter),
 		RegistryAdapterOf: msgauthtest.AllRegistriesTo(msgauthtest.Adapter), Publisher: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}),
@@ -205,8 +206,8 @@ func TestAnswerDecodedOnce(t *testing.T) {
 	if n := d.handToWaiters(key, a); n != 1 {
 		t.Fatalf("handed to %d waits", n)
 	}
-	if got := outcome(<-one); got.Adapter != "from-decoding" || got.Result.Reason != siobroker.ReasonNoData {
-		t.Errorf("a single wait read %+v, want the decoding handed to it", got)
+	if got := outcome(<-one); got.Adapter != "from-decoding" || got.Result.Reason != siobroker.ReasonNoData || got.AnswerDigest != AnswerDigest(payload) {
+		t.Errorf("a single wait read %+v, want the decoding handed to it and the payload's digest", got)
 	}
 
 	first, releaseFirst := d.await(key)
@@ -218,7 +219,7 @@ func TestAnswerDecodedOnce(t *testing.T) {
 	}
 	for i, ch := range []<-chan answer{first, second} {
 		got := <-ch
-		if got.resp != nil || outcome(got).Adapter != "from-payload" {
+		if got.resp != nil || outcome(got).Adapter != "from-payload" || outcome(got).AnswerDigest != AnswerDigest(payload) {
 			t.Errorf("wait %d of two got %+v: a decoding they would share", i, got)
 		}
 	}
