@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
@@ -191,9 +190,7 @@ func (b *Broker) openStores(ctx context.Context, p *parts) error {
 // waits until it is running.
 func (b *Broker) startRouting(ctx context.Context, p *parts) error {
 	cfg, logger := p.cfg, p.logger
-	// watermill logs every handler start at Info; ninety-three of them drown the broker's own lines.
-	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger.With("component", "watermill"),
-		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	wmLogger := routing.WatermillLogger(logger.With("component", "watermill"))
 	var err error
 	if b.msg.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wmLogger); err != nil {
 		return fmt.Errorf("router: %w", err)

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/sio-pso/siobroker"
@@ -175,8 +174,7 @@ func runAdapter(ctx context.Context, cfg *adapterconfig.Config, auth *msgauth.Ad
 			"derive this adapter's own key (siobroker transport-key derive --adapter %s)", cfg.Transport.MessageKeyFile, auth.Name(),
 			cfg.RoutesFile, cfg.Name, cfg.Name)
 	}
-	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger.With("component", "watermill"),
-		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	wmLogger := routing.WatermillLogger(logger.With("component", "watermill"))
 	// The broker declares the topology; the adapter only checks that its queues exist, so that a
 	// misconfigured adapter fails at start instead of consuming from queues nobody fills.
 	t, err := amqptransport.New(ctx, amqptransport.Config{
