@@ -92,6 +92,7 @@ var importRules = map[string][]string{
 	"internal/xmlchild":   {},
 	"internal/xmltree":    {},
 	"internal/testclock":  {},
+	"internal/repofiles":  {},
 	"internal/testpki":    {},
 	"internal/fuzzbound":  {},
 	"internal/pgtest":     {},

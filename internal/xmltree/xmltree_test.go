@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/beevik/etree"
+
+	"github.com/sio-pso/siobroker/internal/repofiles"
 )
 
 // documents are inputs that could tell the two readers apart.
@@ -168,22 +167,7 @@ func TestParseAsEtree(t *testing.T) {
 	for name, doc := range documents {
 		sameAsEtree(t, name, []byte(doc))
 	}
-	n := 0
-	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".xml") {
-			return err
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		n++
-		sameAsEtree(t, path, raw)
-		return nil
-	})
-	if err != nil || n < 10 {
-		t.Fatalf("read %d XML files of the repository: %v", n, err)
-	}
+	repofiles.Each(t, "../..", ".xml", 10, func(path string, raw []byte) { sameAsEtree(t, path, raw) })
 }
 
 // TestParseRefusals: what the document does wrong is said as Decoder.Token says it.

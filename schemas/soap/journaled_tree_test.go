@@ -2,14 +2,12 @@ package soap
 
 import (
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/sio-pso/siobroker/internal/repofiles"
 	"github.com/sio-pso/siobroker/schemas"
 )
 
@@ -149,25 +147,12 @@ func TestJournaledQueryAsTree(t *testing.T) {
 		sameJournaledQuery(t, name, doc, Limits{})
 	}
 	// Every envelope the repository's tests hold.
-	n := 0
-	err = filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".xml") {
-			return err
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		n++
+	repofiles.Each(t, "../..", ".xml", 10, func(path string, raw []byte) {
 		if _, _, err := findQuery(raw, journaledLimits(raw, Limits{})); errors.Is(err, errUnsure) {
 			t.Errorf("%s: the one-pass reading is unsure", path)
 		}
 		sameJournaledQuery(t, path, raw, Limits{})
-		return nil
 	})
-	if err != nil || n < 10 {
-		t.Fatalf("read %d XML files of the repository: %v", n, err)
-	}
 }
 
 // FuzzJournaledQuery compares the two readings on any document.
