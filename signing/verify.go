@@ -814,13 +814,29 @@ func SubjectIIN(cert *x509.Certificate) (string, error) {
 	return iin, nil
 }
 
+// maxCanonicalDepth is the nesting etree's reader took by default (1024), which parseCanonical
+// keeps: the reader's own limit (http.max_depth) may be set higher.
+const maxCanonicalDepth = 1024
+
 // parseCanonical parses canonical bytes into a fresh document and returns its root. The bytes
-// are this process's own canonical form of a document that passed the reader's limits, so none is
-// applied again.
+// are this process's own canonical form of a document that passed the reader's limits; only the
+// nesting bound of etree's reader, which parsed them before, is kept (maxCanonicalDepth), so that
+// what verifies is what verified then.
 func parseCanonical(b []byte) (*etree.Element, error) {
 	dec := xml.NewDecoder(bytes.NewReader(b))
 	dec.Strict = true
-	doc, err := xmltree.Parse(dec, nil)
+	depth := 0
+	doc, err := xmltree.Parse(dec, func(tok xml.Token, _ int64) error {
+		switch tok.(type) {
+		case xml.StartElement:
+			if depth++; depth > maxCanonicalDepth {
+				return fmt.Errorf("elements are nested deeper than %d", maxCanonicalDepth)
+			}
+		case xml.EndElement:
+			depth--
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("parse canonical XML: %w", err)
 	}

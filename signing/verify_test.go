@@ -383,3 +383,17 @@ func TestAlgorithmAllowlist(t *testing.T) {
 		}
 	})
 }
+
+// TestParseCanonicalDepth: the canonical forms are parsed with the nesting bound etree's reader
+// had (1024), whatever the reader's own limit: a Body nested deeper does not verify, as before.
+func TestParseCanonicalDepth(t *testing.T) {
+	nest := func(n int) []byte {
+		return []byte(strings.Repeat("<a>", n) + strings.Repeat("</a>", n))
+	}
+	if _, err := parseCanonical(nest(maxCanonicalDepth)); err != nil {
+		t.Fatalf("nested to the bound: %v", err)
+	}
+	if _, err := parseCanonical(nest(maxCanonicalDepth + 1)); err == nil {
+		t.Fatal("nested past the bound: parsed")
+	}
+}

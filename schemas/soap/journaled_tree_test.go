@@ -109,6 +109,8 @@ func journaledCases(golden string) map[string]string {
 		"query nested to the limit":      body(strings.Repeat("<a>", 55) + query + strings.Repeat("</a>", 55)),
 		"status query":                   body(`<x:statusQuery xmlns:x="urn:x"/>`),
 		"empty":                          "",
+		"long default namespace":         body(`<q:query xmlns:q="` + ns + `"><a xmlns="urn:` + strings.Repeat("x", 9000) + `"/></q:query>`),
+		"long prefixed namespace":        body(`<p:a xmlns:p="urn:` + strings.Repeat("x", 9000) + `"/>`),
 		"text only":                      "query",
 	}
 	return cases

@@ -510,17 +510,10 @@ func checkElement(t xml.StartElement, lim Limits, decls *int) error {
 	if len(t.Name.Local) > lim.MaxNameBytes {
 		return siobroker.Errorf(siobroker.CodeTooDeep, "an element name (%s) is longer than %d bytes", cut(t.Name.Local), lim.MaxNameBytes)
 	}
-	if len(t.Name.Space) > lim.MaxAttrValueBytes {
-		// The namespace URI, or the prefix where it is not declared.
-		return siobroker.Errorf(siobroker.CodeTooDeep, "the namespace of element %s is longer than %d bytes", cut(t.Name.Local), lim.MaxAttrValueBytes)
-	}
 	here := 0
 	for _, a := range t.Attr {
 		if len(a.Name.Local) > lim.MaxNameBytes {
 			return siobroker.Errorf(siobroker.CodeTooDeep, "an attribute name (%s) of element %s is longer than %d bytes", cut(a.Name.Local), cut(t.Name.Local), lim.MaxNameBytes)
-		}
-		if len(a.Name.Space) > lim.MaxAttrValueBytes {
-			return siobroker.Errorf(siobroker.CodeTooDeep, "the namespace of attribute %s of element %s is longer than %d bytes", cut(a.Name.Local), cut(t.Name.Local), lim.MaxAttrValueBytes)
 		}
 		if len(a.Value) > lim.MaxAttrValueBytes {
 			return siobroker.Errorf(siobroker.CodeTooDeep, "the value of attribute %s of element %s is longer than %d bytes", cut(a.Name.Local), cut(t.Name.Local), lim.MaxAttrValueBytes)
@@ -530,6 +523,18 @@ func checkElement(t xml.StartElement, lim Limits, decls *int) error {
 				return siobroker.Errorf(siobroker.CodeTooDeep, "element %s declares more than %d namespaces", cut(t.Name.Local), lim.MaxNamespaceDecls)
 			}
 			*decls++
+		}
+	}
+	// The spaces of the names after every attribute's value: a space is the namespace URI with
+	// Decoder.Token and the prefix with RawToken, and a URI the element declares is an attribute's
+	// value, so that once the values are bounded only an undeclared prefix (the same with both)
+	// can be too long, and both readings refuse a document in the same words.
+	if len(t.Name.Space) > lim.MaxAttrValueBytes {
+		return siobroker.Errorf(siobroker.CodeTooDeep, "the namespace of element %s is longer than %d bytes", cut(t.Name.Local), lim.MaxAttrValueBytes)
+	}
+	for _, a := range t.Attr {
+		if len(a.Name.Space) > lim.MaxAttrValueBytes {
+			return siobroker.Errorf(siobroker.CodeTooDeep, "the namespace of attribute %s of element %s is longer than %d bytes", cut(a.Name.Local), cut(t.Name.Local), lim.MaxAttrValueBytes)
 		}
 	}
 	// After the declarations, so that an element of many declarations is refused for them.
